@@ -1,0 +1,47 @@
+"""One exception root for Omnidesk, split the way callers must react.
+
+Library errors (IMAP, Telegram, X, Redis) are converted to these at the boundary,
+so the reconnect loop and the CLI only ever see these types.
+"""
+
+from __future__ import annotations
+
+
+class OmnideskError(Exception):
+    """Root of every error Omnidesk raises on purpose."""
+
+
+class TransientError(OmnideskError):
+    """Try again later; `retry_after` (seconds) is the server's word when it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(OmnideskError):
+    """Retrying the same thing will fail the same way."""
+
+
+class AuthError(PermanentError):
+    """Bad credentials or a revoked token: ask the operator, do not retry in a loop."""
+
+
+class ConfigError(OmnideskError):
+    """The configuration is invalid; `problems` are `FILE:LINE: key: message` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[0] if problems else "invalid configuration")
+        self.problems = problems
+
+
+class PayloadError(PermanentError):
+    """A raw payload that cannot be normalized; the message says what is wrong in one line."""
+
+    def __init__(self, message: str, *, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason  # short machine word: not_json, missing_field, too_large, ...
+
+
+class StoreUnavailable(TransientError):
+    """Redis (or the broker) cannot be reached right now."""
