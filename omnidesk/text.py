@@ -7,6 +7,9 @@ Pure functions, no I/O, depend on nothing else in the project.
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import re2
 
 from omnidesk.model import Language
 
@@ -93,3 +96,24 @@ def preview(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     masked = mask_pii(flat)
     return masked if len(masked) <= limit else masked[: limit - 1] + "…"
+
+
+class PatternError(ValueError):
+    """A regular expression RE2 cannot compile; the message is one clean line."""
+
+
+def compile_pattern(pattern: str, *, ignore_case: bool = True) -> Any:
+    """Compile with RE2: linear time, so no config regex can hang the router.
+
+    RE2's own error logging to stderr is turned off; errors become PatternError.
+    """
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = not ignore_case
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else "invalid"
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise PatternError(str(detail)) from None

@@ -1,0 +1,399 @@
+"""The typed shape of queue_config.yaml.
+
+Pydantic models with unknown keys forbidden; `omnidesk schema` prints their JSON
+Schema. Loading, line numbers and cross-reference checks live in `configload`.
+Rule conditions are data: nothing in a config file is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from omnidesk.model import Channel, Flag, Language, Priority, Segment, Status
+from omnidesk.text import PatternError, compile_pattern
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|bd)\s*$")
+_SLOT = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def parse_duration(text: str, *, business_day_seconds: int | None = None) -> float:
+    """Seconds of business time in "30m", "4h", "2d" ("d"/"bd" are business days).
+
+    A business day counts as `business_day_seconds` (the calendar's usual working
+    day) when given, else 8 hours.
+    """
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 4h, 5d)")
+    amount, unit = float(match.group(1)), match.group(2)
+    day = business_day_seconds or 8 * 3600
+    scale = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": day, "bd": day}[unit]
+    return amount * scale
+
+
+Duration = Annotated[str, Field(pattern=_DURATION.pattern, examples=["4h", "30m", "5d"])]
+Slot = Annotated[str, Field(pattern=_SLOT.pattern, examples=["08:00-12:00"])]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str | int | float | bool) else value
+
+
+# ---------------------------------------------------------------- calendars
+
+
+class HolidaySource(Strict):
+    country: str = "SA"
+    subdivision: str | None = None
+    observed: bool = True
+
+
+class SpecialHours(Strict):
+    """Different slots on given dates, e.g. Ramadan hours; `slots: []` closes the day."""
+
+    name: str = ""
+    on: date | None = None
+    from_: date | None = Field(default=None, alias="from")
+    to: date | None = None
+    slots: list[Slot]
+
+    @model_validator(mode="after")
+    def _dates(self) -> SpecialHours:
+        if self.on is None and (self.from_ is None or self.to is None):
+            raise ValueError("give either 'on' or both 'from' and 'to'")
+        if self.from_ and self.to and self.to < self.from_:
+            raise ValueError("'to' is before 'from'")
+        return self
+
+
+class CalendarConfig(Strict):
+    inherits: str | None = None  # a calendar whose settings this one starts from
+    timezone: str | None = None  # default Asia/Riyadh
+    working_days: list[Weekday] | None = None  # default sun..thu
+    slots: list[Slot] | None = None  # default 08:00-16:00
+    day_slots: dict[Weekday, list[Slot]] = Field(default_factory=dict)
+    holidays: HolidaySource | None = None  # default SA
+    closures: list[date] = Field(default_factory=list)
+    special_hours: list[SpecialHours] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+# ---------------------------------------------------------------- SLA policies
+
+SlaTarget = Literal["first_response", "next_response", "resolution"]
+
+
+class Action(Strict):
+    """One thing a ladder step does; exactly one key."""
+
+    notify: Literal["agent", "supervisors", "customer"] | None = None
+    via: Literal["email", "telegram", "log"] | None = None  # with notify
+    raise_priority: int | None = Field(default=None, ge=1, le=3)
+    set_priority: Priority | None = None
+    move_to: str | None = None  # a queue
+    reassign: bool | None = None
+    tag: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Action:
+        keys = [
+            k
+            for k in ("notify", "raise_priority", "set_priority", "move_to", "reassign", "tag")
+            if getattr(self, k) is not None
+        ]
+        if len(keys) != 1:
+            raise ValueError(
+                "an action has exactly one of notify, raise_priority, set_priority, "
+                "move_to, reassign, tag"
+            )
+        if self.via is not None and self.notify is None:
+            raise ValueError("'via' goes with 'notify'")
+        return self
+
+
+class LadderStep(Strict):
+    at: float = Field(gt=0, le=2.0, description="fraction of the target: 0.5, 0.8, 1.0 (breach)")
+    targets: list[SlaTarget] = Field(
+        default_factory=lambda: ["first_response", "next_response", "resolution"]
+    )
+    actions: list[Action] = Field(min_length=1)
+
+
+class SlaPolicyConfig(Strict):
+    description: str = ""
+    calendar: str | None = None  # default: the ticket's queue's calendar
+    first_response: Duration | None = None
+    next_response: Duration | None = None
+    resolution: Duration | None = None
+    pause_on: list[Status] = Field(default_factory=lambda: [Status.PENDING_CUSTOMER])
+    ladder: list[LadderStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_target(self) -> SlaPolicyConfig:
+        if not (self.first_response or self.next_response or self.resolution):
+            raise ValueError("give at least one of first_response, next_response, resolution")
+        return self
+
+
+# ---------------------------------------------------------------- queues
+
+
+class QueueConfig(Strict):
+    kind: Literal["branch", "backoffice", "escalation", "contact_centre"]
+    title: str = ""
+    region: str | None = None
+    service: str | None = None
+    calendar: str = "national"
+    sla_policy: str | None = None  # default policy when a rule names none
+    assignment: Literal["pull", "round_robin", "least_loaded"] = "pull"
+    escalates_to: str | None = None
+    supervisors: list[str] = Field(default_factory=list)
+    csat: bool = True
+
+
+# ---------------------------------------------------------------- rules
+
+TextField = Literal["subject", "text", "any"]
+
+
+class KeywordCondition(Strict):
+    """Keywords matched after `omnidesk.text.fold`; whole words unless match: substring."""
+
+    any: list[str] = Field(default_factory=list)
+    all: list[str] = Field(default_factory=list)
+    in_: list[TextField] = Field(default_factory=lambda: ["any"], alias="in")
+    match: Literal["word", "substring"] = "word"
+
+    @model_validator(mode="after")
+    def _some(self) -> KeywordCondition:
+        if not self.any and not self.all:
+            raise ValueError("give 'any' or 'all' keywords")
+        for word in (*self.any, *self.all):
+            if not word.strip():
+                raise ValueError("empty keyword")
+        return self
+
+
+class RegexCondition(Strict):
+    """An RE2 pattern (linear time, cannot hang the router), matched on the raw text."""
+
+    pattern: str
+    in_: list[TextField] = Field(default_factory=lambda: ["any"], alias="in")
+    ignore_case: bool = True
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compile_pattern(value)
+        except PatternError as exc:
+            raise ValueError(f"bad regular expression: {exc}") from None
+        return value
+
+
+class SenderCondition(Strict):
+    address: list[str] = Field(default_factory=list)
+    domain: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some(self) -> SenderCondition:
+        if not self.address and not self.domain:
+            raise ValueError("give 'address' or 'domain'")
+        return self
+
+
+class Condition(Strict):
+    """A node of the `when` tree. Several keys in one mapping must all hold."""
+
+    all: list[Condition] | None = None
+    any: list[Condition] | None = None
+    not_: Condition | None = Field(default=None, alias="not")
+    channel: list[Channel] | None = None
+    account: list[str] | None = None
+    segment: list[Segment] | None = None
+    language: list[Language] | None = None
+    sender: SenderCondition | None = None
+    keywords: KeywordCondition | None = None
+    regex: RegexCondition | None = None
+    has_attachment: bool | None = None
+    outside_business_hours: bool | None = None
+    customer_tag: list[str] | None = None
+    region: list[str] | None = None
+    service: list[str] | None = None
+    flag: list[Flag] | None = None
+
+    @field_validator(
+        "channel",
+        "account",
+        "segment",
+        "language",
+        "customer_tag",
+        "region",
+        "service",
+        "flag",
+        mode="before",
+    )
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _one_or_many(value)
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _keywords_short(cls, value: Any) -> Any:
+        return {"any": value} if isinstance(value, list | str) else value
+
+    @field_validator("regex", mode="before")
+    @classmethod
+    def _regex_short(cls, value: Any) -> Any:
+        return {"pattern": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if not self.model_fields_set:
+            raise ValueError("empty condition")
+        return self
+
+    def set_keys(self) -> list[str]:
+        return [k for k in type(self).model_fields if getattr(self, k) is not None]
+
+
+class RuleAction(Strict):
+    queue: str | None = None
+    priority: Priority | None = None
+    sla_policy: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    segment: Segment | None = None
+    region: str | None = None
+    auto_reply: str | None = None  # a template name
+    continue_: bool = Field(default=False, alias="continue")
+
+
+class Rule(Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")]
+    description: str = ""
+    enabled: bool = True
+    when: Condition | None = None  # None matches everything (a catch-all)
+    then: RuleAction
+
+
+class DefaultRoute(Strict):
+    queue: str
+    priority: Priority = Priority.NORMAL
+    sla_policy: str | None = None
+
+
+# ---------------------------------------------------------------- rule tests
+
+
+class TestInbound(Strict):
+    """A message described inline for a rule test; fields mirror a web form plus extras."""
+
+    channel: Channel = Channel.WEB
+    account: str = "default"
+    sender: str = Field(default="", alias="from")
+    name: str = ""
+    subject: str = ""
+    text: str = ""
+    language: Language | None = None  # detected from the text when not given
+    attachments: int = 0
+    flags: list[Flag] = Field(default_factory=list)
+    received_at: str | None = None  # ISO 8601; default a Sunday 10:00 Riyadh time
+    customer_tags: list[str] = Field(default_factory=list)
+    segment: Segment | None = None
+    region: str | None = None
+    service: str | None = None
+
+
+class Expectation(Strict):
+    queue: str | None = None
+    priority: Priority | None = None
+    sla_policy: str | None = None
+    tags: list[str] | None = None  # each must be present
+    rule: str | None = None
+
+
+class RuleTest(Strict):
+    __test__ = False  # not a pytest class
+
+    name: str
+    inbound: TestInbound | None = None
+    file: str | None = None  # a raw payload, relative to the config file
+    channel: Channel | None = None  # with file
+    expect: Expectation
+
+    @model_validator(mode="after")
+    def _source(self) -> RuleTest:
+        if (self.inbound is None) == (self.file is None):
+            raise ValueError("give exactly one of 'inbound' or 'file'")
+        if self.file is not None and self.channel is None:
+            raise ValueError("'file' needs 'channel'")
+        return self
+
+
+TestInbound.__test__ = False  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- service settings
+
+
+class Limits(Strict):
+    max_raw_bytes: int = 25 * 1024 * 1024
+    max_text_chars: int = 100_000
+
+
+class ServiceConfig(Strict):
+    """Where the daemon keeps its state. Secrets never live here: only env var names."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = None  # default: redis_url; amqp://... for RabbitMQ
+    key_prefix: str = "od"
+    state_dir: str = "./state"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    archive_retention_days: int = 365
+
+
+# ---------------------------------------------------------------- the whole file
+
+
+class QueueConfigFile(Strict):
+    """queue_config.yaml."""
+
+    version: Literal[1] = 1
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    limits: Limits = Field(default_factory=Limits)
+    calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
+    sla_policies: dict[str, SlaPolicyConfig] = Field(default_factory=dict)
+    queues: dict[str, QueueConfig]
+    rules: list[Rule] = Field(default_factory=list)
+    default: DefaultRoute
+    templates: dict[str, dict[Literal["ar", "en"], str]] = Field(default_factory=dict)
+    tests: list[RuleTest] = Field(default_factory=list)
+    # Sections the daemon's later parts own; validated by their own models when present.
+    connectors: list[dict[str, Any]] = Field(default_factory=list)
+    agents: list[dict[str, Any]] = Field(default_factory=list)
+    reports: list[dict[str, Any]] = Field(default_factory=list)
+
+
+Condition.model_rebuild()

@@ -1,0 +1,307 @@
+"""Load queue_config.yaml: parse with line numbers, validate the types, check the
+cross-references, and name every problem as ``FILE:LINE: key: message``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from omnidesk.config import (
+    CalendarConfig,
+    QueueConfig,
+    QueueConfigFile,
+    Rule,
+    RuleTest,
+    SlaPolicyConfig,
+)
+from omnidesk.errors import ConfigError
+
+DEFAULT_CONFIG = "queue_config.yaml"
+MAX_CONFIG_BYTES = 5 * 1024 * 1024
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class LoadedConfig:
+    path: Path
+    data: QueueConfigFile
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config every command uses: explicit, else $OMNIDESK_CONFIG, else ./queue_config.yaml."""
+    return Path(explicit or os.environ.get("OMNIDESK_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
+    """Load and fully validate a config; raise ConfigError listing every problem."""
+    cfg_path = config_path(path)
+    try:
+        raw = cfg_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{cfg_path}:0: (file): cannot read: {exc.strerror}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{cfg_path}:0: (file): larger than {MAX_CONFIG_BYTES} bytes"])
+    return parse_config(raw, cfg_path)
+
+
+def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
+    tree = _parse_yaml(raw, path)
+    if not isinstance(tree, dict):
+        raise ConfigError([f"{path}:1: (file): the top level must be a mapping"])
+    locator = _Locator(path, tree)
+    plain = _plain(tree)
+    # Validate section items one by one, so one bad queue does not hide a bad rule.
+    problems: list[str] = []
+    names: dict[str, set[str]] = {}
+    for section, model in _ITEM_SECTIONS.items():
+        items = plain.get(section)
+        if isinstance(items, dict):
+            names[section] = set(items)
+            good: dict[str, Any] | list[Any] = {}
+            pairs: Iterable[tuple[str | int, Any]] = items.items()
+        elif isinstance(items, list):
+            good = []
+            pairs = enumerate(items)
+        else:
+            continue
+        for key, item in pairs:
+            try:
+                valid = model.model_validate(item)
+            except ValidationError as exc:
+                problems.extend(locator.from_validation(exc, prefix=(section, key)))
+                continue
+            if isinstance(good, dict):
+                good[str(key)] = valid
+            else:
+                good.append(valid)
+        plain[section] = good
+    try:
+        data = QueueConfigFile.model_validate(plain)
+    except ValidationError as exc:
+        raise ConfigError(problems + locator.from_validation(exc)) from None
+    cross_problems, warnings = _cross_check(data, locator, names)
+    problems.extend(cross_problems)
+    if problems:
+        raise ConfigError(sorted(problems, key=_line_of))
+    return LoadedConfig(path=path, data=_with_default_calendar(data), warnings=warnings)
+
+
+_ITEM_SECTIONS: dict[str, type[BaseModel]] = {
+    "calendars": CalendarConfig,
+    "sla_policies": SlaPolicyConfig,
+    "queues": QueueConfig,
+    "rules": Rule,
+    "tests": RuleTest,
+}
+
+
+def _line_of(problem: str) -> int:
+    parts = problem.split(":", 2)
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 0
+
+
+def _parse_yaml(raw: bytes | str, path: Path) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return yaml.load(text)
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}:0: (file): not UTF-8"]) from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        problem = " ".join(str(exc.problem or exc.context or "bad YAML").split())
+        raise ConfigError([f"{path}:{line}: (yaml): {problem}"]) from None
+    except Exception as exc:  # ruamel raises a few unmarked errors on odd input
+        raise ConfigError([f"{path}:0: (yaml): {' '.join(str(exc).split())[:200]}"]) from None
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented containers as plain dicts and lists for validation."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+class _Locator:
+    """Maps a path into the config (rules[3].when...) to its line in the file."""
+
+    def __init__(self, path: Path, tree: Any) -> None:
+        self.path = path
+        self.tree = tree
+
+    def line(self, loc: Loc) -> int:
+        node, line = self.tree, 1
+        for part in loc:
+            if isinstance(node, CommentedMap) and part in node:
+                line = node.lc.key(part)[0] + 1
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                line = node.lc.item(part)[0] + 1
+                node = node[part]
+            # other parts (pydantic's union tags) do not move in the file
+        return line
+
+    def problem(self, loc: Loc, message: str) -> str:
+        return f"{self.path}:{self.line(loc)}: {dotted(loc)}: {message}"
+
+    def from_validation(self, exc: ValidationError, prefix: Loc = ()) -> list[str]:
+        seen: set[str] = set()
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+            message = _message(err)
+            text = self.problem(loc, message)
+            if text not in seen:
+                seen.add(text)
+                problems.append(text)
+        return problems
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+# ---------------------------------------------------------------- cross-references
+
+
+def _cross_check(
+    cfg: QueueConfigFile, at: _Locator, names: dict[str, set[str]]
+) -> tuple[list[str], list[str]]:
+    """References between sections; names of invalid items count as existing."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    queues = set(cfg.queues) | names.get("queues", set())
+    policies = set(cfg.sla_policies) | names.get("sla_policies", set())
+    templates = set(cfg.templates)
+    calendars = set(cfg.calendars) | names.get("calendars", set()) | {"national"}
+
+    def need(kind: str, name: str | None, known: set[str], loc: Loc) -> None:
+        if name is not None and name not in known:
+            problems.append(at.problem(loc, f"{kind} {name!r} does not exist"))
+
+    for name, cal in cfg.calendars.items():
+        need("calendar", cal.inherits, calendars, ("calendars", name, "inherits"))
+    problems.extend(_calendar_cycles(cfg.calendars, at))
+    for name, pol in cfg.sla_policies.items():
+        need("calendar", pol.calendar, calendars, ("sla_policies", name, "calendar"))
+        for i, step in enumerate(pol.ladder):
+            for j, action in enumerate(step.actions):
+                need(
+                    "queue",
+                    action.move_to,
+                    queues,
+                    ("sla_policies", name, "ladder", i, "actions", j, "move_to"),
+                )
+    for name, queue in cfg.queues.items():
+        need("calendar", queue.calendar, calendars, ("queues", name, "calendar"))
+        need("SLA policy", queue.sla_policy, policies, ("queues", name, "sla_policy"))
+        need("queue", queue.escalates_to, queues, ("queues", name, "escalates_to"))
+    need("queue", cfg.default.queue, queues, ("default", "queue"))
+    need("SLA policy", cfg.default.sla_policy, policies, ("default", "sla_policy"))
+    if (
+        cfg.default.sla_policy is None
+        and cfg.queues.get(cfg.default.queue)
+        and cfg.queues[cfg.default.queue].sla_policy is None
+    ):
+        warnings.append(at.problem(("default",), "no SLA policy for the default queue"))
+
+    seen_ids: dict[str, int] = {}
+    catch_all: str | None = None
+    for i, rule in enumerate(cfg.rules):
+        base: Loc = ("rules", i)
+        if rule.id in seen_ids:
+            problems.append(
+                at.problem(
+                    (*base, "id"),
+                    f"duplicate rule id {rule.id!r} (also rules[{seen_ids[rule.id]}])",
+                )
+            )
+        seen_ids.setdefault(rule.id, i)
+        need("queue", rule.then.queue, queues, (*base, "then", "queue"))
+        need("SLA policy", rule.then.sla_policy, policies, (*base, "then", "sla_policy"))
+        need("template", rule.then.auto_reply, templates, (*base, "then", "auto_reply"))
+        if not rule.enabled:
+            continue
+        if catch_all is not None:
+            warnings.append(
+                at.problem(
+                    base,
+                    f"rule {rule.id!r} can never match: "
+                    f"the catch-all rule {catch_all!r} comes first",
+                )
+            )
+        elif rule.when is None and not rule.then.continue_ and rule.then.queue:
+            catch_all = rule.id
+
+    for i, test in enumerate(cfg.tests):
+        need("queue", test.expect.queue, queues, ("tests", i, "expect", "queue"))
+        if test.expect.rule is not None and test.expect.rule not in seen_ids:
+            problems.append(
+                at.problem(
+                    ("tests", i, "expect", "rule"), f"rule {test.expect.rule!r} does not exist"
+                )
+            )
+        if test.file is not None and not (at.path.parent / test.file).is_file():
+            problems.append(at.problem(("tests", i, "file"), f"no such file {test.file!r}"))
+    return problems, warnings
+
+
+def _calendar_cycles(calendars: dict[str, CalendarConfig], at: _Locator) -> list[str]:
+    problems = []
+    for name in calendars:
+        seen = [name]
+        current = calendars[name].inherits
+        while current is not None and current in calendars:
+            if current in seen:
+                problems.append(
+                    at.problem(
+                        ("calendars", name, "inherits"),
+                        f"inheritance cycle: {' -> '.join([*seen, current])}",
+                    )
+                )
+                break
+            seen.append(current)
+            current = calendars[current].inherits
+    return problems
+
+
+def _with_default_calendar(cfg: QueueConfigFile) -> QueueConfigFile:
+    """Every config has a 'national' calendar: the SA defaults when the file gives none."""
+    if "national" in cfg.calendars:
+        return cfg
+    return cfg.model_copy(update={"calendars": {"national": CalendarConfig(), **cfg.calendars}})
