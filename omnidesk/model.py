@@ -167,6 +167,47 @@ class Inbound(msgspec.Struct, kw_only=True):
         return f"{self.channel.value}:{self.account}:{self.external_id}"
 
 
+class RawPayload(msgspec.Struct, kw_only=True):
+    """A payload as a connector received it, before normalizing; what `ingest` carries."""
+
+    channel: Channel
+    account: str
+    payload: bytes
+    received_at: datetime
+    source: str = ""  # where it came from, for logs and the quarantine: "imap:INBOX:42", a path
+
+    @property
+    def sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.payload).hexdigest()
+
+
+class Outbound(msgspec.Struct, kw_only=True):
+    """A reply to send on the channel and account a ticket came in on."""
+
+    id: str  # our message id, for delivery receipts
+    ticket_id: str
+    channel: Channel
+    account: str
+    text: str
+    subject: str = ""
+    html: str | None = None
+    to: list[Identity] = msgspec.field(default_factory=list)
+    in_reply_to: str | None = None  # channel message the reply answers (email Message-ID, ...)
+    references: list[str] = msgspec.field(default_factory=list)
+    meta: dict[str, str] = msgspec.field(default_factory=dict)  # chat_id, conversation kind, ...
+
+
+class Receipt(msgspec.Struct, kw_only=True):
+    """What a channel said about one Outbound."""
+
+    outbound_id: str
+    status: str  # sent, failed, refused
+    external_id: str | None = None
+    detail: str = ""
+
+
 class Skipped(msgspec.Struct, kw_only=True):
     """A well-formed payload that carries no customer message (a reaction, a status)."""
 

@@ -1,0 +1,178 @@
+"""The Connector interface every channel implements, and the reconnect loop they share.
+
+A connector owns one account on one channel. It receives raw payloads, hands them
+to the sink in batches, and only then advances its cursor; it can also send a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+from omnidesk.errors import AuthError, OmnideskError, TransientError
+from omnidesk.model import Outbound, RawPayload, Receipt, utcnow
+
+log = logging.getLogger("omnidesk.connectors")
+
+# Hands a batch over (a dramatiq `ingest` message). Returns only once it is safe to
+# advance the cursor; raises TransientError when the hand-over failed.
+Sink = Callable[[list[RawPayload]], Awaitable[None]]
+
+
+@dataclass
+class ConnectorStatus:
+    """What /healthz and `omnidesk connectors` show for one connector."""
+
+    name: str
+    kind: str
+    state: str = "idle"  # idle, running, backoff, auth_error, stopped
+    last_error: str | None = None
+    last_error_kind: str | None = None  # transient, permanent, auth
+    last_fetch: datetime | None = None
+    received: int = 0
+    handed_over: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "last_error": self.last_error,
+            "last_error_kind": self.last_error_kind,
+            "last_fetch": self.last_fetch.isoformat() if self.last_fetch else None,
+            "received": self.received,
+            "handed_over": self.handed_over,
+            "errors": dict(self.errors),
+        }
+
+
+class Connector(ABC):
+    """initialize → start → stop → shutdown, usable as ``async with``."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.status = ConnectorStatus(name=name, kind=self.kind)
+        self._stopping = asyncio.Event()
+
+    async def initialize(self) -> None:
+        """Open what `start` needs; a missing secret is raised here, before anything runs."""
+
+    @abstractmethod
+    async def run_once(self, sink: Sink) -> float | None:
+        """Receive once and hand over; return seconds to wait before the next call
+        (None: call again at once, e.g. after an IDLE wake-up)."""
+
+    async def send(self, reply: Outbound) -> Receipt:
+        raise NotImplementedError(f"{self.kind} connector {self.name!r} cannot send")
+
+    async def check(self) -> None:
+        """Connect once; raise a typed error naming the bad field."""
+
+    async def start(self, sink: Sink) -> None:
+        """Receive until stopped, through the shared reconnect loop."""
+        await reconnect_loop(self, sink)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def shutdown(self) -> None:
+        """Release what `initialize` opened; idempotent."""
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, waking early when stopped."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, seconds))
+        except TimeoutError:
+            pass
+
+    async def __aenter__(self) -> Self:
+        await self.initialize()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+        await self.shutdown()
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter, in the shape of dramatiq's compute_backoff."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 300.0
+    attempts: int = 0
+
+    def next(self, retry_after: float | None = None) -> float:
+        self.attempts += 1
+        if retry_after is not None:
+            return min(self.cap, retry_after)
+        ceiling = min(self.cap, self.base * self.factor ** (self.attempts - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+async def reconnect_loop(
+    connector: Connector, sink: Sink, backoff: Backoff | None = None, auth_retry: float = 900.0
+) -> None:
+    """One loop for every connector: run, back off with jitter on transient errors,
+    honour Retry-After, and on bad credentials stop hammering (retry rarely, report it)."""
+    backoff = backoff or Backoff()
+    status = connector.status
+    while not connector.stopping:
+        try:
+            status.state = "running"
+            wait = await connector.run_once(sink)
+            status.last_fetch = utcnow()
+            backoff.reset()
+            if wait:
+                await connector.sleep(wait)
+        except asyncio.CancelledError:
+            raise
+        except AuthError as exc:
+            _record(status, "auth", exc)
+            status.state = "auth_error"
+            log.error("connector %s: authentication failed: %s", connector.name, exc)
+            await connector.sleep(auth_retry)
+        except TransientError as exc:
+            _record(status, "transient", exc)
+            status.state = "backoff"
+            delay = backoff.next(exc.retry_after)
+            log.warning("connector %s: %s; retrying in %.1fs", connector.name, exc, delay)
+            await connector.sleep(delay)
+        except OmnideskError as exc:
+            _record(status, "permanent", exc)
+            status.state = "backoff"
+            delay = backoff.next()
+            log.error("connector %s: %s; retrying in %.1fs", connector.name, exc, delay)
+            await connector.sleep(delay)
+        except Exception as exc:  # a bug must not kill the daemon; it is logged and retried
+            _record(status, "unexpected", exc)
+            status.state = "backoff"
+            delay = backoff.next()
+            log.exception(
+                "connector %s: unexpected error; retrying in %.1fs", connector.name, delay
+            )
+            await connector.sleep(delay)
+    status.state = "stopped"
+
+
+def _record(status: ConnectorStatus, kind: str, exc: BaseException) -> None:
+    status.last_error = f"{type(exc).__name__}: {exc}"
+    status.last_error_kind = kind
+    status.errors[kind] = status.errors.get(kind, 0) + 1
