@@ -36,6 +36,9 @@ REDIS_URL = os.environ.get("OMNIDESK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 DOVECOT_TEST_SETTINGS = "\nauth_failure_delay = 0\nmailbox_idle_check_interval = 1 secs\n"
 
 
+DOVECOT_USERS = 100  # one fresh mailbox per test
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -52,6 +55,7 @@ class Dovecot:
     root: Path
     port: int
     host: str = "127.0.0.1"
+    spare_users: list[str] = field(default_factory=list)
 
     @property
     def users_file(self) -> Path:
@@ -61,11 +65,10 @@ class Dovecot:
     def log(self) -> Path:
         return self.root / "dovecot.log"
 
-    def new_user(self, password: str = "secret") -> str:
-        user = f"u{uuid.uuid4().hex[:10]}@example.test"
-        with self.users_file.open("a") as fh:  # Dovecot re-reads the passwd-file on change
-            fh.write(f"{user}:{{PLAIN}}{password}\n")
-        return user
+    def new_user(self) -> str:
+        """A user of its own for each test (password "secret"), created at start-up:
+        Dovecot caches the passwd-file, so users added later are not seen at once."""
+        return self.spare_users.pop()
 
     def client(self, user: str, password: str = "secret") -> imaplib.IMAP4:
         """A plain stdlib client for the test's side of the mailbox (APPEND, CREATE)."""
@@ -124,11 +127,12 @@ def dovecot() -> Iterator[Dovecot]:
     for sub in ("mail", "run", "state"):
         (root / sub).mkdir()
     shutil.chown(root / "mail", "dovecot", "dovecot")
-    (root / "users").write_text("")
+    users = [f"u{uuid.uuid4().hex[:10]}@example.test" for _ in range(DOVECOT_USERS)]
+    (root / "users").write_text("".join(f"{user}:{{PLAIN}}secret\n" for user in users))
     conf = _template().read_text().replace("@ROOT@", str(root)).replace("@PORT@", str(port))
     (root / "dovecot.conf").write_text(conf + DOVECOT_TEST_SETTINGS)
     subprocess.run([binary, "-c", str(root / "dovecot.conf")], check=True, timeout=30)
-    server = Dovecot(root=root, port=port)
+    server = Dovecot(root=root, port=port, spare_users=users)
     try:
         _wait_for_greeting(port, time.monotonic() + 15)
         yield server

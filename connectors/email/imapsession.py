@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -232,9 +233,25 @@ class ImapSession:
     # ------------------------------------------------------------ idle / close
 
     def idle(self, timeout: float) -> None:
-        """Block until the server reports a change in the selected folder, or `timeout`."""
+        """Block until the server reports a change in the selected folder, or `timeout`.
+
+        IDLE is issued with a callback: a synchronous IDLE would hold imaplib2's state
+        lock, and then `interrupt` (a NOOP from another thread) could not end it."""
+        conn, ended = self._require(), threading.Event()
+        outcome: list[Any] = []
+
+        def done(result: Any) -> None:
+            outcome.append(result)
+            ended.set()
+
         with imap_errors(self.account, "idling"):
-            self._require().idle(timeout=timeout)
+            conn.idle(timeout=timeout, callback=done)
+            if not ended.wait(timeout + self.account.timeouts.command):
+                raise _IMAP.abort(f"IDLE did not end after {timeout:.0f}s")
+            _response, _arg, error = outcome[0]
+            if error is not None:
+                kind, reason = error
+                raise kind(reason)
 
     def interrupt(self) -> None:
         """Called from another thread: any command ends a running IDLE."""
