@@ -195,7 +195,7 @@ class SmtpSink:
             isinstance(auth_data, LoginPassword)
             and self.users.get(auth_data.login.decode()) == auth_data.password.decode()
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # let aiosmtpd answer 235 or 535
 
 
 @pytest.fixture
