@@ -11,9 +11,9 @@ import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from omnidesk.errors import AuthError, OmnideskError, TransientError
@@ -69,7 +69,7 @@ class Connector(ABC):
         self.status = ConnectorStatus(name=name, kind=self.kind)
         self._stopping = asyncio.Event()
 
-    async def initialize(self) -> None:
+    async def initialize(self) -> None:  # noqa: B027 - a no-op hook by design
         """Open what `start` needs; a missing secret is raised here, before anything runs."""
 
     @abstractmethod
@@ -80,7 +80,7 @@ class Connector(ABC):
     async def send(self, reply: Outbound) -> Receipt:
         raise NotImplementedError(f"{self.kind} connector {self.name!r} cannot send")
 
-    async def check(self) -> None:
+    async def check(self) -> None:  # noqa: B027
         """Connect once; raise a typed error naming the bad field."""
 
     async def start(self, sink: Sink) -> None:
@@ -90,7 +90,7 @@ class Connector(ABC):
     async def stop(self) -> None:
         self._stopping.set()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self) -> None:  # noqa: B027
         """Release what `initialize` opened; idempotent."""
 
     @property
@@ -99,10 +99,8 @@ class Connector(ABC):
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, waking early when stopped."""
-        try:
+        with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, seconds))
-        except TimeoutError:
-            pass
 
     async def __aenter__(self) -> Self:
         await self.initialize()

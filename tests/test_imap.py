@@ -85,7 +85,7 @@ async def run(redis_prefix):
     client, prefix = redis_prefix
     started: list[tuple[ImapConnector, asyncio.Task]] = []
 
-    async def start(account: EmailAccount, sink, **kw) -> ImapConnector:  # noqa: ANN001
+    async def start(account: EmailAccount, sink, **kw) -> ImapConnector:
         connector = ImapConnector(account, CursorStore(client, prefix), **kw)
         await connector.initialize()
         started.append((connector, asyncio.create_task(connector.start(sink))))
@@ -109,14 +109,12 @@ async def run(redis_prefix):
             await connector.shutdown()
 
 
-async def test_idle_delivers_an_appended_message_within_two_seconds(
-    dovecot, account_factory, run
-):
+async def test_idle_delivers_an_appended_message_within_two_seconds(dovecot, account_factory, run):
     user = dovecot.new_user()
     sink = Collector()
     connector = await run(account_factory(user, mode="idle"), sink)
     assert await eventually(lambda: connector._idling, 5)
-    raw, message_id = mail("طلب سجل تجاري")
+    raw, _ = mail("طلب سجل تجاري")
     sent = time.monotonic()
     await asyncio.to_thread(dovecot.append, user, raw)
     assert await eventually(lambda: sink.payloads, 2.0), "not handed over within 2 s"
@@ -128,9 +126,7 @@ async def test_idle_delivers_an_appended_message_within_two_seconds(
     assert connector.status.handed_over == 1
 
 
-async def test_polling_hands_over_marks_seen_and_advances_the_cursor(
-    dovecot, account_factory, run
-):
+async def test_polling_hands_over_marks_seen_and_advances_the_cursor(dovecot, account_factory, run):
     user = dovecot.new_user()
     raws = [mail(f"poll {i}") for i in range(3)]
     for raw, _ in raws:
@@ -155,9 +151,7 @@ async def test_polling_hands_over_marks_seen_and_advances_the_cursor(
     assert seen[0].split() == [b"1", b"2", b"3", b"4"]
 
 
-async def test_restart_resumes_from_the_cursor_without_duplicates(
-    dovecot, account_factory, run
-):
+async def test_restart_resumes_from_the_cursor_without_duplicates(dovecot, account_factory, run):
     user = dovecot.new_user()
     account = account_factory(user)
     first, second = Collector(), Collector()
@@ -186,9 +180,7 @@ async def test_failed_hand_over_keeps_the_cursor_and_unseen(dovecot, account_fac
     assert connector.status.errors.get("transient") == 1
 
 
-async def test_uidvalidity_change_resyncs_with_the_same_message_ids(
-    dovecot, account_factory, run
-):
+async def test_uidvalidity_change_resyncs_with_the_same_message_ids(dovecot, account_factory, run):
     user = dovecot.new_user()
     folder = "Support"
     conn = dovecot.client(user)
@@ -276,13 +268,13 @@ async def test_missing_password_variable_is_a_start_up_error_naming_it(dovecot):
 async def test_check_names_the_bad_field(dovecot, account_factory):
     user = dovecot.new_user()
     await ImapConnector(account_factory(user), cursors=None).check()  # type: ignore[arg-type]
-    with pytest.raises(TransientError, match="^host: "):
+    with pytest.raises(TransientError, match=r"^host: "):
         bad_host = account_factory(user, port=1)
         await ImapConnector(bad_host, cursors=None).check()  # type: ignore[arg-type]
     with pytest.raises(AuthError, match="password_env"):
         bad_password = account_factory(user, password="nope")
         await ImapConnector(bad_password, cursors=None).check()  # type: ignore[arg-type]
-    with pytest.raises(PermanentError, match="^folders: 'Nope'"):
+    with pytest.raises(PermanentError, match=r"^folders: 'Nope'"):
         bad_folder = account_factory(user, folders=["INBOX", "Nope"])
         await ImapConnector(bad_folder, cursors=None).check()  # type: ignore[arg-type]
 

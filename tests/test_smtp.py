@@ -121,7 +121,7 @@ async def test_login_and_bad_credentials(smtp_server, monkeypatch):
     monkeypatch.setenv("OD_TEST_SMTP_PW", "wrong")
     bad = SmtpSender(account(smtp_server, username="agent", password_env="OD_TEST_SMTP_PW"))
     bad.initialize()
-    with pytest.raises(AuthError, match="smtp.password_env"):
+    with pytest.raises(AuthError, match=r"smtp\.password_env"):
         await bad.send(outbound())
     with pytest.raises(AuthError):
         await bad.check()
@@ -131,7 +131,7 @@ async def test_unreachable_server_is_transient(smtp_server):
     from tests.services import free_port
 
     sender = SmtpSender(account(smtp_server, port=free_port(), timeout=2))
-    with pytest.raises(TransientError, match="smtp.host"):
+    with pytest.raises(TransientError, match=r"smtp\.host"):
         await sender.send(outbound())
 
 
