@@ -92,6 +92,13 @@ class Dovecot:
         finally:
             conn.logout()
 
+    def logins(self, user: str) -> int:
+        """Successful logins for `user` as Dovecot logged them."""
+        if not self.log.exists():
+            return 0
+        text = self.log.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if f"Login: user=<{user}>" in line)
+
     def auth_failures(self, user: str) -> int:
         """Failed logins for `user` as Dovecot logged them."""
         if not self.log.exists():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 import time
 import uuid
 from email import message_from_bytes
@@ -12,10 +14,10 @@ import pytest
 
 from connectors.email.config import EmailAccount
 from connectors.email.imap import ImapConnector
-from connectors.state import CursorStore
+from connectors.state import CursorStore, Lease
 from omnidesk.errors import AuthError, ConfigError, PermanentError, TransientError
 from omnidesk.model import Channel, RawPayload
-from tests.services import eventually
+from tests.services import REDIS_URL, REPO, eventually
 
 pytestmark = pytest.mark.imap
 
@@ -286,3 +288,77 @@ def test_config_rejects_unknown_keys_and_bad_after():
     with pytest.raises(ValueError, match="after"):
         EmailAccount.model_validate(base | {"after": "delete"})
     assert EmailAccount.model_validate(base | {"after": "move:Done"}).move_to == "Done"
+
+
+async def test_two_daemons_one_polls_and_the_survivor_takes_over(
+    dovecot, account_factory, redis_prefix
+):
+    """The holder is a real second process; SIGKILL leaves its lease to expire."""
+    client, prefix = redis_prefix
+    user = dovecot.new_user()
+    account = account_factory(user, mode="idle")
+    ttl = 1.0
+    spec = {
+        "redis": REDIS_URL,
+        "prefix": prefix,
+        "ttl": ttl,
+        "token": "child",
+        "account": account.model_dump(mode="json"),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.lease_holder", json.dumps(spec),
+        cwd=REPO, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    survivor = None
+    try:
+        lease_key = f"{prefix}:lease:{account.name}"
+        for _ in range(100):  # the child imports, connects and takes the lease
+            if await client.get(lease_key) == b"child":
+                break
+            await asyncio.sleep(0.05)
+        assert await client.get(lease_key) == b"child"
+        sink = Collector()
+        lease = Lease(client, prefix, account.name, ttl=ttl, token="parent")
+        survivor = ImapConnector(account, CursorStore(client, prefix), lease=lease)
+        await survivor.initialize()
+        task = asyncio.create_task(survivor.start(sink))
+        first, _ = mail("to the holder")
+        dovecot.append(user, first)
+        line = await asyncio.wait_for(child.stdout.readline(), 5)  # type: ignore[union-attr]
+        assert line.split() == [b"HANDED", b"imap:INBOX:1"]
+        assert survivor.status.state == "standby" and sink.payloads == []
+        assert dovecot.logins(user) == 2  # the holder and the APPEND: the standby never did
+        child.kill()  # dies without releasing: its lease expires after the ttl
+        await child.wait()
+        killed = time.monotonic()
+        second, second_id = mail("to the survivor")
+        dovecot.append(user, second)
+        assert await eventually(lambda: sink.payloads, ttl + 3)
+        assert time.monotonic() - killed < ttl + 3
+        assert sink.message_ids == [second_id]  # the shared cursor: no duplicate of the first
+        assert await client.get(lease_key) == b"parent"
+        await survivor.stop()
+        await asyncio.wait_for(task, 5)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        if survivor is not None:
+            await survivor.shutdown()
+
+
+async def test_several_folders_with_idle_on_the_first(dovecot, account_factory, run):
+    user = dovecot.new_user()
+    conn = dovecot.client(user)
+    conn.create("Complaints")
+    conn.logout()
+    sink = Collector()
+    account = account_factory(user, mode="idle", folders=["INBOX", "Complaints"])
+    connector = await run(account, sink)
+    assert await eventually(lambda: connector._idling, 5)
+    dovecot.append(user, mail("complaint")[0], "Complaints")  # found by the next poll
+    dovecot.append(user, mail("inbox")[0])  # wakes IDLE at once
+    assert await eventually(lambda: len(sink.payloads) == 2, 3)
+    assert sorted(p.source for p in sink.payloads) == ["imap:Complaints:1", "imap:INBOX:1"]
+    cursor = await run.cursors.get(connector.name)
+    assert set(cursor["folders"]) == {"INBOX", "Complaints"}

@@ -20,7 +20,7 @@ from connectors.email.config import EmailAccount
 from connectors.email.imapsession import ImapSession
 from connectors.email.smtp import SmtpSender
 from connectors.state import CursorStore, Lease
-from omnidesk.errors import OmnideskError, PermanentError
+from omnidesk.errors import PermanentError
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt, utcnow
 
 log = logging.getLogger("omnidesk.connectors.imap")
@@ -71,10 +71,7 @@ class ImapConnector(Connector):
                 await self._idle(session)
                 return None
             return self.account.poll_interval
-        except asyncio.CancelledError:
-            self._abandon()
-            raise
-        except OmnideskError:
+        except BaseException:  # cancelled, lost, refused or a bug: the session state is unknown
             self._abandon()
             raise
 
