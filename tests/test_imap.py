@@ -328,6 +328,12 @@ async def test_two_daemons_one_polls_and_the_survivor_takes_over(
         assert line.split() == [b"HANDED", b"imap:INBOX:1"]
         assert survivor.status.state == "standby" and sink.payloads == []
         assert dovecot.logins(user) == 2  # the holder and the APPEND: the standby never did
+        cursors = CursorStore(client, prefix)
+        for _ in range(100):  # hand-over, then cursor: killed in between, it would re-deliver
+            cursor = await cursors.get(account.name)
+            if cursor and cursor["folders"]["INBOX"]["uid"] == 1:
+                break
+            await asyncio.sleep(0.02)
         child.kill()  # dies without releasing: its lease expires after the ttl
         await child.wait()
         killed = time.monotonic()
