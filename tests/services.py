@@ -64,6 +64,8 @@ class Dovecot:
     port: int
     host: str = "127.0.0.1"
     spare_users: list[str] = field(default_factory=list)
+    tls_port: int | None = None  # implicit TLS (imaps), when openssl made a certificate
+    ca_file: str | None = None  # the self-signed certificate, to trust it explicitly
 
     @property
     def users_file(self) -> Path:
@@ -116,6 +118,33 @@ def _template() -> Path:
     raise FileNotFoundError("no dovecot.conf.template in ../shared/testing or tests/")
 
 
+def _tls_settings(root: Path) -> tuple[str, int | None, str | None]:
+    """A self-signed certificate for 127.0.0.1 and an imaps listener; none without openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return "", None, None
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    port = free_port()
+    settings = f"""
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+service imap-login {{
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+    return settings, port, str(cert)
+
+
 def _wait_for_greeting(port: int, deadline: float) -> None:
     while time.monotonic() < deadline:
         try:
@@ -145,9 +174,10 @@ def dovecot() -> Iterator[Dovecot]:
     users = [f"u{uuid.uuid4().hex[:10]}@example.test" for _ in range(DOVECOT_USERS)]
     (root / "users").write_text("".join(f"{user}:{{PLAIN}}secret\n" for user in users))
     conf = _template().read_text().replace("@ROOT@", str(root)).replace("@PORT@", str(port))
-    (root / "dovecot.conf").write_text(conf + DOVECOT_TEST_SETTINGS)
+    tls, tls_port, ca_file = _tls_settings(root)
+    (root / "dovecot.conf").write_text(conf + DOVECOT_TEST_SETTINGS + tls)
     subprocess.run([binary, "-c", str(root / "dovecot.conf")], check=True, timeout=30)
-    server = Dovecot(root=root, port=port, spare_users=users)
+    server = Dovecot(root=root, port=port, spare_users=users, tls_port=tls_port, ca_file=ca_file)
     try:
         _wait_for_greeting(port, time.monotonic() + 15)
         yield server

@@ -368,3 +368,22 @@ async def test_several_folders_with_idle_on_the_first(dovecot, account_factory, 
     assert sorted(p.source for p in sink.payloads) == ["imap:Complaints:1", "imap:INBOX:1"]
     cursor = await run.cursors.get(connector.name)
     assert set(cursor["folders"]) == {"INBOX", "Complaints"}
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+async def test_tls_and_starttls_verify_the_server(dovecot, account_factory, run, security):
+    if dovecot.tls_port is None:
+        pytest.skip("openssl is missing: no certificate for the TLS test")
+    port = dovecot.tls_port if security == "tls" else dovecot.port
+    user = dovecot.new_user()
+    untrusted = account_factory(user, security=security, port=port)
+    with pytest.raises(PermanentError, match=r"^security: TLS certificate"):
+        await ImapConnector(untrusted, cursors=None).check()  # type: ignore[arg-type]
+    trusted = account_factory(user, security=security, port=port, ca_file=dovecot.ca_file)
+    await ImapConnector(trusted, cursors=None).check()  # type: ignore[arg-type]
+    raw, message_id = mail("over TLS")
+    dovecot.append(user, raw)
+    sink = Collector()
+    await run(trusted, sink)
+    assert await eventually(lambda: sink.payloads, 5)
+    assert sink.message_ids == [message_id]

@@ -17,21 +17,13 @@ from typing import Any
 
 import imaplib2
 
-from connectors.email.config import EmailAccount
+from connectors.email.config import EmailAccount, tls_context
 from omnidesk.errors import AuthError, PermanentError, TransientError
 
 log = logging.getLogger("omnidesk.connectors.imap")
 
 _UID = re.compile(rb"\bUID (\d+)")
 _IMAP = imaplib2.IMAP4
-
-
-def _tls_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not verify:  # self-signed test servers only; the config says so explicitly
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class _Plain(imaplib2.IMAP4):
@@ -96,7 +88,7 @@ class ImapSession:
 
     def connect(self) -> None:
         a = self.account
-        tls = _tls_context(a.tls_verify)
+        tls = tls_context(a.tls_verify, a.ca_file)
         options = {
             "connect_timeout": a.timeouts.connect,
             "tls": tls,

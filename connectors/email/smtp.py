@@ -8,14 +8,13 @@ intake can match when the customer replies to the reply.
 from __future__ import annotations
 
 import email.policy
-import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 
-from connectors.email.config import EmailAccount, SmtpConfig, require_env
+from connectors.email.config import EmailAccount, SmtpConfig, require_env, tls_context
 from omnidesk.errors import AuthError, PermanentError, TransientError
 from omnidesk.model import IdentityKind, Outbound, Receipt
 
@@ -91,10 +90,7 @@ class SmtpSender:
 
     def _options(self) -> dict[str, object]:
         c = self.config
-        context = ssl.create_default_context()
-        if not c.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        context = tls_context(c.tls_verify, c.ca_file)
         options: dict[str, object] = {
             "hostname": c.host,
             "port": c.port,
