@@ -36,10 +36,16 @@ class LoadedConfig:
     path: Path
     data: QueueConfigFile
     warnings: list[str] = field(default_factory=list)
+    locator: _Locator | None = None
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def problem(self, loc: Loc, message: str) -> str:
+        """A `FILE:LINE: key: message` line for a place in this config."""
+        line = self.locator.line(loc) if self.locator else 0
+        return f"{self.path}:{line}: {dotted(loc)}: {message}"
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -98,7 +104,9 @@ def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
     problems.extend(cross_problems)
     if problems:
         raise ConfigError(sorted(problems, key=_line_of))
-    return LoadedConfig(path=path, data=_with_default_calendar(data), warnings=warnings)
+    return LoadedConfig(
+        path=path, data=_with_default_calendar(data), warnings=warnings, locator=locator
+    )
 
 
 _ITEM_SECTIONS: dict[str, type[BaseModel]] = {
