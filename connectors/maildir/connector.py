@@ -8,6 +8,7 @@ Files go in `<path>/new/` (or straight in `<path>/`); the name tells the channel
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,7 +102,5 @@ class MaildirConnector(Connector):
 
     def _archive(self, paths: list[Path]) -> None:
         for path in paths:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.replace(path, self.done / path.name)
-            except FileNotFoundError:
-                pass
