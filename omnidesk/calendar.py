@@ -38,7 +38,7 @@ class CalendarError(OmnideskError):
     """A calendar cannot answer: naive datetime, or no working time within reach."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Slot:
     """Minutes from the local midnight of the day the slot starts; `end` > 1440 runs past it."""
 
@@ -75,6 +75,8 @@ def _slots(texts: list[str] | tuple[str, ...], where: str) -> tuple[Slot, ...]:
     for a, b in pairwise(slots):
         if b.start < a.end:
             raise ConfigError([f"{where}: slots {a} and {b} overlap"])
+    if slots and slots[-1].end - 1440 > slots[0].start:
+        raise ConfigError([f"{where}: slot {slots[-1]} runs into the next day's {slots[0]}"])
     return tuple(slots)
 
 
