@@ -13,6 +13,7 @@ special hours over a range (working days only) > `day_slots` for the weekday > `
 from __future__ import annotations
 
 import re
+import threading
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Mapping
@@ -91,6 +92,26 @@ class DayPlan:
     note: str | None = None  # "special hours: Ramadan" when special hours shaped the day
 
 
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """Open intervals of whole local years, merged, with running business-second totals."""
+
+    years: tuple[int, int]
+    lo: float  # epoch range the index is valid for
+    hi: float
+    starts: list[float]
+    ends: list[float]
+    cum: list[float]  # business seconds before interval i
+    cum_end: list[float]  # business seconds up to the end of interval i
+
+    def position(self, t: float) -> float:
+        """Business seconds from the index's origin to t (t within lo..hi)."""
+        i = bisect_right(self.starts, t) - 1
+        if i < 0:
+            return 0.0
+        return self.cum[i] + min(t, self.ends[i]) - self.starts[i]
+
+
 @dataclass(frozen=True)
 class _Special:
     name: str
@@ -126,12 +147,8 @@ class BusinessCalendar:
             src.country, subdiv=src.subdivision, observed=src.observed, language="en_US"
         )
         self._plans: dict[date, DayPlan] = {}
-        self._years: tuple[int, int] | None = None
-        self._lo = self._hi = 0.0  # the epoch range the arrays are valid for
-        self._starts: list[float] = []
-        self._ends: list[float] = []
-        self._cum: list[float] = []  # business seconds before interval i
-        self._cum_end: list[float] = []  # business seconds up to the end of interval i
+        self._index: _Index | None = None  # replaced whole, so readers never see it half-built
+        self._lock = threading.Lock()
         self.business_day_seconds = self._usual_day_seconds()
 
     def __repr__(self) -> str:
@@ -189,24 +206,48 @@ class BusinessCalendar:
 
     # ------------------------------------------------------------ the index
 
-    def _cover(self, t: float) -> None:
-        if self._lo <= t <= self._hi:
-            return
-        year = datetime.fromtimestamp(t, self.tz).year
-        if not 1 < year < 9999:
-            raise CalendarError(f"calendar {self.name!r}: time out of range: {t}")
-        lo, hi = (year - 1, year + 1) if self._years is None else self._years
-        self._build(min(lo, year - 1), max(hi, year + 1))
+    def _cover(self, t: float, u: float | None = None) -> _Index:
+        """An index whose range holds t and u (rebuilt, under a lock, when it does not)."""
+        idx = self._index
+        if idx is not None and idx.lo <= t <= idx.hi and (u is None or idx.lo <= u <= idx.hi):
+            return idx
+        return self._rebuild(t) if u is None else self._rebuild(t, u)
 
-    def _build(self, lo_year: int, hi_year: int) -> None:
+    def _rebuild(self, *times: float) -> _Index:
+        with self._lock:
+            idx = self._index
+            years = [datetime.fromtimestamp(t, self.tz).year for t in times]
+            if not all(1 < y < 9999 for y in years):
+                raise CalendarError(f"calendar {self.name!r}: time out of range")
+            lo, hi = min(years) - 1, max(years) + 1
+            if idx is not None:
+                lo, hi = min(lo, idx.years[0]), max(hi, idx.years[1])
+            if idx is None or (lo, hi) != idx.years:
+                idx = self._index = self._build(lo, hi)
+            return idx
+
+    def _extend_forward(self, idx: _Index, start: float) -> _Index:
+        lo, hi = idx.years
+        if hi - datetime.fromtimestamp(start, self.tz).year > MAX_SEARCH_YEARS:
+            raise CalendarError(
+                f"calendar {self.name!r} has no working time in {MAX_SEARCH_YEARS} years"
+            )
+        with self._lock:
+            current = self._index
+            if current is not None and current.years[1] > hi:
+                return current
+            new = self._index = self._build(min(lo, current.years[0]) if current else lo, hi + 2)
+            return new
+
+    def _build(self, lo_year: int, hi_year: int) -> _Index:
         first, last = date(lo_year, 1, 1), date(hi_year, 12, 31)
-        self._lo = datetime.combine(first, time(0), tzinfo=self.tz).timestamp()
-        self._hi = datetime.combine(last + timedelta(days=1), time(0), tzinfo=self.tz).timestamp()
+        lo = datetime.combine(first, time(0), tzinfo=self.tz).timestamp()
+        hi = datetime.combine(last + timedelta(days=1), time(0), tzinfo=self.tz).timestamp()
         merged: list[list[float]] = []
         day = first - timedelta(days=1)  # its slots may run past midnight into `first`
         while day <= last:
             for a, b in self.plan(day).spans:
-                a, b = max(a, self._lo), min(b, self._hi)
+                a, b = max(a, lo), min(b, hi)
                 if b <= a:
                     continue
                 if merged and a <= merged[-1][1]:
@@ -214,30 +255,14 @@ class BusinessCalendar:
                 else:
                     merged.append([a, b])
             day += timedelta(days=1)
-        self._starts = [a for a, _ in merged]
-        self._ends = [b for _, b in merged]
-        self._cum, self._cum_end, total = [], [], 0.0
+        cum, cum_end, total = [], [], 0.0
         for a, b in merged:
-            self._cum.append(total)
+            cum.append(total)
             total += b - a
-            self._cum_end.append(total)
-        self._years = (lo_year, hi_year)
-
-    def _position(self, t: float) -> float:
-        """Business seconds from the index's origin to t (t must be covered)."""
-        i = bisect_right(self._starts, t) - 1
-        if i < 0:
-            return 0.0
-        return self._cum[i] + min(t, self._ends[i]) - self._starts[i]
-
-    def _extend_forward(self, start: float) -> None:
-        assert self._years is not None
-        lo, hi = self._years
-        if hi - datetime.fromtimestamp(start, self.tz).year > MAX_SEARCH_YEARS:
-            raise CalendarError(
-                f"calendar {self.name!r} has no working time in {MAX_SEARCH_YEARS} years"
-            )
-        self._build(lo, hi + 2)
+            cum_end.append(total)
+        return _Index(
+            (lo_year, hi_year), lo, hi, [a for a, _ in merged], [b for _, b in merged], cum, cum_end
+        )
 
     # ------------------------------------------------------------ epoch API (hot path)
 
@@ -245,33 +270,32 @@ class BusinessCalendar:
         """Epoch form of `add_business_time`."""
         if seconds <= 0:
             return start
-        self._cover(start)
+        idx = self._cover(start)
         while True:
-            target = self._position(start) + seconds
-            j = bisect_left(self._cum_end, target)
-            if j < len(self._cum_end):
-                if self._starts[j] <= start < self._ends[j]:
+            target = idx.position(start) + seconds
+            j = bisect_left(idx.cum_end, target)
+            if j < len(idx.cum_end):
+                if idx.starts[j] <= start < idx.ends[j]:
                     return start + seconds
-                return self._starts[j] + (target - self._cum[j])
-            self._extend_forward(start)
+                return idx.starts[j] + (target - idx.cum[j])
+            idx = self._extend_forward(idx, start)
 
     def seconds_between(self, a: float, b: float) -> float:
         """Epoch form of `business_time_between`."""
         if b < a:
             return -self.seconds_between(b, a)
-        self._cover(a)
-        self._cover(b)
-        return self._position(b) - self._position(a)
+        idx = self._cover(a, b)
+        return idx.position(b) - idx.position(a)
 
     def next_open_ts(self, t: float) -> float:
-        self._cover(t)
+        idx = self._cover(t)
         while True:
-            i = bisect_right(self._starts, t) - 1
-            if i >= 0 and t < self._ends[i]:
+            i = bisect_right(idx.starts, t) - 1
+            if i >= 0 and t < idx.ends[i]:
                 return t
-            if i + 1 < len(self._starts):
-                return self._starts[i + 1]
-            self._extend_forward(t)
+            if i + 1 < len(idx.starts):
+                return idx.starts[i + 1]
+            idx = self._extend_forward(idx, t)
 
     # ------------------------------------------------------------ datetime API
 
