@@ -8,6 +8,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omnidesk import sla
 from omnidesk.calendar import build_calendars
@@ -265,3 +267,24 @@ default: {queue: jeddah}
     assert set(ctx.calendars) == {"national", "jeddah_branch"}
     state = sla.open_state(ctx, "T13", "investor", "jeddah_branch", riyadh(2026, 1, 11, 15))
     assert state.clocks["first_response"].due_at == riyadh(2026, 1, 13, 9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=60, max_value=3 * 24 * H), min_size=1, max_size=8))
+def test_pauses_account_for_every_business_second(gaps: list[int]) -> None:
+    """Run and pause alternately: banked time + paused business time == the whole span."""
+    now = FakeNow(riyadh(2026, 1, 11, 9))
+    began = now()
+    clock = sla.start("resolution", "complaint", CTX.policy("complaint"), NATIONAL, began)
+    assert clock is not None
+    for i, gap in enumerate(gaps):
+        now.advance(seconds=gap)
+        if i % 2 == 0:
+            clock = sla.pause(clock, NATIONAL, now(), "pending_customer")
+        else:
+            clock = sla.resume(clock, NATIONAL, now())
+    clock = sla.stop(clock, NATIONAL, now.advance(seconds=1))
+    paused = sum(p.business_seconds for p in clock.pauses)
+    whole = NATIONAL.business_time_between(began, now())
+    assert abs(clock.elapsed + paused - whole) < 1e-3
+    assert len(clock.pauses) == (len(gaps) + 1) // 2
