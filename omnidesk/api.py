@@ -33,7 +33,9 @@ DAEMON_KEY = web.AppKey("daemon", DaemonView)
 RouteHook = Callable[[web.Application], None]
 
 
-def build_app(daemon: DaemonView, max_body: int, hooks: list[RouteHook] | None = None) -> web.Application:
+def build_app(
+    daemon: DaemonView, max_body: int, hooks: list[RouteHook] | None = None
+) -> web.Application:
     app = web.Application(client_max_size=max_body)
     app[DAEMON_KEY] = daemon
     app.router.add_get("/healthz", healthz)
@@ -46,14 +48,17 @@ def build_app(daemon: DaemonView, max_body: int, hooks: list[RouteHook] | None =
 
 async def healthz(request: web.Request) -> web.Response:
     report = await request.app[DAEMON_KEY].health()
-    return web.json_response(report, status=200 if report.get("ok") else 503,
-                             dumps=_dumps)
+    return web.json_response(report, status=200 if report.get("ok") else 503, dumps=_dumps)
 
 
 async def metrics(request: web.Request) -> web.Response:
     body = await request.app[DAEMON_KEY].render_metrics()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8",
-                        headers={"X-Prometheus-Format": "0.0.4"})
+    return web.Response(
+        body=body,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Prometheus-Format": "0.0.4"},
+    )
 
 
 async def intake_web(request: web.Request) -> web.Response:
@@ -65,8 +70,13 @@ async def intake_web(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         log.warning("web intake: body over the size limit refused")
         raise
-    item = RawPayload(channel=Channel.WEB, account="web", payload=body,
-                      received_at=datetime.now(UTC), source=f"http:{request.remote}")
+    item = RawPayload(
+        channel=Channel.WEB,
+        account="web",
+        payload=body,
+        received_at=datetime.now(UTC),
+        source=f"http:{request.remote}",
+    )
     problem: str | None = None
     try:
         await asyncio.to_thread(daemon.validate_payload, Channel.WEB, body)
@@ -76,8 +86,11 @@ async def intake_web(request: web.Request) -> web.Response:
         await daemon.handover([item])
     except OmnideskError as exc:
         log.error("web intake: hand-over failed: %s", exc)
-        return web.json_response({"error": "temporarily unavailable, try again"}, status=503,
-                                 headers={"Retry-After": "5"})
+        return web.json_response(
+            {"error": "temporarily unavailable, try again"},
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     if problem is not None:
         log.warning("web intake: rejected submission: %s", problem)
         return web.json_response({"error": problem, "kept": item.sha256}, status=400, dumps=_dumps)
