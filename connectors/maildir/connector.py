@@ -43,6 +43,7 @@ def channel_of(path: Path) -> Channel | None:
 
 class MaildirConnector(Connector):
     kind = "maildir"
+    config_model = MaildirConfig
 
     def __init__(self, config: MaildirConfig) -> None:
         super().__init__(config.name)
