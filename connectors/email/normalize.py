@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
+from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 from connectors.email.charsets import decode_bytes, decode_header, unescape_surrogates
@@ -44,6 +45,17 @@ class EmailLimits:
 
 
 _DEFAULT_LIMITS = EmailLimits()
+
+
+class _RawHeaders(Compat32):
+    """compat32, but 8-bit header bytes come back as surrogate escapes instead of U+FFFD,
+    so raw UTF-8 or windows-1256 in a Subject can still be decoded right."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_POLICY = _RawHeaders()
 _KNOWN_HEADERS = frozenset(
     [
         "from",
@@ -121,7 +133,7 @@ def normalize(
     if not raw.strip():
         raise PayloadError("message is empty", reason="empty")
     try:
-        msg = email.message_from_bytes(raw)
+        msg = email.message_from_bytes(raw, policy=_POLICY)
     except (RecursionError, MemoryError) as exc:
         reason = f"message cannot be parsed: {type(exc).__name__}"
         raise PayloadError(reason, reason="unparseable") from None
@@ -166,10 +178,8 @@ def normalize(
     to = _addresses(msg.get_all("to") or [])
     if to:
         inbound.meta["to"] = ",".join(to[:10])
-    for defect in body.defects:
-        if defect not in defects:
-            defects.append(defect)
-    inbound.defects = list(dict.fromkeys(defects))
+    parser_defects = [type(d).__name__ for part in body.parts for d in part.defects]
+    inbound.defects = list(dict.fromkeys(parser_defects + defects))
     return inbound
 
 

@@ -25,12 +25,12 @@ class Body:
     html: list[Message] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     bounce: Bounce | None = None
-    defects: list[str] = field(default_factory=list)
+    parts: list[Message] = field(default_factory=list)  # every part seen, for its defects
 
 
 def collect(msg: Message, defects: list[str]) -> Body:
-    """Sort the parts of `msg` into body candidates and attachments; parser defects go to
-    `defects` by class name."""
+    """Sort the parts of `msg` into body candidates and attachments. Parser defects are
+    read from `body.parts` after decoding, which adds some (bad base64 padding)."""
     body = Body()
     stack: list[tuple[Message, int]] = [(msg, 0)]
     seen = 0
@@ -40,7 +40,7 @@ def collect(msg: Message, defects: list[str]) -> Body:
         if seen > _MAX_PARTS:
             defects.append("TooManyParts")
             break
-        defects.extend(type(d).__name__ for d in part.defects)
+        body.parts.append(part)
         ctype = part.get_content_type()
         if ctype == "message/delivery-status":
             body.bounce = _bounce(part) or body.bounce
