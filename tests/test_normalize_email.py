@@ -39,7 +39,7 @@ def test_fixture(name: str) -> None:
     _check(inbound, expect)
 
 
-def _check(msg: Inbound, expect: dict) -> None:  # noqa: C901 - one branch per expectation key
+def _check(msg: Inbound, expect: dict) -> None:
     names = [a.filename for a in msg.attachments]
     for key, want in expect.items():
         if key == "subject":
@@ -90,11 +90,15 @@ def _check(msg: Inbound, expect: dict) -> None:  # noqa: C901 - one branch per e
         elif key == "message_keys":
             assert msg.message_keys == want
         elif key == "bounce":
-            got = None if msg.bounce is None else {
-                "recipient": msg.bounce.recipient,
-                "status": msg.bounce.status,
-                "action": msg.bounce.action,
-            }
+            got = (
+                None
+                if msg.bounce is None
+                else {
+                    "recipient": msg.bounce.recipient,
+                    "status": msg.bounce.status,
+                    "action": msg.bounce.action,
+                }
+            )
             assert got == want
         elif key == "segment":
             assert msg.segment_hint.value == want
