@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from connectors.email.charsets import decode_header
+
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-response-suppress")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "auto_reply", "auto-reply"})
 _AUTO_SUBJECT = re.compile(
@@ -26,13 +28,13 @@ _BOUNCE_SUBJECT = re.compile(
 
 def auto_reply_evidence(msg: Message, subject: str) -> str:
     """Why this looks machine-sent (e.g. ``auto-submitted: auto-replied``), or ''."""
-    value = (msg.get("auto-submitted") or "").strip().lower()
+    value = decode_header(msg.get("auto-submitted")).lower()
     if value and not value.startswith("no"):
         return f"auto-submitted: {value[:60]}"
     for name in _AUTO_HEADERS:
         if msg.get(name) is not None:
             return name
-    precedence = (msg.get("precedence") or "").strip().lower()
+    precedence = decode_header(msg.get("precedence")).lower()
     if precedence in _BULK_PRECEDENCE:
         return f"precedence: {precedence}"
     return_path = msg.get("return-path")

@@ -42,6 +42,8 @@ def collect(msg: Message, defects: list[str]) -> Body:
             break
         body.parts.append(part)
         ctype = part.get_content_type()
+        if not ctype.isascii():  # raw 8-bit bytes in Content-Type: the type is unreadable
+            ctype = "application/octet-stream"
         if ctype == "message/delivery-status":
             body.bounce = _bounce(part) or body.bounce
             continue
