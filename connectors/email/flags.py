@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from email.message import Message
+from collections.abc import Mapping
 
 from connectors.email.charsets import decode_header
 
@@ -26,18 +26,18 @@ _BOUNCE_SUBJECT = re.compile(
 )
 
 
-def auto_reply_evidence(msg: Message, subject: str) -> str:
+def auto_reply_evidence(heads: Mapping[str, str], subject: str) -> str:
     """Why this looks machine-sent (e.g. ``auto-submitted: auto-replied``), or ''."""
-    value = decode_header(msg.get("auto-submitted")).lower()
+    value = decode_header(heads.get("auto-submitted")).lower()
     if value and not value.startswith("no"):
         return f"auto-submitted: {value[:60]}"
     for name in _AUTO_HEADERS:
-        if msg.get(name) is not None:
+        if heads.get(name) is not None:
             return name
-    precedence = decode_header(msg.get("precedence")).lower()
+    precedence = decode_header(heads.get("precedence")).lower()
     if precedence in _BULK_PRECEDENCE:
         return f"precedence: {precedence}"
-    return_path = msg.get("return-path")
+    return_path = heads.get("return-path")
     if return_path is not None and return_path.strip() in ("<>", ""):
         return "return-path: <>"
     if _AUTO_SUBJECT.match(subject):

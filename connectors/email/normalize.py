@@ -78,6 +78,9 @@ _KNOWN_HEADERS = frozenset(
 )
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS = re.compile(r"^[^@\s<>()\",;:]+@[^@\s<>()\",;:]+\.[^@\s<>()\",;:]+$")
+_NAME_ADDR = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>,;()]*?))\s*<\s*([^<>\s]+)\s*>\s*$')
+_BARE_ADDR = re.compile(r"^\s*()<?([^<>\s\",;()]+@[^<>\s\",;()]+)>?\s*$")
+_ANY_ADDRESS = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+\.[^\s<>()\",;:@]+")
 _CR_NUMBER = re.compile(r"(?<![0-9])[47][0-9]{9}(?![0-9])")
 _DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
 _MAX_REFERENCES = 50
@@ -137,13 +140,16 @@ def normalize(
     except (RecursionError, MemoryError) as exc:
         reason = f"message cannot be parsed: {type(exc).__name__}"
         raise PayloadError(reason, reason="unparseable") from None
-    if not any(name.lower() in _KNOWN_HEADERS for name in msg):
+    heads: dict[str, str] = {}  # first value of each header; one pass beats many msg.get()
+    for name, value in msg.raw_items():
+        heads.setdefault(name.lower(), str(value))
+    if _KNOWN_HEADERS.isdisjoint(heads):
         raise PayloadError("no RFC 822 headers found", reason="not_email")
 
     defects: list[str] = []
     body = collect(msg, defects)
-    subject = decode_header(msg.get("subject"))
-    author = _author(msg.get("from"), defects)
+    subject = decode_header(heads.get("subject"))
+    author = _author(heads.get("from"), defects)
     full_text, html_text = _body_text(body, defects)
     if len(full_text) > limits.max_text_chars:
         full_text = full_text[: limits.max_text_chars]
@@ -151,13 +157,13 @@ def normalize(
     html_text = html_text[: limits.max_text_chars]
     text, quoted, signature = split_body(full_text)
 
-    message_id = _msgid(msg.get("message-id"))
+    message_id = _msgid(heads.get("message-id"))
     raw_sha = hashlib.sha256(raw).hexdigest()
     inbound = Inbound(
         channel=Channel.EMAIL,
         account=account,
         external_id=message_id or f"sha256:{raw_sha}",
-        received_at=received_at or _date(msg.get("date"), defects),
+        received_at=received_at or _date(heads.get("date"), defects),
         author=author,
         subject=subject,
         text=text,
@@ -165,7 +171,7 @@ def normalize(
         quoted=quoted,
         signature=signature,
         language=detect_language(f"{subject}\n{text}"),
-        thread_keys=_thread_keys(msg, subject),
+        thread_keys=_thread_keys(heads, subject),
         message_keys=[f"email:{message_id}"] if message_id else [],
         attachments=body.attachments,
         bounce=body.bounce,
@@ -173,9 +179,9 @@ def normalize(
     )
     if not message_id:
         defects.append("MessageIdMissing")
-    _flag(inbound, msg, body)
+    _flag(inbound, heads, body)
     _segment(inbound)
-    to = _addresses(msg.get_all("to") or [])
+    to = _ANY_ADDRESS.findall(unescape_surrogates(heads.get("to", "")).lower())
     if to:
         inbound.meta["to"] = ",".join(to[:10])
     parser_defects = [type(d).__name__ for part in body.parts for d in part.defects]
@@ -221,6 +227,14 @@ def _author(value: str | None, defects: list[str]) -> Author:
         defects.append("FromMissing")
         return Author()
     value = unescape_surrogates(str(value))
+    simple = _NAME_ADDR.match(value) or _BARE_ADDR.match(value)
+    if simple:  # the common shapes, without the stdlib's slow address tokenizer
+        groups = simple.groups()
+        name = groups[0] if len(groups) == 3 and groups[0] is not None else groups[-2] or ""
+        address = _normal_address(groups[-1])
+        if address:
+            name = _unquote(decode_header(name.replace('\\"', '"')))
+            return Author(name=name, identities=[Identity(IdentityKind.EMAIL, address)])
     try:
         pairs = getaddresses([value])
     except (ValueError, IndexError, TypeError):  # the stdlib address parser has had such bugs
@@ -229,24 +243,23 @@ def _author(value: str | None, defects: list[str]) -> Author:
         address = _normal_address(addr)
         if address:
             return Author(
-                name=decode_header(name).strip("\"' "),
+                name=_unquote(decode_header(name)),
                 identities=[Identity(IdentityKind.EMAIL, address)],
             )
     defects.append("FromUnreadable")
     return Author(name=decode_header(value)[:200])
 
 
+def _unquote(name: str) -> str:
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+        name = name[1:-1].strip()
+    return name
+
+
 def _normal_address(addr: str) -> str | None:
     address = addr.strip().strip("<>").strip().lower()
     return address if _ADDRESS.match(address) else None
-
-
-def _addresses(values: list[str]) -> list[str]:
-    try:
-        pairs = getaddresses([unescape_surrogates(str(v)) for v in values])
-    except (ValueError, IndexError, TypeError):
-        return []
-    return [a for a in (_normal_address(addr) for _, addr in pairs) if a]
 
 
 def _msgid(value: str | None) -> str | None:
@@ -261,13 +274,13 @@ def _msgid(value: str | None) -> str | None:
     return f"<{token.lower()}>"
 
 
-def _thread_keys(msg: Message, subject: str) -> list[str]:
+def _thread_keys(heads: dict[str, str], subject: str) -> list[str]:
     keys: list[str] = []
     ticket = find_ticket_ref(subject)
     if ticket:
         keys.append(f"ticket:{ticket}")
     for name in ("in-reply-to", "references"):
-        value = msg.get(name)
+        value = heads.get(name)
         if not value:
             continue
         ids = _MSGID.findall(unescape_surrogates(str(value)))
@@ -293,20 +306,20 @@ def _date(value: str | None, defects: list[str]) -> datetime:
     return datetime.now(UTC)  # the connector passes the server's receive time instead
 
 
-def _flag(inbound: Inbound, msg: Message, body: Body) -> None:
+def _flag(inbound: Inbound, heads: dict[str, str], body: Body) -> None:
     flags: list[Flag] = []
-    evidence = auto_reply_evidence(msg, inbound.subject)
+    evidence = auto_reply_evidence(heads, inbound.subject)
     if evidence:
         flags.append(Flag.AUTO_REPLY)
         inbound.hints["auto_reply"] = evidence
-    list_id = msg.get("list-id")
+    list_id = heads.get("list-id")
     if list_id:
         flags.append(Flag.MAILING_LIST)
         inbound.hints["list_id"] = decode_header(list_id)[:200]
     sender = inbound.author.identity(IdentityKind.EMAIL) or ""
     if body.bounce is not None or is_bounce_sender(sender, inbound.subject):
         flags.append(Flag.BOUNCE)
-    if msg.get("in-reply-to"):
+    if heads.get("in-reply-to"):
         flags.append(Flag.REPLY)
     if is_forward_subject(inbound.subject):
         flags.append(Flag.FORWARDED)

@@ -68,6 +68,9 @@ def collect(msg: Message, defects: list[str]) -> Body:
 
 
 def _has_filename(part: Message) -> bool:
+    raw = f"{part.get('content-disposition', '')} {part.get('content-type', '')}".lower()
+    if "name" not in raw:  # skip the slow parameter parser for the usual body part
+        return False
     return bool(part.get_param("filename", header="content-disposition") or part.get_param("name"))
 
 
