@@ -209,7 +209,7 @@ def json_payloads() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def json_rate(seconds: float) -> tuple[float | None, list[str]]:
+def json_rate(seconds: float) -> tuple[float | None, list[str], int, int]:
     normalizers: dict[str, Callable[[Any], Any]] = {}
     for channel in ("telegram", "whatsapp", "web", "twitter"):
         try:
@@ -218,7 +218,14 @@ def json_rate(seconds: float) -> tuple[float | None, list[str]]:
             continue
     items = [(normalizers[c], p) for c, p in json_payloads() if c in normalizers]
     if not items:
-        return None, []
+        return None, [], 0, 0
+    accepted = 0
+    for fn, payload in items:
+        try:
+            fn(payload)
+            accepted += 1
+        except Exception:  # counted, so a rate of rejections is not mistaken for throughput
+            pass
 
     def run(item: tuple[Callable[[Any], Any], dict[str, Any]]) -> None:
         fn, payload = item
@@ -227,7 +234,7 @@ def json_rate(seconds: float) -> tuple[float | None, list[str]]:
         except Exception:  # another helper's normalizer; a reject still costs its time
             pass
 
-    return rate(run, items, seconds), sorted(normalizers)
+    return rate(run, items, seconds), sorted(normalizers), accepted, len(items)
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -243,11 +250,14 @@ def main(argv: Iterable[str] | None = None) -> None:
     print(f"email normalize      {email_rate:10.0f} msg/s")
     print(f"modern stdlib parse  {modern:10.0f} msg/s   ratio {email_rate / modern:.2f}x (target >= 2)")
     print(f"compat32 floor       {floor:10.0f} msg/s   ratio {email_rate / floor:.2f}x (target >= 0.3)")
-    json_per_s, channels = json_rate(args.seconds)
+    json_per_s, channels, accepted, total = json_rate(args.seconds)
     if json_per_s is None:
         print("json channels        skipped (no JSON normalizer importable)")
     else:
-        print(f"json channels        {json_per_s:10.0f} msg/s   ({', '.join(channels)}; target >= 20000)")
+        print(
+            f"json channels        {json_per_s:10.0f} msg/s   ({', '.join(channels)}; "
+            f"{accepted}/{total} payloads accepted; target >= 20000)"
+        )
     print(json.dumps({
         "email_per_s": round(email_rate, 1),
         "modern_parse_per_s": round(modern, 1),
