@@ -20,10 +20,32 @@ PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthC
 
 # Bytes that matter to MIME parsing, so mutations hit boundaries, encodings and headers.
 TOKENS = [
-    b"\n", b"\r\n", b"--", b"=?", b"?=", b"?B?", b"?Q?", b"=\n", b":", b";", b"\"", b"<", b">",
-    b"boundary=", b"charset=", b"Content-Type: multipart/mixed; boundary=X\n",
-    b"Content-Transfer-Encoding: base64\n", b"filename*0*=", b"%D8", b"\xd8", b"\xc7\xe1",
-    b"\x00", b"\xff\xfe", b"message/rfc822", b"message/delivery-status", b"=?utf-8?B?2LM=?=",
+    b"\n",
+    b"\r\n",
+    b"--",
+    b"=?",
+    b"?=",
+    b"?B?",
+    b"?Q?",
+    b"=\n",
+    b":",
+    b";",
+    b'"',
+    b"<",
+    b">",
+    b"boundary=",
+    b"charset=",
+    b"Content-Type: multipart/mixed; boundary=X\n",
+    b"Content-Transfer-Encoding: base64\n",
+    b"filename*0*=",
+    b"%D8",
+    b"\xd8",
+    b"\xc7\xe1",
+    b"\x00",
+    b"\xff\xfe",
+    b"message/rfc822",
+    b"message/delivery-status",
+    b"=?utf-8?B?2LM=?=",
 ]
 
 
