@@ -50,7 +50,7 @@ def _check(msg: Inbound, expect: dict) -> None:
             assert msg.author.name == want
         elif key == "language":
             assert msg.language.value == want
-        elif key in ("text", "quoted", "signature"):
+        elif key in ("text", "html_text", "quoted", "signature"):
             assert getattr(msg, key) == want
         elif key.endswith("_contains") and key != "defects_contains":
             field = key.removesuffix("_contains")

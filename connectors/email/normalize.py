@@ -82,8 +82,10 @@ _NAME_ADDR = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>,;()]*?))\s*<\s*([^<>
 _BARE_ADDR = re.compile(r"^\s*()<?([^<>\s\",;()]+@[^<>\s\",;()]+)>?\s*$")
 _ANY_ADDRESS = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+\.[^\s<>()\",;:@]+")
 _CR_NUMBER = re.compile(r"(?<![0-9])[47][0-9]{9}(?![0-9])")
+_ARABIC_DIGIT = re.compile(r"[\u0660-\u0669\u06f0-\u06f9]")
 _DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
 _MAX_REFERENCES = 50
+_LANGUAGE_SAMPLE = 4000  # the script of the first pages decides; long texts cost, not inform
 _FREE_MAIL = frozenset(
     [
         "gmail.com",
@@ -170,7 +172,7 @@ def normalize(
         html_text=html_text,
         quoted=quoted,
         signature=signature,
-        language=detect_language(f"{subject}\n{text}"),
+        language=detect_language(f"{subject}\n{text[:_LANGUAGE_SAMPLE]}"),
         thread_keys=_thread_keys(heads, subject),
         message_keys=[f"email:{message_id}"] if message_id else [],
         attachments=body.attachments,
@@ -190,14 +192,15 @@ def normalize(
 
 
 def _body_text(body: Body, defects: list[str]) -> tuple[str, str]:
-    """(body text, text converted from HTML); text/plain wins unless it is blank."""
+    """(body text, text converted from HTML); text/plain wins unless it is blank, and the
+    HTML is only converted when it is the text."""
     plain = "\n".join(_decode_part(p, defects) for p in body.plain).strip()
+    if plain:  # the HTML alternative says the same; converting it would only cost time
+        return plain, ""
     html_text = ""
     if body.html:
         html = "\n".join(_decode_part(p, defects, sniff_meta=True) for p in body.html)
         html_text = html_to_text(html) if html.strip() else ""
-    if plain:
-        return plain, html_text
     return html_text, html_text
 
 
@@ -210,7 +213,7 @@ def _decode_part(part: Message, defects: list[str], sniff_meta: bool = False) ->
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
         return ""
-    charset = part.get_content_charset()
+    charset = _charset(part)
     if charset is None and sniff_meta:
         found = _META_CHARSET.search(data[:4096])
         charset = found.group(1).decode("ascii") if found else None
@@ -220,6 +223,18 @@ def _decode_part(part: Message, defects: list[str], sniff_meta: bool = False) ->
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.replace("\x00", "")
+
+
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+
+
+def _charset(part: Message) -> str | None:
+    """The declared charset; a regex on the raw header unless RFC 2231 encoding is in play."""
+    ctype = part.get("content-type") or ""
+    if "*" in ctype:
+        return part.get_content_charset()
+    found = _CHARSET_PARAM.search(ctype)
+    return found.group(1).lower() if found else None
 
 
 def _author(value: str | None, defects: list[str]) -> Author:
@@ -269,7 +284,7 @@ def _msgid(value: str | None) -> str | None:
     value = unescape_surrogates(str(value))
     found = _MSGID.search(value)
     token = found.group(1) if found else value.strip()
-    if not token or any(c.isspace() for c in token) or len(token) > 500:
+    if not token or len(token) > 500 or len(token.split()) != 1:
         return None
     return f"<{token.lower()}>"
 
@@ -327,7 +342,10 @@ def _flag(inbound: Inbound, heads: dict[str, str], body: Body) -> None:
 
 
 def _segment(inbound: Inbound) -> None:
-    found = _CR_NUMBER.search(f"{inbound.subject}\n{inbound.text}".translate(_DIGITS))
+    haystack = f"{inbound.subject}\n{inbound.text}"
+    if _ARABIC_DIGIT.search(haystack):
+        haystack = haystack.translate(_DIGITS)
+    found = _CR_NUMBER.search(haystack)
     if found:
         inbound.hints["cr_number"] = found.group(0)
     address = inbound.author.identity(IdentityKind.EMAIL)
