@@ -142,6 +142,21 @@ def test_long_text_is_truncated_with_a_defect() -> None:
     assert "TextTruncated" in inbound.defects
 
 
+def test_huge_subject_is_truncated_with_a_defect() -> None:
+    inbound = normalize(b"From: a@b.example\nSubject: " + b"x" * 100_000 + b"\n\nbody")
+    assert len(inbound.subject) == 998
+    assert "SubjectTruncated" in inbound.defects
+
+
+def test_deep_nesting_is_a_payload_error_not_a_crash() -> None:
+    parts = b"".join(
+        b'Content-Type: multipart/mixed; boundary="L%d"\n\n--L%d\n' % (i, i) for i in range(2000)
+    )
+    with pytest.raises(PayloadError) as caught:
+        normalize(b"From: a@b.example\nSubject: deep\n" + parts + b"\nx\n")
+    assert caught.value.reason == "unparseable"
+
+
 def test_non_bytes_is_rejected() -> None:
     with pytest.raises(PayloadError) as caught:
         normalize("From: a@b\n\nx")  # type: ignore[arg-type]

@@ -85,6 +85,7 @@ _CR_NUMBER = re.compile(r"(?<![0-9])[47][0-9]{9}(?![0-9])")
 _ARABIC_DIGIT = re.compile(r"[\u0660-\u0669\u06f0-\u06f9]")
 _DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
 _MAX_REFERENCES = 50
+_MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit; longer is junk or an attack
 _LANGUAGE_SAMPLE = 4000  # the script of the first pages decides; long texts cost, not inform
 _FREE_MAIL = frozenset(
     [
@@ -151,6 +152,9 @@ def normalize(
     defects: list[str] = []
     body = collect(msg, defects)
     subject = decode_header(heads.get("subject"))
+    if len(subject) > _MAX_SUBJECT_CHARS:
+        subject = subject[:_MAX_SUBJECT_CHARS]
+        defects.append("SubjectTruncated")
     author = _author(heads.get("from"), defects)
     full_text, html_text = _body_text(body, defects)
     if len(full_text) > limits.max_text_chars:
