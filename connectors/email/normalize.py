@@ -353,6 +353,8 @@ def _segment(inbound: Inbound) -> None:
     if found:
         inbound.hints["cr_number"] = found.group(0)
     address = inbound.author.identity(IdentityKind.EMAIL)
+    if inbound.has_flag(Flag.BOUNCE):  # a mail server's domain says nothing about a customer
+        address = None
     domain = address.rsplit("@", 1)[1] if address else ""
     free = domain in _FREE_MAIL or domain.split(".", 1)[0] in _FREE_MAIL_BRANDS
     if domain and not free:
