@@ -7,6 +7,7 @@ to the sink in batches, and only then advances its cursor; it can also send a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from abc import ABC, abstractmethod
@@ -93,10 +94,8 @@ class Connector(ABC):
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, waking early when stopped."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, seconds))
-        except TimeoutError:
-            pass
 
     async def __aenter__(self) -> Self:
         await self.initialize()
