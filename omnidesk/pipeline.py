@@ -69,7 +69,9 @@ def make_broker(
         try:
             from dramatiq.brokers.rabbitmq import RabbitmqBroker
         except ImportError as exc:
-            raise ConfigError([f"service.broker_url: amqp needs the pika package ({exc})"]) from None
+            raise ConfigError(
+                [f"service.broker_url: amqp needs the pika package ({exc})"]
+            ) from None
         broker = RabbitmqBroker(url=url)
     else:
         raise ConfigError([f"service.broker_url: unsupported scheme in {url.split('://')[0]!r}"])
@@ -178,7 +180,11 @@ class Pipeline:
             batch = items[start : start + batch_size]
             try:
                 self.ingest.send(_batch_codec.encode(batch).decode())
-            except (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.ConnectionError) as exc:
+            except (
+                redis.ConnectionError,
+                redis.TimeoutError,
+                dramatiq.errors.ConnectionError,
+            ) as exc:
                 raise StoreUnavailable(f"broker unavailable: {exc}") from None
 
     async def __call__(self, items: list[RawPayload]) -> None:
@@ -290,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_timeout_ms=args.heartbeat_timeout_ms,
         maintenance_chance=args.maintenance_chance,
     )
-    run_worker(Pipeline(Runtime.from_config(loaded.data), broker), args.threads)
+    run_worker(Pipeline(Runtime.from_config(loaded), broker), args.threads)
     return 0
 
 
