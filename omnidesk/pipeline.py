@@ -46,6 +46,7 @@ DELIVER_MAX_BACKOFF_MS = 15 * 60_000
 _batch_codec = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(list[RawPayload])
 _outbound_decoder = msgspec.json.Decoder(Outbound)
+_BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.ConnectionError)
 
 
 def make_broker(
@@ -194,7 +195,7 @@ class Pipeline:
         """Queue an outbound reply for `deliver` (record it first: store.add_outbound_message)."""
         try:
             self.deliver.send(_batch_codec.encode(outbound).decode())
-        except (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.ConnectionError) as exc:
+        except _BROKER_DOWN as exc:
             raise StoreUnavailable(f"broker unavailable: {exc}") from None
 
     # -------------------------------------------------------- actors

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
-from tests.storekit import config_for, email, prefix, runtime, telegram, web  # noqa: F401
+from tests.storekit import config_for, email, telegram, web
 
 ROOT = Path(__file__).resolve().parent.parent
 
