@@ -46,7 +46,7 @@ DELIVER_MAX_BACKOFF_MS = 15 * 60_000
 _batch_codec = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(list[RawPayload])
 _outbound_decoder = msgspec.json.Decoder(Outbound)
-_BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.ConnectionError)
+_BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
 
 
 def make_broker(
@@ -181,11 +181,7 @@ class Pipeline:
             batch = items[start : start + batch_size]
             try:
                 self.ingest.send(_batch_codec.encode(batch).decode())
-            except (
-                redis.ConnectionError,
-                redis.TimeoutError,
-                dramatiq.errors.ConnectionError,
-            ) as exc:
+            except _BROKER_DOWN as exc:
                 raise StoreUnavailable(f"broker unavailable: {exc}") from None
 
     async def __call__(self, items: list[RawPayload]) -> None:

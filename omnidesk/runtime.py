@@ -130,6 +130,10 @@ class Runtime:
             return None
         return ready
 
+    def _quarantine(self, raw: RawPayload, reason: str, error: str) -> None:
+        qid = self.quarantine.put(raw, reason, error)
+        log.warning("quarantined %s (%s): %s", qid, raw.source or raw.channel, error)
+
     def process(self, batch: list[RawPayload]) -> BatchReport:
         """Turn a batch of raw payloads into tickets (the `ingest` actor's body)."""
         report = BatchReport()
