@@ -7,9 +7,11 @@ Writes are atomic (temp file + rename), and writing the same content twice is a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
-import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +21,9 @@ from omnidesk.errors import TransientError
 class Archive:
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.root = Path(state_dir) / "raw"
+        self._root = str(self.root)
+        self._dirs: set[str] = set()  # fan-out directories known to exist
+        self._seq = itertools.count()
 
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -26,22 +31,29 @@ class Archive:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, payload: bytes) -> str:
-        """Store the payload; returns its sha256. A disk error is transient (retry later)."""
+        """Store the payload; returns its sha256. A disk error is transient (retry later).
+
+        On the ingest hot path, so plain os calls: no Path objects, no mkstemp."""
         digest = hashlib.sha256(payload).hexdigest()
-        target = self.path(digest)
-        if target.exists():
+        folder = f"{self._root}/{digest[:2]}/{digest[2:4]}"
+        target = f"{folder}/{digest}"
+        if os.path.exists(target):
             return digest
+        # unique per process and thread; O_EXCL refuses a stale leftover
+        tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(self._seq)}"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            if folder not in self._dirs:
+                os.makedirs(folder, exist_ok=True)
+                self._dirs.add(folder)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(payload)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+                _write_all(fd, payload)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             raise TransientError(f"archive: cannot write {target}: {exc}") from None
         return digest
 
@@ -65,3 +77,9 @@ class Archive:
             except FileNotFoundError:
                 continue
         return removed
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
