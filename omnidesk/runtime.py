@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ class Runtime:
     hooks: IntakeHooks = field(default_factory=IntakeHooks)
     intake: Intake = field(init=False)
     quarantine: Quarantine = field(init=False)
+    _io_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.intake = Intake(self.store, hooks=self.hooks)
@@ -99,9 +101,11 @@ class Runtime:
         new_route = route or default_route(config)
         self.config, self.route = config, new_route
 
-    def prepare(self, raw: RawPayload) -> list[tuple[Inbound, Decision]] | None:
+    def prepare(
+        self, raw: RawPayload, *, archive: bool = True
+    ) -> list[tuple[Inbound, Decision]] | None:
         """Archive, normalize and route one payload; None when it went to the quarantine."""
-        raw_ref = self.archive.put(raw.payload) if self.archive else raw.sha256
+        raw_ref = self.archive.put(raw.payload) if self.archive and archive else raw.sha256
         try:
             results = self.normalize(raw.channel, raw.payload, account=raw.account)
         except PayloadError as exc:
@@ -138,14 +142,27 @@ class Runtime:
         """Turn a batch of raw payloads into tickets (the `ingest` actor's body)."""
         report = BatchReport()
         items: list[tuple[Inbound, Decision]] = []
+        # archive writes are disk syscalls (no GIL): they overlap with normalizing
+        archived = (
+            [self._io().submit(self.archive.put, raw.payload) for raw in batch]
+            if self.archive
+            else []
+        )
         for raw in batch:
-            ready = self.prepare(raw)
+            ready = self.prepare(raw, archive=False)
             if ready is None:
                 report.quarantined.append(raw.source or raw.sha256)
             else:
                 items.extend(ready)
+        for done in archived:
+            done.result()  # TransientError: the batch is retried, nothing acked
         report.results = self.intake.many(items)
         return report
+
+    def _io(self) -> ThreadPoolExecutor:
+        if self._io_pool is None:
+            self._io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="archive")
+        return self._io_pool
 
     def retry_quarantined(self, item_id: str) -> list[IntakeResult]:
         """Re-run normalize, route and intake for one quarantined payload with the current
