@@ -95,7 +95,7 @@ def payloads(n: int, tag: str, start: int = 0) -> list[RawPayload]:
     return [(chat if i % 2 else mail)(i, tag) for i in range(start, start + n)]
 
 
-def wait_for(condition, timeout: float) -> bool:  # noqa: ANN001
+def wait_for(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -105,10 +105,20 @@ def wait_for(condition, timeout: float) -> bool:  # noqa: ANN001
 
 
 def config_file(prefix: str, state_dir: Path, source: Path, out: Path) -> Path:
-    body = "\n".join(
-        line for line in source.read_text("utf-8").splitlines() if not line.startswith("service:")
+    """The config with our own `service:` block (the original's, children included, dropped)."""
+    lines, skipping = [], False
+    for line in source.read_text("utf-8").splitlines():
+        if line.startswith("service:"):
+            skipping = True
+            continue
+        if skipping and (line.startswith((" ", "\t")) or not line.strip()):
+            continue
+        skipping = False
+        lines.append(line)
+    body = "\n".join(lines)
+    service = (
+        f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n  state_dir: {state_dir}\n"
     )
-    service = f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n  state_dir: {state_dir}\n"
     out.write_text(service + body + "\n", "utf-8")
     return out
 
@@ -218,7 +228,7 @@ def main() -> int:
         total = int(args.rate * args.seconds)
         arrivals: dict[str, float] = {}
         base = store.ticket_count()
-        tick, per_tick, sent = 0.02, max(1, round(args.rate * 0.02)), 0
+        per_tick, sent = max(1, round(args.rate * 0.02)), 0
         t0 = time.time()
         while sent < total:
             chunk = payloads(min(per_tick, total - sent), "lat", start=10**6 + sent)
@@ -232,8 +242,10 @@ def main() -> int:
         lat = sorted(latencies(store, arrivals))
         p50 = statistics.median(lat) * 1000
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-        print(f"latency at {args.rate:.0f}/s over {len(lat)} tickets: p50 {p50:.1f} ms, "
-              f"p99 {p99:.1f} ms")
+        print(
+            f"latency at {args.rate:.0f}/s over {len(lat)} tickets: p50 {p50:.1f} ms, "
+            f"p99 {p99:.1f} ms"
+        )
         depths = {q: d for q, d in store.queue_depths().items() if d}
         print(f"queues: {depths}")
     finally:
