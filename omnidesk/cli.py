@@ -56,6 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still one line, the traceback only with --debug
+        if args.debug:
+            raise
+        logging.getLogger("omnidesk").error("unexpected error", exc_info=True)
+        print(
+            f"omnidesk {args.command}: unexpected {type(exc).__name__}: {one_line(exc)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,7 +28,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
     parser.add_argument("--inbox", default="examples/inbox", help="the sample payloads")
     parser.add_argument("--timeout", type=float, default=120.0)
-    parser.add_argument("--keep", action="store_true", help="keep the demo's data afterwards")
     parser.set_defaults(func=run)
 
 
@@ -67,8 +66,6 @@ async def _demo(args: argparse.Namespace, samples: list[Path]) -> int:
             print(_report(daemon, len(samples)))
         finally:
             await daemon.stop()
-            if not args.keep:
-                pass  # the data stays under the demo prefix so `omnidesk report` can read it
             await daemon.shutdown()
     finally:
         shutil.rmtree(drop, ignore_errors=True)
@@ -83,7 +80,7 @@ async def _wait_until_processed(daemon: Daemon, drop: Path, total: int, timeout:
         if not left:
             # every file handed over: wait until the ingest queue is drained too
             remaining = max(0.1, deadline - time.monotonic())
-            await asyncio.to_thread(broker.join, "ingest", int(remaining * 1000))
+            await asyncio.to_thread(lambda: broker.join("ingest", timeout=int(remaining * 1000)))
             return
         await asyncio.sleep(0.1)
     raise TransientError(f"demo: not every payload was processed within {timeout:.0f}s")
@@ -112,7 +109,7 @@ def _report(daemon: Daemon, total: int) -> str:
         )
     lines = [
         f"{total} sample payloads -> {len(tickets)} tickets in {len(by_queue)} queues; "
-        f"follow-ups threaded: {stats.get('appended', 0)}, auto-replies ignored: "
+        f"follow-ups threaded: {sum(len(t.message_ids) - 1 for t in tickets)}, auto-replies ignored: "
         f"{stats.get('auto_ignored', 0) + stats.get('auto_attached', 0)}, "
         f"quarantined: {counts['quarantine']}",
         "",
