@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,8 @@ async def _wait_until_processed(daemon: Daemon, drop: Path, total: int, timeout:
         left = list((drop / "new").iterdir())
         if not left:
             # every file handed over: wait until the ingest queue is drained too
-            remaining = max(0.1, deadline - time.monotonic())
-            await asyncio.to_thread(lambda: broker.join("ingest", timeout=int(remaining * 1000)))
+            remaining_ms = int(max(0.1, deadline - time.monotonic()) * 1000)
+            await asyncio.to_thread(partial(broker.join, "ingest", timeout=remaining_ms))
             return
         await asyncio.sleep(0.1)
     raise TransientError(f"demo: not every payload was processed within {timeout:.0f}s")
@@ -109,7 +110,8 @@ def _report(daemon: Daemon, total: int) -> str:
         )
     lines = [
         f"{total} sample payloads -> {len(tickets)} tickets in {len(by_queue)} queues; "
-        f"follow-ups threaded: {sum(len(t.message_ids) - 1 for t in tickets)}, auto-replies ignored: "
+        f"follow-ups threaded: {sum(len(t.message_ids) - 1 for t in tickets)}, "
+        "auto-replies ignored: "
         f"{stats.get('auto_ignored', 0) + stats.get('auto_attached', 0)}, "
         f"quarantined: {counts['quarantine']}",
         "",
