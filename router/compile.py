@@ -2,12 +2,15 @@
 
 Each rule's `when` tree becomes a tree of nodes (cheap field tests first, keywords
 next, regexes last). All keywords of all rules go into one automaton. Rules are then
-indexed per channel: a rule that needs some keyword is filed under each keyword that
-can trigger it, the others ("always" rules) are tried for every message on the
-channels they can match. So a message only tries rules whose keywords it contains.
+indexed per channel: a rule that needs one of some tokens (keywords, or exact values of
+selective fields: account, service, customer tag, flag, sender address or domain) is
+filed under each of them; the others ("always" rules) are tried for every message on
+the channels they can match. So a message only tries rules whose tokens it carries.
 """
 
 from __future__ import annotations
+
+from collections.abc import Hashable
 
 from omnidesk.config import Condition, KeywordCondition, QueueConfigFile, RegexCondition
 from omnidesk.model import Channel
@@ -66,7 +69,7 @@ class _Compiler:
         for key in ("channel", "account", "segment", "language"):
             values = getattr(cond, key)
             if values is not None:
-                parts.append(FieldIn(key, key, frozenset(values), values))
+                parts.append(FieldIn(key, key, frozenset(values), values, key == "account"))
         for key in ("has_attachment", "outside_business_hours"):
             value = getattr(cond, key)
             if value is not None:
@@ -79,7 +82,8 @@ class _Compiler:
         for key in ("region", "service"):
             values = getattr(cond, key)
             if values is not None:
-                parts.append(FieldIn(key, key, frozenset(_norm(v) for v in values), values))
+                folded = frozenset(_norm(v) for v in values)
+                parts.append(FieldIn(key, key, folded, values, key == "service"))
         if cond.sender is not None:
             addresses = frozenset(a.strip().casefold() for a in cond.sender.address)
             domains = tuple(d.strip().casefold().lstrip("@") for d in cond.sender.domain)
@@ -109,24 +113,24 @@ def compile_router(cfg: QueueConfigFile) -> Router:
     compiler.keywords.build()
 
     always: dict[str, list[int]] = {ch.value: [] for ch in Channel}
-    by_keyword: dict[str, dict[int, list[int]]] = {ch.value: {} for ch in Channel}
+    by_token: dict[str, dict[Hashable, list[int]]] = {ch.value: {} for ch in Channel}
     for position, compiled in enumerate(rules):
         channels = compiled.node.need_channels()
-        needed = compiled.node.need_keywords()
+        needed = compiled.node.need_tokens()
         for ch in always:
             if channels is not None and ch not in channels:
                 continue
             if needed is None:
                 always[ch].append(position)
             else:
-                for kid in needed:
-                    if kid >= 0:  # an empty folded keyword never occurs
-                        by_keyword[ch].setdefault(kid, []).append(position)
+                for token in needed:
+                    if token != -1:  # an empty folded keyword never occurs
+                        by_token[ch].setdefault(token, []).append(position)
     return Router(
         rules=rules,
         keywords=compiler.keywords,
         always={ch: tuple(v) for ch, v in always.items()},
-        by_keyword={ch: {k: tuple(v) for k, v in m.items()} for ch, m in by_keyword.items()},
+        by_token={ch: {k: tuple(v) for k, v in m.items()} for ch, m in by_token.items()},
         default=cfg.default,
         queues=cfg.queues,
     )

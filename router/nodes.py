@@ -1,20 +1,22 @@
 """Compiled condition nodes: each tests Facts fast (`test`) or says why (`explain`).
 
 Every node also states what any message it matches must have, so the router can skip
-rules without trying them: `need_keywords` (ids of which at least one must occur in the
-message, as a substring anywhere) and `need_channels` (the channels it can match on).
-None means "no such requirement".
+rules without trying them: `need_tokens` (at least one of these tokens must be among the
+message's tokens: a keyword id that occurs in it as a substring anywhere, or an exact
+field value such as ("account", "cr-mailbox"); see `Router.tokens`) and `need_channels`
+(the channels it can match on). None means "no such requirement".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from router.facts import Facts
 from router.keywords import FIELD_NAMES, SUBJECT, TEXT, Hits
 
-KeywordNeed = frozenset[int] | None
+Token = Hashable  # a keyword id (int) or a (field, value) tuple
+TokenNeed = frozenset[Token] | None
 ChannelNeed = frozenset[str] | None
 
 
@@ -38,7 +40,7 @@ class Node:
     def explain(self, ctx: Ctx) -> tuple[bool, str]:
         raise NotImplementedError
 
-    def need_keywords(self) -> KeywordNeed:
+    def need_tokens(self) -> TokenNeed:
         return None
 
     def need_channels(self) -> ChannelNeed:
@@ -62,12 +64,23 @@ class Always(Node):
 
 
 class FieldIn(Node):
-    """A single-valued fact (channel, account, segment, ...) is one of the listed values."""
+    """A single-valued fact (channel, account, segment, ...) is one of the listed values.
 
-    __slots__ = ("attr", "key", "shown", "values")
+    `indexed`: the router files the rule under ("key", value) tokens (selective fields).
+    """
 
-    def __init__(self, key: str, attr: str, values: frozenset[Any], shown: Sequence[Any]) -> None:
+    __slots__ = ("attr", "indexed", "key", "shown", "values")
+
+    def __init__(
+        self,
+        key: str,
+        attr: str,
+        values: frozenset[Any],
+        shown: Sequence[Any],
+        indexed: bool = False,
+    ) -> None:
         self.key, self.attr, self.values, self.shown = key, attr, values, shown
+        self.indexed = indexed
 
     def test(self, ctx: Ctx) -> bool:
         return getattr(ctx.facts, self.attr) in self.values
@@ -80,6 +93,9 @@ class FieldIn(Node):
 
     def need_channels(self) -> ChannelNeed:
         return frozenset(str(v) for v in self.values) if self.key == "channel" else None
+
+    def need_tokens(self) -> TokenNeed:
+        return frozenset((self.key, v) for v in self.values) if self.indexed else None
 
 
 class SetOverlap(Node):
@@ -98,6 +114,9 @@ class SetOverlap(Node):
         if common:
             return True, f"{self.key}: has {_listing(sorted(map(str, common)))}"
         return False, f"{self.key}: none of {_listing(self.shown)}"
+
+    def need_tokens(self) -> TokenNeed:
+        return frozenset((self.key, v) for v in self.values)
 
 
 class BoolIs(Node):
@@ -137,6 +156,11 @@ class Sender(Node):
         if self._domain_ok(facts.sender_domain):
             return True, f"sender.domain: {facts.sender_domain} listed"
         return False, f"sender: {facts.sender_address or '(none)'} not listed"
+
+    def need_tokens(self) -> TokenNeed:
+        return frozenset(("address", a) for a in self.addresses) | frozenset(
+            ("domain", d) for d in self.domains
+        )
 
 
 class Keywords(Node):
@@ -191,7 +215,7 @@ class Keywords(Node):
             said.append(f"keywords.all: all of {words} in {where}")
         return True, "; ".join(said)
 
-    def need_keywords(self) -> KeywordNeed:
+    def need_tokens(self) -> TokenNeed:
         if self.all_:  # each must occur, so any single one of them is a trigger
             return frozenset({self.all_[0][1]})
         return frozenset(kid for _, kid in self.any_)
@@ -250,8 +274,8 @@ class All(Node):
             said.append(why)
         return True, "; ".join(said)
 
-    def need_keywords(self) -> KeywordNeed:
-        needs = [n for n in (c.need_keywords() for c in self.children) if n is not None]
+    def need_tokens(self) -> TokenNeed:
+        needs = [n for n in (c.need_tokens() for c in self.children) if n is not None]
         return min(needs, key=len) if needs else None
 
     def need_channels(self) -> ChannelNeed:
@@ -285,8 +309,8 @@ class AnyOf(Node):
             return None
         return frozenset().union(*needs)
 
-    def need_keywords(self) -> KeywordNeed:
-        return self._union([c.need_keywords() for c in self.children])
+    def need_tokens(self) -> TokenNeed:
+        return self._union([c.need_tokens() for c in self.children])
 
     def need_channels(self) -> ChannelNeed:
         return self._union([c.need_channels() for c in self.children])
