@@ -1,7 +1,8 @@
 """Compile the config's rules once into a Router.
 
 Each rule's `when` tree becomes a tree of nodes (cheap field tests first, keywords
-next, regexes last). All keywords of all rules go into one automaton. Rules are then
+next, regexes last). All keywords of all rules go into one automaton, all regexes into
+RE2 sets. Rules are then
 indexed per channel: a rule that needs one of some tokens (keywords, or exact values of
 selective fields: account, service, customer tag, flag, sender address or domain) is
 filed under each of them; the others ("always" rules) are tried for every message on
@@ -14,7 +15,7 @@ from collections.abc import Hashable
 
 from omnidesk.config import Condition, KeywordCondition, QueueConfigFile, RegexCondition
 from omnidesk.model import Channel
-from omnidesk.text import compile_pattern, fold
+from omnidesk.text import fold
 from router.facts import fold_words
 from router.keywords import FIELD_BITS, KeywordIndex
 from router.match import CompiledRule, Router
@@ -31,6 +32,7 @@ from router.nodes import (
     Sender,
     SetOverlap,
 )
+from router.regexes import RegexBank
 
 
 def _mask(fields: list[str]) -> int:
@@ -47,7 +49,7 @@ def _norm(value: str) -> str:
 class _Compiler:
     def __init__(self) -> None:
         self.keywords = KeywordIndex()
-        self.regexes: dict[tuple[str, bool], tuple[int, object]] = {}
+        self.regexes = RegexBank()
 
     def keyword_node(self, cond: KeywordCondition) -> Node:
         def ids(words: list[str]) -> list[tuple[str, int]]:
@@ -56,12 +58,8 @@ class _Compiler:
         return Keywords(ids(cond.any), ids(cond.all), _mask(cond.in_), cond.match == "word")
 
     def regex_node(self, cond: RegexCondition) -> Node:
-        key = (cond.pattern, cond.ignore_case)
-        if key not in self.regexes:
-            regex = compile_pattern(cond.pattern, ignore_case=cond.ignore_case)
-            self.regexes[key] = (len(self.regexes), regex)
-        rid, regex = self.regexes[key]
-        return Regex(rid, regex, cond.pattern, _mask(cond.in_))
+        rid = self.regexes.add(cond.pattern, cond.ignore_case)
+        return Regex(rid, cond.pattern, _mask(cond.in_))
 
     def node(self, cond: Condition) -> Node:
         """One `when` node: its keys must all hold, cheapest tested first."""
@@ -111,6 +109,7 @@ def compile_router(cfg: QueueConfigFile) -> Router:
         node = Always() if rule.when is None else compiler.node(rule.when)
         rules.append(CompiledRule(rule.id, node, rule.then))
     compiler.keywords.build()
+    compiler.regexes.build()
 
     always: dict[str, list[int]] = {ch.value: [] for ch in Channel}
     by_token: dict[str, dict[Hashable, list[int]]] = {ch.value: {} for ch in Channel}
@@ -129,6 +128,7 @@ def compile_router(cfg: QueueConfigFile) -> Router:
     return Router(
         rules=rules,
         keywords=compiler.keywords,
+        regexes=compiler.regexes,
         always={ch: tuple(v) for ch, v in always.items()},
         by_token={ch: {k: tuple(v) for k, v in m.items()} for ch, m in by_token.items()},
         default=cfg.default,

@@ -11,6 +11,7 @@ from router.decide import assemble
 from router.facts import Facts
 from router.keywords import KeywordIndex
 from router.nodes import Ctx, Node
+from router.regexes import RegexBank
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Router:
         *,
         rules: list[CompiledRule],
         keywords: KeywordIndex,
+        regexes: RegexBank,
         always: dict[str, tuple[int, ...]],
         by_token: dict[str, dict[Hashable, tuple[int, ...]]],
         default: DefaultRoute,
@@ -43,6 +45,7 @@ class Router:
     ) -> None:
         self.rules = rules
         self._keywords = keywords
+        self._regexes = regexes
         self._always = always
         self._by_token = by_token
         self.default = default
@@ -78,7 +81,8 @@ class Router:
 
     def route(self, facts: Facts, *, trace: bool = True) -> Decision:
         """The decision for one message; `trace=False` skips the explanations."""
-        ctx = Ctx(facts, self._keywords.scan(facts.folded_subject, facts.folded_text))
+        hits = self._keywords.scan(facts.folded_subject, facts.folded_text)
+        ctx = Ctx(facts, hits, self._regexes)
         steps: list[TraceStep] = []
         matched: list[tuple[str, RuleAction]] = []
         rules = self.rules

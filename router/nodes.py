@@ -14,6 +14,7 @@ from typing import Any
 
 from router.facts import Facts
 from router.keywords import FIELD_NAMES, SUBJECT, TEXT, Hits
+from router.regexes import RegexBank
 
 Token = Hashable  # a keyword id (int) or a (field, value) tuple
 TokenNeed = frozenset[Token] | None
@@ -21,14 +22,23 @@ ChannelNeed = frozenset[str] | None
 
 
 class Ctx:
-    """One message being routed: its facts, its keyword hits, regex results so far."""
+    """One message being routed: its facts, its keyword hits, its regex hits (on demand)."""
 
-    __slots__ = ("facts", "hits", "regex_seen")
+    __slots__ = ("_regex", "facts", "hits", "regexes")
 
-    def __init__(self, facts: Facts, hits: Hits) -> None:
+    def __init__(self, facts: Facts, hits: Hits, regexes: RegexBank) -> None:
         self.facts = facts
         self.hits = hits
-        self.regex_seen: dict[tuple[int, int], bool] = {}
+        self.regexes = regexes
+        self._regex: dict[int, frozenset[int]] = {}
+
+    def regex_hits(self, field: int) -> frozenset[int]:
+        """Ids of the regexes found in one raw field; all of them in one pass, once."""
+        found = self._regex.get(field)
+        if found is None:
+            text = self.facts.subject if field == SUBJECT else self.facts.text
+            found = self._regex[field] = self.regexes.search(text)
+        return found
 
 
 class Node:
@@ -222,35 +232,26 @@ class Keywords(Node):
 
 
 class Regex(Node):
-    """An RE2 pattern searched in the raw subject and/or text; results shared per message."""
+    """An RE2 pattern searched in the raw subject and/or text (answered by the bank)."""
 
-    __slots__ = ("mask", "pattern", "regex", "rid")
+    __slots__ = ("mask", "pattern", "rid")
 
-    def __init__(self, rid: int, regex: Any, pattern: str, mask: int) -> None:
-        self.rid, self.regex, self.pattern, self.mask = rid, regex, pattern, mask
-
-    def _field(self, facts: Facts) -> str | None:
-        """The first field the pattern is found in, or None."""
-        search = self.regex.search
-        if self.mask & SUBJECT and search(facts.subject):
-            return "subject"
-        if self.mask & TEXT and search(facts.text):
-            return "text"
-        return None
+    def __init__(self, rid: int, pattern: str, mask: int) -> None:
+        self.rid, self.pattern, self.mask = rid, pattern, mask
 
     def test(self, ctx: Ctx) -> bool:
-        key = (self.rid, self.mask)
-        seen = ctx.regex_seen.get(key)
-        if seen is None:
-            seen = ctx.regex_seen[key] = self._field(ctx.facts) is not None
-        return seen
+        rid, mask = self.rid, self.mask
+        return bool(
+            (mask & SUBJECT and rid in ctx.regex_hits(SUBJECT))
+            or (mask & TEXT and rid in ctx.regex_hits(TEXT))
+        )
 
     def explain(self, ctx: Ctx) -> tuple[bool, str]:
-        field = self._field(ctx.facts)
-        ctx.regex_seen[(self.rid, self.mask)] = field is not None
-        if field:
-            return True, f"regex: /{self.pattern}/ found in {field}"
-        return False, f"regex: /{self.pattern}/ not in {FIELD_NAMES[self.mask]}"
+        rid, mask = self.rid, self.mask
+        for bit in (SUBJECT, TEXT):
+            if mask & bit and rid in ctx.regex_hits(bit):
+                return True, f"regex: /{self.pattern}/ found in {FIELD_NAMES[bit]}"
+        return False, f"regex: /{self.pattern}/ not in {FIELD_NAMES[mask]}"
 
 
 class All(Node):
