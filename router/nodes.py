@@ -79,7 +79,7 @@ class FieldIn(Node):
     `indexed`: the router files the rule under ("key", value) tokens (selective fields).
     """
 
-    __slots__ = ("attr", "indexed", "key", "shown", "values")
+    __slots__ = ("attr", "indexed", "key", "listed", "values")
 
     def __init__(
         self,
@@ -89,8 +89,8 @@ class FieldIn(Node):
         shown: Sequence[Any],
         indexed: bool = False,
     ) -> None:
-        self.key, self.attr, self.values, self.shown = key, attr, values, shown
-        self.indexed = indexed
+        self.key, self.attr, self.values, self.indexed = key, attr, values, indexed
+        self.listed = _listing(shown)  # built once: explain runs for every rule tried
 
     def test(self, ctx: Ctx) -> bool:
         return getattr(ctx.facts, self.attr) in self.values
@@ -99,7 +99,7 @@ class FieldIn(Node):
         value = getattr(ctx.facts, self.attr)
         ok = value in self.values
         shown = "(none)" if value is None else str(value)
-        return ok, f"{self.key}: {shown} {'in' if ok else 'not in'} {_listing(self.shown)}"
+        return ok, f"{self.key}: {shown} {'in' if ok else 'not in'} {self.listed}"
 
     def need_channels(self) -> ChannelNeed:
         return frozenset(str(v) for v in self.values) if self.key == "channel" else None
@@ -111,10 +111,11 @@ class FieldIn(Node):
 class SetOverlap(Node):
     """A set-valued fact (customer tags, flags) has at least one of the listed values."""
 
-    __slots__ = ("attr", "key", "shown", "values")
+    __slots__ = ("attr", "key", "listed", "values")
 
     def __init__(self, key: str, attr: str, values: frozenset[Any], shown: Sequence[Any]) -> None:
-        self.key, self.attr, self.values, self.shown = key, attr, values, shown
+        self.key, self.attr, self.values = key, attr, values
+        self.listed = _listing(shown)
 
     def test(self, ctx: Ctx) -> bool:
         return not self.values.isdisjoint(getattr(ctx.facts, self.attr))
@@ -123,7 +124,7 @@ class SetOverlap(Node):
         common = self.values & getattr(ctx.facts, self.attr)
         if common:
             return True, f"{self.key}: has {_listing(sorted(map(str, common)))}"
-        return False, f"{self.key}: none of {_listing(self.shown)}"
+        return False, f"{self.key}: none of {self.listed}"
 
     def need_tokens(self) -> TokenNeed:
         return frozenset((self.key, v) for v in self.values)
@@ -176,7 +177,7 @@ class Sender(Node):
 class Keywords(Node):
     """keywords: any of `any_` and all of `all_` occur in the chosen fields."""
 
-    __slots__ = ("all_", "any_", "mask", "word")
+    __slots__ = ("all_", "any_", "mask", "said_all", "said_none", "word")
 
     def __init__(
         self,
@@ -186,6 +187,9 @@ class Keywords(Node):
         word: bool,
     ) -> None:
         self.any_, self.all_, self.mask, self.word = any_, all_, mask, word
+        where = FIELD_NAMES[mask]
+        self.said_none = f"keywords.any: none of {_listing(repr(w) for w, _ in any_)} in {where}"
+        self.said_all = f"keywords.all: all of {_listing(repr(w) for w, _ in all_)} in {where}"
 
     def _found(self, hits: Hits) -> dict[int, int]:
         return hits.word if self.word else hits.substring
@@ -215,14 +219,12 @@ class Keywords(Node):
                     said.append(f"keywords.any: matched {word!r} in {field}")
                     break
             else:
-                words = _listing(repr(w) for w, _ in self.any_)
-                return False, f"keywords.any: none of {words} in {where}"
+                return False, self.said_none
         for word, kid in self.all_:
             if not found.get(kid, 0) & mask:
                 return False, f"keywords.all: {word!r} not in {where}"
         if self.all_:
-            words = _listing(repr(w) for w, _ in self.all_)
-            said.append(f"keywords.all: all of {words} in {where}")
+            said.append(self.said_all)
         return True, "; ".join(said)
 
     def need_tokens(self) -> TokenNeed:
