@@ -161,7 +161,7 @@ facts_st = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rules=rule_sets(), messages=st.lists(facts_st, min_size=1, max_size=5))
 def test_compiled_agrees_with_naive(rules: list[dict[str, Any]], messages: list[Facts]) -> None:
     cfg = make_config(rules)
@@ -205,7 +205,7 @@ keyword_rule_sets = st.lists(
 ).map(lambda rules: [{"id": f"k{i}", **r} for i, r in enumerate(rules)])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(rules=keyword_rule_sets, messages=st.lists(facts_st, min_size=1, max_size=5))
 def test_keyword_rules_agree(rules: list[dict[str, Any]], messages: list[Facts]) -> None:
     """Keyword-only rule sets: the automaton, word boundaries and the index under stress."""
