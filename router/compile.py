@@ -1,17 +1,21 @@
 """Compile the config's rules once into a Router.
 
 Each rule's `when` tree becomes a tree of nodes (cheap field tests first, keywords
-next, regexes last). All keywords of all rules go into one automaton. Rules are then
-indexed per channel: a rule that needs some keyword is filed under each keyword that
-can trigger it, the others ("always" rules) are tried for every message on the
-channels they can match. So a message only tries rules whose keywords it contains.
+next, regexes last). All keywords of all rules go into one automaton, all regexes into
+RE2 sets. Rules are then
+indexed per channel: a rule that needs one of some tokens (keywords, or exact values of
+selective fields: account, service, customer tag, flag, sender address or domain) is
+filed under each of them; the others ("always" rules) are tried for every message on
+the channels they can match. So a message only tries rules whose tokens it carries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from omnidesk.config import Condition, KeywordCondition, QueueConfigFile, RegexCondition
 from omnidesk.model import Channel
-from omnidesk.text import compile_pattern, fold
+from omnidesk.text import fold
 from router.facts import fold_words
 from router.keywords import FIELD_BITS, KeywordIndex
 from router.match import CompiledRule, Router
@@ -28,6 +32,7 @@ from router.nodes import (
     Sender,
     SetOverlap,
 )
+from router.regexes import RegexBank
 
 
 def _mask(fields: list[str]) -> int:
@@ -44,7 +49,7 @@ def _norm(value: str) -> str:
 class _Compiler:
     def __init__(self) -> None:
         self.keywords = KeywordIndex()
-        self.regexes: dict[tuple[str, bool], tuple[int, object]] = {}
+        self.regexes = RegexBank()
 
     def keyword_node(self, cond: KeywordCondition) -> Node:
         def ids(words: list[str]) -> list[tuple[str, int]]:
@@ -53,12 +58,8 @@ class _Compiler:
         return Keywords(ids(cond.any), ids(cond.all), _mask(cond.in_), cond.match == "word")
 
     def regex_node(self, cond: RegexCondition) -> Node:
-        key = (cond.pattern, cond.ignore_case)
-        if key not in self.regexes:
-            regex = compile_pattern(cond.pattern, ignore_case=cond.ignore_case)
-            self.regexes[key] = (len(self.regexes), regex)
-        rid, regex = self.regexes[key]
-        return Regex(rid, regex, cond.pattern, _mask(cond.in_))
+        rid = self.regexes.add(cond.pattern, cond.ignore_case)
+        return Regex(rid, cond.pattern, _mask(cond.in_))
 
     def node(self, cond: Condition) -> Node:
         """One `when` node: its keys must all hold, cheapest tested first."""
@@ -66,7 +67,7 @@ class _Compiler:
         for key in ("channel", "account", "segment", "language"):
             values = getattr(cond, key)
             if values is not None:
-                parts.append(FieldIn(key, key, frozenset(values), values))
+                parts.append(FieldIn(key, key, frozenset(values), values, key == "account"))
         for key in ("has_attachment", "outside_business_hours"):
             value = getattr(cond, key)
             if value is not None:
@@ -79,7 +80,8 @@ class _Compiler:
         for key in ("region", "service"):
             values = getattr(cond, key)
             if values is not None:
-                parts.append(FieldIn(key, key, frozenset(_norm(v) for v in values), values))
+                folded = frozenset(_norm(v) for v in values)
+                parts.append(FieldIn(key, key, folded, values, key == "service"))
         if cond.sender is not None:
             addresses = frozenset(a.strip().casefold() for a in cond.sender.address)
             domains = tuple(d.strip().casefold().lstrip("@") for d in cond.sender.domain)
@@ -107,26 +109,28 @@ def compile_router(cfg: QueueConfigFile) -> Router:
         node = Always() if rule.when is None else compiler.node(rule.when)
         rules.append(CompiledRule(rule.id, node, rule.then))
     compiler.keywords.build()
+    compiler.regexes.build()
 
     always: dict[str, list[int]] = {ch.value: [] for ch in Channel}
-    by_keyword: dict[str, dict[int, list[int]]] = {ch.value: {} for ch in Channel}
+    by_token: dict[str, dict[Hashable, list[int]]] = {ch.value: {} for ch in Channel}
     for position, compiled in enumerate(rules):
         channels = compiled.node.need_channels()
-        needed = compiled.node.need_keywords()
+        needed = compiled.node.need_tokens()
         for ch in always:
             if channels is not None and ch not in channels:
                 continue
             if needed is None:
                 always[ch].append(position)
             else:
-                for kid in needed:
-                    if kid >= 0:  # an empty folded keyword never occurs
-                        by_keyword[ch].setdefault(kid, []).append(position)
+                for token in needed:
+                    if token != -1:  # an empty folded keyword never occurs
+                        by_token[ch].setdefault(token, []).append(position)
     return Router(
         rules=rules,
         keywords=compiler.keywords,
+        regexes=compiler.regexes,
         always={ch: tuple(v) for ch, v in always.items()},
-        by_keyword={ch: {k: tuple(v) for k, v in m.items()} for ch, m in by_keyword.items()},
+        by_token={ch: {k: tuple(v) for k, v in m.items()} for ch, m in by_token.items()},
         default=cfg.default,
         queues=cfg.queues,
     )

@@ -1,32 +1,44 @@
 """Compiled condition nodes: each tests Facts fast (`test`) or says why (`explain`).
 
 Every node also states what any message it matches must have, so the router can skip
-rules without trying them: `need_keywords` (ids of which at least one must occur in the
-message, as a substring anywhere) and `need_channels` (the channels it can match on).
-None means "no such requirement".
+rules without trying them: `need_tokens` (at least one of these tokens must be among the
+message's tokens: a keyword id that occurs in it as a substring anywhere, or an exact
+field value such as ("account", "cr-mailbox"); see `Router.tokens`) and `need_channels`
+(the channels it can match on). None means "no such requirement".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from router.facts import Facts
 from router.keywords import FIELD_NAMES, SUBJECT, TEXT, Hits
+from router.regexes import RegexBank
 
-KeywordNeed = frozenset[int] | None
+Token = Hashable  # a keyword id (int) or a (field, value) tuple
+TokenNeed = frozenset[Token] | None
 ChannelNeed = frozenset[str] | None
 
 
 class Ctx:
-    """One message being routed: its facts, its keyword hits, regex results so far."""
+    """One message being routed: its facts, its keyword hits, its regex hits (on demand)."""
 
-    __slots__ = ("facts", "hits", "regex_seen")
+    __slots__ = ("_regex", "facts", "hits", "regexes")
 
-    def __init__(self, facts: Facts, hits: Hits) -> None:
+    def __init__(self, facts: Facts, hits: Hits, regexes: RegexBank) -> None:
         self.facts = facts
         self.hits = hits
-        self.regex_seen: dict[tuple[int, int], bool] = {}
+        self.regexes = regexes
+        self._regex: dict[int, frozenset[int]] = {}
+
+    def regex_hits(self, field: int) -> frozenset[int]:
+        """Ids of the regexes found in one raw field; all of them in one pass, once."""
+        found = self._regex.get(field)
+        if found is None:
+            text = self.facts.subject if field == SUBJECT else self.facts.text
+            found = self._regex[field] = self.regexes.search(text)
+        return found
 
 
 class Node:
@@ -38,7 +50,7 @@ class Node:
     def explain(self, ctx: Ctx) -> tuple[bool, str]:
         raise NotImplementedError
 
-    def need_keywords(self) -> KeywordNeed:
+    def need_tokens(self) -> TokenNeed:
         return None
 
     def need_channels(self) -> ChannelNeed:
@@ -62,12 +74,23 @@ class Always(Node):
 
 
 class FieldIn(Node):
-    """A single-valued fact (channel, account, segment, ...) is one of the listed values."""
+    """A single-valued fact (channel, account, segment, ...) is one of the listed values.
 
-    __slots__ = ("attr", "key", "shown", "values")
+    `indexed`: the router files the rule under ("key", value) tokens (selective fields).
+    """
 
-    def __init__(self, key: str, attr: str, values: frozenset[Any], shown: Sequence[Any]) -> None:
-        self.key, self.attr, self.values, self.shown = key, attr, values, shown
+    __slots__ = ("attr", "indexed", "key", "listed", "values")
+
+    def __init__(
+        self,
+        key: str,
+        attr: str,
+        values: frozenset[Any],
+        shown: Sequence[Any],
+        indexed: bool = False,
+    ) -> None:
+        self.key, self.attr, self.values, self.indexed = key, attr, values, indexed
+        self.listed = _listing(shown)  # built once: explain runs for every rule tried
 
     def test(self, ctx: Ctx) -> bool:
         return getattr(ctx.facts, self.attr) in self.values
@@ -76,19 +99,23 @@ class FieldIn(Node):
         value = getattr(ctx.facts, self.attr)
         ok = value in self.values
         shown = "(none)" if value is None else str(value)
-        return ok, f"{self.key}: {shown} {'in' if ok else 'not in'} {_listing(self.shown)}"
+        return ok, f"{self.key}: {shown} {'in' if ok else 'not in'} {self.listed}"
 
     def need_channels(self) -> ChannelNeed:
         return frozenset(str(v) for v in self.values) if self.key == "channel" else None
+
+    def need_tokens(self) -> TokenNeed:
+        return frozenset((self.key, v) for v in self.values) if self.indexed else None
 
 
 class SetOverlap(Node):
     """A set-valued fact (customer tags, flags) has at least one of the listed values."""
 
-    __slots__ = ("attr", "key", "shown", "values")
+    __slots__ = ("attr", "key", "listed", "values")
 
     def __init__(self, key: str, attr: str, values: frozenset[Any], shown: Sequence[Any]) -> None:
-        self.key, self.attr, self.values, self.shown = key, attr, values, shown
+        self.key, self.attr, self.values = key, attr, values
+        self.listed = _listing(shown)
 
     def test(self, ctx: Ctx) -> bool:
         return not self.values.isdisjoint(getattr(ctx.facts, self.attr))
@@ -97,7 +124,10 @@ class SetOverlap(Node):
         common = self.values & getattr(ctx.facts, self.attr)
         if common:
             return True, f"{self.key}: has {_listing(sorted(map(str, common)))}"
-        return False, f"{self.key}: none of {_listing(self.shown)}"
+        return False, f"{self.key}: none of {self.listed}"
+
+    def need_tokens(self) -> TokenNeed:
+        return frozenset((self.key, v) for v in self.values)
 
 
 class BoolIs(Node):
@@ -138,11 +168,16 @@ class Sender(Node):
             return True, f"sender.domain: {facts.sender_domain} listed"
         return False, f"sender: {facts.sender_address or '(none)'} not listed"
 
+    def need_tokens(self) -> TokenNeed:
+        return frozenset(("address", a) for a in self.addresses) | frozenset(
+            ("domain", d) for d in self.domains
+        )
+
 
 class Keywords(Node):
     """keywords: any of `any_` and all of `all_` occur in the chosen fields."""
 
-    __slots__ = ("all_", "any_", "mask", "word")
+    __slots__ = ("all_", "any_", "mask", "said_all", "said_none", "word")
 
     def __init__(
         self,
@@ -152,6 +187,9 @@ class Keywords(Node):
         word: bool,
     ) -> None:
         self.any_, self.all_, self.mask, self.word = any_, all_, mask, word
+        where = FIELD_NAMES[mask]
+        self.said_none = f"keywords.any: none of {_listing(repr(w) for w, _ in any_)} in {where}"
+        self.said_all = f"keywords.all: all of {_listing(repr(w) for w, _ in all_)} in {where}"
 
     def _found(self, hits: Hits) -> dict[int, int]:
         return hits.word if self.word else hits.substring
@@ -181,52 +219,41 @@ class Keywords(Node):
                     said.append(f"keywords.any: matched {word!r} in {field}")
                     break
             else:
-                words = _listing(repr(w) for w, _ in self.any_)
-                return False, f"keywords.any: none of {words} in {where}"
+                return False, self.said_none
         for word, kid in self.all_:
             if not found.get(kid, 0) & mask:
                 return False, f"keywords.all: {word!r} not in {where}"
         if self.all_:
-            words = _listing(repr(w) for w, _ in self.all_)
-            said.append(f"keywords.all: all of {words} in {where}")
+            said.append(self.said_all)
         return True, "; ".join(said)
 
-    def need_keywords(self) -> KeywordNeed:
+    def need_tokens(self) -> TokenNeed:
         if self.all_:  # each must occur, so any single one of them is a trigger
             return frozenset({self.all_[0][1]})
         return frozenset(kid for _, kid in self.any_)
 
 
 class Regex(Node):
-    """An RE2 pattern searched in the raw subject and/or text; results shared per message."""
+    """An RE2 pattern searched in the raw subject and/or text (answered by the bank)."""
 
-    __slots__ = ("mask", "pattern", "regex", "rid")
+    __slots__ = ("mask", "pattern", "rid")
 
-    def __init__(self, rid: int, regex: Any, pattern: str, mask: int) -> None:
-        self.rid, self.regex, self.pattern, self.mask = rid, regex, pattern, mask
-
-    def _field(self, facts: Facts) -> str | None:
-        """The first field the pattern is found in, or None."""
-        search = self.regex.search
-        if self.mask & SUBJECT and search(facts.subject):
-            return "subject"
-        if self.mask & TEXT and search(facts.text):
-            return "text"
-        return None
+    def __init__(self, rid: int, pattern: str, mask: int) -> None:
+        self.rid, self.pattern, self.mask = rid, pattern, mask
 
     def test(self, ctx: Ctx) -> bool:
-        key = (self.rid, self.mask)
-        seen = ctx.regex_seen.get(key)
-        if seen is None:
-            seen = ctx.regex_seen[key] = self._field(ctx.facts) is not None
-        return seen
+        rid, mask = self.rid, self.mask
+        return bool(
+            (mask & SUBJECT and rid in ctx.regex_hits(SUBJECT))
+            or (mask & TEXT and rid in ctx.regex_hits(TEXT))
+        )
 
     def explain(self, ctx: Ctx) -> tuple[bool, str]:
-        field = self._field(ctx.facts)
-        ctx.regex_seen[(self.rid, self.mask)] = field is not None
-        if field:
-            return True, f"regex: /{self.pattern}/ found in {field}"
-        return False, f"regex: /{self.pattern}/ not in {FIELD_NAMES[self.mask]}"
+        rid, mask = self.rid, self.mask
+        for bit in (SUBJECT, TEXT):
+            if mask & bit and rid in ctx.regex_hits(bit):
+                return True, f"regex: /{self.pattern}/ found in {FIELD_NAMES[bit]}"
+        return False, f"regex: /{self.pattern}/ not in {FIELD_NAMES[mask]}"
 
 
 class All(Node):
@@ -250,8 +277,8 @@ class All(Node):
             said.append(why)
         return True, "; ".join(said)
 
-    def need_keywords(self) -> KeywordNeed:
-        needs = [n for n in (c.need_keywords() for c in self.children) if n is not None]
+    def need_tokens(self) -> TokenNeed:
+        needs = [n for n in (c.need_tokens() for c in self.children) if n is not None]
         return min(needs, key=len) if needs else None
 
     def need_channels(self) -> ChannelNeed:
@@ -285,8 +312,8 @@ class AnyOf(Node):
             return None
         return frozenset().union(*needs)
 
-    def need_keywords(self) -> KeywordNeed:
-        return self._union([c.need_keywords() for c in self.children])
+    def need_tokens(self) -> TokenNeed:
+        return self._union([c.need_tokens() for c in self.children])
 
     def need_channels(self) -> ChannelNeed:
         return self._union([c.need_channels() for c in self.children])

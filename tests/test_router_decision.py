@@ -172,3 +172,29 @@ def test_route_without_trace_gives_the_same_decision() -> None:
     full, bare = router.route(COMPLAINT), router.route(COMPLAINT, trace=False)
     assert bare.trace == [] and len(full.trace) == 2
     assert (full.queue, full.tags, full.rules) == (bare.queue, bare.tags, bare.rules)
+
+
+def test_account_and_sender_rules_are_only_tried_when_they_can_match() -> None:
+    rules = [
+        {"id": "acct", "when": {"account": "cr-mailbox"}, "then": {"queue": "cr"}},
+        {"id": "gov", "when": {"sender": {"domain": ["gov.sa"]}}, "then": {"queue": "vip"}},
+        {"id": "re", "when": {"regex": r"\b10\d{8}\b"}, "then": {"queue": "tm"}},
+    ]
+    router = compile_router(make_config(rules))
+    d = router.route(facts("email", account="info", sender_address="a@mc.gov.sa"))
+    assert [(s.rule, s.matched, s.reason) for s in d.trace] == [
+        ("gov", True, "sender.domain: mc.gov.sa listed")
+    ]
+    d = router.route(facts("email", account="info", text="CR 1010123456"))
+    assert [(s.rule, s.reason) for s in d.trace] == [("re", r"regex: /\b10\d{8}\b/ found in text")]
+
+
+def test_many_regexes_across_re2_sets() -> None:
+    rules = [
+        {"id": f"r{i}", "when": {"regex": f"code{i}\\b"}, "then": {"queue": "cr"}}
+        for i in range(40)
+    ]
+    for i in (0, 17, 39):
+        d = route(rules, facts(text=f"my CODE{i} please"))
+        assert d.rule == f"r{i}"
+    assert route(rules, facts(text="code40")).rule is None
