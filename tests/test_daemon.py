@@ -56,9 +56,24 @@ class DaemonProc:
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "omnidesk", "--log-level", "INFO", "run", "--config",
-             str(self.config), "--workers", "2", "--drain-timeout", "15"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
+            [
+                sys.executable,
+                "-m",
+                "omnidesk",
+                "--log-level",
+                "INFO",
+                "run",
+                "--config",
+                str(self.config),
+                "--workers",
+                "2",
+                "--drain-timeout",
+                "15",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("ab"),
         )
         assert wait_for(lambda: self.get("/healthz")[0] in (200, 503), timeout=30), self.logs()
 
@@ -70,8 +85,11 @@ class DaemonProc:
             return exc.code, exc.read()
 
     def post(self, path: str, body: bytes) -> tuple[int, dict[str, object]]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 return r.status, json.loads(r.read())
@@ -90,8 +108,9 @@ class DaemonProc:
         return code
 
     def drop_web(self, name: str, message: str, **fields: str) -> None:
-        body = json.dumps({"message": message, "email": f"{name}@example.sa", **fields},
-                          ensure_ascii=False)
+        body = json.dumps(
+            {"message": message, "email": f"{name}@example.sa", **fields}, ensure_ascii=False
+        )
         tmp = self.drop / "new" / f".{name}.tmp"
         tmp.write_text(body, "utf-8")
         tmp.rename(self.drop / "new" / f"{name}.web.json")
@@ -103,15 +122,26 @@ class DaemonProc:
         return self.log.read_text("utf-8", "replace")[-3000:]
 
 
-def write_daemon_config(path: Path, *, prefix: str, state: Path, drop: Path, port: int,
-                        redis_url: str = REDIS_URL, extra_rules: str = "") -> None:
+def write_daemon_config(
+    path: Path,
+    *,
+    prefix: str,
+    state: Path,
+    drop: Path,
+    port: int,
+    redis_url: str = REDIS_URL,
+    extra_rules: str = "",
+) -> None:
     text = CONFIG.read_text("utf-8")
     if extra_rules:
         text = text.replace("rules:\n", "rules:\n" + extra_rules, 1)
-    service = (f"service:\n  redis_url: {redis_url}\n  key_prefix: {prefix}\n"
-               f"  state_dir: {state}\n  http_port: {port}\n")
-    connectors = (f"connectors:\n  - {{name: drop, kind: maildir, path: {drop}, "
-                  "poll_interval: 0.1}\n")
+    service = (
+        f"service:\n  redis_url: {redis_url}\n  key_prefix: {prefix}\n"
+        f"  state_dir: {state}\n  http_port: {port}\n"
+    )
+    connectors = (
+        f"connectors:\n  - {{name: drop, kind: maildir, path: {drop}, poll_interval: 0.1}}\n"
+    )
     path.write_text(service + text + connectors, "utf-8")
 
 
@@ -122,8 +152,14 @@ def daemon(prefix: str, tmp_path: Path) -> Iterator[DaemonProc]:
     port = free_port()
     config = tmp_path / "queue_config.yaml"
     write_daemon_config(config, prefix=prefix, state=tmp_path / "state", drop=drop, port=port)
-    proc = DaemonProc(config=config, drop=drop, port=port, prefix=prefix,
-                      log=tmp_path / "daemon.log", redis_url=REDIS_URL)
+    proc = DaemonProc(
+        config=config,
+        drop=drop,
+        port=port,
+        prefix=prefix,
+        log=tmp_path / "daemon.log",
+        redis_url=REDIS_URL,
+    )
     yield proc
     if proc.proc is not None:
         proc.proc.kill()
@@ -154,8 +190,12 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     assert 'omnidesk_connector_handed_over{connector="drop",kind="maildir"} 5.0' in text
     assert "omnidesk_ingest_seconds_count" in text
 
-    ok_status, ok = daemon.post("/v1/intake/web", json.dumps(
-        {"message": "I have a complaint about a shop", "email": "web@example.sa"}).encode())
+    ok_status, ok = daemon.post(
+        "/v1/intake/web",
+        json.dumps(
+            {"message": "I have a complaint about a shop", "email": "web@example.sa"}
+        ).encode(),
+    )
     assert ok_status == 202 and "accepted" in ok
     bad_status, bad = daemon.post("/v1/intake/web", b'{"message": 5, "colour": "red"}')
     assert bad_status == 400 and "colour" in str(bad["error"])
@@ -192,10 +232,17 @@ def test_sighup_reload_changes_routing_and_a_bad_config_changes_nothing(
     assert store.list_tickets()[0].queue == "general"
 
     good = tmp_path / "good.yaml"
-    write_daemon_config(good, prefix=prefix, state=tmp_path / "state", drop=daemon.drop,
-                        port=daemon.port, extra_rules=(
-                            "  - id: trademarks\n    when: {keywords: [trademarks]}\n"
-                            "    then: {queue: complaints}\n"))
+    write_daemon_config(
+        good,
+        prefix=prefix,
+        state=tmp_path / "state",
+        drop=daemon.drop,
+        port=daemon.port,
+        extra_rules=(
+            "  - id: trademarks\n    when: {keywords: [trademarks]}\n"
+            "    then: {queue: complaints}\n"
+        ),
+    )
     shutil.copy(good, daemon.config)
     daemon.signal(signal.SIGHUP)
     assert wait_for(lambda: "reloaded" in daemon.logs(), timeout=10), daemon.logs()
@@ -224,9 +271,22 @@ def test_redis_restarted_mid_run_the_daemon_recovers(prefix: str, tmp_path: Path
 
     def start_redis() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(redis_dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(redis_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         assert wait_for(lambda: socket.create_connection(("127.0.0.1", redis_port), 1))
         return proc
 
@@ -236,10 +296,17 @@ def test_redis_restarted_mid_run_the_daemon_recovers(prefix: str, tmp_path: Path
     (drop / "new").mkdir(parents=True)
     port = free_port()
     config = tmp_path / "queue_config.yaml"
-    write_daemon_config(config, prefix=prefix, state=tmp_path / "state", drop=drop, port=port,
-                        redis_url=url)
-    daemon = DaemonProc(config=config, drop=drop, port=port, prefix=prefix,
-                        log=tmp_path / "daemon.log", redis_url=url)
+    write_daemon_config(
+        config, prefix=prefix, state=tmp_path / "state", drop=drop, port=port, redis_url=url
+    )
+    daemon = DaemonProc(
+        config=config,
+        drop=drop,
+        port=port,
+        prefix=prefix,
+        log=tmp_path / "daemon.log",
+        redis_url=url,
+    )
     try:
         daemon.start()
         daemon.drop_web("first", "hello")

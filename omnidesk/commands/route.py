@@ -120,6 +120,20 @@ def ticket_view(inbound: Inbound) -> dict[str, Any]:
     }
 
 
+def describe(inbound: Inbound) -> str:
+    """A few lines on the message itself, before the decision."""
+    who = ", ".join(i.key for i in inbound.author.identities) or "unknown sender"
+    lines = [
+        f"message:    {inbound.channel.value} {inbound.external_id}",
+        f"from:       {inbound.author.name} ({who})",
+        f"subject:    {inbound.subject}" if inbound.subject else "",
+        f"preview:    {preview(inbound.text or inbound.html_text, 120)}",
+        f"language:   {inbound.language.value}"
+        + (f"; flags: {', '.join(f.value for f in inbound.flags)}" if inbound.flags else ""),
+    ]
+    return "\n".join(line for line in lines if line)
+
+
 def decision_view(decision: Decision, *, trace: bool = True) -> dict[str, Any]:
     view = to_builtins(decision)
     keys = [
@@ -146,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
             if args.json or isinstance(result, Skipped):
                 print(json.dumps(result_view(result), ensure_ascii=False))
             else:
-                print(explain(result[1], ticket_view(result[0])))
+                print(describe(result[0]))
+                print(explain(result[1]))
         return 0
     return _replay(routing, files, args)
 
