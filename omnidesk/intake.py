@@ -181,7 +181,7 @@ class Intake:
             "auto": "1" if any(inbound.has_flag(f) for f in AUTO_FLAGS) else "0",
             "now_ms": str(ms(now)),
             "now_iso": now.isoformat(),
-            "year": str(received.year),
+            "year": str(now.year),  # ticket ids count per year of intake
             "reopen_ms": str(int(self.reopen_window.total_seconds() * 1000)),
             "mid": mid,
             "message": encode_fields(message, skip=frozenset({"id", "ticket_id"})),

@@ -46,6 +46,7 @@ DELIVER_MAX_BACKOFF_MS = 15 * 60_000
 _batch_codec = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(list[RawPayload])
 _outbound_decoder = msgspec.json.Decoder(Outbound)
+_BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
 
 
 def make_broker(
@@ -69,7 +70,9 @@ def make_broker(
         try:
             from dramatiq.brokers.rabbitmq import RabbitmqBroker
         except ImportError as exc:
-            raise ConfigError([f"service.broker_url: amqp needs the pika package ({exc})"]) from None
+            raise ConfigError(
+                [f"service.broker_url: amqp needs the pika package ({exc})"]
+            ) from None
         broker = RabbitmqBroker(url=url)
     else:
         raise ConfigError([f"service.broker_url: unsupported scheme in {url.split('://')[0]!r}"])
@@ -178,7 +181,7 @@ class Pipeline:
             batch = items[start : start + batch_size]
             try:
                 self.ingest.send(_batch_codec.encode(batch).decode())
-            except (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.ConnectionError) as exc:
+            except _BROKER_DOWN as exc:
                 raise StoreUnavailable(f"broker unavailable: {exc}") from None
 
     async def __call__(self, items: list[RawPayload]) -> None:
@@ -188,7 +191,7 @@ class Pipeline:
         """Queue an outbound reply for `deliver` (record it first: store.add_outbound_message)."""
         try:
             self.deliver.send(_batch_codec.encode(outbound).decode())
-        except (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.ConnectionError) as exc:
+        except _BROKER_DOWN as exc:
             raise StoreUnavailable(f"broker unavailable: {exc}") from None
 
     # -------------------------------------------------------- actors
@@ -290,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_timeout_ms=args.heartbeat_timeout_ms,
         maintenance_chance=args.maintenance_chance,
     )
-    run_worker(Pipeline(Runtime.from_config(loaded.data), broker), args.threads)
+    run_worker(Pipeline(Runtime.from_config(loaded), broker), args.threads)
     return 0
 
 

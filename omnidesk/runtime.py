@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omnidesk.archive import Archive
-from omnidesk.config import QueueConfigFile
+from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult
 from omnidesk.model import Decision, Inbound, RawPayload, Skipped
@@ -36,19 +36,11 @@ def default_normalize() -> NormalizeFn:
     return normalize
 
 
-def default_route(config: QueueConfigFile) -> RouteFn:
-    """The real router compiled from the config; customer/ticket facts are not given yet."""
-    from router import Facts, compile_router
+def default_route(loaded: LoadedConfig) -> RouteFn:
+    """The service's routing step (router + business-hours calendar) from the config."""
+    from omnidesk.routing import Routing
 
-    router = compile_router(config)
-
-    def route(inbound: Inbound) -> Decision:
-        facts = Facts.from_inbound(
-            inbound, customer=None, ticket=None, outside_business_hours=False
-        )
-        return router.route(facts)
-
-    return route
+    return Routing.from_config(loaded).decide
 
 
 @dataclass
@@ -70,7 +62,7 @@ class Runtime:
     route: RouteFn
     normalize: NormalizeFn
     archive: Archive | None = None
-    config: QueueConfigFile | None = None
+    config: LoadedConfig | None = None
     hooks: IntakeHooks = field(default_factory=IntakeHooks)
     intake: Intake = field(init=False)
     quarantine: Quarantine = field(init=False)
@@ -82,7 +74,7 @@ class Runtime:
     @classmethod
     def from_config(
         cls,
-        config: QueueConfigFile,
+        config: LoadedConfig,
         *,
         route: RouteFn | None = None,
         normalize: NormalizeFn | None = None,
@@ -91,7 +83,7 @@ class Runtime:
     ) -> Runtime:
         """The real thing: Redis and state dir from `config.service`, the real router and
         normalizers unless others are given."""
-        service = config.service
+        service = config.data.service
         return cls(
             store=store or Store.from_url(service.redis_url, service.key_prefix),
             route=route or default_route(config),
@@ -101,7 +93,7 @@ class Runtime:
             **kwargs,
         )
 
-    def reload(self, config: QueueConfigFile, route: RouteFn | None = None) -> None:
+    def reload(self, config: LoadedConfig, route: RouteFn | None = None) -> None:
         """Swap in a new config (SIGHUP): the router is compiled first, so a bad one raises
         and the old stays."""
         new_route = route or default_route(config)
@@ -137,6 +129,10 @@ class Runtime:
             self._quarantine(raw, "route_error", f"{type(exc).__name__}: {exc}")
             return None
         return ready
+
+    def _quarantine(self, raw: RawPayload, reason: str, error: str) -> None:
+        qid = self.quarantine.put(raw, reason, error)
+        log.warning("quarantined %s (%s): %s", qid, raw.source or raw.channel, error)
 
     def process(self, batch: list[RawPayload]) -> BatchReport:
         """Turn a batch of raw payloads into tickets (the `ingest` actor's body)."""
