@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from omnidesk.errors import ConfigError, OmnideskError
 
 # Each module has register(subparsers) and sets `func` on its parser.
-COMMAND_MODULES = ("check", "route", "schema")
+COMMAND_MODULES = ("check", "route", "schema", "sla")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
