@@ -212,11 +212,22 @@ class SlaClocks:
         return self._update(ticket.id, change)
 
     def on_customer_message(self, ticket: Ticket, now: datetime | None = None) -> SlaState | None:
-        """The customer wrote again: resume paused clocks, time the next response."""
+        """The customer wrote again: resume paused clocks, time the next response; a ticket
+        intake reopened gets its resolution clock back with what was left."""
         at = now or self.clock()
         if self.state(ticket.id) is None:
             return self.on_opened(ticket, at)
-        return self._update(ticket.id, lambda s: sla.customer_wrote(s, self.ctx, at) if s else None)
+        reopened = Status(ticket.status) in (Status.NEW, Status.OPEN)
+
+        def change(state: SlaState | None) -> SlaState | None:
+            if state is None:
+                return None
+            resolution = state.clocks.get("resolution")
+            if reopened and resolution is not None and resolution.state == "stopped":
+                state = sla.reopen_ticket(state, self.ctx, at)  # intake reopened the ticket
+            return sla.customer_wrote(state, self.ctx, at)
+
+        return self._update(ticket.id, change)
 
     def on_agent_reply(self, ticket: Ticket, now: datetime | None = None) -> SlaState | None:
         at = now or self.clock()

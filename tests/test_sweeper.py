@@ -332,3 +332,23 @@ def test_redis_down_is_store_unavailable(config, now) -> None:
     dead = Store(redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)), "x")
     with pytest.raises(StoreUnavailable):
         SlaClocks(dead, config, clock=now).sweep()
+
+
+def test_a_customer_writing_to_a_resolved_ticket_restarts_resolution(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    ticket = store.get_ticket(tid)
+    assert ticket is not None
+    clocks.on_agent_reply(ticket, riyadh(2026, 1, 8, 15, 30))
+    state = clocks.on_status(ticket, Status.RESOLVED, riyadh(2026, 1, 8, 15, 30))
+    assert state is not None and state.clocks["resolution"].outcome == "met"
+    assert due_score(store, tid) is None
+    store.set_status(tid, Status.OPEN)  # what intake does when the customer writes back
+    reopened = store.get_ticket(tid)
+    assert reopened is not None
+    state = clocks.on_customer_message(reopened, riyadh(2026, 1, 11, 8))
+    assert state is not None
+    res = state.clocks["resolution"]
+    assert res.state == "running" and res.elapsed == 1800
+    assert "next_response" in state.clocks
+    assert due_score(store, tid) is not None
