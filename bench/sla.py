@@ -376,7 +376,7 @@ def main() -> int:
               f"{fired2:,} in {end2 - t0:.2f}s -> {steps_per_s:,.0f} steps/s")  # fmt: skip
         left = r.zcard(f"{P}:due")
         print(f"clocks still scheduled after the sweeps: {left:,} (a fired clock is re-scored "
-              "to its next step; lease-fenced commit, so each step fires once)")  # fmt: skip
+              "to its next step in the same atomic script, so each step fires once)")  # fmt: skip
 
         baseline = float("nan")
         if not args.no_baseline:
