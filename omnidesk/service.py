@@ -61,6 +61,7 @@ class Daemon:
         self._worker: Any = None
         self._runner: web.AppRunner | None = None
         self.runtime: Any = None
+        self.clocks: Any = None
         self.pipeline: Any = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -71,6 +72,7 @@ class Daemon:
         from omnidesk.pipeline import Pipeline, make_broker
         from omnidesk.runtime import Runtime
         from omnidesk.store import Store
+        from omnidesk.sweeper import SlaClocks
 
         service = self.loaded.data.service
         redis_url = self.options.redis_url or service.redis_url
@@ -81,7 +83,11 @@ class Daemon:
             log.info("started an embedded redis-server at %s", redis_url)
         store = Store.from_url(redis_url, prefix)
         await self._wait_for_redis(store, redis_url)
-        self.runtime = Runtime.from_config(self.loaded, store=store)
+        self.clocks = SlaClocks(store, self.loaded.data, notify=self._notify)
+        self.runtime = Runtime.from_config(
+            self.loaded, store=store, hooks=self.clocks.intake_hooks()
+        )
+        self.background.append(self.clocks.run_sweeper)
         broker_url = service.broker_url or redis_url
         self.pipeline = Pipeline(self.runtime, make_broker(broker_url, prefix))
         self._wrap_ingest_timing()
@@ -179,6 +185,7 @@ class Daemon:
         try:
             new = load_config(self.options.config)
             self.runtime.reload(new)
+            self.clocks.reload(new.data)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused: %s", problem)
@@ -188,6 +195,10 @@ class Daemon:
             return
         self.loaded = new
         log.info("reloaded %s: %d rules", new.path, len(new.data.rules))
+
+    def _notify(self, event: dict[str, Any]) -> None:
+        """An SLA ladder's notify action, sent through the dramatiq `notify` actor."""
+        self.pipeline.notify.send(event["ticket"], event["target"], event["text"], event["via"])
 
     async def health(self) -> dict[str, Any]:
         store = self.runtime.store
@@ -211,6 +222,7 @@ class Daemon:
         try:
             counts = await asyncio.to_thread(store.counts)
             self.metrics.update_store(counts)
+            self.metrics.update_sla(await asyncio.to_thread(self.clocks.counts))
             self.metrics.up.labels(dependency="redis").set(1)
         except OmnideskError:
             self.metrics.up.labels(dependency="redis").set(0)

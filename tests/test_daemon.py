@@ -189,6 +189,7 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     assert 'omnidesk_messages_in_total{channel="web"} 5.0' in text
     assert 'omnidesk_connector_handed_over{connector="drop",kind="maildir"} 5.0' in text
     assert "omnidesk_ingest_seconds_count" in text
+    assert 'omnidesk_sla_clocks{state="running"} 5.0' in text
 
     ok_status, ok = daemon.post(
         "/v1/intake/web",
