@@ -189,7 +189,10 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
         {
             "flags": ["reply"],
             "text": "رقم البلاغ 99812 ولم يتم الرد",
-            "thread_keys": ["twitter:conv:1785600000000000001", "twitter:tweet:1785600000000000006"],
+            "thread_keys": [
+                "twitter:conv:1785600000000000001",
+                "twitter:tweet:1785600000000000006",
+            ],
             "meta": {"in_reply_to_tweet_id": "1785600000000000006", "mentions": "mci_sa,noura_q"},
         }
     ],
@@ -238,8 +241,18 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
         }
     ],
     "whatsapp/batch_several.json": [
-        {"external_id": "wamid.A1", "name": "Maria", "ids": MARIA, "thread_keys": [WA_THREAD_MARIA]},
-        {"external_id": "wamid.A2", "name": "فهد", "segment": "business", "meta": {"timestamp": "1714550405"}},
+        {
+            "external_id": "wamid.A1",
+            "name": "Maria",
+            "ids": MARIA,
+            "thread_keys": [WA_THREAD_MARIA],
+        },
+        {
+            "external_id": "wamid.A2",
+            "name": "فهد",
+            "segment": "business",
+            "meta": {"timestamp": "1714550405"},
+        },
         {"external_id": "wamid.A3", "name": "Maria", "language": "en"},
     ],
     "whatsapp/statuses_only.json": [
@@ -283,7 +296,10 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
         }
     ],
     "whatsapp/contacts_shared.json": [
-        {"attachments": [("contact", "+966509876543", "text/vcard", 0)], "filenames": ["Ali Hassan"]}
+        {
+            "attachments": [("contact", "+966509876543", "text/vcard", 0)],
+            "filenames": ["Ali Hassan"],
+        }
     ],
     "whatsapp/interactive_button_reply.json": [
         {
@@ -339,7 +355,11 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
         }
     ],
     "web/business_cr_in_text.json": [
-        {"segment": "business", "hints": {"cr_number": "7001234567"}, "ids": ["email:info@almarai-trading.sa"]}
+        {
+            "segment": "business",
+            "hints": {"cr_number": "7001234567"},
+            "ids": ["email:info@almarai-trading.sa"],
+        }
     ],
     "web/phone_only_international.json": [{"ids": ["phone:+966551112233"], "language": "en"}],
     "web/bad_email.json": err("invalid_form", "web form: email: not a valid address"),
