@@ -70,6 +70,11 @@ def with_prefix(prefix: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return wrap
 
 
+def printable(text: str, limit: int = 40) -> str:
+    """A caller-supplied name made safe to echo in a one-line error: short, no control chars."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
 # ---- typed field access; `at` is the JSON path of the container, e.g. "message.chat"
 
 

@@ -23,6 +23,7 @@ from connectors.base_normalize import (
     opt_int,
     opt_obj,
     opt_string,
+    printable,
     string,
     unix_time,
     with_prefix,
@@ -128,7 +129,7 @@ def normalize(
     for kind in _SKIPPED_KINDS:
         if kind in update:
             return Skipped(reason=kind)
-    others = sorted(k for k in update if k != "update_id")
+    others = sorted(printable(k) for k in update if k != "update_id")
     raise PayloadError(
         f"update {update_id} is not a message update (fields: {', '.join(others[:5]) or 'none'})",
         reason="not_message_update",
