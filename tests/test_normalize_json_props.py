@@ -97,6 +97,16 @@ def test_random_bytes(channel: Channel, raw: bytes) -> None:
     run(channel, raw)
 
 
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize(
+    "raw", [b'"\x80"', b'{"update_id": "\xff"}', b"[" * 5000, b"\xef\xbb\xbf{}", b"{}" * 2]
+)
+def test_known_bad_bytes(channel: Channel, raw: bytes) -> None:
+    """Cases hypothesis found or that broke other JSON parsers: bad UTF-8, deep nesting, BOM."""
+    with pytest.raises(PayloadError):
+        registry.normalize(channel, raw, account="prop")
+
+
 @PROPS
 @given(channel=st.sampled_from(CHANNELS), value=json_values)
 def test_random_json_as_bytes(channel: Channel, value: Any) -> None:
