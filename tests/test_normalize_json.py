@@ -65,6 +65,15 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
             "masked": ["2123456789"],
         }
     ],
+    "telegram/text_card_and_arabic_digits_id.json": [
+        {
+            "language": "ar",
+            "segment": "unknown",  # a card number starting with 4 is not a CR number
+            "hints": {},
+            "masked": ["4111 1111 1111 1111"],
+            "preview_hides": ["١٠٢٣٤٥٦٧٨٩", "1023456789"],
+        }
+    ],
     "telegram/edited_message.json": [
         {
             "external_id": "5123456789:101:edit:1714550700",
@@ -415,6 +424,10 @@ def _check_inbound(result: Inbound, want: dict[str, Any]) -> None:
                 assert secret in result.text
                 assert secret not in mask_pii(result.text)
                 assert secret not in preview(result.text)
+        elif key == "preview_hides":  # written in Arabic-Indic digits in the raw text
+            assert expected[0] in result.text
+            for secret in expected:
+                assert secret not in preview(result.text)
         elif key == "text_contains":
             assert expected in result.text
         elif key == "external_id_len":
@@ -502,6 +515,12 @@ def test_registry_wraps_single_results_and_refuses_unknown_channels() -> None:
     assert results[0].account == "site"
     with pytest.raises(Exception, match="unknown channel"):
         registry.normalize("fax", raw, account="x")
+
+
+def test_registry_refuses_a_dict_for_email_before_loading_it() -> None:
+    with pytest.raises(PayloadError) as caught:
+        registry.normalize(Channel.EMAIL, {"subject": "hi"}, account="inbox")
+    assert caught.value.reason == "not_email"
 
 
 def test_telegram_edit_keeps_the_originals_message_key() -> None:
