@@ -122,7 +122,7 @@ def normalize(
 ) -> Inbound | Skipped:
     """One Bot API Update as an Inbound, or Skipped with the update kind as the reason."""
     update = load_json(payload, max_bytes=max_bytes)
-    update_id = integer(update, "update_id", "update")
+    update_id = integer(update, "update_id", "")
     for kind, is_edit in _MESSAGE_KINDS.items():
         if kind in update:
             message = obj(update, kind, "")
