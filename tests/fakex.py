@@ -147,8 +147,8 @@ class FakeX:
         )
 
 
-@pytest.fixture
-async def fake_x() -> AsyncIterator[FakeX]:
+@pytest.fixture(name="fake_x")
+async def fake_x_server() -> AsyncIterator[FakeX]:
     fake = FakeX()
     runner = web.AppRunner(fake.app(), access_log=None)
     await runner.setup()

@@ -16,7 +16,7 @@ from connectors.twitter.connector import TwitterConnector
 from connectors.twitter.thread import split_thread, weighted_length
 from omnidesk.errors import AuthError, ConfigError, TransientError
 from omnidesk.model import Channel, Inbound, Outbound, RawPayload
-from tests.fakex import OUR_ID, FakeX, fake_x  # noqa: F401
+from tests.fakex import OUR_ID, FakeX, fake_x_server  # noqa: F401
 from tests.services import eventually
 
 pytestmark = pytest.mark.timeout(30)
@@ -70,7 +70,7 @@ def x_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def cursors(redis_prefix) -> CursorStore:  # noqa: ANN001
+async def cursors(redis_prefix) -> CursorStore:
     client, prefix = redis_prefix
     return CursorStore(client, prefix)
 
@@ -319,7 +319,7 @@ def test_config_rejects_unknown_keys_and_half_oauth1() -> None:
 async def test_end_to_end_mention_becomes_a_ticket(
     fake_x: FakeX,
     cursors: CursorStore,
-    runtime,  # noqa: ANN001
+    runtime,
 ) -> None:
     tweet = fake_x.mention("How do I renew my commercial registration?")
 
