@@ -62,6 +62,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self.runtime: Any = None
         self.clocks: Any = None
+        self._aioredis: Any = None
         self.pipeline: Any = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -69,7 +70,11 @@ class Daemon:
     # ------------------------------------------------------------ lifecycle
 
     async def initialize(self) -> None:
-        from omnidesk.pipeline import Pipeline, make_broker
+        import redis.asyncio as aioredis
+
+        from connectors.catalog import build
+        from connectors.state import CursorStore, Lease
+        from omnidesk.pipeline import Pipeline, make_broker, register_sender
         from omnidesk.runtime import Runtime
         from omnidesk.store import Store
         from omnidesk.sweeper import SlaClocks
@@ -91,9 +96,26 @@ class Daemon:
         broker_url = service.broker_url or redis_url
         self.pipeline = Pipeline(self.runtime, make_broker(broker_url, prefix))
         self._wrap_ingest_timing()
-        self.connectors = [self._build_connector(entry) for entry in self.loaded.data.connectors]
+        self._aioredis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        cursors = CursorStore(self._aioredis, prefix)
+
+        def lease_for(name: str, ttl: float) -> Lease:
+            return Lease(self._aioredis, prefix, name, ttl=ttl)
+
+        self.connectors = [
+            build(entry, cursors=cursors, lease_for=lease_for)
+            for entry in self.loaded.data.connectors
+        ]
+        loop = asyncio.get_running_loop()
         for connector in self.connectors:
             await connector.initialize()
+            if type(connector).send is not Connector.send:  # it can reply on its account
+                register_sender(
+                    Channel(_channel_of(connector)), connector.name, connector.send, loop=loop
+                )
+            add_routes = getattr(connector, "add_routes", None)
+            if add_routes is not None:
+                self.route_hooks.append(add_routes)
         for plugin in PLUGINS:
             plugin(self)
 
@@ -145,6 +167,9 @@ class Daemon:
         if self.pipeline is not None:
             with contextlib.suppress(Exception):
                 self.pipeline.broker.close()
+        if self._aioredis is not None:
+            with contextlib.suppress(Exception):
+                await self._aioredis.aclose()
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None
@@ -231,11 +256,6 @@ class Daemon:
 
     # ------------------------------------------------------------ internals
 
-    def _build_connector(self, entry: dict[str, Any]) -> Connector:
-        from connectors.catalog import build
-
-        return build(entry)
-
     def _wrap_ingest_timing(self) -> None:
         process = self.runtime.process
         histogram = self.metrics.routing_latency
@@ -270,6 +290,11 @@ class Daemon:
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
+
+
+def _channel_of(connector: Connector) -> str:
+    """The channel a connector replies on: IMAP accounts reply by email."""
+    return {"imap": "email", "maildir": "web"}.get(connector.kind, connector.kind)
 
 
 def _ping(store: Any) -> bool:

@@ -46,6 +46,8 @@ class WhatsAppConnector(Connector):
     kind: ClassVar[str] = "whatsapp"
     config_model = WhatsAppConfig
 
+    uses_lease = False
+
     def __init__(self, config: WhatsAppConfig, cursors: Any = None, lease: Any = None) -> None:
         # Webhooks are pushed to whichever instance Meta reaches: no cursor, no lease.
         super().__init__(config.name)
