@@ -7,6 +7,7 @@ to the sink in batches, and only then advances its cursor; it can also send a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from abc import ABC, abstractmethod
@@ -61,6 +62,7 @@ class Connector(ABC):
     """initialize → start → stop → shutdown, usable as ``async with``."""
 
     kind: ClassVar[str]
+    uses_lease: ClassVar[bool] = True  # False for push-only (webhook) connectors
 
     def __init__(self, name: str, lease: Lease | None = None) -> None:
         self.name = name
@@ -69,7 +71,7 @@ class Connector(ABC):
         self.status = ConnectorStatus(name=name, kind=self.kind)
         self._stopping = asyncio.Event()
 
-    async def initialize(self) -> None:  # noqa: B027 - a no-op hook by design
+    async def initialize(self) -> None:
         """Open what `start` needs; a missing secret is raised here, before anything runs."""
 
     @abstractmethod
@@ -80,7 +82,7 @@ class Connector(ABC):
     async def send(self, reply: Outbound) -> Receipt:
         raise NotImplementedError(f"{self.kind} connector {self.name!r} cannot send")
 
-    async def check(self) -> None:  # noqa: B027
+    async def check(self) -> None:
         """Connect once; raise a typed error naming the bad field."""
 
     async def start(self, sink: Sink) -> None:
@@ -90,7 +92,7 @@ class Connector(ABC):
     async def stop(self) -> None:
         self._stopping.set()
 
-    async def shutdown(self) -> None:  # noqa: B027
+    async def shutdown(self) -> None:
         """Release what `initialize` opened; idempotent."""
 
     @property
@@ -99,7 +101,7 @@ class Connector(ABC):
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, waking early when stopped."""
-        with suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, seconds))
 
     async def __aenter__(self) -> Self:

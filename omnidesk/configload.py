@@ -36,10 +36,16 @@ class LoadedConfig:
     path: Path
     data: QueueConfigFile
     warnings: list[str] = field(default_factory=list)
+    locator: _Locator | None = None
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def problem(self, loc: Loc, message: str) -> str:
+        """A `FILE:LINE: key: message` line for a place in this config."""
+        line = self.locator.line(loc) if self.locator else 0
+        return f"{self.path}:{line}: {dotted(loc)}: {message}"
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -68,6 +74,7 @@ def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
     # Validate section items one by one, so one bad queue does not hide a bad rule.
     problems: list[str] = []
     names: dict[str, set[str]] = {}
+    broken_rules: list[tuple[int, Any]] = []  # still checked for references below
     for section, model in _ITEM_SECTIONS.items():
         items = plain.get(section)
         if isinstance(items, dict):
@@ -84,6 +91,8 @@ def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
                 valid = model.model_validate(item)
             except ValidationError as exc:
                 problems.extend(locator.from_validation(exc, prefix=(section, key)))
+                if section == "rules":
+                    broken_rules.append((int(key), item))
                 continue
             if isinstance(good, dict):
                 good[str(key)] = valid
@@ -96,9 +105,12 @@ def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
         raise ConfigError(problems + locator.from_validation(exc)) from None
     cross_problems, warnings = _cross_check(data, locator, names)
     problems.extend(cross_problems)
+    problems.extend(_broken_rule_references(broken_rules, data, locator, names))
     if problems:
         raise ConfigError(sorted(problems, key=_line_of))
-    return LoadedConfig(path=path, data=_with_default_calendar(data), warnings=warnings)
+    return LoadedConfig(
+        path=path, data=_with_default_calendar(data), warnings=warnings, locator=locator
+    )
 
 
 _ITEM_SECTIONS: dict[str, type[BaseModel]] = {
@@ -279,6 +291,29 @@ def _cross_check(
         if test.file is not None and not (at.path.parent / test.file).is_file():
             problems.append(at.problem(("tests", i, "file"), f"no such file {test.file!r}"))
     return problems, warnings
+
+
+def _broken_rule_references(
+    broken: list[tuple[int, Any]], cfg: QueueConfigFile, at: _Locator, names: dict[str, set[str]]
+) -> list[str]:
+    """A rule that failed validation may still point at a missing queue: say so too."""
+    problems = []
+    queues = set(cfg.queues) | names.get("queues", set())
+    policies = set(cfg.sla_policies) | names.get("sla_policies", set())
+    for index, item in broken:
+        then = item.get("then") if isinstance(item, dict) else None
+        if not isinstance(then, dict):
+            continue
+        for key, known, kind in (
+            ("queue", queues, "queue"),
+            ("sla_policy", policies, "SLA policy"),
+        ):
+            value = then.get(key)
+            if isinstance(value, str) and value not in known:
+                problems.append(
+                    at.problem(("rules", index, "then", key), f"{kind} {value!r} does not exist")
+                )
+    return problems
 
 
 def _calendar_cycles(calendars: dict[str, CalendarConfig], at: _Locator) -> list[str]:

@@ -18,7 +18,8 @@ from omnidesk.model import Language
 _TASHKEEL = (
     "\u0610\u0611\u0612\u0613\u0614\u0615\u0616\u0617\u0618\u0619\u061a"
     + "".join(chr(c) for c in range(0x064B, 0x0660))
-    + "\u0670\u06d6\u06d7\u06d8\u06d9\u06da\u06db\u06dc\u06df\u06e0\u06e1\u06e2\u06e3\u06e4\u06e7\u06e8\u06ea\u06eb\u06ec\u06ed"
+    + "\u0670\u06d6\u06d7\u06d8\u06d9\u06da\u06db\u06dc\u06df\u06e0\u06e1"
+    + "\u06e2\u06e3\u06e4\u06e7\u06e8\u06ea\u06eb\u06ec\u06ed"
 )
 _TATWEEL = "\u0640"
 _FOLD_TABLE: dict[int, str | None] = {ord(c): None for c in _TASHKEEL + _TATWEEL}
@@ -70,7 +71,8 @@ def detect_language(text: str) -> Language:
     return Language.MIXED
 
 
-# National ID / iqama: 10 digits starting with 1 or 2. Cards: 13-19 digits, spaces or dashes allowed.
+# National ID / iqama: 10 digits starting with 1 or 2.
+# Cards: 13-19 digits, spaces or dashes allowed.
 _NATIONAL_ID = re.compile(r"(?<![0-9])[12][0-9]{9}(?![0-9])")
 _CARD = re.compile(r"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")
 

@@ -387,3 +387,16 @@ async def test_tls_and_starttls_verify_the_server(dovecot, account_factory, run,
     await run(trusted, sink)
     assert await eventually(lambda: sink.payloads, 5)
     assert sink.message_ids == [message_id]
+
+
+async def test_the_catalog_builds_it_from_a_config_entry(dovecot, account_factory, run):
+    from connectors.catalog import build, validate_entry
+
+    user = dovecot.new_user()
+    entry = account_factory(user).model_dump(mode="json")
+    assert entry["kind"] == "imap"
+    with pytest.raises(ValueError, match="folder"):
+        validate_entry(entry | {"folder": "INBOX"})  # unknown keys are named
+    connector = build(entry, cursors=run.cursors)
+    assert isinstance(connector, ImapConnector) and connector.account.username == user
+    await connector.check()

@@ -1,7 +1,28 @@
 """The configuration of one email account: IMAP in, SMTP out.
 
-One entry of `connectors:` in queue_config.yaml with `kind: email`. Secrets are
-never in the file, only the names of the environment variables that hold them.
+One entry of `connectors:` in queue_config.yaml with `kind: imap`. Secrets are
+never in the file, only the names of the environment variables that hold them:
+
+    connectors:
+      - kind: imap
+        name: support-mailbox
+        host: imap.example.gov.sa
+        port: 993
+        security: tls              # none | starttls | tls
+        username: support@example.gov.sa
+        password_env: OMNIDESK_SUPPORT_IMAP_PASSWORD   # or oauth2_token_env (XOAUTH2)
+        folders: [INBOX]
+        mode: auto                 # idle | poll | auto (IDLE when the server offers it)
+        poll_interval: 60
+        after: seen                # or move:Processed
+        max_per_run: 100
+        smtp:
+          host: smtp.example.gov.sa
+          port: 587
+          security: starttls
+          username: support@example.gov.sa
+          password_env: OMNIDESK_SUPPORT_SMTP_PASSWORD
+          from_address: support@example.gov.sa
 """
 
 from __future__ import annotations
@@ -44,7 +65,7 @@ class SmtpConfig(_Strict):
 class EmailAccount(_Strict):
     """One mailbox, both ways: a connector owns one account."""
 
-    kind: Literal["email"] = "email"
+    kind: Literal["imap"] = "imap"  # the catalog's key for this connector
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     host: str
     port: int = Field(993, ge=1, le=65535)

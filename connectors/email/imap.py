@@ -28,9 +28,10 @@ log = logging.getLogger("omnidesk.connectors.imap")
 
 class ImapConnector(Connector):
     kind: ClassVar[str] = "email"
+    config_model: ClassVar[type[EmailAccount]] = EmailAccount  # what connectors.catalog checks
 
     def __init__(
-        self, account: EmailAccount, cursors: CursorStore, lease: Lease | None = None
+        self, account: EmailAccount, cursors: CursorStore | None = None, lease: Lease | None = None
     ) -> None:
         super().__init__(account.name, lease=lease)
         self.account = account
@@ -97,6 +98,8 @@ class ImapConnector(Connector):
     async def _fetch_folders(self, session: ImapSession, sink: Sink) -> tuple[int, bool]:
         """One pass over the folders, the IDLE folder (the first) last, so that it is
         selected when IDLE starts. Returns (messages handed over, cap reached)."""
+        if self.cursors is None:
+            raise PermanentError(f"connector {self.name}: no cursor store to receive with")
         cursor: dict[str, Any] = await self.cursors.get(self.name) or {}
         folders_state: dict[str, dict[str, int]] = cursor.setdefault("folders", {})
         folders = [*self.account.folders[1:], self.account.folders[0]]
@@ -137,7 +140,7 @@ class ImapConnector(Connector):
             for batch in (todo[i : i + size] for i in range(0, len(todo), size)):
                 await self._hand_over(session, sink, folder, batch)
                 state["uid"] = max(batch)
-                await self.cursors.set(self.name, cursor)
+                await self.cursors.set(self.name, cursor)  # type: ignore[union-attr]
                 await self._after(session, batch)
                 done += len(batch)
                 if self.stopping:
@@ -188,8 +191,9 @@ class ImapConnector(Connector):
         in the middle of a blocking call); the next run reconnects."""
         session, self._session = self._session, None
         if session is not None:
-            name = f"imap-close-{self.name}"
-            threading.Thread(target=session.close, name=name, daemon=True).start()
+            threading.Thread(
+                target=session.close, name=f"imap-close-{self.name}", daemon=True
+            ).start()
 
     # ------------------------------------------------------------ sending and checking
 

@@ -1,0 +1,3 @@
+from connectors.maildir.connector import MaildirConfig, MaildirConnector
+
+__all__ = ["MaildirConfig", "MaildirConnector"]

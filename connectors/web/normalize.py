@@ -1,0 +1,202 @@
+"""Web-form submission JSON -> Inbound, with strict validation. Pure apart from one fallback:
+a submission without `submitted_at` is stamped with the current time.
+
+Every bad field is named in one error line, e.g.
+`web form: email: not a valid address; message: required`. Unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from connectors.base_normalize import (
+    MAX_JSON_BYTES,
+    apply_text_hints,
+    e164,
+    load_json,
+    printable,
+)
+from omnidesk.errors import PayloadError
+from omnidesk.model import (
+    Attachment,
+    Author,
+    Channel,
+    Identity,
+    IdentityKind,
+    Inbound,
+    Segment,
+    utcnow,
+)
+
+# field -> maximum length (characters)
+_STRINGS = {
+    "name": 200,
+    "email": 254,
+    "phone": 32,
+    "subject": 300,
+    "message": 20_000,
+    "service": 100,
+    "region": 100,
+    "segment": 20,
+    "submission_id": 128,
+    "external_id": 128,
+    "submitted_at": 40,
+}
+_FIELDS = frozenset(_STRINGS) | {"attachments"}
+_ATTACHMENT_FIELDS = frozenset({"filename", "content_type", "size", "sha256"})
+_MAX_ATTACHMENTS = 20
+_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+_SEGMENTS = {
+    "consumer": Segment.CONSUMER,
+    "individual": Segment.CONSUMER,
+    "business": Segment.BUSINESS,
+    "investor": Segment.BUSINESS,
+}
+_EMAIL = re.compile(
+    r"[^@\s\"(),:;<>\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251})\.[A-Za-z]{2,63}"
+)
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def normalize(
+    payload: bytes | str | dict,
+    *,
+    account: str = "web",
+    max_bytes: int = MAX_JSON_BYTES,
+) -> Inbound:
+    """One submission as an Inbound; a PayloadError naming every bad field otherwise."""
+    try:
+        form = load_json(payload, max_bytes=max_bytes)
+    except PayloadError as exc:
+        raise PayloadError(f"web form: {exc}", reason=exc.reason) from None
+    problems: list[str] = []
+    unknown = sorted(k for k in form if k not in _FIELDS)
+    problems.extend(f"{printable(k)}: unknown field" for k in unknown[:5])
+    values: dict[str, str] = {}
+    for field, limit in _STRINGS.items():
+        value = form.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{field}: must be a string")
+        elif len(value) > limit:
+            problems.append(f"{field}: longer than {limit} characters")
+        elif value.strip():
+            values[field] = value.strip()
+    email = values.get("email", "").lower()
+    if email and not _EMAIL.fullmatch(email):
+        problems.append("email: not a valid address")
+    phone = ""
+    if "phone" in values:
+        phone = e164(values["phone"], "SA") or ""
+        if not phone:
+            problems.append("phone: not a valid phone number")
+    if "message" not in values and not any(p.startswith("message:") for p in problems):
+        problems.append("message: required")
+    if not email and not phone and not any(p.startswith(("email:", "phone:")) for p in problems):
+        problems.append("email: email or phone required")
+    segment = Segment.UNKNOWN
+    if "segment" in values:
+        segment = _SEGMENTS.get(values["segment"].lower(), Segment.UNKNOWN)
+        if segment == Segment.UNKNOWN:
+            problems.append("segment: must be consumer or business")
+    received_at = utcnow()
+    if "submitted_at" in values:
+        try:
+            received_at = datetime.fromisoformat(values["submitted_at"])
+            if received_at.tzinfo is None:
+                received_at = received_at.replace(tzinfo=UTC)
+            received_at = received_at.astimezone(UTC)
+        except (ValueError, OverflowError):
+            problems.append("submitted_at: not an ISO 8601 time")
+    given_id = values.get("submission_id") or values.get("external_id")
+    if given_id and not _ID.fullmatch(given_id):
+        problems.append("submission_id: only letters, digits and . _ : - allowed")
+    attachments = _attachments(form.get("attachments"), problems)
+    if problems:
+        raise PayloadError(f"web form: {'; '.join(problems)}", reason="invalid_form")
+
+    identities = []
+    if email:
+        identities.append(Identity(kind=IdentityKind.EMAIL, value=email))
+    if phone:
+        identities.append(Identity(kind=IdentityKind.PHONE, value=phone))
+    inbound = Inbound(
+        channel=Channel.WEB,
+        account=account,
+        external_id=given_id or _content_id(form),
+        received_at=received_at,
+        author=Author(name=values.get("name", ""), identities=identities),
+        subject=values.get("subject", ""),
+        text=values["message"],
+        attachments=attachments,
+        segment_hint=segment,
+        region_hint=values.get("region"),
+        service_hint=values.get("service"),
+        thread_keys=[],
+        meta={"form": "contact"},
+    )
+    inbound.message_keys = [f"web:{inbound.external_id}"]
+    apply_text_hints(inbound)
+    return inbound
+
+
+def _content_id(form: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON: the same submission posted twice dedupes to one."""
+    try:
+        canonical = msgspec.json.encode(form, order="sorted")
+    except (msgspec.EncodeError, TypeError, ValueError, OverflowError):
+        canonical = repr(sorted(form.items(), key=lambda kv: kv[0])).encode("utf-8", "replace")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _attachments(raw: Any, problems: list[str]) -> list[Attachment]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append("attachments: must be a list")
+        return []
+    if len(raw) > _MAX_ATTACHMENTS:
+        problems.append(f"attachments: more than {_MAX_ATTACHMENTS}")
+        return []
+    found = []
+    for i, item in enumerate(raw):
+        at = f"attachments[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{at}: must be an object")
+            continue
+        for key in sorted(k for k in item if k not in _ATTACHMENT_FIELDS)[:3]:
+            problems.append(f"{at}.{printable(key)}: unknown field")
+        filename = item.get("filename")
+        if not isinstance(filename, str) or not filename.strip() or len(filename) > 255:
+            problems.append(f"{at}.filename: required, at most 255 characters")
+        content_type = item.get("content_type", "application/octet-stream")
+        if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type.lower()):
+            problems.append(f"{at}.content_type: not a media type")
+        size = item.get("size", 0)
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, int)
+            or not (0 <= size <= _MAX_ATTACHMENT_BYTES)
+        ):
+            problems.append(f"{at}.size: must be an integer from 0 to {_MAX_ATTACHMENT_BYTES}")
+        sha256 = item.get("sha256", "")
+        if not isinstance(sha256, str) or (sha256 and not _SHA256.fullmatch(sha256.lower())):
+            problems.append(f"{at}.sha256: must be 64 hex digits")
+        if not any(p.startswith(at) for p in problems):
+            found.append(
+                Attachment(
+                    filename=filename.strip(),
+                    content_type=content_type.lower(),
+                    size=size,
+                    sha256=sha256.lower(),
+                )
+            )
+    return found

@@ -1,0 +1,83 @@
+"""`omnidesk` command line: one subcommand per module in `omnidesk.commands`.
+
+Every error is one line on stderr: exit 2 for bad input or a failed service,
+exit 1 where a command's contract says so (a failing `check`). No traceback
+unless --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from omnidesk.errors import ConfigError, OmnideskError
+
+
+# Every module in omnidesk.commands has register(subparsers) and sets `func` on its parser;
+# they are found by listing the package, so a new command is one new module.
+def command_modules() -> list[str]:
+    import omnidesk.commands
+
+    return sorted(m.name for m in pkgutil.iter_modules(omnidesk.commands.__path__))
+
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnidesk", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in command_modules():
+        importlib.import_module(f"omnidesk.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        if args.debug:
+            raise
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OmnideskError as exc:
+        if args.debug:
+            raise
+        print(f"omnidesk {args.command}: {one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: still one line, the traceback only with --debug
+        if args.debug:
+            raise
+        logging.getLogger("omnidesk").error("unexpected error", exc_info=True)
+        print(
+            f"omnidesk {args.command}: unexpected {type(exc).__name__}: {one_line(exc)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `omnidesk` subcommand; each has register(subparsers)."""

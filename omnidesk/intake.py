@@ -1,0 +1,204 @@
+"""Intake: make the store agree with one Inbound and the router's Decision, atomically.
+
+The whole decision (dedupe, edit, thread, reopen, open a ticket, find or link the customer,
+queue it, write the events) is one Lua script (omnidesk/lua/intake.lua), so running the same
+intake twice, or from two workers at once, gives one ticket. Python only prepares the
+fields; `intake_many` sends a whole batch in one round trip.
+
+SLA hooks run after the script, in the caller's process: `on_opened(ticket)` for a new
+ticket and `on_customer_message(ticket)` for a customer follow-up. Both are no-ops until
+the SLA engine sets them (`IntakeHooks`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import msgspec
+
+from omnidesk.model import (
+    Decision,
+    Direction,
+    Flag,
+    Inbound,
+    Message,
+    Priority,
+    Status,
+    Ticket,
+    utcnow,
+)
+from omnidesk.store import Store, encode_fields, guarded, ms, urgency_score
+from omnidesk.text import preview
+
+log = logging.getLogger("omnidesk.intake")
+
+REOPEN_WINDOW = timedelta(days=7)
+AUTO_FLAGS = (Flag.AUTO_REPLY, Flag.BOUNCE)
+
+Hook = Callable[[Ticket], None]
+
+
+def _no_op(ticket: Ticket) -> None:
+    return None
+
+
+@dataclass
+class IntakeHooks:
+    """What runs after intake; the SLA engine replaces these to start and restart clocks."""
+
+    on_opened: Hook = _no_op
+    on_customer_message: Hook = _no_op
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What intake did: opened, appended, edited, duplicate, auto_attached, auto_ignored."""
+
+    outcome: str
+    ticket_id: str | None
+    message_id: str | None
+    customer_id: str | None = None
+    reopened: bool = False
+
+    @property
+    def created(self) -> bool:
+        return self.outcome == "opened"
+
+
+@dataclass
+class Intake:
+    store: Store
+    reopen_window: timedelta = REOPEN_WINDOW
+    hooks: IntakeHooks = field(default_factory=IntakeHooks)
+
+    def __call__(self, inbound: Inbound, decision: Decision) -> IntakeResult:
+        return self.many([(inbound, decision)])[0]
+
+    @guarded
+    def many(self, items: list[tuple[Inbound, Decision]]) -> list[IntakeResult]:
+        """Intake a batch in one pipelined round trip; each item is still atomic on its own."""
+        if not items:
+            return []
+        script = self.store.script("intake")
+        pipe = self.store.r.pipeline(transaction=False)
+        now = utcnow()
+        for inbound, decision in items:
+            script(keys=[], args=[self._prepare(inbound, decision, now)], client=pipe)
+        replies = pipe.execute()
+        results = [
+            IntakeResult(
+                outcome=r[0],
+                ticket_id=r[1] or None,
+                message_id=r[2] if r[2] not in ("", "-") else None,
+                customer_id=r[3] or None,
+                reopened=r[4] == "1",
+            )
+            for r in replies
+        ]
+        self._run_hooks(items, results)
+        return results
+
+    def _run_hooks(
+        self, items: list[tuple[Inbound, Decision]], results: list[IntakeResult]
+    ) -> None:
+        hooks = self.hooks
+        if hooks.on_opened is _no_op and hooks.on_customer_message is _no_op:
+            return
+        for result in results:
+            if result.outcome not in ("opened", "appended") or result.ticket_id is None:
+                continue
+            ticket = self.store.get_ticket(result.ticket_id)
+            if ticket is None:
+                continue
+            try:
+                if result.outcome == "opened":
+                    hooks.on_opened(ticket)
+                else:
+                    hooks.on_customer_message(ticket)
+            except Exception:  # a hook's bug must not undo or repeat the intake
+                log.exception("intake hook failed for %s", result.ticket_id)
+
+    def _prepare(self, inbound: Inbound, decision: Decision, now: datetime) -> bytes:
+        received = inbound.received_at
+        created_ms = ms(received)
+        mid = new_message_id()
+        message = Message(
+            id=mid,
+            ticket_id="",
+            direction=Direction.IN,
+            channel=inbound.channel,
+            created_at=received,
+            text=inbound.text,
+            subject=inbound.subject,
+            author=inbound.author.name,
+            external_id=inbound.external_id,
+            attachments=inbound.attachments,
+            raw_ref=inbound.raw_ref,
+        )
+        priority = Priority(decision.priority)
+        ticket = Ticket(
+            id="",
+            channel=inbound.channel,
+            account=inbound.account,
+            customer_id="",
+            created_at=received,
+            updated_at=now,
+            subject=inbound.subject,
+            preview=preview(inbound.text or inbound.subject),
+            status=Status.NEW,
+            queue=decision.queue,
+            priority=priority,
+            sla_policy=decision.sla_policy,
+            tags=list(decision.tags),
+            language=inbound.language,
+            segment=decision.segment or inbound.segment_hint,
+            region=decision.region or inbound.region_hint,
+            rule=decision.rule,
+            thread_keys=list(inbound.thread_keys),
+            meta=dict(inbound.meta),
+        )
+        customer = {
+            "name": inbound.author.name,
+            "segment": str(decision.segment or inbound.segment_hint),
+            "created_at": now.isoformat(),
+        }
+        region = decision.region or inbound.region_hint
+        if region:
+            customer["region"] = region
+        edit_of = f"{inbound.channel.value}:{inbound.account}:{inbound.edit_of}"
+        args = {
+            "prefix": self.store.prefix,
+            "channel": inbound.channel.value,
+            "dedupe": inbound.dedupe_key,
+            "edit_of": edit_of if inbound.edit_of else "",
+            "edit_text": inbound.text,
+            "thread_keys": list(inbound.thread_keys),
+            "message_keys": list(inbound.message_keys),
+            "auto": "1" if any(inbound.has_flag(f) for f in AUTO_FLAGS) else "0",
+            "now_ms": str(ms(now)),
+            "now_iso": now.isoformat(),
+            "year": str(now.year),  # ticket ids count per year of intake
+            "reopen_ms": str(int(self.reopen_window.total_seconds() * 1000)),
+            "mid": mid,
+            "message": encode_fields(message, skip=frozenset({"id", "ticket_id"})),
+            "ticket": encode_fields(ticket, skip=frozenset({"id", "customer_id", "message_ids"})),
+            "created_ms": str(created_ms),
+            "score": str(urgency_score(priority, created_ms)),
+            "queue": decision.queue,
+            "priority": priority.value,
+            "sla_policy": decision.sla_policy,
+            "rule": decision.rule or "",
+            "identities": [i.key for i in inbound.author.identities],
+            "customer": [x for kv in customer.items() for x in kv],
+            "customer_name": inbound.author.name,
+        }
+        return msgspec.json.encode(args)
+
+
+def new_message_id() -> str:
+    """Time-ordered and unique across processes: ms timestamp + 48 random bits."""
+    return f"M-{int(utcnow().timestamp() * 1000):x}-{os.urandom(6).hex()}"

@@ -1,0 +1,1 @@
+"""Lua scripts of the store, loaded with importlib.resources."""

@@ -1,0 +1,136 @@
+-- Intake of one Inbound, atomically: dedupe, edit, thread, or open a ticket.
+-- ARGV[1] is a JSON object prepared by omnidesk/intake.py (see `_prepare` there).
+-- Returns {outcome, ticket_id, message_id, customer_id, reopened}.
+local a = cjson.decode(ARGV[1])
+local p = a.prefix .. ":"
+local now = tonumber(a.now_ms)
+local OPEN = {new = true, open = true, pending_customer = true}
+
+local function event(kind, tid, queue, extra)
+  local f = {"type", kind, "ticket", tid, "queue", queue, "channel", a.channel,
+             "actor", "intake", "ts", a.now_ms}
+  for i = 1, #extra do f[#f + 1] = extra[i] end
+  redis.call("XADD", p .. "events", "*", unpack(f))
+end
+
+local function move_status(tid, created, old, new)
+  redis.call("ZREM", p .. "status:" .. old, tid)
+  redis.call("ZADD", p .. "status:" .. new, created, tid)
+  redis.call("HSET", p .. "ticket:" .. tid, "status", new)
+end
+
+local function add_message(tid)
+  redis.call("HSET", p .. "msg:" .. a.mid, "id", a.mid, "ticket_id", tid, unpack(a.message))
+  redis.call("RPUSH", p .. "ticket:" .. tid .. ":msgs", a.mid)
+  redis.call("HSET", p .. "seen", a.dedupe, a.mid)
+  redis.call("HSET", p .. "ticket:" .. tid, "updated_at", a.now_iso)
+  for _, k in ipairs(a.message_keys) do redis.call("HSET", p .. "thread", k, tid) end
+  redis.call("HINCRBY", p .. "stats", "in:" .. a.channel, 1)
+end
+
+-- 1. seen before: nothing to do
+local prior = redis.call("HGET", p .. "seen", a.dedupe)
+if prior then
+  local tid = ""
+  if prior ~= "-" then tid = redis.call("HGET", p .. "msg:" .. prior, "ticket_id") or "" end
+  redis.call("HINCRBY", p .. "stats", "duplicates", 1)
+  return {"duplicate", tid, prior, "", "0"}
+end
+
+-- 2. an edit of a message we hold: update its text in place
+if a.edit_of ~= "" then
+  local orig = redis.call("HGET", p .. "seen", a.edit_of)
+  if orig and orig ~= "-" then
+    local mkey = p .. "msg:" .. orig
+    local tid = redis.call("HGET", mkey, "ticket_id")
+    redis.call("HSET", mkey, "text", a.edit_text, "edited_at", a.now_iso)
+    redis.call("HSET", p .. "seen", a.dedupe, orig)
+    redis.call("HSET", p .. "ticket:" .. tid, "updated_at", a.now_iso)
+    local queue = redis.call("HGET", p .. "ticket:" .. tid, "queue") or ""
+    event("message_edited", tid, queue, {"message", orig})
+    return {"edited", tid, orig, "", "0"}
+  end
+end
+
+-- 3. a thread key of an open, or recently resolved, ticket
+local tid = false
+for _, k in ipairs(a.thread_keys) do
+  local t = redis.call("HGET", p .. "thread", k)
+  if t then
+    local st = redis.call("HMGET", p .. "ticket:" .. t, "status", "resolved_ms")
+    if OPEN[st[1]] then tid = t break end
+    if st[1] == "resolved" and st[2] and now - tonumber(st[2]) <= tonumber(a.reopen_ms) then
+      tid = t
+      break
+    end
+  end
+end
+
+if tid then
+  local tkey = p .. "ticket:" .. tid
+  local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "score")
+  add_message(tid)
+  for _, k in ipairs(a.thread_keys) do redis.call("HSET", p .. "thread", k, tid) end
+  local extra = {"message", a.mid}
+  if a.auto == "1" then extra = {"message", a.mid, "auto", "1"} end
+  event("message_added", tid, t[2], extra)
+  if a.auto == "1" then return {"auto_attached", tid, a.mid, "", "0"} end
+  local reopened = "0"
+  if t[1] == "resolved" or t[1] == "pending_customer" then
+    move_status(tid, t[3], t[1], "open")
+    redis.call("HDEL", tkey, "resolved_ms")
+    if (not t[4]) or t[4] == "" then
+      redis.call("ZADD", p .. "queue:" .. t[2] .. ":waiting", t[5], tid)
+    end
+    event("status_changed", tid, t[2], {"from", t[1], "to", "open"})
+    if t[1] == "resolved" then reopened = "1" end
+  end
+  return {"appended", tid, a.mid, "", reopened}
+end
+
+-- 4. an auto-reply or bounce with no ticket to attach to opens nothing
+if a.auto == "1" then
+  redis.call("HSET", p .. "seen", a.dedupe, "-")
+  redis.call("HINCRBY", p .. "stats", "auto_ignored", 1)
+  event("auto_reply_ignored", "", "", {"external_id", a.dedupe})
+  return {"auto_ignored", "", "", "", "0"}
+end
+
+-- 5. a new ticket; find the customer by any identity, link the others to it
+local cid = false
+for _, ik in ipairs(a.identities) do
+  cid = redis.call("HGET", p .. "identity", ik)
+  if cid then break end
+end
+if not cid then
+  cid = string.format("C-%08d", redis.call("INCR", p .. "seq:customer"))
+  redis.call("HSET", p .. "customer:" .. cid, "id", cid, unpack(a.customer))
+  redis.call("ZADD", p .. "customers", now, cid)
+elseif a.customer_name ~= "" then
+  redis.call("HSETNX", p .. "customer:" .. cid, "name", a.customer_name)
+end
+for _, ik in ipairs(a.identities) do
+  if redis.call("HSETNX", p .. "identity", ik, cid) == 1 then
+    redis.call("SADD", p .. "customer:" .. cid .. ":ids", ik)
+  end
+end
+
+local n = redis.call("INCR", p .. "seq:ticket:" .. a.year)
+tid = string.format("OD-%s-%06d", a.year, n)
+local tkey = p .. "ticket:" .. tid
+local created = a.created_ms
+redis.call("HSET", tkey, "id", tid, "customer_id", cid, "created_ms", created,
+           "score", a.score, unpack(a.ticket))
+redis.call("ZADD", p .. "tickets", created, tid)
+redis.call("ZADD", p .. "status:new", created, tid)
+redis.call("ZADD", p .. "queue:" .. a.queue .. ":all", created, tid)
+redis.call("ZADD", p .. "queue:" .. a.queue .. ":waiting", a.score, tid)
+redis.call("SADD", p .. "queues", a.queue)
+redis.call("ZADD", p .. "customer:" .. cid .. ":tickets", created, tid)
+redis.call("HSET", p .. "thread", "ticket:" .. tid, tid)
+for _, k in ipairs(a.thread_keys) do redis.call("HSET", p .. "thread", k, tid) end
+add_message(tid)
+redis.call("HINCRBY", p .. "stats", "opened", 1)
+event("ticket_opened", tid, a.queue, {"customer", cid, "message", a.mid})
+event("routed", tid, a.queue, {"rule", a.rule, "priority", a.priority, "sla_policy", a.sla_policy})
+return {"opened", tid, a.mid, cid, "0"}

@@ -1,0 +1,23 @@
+-- Change a ticket's status; keep the status index, the waiting set (open, unassigned tickets
+-- only) and the event in step.
+-- ARGV: prefix, ticket_id, new_status, actor, now_ms, now_iso. Returns the old status or false.
+local p = ARGV[1] .. ":"
+local tid, new, actor, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local tkey = p .. "ticket:" .. tid
+local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "score", "channel")
+if not t[1] then return false end
+if t[1] == new then return t[1] end
+redis.call("ZREM", p .. "status:" .. t[1], tid)
+redis.call("ZADD", p .. "status:" .. new, t[3], tid)
+redis.call("HSET", tkey, "status", new, "updated_at", ARGV[6])
+local waiting = p .. "queue:" .. t[2] .. ":waiting"
+if new == "resolved" or new == "closed" or new == "pending_customer" then
+  redis.call("ZREM", waiting, tid)
+  if new == "resolved" then redis.call("HSET", tkey, "resolved_ms", now) end
+elseif (new == "open" or new == "new") and ((not t[4]) or t[4] == "") then
+  redis.call("ZADD", waiting, t[5], tid)
+  redis.call("HDEL", tkey, "resolved_ms")
+end
+redis.call("XADD", p .. "events", "*", "type", "status_changed", "ticket", tid, "queue", t[2],
+           "channel", t[6], "actor", actor, "ts", now, "from", t[1], "to", new)
+return t[1]

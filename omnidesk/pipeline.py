@@ -1,0 +1,301 @@
+"""The dramatiq pipeline: the broker, the actors, the connectors' hand-over and workers.
+
+    broker = make_broker(url, namespace)      # redis://... (default) or amqp://... (RabbitMQ)
+    pipe = Pipeline(runtime, broker)          # declares ingest, deliver, escalate, notify
+    await pipe.handover(raws)                 # the connectors' Sink: batches of RawPayload
+    worker = pipe.start_worker(threads=4)     # in-process; worker.stop() to drain
+    python -m omnidesk.pipeline --config queue_config.yaml --threads 4   # a worker process
+
+Connectors hand over *batches* (up to `batch_size` payloads per dramatiq message) so a burst
+does not cost one broker round trip, nor one Redis round trip per intake, per message.
+Messages carry msgspec JSON; bytes travel as base64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import msgspec
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage
+
+from omnidesk.errors import ConfigError, PermanentError, StoreUnavailable, TransientError
+from omnidesk.model import Channel, Outbound, RawPayload, Receipt
+from omnidesk.runtime import Runtime
+
+log = logging.getLogger("omnidesk.pipeline")
+
+SendFn = Callable[[Outbound], Awaitable[Receipt]]
+NotifyFn = Callable[[dict[str, str]], None]
+
+INGEST_MAX_RETRIES = 1000  # store outages are waited out, not given up on
+DELIVER_MAX_ATTEMPTS = 8
+DELIVER_MIN_BACKOFF_MS = 1_000
+DELIVER_MAX_BACKOFF_MS = 15 * 60_000
+
+_batch_codec = msgspec.json.Encoder()
+_batch_decoder = msgspec.json.Decoder(list[RawPayload])
+_outbound_decoder = msgspec.json.Decoder(Outbound)
+_BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
+
+
+def make_broker(
+    url: str,
+    namespace: str = "od",
+    *,
+    heartbeat_timeout_ms: int | None = None,
+    maintenance_chance: int | None = None,
+) -> dramatiq.Broker:
+    """A broker from a URL. Redis keys go under ``<namespace>:dramatiq`` so runs sharing a
+    Redis stay apart. A low heartbeat timeout makes dead workers' messages come back sooner
+    (dramatiq requeues them during queue maintenance)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        options: dict[str, Any] = {"url": url, "namespace": f"{namespace}:dramatiq"}
+        if heartbeat_timeout_ms is not None:
+            options["heartbeat_timeout"] = heartbeat_timeout_ms
+        if maintenance_chance is not None:
+            options["maintenance_chance"] = maintenance_chance
+        broker: dramatiq.Broker = RedisBroker(**options)
+    elif url.startswith(("amqp://", "amqps://")):
+        try:
+            from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        except ImportError as exc:
+            raise ConfigError(
+                [f"service.broker_url: amqp needs the pika package ({exc})"]
+            ) from None
+        broker = RabbitmqBroker(url=url)
+    else:
+        raise ConfigError([f"service.broker_url: unsupported scheme in {url.split('://')[0]!r}"])
+    broker.add_middleware(CurrentMessage())
+    return broker
+
+
+# ---------------------------------------------------------------- senders and notifiers
+
+
+@dataclass(frozen=True)
+class _Sender:
+    send: SendFn
+    loop: asyncio.AbstractEventLoop | None
+
+
+_senders: dict[tuple[str, str], _Sender] = {}
+_notifiers: list[NotifyFn] = []
+
+
+def register_sender(
+    channel: Channel | str,
+    account: str,
+    send: SendFn,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> None:
+    """Who sends replies for (channel, account); account ``*`` is the channel's fallback.
+    Give the event loop the sender lives on (the daemon's) and `deliver` runs it there."""
+    _senders[(Channel(channel).value, account)] = _Sender(send, loop)
+
+
+def unregister_sender(channel: Channel | str, account: str) -> None:
+    _senders.pop((Channel(channel).value, account), None)
+
+
+def register_notifier(fn: NotifyFn) -> None:
+    """Called with each `notify` event (the SLA issue plugs e-mail/Telegram alerts in here)."""
+    _notifiers.append(fn)
+
+
+def _find_sender(outbound: Outbound) -> _Sender | None:
+    channel = Channel(outbound.channel).value
+    return _senders.get((channel, outbound.account)) or _senders.get((channel, "*"))
+
+
+def _run_send(sender: _Sender, outbound: Outbound, timeout: float = 120.0) -> Receipt:
+    coro = sender.send(outbound)
+    loop = sender.loop
+    if loop is not None and loop.is_running():
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def backoff_ms(attempt: int, retry_after: float | None = None) -> int:
+    """Exponential backoff with full jitter; the server's Retry-After wins when given."""
+    if retry_after is not None:
+        return int(retry_after * 1000)
+    ceiling = min(DELIVER_MAX_BACKOFF_MS, DELIVER_MIN_BACKOFF_MS * 2**attempt)
+    return int(random.uniform(ceiling / 2, ceiling))
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+class Pipeline:
+    """The actors bound to one broker and one runtime."""
+
+    def __init__(self, runtime: Runtime, broker: dramatiq.Broker) -> None:
+        self.runtime = runtime
+        self.broker = broker
+        dramatiq.set_broker(broker)
+        self.ingest = dramatiq.actor(
+            self._ingest,
+            broker=broker,
+            actor_name="ingest",
+            queue_name="ingest",
+            max_retries=INGEST_MAX_RETRIES,
+            min_backoff=500,
+            max_backoff=60_000,
+            time_limit=10 * 60_000,
+        )
+        self.deliver = dramatiq.actor(
+            self._deliver,
+            broker=broker,
+            actor_name="deliver",
+            queue_name="deliver",
+            max_retries=DELIVER_MAX_ATTEMPTS + 2,  # our own count below decides first
+        )
+        self.escalate = dramatiq.actor(
+            self._escalate, broker=broker, actor_name="escalate", queue_name="sla"
+        )
+        self.notify = dramatiq.actor(
+            self._notify, broker=broker, actor_name="notify", queue_name="sla"
+        )
+
+    # -------------------------------------------------------- hand-over (the connectors' Sink)
+
+    async def handover(self, items: list[RawPayload], batch_size: int = 100) -> None:
+        """Send `items` as `ingest` messages of up to `batch_size`; returns once the broker
+        has accepted them all. Raises StoreUnavailable when the broker cannot be reached."""
+        if items:
+            await asyncio.to_thread(self.handover_sync, items, batch_size)
+
+    def handover_sync(self, items: list[RawPayload], batch_size: int = 100) -> None:
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            try:
+                self.ingest.send(_batch_codec.encode(batch).decode())
+            except _BROKER_DOWN as exc:
+                raise StoreUnavailable(f"broker unavailable: {exc}") from None
+
+    async def __call__(self, items: list[RawPayload]) -> None:
+        await self.handover(items)
+
+    def send_reply(self, outbound: Outbound) -> None:
+        """Queue an outbound reply for `deliver` (record it first: store.add_outbound_message)."""
+        try:
+            self.deliver.send(_batch_codec.encode(outbound).decode())
+        except _BROKER_DOWN as exc:
+            raise StoreUnavailable(f"broker unavailable: {exc}") from None
+
+    # -------------------------------------------------------- actors
+
+    def _ingest(self, batch_json: str) -> None:
+        batch = _batch_decoder.decode(batch_json)
+        report = self.runtime.process(batch)  # StoreUnavailable: dramatiq retries the batch
+        log.info(
+            "ingested %d payloads: %s; quarantined %d",
+            len(batch),
+            dict(report.outcomes),
+            len(report.quarantined),
+        )
+
+    def _deliver(self, outbound_json: str) -> None:
+        outbound = _outbound_decoder.decode(outbound_json)
+        store = self.runtime.store
+        message = CurrentMessage.get_current_message()
+        attempt = message.options.get("retries", 0) if message else 0
+        sender = _find_sender(outbound)
+        try:
+            if sender is None:
+                raise TransientError(f"no sender for {outbound.channel}:{outbound.account}")
+            receipt = _run_send(sender, outbound)
+        except TransientError as exc:
+            if attempt + 1 >= DELIVER_MAX_ATTEMPTS:
+                store.set_delivery(outbound.id, f"failed: {exc} (after {attempt + 1} attempts)")
+                return
+            delay = backoff_ms(attempt, exc.retry_after)
+            log.warning("deliver %s: %s; retry in %d ms", outbound.id, exc, delay)
+            raise dramatiq.Retry(str(exc), delay=delay) from None
+        except PermanentError as exc:
+            store.set_delivery(outbound.id, f"failed: {exc}")
+            return
+        if receipt.status == "sent":
+            store.set_delivery(outbound.id, "sent")
+        else:
+            store.set_delivery(outbound.id, f"{receipt.status}: {receipt.detail}".rstrip(": "))
+
+    def _escalate(self, ticket_id: str, queue: str, reason: str = "", actor: str = "sla") -> None:
+        """Move a ticket to another queue with an ``escalated`` event."""
+        self.runtime.store.move(ticket_id, queue, actor, event="escalated", reason=reason)
+
+    def _notify(self, ticket_id: str, target: str, text: str, via: str = "log") -> None:
+        """Record a ``notified`` event, log it, and hand it to the registered notifiers."""
+        store = self.runtime.store
+        ticket = store.get_ticket(ticket_id)
+        queue = ticket.queue if ticket else ""
+        store.add_event("notified", ticket_id, queue=queue, actor="sla", target=target, via=via)
+        log.info("notify %s about %s via %s: %s", target, ticket_id, via, text)
+        event = {"ticket": ticket_id, "queue": queue, "target": target, "via": via, "text": text}
+        for fn in list(_notifiers):
+            try:
+                fn(event)
+            except Exception:
+                log.exception("notifier failed for %s", ticket_id)
+
+    # -------------------------------------------------------- workers
+
+    def start_worker(self, threads: int = 4, worker_timeout_ms: int = 100) -> dramatiq.Worker:
+        """In-process worker threads; call `.stop(timeout=ms)` to drain and stop them."""
+        worker = dramatiq.Worker(
+            self.broker, worker_threads=threads, worker_timeout=worker_timeout_ms
+        )
+        worker.start()
+        return worker
+
+
+def run_worker(pipeline: Pipeline, threads: int = 4, stop: threading.Event | None = None) -> None:
+    """Run workers until `stop` is set or SIGTERM/SIGINT arrives (`omnidesk worker`)."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    worker = pipeline.start_worker(threads)
+    try:
+        stop.wait()
+    finally:
+        worker.stop(timeout=30_000)
+        pipeline.broker.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A worker process: ``python -m omnidesk.pipeline [--config FILE] [--threads N]``."""
+    from omnidesk.configload import load_config
+
+    parser = argparse.ArgumentParser(prog="omnidesk-worker")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--heartbeat-timeout-ms", type=int, default=None)
+    parser.add_argument("--maintenance-chance", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    loaded = load_config(args.config)
+    service = loaded.data.service
+    broker = make_broker(
+        service.broker_url or service.redis_url,
+        service.key_prefix,
+        heartbeat_timeout_ms=args.heartbeat_timeout_ms,
+        maintenance_chance=args.maintenance_chance,
+    )
+    run_worker(Pipeline(Runtime.from_config(loaded), broker), args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""The runtime: config, store, normalize, route and intake bundled, so the pipeline, the CLI
+and the tests share one way of turning raw payloads into tickets and nothing is hard-wired.
+
+`Runtime.process(batch)` is the body of the dramatiq `ingest` actor: archive each raw
+payload, normalize it, route it and intake it. A payload that cannot be normalized or
+routed goes to the quarantine whole, with its reason. Store trouble raises StoreUnavailable
+(a TransientError) so the caller retries the whole batch; intake is idempotent, so the
+retry is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from omnidesk.archive import Archive
+from omnidesk.configload import LoadedConfig
+from omnidesk.errors import PayloadError, PermanentError, TransientError
+from omnidesk.intake import Intake, IntakeHooks, IntakeResult
+from omnidesk.model import Decision, Inbound, RawPayload, Skipped
+from omnidesk.quarantine import Quarantine
+from omnidesk.store import Store
+
+log = logging.getLogger("omnidesk.ingest")
+
+NormalizeFn = Callable[..., Sequence[Inbound | Skipped]]  # (channel, payload, *, account)
+RouteFn = Callable[[Inbound], Decision]
+
+
+def default_normalize() -> NormalizeFn:
+    from connectors.registry import normalize
+
+    return normalize
+
+
+def default_route(loaded: LoadedConfig) -> RouteFn:
+    """The service's routing step (router + business-hours calendar) from the config."""
+    from omnidesk.routing import Routing
+
+    return Routing.from_config(loaded).decide
+
+
+@dataclass
+class BatchReport:
+    """What one batch came to; `results` are in payload order, quarantined ones left out."""
+
+    results: list[IntakeResult] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        return Counter(r.outcome for r in self.results)
+
+
+@dataclass
+class Runtime:
+    store: Store
+    route: RouteFn
+    normalize: NormalizeFn
+    archive: Archive | None = None
+    config: LoadedConfig | None = None
+    hooks: IntakeHooks = field(default_factory=IntakeHooks)
+    intake: Intake = field(init=False)
+    quarantine: Quarantine = field(init=False)
+    _io_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.intake = Intake(self.store, hooks=self.hooks)
+        self.quarantine = Quarantine(self.store)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: LoadedConfig,
+        *,
+        route: RouteFn | None = None,
+        normalize: NormalizeFn | None = None,
+        store: Store | None = None,
+        **kwargs: Any,
+    ) -> Runtime:
+        """The real thing: Redis and state dir from `config.service`, the real router and
+        normalizers unless others are given."""
+        service = config.data.service
+        return cls(
+            store=store or Store.from_url(service.redis_url, service.key_prefix),
+            route=route or default_route(config),
+            normalize=normalize or default_normalize(),
+            archive=Archive(service.state_dir),
+            config=config,
+            **kwargs,
+        )
+
+    def reload(self, config: LoadedConfig, route: RouteFn | None = None) -> None:
+        """Swap in a new config (SIGHUP): the router is compiled first, so a bad one raises
+        and the old stays."""
+        new_route = route or default_route(config)
+        self.config, self.route = config, new_route
+
+    def prepare(
+        self, raw: RawPayload, *, archive: bool = True
+    ) -> list[tuple[Inbound, Decision]] | None:
+        """Archive, normalize and route one payload; None when it went to the quarantine."""
+        raw_ref = self.archive.put(raw.payload) if self.archive and archive else raw.sha256
+        try:
+            results = self.normalize(raw.channel, raw.payload, account=raw.account)
+        except PayloadError as exc:
+            self._quarantine(raw, exc.reason, str(exc))
+            return None
+        except TransientError:
+            raise
+        except PermanentError as exc:  # unknown channel, normalizer not installed
+            self._quarantine(raw, "unsupported", str(exc))
+            return None
+        except Exception as exc:  # a normalizer bug: keep the payload, do not crash
+            self._quarantine(raw, "normalizer_error", f"{type(exc).__name__}: {exc}")
+            return None
+        ready: list[tuple[Inbound, Decision]] = []
+        try:
+            for result in results:
+                if isinstance(result, Skipped):
+                    self.store.incr(f"skipped:{result.reason}")
+                    continue
+                result.raw_ref = raw_ref
+                ready.append((result, self.route(result)))
+        except TransientError:
+            raise
+        except Exception as exc:  # a routing bug or config gap: keep it for a retry
+            self._quarantine(raw, "route_error", f"{type(exc).__name__}: {exc}")
+            return None
+        return ready
+
+    def _quarantine(self, raw: RawPayload, reason: str, error: str) -> None:
+        qid = self.quarantine.put(raw, reason, error)
+        log.warning("quarantined %s (%s): %s", qid, raw.source or raw.channel, error)
+
+    def process(self, batch: list[RawPayload]) -> BatchReport:
+        """Turn a batch of raw payloads into tickets (the `ingest` actor's body)."""
+        report = BatchReport()
+        items: list[tuple[Inbound, Decision]] = []
+        # archive writes are disk syscalls (no GIL): they overlap with normalizing
+        archived = (
+            [self._io().submit(self.archive.put, raw.payload) for raw in batch]
+            if self.archive
+            else []
+        )
+        for raw in batch:
+            ready = self.prepare(raw, archive=False)
+            if ready is None:
+                report.quarantined.append(raw.source or raw.sha256)
+            else:
+                items.extend(ready)
+        for done in archived:
+            done.result()  # TransientError: the batch is retried, nothing acked
+        report.results = self.intake.many(items)
+        return report
+
+    def _io(self) -> ThreadPoolExecutor:
+        if self._io_pool is None:
+            self._io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="archive")
+        return self._io_pool
+
+    def retry_quarantined(self, item_id: str) -> list[IntakeResult]:
+        """Re-run normalize, route and intake for one quarantined payload with the current
+        code and config; on success the item leaves the quarantine. Raises KeyError for an
+        unknown id and PayloadError (the new reason) when it still fails."""
+        item = self.quarantine.get(item_id)
+        if item is None:
+            raise KeyError(item_id)
+        ready = self.prepare(item.raw())  # a failure updates the item's reason in place
+        if ready is None:
+            again = self.quarantine.get(item_id)
+            raise PayloadError(again.error if again else "still failing", reason="retry_failed")
+        results = self.intake.many(ready)
+        self.quarantine.remove(item_id)
+        return results

@@ -1,0 +1,339 @@
+"""The daemon: an asyncio supervisor over connectors, in-process dramatiq workers,
+the SLA sweeper and the HTTP server.
+
+Lifecycle `initialize → start → stop → shutdown`, usable with `async with`.
+SIGTERM/SIGINT drain (stop pulling, finish in-flight work within a bound, exit 0);
+SIGHUP reloads queue_config.yaml, keeping the old config when the new one is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from aiohttp import web
+
+from connectors.base import Backoff, Connector
+from omnidesk.api import RouteHook, build_app
+from omnidesk.configload import LoadedConfig, load_config
+from omnidesk.embedded_redis import EmbeddedRedis
+from omnidesk.errors import ConfigError, OmnideskError, StoreUnavailable
+from omnidesk.metrics import Metrics
+from omnidesk.model import Channel, RawPayload
+
+log = logging.getLogger("omnidesk.daemon")
+
+# Extra parts (SLA sweeper, agents' API, webhooks) plug in here without this file knowing them.
+DaemonPlugin = Callable[["Daemon"], None]
+PLUGINS: list[DaemonPlugin] = []
+
+
+@dataclass
+class DaemonOptions:
+    config: str | None = None
+    workers: int = 2  # in-process worker threads; 0 for none
+    http: bool = True
+    http_port: int | None = None  # default: service.http_port
+    embedded_redis: bool = False
+    drain_timeout: float = 30.0
+    redis_url: str | None = None  # overrides service.redis_url (tests, --embedded-redis)
+    key_prefix: str | None = None
+
+
+class Daemon:
+    def __init__(self, options: DaemonOptions) -> None:
+        self.options = options
+        self.loaded: LoadedConfig = load_config(options.config)
+        self.metrics = Metrics()
+        self.connectors: list[Connector] = []
+        self.route_hooks: list[RouteHook] = []
+        self.background: list[Callable[[asyncio.Event], Any]] = []  # coroutines run until stop
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+        self._embedded: EmbeddedRedis | None = None
+        self._worker: Any = None
+        self._runner: web.AppRunner | None = None
+        self.runtime: Any = None
+        self.clocks: Any = None
+        self._aioredis: Any = None
+        self.pipeline: Any = None
+        self.http_port: int | None = None
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def initialize(self) -> None:
+        import redis.asyncio as aioredis
+
+        from connectors.catalog import build
+        from connectors.state import CursorStore, Lease
+        from omnidesk.pipeline import Pipeline, make_broker, register_sender
+        from omnidesk.runtime import Runtime
+        from omnidesk.store import Store
+        from omnidesk.sweeper import SlaClocks
+
+        service = self.loaded.data.service
+        redis_url = self.options.redis_url or service.redis_url
+        prefix = self.options.key_prefix or service.key_prefix
+        if self.options.embedded_redis and not await _redis_answers(redis_url):
+            self._embedded = EmbeddedRedis(Path(service.state_dir))
+            redis_url = await self._embedded.start()
+            log.info("started an embedded redis-server at %s", redis_url)
+        store = Store.from_url(redis_url, prefix)
+        await self._wait_for_redis(store, redis_url)
+        self.clocks = SlaClocks(store, self.loaded.data, notify=self._notify)
+        self.runtime = Runtime.from_config(
+            self.loaded, store=store, hooks=self.clocks.intake_hooks()
+        )
+        self.background.append(self.clocks.run_sweeper)
+        broker_url = service.broker_url or redis_url
+        self.pipeline = Pipeline(self.runtime, make_broker(broker_url, prefix))
+        self._wrap_ingest_timing()
+        self._aioredis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        cursors = CursorStore(self._aioredis, prefix)
+
+        def lease_for(name: str, ttl: float) -> Lease:
+            return Lease(self._aioredis, prefix, name, ttl=ttl)
+
+        self.connectors = [
+            build(entry, cursors=cursors, lease_for=lease_for)
+            for entry in self.loaded.data.connectors
+        ]
+        loop = asyncio.get_running_loop()
+        for connector in self.connectors:
+            await connector.initialize()
+            if type(connector).send is not Connector.send:  # it can reply on its account
+                register_sender(
+                    Channel(_channel_of(connector)), connector.name, connector.send, loop=loop
+                )
+            add_routes = getattr(connector, "add_routes", None)
+            if add_routes is not None:
+                self.route_hooks.append(add_routes)
+        for plugin in PLUGINS:
+            plugin(self)
+
+    async def start(self) -> None:
+        if self.options.workers > 0:
+            self._worker = self.pipeline.start_worker(self.options.workers)
+        for connector in self.connectors:
+            self._tasks.append(
+                asyncio.create_task(
+                    connector.start(self.handover), name=f"connector:{connector.name}"
+                )
+            )
+        for job in self.background:
+            self._tasks.append(asyncio.create_task(job(self._stop)))
+        if self.options.http:
+            await self._start_http()
+        log.info(
+            "omnidesk running: %d connectors, %d worker threads, http port %s",
+            len(self.connectors),
+            self.options.workers,
+            self.http_port,
+        )
+
+    async def stop(self) -> None:
+        """Stop pulling, let in-flight work finish within the drain bound."""
+        self._stop.set()
+        deadline = time.monotonic() + self.options.drain_timeout
+        for connector in self.connectors:
+            await connector.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(
+                self._tasks, timeout=max(0.1, deadline - time.monotonic())
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._worker is not None:
+            remaining_ms = int(max(0.1, deadline - time.monotonic()) * 1000)
+            # Messages not yet started stay in the broker; in-flight ones finish or are re-queued.
+            await asyncio.to_thread(self._worker.stop, remaining_ms)
+            self._worker = None
+
+    async def shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for connector in self.connectors:
+            await connector.shutdown()
+        if self.pipeline is not None:
+            with contextlib.suppress(Exception):
+                self.pipeline.broker.close()
+        if self._aioredis is not None:
+            with contextlib.suppress(Exception):
+                await self._aioredis.aclose()
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+
+    async def __aenter__(self) -> Self:
+        await self.initialize()
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+        await self.shutdown()
+
+    async def run_until_signalled(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self._stop.wait()
+        log.info("stopping: draining for at most %.0fs", self.options.drain_timeout)
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # ------------------------------------------------------------ the parts
+
+    async def handover(self, items: list[RawPayload]) -> None:
+        """The connectors' sink: one dramatiq `ingest` message per batch."""
+        await self.pipeline.handover(items)
+
+    def validate_payload(self, channel: Channel, payload: bytes) -> None:
+        """Raise PayloadError when a payload cannot be normalized (for HTTP intake answers)."""
+        self.runtime.normalize(channel, payload, account="check")
+
+    def reload(self) -> None:
+        """SIGHUP: load and compile the new config; on any error keep the old one."""
+        try:
+            new = load_config(self.options.config)
+            self.runtime.reload(new)
+            self.clocks.reload(new.data)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused: %s", problem)
+            return
+        except OmnideskError as exc:
+            log.error("reload refused: %s", exc)
+            return
+        self.loaded = new
+        log.info("reloaded %s: %d rules", new.path, len(new.data.rules))
+
+    def _notify(self, event: dict[str, Any]) -> None:
+        """An SLA ladder's notify action, sent through the dramatiq `notify` actor."""
+        self.pipeline.notify.send(event["ticket"], event["target"], event["text"], event["via"])
+
+    async def health(self) -> dict[str, Any]:
+        store = self.runtime.store
+        redis_ok = await asyncio.to_thread(_ping, store)
+        statuses = [c.status.as_dict() for c in self.connectors]
+        ok = redis_ok and not any(s["state"] == "auth_error" for s in statuses)
+        return {
+            "ok": ok,
+            "redis": redis_ok,
+            "broker": redis_ok
+            if self.pipeline and _broker_is_redis(self.pipeline.broker)
+            else _broker_ok(self.pipeline),
+            "workers": self.options.workers if self._worker is not None else 0,
+            "connectors": statuses,
+            "config": str(self.loaded.path),
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+    async def render_metrics(self) -> bytes:
+        store = self.runtime.store
+        try:
+            counts = await asyncio.to_thread(store.counts)
+            self.metrics.update_store(counts)
+            self.metrics.update_sla(await asyncio.to_thread(self.clocks.counts))
+            self.metrics.up.labels(dependency="redis").set(1)
+        except OmnideskError:
+            self.metrics.up.labels(dependency="redis").set(0)
+        self.metrics.update_connectors(c.status for c in self.connectors)
+        return self.metrics.render()
+
+    # ------------------------------------------------------------ internals
+
+    def _wrap_ingest_timing(self) -> None:
+        process = self.runtime.process
+        histogram = self.metrics.routing_latency
+
+        def timed(batch: Any) -> Any:
+            with histogram.time():
+                return process(batch)
+
+        self.runtime.process = timed
+
+    async def _wait_for_redis(self, store: Any, url: str) -> None:
+        """Redis down at start: a clear line, retries with backoff, no crash loop."""
+        backoff = Backoff(base=0.5, cap=30.0)
+        while not await asyncio.to_thread(_ping, store):
+            delay = backoff.next()
+            log.error("redis unreachable at %s; retrying in %.1fs", _safe_url(url), delay)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                raise StoreUnavailable(f"redis unreachable at {_safe_url(url)}; stopped")
+            except TimeoutError:
+                continue
+
+    async def _start_http(self) -> None:
+        service = self.loaded.data.service
+        app = build_app(
+            self, max_body=self.loaded.data.limits.max_raw_bytes + 64 * 1024, hooks=self.route_hooks
+        )
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = self.options.http_port if self.options.http_port is not None else service.http_port
+        site = web.TCPSite(self._runner, service.http_host, port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else port
+
+
+def _channel_of(connector: Connector) -> str:
+    """The channel a connector replies on: IMAP accounts reply by email."""
+    return {"imap": "email", "maildir": "web"}.get(connector.kind, connector.kind)
+
+
+def _ping(store: Any) -> bool:
+    try:
+        return bool(store.ping())
+    except Exception:
+        return False
+
+
+async def _redis_answers(url: str) -> bool:
+    import redis
+
+    def ping() -> bool:
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=1)
+            return bool(client.ping())
+        except Exception:
+            return False
+
+    return await asyncio.to_thread(ping)
+
+
+def _broker_is_redis(broker: Any) -> bool:
+    return type(broker).__name__ == "RedisBroker"
+
+
+def _broker_ok(pipeline: Any) -> bool:
+    if pipeline is None:
+        return False
+    try:
+        pipeline.broker.get_declared_queues()
+        return True
+    except Exception:
+        return False
+
+
+def _safe_url(url: str) -> str:
+    """A URL for logs: the password part is never printed."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

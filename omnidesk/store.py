@@ -1,0 +1,458 @@
+"""The Redis ticket store: tickets, messages, customers, queues and the events stream.
+
+Every key lives under one prefix (`service.key_prefix`, default ``od``) so several
+deployments or test runs share one Redis. With prefix ``P``:
+
+    P:ticket:<id>             hash   one ticket; scalar fields as strings, lists/dicts as JSON,
+                                     plus created_ms, score (queue urgency), resolved_ms
+    P:ticket:<id>:msgs        list   message ids in arrival order
+    P:msg:<mid>               hash   one message (in, out or note)
+    P:tickets                 zset   every ticket id by creation time (ms)
+    P:status:<status>         zset   ticket ids with that status, by creation time
+    P:queue:<q>:all           zset   ticket ids routed to queue q, by creation time
+    P:queue:<q>:waiting       zset   unassigned open tickets of q, by urgency score (lowest first)
+    P:queues                  set    every queue name a ticket was ever routed to
+    P:customer:<cid>          hash   name, segment, region, created_at
+    P:customer:<cid>:ids      set    identity keys (``email:a@b``, ``phone:+966...``)
+    P:customer:<cid>:tickets  zset   the customer's ticket ids by creation time
+    P:customers               zset   customer ids by creation time
+    P:identity                hash   identity key ``<kind>:<value>`` -> customer id
+    P:thread                  hash   thread/message key (``email:<msgid>``, ``ticket:OD-..``,
+                                     ``telegram:chat:1``) -> ticket id
+    P:seen                    hash   dedupe key ``channel:account:external_id`` -> message id
+                                     (``-`` for an auto-reply that opened nothing)
+    P:seq:ticket:<year>       string INCR counter behind ``OD-<year>-<NNNNNN>`` ids
+    P:seq:customer            string INCR counter behind ``C-<NNNNNNNN>`` ids
+    P:stats                   hash   counters: opened, duplicates, auto_ignored, in:<channel>,
+                                     quarantined, skipped:<reason>, delivery:<status>
+    P:events                  stream append-only: type, ticket, queue, channel, actor, ts(ms), ...
+    P:quarantine[:<id>]       see omnidesk.quarantine
+
+Urgency score: ``(3 - priority rank) * 1e13 + due_ms``, so urgent tickets sort first and,
+within a priority, the earliest SLA due time first (creation time until the SLA engine
+calls `set_due`). Mutations that touch several keys are Lua scripts (omnidesk/lua/).
+Keys are built inside the scripts, so this targets a single Redis, not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from typing import Any, ParamSpec, TypeVar
+
+import msgspec
+import redis
+
+from omnidesk.errors import StoreUnavailable
+from omnidesk.model import (
+    Customer,
+    Direction,
+    Identity,
+    IdentityKind,
+    Message,
+    Outbound,
+    Priority,
+    Status,
+    Ticket,
+    utcnow,
+)
+
+JSON_FIELDS = frozenset({"tags", "thread_keys", "meta", "attachments", "identities"})
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def lua(name: str) -> str:
+    return resources.files("omnidesk.lua").joinpath(f"{name}.lua").read_text("utf-8")
+
+
+def urgency_score(priority: Priority, due_ms: int) -> int:
+    """One ZSET score: priority first (urgent lowest), then SLA due time."""
+    return (3 - priority.rank) * 10**13 + int(due_ms)
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Redis connection trouble becomes StoreUnavailable, a TransientError (retry later)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        raise StoreUnavailable(f"redis unavailable: {exc}") from None
+
+
+def guarded(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with redis_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def encode_fields(obj: msgspec.Struct, skip: frozenset[str] = frozenset()) -> list[str]:
+    """A struct as flat HSET arguments: strings as-is, lists/dicts as JSON, None omitted."""
+    out: list[str] = []
+    for name, value in msgspec.structs.asdict(obj).items():
+        if name in skip or value is None:
+            continue
+        if name in JSON_FIELDS or isinstance(value, list | dict):
+            text = msgspec.json.encode(value).decode()
+        elif isinstance(value, datetime):
+            text = value.isoformat()
+        elif isinstance(value, bool):
+            text = "1" if value else "0"
+        else:
+            text = str(value)
+        out += [name, text]
+    return out
+
+
+def decode_fields(fields: dict[str, str], type_: type[_R]) -> _R:
+    data: dict[str, Any] = {}
+    for name, value in fields.items():
+        data[name] = msgspec.json.decode(value) if name in JSON_FIELDS else value
+    return msgspec.convert(data, type_, strict=False)
+
+
+class Store:
+    """All reads and writes of tickets; one instance per process is enough (thread-safe)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "od") -> None:
+        self.r = client
+        self.prefix = prefix
+        self._scripts = {
+            name: client.register_script(lua(name)) for name in ("intake", "set_status", "move")
+        }
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "od", **kwargs: Any) -> Store:
+        kwargs.setdefault("socket_timeout", 10)
+        kwargs.setdefault("socket_connect_timeout", 5)
+        kwargs.setdefault("health_check_interval", 30)
+        client = redis.Redis.from_url(url, decode_responses=True, **kwargs)
+        return cls(client, prefix)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def script(self, name: str) -> Any:
+        return self._scripts[name]
+
+    @guarded
+    def ping(self) -> bool:
+        return bool(self.r.ping())
+
+    # ------------------------------------------------------------ tickets
+
+    @guarded
+    def get_ticket(self, ticket_id: str) -> Ticket | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.key("ticket", ticket_id))
+        pipe.lrange(self.key("ticket", ticket_id, "msgs"), 0, -1)
+        fields, mids = pipe.execute()
+        if not fields:
+            return None
+        ticket = decode_fields(fields, Ticket)
+        ticket.message_ids = mids
+        return ticket
+
+    @guarded
+    def get_tickets(self, ticket_ids: list[str]) -> list[Ticket]:
+        pipe = self.r.pipeline(transaction=False)
+        for tid in ticket_ids:
+            pipe.hgetall(self.key("ticket", tid))
+            pipe.lrange(self.key("ticket", tid, "msgs"), 0, -1)
+        replies = pipe.execute()
+        out = []
+        for fields, mids in zip(replies[::2], replies[1::2], strict=True):
+            if fields:
+                ticket = decode_fields(fields, Ticket)
+                ticket.message_ids = mids
+                out.append(ticket)
+        return out
+
+    @guarded
+    def list_tickets(
+        self, queue: str | None = None, status: Status | str | None = None, limit: int = 50
+    ) -> list[Ticket]:
+        """Newest first, filtered by queue and/or status."""
+        if queue is not None:
+            index = self.key("queue", queue, "all")
+        elif status is not None:
+            index = self.key("status", str(status))
+        else:
+            index = self.key("tickets")
+        if queue is not None and status is not None:
+            ids = [
+                tid
+                for tid in self.r.zrevrange(index, 0, -1)
+                if self.r.zscore(self.key("status", str(status)), tid) is not None
+            ][:limit]
+        else:
+            ids = self.r.zrevrange(index, 0, max(0, limit - 1)) if limit else []
+        return self.get_tickets(ids)
+
+    @guarded
+    def waiting(self, queue: str, limit: int = 50) -> list[str]:
+        """Unassigned open ticket ids of `queue`, most urgent first."""
+        return self.r.zrange(self.key("queue", queue, "waiting"), 0, max(0, limit - 1))
+
+    @guarded
+    def queues(self) -> list[str]:
+        return sorted(self.r.smembers(self.key("queues")))
+
+    @guarded
+    def queue_depths(self, queues: list[str] | None = None) -> dict[str, int]:
+        """Waiting (unassigned open) tickets per queue."""
+        names = queues if queues is not None else self.queues()
+        pipe = self.r.pipeline(transaction=False)
+        for q in names:
+            pipe.zcard(self.key("queue", q, "waiting"))
+        return dict(zip(names, pipe.execute(), strict=True))
+
+    @guarded
+    def ticket_count(self) -> int:
+        return int(self.r.zcard(self.key("tickets")))
+
+    @guarded
+    def counts(self) -> dict[str, Any]:
+        """Figures for /metrics: counters, tickets by status, by queue, waiting per queue."""
+        names = self.queues()
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.key("stats"))
+        for s in Status:
+            pipe.zcard(self.key("status", s.value))
+        for q in names:
+            pipe.zcard(self.key("queue", q, "all"))
+        for q in names:
+            pipe.zcard(self.key("queue", q, "waiting"))
+        pipe.zcard(self.key("quarantine"))
+        replies = pipe.execute()
+        stats = {k: int(v) for k, v in replies[0].items()}
+        by_status = dict(zip([s.value for s in Status], replies[1 : 1 + len(Status)], strict=True))
+        rest = replies[1 + len(Status) :]
+        return {
+            "stats": stats,
+            "tickets_by_status": by_status,
+            "tickets_by_queue": dict(zip(names, rest[: len(names)], strict=True)),
+            "waiting_by_queue": dict(zip(names, rest[len(names) : 2 * len(names)], strict=True)),
+            "quarantine": rest[-1],
+        }
+
+    @guarded
+    def set_status(self, ticket_id: str, status: Status | str, actor: str = "system") -> str | None:
+        """Set the status; returns the previous one (None: no such ticket)."""
+        now = utcnow()
+        args = [self.prefix, ticket_id, str(Status(status)), actor, ms(now), now.isoformat()]
+        old = self.script("set_status")(keys=[], args=args)
+        return old or None
+
+    @guarded
+    def move(
+        self,
+        ticket_id: str,
+        queue: str,
+        actor: str = "system",
+        *,
+        event: str = "transferred",
+        reason: str = "",
+    ) -> str | None:
+        """Move to another queue (unassigning); returns the previous queue (None: no ticket)."""
+        now = utcnow()
+        args = [self.prefix, ticket_id, queue, actor, ms(now), event, reason, now.isoformat()]
+        old = self.script("move")(keys=[], args=args)
+        return old or None
+
+    @guarded
+    def assign(self, ticket_id: str, agent: str, actor: str = "system") -> bool:
+        """Give the ticket to an agent: it leaves its queue's waiting set."""
+        t = self.r.hmget(self.key("ticket", ticket_id), "queue", "channel")
+        if t[0] is None:
+            return False
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.key("ticket", ticket_id), mapping={"assignee": agent})
+        pipe.zrem(self.key("queue", t[0], "waiting"), ticket_id)
+        self._event(pipe, "assigned", ticket_id, t[0], t[1], actor, {"agent": agent})
+        pipe.execute()
+        return True
+
+    @guarded
+    def set_due(self, ticket_id: str, due_at: datetime) -> None:
+        """The SLA engine's hook: reorder the ticket in its waiting set by its next due time."""
+        t = self.r.hmget(self.key("ticket", ticket_id), "queue", "priority", "status", "assignee")
+        if t[0] is None:
+            return
+        score = urgency_score(Priority(t[1]), ms(due_at))
+        pipe = self.r.pipeline(transaction=True)
+        fields = {"score": score, "due_at": due_at.isoformat()}
+        pipe.hset(self.key("ticket", ticket_id), mapping=fields)
+        if t[2] in ("new", "open") and not t[3]:
+            pipe.zadd(self.key("queue", t[0], "waiting"), {ticket_id: score})
+        pipe.execute()
+
+    # ------------------------------------------------------------ messages
+
+    @guarded
+    def ticket_messages(self, ticket_id: str) -> list[Message]:
+        mids = self.r.lrange(self.key("ticket", ticket_id, "msgs"), 0, -1)
+        pipe = self.r.pipeline(transaction=False)
+        for mid in mids:
+            pipe.hgetall(self.key("msg", mid))
+        return [decode_fields(f, Message) for f in pipe.execute() if f]
+
+    @guarded
+    def get_message(self, message_id: str) -> Message | None:
+        fields = self.r.hgetall(self.key("msg", message_id))
+        return decode_fields(fields, Message) if fields else None
+
+    @guarded
+    def add_outbound_message(
+        self, outbound: Outbound, author: str, direction: Direction = Direction.OUT
+    ) -> Message:
+        """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``."""
+        now = utcnow()
+        t = self.r.hmget(self.key("ticket", outbound.ticket_id), "queue", "channel")
+        if t[0] is None:
+            raise KeyError(f"no ticket {outbound.ticket_id}")
+        msg = Message(
+            id=outbound.id,
+            ticket_id=outbound.ticket_id,
+            direction=direction,
+            channel=outbound.channel,
+            created_at=now,
+            text=outbound.text,
+            subject=outbound.subject,
+            author=author,
+            delivery="queued" if direction == Direction.OUT else None,
+        )
+        kind = "replied" if direction == Direction.OUT else "noted"
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.key("msg", msg.id), mapping=dict(_pairs(encode_fields(msg))))
+        pipe.rpush(self.key("ticket", outbound.ticket_id, "msgs"), msg.id)
+        pipe.hset(self.key("ticket", outbound.ticket_id), "updated_at", now.isoformat())
+        self._event(pipe, kind, outbound.ticket_id, t[0], t[1], author, {"message": msg.id})
+        pipe.execute()
+        return msg
+
+    @guarded
+    def set_delivery(self, message_id: str, status: str, actor: str = "deliver") -> None:
+        """Record what the channel said: sent, failed: <reason>, refused: <reason>."""
+        fields = self.r.hmget(self.key("msg", message_id), "ticket_id", "channel")
+        if fields[0] is None:
+            raise KeyError(f"no message {message_id}")
+        queue = self.r.hget(self.key("ticket", fields[0]), "queue") or ""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.key("msg", message_id), "delivery", status)
+        pipe.hincrby(self.key("stats"), f"delivery:{status.split(':', 1)[0]}", 1)
+        extra = {"message": message_id, "delivery": status}
+        self._event(pipe, "delivery", fields[0], queue, fields[1], actor, extra)
+        pipe.execute()
+
+    # ------------------------------------------------------------ customers
+
+    @guarded
+    def get_customer(self, customer_id: str) -> Customer | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.key("customer", customer_id))
+        pipe.smembers(self.key("customer", customer_id, "ids"))
+        fields, ids = pipe.execute()
+        if not fields:
+            return None
+        customer = decode_fields(fields, Customer)
+        identities = []
+        for key in sorted(ids):
+            kind, _, value = key.partition(":")
+            identities.append(Identity(kind=IdentityKind(kind), value=value))
+        customer.identities = identities
+        return customer
+
+    @guarded
+    def find_customer(self, identity: Identity) -> str | None:
+        return self.r.hget(self.key("identity"), identity.key)
+
+    @guarded
+    def customer_tickets(self, customer_id: str, limit: int = 50) -> list[Ticket]:
+        ids = self.r.zrevrange(self.key("customer", customer_id, "tickets"), 0, max(0, limit - 1))
+        return self.get_tickets(ids)
+
+    # ------------------------------------------------------------ events and counters
+
+    @guarded
+    def add_event(
+        self,
+        kind: str,
+        ticket_id: str = "",
+        *,
+        queue: str = "",
+        channel: str = "",
+        actor: str = "system",
+        **extra: str,
+    ) -> str:
+        """Append one event (sla_warned, sla_breached, csat, notify, ...); returns its id."""
+        pipe = self.r.pipeline(transaction=False)
+        self._event(pipe, kind, ticket_id, queue, channel, actor, extra)
+        return pipe.execute()[0]
+
+    def _event(
+        self,
+        pipe: Any,
+        kind: str,
+        ticket_id: str,
+        queue: str,
+        channel: str,
+        actor: str,
+        extra: dict[str, Any],
+    ) -> None:
+        fields = {
+            "type": kind,
+            "ticket": ticket_id,
+            "queue": queue or "",
+            "channel": channel or "",
+            "actor": actor,
+            "ts": int(time.time() * 1000),
+        }
+        fields.update({k: str(v) for k, v in extra.items()})
+        pipe.xadd(self.key("events"), fields)
+
+    @guarded
+    def events(
+        self, since: str = "0-0", count: int = 1000, block_ms: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Events after stream id `since` (exclusive), oldest first; pass the last id back."""
+        if block_ms is not None:
+            reply = self.r.xread({self.key("events"): since}, count=count, block=block_ms)
+            return [(eid, fields) for _, entries in reply for eid, fields in entries]
+        return self.r.xrange(self.key("events"), min=f"({since}", count=count)
+
+    @guarded
+    def incr(self, counter: str, amount: int = 1) -> None:
+        self.r.hincrby(self.key("stats"), counter, amount)
+
+    # ------------------------------------------------------------ housekeeping
+
+    @guarded
+    def delete_all(self) -> int:
+        """Delete every key under the prefix (tests and `omnidesk reset`); returns the count."""
+        deleted = 0
+        batch: list[str] = []
+        for key in self.r.scan_iter(match=f"{self.prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += self.r.unlink(*batch)
+                batch = []
+        if batch:
+            deleted += self.r.unlink(*batch)
+        return deleted
+
+
+def _pairs(flat: list[str]) -> Iterator[tuple[str, str]]:
+    it = iter(flat)
+    return zip(it, it, strict=True)

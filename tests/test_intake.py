@@ -1,0 +1,209 @@
+"""Intake against the real Redis, through the real normalizers and router: idempotency
+(twice, threads, two OS processes), threading by email and Telegram chat, reopen, edits,
+auto-replies, customer linking, and the store reads the daemon uses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from omnidesk.model import Direction, Outbound, Status
+from omnidesk.runtime import Runtime
+from tests.storekit import config_for, email, telegram, web
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_same_payload_twice_is_one_ticket(runtime: Runtime) -> None:
+    raw = web("أرغب في تجديد السجل التجاري", email="ali@example.sa", name="علي")
+    first = runtime.process([raw]).results
+    second = runtime.process([raw, raw]).results
+    assert [r.outcome for r in first] == ["opened"]
+    assert [r.outcome for r in second] == ["duplicate", "duplicate"]
+    assert second[0].ticket_id == first[0].ticket_id
+    tickets = runtime.store.list_tickets()
+    assert len(tickets) == 1
+    ticket = tickets[0]
+    assert ticket.id.startswith("OD-") and ticket.id.endswith("-000001")
+    assert ticket.queue == "cr" and ticket.rule == "cr" and ticket.status == Status.NEW
+    assert runtime.store.waiting("cr") == [ticket.id]
+    assert runtime.store.counts()["stats"]["duplicates"] == 2
+    kinds = [e["type"] for _, e in runtime.store.events()]
+    assert kinds == ["ticket_opened", "routed"]
+
+
+def test_threads_hammering_one_payload_make_one_ticket(runtime: Runtime) -> None:
+    raws = [web(f"شكوى رقم {i}", phone="0501234567") for i in range(5)]
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for _ in range(10):
+                runtime.process(raws)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    tickets = runtime.store.list_tickets(limit=100)
+    assert len(tickets) == 5
+    assert all(len(t.message_ids) == 1 for t in tickets)
+    assert len({t.customer_id for t in tickets}) == 1  # one phone, one customer
+    assert runtime.store.counts()["stats"]["opened"] == 5
+
+
+_HAMMER = """
+import sys
+from pathlib import Path
+from omnidesk.runtime import Runtime
+from tests.storekit import config_for, web
+rt = Runtime.from_config(config_for(sys.argv[1], Path(sys.argv[2])))
+raws = [web(f"complaint number {i}", email="same@example.com") for i in range(20)]
+for _ in range(15):
+    rt.process(raws)
+"""
+
+
+def test_two_processes_hammering_make_one_ticket_each(prefix: str, tmp_path: Path) -> None:
+    args = [sys.executable, "-c", _HAMMER, prefix, str(tmp_path / "state")]
+    procs = [subprocess.Popen(args, cwd=ROOT) for _ in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    rt = Runtime.from_config(config_for(prefix, tmp_path / "state"))
+    tickets = rt.store.list_tickets(limit=100)
+    assert len(tickets) == 20
+    assert len({t.id for t in tickets}) == 20
+    assert rt.store.counts()["stats"]["duplicates"] == 2 * 15 * 20 - 20
+    assert sorted(rt.store.queue_depths().items()) == [("complaints", 20)]
+
+
+def test_email_reply_threads_and_reopens_a_resolved_ticket(runtime: Runtime) -> None:
+    store = runtime.store
+    opened = runtime.process([email("a1@example.com", "My commercial registration expired")])
+    tid = opened.results[0].ticket_id
+    reply = runtime.process([email("a2@example.com", "Any news?", in_reply_to="a1@example.com")])
+    assert reply.results[0].outcome == "appended" and reply.results[0].ticket_id == tid
+    assert store.set_status(tid, Status.RESOLVED, actor="agent:1") == "new"
+    assert store.waiting("cr") == []
+    again = runtime.process([email("a3@example.com", "Still broken", in_reply_to="a2@example.com")])
+    assert again.results[0].outcome == "appended" and again.results[0].reopened
+    ticket = store.get_ticket(tid)
+    assert ticket is not None and ticket.status == Status.OPEN
+    assert len(ticket.message_ids) == 3
+    assert [m.text.strip() for m in store.ticket_messages(tid)][1:] == ["Any news?", "Still broken"]
+    assert store.waiting("cr") == [tid]
+    changes = [e for _, e in store.events() if e["type"] == "status_changed"]
+    assert [(e["from"], e["to"]) for e in changes] == [("new", "resolved"), ("resolved", "open")]
+    assert len(store.list_tickets()) == 1
+
+
+def test_reply_to_a_ticket_resolved_long_ago_opens_a_new_one(runtime: Runtime) -> None:
+    runtime.intake.reopen_window = timedelta(0)
+    first = runtime.process([email("b1@example.com", "commercial registration question")])
+    tid = first.results[0].ticket_id
+    runtime.store.set_status(tid, Status.RESOLVED)
+    later = runtime.process([email("b2@example.com", "new question", in_reply_to="b1@example.com")])
+    assert later.results[0].outcome == "opened" and later.results[0].ticket_id != tid
+    # the same customer, found by the e-mail address
+    customer_id = first.results[0].customer_id
+    assert customer_id is not None and later.results[0].customer_id == customer_id
+    assert len(runtime.store.customer_tickets(customer_id)) == 2
+
+
+def test_telegram_chat_threads_and_an_edit_updates_the_text(runtime: Runtime) -> None:
+    store = runtime.store
+    r1 = runtime.process([telegram(1, 555, 10, "عندي شكوى على متجر")]).results[0]
+    r2 = runtime.process([telegram(2, 555, 11, "رقم الطلب 991")]).results[0]
+    assert r1.outcome == "opened" and r2.outcome == "appended" and r2.ticket_id == r1.ticket_id
+    edit = telegram(3, 555, 11, "رقم الطلب 992", edit_date=1_780_000_100)
+    r3 = runtime.process([edit]).results[0]
+    assert r3.outcome == "edited" and r3.message_id == r2.message_id
+    texts = [m.text for m in store.ticket_messages(r1.ticket_id)]  # type: ignore[arg-type]
+    assert texts == ["عندي شكوى على متجر", "رقم الطلب 992"]
+    other = runtime.process([telegram(4, 777, 10, "مرحبا")]).results[0]
+    assert other.outcome == "opened" and other.ticket_id != r1.ticket_id
+    assert store.get_ticket(r1.ticket_id).queue == "complaints"  # type: ignore[arg-type,union-attr]
+
+
+def test_auto_reply_opens_no_ticket_but_attaches_to_its_thread(runtime: Runtime) -> None:
+    store = runtime.store
+    ooo = {"Auto-Submitted": "auto-replied"}
+    lone = runtime.process([email("c1@example.com", "I am out of office", headers=ooo)])
+    assert lone.results[0].outcome == "auto_ignored"
+    assert store.ticket_count() == 0
+    assert store.counts()["stats"]["auto_ignored"] == 1
+    assert runtime.process([email("c1@example.com", "x", headers=ooo)]).results[0].outcome == (
+        "duplicate"
+    )
+    tid = runtime.process([email("c2@example.com", "complaint")]).results[0].ticket_id
+    store.set_status(tid, Status.RESOLVED)  # type: ignore[arg-type]
+    auto = email("c3@example.com", "Out of office", in_reply_to="c2@example.com", headers=ooo)
+    attached = runtime.process([auto]).results[0]
+    assert attached.outcome == "auto_attached" and attached.ticket_id == tid
+    ticket = store.get_ticket(tid)  # type: ignore[arg-type]
+    assert ticket is not None and ticket.status == Status.RESOLVED and len(ticket.message_ids) == 2
+    assert store.ticket_count() == 1
+
+
+def test_identities_link_one_customer_across_channels(runtime: Runtime) -> None:
+    store = runtime.store
+    a = runtime.process([web("first", email="noor@example.sa")]).results[0]
+    b = runtime.process([web("second", phone="0551112222")]).results[0]
+    assert a.customer_id != b.customer_id
+    # a form giving both: the first identity's customer wins; the phone keeps its own
+    c = runtime.process([web("third", email="noor@example.sa", phone="0551112222")]).results[0]
+    assert c.customer_id == a.customer_id
+    # a new phone with a known e-mail is linked to that customer
+    d = runtime.process([web("fourth", email="noor@example.sa", phone="0509998888")]).results[0]
+    assert d.customer_id == a.customer_id
+    customer = store.get_customer(a.customer_id)  # type: ignore[arg-type]
+    assert customer is not None
+    assert sorted(i.key for i in customer.identities) == [
+        "email:noor@example.sa",
+        "phone:+966509998888",
+    ]
+    assert len(store.customer_tickets(a.customer_id)) == 3  # type: ignore[arg-type]
+
+
+def test_outbound_message_and_delivery_status(runtime: Runtime) -> None:
+    store = runtime.store
+    tid = runtime.process([web("hello", email="x@example.com")]).results[0].ticket_id
+    assert tid is not None
+    out = Outbound(id="out-1", ticket_id=tid, channel="web", account="site", text="مرحبا بك")
+    msg = store.add_outbound_message(out, author="agent:7")
+    assert msg.direction == Direction.OUT and msg.delivery == "queued"
+    store.set_delivery("out-1", "failed: mailbox full")
+    messages = store.ticket_messages(tid)
+    assert [m.direction for m in messages] == [Direction.IN, Direction.OUT]
+    assert messages[1].delivery == "failed: mailbox full"
+    kinds = [e["type"] for _, e in store.events()]
+    assert kinds[-2:] == ["replied", "delivery"]
+    assert store.counts()["stats"]["delivery:failed"] == 1
+
+
+def test_list_tickets_filters_and_events_since(runtime: Runtime) -> None:
+    store = runtime.store
+    results = runtime.process(
+        [
+            web("السجل التجاري 1", email="a@x.sa"),
+            web("complaint 2", email="b@x.sa"),
+            web("hi", email="c@x.sa"),
+        ]
+    ).results
+    ids = [r.ticket_id for r in results]
+    assert [t.id for t in store.list_tickets()] == ids[::-1]
+    assert [t.id for t in store.list_tickets(queue="complaints")] == [ids[1]]
+    store.set_status(ids[2], Status.PENDING_CUSTOMER)  # type: ignore[arg-type]
+    assert [t.id for t in store.list_tickets(status="pending_customer")] == [ids[2]]
+    assert store.list_tickets(queue="general", status="new") == []
+    last = store.events()[-1][0]
+    assert store.events(since=last) == []
+    store.assign(ids[0], "agent:1")  # type: ignore[arg-type]
+    assert store.events(since=last)[0][1]["type"] == "assigned"
+    assert store.queue_depths() == {"complaints": 1, "cr": 0, "general": 0}

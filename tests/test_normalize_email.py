@@ -1,0 +1,173 @@
+"""Every email fixture normalizes to the fields its row in expected.json names."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.email import EmailLimits, find_ticket_ref, format_ticket_ref, normalize
+from connectors.email.threading import tag_subject
+from omnidesk.errors import PayloadError
+from omnidesk.model import Channel, IdentityKind, Inbound
+from omnidesk.text import mask_pii
+
+FIXTURES = Path(__file__).parent / "fixtures" / "email"
+EXPECTED: dict[str, dict] = json.loads((FIXTURES / "expected.json").read_text())
+
+
+def test_corpus_is_complete() -> None:
+    names = {p.stem for p in FIXTURES.glob("*.eml")}
+    assert names == set(EXPECTED)
+    assert len(names) >= 60
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture(name: str) -> None:
+    expect = EXPECTED[name]
+    raw = (FIXTURES / f"{name}.eml").read_bytes()
+    if "error" in expect:
+        with pytest.raises(PayloadError) as caught:
+            normalize(raw)
+        assert caught.value.reason == expect["error"]
+        return
+    inbound = normalize(raw, account="care")
+    assert isinstance(inbound, Inbound)
+    assert inbound.channel == Channel.EMAIL and inbound.account == "care"
+    _check(inbound, expect)
+
+
+def _check(msg: Inbound, expect: dict) -> None:
+    names = [a.filename for a in msg.attachments]
+    for key, want in expect.items():
+        if key == "subject":
+            assert msg.subject == want
+        elif key == "from_email":
+            assert msg.author.identity(IdentityKind.EMAIL) == want
+        elif key == "from_name":
+            assert msg.author.name == want
+        elif key == "language":
+            assert msg.language.value == want
+        elif key in ("text", "html_text", "quoted", "signature"):
+            assert getattr(msg, key) == want
+        elif key.endswith("_contains") and key != "defects_contains":
+            field = key.removesuffix("_contains")
+            for snippet in want:
+                assert snippet in getattr(msg, field), (field, snippet, getattr(msg, field))
+        elif key == "text_absent":
+            for snippet in want:
+                assert snippet not in msg.text
+        elif key == "masked_absent":
+            for snippet in want:
+                assert snippet not in mask_pii(msg.text)
+        elif key == "flags":
+            assert sorted(f.value for f in msg.flags) == sorted(want)
+        elif key == "defects_contains":
+            assert set(want) <= set(msg.defects), msg.defects
+        elif key == "defects_absent":
+            assert not set(want) & set(msg.defects), msg.defects
+        elif key == "attachments":
+            assert sorted(names) == sorted(want)
+        elif key == "inline_count":
+            assert sum(a.inline for a in msg.attachments) == want
+        elif key in ("attachment_sha", "attachment_size", "attachment_types"):
+            attr = {"attachment_sha": "sha256", "attachment_size": "size"}.get(key, "content_type")
+            got = {a.filename: getattr(a, attr) for a in msg.attachments}
+            for filename, value in want.items():
+                assert got[filename] == value
+        elif key == "thread_keys":
+            assert msg.thread_keys == want
+        elif key == "thread_keys_len":
+            assert len(msg.thread_keys) == want
+        elif key == "thread_keys_first":
+            assert msg.thread_keys[: len(want)] == want
+        elif key == "external_id":
+            assert msg.external_id == want
+        elif key == "external_id_prefix":
+            assert msg.external_id.startswith(want)
+        elif key == "message_keys":
+            assert msg.message_keys == want
+        elif key == "bounce":
+            got = (
+                None
+                if msg.bounce is None
+                else {
+                    "recipient": msg.bounce.recipient,
+                    "status": msg.bounce.status,
+                    "action": msg.bounce.action,
+                }
+            )
+            assert got == want
+        elif key == "segment":
+            assert msg.segment_hint.value == want
+        elif key == "hints":
+            assert want.items() <= msg.hints.items(), msg.hints
+        else:
+            raise AssertionError(f"unknown expectation key {key}")
+
+
+def test_every_fixture_is_json_serializable_and_dated() -> None:
+    from omnidesk.model import from_json, to_json
+
+    for name, expect in EXPECTED.items():
+        if "error" in expect:
+            continue
+        inbound = normalize((FIXTURES / f"{name}.eml").read_bytes())
+        assert from_json(to_json(inbound), Inbound) == inbound
+        assert inbound.received_at.tzinfo is not None
+        assert inbound.raw_ref and len(inbound.raw_ref) == 64
+
+
+def test_date_header_gives_received_at_unless_given() -> None:
+    raw = (FIXTURES / "plain_ascii_en.eml").read_bytes()
+    assert normalize(raw).received_at == datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
+    given = datetime(2026, 2, 1, tzinfo=UTC)
+    assert normalize(raw, received_at=given).received_at == given
+
+
+def test_too_large_is_a_payload_error() -> None:
+    raw = (FIXTURES / "plain_ascii_en.eml").read_bytes()
+    with pytest.raises(PayloadError) as caught:
+        normalize(raw, limits=EmailLimits(max_raw_bytes=100))
+    assert caught.value.reason == "too_large"
+    assert "100 byte limit" in str(caught.value)
+
+
+def test_long_text_is_truncated_with_a_defect() -> None:
+    raw = b"From: a@b.example\nSubject: long\n\n" + b"word " * 50_000
+    inbound = normalize(raw, limits=EmailLimits(max_text_chars=1000))
+    assert len(inbound.text) <= 1000
+    assert "TextTruncated" in inbound.defects
+
+
+def test_huge_subject_is_truncated_with_a_defect() -> None:
+    inbound = normalize(b"From: a@b.example\nSubject: " + b"x" * 100_000 + b"\n\nbody")
+    assert len(inbound.subject) == 998
+    assert "SubjectTruncated" in inbound.defects
+
+
+def test_deep_nesting_is_a_payload_error_not_a_crash() -> None:
+    parts = b"".join(
+        b'Content-Type: multipart/mixed; boundary="L%d"\n\n--L%d\n' % (i, i) for i in range(2000)
+    )
+    with pytest.raises(PayloadError) as caught:
+        normalize(b"From: a@b.example\nSubject: deep\n" + parts + b"\nx\n")
+    assert caught.value.reason == "unparseable"
+
+
+def test_non_bytes_is_rejected() -> None:
+    with pytest.raises(PayloadError) as caught:
+        normalize("From: a@b\n\nx")  # type: ignore[arg-type]
+    assert caught.value.reason == "not_bytes"
+
+
+def test_ticket_reference_round_trip() -> None:
+    tag = format_ticket_ref("OD-2026-000123")
+    assert tag == "[#OD-2026-000123]"
+    assert find_ticket_ref(f"Re: طلب {tag}") == "OD-2026-000123"
+    assert find_ticket_ref("Re: [# od-2026-000123 ]") == "OD-2026-000123"
+    assert find_ticket_ref("no reference OD-2026-000123") is None
+    assert tag_subject(f"Re: x {tag}", "OD-2026-000123") == f"Re: x {tag}"
+    assert tag_subject("Re: x", "OD-2026-000123") == f"Re: x {tag}"

@@ -1,0 +1,245 @@
+"""The dramatiq pipeline on the real Redis: hand-over to tickets, quarantine and retry, the
+archive, delivery with retries, escalation, Redis down at hand-over, and a worker killed
+with SIGKILL in the middle of a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dramatiq
+import pytest
+
+from omnidesk.archive import Archive
+from omnidesk.errors import PayloadError, PermanentError, StoreUnavailable, TransientError
+from omnidesk.model import Channel, Outbound, RawPayload, Receipt, Status
+from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
+from omnidesk.runtime import Runtime
+from omnidesk.store import Store
+from tests.storekit import REDIS_URL, email, telegram, web, write_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+@pytest.fixture
+def pipeline(runtime: Runtime, prefix: str) -> Iterator[Pipeline]:
+    broker = make_broker(REDIS_URL, prefix)
+    yield Pipeline(runtime, broker)
+    broker.close()
+
+
+@pytest.fixture
+def worker(pipeline: Pipeline) -> Iterator[dramatiq.Worker]:
+    w = pipeline.start_worker(threads=2)
+    yield w
+    w.stop(timeout=5_000)
+
+
+def test_handover_batches_become_tickets(pipeline: Pipeline, worker: dramatiq.Worker) -> None:
+    raws = [web(f"شكوى {i}", email=f"c{i}@example.sa") for i in range(7)]
+    raws += [
+        telegram(1, 42, 1, "السجل التجاري منتهي"),
+        email("p1@example.com", "hello", subject="Question"),
+    ]
+    asyncio.run(pipeline.handover(raws, batch_size=3))
+    store = pipeline.runtime.store
+    assert wait_for(lambda: store.ticket_count() == 9)
+    assert store.queue_depths() == {"complaints": 7, "cr": 1, "general": 1}
+    ticket = store.list_tickets(queue="cr")[0]
+    raw_ref = store.ticket_messages(ticket.id)[0].raw_ref
+    archive = pipeline.runtime.archive
+    assert archive is not None and raw_ref is not None
+    assert archive.get(raw_ref) == raws[7].payload  # the ticket can show its original
+
+
+def test_malformed_payload_is_quarantined_whole_and_retry_works_after_a_fix(
+    runtime: Runtime,
+) -> None:
+    bad = RawPayload(
+        channel=Channel.WEB,
+        account="site",
+        payload='{"message": "مرحبا", "email": "a@b.sa", "national_id": "1012345678"}'.encode(),
+        received_at=datetime.now(UTC),
+        source="http:/v1/intake/web",
+    )
+    good = web("ok", email="fine@example.sa")
+    report = runtime.process([bad, good])
+    assert report.quarantined == ["http:/v1/intake/web"]
+    assert [r.outcome for r in report.results] == ["opened"]
+    items = runtime.quarantine.list()
+    assert len(items) == 1 and items[0].reason == "invalid_form"
+    assert "national_id: unknown field" in items[0].error
+    item = runtime.quarantine.get(items[0].id)
+    assert item is not None and item.payload == bad.payload and item.source == bad.source
+    with pytest.raises(PayloadError):
+        runtime.retry_quarantined(item.id)  # nothing fixed yet: it stays
+    assert runtime.quarantine.size() == 1
+
+    # the fix: the form grew a field and the normalizer (our code) learned to drop it
+    real = runtime.normalize
+
+    def fixed(channel, payload, *, account):
+        form = json.loads(payload)
+        form.pop("national_id", None)
+        return real(channel, json.dumps(form).encode(), account=account)
+
+    runtime.normalize = fixed
+    results = runtime.retry_quarantined(item.id)
+    assert [r.outcome for r in results] == ["opened"]
+    assert runtime.quarantine.size() == 0
+    assert runtime.store.ticket_count() == 2
+
+
+def test_unknown_email_and_bad_json_land_in_quarantine_not_crash(runtime: Runtime) -> None:
+    now = datetime.now(UTC)
+    raws = [
+        RawPayload(channel=Channel.TELEGRAM, account="bot", payload=b"{not json", received_at=now),
+        RawPayload(channel=Channel.WEB, account="site", payload=b"\xff\xfe", received_at=now),
+    ]
+    report = runtime.process(raws)
+    assert len(report.quarantined) == 2 and report.results == []
+    assert {i.channel for i in runtime.quarantine.list()} == {Channel.TELEGRAM, Channel.WEB}
+    runtime.process(raws)  # a retried batch does not duplicate the items
+    assert runtime.quarantine.size() == 2
+
+
+def test_archive_is_content_addressed_atomic_and_pruned(tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    digest = archive.put(b"raw payload")
+    assert archive.put(b"raw payload") == digest
+    path = archive.path(digest)
+    assert path.parent.parent.name == digest[:2] and path.parent.name == digest[2:4]
+    assert archive.get(digest) == b"raw payload"
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+    other = archive.put(b"newer")
+    old = time.time() - 40 * 86400
+    os.utime(path, (old, old))
+    assert archive.prune(30) == 1
+    assert archive.get(digest) is None and archive.get(other) == b"newer"
+
+
+def test_redis_down_at_handover_raises_store_unavailable(runtime: Runtime) -> None:
+    broker = make_broker("redis://127.0.0.1:1/0", "nowhere")
+    pipe = Pipeline(runtime, broker)
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(pipe.handover([web("hello", email="a@b.sa")]))
+    down = Runtime(
+        store=Store.from_url("redis://127.0.0.1:1/0"),
+        route=runtime.route,
+        normalize=runtime.normalize,
+    )
+    with pytest.raises(TransientError):
+        down.process([web("hello", email="a@b.sa")])
+
+
+def test_deliver_retries_transient_errors_then_records_the_outcome(
+    pipeline: Pipeline, worker: dramatiq.Worker
+) -> None:
+    store = pipeline.runtime.store
+    tid = pipeline.runtime.process([web("hello", email="a@b.sa")]).results[0].ticket_id
+    assert tid is not None
+    calls: list[str] = []
+
+    async def send(out: Outbound) -> Receipt:
+        calls.append(out.id)
+        if out.id == "ok" and calls.count("ok") == 1:  # only its first attempt fails
+            raise TransientError("rate limited", retry_after=0.05)
+        if out.id == "bad":
+            raise PermanentError("recipient unknown")
+        return Receipt(outbound_id=out.id, status="sent", external_id="x1")
+
+    register_sender(Channel.WEB, "site", send)
+    try:
+        for out_id in ("ok", "bad"):
+            out = Outbound(id=out_id, ticket_id=tid, channel=Channel.WEB, account="site", text="رد")
+            store.add_outbound_message(out, author="agent:1")
+            pipeline.send_reply(out)
+        assert wait_for(lambda: store.get_message("ok").delivery == "sent")  # type: ignore[union-attr]
+        assert wait_for(lambda: store.get_message("bad").delivery != "queued")  # type: ignore[union-attr]
+    finally:
+        unregister_sender(Channel.WEB, "site")
+    assert calls.count("ok") == 2 and calls.count("bad") == 1
+    assert store.get_message("bad").delivery == "failed: recipient unknown"  # type: ignore[union-attr]
+    deliveries = [e for _, e in store.events() if e["type"] == "delivery"]
+    assert {e["delivery"] for e in deliveries} == {"sent", "failed: recipient unknown"}
+
+
+def test_escalate_moves_the_ticket_with_an_event(
+    pipeline: Pipeline, worker: dramatiq.Worker
+) -> None:
+    store = pipeline.runtime.store
+    tid = pipeline.runtime.process([web("hello", email="a@b.sa")]).results[0].ticket_id
+    pipeline.escalate.send(tid, "complaints", "first response breached")
+    assert wait_for(lambda: store.get_ticket(tid).queue == "complaints")  # type: ignore[arg-type,union-attr]
+    assert store.waiting("complaints") == [tid] and store.waiting("general") == []
+    pipeline.notify.send(tid, "supervisors", "SLA at 80%")
+    assert wait_for(lambda: any(e["type"] == "notified" for _, e in store.events()))
+    escalated = [e for _, e in store.events() if e["type"] == "escalated"]
+    assert escalated[0]["from"] == "general" and escalated[0]["reason"] == "first response breached"
+    assert store.get_ticket(tid).status == Status.NEW  # type: ignore[arg-type,union-attr]
+
+
+def _worker_process(config: Path) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable,
+        "-m",
+        "omnidesk.pipeline",
+        "--config",
+        str(config),
+        "--threads",
+        "2",
+        "--heartbeat-timeout-ms",
+        "2000",
+        "--maintenance-chance",
+        "1000000",
+    ]
+    return subprocess.Popen(args, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
+    runtime: Runtime, prefix: str, tmp_path: Path
+) -> None:
+    n = 1200
+    raws = [web(f"complaint {i}", email=f"k{i}@example.sa") for i in range(n)]
+    broker = make_broker(REDIS_URL, prefix)
+    asyncio.run(Pipeline(runtime, broker).handover(raws, batch_size=100))
+    broker.close()
+    config = write_config(prefix, tmp_path / "state", tmp_path / "config.yaml")
+    store = runtime.store
+    first = _worker_process(config)
+    try:
+        assert wait_for(lambda: store.ticket_count() > 0, timeout=30, interval=0.01)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    at_kill = store.ticket_count()
+    assert 0 < at_kill < n  # killed in the middle of the work
+    second = _worker_process(config)
+    try:
+        assert wait_for(lambda: store.ticket_count() >= n, timeout=60, interval=0.2)
+        time.sleep(1.0)  # any stray redelivery would show up as a duplicate now
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    tickets = store.list_tickets(limit=2 * n)
+    assert len(tickets) == n
+    assert sorted(t.preview for t in tickets) == sorted(f"complaint {i}" for i in range(n))
+    assert all(len(t.message_ids) == 1 for t in tickets)
