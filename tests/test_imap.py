@@ -400,3 +400,31 @@ async def test_the_catalog_builds_it_from_a_config_entry(dovecot, account_factor
     connector = build(entry, cursors=run.cursors)
     assert isinstance(connector, ImapConnector) and connector.account.username == user
     await connector.check()
+
+
+def utf7_imap(word: str) -> str:
+    """Independent of our encoder, for all-Arabic words: UTF-7 with "&" for "+" and ","
+    for "/" (RFC 3501 5.1.3)."""
+    return word.encode("utf-7").replace(b"+", b"&").replace(b"/", b",").decode()
+
+
+async def test_arabic_folder_names_in_modified_utf7(dovecot, account_factory, run):
+    folder, done = "الشكاوى", "تمت المعالجة"
+    wire = utf7_imap(folder)
+    user = dovecot.new_user()
+    conn = dovecot.client(user)
+    assert conn.create(wire)[0] == "OK"
+    conn.logout()
+    raw, message_id = mail("شكوى")
+    dovecot.append(user, raw, wire)
+    sink = Collector()
+    await run(account_factory(user, folders=[folder], after=f"move:{done}"), sink)
+    assert await eventually(lambda: sink.payloads, 5)
+    assert sink.message_ids == [message_id]
+    assert sink.payloads[0].source == f"imap:{folder}:1"
+    moved_to = " ".join(utf7_imap(word) for word in done.split(" "))
+    conn = dovecot.client(user)
+    _, in_folder = conn.select(wire)
+    _, in_done = conn.select(f'"{moved_to}"')
+    conn.logout()
+    assert in_folder[0] == b"0" and in_done[0] == b"1"

@@ -6,6 +6,7 @@ Nothing here parses mail beyond what IMAP needs: UIDs, UIDVALIDITY and raw bytes
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import socket
@@ -269,7 +270,28 @@ def _uid_set(uids: list[int]) -> str:
 
 
 def _quote(folder: str) -> str:
-    """Mailbox names as IMAP quoted strings (spaces, brackets); modified UTF-7 is the
-    operator's business for non-ASCII names."""
-    escaped = folder.replace("\\", "\\\\").replace('"', '\\"')
+    """A mailbox name as an IMAP quoted string, in modified UTF-7 (Arabic folder names)."""
+    escaped = encode_mailbox(folder).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def encode_mailbox(name: str) -> str:
+    """RFC 3501 5.1.3 modified UTF-7: printable ASCII as is ("&" as "&-"), runs of other
+    characters as "&" + base64 of their UTF-16BE with "," for "/" + "-"."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            data = "".join(run).encode("utf-16-be")
+            out.append("&" + base64.b64encode(data).decode().rstrip("=").replace("/", ",") + "-")
+            run.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            run.append(char)
+    flush()
+    return "".join(out)
