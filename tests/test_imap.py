@@ -97,7 +97,7 @@ async def run(redis_prefix):
         for c, task in started:
             if c is connector:
                 await c.stop()
-                await asyncio.wait_for(task, 5)
+                await asyncio.wait_for(task, 10)
                 await c.shutdown()
 
     start.stop = stop  # type: ignore[attr-defined]
@@ -106,7 +106,7 @@ async def run(redis_prefix):
     for connector, task in started:
         await connector.stop()
         try:
-            await asyncio.wait_for(task, 5)
+            await asyncio.wait_for(task, 10)
         finally:
             await connector.shutdown()
 

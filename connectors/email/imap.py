@@ -52,8 +52,8 @@ class ImapConnector(Connector):
     async def stop(self) -> None:
         await super().stop()
         session = self._session
-        if self._idling and session is not None:
-            await asyncio.to_thread(session.interrupt)
+        if session is not None:
+            session.interrupt()  # ends a running IDLE, or keeps the next one from starting
 
     async def shutdown(self) -> None:
         session, self._session = self._session, None
@@ -181,8 +181,7 @@ class ImapConnector(Connector):
             timeout = min(timeout, self.account.poll_interval)
         self._idling = True
         try:
-            if not self.stopping:
-                await asyncio.to_thread(session.idle, timeout)
+            await asyncio.to_thread(session.idle, timeout)
         finally:
             self._idling = False
 

@@ -12,6 +12,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -84,6 +85,7 @@ class ImapSession:
         self._auth = auth
         self.conn: imaplib2.IMAP4 | None = None
         self.selected: str | None = None
+        self._wake = threading.Event()  # set by interrupt(): no more waiting in IDLE
 
     # ------------------------------------------------------------ connect / login
 
@@ -100,7 +102,13 @@ class ImapSession:
             cls = _Tls if a.security == "tls" else _Plain
             self.conn = cls(a.host, a.port, **options)
             if a.security == "starttls":
-                self.conn.starttls()
+                try:
+                    self.conn.starttls()
+                    if not isinstance(self.conn.sock, ssl.SSLSocket):  # never log in in clear
+                        raise PermanentError(f"security: STARTTLS with {a.host} gave no TLS")
+                except BaseException:
+                    self.close()
+                    raise
         self.login()
 
     def login(self) -> None:
@@ -226,10 +234,11 @@ class ImapSession:
     # ------------------------------------------------------------ idle / close
 
     def idle(self, timeout: float) -> None:
-        """Block until the server reports a change in the selected folder, or `timeout`.
+        """Block until the server reports a change in the selected folder, `timeout`
+        passes, or `interrupt` is called (before or during the wait).
 
         IDLE is issued with a callback: a synchronous IDLE would hold imaplib2's state
-        lock, and then `interrupt` (a NOOP from another thread) could not end it."""
+        lock, and then a NOOP from another thread could not end it."""
         conn, ended = self._require(), threading.Event()
         outcome: list[Any] = []
 
@@ -237,23 +246,26 @@ class ImapSession:
             outcome.append(result)
             ended.set()
 
+        if self._wake.is_set():
+            return
+        deadline = time.monotonic() + timeout + self.account.timeouts.command
         with imap_errors(self.account, "idling"):
             conn.idle(timeout=timeout, callback=done)
-            if not ended.wait(timeout + self.account.timeouts.command):
-                raise _IMAP.abort(f"IDLE did not end after {timeout:.0f}s")
+            poked = False
+            while not ended.wait(0.25):
+                if self._wake.is_set() and not poked:
+                    conn.noop(callback=lambda _result: None)  # any command ends IDLE
+                    poked = True
+                if time.monotonic() > deadline:
+                    raise _IMAP.abort(f"IDLE did not end after {timeout:.0f}s")
             _response, _arg, error = outcome[0]
             if error is not None:
                 kind, reason = error
                 raise kind(reason)
 
     def interrupt(self) -> None:
-        """Called from another thread: any command ends a running IDLE."""
-        conn = self.conn
-        if conn is not None:
-            try:
-                conn.noop(callback=lambda _result: None)
-            except Exception as exc:  # the connection may already be gone; nothing to wake
-                log.debug("interrupting IDLE: %s", exc)
+        """From another thread: end a running IDLE, or skip the next one (stop)."""
+        self._wake.set()
 
     def close(self) -> None:
         conn, self.conn, self.selected = self.conn, None, None
