@@ -428,3 +428,17 @@ async def test_arabic_folder_names_in_modified_utf7(dovecot, account_factory, ru
     _, in_done = conn.select(f'"{moved_to}"')
     conn.logout()
     assert in_folder[0] == b"0" and in_done[0] == b"1"
+
+
+async def test_stop_ends_a_long_idle_at_once(dovecot, account_factory, redis_prefix):
+    client, prefix = redis_prefix
+    account = account_factory(dovecot.new_user(), mode="idle", timeouts={"idle": 600})
+    connector = ImapConnector(account, CursorStore(client, prefix))
+    async with connector:
+        task = asyncio.create_task(connector.start(Collector()))
+        assert await eventually(lambda: connector._idling, 5)
+        started = time.monotonic()
+        await connector.stop()
+        await asyncio.wait_for(task, 5)
+        assert time.monotonic() - started < 1.5
+    assert connector.status.state == "stopped"
