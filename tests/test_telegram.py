@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.catalog import validate_entry
@@ -23,6 +25,11 @@ from omnidesk.api import build_app
 from omnidesk.errors import AuthError, ConfigError, PermanentError, TransientError
 from omnidesk.model import Channel, Outbound, RawPayload
 from tests.botapi import GOOD_TOKEN, BotApi, botapi, update  # noqa: F401
+from tests.storekit import REDIS_URL
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning"  # raised inside PTB
+)
 
 TOKEN_ENV = "OMNIDESK_TEST_TG_TOKEN"
 SECRET_ENV = "OMNIDESK_TEST_TG_SECRET"
@@ -47,9 +54,16 @@ def token(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-async def cursors(redis_prefix: tuple[Any, str]) -> CursorStore:
-    client, prefix = redis_prefix
-    return CursorStore(client, prefix)
+async def cursors() -> AsyncIterator[CursorStore]:
+    """Cursors under a prefix of this test's own; only the keys it wrote are deleted (a SCAN
+    of the shared Redis would cost seconds)."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    store = CursorStore(client, f"odtest:{uuid.uuid4().hex[:12]}")
+    try:
+        yield store
+    finally:
+        await client.delete(store.key("bot"))
+        await client.aclose()
 
 
 @pytest.fixture
@@ -340,7 +354,6 @@ async def test_update_becomes_a_ticket_and_the_reply_reaches_the_bot_api(
     prefix: str,
 ) -> None:
     from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
-    from tests.storekit import REDIS_URL
 
     broker = make_broker(REDIS_URL, prefix)
     pipeline = Pipeline(runtime, broker)
@@ -348,7 +361,9 @@ async def test_update_becomes_a_ticket_and_the_reply_reaches_the_bot_api(
     store = runtime.store
     try:
         async with TelegramConnector(make_config(botapi), cursors) as conn:
-            register_sender(Channel.TELEGRAM, conn.account, conn.send, loop=asyncio.get_running_loop())
+            register_sender(
+                Channel.TELEGRAM, conn.account, conn.send, loop=asyncio.get_running_loop()
+            )
             botapi.push(update(90, "أريد تجديد السجل التجاري", chat_id=5150, message_id=321))
             await conn.run_once(pipeline.handover)
             assert await eventually(lambda: store.ticket_count() == 1, timeout=15)
