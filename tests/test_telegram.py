@@ -392,3 +392,71 @@ async def test_update_becomes_a_ticket_and_the_reply_reaches_the_bot_api(
     sent = botapi.sent[0]
     assert sent["chat_id"] == "5150" and sent["text"] == "تم استلام طلبك"
     assert json.loads(sent["reply_parameters"])["message_id"] == 321
+
+
+async def test_daemon_plugin_wires_polling_webhook_and_replies(
+    botapi: BotApi,  # noqa: F811
+    token: str,
+    prefix: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real daemon with `connectors.telegram.plugin.install` in PLUGINS: a polled update
+    and a webhook POST become tickets, and a reply goes out through `deliver`."""
+    import aiohttp
+
+    from connectors.telegram.plugin import install
+    from omnidesk import service
+    from omnidesk.pipeline import unregister_sender
+    from tests.storekit import write_config
+
+    monkeypatch.setenv(SECRET_ENV, "hook-secret")
+    config = write_config(prefix, tmp_path / "state", tmp_path / "queue_config.yaml")
+    config.write_text(
+        config.read_text("utf-8")
+        + "connectors:\n"
+        + f"  - {{name: bot, kind: telegram, token_env: {TOKEN_ENV}, base_url: '{botapi.base_url}',"
+        + " poll_timeout: 1}\n"
+        + f"  - {{name: hook, kind: telegram, token_env: {TOKEN_ENV}, mode: webhook,"
+        + f" secret_token_env: {SECRET_ENV}, base_url: '{botapi.base_url}'}}\n",
+        "utf-8",
+    )
+    monkeypatch.setattr(service, "PLUGINS", [install])
+    options = service.DaemonOptions(config=str(config), workers=1, http_port=0, drain_timeout=5)
+    try:
+        async with service.Daemon(options) as daemon:
+            store = daemon.runtime.store
+            botapi.push(update(5, "استفسار عن السجل التجاري", chat_id=61, message_id=7))
+            assert await eventually(lambda: store.ticket_count() == 1, timeout=15)
+            url = f"http://127.0.0.1:{daemon.http_port}/v1/webhooks/telegram/hook"
+            body = json.dumps(update(6, "شكوى عبر الويب هوك", chat_id=62)).encode()
+            async with aiohttp.ClientSession() as http:
+                refused = await http.post(url, data=body, headers={SECRET_HEADER: "nope"})
+                taken = await http.post(url, data=body, headers={SECRET_HEADER: "hook-secret"})
+                assert (refused.status, taken.status) == (401, 200)
+            assert await eventually(lambda: store.ticket_count() == 2, timeout=15)
+            ticket = next(t for t in store.list_tickets() if t.account == "bot")
+            reply = Outbound(
+                id="daemon-reply",
+                ticket_id=ticket.id,
+                channel=Channel.TELEGRAM,
+                account="bot",
+                text="أهلاً بك",
+                in_reply_to="61:7",
+                meta={"chat_id": "61"},
+            )
+            store.add_outbound_message(reply, author="agent:1")
+            await asyncio.to_thread(daemon.pipeline.send_reply, reply)
+            assert await eventually(lambda: len(botapi.sent) == 1, timeout=15)
+            health = await daemon.health()
+            assert {c["name"]: c["state"] for c in health["connectors"]}["bot"] == "running"
+            assert await store_cursor(daemon, "bot") == {"offset": 6}
+    finally:
+        unregister_sender(Channel.TELEGRAM, "bot")
+        unregister_sender(Channel.TELEGRAM, "hook")
+    assert botapi.sent[0]["chat_id"] == "61"
+
+
+async def store_cursor(daemon: Any, name: str) -> Any:
+    connector = next(c for c in daemon.connectors if c.name == name)
+    return await connector.cursors.get(name)
