@@ -12,9 +12,9 @@ import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from omnidesk.errors import AuthError, OmnideskError, TransientError
@@ -62,6 +62,7 @@ class Connector(ABC):
     """initialize → start → stop → shutdown, usable as ``async with``."""
 
     kind: ClassVar[str]
+    uses_lease: ClassVar[bool] = True  # False for push-only (webhook) connectors
 
     def __init__(self, name: str, lease: Lease | None = None) -> None:
         self.name = name

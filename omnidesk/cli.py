@@ -10,13 +10,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 from collections.abc import Sequence
 
 from omnidesk.errors import ConfigError, OmnideskError
 
-# Each module has register(subparsers) and sets `func` on its parser.
-COMMAND_MODULES = ("check", "route", "schema", "daemon", "tickets", "quarantine", "demo")
+
+# Every module in omnidesk.commands has register(subparsers) and sets `func` on its parser;
+# they are found by listing the package, so a new command is one new module.
+def command_modules() -> list[str]:
+    import omnidesk.commands
+
+    return sorted(m.name for m in pkgutil.iter_modules(omnidesk.commands.__path__))
+
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -26,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(f"omnidesk.commands.{name}").register(sub)
     return parser
 

@@ -178,17 +178,17 @@ class SmtpSink:
             for e in self.envelopes
         ]
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.reply_rcpt:
             return self.reply_rcpt
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
 
-    def authenticate(self, server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         ok = (
@@ -236,7 +236,7 @@ async def redis_prefix() -> AsyncIterator[tuple[aioredis.Redis, str]]:
         await client.aclose()
 
 
-async def eventually(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:  # noqa: ANN001
+async def eventually(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
     """Poll `predicate` until true or timeout; returns the last answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

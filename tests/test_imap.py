@@ -85,7 +85,7 @@ async def run(redis_prefix):
     client, prefix = redis_prefix
     started: list[tuple[ImapConnector, asyncio.Task]] = []
 
-    async def start(account: EmailAccount, sink, **kw) -> ImapConnector:  # noqa: ANN001
+    async def start(account: EmailAccount, sink, **kw) -> ImapConnector:
         connector = ImapConnector(account, CursorStore(client, prefix), **kw)
         await connector.initialize()
         started.append((connector, asyncio.create_task(connector.start(sink))))
@@ -109,9 +109,7 @@ async def run(redis_prefix):
             await connector.shutdown()
 
 
-async def test_idle_delivers_an_appended_message_within_two_seconds(
-    dovecot, account_factory, run
-):
+async def test_idle_delivers_an_appended_message_within_two_seconds(dovecot, account_factory, run):
     user = dovecot.new_user()
     sink = Collector()
     connector = await run(account_factory(user, mode="idle"), sink)
@@ -128,9 +126,7 @@ async def test_idle_delivers_an_appended_message_within_two_seconds(
     assert connector.status.handed_over == 1
 
 
-async def test_polling_hands_over_marks_seen_and_advances_the_cursor(
-    dovecot, account_factory, run
-):
+async def test_polling_hands_over_marks_seen_and_advances_the_cursor(dovecot, account_factory, run):
     user = dovecot.new_user()
     raws = [mail(f"poll {i}") for i in range(3)]
     for raw, _ in raws:
@@ -155,9 +151,7 @@ async def test_polling_hands_over_marks_seen_and_advances_the_cursor(
     assert seen[0].split() == [b"1", b"2", b"3", b"4"]
 
 
-async def test_restart_resumes_from_the_cursor_without_duplicates(
-    dovecot, account_factory, run
-):
+async def test_restart_resumes_from_the_cursor_without_duplicates(dovecot, account_factory, run):
     user = dovecot.new_user()
     account = account_factory(user)
     first, second = Collector(), Collector()
@@ -186,9 +180,7 @@ async def test_failed_hand_over_keeps_the_cursor_and_unseen(dovecot, account_fac
     assert connector.status.errors.get("transient") == 1
 
 
-async def test_uidvalidity_change_resyncs_with_the_same_message_ids(
-    dovecot, account_factory, run
-):
+async def test_uidvalidity_change_resyncs_with_the_same_message_ids(dovecot, account_factory, run):
     user = dovecot.new_user()
     folder = "Support"
     conn = dovecot.client(user)

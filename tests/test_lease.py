@@ -53,7 +53,7 @@ class CountingConnector(Connector):
         return 0.05
 
 
-async def _nothing(batch):  # noqa: ANN001
+async def _nothing(batch):
     return None
 
 

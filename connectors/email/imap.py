@@ -107,7 +107,9 @@ class ImapConnector(Connector):
         for folder in folders:
             if remaining <= 0 or self.stopping:
                 break
-            remaining -= await self._fetch_folder(session, sink, cursor, folders_state, folder, remaining)
+            remaining -= await self._fetch_folder(
+                session, sink, cursor, folders_state, folder, remaining
+            )
         self.status.last_fetch = utcnow()
         return self.account.max_per_run - remaining, remaining <= 0
 
@@ -189,7 +191,9 @@ class ImapConnector(Connector):
         in the middle of a blocking call); the next run reconnects."""
         session, self._session = self._session, None
         if session is not None:
-            threading.Thread(target=session.close, name=f"imap-close-{self.name}", daemon=True).start()
+            threading.Thread(
+                target=session.close, name=f"imap-close-{self.name}", daemon=True
+            ).start()
 
     # ------------------------------------------------------------ sending and checking
 

@@ -1,0 +1,354 @@
+"""SLA clocks persisted in the real Redis and the sweeper firing the ladder: deadlines,
+pause/resume, transfer, each step once with two sweepers racing, a restart with overdue
+steps, events and counters. Time is an injectable clock; nothing sleeps."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from omnidesk.configload import parse_config
+from omnidesk.intake import Intake
+from omnidesk.model import Author, Channel, Decision, Inbound, Priority, Status
+from omnidesk.store import Store
+from omnidesk.sweeper import SlaClocks
+
+RIYADH = ZoneInfo("Asia/Riyadh")
+CONFIG = """
+calendars:
+  back_office: {slots: ["08:00-12:00", "13:00-16:00"]}
+  riyadh_branch: {inherits: national, closures: ["2026-01-12"]}
+sla_policies:
+  complaint:
+    first_response: 4h
+    next_response: 1h
+    resolution: 5d
+    ladder:
+      - {at: 0.5, targets: [first_response], actions: [{notify: agent}]}
+      - at: 0.8
+        actions: [{notify: supervisors, via: email}, {raise_priority: 1}, {tag: sla_risk}]
+      - {at: 1.0, actions: [{move_to: escalation}, {notify: supervisors, via: telegram}]}
+  back_office:
+    calendar: back_office
+    first_response: 8h
+    resolution: 2d
+queues:
+  riyadh: {kind: branch, region: riyadh, calendar: riyadh_branch, sla_policy: complaint}
+  backoffice: {kind: backoffice, sla_policy: back_office}
+  escalation: {kind: escalation}
+default: {queue: riyadh, sla_policy: complaint}
+"""
+
+
+def riyadh(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+    return datetime(y, m, d, h, mi, tzinfo=RIYADH)
+
+
+class FakeNow:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, moment: datetime) -> datetime:
+        self.now = moment
+        return moment
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    s = Store.from_url("redis://127.0.0.1:6379/0", f"test-sweep-{uuid.uuid4().hex[:10]}")
+    try:
+        s.ping()
+    except Exception as exc:  # pragma: no cover - CI starts Redis
+        pytest.skip(f"no redis: {exc}")
+    yield s
+    s.delete_all()
+    s.r.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return parse_config(CONFIG, tmp_path / "queue_config.yaml").data
+
+
+@pytest.fixture
+def now() -> FakeNow:
+    return FakeNow(riyadh(2026, 1, 8, 15))  # a Thursday, one business hour left
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.notified: list[dict[str, str]] = []
+        self.counted: Counter[tuple[str, str]] = Counter()
+        self.lock = threading.Lock()
+
+    def notify(self, event: dict[str, str]) -> None:
+        with self.lock:
+            self.notified.append(event)
+
+    def count(self, kind: str, queue: str) -> None:
+        with self.lock:
+            self.counted[(kind, queue)] += 1
+
+
+def clocks_for(store: Store, config, now: FakeNow, sink: Sink | None = None) -> SlaClocks:  # type: ignore[no-untyped-def]
+    sink = sink or Sink()
+    return SlaClocks(store, config, clock=now, notify=sink.notify, count=sink.count)
+
+
+def open_ticket(store: Store, clocks: SlaClocks, n: int, queue: str = "riyadh") -> str:
+    inbound = Inbound(
+        channel=Channel.WEB,
+        account="web",
+        external_id=f"m{n}-{uuid.uuid4().hex[:6]}",
+        received_at=clocks.clock(),
+        author=Author(name=f"Customer {n}"),
+        subject="شكوى",
+        text=f"complaint number {n}",
+    )
+    policy = "complaint" if queue == "riyadh" else "back_office"
+    decision = Decision(queue=queue, sla_policy=policy, priority=Priority.NORMAL)
+    result = Intake(store, hooks=clocks.intake_hooks())(inbound, decision)
+    assert result.ticket_id
+    return result.ticket_id
+
+
+def due_score(store: Store, tid: str) -> float | None:
+    return store.r.zscore(store.key("sla", "due"), tid)
+
+
+def events(store: Store, kind: str) -> list[dict[str, str]]:
+    return [f for _, f in store.events() if f["type"] == kind]
+
+
+def test_opening_persists_deadlines_and_schedules_the_first_step(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    state = clocks.state(tid)
+    assert state is not None and state.calendar == "riyadh_branch"
+    first = state.clocks["first_response"]
+    # 1h on Thursday, the weekend, Sunday 8-11: due Sunday 11:00 Riyadh
+    assert first.due_at == riyadh(2026, 1, 11, 11)
+    # first step (50% = 2h) falls Sunday 09:00
+    assert due_score(store, tid) == riyadh(2026, 1, 11, 9).timestamp() * 1000
+    assert store.r.hget(store.key("ticket", tid), "due_at") == first.due_at.isoformat()
+    # the intake hook running again (a retried batch) does not restart the clocks
+    again = clocks.on_opened(store.get_ticket(tid), riyadh(2026, 1, 11, 10))  # type: ignore[arg-type]
+    assert again is not None and again.clocks["first_response"].due_at == first.due_at
+
+
+def test_pause_and_resume_through_redis(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    ticket = store.get_ticket(tid)
+    assert ticket is not None
+    clocks.on_agent_reply(ticket, riyadh(2026, 1, 8, 15, 30))
+    state = clocks.on_status(ticket, Status.PENDING_CUSTOMER, riyadh(2026, 1, 8, 15, 30))
+    assert state is not None
+    assert state.clocks["first_response"].outcome == "met"
+    assert state.clocks["resolution"].state == "paused"
+    assert due_score(store, tid) is None  # nothing can fire while paused
+    assert store.r.zscore(store.key("sla", "open"), tid) is None
+    # the customer answers on Sunday 10:00: 4.5 business days were left
+    state = clocks.on_customer_message(ticket, riyadh(2026, 1, 11, 10))
+    assert state is not None
+    res = state.clocks["resolution"]
+    assert res.state == "running" and res.pauses[0].reason == "pending_customer"
+    assert res.elapsed == 1800
+    assert state.clocks["next_response"].due_at == riyadh(2026, 1, 11, 11)
+    assert due_score(store, tid) is not None
+
+
+def test_transfer_keeps_elapsed_time_and_switches_calendar(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    ticket = store.get_ticket(tid)
+    assert ticket is not None
+    state = clocks.on_transfer(ticket, "backoffice", riyadh(2026, 1, 11, 9))
+    assert state is not None
+    assert (state.policy, state.calendar) == ("back_office", "back_office")
+    first = state.clocks["first_response"]
+    assert first.elapsed == 2 * 3600  # Thursday 15-16 and Sunday 8-9
+    # 6h left on 08-12/13-16 from Sunday 09:00: 3h to noon, 3h after lunch -> 16:00
+    assert first.due_at == riyadh(2026, 1, 11, 16)
+    assert "transferred" in first.history[-1]
+    stored = clocks.state(tid)
+    assert stored == state
+
+
+def test_ladder_fires_each_step_once_with_actions_events_and_counters(store, config, now) -> None:
+    sink = Sink()
+    clocks = clocks_for(store, config, now, sink)
+    tid = open_ticket(store, clocks, 1)
+    assert clocks.sweep(riyadh(2026, 1, 8, 15, 59)) == []
+    fired = clocks.sweep(riyadh(2026, 1, 11, 9, 0))
+    assert [(f.target, f.at) for f in fired] == [("first_response", 0.5)]
+    assert clocks.sweep(riyadh(2026, 1, 11, 9, 0)) == []  # once
+    fired = clocks.sweep(riyadh(2026, 1, 11, 11, 0))
+    assert [(f.target, f.at) for f in fired] == [("first_response", 0.8), ("first_response", 1.0)]
+    ticket = store.get_ticket(tid)
+    assert ticket is not None
+    assert ticket.priority == Priority.HIGH and "sla_risk" in ticket.tags
+    assert ticket.queue == "escalation"
+    assert store.r.zscore(store.key("queue", "escalation", "waiting"), tid) is not None
+    assert store.r.zscore(store.key("queue", "riyadh", "waiting"), tid) is None
+    warned, breached = events(store, "sla_warned"), events(store, "sla_breached")
+    assert [e["step"] for e in warned] == ["0.5", "0.8"]
+    assert breached[0]["target"] == "first_response" and breached[0]["late"] == "0"
+    assert events(store, "escalated")[0]["from"] == "riyadh"
+    assert [(n["target"], n["via"]) for n in sink.notified] == [
+        ("agent", "log"),
+        ("supervisors", "email"),
+        ("supervisors", "telegram"),
+    ]
+    assert sink.counted == {("sla_warned", "riyadh"): 2, ("sla_breached", "escalation"): 1}
+    assert clocks.counts()["breached"] == 1
+    # the resolution clock keeps its own ladder; nothing more fires for first_response
+    later = clocks.sweep(riyadh(2026, 1, 25, 12))
+    assert {(f.target, f.at) for f in later} == {("resolution", 0.8), ("resolution", 1.0)}
+    assert clocks.sweep(riyadh(2026, 2, 25, 12)) == []
+    assert due_score(store, tid) is None
+
+
+def test_two_sweepers_racing_fire_each_step_exactly_once(store, config, now) -> None:
+    sink = Sink()
+    first = clocks_for(store, config, now, sink)
+    ids = [open_ticket(store, first, n) for n in range(40)]
+    other_store = Store.from_url("redis://127.0.0.1:6379/0", store.prefix)
+    second = SlaClocks(other_store, config, clock=now, notify=sink.notify, count=sink.count)
+    first.batch = second.batch = 3  # many small claims interleave
+    results: list[list] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def run(i: int, clocks: SlaClocks) -> None:
+        barrier.wait()
+        for moment in (riyadh(2026, 1, 11, 9), riyadh(2026, 1, 11, 12), riyadh(2026, 2, 1, 9)):
+            results[i] += clocks.sweep(moment)
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate((first, second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    fired = results[0] + results[1]
+    keys = Counter((f.ticket, f.target, f.index) for f in fired)
+    assert max(keys.values()) == 1
+    # each ticket: first_response 0.5/0.8/1.0, resolution 0.8/1.0
+    assert len(keys) == 5 * len(ids)
+    assert results[0] and results[1]  # both took part
+    assert len(events(store, "sla_warned")) + len(events(store, "sla_breached")) == len(fired)
+    assert all(len(s.clocks["first_response"].steps) == 3 for s in map(first.state, ids) if s)
+    other_store.r.close()
+
+
+def test_a_restart_fires_overdue_steps_late_and_says_how_late(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    # the daemon was down from Thursday to Monday 10:00; a new process comes back
+    back = riyadh(2026, 1, 12, 10)
+    restarted = SlaClocks(store, config, clock=FakeNow(back))
+    fired = restarted.sweep()
+    assert [(f.target, f.at) for f in fired] == [
+        ("first_response", 0.5),
+        ("first_response", 0.8),
+        ("first_response", 1.0),
+    ]
+    assert fired[0].late and fired[0].late_by == (back - riyadh(2026, 1, 11, 9)).total_seconds()
+    breach = events(store, "sla_breached")[0]
+    assert breach["late"] == "1" and float(breach["late_s"]) == pytest.approx(23 * 3600)
+    steps = restarted.state(tid).clocks["first_response"].steps  # type: ignore[union-attr]
+    assert all(s.late_by and s.late_by > 0 for s in steps)
+    assert restarted.sweep() == []
+
+
+def test_a_crashed_sweepers_lease_runs_out_and_another_fires(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    at = riyadh(2026, 1, 11, 9)
+    _token, ids = clocks.claim(at, 10)  # claims, then "crashes" before firing
+    assert ids == [tid]
+    other = clocks_for(store, config, now)
+    assert other.sweep(at + timedelta(seconds=30)) == []  # still leased
+    fired = other.sweep(at + timedelta(seconds=61))
+    assert [(f.target, f.at) for f in fired] == [("first_response", 0.5)]
+    assert store.r.hlen(store.key("sla", "owner")) == 0
+
+
+def test_a_transition_during_a_sweep_is_not_lost(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    at = riyadh(2026, 1, 11, 9, 30)
+    token, _ = clocks.claim(at, 10)
+    ticket = store.get_ticket(tid)
+    assert ticket is not None
+    clocks.on_agent_reply(ticket, at)  # lands while the sweeper holds the ticket
+    fired = clocks._run_ticket(tid, token, at)
+    # the reply stopped first_response before the step could fire: nothing fires
+    assert fired == []
+    state = clocks.state(tid)
+    assert state is not None and state.clocks["first_response"].outcome == "met"
+    assert due_score(store, tid) == riyadh(2026, 1, 15, 15).timestamp() * 1000  # resolution 80 %
+
+
+def test_at_risk_orders_by_time_left_and_filters_by_queue(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    a = open_ticket(store, clocks, 1)
+    now.set(riyadh(2026, 1, 8, 15, 30))
+    b = open_ticket(store, clocks, 2, queue="backoffice")
+    risk = clocks.at_risk(now=riyadh(2026, 1, 8, 15, 45))
+    assert [(r.ticket, r.target) for r in risk[:2]] == [
+        (a, "first_response"),
+        (b, "first_response"),
+    ]
+    assert risk[0].remaining_seconds == pytest.approx(3.25 * 3600)
+    only = clocks.at_risk(queue="backoffice", now=riyadh(2026, 1, 8, 15, 45))
+    assert {r.ticket for r in only} == {b}
+
+
+def test_unreadable_state_is_a_typed_error(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    store.r.hset(store.key("sla", "OD-X"), mapping={"s": "{not json", "v": 1})
+    from omnidesk.sla import SlaError
+
+    with pytest.raises(SlaError):
+        clocks.state("OD-X")
+
+
+def test_redis_down_is_store_unavailable(config, now) -> None:
+    from omnidesk.errors import StoreUnavailable
+
+    dead = Store(redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)), "x")
+    with pytest.raises(StoreUnavailable):
+        SlaClocks(dead, config, clock=now).sweep()
+
+
+def test_a_customer_writing_to_a_resolved_ticket_restarts_resolution(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    ticket = store.get_ticket(tid)
+    assert ticket is not None
+    clocks.on_agent_reply(ticket, riyadh(2026, 1, 8, 15, 30))
+    state = clocks.on_status(ticket, Status.RESOLVED, riyadh(2026, 1, 8, 15, 30))
+    assert state is not None and state.clocks["resolution"].outcome == "met"
+    assert due_score(store, tid) is None
+    store.set_status(tid, Status.OPEN)  # what intake does when the customer writes back
+    reopened = store.get_ticket(tid)
+    assert reopened is not None
+    state = clocks.on_customer_message(reopened, riyadh(2026, 1, 11, 8))
+    assert state is not None
+    res = state.clocks["resolution"]
+    assert res.state == "running" and res.elapsed == 1800
+    assert "next_response" in state.clocks
+    assert due_score(store, tid) is not None
