@@ -394,18 +394,17 @@ async def test_update_becomes_a_ticket_and_the_reply_reaches_the_bot_api(
     assert json.loads(sent["reply_parameters"])["message_id"] == 321
 
 
-async def test_daemon_plugin_wires_polling_webhook_and_replies(
+async def test_daemon_wires_polling_webhook_and_replies(
     botapi: BotApi,  # noqa: F811
     token: str,
     prefix: str,
     tmp_path: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The real daemon with `connectors.telegram.plugin.install` in PLUGINS: a polled update
-    and a webhook POST become tickets, and a reply goes out through `deliver`."""
+    """The real daemon wiring (cursors, sender, `add_routes`): a polled update and a webhook
+    POST become tickets, and a reply goes out through `deliver`."""
     import aiohttp
 
-    from connectors.telegram.plugin import install
     from omnidesk import service
     from omnidesk.pipeline import unregister_sender
     from tests.storekit import write_config
@@ -421,7 +420,6 @@ async def test_daemon_plugin_wires_polling_webhook_and_replies(
         + f" secret_token_env: {SECRET_ENV}, base_url: '{botapi.base_url}'}}\n",
         "utf-8",
     )
-    monkeypatch.setattr(service, "PLUGINS", [install])
     options = service.DaemonOptions(config=str(config), workers=1, http_port=0, drain_timeout=5)
     try:
         async with service.Daemon(options) as daemon:

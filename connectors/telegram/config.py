@@ -24,7 +24,6 @@ class TelegramConfig(BaseModel):
     kind: Literal["telegram"] = "telegram"
     token_env: str
     mode: Literal["polling", "webhook"] = "polling"
-    account: str | None = None  # what tickets and replies call this bot; default: name
     base_url: str = TELEGRAM_API  # the token is appended (or put where `{token}` stands)
     base_file_url: str = TELEGRAM_FILES
     webhook_path: str | None = None  # default /v1/webhooks/telegram/<name>
@@ -55,10 +54,6 @@ class TelegramConfig(BaseModel):
         if self.mode == "webhook" and not self.secret_token_env:
             raise ValueError("mode webhook needs secret_token_env (the webhook secret token)")
         return self
-
-    @property
-    def account_name(self) -> str:
-        return self.account or self.name
 
     @property
     def route(self) -> str:

@@ -4,7 +4,8 @@ sendMessage.
 Polling: getUpdates from the offset kept in the CursorStore; the batch goes to the sink,
 and only then does the offset move past it (Telegram forgets updates below the offset
 we ask with next, so a failed hand-over means the same updates come again). Webhook: the
-daemon's HTTP server takes the POSTs (see `webhook.py`); this connector then only sends.
+daemon's HTTP server takes the POSTs (`add_routes`, see `webhook.py`) and hands them to
+the sink `start` was given; no cursor and no lease then.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from aiohttp import web
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
@@ -26,6 +28,7 @@ from connectors.state import CursorStore, Lease
 from connectors.telegram.bot import RawBot, boundary, convert, make_bot, retry_after_seconds
 from connectors.telegram.config import TelegramConfig
 from connectors.telegram.split import split_text
+from connectors.telegram.webhook import webhook_routes
 from omnidesk.errors import PermanentError, TransientError
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt, utcnow
 
@@ -47,7 +50,7 @@ class TelegramConnector(Connector):
     ) -> None:
         super().__init__(config.name, lease=lease if config.mode == "polling" else None)
         self.config = config
-        self.account = config.account_name
+        self.account = config.name  # the account tickets and replies name
         self.cursors = cursors
         self.bot_username: str | None = None
         self._token = ""
@@ -56,6 +59,7 @@ class TelegramConnector(Connector):
         self._pools: list[HTTPXRequest] = []
         # outbound id -> message ids already sent, so a retried long reply resumes
         self._progress: OrderedDict[str, list[int]] = OrderedDict()
+        self._sink: Sink | None = None  # the webhook's, while started
 
     def attach(self, cursors: CursorStore, lease: Lease | None = None) -> None:
         """Give the connector its Redis state (the daemon does, once it has a store)."""
@@ -71,6 +75,28 @@ class TelegramConnector(Connector):
         self._secret = self.config.secret_token()
         if self._bot is None:
             self._bot, self._pools = make_bot(self.config, self._token)
+
+    async def start(self, sink: Sink) -> None:
+        self._sink = sink
+        try:
+            await super().start(sink)
+        finally:
+            self._sink = None
+
+    async def stop(self) -> None:
+        self._sink = None  # a draining daemon answers 503: Telegram sends the update again
+        await super().stop()
+
+    def add_routes(self, app: web.Application) -> None:
+        """The daemon's route hook: POST <webhook_path> for a bot in webhook mode."""
+        if self.config.mode == "webhook":
+            webhook_routes(self, self._webhook_handover)(app)
+
+    async def _webhook_handover(self, items: list[RawPayload]) -> None:
+        sink = self._sink
+        if sink is None:
+            raise TransientError(f"telegram {self.name}: not receiving")
+        await sink(items)
 
     async def shutdown(self) -> None:
         pools, self._pools, self._bot = self._pools, [], None

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from connectors.base import Sink
-from connectors.telegram.connector import TelegramConnector
 from omnidesk.errors import OmnideskError
+
+if TYPE_CHECKING:
+    from connectors.telegram.connector import TelegramConnector
 
 log = logging.getLogger("omnidesk.connectors.telegram")
 
