@@ -18,15 +18,19 @@ def write_config(tmp_path: Path, connectors: str) -> Path:
     return path
 
 
-def test_check_reports_each_account(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_reports_each_account(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OD_TEST_MISSING_TOKEN", raising=False)
     (tmp_path / "drop").mkdir()
-    config = write_config(tmp_path, (
-        f"  - {{name: good, kind: maildir, path: {tmp_path / 'drop'}}}\n"
-        f"  - {{name: gone, kind: maildir, path: {tmp_path / 'nowhere'}}}\n"
-        "  - {name: bot, kind: telegram, token_env: OD_TEST_MISSING_TOKEN}\n"
-    ))
+    config = write_config(
+        tmp_path,
+        (
+            f"  - {{name: good, kind: maildir, path: {tmp_path / 'drop'}}}\n"
+            f"  - {{name: gone, kind: maildir, path: {tmp_path / 'nowhere'}}}\n"
+            "  - {name: bot, kind: telegram, token_env: OD_TEST_MISSING_TOKEN}\n"
+        ),
+    )
     code = main(["connectors", "check", "--config", str(config), "--json"])
     rows = {r["connector"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert code == 2
@@ -36,8 +40,7 @@ def test_check_reports_each_account(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "OD_TEST_MISSING_TOKEN" in rows["bot"]["detail"]
 
 
-def test_list_without_a_daemon_says_so(tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_without_a_daemon_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, f"  - {{name: drop, kind: maildir, path: {tmp_path}}}\n")
     assert main(["connectors", "--config", str(config)]) == 0
     out = capsys.readouterr().out
