@@ -16,7 +16,17 @@ from collections.abc import Sequence
 from omnidesk.errors import ConfigError, OmnideskError
 
 # Each module has register(subparsers) and sets `func` on its parser.
-COMMAND_MODULES = ("check", "route", "schema", "daemon", "tickets", "quarantine", "demo")
+COMMAND_MODULES = (
+    "check",
+    "route",
+    "schema",
+    "daemon",
+    "tickets",
+    "quarantine",
+    "demo",
+    "agent",
+    "agents",
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -35,6 +35,13 @@ DaemonPlugin = Callable[["Daemon"], None]
 PLUGINS: list[DaemonPlugin] = []
 
 
+def builtin_plugins() -> list[DaemonPlugin]:
+    """The parts that ship with the daemon (imported late: they import the daemon's modules)."""
+    from omnidesk.agents.plugin import attach as agents
+
+    return [agents]
+
+
 @dataclass
 class DaemonOptions:
     config: str | None = None
@@ -62,6 +69,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self.runtime: Any = None
         self.pipeline: Any = None
+        self.agents: Any = None  # omnidesk.agents.service.AgentService, set by its plugin
         self.http_port: int | None = None
         self.started_at = time.time()
 
@@ -88,7 +96,7 @@ class Daemon:
         self.connectors = [self._build_connector(entry) for entry in self.loaded.data.connectors]
         for connector in self.connectors:
             await connector.initialize()
-        for plugin in PLUGINS:
+        for plugin in [*PLUGINS, *builtin_plugins()]:  # agents last: they wrap the SLA hooks
             plugin(self)
 
     async def start(self) -> None:
