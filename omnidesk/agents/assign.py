@@ -72,8 +72,10 @@ class Assigner:
     def heartbeat(self, agent_id: str) -> str:
         """Keep the current presence alive; returns it (offline when it already expired)."""
         key = self.store.key("presence", agent_id)
-        return "offline" if not self.store.r.expire(key, self.presence_ttl_s) else self.presence(
-            agent_id
+        return (
+            "offline"
+            if not self.store.r.expire(key, self.presence_ttl_s)
+            else self.presence(agent_id)
         )
 
     @guarded

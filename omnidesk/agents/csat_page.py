@@ -32,10 +32,7 @@ def thanks(ticket: str, already: bool) -> str:
             f"<p>شكرًا لك، تقييمك للطلب {escape(ticket)} مسجل لدينا مسبقًا.</p>"
             f'<p dir="ltr">Thank you: your rating for {escape(ticket)} was already recorded.</p>'
         )
-    return (
-        "<p>شكرًا لك على تقييمك.</p>"
-        '<p dir="ltr">Thank you for your feedback.</p>'
-    )
+    return '<p>شكرًا لك على تقييمك.</p><p dir="ltr">Thank you for your feedback.</p>'
 
 
 async def show(request: web.Request) -> web.Response:

@@ -305,9 +305,7 @@ class Desk:
         return self._reload(into)
 
     @guarded
-    def tag(
-        self, agent: AgentConfig, ticket_id: str, add: list[str], remove: list[str]
-    ) -> Ticket:
+    def tag(self, agent: AgentConfig, ticket_id: str, add: list[str], remove: list[str]) -> Ticket:
         ticket = self.ticket(agent, ticket_id)
         for name in (*add, *remove):
             if not isinstance(name, str) or not name.strip() or len(name) > 64:

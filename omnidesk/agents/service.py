@@ -101,8 +101,10 @@ class AgentService:
 
     def _public_url(self) -> str:
         service = self.config().service
-        return self.public_url or service.public_url or (
-            f"http://{service.http_host}:{service.http_port}"
+        return (
+            self.public_url
+            or service.public_url
+            or (f"http://{service.http_host}:{service.http_port}")
         )
 
     def _survey(self, ticket: Ticket, agent: AgentConfig) -> None:
