@@ -190,16 +190,18 @@ class Desk:
         customer = self.store.get_customer(ticket.customer_id)
         kind = REPLY_IDENTITY.get(ticket.channel)
         to = [i for i in (customer.identities if customer else []) if i.kind == kind]
-        last_in = None
-        for message in reversed(self.store.ticket_messages(ticket.id)):
-            if message.direction == Direction.IN and message.channel == ticket.channel:
-                last_in = message
-                break
-        in_reply_to = last_in.external_id if last_in else None
+        inbound = [
+            m
+            for m in sorted(self.store.ticket_messages(ticket.id), key=lambda m: m.created_at)
+            if m.direction == Direction.IN and m.channel == ticket.channel and m.external_id
+        ]
+        in_reply_to = inbound[-1].external_id if inbound else None
         references: list[str] = []
         if ticket.channel == Channel.EMAIL:
+            # what the first message referred to, then every customer message of the thread
             refs = [k.removeprefix("email:") for k in ticket.thread_keys if k.startswith("email:")]
-            references = list(dict.fromkeys([*refs[::-1], *([in_reply_to] if in_reply_to else [])]))
+            own = [m.external_id for m in inbound if (m.external_id or "").startswith("<")]
+            references = list(dict.fromkeys([*refs[::-1], *own]))
         subject = ticket.subject or ""
         if ticket.channel == Channel.EMAIL:
             if ticket.id not in subject:
