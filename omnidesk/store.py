@@ -292,7 +292,8 @@ class Store:
             return
         score = urgency_score(Priority(t[1]), ms(due_at))
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.key("ticket", ticket_id), mapping={"score": score, "due_at": due_at})
+        fields = {"score": score, "due_at": due_at.isoformat()}
+        pipe.hset(self.key("ticket", ticket_id), mapping=fields)
         if t[2] in ("new", "open") and not t[3]:
             pipe.zadd(self.key("queue", t[0], "waiting"), {ticket_id: score})
         pipe.execute()

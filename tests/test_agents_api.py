@@ -305,3 +305,19 @@ def test_templates_cannot_reach_attributes_and_config_names_bad_references() -> 
         for p in problems
     ), problems
     assert any("templates.thanks.en: unknown placeholder {ticket.__init__}" in p for p in problems)
+
+
+async def test_queue_counts_and_sla_risk_from_due_times(api: dict[str, Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    client, runtime, service = api["client"], api["runtime"], api["service"]
+    late = open_ticket(runtime, "first general question")
+    soon = open_ticket(runtime, "second general question")
+    open_ticket(runtime, "third general question, no SLA clock yet")
+    now = datetime.now(UTC)
+    service.store.set_due(late, now - timedelta(minutes=5))
+    service.store.set_due(soon, now + timedelta(minutes=20))
+    r = await client.get("/v1/queues", headers=auth(api["tokens"]["amal"]))
+    (general,) = (await r.json())["queues"]
+    assert (general["queue"], general["waiting"]) == ("general", 3)
+    assert (general["breached"], general["at_risk"]) == (1, 1)

@@ -120,6 +120,7 @@ async def me(request: web.Request) -> web.Response:
             "load": load,
             "presence": presence,
             "queues": service.roster().queues_of(agent),
+            "transfer_targets": list(service.config().queues),
         }
     )
 

@@ -6,6 +6,7 @@ pipeline's `send_reply`. The HTTP API, the console, the CLI and the tests all us
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from omnidesk.config import AgentConfig, QueueConfigFile
 from omnidesk.errors import AuthError
 from omnidesk.model import Ticket
 from omnidesk.store import Store
+
+RISK_SCAN = 500  # waiting tickets per priority band looked at for SLA risk
 
 
 @dataclass
@@ -63,10 +66,9 @@ class AgentService:
             raise AuthError("the token's agent is no longer configured") from None
 
     def queue_summary(self, agent: AgentConfig, risk_s: int = 3600) -> list[dict[str, Any]]:
-        """The agent's queues: waiting count, how many of those are past due or due within
-        `risk_s` (read from the waiting set's score: priority band + due ms)."""
-        import time
-
+        """The agent's queues: waiting count, and how many waiting tickets with an SLA due
+        time (set by the SLA engine) are past it or due within `risk_s`. The waiting set's
+        score is priority band + due ms, so each band is one range read."""
         now_ms = int(time.time() * 1000)
         band = 10**13
         queues = self.roster().queues_of(agent)
@@ -75,25 +77,39 @@ class AgentService:
             key = self.store.key("queue", q, "waiting")
             pipe.zcard(key)
             for b in range(4):
-                pipe.zcount(key, b * band, b * band + now_ms)
-                pipe.zcount(key, f"({b * band + now_ms}", b * band + now_ms + risk_s * 1000)
+                lo, hi = b * band, b * band + now_ms + risk_s * 1000
+                pipe.zrangebyscore(key, lo, hi, start=0, num=RISK_SCAN, withscores=True)
         replies = pipe.execute()
-        out = []
+        candidates = [
+            (i, tid, int(score) % band)
+            for i in range(len(queues))
+            for chunk in replies[i * 5 + 1 : i * 5 + 5]
+            for tid, score in chunk
+        ]
+        pipe = self.store.r.pipeline(transaction=False)
+        for _, tid, _ in candidates:
+            pipe.hexists(self.store.key("ticket", tid), "due_at")
+        has_due = pipe.execute() if candidates else []
+        breached = [0] * len(queues)
+        at_risk = [0] * len(queues)
+        for (i, _, due), known in zip(candidates, has_due, strict=True):
+            if known:
+                if due <= now_ms:
+                    breached[i] += 1
+                else:
+                    at_risk[i] += 1
         cfg = self.config().queues
-        step = 1 + 8
-        for i, q in enumerate(queues):
-            chunk = replies[i * step : (i + 1) * step]
-            out.append(
-                {
-                    "queue": q,
-                    "title": cfg[q].title,
-                    "assignment": cfg[q].assignment,
-                    "waiting": chunk[0],
-                    "breached": sum(chunk[1::2]),
-                    "at_risk": sum(chunk[2::2]),
-                }
-            )
-        return out
+        return [
+            {
+                "queue": q,
+                "title": cfg[q].title,
+                "assignment": cfg[q].assignment,
+                "waiting": replies[i * 5],
+                "breached": breached[i],
+                "at_risk": at_risk[i],
+            }
+            for i, q in enumerate(queues)
+        ]
 
     def _queue_wants_csat(self, queue: str) -> bool:
         q = self.config().queues.get(queue)

@@ -10,15 +10,20 @@ from omnidesk.commands.agent import open_service
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("agents", help="agents' API tokens and presence")
-    p.add_argument("--config")
     acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    token = acts.add_parser("token", help="create a token for AGENT (printed once)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
+    token = acts.add_parser(
+        "token", help="create a token for AGENT (printed once)", parents=[common]
+    )
     token.add_argument("agent")
     token.set_defaults(func=create_token)
-    revoke = acts.add_parser("revoke", help="revoke every token of AGENT")
+    revoke = acts.add_parser("revoke", help="revoke every token of AGENT", parents=[common])
     revoke.add_argument("agent")
     revoke.set_defaults(func=revoke_tokens)
-    listing = acts.add_parser("list", help="agents with presence, load and capacity")
+    listing = acts.add_parser(
+        "list", help="agents with presence, load and capacity", parents=[common]
+    )
     listing.set_defaults(func=list_agents)
 
 
