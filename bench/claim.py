@@ -71,7 +71,7 @@ def config(agents: int) -> QueueConfigFile:
     )
 
 
-def seed(store: Store, tickets: int) -> None:
+def seed(store: Store, tickets: int, tag: str = "b") -> None:
     intake = Intake(store)
     now = datetime.now(UTC)
     batch: list[tuple[Inbound, Decision]] = []
@@ -79,7 +79,7 @@ def seed(store: Store, tickets: int) -> None:
         inbound = Inbound(
             channel=Channel.WEB,
             account="bench",
-            external_id=f"b{i}",
+            external_id=f"{tag}{i}",
             received_at=now,
             author=Author(name=f"C{i}", identities=[Identity(IdentityKind.EMAIL, f"c{i}@x.sa")]),
             text=f"question {i}",
@@ -265,6 +265,22 @@ def baseline_entry(prefix: str, n: int, start: Any, results: Any) -> None:
     baseline_worker(prefix, n, ProcBarrier(start), results)
 
 
+def solo_latencies(store: Store, tickets: int, agents: int) -> list[float]:
+    """The floor: one agent claiming alone, so the figure is Redis and the client only."""
+    tickets = min(tickets, 999)  # below the capacity limit of one agent
+    seed(store, tickets, tag="solo")
+    cfg = config(agents)
+    agent = AgentConfig(id="solo", queues=QUEUES, capacity=1000)
+    assigner = Assigner(store, lambda: Roster(cfg))
+    out = []
+    while True:
+        t0 = time.perf_counter()
+        claim = assigner.claim(agent, QUEUES)
+        out.append(time.perf_counter() - t0)
+        if claim.outcome != "claimed":
+            return out[:-1]
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -274,7 +290,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=20_000)
     parser.add_argument("--agents", type=int, default=50)
-    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--procs", type=int, default=4)
     parser.add_argument(
         "--clients",
         choices=["async", "threads"],
@@ -314,6 +330,12 @@ def main() -> int:
         print(
             f"double claims {double}, unclaimed {missing}, per agent min/max "
             f"{min(per_agent.values())}/{max(per_agent.values())}"
+        )
+
+        solo = solo_latencies(store, args.tickets, args.agents)
+        print(
+            f"one agent alone (no contention), {len(solo)} claims: p50 {pct(solo, 0.5):.2f} ms, "
+            f"p99 {pct(solo, 0.99):.2f} ms"
         )
 
         pipe = store.r.pipeline(transaction=False)
