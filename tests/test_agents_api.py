@@ -321,3 +321,54 @@ async def test_queue_counts_and_sla_risk_from_due_times(api: dict[str, Any]) -> 
     (general,) = (await r.json())["queues"]
     assert (general["queue"], general["waiting"]) == ("general", 3)
     assert (general["breached"], general["at_risk"]) == (1, 1)
+
+
+def whatsapp_body(message: dict[str, Any]) -> bytes:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "966110000000", "phone_number_id": "PN1"},
+        "contacts": [{"profile": {"name": "Sara"}, "wa_id": "966501234567"}],
+        "messages": [{"from": "966501234567", "timestamp": "1780000000", **message}],
+    }
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}],
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+async def test_csat_whatsapp_interactive_reply_is_recorded_not_a_ticket(
+    api: dict[str, Any],
+) -> None:
+    from datetime import UTC, datetime
+
+    from omnidesk.model import Channel, RawPayload
+
+    runtime, service = api["runtime"], api["service"]
+
+    def raw(message: dict[str, Any]) -> RawPayload:
+        return RawPayload(
+            channel=Channel.WHATSAPP,
+            account="wa",
+            payload=whatsapp_body(message),
+            received_at=datetime.now(UTC),
+        )
+
+    text = {"id": "wamid.1", "type": "text", "text": {"body": "استفسار عام عن خدماتكم"}}
+    (opened,) = runtime.process([raw(text)]).results
+    service.desk.resolve(service.agent("boss"), opened.ticket_id)
+    survey = api["outbox"].sent[-1]
+    assert survey.channel == Channel.WHATSAPP and survey.meta["wa_id"] == "966501234567"
+    label, data = json.loads(survey.meta["buttons"])[2]
+    assert label == "٣"  # Arabic ticket: Arabic digits on the buttons
+    press = {
+        "id": "wamid.2",
+        "type": "interactive",
+        "context": {"id": "wamid.survey"},
+        "interactive": {"type": "button_reply", "button_reply": {"id": data, "title": label}},
+    }
+    count = service.store.ticket_count()
+    report = runtime.process([raw(press)])
+    assert report.results == [] and service.store.ticket_count() == count
+    fields = service.store.r.hmget(service.store.key("ticket", opened.ticket_id), "csat_score")
+    assert fields == ["3"]
