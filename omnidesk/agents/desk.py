@@ -125,15 +125,25 @@ class Desk:
 
     @guarded
     def history(self, ticket_id: str, limit: int = 200) -> list[dict[str, str]]:
-        """The ticket's events, oldest first, from the last HISTORY_SCAN events of the stream."""
-        entries = self.store.r.xrevrange(self.store.key("events"), count=HISTORY_SCAN)
+        """The ticket's events, oldest first. Stream ids are ms timestamps, so only events
+        since the ticket was created are read (at most HISTORY_SCAN of them)."""
+        created = self.store.r.hget(self.store.key("ticket", ticket_id), "created_ms")
+        now_ms = ms(utcnow())  # a sender's clock ahead of ours must not hide the history
+        since = max(0, min(int(created or 0), now_ms) - 60_000)
+        entries = self.store.r.xrevrange(
+            self.store.key("events"), max="+", min=str(since), count=HISTORY_SCAN
+        )
         mine = [
             {"id": eid, **fields} for eid, fields in entries if fields.get("ticket") == ticket_id
         ]
         return mine[:limit][::-1]
 
     def list(
-        self, agent: AgentConfig, queue: str | None = None, status: str | None = None, limit=50
+        self,
+        agent: AgentConfig,
+        queue: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
     ) -> list[Ticket]:
         queues = self.roster().queues_of(agent)
         if queue is not None:
