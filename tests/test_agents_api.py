@@ -372,3 +372,13 @@ async def test_csat_whatsapp_interactive_reply_is_recorded_not_a_ticket(
     assert report.results == [] and service.store.ticket_count() == count
     fields = service.store.r.hmget(service.store.key("ticket", opened.ticket_id), "csat_score")
     assert fields == ["3"]
+
+
+async def test_resolving_twice_sends_one_survey(api: dict[str, Any]) -> None:
+    runtime, service = api["runtime"], api["service"]
+    tid = open_ticket(runtime, "a question to resolve twice")
+    amal = service.agent("amal")
+    service.desk.resolve(amal, tid)
+    service.desk.resolve(amal, tid)
+    surveys = [o for o in api["outbox"].sent if o.meta.get("csat") == "1"]
+    assert [o.ticket_id for o in surveys] == [tid]

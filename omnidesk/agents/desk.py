@@ -270,6 +270,9 @@ class Desk:
         return self._status(agent, ticket_id, Status.PENDING_CUSTOMER)
 
     def resolve(self, agent: AgentConfig, ticket_id: str) -> Ticket:
+        before = self.ticket(agent, ticket_id)
+        if before.status == Status.RESOLVED:
+            return before  # resolving twice sends no second survey
         ticket = self._status(agent, ticket_id, Status.RESOLVED)
         held_by = self.assigner.release(ticket.id)
         if held_by:
