@@ -13,6 +13,7 @@ Baseline in the same run: a bare ZPOPMIN on one ZSET with the same concurrency, 
 cheapest atomic hand-out Redis has (no capacity, no urgency across queues, no events).
 
     /work/venv/bin/python bench/claim.py [--tickets 20000] [--agents 50] [--procs 4]
+        [--think-ms 15] [--clients threads|async]
 
 The last line is one JSON object: {"claims_per_s", "p50_ms", "p99_ms", "double_claims"}.
 """
@@ -53,7 +54,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 # A thread back from a Redis reply waits for the GIL up to this long (default 5 ms, which
 # would be the latency measured); agents in a real deployment are separate clients.
 SWITCH_INTERVAL_S = 0.0002
-THINK_S = 0.015  # between claim and resolve; without it 50 agents would only measure queueing
+THINK_S = 0.015  # between claim and resolve (--think-ms); 0 makes it a closed-loop stress test
 QUEUES = ["q0", "q1", "q2", "q3"]
 PRIORITIES = [Priority.LOW, Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Priority.URGENT]
 
@@ -287,10 +288,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 def main() -> int:
+    global THINK_S
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=20_000)
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--think-ms", type=float, default=15.0)
     parser.add_argument(
         "--clients",
         choices=["async", "threads"],
@@ -298,6 +301,7 @@ def main() -> int:
         help="agents as threads through Assigner (default) or coroutines on redis.asyncio",
     )
     args = parser.parse_args()
+    THINK_S = args.think_ms / 1000  # read by the forked agent processes
     prefix = f"bench-claim-{uuid.uuid4().hex[:8]}"
     store = Store.from_url(REDIS_URL, prefix)
     try:
