@@ -172,6 +172,21 @@ class QueueConfig(Strict):
     csat: bool = True
 
 
+# ---------------------------------------------------------------- agents
+
+
+class AgentConfig(Strict):
+    """One person working queues; `capacity` is how many open tickets they hold at once."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)]
+    name: str = ""
+    queues: list[str] = Field(min_length=1)
+    languages: list[Literal["ar", "en"]] = Field(default_factory=lambda: ["ar", "en"])
+    capacity: int = Field(default=5, ge=1, le=1000)
+    role: Literal["agent", "supervisor"] = "agent"
+    email: str | None = None  # where SLA notifications for this agent go
+
+
 # ---------------------------------------------------------------- rules
 
 TextField = Literal["subject", "text", "any"]
@@ -372,6 +387,8 @@ class ServiceConfig(Strict):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     archive_retention_days: int = 365
+    public_url: str | None = None  # how customers reach /csat/... links; default http_host:port
+    presence_ttl_s: int = Field(default=90, ge=5)  # heartbeat expiry of online/away
 
 
 # ---------------------------------------------------------------- the whole file
@@ -392,7 +409,7 @@ class QueueConfigFile(Strict):
     tests: list[RuleTest] = Field(default_factory=list)
     # Sections the daemon's later parts own; validated by their own models when present.
     connectors: list[dict[str, Any]] = Field(default_factory=list)
-    agents: list[dict[str, Any]] = Field(default_factory=list)
+    agents: list[AgentConfig] = Field(default_factory=list)
     reports: list[dict[str, Any]] = Field(default_factory=list)
 
 

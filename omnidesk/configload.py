@@ -16,6 +16,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from omnidesk.config import (
+    AgentConfig,
     CalendarConfig,
     QueueConfig,
     QueueConfigFile,
@@ -24,6 +25,7 @@ from omnidesk.config import (
     SlaPolicyConfig,
 )
 from omnidesk.errors import ConfigError
+from omnidesk.templates import template_problem
 
 DEFAULT_CONFIG = "queue_config.yaml"
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
@@ -120,6 +122,7 @@ _ITEM_SECTIONS: dict[str, type[BaseModel]] = {
     "queues": QueueConfig,
     "rules": Rule,
     "tests": RuleTest,
+    "agents": AgentConfig,
 }
 
 
@@ -280,6 +283,24 @@ def _cross_check(
             )
         elif rule.when is None and not rule.then.continue_ and rule.then.queue:
             catch_all = rule.id
+
+    seen_agents: dict[str, int] = {}
+    for i, agent in enumerate(cfg.agents):
+        if agent.id in seen_agents:
+            problems.append(
+                at.problem(
+                    ("agents", i, "id"),
+                    f"duplicate agent id {agent.id!r} (also agents[{seen_agents[agent.id]}])",
+                )
+            )
+        seen_agents.setdefault(agent.id, i)
+        for j, queue_name in enumerate(agent.queues):
+            need("queue", queue_name, queues, ("agents", i, "queues", j))
+    for name, template in cfg.templates.items():
+        for lang, text in template.items():
+            problem = template_problem(text)
+            if problem:
+                problems.append(at.problem(("templates", name, lang), problem))
 
     for i, test in enumerate(cfg.tests):
         need("queue", test.expect.queue, queues, ("tests", i, "expect", "queue"))

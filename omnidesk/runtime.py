@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from omnidesk.agents.csat import consume_inbound as consume_csat
 from omnidesk.archive import Archive
 from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
@@ -125,6 +126,8 @@ class Runtime:
                 if isinstance(result, Skipped):
                     self.store.incr(f"skipped:{result.reason}")
                     continue
+                if result.meta and consume_csat(self.store, result):
+                    continue  # a survey answer (button press): recorded, opens no ticket
                 result.raw_ref = raw_ref
                 ready.append((result, self.route(result)))
         except TransientError:

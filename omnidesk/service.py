@@ -35,6 +35,13 @@ DaemonPlugin = Callable[["Daemon"], None]
 PLUGINS: list[DaemonPlugin] = []
 
 
+def builtin_plugins() -> list[DaemonPlugin]:
+    """The parts that ship with the daemon (imported late: they import the daemon's modules)."""
+    from omnidesk.agents.plugin import attach as agents
+
+    return [agents]
+
+
 @dataclass
 class DaemonOptions:
     config: str | None = None
@@ -64,6 +71,7 @@ class Daemon:
         self.clocks: Any = None
         self._aioredis: Any = None
         self.pipeline: Any = None
+        self.agents: Any = None  # omnidesk.agents.service.AgentService, set by its plugin
         self.http_port: int | None = None
         self.started_at = time.time()
 
@@ -116,7 +124,7 @@ class Daemon:
             add_routes = getattr(connector, "add_routes", None)
             if add_routes is not None:
                 self.route_hooks.append(add_routes)
-        for plugin in PLUGINS:
+        for plugin in [*PLUGINS, *builtin_plugins()]:  # agents last: they wrap the SLA hooks
             plugin(self)
 
     async def start(self) -> None:

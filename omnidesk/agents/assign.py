@@ -1,0 +1,172 @@
+"""Claims (pull), push assignment (round_robin / least_loaded), presence and agent load.
+
+Keys, beside the store's (prefix P):
+
+    P:agent:<id>:open     zset  tickets the agent holds (open or pending), by assignment ms;
+                                its size against `capacity` is the agent's load
+    P:presence:<id>       string online | away, expiring `presence_ttl_s` after the last
+                                heartbeat; missing means offline
+    P:rr:<queue>          string round-robin cursor of a push queue
+
+Each claim and each push round is one Lua script (claim.lua, push.lua), so fifty agents
+claiming at once, or two daemons pushing, never hand one ticket out twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from omnidesk.agents.roster import Roster
+from omnidesk.config import AgentConfig
+from omnidesk.model import utcnow
+from omnidesk.store import Store, guarded, lua
+
+log = logging.getLogger("omnidesk.agents")
+
+Presence = Literal["online", "away", "offline"]
+PRESENCE = ("online", "away", "offline")
+SCRIPTS = ("claim", "push", "release", "set_priority", "merge", "csat")
+PUSH_SCAN = 200  # waiting tickets looked at per push round
+
+
+def scripts(store: Store) -> dict[str, Any]:
+    """This package's Lua scripts, registered once per store."""
+    cached = getattr(store, "_agent_scripts", None)
+    if cached is None:
+        cached = {name: store.r.register_script(lua(name)) for name in SCRIPTS}
+        store._agent_scripts = cached  # type: ignore[attr-defined]
+    return cached
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: Literal["claimed", "full", "empty"]
+    ticket_id: str | None = None
+    queue: str | None = None
+
+
+@dataclass
+class Assigner:
+    store: Store
+    roster: Callable[[], Roster]  # read each time, so a SIGHUP reload is seen at once
+    presence_ttl_s: int = 90
+
+    # -------------------------------------------------------- presence
+
+    @guarded
+    def set_presence(self, agent_id: str, status: str) -> None:
+        if status not in PRESENCE:
+            raise ValueError(f"presence must be one of {', '.join(PRESENCE)}")
+        key = self.store.key("presence", agent_id)
+        if status == "offline":
+            self.store.r.delete(key)
+        else:
+            self.store.r.set(key, status, ex=self.presence_ttl_s)
+        self.store.add_event("presence", actor=agent_id, status=status)
+
+    @guarded
+    def heartbeat(self, agent_id: str) -> str:
+        """Keep the current presence alive; returns it (offline when it already expired)."""
+        key = self.store.key("presence", agent_id)
+        return (
+            "offline"
+            if not self.store.r.expire(key, self.presence_ttl_s)
+            else self.presence(agent_id)
+        )
+
+    @guarded
+    def presence(self, agent_id: str) -> str:
+        return self.store.r.get(self.store.key("presence", agent_id)) or "offline"
+
+    @guarded
+    def load(self, agent_id: str) -> int:
+        return int(self.store.r.zcard(self.store.key("agent", agent_id, "open")))
+
+    @guarded
+    def held(self, agent_id: str) -> list[str]:
+        return self.store.r.zrange(self.store.key("agent", agent_id, "open"), 0, -1)
+
+    # -------------------------------------------------------- pull
+
+    @guarded
+    def claim(self, agent: AgentConfig, queues: list[str] | None = None) -> Claim:
+        """The most urgent waiting ticket of the agent's queues (or of `queues`, a subset)."""
+        allowed = self.roster().queues_of(agent)
+        wanted = [q for q in (queues or allowed) if q in allowed]
+        if not wanted:
+            return Claim("empty")
+        now = utcnow()
+        args = [self.store.prefix, agent.id, agent.capacity, _ms(), now.isoformat(), *wanted]
+        reply = scripts(self.store)["claim"](keys=[], args=args)
+        if reply[0] == "claimed":
+            return Claim("claimed", reply[1], reply[2])
+        return Claim(reply[0])
+
+    # -------------------------------------------------------- push
+
+    @guarded
+    def push(self, queue: str) -> list[tuple[str, str]]:
+        """One push round for `queue`: (ticket, agent) pairs assigned; [] for a pull queue."""
+        roster = self.roster()
+        qc = roster.config.queues.get(queue)
+        if qc is None or qc.assignment == "pull":
+            return []
+        members = roster.members(queue)
+        if not members:
+            return []
+        args: list[Any] = [
+            self.store.prefix,
+            queue,
+            qc.assignment,
+            _ms(),
+            utcnow().isoformat(),
+            PUSH_SCAN,
+        ]
+        for a in members:
+            args += [a.id, a.capacity, ",".join(a.languages)]
+        flat = scripts(self.store)["push"](keys=[], args=args)
+        pairs = list(zip(flat[::2], flat[1::2], strict=True))
+        if pairs:
+            log.info("pushed %d tickets in %s", len(pairs), queue)
+        return pairs
+
+    def push_all(self) -> list[tuple[str, str]]:
+        """A push round on every push queue (the daemon's loop; also after config reload)."""
+        out: list[tuple[str, str]] = []
+        for queue in self.roster().push_queues():
+            out += self.push(queue)
+        return out
+
+    def push_for(self, agent_id: str) -> list[tuple[str, str]]:
+        """After an agent frees a slot or comes online: its push queues get a round."""
+        roster = self.roster()
+        try:
+            agent = roster.get(agent_id)
+        except Exception:
+            return []
+        push = set(roster.push_queues())
+        out: list[tuple[str, str]] = []
+        for queue in agent.queues:
+            if queue in push:
+                out += self.push(queue)
+        return out
+
+    # -------------------------------------------------------- release
+
+    @guarded
+    def release(self, ticket_id: str, *, requeue: bool = False) -> str | None:
+        """Take the ticket off its agent; returns that agent ('' none, None no ticket)."""
+        reply = scripts(self.store)["release"](
+            keys=[], args=[self.store.prefix, ticket_id, "1" if requeue else "0"]
+        )
+        if reply is None or reply is False:
+            return None
+        return str(reply)
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)

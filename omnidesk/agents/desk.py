@@ -1,0 +1,392 @@
+"""What an agent does to a ticket: view, reply, note, transfer, pending, resolve, reopen,
+merge, tag, change priority. Every action checks the agent's access first (Forbidden) and
+writes an event with the agent as actor.
+
+The SLA engine plugs in through `sla` (an object with `on_agent_reply(ticket)`,
+`on_status(ticket, status)`, `on_transfer(ticket, new_queue)` and, for the view,
+`summary(ticket_id)`: omnidesk.sweeper.SlaClocks has that shape). Replies go out through
+`send_reply(outbound)`: the pipeline's `deliver` actor in the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from omnidesk.agents.assign import Assigner, scripts
+from omnidesk.agents.roster import Forbidden, Roster
+from omnidesk.config import AgentConfig
+from omnidesk.errors import PermanentError
+from omnidesk.intake import new_message_id
+from omnidesk.model import (
+    Channel,
+    Direction,
+    IdentityKind,
+    Language,
+    Message,
+    Outbound,
+    Priority,
+    Status,
+    Ticket,
+    to_builtins,
+    utcnow,
+)
+from omnidesk.store import Store, guarded, ms
+from omnidesk.templates import render
+
+log = logging.getLogger("omnidesk.agents")
+
+SendReply = Callable[[Outbound], None]
+HISTORY_SCAN = 20_000  # events looked back through for one ticket's history
+MAX_TEXT = 20_000
+
+# The identity a reply is addressed to, per channel.
+REPLY_IDENTITY = {
+    Channel.EMAIL: IdentityKind.EMAIL,
+    Channel.TELEGRAM: IdentityKind.TELEGRAM,
+    Channel.WHATSAPP: IdentityKind.WHATSAPP,
+    Channel.TWITTER: IdentityKind.TWITTER,
+    Channel.WEB: IdentityKind.EMAIL,
+}
+
+
+class NotFound(PermanentError):
+    """No such ticket (or template)."""
+
+
+class BadRequest(PermanentError):
+    """The action cannot be done as asked: the message says why."""
+
+
+@dataclass
+class Desk:
+    store: Store
+    roster: Callable[[], Roster]
+    assigner: Assigner
+    send_reply: SendReply
+    sla: Any = None  # omnidesk.sweeper.SlaClocks when the SLA engine runs
+    on_resolved: Callable[[Ticket, AgentConfig], None] | None = None  # CSAT survey
+
+    # -------------------------------------------------------- reading
+
+    def ticket(self, agent: AgentConfig, ticket_id: str) -> Ticket:
+        """The ticket, if the agent may see it: NotFound / Forbidden otherwise."""
+        ticket = self.store.get_ticket(ticket_id)
+        if ticket is None:
+            raise NotFound(f"no ticket {ticket_id}")
+        self.roster().check(agent, ticket.queue)
+        return ticket
+
+    def view(self, agent: AgentConfig, ticket_id: str) -> dict[str, Any]:
+        """Thread, customer and their other tickets, SLA state, history, CSAT."""
+        ticket = self.ticket(agent, ticket_id)
+        messages = sorted(self.store.ticket_messages(ticket.id), key=lambda m: m.created_at)
+        customer = self.store.get_customer(ticket.customer_id)
+        others = [t for t in self.store.customer_tickets(ticket.customer_id) if t.id != ticket.id]
+        extra = self._ticket_extra(ticket.id)
+        return {
+            "ticket": {**to_builtins(ticket), **extra},
+            "messages": [to_builtins(m) for m in messages],
+            "customer": to_builtins(customer) if customer else None,
+            "other_tickets": [
+                {
+                    "id": t.id,
+                    "channel": t.channel.value,
+                    "status": t.status.value,
+                    "queue": t.queue,
+                    "subject": t.subject,
+                    "created_at": t.created_at.isoformat(),
+                    "visible": self.roster().may_access(agent, t.queue),
+                }
+                for t in others
+            ],
+            "sla": self._sla(ticket.id, extra),
+            "history": self.history(ticket.id),
+        }
+
+    @guarded
+    def _ticket_extra(self, ticket_id: str) -> dict[str, str]:
+        """Hash fields the Ticket struct does not carry (due_at, csat_*, merged_into, ...)."""
+        names = ["due_at", "csat_score", "csat_comment", "csat_at", "merged_into", "last_assignee"]
+        values = self.store.r.hmget(self.store.key("ticket", ticket_id), names)
+        return {k: v for k, v in zip(names, values, strict=True) if v is not None}
+
+    def _sla(self, ticket_id: str, extra: dict[str, str]) -> Any:
+        if self.sla is not None and hasattr(self.sla, "summary"):
+            try:
+                return to_builtins(self.sla.summary(ticket_id))
+            except Exception as exc:  # the view still works without the clocks
+                log.warning("SLA summary of %s: %s", ticket_id, exc)
+        return {"due_at": extra.get("due_at")} if extra.get("due_at") else None
+
+    @guarded
+    def history(self, ticket_id: str, limit: int = 200) -> list[dict[str, str]]:
+        """The ticket's events, oldest first. Stream ids are ms timestamps, so only events
+        since the ticket was created are read (at most HISTORY_SCAN of them)."""
+        created = self.store.r.hget(self.store.key("ticket", ticket_id), "created_ms")
+        now_ms = ms(utcnow())  # a sender's clock ahead of ours must not hide the history
+        since = max(0, min(int(created or 0), now_ms) - 60_000)
+        entries = self.store.r.xrevrange(
+            self.store.key("events"), max="+", min=str(since), count=HISTORY_SCAN
+        )
+        mine = [
+            {"id": eid, **fields} for eid, fields in entries if fields.get("ticket") == ticket_id
+        ]
+        return mine[:limit][::-1]
+
+    def list(
+        self,
+        agent: AgentConfig,
+        queue: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[Ticket]:
+        queues = self.roster().queues_of(agent)
+        if queue is not None:
+            self.roster().check(agent, queue)
+            queues = [queue]
+        out: list[Ticket] = []
+        for q in queues:
+            out += self.store.list_tickets(queue=q, status=status, limit=limit)
+        out.sort(key=lambda t: t.created_at, reverse=True)
+        return out[:limit]
+
+    def mine(self, agent: AgentConfig) -> list[Ticket]:
+        return self.store.get_tickets(self.assigner.held(agent.id))
+
+    # -------------------------------------------------------- replies and notes
+
+    def reply(
+        self,
+        agent: AgentConfig,
+        ticket_id: str,
+        text: str = "",
+        *,
+        template: str | None = None,
+        language: str | None = None,
+    ) -> Message:
+        """Record the reply (delivery "queued") and hand it to `deliver`."""
+        ticket = self.ticket(agent, ticket_id)
+        if template:
+            text = self.render_template(template, ticket, agent, language)
+        text = _clean_text(text)
+        outbound = self.outbound_for(ticket, text)
+        message = self.store.add_outbound_message(outbound, agent.id)
+        if ticket.status == Status.NEW:
+            self.store.set_status(ticket.id, Status.OPEN, agent.id)
+        self.send_reply(outbound)
+        self._sla_call("on_agent_reply", ticket)
+        return message
+
+    def note(self, agent: AgentConfig, ticket_id: str, text: str) -> Message:
+        """An internal note: kept on the thread, never sent."""
+        ticket = self.ticket(agent, ticket_id)
+        outbound = Outbound(
+            id=new_message_id(),
+            ticket_id=ticket.id,
+            channel=ticket.channel,
+            account=ticket.account,
+            text=_clean_text(text),
+        )
+        return self.store.add_outbound_message(outbound, agent.id, Direction.NOTE)
+
+    def outbound_for(self, ticket: Ticket, text: str, **meta: str) -> Outbound:
+        """An Outbound on the ticket's channel and account, threaded under the last message
+        the customer sent (email In-Reply-To/References, the Telegram chat, ...)."""
+        customer = self.store.get_customer(ticket.customer_id)
+        kind = REPLY_IDENTITY.get(ticket.channel)
+        to = [i for i in (customer.identities if customer else []) if i.kind == kind]
+        inbound = [
+            m
+            for m in sorted(self.store.ticket_messages(ticket.id), key=lambda m: m.created_at)
+            if m.direction == Direction.IN and m.channel == ticket.channel and m.external_id
+        ]
+        in_reply_to = inbound[-1].external_id if inbound else None
+        references: list[str] = []
+        if ticket.channel == Channel.EMAIL:
+            # what the first message referred to, then every customer message of the thread
+            refs = [k.removeprefix("email:") for k in ticket.thread_keys if k.startswith("email:")]
+            own = [m.external_id for m in inbound if (m.external_id or "").startswith("<")]
+            references = list(dict.fromkeys([*refs[::-1], *own]))
+        subject = ticket.subject or ""
+        if ticket.channel == Channel.EMAIL:
+            if ticket.id not in subject:
+                subject = f"{subject} [{ticket.id}]".strip()
+            if not subject.lower().startswith("re:"):
+                subject = f"Re: {subject}"
+        return Outbound(
+            id=new_message_id(),
+            ticket_id=ticket.id,
+            channel=ticket.channel,
+            account=ticket.account,
+            text=text,
+            subject=subject,
+            to=to,
+            in_reply_to=in_reply_to,
+            references=references,
+            meta={**ticket.meta, **meta},
+        )
+
+    def render_template(
+        self, name: str, ticket: Ticket, agent: AgentConfig, language: str | None = None
+    ) -> str:
+        templates = self.roster().config.templates
+        if name not in templates:
+            raise NotFound(f"no template {name!r}")
+        lang = language or ("en" if ticket.language == Language.EN else "ar")
+        body = templates[name].get(lang) or next(iter(templates[name].values()), "")  # type: ignore[call-overload]
+        customer = self.store.get_customer(ticket.customer_id)
+        values = {
+            "customer_name": (customer.name if customer else "") or "",
+            "ticket_id": ticket.id,
+            "agent_name": agent.name or agent.id,
+            "queue": ticket.queue,
+        }
+        return render(body, values)
+
+    # -------------------------------------------------------- status and queue
+
+    def transfer(self, agent: AgentConfig, ticket_id: str, queue: str, reason: str) -> Ticket:
+        ticket = self.ticket(agent, ticket_id)
+        if queue not in self.roster().config.queues:
+            raise BadRequest(f"no queue {queue!r}")
+        if queue == ticket.queue:
+            raise BadRequest(f"{ticket.id} is already in {queue}")
+        if not reason.strip():
+            raise BadRequest("a transfer needs a reason")
+        held_by = self.assigner.release(ticket.id)
+        self.store.move(ticket.id, queue, agent.id, event="transferred", reason=reason.strip())
+        self._sla_call("on_transfer", ticket, queue)
+        self.assigner.push(queue)
+        if held_by:
+            self.assigner.push_for(held_by)
+        return self._reload(ticket.id)
+
+    def pending(self, agent: AgentConfig, ticket_id: str) -> Ticket:
+        return self._status(agent, ticket_id, Status.PENDING_CUSTOMER)
+
+    def resolve(self, agent: AgentConfig, ticket_id: str) -> Ticket:
+        before = self.ticket(agent, ticket_id)
+        if before.status == Status.RESOLVED:
+            return before  # resolving twice sends no second survey
+        ticket = self._status(agent, ticket_id, Status.RESOLVED)
+        held_by = self.assigner.release(ticket.id)
+        if held_by:
+            self.assigner.push_for(held_by)
+        if self.on_resolved is not None:
+            try:
+                self.on_resolved(ticket, agent)
+            except Exception:  # a survey that fails to go out must not undo the resolve
+                log.exception("CSAT survey for %s", ticket.id)
+        return ticket
+
+    def reopen(self, agent: AgentConfig, ticket_id: str) -> Ticket:
+        ticket = self.ticket(agent, ticket_id)
+        if ticket.status not in (Status.RESOLVED, Status.CLOSED, Status.PENDING_CUSTOMER):
+            raise BadRequest(f"{ticket.id} is {ticket.status.value}, not resolved or pending")
+        ticket = self._status(agent, ticket_id, Status.OPEN)
+        self.assigner.push(ticket.queue)
+        return self._reload(ticket.id)
+
+    def _status(self, agent: AgentConfig, ticket_id: str, status: Status) -> Ticket:
+        ticket = self.ticket(agent, ticket_id)
+        if ticket.status == Status.CLOSED and status != Status.OPEN:
+            raise BadRequest(f"{ticket.id} is closed")
+        if ticket.status == status:
+            return ticket
+        self.store.set_status(ticket.id, status, agent.id)
+        self._sla_call("on_status", ticket, status)
+        return self._reload(ticket.id)
+
+    # -------------------------------------------------------- merge, tags, priority
+
+    @guarded
+    def merge(self, agent: AgentConfig, ticket_id: str, into: str) -> Ticket:
+        """Move `ticket_id`'s thread into `into` (same customer); the first one closes."""
+        src = self.ticket(agent, ticket_id)
+        self.ticket(agent, into)
+        now = utcnow()
+        args = [self.store.prefix, src.id, into, agent.id, ms(now), now.isoformat()]
+        reply = scripts(self.store)["merge"](keys=[], args=args)
+        if reply[0] == "error":
+            raise BadRequest(reply[1])
+        if src.assignee:
+            self.assigner.push_for(src.assignee)
+        self._sla_call("on_status", src, Status.CLOSED)
+        return self._reload(into)
+
+    @guarded
+    def tag(self, agent: AgentConfig, ticket_id: str, add: list[str], remove: list[str]) -> Ticket:
+        ticket = self.ticket(agent, ticket_id)
+        for name in (*add, *remove):
+            if not isinstance(name, str) or not name.strip() or len(name) > 64:
+                raise BadRequest(f"bad tag {name!r}")
+        key = self.store.key("ticket", ticket.id)
+        with self.store.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    tags = msgspec.json.decode(pipe.hget(key, "tags") or "[]")
+                    new = [t for t in dict.fromkeys([*tags, *add]) if t not in set(remove)]
+                    pipe.multi()
+                    pipe.hset(key, "tags", msgspec.json.encode(new).decode())
+                    pipe.execute()
+                    break
+                except Exception as exc:
+                    if type(exc).__name__ != "WatchError":
+                        raise
+        self.store.add_event(
+            "tagged",
+            ticket.id,
+            queue=ticket.queue,
+            channel=ticket.channel.value,
+            actor=agent.id,
+            added=",".join(add),
+            removed=",".join(remove),
+        )
+        return self._reload(ticket.id)
+
+    @guarded
+    def set_priority(self, agent: AgentConfig, ticket_id: str, priority: str) -> Ticket:
+        ticket = self.ticket(agent, ticket_id)
+        try:
+            new = Priority(priority)
+        except ValueError:
+            raise BadRequest(f"priority must be one of {', '.join(Priority)}") from None
+        now = utcnow()
+        args = [self.store.prefix, ticket.id, new.value, new.rank, agent.id, ms(now)]
+        scripts(self.store)["set_priority"](keys=[], args=args)
+        return self._reload(ticket.id)
+
+    # -------------------------------------------------------- helpers
+
+    def _reload(self, ticket_id: str) -> Ticket:
+        ticket = self.store.get_ticket(ticket_id)
+        if ticket is None:
+            raise NotFound(f"no ticket {ticket_id}")
+        return ticket
+
+    def _sla_call(self, name: str, *args: Any) -> None:
+        """The SLA engine's hook, when one is plugged in; its failure never undoes the action."""
+        fn = getattr(self.sla, name, None) if self.sla is not None else None
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("SLA hook %s failed for %s", name, args[0].id)
+
+
+def _clean_text(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("the text is empty")
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"the text is longer than {MAX_TEXT} characters")
+    return text.strip()
+
+
+__all__ = ["BadRequest", "Desk", "Forbidden", "NotFound"]

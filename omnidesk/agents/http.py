@@ -1,0 +1,315 @@
+"""The agents' HTTP API under /v1/ (JSON, bearer tokens), documented in openapi.yaml.
+
+Errors are JSON `{"error": "..."}`: 400 bad request, 401 missing/invalid token, 403 not
+the agent's queue, 404 unknown ticket, 503 store unavailable. Store calls are synchronous
+(redis-py) and run in a thread so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from omnidesk.agents.desk import BadRequest, NotFound
+from omnidesk.agents.roster import Forbidden, NoSuchAgent
+from omnidesk.agents.service import AgentService
+from omnidesk.config import AgentConfig
+from omnidesk.errors import AuthError, StoreUnavailable
+from omnidesk.model import to_builtins
+
+log = logging.getLogger("omnidesk.agents.http")
+
+SERVICE_KEY = web.AppKey("agents", AgentService)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_JSON = 256 * 1024
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers, dumps=_dumps)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/v1/") or request.path.startswith("/v1/intake/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except AuthError as exc:
+        return error(401, str(exc), **{"WWW-Authenticate": 'Bearer realm="omnidesk"'})
+    except Forbidden as exc:
+        return error(403, str(exc))
+    except (NotFound, NoSuchAgent) as exc:
+        return error(404, str(exc))
+    except (BadRequest, ValueError) as exc:
+        return error(400, str(exc))
+    except StoreUnavailable:
+        return error(503, "temporarily unavailable, try again", **{"Retry-After": "5"})
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def current_agent(request: web.Request) -> AgentConfig:
+    service = request.app[SERVICE_KEY]
+    return await asyncio.to_thread(service.authenticate, bearer(request))
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    raw = await request.content.read(MAX_JSON + 1)
+    if len(raw) > MAX_JSON:
+        raise BadRequest("request body too large")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def field(data: dict[str, Any], name: str, kind: type = str, required: bool = True) -> Any:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{name}: required")
+        return None
+    if not isinstance(value, kind):
+        raise BadRequest(f"{name}: must be a {kind.__name__}")
+    return value
+
+
+def ok(obj: Any, status: int = 200) -> web.Response:
+    return web.json_response(to_builtins(obj), status=status, dumps=_dumps)
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    return asyncio.to_thread(fn, *args, **kwargs)
+
+
+# ---------------------------------------------------------------- handlers
+
+
+async def me(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    presence = await _run(service.assigner.presence, agent.id)
+    load = await _run(service.assigner.load, agent.id)
+    return ok(
+        {
+            "id": agent.id,
+            "name": agent.name,
+            "role": agent.role,
+            "languages": agent.languages,
+            "capacity": agent.capacity,
+            "load": load,
+            "presence": presence,
+            "queues": service.roster().queues_of(agent),
+            "transfer_targets": list(service.config().queues),
+        }
+    )
+
+
+async def set_presence(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    status = field(await body(request), "status")
+    await _run(service.assigner.set_presence, agent.id, status)
+    if status == "online":
+        await _run(service.assigner.push_for, agent.id)
+    return ok({"presence": status})
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    return ok({"presence": await _run(service.assigner.heartbeat, agent.id)})
+
+
+async def queues(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    summary = await _run(service.queue_summary, agent)
+    mine = await _run(service.desk.mine, agent)
+    return ok({"queues": summary, "mine": [_brief(t) for t in mine]})
+
+
+async def claim(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    data = await body(request)
+    queue = field(data, "queue", required=False)
+    if queue is not None:
+        service.roster().check(agent, queue)
+    result = await _run(service.assigner.claim, agent, [queue] if queue else None)
+    if result.outcome == "claimed":
+        ticket = await _run(service.desk.ticket, agent, result.ticket_id)
+        return ok({"ticket": _brief(ticket)}, status=201)
+    if result.outcome == "full":
+        return error(409, f"at capacity ({agent.capacity} open tickets)")
+    return web.Response(status=204)
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    try:
+        limit = min(500, max(1, int(request.query.get("limit", "50"))))
+    except ValueError:
+        raise BadRequest("limit: must be a number") from None
+    tickets = await _run(
+        service.desk.list, agent, request.query.get("queue"), request.query.get("status"), limit
+    )
+    return ok({"tickets": [_brief(t) for t in tickets]})
+
+
+async def view(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    return ok(await _run(service.desk.view, agent, request.match_info["ticket"]))
+
+
+async def reply(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    data = await body(request)
+    template = field(data, "template", required=False)
+    text = field(data, "text", required=template is None) or ""
+    language = field(data, "language", required=False)
+    message = await _run(
+        service.desk.reply,
+        agent,
+        request.match_info["ticket"],
+        text,
+        template=template,
+        language=language,
+    )
+    return ok({"message": message}, status=201)
+
+
+async def note(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    text = field(await body(request), "text")
+    message = await _run(service.desk.note, agent, request.match_info["ticket"], text)
+    return ok({"message": message}, status=201)
+
+
+async def transfer(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    data = await body(request)
+    ticket = await _run(
+        service.desk.transfer,
+        agent,
+        request.match_info["ticket"],
+        field(data, "queue"),
+        field(data, "reason"),
+    )
+    return ok({"ticket": _brief(ticket)})
+
+
+def _status_action(name: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        service = request.app[SERVICE_KEY]
+        agent = await current_agent(request)
+        ticket = await _run(getattr(service.desk, name), agent, request.match_info["ticket"])
+        return ok({"ticket": _brief(ticket)})
+
+    handler.__name__ = name
+    return handler
+
+
+async def merge(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    into = field(await body(request), "into")
+    ticket = await _run(service.desk.merge, agent, request.match_info["ticket"], into)
+    return ok({"ticket": _brief(ticket)})
+
+
+async def tags(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    data = await body(request)
+    add = field(data, "add", list, required=False) or []
+    remove = field(data, "remove", list, required=False) or []
+    ticket = await _run(service.desk.tag, agent, request.match_info["ticket"], add, remove)
+    return ok({"ticket": _brief(ticket)})
+
+
+async def priority(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    value = field(await body(request), "priority")
+    ticket = await _run(service.desk.set_priority, agent, request.match_info["ticket"], value)
+    return ok({"ticket": _brief(ticket)})
+
+
+async def templates(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    await current_agent(request)
+    return ok({"templates": service.config().templates})
+
+
+def _brief(ticket: Any) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "queue": ticket.queue,
+        "status": ticket.status.value,
+        "priority": ticket.priority.value,
+        "channel": ticket.channel.value,
+        "subject": ticket.subject,
+        "preview": ticket.preview,
+        "language": ticket.language.value,
+        "assignee": ticket.assignee,
+        "tags": ticket.tags,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+    }
+
+
+def add_routes(service: AgentService) -> Callable[[web.Application], None]:
+    """The route hook for `Daemon.route_hooks` (or any aiohttp app)."""
+
+    def hook(app: web.Application) -> None:
+        app[SERVICE_KEY] = service
+        app.middlewares.append(errors_as_json)
+        r = app.router
+        r.add_get("/v1/me", me)
+        r.add_put("/v1/me/presence", set_presence)
+        r.add_post("/v1/me/heartbeat", heartbeat)
+        r.add_get("/v1/queues", queues)
+        r.add_post("/v1/claims", claim)
+        r.add_get("/v1/templates", templates)
+        r.add_get("/v1/tickets", list_tickets)
+        r.add_get("/v1/tickets/{ticket}", view)
+        r.add_post("/v1/tickets/{ticket}/reply", reply)
+        r.add_post("/v1/tickets/{ticket}/notes", note)
+        r.add_post("/v1/tickets/{ticket}/transfer", transfer)
+        for name in ("pending", "resolve", "reopen"):
+            r.add_post(f"/v1/tickets/{{ticket}}/{name}", _status_action(name))
+        r.add_post("/v1/tickets/{ticket}/merge", merge)
+        r.add_post("/v1/tickets/{ticket}/tags", tags)
+        r.add_post("/v1/tickets/{ticket}/priority", priority)
+        from omnidesk.agents import console, csat_page
+
+        csat_page.add_routes(app)
+        console.add_routes(app)
+
+    return hook

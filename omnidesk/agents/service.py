@@ -1,0 +1,127 @@
+"""The agents' side of the daemon in one object: roster, assignment, desk, tokens, surveys.
+
+Built from a store, a way to read the current config (so SIGHUP reloads apply), and the
+pipeline's `send_reply`. The HTTP API, the console, the CLI and the tests all use this.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from omnidesk.agents.assign import Assigner
+from omnidesk.agents.csat import Surveys
+from omnidesk.agents.desk import Desk, SendReply
+from omnidesk.agents.roster import NoSuchAgent, Roster
+from omnidesk.agents.tokens import Tokens
+from omnidesk.config import AgentConfig, QueueConfigFile
+from omnidesk.errors import AuthError
+from omnidesk.model import Ticket
+from omnidesk.store import Store
+
+RISK_SCAN = 500  # waiting tickets per priority band looked at for SLA risk
+
+
+@dataclass
+class AgentService:
+    store: Store
+    config: Callable[[], QueueConfigFile]
+    send_reply: SendReply
+    sla: Any = None
+    public_url: str | None = None
+    assigner: Assigner = field(init=False)
+    desk: Desk = field(init=False)
+    tokens: Tokens = field(init=False)
+    surveys: Surveys = field(init=False)
+
+    def __post_init__(self) -> None:
+        service = self.config().service
+        self.assigner = Assigner(self.store, self.roster, service.presence_ttl_s)
+        self.desk = Desk(self.store, self.roster, self.assigner, self.send_reply, self.sla)
+        self.tokens = Tokens(self.store)
+        self.surveys = Surveys(
+            store=self.store,
+            queue_wants_csat=self._queue_wants_csat,
+            outbound_for=self.desk.outbound_for,
+            send_reply=self.send_reply,
+            public_url=self._public_url,
+        )
+        self.desk.on_resolved = self._survey
+
+    def roster(self) -> Roster:
+        return Roster(self.config())
+
+    def agent(self, agent_id: str) -> AgentConfig:
+        return self.roster().get(agent_id)
+
+    def authenticate(self, token: str | None) -> AgentConfig:
+        """The agent a bearer token belongs to; AuthError (401) otherwise, also when the
+        agent has since left the config."""
+        agent_id = self.tokens.agent_for(token)
+        try:
+            return self.agent(agent_id)
+        except NoSuchAgent:
+            raise AuthError("the token's agent is no longer configured") from None
+
+    def queue_summary(self, agent: AgentConfig, risk_s: int = 3600) -> list[dict[str, Any]]:
+        """The agent's queues: waiting count, and how many waiting tickets with an SLA due
+        time (set by the SLA engine) are past it or due within `risk_s`. The waiting set's
+        score is priority band + due ms, so each band is one range read."""
+        now_ms = int(time.time() * 1000)
+        band = 10**13
+        queues = self.roster().queues_of(agent)
+        pipe = self.store.r.pipeline(transaction=False)
+        for q in queues:
+            key = self.store.key("queue", q, "waiting")
+            pipe.zcard(key)
+            for b in range(4):
+                lo, hi = b * band, b * band + now_ms + risk_s * 1000
+                pipe.zrangebyscore(key, lo, hi, start=0, num=RISK_SCAN, withscores=True)
+        replies = pipe.execute()
+        candidates = [
+            (i, tid, int(score) % band)
+            for i in range(len(queues))
+            for chunk in replies[i * 5 + 1 : i * 5 + 5]
+            for tid, score in chunk
+        ]
+        pipe = self.store.r.pipeline(transaction=False)
+        for _, tid, _ in candidates:
+            pipe.hexists(self.store.key("ticket", tid), "due_at")
+        has_due = pipe.execute() if candidates else []
+        breached = [0] * len(queues)
+        at_risk = [0] * len(queues)
+        for (i, _, due), known in zip(candidates, has_due, strict=True):
+            if known:
+                if due <= now_ms:
+                    breached[i] += 1
+                else:
+                    at_risk[i] += 1
+        cfg = self.config().queues
+        return [
+            {
+                "queue": q,
+                "title": cfg[q].title,
+                "assignment": cfg[q].assignment,
+                "waiting": replies[i * 5],
+                "breached": breached[i],
+                "at_risk": at_risk[i],
+            }
+            for i, q in enumerate(queues)
+        ]
+
+    def _queue_wants_csat(self, queue: str) -> bool:
+        q = self.config().queues.get(queue)
+        return bool(q and q.csat)
+
+    def _public_url(self) -> str:
+        service = self.config().service
+        return (
+            self.public_url
+            or service.public_url
+            or (f"http://{service.http_host}:{service.http_port}")
+        )
+
+    def _survey(self, ticket: Ticket, agent: AgentConfig) -> None:
+        self.surveys.send(ticket, agent)

@@ -1,0 +1,42 @@
+-- Merge ticket src into dst (same customer): messages and thread keys move to dst, src closes.
+-- ARGV: prefix, src, dst, actor, now_ms, now_iso.
+-- Returns {"merged", n_messages} | {"error", reason}.
+local p = ARGV[1] .. ":"
+local src, dst, actor, now, now_iso = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if src == dst then return {"error", "a ticket cannot be merged into itself"} end
+local skey, dkey = p .. "ticket:" .. src, p .. "ticket:" .. dst
+local s = redis.call("HMGET", skey, "customer_id", "status", "queue", "created_ms", "assignee",
+                     "thread_keys", "channel", "merged_into")
+local d = redis.call("HMGET", dkey, "customer_id", "status", "queue", "channel")
+if not s[1] then return {"error", "no ticket " .. src} end
+if not d[1] then return {"error", "no ticket " .. dst} end
+if s[1] ~= d[1] then return {"error", "the tickets belong to different customers"} end
+if s[8] then return {"error", src .. " was already merged into " .. s[8]} end
+if d[2] == "closed" then return {"error", dst .. " is closed"} end
+local mids = redis.call("LRANGE", skey .. ":msgs", 0, -1)
+for _, mid in ipairs(mids) do
+  local m = redis.call("HMGET", p .. "msg:" .. mid, "channel", "external_id", "direction")
+  redis.call("HSET", p .. "msg:" .. mid, "ticket_id", dst, "merged_from", src)
+  redis.call("RPUSH", dkey .. ":msgs", mid)
+  if m[1] == "email" and m[2] and m[3] == "in" then
+    redis.call("HSET", p .. "thread", "email:" .. m[2], dst)
+  end
+end
+redis.call("DEL", skey .. ":msgs")
+for _, k in ipairs(cjson.decode(s[6] or "[]")) do redis.call("HSET", p .. "thread", k, dst) end
+redis.call("HSET", p .. "thread", "ticket:" .. src, dst)
+if s[5] and s[5] ~= "" then
+  redis.call("ZREM", p .. "agent:" .. s[5] .. ":open", src)
+  redis.call("HDEL", skey, "assignee")
+  redis.call("HSET", skey, "last_assignee", s[5])
+end
+redis.call("ZREM", p .. "queue:" .. s[3] .. ":waiting", src)
+redis.call("ZREM", p .. "status:" .. s[2], src)
+redis.call("ZADD", p .. "status:closed", s[4], src)
+redis.call("HSET", skey, "status", "closed", "merged_into", dst, "updated_at", now_iso)
+redis.call("HSET", dkey, "updated_at", now_iso)
+redis.call("XADD", p .. "events", "*", "type", "merged", "ticket", src, "queue", s[3],
+           "channel", s[7], "actor", actor, "ts", now, "into", dst)
+redis.call("XADD", p .. "events", "*", "type", "merged", "ticket", dst, "queue", d[3],
+           "channel", d[4], "actor", actor, "ts", now, "from", src, "messages", #mids)
+return {"merged", #mids}

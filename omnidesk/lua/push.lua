@@ -1,0 +1,62 @@
+-- Push: hand waiting tickets of one queue to available agents (round_robin / least_loaded).
+-- Available: presence "online", open tickets below capacity, and the ticket's language among
+-- the agent's (mixed/unknown tickets match anyone).
+-- ARGV: prefix, queue, policy, now_ms, now_iso, scan_limit, then (agent, capacity, langs)*
+-- in configured order. Returns a flat list ticket_id, agent, ticket_id, agent, ...
+local p = ARGV[1] .. ":"
+local queue, policy, now, now_iso = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local limit = tonumber(ARGV[6])
+local agents = {}
+local available = 0
+for i = 7, #ARGV, 3 do
+  local a = {id = ARGV[i], cap = tonumber(ARGV[i + 1]), langs = "," .. ARGV[i + 2] .. ","}
+  a.load = redis.call("ZCARD", p .. "agent:" .. a.id .. ":open")
+  a.ok = redis.call("GET", p .. "presence:" .. a.id) == "online" and a.load < a.cap
+  if a.ok then available = available + 1 end
+  agents[#agents + 1] = a
+end
+if available == 0 then return {} end
+local waiting = p .. "queue:" .. queue .. ":waiting"
+local rr_key = p .. "rr:" .. queue
+local n = #agents
+local cursor = tonumber(redis.call("GET", rr_key) or "0") % n
+local out = {}
+for _, tid in ipairs(redis.call("ZRANGE", waiting, 0, limit - 1)) do
+  if available == 0 then break end
+  local tkey = p .. "ticket:" .. tid
+  local t = redis.call("HMGET", tkey, "status", "created_ms", "channel", "language")
+  local lang = t[4] or "unknown"
+  local any_lang = lang ~= "ar" and lang ~= "en"
+  local chosen, chosen_k = false, false
+  for k = 1, n do
+    local idx = (cursor + k - 1) % n + 1
+    local a = agents[idx]
+    if a.ok and (any_lang or string.find(a.langs, "," .. lang .. ",", 1, true)) then
+      if policy == "round_robin" then chosen, chosen_k = a, idx break end
+      if (not chosen) or a.load < chosen.load then chosen, chosen_k = a, idx end
+    end
+  end
+  if chosen then
+    redis.call("ZREM", waiting, tid)
+    redis.call("HSET", tkey, "assignee", chosen.id, "assigned_ms", now, "updated_at", now_iso)
+    redis.call("ZADD", p .. "agent:" .. chosen.id .. ":open", now, tid)
+    if t[1] == "new" then
+      redis.call("ZREM", p .. "status:new", tid)
+      redis.call("ZADD", p .. "status:open", t[2], tid)
+      redis.call("HSET", tkey, "status", "open")
+    end
+    redis.call("XADD", p .. "events", "*", "type", "assigned", "ticket", tid, "queue", queue,
+               "channel", t[3] or "", "actor", "assignment", "ts", now, "agent", chosen.id,
+               "how", policy)
+    chosen.load = chosen.load + 1
+    if chosen.load >= chosen.cap then
+      chosen.ok = false
+      available = available - 1
+    end
+    cursor = chosen_k % n
+    out[#out + 1] = tid
+    out[#out + 1] = chosen.id
+  end
+end
+redis.call("SET", rr_key, cursor)
+return out

@@ -1,0 +1,18 @@
+-- Take a ticket off its agent (resolve, transfer, merge, hand back): the agent's slot frees.
+-- ARGV: prefix, ticket_id, requeue ("1": back into its queue's waiting set if open).
+-- Returns the agent it had, or "" (none), or false (no such ticket).
+local p = ARGV[1] .. ":"
+local tid = ARGV[2]
+local tkey = p .. "ticket:" .. tid
+local t = redis.call("HMGET", tkey, "assignee", "queue", "status", "score")
+if not t[2] then return false end
+local agent = t[1] or ""
+if agent ~= "" then
+  redis.call("ZREM", p .. "agent:" .. agent .. ":open", tid)
+  redis.call("HDEL", tkey, "assignee")
+  redis.call("HSET", tkey, "last_assignee", agent)
+end
+if ARGV[3] == "1" and (t[3] == "new" or t[3] == "open") then
+  redis.call("ZADD", p .. "queue:" .. t[2] .. ":waiting", t[4], tid)
+end
+return agent
