@@ -237,11 +237,16 @@ async def test_cap_per_run_and_move_to_a_processed_folder(dovecot, account_facto
     await run(account, sink)
     assert await eventually(lambda: len(sink.payloads) == 5, 5)
     assert max(len(b) for b in sink.batches) <= 2
-    conn = dovecot.client(user)
-    _, inbox = conn.select("INBOX")
-    _, processed = conn.select("Processed")
-    conn.logout()
-    assert inbox[0] == b"0" and processed[0] == b"5"
+
+    def counts() -> tuple[bytes, bytes]:
+        conn = dovecot.client(user)
+        _, inbox = conn.select("INBOX")
+        _, processed = conn.select("Processed")
+        conn.logout()
+        return inbox[0], processed[0]
+
+    # the move follows the hand-over of the last batch: give it its moment
+    assert await eventually(lambda: counts() == (b"0", b"5"), 5), counts()
 
 
 async def test_wrong_password_is_an_auth_error_not_a_tight_loop(dovecot, account_factory, run):

@@ -27,12 +27,12 @@ never in the file, only the names of the environment variables that hold them:
 
 from __future__ import annotations
 
-import os
 import ssl
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from connectors.secrets import require_env
 from omnidesk.errors import ConfigError
 
 Security = Literal["none", "starttls", "tls"]
@@ -116,15 +116,6 @@ class EmailAccount(_Strict):
         if self.smtp is None or self.smtp.password_env is None:
             return None
         return require_env(self.smtp.password_env, f"{self.name}.smtp.password_env")
-
-
-def require_env(variable: str, where: str) -> str:
-    value = os.environ.get(variable)
-    if not value:
-        raise ConfigError(
-            [f"connectors.{where}: environment variable {variable} is not set (or empty)"]
-        )
-    return value
 
 
 def tls_context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:

@@ -14,7 +14,8 @@ from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 
-from connectors.email.config import EmailAccount, SmtpConfig, require_env, tls_context
+from connectors.email.config import EmailAccount, SmtpConfig, tls_context
+from connectors.secrets import require_env
 from omnidesk.errors import AuthError, PermanentError, TransientError
 from omnidesk.model import IdentityKind, Outbound, Receipt
 

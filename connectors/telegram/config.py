@@ -6,12 +6,11 @@ environment variables that hold them.
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from omnidesk.errors import ConfigError
+from connectors.secrets import require_env
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 TELEGRAM_FILES = "https://api.telegram.org/file/bot"
@@ -66,13 +65,3 @@ class TelegramConfig(BaseModel):
         if self.secret_token_env is None:
             return None
         return require_env(self.secret_token_env, f"{self.name}.secret_token_env")
-
-
-def require_env(variable: str, where: str) -> str:
-    """A secret from the environment; a missing one is a start-up error naming the variable."""
-    value = os.environ.get(variable)
-    if not value:
-        raise ConfigError(
-            [f"connectors.{where}: environment variable {variable} is not set (or empty)"]
-        )
-    return value
