@@ -70,6 +70,9 @@ class Connector(ABC):
         self.lease = lease
         self.status = ConnectorStatus(name=name, kind=self.kind)
         self._stopping = asyncio.Event()
+        # The sink while started: webhook handlers hand over through it, and answer 503
+        # (so the sender retries) when it is None because the daemon is starting or draining.
+        self.sink: Sink | None = None
 
     async def initialize(self) -> None:
         """Open what `start` needs; a missing secret is raised here, before anything runs."""
@@ -87,9 +90,14 @@ class Connector(ABC):
 
     async def start(self, sink: Sink) -> None:
         """Receive until stopped, through the shared reconnect loop."""
-        await reconnect_loop(self, sink)
+        self.sink = sink
+        try:
+            await reconnect_loop(self, sink)
+        finally:
+            self.sink = None
 
     async def stop(self) -> None:
+        self.sink = None
         self._stopping.set()
 
     async def shutdown(self) -> None:

@@ -59,7 +59,6 @@ class TelegramConnector(Connector):
         self._pools: list[HTTPXRequest] = []
         # outbound id -> message ids already sent, so a retried long reply resumes
         self._progress: OrderedDict[str, list[int]] = OrderedDict()
-        self._sink: Sink | None = None  # the webhook's, while started
 
     def attach(self, cursors: CursorStore, lease: Lease | None = None) -> None:
         """Give the connector its Redis state (the daemon does, once it has a store)."""
@@ -76,24 +75,13 @@ class TelegramConnector(Connector):
         if self._bot is None:
             self._bot, self._pools = make_bot(self.config, self._token)
 
-    async def start(self, sink: Sink) -> None:
-        self._sink = sink
-        try:
-            await super().start(sink)
-        finally:
-            self._sink = None
-
-    async def stop(self) -> None:
-        self._sink = None  # a draining daemon answers 503: Telegram sends the update again
-        await super().stop()
-
     def add_routes(self, app: web.Application) -> None:
         """The daemon's route hook: POST <webhook_path> for a bot in webhook mode."""
         if self.config.mode == "webhook":
             webhook_routes(self, self._webhook_handover)(app)
 
     async def _webhook_handover(self, items: list[RawPayload]) -> None:
-        sink = self._sink
+        sink = self.sink
         if sink is None:
             raise TransientError(f"telegram {self.name}: not receiving")
         await sink(items)

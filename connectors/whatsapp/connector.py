@@ -54,7 +54,6 @@ class WhatsAppConnector(Connector):
         self.config = config
         self._secrets: Secrets | None = None
         self._graph: GraphClient | None = None
-        self._sink: Sink | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -68,17 +67,6 @@ class WhatsAppConnector(Connector):
                 self._secrets.access_token,
                 self.config.request_timeout,
             )
-
-    async def start(self, sink: Sink) -> None:
-        self._sink = sink
-        try:
-            await super().start(sink)
-        finally:
-            self._sink = None
-
-    async def stop(self) -> None:
-        self._sink = None  # a draining daemon answers 503: Meta retries elsewhere or later
-        await super().stop()
 
     async def shutdown(self) -> None:
         if self._graph is not None:
@@ -126,7 +114,7 @@ class WhatsAppConnector(Connector):
             )
             self.status.errors["signature"] = self.status.errors.get("signature", 0) + 1
             return web.Response(status=401, text=f"{why} signature")
-        sink = self._sink
+        sink = self.sink
         if sink is None:
             return web.Response(status=503, text="not receiving")
         raw = RawPayload(
