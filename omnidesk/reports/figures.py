@@ -279,7 +279,7 @@ def summarize(raw: Raw, start: date, end: date, filters: dict[str, str]) -> dict
             ),
         },
         "routing": {
-            "top_rules": rules.most_common(20),
+            "top_rules": sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))[:20],
             "default_queue": raw.all.get("default_queue", 0),
             "default_queue_tickets": [e["ticket"] for e in raw.lists["default"]][:200],
         },
