@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from omnidesk.reports.fold import BUCKET_LABELS, BUCKETS, DIMS, LIST_KINDS, SLA_TARGETS
+from omnidesk.reports.fold import (
+    BUCKET_LABELS,
+    BUCKETS,
+    DIMS,
+    LIST_KINDS,
+    SLA_TARGETS,
+    TOTAL_ONLY,
+)
 
 BREAKDOWNS = (*DIMS, "day")
 OUTCOMES = ("met", "warned", "breached")
@@ -40,9 +47,11 @@ class Raw:
 
     def add(self, day: str, metric: str, dims: tuple[str, ...], n: int) -> None:
         self.all[metric] += n
+        self.by["day"][metric, day] += n
+        if metric.startswith(TOTAL_ONLY):
+            return
         for name, value in zip(DIMS, dims, strict=True):
             self.by[name][metric, value] += n
-        self.by["day"][metric, day] += n
 
     def normalized(self) -> dict[str, Any]:
         """Zero counts dropped and lists sorted: a form two Raws compare equal in."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
+from copy import copy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -28,6 +29,7 @@ BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 259200, 
 BUCKET_LABELS = (*(str(b) for b in BUCKETS), "inf")
 REPEAT_WINDOW_MS = 30 * 86400 * 1000  # a ticket within 30 days of the customer's last one
 LIST_KINDS = ("breached", "default", "comment")
+TOTAL_ONLY = ("opened_h:", "rule:")  # metrics broken down by day only, not per dimension
 STATUS_EVENTS = {"resolved": "resolved", "closed": "closed", "reopened": "open"}
 
 Dims = tuple[str, str, str, str, str]
@@ -127,6 +129,9 @@ class Context:
     queue_regions: Mapping[str, str] = field(default_factory=dict)
     policy_targets: Mapping[str, frozenset[str]] = field(default_factory=dict)
     business: BusinessSeconds | None = None  # None: business time = wall time
+    # memo tables (minute -> local day/hour, raw dims -> cleaned dims): the fold's hot path
+    _minutes: dict[int, tuple[str, int]] = field(default_factory=dict, compare=False, repr=False)
+    _dims: dict[tuple[str, ...], Dims] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, cfg: Any) -> Context:
@@ -151,8 +156,18 @@ class Context:
     def local(self, ts_ms: int) -> datetime:
         return datetime.fromtimestamp(ts_ms / 1000, UTC).astimezone(self.tz)
 
+    def day_hour(self, ts_ms: int) -> tuple[str, int]:
+        minute = ts_ms // 60_000
+        hit = self._minutes.get(minute)
+        if hit is None:
+            if len(self._minutes) > 500_000:
+                self._minutes.clear()
+            at = self.local(minute * 60_000)
+            hit = self._minutes[minute] = (at.strftime("%Y-%m-%d"), at.hour)
+        return hit
+
     def day(self, ts_ms: int) -> str:
-        return self.local(ts_ms).strftime("%Y-%m-%d")
+        return self.day_hour(ts_ms)[0]
 
     def region(self, queue: str, ticket_region: str) -> str:
         return self.queue_regions.get(queue) or ticket_region or ""
@@ -171,13 +186,16 @@ class Context:
 
 
 def dims_of(state: TicketState, ctx: Context, agent: str | None = None) -> Dims:
-    return (
-        clean(state.queue),
-        clean(state.channel),
-        clean(state.segment),
-        clean(ctx.region(state.queue, state.region)),
-        clean(state.agent if agent is None else agent),
-    )
+    key = (state.queue, state.channel, state.segment, state.region,
+           state.agent if agent is None else agent)  # fmt: skip
+    hit = ctx._dims.get(key)
+    if hit is None:
+        q, ch, seg, reg, who = key
+        hit = (clean(q), clean(ch), clean(seg), clean(ctx.region(q, reg)), clean(who))
+        if len(ctx._dims) > 100_000:
+            ctx._dims.clear()
+        ctx._dims[key] = hit
+    return hit
 
 
 def apply(
@@ -192,13 +210,13 @@ def apply(
     if not tid:
         return state, customer_last_ms, [], []
     ts = _int(event.get("ts"))
-    day = ctx.day(ts)
+    day, hour = ctx.day_hour(ts)
     out: list[Contribution] = []
     entries: list[Entry] = []
     old = state
     if state is None:
         state = TicketState(queue=event.get("queue", ""), channel=event.get("channel", ""))
-    state = replace(state)
+    state = copy(state)
     if event.get("queue"):
         state.queue = event["queue"]
 
@@ -215,7 +233,7 @@ def apply(
         state.opened_ms = _int(event.get("created")) or ts
         state.status = "new"
         add("opened")
-        add(f"opened_h:{ctx.local(ts).hour:02d}")
+        add(f"opened_h:{hour:02d}")
         if state.customer:
             if customer_last_ms is not None and ts - customer_last_ms <= REPEAT_WINDOW_MS:
                 add("repeat_30d")

@@ -6,6 +6,7 @@ With the store prefix ``P`` (all under ``P:ru:``):
     P:ru:d:<day>:all              hash   metric -> n, for the local day YYYY-MM-DD
     P:ru:<per>:<dim>              hash   "metric|value" -> n; per = d:<day> or m:<YYYY-MM>;
                                          dim = queue, channel, segment, region, agent
+                                         (not for opened_h:* and rule:*, see TOTAL_ONLY)
     P:ru:d:<day>:cube:<queue>     hash   "metric|channel|segment|region|agent" -> n
     P:ru:now:all / now:<dim> / now:cube:<queue>   the same three shapes for the backlog
                                          as it stands now (metric ``backlog`` only)
@@ -31,12 +32,22 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from omnidesk.reports.fold import DIMS, Context, Contribution, Entry, TicketState, apply
+from omnidesk.reports.fold import (
+    DIMS,
+    TOTAL_ONLY,
+    Context,
+    Contribution,
+    Entry,
+    TicketState,
+    apply,
+)
 from omnidesk.store import Store, guarded
 
 log = logging.getLogger("omnidesk.reports")
 FACETS = DIMS  # one single-dimension hash per dimension
 TICKET_TTL_S = 180 * 86400
+# TOTAL_ONLY metrics (hour of day, rule hits) stay out of the per-dimension hashes, which
+# would otherwise grow 24x and 60x; the cube still has them for filtered reports.
 
 APPLY_LUA = """
 local a = cjson.decode(ARGV[1])
@@ -61,9 +72,10 @@ def fan_out(c: Contribution) -> Iterator[tuple[str, str]]:
     values = dict(zip(DIMS, c.dims, strict=True))
     m = c.metric
     yield f"d:{c.day}:all", m
-    for per in (f"d:{c.day}", f"m:{c.day[:7]}"):
-        for dim in FACETS:
-            yield f"{per}:{dim}", f"{m}|{values[dim]}"
+    if not m.startswith(TOTAL_ONLY):
+        for per in (f"d:{c.day}", f"m:{c.day[:7]}"):
+            for dim in FACETS:
+                yield f"{per}:{dim}", f"{m}|{values[dim]}"
     yield f"d:{c.day}:cube:{q}", f"{m}|{ch}|{seg}|{reg}|{agent}"
     if m == "backlog":
         yield "now:all", m
