@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import time
@@ -33,6 +34,8 @@ log = logging.getLogger("omnidesk.daemon")
 # Extra parts (SLA sweeper, agents' API, webhooks) plug in here without this file knowing them.
 DaemonPlugin = Callable[["Daemon"], None]
 PLUGINS: list[DaemonPlugin] = []
+# Plugins every daemon loads, as "module:function" so this file imports none of them.
+BUILTIN_PLUGINS = ("omnidesk.reports.plugin:install",)
 
 
 @dataclass
@@ -88,6 +91,9 @@ class Daemon:
         self.connectors = [self._build_connector(entry) for entry in self.loaded.data.connectors]
         for connector in self.connectors:
             await connector.initialize()
+        for spec in BUILTIN_PLUGINS:
+            module, _, name = spec.partition(":")
+            getattr(importlib.import_module(module), name)(self)
         for plugin in PLUGINS:
             plugin(self)
 
