@@ -19,7 +19,7 @@ from tests.reportkit import AGENTS, CHANNELS, QUEUES, REGIONS, SEGMENTS, context
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FIRST = date(2026, 2, 27)
-LAST = date(2026, 3, 25)
+LAST = date(2026, 5, 10)
 
 filters_st = st.fixed_dictionaries(
     {},
@@ -55,12 +55,12 @@ def store():
     tickets=st.integers(1, 25),
     batch=st.integers(1, 40),
     queries=st.lists(
-        st.tuples(st.integers(0, 26), st.integers(0, 26), filters_st), min_size=1, max_size=4
+        st.tuples(st.integers(0, 72), st.integers(0, 72), filters_st), min_size=1, max_size=4
     ),
 )
 def test_rollups_equal_recomputation(store, seed, tickets, batch, queries):
     store.delete_all()
-    events = history(seed, tickets)
+    events = history(seed, tickets, days=int(tickets**0.5 * 8))  # up to 40 days: whole months
     load(store, events)
     ctx = context()
     consumer = Rollups(store, ctx, batch=batch)
@@ -71,6 +71,20 @@ def test_rollups_equal_recomputation(store, seed, tickets, batch, queries):
         want = recompute(events, start, end, filters, ctx)
         assert got.normalized() == want.normalized(), (start, end, filters)
         assert summarize(got, start, end, filters) == summarize(want, start, end, filters)
+
+
+def test_a_whole_month_reads_the_month_hashes_and_agrees(store):
+    events = history(23, 80, days=45)
+    load(store, events)
+    ctx = context()
+    Rollups(store, ctx, batch=64).catch_up()
+    start, end = date(2026, 3, 1), date(2026, 3, 31)
+    assert store.r.exists(store.key("ru", "m", "2026-03", "queue"))
+    for filters in ({}, {"queue": QUEUES[0]}, {"channel": CHANNELS[1], "agent": ""}):
+        got = read_raw(store.r, store.prefix, start, end, filters, today=LAST)
+        want = recompute(events, start, end, filters, ctx)
+        assert got.normalized() == want.normalized(), filters
+        assert got.all["opened"] > 0
 
 
 def test_whole_history_figures_add_up(store):

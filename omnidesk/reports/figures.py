@@ -21,6 +21,7 @@ from typing import Any
 from omnidesk.reports.fold import (
     BUCKET_LABELS,
     BUCKETS,
+    DAY_METRICS,
     DIMS,
     LIST_KINDS,
     SLA_TARGETS,
@@ -45,9 +46,11 @@ class Raw:
     )
     backlog_end: int = 0
 
-    def add(self, day: str, metric: str, dims: tuple[str, ...], n: int) -> None:
+    def add(self, day: str | None, metric: str, dims: tuple[str, ...], n: int) -> None:
+        """Count into the totals and dimensions, and the day's series (DAY_METRICS only)."""
         self.all[metric] += n
-        self.by["day"][metric, day] += n
+        if day is not None and metric in DAY_METRICS:
+            self.by["day"][metric, day] += n
         if metric.startswith(TOTAL_ONLY):
             return
         for name, value in zip(DIMS, dims, strict=True):
@@ -124,7 +127,8 @@ def read_raw(
         for day, counts in zip(days, pipe.execute(), strict=True):
             for metric, n in counts.items():
                 raw.all[metric] += int(n)
-                raw.by["day"][metric, day] += int(n)
+                if metric in DAY_METRICS:
+                    raw.by["day"][metric, day] += int(n)
         pipe = r.pipeline(transaction=False)
         periods = _periods(start, end)
         for per in periods:
@@ -147,23 +151,30 @@ def read_raw(
 
     queues = [filters["queue"]] if "queue" in filters else sorted(r.hkeys(k("qs")))
     rest = {d: v for d, v in filters.items() if d != "queue"}
+    periods = _periods(start, end)
     pipe = r.pipeline(transaction=False)
+    for per in periods:
+        for q in queues:
+            pipe.hgetall(k(*per.split(":", 1), "cube", q))
     for day in days:
         for q in queues:
-            pipe.hgetall(k("d", day, "cube", q))
+            pipe.hgetall(k("d", day, "cubeday", q))
     replies = iter(pipe.execute())
-    for day in days:
+    for day_or_none in [None] * len(periods) + list(days):
         for q in queues:
             for f, n in next(replies).items():
                 metric, ch, seg, reg, agent = f.split("|")
                 dims = (q, ch, seg, reg, agent)
                 if not rest or matches(dims, rest):
-                    raw.add(day, metric, dims, int(n))
+                    if day_or_none is None:
+                        raw.add(None, metric, dims, int(n))
+                    else:
+                        raw.by["day"][metric, day_or_none] += int(n)
     pipe = r.pipeline(transaction=False)
     for q in queues:
         pipe.hgetall(k("now", "cube", q))
         for day in after:
-            pipe.hgetall(k("d", day, "cube", q))
+            pipe.hgetall(k("d", day, "cubeday", q))
     replies = iter(pipe.execute())
     for q in queues:
         for sign in (1, *(-1 for _ in after)):

@@ -30,6 +30,7 @@ BUCKET_LABELS = (*(str(b) for b in BUCKETS), "inf")
 REPEAT_WINDOW_MS = 30 * 86400 * 1000  # a ticket within 30 days of the customer's last one
 LIST_KINDS = ("breached", "default", "comment")
 TOTAL_ONLY = ("opened_h:", "rule:")  # metrics broken down by day only, not per dimension
+DAY_METRICS = frozenset({"opened", "resolved", "backlog"})  # the only per-day series shown
 STATUS_EVENTS = {"resolved": "resolved", "closed": "closed", "reopened": "open"}
 
 Dims = tuple[str, str, str, str, str]

@@ -7,7 +7,9 @@ With the store prefix ``P`` (all under ``P:ru:``):
     P:ru:<per>:<dim>              hash   "metric|value" -> n; per = d:<day> or m:<YYYY-MM>;
                                          dim = queue, channel, segment, region, agent
                                          (not for opened_h:* and rule:*, see TOTAL_ONLY)
-    P:ru:d:<day>:cube:<queue>     hash   "metric|channel|segment|region|agent" -> n
+    P:ru:<per>:cube:<queue>       hash   "metric|channel|segment|region|agent" -> n, per day
+                                         and per month
+    P:ru:d:<day>:cubeday:<queue>  hash   the same for DAY_METRICS only (per-day series)
     P:ru:now:all / now:<dim> / now:cube:<queue>   the same three shapes for the backlog
                                          as it stands now (metric ``backlog`` only)
     P:ru:qs                       hash   queue -> contributions (the queues the cube has)
@@ -33,6 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from omnidesk.reports.fold import (
+    DAY_METRICS,
     DIMS,
     TOTAL_ONLY,
     Context,
@@ -76,7 +79,11 @@ def fan_out(c: Contribution) -> Iterator[tuple[str, str]]:
         for per in (f"d:{c.day}", f"m:{c.day[:7]}"):
             for dim in FACETS:
                 yield f"{per}:{dim}", f"{m}|{values[dim]}"
-    yield f"d:{c.day}:cube:{q}", f"{m}|{ch}|{seg}|{reg}|{agent}"
+    cell = f"{m}|{ch}|{seg}|{reg}|{agent}"
+    yield f"d:{c.day}:cube:{q}", cell
+    yield f"m:{c.day[:7]}:cube:{q}", cell
+    if m in DAY_METRICS:
+        yield f"d:{c.day}:cubeday:{q}", cell
     if m == "backlog":
         yield "now:all", m
         for dim in FACETS:
