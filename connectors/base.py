@@ -12,12 +12,16 @@ import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from omnidesk.errors import AuthError, OmnideskError, TransientError
 from omnidesk.model import Outbound, RawPayload, Receipt, utcnow
+
+if TYPE_CHECKING:
+    from connectors.state import Lease
 
 log = logging.getLogger("omnidesk.connectors")
 
@@ -32,7 +36,7 @@ class ConnectorStatus:
 
     name: str
     kind: str
-    state: str = "idle"  # idle, running, backoff, auth_error, stopped
+    state: str = "idle"  # idle, standby, running, backoff, auth_error, stopped
     last_error: str | None = None
     last_error_kind: str | None = None  # transient, permanent, auth
     last_fetch: datetime | None = None
@@ -58,9 +62,12 @@ class Connector(ABC):
     """initialize → start → stop → shutdown, usable as ``async with``."""
 
     kind: ClassVar[str]
+    uses_lease: ClassVar[bool] = True  # False for push-only (webhook) connectors
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, lease: Lease | None = None) -> None:
         self.name = name
+        # With a lease, the shared loop polls only while this instance holds it.
+        self.lease = lease
         self.status = ConnectorStatus(name=name, kind=self.kind)
         self._stopping = asyncio.Event()
 
@@ -126,49 +133,95 @@ class Backoff:
         self.attempts = 0
 
 
+class LeaseLost(TransientError):
+    """Another instance holds this account's lease now; this one steps back."""
+
+
 async def reconnect_loop(
     connector: Connector, sink: Sink, backoff: Backoff | None = None, auth_retry: float = 900.0
 ) -> None:
     """One loop for every connector: run, back off with jitter on transient errors,
-    honour Retry-After, and on bad credentials stop hammering (retry rarely, report it)."""
+    honour Retry-After, and on bad credentials stop hammering (retry rarely, report it).
+
+    With `connector.lease` set, it runs only while holding the lease (state "standby"
+    otherwise), renews it every ttl/3 while run_once and the waits between runs go on,
+    cancels run_once when the lease is lost, and releases it on the way out.
+    """
     backoff = backoff or Backoff()
     status = connector.status
-    while not connector.stopping:
-        try:
-            status.state = "running"
-            wait = await connector.run_once(sink)
-            status.last_fetch = utcnow()
-            backoff.reset()
-            if wait:
-                await connector.sleep(wait)
-        except asyncio.CancelledError:
-            raise
-        except AuthError as exc:
-            _record(status, "auth", exc)
-            status.state = "auth_error"
-            log.error("connector %s: authentication failed: %s", connector.name, exc)
-            await connector.sleep(auth_retry)
-        except TransientError as exc:
-            _record(status, "transient", exc)
-            status.state = "backoff"
-            delay = backoff.next(exc.retry_after)
-            log.warning("connector %s: %s; retrying in %.1fs", connector.name, exc, delay)
-            await connector.sleep(delay)
-        except OmnideskError as exc:
-            _record(status, "permanent", exc)
-            status.state = "backoff"
-            delay = backoff.next()
-            log.error("connector %s: %s; retrying in %.1fs", connector.name, exc, delay)
-            await connector.sleep(delay)
-        except Exception as exc:  # a bug must not kill the daemon; it is logged and retried
-            _record(status, "unexpected", exc)
-            status.state = "backoff"
-            delay = backoff.next()
-            log.exception(
-                "connector %s: unexpected error; retrying in %.1fs", connector.name, delay
-            )
-            await connector.sleep(delay)
-    status.state = "stopped"
+    lease = connector.lease
+    try:
+        while not connector.stopping:
+            try:
+                if lease is not None and not await lease.acquire():
+                    status.state = "standby"
+                    await connector.sleep(lease.ttl / 4)
+                    continue
+                status.state = "running"
+                wait = await _holding(lease, connector.run_once(sink))
+                status.last_fetch = utcnow()
+                backoff.reset()
+                if wait:
+                    await _holding(lease, connector.sleep(wait))
+            except asyncio.CancelledError:
+                raise
+            except AuthError as exc:
+                _record(status, "auth", exc)
+                status.state = "auth_error"
+                log.error("connector %s: authentication failed: %s", connector.name, exc)
+                await _release(lease)  # let an instance with working credentials try
+                await connector.sleep(auth_retry)
+            except TransientError as exc:
+                _record(status, "transient", exc)
+                status.state = "backoff"
+                delay = backoff.next(exc.retry_after)
+                log.warning("connector %s: %s; retrying in %.1fs", connector.name, exc, delay)
+                await connector.sleep(delay)
+            except OmnideskError as exc:
+                _record(status, "permanent", exc)
+                status.state = "backoff"
+                delay = backoff.next()
+                log.error("connector %s: %s; retrying in %.1fs", connector.name, exc, delay)
+                await connector.sleep(delay)
+            except Exception as exc:  # a bug must not kill the daemon; it is logged and retried
+                _record(status, "unexpected", exc)
+                status.state = "backoff"
+                delay = backoff.next()
+                log.exception(
+                    "connector %s: unexpected error; retrying in %.1fs", connector.name, delay
+                )
+                await connector.sleep(delay)
+    finally:
+        status.state = "stopped"
+        await _release(lease)
+
+
+async def _holding(lease: Lease | None, work: Awaitable[Any]) -> Any:
+    """Await `work`, renewing the lease every ttl/3; cancel it if the lease is lost."""
+    if lease is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=lease.ttl / 3)
+            if done:
+                return task.result()
+            if not await lease.renew():
+                raise LeaseLost(f"lease {lease.key} was lost")
+    finally:
+        if not task.done():
+            task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _release(lease: Lease | None) -> None:
+    if lease is None:
+        return
+    try:
+        await lease.release()
+    except Exception as exc:  # the lease expires by itself; a failed release only delays failover
+        log.warning("could not release lease %s: %s", lease.key, exc)
 
 
 def _record(status: ConnectorStatus, kind: str, exc: BaseException) -> None:

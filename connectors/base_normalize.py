@@ -45,7 +45,8 @@ def load_json(payload: bytes | bytearray | memoryview | str | dict, *, max_bytes
         )
     try:
         data = _decoder.decode(payload)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string
         raise PayloadError(f"not JSON: {exc}", reason="not_json") from None
     if not isinstance(data, dict):
         raise PayloadError(
@@ -68,6 +69,11 @@ def with_prefix(prefix: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         return inner
 
     return wrap
+
+
+def printable(text: str, limit: int = 40) -> str:
+    """A caller-supplied name made safe to echo in a one-line error: short, no control chars."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 # ---- typed field access; `at` is the JSON path of the container, e.g. "message.chat"
@@ -275,8 +281,10 @@ def e164(raw: str, default_region: str = "SA") -> str | None:
 
 # ---- hints across channels
 
-# A commercial registration number: 10 digits starting with 7 (unified) or 4 (legacy CR).
-_CR_NUMBER = re.compile(r"(?<![0-9])[47][0-9]{9}(?![0-9])")
+# A commercial registration number: 10 digits starting with 7 (unified) or 4 (legacy CR),
+# in ASCII or Arabic-Indic digits (matched as written; only the match is translated).
+_D = "0-9\u0660-\u0669\u06f0-\u06f9"
+_CR_NUMBER = re.compile(rf"(?<![{_D}])[47\u0664\u0667\u06f4\u06f7][{_D}]{{9}}(?![{_D}])")
 
 
 def apply_text_hints(inbound: Inbound) -> None:
@@ -287,9 +295,9 @@ def apply_text_hints(inbound: Inbound) -> None:
         inbound.defects.append(f"text cut to {MAX_TEXT_CHARS} characters")
     seen = f"{inbound.subject}\n{text}" if inbound.subject else text
     inbound.language = detect_language(seen) if seen else Language.UNKNOWN
-    match = _CR_NUMBER.search(seen.translate(_DIGITS))
+    match = _CR_NUMBER.search(seen)
     if match:
-        inbound.hints["cr_number"] = match.group(0)
+        inbound.hints["cr_number"] = match.group(0).translate(_DIGITS)
         if inbound.segment_hint == Segment.UNKNOWN:
             inbound.segment_hint = Segment.BUSINESS
 

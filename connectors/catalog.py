@@ -7,6 +7,7 @@ against it at load time, so a typo in a connector block is a FILE:LINE error too
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,6 +44,17 @@ def validate_entry(entry: dict[str, Any]) -> BaseModel:
     return model.model_validate(entry)
 
 
-def build(entry: dict[str, Any]) -> Connector:
+LeaseFactory = Callable[[str, float], Any]  # (connector name, ttl seconds) -> Lease
+
+
+def build(
+    entry: dict[str, Any], *, cursors: Any = None, lease_for: LeaseFactory | None = None
+) -> Connector:
+    """A connector from its config entry, with the daemon's cursor store and a lease on
+    its account (so with several daemons each account has one poller at a time)."""
     config = validate_entry(entry)
-    return connector_class(entry["kind"])(config)  # type: ignore[call-arg]
+    cls = connector_class(entry["kind"])
+    lease = None
+    if lease_for is not None and cls.uses_lease:
+        lease = lease_for(entry["name"], float(getattr(config, "lease_ttl", 30.0)))
+    return cls(config, cursors=cursors, lease=lease)  # type: ignore[call-arg]

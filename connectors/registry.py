@@ -47,12 +47,11 @@ def normalize(
         channel = Channel(channel)
     except ValueError:
         raise PermanentError(f"unknown channel {channel!r}") from None
-    fn = normalizer(channel)
     if channel == Channel.EMAIL and not isinstance(payload, bytes | bytearray | memoryview):
         if not isinstance(payload, str):
             raise PayloadError("email: payload must be RFC 822 bytes", reason="not_email")
         payload = payload.encode("utf-8", "surrogateescape")
-    result = fn(payload, account=account)
+    result = normalizer(channel)(payload, account=account)
     return result if isinstance(result, list) else [result]
 
 

@@ -16,12 +16,14 @@ from collections.abc import Sequence
 
 from omnidesk.errors import ConfigError, OmnideskError
 
+
 # Every module in omnidesk.commands has register(subparsers) and sets `func` on its parser;
 # they are found by listing the package, so a new command is one new module.
 def command_modules() -> list[str]:
     import omnidesk.commands
 
     return sorted(m.name for m in pkgutil.iter_modules(omnidesk.commands.__path__))
+
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -103,6 +103,7 @@ def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
         data = QueueConfigFile.model_validate(plain)
     except ValidationError as exc:
         raise ConfigError(problems + locator.from_validation(exc)) from None
+    problems.extend(_check_connectors(data.connectors, locator))
     cross_problems, warnings = _cross_check(data, locator, names)
     problems.extend(cross_problems)
     problems.extend(_broken_rule_references(broken_rules, data, locator, names))
@@ -291,6 +292,28 @@ def _cross_check(
         if test.file is not None and not (at.path.parent / test.file).is_file():
             problems.append(at.problem(("tests", i, "file"), f"no such file {test.file!r}"))
     return problems, warnings
+
+
+def _check_connectors(entries: list[dict[str, Any]], at: _Locator) -> list[str]:
+    """Each `connectors:` entry against its kind's own model; names must be unique."""
+    from connectors.catalog import validate_entry
+
+    problems, seen = [], set()
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            problems.append(at.problem(("connectors", i), "must be a mapping"))
+            continue
+        try:
+            validate_entry(entry)
+        except ValidationError as exc:
+            problems.extend(at.from_validation(exc, prefix=("connectors", i)))
+        except ValueError as exc:
+            problems.append(at.problem(("connectors", i, "kind"), str(exc)))
+        name = entry.get("name")
+        if name in seen:
+            problems.append(at.problem(("connectors", i, "name"), f"duplicate connector {name!r}"))
+        seen.add(name)
+    return problems
 
 
 def _broken_rule_references(

@@ -79,7 +79,11 @@ class Metrics:
             "omnidesk_sla_steps", "SLA warnings and breaches so far", ["kind"], registry=r
         )
         self.sla_clocks = Gauge(
-            "omnidesk_sla_clocks", "SLA clocks by queue and state", ["queue", "state"], registry=r
+            "omnidesk_sla_clocks",
+            "Tickets with SLA clocks by state (scheduled: a ladder step is pending; running: "
+            "a target runs; held: a sweeper is firing it)",
+            ["state"],
+            registry=r,
         )
 
     def update_store(self, counts: dict[str, Any]) -> None:
@@ -97,6 +101,12 @@ class Metrics:
         for queue, value in counts.get("waiting_by_queue", {}).items():
             self.queue_depth.labels(queue=queue).set(value)
         self.quarantine.set(counts.get("quarantine", 0))
+
+    def update_sla(self, counts: dict[str, Any]) -> None:
+        for state in ("scheduled", "running", "held"):
+            self.sla_clocks.labels(state=state).set(counts.get(state, 0))
+        for kind in ("warned", "breached"):
+            self.sla.labels(kind=kind).set(counts.get(kind, 0))
 
     def update_connectors(self, statuses: Iterable[ConnectorStatus]) -> None:
         for st in statuses:

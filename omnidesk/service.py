@@ -64,6 +64,8 @@ class Daemon:
         self._worker: Any = None
         self._runner: web.AppRunner | None = None
         self.runtime: Any = None
+        self.clocks: Any = None
+        self._aioredis: Any = None
         self.pipeline: Any = None
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -71,9 +73,14 @@ class Daemon:
     # ------------------------------------------------------------ lifecycle
 
     async def initialize(self) -> None:
-        from omnidesk.pipeline import Pipeline, make_broker
+        import redis.asyncio as aioredis
+
+        from connectors.catalog import build
+        from connectors.state import CursorStore, Lease
+        from omnidesk.pipeline import Pipeline, make_broker, register_sender
         from omnidesk.runtime import Runtime
         from omnidesk.store import Store
+        from omnidesk.sweeper import SlaClocks
 
         service = self.loaded.data.service
         redis_url = self.options.redis_url or service.redis_url
@@ -84,13 +91,34 @@ class Daemon:
             log.info("started an embedded redis-server at %s", redis_url)
         store = Store.from_url(redis_url, prefix)
         await self._wait_for_redis(store, redis_url)
-        self.runtime = Runtime.from_config(self.loaded, store=store)
+        self.clocks = SlaClocks(store, self.loaded.data, notify=self._notify)
+        self.runtime = Runtime.from_config(
+            self.loaded, store=store, hooks=self.clocks.intake_hooks()
+        )
+        self.background.append(self.clocks.run_sweeper)
         broker_url = service.broker_url or redis_url
         self.pipeline = Pipeline(self.runtime, make_broker(broker_url, prefix))
         self._wrap_ingest_timing()
-        self.connectors = [self._build_connector(entry) for entry in self.loaded.data.connectors]
+        self._aioredis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        cursors = CursorStore(self._aioredis, prefix)
+
+        def lease_for(name: str, ttl: float) -> Lease:
+            return Lease(self._aioredis, prefix, name, ttl=ttl)
+
+        self.connectors = [
+            build(entry, cursors=cursors, lease_for=lease_for)
+            for entry in self.loaded.data.connectors
+        ]
+        loop = asyncio.get_running_loop()
         for connector in self.connectors:
             await connector.initialize()
+            if type(connector).send is not Connector.send:  # it can reply on its account
+                register_sender(
+                    Channel(_channel_of(connector)), connector.name, connector.send, loop=loop
+                )
+            add_routes = getattr(connector, "add_routes", None)
+            if add_routes is not None:
+                self.route_hooks.append(add_routes)
         for spec in BUILTIN_PLUGINS:
             module, _, name = spec.partition(":")
             getattr(importlib.import_module(module), name)(self)
@@ -145,6 +173,9 @@ class Daemon:
         if self.pipeline is not None:
             with contextlib.suppress(Exception):
                 self.pipeline.broker.close()
+        if self._aioredis is not None:
+            with contextlib.suppress(Exception):
+                await self._aioredis.aclose()
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None
@@ -185,6 +216,7 @@ class Daemon:
         try:
             new = load_config(self.options.config)
             self.runtime.reload(new)
+            self.clocks.reload(new.data)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused: %s", problem)
@@ -194,6 +226,10 @@ class Daemon:
             return
         self.loaded = new
         log.info("reloaded %s: %d rules", new.path, len(new.data.rules))
+
+    def _notify(self, event: dict[str, Any]) -> None:
+        """An SLA ladder's notify action, sent through the dramatiq `notify` actor."""
+        self.pipeline.notify.send(event["ticket"], event["target"], event["text"], event["via"])
 
     async def health(self) -> dict[str, Any]:
         store = self.runtime.store
@@ -217,6 +253,7 @@ class Daemon:
         try:
             counts = await asyncio.to_thread(store.counts)
             self.metrics.update_store(counts)
+            self.metrics.update_sla(await asyncio.to_thread(self.clocks.counts))
             self.metrics.up.labels(dependency="redis").set(1)
         except OmnideskError:
             self.metrics.up.labels(dependency="redis").set(0)
@@ -224,11 +261,6 @@ class Daemon:
         return self.metrics.render()
 
     # ------------------------------------------------------------ internals
-
-    def _build_connector(self, entry: dict[str, Any]) -> Connector:
-        from connectors.catalog import build
-
-        return build(entry)
 
     def _wrap_ingest_timing(self) -> None:
         process = self.runtime.process
@@ -264,6 +296,11 @@ class Daemon:
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
+
+
+def _channel_of(connector: Connector) -> str:
+    """The channel a connector replies on: IMAP accounts reply by email."""
+    return {"imap": "email", "maildir": "web"}.get(connector.kind, connector.kind)
 
 
 def _ping(store: Any) -> bool:

@@ -143,6 +143,11 @@ class SlaClocks:
             for n in ("sla_write", "sla_claim", "sla_step", "sla_release")
         }
 
+    def reload(self, config: QueueConfigFile) -> None:
+        """A new config (SIGHUP): policies and calendars apply from the next transition."""
+        self.ctx = SlaContext.from_config(config)
+        self.config = config
+
     # ------------------------------------------------------------ storage
 
     def key(self, *parts: str) -> str:

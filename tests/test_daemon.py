@@ -182,6 +182,10 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     assert drop_status["name"] == "drop" and drop_status["handed_over"] == 5
     assert drop_status["last_fetch"] is not None
 
+    # SLA clocks start right after intake, in the same worker: wait for them too
+    assert wait_for(
+        lambda: b'omnidesk_sla_clocks{state="running"} 5.0' in daemon.get("/metrics")[1]
+    )
     status, body = daemon.get("/metrics")
     text = body.decode()
     assert status == 200
@@ -189,6 +193,7 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     assert 'omnidesk_messages_in_total{channel="web"} 5.0' in text
     assert 'omnidesk_connector_handed_over{connector="drop",kind="maildir"} 5.0' in text
     assert "omnidesk_ingest_seconds_count" in text
+    assert 'omnidesk_sla_clocks{state="running"} 5.0' in text
 
     ok_status, ok = daemon.post(
         "/v1/intake/web",

@@ -12,7 +12,7 @@ import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,8 +45,9 @@ class MaildirConnector(Connector):
     kind = "maildir"
     config_model = MaildirConfig
 
-    def __init__(self, config: MaildirConfig) -> None:
-        super().__init__(config.name)
+    def __init__(self, config: MaildirConfig, cursors: Any = None, lease: Any = None) -> None:
+        # The folder itself is the cursor: a file leaves new/ once handed over.
+        super().__init__(config.name, lease=lease)
         self.config = config
         self.root = Path(config.path)
         self.incoming = self.root / "new" if (self.root / "new").is_dir() else self.root

@@ -23,6 +23,7 @@ from connectors.base_normalize import (
     opt_int,
     opt_obj,
     opt_string,
+    printable,
     string,
     unix_time,
     with_prefix,
@@ -68,39 +69,42 @@ _SKIPPED_KINDS = (
     "deleted_business_messages",
 )
 # Message fields that make it a service message (joins, pins, titles...) or a non-text game.
-_SERVICE_FIELDS = (
-    "new_chat_members",
-    "left_chat_member",
-    "new_chat_title",
-    "new_chat_photo",
-    "delete_chat_photo",
-    "group_chat_created",
-    "supergroup_chat_created",
-    "channel_chat_created",
-    "message_auto_delete_timer_changed",
-    "migrate_to_chat_id",
-    "migrate_from_chat_id",
-    "pinned_message",
-    "successful_payment",
-    "users_shared",
-    "chat_shared",
-    "write_access_allowed",
-    "proximity_alert_triggered",
-    "forum_topic_created",
-    "forum_topic_edited",
-    "forum_topic_closed",
-    "forum_topic_reopened",
-    "video_chat_scheduled",
-    "video_chat_started",
-    "video_chat_ended",
-    "video_chat_participants_invited",
-    "web_app_data",
-    "poll",
-    "dice",
-    "game",
-    "giveaway",
-    "giveaway_winners",
+_SERVICE_FIELDS = frozenset(
+    (
+        "new_chat_members",
+        "left_chat_member",
+        "new_chat_title",
+        "new_chat_photo",
+        "delete_chat_photo",
+        "group_chat_created",
+        "supergroup_chat_created",
+        "channel_chat_created",
+        "message_auto_delete_timer_changed",
+        "migrate_to_chat_id",
+        "migrate_from_chat_id",
+        "pinned_message",
+        "successful_payment",
+        "users_shared",
+        "chat_shared",
+        "write_access_allowed",
+        "proximity_alert_triggered",
+        "forum_topic_created",
+        "forum_topic_edited",
+        "forum_topic_closed",
+        "forum_topic_reopened",
+        "video_chat_scheduled",
+        "video_chat_started",
+        "video_chat_ended",
+        "video_chat_participants_invited",
+        "web_app_data",
+        "poll",
+        "dice",
+        "game",
+        "giveaway",
+        "giveaway_winners",
+    )
 )
+_NOT_SERVICE = ("poll", "dice", "game")  # skipped under their own name
 # media field -> default content type when Telegram does not send mime_type
 _MEDIA = {
     "document": "application/octet-stream",
@@ -118,7 +122,7 @@ def normalize(
 ) -> Inbound | Skipped:
     """One Bot API Update as an Inbound, or Skipped with the update kind as the reason."""
     update = load_json(payload, max_bytes=max_bytes)
-    update_id = integer(update, "update_id", "update")
+    update_id = integer(update, "update_id", "")
     for kind, is_edit in _MESSAGE_KINDS.items():
         if kind in update:
             message = obj(update, kind, "")
@@ -128,7 +132,7 @@ def normalize(
     for kind in _SKIPPED_KINDS:
         if kind in update:
             return Skipped(reason=kind)
-    others = sorted(k for k in update if k != "update_id")
+    others = sorted(printable(k) for k in update if k != "update_id")
     raise PayloadError(
         f"update {update_id} is not a message update (fields: {', '.join(others[:5]) or 'none'})",
         reason="not_message_update",
@@ -161,9 +165,10 @@ def _message(
         return Skipped(reason="no_sender")  # anonymous group admins post as the chat
     if boolean(sender, "is_bot", f"{at}.from"):
         return Skipped(reason="from_bot")
-    for field in _SERVICE_FIELDS:
-        if message.get(field) is not None:
-            return Skipped(reason=field if field in ("poll", "dice", "game") else "service_message")
+    service = [f for f in message.keys() & _SERVICE_FIELDS if message[f] is not None]
+    if service:
+        named = [f for f in _NOT_SERVICE if f in service]
+        return Skipped(reason=named[0] if named else "service_message")
 
     date = unix_time(integer(message, "date", at), at, "date")
     base_id = f"{chat_id}:{message_id}"

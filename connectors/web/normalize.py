@@ -14,7 +14,13 @@ from typing import Any
 
 import msgspec
 
-from connectors.base_normalize import MAX_JSON_BYTES, apply_text_hints, e164, load_json
+from connectors.base_normalize import (
+    MAX_JSON_BYTES,
+    apply_text_hints,
+    e164,
+    load_json,
+    printable,
+)
 from omnidesk.errors import PayloadError
 from omnidesk.model import (
     Attachment,
@@ -72,7 +78,7 @@ def normalize(
         raise PayloadError(f"web form: {exc}", reason=exc.reason) from None
     problems: list[str] = []
     unknown = sorted(k for k in form if k not in _FIELDS)
-    problems.extend(f"{k[:40]}: unknown field" for k in unknown[:5])
+    problems.extend(f"{printable(k)}: unknown field" for k in unknown[:5])
     values: dict[str, str] = {}
     for field, limit in _STRINGS.items():
         value = form.get(field)
@@ -167,7 +173,7 @@ def _attachments(raw: Any, problems: list[str]) -> list[Attachment]:
             problems.append(f"{at}: must be an object")
             continue
         for key in sorted(k for k in item if k not in _ATTACHMENT_FIELDS)[:3]:
-            problems.append(f"{at}.{key[:40]}: unknown field")
+            problems.append(f"{at}.{printable(key)}: unknown field")
         filename = item.get("filename")
         if not isinstance(filename, str) or not filename.strip() or len(filename) > 255:
             problems.append(f"{at}.filename: required, at most 255 characters")

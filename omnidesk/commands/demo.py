@@ -13,9 +13,11 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from omnidesk.commands.tickets import format_table
 from omnidesk.errors import PermanentError, TransientError
@@ -94,8 +96,9 @@ def _report(daemon: Daemon, total: int) -> str:
     tickets = store.list_tickets(limit=10_000)
     by_queue = Counter(t.queue for t in tickets)
     rows = []
+    dues = _due_times(store, [t.id for t in tickets])
     for ticket in sorted(tickets, key=lambda t: (t.queue, -t.priority.rank, t.id)):
-        due = ticket.meta.get("first_response_due") or ticket.meta.get("due") or "-"
+        due = dues.get(ticket.id) or "-"
         rows.append(
             [
                 ticket.queue,
@@ -104,7 +107,7 @@ def _report(daemon: Daemon, total: int) -> str:
                 ticket.status.value,
                 ticket.channel.value,
                 str(len(ticket.message_ids)),
-                due[:16],
+                due,
                 (ticket.subject or ticket.preview)[:48],
             ]
         )
@@ -116,7 +119,17 @@ def _report(daemon: Daemon, total: int) -> str:
         f"quarantined: {counts['quarantine']}",
         "",
         format_table(
-            ["queue", "ticket", "priority", "status", "channel", "msgs", "due", "subject"], rows
+            [
+                "queue",
+                "ticket",
+                "priority",
+                "status",
+                "channel",
+                "msgs",
+                "SLA due (Riyadh)",
+                "subject",
+            ],
+            rows,
         ),
         "",
         "tickets per queue: " + ", ".join(f"{q} {n}" for q, n in by_queue.most_common()),
@@ -126,3 +139,16 @@ def _report(daemon: Daemon, total: int) -> str:
         lines += ["", "quarantine (omnidesk quarantine list --config ... to manage):"]
         lines += [f"  {i.id} {i.source}: {i.reason}: {i.error[:80]}" for i in quarantined]
     return "\n".join(lines)
+
+
+def _due_times(store: Any, ticket_ids: list[str]) -> dict[str, str]:
+    """The next SLA due time the SLA engine set on each ticket, in Riyadh time."""
+    pipe = store.r.pipeline(transaction=False)
+    for tid in ticket_ids:
+        pipe.hget(store.key("ticket", tid), "due_at")
+    riyadh = ZoneInfo("Asia/Riyadh")
+    return {
+        tid: datetime.fromisoformat(due).astimezone(riyadh).strftime("%a %d %b %H:%M")
+        for tid, due in zip(ticket_ids, pipe.execute(), strict=True)
+        if due
+    }

@@ -40,11 +40,15 @@ def set_token_check(check: TokenCheck) -> None:
 
 
 class Dashboard:
-    def __init__(self, store: Any, config: Any, ctx: Context | None = None) -> None:
+    def __init__(
+        self, store: Any, config: Any, ctx: Context | None = None, sla: Any = None
+    ) -> None:
         self.store = store
         self.config = config
         self.ctx = ctx or Context.from_config(config)
-        self._sla: Any = None
+        self._sla: Any = sla  # the daemon's SlaClocks when it has them
+        if sla is not None:
+            return
         try:  # the SLA engine, when present, knows each clock's business time left
             from omnidesk.sweeper import SlaClocks
 

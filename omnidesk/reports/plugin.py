@@ -16,4 +16,5 @@ def install(daemon: Any) -> None:
     ctx = Context.from_config(config)
     daemon.background.append(Rollups(store, ctx).run)
     daemon.background.append(ReportScheduler(store, config).run)
-    daemon.route_hooks.append(route_hook(Dashboard(store, config, ctx)))
+    clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
+    daemon.route_hooks.append(route_hook(Dashboard(store, config, ctx, sla=clocks)))

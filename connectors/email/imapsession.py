@@ -1,0 +1,283 @@
+"""A blocking IMAP session on imaplib2, with its errors converted to ours in one place.
+
+Every method here blocks; `ImapConnector` calls them through `asyncio.to_thread`.
+Nothing here parses mail beyond what IMAP needs: UIDs, UIDVALIDITY and raw bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import imaplib2
+
+from connectors.email.config import EmailAccount
+from omnidesk.errors import AuthError, PermanentError, TransientError
+
+log = logging.getLogger("omnidesk.connectors.imap")
+
+_UID = re.compile(rb"\bUID (\d+)")
+_IMAP = imaplib2.IMAP4
+
+
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify:  # self-signed test servers only; the config says so explicitly
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _Plain(imaplib2.IMAP4):
+    """imaplib2 with a connect timeout, and STARTTLS that verifies the server (its own
+    wrapper does not check certificates unless given a CA file, nor host names)."""
+
+    def __init__(self, *args: Any, connect_timeout: float, tls: ssl.SSLContext, **kw: Any):
+        self._connect_timeout = connect_timeout
+        self._tls = tls
+        super().__init__(*args, **kw)
+
+    def open_socket(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=self._connect_timeout)
+        sock.settimeout(None)  # imaplib2's reader thread polls; it wants a blocking socket
+        return sock
+
+    def ssl_wrap_socket(self) -> None:
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self.host)
+        self.read_fd = self.sock.fileno()
+
+
+class _Tls(_Plain, imaplib2.IMAP4_SSL):
+    pass
+
+
+@contextmanager
+def imap_errors(account: EmailAccount, what: str) -> Iterator[None]:
+    """Library and socket errors become Transient/Permanent/Auth errors naming the field."""
+    where = f"{account.host}:{account.port}"
+    try:
+        yield
+    except ssl.SSLCertVerificationError as exc:
+        raise PermanentError(f"security: TLS certificate of {where} not trusted: {exc}") from exc
+    except ssl.SSLError as exc:
+        raise TransientError(f"security: TLS with {where} failed while {what}: {exc}") from exc
+    except socket.gaierror as exc:
+        raise TransientError(f"host: cannot resolve {account.host!r}: {exc}") from exc
+    except (ConnectionRefusedError, TimeoutError) as exc:
+        raise TransientError(f"host: cannot connect to {where}: {exc}") from exc
+    except OSError as exc:
+        raise TransientError(f"connection to {where} failed while {what}: {exc}") from exc
+    except _IMAP.abort as exc:  # the server hung up or stopped answering: reconnect later
+        raise TransientError(f"IMAP connection to {where} lost while {what}: {exc}") from exc
+    except _IMAP.error as exc:
+        raise PermanentError(f"IMAP error from {where} while {what}: {exc}") from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class ImapSession:
+    """One logged-in connection to one account."""
+
+    def __init__(self, account: EmailAccount, auth: tuple[str, str]) -> None:
+        self.account = account
+        self._auth = auth
+        self.conn: imaplib2.IMAP4 | None = None
+        self.selected: str | None = None
+
+    # ------------------------------------------------------------ connect / login
+
+    def connect(self) -> None:
+        a = self.account
+        tls = _tls_context(a.tls_verify)
+        options = {
+            "connect_timeout": a.timeouts.connect,
+            "tls": tls,
+            "timeout": a.timeouts.command,
+            "identifier": f"imap-{a.name}",
+        }
+        with imap_errors(a, "connecting"):
+            cls = _Tls if a.security == "tls" else _Plain
+            self.conn = cls(a.host, a.port, **options)
+            if a.security == "starttls":
+                self.conn.starttls()
+        self.login()
+
+    def login(self) -> None:
+        a, conn = self.account, self._require()
+        kind, secret = self._auth
+        try:
+            with imap_errors(a, "logging in"):
+                try:
+                    if kind == "xoauth2":
+                        token = f"user={a.username}\x01auth=Bearer {secret}\x01\x01"
+                        conn.authenticate("XOAUTH2", lambda _challenge: token)
+                    else:
+                        conn.login(a.username, secret)
+                except _IMAP.abort:
+                    raise
+                except _IMAP.error as exc:
+                    reason = _text(exc.args[0] if exc.args else exc)
+                    if "UNAVAILABLE" in reason.upper():
+                        raise TransientError(f"login to {a.host} unavailable: {reason}") from exc
+                    field = "oauth2_token_env" if kind == "xoauth2" else "password_env"
+                    raise AuthError(
+                        f"username/{field}: {a.host} refused the credentials of "
+                        f"{a.username!r}: {reason}"
+                    ) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return tuple(_text(c).upper() for c in getattr(self._require(), "capabilities", ()))
+
+    def _require(self) -> imaplib2.IMAP4:
+        if self.conn is None:
+            raise TransientError("IMAP session is not connected")
+        return self.conn
+
+    # ------------------------------------------------------------ folders
+
+    def select(self, folder: str) -> int:
+        """SELECT (read-write: we set \\Seen or move); returns the folder's UIDVALIDITY."""
+        conn = self._require()
+        with imap_errors(self.account, f"selecting {folder!r}"):
+            typ, data = conn.select(_quote(folder))
+            if typ != "OK":
+                self.selected = None
+                raise PermanentError(
+                    f"folders: {folder!r} cannot be selected on {self.account.host}: "
+                    f"{_text(data[-1] if data else '')}"
+                )
+            _, validity = conn.response("UIDVALIDITY")
+        self.selected = folder
+        try:
+            return int(validity[-1])
+        except (TypeError, ValueError, IndexError) as exc:
+            raise PermanentError(f"{self.account.host} sent no UIDVALIDITY for {folder!r}") from exc
+
+    def exists(self, folder: str) -> bool:
+        conn = self._require()
+        with imap_errors(self.account, f"looking up {folder!r}"):
+            typ, _ = conn.status(_quote(folder), "(UIDVALIDITY)")
+        return typ == "OK"
+
+    def create(self, folder: str) -> None:
+        with imap_errors(self.account, f"creating {folder!r}"):
+            self._require().create(_quote(folder))  # NO when it exists already: fine
+
+    # ------------------------------------------------------------ messages
+
+    def uids_after(self, last: int) -> list[int]:
+        """UIDs greater than `last`, ascending. `UID SEARCH UID n:*` also returns the
+        highest message when n is past it (`*` is the last UID), so filter again."""
+        conn = self._require()
+        with imap_errors(self.account, "searching"):
+            typ, data = conn.uid("SEARCH", "UID", f"{last + 1}:*")
+        if typ != "OK":
+            raise TransientError(f"UID SEARCH failed: {_text(data)}")
+        found: set[int] = set()
+        for chunk in data:
+            if chunk:
+                found.update(int(n) for n in _text(chunk).split() if n.isdigit())
+        return sorted(uid for uid in found if uid > last)
+
+    def fetch(self, uids: list[int]) -> dict[int, bytes]:
+        """Raw RFC 822 bytes by UID, with BODY.PEEK[] so fetching does not set \\Seen.
+        A message expunged meanwhile is simply absent."""
+        conn = self._require()
+        with imap_errors(self.account, "fetching"):
+            typ, data = conn.uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
+        if typ != "OK":
+            raise TransientError(f"UID FETCH failed: {_text(data)}")
+        messages: dict[int, bytes] = {}
+        for item in data or ():
+            if isinstance(item, tuple) and len(item) >= 2:
+                match = _UID.search(item[0])
+                if match and isinstance(item[1], bytes):
+                    messages[int(match.group(1))] = item[1]
+        return messages
+
+    def mark_seen(self, uids: list[int]) -> None:
+        with imap_errors(self.account, "setting \\Seen"):
+            typ, data = self._require().uid("STORE", _uid_set(uids), "+FLAGS.SILENT", r"(\Seen)")
+        if typ != "OK":
+            raise TransientError(f"UID STORE \\Seen failed: {_text(data)}")
+
+    def move(self, uids: list[int], folder: str) -> None:
+        """UID MOVE where offered; else COPY, \\Deleted and (UID) EXPUNGE."""
+        conn, caps, uid_set = self._require(), self.capabilities, _uid_set(uids)
+        with imap_errors(self.account, f"moving to {folder!r}"):
+            if "MOVE" in caps:
+                typ, data = conn.uid("MOVE", uid_set, _quote(folder))
+            else:
+                typ, data = conn.uid("COPY", uid_set, _quote(folder))
+                if typ == "OK":
+                    conn.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
+                    if "UIDPLUS" in caps:
+                        conn.uid("EXPUNGE", uid_set)
+                    else:
+                        conn.expunge()
+        if typ != "OK":
+            raise PermanentError(f"after: cannot move to {folder!r}: {_text(data)}")
+
+    # ------------------------------------------------------------ idle / close
+
+    def idle(self, timeout: float) -> None:
+        """Block until the server reports a change in the selected folder, or `timeout`.
+
+        IDLE is issued with a callback: a synchronous IDLE would hold imaplib2's state
+        lock, and then `interrupt` (a NOOP from another thread) could not end it."""
+        conn, ended = self._require(), threading.Event()
+        outcome: list[Any] = []
+
+        def done(result: Any) -> None:
+            outcome.append(result)
+            ended.set()
+
+        with imap_errors(self.account, "idling"):
+            conn.idle(timeout=timeout, callback=done)
+            if not ended.wait(timeout + self.account.timeouts.command):
+                raise _IMAP.abort(f"IDLE did not end after {timeout:.0f}s")
+            _response, _arg, error = outcome[0]
+            if error is not None:
+                kind, reason = error
+                raise kind(reason)
+
+    def interrupt(self) -> None:
+        """Called from another thread: any command ends a running IDLE."""
+        conn = self.conn
+        if conn is not None:
+            try:
+                conn.noop(callback=lambda _result: None)
+            except Exception as exc:  # the connection may already be gone; nothing to wake
+                log.debug("interrupting IDLE: %s", exc)
+
+    def close(self) -> None:
+        conn, self.conn, self.selected = self.conn, None, None
+        if conn is None:
+            return
+        try:
+            conn.logout()
+        except Exception as exc:  # logging out of a dead connection: its threads end anyway
+            log.debug("IMAP logout: %s", exc)
+
+
+def _uid_set(uids: list[int]) -> str:
+    return ",".join(str(u) for u in sorted(uids))
+
+
+def _quote(folder: str) -> str:
+    """Mailbox names as IMAP quoted strings (spaces, brackets); modified UTF-7 is the
+    operator's business for non-ASCII names."""
+    escaped = folder.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

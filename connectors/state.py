@@ -1,0 +1,135 @@
+"""Connector state kept in Redis: cursors and leases, shared by every connector.
+
+A cursor is one JSON value per connector (the IMAP UID per folder, the Telegram
+offset, the X since_id). A lease makes one `omnidesk run` instance at a time the
+poller of an account: SET NX PX to take it, a Lua script that checks the holder's
+token to renew or release it, so a holder that died is replaced once its lease expires.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from omnidesk.errors import StoreUnavailable
+
+_T = TypeVar("_T")
+
+# Renew/release only when the key still holds our token: never touch another holder's lease.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+async def _redis_call(what: str, call: Callable[[], Awaitable[_T]]) -> _T:
+    """Redis errors become ours here, at the boundary."""
+    try:
+        return await call()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StoreUnavailable(f"redis unavailable while {what}: {exc}") from exc
+
+
+class CursorStore:
+    """One JSON cursor per connector name, under `<prefix>:cursor:<name>`."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:cursor:{name}"
+
+    async def get(self, name: str) -> Any | None:
+        raw = await _redis_call("reading a cursor", lambda: self.client.get(self.key(name)))
+        return None if raw is None else json.loads(raw)
+
+    async def set(self, name: str, value: Any) -> None:
+        data = json.dumps(value, sort_keys=True)
+        await _redis_call("writing a cursor", lambda: self.client.set(self.key(name), data))
+
+    async def delete(self, name: str) -> None:
+        await _redis_call("deleting a cursor", lambda: self.client.delete(self.key(name)))
+
+
+def default_token() -> str:
+    """Who holds a lease, readable in Redis: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Lease:
+    """An expiring lock on one account, `<prefix>:lease:<name>`, held by `token`.
+
+    The holder renews it well within `ttl` seconds; if it dies, the key expires and
+    another instance's `acquire` succeeds, so failover takes at most `ttl` plus the
+    standby's retry interval.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        name: str,
+        ttl: float = 30.0,
+        token: str | None = None,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError("lease ttl must be positive")
+        self.client = client
+        self.key = f"{prefix}:lease:{name}"
+        self.ttl = ttl
+        self.token = token or default_token()
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    @property
+    def ttl_ms(self) -> int:
+        return max(1, int(self.ttl * 1000))
+
+    async def acquire(self) -> bool:
+        """Take the lease if it is free, or extend it if we already hold it."""
+        taken = await _redis_call(
+            "taking a lease",
+            lambda: self.client.set(self.key, self.token, nx=True, px=self.ttl_ms),
+        )
+        return bool(taken) or await self.renew()
+
+    async def renew(self) -> bool:
+        """Extend our lease; False when it expired or someone else holds it now."""
+        done = await _redis_call(
+            "renewing a lease",
+            lambda: self._renew(keys=[self.key], args=[self.token, self.ttl_ms]),
+        )
+        return bool(done)
+
+    async def release(self) -> bool:
+        """Give the lease up at once (graceful stop), only if it is still ours."""
+        done = await _redis_call(
+            "releasing a lease", lambda: self._release(keys=[self.key], args=[self.token])
+        )
+        return bool(done)
+
+    async def held(self) -> bool:
+        holder = await _redis_call("reading a lease", lambda: self.client.get(self.key))
+        if isinstance(holder, bytes):
+            holder = holder.decode()
+        return holder == self.token
+
+    async def holder(self) -> str | None:
+        value = await _redis_call("reading a lease", lambda: self.client.get(self.key))
+        return value.decode() if isinstance(value, bytes) else value

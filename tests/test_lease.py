@@ -1,0 +1,87 @@
+"""Leases and cursors against real Redis: one holder at a time, takeover on expiry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from connectors.base import Connector, Sink, reconnect_loop
+from connectors.state import CursorStore, Lease
+from tests.services import eventually
+
+
+async def test_cursor_roundtrip(redis_prefix):
+    client, prefix = redis_prefix
+    store = CursorStore(client, prefix)
+    assert await store.get("support") is None
+    await store.set("support", {"folders": {"INBOX": {"uidvalidity": 7, "uid": 42}}})
+    assert await store.get("support") == {"folders": {"INBOX": {"uidvalidity": 7, "uid": 42}}}
+    assert await store.get("other") is None
+
+
+async def test_only_one_holder_and_takeover_after_expiry(redis_prefix):
+    client, prefix = redis_prefix
+    a = Lease(client, prefix, "support", ttl=0.3, token="a")
+    b = Lease(client, prefix, "support", ttl=0.3, token="b")
+    assert await a.acquire()
+    assert not await b.acquire()
+    assert await a.acquire()  # re-entrant for the holder: it extends
+    assert await a.held() and not await b.held()
+    assert not await b.renew() and not await b.release()  # b cannot touch a's lease
+    assert await a.held()
+    await asyncio.sleep(0.45)  # a stops renewing, as if it died
+    assert await b.acquire()
+    assert not await a.renew()  # a learns it lost the lease
+    assert not await a.release()  # and its release does not remove b's lease
+    assert await b.held()
+    assert await b.release()
+    assert await client.get(a.key) is None
+
+
+class CountingConnector(Connector):
+    """A connector whose run counts polls: enough to see who holds the lease."""
+
+    kind = "test"
+
+    def __init__(self, name: str, lease: Lease) -> None:
+        super().__init__(name, lease=lease)
+        self.polls = 0
+
+    async def run_once(self, sink: Sink) -> float | None:
+        self.polls += 1
+        return 0.05
+
+
+async def _nothing(batch):
+    return None
+
+
+async def test_two_instances_one_polls_and_the_other_takes_over(redis_prefix):
+    client, prefix = redis_prefix
+    first = CountingConnector("support", Lease(client, prefix, "support", ttl=0.6, token="one"))
+    second = CountingConnector("support", Lease(client, prefix, "support", ttl=0.6, token="two"))
+    t1 = asyncio.create_task(reconnect_loop(first, _nothing))
+    assert await eventually(lambda: first.polls > 0, 2)
+    t2 = asyncio.create_task(reconnect_loop(second, _nothing))
+    await asyncio.sleep(0.8)  # longer than the ttl: renewals keep the first one the holder
+    assert first.polls > 5
+    assert second.polls == 0 and second.status.state == "standby"
+    # The holder dies without releasing: its task vanishes, its lease just expires.
+    t1.cancel()
+    await asyncio.gather(t1, return_exceptions=True)
+    # A graceful cancel released it; a crashed holder leaves its last renewal to expire:
+    await client.set(first.lease.key, "one", px=600)
+    assert await eventually(lambda: second.polls > 0, 1.2)  # within ttl + ttl/4
+    assert second.status.state == "running"
+    await second.stop()
+    await asyncio.wait_for(t2, 2)
+    assert second.status.state == "stopped"
+    assert await client.get(second.lease.key) is None  # released on a graceful stop
+
+
+@pytest.mark.parametrize("ttl", [0.0, -1.0])
+async def test_lease_rejects_bad_ttl(redis_prefix, ttl):
+    client, prefix = redis_prefix
+    with pytest.raises(ValueError):
+        Lease(client, prefix, "x", ttl=ttl)

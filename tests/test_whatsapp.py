@@ -1,0 +1,382 @@
+"""The WhatsApp connector: the webhook on a real aiohttp server (handshake, signed and
+forged POSTs) and replies through a local server speaking the Graph API wire format."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from connectors.catalog import validate_entry
+from connectors.whatsapp.config import WhatsAppConfig
+from connectors.whatsapp.connector import WhatsAppConnector
+from omnidesk.errors import AuthError, ConfigError, PermanentError, TransientError
+from omnidesk.model import Channel, Identity, IdentityKind, Outbound, RawPayload
+from tests.services import eventually
+
+pytestmark = pytest.mark.timeout(30)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
+PHONE_ID = "106540352242922"
+SECRET = "app-secret-for-tests"
+WA_ID = "966501234567"
+
+
+@pytest.fixture(autouse=True)
+def wa_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_WA_VERIFY", "verify-me")
+    monkeypatch.setenv("TEST_WA_SECRET", SECRET)
+    monkeypatch.setenv("TEST_WA_TOKEN", "graph-token")
+
+
+# ---------------------------------------------------------------- a local Graph API
+
+
+@dataclass
+class FakeGraph:
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    auth: list[str] = field(default_factory=list)
+    answer: tuple[int, dict[str, Any], dict[str, str]] | None = None  # forced error answer
+    base: str = ""
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/{version}/{phone}/messages", self._messages)
+        return app
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        self.auth.append(request.headers.get("Authorization", ""))
+        if self.answer is not None:
+            status, body, headers = self.answer
+            return web.json_response(body, status=status, headers=headers)
+        body = await request.json()
+        body["_path"] = request.path
+        self.sent.append(body)
+        wamid = f"wamid.OUT{len(self.sent)}"
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": wamid}],
+            }
+        )
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[FakeGraph]:
+    fake = FakeGraph()
+    runner, fake.base = await serve(fake.app())
+    yield fake
+    await runner.cleanup()
+
+
+def config(graph_base: str = "http://127.0.0.1:9", **extra: object) -> WhatsAppConfig:
+    model = validate_entry(
+        {
+            "name": "mci_wa",
+            "kind": "whatsapp",
+            "phone_number_id": PHONE_ID,
+            "verify_token_env": "TEST_WA_VERIFY",
+            "app_secret_env": "TEST_WA_SECRET",
+            "access_token_env": "TEST_WA_TOKEN",
+            "graph_base": graph_base,
+            **extra,
+        }
+    )
+    assert isinstance(model, WhatsAppConfig)
+    return model
+
+
+# ---------------------------------------------------------------- the webhook
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.raws: list[RawPayload] = []
+        self.fail = False
+
+    async def __call__(self, items: list[RawPayload]) -> None:
+        if self.fail:
+            raise TransientError("broker unavailable")
+        self.raws.extend(items)
+
+
+@dataclass
+class Webhook:
+    connector: WhatsAppConnector
+    url: str
+    sink: Collect
+    http: aiohttp.ClientSession
+
+    async def post(self, body: bytes, signature: str | None) -> aiohttp.ClientResponse:
+        headers = {"Content-Type": "application/json"}
+        if signature is not None:
+            headers["X-Hub-Signature-256"] = signature
+        async with self.http.post(self.url, data=body, headers=headers) as resp:
+            await resp.read()
+            return resp
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@asynccontextmanager
+async def webhook_for(sink: Any, graph_base: str = "http://127.0.0.1:9") -> AsyncIterator[Webhook]:
+    connector = WhatsAppConnector(config(graph_base, webhook_path="/hooks/wa"))
+    await connector.initialize()
+    app = web.Application()
+    connector.add_routes(app)  # what the daemon's route hook does
+    runner, base = await serve(app)
+    task = asyncio.create_task(connector.start(sink))
+    await eventually(lambda: connector.status.state == "running")
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Webhook(
+                connector,
+                f"{base}/hooks/wa",
+                sink if isinstance(sink, Collect) else Collect(),
+                http,
+            )
+    finally:
+        await connector.stop()
+        await asyncio.wait_for(task, 5)
+        await connector.shutdown()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Webhook]:
+    async with webhook_for(Collect()) as w:
+        yield w
+
+
+async def test_handshake_answers_the_challenge_for_the_right_token(hook: Webhook) -> None:
+    params = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": "verify-me",
+        "hub.challenge": "1158201444",
+    }
+    async with hook.http.get(hook.url, params=params) as resp:
+        assert resp.status == 200 and await resp.text() == "1158201444"
+    for wrong in ({**params, "hub.verify_token": "guess"}, {**params, "hub.mode": "unsubscribe"}):
+        async with hook.http.get(hook.url, params=wrong) as resp:
+            assert resp.status == 403 and "1158201444" not in await resp.text()
+
+
+async def test_signed_post_is_handed_over_whole(hook: Webhook) -> None:
+    body = (FIXTURES / "text.json").read_bytes()
+    resp = await hook.post(body, sign(body))
+    assert resp.status == 200
+    assert len(hook.sink.raws) == 1
+    raw = hook.sink.raws[0]
+    assert raw.payload == body and raw.channel == Channel.WHATSAPP and raw.account == "mci_wa"
+    assert hook.connector.status.handed_over == 1
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, "sha256=" + "0" * 64, "sha1=abc", "", "SIGNED"],
+    ids=["missing", "forged", "wrong-algorithm", "empty", "garbage"],
+)
+async def test_forged_or_missing_signature_is_401_and_nothing_ingested(
+    hook: Webhook, signature: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = (FIXTURES / "text.json").read_bytes()
+    resp = await hook.post(body, signature)
+    assert resp.status == 401
+    assert hook.sink.raws == []
+    assert hook.connector.status.errors["signature"] == 1
+    assert "signature" in caplog.text and SECRET not in caplog.text
+
+
+async def test_body_changed_after_signing_is_refused(hook: Webhook) -> None:
+    body = (FIXTURES / "text.json").read_bytes()
+    signature = sign(body)
+    tampered = body.replace(b"966501234567", b"966500000000")
+    assert (await hook.post(tampered, signature)).status == 401
+    assert (await hook.post(body, sign(body, "another-apps-secret"))).status == 401
+    assert hook.sink.raws == []
+
+
+async def test_failed_hand_over_answers_503_so_meta_retries() -> None:
+    sink = Collect()
+    sink.fail = True
+    async with webhook_for(sink) as hook:
+        body = (FIXTURES / "text.json").read_bytes()
+        assert (await hook.post(body, sign(body))).status == 503
+        sink.fail = False
+        assert (await hook.post(body, sign(body))).status == 200
+        assert len(sink.raws) == 1
+
+
+# ---------------------------------------------------------------- replies
+
+
+def outbound(text: str = "تم إصدار الترخيص", **meta: str) -> Outbound:
+    return Outbound(
+        id="out-1",
+        ticket_id="OD-1",
+        channel=Channel.WHATSAPP,
+        account="mci_wa",
+        text=text,
+        in_reply_to="wamid.IN1",
+        meta={"wa_id": WA_ID, **meta},
+    )
+
+
+def hours_ago(hours: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - hours * 3600))
+
+
+async def test_reply_inside_window_is_text(graph: FakeGraph) -> None:
+    async with WhatsAppConnector(config(graph.base)) as wa:
+        receipt = await wa.send(outbound(last_customer_at=hours_ago(2)))
+    assert receipt.status == "sent" and receipt.external_id == "wamid.OUT1"
+    sent = graph.sent[0]
+    assert sent["_path"] == f"/v21.0/{PHONE_ID}/messages"
+    assert sent["to"] == WA_ID and sent["type"] == "text"
+    assert sent["text"]["body"] == "تم إصدار الترخيص"
+    assert sent["context"] == {"message_id": "wamid.IN1"}
+    assert graph.auth == ["Bearer graph-token"]
+
+
+async def test_reply_without_known_time_counts_as_inside(graph: FakeGraph) -> None:
+    async with WhatsAppConnector(config(graph.base)) as wa:
+        await wa.send(outbound())
+    assert graph.sent[0]["type"] == "text"
+
+
+async def test_buttons_become_interactive_buttons_or_a_list(graph: FakeGraph) -> None:
+    async with WhatsAppConnector(config(graph.base)) as wa:
+        await wa.send(outbound("هل تم حل طلبك؟", buttons='["نعم", "لا"]'))
+        await wa.send(outbound("قيّم الخدمة من 1 إلى 5", buttons="1|2|3|4|5"))
+    yes_no, csat = graph.sent
+    assert yes_no["interactive"]["type"] == "button"
+    assert [b["reply"]["title"] for b in yes_no["interactive"]["action"]["buttons"]] == [
+        "نعم",
+        "لا",
+    ]
+    assert csat["interactive"]["type"] == "list"
+    rows = csat["interactive"]["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4", "5"]
+
+
+async def test_outside_window_sends_the_template_and_says_so(graph: FakeGraph) -> None:
+    cfg = config(graph.base, template={"name": "service_followup", "language": "ar"})
+    async with WhatsAppConnector(cfg) as wa:
+        receipt = await wa.send(outbound(last_customer_at=hours_ago(30)))
+    sent = graph.sent[0]
+    assert sent["type"] == "template"
+    assert sent["template"] == {"name": "service_followup", "language": {"code": "ar"}}
+    assert receipt.status == "sent" and "outside the 24-hour window" in receipt.detail
+    assert "service_followup" in receipt.detail
+
+
+async def test_outside_window_without_template_is_refused_with_the_reason(
+    graph: FakeGraph,
+) -> None:
+    async with WhatsAppConnector(config(graph.base)) as wa:
+        with pytest.raises(PermanentError, match=r"outside the 24-hour window.*template"):
+            await wa.send(outbound(last_customer_at=str(int(time.time()) - 25 * 3600)))
+    assert graph.sent == []
+
+
+async def test_graph_errors_are_typed(graph: FakeGraph) -> None:
+    throttled = {
+        "error": {"message": "(#130429) Rate limit hit", "type": "OAuthException", "code": 130429}
+    }
+    expired = {
+        "error": {"message": "Error validating access token", "type": "OAuthException", "code": 190}
+    }
+    invalid = {
+        "error": {
+            "message": "(#100) Invalid parameter",
+            "code": 100,
+            "error_data": {"details": "Parameter 'to' is not a valid phone number"},
+        }
+    }
+    async with WhatsAppConnector(config(graph.base)) as wa:
+        graph.answer = (429, throttled, {"Retry-After": "7"})
+        with pytest.raises(TransientError) as caught:
+            await wa.send(outbound())
+        assert caught.value.retry_after == 7 and "Rate limit hit" in str(caught.value)
+        graph.answer = (503, {}, {})
+        with pytest.raises(TransientError):
+            await wa.send(outbound())
+        graph.answer = (401, expired, {})
+        with pytest.raises(AuthError, match="access token"):
+            await wa.send(outbound())
+        graph.answer = (400, invalid, {})
+        with pytest.raises(PermanentError, match="not a valid phone number") as caught:
+            await wa.send(outbound())
+        assert not isinstance(caught.value, AuthError)
+
+
+async def test_recipient_from_identity_when_meta_lacks_it(graph: FakeGraph) -> None:
+    reply = outbound()
+    reply.meta.pop("wa_id")
+    reply.to = [Identity(kind=IdentityKind.PHONE, value="+966501234567")]
+    async with WhatsAppConnector(config(graph.base)) as wa:
+        await wa.send(reply)
+    assert graph.sent[0]["to"] == WA_ID
+
+
+async def test_missing_secret_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_WA_SECRET")
+    with pytest.raises(ConfigError, match="TEST_WA_SECRET"):
+        await WhatsAppConnector(config()).initialize()
+
+
+def test_config_rejects_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="reply_window"):
+        validate_entry(
+            {
+                "name": "w",
+                "kind": "whatsapp",
+                "phone_number_id": "1",
+                "verify_token_env": "A",
+                "app_secret_env": "B",
+                "access_token_env": "C",
+                "reply_window": 24,
+            }
+        )
+
+
+# ---------------------------------------------------------------- end to end
+
+
+async def test_end_to_end_signed_webhook_becomes_a_ticket(runtime) -> None:
+    async def sink(items: list[RawPayload]) -> None:
+        await asyncio.to_thread(runtime.process, items)
+
+    async with webhook_for(sink) as hook:
+        body = (FIXTURES / "text.json").read_bytes()
+        assert (await hook.post(body, sign(body))).status == 200
+        forged = body.replace("متى".encode(), "كيف".encode())
+        assert (await hook.post(forged, sign(body))).status == 401
+    tickets = runtime.store.list_tickets()
+    assert len(tickets) == 1
+    ticket = tickets[0]
+    assert ticket.channel == Channel.WHATSAPP
+    messages = runtime.store.ticket_messages(ticket.id)
+    assert len(messages) == 1 and "متى يصدر الترخيص" in messages[0].text
