@@ -54,6 +54,9 @@ figure { margin: 0; width: 30em; } figure svg { width: 100%; height: auto; }
 def _svg(fig: Any) -> str:
     import matplotlib.pyplot as plt
 
+    for ax in fig.axes:  # counts never go below 0, and an empty chart still has an axis
+        _, high = ax.get_ylim()
+        ax.set_ylim(0, max(high, 1))
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
