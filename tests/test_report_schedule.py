@@ -141,3 +141,22 @@ async def test_an_unreachable_server_leaves_the_period_to_retry(tmp_path):
         assert store.r.exists(store.key("report", "r", "2026-03-07")) == 0
     finally:
         store.delete_all()
+
+
+def test_check_names_duplicate_reports_and_unknown_queues(tmp_path, capsys):
+    from omnidesk.cli import main
+
+    path = tmp_path / "q.yaml"
+    path.write_text(
+        "sla_policies:\n  standard: {first_response: 4h}\n"
+        "queues:\n  general: {kind: contact_centre, sla_policy: standard}\n"
+        "default: {queue: general}\n"
+        "reports:\n"
+        "  - {name: a, schedule: daily, recipients: [x@moc.sa]}\n"
+        "  - {name: a, schedule: weekly, recipients: [x@moc.sa], filters: {queue: nope}}\n",
+        "utf-8",
+    )
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:8: reports[1].name: duplicate report 'a'" in err
+    assert f"{path}:8: reports[1].filters.queue: queue 'nope' does not exist" in err
