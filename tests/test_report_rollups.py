@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnidesk.reports.figures import read_raw, summarize
+from omnidesk.reports.figures import LIST_CAP, read_raw, summarize
 from omnidesk.reports.recompute import recompute
 from omnidesk.reports.rollup import Rollups
 from omnidesk.store import Store
@@ -118,3 +118,17 @@ def test_two_consumers_fold_each_event_once(store):
     assert got.all["opened"] == 80
     # a third consumer later finds nothing to do
     assert Rollups(store, ctx).catch_up() == 0
+
+
+def test_long_lists_keep_the_first_entries_of_the_period(store):
+    events = history(31, 1800, days=20, customers=300)
+    load(store, events)
+    ctx = context()
+    Rollups(store, ctx, batch=500).catch_up()
+    start, end = date(2026, 3, 1), date(2026, 3, 22)
+    for filters in ({}, {"region": "riyadh"}):
+        got = read_raw(store.r, store.prefix, start, end, filters, today=LAST)
+        want = recompute(events, start, end, filters, ctx)
+        assert got.normalized() == want.normalized(), filters
+    whole = read_raw(store.r, store.prefix, start, end, {}, today=LAST)
+    assert len(got.lists["breached"]) < len(whole.lists["breached"]) == LIST_CAP

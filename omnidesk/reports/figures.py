@@ -29,6 +29,7 @@ from omnidesk.reports.fold import (
 )
 
 BREAKDOWNS = (*DIMS, "day")
+LIST_CAP = 500  # listed tickets/comments kept per kind (the first ones of the period)
 OUTCOMES = ("met", "warned", "breached")
 FILTER_KEYS = DIMS
 
@@ -107,18 +108,7 @@ def read_raw(
     raw = Raw()
     days = [f"{d:%Y-%m-%d}" for d in days_between(start, end)]
     after = [f"{d:%Y-%m-%d}" for d in days_between(end + timedelta(days=1), today)]
-    pipe = r.pipeline(transaction=False)
-    for day in days:
-        for kind in LIST_KINDS:
-            pipe.lrange(k("list", day, kind), 0, -1)
-    lists = pipe.execute()
-    for i, items in enumerate(lists):
-        kind = LIST_KINDS[i % len(LIST_KINDS)]
-        for item in items:
-            entry = json.loads(item)
-            if matches(entry["dims"], filters):
-                entry["day"] = days[i // len(LIST_KINDS)]
-                raw.lists[kind].append(entry)
+    _read_lists(r, k, days, filters, raw)
 
     if not filters:
         pipe = r.pipeline(transaction=False)
@@ -183,6 +173,32 @@ def read_raw(
                 if metric == "backlog" and matches((q, ch, seg, reg, agent), rest):
                     raw.backlog_end += sign * int(n)
     return raw
+
+
+def _read_lists(r: Any, k: Any, days: list[str], filters: dict[str, str], raw: Raw) -> None:
+    """The first LIST_CAP matching entries of each list, in stream order, a week at a time;
+    an entry's dims come before its JSON so non-matching ones are never parsed."""
+    wanted = [filters.get(dim) for dim in DIMS]
+    for i in range(0, len(days), 7):
+        kinds = [kind for kind in LIST_KINDS if len(raw.lists[kind]) < LIST_CAP]
+        if not kinds:
+            return
+        week = days[i : i + 7]
+        pipe = r.pipeline(transaction=False)
+        for day in week:
+            for kind in kinds:
+                pipe.lrange(k("list", day, kind), 0, -1)
+        replies = iter(pipe.execute())
+        for day in week:
+            for kind in kinds:
+                bucket = raw.lists[kind]
+                for item in next(replies):
+                    if len(bucket) >= LIST_CAP:
+                        break
+                    dims, _, body = item.partition("\t")
+                    values = dims.split("|")
+                    if all(w is None or w == v for w, v in zip(wanted, values, strict=True)):
+                        bucket.append({"dims": values, **json.loads(body), "day": day})
 
 
 # ---------------------------------------------------------------- summary
@@ -301,9 +317,9 @@ def summarize(raw: Raw, start: date, end: date, filters: dict[str, str]) -> dict
         "routing": {
             "top_rules": sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))[:20],
             "default_queue": raw.all.get("default_queue", 0),
-            "default_queue_tickets": [e["ticket"] for e in raw.lists["default"]][:200],
+            "default_queue_tickets": [e["ticket"] for e in raw.lists["default"]],
         },
-        "breached_tickets": raw.lists["breached"][:500],
-        "csat_comments": raw.lists["comment"][:200],
+        "breached_tickets": raw.lists["breached"],
+        "csat_comments": raw.lists["comment"],
         "by": breakdown,
     }

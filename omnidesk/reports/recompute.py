@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from omnidesk.reports.figures import Raw, days_between, matches
+from omnidesk.reports.figures import LIST_CAP, Raw, days_between, matches
 from omnidesk.reports.fold import (
     DONE,
     OPEN,
@@ -50,7 +50,7 @@ def recompute(
 
     def listed(day: str, t: dict[str, Any], kind: str, data: dict[str, str]) -> None:
         d = dims(t)
-        if lo <= day <= hi and matches(d, filters):
+        if lo <= day <= hi and matches(d, filters) and len(raw.lists[kind]) < LIST_CAP:
             raw.lists[kind].append({"dims": list(d), **data, "day": day})
 
     def durations(day: str, t: dict[str, Any], ts: int, name: str, agent: str | None) -> None:

@@ -13,8 +13,8 @@ With the store prefix ``P`` (all under ``P:ru:``):
     P:ru:now:all / now:<dim> / now:cube:<queue>   the same three shapes for the backlog
                                          as it stands now (metric ``backlog`` only)
     P:ru:qs                       hash   queue -> contributions (the queues the cube has)
-    P:ru:list:<day>:<kind>        list   JSON entries: breached, default (fell to the default
-                                         queue), comment (CSAT comments)
+    P:ru:list:<day>:<kind>        list   "dims<TAB>JSON" entries: breached, default (fell to the
+                                         default queue), comment (CSAT comments)
     P:ru:tk:<ticket>              hash   the fold's TicketState (expires 180 days after the
                                          ticket's last event)
     P:ru:cust                     hash   customer -> ms of their last ticket (repeat contacts)
@@ -102,7 +102,9 @@ def aggregate(contributions: Iterable[Contribution]) -> Counter[tuple[str, str]]
 
 
 def entry_json(e: Entry) -> str:
-    return json.dumps({"dims": list(e.dims), **e.data}, ensure_ascii=False, separators=(",", ":"))
+    """A list item: ``queue|channel|segment|region|agent<TAB>{json data}``."""
+    data = json.dumps(e.data, ensure_ascii=False, separators=(",", ":"))
+    return "|".join(e.dims) + "\t" + data
 
 
 class Rollups:
