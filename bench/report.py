@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops redis-server
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="bench-report-")
     server = subprocess.Popen(

@@ -132,3 +132,15 @@ def test_long_lists_keep_the_first_entries_of_the_period(store):
         assert got.normalized() == want.normalized(), filters
     whole = read_raw(store.r, store.prefix, start, end, {}, today=LAST)
     assert len(got.lists["breached"]) < len(whole.lists["breached"]) == LIST_CAP
+
+
+def test_periods_use_months_then_weeks_then_days():
+    from omnidesk.reports.figures import _periods
+
+    got = _periods(date(2026, 4, 2), date(2026, 6, 30))
+    assert got == [
+        "d:2026-04-02", "d:2026-04-03", "d:2026-04-04", "d:2026-04-05",
+        "w:2026-04-06", "w:2026-04-13", "w:2026-04-20",
+        "d:2026-04-27", "d:2026-04-28", "d:2026-04-29", "d:2026-04-30",
+        "m:2026-05", "m:2026-06",
+    ]  # fmt: skip

@@ -79,14 +79,19 @@ def days_between(start: date, end: date) -> list[date]:
 
 
 def _periods(start: date, end: date) -> list[str]:
-    """Whole months as m:YYYY-MM, the ragged ends as d:YYYY-MM-DD."""
+    """The fewest hashes covering [start, end]: whole months (m:YYYY-MM), then whole
+    Monday-Sunday weeks inside one month (w:<monday>), then single days (d:YYYY-MM-DD)."""
     out: list[str] = []
     day = start
     while day <= end:
         month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        week_end = day + timedelta(days=6)
         if day.day == 1 and month_end <= end:
             out.append(f"m:{day:%Y-%m}")
             day = month_end + timedelta(days=1)
+        elif day.weekday() == 0 and week_end <= end and week_end.month == day.month:
+            out.append(f"w:{day.isoformat()}")
+            day = week_end + timedelta(days=1)
         else:
             out.append(f"d:{day:%Y-%m-%d}")
             day += timedelta(days=1)

@@ -4,11 +4,12 @@ With the store prefix ``P`` (all under ``P:ru:``):
 
     P:ru:last                     string id of the last event folded in (the consumer's cursor)
     P:ru:d:<day>:all              hash   metric -> n, for the local day YYYY-MM-DD
-    P:ru:<per>:<dim>              hash   "metric|value" -> n; per = d:<day> or m:<YYYY-MM>;
+    P:ru:<per>:<dim>              hash   "metric|value" -> n; per = d:<day>, w:<monday>
+                                         (the week starting that Monday) or m:<YYYY-MM>;
                                          dim = queue, channel, segment, region, agent
                                          (not for opened_h:* and rule:*, see TOTAL_ONLY)
-    P:ru:<per>:cube:<queue>       hash   "metric|channel|segment|region|agent" -> n, per day
-                                         and per month
+    P:ru:<per>:cube:<queue>       hash   "metric|channel|segment|region|agent" -> n, per day,
+                                         week and month
     P:ru:d:<day>:cubeday:<queue>  hash   the same for DAY_METRICS only (per-day series)
     P:ru:now:all / now:<dim> / now:cube:<queue>   the same three shapes for the backlog
                                          as it stands now (metric ``backlog`` only)
@@ -28,10 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, timedelta
 from typing import Any
 
 from omnidesk.reports.fold import (
@@ -69,19 +72,27 @@ return 1
 """
 
 
+@functools.lru_cache(maxsize=4096)
+def week_of(day: str) -> str:
+    """The Monday starting the day's week: weeks are keyed by their first day."""
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
+
+
 def fan_out(c: Contribution) -> Iterator[tuple[str, str]]:
     """Every (key suffix, field) one contribution increments."""
     q, ch, seg, reg, agent = c.dims
     values = dict(zip(DIMS, c.dims, strict=True))
     m = c.metric
     yield f"d:{c.day}:all", m
+    pers = (f"d:{c.day}", f"w:{week_of(c.day)}", f"m:{c.day[:7]}")
     if not m.startswith(TOTAL_ONLY):
-        for per in (f"d:{c.day}", f"m:{c.day[:7]}"):
+        for per in pers:
             for dim in FACETS:
                 yield f"{per}:{dim}", f"{m}|{values[dim]}"
     cell = f"{m}|{ch}|{seg}|{reg}|{agent}"
-    yield f"d:{c.day}:cube:{q}", cell
-    yield f"m:{c.day[:7]}:cube:{q}", cell
+    for per in pers:
+        yield f"{per}:cube:{q}", cell
     if m in DAY_METRICS:
         yield f"d:{c.day}:cubeday:{q}", cell
     if m == "backlog":
