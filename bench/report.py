@@ -197,7 +197,7 @@ def run(r: redis.Redis, tickets: int, days: int) -> None:
     print(f"90-day report, --queue branch-riyadh: {queue_s:.3f}s; opened "
           f"{qfig['totals']['opened']:,}")  # fmt: skip
     chan_s, _ = timed({"channel": "email"})
-    print(f"90-day report, --channel email (reads every queue's daily cube): {chan_s:.3f}s")
+    print(f"90-day report, --channel email (reads every queue's cubes): {chan_s:.3f}s")
 
     # baseline: recomputing from raw events, timed on 1% of the tickets and scaled
     ctx = Context.from_config(load_config(CONFIG).data)
