@@ -377,6 +377,20 @@ class Limits(Strict):
     max_text_chars: int = 100_000
 
 
+class SmtpConfig(Strict):
+    """Where the daemon sends e-mail (scheduled reports). The password comes from the env var
+    named by `password_env`, never from this file."""
+
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    from_address: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+    username: str | None = None
+    password_env: str | None = None
+    starttls: bool = False
+    use_tls: bool = False
+    timeout: float = 30.0
+
+
 class ServiceConfig(Strict):
     """Where the daemon keeps its state. Secrets never live here: only env var names."""
 
@@ -389,6 +403,41 @@ class ServiceConfig(Strict):
     archive_retention_days: int = 365
     public_url: str | None = None  # how customers reach /csat/... links; default http_host:port
     presence_ttl_s: int = Field(default=90, ge=5)  # heartbeat expiry of online/away
+    archive_after_days: int = Field(default=90, ge=1)  # closed tickets older than this move out
+    smtp: SmtpConfig | None = None
+
+
+# ---------------------------------------------------------------- scheduled reports
+
+
+class ReportFilters(Strict):
+    queue: str | None = None
+    region: str | None = None
+    channel: Channel | None = None
+    segment: Segment | None = None
+    agent: str | None = None
+
+
+class ScheduledReport(Strict):
+    """A report e-mailed every day, week or month at a local time, for the period just ended
+    (yesterday, last week Sun-Sat, last month)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    schedule: Literal["daily", "weekly", "monthly"]
+    at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "07:00"
+    weekday: Weekday | None = None  # weekly: the day it is sent (default sun)
+    day: int = Field(default=1, ge=1, le=28)  # monthly: the day of the month it is sent
+    recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    filters: ReportFilters = Field(default_factory=ReportFilters)
+    format: Literal["html", "csv", "json", "table"] = "html"
+    lang: Literal["en", "ar"] = "en"
+    timezone: str | None = None  # default: the national calendar's
+
+    @model_validator(mode="after")
+    def _weekday(self) -> ScheduledReport:
+        if self.weekday is not None and self.schedule != "weekly":
+            raise ValueError("'weekday' goes with schedule: weekly")
+        return self
 
 
 # ---------------------------------------------------------------- the whole file
@@ -410,7 +459,7 @@ class QueueConfigFile(Strict):
     # Sections the daemon's later parts own; validated by their own models when present.
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     agents: list[AgentConfig] = Field(default_factory=list)
-    reports: list[dict[str, Any]] = Field(default_factory=list)
+    reports: list[ScheduledReport] = Field(default_factory=list)
 
 
 Condition.model_rebuild()

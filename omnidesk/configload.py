@@ -248,6 +248,14 @@ def _cross_check(
         need("SLA policy", queue.sla_policy, policies, ("queues", name, "sla_policy"))
         need("queue", queue.escalates_to, queues, ("queues", name, "escalates_to"))
     need("queue", cfg.default.queue, queues, ("default", "queue"))
+    report_names: set[str] = set()
+    for i, report in enumerate(cfg.reports):
+        if report.name in report_names:
+            problems.append(at.problem(("reports", i, "name"), f"duplicate report {report.name!r}"))
+        report_names.add(report.name)
+        need("queue", report.filters.queue, queues, ("reports", i, "filters", "queue"))
+    if cfg.reports and cfg.service.smtp is None:
+        warnings.append(at.problem(("reports",), "scheduled reports need service.smtp to be sent"))
     need("SLA policy", cfg.default.sla_policy, policies, ("default", "sla_policy"))
     if (
         cfg.default.sla_policy is None

@@ -192,6 +192,9 @@ class Intake:
             "priority": priority.value,
             "sla_policy": decision.sla_policy,
             "rule": decision.rule or "",
+            # carried on the ticket_opened event so reports need no ticket lookup
+            "segment": str(decision.segment or inbound.segment_hint),
+            "region": region or "",
             "identities": [i.key for i in inbound.author.identities],
             "customer": [x for kv in customer.items() for x in kv],
             "customer_name": inbound.author.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import time
@@ -33,13 +34,17 @@ log = logging.getLogger("omnidesk.daemon")
 # Extra parts (SLA sweeper, agents' API, webhooks) plug in here without this file knowing them.
 DaemonPlugin = Callable[["Daemon"], None]
 PLUGINS: list[DaemonPlugin] = []
+# Plugins every daemon loads, as "module:function" so this file imports none of them;
+# the agents come last because they wrap the SLA intake hooks.
+BUILTIN_PLUGINS = ("omnidesk.reports.plugin:install", "omnidesk.agents.plugin:attach")
 
 
-def builtin_plugins() -> list[DaemonPlugin]:
-    """The parts that ship with the daemon (imported late: they import the daemon's modules)."""
-    from omnidesk.agents.plugin import attach as agents
-
-    return [agents]
+def _builtin_plugins() -> list[DaemonPlugin]:
+    plugins = []
+    for spec in BUILTIN_PLUGINS:
+        module, _, name = spec.partition(":")
+        plugins.append(getattr(importlib.import_module(module), name))
+    return plugins
 
 
 @dataclass
@@ -124,7 +129,7 @@ class Daemon:
             add_routes = getattr(connector, "add_routes", None)
             if add_routes is not None:
                 self.route_hooks.append(add_routes)
-        for plugin in [*PLUGINS, *builtin_plugins()]:  # agents last: they wrap the SLA hooks
+        for plugin in [*_builtin_plugins(), *PLUGINS]:
             plugin(self)
 
     async def start(self) -> None:

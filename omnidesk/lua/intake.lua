@@ -131,6 +131,7 @@ redis.call("HSET", p .. "thread", "ticket:" .. tid, tid)
 for _, k in ipairs(a.thread_keys) do redis.call("HSET", p .. "thread", k, tid) end
 add_message(tid)
 redis.call("HINCRBY", p .. "stats", "opened", 1)
-event("ticket_opened", tid, a.queue, {"customer", cid, "message", a.mid})
+event("ticket_opened", tid, a.queue, {"customer", cid, "message", a.mid, "created", created,
+                                       "segment", a.segment or "", "region", a.region or ""})
 event("routed", tid, a.queue, {"rule", a.rule, "priority", a.priority, "sla_policy", a.sla_policy})
 return {"opened", tid, a.mid, cid, "0"}

@@ -1,0 +1,63 @@
+"""`omnidesk report --from --to [filters] [--format table|csv|json|html]`: figures from the
+rollups for a period (see docs/reports.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from omnidesk.configload import load_config
+from omnidesk.errors import PermanentError
+
+FORMATS = ("table", "csv", "json", "html")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", help="performance figures for a period, from the rollups")
+    p.add_argument("--from", dest="start", help="first local date YYYY-MM-DD (default: 29 "
+                   "days before --to)")  # fmt: skip
+    p.add_argument("--to", dest="end", help="last local date YYYY-MM-DD (default: today)")
+    for dim in ("queue", "region", "channel", "segment", "agent"):
+        p.add_argument(f"--{dim}")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--lang", choices=("en", "ar"), default="en", help="HTML page language")
+    p.add_argument("--output", "-o", help="write to this file instead of stdout")
+    p.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
+    p.add_argument("--prefix", help="Redis key prefix (od-demo for the demo's data)")
+    p.add_argument("--redis-url")
+    p.set_defaults(func=run)
+
+
+def parse_day(text: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise PermanentError(f"{flag} {text!r}: not a date (use YYYY-MM-DD)") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from omnidesk.reports.api import figures
+    from omnidesk.reports.fold import Context
+    from omnidesk.reports.render import render
+    from omnidesk.store import Store
+
+    loaded = load_config(args.config)
+    service = loaded.data.service
+    ctx = Context.from_config(loaded.data)
+    end = parse_day(args.end, "--to") if args.end else datetime.now(ctx.tz).date()
+    start = parse_day(args.start, "--from") if args.start else end - timedelta(days=29)
+    filters = {d: getattr(args, d) for d in ("queue", "region", "channel", "segment", "agent")}
+    store = Store.from_url(args.redis_url or service.redis_url, args.prefix or service.key_prefix)
+    try:
+        result = figures(store, ctx, start, end, filters)
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from None
+    titles = {name: q.title for name, q in loaded.data.queues.items() if q.title}
+    text = render(result, args.format, lang=args.lang, titles=titles)
+    if args.output:
+        Path(args.output).write_text(text + "\n", "utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0

@@ -1,0 +1,189 @@
+"""Scheduled reports: each `reports:` entry of queue_config.yaml is e-mailed once per period.
+
+A report is due from its send moment (daily at `at`, weekly on `weekday` at `at`, monthly on
+`day` at `at`, local time) and covers the period that ended before it: yesterday, the seven
+days before the send day, or the previous month. Several daemons may run this job: the one
+that wins ``SET NX <prefix>:report:<name>:<period>`` sends it; a failed send deletes the key
+so the next round (of any daemon) tries again. A daemon that was down at the send moment
+sends the latest period it missed when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from email.message import EmailMessage
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from omnidesk.config import WEEKDAYS, QueueConfigFile, ScheduledReport, SmtpConfig
+from omnidesk.errors import PermanentError, TransientError
+from omnidesk.reports.fold import Context
+from omnidesk.store import Store
+
+log = logging.getLogger("omnidesk.reports.schedule")
+SENT_TTL_S = 400 * 86400  # longer than any period, so a late restart never re-sends
+
+
+def last_send(report: ScheduledReport, now: datetime) -> datetime:
+    """The latest send moment at or before `now` (aware, in now's zone)."""
+    hh, mm = (int(x) for x in report.at.split(":"))
+    at = time(hh, mm)
+    today = now.date()
+
+    def moment(d: date) -> datetime:
+        return datetime.combine(d, at, tzinfo=now.tzinfo)
+
+    if report.schedule == "daily":
+        d = today if moment(today) <= now else today - timedelta(days=1)
+    elif report.schedule == "weekly":
+        want = WEEKDAYS.index(report.weekday or "sun")
+        d = today - timedelta(days=(today.weekday() - want) % 7)
+        if moment(d) > now:
+            d -= timedelta(days=7)
+    else:
+        d = today.replace(day=report.day)
+        if moment(d) > now:
+            prev = today.replace(day=1) - timedelta(days=1)
+            d = prev.replace(day=report.day)
+    return moment(d)
+
+
+def period_of(report: ScheduledReport, sent: datetime) -> tuple[str, date, date]:
+    """(label, first day, last day) of the period a send moment reports on."""
+    day = sent.date()
+    if report.schedule == "daily":
+        end = day - timedelta(days=1)
+        return end.isoformat(), end, end
+    if report.schedule == "weekly":
+        end = day - timedelta(days=1)
+        start = end - timedelta(days=6)
+        return f"{start.isoformat()}..{end.isoformat()}", start, end
+    end = day.replace(day=1) - timedelta(days=1)
+    start = end.replace(day=1)
+    return f"{start:%Y-%m}", start, end
+
+
+def build_message(
+    report: ScheduledReport, smtp: SmtpConfig, label: str, body: str, attachment: str
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = smtp.from_address
+    msg["To"] = ", ".join(report.recipients)
+    msg["Subject"] = f"Omnidesk report {report.name}: {label}"
+    msg.set_content(body)
+    ext = {"html": "html", "csv": "csv", "json": "json", "table": "txt"}[report.format]
+    subtype = {"html": "html", "csv": "csv", "json": "json", "table": "plain"}[report.format]
+    maintype = "application" if ext == "json" else "text"
+    msg.add_attachment(
+        attachment.encode("utf-8"),
+        maintype=maintype,
+        subtype=subtype,
+        filename=f"omnidesk-{report.name}-{label.replace('..', '_')}.{ext}",
+    )
+    return msg
+
+
+async def send(smtp: SmtpConfig, msg: EmailMessage) -> None:
+    import aiosmtplib
+
+    password = os.environ.get(smtp.password_env, "") if smtp.password_env else None
+    try:
+        await aiosmtplib.send(
+            msg,
+            hostname=smtp.host,
+            port=smtp.port,
+            username=smtp.username,
+            password=password,
+            start_tls=smtp.starttls,
+            use_tls=smtp.use_tls,
+            timeout=smtp.timeout,
+        )
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        raise PermanentError(f"smtp {smtp.host}: authentication refused ({exc.code})") from None
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise TransientError(f"smtp {smtp.host}:{smtp.port}: {exc}") from None
+
+
+class ReportScheduler:
+    """Sends each due report once per period; `tick()` is one round, `run()` the job."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: QueueConfigFile,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        titles: dict[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.ctx = Context.from_config(config)
+        self.clock = clock or (lambda: datetime.now(self.ctx.tz))
+        self.titles = titles or {n: q.title for n, q in config.queues.items() if q.title}
+
+    def key(self, report: ScheduledReport, label: str) -> str:
+        return self.store.key("report", report.name, label)
+
+    async def tick(self) -> list[str]:
+        """Send what is due now; returns the keys of the reports this call sent."""
+        smtp = self.config.service.smtp
+        if not self.config.reports:
+            return []
+        if smtp is None:
+            log.error("scheduled reports configured but service.smtp is not: nothing sent")
+            return []
+        sent = []
+        for report in self.config.reports:
+            tz = ZoneInfo(report.timezone) if report.timezone else self.ctx.tz
+            moment = last_send(report, self.clock().astimezone(tz))
+            label, start, end = period_of(report, moment)
+            key = self.key(report, label)
+            claimed = await asyncio.to_thread(
+                self.store.r.set, key, f"sending {os.getpid()}", nx=True, ex=SENT_TTL_S
+            )
+            if not claimed:
+                continue
+            try:
+                await self._send_one(report, smtp, label, start, end)
+            except Exception as exc:
+                await asyncio.to_thread(self.store.r.delete, key)  # let a later round retry
+                log.error("report %s for %s not sent: %s", report.name, label, exc)
+                continue
+            await asyncio.to_thread(self.store.r.set, key, f"sent {datetime.now():%FT%T}",
+                                    ex=SENT_TTL_S)  # fmt: skip
+            log.info("report %s for %s sent to %d recipients", report.name, label,
+                     len(report.recipients))  # fmt: skip
+            sent.append(key)
+        return sent
+
+    async def _send_one(
+        self, report: ScheduledReport, smtp: SmtpConfig, label: str, start: date, end: date
+    ) -> None:
+        from omnidesk.reports.api import figures
+        from omnidesk.reports.render import as_table, render
+
+        filters = {k: str(v) for k, v in report.filters.model_dump().items() if v is not None}
+        result = await asyncio.to_thread(figures, self.store, self.ctx, start, end, filters)
+        attachment = await asyncio.to_thread(
+            render, result, report.format, lang=report.lang, titles=self.titles
+        )
+        msg = build_message(report, smtp, label, as_table(result), attachment)
+        await send(smtp, msg)
+
+    async def run(self, stop: asyncio.Event, interval: float = 30.0) -> None:
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception as exc:  # Redis down and the like: the next round retries
+                log.warning("scheduled reports: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def scheduler_for(daemon: Any) -> ReportScheduler:
+    return ReportScheduler(daemon.runtime.store, daemon.loaded.data)

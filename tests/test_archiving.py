@@ -1,0 +1,67 @@
+"""Archiving: a closed ticket moves out of Redis into the monthly gzip file, is found again
+by id, customer and text, keeps its figures in the rollups, and open tickets stay."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime, timedelta
+
+from omnidesk.archiving import TicketArchive
+from omnidesk.cli import main
+from omnidesk.reports.figures import read_raw
+from omnidesk.reports.fold import Context
+from omnidesk.reports.rollup import Rollups
+from tests.storekit import web, write_config
+
+
+def test_archive_then_search_finds_the_ticket(runtime, tmp_path, capsys):
+    store = runtime.store
+    runtime.process([web("شكوى: المتجر رفض استرجاع المبلغ", email="huda@example.com")])
+    runtime.process([web("commercial registration renewal", email="omar@example.com")])
+    closed, kept = sorted(store.list_tickets(limit=10), key=lambda t: t.id)
+    store.set_status(closed.id, "closed", actor="sara")
+    ctx = Context.from_config(runtime.config.data)
+    Rollups(store, ctx).catch_up()
+    today = datetime.now(ctx.tz).date()
+    before = read_raw(store.r, store.prefix, today, today, {}, today=today)
+
+    archive = TicketArchive(tmp_path / "state")
+    later = datetime.now(UTC) + timedelta(days=100)
+    assert archive.run(store, older_than_days=90, now=datetime.now(UTC)) == []  # too young
+    assert archive.run(store, older_than_days=90, now=later) == [closed.id]
+    assert store.get_ticket(closed.id) is None
+    assert store.get_ticket(kept.id) is not None  # still open: stays hot
+    month = closed.created_at.strftime("%Y-%m")
+    with gzip.open(tmp_path / "state" / "archive" / f"{month}.jsonl.gz", "rt") as fh:
+        assert closed.id in fh.read()
+
+    assert [r["ticket"]["id"] for r in archive.search(ticket_id=closed.id)] == [closed.id]
+    assert [r["ticket"]["id"] for r in archive.search(customer="huda@example.com")] == [closed.id]
+    assert [r["ticket"]["id"] for r in archive.search(text="استرجاع")] == [closed.id]
+    assert archive.search(text="renewal") == []
+    # a second run appends a second gzip member; both stay readable, no duplicate results
+    store.set_status(kept.id, "resolved")
+    assert archive.run(store, older_than_days=90, now=later) == [kept.id]
+    assert {r["ticket"]["id"] for r in archive.records()} == {closed.id, kept.id}
+    assert len(archive.search(ticket_id=kept.id)) == 1
+
+    # the figures stay in the rollups
+    Rollups(store, ctx).catch_up()
+    after = read_raw(store.r, store.prefix, today, today, {}, today=today)
+    assert after.all["opened"] == before.all["opened"] == 2
+
+    # nothing is deleted before the retention ends
+    assert archive.prune(retention_days=365, now=later) == []
+    assert len(archive.months()) == 1
+
+
+def test_archive_cli_search(runtime, prefix, tmp_path, capsys):
+    runtime.process([web("complaint about a shop in Jeddah", email="lina@example.com")])
+    ticket = runtime.store.list_tickets(limit=1)[0]
+    runtime.store.set_status(ticket.id, "closed")
+    config = write_config(prefix, tmp_path / "state", tmp_path / "config.yaml")
+    assert main(["archive", "run", "--config", str(config), "--older-than", "0"]) == 0
+    assert "archived 1 tickets" in capsys.readouterr().out
+    assert main(["archive", "search", "--config", str(config), "--text", "jeddah"]) == 0
+    assert ticket.id in capsys.readouterr().out
+    assert main(["archive", "search", "--config", str(config), "--id", "OD-1999-000001"]) == 1

@@ -1,0 +1,110 @@
+"""The supervisor dashboard on a real daemon process: refused without a supervisor token,
+and, in headless Chromium, showing a ticket opened through the web intake moments before."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from omnidesk.store import Store
+from tests.storekit import REDIS_URL, write_config
+from tests.test_daemon import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "sup-" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    prefix = f"test-dash-{uuid.uuid4().hex[:10]}"
+    config = write_config(prefix, tmp_path / "state", tmp_path / "config.yaml")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMNIDESK_DASHBOARD_TOKEN": TOKEN}
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "omnidesk", "run", "--config", str(config), "--workers", "1",
+         "--port", str(port), "--drain-timeout", "5"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    assert wait_for(lambda: urllib.request.urlopen(base + "/healthz", timeout=2), 30), (
+        log.read_text()
+    )
+    yield base, prefix
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    Store.from_url(REDIS_URL, prefix).delete_all()
+
+
+def get_json(url: str, token: str | None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def open_ticket(base: str, text: str) -> None:
+    body = json.dumps({"message": text, "email": "visitor@example.com"}).encode()
+    req = urllib.request.Request(base + "/v1/intake/web", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 202
+
+
+def test_dashboard_data_needs_a_supervisor_token(daemon):
+    base, _ = daemon
+    assert get_json(base + "/v1/dashboard.json", None)[0] == 401
+    assert get_json(base + "/v1/dashboard.json", "wrong")[0] == 401
+    status, data = get_json(base + "/v1/dashboard.json", TOKEN)
+    assert status == 200
+    assert {q["queue"] for q in data["queues"]} >= {"general", "cr", "complaints"}
+
+
+@pytest.mark.slow
+def test_dashboard_in_chromium_shows_a_ticket_just_opened(daemon):
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip(
+            "chromium/chromedriver not installed (apt-get install chromium chromium-driver)"
+        )
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    base, prefix = daemon
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium")
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    try:
+        driver.get(f"{base}/dashboard#token={TOKEN}")
+        assert wait_for(lambda: "open tickets" in driver.find_element("id", "status").text, 15)
+        open_ticket(base, "شكوى: the shop refused my refund")
+        store = Store.from_url(REDIS_URL, prefix)
+        assert wait_for(lambda: store.ticket_count() == 1, 20)
+        ticket = store.list_tickets(limit=1)[0]
+        # the page polls: the new ticket appears without a reload
+        assert wait_for(lambda: ticket.id in driver.find_element("id", "latest").text, 15)
+        queues = driver.find_element("id", "queues").text
+        assert "complaints" in queues
+        assert driver.find_element("tag name", "html").get_attribute("lang") == "en"
+        # the rollup consumer runs in the daemon: today's opened count reaches the page too
+        assert wait_for(
+            lambda: get_json(base + "/v1/dashboard.json", TOKEN)[1]["today"]["opened"] == 1, 15
+        )
+    finally:
+        driver.quit()

@@ -1,0 +1,162 @@
+"""Scheduled reports: periods and send moments, and exactly one e-mail per period with two
+schedulers racing (real Redis, a real aiosmtpd server on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import socket
+import uuid
+from datetime import datetime
+from email import policy
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from omnidesk.config import ScheduledReport
+from omnidesk.configload import load_config
+from omnidesk.reports.schedule import ReportScheduler, last_send, period_of
+from omnidesk.store import Store
+from tests.reportkit import history
+from tests.storekit import CONFIG, REDIS_URL
+
+RIYADH = ZoneInfo("Asia/Riyadh")
+
+
+def report(**kw) -> ScheduledReport:
+    base = {"name": "r", "schedule": "daily", "at": "07:00", "recipients": ["a@moc.example.sa"]}
+    return ScheduledReport.model_validate({**base, **kw})
+
+
+def test_daily_reports_yesterday_after_its_time_and_the_day_before_until_then():
+    r = report()
+    before = datetime(2026, 3, 10, 6, 59, tzinfo=RIYADH)
+    after = datetime(2026, 3, 10, 7, 0, tzinfo=RIYADH)
+    assert period_of(r, last_send(r, before))[0] == "2026-03-08"
+    assert period_of(r, last_send(r, after))[0] == "2026-03-09"
+
+
+def test_weekly_covers_the_seven_days_before_the_send_day():
+    r = report(schedule="weekly", weekday="sun", at="08:30")
+    now = datetime(2026, 3, 12, 9, 0, tzinfo=RIYADH)  # a Thursday
+    sent = last_send(r, now)
+    assert sent == datetime(2026, 3, 8, 8, 30, tzinfo=RIYADH)  # last Sunday
+    label, start, end = period_of(r, sent)
+    assert (label, start.isoformat(), end.isoformat()) == (
+        "2026-03-01..2026-03-07",
+        "2026-03-01",
+        "2026-03-07",
+    )
+
+
+def test_monthly_covers_the_previous_month():
+    r = report(schedule="monthly", day=2)
+    assert period_of(r, last_send(r, datetime(2026, 3, 1, 12, tzinfo=RIYADH)))[0] == "2026-01"
+    assert period_of(r, last_send(r, datetime(2026, 3, 2, 12, tzinfo=RIYADH)))[0] == "2026-02"
+
+
+def test_weekday_only_with_weekly():
+    with pytest.raises(ValueError, match="weekday"):
+        report(weekday="mon")
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+async def test_two_schedulers_send_each_period_once(smtp, tmp_path):
+    inbox, port = smtp
+    prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
+    store = Store.from_url(REDIS_URL, prefix)
+    try:
+        pipe = store.r.pipeline(transaction=False)
+        for ev in history(5, 30, days=5):
+            pipe.xadd(store.key("events"), ev)
+        pipe.execute()
+        loaded = load_config(CONFIG)
+        smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
+        service = loaded.data.service.model_validate(
+            {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
+        )
+        reports = [
+            report(name="daily-all", recipients=["boss@moc.example.sa"]),
+            report(name="weekly-web", schedule="weekly", weekday="sun", format="csv",
+                   filters={"channel": "web"}),
+        ]  # fmt: skip
+        cfg = loaded.data.model_copy(update={"service": service, "reports": reports})
+        now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)  # a Sunday, after 07:00
+        a = ReportScheduler(Store.from_url(REDIS_URL, prefix), cfg, clock=lambda: now)
+        b = ReportScheduler(Store.from_url(REDIS_URL, prefix), cfg, clock=lambda: now)
+        first = await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
+        assert sum(len(x) for x in first) == 2
+        assert len(inbox.messages) == 2
+        subjects = sorted(m["Subject"] for m in inbox.messages)
+        assert subjects == [
+            "Omnidesk report daily-all: 2026-03-07",
+            "Omnidesk report weekly-web: 2026-03-01..2026-03-07",
+        ]
+        daily = next(m for m in inbox.messages if "daily-all" in m["Subject"])
+        assert daily["To"] == "boss@moc.example.sa"
+        attachment = next(daily.iter_attachments())
+        assert attachment.get_filename() == "omnidesk-daily-all-2026-03-07.html"
+        assert "<svg" in attachment.get_content()
+        # later rounds, by either daemon, send nothing more for the same periods
+        assert await a.tick() == [] and await b.tick() == []
+        assert len(inbox.messages) == 2
+    finally:
+        store.delete_all()
+
+
+async def test_an_unreachable_server_leaves_the_period_to_retry(tmp_path):
+    prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
+    store = Store.from_url(REDIS_URL, prefix)
+    try:
+        loaded = load_config(CONFIG)
+        service = loaded.data.service.model_validate(
+            {**loaded.data.service.model_dump(),
+             "smtp": {"host": "127.0.0.1", "port": 1, "from_address": "od@moc.sa", "timeout": 2}}
+        )  # fmt: skip
+        cfg = loaded.data.model_copy(update={"service": service, "reports": [report()]})
+        now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
+        sched = ReportScheduler(store, cfg, clock=lambda: now)
+        assert await sched.tick() == []
+        assert store.r.exists(store.key("report", "r", "2026-03-07")) == 0
+    finally:
+        store.delete_all()
+
+
+def test_check_names_duplicate_reports_and_unknown_queues(tmp_path, capsys):
+    from omnidesk.cli import main
+
+    path = tmp_path / "q.yaml"
+    path.write_text(
+        "sla_policies:\n  standard: {first_response: 4h}\n"
+        "queues:\n  general: {kind: contact_centre, sla_policy: standard}\n"
+        "default: {queue: general}\n"
+        "reports:\n"
+        "  - {name: a, schedule: daily, recipients: [x@moc.sa]}\n"
+        "  - {name: a, schedule: weekly, recipients: [x@moc.sa], filters: {queue: nope}}\n",
+        "utf-8",
+    )
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:8: reports[1].name: duplicate report 'a'" in err
+    assert f"{path}:8: reports[1].filters.queue: queue 'nope' does not exist" in err
