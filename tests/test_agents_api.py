@@ -382,3 +382,31 @@ async def test_resolving_twice_sends_one_survey(api: dict[str, Any]) -> None:
     service.desk.resolve(amal, tid)
     surveys = [o for o in api["outbox"].sent if o.meta.get("csat") == "1"]
     assert [o.ticket_id for o in surveys] == [tid]
+
+
+async def test_the_dashboard_takes_a_supervisors_token_only(
+    api: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omnidesk.agents.plugin import supervisor_check
+    from omnidesk.reports.dashboard import Dashboard, route_hook
+
+    monkeypatch.delenv("OMNIDESK_DASHBOARD_TOKEN", raising=False)
+    runtime, service = api["runtime"], api["service"]
+    dashboard = Dashboard(runtime.store, runtime.config.data)
+    dashboard.token_check = supervisor_check(service)
+    app = web.Application()
+    route_hook(dashboard)(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        boss = await client.get("/v1/dashboard.json", headers=auth(api["tokens"]["boss"]))
+        agent = await client.get("/v1/dashboard.json", headers=auth(api["tokens"]["amal"]))
+        nobody = await client.get("/v1/dashboard.json")
+        assert boss.status == 200 and "queues" in json.dumps(await boss.json())
+        assert agent.status == 401
+        assert nobody.status == 401
+        service.tokens.revoke("boss")
+        again = await client.get("/v1/dashboard.json", headers=auth(api["tokens"]["boss"]))
+        assert again.status == 401
+    finally:
+        await client.close()

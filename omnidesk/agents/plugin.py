@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from omnidesk.agents.http import add_routes
@@ -38,7 +39,24 @@ def attach(daemon: Any) -> AgentService:
     daemon.route_hooks.append(add_routes(service))
     chain_push_after_intake(daemon.runtime.intake.hooks, service)
     daemon.background.append(lambda stop: push_loop(service, stop))
+    dashboard = getattr(daemon, "dashboard", None)
+    if dashboard is not None:  # the supervisors' dashboard: same login as the console
+        operator_check = dashboard.token_check  # $OMNIDESK_DASHBOARD_TOKEN, when set
+        supervisors = supervisor_check(service)
+        dashboard.token_check = lambda token: supervisors(token) or operator_check(token)
     return service
+
+
+def supervisor_check(service: AgentService) -> Callable[[str], bool]:
+    """True for the bearer token of a configured supervisor."""
+
+    def check(token: str) -> bool:
+        try:
+            return service.authenticate(token).role == "supervisor"
+        except OmnideskError:
+            return False
+
+    return check
 
 
 def chain_push_after_intake(hooks: IntakeHooks, service: AgentService) -> None:

@@ -2,9 +2,8 @@
 polled every few seconds, so it updates without a reload).
 
 Login: a bearer token of a supervisor. The agents part owns tokens; until it is wired in,
-`TOKEN_CHECK` holds the check (default: the token in $OMNIDESK_DASHBOARD_TOKEN; none set
-means every request is refused). Swap it with `set_token_check(fn)`, e.g. to the agents'
-token store restricted to role supervisor.
+`Dashboard.token_check` holds the check: the agents part sets it to its supervisors'
+tokens; without agents, the token in $OMNIDESK_DASHBOARD_TOKEN (none set: all refused).
 """
 
 from __future__ import annotations
@@ -32,17 +31,12 @@ def env_token_check(token: str) -> bool:
     return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
 
 
-TOKEN_CHECK: list[TokenCheck] = [env_token_check]
-
-
-def set_token_check(check: TokenCheck) -> None:
-    TOKEN_CHECK[0] = check
-
-
 class Dashboard:
     def __init__(
         self, store: Any, config: Any, ctx: Context | None = None, sla: Any = None
     ) -> None:
+        # Who may see it: the agents part swaps in its supervisors' tokens when it runs.
+        self.token_check: TokenCheck = env_token_check
         self.store = store
         self.config = config
         self.ctx = ctx or Context.from_config(config)
@@ -155,10 +149,10 @@ class Dashboard:
         }
 
 
-def _authorized(request: web.Request) -> bool:
+def _authorized(request: web.Request, check: TokenCheck) -> bool:
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    return bool(token) and TOKEN_CHECK[0](token)
+    return bool(token) and check(token)
 
 
 def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
@@ -166,7 +160,7 @@ def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
         return web.Response(text=_page(), content_type="text/html", charset="utf-8")
 
     async def data(request: web.Request) -> web.Response:
-        if not _authorized(request):
+        if not _authorized(request, dashboard.token_check):
             return web.json_response(
                 {"error": "a supervisor's bearer token is required"},
                 status=401,

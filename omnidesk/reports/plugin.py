@@ -17,4 +17,5 @@ def install(daemon: Any) -> None:
     daemon.background.append(Rollups(store, ctx).run)
     daemon.background.append(ReportScheduler(store, config).run)
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
-    daemon.route_hooks.append(route_hook(Dashboard(store, config, ctx, sla=clocks)))
+    daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
+    daemon.route_hooks.append(route_hook(daemon.dashboard))
