@@ -3,29 +3,38 @@
 The clocks themselves are pure (`omnidesk.sla`); this module persists them and runs them.
 With the store prefix ``P``:
 
-    P:sla:<ticket>   hash  s: the ticket's SlaState (msgspec JSON), v: its version (CAS)
-    P:sla:due        zset  ticket -> ms of its next unfired ladder step (the sweeper's agenda);
-                           while a sweeper holds a ticket, the score is its lease expiry
-    P:sla:owner      hash  ticket -> token of the sweeper holding it right now
-    P:sla:open       zset  ticket -> ms of its earliest running deadline (`at_risk` reads it)
+    P:sla:b:<bucket>  hash  ticket -> "<version>|<packed SlaState>" (`sla.pack_state`, ~140
+                            bytes); <bucket> is the ticket id less its last two digits, so
+                            ~100 tickets share a small hash (``_`` for ids not ending in digits)
+    P:sla:due         zset  ticket -> ms of its next wakeup: the next unfired ladder step, or
+                            the earliest running deadline if sooner (so it turns overdue);
+                            while a sweeper holds a ticket, its lease expiry; a running ticket
+                            already overdue with nothing left to fire sits at -deadline
+                            (never claimed; `at_risk` reads it first)
+    P:sla:owner       hash  ticket -> token of the sweeper holding it right now
 
-Every write is a compare-and-set on ``v`` (omnidesk/lua/sla_*.lua), so an intake transition
-and a sweeper never overwrite each other: the loser re-reads and re-applies. A step is marked
-fired in the same script that changes the ticket and writes its event, and only by the
-holder of the lease on the version it read: each step fires once per clock, across sweepers
-and restarts. A step that fell due while no sweeper ran fires when one comes back, and its
+Every write is a compare-and-set on the version (omnidesk/lua/sla_*.lua), so an intake
+transition and a sweeper never overwrite each other: the loser re-reads and re-applies.
+The sweeper works in batches: one script claims up to `batch` due tickets under a lease and
+returns their records, Python computes every transition, and one script commits the batch:
+per ticket, only the lease holder on the version it read writes the state, applies the
+ladder actions and appends the events. Each step fires once per clock, across sweepers and
+restarts. A step that fell due while no sweeper ran fires when one comes back, and its
 event says how late (``late_s``).
 
 Hooks the rest of the daemon calls (each loads, applies the pure transition, writes back):
-`on_opened`, `on_customer_message`, `on_agent_reply`, `on_status`, `on_transfer`.
+`on_opened` (`open_many` for a bulk load), `on_customer_message`, `on_agent_reply`,
+`on_status`, `on_transfer`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import redis
 
 from omnidesk import sla
 from omnidesk.config import Action, QueueConfigFile
@@ -85,8 +95,18 @@ class AtRisk:
     remaining_seconds: float  # business seconds; negative when overdue
 
 
-def _ms(moment: datetime | None) -> str:
-    return "" if moment is None else str(ms(moment))
+_BUCKET = re.compile(r"(.*)[0-9][0-9]\Z", re.S)  # the Lua scripts: ^(.-)%d%d$
+
+
+def wake_score(state: SlaState, now: datetime) -> str:
+    """The ticket's due-ZSET score ("" = none): its next unfired step, or its earliest running
+    deadline if sooner; once that deadline passed with nothing left to fire, -deadline."""
+    step = sla.state_next_wakeup(state)
+    deadline = earliest_due(state)
+    times = [t for t in (step, deadline if deadline and deadline > now else None) if t]
+    if times:
+        return str(ms(min(times)))
+    return str(-ms(deadline)) if deadline is not None else ""
 
 
 def earliest_due(state: SlaState) -> datetime | None:
@@ -138,9 +158,14 @@ class SlaClocks:
         self.batch = batch
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._claims = 0
+        # records are binary (msgpack): a client sharing the store's settings, bytes replies
+        pool = store.r.connection_pool
+        kwargs = {**pool.connection_kwargs, "decode_responses": False}
+        self.rb = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
         self._scripts = {
-            n: store.r.register_script(lua(n))
-            for n in ("sla_write", "sla_claim", "sla_step", "sla_release")
+            n: self.rb.register_script(lua(n)) for n in ("sla_write", "sla_claim", "sla_commit")
         }
 
     def reload(self, config: QueueConfigFile) -> None:
@@ -153,28 +178,39 @@ class SlaClocks:
     def key(self, *parts: str) -> str:
         return self.store.key("sla", *parts)
 
+    def bucket_key(self, ticket_id: str) -> str:
+        """The small hash holding this ticket's record (the Lua scripts compute the same)."""
+        m = _BUCKET.match(ticket_id)
+        return self.key("b", m.group(1) if m else "_")
+
+    def _decode(self, ticket_id: str, raw: bytes | None) -> tuple[SlaState | None, int]:
+        if not raw:
+            return None, 0
+        version, _, packed = raw.partition(b"|")
+        if not version.isdigit():
+            raise sla.SlaError(f"stored SLA state of {ticket_id} is unreadable: no version")
+        return sla.unpack_state(packed, ticket_id), int(version)
+
     @guarded
     def load(self, ticket_id: str) -> tuple[SlaState | None, int]:
-        raw, version = self.store.r.hmget(self.key(ticket_id), "s", "v")
-        return (sla.decode_state(raw) if raw else None), int(version or 0)
+        return self._decode(ticket_id, self.rb.hget(self.bucket_key(ticket_id), ticket_id))
 
     def state(self, ticket_id: str) -> SlaState | None:
         return self.load(ticket_id)[0]
 
     @guarded
-    def _write(self, ticket_id: str, version: int, state: SlaState) -> int:
+    def _write(self, ticket_id: str, version: int, state: SlaState, now: datetime) -> int:
         args = [
             self.store.prefix,
             ticket_id,
             version,
-            sla.encode_state(state),
-            _ms(sla.state_next_wakeup(state)),
-            _ms(earliest_due(state)),
+            sla.pack_state(state),
+            wake_score(state, now),
         ]
         return int(self._scripts["sla_write"](keys=[], args=args))
 
     def _update(
-        self, ticket_id: str, change: Callable[[SlaState | None], SlaState | None]
+        self, ticket_id: str, at: datetime, change: Callable[[SlaState | None], SlaState | None]
     ) -> SlaState | None:
         """Load, apply `change`, compare-and-set; re-read and re-apply on a conflict."""
         for _ in range(MAX_RETRIES):
@@ -182,12 +218,33 @@ class SlaClocks:
             new = change(state)
             if new is None or new == state:
                 return state
-            if self._write(ticket_id, version, new) >= 0:
+            if self._write(ticket_id, version, new, at) >= 0:
                 due = earliest_due(new)
                 if due is not None:
                     self.store.set_due(ticket_id, due)
                 return new
         raise SlaConflict(f"SLA state of {ticket_id} kept changing; gave up")
+
+    @guarded
+    def open_many(self, tickets: list[Ticket], now: datetime | None = None) -> int:
+        """Start the clocks of many new tickets at once (a bulk load, the benchmark):
+        pipelined, one compare-and-set per ticket; tickets that already have clocks are kept.
+        Returns how many were opened. The tickets' queue order (`set_due`) is not touched."""
+        at = now or self.clock()
+        write = self._scripts["sla_write"]
+        opened = 0
+        for start in range(0, len(tickets), 1000):
+            pipe = self.rb.pipeline(transaction=False)
+            for ticket in tickets[start : start + 1000]:
+                policy = self._policy_for(ticket)
+                if policy is None:
+                    continue
+                calendar = self._queue_calendar(ticket.queue)
+                state = sla.open_state(self.ctx, ticket.id, policy, calendar, at)
+                args = [self.store.prefix, ticket.id, 0, sla.pack_state(state)]
+                write(keys=[], args=[*args, wake_score(state, at)], client=pipe)
+            opened += sum(1 for v in pipe.execute() if int(v) > 0)
+        return opened
 
     # ------------------------------------------------------------ hooks
 
@@ -214,7 +271,7 @@ class SlaClocks:
                 return state
             return sla.open_state(self.ctx, ticket.id, policy, calendar, at)
 
-        return self._update(ticket.id, change)
+        return self._update(ticket.id, at, change)
 
     def on_customer_message(self, ticket: Ticket, now: datetime | None = None) -> SlaState | None:
         """The customer wrote again: resume paused clocks, time the next response; a ticket
@@ -232,11 +289,13 @@ class SlaClocks:
                 state = sla.reopen_ticket(state, self.ctx, at)  # intake reopened the ticket
             return sla.customer_wrote(state, self.ctx, at)
 
-        return self._update(ticket.id, change)
+        return self._update(ticket.id, at, change)
 
     def on_agent_reply(self, ticket: Ticket, now: datetime | None = None) -> SlaState | None:
         at = now or self.clock()
-        return self._update(ticket.id, lambda s: sla.agent_replied(s, self.ctx, at) if s else None)
+        return self._update(
+            ticket.id, at, lambda s: sla.agent_replied(s, self.ctx, at) if s else None
+        )
 
     def on_status(
         self, ticket: Ticket, status: Status | str, now: datetime | None = None
@@ -252,7 +311,7 @@ class SlaClocks:
                 return sla.reopen_ticket(state, self.ctx, at)
             return sla.status_changed(state, self.ctx, at, status)
 
-        return self._update(ticket.id, change)
+        return self._update(ticket.id, at, change)
 
     def on_transfer(
         self, ticket: Ticket, new_queue: str, now: datetime | None = None
@@ -268,7 +327,7 @@ class SlaClocks:
             policy = (q.sla_policy if q is not None else None) or state.policy
             return sla.transfer_ticket(state, self.ctx, at, policy, calendar)
 
-        return self._update(ticket.id, change)
+        return self._update(ticket.id, at, change)
 
     def intake_hooks(self) -> IntakeHooks:
         """What `Intake` calls after each opened or appended ticket."""
@@ -277,12 +336,18 @@ class SlaClocks:
     # ------------------------------------------------------------ the sweeper
 
     @guarded
-    def claim(self, now: datetime, limit: int) -> tuple[str, list[str]]:
-        """Atomically take up to `limit` due tickets under a fresh lease token."""
+    def _claim(self, now: datetime, limit: int) -> tuple[str, list[tuple[str, bytes]]]:
+        """Atomically take up to `limit` due tickets under a fresh lease token, with records."""
         self._claims += 1
         token = f"{self.name}:{self._claims}"
         args = [self.store.prefix, ms(now), self.lease_ms, limit, token]
-        return token, list(self._scripts["sla_claim"](keys=[], args=args))
+        reply = self._scripts["sla_claim"](keys=[], args=args)
+        return token, [(t.decode(), raw) for t, raw in zip(reply[::2], reply[1::2], strict=True)]
+
+    def claim(self, now: datetime, limit: int) -> tuple[str, list[str]]:
+        """Take up to `limit` due tickets under a lease; (token, ticket ids)."""
+        token, got = self._claim(now, limit)
+        return token, [tid for tid, _ in got]
 
     def sweep(self, now: datetime | None = None, limit: int = 100_000) -> list[Fired]:
         """Fire every ladder step due by `now` (at most `limit` tickets); returns what fired."""
@@ -290,103 +355,116 @@ class SlaClocks:
         fired: list[Fired] = []
         seen = 0
         while seen < limit:
-            token, ids = self.claim(at, min(self.batch, limit - seen))
-            for tid in ids:
-                try:
-                    fired += self._run_ticket(tid, token, at)
-                except OmnideskError as exc:  # its lease runs out and a later sweep retries
-                    log.warning("SLA sweep of %s: %s", tid, exc)
-            seen += len(ids)
-            if len(ids) < self.batch:
+            token, got = self._claim(at, min(self.batch, limit - seen))
+            if got:
+                fired += self._run_batch(got, token, at)
+            seen += len(got)
+            if len(got) < self.batch:
                 break
         return fired
 
     @guarded
     def _run_ticket(self, tid: str, token: str, now: datetime) -> list[Fired]:
-        fired: list[Fired] = []
-        for _ in range(MAX_RETRIES):
-            state, version = self.load(tid)
-            conflict = False
-            for target, step in sla.state_due_steps(state, now) if state else []:
-                assert state is not None
-                outcome = self._fire(tid, token, version, state, target, step, now)
-                if outcome is None:
-                    return fired  # lost the lease: whoever holds it now carries on
-                if isinstance(outcome, int):
-                    conflict = True  # an intake transition got in first: re-read
-                    break
-                state, version, record = outcome
-                fired.append(record)
-            if conflict:
-                continue
-            wakeup = _ms(sla.state_next_wakeup(state) if state else None)
-            args = [self.store.prefix, tid, token, version, wakeup]
-            result = int(self._scripts["sla_release"](keys=[], args=args))
-            if result != -1:
-                return fired
-        raise SlaConflict(f"SLA state of {tid} kept changing during the sweep")
+        """Fire what is due on one ticket this sweeper holds under `token`."""
+        return self._run_batch([(tid, self.rb.hget(self.bucket_key(tid), tid) or b"")], token, now)
 
-    def _fire(
-        self,
-        tid: str,
-        token: str,
-        version: int,
-        state: SlaState,
-        target: str,
-        step: sla.Step,
-        now: datetime,
-    ) -> tuple[SlaState, int, Fired] | int | None:
-        """One step in one script. None: lease lost; -1: state moved; else the new state."""
-        new = sla.fire_step(state, target, step.index, now)
-        clock = new.clocks[target]
-        done = next(s for s in clock.steps if s.index == step.index)
-        actions = self.ctx.policy(clock.policy).ladder[step.index].actions
-        breached = step.at >= 1.0
-        kind = "sla_breached" if breached else "sla_warned"
-        late = done.late_by or 0.0
-        assert step.due_at is not None
-        event = {
-            "target": target,
-            "step": f"{step.at:g}",
-            "policy": clock.policy,
-            "due": step.due_at.astimezone(UTC).isoformat(),
-            "late_s": f"{late:.3f}",
-            "late": "1" if late > LATE_AFTER_S else "0",
-            "actions": "; ".join(describe(a) for a in actions),
-        }
-        acts = [a.model_dump(exclude_none=True, mode="json") for a in actions]
-        args = [
-            self.store.prefix,
-            tid,
-            token,
-            version,
-            sla.encode_state(new),
-            kind,
-            msgspec.json.encode(event),
-            msgspec.json.encode(acts),
-            ms(now),
-            now.astimezone(UTC).isoformat(),
-        ]
-        reply = self._scripts["sla_step"](keys=[], args=args)
-        if int(reply[0]) == -2:
-            return None
-        if int(reply[0]) == -1:
-            return -1
-        queue = str(reply[1])
-        record = Fired(
-            ticket=tid,
-            queue=queue,
-            target=target,
-            index=step.index,
-            at=step.at,
-            due_at=step.due_at,
-            fired_at=now,
-            late_by=late,
-            breached=breached,
-            actions=[describe(a) for a in actions],
-        )
-        self._after(record, actions)
-        return new, int(reply[0]), record
+    @guarded
+    def _run_batch(self, batch: list[tuple[str, bytes]], token: str, now: datetime) -> list[Fired]:
+        """Compute every due step of a claimed batch, then commit it in one script; tickets an
+        intake transition changed meanwhile are re-read and committed again."""
+        fired: list[Fired] = []
+        pending = batch
+        for _ in range(MAX_RETRIES):
+            args: list[Any] = [self.store.prefix, token, ms(now), now.astimezone(UTC).isoformat()]
+            planned: list[tuple[str, list[tuple[Fired, list[Action]]]]] = []
+            for tid, raw in pending:
+                try:
+                    plan = self._plan(tid, raw, now)
+                except OmnideskError as exc:  # its lease runs out and a later sweep retries
+                    log.warning("SLA sweep of %s: %s", tid, exc)
+                    continue
+                args += plan[0]
+                planned.append((tid, plan[1]))
+            if not planned:
+                break
+            reply = self._scripts["sla_commit"](keys=[], args=args)
+            retry: list[str] = []
+            pos = 0
+            for tid, steps in planned:
+                status = int(reply[pos])
+                pos += 1
+                if status == -1:
+                    retry.append(tid)  # an intake transition got in first: re-read
+                    continue
+                if status == -2:
+                    continue  # lost the lease: whoever holds it now carries on
+                for record, actions in steps:
+                    queue = reply[pos].decode()
+                    pos += 1
+                    done = dataclasses.replace(record, queue=queue)
+                    fired.append(done)
+                    self._after(done, actions)
+            if not retry:
+                return fired
+            pipe = self.rb.pipeline(transaction=False)
+            for tid in retry:
+                pipe.hget(self.bucket_key(tid), tid)
+            pending = [(tid, raw or b"") for tid, raw in zip(retry, pipe.execute(), strict=True)]
+        else:
+            log.warning("SLA sweep: %d tickets kept changing; their leases expire", len(pending))
+        return fired
+
+    def _plan(
+        self, tid: str, raw: bytes, now: datetime
+    ) -> tuple[list[Any], list[tuple[Fired, list[Action]]]]:
+        """One ticket's commit arguments and the steps they fire (queue filled in later)."""
+        state, version = self._decode(tid, raw)
+        if state is None:
+            return [tid, version, "", "", ""], []
+        steps: list[tuple[Fired, list[Action]]] = []
+        payload: list[dict[str, Any]] = []
+        new = state
+        for target, step in sla.state_due_steps(state, now):
+            new = sla.fire_step(new, target, step.index, now)
+            clock = new.clocks[target]
+            done = next(s for s in clock.steps if s.index == step.index)
+            actions = self.ctx.policy(clock.policy).ladder[step.index].actions
+            breached = step.at >= 1.0
+            late = done.late_by or 0.0
+            assert step.due_at is not None
+            described = [describe(a) for a in actions]
+            payload.append(
+                {
+                    "kind": "sla_breached" if breached else "sla_warned",
+                    "event": {
+                        "target": target,
+                        "at": f"{step.at:g}",
+                        "step": f"{step.at:g}",
+                        "policy": clock.policy,
+                        "due": step.due_at.astimezone(UTC).isoformat(),
+                        "late_s": f"{late:.3f}",
+                        "late": "1" if late > LATE_AFTER_S else "0",
+                        "actions": "; ".join(described),
+                    },
+                    "actions": [a.model_dump(exclude_none=True, mode="json") for a in actions],
+                }
+            )
+            record = Fired(
+                ticket=tid,
+                queue="",
+                target=target,
+                index=step.index,
+                at=step.at,
+                due_at=step.due_at,
+                fired_at=now,
+                late_by=late,
+                breached=breached,
+                actions=described,
+            )
+            steps.append((record, actions))
+        packed = sla.pack_state(new) if steps else ""
+        events = msgspec.json.encode(payload) if payload else ""
+        return [tid, version, packed, wake_score(new, now), events], steps
 
     def _after(self, record: Fired, actions: list[Action]) -> None:
         """Outside the script: metrics and notifications (a failure here is logged only)."""
@@ -442,36 +520,44 @@ class SlaClocks:
     def at_risk(
         self, queue: str | None = None, limit: int = 50, now: datetime | None = None
     ) -> list[AtRisk]:
-        """Running clocks, least business time left first."""
+        """Running clocks, least business time left first.
+
+        Candidates come from the due ZSET: the overdue ones (negative scores, most overdue
+        first), then by next wakeup, which is never later than the ticket's earliest deadline.
+        """
         at = now or self.clock()
-        r = self.store.r
+        r, due = self.store.r, self.key("due")
         scan = max(limit * 4, 200) if queue else limit * 2
-        ids: list[str] = r.zrange(self.key("open"), 0, scan - 1)
-        pipe = r.pipeline(transaction=False)
+        ids: list[str] = r.zrevrangebyscore(due, "(0", "-inf", start=0, num=scan)
+        ids += r.zrangebyscore(due, 0, "+inf", start=0, num=scan)
+        pipe = self.rb.pipeline(transaction=False)
         for tid in ids:
-            pipe.hget(self.key(tid), "s")
+            pipe.hget(self.bucket_key(tid), tid)
             pipe.hget(self.store.key("ticket", tid), "queue")
         replies = pipe.execute()
         out: list[AtRisk] = []
-        for raw, tqueue in zip(replies[::2], replies[1::2], strict=True):
+        for tid, raw, tq in zip(ids, replies[::2], replies[1::2], strict=True):
+            tqueue = tq.decode() if tq else ""
             if not raw or (queue is not None and tqueue != queue):
                 continue
-            state = sla.decode_state(raw)
+            state, _ = self._decode(tid, raw)
+            assert state is not None
             for c in sla.summarize(state, self.ctx, at):
                 if c.state == "running" and c.due_at is not None:
                     out.append(
-                        AtRisk(state.ticket, tqueue or "", c.target, c.due_at, c.remaining_seconds)
+                        AtRisk(state.ticket, tqueue, c.target, c.due_at, c.remaining_seconds)
                     )
         out.sort(key=lambda x: (x.remaining_seconds, x.due_at))
         return out[:limit]
 
     @guarded
     def counts(self) -> dict[str, Any]:
-        """Figures for /metrics: clocks due to fire, clocks running, tickets held by a sweeper."""
+        """Figures for /metrics: tickets with a wakeup scheduled, tickets with a running clock or
+        a step still to fire (the due ZSET, overdue ones included), tickets held by a sweeper."""
         r = self.store.r
         pipe = r.pipeline(transaction=False)
+        pipe.zcount(self.key("due"), 0, "+inf")
         pipe.zcard(self.key("due"))
-        pipe.zcard(self.key("open"))
         pipe.hlen(self.key("owner"))
         pipe.hmget(self.store.key("stats"), "sla_warned", "sla_breached")
         due, running, held, (warned, breached) = pipe.execute()

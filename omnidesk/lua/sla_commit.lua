@@ -1,0 +1,114 @@
+-- Commit a claimed batch, ticket by ticket, all in one script: for each ticket still held by
+-- this lease token and still at the version the sweeper read, write its new state, apply the
+-- ladder actions of every step it fired (priority, tag, reassign, move to a queue), append the
+-- sla_warned/sla_breached events, count them, re-score it by its next wakeup and release it.
+-- A step is marked fired in the same script that applies it, so it fires once even with
+-- several sweepers and across restarts.
+-- ARGV: prefix, token, now_ms, now_iso, then 5 per ticket:
+--   ticket_id, expected_v, packed_state ("" = unchanged), score ("" = drop), steps_json
+--   (a JSON list of {kind, event: {...}, actions: [...]}, "" = none fired).
+-- Returns per ticket: 1 followed by the ticket's queue after each fired step; -1 when the state
+-- moved since it was read (recompute and commit again); -2 when the lease was lost.
+local p = ARGV[1] .. ":"
+local token, now_ms, now_iso = ARGV[2], ARGV[3], ARGV[4]
+local due, owner = p .. "sla:due", p .. "sla:owner"
+local RANK = {low = 0, normal = 1, high = 2, urgent = 3}
+local NAME = {[0] = "low", [1] = "normal", [2] = "high", [3] = "urgent"}
+
+local function waiting_ok(status, assignee)
+  return (status == "new" or status == "open") and (not assignee or assignee == "")
+end
+
+-- one fired step's actions on the ticket hash; returns the ticket's queue afterwards
+local function apply(tid, actions)
+  local tkey = p .. "ticket:" .. tid
+  local t = redis.call("HMGET", tkey, "queue", "priority", "score", "status", "assignee",
+                       "channel", "tags", "created_ms")
+  local queue, channel = t[1] or "", t[6] or ""
+  if not t[1] then return queue, channel end
+  local score = tonumber(t[3] or "0")
+  local due_ms = score % 1e13
+  local rank = RANK[t[2] or "normal"] or 1
+  local status, assignee = t[4], t[5]
+  for _, a in ipairs(actions) do
+    if a.raise_priority or a.set_priority then
+      if a.raise_priority then rank = math.min(3, rank + a.raise_priority)
+      else rank = RANK[a.set_priority] or rank end
+      score = (3 - rank) * 1e13 + due_ms
+      redis.call("HSET", tkey, "priority", NAME[rank], "score", string.format("%.0f", score))
+      if waiting_ok(status, assignee) then
+        redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
+      end
+    elseif a.tag then
+      local tags = {}
+      if t[7] and t[7] ~= "" then tags = cjson.decode(t[7]) end
+      local seen = false
+      for _, x in ipairs(tags) do if x == a.tag then seen = true end end
+      if not seen then
+        table.insert(tags, a.tag)
+        t[7] = cjson.encode(tags)
+        redis.call("HSET", tkey, "tags", t[7])
+      end
+    elseif a.reassign then
+      if assignee and assignee ~= "" then
+        redis.call("HDEL", tkey, "assignee")
+        assignee = nil
+        if waiting_ok(status, assignee) then
+          redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
+        end
+      end
+    elseif a.move_to and a.move_to ~= queue then
+      -- the same bookkeeping as move.lua, kept here so the step stays atomic
+      local q = a.move_to
+      redis.call("ZREM", p .. "queue:" .. queue .. ":all", tid)
+      redis.call("ZREM", p .. "queue:" .. queue .. ":waiting", tid)
+      redis.call("ZADD", p .. "queue:" .. q .. ":all", t[8] or now_ms, tid)
+      redis.call("SADD", p .. "queues", q)
+      redis.call("HSET", tkey, "queue", q, "updated_at", now_iso)
+      redis.call("HDEL", tkey, "assignee")
+      assignee = nil
+      if status == "new" or status == "open" then
+        redis.call("ZADD", p .. "queue:" .. q .. ":waiting", score, tid)
+      end
+      redis.call("XADD", p .. "events", "*", "type", "escalated", "ticket", tid, "queue", q,
+                 "channel", channel, "actor", "sla", "ts", now_ms, "from", queue,
+                 "reason", "SLA ladder")
+      queue = q
+    end
+  end
+  return queue, channel
+end
+
+local out = {}
+for i = 5, #ARGV, 5 do
+  local tid, expected = ARGV[i], tonumber(ARGV[i + 1])
+  local packed, score, steps = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local bkey = p .. "sla:b:" .. (string.match(tid, "^(.-)%d%d$") or "_")
+  local rec = redis.call("HGET", bkey, tid)
+  local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
+  if redis.call("HGET", owner, tid) ~= token then
+    out[#out + 1] = -2
+  elseif v ~= expected then
+    out[#out + 1] = -1
+  else
+    if packed ~= "" then redis.call("HSET", bkey, tid, (v + 1) .. "|" .. packed) end
+    if score == "" then redis.call("ZREM", due, tid) else redis.call("ZADD", due, score, tid) end
+    redis.call("HDEL", owner, tid)
+    out[#out + 1] = 1
+    if steps ~= "" then
+      for _, s in ipairs(cjson.decode(steps)) do
+        local queue, channel = apply(tid, s.actions)
+        local fields = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
+                        "actor", "sla", "ts", now_ms}
+        for k, val in pairs(s.event) do
+          fields[#fields + 1] = k
+          fields[#fields + 1] = tostring(val)
+        end
+        redis.call("XADD", p .. "events", "*", unpack(fields))
+        redis.call("HINCRBY", p .. "stats", s.kind, 1)
+        out[#out + 1] = queue
+      end
+    end
+  end
+end
+return out
