@@ -36,7 +36,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -226,23 +226,33 @@ class SlaClocks:
         raise SlaConflict(f"SLA state of {ticket_id} kept changing; gave up")
 
     @guarded
-    def open_many(self, tickets: list[Ticket], now: datetime | None = None) -> int:
+    def open_many(self, tickets: Iterable[Ticket], now: datetime | None = None) -> int:
         """Start the clocks of many new tickets at once (a bulk load, the benchmark):
-        pipelined, one compare-and-set per ticket; tickets that already have clocks are kept.
-        Returns how many were opened. The tickets' queue order (`set_due`) is not touched."""
+        pipelined, one compare-and-set per ticket, so tickets that already have clocks keep
+        them. Returns how many were opened. The tickets' queue order (`set_due`) is left alone.
+        Tickets opened at the same moment under the same policy share one packed state (the
+        record leaves the ticket id out), so it is computed once."""
         at = now or self.clock()
         write = self._scripts["sla_write"]
+        made: dict[tuple[str, str], tuple[bytes, str]] = {}
         opened = 0
-        for start in range(0, len(tickets), 1000):
-            pipe = self.rb.pipeline(transaction=False)
-            for ticket in tickets[start : start + 1000]:
-                policy = self._policy_for(ticket)
-                if policy is None:
-                    continue
-                calendar = self._queue_calendar(ticket.queue)
+        pipe = self.rb.pipeline(transaction=False)
+        queued = 0
+        for ticket in tickets:
+            policy = self._policy_for(ticket)
+            if policy is None:
+                continue
+            calendar = self._queue_calendar(ticket.queue)
+            if (policy, calendar) not in made:
                 state = sla.open_state(self.ctx, ticket.id, policy, calendar, at)
-                args = [self.store.prefix, ticket.id, 0, sla.pack_state(state)]
-                write(keys=[], args=[*args, wake_score(state, at)], client=pipe)
+                made[policy, calendar] = (sla.pack_state(state), wake_score(state, at))
+            packed, score = made[policy, calendar]
+            write(keys=[], args=[self.store.prefix, ticket.id, 0, packed, score], client=pipe)
+            queued += 1
+            if queued >= 1000:
+                opened += sum(1 for v in pipe.execute() if int(v) > 0)
+                queued = 0
+        if queued:
             opened += sum(1 for v in pipe.execute() if int(v) > 0)
         return opened
 
