@@ -38,7 +38,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -95,18 +95,27 @@ class AtRisk:
     remaining_seconds: float  # business seconds; negative when overdue
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BUCKET = re.compile(r"(.*)[0-9][0-9]\Z", re.S)  # the Lua scripts: ^(.-)%d%d$
 
 
 def wake_score(state: SlaState, now: datetime) -> str:
     """The ticket's due-ZSET score ("" = none): its next unfired step, or its earliest running
     deadline if sooner; once that deadline passed with nothing left to fire, -deadline."""
-    step = sla.state_next_wakeup(state)
-    deadline = earliest_due(state)
-    times = [t for t in (step, deadline if deadline and deadline > now else None) if t]
+    step, deadline = sla.state_next_wakeup(state), earliest_due(state)
+    return score_us(
+        None if step is None else sla.epoch_us(step),
+        None if deadline is None else sla.epoch_us(deadline),
+        sla.epoch_us(now),
+    )
+
+
+def score_us(step: int | None, deadline: int | None, now: int) -> str:
+    """`wake_score` from epoch microseconds; the score is in ms."""
+    times = [t for t in (step, deadline if deadline is not None and deadline > now else None) if t]
     if times:
-        return str(ms(min(times)))
-    return str(-ms(deadline)) if deadline is not None else ""
+        return str(min(times) // 1000)
+    return str(-(deadline // 1000)) if deadline is not None else ""
 
 
 def earliest_due(state: SlaState) -> datetime | None:
@@ -158,6 +167,7 @@ class SlaClocks:
         self.batch = batch
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._claims = 0
+        self._steps: dict[tuple[str, int], tuple[list[Action], list[str], list[Any]]] = {}
         # records are binary (msgpack): a client sharing the store's settings, bytes replies
         pool = store.r.connection_pool
         kwargs = {**pool.connection_kwargs, "decode_responses": False}
@@ -172,6 +182,7 @@ class SlaClocks:
         """A new config (SIGHUP): policies and calendars apply from the next transition."""
         self.ctx = SlaContext.from_config(config)
         self.config = config
+        self._steps = {}
 
     # ------------------------------------------------------------ storage
 
@@ -424,57 +435,67 @@ class SlaClocks:
             log.warning("SLA sweep: %d tickets kept changing; their leases expire", len(pending))
         return fired
 
+    def _ladder_step(self, policy: str, index: int) -> tuple[list[Action], list[str], list[Any]]:
+        """A ladder step's actions, described, and as the commit script reads them (cached)."""
+        key = (policy, index)
+        if key not in self._steps:
+            actions = self.ctx.policy(policy).ladder[index].actions
+            self._steps[key] = (
+                actions,
+                [describe(a) for a in actions],
+                [a.model_dump(exclude_none=True, mode="json") for a in actions],
+            )
+        return self._steps[key]
+
     def _plan(
         self, tid: str, raw: bytes, now: datetime
     ) -> tuple[list[Any], list[tuple[Fired, list[Action]]]]:
-        """One ticket's commit arguments and the steps they fire (queue filled in later)."""
-        state, version = self._decode(tid, raw)
-        if state is None:
-            return [tid, version, "", "", ""], []
+        """One ticket's commit arguments and the steps they fire (queue filled in later).
+        Fires on the packed record (`sla.fire_packed`, the same transition as `fire_step`)."""
+        version_text, _, packed = raw.partition(b"|")
+        if not raw:
+            return [tid, 0, "", "", ""], []
+        if not version_text.isdigit():
+            raise sla.SlaError(f"stored SLA state of {tid} is unreadable: no version")
+        new, done, wake, deadline = sla.fire_packed(packed, now)
         steps: list[tuple[Fired, list[Action]]] = []
         payload: list[dict[str, Any]] = []
-        new = state
-        for target, step in sla.state_due_steps(state, now):
-            new = sla.fire_step(new, target, step.index, now)
-            clock = new.clocks[target]
-            done = next(s for s in clock.steps if s.index == step.index)
-            actions = self.ctx.policy(clock.policy).ladder[step.index].actions
+        for step in done:
+            actions, described, dumped = self._ladder_step(step.policy, step.index)
             breached = step.at >= 1.0
-            late = done.late_by or 0.0
-            assert step.due_at is not None
-            described = [describe(a) for a in actions]
+            due_at = _EPOCH + timedelta(microseconds=step.due_us)
             payload.append(
                 {
                     "kind": "sla_breached" if breached else "sla_warned",
                     "event": {
-                        "target": target,
+                        "target": step.target,
                         "at": f"{step.at:g}",
                         "step": f"{step.at:g}",
-                        "policy": clock.policy,
-                        "due": step.due_at.astimezone(UTC).isoformat(),
-                        "late_s": f"{late:.3f}",
-                        "late": "1" if late > LATE_AFTER_S else "0",
+                        "policy": step.policy,
+                        "due": due_at.isoformat(),
+                        "late_s": f"{step.late_by:.3f}",
+                        "late": "1" if step.late_by > LATE_AFTER_S else "0",
                         "actions": "; ".join(described),
                     },
-                    "actions": [a.model_dump(exclude_none=True, mode="json") for a in actions],
+                    "actions": dumped,
                 }
             )
             record = Fired(
                 ticket=tid,
                 queue="",
-                target=target,
+                target=step.target,
                 index=step.index,
                 at=step.at,
-                due_at=step.due_at,
+                due_at=due_at,
                 fired_at=now,
-                late_by=late,
+                late_by=step.late_by,
                 breached=breached,
                 actions=described,
             )
             steps.append((record, actions))
-        packed = sla.pack_state(new) if steps else ""
         events = msgspec.json.encode(payload) if payload else ""
-        return [tid, version, packed, wake_score(new, now), events], steps
+        score = score_us(wake, deadline, sla.epoch_us(now))
+        return [tid, int(version_text), new or "", score, events], steps
 
     def _after(self, record: Fired, actions: list[Action]) -> None:
         """Outside the script: metrics and notifications (a failure here is logged only)."""
