@@ -739,47 +739,57 @@ def _us(v: int, base_us: int) -> int:
 
 
 def fire_packed(
-    raw: bytes, now: datetime
+    raw: bytes, now: datetime | int
 ) -> tuple[bytes | None, list[PackedFire], int | None, int | None]:
     """The sweeper's hot path, on the packed record without building the structs: fire every
-    step due by `now` (earliest first), exactly as `state_due_steps` + `fire_step` would.
+    step due by `now` (a datetime or epoch microseconds), earliest first, exactly as
+    `state_due_steps` + `fire_step` would (tests/test_sla.py holds them equal).
 
     Returns (the new packed record or None when nothing fired, what fired, the next unfired
     step's due time and the earliest running deadline, both in epoch microseconds or None).
     """
+    now_us = now if isinstance(now, int) else epoch_us(now)
     try:
         f = _unpacker.decode(raw)
-        if not isinstance(f, list) or not f or f[0] != _PACK_FORMAT:
+        if type(f) is not list or not f or f[0] != _PACK_FORMAT:
             raise ValueError("not a packed SLA state")
-        policy, base = f[1], (f[3] if len(f) > 3 else 0) or 0
-        clocks = f[4] if len(f) > 4 and f[4] else []
-        now_us = epoch_us(now)
+        n = len(f)
+        policy, base = f[1], (f[3] if n > 3 else 0) or 0
+        clocks = (f[4] if n > 4 else None) or ()
         due: list[tuple[int, float, int, list, list]] = []  # type: ignore[type-arg]
         wake: int | None = None
         deadline: int | None = None
         for i, c in enumerate(clocks):
             if c is None:
                 continue
-            if (c[6] if len(c) > 6 else 0) in (0, None) and len(c) > 8 and c[8] is not None:
-                d = _us(c[8], base)
-                deadline = d if deadline is None or d < deadline else deadline
-            for s in c[13] if len(c) > 13 and c[13] else []:
-                if (len(s) > 3 and s[3] is not None) or len(s) < 3 or s[2] is None:
-                    continue
-                d = _us(s[2], base)
-                at = _unfrac(s[1])
+            k = len(c)
+            if k > 8 and c[8] is not None and not c[6]:  # running (state 0) with a due time
+                v = c[8]
+                d = base + (v >> 1 if v & 1 else (v >> 1) * 1000)
+                if deadline is None or d < deadline:
+                    deadline = d
+            if k <= 13 or not c[13]:
+                continue
+            for st in c[13]:
+                if len(st) < 3 or st[2] is None or (len(st) > 3 and st[3] is not None):
+                    continue  # not armed, or fired already
+                v = st[2]
+                d = base + (v >> 1 if v & 1 else (v >> 1) * 1000)
                 if d <= now_us:
-                    due.append((d, at, i, c, s))
+                    due.append((d, _unfrac(st[1]), i, c, st))
                 elif wake is None or d < wake:
                     wake = d
     except (msgspec.DecodeError, ValueError, TypeError, IndexError) as exc:
         raise SlaError(f"stored SLA state is unreadable: {exc}") from None
-    due.sort(key=lambda x: (x[0], x[1]))
+    if not due:
+        return None, [], wake, deadline
+    if len(due) > 1:
+        due.sort(key=lambda x: (x[0], x[1]))
     fired: list[PackedFire] = []
-    fired_rel = _rel(now, base)
-    for d, at, i, c, s in due:
+    rel = now_us - base
+    fired_rel = (rel // 1000) * 2 if rel % 1000 == 0 else rel * 2 + 1
+    for d, at, i, c, st in due:
         late = max(0.0, (now_us - d) / 10**6)
-        s[3:] = [fired_rel, _num(late)]
-        clock_policy = c[0] if c[0] is not None else policy
-        fired.append(PackedFire(TARGETS[i], s[0], at, clock_policy, d, late))
-    return (_packer.encode(f) if fired else None), fired, wake, deadline
+        st[3:] = [fired_rel, _num(late)]
+        fired.append(PackedFire(TARGETS[i], st[0], at, c[0] or policy, d, late))
+    return _packer.encode(f), fired, wake, deadline

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +50,7 @@ from omnidesk.errors import OmnideskError
 from omnidesk.intake import IntakeHooks
 from omnidesk.model import Status, Ticket, utcnow
 from omnidesk.sla import ClockSummary, SlaContext, SlaState
-from omnidesk.store import Store, guarded, lua, ms
+from omnidesk.store import Store, guarded, lua, ms, redis_errors
 
 log = logging.getLogger("omnidesk.sweeper")
 
@@ -84,6 +84,20 @@ class Fired:
     @property
     def late(self) -> bool:
         return self.late_by > LATE_AFTER_S
+
+
+@dataclass
+class _Planned:
+    """A claimed batch, computed: the commit script's arguments and each ticket's steps."""
+
+    token: str
+    args: list[Any]
+    now_us: int = 0
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    template_ids: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    tickets: list[tuple[str, list[tuple[list[Action], dict[str, Any]]]]] = field(
+        default_factory=list
+    )
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,8 @@ class SlaClocks:
     """The SLA service: transitions for intake and agents, and the sweeper.
 
     `clock` is injectable (tests move time by hand). `notify` receives each notify action
-    (the daemon wires it to the dramatiq `notify` actor); `count` each fired step (metrics).
+    (the daemon wires it to the dramatiq `notify` actor); `count` each fired step (metrics);
+    `on_fired` each fired step as soon as its batch is committed (the benchmark's lateness).
     """
 
     def __init__(
@@ -153,6 +168,7 @@ class SlaClocks:
         clock: Now = utcnow,
         notify: NotifyFn | None = None,
         count: CountFn | None = None,
+        on_fired: Callable[[Fired], None] | None = None,
         lease_seconds: float = 60.0,
         batch: int = 200,
         name: str | None = None,
@@ -163,6 +179,7 @@ class SlaClocks:
         self.clock = clock
         self.notify = notify
         self.count = count
+        self.on_fired = on_fired
         self.lease_ms = int(lease_seconds * 1000)
         self.batch = batch
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -371,47 +388,77 @@ class SlaClocks:
         return token, [tid for tid, _ in got]
 
     def sweep(self, now: datetime | None = None, limit: int = 100_000) -> list[Fired]:
-        """Fire every ladder step due by `now` (at most `limit` tickets); returns what fired."""
+        """Fire every ladder step due by `now` (at most `limit` tickets); returns what fired.
+
+        Batches overlap: batch k+1 is claimed before batch k's commit is sent, and computed in
+        Python while Redis runs that commit (on a helper thread's connection).
+        """
         at = now or self.clock()
         fired: list[Fired] = []
-        seen = 0
-        while seen < limit:
-            token, got = self._claim(at, min(self.batch, limit - seen))
-            if got:
-                fired += self._run_batch(got, token, at)
-            seen += len(got)
-            if len(got) < self.batch:
-                break
+        seen, more = 0, True
+        ready: _Planned | None = None  # computed, not committed yet
+        pool: ThreadPoolExecutor | None = None
+        try:
+            while ready is not None or more:
+                got: list[tuple[str, bytes]] = []
+                if more:
+                    token, got = self._claim(at, min(self.batch, limit - seen))
+                    seen += len(got)
+                    more = len(got) == self.batch and seen < limit
+                sending = None
+                if ready is not None and (got or pool is not None):
+                    pool = pool or ThreadPoolExecutor(1, thread_name_prefix="sla-commit")
+                    sending = (ready, pool.submit(self._commit, ready.args))
+                elif ready is not None:
+                    sending = (ready, None)
+                ready = self._plan_batch(got, token, at) if got else None
+                if sending is not None:
+                    planned, future = sending
+                    reply = future.result() if future else self._commit(planned.args)
+                    fired += self._settle(planned, reply, at)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         return fired
 
     @guarded
     def _run_ticket(self, tid: str, token: str, now: datetime) -> list[Fired]:
         """Fire what is due on one ticket this sweeper holds under `token`."""
-        return self._run_batch([(tid, self.rb.hget(self.bucket_key(tid), tid) or b"")], token, now)
+        raw = self.rb.hget(self.bucket_key(tid), tid) or b""
+        planned = self._plan_batch([(tid, raw)], token, now)
+        return self._settle(planned, self._commit(planned.args), now)
+
+    def _plan_batch(self, batch: list[tuple[str, bytes]], token: str, now: datetime) -> _Planned:
+        """Every due step of a claimed batch and the commit script's arguments for it."""
+        now_ms = sla.epoch_us(now) // 1000
+        planned = _Planned(
+            token, [self.store.prefix, token, now_ms, now.astimezone(UTC).isoformat(), ""]
+        )
+        for tid, raw in batch:
+            try:
+                args, steps = self._plan(tid, raw, now, planned)
+            except OmnideskError as exc:  # its lease runs out and a later sweep retries
+                log.warning("SLA sweep of %s: %s", tid, exc)
+                continue
+            planned.args += args
+            planned.tickets.append((tid, steps))
+        planned.args[4] = msgspec.json.encode(planned.templates)
+        return planned
 
     @guarded
-    def _run_batch(self, batch: list[tuple[str, bytes]], token: str, now: datetime) -> list[Fired]:
-        """Compute every due step of a claimed batch, then commit it in one script; tickets an
-        intake transition changed meanwhile are re-read and committed again."""
+    def _commit(self, args: list[Any]) -> list[Any]:
+        if len(args) <= 5:
+            return []
+        return list(self._scripts["sla_commit"](keys=[], args=args))
+
+    def _settle(self, planned: _Planned, reply: list[Any], now: datetime) -> list[Fired]:
+        """What a commit fired (metrics and notifications go out now); tickets an intake
+        transition changed meanwhile are re-read, recomputed and committed again."""
         fired: list[Fired] = []
-        pending = batch
         for _ in range(MAX_RETRIES):
-            args: list[Any] = [self.store.prefix, token, ms(now), now.astimezone(UTC).isoformat()]
-            planned: list[tuple[str, list[tuple[Fired, list[Action]]]]] = []
-            for tid, raw in pending:
-                try:
-                    plan = self._plan(tid, raw, now)
-                except OmnideskError as exc:  # its lease runs out and a later sweep retries
-                    log.warning("SLA sweep of %s: %s", tid, exc)
-                    continue
-                args += plan[0]
-                planned.append((tid, plan[1]))
-            if not planned:
-                break
-            reply = self._scripts["sla_commit"](keys=[], args=args)
             retry: list[str] = []
             pos = 0
-            for tid, steps in planned:
+            for tid, steps in planned.tickets:
                 status = int(reply[pos])
                 pos += 1
                 if status == -1:
@@ -419,20 +466,22 @@ class SlaClocks:
                     continue
                 if status == -2:
                     continue  # lost the lease: whoever holds it now carries on
-                for record, actions in steps:
-                    queue = reply[pos].decode()
+                for actions, fields in steps:
+                    record = Fired(ticket=tid, queue=reply[pos].decode(), **fields)
                     pos += 1
-                    done = dataclasses.replace(record, queue=queue)
-                    fired.append(done)
-                    self._after(done, actions)
+                    fired.append(record)
+                    self._after(record, actions)
             if not retry:
                 return fired
-            pipe = self.rb.pipeline(transaction=False)
-            for tid in retry:
-                pipe.hget(self.bucket_key(tid), tid)
-            pending = [(tid, raw or b"") for tid, raw in zip(retry, pipe.execute(), strict=True)]
-        else:
-            log.warning("SLA sweep: %d tickets kept changing; their leases expire", len(pending))
+            with redis_errors():
+                pipe = self.rb.pipeline(transaction=False)
+                for tid in retry:
+                    pipe.hget(self.bucket_key(tid), tid)
+                raws = pipe.execute()
+            again = [(tid, raw or b"") for tid, raw in zip(retry, raws, strict=True)]
+            planned = self._plan_batch(again, planned.token, now)
+            reply = self._commit(planned.args)
+        log.warning("SLA sweep: %d tickets kept changing; their leases expire", len(retry))
         return fired
 
     def _ladder_step(self, policy: str, index: int) -> tuple[list[Action], list[str], list[Any]]:
@@ -447,55 +496,63 @@ class SlaClocks:
             )
         return self._steps[key]
 
-    def _plan(
-        self, tid: str, raw: bytes, now: datetime
-    ) -> tuple[list[Any], list[tuple[Fired, list[Action]]]]:
-        """One ticket's commit arguments and the steps they fire (queue filled in later).
-        Fires on the packed record (`sla.fire_packed`, the same transition as `fire_step`)."""
-        version_text, _, packed = raw.partition(b"|")
-        if not raw:
-            return [tid, 0, "", "", ""], []
-        if not version_text.isdigit():
-            raise sla.SlaError(f"stored SLA state of {tid} is unreadable: no version")
-        new, done, wake, deadline = sla.fire_packed(packed, now)
-        steps: list[tuple[Fired, list[Action]]] = []
-        payload: list[dict[str, Any]] = []
-        for step in done:
-            actions, described, dumped = self._ladder_step(step.policy, step.index)
-            breached = step.at >= 1.0
-            due_at = _EPOCH + timedelta(microseconds=step.due_us)
-            payload.append(
+    def _template(self, planned: _Planned, policy: str, index: int, target: str) -> int:
+        """The batch's event template for one ladder step on one target (1-based, for Lua)."""
+        key = (policy, index, target)
+        if key not in planned.template_ids:
+            at = self.ctx.policy(policy).ladder[index].at
+            _, described, dumped = self._ladder_step(policy, index)
+            planned.templates.append(
                 {
-                    "kind": "sla_breached" if breached else "sla_warned",
+                    "kind": "sla_breached" if at >= 1.0 else "sla_warned",
                     "event": {
-                        "target": step.target,
-                        "at": f"{step.at:g}",
-                        "step": f"{step.at:g}",
-                        "policy": step.policy,
-                        "due": due_at.isoformat(),
-                        "late_s": f"{step.late_by:.3f}",
-                        "late": "1" if step.late_by > LATE_AFTER_S else "0",
+                        "target": target,
+                        "at": f"{at:g}",
+                        "step": f"{at:g}",
+                        "policy": policy,
                         "actions": "; ".join(described),
                     },
                     "actions": dumped,
                 }
             )
-            record = Fired(
-                ticket=tid,
-                queue="",
-                target=step.target,
-                index=step.index,
-                at=step.at,
-                due_at=due_at,
-                fired_at=now,
-                late_by=step.late_by,
-                breached=breached,
-                actions=described,
-            )
-            steps.append((record, actions))
-        events = msgspec.json.encode(payload) if payload else ""
-        score = score_us(wake, deadline, sla.epoch_us(now))
-        return [tid, int(version_text), new or "", score, events], steps
+            planned.template_ids[key] = len(planned.templates)
+        return planned.template_ids[key]
+
+    def _plan(
+        self, tid: str, raw: bytes, now: datetime, planned: _Planned
+    ) -> tuple[list[Any], list[tuple[list[Action], dict[str, Any]]]]:
+        """One ticket's commit arguments and the steps they fire (a `Fired` but its queue).
+        Fires on the packed record (`sla.fire_packed`, the same transition as `fire_step`);
+        each step's event is its template plus "<template> <due> <late_s> <late>"."""
+        if not raw:
+            return [tid, 0, "", "", ""], []
+        version_text, _, packed = raw.partition(b"|")
+        if not version_text.isdigit():
+            raise sla.SlaError(f"stored SLA state of {tid} is unreadable: no version")
+        now_us = planned.now_us or sla.epoch_us(now)
+        planned.now_us = now_us
+        new, done, wake, deadline = sla.fire_packed(packed, now_us)
+        steps: list[tuple[list[Action], dict[str, Any]]] = []
+        events: list[str] = []
+        for step in done:
+            actions, described, _ = self._ladder_step(step.policy, step.index)
+            template = self._template(planned, step.policy, step.index, step.target)
+            due_at = _EPOCH + timedelta(microseconds=step.due_us)
+            late = "1" if step.late_by > LATE_AFTER_S else "0"
+            events.append(f"{template} {due_at.isoformat()} {step.late_by:.3f} {late}")
+            fields = {
+                "target": step.target,
+                "index": step.index,
+                "at": step.at,
+                "due_at": due_at,
+                "fired_at": now,
+                "late_by": step.late_by,
+                "breached": step.at >= 1.0,
+                "actions": described,
+            }
+            steps.append((actions, fields))
+        score = score_us(wake, deadline, now_us)
+        return [tid, int(version_text), new or "", score, ";".join(events)], steps
 
     def _after(self, record: Fired, actions: list[Action]) -> None:
         """Outside the script: metrics and notifications (a failure here is logged only)."""
@@ -503,6 +560,8 @@ class SlaClocks:
         try:
             if self.count is not None:
                 self.count(kind, record.queue)
+            if self.on_fired is not None:
+                self.on_fired(record)
             for action in actions:
                 if action.notify and self.notify is not None:
                     what = "breached" if record.breached else f"at {record.at:.0%} of"
@@ -518,7 +577,7 @@ class SlaClocks:
         except Exception:
             log.exception("SLA notify/metrics failed for %s", record.ticket)
 
-    async def run_sweeper(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+    async def run_sweeper(self, stop: asyncio.Event, interval: float = 0.25) -> None:
         """The daemon's loop: sweep, then wait `interval` seconds or until `stop` is set."""
         while not stop.is_set():
             try:

@@ -4,9 +4,10 @@
 -- sla_warned/sla_breached events, count them, re-score it by its next wakeup and release it.
 -- A step is marked fired in the same script that applies it, so it fires once even with
 -- several sweepers and across restarts.
--- ARGV: prefix, token, now_ms, now_iso, then 5 per ticket:
---   ticket_id, expected_v, packed_state ("" = unchanged), score ("" = drop), steps_json
---   (a JSON list of {kind, event: {...}, actions: [...]}, "" = none fired).
+-- ARGV: prefix, token, now_ms, now_iso, templates (JSON list of {kind, event: {...},
+--   actions: [...]}, one per ladder step and target in the batch), then 5 per ticket:
+--   ticket_id, expected_v, packed_state ("" = unchanged), score ("" = drop), steps
+--   ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none fired).
 -- Returns per ticket: 1 followed by the ticket's queue after each fired step; -1 when the state
 -- moved since it was read (recompute and commit again); -2 when the lease was lost.
 local p = ARGV[1] .. ":"
@@ -79,8 +80,10 @@ local function apply(tid, actions)
   return queue, channel
 end
 
+local templates = cjson.decode(ARGV[5])
+local kinds = {}
 local out = {}
-for i = 5, #ARGV, 5 do
+for i = 6, #ARGV, 5 do
   local tid, expected = ARGV[i], tonumber(ARGV[i + 1])
   local packed, score, steps = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local bkey = p .. "sla:b:" .. (string.match(tid, "^(.-)%d%d$") or "_")
@@ -95,20 +98,21 @@ for i = 5, #ARGV, 5 do
     if score == "" then redis.call("ZREM", due, tid) else redis.call("ZADD", due, score, tid) end
     redis.call("HDEL", owner, tid)
     out[#out + 1] = 1
-    if steps ~= "" then
-      for _, s in ipairs(cjson.decode(steps)) do
-        local queue, channel = apply(tid, s.actions)
-        local fields = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
-                        "actor", "sla", "ts", now_ms}
-        for k, val in pairs(s.event) do
-          fields[#fields + 1] = k
-          fields[#fields + 1] = tostring(val)
-        end
-        redis.call("XADD", p .. "events", "*", unpack(fields))
-        redis.call("HINCRBY", p .. "stats", s.kind, 1)
-        out[#out + 1] = queue
+    for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
+      local s = templates[tonumber(tpl)]
+      local queue, channel = apply(tid, s.actions)
+      local fields = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
+                      "actor", "sla", "ts", now_ms, "due", due_iso, "late_s", late_s,
+                      "late", late}
+      for k, val in pairs(s.event) do
+        fields[#fields + 1] = k
+        fields[#fields + 1] = tostring(val)
       end
+      redis.call("XADD", p .. "events", "*", unpack(fields))
+      kinds[s.kind] = (kinds[s.kind] or 0) + 1
+      out[#out + 1] = queue
     end
   end
 end
+for kind, n in pairs(kinds) do redis.call("HINCRBY", p .. "stats", kind, n) end
 return out
