@@ -8,10 +8,11 @@ With the store prefix ``P``:
                             ~100 tickets share a small hash (``_`` for ids not ending in digits)
     P:sla:due         zset  ticket -> ms of its next wakeup: the next unfired ladder step, or
                             the earliest running deadline if sooner (so it turns overdue);
-                            while a sweeper holds a ticket, its lease expiry; a running ticket
+                            while a sweeper holds a ticket, its lease (expiry ms + 0.5, the
+                            fencing token of that claim); a running ticket
                             already overdue with nothing left to fire sits at -deadline
                             (never claimed; `at_risk` reads it first)
-    P:sla:owner       hash  ticket -> token of the sweeper holding it right now
+    P:stats           hash  sla_warned / sla_breached: steps fired; sla_held: tickets leased
 
 Every write is a compare-and-set on the version (omnidesk/lua/sla_*.lua), so an intake
 transition and a sweeper never overwrite each other: the loser re-reads and re-applies.
@@ -36,7 +37,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +51,7 @@ from omnidesk.errors import OmnideskError
 from omnidesk.intake import IntakeHooks
 from omnidesk.model import Status, Ticket, utcnow
 from omnidesk.sla import ClockSummary, SlaContext, SlaState
-from omnidesk.store import Store, guarded, lua, ms, redis_errors
+from omnidesk.store import Store, guarded, lua, redis_errors
 
 log = logging.getLogger("omnidesk.sweeper")
 
@@ -183,7 +184,6 @@ class SlaClocks:
         self.lease_ms = int(lease_seconds * 1000)
         self.batch = batch
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._claims = 0
         self._steps: dict[tuple[str, int], tuple[list[Action], list[str], list[Any]]] = {}
         # records are binary (msgpack): a client sharing the store's settings, bytes replies
         pool = store.r.connection_pool
@@ -375,10 +375,11 @@ class SlaClocks:
 
     @guarded
     def _claim(self, now: datetime, limit: int) -> tuple[str, list[tuple[str, bytes]]]:
-        """Atomically take up to `limit` due tickets under a fresh lease token, with records."""
-        self._claims += 1
-        token = f"{self.name}:{self._claims}"
-        args = [self.store.prefix, ms(now), self.lease_ms, limit, token]
+        """Atomically take up to `limit` due tickets under a fresh lease, with their records.
+        The token is the lease's due score (expiry ms + 0.5), unique to this claim."""
+        now_ms = sla.epoch_us(now) // 1000
+        token = f"{now_ms + self.lease_ms}.5"
+        args = [self.store.prefix, now_ms, token, limit]
         reply = self._scripts["sla_claim"](keys=[], args=args)
         return token, [(t.decode(), raw) for t, raw in zip(reply[::2], reply[1::2], strict=True)]
 
@@ -396,26 +397,25 @@ class SlaClocks:
         at = now or self.clock()
         fired: list[Fired] = []
         seen, more = 0, True
-        ready: _Planned | None = None  # computed, not committed yet
+        ready: _Planned | None = None  # computed, not sent yet
+        sent: tuple[_Planned, Future[list[Any]]] | None = None  # its commit running
         pool: ThreadPoolExecutor | None = None
         try:
-            while ready is not None or more:
+            while ready is not None or sent is not None or more:
+                reply = sent[1].result() if sent is not None else None
                 got: list[tuple[str, bytes]] = []
                 if more:
                     token, got = self._claim(at, min(self.batch, limit - seen))
                     seen += len(got)
                     more = len(got) == self.batch and seen < limit
-                sending = None
-                if ready is not None and (got or pool is not None):
+                done, sent = sent, None
+                if ready is not None:
                     pool = pool or ThreadPoolExecutor(1, thread_name_prefix="sla-commit")
-                    sending = (ready, pool.submit(self._commit, ready.args))
-                elif ready is not None:
-                    sending = (ready, None)
+                    sent = (ready, pool.submit(self._commit, ready.args))
+                # while Redis runs that commit: settle the previous one, compute the next
+                if done is not None and reply is not None:
+                    fired += self._settle(done[0], reply, at)
                 ready = self._plan_batch(got, token, at) if got else None
-                if sending is not None:
-                    planned, future = sending
-                    reply = future.result() if future else self._commit(planned.args)
-                    fired += self._settle(planned, reply, at)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -648,13 +648,12 @@ class SlaClocks:
         pipe = r.pipeline(transaction=False)
         pipe.zcount(self.key("due"), 0, "+inf")
         pipe.zcard(self.key("due"))
-        pipe.hlen(self.key("owner"))
-        pipe.hmget(self.store.key("stats"), "sla_warned", "sla_breached")
-        due, running, held, (warned, breached) = pipe.execute()
+        pipe.hmget(self.store.key("stats"), "sla_warned", "sla_breached", "sla_held")
+        due, running, (warned, breached, held) = pipe.execute()
         return {
             "scheduled": due,
             "running": running,
-            "held": held,
+            "held": max(0, int(held or 0)),
             "warned": int(warned or 0),
             "breached": int(breached or 0),
         }

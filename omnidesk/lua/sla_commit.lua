@@ -1,18 +1,19 @@
 -- Commit a claimed batch, ticket by ticket, all in one script: for each ticket still held by
--- this lease token and still at the version the sweeper read, write its new state, apply the
+-- this lease (its due score is still the lease value the claim set, see sla_claim.lua) and
+-- still at the version the sweeper read, write its new state, apply the
 -- ladder actions of every step it fired (priority, tag, reassign, move to a queue), append the
 -- sla_warned/sla_breached events, count them, re-score it by its next wakeup and release it.
 -- A step is marked fired in the same script that applies it, so it fires once even with
 -- several sweepers and across restarts.
--- ARGV: prefix, token, now_ms, now_iso, templates (JSON list of {kind, event: {...},
+-- ARGV: prefix, lease, now_ms, now_iso, templates (JSON list of {kind, event: {...},
 --   actions: [...]}, one per ladder step and target in the batch), then 5 per ticket:
 --   ticket_id, expected_v, packed_state ("" = unchanged), score ("" = drop), steps
 --   ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none fired).
 -- Returns per ticket: 1 followed by the ticket's queue after each fired step; -1 when the state
 -- moved since it was read (recompute and commit again); -2 when the lease was lost.
 local p = ARGV[1] .. ":"
-local token, now_ms, now_iso = ARGV[2], ARGV[3], ARGV[4]
-local due, owner = p .. "sla:due", p .. "sla:owner"
+local lease, now_ms, now_iso = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local due = p .. "sla:due"
 local RANK = {low = 0, normal = 1, high = 2, urgent = 3}
 local NAME = {[0] = "low", [1] = "normal", [2] = "high", [3] = "urgent"}
 
@@ -82,21 +83,21 @@ end
 
 local templates = cjson.decode(ARGV[5])
 local kinds = {}
-local out = {}
+local out, released = {}, 0
 for i = 6, #ARGV, 5 do
   local tid, expected = ARGV[i], tonumber(ARGV[i + 1])
   local packed, score, steps = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local bkey = p .. "sla:b:" .. (string.match(tid, "^(.-)%d%d$") or "_")
   local rec = redis.call("HGET", bkey, tid)
   local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
-  if redis.call("HGET", owner, tid) ~= token then
+  if tonumber(redis.call("ZSCORE", due, tid) or "0") ~= lease then
     out[#out + 1] = -2
   elseif v ~= expected then
     out[#out + 1] = -1
   else
     if packed ~= "" then redis.call("HSET", bkey, tid, (v + 1) .. "|" .. packed) end
     if score == "" then redis.call("ZREM", due, tid) else redis.call("ZADD", due, score, tid) end
-    redis.call("HDEL", owner, tid)
+    released = released + 1
     out[#out + 1] = 1
     for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
       local s = templates[tonumber(tpl)]
@@ -115,4 +116,5 @@ for i = 6, #ARGV, 5 do
   end
 end
 for kind, n in pairs(kinds) do redis.call("HINCRBY", p .. "stats", kind, n) end
+if released > 0 then redis.call("HINCRBY", p .. "stats", "sla_held", -released) end
 return out
