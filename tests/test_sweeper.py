@@ -354,3 +354,25 @@ def test_a_customer_writing_to_a_resolved_ticket_restarts_resolution(store, conf
     assert res.state == "running" and res.elapsed == 1800
     assert "next_response" in state.clocks
     assert due_score(store, tid) is not None
+
+
+def test_open_many_starts_clocks_in_bulk_like_on_opened(store, config, now) -> None:
+    clocks = clocks_for(store, config, now)
+    single = open_ticket(store, clocks, 0)
+    tickets = [store.get_ticket(single)]
+    for n in range(1, 5):
+        ticket = store.get_ticket(open_ticket(store, clocks, n))
+        assert ticket is not None
+        store.r.hdel(clocks.bucket_key(ticket.id), ticket.id)  # as if never opened
+        tickets.append(ticket)
+    later = riyadh(2026, 1, 8, 15, 30)
+    assert clocks.open_many(tickets, later) == 4  # the first one kept its clocks
+    first = clocks.state(single)
+    assert first is not None and first.clocks["first_response"].started_at == now()
+    for ticket in tickets[1:]:
+        state = clocks.state(ticket.id)  # type: ignore[union-attr]
+        assert state == clocks.on_opened(ticket, later)  # type: ignore[arg-type]
+        assert state is not None and state.clocks["first_response"].started_at == later
+        assert due_score(store, ticket.id) == riyadh(2026, 1, 11, 9, 30).timestamp() * 1000  # type: ignore[union-attr]
+    fired = clocks.sweep(riyadh(2026, 1, 11, 9, 30))
+    assert sorted(f.ticket for f in fired) == sorted(t.id for t in tickets)  # type: ignore[union-attr]
