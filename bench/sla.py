@@ -313,6 +313,10 @@ def main() -> int:
                   f"{baseline:,.0f} steps/s; lateness p50 {pct(blate, 0.5):.3f}s "
                   f"p99 {pct(blate, 0.99):.3f}s")  # fmt: skip
             print(f"ratio sweeper / baseline: {steps_per_s / baseline:.1f}x")
+        loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"machine: {os.cpu_count()} cores, load average now {loadavg} (other work on "
+              "the host "
+              "slows every figure above)")  # fmt: skip
         store.r.close()
         clocks.rb.close()
         r.close()
