@@ -27,17 +27,18 @@ local function apply(tid, actions)
   local t = redis.call("HMGET", tkey, "queue", "priority", "score", "status", "assignee",
                        "channel", "tags", "created_ms")
   local queue, channel = t[1] or "", t[6] or ""
-  if not t[1] then return queue, channel end
+  if not t[1] or #actions == 0 then return queue, channel end
   local score = tonumber(t[3] or "0")
   local due_ms = score % 1e13
   local rank = RANK[t[2] or "normal"] or 1
   local status, assignee = t[4], t[5]
+  local set = {}  -- ticket fields to write, in one HSET at the end
   for _, a in ipairs(actions) do
     if a.raise_priority or a.set_priority then
       if a.raise_priority then rank = math.min(3, rank + a.raise_priority)
       else rank = RANK[a.set_priority] or rank end
       score = (3 - rank) * 1e13 + due_ms
-      redis.call("HSET", tkey, "priority", NAME[rank], "score", string.format("%.0f", score))
+      set.priority, set.score = NAME[rank], string.format("%.0f", score)
       if waiting_ok(status, assignee) then
         redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
       end
@@ -49,7 +50,7 @@ local function apply(tid, actions)
       if not seen then
         table.insert(tags, a.tag)
         t[7] = cjson.encode(tags)
-        redis.call("HSET", tkey, "tags", t[7])
+        set.tags = t[7]
       end
     elseif a.reassign then
       if assignee and assignee ~= "" then
@@ -66,7 +67,7 @@ local function apply(tid, actions)
       redis.call("ZREM", p .. "queue:" .. queue .. ":waiting", tid)
       redis.call("ZADD", p .. "queue:" .. q .. ":all", t[8] or now_ms, tid)
       redis.call("SADD", p .. "queues", q)
-      redis.call("HSET", tkey, "queue", q, "updated_at", now_iso)
+      set.queue, set.updated_at = q, now_iso
       redis.call("HDEL", tkey, "assignee")
       assignee = nil
       if status == "new" or status == "open" then
@@ -78,10 +79,23 @@ local function apply(tid, actions)
       queue = q
     end
   end
+  local args = {}
+  for k, v in pairs(set) do
+    args[#args + 1] = k
+    args[#args + 1] = v
+  end
+  if #args > 0 then redis.call("HSET", tkey, unpack(args)) end
   return queue, channel
 end
 
 local templates = cjson.decode(ARGV[5])
+for _, s in ipairs(templates) do  -- each template's constant event fields, flat
+  s.flat = {}
+  for k, val in pairs(s.event) do
+    s.flat[#s.flat + 1] = k
+    s.flat[#s.flat + 1] = tostring(val)
+  end
+end
 local kinds = {}
 local out, released = {}, 0
 for i = 6, #ARGV, 5 do
@@ -104,11 +118,7 @@ for i = 6, #ARGV, 5 do
       local queue, channel = apply(tid, s.actions)
       local fields = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
                       "actor", "sla", "ts", now_ms, "due", due_iso, "late_s", late_s,
-                      "late", late}
-      for k, val in pairs(s.event) do
-        fields[#fields + 1] = k
-        fields[#fields + 1] = tostring(val)
-      end
+                      "late", late, unpack(s.flat)}
       redis.call("XADD", p .. "events", "*", unpack(fields))
       kinds[s.kind] = (kinds[s.kind] or 0) + 1
       out[#out + 1] = queue
