@@ -3,15 +3,15 @@
 The clocks themselves are pure (`omnidesk.sla`); this module persists them and runs them.
 With the store prefix ``P``:
 
-    P:sla:b:<bucket>  hash  ticket -> "<version>|<packed SlaState>" (`sla.pack_state`, ~140
-                            bytes); <bucket> is the ticket id less its last two digits, so
-                            ~100 tickets share a small hash (``_`` for ids not ending in digits)
+    P:sla:b:<bucket>  hash  ticket -> "<version>|<packed SlaState>" (`sla.pack_state`, ~95
+                            bytes fresh); <bucket> is the ticket id less its last two digits,
+                            so ~100 tickets share a hash (``_`` for ids not ending in digits)
     P:sla:due         zset  ticket -> ms of its next wakeup: the next unfired ladder step, or
                             the earliest running deadline if sooner (so it turns overdue);
                             while a sweeper holds a ticket, its lease (expiry ms + 0.5, the
-                            fencing token of that claim); a running ticket
-                            already overdue with nothing left to fire sits at -deadline
-                            (never claimed; `at_risk` reads it first)
+                            fencing token of that claim); a running ticket already overdue
+                            with nothing left to fire sits at -deadline (never claimed;
+                            `at_risk` reads it first)
     P:stats           hash  sla_warned / sla_breached: steps fired; sla_held: tickets leased
 
 Every write is a compare-and-set on the version (omnidesk/lua/sla_*.lua), so an intake
@@ -19,9 +19,14 @@ transition and a sweeper never overwrite each other: the loser re-reads and re-a
 The sweeper works in batches: one script claims up to `batch` due tickets under a lease and
 returns their records, Python computes every transition, and one script commits the batch:
 per ticket, only the lease holder on the version it read writes the state, applies the
-ladder actions and appends the events. Each step fires once per clock, across sweepers and
-restarts. A step that fell due while no sweeper ran fires when one comes back, and its
-event says how late (``late_s``).
+ladder actions and appends the events (notifications and metrics follow in Python). The
+next batch is claimed and computed while Redis runs a commit. Each step fires once per clock,
+across sweepers and restarts. A step that fell due while no sweeper ran fires when one comes
+back, and its event says how late (``late_s``).
+
+What one running ticket costs in Redis (bench/sla.py measures it): the due-ZSET entry (~110
+bytes) and its record in the bucket hash; records are over the 64-byte listpack limit, so the
+buckets are real hash tables (~180 bytes per record with its field and entry).
 
 Hooks the rest of the daemon calls (each loads, applies the pure transition, writes back):
 `on_opened` (`open_many` for a bulk load), `on_customer_message`, `on_agent_reply`,
