@@ -97,10 +97,11 @@ class _Planned:
     """A claimed batch, computed: the commit script's arguments and each ticket's steps."""
 
     token: str
+    now: datetime
     args: list[Any]
     now_us: int = 0
     templates: list[dict[str, Any]] = field(default_factory=list)
-    template_ids: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    template_ids: dict[tuple[str, int, str, float], int] = field(default_factory=dict)
     tickets: list[tuple[str, list[tuple[list[Action], dict[str, Any]]]]] = field(
         default_factory=list
     )
@@ -395,11 +396,12 @@ class SlaClocks:
 
     def sweep(self, now: datetime | None = None, limit: int = 100_000) -> list[Fired]:
         """Fire every ladder step due by `now` (at most `limit` tickets); returns what fired.
+        Without `now`, each batch reads the clock, so a long sweep also takes what fell due
+        while it ran.
 
         Batches overlap: batch k+1 is claimed before batch k's commit is sent, and computed in
         Python while Redis runs that commit (on a helper thread's connection).
         """
-        at = now or self.clock()
         fired: list[Fired] = []
         seen, more = 0, True
         ready: _Planned | None = None  # computed, not sent yet
@@ -410,6 +412,7 @@ class SlaClocks:
                 reply = sent[1].result() if sent is not None else None
                 got: list[tuple[str, bytes]] = []
                 if more:
+                    at = now or self.clock()
                     token, got = self._claim(at, min(self.batch, limit - seen))
                     seen += len(got)
                     more = len(got) == self.batch and seen < limit
@@ -419,7 +422,7 @@ class SlaClocks:
                     sent = (ready, pool.submit(self._commit, ready.args))
                 # while Redis runs that commit: settle the previous one, compute the next
                 if done is not None and reply is not None:
-                    fired += self._settle(done[0], reply, at)
+                    fired += self._settle(done[0], reply)
                 ready = self._plan_batch(got, token, at) if got else None
         finally:
             if pool is not None:
@@ -431,13 +434,13 @@ class SlaClocks:
         """Fire what is due on one ticket this sweeper holds under `token`."""
         raw = self.rb.hget(self.bucket_key(tid), tid) or b""
         planned = self._plan_batch([(tid, raw)], token, now)
-        return self._settle(planned, self._commit(planned.args), now)
+        return self._settle(planned, self._commit(planned.args))
 
     def _plan_batch(self, batch: list[tuple[str, bytes]], token: str, now: datetime) -> _Planned:
         """Every due step of a claimed batch and the commit script's arguments for it."""
         now_ms = sla.epoch_us(now) // 1000
         planned = _Planned(
-            token, [self.store.prefix, token, now_ms, now.astimezone(UTC).isoformat(), ""]
+            token, now, [self.store.prefix, token, now_ms, now.astimezone(UTC).isoformat(), ""]
         )
         for tid, raw in batch:
             try:
@@ -456,7 +459,7 @@ class SlaClocks:
             return []
         return list(self._scripts["sla_commit"](keys=[], args=args))
 
-    def _settle(self, planned: _Planned, reply: list[Any], now: datetime) -> list[Fired]:
+    def _settle(self, planned: _Planned, reply: list[Any]) -> list[Fired]:
         """What a commit fired (metrics and notifications go out now); tickets an intake
         transition changed meanwhile are re-read, recomputed and committed again."""
         fired: list[Fired] = []
@@ -484,7 +487,7 @@ class SlaClocks:
                     pipe.hget(self.bucket_key(tid), tid)
                 raws = pipe.execute()
             again = [(tid, raw or b"") for tid, raw in zip(retry, raws, strict=True)]
-            planned = self._plan_batch(again, planned.token, now)
+            planned = self._plan_batch(again, planned.token, planned.now)
             reply = self._commit(planned.args)
         log.warning("SLA sweep: %d tickets kept changing; their leases expire", len(retry))
         return fired
@@ -493,7 +496,10 @@ class SlaClocks:
         """A ladder step's actions, described, and as the commit script reads them (cached)."""
         key = (policy, index)
         if key not in self._steps:
-            actions = self.ctx.policy(policy).ladder[index].actions
+            ladder = self.ctx.policy(policy).ladder
+            if index >= len(ladder):  # the config lost that rung since the clock started
+                raise sla.SlaError(f"SLA policy {policy!r} has no ladder step {index}")
+            actions = ladder[index].actions
             self._steps[key] = (
                 actions,
                 [describe(a) for a in actions],
@@ -501,17 +507,17 @@ class SlaClocks:
             )
         return self._steps[key]
 
-    def _template(self, planned: _Planned, policy: str, index: int, target: str) -> int:
+    def _template(self, planned: _Planned, step: sla.PackedFire) -> int:
         """The batch's event template for one ladder step on one target (1-based, for Lua)."""
-        key = (policy, index, target)
+        policy, index, at = step.policy, step.index, step.at
+        key = (policy, index, step.target, at)
         if key not in planned.template_ids:
-            at = self.ctx.policy(policy).ladder[index].at
             _, described, dumped = self._ladder_step(policy, index)
             planned.templates.append(
                 {
                     "kind": "sla_breached" if at >= 1.0 else "sla_warned",
                     "event": {
-                        "target": target,
+                        "target": step.target,
                         "at": f"{at:g}",
                         "step": f"{at:g}",
                         "policy": policy,
@@ -541,7 +547,7 @@ class SlaClocks:
         events: list[str] = []
         for step in done:
             actions, described, _ = self._ladder_step(step.policy, step.index)
-            template = self._template(planned, step.policy, step.index, step.target)
+            template = self._template(planned, step)
             due_at = _EPOCH + timedelta(microseconds=step.due_us)
             late = "1" if step.late_by > LATE_AFTER_S else "0"
             events.append(f"{template} {due_at.isoformat()} {step.late_by:.3f} {late}")
