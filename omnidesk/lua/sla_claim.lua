@@ -11,14 +11,18 @@ local p = ARGV[1] .. ":"
 local due = p .. "sla:due"
 local got = redis.call("ZRANGEBYSCORE", due, 0, ARGV[2], "WITHSCORES", "LIMIT", 0,
                        tonumber(ARGV[4]))
-local out, fresh = {}, 0
+local out, fresh, lease = {}, 0, {}
 for i = 1, #got, 2 do
   local tid, score = got[i], tonumber(got[i + 1])
-  redis.call("ZADD", due, ARGV[3], tid)
+  lease[#lease + 1] = ARGV[3]
+  lease[#lease + 1] = tid
   if score == math.floor(score) then fresh = fresh + 1 end  -- not an expired lease
   local bucket = string.match(tid, "^(.-)%d%d$") or "_"
   out[#out + 1] = tid
   out[#out + 1] = redis.call("HGET", p .. "sla:b:" .. bucket, tid) or ""
+end
+for i = 1, #lease, 2000 do  -- one ZADD per 1000 tickets (Lua's unpack has a stack limit)
+  redis.call("ZADD", due, unpack(lease, i, math.min(#lease, i + 1999)))
 end
 if fresh > 0 then redis.call("HINCRBY", p .. "stats", "sla_held", fresh) end
 return out

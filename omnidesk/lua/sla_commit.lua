@@ -97,7 +97,7 @@ for _, s in ipairs(templates) do  -- each template's constant event fields, flat
   end
 end
 local kinds = {}
-local out, released = {}, 0
+local out, released, rescore, drop = {}, 0, {}, {}
 for i = 6, #ARGV, 5 do
   local tid, expected = ARGV[i], tonumber(ARGV[i + 1])
   local packed, score, steps = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -110,7 +110,11 @@ for i = 6, #ARGV, 5 do
     out[#out + 1] = -1
   else
     if packed ~= "" then redis.call("HSET", bkey, tid, (v + 1) .. "|" .. packed) end
-    if score == "" then redis.call("ZREM", due, tid) else redis.call("ZADD", due, score, tid) end
+    if score == "" then drop[#drop + 1] = tid
+    else
+      rescore[#rescore + 1] = score
+      rescore[#rescore + 1] = tid
+    end
     released = released + 1
     out[#out + 1] = 1
     for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
@@ -124,6 +128,13 @@ for i = 6, #ARGV, 5 do
       out[#out + 1] = queue
     end
   end
+end
+-- re-score (or drop) the batch at the end: one ZADD / ZREM per 1000 tickets
+for i = 1, #rescore, 2000 do
+  redis.call("ZADD", due, unpack(rescore, i, math.min(#rescore, i + 1999)))
+end
+for i = 1, #drop, 1000 do
+  redis.call("ZREM", due, unpack(drop, i, math.min(#drop, i + 999)))
 end
 for kind, n in pairs(kinds) do redis.call("HINCRBY", p .. "stats", kind, n) end
 if released > 0 then redis.call("HINCRBY", p .. "stats", "sla_held", -released) end
