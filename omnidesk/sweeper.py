@@ -42,7 +42,6 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -191,6 +190,7 @@ class SlaClocks:
         self.batch = batch
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._steps: dict[tuple[str, int], tuple[list[Action], list[str], list[Any]]] = {}
+        self._commit_loaded = False
         # records are binary (msgpack): a client sharing the store's settings, bytes replies
         pool = store.r.connection_pool
         kwargs = {**pool.connection_kwargs, "decode_responses": False}
@@ -400,16 +400,18 @@ class SlaClocks:
         while it ran.
 
         Batches overlap: batch k+1 is claimed before batch k's commit is sent, and computed in
-        Python while Redis runs that commit (on a helper thread's connection).
+        Python while Redis runs that commit (sent on a connection of its own, read afterwards).
         """
         fired: list[Fired] = []
         seen, more = 0, True
         ready: _Planned | None = None  # computed, not sent yet
-        sent: tuple[_Planned, Future[list[Any]]] | None = None  # its commit running
-        pool: ThreadPoolExecutor | None = None
+        sent: _Planned | None = None  # its commit running on `conn`
+        pool = self.rb.connection_pool
+        with redis_errors():
+            conn = pool.get_connection()
         try:
             while ready is not None or sent is not None or more:
-                reply = sent[1].result() if sent is not None else None
+                reply = self._commit_reply(conn, sent) if sent is not None else None
                 got: list[tuple[str, bytes]] = []
                 if more:
                     at = now or self.clock()
@@ -417,17 +419,36 @@ class SlaClocks:
                     seen += len(got)
                     more = len(got) == self.batch and seen < limit
                 done, sent = sent, None
-                if ready is not None:
-                    pool = pool or ThreadPoolExecutor(1, thread_name_prefix="sla-commit")
-                    sent = (ready, pool.submit(self._commit, ready.args))
+                if ready is not None and len(ready.args) > 5:
+                    with redis_errors():
+                        conn.send_command("EVALSHA", self._commit_sha(), 0, *ready.args)
+                    sent = ready
                 # while Redis runs that commit: settle the previous one, compute the next
                 if done is not None and reply is not None:
-                    fired += self._settle(done[0], reply)
+                    fired += self._settle(done, reply)
                 ready = self._plan_batch(got, token, at) if got else None
+        except BaseException:
+            conn.disconnect()  # a reply may still be pending on it
+            raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            pool.release(conn)
         return fired
+
+    def _commit_sha(self) -> str:
+        if not self._commit_loaded:
+            with redis_errors():
+                self.rb.script_load(lua("sla_commit"))
+            self._commit_loaded = True
+        return str(self._scripts["sla_commit"].sha)
+
+    def _commit_reply(self, conn: Any, planned: _Planned) -> list[Any]:
+        """Read a commit sent on `conn`; a Redis that lost its script cache runs it again."""
+        try:
+            with redis_errors():
+                return list(conn.read_response())
+        except redis.exceptions.NoScriptError:
+            self._commit_loaded = False
+            return self._commit(planned.args)
 
     @guarded
     def _run_ticket(self, tid: str, token: str, now: datetime) -> list[Fired]:
