@@ -3,21 +3,34 @@
 The clocks themselves are pure (`omnidesk.sla`); this module persists them and runs them.
 With the store prefix ``P``:
 
-    P:sla:<ticket>   hash  s: the ticket's SlaState (msgspec JSON), v: its version (CAS)
-    P:sla:due        zset  ticket -> ms of its next unfired ladder step (the sweeper's agenda);
-                           while a sweeper holds a ticket, the score is its lease expiry
-    P:sla:owner      hash  ticket -> token of the sweeper holding it right now
-    P:sla:open       zset  ticket -> ms of its earliest running deadline (`at_risk` reads it)
+    P:sla:b:<bucket>  hash  ticket -> "<version>|<packed SlaState>" (`sla.pack_state`, ~95
+                            bytes fresh); <bucket> is the ticket id less its last two digits,
+                            so ~100 tickets share a hash (``_`` for ids not ending in digits)
+    P:sla:due         zset  ticket -> ms of its next wakeup: the next unfired ladder step, or
+                            the earliest running deadline if sooner (so it turns overdue);
+                            while a sweeper holds a ticket, its lease (expiry ms + 0.5, the
+                            fencing token of that claim); a running ticket already overdue
+                            with nothing left to fire sits at -deadline (never claimed;
+                            `at_risk` reads it first)
+    P:stats           hash  sla_warned / sla_breached: steps fired; sla_held: tickets leased
 
-Every write is a compare-and-set on ``v`` (omnidesk/lua/sla_*.lua), so an intake transition
-and a sweeper never overwrite each other: the loser re-reads and re-applies. A step is marked
-fired in the same script that changes the ticket and writes its event, and only by the
-holder of the lease on the version it read: each step fires once per clock, across sweepers
-and restarts. A step that fell due while no sweeper ran fires when one comes back, and its
-event says how late (``late_s``).
+Every write is a compare-and-set on the version (omnidesk/lua/sla_*.lua), so an intake
+transition and a sweeper never overwrite each other: the loser re-reads and re-applies.
+The sweeper works in batches: one script claims up to `batch` due tickets under a lease and
+returns their records, Python computes every transition, and one script commits the batch:
+per ticket, only the lease holder on the version it read writes the state, applies the
+ladder actions and appends the events (notifications and metrics follow in Python). The
+next batch is claimed and computed while Redis runs a commit. Each step fires once per clock,
+across sweepers and restarts. A step that fell due while no sweeper ran fires when one comes
+back, and its event says how late (``late_s``).
+
+What one running ticket costs in Redis (bench/sla.py measures it): the due-ZSET entry (~110
+bytes) and its record in the bucket hash; records are over the 64-byte listpack limit, so the
+buckets are real hash tables (~180 bytes per record with its field and entry).
 
 Hooks the rest of the daemon calls (each loads, applies the pure transition, writes back):
-`on_opened`, `on_customer_message`, `on_agent_reply`, `on_status`, `on_transfer`.
+`on_opened` (`open_many` for a bulk load), `on_customer_message`, `on_agent_reply`,
+`on_status`, `on_transfer`.
 """
 
 from __future__ import annotations
@@ -26,13 +39,15 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import redis
 
 from omnidesk import sla
 from omnidesk.config import Action, QueueConfigFile
@@ -40,7 +55,7 @@ from omnidesk.errors import OmnideskError
 from omnidesk.intake import IntakeHooks
 from omnidesk.model import Status, Ticket, utcnow
 from omnidesk.sla import ClockSummary, SlaContext, SlaState
-from omnidesk.store import Store, guarded, lua, ms
+from omnidesk.store import Store, guarded, lua, redis_errors
 
 log = logging.getLogger("omnidesk.sweeper")
 
@@ -76,6 +91,21 @@ class Fired:
         return self.late_by > LATE_AFTER_S
 
 
+@dataclass
+class _Planned:
+    """A claimed batch, computed: the commit script's arguments and each ticket's steps."""
+
+    token: str
+    now: datetime
+    args: list[Any]
+    now_us: int = 0
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    template_ids: dict[tuple[str, int, str, float], int] = field(default_factory=dict)
+    tickets: list[tuple[str, list[tuple[list[Action], dict[str, Any]]]]] = field(
+        default_factory=list
+    )
+
+
 @dataclass(frozen=True)
 class AtRisk:
     ticket: str
@@ -85,8 +115,27 @@ class AtRisk:
     remaining_seconds: float  # business seconds; negative when overdue
 
 
-def _ms(moment: datetime | None) -> str:
-    return "" if moment is None else str(ms(moment))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BUCKET = re.compile(r"(.*)[0-9][0-9]\Z", re.S)  # the Lua scripts: ^(.-)%d%d$
+
+
+def wake_score(state: SlaState, now: datetime) -> str:
+    """The ticket's due-ZSET score ("" = none): its next unfired step, or its earliest running
+    deadline if sooner; once that deadline passed with nothing left to fire, -deadline."""
+    step, deadline = sla.state_next_wakeup(state), earliest_due(state)
+    return score_us(
+        None if step is None else sla.epoch_us(step),
+        None if deadline is None else sla.epoch_us(deadline),
+        sla.epoch_us(now),
+    )
+
+
+def score_us(step: int | None, deadline: int | None, now: int) -> str:
+    """`wake_score` from epoch microseconds; the score is in ms."""
+    times = [t for t in (step, deadline if deadline is not None and deadline > now else None) if t]
+    if times:
+        return str(min(times) // 1000)
+    return str(-(deadline // 1000)) if deadline is not None else ""
 
 
 def earliest_due(state: SlaState) -> datetime | None:
@@ -113,7 +162,8 @@ class SlaClocks:
     """The SLA service: transitions for intake and agents, and the sweeper.
 
     `clock` is injectable (tests move time by hand). `notify` receives each notify action
-    (the daemon wires it to the dramatiq `notify` actor); `count` each fired step (metrics).
+    (the daemon wires it to the dramatiq `notify` actor); `count` each fired step (metrics);
+    `on_fired` each fired step as soon as its batch is committed (the benchmark's lateness).
     """
 
     def __init__(
@@ -124,6 +174,7 @@ class SlaClocks:
         clock: Now = utcnow,
         notify: NotifyFn | None = None,
         count: CountFn | None = None,
+        on_fired: Callable[[Fired], None] | None = None,
         lease_seconds: float = 60.0,
         batch: int = 200,
         name: str | None = None,
@@ -134,47 +185,66 @@ class SlaClocks:
         self.clock = clock
         self.notify = notify
         self.count = count
+        self.on_fired = on_fired
         self.lease_ms = int(lease_seconds * 1000)
         self.batch = batch
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._claims = 0
+        self._steps: dict[tuple[str, int], tuple[list[Action], list[str], list[Any]]] = {}
+        self._commit_loaded = False
+        # records are binary (msgpack): a client sharing the store's settings, bytes replies
+        pool = store.r.connection_pool
+        kwargs = {**pool.connection_kwargs, "decode_responses": False}
+        self.rb = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
         self._scripts = {
-            n: store.r.register_script(lua(n))
-            for n in ("sla_write", "sla_claim", "sla_step", "sla_release")
+            n: self.rb.register_script(lua(n)) for n in ("sla_write", "sla_claim", "sla_commit")
         }
 
     def reload(self, config: QueueConfigFile) -> None:
         """A new config (SIGHUP): policies and calendars apply from the next transition."""
         self.ctx = SlaContext.from_config(config)
         self.config = config
+        self._steps = {}
 
     # ------------------------------------------------------------ storage
 
     def key(self, *parts: str) -> str:
         return self.store.key("sla", *parts)
 
+    def bucket_key(self, ticket_id: str) -> str:
+        """The small hash holding this ticket's record (the Lua scripts compute the same)."""
+        m = _BUCKET.match(ticket_id)
+        return self.key("b", m.group(1) if m else "_")
+
+    def _decode(self, ticket_id: str, raw: bytes | None) -> tuple[SlaState | None, int]:
+        if not raw:
+            return None, 0
+        version, _, packed = raw.partition(b"|")
+        if not version.isdigit():
+            raise sla.SlaError(f"stored SLA state of {ticket_id} is unreadable: no version")
+        return sla.unpack_state(packed, ticket_id), int(version)
+
     @guarded
     def load(self, ticket_id: str) -> tuple[SlaState | None, int]:
-        raw, version = self.store.r.hmget(self.key(ticket_id), "s", "v")
-        return (sla.decode_state(raw) if raw else None), int(version or 0)
+        return self._decode(ticket_id, self.rb.hget(self.bucket_key(ticket_id), ticket_id))
 
     def state(self, ticket_id: str) -> SlaState | None:
         return self.load(ticket_id)[0]
 
     @guarded
-    def _write(self, ticket_id: str, version: int, state: SlaState) -> int:
+    def _write(self, ticket_id: str, version: int, state: SlaState, now: datetime) -> int:
         args = [
             self.store.prefix,
             ticket_id,
             version,
-            sla.encode_state(state),
-            _ms(sla.state_next_wakeup(state)),
-            _ms(earliest_due(state)),
+            sla.pack_state(state),
+            wake_score(state, now),
         ]
         return int(self._scripts["sla_write"](keys=[], args=args))
 
     def _update(
-        self, ticket_id: str, change: Callable[[SlaState | None], SlaState | None]
+        self, ticket_id: str, at: datetime, change: Callable[[SlaState | None], SlaState | None]
     ) -> SlaState | None:
         """Load, apply `change`, compare-and-set; re-read and re-apply on a conflict."""
         for _ in range(MAX_RETRIES):
@@ -182,12 +252,43 @@ class SlaClocks:
             new = change(state)
             if new is None or new == state:
                 return state
-            if self._write(ticket_id, version, new) >= 0:
+            if self._write(ticket_id, version, new, at) >= 0:
                 due = earliest_due(new)
                 if due is not None:
                     self.store.set_due(ticket_id, due)
                 return new
         raise SlaConflict(f"SLA state of {ticket_id} kept changing; gave up")
+
+    @guarded
+    def open_many(self, tickets: Iterable[Ticket], now: datetime | None = None) -> int:
+        """Start the clocks of many new tickets at once (a bulk load, the benchmark):
+        pipelined, one compare-and-set per ticket, so tickets that already have clocks keep
+        them. Returns how many were opened. The tickets' queue order (`set_due`) is left alone.
+        Tickets opened at the same moment under the same policy share one packed state (the
+        record leaves the ticket id out), so it is computed once."""
+        at = now or self.clock()
+        write = self._scripts["sla_write"]
+        made: dict[tuple[str, str], tuple[bytes, str]] = {}
+        opened = 0
+        pipe = self.rb.pipeline(transaction=False)
+        queued = 0
+        for ticket in tickets:
+            policy = self._policy_for(ticket)
+            if policy is None:
+                continue
+            calendar = self._queue_calendar(ticket.queue)
+            if (policy, calendar) not in made:
+                state = sla.open_state(self.ctx, ticket.id, policy, calendar, at)
+                made[policy, calendar] = (sla.pack_state(state), wake_score(state, at))
+            packed, score = made[policy, calendar]
+            write(keys=[], args=[self.store.prefix, ticket.id, 0, packed, score], client=pipe)
+            queued += 1
+            if queued >= 1000:
+                opened += sum(1 for v in pipe.execute() if int(v) > 0)
+                queued = 0
+        if queued:
+            opened += sum(1 for v in pipe.execute() if int(v) > 0)
+        return opened
 
     # ------------------------------------------------------------ hooks
 
@@ -214,7 +315,7 @@ class SlaClocks:
                 return state
             return sla.open_state(self.ctx, ticket.id, policy, calendar, at)
 
-        return self._update(ticket.id, change)
+        return self._update(ticket.id, at, change)
 
     def on_customer_message(self, ticket: Ticket, now: datetime | None = None) -> SlaState | None:
         """The customer wrote again: resume paused clocks, time the next response; a ticket
@@ -232,11 +333,13 @@ class SlaClocks:
                 state = sla.reopen_ticket(state, self.ctx, at)  # intake reopened the ticket
             return sla.customer_wrote(state, self.ctx, at)
 
-        return self._update(ticket.id, change)
+        return self._update(ticket.id, at, change)
 
     def on_agent_reply(self, ticket: Ticket, now: datetime | None = None) -> SlaState | None:
         at = now or self.clock()
-        return self._update(ticket.id, lambda s: sla.agent_replied(s, self.ctx, at) if s else None)
+        return self._update(
+            ticket.id, at, lambda s: sla.agent_replied(s, self.ctx, at) if s else None
+        )
 
     def on_status(
         self, ticket: Ticket, status: Status | str, now: datetime | None = None
@@ -252,7 +355,7 @@ class SlaClocks:
                 return sla.reopen_ticket(state, self.ctx, at)
             return sla.status_changed(state, self.ctx, at, status)
 
-        return self._update(ticket.id, change)
+        return self._update(ticket.id, at, change)
 
     def on_transfer(
         self, ticket: Ticket, new_queue: str, now: datetime | None = None
@@ -268,7 +371,7 @@ class SlaClocks:
             policy = (q.sla_policy if q is not None else None) or state.policy
             return sla.transfer_ticket(state, self.ctx, at, policy, calendar)
 
-        return self._update(ticket.id, change)
+        return self._update(ticket.id, at, change)
 
     def intake_hooks(self) -> IntakeHooks:
         """What `Intake` calls after each opened or appended ticket."""
@@ -277,116 +380,211 @@ class SlaClocks:
     # ------------------------------------------------------------ the sweeper
 
     @guarded
+    def _claim(self, now: datetime, limit: int) -> tuple[str, list[tuple[str, bytes]]]:
+        """Atomically take up to `limit` due tickets under a fresh lease, with their records.
+        The token is the lease's due score (expiry ms + 0.5), unique to this claim."""
+        now_ms = sla.epoch_us(now) // 1000
+        token = f"{now_ms + self.lease_ms}.5"
+        args = [self.store.prefix, now_ms, token, limit]
+        reply = self._scripts["sla_claim"](keys=[], args=args)
+        return token, [(t.decode(), raw) for t, raw in zip(reply[::2], reply[1::2], strict=True)]
+
     def claim(self, now: datetime, limit: int) -> tuple[str, list[str]]:
-        """Atomically take up to `limit` due tickets under a fresh lease token."""
-        self._claims += 1
-        token = f"{self.name}:{self._claims}"
-        args = [self.store.prefix, ms(now), self.lease_ms, limit, token]
-        return token, list(self._scripts["sla_claim"](keys=[], args=args))
+        """Take up to `limit` due tickets under a lease; (token, ticket ids)."""
+        token, got = self._claim(now, limit)
+        return token, [tid for tid, _ in got]
 
     def sweep(self, now: datetime | None = None, limit: int = 100_000) -> list[Fired]:
-        """Fire every ladder step due by `now` (at most `limit` tickets); returns what fired."""
-        at = now or self.clock()
+        """Fire every ladder step due by `now` (at most `limit` tickets); returns what fired.
+        Without `now`, each batch reads the clock, so a long sweep also takes what fell due
+        while it ran.
+
+        Batches overlap: batch k+1 is claimed before batch k's commit is sent, and computed in
+        Python while Redis runs that commit (sent on a connection of its own, read afterwards).
+        """
         fired: list[Fired] = []
-        seen = 0
-        while seen < limit:
-            token, ids = self.claim(at, min(self.batch, limit - seen))
-            for tid in ids:
-                try:
-                    fired += self._run_ticket(tid, token, at)
-                except OmnideskError as exc:  # its lease runs out and a later sweep retries
-                    log.warning("SLA sweep of %s: %s", tid, exc)
-            seen += len(ids)
-            if len(ids) < self.batch:
-                break
+        seen, more = 0, True
+        ready: _Planned | None = None  # computed, not sent yet
+        sent: _Planned | None = None  # its commit running on `conn`
+        pool = self.rb.connection_pool
+        with redis_errors():
+            conn = pool.get_connection()
+        try:
+            while ready is not None or sent is not None or more:
+                reply = self._commit_reply(conn, sent) if sent is not None else None
+                got: list[tuple[str, bytes]] = []
+                if more:
+                    at = now or self.clock()
+                    token, got = self._claim(at, min(self.batch, limit - seen))
+                    seen += len(got)
+                    more = len(got) == self.batch and seen < limit
+                done, sent = sent, None
+                if ready is not None and len(ready.args) > 5:
+                    with redis_errors():
+                        conn.send_command("EVALSHA", self._commit_sha(), 0, *ready.args)
+                    sent = ready
+                # while Redis runs that commit: settle the previous one, compute the next
+                if done is not None and reply is not None:
+                    fired += self._settle(done, reply)
+                ready = self._plan_batch(got, token, at) if got else None
+        except BaseException:
+            conn.disconnect()  # a reply may still be pending on it
+            raise
+        finally:
+            pool.release(conn)
         return fired
+
+    def _commit_sha(self) -> str:
+        if not self._commit_loaded:
+            with redis_errors():
+                self.rb.script_load(lua("sla_commit"))
+            self._commit_loaded = True
+        return str(self._scripts["sla_commit"].sha)
+
+    def _commit_reply(self, conn: Any, planned: _Planned) -> list[Any]:
+        """Read a commit sent on `conn`; a Redis that lost its script cache runs it again."""
+        try:
+            with redis_errors():
+                return list(conn.read_response())
+        except redis.exceptions.NoScriptError:
+            self._commit_loaded = False
+            return self._commit(planned.args)
 
     @guarded
     def _run_ticket(self, tid: str, token: str, now: datetime) -> list[Fired]:
+        """Fire what is due on one ticket this sweeper holds under `token`."""
+        raw = self.rb.hget(self.bucket_key(tid), tid) or b""
+        planned = self._plan_batch([(tid, raw)], token, now)
+        return self._settle(planned, self._commit(planned.args))
+
+    def _plan_batch(self, batch: list[tuple[str, bytes]], token: str, now: datetime) -> _Planned:
+        """Every due step of a claimed batch and the commit script's arguments for it."""
+        now_ms = sla.epoch_us(now) // 1000
+        planned = _Planned(
+            token, now, [self.store.prefix, token, now_ms, now.astimezone(UTC).isoformat(), ""]
+        )
+        for tid, raw in batch:
+            try:
+                args, steps = self._plan(tid, raw, now, planned)
+            except OmnideskError as exc:  # its lease runs out and a later sweep retries
+                log.warning("SLA sweep of %s: %s", tid, exc)
+                continue
+            planned.args += args
+            planned.tickets.append((tid, steps))
+        planned.args[4] = msgspec.json.encode(planned.templates)
+        return planned
+
+    @guarded
+    def _commit(self, args: list[Any]) -> list[Any]:
+        if len(args) <= 5:
+            return []
+        return list(self._scripts["sla_commit"](keys=[], args=args))
+
+    def _settle(self, planned: _Planned, reply: list[Any]) -> list[Fired]:
+        """What a commit fired (metrics and notifications go out now); tickets an intake
+        transition changed meanwhile are re-read, recomputed and committed again."""
         fired: list[Fired] = []
         for _ in range(MAX_RETRIES):
-            state, version = self.load(tid)
-            conflict = False
-            for target, step in sla.state_due_steps(state, now) if state else []:
-                assert state is not None
-                outcome = self._fire(tid, token, version, state, target, step, now)
-                if outcome is None:
-                    return fired  # lost the lease: whoever holds it now carries on
-                if isinstance(outcome, int):
-                    conflict = True  # an intake transition got in first: re-read
-                    break
-                state, version, record = outcome
-                fired.append(record)
-            if conflict:
-                continue
-            wakeup = _ms(sla.state_next_wakeup(state) if state else None)
-            args = [self.store.prefix, tid, token, version, wakeup]
-            result = int(self._scripts["sla_release"](keys=[], args=args))
-            if result != -1:
+            retry: list[str] = []
+            pos = 0
+            for tid, steps in planned.tickets:
+                status = int(reply[pos])
+                pos += 1
+                if status == -1:
+                    retry.append(tid)  # an intake transition got in first: re-read
+                    continue
+                if status == -2:
+                    continue  # lost the lease: whoever holds it now carries on
+                for actions, fields in steps:
+                    record = Fired(ticket=tid, queue=reply[pos].decode(), **fields)
+                    pos += 1
+                    fired.append(record)
+                    self._after(record, actions)
+            if not retry:
                 return fired
-        raise SlaConflict(f"SLA state of {tid} kept changing during the sweep")
+            with redis_errors():
+                pipe = self.rb.pipeline(transaction=False)
+                for tid in retry:
+                    pipe.hget(self.bucket_key(tid), tid)
+                raws = pipe.execute()
+            again = [(tid, raw or b"") for tid, raw in zip(retry, raws, strict=True)]
+            planned = self._plan_batch(again, planned.token, planned.now)
+            reply = self._commit(planned.args)
+        log.warning("SLA sweep: %d tickets kept changing; their leases expire", len(retry))
+        return fired
 
-    def _fire(
-        self,
-        tid: str,
-        token: str,
-        version: int,
-        state: SlaState,
-        target: str,
-        step: sla.Step,
-        now: datetime,
-    ) -> tuple[SlaState, int, Fired] | int | None:
-        """One step in one script. None: lease lost; -1: state moved; else the new state."""
-        new = sla.fire_step(state, target, step.index, now)
-        clock = new.clocks[target]
-        done = next(s for s in clock.steps if s.index == step.index)
-        actions = self.ctx.policy(clock.policy).ladder[step.index].actions
-        breached = step.at >= 1.0
-        kind = "sla_breached" if breached else "sla_warned"
-        late = done.late_by or 0.0
-        assert step.due_at is not None
-        event = {
-            "target": target,
-            "step": f"{step.at:g}",
-            "policy": clock.policy,
-            "due": step.due_at.astimezone(UTC).isoformat(),
-            "late_s": f"{late:.3f}",
-            "late": "1" if late > LATE_AFTER_S else "0",
-            "actions": "; ".join(describe(a) for a in actions),
-        }
-        acts = [a.model_dump(exclude_none=True, mode="json") for a in actions]
-        args = [
-            self.store.prefix,
-            tid,
-            token,
-            version,
-            sla.encode_state(new),
-            kind,
-            msgspec.json.encode(event),
-            msgspec.json.encode(acts),
-            ms(now),
-            now.astimezone(UTC).isoformat(),
-        ]
-        reply = self._scripts["sla_step"](keys=[], args=args)
-        if int(reply[0]) == -2:
-            return None
-        if int(reply[0]) == -1:
-            return -1
-        queue = str(reply[1])
-        record = Fired(
-            ticket=tid,
-            queue=queue,
-            target=target,
-            index=step.index,
-            at=step.at,
-            due_at=step.due_at,
-            fired_at=now,
-            late_by=late,
-            breached=breached,
-            actions=[describe(a) for a in actions],
-        )
-        self._after(record, actions)
-        return new, int(reply[0]), record
+    def _ladder_step(self, policy: str, index: int) -> tuple[list[Action], list[str], list[Any]]:
+        """A ladder step's actions, described, and as the commit script reads them (cached)."""
+        key = (policy, index)
+        if key not in self._steps:
+            ladder = self.ctx.policy(policy).ladder
+            if index >= len(ladder):  # the config lost that rung since the clock started
+                raise sla.SlaError(f"SLA policy {policy!r} has no ladder step {index}")
+            actions = ladder[index].actions
+            self._steps[key] = (
+                actions,
+                [describe(a) for a in actions],
+                [a.model_dump(exclude_none=True, mode="json") for a in actions],
+            )
+        return self._steps[key]
+
+    def _template(self, planned: _Planned, step: sla.PackedFire) -> int:
+        """The batch's event template for one ladder step on one target (1-based, for Lua)."""
+        policy, index, at = step.policy, step.index, step.at
+        key = (policy, index, step.target, at)
+        if key not in planned.template_ids:
+            _, described, dumped = self._ladder_step(policy, index)
+            planned.templates.append(
+                {
+                    "kind": "sla_breached" if at >= 1.0 else "sla_warned",
+                    "event": {
+                        "target": step.target,
+                        "at": f"{at:g}",
+                        "step": f"{at:g}",
+                        "policy": policy,
+                        "actions": "; ".join(described),
+                    },
+                    "actions": dumped,
+                }
+            )
+            planned.template_ids[key] = len(planned.templates)
+        return planned.template_ids[key]
+
+    def _plan(
+        self, tid: str, raw: bytes, now: datetime, planned: _Planned
+    ) -> tuple[list[Any], list[tuple[list[Action], dict[str, Any]]]]:
+        """One ticket's commit arguments and the steps they fire (a `Fired` but its queue).
+        Fires on the packed record (`sla.fire_packed`, the same transition as `fire_step`);
+        each step's event is its template plus "<template> <due> <late_s> <late>"."""
+        if not raw:
+            return [tid, 0, "", "", ""], []
+        version_text, _, packed = raw.partition(b"|")
+        if not version_text.isdigit():
+            raise sla.SlaError(f"stored SLA state of {tid} is unreadable: no version")
+        now_us = planned.now_us or sla.epoch_us(now)
+        planned.now_us = now_us
+        new, done, wake, deadline = sla.fire_packed(packed, now_us)
+        steps: list[tuple[list[Action], dict[str, Any]]] = []
+        events: list[str] = []
+        for step in done:
+            actions, described, _ = self._ladder_step(step.policy, step.index)
+            template = self._template(planned, step)
+            due_at = _EPOCH + timedelta(microseconds=step.due_us)
+            late = "1" if step.late_by > LATE_AFTER_S else "0"
+            events.append(f"{template} {due_at.isoformat()} {step.late_by:.3f} {late}")
+            fields = {
+                "target": step.target,
+                "index": step.index,
+                "at": step.at,
+                "due_at": due_at,
+                "fired_at": now,
+                "late_by": step.late_by,
+                "breached": step.at >= 1.0,
+                "actions": described,
+            }
+            steps.append((actions, fields))
+        score = score_us(wake, deadline, now_us)
+        return [tid, int(version_text), new or "", score, ";".join(events)], steps
 
     def _after(self, record: Fired, actions: list[Action]) -> None:
         """Outside the script: metrics and notifications (a failure here is logged only)."""
@@ -394,6 +592,8 @@ class SlaClocks:
         try:
             if self.count is not None:
                 self.count(kind, record.queue)
+            if self.on_fired is not None:
+                self.on_fired(record)
             for action in actions:
                 if action.notify and self.notify is not None:
                     what = "breached" if record.breached else f"at {record.at:.0%} of"
@@ -409,7 +609,7 @@ class SlaClocks:
         except Exception:
             log.exception("SLA notify/metrics failed for %s", record.ticket)
 
-    async def run_sweeper(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+    async def run_sweeper(self, stop: asyncio.Event, interval: float = 0.25) -> None:
         """The daemon's loop: sweep, then wait `interval` seconds or until `stop` is set."""
         while not stop.is_set():
             try:
@@ -442,43 +642,50 @@ class SlaClocks:
     def at_risk(
         self, queue: str | None = None, limit: int = 50, now: datetime | None = None
     ) -> list[AtRisk]:
-        """Running clocks, least business time left first."""
+        """Running clocks, least business time left first.
+
+        Candidates come from the due ZSET: the overdue ones (negative scores, most overdue
+        first), then by next wakeup, which is never later than the ticket's earliest deadline.
+        """
         at = now or self.clock()
-        r = self.store.r
+        r, due = self.store.r, self.key("due")
         scan = max(limit * 4, 200) if queue else limit * 2
-        ids: list[str] = r.zrange(self.key("open"), 0, scan - 1)
-        pipe = r.pipeline(transaction=False)
+        ids: list[str] = r.zrevrangebyscore(due, "(0", "-inf", start=0, num=scan)
+        ids += r.zrangebyscore(due, 0, "+inf", start=0, num=scan)
+        pipe = self.rb.pipeline(transaction=False)
         for tid in ids:
-            pipe.hget(self.key(tid), "s")
+            pipe.hget(self.bucket_key(tid), tid)
             pipe.hget(self.store.key("ticket", tid), "queue")
         replies = pipe.execute()
         out: list[AtRisk] = []
-        for raw, tqueue in zip(replies[::2], replies[1::2], strict=True):
+        for tid, raw, tq in zip(ids, replies[::2], replies[1::2], strict=True):
+            tqueue = tq.decode() if tq else ""
             if not raw or (queue is not None and tqueue != queue):
                 continue
-            state = sla.decode_state(raw)
+            state, _ = self._decode(tid, raw)
+            assert state is not None
             for c in sla.summarize(state, self.ctx, at):
                 if c.state == "running" and c.due_at is not None:
                     out.append(
-                        AtRisk(state.ticket, tqueue or "", c.target, c.due_at, c.remaining_seconds)
+                        AtRisk(state.ticket, tqueue, c.target, c.due_at, c.remaining_seconds)
                     )
         out.sort(key=lambda x: (x.remaining_seconds, x.due_at))
         return out[:limit]
 
     @guarded
     def counts(self) -> dict[str, Any]:
-        """Figures for /metrics: clocks due to fire, clocks running, tickets held by a sweeper."""
+        """Figures for /metrics: tickets with a wakeup scheduled, tickets with a running clock or
+        a step still to fire (the due ZSET, overdue ones included), tickets held by a sweeper."""
         r = self.store.r
         pipe = r.pipeline(transaction=False)
+        pipe.zcount(self.key("due"), 0, "+inf")
         pipe.zcard(self.key("due"))
-        pipe.zcard(self.key("open"))
-        pipe.hlen(self.key("owner"))
-        pipe.hmget(self.store.key("stats"), "sla_warned", "sla_breached")
-        due, running, held, (warned, breached) = pipe.execute()
+        pipe.hmget(self.store.key("stats"), "sla_warned", "sla_breached", "sla_held")
+        due, running, (warned, breached, held) = pipe.execute()
         return {
             "scheduled": due,
             "running": running,
-            "held": held,
+            "held": max(0, int(held or 0)),
             "warned": int(warned or 0),
             "breached": int(breached or 0),
         }

@@ -288,3 +288,54 @@ def test_pauses_account_for_every_business_second(gaps: list[int]) -> None:
     whole = NATIONAL.business_time_between(began, now())
     assert abs(clock.elapsed + paused - whole) < 1e-3
     assert len(clock.pauses) == (len(gaps) + 1) // 2
+
+
+def _histories() -> list[sla.SlaState]:
+    """States with pauses, transfers, reopenings, fired steps and odd microseconds."""
+    opened = riyadh(2026, 1, 11, 9) + timedelta(microseconds=123_457)
+    fresh = sla.open_state(CTX, "OD-2026-000123", "complaint", "national", opened)
+    paused = sla.status_changed(fresh, CTX, riyadh(2026, 1, 11, 10), Status.PENDING_CUSTOMER)
+    resumed = sla.status_changed(paused, CTX, riyadh(2026, 1, 11, 11, 7), Status.OPEN)
+    fired = sla.fire_step(resumed, "first_response", 0, riyadh(2026, 1, 11, 12))
+    moved = sla.transfer_ticket(fired, CTX, riyadh(2026, 1, 12, 9), "complaint", "national")
+    replied = sla.customer_wrote(sla.agent_replied(moved, CTX, riyadh(2026, 1, 12, 10)), CTX,
+                                 riyadh(2026, 1, 12, 11))  # fmt: skip
+    resolved = sla.status_changed(replied, CTX, riyadh(2026, 1, 12, 12), Status.RESOLVED)
+    reopened = sla.reopen_ticket(resolved, CTX, riyadh(2026, 1, 13, 10))
+    # times equal to the base instant (offset 0) where a default would be None
+    at_once = riyadh(2026, 1, 11, 9)
+    short = sla.open_state(CTX, "T2", "branch", "national", at_once)
+    closed = sla.status_changed(short, CTX, at_once, Status.RESOLVED)
+    held = sla.status_changed(short, CTX, at_once, Status.PENDING_CUSTOMER)
+    return [fresh, paused, resumed, fired, moved, replied, resolved, reopened, closed, held]
+
+
+def test_packed_state_round_trips_exactly_and_is_small() -> None:
+    states = _histories()
+    for state in states:
+        raw = sla.pack_state(state)
+        assert sla.unpack_state(raw, state.ticket) == state
+    assert len(sla.pack_state(states[0])) < 100 < len(sla.encode_state(states[0])) // 8
+    with pytest.raises(SlaError, match="unreadable"):
+        sla.unpack_state(b"{not msgpack", "T")
+
+
+@pytest.mark.parametrize("days", [0, 1, 2, 4, 9, 30])
+def test_firing_on_the_packed_record_is_fire_step(days: int) -> None:
+    """The sweeper's hot path must be the pure transition, byte for byte."""
+    for state in _histories():
+        now = riyadh(2026, 1, 11, 13) + timedelta(days=days, microseconds=77)
+        expected = state
+        for target, step in sla.state_due_steps(state, now):
+            expected = sla.fire_step(expected, target, step.index, now)
+        new, fired, wake, deadline = sla.fire_packed(sla.pack_state(state), now)
+        pairs = [(t, s.index) for t, s in sla.state_due_steps(state, now)]
+        assert [(f.target, f.index) for f in fired] == pairs
+        if pairs:
+            assert new == sla.pack_state(expected)
+        else:
+            assert new is None
+        nxt = sla.state_next_wakeup(expected)
+        assert wake == (None if nxt is None else sla.epoch_us(nxt))
+        running = [c.due_at for c in expected.clocks.values() if c.state == "running" and c.due_at]
+        assert deadline == (sla.epoch_us(min(running)) if running else None)

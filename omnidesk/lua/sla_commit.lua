@@ -1,0 +1,141 @@
+-- Commit a claimed batch, ticket by ticket, all in one script: for each ticket still held by
+-- this lease (its due score is still the lease value the claim set, see sla_claim.lua) and
+-- still at the version the sweeper read, write its new state, apply the
+-- ladder actions of every step it fired (priority, tag, reassign, move to a queue), append the
+-- sla_warned/sla_breached events, count them, re-score it by its next wakeup and release it.
+-- A step is marked fired in the same script that applies it, so it fires once even with
+-- several sweepers and across restarts.
+-- ARGV: prefix, lease, now_ms, now_iso, templates (JSON list of {kind, event: {...},
+--   actions: [...]}, one per ladder step and target in the batch), then 5 per ticket:
+--   ticket_id, expected_v, packed_state ("" = unchanged), score ("" = drop), steps
+--   ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none fired).
+-- Returns per ticket: 1 followed by the ticket's queue after each fired step; -1 when the state
+-- moved since it was read (recompute and commit again); -2 when the lease was lost.
+local p = ARGV[1] .. ":"
+local lease, now_ms, now_iso = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local due = p .. "sla:due"
+local RANK = {low = 0, normal = 1, high = 2, urgent = 3}
+local NAME = {[0] = "low", [1] = "normal", [2] = "high", [3] = "urgent"}
+
+local function waiting_ok(status, assignee)
+  return (status == "new" or status == "open") and (not assignee or assignee == "")
+end
+
+-- one fired step's actions on the ticket hash; returns the ticket's queue afterwards
+local function apply(tid, actions)
+  local tkey = p .. "ticket:" .. tid
+  local t = redis.call("HMGET", tkey, "queue", "priority", "score", "status", "assignee",
+                       "channel", "tags", "created_ms")
+  local queue, channel = t[1] or "", t[6] or ""
+  if not t[1] or #actions == 0 then return queue, channel end
+  local score = tonumber(t[3] or "0")
+  local due_ms = score % 1e13
+  local rank = RANK[t[2] or "normal"] or 1
+  local status, assignee = t[4], t[5]
+  local set = {}  -- ticket fields to write, in one HSET at the end
+  for _, a in ipairs(actions) do
+    if a.raise_priority or a.set_priority then
+      if a.raise_priority then rank = math.min(3, rank + a.raise_priority)
+      else rank = RANK[a.set_priority] or rank end
+      score = (3 - rank) * 1e13 + due_ms
+      set.priority, set.score = NAME[rank], string.format("%.0f", score)
+      if waiting_ok(status, assignee) then
+        redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
+      end
+    elseif a.tag then
+      local tags = {}
+      if t[7] and t[7] ~= "" then tags = cjson.decode(t[7]) end
+      local seen = false
+      for _, x in ipairs(tags) do if x == a.tag then seen = true end end
+      if not seen then
+        table.insert(tags, a.tag)
+        t[7] = cjson.encode(tags)
+        set.tags = t[7]
+      end
+    elseif a.reassign then
+      if assignee and assignee ~= "" then
+        redis.call("HDEL", tkey, "assignee")
+        assignee = nil
+        if waiting_ok(status, assignee) then
+          redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
+        end
+      end
+    elseif a.move_to and a.move_to ~= queue then
+      -- the same bookkeeping as move.lua, kept here so the step stays atomic
+      local q = a.move_to
+      redis.call("ZREM", p .. "queue:" .. queue .. ":all", tid)
+      redis.call("ZREM", p .. "queue:" .. queue .. ":waiting", tid)
+      redis.call("ZADD", p .. "queue:" .. q .. ":all", t[8] or now_ms, tid)
+      redis.call("SADD", p .. "queues", q)
+      set.queue, set.updated_at = q, now_iso
+      redis.call("HDEL", tkey, "assignee")
+      assignee = nil
+      if status == "new" or status == "open" then
+        redis.call("ZADD", p .. "queue:" .. q .. ":waiting", score, tid)
+      end
+      redis.call("XADD", p .. "events", "*", "type", "escalated", "ticket", tid, "queue", q,
+                 "channel", channel, "actor", "sla", "ts", now_ms, "from", queue,
+                 "reason", "SLA ladder")
+      queue = q
+    end
+  end
+  local args = {}
+  for k, v in pairs(set) do
+    args[#args + 1] = k
+    args[#args + 1] = v
+  end
+  if #args > 0 then redis.call("HSET", tkey, unpack(args)) end
+  return queue, channel
+end
+
+local templates = cjson.decode(ARGV[5])
+for _, s in ipairs(templates) do  -- each template's constant event fields, flat
+  s.flat = {}
+  for k, val in pairs(s.event) do
+    s.flat[#s.flat + 1] = k
+    s.flat[#s.flat + 1] = tostring(val)
+  end
+end
+local kinds = {}
+local out, released, rescore, drop = {}, 0, {}, {}
+for i = 6, #ARGV, 5 do
+  local tid, expected = ARGV[i], tonumber(ARGV[i + 1])
+  local packed, score, steps = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local bkey = p .. "sla:b:" .. (string.match(tid, "^(.-)%d%d$") or "_")
+  local rec = redis.call("HGET", bkey, tid)
+  local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
+  if tonumber(redis.call("ZSCORE", due, tid) or "0") ~= lease then
+    out[#out + 1] = -2
+  elseif v ~= expected then
+    out[#out + 1] = -1
+  else
+    if packed ~= "" then redis.call("HSET", bkey, tid, (v + 1) .. "|" .. packed) end
+    if score == "" then drop[#drop + 1] = tid
+    else
+      rescore[#rescore + 1] = score
+      rescore[#rescore + 1] = tid
+    end
+    released = released + 1
+    out[#out + 1] = 1
+    for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
+      local s = templates[tonumber(tpl)]
+      local queue, channel = apply(tid, s.actions)
+      local fields = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
+                      "actor", "sla", "ts", now_ms, "due", due_iso, "late_s", late_s,
+                      "late", late, unpack(s.flat)}
+      redis.call("XADD", p .. "events", "*", unpack(fields))
+      kinds[s.kind] = (kinds[s.kind] or 0) + 1
+      out[#out + 1] = queue
+    end
+  end
+end
+-- re-score (or drop) the batch at the end: one ZADD / ZREM per 1000 tickets
+for i = 1, #rescore, 2000 do
+  redis.call("ZADD", due, unpack(rescore, i, math.min(#rescore, i + 1999)))
+end
+for i = 1, #drop, 1000 do
+  redis.call("ZREM", due, unpack(drop, i, math.min(#drop, i + 999)))
+end
+for kind, n in pairs(kinds) do redis.call("HINCRBY", p .. "stats", kind, n) end
+if released > 0 then redis.call("HINCRBY", p .. "stats", "sla_held", -released) end
+return out
