@@ -105,10 +105,11 @@ def wait_for(condition, timeout: float) -> bool:
 
 
 def config_file(prefix: str, state_dir: Path, source: Path, out: Path) -> Path:
-    """The config with our own `service:` block (the original's, children included, dropped)."""
+    """The config with our own `service:` block; the original's `service:` and its rule
+    `tests:` (whose file paths are relative to the original's folder) are dropped."""
     lines, skipping = [], False
     for line in source.read_text("utf-8").splitlines():
-        if line.startswith("service:"):
+        if line.startswith(("service:", "tests:")):
             skipping = True
             continue
         if skipping and (line.startswith((" ", "\t")) or not line.strip()):

@@ -109,13 +109,17 @@ class Intake:
         if hooks.on_opened is _no_op and hooks.on_customer_message is _no_op:
             return
         for result in results:
-            if result.outcome not in ("opened", "appended") or result.ticket_id is None:
+            if result.outcome not in ("opened", "appended", "duplicate"):
+                continue
+            if result.ticket_id is None:
                 continue
             ticket = self.store.get_ticket(result.ticket_id)
             if ticket is None:
                 continue
             try:
-                if result.outcome == "opened":
+                # A duplicate is a redelivery: the process that opened the ticket may have
+                # died before its hooks ran. on_opened does nothing when they did.
+                if result.outcome in ("opened", "duplicate"):
                     hooks.on_opened(ticket)
                 else:
                     hooks.on_customer_message(ticket)

@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_timeout_ms=args.heartbeat_timeout_ms,
         maintenance_chance=args.maintenance_chance,
     )
-    run_worker(Pipeline(Runtime.from_config(loaded), broker), args.threads)
+    run_worker(Pipeline(Runtime.for_service(loaded), broker), args.threads)
     return 0
 
 

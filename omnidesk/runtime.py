@@ -66,6 +66,7 @@ class Runtime:
     archive: Archive | None = None
     config: LoadedConfig | None = None
     hooks: IntakeHooks = field(default_factory=IntakeHooks)
+    clocks: Any = None  # the SLA engine (omnidesk.sweeper.SlaClocks), when built by for_service
     intake: Intake = field(init=False)
     quarantine: Quarantine = field(init=False)
     _io_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
@@ -95,6 +96,20 @@ class Runtime:
             config=config,
             **kwargs,
         )
+
+    @classmethod
+    def for_service(
+        cls, config: LoadedConfig, *, store: Store | None = None, notify: Any = None
+    ) -> Runtime:
+        """What every process that takes messages in runs (daemon, worker, quarantine
+        retry): the real runtime with the SLA clocks' intake hooks, so no ticket misses
+        its clocks whichever process opened it."""
+        from omnidesk.sweeper import SlaClocks
+
+        service = config.data.service
+        store = store or Store.from_url(service.redis_url, service.key_prefix)
+        clocks = SlaClocks(store, config.data, notify=notify)
+        return cls.from_config(config, store=store, hooks=clocks.intake_hooks(), clocks=clocks)
 
     def reload(self, config: LoadedConfig, route: RouteFn | None = None) -> None:
         """Swap in a new config (SIGHUP): the router is compiled first, so a bad one raises

@@ -90,7 +90,6 @@ class Daemon:
         from omnidesk.pipeline import Pipeline, make_broker, register_sender
         from omnidesk.runtime import Runtime
         from omnidesk.store import Store
-        from omnidesk.sweeper import SlaClocks
 
         service = self.loaded.data.service
         redis_url = self.options.redis_url or service.redis_url
@@ -101,10 +100,8 @@ class Daemon:
             log.info("started an embedded redis-server at %s", redis_url)
         store = Store.from_url(redis_url, prefix)
         await self._wait_for_redis(store, redis_url)
-        self.clocks = SlaClocks(store, self.loaded.data, notify=self._notify)
-        self.runtime = Runtime.from_config(
-            self.loaded, store=store, hooks=self.clocks.intake_hooks()
-        )
+        self.runtime = Runtime.for_service(self.loaded, store=store, notify=self._notify)
+        self.clocks = self.runtime.clocks
         self.background.append(self.clocks.run_sweeper)
         broker_url = service.broker_url or redis_url
         self.pipeline = Pipeline(self.runtime, make_broker(broker_url, prefix))

@@ -31,7 +31,11 @@ def open_service(config: str | None, *, with_pipeline: bool = True) -> AgentServ
 
         broker = make_broker(service.broker_url or service.redis_url, service.key_prefix)
         send = Pipeline(Runtime.from_config(loaded, store=store), broker).send_reply
-    return AgentService(store=store, config=lambda: loaded.data, send_reply=send)
+    from omnidesk.sweeper import SlaClocks
+
+    # The CLI's actions move the SLA clocks exactly as the console's do.
+    sla = SlaClocks(store, loaded.data)
+    return AgentService(store=store, config=lambda: loaded.data, send_reply=send, sla=sla)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

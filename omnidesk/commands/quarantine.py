@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from omnidesk.runtime import Runtime
 
-    runtime = Runtime.from_config(load_config(args.config))
+    runtime = Runtime.for_service(load_config(args.config))
     quarantine = runtime.quarantine
     if args.action == "list":
         items = quarantine.list()
