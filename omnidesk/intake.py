@@ -40,6 +40,7 @@ REOPEN_WINDOW = timedelta(days=7)
 AUTO_FLAGS = (Flag.AUTO_REPLY, Flag.BOUNCE)
 
 Hook = Callable[[Ticket], None]
+BatchHook = Callable[[list[Ticket]], None]
 
 
 def _no_op(ticket: Ticket) -> None:
@@ -48,10 +49,14 @@ def _no_op(ticket: Ticket) -> None:
 
 @dataclass
 class IntakeHooks:
-    """What runs after intake; the SLA engine replaces these to start and restart clocks."""
+    """What runs after intake; the SLA engine replaces these to start and restart clocks.
+
+    `on_opened_many`, when set, takes a whole batch's new tickets at once (one round trip
+    instead of several per ticket) and is used instead of `on_opened`."""
 
     on_opened: Hook = _no_op
     on_customer_message: Hook = _no_op
+    on_opened_many: BatchHook | None = None
 
 
 @dataclass(frozen=True)
@@ -106,25 +111,42 @@ class Intake:
         self, items: list[tuple[Inbound, Decision]], results: list[IntakeResult]
     ) -> None:
         hooks = self.hooks
-        if hooks.on_opened is _no_op and hooks.on_customer_message is _no_op:
+        if (
+            hooks.on_opened is _no_op
+            and hooks.on_customer_message is _no_op
+            and hooks.on_opened_many is None
+        ):
             return
-        for result in results:
-            if result.outcome not in ("opened", "appended", "duplicate"):
-                continue
-            if result.ticket_id is None:
-                continue
-            ticket = self.store.get_ticket(result.ticket_id)
-            if ticket is None:
+        # A duplicate is a redelivery: the process that opened the ticket may have died
+        # before its hooks ran, so it goes through on_opened again (which then does nothing).
+        opened = [
+            r.ticket_id
+            for r in results
+            if r.outcome in ("opened", "duplicate") and r.ticket_id is not None
+        ]
+        appended = [
+            r.ticket_id for r in results if r.outcome == "appended" and r.ticket_id is not None
+        ]
+        if not opened and not appended:
+            return
+        heads = {t.id: t for t in self.store.ticket_heads(list(dict.fromkeys(opened)))}
+        tickets = {t.id: t for t in self.store.get_tickets(list(dict.fromkeys(appended)))}
+        try:
+            new = [heads[tid] for tid in dict.fromkeys(opened) if tid in heads]
+            if hooks.on_opened_many is not None:
+                hooks.on_opened_many(new)
+            else:
+                for ticket in new:
+                    hooks.on_opened(ticket)
+        except Exception:  # a hook's bug must not undo or repeat the intake
+            log.exception("intake hook failed for %d new tickets", len(opened))
+        for tid in appended:
+            if tid not in tickets:
                 continue
             try:
-                # A duplicate is a redelivery: the process that opened the ticket may have
-                # died before its hooks ran. on_opened does nothing when they did.
-                if result.outcome in ("opened", "duplicate"):
-                    hooks.on_opened(ticket)
-                else:
-                    hooks.on_customer_message(ticket)
-            except Exception:  # a hook's bug must not undo or repeat the intake
-                log.exception("intake hook failed for %s", result.ticket_id)
+                hooks.on_customer_message(tickets[tid])
+            except Exception:
+                log.exception("intake hook failed for %s", tid)
 
     def _prepare(self, inbound: Inbound, decision: Decision, now: datetime) -> bytes:
         received = inbound.received_at

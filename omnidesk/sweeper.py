@@ -198,7 +198,8 @@ class SlaClocks:
             connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
         )
         self._scripts = {
-            n: self.rb.register_script(lua(n)) for n in ("sla_write", "sla_claim", "sla_commit")
+            n: self.rb.register_script(lua(n))
+            for n in ("sla_write", "sla_open_many", "sla_claim", "sla_commit")
         }
 
     def reload(self, config: QueueConfigFile) -> None:
@@ -260,18 +261,28 @@ class SlaClocks:
         raise SlaConflict(f"SLA state of {ticket_id} kept changing; gave up")
 
     @guarded
-    def open_many(self, tickets: Iterable[Ticket], now: datetime | None = None) -> int:
-        """Start the clocks of many new tickets at once (a bulk load, the benchmark):
-        pipelined, one compare-and-set per ticket, so tickets that already have clocks keep
-        them. Returns how many were opened. The tickets' queue order (`set_due`) is left alone.
-        Tickets opened at the same moment under the same policy share one packed state (the
-        record leaves the ticket id out), so it is computed once."""
+    def open_many(
+        self, tickets: Iterable[Ticket], now: datetime | None = None, *, set_due: bool = False
+    ) -> int:
+        """Start the clocks of many new tickets at once: pipelined, one compare-and-set per
+        ticket, so tickets that already have clocks keep them. Returns how many were opened.
+        With `set_due`, the opened tickets' queue order follows their first due time (intake
+        does this; a bulk load may skip it). Tickets opened at the same moment under the same
+        policy share one packed state (the record leaves the ticket id out), so it is
+        computed once."""
         at = now or self.clock()
-        write = self._scripts["sla_write"]
-        made: dict[tuple[str, str], tuple[bytes, str]] = {}
-        opened = 0
-        pipe = self.rb.pipeline(transaction=False)
-        queued = 0
+        open_script = self._scripts["sla_open_many"]
+        made: dict[tuple[str, str], tuple[bytes, str, datetime | None]] = {}
+        opened: list[tuple[str, datetime | None]] = []
+        queued: list[tuple[str, datetime | None]] = []
+        args: list[Any] = [self.store.prefix]
+
+        def flush() -> None:
+            flags = open_script(keys=[], args=args, client=self.rb)
+            opened.extend(item for item, flag in zip(queued, flags, strict=True) if int(flag))
+            queued.clear()
+            del args[1:]
+
         for ticket in tickets:
             policy = self._policy_for(ticket)
             if policy is None:
@@ -279,16 +290,25 @@ class SlaClocks:
             calendar = self._queue_calendar(ticket.queue)
             if (policy, calendar) not in made:
                 state = sla.open_state(self.ctx, ticket.id, policy, calendar, at)
-                made[policy, calendar] = (sla.pack_state(state), wake_score(state, at))
-            packed, score = made[policy, calendar]
-            write(keys=[], args=[self.store.prefix, ticket.id, 0, packed, score], client=pipe)
-            queued += 1
-            if queued >= 1000:
-                opened += sum(1 for v in pipe.execute() if int(v) > 0)
-                queued = 0
+                made[policy, calendar] = (
+                    sla.pack_state(state),
+                    wake_score(state, at),
+                    earliest_due(state),
+                )
+            packed, score, due = made[policy, calendar]
+            args += [ticket.id, packed, score]
+            queued.append((ticket.id, due))
+            if len(queued) >= 500:
+                flush()
         if queued:
-            opened += sum(1 for v in pipe.execute() if int(v) > 0)
-        return opened
+            flush()
+        if set_due:
+            self.store.set_due_many([(tid, due) for tid, due in opened if due is not None])
+        return len(opened)
+
+    def on_opened_many(self, tickets: list[Ticket]) -> None:
+        """Intake's batch hook: a whole batch's new tickets get their clocks in one go."""
+        self.open_many(tickets, set_due=True)
 
     # ------------------------------------------------------------ hooks
 
@@ -375,7 +395,11 @@ class SlaClocks:
 
     def intake_hooks(self) -> IntakeHooks:
         """What `Intake` calls after each opened or appended ticket."""
-        return IntakeHooks(on_opened=self.on_opened, on_customer_message=self.on_customer_message)
+        return IntakeHooks(
+            on_opened=self.on_opened,
+            on_customer_message=self.on_customer_message,
+            on_opened_many=self.on_opened_many,
+        )
 
     # ------------------------------------------------------------ the sweeper
 

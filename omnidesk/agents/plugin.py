@@ -68,6 +68,15 @@ def chain_push_after_intake(hooks: IntakeHooks, service: AgentService) -> None:
         service.assigner.push(ticket.queue)
 
     hooks.on_opened = on_opened
+    before_many = hooks.on_opened_many
+    if before_many is not None:
+
+        def on_opened_many(tickets: list[Ticket]) -> None:
+            before_many(tickets)
+            for queue in dict.fromkeys(t.queue for t in tickets):
+                service.assigner.push(queue)
+
+        hooks.on_opened_many = on_opened_many
 
 
 async def push_loop(service: AgentService, stop: asyncio.Event) -> None:
