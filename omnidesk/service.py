@@ -87,7 +87,7 @@ class Daemon:
 
         from connectors.catalog import build
         from connectors.state import CursorStore, Lease
-        from omnidesk.pipeline import Pipeline, make_broker, register_sender
+        from omnidesk.pipeline import Pipeline, make_broker
         from omnidesk.runtime import Runtime
         from omnidesk.store import Store
         from omnidesk.sweeper import SlaClocks
@@ -122,10 +122,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for connector in self.connectors:
             await connector.initialize()
-            if type(connector).send is not Connector.send:  # it can reply on its account
-                register_sender(
-                    Channel(_channel_of(connector)), connector.name, connector.send, loop=loop
-                )
+            register_connector_sender(connector, loop)
             add_routes = getattr(connector, "add_routes", None)
             if add_routes is not None:
                 self.route_hooks.append(add_routes)
@@ -303,6 +300,19 @@ class Daemon:
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
+
+
+def register_connector_sender(
+    connector: Connector, loop: asyncio.AbstractEventLoop | None = None
+) -> bool:
+    """Make `connector.send` the `deliver` actor's sender for its (channel, account), run on
+    `loop` (the daemon's, where the connector lives). False when it cannot reply."""
+    from omnidesk.pipeline import register_sender
+
+    if type(connector).send is Connector.send:
+        return False
+    register_sender(Channel(_channel_of(connector)), connector.name, connector.send, loop=loop)
+    return True
 
 
 def _channel_of(connector: Connector) -> str:
