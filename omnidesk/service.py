@@ -3,7 +3,8 @@ the SLA sweeper and the HTTP server.
 
 Lifecycle `initialize → start → stop → shutdown`, usable with `async with`.
 SIGTERM/SIGINT drain (stop pulling, finish in-flight work within a bound, exit 0);
-SIGHUP reloads queue_config.yaml, keeping the old config when the new one is invalid.
+SIGHUP reloads queue_config.yaml, keeping the old config when the new one is invalid; the
+plugins' parts get the new one through `daemon.reload_hooks`.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class Daemon:
         self.connectors: list[Connector] = []
         self.route_hooks: list[RouteHook] = []
         self.background: list[Callable[[asyncio.Event], Any]] = []  # coroutines run until stop
+        # Plugins' parts that hold config of their own get each accepted SIGHUP config here.
+        self.reload_hooks: list[Callable[[LoadedConfig], None]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._embedded: EmbeddedRedis | None = None
@@ -229,6 +232,11 @@ class Daemon:
             log.error("reload refused: %s", exc)
             return
         self.loaded = new
+        for hook in list(self.reload_hooks):
+            try:
+                hook(new)
+            except Exception:  # that part keeps its old config; the others move on
+                log.exception("reload hook %s failed", getattr(hook, "__qualname__", hook))
         log.info("reloaded %s: %d rules", new.path, len(new.data.rules))
 
     def _notify(self, event: dict[str, Any]) -> None:
