@@ -1,6 +1,7 @@
-"""Wires reports into the daemon: the rollup consumer and the report scheduler as background
-jobs, the dashboard as routes. `install(daemon)` is a daemon plugin (omnidesk.service); a
-SIGHUP reload reaches all three through `daemon.reload_hooks`."""
+"""Wires reports into the daemon: the rollup consumer, the report scheduler and the archive
+pass (omnidesk.archive_job) as background jobs, the dashboard as routes. `install(daemon)` is
+a daemon plugin (omnidesk.service); a SIGHUP reload reaches them through
+`daemon.reload_hooks` (the archive pass reads `daemon.loaded` each round)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 
 def install(daemon: Any) -> None:
+    from omnidesk.archive_job import ArchiveJob
     from omnidesk.reports.dashboard import Dashboard, route_hook
     from omnidesk.reports.fold import Context
     from omnidesk.reports.rollup import Rollups
@@ -19,6 +21,7 @@ def install(daemon: Any) -> None:
     daemon.background.append(rollups.run)
     daemon.report_scheduler = ReportScheduler(store, config)
     daemon.background.append(daemon.report_scheduler.run)
+    daemon.background.append(ArchiveJob(store, lambda: daemon.loaded.data).run)
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
     daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
     daemon.route_hooks.append(route_hook(daemon.dashboard))
