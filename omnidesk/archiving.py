@@ -90,10 +90,10 @@ class TicketArchive:
         return out
 
     def _append(self, month: str, records: list[dict[str, Any]]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{month}.jsonl.gz"
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             with open(path, "ab") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 fh.write(gzip.compress(data))

@@ -404,6 +404,7 @@ class ServiceConfig(Strict):
     public_url: str | None = None  # how customers reach /csat/... links; default http_host:port
     presence_ttl_s: int = Field(default=90, ge=5)  # heartbeat expiry of online/away
     archive_after_days: int = Field(default=90, ge=1)  # closed tickets older than this move out
+    archive_interval_s: float = Field(default=3600.0, gt=0)  # how often the daemon archives
     smtp: SmtpConfig | None = None
 
 

@@ -73,11 +73,20 @@ def make_broker(
             raise ConfigError(
                 [f"service.broker_url: amqp needs the pika package ({exc})"]
             ) from None
-        broker = RabbitmqBroker(url=url)
+        # confirm_delivery: a hand-over returns only once RabbitMQ has the message, as the
+        # connectors' cursor contract needs. Queue names carry the namespace instead of keys.
+        broker = RabbitmqBroker(url=url, confirm_delivery=True)
+        broker.omnidesk_queue_prefix = f"{namespace}."  # type: ignore[attr-defined]
     else:
         raise ConfigError([f"service.broker_url: unsupported scheme in {url.split('://')[0]!r}"])
     broker.add_middleware(CurrentMessage())
     return broker
+
+
+def queue_name(broker: dramatiq.Broker, name: str) -> str:
+    """The broker-side name of one of our queues: plain on Redis (its keys carry the
+    namespace), ``<namespace>.<name>`` on RabbitMQ, where runs sharing a vhost stay apart."""
+    return f"{getattr(broker, 'omnidesk_queue_prefix', '')}{name}"
 
 
 # ---------------------------------------------------------------- senders and notifiers
@@ -148,7 +157,7 @@ class Pipeline:
             self._ingest,
             broker=broker,
             actor_name="ingest",
-            queue_name="ingest",
+            queue_name=queue_name(broker, "ingest"),
             max_retries=INGEST_MAX_RETRIES,
             min_backoff=500,
             max_backoff=60_000,
@@ -158,14 +167,17 @@ class Pipeline:
             self._deliver,
             broker=broker,
             actor_name="deliver",
-            queue_name="deliver",
+            queue_name=queue_name(broker, "deliver"),
             max_retries=DELIVER_MAX_ATTEMPTS + 2,  # our own count below decides first
         )
         self.escalate = dramatiq.actor(
-            self._escalate, broker=broker, actor_name="escalate", queue_name="sla"
+            self._escalate,
+            broker=broker,
+            actor_name="escalate",
+            queue_name=queue_name(broker, "sla"),
         )
         self.notify = dramatiq.actor(
-            self._notify, broker=broker, actor_name="notify", queue_name="sla"
+            self._notify, broker=broker, actor_name="notify", queue_name=queue_name(broker, "sla")
         )
 
     # -------------------------------------------------------- hand-over (the connectors' Sink)

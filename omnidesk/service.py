@@ -3,7 +3,8 @@ the SLA sweeper and the HTTP server.
 
 Lifecycle `initialize → start → stop → shutdown`, usable with `async with`.
 SIGTERM/SIGINT drain (stop pulling, finish in-flight work within a bound, exit 0);
-SIGHUP reloads queue_config.yaml, keeping the old config when the new one is invalid.
+SIGHUP reloads queue_config.yaml, keeping the old config when the new one is invalid; the
+plugins' parts get the new one through `daemon.reload_hooks`.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class Daemon:
         self.connectors: list[Connector] = []
         self.route_hooks: list[RouteHook] = []
         self.background: list[Callable[[asyncio.Event], Any]] = []  # coroutines run until stop
+        # Plugins' parts that hold config of their own get each accepted SIGHUP config here.
+        self.reload_hooks: list[Callable[[LoadedConfig], None]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._embedded: EmbeddedRedis | None = None
@@ -87,7 +90,7 @@ class Daemon:
 
         from connectors.catalog import build
         from connectors.state import CursorStore, Lease
-        from omnidesk.pipeline import Pipeline, make_broker, register_sender
+        from omnidesk.pipeline import Pipeline, make_broker
         from omnidesk.runtime import Runtime
         from omnidesk.store import Store
 
@@ -119,10 +122,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for connector in self.connectors:
             await connector.initialize()
-            if type(connector).send is not Connector.send:  # it can reply on its account
-                register_sender(
-                    Channel(_channel_of(connector)), connector.name, connector.send, loop=loop
-                )
+            register_connector_sender(connector, loop)
             add_routes = getattr(connector, "add_routes", None)
             if add_routes is not None:
                 self.route_hooks.append(add_routes)
@@ -229,6 +229,11 @@ class Daemon:
             log.error("reload refused: %s", exc)
             return
         self.loaded = new
+        for hook in list(self.reload_hooks):
+            try:
+                hook(new)
+            except Exception:  # that part keeps its old config; the others move on
+                log.exception("reload hook %s failed", getattr(hook, "__qualname__", hook))
         log.info("reloaded %s: %d rules", new.path, len(new.data.rules))
 
     def _notify(self, event: dict[str, Any]) -> None:
@@ -300,6 +305,19 @@ class Daemon:
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
+
+
+def register_connector_sender(
+    connector: Connector, loop: asyncio.AbstractEventLoop | None = None
+) -> bool:
+    """Make `connector.send` the `deliver` actor's sender for its (channel, account), run on
+    `loop` (the daemon's, where the connector lives). False when it cannot reply."""
+    from omnidesk.pipeline import register_sender
+
+    if type(connector).send is Connector.send:
+        return False
+    register_sender(Channel(_channel_of(connector)), connector.name, connector.send, loop=loop)
+    return True
 
 
 def _channel_of(connector: Connector) -> str:

@@ -2,9 +2,9 @@
 delivery status comes back onto the message, including a refusal; a Telegram reply and the
 CSAT buttons reach a local Bot API stand-in through python-telegram-bot.
 
-The imap branch's SMTP sender has not landed on main yet, so the e-mail sender registered
-here is the test's own: it turns the Outbound into a message and sends it with aiosmtplib
-to a real aiosmtpd server, which is what the threading headers are checked on.
+The e-mail reply goes through the real IMAP connector's `send` (its SmtpSender), registered
+the way the daemon registers it, to a real aiosmtpd server where the threading headers and
+the subject's ticket reference are checked.
 """
 
 from __future__ import annotations
@@ -12,43 +12,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.utils import make_msgid
+import uuid
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 
+from connectors.catalog import build
 from omnidesk.model import Channel, Outbound, Receipt
 from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
+from omnidesk.service import register_connector_sender
 from tests.agentkit import make
+from tests.services import SmtpSink, eventually
 from tests.storekit import REDIS_URL, email, telegram
 from tests.storekit import web as web_form
 from tests.test_daemon import free_port
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope.content)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def wait_for(check: Any, timeout: float = 20.0) -> bool:
@@ -60,63 +39,73 @@ def wait_for(check: Any, timeout: float = 20.0) -> bool:
     return False
 
 
-def test_email_reply_arrives_threaded_and_a_refusal_shows_on_the_message(
-    prefix: str, tmp_path: Path, smtp: tuple[Inbox, int]
+async def test_email_reply_goes_out_through_the_imap_connector_threaded_and_a_refusal_shows(
+    prefix: str, tmp_path: Path, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inbox, port = smtp
+    env = f"OD_TEST_IMAP_PW_{uuid.uuid4().hex[:8].upper()}"
+    monkeypatch.setenv(env, "unused: this test only sends")
+    connector = build(  # the daemon's way: the catalog from a `connectors:` entry
+        {
+            "kind": "imap",
+            "name": "care",  # the account the customer wrote to (storekit.email)
+            "host": "127.0.0.1",
+            "security": "none",
+            "username": "care@mc.gov.sa",
+            "password_env": env,
+            "smtp": {
+                "host": smtp_server.host,
+                "port": smtp_server.port,
+                "security": "none",
+                "from_address": "care@mc.gov.sa",
+            },
+        }
+    )
+    await connector.initialize()
     broker = make_broker(REDIS_URL, prefix)
     runtime, service, _ = make(prefix, tmp_path)
     pipeline = Pipeline(runtime, broker)
     service.desk.send_reply = pipeline.send_reply
     service.surveys.send_reply = pipeline.send_reply
 
-    async def send_email(out: Outbound) -> Receipt:
-        msg = EmailMessage()
-        msg["From"] = "care@mc.gov.sa"
-        msg["To"] = ", ".join(i.value for i in out.to)
-        msg["Subject"] = out.subject
-        msg["Message-ID"] = make_msgid(domain="mc.gov.sa")
-        if out.in_reply_to:
-            msg["In-Reply-To"] = out.in_reply_to
-        if out.references:
-            msg["References"] = " ".join(out.references)
-        msg.set_content(out.text)
-        await aiosmtplib.send(msg, hostname="127.0.0.1", port=port)
-        return Receipt(outbound_id=out.id, status="sent", external_id=msg["Message-ID"])
-
     async def refuse(out: Outbound) -> Receipt:
         return Receipt(
             outbound_id=out.id, status="refused", detail="outside the 24-hour customer window"
         )
 
-    register_sender(Channel.EMAIL, "care", send_email)
+    # sends run on this loop, as on the daemon's: the worker thread hands each one over
+    assert register_connector_sender(connector, asyncio.get_running_loop())
     register_sender(Channel.WEB, "*", refuse)  # as WhatsApp does outside its window
     worker = pipeline.start_worker(threads=2)
     try:
         first = email("m1@customer.example", "My registration number is wrong", subject="CR")
-        (opened,) = runtime.process([first]).results
+        (opened,) = (await asyncio.to_thread(runtime.process, [first])).results
         follow = email(
             "m2@customer.example",
             "Any news?",
-            subject=f"Re: CR [{opened.ticket_id}]",
+            subject=f"Re: CR [#{opened.ticket_id}]",
             in_reply_to="m1@customer.example",
         )
-        (appended,) = runtime.process([follow]).results
+        (appended,) = (await asyncio.to_thread(runtime.process, [follow])).results
         assert appended.ticket_id == opened.ticket_id
         amal = service.agent("amal")
-        message = service.desk.reply(amal, opened.ticket_id, "تم تصحيح الرقم. Fixed.")
-        assert wait_for(lambda: inbox.messages), "nothing reached the SMTP server"
-        got = message_from_bytes(inbox.messages[0])
+        message = await asyncio.to_thread(
+            service.desk.reply, amal, opened.ticket_id, "تم تصحيح الرقم. Fixed."
+        )
+        assert await eventually(lambda: smtp_server.envelopes, 20), "nothing reached SMTP"
+        (got,) = smtp_server.messages
         assert got["In-Reply-To"] == "<m2@customer.example>"
         assert got["References"].split() == ["<m1@customer.example>", "<m2@customer.example>"]
-        assert got["Subject"] == f"Re: CR [{opened.ticket_id}]"
-        assert got["To"] == "customer@example.com"
-        assert "تم تصحيح الرقم" in got.get_payload(decode=True).decode()
-        assert wait_for(lambda: service.store.get_message(message.id).delivery == "sent")
+        assert got["Subject"] == f"Re: CR [#{opened.ticket_id}]"  # the reference, once
+        assert got["To"] == "customer@example.com" and got["From"] == "care@mc.gov.sa"
+        assert smtp_server.envelopes[0].rcpt_tos == ["customer@example.com"]
+        assert "تم تصحيح الرقم" in got.get_body(("plain",)).get_content()
+        assert await eventually(lambda: service.store.get_message(message.id).delivery == "sent")
 
-        web_ticket = runtime.process([web_form("hello there", email="w@example.sa")]).results[0]
-        refused = service.desk.reply(amal, web_ticket.ticket_id, "hello")
-        assert wait_for(
+        (web_ticket,) = (
+            await asyncio.to_thread(runtime.process, [web_form("hello", email="w@example.sa")])
+        ).results
+        refused = await asyncio.to_thread(service.desk.reply, amal, web_ticket.ticket_id, "hi")
+        assert await eventually(
             lambda: (service.store.get_message(refused.id).delivery or "").startswith("refused")
         )
         view = service.desk.view(amal, web_ticket.ticket_id)
@@ -124,10 +113,11 @@ def test_email_reply_arrives_threaded_and_a_refusal_shows_on_the_message(
         assert out["delivery"] == "refused: outside the 24-hour customer window"
         assert any(e["type"] == "delivery" for e in view["history"])
     finally:
-        worker.stop(timeout=5_000)
+        await asyncio.to_thread(worker.stop, 5_000)
         unregister_sender(Channel.EMAIL, "care")
         unregister_sender(Channel.WEB, "*")
         broker.close()
+        await connector.shutdown()
 
 
 class BotApi:

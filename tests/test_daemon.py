@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -52,6 +52,7 @@ class DaemonProc:
     log: Path
     redis_url: str
     proc: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)  # more `omnidesk run` options
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -69,6 +70,7 @@ class DaemonProc:
                 "2",
                 "--drain-timeout",
                 "15",
+                *self.args,
             ],
             cwd=ROOT,
             env=env,

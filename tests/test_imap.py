@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from email import message_from_bytes
 
 import pytest
@@ -17,25 +16,10 @@ from connectors.email.imap import ImapConnector
 from connectors.state import CursorStore, Lease
 from omnidesk.errors import AuthError, ConfigError, PermanentError, TransientError
 from omnidesk.model import Channel, RawPayload
+from tests.imapkit import mail
 from tests.services import REDIS_URL, REPO, eventually
 
 pytestmark = pytest.mark.imap
-
-
-def mail(subject: str, body: str = "السلام عليكم") -> tuple[bytes, str]:
-    message_id = f"<{uuid.uuid4().hex}@customer.test>"
-    raw = (
-        "From: Customer <c@customer.test>\r\n"
-        "To: support@example.test\r\n"
-        f"Subject: {subject}\r\n"
-        f"Message-ID: {message_id}\r\n"
-        "MIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        "Content-Transfer-Encoding: 8bit\r\n"
-        "\r\n"
-        f"{body}\r\n"
-    ).encode()
-    return raw, message_id
 
 
 class Collector:
@@ -58,57 +42,6 @@ class Collector:
     @property
     def message_ids(self) -> list[str]:
         return [str(message_from_bytes(p.payload)["Message-ID"]) for p in self.payloads]
-
-
-@pytest.fixture
-def account_factory(dovecot, monkeypatch):
-    def make(user: str, password: str = "secret", **overrides) -> EmailAccount:
-        env = f"OD_TEST_PW_{uuid.uuid4().hex[:8].upper()}"
-        monkeypatch.setenv(env, password)
-        fields = {
-            "name": f"support-{uuid.uuid4().hex[:6]}",
-            "host": dovecot.host,
-            "port": dovecot.port,
-            "security": "none",
-            "username": user,
-            "password_env": env,
-            "mode": "poll",
-            "poll_interval": 0.2,
-            "timeouts": {"idle": 5, "connect": 3, "command": 10},
-        } | overrides
-        return EmailAccount.model_validate(fields)
-
-    return make
-
-
-@pytest.fixture
-async def run(redis_prefix):
-    """Start connectors through the shared loop; stop and shut them down at teardown."""
-    client, prefix = redis_prefix
-    started: list[tuple[ImapConnector, asyncio.Task]] = []
-
-    async def start(account: EmailAccount, sink, **kw) -> ImapConnector:
-        connector = ImapConnector(account, CursorStore(client, prefix), **kw)
-        await connector.initialize()
-        started.append((connector, asyncio.create_task(connector.start(sink))))
-        return connector
-
-    async def stop(connector: ImapConnector) -> None:
-        for c, task in started:
-            if c is connector:
-                await c.stop()
-                await asyncio.wait_for(task, 10)
-                await c.shutdown()
-
-    start.stop = stop  # type: ignore[attr-defined]
-    start.cursors = CursorStore(client, prefix)  # type: ignore[attr-defined]
-    yield start
-    for connector, task in started:
-        await connector.stop()
-        try:
-            await asyncio.wait_for(task, 10)
-        finally:
-            await connector.shutdown()
 
 
 async def test_idle_delivers_an_appended_message_within_two_seconds(dovecot, account_factory, run):

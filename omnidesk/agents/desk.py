@@ -214,8 +214,8 @@ class Desk:
             references = list(dict.fromkeys([*refs[::-1], *own]))
         subject = ticket.subject or ""
         if ticket.channel == Channel.EMAIL:
-            if ticket.id not in subject:
-                subject = f"{subject} [{ticket.id}]".strip()
+            if ticket.id not in subject:  # the reference intake threads on: [#OD-...]
+                subject = f"{subject} [#{ticket.id}]".strip()
             if not subject.lower().startswith("re:"):
                 subject = f"Re: {subject}"
         return Outbound(

@@ -39,12 +39,19 @@ def attach(daemon: Any) -> AgentService:
     daemon.route_hooks.append(add_routes(service))
     chain_push_after_intake(daemon.runtime.intake.hooks, service)
     daemon.background.append(lambda stop: push_loop(service, stop))
+    daemon.reload_hooks.append(lambda loaded: reload(service, loaded.data))
     dashboard = getattr(daemon, "dashboard", None)
     if dashboard is not None:  # the supervisors' dashboard: same login as the console
         operator_check = dashboard.token_check  # $OMNIDESK_DASHBOARD_TOKEN, when set
         supervisors = supervisor_check(service)
         dashboard.token_check = lambda token: supervisors(token) or operator_check(token)
     return service
+
+
+def reload(service: AgentService, config: Any) -> None:
+    """A SIGHUP config: roster, queues and templates are read live through `service.config`
+    (the push loop sees added agents within a second); what was copied at start is updated."""
+    service.assigner.presence_ttl_s = config.service.presence_ttl_s
 
 
 def supervisor_check(service: AgentService) -> Callable[[str], bool]:

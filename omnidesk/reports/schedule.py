@@ -121,10 +121,17 @@ class ReportScheduler:
         titles: dict[str, str] | None = None,
     ) -> None:
         self.store = store
-        self.config = config
-        self.ctx = Context.from_config(config)
         self.clock = clock or (lambda: datetime.now(self.ctx.tz))
-        self.titles = titles or {n: q.title for n, q in config.queues.items() if q.title}
+        self._fixed_titles = titles
+        self.reload(config)
+
+    def reload(self, config: QueueConfigFile) -> None:
+        """Take a new config (SIGHUP): its reports, SMTP server, calendar and queue titles."""
+        self.ctx = Context.from_config(config)
+        self.titles = self._fixed_titles or {
+            n: q.title for n, q in config.queues.items() if q.title
+        }
+        self.config = config
 
     def key(self, report: ScheduledReport, label: str) -> str:
         return self.store.key("report", report.name, label)
