@@ -29,7 +29,12 @@ class Routing:
         return national is not None and not national.is_open(inbound.received_at)
 
     def decide(
-        self, inbound: Inbound, customer: Customer | None = None, ticket: Ticket | None = None
+        self,
+        inbound: Inbound,
+        customer: Customer | None = None,
+        ticket: Ticket | None = None,
+        *,
+        trace: bool = True,
     ) -> Decision:
         facts = Facts.from_inbound(
             inbound,
@@ -37,7 +42,7 @@ class Routing:
             ticket=ticket,
             outside_business_hours=self.outside_business_hours(inbound),
         )
-        return self.router.route(facts)
+        return self.router.route(facts, trace=trace)
 
 
 def _calendars(loaded: LoadedConfig) -> dict[str, Any]:

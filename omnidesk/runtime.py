@@ -39,10 +39,13 @@ def default_normalize() -> NormalizeFn:
 
 
 def default_route(loaded: LoadedConfig) -> RouteFn:
-    """The service's routing step (router + business-hours calendar) from the config."""
+    """The service's routing step (router + business-hours calendar) from the config. The
+    trace of rules tried is left out: nothing stores it, and `omnidesk route` shows it."""
+    from functools import partial
+
     from omnidesk.routing import Routing
 
-    return Routing.from_config(loaded).decide
+    return partial(Routing.from_config(loaded).decide, trace=False)
 
 
 @dataclass

@@ -55,7 +55,7 @@ from omnidesk.errors import OmnideskError
 from omnidesk.intake import IntakeHooks
 from omnidesk.model import Status, Ticket, utcnow
 from omnidesk.sla import ClockSummary, SlaContext, SlaState
-from omnidesk.store import Store, guarded, lua, redis_errors
+from omnidesk.store import Store, guarded, lua, ms, redis_errors
 
 log = logging.getLogger("omnidesk.sweeper")
 
@@ -266,10 +266,10 @@ class SlaClocks:
     ) -> int:
         """Start the clocks of many new tickets at once: pipelined, one compare-and-set per
         ticket, so tickets that already have clocks keep them. Returns how many were opened.
-        With `set_due`, the opened tickets' queue order follows their first due time (intake
-        does this; a bulk load may skip it). Tickets opened at the same moment under the same
-        policy share one packed state (the record leaves the ticket id out), so it is
-        computed once."""
+        With `set_due`, the opened tickets' queue order follows their first due time, in the
+        same script (intake does this; a bulk load may skip it). Tickets opened at the same
+        moment under the same policy share one packed state (the record leaves the ticket id
+        out), so it is computed once."""
         at = now or self.clock()
         open_script = self._scripts["sla_open_many"]
         made: dict[tuple[str, str], tuple[bytes, str, datetime | None]] = {}
@@ -296,14 +296,15 @@ class SlaClocks:
                     earliest_due(state),
                 )
             packed, score, due = made[policy, calendar]
-            args += [ticket.id, packed, score]
+            if set_due and due is not None:
+                args += [ticket.id, packed, score, str(ms(due)), due.isoformat()]
+            else:
+                args += [ticket.id, packed, score, "", ""]
             queued.append((ticket.id, due))
             if len(queued) >= 500:
                 flush()
         if queued:
             flush()
-        if set_due:
-            self.store.set_due_many([(tid, due) for tid, due in opened if due is not None])
         return len(opened)
 
     def on_opened_many(self, tickets: list[Ticket]) -> None:
