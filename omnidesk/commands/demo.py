@@ -57,6 +57,7 @@ async def _demo(args: argparse.Namespace, samples: list[Path]) -> int:
         )
         daemon = Daemon(options)
         daemon.loaded.data.connectors.clear()
+        daemon.loaded.data.reports.clear()  # a demo e-mails nobody
         daemon.loaded.data.connectors.append(
             {"name": "demo-inbox", "kind": "maildir", "path": str(drop), "poll_interval": 0.2}
         )
