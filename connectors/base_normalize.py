@@ -109,40 +109,52 @@ def bad(at: str, key: str, expected: str, value: Any) -> PayloadError:
     )
 
 
-def obj(d: dict, key: str, at: str) -> dict:
+_REQUIRED = object()
+
+
+def _field(d: dict, key: str, at: str, kind: Any, expected: str, default: Any = _REQUIRED) -> Any:
+    """`d[key]` if it is of `kind` (bool is never a number here); absent or null gives
+    `default`, or a missing-field error when there is none."""
     value = d.get(key)
     if value is None:
-        raise missing(at, key)
-    if not isinstance(value, dict):
-        raise bad(at, key, "an object", value)
+        if default is _REQUIRED:
+            raise missing(at, key)
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise bad(at, key, expected, value)
     return value
+
+
+def obj(d: dict, key: str, at: str) -> dict:
+    return _field(d, key, at, dict, "an object")  # type: ignore[no-any-return]
 
 
 def opt_obj(d: dict, key: str, at: str) -> dict | None:
-    value = d.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise bad(at, key, "an object", value)
-    return value
+    return _field(d, key, at, dict, "an object", None)  # type: ignore[no-any-return]
 
 
 def arr(d: dict, key: str, at: str) -> list:
-    value = d.get(key)
-    if value is None:
-        raise missing(at, key)
-    if not isinstance(value, list):
-        raise bad(at, key, "an array", value)
-    return value
+    return _field(d, key, at, list, "an array")  # type: ignore[no-any-return]
 
 
 def opt_arr(d: dict, key: str, at: str) -> list:
-    value = d.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise bad(at, key, "an array", value)
-    return value
+    return _field(d, key, at, list, "an array", [])  # type: ignore[no-any-return]
+
+
+def string(d: dict, key: str, at: str) -> str:
+    return _field(d, key, at, str, "a string")  # type: ignore[no-any-return]
+
+
+def opt_string(d: dict, key: str, at: str) -> str:
+    return _field(d, key, at, str, "a string", "")  # type: ignore[no-any-return]
+
+
+def integer(d: dict, key: str, at: str) -> int:
+    return _field(d, key, at, int, "an integer")  # type: ignore[no-any-return]
+
+
+def opt_int(d: dict, key: str, at: str, default: int = 0) -> int:
+    return _field(d, key, at, int, "an integer", default)  # type: ignore[no-any-return]
 
 
 def item_obj(value: Any, at: str, index: int) -> dict:
@@ -151,42 +163,6 @@ def item_obj(value: Any, at: str, index: int) -> dict:
         raise PayloadError(
             f"{at}[{index}]: expected an object, got {_kind(value)}", reason="bad_field"
         )
-    return value
-
-
-def string(d: dict, key: str, at: str) -> str:
-    value = d.get(key)
-    if value is None:
-        raise missing(at, key)
-    if not isinstance(value, str):
-        raise bad(at, key, "a string", value)
-    return value
-
-
-def opt_string(d: dict, key: str, at: str) -> str:
-    value = d.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise bad(at, key, "a string", value)
-    return value
-
-
-def integer(d: dict, key: str, at: str) -> int:
-    value = d.get(key)
-    if value is None:
-        raise missing(at, key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise bad(at, key, "an integer", value)
-    return value
-
-
-def opt_int(d: dict, key: str, at: str, default: int = 0) -> int:
-    value = d.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise bad(at, key, "an integer", value)
     return value
 
 
@@ -203,12 +179,7 @@ def id_string(d: dict, key: str, at: str) -> str:
 
 
 def number(d: dict, key: str, at: str) -> float:
-    value = d.get(key)
-    if value is None:
-        raise missing(at, key)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise bad(at, key, "a number", value)
-    return float(value)
+    return float(_field(d, key, at, int | float, "a number"))
 
 
 def boolean(d: dict, key: str, at: str) -> bool:
