@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -271,6 +272,20 @@ async def redis_prefix() -> AsyncIterator[tuple[aioredis.Redis, str]]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+def wait_for(check: Any, timeout: float = 20.0, every: float = 0.05) -> bool:
+    """Poll `check` until true or timeout, from synchronous test code; a connection that
+    is refused or not there yet counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except OSError:  # urllib's URLError is one
+            pass
+        time.sleep(every)
+    return False
 
 
 async def eventually(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.agentkit import AGENTS_CONFIG
-from tests.test_daemon import ROOT, DaemonProc, free_port, wait_for
+from tests.services import free_port, wait_for
+from tests.test_daemon import ROOT, DaemonProc
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,9 @@ from omnidesk.model import Channel, Outbound, Receipt
 from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
 from omnidesk.service import register_connector_sender
 from tests.agentkit import make
-from tests.services import SmtpSink, eventually
+from tests.services import SmtpSink, eventually, free_port, wait_for
 from tests.storekit import REDIS_URL, email, telegram
 from tests.storekit import web as web_form
-from tests.test_daemon import free_port
-
-
-def wait_for(check: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 async def test_email_reply_goes_out_through_the_imap_connector_threaded_and_a_refusal_shows(

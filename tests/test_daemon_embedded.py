@@ -14,7 +14,8 @@ import pytest
 import redis
 
 from omnidesk.store import Store
-from tests.test_daemon import ROOT, DaemonProc, free_port, wait_for, write_daemon_config
+from tests.services import free_port, wait_for
+from tests.test_daemon import ROOT, DaemonProc, write_daemon_config
 
 
 def _gone(pid: int) -> bool:

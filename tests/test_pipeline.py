@@ -24,18 +24,10 @@ from omnidesk.model import Channel, Outbound, RawPayload, Receipt, Status
 from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
 from omnidesk.runtime import Runtime
 from omnidesk.store import Store
+from tests.services import wait_for
 from tests.storekit import REDIS_URL, email, telegram, web, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_for(condition, timeout: float = 20.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 @pytest.fixture
@@ -226,7 +218,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     store = runtime.store
     first = _worker_process(config)
     try:
-        assert wait_for(lambda: store.ticket_count() > 0, timeout=30, interval=0.01)
+        assert wait_for(lambda: store.ticket_count() > 0, timeout=30, every=0.01)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -234,7 +226,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     assert 0 < at_kill < n  # killed in the middle of the work
     second = _worker_process(config)
     try:
-        assert wait_for(lambda: store.ticket_count() >= n, timeout=60, interval=0.2)
+        assert wait_for(lambda: store.ticket_count() >= n, timeout=60, every=0.2)
         time.sleep(1.0)  # any stray redelivery would show up as a duplicate now
     finally:
         second.send_signal(signal.SIGTERM)

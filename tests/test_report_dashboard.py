@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from omnidesk.store import Store
+from tests.services import free_port, wait_for
 from tests.storekit import REDIS_URL, write_config
-from tests.test_daemon import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "sup-" + uuid.uuid4().hex
