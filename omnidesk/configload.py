@@ -104,7 +104,16 @@ def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
     try:
         data = QueueConfigFile.model_validate(plain)
     except ValidationError as exc:
-        raise ConfigError(problems + locator.from_validation(exc)) from None
+        problems.extend(locator.from_validation(exc))
+        # Leave the broken top-level sections out and look again, so that references
+        # elsewhere (a rule's missing queue) are still named in the same run.
+        broken = {err["loc"][0] for err in exc.errors() if err["loc"]}
+        try:
+            data = QueueConfigFile.model_validate(
+                {k: v for k, v in plain.items() if k not in broken}
+            )
+        except ValidationError:
+            raise ConfigError(sorted(problems, key=_line_of)) from None
     problems.extend(_check_connectors(data.connectors, locator))
     cross_problems, warnings = _cross_check(data, locator, names)
     problems.extend(cross_problems)
