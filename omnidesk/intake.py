@@ -160,9 +160,7 @@ class Intake:
             except Exception:
                 log.exception("intake hook failed for %s", tid)
 
-    def _prepare(
-        self, inbound: Inbound, decision: Decision, now: datetime
-    ) -> tuple[bytes, Ticket]:
+    def _prepare(self, inbound: Inbound, decision: Decision, now: datetime) -> tuple[bytes, Ticket]:
         """The script's JSON argument, and the ticket it opens if it opens one (no id yet)."""
         received = inbound.received_at
         created_ms = ms(received)
