@@ -37,14 +37,14 @@ class Archive:
         digest = hashlib.sha256(payload).hexdigest()
         folder = f"{self._root}/{digest[:2]}/{digest[2:4]}"
         target = f"{folder}/{digest}"
-        if os.path.exists(target):
-            return digest
         # unique per process and thread; O_EXCL refuses a stale leftover
         tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(self._seq)}"
         try:
-            if folder not in self._dirs:
-                os.makedirs(folder, exist_ok=True)
-                self._dirs.add(folder)
+            # a folder we just made holds nothing yet: no need to look for the target in it
+            # (a racing writer of the same content is harmless: same bytes, atomic rename)
+            made = folder not in self._dirs and self._make_folder(folder)
+            if not made and os.path.exists(target):
+                return digest
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 _write_all(fd, payload)
@@ -56,6 +56,24 @@ class Archive:
                 os.unlink(tmp)
             raise TransientError(f"archive: cannot write {target}: {exc}") from None
         return digest
+
+    def _make_folder(self, folder: str) -> bool:
+        """Make sure `folder` exists; True when this call created it. One mkdir when the
+        parent exists (os.makedirs would stat the parent first)."""
+        try:
+            os.mkdir(folder)
+            made = True
+        except FileExistsError:
+            made = False
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(folder), exist_ok=True)
+            try:
+                os.mkdir(folder)
+                made = True
+            except FileExistsError:
+                made = False
+        self._dirs.add(folder)
+        return made
 
     def get(self, sha256: str) -> bytes | None:
         try:

@@ -91,8 +91,11 @@ class Intake:
         script = self.store.script("intake")
         pipe = self.store.r.pipeline(transaction=False)
         now = utcnow()
+        drafts: list[Ticket] = []
         for inbound, decision in items:
-            script(keys=[], args=[self._prepare(inbound, decision, now)], client=pipe)
+            args, draft = self._prepare(inbound, decision, now)
+            script(keys=[], args=[args], client=pipe)
+            drafts.append(draft)
         replies = pipe.execute()
         results = [
             IntakeResult(
@@ -104,12 +107,12 @@ class Intake:
             )
             for r in replies
         ]
-        self._run_hooks(items, results)
+        self._run_hooks(drafts, results)
         return results
 
-    def _run_hooks(
-        self, items: list[tuple[Inbound, Decision]], results: list[IntakeResult]
-    ) -> None:
+    def _run_hooks(self, drafts: list[Ticket], results: list[IntakeResult]) -> None:
+        """`drafts[i]` is the ticket item i would open: what the script stored for an opened
+        one, so only redeliveries (duplicates) and follow-ups are read back from the store."""
         hooks = self.hooks
         if (
             hooks.on_opened is _no_op
@@ -129,7 +132,16 @@ class Intake:
         ]
         if not opened and not appended:
             return
-        heads = {t.id: t for t in self.store.ticket_heads(list(dict.fromkeys(opened)))}
+        heads = {
+            r.ticket_id: msgspec.structs.replace(
+                draft, id=r.ticket_id, customer_id=r.customer_id or ""
+            )
+            for draft, r in zip(drafts, results, strict=True)
+            if r.outcome == "opened" and r.ticket_id is not None
+        }
+        redelivered = [tid for tid in dict.fromkeys(opened) if tid not in heads]
+        if redelivered:
+            heads.update((t.id, t) for t in self.store.ticket_heads(redelivered))
         tickets = {t.id: t for t in self.store.get_tickets(list(dict.fromkeys(appended)))}
         try:
             new = [heads[tid] for tid in dict.fromkeys(opened) if tid in heads]
@@ -148,7 +160,8 @@ class Intake:
             except Exception:
                 log.exception("intake hook failed for %s", tid)
 
-    def _prepare(self, inbound: Inbound, decision: Decision, now: datetime) -> bytes:
+    def _prepare(self, inbound: Inbound, decision: Decision, now: datetime) -> tuple[bytes, Ticket]:
+        """The script's JSON argument, and the ticket it opens if it opens one (no id yet)."""
         received = inbound.received_at
         created_ms = ms(received)
         mid = new_message_id()
@@ -225,7 +238,7 @@ class Intake:
             "customer": [x for kv in customer.items() for x in kv],
             "customer_name": inbound.author.name,
         }
-        return msgspec.json.encode(args)
+        return msgspec.json.encode(args), ticket
 
 
 def new_message_id() -> str:

@@ -105,6 +105,8 @@ def encode_fields(obj: msgspec.Struct, skip: frozenset[str] = frozenset()) -> li
             continue
         if name in JSON_FIELDS or isinstance(value, list | dict):
             text = msgspec.json.encode(value).decode()
+        elif type(value) is str:  # most fields: checked first, it is the per-ticket hot path
+            text = value
         elif isinstance(value, datetime):
             text = value.isoformat()
         elif isinstance(value, bool):

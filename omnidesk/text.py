@@ -84,11 +84,13 @@ def _mask_card(match: re.Match[str]) -> str:
     return "•" * (len(digits) - 4) + digits[-4:]
 
 
+# Arabic-Indic and Eastern Arabic-Indic digits to ASCII; built once (previews are per ticket)
+_DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
+
+
 def mask_pii(text: str) -> str:
     """Mask national/iqama IDs and card numbers for logs and previews (digits folded first)."""
-    text = text.translate(
-        {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
-    )
+    text = text.translate(_DIGITS)
     text = _CARD.sub(_mask_card, text)
     return _NATIONAL_ID.sub(lambda m: m.group(0)[:1] + "•" * 6 + m.group(0)[-3:], text)
 
