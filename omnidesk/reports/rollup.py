@@ -11,6 +11,13 @@ With the store prefix ``P`` (all under ``P:ru:``):
     P:ru:<per>:cube:<queue>       hash   "metric|channel|segment|region|agent" -> n, per day,
                                          week and month
     P:ru:d:<day>:cubeday:<queue>  hash   the same for DAY_METRICS only (per-day series)
+    P:ru:<per>:by:<dim>:<value>   hash   what a one-dimension filter needs (dim = value):
+                                         "metric" -> n (every metric) and
+                                         "metric|<other dim>|<its value>" -> n (not TOTAL_ONLY),
+                                         per day, week and month
+    P:ru:byfilter                 string "1" when the by: hashes cover the whole history
+                                         (set by the first batch ever folded; rollups begun
+                                         before them fall back to the cubes)
     P:ru:now:all / now:<dim> / now:cube:<queue>   the same three shapes for the backlog
                                          as it stands now (metric ``backlog`` only)
     P:ru:qs                       hash   queue -> contributions (the queues the cube has)
@@ -59,6 +66,7 @@ APPLY_LUA = """
 local a = cjson.decode(ARGV[1])
 local cur = redis.call("GET", a.last_key) or ""
 if cur ~= a.expect then return 0 end
+if cur == "" then redis.call("SET", a.byfilter_key, "1") end
 for _, op in ipairs(a.incr) do redis.call("HINCRBY", op[1], op[2], op[3]) end
 for _, op in ipairs(a.hset) do
   local flat = {}
@@ -95,6 +103,15 @@ def fan_out(c: Contribution) -> Iterator[tuple[str, str]]:
         yield f"{per}:cube:{q}", cell
     if m in DAY_METRICS:
         yield f"d:{c.day}:cubeday:{q}", cell
+    crossed = not m.startswith(TOTAL_ONLY)
+    for dim, value in values.items():
+        for per in pers:
+            key = f"{per}:by:{dim}:{value}"
+            yield key, m
+            if crossed:
+                for other, v in values.items():
+                    if other != dim:
+                        yield key, f"{m}|{other}|{v}"
     if m == "backlog":
         yield "now:all", m
         for dim in FACETS:
@@ -163,6 +180,7 @@ class Rollups:
             entries += listed
         args = {
             "last_key": self.key("last"),
+            "byfilter_key": self.key("byfilter"),
             "expect": expect,
             "new": events[-1][0],
             "incr": [[self.key(k), f, n] for (k, f), n in aggregate(contributions).items() if n],
