@@ -289,9 +289,6 @@ class Condition(Strict):
             raise ValueError("empty condition")
         return self
 
-    def set_keys(self) -> list[str]:
-        return [k for k in type(self).model_fields if getattr(self, k) is not None]
-
 
 class RuleAction(Strict):
     queue: str | None = None

@@ -15,24 +15,15 @@ from email.utils import formatdate, make_msgid
 import aiosmtplib
 
 from connectors.email.config import EmailAccount, SmtpConfig, tls_context
+from connectors.email.threading import tag_subject
 from connectors.secrets import require_env
 from omnidesk.errors import AuthError, PermanentError, TransientError
 from omnidesk.model import IdentityKind, Outbound, Receipt
 
-try:  # the normalizer's branch owns the reference format; fall back until it is merged
-    from connectors.email.threading import format_ticket_ref
-except ImportError:  # pragma: no cover - depends on what is merged
-
-    def format_ticket_ref(ticket_id: str) -> str:
-        return f"[#{ticket_id}]"
-
 
 def reply_subject(subject: str, ticket_id: str) -> str:
     """`Re: <subject> [#OD-...]`, without stacking Re: or the reference twice."""
-    ref = format_ticket_ref(ticket_id)
-    subject = " ".join(subject.split())
-    if ref not in subject:
-        subject = f"{subject} {ref}".strip()
+    subject = tag_subject(" ".join(subject.split()), ticket_id)
     if not subject.lower().startswith(("re:", "رد:")):
         subject = f"Re: {subject}"
     return subject
