@@ -1,6 +1,6 @@
 """SLA sweeper benchmark: a million running clocks in Redis, a window in which 100,000 fall due.
 
-    python bench/sla.py [--clocks 1000000] [--due 100000] [--window 5.0]
+    python bench/sla.py [--clocks 1000000] [--due 100000] [--window 5.0] [--stride 1]
 
 Everything here is the service's own code: clocks are opened through `SlaClocks.open_many`
 (the intake write path, pipelined) and fired by `SlaClocks.sweep` (claim a batch under a
@@ -15,7 +15,8 @@ their first ladder step falls due within `--window` seconds, then:
     priority, tag) is due all at once; steps fired per second = the sweeper's throughput.
 
 Memory per clock is INFO used_memory after opening minus before, over N: the packed state in
-its ~100-ticket hash and the due-ZSET entry, everything the SLA service keeps per ticket. The
+its ~100-ticket bucket hash and that bucket's share of the due ZSET, everything the SLA
+service keeps per running ticket (no ticket hashes exist yet, so no per-queue counts). The
 tickets' own hashes (the ticket store, not the SLA service) are written afterwards, only for
 the tickets that fall due, so the ladder actions have something to change. Notify actions
 are left out of the ladder: the daemon sends each through dramatiq, outside the commit.
@@ -121,19 +122,25 @@ def ticket(n: int, at: datetime) -> Ticket:
     )
 
 
-def load(clocks: SlaClocks, n: int, due: int, window: float) -> list[str]:
+def load(clocks: SlaClocks, n: int, due: int, window: float, stride: int = 1) -> list[str]:
     """Open n tickets: `due` spread so their first step falls in [V0, V0 + window], the rest
-    an hour later (their first step is hours away). Returns the due tickets' ids."""
+    an hour later (their first step is hours away). The due ones are every `stride`-th
+    ticket: with 1 they fill whole buckets (tickets close in id were opened close in time, so
+    they fall due together); with 10, one in ten of each claimed bucket is due. Returns the
+    due tickets' ids."""
+    due_numbers = [i * stride for i in range(due)]
     due_ids: list[str] = []
     per = max(1, -(-due // GROUPS))
     for g, start in enumerate(range(0, due, per)):
         opened = V0 - timedelta(hours=2) + timedelta(seconds=window * g / GROUPS)
-        batch = [ticket(i, opened) for i in range(start, min(due, start + per))]
+        batch = [ticket(i, opened) for i in due_numbers[start : start + per]]
         clocks.open_many(batch, opened)
         due_ids += [t.id for t in batch]
     later = V0 + timedelta(hours=1)
-    for start in range(due, n, 50_000):
-        clocks.open_many((ticket(i, later) for i in range(start, min(n, start + 50_000))), later)
+    taken = set(due_numbers)
+    rest = [i for i in range(n + due * (stride - 1)) if i not in taken][: n - due]
+    for start in range(0, len(rest), 50_000):
+        clocks.open_many((ticket(i, later) for i in rest[start : start + 50_000]), later)
     return due_ids
 
 
@@ -250,6 +257,12 @@ def main() -> int:
         help="pause between sweeps (s), as the daemon",
     )
     ap.add_argument("--batch", type=int, default=1000, help="tickets per claim/commit")
+    ap.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="every stride-th ticket falls due (10: one in ten of each bucket)",
+    )
     ap.add_argument("--threads", type=int, default=8, help="baseline worker threads")
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
@@ -269,14 +282,15 @@ def main() -> int:
         clocks = SlaClocks(store, cfg, clock=now, batch=args.batch, on_fired=seen)
         before = used_memory(r)
         t0 = time.time()
-        due_ids = load(clocks, n, due, args.window)
+        due_ids = load(clocks, n, due, args.window, args.stride)
         load_s = time.time() - t0
         bytes_per_clock = (used_memory(r) - before) / n
         print(f"opened {n:,} tickets' clocks through SlaClocks.open_many in {load_s:.1f}s "
               f"({n / load_s:,.0f}/s, pipelined); {due:,} fall due within "
               f"{args.window}s")  # fmt: skip
         print(f"redis memory: {bytes_per_clock:.1f} bytes per running ticket (packed state in "
-              "a ~100-ticket hash + due-ZSET entry; INFO used_memory delta / N)")  # fmt: skip
+              "a ~100-ticket bucket hash + the bucket's due-ZSET entry; INFO used_memory "
+              "delta / N)")  # fmt: skip
         ticket_hashes(store, due_ids)
 
         # phase 1, real time: the first steps fall due over the window

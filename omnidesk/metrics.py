@@ -80,8 +80,15 @@ class Metrics:
         )
         self.sla_clocks = Gauge(
             "omnidesk_sla_clocks",
-            "Tickets with SLA clocks by state (scheduled: a ladder step is pending; running: "
-            "a target runs; held: a sweeper is firing it)",
+            "Tickets by queue and SLA standing: running, paused (no clock running), warned (a "
+            "ladder step fired), breached (a running clock past its due time)",
+            ["queue", "state"],
+            registry=r,
+        )
+        self.sla_buckets = Gauge(
+            "omnidesk_sla_buckets",
+            "Sweeper buckets (~100 tickets each) by state (scheduled: a wakeup is pending; "
+            "held: a sweeper is firing it)",
             ["state"],
             registry=r,
         )
@@ -103,8 +110,11 @@ class Metrics:
         self.quarantine.set(counts.get("quarantine", 0))
 
     def update_sla(self, counts: dict[str, Any]) -> None:
-        for state in ("scheduled", "running", "held"):
-            self.sla_clocks.labels(state=state).set(counts.get(state, 0))
+        for queue, standings in counts.get("by_queue", {}).items():
+            for state, value in standings.items():
+                self.sla_clocks.labels(queue=queue, state=state).set(value)
+        for state in ("scheduled", "held"):
+            self.sla_buckets.labels(state=state).set(counts.get(state, 0))
         for kind in ("warned", "breached"):
             self.sla.labels(kind=kind).set(counts.get(kind, 0))
 

@@ -480,6 +480,35 @@ def fire_step(state: SlaState, target: str, index: int, now: datetime) -> SlaSta
     return replace(state, clocks={**state.clocks, target: fire(state.clocks[target], index, now)})
 
 
+STANDINGS = ("running", "paused", "warned", "breached")
+
+
+def standing(state: SlaState | None, now: datetime) -> str:
+    """What /metrics counts the ticket as, by queue: "breached" (a running clock past its due
+    time, or its 100 % step fired), "warned" (a running clock with a step fired), "running",
+    "paused" (no clock running, one paused), or "" (every clock stopped)."""
+    if state is None:
+        return ""
+    now = _aware(now)
+    running = paused = warned = breached = False
+    for c in state.clocks.values():
+        if c.state == "paused":
+            paused = True
+        elif c.state == "running":
+            running = True
+            if c.due_at is not None and c.due_at <= now:
+                breached = True
+            for s in c.steps:
+                if s.fired_at:
+                    warned = True
+                    breached = breached or s.at >= 1.0
+    if breached:
+        return "breached"
+    if warned:
+        return "warned"
+    return "running" if running else ("paused" if paused else "")
+
+
 def state_next_wakeup(state: SlaState) -> datetime | None:
     """The score for the sweeper's due ZSET: earliest unfired step across the clocks."""
     times = [t for c in state.clocks.values() if (t := next_wakeup(c)) is not None]
@@ -762,13 +791,14 @@ def _us(v: int, base_us: int) -> int:
 
 def fire_packed(
     raw: bytes, now: datetime | int
-) -> tuple[bytes | None, list[PackedFire], int | None, int | None]:
+) -> tuple[bytes | None, list[PackedFire], int | None, int | None, str]:
     """The sweeper's hot path, on the packed record without building the structs: fire every
     step due by `now` (a datetime or epoch microseconds), earliest first, exactly as
     `state_due_steps` + `fire_step` would (tests/test_sla.py holds them equal).
 
     Returns (the new packed record or None when nothing fired, what fired, the next unfired
-    step's due time and the earliest running deadline, both in epoch microseconds or None).
+    step's due time and the earliest running deadline, both in epoch microseconds or None,
+    and the ticket's `standing` afterwards).
     """
     now_us = now if isinstance(now, int) else epoch_us(now)
     try:
@@ -781,27 +811,42 @@ def fire_packed(
         due: list[tuple[int, float, int, list, list]] = []  # type: ignore[type-arg]
         wake: int | None = None
         deadline: int | None = None
+        running = paused = warned = breached = False  # as `standing`, after firing
         for i, c in enumerate(clocks):
             if c is None:
                 continue
-            cdue = c[1]
-            if cdue is not None and (len(c) <= 6 or not c[6]):  # running (state 0), due set
-                d = base + (cdue >> 1 if cdue & 1 else (cdue >> 1) * 1000)
-                if deadline is None or d < deadline:
-                    deadline = d
+            cdue, state = c[1], c[6] if len(c) > 6 else 0
+            paused = paused or state == 1
+            if state == 0:
+                running = True
+                if cdue is not None:
+                    d = base + (cdue >> 1 if cdue & 1 else (cdue >> 1) * 1000)
+                    breached = breached or d <= now_us
+                    if deadline is None or d < deadline:
+                        deadline = d
             for st in c[2]:
-                if len(st) < 3 or st[2] is None or (len(st) > 3 and st[3] is not None):
-                    continue  # not armed, or fired already
+                if len(st) > 3 and st[3] is not None:  # fired already
+                    if state == 0:
+                        warned, breached = True, breached or _unfrac(st[1]) >= 1.0
+                    continue
+                if len(st) < 3 or st[2] is None:
+                    continue  # not armed
                 v = cdue if st[2] is True else st[2]
                 d = base + (v >> 1 if v & 1 else (v >> 1) * 1000)
                 if d <= now_us:
                     due.append((d, _unfrac(st[1]), i, c, st))
+                    if state == 0:
+                        warned, breached = True, breached or _unfrac(st[1]) >= 1.0
                 elif wake is None or d < wake:
                     wake = d
     except (msgspec.DecodeError, ValueError, TypeError, IndexError) as exc:
         raise SlaError(f"stored SLA state is unreadable: {exc}") from None
+    standing = (
+        "breached" if breached else "warned" if warned else
+        "running" if running else "paused" if paused else ""
+    )  # fmt: skip
     if not due:
-        return None, [], wake, deadline
+        return None, [], wake, deadline, standing
     if len(due) > 1:
         due.sort(key=lambda x: (x[0], x[1]))
     fired: list[PackedFire] = []
@@ -812,4 +857,4 @@ def fire_packed(
         st[3:] = [fired_rel, _num(late)]
         clock_policy = c[12] if len(c) > 12 and c[12] is not None else policy
         fired.append(PackedFire(TARGETS[i], st[0], at, clock_policy, d, late))
-    return _packer.encode(f), fired, wake, deadline
+    return _packer.encode(f), fired, wake, deadline, standing

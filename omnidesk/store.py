@@ -4,7 +4,8 @@ Every key lives under one prefix (`service.key_prefix`, default ``od``) so sever
 deployments or test runs share one Redis. With prefix ``P``:
 
     P:ticket:<id>             hash   one ticket; scalar fields as strings, lists/dicts as JSON,
-                                     plus created_ms, score (queue urgency), resolved_ms
+                                     plus created_ms, score (queue urgency), resolved_ms,
+                                     sla_n (where omnidesk.sweeper counts it)
     P:ticket:<id>:msgs        list   message ids in arrival order
     P:msg:<mid>               hash   one message (in, out or note)
     P:tickets                 zset   every ticket id by creation time (ms)
@@ -37,6 +38,7 @@ Keys are built inside the scripts, so this targets a single Redis, not Redis Clu
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,7 +69,13 @@ _R = TypeVar("_R")
 
 
 def lua(name: str) -> str:
-    return resources.files("omnidesk.lua").joinpath(f"{name}.lua").read_text("utf-8")
+    """A script's source; a line `--@include other` is replaced by other.lua (shared helpers:
+    Redis scripts cannot call each other)."""
+    text = resources.files("omnidesk.lua").joinpath(f"{name}.lua").read_text("utf-8")
+    return _INCLUDE.sub(lambda m: lua(m.group(1)), text)
+
+
+_INCLUDE = re.compile(r"^--@include (\w+)$", re.M)
 
 
 def urgency_score(priority: Priority, due_ms: int) -> int:

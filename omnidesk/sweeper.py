@@ -3,30 +3,39 @@
 The clocks themselves are pure (`omnidesk.sla`); this module persists them and runs them.
 With the store prefix ``P``:
 
-    P:sla:b:<bucket>  hash  ticket -> "<version>|<packed SlaState>" (`sla.pack_state`, ~95
+    P:sla:b:<bucket>  hash  ticket -> "<version>|<packed SlaState>" (`sla.pack_state`, ~88
                             bytes fresh); <bucket> is the ticket id less its last two digits,
                             so ~100 tickets share a hash (``_`` for ids not ending in digits)
-    P:sla:due         zset  ticket -> ms of its next wakeup: the next unfired ladder step, or
-                            the earliest running deadline if sooner (so it turns overdue);
-                            while a sweeper holds a ticket, its lease (expiry ms + 0.5, the
-                            fencing token of that claim); a running ticket already overdue
-                            with nothing left to fire sits at -deadline (never claimed;
-                            `at_risk` reads it first)
-    P:stats           hash  sla_warned / sla_breached: steps fired; sla_held: tickets leased
+    P:sla:due         zset  bucket -> ms of the earliest wakeup among its tickets (a ticket's
+                            wakeup: its next unfired ladder step, or its earliest running
+                            deadline if sooner, so it turns overdue); while a sweeper holds
+                            the bucket, its lease (expiry ms + 0.5, the fencing token of that
+                            claim). Never later than any of its tickets' wakeups; it may be
+                            earlier (a claim then finds nothing due and re-scores it).
+    P:sla:dirty       set   leased buckets written since they were claimed (re-read at once)
+    P:sla:overdue     zset  ticket -> deadline ms: running, past its deadline, nothing left to
+                            fire (`at_risk` lists these first)
+    P:sla:n           hash  "<queue>|<standing>" -> tickets (`sla.standing`: running, paused,
+                            warned, breached), for /metrics; P:ticket:<id> sla_n says where
+                            each ticket is counted
+    P:stats           hash  sla_warned / sla_breached: steps fired; sla_held: buckets leased
 
 Every write is a compare-and-set on the version (omnidesk/lua/sla_*.lua), so an intake
 transition and a sweeper never overwrite each other: the loser re-reads and re-applies.
-The sweeper works in batches: one script claims up to `batch` due tickets under a lease and
-returns their records, Python computes every transition, and one script commits the batch:
-per ticket, only the lease holder on the version it read writes the state, applies the
-ladder actions and appends the events (notifications and metrics follow in Python). The
-next batch is claimed and computed while Redis runs a commit. Each step fires once per clock,
-across sweepers and restarts. A step that fell due while no sweeper ran fires when one comes
-back, and its event says how late (``late_s``).
+The sweeper works in batches: one script claims due buckets holding about `batch` tickets
+under a lease and returns their records, Python computes every transition, and one script
+commits the batch: per ticket, only the lease holder on the version it read writes the state,
+applies the ladder actions and appends the events (notifications and metrics follow in
+Python), and each bucket is re-scored by its earliest wakeup. The next batch is claimed and
+computed while Redis runs a commit. Each step fires once per clock, across sweepers and
+restarts. A step that fell due while no sweeper ran fires when one comes back, and its event
+says how late (``late_s``).
 
-What one running ticket costs in Redis (bench/sla.py measures it): the due-ZSET entry (~110
-bytes) and its record in the bucket hash; records are over the 64-byte listpack limit, so the
-buckets are real hash tables (~180 bytes per record with its field and entry).
+The due index is kept per bucket, not per ticket, for memory (bench/sla.py measures it): a
+ZSET entry costs ~110 bytes, as much as the record itself (records are over the 64-byte
+listpack limit, so the buckets are real hash tables, ~180 bytes per record with its field
+and entry). Tickets close in id were opened close in time, so their wakeups cluster and a
+claimed bucket is mostly due.
 
 Hooks the rest of the daemon calls (each loads, applies the pure transition, writes back):
 `on_opened` (`open_many` for a bulk load), `on_customer_message`, `on_agent_reply`,
@@ -65,6 +74,7 @@ Now = Callable[[], datetime]
 
 LATE_AFTER_S = 5.0  # a step fired later than this after its due time is flagged late
 MAX_RETRIES = 50  # compare-and-set retries before giving up on one ticket
+RISK_BUCKETS = 200  # at_risk reads at most this many buckets (~20,000 tickets)
 
 
 class SlaConflict(OmnideskError):
@@ -98,12 +108,14 @@ class _Planned:
     token: str
     now: datetime
     args: list[Any]
-    now_us: int = 0
     templates: list[dict[str, Any]] = field(default_factory=list)
     template_ids: dict[tuple[str, int, str, float], int] = field(default_factory=dict)
     tickets: list[tuple[str, list[tuple[list[Action], dict[str, Any]]]]] = field(
         default_factory=list
     )
+
+
+Claimed = list[tuple[str, list[tuple[str, bytes]]]]  # (bucket, [(ticket, record), ...])
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,12 @@ class AtRisk:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_BUCKET = re.compile(r"(.*)[0-9][0-9]\Z", re.S)  # the Lua scripts: ^(.-)%d%d$
+_BUCKET = re.compile(r"(.*)[0-9][0-9]\Z", re.S)  # sla_lib.lua: ^(.-)%d%d$
+
+
+def _pairs(flat: list[bytes]) -> list[tuple[str, bytes]]:
+    """A flat HGETALL reply from a script: [(ticket, record), ...]."""
+    return [(t.decode(), raw) for t, raw in zip(flat[::2], flat[1::2], strict=True)]
 
 
 def wake_score(state: SlaState, now: datetime) -> str:
@@ -213,10 +230,15 @@ class SlaClocks:
     def key(self, *parts: str) -> str:
         return self.store.key("sla", *parts)
 
-    def bucket_key(self, ticket_id: str) -> str:
-        """The small hash holding this ticket's record (the Lua scripts compute the same)."""
+    @staticmethod
+    def bucket(ticket_id: str) -> str:
+        """The bucket of this ticket's record (sla_lib.lua's sla_bucket computes the same)."""
         m = _BUCKET.match(ticket_id)
-        return self.key("b", m.group(1) if m else "_")
+        return m.group(1) if m else "_"
+
+    def bucket_key(self, ticket_id: str) -> str:
+        """The small hash holding this ticket's record."""
+        return self.key("b", self.bucket(ticket_id))
 
     def _decode(self, ticket_id: str, raw: bytes | None) -> tuple[SlaState | None, int]:
         if not raw:
@@ -241,6 +263,7 @@ class SlaClocks:
             version,
             sla.pack_state(state),
             wake_score(state, now),
+            sla.standing(state, now),
         ]
         return int(self._scripts["sla_write"](keys=[], args=args))
 
@@ -272,7 +295,7 @@ class SlaClocks:
         out), so it is computed once."""
         at = now or self.clock()
         open_script = self._scripts["sla_open_many"]
-        made: dict[tuple[str, str], tuple[bytes, str, datetime | None]] = {}
+        made: dict[tuple[str, str], tuple[bytes, str, datetime | None, str]] = {}
         opened: list[tuple[str, datetime | None]] = []
         queued: list[tuple[str, datetime | None]] = []
         args: list[Any] = [self.store.prefix]
@@ -294,12 +317,13 @@ class SlaClocks:
                     sla.pack_state(state),
                     wake_score(state, at),
                     earliest_due(state),
+                    sla.standing(state, at),
                 )
-            packed, score, due = made[policy, calendar]
+            packed, score, due, standing = made[policy, calendar]
             if set_due and due is not None:
-                args += [ticket.id, packed, score, str(ms(due)), due.isoformat()]
+                args += [ticket.id, packed, score, str(ms(due)), due.isoformat(), standing]
             else:
-                args += [ticket.id, packed, score, "", ""]
+                args += [ticket.id, packed, score, "", "", standing]
             queued.append((ticket.id, due))
             if len(queued) >= 500:
                 flush()
@@ -405,24 +429,28 @@ class SlaClocks:
     # ------------------------------------------------------------ the sweeper
 
     @guarded
-    def _claim(self, now: datetime, limit: int) -> tuple[str, list[tuple[str, bytes]]]:
-        """Atomically take up to `limit` due tickets under a fresh lease, with their records.
-        The token is the lease's due score (expiry ms + 0.5), unique to this claim."""
+    def _claim(self, now: datetime, limit: int) -> tuple[str, Claimed]:
+        """Atomically take due buckets holding about `limit` tickets under a fresh lease, with
+        every record in them. The token is the lease's due score (expiry ms + 0.5), unique to
+        this claim."""
         now_ms = sla.epoch_us(now) // 1000
         token = f"{now_ms + self.lease_ms}.5"
         args = [self.store.prefix, now_ms, token, limit]
         reply = self._scripts["sla_claim"](keys=[], args=args)
-        return token, [(t.decode(), raw) for t, raw in zip(reply[::2], reply[1::2], strict=True)]
+        return token, [
+            (bucket.decode(), _pairs(flat))
+            for bucket, flat in zip(reply[::2], reply[1::2], strict=True)
+        ]
 
     def claim(self, now: datetime, limit: int) -> tuple[str, list[str]]:
-        """Take up to `limit` due tickets under a lease; (token, ticket ids)."""
+        """Take due buckets holding about `limit` tickets under a lease; (token, ticket ids)."""
         token, got = self._claim(now, limit)
-        return token, [tid for tid, _ in got]
+        return token, [tid for _, records in got for tid, _ in records]
 
     def sweep(self, now: datetime | None = None, limit: int = 100_000) -> list[Fired]:
-        """Fire every ladder step due by `now` (at most `limit` tickets); returns what fired.
-        Without `now`, each batch reads the clock, so a long sweep also takes what fell due
-        while it ran.
+        """Fire every ladder step due by `now` (claiming about `limit` tickets at most); returns
+        what fired. Without `now`, each batch reads the clock, so a long sweep also takes what
+        fell due while it ran.
 
         Batches overlap: batch k+1 is claimed before batch k's commit is sent, and computed in
         Python while Redis runs that commit (sent on a connection of its own, read afterwards).
@@ -437,20 +465,22 @@ class SlaClocks:
         try:
             while ready is not None or sent is not None or more:
                 reply = self._commit_reply(conn, sent) if sent is not None else None
-                got: list[tuple[str, bytes]] = []
+                got: Claimed = []
                 if more:
                     at = now or self.clock()
                     token, got = self._claim(at, min(self.batch, limit - seen))
-                    seen += len(got)
-                    more = len(got) == self.batch and seen < limit
+                    seen += sum(len(records) for _, records in got)
+                    more = bool(got) and seen < limit
                 done, sent = sent, None
-                if ready is not None and len(ready.args) > 5:
+                if ready is not None:
                     with redis_errors():
                         conn.send_command("EVALSHA", self._commit_sha(), 0, *ready.args)
                     sent = ready
                 # while Redis runs that commit: settle the previous one, compute the next
                 if done is not None and reply is not None:
-                    fired += self._settle(done, reply)
+                    settled, moved = self._settle(done, reply)
+                    fired += settled
+                    more = more or (moved and seen < limit)  # re-read those buckets
                 ready = self._plan_batch(got, token, at) if got else None
         except BaseException:
             conn.disconnect()  # a reply may still be pending on it
@@ -476,26 +506,35 @@ class SlaClocks:
             return self._commit(planned.args)
 
     @guarded
-    def _run_ticket(self, tid: str, token: str, now: datetime) -> list[Fired]:
-        """Fire what is due on one ticket this sweeper holds under `token`."""
-        raw = self.rb.hget(self.bucket_key(tid), tid) or b""
-        planned = self._plan_batch([(tid, raw)], token, now)
-        return self._settle(planned, self._commit(planned.args))
+    def _run_bucket(self, bucket: str, token: str, now: datetime) -> list[Fired]:
+        """Fire what is due in one bucket this sweeper holds under `token`."""
+        records = [(k.decode(), v) for k, v in self.rb.hgetall(self.key("b", bucket)).items()]
+        planned = self._plan_batch([(bucket, records)], token, now)
+        return self._settle(planned, self._commit(planned.args))[0]
 
-    def _plan_batch(self, batch: list[tuple[str, bytes]], token: str, now: datetime) -> _Planned:
-        """Every due step of a claimed batch and the commit script's arguments for it."""
-        now_ms = sla.epoch_us(now) // 1000
-        planned = _Planned(
-            token, now, [self.store.prefix, token, now_ms, now.astimezone(UTC).isoformat(), ""]
-        )
-        for tid, raw in batch:
-            try:
-                args, steps = self._plan(tid, raw, now, planned)
-            except OmnideskError as exc:  # its lease runs out and a later sweep retries
-                log.warning("SLA sweep of %s: %s", tid, exc)
-                continue
-            planned.args += args
-            planned.tickets.append((tid, steps))
+    def _plan_batch(self, batch: Claimed, token: str, now: datetime) -> _Planned:
+        """Every due step of a claimed batch and the commit script's arguments for it: per
+        bucket, its earliest wakeup afterwards and the tickets that changed."""
+        now_us = sla.epoch_us(now)
+        iso = now.astimezone(UTC).isoformat()
+        planned = _Planned(token, now, [self.store.prefix, token, now_us // 1000, iso, ""])
+        for bucket, records in batch:
+            head = len(planned.args)
+            planned.args += [bucket, "", 0]
+            earliest: int | None = None
+            for tid, raw in records:
+                try:
+                    args, steps, score = self._plan(tid, raw, now, now_us, planned)
+                except OmnideskError as exc:  # logged again each time its bucket is claimed
+                    log.warning("SLA sweep of %s: %s", tid, exc)
+                    continue
+                if score and score[0] != "-" and (earliest is None or int(score) < earliest):
+                    earliest = int(score)
+                if args:
+                    planned.args += args
+                    planned.args[head + 2] += 1
+                    planned.tickets.append((tid, steps))
+            planned.args[head + 1] = "" if earliest is None else str(earliest)
         planned.args[4] = msgspec.json.encode(planned.templates)
         return planned
 
@@ -505,38 +544,25 @@ class SlaClocks:
             return []
         return list(self._scripts["sla_commit"](keys=[], args=args))
 
-    def _settle(self, planned: _Planned, reply: list[Any]) -> list[Fired]:
-        """What a commit fired (metrics and notifications go out now); tickets an intake
-        transition changed meanwhile are re-read, recomputed and committed again."""
+    def _settle(self, planned: _Planned, reply: list[Any]) -> tuple[list[Fired], int]:
+        """What a commit fired (metrics and notifications go out now), and how many tickets
+        an intake transition changed meanwhile (their buckets are due again at once)."""
         fired: list[Fired] = []
-        for _ in range(MAX_RETRIES):
-            retry: list[str] = []
-            pos = 0
-            for tid, steps in planned.tickets:
-                status = int(reply[pos])
+        moved, pos = 0, 0
+        for tid, steps in planned.tickets:
+            status = int(reply[pos])
+            pos += 1
+            if status == -1:
+                moved += 1  # an intake transition got in first: the next claim re-reads it
+                continue
+            if status == -2:
+                continue  # lost the lease: whoever holds it now carries on
+            for actions, fields in steps:
+                record = Fired(ticket=tid, queue=reply[pos].decode(), **fields)
                 pos += 1
-                if status == -1:
-                    retry.append(tid)  # an intake transition got in first: re-read
-                    continue
-                if status == -2:
-                    continue  # lost the lease: whoever holds it now carries on
-                for actions, fields in steps:
-                    record = Fired(ticket=tid, queue=reply[pos].decode(), **fields)
-                    pos += 1
-                    fired.append(record)
-                    self._after(record, actions)
-            if not retry:
-                return fired
-            with redis_errors():
-                pipe = self.rb.pipeline(transaction=False)
-                for tid in retry:
-                    pipe.hget(self.bucket_key(tid), tid)
-                raws = pipe.execute()
-            again = [(tid, raw or b"") for tid, raw in zip(retry, raws, strict=True)]
-            planned = self._plan_batch(again, planned.token, planned.now)
-            reply = self._commit(planned.args)
-        log.warning("SLA sweep: %d tickets kept changing; their leases expire", len(retry))
-        return fired
+                fired.append(record)
+                self._after(record, actions)
+        return fired, moved
 
     def _ladder_step(self, policy: str, index: int) -> tuple[list[Action], list[str], list[Any]]:
         """A ladder step's actions, described, and as the commit script reads them (cached)."""
@@ -576,19 +602,20 @@ class SlaClocks:
         return planned.template_ids[key]
 
     def _plan(
-        self, tid: str, raw: bytes, now: datetime, planned: _Planned
-    ) -> tuple[list[Any], list[tuple[list[Action], dict[str, Any]]]]:
-        """One ticket's commit arguments and the steps they fire (a `Fired` but its queue).
-        Fires on the packed record (`sla.fire_packed`, the same transition as `fire_step`);
-        each step's event is its template plus "<template> <due> <late_s> <late>"."""
-        if not raw:
-            return [tid, 0, "", "", ""], []
+        self, tid: str, raw: bytes, now: datetime, now_us: int, planned: _Planned
+    ) -> tuple[list[Any], list[tuple[list[Action], dict[str, Any]]], str]:
+        """One ticket's commit arguments ([] when nothing changed), the steps they fire (a
+        `Fired` but its queue), and its wake score afterwards. Fires on the packed record
+        (`sla.fire_packed`, the same transition as `fire_step`); each step's event is its
+        template plus "<template> <due> <late_s> <late>". A ticket past its deadline with
+        nothing to fire is committed too: it joins the overdue index and counts as breached."""
         version_text, _, packed = raw.partition(b"|")
         if not version_text.isdigit():
             raise sla.SlaError(f"stored SLA state of {tid} is unreadable: no version")
-        now_us = planned.now_us or sla.epoch_us(now)
-        planned.now_us = now_us
-        new, done, wake, deadline = sla.fire_packed(packed, now_us)
+        new, done, wake, deadline, standing = sla.fire_packed(packed, now_us)
+        score = score_us(wake, deadline, now_us)
+        if not done and not score.startswith("-"):
+            return [], [], score
         steps: list[tuple[list[Action], dict[str, Any]]] = []
         events: list[str] = []
         for step in done:
@@ -608,8 +635,8 @@ class SlaClocks:
                 "actions": described,
             }
             steps.append((actions, fields))
-        score = score_us(wake, deadline, now_us)
-        return [tid, int(version_text), new or "", score, ";".join(events)], steps
+        args = [tid, int(version_text), new or "", score, ";".join(events), standing]
+        return args, steps, score
 
     def _after(self, record: Fired, actions: list[Action]) -> None:
         """Outside the script: metrics and notifications (a failure here is logged only)."""
@@ -669,47 +696,76 @@ class SlaClocks:
     ) -> list[AtRisk]:
         """Running clocks, least business time left first.
 
-        Candidates come from the due ZSET: the overdue ones (negative scores, most overdue
-        first), then by next wakeup, which is never later than the ticket's earliest deadline.
+        Candidates: the overdue index (most overdue first), then the due buckets in order of
+        their earliest wakeup, which comes no later than their tickets' running deadlines:
+        buckets are read until the next one wakes after the `limit`-th deadline found so far
+        (at most `RISK_BUCKETS` of them).
         """
         at = now or self.clock()
-        r, due = self.store.r, self.key("due")
-        scan = max(limit * 4, 200) if queue else limit * 2
-        ids: list[str] = r.zrevrangebyscore(due, "(0", "-inf", start=0, num=scan)
-        ids += r.zrangebyscore(due, 0, "+inf", start=0, num=scan)
+        overdue: list[str] = self.store.r.zrange(self.key("overdue"), 0, max(limit * 4, 200) - 1)
         pipe = self.rb.pipeline(transaction=False)
-        for tid in ids:
+        for tid in overdue:
             pipe.hget(self.bucket_key(tid), tid)
+        records = [(tid, raw) for tid, raw in zip(overdue, pipe.execute(), strict=True) if raw]
+        out = self._risks(records, queue, at, set())
+        seen = {x.ticket for x in out}
+        for start in range(0, RISK_BUCKETS, 20):
+            page = self.rb.zrangebyscore(
+                self.key("due"), 0, "+inf", start=start, num=20, withscores=True
+            )
+            if not page:
+                break
+            if len(out) >= limit:
+                nth = sorted(x.due_at for x in out)[limit - 1]
+                if ms(nth) < page[0][1]:
+                    break
+            pipe = self.rb.pipeline(transaction=False)
+            for bucket, _ in page:
+                pipe.hgetall(self.key("b", bucket.decode()))
+            for flat in pipe.execute():
+                out += self._risks([(k.decode(), v) for k, v in flat.items()], queue, at, seen)
+        out.sort(key=lambda x: (x.remaining_seconds, x.due_at))
+        return out[:limit]
+
+    def _risks(
+        self, records: list[tuple[str, bytes]], queue: str | None, at: datetime, seen: set[str]
+    ) -> list[AtRisk]:
+        """The running clocks among these records (of `queue`, if given), skipping `seen`."""
+        records = [(tid, raw) for tid, raw in records if tid not in seen]
+        seen.update(tid for tid, _ in records)
+        pipe = self.store.r.pipeline(transaction=False)
+        for tid, _ in records:
             pipe.hget(self.store.key("ticket", tid), "queue")
-        replies = pipe.execute()
         out: list[AtRisk] = []
-        for tid, raw, tq in zip(ids, replies[::2], replies[1::2], strict=True):
-            tqueue = tq.decode() if tq else ""
-            if not raw or (queue is not None and tqueue != queue):
+        for (tid, raw), tqueue in zip(records, pipe.execute(), strict=True):
+            if queue is not None and tqueue != queue:
                 continue
             state, _ = self._decode(tid, raw)
             assert state is not None
             for c in sla.summarize(state, self.ctx, at):
                 if c.state == "running" and c.due_at is not None:
                     out.append(
-                        AtRisk(state.ticket, tqueue, c.target, c.due_at, c.remaining_seconds)
+                        AtRisk(state.ticket, tqueue or "", c.target, c.due_at, c.remaining_seconds)
                     )
-        out.sort(key=lambda x: (x.remaining_seconds, x.due_at))
-        return out[:limit]
+        return out
 
     @guarded
     def counts(self) -> dict[str, Any]:
-        """Figures for /metrics: tickets with a wakeup scheduled, tickets with a running clock or
-        a step still to fire (the due ZSET, overdue ones included), tickets held by a sweeper."""
-        r = self.store.r
-        pipe = r.pipeline(transaction=False)
-        pipe.zcount(self.key("due"), 0, "+inf")
+        """Figures for /metrics: tickets by queue and SLA standing (running, paused, warned,
+        breached), steps fired so far (warned, breached), buckets with a wakeup scheduled and
+        buckets held by a sweeper."""
+        pipe = self.store.r.pipeline(transaction=False)
         pipe.zcard(self.key("due"))
+        pipe.hgetall(self.key("n"))
         pipe.hmget(self.store.key("stats"), "sla_warned", "sla_breached", "sla_held")
-        due, running, (warned, breached, held) = pipe.execute()
+        scheduled, counted, (warned, breached, held) = pipe.execute()
+        by_queue: dict[str, dict[str, int]] = {}
+        for name, value in counted.items():
+            queue, _, standing = name.rpartition("|")
+            by_queue.setdefault(queue, dict.fromkeys(sla.STANDINGS, 0))[standing] = int(value)
         return {
-            "scheduled": due,
-            "running": running,
+            "by_queue": by_queue,
+            "scheduled": scheduled,
             "held": max(0, int(held or 0)),
             "warned": int(warned or 0),
             "breached": int(breached or 0),

@@ -169,7 +169,7 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
 
     # SLA clocks start right after intake, in the same worker: wait for them too
     assert wait_for(
-        lambda: b'omnidesk_sla_clocks{state="running"} 5.0' in daemon.get("/metrics")[1]
+        lambda: b'omnidesk_sla_clocks{queue="cr",state="running"} 5.0' in daemon.get("/metrics")[1]
     )
     status, body = daemon.get("/metrics")
     text = body.decode()
@@ -178,7 +178,8 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     assert 'omnidesk_messages_in_total{channel="web"} 5.0' in text
     assert 'omnidesk_connector_handed_over{connector="drop",kind="maildir"} 5.0' in text
     assert "omnidesk_ingest_seconds_count" in text
-    assert 'omnidesk_sla_clocks{state="running"} 5.0' in text
+    assert 'omnidesk_sla_clocks{queue="cr",state="running"} 5.0' in text
+    assert 'omnidesk_sla_clocks{queue="cr",state="paused"} 0.0' in text
 
     ok_status, ok = daemon.post(
         "/v1/intake/web",

@@ -328,7 +328,7 @@ def test_firing_on_the_packed_record_is_fire_step(days: int) -> None:
         expected = state
         for target, step in sla.state_due_steps(state, now):
             expected = sla.fire_step(expected, target, step.index, now)
-        new, fired, wake, deadline = sla.fire_packed(sla.pack_state(state), now)
+        new, fired, wake, deadline, standing = sla.fire_packed(sla.pack_state(state), now)
         pairs = [(t, s.index) for t, s in sla.state_due_steps(state, now)]
         assert [(f.target, f.index) for f in fired] == pairs
         if pairs:
@@ -339,3 +339,4 @@ def test_firing_on_the_packed_record_is_fire_step(days: int) -> None:
         assert wake == (None if nxt is None else sla.epoch_us(nxt))
         running = [c.due_at for c in expected.clocks.values() if c.state == "running" and c.due_at]
         assert deadline == (sla.epoch_us(min(running)) if running else None)
+        assert standing == sla.standing(expected, now)

@@ -21,7 +21,7 @@ from omnidesk.configload import parse_config
 from omnidesk.intake import Intake
 from omnidesk.model import Author, Channel, Decision, Inbound, Priority, Status
 from omnidesk.store import Store
-from omnidesk.sweeper import SlaClocks
+from omnidesk.sweeper import SlaClocks, wake_score
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 CONFIG = """
@@ -125,11 +125,18 @@ def open_ticket(store: Store, clocks: SlaClocks, n: int, queue: str = "riyadh") 
     return result.ticket_id
 
 
-def due_score(store: Store, tid: str) -> float | None:
-    """The ticket's next wakeup; None when nothing is scheduled (a negative score marks a
-    running clock already overdue with nothing left to fire, kept for at_risk)."""
-    score = store.r.zscore(store.key("sla", "due"), tid)
-    return score if score is not None and score >= 0 else None
+def due_score(clocks: SlaClocks, tid: str, at: datetime | None = None) -> float | None:
+    """The ticket's next wakeup (ms) as its stored record says at `at`; None when nothing is
+    scheduled. Its bucket's score in the due ZSET must be no later: the sweeper claims
+    buckets."""
+    state = clocks.state(tid)
+    score = wake_score(state, at or clocks.clock()) if state is not None else ""
+    if not score or score.startswith("-"):
+        return None
+    store = clocks.store
+    bucket_score = store.r.zscore(store.key("sla", "due"), SlaClocks.bucket(tid))
+    assert bucket_score is not None and bucket_score <= float(score)
+    return float(score)
 
 
 def events(store: Store, kind: str) -> list[dict[str, str]]:
@@ -145,7 +152,7 @@ def test_opening_persists_deadlines_and_schedules_the_first_step(store, config, 
     # 1h on Thursday, the weekend, Sunday 8-11: due Sunday 11:00 Riyadh
     assert first.due_at == riyadh(2026, 1, 11, 11)
     # first step (50% = 2h) falls Sunday 09:00
-    assert due_score(store, tid) == riyadh(2026, 1, 11, 9).timestamp() * 1000
+    assert due_score(clocks, tid) == riyadh(2026, 1, 11, 9).timestamp() * 1000
     assert store.r.hget(store.key("ticket", tid), "due_at") == first.due_at.isoformat()
     # the intake hook running again (a retried batch) does not restart the clocks
     again = clocks.on_opened(store.get_ticket(tid), riyadh(2026, 1, 11, 10))  # type: ignore[arg-type]
@@ -170,7 +177,7 @@ def test_pause_and_resume_through_redis(store, config, now) -> None:
     assert res.state == "running" and res.pauses[0].reason == "pending_customer"
     assert res.elapsed == 1800
     assert state.clocks["next_response"].due_at == riyadh(2026, 1, 11, 11)
-    assert due_score(store, tid) is not None
+    assert due_score(clocks, tid) is not None
 
 
 def test_transfer_keeps_elapsed_time_and_switches_calendar(store, config, now) -> None:
@@ -216,12 +223,19 @@ def test_ladder_fires_each_step_once_with_actions_events_and_counters(store, con
         ("supervisors", "telegram"),
     ]
     assert sink.counted == {("sla_warned", "riyadh"): 2, ("sla_breached", "escalation"): 1}
-    assert clocks.counts()["breached"] == 1
+    counts = clocks.counts()
+    assert counts["breached"] == 1 and counts["warned"] == 2
+    # per queue: the ticket moved with its standing, from riyadh (running) to escalation
+    assert counts["by_queue"]["escalation"]["breached"] == 1
+    assert sum(counts["by_queue"]["riyadh"].values()) == 0
     # the resolution clock keeps its own ladder; nothing more fires for first_response
     later = clocks.sweep(riyadh(2026, 1, 25, 12))
     assert {(f.target, f.at) for f in later} == {("resolution", 0.8), ("resolution", 1.0)}
     assert clocks.sweep(riyadh(2026, 2, 25, 12)) == []
-    assert due_score(store, tid) is None
+    assert due_score(clocks, tid, riyadh(2026, 2, 25, 12)) is None
+    # overdue with nothing left to fire: out of the due index, in the overdue one
+    assert store.r.zscore(store.key("sla", "due"), clocks.bucket(tid)) is None
+    assert store.r.zscore(store.key("sla", "overdue"), tid) is not None
 
 
 def test_two_sweepers_racing_fire_each_step_exactly_once(store, config, now) -> None:
@@ -296,12 +310,12 @@ def test_a_transition_during_a_sweep_is_not_lost(store, config, now) -> None:
     ticket = store.get_ticket(tid)
     assert ticket is not None
     clocks.on_agent_reply(ticket, at)  # lands while the sweeper holds the ticket
-    fired = clocks._run_ticket(tid, token, at)
+    fired = clocks._run_bucket(clocks.bucket(tid), token, at)
     # the reply stopped first_response before the step could fire: nothing fires
     assert fired == []
     state = clocks.state(tid)
     assert state is not None and state.clocks["first_response"].outcome == "met"
-    assert due_score(store, tid) == riyadh(2026, 1, 15, 15).timestamp() * 1000  # resolution 80 %
+    assert due_score(clocks, tid) == riyadh(2026, 1, 15, 15).timestamp() * 1000  # resolution 80 %
 
 
 def test_at_risk_orders_by_time_left_and_filters_by_queue(store, config, now) -> None:
@@ -344,7 +358,7 @@ def test_a_customer_writing_to_a_resolved_ticket_restarts_resolution(store, conf
     clocks.on_agent_reply(ticket, riyadh(2026, 1, 8, 15, 30))
     state = clocks.on_status(ticket, Status.RESOLVED, riyadh(2026, 1, 8, 15, 30))
     assert state is not None and state.clocks["resolution"].outcome == "met"
-    assert due_score(store, tid) is None
+    assert due_score(clocks, tid) is None
     store.set_status(tid, Status.OPEN)  # what intake does when the customer writes back
     reopened = store.get_ticket(tid)
     assert reopened is not None
@@ -353,7 +367,7 @@ def test_a_customer_writing_to_a_resolved_ticket_restarts_resolution(store, conf
     res = state.clocks["resolution"]
     assert res.state == "running" and res.elapsed == 1800
     assert "next_response" in state.clocks
-    assert due_score(store, tid) is not None
+    assert due_score(clocks, tid) is not None
 
 
 def test_open_many_starts_clocks_in_bulk_like_on_opened(store, config, now) -> None:
@@ -373,6 +387,6 @@ def test_open_many_starts_clocks_in_bulk_like_on_opened(store, config, now) -> N
         state = clocks.state(ticket.id)  # type: ignore[union-attr]
         assert state == clocks.on_opened(ticket, later)  # type: ignore[arg-type]
         assert state is not None and state.clocks["first_response"].started_at == later
-        assert due_score(store, ticket.id) == riyadh(2026, 1, 11, 9, 30).timestamp() * 1000  # type: ignore[union-attr]
+        assert due_score(clocks, ticket.id) == riyadh(2026, 1, 11, 9, 30).timestamp() * 1000  # type: ignore[union-attr]
     fired = clocks.sweep(riyadh(2026, 1, 11, 9, 30))
     assert sorted(f.ticket for f in fired) == sorted(t.id for t in tickets)  # type: ignore[union-attr]

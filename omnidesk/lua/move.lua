@@ -1,5 +1,6 @@
 -- Move a ticket to another queue (transfer or escalation), keeping the indexes in step.
 -- ARGV: prefix, ticket_id, queue, actor, now_ms, event_type, reason, now_iso.
+--@include sla_lib
 local p = ARGV[1] .. ":"
 local tid, q, actor, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local tkey = p .. "ticket:" .. tid
@@ -11,6 +12,7 @@ redis.call("ZADD", p .. "queue:" .. q .. ":all", t[2], tid)
 redis.call("SADD", p .. "queues", q)
 redis.call("HSET", tkey, "queue", q, "updated_at", ARGV[8])
 redis.call("HDEL", tkey, "assignee")
+sla_count(p, tid, nil, q)  -- its SLA standing is now counted in the new queue
 if t[4] == "new" or t[4] == "open" then
   redis.call("ZADD", p .. "queue:" .. q .. ":waiting", t[3], tid)
 end

@@ -1,16 +1,20 @@
--- Commit a claimed batch, ticket by ticket, all in one script: for each ticket still held by
--- this lease (its due score is still the lease value the claim set, see sla_claim.lua) and
--- still at the version the sweeper read, write its new state, apply the
--- ladder actions of every step it fired (priority, tag, reassign, move to a queue), append the
--- sla_warned/sla_breached events, count them, re-score it by its next wakeup and release it.
+-- Commit a claimed batch of buckets, ticket by ticket, all in one script: in each bucket
+-- still held by this lease (its due score is still the lease value the claim set, see
+-- sla_claim.lua), for each ticket still at the version the sweeper read, write its new state,
+-- apply the ladder actions of every step it fired (priority, tag, reassign, move to a queue),
+-- append the sla_warned/sla_breached events, count them, keep the overdue index and the
+-- per-queue counts; then re-score the bucket by its earliest wakeup and release it.
 -- A step is marked fired in the same script that applies it, so it fires once even with
--- several sweepers and across restarts.
+-- several sweepers and across restarts. A bucket written by someone else since it was claimed
+-- (dirty, or a ticket's version moved) is re-scored to now, so the next claim re-reads it.
 -- ARGV: prefix, lease, now_ms, now_iso, templates (JSON list of {kind, event: {...},
---   actions: [...]}, one per ladder step and target in the batch), then 5 per ticket:
---   ticket_id, expected_v, packed_state ("" = unchanged), score ("" = drop), steps
---   ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none fired).
+--   actions: [...]}, one per ladder step and target in the batch), then per bucket:
+--   bucket, score (its earliest wakeup after this batch, "" = none), k, and k times 6:
+--   ticket_id, expected_v, packed_state ("" = unchanged), score ("" = none), steps
+--   ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none fired), standing.
 -- Returns per ticket: 1 followed by the ticket's queue after each fired step; -1 when the state
--- moved since it was read (recompute and commit again); -2 when the lease was lost.
+-- moved since it was read (the bucket is re-read by the next claim); -2 when the lease was lost.
+--@include sla_lib
 local p = ARGV[1] .. ":"
 local lease, now_ms, now_iso = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local due = p .. "sla:due"
@@ -76,7 +80,7 @@ local function apply(tid, actions)
       redis.call("XADD", p .. "events", "*", "type", "escalated", "ticket", tid, "queue", q,
                  "channel", channel, "actor", "sla", "ts", now_ms, "from", queue,
                  "reason", "SLA ladder")
-      queue = q
+      queue = q  -- its SLA count follows at the end of the ticket (sla_count)
     end
   end
   local args = {}
@@ -97,44 +101,52 @@ for _, s in ipairs(templates) do  -- each template's constant event fields, flat
   end
 end
 local kinds = {}
-local out, released, rescore, drop = {}, 0, {}, {}
-for i = 6, #ARGV, 5 do
-  local tid, expected = ARGV[i], tonumber(ARGV[i + 1])
-  local packed, score, steps = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local bkey = p .. "sla:b:" .. (string.match(tid, "^(.-)%d%d$") or "_")
-  local rec = redis.call("HGET", bkey, tid)
-  local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
-  if tonumber(redis.call("ZSCORE", due, tid) or "0") ~= lease then
-    out[#out + 1] = -2
-  elseif v ~= expected then
-    out[#out + 1] = -1
-  else
-    if packed ~= "" then redis.call("HSET", bkey, tid, (v + 1) .. "|" .. packed) end
-    if score == "" then drop[#drop + 1] = tid
+local out, released = {}, 0
+local i = 6
+while i <= #ARGV do
+  local bucket, bucket_score, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local bkey = p .. "sla:b:" .. bucket
+  local held = tonumber(redis.call("ZSCORE", due, bucket) or "0") == lease
+  local moved = false
+  for j = i, i + 6 * (k - 1), 6 do
+    local tid, expected = ARGV[j], tonumber(ARGV[j + 1])
+    local packed, score, steps, standing = ARGV[j + 2], ARGV[j + 3], ARGV[j + 4], ARGV[j + 5]
+    local rec = held and redis.call("HGET", bkey, tid)
+    local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
+    if not held then
+      out[#out + 1] = -2
+    elseif v ~= expected then
+      out[#out + 1] = -1
+      moved = true
     else
-      rescore[#rescore + 1] = score
-      rescore[#rescore + 1] = tid
-    end
-    released = released + 1
-    out[#out + 1] = 1
-    for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
-      local s = templates[tonumber(tpl)]
-      local queue, channel = apply(tid, s.actions)
-      local fields = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
-                      "actor", "sla", "ts", now_ms, "due", due_iso, "late_s", late_s,
-                      "late", late, unpack(s.flat)}
-      redis.call("XADD", p .. "events", "*", unpack(fields))
-      kinds[s.kind] = (kinds[s.kind] or 0) + 1
-      out[#out + 1] = queue
+      if packed ~= "" then redis.call("HSET", bkey, tid, (v + 1) .. "|" .. packed) end
+      out[#out + 1] = 1
+      for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
+        local s = templates[tonumber(tpl)]
+        local queue, channel = apply(tid, s.actions)
+        local fields = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
+                        "actor", "sla", "ts", now_ms, "due", due_iso, "late_s", late_s,
+                        "late", late, unpack(s.flat)}
+        redis.call("XADD", p .. "events", "*", unpack(fields))
+        kinds[s.kind] = (kinds[s.kind] or 0) + 1
+        out[#out + 1] = queue
+      end
+      sla_overdue(p, tid, score)
+      sla_count(p, tid, standing)
     end
   end
-end
--- re-score (or drop) the batch at the end: one ZADD / ZREM per 1000 tickets
-for i = 1, #rescore, 2000 do
-  redis.call("ZADD", due, unpack(rescore, i, math.min(#rescore, i + 1999)))
-end
-for i = 1, #drop, 1000 do
-  redis.call("ZREM", due, unpack(drop, i, math.min(#drop, i + 999)))
+  i = i + 6 * k
+  if held then
+    released = released + 1
+    if redis.call("SREM", p .. "sla:dirty", bucket) == 1 or moved then
+      redis.call("ZADD", due, now_ms, bucket)  -- written meanwhile: the next claim re-reads it
+    elseif bucket_score == "" then
+      redis.call("ZREM", due, bucket)
+    else
+      redis.call("ZADD", due, bucket_score, bucket)
+    end
+  end
 end
 for kind, n in pairs(kinds) do redis.call("HINCRBY", p .. "stats", kind, n) end
 if released > 0 then redis.call("HINCRBY", p .. "stats", "sla_held", -released) end

@@ -1,34 +1,41 @@
 -- Start the clocks of many new tickets in one call (intake's batches, bulk loads): each
--- ticket that has no SLA record yet gets "1|<packed state>" and its due score; a ticket
--- that already has one keeps it (a redelivery, or a racing writer got there first).
+-- ticket that has no SLA record yet gets "1|<packed state>", its bucket's wakeup and its
+-- per-queue count; a ticket that already has one keeps it (a redelivery, or a racing writer
+-- got there first).
 -- With a due time, an opened ticket's queue order follows it, as store.set_due does:
 -- score = (3 - priority rank) * 1e13 + due_ms, kept on the ticket with due_at.
--- ARGV: prefix, then quintuples ticket_id, packed_state, wake score ("" = nothing to wake
--- up for), due_ms ("" = leave the queue order alone), due_at (ISO).
+-- ARGV: prefix, then sextuples ticket_id, packed_state, wake score ("" = nothing to wake up
+-- for), due_ms ("" = leave the queue order alone), due_at (ISO), standing.
 -- Returns one flag per ticket: 1 written, 0 kept.
+--@include sla_lib
 local p = ARGV[1] .. ":"
 local rank = {low = 0, normal = 1, high = 2, urgent = 3}
-local out = {}
-for i = 2, #ARGV, 5 do
+local out, wake = {}, {}
+for i = 2, #ARGV, 6 do
   local tid = ARGV[i]
-  local bkey = p .. "sla:b:" .. (string.match(tid, "^(.-)%d%d$") or "_")
-  if redis.call("HSETNX", bkey, tid, "1|" .. ARGV[i + 1]) == 1 then
-    if ARGV[i + 2] ~= "" then redis.call("ZADD", p .. "sla:due", ARGV[i + 2], tid) end
+  local bucket = sla_bucket(tid)
+  if redis.call("HSETNX", p .. "sla:b:" .. bucket, tid, "1|" .. ARGV[i + 1]) == 1 then
+    local score = tonumber(ARGV[i + 2])
+    if score and score > 0 and (not wake[bucket] or score < wake[bucket]) then
+      wake[bucket] = score
+    end
     if ARGV[i + 3] ~= "" then
       local tkey = p .. "ticket:" .. tid
       local t = redis.call("HMGET", tkey, "queue", "priority", "status", "assignee")
       if t[1] then
-        local score = (3 - (rank[t[2]] or 1)) * 1e13 + tonumber(ARGV[i + 3])
-        local text = string.format("%.0f", score)
+        local urgency = (3 - (rank[t[2]] or 1)) * 1e13 + tonumber(ARGV[i + 3])
+        local text = string.format("%.0f", urgency)
         redis.call("HSET", tkey, "score", text, "due_at", ARGV[i + 4])
         if (t[3] == "new" or t[3] == "open") and not t[4] then
           redis.call("ZADD", p .. "queue:" .. t[1] .. ":waiting", text, tid)
         end
       end
     end
+    sla_count(p, tid, ARGV[i + 5])
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
+for bucket, score in pairs(wake) do sla_wake(p, bucket, string.format("%.0f", score)) end
 return out

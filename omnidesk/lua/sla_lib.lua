@@ -1,0 +1,59 @@
+-- Helpers shared by the SLA scripts (`--@include sla_lib`, see omnidesk.store.lua).
+-- Keys, with p = "<prefix>:": p.."sla:b:"..bucket (hash of records), p.."sla:due" (zset of
+-- buckets by their earliest wakeup, or a sweeper's lease), p.."sla:dirty" (set of leased
+-- buckets written since they were claimed), p.."sla:overdue" (zset: running tickets past
+-- their deadline with nothing left to fire, by deadline), p.."sla:n" (hash of counts).
+
+-- The bucket a ticket's record lives in: its id less the last two digits (SlaClocks.bucket).
+local function sla_bucket(tid)
+  return string.match(tid, "^(.-)%d%d$") or "_"
+end
+
+-- Lower a bucket's wakeup to `score` (ms; "" or negative: nothing to wake up for). A bucket
+-- a sweeper holds (its score is a lease, x.5) is marked dirty instead: the holder then
+-- re-examines it when it commits.
+local function sla_wake(p, bucket, score)
+  local due = p .. "sla:due"
+  local cur = redis.call("ZSCORE", due, bucket)
+  if cur and tonumber(cur) ~= math.floor(tonumber(cur)) then
+    redis.call("SADD", p .. "sla:dirty", bucket)
+  elseif score ~= "" and tonumber(score) > 0 then
+    redis.call("ZADD", due, "LT", score, bucket)
+  end
+end
+
+-- A negative score is a running ticket past its deadline with nothing left to fire: at_risk
+-- lists those from sla:overdue, most overdue first.
+local function sla_overdue(p, tid, score)
+  if score ~= "" and tonumber(score) < 0 then
+    redis.call("ZADD", p .. "sla:overdue", -tonumber(score), tid)
+  else
+    redis.call("ZREM", p .. "sla:overdue", tid)
+  end
+end
+
+-- Per-queue counts of tickets by SLA standing (running, paused, warned, breached):
+-- p.."sla:n" "<queue>|<standing>" -> n, for /metrics. The ticket hash's sla_n field says
+-- where the ticket is counted now. standing nil keeps it (the ticket moved to `queue`); ""
+-- uncounts it (every clock stopped). A ticket without a ticket hash is not counted.
+local function sla_count(p, tid, standing, queue)
+  local tkey = p .. "ticket:" .. tid
+  local t = redis.call("HMGET", tkey, "queue", "sla_n")
+  local old = t[2]
+  queue = queue or t[1]
+  if not queue then return end
+  if standing == nil then
+    if not old then return end
+    standing = string.match(old, "|(%a*)$")
+  end
+  local new = false
+  if standing ~= "" then new = queue .. "|" .. standing end
+  if new == old then return end
+  if old then redis.call("HINCRBY", p .. "sla:n", old, -1) end
+  if new then
+    redis.call("HINCRBY", p .. "sla:n", new, 1)
+    redis.call("HSET", tkey, "sla_n", new)
+  else
+    redis.call("HDEL", tkey, "sla_n")
+  end
+end
