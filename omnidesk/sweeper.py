@@ -3,9 +3,11 @@
 The clocks themselves are pure (`omnidesk.sla`); this module persists them and runs them.
 With the store prefix ``P``:
 
-    P:sla:b:<bucket>  hash  ticket -> "<version>|<packed SlaState>" (`sla.pack_state`, ~88
-                            bytes fresh); <bucket> is the ticket id less its last two digits,
-                            so ~100 tickets share a hash (``_`` for ids not ending in digits)
+    P:sla:b:<bucket>  hash  the ticket id's last two digits -> "<version>|<wake>|<packed
+                            SlaState>" (`sla.pack_state`, ~86 bytes fresh; <wake>: the
+                            ticket's `wake_score`, base 36); <bucket> is the ticket id less
+                            those digits, so ~100 tickets share a hash (bucket "" holds ids
+                            not ending in two digits, each under its whole id: `slot`)
     P:sla:due         zset  bucket -> ms of the earliest wakeup among its tickets (a ticket's
                             wakeup: its next unfired ladder step, or its earliest running
                             deadline if sooner, so it turns overdue); while a sweeper holds
@@ -33,9 +35,9 @@ says how late (``late_s``).
 
 The due index is kept per bucket, not per ticket, for memory (bench/sla.py measures it): a
 ZSET entry costs ~110 bytes, as much as the record itself (records are over the 64-byte
-listpack limit, so the buckets are real hash tables, ~180 bytes per record with its field
-and entry). Tickets close in id were opened close in time, so their wakeups cluster and a
-claimed bucket is mostly due.
+listpack limit, so the buckets are real hash tables, ~170 bytes per record with its field
+and entry). The claim script reads each record's wake and returns only the due ones; tickets
+close in id were opened close in time, so their wakeups cluster.
 
 Hooks the rest of the daemon calls (each loads, applies the pure transition, writes back):
 `on_opened` (`open_many` for a bulk load), `on_customer_message`, `on_agent_reply`,
@@ -115,7 +117,8 @@ class _Planned:
     )
 
 
-Claimed = list[tuple[str, list[tuple[str, bytes]]]]  # (bucket, [(ticket, record), ...])
+# (bucket, earliest wakeup (ms) of its tickets not claimed, [(ticket, record), ...])
+Claimed = list[tuple[str, int | None, list[tuple[str, bytes]]]]
 
 
 @dataclass(frozen=True)
@@ -128,12 +131,35 @@ class AtRisk:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_BUCKET = re.compile(r"(.*)[0-9][0-9]\Z", re.S)  # sla_lib.lua: ^(.-)%d%d$
+_SLOT = re.compile(r"(.*)([0-9][0-9])\Z", re.S)  # sla_lib.lua: ^(.-)(%d%d)$
+_DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def _pairs(flat: list[bytes]) -> list[tuple[str, bytes]]:
-    """A flat HGETALL reply from a script: [(ticket, record), ...]."""
-    return [(t.decode(), raw) for t, raw in zip(flat[::2], flat[1::2], strict=True)]
+def slot(ticket_id: str) -> tuple[str, str]:
+    """(bucket, field) of a ticket's record; sla_lib.lua's sla_slot computes the same, and
+    bucket + field is always the ticket id."""
+    m = _SLOT.match(ticket_id)
+    return (m.group(1), m.group(2)) if m else ("", ticket_id)
+
+
+def record_body(packed: bytes, score: str) -> bytes:
+    """What follows "<version>|" in a record: the wake score (ms) in base 36, then the state."""
+    if not score:
+        return b"|" + packed
+    n = int(score)
+    digits, rest = "", abs(n)
+    while True:
+        rest, d = divmod(rest, 36)
+        digits = _DIGITS36[d] + digits
+        if not rest:
+            break
+    return ("-" if n < 0 else "").encode() + digits.encode() + b"|" + packed
+
+
+def split_record(raw: bytes) -> tuple[bytes, bytes]:
+    """(version, packed state) of a stored record."""
+    version, _, rest = raw.partition(b"|")
+    return version, rest.partition(b"|")[2]
 
 
 def wake_score(state: SlaState, now: datetime) -> str:
@@ -151,7 +177,7 @@ def score_us(step: int | None, deadline: int | None, now: int) -> str:
     """`wake_score` from epoch microseconds; the score is in ms."""
     times = [t for t in (step, deadline if deadline is not None and deadline > now else None) if t]
     if times:
-        return str(min(times) // 1000)
+        return str(-(-min(times) // 1000))  # rounded up: due by the ms it names
     return str(-(deadline // 1000)) if deadline is not None else ""
 
 
@@ -232,37 +258,37 @@ class SlaClocks:
 
     @staticmethod
     def bucket(ticket_id: str) -> str:
-        """The bucket of this ticket's record (sla_lib.lua's sla_bucket computes the same)."""
-        m = _BUCKET.match(ticket_id)
-        return m.group(1) if m else "_"
+        return slot(ticket_id)[0]
 
-    def bucket_key(self, ticket_id: str) -> str:
-        """The small hash holding this ticket's record."""
-        return self.key("b", self.bucket(ticket_id))
+    def slot_key(self, ticket_id: str) -> tuple[str, str]:
+        """The small hash holding this ticket's record, and its field there."""
+        bucket, field = slot(ticket_id)
+        return self.key("b", bucket), field
 
     def _decode(self, ticket_id: str, raw: bytes | None) -> tuple[SlaState | None, int]:
         if not raw:
             return None, 0
-        version, _, packed = raw.partition(b"|")
+        version, packed = split_record(raw)
         if not version.isdigit():
             raise sla.SlaError(f"stored SLA state of {ticket_id} is unreadable: no version")
         return sla.unpack_state(packed, ticket_id), int(version)
 
     @guarded
     def load(self, ticket_id: str) -> tuple[SlaState | None, int]:
-        return self._decode(ticket_id, self.rb.hget(self.bucket_key(ticket_id), ticket_id))
+        return self._decode(ticket_id, self.rb.hget(*self.slot_key(ticket_id)))
 
     def state(self, ticket_id: str) -> SlaState | None:
         return self.load(ticket_id)[0]
 
     @guarded
     def _write(self, ticket_id: str, version: int, state: SlaState, now: datetime) -> int:
+        score = wake_score(state, now)
         args = [
             self.store.prefix,
             ticket_id,
             version,
-            sla.pack_state(state),
-            wake_score(state, now),
+            record_body(sla.pack_state(state), score),
+            score,
             sla.standing(state, now),
         ]
         return int(self._scripts["sla_write"](keys=[], args=args))
@@ -313,17 +339,18 @@ class SlaClocks:
             calendar = self._queue_calendar(ticket.queue)
             if (policy, calendar) not in made:
                 state = sla.open_state(self.ctx, ticket.id, policy, calendar, at)
+                score = wake_score(state, at)
                 made[policy, calendar] = (
-                    sla.pack_state(state),
-                    wake_score(state, at),
+                    record_body(sla.pack_state(state), score),
+                    score,
                     earliest_due(state),
                     sla.standing(state, at),
                 )
-            packed, score, due, standing = made[policy, calendar]
+            body, score, due, standing = made[policy, calendar]
             if set_due and due is not None:
-                args += [ticket.id, packed, score, str(ms(due)), due.isoformat(), standing]
+                args += [ticket.id, body, score, str(ms(due)), due.isoformat(), standing]
             else:
-                args += [ticket.id, packed, score, "", "", standing]
+                args += [ticket.id, body, score, "", "", standing]
             queued.append((ticket.id, due))
             if len(queued) >= 500:
                 flush()
@@ -430,22 +457,26 @@ class SlaClocks:
 
     @guarded
     def _claim(self, now: datetime, limit: int) -> tuple[str, Claimed]:
-        """Atomically take due buckets holding about `limit` tickets under a fresh lease, with
-        every record in them. The token is the lease's due score (expiry ms + 0.5), unique to
-        this claim."""
+        """Atomically take due buckets holding about `limit` due tickets under a fresh lease,
+        with those tickets' records. The token is the lease's due score (expiry ms + 0.5),
+        unique to this claim."""
         now_ms = sla.epoch_us(now) // 1000
         token = f"{now_ms + self.lease_ms}.5"
         args = [self.store.prefix, now_ms, token, limit]
         reply = self._scripts["sla_claim"](keys=[], args=args)
-        return token, [
-            (bucket.decode(), _pairs(flat))
-            for bucket, flat in zip(reply[::2], reply[1::2], strict=True)
-        ]
+        claimed: Claimed = []
+        for i in range(0, len(reply), 3):
+            bucket, rest, flat = reply[i].decode(), int(reply[i + 1]), reply[i + 2]
+            records = [
+                (bucket + f.decode(), raw) for f, raw in zip(flat[::2], flat[1::2], strict=True)
+            ]
+            claimed.append((bucket, None if rest < 0 else rest, records))
+        return token, claimed
 
     def claim(self, now: datetime, limit: int) -> tuple[str, list[str]]:
         """Take due buckets holding about `limit` tickets under a lease; (token, ticket ids)."""
         token, got = self._claim(now, limit)
-        return token, [tid for _, records in got for tid, _ in records]
+        return token, [tid for _, _, records in got for tid, _ in records]
 
     def sweep(self, now: datetime | None = None, limit: int = 100_000) -> list[Fired]:
         """Fire every ladder step due by `now` (claiming about `limit` tickets at most); returns
@@ -469,7 +500,7 @@ class SlaClocks:
                 if more:
                     at = now or self.clock()
                     token, got = self._claim(at, min(self.batch, limit - seen))
-                    seen += sum(len(records) for _, records in got)
+                    seen += sum(len(records) for _, _, records in got)
                     more = bool(got) and seen < limit
                 done, sent = sent, None
                 if ready is not None:
@@ -508,8 +539,10 @@ class SlaClocks:
     @guarded
     def _run_bucket(self, bucket: str, token: str, now: datetime) -> list[Fired]:
         """Fire what is due in one bucket this sweeper holds under `token`."""
-        records = [(k.decode(), v) for k, v in self.rb.hgetall(self.key("b", bucket)).items()]
-        planned = self._plan_batch([(bucket, records)], token, now)
+        flat = self.rb.hgetall(self.key("b", bucket))
+        planned = self._plan_batch(
+            [(bucket, None, [(bucket + f.decode(), raw) for f, raw in flat.items()])], token, now
+        )
         return self._settle(planned, self._commit(planned.args))[0]
 
     def _plan_batch(self, batch: Claimed, token: str, now: datetime) -> _Planned:
@@ -518,10 +551,10 @@ class SlaClocks:
         now_us = sla.epoch_us(now)
         iso = now.astimezone(UTC).isoformat()
         planned = _Planned(token, now, [self.store.prefix, token, now_us // 1000, iso, ""])
-        for bucket, records in batch:
+        for bucket, rest, records in batch:
             head = len(planned.args)
             planned.args += [bucket, "", 0]
-            earliest: int | None = None
+            earliest = rest
             for tid, raw in records:
                 try:
                     args, steps, score = self._plan(tid, raw, now, now_us, planned)
@@ -609,7 +642,7 @@ class SlaClocks:
         (`sla.fire_packed`, the same transition as `fire_step`); each step's event is its
         template plus "<template> <due> <late_s> <late>". A ticket past its deadline with
         nothing to fire is committed too: it joins the overdue index and counts as breached."""
-        version_text, _, packed = raw.partition(b"|")
+        version_text, packed = split_record(raw)
         if not version_text.isdigit():
             raise sla.SlaError(f"stored SLA state of {tid} is unreadable: no version")
         new, done, wake, deadline, standing = sla.fire_packed(packed, now_us)
@@ -635,7 +668,8 @@ class SlaClocks:
                 "actions": described,
             }
             steps.append((actions, fields))
-        args = [tid, int(version_text), new or "", score, ";".join(events), standing]
+        body = record_body(new or packed, score)
+        args = [tid, int(version_text), body, score, ";".join(events), standing]
         return args, steps, score
 
     def _after(self, record: Fired, actions: list[Action]) -> None:
@@ -705,7 +739,7 @@ class SlaClocks:
         overdue: list[str] = self.store.r.zrange(self.key("overdue"), 0, max(limit * 4, 200) - 1)
         pipe = self.rb.pipeline(transaction=False)
         for tid in overdue:
-            pipe.hget(self.bucket_key(tid), tid)
+            pipe.hget(*self.slot_key(tid))
         records = [(tid, raw) for tid, raw in zip(overdue, pipe.execute(), strict=True) if raw]
         out = self._risks(records, queue, at, set())
         seen = {x.ticket for x in out}
@@ -722,8 +756,9 @@ class SlaClocks:
             pipe = self.rb.pipeline(transaction=False)
             for bucket, _ in page:
                 pipe.hgetall(self.key("b", bucket.decode()))
-            for flat in pipe.execute():
-                out += self._risks([(k.decode(), v) for k, v in flat.items()], queue, at, seen)
+            for (bucket, _), flat in zip(page, pipe.execute(), strict=True):
+                records = [((bucket + f).decode(), v) for f, v in flat.items()]
+                out += self._risks(records, queue, at, seen)
         out.sort(key=lambda x: (x.remaining_seconds, x.due_at))
         return out[:limit]
 

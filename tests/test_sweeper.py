@@ -241,10 +241,11 @@ def test_ladder_fires_each_step_once_with_actions_events_and_counters(store, con
 def test_two_sweepers_racing_fire_each_step_exactly_once(store, config, now) -> None:
     sink = Sink()
     first = clocks_for(store, config, now, sink)
-    ids = [open_ticket(store, first, n) for n in range(40)]
+    ids = [open_ticket(store, first, n) for n in range(250)]  # three buckets of clocks
+    assert len({SlaClocks.bucket(t) for t in ids}) == 3
     other_store = Store.from_url("redis://127.0.0.1:6379/0", store.prefix)
     second = SlaClocks(other_store, config, clock=now, notify=sink.notify, count=sink.count)
-    first.batch = second.batch = 3  # many small claims interleave
+    first.batch = second.batch = 3  # many small claims (a bucket each) interleave
     results: list[list] = [[], []]
     barrier = threading.Barrier(2)
 
@@ -264,7 +265,8 @@ def test_two_sweepers_racing_fire_each_step_exactly_once(store, config, now) -> 
     # each ticket: first_response 0.5/0.8/1.0, resolution 0.8/1.0
     assert len(keys) == 5 * len(ids)
     assert results[0] and results[1]  # both took part
-    assert len(events(store, "sla_warned")) + len(events(store, "sla_breached")) == len(fired)
+    stream = store.r.xrange(store.key("events"))
+    assert sum(f["type"] in ("sla_warned", "sla_breached") for _, f in stream) == len(fired)
     assert all(len(s.clocks["first_response"].steps) == 3 for s in map(first.state, ids) if s)
     other_store.r.close()
 
@@ -335,7 +337,7 @@ def test_at_risk_orders_by_time_left_and_filters_by_queue(store, config, now) ->
 
 def test_unreadable_state_is_a_typed_error(store, config, now) -> None:
     clocks = clocks_for(store, config, now)
-    store.r.hset(clocks.bucket_key("OD-X"), "OD-X", "1|{not msgpack")
+    store.r.hset(*clocks.slot_key("OD-X"), "1||{not msgpack")
     from omnidesk.sla import SlaError
 
     with pytest.raises(SlaError):
@@ -377,7 +379,7 @@ def test_open_many_starts_clocks_in_bulk_like_on_opened(store, config, now) -> N
     for n in range(1, 5):
         ticket = store.get_ticket(open_ticket(store, clocks, n))
         assert ticket is not None
-        store.r.hdel(clocks.bucket_key(ticket.id), ticket.id)  # as if never opened
+        store.r.hdel(*clocks.slot_key(ticket.id))  # as if never opened
         tickets.append(ticket)
     later = riyadh(2026, 1, 8, 15, 30)
     assert clocks.open_many(tickets, later) == 4  # the first one kept its clocks
@@ -390,3 +392,33 @@ def test_open_many_starts_clocks_in_bulk_like_on_opened(store, config, now) -> N
         assert due_score(clocks, ticket.id) == riyadh(2026, 1, 11, 9, 30).timestamp() * 1000  # type: ignore[union-attr]
     fired = clocks.sweep(riyadh(2026, 1, 11, 9, 30))
     assert sorted(f.ticket for f in fired) == sorted(t.id for t in tickets)  # type: ignore[union-attr]
+
+
+def test_per_queue_standings_follow_pause_transfer_and_resolve(store, config, now) -> None:
+    """/metrics' omnidesk_sla_clocks{queue,state}: each ticket counted once, where it is."""
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    other = open_ticket(store, clocks, 2)
+
+    def standings() -> dict[str, dict[str, int]]:
+        by_queue = clocks.counts()["by_queue"]
+        return {q: {k: n for k, n in s.items() if n} for q, s in by_queue.items()}
+
+    assert standings() == {"riyadh": {"running": 2}}
+    ticket = store.get_ticket(tid)
+    assert ticket is not None
+    clocks.on_status(ticket, Status.PENDING_CUSTOMER, riyadh(2026, 1, 8, 15, 30))
+    assert standings() == {"riyadh": {"running": 1, "paused": 1}}
+    # an agent's transfer: the store moves the ticket (move.lua carries its count), then
+    # the SLA hook switches calendar and policy
+    store.move(tid, "backoffice", actor="a1", reason="needs the back office")
+    assert standings() == {"riyadh": {"running": 1}, "backoffice": {"paused": 1}}
+    clocks.on_transfer(ticket, "backoffice", riyadh(2026, 1, 8, 15, 40))
+    assert standings() == {"riyadh": {"running": 1}, "backoffice": {"paused": 1}}
+    clocks.on_status(ticket, Status.RESOLVED, riyadh(2026, 1, 8, 15, 50))
+    assert standings() == {"riyadh": {"running": 1}, "backoffice": {}}
+    assert store.r.hget(store.key("ticket", tid), "sla_n") is None
+    # the other ticket's first step fires on Sunday: warned
+    clocks.sweep(riyadh(2026, 1, 11, 9))
+    assert standings() == {"riyadh": {"warned": 1}, "backoffice": {}}
+    assert store.r.hget(store.key("ticket", other), "sla_n") == "riyadh|warned"

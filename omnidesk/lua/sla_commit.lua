@@ -10,8 +10,8 @@
 -- ARGV: prefix, lease, now_ms, now_iso, templates (JSON list of {kind, event: {...},
 --   actions: [...]}, one per ladder step and target in the batch), then per bucket:
 --   bucket, score (its earliest wakeup after this batch, "" = none), k, and k times 6:
---   ticket_id, expected_v, packed_state ("" = unchanged), score ("" = none), steps
---   ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none fired), standing.
+--   ticket_id, expected_v, body ("<wake>|<packed state>"), score (the wake in ms, "" = none),
+--   steps ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none fired), standing.
 -- Returns per ticket: 1 followed by the ticket's queue after each fired step; -1 when the state
 -- moved since it was read (the bucket is re-read by the next claim); -2 when the lease was lost.
 --@include sla_lib
@@ -111,8 +111,9 @@ while i <= #ARGV do
   local moved = false
   for j = i, i + 6 * (k - 1), 6 do
     local tid, expected = ARGV[j], tonumber(ARGV[j + 1])
-    local packed, score, steps, standing = ARGV[j + 2], ARGV[j + 3], ARGV[j + 4], ARGV[j + 5]
-    local rec = held and redis.call("HGET", bkey, tid)
+    local body, score, steps, standing = ARGV[j + 2], ARGV[j + 3], ARGV[j + 4], ARGV[j + 5]
+    local _, field = sla_slot(tid)
+    local rec = held and redis.call("HGET", bkey, field)
     local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
     if not held then
       out[#out + 1] = -2
@@ -120,7 +121,7 @@ while i <= #ARGV do
       out[#out + 1] = -1
       moved = true
     else
-      if packed ~= "" then redis.call("HSET", bkey, tid, (v + 1) .. "|" .. packed) end
+      redis.call("HSET", bkey, field, (v + 1) .. "|" .. body)
       out[#out + 1] = 1
       for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
         local s = templates[tonumber(tpl)]

@@ -4,9 +4,14 @@
 -- buckets written since they were claimed), p.."sla:overdue" (zset: running tickets past
 -- their deadline with nothing left to fire, by deadline), p.."sla:n" (hash of counts).
 
--- The bucket a ticket's record lives in: its id less the last two digits (SlaClocks.bucket).
-local function sla_bucket(tid)
-  return string.match(tid, "^(.-)%d%d$") or "_"
+-- Where a ticket's record lives (sweeper.slot): the bucket is its id less the last two
+-- digits, the field those digits; an id not ending in two digits is a field of bucket "".
+-- A record is "<version>|<wake>|<packed state>", <wake> the ticket's wakeup in ms, base 36
+-- ("" = none, "-..." = overdue with nothing left to fire).
+local function sla_slot(tid)
+  local bucket, field = string.match(tid, "^(.-)(%d%d)$")
+  if bucket then return bucket, field end
+  return "", tid
 end
 
 -- Lower a bucket's wakeup to `score` (ms; "" or negative: nothing to wake up for). A bucket

@@ -1,11 +1,12 @@
 -- Start the clocks of many new tickets in one call (intake's batches, bulk loads): each
--- ticket that has no SLA record yet gets "1|<packed state>", its bucket's wakeup and its
+-- ticket that has no SLA record yet gets "1|<wake>|<packed state>", its bucket's wakeup and its
 -- per-queue count; a ticket that already has one keeps it (a redelivery, or a racing writer
 -- got there first).
 -- With a due time, an opened ticket's queue order follows it, as store.set_due does:
 -- score = (3 - priority rank) * 1e13 + due_ms, kept on the ticket with due_at.
--- ARGV: prefix, then sextuples ticket_id, packed_state, wake score ("" = nothing to wake up
--- for), due_ms ("" = leave the queue order alone), due_at (ISO), standing.
+-- ARGV: prefix, then sextuples ticket_id, body ("<wake>|<packed state>"), wake score in ms
+-- ("" = nothing to wake up for), due_ms ("" = leave the queue order alone), due_at (ISO),
+-- standing.
 -- Returns one flag per ticket: 1 written, 0 kept.
 --@include sla_lib
 local p = ARGV[1] .. ":"
@@ -13,8 +14,8 @@ local rank = {low = 0, normal = 1, high = 2, urgent = 3}
 local out, wake = {}, {}
 for i = 2, #ARGV, 6 do
   local tid = ARGV[i]
-  local bucket = sla_bucket(tid)
-  if redis.call("HSETNX", p .. "sla:b:" .. bucket, tid, "1|" .. ARGV[i + 1]) == 1 then
+  local bucket, field = sla_slot(tid)
+  if redis.call("HSETNX", p .. "sla:b:" .. bucket, field, "1|" .. ARGV[i + 1]) == 1 then
     local score = tonumber(ARGV[i + 2])
     if score and score > 0 and (not wake[bucket] or score < wake[bucket]) then
       wake[bucket] = score

@@ -1,18 +1,18 @@
 -- Write one ticket's SLA record if nobody changed it since it was read (compare-and-set on
--- the version the record starts with, "<v>|<packed state>"), then its bucket's wakeup, the
--- overdue index and the per-queue counts.
--- ARGV: prefix, ticket_id, expected_v, packed_state, score ("" = nothing to wake up for),
--- standing ("" = every clock stopped).
+-- the version the record starts with, "<v>|<wake>|<packed state>"), then its bucket's
+-- wakeup, the overdue index and the per-queue counts.
+-- ARGV: prefix, ticket_id, expected_v, body ("<wake>|<packed state>"), score (the wake in
+-- ms, "" = nothing to wake up for), standing ("" = every clock stopped).
 -- Returns the new version, or -1 when the version moved (reload and retry).
 --@include sla_lib
 local p = ARGV[1] .. ":"
 local tid = ARGV[2]
-local bucket = sla_bucket(tid)
+local bucket, field = sla_slot(tid)
 local bkey = p .. "sla:b:" .. bucket
-local rec = redis.call("HGET", bkey, tid)
+local rec = redis.call("HGET", bkey, field)
 local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
 if v ~= tonumber(ARGV[3]) then return -1 end
-redis.call("HSET", bkey, tid, (v + 1) .. "|" .. ARGV[4])
+redis.call("HSET", bkey, field, (v + 1) .. "|" .. ARGV[4])
 sla_wake(p, bucket, ARGV[5])
 sla_overdue(p, tid, ARGV[5])
 sla_count(p, tid, ARGV[6])
