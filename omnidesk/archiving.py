@@ -1,7 +1,9 @@
 """Ticket archive: closed tickets past an age move out of Redis into gzip JSON lines per month.
 
 ``<state_dir>/archive/YYYY-MM.jsonl.gz`` (the month the ticket was created) holds one JSON
-object per line: {"ticket": {...}, "messages": [...], "customer": {...}, "archived_at"}.
+object per line: {"ticket": {...}, "messages": [...], "customer": {...}, "sla": {...},
+"archived_at"} ("sla": the ticket's SLA clocks, steps fired and pauses; its record, overdue
+entry and per-queue count leave Redis with the ticket).
 Each run appends one gzip member per file under an exclusive lock (a multi-member gzip is one
 valid stream), fsyncs it, and only then deletes the tickets from the hot store, so a crash
 in between leaves a ticket in both places, never in neither; search keeps the last copy.
@@ -23,6 +25,7 @@ from typing import Any
 from omnidesk.errors import TransientError
 from omnidesk.model import to_builtins
 from omnidesk.store import Store, guarded
+from omnidesk.sweeper import Archived, archived, forget
 from omnidesk.text import fold
 
 ARCHIVABLE = ("closed", "resolved")
@@ -61,19 +64,22 @@ class TicketArchive:
         ids = self.candidates(store, older_than_days, now)
         moved: list[str] = []
         for i in range(0, len(ids), batch):
-            records = self._records(store, ids[i : i + batch], now)
+            sla_side = archived(store, ids[i : i + batch])
+            records = self._records(store, ids[i : i + batch], now, sla_side)
             by_month: dict[str, list[dict[str, Any]]] = {}
             for rec in records:
                 by_month.setdefault(rec["ticket"]["created_at"][:7], []).append(rec)
             for month, recs in by_month.items():
                 self._append(month, recs)
             done = [r["ticket"]["id"] for r in records]
-            self._delete(store, records)
+            self._delete(store, records, sla_side)
             moved += done
         return moved
 
     @guarded
-    def _records(self, store: Store, ids: list[str], now: datetime) -> list[dict[str, Any]]:
+    def _records(
+        self, store: Store, ids: list[str], now: datetime, sla_side: dict[str, Archived]
+    ) -> list[dict[str, Any]]:
         out = []
         for ticket in store.get_tickets(ids):
             if ticket.status.value not in ARCHIVABLE:
@@ -84,6 +90,7 @@ class TicketArchive:
                     "ticket": to_builtins(ticket),
                     "messages": to_builtins(store.ticket_messages(ticket.id)),
                     "customer": to_builtins(customer) if customer else None,
+                    "sla": to_builtins(state) if (state := sla_side[ticket.id].state) else None,
                     "archived_at": now.isoformat(),
                 }
             )
@@ -103,7 +110,9 @@ class TicketArchive:
             raise TransientError(f"archive: cannot write {path}: {exc}") from None
 
     @guarded
-    def _delete(self, store: Store, records: list[dict[str, Any]]) -> None:
+    def _delete(
+        self, store: Store, records: list[dict[str, Any]], sla_side: dict[str, Archived]
+    ) -> None:
         pipe = store.r.pipeline(transaction=True)
         for rec in records:
             t = rec["ticket"]
@@ -119,6 +128,7 @@ class TicketArchive:
             pipe.zrem(store.key("customer", t["customer_id"], "tickets"), tid)
             pipe.hdel(store.key("thread"), f"ticket:{tid}")
             pipe.hset(store.key("archived"), tid, t["created_at"][:7])
+            forget(pipe, store, tid, sla_side[tid])  # its clocks, overdue entry and count
         pipe.execute()
 
     # ------------------------------------------------------------ finding them again

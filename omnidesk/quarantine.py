@@ -14,7 +14,6 @@ import time
 from datetime import datetime
 
 import msgspec
-import redis
 
 from omnidesk.model import Channel, RawPayload, utcnow
 from omnidesk.store import Store, guarded
@@ -52,8 +51,7 @@ def item_id(raw: RawPayload) -> str:
 class Quarantine:
     def __init__(self, store: Store) -> None:
         self.store = store
-        # payloads are bytes: a client that does not decode responses, on the same server
-        self.rb = redis.Redis(connection_pool=_binary_pool(store.r))
+        self.rb = store.binary()  # payloads are bytes
 
     def _key(self, qid: str = "") -> str:
         return self.store.key("quarantine", qid) if qid else self.store.key("quarantine")
@@ -132,10 +130,3 @@ class Quarantine:
         pipe.delete(self._key(qid))
         pipe.zrem(self._key(), qid)
         return bool(pipe.execute()[0])
-
-
-def _binary_pool(client: redis.Redis) -> redis.ConnectionPool:
-    kwargs = dict(client.connection_pool.connection_kwargs)
-    kwargs["decode_responses"] = False
-    cls = client.connection_pool.connection_class
-    return redis.ConnectionPool(connection_class=cls, **kwargs)

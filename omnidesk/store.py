@@ -138,9 +138,23 @@ class Store:
     def __init__(self, client: redis.Redis, prefix: str = "od") -> None:
         self.r = client
         self.prefix = prefix
+        self._binary: redis.Redis | None = None
         self._scripts = {
             name: client.register_script(lua(name)) for name in ("intake", "set_status", "move")
         }
+
+    def binary(self) -> redis.Redis:
+        """A client on the same server and settings whose replies stay bytes (msgpack SLA
+        records, raw payloads); made once per store."""
+        if self._binary is None:
+            pool = self.r.connection_pool
+            kwargs = {**pool.connection_kwargs, "decode_responses": False}
+            self._binary = redis.Redis(
+                connection_pool=redis.ConnectionPool(
+                    connection_class=pool.connection_class, **kwargs
+                )
+            )
+        return self._binary
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "od", **kwargs: Any) -> Store:

@@ -162,6 +162,46 @@ def split_record(raw: bytes) -> tuple[bytes, bytes]:
     return version, rest.partition(b"|")[2]
 
 
+@dataclass(frozen=True)
+class Archived:
+    """What the archive takes of a ticket's SLA: its state, and where /metrics counts it."""
+
+    state: SlaState | None
+    counted: str | None  # the ticket hash's sla_n
+
+
+def archived(store: Store, ticket_ids: list[str]) -> dict[str, Archived]:
+    """The SLA side of tickets about to be archived (an unreadable record is logged, and
+    archived without its state)."""
+    pipe = store.binary().pipeline(transaction=False)
+    for tid in ticket_ids:
+        bucket, field = slot(tid)
+        pipe.hget(store.key("sla", "b", bucket), field)
+        pipe.hget(store.key("ticket", tid), "sla_n")
+    with redis_errors():
+        replies = pipe.execute()
+    out: dict[str, Archived] = {}
+    for tid, raw, counted in zip(ticket_ids, replies[::2], replies[1::2], strict=True):
+        state = None
+        if raw:
+            try:
+                state = sla.unpack_state(split_record(raw)[1], tid)
+            except sla.SlaError as exc:
+                log.warning("archive: SLA state of %s: %s", tid, exc)
+        out[tid] = Archived(state, counted.decode() if counted else None)
+    return out
+
+
+def forget(pipe: Any, store: Store, ticket_id: str, sla_side: Archived) -> None:
+    """Queue on `pipe` the removal of an archived ticket's SLA record, its overdue entry and
+    its per-queue count."""
+    bucket, field = slot(ticket_id)
+    pipe.hdel(store.key("sla", "b", bucket), field)
+    pipe.zrem(store.key("sla", "overdue"), ticket_id)
+    if sla_side.counted:
+        pipe.hincrby(store.key("sla", "n"), sla_side.counted, -1)
+
+
 def wake_score(state: SlaState, now: datetime) -> str:
     """The ticket's due-ZSET score ("" = none): its next unfired step, or its earliest running
     deadline if sooner; once that deadline passed with nothing left to fire, -deadline."""
@@ -234,12 +274,7 @@ class SlaClocks:
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._steps: dict[tuple[str, int], tuple[list[Action], list[str], list[Any]]] = {}
         self._commit_loaded = False
-        # records are binary (msgpack): a client sharing the store's settings, bytes replies
-        pool = store.r.connection_pool
-        kwargs = {**pool.connection_kwargs, "decode_responses": False}
-        self.rb = redis.Redis(
-            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-        )
+        self.rb = store.binary()  # records are msgpack
         self._scripts = {
             n: self.rb.register_script(lua(n))
             for n in ("sla_write", "sla_open_many", "sla_claim", "sla_commit")

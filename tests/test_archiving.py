@@ -11,6 +11,7 @@ from omnidesk.cli import main
 from omnidesk.reports.figures import read_raw
 from omnidesk.reports.fold import Context
 from omnidesk.reports.rollup import Rollups
+from omnidesk.sweeper import SlaClocks
 from tests.storekit import web, write_config
 
 
@@ -65,3 +66,25 @@ def test_archive_cli_search(runtime, prefix, tmp_path, capsys):
     assert main(["archive", "search", "--config", str(config), "--text", "jeddah"]) == 0
     assert ticket.id in capsys.readouterr().out
     assert main(["archive", "search", "--config", str(config), "--id", "OD-1999-000001"]) == 1
+
+
+def test_archiving_takes_the_sla_clocks_along(runtime, tmp_path):
+    """The SLA record leaves Redis with the ticket (into the archive line), and a ticket
+    closed without the SLA hook stops counting in /metrics' per-queue standings."""
+    store = runtime.store
+    runtime.process([web("شكوى: المتجر رفض استرجاع المبلغ", email="huda@example.com")])
+    ticket = store.list_tickets(limit=1)[0]
+    clocks = SlaClocks(store, runtime.config.data)
+    opened = clocks.on_opened(ticket)
+    assert opened is not None and opened.clocks
+    assert clocks.counts()["by_queue"][ticket.queue]["running"] == 1
+    store.set_status(ticket.id, "closed")  # no SLA hook here: its clocks still run
+
+    archive = TicketArchive(tmp_path / "state")
+    later = datetime.now(UTC) + timedelta(days=100)
+    assert archive.run(store, older_than_days=90, now=later) == [ticket.id]
+    assert clocks.state(ticket.id) is None
+    assert clocks.counts()["by_queue"][ticket.queue]["running"] == 0
+    (record,) = archive.search(ticket_id=ticket.id)
+    assert record["sla"]["policy"] == ticket.sla_policy
+    assert set(record["sla"]["clocks"]) == set(opened.clocks)

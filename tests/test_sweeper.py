@@ -236,6 +236,15 @@ def test_ladder_fires_each_step_once_with_actions_events_and_counters(store, con
     # overdue with nothing left to fire: out of the due index, in the overdue one
     assert store.r.zscore(store.key("sla", "due"), clocks.bucket(tid)) is None
     assert store.r.zscore(store.key("sla", "overdue"), tid) is not None
+    now.set(riyadh(2026, 2, 25, 11))
+    fresh = open_ticket(store, clocks, 2)  # due later: listed after the overdue one
+    risk = clocks.at_risk(now=riyadh(2026, 2, 25, 12))
+    assert [(r.ticket, r.target) for r in risk[:2]] == [
+        (tid, "first_response"),
+        (tid, "resolution"),
+    ]
+    assert risk[0].remaining_seconds < 0 and risk[0].queue == "escalation"
+    assert fresh in {r.ticket for r in risk[2:]}
 
 
 def test_two_sweepers_racing_fire_each_step_exactly_once(store, config, now) -> None:
