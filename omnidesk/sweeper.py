@@ -76,6 +76,7 @@ Now = Callable[[], datetime]
 
 LATE_AFTER_S = 5.0  # a step fired later than this after its due time is flagged late
 MAX_RETRIES = 50  # compare-and-set retries before giving up on one ticket
+REPAIR_AFTER = timedelta(seconds=60)  # see `SlaClocks.started_at`
 RISK_BUCKETS = 200  # at_risk reads at most this many buckets (~20,000 tickets)
 
 
@@ -356,7 +357,7 @@ class SlaClocks:
         out), so it is computed once."""
         at = now or self.clock()
         open_script = self._scripts["sla_open_many"]
-        made: dict[tuple[str, str], tuple[bytes, str, datetime | None, str]] = {}
+        made: dict[tuple[str, str, datetime], tuple[bytes, str, datetime | None, str]] = {}
         opened: list[tuple[str, datetime | None]] = []
         queued: list[tuple[str, datetime | None]] = []
         args: list[Any] = [self.store.prefix]
@@ -372,16 +373,17 @@ class SlaClocks:
             if policy is None:
                 continue
             calendar = self._queue_calendar(ticket.queue)
-            if (policy, calendar) not in made:
-                state = sla.open_state(self.ctx, ticket.id, policy, calendar, at)
+            key = (policy, calendar, self.started_at(ticket, at))
+            if key not in made:
+                state = sla.open_state(self.ctx, ticket.id, policy, calendar, key[2])
                 score = wake_score(state, at)
-                made[policy, calendar] = (
+                made[key] = (
                     record_body(sla.pack_state(state), score),
                     score,
                     earliest_due(state),
                     sla.standing(state, at),
                 )
-            body, score, due, standing = made[policy, calendar]
+            body, score, due, standing = made[key]
             if set_due and due is not None:
                 args += [ticket.id, body, score, str(ms(due)), due.isoformat(), standing]
             else:
@@ -392,6 +394,14 @@ class SlaClocks:
         if queued:
             flush()
         return len(opened)
+
+    @staticmethod
+    def started_at(ticket: Ticket, now: datetime) -> datetime:
+        """When a new ticket's clocks start: now, as intake stores it; but a ticket stored
+        more than `REPAIR_AFTER` ago is a redelivery repairing clocks that a crash left out,
+        and its clocks start when intake stored it (its `updated_at`), as they would have."""
+        stored = ticket.updated_at
+        return stored if stored.tzinfo is not None and stored < now - REPAIR_AFTER else now
 
     def on_opened_many(self, tickets: list[Ticket]) -> None:
         """Intake's batch hook: a whole batch's new tickets get their clocks in one go."""
@@ -416,11 +426,12 @@ class SlaClocks:
             return None
         at = now or self.clock()
         calendar = self._queue_calendar(ticket.queue)
+        start = self.started_at(ticket, at)
 
         def change(state: SlaState | None) -> SlaState | None:
             if state is not None:
                 return state
-            return sla.open_state(self.ctx, ticket.id, policy, calendar, at)
+            return sla.open_state(self.ctx, ticket.id, policy, calendar, start)
 
         return self._update(ticket.id, at, change)
 

@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -431,3 +431,33 @@ def test_per_queue_standings_follow_pause_transfer_and_resolve(store, config, no
     clocks.sweep(riyadh(2026, 1, 11, 9))
     assert standings() == {"riyadh": {"warned": 1}, "backoffice": {}}
     assert store.r.hget(store.key("ticket", other), "sla_n") == "riyadh|warned"
+
+
+def test_a_redelivery_repairs_clocks_from_when_the_ticket_was_stored(store, config) -> None:
+    """A worker died between storing a ticket and starting its clocks; the redelivered
+    message comes back ten minutes later: the clocks start from when the ticket was stored,
+    not from the repair."""
+    inbound = Inbound(
+        channel=Channel.WEB,
+        account="web",
+        external_id=f"m-{uuid.uuid4().hex[:6]}",
+        received_at=datetime.now(UTC),
+        author=Author(name="Customer"),
+        text="complaint",
+    )
+    decision = Decision(queue="riyadh", sla_policy="complaint", priority=Priority.NORMAL)
+    tid = Intake(store)(inbound, decision).ticket_id  # no hooks: the crash
+    assert tid is not None
+    stored = store.get_ticket(tid)
+    assert stored is not None
+    clocks = SlaClocks(store, config, clock=FakeNow(stored.updated_at + timedelta(minutes=10)))
+    again = Intake(store, hooks=clocks.intake_hooks())(inbound, decision)
+    assert again.outcome == "duplicate" and again.ticket_id == tid
+    state = clocks.state(tid)
+    assert state is not None
+    assert state.clocks["first_response"].started_at == stored.updated_at
+    # a fresh ticket's clocks start at once, as before
+    clocks.clock.set(datetime.now(UTC))  # type: ignore[attr-defined]
+    fresh = open_ticket(store, clocks, 2)
+    started = clocks.state(fresh).clocks["first_response"].started_at  # type: ignore[union-attr]
+    assert started == clocks.clock()
