@@ -24,8 +24,9 @@ from typing import Any
 
 from omnidesk.errors import TransientError
 from omnidesk.model import to_builtins
+from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded
-from omnidesk.sweeper import Archived, archived, forget
+from omnidesk.sweeper import archived, forget
 from omnidesk.text import fold
 
 ARCHIVABLE = ("closed", "resolved")
@@ -64,21 +65,21 @@ class TicketArchive:
         ids = self.candidates(store, older_than_days, now)
         moved: list[str] = []
         for i in range(0, len(ids), batch):
-            sla_side = archived(store, ids[i : i + batch])
-            records = self._records(store, ids[i : i + batch], now, sla_side)
+            states = archived(store, ids[i : i + batch])
+            records = self._records(store, ids[i : i + batch], now, states)
             by_month: dict[str, list[dict[str, Any]]] = {}
             for rec in records:
                 by_month.setdefault(rec["ticket"]["created_at"][:7], []).append(rec)
             for month, recs in by_month.items():
                 self._append(month, recs)
             done = [r["ticket"]["id"] for r in records]
-            self._delete(store, records, sla_side)
+            self._delete(store, records)
             moved += done
         return moved
 
     @guarded
     def _records(
-        self, store: Store, ids: list[str], now: datetime, sla_side: dict[str, Archived]
+        self, store: Store, ids: list[str], now: datetime, states: dict[str, SlaState | None]
     ) -> list[dict[str, Any]]:
         out = []
         for ticket in store.get_tickets(ids):
@@ -90,7 +91,7 @@ class TicketArchive:
                     "ticket": to_builtins(ticket),
                     "messages": to_builtins(store.ticket_messages(ticket.id)),
                     "customer": to_builtins(customer) if customer else None,
-                    "sla": to_builtins(state) if (state := sla_side[ticket.id].state) else None,
+                    "sla": to_builtins(state) if (state := states[ticket.id]) else None,
                     "archived_at": now.isoformat(),
                 }
             )
@@ -110,13 +111,12 @@ class TicketArchive:
             raise TransientError(f"archive: cannot write {path}: {exc}") from None
 
     @guarded
-    def _delete(
-        self, store: Store, records: list[dict[str, Any]], sla_side: dict[str, Archived]
-    ) -> None:
+    def _delete(self, store: Store, records: list[dict[str, Any]]) -> None:
         pipe = store.r.pipeline(transaction=True)
         for rec in records:
             t = rec["ticket"]
             tid = t["id"]
+            forget(pipe, store, tid)  # its SLA record and count (reads the ticket hash first)
             pipe.delete(store.key("ticket", tid), store.key("ticket", tid, "msgs"))
             for m in rec["messages"]:
                 pipe.delete(store.key("msg", m["id"]))
@@ -128,7 +128,6 @@ class TicketArchive:
             pipe.zrem(store.key("customer", t["customer_id"], "tickets"), tid)
             pipe.hdel(store.key("thread"), f"ticket:{tid}")
             pipe.hset(store.key("archived"), tid, t["created_at"][:7])
-            forget(pipe, store, tid, sla_side[tid])  # its clocks, overdue entry and count
         pipe.execute()
 
     # ------------------------------------------------------------ finding them again

@@ -140,7 +140,8 @@ class Store:
         self.prefix = prefix
         self._binary: redis.Redis | None = None
         self._scripts = {
-            name: client.register_script(lua(name)) for name in ("intake", "set_status", "move")
+            name: client.register_script(lua(name))
+            for name in ("intake", "set_status", "move", "sla_forget")
         }
 
     def binary(self) -> redis.Redis:

@@ -15,8 +15,8 @@ With the store prefix ``P``:
                             claim). Never later than any of its tickets' wakeups; it may be
                             earlier (a claim then finds nothing due and re-scores it).
     P:sla:dirty       set   leased buckets written since they were claimed (re-read at once)
-    P:sla:overdue     zset  ticket -> deadline ms: running, past its deadline, nothing left to
-                            fire (`at_risk` lists these first)
+    P:sla:overdue     zset  ticket -> deadline ms: running tickets past their earliest
+                            deadline (`at_risk` lists these first)
     P:sla:n           hash  "<queue>|<standing>" -> tickets (`sla.standing`: running, paused,
                             warned, breached), for /metrics; P:ticket:<id> sla_n says where
                             each ticket is counted
@@ -76,8 +76,10 @@ Now = Callable[[], datetime]
 
 LATE_AFTER_S = 5.0  # a step fired later than this after its due time is flagged late
 MAX_RETRIES = 50  # compare-and-set retries before giving up on one ticket
+RETRY_S = 60.0  # a ticket the sweeper cannot compute is tried again this much later
 REPAIR_AFTER = timedelta(seconds=60)  # see `SlaClocks.started_at`
 RISK_BUCKETS = 200  # at_risk reads at most this many buckets (~20,000 tickets)
+RISK_OVERDUE = 20_000  # and at most this many overdue tickets
 
 
 class SlaConflict(OmnideskError):
@@ -143,18 +145,13 @@ def slot(ticket_id: str) -> tuple[str, str]:
     return (m.group(1), m.group(2)) if m else ("", ticket_id)
 
 
-def record_body(packed: bytes, score: str) -> bytes:
-    """What follows "<version>|" in a record: the wake score (ms) in base 36, then the state."""
-    if not score:
-        return b"|" + packed
-    n = int(score)
-    digits, rest = "", abs(n)
-    while True:
+def record_body(packed: bytes, wake: str) -> bytes:
+    """What follows "<version>|" in a record: the wakeup (ms) in base 36, then the state."""
+    digits, rest = "", int(wake or 0)
+    while rest:
         rest, d = divmod(rest, 36)
         digits = _DIGITS36[d] + digits
-        if not rest:
-            break
-    return ("-" if n < 0 else "").encode() + digits.encode() + b"|" + packed
+    return digits.encode() + b"|" + packed
 
 
 def split_record(raw: bytes) -> tuple[bytes, bytes]:
@@ -163,49 +160,36 @@ def split_record(raw: bytes) -> tuple[bytes, bytes]:
     return version, rest.partition(b"|")[2]
 
 
-@dataclass(frozen=True)
-class Archived:
-    """What the archive takes of a ticket's SLA: its state, and where /metrics counts it."""
-
-    state: SlaState | None
-    counted: str | None  # the ticket hash's sla_n
-
-
-def archived(store: Store, ticket_ids: list[str]) -> dict[str, Archived]:
-    """The SLA side of tickets about to be archived (an unreadable record is logged, and
-    archived without its state)."""
+def archived(store: Store, ticket_ids: list[str]) -> dict[str, SlaState | None]:
+    """The SLA states of tickets about to be archived (an unreadable one is logged, and the
+    ticket archived without it)."""
     pipe = store.binary().pipeline(transaction=False)
     for tid in ticket_ids:
         bucket, field = slot(tid)
         pipe.hget(store.key("sla", "b", bucket), field)
-        pipe.hget(store.key("ticket", tid), "sla_n")
     with redis_errors():
         replies = pipe.execute()
-    out: dict[str, Archived] = {}
-    for tid, raw, counted in zip(ticket_ids, replies[::2], replies[1::2], strict=True):
-        state = None
+    out: dict[str, SlaState | None] = {}
+    for tid, raw in zip(ticket_ids, replies, strict=True):
+        out[tid] = None
         if raw:
             try:
-                state = sla.unpack_state(split_record(raw)[1], tid)
+                out[tid] = sla.unpack_state(split_record(raw)[1], tid)
             except sla.SlaError as exc:
                 log.warning("archive: SLA state of %s: %s", tid, exc)
-        out[tid] = Archived(state, counted.decode() if counted else None)
     return out
 
 
-def forget(pipe: Any, store: Store, ticket_id: str, sla_side: Archived) -> None:
-    """Queue on `pipe` the removal of an archived ticket's SLA record, its overdue entry and
-    its per-queue count."""
-    bucket, field = slot(ticket_id)
-    pipe.hdel(store.key("sla", "b", bucket), field)
-    pipe.zrem(store.key("sla", "overdue"), ticket_id)
-    if sla_side.counted:
-        pipe.hincrby(store.key("sla", "n"), sla_side.counted, -1)
+def forget(pipe: Any, store: Store, ticket_id: str) -> None:
+    """Queue on `pipe` (before the ticket hash is deleted) the removal of an archived
+    ticket's SLA record, its overdue entry and its per-queue count (sla_forget.lua)."""
+    store.script("sla_forget")(keys=[], args=[store.prefix, ticket_id], client=pipe)
 
 
-def wake_score(state: SlaState, now: datetime) -> str:
-    """The ticket's due-ZSET score ("" = none): its next unfired step, or its earliest running
-    deadline if sooner; once that deadline passed with nothing left to fire, -deadline."""
+def wake_score(state: SlaState, now: datetime) -> tuple[str, str]:
+    """The ticket's wakeup in ms ("" = none): its next unfired step, or its earliest running
+    deadline if sooner and still ahead (so it turns overdue); and that deadline in ms if it
+    has passed ("" = not overdue)."""
     step, deadline = sla.state_next_wakeup(state), earliest_due(state)
     return score_us(
         None if step is None else sla.epoch_us(step),
@@ -214,12 +198,13 @@ def wake_score(state: SlaState, now: datetime) -> str:
     )
 
 
-def score_us(step: int | None, deadline: int | None, now: int) -> str:
-    """`wake_score` from epoch microseconds; the score is in ms."""
-    times = [t for t in (step, deadline if deadline is not None and deadline > now else None) if t]
-    if times:
-        return str(-(-min(times) // 1000))  # rounded up: due by the ms it names
-    return str(-(deadline // 1000)) if deadline is not None else ""
+def score_us(step: int | None, deadline: int | None, now: int) -> tuple[str, str]:
+    """`wake_score` from epoch microseconds."""
+    ahead = deadline if deadline is not None and deadline > now else None
+    times = [t for t in (step, ahead) if t is not None]
+    wake = str(-(-min(times) // 1000)) if times else ""  # rounded up: due by the ms it names
+    overdue = str(deadline // 1000) if deadline is not None and ahead is None else ""
+    return wake, overdue
 
 
 def earliest_due(state: SlaState) -> datetime | None:
@@ -318,14 +303,15 @@ class SlaClocks:
 
     @guarded
     def _write(self, ticket_id: str, version: int, state: SlaState, now: datetime) -> int:
-        score = wake_score(state, now)
+        wake, overdue = wake_score(state, now)
         args = [
             self.store.prefix,
             ticket_id,
             version,
-            record_body(sla.pack_state(state), score),
-            score,
+            record_body(sla.pack_state(state), wake),
+            wake,
             sla.standing(state, now),
+            overdue,
         ]
         return int(self._scripts["sla_write"](keys=[], args=args))
 
@@ -357,7 +343,7 @@ class SlaClocks:
         out), so it is computed once."""
         at = now or self.clock()
         open_script = self._scripts["sla_open_many"]
-        made: dict[tuple[str, str, datetime], tuple[bytes, str, datetime | None, str]] = {}
+        made: dict[tuple[str, str, datetime], tuple[bytes, str, datetime | None, str, str]] = {}
         opened: list[tuple[str, datetime | None]] = []
         queued: list[tuple[str, datetime | None]] = []
         args: list[Any] = [self.store.prefix]
@@ -376,18 +362,19 @@ class SlaClocks:
             key = (policy, calendar, self.started_at(ticket, at))
             if key not in made:
                 state = sla.open_state(self.ctx, ticket.id, policy, calendar, key[2])
-                score = wake_score(state, at)
+                wake, overdue = wake_score(state, at)
                 made[key] = (
-                    record_body(sla.pack_state(state), score),
-                    score,
+                    record_body(sla.pack_state(state), wake),
+                    wake,
                     earliest_due(state),
                     sla.standing(state, at),
+                    overdue,  # a repair can start clocks already past a deadline
                 )
-            body, score, due, standing = made[key]
+            body, wake, due, standing, overdue = made[key]
             if set_due and due is not None:
-                args += [ticket.id, body, score, str(ms(due)), due.isoformat(), standing]
+                args += [ticket.id, body, wake, str(ms(due)), due.isoformat(), standing, overdue]
             else:
-                args += [ticket.id, body, score, "", "", standing]
+                args += [ticket.id, body, wake, "", "", standing, overdue]
             queued.append((ticket.id, due))
             if len(queued) >= 500:
                 flush()
@@ -533,7 +520,7 @@ class SlaClocks:
         Python while Redis runs that commit (sent on a connection of its own, read afterwards).
         """
         fired: list[Fired] = []
-        seen, more = 0, True
+        seen, more, retries = 0, True, 0
         ready: _Planned | None = None  # computed, not sent yet
         sent: _Planned | None = None  # its commit running on `conn`
         pool = self.rb.connection_pool
@@ -546,8 +533,9 @@ class SlaClocks:
                 if more:
                     at = now or self.clock()
                     token, got = self._claim(at, min(self.batch, limit - seen))
-                    seen += sum(len(records) for _, _, records in got)
-                    more = bool(got) and seen < limit
+                    claimed = sum(len(records) for _, _, records in got)
+                    seen += claimed
+                    more = claimed > 0 and seen < limit
                 done, sent = sent, None
                 if ready is not None:
                     with redis_errors():
@@ -557,7 +545,8 @@ class SlaClocks:
                 if done is not None and reply is not None:
                     settled, moved = self._settle(done, reply)
                     fired += settled
-                    more = more or (moved and seen < limit)  # re-read those buckets
+                    if moved and retries < MAX_RETRIES:  # re-read those buckets
+                        more, retries = True, retries + 1
                 ready = self._plan_batch(got, token, at) if got else None
         except BaseException:
             conn.disconnect()  # a reply may still be pending on it
@@ -603,12 +592,14 @@ class SlaClocks:
             earliest = rest
             for tid, raw in records:
                 try:
-                    args, steps, score = self._plan(tid, raw, now, now_us, planned)
-                except OmnideskError as exc:  # logged again each time its bucket is claimed
-                    log.warning("SLA sweep of %s: %s", tid, exc)
-                    continue
-                if score and score[0] != "-" and (earliest is None or int(score) < earliest):
-                    earliest = int(score)
+                    args, steps, wake = self._plan(tid, raw, now, now_us, planned)
+                except OmnideskError as exc:
+                    # its record stays as it is; the bucket comes back for it after a pause
+                    log.warning("SLA sweep of %s: %s; retrying in %.0f s", tid, exc, RETRY_S)
+                    wake = str(now_us // 1000 + int(RETRY_S * 1000))
+                    args, steps = [], []
+                if wake and (earliest is None or int(wake) < earliest):
+                    earliest = int(wake)
                 if args:
                     planned.args += args
                     planned.args[head + 2] += 1
@@ -683,18 +674,21 @@ class SlaClocks:
     def _plan(
         self, tid: str, raw: bytes, now: datetime, now_us: int, planned: _Planned
     ) -> tuple[list[Any], list[tuple[list[Action], dict[str, Any]]], str]:
-        """One ticket's commit arguments ([] when nothing changed), the steps they fire (a
-        `Fired` but its queue), and its wake score afterwards. Fires on the packed record
+        """One ticket's commit arguments ([] when its record stays as it is), the steps they
+        fire (a `Fired` but its queue), and its wakeup afterwards. Fires on the packed record
         (`sla.fire_packed`, the same transition as `fire_step`); each step's event is its
-        template plus "<template> <due> <late_s> <late>". A ticket past its deadline with
-        nothing to fire is committed too: it joins the overdue index and counts as breached."""
-        version_text, packed = split_record(raw)
+        template plus "<template> <due> <late_s> <late>". A ticket whose deadline passed with
+        no step firing is committed too: its wakeup moves on, it joins the overdue index and
+        counts as breached."""
+        version_text, _, old_body = raw.partition(b"|")
         if not version_text.isdigit():
             raise sla.SlaError(f"stored SLA state of {tid} is unreadable: no version")
+        packed = old_body.partition(b"|")[2]
         new, done, wake, deadline, standing = sla.fire_packed(packed, now_us)
-        score = score_us(wake, deadline, now_us)
-        if not done and not score.startswith("-"):
-            return [], [], score
+        wake_ms, overdue = score_us(wake, deadline, now_us)
+        body = record_body(new or packed, wake_ms)
+        if not done and body == old_body:
+            return [], [], wake_ms
         steps: list[tuple[list[Action], dict[str, Any]]] = []
         events: list[str] = []
         for step in done:
@@ -714,9 +708,8 @@ class SlaClocks:
                 "actions": described,
             }
             steps.append((actions, fields))
-        body = record_body(new or packed, score)
-        args = [tid, int(version_text), body, score, ";".join(events), standing]
-        return args, steps, score
+        args = [tid, int(version_text), body, overdue, ";".join(events), standing]
+        return args, steps, wake_ms
 
     def _after(self, record: Fired, actions: list[Action]) -> None:
         """Outside the script: metrics and notifications (a failure here is logged only)."""
@@ -776,19 +769,24 @@ class SlaClocks:
     ) -> list[AtRisk]:
         """Running clocks, least business time left first.
 
-        Candidates: the overdue index (most overdue first), then the due buckets in order of
-        their earliest wakeup, which comes no later than their tickets' running deadlines:
-        buckets are read until the next one wakes after the `limit`-th deadline found so far
-        (at most `RISK_BUCKETS` of them).
+        Candidates: the overdue index (most overdue first, paged until `limit` of `queue`'s
+        are found), then the due buckets in order of their earliest wakeup, which comes no
+        later than the running deadlines of tickets not yet overdue: buckets are read until
+        the next one wakes after the `limit`-th deadline found so far (at most `RISK_BUCKETS`
+        of them). An unreadable record is logged and left out.
         """
         at = now or self.clock()
-        overdue: list[str] = self.store.r.zrange(self.key("overdue"), 0, max(limit * 4, 200) - 1)
-        pipe = self.rb.pipeline(transaction=False)
-        for tid in overdue:
-            pipe.hget(*self.slot_key(tid))
-        records = [(tid, raw) for tid, raw in zip(overdue, pipe.execute(), strict=True) if raw]
-        out = self._risks(records, queue, at, set())
-        seen = {x.ticket for x in out}
+        out: list[AtRisk] = []
+        seen: set[str] = set()
+        for start in range(0, RISK_OVERDUE, 500):
+            overdue: list[str] = self.store.r.zrange(self.key("overdue"), start, start + 499)
+            pipe = self.rb.pipeline(transaction=False)
+            for tid in overdue:
+                pipe.hget(*self.slot_key(tid))
+            records = [(t, raw) for t, raw in zip(overdue, pipe.execute(), strict=True) if raw]
+            out += self._risks(records, queue, at, seen)
+            if len(overdue) < 500 or len(out) >= limit:
+                break
         for start in range(0, RISK_BUCKETS, 20):
             page = self.rb.zrangebyscore(
                 self.key("due"), 0, "+inf", start=start, num=20, withscores=True
@@ -821,7 +819,11 @@ class SlaClocks:
         for (tid, raw), tqueue in zip(records, pipe.execute(), strict=True):
             if queue is not None and tqueue != queue:
                 continue
-            state, _ = self._decode(tid, raw)
+            try:
+                state, _ = self._decode(tid, raw)
+            except OmnideskError as exc:
+                log.warning("at-risk: %s: %s", tid, exc)
+                continue
             assert state is not None
             for c in sla.summarize(state, self.ctx, at):
                 if c.state == "running" and c.due_at is not None:

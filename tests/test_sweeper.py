@@ -19,9 +19,9 @@ from redis.retry import Retry
 
 from omnidesk.configload import parse_config
 from omnidesk.intake import Intake
-from omnidesk.model import Author, Channel, Decision, Inbound, Priority, Status
-from omnidesk.store import Store
-from omnidesk.sweeper import SlaClocks, wake_score
+from omnidesk.model import Author, Channel, Decision, Inbound, Priority, Status, Ticket
+from omnidesk.store import Store, ms
+from omnidesk.sweeper import RETRY_S, SlaClocks, wake_score
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 CONFIG = """
@@ -42,10 +42,16 @@ sla_policies:
     calendar: back_office
     first_response: 8h
     resolution: 2d
+  watched:  # no step on first_response: its deadline passes with nothing firing
+    first_response: 1h
+    resolution: 5d
+    ladder:
+      - {at: 0.5, targets: [resolution], actions: [{tag: half_way}]}
 queues:
   riyadh: {kind: branch, region: riyadh, calendar: riyadh_branch, sla_policy: complaint}
   backoffice: {kind: backoffice, sla_policy: back_office}
   escalation: {kind: escalation}
+  watch: {kind: branch, sla_policy: watched}
 default: {queue: riyadh, sla_policy: complaint}
 """
 
@@ -108,7 +114,9 @@ def clocks_for(store: Store, config, now: FakeNow, sink: Sink | None = None) -> 
     return SlaClocks(store, config, clock=now, notify=sink.notify, count=sink.count)
 
 
-def open_ticket(store: Store, clocks: SlaClocks, n: int, queue: str = "riyadh") -> str:
+def open_ticket(
+    store: Store, clocks: SlaClocks, n: int, queue: str = "riyadh", policy: str | None = None
+) -> str:
     inbound = Inbound(
         channel=Channel.WEB,
         account="web",
@@ -118,7 +126,7 @@ def open_ticket(store: Store, clocks: SlaClocks, n: int, queue: str = "riyadh") 
         subject="شكوى",
         text=f"complaint number {n}",
     )
-    policy = "complaint" if queue == "riyadh" else "back_office"
+    policy = policy or ("complaint" if queue == "riyadh" else "back_office")
     decision = Decision(queue=queue, sla_policy=policy, priority=Priority.NORMAL)
     result = Intake(store, hooks=clocks.intake_hooks())(inbound, decision)
     assert result.ticket_id
@@ -130,8 +138,8 @@ def due_score(clocks: SlaClocks, tid: str, at: datetime | None = None) -> float 
     scheduled. Its bucket's score in the due ZSET must be no later: the sweeper claims
     buckets."""
     state = clocks.state(tid)
-    score = wake_score(state, at or clocks.clock()) if state is not None else ""
-    if not score or score.startswith("-"):
+    score = wake_score(state, at or clocks.clock())[0] if state is not None else ""
+    if not score:
         return None
     store = clocks.store
     bucket_score = store.r.zscore(store.key("sla", "due"), SlaClocks.bucket(tid))
@@ -169,7 +177,7 @@ def test_pause_and_resume_through_redis(store, config, now) -> None:
     assert state is not None
     assert state.clocks["first_response"].outcome == "met"
     assert state.clocks["resolution"].state == "paused"
-    assert store.r.zscore(store.key("sla", "due"), tid) is None  # nothing can fire while paused
+    assert due_score(clocks, tid) is None  # nothing can fire while paused
     # the customer answers on Sunday 10:00: 4.5 business days were left
     state = clocks.on_customer_message(ticket, riyadh(2026, 1, 11, 10))
     assert state is not None
@@ -233,7 +241,7 @@ def test_ladder_fires_each_step_once_with_actions_events_and_counters(store, con
     assert {(f.target, f.at) for f in later} == {("resolution", 0.8), ("resolution", 1.0)}
     assert clocks.sweep(riyadh(2026, 2, 25, 12)) == []
     assert due_score(clocks, tid, riyadh(2026, 2, 25, 12)) is None
-    # overdue with nothing left to fire: out of the due index, in the overdue one
+    # overdue with nothing left to fire: its bucket out of the due index, it in the overdue one
     assert store.r.zscore(store.key("sla", "due"), clocks.bucket(tid)) is None
     assert store.r.zscore(store.key("sla", "overdue"), tid) is not None
     now.set(riyadh(2026, 2, 25, 11))
@@ -461,3 +469,65 @@ def test_a_redelivery_repairs_clocks_from_when_the_ticket_was_stored(store, conf
     fresh = open_ticket(store, clocks, 2)
     started = clocks.state(fresh).clocks["first_response"].started_at  # type: ignore[union-attr]
     assert started == clocks.clock()
+
+
+def test_a_step_the_config_lost_is_retried_not_dropped(store, config, now) -> None:
+    """A ticket the sweeper cannot compute (here: its ladder rung is gone from the config)
+    keeps its bucket scheduled, RETRY_S later; once the config is back, its steps fire."""
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1)
+    assert [f.at for f in clocks.sweep(riyadh(2026, 1, 11, 9))] == [0.5]
+    complaint = config.sla_policies["complaint"]
+    complaint = complaint.model_copy(update={"ladder": complaint.ladder[:1]})
+    shorter = config.model_copy(
+        update={"sla_policies": {**config.sla_policies, "complaint": complaint}}
+    )
+    clocks.reload(shorter)
+    at = riyadh(2026, 1, 11, 11)
+    assert clocks.sweep(at) == []
+    due = store.r.zscore(store.key("sla", "due"), clocks.bucket(tid))
+    assert due == ms(at) + RETRY_S * 1000
+    clocks.reload(config)
+    fired = clocks.sweep(at + timedelta(seconds=RETRY_S + 1))
+    assert [(f.target, f.at) for f in fired] == [("first_response", 0.8), ("first_response", 1.0)]
+
+
+def test_a_deadline_passing_with_no_step_is_recorded(store, config, now) -> None:
+    """No ladder step on first_response: when its deadline passes, the ticket still turns
+    breached in the per-queue counts, joins the overdue index and heads at_risk, and its
+    wakeup moves on to the resolution step (it is not claimed again meanwhile)."""
+    clocks = clocks_for(store, config, now)
+    tid = open_ticket(store, clocks, 1, queue="watch", policy="watched")
+    past = riyadh(2026, 1, 11, 9)  # first response was due Thursday 16:00
+    assert clocks.sweep(past) == []
+    assert clocks.counts()["by_queue"]["watch"]["breached"] == 1
+    assert store.r.zscore(store.key("sla", "overdue"), tid) is not None
+    risk = clocks.at_risk(now=past)
+    assert (risk[0].ticket, risk[0].target) == (tid, "first_response")
+    assert risk[0].remaining_seconds < 0
+    assert clocks.claim(past, 10)[1] == []
+    later = clocks.sweep(riyadh(2026, 1, 15, 12))
+    assert [(f.ticket, f.target, f.at) for f in later] == [(tid, "resolution", 0.5)]
+
+
+def test_a_repair_past_a_deadline_is_overdue_at_once(store, config, now) -> None:
+    """A redelivered ticket stored days ago starts its clocks then: already overdue."""
+    clocks = clocks_for(store, config, now)
+    stored = now() - timedelta(days=7)
+    ticket = Ticket(
+        id="OD-2026-777701",
+        channel=Channel.WEB,
+        account="web",
+        customer_id="C-1",
+        created_at=stored,
+        updated_at=stored,
+        queue="watch",
+        sla_policy="watched",
+    )
+    assert clocks.open_many([ticket], now()) == 1
+    state = clocks.state(ticket.id)
+    assert state is not None and state.clocks["first_response"].started_at == stored
+    assert store.r.zscore(store.key("sla", "overdue"), ticket.id) is not None
+    # its resolution step, due days ago, fires at the next sweep, marked late
+    fired = clocks.sweep(now())
+    assert [(f.target, f.at) for f in fired] == [("resolution", 0.5)] and fired[0].late

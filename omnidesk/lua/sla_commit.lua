@@ -10,8 +10,9 @@
 -- ARGV: prefix, lease, now_ms, now_iso, templates (JSON list of {kind, event: {...},
 --   actions: [...]}, one per ladder step and target in the batch), then per bucket:
 --   bucket, score (its earliest wakeup after this batch, "" = none), k, and k times 6:
---   ticket_id, expected_v, body ("<wake>|<packed state>"), score (the wake in ms, "" = none),
---   steps ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none fired), standing.
+--   ticket_id, expected_v, body ("<wake>|<packed state>"), overdue (a passed deadline in ms,
+--   "" = none), steps ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none
+--   fired), standing.
 -- Returns per ticket: 1 followed by the ticket's queue after each fired step; -1 when the state
 -- moved since it was read (the bucket is re-read by the next claim); -2 when the lease was lost.
 --@include sla_lib
@@ -111,7 +112,7 @@ while i <= #ARGV do
   local moved = false
   for j = i, i + 6 * (k - 1), 6 do
     local tid, expected = ARGV[j], tonumber(ARGV[j + 1])
-    local body, score, steps, standing = ARGV[j + 2], ARGV[j + 3], ARGV[j + 4], ARGV[j + 5]
+    local body, overdue, steps, standing = ARGV[j + 2], ARGV[j + 3], ARGV[j + 4], ARGV[j + 5]
     local _, field = sla_slot(tid)
     local rec = held and redis.call("HGET", bkey, field)
     local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
@@ -133,7 +134,7 @@ while i <= #ARGV do
         kinds[s.kind] = (kinds[s.kind] or 0) + 1
         out[#out + 1] = queue
       end
-      sla_overdue(p, tid, score)
+      sla_overdue(p, tid, overdue)
       sla_count(p, tid, standing)
     end
   end

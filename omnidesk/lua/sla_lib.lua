@@ -2,19 +2,19 @@
 -- Keys, with p = "<prefix>:": p.."sla:b:"..bucket (hash of records), p.."sla:due" (zset of
 -- buckets by their earliest wakeup, or a sweeper's lease), p.."sla:dirty" (set of leased
 -- buckets written since they were claimed), p.."sla:overdue" (zset: running tickets past
--- their deadline with nothing left to fire, by deadline), p.."sla:n" (hash of counts).
+-- a deadline, by that deadline), p.."sla:n" (hash of counts).
 
 -- Where a ticket's record lives (sweeper.slot): the bucket is its id less the last two
 -- digits, the field those digits; an id not ending in two digits is a field of bucket "".
 -- A record is "<version>|<wake>|<packed state>", <wake> the ticket's wakeup in ms, base 36
--- ("" = none, "-..." = overdue with nothing left to fire).
+-- ("" = none).
 local function sla_slot(tid)
   local bucket, field = string.match(tid, "^(.-)(%d%d)$")
   if bucket then return bucket, field end
   return "", tid
 end
 
--- Lower a bucket's wakeup to `score` (ms; "" or negative: nothing to wake up for). A bucket
+-- Lower a bucket's wakeup to `score` (ms; "" = nothing to wake up for). A bucket
 -- a sweeper holds (its score is a lease, x.5) is marked dirty instead: the holder then
 -- re-examines it when it commits.
 local function sla_wake(p, bucket, score)
@@ -22,16 +22,16 @@ local function sla_wake(p, bucket, score)
   local cur = redis.call("ZSCORE", due, bucket)
   if cur and tonumber(cur) ~= math.floor(tonumber(cur)) then
     redis.call("SADD", p .. "sla:dirty", bucket)
-  elseif score ~= "" and tonumber(score) > 0 then
+  elseif score ~= "" then
     redis.call("ZADD", due, "LT", score, bucket)
   end
 end
 
--- A negative score is a running ticket past its deadline with nothing left to fire: at_risk
--- lists those from sla:overdue, most overdue first.
-local function sla_overdue(p, tid, score)
-  if score ~= "" and tonumber(score) < 0 then
-    redis.call("ZADD", p .. "sla:overdue", -tonumber(score), tid)
+-- The overdue index: running tickets past their earliest deadline, by that deadline (ms;
+-- "" = not overdue), which at_risk lists first.
+local function sla_overdue(p, tid, overdue)
+  if overdue ~= "" then
+    redis.call("ZADD", p .. "sla:overdue", overdue, tid)
   else
     redis.call("ZREM", p .. "sla:overdue", tid)
   end

@@ -4,20 +4,20 @@
 -- got there first).
 -- With a due time, an opened ticket's queue order follows it, as store.set_due does:
 -- score = (3 - priority rank) * 1e13 + due_ms, kept on the ticket with due_at.
--- ARGV: prefix, then sextuples ticket_id, body ("<wake>|<packed state>"), wake score in ms
--- ("" = nothing to wake up for), due_ms ("" = leave the queue order alone), due_at (ISO),
--- standing.
+-- ARGV: prefix, then for each ticket 7: ticket_id, body ("<wake>|<packed state>"), wake in
+-- ms ("" = nothing to wake up for), due_ms ("" = leave the queue order alone), due_at (ISO),
+-- standing, overdue (a passed deadline in ms, for a repair that starts clocks in the past).
 -- Returns one flag per ticket: 1 written, 0 kept.
 --@include sla_lib
 local p = ARGV[1] .. ":"
 local rank = {low = 0, normal = 1, high = 2, urgent = 3}
 local out, wake = {}, {}
-for i = 2, #ARGV, 6 do
+for i = 2, #ARGV, 7 do
   local tid = ARGV[i]
   local bucket, field = sla_slot(tid)
   if redis.call("HSETNX", p .. "sla:b:" .. bucket, field, "1|" .. ARGV[i + 1]) == 1 then
     local score = tonumber(ARGV[i + 2])
-    if score and score > 0 and (not wake[bucket] or score < wake[bucket]) then
+    if score and (not wake[bucket] or score < wake[bucket]) then
       wake[bucket] = score
     end
     if ARGV[i + 3] ~= "" then
@@ -33,6 +33,7 @@ for i = 2, #ARGV, 6 do
       end
     end
     sla_count(p, tid, ARGV[i + 5])
+    if ARGV[i + 6] ~= "" then sla_overdue(p, tid, ARGV[i + 6]) end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
