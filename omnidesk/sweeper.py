@@ -76,6 +76,7 @@ Now = Callable[[], datetime]
 
 LATE_AFTER_S = 5.0  # a step fired later than this after its due time is flagged late
 MAX_RETRIES = 50  # compare-and-set retries before giving up on one ticket
+SWEEP_BUCKETS = 10_000  # one sweep claims at most this many buckets (~1,000,000 tickets)
 RETRY_S = 60.0  # a ticket the sweeper cannot compute is tried again this much later
 REPAIR_AFTER = timedelta(seconds=60)  # see `SlaClocks.started_at`
 RISK_BUCKETS = 200  # at_risk reads at most this many buckets (~20,000 tickets)
@@ -520,7 +521,7 @@ class SlaClocks:
         Python while Redis runs that commit (sent on a connection of its own, read afterwards).
         """
         fired: list[Fired] = []
-        seen, more, retries = 0, True, 0
+        seen, buckets, more, retries = 0, 0, True, 0
         ready: _Planned | None = None  # computed, not sent yet
         sent: _Planned | None = None  # its commit running on `conn`
         pool = self.rb.connection_pool
@@ -533,9 +534,11 @@ class SlaClocks:
                 if more:
                     at = now or self.clock()
                     token, got = self._claim(at, min(self.batch, limit - seen))
-                    claimed = sum(len(records) for _, _, records in got)
-                    seen += claimed
-                    more = claimed > 0 and seen < limit
+                    seen += sum(len(records) for _, _, records in got)
+                    buckets += len(got)
+                    # a claim of stale buckets only (scored before their tickets' wakeups)
+                    # goes on too: due ones may sort after them
+                    more = bool(got) and seen < limit and buckets < SWEEP_BUCKETS
                 done, sent = sent, None
                 if ready is not None:
                     with redis_errors():
@@ -545,7 +548,7 @@ class SlaClocks:
                 if done is not None and reply is not None:
                     settled, moved = self._settle(done, reply)
                     fired += settled
-                    if moved and retries < MAX_RETRIES:  # re-read those buckets
+                    if moved and retries < MAX_RETRIES and seen < limit:  # re-read those
                         more, retries = True, retries + 1
                 ready = self._plan_batch(got, token, at) if got else None
         except BaseException:

@@ -531,3 +531,32 @@ def test_a_repair_past_a_deadline_is_overdue_at_once(store, config, now) -> None
     # its resolution step, due days ago, fires at the next sweep, marked late
     fired = clocks.sweep(now())
     assert [(f.target, f.at) for f in fired] == [("resolution", 0.5)] and fired[0].late
+
+
+def test_stale_buckets_ahead_do_not_delay_due_ones(store, config, now) -> None:
+    """Buckets scored earlier than any of their tickets' wakeups (an agent reply pushed them
+    later; intake only ever lowers a bucket's score) sort before the due ones: one sweep
+    still goes past them all."""
+    clocks = clocks_for(store, config, now)
+    opened = now()
+
+    def ticket(n: int, at: datetime) -> Ticket:
+        return Ticket(
+            id=f"OD-{n:06d}00",  # a bucket each
+            channel=Channel.WEB,
+            account="web",
+            customer_id="C-1",
+            created_at=at,
+            updated_at=at,
+            queue="riyadh",
+            sla_policy="complaint",
+        )
+
+    stale = [ticket(n, opened) for n in range(250)]
+    assert clocks.open_many(stale, opened) == 250
+    for t in stale:
+        clocks.on_agent_reply(t, opened + timedelta(minutes=1))
+    late = ticket(9999, opened + timedelta(minutes=5))
+    assert clocks.open_many([late], opened + timedelta(minutes=5)) == 1
+    fired = clocks.sweep(riyadh(2026, 1, 11, 12))
+    assert {(f.ticket, f.at) for f in fired} == {(late.id, 0.5), (late.id, 0.8), (late.id, 1.0)}
