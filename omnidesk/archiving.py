@@ -2,8 +2,10 @@
 
 ``<state_dir>/archive/YYYY-MM.jsonl.gz`` (the month the ticket was created) holds one JSON
 object per line: {"ticket": {...}, "messages": [...], "customer": {...}, "sla": {...},
-"archived_at"} ("sla": the ticket's SLA clocks, steps fired and pauses; its record, overdue
-entry and per-queue count leave Redis with the ticket).
+"archived_at"} ("sla": the ticket's SLA clocks, steps fired and pauses). What else Redis
+keeps for the ticket leaves with it (omnidesk/lua/forget.lua): its SLA record and per-queue
+count, its messages' dedupe entries and the thread keys still pointing to it, so a message
+arriving on an archived thread opens a new ticket.
 Each run appends one gzip member per file under an exclusive lock (a multi-member gzip is one
 valid stream), fsyncs it, and only then deletes the tickets from the hot store, so a crash
 in between leaves a ticket in both places, never in neither; search keeps the last copy.
@@ -26,7 +28,7 @@ from omnidesk.errors import TransientError
 from omnidesk.model import to_builtins
 from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded
-from omnidesk.sweeper import archived, forget
+from omnidesk.sweeper import archived
 from omnidesk.text import fold
 
 ARCHIVABLE = ("closed", "resolved")
@@ -116,7 +118,17 @@ class TicketArchive:
         for rec in records:
             t = rec["ticket"]
             tid = t["id"]
-            forget(pipe, store, tid)  # its SLA record and count (reads the ticket hash first)
+            dedupe = [
+                f"{m['channel']}:{t['account']}:{m['external_id']}"
+                for m in rec["messages"]
+                if m["direction"] == "in" and m.get("external_id")
+            ]
+            # its SLA record and count, dedupe entries, thread keys (reads the ticket hash)
+            store.script("forget")(
+                keys=[],
+                args=[store.prefix, tid, len(dedupe), *dedupe, *t.get("thread_keys", [])],
+                client=pipe,
+            )
             pipe.delete(store.key("ticket", tid), store.key("ticket", tid, "msgs"))
             for m in rec["messages"]:
                 pipe.delete(store.key("msg", m["id"]))
@@ -126,7 +138,7 @@ class TicketArchive:
             pipe.zrem(store.key("queue", t["queue"], "all"), tid)
             pipe.zrem(store.key("queue", t["queue"], "waiting"), tid)
             pipe.zrem(store.key("customer", t["customer_id"], "tickets"), tid)
-            pipe.hdel(store.key("thread"), f"ticket:{tid}")
+            pipe.hdel(store.key("thread"), f"ticket:{tid}")  # [#OD-...] in a subject
             pipe.hset(store.key("archived"), tid, t["created_at"][:7])
         pipe.execute()
 

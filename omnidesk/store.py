@@ -21,7 +21,8 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:thread                  hash   thread/message key (``email:<msgid>``, ``ticket:OD-..``,
                                      ``telegram:chat:1``) -> ticket id
     P:seen                    hash   dedupe key ``channel:account:external_id`` -> message id
-                                     (``-`` for an auto-reply that opened nothing)
+                                     (``-`` for an auto-reply that opened nothing); a ticket's
+                                     entries go when it is archived (lua/forget.lua)
     P:seq:ticket:<year>       string INCR counter behind ``OD-<year>-<NNNNNN>`` ids
     P:seq:customer            string INCR counter behind ``C-<NNNNNNNN>`` ids
     P:stats                   hash   counters: opened, duplicates, auto_ignored, in:<channel>,
@@ -141,7 +142,7 @@ class Store:
         self._binary: redis.Redis | None = None
         self._scripts = {
             name: client.register_script(lua(name))
-            for name in ("intake", "set_status", "move", "sla_forget")
+            for name in ("intake", "set_status", "move", "forget")
         }
 
     def binary(self) -> redis.Redis:

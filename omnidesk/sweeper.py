@@ -181,12 +181,6 @@ def archived(store: Store, ticket_ids: list[str]) -> dict[str, SlaState | None]:
     return out
 
 
-def forget(pipe: Any, store: Store, ticket_id: str) -> None:
-    """Queue on `pipe` (before the ticket hash is deleted) the removal of an archived
-    ticket's SLA record, its overdue entry and its per-queue count (sla_forget.lua)."""
-    store.script("sla_forget")(keys=[], args=[store.prefix, ticket_id], client=pipe)
-
-
 def wake_score(state: SlaState, now: datetime) -> tuple[str, str]:
     """The ticket's wakeup in ms ("" = none): its next unfired step, or its earliest running
     deadline if sooner and still ahead (so it turns overdue); and that deadline in ms if it

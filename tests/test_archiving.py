@@ -4,10 +4,13 @@ by id, customer and text, keeps its figures in the rollups, and open tickets sta
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import UTC, datetime, timedelta
 
 from omnidesk.archiving import TicketArchive
 from omnidesk.cli import main
+from omnidesk.intake import Intake
+from omnidesk.model import Author, Decision, Inbound
 from omnidesk.reports.figures import read_raw
 from omnidesk.reports.fold import Context
 from omnidesk.reports.rollup import Rollups
@@ -88,3 +91,39 @@ def test_archiving_takes_the_sla_clocks_along(runtime, tmp_path):
     (record,) = archive.search(ticket_id=ticket.id)
     assert record["sla"]["policy"] == ticket.sla_policy
     assert set(record["sla"]["clocks"]) == set(opened.clocks)
+
+
+def test_archiving_prunes_dedupe_entries_and_its_own_thread_keys(runtime, tmp_path):
+    """The dedupe entries of an archived ticket's messages and the thread keys that still
+    point to it leave Redis with it; a thread key that points to a newer ticket stays."""
+    store = runtime.store
+    runtime.process([web("first complaint", email="huda@example.com")])
+    runtime.process([web("second complaint", email="omar@example.com")])
+    old, new = sorted(store.list_tickets(limit=10), key=lambda t: t.id)
+    (message,) = store.ticket_messages(old.id)
+    dedupe = f"{message.channel.value}:{old.account}:{message.external_id}"
+    assert store.r.hget(store.key("seen"), dedupe) == message.id
+    mine, taken = "web:form:a", "web:form:b"
+    store.r.hset(store.key("thread"), mapping={mine: old.id, taken: new.id})
+    store.r.hset(store.key("ticket", old.id), "thread_keys", json.dumps([mine, taken]))
+    store.set_status(old.id, "closed")
+
+    archive = TicketArchive(tmp_path / "state")
+    later = datetime.now(UTC) + timedelta(days=100)
+    assert archive.run(store, older_than_days=90, now=later) == [old.id]
+    assert store.r.hget(store.key("seen"), dedupe) is None
+    assert store.r.hget(store.key("thread"), mine) is None
+    assert store.r.hget(store.key("thread"), taken) == new.id
+    assert store.r.hget(store.key("thread"), f"ticket:{old.id}") is None
+    # an edit of a message whose ticket is gone comes in as a new message, not a script error
+    store.r.hset(store.key("seen"), dedupe, message.id)  # as an edit's own entry keeps it
+    edit = Inbound(
+        channel=message.channel,
+        account=old.account,
+        external_id="edit-1",
+        received_at=datetime.now(UTC),
+        author=Author(name="Huda"),
+        text="first complaint, edited",
+        edit_of=message.external_id,
+    )
+    assert Intake(store)(edit, Decision(queue=new.queue)).outcome == "opened"

@@ -40,9 +40,9 @@ end
 -- 2. an edit of a message we hold: update its text in place
 if a.edit_of ~= "" then
   local orig = redis.call("HGET", p .. "seen", a.edit_of)
-  if orig and orig ~= "-" then
-    local mkey = p .. "msg:" .. orig
-    local tid = redis.call("HGET", mkey, "ticket_id")
+  local mkey = p .. "msg:" .. (orig or "-")
+  local tid = orig and orig ~= "-" and redis.call("HGET", mkey, "ticket_id")
+  if tid then  -- not when its ticket was archived since: the edit then comes in as new
     redis.call("HSET", mkey, "text", a.edit_text, "edited_at", a.now_iso)
     redis.call("HSET", p .. "seen", a.dedupe, orig)
     redis.call("HSET", p .. "ticket:" .. tid, "updated_at", a.now_iso)
