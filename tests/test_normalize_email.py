@@ -171,3 +171,37 @@ def test_ticket_reference_round_trip() -> None:
     assert find_ticket_ref("no reference OD-2026-000123") is None
     assert tag_subject(f"Re: x {tag}", "OD-2026-000123") == f"Re: x {tag}"
     assert tag_subject("Re: x", "OD-2026-000123") == f"Re: x {tag}"
+
+
+_HEAD = b"From: a@b.example\nSubject: x\nDate: Sun, 04 Jan 2026 10:00:00 +0300\n"
+
+
+@pytest.mark.parametrize(
+    ("where", "raw"),
+    [
+        (
+            "a filename",
+            _HEAD + b"Content-Type: multipart/mixed; boundary=X\n\n--X\n"
+            b"Content-Type: text/plain\n\nsee the file\n--X\n"
+            b"Content-Type: application/pdf\nContent-Disposition: attachment;\n"
+            b" filename*0*=utf-8''%D8%B3%D8%AC%D9%84%20;\n filename*=x;\n"
+            b" filename*1*=%D8%AA.pdf\n\nJVBERi0=\n--X--\n",
+        ),
+        ("a charset", _HEAD + b"Content-Type: text/plain; charset*=utf-8; charset*1=x\n\nsee\n"),
+        (
+            "a boundary",
+            _HEAD + b"Content-Type: multipart/mixed; boundary*=X; boundary*1=Y\n\n"
+            b"--X\nContent-Type: text/plain\n\nsee the boundary\n--X--\n",
+        ),
+    ],
+)
+def test_mixed_rfc2231_sections_are_a_defect_not_a_crash(where: str, raw: bytes) -> None:
+    """`name*` beside `name*1` makes Python 3.11's decoder raise TypeError (gh-134151), in
+    the parser itself for a boundary. Found by test_mutated_fixtures."""
+    inbound = normalize(raw)
+    assert isinstance(inbound, Inbound)
+    assert "ParameterContinuationDefect" in inbound.defects
+    assert "see" in inbound.text  # a multipart without a usable boundary reads as text
+    assert [a.content_type for a in inbound.attachments] == (
+        ["application/pdf"] if where == "a filename" else []
+    )

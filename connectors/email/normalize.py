@@ -12,9 +12,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.errors import HeaderDefect
 from email.message import Message
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
 from connectors.email.charsets import decode_bytes, decode_header, unescape_surrogates
 from connectors.email.flags import auto_reply_evidence, is_bounce_sender, is_forward_subject
@@ -47,6 +49,39 @@ class EmailLimits:
 _DEFAULT_LIMITS = EmailLimits()
 
 
+class ParameterContinuationDefect(HeaderDefect):
+    """A header mixes `name*` with numbered RFC 2231 sections (`name*0`, `name*1`)."""
+
+
+class _LenientMessage(Message):
+    """A Message whose header parameters never raise. Python 3.11's RFC 2231 decoder fails
+    with TypeError on mixed `name*` / `name*0` sections (CPython gh-134151), even inside the
+    parser (a multipart boundary). Such a parameter counts as absent and the part records a
+    defect; the raw message is archived as it came."""
+
+    def get_params(  # type: ignore[override]
+        self, failobj: Any = None, header: str = "content-type", unquote: bool = True
+    ) -> Any:
+        try:
+            return super().get_params(failobj, header, unquote)
+        except (TypeError, ValueError, IndexError):
+            self._bad_parameters(header)
+            return failobj
+
+    def get_param(  # type: ignore[override]
+        self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True
+    ) -> Any:
+        try:
+            return super().get_param(param, failobj, header, unquote)
+        except (TypeError, ValueError, IndexError):
+            self._bad_parameters(header)
+            return failobj
+
+    def _bad_parameters(self, header: str) -> None:
+        if not any(isinstance(d, ParameterContinuationDefect) for d in self.defects):
+            self.defects.append(ParameterContinuationDefect(f"unreadable {header} parameters"))
+
+
 class _RawHeaders(Compat32):
     """compat32, but 8-bit header bytes come back as surrogate escapes instead of U+FFFD,
     so raw UTF-8 or windows-1256 in a Subject can still be decoded right."""
@@ -55,7 +90,7 @@ class _RawHeaders(Compat32):
         return value
 
 
-_POLICY = _RawHeaders()
+_POLICY = _RawHeaders(message_factory=_LenientMessage)
 _KNOWN_HEADERS = frozenset(
     [
         "from",

@@ -44,6 +44,8 @@ def collect(msg: Message, defects: list[str]) -> Body:
         ctype = part.get_content_type()
         if not ctype.isascii():  # raw 8-bit bytes in Content-Type: the type is unreadable
             ctype = "application/octet-stream"
+        elif ctype.startswith("multipart/") and not part.is_multipart():
+            ctype = "text/plain"  # no boundary to split on: show the body as it came
         if ctype == "message/delivery-status":
             body.bounce = _bounce(part) or body.bounce
             continue
