@@ -30,6 +30,7 @@ if not (CHROMIUM and CHROMEDRIVER):
     )
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -113,7 +114,8 @@ def test_console_sign_in_take_reply_resolve_and_customer_html_is_text(
     store = daemon.store()
     assert wait_for(lambda: store.ticket_count() == 1), daemon.logs()
 
-    wait = WebDriverWait(browser, 20)
+    # the console re-renders lists while it polls: an element read mid-render is not yet
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(f"http://127.0.0.1:{daemon.port}/console")
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.ID, "login-button").click()
