@@ -105,6 +105,7 @@ class MaildirConnector(Connector):
         # One listing feeds every batch until it is drained, so a backlog of n files costs
         # one scan per pass, not one per batch.
         self._backlog: deque[Waiting] = deque()
+        self._rejections: deque[str] = deque()  # reasons, counted on the event loop
 
     async def initialize(self) -> None:
         if not self.root.is_dir():
@@ -159,6 +160,9 @@ class MaildirConnector(Connector):
         if not self._backlog:
             return self.config.poll_interval
         batch = await asyncio.to_thread(self._next_batch)
+        while self._rejections:  # /healthz and /metrics read these dicts on this loop
+            reason = self._rejections.popleft()
+            self.status.errors[reason] = self.status.errors.get(reason, 0) + 1
         if batch:
             self.status.received += len(batch)
             try:
@@ -238,7 +242,7 @@ class MaildirConnector(Connector):
             "rejected_at": datetime.now(UTC).isoformat(),
         }
         target.with_name(target.name + ".rejected.json").write_text(json.dumps(note), "utf-8")
-        self.status.errors[reason] = self.status.errors.get(reason, 0) + 1
+        self._rejections.append(reason)
         log.warning(
             "connector %s: %s rejected (%s): %d bytes, over max_file_bytes %d; sha256 %s; "
             "moved to %s",
