@@ -372,6 +372,9 @@ TestInbound.__test__ = False  # type: ignore[attr-defined]
 class Limits(Strict):
     max_raw_bytes: int = 25 * 1024 * 1024
     max_text_chars: int = 100_000
+    # JSON bytes per `ingest` message (a larger single payload goes alone): far under
+    # Redis's 512 MB bulk limit, and small enough that a batch never bloats a process.
+    max_batch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
 
 
 class SmtpConfig(Strict):
