@@ -29,6 +29,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
+from omnidesk.config import Limits
 from omnidesk.errors import ConfigError, PermanentError, StoreUnavailable, TransientError
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt
 from omnidesk.runtime import Runtime
@@ -204,8 +205,6 @@ class Pipeline:
                 raise StoreUnavailable(f"broker unavailable: {exc}") from None
 
     def _max_batch_bytes(self) -> int:
-        from omnidesk.config import Limits
-
         config = self.runtime.config
         return (config.data.limits if config else Limits()).max_batch_bytes
 
