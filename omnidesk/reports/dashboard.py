@@ -1,5 +1,6 @@
-"""The live supervisor dashboard: `/dashboard` (a page) and `/v1/dashboard.json` (its data,
-polled every few seconds, so it updates without a reload).
+"""The live supervisor dashboard: `/dashboard` (a page, with dashboard.js and dashboard.css)
+and `/v1/dashboard.json` (its data, polled every few seconds, so it updates without a
+reload).
 
 Login: a bearer token of a supervisor. The agents part owns tokens; until it is wired in,
 `Dashboard.token_check` holds the check: the agents part sets it to its supervisors'
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from omnidesk.reports.figures import read_raw, summarize
 from omnidesk.reports.fold import Context
+from omnidesk.webguard import add_asset_routes
 
 log = logging.getLogger("omnidesk.reports.dashboard")
 TokenCheck = Callable[[str], bool]
@@ -172,6 +174,7 @@ def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
     def hook(app: web.Application) -> None:
         app.router.add_get("/dashboard", page)
         app.router.add_get("/v1/dashboard.json", data)
+        add_asset_routes(app, "omnidesk", ["dashboard.js", "dashboard.css"])
 
     return hook
 
