@@ -1,6 +1,6 @@
 """The live supervisor dashboard: `/dashboard` (a page, with dashboard.js and dashboard.css)
 and `/v1/dashboard.json` (its data, polled every few seconds, so it updates without a
-reload).
+reload; its strings display-safe, omnidesk.text).
 
 Login: a bearer token of a supervisor. The agents part owns tokens; until it is wired in,
 `Dashboard.token_check` holds the check: the agents part sets it to its supervisors'
@@ -22,6 +22,7 @@ from aiohttp import web
 
 from omnidesk.reports.figures import read_raw, summarize
 from omnidesk.reports.fold import Context
+from omnidesk.text import display_safe_tree
 from omnidesk.webguard import add_asset_routes
 
 log = logging.getLogger("omnidesk.reports.dashboard")
@@ -168,7 +169,7 @@ def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
                 status=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        body = await asyncio.to_thread(dashboard.snapshot)
+        body = display_safe_tree(await asyncio.to_thread(dashboard.snapshot))
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     def hook(app: web.Application) -> None:
