@@ -16,6 +16,7 @@ from aiohttp import web
 
 from omnidesk.errors import OmnideskError, PayloadError
 from omnidesk.model import Channel, RawPayload
+from omnidesk.webguard import install as install_security_headers
 
 log = logging.getLogger("omnidesk.api")
 
@@ -38,6 +39,7 @@ def build_app(
 ) -> web.Application:
     app = web.Application(client_max_size=max_body)
     app[DAEMON_KEY] = daemon
+    install_security_headers(app)  # CSP, anti-framing, nosniff on every response
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/intake/web", intake_web)
