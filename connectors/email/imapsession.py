@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import re
 import select
 import socket
@@ -29,6 +30,9 @@ _UID = re.compile(rb"\bUID (\d+)")
 _IMAP = imaplib2.IMAP4
 
 
+_LIB_LOG = logging.getLogger("omnidesk.connectors.imaplib2")
+
+
 class _Plain(imaplib2.IMAP4):
     """imaplib2 with a connect timeout, STARTTLS that verifies the server (its own wrapper
     does not check certificates unless given a CA file, nor host names), and TLS reads and
@@ -45,6 +49,12 @@ class _Plain(imaplib2.IMAP4):
         self._tls = tls
         self._tls_io = threading.Lock()
         super().__init__(*args, **kw)
+
+    def _mesg(self, s: str, tn: str | None = None, secs: float | None = None) -> None:
+        """imaplib2 writes its own diagnostics raw to stderr, past our JSON log format; they
+        go through our logger instead. "bad arg" means we called it wrongly: a warning."""
+        level = logging.WARNING if str(s).startswith("bad arg") else logging.DEBUG
+        _LIB_LOG.log(level, "imaplib2 %s: %s", tn or threading.current_thread().name, s)
 
     def open_socket(self) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=self._connect_timeout)
@@ -288,7 +298,9 @@ class ImapSession:
         passes, or `interrupt` is called (before or during the wait).
 
         IDLE is issued with a callback: a synchronous IDLE would hold imaplib2's state
-        lock, and then a NOOP from another thread could not end it."""
+        lock, and then a NOOP from another thread could not end it. imaplib2 takes only an
+        int timeout: given a float it silently waits its default 29 minutes instead."""
+        timeout = idle_seconds(timeout)
         conn, ended = self._require(), threading.Event()
         outcome: list[Any] = []
 
@@ -325,6 +337,12 @@ class ImapSession:
             conn.logout()
         except Exception as exc:  # logging out of a dead connection: its threads end anyway
             log.debug("IMAP logout: %s", exc)
+
+
+def idle_seconds(timeout: float) -> int:
+    """An IDLE timeout as imaplib2 accepts it: whole seconds, at least one, rounded up so
+    that a 0.2 s poll interval waits 1 s, not a busy loop."""
+    return max(1, math.ceil(timeout))
 
 
 def _uid_set(uids: list[int]) -> str:
