@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import logging
 import math
-import re
 import select
 import socket
 import ssl
@@ -22,11 +21,11 @@ from typing import Any
 import imaplib2
 
 from connectors.email.config import EmailAccount, tls_context
+from connectors.email.fetch import Fetched, parse_fetch
 from omnidesk.errors import AuthError, PermanentError, TransientError
 
 log = logging.getLogger("omnidesk.connectors.imap")
 
-_UID = re.compile(rb"\bUID (\d+)")
 _IMAP = imaplib2.IMAP4
 
 
@@ -252,21 +251,23 @@ class ImapSession:
                 found.update(int(n) for n in _text(chunk).split() if n.isdigit())
         return sorted(uid for uid in found if uid > last)
 
-    def fetch(self, uids: list[int]) -> dict[int, bytes]:
-        """Raw RFC 822 bytes by UID, with BODY.PEEK[] so fetching does not set \\Seen.
-        A message expunged meanwhile is simply absent."""
+    def fetch(self, uids: list[int]) -> dict[int, Fetched]:
+        """Raw RFC 822 bytes and INTERNALDATE by UID, with BODY.PEEK[] so fetching does not
+        set \\Seen. The items may come in any order. A message expunged meanwhile is
+        absent; whatever could not be read is logged, never skipped without a word."""
         conn = self._require()
         with imap_errors(self.account, "fetching"):
-            typ, data = conn.uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
+            typ, data = conn.uid("FETCH", _uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])")
         if typ != "OK":
             raise TransientError(f"UID FETCH failed: {_text(data)}")
-        messages: dict[int, bytes] = {}
-        for item in data or ():
-            if isinstance(item, tuple) and len(item) >= 2:
-                match = _UID.search(item[0])
-                if match and isinstance(item[1], bytes):
-                    messages[int(match.group(1))] = item[1]
-        return messages
+        answer = parse_fetch(data)
+        where = f"{self.account.name}: {self.selected!r}"
+        for problem in answer.problems:
+            log.warning("%s: %s", where, problem)
+        missing = sorted(set(uids) - set(answer.messages))
+        if missing:
+            log.info("%s: UIDs %s not in the FETCH answer (expunged meanwhile?)", where, missing)
+        return answer.messages
 
     def mark_seen(self, uids: list[int]) -> None:
         with imap_errors(self.account, "setting \\Seen"):
