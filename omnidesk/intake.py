@@ -171,6 +171,7 @@ class Intake:
             direction=Direction.IN,
             channel=inbound.channel,
             created_at=received,
+            sent_at=inbound.sent_at,
             text=inbound.text,
             subject=inbound.subject,
             author=inbound.author.name,

@@ -7,8 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
@@ -207,3 +209,58 @@ def test_list_tickets_filters_and_events_since(runtime: Runtime) -> None:
     store.assign(ids[0], "agent:1")  # type: ignore[arg-type]
     assert store.events(since=last)[0][1]["type"] == "assigned"
     assert store.queue_depths() == {"complaints": 1, "cr": 0, "general": 0}
+
+
+def test_receive_time_not_the_senders_date_is_the_tickets_time(prefix: str, tmp_path: Path):
+    """A Date: header decades off, either way, and a web form's own submitted_at: the
+    tickets' created time and SLA start are when the payloads reached us; the sender's
+    times stay visible on the messages as sent_at."""
+    runtime = Runtime.for_service(config_for(prefix, tmp_path / "state"))
+    received = datetime.now(UTC) - timedelta(minutes=3)  # the hand-over stamped it
+    past = email("old@example.com", "registration")
+    future = email("new@example.com", "registration again", sender="other@example.com")
+    form = web("commercial registration", email="w@example.com", submitted_at="1999-01-01")
+    dates = {"old@example.com": "Mon, 01 Jan 1990 08:00:00 +0000",
+             "new@example.com": "Fri, 01 Jan 2100 08:00:00 +0000"}  # fmt: skip
+    for raw, message_id in ((past, "old@example.com"), (future, "new@example.com")):
+        raw.payload = _redate(raw.payload, dates[message_id])
+    payloads = [replace(p, received_at=received) for p in (past, future, form)]
+    before = datetime.now(UTC)
+    results = runtime.process(payloads).results
+    after = datetime.now(UTC)
+    assert [r.outcome for r in results] == ["opened"] * 3
+    sent = [
+        datetime(1990, 1, 1, 8, tzinfo=UTC),
+        datetime(2100, 1, 1, 8, tzinfo=UTC),
+        datetime(1999, 1, 1, tzinfo=UTC),
+    ]
+    for result, sent_at in zip(results, sent, strict=True):
+        assert result.ticket_id is not None
+        ticket = runtime.store.get_ticket(result.ticket_id)
+        assert ticket is not None
+        assert abs(ticket.created_at - received) < timedelta(milliseconds=1)
+        [message] = runtime.store.ticket_messages(ticket.id)
+        assert abs(message.created_at - received) < timedelta(milliseconds=1)
+        assert message.sent_at == sent_at  # the sender's claim, kept as a fact
+        state = runtime.clocks.state(ticket.id)
+        assert state is not None
+        started = state.clocks["first_response"].started_at
+        assert before <= started <= after  # started on intake, not at the sender's date
+
+
+def test_a_receive_time_in_the_future_is_taken_as_now(runtime: Runtime) -> None:
+    """Neither a Date: header nor a drop-folder file touched into the future dates a
+    ticket there."""
+    raw = email("touched@example.com", "registration")
+    raw = replace(raw, payload=_redate(raw.payload, "Fri, 01 Jan 2100 08:00:00 +0000"),
+                  received_at=datetime.now(UTC) + timedelta(days=400))  # fmt: skip
+    before = datetime.now(UTC)
+    result = runtime.process([raw]).results[0]
+    ticket = runtime.store.get_ticket(result.ticket_id or "")
+    assert ticket is not None and before <= ticket.created_at <= datetime.now(UTC)
+
+
+def _redate(payload: bytes, date: str) -> bytes:
+    head, sep, body = payload.partition(b"\n\n")
+    lines = [line for line in head.split(b"\n") if not line.startswith(b"Date:")]
+    return b"\n".join([*lines, f"Date: {date}".encode()]) + sep + body
