@@ -162,6 +162,10 @@ class Inbound(msgspec.Struct, kw_only=True):
     defects: list[str] = msgspec.field(default_factory=list)  # parse defects, never fatal
     raw_ref: str | None = None  # sha256 of the archived raw payload
     meta: dict[str, str] = msgspec.field(default_factory=dict)  # channel extras (chat_id, ...)
+    # external_id is a hash of the content (a web form sent without its own id), not an id
+    # the sender or platform gave: the same content again is a duplicate only while the
+    # ticket it opened is open (intake.py says what happens after).
+    content_id: bool = False
 
     def has_flag(self, flag: Flag) -> bool:
         return flag in self.flags

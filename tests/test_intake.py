@@ -14,6 +14,7 @@ from msgspec.structs import replace
 
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
+from omnidesk.store import ms
 from tests.storekit import config_for, email, telegram, web
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,3 +265,46 @@ def _redate(payload: bytes, date: str) -> bytes:
     head, sep, body = payload.partition(b"\n\n")
     lines = [line for line in head.split(b"\n") if not line.startswith(b"Date:")]
     return b"\n".join([*lines, f"Date: {date}".encode()]) + sep + body
+
+
+def test_the_same_web_form_again_dedupes_while_open_then_reopens_or_opens_anew(
+    runtime: Runtime,
+) -> None:
+    """A form without submission_id is known by its content. Sent again while its ticket is
+    open it is a duplicate of it; after a resolve it reopens that ticket (within the reopen
+    window); after a close, or past the window, it opens a new one."""
+    store = runtime.store
+    raw = web("السجل التجاري لا يعمل", email="repeat@example.sa")
+
+    def send() -> tuple[str, str | None, bool]:
+        (result,) = runtime.process([raw]).results
+        return result.outcome, result.ticket_id, result.reopened
+
+    outcome, first, _ = send()
+    assert outcome == "opened" and first is not None
+    assert send() == ("duplicate", first, False)  # a double click while it is open
+    store.set_status(first, Status.RESOLVED, actor="agent:1")
+    assert send() == ("appended", first, True)  # still broken: the resolved ticket reopens
+    ticket = store.get_ticket(first)
+    assert ticket is not None and ticket.status == Status.OPEN and len(ticket.message_ids) == 2
+    assert send() == ("duplicate", first, False)
+    store.set_status(first, Status.CLOSED, actor="agent:1")
+    outcome, second, _ = send()
+    assert outcome == "opened" and second not in (None, first)
+    assert send() == ("duplicate", second, False)  # repeats now go to the new ticket
+    store.set_status(second or "", Status.RESOLVED, actor="agent:1")
+    long_ago = datetime.now(UTC) - runtime.intake.reopen_window - timedelta(days=1)
+    store.r.hset(store.key("ticket", second or ""), "resolved_ms", ms(long_ago))
+    outcome, third, _ = send()  # resolved before the reopen window: a new ticket
+    assert outcome == "opened" and third not in (None, first, second)
+    customers = {t.customer_id for t in store.list_tickets()}
+    assert len(customers) == 1 and len(store.list_tickets()) == 3
+
+
+def test_a_form_with_its_own_submission_id_stays_one_submission(runtime: Runtime) -> None:
+    """The sender's own id names one submission: sent again it is a retry, even later."""
+    raw = web("registration renewal", email="id@example.sa", submission_id="form-42")
+    (opened,) = runtime.process([raw]).results
+    runtime.store.set_status(opened.ticket_id or "", Status.CLOSED)
+    (again,) = runtime.process([raw]).results
+    assert (again.outcome, again.ticket_id) == ("duplicate", opened.ticket_id)

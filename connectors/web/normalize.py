@@ -146,14 +146,18 @@ def normalize(
         service_hint=values.get("service"),
         thread_keys=[],
         meta={"form": "contact"},
+        content_id=not given_id,
     )
     inbound.message_keys = [f"web:{inbound.external_id}"]
+    if inbound.content_id:  # the same form again after its ticket was resolved reopens it
+        inbound.thread_keys = list(inbound.message_keys)
     apply_text_hints(inbound)
     return inbound
 
 
 def _content_id(form: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON: the same submission posted twice dedupes to one."""
+    """sha256 of the canonical JSON: the same submission posted twice while its ticket is
+    open dedupes to that ticket (a double click, a browser retry)."""
     try:
         canonical = msgspec.json.encode(form, order="sorted")
     except (msgspec.EncodeError, TypeError, ValueError, OverflowError):
