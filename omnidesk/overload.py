@@ -81,6 +81,7 @@ class IntakeGate:
         self._last: Pressure = Pressure(None, None, max_backlog)
         self._last_at = float("-inf")
         self._probing: asyncio.Task[Pressure] | None = None
+        self._sent_since_probe = 0
         self.refused = Counter(
             "omnidesk_intake_refused",
             "Hand-overs refused with 503/Retry-After, by reason (backlog, redis_oom, redis_down)",
@@ -118,26 +119,32 @@ class IntakeGate:
         """The latest probe, refreshed when older than `ttl`; concurrent callers share one."""
         if self.client is None or time.monotonic() - self._last_at < self.ttl:
             return self._last
-        if self._probing is None:
+        if self._probing is None or self._probing.done():
             self._probing = asyncio.ensure_future(self._probe())
-        probing = self._probing
-        try:
-            return await asyncio.shield(probing)
-        finally:
-            if probing.done() and self._probing is probing:
-                self._probing = None
+        return await asyncio.shield(self._probing)
 
     async def admit(self, *, count: bool = True) -> None:
         """Return when intake may hand over; raise Overloaded (with Retry-After) when not.
         `count=False` for a connector's look before pulling: nothing was refused yet."""
         pressure = await self.pressure()
-        if pressure.reason is None:
+        reason = pressure.reason
+        if reason is None and self._over_bound(pressure.backlog):
+            reason = BACKLOG
+        if reason is None:
             return
         if count:
-            raise self.refuse(pressure.reason)
-        raise Overloaded(
-            _MESSAGES[pressure.reason], reason=pressure.reason, retry_after=self.retry_after
-        )
+            raise self.refuse(reason)
+        raise Overloaded(_MESSAGES[reason], reason=reason, retry_after=self.retry_after)
+
+    def sent(self, messages: int) -> None:
+        """Count messages handed over since the last probe, so that a burst between two
+        probes does not run far past the bound."""
+        self._sent_since_probe += messages
+
+    def _over_bound(self, backlog: int | None) -> bool:
+        if not self.max_backlog or backlog is None:
+            return False
+        return backlog + self._sent_since_probe >= self.max_backlog
 
     def refuse(self, reason: str) -> Overloaded:
         """Count a refusal and build its error; a failed hand-over also lands here."""
@@ -155,6 +162,7 @@ class IntakeGate:
 
     async def _probe(self) -> Pressure:
         assert self.client is not None
+        self._sent_since_probe = 0
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_S * 2):
                 pipe = self.client.pipeline(transaction=False)
@@ -175,9 +183,7 @@ class IntakeGate:
     def _reason(self, backlog: int, memory: dict[str, Any]) -> str | None:
         if _memory_full(memory):
             return REDIS_OOM
-        if self.max_backlog and backlog >= self.max_backlog:
-            return BACKLOG
-        return None
+        return BACKLOG if self._over_bound(backlog) else None
 
 
 def _memory_full(memory: dict[str, Any]) -> bool:

@@ -33,6 +33,7 @@ from omnidesk.model import Channel, RawPayload
 from omnidesk.overload import REDIS_DOWN, REDIS_OOM, IntakeGate
 
 log = logging.getLogger("omnidesk.daemon")
+HANDOVER_BATCH = 100  # payloads per ingest message (Pipeline.handover's default batch_size)
 
 # Extra parts (SLA sweeper, agents' API, webhooks) plug in here without this file knowing them.
 DaemonPlugin = Callable[["Daemon"], None]
@@ -236,6 +237,8 @@ class Daemon:
             raise self._refused(REDIS_OOM) from None
         except StoreUnavailable:
             raise self._refused(REDIS_DOWN) from None
+        if self.gate is not None:
+            self.gate.sent(-(-len(items) // HANDOVER_BATCH))
 
     def _refused(self, reason: str) -> OmnideskError:
         assert self.gate is not None
