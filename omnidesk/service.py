@@ -307,6 +307,8 @@ class Daemon:
         except OmnideskError:
             self.metrics.up.labels(dependency="redis").set(0)
         self.metrics.update_connectors(c.status for c in self.connectors)
+        if self.gate is not None:  # refreshes omnidesk_intake_backlog (cached probe)
+            await self.gate.pressure()
         return self.metrics.render()
 
     # ------------------------------------------------------------ internals

@@ -221,7 +221,9 @@ async def test_a_backlog_over_its_bound_answers_503_and_degrades_healthz(door: D
     status, health = await door.health()
     assert status == 200 and health["status"] == "degraded" and health["degraded"] == ["backlog"]
     assert health["ingest_backlog"] == 3
-    assert 'omnidesk_intake_refused_total{reason="backlog"} 1.0' in await door.metrics()
+    metrics = await door.metrics()
+    assert 'omnidesk_intake_refused_total{reason="backlog"} 1.0' in metrics
+    assert "omnidesk_intake_backlog 3.0" in metrics
 
 
 async def test_connectors_hold_back_under_backlog_and_lose_nothing(door: Door) -> None:
