@@ -406,6 +406,12 @@ class ServiceConfig(Strict):
     archive_after_days: int = Field(default=90, ge=1)  # closed tickets older than this move out
     archive_interval_s: float = Field(default=3600.0, gt=0)  # how often the daemon archives
     smtp: SmtpConfig | None = None
+    # Limits at the HTTP door: web-form body size, slow clients, and when intake says 503.
+    web_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # POST /v1/intake/web
+    http_keepalive_timeout_s: float = Field(default=5.0, gt=0)  # idle, and to finish headers
+    http_body_timeout_s: float = Field(default=15.0, gt=0)  # to finish sending a body
+    intake_max_backlog: int = Field(default=2000, ge=0)  # ingest messages; 0: no bound
+    intake_retry_after_s: int = Field(default=5, ge=1)  # the Retry-After of a 503
 
 
 # ---------------------------------------------------------------- scheduled reports

@@ -93,10 +93,16 @@ def ms(moment: datetime) -> int:
 
 @contextmanager
 def redis_errors() -> Iterator[None]:
-    """Redis connection trouble becomes StoreUnavailable, a TransientError (retry later)."""
+    """Redis connection trouble becomes StoreUnavailable, a TransientError (retry later);
+    so does a full Redis (noeviction's OOM), which frees up as the backlog drains."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+    except (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        redis.BusyLoadingError,
+        redis.exceptions.OutOfMemoryError,
+    ) as exc:
         raise StoreUnavailable(f"redis unavailable: {exc}") from None
 
 
