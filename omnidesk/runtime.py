@@ -74,7 +74,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.intake = Intake(self.store, hooks=self.hooks)
-        self.quarantine = Quarantine(self.store)
+        limits = self.config.data.service.quarantine if self.config else None
+        self.quarantine = Quarantine(self.store, limits, archive=self.archive)
 
     @classmethod
     def from_config(
