@@ -18,6 +18,8 @@ from typing import Any
 
 from omnidesk.agents.csat import consume_inbound as consume_csat
 from omnidesk.archive import Archive
+from omnidesk.budget import normalize_within
+from omnidesk.config import ParseBudget
 from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult
@@ -125,7 +127,10 @@ class Runtime:
         """Archive, normalize and route one payload; None when it went to the quarantine."""
         raw_ref = self.archive.put(raw.payload) if self.archive and archive else raw.sha256
         try:
-            results = self.normalize(raw.channel, raw.payload, account=raw.account)
+            budget = self.config.data.service.parse if self.config else ParseBudget()
+            results = normalize_within(
+                self.normalize, raw.channel, raw.payload, account=raw.account, budget=budget
+            )
         except PayloadError as exc:
             self._quarantine(raw, exc.reason, str(exc))
             return None

@@ -1,0 +1,76 @@
+"""Every parse runs under a size and CPU budget (service.parse): a payload over either goes to
+the quarantine with its reason, and the rest of its batch becomes tickets. The CPU budget is
+real for C code: the spinning normalizer below burns its time inside the regex engine, which
+no Python signal interrupts; only the child process's RLIMIT_CPU stops it."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from connectors.registry import normalize
+from omnidesk.config import ParseBudget
+from omnidesk.model import Channel, Inbound, Skipped
+from omnidesk.runtime import Runtime
+from tests.storekit import config_for, email, web
+
+_BACKTRACK = re.compile(r"(a+)+$")
+
+
+def spinning_normalize(
+    channel: Channel | str, payload: bytes, *, account: str = "default"
+) -> Sequence[Inbound | Skipped]:
+    """The real normalizer, after 3 s of CPU in C (regex backtracking) for a "SPIN" payload."""
+    if b"SPIN" in payload:
+        start = time.process_time()
+        while time.process_time() - start < 3:
+            _BACKTRACK.match("a" * 20 + "!")
+    return normalize(channel, payload, account=account)
+
+
+def runtime_with(prefix: str, tmp_path: Path, **budget: int) -> Runtime:
+    loaded = config_for(prefix, tmp_path / "state")
+    service = loaded.data.service.model_copy(update={"parse": ParseBudget(**budget)})
+    loaded = replace(loaded, data=loaded.data.model_copy(update={"service": service}))
+    return Runtime.from_config(loaded, normalize=spinning_normalize)
+
+
+def test_a_payload_over_the_size_budget_is_quarantined_unread(prefix: str, tmp_path: Path) -> None:
+    runtime = runtime_with(prefix, tmp_path, max_bytes=2048)
+    big = email("big@example.com", "attachment " * 500, sender="big@example.com")
+    batch = [web("first", email="a@example.sa"), big, web("third", email="c@example.sa")]
+    report = runtime.process(batch)
+    assert report.outcomes["opened"] == 2 and report.quarantined == [big.source]
+    (item,) = runtime.quarantine.list()
+    assert item.reason == "too_large" and item.size == len(big.payload)
+
+
+def test_a_parse_over_the_cpu_budget_is_stopped_and_the_batch_goes_on(
+    prefix: str, tmp_path: Path
+) -> None:
+    runtime = runtime_with(prefix, tmp_path, inline_bytes=0, cpu_s=1)
+    spinner = web("SPIN", email="spin@example.sa")
+    report = runtime.process([spinner, web("fine", email="fine@example.sa")])
+    assert report.outcomes["opened"] == 1 and report.quarantined == [spinner.source]
+    (item,) = runtime.quarantine.list()
+    assert item.reason == "parse_budget"
+    assert "1 s of CPU" in item.error
+
+
+def test_a_parse_in_a_child_gives_what_an_inline_parse_gives(prefix: str, tmp_path: Path) -> None:
+    child = runtime_with(prefix, tmp_path, inline_bytes=0)
+    inline = runtime_with(prefix, tmp_path / "inline")
+    mail = email("same@example.com", "مرحبا " * 100, subject="Question")
+    assert child.normalize is spinning_normalize
+    ours = child.prepare(mail)
+    theirs = inline.prepare(mail)
+    assert ours is not None and theirs is not None
+    assert [i for i, _d in ours] == [i for i, _d in theirs]
+    bad = web("x")
+    bad.payload = b"{not json"
+    assert child.prepare(bad) is None
+    (item,) = child.quarantine.list()
+    assert item.reason == "not_json"  # the child's PayloadError keeps its reason
