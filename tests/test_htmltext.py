@@ -5,12 +5,15 @@ sees it. No timings: the tests check the structure that makes the work linear.""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from connectors.email.htmltext import (
     END,
     MAX_DEPTH,
     START,
+    canonical,
     flatten,
     html_to_text,
     nesting_depth,
@@ -51,7 +54,7 @@ def test_the_scan_reads_each_tag_once(levels: int) -> None:
     assert kinds == [START] * levels + [END] * levels
 
 
-def test_mail_shaped_html_is_left_to_lexbor_untouched() -> None:
+def test_mail_shaped_html_reaches_lexbor_with_its_structure() -> None:
     row = "<tr><td><p>Dear team,<br>my <b>case</b></p></td><td><a href='https://x.sa'>x</a></td>"
     html = "<html><head><style>p{}</style></head><body>" + "<table>" + row * 500 + "</table>"
     html = "<div><div><ul><li>one<li>two</ul>" + html + "</div></div>"
@@ -72,6 +75,10 @@ def test_mail_shaped_html_is_left_to_lexbor_untouched() -> None:
         "<p><table>",  # quirks mode: a table does not close the p
         "<li><ul>",
         "<div><script>'</div>'</script>",
+        "<div><script><!--<script></script></div></script>",  # script escape states
+        "<div><script><!--></script></div>",
+        "<b><table><td></b>",
+        "<svg><image>",  # foreign content: an <image> nests there
         "<div><title></div></title>",
         "<a href=x><div>",
         "<font><center></font>",
@@ -81,7 +88,27 @@ def test_the_scan_never_counts_shallower_than_lexbor_builds(unit: str) -> None:
     """Lexbor's tree is at most twice the scanned depth (plus html/head/body): implied
     tbody and tr are the only elements it adds that have no start tag of their own."""
     html = unit * 60
-    assert tree_depth(html) <= 2 * nesting_depth(html) + 4
+    assert tree_depth(canonical(html)) <= 2 * nesting_depth(html) + 4
+
+
+_MARKUP = (
+    "<div>|</div>|<span>|</span>|<p>|</p>|<b>|</b>|<b id=2>|<a href=x>|</a>|<table>|</table>"
+    "|<tr>|<td>|</td>|<li>|<ul>|</ul>|<script>|</script>|<!--|-->|<style>|</style>|<svg>"
+    "|</svg>|<math>|<mi>|<title>|</title>|<textarea>|</textarea>|<select>|</select>|<option>"
+    "|<template>|</template>|<br>|<br/title='>|'>|<x/a=\">|\"|<form>|</form>|<!x>|<?|<![CDATA["
+    "|]]>|<font>|</font>|<center>|<nobr>|</nobr>|<h1>|<dd>|<dl>|<button>|<object>|<frameset>"
+    "|<body>|<html>|<head>|</body>|<noscript>|</noscript>|<iframe>|<plaintext>|<p/>|<div/>"
+    "|</br>|<image>|<caption>|<col>|<colgroup>|<tbody>|<foreignObject>|<desc>|<xmp>|<pre>"
+    "|<marquee>|<applet>|<i>|<u>|<em>|<frame>|<input>|<wbr>|<annotation-xml>|<mo>|x"
+)
+FRAGMENTS = _MARKUP.split("|")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=20))
+def test_the_scan_never_counts_shallower_on_any_markup(unit: list[str]) -> None:
+    html = "".join(unit) * 30
+    assert tree_depth(canonical(html)) <= 2 * nesting_depth(html) + 4
 
 
 def test_flattening_keeps_text_links_and_line_breaks() -> None:

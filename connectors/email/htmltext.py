@@ -2,10 +2,13 @@
 
 Lexbor builds the tree, but an HTML5 tree builder walks its stack of open elements on most
 tags, so its cost grows with depth times tags: 150,000 nested <div>s took minutes of CPU in
-C code nothing can interrupt. So a linear pre-scan (`nesting_depth`, one pass, O(1) per
-tag) estimates the depth first; a body deeper than `MAX_DEPTH` is flattened (`flatten`:
-blocks become line breaks, other tags are dropped) before Lexbor sees it. Real mail is a
-few dozen levels deep and reaches Lexbor untouched.
+C code nothing can interrupt. So a linear scan (`tags`, O(1) work per tag) reads the markup
+first, and `nesting_depth` counts how deep it nests, erring deep. A body deeper than
+`MAX_DEPTH` is flattened (blocks become line breaks, other tags are dropped); any other
+reaches Lexbor as `canonical`: the same tags and text, without the comments, CDATA and
+raw-text content that could make Lexbor's tokenizer see tags the scan did not. Lexbor's
+tree is then at most about twice the scanned depth (tests/test_htmltext.py checks it on
+adversarial markup), so its work is linear in the size of the body.
 """
 
 from __future__ import annotations
@@ -29,13 +32,17 @@ def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-_VOID = _names(
-    "area base basefont bgsound br col embed frame hr image img input keygen link"
-    " meta param source track wbr"
+# Void: never pushed. Inside <svg> or <math> only those that break out to HTML stay void;
+# there an <image> or <input> is a foreign element that nests.
+_VOID_ANYWHERE = _names("br embed hr img meta")
+_VOID = _VOID_ANYWHERE | _names(
+    "area base basefont bgsound col frame image input keygen link param source track wbr"
 )
+_FOREIGN = _names("svg math")
 # Raw text: the tokenizer reads up to the matching end tag and sees no tags inside.
 _RAW = _names("script style xmp iframe noembed noframes textarea title")
 _RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE) for name in _RAW}
+_SCRIPT_MARKS = re.compile(r"<!--(-*>)?|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
 # A start tag closes these when they are the current node (HTML5 "in body"/table rules).
 _CLOSES_P = _names(
     "address article aside blockquote center details dialog dir div dl fieldset"
@@ -66,8 +73,8 @@ _HREF = re.compile(r"""[\s"'/]href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", r
 
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body. Never raises on bad markup; the parser repairs it."""
-    if nesting_depth(html, limit=MAX_DEPTH) > MAX_DEPTH:
-        html = flatten(html)
+    deep = nesting_depth(html, limit=MAX_DEPTH) > MAX_DEPTH
+    html = flatten(html) if deep else canonical(html)
     tree = LexborHTMLParser(html)
     tree.strip_tags(["script", "style", "head", "noscript", "template"])
     for link in tree.css("a[href]"):
@@ -91,36 +98,65 @@ def html_to_text(html: str) -> str:
 
 
 def tags(html: str) -> Iterator[tuple[str, str, int, int]]:
-    """(kind, lower-case name, start, end) of every tag, comment and raw-text run in order.
+    """(kind, lower-case name, start, end) of every tag, and of every stretch that is neither
+    tag nor text (SKIPPED: comments, doctypes, raw-text content), in document order.
 
-    Linear: each step moves past what it read, and every search that finds nothing ends the
-    scan (an unclosed tag, comment or raw-text element runs to the end, as in HTML5)."""
+    Linear: each step moves past what it read, and a search that finds nothing ends the scan
+    with a SKIPPED stretch to the end (an unclosed comment, tag or script, as in HTML5)."""
     size, pos = len(html), 0
     while (pos := html.find("<", pos)) >= 0:
         opened = _TAG_OPEN.match(html, pos)
         if opened is None:
             end = _markup_end(html, pos)
+            if end != pos + 1:  # not a "<" of the text
+                yield SKIPPED, "", pos, end if end >= 0 else size
             if end < 0:
                 return
-            if end > pos + 1:
-                yield SKIPPED, "", pos, end
             pos = end
             continue
         close = _ATTRS.match(html, opened.end()).end()
-        if close >= size:
-            return  # a tag cut off by the end of the document is dropped
+        if close >= size:  # a tag cut off by the end of the document is dropped
+            yield SKIPPED, "", pos, size
+            return
         name = opened.group(2).lower()
         kind = END if opened.group(1) else START
         yield kind, name, pos, close + 1
         pos = close + 1
-        if kind == START and name in _RAW:
-            found = _RAW_END[name].search(html, pos)
-            if found is None:
+        if kind == START and (name in _RAW or name == "plaintext"):
+            end = _raw_end(html, name, pos)
+            yield SKIPPED, name, pos, end if end >= 0 else size
+            if end < 0:
                 return
-            yield SKIPPED, name, pos, found.start()
-            pos = found.start()
-        elif kind == START and name == "plaintext":
-            return
+            pos = end
+
+
+def _raw_end(html: str, name: str, pos: int) -> int:
+    """Where the end tag of a raw-text element starting at `pos` is (-1: none)."""
+    if name == "script":
+        return _script_end(html, pos)
+    found = _RAW_END[name].search(html, pos) if name != "plaintext" else None
+    return found.start() if found else -1
+
+
+def _script_end(html: str, pos: int) -> int:
+    """Where the </script> ending a script that starts at `pos` is (-1: none). HTML5 script
+    data has escape states: after "<!--", a "<script" makes the next "</script>" close
+    that inner one instead, until a "-->"."""
+    state = "data"
+    for found in _SCRIPT_MARKS.finditer(html, pos):
+        if found.group(1) is not None:  # "<!-->": straight back to script data
+            state = "data"
+        elif found.group(0).startswith("<!"):
+            state = "escaped" if state == "data" else state
+        elif found.group(0) == "-->":
+            state = "data"
+        elif found.group(2):  # "</script"
+            if state != "double":
+                return found.start()
+            state = "escaped"
+        elif state == "escaped":  # "<script"
+            state = "double"
+    return -1
 
 
 def _markup_end(html: str, pos: int) -> int:
@@ -143,6 +179,22 @@ def _markup_end(html: str, pos: int) -> int:
     return pos + 1
 
 
+def canonical(html: str) -> str:
+    """`html` with only the tags and text `tags` saw: comments, processing instructions,
+    CDATA and raw-text content (scripts, styles, titles) left out; none of them is text
+    of the body. So Lexbor's tokenizer meets exactly the tags `nesting_depth` counted,
+    whatever state its tree builder puts it in (in <svg>, a <style> is not raw text)."""
+    out: list[str] = []
+    text_from = 0
+    for kind, _name, start, end in tags(html):
+        out.append(html[text_from:start])
+        text_from = end
+        if kind != SKIPPED or html[start : start + 9].lower() == "<!doctype":
+            out.append(html[start:end])  # a doctype decides quirks mode, so it stays
+    out.append(html[text_from:])
+    return "".join(out)
+
+
 def nesting_depth(html: str, limit: int = MAX_DEPTH) -> int:
     """How deep the elements of `html` nest, read in one pass; stops once past `limit`.
 
@@ -150,19 +202,20 @@ def nesting_depth(html: str, limit: int = MAX_DEPTH) -> int:
     closes only what HTML5 always closes (a <p> before a <div>, an <li> before the next).
     So sloppy markup may count deeper than a browser builds it, never shallower."""
     stack: list[str] = []
-    deepest = 0
+    deepest = foreign = 0  # foreign: how many <svg>/<math> are open
     for kind, name, _start, _end in tags(html):
-        if kind == START and name not in _VOID:
+        if kind == START and name not in (_VOID_ANYWHERE if foreign else _VOID):
             closes = _IMPLIED_END.get(name)
             while closes and stack and stack[-1] in closes:
                 stack.pop()
             stack.append(name)
+            foreign += name in _FOREIGN
             if len(stack) > deepest:
                 deepest = len(stack)
                 if deepest > limit:
                     break
         elif kind == END and stack and stack[-1] == name:
-            stack.pop()
+            foreign -= stack.pop() in _FOREIGN
     return deepest
 
 
