@@ -4,10 +4,11 @@ A payload over `max_bytes` is refused unread. One over `inline_bytes` is parsed 
 process with RLIMIT_CPU set to `cpu_s`: parsers spend their time in C (Lexbor, the regex
 engine, the email package's C helpers), where no Python signal or dramatiq time limit can
 stop them, but the kernel stops a process at its CPU limit. Smaller payloads are parsed
-inline: the parsers are linear in their input (HTML nesting is capped, see
-connectors.email.htmltext), so `inline_bytes` bounds their cost, and they skip the ~10 ms a
-child costs. Either refusal is a PayloadError (`too_large`, `parse_budget`): the payload goes
-to the quarantine and the rest of its batch goes on.
+inline, which spares them the ~5 ms a child costs, under omnidesk.cpuwatch: a watchdog
+stops Python code past `cpu_s`; the C parsers are linear in their input (HTML nesting is
+capped, see connectors.email.htmltext), so `inline_bytes` bounds each C call. Any refusal
+is a PayloadError (`too_large`, `parse_budget`): the payload goes to the quarantine and the
+rest of its batch goes on.
 
 The child is a fork of the worker: it starts in a few milliseconds with everything imported
 (a forkserver child took 100 ms, a fresh interpreter more). The worker runs threads, and a
@@ -25,6 +26,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from omnidesk.config import ParseBudget
+from omnidesk.cpuwatch import CpuBudgetExceeded, cpu_budget
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.model import Channel, Inbound, Skipped
 
@@ -56,7 +58,12 @@ def normalize_within(
         message = f"{size} bytes is over the {budget.max_bytes}-byte parse budget"
         raise PayloadError(message, reason="too_large")
     if size <= budget.inline_bytes:
-        return normalize(channel, payload, account=account)
+        try:
+            with cpu_budget(budget.cpu_s):
+                return normalize(channel, payload, account=account)
+        except CpuBudgetExceeded:
+            message = f"parsing took over {budget.cpu_s} s of CPU (stopped in the worker)"
+            raise PayloadError(message, reason="parse_budget") from None
     return _in_child(normalize, channel, payload, account, budget.cpu_s)
 
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from connectors.registry import normalize
 from omnidesk.config import ParseBudget
 from omnidesk.model import Channel, Inbound, Skipped
@@ -48,10 +50,11 @@ def test_a_payload_over_the_size_budget_is_quarantined_unread(prefix: str, tmp_p
     assert item.reason == "too_large" and item.size == len(big.payload)
 
 
+@pytest.mark.parametrize("inline_bytes", [0, 1_000_000], ids=["child", "inline"])
 def test_a_parse_over_the_cpu_budget_is_stopped_and_the_batch_goes_on(
-    prefix: str, tmp_path: Path
+    prefix: str, tmp_path: Path, inline_bytes: int
 ) -> None:
-    runtime = runtime_with(prefix, tmp_path, inline_bytes=0, cpu_s=1)
+    runtime = runtime_with(prefix, tmp_path, inline_bytes=inline_bytes, cpu_s=1)
     spinner = web("SPIN", email="spin@example.sa")
     report = runtime.process([spinner, web("fine", email="fine@example.sa")])
     assert report.outcomes["opened"] == 1 and report.quarantined == [spinner.source]
