@@ -15,7 +15,7 @@ import pytest
 
 from connectors.registry import normalize
 from omnidesk.config import ParseBudget
-from omnidesk.model import Channel, Inbound, Skipped
+from omnidesk.model import Channel, Inbound, RawPayload, Skipped
 from omnidesk.runtime import Runtime
 from tests.storekit import config_for, email, web
 
@@ -31,6 +31,16 @@ def spinning_normalize(
         while time.process_time() - start < 3:
             _BACKTRACK.match("a" * 20 + "!")
     return normalize(channel, payload, account=account)
+
+
+def replace_payload(raw: RawPayload, payload: bytes) -> RawPayload:
+    return RawPayload(
+        channel=raw.channel,
+        account=raw.account,
+        payload=payload,
+        received_at=raw.received_at,
+        source=raw.source,
+    )
 
 
 def runtime_with(prefix: str, tmp_path: Path, **budget: int) -> Runtime:
@@ -77,3 +87,24 @@ def test_a_parse_in_a_child_gives_what_an_inline_parse_gives(prefix: str, tmp_pa
     assert child.prepare(bad) is None
     (item,) = child.quarantine.list()
     assert item.reason == "not_json"  # the child's PayloadError keeps its reason
+
+
+def deep_html_mail(levels: int) -> bytes:
+    html = "<div>" * levels + "Please renew my registration." + "</div>" * levels
+    return (
+        "From: Deep <deep@example.com>\r\nTo: care@mc.gov.sa\r\nSubject: Deep\r\n"
+        "Message-ID: <deep@example.com>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        f"{html}\r\n"
+    ).encode()
+
+
+def test_a_mail_nested_a_hundred_thousand_deep_is_read_within_the_budget(
+    prefix: str, tmp_path: Path
+) -> None:
+    """Took 24 s of CPU in Lexbor before the depth cap (bench/html_depth.py); 2 s is plenty."""
+    runtime = runtime_with(prefix, tmp_path, cpu_s=2)
+    deep = replace_payload(email("x@example.com", "x"), deep_html_mail(100_000))
+    report = runtime.process([deep, web("fine", email="fine@example.sa")])
+    assert report.quarantined == [] and report.outcomes["opened"] == 2
+    (ticket,) = [t for t in runtime.store.list_tickets() if t.subject == "Deep"]
+    assert "Please renew my registration." in runtime.store.ticket_messages(ticket.id)[0].text
