@@ -61,7 +61,7 @@ _IMPLIED_END: dict[str, frozenset[str]] = {
     "tr": frozenset({"td", "th", "tr"}),
 }
 _FLAT_BREAKS = frozenset(_BLOCKS.split(",")) | {"ul", "ol", "dl", "section", "article"}
-_FLAT_SKIPPED = frozenset({"head", "noscript", "template", "svg", "math"})
+_FLAT_SKIPPED = frozenset({"head", "noscript", "template"})
 _TAG_OPEN = re.compile(r"<(/?)([A-Za-z][^\t\n\f\r />]*)")
 # HTML5 attributes: quotes only count after "=", so a ">" inside a quoted value is not the end.
 _ATTRS = re.compile(
@@ -228,8 +228,9 @@ def flatten(html: str) -> str:
         if not skipping:
             out.append(html[text_from:start])
         text_from = end
-        if skipping:
-            skipping = "" if kind == END and name == skipping else skipping
+        if skipping:  # a head left open ends where the body starts
+            ended = (kind == END and name == skipping) or (name == "body" and skipping == "head")
+            skipping = "" if ended else skipping
         elif kind == SKIPPED:
             continue
         elif kind == START and name in _FLAT_SKIPPED:
