@@ -129,3 +129,7 @@ def test_an_unclosed_construct_ends_the_scan(cut: str) -> None:
     html = "<p>" + cut + "<div>" * 1_000
     assert [name for _kind, name, _s, _e in tags(html)][:1] == ["p"]
     assert nesting_depth(html) <= 2
+
+
+def test_flattening_a_head_left_open_keeps_the_body() -> None:
+    assert html_to_text(flatten("<head><title>t</title><body><div>a</div>b")) == "a\nb"
