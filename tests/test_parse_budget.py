@@ -16,8 +16,10 @@ import pytest
 from connectors.registry import normalize
 from omnidesk.config import ParseBudget
 from omnidesk.model import Channel, Inbound, RawPayload, Skipped
+from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.runtime import Runtime
-from tests.storekit import config_for, email, web
+from tests.services import wait_for
+from tests.storekit import REDIS_URL, config_for, email, web
 
 _BACKTRACK = re.compile(r"(a+)+$")
 
@@ -108,3 +110,24 @@ def test_a_mail_nested_a_hundred_thousand_deep_is_read_within_the_budget(
     assert report.quarantined == [] and report.outcomes["opened"] == 2
     (ticket,) = [t for t in runtime.store.list_tickets() if t.subject == "Deep"]
     assert "Please renew my registration." in runtime.store.ticket_messages(ticket.id)[0].text
+
+
+def test_a_dramatiq_worker_thread_parses_in_children_and_quarantines_the_spinner(
+    prefix: str, tmp_path: Path
+) -> None:
+    """The real worker: its threads fork the parse children, and a spinner stops only its own
+    payload while the rest of the batch becomes tickets."""
+    runtime = runtime_with(prefix, tmp_path, inline_bytes=0, cpu_s=1)
+    broker = make_broker(REDIS_URL, prefix)
+    pipeline = Pipeline(runtime, broker)
+    worker = pipeline.start_worker(threads=2)
+    try:
+        batch = [web(f"form {i}", email=f"c{i}@example.sa") for i in range(4)]
+        batch.insert(2, web("SPIN", email="spin@example.sa"))
+        pipeline.handover_sync(batch, batch_size=5)
+        assert wait_for(lambda: runtime.store.ticket_count() == 4 and runtime.quarantine.size())
+    finally:
+        worker.stop(timeout=5_000)
+        broker.close()
+    (item,) = runtime.quarantine.list()
+    assert item.reason == "parse_budget"
