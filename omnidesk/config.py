@@ -391,6 +391,25 @@ class SmtpConfig(Strict):
     timeout: float = 30.0
 
 
+class ParseBudget(Strict):
+    """What normalizing one payload may cost. Over budget, it goes to the quarantine with the
+    reason too_large or parse_budget, and the rest of its batch goes on."""
+
+    max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)  # bigger: never parsed
+    cpu_s: int = Field(default=10, ge=1)  # CPU seconds (RLIMIT_CPU counts whole seconds)
+    inline_bytes: int = Field(default=256 * 1024, ge=0)  # bigger: parsed in a child process
+
+
+class QuarantineLimits(Strict):
+    """What the quarantine keeps in Redis; a payload it does not keep whole stays on disk in
+    the archive, and every rejection is counted either way."""
+
+    item_max_bytes: int = Field(default=256 * 1024, ge=0)  # bigger: a head excerpt only
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # all payload bytes kept
+    max_age_days: float = Field(default=30.0, gt=0)  # older items are purged
+    excerpt_bytes: int = Field(default=4096, ge=0)
+
+
 class ServiceConfig(Strict):
     """Where the daemon keeps its state. Secrets never live here: only env var names."""
 
@@ -405,6 +424,8 @@ class ServiceConfig(Strict):
     presence_ttl_s: int = Field(default=90, ge=5)  # heartbeat expiry of online/away
     archive_after_days: int = Field(default=90, ge=1)  # closed tickets older than this move out
     archive_interval_s: float = Field(default=3600.0, gt=0)  # how often the daemon archives
+    parse: ParseBudget = Field(default_factory=ParseBudget)
+    quarantine: QuarantineLimits = Field(default_factory=QuarantineLimits)
     smtp: SmtpConfig | None = None
     # Limits at the HTTP door: web-form body size, slow clients, and when intake says 503.
     web_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # POST /v1/intake/web

@@ -1,10 +1,19 @@
-"""The quarantine: every payload that could not be normalized, kept whole with its reason.
+"""The quarantine: every payload that could not be normalized, with its reason, bounded.
 
 Redis-backed: ``P:quarantine:<id>`` is a hash (channel, account, source, reason, error,
-received_at, quarantined_at, sha256, attempts, payload bytes) and ``P:quarantine`` a sorted
-index by quarantine time. The id is derived from channel, account and content, so the same
-bad payload quarantined twice (a retried batch) is one item. `retry` lives in
-omnidesk.pipeline (it needs the runtime's normalize and route).
+received_at, quarantined_at, sha256, size, attempts, kept, and the payload bytes or a head
+excerpt) and ``P:quarantine`` a sorted index by quarantine time. The id is derived from
+channel, account and content, so the same bad payload quarantined twice (a retried batch) is
+one item. `retry` lives in omnidesk.pipeline (it needs the runtime's normalize and route).
+
+Junk must not fill Redis (`service.quarantine` in the config):
+- a payload over `item_max_bytes`, or one that would take the bytes kept in all past
+  `max_bytes`, is kept as its first `excerpt_bytes` and its sha256; the whole payload stays
+  on disk in the content-addressed archive, where `get` reads it back for a retry;
+- items older than `max_age_days` are purged on every put (a bounded batch) and by
+  `omnidesk quarantine purge`;
+- every rejection is counted by reason in ``P:stats`` (``rejected:<reason>``,
+  ``rejected_bytes:<reason>``), which /metrics shows, whether its payload is kept or not.
 """
 
 from __future__ import annotations
@@ -12,11 +21,17 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
+from omnidesk.archive import Archive
+from omnidesk.config import QuarantineLimits
+from omnidesk.errors import PayloadError
 from omnidesk.model import Channel, RawPayload, utcnow
-from omnidesk.store import Store, guarded
+from omnidesk.store import Store, guarded, lua
+
+_AUTO_PURGE_BATCH = 100  # items a put may purge, so a put's cost stays bounded
 
 
 class QuarantineItem(msgspec.Struct, kw_only=True):
@@ -31,9 +46,23 @@ class QuarantineItem(msgspec.Struct, kw_only=True):
     sha256: str
     size: int
     attempts: int = 1
-    payload: bytes = b""
+    kept: int = -1  # payload bytes held in Redis; 0: the excerpt only; -1: kept before caps
+    archived: bool = False  # the whole payload is in the archive on disk
+    payload: bytes = b""  # from Redis, or read back from the archive by Quarantine.get
+    excerpt: bytes = b""
+
+    @property
+    def whole(self) -> bool:
+        """The payload bytes are all here (from Redis or the archive)."""
+        return len(self.payload) == self.size
 
     def raw(self) -> RawPayload:
+        if not self.whole:
+            raise PayloadError(
+                f"{self.id}: only a {len(self.excerpt)}-byte excerpt of the {self.size}-byte"
+                " payload was kept and the archive does not have it",
+                reason="not_kept",
+            )
         return RawPayload(
             channel=self.channel,
             account=self.account,
@@ -49,19 +78,30 @@ def item_id(raw: RawPayload) -> str:
 
 
 class Quarantine:
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: QuarantineLimits | None = None,
+        archive: Archive | None = None,
+    ) -> None:
         self.store = store
+        self.limits = limits or QuarantineLimits()
+        self.archive = archive
         self.rb = store.binary()  # payloads are bytes
+        self._put = self.rb.register_script(lua("quarantine_put"))
+        self._drop = self.rb.register_script(lua("quarantine_drop"))
 
     def _key(self, qid: str = "") -> str:
         return self.store.key("quarantine", qid) if qid else self.store.key("quarantine")
 
     @guarded
     def put(self, raw: RawPayload, reason: str, error: str) -> str:
+        self.purge(limit=_AUTO_PURGE_BATCH)  # first, so what expired makes room
         qid = item_id(raw)
         now = utcnow()
-        key = self._key(qid)
-        fields = {
+        size = len(raw.payload)
+        sha256 = raw.sha256
+        fields: dict[str, Any] = {
             "id": qid,
             "channel": Channel(raw.channel).value,
             "account": raw.account,
@@ -70,15 +110,21 @@ class Quarantine:
             "error": error[:2000],
             "received_at": raw.received_at.isoformat(),
             "quarantined_at": now.isoformat(),
-            "sha256": raw.sha256,
-            "size": len(raw.payload),
-            "payload": raw.payload,
+            "sha256": sha256,
+            "size": size,
+            "archived": "1" if self._archived(sha256) else "0",
         }
+        offered = raw.payload if size <= self.limits.item_max_bytes else b""
+        args: list[Any] = [self.store.prefix, qid, now.timestamp(), self.limits.max_bytes]
+        args += [offered, raw.payload[: self.limits.excerpt_bytes]]
+        for name, value in fields.items():
+            args += [name, value]
         pipe = self.rb.pipeline(transaction=True)
-        pipe.hset(key, mapping=fields)
-        pipe.hincrby(key, "attempts", 1)
-        pipe.zadd(self._key(), {qid: time.time()}, nx=True)
-        pipe.hincrby(self.store.key("stats"), "quarantined", 1)
+        self._put(args=args, client=pipe)
+        stats = self.store.key("stats")
+        pipe.hincrby(stats, "quarantined", 1)
+        pipe.hincrby(stats, f"rejected:{reason}", 1)
+        pipe.hincrby(stats, f"rejected_bytes:{reason}", size)
         pipe.xadd(
             self.store.key("events"),
             {
@@ -95,13 +141,21 @@ class Quarantine:
         pipe.execute()
         return qid
 
+    def _archived(self, sha256: str) -> bool:
+        return self.archive is not None and self.archive.path(sha256).is_file()
+
     @guarded
     def get(self, qid: str) -> QuarantineItem | None:
+        """One item; a payload not kept in Redis is read back from the archive if it is there."""
         fields = self.rb.hgetall(self._key(qid))
         if not fields:
             return None
-        data = {k.decode(): v if k == b"payload" else v.decode() for k, v in fields.items()}
-        return msgspec.convert(data, QuarantineItem, strict=False)
+        raw_fields = (b"payload", b"excerpt")
+        data = {k.decode(): v if k in raw_fields else v.decode() for k, v in fields.items()}
+        item = msgspec.convert(data, QuarantineItem, strict=False)
+        if not item.whole and self.archive is not None:
+            item.payload = self.archive.get(item.sha256) or b""
+        return item
 
     @guarded
     def list(self, limit: int = 100) -> list[QuarantineItem]:
@@ -109,14 +163,14 @@ class Quarantine:
         ids = self.store.r.zrevrange(self._key(), 0, max(0, limit - 1))
         pipe = self.store.r.pipeline(transaction=False)
         fields = ("id", "channel", "account", "source", "reason", "error", "received_at")
-        more = ("quarantined_at", "sha256", "size", "attempts")
+        more = ("quarantined_at", "sha256", "size", "attempts", "kept", "archived")
         for qid in ids:
             pipe.hmget(self._key(qid), *fields, *more)
         out = []
         for values in pipe.execute():
             if values[0] is None:
                 continue
-            data = dict(zip(fields + more, values, strict=True))
+            data = {k: v for k, v in zip(fields + more, values, strict=True) if v is not None}
             out.append(msgspec.convert(data, QuarantineItem, strict=False))
         return out
 
@@ -126,7 +180,41 @@ class Quarantine:
 
     @guarded
     def remove(self, qid: str) -> bool:
-        pipe = self.store.r.pipeline(transaction=True)
-        pipe.delete(self._key(qid))
-        pipe.zrem(self._key(), qid)
-        return bool(pipe.execute()[0])
+        return bool(self._drop(args=[self.store.prefix, qid]))
+
+    @guarded
+    def purge(self, older_than_s: float | None = None, *, limit: int | None = None) -> int:
+        """Drop items quarantined more than `older_than_s` ago (default: the age limit), at
+        most `limit` of them (default: all); returns how many went."""
+        if older_than_s is None:
+            older_than_s = self.limits.max_age_days * 86400
+        cutoff = time.time() - older_than_s
+        purged = 0
+        while limit is None or purged < limit:
+            batch = 500 if limit is None else min(500, limit - purged)
+            ids = self.store.r.zrangebyscore(self._key(), "-inf", cutoff, start=0, num=batch)
+            if not ids:
+                break
+            self._drop(args=[self.store.prefix, *ids])
+            purged += len(ids)
+        if purged:
+            self.store.incr("quarantine_purged", purged)
+        return purged
+
+    @guarded
+    def usage(self) -> dict[str, Any]:
+        """Items, payload bytes held in Redis, and rejections (and their bytes) by reason."""
+        pipe = self.store.r.pipeline(transaction=False)
+        pipe.zcard(self._key())
+        pipe.get(self.store.key("quarantine", "bytes"))
+        pipe.hgetall(self.store.key("stats"))
+        items, kept, stats = pipe.execute()
+        rejected = {k[9:]: int(v) for k, v in stats.items() if k.startswith("rejected:")}
+        sizes = {k[15:]: int(v) for k, v in stats.items() if k.startswith("rejected_bytes:")}
+        return {
+            "items": int(items),
+            "bytes_kept": int(kept or 0),
+            "rejected": rejected,
+            "rejected_bytes": sizes,
+            "purged": int(stats.get("quarantine_purged", 0)),
+        }

@@ -14,10 +14,13 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from omnidesk.agents.csat import consume_inbound as consume_csat
 from omnidesk.archive import Archive
+from omnidesk.budget import normalize_within
+from omnidesk.config import ParseBudget
 from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult
@@ -41,8 +44,6 @@ def default_normalize() -> NormalizeFn:
 def default_route(loaded: LoadedConfig) -> RouteFn:
     """The service's routing step (router + business-hours calendar) from the config. The
     trace of rules tried is left out: nothing stores it, and `omnidesk route` shows it."""
-    from functools import partial
-
     from omnidesk.routing import Routing
 
     return partial(Routing.from_config(loaded).decide, trace=False)
@@ -75,7 +76,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.intake = Intake(self.store, hooks=self.hooks)
-        self.quarantine = Quarantine(self.store)
+        limits = self.config.data.service.quarantine if self.config else None
+        self.quarantine = Quarantine(self.store, limits, archive=self.archive)
 
     @classmethod
     def from_config(
@@ -125,8 +127,10 @@ class Runtime:
         """Archive, normalize and route one payload; None when it went to the quarantine."""
         raw_ref = self.archive.put(raw.payload) if self.archive and archive else raw.sha256
         try:
-            results = self.normalize(
-                raw.channel, raw.payload, account=raw.account, received_at=raw.received_at
+            budget = self.config.data.service.parse if self.config else ParseBudget()
+            normalize = partial(self.normalize, received_at=raw.received_at)
+            results = normalize_within(
+                normalize, raw.channel, raw.payload, account=raw.account, budget=budget
             )
         except PayloadError as exc:
             self._quarantine(raw, exc.reason, str(exc))

@@ -1,9 +1,11 @@
-"""`omnidesk quarantine list | show ID | retry ID`: payloads that could not be read."""
+"""`omnidesk quarantine list | show ID | retry ID | purge | stats`: payloads that could not be
+read, what the quarantine holds and what it has rejected."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from omnidesk.commands.tickets import format_table
@@ -24,7 +26,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     retry_p = qsub.add_parser("retry", help="run an item again with the current code and config")
     retry_p.add_argument("id", nargs="+")
+    purge_p = qsub.add_parser("purge", help="drop items older than the age limit or --older-than")
+    purge_p.add_argument(
+        "--older-than", type=age_seconds, help="e.g. 90s, 30m, 12h, 7d (default: max_age_days)"
+    )
+    qsub.add_parser("stats", help="items, bytes kept in Redis, rejections by reason (JSON)")
     parser.set_defaults(func=run)
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def age_seconds(text: str) -> float:
+    """Seconds in "90s", "30m", "12h", "7d" (calendar days: ages are wall-clock time)."""
+    match = _AGE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not an age: {text!r} (use e.g. 12h or 7d)")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,10 +75,20 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         return 0
+    if args.action == "purge":
+        print(f"purged {quarantine.purge(args.older_than)} items")
+        return 0
+    if args.action == "stats":
+        print(json.dumps(quarantine.usage(), sort_keys=True))
+        return 0
     if args.action == "show":
         item = quarantine.get(args.id)
         if item is None:
             raise PermanentError(f"no quarantined payload {args.id}")
+        if args.raw and not item.whole:  # over the caps, not in the archive: only the head
+            sys.stdout.buffer.write(item.excerpt)
+            print(f"\n{args.id}: only the first {len(item.excerpt)} bytes", file=sys.stderr)
+            return 1
         if args.raw and not sys.stdout.isatty():  # to a file or a pipe: the bytes as kept
             sys.stdout.buffer.write(item.payload)
             return 0
@@ -81,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
                     "attempts": item.attempts,
                     "sha256": item.sha256,
                     "bytes": item.size,
+                    "bytes_in_redis": item.size if item.kept < 0 else item.kept,
+                    "archived": item.archived,
                 },
                 ensure_ascii=False,
             )
