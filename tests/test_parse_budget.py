@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,14 +26,18 @@ _BACKTRACK = re.compile(r"(a+)+$")
 
 
 def spinning_normalize(
-    channel: Channel | str, payload: bytes, *, account: str = "default"
+    channel: Channel | str,
+    payload: bytes,
+    *,
+    account: str = "default",
+    received_at: datetime | None = None,
 ) -> Sequence[Inbound | Skipped]:
     """The real normalizer, after 3 s of CPU in C (regex backtracking) for a "SPIN" payload."""
     if b"SPIN" in payload:
         start = time.process_time()
         while time.process_time() - start < 3:
             _BACKTRACK.match("a" * 20 + "!")
-    return normalize(channel, payload, account=account)
+    return normalize(channel, payload, account=account, received_at=received_at)
 
 
 def replace_payload(raw: RawPayload, payload: bytes) -> RawPayload:
