@@ -1,6 +1,7 @@
 """The daemon's archive pass on a schedule: closed tickets past `service.archive_after_days`
 move out of the hot store, ticket-archive months and raw payloads past
-`service.archive_retention_days` are deleted.
+`service.archive_retention_days` are deleted, and quarantined items past
+`service.quarantine.max_age_days` are purged (a quiet quarantine has no put to purge them).
 
 Time is cut into slots of `service.archive_interval_s`; the daemon that wins
 ``SET NX <prefix>:archive:run:<slot>`` runs that slot's pass, so with several daemons each
@@ -23,6 +24,7 @@ from typing import Any
 from omnidesk.archive import Archive
 from omnidesk.archiving import TicketArchive
 from omnidesk.config import QueueConfigFile
+from omnidesk.quarantine import Quarantine
 from omnidesk.store import Store
 
 log = logging.getLogger("omnidesk.archive")
@@ -59,6 +61,7 @@ class ArchiveJob:
             moved = tickets.run(self.store, service.archive_after_days)
             months = tickets.prune(service.archive_retention_days)
             payloads = Archive(service.state_dir).prune(service.archive_retention_days)
+            quarantined = Quarantine(self.store, service.quarantine).purge()
         except Exception:
             self.store.r.delete(key)  # let a later round retry this slot
             raise
@@ -68,15 +71,17 @@ class ArchiveJob:
             "tickets": len(moved),
             "months_pruned": len(months),
             "payloads_pruned": payloads,
+            "quarantine_purged": quarantined,
         }
         pipe = self.store.r.pipeline(transaction=False)
         pipe.set(key, json.dumps(summary), ex=ttl)
         pipe.hincrby(self.store.key("archive", "runs"), str(slot), 1)
         pipe.execute()
-        if moved or months or payloads:
+        if moved or months or payloads or quarantined:
             log.info(
-                "archived %d tickets; pruned %d archive months and %d raw payloads",
-                len(moved), len(months), payloads,
+                "archived %d tickets; pruned %d archive months, %d raw payloads and %d "
+                "quarantined items",
+                len(moved), len(months), payloads, quarantined,
             )  # fmt: skip
         return summary
 

@@ -16,6 +16,7 @@ import pytest
 from omnidesk.archive import Archive
 from omnidesk.archive_job import ArchiveJob
 from omnidesk.errors import TransientError
+from omnidesk.quarantine import Quarantine
 from omnidesk.service import Daemon, DaemonOptions
 from omnidesk.store import Store
 from tests.storekit import CONFIG, REDIS_URL, web
@@ -98,3 +99,18 @@ def test_a_failed_pass_releases_its_slot_for_the_next_try(runtime, tmp_path: Pat
     assert summary is not None and summary["tickets"] == 1
     assert job.run_once() is None  # the same slot: already done
     assert store.get_ticket(result.ticket_id) is None
+
+
+def test_the_pass_purges_quarantined_items_past_their_age(runtime, tmp_path: Path) -> None:
+    """A quiet quarantine gets no put to purge it: the scheduled pass does."""
+    store = runtime.store
+    quarantine = Quarantine(store, runtime.config.data.service.quarantine)
+    old = quarantine.put(web("junk one", email="q1@example.sa"), "bad_json", "not JSON")
+    new = quarantine.put(web("junk two", email="q2@example.sa"), "bad_json", "not JSON")
+    max_age_s = runtime.config.data.service.quarantine.max_age_days * 86400
+    store.r.zadd(store.key("quarantine"), {old: time.time() - max_age_s - 60})
+    job = ArchiveJob(store, lambda: runtime.config.data, clock=lambda: 2_000_000.0)
+    summary = job.run_once()
+    assert summary is not None and summary["quarantine_purged"] == 1
+    assert quarantine.get(old) is None
+    assert quarantine.get(new) is not None
