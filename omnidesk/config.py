@@ -402,6 +402,11 @@ class ServiceConfig(Strict):
     presence_ttl_s: int = Field(default=90, ge=5)  # heartbeat expiry of online/away
     archive_after_days: int = Field(default=90, ge=1)  # closed tickets older than this move out
     archive_interval_s: float = Field(default=3600.0, gt=0)  # how often the daemon archives
+    # A worker silent this long is dead and its batches go back to the queue; workers check
+    # every maintenance interval, so a dead worker's batches are back within the sum.
+    broker_heartbeat_s: float = Field(default=15.0, ge=1, le=600)
+    broker_maintenance_s: float = Field(default=5.0, gt=0, le=60)
+    sla_repair_interval_s: float = Field(default=60.0, gt=0)  # the sweep for missed SLA clocks
     smtp: SmtpConfig | None = None
 
 

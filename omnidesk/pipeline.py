@@ -330,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     broker = make_broker(
         service.broker_url or service.redis_url,
         service.key_prefix,
-        heartbeat_timeout_ms=args.heartbeat_timeout_ms,
+        heartbeat_timeout_ms=args.heartbeat_timeout_ms or int(service.broker_heartbeat_s * 1000),
         maintenance_chance=args.maintenance_chance,
+        maintenance_interval_ms=int(service.broker_maintenance_s * 1000),
     )
     run_worker(Pipeline(Runtime.for_service(loaded), broker), args.threads)
     return 0

@@ -107,7 +107,13 @@ class Daemon:
         self.clocks = self.runtime.clocks
         self.background.append(self.clocks.run_sweeper)
         broker_url = service.broker_url or redis_url
-        self.pipeline = Pipeline(self.runtime, make_broker(broker_url, prefix))
+        broker = make_broker(
+            broker_url,
+            prefix,
+            heartbeat_timeout_ms=int(service.broker_heartbeat_s * 1000),
+            maintenance_interval_ms=int(service.broker_maintenance_s * 1000),
+        )
+        self.pipeline = Pipeline(self.runtime, broker)
         self._wrap_ingest_timing()
         self._aioredis = aioredis.Redis.from_url(redis_url, decode_responses=True)
         cursors = CursorStore(self._aioredis, prefix)
