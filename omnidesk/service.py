@@ -258,6 +258,7 @@ class Daemon:
             if self.pipeline and _broker_is_redis(self.pipeline.broker)
             else _broker_ok(self.pipeline),
             "workers": self.options.workers if self._worker is not None else 0,
+            "queues": await self._queue_figures(),
             "connectors": statuses,
             "config": str(self.loaded.path),
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -273,7 +274,18 @@ class Daemon:
         except OmnideskError:
             self.metrics.up.labels(dependency="redis").set(0)
         self.metrics.update_connectors(c.status for c in self.connectors)
+        self.metrics.update_broker(await self._queue_figures())
         return self.metrics.render()
+
+    async def _queue_figures(self) -> dict[str, dict[str, float]]:
+        """Broker messages per queue and state (empty when the broker cannot be read)."""
+        from omnidesk.redisbroker import queue_figures
+
+        try:
+            return await asyncio.to_thread(queue_figures, self.pipeline.broker)
+        except Exception as exc:  # Redis away: /healthz already says so
+            log.debug("broker figures unavailable: %s", exc)
+            return {}
 
     # ------------------------------------------------------------ internals
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from omnidesk.metrics import Metrics
 from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.redisbroker import queue_figures
 from omnidesk.runtime import Runtime
@@ -59,3 +60,36 @@ def test_batches_of_a_killed_worker_are_back_within_the_bound(
     assert _held(runtime, prefix) == 0
     tickets = runtime.store.list_tickets(limit=2 * PAYLOADS)
     assert sorted(t.preview for t in tickets) == sorted(f"complaint {i}" for i in range(PAYLOADS))
+
+
+def test_queue_figures_count_each_state_and_reach_metrics(runtime: Runtime, prefix: str) -> None:
+    broker = make_broker(REDIS_URL, prefix)
+    pipeline = Pipeline(runtime, broker)
+    try:
+        sent = [pipeline.ingest.send("[]") for _ in range(3)]  # queued
+        pipeline.ingest.send_with_options(args=("[]",), delay=3_600_000)  # delayed
+        retry = sent[0].copy(options={"retries": 2})
+        broker.enqueue(retry, delay=3_600_000)  # a retry waiting out its backoff
+        consumer = broker.consume("ingest", prefetch=2, timeout=100)
+        first, second = next(consumer), next(consumer)
+        assert first is not None and second is not None
+        first.fail()
+        consumer.nack(first)  # dead-lettered; `second` stays in flight
+        figures = queue_figures(broker)
+        ingest = figures["ingest"]
+        assert {k: ingest[k] for k in ("queued", "in_flight", "delayed", "retrying", "dead")} == {
+            "queued": 1,
+            "in_flight": 1,
+            "delayed": 2,
+            "retrying": 1,
+            "dead": 1,
+        }
+        assert ingest["oldest_age_s"] >= 0
+        consumer.close()
+        metrics = Metrics()
+        metrics.update_broker(figures)
+        text = metrics.render().decode()
+        assert 'omnidesk_broker_messages{queue="ingest",state="dead"} 1.0' in text
+        assert 'omnidesk_broker_oldest_age_seconds{queue="ingest"}' in text
+    finally:
+        broker.close()
