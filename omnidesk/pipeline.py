@@ -30,6 +30,7 @@ import redis
 from dramatiq.middleware import CurrentMessage
 
 from omnidesk.errors import ConfigError, PermanentError, StoreUnavailable, TransientError
+from omnidesk.logs import hide_message_bodies
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt
 from omnidesk.redisbroker import redis_broker
 from omnidesk.runtime import Runtime
@@ -178,6 +179,7 @@ class Pipeline:
     def __init__(self, runtime: Runtime, broker: dramatiq.Broker) -> None:
         self.runtime = runtime
         self.broker = broker
+        hide_message_bodies()  # dramatiq would log whole batches on a failure
         dramatiq.set_broker(broker)
         self.ingest = dramatiq.actor(
             self._ingest,
