@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
@@ -92,6 +93,7 @@ class Daemon:
         from connectors.state import CursorStore, Lease
         from omnidesk.pipeline import Pipeline, make_broker
         from omnidesk.runtime import Runtime
+        from omnidesk.sla_repair import run_repair
         from omnidesk.store import Store
 
         service = self.loaded.data.service
@@ -106,6 +108,7 @@ class Daemon:
         self.runtime = Runtime.for_service(self.loaded, store=store, notify=self._notify)
         self.clocks = self.runtime.clocks
         self.background.append(self.clocks.run_sweeper)
+        self.background.append(partial(run_repair, self.clocks))  # clocks a hook missed
         broker_url = service.broker_url or redis_url
         broker = make_broker(
             broker_url,
