@@ -100,9 +100,18 @@ def is_transient(exc: BaseException) -> bool:
     an overload to wait out, not a permanent failure)."""
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return True
-    if isinstance(exc, redis.ResponseError):
-        return str(exc).split(" ", 1)[0] in TRANSIENT_REPLIES
+    if isinstance(exc, redis.ResponseError):  # redis-py strips the code it maps to a class
+        code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
+        return code in TRANSIENT_REPLIES or isinstance(exc, _TRANSIENT_REPLY_CLASSES)
     return False
+
+
+_TRANSIENT_REPLY_CLASSES = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.NoScriptError,
+    redis.exceptions.TryAgainError,
+)
 
 
 @contextmanager

@@ -1,15 +1,19 @@
 """Redis killed (SIGKILL) and restarted from its append-only file while worker processes
 ingest: every payload handed over ends as exactly one ticket, none lost, none twice, each
-with its SLA clocks. The Redis is the test's own (tests/private_redis.py)."""
+with its SLA clocks. Redis out of memory mid-batch: the batch waits, then goes in. The Redis
+is the test's own (tests/private_redis.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from omnidesk.configload import load_config
+from omnidesk.errors import StoreUnavailable
 from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.runtime import Runtime
 from omnidesk.store import Store
@@ -64,3 +68,39 @@ def test_redis_killed_and_restarted_mid_batch_loses_and_duplicates_nothing(
             f"{namespace}:ingest.DQ.msgs"
         )
         assert leftover == 0 and store.r.zcard(f"{namespace}:ingest.XQ") == 0
+
+
+def test_redis_out_of_memory_mid_batch_is_waited_out_not_a_stuck_batch(tmp_path: Path) -> None:
+    prefix = "oom"
+    with PrivateRedis(tmp_path / "redis") as server:
+        loaded = load_config(write_config(server.url, prefix, tmp_path))
+        store = Store.from_url(server.url, prefix)
+        runtime = Runtime.from_config(loaded, store=store)
+        pipeline = Pipeline(runtime, make_broker(server.url, prefix))
+        fetched, full = threading.Event(), threading.Event()
+        real = runtime.process
+
+        def after_redis_fills(batch: Any) -> Any:
+            fetched.set()
+            full.wait(10)
+            return real(batch)
+
+        runtime.process = after_redis_fills  # type: ignore[method-assign]
+        pipeline.handover_sync([web("during an OOM", email="oom@example.sa")])
+        worker = pipeline.start_worker(threads=1)
+        try:
+            assert fetched.wait(10)
+            store.r.config_set("maxmemory", 1)  # every write now: "OOM command not allowed"
+            full.set()
+            time.sleep(1.0)  # the batch waits in place
+            store.r.config_set("maxmemory", 0)
+            assert wait(lambda: store.ticket_count() == 1, timeout=15)
+            assert wait(lambda: store.r.hlen(f"{prefix}:dramatiq:ingest.msgs") == 0, timeout=15)
+            assert store.r.zcard(f"{prefix}:dramatiq:ingest.XQ") == 0
+            store.r.config_set("maxmemory", 1)
+            with pytest.raises(StoreUnavailable):  # the web form answers 503, not 500
+                pipeline.handover_sync([web("refused", email="late@example.sa")])
+        finally:
+            store.r.config_set("maxmemory", 0)
+            worker.stop(timeout=5_000)
+            pipeline.broker.close()
