@@ -56,7 +56,9 @@ class DurableRedisBroker(RedisBroker):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.former_ids: deque[str] = deque(maxlen=FORMER_IDS)
-        self._id_used = False
+        # Whether Redis may hold something under the current id. A failed call may have run
+        # (reply lost), so a fresh broker counts as used; a success marks the id used again.
+        self._id_used = True
         self._ack_script = self.client.register_script(lua("broker_ack"))
 
     @property

@@ -156,4 +156,3 @@ def _missed(clocks: SlaClocks, state: SlaState, written: datetime) -> bool:
     if not times_next or not responses or any(c.state != "stopped" for c in responses):
         return False
     return written > _last_stop(state)
-

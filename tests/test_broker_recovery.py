@@ -93,3 +93,23 @@ def test_queue_figures_count_each_state_and_reach_metrics(runtime: Runtime, pref
         assert 'omnidesk_broker_oldest_age_seconds{queue="ingest"}' in text
     finally:
         broker.close()
+
+
+def test_a_worker_whose_consumers_all_wait_keeps_its_heartbeat(
+    runtime: Runtime, prefix: str
+) -> None:
+    """Consumers heartbeat only when they fetch; a worker whose every consumer is full with
+    long batches would look dead and have its batches taken while it works on them."""
+    broker = make_broker(REDIS_URL, prefix, heartbeat_timeout_ms=1000, maintenance_interval_ms=100)
+    worker = Pipeline(runtime, broker).start_worker(threads=1)
+    key = f"{prefix}:dramatiq:__heartbeats__"
+    try:
+        worker.pause()  # no consumer fetches from now on
+        before = broker.client.zscore(key, broker.broker_id)  # type: ignore[attr-defined]
+        time.sleep(1.5)
+        after = broker.client.zscore(key, broker.broker_id)  # type: ignore[attr-defined]
+        assert before is not None and after is not None and after - before >= 1000
+    finally:
+        worker.resume()
+        worker.stop(timeout=5_000)
+        broker.close()
