@@ -7,7 +7,8 @@ fields; `intake_many` sends a whole batch in one round trip.
 
 SLA hooks run after the script, in the caller's process: `on_opened(ticket)` for a new
 ticket and `on_customer_message(ticket)` for a customer follow-up. Both are no-ops until
-the SLA engine sets them (`IntakeHooks`).
+the SLA engine sets them (`IntakeHooks`). They are part of the intake: an error in one is
+the batch's error, so the batch is not acked and runs again.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class Intake:
         tickets = {t.id: t for t in self.store.get_tickets(list(dict.fromkeys(appended)))}
         # A hook that fails fails the batch: it is retried (the intake is idempotent, and the
         # redelivery's duplicates run on_opened again), and the SLA repair sweep
-        # (SlaClocks.repair) catches any ticket whose clocks still missed a step.
+        # (omnidesk.sla_repair) catches any ticket whose clocks still missed a step.
         new = [heads[tid] for tid in dict.fromkeys(opened) if tid in heads]
         if hooks.on_opened_many is not None:
             hooks.on_opened_many(new)
