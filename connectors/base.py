@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnidesk.connectors")
 
 # Hands a batch over (a dramatiq `ingest` message). Returns only once it is safe to
-# advance the cursor; raises TransientError when the hand-over failed.
+# advance the cursor; raises TransientError when the hand-over failed. A sink may also have
+# an async `admit()` that raises TransientError (with retry_after) while intake is overloaded:
+# the reconnect loop asks it before each pull, so nothing is fetched that cannot be handed over.
 Sink = Callable[[list[RawPayload]], Awaitable[None]]
 
 
@@ -165,6 +167,7 @@ async def reconnect_loop(
                     status.state = "standby"
                     await connector.sleep(lease.ttl / 4)
                     continue
+                await _admit(sink)
                 status.state = "running"
                 wait = await _holding(lease, connector.run_once(sink))
                 status.last_fetch = utcnow()
@@ -202,6 +205,13 @@ async def reconnect_loop(
     finally:
         status.state = "stopped"
         await _release(lease)
+
+
+async def _admit(sink: Sink) -> None:
+    """Backpressure: the sink's `admit()` raises TransientError (Retry-After) under overload."""
+    admit = getattr(sink, "admit", None)
+    if admit is not None:
+        await admit()
 
 
 async def _holding(lease: Lease | None, work: Awaitable[Any]) -> Any:

@@ -2,7 +2,8 @@
 
 Every error is one line on stderr: exit 2 for bad input or a failed service,
 exit 1 where a command's contract says so (a failing `check`). No traceback
-unless --debug.
+unless --debug. Whatever a command prints passes `display_safe`: customer text
+cannot send escape sequences or bidi overrides to the operator's terminal.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import importlib
 import logging
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from omnidesk.errors import ConfigError, OmnideskError
+from omnidesk.text import display_safe, one_line_safe
 
 
 # Every module in omnidesk.commands has register(subparsers) and sets `func` on its parser;
@@ -38,6 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class TerminalSafeWriter:
+    """A text stream that writes everything through `display_safe(visible=True)`: control
+    characters and bidi overrides become visible ``\\uXXXX`` text. Every printer of every
+    command goes through it, so none can forget; in a JSON line the result is the same JSON."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(display_safe(text, visible=True))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, buffer, encoding, ...
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def terminal_safe_stdout() -> Iterator[None]:
+    """sys.stdout is a TerminalSafeWriter for the length of a command."""
+    original = sys.stdout
+    sys.stdout = TerminalSafeWriter(original)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -47,12 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
+        with terminal_safe_stdout():
+            return int(args.func(args) or 0)
     except ConfigError as exc:
         if args.debug:
             raise
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(display_safe(str(problem), visible=True), file=sys.stderr)
         return EXIT_BAD_INPUT
     except OmnideskError as exc:
         if args.debug:
@@ -76,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return one_line_safe(str(exc)) or type(exc).__name__
 
 
 if __name__ == "__main__":

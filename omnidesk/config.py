@@ -372,6 +372,9 @@ TestInbound.__test__ = False  # type: ignore[attr-defined]
 class Limits(Strict):
     max_raw_bytes: int = 25 * 1024 * 1024
     max_text_chars: int = 100_000
+    # JSON bytes per `ingest` message (a larger single payload goes alone): far under
+    # Redis's 512 MB bulk limit, and small enough that a batch never bloats a process.
+    max_batch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
 
 
 class SmtpConfig(Strict):
@@ -408,6 +411,12 @@ class ServiceConfig(Strict):
     broker_maintenance_s: float = Field(default=5.0, gt=0, le=60)
     sla_repair_interval_s: float = Field(default=60.0, gt=0)  # the sweep for missed SLA clocks
     smtp: SmtpConfig | None = None
+    # Limits at the HTTP door: web-form body size, slow clients, and when intake says 503.
+    web_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # POST /v1/intake/web
+    http_keepalive_timeout_s: float = Field(default=5.0, gt=0)  # idle, and to finish headers
+    http_body_timeout_s: float = Field(default=15.0, gt=0)  # to finish sending a body
+    intake_max_backlog: int = Field(default=2000, ge=0)  # ingest messages; 0: no bound
+    intake_retry_after_s: int = Field(default=5, ge=1)  # the Retry-After of a 503
 
 
 # ---------------------------------------------------------------- scheduled reports

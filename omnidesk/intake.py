@@ -5,6 +5,17 @@ queue it, write the events) is one Lua script (omnidesk/lua/intake.lua), so runn
 intake twice, or from two workers at once, gives one ticket. Python only prepares the
 fields; `intake_many` sends a whole batch in one round trip.
 
+A message seen before is a duplicate, with one exception: a web form sent without its own
+`submission_id` is known only by a hash of its content (`Inbound.content_id`), and the
+same content sent again means something different once its ticket is done. The rule:
+- while that ticket is open (new, open, pending_customer), the repeat is a duplicate of it
+  (a double click, a browser retry, an impatient customer): outcome "duplicate", with the
+  ticket's id, and nothing new is stored;
+- once it is resolved, within the reopen window, the repeat is added to it and reopens it,
+  as a reply to a resolved ticket does: the customer says the problem is still there;
+- once it is closed, archived, or resolved longer ago than the window, it opens a new
+  ticket, and later repeats dedupe to that one.
+
 SLA hooks run after the script, in the caller's process: `on_opened(ticket)` for a new
 ticket and `on_customer_message(ticket)` for a customer follow-up. Both are no-ops until
 the SLA engine sets them (`IntakeHooks`). They are part of the intake: an error in one is
@@ -168,6 +179,7 @@ class Intake:
             direction=Direction.IN,
             channel=inbound.channel,
             created_at=received,
+            sent_at=inbound.sent_at,
             text=inbound.text,
             subject=inbound.subject,
             author=inbound.author.name,
@@ -210,6 +222,7 @@ class Intake:
             "prefix": self.store.prefix,
             "channel": inbound.channel.value,
             "dedupe": inbound.dedupe_key,
+            "content_id": "1" if inbound.content_id else "0",
             "edit_of": edit_of if inbound.edit_of else "",
             "edit_text": inbound.text,
             "thread_keys": list(inbound.thread_keys),

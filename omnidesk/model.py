@@ -137,7 +137,11 @@ class Inbound(msgspec.Struct, kw_only=True):
     channel: Channel
     account: str
     external_id: str
+    # When it reached us (see connectors/registry.py): the ticket's time and SLA start.
     received_at: datetime
+    # When the sender says it was sent (an email's Date:, a web form's submitted_at): kept
+    # as a fact for agents, never used as a clock, since the sender can write anything.
+    sent_at: datetime | None = None
     author: Author = msgspec.field(default_factory=Author)
     subject: str = ""
     text: str = ""  # the new text, readable; from text/plain or converted HTML
@@ -158,6 +162,10 @@ class Inbound(msgspec.Struct, kw_only=True):
     defects: list[str] = msgspec.field(default_factory=list)  # parse defects, never fatal
     raw_ref: str | None = None  # sha256 of the archived raw payload
     meta: dict[str, str] = msgspec.field(default_factory=dict)  # channel extras (chat_id, ...)
+    # external_id is a hash of the content (a web form sent without its own id), not an id
+    # the sender or platform gave: the same content again is a duplicate only while the
+    # ticket it opened is open (intake.py says what happens after).
+    content_id: bool = False
 
     def has_flag(self, flag: Flag) -> bool:
         return flag in self.flags
@@ -257,7 +265,8 @@ class Message(msgspec.Struct, kw_only=True):
     ticket_id: str
     direction: Direction
     channel: Channel
-    created_at: datetime
+    created_at: datetime  # for a customer message, when it reached us
+    sent_at: datetime | None = None  # the sender's own claim (Date:), shown, never a clock
     text: str = ""
     subject: str = ""
     author: str = ""  # customer name, or the agent id for out/note

@@ -20,7 +20,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,6 +29,7 @@ import msgspec
 import redis
 from dramatiq.middleware import CurrentMessage
 
+from omnidesk.config import Limits
 from omnidesk.errors import ConfigError, PermanentError, StoreUnavailable, TransientError
 from omnidesk.logs import hide_message_bodies
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt
@@ -210,19 +211,45 @@ class Pipeline:
 
     # -------------------------------------------------------- hand-over (the connectors' Sink)
 
-    async def handover(self, items: list[RawPayload], batch_size: int = 100) -> None:
+    async def handover(
+        self, items: list[RawPayload], batch_size: int = 100, max_batch_bytes: int | None = None
+    ) -> None:
         """Send `items` as `ingest` messages of up to `batch_size`; returns once the broker
         has accepted them all. Raises StoreUnavailable when the broker cannot be reached."""
         if items:
-            await asyncio.to_thread(self.handover_sync, items, batch_size)
+            await asyncio.to_thread(self.handover_sync, items, batch_size, max_batch_bytes)
 
-    def handover_sync(self, items: list[RawPayload], batch_size: int = 100) -> None:
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
+    def handover_sync(
+        self, items: list[RawPayload], batch_size: int = 100, max_batch_bytes: int | None = None
+    ) -> None:
+        """Each message holds at most `batch_size` payloads and at most `max_batch_bytes`
+        of JSON (default: limits.max_batch_bytes), so none comes near Redis's 512 MB bulk
+        limit; a single payload larger than that goes alone (connectors cap its size)."""
+        cap = max_batch_bytes or self._max_batch_bytes()
+        for batch_json in self._batches(items, batch_size, cap):
             try:
-                self.ingest.send(_batch_codec.encode(batch).decode())
+                self.ingest.send(batch_json)
             except _BROKER_DOWN as exc:
                 raise StoreUnavailable(f"broker unavailable: {exc}") from None
+
+    def _max_batch_bytes(self) -> int:
+        config = self.runtime.config
+        return (config.data.limits if config else Limits()).max_batch_bytes
+
+    @staticmethod
+    def _batches(items: list[RawPayload], batch_size: int, max_bytes: int) -> Iterator[str]:
+        """`items` as JSON arrays cut by count and by size; each payload is encoded once."""
+        batch: list[bytes] = []
+        size = 2  # the brackets
+        for item in items:
+            encoded = _batch_codec.encode(item)
+            if batch and (len(batch) >= batch_size or size + 1 + len(encoded) > max_bytes):
+                yield (b"[" + b",".join(batch) + b"]").decode()
+                batch, size = [], 2
+            batch.append(encoded)
+            size += len(encoded) + 1
+        if batch:
+            yield (b"[" + b",".join(batch) + b"]").decode()
 
     async def __call__(self, items: list[RawPayload]) -> None:
         await self.handover(items)

@@ -93,7 +93,11 @@ def run_rule_tests(routing: Routing) -> list[RuleTestResult]:
                 payload = (routing.loaded.base_dir / test.file).read_bytes()
                 items = [
                     i
-                    for i in normalize(test.channel, payload, account="test")
+                    # a fixed receive time, as for inline tests: business hours must not
+                    # depend on the day the tests run
+                    for i in normalize(
+                        test.channel, payload, account="test", received_at=DEFAULT_RECEIVED_AT
+                    )
                     if isinstance(i, Inbound)
                 ]
                 if not items:

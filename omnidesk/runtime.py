@@ -27,7 +27,8 @@ from omnidesk.store import Store
 
 log = logging.getLogger("omnidesk.ingest")
 
-NormalizeFn = Callable[..., Sequence[Inbound | Skipped]]  # (channel, payload, *, account)
+# (channel, payload, *, account, received_at)
+NormalizeFn = Callable[..., Sequence[Inbound | Skipped]]
 RouteFn = Callable[[Inbound], Decision]
 
 
@@ -124,7 +125,9 @@ class Runtime:
         """Archive, normalize and route one payload; None when it went to the quarantine."""
         raw_ref = self.archive.put(raw.payload) if self.archive and archive else raw.sha256
         try:
-            results = self.normalize(raw.channel, raw.payload, account=raw.account)
+            results = self.normalize(
+                raw.channel, raw.payload, account=raw.account, received_at=raw.received_at
+            )
         except PayloadError as exc:
             self._quarantine(raw, exc.reason, str(exc))
             return None

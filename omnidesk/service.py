@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
+import redis
 from aiohttp import web
 
 from connectors.base import Backoff, Connector
@@ -30,8 +31,10 @@ from omnidesk.embedded_redis import EmbeddedRedis
 from omnidesk.errors import ConfigError, OmnideskError, StoreUnavailable
 from omnidesk.metrics import Metrics
 from omnidesk.model import Channel, RawPayload
+from omnidesk.overload import REDIS_DOWN, REDIS_OOM, IntakeGate
 
 log = logging.getLogger("omnidesk.daemon")
+HANDOVER_BATCH = 100  # payloads per ingest message (Pipeline.handover's default batch_size)
 
 # Extra parts (SLA sweeper, agents' API, webhooks) plug in here without this file knowing them.
 DaemonPlugin = Callable[["Daemon"], None]
@@ -80,6 +83,7 @@ class Daemon:
         self.clocks: Any = None
         self._aioredis: Any = None
         self.pipeline: Any = None
+        self.gate: IntakeGate | None = None  # overload: 503/backpressure; set by initialize
         self.agents: Any = None  # omnidesk.agents.service.AgentService, set by its plugin
         self.http_port: int | None = None
         self.started_at = time.time()
@@ -91,7 +95,7 @@ class Daemon:
 
         from connectors.catalog import build
         from connectors.state import CursorStore, Lease
-        from omnidesk.pipeline import Pipeline, make_broker
+        from omnidesk.pipeline import Pipeline, make_broker, queue_name
         from omnidesk.runtime import Runtime
         from omnidesk.sla_repair import run_repair
         from omnidesk.store import Store
@@ -117,6 +121,14 @@ class Daemon:
             maintenance_interval_ms=int(service.broker_maintenance_s * 1000),
         )
         self.pipeline = Pipeline(self.runtime, broker)
+        self.gate = IntakeGate.for_broker(
+            self.pipeline.broker,
+            broker_url,
+            queue_name(self.pipeline.broker, "ingest"),
+            max_backlog=service.intake_max_backlog,
+            retry_after=service.intake_retry_after_s,
+            registry=self.metrics.registry,
+        )
         self._wrap_ingest_timing()
         self._aioredis = aioredis.Redis.from_url(redis_url, decode_responses=True)
         cursors = CursorStore(self._aioredis, prefix)
@@ -144,7 +156,7 @@ class Daemon:
         for connector in self.connectors:
             self._tasks.append(
                 asyncio.create_task(
-                    connector.start(self.handover), name=f"connector:{connector.name}"
+                    connector.start(DaemonSink(self)), name=f"connector:{connector.name}"
                 )
             )
         for job in self.background:
@@ -189,6 +201,9 @@ class Daemon:
         if self._aioredis is not None:
             with contextlib.suppress(Exception):
                 await self._aioredis.aclose()
+        if self.gate is not None:
+            with contextlib.suppress(Exception):
+                await self.gate.close()
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None
@@ -216,9 +231,28 @@ class Daemon:
 
     # ------------------------------------------------------------ the parts
 
+    async def admit(self, *, count: bool = True) -> None:
+        """Raise Overloaded (a TransientError with Retry-After) while intake must wait."""
+        if self.gate is not None:
+            await self.gate.admit(count=count)
+
     async def handover(self, items: list[RawPayload]) -> None:
-        """The connectors' sink: one dramatiq `ingest` message per batch."""
-        await self.pipeline.handover(items)
+        """The connectors' sink: one dramatiq `ingest` message per batch. Under overload it
+        raises Overloaded before sending, so connectors back off and keep their cursors."""
+        await self.admit()
+        try:
+            await self.pipeline.handover(items)
+        except redis.exceptions.OutOfMemoryError:
+            raise self._refused(REDIS_OOM) from None
+        except StoreUnavailable:
+            raise self._refused(REDIS_DOWN) from None
+        if self.gate is not None:
+            self.gate.sent(-(-len(items) // HANDOVER_BATCH))
+
+    def _refused(self, reason: str) -> OmnideskError:
+        assert self.gate is not None
+        self.gate.saw_failure(reason)
+        return self.gate.refuse(reason)
 
     def validate_payload(self, channel: Channel, payload: bytes) -> None:
         """Raise PayloadError when a payload cannot be normalized (for HTTP intake answers)."""
@@ -254,7 +288,7 @@ class Daemon:
         redis_ok = await asyncio.to_thread(_ping, store)
         statuses = [c.status.as_dict() for c in self.connectors]
         ok = redis_ok and not any(s["state"] == "auth_error" for s in statuses)
-        return {
+        report = {
             "ok": ok,
             "redis": redis_ok,
             "broker": redis_ok
@@ -266,6 +300,12 @@ class Daemon:
             "config": str(self.loaded.path),
             "uptime_s": round(time.time() - self.started_at, 1),
         }
+        # Overload (issue 12): status ok/degraded with the reason, and the ingest backlog.
+        if self.gate is not None:
+            pressure = await self.gate.pressure()
+            report.update(pressure.health())
+            report["ok"] = ok and pressure.reason not in (REDIS_OOM, REDIS_DOWN)
+        return report
 
     async def render_metrics(self) -> bytes:
         store = self.runtime.store
@@ -278,6 +318,8 @@ class Daemon:
             self.metrics.up.labels(dependency="redis").set(0)
         self.metrics.update_connectors(c.status for c in self.connectors)
         self.metrics.update_broker(await self._queue_figures())
+        if self.gate is not None:  # refreshes omnidesk_intake_backlog (cached probe)
+            await self.gate.pressure()
         return self.metrics.render()
 
     async def _queue_figures(self) -> dict[str, dict[str, float]]:
@@ -317,15 +359,41 @@ class Daemon:
     async def _start_http(self) -> None:
         service = self.loaded.data.service
         app = build_app(
-            self, max_body=self.loaded.data.limits.max_raw_bytes + 64 * 1024, hooks=self.route_hooks
+            self,
+            max_body=self.loaded.data.limits.max_raw_bytes + 64 * 1024,
+            hooks=self.route_hooks,
+            web_max_body=service.web_max_body_bytes,
+            body_timeout=service.http_body_timeout_s,
+            registry=self.metrics.registry,
         )
-        self._runner = web.AppRunner(app, access_log=None)
+        # keepalive_timeout also runs from the connection's start until its headers are
+        # complete, so a client that trickles its headers is dropped after it (aiohttp).
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            keepalive_timeout=service.http_keepalive_timeout_s,
+            lingering_time=min(5.0, service.http_body_timeout_s),
+        )
         await self._runner.setup()
         port = self.options.http_port if self.options.http_port is not None else service.http_port
         site = web.TCPSite(self._runner, service.http_host, port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
+
+
+@dataclass(frozen=True)
+class DaemonSink:
+    """The connectors' sink: the daemon's hand-over, with `admit()` as the reconnect loop's
+    backpressure check before each pull (connectors/base.py)."""
+
+    daemon: Daemon
+
+    async def __call__(self, items: list[RawPayload]) -> None:
+        await self.daemon.handover(items)
+
+    async def admit(self) -> None:
+        await self.daemon.admit(count=False)
 
 
 def register_connector_sender(
@@ -367,7 +435,9 @@ async def _redis_answers(url: str) -> bool:
 
 
 def _broker_is_redis(broker: Any) -> bool:
-    return type(broker).__name__ == "RedisBroker"
+    from dramatiq.brokers.redis import RedisBroker
+
+    return isinstance(broker, RedisBroker)  # omnidesk.redisbroker's is a subclass
 
 
 def _broker_ok(pipeline: Any) -> bool:

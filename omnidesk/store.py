@@ -64,6 +64,9 @@ from omnidesk.model import (
     utcnow,
 )
 
+# What a ticket id can be (``OD-<year>-<NNNNNN>``, or an imported one): no ``:``, so an id
+# from a URL or the command line never names another key (``<id>:msgs`` is a list).
+TICKET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 JSON_FIELDS = frozenset({"tags", "thread_keys", "meta", "attachments", "identities"})
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -209,6 +212,8 @@ class Store:
 
     @guarded
     def get_ticket(self, ticket_id: str) -> Ticket | None:
+        if not TICKET_ID.fullmatch(ticket_id):
+            return None
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(self.key("ticket", ticket_id))
         pipe.lrange(self.key("ticket", ticket_id, "msgs"), 0, -1)

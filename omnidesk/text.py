@@ -121,3 +121,104 @@ def compile_pattern(pattern: str, *, ignore_case: bool = True) -> Any:
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
         raise PatternError(str(detail)) from None
+
+
+# ---------------------------------------------------------------- display safety
+#
+# Customer text reaches screens: the agents' console and API, the dashboard, the CLI.
+# Terminal escape sequences (ESC [ ... / ESC ] ... BEL) can retitle, clear or rewrite an
+# operator's terminal; bidi overrides (RLO, ...) reorder what is shown, so that
+# "invoice\u202efdp.exe" reads as "invoiceexe.pdf". Arabic letters, ZWJ/ZWNJ and the
+# direction marks (LRM, RLM, ALM) only ever set the direction of neutral characters and
+# are kept; isolates (LRI/RLI/FSI ... PDI) are kept when they pair up on one line, since a
+# closed isolate cannot reach outside itself.
+
+# An escape sequence: CSI (ESC [ params final), an OSC/DCS/SOS/PM/APC string up to BEL or
+# ST (at most to the end of the line), or a two-character escape. The 8-bit C1 forms go as
+# single characters: text mis-decoded from cp1252 holds them, and what follows is text.
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x7e]?"
+)
+# C0 controls but tab and newline, DEL, C1 controls, the bidi embeddings and overrides
+# (LRE RLE PDF LRO RLO), and the line/paragraph separators (newlines where dropped).
+_UNSAFE_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2028\u2029]")
+_ANY_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
+_ISOLATE_OPEN = frozenset("\u2066\u2067\u2068")  # LRI RLI FSI
+_ISOLATE_CLOSE = "\u2069"  # PDI
+
+
+def _visible(char: str) -> str:
+    return f"\\u{ord(char):04x}"
+
+
+def _unpaired_isolates(line: str) -> set[int]:
+    """Positions of isolate controls on one line that have no partner."""
+    opened: list[int] = []
+    stray: set[int] = set()
+    for i, char in enumerate(line):
+        if char in _ISOLATE_OPEN:
+            opened.append(i)
+        elif char == _ISOLATE_CLOSE:
+            if opened:
+                opened.pop()
+            else:
+                stray.add(i)
+    return stray | set(opened)
+
+
+def _pair_isolates(text: str, replace: str | None) -> str:
+    if not any(c in text for c in "\u2066\u2067\u2068\u2069"):
+        return text
+    lines = []
+    for line in text.split("\n"):
+        bad = _unpaired_isolates(line)
+        lines.append(
+            "".join(
+                (_visible(c) if replace is None else replace) if i in bad else c
+                for i, c in enumerate(line)
+            )
+        )
+    return "\n".join(lines)
+
+
+def display_safe(text: str, *, visible: bool = False) -> str:
+    """Customer text as it may be shown to a person: no escape sequences, no control
+    characters but newline and tab, no bidi embeddings or overrides, isolates only in pairs.
+
+    By default (the API and pages) such characters are dropped, whole escape sequences
+    with them. With `visible=True` (the terminal) each is written as the text ``\\uXXXX``:
+    the operator sees that something was there, and in a JSON line (where these characters
+    can only stand inside strings) the result is the same JSON, escaped.
+    """
+    if _ANY_UNSAFE.search(text) is None:  # the common case: nothing to do
+        return text
+    text = text.replace("\r\n", "\n")
+    if visible:
+        text = _ESCAPE_SEQUENCE.sub(lambda m: _UNSAFE_CHAR.sub(_escape, m.group(0)), text)
+        text = _UNSAFE_CHAR.sub(_escape, text)
+        return _pair_isolates(text, None)
+    text = _ESCAPE_SEQUENCE.sub("", text).replace("\u2028", "\n").replace("\u2029", "\n")
+    return _pair_isolates(_UNSAFE_CHAR.sub("", text), "")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return _visible(match.group(0))
+
+
+def display_safe_tree(value: Any) -> Any:
+    """`display_safe` over every string of a JSON-like value (dict keys included)."""
+    if isinstance(value, str):
+        return display_safe(value)
+    if isinstance(value, dict):
+        return {display_safe_tree(k): display_safe_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [display_safe_tree(v) for v in value]
+    return value
+
+
+def one_line_safe(text: str) -> str:
+    """`display_safe(visible=True)` on one line: for table cells, where a newline or tab in a
+    customer's subject would break the columns."""
+    return " ".join(display_safe(text, visible=True).split())

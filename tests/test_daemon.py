@@ -193,7 +193,9 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     bad_status, bad = daemon.post("/v1/intake/web", b'{"message": 5, "colour": "red"}')
     assert bad_status == 400 and "colour" in str(bad["error"])
     assert wait_for(lambda: store.ticket_count() == 6)
-    assert wait_for(lambda: daemon.store().counts()["quarantine"] == 1)  # kept, not lost
+    # the submitter was told: a refused form is counted, not stored
+    assert daemon.store().counts()["quarantine"] == 0
+    assert 'omnidesk_web_rejected_total{reason="' in daemon.get("/metrics")[1].decode()
 
     started = time.monotonic()
     assert daemon.stop() == 0

@@ -292,21 +292,37 @@ async def test_two_daemons_one_polls_and_the_survivor_takes_over(
             await survivor.shutdown()
 
 
-async def test_several_folders_with_idle_on_the_first(dovecot, account_factory, run):
+async def test_several_folders_with_idle_on_the_first(dovecot, account_factory, run, capfd):
+    """IDLE watches INBOX only, so it must end every poll_interval to look at the other
+    folders. A mail only in Complaints arrives within 3 poll intervals. Given a float,
+    imaplib2 idled its default 29 minutes (it takes only ints) and wrote a raw line to
+    stderr; the connector then met its own IDLE deadline and reconnected after an error."""
+    poll_interval = 2.0
     user = dovecot.new_user()
     conn = dovecot.client(user)
     conn.create("Complaints")
     conn.logout()
     sink = Collector()
-    account = account_factory(user, mode="idle", folders=["INBOX", "Complaints"])
+    account = account_factory(
+        user, mode="idle", folders=["INBOX", "Complaints"], poll_interval=poll_interval,
+        timeouts={"idle": 600, "connect": 3, "command": 10},
+    )  # fmt: skip
     connector = await run(account, sink)
     assert await eventually(lambda: connector._idling, 5)
-    dovecot.append(user, mail("complaint")[0], "Complaints")  # found by the next poll
-    dovecot.append(user, mail("inbox")[0])  # wakes IDLE at once
-    assert await eventually(lambda: len(sink.payloads) == 2, 3)
-    assert sorted(p.source for p in sink.payloads) == ["imap:Complaints:1", "imap:INBOX:1"]
+    await asyncio.to_thread(dovecot.append, user, mail("complaint")[0], "Complaints")
+    assert await eventually(lambda: sink.payloads, 3 * poll_interval), "IDLE outwaited the poll"
+    assert [p.source for p in sink.payloads] == ["imap:Complaints:1"]
+    assert connector.status.errors == {}  # no IDLE deadline missed, no reconnect
     cursor = await run.cursors.get(connector.name)
-    assert set(cursor["folders"]) == {"INBOX", "Complaints"}
+    assert cursor["folders"]["Complaints"]["uid"] == 1
+    assert "bad arg" not in capfd.readouterr().err  # imaplib2 wrote nothing raw to stderr
+
+
+def test_idle_timeouts_are_whole_seconds_for_imaplib2():
+    from connectors.email.imapsession import idle_seconds
+
+    assert [idle_seconds(t) for t in (0.2, 1.0, 2.5, 29.0)] == [1, 1, 3, 29]
+    assert all(type(idle_seconds(t)) is int for t in (0.2, 5.0))
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -13,6 +15,7 @@ from omnidesk.model import RawPayload
 from omnidesk.runtime import Runtime
 from tests.imapkit import mail
 from tests.services import eventually
+from tests.storekit import config_for
 
 pytestmark = pytest.mark.imap
 
@@ -107,3 +110,29 @@ async def test_a_restart_resumes_from_the_cursor_without_duplicate_tickets(
     assert [p.source for p in second.handed] == ["imap:INBOX:2"]
     assert second.outcomes == Counter({"opened": 1})
     assert subjects(runtime) == ["before the restart", "while stopped"]
+
+
+@pytest.mark.parametrize(
+    "date", ["Mon, 01 Jan 1990 08:00:00 +0000", "Fri, 01 Jan 2100 08:00:00 +0000"]
+)
+async def test_a_mail_dated_decades_off_opens_its_ticket_when_it_arrived(
+    dovecot, account_factory, run, prefix, tmp_path, date
+):
+    """The sender writes Date:. The ticket's created time and SLA start are when the mail
+    reached the mailbox (its INTERNALDATE); the Date: header stays on the message."""
+    runtime = Runtime.for_service(config_for(prefix, tmp_path / "state"))
+    user = dovecot.new_user()
+    raw, _ = mail("commercial registration")
+    arrived = datetime.now(UTC).replace(microsecond=0)  # INTERNALDATE has whole seconds
+    dovecot.append(user, f"Date: {date}\r\n".encode() + raw)
+    sink = RuntimeSink(runtime)
+    await run(account_factory(user), sink)
+    assert await eventually(lambda: sink.outcomes["opened"] == 1, 5)
+    done = datetime.now(UTC)
+    (ticket,) = runtime.store.list_tickets()
+    assert arrived <= ticket.created_at <= done
+    (message,) = runtime.store.ticket_messages(ticket.id)
+    assert message.sent_at == parsedate_to_datetime(date)
+    state = runtime.clocks.state(ticket.id)
+    assert state is not None
+    assert arrived <= state.clocks["first_response"].started_at <= done

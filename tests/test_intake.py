@@ -7,11 +7,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
+from omnidesk.store import ms
 from tests.storekit import config_for, email, telegram, web
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,3 +210,101 @@ def test_list_tickets_filters_and_events_since(runtime: Runtime) -> None:
     store.assign(ids[0], "agent:1")  # type: ignore[arg-type]
     assert store.events(since=last)[0][1]["type"] == "assigned"
     assert store.queue_depths() == {"complaints": 1, "cr": 0, "general": 0}
+
+
+def test_receive_time_not_the_senders_date_is_the_tickets_time(prefix: str, tmp_path: Path):
+    """A Date: header decades off, either way, and a web form's own submitted_at: the
+    tickets' created time and SLA start are when the payloads reached us; the sender's
+    times stay visible on the messages as sent_at."""
+    runtime = Runtime.for_service(config_for(prefix, tmp_path / "state"))
+    received = datetime.now(UTC) - timedelta(minutes=3)  # the hand-over stamped it
+    past = email("old@example.com", "registration")
+    future = email("new@example.com", "registration again", sender="other@example.com")
+    form = web("commercial registration", email="w@example.com", submitted_at="1999-01-01")
+    dates = {"old@example.com": "Mon, 01 Jan 1990 08:00:00 +0000",
+             "new@example.com": "Fri, 01 Jan 2100 08:00:00 +0000"}  # fmt: skip
+    for raw, message_id in ((past, "old@example.com"), (future, "new@example.com")):
+        raw.payload = _redate(raw.payload, dates[message_id])
+    payloads = [replace(p, received_at=received) for p in (past, future, form)]
+    before = datetime.now(UTC)
+    results = runtime.process(payloads).results
+    after = datetime.now(UTC)
+    assert [r.outcome for r in results] == ["opened"] * 3
+    sent = [
+        datetime(1990, 1, 1, 8, tzinfo=UTC),
+        datetime(2100, 1, 1, 8, tzinfo=UTC),
+        datetime(1999, 1, 1, tzinfo=UTC),
+    ]
+    for result, sent_at in zip(results, sent, strict=True):
+        assert result.ticket_id is not None
+        ticket = runtime.store.get_ticket(result.ticket_id)
+        assert ticket is not None
+        assert abs(ticket.created_at - received) < timedelta(milliseconds=1)
+        [message] = runtime.store.ticket_messages(ticket.id)
+        assert abs(message.created_at - received) < timedelta(milliseconds=1)
+        assert message.sent_at == sent_at  # the sender's claim, kept as a fact
+        state = runtime.clocks.state(ticket.id)
+        assert state is not None
+        started = state.clocks["first_response"].started_at
+        assert before <= started <= after  # started on intake, not at the sender's date
+
+
+def test_a_receive_time_in_the_future_is_taken_as_now(runtime: Runtime) -> None:
+    """Neither a Date: header nor a drop-folder file touched into the future dates a
+    ticket there."""
+    raw = email("touched@example.com", "registration")
+    raw = replace(raw, payload=_redate(raw.payload, "Fri, 01 Jan 2100 08:00:00 +0000"),
+                  received_at=datetime.now(UTC) + timedelta(days=400))  # fmt: skip
+    before = datetime.now(UTC)
+    result = runtime.process([raw]).results[0]
+    ticket = runtime.store.get_ticket(result.ticket_id or "")
+    assert ticket is not None and before <= ticket.created_at <= datetime.now(UTC)
+
+
+def _redate(payload: bytes, date: str) -> bytes:
+    head, sep, body = payload.partition(b"\n\n")
+    lines = [line for line in head.split(b"\n") if not line.startswith(b"Date:")]
+    return b"\n".join([*lines, f"Date: {date}".encode()]) + sep + body
+
+
+def test_the_same_web_form_again_dedupes_while_open_then_reopens_or_opens_anew(
+    runtime: Runtime,
+) -> None:
+    """A form without submission_id is known by its content. Sent again while its ticket is
+    open it is a duplicate of it; after a resolve it reopens that ticket (within the reopen
+    window); after a close, or past the window, it opens a new one."""
+    store = runtime.store
+    raw = web("السجل التجاري لا يعمل", email="repeat@example.sa")
+
+    def send() -> tuple[str, str | None, bool]:
+        (result,) = runtime.process([raw]).results
+        return result.outcome, result.ticket_id, result.reopened
+
+    outcome, first, _ = send()
+    assert outcome == "opened" and first is not None
+    assert send() == ("duplicate", first, False)  # a double click while it is open
+    store.set_status(first, Status.RESOLVED, actor="agent:1")
+    assert send() == ("appended", first, True)  # still broken: the resolved ticket reopens
+    ticket = store.get_ticket(first)
+    assert ticket is not None and ticket.status == Status.OPEN and len(ticket.message_ids) == 2
+    assert send() == ("duplicate", first, False)
+    store.set_status(first, Status.CLOSED, actor="agent:1")
+    outcome, second, _ = send()
+    assert outcome == "opened" and second not in (None, first)
+    assert send() == ("duplicate", second, False)  # repeats now go to the new ticket
+    store.set_status(second or "", Status.RESOLVED, actor="agent:1")
+    long_ago = datetime.now(UTC) - runtime.intake.reopen_window - timedelta(days=1)
+    store.r.hset(store.key("ticket", second or ""), "resolved_ms", ms(long_ago))
+    outcome, third, _ = send()  # resolved before the reopen window: a new ticket
+    assert outcome == "opened" and third not in (None, first, second)
+    customers = {t.customer_id for t in store.list_tickets()}
+    assert len(customers) == 1 and len(store.list_tickets()) == 3
+
+
+def test_a_form_with_its_own_submission_id_stays_one_submission(runtime: Runtime) -> None:
+    """The sender's own id names one submission: sent again it is a retry, even later."""
+    raw = web("registration renewal", email="id@example.sa", submission_id="form-42")
+    (opened,) = runtime.process([raw]).results
+    runtime.store.set_status(opened.ticket_id or "", Status.CLOSED)
+    (again,) = runtime.process([raw]).results
+    assert (again.outcome, again.ticket_id) == ("duplicate", opened.ticket_id)

@@ -120,11 +120,20 @@ def test_every_fixture_is_json_serializable_and_dated() -> None:
         assert inbound.raw_ref and len(inbound.raw_ref) == 64
 
 
-def test_date_header_gives_received_at_unless_given() -> None:
+def test_date_header_is_only_the_sent_at_fact() -> None:
+    """The sender writes Date:, so it is never the message's time: that is when the mail
+    reached us (given by the connector, else now)."""
     raw = (FIXTURES / "plain_ascii_en.eml").read_bytes()
-    assert normalize(raw).received_at == datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
+    before = datetime.now(UTC)
+    inbound = normalize(raw)
+    assert inbound.sent_at == datetime(2026, 1, 4, 7, 0, tzinfo=UTC)
+    assert before <= inbound.received_at <= datetime.now(UTC)
     given = datetime(2026, 2, 1, tzinfo=UTC)
     assert normalize(raw, received_at=given).received_at == given
+    undated = raw.replace(b"Date: Sun, 04 Jan 2026 10:00:00 +0300\n", b"")
+    assert undated != raw
+    missing = normalize(undated, received_at=given)
+    assert missing.sent_at is None and "DateMissing" in missing.defects
 
 
 def test_too_large_is_a_payload_error() -> None:

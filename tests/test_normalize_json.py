@@ -346,7 +346,7 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
             "segment": "consumer",
             "region": "riyadh",
             "service": "consumer_protection",
-            "received_at": "2024-05-01T08:00:00+00:00",
+            "sent_at": "2024-05-01T08:00:00+00:00",  # submitted_at: the browser's clock
             "masked": ["1012345678"],
             "external_id_len": 64,
         }
@@ -406,6 +406,7 @@ def _check_inbound(result: Inbound, want: dict[str, Any]) -> None:
         "message_keys": result.message_keys,
         "edit_of": result.edit_of,
         "received_at": result.received_at.isoformat(),
+        "sent_at": result.sent_at.isoformat() if result.sent_at else None,
         "segment": result.segment_hint.value,
         "hints": result.hints,
         "subject": result.subject,

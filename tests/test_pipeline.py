@@ -87,10 +87,10 @@ def test_malformed_payload_is_quarantined_whole_and_retry_works_after_a_fix(
     # the fix: the form grew a field and the normalizer (our code) learned to drop it
     real = runtime.normalize
 
-    def fixed(channel, payload, *, account):
+    def fixed(channel, payload, *, account, received_at):
         form = json.loads(payload)
         form.pop("national_id", None)
-        return real(channel, json.dumps(form).encode(), account=account)
+        return real(channel, json.dumps(form).encode(), account=account, received_at=received_at)
 
     runtime.normalize = fixed
     results = runtime.retry_quarantined(item.id)

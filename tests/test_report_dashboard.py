@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -106,5 +107,67 @@ def test_dashboard_in_chromium_shows_a_ticket_just_opened(daemon):
         assert wait_for(
             lambda: get_json(base + "/v1/dashboard.json", TOKEN)[1]["today"]["opened"] == 1, 15
         )
+    finally:
+        driver.quit()
+
+
+PAGES = ["/dashboard", "/console", "/csat/no-such-survey"]
+INLINE_CODE = re.compile(r"<script(?![^>]*\bsrc=)|<style|\son[a-z]+\s*=|\sstyle\s*=", re.I)
+
+
+def get_raw(url: str) -> tuple[int, dict[str, str], str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, dict(r.headers), r.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode("utf-8")
+
+
+def test_every_response_forbids_framing_and_inline_code(daemon):
+    base, _ = daemon
+    others = ["/static/console.js", "/static/dashboard.css", "/v1/dashboard.json", "/healthz"]
+    for path in [*PAGES, *others, "/no-such-page"]:
+        status, headers, text = get_raw(base + path)
+        assert status in (200, 401, 404), path
+        csp = headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in csp, (path, headers)
+        assert "'unsafe-inline'" not in csp and "script-src 'self'" in csp, path
+        assert headers.get("X-Frame-Options") == "DENY", path
+        assert headers.get("X-Content-Type-Options") == "nosniff", path
+        assert headers.get("Referrer-Policy") == "no-referrer", path
+        if path in PAGES:  # what the policy blocks, the pages do not use
+            assert headers["Content-Type"].startswith("text/html"), path
+            assert not INLINE_CODE.search(text), (path, INLINE_CODE.search(text))
+
+
+INJECT = """
+const done = arguments[arguments.length - 1];
+document.body.insertAdjacentHTML("beforeend",
+  '<img id="probe" src="/no-such.png" onerror="window.__injected = 1">');
+document.getElementById("probe").addEventListener("error",
+  () => setTimeout(() => done(window.__injected === undefined ? "blocked" : "ran"), 50));
+"""
+
+
+@pytest.mark.slow
+def test_injected_inline_script_does_not_run_in_chromium(daemon):
+    """Markup that got into a page (as if customer text had been parsed as HTML) runs no
+    script: the pages' policy allows none but the daemon's own files."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("chromium/chromedriver not installed")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    base, _ = daemon
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium")
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver.set_script_timeout(15)
+    try:
+        for page in PAGES:
+            driver.get(base + page)
+            assert driver.execute_async_script(INJECT) == "blocked", page
     finally:
         driver.quit()

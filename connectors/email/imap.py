@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from datetime import datetime
 from typing import Any, ClassVar
 
 from connectors.base import Connector, Sink
@@ -150,18 +151,19 @@ class ImapConnector(Connector):
     async def _hand_over(
         self, session: ImapSession, sink: Sink, folder: str, batch: list[int]
     ) -> None:
-        raw = await asyncio.to_thread(session.fetch, batch)
-        self.status.received += len(raw)
+        fetched = await asyncio.to_thread(session.fetch, batch)
+        self.status.received += len(fetched)
+        now = utcnow()
         payloads = [
             RawPayload(
                 channel=Channel.EMAIL,
                 account=self.name,
-                payload=raw[uid],
-                received_at=utcnow(),
+                payload=fetched[uid].body,
+                received_at=received_time(fetched[uid].internal_date, now),
                 source=f"imap:{folder}:{uid}",
             )
             for uid in batch
-            if uid in raw
+            if uid in fetched
         ]
         if payloads:
             await sink(payloads)  # raises when the hand-over failed: the cursor stays put
@@ -218,3 +220,12 @@ class ImapConnector(Connector):
         if self.sender is not None:
             self.sender.initialize()
             await self.sender.check()
+
+
+def received_time(internal_date: datetime | None, now: datetime) -> datetime:
+    """When the mail reached our mailbox: the server's INTERNALDATE (its delivery time, which
+    the sender cannot set, unlike the Date: header), so a connector that was down does not
+    delay it; never later than now (a server clock ahead), and now when there is none."""
+    if internal_date is None or internal_date > now:
+        return now
+    return internal_date

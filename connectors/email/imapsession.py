@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
+import math
 import select
 import socket
 import ssl
@@ -21,12 +21,15 @@ from typing import Any
 import imaplib2
 
 from connectors.email.config import EmailAccount, tls_context
+from connectors.email.fetch import Fetched, parse_fetch
 from omnidesk.errors import AuthError, PermanentError, TransientError
 
 log = logging.getLogger("omnidesk.connectors.imap")
 
-_UID = re.compile(rb"\bUID (\d+)")
 _IMAP = imaplib2.IMAP4
+
+
+_LIB_LOG = logging.getLogger("omnidesk.connectors.imaplib2")
 
 
 class _Plain(imaplib2.IMAP4):
@@ -45,6 +48,12 @@ class _Plain(imaplib2.IMAP4):
         self._tls = tls
         self._tls_io = threading.Lock()
         super().__init__(*args, **kw)
+
+    def _mesg(self, s: str, tn: str | None = None, secs: float | None = None) -> None:
+        """imaplib2 writes its own diagnostics raw to stderr, past our JSON log format; they
+        go through our logger instead. "bad arg" means we called it wrongly: a warning."""
+        level = logging.WARNING if str(s).startswith("bad arg") else logging.DEBUG
+        _LIB_LOG.log(level, "imaplib2 %s: %s", tn or threading.current_thread().name, s)
 
     def open_socket(self) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=self._connect_timeout)
@@ -242,21 +251,23 @@ class ImapSession:
                 found.update(int(n) for n in _text(chunk).split() if n.isdigit())
         return sorted(uid for uid in found if uid > last)
 
-    def fetch(self, uids: list[int]) -> dict[int, bytes]:
-        """Raw RFC 822 bytes by UID, with BODY.PEEK[] so fetching does not set \\Seen.
-        A message expunged meanwhile is simply absent."""
+    def fetch(self, uids: list[int]) -> dict[int, Fetched]:
+        """Raw RFC 822 bytes and INTERNALDATE by UID, with BODY.PEEK[] so fetching does not
+        set \\Seen. The items may come in any order. A message expunged meanwhile is
+        absent; whatever could not be read is logged, never skipped without a word."""
         conn = self._require()
         with imap_errors(self.account, "fetching"):
-            typ, data = conn.uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
+            typ, data = conn.uid("FETCH", _uid_set(uids), "(UID INTERNALDATE BODY.PEEK[])")
         if typ != "OK":
             raise TransientError(f"UID FETCH failed: {_text(data)}")
-        messages: dict[int, bytes] = {}
-        for item in data or ():
-            if isinstance(item, tuple) and len(item) >= 2:
-                match = _UID.search(item[0])
-                if match and isinstance(item[1], bytes):
-                    messages[int(match.group(1))] = item[1]
-        return messages
+        answer = parse_fetch(data)
+        where = f"{self.account.name}: {self.selected!r}"
+        for problem in answer.problems:
+            log.warning("%s: %s", where, problem)
+        missing = sorted(set(uids) - set(answer.messages))
+        if missing:
+            log.info("%s: UIDs %s not in the FETCH answer (expunged meanwhile?)", where, missing)
+        return answer.messages
 
     def mark_seen(self, uids: list[int]) -> None:
         with imap_errors(self.account, "setting \\Seen"):
@@ -288,7 +299,9 @@ class ImapSession:
         passes, or `interrupt` is called (before or during the wait).
 
         IDLE is issued with a callback: a synchronous IDLE would hold imaplib2's state
-        lock, and then a NOOP from another thread could not end it."""
+        lock, and then a NOOP from another thread could not end it. imaplib2 takes only an
+        int timeout: given a float it silently waits its default 29 minutes instead."""
+        timeout = idle_seconds(timeout)
         conn, ended = self._require(), threading.Event()
         outcome: list[Any] = []
 
@@ -325,6 +338,12 @@ class ImapSession:
             conn.logout()
         except Exception as exc:  # logging out of a dead connection: its threads end anyway
             log.debug("IMAP logout: %s", exc)
+
+
+def idle_seconds(timeout: float) -> int:
+    """An IDLE timeout as imaplib2 accepts it: whole seconds, at least one, rounded up so
+    that a 0.2 s poll interval waits 1 s, not a busy loop."""
+    return max(1, math.ceil(timeout))
 
 
 def _uid_set(uids: list[int]) -> str:

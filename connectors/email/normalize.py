@@ -158,7 +158,8 @@ def normalize(
     limits: EmailLimits | None = None,
     received_at: datetime | None = None,
 ) -> Inbound | Skipped:
-    """Normalize one RFC 822 message. Raises `PayloadError` (reason: not_bytes, empty,
+    """Normalize one RFC 822 message received at `received_at` (now when not given; the
+    Date: header is only `sent_at`). Raises `PayloadError` (reason: not_bytes, empty,
     too_large, not_email, unparseable) when the bytes cannot be read as an email."""
     limits = limits or _DEFAULT_LIMITS
     if not isinstance(raw, bytes | bytearray | memoryview):
@@ -204,7 +205,8 @@ def normalize(
         channel=Channel.EMAIL,
         account=account,
         external_id=message_id or f"sha256:{raw_sha}",
-        received_at=received_at or _date(heads.get("date"), defects),
+        received_at=received_at or datetime.now(UTC),
+        sent_at=_date(heads.get("date"), defects),
         author=author,
         subject=subject,
         text=text,
@@ -344,20 +346,19 @@ def _thread_keys(heads: dict[str, str], subject: str) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _date(value: str | None, defects: list[str]) -> datetime:
-    if value:
-        try:
-            parsed = parsedate_to_datetime(unescape_surrogates(str(value)))
-        except (TypeError, ValueError, IndexError, OverflowError):
-            parsed = None
-        if parsed is not None:
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
-        defects.append("DateUnreadable")
-    else:
+def _date(value: str | None, defects: list[str]) -> datetime | None:
+    """The Date: header as an aware UTC time: what the sender claims, so only a fact."""
+    if not value:
         defects.append("DateMissing")
-    return datetime.now(UTC)  # the connector passes the server's receive time instead
+        return None
+    try:
+        parsed = parsedate_to_datetime(unescape_surrogates(str(value)))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        defects.append("DateUnreadable")
+        return None
 
 
 def _flag(inbound: Inbound, heads: dict[str, str], body: Body) -> None:

@@ -3,13 +3,26 @@ after it has been handed over, so a crash or a Redis outage loses nothing.
 
 Files go in `<path>/new/` (or straight in `<path>/`); the name tells the channel:
 `.eml` is email, `.<channel>.json` is that channel (`x.telegram.json`, `y.web.json`).
+
+Writers follow the maildir convention: write in `<path>/tmp/` (or under a name starting
+with `.` or ending in `.tmp`) and rename into `new/` when done. A file written in place is
+still taken only once complete: its size and mtime must be the same at two looks and it
+must have been left alone for `settle_seconds`. A file over `max_file_bytes` is never read
+whole: it is moved to `rejected/` with a note of its size and sha256, and the folder goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
+import logging
 import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors.base import Connector, Sink
 from omnidesk.model import Channel, RawPayload
 
+log = logging.getLogger("omnidesk.connectors.maildir")
+
 SUFFIXES: dict[str, Channel] = {".eml": Channel.EMAIL} | {f".{c.value}.json": c for c in Channel}
+MiB = 1024 * 1024
+HASH_CHUNK = MiB  # a rejected file is hashed in chunks, never held whole
 
 
 class MaildirConfig(BaseModel):
@@ -30,7 +47,12 @@ class MaildirConfig(BaseModel):
     path: str
     poll_interval: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=100, ge=1, le=1000)
-    max_file_bytes: int = 25 * 1024 * 1024
+    # A file over this goes to rejected/ unread; the same cap as limits.max_raw_bytes.
+    max_file_bytes: int = Field(default=25 * MiB, ge=1)
+    # Bytes read into memory per hand-over; a single file larger than this goes alone.
+    max_batch_bytes: int = Field(default=8 * MiB, ge=1)
+    # A file is taken once its size and mtime held still this long (and across two looks).
+    settle_seconds: float = Field(default=1.0, ge=0)
 
 
 def channel_of(path: Path) -> Channel | None:
@@ -39,6 +61,32 @@ def channel_of(path: Path) -> Channel | None:
         if name.endswith(suffix):
             return channel
     return None
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one scan saw of a file; a change between two scans means it is still written."""
+
+    size: int
+    mtime_ns: int
+    since: float  # time.monotonic() when this size and mtime were first seen
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        return self.size, self.mtime_ns
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A complete file in the backlog, with the size and mtime it was found complete at."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        return self.size, self.mtime_ns
 
 
 class MaildirConnector(Connector):
@@ -53,6 +101,11 @@ class MaildirConnector(Connector):
         self.incoming = self.root / "new" if (self.root / "new").is_dir() else self.root
         self.done = self.root / "cur"
         self.rejected = self.root / "rejected"
+        self._looks: dict[str, Look] = {}
+        # One listing feeds every batch until it is drained, so a backlog of n files costs
+        # one scan per pass, not one per batch.
+        self._backlog: deque[Waiting] = deque()
+        self._rejections: deque[str] = deque()  # reasons, counted on the event loop
 
     async def initialize(self) -> None:
         if not self.root.is_dir():
@@ -61,48 +114,160 @@ class MaildirConnector(Connector):
             raise PermanentError(f"connector {self.name}: path: no such folder {self.root}")
         self.done.mkdir(exist_ok=True)
 
-    def pending(self) -> list[Path]:
-        """Files waiting, oldest first; hidden and partial files (.tmp) are left alone."""
-        files = [
-            p
-            for p in self.incoming.iterdir()
-            if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".tmp")
-        ]
-        return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+    # ------------------------------------------------------------ finding complete files
+
+    def scan(self) -> list[Waiting]:
+        """Complete files waiting, oldest first. Hidden and `.tmp` files are partial by
+        name; any other file is complete when it looks the same as at the previous scan
+        and has not changed for `settle_seconds`."""
+        now, mono = time.time(), time.monotonic()
+        looks: dict[str, Look] = {}
+        ready: list[Waiting] = []
+        for path, st in self._listing():
+            before = self._looks.get(path.name)
+            unchanged = before is not None and before.stamp == (st.st_size, st.st_mtime_ns)
+            look = before if unchanged and before else Look(st.st_size, st.st_mtime_ns, mono)
+            looks[path.name] = look
+            if unchanged and self._settled(look, st.st_mtime, now, mono):
+                ready.append(Waiting(path, st.st_size, st.st_mtime_ns))
+        self._looks = looks  # files gone since are forgotten
+        ready.sort(key=lambda w: (w.mtime_ns, w.path.name))
+        return ready
+
+    def _listing(self) -> Iterator[tuple[Path, os.stat_result]]:
+        """The files in the incoming folder with their stat, one directory read."""
+        with os.scandir(self.incoming) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name.endswith(".tmp"):
+                    continue
+                try:
+                    if entry.is_file():
+                        yield Path(entry.path), entry.stat()
+                except FileNotFoundError:  # taken or renamed meanwhile
+                    continue
+
+    def _settled(self, look: Look, mtime: float, now: float, mono: float) -> bool:
+        """Left alone for `settle_seconds`: by its mtime, or by our own clock when the
+        mtime is in the future (a skewed NFS server, a copy that kept its timestamps)."""
+        settle = self.config.settle_seconds
+        return now - mtime >= settle or mono - look.since >= settle
+
+    # ------------------------------------------------------------ the pass
 
     async def run_once(self, sink: Sink) -> float | None:
-        files = await asyncio.to_thread(self.pending)
-        if not files:
+        if not self._backlog:
+            self._backlog.extend(await asyncio.to_thread(self.scan))
+        if not self._backlog:
             return self.config.poll_interval
-        batch: list[tuple[Path, RawPayload]] = []
-        for path in files[: self.config.batch_size]:
-            item = await asyncio.to_thread(self._read, path)
-            if item is not None:
-                batch.append((path, item))
+        batch = await asyncio.to_thread(self._next_batch)
+        while self._rejections:  # /healthz and /metrics read these dicts on this loop
+            reason = self._rejections.popleft()
+            self.status.errors[reason] = self.status.errors.get(reason, 0) + 1
         if batch:
             self.status.received += len(batch)
-            await sink([item for _, item in batch])  # raises on failure: files stay in place
+            try:
+                await sink([item for _, item in batch])  # raises on failure: files stay put
+            except BaseException:
+                self._backlog.clear()  # rescan, so the failed files keep their turn
+                raise
             self.status.handed_over += len(batch)
             await asyncio.to_thread(self._archive, [path for path, _ in batch])
-        return None if len(files) > self.config.batch_size else self.config.poll_interval
+        return None if self._backlog else self.config.poll_interval
 
-    def _read(self, path: Path) -> RawPayload | None:
-        channel = channel_of(path)
+    def _next_batch(self) -> list[tuple[Path, RawPayload]]:
+        """Read the next files of the backlog: at most `batch_size` of them and, unless
+        one file alone is larger, at most `max_batch_bytes`."""
+        batch: list[tuple[Path, RawPayload]] = []
+        total = 0
+        while self._backlog and len(batch) < self.config.batch_size:
+            waiting = self._backlog[0]
+            if batch and total + waiting.size > self.config.max_batch_bytes:
+                break
+            self._backlog.popleft()
+            item = self._take(waiting)
+            if item is not None:
+                batch.append((waiting.path, item))
+                total += len(item.payload)
+        return batch
+
+    def _take(self, waiting: Waiting) -> RawPayload | None:
+        """The file's payload; None when it went to rejected/, is gone, or changed since
+        it was found complete (it is looked at again on a later scan)."""
+        path = waiting.path
+        if waiting.size > self.config.max_file_bytes:
+            self._reject(waiting, "too_large")
+            return None
         try:
-            data = path.read_bytes()
+            with path.open("rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read(self.config.max_file_bytes + 1)
         except FileNotFoundError:  # another daemon took it
             return None
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.exists() else None
-        # Unknown names and oversized files still go through: the quarantine keeps them.
+        if (st.st_size, st.st_mtime_ns) != waiting.stamp or len(data) != st.st_size:
+            self._looks.pop(path.name, None)  # written to again: it has to settle anew
+            log.info("connector %s: %s changed while read; left for later", self.name, path.name)
+            return None
+        channel = channel_of(path)
+        # Unknown names still go through: the quarantine keeps them.
         return RawPayload(
             channel=channel or Channel.WEB,
             account=self.name,
             payload=data,
-            received_at=mtime or datetime.now(UTC),
+            received_at=datetime.fromtimestamp(st.st_mtime, UTC),
             source=f"maildir:{path.name}" + ("" if channel else ":unknown-channel"),
         )
+
+    # ------------------------------------------------------------ where files go
+
+    def _reject(self, waiting: Waiting, reason: str) -> None:
+        """Move a file aside to rejected/ with a `.rejected.json` note (reason, size,
+        sha256), count it, and log one line; its bytes stay on disk, never in Redis."""
+        path = waiting.path
+        try:
+            digest = _sha256_of(path)
+        except FileNotFoundError:
+            return
+        self.rejected.mkdir(exist_ok=True)
+        target = _free_name(self.rejected / path.name)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            return
+        note = {
+            "reason": reason,
+            "file": path.name,
+            "size": waiting.size,
+            "sha256": digest,
+            "max_file_bytes": self.config.max_file_bytes,
+            "rejected_at": datetime.now(UTC).isoformat(),
+        }
+        target.with_name(target.name + ".rejected.json").write_text(json.dumps(note), "utf-8")
+        self._rejections.append(reason)
+        log.warning(
+            "connector %s: %s rejected (%s): %d bytes, over max_file_bytes %d; sha256 %s; "
+            "moved to %s",
+            self.name, path.name, reason, waiting.size, self.config.max_file_bytes, digest,
+            target,
+        )  # fmt: skip
 
     def _archive(self, paths: list[Path]) -> None:
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(path, self.done / path.name)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _free_name(target: Path) -> Path:
+    """`target`, or `target.1`, `target.2`... so a rejected file never replaces another."""
+    candidate, n = target, 0
+    while candidate.exists():
+        n += 1
+        candidate = target.with_name(f"{target.name}.{n}")
+    return candidate

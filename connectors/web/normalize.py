@@ -1,5 +1,6 @@
 """Web-form submission JSON -> Inbound, with strict validation. Pure apart from one fallback:
-a submission without `submitted_at` is stamped with the current time.
+without `received_at` (when the endpoint took the POST) the current time is the message's.
+A `submitted_at` in the form is the browser's clock, so it is kept only as `sent_at`.
 
 Every bad field is named in one error line, e.g.
 `web form: email: not a valid address; message: required`. Unknown fields are rejected.
@@ -70,8 +71,10 @@ def normalize(
     *,
     account: str = "web",
     max_bytes: int = MAX_JSON_BYTES,
+    received_at: datetime | None = None,
 ) -> Inbound:
-    """One submission as an Inbound; a PayloadError naming every bad field otherwise."""
+    """One submission received at `received_at` as an Inbound; a PayloadError naming every
+    bad field otherwise."""
     try:
         form = load_json(payload, max_bytes=max_bytes)
     except PayloadError as exc:
@@ -107,13 +110,13 @@ def normalize(
         segment = _SEGMENTS.get(values["segment"].lower(), Segment.UNKNOWN)
         if segment == Segment.UNKNOWN:
             problems.append("segment: must be consumer or business")
-    received_at = utcnow()
+    sent_at = None
     if "submitted_at" in values:
         try:
-            received_at = datetime.fromisoformat(values["submitted_at"])
-            if received_at.tzinfo is None:
-                received_at = received_at.replace(tzinfo=UTC)
-            received_at = received_at.astimezone(UTC)
+            sent_at = datetime.fromisoformat(values["submitted_at"])
+            if sent_at.tzinfo is None:
+                sent_at = sent_at.replace(tzinfo=UTC)
+            sent_at = sent_at.astimezone(UTC)
         except (ValueError, OverflowError):
             problems.append("submitted_at: not an ISO 8601 time")
     given_id = values.get("submission_id") or values.get("external_id")
@@ -132,7 +135,8 @@ def normalize(
         channel=Channel.WEB,
         account=account,
         external_id=given_id or _content_id(form),
-        received_at=received_at,
+        received_at=received_at or utcnow(),
+        sent_at=sent_at,
         author=Author(name=values.get("name", ""), identities=identities),
         subject=values.get("subject", ""),
         text=values["message"],
@@ -142,14 +146,18 @@ def normalize(
         service_hint=values.get("service"),
         thread_keys=[],
         meta={"form": "contact"},
+        content_id=not given_id,
     )
     inbound.message_keys = [f"web:{inbound.external_id}"]
+    if inbound.content_id:  # the same form again after its ticket was resolved reopens it
+        inbound.thread_keys = list(inbound.message_keys)
     apply_text_hints(inbound)
     return inbound
 
 
 def _content_id(form: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON: the same submission posted twice dedupes to one."""
+    """sha256 of the canonical JSON: the same submission posted twice while its ticket is
+    open dedupes to that ticket (a double click, a browser retry)."""
     try:
         canonical = msgspec.json.encode(form, order="sorted")
     except (msgspec.EncodeError, TypeError, ValueError, OverflowError):

@@ -1,5 +1,6 @@
-"""The agent console: one static page (console.html, plain JS, no build step) served at
-/console; it talks to the /v1 API with the token the agent logs in with."""
+"""The agent console: one static page (console.html with console.js and console.css, plain
+JS, no build step) served at /console; it talks to the /v1 API with the token the agent
+logs in with. Its Content-Security-Policy comes from omnidesk.webguard, like every page's."""
 
 from __future__ import annotations
 
@@ -7,10 +8,7 @@ from importlib import resources
 
 from aiohttp import web
 
-CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+from omnidesk.webguard import add_asset_routes
 
 
 def _page() -> str:
@@ -22,13 +20,10 @@ async def console(request: web.Request) -> web.Response:
         text=_page(),
         content_type="text/html",
         charset="utf-8",
-        headers={
-            "Content-Security-Policy": CSP,
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
+        headers={"Cache-Control": "no-store"},
     )
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/console", console)
+    add_asset_routes(app, "omnidesk.agents", ["console.js", "console.css"])

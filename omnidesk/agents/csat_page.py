@@ -10,13 +10,13 @@ from aiohttp import web
 
 from omnidesk.agents import csat
 from omnidesk.agents.http import SERVICE_KEY
+from omnidesk.webguard import add_asset_routes
 
 PAGE = """<!doctype html>
 <html lang="ar" dir="rtl"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>تقييم الخدمة - Rate our service</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem}}
-label{{margin-inline-end:1rem}} textarea{{width:100%;min-height:5rem}}</style></head>
+<link rel="stylesheet" href="/static/csat.css"></head>
 <body>{body}</body></html>"""
 
 
@@ -82,3 +82,4 @@ async def answer(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/csat/{token}", show)
     app.router.add_post("/csat/{token}", answer)
+    add_asset_routes(app, "omnidesk.agents", ["csat.css"])

@@ -92,20 +92,24 @@ class Desk:
             "ticket": {**to_builtins(ticket), **extra},
             "messages": [to_builtins(m) for m in messages],
             "customer": to_builtins(customer) if customer else None,
-            "other_tickets": [
-                {
-                    "id": t.id,
-                    "channel": t.channel.value,
-                    "status": t.status.value,
-                    "queue": t.queue,
-                    "subject": t.subject,
-                    "created_at": t.created_at.isoformat(),
-                    "visible": self.roster().may_access(agent, t.queue),
-                }
-                for t in others
-            ],
+            "other_tickets": [self._other_ticket(agent, t) for t in others],
             "sla": self._sla(ticket.id, extra),
             "history": self.history(ticket.id),
+        }
+
+    def _other_ticket(self, agent: AgentConfig, ticket: Ticket) -> dict[str, Any]:
+        """One of the customer's other tickets: in full where the agent may open its queue,
+        else only its id: a subject or queue name can tell what a fraud report is about."""
+        if not self.roster().may_access(agent, ticket.queue):
+            return {"id": ticket.id, "visible": False, "restricted": True}
+        return {
+            "id": ticket.id,
+            "channel": ticket.channel.value,
+            "status": ticket.status.value,
+            "queue": ticket.queue,
+            "subject": ticket.subject,
+            "created_at": ticket.created_at.isoformat(),
+            "visible": True,
         }
 
     @guarded

@@ -1,8 +1,10 @@
 """The agents' HTTP API under /v1/ (JSON, bearer tokens), documented in openapi.yaml.
 
 Errors are JSON `{"error": "..."}`: 400 bad request, 401 missing/invalid token, 403 not
-the agent's queue, 404 unknown ticket, 503 store unavailable. Store calls are synchronous
-(redis-py) and run in a thread so the event loop keeps serving.
+the agent's queue, 404 unknown ticket or route, 413 body too large, 503 store unavailable,
+and 500 (logged, no traceback to the client) for a bug. Store calls are synchronous
+(redis-py) and run in a thread so the event loop keeps serving. Every string in a response
+goes through `display_safe`: customer text carries no escape sequence or bidi override.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from omnidesk.agents.service import AgentService
 from omnidesk.config import AgentConfig
 from omnidesk.errors import AuthError, StoreUnavailable
 from omnidesk.model import to_builtins
+from omnidesk.text import display_safe_tree
 
 log = logging.getLogger("omnidesk.agents.http")
 
@@ -34,7 +37,12 @@ def _dumps(obj: Any) -> str:
 
 
 def error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers, dumps=_dumps)
+    body = {"error": display_safe_tree(message)}
+    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+
+
+class BodyTooLarge(BadRequest):
+    """A request body over MAX_JSON: answered 413."""
 
 
 @web.middleware
@@ -43,16 +51,26 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     try:
         return await handler(request)
+    except web.HTTPException as exc:  # aiohttp's own: no route, wrong method, ...
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return error(exc.status, exc.reason, **headers)
     except AuthError as exc:
         return error(401, str(exc), **{"WWW-Authenticate": 'Bearer realm="omnidesk"'})
     except Forbidden as exc:
         return error(403, str(exc))
     except (NotFound, NoSuchAgent) as exc:
         return error(404, str(exc))
+    except BodyTooLarge as exc:
+        return error(413, str(exc))
     except (BadRequest, ValueError) as exc:
         return error(400, str(exc))
     except StoreUnavailable:
         return error(503, "temporarily unavailable, try again", **{"Retry-After": "5"})
+    except Exception:  # a bug: logged here, one JSON line to the client, no traceback
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "internal error")
 
 
 def bearer(request: web.Request) -> str | None:
@@ -66,12 +84,25 @@ async def current_agent(request: web.Request) -> AgentConfig:
     return await asyncio.to_thread(service.authenticate, bearer(request))
 
 
+async def read_limited(request: web.Request, limit: int = MAX_JSON) -> bytes:
+    """The whole body, however many TCP reads it takes to arrive; BodyTooLarge past `limit`
+    (announced or actual). `content.read(n)` alone returns what has arrived so far."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"request body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body over {limit} bytes")
+    return b"".join(chunks)
+
+
 async def body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
-    raw = await request.content.read(MAX_JSON + 1)
-    if len(raw) > MAX_JSON:
-        raise BadRequest("request body too large")
+    raw = await read_limited(request)
     if not raw.strip():
         return {}
     try:
@@ -95,7 +126,7 @@ def field(data: dict[str, Any], name: str, kind: type = str, required: bool = Tr
 
 
 def ok(obj: Any, status: int = 200) -> web.Response:
-    return web.json_response(to_builtins(obj), status=status, dumps=_dumps)
+    return web.json_response(display_safe_tree(to_builtins(obj)), status=status, dumps=_dumps)
 
 
 def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:

@@ -99,6 +99,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     customer = view["customer"] or {}
     print(f"customer: {customer.get('id')} {customer.get('name', '')}")
     for other in view["other_tickets"]:
+        if other.get("restricted"):
+            print(f"  other: {other['id']} (restricted: not in your queues)")
+            continue
         print(f"  other: {other['id']} {other['channel']} {other['status']} {other['subject']}")
     for m in view["messages"]:
         delivery = f" [{m['delivery']}]" if m.get("delivery") else ""

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     list_p.add_argument("--json", action="store_true")
     show_p = qsub.add_parser("show")
     show_p.add_argument("id")
-    show_p.add_argument("--raw", action="store_true", help="print the raw payload bytes")
+    show_p.add_argument(
+        "--raw", action="store_true", help="the payload's bytes (escaped on a terminal)"
+    )
     retry_p = qsub.add_parser("retry", help="run an item again with the current code and config")
     retry_p.add_argument("id", nargs="+")
     parser.set_defaults(func=run)
@@ -59,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
         item = quarantine.get(args.id)
         if item is None:
             raise PermanentError(f"no quarantined payload {args.id}")
-        if args.raw:
+        if args.raw and not sys.stdout.isatty():  # to a file or a pipe: the bytes as kept
             sys.stdout.buffer.write(item.payload)
+            return 0
+        if args.raw:  # to a terminal: as text, its escapes shown (omnidesk.cli writer)
+            print(item.payload.decode("utf-8", "replace"))
             return 0
         print(
             json.dumps(

@@ -103,6 +103,7 @@ def ticket_view(inbound: Inbound) -> dict[str, Any]:
         "account": inbound.account,
         "external_id": inbound.external_id,
         "received_at": inbound.received_at.isoformat(),
+        "sent_at": inbound.sent_at.isoformat() if inbound.sent_at else None,
         "customer": {
             "name": inbound.author.name,
             "identities": [i.key for i in inbound.author.identities],

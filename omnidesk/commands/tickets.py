@@ -9,6 +9,7 @@ from typing import Any
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
 from omnidesk.model import to_builtins
+from omnidesk.text import one_line_safe
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,7 +79,7 @@ def show(args: argparse.Namespace) -> int:
         f"{ticket.id}  [{ticket.status.value}]  queue={ticket.queue}  "
         f"priority={ticket.priority.value}  sla={ticket.sla_policy}"
     )
-    print(f"subject: {ticket.subject}")
+    print(f"subject: {one_line_safe(ticket.subject or '')}")
     print(
         f"channel: {ticket.channel.value} ({ticket.account})  customer: {ticket.customer_id}  "
         f"tags: {', '.join(ticket.tags)}"
@@ -93,8 +94,9 @@ def show(args: argparse.Namespace) -> int:
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """A plain text table; widths count characters, so Arabic columns line up as text."""
-    cells = [header, *[[str(c) for c in row] for row in rows]]
+    """A plain text table; widths count characters, so Arabic columns line up as text.
+    Each cell is one line, its control characters shown as ``\\uXXXX`` (one_line_safe)."""
+    cells = [header, *[[one_line_safe(str(c)) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells

@@ -28,13 +28,22 @@ local function add_message(tid)
   redis.call("HINCRBY", p .. "stats", "in:" .. a.channel, 1)
 end
 
--- 1. seen before: nothing to do
+-- 1. seen before: nothing to do. An id that is only a hash of the content is a duplicate
+-- only while its ticket is open; after that the same content is a new message, which
+-- step 3 (thread key, reopen window) or step 5 (a new ticket) takes (see intake.py).
 local prior = redis.call("HGET", p .. "seen", a.dedupe)
 if prior then
   local tid = ""
   if prior ~= "-" then tid = redis.call("HGET", p .. "msg:" .. prior, "ticket_id") or "" end
-  redis.call("HINCRBY", p .. "stats", "duplicates", 1)
-  return {"duplicate", tid, prior, "", "0"}
+  local done = false
+  if a.content_id == "1" and prior ~= "-" then
+    local st = tid ~= "" and redis.call("HGET", p .. "ticket:" .. tid, "status")
+    done = not (st and OPEN[st])
+  end
+  if not done then
+    redis.call("HINCRBY", p .. "stats", "duplicates", 1)
+    return {"duplicate", tid, prior, "", "0"}
+  end
 end
 
 -- 2. an edit of a message we hold: update its text in place

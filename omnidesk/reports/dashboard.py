@@ -1,5 +1,6 @@
-"""The live supervisor dashboard: `/dashboard` (a page) and `/v1/dashboard.json` (its data,
-polled every few seconds, so it updates without a reload).
+"""The live supervisor dashboard: `/dashboard` (a page, with dashboard.js and dashboard.css)
+and `/v1/dashboard.json` (its data, polled every few seconds, so it updates without a
+reload; its strings display-safe, omnidesk.text).
 
 Login: a bearer token of a supervisor. The agents part owns tokens; until it is wired in,
 `Dashboard.token_check` holds the check: the agents part sets it to its supervisors'
@@ -21,6 +22,8 @@ from aiohttp import web
 
 from omnidesk.reports.figures import read_raw, summarize
 from omnidesk.reports.fold import Context
+from omnidesk.text import display_safe_tree
+from omnidesk.webguard import add_asset_routes
 
 log = logging.getLogger("omnidesk.reports.dashboard")
 TokenCheck = Callable[[str], bool]
@@ -166,12 +169,13 @@ def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
                 status=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        body = await asyncio.to_thread(dashboard.snapshot)
+        body = display_safe_tree(await asyncio.to_thread(dashboard.snapshot))
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     def hook(app: web.Application) -> None:
         app.router.add_get("/dashboard", page)
         app.router.add_get("/v1/dashboard.json", data)
+        add_asset_routes(app, "omnidesk", ["dashboard.js", "dashboard.css"])
 
     return hook
 

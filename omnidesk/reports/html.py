@@ -13,6 +13,7 @@ import io
 from typing import Any
 
 from omnidesk.reports.render import duration, share, slices
+from omnidesk.text import display_safe
 
 LABELS = {
     "en": {
@@ -109,7 +110,9 @@ def charts(figures: dict[str, Any], lang: str) -> dict[str, str]:
 
 
 def _bdi(text: Any) -> str:
-    return f'<bdi dir="auto">{html.escape(str(text))}</bdi>'
+    """Text from outside (CSAT comments, names) isolated in its own direction, escaped, and
+    without bidi overrides or control characters (display_safe)."""
+    return f'<bdi dir="auto">{html.escape(display_safe(str(text)))}</bdi>'
 
 
 def as_html(figures: dict[str, Any], lang: str = "en", titles: dict[str, str] | None = None) -> str:
