@@ -233,7 +233,7 @@ def queue_figures(broker: Any) -> dict[str, dict[str, float]]:
     Empty for a broker that is not Redis."""
     if not isinstance(broker, RedisBroker):
         return {}
-    script = _figures_script(broker.client)
+    script = _figures_script(broker)
     out: dict[str, dict[str, float]] = {}
     for queue in sorted(broker.queues):
         reply = script(
@@ -247,11 +247,23 @@ def queue_figures(broker: Any) -> dict[str, dict[str, float]]:
     return out
 
 
-_FIGURES_SCRIPTS: dict[int, Any] = {}
+FIGURES_TIMEOUT_S = 2.0  # /healthz must answer when Redis hangs: the broker's client waits
 
 
-def _figures_script(client: redis.Redis) -> Any:
-    key = id(client)
-    if key not in _FIGURES_SCRIPTS:
-        _FIGURES_SCRIPTS[key] = client.register_script(lua("broker_figures"))
-    return _FIGURES_SCRIPTS[key]
+def _figures_script(broker: RedisBroker) -> Any:
+    """The figures script on a client of the broker's server with short timeouts, made once
+    per broker and kept on it."""
+    script = getattr(broker, "_omnidesk_figures", None)
+    if script is None:
+        pool = broker.client.connection_pool
+        kwargs = {
+            **pool.connection_kwargs,
+            "socket_timeout": FIGURES_TIMEOUT_S,
+            "socket_connect_timeout": FIGURES_TIMEOUT_S,
+        }
+        client = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
+        script = client.register_script(lua("broker_figures"))
+        broker._omnidesk_figures = script  # type: ignore[attr-defined]
+    return script

@@ -106,7 +106,7 @@ def test_a_worker_whose_consumers_all_wait_keeps_its_heartbeat(
     try:
         worker.pause()  # no consumer fetches from now on
         before = broker.client.zscore(key, broker.broker_id)  # type: ignore[attr-defined]
-        time.sleep(1.5)
+        time.sleep(2.5)
         after = broker.client.zscore(key, broker.broker_id)  # type: ignore[attr-defined]
         assert before is not None and after is not None and after - before >= 1000
     finally:
