@@ -22,10 +22,11 @@ PAYLOADS = 1200
 BOUND_S = 60.0  # issue 12: held batches are back in service within 60 s
 
 
-def _held(runtime: Runtime, prefix: str) -> int:
-    """Messages fetched by some worker and not acked, on the ingest queue."""
+def _held(runtime: Runtime, prefix: str, worker: str = "*") -> int:
+    """Messages fetched by `worker` (any by default) and not acked, on the ingest queue."""
     r = runtime.store.r
-    return sum(r.scard(k) for k in r.scan_iter(match=f"{prefix}:dramatiq:__acks__.*.ingest"))
+    match = f"{prefix}:dramatiq:__acks__.{worker}.ingest"
+    return sum(r.scard(k) for k in r.scan_iter(match=match))
 
 
 @pytest.mark.slow
@@ -45,18 +46,22 @@ def test_batches_of_a_killed_worker_are_back_within_the_bound(
         first.send_signal(signal.SIGKILL)
         first.wait()
     killed_at = time.monotonic()
-    assert 0 < count() < PAYLOADS and _held(runtime, prefix) > 0  # it died holding batches
+    members = runtime.store.r.zrange(f"{prefix}:dramatiq:__heartbeats__", 0, -1)
+    (dead,) = set(members) - {broker.broker_id}  # type: ignore[attr-defined]  # not the test's
+    assert 0 < count() < PAYLOADS and _held(runtime, prefix, dead) > 0  # it died holding batches
     figures = queue_figures(broker)["ingest"]
     assert figures["in_flight"] > 0 and figures["oldest_age_s"] > 0
     second = start_worker(config, tmp_path / "second.log")
     try:
-        back = wait(lambda: count() >= PAYLOADS, timeout=BOUND_S, every=0.2)
+        # back in service: out of the dead worker's hands, into the queue or the second's
+        back = wait(lambda: _held(runtime, prefix, dead) == 0, timeout=BOUND_S, every=0.2)
         recovered_s = time.monotonic() - killed_at
+        assert back, f"the dead worker still held batches {BOUND_S:.0f} s after the kill"
+        assert recovered_s < BOUND_S
+        assert wait(lambda: count() >= PAYLOADS, timeout=120, every=0.2)
     finally:
         stop(second)
         broker.close()
-    assert back, f"only {count()} of {PAYLOADS} tickets {BOUND_S:.0f} s after the kill"
-    assert recovered_s < BOUND_S
     assert _held(runtime, prefix) == 0
     tickets = runtime.store.list_tickets(limit=2 * PAYLOADS)
     assert sorted(t.preview for t in tickets) == sorted(f"complaint {i}" for i in range(PAYLOADS))
