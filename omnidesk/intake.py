@@ -18,7 +18,8 @@ same content sent again means something different once its ticket is done. The r
 
 SLA hooks run after the script, in the caller's process: `on_opened(ticket)` for a new
 ticket and `on_customer_message(ticket)` for a customer follow-up. Both are no-ops until
-the SLA engine sets them (`IntakeHooks`).
+the SLA engine sets them (`IntakeHooks`). They are part of the intake: an error in one is
+the batch's error, so the batch is not acked and runs again.
 """
 
 from __future__ import annotations
@@ -154,22 +155,18 @@ class Intake:
         if redelivered:
             heads.update((t.id, t) for t in self.store.ticket_heads(redelivered))
         tickets = {t.id: t for t in self.store.get_tickets(list(dict.fromkeys(appended)))}
-        try:
-            new = [heads[tid] for tid in dict.fromkeys(opened) if tid in heads]
-            if hooks.on_opened_many is not None:
-                hooks.on_opened_many(new)
-            else:
-                for ticket in new:
-                    hooks.on_opened(ticket)
-        except Exception:  # a hook's bug must not undo or repeat the intake
-            log.exception("intake hook failed for %d new tickets", len(opened))
+        # A hook that fails fails the batch: it is retried (the intake is idempotent, and the
+        # redelivery's duplicates run on_opened again), and the SLA repair sweep
+        # (omnidesk.sla_repair) catches any ticket whose clocks still missed a step.
+        new = [heads[tid] for tid in dict.fromkeys(opened) if tid in heads]
+        if hooks.on_opened_many is not None:
+            hooks.on_opened_many(new)
+        else:
+            for ticket in new:
+                hooks.on_opened(ticket)
         for tid in appended:
-            if tid not in tickets:
-                continue
-            try:
+            if tid in tickets:
                 hooks.on_customer_message(tickets[tid])
-            except Exception:
-                log.exception("intake hook failed for %s", tid)
 
     def _prepare(self, inbound: Inbound, decision: Decision, now: datetime) -> tuple[bytes, Ticket]:
         """The script's JSON argument, and the ticket it opens if it opens one (no id yet)."""

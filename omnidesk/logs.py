@@ -1,7 +1,9 @@
 """Structured logs: one JSON line per event, with ticket id and connector when known.
 
 Secrets never reach a log line: values of the environment variables the config
-names as secrets are replaced by `***` in every record.
+names as secrets are replaced by `***` in every record. Customer payloads never do either:
+dramatiq shows a message as ``actor(args)``, for `ingest` the whole base64 batch, so its
+records show ``actor#message_id`` instead (`hide_message_bodies`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,47 @@ def redact(text: str) -> str:
     for secret in _SECRETS:
         text = text.replace(secret, "***")
     return mask_pii(text)
+
+
+def hide_message_bodies() -> None:
+    """From now on, records made by dramatiq's code show a message as ``actor#message_id``
+    and an actor's arguments (its debug line) as ``<hidden>``. Done where records are made,
+    so every handler (and every test's capture) sees the same safe record; idempotent."""
+    global _hiding
+    if _hiding:
+        return
+    _hiding = True
+    make_record = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        if record.args and _DRAMATIQ_CODE in record.pathname:
+            record.args = _without_bodies(record.args)
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+_hiding = False
+_DRAMATIQ_CODE = f"{os.sep}dramatiq{os.sep}"
+
+
+def _without_bodies(args: Any) -> Any:
+    from dramatiq import Message
+    from dramatiq.broker import MessageProxy
+
+    def safe(value: Any) -> Any:
+        if isinstance(value, Message | MessageProxy):
+            return f"{value.actor_name}#{value.message_id}"
+        if isinstance(value, tuple | list | dict | bytes):  # an actor's args and kwargs
+            return "<hidden>"
+        return value
+
+    if isinstance(args, dict):
+        return {key: safe(value) for key, value in args.items()}
+    if isinstance(args, tuple):
+        return tuple(safe(value) for value in args)
+    return safe(args)
 
 
 class JsonFormatter(logging.Formatter):

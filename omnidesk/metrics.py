@@ -85,6 +85,19 @@ class Metrics:
             ["queue", "state"],
             registry=r,
         )
+        self.broker_messages = Gauge(
+            "omnidesk_broker_messages",
+            "Broker messages per queue by state: queued, in_flight (fetched by a worker, not "
+            "acked), delayed, retrying (carrying a retry count), dead (dead-lettered)",
+            ["queue", "state"],
+            registry=r,
+        )
+        self.broker_oldest = Gauge(
+            "omnidesk_broker_oldest_age_seconds",
+            "Age of the oldest message still to be done (queued, in flight or delayed)",
+            ["queue"],
+            registry=r,
+        )
         self.sla_buckets = Gauge(
             "omnidesk_sla_buckets",
             "Sweeper buckets (~100 tickets each) by state (scheduled: a wakeup is pending; "
@@ -92,6 +105,16 @@ class Metrics:
             ["state"],
             registry=r,
         )
+
+    def update_broker(self, figures: dict[str, dict[str, float]]) -> None:
+        """Per broker queue: messages by state, and the oldest one's age
+        (omnidesk.redisbroker.queue_figures)."""
+        for queue, values in figures.items():
+            for state, value in values.items():
+                if state == "oldest_age_s":
+                    self.broker_oldest.labels(queue=queue).set(value)
+                else:
+                    self.broker_messages.labels(queue=queue, state=state).set(value)
 
     def update_store(self, counts: dict[str, Any]) -> None:
         for name, value in counts.get("stats", {}).items():

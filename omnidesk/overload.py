@@ -107,7 +107,9 @@ class IntakeGate:
     ) -> IntakeGate:
         """A gate on a dramatiq RedisBroker's queue at `url`: its `<ns>:<queue>.msgs` hash holds
         every message not yet acked, and `<queue>.DQ.msgs` the ones waiting for a retry."""
-        if type(broker).__name__ != "RedisBroker":
+        from dramatiq.brokers.redis import RedisBroker
+
+        if not isinstance(broker, RedisBroker):  # omnidesk.redisbroker's is a subclass
             return cls(None, [], max_backlog=max_backlog, retry_after=retry_after, **kwargs)
         client = aioredis.Redis.from_url(
             url, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S

@@ -19,27 +19,34 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import dramatiq
 import msgspec
 import redis
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
 from omnidesk.config import Limits
 from omnidesk.errors import ConfigError, PermanentError, StoreUnavailable, TransientError
+from omnidesk.logs import hide_message_bodies
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt
+from omnidesk.redisbroker import redis_broker
 from omnidesk.runtime import Runtime
 
 log = logging.getLogger("omnidesk.pipeline")
 
+_T = TypeVar("_T")
 SendFn = Callable[[Outbound], Awaitable[Receipt]]
 NotifyFn = Callable[[dict[str, str]], None]
 
 INGEST_MAX_RETRIES = 1000  # store outages are waited out, not given up on
+INGEST_TIME_LIMIT_MS = 10 * 60_000
+INGEST_WAIT_S = INGEST_TIME_LIMIT_MS * 0.8 / 1000  # waited in place before a durable retry
+WAIT_MIN_PAUSE_S = 0.2
+WAIT_MAX_PAUSE_S = 5.0
 DELIVER_MAX_ATTEMPTS = 8
 DELIVER_MIN_BACKOFF_MS = 1_000
 DELIVER_MAX_BACKOFF_MS = 15 * 60_000
@@ -56,17 +63,19 @@ def make_broker(
     *,
     heartbeat_timeout_ms: int | None = None,
     maintenance_chance: int | None = None,
+    maintenance_interval_ms: int | None = None,
 ) -> dramatiq.Broker:
     """A broker from a URL. Redis keys go under ``<namespace>:dramatiq`` so runs sharing a
-    Redis stay apart. A low heartbeat timeout makes dead workers' messages come back sooner
-    (dramatiq requeues them during queue maintenance)."""
+    Redis stay apart. On Redis, a dead worker's messages come back within the heartbeat
+    timeout plus the maintenance interval (omnidesk.redisbroker: 15 s + 5 s by default)."""
     if url.startswith(("redis://", "rediss://", "unix://")):
-        options: dict[str, Any] = {"url": url, "namespace": f"{namespace}:dramatiq"}
-        if heartbeat_timeout_ms is not None:
-            options["heartbeat_timeout"] = heartbeat_timeout_ms
-        if maintenance_chance is not None:
-            options["maintenance_chance"] = maintenance_chance
-        broker: dramatiq.Broker = RedisBroker(**options)
+        broker: dramatiq.Broker = redis_broker(
+            url,
+            f"{namespace}:dramatiq",
+            heartbeat_timeout_ms=heartbeat_timeout_ms,
+            maintenance_chance=maintenance_chance,
+            maintenance_interval_ms=maintenance_interval_ms,
+        )
     elif url.startswith(("amqp://", "amqps://")):
         try:
             from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -144,6 +153,24 @@ def backoff_ms(attempt: int, retry_after: float | None = None) -> int:
     return int(random.uniform(ceiling / 2, ceiling))
 
 
+def until_applied(apply: Callable[[], _T], budget_s: float, what: str) -> _T:
+    """`apply()`, again and again with backoff while it raises a TransientError (Redis away,
+    loading or out of memory), for at most `budget_s`; then the last error is raised."""
+    deadline = time.monotonic() + budget_s
+    attempt = 0
+    while True:
+        try:
+            return apply()
+        except TransientError as exc:
+            ceiling = min(WAIT_MAX_PAUSE_S, WAIT_MIN_PAUSE_S * 2**attempt)
+            pause = random.uniform(ceiling / 2, ceiling)
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("%s: %s; trying again in %.1fs", what, exc, pause)
+            time.sleep(pause)
+            attempt += 1
+
+
 # ---------------------------------------------------------------- the pipeline
 
 
@@ -153,6 +180,7 @@ class Pipeline:
     def __init__(self, runtime: Runtime, broker: dramatiq.Broker) -> None:
         self.runtime = runtime
         self.broker = broker
+        hide_message_bodies()  # dramatiq would log whole batches on a failure
         dramatiq.set_broker(broker)
         self.ingest = dramatiq.actor(
             self._ingest,
@@ -162,7 +190,7 @@ class Pipeline:
             max_retries=INGEST_MAX_RETRIES,
             min_backoff=500,
             max_backoff=60_000,
-            time_limit=10 * 60_000,
+            time_limit=INGEST_TIME_LIMIT_MS,
         )
         self.deliver = dramatiq.actor(
             self._deliver,
@@ -236,8 +264,10 @@ class Pipeline:
     # -------------------------------------------------------- actors
 
     def _ingest(self, batch_json: str) -> None:
+        """Apply a batch; a store outage is waited out here, so the message is acked only
+        once the batch is in (past the wait, DurableRetries writes the retry before the ack)."""
         batch = _batch_decoder.decode(batch_json)
-        report = self.runtime.process(batch)  # StoreUnavailable: dramatiq retries the batch
+        report = until_applied(lambda: self.runtime.process(batch), INGEST_WAIT_S, "ingest")
         log.info(
             "ingested %d payloads: %s; quarantined %d",
             len(batch),
@@ -329,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     broker = make_broker(
         service.broker_url or service.redis_url,
         service.key_prefix,
-        heartbeat_timeout_ms=args.heartbeat_timeout_ms,
+        heartbeat_timeout_ms=args.heartbeat_timeout_ms or int(service.broker_heartbeat_s * 1000),
         maintenance_chance=args.maintenance_chance,
+        maintenance_interval_ms=int(service.broker_maintenance_s * 1000),
     )
     run_worker(Pipeline(Runtime.for_service(loaded), broker), args.threads)
     return 0

@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
@@ -96,6 +97,7 @@ class Daemon:
         from connectors.state import CursorStore, Lease
         from omnidesk.pipeline import Pipeline, make_broker, queue_name
         from omnidesk.runtime import Runtime
+        from omnidesk.sla_repair import run_repair
         from omnidesk.store import Store
 
         service = self.loaded.data.service
@@ -110,8 +112,15 @@ class Daemon:
         self.runtime = Runtime.for_service(self.loaded, store=store, notify=self._notify)
         self.clocks = self.runtime.clocks
         self.background.append(self.clocks.run_sweeper)
+        self.background.append(partial(run_repair, self.clocks))  # clocks a hook missed
         broker_url = service.broker_url or redis_url
-        self.pipeline = Pipeline(self.runtime, make_broker(broker_url, prefix))
+        broker = make_broker(
+            broker_url,
+            prefix,
+            heartbeat_timeout_ms=int(service.broker_heartbeat_s * 1000),
+            maintenance_interval_ms=int(service.broker_maintenance_s * 1000),
+        )
+        self.pipeline = Pipeline(self.runtime, broker)
         self.gate = IntakeGate.for_broker(
             self.pipeline.broker,
             broker_url,
@@ -286,6 +295,7 @@ class Daemon:
             if self.pipeline and _broker_is_redis(self.pipeline.broker)
             else _broker_ok(self.pipeline),
             "workers": self.options.workers if self._worker is not None else 0,
+            "queues": await self._queue_figures(),
             "connectors": statuses,
             "config": str(self.loaded.path),
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -307,9 +317,20 @@ class Daemon:
         except OmnideskError:
             self.metrics.up.labels(dependency="redis").set(0)
         self.metrics.update_connectors(c.status for c in self.connectors)
+        self.metrics.update_broker(await self._queue_figures())
         if self.gate is not None:  # refreshes omnidesk_intake_backlog (cached probe)
             await self.gate.pressure()
         return self.metrics.render()
+
+    async def _queue_figures(self) -> dict[str, dict[str, float]]:
+        """Broker messages per queue and state (empty when the broker cannot be read)."""
+        from omnidesk.redisbroker import queue_figures
+
+        try:
+            return await asyncio.to_thread(queue_figures, self.pipeline.broker)
+        except Exception as exc:  # Redis away: /healthz already says so
+            log.debug("broker figures unavailable: %s", exc)
+            return {}
 
     # ------------------------------------------------------------ internals
 
@@ -414,7 +435,9 @@ async def _redis_answers(url: str) -> bool:
 
 
 def _broker_is_redis(broker: Any) -> bool:
-    return type(broker).__name__ == "RedisBroker"
+    from dramatiq.brokers.redis import RedisBroker
+
+    return isinstance(broker, RedisBroker)  # omnidesk.redisbroker's is a subclass
 
 
 def _broker_ok(pipeline: Any) -> bool:

@@ -91,18 +91,41 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+# Replies that say "not now": at maxmemory (OOM), loading its data, a replica cut off, a
+# script cache emptied by a restart.
+TRANSIENT_REPLIES = frozenset(
+    {"OOM", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "BUSY", "NOSCRIPT"}
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Redis errors that pass: connection loss, timeouts, and the refusals above (an OOM is
+    an overload to wait out, not a permanent failure)."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return True
+    if isinstance(exc, redis.ResponseError):  # redis-py strips the code it maps to a class
+        code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
+        return code in TRANSIENT_REPLIES or isinstance(exc, _TRANSIENT_REPLY_CLASSES)
+    return False
+
+
+_TRANSIENT_REPLY_CLASSES = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.NoScriptError,
+    redis.exceptions.TryAgainError,
+)
+
+
 @contextmanager
 def redis_errors() -> Iterator[None]:
-    """Redis connection trouble becomes StoreUnavailable, a TransientError (retry later);
-    so does a full Redis (noeviction's OOM), which frees up as the backlog drains."""
+    """Redis connection trouble, or a Redis out of memory, becomes StoreUnavailable, a
+    TransientError (retry later)."""
     try:
         yield
-    except (
-        redis.ConnectionError,
-        redis.TimeoutError,
-        redis.BusyLoadingError,
-        redis.exceptions.OutOfMemoryError,
-    ) as exc:
+    except redis.RedisError as exc:
+        if not is_transient(exc):
+            raise
         raise StoreUnavailable(f"redis unavailable: {exc}") from None
 
 

@@ -166,6 +166,7 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     (drop_status,) = health["connectors"]
     assert drop_status["name"] == "drop" and drop_status["handed_over"] == 5
     assert drop_status["last_fetch"] is not None
+    assert health["queues"]["ingest"]["queued"] == 0  # broker figures per queue
 
     # SLA clocks start right after intake, in the same worker: wait for them too
     assert wait_for(
@@ -180,6 +181,7 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     assert "omnidesk_ingest_seconds_count" in text
     assert 'omnidesk_sla_clocks{queue="cr",state="running"} 5.0' in text
     assert 'omnidesk_sla_clocks{queue="cr",state="paused"} 0.0' in text
+    assert 'omnidesk_broker_messages{queue="ingest",state="in_flight"} 0.0' in text
 
     ok_status, ok = daemon.post(
         "/v1/intake/web",

@@ -1,0 +1,269 @@
+"""dramatiq's Redis broker made safe for Redis outages and restarts: nothing is acked that was
+not applied, and what a dead or disconnected worker held comes back within a bound.
+
+dramatiq's own paths, read in dramatiq 2.x (worker.py, brokers/redis.py, dispatch.lua,
+middleware/retries.py), and what this module changes:
+
+- `Retries` enqueues the retry copy, then the consumer acks the original. With Redis down the
+  enqueue fails, is only logged, and the ack is retried until Redis is back: the message is
+  gone. `DurableRetries` does not return until the retry copy is written.
+- The consumer treats only `redis.ConnectionError` as a broker outage. A socket timeout or
+  ``OOM command not allowed`` (Redis at maxmemory) on an ack is "a bug in Dramatiq": the
+  message is left in the ack set of a live worker for good. `DurableRedisBroker` turns every
+  transient Redis error into dramatiq's `ConnectionClosed`, which each path retries.
+- A fetch whose reply is lost (Redis killed after writing it) leaves messages in this
+  worker's ack set that it never saw; a consumer restart drops its delayed messages from
+  memory. After any such failure the broker takes a new worker id, so whatever the old id
+  held is a dead worker's, and maintenance puts it back.
+- Dead workers' messages come back only when a 0.1 % random maintenance pass fires after a
+  60 s heartbeat timeout. `BrokerKeeper` heartbeats and runs maintenance on every queue at
+  worker start and every few seconds, so recovery takes at most heartbeat + interval.
+
+Redeliveries are harmless: intake is idempotent (omnidesk/lua/intake.lua).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import current_millis, dq_name, xq_name
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import Middleware, Retries, TimeLimit
+
+from omnidesk.store import is_transient, lua
+
+log = logging.getLogger("omnidesk.broker")
+
+DEFAULT_HEARTBEAT_TIMEOUT_MS = 15_000
+DEFAULT_MAINTENANCE_INTERVAL_MS = 5_000
+FORMER_IDS = 16  # worker ids an ack still tries after outages took them
+RETRY_WRITE_PAUSE_S = 0.5  # between attempts to write a retry copy while Redis is away
+
+
+class DurableRedisBroker(RedisBroker):
+    """A RedisBroker whose every transient Redis failure is a `ConnectionClosed` (so dramatiq
+    retries acks and restarts consumers) and costs the worker its id (see the module doc)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.former_ids: deque[str] = deque(maxlen=FORMER_IDS)
+        # Whether Redis may hold something under the current id. A failed call may have run
+        # (reply lost), so a fresh broker counts as used; a success marks the id used again.
+        self._id_used = True
+        self._ack_script = self.client.register_script(lua("broker_ack"))
+
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        return _DurableConsumer
+
+    def _dispatch(self, command: str) -> Callable[..., Any]:
+        call = super()._dispatch(command)
+
+        def guarded(queue_name: str, *args: Any) -> Any:
+            try:
+                reply = call(queue_name, *args)
+            except (redis.RedisError, OSError) as exc:
+                if not isinstance(exc, OSError) and not is_transient(exc):
+                    raise
+                self.rotate_id()
+                raise ConnectionClosed(exc) from None
+            self._id_used = True
+            return reply
+
+        return guarded
+
+    def rotate_id(self) -> None:
+        """Take a new worker id (once per outage): the old one's unacked messages go back
+        through maintenance once its heartbeat is older than the timeout, whether this
+        process saw them or not. Acks still try the former ids (`ack`)."""
+        if self._id_used:
+            self._id_used = False
+            self.former_ids.appendleft(self.broker_id)
+            self.broker_id = str(uuid.uuid4())
+
+    def ack(self, queue_name: str, redis_message_id: str) -> None:
+        """Ack under the current id or a former one, whichever fetched the message."""
+        args = [self.namespace, queue_name, redis_message_id, self.broker_id, *self.former_ids]
+        try:
+            self._ack_script(keys=[], args=args)
+        except (redis.RedisError, OSError) as exc:
+            if not isinstance(exc, OSError) and not is_transient(exc):
+                raise
+            raise ConnectionClosed(exc) from None
+
+    def heartbeat(self) -> None:
+        """Mark this worker alive, whatever its consumers are doing."""
+        self.client.zadd(f"{self.namespace}:__heartbeats__", {self.broker_id: current_millis()})
+
+    def maintain(self) -> None:
+        """Requeue dead workers' unacked messages and expire old dead letters, on every queue
+        and delay queue (dramatiq's maintenance pass, run now rather than by chance)."""
+        dispatch = self.scripts["dispatch"]
+        for queue in sorted(self.queues | self.delay_queues):
+            args = [
+                "qsize",  # read-only: only the maintenance part of the script does anything
+                current_millis(),
+                queue,
+                self.broker_id,
+                self.heartbeat_timeout,
+                self.dead_message_ttl,
+                1,
+                self._max_unpack_size(),
+            ]
+            dispatch(args=args, keys=[self.namespace])
+
+
+class _DurableConsumer(_RedisConsumer):
+    """dramatiq's Redis consumer with the broker's ack (see `DurableRedisBroker.ack`)."""
+
+    def ack(self, message: Any) -> None:
+        try:
+            self.broker.ack(self.queue_name, message.options["redis_message_id"])
+        finally:
+            self.queued_message_ids.discard(message.message_id)
+
+
+class DurableRetries(Retries):
+    """`Retries` that returns only once the retry copy is in the broker, so the original is
+    never acked without it. The actor's time limit is lifted first: it must not interrupt
+    the write."""
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        if exception is None:
+            return
+        for middleware in broker.middleware:
+            if isinstance(middleware, TimeLimit):
+                middleware.after_process_message(broker, message)
+        saved = dict(message.options)
+        while True:
+            try:
+                super().after_process_message(broker, message, result=result, exception=exception)
+                return
+            except (dramatiq.errors.BrokerConnectionError, redis.RedisError, OSError) as exc:
+                message.options.clear()
+                message.options.update(saved)
+                log.warning(
+                    "retry of %s#%s not written yet (%s); trying again",
+                    message.actor_name,
+                    message.message_id,
+                    exc,
+                )
+                time.sleep(RETRY_WRITE_PAUSE_S)
+
+
+class BrokerKeeper(Middleware):
+    """While a worker runs: a heartbeat and a maintenance pass at start and then every
+    `interval_ms`, in a thread of its own, so a batch that runs long keeps its lease and a
+    dead worker's batches are back within heartbeat timeout + interval."""
+
+    def __init__(self, interval_ms: int = DEFAULT_MAINTENANCE_INTERVAL_MS) -> None:
+        self.interval_s = interval_ms / 1000
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(broker,), name="broker-keeper", daemon=True
+        )
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self._stop.set()
+
+    def _run(self, broker: DurableRedisBroker) -> None:
+        while True:
+            try:
+                broker.heartbeat()
+                broker.maintain()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("broker maintenance skipped: %s", exc)
+            if self._stop.wait(self.interval_s):
+                return
+
+
+def redis_broker(
+    url: str,
+    namespace: str,
+    *,
+    heartbeat_timeout_ms: int | None = None,
+    maintenance_chance: int | None = None,
+    maintenance_interval_ms: int | None = None,
+) -> DurableRedisBroker:
+    """The Redis broker with the safe retries and the keeper in place of dramatiq's."""
+    options: dict[str, Any] = {
+        "url": url,
+        "namespace": namespace,
+        "heartbeat_timeout": heartbeat_timeout_ms or DEFAULT_HEARTBEAT_TIMEOUT_MS,
+    }
+    if maintenance_chance is not None:
+        options["maintenance_chance"] = maintenance_chance
+    broker = DurableRedisBroker(**options)
+    for index, middleware in enumerate(broker.middleware):
+        if type(middleware) is Retries:
+            broker.middleware[index] = DurableRetries(
+                max_retries=middleware.max_retries,
+                min_backoff=middleware.min_backoff,
+                max_backoff=middleware.max_backoff,
+                retry_when=middleware.retry_when,
+            )
+    broker.add_middleware(BrokerKeeper(maintenance_interval_ms or DEFAULT_MAINTENANCE_INTERVAL_MS))
+    return broker
+
+
+# ---------------------------------------------------------------- what /metrics shows
+
+FIGURES = ("queued", "in_flight", "delayed", "retrying", "dead", "oldest_age_s")
+
+
+def queue_figures(broker: Any) -> dict[str, dict[str, float]]:
+    """Per queue: messages queued, in flight (fetched, not acked), delayed, retrying (carrying
+    a retry count), dead-lettered, and the age in seconds of the oldest one still to be done.
+    Empty for a broker that is not Redis."""
+    if not isinstance(broker, RedisBroker):
+        return {}
+    script = _figures_script(broker)
+    out: dict[str, dict[str, float]] = {}
+    for queue in sorted(broker.queues):
+        reply = script(
+            keys=[],
+            args=[broker.namespace, queue, dq_name(queue), xq_name(queue), current_millis()],
+        )
+        values = [int(v) for v in reply]
+        figures = dict(zip(FIGURES[:5], (float(v) for v in values[:5]), strict=True))
+        figures["oldest_age_s"] = values[5] / 1000 if values[5] >= 0 else 0.0
+        out[queue] = figures
+    return out
+
+
+FIGURES_TIMEOUT_S = 2.0  # /healthz must answer when Redis hangs: the broker's client waits
+
+
+def _figures_script(broker: RedisBroker) -> Any:
+    """The figures script on a client of the broker's server with short timeouts, made once
+    per broker and kept on it."""
+    script = getattr(broker, "_omnidesk_figures", None)
+    if script is None:
+        pool = broker.client.connection_pool
+        kwargs = {
+            **pool.connection_kwargs,
+            "socket_timeout": FIGURES_TIMEOUT_S,
+            "socket_connect_timeout": FIGURES_TIMEOUT_S,
+        }
+        client = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
+        script = client.register_script(lua("broker_figures"))
+        broker._omnidesk_figures = script  # type: ignore[attr-defined]
+    return script

@@ -1,0 +1,78 @@
+"""Hooks are part of the intake: a failing SLA hook fails the batch, and the retried batch
+gives the tickets their clocks; the repair sweep finds open tickets whose clocks a hook
+missed (no clocks, or a follow-up not timed) and repairs them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from omnidesk.errors import StoreUnavailable
+from omnidesk.model import Ticket, utcnow
+from omnidesk.runtime import Runtime
+from omnidesk.sla_repair import GRACE, repair
+from omnidesk.sweeper import SlaClocks
+from tests.storekit import telegram, web
+
+
+def _clocks(runtime: Runtime) -> SlaClocks:
+    """The test config's clocks, its standard policy also timing next responses."""
+    assert runtime.config is not None
+    data = runtime.config.data
+    policies = dict(data.sla_policies)
+    policies["standard"] = policies["standard"].model_copy(update={"next_response": "2h"})
+    return SlaClocks(runtime.store, data.model_copy(update={"sla_policies": policies}))
+
+
+def test_a_failing_hook_fails_the_batch_and_the_retry_starts_the_clocks(
+    runtime: Runtime,
+) -> None:
+    clocks = _clocks(runtime)
+    hooks = clocks.intake_hooks()
+    real = hooks.on_opened_many
+    assert real is not None
+    calls: list[int] = []
+
+    def blip_once(tickets: list[Ticket]) -> None:
+        calls.append(len(tickets))
+        if len(calls) == 1:
+            raise StoreUnavailable("redis unavailable: a blip between intake and its hook")
+        real(tickets)
+
+    hooks.on_opened_many = blip_once
+    runtime.intake.hooks = hooks
+    batch = [web(f"question {i}", email=f"h{i}@example.sa") for i in range(3)]
+    with pytest.raises(StoreUnavailable):
+        runtime.process(batch)  # not acked: dramatiq runs it again
+    again = runtime.process(batch)
+    assert again.outcomes == {"duplicate": 3}
+    tickets = runtime.store.list_tickets()
+    assert len(tickets) == 3 and all(clocks.summary(t.id) for t in tickets)
+
+
+def test_the_repair_sweep_starts_missing_clocks_and_times_missed_follow_ups(
+    runtime: Runtime,
+) -> None:
+    clocks = _clocks(runtime)
+    store = runtime.store
+    # intake without hooks, as when a process died between the script and its hooks
+    opened = runtime.process([web("no clocks", email="a@example.sa"), telegram(1, 42, 1, "hi")])
+    no_clocks, chat = (r.ticket_id for r in opened.results)
+    assert no_clocks and chat and not clocks.summary(no_clocks)
+    ticket = store.get_ticket(chat)
+    assert ticket is not None
+    clocks.on_opened(ticket)
+    clocks.on_agent_reply(ticket, utcnow())  # first response met
+    follow_up = runtime.process([telegram(2, 42, 2, "still waiting")])
+    assert [r.outcome for r in follow_up.results] == ["appended"]
+    state = clocks.state(chat)
+    assert state is not None and "next_response" not in state.clocks  # the hook missed it
+
+    assert repair(clocks) == 0  # within the grace: hooks may still be running
+    later = utcnow() + GRACE + timedelta(seconds=5)
+    assert repair(clocks, later) == 2
+    assert clocks.summary(no_clocks)
+    state = clocks.state(chat)
+    assert state is not None and state.clocks["next_response"].state == "running"
+    assert repair(clocks, later + timedelta(seconds=1)) == 0  # nothing left to repair
