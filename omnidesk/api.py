@@ -20,14 +20,13 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from omnidesk.errors import OmnideskError, PayloadError, TransientError
+from omnidesk.errors import OmnideskError, PayloadError, TransientError, retry_after_header
 from omnidesk.model import Channel, RawPayload
 from omnidesk.webguard import install as install_security_headers
 
 log = logging.getLogger("omnidesk.api")
 
 READ_CHUNK = 64 * 1024
-DEFAULT_RETRY_AFTER_S = 5
 
 
 class DaemonView(Protocol):
@@ -171,11 +170,10 @@ def _too_large(rejected: Counter, limit: int) -> web.Response:
 
 
 def _unavailable(exc: OmnideskError) -> web.Response:
-    retry_after = getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER_S
     return web.json_response(
         {"error": "temporarily unavailable, try again"},
         status=503,
-        headers={"Retry-After": str(int(retry_after + 0.999))},
+        headers=retry_after_header(exc),
     )
 
 

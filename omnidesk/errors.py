@@ -19,6 +19,16 @@ class TransientError(OmnideskError):
         self.retry_after = retry_after
 
 
+DEFAULT_RETRY_AFTER_S = 5
+
+
+def retry_after_header(exc: BaseException) -> dict[str, str]:
+    """The ``Retry-After`` header of a 503 for `exc`: its own delay when it carries one,
+    rounded up to whole seconds as HTTP wants."""
+    retry_after = getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER_S
+    return {"Retry-After": str(int(retry_after + 0.999))}
+
+
 class PermanentError(OmnideskError):
     """Retrying the same thing will fail the same way."""
 

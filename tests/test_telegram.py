@@ -79,8 +79,9 @@ async def connector(
 class RecordingSink:
     """Records batches; fails the first `fail` hand-overs like a broker outage would."""
 
-    def __init__(self, fail: int = 0) -> None:
+    def __init__(self, fail: int = 0, retry_after: float | None = None) -> None:
         self.fail = fail
+        self.retry_after = retry_after  # the delay a failed hand-over asks for
         self.attempts: list[list[RawPayload]] = []
         self.accepted: list[RawPayload] = []
 
@@ -88,7 +89,7 @@ class RecordingSink:
         self.attempts.append(items)
         if self.fail > 0:
             self.fail -= 1
-            raise TransientError("broker unavailable")
+            raise TransientError("broker unavailable", retry_after=self.retry_after)
         self.accepted.extend(items)
 
     def update_ids(self) -> list[int]:
@@ -335,9 +336,10 @@ async def test_webhook_checks_the_secret_token_header(
             missing = await client.post(path, data=body)
             right = await client.post(path, data=body, headers={SECRET_HEADER: "s3cret-value"})
             assert (wrong.status, missing.status, right.status) == (401, 401, 200)
-            sink.fail = 1  # hand-over fails: 503, so Telegram sends it again
+            sink.fail, sink.retry_after = 1, 7  # hand-over fails: 503, Telegram sends it again
             again = await client.post(path, data=body, headers={SECRET_HEADER: "s3cret-value"})
             assert again.status == 503
+            assert again.headers["Retry-After"] == "7"  # the sink's own word
     assert sink.update_ids() == [70]
     assert sink.accepted[0].source == "telegram:update:70"
     assert conn.status.errors["auth"] == 2

@@ -116,7 +116,7 @@ class Collect:
 
     async def __call__(self, items: list[RawPayload]) -> None:
         if self.fail:
-            raise TransientError("broker unavailable")
+            raise TransientError("broker unavailable", retry_after=7)
         self.raws.extend(items)
 
 
@@ -223,7 +223,8 @@ async def test_failed_hand_over_answers_503_so_meta_retries() -> None:
     sink.fail = True
     async with webhook_for(sink) as hook:
         body = (FIXTURES / "text.json").read_bytes()
-        assert (await hook.post(body, sign(body))).status == 503
+        refused = await hook.post(body, sign(body))
+        assert (refused.status, refused.headers.get("Retry-After")) == (503, "7")
         sink.fail = False
         assert (await hook.post(body, sign(body))).status == 200
         assert len(sink.raws) == 1

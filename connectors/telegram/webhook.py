@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from connectors.base import Sink
-from omnidesk.errors import OmnideskError
+from omnidesk.errors import OmnideskError, retry_after_header
 
 if TYPE_CHECKING:
     from connectors.telegram.connector import TelegramConnector
@@ -45,7 +45,9 @@ def webhook_routes(connector: TelegramConnector, sink: Sink) -> Callable[[web.Ap
             await sink([item])
         except OmnideskError as exc:
             log.error("telegram %s: webhook hand-over failed: %s", connector.name, exc)
-            return web.json_response({"ok": False, "error": "unavailable"}, status=503)
+            return web.json_response(
+                {"ok": False, "error": "unavailable"}, status=503, headers=retry_after_header(exc)
+            )
         connector.status.handed_over += 1
         connector.status.last_fetch = item.received_at
         return web.json_response({"ok": True})

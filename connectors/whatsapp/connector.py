@@ -25,7 +25,7 @@ from connectors.whatsapp.messages import (
     template_message,
     text_messages,
 )
-from omnidesk.errors import PermanentError
+from omnidesk.errors import PermanentError, retry_after_header
 from omnidesk.model import Channel, IdentityKind, Outbound, RawPayload, Receipt, utcnow
 
 log = logging.getLogger("omnidesk.connectors.whatsapp")
@@ -131,7 +131,7 @@ class WhatsAppConnector(Connector):
         except Exception as exc:  # Meta retries a non-2xx delivery: nothing is lost
             log.error("%s: hand-over failed, answering 503: %s", self.name, exc)
             self.status.errors["handover"] = self.status.errors.get("handover", 0) + 1
-            return web.Response(status=503, text="try again")
+            return web.Response(status=503, text="try again", headers=retry_after_header(exc))
         self.status.handed_over += 1
         return web.Response(text="ok")
 
