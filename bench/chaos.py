@@ -1,7 +1,7 @@
 """Chaos benchmark, the long form of tests/test_chaos.py: the daemon, two worker processes
 and a Redis of their own (AOF, fsync always), fed --payloads through the drop folder, IMAP
 (a Dovecot of its own) and the web form, while --faults SIGKILLs take turns on Redis, a
-worker, the daemon and the other worker, each followed by a restart.
+worker, Redis, the other worker and the daemon, each followed by a restart.
 
 It prints what each fault cost, every payload not stored exactly once with where it is, and
 ends with one JSON line:
@@ -34,7 +34,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payloads", type=int, default=10_000)
     parser.add_argument("--faults", type=int, default=10)
-    parser.add_argument("--rate", type=float, default=80.0, help="payloads per second")
+    parser.add_argument("--rate", type=float, default=80.0, help="steady payloads per second")
+    parser.add_argument("--burst", type=int, default=100, help="drop files written at each fault")
     parser.add_argument("--drain", type=float, default=300.0, help="max wait after feeding, s")
     parser.add_argument("--web-clients", type=int, default=4)
     parser.add_argument("--worker-threads", type=int, default=2)
@@ -52,6 +53,7 @@ def main() -> int:
         rate=args.rate,
         faults=fault_cycle(args.faults),
         first_fault_s=5.0,
+        burst=args.burst,
         drain_s=args.drain,
         web_clients=args.web_clients,
         worker_threads=args.worker_threads,

@@ -37,7 +37,7 @@ def test_kills_of_redis_workers_and_the_daemon_lose_and_duplicate_nothing(doveco
     account = report.account()
     print(account)
     print(json.dumps(report.figures()))
-    assert [f.kind for f in report.faults] == ["redis", "worker", "daemon", "redis", "worker"]
+    assert [f.kind for f in report.faults] == ["redis", "worker", "redis", "worker", "daemon"]
     assert {f.target for f in report.faults if f.kind == "worker"} == {"worker-0", "worker-1"}
     assert not report.feeder_errors, account
     assert report.not_accepted == [], account  # every web post got its 2xx in the end
