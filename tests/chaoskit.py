@@ -402,8 +402,9 @@ class Cluster:
 
     def _arm(self, kind: str, broker_id: str | None) -> tuple[bool, int]:
         """Wait, bounded, for the moment the fault is meant to hit; (armed, batches held).
-        A worker is killed holding more batches than it has threads, so at least one of
-        them is not even started (unapplied for sure); Redis while any worker holds one."""
+        Redis, or a worker, is killed while a worker holds more batches than it has threads:
+        at least one of them is not even started, so it is unapplied for sure (and, with
+        Redis gone, will be tried and fail during the outage)."""
         deadline = time.monotonic() + self.plan.arm_timeout_s
         client = client_for(self.redis_url)
         try:
@@ -417,11 +418,12 @@ class Cluster:
                     busy = busy_workers(client, self.prefix)
                 except redis.RedisError:
                     busy = {}
-                if kind == "redis" and busy:
+                loaded = {w: n for w, n in busy.items() if n > self.plan.worker_threads}
+                if kind == "redis" and loaded:
                     return True, sum(busy.values())
                 if kind == "worker" and broker_id is not None:
-                    if busy.get(broker_id, 0) > self.plan.worker_threads:
-                        return True, busy[broker_id]
+                    if broker_id in loaded:
+                        return True, loaded[broker_id]
                 elif kind == "worker" and len(busy) >= len(self.workers):
                     return True, sum(busy.values())
                 time.sleep(0.01)
