@@ -112,9 +112,10 @@ def count_markers(client: redis.Redis, prefix: str, chunk: int = 500) -> Counter
     return counts
 
 
-def busy_workers(client: redis.Redis, prefix: str, fresh_ms: int = 1_500) -> dict[str, int]:
-    """Live workers (a heartbeat within `fresh_ms`) holding `ingest` messages: worker id ->
-    how many. A fault is armed on this, so it lands while batches are in workers' hands."""
+def live_brokers(client: redis.Redis, prefix: str, fresh_ms: int = 1_500) -> dict[str, int]:
+    """Brokers with a heartbeat within `fresh_ms` (workers, and a daemon that sends) -> how
+    many `ingest` messages each holds. A fault is armed on this, so it lands while batches
+    are in a worker's hands."""
     ns = f"{prefix}:dramatiq"
     now_ms = time.time() * 1000
     live = [w for w, beat in client.zrange(f"{ns}:__heartbeats__", 0, -1, withscores=True)
@@ -122,7 +123,7 @@ def busy_workers(client: redis.Redis, prefix: str, fresh_ms: int = 1_500) -> dic
     pipe = client.pipeline(transaction=False)
     for worker in live:
         pipe.scard(f"{ns}:__acks__.{worker}.ingest")
-    return {w: n for w, n in zip(live, pipe.execute(), strict=True) if n}
+    return dict(zip(live, pipe.execute(), strict=True))
 
 
 def broker_places(client: redis.Redis, prefix: str) -> dict[str, str]:

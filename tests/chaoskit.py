@@ -26,9 +26,9 @@ import redis
 from tests.chaosaudit import (
     StoreWatcher,
     broker_places,
-    busy_workers,
     client_for,
     count_markers,
+    live_brokers,
     markers_in,
     quarantine_markers,
 )
@@ -333,8 +333,8 @@ class Cluster:
     def _start_worker(self, proc: Managed) -> None:
         """Start a worker and learn its dramatiq broker id: the one new member of the
         heartbeat set (an idle worker beats many times a second; the daemon only when it
-        sends). With none or several new ones, the id stays unknown and its fault is armed
-        on both workers being busy instead."""
+        sends). With none or several new ones, or once the worker takes a new id (a broker
+        may, after a connection error), its fault is armed on both workers being loaded."""
         self.broker_ids.pop(proc.name, None)
         ns = f"{self.prefix}:dramatiq:__heartbeats__"
         client = client_for(self.redis_url)
@@ -415,17 +415,17 @@ class Cluster:
                     time.sleep(0.01)
                     continue
                 try:
-                    busy = busy_workers(client, self.prefix)
+                    live = live_brokers(client, self.prefix)
                 except redis.RedisError:
-                    busy = {}
-                loaded = {w: n for w, n in busy.items() if n > self.plan.worker_threads}
+                    live = {}
+                loaded = {w: n for w, n in live.items() if n > self.plan.worker_threads}
                 if kind == "redis" and loaded:
-                    return True, sum(busy.values())
-                if kind == "worker" and broker_id is not None:
+                    return True, sum(live.values())
+                if kind == "worker" and broker_id in live:
                     if broker_id in loaded:
                         return True, loaded[broker_id]
-                elif kind == "worker" and len(busy) >= len(self.workers):
-                    return True, sum(busy.values())
+                elif kind == "worker" and len(loaded) >= len(self.workers):
+                    return True, max(loaded.values())  # whose it is unknown: both are loaded
                 time.sleep(0.01)
             return False, 0
         finally:
