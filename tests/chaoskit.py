@@ -13,7 +13,9 @@ took to recover from.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 import uuid
 from collections import Counter
@@ -274,7 +276,6 @@ class Cluster:
             for n in range(2)
         ]  # fmt: skip
         self._worker_turn = 0
-        self.broker_ids: dict[str, str] = {}  # worker name -> its dramatiq broker id
         self.unexpected_exits: list[str] = []
 
     @property
@@ -310,7 +311,7 @@ class Cluster:
         self._start_redis()
         self._start_daemon()
         for proc in self.workers:
-            self._start_worker(proc)
+            proc.start()
 
     def close(self) -> None:
         for proc in self.processes:
@@ -330,31 +331,28 @@ class Cluster:
         if not wait_until(lambda: http_answers(healthz), START_TIMEOUT_S, every=0.2):
             raise RuntimeError(f"omnidesk run did not answer /healthz:\n{self.daemon.tail()}")
 
-    def _start_worker(self, proc: Managed) -> None:
-        """Start a worker and learn its dramatiq broker id: the one new member of the
-        heartbeat set (an idle worker beats many times a second; the daemon only when it
-        sends). With none or several new ones, or once the worker takes a new id (a broker
-        may, after a connection error), its fault is armed on both workers being loaded."""
-        self.broker_ids.pop(proc.name, None)
-        ns = f"{self.prefix}:dramatiq:__heartbeats__"
+    def _target_ids(self, target: Managed) -> set[str]:
+        """The broker ids that are `target`'s now: those whose heartbeat still moves while
+        the other workers are paused (SIGSTOP) for a moment. Asked at each fault, not learnt
+        once: a broker may take a new id after a connection error."""
+        others = [w for w in self.workers if w is not target and w.exit_code() is None]
+        beats = f"{self.prefix}:dramatiq:__heartbeats__"
         client = client_for(self.redis_url)
         try:
-            before = set(client.zrange(ns, 0, -1))
-            proc.start()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                new = set(client.zrange(ns, 0, -1)) - before
-                if new:
-                    time.sleep(0.3)  # a second newcomer (a restarted daemon) shows up too
-                    new = set(client.zrange(ns, 0, -1)) - before
-                    if len(new) == 1:
-                        self.broker_ids[proc.name] = new.pop()
-                    return
-                time.sleep(0.05)
+            before = dict(client.zrange(beats, 0, -1, withscores=True))
+            for proc in others:
+                os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                time.sleep(0.4)  # an idle worker beats ten times a second per queue
+                after = dict(client.zrange(beats, 0, -1, withscores=True))
+            finally:
+                for proc in others:
+                    os.kill(proc.pid, signal.SIGCONT)
         except redis.RedisError:
-            return
+            return set()
         finally:
             client.close()
+        return {bid for bid, beat in after.items() if beat > before.get(bid, 0)}
 
     def supervise(self, started: float) -> None:
         """Restart any process that died without being killed (as systemd would), and
@@ -372,7 +370,7 @@ class Cluster:
             elif proc is self.daemon:
                 self._start_daemon()
             else:
-                self._start_worker(proc)
+                proc.start()
 
     def inject(self, kind: str, outstanding: Callable[[], set[str]]) -> FaultRecord:
         """SIGKILL one process once work is in flight, and bring up its replacement;
@@ -387,7 +385,7 @@ class Cluster:
             self._worker_turn += 1
         else:
             raise ValueError(f"unknown fault {kind!r}: redis, worker or daemon")
-        armed, in_flight = self._arm(kind, self.broker_ids.get(target.name))
+        armed, in_flight = self._arm(kind, target)
         waiting = outstanding()
         at = time.monotonic()
         target.kill()
@@ -397,15 +395,16 @@ class Cluster:
         elif target is self.daemon:
             self._start_daemon()
         else:
-            self._start_worker(target)
+            target.start()
         return FaultRecord(kind, target.name, at, time.monotonic(), waiting, in_flight, armed=armed)
 
-    def _arm(self, kind: str, broker_id: str | None) -> tuple[bool, int]:
+    def _arm(self, kind: str, target: Managed) -> tuple[bool, int]:
         """Wait, bounded, for the moment the fault is meant to hit; (armed, batches held).
         Redis, or a worker, is killed while a worker holds more batches than it has threads:
         at least one of them is not even started, so it is unapplied for sure (and, with
         Redis gone, will be tried and fail during the outage)."""
         deadline = time.monotonic() + self.plan.arm_timeout_s
+        mine = self._target_ids(target) if kind == "worker" else set()
         client = client_for(self.redis_url)
         try:
             while time.monotonic() < deadline:
@@ -421,11 +420,8 @@ class Cluster:
                 loaded = {w: n for w, n in live.items() if n > self.plan.worker_threads}
                 if kind == "redis" and loaded:
                     return True, sum(live.values())
-                if kind == "worker" and broker_id in live:
-                    if broker_id in loaded:
-                        return True, loaded[broker_id]
-                elif kind == "worker" and len(loaded) >= len(self.workers):
-                    return True, max(loaded.values())  # whose it is unknown: both are loaded
+                if kind == "worker" and mine & loaded.keys():
+                    return True, sum(loaded[bid] for bid in mine & loaded.keys())
                 time.sleep(0.01)
             return False, 0
         finally:

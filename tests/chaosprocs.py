@@ -46,6 +46,11 @@ class Managed:
             )
         self.starts += 1
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} was never started"
+        return self.proc.pid
+
     def exit_code(self) -> int | None:
         """None while running (or never started); the exit code once it has ended."""
         return None if self.proc is None else self.proc.poll()
