@@ -140,7 +140,9 @@ class ChaosReport:
 
     @property
     def lost(self) -> list[Submission]:
-        """Taken by a source (file renamed into new/, APPEND OK, 2xx) and not in the store."""
+        """Taken by a source (file renamed into new/, APPEND OK, 2xx) and not in the store
+        when the bounded wait ended: gone, or stuck where `places` says (a dead worker's
+        ack set, the dead-letter queue): either way not back in service."""
         return [s for s in self.accepted if self.counts[s.marker] == 0]
 
     @property
