@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -157,15 +158,17 @@ def _wait_for_greeting(port: int, deadline: float) -> None:
     raise RuntimeError(f"dovecot did not answer on port {port}")
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    binary = shutil.which("dovecot") or (
+def dovecot_binary() -> str | None:
+    """The dovecot executable, or None when it is not installed."""
+    return shutil.which("dovecot") or (
         "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
     )
-    if binary is None:
-        pytest.skip("dovecot is not installed (apt-get install -y dovecot-imapd)")
-    if os.geteuid() != 0:
-        pytest.skip("dovecot in tests runs as root (it switches to the dovecot user)")
+
+
+@contextmanager
+def running_dovecot(binary: str) -> Iterator[Dovecot]:
+    """A Dovecot of its own in a temp dir, stopped and removed on exit (the `dovecot`
+    fixture, and benchmarks that run outside pytest)."""
     root = Path(tempfile.mkdtemp(prefix="od-dovecot-"))
     root.chmod(0o755)
     port = free_port()
@@ -194,6 +197,17 @@ def dovecot() -> Iterator[Dovecot]:
             except ProcessLookupError:
                 pass
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    binary = dovecot_binary()
+    if binary is None:
+        pytest.skip("dovecot is not installed (apt-get install -y dovecot-imapd)")
+    if os.geteuid() != 0:
+        pytest.skip("dovecot in tests runs as root (it switches to the dovecot user)")
+    with running_dovecot(binary) as server:
+        yield server
 
 
 # ---------------------------------------------------------------- SMTP
