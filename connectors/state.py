@@ -3,7 +3,8 @@
 A cursor is one JSON value per connector (the IMAP UID per folder, the Telegram
 offset, the X since_id). A lease makes one `omnidesk run` instance at a time the
 poller of an account: SET NX PX to take it, a Lua script that checks the holder's
-token to renew or release it, so a holder that died is replaced once its lease expires.
+token to renew or release it, so a holder that died is replaced once its lease expires,
+or at once by a daemon on the same host that sees the holder's process is gone.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
+"""
+# Take over a lease only while it still names the holder we found dead.
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -67,9 +75,38 @@ class CursorStore:
         await _redis_call("deleting a cursor", lambda: self.client.delete(self.key(name)))
 
 
+def _pid_namespace() -> str:
+    """Which pid namespace this process lives in (containers on one host share a name)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
 def default_token() -> str:
-    """Who holds a lease, readable in Redis: host, pid and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """Who holds a lease, readable in Redis: host, pid, a random suffix and the pid
+    namespace, so a daemon restarted on the same host can tell its dead predecessor."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{_pid_namespace()}"
+
+
+def holder_is_dead_here(holder: str) -> bool:
+    """True when `holder` is a process of this host and pid namespace that no longer runs
+    (a daemon killed and restarted): its lease need not be waited out."""
+    parts = holder.split(":")
+    if len(parts) != 4 or not parts[3] or not parts[1].isdigit():
+        return False
+    host, pid, _, namespace = parts
+    if host != socket.gethostname() or namespace != _pid_namespace():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
 
 
 class Lease:
@@ -95,6 +132,7 @@ class Lease:
         self.ttl = ttl
         self.token = token or default_token()
         self._renew = client.register_script(_RENEW)
+        self._take_over = client.register_script(_TAKE_OVER)
         self._release = client.register_script(_RELEASE)
 
     @property
@@ -102,12 +140,22 @@ class Lease:
         return max(1, int(self.ttl * 1000))
 
     async def acquire(self) -> bool:
-        """Take the lease if it is free, or extend it if we already hold it."""
+        """Take the lease if it is free, or extend it if we already hold it, or take it
+        over from a holder on this host whose process is gone (a crash and restart)."""
         taken = await _redis_call(
             "taking a lease",
             lambda: self.client.set(self.key, self.token, nx=True, px=self.ttl_ms),
         )
-        return bool(taken) or await self.renew()
+        if taken or await self.renew():
+            return True
+        holder = await self.holder()
+        if holder is None or not holder_is_dead_here(holder):
+            return False
+        taken = await _redis_call(
+            "taking over a lease",
+            lambda: self._take_over(keys=[self.key], args=[holder, self.token, self.ttl_ms]),
+        )
+        return bool(taken)
 
     async def renew(self) -> bool:
         """Extend our lease; False when it expired or someone else holds it now."""

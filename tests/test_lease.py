@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
 from connectors.base import Connector, Sink, reconnect_loop
-from connectors.state import CursorStore, Lease
+from connectors.state import CursorStore, Lease, default_token
 from tests.services import eventually
 
 
@@ -37,6 +39,36 @@ async def test_only_one_holder_and_takeover_after_expiry(redis_prefix):
     assert await b.held()
     assert await b.release()
     assert await client.get(a.key) is None
+
+
+def token_of(pid: int) -> str:
+    """The lease token another process of this host and pid namespace would hold."""
+    host, _, suffix, namespace = default_token().split(":")
+    return f"{host}:{pid}:{suffix}:{namespace}"
+
+
+async def test_a_daemon_restarted_here_takes_over_from_its_dead_predecessor(redis_prefix):
+    """A SIGKILLed daemon's lease need not be waited out by its successor on the same host;
+    a live holder's still is."""
+    client, prefix = redis_prefix
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        held_by_dead = Lease(client, prefix, "inbox", ttl=60, token=token_of(dead.pid))
+        held_by_live = Lease(client, prefix, "mailbox", ttl=60, token=token_of(alive.pid))
+        assert await held_by_dead.acquire() and await held_by_live.acquire()
+        assert await Lease(client, prefix, "inbox", ttl=60).acquire()  # at once, not in 60 s
+        assert not await held_by_dead.renew()
+        assert not await Lease(client, prefix, "mailbox", ttl=60).acquire()
+        assert await held_by_live.held()
+        # a holder elsewhere (another host) is never taken over before its lease expires
+        other = Lease(client, prefix, "x", ttl=60, token=f"elsewhere:{dead.pid}:ab:1")
+        assert await other.acquire()
+        assert not await Lease(client, prefix, "x", ttl=60).acquire()
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 class CountingConnector(Connector):
