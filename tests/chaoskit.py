@@ -49,10 +49,9 @@ from tests.chaosprocs import (
     http_answers,
     redis_ready,
     redis_server,
-    wait_until,
     worker,
 )
-from tests.services import Dovecot, free_port
+from tests.services import Dovecot, free_port, wait_for
 
 STORE_CONFIG = ROOT / "tests" / "fixtures" / "config" / "store.yaml"
 PASSWORD_ENV = "OMNIDESK_CHAOS_IMAP_PASSWORD"
@@ -324,13 +323,13 @@ class Cluster:
 
     def _start_redis(self) -> None:
         self.redis.start()
-        if not wait_until(lambda: redis_ready(self.redis_url), START_TIMEOUT_S):
+        if not wait_for(lambda: redis_ready(self.redis_url), START_TIMEOUT_S):
             raise RuntimeError(f"redis-server did not come up:\n{self.redis.tail()}")
 
     def _start_daemon(self) -> None:
         self.daemon.start()
         healthz = f"http://127.0.0.1:{self.http_port}/healthz"
-        if not wait_until(lambda: http_answers(healthz), START_TIMEOUT_S, every=0.2):
+        if not wait_for(lambda: http_answers(healthz), START_TIMEOUT_S, every=0.2):
             raise RuntimeError(f"omnidesk run did not answer /healthz:\n{self.daemon.tail()}")
 
     def _target_ids(self, target: Managed) -> set[str]:

@@ -12,10 +12,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
+import dramatiq
 import pytest
 
 from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.model import Channel, RawPayload
+from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.runtime import Runtime
 from omnidesk.store import Store
 
@@ -51,6 +53,22 @@ def prefix() -> Iterator[str]:
 @pytest.fixture
 def runtime(prefix: str, tmp_path: Path) -> Runtime:
     return Runtime.from_config(config_for(prefix, tmp_path / "state"))
+
+
+@pytest.fixture
+def pipeline(runtime: Runtime, prefix: str) -> Iterator[Pipeline]:
+    """The dramatiq actors on the real Redis broker, under the test's prefix."""
+    broker = make_broker(REDIS_URL, prefix)
+    yield Pipeline(runtime, broker)
+    broker.close()
+
+
+@pytest.fixture
+def worker(pipeline: Pipeline) -> Iterator[dramatiq.Worker]:
+    """In-process worker threads for `pipeline`, drained at teardown."""
+    w = pipeline.start_worker(threads=2)
+    yield w
+    w.stop(timeout=5_000)
 
 
 def web(message: str, *, email: str = "", phone: str = "", **fields: str) -> RawPayload:

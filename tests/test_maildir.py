@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,20 +44,6 @@ class Handed:
 
     def sources(self) -> list[str]:
         return [item.source for call in self.calls for item in call]
-
-
-@pytest.fixture
-def pipeline(runtime: Runtime, prefix: str) -> Iterator[Pipeline]:
-    broker = make_broker(REDIS_URL, prefix)
-    yield Pipeline(runtime, broker)
-    broker.close()
-
-
-@pytest.fixture
-def worker(pipeline: Pipeline) -> Iterator[dramatiq.Worker]:
-    w = pipeline.start_worker(threads=2)
-    yield w
-    w.stop(timeout=5_000)
 
 
 @pytest.fixture

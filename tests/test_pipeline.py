@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,20 +27,6 @@ from tests.services import wait_for
 from tests.storekit import REDIS_URL, email, telegram, web, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def pipeline(runtime: Runtime, prefix: str) -> Iterator[Pipeline]:
-    broker = make_broker(REDIS_URL, prefix)
-    yield Pipeline(runtime, broker)
-    broker.close()
-
-
-@pytest.fixture
-def worker(pipeline: Pipeline) -> Iterator[dramatiq.Worker]:
-    w = pipeline.start_worker(threads=2)
-    yield w
-    w.stop(timeout=5_000)
 
 
 def test_handover_batches_become_tickets(pipeline: Pipeline, worker: dramatiq.Worker) -> None:
