@@ -187,22 +187,37 @@ def _child_main(
     cpu_s = budget.cpu_s
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would dump the payload to disk
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))  # SIGXCPU, then SIGKILL
-    memory = _address_space() + budget.max_memory_mb * _MB
+    forked = _address_space()
+    memory = forked + budget.max_memory_mb * _MB
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     outcome: tuple[str, Any]
     try:
         outcome = ("ok", list(normalize(channel, payload, account=account)))
-    except MemoryError:
-        message = f"parsing needed over {budget.max_memory_mb} MB of memory"
-        outcome = ("error", ("PayloadError", "parse_budget", message))
     except Exception as exc:
-        kind = next((n for n, cls in _ERRORS.items() if isinstance(exc, cls)), type(exc).__name__)
-        outcome = ("error", (kind, getattr(exc, "reason", ""), str(exc)))
+        outcome = _child_error(exc, _peak_address_space() - forked, budget.max_memory_mb)
     sender.send(outcome)
     sender.close()
+
+
+def _child_error(exc: Exception, grown: int, max_memory_mb: int) -> tuple[str, Any]:
+    """("error", (kind, reason, message)) for the parent. A C parser out of memory says so
+    vaguely (Lexbor: "Can't parse HTML"), so any error after the child's address space grew
+    past half its budget counts as a memory overrun: a parse_budget refusal."""
+    if isinstance(exc, MemoryError) or grown > max_memory_mb * _MB // 2:
+        message = f"parsing needed over {max_memory_mb} MB of memory ({type(exc).__name__})"
+        return ("error", ("PayloadError", "parse_budget", message))
+    kind = next((n for n, cls in _ERRORS.items() if isinstance(exc, cls)), type(exc).__name__)
+    return ("error", (kind, getattr(exc, "reason", ""), str(exc)))
 
 
 def _address_space() -> int:
     """This process's virtual size in bytes: what the fork inherited, counted by RLIMIT_AS."""
     with open("/proc/self/statm", encoding="ascii") as statm:
         return int(statm.read().split()[0]) * resource.getpagesize()
+
+
+def _peak_address_space() -> int:
+    """The most virtual memory this process has held, in bytes (VmPeak)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        peak = next(line for line in status if line.startswith("VmPeak:"))
+    return int(peak.split()[1]) * 1024

@@ -19,10 +19,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser
 
 from connectors.registry import normalize
 from omnidesk.budget import normalize_within
 from omnidesk.config import ParseBudget
+from omnidesk.errors import PayloadError
 from omnidesk.model import Channel, Inbound, RawPayload, Skipped
 from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.runtime import Runtime
@@ -225,3 +227,22 @@ def test_no_parse_child_holds_the_pipe_of_another_parse() -> None:
     senders = {report["own"] for report in reports}
     assert len(reports) == 45 and len(senders) == 45
     assert [set(r["held"]) & senders for r in reports] == [{r["own"]} for r in reports]
+
+
+def lexbor_normalize(
+    channel: Channel | str, payload: bytes, *, account: str = "default"
+) -> Sequence[Inbound | Skipped]:
+    """Lexbor straight on the payload, as html_to_text did before formatting tags were left
+    out: a C parser that runs away with memory and reports it only as a vague error."""
+    LexborHTMLParser(payload.decode())
+    return []
+
+
+def test_a_c_parser_out_of_memory_in_its_child_is_over_the_parse_budget() -> None:
+    """500 formatting tags re-opened in each of 2,000 paragraphs: a million elements, about
+    400 MB unbounded; Lexbor stops at the 64 MB limit with "Can't parse HTML"."""
+    html = "<div>" + "".join(f"<b id={i}>" for i in range(500)) + "</div>" + "<p>x</p>" * 2000
+    budget = ParseBudget(inline_bytes=0, max_memory_mb=64)
+    with pytest.raises(PayloadError) as refused:
+        normalize_within(lexbor_normalize, "web", html.encode(), account="site", budget=budget)
+    assert refused.value.reason == "parse_budget" and "64 MB of memory" in str(refused.value)
