@@ -398,6 +398,7 @@ class ParseBudget(Strict):
     max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)  # bigger: never parsed
     cpu_s: int = Field(default=10, ge=1)  # CPU seconds (RLIMIT_CPU counts whole seconds)
     inline_bytes: int = Field(default=256 * 1024, ge=0)  # bigger: parsed in a child process
+    max_memory_mb: int = Field(default=1024, ge=16)  # a child's memory past what it forked with
 
 
 class QuarantineLimits(Strict):

@@ -1,6 +1,8 @@
 """HTML-to-text stays linear in nesting depth: a linear pre-scan measures the depth, and a
 body past the cap is flattened before Lexbor (whose tree builder is quadratic in depth)
-sees it. No timings: the tests check the structure that makes the work linear."""
+sees it. Nor can the tree builder multiply elements: it re-opens every formatting element
+left open at each later token, so the formatting tags it does not need never reach it.
+No timings: the tests check the structure (tree depth, element count) that bounds the work."""
 
 from __future__ import annotations
 
@@ -34,6 +36,27 @@ def tree_depth(html: str) -> int:
                 todo.append((child, depth + 1))
             child = child.next
     return deepest
+
+
+def element_count(html: str) -> int:
+    """How many elements Lexbor's tree of `html` holds."""
+    root = LexborHTMLParser(html).root
+    count, todo = 0, [root] if root is not None else []
+    while todo:
+        node = todo.pop()
+        count += 1
+        child: LexborNode | None = node.child
+        while child is not None:
+            if child.tag and not child.tag.startswith("-"):
+                todo.append(child)
+            child = child.next
+    return count
+
+
+def bounded_elements(html: str) -> bool:
+    """Lexbor builds at most a few elements per tag the scan saw (implied tbody and tr, one
+    re-opened <a>), whatever the markup: its work and memory are linear in the body."""
+    return element_count(canonical(html)) <= 3 * len(list(tags(html))) + 8
 
 
 def deep(levels: int, tag: str = "div") -> str:
@@ -133,3 +156,60 @@ def test_an_unclosed_construct_ends_the_scan(cut: str) -> None:
 
 def test_flattening_a_head_left_open_keeps_the_body() -> None:
     assert html_to_text(flatten("<head><title>t</title><body><div>a</div>b")) == "a\nb"
+
+
+FORMATTING = [
+    "a",
+    "b",
+    "big",
+    "code",
+    "em",
+    "font",
+    "i",
+    "nobr",
+    "s",
+    "small",
+    "strike",
+    "strong",
+    "tt",
+    "u",
+]
+
+
+def left_open(count: int) -> str:
+    """`count` formatting start tags, all different (HTML5 re-opens at most 3 identical)."""
+    return "".join(f"<{FORMATTING[i % 14]} id={i}>" for i in range(count))
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<div>" + left_open(500) + "</div>" + "<p>x</p>" * 200,  # the reviewer's 69 KB: 1.5 GB
+        "<div>" + "".join(f"<b id={i}>" for i in range(500)) + "</div>" + "<p>x</p>" * 200,
+        "<table>" + left_open(500) + "x<td>x</td>" * 200 + "</table>",  # foster parenting
+        left_open(200) + "<div>x" * 200 + "".join(f"</{t}>" for t in FORMATTING * 20),
+        "".join(f"<b id={i}><p>x" for i in range(200)) + "</b>x" * 300,  # adoption agency
+        "".join(f"<a href={i}><object>x" for i in range(200)) + "<p>x</p>" * 300,
+        "".join(f"<a href={i}><div>x" for i in range(200)) + "</a><p>x</p>" * 300,
+        "<td>" + left_open(300) + "</td><p>x</p>" * 200,
+    ],
+    ids=["mixed", "bold", "table", "misnested", "adoption", "markers", "links", "cell"],
+)
+def test_formatting_left_open_is_not_reopened_at_every_later_tag(html: str) -> None:
+    assert nesting_depth(html) <= MAX_DEPTH  # so Lexbor gets it, not the flattener
+    assert bounded_elements(html)
+    assert html_to_text(html).count("x") == html.count("x")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=20))
+def test_lexbor_builds_a_bounded_tree_from_any_markup(unit: list[str]) -> None:
+    html = "".join(unit) * 30
+    if nesting_depth(html) <= MAX_DEPTH:  # deeper is flattened and Lexbor never sees it
+        assert bounded_elements(html)
+
+
+def test_formatting_tags_are_left_out_but_their_text_and_links_kept() -> None:
+    html = "<p>my <b>urgent</b> <font color=red><i>case</i></font> <a href='https://x.sa'>x</a>"
+    assert canonical(html) == "<p>my urgent case <a href='https://x.sa'>x</a>"
+    assert html_to_text(html) == "my urgent case x (https://x.sa)"

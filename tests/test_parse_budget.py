@@ -1,11 +1,17 @@
-"""Every parse runs under a size and CPU budget (service.parse): a payload over either goes to
-the quarantine with its reason, and the rest of its batch becomes tickets. The CPU budget is
-real for C code: the spinning normalizer below burns its time inside the regex engine, which
-no Python signal interrupts; only the child process's RLIMIT_CPU stops it."""
+"""Every parse runs under a size, CPU and memory budget (service.parse): a payload over one
+goes to the quarantine with its reason, and the rest of its batch becomes tickets. The CPU
+budget is real for C code: the spinning normalizer below burns its time inside the regex
+engine, which no Python signal interrupts; only the child process's RLIMIT_CPU stops it."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
 import re
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -13,9 +19,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser
 
 from connectors.registry import normalize
+from omnidesk.budget import normalize_within
 from omnidesk.config import ParseBudget
+from omnidesk.errors import PayloadError
 from omnidesk.model import Channel, Inbound, RawPayload, Skipped
 from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.runtime import Runtime
@@ -32,11 +41,14 @@ def spinning_normalize(
     account: str = "default",
     received_at: datetime | None = None,
 ) -> Sequence[Inbound | Skipped]:
-    """The real normalizer, after 3 s of CPU in C (regex backtracking) for a "SPIN" payload."""
+    """The real normalizer, after 3 s of CPU in C (regex backtracking) for a "SPIN" payload,
+    or 512 MB of memory for a "HUNGRY" one."""
     if b"SPIN" in payload:
         start = time.process_time()
         while time.process_time() - start < 3:
             _BACKTRACK.match("a" * 20 + "!")
+    if b"HUNGRY" in payload:  # 512 MB, as a runaway parser's tree would take
+        bytearray(512 * 1024 * 1024)
     return normalize(channel, payload, account=account, received_at=received_at)
 
 
@@ -136,3 +148,101 @@ def test_a_dramatiq_worker_thread_parses_in_children_and_quarantines_the_spinner
         broker.close()
     (item,) = runtime.quarantine.list()
     assert item.reason == "parse_budget"
+
+
+def test_a_parse_over_the_memory_budget_fails_in_its_child(prefix: str, tmp_path: Path) -> None:
+    """The OOM killer would otherwise pick a victim: Redis, the worker, anything."""
+    runtime = runtime_with(prefix, tmp_path, inline_bytes=0, max_memory_mb=64)
+    hungry = web("HUNGRY", email="hungry@example.sa")
+    report = runtime.process([hungry, web("fine", email="fine@example.sa")])
+    assert report.outcomes["opened"] == 1 and report.quarantined == [hungry.source]
+    (item,) = runtime.quarantine.list()
+    assert item.reason == "parse_budget" and "64 MB of memory" in item.error
+
+
+def test_what_parsers_import_lazily_is_imported_before_the_first_fork() -> None:
+    """A module another thread is importing at a fork stays locked in the child, which
+    then hangs until the wall-clock limit: a cp1256 mail would go to the quarantine."""
+    lazy = ["encodings.cp1256", "email.feedparser", "phonenumbers.data.region_EG"]
+    lazy += ["connectors.email.normalize", "connectors.web"]
+    code = (
+        "import sys\n"
+        "from omnidesk.budget import normalize_within\n"
+        "from omnidesk.config import ParseBudget\n"
+        "from connectors.registry import normalize\n"
+        'form = b\'{"message": "x", "email": "a@example.sa"}\'\n'
+        "budget = ParseBudget(inline_bytes=0)\n"
+        "normalize_within(normalize, 'web', form, account='site', budget=budget)\n"
+        f"print([name for name in {lazy!r} if name not in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def _write_end_of_pipe(fd: int) -> str | None:
+    """ "pipe:[inode]" when `fd` is the write end of a pipe, else None."""
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}")
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+            flags = next(int(line.split()[1], 8) for line in info if line.startswith("flags:"))
+    except OSError:
+        return None
+    return link if link.startswith("pipe:") and flags & os.O_ACCMODE == os.O_WRONLY else None
+
+
+def pipe_ends_normalize(
+    channel: Channel | str, payload: bytes, *, account: str = "default"
+) -> Sequence[Inbound | Skipped]:
+    """In the parse child: the write end of its own pipe, and every pipe write end it holds."""
+    sender = multiprocessing.current_process()._args[0]  # type: ignore[attr-defined]
+    held = [end for fd in map(int, os.listdir("/proc/self/fd")) if (end := _write_end_of_pipe(fd))]
+    own = _write_end_of_pipe(sender.fileno())
+    return [Skipped(reason=json.dumps({"own": own, "held": held}))]
+
+
+def test_no_parse_child_holds_the_pipe_of_another_parse() -> None:
+    """Its child killed at the CPU limit, a parse learns it from the end of its pipe; a child
+    of another thread's parse holding that pipe open too would hide it until the wall clock."""
+    budget = ParseBudget(inline_bytes=0)
+    reports: list[dict[str, object]] = []
+
+    def parse_many() -> None:
+        for _ in range(15):
+            (skipped,) = normalize_within(
+                pipe_ends_normalize, "web", b"{}", account="site", budget=budget
+            )
+            assert isinstance(skipped, Skipped)
+            reports.append(json.loads(skipped.reason))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: forks of three threads interleave
+    try:
+        threads = [threading.Thread(target=parse_many) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    senders = {report["own"] for report in reports}
+    assert len(reports) == 45 and len(senders) == 45
+    assert [set(r["held"]) & senders for r in reports] == [{r["own"]} for r in reports]
+
+
+def lexbor_normalize(
+    channel: Channel | str, payload: bytes, *, account: str = "default"
+) -> Sequence[Inbound | Skipped]:
+    """Lexbor straight on the payload, as html_to_text did before formatting tags were left
+    out: a C parser that runs away with memory and reports it only as a vague error."""
+    LexborHTMLParser(payload.decode())
+    return []
+
+
+def test_a_c_parser_out_of_memory_in_its_child_is_over_the_parse_budget() -> None:
+    """500 formatting tags re-opened in each of 2,000 paragraphs: a million elements, about
+    400 MB unbounded; Lexbor stops at the 64 MB limit with "Can't parse HTML"."""
+    html = "<div>" + "".join(f"<b id={i}>" for i in range(500)) + "</div>" + "<p>x</p>" * 2000
+    budget = ParseBudget(inline_bytes=0, max_memory_mb=64)
+    with pytest.raises(PayloadError) as refused:
+        normalize_within(lexbor_normalize, "web", html.encode(), account="site", budget=budget)
+    assert refused.value.reason == "parse_budget" and "64 MB of memory" in str(refused.value)

@@ -6,9 +6,12 @@ C code nothing can interrupt. So a linear scan (`tags`, O(1) work per tag) reads
 first, and `nesting_depth` counts how deep it nests, erring deep. A body deeper than
 `MAX_DEPTH` is flattened (blocks become line breaks, other tags are dropped); any other
 reaches Lexbor as `canonical`: the same tags and text, without the comments, CDATA and
-raw-text content that could make Lexbor's tokenizer see tags the scan did not. Lexbor's
-tree is then at most about twice the scanned depth (tests/test_htmltext.py checks it on
-adversarial markup), so its work is linear in the size of the body.
+raw-text content that could make Lexbor's tokenizer see tags the scan did not, and without
+the formatting tags but <a> (<b>, <font>, ...), which the tree builder would re-open at every
+later token: 500 left open made 69 KB of HTML cost 1.5 GB. Lexbor's tree is then at most
+about twice the scanned depth and a few elements per tag (tests/test_htmltext.py checks
+both on adversarial markup), so its memory is linear in the size of the body, and its work
+too, each tag walking a stack of at most about 2 x MAX_DEPTH elements.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ _VOID = _VOID_ANYWHERE | _names(
     "area base basefont bgsound col frame image input keygen link param source track wbr"
 )
 _FOREIGN = _names("svg math")
+# HTML5 formatting elements but <a>: styling only, nothing html_to_text reads. The tree
+# builder re-opens every one left open ("reconstruct the active formatting elements") at
+# each later text or tag, so 500 unclosed <b id=N> cost 500 new elements per <p>.
+_STYLE_ONLY = _names("b big code em font i nobr s small strike strong tt u")
 # Raw text: the tokenizer reads up to the matching end tag and sees no tags inside.
 _RAW = _names("script style xmp iframe noembed noframes textarea title")
 _RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE) for name in _RAW}
@@ -182,13 +189,20 @@ def _markup_end(html: str, pos: int) -> int:
 def canonical(html: str) -> str:
     """`html` with only the tags and text `tags` saw: comments, processing instructions,
     CDATA and raw-text content (scripts, styles, titles) left out; none of them is text
-    of the body. So Lexbor's tokenizer meets exactly the tags `nesting_depth` counted,
-    whatever state its tree builder puts it in (in <svg>, a <style> is not raw text)."""
+    of the body. So Lexbor's tokenizer meets only tags `nesting_depth` counted, whatever
+    state its tree builder puts it in (in <svg>, a <style> is not raw text).
+
+    Formatting tags but <a> (`_STYLE_ONLY`) are left out too, which leaves the tree
+    builder's list of active formatting elements only <a>s, and a new <a> closes the last
+    one (HTML5 "in body"): so re-opening formatting elements, and the adoption agency
+    algorithm that untangles misnested ones, create at most one element per token."""
     out: list[str] = []
     text_from = 0
-    for kind, _name, start, end in tags(html):
+    for kind, name, start, end in tags(html):
         out.append(html[text_from:start])
         text_from = end
+        if name in _STYLE_ONLY and kind != SKIPPED:
+            continue
         if kind != SKIPPED or html[start : start + 9].lower() == "<!doctype":
             out.append(html[start:end])  # a doctype decides quirks mode, so it stays
     out.append(html[text_from:])
