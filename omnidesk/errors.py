@@ -55,3 +55,13 @@ class PayloadError(PermanentError):
 
 class StoreUnavailable(TransientError):
     """Redis (or the broker) cannot be reached right now."""
+
+
+class PartialFailure(PermanentError):
+    """Some items of a batch failed for good and were left out; the rest were done.
+    `failed`: each left-out item's id -> its error."""
+
+    def __init__(self, failed: dict[str, Exception]) -> None:
+        first = next(iter(failed.items()), ("", ""))
+        super().__init__(f"{len(failed)} left out; first: {first[0]}: {first[1]}")
+        self.failed = failed

@@ -1,5 +1,6 @@
-"""Hooks are part of the intake: a failing SLA hook fails the batch, and the retried batch
-gives the tickets their clocks; the repair sweep finds open tickets whose clocks a hook
+"""Hooks are part of the intake: a transient SLA hook error fails the batch, and the retried
+batch gives the tickets their clocks; a permanent one is one ticket's, counted, and the rest
+of the batch goes on; the repair sweep finds open tickets whose clocks a hook
 missed (no clocks, or a follow-up not timed) and repairs them."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from omnidesk.errors import StoreUnavailable
+from omnidesk.intake import IntakeHooks
 from omnidesk.model import Ticket, utcnow
 from omnidesk.runtime import Runtime
 from omnidesk.sla_repair import GRACE, repair
@@ -76,3 +78,38 @@ def test_the_repair_sweep_starts_missing_clocks_and_times_missed_follow_ups(
     state = clocks.state(chat)
     assert state is not None and state.clocks["next_response"].state == "running"
     assert repair(clocks, later + timedelta(seconds=1)) == 0  # nothing left to repair
+
+
+def _hook_failures(runtime: Runtime) -> int:
+    return int(runtime.store.counts()["stats"].get("hook_failed", 0))
+
+
+def test_an_unreadable_sla_record_fails_only_its_ticket_not_the_batch(runtime: Runtime) -> None:
+    clocks = _clocks(runtime)
+    runtime.intake.hooks = clocks.intake_hooks()
+    (chat,) = (r.ticket_id for r in runtime.process([telegram(1, 42, 1, "hi")]).results)
+    assert chat and clocks.summary(chat)
+    clocks.rb.hset(*clocks.slot_key(chat), b"garbage")  # no version: unreadable for good
+    # the follow-up's hook cannot read the record; the batch goes through all the same
+    report = runtime.process([telegram(2, 42, 2, "still there"), web("new", email="n@x.sa")])
+    assert [r.outcome for r in report.results] == ["appended", "opened"]
+    assert clocks.summary(str(report.results[1].ticket_id))  # the other ticket got its clocks
+    assert _hook_failures(runtime) == 1  # counted, for /metrics
+
+
+def test_a_redelivery_with_a_removed_policy_still_starts_the_others_clocks(
+    runtime: Runtime,
+) -> None:
+    clocks = _clocks(runtime)
+    first, second = web("first", email="f@x.sa"), web("second", email="s@x.sa")
+    runtime.intake.hooks = clocks.intake_hooks()
+    (old,) = (r.ticket_id for r in runtime.process([first]).results)
+    runtime.intake.hooks = IntakeHooks()  # the second one's hooks never ran (a crash)
+    (bare,) = (r.ticket_id for r in runtime.process([second]).results)
+    assert old and bare and not clocks.summary(bare)
+    runtime.store.r.hset(runtime.store.key("ticket", old), "sla_policy", "retired")
+    runtime.intake.hooks = clocks.intake_hooks()
+    again = runtime.process([first, second])  # redelivered: both duplicates, to open_many
+    assert again.outcomes == {"duplicate": 2}
+    assert clocks.summary(bare)  # the policy gone from one ticket stopped no other
+    assert _hook_failures(runtime) == 1
