@@ -375,7 +375,7 @@ class SlaClocks:
         if queued:
             flush()
         if failed:
-            raise PartialFailure(failed)
+            raise PartialFailure(failed, done=len(opened))
         return len(opened)
 
     def _fresh_record(
