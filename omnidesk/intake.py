@@ -15,6 +15,9 @@ same content sent again means something different once its ticket is done. The r
   as a reply to a resolved ticket does: the customer says the problem is still there;
 - once it is closed, archived, or resolved longer ago than the window, it opens a new
   ticket, and later repeats dedupe to that one.
+Only a new POST is a repeat: a redelivery of one already taken in (a batch retried after
+an outage, a worker killed before its ack) carries the same receive time, and its per-POST
+key (`post_key`) makes it a duplicate of what that POST did, whatever the ticket's status.
 
 SLA hooks run after the script, in the caller's process: `on_opened(ticket)` for a new
 ticket and `on_customer_message(ticket)` for a customer follow-up. Both are no-ops until
@@ -259,6 +262,7 @@ class Intake:
             "channel": inbound.channel.value,
             "dedupe": inbound.dedupe_key,
             "content_id": "1" if inbound.content_id else "0",
+            "post": post_key(inbound.dedupe_key, created_ms) if inbound.content_id else "",
             "edit_of": edit_of if inbound.edit_of else "",
             "edit_text": inbound.text,
             "thread_keys": list(inbound.thread_keys),
@@ -285,6 +289,14 @@ class Intake:
             "customer_name": inbound.author.name,
         }
         return msgspec.json.encode(args), ticket
+
+
+def post_key(dedupe_key: str, created_ms: int) -> str:
+    """The dedupe key of one POST of a form known by its content hash: the hash and the
+    time it was received (a redelivery carries the same; a new POST of the same content
+    does not). Kept in P:seen beside the content's key, listed in P:ticket:<id>:posts, and
+    removed with the ticket's other dedupe entries when it is archived."""
+    return f"{dedupe_key}@{created_ms}"
 
 
 def is_transient(exc: BaseException) -> bool:
