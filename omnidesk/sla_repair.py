@@ -20,7 +20,9 @@ What a pass costs: per open ticket, two HGETs (its `updated_at` and its SLA reco
 pipelined `PAGE` tickets to a round trip, with a `PAGE_PAUSE_S` pause between pages in the
 daemon; and only for the few tickets that may need a repair (no clocks; no response clock
 running; resolution stopped) their head and their last `LAST_MESSAGES` messages. 100,000
-open tickets are 200 round trips of ~1 ms of Redis each per pass, spread over ~20 s.
+open tickets are 200 pages of two round trips each, spread by the pauses over 20 s or more.
+Pages are read by offset, so a ticket whose status changes during a pass may be missed by
+it; the next pass takes it.
 
 A ticket the pass cannot repair (an unreadable SLA record, a policy a reload removed, a bug)
 is logged with its id and counted (stats ``sla_repair_failed``, in /metrics); the pass goes
