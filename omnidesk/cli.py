@@ -45,14 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
 class TerminalSafeWriter:
     """A text stream that writes everything through `display_safe(visible=True)`: control
     characters and bidi overrides become visible ``\\uXXXX`` text. Every printer of every
-    command goes through it, so none can forget; in a JSON line the result is the same JSON."""
+    command goes through it, so none can forget; in a JSON line the result is the same JSON.
+
+    A CR directly before a newline is kept: it is a line ending (CSV's, by RFC 4180), not a
+    control, and a machine reading the output needs it. A write ending in CR waits for the
+    next one to tell which it is.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self._held_cr = False  # the last write ended in a CR not written yet
 
     def write(self, text: str) -> int:
-        self.stream.write(display_safe(text, visible=True))
-        return len(text)
+        written = len(text)
+        if self._held_cr:
+            text, self._held_cr = "\r" + text, False
+        if text.endswith("\r"):
+            text, self._held_cr = text[:-1], True
+        self.stream.write("\r\n".join(display_safe(p, visible=True) for p in text.split("\r\n")))
+        return written
+
+    def flush(self) -> None:
+        """A CR held back and never followed by a newline is written, escaped, at a flush."""
+        if self._held_cr:
+            self._held_cr = False
+            self.stream.write(display_safe("\r", visible=True))
+        self.stream.flush()
 
     def __getattr__(self, name: str) -> Any:  # flush, isatty, buffer, encoding, ...
         return getattr(self.stream, name)
@@ -66,6 +84,7 @@ def terminal_safe_stdout() -> Iterator[None]:
     try:
         yield
     finally:
+        sys.stdout.flush()
         sys.stdout = original
 
 

@@ -431,7 +431,7 @@ class ServiceConfig(Strict):
     # every maintenance interval, so a dead worker's batches are back within the sum.
     broker_heartbeat_s: float = Field(default=15.0, ge=1, le=600)
     broker_maintenance_s: float = Field(default=5.0, gt=0, le=60)
-    sla_repair_interval_s: float = Field(default=60.0, gt=0)  # the sweep for missed SLA clocks
+    sla_repair_interval_s: float = Field(default=300.0, gt=0)  # the sweep for missed SLA clocks
     smtp: SmtpConfig | None = None
     # Limits at the HTTP door: web-form body size, slow clients, and when intake says 503.
     web_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # POST /v1/intake/web

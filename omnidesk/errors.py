@@ -55,3 +55,14 @@ class PayloadError(PermanentError):
 
 class StoreUnavailable(TransientError):
     """Redis (or the broker) cannot be reached right now."""
+
+
+class PartialFailure(PermanentError):
+    """Some items of a batch failed for good and were left out; the rest were done.
+    `failed`: each left-out item's id -> its error; `done`: how many items were done."""
+
+    def __init__(self, failed: dict[str, Exception], done: int = 0) -> None:
+        first = next(iter(failed.items()), ("", ""))
+        super().__init__(f"{len(failed)} left out; first: {first[0]}: {first[1]}")
+        self.failed = failed
+        self.done = done

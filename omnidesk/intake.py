@@ -15,11 +15,19 @@ same content sent again means something different once its ticket is done. The r
   as a reply to a resolved ticket does: the customer says the problem is still there;
 - once it is closed, archived, or resolved longer ago than the window, it opens a new
   ticket, and later repeats dedupe to that one.
+Only a new POST is a repeat: a redelivery of one already taken in (a batch retried after
+an outage, a worker killed before its ack) carries the same receive time, and its per-POST
+key (`post_key`) makes it a duplicate of what that POST did, whatever the ticket's status.
 
 SLA hooks run after the script, in the caller's process: `on_opened(ticket)` for a new
 ticket and `on_customer_message(ticket)` for a customer follow-up. Both are no-ops until
-the SLA engine sets them (`IntakeHooks`). They are part of the intake: an error in one is
-the batch's error, so the batch is not acked and runs again.
+the SLA engine sets them (`IntakeHooks`). They are part of the intake: a transient error in
+one (Redis unreachable, `TransientError`, any Redis error) is the batch's error, so the
+batch is not acked and runs again. Any other error is one ticket's for good (an SLA record
+it cannot read, a policy a reload removed, a bug): retrying the batch would only fail again
+and hold up every other ticket in it, so it is logged with the ticket id and counted
+(stats ``hook_failed``, in /metrics), and the ticket is left to the SLA repair sweep
+(omnidesk.sla_repair) and an operator.
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import msgspec
+import redis
 
+from omnidesk.errors import PartialFailure, TransientError
 from omnidesk.model import (
     Decision,
     Direction,
@@ -155,18 +165,47 @@ class Intake:
         if redelivered:
             heads.update((t.id, t) for t in self.store.ticket_heads(redelivered))
         tickets = {t.id: t for t in self.store.get_tickets(list(dict.fromkeys(appended)))}
-        # A hook that fails fails the batch: it is retried (the intake is idempotent, and the
-        # redelivery's duplicates run on_opened again), and the SLA repair sweep
-        # (omnidesk.sla_repair) catches any ticket whose clocks still missed a step.
+        # A transient hook error fails the batch: it is retried (the intake is idempotent,
+        # and the redelivery's duplicates run on_opened again). A permanent one is counted
+        # and left to the SLA repair sweep, which also catches any ticket whose clocks
+        # still missed a step.
         new = [heads[tid] for tid in dict.fromkeys(opened) if tid in heads]
         if hooks.on_opened_many is not None:
-            hooks.on_opened_many(new)
+            self._open_many(hooks.on_opened_many, hooks.on_opened, new)
         else:
             for ticket in new:
-                hooks.on_opened(ticket)
+                self._hook("on_opened", hooks.on_opened, ticket)
         for tid in appended:
             if tid in tickets:
-                hooks.on_customer_message(tickets[tid])
+                self._hook("on_customer_message", hooks.on_customer_message, tickets[tid])
+
+    def _open_many(self, many: BatchHook, one: Hook, tickets: list[Ticket]) -> None:
+        """`on_opened_many`; if it fails for good without saying for which tickets, each
+        ticket is tried on its own (`on_opened` leaves clocks already started alone)."""
+        try:
+            many(tickets)
+        except PartialFailure as exc:
+            for tid, error in exc.failed.items():
+                self._hook_failed("on_opened", tid, error)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning("SLA hook on_opened_many failed (%s); trying one by one", exc)
+            for ticket in tickets:
+                self._hook("on_opened", one, ticket)
+
+    def _hook(self, name: str, hook: Hook, ticket: Ticket) -> None:
+        """Run one ticket's hook: a transient error fails the batch, any other is counted."""
+        try:
+            hook(ticket)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            self._hook_failed(name, ticket.id, exc)
+
+    def _hook_failed(self, name: str, ticket_id: str, exc: Exception) -> None:
+        log.error("SLA hook %s failed for %s: %s: %s", name, ticket_id, type(exc).__name__, exc)
+        self.store.incr("hook_failed")
 
     def _prepare(self, inbound: Inbound, decision: Decision, now: datetime) -> tuple[bytes, Ticket]:
         """The script's JSON argument, and the ticket it opens if it opens one (no id yet)."""
@@ -223,6 +262,7 @@ class Intake:
             "channel": inbound.channel.value,
             "dedupe": inbound.dedupe_key,
             "content_id": "1" if inbound.content_id else "0",
+            "post": post_key(inbound.dedupe_key, created_ms) if inbound.content_id else "",
             "edit_of": edit_of if inbound.edit_of else "",
             "edit_text": inbound.text,
             "thread_keys": list(inbound.thread_keys),
@@ -249,6 +289,20 @@ class Intake:
             "customer_name": inbound.author.name,
         }
         return msgspec.json.encode(args), ticket
+
+
+def post_key(dedupe_key: str, created_ms: int) -> str:
+    """The dedupe key of one POST of a form known by its content hash: the hash and the
+    time it was received (a redelivery carries the same; a new POST of the same content
+    does not). Kept in P:seen beside the content's key, listed in P:ticket:<id>:posts, and
+    removed with the ticket's other dedupe entries when it is archived."""
+    return f"{dedupe_key}@{created_ms}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error that may pass if the same work runs again later: ours, or any Redis error
+    (one `redis_errors` did not convert is still the store's, not the ticket's)."""
+    return isinstance(exc, TransientError | redis.RedisError)
 
 
 def new_message_id() -> str:

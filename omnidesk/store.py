@@ -7,6 +7,7 @@ deployments or test runs share one Redis. With prefix ``P``:
                                      plus created_ms, score (queue urgency), resolved_ms,
                                      sla_n (where omnidesk.sweeper counts it)
     P:ticket:<id>:msgs        list   message ids in arrival order
+    P:ticket:<id>:posts       list   per-POST dedupe keys of forms known by content (intake)
     P:msg:<mid>               hash   one message (in, out or note)
     P:tickets                 zset   every ticket id by creation time (ms)
     P:status:<status>         zset   ticket ids with that status, by creation time

@@ -62,7 +62,7 @@ import redis
 
 from omnidesk import sla
 from omnidesk.config import Action, QueueConfigFile
-from omnidesk.errors import OmnideskError
+from omnidesk.errors import OmnideskError, PartialFailure
 from omnidesk.intake import IntakeHooks
 from omnidesk.model import Status, Ticket, utcnow
 from omnidesk.sla import ClockSummary, SlaContext, SlaState
@@ -335,7 +335,9 @@ class SlaClocks:
         With `set_due`, the opened tickets' queue order follows their first due time, in the
         same script (intake does this; a bulk load may skip it). Tickets opened at the same
         moment under the same policy share one packed state (the record leaves the ticket id
-        out), so it is computed once."""
+        out), so it is computed once. A ticket whose clocks cannot be computed (a policy a
+        reload removed) does not stop the others: they are written, then `PartialFailure`
+        names it."""
         at = now or self.clock()
         open_script = self._scripts["sla_open_many"]
         made: dict[tuple[str, str, datetime], tuple[bytes, str, datetime | None, str, str]] = {}
@@ -349,6 +351,7 @@ class SlaClocks:
             queued.clear()
             del args[1:]
 
+        failed: dict[str, Exception] = {}
         for ticket in tickets:
             policy = self._policy_for(ticket)
             if policy is None:
@@ -356,15 +359,11 @@ class SlaClocks:
             calendar = self._queue_calendar(ticket.queue)
             key = (policy, calendar, self.started_at(ticket, at))
             if key not in made:
-                state = sla.open_state(self.ctx, ticket.id, policy, calendar, key[2])
-                wake, overdue = wake_score(state, at)
-                made[key] = (
-                    record_body(sla.pack_state(state), wake),
-                    wake,
-                    earliest_due(state),
-                    sla.standing(state, at),
-                    overdue,  # a repair can start clocks already past a deadline
-                )
+                try:
+                    made[key] = self._fresh_record(ticket.id, policy, calendar, key[2], at)
+                except Exception as exc:  # pure computation: this ticket's, for good
+                    failed[ticket.id] = exc
+                    continue
             body, wake, due, standing, overdue = made[key]
             if set_due and due is not None:
                 args += [ticket.id, body, wake, str(ms(due)), due.isoformat(), standing, overdue]
@@ -375,7 +374,23 @@ class SlaClocks:
                 flush()
         if queued:
             flush()
+        if failed:
+            raise PartialFailure(failed, done=len(opened))
         return len(opened)
+
+    def _fresh_record(
+        self, ticket_id: str, policy: str, calendar: str, start: datetime, at: datetime
+    ) -> tuple[bytes, str, datetime | None, str, str]:
+        """A new ticket's record body, wakeup, first due time, standing and overdue score."""
+        state = sla.open_state(self.ctx, ticket_id, policy, calendar, start)
+        wake, overdue = wake_score(state, at)
+        return (
+            record_body(sla.pack_state(state), wake),
+            wake,
+            earliest_due(state),
+            sla.standing(state, at),
+            overdue,  # a repair can start clocks already past a deadline
+        )
 
     @staticmethod
     def started_at(ticket: Ticket, now: datetime) -> datetime:

@@ -133,13 +133,16 @@ def compile_pattern(pattern: str, *, ignore_case: bool = True) -> Any:
 # are kept; isolates (LRI/RLI/FSI ... PDI) are kept when they pair up on one line, since a
 # closed isolate cannot reach outside itself.
 
-# An escape sequence: CSI (ESC [ params final), an OSC/DCS/SOS/PM/APC string up to BEL or
-# ST (at most to the end of the line), or a two-character escape. The 8-bit C1 forms go as
-# single characters: text mis-decoded from cp1252 holds them, and what follows is text.
+# An escape sequence: CSI (ESC [ params final), an OSC/DCS/SOS/PM/APC string ended by BEL
+# or ST on the same line, or a two-character escape. A string opener with no terminator is
+# a stray ESC before text ("\x1bPayment failed"): only the ESC goes, the text stays. The
+# 8-bit C1 forms go as single characters: text mis-decoded from cp1252 holds them, and
+# what follows is text.
 _ESCAPE_SEQUENCE = re.compile(
     r"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
-    r"|\x1b[\]PX^_][^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x1b[\x20-\x7e]?"
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b(?![\]PX^_])[\x20-\x7e]?"
+    r"|\x1b"
 )
 # C0 controls but tab and newline, DEL, C1 controls, the bidi embeddings and overrides
 # (LRE RLE PDF LRO RLO), and the line/paragraph separators (newlines where dropped).

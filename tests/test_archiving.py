@@ -7,6 +7,8 @@ import gzip
 import json
 from datetime import UTC, datetime, timedelta
 
+from msgspec.structs import replace
+
 from omnidesk.archiving import TicketArchive
 from omnidesk.cli import main
 from omnidesk.intake import Intake
@@ -97,7 +99,9 @@ def test_archiving_prunes_dedupe_entries_and_its_own_thread_keys(runtime, tmp_pa
     """The dedupe entries of an archived ticket's messages and the thread keys that still
     point to it leave Redis with it; a thread key that points to a newer ticket stays."""
     store = runtime.store
-    runtime.process([web("first complaint", email="huda@example.com")])
+    form = web("first complaint", email="huda@example.com")
+    double_click = replace(form, received_at=form.received_at + timedelta(milliseconds=5))
+    runtime.process([form, double_click])  # each POST's own dedupe entry goes too
     runtime.process([web("second complaint", email="omar@example.com")])
     old, new = sorted(store.list_tickets(limit=10), key=lambda t: t.id)
     (message,) = store.ticket_messages(old.id)
@@ -112,6 +116,8 @@ def test_archiving_prunes_dedupe_entries_and_its_own_thread_keys(runtime, tmp_pa
     later = datetime.now(UTC) + timedelta(days=100)
     assert archive.run(store, older_than_days=90, now=later) == [old.id]
     assert store.r.hget(store.key("seen"), dedupe) is None
+    assert not [k for k in store.r.hkeys(store.key("seen")) if k.startswith(dedupe)]
+    assert not store.r.exists(store.key("ticket", old.id, "posts"))
     assert store.r.hget(store.key("thread"), mine) is None
     assert store.r.hget(store.key("thread"), taken) == new.id
     assert store.r.hget(store.key("thread"), f"ticket:{old.id}") is None

@@ -11,6 +11,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,30 @@ def test_display_safe_visible_shows_what_was_there_and_keeps_json_json() -> None
     safe = display_safe(line, visible=True)
     assert "\u202e" not in safe and "\x9b" not in safe and "\u2028" not in safe
     assert json.loads(safe) == json.loads(line)  # the same JSON, escaped
+
+
+def test_a_stray_escape_before_text_drops_only_the_escape() -> None:
+    # ESC P / X / ] / ^ / _ open a string only a BEL or ST ends: unterminated, it is text
+    for opener in "PX]^_":
+        text = f"\x1b{opener}ayment failed: card declined"
+        assert display_safe(text) == f"{opener}ayment failed: card declined"
+    assert display_safe("\x1bPayment failed\nline two") == "Payment failed\nline two"
+    # terminated strings still go whole, by BEL or by ST
+    assert display_safe("a\x1bPq$x\x1b\\b\x1b]0;title\x07c") == "abc"
+
+
+def test_a_csv_report_keeps_its_crlf_line_endings_through_a_pipe() -> None:
+    prefix = f"test-csvpipe-{uuid.uuid4().hex[:10]}"  # no events: a header and a total row
+    config = ROOT / "queue_config.yaml"
+    argv = ["report", "--format", "csv", "--config", str(config), "--prefix", prefix,
+            "--redis-url", REDIS_URL, "--from", "2026-02-27", "--to", "2026-03-20"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "omnidesk", *argv], cwd=ROOT, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split(b"\r\n")
+    assert len(lines) > 2 and lines[-1] == b""  # every row ends in CRLF (RFC 4180)
+    assert b"\\u000d" not in done.stdout and b"\n" not in b"".join(lines)
 
 
 # ---------------------------------------------------------------- the API over raw sockets

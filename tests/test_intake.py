@@ -275,9 +275,12 @@ def test_the_same_web_form_again_dedupes_while_open_then_reopens_or_opens_anew(
     window); after a close, or past the window, it opens a new one."""
     store = runtime.store
     raw = web("السجل التجاري لا يعمل", email="repeat@example.sa")
+    posts = iter(range(1000))
 
     def send() -> tuple[str, str | None, bool]:
-        (result,) = runtime.process([raw]).results
+        """The same form in a new POST (a redelivery of the same one is another test's)."""
+        post = replace(raw, received_at=raw.received_at - timedelta(seconds=next(posts)))
+        (result,) = runtime.process([post]).results
         return result.outcome, result.ticket_id, result.reopened
 
     outcome, first, _ = send()
@@ -299,6 +302,33 @@ def test_the_same_web_form_again_dedupes_while_open_then_reopens_or_opens_anew(
     assert outcome == "opened" and third not in (None, first, second)
     customers = {t.customer_id for t in store.list_tickets()}
     assert len(customers) == 1 and len(store.list_tickets()) == 3
+
+
+def test_a_redelivered_form_post_stays_a_duplicate_after_its_ticket_is_resolved(
+    runtime: Runtime,
+) -> None:
+    """A batch retried after an agent resolved its ticket (an outage, a worker killed
+    before its ack) carries the same POSTs: duplicates still, not a reopen. A new POST of
+    the same content after the resolve is the customer again, and reopens it."""
+    store = runtime.store
+    post = web("البوابة لا تقبل الدفع", email="retry@example.sa")
+    double_click = replace(post, received_at=post.received_at + timedelta(milliseconds=5))
+    first = runtime.process([post, double_click]).results
+    assert [r.outcome for r in first] == ["opened", "duplicate"]
+    ticket_id = first[0].ticket_id or ""
+    store.set_status(ticket_id, Status.RESOLVED, actor="agent:1")
+    again = runtime.process([post, double_click]).results  # the same batch, redelivered
+    assert [(r.outcome, r.ticket_id, r.reopened) for r in again] == [
+        ("duplicate", ticket_id, False)
+    ] * 2
+    ticket = store.get_ticket(ticket_id)
+    assert ticket is not None and ticket.status == Status.RESOLVED
+    assert len(ticket.message_ids) == 1 and len(store.list_tickets()) == 1
+    later = replace(post, received_at=post.received_at + timedelta(seconds=30))
+    (new_post,) = runtime.process([later]).results
+    assert (new_post.outcome, new_post.ticket_id, new_post.reopened) == (
+        "appended", ticket_id, True,
+    )  # fmt: skip
 
 
 def test_a_form_with_its_own_submission_id_stays_one_submission(runtime: Runtime) -> None:

@@ -235,3 +235,26 @@ def test_a_batch_of_big_payloads_is_split_under_the_byte_cap(
     over = [batch for batch in batches if len(batch) > 1024 * KiB]
     assert [len(json.loads(batch)) for batch in over] == [1]  # the huge one, alone
     assert len(batches) == 7  # 12 payloads of ~410 KB in base64, two to a message, and it
+
+
+# ---------------------------------------------------------------- unreadable files
+
+
+@pytest.mark.parametrize("connector", [{"settle_seconds": 0}], indirect=True)
+async def test_an_unreadable_file_goes_aside_and_the_rest_of_its_batch_goes_on(
+    connector: MaildirConnector, pipeline: Pipeline, drop: Path
+) -> None:
+    dropped(drop / "new" / "a.web.json", form("a", "first complaint"), age=30)
+    # a regular file whose read fails with EIO, even for root: an I/O error on a bad disk
+    os.symlink("/proc/self/mem", drop / "new" / "b.web.json")
+    dropped(drop / "new" / "c.web.json", form("c", "third complaint"), age=10)
+    sink = Handed(pipeline)
+    await drain(connector, sink)
+
+    assert sorted(p.name for p in (drop / "cur").iterdir()) == ["a.web.json", "c.web.json"]
+    assert len(sink.calls) == 1 and len(sink.calls[0]) == 2  # one hand-over, both others
+    assert os.readlink(drop / "rejected" / "b.web.json") == "/proc/self/mem"  # kept as it was
+    note = json.loads((drop / "rejected" / "b.web.json.rejected.json").read_text("utf-8"))
+    assert note["reason"] == "unreadable" and "Errno 5" in note["error"]
+    assert note["sha256"] is None
+    assert connector.status.errors["unreadable"] == 1

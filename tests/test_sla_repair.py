@@ -1,17 +1,20 @@
-"""Hooks are part of the intake: a failing SLA hook fails the batch, and the retried batch
-gives the tickets their clocks; the repair sweep finds open tickets whose clocks a hook
+"""Hooks are part of the intake: a transient SLA hook error fails the batch, and the retried
+batch gives the tickets their clocks; a permanent one is one ticket's, counted, and the rest
+of the batch goes on; the repair sweep finds open tickets whose clocks a hook
 missed (no clocks, or a follow-up not timed) and repairs them."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
 from omnidesk.errors import StoreUnavailable
+from omnidesk.intake import IntakeHooks
 from omnidesk.model import Ticket, utcnow
 from omnidesk.runtime import Runtime
-from omnidesk.sla_repair import GRACE, repair
+from omnidesk.sla_repair import GRACE, repair, run_repair
 from omnidesk.sweeper import SlaClocks
 from tests.storekit import telegram, web
 
@@ -63,7 +66,8 @@ def test_the_repair_sweep_starts_missing_clocks_and_times_missed_follow_ups(
     ticket = store.get_ticket(chat)
     assert ticket is not None
     clocks.on_opened(ticket)
-    clocks.on_agent_reply(ticket, utcnow())  # first response met
+    # first response met, a second before the follow-up (message ids keep only the ms)
+    clocks.on_agent_reply(ticket, utcnow() - timedelta(seconds=1))
     follow_up = runtime.process([telegram(2, 42, 2, "still waiting")])
     assert [r.outcome for r in follow_up.results] == ["appended"]
     state = clocks.state(chat)
@@ -76,3 +80,87 @@ def test_the_repair_sweep_starts_missing_clocks_and_times_missed_follow_ups(
     state = clocks.state(chat)
     assert state is not None and state.clocks["next_response"].state == "running"
     assert repair(clocks, later + timedelta(seconds=1)) == 0  # nothing left to repair
+
+
+def _hook_failures(runtime: Runtime) -> int:
+    return int(runtime.store.counts()["stats"].get("hook_failed", 0))
+
+
+def test_an_unreadable_sla_record_fails_only_its_ticket_not_the_batch(runtime: Runtime) -> None:
+    clocks = _clocks(runtime)
+    runtime.intake.hooks = clocks.intake_hooks()
+    (chat,) = (r.ticket_id for r in runtime.process([telegram(1, 42, 1, "hi")]).results)
+    assert chat and clocks.summary(chat)
+    clocks.rb.hset(*clocks.slot_key(chat), b"garbage")  # no version: unreadable for good
+    # the follow-up's hook cannot read the record; the batch goes through all the same
+    report = runtime.process([telegram(2, 42, 2, "still there"), web("new", email="n@x.sa")])
+    assert [r.outcome for r in report.results] == ["appended", "opened"]
+    assert clocks.summary(str(report.results[1].ticket_id))  # the other ticket got its clocks
+    assert _hook_failures(runtime) == 1  # counted, for /metrics
+
+
+def test_a_redelivery_with_a_removed_policy_still_starts_the_others_clocks(
+    runtime: Runtime,
+) -> None:
+    clocks = _clocks(runtime)
+    first, second = web("first", email="f@x.sa"), web("second", email="s@x.sa")
+    runtime.intake.hooks = clocks.intake_hooks()
+    (old,) = (r.ticket_id for r in runtime.process([first]).results)
+    runtime.intake.hooks = IntakeHooks()  # the second one's hooks never ran (a crash)
+    (bare,) = (r.ticket_id for r in runtime.process([second]).results)
+    assert old and bare and not clocks.summary(bare)
+    runtime.store.r.hset(runtime.store.key("ticket", old), "sla_policy", "retired")
+    runtime.intake.hooks = clocks.intake_hooks()
+    again = runtime.process([first, second])  # redelivered: both duplicates, to open_many
+    assert again.outcomes == {"duplicate": 2}
+    assert clocks.summary(bare)  # the policy gone from one ticket stopped no other
+    assert _hook_failures(runtime) == 1
+
+
+def test_a_ticket_the_repair_cannot_fix_is_counted_and_the_pass_goes_on(
+    runtime: Runtime,
+) -> None:
+    clocks = _clocks(runtime)
+    store = runtime.store
+    # intake without hooks: none of these has clocks
+    opened = runtime.process([web(f"no clocks {i}", email=f"r{i}@x.sa") for i in range(4)])
+    garbled, retired, *fine = (str(r.ticket_id) for r in opened.results)
+    clocks.rb.hset(*clocks.slot_key(garbled), b"garbage")  # an unreadable SLA record
+    store.r.hset(store.key("ticket", retired), "sla_policy", "retired")  # a reload removed it
+    later = utcnow() + GRACE + timedelta(seconds=5)
+    assert repair(clocks, later) == 2  # the two others get their clocks all the same
+    assert all(clocks.summary(t) for t in fine)
+    assert int(store.counts()["stats"]["sla_repair_failed"]) == 2
+    assert repair(clocks, later) == 0  # and the next pass fails the same two, no more
+    assert int(store.counts()["stats"]["sla_repair_failed"]) == 4
+
+
+async def test_the_repair_loop_survives_an_error_that_is_no_omnidesk_error(
+    runtime: Runtime,
+) -> None:
+    clocks = _clocks(runtime)
+    service = clocks.config.service.model_copy(update={"sla_repair_interval_s": 0.05})
+    clocks.config = clocks.config.model_copy(update={"service": service})
+    store = runtime.store
+    index = store.key("status", "new")
+    (ticket,) = (str(r.ticket_id) for r in runtime.process([web("q", email="l@x.sa")]).results)
+    store.r.hset(store.key("ticket", ticket), "updated_at", "2026-01-01T00:00:00+00:00")
+    members = store.r.zrange(index, 0, -1, withscores=True)
+    store.r.delete(index)
+    store.r.set(index, "not a sorted set")  # WRONGTYPE: a redis ResponseError, every pass
+    stop = asyncio.Event()
+    loop = asyncio.create_task(run_repair(clocks, stop))
+    try:
+        for _ in range(3):  # a few failed passes
+            await asyncio.sleep(0.1)
+        assert not loop.done()
+        store.r.delete(index)
+        store.r.zadd(index, dict(members))
+        for _ in range(200):  # bounded: the loop is still there and repairs it
+            if clocks.summary(ticket):
+                break
+            await asyncio.sleep(0.05)
+        assert clocks.summary(ticket)
+    finally:
+        stop.set()
+        await loop

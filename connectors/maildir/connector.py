@@ -9,6 +9,10 @@ with `.` or ending in `.tmp`) and rename into `new/` when done. A file written i
 still taken only once complete: its size and mtime must be the same at two looks and it
 must have been left alone for `settle_seconds`. A file over `max_file_bytes` is never read
 whole: it is moved to `rejected/` with a note of its size and sha256, and the folder goes on.
+A file that cannot be read (permissions, an I/O error) is skipped and moved to `rejected/`
+with a note of the error; one that cannot be moved either is tried again at the next scans,
+and after `UNREADABLE_TRIES` failures left in place, skipped until it changes. The rest of
+the batch goes on either way.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ log = logging.getLogger("omnidesk.connectors.maildir")
 SUFFIXES: dict[str, Channel] = {".eml": Channel.EMAIL} | {f".{c.value}.json": c for c in Channel}
 MiB = 1024 * 1024
 HASH_CHUNK = MiB  # a rejected file is hashed in chunks, never held whole
+UNREADABLE_TRIES = 3  # scans an unreadable file that cannot be moved aside is tried again
 
 
 class MaildirConfig(BaseModel):
@@ -106,6 +111,8 @@ class MaildirConnector(Connector):
         # one scan per pass, not one per batch.
         self._backlog: deque[Waiting] = deque()
         self._rejections: deque[str] = deque()  # reasons, counted on the event loop
+        # unreadable files that could not be moved aside: name -> (stamp, failures)
+        self._unreadable: dict[str, tuple[tuple[int, int], int]] = {}
 
     async def initialize(self) -> None:
         if not self.root.is_dir():
@@ -129,8 +136,11 @@ class MaildirConnector(Connector):
             look = before if unchanged and before else Look(st.st_size, st.st_mtime_ns, mono)
             looks[path.name] = look
             if unchanged and self._settled(look, st.st_mtime, now, mono):
-                ready.append(Waiting(path, st.st_size, st.st_mtime_ns))
+                waiting = Waiting(path, st.st_size, st.st_mtime_ns)
+                if not self._given_up(waiting):
+                    ready.append(waiting)
         self._looks = looks  # files gone since are forgotten
+        self._unreadable = {n: v for n, v in self._unreadable.items() if n in looks}
         ready.sort(key=lambda w: (w.mtime_ns, w.path.name))
         return ready
 
@@ -145,6 +155,12 @@ class MaildirConnector(Connector):
                         yield Path(entry.path), entry.stat()
                 except FileNotFoundError:  # taken or renamed meanwhile
                     continue
+
+    def _given_up(self, waiting: Waiting) -> bool:
+        """An unreadable file that could not be moved aside `UNREADABLE_TRIES` times, and
+        has not changed since: it stays where it is, unread, until someone fixes it."""
+        stamp, failures = self._unreadable.get(waiting.path.name, (None, 0))
+        return stamp == waiting.stamp and failures >= UNREADABLE_TRIES
 
     def _settled(self, look: Look, mtime: float, now: float, mono: float) -> bool:
         """Left alone for `settle_seconds`: by its mtime, or by our own clock when the
@@ -203,6 +219,10 @@ class MaildirConnector(Connector):
                 data = f.read(self.config.max_file_bytes + 1)
         except FileNotFoundError:  # another daemon took it
             return None
+        except OSError as exc:  # permissions, an I/O error: this file's trouble, not the batch's
+            self._unreadable_file(waiting, exc)
+            return None
+        self._unreadable.pop(path.name, None)
         if (st.st_size, st.st_mtime_ns) != waiting.stamp or len(data) != st.st_size:
             self._looks.pop(path.name, None)  # written to again: it has to settle anew
             log.info("connector %s: %s changed while read; left for later", self.name, path.name)
@@ -219,21 +239,46 @@ class MaildirConnector(Connector):
 
     # ------------------------------------------------------------ where files go
 
-    def _reject(self, waiting: Waiting, reason: str) -> None:
+    def _unreadable_file(self, waiting: Waiting, exc: OSError) -> None:
+        """Count an unreadable file and move it aside; if it cannot be moved, note the
+        failure (after `UNREADABLE_TRIES` of them, scans skip it until it changes)."""
+        name = waiting.path.name
+        self._rejections.append("unreadable")
+        log.warning("connector %s: %s unreadable: %s; skipped", self.name, name, exc)
+        if self._reject(waiting, "unreadable", error=f"{type(exc).__name__}: {exc}"):
+            self._unreadable.pop(name, None)
+            return
+        stamp, failures = self._unreadable.get(name, (waiting.stamp, 0))
+        failures = failures + 1 if stamp == waiting.stamp else 1
+        self._unreadable[name] = (waiting.stamp, failures)
+        if failures >= UNREADABLE_TRIES:
+            log.error(
+                "connector %s: %s unreadable %d times and cannot be moved to %s; left in "
+                "place, skipped until it changes",
+                self.name, name, failures, self.rejected,
+            )  # fmt: skip
+
+    def _reject(self, waiting: Waiting, reason: str, error: str | None = None) -> bool:
         """Move a file aside to rejected/ with a `.rejected.json` note (reason, size,
-        sha256), count it, and log one line; its bytes stay on disk, never in Redis."""
+        sha256 when it can be read, the error), count it, and log one line; its bytes stay
+        on disk, never in Redis. Whether it was moved."""
         path = waiting.path
         try:
-            digest = _sha256_of(path)
+            digest: str | None = _sha256_of(path)
         except FileNotFoundError:
-            return
-        self.rejected.mkdir(exist_ok=True)
-        target = _free_name(self.rejected / path.name)
+            return False
+        except OSError:
+            digest = None  # unreadable: the note says why instead
         try:
+            self.rejected.mkdir(exist_ok=True)
+            target = _free_name(self.rejected / path.name)
             os.replace(path, target)
-        except FileNotFoundError:
-            return
-        note = {
+        except OSError as exc:
+            log.warning(
+                "connector %s: %s cannot go to %s: %s", self.name, path.name, self.rejected, exc
+            )
+            return False
+        note: dict[str, Any] = {
             "reason": reason,
             "file": path.name,
             "size": waiting.size,
@@ -241,14 +286,20 @@ class MaildirConnector(Connector):
             "max_file_bytes": self.config.max_file_bytes,
             "rejected_at": datetime.now(UTC).isoformat(),
         }
-        target.with_name(target.name + ".rejected.json").write_text(json.dumps(note), "utf-8")
-        self._rejections.append(reason)
+        if error is not None:
+            note["error"] = error
+        try:
+            target.with_name(target.name + ".rejected.json").write_text(json.dumps(note), "utf-8")
+        except OSError as exc:  # the file is aside all the same; the log line has the note
+            log.warning("connector %s: note for %s not written: %s", self.name, target, exc)
+        if reason != "unreadable":  # an unreadable file was counted when it failed
+            self._rejections.append(reason)
+        why = f"over max_file_bytes {self.config.max_file_bytes}" if error is None else error
         log.warning(
-            "connector %s: %s rejected (%s): %d bytes, over max_file_bytes %d; sha256 %s; "
-            "moved to %s",
-            self.name, path.name, reason, waiting.size, self.config.max_file_bytes, digest,
-            target,
+            "connector %s: %s rejected (%s): %d bytes, %s; sha256 %s; moved to %s",
+            self.name, path.name, reason, waiting.size, why, digest, target,
         )  # fmt: skip
+        return True
 
     def _archive(self, paths: list[Path]) -> None:
         for path in paths:

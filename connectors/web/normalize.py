@@ -149,7 +149,7 @@ def normalize(
         content_id=not given_id,
     )
     inbound.message_keys = [f"web:{inbound.external_id}"]
-    if inbound.content_id:  # the same form again after its ticket was resolved reopens it
+    if inbound.content_id:  # the same form in a new POST after a resolve reopens the ticket
         inbound.thread_keys = list(inbound.message_keys)
     apply_text_hints(inbound)
     return inbound
@@ -157,7 +157,8 @@ def normalize(
 
 def _content_id(form: dict[str, Any]) -> str:
     """sha256 of the canonical JSON: the same submission posted twice while its ticket is
-    open dedupes to that ticket (a double click, a browser retry)."""
+    open dedupes to that ticket (a double click, a browser retry); a redelivery of one POST
+    is known by its receive time too, and stays a duplicate (omnidesk/intake.py)."""
     try:
         canonical = msgspec.json.encode(form, order="sorted")
     except (msgspec.EncodeError, TypeError, ValueError, OverflowError):

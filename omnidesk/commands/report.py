@@ -56,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
         raise PermanentError(str(exc)) from None
     titles = {name: q.title for name, q in loaded.data.queues.items() if q.title}
     text = render(result, args.format, lang=args.lang, titles=titles)
+    if not text.endswith("\n"):  # CSV rows already end in CRLF: no bare LF line after them
+        text += "\n"
     if args.output:
-        Path(args.output).write_text(text + "\n", "utf-8")
+        Path(args.output).write_text(text, "utf-8", newline="")
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text)
     return 0

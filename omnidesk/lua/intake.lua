@@ -19,26 +19,44 @@ local function move_status(tid, created, old, new)
   redis.call("HSET", p .. "ticket:" .. tid, "status", new)
 end
 
+-- a form known by its content: this POST's own key (see step 1), forgotten with the ticket
+local function note_post(tid, mid)
+  if a.post ~= "" and tid ~= "" then
+    redis.call("HSET", p .. "seen", a.post, mid)
+    redis.call("RPUSH", p .. "ticket:" .. tid .. ":posts", a.post)
+  end
+end
+
 local function add_message(tid)
   redis.call("HSET", p .. "msg:" .. a.mid, "id", a.mid, "ticket_id", tid, unpack(a.message))
   redis.call("RPUSH", p .. "ticket:" .. tid .. ":msgs", a.mid)
   redis.call("HSET", p .. "seen", a.dedupe, a.mid)
+  note_post(tid, a.mid)
   redis.call("HSET", p .. "ticket:" .. tid, "updated_at", a.now_iso)
   for _, k in ipairs(a.message_keys) do redis.call("HSET", p .. "thread", k, tid) end
   redis.call("HINCRBY", p .. "stats", "in:" .. a.channel, 1)
 end
 
 -- 1. seen before: nothing to do. An id that is only a hash of the content is a duplicate
--- only while its ticket is open; after that the same content is a new message, which
--- step 3 (thread key, reopen window) or step 5 (a new ticket) takes (see intake.py).
+-- only while its ticket is open, or when this very POST was taken in before (a.post, its
+-- content hash and receive time: a redelivery); after that the same content is a new
+-- message, which step 3 (thread key, reopen window) or step 5 (a new ticket) takes (see
+-- intake.py).
 local prior = redis.call("HGET", p .. "seen", a.dedupe)
 if prior then
   local tid = ""
   if prior ~= "-" then tid = redis.call("HGET", p .. "msg:" .. prior, "ticket_id") or "" end
   local done = false
   if a.content_id == "1" and prior ~= "-" then
-    local st = tid ~= "" and redis.call("HGET", p .. "ticket:" .. tid, "status")
-    done = not (st and OPEN[st])
+    local again = a.post ~= "" and redis.call("HGET", p .. "seen", a.post)
+    if again then
+      prior = again
+      tid = redis.call("HGET", p .. "msg:" .. again, "ticket_id") or ""
+    else
+      local st = tid ~= "" and redis.call("HGET", p .. "ticket:" .. tid, "status")
+      done = not (st and OPEN[st])
+      if not done then note_post(tid, prior) end  -- its redelivery stays this duplicate
+    end
   end
   if not done then
     redis.call("HINCRBY", p .. "stats", "duplicates", 1)
