@@ -55,3 +55,7 @@ class PayloadError(PermanentError):
 
 class StoreUnavailable(TransientError):
     """Redis (or the broker) cannot be reached right now."""
+
+
+class StoreFull(StoreUnavailable):
+    """Redis is at its memory limit and refuses writes until memory is freed."""
