@@ -182,7 +182,8 @@ class IntakeGate:
         self._sent_since_probe = 0
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_S * 2):
-                *figures, memory = await self._read()
+                queues = self._queues()
+                *figures, memory = await self._read(queues)
         except (redis.RedisError, OSError) as exc:  # asyncio's TimeoutError is an OSError
             if is_transient(exc):
                 log.warning("intake gate: redis unreachable: %s", exc)
@@ -191,27 +192,27 @@ class IntakeGate:
                 self._warn_once("refused", "intake gate: redis refuses the probe: %s", exc)
                 pressure = Pressure(None, None, self.max_backlog)
         else:
-            pressure = self._pressure(figures, memory)
+            pressure = self._pressure(queues, figures, memory)
         self._last, self._last_at = pressure, time.monotonic()
         return pressure
 
-    async def _read(self) -> list[Any]:
+    async def _read(self, queues: list[str]) -> list[Any]:
         """Each declared queue's figures and INFO memory in one round trip; a command's
         error comes back in its place."""
         assert self.client is not None and self._figures is not None
         pipe = self.client.pipeline(transaction=False)
         pipe.scripts.add(self._figures)  # loaded first if a restart emptied the script cache
-        for queue in self._queues():
+        for queue in queues:
             pipe.evalsha(self._figures.sha, 0, *figures_args(self.broker.namespace, queue))
         pipe.info("memory")
         return list(await pipe.execute(raise_on_error=False))
 
     def _queues(self) -> list[str]:
-        return sorted(self.broker.queues | {self.backlog_queue})
+        return sorted(self.broker.get_declared_queues() | {self.backlog_queue})
 
-    def _pressure(self, replies: list[Any], memory: Any) -> Pressure:
+    def _pressure(self, names: list[str], replies: list[Any], memory: Any) -> Pressure:
         queues: dict[str, dict[str, float]] = {}
-        for queue, reply in zip(self._queues(), replies, strict=True):
+        for queue, reply in zip(names, replies, strict=True):
             if isinstance(reply, Exception):
                 if is_transient(reply):
                     return Pressure(REDIS_DOWN, None, self.max_backlog)
