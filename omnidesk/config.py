@@ -11,7 +11,14 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from omnidesk.model import Channel, Flag, Language, Priority, Segment, Status
 from omnidesk.text import PatternError, compile_pattern
@@ -19,6 +26,7 @@ from omnidesk.text import PatternError, compile_pattern
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|bd)\s*$")
 _SLOT = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HEARTBEATS_PER_TIMEOUT = 3  # broker_maintenance_s <= broker_heartbeat_s / this
 
 
 class Strict(BaseModel):
@@ -439,6 +447,19 @@ class ServiceConfig(Strict):
     http_body_timeout_s: float = Field(default=15.0, gt=0)  # to finish sending a body
     intake_max_backlog: int = Field(default=2000, ge=0)  # ingest messages; 0: no bound
     intake_retry_after_s: int = Field(default=5, ge=1)  # the Retry-After of a 503
+
+    @field_validator("broker_maintenance_s")
+    @classmethod
+    def _maintenance_within_heartbeat(cls, value: float, info: ValidationInfo) -> float:
+        """A live worker heartbeats once per maintenance interval: at a third of the timeout
+        or less, one late beat does not make it look dead and lose its batches."""
+        heartbeat = info.data.get("broker_heartbeat_s")
+        if heartbeat is not None and value > heartbeat / HEARTBEATS_PER_TIMEOUT:
+            raise ValueError(
+                f"must be at most broker_heartbeat_s / {HEARTBEATS_PER_TIMEOUT} "
+                f"({heartbeat / HEARTBEATS_PER_TIMEOUT:g}), or live workers look dead"
+            )
+        return value
 
 
 # ---------------------------------------------------------------- scheduled reports

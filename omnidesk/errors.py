@@ -57,6 +57,10 @@ class StoreUnavailable(TransientError):
     """Redis (or the broker) cannot be reached right now."""
 
 
+class StoreFull(StoreUnavailable):
+    """Redis is at its memory limit and refuses writes until memory is freed."""
+
+
 class PartialFailure(PermanentError):
     """Some items of a batch failed for good and were left out; the rest were done.
     `failed`: each left-out item's id -> its error; `done`: how many items were done."""

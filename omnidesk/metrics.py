@@ -88,7 +88,7 @@ class Metrics:
         self.broker_messages = Gauge(
             "omnidesk_broker_messages",
             "Broker messages per queue by state: queued, in_flight (fetched by a worker, not "
-            "acked), delayed, retrying (carrying a retry count), dead (dead-lettered)",
+            "acked), delayed (retries waiting out their backoff), dead (dead-lettered)",
             ["queue", "state"],
             registry=r,
         )

@@ -30,10 +30,16 @@ import redis
 from dramatiq.middleware import CurrentMessage
 
 from omnidesk.config import Limits
-from omnidesk.errors import ConfigError, PermanentError, StoreUnavailable, TransientError
+from omnidesk.errors import (
+    ConfigError,
+    PermanentError,
+    StoreFull,
+    StoreUnavailable,
+    TransientError,
+)
 from omnidesk.logs import hide_message_bodies
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt
-from omnidesk.redisbroker import redis_broker
+from omnidesk.redisbroker import RedisUnavailable, broker_down, redis_broker
 from omnidesk.runtime import Runtime
 
 log = logging.getLogger("omnidesk.pipeline")
@@ -54,7 +60,7 @@ DELIVER_MAX_BACKOFF_MS = 15 * 60_000
 _batch_codec = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(list[RawPayload])
 _outbound_decoder = msgspec.json.Decoder(Outbound)
-_BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
+_BROKER_ERRORS = (redis.RedisError, OSError, dramatiq.errors.BrokerConnectionError)
 
 
 def make_broker(
@@ -91,6 +97,16 @@ def make_broker(
         raise ConfigError([f"service.broker_url: unsupported scheme in {url.split('://')[0]!r}"])
     broker.add_middleware(CurrentMessage())
     return broker
+
+
+def _unavailable(exc: Exception) -> Exception:
+    """A failed send as ours: StoreFull when Redis refused for want of memory, so intake
+    says redis_oom rather than redis_down; StoreUnavailable for an outage; else as it was."""
+    if not broker_down(exc):
+        return exc
+    if isinstance(exc, RedisUnavailable) and exc.full:
+        return StoreFull(f"broker full: {exc}")
+    return StoreUnavailable(f"broker unavailable: {exc}")
 
 
 def queue_name(broker: dramatiq.Broker, name: str) -> str:
@@ -229,8 +245,8 @@ class Pipeline:
         for batch_json in self._batches(items, batch_size, cap):
             try:
                 self.ingest.send(batch_json)
-            except _BROKER_DOWN as exc:
-                raise StoreUnavailable(f"broker unavailable: {exc}") from None
+            except _BROKER_ERRORS as exc:
+                raise _unavailable(exc) from None
 
     def _max_batch_bytes(self) -> int:
         config = self.runtime.config
@@ -258,8 +274,8 @@ class Pipeline:
         """Queue an outbound reply for `deliver` (record it first: store.add_outbound_message)."""
         try:
             self.deliver.send(_batch_codec.encode(outbound).decode())
-        except _BROKER_DOWN as exc:
-            raise StoreUnavailable(f"broker unavailable: {exc}") from None
+        except _BROKER_ERRORS as exc:
+            raise _unavailable(exc) from None
 
     # -------------------------------------------------------- actors
 

@@ -13,8 +13,10 @@ middleware/retries.py), and what this module changes:
   transient Redis error into dramatiq's `ConnectionClosed`, which each path retries.
 - A fetch whose reply is lost (Redis killed after writing it) leaves messages in this
   worker's ack set that it never saw; a consumer restart drops its delayed messages from
-  memory. After any such failure the broker takes a new worker id, so whatever the old id
-  held is a dead worker's, and maintenance puts it back.
+  memory. After a failure the broker takes a new worker id when the current one may hold
+  something (a call under it succeeded, or failed in a way that may have run it), so
+  whatever the old id held is a dead worker's, and maintenance puts it back. A call refused
+  at connect time was never sent and costs no id: an outage costs one or two.
 - Dead workers' messages come back only when a 0.1 % random maintenance pass fires after a
   60 s heartbeat timeout. `BrokerKeeper` heartbeats and runs maintenance on every queue at
   worker start and every few seconds, so recovery takes at most heartbeat + interval.
@@ -32,11 +34,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import current_millis, dq_name, xq_name
-from dramatiq.errors import ConnectionClosed
+from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 from dramatiq.middleware import Middleware, Retries, TimeLimit
 
 from omnidesk.store import is_transient, lua
@@ -49,16 +50,43 @@ FORMER_IDS = 16  # worker ids an ack still tries after outages took them
 RETRY_WRITE_PAUSE_S = 0.5  # between attempts to write a retry copy while Redis is away
 
 
+class RedisUnavailable(ConnectionClosed):
+    """A transient Redis failure as dramatiq's `ConnectionClosed`; `full` when Redis refused
+    for want of memory (maxmemory with noeviction) rather than being away."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(cause)
+        self.full = isinstance(cause, redis.exceptions.OutOfMemoryError)
+
+
+def broker_down(exc: BaseException) -> bool:
+    """Whether `exc` is a broker outage to wait out (dramatiq's connection errors, and the
+    Redis errors `store.is_transient` calls transient): the one answer for the pipeline."""
+    return isinstance(exc, BrokerConnectionError) or is_transient(exc)
+
+
+def may_have_run(exc: BaseException) -> bool:
+    """Whether a call that failed with `exc` may have run in Redis with its reply lost. A
+    reply (OOM, LOADING...) means Redis refused it; a refused connection, that it was never
+    sent. Anything else (reset, EOF, timeout) may have come after Redis ran it."""
+    if isinstance(exc, redis.ResponseError | redis.BusyLoadingError):
+        return False
+    return not isinstance(exc.__cause__, ConnectionRefusedError)
+
+
 class DurableRedisBroker(RedisBroker):
     """A RedisBroker whose every transient Redis failure is a `ConnectionClosed` (so dramatiq
-    retries acks and restarts consumers) and costs the worker its id (see the module doc)."""
+    retries acks and restarts consumers) and costs the worker its id when that id may hold
+    something (see the module doc)."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.former_ids: deque[str] = deque(maxlen=FORMER_IDS)
-        # Whether Redis may hold something under the current id. A failed call may have run
-        # (reply lost), so a fresh broker counts as used; a success marks the id used again.
+        # Whether Redis may hold something under the current id: a call under it succeeded,
+        # or failed after it may have run. A fresh broker counts as used (a predecessor's
+        # consumer state is unknown); a fresh id after a rotation does not.
         self._id_used = True
+        self._id_lock = threading.Lock()
         self._ack_script = self.client.register_script(lua("broker_ack"))
 
     @property
@@ -69,26 +97,40 @@ class DurableRedisBroker(RedisBroker):
         call = super()._dispatch(command)
 
         def guarded(queue_name: str, *args: Any) -> Any:
+            called_as = self.broker_id
             try:
                 reply = call(queue_name, *args)
             except (redis.RedisError, OSError) as exc:
-                if not isinstance(exc, OSError) and not is_transient(exc):
+                if not is_transient(exc):
                     raise
-                self.rotate_id()
-                raise ConnectionClosed(exc) from None
-            self._id_used = True
+                self._failed(called_as, exc)
+                raise RedisUnavailable(exc) from None
+            self._mark_used(called_as)
             return reply
 
         return guarded
 
+    def _mark_used(self, called_as: str) -> None:
+        with self._id_lock:
+            if self.broker_id == called_as:
+                self._id_used = True
+
+    def _failed(self, called_as: str, exc: BaseException) -> None:
+        """A call under `called_as` failed: consumers restart and drop what they held in
+        memory, so the id goes if it may hold anything, this call included."""
+        if may_have_run(exc):
+            self._mark_used(called_as)
+        self.rotate_id()
+
     def rotate_id(self) -> None:
-        """Take a new worker id (once per outage): the old one's unacked messages go back
-        through maintenance once its heartbeat is older than the timeout, whether this
-        process saw them or not. Acks still try the former ids (`ack`)."""
-        if self._id_used:
-            self._id_used = False
-            self.former_ids.appendleft(self.broker_id)
-            self.broker_id = str(uuid.uuid4())
+        """Take a new worker id if the current one may hold something: its unacked messages
+        go back through maintenance once its heartbeat is older than the timeout, whether
+        this process saw them or not. Acks still try the former ids (`ack`)."""
+        with self._id_lock:
+            if self._id_used:
+                self._id_used = False
+                self.former_ids.appendleft(self.broker_id)
+                self.broker_id = str(uuid.uuid4())
 
     def ack(self, queue_name: str, redis_message_id: str) -> None:
         """Ack under the current id or a former one, whichever fetched the message."""
@@ -96,9 +138,9 @@ class DurableRedisBroker(RedisBroker):
         try:
             self._ack_script(keys=[], args=args)
         except (redis.RedisError, OSError) as exc:
-            if not isinstance(exc, OSError) and not is_transient(exc):
+            if not is_transient(exc):
                 raise
-            raise ConnectionClosed(exc) from None
+            raise RedisUnavailable(exc) from None
 
     def heartbeat(self) -> None:
         """Mark this worker alive, whatever its consumers are doing."""
@@ -150,7 +192,7 @@ class DurableRetries(Retries):
             try:
                 super().after_process_message(broker, message, result=result, exception=exception)
                 return
-            except (dramatiq.errors.BrokerConnectionError, redis.RedisError, OSError) as exc:
+            except (BrokerConnectionError, redis.RedisError, OSError) as exc:
                 message.options.clear()
                 message.options.update(saved)
                 log.warning(
@@ -179,7 +221,9 @@ class BrokerKeeper(Middleware):
         )
         self._thread.start()
 
-    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        """Only now: while dramatiq drains, running batches keep their heartbeat (consumers
+        that are full fetch nothing, so they would not keep it)."""
         self._stop.set()
 
     def _run(self, broker: DurableRedisBroker) -> None:
@@ -224,27 +268,35 @@ def redis_broker(
 
 # ---------------------------------------------------------------- what /metrics shows
 
-FIGURES = ("queued", "in_flight", "delayed", "retrying", "dead", "oldest_age_s")
+# No "retrying": only retries are delayed here (dramatiq's Retries puts each in the delay
+# queue), and telling a retry from a first try costs reading every message body.
+FIGURES = ("queued", "in_flight", "delayed", "dead", "oldest_age_s")
 
 
 def queue_figures(broker: Any) -> dict[str, dict[str, float]]:
-    """Per queue: messages queued, in flight (fetched, not acked), delayed, retrying (carrying
-    a retry count), dead-lettered, and the age in seconds of the oldest one still to be done.
-    Empty for a broker that is not Redis."""
+    """Per queue: messages queued, in flight (fetched, not acked), delayed (retries waiting
+    out their backoff), dead-lettered, and the age in seconds of the oldest one still to be
+    done, as sampled (omnidesk/lua/broker_figures.lua). Empty for a broker that is not Redis."""
     if not isinstance(broker, RedisBroker):
         return {}
     script = _figures_script(broker)
-    out: dict[str, dict[str, float]] = {}
-    for queue in sorted(broker.queues):
-        reply = script(
-            keys=[],
-            args=[broker.namespace, queue, dq_name(queue), xq_name(queue), current_millis()],
-        )
-        values = [int(v) for v in reply]
-        figures = dict(zip(FIGURES[:5], (float(v) for v in values[:5]), strict=True))
-        figures["oldest_age_s"] = values[5] / 1000 if values[5] >= 0 else 0.0
-        out[queue] = figures
-    return out
+    return {
+        queue: parse_figures(script(keys=[], args=figures_args(broker.namespace, queue)))
+        for queue in sorted(broker.queues)
+    }
+
+
+def figures_args(namespace: str, queue: str) -> list[Any]:
+    """The figures script's ARGV for one queue, now."""
+    return [namespace, queue, dq_name(queue), xq_name(queue), current_millis()]
+
+
+def parse_figures(reply: list[Any]) -> dict[str, float]:
+    """The figures script's reply as FIGURES (an unknown oldest age is 0)."""
+    values = [int(v) for v in reply]
+    figures = dict(zip(FIGURES[:4], (float(v) for v in values[:4]), strict=True))
+    figures["oldest_age_s"] = values[4] / 1000 if values[4] >= 0 else 0.0
+    return figures
 
 
 FIGURES_TIMEOUT_S = 2.0  # /healthz must answer when Redis hangs: the broker's client waits

@@ -21,14 +21,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
-import redis
 from aiohttp import web
 
 from connectors.base import Backoff, Connector
 from omnidesk.api import RouteHook, build_app
 from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.embedded_redis import EmbeddedRedis
-from omnidesk.errors import ConfigError, OmnideskError, StoreUnavailable
+from omnidesk.errors import ConfigError, OmnideskError, StoreFull, StoreUnavailable
 from omnidesk.metrics import Metrics
 from omnidesk.model import Channel, RawPayload
 from omnidesk.overload import REDIS_DOWN, REDIS_OOM, IntakeGate
@@ -163,6 +162,8 @@ class Daemon:
             self._tasks.append(asyncio.create_task(job(self._stop)))
         if self.options.http:
             await self._start_http()
+        if self.gate is not None:  # a first probe: a Redis that may evict is logged now
+            await self.gate.pressure()
         log.info(
             "omnidesk running: %d connectors, %d worker threads, http port %s",
             len(self.connectors),
@@ -242,7 +243,7 @@ class Daemon:
         await self.admit()
         try:
             await self.pipeline.handover(items)
-        except redis.exceptions.OutOfMemoryError:
+        except StoreFull:
             raise self._refused(REDIS_OOM) from None
         except StoreUnavailable:
             raise self._refused(REDIS_DOWN) from None
@@ -288,6 +289,7 @@ class Daemon:
         redis_ok = await asyncio.to_thread(_ping, store)
         statuses = [c.status.as_dict() for c in self.connectors]
         ok = redis_ok and not any(s["state"] == "auth_error" for s in statuses)
+        pressure = await self.gate.pressure() if self.gate is not None else None
         report = {
             "ok": ok,
             "redis": redis_ok,
@@ -295,14 +297,13 @@ class Daemon:
             if self.pipeline and _broker_is_redis(self.pipeline.broker)
             else _broker_ok(self.pipeline),
             "workers": self.options.workers if self._worker is not None else 0,
-            "queues": await self._queue_figures(),
+            "queues": pressure.queues if pressure else {},
             "connectors": statuses,
             "config": str(self.loaded.path),
             "uptime_s": round(time.time() - self.started_at, 1),
         }
         # Overload (issue 12): status ok/degraded with the reason, and the ingest backlog.
-        if self.gate is not None:
-            pressure = await self.gate.pressure()
+        if pressure is not None:
             report.update(pressure.health())
             report["ok"] = ok and pressure.reason not in (REDIS_OOM, REDIS_DOWN)
         return report
@@ -317,20 +318,9 @@ class Daemon:
         except OmnideskError:
             self.metrics.up.labels(dependency="redis").set(0)
         self.metrics.update_connectors(c.status for c in self.connectors)
-        self.metrics.update_broker(await self._queue_figures())
-        if self.gate is not None:  # refreshes omnidesk_intake_backlog (cached probe)
-            await self.gate.pressure()
+        if self.gate is not None:  # broker figures and omnidesk_intake_backlog (cached probe)
+            self.metrics.update_broker((await self.gate.pressure()).queues)
         return self.metrics.render()
-
-    async def _queue_figures(self) -> dict[str, dict[str, float]]:
-        """Broker messages per queue and state (empty when the broker cannot be read)."""
-        from omnidesk.redisbroker import queue_figures
-
-        try:
-            return await asyncio.to_thread(queue_figures, self.pipeline.broker)
-        except Exception as exc:  # Redis away: /healthz already says so
-            log.debug("broker figures unavailable: %s", exc)
-            return {}
 
     # ------------------------------------------------------------ internals
 

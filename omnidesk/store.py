@@ -100,9 +100,10 @@ TRANSIENT_REPLIES = frozenset(
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Redis errors that pass: connection loss, timeouts, and the refusals above (an OOM is
-    an overload to wait out, not a permanent failure)."""
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+    """Redis errors that pass: connection loss, timeouts (socket errors as redis-py raises
+    them or not), and the refusals above (an OOM is an overload to wait out, not a permanent
+    failure). The one answer for the store, the broker and the intake gate."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
         return True
     if isinstance(exc, redis.ResponseError):  # redis-py strips the code it maps to a class
         code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
+from dramatiq.errors import ConnectionClosed
 
 from omnidesk.metrics import Metrics
 from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.redisbroker import queue_figures
 from omnidesk.runtime import Runtime
+from tests.faultproxy import FaultProxy
+from tests.private_redis import PrivateRedis
 from tests.storekit import REDIS_URL, web
 from tests.workerkit import start_worker, stop, ticket_count, wait, write_config
 
@@ -82,11 +88,10 @@ def test_queue_figures_count_each_state_and_reach_metrics(runtime: Runtime, pref
         consumer.nack(first)  # dead-lettered; `second` stays in flight
         figures = queue_figures(broker)
         ingest = figures["ingest"]
-        assert {k: ingest[k] for k in ("queued", "in_flight", "delayed", "retrying", "dead")} == {
+        assert {k: ingest[k] for k in ("queued", "in_flight", "delayed", "dead")} == {
             "queued": 1,
             "in_flight": 1,
             "delayed": 2,
-            "retrying": 1,
             "dead": 1,
         }
         assert ingest["oldest_age_s"] >= 0
@@ -118,3 +123,127 @@ def test_a_worker_whose_consumers_all_wait_keeps_its_heartbeat(
         worker.resume()
         worker.stop(timeout=5_000)
         broker.close()
+
+
+def test_figures_read_a_few_message_bodies_however_many_are_held(tmp_path: Path) -> None:
+    """The figures run on every /healthz and /metrics scrape, in Redis's one thread: reading
+    each held batch (up to megabytes) would block every client for seconds after an outage."""
+    with PrivateRedis(tmp_path / "redis") as server:
+        broker = make_broker(server.url, "figures")
+        try:
+            broker.declare_queue("ingest")
+            for i in range(300):
+                broker.enqueue(_message(f"held {i}"))
+                broker.enqueue(_message(f"delayed {i}"), delay=3_600_000)
+            for _ in range(3):
+                broker.enqueue(_message("queued"))
+            held = broker.do_fetch("ingest", 300)  # type: ignore[attr-defined]
+            assert len(held) == 300
+            client = redis.Redis.from_url(server.url)
+            client.config_resetstat()
+            figures = queue_figures(broker)["ingest"]
+            stats = client.info("commandstats")
+            bodies_read = sum(
+                stats.get(f"cmdstat_{cmd}", {}).get("calls", 0)
+                for cmd in ("hget", "hmget", "hgetall", "hvals")
+            )
+            assert bodies_read <= 4, f"{bodies_read} message bodies read for one queue"
+            assert {k: figures[k] for k in ("queued", "in_flight", "delayed", "dead")} == {
+                "queued": 3,
+                "in_flight": 300,
+                "delayed": 300,
+                "dead": 0,
+            }
+            assert figures["oldest_age_s"] >= 0
+        finally:
+            broker.close()
+
+
+def _message(text: str) -> Any:
+    import dramatiq
+
+    return dramatiq.Message(
+        queue_name="ingest", actor_name="ingest", args=(text,), kwargs={}, options={}
+    )
+
+
+def test_a_fetch_whose_reply_is_lost_under_a_fresh_id_comes_back(
+    runtime: Runtime, prefix: str
+) -> None:
+    """An outage took the worker's first id; the first fetch under the new one runs in Redis
+    but its reply is lost. That id must go too, or its live heartbeat keeps the batch held
+    for good by a worker that never saw it."""
+    namespace = f"{prefix}:dramatiq"
+    with FaultProxy(6379) as proxy:
+        broker = make_broker(proxy.url, prefix, heartbeat_timeout_ms=200)
+        Pipeline(runtime, broker).ingest.send("[]")
+        try:
+            broker.rotate_id()  # type: ignore[attr-defined]  # an earlier outage did this
+            fresh = broker.broker_id  # type: ignore[attr-defined]
+            proxy.lose_next_reply()
+            with pytest.raises(ConnectionClosed):
+                next(broker.consume("ingest", prefetch=1, timeout=100))
+            held = f"{namespace}:__acks__.{fresh}.ingest"
+            assert runtime.store.r.scard(held) == 1  # it ran: the fresh id holds the batch
+            time.sleep(0.3)  # past the fresh id's heartbeat timeout
+            broker.heartbeat()  # type: ignore[attr-defined]
+            broker.maintain()  # type: ignore[attr-defined]
+            assert runtime.store.r.scard(held) == 0, "the lost fetch's batch is held for good"
+            assert runtime.store.r.llen(f"{namespace}:ingest") == 1  # back in the queue
+            rotated = broker.broker_id  # type: ignore[attr-defined]
+            proxy.refuse()  # an outage where nothing is sent costs no further id
+            for _ in range(5):
+                with pytest.raises(ConnectionClosed):
+                    broker.do_fetch("ingest", 1)  # type: ignore[attr-defined]
+            assert broker.broker_id == rotated  # type: ignore[attr-defined]
+        finally:
+            broker.close()
+
+
+def test_a_worker_stopping_gracefully_keeps_the_heartbeat_of_a_running_batch(
+    runtime: Runtime, prefix: str
+) -> None:
+    """dramatiq drains running actors after `before_worker_shutdown`; a keeper stopped there
+    lets a long batch's lease lapse, and another worker runs it too."""
+    broker = make_broker(REDIS_URL, prefix, heartbeat_timeout_ms=1000, maintenance_interval_ms=100)
+    pipeline = Pipeline(runtime, broker)
+    started, release = threading.Event(), threading.Event()
+    runs: list[int] = []
+    real = runtime.process
+
+    def long_batch(batch: Any) -> Any:
+        runs.append(1)
+        started.set()
+        release.wait(30)
+        return real(batch)
+
+    runtime.process = long_batch  # type: ignore[method-assign]
+    pipeline.handover_sync([web("a long batch", email="long@example.sa")])
+    other = make_broker(REDIS_URL, prefix, heartbeat_timeout_ms=1000)  # another worker's view
+    other.declare_queue("ingest")
+    worker = pipeline.start_worker(threads=1)
+    stopping = threading.Thread(target=worker.stop, args=(30_000,))
+    namespace = f"{prefix}:dramatiq"
+    try:
+        assert started.wait(30)
+        for consumer in worker.consumers.values():  # full consumers fetch (and beat) no more
+            consumer.pause()
+        for consumer in worker.consumers.values():
+            assert consumer.paused_event.wait(5)
+        stopping.start()  # a graceful stop: dramatiq waits for the running batch
+        time.sleep(2.0)  # twice the heartbeat timeout
+        other.maintain()  # type: ignore[attr-defined]
+        assert runtime.store.r.llen(f"{namespace}:ingest") == 0, "another worker may run it"
+        release.set()
+        stopping.join(30)
+        assert not stopping.is_alive()
+        assert runs == [1] and runtime.store.ticket_count() == 1
+        assert runtime.store.r.hlen(f"{namespace}:ingest.msgs") == 0  # acked
+    finally:
+        release.set()
+        if stopping.is_alive():
+            stopping.join(30)
+        elif not stopping.ident:
+            worker.stop(timeout=5_000)
+        broker.close()
+        other.close()

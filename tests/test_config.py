@@ -161,3 +161,13 @@ def test_config_file_must_exist(tmp_path: Path) -> None:
 def test_config_env_var_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNIDESK_CONFIG", str(MINIMAL))
     assert load_config().path == MINIMAL
+
+
+def test_a_maintenance_interval_near_the_heartbeat_timeout_is_refused() -> None:
+    """Workers heartbeat once per maintenance pass: at the timeout itself, live workers
+    would look dead each cycle and have their batches taken."""
+    text = "service:\n  broker_heartbeat_s: 5\n  broker_maintenance_s: 5\n" + MINIMAL.read_text()
+    (problem,) = problems_of(text)
+    assert problem.startswith("cfg.yaml:3: service.broker_maintenance_s: must be at most")
+    fine = "service:\n  broker_heartbeat_s: 15\n  broker_maintenance_s: 5\n" + MINIMAL.read_text()
+    assert parse_config(fine, Path("cfg.yaml")).data.service.broker_maintenance_s == 5

@@ -274,8 +274,49 @@ async def test_a_full_redis_met_at_hand_over_answers_503(
         client.config_set("maxmemory", 1)  # every write now fails, before the gate looks again
         refused = await door.post({**FORM, "message": "while redis is full"})
         assert refused.status == 503 and refused.headers["Retry-After"]
+        metrics = await door.metrics()  # the refusal is counted under the reason it had then
+        assert 'omnidesk_intake_refused_total{reason="redis_oom"} 1.0' in metrics
+        assert 'reason="redis_down"' not in metrics
     finally:
         private_redis.client().config_set("maxmemory", 0)
+        await door.daemon.__aexit__(None, None, None)
+
+
+async def test_a_redis_that_refuses_info_does_not_close_intake(
+    private_redis: PrivateRedis, prefix: str, tmp_path: Path
+) -> None:
+    """An ACL without INFO leaves memory unknown; it is not an outage to answer 503 for."""
+    private_redis.client().acl_setuser(
+        "intake", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"],
+        commands=["+@all", "-info"],
+    )  # fmt: skip
+    url = f"unix://intake:secret@{private_redis.socket}"
+    door = await open_door(tmp_path, redis_url=url, prefix=prefix)
+    try:
+        assert (await door.post(FORM)).status == 202
+        await asyncio.sleep(0.6)  # past the gate's cache: a second probe
+        assert (await door.post({**FORM, "message": "again"})).status == 202
+        status, health = await door.health()
+        assert status == 200 and health["degraded"] == [] and health["ingest_backlog"] is not None
+    finally:
+        await door.daemon.__aexit__(None, None, None)
+
+
+async def test_a_redis_that_may_evict_is_reported_once_and_in_healthz(
+    private_redis: PrivateRedis, prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Eviction at maxmemory can drop broker messages and tickets without an error."""
+    private_redis.client().config_set("maxmemory-policy", "allkeys-lru")
+    door = await open_door(tmp_path, redis_url=private_redis.url, prefix=prefix)
+    try:
+        assert (await door.post(FORM)).status == 202  # degraded, not refused
+        await asyncio.sleep(0.6)
+        status, health = await door.health()
+        assert status == 200 and health["status"] == "degraded"
+        assert health["degraded"] == ["redis_evicts"]
+        warnings = [r for r in caplog.records if "noeviction" in r.getMessage()]
+        assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    finally:
         await door.daemon.__aexit__(None, None, None)
 
 

@@ -4,10 +4,13 @@
 --   <ns>:__acks__.<worker>.<q> ids a worker fetched and has not acked,
 --   <ns>:__heartbeats__ workers by last heartbeat.
 -- ARGV: namespace, queue, delay queue, dead-letter queue, now (ms).
--- Returns {queued, in_flight, delayed, retrying, dead, oldest age ms or -1}.
--- Message bodies are only pattern-matched here (never sent back): a batch can be megabytes.
+-- Returns {queued, in_flight, delayed, dead, oldest age ms or -1}.
+-- Counts come from lengths only. The oldest age is sampled from at most SAMPLE bodies (the
+-- queue's and the delay queue's heads, one message of the longest-silent worker holding any),
+-- and only each body's tail is searched: a batch can be megabytes, and this runs on /healthz.
 local ns, q, dq, xq, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local SAMPLE = 1000  -- messages looked into per kind, at most
+local WORKERS = 64  -- longest-silent workers looked at for a held message, at most
+local TAIL = 64     -- dramatiq's JSON ends with "message_timestamp":<ms>}
 
 local queued = redis.call("LLEN", ns .. ":" .. q)
 local in_flight = redis.call("HLEN", ns .. ":" .. q .. ".msgs") - queued
@@ -16,38 +19,30 @@ local delayed = redis.call("HLEN", ns .. ":" .. dq .. ".msgs")
 local dead = redis.call("ZCARD", ns .. ":" .. xq)
 
 local oldest = -1
-local retrying = 0
 
-local function look(hash, id, count_retry)
-  local body = redis.call("HGET", hash, id)
+local function look(name, id)
+  if not id then return end
+  local body = redis.call("HGET", ns .. ":" .. name .. ".msgs", id)
   if not body then return end
-  local stamp = tonumber(string.match(body, '"message_timestamp":%s*(%d+)'))
-  if stamp and (oldest < 0 or now - stamp > oldest) then oldest = now - stamp end
-  if count_retry then
-    local retries = tonumber(string.match(body, '"retries":%s*(%d+)'))
-    if retries and retries > 0 then retrying = retrying + 1 end
-  end
+  local _, _, stamp = string.find(body, '"message_timestamp":(%d+)', math.max(1, #body - TAIL))
+  stamp = tonumber(stamp)
+  if stamp and now - stamp > oldest then oldest = now - stamp end
 end
 
-local head = redis.call("LINDEX", ns .. ":" .. q, 0)
-if head then look(ns .. ":" .. q .. ".msgs", head, false) end
+look(q, redis.call("LINDEX", ns .. ":" .. q, 0))
+look(dq, redis.call("LINDEX", ns .. ":" .. dq, 0))
 
--- in flight and delayed: the ids held by each worker still in the heartbeat set
-local looked = 0
-local workers = redis.call("ZRANGE", ns .. ":__heartbeats__", 0, -1)
+-- held ones: the worker silent longest (a dead one first) still holding some of this queue
+local workers = redis.call("ZRANGE", ns .. ":__heartbeats__", 0, WORKERS - 1)
+local found = {}
 for _, w in ipairs(workers) do
   for _, name in ipairs({q, dq}) do
-    local ids = redis.call("SMEMBERS", ns .. ":__acks__." .. w .. "." .. name)
-    for _, id in ipairs(ids) do
-      if looked < SAMPLE then
-        look(ns .. ":" .. name .. ".msgs", id, true)
-        looked = looked + 1
-      end
+    if not found[name] then
+      local id = redis.call("SRANDMEMBER", ns .. ":__acks__." .. w .. "." .. name)
+      if id then look(name, id); found[name] = true end
     end
   end
+  if found[q] and found[dq] then break end
 end
--- delayed ones no worker holds yet
-local waiting = redis.call("LRANGE", ns .. ":" .. dq, 0, SAMPLE - 1)
-for _, id in ipairs(waiting) do look(ns .. ":" .. dq .. ".msgs", id, true) end
 
-return {queued, in_flight, delayed, retrying, dead, oldest}
+return {queued, in_flight, delayed, dead, oldest}
