@@ -123,7 +123,7 @@ async def intake_web(request: web.Request) -> web.Response:
         return _too_large(rejected, limit)
     try:
         await daemon.admit()
-        body = await _read_at_most(request, limit)
+        body = await read_at_most(request, limit)
     except TransientError as exc:
         return _unavailable(exc)
     if body is None:
@@ -149,8 +149,11 @@ async def intake_web(request: web.Request) -> web.Response:
     return web.json_response({"accepted": item.sha256}, status=202)
 
 
-async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it passes `limit` bytes (the rest is never buffered)."""
+async def read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, however many TCP reads it takes to arrive, or None as soon as it
+    passes `limit` bytes, announced or actual (the rest is never buffered)."""
+    if (request.content_length or 0) > limit:
+        return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from aiohttp import web
+from dramatiq.brokers.redis import RedisBroker
 
 from connectors.base import Backoff, Connector
 from omnidesk.api import RouteHook, build_app
@@ -425,8 +426,6 @@ async def _redis_answers(url: str) -> bool:
 
 
 def _broker_is_redis(broker: Any) -> bool:
-    from dramatiq.brokers.redis import RedisBroker
-
     return isinstance(broker, RedisBroker)  # omnidesk.redisbroker's is a subclass
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
+from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
 from omnidesk.errors import AuthError, StoreUnavailable
 from omnidesk.model import to_builtins
@@ -85,18 +86,12 @@ async def current_agent(request: web.Request) -> AgentConfig:
 
 
 async def read_limited(request: web.Request, limit: int = MAX_JSON) -> bytes:
-    """The whole body, however many TCP reads it takes to arrive; BodyTooLarge past `limit`
-    (announced or actual). `content.read(n)` alone returns what has arrived so far."""
-    if request.content_length is not None and request.content_length > limit:
+    """The whole body (`content.read(n)` alone returns what has arrived so far);
+    BodyTooLarge past `limit`."""
+    raw = await read_at_most(request, limit)
+    if raw is None:
         raise BodyTooLarge(f"request body over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(limit + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body over {limit} bytes")
-    return b"".join(chunks)
+    return raw
 
 
 async def body(request: web.Request) -> dict[str, Any]:
