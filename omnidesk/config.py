@@ -438,7 +438,8 @@ class ServiceConfig(Strict):
     # A worker silent this long is dead and its batches go back to the queue; workers check
     # every maintenance interval, so a dead worker's batches are back within the sum.
     broker_heartbeat_s: float = Field(default=15.0, ge=1, le=600)
-    broker_maintenance_s: float = Field(default=5.0, gt=0, le=60)
+    # validate_default: a lowered heartbeat with the default interval is checked too
+    broker_maintenance_s: float = Field(default=5.0, gt=0, le=60, validate_default=True)
     sla_repair_interval_s: float = Field(default=300.0, gt=0)  # the sweep for missed SLA clocks
     smtp: SmtpConfig | None = None
     # Limits at the HTTP door: web-form body size, slow clients, and when intake says 503.

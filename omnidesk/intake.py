@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import msgspec
-import redis
 
 from omnidesk.errors import PartialFailure, TransientError
 from omnidesk.model import (
@@ -54,6 +53,7 @@ from omnidesk.model import (
     utcnow,
 )
 from omnidesk.store import Store, encode_fields, guarded, ms, urgency_score
+from omnidesk.store import is_transient as store_is_transient
 from omnidesk.text import preview
 
 log = logging.getLogger("omnidesk.intake")
@@ -300,9 +300,10 @@ def post_key(dedupe_key: str, created_ms: int) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """An error that may pass if the same work runs again later: ours, or any Redis error
-    (one `redis_errors` did not convert is still the store's, not the ticket's)."""
-    return isinstance(exc, TransientError | redis.RedisError)
+    """An error that may pass if the same work runs again later: ours, or a Redis error the
+    store calls transient. WRONGTYPE, a script error or bad data stays with its ticket:
+    retrying the batch would only fail again."""
+    return isinstance(exc, TransientError) or store_is_transient(exc)
 
 
 def new_message_id() -> str:

@@ -169,5 +169,7 @@ def test_a_maintenance_interval_near_the_heartbeat_timeout_is_refused() -> None:
     text = "service:\n  broker_heartbeat_s: 5\n  broker_maintenance_s: 5\n" + MINIMAL.read_text()
     (problem,) = problems_of(text)
     assert problem.startswith("cfg.yaml:3: service.broker_maintenance_s: must be at most")
+    (problem,) = problems_of("service:\n  broker_heartbeat_s: 3\n" + MINIMAL.read_text())
+    assert "service.broker_maintenance_s: must be at most" in problem  # the default, 5
     fine = "service:\n  broker_heartbeat_s: 15\n  broker_maintenance_s: 5\n" + MINIMAL.read_text()
     assert parse_config(fine, Path("cfg.yaml")).data.service.broker_maintenance_s == 5

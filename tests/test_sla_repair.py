@@ -99,6 +99,20 @@ def test_an_unreadable_sla_record_fails_only_its_ticket_not_the_batch(runtime: R
     assert _hook_failures(runtime) == 1  # counted, for /metrics
 
 
+def test_a_redis_error_that_would_only_recur_stays_with_its_ticket(runtime: Runtime) -> None:
+    """WRONGTYPE is the store's answer about one ticket's key, not an outage: retrying the
+    batch would fail the same way for hours, so it is counted like any permanent error."""
+    clocks = _clocks(runtime)
+    runtime.intake.hooks = clocks.intake_hooks()
+    (chat,) = (r.ticket_id for r in runtime.process([telegram(1, 43, 1, "hi")]).results)
+    slot_key, field = clocks.slot_key(str(chat))
+    clocks.rb.delete(slot_key)
+    clocks.rb.set(slot_key, b"not a hash")  # every HGET on it: WRONGTYPE
+    report = runtime.process([telegram(2, 43, 2, "still there")])
+    assert [r.outcome for r in report.results] == ["appended"]
+    assert _hook_failures(runtime) == 1
+
+
 def test_a_redelivery_with_a_removed_policy_still_starts_the_others_clocks(
     runtime: Runtime,
 ) -> None:
