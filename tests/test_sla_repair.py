@@ -105,7 +105,7 @@ def test_a_redis_error_that_would_only_recur_stays_with_its_ticket(runtime: Runt
     clocks = _clocks(runtime)
     runtime.intake.hooks = clocks.intake_hooks()
     (chat,) = (r.ticket_id for r in runtime.process([telegram(1, 43, 1, "hi")]).results)
-    slot_key, field = clocks.slot_key(str(chat))
+    slot_key, _ = clocks.slot_key(str(chat))
     clocks.rb.delete(slot_key)
     clocks.rb.set(slot_key, b"not a hash")  # every HGET on it: WRONGTYPE
     report = runtime.process([telegram(2, 43, 2, "still there")])
