@@ -6,6 +6,7 @@ the byte cap."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
@@ -240,6 +241,33 @@ def test_a_batch_of_big_payloads_is_split_under_the_byte_cap(
 # ---------------------------------------------------------------- unreadable files
 
 
+@pytest.mark.parametrize("connector", [{"settle_seconds": 0}], indirect=True)
+async def test_a_file_not_read_for_want_of_descriptors_waits_for_the_next_scan(
+    connector: MaildirConnector,
+    pipeline: Pipeline,
+    drop: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """EMFILE is the process's trouble, not the file's: the complaint is not put aside."""
+    path = dropped(drop / "new" / "a.web.json", form("a", "a complaint"), age=30)
+    real_open = Path.open
+
+    def out_of_descriptors(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(self, *args, **kwargs)
+
+    sink = Handed(pipeline)
+    monkeypatch.setattr(Path, "open", out_of_descriptors)
+    await passes(connector, sink, 2)
+    assert path.exists() and not (drop / "rejected").exists()
+    monkeypatch.setattr(Path, "open", real_open)
+    await drain(connector, sink)
+    assert sink.sources() == ["maildir:a.web.json"]
+
+
+# /proc/self/mem's mtime is when this process first looked it up, which may be less than the
+# default settle time ago in a fresh test process: the settle wait is not what is tested here.
 @pytest.mark.parametrize("connector", [{"settle_seconds": 0}], indirect=True)
 async def test_an_unreadable_file_goes_aside_and_the_rest_of_its_batch_goes_on(
     connector: MaildirConnector, pipeline: Pipeline, drop: Path

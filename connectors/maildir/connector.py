@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -41,6 +42,11 @@ log = logging.getLogger("omnidesk.connectors.maildir")
 SUFFIXES: dict[str, Channel] = {".eml": Channel.EMAIL} | {f".{c.value}.json": c for c in Channel}
 MiB = 1024 * 1024
 HASH_CHUNK = MiB  # a rejected file is hashed in chunks, never held whole
+# The process's or the system's trouble, not the file's: the file is tried on the next scan.
+PASSING_ERRNOS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR, errno.ENOBUFS,
+     errno.ESTALE, errno.ETIMEDOUT}
+)  # fmt: skip
 UNREADABLE_TRIES = 3  # scans an unreadable file that cannot be moved aside is tried again
 
 
@@ -220,6 +226,9 @@ class MaildirConnector(Connector):
         except FileNotFoundError:  # another daemon took it
             return None
         except OSError as exc:  # permissions, an I/O error: this file's trouble, not the batch's
+            if exc.errno in PASSING_ERRNOS:  # out of descriptors or memory: the next scan
+                log.warning("connector %s: %s not read now: %s", self.name, path.name, exc)
+                return None
             self._unreadable_file(waiting, exc)
             return None
         self._unreadable.pop(path.name, None)
