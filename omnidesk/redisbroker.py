@@ -13,10 +13,11 @@ middleware/retries.py), and what this module changes:
   transient Redis error into dramatiq's `ConnectionClosed`, which each path retries.
 - A fetch whose reply is lost (Redis killed after writing it) leaves messages in this
   worker's ack set that it never saw; a consumer restart drops its delayed messages from
-  memory. After a failure the broker takes a new worker id when the current one may hold
-  something (a call under it succeeded, or failed in a way that may have run it), so
-  whatever the old id held is a dead worker's, and maintenance puts it back. A call refused
-  at connect time was never sent and costs no id: an outage costs one or two.
+  memory. After a consumer's call fails the broker takes a new worker id when the current
+  one may hold something (a call under it succeeded, or failed in a way that may have run
+  it), so whatever the old id held is a dead worker's, and maintenance puts it back. A call
+  refused at connect time was never sent and costs no id: an outage costs one or two. A
+  failed send elsewhere (a hand-over, a retry copy) restarts no consumer and keeps the id.
 - Dead workers' messages come back only when a 0.1 % random maintenance pass fires after a
   60 s heartbeat timeout. `BrokerKeeper` heartbeats and runs maintenance on every queue at
   worker start and every few seconds, so recovery takes at most heartbeat + interval.
@@ -39,6 +40,7 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import current_millis, dq_name, xq_name
 from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 from dramatiq.middleware import Middleware, Retries, TimeLimit
+from dramatiq.worker import _ConsumerThread  # private: which thread a failure restarts
 
 from omnidesk.store import is_transient, lua
 
@@ -46,6 +48,9 @@ log = logging.getLogger("omnidesk.broker")
 
 DEFAULT_HEARTBEAT_TIMEOUT_MS = 15_000
 DEFAULT_MAINTENANCE_INTERVAL_MS = 5_000
+# What consumers send: a failure there restarts the consumer (see `_failed`). A delay-queue
+# consumer also enqueues (due messages), so its thread counts too.
+CONSUMER_COMMANDS = frozenset({"fetch", "ack", "nack", "requeue"})
 FORMER_IDS = 16  # worker ids an ack still tries after outages took them
 RETRY_WRITE_PAUSE_S = 0.5  # between attempts to write a retry copy while Redis is away
 
@@ -103,7 +108,7 @@ class DurableRedisBroker(RedisBroker):
             except (redis.RedisError, OSError) as exc:
                 if not is_transient(exc):
                     raise
-                self._failed(called_as, exc)
+                self._failed(called_as, exc, consumer_side=command in CONSUMER_COMMANDS)
                 raise RedisUnavailable(exc) from None
             self._mark_used(called_as)
             return reply
@@ -115,12 +120,15 @@ class DurableRedisBroker(RedisBroker):
             if self.broker_id == called_as:
                 self._id_used = True
 
-    def _failed(self, called_as: str, exc: BaseException) -> None:
-        """A call under `called_as` failed: consumers restart and drop what they held in
-        memory, so the id goes if it may hold anything, this call included."""
+    def _failed(self, called_as: str, exc: BaseException, *, consumer_side: bool) -> None:
+        """A call under `called_as` failed. A consumer's failure restarts it, and it drops
+        what it held in memory, so the id goes if it may hold anything, this call included.
+        A failed send elsewhere (the web form, a retry copy) restarts nothing: the id stays,
+        and the batches this worker is running keep their lease."""
         if may_have_run(exc):
             self._mark_used(called_as)
-        self.rotate_id()
+        if consumer_side or isinstance(threading.current_thread(), _ConsumerThread):
+            self.rotate_id()
 
     def rotate_id(self) -> None:
         """Take a new worker id if the current one may hold something: its unacked messages
@@ -140,6 +148,7 @@ class DurableRedisBroker(RedisBroker):
         except (redis.RedisError, OSError) as exc:
             if not is_transient(exc):
                 raise
+            self._failed(args[3], exc, consumer_side=True)  # the consumer thread acks
             raise RedisUnavailable(exc) from None
 
     def heartbeat(self) -> None:

@@ -200,6 +200,29 @@ def test_a_fetch_whose_reply_is_lost_under_a_fresh_id_comes_back(
             broker.close()
 
 
+def test_a_failed_send_outside_the_consumers_keeps_the_worker_id(
+    runtime: Runtime, prefix: str
+) -> None:
+    """A web form's hand-over that Redis drops restarts no consumer: taking a new id would
+    only hand the batches this worker is running to another worker, to run twice."""
+    with FaultProxy(6379) as proxy:
+        broker = make_broker(proxy.url, prefix)
+        pipeline = Pipeline(runtime, broker)
+        try:
+            pipeline.ingest.send("[]")  # the id is in use
+            before = broker.broker_id  # type: ignore[attr-defined]
+            proxy.lose_next_reply()
+            with pytest.raises(ConnectionClosed):
+                pipeline.ingest.send("[]")
+            assert broker.broker_id == before  # type: ignore[attr-defined]
+            proxy.lose_next_reply()
+            with pytest.raises(ConnectionClosed):  # a consumer's fetch: that id must go
+                broker.do_fetch("ingest", 1)  # type: ignore[attr-defined]
+            assert broker.broker_id != before  # type: ignore[attr-defined]
+        finally:
+            broker.close()
+
+
 def test_a_worker_stopping_gracefully_keeps_the_heartbeat_of_a_running_batch(
     runtime: Runtime, prefix: str
 ) -> None:
