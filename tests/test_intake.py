@@ -331,6 +331,21 @@ def test_a_redelivered_form_post_stays_a_duplicate_after_its_ticket_is_resolved(
     )  # fmt: skip
 
 
+def test_a_form_posted_again_and_again_keeps_a_bounded_trail(runtime: Runtime) -> None:
+    """Each POST of a content-known form leaves a key for its redeliveries; a stuck button
+    or a script posting the same form must not grow Redis without bound."""
+    store = runtime.store
+    post = web("الرجاء الرد", email="stuck@example.sa")
+    posts = [replace(post, received_at=post.received_at - timedelta(seconds=i)) for i in range(130)]
+    results = runtime.process(posts).results
+    assert [r.outcome for r in results].count("opened") == 1
+    ticket_id = results[0].ticket_id or ""
+    assert store.r.llen(store.key("ticket", ticket_id, "posts")) == 100
+    assert store.r.hlen(store.key("seen")) <= 101  # the content's key and the last 100 POSTs
+    (again,) = runtime.process([posts[-1]]).results  # a recent one redelivered: still known
+    assert (again.outcome, again.ticket_id) == ("duplicate", ticket_id)
+
+
 def test_a_form_with_its_own_submission_id_stays_one_submission(runtime: Runtime) -> None:
     """The sender's own id names one submission: sent again it is a retry, even later."""
     raw = web("registration renewal", email="id@example.sa", submission_id="form-42")

@@ -19,11 +19,17 @@ local function move_status(tid, created, old, new)
   redis.call("HSET", p .. "ticket:" .. tid, "status", new)
 end
 
--- a form known by its content: this POST's own key (see step 1), forgotten with the ticket
+-- a form known by its content: this POST's own key (see step 1), forgotten with the ticket.
+-- A ticket keeps the last MAX_POSTS of them: a form posted again and again (a script, a
+-- stuck button) cannot grow Redis, and a redelivery is of a recent POST.
+local MAX_POSTS = 100
 local function note_post(tid, mid)
   if a.post ~= "" and tid ~= "" then
+    local posts = p .. "ticket:" .. tid .. ":posts"
     redis.call("HSET", p .. "seen", a.post, mid)
-    redis.call("RPUSH", p .. "ticket:" .. tid .. ":posts", a.post)
+    if redis.call("RPUSH", posts, a.post) > MAX_POSTS then
+      redis.call("HDEL", p .. "seen", redis.call("LPOP", posts))
+    end
   end
 end
 
