@@ -65,6 +65,10 @@ class TerminalSafeWriter:
         self.stream.write("\r\n".join(display_safe(p, visible=True) for p in text.split("\r\n")))
         return written
 
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         """A CR held back and never followed by a newline is written, escaped, at a flush."""
         if self._held_cr:

@@ -8,6 +8,7 @@ socket so that the bytes on the wire (split bodies, `..`, `%00`) are the test's 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from omnidesk.agents.http import MAX_JSON, add_routes
+from omnidesk.cli import TerminalSafeWriter
 from omnidesk.reports.dashboard import Dashboard, route_hook
 from omnidesk.text import display_safe
 from omnidesk.webguard import install as install_security_headers
@@ -384,3 +386,14 @@ def _read_pty(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # EIO: the other end is closed and drained
         return b""
+
+
+def test_every_way_of_writing_to_the_terminal_is_cleaned() -> None:
+    """`print` uses write(); a library may use writelines(): both pass display_safe."""
+    out = io.StringIO()
+    writer = TerminalSafeWriter(out)
+    writer.write("\x1b]0;pwned\x07subject\n")
+    writer.writelines(["\x1b[2Jcleared\n", "fine\r\n"])
+    writer.flush()
+    assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue()
+    assert out.getvalue().endswith("fine\r\n")  # a CRLF line ending stays

@@ -85,15 +85,16 @@ def run(args: argparse.Namespace) -> int:
         item = quarantine.get(args.id)
         if item is None:
             raise PermanentError(f"no quarantined payload {args.id}")
-        if args.raw and not item.whole:  # over the caps, not in the archive: only the head
-            sys.stdout.buffer.write(item.excerpt)
-            print(f"\n{args.id}: only the first {len(item.excerpt)} bytes", file=sys.stderr)
-            return 1
-        if args.raw and not sys.stdout.isatty():  # to a file or a pipe: the bytes as kept
-            sys.stdout.buffer.write(item.payload)
-            return 0
-        if args.raw:  # to a terminal: as text, its escapes shown (omnidesk.cli writer)
-            print(item.payload.decode("utf-8", "replace"))
+        if args.raw:
+            # over the caps and not in the archive: the head is all there is
+            kept = item.payload if item.whole else item.excerpt
+            if sys.stdout.isatty():  # as text, its escapes shown (omnidesk.cli's writer)
+                print(kept.decode("utf-8", "replace"))
+            else:  # to a file or a pipe: the bytes as kept
+                sys.stdout.buffer.write(kept)
+            if not item.whole:
+                print(f"\n{args.id}: only the first {len(kept)} bytes", file=sys.stderr)
+                return 1
             return 0
         print(
             json.dumps(
