@@ -51,6 +51,7 @@ DEFAULT_MAINTENANCE_INTERVAL_MS = 5_000
 # What consumers send: a failure there restarts the consumer (see `_failed`). A delay-queue
 # consumer also enqueues (due messages), so its thread counts too.
 CONSUMER_COMMANDS = frozenset({"fetch", "ack", "nack", "requeue"})
+BROKER_SOCKET_TIMEOUT_S = 10.0  # as the store's client: far above any broker call's time
 FORMER_IDS = 16  # worker ids an ack still tries after outages took them
 RETRY_WRITE_PAUSE_S = 0.5  # between attempts to write a retry copy while Redis is away
 
@@ -253,10 +254,16 @@ def redis_broker(
     heartbeat_timeout_ms: int | None = None,
     maintenance_chance: int | None = None,
     maintenance_interval_ms: int | None = None,
+    socket_timeout_s: float = BROKER_SOCKET_TIMEOUT_S,
 ) -> DurableRedisBroker:
-    """The Redis broker with the safe retries and the keeper in place of dramatiq's."""
+    """The Redis broker with the safe retries and the keeper in place of dramatiq's. Its
+    client has its own timeout (redis-py's default differs by version): a Redis that hangs is an
+    outage like any other, not a worker stalled until it answers."""
+    client = redis.Redis.from_url(
+        url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
+    )
     options: dict[str, Any] = {
-        "url": url,
+        "client": client,
         "namespace": namespace,
         "heartbeat_timeout": heartbeat_timeout_ms or DEFAULT_HEARTBEAT_TIMEOUT_MS,
     }
@@ -308,7 +315,7 @@ def parse_figures(reply: list[Any]) -> dict[str, float]:
     return figures
 
 
-FIGURES_TIMEOUT_S = 2.0  # /healthz must answer when Redis hangs: the broker's client waits
+FIGURES_TIMEOUT_S = 2.0  # /healthz answers quickly when Redis hangs (the broker waits 10 s)
 
 
 def _figures_script(broker: RedisBroker) -> Any:

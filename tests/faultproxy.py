@@ -6,6 +6,7 @@ arrived, and an outage where nothing is even sent.
         client = redis.Redis(port=proxy.port)
         proxy.lose_next_reply()   # the next command runs in Redis; its connection then drops
         proxy.refuse()            # connections are refused (the command is never sent)
+        proxy.stall()             # replies are held back (a Redis that hangs) until release()
         proxy.accept()            # and taken again
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from types import TracebackType
 
 from tests.services import free_port
@@ -24,6 +26,7 @@ class FaultProxy:
         self.upstream = (upstream_host, upstream_port)
         self.port = free_port()
         self._lose_reply = threading.Event()
+        self._stalled = threading.Event()
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
 
@@ -34,6 +37,13 @@ class FaultProxy:
     def lose_next_reply(self) -> None:
         """The next reply from Redis is dropped and its client connection closed."""
         self._lose_reply.set()
+
+    def stall(self) -> None:
+        """Hold every reply back, as a Redis that hangs without closing would."""
+        self._stalled.set()
+
+    def release(self) -> None:
+        self._stalled.clear()
 
     def accept(self) -> None:
         listener = socket.socket()
@@ -73,6 +83,8 @@ class FaultProxy:
                 if replies and self._lose_reply.is_set():
                     self._lose_reply.clear()
                     break
+                while replies and self._stalled.is_set():
+                    time.sleep(0.01)
                 sink.sendall(data)
         except OSError:
             pass

@@ -17,7 +17,7 @@ from dramatiq.errors import ConnectionClosed
 
 from omnidesk.metrics import Metrics
 from omnidesk.pipeline import Pipeline, make_broker
-from omnidesk.redisbroker import queue_figures
+from omnidesk.redisbroker import queue_figures, redis_broker
 from omnidesk.runtime import Runtime
 from tests.faultproxy import FaultProxy
 from tests.private_redis import PrivateRedis
@@ -220,6 +220,36 @@ def test_a_failed_send_outside_the_consumers_keeps_the_worker_id(
                 broker.do_fetch("ingest", 1)  # type: ignore[attr-defined]
             assert broker.broker_id != before  # type: ignore[attr-defined]
         finally:
+            broker.close()
+
+
+def test_a_redis_that_hangs_is_an_outage_not_a_stalled_worker(prefix: str) -> None:
+    """A Redis that stops answering without closing: the broker's client gives up after its
+    own timeout (not whatever redis-py's default is), so the consumer restarts and retries
+    like in any outage."""
+    with FaultProxy(6379) as proxy:
+        broker = redis_broker(proxy.url, f"{prefix}:dramatiq", socket_timeout_s=0.5)
+        broker.declare_queue("ingest")
+        try:
+            broker.do_fetch("ingest", 1)  # type: ignore[attr-defined]
+            proxy.stall()
+            outcome: list[BaseException] = []
+
+            def fetch() -> None:
+                try:
+                    broker.do_fetch("ingest", 1)  # type: ignore[attr-defined]
+                except BaseException as exc:
+                    outcome.append(exc)
+
+            caller = threading.Thread(target=fetch, daemon=True)
+            caller.start()
+            # Six times the timeout: redis-py's own default (5 s in 8.2, none in older ones) would
+            # still be waiting, so this shows the broker's timeout is the one in force.
+            caller.join(3)
+            assert not caller.is_alive(), "the fetch still waits on a hung Redis"
+            assert len(outcome) == 1 and isinstance(outcome[0], ConnectionClosed)
+        finally:
+            proxy.release()
             broker.close()
 
 
