@@ -425,6 +425,10 @@ class ServiceConfig(Strict):
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str | None = None  # default: redis_url; amqp://... for RabbitMQ
     key_prefix: str = "od"
+    # PostgreSQL, the system of record; the password comes from the variable named by
+    # database_password_env (or libpq's PGPASSWORD), never from this file
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/omnidesk"
+    database_password_env: str | None = None
     state_dir: str = "./state"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
