@@ -85,6 +85,7 @@ class Daemon:
         self.pipeline: Any = None
         self.gate: IntakeGate | None = None  # overload: 503/backpressure; set by initialize
         self.agents: Any = None  # omnidesk.agents.service.AgentService, set by its plugin
+        self.records: Any = None  # omnidesk.db.records.Records: PostgreSQL, set by initialize
         self.http_port: int | None = None
         self.started_at = time.time()
 
@@ -95,12 +96,14 @@ class Daemon:
 
         from connectors.catalog import build
         from connectors.state import CursorStore, Lease
+        from omnidesk.db.records import Records
         from omnidesk.pipeline import Pipeline, make_broker, queue_name
         from omnidesk.runtime import Runtime
         from omnidesk.sla_repair import run_repair
         from omnidesk.store import Store
 
         service = self.loaded.data.service
+        self.records = Records.for_service(service)
         redis_url = self.options.redis_url or service.redis_url
         prefix = self.options.key_prefix or service.key_prefix
         if self.options.embedded_redis and not await _redis_answers(redis_url):
@@ -206,6 +209,8 @@ class Daemon:
         if self.gate is not None:
             with contextlib.suppress(Exception):
                 await self.gate.close()
+        if self.records is not None:
+            self.records.close()
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None

@@ -30,6 +30,7 @@ def build_service(daemon: Any) -> AgentService:
         config=lambda: daemon.loaded.data,
         send_reply=daemon.pipeline.send_reply,
         sla=getattr(daemon, "clocks", None),
+        records=getattr(daemon, "records", None),
     )
 
 

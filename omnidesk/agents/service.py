@@ -31,6 +31,7 @@ class AgentService:
     send_reply: SendReply
     sla: Any = None
     public_url: str | None = None
+    records: Any = None  # omnidesk.db.records.Records: PostgreSQL, for history and search
     assigner: Assigner = field(init=False)
     desk: Desk = field(init=False)
     tokens: Tokens = field(init=False)
