@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from omnidesk.db.connect import describe
 from tests.pgkit import SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_demo_records_every_ticket_in_postgresql(pg_url: str) -> None:
     demo_db = f"{conninfo_to_dict(pg_url)['dbname']}_demo"
+    where = describe(pg_url).rsplit("/", 1)[0] + f"/{demo_db}"
     env = {**os.environ, "OMNIDESK_DATABASE_URL": pg_url}
     try:
         out = subprocess.run(
@@ -31,7 +33,7 @@ def test_demo_records_every_ticket_in_postgresql(pg_url: str) -> None:
         head = re.search(r"(\d+) sample payloads -> (\d+) tickets", out.stdout)
         assert head is not None, out.stdout[:500]
         recorded = re.search(
-            rf"recorded in PostgreSQL \(127\.0\.0\.1:5432/{demo_db}\): (\d+) tickets, (\d+) "
+            rf"recorded in PostgreSQL \({re.escape(where)}\): (\d+) tickets, (\d+) "
             r"messages",
             out.stdout,
         )
