@@ -3,10 +3,13 @@
 PostgreSQL's unique message key keeps a message out twice, and PostgreSQL down never
 stops intake.
 
-PostgreSQL is seeded with plain INSERTs shaped as the outbox writer writes them."""
+PostgreSQL is filled by the outbox writer (RecordWriter.drain) where the test follows a
+customer's life, and by plain INSERTs where it sets up a state the writer would not make
+(merges, erasures, a customer only half recorded)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,9 +25,9 @@ from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.customer_evict import evict_customers
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.records import Records
+from omnidesk.db.writer import RecordWriter
 from omnidesk.model import RawPayload, Status
 from omnidesk.runtime import Runtime
-from omnidesk.store import Store
 from tests.storekit import REDIS_URL
 from tests.storekit import email as storekit_email
 
@@ -82,25 +85,9 @@ def seed_customer(
         )
 
 
-def seed_message(
-    conn: psycopg.Connection[Any], store: Store, ticket_id: str, external_id: str
-) -> None:
-    """The ticket and its first message as the writer records them (from Redis)."""
-    t = store.get_ticket(ticket_id)
-    assert t is not None
-    conn.execute(
-        "INSERT INTO tickets (id, customer_id, channel, account, queue, status, created_at,"
-        " updated_at, hot) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, false)"
-        " ON CONFLICT (id) DO NOTHING",
-        (t.id, t.customer_id, t.channel.value, t.account, t.queue, t.status.value,
-         t.created_at, t.updated_at),
-    )  # fmt: skip
-    mid = t.message_ids[0]
-    conn.execute(
-        "INSERT INTO messages (id, ticket_id, direction, channel, account, external_id,"
-        " created_at) VALUES (%s, %s, 'in', %s, %s, %s, now())",
-        (mid, t.id, t.channel.value, t.account, external_id),
-    )
+def write(rt: Runtime, records: Records) -> None:
+    """What the daemon's outbox writer does in the background, done now."""
+    assert asyncio.run(RecordWriter(rt.store, records.info).drain()) > 0
 
 
 def archive(rt: Runtime, tmp_path: Path, ticket_id: str) -> None:
@@ -131,9 +118,9 @@ def test_a_customer_tag_in_postgresql_routes_the_returning_customer_with_its_own
     ticket = store.get_ticket(first)
     assert ticket is not None
     cid = ticket.customer_id
-    with records.connection() as conn:
-        seed_customer(conn, cid, ["email:sara@example.com"], tags=["vip"], name="Sara")
-        seed_message(conn, store, first, "<m1@example.com>")
+    write(rt, records)
+    with records.connection() as conn:  # the CRM tags her in PostgreSQL only
+        conn.execute("UPDATE customers SET tags = '{vip}', name = 'Sara' WHERE id = %s", (cid,))
     assert evict_customers(store, records, [cid], grace=timedelta(0)) == []  # ticket still here
     archive(rt, tmp_path, first)
     assert evict_customers(store, records, [cid], grace=timedelta(0)) == [cid]
@@ -214,8 +201,7 @@ def test_a_message_postgresql_records_is_not_taken_in_twice(
     raw = email("dup@example.com", "hello", sender="huda@example.com")
     outcome, first, _ = one(rt, raw)
     assert outcome == "opened"
-    with records.connection() as conn:
-        seed_message(conn, store, first, "<dup@example.com>")
+    write(rt, records)
     archive(rt, tmp_path, first)
     assert not store.r.hexists(store.key("seen"), "email:care:<dup@example.com>")
     before = store.counts()["stats"]
