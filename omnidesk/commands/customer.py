@@ -48,7 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("merge_id")
     q = verb("tag", tag, "add (+tag) and remove (-tag) customer tags")
     q.add_argument("customer")
-    q.add_argument("changes", nargs="+", metavar="+TAG|-TAG")
+    # REMAINDER: argparse would take -tag for an option; --config/--actor after the changes
+    # are picked out of it by `split_changes`
+    q.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG")
     q = verb("retention", retention, "apply service.retention now")
     q.add_argument("--dry-run", action="store_true", help="count only")
 
@@ -201,10 +203,28 @@ def parse_changes(changes: list[str]) -> tuple[list[str], list[str]]:
     return add, remove
 
 
+def split_changes(args: argparse.Namespace) -> list[str]:
+    """The +tag/-tag words; a --config or --actor among them sets that option instead."""
+    changes: list[str] = []
+    words = iter(args.changes)
+    for word in words:
+        name, eq, value = word.partition("=")
+        if name in ("--config", "--actor"):
+            value = value if eq else next(words, "")
+            if not value:
+                raise PermanentError(f"{name} needs a value")
+            setattr(args, name[2:], value)
+        else:
+            changes.append(word)
+    if not changes:
+        raise PermanentError("say which tags: +tag to add, -tag to remove")
+    return changes
+
+
 def tag(args: argparse.Namespace) -> int:
     from omnidesk.db import customers
 
-    add, remove = parse_changes(args.changes)
+    add, remove = parse_changes(split_changes(args))
     with _session(args, redis=True) as (conn, store, _):
         cid, _ = customers.resolve(conn, args.customer)
         tags = customers.set_tags(conn, cid, add, remove, _actor(args), store)
