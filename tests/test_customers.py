@@ -5,6 +5,9 @@ intake follows), tags (PostgreSQL and the hot customer hash), the audit trail, r
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,10 @@ import psycopg
 import pytest
 
 from omnidesk.archive import Archive
+from omnidesk.archiving import TicketArchive, locked_month
 from omnidesk.db import customers
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
-from omnidesk.db.erasure import apply_retention
+from omnidesk.db.erasure import apply_retention, scrub_ticket_archive
 from omnidesk.runtime import Runtime
 from tests.crmkit import T0, customer, event, message, mirror, ticket
 from tests.storekit import web
@@ -209,6 +213,15 @@ def test_erase_removes_personal_data_from_postgres_redis_and_the_raw_archive(
         reason="Sami asked for Omar",
         **{"from": "general"},
     )
+    # the monthly ticket archive: Sami's old ticket and someone else's
+    months = TicketArchive(state)
+    months._append(
+        "2024-11",
+        [
+            archived_record("OD-2025-000009", cid, "Sami Q", "sami@example.sa"),
+            archived_record("OD-2025-000010", "C-7", "Nour", "n@example.sa"),
+        ],
+    )
     hot_raws = [store.get_message(r.message_id).raw_ref for r in (first, second)]
     other_raw = store.get_message(other.message_id).raw_ref
     assert all(archive.get(d) for d in [*hot_raws, raw, pic, other_raw])
@@ -256,6 +269,11 @@ def test_erase_removes_personal_data_from_postgres_redis_and_the_raw_archive(
     assert [archive.get(d) for d in [*hot_raws, raw, pic]] == [None] * 4
     assert archive.get(other_raw) is not None
     assert store.get_message(other.message_id).text == "someone else's question"
+    kept = {r["ticket"]["id"]: json.dumps(r) for r in months.records()}
+    assert "Sami" not in kept["OD-2025-000009"] and "sami@" not in kept["OD-2025-000009"]
+    assert '"queue": "complaints"' in kept["OD-2025-000009"]
+    assert "Nour" in kept["OD-2025-000010"] and "n@example.sa" in kept["OD-2025-000010"]
+    assert done["archived_records"] == 1
     # idempotent: again, nothing more to do, the first time kept
     again = customers.erase(conn, cid, "boss", store, state)
     assert again["identities"] == 0 and again["files"] == 0
@@ -270,6 +288,35 @@ def test_erase_removes_personal_data_from_postgres_redis_and_the_raw_archive(
     assert audit[0][3]["tickets"] == 3 and "sami" not in json.dumps(audit).lower()
     with pytest.raises(RecordRefused):
         customers.merge(conn, other.customer_id, cid, "boss", store)
+
+
+def archived_record(tid: str, cid: str, name: str, email: str) -> dict[str, Any]:
+    """A record as omnidesk.archiving writes one."""
+    return {
+        "ticket": {
+            "id": tid,
+            "customer_id": cid,
+            "queue": "complaints",
+            "status": "closed",
+            "subject": f"{name}'s old complaint",
+            "preview": f"from {name}",
+            "created_at": "2024-11-02T10:00:00+00:00",
+            "thread_keys": [f"email:{email}"],
+        },
+        "messages": [
+            {
+                "id": f"{tid}-m",
+                "direction": "in",
+                "text": f"I am {name}",
+                "author": name,
+                "raw_ref": "ab" * 32,
+                "attachments": [{"filename": f"{name}.png", "size": 3}],
+            }
+        ],
+        "customer": {"id": cid, "name": name, "identities": [{"kind": "email", "value": email}]},
+        "sla": None,
+        "archived_at": "2025-02-01T00:00:00+00:00",
+    }
 
 
 def redis_state(store: Any, cids: list[str], tids: list[str]) -> dict[str, Any]:
@@ -471,3 +518,26 @@ def test_retention_erases_only_tickets_closed_before_the_cutoff(
     assert apply_retention(conn, 3, state_dir=tmp_path, now=now)["tickets"] == 0
     (row,) = conn.execute("SELECT actor, subject, detail FROM audit WHERE action = 'retention'")
     assert row[0] == "retention" and row[2]["tickets"] == 2
+
+
+def test_an_append_that_waited_on_a_month_being_rewritten_lands_in_the_new_file(
+    tmp_path: Path,
+) -> None:
+    months = TicketArchive(tmp_path)
+    months._append("2024-11", [archived_record("OD-1", "C-1", "Amina", "a@example.sa")])
+    path = months.months()[0]
+    with locked_month(path):  # as scrub_ticket_archive holds it while it rewrites
+        waiting = threading.Thread(
+            target=months._append,
+            args=("2024-11", [archived_record("OD-2", "C-2", "Badr", "b@example.sa")]),
+        )
+        waiting.start()
+        time.sleep(0.3)
+        assert waiting.is_alive()  # blocked on the lock of the file about to be replaced
+        tmp = path.with_name("rewritten")
+        tmp.write_bytes(path.read_bytes())
+        os.replace(tmp, path)
+    waiting.join(5)
+    assert [r["ticket"]["id"] for r in months.records()] == ["OD-1", "OD-2"]
+    assert scrub_ticket_archive(tmp_path, ["OD-2"]) == 1
+    assert "Badr" not in json.dumps(list(months.records()))

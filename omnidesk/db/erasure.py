@@ -10,7 +10,8 @@ What goes, everywhere it is held:
   message to the ticket.
 - The raw archive (omnidesk.archive): the payload files the messages name (raw_ref) and
   their attachments' content-addressed files, unless another person's message names the
-  same bytes.
+  same bytes; and the monthly ticket-archive files (omnidesk.archiving), whose records of
+  the tickets lose the same fields (a month holding one is rewritten).
 
 What stays, so the statistics hold: ticket rows with queue, status, priority, channel,
 language, segment, region, dates and agent; customer rows with id, segment, region and tags;
@@ -19,11 +20,13 @@ the audit trail (it holds ids and counts only). The customer and ticket ids are 
 from then on. Erasing twice changes nothing more; `erased_at` keeps the first time.
 
 Not reached: the Redis events stream (trimmed once the writer and rollups have read it) and
-the rollups' listed CSAT comments; the monthly ticket-archive files (omnidesk.archiving).
+the rollups' listed CSAT comments.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import logging
 import os
@@ -34,7 +37,9 @@ from typing import Any
 import psycopg
 
 from omnidesk.archive import Archive
+from omnidesk.archiving import TicketArchive, locked_month
 from omnidesk.db.customers import audit, merged_group, resolve
+from omnidesk.errors import TransientError
 from omnidesk.store import Store, guarded
 
 log = logging.getLogger("omnidesk.erasure")
@@ -66,7 +71,8 @@ def erase_tickets(
     """Remove the personal data of these tickets and their messages (PostgreSQL, Redis, raw
     archive), keeping the statistics; marks the tickets erased. Returns counts."""
     if not ticket_ids:
-        return {"tickets": 0, "messages": 0, "events": 0, "files": 0, "redis_keys": 0}
+        return {"tickets": 0, "messages": 0, "events": 0, "files": 0, "archived_records": 0,
+                "redis_keys": 0}  # fmt: skip
     rows = conn.execute(
         "SELECT id, raw_ref, attachments FROM messages WHERE ticket_id = ANY(%s)",
         (ticket_ids,),
@@ -101,12 +107,16 @@ def erase_tickets(
         (list(PERSONAL_EVENT_FIELDS), ticket_ids, list(PERSONAL_EVENT_FIELDS)),
     ).rowcount
     redis_keys = _hot_tickets(store, ticket_ids) if store is not None else 0
-    files = _delete_files(state_dir, digests - shared) if state_dir is not None else 0
+    files = archived = 0
+    if state_dir is not None:
+        files = _delete_files(state_dir, digests - shared)
+        archived = scrub_ticket_archive(state_dir, ticket_ids)
     return {
         "tickets": tickets,
         "messages": messages,
         "events": events,
         "files": files,
+        "archived_records": archived,
         "redis_keys": redis_keys,
     }
 
@@ -192,6 +202,55 @@ def _hot_tickets(store: Store, ticket_ids: list[str]) -> int:
             write.hdel(mkey, "raw_ref")
         write.execute()
     return changed
+
+
+def scrub_ticket_archive(state_dir: str | Path, ticket_ids: list[str]) -> int:
+    """Blank the same personal fields in the monthly ticket-archive files (omnidesk.archiving)
+    for these tickets: their record's ticket, messages and customer copy. A month holding one
+    of them is rewritten whole to a new file renamed over it, under the month's lock (its
+    appender opens the path again after waiting). Returns how many records changed."""
+    wanted = set(ticket_ids)
+    changed = 0
+    for path in TicketArchive(state_dir).months():
+        with locked_month(path):
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                lines = fh.readlines()
+            out, hits = [], 0
+            for line in lines:
+                rec = json.loads(line) if line.strip() else None
+                if rec is not None and rec.get("ticket", {}).get("id") in wanted:
+                    line = json.dumps(_scrub_record(rec), ensure_ascii=False) + "\n"
+                    hits += 1
+                out.append(line)
+            if not hits:
+                continue
+            tmp = path.with_name(f".{path.name}.erasing-{os.getpid()}")
+            try:
+                with open(tmp, "wb") as fh_out:
+                    fh_out.write(gzip.compress("".join(out).encode()))
+                    fh_out.flush()
+                    os.fsync(fh_out.fileno())
+                os.replace(tmp, path)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise TransientError(f"archive: cannot rewrite {path}: {exc}") from None
+            changed += hits
+    return changed
+
+
+def _scrub_record(rec: dict[str, Any]) -> dict[str, Any]:
+    ticket = rec.get("ticket") or {}
+    ticket.update({"subject": "", "preview": "", "meta": {}, "thread_keys": []})
+    ticket.pop("csat_comment", None)
+    for m in rec.get("messages") or []:
+        m.update({"text": "", "subject": "", "raw_ref": None})
+        m["attachments"] = _scrub_attachments(m.get("attachments"))
+        if m.get("direction") == "in":
+            m["author"] = ""
+    if rec.get("customer"):
+        rec["customer"].update({"name": "", "identities": []})
+    return rec
 
 
 def _json_list(text: str | None) -> list[Any]:
@@ -286,6 +345,7 @@ def erase_customer(
         "events": done["events"],
         "identities": people["identities"],
         "files": done["files"],
+        "archived_records": done["archived_records"],
         "redis_keys": done["redis_keys"] + people["redis_keys"],
     }
     if via is not None:
@@ -349,10 +409,7 @@ def apply_retention(
     }
     if dry_run or not (tickets or people):
         return summary
-    done: dict[str, int] = {}
-    for start in range(0, len(tickets), BATCH):
-        part = erase_tickets(conn, tickets[start : start + BATCH], store, state_dir)
-        done = {k: done.get(k, 0) + v for k, v in part.items()}
+    done = erase_tickets(conn, tickets, store, state_dir)
     if people:
         part = erase_people(conn, people, store)
         done["identities"] = part["identities"]
