@@ -207,12 +207,12 @@ def _hot_move(
     keys changed. `to` is loaded from PostgreSQL first if Redis does not hold it."""
     r, key = store.r, store.key
     read = r.pipeline(transaction=False)
-    read.hmget(key("identity"), identities) if identities else read.ping()
+    read.hmget(key("identity"), identities or ["-"])  # HMGET needs one field at least
     for tid in tickets:
         read.zscore(key("customer", frm, "tickets"), tid)
         read.hexists(key("ticket", tid), "customer_id")
     replies = read.execute()
-    owners = replies[0] if identities else []
+    owners = replies[0] if identities else []  # the "-" placeholder's reply is dropped
     ident_moves = [k for k, owner in zip(identities, owners, strict=True) if owner == frm]
     ticket_moves = []
     for i, tid in enumerate(tickets):
