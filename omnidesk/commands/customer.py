@@ -247,6 +247,7 @@ def retention(args: argparse.Namespace) -> int:
             state_dir=service.state_dir,
             dry_run=args.dry_run,
             actor=_actor(args),
+            limit=None,  # the operator asked for all of it now
         )
     verb = "would erase" if args.dry_run else "erased"
     print(
