@@ -544,3 +544,33 @@ def test_an_append_that_waited_on_a_month_being_rewritten_lands_in_the_new_file(
     assert [r["ticket"]["id"] for r in months.records()] == ["OD-1", "OD-2"]
     assert scrub_ticket_archive(tmp_path, ["OD-2"]) == 1
     assert "Badr" not in json.dumps(list(months.records()))
+
+
+def test_merge_records_what_only_redis_holds_yet_and_leaves_cold_customers_cold(
+    conn: psycopg.Connection[Any], runtime: Runtime
+) -> None:
+    store = runtime.store
+    src = runtime.process([web("hello", email="s@example.sa")]).results[0]
+    mirror(conn, store, src.ticket_id)
+    # the writer has not caught up with this one: a new ticket and a new phone, Redis only
+    fresh = runtime.process([web("more", email="s@example.sa", phone="0557776666")]).results[0]
+    assert fresh.customer_id == src.customer_id
+    customer(conn, "C-00008000", "Target", identities=[("email", "t@example.sa")])
+
+    done = customers.merge(conn, src.customer_id, "C-00008000", "amal", store)
+
+    assert done["tickets"] == [src.ticket_id, fresh.ticket_id] and done["identities"] == 2
+    (moved,) = conn.execute("SELECT moved FROM customer_merges").fetchone()
+    assert moved["identities"] == ["email:s@example.sa", "phone:+966557776666"]
+    assert store.r.hget(store.key("identity"), "phone:+966557776666") == "C-00008000"
+    assert store.get_ticket(fresh.ticket_id).customer_id == "C-00008000"
+    customers.unmerge(conn, done["merge"], "amal", store)
+    assert store.r.hget(store.key("identity"), "phone:+966557776666") == src.customer_id
+    assert store.get_ticket(fresh.ticket_id).customer_id == src.customer_id
+
+    # two customers Redis does not hold: the merge writes nothing there
+    customer(conn, "C-00008001", "Cold A", identities=[("email", "ca@example.sa")])
+    customer(conn, "C-00008002", "Cold B", identities=[("email", "cb@example.sa")])
+    customers.merge(conn, "C-00008001", "C-00008002", "amal", store)
+    assert not store.r.exists(store.key("customer", "C-00008002"))
+    assert store.r.hget(store.key("identity"), "email:ca@example.sa") is None

@@ -28,7 +28,7 @@ from omnidesk.db.customers import (
     hot_tags,
     resolve,
 )
-from omnidesk.store import Store, guarded
+from omnidesk.store import Store, guarded, lua
 
 
 def _lock(conn: psycopg.Connection[Any], *ids: str) -> dict[str, tuple[Any, ...]]:
@@ -73,10 +73,6 @@ def merge(
             "SELECT id FROM tickets WHERE customer_id = %s ORDER BY created_at, id", (src,)
         ).fetchall()
     ]
-    if store is not None:  # hot ones PostgreSQL has not received yet move and are recorded too
-        hot_ids, hot_tickets = _hot_holdings(store, src)
-        identities += [k for k in hot_ids if k not in identities]
-        tickets += [t for t in hot_tickets if t not in tickets]
     tags_added = [t for t in state[src][3] if t not in state[tgt][3]]
     conn.execute("UPDATE identities SET customer_id = %s WHERE customer_id = %s", (tgt, src))
     conn.execute("UPDATE tickets SET customer_id = %s WHERE customer_id = %s", (tgt, src))
@@ -87,6 +83,13 @@ def merge(
     conn.execute(
         "UPDATE customers SET merged_into = %s, updated_at = now() WHERE id = %s", (tgt, src)
     )
+    if store is not None:  # what Redis holds beyond PostgreSQL moves and is recorded too
+        hot_ids, hot_tickets = _hot_move(
+            conn, store, src, tgt, identities, tickets, everything=True
+        )
+        identities += [k for k in hot_ids if k not in identities]
+        tickets += [t for t in hot_tickets if t not in tickets]
+        hot_tags(store, tgt, [*state[tgt][3], *tags_added])
     moved = {"identities": identities, "tickets": tickets, "tags_added": tags_added}
     row = conn.execute(
         "INSERT INTO customer_merges (source_id, target_id, actor, moved)"
@@ -95,9 +98,6 @@ def merge(
     ).fetchone()
     assert row is not None
     merge_id = int(row[0])
-    if store is not None:
-        _hot_move(conn, store, src, tgt, identities, tickets)
-        hot_tags(store, tgt, [*state[tgt][3], *tags_added])
     audit(
         conn,
         actor,
@@ -168,7 +168,7 @@ def unmerge(
     )
     conn.execute("UPDATE customer_merges SET undone_at = now() WHERE id = %s", (mid,))
     if store is not None:
-        _hot_move(conn, store, tgt, src, identities, tickets)
+        _hot_move(conn, store, tgt, src, identities, tickets, everything=False)
         hot_tags(store, tgt, kept)
     detail = {
         "merge": mid,
@@ -186,15 +186,6 @@ def unmerge(
 
 
 @guarded
-def _hot_holdings(store: Store, customer_id: str) -> tuple[list[str], list[str]]:
-    pipe = store.r.pipeline(transaction=False)
-    pipe.smembers(store.key("customer", customer_id, "ids"))
-    pipe.zrange(store.key("customer", customer_id, "tickets"), 0, -1)
-    ids, tickets = pipe.execute()
-    return sorted(ids), list(tickets)
-
-
-@guarded
 def _hot_move(
     conn: psycopg.Connection[Any],
     store: Store,
@@ -202,44 +193,25 @@ def _hot_move(
     to: str,
     identities: list[str],
     tickets: list[str],
-) -> int:
-    """Move the identities and tickets that are in Redis from `frm` to `to`; returns how many
-    keys changed. `to` is loaded from PostgreSQL first if Redis does not hold it."""
-    r, key = store.r, store.key
-    read = r.pipeline(transaction=False)
-    read.hmget(key("identity"), identities or ["-"])  # HMGET needs one field at least
-    for tid in tickets:
-        read.zscore(key("customer", frm, "tickets"), tid)
-        read.hexists(key("ticket", tid), "customer_id")
-    replies = read.execute()
-    owners = replies[0] if identities else []  # the "-" placeholder's reply is dropped
-    ident_moves = [k for k, owner in zip(identities, owners, strict=True) if owner == frm]
-    ticket_moves = []
-    for i, tid in enumerate(tickets):
-        score, exists = replies[1 + 2 * i], replies[2 + 2 * i]
-        if score is not None or exists:
-            ticket_moves.append((tid, score, exists))
-    if not ident_moves and not ticket_moves:
-        return 0
-    write = r.pipeline(transaction=True)
-    if not r.exists(key("customer", to)):
-        _load_customer(conn, store, to, write)
-    for k in ident_moves:
-        write.hset(key("identity"), k, to)
-        write.srem(key("customer", frm, "ids"), k)
-        write.sadd(key("customer", to, "ids"), k)
-    for tid, score, exists in ticket_moves:
-        if score is not None:
-            write.zrem(key("customer", frm, "tickets"), tid)
-            write.zadd(key("customer", to, "tickets"), {tid: score})
-        if exists:
-            write.hset(key("ticket", tid), "customer_id", to)
-    write.execute()
-    return len(ident_moves) + len(ticket_moves)
+    *,
+    everything: bool,
+) -> tuple[list[str], list[str]]:
+    """Move the identities and tickets Redis holds from `frm` to `to` in one script
+    (lua/customer_move.lua): those listed that `frm` still owns, and with `everything`
+    whatever else Redis holds of `frm` (what PostgreSQL has not received yet). Returns the
+    identity keys and ticket ids moved. When something moved, what Redis lacks of `to` is
+    filled in from PostgreSQL, so intake finds a whole customer hash."""
+    script = store.r.register_script(lua("customer_move"))
+    args = [store.prefix, frm, to, "1" if everything else "0", len(identities)]
+    moved_ids, moved_tickets = script(keys=[], args=[*args, *identities, *tickets])
+    if moved_ids or moved_tickets:
+        _load_customer(conn, store, to)
+    return list(moved_ids), list(moved_tickets)
 
 
-def _load_customer(conn: psycopg.Connection[Any], store: Store, cid: str, pipe: Any) -> None:
-    """Queue the writes that put a PostgreSQL customer into Redis as intake would have."""
+def _load_customer(conn: psycopg.Connection[Any], store: Store, cid: str) -> None:
+    """Fill in the customer's Redis hash from PostgreSQL, field by field where missing (a
+    message may have just made a bare one), as intake would have written it."""
     row = conn.execute(
         "SELECT name, segment, region, tags, created_at FROM customers WHERE id = %s", (cid,)
     ).fetchone()
@@ -255,5 +227,8 @@ def _load_customer(conn: psycopg.Connection[Any], store: Store, cid: str, pipe: 
     }
     if region:
         fields["region"] = region
-    pipe.hset(store.key("customer", cid), mapping=fields)
-    pipe.zadd(store.key("customers"), {cid: int(created.timestamp() * 1000)})
+    pipe = store.r.pipeline(transaction=True)
+    for field, value in fields.items():
+        pipe.hsetnx(store.key("customer", cid), field, value)
+    pipe.zadd(store.key("customers"), {cid: int(created.timestamp() * 1000)}, nx=True)
+    pipe.execute()
