@@ -223,6 +223,7 @@ class Intake:
             subject=inbound.subject,
             author=inbound.author.name,
             external_id=inbound.external_id,
+            account=inbound.account,
             attachments=inbound.attachments,
             raw_ref=inbound.raw_ref,
         )
@@ -246,7 +247,8 @@ class Intake:
             region=decision.region or inbound.region_hint,
             rule=decision.rule,
             thread_keys=list(inbound.thread_keys),
-            meta=dict(inbound.meta),
+            # the commercial registration number, when the form or text gave one: search
+            meta=dict(inbound.meta) | _cr_number(inbound),
         )
         customer = {
             "name": inbound.author.name,
@@ -289,6 +291,11 @@ class Intake:
             "customer_name": inbound.author.name,
         }
         return msgspec.json.encode(args), ticket
+
+
+def _cr_number(inbound: Inbound) -> dict[str, str]:
+    cr_number = inbound.hints.get("cr_number")
+    return {"cr_number": cr_number} if cr_number else {}
 
 
 def post_key(dedupe_key: str, created_ms: int) -> str:

@@ -75,6 +75,16 @@ class Metrics:
             ["dependency"],
             registry=r,
         )
+        self.records_backlog = Gauge(
+            "omnidesk_records_backlog",
+            "Events in the Redis stream not yet written to PostgreSQL",
+            registry=r,
+        )
+        self.records_written = Gauge(
+            "omnidesk_records_written",
+            "Events this daemon has written to PostgreSQL since it started",
+            registry=r,
+        )
         self.sla = Gauge(
             "omnidesk_sla_steps", "SLA warnings and breaches so far", ["kind"], registry=r
         )
@@ -105,6 +115,13 @@ class Metrics:
             ["state"],
             registry=r,
         )
+
+    def update_records(self, up: bool | None, backlog: int, written: int) -> None:
+        """The outbox writer: PostgreSQL reachable, events not yet written, written here."""
+        if up is not None:
+            self.up.labels(dependency="postgresql").set(1 if up else 0)
+        self.records_backlog.set(backlog)
+        self.records_written.set(written)
 
     def update_broker(self, figures: dict[str, dict[str, float]]) -> None:
         """Per broker queue: messages by state, and the oldest one's age

@@ -271,6 +271,7 @@ class Message(msgspec.Struct, kw_only=True):
     subject: str = ""
     author: str = ""  # customer name, or the agent id for out/note
     external_id: str | None = None
+    account: str = ""  # the channel account it came in on (dedupe: channel:account:external_id)
     attachments: list[Attachment] = msgspec.field(default_factory=list)
     delivery: str | None = None  # queued, sent, failed: <reason>, refused: <reason>
     raw_ref: str | None = None

@@ -62,6 +62,7 @@ class DaemonOptions:
     drain_timeout: float = 30.0
     redis_url: str | None = None  # overrides service.redis_url (tests, --embedded-redis)
     key_prefix: str | None = None
+    database_url: str | None = None  # overrides service.database_url (the demo's own)
 
 
 class Daemon:
@@ -86,6 +87,10 @@ class Daemon:
         self.gate: IntakeGate | None = None  # overload: 503/backpressure; set by initialize
         self.agents: Any = None  # omnidesk.agents.service.AgentService, set by its plugin
         self.records: Any = None  # omnidesk.db.records.Records: PostgreSQL, set by initialize
+        self.writer: Any = None  # omnidesk.db.writer.RecordWriter: the events stream -> PG
+        # Keys of the events stream's other consumers' cursors (the rollups'): the writer
+        # never trims the stream past them.
+        self.event_cursors: list[str] = []
         self.http_port: int | None = None
         self.started_at = time.time()
 
@@ -97,13 +102,18 @@ class Daemon:
         from connectors.catalog import build
         from connectors.state import CursorStore, Lease
         from omnidesk.db.records import Records
+        from omnidesk.db.writer import RecordWriter
         from omnidesk.pipeline import Pipeline, make_broker, queue_name
         from omnidesk.runtime import Runtime
         from omnidesk.sla_repair import run_repair
         from omnidesk.store import Store
 
         service = self.loaded.data.service
-        self.records = Records.for_service(service)
+        self.records = (
+            Records(self.options.database_url)
+            if self.options.database_url
+            else Records.for_service(service)
+        )
         redis_url = self.options.redis_url or service.redis_url
         prefix = self.options.key_prefix or service.key_prefix
         if self.options.embedded_redis and not await _redis_answers(redis_url):
@@ -113,6 +123,8 @@ class Daemon:
         store = Store.from_url(redis_url, prefix)
         await self._wait_for_redis(store, redis_url)
         self.runtime = Runtime.for_service(self.loaded, store=store, notify=self._notify)
+        self.writer = RecordWriter(store, self.records.info, trim_cursors=self.event_cursors)
+        self.background.append(self.writer.run)
         self.clocks = self.runtime.clocks
         self.background.append(self.clocks.run_sweeper)
         self.background.append(partial(run_repair, self.clocks))  # clocks a hook missed
@@ -312,6 +324,17 @@ class Daemon:
         if pressure is not None:
             report.update(pressure.health())
             report["ok"] = ok and pressure.reason not in (REDIS_OOM, REDIS_DOWN)
+        if self.writer is not None:  # PostgreSQL away: intake goes on, the backlog grows
+            state = self.writer.state
+            report["records"] = {
+                "ok": state.up,
+                "backlog": state.backlog,
+                "written": state.written,
+                "error": state.error,
+            }
+            if state.up is False:
+                report["status"] = "degraded"
+                report["degraded"] = [*report.get("degraded", []), "postgresql_down"]
         return report
 
     async def render_metrics(self) -> bytes:
@@ -324,6 +347,9 @@ class Daemon:
         except OmnideskError:
             self.metrics.up.labels(dependency="redis").set(0)
         self.metrics.update_connectors(c.status for c in self.connectors)
+        if self.writer is not None:
+            state = self.writer.state
+            self.metrics.update_records(state.up, state.backlog, state.written)
         if self.gate is not None:  # broker figures and omnidesk_intake_backlog (cached probe)
             self.metrics.update_broker((await self.gate.pressure()).queues)
         return self.metrics.render()

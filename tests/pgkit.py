@@ -58,3 +58,23 @@ def pg_empty_url() -> Iterator[str]:
     yield database_url(name)
     with _admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_database(pg_template: str) -> Iterator[str]:
+    """Every daemon and worker a test starts writes its records somewhere: one database for
+    the whole run (through $OMNIDESK_DATABASE_URL, which subprocesses inherit). Tests that
+    look at what was written use `pg_url`, a database of their own."""
+    name = f"od_run_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    url = database_url(name)
+    before = os.environ.get("OMNIDESK_DATABASE_URL")
+    os.environ["OMNIDESK_DATABASE_URL"] = url
+    yield url
+    if before is None:
+        os.environ.pop("OMNIDESK_DATABASE_URL", None)
+    else:
+        os.environ["OMNIDESK_DATABASE_URL"] = before
+    with _admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime
 
 import psycopg
@@ -12,6 +13,7 @@ import pytest
 
 from omnidesk.db.connect import RecordsUnavailable, connect
 from omnidesk.db.migrate import migrations, pending, upgrade
+from tests.pgkit import SERVER, database_url
 
 
 def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
@@ -48,6 +50,17 @@ def test_one_message_per_channel_account_external_id(pg_url: str) -> None:
         conn.execute(insert, ("m1", now))
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(insert, ("m2", now))
+
+
+def test_upgrade_creates_a_missing_database() -> None:
+    name = f"od_m_{uuid.uuid4().hex[:12]}"
+    missing = database_url(name)
+    try:
+        assert upgrade(missing) == [name for _, name, _ in migrations()]
+        assert pending(missing) == []
+    finally:
+        with psycopg.connect(SERVER, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_status_says_pending_with_exit_1(pg_empty_url: str) -> None:

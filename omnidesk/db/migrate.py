@@ -4,12 +4,15 @@ row in `schema_version`, so a failed upgrade leaves the schema as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from importlib import resources
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from omnidesk.db.connect import connect
+from omnidesk.db.connect import RecordsUnavailable, connect
 
 # any fixed number: every Omnidesk process takes the same lock around an upgrade
 _UPGRADE_LOCK = 0x0D_DB_0001
@@ -34,8 +37,30 @@ def current_version(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def create_database(info: str) -> bool:
+    """Create the database `info` names when it does not exist (the demo, a new install),
+    through the server's maintenance database; False when it was there already."""
+    name = conninfo_to_dict(info).get("dbname")
+    if not name:
+        return False
+    try:
+        with connect(info):
+            return False
+    except RecordsUnavailable as exc:
+        if "does not exist" not in str(exc):
+            raise
+    with (
+        connect(make_conninfo(info, dbname="postgres"), autocommit=True) as conn,
+        contextlib.suppress(psycopg.errors.DuplicateDatabase),  # another process won
+    ):
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return True
+
+
 def upgrade(info: str) -> list[str]:
-    """Apply the schema files not yet applied; returns their names."""
+    """Apply the schema files not yet applied (creating the database first if need be);
+    returns their names."""
+    create_database(info)
     applied: list[str] = []
     with connect(info, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_UPGRADE_LOCK,))

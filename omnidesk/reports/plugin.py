@@ -19,6 +19,7 @@ def install(daemon: Any) -> None:
     ctx = Context.from_config(config)
     rollups = Rollups(store, ctx)
     daemon.background.append(rollups.run)
+    daemon.event_cursors.append(rollups.cursor_key)  # the stream is not trimmed past it
     daemon.report_scheduler = ReportScheduler(store, config)
     daemon.background.append(daemon.report_scheduler.run)
     job = ArchiveJob(

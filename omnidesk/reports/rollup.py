@@ -147,6 +147,11 @@ class Rollups:
     def key(self, *parts: str) -> str:
         return self.store.key("ru", *parts)
 
+    @property
+    def cursor_key(self) -> str:
+        """The id of the last event folded in: the records writer trims no further."""
+        return self.key("last")
+
     @guarded
     def last_id(self) -> str:
         return self.store.r.get(self.key("last")) or ""

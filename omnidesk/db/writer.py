@@ -1,0 +1,586 @@
+"""The outbox writer: the Redis events stream, written into PostgreSQL.
+
+Every change to a ticket is an event in ``P:events``, added by the same Lua script or MULTI
+that made the change, so the stream is the outbox. This writer reads it through a consumer
+group (``records``), takes a snapshot from Redis of every ticket, message and customer the
+events name, and writes snapshot and events into PostgreSQL in one transaction; only then
+does it acknowledge the entries. So:
+
+- exactly once across daemons: each entry goes to one consumer; an entry whose consumer
+  died unacknowledged is claimed by another after `claim_idle_ms`; writing an entry twice
+  changes nothing (events are keyed by stream id, rows by id, and a snapshot older than
+  the row's `synced_pos` never overwrites it);
+- PostgreSQL down: nothing is acknowledged, intake goes on in Redis, the backlog is shown
+  in /healthz and /metrics, and the stream is not trimmed past what was written;
+- the stream is trimmed up to the oldest entry some consumer still needs (this group's
+  oldest pending or next entry, and the cursors in `trim_cursors`, such as the rollups').
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import redis
+
+from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient, records_errors
+from omnidesk.db.migrate import upgrade
+from omnidesk.db.searchtext import search_document
+from omnidesk.errors import OmnideskError, StoreUnavailable
+from omnidesk.store import Store, guarded
+
+log = logging.getLogger("omnidesk.records")
+
+GROUP = "records"
+POS_SCALE = 1_000_000  # stream position as one bigint: ms * POS_SCALE + seq
+# Event fields that are columns of their own; the rest go to events.data.
+EVENT_COLUMNS = ("type", "ticket", "queue", "channel", "actor")
+
+
+def stream_pos(entry_id: str) -> int:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms) * POS_SCALE + int(seq or 0)
+
+
+def entry_time(entry_id: str) -> datetime:
+    return datetime.fromtimestamp(int(entry_id.partition("-")[0]) / 1000, UTC)
+
+
+def _ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value)
+
+
+def _ms_ts(value: str | None) -> datetime | None:
+    return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+
+
+def _json_list(value: str | None) -> list[Any]:
+    if not value:
+        return []
+    try:
+        out = json.loads(value)
+    except ValueError:
+        return []
+    return out if isinstance(out, list) else []
+
+
+def _json_dict(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        out = json.loads(value)
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+@dataclass
+class Snapshot:
+    """What Redis holds now of everything one batch of events names."""
+
+    tickets: dict[str, dict[str, str]] = field(default_factory=dict)
+    messages: dict[str, dict[str, str]] = field(default_factory=dict)
+    customers: dict[str, dict[str, str]] = field(default_factory=dict)
+    identities: dict[str, set[str]] = field(default_factory=dict)  # customer -> kind:value
+
+
+@dataclass
+class WriterState:
+    """What /healthz and /metrics show of the writer."""
+
+    up: bool | None = None  # the last round reached PostgreSQL (None: no round yet)
+    backlog: int = 0  # stream entries not yet written (undelivered + pending)
+    written: int = 0  # entries written by this process
+    duplicates: int = 0  # messages PostgreSQL already held under another id
+    error: str = ""
+
+
+class RecordWriter:
+    def __init__(
+        self,
+        store: Store,
+        info: str,
+        *,
+        consumer: str | None = None,
+        batch: int = 500,
+        claim_idle_ms: int = 30_000,
+        trim_cursors: Sequence[str] = (),
+    ) -> None:
+        self.store = store
+        self.info = info
+        self.stream = store.key("events")
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.batch = batch
+        self.claim_idle_ms = claim_idle_ms
+        # keys of other consumers' cursors (last entry id they have taken): never trimmed past
+        self.trim_cursors = list(trim_cursors)
+        self.state = WriterState()
+        self._months: set[str] = set()
+        self._own_pending = True  # read this consumer's unacknowledged entries first
+        self._upgraded = False
+
+    # ------------------------------------------------------------ Redis side
+
+    @guarded
+    def ensure_group(self) -> None:
+        try:
+            self.store.r.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    @guarded
+    def read(self) -> list[tuple[str, dict[str, str]]]:
+        """Entries to write: this consumer's own unacknowledged ones (after a failed write),
+        else those a dead consumer left pending, else new ones."""
+        r = self.store.r
+        if self._own_pending:
+            reply = r.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=self.batch)
+            entries = [(eid, f) for _, es in reply for eid, f in es if f]
+            if entries:
+                return entries
+            self._own_pending = False
+        claimed = r.xautoclaim(
+            self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.batch
+        )
+        entries = [(eid, f) for eid, f in claimed[1] if f]
+        gone = claimed[2] if len(claimed) > 2 else []  # trimmed while pending (Redis 7)
+        if gone:
+            r.xack(self.stream, GROUP, *gone)
+        if entries:
+            return entries
+        reply = r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch)
+        return [(eid, f) for _, es in reply for eid, f in es]
+
+    @guarded
+    def snapshot(self, entries: Sequence[tuple[str, dict[str, str]]]) -> Snapshot:
+        """Two or three pipelined round trips, whatever the batch size."""
+        r, key = self.store.r, self.store.key
+        tids = list(dict.fromkeys(f["ticket"] for _, f in entries if f.get("ticket")))
+        merged_into = [f["ticket"] for _, f in entries if f.get("type") == "merged"]
+        pipe = r.pipeline(transaction=False)
+        for tid in tids:
+            pipe.hgetall(key("ticket", tid))
+        for tid in merged_into:  # a merge moves every message of the source here
+            pipe.lrange(key("ticket", tid, "msgs"), 0, -1)
+        replies = pipe.execute()
+        snap = Snapshot(tickets={t: h for t, h in zip(tids, replies, strict=False) if h})
+        mids = [f["message"] for _, f in entries if f.get("message")]
+        for moved in replies[len(tids) :]:
+            mids += moved
+        cids = {t["customer_id"] for t in snap.tickets.values() if t.get("customer_id")}
+        cids |= {f["customer"] for _, f in entries if f.get("customer")}
+        mids = list(dict.fromkeys(mids))
+        cid_list = sorted(cids)
+        pipe = r.pipeline(transaction=False)
+        for mid in mids:
+            pipe.hgetall(key("msg", mid))
+        for cid in cid_list:
+            pipe.hgetall(key("customer", cid))
+            pipe.smembers(key("customer", cid, "ids"))
+        replies = pipe.execute()
+        snap.messages = {m: h for m, h in zip(mids, replies, strict=False) if h}
+        rest = replies[len(mids) :]
+        for cid, fields, ids in zip(cid_list, rest[::2], rest[1::2], strict=True):
+            if fields:
+                snap.customers[cid] = fields
+                snap.identities[cid] = set(ids)
+        return snap
+
+    @guarded
+    def acknowledge(self, entry_ids: Sequence[str]) -> None:
+        if entry_ids:
+            self.store.r.xack(self.stream, GROUP, *entry_ids)
+
+    @guarded
+    def backlog(self) -> int:
+        """Entries not yet written: not yet delivered to the group, plus delivered and
+        pending (Redis 7's XINFO GROUPS `lag`; counted by XRANGE when it is unknown)."""
+        for group in self.store.r.xinfo_groups(self.stream):
+            if group["name"] == GROUP:
+                lag = group.get("lag")
+                if lag is None:
+                    last = group["last-delivered-id"]
+                    lag = len(self.store.r.xrange(self.stream, min=f"({last}", count=100_000))
+                return int(lag) + int(group["pending"])
+        return int(self.store.r.xlen(self.stream))
+
+    @guarded
+    def trim(self) -> int:
+        """Drop the entries every consumer has taken: below this group's oldest pending or
+        next undelivered entry, and below each cursor in `trim_cursors`. Returns how many."""
+        r = self.store.r
+        groups = {g["name"]: g for g in r.xinfo_groups(self.stream)}
+        if GROUP not in groups:
+            return 0
+        group = groups[GROUP]
+        keep = group["last-delivered-id"]
+        if int(group["pending"]):
+            oldest = r.xpending(self.stream, GROUP)["min"]
+            keep = min(keep, oldest, key=stream_pos)
+        else:
+            keep = _next_id(keep)
+        for cursor_key in self.trim_cursors:
+            cursor = r.get(cursor_key)
+            if not cursor:
+                return 0  # that consumer has taken nothing yet
+            keep = min(keep, _next_id(cursor), key=stream_pos)
+        if stream_pos(keep) <= 1:
+            return 0
+        return int(r.xtrim(self.stream, minid=keep, approximate=False))
+
+    # ------------------------------------------------------------ PostgreSQL side
+
+    async def write(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        entries: Sequence[tuple[str, dict[str, str]]],
+        snap: Snapshot,
+    ) -> None:
+        """One transaction: customers, identities, tickets, messages, then the events."""
+        last_pos: dict[str, int] = {}
+        for eid, f in entries:
+            if f.get("ticket"):
+                last_pos[f["ticket"]] = stream_pos(eid)
+        async with conn.transaction():
+            await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
+            async with conn.cursor() as cur:
+                await self._write_customers(cur, snap)
+                await self._write_tickets(cur, snap, last_pos)
+                await self._write_messages(cur, snap, last_pos)
+                await self._write_events(cur, entries)
+
+    async def _ensure_partitions(
+        self, conn: psycopg.AsyncConnection[Any], moments: Iterable[datetime]
+    ) -> None:
+        """A partition per month, made before the first event of that month arrives (and
+        the month after, so the default partition stays empty)."""
+        for moment in moments:
+            for month in (_month_start(moment), _month_start(_next_month(moment))):
+                name = f"events_y{month.year}m{month.month:02d}"
+                if name in self._months:
+                    continue
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events"
+                    f" FOR VALUES FROM ('{month.isoformat()}')"
+                    f" TO ('{_next_month(month).isoformat()}')"
+                )
+                self._months.add(name)
+
+    async def _write_customers(self, cur: psycopg.AsyncCursor[Any], snap: Snapshot) -> None:
+        rows = [
+            (
+                cid,
+                c.get("name", ""),
+                c.get("segment") or "unknown",
+                c.get("region") or None,
+                _json_list(c.get("tags")),
+                _ts(c.get("created_at")) or datetime.now(UTC),
+            )
+            for cid, c in snap.customers.items()
+        ]
+        if rows:
+            await cur.executemany(
+                "INSERT INTO customers (id, name, segment, region, tags, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " name = EXCLUDED.name, segment = EXCLUDED.segment,"
+                " region = EXCLUDED.region, tags = EXCLUDED.tags, updated_at = now()"
+                " WHERE customers.erased_at IS NULL",
+                rows,
+            )
+        ids = [
+            (kind, value, cid)
+            for cid, keys in snap.identities.items()
+            for kind, _, value in (k.partition(":") for k in sorted(keys))
+        ]
+        if ids:  # an identity PostgreSQL gives to someone else keeps its owner (merges)
+            await cur.executemany(
+                "INSERT INTO identities (kind, value, customer_id) VALUES (%s, %s, %s)"
+                " ON CONFLICT (kind, value) DO NOTHING",
+                ids,
+            )
+
+    async def _write_tickets(
+        self, cur: psycopg.AsyncCursor[Any], snap: Snapshot, last_pos: dict[str, int]
+    ) -> None:
+        rows = []
+        for tid, t in snap.tickets.items():
+            meta = _json_dict(t.get("meta"))
+            data = {
+                "thread_keys": _json_list(t.get("thread_keys")),
+                "meta": meta,
+                **{k: t[k] for k in ("merged_into", "last_assignee") if t.get(k)},
+            }
+            rows.append(
+                (
+                    tid,
+                    t.get("customer_id", ""),
+                    t.get("channel", ""),
+                    t.get("account", ""),
+                    t.get("queue", ""),
+                    t.get("status", "new"),
+                    t.get("priority", "normal"),
+                    t.get("sla_policy", ""),
+                    t.get("rule") or None,
+                    t.get("assignee") or None,
+                    t.get("subject", ""),
+                    t.get("preview", ""),
+                    t.get("language", "unknown"),
+                    t.get("segment", "unknown"),
+                    t.get("region") or None,
+                    _json_list(t.get("tags")),
+                    meta.get("cr_number") or None,
+                    _ts(t.get("created_at")),
+                    _ts(t.get("updated_at")) or _ts(t.get("created_at")),
+                    _ms_ts(t.get("resolved_ms")),
+                    _ts(t.get("due_at")),
+                    json.dumps(data, ensure_ascii=False),
+                    last_pos.get(tid, 0),
+                )
+            )
+        if rows:
+            await cur.executemany(
+                "INSERT INTO tickets (id, customer_id, channel, account, queue, status,"
+                " priority, sla_policy, rule, assignee, subject, preview, language, segment,"
+                " region, tags, cr_number, created_at, updated_at, resolved_at, due_at, data,"
+                " synced_pos) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " customer_id = EXCLUDED.customer_id, queue = EXCLUDED.queue,"
+                " status = EXCLUDED.status, priority = EXCLUDED.priority,"
+                " sla_policy = EXCLUDED.sla_policy, rule = EXCLUDED.rule,"
+                " assignee = EXCLUDED.assignee, subject = EXCLUDED.subject,"
+                " preview = EXCLUDED.preview, language = EXCLUDED.language,"
+                " segment = EXCLUDED.segment, region = EXCLUDED.region, tags = EXCLUDED.tags,"
+                " cr_number = EXCLUDED.cr_number, updated_at = EXCLUDED.updated_at,"
+                " resolved_at = EXCLUDED.resolved_at, due_at = EXCLUDED.due_at,"
+                " data = EXCLUDED.data, synced_pos = EXCLUDED.synced_pos, hot = true"
+                " WHERE tickets.synced_pos < EXCLUDED.synced_pos",
+                rows,
+            )
+
+    async def _write_messages(
+        self, cur: psycopg.AsyncCursor[Any], snap: Snapshot, last_pos: dict[str, int]
+    ) -> None:
+        accounts = {tid: t.get("account", "") for tid, t in snap.tickets.items()}
+        candidates = {mid: m for mid, m in snap.messages.items() if m.get("ticket_id")}
+        # A message whose ticket is neither in this batch nor already recorded cannot be
+        # written yet (it is, with its ticket's next event).
+        unknown = sorted({m["ticket_id"] for m in candidates.values()} - set(snap.tickets))
+        if unknown:
+            await cur.execute("SELECT id, account FROM tickets WHERE id = ANY(%s)", (unknown,))
+            accounts.update(dict(await cur.fetchall()))
+        rows = []
+        for mid, m in candidates.items():
+            if m["ticket_id"] not in accounts:
+                continue
+            account = m.get("account") or accounts[m["ticket_id"]]
+            external = m.get("external_id") or None
+            rows.append(
+                [
+                    mid,
+                    m["ticket_id"],
+                    m.get("direction", "in"),
+                    m.get("channel", ""),
+                    account,
+                    external,
+                    _ts(m.get("created_at")),
+                    _ts(m.get("sent_at")),
+                    m.get("author", ""),
+                    m.get("subject", ""),
+                    m.get("text", ""),
+                    m.get("delivery") or None,
+                    m.get("raw_ref") or None,
+                    m.get("attachments") or "[]",
+                    search_document(m.get("subject", ""), m.get("text", "")),
+                    last_pos.get(m["ticket_id"], 0),
+                ]
+            )
+        # PostgreSQL's unique (channel, account, external_id) is the dedupe backstop once
+        # Redis has forgotten a message: a second copy under a new id is left out, counted.
+        keyed = [r for r in rows if r[5] is not None]
+        if keyed:
+            await cur.execute(
+                "SELECT id, channel, account, external_id FROM messages"
+                " WHERE (channel, account, external_id) IN"
+                " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+                ([r[3] for r in keyed], [r[4] for r in keyed], [r[5] for r in keyed]),
+            )
+            owner = {(c, a, e): i for i, c, a, e in await cur.fetchall()}
+            kept = []
+            for r in rows:
+                held = owner.get((r[3], r[4], r[5])) if r[5] is not None else None
+                if held is not None and held != r[0]:
+                    self.state.duplicates += 1
+                    log.warning("message %s is a copy of recorded %s; left out", r[0], held)
+                    continue
+                kept.append(r)
+            rows = kept
+        if rows:
+            await cur.executemany(
+                "INSERT INTO messages (id, ticket_id, direction, channel, account, external_id,"
+                " created_at, sent_at, author, subject, body, delivery, raw_ref, attachments,"
+                " search, synced_pos) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s, %s, to_tsvector('simple', %s), %s) ON CONFLICT (id) DO UPDATE SET"
+                " ticket_id = EXCLUDED.ticket_id, subject = EXCLUDED.subject,"
+                " body = EXCLUDED.body, delivery = EXCLUDED.delivery,"
+                " attachments = EXCLUDED.attachments, search = EXCLUDED.search,"
+                " synced_pos = EXCLUDED.synced_pos"
+                " WHERE messages.synced_pos <= EXCLUDED.synced_pos",
+                rows,
+            )
+
+    async def _write_events(
+        self, cur: psycopg.AsyncCursor[Any], entries: Sequence[tuple[str, dict[str, str]]]
+    ) -> None:
+        rows = []
+        for eid, f in entries:
+            data = {k: v for k, v in f.items() if k not in EVENT_COLUMNS}
+            rows.append(
+                (
+                    entry_time(eid),
+                    eid,
+                    f.get("type", ""),
+                    f.get("ticket") or None,
+                    f.get("queue") or None,
+                    f.get("channel") or None,
+                    f.get("actor") or None,
+                    json.dumps(data, ensure_ascii=False),
+                )
+            )
+        await cur.executemany(
+            "INSERT INTO events (ts, stream_id, type, ticket_id, queue, channel, actor, data)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            rows,
+        )
+        # facts a ticket row keeps from its events: the first reply, the close
+        firsts = [(ts, tid) for ts, _, kind, tid, *_ in rows if kind == "replied" and tid]
+        if firsts:
+            await cur.executemany(
+                "UPDATE tickets SET first_response_at = %s"
+                " WHERE id = %s AND first_response_at IS NULL",
+                firsts,
+            )
+        closes = [
+            (entry_time(eid), f["ticket"])
+            for eid, f in entries
+            if f.get("ticket") and f.get("to") == "closed"
+        ]
+        if closes:
+            await cur.executemany(
+                "UPDATE tickets SET closed_at = %s WHERE id = %s AND closed_at IS NULL", closes
+            )
+
+    # ------------------------------------------------------------ running
+
+    async def write_once(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        """Read, snapshot, write, acknowledge one batch; returns how many entries."""
+        entries = await asyncio.to_thread(self.read)
+        if not entries:
+            return 0
+        snap = await asyncio.to_thread(self.snapshot, entries)
+        try:
+            with records_errors(self.info):
+                await self.write(conn, entries, snap)
+        except BaseException:
+            self._own_pending = True  # they stay pending to this consumer: read them again
+            raise
+        await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
+        self.state.written += len(entries)
+        return len(entries)
+
+    async def drain(self, *, trim: bool = True) -> int:
+        """Write everything pending now (the CLI, tests, a daemon's last round)."""
+        await asyncio.to_thread(self._prepare)
+        conn = await connect_async(self.info)
+        total = 0
+        try:
+            while n := await self.write_once(conn):
+                total += n
+        finally:
+            await conn.close()
+        if trim:
+            await asyncio.to_thread(self.trim)
+        return total
+
+    def _prepare(self) -> None:
+        if not self._upgraded:
+            upgrade(self.info)
+            self._upgraded = True
+        self.ensure_group()
+
+    async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, trim_s: float = 5.0) -> None:
+        """The daemon's loop: write while there is anything, trim every `trim_s`, wait out
+        PostgreSQL or Redis being away (one log line per outage)."""
+        conn: psycopg.AsyncConnection[Any] | None = None
+        delay, last_trim, down = 0.5, 0.0, False
+        while not stop.is_set():
+            written = 0
+            try:
+                if conn is None or conn.closed:
+                    await asyncio.to_thread(self._prepare)
+                    conn = await connect_async(self.info)
+                written = await self.write_once(conn)
+                if time.monotonic() - last_trim >= trim_s:
+                    await asyncio.to_thread(self.trim)
+                    self.state.backlog = await asyncio.to_thread(self.backlog)
+                    last_trim = time.monotonic()
+                if down:
+                    log.warning("postgresql back: writing the backlog")
+                self.state.up, self.state.error, down, delay = True, "", False, 0.5
+            except StoreUnavailable:  # Redis away: the daemon's health says so already
+                await _sleep(stop, delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            except (RecordsUnavailable, psycopg.Error) as exc:
+                if isinstance(exc, psycopg.Error) and not is_transient(exc):
+                    log.exception("records: a batch failed; it stays pending")
+                elif not down:
+                    log.error("records writer waiting: %s", exc)
+                down = True
+                self.state.up, self.state.error = False, str(exc).splitlines()[0]
+                with contextlib.suppress(OmnideskError):
+                    self.state.backlog = await asyncio.to_thread(self.backlog)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                conn = None
+                await _sleep(stop, delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if written < self.batch:
+                await _sleep(stop, idle_s)
+        if conn is not None:
+            await conn.close()
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def _next_id(entry_id: str) -> str:
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+def _month_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(moment: datetime) -> datetime:
+    start = _month_start(moment)
+    return start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)

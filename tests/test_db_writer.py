@@ -1,0 +1,206 @@
+"""The outbox writer on the real Redis and PostgreSQL: what intake and the desk did reaches
+PostgreSQL once, whatever is written twice, whoever dies; PostgreSQL away loses nothing;
+the stream stays bounded while the writer keeps up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+
+from omnidesk.db.writer import GROUP, RecordWriter
+from omnidesk.model import Direction, Outbound, Status
+from omnidesk.runtime import Runtime
+from tests.storekit import email, telegram, web
+
+
+def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def drain(writer: RecordWriter, **kw: Any) -> int:
+    return asyncio.run(writer.drain(**kw))
+
+
+def test_intake_and_desk_reach_postgresql(runtime: Runtime, pg_url: str) -> None:
+    store = runtime.store
+    opened = runtime.process(
+        [
+            web("أرغب في تجديد السجل التجاري رقم 4030123456", email="ali@example.sa", name="علي"),
+            email("m1@example.com", "My trademark application is stuck"),
+            telegram(1, 77, 1, "مرحبا، عندي شكوى على محل"),
+        ]
+    ).results
+    assert [r.outcome for r in opened] == ["opened"] * 3
+    tid = opened[1].ticket_id
+    follow = runtime.process([email("m2@example.com", "Any news?", in_reply_to="m1@example.com")])
+    assert follow.results[0].ticket_id == tid
+    store.add_outbound_message(
+        Outbound(id="M-reply-1", ticket_id=tid, channel="email", account="care", text="On it"),
+        author="agent1",
+    )
+    store.set_status(tid, Status.RESOLVED, actor="agent1")
+    writer = RecordWriter(store, pg_url)
+    added = store.r.xlen(store.key("events"))
+    assert drain(writer) == added == 9
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(3,)]
+    ticket = rows(
+        pg_url,
+        "SELECT status, queue, customer_id, resolved_at IS NOT NULL,"
+        " first_response_at IS NOT NULL, hot FROM tickets WHERE id = %s",
+        tid,
+    )
+    head = store.get_ticket(tid)
+    assert head is not None
+    assert ticket == [("resolved", head.queue, head.customer_id, True, True, True)]
+    bodies = rows(
+        pg_url, "SELECT direction, body FROM messages WHERE ticket_id = %s ORDER BY created_at", tid
+    )
+    assert [b for _, b in bodies][:2] == ["My trademark application is stuck", "Any news?"]
+    assert ("out", "On it") in bodies
+    assert rows(pg_url, "SELECT cr_number FROM tickets WHERE id = %s", opened[0].ticket_id) == [
+        ("4030123456",)
+    ]
+    idents = rows(pg_url, "SELECT kind, value FROM identities ORDER BY kind, value")
+    assert ("email", "ali@example.sa") in idents and ("email", "customer@example.com") in idents
+    kinds = rows(pg_url, "SELECT type, count(*) FROM events GROUP BY type")
+    assert dict(kinds)["ticket_opened"] == 3 and dict(kinds)["replied"] == 1
+    # monthly partitions, not the default one
+    assert rows(pg_url, "SELECT count(*) FROM events_default") == [(0,)]
+    # everything was acknowledged and the stream trimmed behind the writer
+    assert store.r.xlen(store.key("events")) <= 1
+    # Arabic text is searchable after the fold
+    found = rows(
+        pg_url,
+        "SELECT ticket_id FROM messages WHERE search @@ to_tsquery('simple', %s)",
+        "شكوي",
+    )
+    assert found == [(opened[2].ticket_id,)]
+
+
+def test_writing_twice_changes_nothing(runtime: Runtime, pg_url: str) -> None:
+    store = runtime.store
+    runtime.process([web(f"طلب رقم {i}", email=f"c{i}@example.sa") for i in range(20)])
+    entries = store.r.xrange(store.key("events"))
+    first = RecordWriter(store, pg_url)
+    drain(first, trim=False)
+    before = rows(pg_url, "SELECT count(*), sum(synced_pos) FROM tickets")
+    # a second group member gets the very same entries again (as after a lost XACK)
+    store.r.xgroup_setid(store.key("events"), GROUP, "0")
+    second = RecordWriter(store, pg_url)
+    assert drain(second, trim=False) == len(entries)
+    assert rows(pg_url, "SELECT count(*), sum(synced_pos) FROM tickets") == before
+    assert rows(pg_url, "SELECT count(*) FROM events") == [(len(entries),)]
+    assert rows(pg_url, "SELECT count(*) FROM messages") == [(20,)]
+
+
+def test_an_older_snapshot_never_overwrites_a_newer_one(runtime: Runtime, pg_url: str) -> None:
+    store = runtime.store
+    tid = runtime.process([web("شكوى", email="a@example.sa")]).results[0].ticket_id
+    assert tid is not None
+    writer = RecordWriter(store, pg_url)
+    drain(writer, trim=False)
+    store.set_status(tid, Status.RESOLVED)
+    drain(writer, trim=False)
+    assert rows(pg_url, "SELECT status FROM tickets WHERE id = %s", tid) == [("resolved",)]
+    # replaying the first events (an old snapshot position) with today's Redis state:
+    # the row keeps its newer position
+    pos = rows(pg_url, "SELECT synced_pos FROM tickets WHERE id = %s", tid)[0][0]
+    store.r.xgroup_setid(store.key("events"), GROUP, "0")
+    drain(RecordWriter(store, pg_url), trim=False)
+    assert rows(pg_url, "SELECT synced_pos FROM tickets WHERE id = %s", tid) == [(pos,)]
+
+
+def test_a_dead_consumers_entries_are_claimed(runtime: Runtime, pg_url: str) -> None:
+    store = runtime.store
+    runtime.process([web(f"رسالة {i}", email=f"d{i}@example.sa") for i in range(5)])
+    dead = RecordWriter(store, pg_url, consumer="dead")
+    dead.ensure_group()
+    taken = dead.read()  # delivered to "dead", which then dies before writing
+    assert len(taken) == 10
+    alive = RecordWriter(store, pg_url, consumer="alive", claim_idle_ms=0)
+    assert drain(alive) == 10
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(5,)]
+    assert store.r.xpending(store.key("events"), GROUP)["pending"] == 0
+
+
+def test_postgresql_away_loses_nothing(runtime: Runtime, pg_url: str) -> None:
+    """Nothing is acknowledged or trimmed while PostgreSQL is away; the backlog shows it."""
+    store = runtime.store
+    runtime.process([web(f"طلب {i}", email=f"p{i}@example.sa") for i in range(10)])
+    down = RecordWriter(store, "postgresql://postgres@127.0.0.1:1/omnidesk")
+
+    async def one_round() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(down.run(stop, idle_s=0.05))
+        await asyncio.sleep(1.0)
+        stop.set()
+        await task
+
+    down.ensure_group()
+    asyncio.run(one_round())
+    assert down.state.up is False and "postgresql unavailable" in down.state.error
+    assert down.backlog() == 20
+    assert down.trim() == 0
+    assert store.r.xlen(store.key("events")) == 20
+    back = RecordWriter(store, pg_url)
+    assert drain(back) == 20
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(10,)]
+    assert back.backlog() == 0
+
+
+def test_the_stream_stays_bounded_while_the_writer_keeps_up(runtime: Runtime, pg_url: str) -> None:
+    store = runtime.store
+    writer = RecordWriter(store, pg_url, batch=200)
+    lengths = []
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(writer.run(stop, idle_s=0.02, trim_s=0.0))
+        for round_ in range(10):
+            batch = [
+                web(f"طلب {round_}-{i}", email=f"s{round_}-{i}@example.sa") for i in range(100)
+            ]
+            await asyncio.to_thread(runtime.process, batch)
+            await asyncio.sleep(0.3)
+            lengths.append(store.r.xlen(store.key("events")))
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    assert writer.state.written >= 1800
+    # 2,000 events went through; the stream never held more than a few batches
+    assert max(lengths) < 600, lengths
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(1000,)]
+
+
+def test_the_trim_waits_for_the_rollups(runtime: Runtime, pg_url: str) -> None:
+    store = runtime.store
+    runtime.process([web("طلب", email="r@example.sa")])
+    cursor = store.key("ru", "last")
+    writer = RecordWriter(store, pg_url, trim_cursors=[cursor])
+    drain(writer)
+    assert store.r.xlen(store.key("events")) == 2  # the rollups have taken nothing yet
+    first = store.r.xrange(store.key("events"))[0][0]
+    store.r.set(cursor, first)
+    assert writer.trim() == 1
+    assert [e for e, _ in store.r.xrange(store.key("events"))] != [first]
+
+
+@pytest.mark.parametrize("direction", [Direction.NOTE])
+def test_notes_are_recorded(runtime: Runtime, pg_url: str, direction: Direction) -> None:
+    store = runtime.store
+    tid = runtime.process([web("شكوى", email="n@example.sa")]).results[0].ticket_id
+    assert tid is not None
+    store.add_outbound_message(
+        Outbound(id="M-note-1", ticket_id=tid, channel="web", account="site", text="call back"),
+        author="agent1",
+        direction=direction,
+    )
+    drain(RecordWriter(store, pg_url))
+    assert rows(pg_url, "SELECT direction, author FROM messages WHERE id = 'M-note-1'") == [
+        ("note", "agent1")
+    ]
