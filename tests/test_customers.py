@@ -574,3 +574,47 @@ def test_merge_records_what_only_redis_holds_yet_and_leaves_cold_customers_cold(
     customers.merge(conn, "C-00008001", "C-00008002", "amal", store)
     assert not store.r.exists(store.key("customer", "C-00008002"))
     assert store.r.hget(store.key("identity"), "email:ca@example.sa") is None
+
+
+def test_the_records_writer_keeps_tags_merges_and_erasures_as_made(
+    conn: psycopg.Connection[Any], runtime: Runtime, pg_url: str, tmp_path: Path
+) -> None:
+    """With the real outbox writer in between: later events of the same hot tickets write
+    Redis's snapshots again, and they agree with what was done here."""
+    import asyncio
+
+    from omnidesk.db.writer import RecordWriter
+
+    store = runtime.store
+    writer = RecordWriter(store, pg_url)
+    x1 = runtime.process([web("first", email="x@example.sa", name="Xena")]).results[0]
+    x2 = runtime.process([web("second", email="x@example.sa")]).results[0]
+    y = runtime.process([web("third", phone="0551231234", name="Yara")]).results[0]
+    asyncio.run(writer.drain())
+    x = x1.customer_id
+    assert {t["id"] for t in customers.show(conn, "x@example.sa")["tickets"]} == {
+        x1.ticket_id,
+        x2.ticket_id,
+    }
+    customers.set_tags(conn, x, ["vip"], [], "amal", store)
+    merged = customers.merge(conn, y.customer_id, x, "amal", store)
+    for tid in (x1.ticket_id, y.ticket_id):
+        store.set_status(tid, "open", actor="amal")  # new events: the writer writes again
+    asyncio.run(writer.drain())
+    doc = customers.show(conn, x)
+    assert doc["customer"]["tags"] == ["vip"]
+    assert {t["id"] for t in doc["tickets"]} == {x1.ticket_id, x2.ticket_id, y.ticket_id}
+    assert merged["tickets"] == [y.ticket_id]
+
+    customers.erase(conn, x, "boss", store, tmp_path / "state")
+    store.set_status(x2.ticket_id, "resolved", actor="amal")
+    asyncio.run(writer.drain())
+    assert conn.execute(
+        "SELECT name FROM customers WHERE id = ANY(%s)", ([x, y.customer_id],)
+    ).fetchall() == [("",), ("",)]
+    texts = conn.execute(
+        "SELECT m.body, m.author, t.subject, t.preview FROM messages m"
+        " JOIN tickets t ON t.id = m.ticket_id"
+    ).fetchall()
+    assert texts and all(row == ("", "", "", "") for row in texts)
+    assert conn.execute("SELECT count(*) FROM identities").fetchone() == (0,)
