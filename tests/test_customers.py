@@ -19,7 +19,7 @@ from omnidesk.archive import Archive
 from omnidesk.archiving import TicketArchive, locked_month
 from omnidesk.db import customers
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
-from omnidesk.db.erasure import apply_retention, scrub_ticket_archive
+from omnidesk.db.erasure import PERSONAL_EVENT_FIELDS, apply_retention, scrub_ticket_archive
 from omnidesk.runtime import Runtime
 from tests.crmkit import T0, customer, event, message, mirror, ticket
 from tests.storekit import web
@@ -606,7 +606,10 @@ def test_the_records_writer_keeps_tags_merges_and_erasures_as_made(
     assert {t["id"] for t in doc["tickets"]} == {x1.ticket_id, x2.ticket_id, y.ticket_id}
     assert merged["tickets"] == [y.ticket_id]
 
+    # still in the stream when the erasure runs: written after it
+    store.add_event("csat", x2.ticket_id, actor="customer", score="5", comment="Xena: great")
     customers.erase(conn, x, "boss", store, tmp_path / "state")
+    conn.execute("UPDATE tickets SET subject = 'Xena again' WHERE id = %s", (x2.ticket_id,))
     store.set_status(x2.ticket_id, "resolved", actor="amal")
     asyncio.run(writer.drain())
     assert conn.execute(
@@ -618,3 +621,19 @@ def test_the_records_writer_keeps_tags_merges_and_erasures_as_made(
     ).fetchall()
     assert texts and all(row == ("", "", "", "") for row in texts)
     assert conn.execute("SELECT count(*) FROM identities").fetchone() == (0,)
+    (csat,) = conn.execute("SELECT data FROM events WHERE type = 'csat'").fetchone()
+    assert csat == {"score": "5", "ts": csat["ts"]}  # the comment never reached the record
+    assert "Xena" not in json.dumps(conn.execute("SELECT * FROM tickets").fetchall(), default=str)
+
+
+def test_the_schema_strips_the_same_event_fields_as_erasure(
+    conn: psycopg.Connection[Any],
+) -> None:
+    (body,) = conn.execute(
+        "SELECT pg_get_functiondef('od_erased_ticket_event'::regproc)"
+    ).fetchone()
+    (when,) = conn.execute(
+        "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'events_of_erased_tickets'"
+    ).fetchone()
+    for field in PERSONAL_EVENT_FIELDS:
+        assert f"'{field}'" in body and f"'{field}'" in when, field
