@@ -3,7 +3,7 @@ move out of the hot store, ticket-archive months and raw payloads past
 `service.archive_retention_days` are deleted, and quarantined items past
 `service.quarantine.max_age_days` are purged (a quiet quarantine has no put to purge them),
 and, when `service.retention.personal_data_years` is set, closed tickets past it lose their
-personal data in PostgreSQL, Redis and the raw archive (omnidesk.db.erasure.apply_retention).
+personal data in PostgreSQL, Redis and the archives (omnidesk.db.retention.apply_retention).
 PostgreSQL being away skips that step for the slot (logged); the rest of the pass runs.
 
 Time is cut into slots of `service.archive_interval_s`; the daemon that wins
@@ -102,7 +102,7 @@ class ArchiveJob:
         if records is None:
             return "skipped: no database"
         from omnidesk.db.connect import RecordsUnavailable
-        from omnidesk.db.erasure import apply_retention
+        from omnidesk.db.retention import apply_retention
 
         try:
             with records.connection() as conn:

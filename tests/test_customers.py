@@ -19,7 +19,8 @@ from omnidesk.archive import Archive
 from omnidesk.archiving import TicketArchive, locked_month
 from omnidesk.db import customers
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
-from omnidesk.db.erasure import PERSONAL_EVENT_FIELDS, apply_retention, scrub_ticket_archive
+from omnidesk.db.erasure import PERSONAL_EVENT_FIELDS, scrub_ticket_archive
+from omnidesk.db.retention import apply_retention
 from omnidesk.runtime import Runtime
 from tests.crmkit import T0, customer, event, message, mirror, ticket
 from tests.storekit import web

@@ -233,7 +233,7 @@ def tag(args: argparse.Namespace) -> int:
 
 
 def retention(args: argparse.Namespace) -> int:
-    from omnidesk.db.erasure import apply_retention
+    from omnidesk.db.retention import apply_retention
 
     with _session(args, redis=not args.dry_run) as (conn, store, service):
         years = service.retention.personal_data_years
