@@ -1,4 +1,5 @@
-"""Erasure of personal data (the Saudi PDPL's right to erasure) and the retention policy.
+"""Erasure of personal data (the Saudi PDPL's right to erasure), for one person
+(`erase_customer`) or for tickets past the retention period (omnidesk.db.retention).
 
 What goes, everywhere it is held:
 - PostgreSQL: the customer's name and identities; each of their tickets' subject, preview,
@@ -17,10 +18,12 @@ What stays, so the statistics hold: ticket rows with queue, status, priority, ch
 language, segment, region, dates and agent; customer rows with id, segment, region and tags;
 events with their type, queue, times, actor and scores; agents' names on their own replies;
 the audit trail (it holds ids and counts only). The customer and ticket ids are pseudonyms
-from then on. Erasing twice changes nothing more; `erased_at` keeps the first time.
+from then on. Erasing twice changes nothing more; `erased_at` keeps the first time. Once a
+ticket is erased, schema 0003's triggers keep the records writer from bringing its text back
+(a snapshot read before the erasure, an event still in the stream).
 
-Not reached: the Redis events stream (trimmed once the writer and rollups have read it) and
-the rollups' listed CSAT comments.
+Not reached: entries still in the Redis events stream (trimmed once the writer and rollups
+have read them) and the rollups' listed CSAT comments.
 """
 
 from __future__ import annotations
