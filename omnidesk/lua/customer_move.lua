@@ -38,6 +38,18 @@ for _, t in ipairs(tickets) do
     redis.call("HSET", p .. "ticket:" .. t, "customer_id", to)
     moved = true
   end
-  if moved then moved_tickets[#moved_tickets + 1] = t end
+  if moved then
+    moved_tickets[#moved_tickets + 1] = t
+    -- the records writer re-reads the ticket after this event: a snapshot it took before
+    -- the move cannot leave PostgreSQL with the old customer
+    local q = redis.call("HMGET", p .. "ticket:" .. t, "queue", "channel")
+    if q[1] then
+      local now = redis.call("TIME")
+      redis.call("XADD", p .. "events", "*", "type", "customer_changed", "ticket", t,
+                 "queue", q[1], "channel", q[2] or "", "actor", "merge",
+                 "ts", tostring(now[1] * 1000 + math.floor(now[2] / 1000)),
+                 "from", from, "to", to)
+    end
+  end
 end
 return {moved_ids, moved_tickets}
