@@ -137,3 +137,10 @@ def test_snippet_windows_long_text_and_keeps_marks_right() -> None:
     assert snippet.startswith("…") and snippet.endswith("…")
     assert len(snippet) <= 162 and "\n" not in snippet
     assert [snippet[a:b] for a, b in marks] == ["الشكاوى"]
+
+
+def test_snippet_is_display_safe_and_marks_survive() -> None:
+    text = "\x1b[31mred\x1b[0m \u202eالشكاوى\u202c here"
+    snippet, marks = snippet_of(text, query_forms("شكوى"))
+    assert "\x1b" not in snippet and "\u202e" not in snippet
+    assert [snippet[a:b] for a, b in marks] == ["الشكاوى"]

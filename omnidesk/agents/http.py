@@ -22,6 +22,7 @@ from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
 from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
+from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.errors import AuthError, StoreUnavailable
 from omnidesk.model import to_builtins
 from omnidesk.text import display_safe_tree
@@ -67,7 +68,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error(413, str(exc))
     except (BadRequest, ValueError) as exc:
         return error(400, str(exc))
-    except StoreUnavailable:
+    except (StoreUnavailable, RecordsUnavailable):
         return error(503, "temporarily unavailable, try again", **{"Retry-After": "5"})
     except Exception:  # a bug: logged here, one JSON line to the client, no traceback
         log.exception("%s %s failed", request.method, request.path)
@@ -204,6 +205,32 @@ async def list_tickets(request: web.Request) -> web.Response:
     return ok({"tickets": [_brief(t) for t in tickets]})
 
 
+async def search(request: web.Request) -> web.Response:
+    """Tickets (open or closed, in PostgreSQL) matching `q`, in the agent's queues only."""
+    from omnidesk.db.search import BadQuery, check_query
+    from omnidesk.db.search import search as find
+
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    try:
+        query = check_query(request.query.get("q", ""))
+        limit = min(100, max(1, int(request.query.get("limit", "20"))))
+    except BadQuery as exc:
+        raise BadRequest(str(exc)) from None
+    except ValueError:
+        raise BadRequest("limit: must be a number") from None
+    if service.records is None:
+        raise StoreUnavailable("no PostgreSQL configured for search")
+    queues = service.roster().queues_of(agent)
+
+    def run() -> list[Any]:
+        with service.records.connection() as conn:
+            return find(conn, query, queues=queues, limit=limit)
+
+    hits = await _run(run)
+    return ok({"query": query, "hits": [h.to_dict() for h in hits]})
+
+
 async def view(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
@@ -323,6 +350,7 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_get("/v1/queues", queues)
         r.add_post("/v1/claims", claim)
         r.add_get("/v1/templates", templates)
+        r.add_get("/v1/search", search)
         r.add_get("/v1/tickets", list_tickets)
         r.add_get("/v1/tickets/{ticket}", view)
         r.add_post("/v1/tickets/{ticket}/reply", reply)

@@ -23,6 +23,7 @@ import psycopg
 
 from omnidesk.db.searchtext import MAX_QUERY_CHARS, query_forms, search_query, word_matches
 from omnidesk.errors import PermanentError
+from omnidesk.text import display_safe
 
 MAX_CANDIDATES = 2000
 MAX_LIMIT = 100
@@ -152,7 +153,7 @@ def _identity_label(kind: str) -> str:
 
 def _exact_hit(row: tuple[Any, ...], matched: str) -> Hit:
     tid, queue, status, channel, customer, subject, created, preview = row
-    snippet = (preview or subject or "")[:SNIPPET_CHARS]
+    snippet = " ".join(display_safe(preview or subject or "")[:SNIPPET_CHARS].split())
     return Hit(tid, queue, status, channel, customer, subject, created, matched, 1.0, snippet, [])
 
 
@@ -194,7 +195,9 @@ Spans = list[tuple[int, int]]
 
 
 def snippet_of(text: str, wanted: set[str], width: int = SNIPPET_CHARS) -> tuple[str, Spans]:
-    """The original text around its first matching word, and where the matches are in it."""
+    """The original text around its first matching word, and where the matches are in it.
+    Made display-safe first, so the marks still point at the words after the API's own pass."""
+    text = display_safe(text)
     spans = [m.span() for m in _ORIGINAL_WORD.finditer(text) if word_matches(m.group(), wanted)]
     if not spans:
         return " ".join(text[:width].split()), []
