@@ -41,6 +41,9 @@ def test_the_required_pair_matches(pg: psycopg.Connection[Any]) -> None:
         ("وبالمحلات التجارية", "محل تجاري"),  # clitic و + بال
         ("قدّمتُ شكوى ضدّ المحلِّ", "الشكاوى المحلات"),  # tashkeel, and plural in the query
         ("السجل التجاري رقم ٧٠٠١٢٣٤٥٦٧", "7001234567"),  # Arabic-Indic digits
+        ("تأخير في المتجر الإلكتروني", "إلكتروني"),  # a word that itself begins with ال
+        ("تأخير في المتجر الإلكتروني", "الكتروني"),
+        ("عدم الالتزام بالضمان", "التزام ضمان"),
         ("Several complaints about the shops", "complaint shop"),
         ("I was charged twice when shopping", "charge shop"),
         ("The Registered company", "registered COMPANY"),

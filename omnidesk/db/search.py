@@ -167,11 +167,12 @@ WITH candidates AS (
 ), best AS (
     SELECT DISTINCT ON (ticket_id) ticket_id, id, rank
     FROM candidates ORDER BY ticket_id, rank DESC
+), top AS (  -- the page first, so only its rows are joined to their ticket and text
+    SELECT * FROM best ORDER BY rank DESC, ticket_id DESC LIMIT %(limit)s
 )
-SELECT {_TICKET_COLUMNS}, m.subject, m.body, best.rank
-FROM best JOIN tickets t ON t.id = best.ticket_id JOIN messages m ON m.id = best.id
-ORDER BY best.rank DESC, t.created_at DESC, t.id
-LIMIT %(limit)s
+SELECT {_TICKET_COLUMNS}, m.subject, m.body, top.rank
+FROM top JOIN tickets t ON t.id = top.ticket_id JOIN messages m ON m.id = top.id
+ORDER BY top.rank DESC, top.ticket_id DESC
 """
 
 

@@ -53,9 +53,14 @@ MAX_QUERY_WORDS = 12
 def _arabic_stem(word: str) -> str:
     if len(word) > 3 and word.startswith("و") and not word.startswith(_AR_PREFIXES):
         word = word[1:]
-    for prefix in _AR_PREFIXES:
-        if word.startswith(prefix) and len(word) - len(prefix) >= MIN_STEM:
-            word = word[len(prefix) :]
+    # Twice: a word whose own letters begin with ال (الكتروني, التزام) meets its form with
+    # the article (الإلكتروني, بالالتزام) only if both lose every leading ال.
+    for round_ in range(2):
+        for prefix in _AR_PREFIXES:
+            if word.startswith(prefix) and len(word) - len(prefix) >= MIN_STEM + round_:
+                word = word[len(prefix) :]
+                break
+        else:
             break
     for suffix in _AR_SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= MIN_STEM:
