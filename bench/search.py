@@ -411,9 +411,9 @@ def secondary_indexes(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows]
 
 
-def _fill_messages(half: int) -> None:
+def _fill_messages(db: str, half: int) -> None:
     """Half of the staged messages into `messages`, to_tsvector in PostgreSQL (2 cores)."""
-    with psycopg.connect(db_url(DBNAME), autocommit=True) as conn:
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
         conn.execute(
             "INSERT INTO messages (id, ticket_id, direction, channel, external_id, created_at,"
             " subject, body, search) SELECT id, ticket_id, direction, channel, external_id,"
@@ -423,13 +423,13 @@ def _fill_messages(half: int) -> None:
         )
 
 
-def seed(n: int, log: Any) -> float:
+def seed(n: int, db: str, log: Any) -> float:
     began = time.monotonic()
     with psycopg.connect(SERVER, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DBNAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DBNAME}"')
-    upgrade(db_url(DBNAME))
-    with psycopg.connect(db_url(DBNAME), autocommit=True) as conn:
+        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{db}"')
+    upgrade(db_url(db))
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
         indexes = secondary_indexes(conn)
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
@@ -458,7 +458,7 @@ def seed(n: int, log: Any) -> float:
                 if k % 10 == 9:
                     log(f"  {spans[k][1]:,} tickets generated ({time.monotonic() - began:.0f} s)")
         log(f"  to_tsvector into messages ({time.monotonic() - began:.0f} s)")
-        halves = [threading.Thread(target=_fill_messages, args=(k,)) for k in (0, 1)]
+        halves = [threading.Thread(target=_fill_messages, args=(db, k)) for k in (0, 1)]
         for t in halves:
             t.start()
         for t in halves:
@@ -586,12 +586,12 @@ def check(q: Query, found: list[str], side: str) -> None:
     assert not set(q.get("hidden", ())) & set(found), f"{side} found out of scope for {q}"
 
 
-def bench(n: int, count: int, log: Any) -> dict[str, Any]:
+def bench(n: int, count: int, db: str, log: Any) -> dict[str, Any]:
     rnd = random.Random(13)
     search_ms: list[float] = []
     ilike_ms: list[float] = []
     by_kind: dict[str, list[float]] = {}
-    with psycopg.connect(db_url(DBNAME), autocommit=True) as conn:
+    with psycopg.connect(db_url(db), autocommit=True) as conn:
         queries = plan(conn, n, count + 10, rnd)
         for k, q in enumerate(queries):
             warmup = k < 10
@@ -634,24 +634,30 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--searches", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="keep a database seeded as asked")
+    parser.add_argument("--db", default=DBNAME, help=f"the database (default {DBNAME})")
+    parser.add_argument("--drop", action="store_true", help="drop the database at the end")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    db = args.db
 
     def log(text: str) -> None:
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
 
     seed_s = 0.0
-    if args.reuse and seeded_count(DBNAME) == args.tickets:
-        log(f"reusing {DBNAME} ({args.tickets:,} tickets)")
+    if args.reuse and seeded_count(db) == args.tickets:
+        log(f"reusing {db} ({args.tickets:,} tickets)")
     else:
-        log(f"seeding {args.tickets:,} tickets into {DBNAME}")
-        seed_s = seed(args.tickets, log)
-    with psycopg.connect(db_url(DBNAME)) as conn:
+        log(f"seeding {args.tickets:,} tickets into {db}")
+        seed_s = seed(args.tickets, db, log)
+    with psycopg.connect(db_url(db)) as conn:
         messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
     log(f"{messages:,} messages; timing {args.searches} searches")
-    figures = bench(args.tickets, args.searches, log)
+    figures = bench(args.tickets, args.searches, db, log)
     figures |= {"messages": messages, "seed_s": round(seed_s, 1)}
+    if args.drop:
+        with psycopg.connect(SERVER, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     print(json.dumps(figures, ensure_ascii=False))
     return 0
 
