@@ -144,3 +144,11 @@ def test_snippet_is_display_safe_and_marks_survive() -> None:
     snippet, marks = snippet_of(text, query_forms("شكوى"))
     assert "\x1b" not in snippet and "\u202e" not in snippet
     assert [snippet[a:b] for a, b in marks] == ["الشكاوى"]
+
+
+def test_a_ticket_found_two_ways_is_listed_once(conn: Any) -> None:
+    conn.execute(
+        "INSERT INTO identities (kind, value, customer_id) VALUES ('telegram', '7001234567', 'C-3')"
+    )
+    (hit,) = search(conn, "7001234567", queues=None)  # a Telegram user id and a CR number
+    assert hit.ticket_id == "OD-2026-000003" and hit.matched == "telegram"

@@ -248,6 +248,8 @@ def search(
     params: dict[str, Any] = {"queues": queues, "limit": limit}
     hits = _exact(conn, text, params)
     if len(hits) < limit and not _TICKET_ID.fullmatch(text):
-        seen = {h.ticket_id for h in hits}
-        hits += [h for h in _text(conn, text, params) if h.ticket_id not in seen]
-    return hits[:limit]
+        hits += _text(conn, text, params)
+    unique: dict[str, Hit] = {}
+    for hit in hits:  # a ticket once, by its first (most exact) reading
+        unique.setdefault(hit.ticket_id, hit)
+    return list(unique.values())[:limit]
