@@ -9,6 +9,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omnidesk.db.searchtext import forms, query_words, search_document, search_query
 
@@ -106,3 +108,15 @@ def test_no_input_is_a_tsquery_syntax_error(pg: psycopg.Connection[Any], nasty: 
     pg.execute("SELECT to_tsquery('simple', %s)", (query,))  # raises on a syntax error
     for lexeme in query.replace("(", " ").replace(")", " ").replace("&", " ").split():
         assert lexeme == "|" or (lexeme.startswith("'") and lexeme.endswith("'"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from("&|!():*<->'\"\\ \t\nab1٣شكوىال_-@.é\u064e\u0640"), max_size=60
+    )
+)
+def test_random_input_is_never_a_tsquery_syntax_error(
+    pg: psycopg.Connection[Any], text: str
+) -> None:
+    pg.execute("SELECT to_tsquery('simple', %s)", (search_query(text),))
