@@ -625,6 +625,9 @@ def bench(n: int, count: int, db: str, log: Any) -> dict[str, Any]:
         "ratio": round(i50 / s50, 1),
         "searches": len(search_ms),
         "ilike_p99_ms": round(percentile(ilike_ms, 99), 2),
+        "search_p50_ms_by_kind": {
+            k: round(statistics.median(v), 2) for k, v in sorted(by_kind.items())
+        },
         "search_max_ms_by_kind": {k: round(max(v), 2) for k, v in sorted(by_kind.items())},
     }
 

@@ -152,3 +152,13 @@ def test_a_ticket_found_two_ways_is_listed_once(conn: Any) -> None:
     )
     (hit,) = search(conn, "7001234567", queues=None)  # a Telegram user id and a CR number
     assert hit.ticket_id == "OD-2026-000003" and hit.matched == "telegram"
+
+
+def test_an_identity_that_matches_is_not_also_searched_as_words(conn: Any) -> None:
+    add_ticket(conn, "OD-2026-000006", "please write to huda@example.sa or nobody@example.sa",
+               customer="C-6", minutes=5)  # fmt: skip
+    found = search(conn, "huda@example.sa", queues=None)
+    assert ids(found) == ["OD-2026-000005", "OD-2026-000001"]  # C-1's, not the mention
+    # no customer has this address: the messages that mention it are found instead
+    (hit,) = search(conn, "nobody@example.sa", queues=None)
+    assert hit.ticket_id == "OD-2026-000006" and hit.matched == "text"

@@ -9,7 +9,8 @@ caller may see behind ones it may not.
 
 A free-text query that matches very many messages ranks the first MAX_CANDIDATES of them
 (within the caller's queues), not all: that keeps a search under a fixed cost however
-common its words, and a more specific query narrows the set.
+common its words, and a more specific query narrows the set. When a query is a ticket id,
+an e-mail, a phone or a number and that reading finds tickets, its words are not searched.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Any
 
 import psycopg
 
+from connectors.base_normalize import e164
 from omnidesk.db.searchtext import MAX_QUERY_CHARS, query_forms, search_query, word_matches
 from omnidesk.errors import PermanentError
 from omnidesk.text import display_safe
 
-MAX_CANDIDATES = 2000
+MAX_CANDIDATES = 500
 MAX_LIMIT = 100
 SNIPPET_CHARS = 160
 
@@ -85,8 +87,6 @@ def check_query(query: str) -> str:
 
 def identity_keys(query: str) -> list[tuple[str, str]]:
     """The (kind, value) pairs a query could be, normalized as intake normalizes them."""
-    from connectors.base_normalize import e164
-
     text = query.strip()
     keys: list[tuple[str, str]] = []
     if _EMAIL.fullmatch(text):
@@ -105,6 +105,16 @@ def identity_keys(query: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(keys))
 
 
+def _structured(query: str) -> bool:
+    """A ticket id, an e-mail, a phone or a number: when such a reading finds tickets, the
+    words of the query ("cust", "example", "sa") would only add noise, and cost."""
+    return bool(
+        _TICKET_ID.fullmatch(query)
+        or _EMAIL.fullmatch(query)
+        or _PHONEISH.fullmatch(query.translate(_DIGITS))
+    )
+
+
 def cr_number(query: str) -> str | None:
     digits = query.strip().translate(_DIGITS)
     return digits if len(digits) == 10 and digits.isdigit() else None
@@ -114,18 +124,27 @@ _TICKET_COLUMNS = "t.id, t.queue, t.status, t.channel, t.customer_id, t.subject,
 _SCOPE = "(%(queues)s::text[] IS NULL OR t.queue = ANY(%(queues)s::text[]))"
 
 
+def _rows(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> list[Any]:
+    """Planned for its own parameters every time, never as a prepared generic plan: whether
+    the GIN index or a scan is cheaper depends on how common the words are, and whether a
+    queue filter applies at all depends on `queues` being NULL."""
+    return conn.execute(sql, params, prepare=False).fetchall()
+
+
 def _exact(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> list[Hit]:
     hits: list[Hit] = []
     if _TICKET_ID.fullmatch(query):
-        rows = conn.execute(
+        rows = _rows(
+            conn,
             f"SELECT {_TICKET_COLUMNS}, t.preview FROM tickets t WHERE t.id = %(id)s AND {_SCOPE}",
             params | {"id": query.upper()},
-        ).fetchall()
+        )
         hits += [_exact_hit(r, "id") for r in rows]
         return hits
     keys = identity_keys(query)
     if keys:
-        rows = conn.execute(
+        rows = _rows(
+            conn,
             f"""SELECT DISTINCT ON (t.created_at, t.id) {_TICKET_COLUMNS}, t.preview, i.kind
                 FROM identities i JOIN tickets t ON t.customer_id = i.customer_id
                 WHERE (i.kind, i.value) IN (
@@ -133,16 +152,17 @@ def _exact(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) ->
                 ) AND {_SCOPE}
                 ORDER BY t.created_at DESC, t.id LIMIT %(limit)s""",
             params | {"kinds": [k for k, _ in keys], "values": [v for _, v in keys]},
-        ).fetchall()  # fmt: skip
+        )  # fmt: skip
         hits += [_exact_hit(r[:-1], _identity_label(r[-1])) for r in rows]
     cr = cr_number(query)
     if cr:
-        rows = conn.execute(
+        rows = _rows(
+            conn,
             f"""SELECT {_TICKET_COLUMNS}, t.preview FROM tickets t
                 WHERE t.cr_number = %(cr)s AND {_SCOPE}
                 ORDER BY t.created_at DESC LIMIT %(limit)s""",
             params | {"cr": cr},
-        ).fetchall()
+        )
         hits += [_exact_hit(r, "cr_number") for r in rows]
     return hits
 
@@ -180,7 +200,7 @@ def _text(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> 
     tsq = search_query(query)
     if not tsq:
         return []
-    rows = conn.execute(_TEXT_SQL, params | {"tsq": tsq, "cap": MAX_CANDIDATES}).fetchall()
+    rows = _rows(conn, _TEXT_SQL, params | {"tsq": tsq, "cap": MAX_CANDIDATES})
     wanted = query_forms(query)
     hits = []
     for tid, queue, status, channel, customer, subject, created, msg_subject, body, rank in rows:
@@ -247,7 +267,7 @@ def search(
     limit = max(1, min(MAX_LIMIT, limit))
     params: dict[str, Any] = {"queues": queues, "limit": limit}
     hits = _exact(conn, text, params)
-    if len(hits) < limit and not _TICKET_ID.fullmatch(text):
+    if not (hits and _structured(text)) and len(hits) < limit:
         hits += _text(conn, text, params)
     unique: dict[str, Hit] = {}
     for hit in hits:  # a ticket once, by its first (most exact) reading
