@@ -207,6 +207,32 @@ async def list_tickets(request: web.Request) -> web.Response:
     return ok({"tickets": [_brief(t) for t in tickets]})
 
 
+async def search(request: web.Request) -> web.Response:
+    """Tickets (open or closed, in PostgreSQL) matching `q`, in the agent's queues only."""
+    from omnidesk.db.search import BadQuery, check_query
+    from omnidesk.db.search import search as find
+
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    try:
+        query = check_query(request.query.get("q", ""))
+        limit = min(100, max(1, int(request.query.get("limit", "20"))))
+    except BadQuery as exc:
+        raise BadRequest(str(exc)) from None
+    except ValueError:
+        raise BadRequest("limit: must be a number") from None
+    if service.records is None:
+        raise StoreUnavailable("no PostgreSQL configured for search")
+    queues = service.roster().queues_of(agent)
+
+    def run() -> list[Any]:
+        with service.records.connection() as conn:
+            return find(conn, query, queues=queues, limit=limit)
+
+    hits = await _run(run)
+    return ok({"query": query, "hits": [h.to_dict() for h in hits]})
+
+
 async def view(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
@@ -326,6 +352,7 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_get("/v1/queues", queues)
         r.add_post("/v1/claims", claim)
         r.add_get("/v1/templates", templates)
+        r.add_get("/v1/search", search)
         r.add_get("/v1/tickets", list_tickets)
         r.add_get("/v1/tickets/{ticket}", view)
         r.add_post("/v1/tickets/{ticket}/reply", reply)
