@@ -502,6 +502,15 @@ class RecordWriter:
         self.state.written += len(entries)
         return len(entries)
 
+    async def probe(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """One round trip, so an idle writer notices PostgreSQL going away: a connection
+        the server closed looks open until it is used, and /healthz would say ok for as long
+        as nothing happens. In a transaction of its own: an implicit one left open would turn
+        the next batch's into a savepoint that never commits."""
+        with records_errors(self.info):
+            async with conn.transaction():
+                await conn.execute("SELECT 1")
+
     async def drain(self, *, trim: bool = True) -> int:
         """Write everything pending now (the CLI, tests, a daemon's last round)."""
         await asyncio.to_thread(self._prepare)
@@ -523,8 +532,9 @@ class RecordWriter:
         self.ensure_group()
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, trim_s: float = 5.0) -> None:
-        """The daemon's loop: write while there is anything, trim every `trim_s`, wait out
-        PostgreSQL or Redis being away (one log line per outage)."""
+        """The daemon's loop: write while there is anything, trim every `trim_s` (and, when
+        idle, probe PostgreSQL then), wait out PostgreSQL or Redis being away (one log line
+        per outage)."""
         conn: psycopg.AsyncConnection[Any] | None = None
         delay, last_trim, down = 0.5, 0.0, False
         while not stop.is_set():
@@ -535,6 +545,8 @@ class RecordWriter:
                     conn = await connect_async(self.info)
                 written = await self.write_once(conn)
                 if time.monotonic() - last_trim >= trim_s:
+                    if not written:  # nothing to write: ask PostgreSQL anyway (/healthz)
+                        await self.probe(conn)
                     await asyncio.to_thread(self.trim)
                     self.state.backlog = await asyncio.to_thread(self.backlog)
                     last_trim = time.monotonic()
