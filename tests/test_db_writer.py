@@ -204,3 +204,29 @@ def test_notes_are_recorded(runtime: Runtime, pg_url: str, direction: Direction)
     assert rows(pg_url, "SELECT direction, author FROM messages WHERE id = 'M-note-1'") == [
         ("note", "agent1")
     ]
+
+
+def test_a_month_made_in_a_failed_batch_is_made_again(runtime: Runtime, pg_url: str) -> None:
+    """A partition created in a transaction that then failed was rolled back with it: the
+    writer must not remember it as made, or the month's events land in events_default (and
+    the partition can never be created afterwards: the default one holds rows of its range)."""
+    store = runtime.store
+    runtime.process([web("طلب تجديد", email="month@example.sa")])
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a real failure inside the batch
+        conn.execute(
+            "CREATE FUNCTION od_refuse() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER od_refuse BEFORE INSERT ON messages"
+            " FOR EACH ROW EXECUTE FUNCTION od_refuse()"
+        )
+    writer = RecordWriter(store, pg_url)
+    with pytest.raises(psycopg.Error, match="refused for the test"):
+        drain(writer)
+    assert rows(pg_url, "SELECT count(*) FROM events") == [(0,)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER od_refuse ON messages")
+    assert drain(writer) == 2
+    assert rows(pg_url, "SELECT count(*) FROM events") == [(2,)]
+    assert rows(pg_url, "SELECT count(*) FROM events_default") == [(0,)]

@@ -256,22 +256,28 @@ class RecordWriter:
             if f.get("ticket"):
                 last_pos[f["ticket"]] = stream_pos(eid)
         async with conn.transaction():
-            await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
+            made = await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
             async with conn.cursor() as cur:
                 await self._write_customers(cur, snap)
                 await self._write_tickets(cur, snap, last_pos)
                 await self._write_messages(cur, snap, last_pos)
                 await self._write_events(cur, entries)
+        # Remembered only once committed: a partition made in a transaction that failed was
+        # rolled back with it, and the month's events would go to events_default (where
+        # they would then keep the partition from ever being made).
+        self._months |= made
 
     async def _ensure_partitions(
         self, conn: psycopg.AsyncConnection[Any], moments: Iterable[datetime]
-    ) -> None:
+    ) -> set[str]:
         """A partition per month, made before the first event of that month arrives (and
-        the month after, so the default partition stays empty)."""
+        the month after, so the default partition stays empty). Returns the names made or
+        found in this transaction, for the caller to remember once it commits."""
+        made: set[str] = set()
         for moment in moments:
             for month in (_month_start(moment), _month_start(_next_month(moment))):
                 name = f"events_y{month.year}m{month.month:02d}"
-                if name in self._months:
+                if name in self._months or name in made:
                     continue
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
                 await conn.execute(
@@ -279,7 +285,8 @@ class RecordWriter:
                     f" FOR VALUES FROM ('{month.isoformat()}')"
                     f" TO ('{_next_month(month).isoformat()}')"
                 )
-                self._months.add(name)
+                made.add(name)
+        return made
 
     async def _write_customers(self, cur: psycopg.AsyncCursor[Any], snap: Snapshot) -> None:
         rows = [
