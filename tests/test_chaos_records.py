@@ -39,7 +39,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 PAYLOADS = 5_000  # the number: not to be shrunk
 FEED_S = 36.0  # the mails are dropped evenly over this long
-PG_STOP_S = 12.0
+# When each fault hits, in seconds from the feed's start. A killed daemon's unacknowledged
+# batch is claimed by the next one after the writer's claim_idle_ms (30 s): the daemon goes
+# first, so that wait ends with the feed.
+DAEMON_KILL_AT = 5.0
+WORKER_KILL_AT = 10.0
+PG_KILL_AT = 13.0
+PG_STOP_AT = 16.0
+PG_STOP_S = 20.0
 DRAIN_S = 60.0  # after the feed: bound on the wait for the writer's backlog to reach 0
 STREAM_BOUND = 600  # entries left in the events stream once the writer has caught up
 
@@ -166,33 +173,33 @@ def test_5000_dropped_payloads_reach_postgresql_once_through_kills_and_restarts(
         faults = Faults(started)
         feed.start()
 
-        _sleep_until(started + 5)
+        _sleep_until(started + DAEMON_KILL_AT)
         armed = _arm(lambda: _writer_holds_a_batch(rig))
         rig.daemon.kill()
         faults.note(f"daemon SIGKILLed ({'holding' if armed else 'NOT holding'} a batch)")
         rig.start_daemon()
         faults.note("daemon back")
 
-        _sleep_until(started + 11)
+        _sleep_until(started + WORKER_KILL_AT)
         mine = _broker_ids_of(rig, rig.workers[0])
         armed = _arm(lambda: _holds_a_batch(rig, mine))
         rig.workers[0].kill()
         faults.note(f"worker-0 SIGKILLed ({'holding' if armed else 'NOT holding'} batches)")
         rig.workers[0].start()
 
-        _sleep_until(started + 16)
-        _arm(lambda: _writer_holds_a_batch(rig))
+        _sleep_until(started + PG_KILL_AT)
+        armed = _arm(lambda: _writer_holds_a_batch(rig))
         rig.pg.kill()
-        faults.note("postgresql SIGKILLed")
+        faults.note(f"postgresql SIGKILLed ({'mid-batch' if armed else 'between batches'})")
         rig.pg.start()
         faults.note("postgresql back (crash recovery)")
 
-        _sleep_until(started + 22)
+        _sleep_until(started + PG_STOP_AT)
         rig.pg.stop("fast")
         faults.note("postgresql stopped")
         saw_down = wait_until(lambda: rig.health()["records"]["ok"] is False, PG_STOP_S)
         down_health = rig.health()
-        _sleep_until(started + 22 + PG_STOP_S)
+        _sleep_until(started + PG_STOP_AT + PG_STOP_S)
         backlog_at_restart = rig.stream_backlog()
         rig.pg.start()
         faults.note(f"postgresql started; writer backlog {backlog_at_restart}")
