@@ -9,9 +9,11 @@ The 5,000 mails are dropped at a steady rate, so every fault lands while intake 
 writer are busy (all at once, the whole run takes about 7 s: too short to hit):
   - the daemon is SIGKILLed while the writer holds a batch it has not acknowledged (those
     entries are its dead consumer's until the next daemon claims them);
+  - PostgreSQL is stopped (`-m fast`) for `PG_STOP_S` while the feed goes on;
+  - the daemon is SIGKILLed again during that outage, holding the batch it failed to write;
   - a worker is SIGKILLed while it holds ingest batches;
-  - PostgreSQL is SIGKILLed (crash recovery) and restarted at once;
-  - PostgreSQL is stopped (`-m fast`) for `PG_STOP_S` while the feed goes on, then started.
+  - PostgreSQL is started, and SIGKILLed (crash recovery) while the writer works through
+    the backlog, and restarted at once.
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ FEED_S = 36.0  # the mails are dropped evenly over this long
 # When each fault hits, in seconds from the feed's start. A killed daemon's unacknowledged
 # batch is claimed by the next one after the writer's claim_idle_ms (30 s): the daemon goes
 # first, so that wait ends with the feed.
-DAEMON_KILL_AT = 5.0
-WORKER_KILL_AT = 10.0
-PG_KILL_AT = 13.0
-PG_STOP_AT = 16.0
+DAEMON_KILL_AT = 3.0
+PG_STOP_AT = 7.0
 PG_STOP_S = 20.0
+DAEMON_OUTAGE_KILL_AT = 10.0
+WORKER_KILL_AT = 15.0
+PG_KILL_AT = PG_STOP_AT + PG_STOP_S + 1.0
 DRAIN_S = 60.0  # after the feed: bound on the wait for the writer's backlog to reach 0
 STREAM_BOUND = 600  # entries left in the events stream once the writer has caught up
 
@@ -102,7 +105,15 @@ def _arm(check: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def _writer_holds_a_batch(rig: RecordsRig) -> bool:
-    return int(rig.store.r.xpending(rig.store.key("events"), GROUP)["pending"]) > 0
+    """The running daemon's writer has read entries it has not acknowledged yet (its
+    consumer is named host:pid:random); a dead daemon's leftovers do not count."""
+    return any(f":{rig.daemon.pid}:" in name for name in _writer_consumers(rig))
+
+
+def _writer_consumers(rig: RecordsRig) -> set[str]:
+    """The writer consumers holding entries not yet acknowledged."""
+    summary = rig.store.r.xpending(rig.store.key("events"), GROUP)
+    return {c["name"] for c in summary.get("consumers") or [] if int(c["pending"]) > 0}
 
 
 def _broker_ids_of(rig: RecordsRig, target: Managed) -> set[str]:
@@ -173,10 +184,27 @@ def test_5000_dropped_payloads_reach_postgresql_once_through_kills_and_restarts(
         faults = Faults(started)
         feed.start()
 
+        # the daemon, mid-batch on a healthy PostgreSQL (its transaction dies with it)
         _sleep_until(started + DAEMON_KILL_AT)
         armed = _arm(lambda: _writer_holds_a_batch(rig))
         rig.daemon.kill()
         faults.note(f"daemon SIGKILLed ({'holding' if armed else 'NOT holding'} a batch)")
+        rig.start_daemon()
+        faults.note("daemon back")
+
+        # PostgreSQL stopped while the feed goes on: /healthz says so, the backlog grows
+        _sleep_until(started + PG_STOP_AT)
+        rig.pg.stop("fast")
+        faults.note("postgresql stopped")
+        saw_down = wait_until(lambda: rig.health()["records"]["ok"] is False, 5)
+        down_health = rig.health()
+
+        # the daemon again, during the outage: the batch it failed to write is its own
+        # pending, never acknowledged, left to the next daemon
+        _sleep_until(started + DAEMON_OUTAGE_KILL_AT)
+        armed = _arm(lambda: _writer_holds_a_batch(rig))
+        rig.daemon.kill()
+        faults.note(f"daemon SIGKILLed in the outage ({'holding' if armed else 'NOT holding'})")
         rig.start_daemon()
         faults.note("daemon back")
 
@@ -187,22 +215,19 @@ def test_5000_dropped_payloads_reach_postgresql_once_through_kills_and_restarts(
         faults.note(f"worker-0 SIGKILLed ({'holding' if armed else 'NOT holding'} batches)")
         rig.workers[0].start()
 
-        _sleep_until(started + PG_KILL_AT)
-        armed = _arm(lambda: _writer_holds_a_batch(rig))
-        rig.pg.kill()
-        faults.note(f"postgresql SIGKILLed ({'mid-batch' if armed else 'between batches'})")
-        rig.pg.start()
-        faults.note("postgresql back (crash recovery)")
-
-        _sleep_until(started + PG_STOP_AT)
-        rig.pg.stop("fast")
-        faults.note("postgresql stopped")
-        saw_down = wait_until(lambda: rig.health()["records"]["ok"] is False, PG_STOP_S)
-        down_health = rig.health()
         _sleep_until(started + PG_STOP_AT + PG_STOP_S)
         backlog_at_restart = rig.stream_backlog()
         rig.pg.start()
         faults.note(f"postgresql started; writer backlog {backlog_at_restart}")
+
+        # PostgreSQL crashes while the writer works through that backlog (it reconnects
+        # within its backoff, at most 5 s)
+        _sleep_until(started + PG_KILL_AT)
+        armed = _arm(lambda: _writer_holds_a_batch(rig), timeout=8.0)
+        rig.pg.kill()
+        faults.note(f"postgresql SIGKILLed ({'mid-batch' if armed else 'between batches'})")
+        rig.pg.start()
+        faults.note("postgresql back (crash recovery)")
 
         feed.join(timeout=FEED_S + 30)
         faults.note("feed done")
