@@ -116,6 +116,10 @@ def _writer_consumers(rig: RecordsRig) -> set[str]:
     return {c["name"] for c in summary.get("consumers") or [] if int(c["pending"]) > 0}
 
 
+def _group_consumers(rig: RecordsRig) -> list[str]:
+    return [c["name"] for c in rig.store.r.xinfo_consumers(rig.store.key("events"), GROUP)]
+
+
 def _broker_ids_of(rig: RecordsRig, target: Managed) -> set[str]:
     """The dramatiq broker ids `target` beats under: those whose heartbeat still moves while
     the other workers are paused (SIGSTOP) for a moment (the daemon's, which only sends and
@@ -247,6 +251,8 @@ def test_5000_dropped_payloads_reach_postgresql_once_through_kills_and_restarts(
             f"drained: {caught_up}; {rig.pg_count()} messages, backlog {rig.stream_backlog()}"
         )
         trimmed = wait_until(lambda: rig.stream_length() <= STREAM_BOUND, 15)
+        # the killed daemons' consumers are forgotten once their entries were claimed
+        pruned = wait_until(lambda: len(_group_consumers(rig)) == 1, 15)
         health = rig.health()
         faults.note(f"stream {rig.stream_length()} entries; healthz records {health['records']}")
         story = "\n".join(faults.lines) + f"\n{rig.exited()}"
@@ -303,6 +309,9 @@ def test_5000_dropped_payloads_reach_postgresql_once_through_kills_and_restarts(
 
         # the stream was trimmed behind the writer: bounded, not the whole history
         assert trimmed, f"{rig.stream_length()} of {added} entries left\n{story}"
+
+        assert pruned, _group_consumers(rig)
+        assert f":{rig.daemon.pid}:" in _group_consumers(rig)[0]
 
         # /healthz said so while PostgreSQL was stopped, and says it is back now
         assert saw_down, json.dumps(down_health)

@@ -230,3 +230,20 @@ def test_a_month_made_in_a_failed_batch_is_made_again(runtime: Runtime, pg_url: 
     assert drain(writer) == 2
     assert rows(pg_url, "SELECT count(*) FROM events") == [(2,)]
     assert rows(pg_url, "SELECT count(*) FROM events_default") == [(0,)]
+
+
+def test_a_dead_consumer_is_forgotten_once_it_holds_nothing(runtime: Runtime, pg_url: str):
+    """Each daemon start joins the group under a name of its own; a dead one's name is
+    dropped once its entries were claimed and written, never while it still holds some."""
+    store = runtime.store
+    runtime.process([web(f"رسالة {i}", email=f"g{i}@example.sa") for i in range(3)])
+    stream = store.key("events")
+    dead = RecordWriter(store, pg_url, consumer="dead")
+    dead.ensure_group()
+    assert len(dead.read()) == 6  # delivered to "dead", which dies before writing
+    alive = RecordWriter(store, pg_url, consumer="alive", claim_idle_ms=0)
+    assert alive.prune() == 0  # "dead" still holds six entries
+    assert [c["name"] for c in store.r.xinfo_consumers(stream, GROUP)] == ["dead"]
+    assert drain(alive) == 6  # claimed, written; the trim round then forgets "dead"
+    assert [c["name"] for c in store.r.xinfo_consumers(stream, GROUP)] == ["alive"]
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(3,)]

@@ -13,7 +13,8 @@ does it acknowledge the entries. So:
 - PostgreSQL down: nothing is acknowledged, intake goes on in Redis, the backlog is shown
   in /healthz and /metrics, and the stream is not trimmed past what was written;
 - the stream is trimmed up to the oldest entry some consumer still needs (this group's
-  oldest pending or next entry, and the cursors in `trim_cursors`, such as the rollups').
+  oldest pending or next entry, and the cursors in `trim_cursors`, such as the rollups');
+  the group forgets dead daemons' consumers once they hold nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient,
 from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
 from omnidesk.errors import OmnideskError, StoreUnavailable
-from omnidesk.store import Store, guarded
+from omnidesk.store import Store, guarded, lua
 
 log = logging.getLogger("omnidesk.records")
 
@@ -131,6 +132,7 @@ class RecordWriter:
         self._months: set[str] = set()
         self._own_pending = True  # read this consumer's unacknowledged entries first
         self._upgraded = False
+        self._prune = store.r.register_script(lua("records_prune"))
 
     # ------------------------------------------------------------ Redis side
 
@@ -221,11 +223,13 @@ class RecordWriter:
     @guarded
     def trim(self) -> int:
         """Drop the entries every consumer has taken: below this group's oldest pending or
-        next undelivered entry, and below each cursor in `trim_cursors`. Returns how many."""
+        next undelivered entry, and below each cursor in `trim_cursors` (and forget the dead
+        consumers first). Returns how many entries."""
         r = self.store.r
         groups = {g["name"]: g for g in r.xinfo_groups(self.stream)}
         if GROUP not in groups:
             return 0
+        self.prune()
         group = groups[GROUP]
         keep = group["last-delivered-id"]
         if int(group["pending"]):
@@ -241,6 +245,22 @@ class RecordWriter:
         if stream_pos(keep) <= 1:
             return 0
         return int(r.xtrim(self.stream, minid=keep, approximate=False))
+
+    @guarded
+    def prune(self) -> int:
+        """Forget the group's consumers that hold nothing and were idle longer than
+        `claim_idle_ms`: each daemon start adds one (its name has its pid), so without this
+        the group would keep one per restart forever. A live one that is forgotten comes
+        back with its next read. Returns how many were forgotten."""
+        gone = 0
+        for consumer in self.store.r.xinfo_consumers(self.stream, GROUP):
+            name = consumer["name"]
+            if name == self.consumer or int(consumer["pending"]):
+                continue
+            if int(consumer["idle"]) <= self.claim_idle_ms:
+                continue
+            gone += int(self._prune(keys=[self.stream], args=[GROUP, name]))
+        return gone
 
     # ------------------------------------------------------------ PostgreSQL side
 
