@@ -61,6 +61,18 @@ def pg_bin(tool: str) -> str:
     return versions[-1]
 
 
+def server_missing() -> str | None:
+    """Why no private cluster can be made here (a reason to skip), or None."""
+    try:
+        pg_bin("initdb")
+        pg_bin("pg_ctl")
+    except RuntimeError as exc:
+        return str(exc)
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        return "running as root without runuser: initdb cannot run as the postgres user"
+    return None
+
+
 def _version_key(path: str) -> int:
     part = path.split("/")[4]
     return int(part) if part.isdigit() else 0

@@ -35,6 +35,7 @@ import pytest
 from omnidesk.db.writer import GROUP
 from tests.chaosaudit import MARKER, client_for, count_markers, live_brokers
 from tests.chaosprocs import Managed
+from tests.private_pg import server_missing
 from tests.recordskit import RecordsRig, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
@@ -56,6 +57,8 @@ STREAM_BOUND = 600  # entries left in the events stream once the writer has caug
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
+    if why := server_missing():
+        pytest.skip(why)
     path = Path(tempfile.mkdtemp(prefix="od-pgchaos-"))
     try:
         yield path

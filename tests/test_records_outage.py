@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.private_pg import server_missing
 from tests.recordskit import RecordsRig, wait_until
 
 pytestmark = [pytest.mark.slow]
@@ -23,6 +24,8 @@ pytestmark = [pytest.mark.slow]
 
 @pytest.fixture
 def rig() -> Iterator[RecordsRig]:
+    if why := server_missing():
+        pytest.skip(why)
     workdir = Path(tempfile.mkdtemp(prefix="od-pgdown-"))
     try:
         with RecordsRig(workdir, workers=0, daemon_workers=2) as running:
