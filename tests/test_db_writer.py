@@ -247,3 +247,37 @@ def test_a_dead_consumer_is_forgotten_once_it_holds_nothing(runtime: Runtime, pg
     assert drain(alive) == 6  # claimed, written; the trim round then forgets "dead"
     assert [c["name"] for c in store.r.xinfo_consumers(stream, GROUP)] == ["alive"]
     assert rows(pg_url, "SELECT count(*) FROM tickets") == [(3,)]
+
+
+def test_a_record_that_cannot_be_written_does_not_stop_the_writer(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """A batch that fails for a reason other than PostgreSQL being away (here a ticket whose
+    created_at is not a date) stays pending and is tried again; the writer's loop goes on
+    and says so, instead of its task ending unseen while /healthz shows its last state."""
+    store = runtime.store
+    tid = runtime.process([web("طلب", email="bad@example.sa")]).results[0].ticket_id
+    assert tid is not None
+    good = store.r.hget(store.key("ticket", tid), "created_at")
+    store.r.hset(store.key("ticket", tid), "created_at", "not a date")
+    writer = RecordWriter(store, pg_url)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(writer.run(stop, idle_s=0.05))
+        await asyncio.sleep(1.5)
+        assert not task.done(), task.exception()
+        assert writer.state.up is False and "not a date" in writer.state.error
+        assert rows(pg_url, "SELECT count(*) FROM tickets") == [(0,)]
+        store.r.hset(store.key("ticket", tid), "created_at", good)  # the record repaired
+        for _ in range(100):
+            if writer.state.up:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    assert writer.state.up is True and writer.state.error == ""
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(1,)]
+    assert writer.backlog() == 0

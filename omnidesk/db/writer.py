@@ -584,13 +584,20 @@ class RecordWriter:
                 await _sleep(stop, delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            except (RecordsUnavailable, psycopg.Error) as exc:
-                if isinstance(exc, psycopg.Error) and not is_transient(exc):
+            except Exception as exc:
+                # PostgreSQL away: wait. Anything else (a record that cannot be written, a
+                # bug): the batch stays pending and is tried again, with a traceback; the
+                # loop must not end, or /healthz would show its last state while the
+                # backlog grows unseen.
+                away = isinstance(exc, RecordsUnavailable) or (
+                    isinstance(exc, psycopg.Error) and is_transient(exc)
+                )
+                if not away:
                     log.exception("records: a batch failed; it stays pending")
                 elif not down:
                     log.error("records writer waiting: %s", exc)
                 down = True
-                self.state.up, self.state.error = False, str(exc).splitlines()[0]
+                self.state.up, self.state.error = False, _first_line(exc)
                 with contextlib.suppress(OmnideskError):
                     self.state.backlog = await asyncio.to_thread(self.backlog)
                 if conn is not None:
@@ -604,6 +611,11 @@ class RecordWriter:
                 await _sleep(stop, idle_s)
         if conn is not None:
             await conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
