@@ -321,6 +321,7 @@ def test_5000_dropped_payloads_reach_postgresql_once_through_kills_and_restarts(
         assert "postgresql_down" in down_health["degraded"], json.dumps(down_health)
         assert backlog_at_restart > 0, story
         assert health["records"]["ok"] is True, json.dumps(health)
+        assert health["records"]["backlog"] == 0, json.dumps(health)
         assert rig.exited() == [], story
         print(f"checked after {time.monotonic() - began:.1f} s", flush=True)
     print(f"rig down after {time.monotonic() - began:.1f} s", flush=True)

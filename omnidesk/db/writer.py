@@ -571,6 +571,8 @@ class RecordWriter:
                     await asyncio.to_thread(self._prepare)
                     conn = await connect_async(self.info)
                 written = await self.write_once(conn)
+                if written or self.state.backlog:  # /healthz: not a figure 5 s old
+                    self.state.backlog = await asyncio.to_thread(self.backlog)
                 if time.monotonic() - last_trim >= trim_s:
                     if not written:  # nothing to write: ask PostgreSQL anyway (/healthz)
                         await self.probe(conn)
