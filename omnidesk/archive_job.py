@@ -1,7 +1,10 @@
 """The daemon's archive pass on a schedule: closed tickets past `service.archive_after_days`
 move out of the hot store, ticket-archive months and raw payloads past
 `service.archive_retention_days` are deleted, and quarantined items past
-`service.quarantine.max_age_days` are purged (a quiet quarantine has no put to purge them).
+`service.quarantine.max_age_days` are purged (a quiet quarantine has no put to purge them),
+and, when `service.retention.personal_data_years` is set, closed tickets past it lose their
+personal data in PostgreSQL, Redis and the archives (omnidesk.db.retention.apply_retention).
+PostgreSQL being away skips that step for the slot (logged); the rest of the pass runs.
 
 Time is cut into slots of `service.archive_interval_s`; the daemon that wins
 ``SET NX <prefix>:archive:run:<slot>`` runs that slot's pass, so with several daemons each
@@ -38,10 +41,12 @@ class ArchiveJob:
         config: Callable[[], QueueConfigFile],  # read each round, so a SIGHUP reload applies
         *,
         clock: Callable[[], float] = time.time,
+        records: Callable[[], Any] | None = None,  # the daemon's Records (PostgreSQL), if any
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        self.records = records
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def key(self, slot: int) -> str:
@@ -62,6 +67,7 @@ class ArchiveJob:
             months = tickets.prune(service.archive_retention_days)
             payloads = Archive(service.state_dir).prune(service.archive_retention_days)
             quarantined = Quarantine(self.store, service.quarantine).purge()
+            retention = self.retention(service)
         except Exception:
             self.store.r.delete(key)  # let a later round retry this slot
             raise
@@ -72,6 +78,7 @@ class ArchiveJob:
             "months_pruned": len(months),
             "payloads_pruned": payloads,
             "quarantine_purged": quarantined,
+            "retention": retention,
         }
         pipe = self.store.r.pipeline(transaction=False)
         pipe.set(key, json.dumps(summary), ex=ttl)
@@ -84,6 +91,27 @@ class ArchiveJob:
                 len(moved), len(months), payloads, quarantined,
             )  # fmt: skip
         return summary
+
+    def retention(self, service: Any) -> dict[str, Any] | str | None:
+        """The retention policy's erasure for this slot: what it did, why it was skipped, or
+        None when no policy is set."""
+        years = service.retention.personal_data_years
+        records = self.records() if self.records is not None else None
+        if years is None:
+            return None
+        if records is None:
+            return "skipped: no database"
+        from omnidesk.db.connect import RecordsUnavailable
+        from omnidesk.db.retention import apply_retention
+
+        try:
+            with records.connection() as conn:
+                return apply_retention(
+                    conn, years, store=self.store, state_dir=service.state_dir
+                )
+        except RecordsUnavailable as exc:  # the next slot tries again
+            log.warning("retention skipped: %s", exc)
+            return f"skipped: {exc}"
 
     async def run(self, stop: asyncio.Event) -> None:
         """Background job: one pass per slot, until stopped."""

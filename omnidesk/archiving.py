@@ -20,9 +20,10 @@ import gzip
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from omnidesk.errors import TransientError
 from omnidesk.model import to_builtins
@@ -104,8 +105,7 @@ class TicketArchive:
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
+            with locked_month(path) as fh:
                 fh.write(gzip.compress(data))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -188,6 +188,27 @@ class TicketArchive:
                 path.unlink()
                 removed.append(path)
         return removed
+
+
+@contextmanager
+def locked_month(path: Path) -> Iterator[BinaryIO]:
+    """The month file open for appending under its exclusive lock. An erasure rewrites a
+    month by renaming a new file over it while holding the lock: a writer that waited for
+    the lock on the old file opens the path again rather than append to a file now gone."""
+    while True:
+        fh = open(path, "ab")  # noqa: SIM115 - closed below or by the caller's with
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()
+    with fh:
+        yield fh
 
 
 def _customer_keys(rec: dict[str, Any]) -> set[str]:
