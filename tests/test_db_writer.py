@@ -222,3 +222,80 @@ def test_a_form_known_by_its_content_is_recorded_each_time_it_opens_a_ticket(
     held = rows(pg_url, "SELECT ticket_id, external_id FROM messages ORDER BY created_at")
     assert [t for t, _ in held] == [first.ticket_id, second.ticket_id]
     assert held[0][1] != held[1][1] and held[0][1].split("@")[0] == held[1][1].split("@")[0]
+
+
+def test_a_month_made_in_a_failed_batch_is_made_again(runtime: Runtime, pg_url: str) -> None:
+    """A partition created in a transaction that then failed was rolled back with it: the
+    writer must not remember it as made, or the month's events land in events_default (and
+    the partition can never be created afterwards: the default one holds rows of its range)."""
+    store = runtime.store
+    runtime.process([web("طلب تجديد", email="month@example.sa")])
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a real failure inside the batch
+        conn.execute(
+            "CREATE FUNCTION od_refuse() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER od_refuse BEFORE INSERT ON messages"
+            " FOR EACH ROW EXECUTE FUNCTION od_refuse()"
+        )
+    writer = RecordWriter(store, pg_url)
+    with pytest.raises(psycopg.Error, match="refused for the test"):
+        drain(writer)
+    assert rows(pg_url, "SELECT count(*) FROM events") == [(0,)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER od_refuse ON messages")
+    assert drain(writer) == 2
+    assert rows(pg_url, "SELECT count(*) FROM events") == [(2,)]
+    assert rows(pg_url, "SELECT count(*) FROM events_default") == [(0,)]
+
+
+def test_a_dead_consumer_is_forgotten_once_it_holds_nothing(runtime: Runtime, pg_url: str):
+    """Each daemon start joins the group under a name of its own; a dead one's name is
+    dropped once its entries were claimed and written, never while it still holds some."""
+    store = runtime.store
+    runtime.process([web(f"رسالة {i}", email=f"g{i}@example.sa") for i in range(3)])
+    stream = store.key("events")
+    dead = RecordWriter(store, pg_url, consumer="dead")
+    dead.ensure_group()
+    assert len(dead.read()) == 6  # delivered to "dead", which dies before writing
+    alive = RecordWriter(store, pg_url, consumer="alive", claim_idle_ms=0)
+    assert alive.prune() == 0  # "dead" still holds six entries
+    assert [c["name"] for c in store.r.xinfo_consumers(stream, GROUP)] == ["dead"]
+    assert drain(alive) == 6  # claimed, written; the trim round then forgets "dead"
+    assert [c["name"] for c in store.r.xinfo_consumers(stream, GROUP)] == ["alive"]
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(3,)]
+
+
+def test_a_record_that_cannot_be_written_does_not_stop_the_writer(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """A batch that fails for a reason other than PostgreSQL being away (here a ticket whose
+    created_at is not a date) stays pending and is tried again; the writer's loop goes on
+    and says so, instead of its task ending unseen while /healthz shows its last state."""
+    store = runtime.store
+    tid = runtime.process([web("طلب", email="bad@example.sa")]).results[0].ticket_id
+    assert tid is not None
+    good = store.r.hget(store.key("ticket", tid), "created_at")
+    store.r.hset(store.key("ticket", tid), "created_at", "not a date")
+    writer = RecordWriter(store, pg_url)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(writer.run(stop, idle_s=0.05))
+        await asyncio.sleep(1.5)
+        assert not task.done(), task.exception()
+        assert writer.state.up is False and "not a date" in writer.state.error
+        assert rows(pg_url, "SELECT count(*) FROM tickets") == [(0,)]
+        store.r.hset(store.key("ticket", tid), "created_at", good)  # the record repaired
+        for _ in range(100):
+            if writer.state.up:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    assert writer.state.up is True and writer.state.error == ""
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(1,)]
+    assert writer.backlog() == 0

@@ -13,7 +13,8 @@ does it acknowledge the entries. So:
 - PostgreSQL down: nothing is acknowledged, intake goes on in Redis, the backlog is shown
   in /healthz and /metrics, and the stream is not trimmed past what was written;
 - the stream is trimmed up to the oldest entry some consumer still needs (this group's
-  oldest pending or next entry, and the cursors in `trim_cursors`, such as the rollups').
+  oldest pending or next entry, and the cursors in `trim_cursors`, such as the rollups');
+  the group forgets dead daemons' consumers once they hold nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.intake import post_key
-from omnidesk.store import Store, guarded, ms
+from omnidesk.store import Store, guarded, lua, ms
 
 log = logging.getLogger("omnidesk.records")
 
@@ -132,6 +133,7 @@ class RecordWriter:
         self._months: set[str] = set()
         self._own_pending = True  # read this consumer's unacknowledged entries first
         self._upgraded = False
+        self._prune = store.r.register_script(lua("records_prune"))
 
     # ------------------------------------------------------------ Redis side
 
@@ -222,11 +224,13 @@ class RecordWriter:
     @guarded
     def trim(self) -> int:
         """Drop the entries every consumer has taken: below this group's oldest pending or
-        next undelivered entry, and below each cursor in `trim_cursors`. Returns how many."""
+        next undelivered entry, and below each cursor in `trim_cursors` (and forget the dead
+        consumers first). Returns how many entries."""
         r = self.store.r
         groups = {g["name"]: g for g in r.xinfo_groups(self.stream)}
         if GROUP not in groups:
             return 0
+        self.prune()
         group = groups[GROUP]
         keep = group["last-delivered-id"]
         if int(group["pending"]):
@@ -243,6 +247,22 @@ class RecordWriter:
             return 0
         return int(r.xtrim(self.stream, minid=keep, approximate=False))
 
+    @guarded
+    def prune(self) -> int:
+        """Forget the group's consumers that hold nothing and were idle longer than
+        `claim_idle_ms`: each daemon start adds one (its name has its pid), so without this
+        the group would keep one per restart forever. A live one that is forgotten comes
+        back with its next read. Returns how many were forgotten."""
+        gone = 0
+        for consumer in self.store.r.xinfo_consumers(self.stream, GROUP):
+            name = consumer["name"]
+            if name == self.consumer or int(consumer["pending"]):
+                continue
+            if int(consumer["idle"]) <= self.claim_idle_ms:
+                continue
+            gone += int(self._prune(keys=[self.stream], args=[GROUP, name]))
+        return gone
+
     # ------------------------------------------------------------ PostgreSQL side
 
     async def write(
@@ -257,22 +277,28 @@ class RecordWriter:
             if f.get("ticket"):
                 last_pos[f["ticket"]] = stream_pos(eid)
         async with conn.transaction():
-            await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
+            made = await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
             async with conn.cursor() as cur:
                 await self._write_customers(cur, snap)
                 await self._write_tickets(cur, snap, last_pos)
                 await self._write_messages(cur, snap, last_pos)
                 await self._write_events(cur, entries)
+        # Remembered only once committed: a partition made in a transaction that failed was
+        # rolled back with it, and the month's events would go to events_default (where
+        # they would then keep the partition from ever being made).
+        self._months |= made
 
     async def _ensure_partitions(
         self, conn: psycopg.AsyncConnection[Any], moments: Iterable[datetime]
-    ) -> None:
+    ) -> set[str]:
         """A partition per month, made before the first event of that month arrives (and
-        the month after, so the default partition stays empty)."""
+        the month after, so the default partition stays empty). Returns the names made or
+        found in this transaction, for the caller to remember once it commits."""
+        made: set[str] = set()
         for moment in moments:
             for month in (_month_start(moment), _month_start(_next_month(moment))):
                 name = f"events_y{month.year}m{month.month:02d}"
-                if name in self._months:
+                if name in self._months or name in made:
                     continue
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
                 await conn.execute(
@@ -280,7 +306,8 @@ class RecordWriter:
                     f" FOR VALUES FROM ('{month.isoformat()}')"
                     f" TO ('{_next_month(month).isoformat()}')"
                 )
-                self._months.add(name)
+                made.add(name)
+        return made
 
     async def _write_customers(self, cur: psycopg.AsyncCursor[Any], snap: Snapshot) -> None:
         rows = [
@@ -507,6 +534,15 @@ class RecordWriter:
         self.state.written += len(entries)
         return len(entries)
 
+    async def probe(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """One round trip, so an idle writer notices PostgreSQL going away: a connection
+        the server closed looks open until it is used, and /healthz would say ok for as long
+        as nothing happens. In a transaction of its own: an implicit one left open would turn
+        the next batch's into a savepoint that never commits."""
+        with records_errors(self.info):
+            async with conn.transaction():
+                await conn.execute("SELECT 1")
+
     async def drain(self, *, trim: bool = True) -> int:
         """Write everything pending now (the CLI, tests, a daemon's last round)."""
         await asyncio.to_thread(self._prepare)
@@ -528,8 +564,9 @@ class RecordWriter:
         self.ensure_group()
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, trim_s: float = 5.0) -> None:
-        """The daemon's loop: write while there is anything, trim every `trim_s`, wait out
-        PostgreSQL or Redis being away (one log line per outage)."""
+        """The daemon's loop: write while there is anything, trim every `trim_s` (and, when
+        idle, probe PostgreSQL then), wait out PostgreSQL or Redis being away (one log line
+        per outage)."""
         conn: psycopg.AsyncConnection[Any] | None = None
         delay, last_trim, down = 0.5, 0.0, False
         while not stop.is_set():
@@ -539,7 +576,11 @@ class RecordWriter:
                     await asyncio.to_thread(self._prepare)
                     conn = await connect_async(self.info)
                 written = await self.write_once(conn)
+                if written or self.state.backlog:  # /healthz: not a figure 5 s old
+                    self.state.backlog = await asyncio.to_thread(self.backlog)
                 if time.monotonic() - last_trim >= trim_s:
+                    if not written:  # nothing to write: ask PostgreSQL anyway (/healthz)
+                        await self.probe(conn)
                     await asyncio.to_thread(self.trim)
                     self.state.backlog = await asyncio.to_thread(self.backlog)
                     last_trim = time.monotonic()
@@ -550,13 +591,20 @@ class RecordWriter:
                 await _sleep(stop, delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            except (RecordsUnavailable, psycopg.Error) as exc:
-                if isinstance(exc, psycopg.Error) and not is_transient(exc):
+            except Exception as exc:
+                # PostgreSQL away: wait. Anything else (a record that cannot be written, a
+                # bug): the batch stays pending and is tried again, with a traceback; the
+                # loop must not end, or /healthz would show its last state while the
+                # backlog grows unseen.
+                away = isinstance(exc, RecordsUnavailable) or (
+                    isinstance(exc, psycopg.Error) and is_transient(exc)
+                )
+                if not away:
                     log.exception("records: a batch failed; it stays pending")
                 elif not down:
                     log.error("records writer waiting: %s", exc)
                 down = True
-                self.state.up, self.state.error = False, str(exc).splitlines()[0]
+                self.state.up, self.state.error = False, _first_line(exc)
                 with contextlib.suppress(OmnideskError):
                     self.state.backlog = await asyncio.to_thread(self.backlog)
                 if conn is not None:
@@ -570,6 +618,11 @@ class RecordWriter:
                 await _sleep(stop, idle_s)
         if conn is not None:
             await conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
