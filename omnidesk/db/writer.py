@@ -107,6 +107,7 @@ class WriterState:
     backlog: int = 0  # stream entries not yet written (undelivered + pending)
     written: int = 0  # entries written by this process
     duplicates: int = 0  # messages PostgreSQL already held under another id
+    failed: int = 0  # entries set aside by this process (they could not be written)
     error: str = ""
 
 
@@ -519,20 +520,53 @@ class RecordWriter:
     # ------------------------------------------------------------ running
 
     async def write_once(self, conn: psycopg.AsyncConnection[Any]) -> int:
-        """Read, snapshot, write, acknowledge one batch; returns how many entries."""
+        """Read, snapshot, write, acknowledge one batch; returns how many entries.
+
+        A batch that fails for a reason other than PostgreSQL being away is written again
+        one entry at a time, and an entry that still fails is set aside in Redis
+        (`P:records:failed`, with its error) and acknowledged: one bad record must not stop
+        every record behind it, and nothing is dropped."""
         entries = await asyncio.to_thread(self.read)
         if not entries:
             return 0
-        snap = await asyncio.to_thread(self.snapshot, entries)
         try:
-            with records_errors(self.info):
-                await self.write(conn, entries, snap)
-        except BaseException:
-            self._own_pending = True  # they stay pending to this consumer: read them again
-            raise
+            await self._write_entries(conn, entries)
+        except Exception as exc:
+            if _is_outage(exc):
+                self._own_pending = True  # they stay pending to this consumer: read again
+                raise
+            log.warning("records: a batch of %d failed (%s); one by one", len(entries), exc)
+            for entry in entries:
+                try:
+                    await self._write_entries(conn, [entry])
+                except Exception as one:
+                    if _is_outage(one):
+                        self._own_pending = True
+                        raise
+                    log.exception("records: entry %s cannot be written; set aside", entry[0])
+                    await asyncio.to_thread(self.set_aside, entry, one)
         await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
         self.state.written += len(entries)
         return len(entries)
+
+    async def _write_entries(
+        self, conn: psycopg.AsyncConnection[Any], entries: Sequence[tuple[str, dict[str, str]]]
+    ) -> None:
+        snap = await asyncio.to_thread(self.snapshot, entries)
+        with records_errors(self.info):
+            await self.write(conn, entries, snap)
+
+    @guarded
+    def set_aside(self, entry: tuple[str, dict[str, str]], exc: BaseException) -> None:
+        """Keep an entry that cannot be written, with why, for an operator (never trimmed:
+        the stream entry itself goes once acknowledged)."""
+        eid, fields = entry
+        record = {"fields": fields, "error": _first_line(exc), "at": datetime.now(UTC).isoformat()}
+        pipe = self.store.r.pipeline(transaction=True)
+        pipe.hset(self.store.key("records", "failed"), eid, json.dumps(record, ensure_ascii=False))
+        pipe.hincrby(self.store.key("stats"), "records_failed", 1)
+        pipe.execute()
+        self.state.failed += 1
 
     async def probe(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """One round trip, so an idle writer notices PostgreSQL going away: a connection
@@ -618,6 +652,13 @@ class RecordWriter:
                 await _sleep(stop, idle_s)
         if conn is not None:
             await conn.close()
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """PostgreSQL or Redis away: wait and write the same batch again."""
+    return isinstance(exc, RecordsUnavailable | StoreUnavailable) or (
+        isinstance(exc, psycopg.Error) and is_transient(exc)
+    )
 
 
 def _first_line(exc: BaseException) -> str:
