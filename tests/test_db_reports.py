@@ -8,6 +8,7 @@ import json
 import random
 from datetime import UTC, date, datetime
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -146,3 +147,35 @@ def test_figures_render_and_unknown_queue_is_refused(loaded) -> None:
         assert render(result, fmt)
     with pytest.raises(UnknownFilterValue, match="no-such-queue"):
         figures(conn, ctx, date(2026, 3, 1), date(2026, 3, 31), {"queue": "no-such-queue"})
+
+
+def test_cli_reports_from_the_records(loaded, pg_url, monkeypatch, capsys) -> None:
+    """`omnidesk report` takes the records when they hold events; --source rollups still
+    reads Redis (empty here); an unknown queue is one line and exit 2."""
+    from omnidesk.cli import main
+
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", pg_url)
+    base = ["report", "--config", "queue_config.yaml", "--prefix", f"test-dbrep-{uuid4().hex[:8]}",
+            "--from", "2026-03-01", "--to", "2026-03-31", "--format", "json"]  # fmt: skip
+    assert main(base) == 0
+    auto = json.loads(capsys.readouterr().out)
+    assert auto["totals"]["opened"] == 400
+    assert "riyadh" in auto["by"]["region"]  # the config's queue regions apply
+    assert main([*base, "--source", "records"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"] == auto["totals"]
+    assert main([*base, "--source", "rollups"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["opened"] == 0
+    assert main([*base, "--queue", "no-such-queue"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-queue" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_falls_back_to_the_rollups_when_postgresql_is_away(monkeypatch, capsys) -> None:
+    from omnidesk.cli import main
+
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/od_absent")
+    argv = ["report", "--config", "queue_config.yaml", "--prefix", f"test-dbrep-{uuid4().hex[:8]}",
+            "--from", "2026-03-01", "--to", "2026-03-02", "--format", "json"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["opened"] == 0
+    assert main([*argv, "--source", "records"]) != 0

@@ -19,7 +19,9 @@ def install(daemon: Any) -> None:
     ctx = Context.from_config(config)
     rollups = Rollups(store, ctx)
     daemon.background.append(rollups.run)
-    daemon.report_scheduler = ReportScheduler(store, config)
+    daemon.report_scheduler = ReportScheduler(
+        store, config, records=getattr(daemon, "records", None)
+    )
     daemon.background.append(daemon.report_scheduler.run)
     daemon.background.append(ArchiveJob(store, lambda: daemon.loaded.data).run)
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
