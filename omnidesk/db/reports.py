@@ -30,6 +30,7 @@ period's end, through the tickets table (open now, or changed after the period).
 from __future__ import annotations
 
 import json
+import math
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,18 +83,20 @@ class QueueCalendars:
         return cls(default=national, by_queue=by_queue)
 
 
-def _day_rows(cals: QueueCalendars, ctx: Context, lo: date, hi: date) -> dict[str, list[Any]]:
+def _day_rows(cals: QueueCalendars, ctx: Context, lo: date, hi: date) -> dict[str, Any]:
     """Per calendar and local day in [lo, hi]: the open interval that began last before the
     day (s0, e0, c0) and those beginning on it (s1..s3): enough to place any moment of the
-    day in the calendar's running total, as `_Index.position` does."""
+    day in the calendar's running total, as `_Index.position` does. One array per column,
+    row `cal * ndays + (day - lo)` (1-based in SQL), with no NULLs so SQL indexes them in
+    constant time: an absent slot starts at +infinity."""
     distinct: list[Any] = []
     for cal in (cals.default, *cals.by_queue.values()):
         if all(cal is not c for c in distinct):
             distinct.append(cal)
     lo_s = datetime.combine(lo, time(0), tzinfo=ctx.tz).timestamp()
     hi_s = datetime.combine(hi + timedelta(days=1), time(0), tzinfo=ctx.tz).timestamp()
-    cols: dict[str, list[Any]] = {k: [] for k in ("cal", "day", *_SLOT_COLUMNS)}
-    for cal_id, cal in enumerate(distinct):
+    cols: dict[str, Any] = {k: [] for k in _SLOT_COLUMNS}
+    for cal in distinct:
         idx = cal._cover(lo_s, hi_s)  # the calendar's own index: the same floats it uses
         day = lo
         while day <= hi:
@@ -107,28 +110,38 @@ def _day_rows(cals: QueueCalendars, ctx: Context, lo: date, hi: date) -> dict[st
                 )
             slots = [first - 1 if first > 0 else None, *range(first, last)]
             slots += [None] * (MAX_SLOTS_PER_DAY + 1 - len(slots))
-            cols["cal"].append(cal_id)
-            cols["day"].append(day)
             for n, i in enumerate(slots):
-                cols[f"s{n}"].append(None if i is None else idx.starts[i])
-                cols[f"e{n}"].append(None if i is None else idx.ends[i])
-                cols[f"c{n}"].append(None if i is None else idx.cum[i])
+                cols[f"s{n}"].append(math.inf if i is None else idx.starts[i])
+                cols[f"e{n}"].append(0.0 if i is None else idx.ends[i])
+                cols[f"c{n}"].append(0.0 if i is None else idx.cum[i])
             day += timedelta(days=1)
-    cols["queue_cal"] = [json.dumps({q: distinct.index(c) for q, c in cals.by_queue.items()})]
-    cols["default_cal"] = [distinct.index(cals.default)]
+    cols["queue_cal"] = json.dumps({q: distinct.index(c) for q, c in cals.by_queue.items()})
+    cols["default_cal"] = distinct.index(cals.default)
+    cols["ndays"] = (hi - lo).days + 1
+    cols["first_day"] = lo
     return cols
 
 
 _SLOT_COLUMNS = tuple(f"{k}{n}" for n in range(MAX_SLOTS_PER_DAY + 1) for k in "sec")
 
 
-def _position(alias: str, t: str) -> str:
-    """SQL for the calendar's running total at epoch seconds `t` within one day row."""
+def _position(i: str, t: str) -> str:
+    """SQL for the calendar's running total at epoch seconds `t`, from the day row at index
+    `i` of the slot arrays (an absent slot starts at +infinity, so it never matches)."""
+
+    def at(col: str) -> str:
+        return f"(%({col})s::float8[])[{i}]"
+
     branches = " ".join(
-        f"WHEN {t} >= {alias}.s{n} THEN ({alias}.c{n} + least({t}, {alias}.e{n})) - {alias}.s{n}"
+        f"WHEN {t} >= {at(f's{n}')} THEN ({at(f'c{n}')} + least({t}, {at(f'e{n}')})) "
+        f"- {at(f's{n}')}"
         for n in range(MAX_SLOTS_PER_DAY, -1, -1)
     )
     return f"coalesce(CASE {branches} ELSE 0 END, 0)"
+
+
+TIMED = "(ts >= %(lo)s AND ((type = 'replied' AND n_reply = 1) OR is_res))"
+CAL = "coalesce((%(queue_cal)s::jsonb ->> q_now)::int, %(default_cal)s)"
 
 
 def _item(metric: str, n: str = "1", queue: str = "NULL", agent: str = "NULL",
@@ -178,12 +191,12 @@ RES_OUTCOME = _item("'sla:resolution:' || " + _outcome("w_res", "b_res"))
 BREACH_ITEM = _item(
     "'list:breached'",
     item="jsonb_build_object('ticket', ticket_id, 'target', target, "
-    "'late_s', coalesce(data->>'late_s', ''))::text",
+    "'late_s', coalesce(d2, ''))::text",
 )
 COMMENT_ITEM = _item(
     "'list:comment'",
     item="jsonb_build_object('ticket', ticket_id, 'score', score::text, "
-    "'comment', left(data->>'comment', 1000))::text",
+    "'comment', left(d2, 1000))::text",
 )
 BACKLOG_OUT = _item("'backlog'", "-1", queue="q_prev", agent="coalesce(prev_agent, '')")
 
@@ -192,8 +205,8 @@ CASE type
   WHEN 'ticket_opened' THEN ARRAY[
     {_item("'opened'")},
     {_item("'opened_h:' || to_char(ts AT TIME ZONE %(tz)s, 'HH24')")}]
-  WHEN 'routed' THEN CASE WHEN coalesce(data->>'rule', '') <> ''
-    THEN ARRAY[{_item("'rule:' || replace(data->>'rule', '|', '/')")}]
+  WHEN 'routed' THEN CASE WHEN coalesce(d1, '') <> ''
+    THEN ARRAY[{_item("'rule:' || replace(d1, '|', '/')")}]
     ELSE ARRAY[{_item("'default_queue'")},
                {_item("'list:default'", item="jsonb_build_object('ticket', ticket_id)::text")}]
     END
@@ -217,7 +230,7 @@ CASE type
     {BREACH_ITEM}]
   WHEN 'csat' THEN CASE WHEN score BETWEEN 1 AND 5 AND n_rated = 1 THEN ARRAY[
     {_item("'csat_n'")}, {_item("'csat_sum'", "score")}, {_item("'csat:' || score")},
-    CASE WHEN coalesce(data->>'comment', '') <> '' THEN {COMMENT_ITEM} END] END
+    CASE WHEN coalesce(d2, '') <> '' THEN {COMMENT_ITEM} END] END
   ELSE CASE WHEN set_status IS NOT NULL THEN ARRAY[
     CASE WHEN is_res THEN {_item("'resolved'")} END,
     CASE WHEN is_reopen THEN {_item("'reopened'")} END]
@@ -234,13 +247,20 @@ ARRAY[
   CASE WHEN now_open AND (NOT was_open OR moved) THEN {_item("'backlog'")} END]
 """
 
+# The event fields the fold reads, by type, as three narrow columns: the rows sorted per
+# ticket carry these instead of the whole jsonb.
+FIELDS = """
+  CASE type WHEN 'status_changed' THEN data->>'to' WHEN 'assigned' THEN data->>'agent'
+    WHEN 'routed' THEN data->>'rule' WHEN 'transferred' THEN data->>'from'
+    WHEN 'escalated' THEN data->>'from' WHEN 'sla_warned' THEN data->>'target'
+    WHEN 'sla_breached' THEN data->>'target' WHEN 'csat' THEN data->>'score'
+    WHEN 'ticket_opened' THEN data->>'segment' END AS d1,
+  CASE type WHEN 'routed' THEN data->>'sla_policy' WHEN 'sla_breached' THEN data->>'late_s'
+    WHEN 'csat' THEN data->>'comment' WHEN 'ticket_opened' THEN data->>'region' END AS d2,
+  CASE WHEN type = 'ticket_opened' THEN data->>'created' END AS d3"""
+
 REPORT_SQL = f"""
 WITH
-bz AS (
-  SELECT * FROM unnest(%(cal)s::int[], %(day)s::date[],
-    {", ".join(f"%({c})s::float8[]" for c in _SLOT_COLUMNS)})
-    AS z(cal, day, {", ".join(_SLOT_COLUMNS)})
-),
 pre AS (  -- tickets whose history before the period the period's figures depend on
   SELECT DISTINCT ticket_id FROM events
    WHERE ts >= %(lo)s AND ts < %(hi)s AND ticket_id IS NOT NULL AND %(lo)s > %(first_ts)s
@@ -250,10 +270,10 @@ pre AS (  -- tickets whose history before the period the period's figures depend
      AND (status IN {OPEN_SQL} OR updated_at >= %(lo)s)
 ),
 ev AS (
-  SELECT ts, stream_id, type, ticket_id, queue, channel, actor, data FROM events
+  SELECT ts, stream_id, type, ticket_id, queue, channel, actor, {FIELDS} FROM events
    WHERE ts >= %(lo)s AND ts < %(hi)s AND ticket_id IS NOT NULL AND ticket_id <> ''
   UNION ALL
-  SELECT e.ts, e.stream_id, e.type, e.ticket_id, e.queue, e.channel, e.actor, e.data
+  SELECT e.ts, e.stream_id, e.type, e.ticket_id, e.queue, e.channel, e.actor, {FIELDS}
     FROM pre JOIN events e ON e.ticket_id = pre.ticket_id AND e.ts < %(lo)s
 ),
 b AS (
@@ -261,16 +281,16 @@ b AS (
     (extract(epoch FROM ts) * 1000)::bigint AS ts_ms,
     row_number() OVER w AS rn,
     count(*) FILTER (WHERE type = 'ticket_opened') OVER w AS n_open,
-    CASE type WHEN 'ticket_opened' THEN 'new' WHEN 'status_changed' THEN nullif(data->>'to', '')
+    CASE type WHEN 'ticket_opened' THEN 'new' WHEN 'status_changed' THEN nullif(d1, '')
       WHEN 'resolved' THEN 'resolved' WHEN 'closed' THEN 'closed' WHEN 'reopened' THEN 'open'
     END AS set_status,
-    CASE WHEN type = 'assigned' THEN coalesce(nullif(data->>'agent', ''), actor, '')
+    CASE WHEN type = 'assigned' THEN coalesce(nullif(d1, ''), actor, '')
          WHEN type IN ('transferred', 'escalated') THEN '' END AS set_agent,
-    CASE WHEN type = 'routed' THEN coalesce(data->>'sla_policy', '') END AS set_policy,
+    CASE WHEN type = 'routed' THEN coalesce(d2, '') END AS set_policy,
     CASE WHEN type IN ('sla_warned', 'sla_breached')
-         THEN coalesce(nullif(data->>'target', ''), 'unknown') END AS target,
-    CASE WHEN type = 'csat' AND data->>'score' ~ '^\\s*[-+]?[0-9]{{1,9}}(\\.[0-9]*)?\\s*$'
-         THEN trunc((data->>'score')::numeric)::int END AS score
+         THEN coalesce(nullif(d1, ''), 'unknown') END AS target,
+    CASE WHEN type = 'csat' AND d1 ~ '^\\s*[-+]?[0-9]{{1,9}}(\\.[0-9]*)?\\s*$'
+         THEN trunc(d1::numeric)::int END AS score
   FROM ev WINDOW w AS ({W} ROWS UNBOUNDED PRECEDING)
 ),
 k AS (  -- a ticket's history from its opening on; a replayed opening is dropped
@@ -278,7 +298,9 @@ k AS (  -- a ticket's history from its opening on; a replayed opening is dropped
 ),
 c AS (
   SELECT k.*,
-    first_value(data) OVER w AS od,
+    first_value(d1) OVER w AS o_segment,
+    first_value(d2) OVER w AS o_region,
+    first_value(d3) OVER w AS o_created,
     coalesce(first_value(channel) OVER w, '') AS t_channel,
     first_value(ts_ms) OVER w AS o_ts,
     coalesce(nullif(queue, ''), lag(queue) OVER w, '') AS q_now,
@@ -303,11 +325,11 @@ d AS (
       AND prev_status IN {OPEN_SQL} AND set_status IN {DONE_SQL}, false) AS is_res,
     coalesce(type <> 'ticket_opened' AND set_status IS NOT NULL
       AND prev_status IN {DONE_SQL} AND set_status IN {OPEN_SQL}, false) AS is_reopen,
-    coalesce(data->>'from', '') AS moved_from,
-    coalesce(od->>'region', '') AS t_region,
-    coalesce(nullif(od->>'segment', ''), 'unknown') AS t_segment,
-    coalesce(CASE WHEN od->>'created' ~ '^[0-9]{{1,15}}(\\.[0-9]*)?$'
-                  THEN nullif(trunc((od->>'created')::numeric)::bigint, 0) END, o_ts) AS o_ms
+    coalesce(d1, '') AS moved_from,
+    coalesce(o_region, '') AS t_region,
+    coalesce(nullif(o_segment, ''), 'unknown') AS t_segment,
+    coalesce(CASE WHEN o_created ~ '^[0-9]{{1,15}}(\\.[0-9]*)?$'
+                  THEN nullif(trunc(o_created::numeric)::bigint, 0) END, o_ts) AS o_ms
   FROM c
 ),
 e AS (
@@ -316,22 +338,24 @@ e AS (
     coalesce(prev_status IN {OPEN_SQL}, false) AS was_open,
     coalesce(set_status, prev_status) IN {OPEN_SQL} AS now_open,
     (q_prev IS DISTINCT FROM q_now OR coalesce(prev_agent, '') IS DISTINCT FROM ag_now) AS moved,
-    (ts >= %(lo)s AND ((type = 'replied' AND n_reply = 1) OR is_res)) AS timed,
-    coalesce((%(queue_cal)s::jsonb ->> q_now)::int, %(default_cal)s) AS cal
+    CASE WHEN {TIMED} THEN {CAL} * %(ndays)s
+      + ((to_timestamp(o_ms / 1000.0) AT TIME ZONE %(tz)s)::date - %(first_day)s::date) + 1
+    END AS ia,
+    CASE WHEN {TIMED} THEN {CAL} * %(ndays)s
+      + ((ts AT TIME ZONE %(tz)s)::date - %(first_day)s::date) + 1
+    END AS ib
   FROM d WINDOW w AS ({W} ROWS UNBOUNDED PRECEDING)
 ),
 f AS (
   SELECT e.*,
     greatest(0, (ts_ms - o_ms) / 1000) AS wall,
     CASE WHEN NOT %(business)s THEN greatest(0, (ts_ms - o_ms) / 1000)
-         ELSE greatest(0, trunc({_position("zb", "(ts_ms::float8 / 1000)")}
-                                - {_position("za", "(o_ms::float8 / 1000)")}))::bigint
+         WHEN ia IS NOT NULL
+         THEN greatest(0, trunc({_position("ib", "(ts_ms::float8 / 1000)")}
+                                - {_position("ia", "(o_ms::float8 / 1000)")}))::bigint
+         ELSE 0
     END AS biz
   FROM e
-  LEFT JOIN bz za ON za.cal = e.cal
-    AND za.day = CASE WHEN timed THEN (to_timestamp(o_ms / 1000.0) AT TIME ZONE %(tz)s)::date END
-  LEFT JOIN bz zb ON zb.cal = e.cal
-    AND zb.day = CASE WHEN timed THEN (ts AT TIME ZONE %(tz)s)::date END
 ),
 items AS (
   SELECT CASE WHEN ts >= %(lo)s THEN (ts AT TIME ZONE %(tz)s)::date END AS day,
@@ -362,9 +386,12 @@ items AS (
     ) o
    WHERE ts >= %(lo)s AND gap <= %(window)s
 ),
-kept AS (
+kept AS (  -- a listed item carries its stream position, day and dims in its text
   SELECT CASE WHEN day IS NULL THEN 'backlog_before' ELSE metric END AS metric,
-         day, n, dq, dch, dseg, dreg, dag, item, ord_ts, ord_id
+         day, n, dq, dch, dseg, dreg, dag,
+         CASE WHEN item IS NOT NULL THEN lpad(ord_ts::text, 15, '0')
+           || lpad(split_part(ord_id, '-', 2), 20, '0') || E'\\t' || day::text || E'\\t'
+           || json_build_array(dq, dch, dseg, dreg, dag)::text || E'\\t' || item END AS item
     FROM items
    WHERE (%(f_queue)s::text IS NULL OR dq = %(f_queue)s)
      AND (%(f_channel)s::text IS NULL OR dch = %(f_channel)s)
@@ -372,30 +399,27 @@ kept AS (
      AND (%(f_region)s::text IS NULL OR dreg = %(f_region)s)
      AND (%(f_agent)s::text IS NULL OR dag = %(f_agent)s)
 ),
-sums AS MATERIALIZED (
-  SELECT grouping(day, dq, dch, dseg, dreg, dag) AS g, metric, day, dq, dch, dseg, dreg, dag,
-         sum(n)::bigint AS n
-    FROM kept WHERE item IS NULL
+sums AS (
+  SELECT grouping(day, dq, dch, dseg, dreg, dag, item) AS g, metric, day, dq, dch, dseg,
+         dreg, dag, item, sum(n)::bigint AS n
+    FROM kept
    GROUP BY GROUPING SETS ((metric, day), (metric, dq), (metric, dch), (metric, dseg),
-                           (metric, dreg), (metric, dag))
+                           (metric, dreg), (metric, dag), (metric, item))
 )
-SELECT metric, day, dq, dch, dseg, dreg, dag, n, NULL AS item, g, NULL AS r FROM sums
-UNION ALL
-SELECT metric, day, dq, dch, dseg, dreg, dag, 1, item, NULL, r FROM (
-  SELECT kept.*, row_number() OVER (PARTITION BY metric
-                                    ORDER BY ord_ts, length(ord_id), ord_id) AS r
-    FROM kept WHERE item IS NOT NULL
-) l WHERE r <= {LIST_CAP}
+SELECT metric, day, dq, dch, dseg, dreg, dag, n, item, g FROM (
+  SELECT sums.*, row_number() OVER (PARTITION BY metric, g ORDER BY item) AS r FROM sums
+) x WHERE item IS NULL OR r <= {LIST_CAP}
 """
 
-# grouping() bits for (day, dq, dch, dseg, dreg, dag): which set a `sums` row belongs to
+# grouping() bits for (day, dq, dch, dseg, dreg, dag, item): which set a `sums` row is of
 _SET_OF_MASK = {
-    0b011111: "day",
-    0b101111: "queue",
-    0b110111: "channel",
-    0b111011: "segment",
-    0b111101: "region",
-    0b111110: "agent",
+    0b0111111: "day",
+    0b1011111: "queue",
+    0b1101111: "channel",
+    0b1110111: "segment",
+    0b1111011: "region",
+    0b1111101: "agent",
+    0b1111110: "item",
 }
 
 
@@ -436,22 +460,24 @@ def read_raw(
     if calendars is not None:
         first_day = min(first_ts.astimezone(ctx.tz).date(), start) - timedelta(days=40)
         params.update(_day_rows(calendars, ctx, first_day, end + timedelta(days=1)))
-        params["queue_cal"], params["default_cal"] = (params["queue_cal"][0],
-                                                      params["default_cal"][0])  # fmt: skip
     else:
-        params.update({k: [] for k in ("cal", "day", *_SLOT_COLUMNS)})
-        params.update(queue_cal="{}", default_cal=0)
+        params.update({k: [] for k in _SLOT_COLUMNS})
+        params.update(queue_cal="{}", default_cal=0, ndays=0, first_day=start)
     conn.execute("SET LOCAL work_mem = '256MB'")
     raw = Raw()
     backlog_total = 0
-    listed: list[tuple[int, str, dict[str, Any]]] = []
-    for metric, day, dq, dch, dseg, dreg, dag, n, item, g, r in conn.execute(REPORT_SQL, params):
+    listed: list[tuple[str, str, dict[str, Any]]] = []
+    for metric, day, dq, dch, dseg, dreg, dag, n, item, g in conn.execute(REPORT_SQL, params):
         n = int(n)
-        if item is not None:
-            entry = {"dims": [dq, dch, dseg, dreg, dag], **json.loads(item), "day": day.isoformat()}
-            listed.append((r, LIST_METRICS[metric], entry))
-            continue
         dim = _SET_OF_MASK[g]
+        if metric in LIST_METRICS:
+            if item is not None:
+                order, on, dims, body = item.split("\t", 3)
+                entry = {"dims": json.loads(dims), **json.loads(body), "day": on}
+                listed.append((order, LIST_METRICS[metric], entry))
+            continue
+        if dim == "item":
+            continue
         if metric in ("backlog", "backlog_before") and dim == "day":
             backlog_total += n
         if metric == "backlog_before":
