@@ -179,3 +179,26 @@ def test_cli_falls_back_to_the_rollups_when_postgresql_is_away(monkeypatch, caps
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["opened"] == 0
     assert main([*argv, "--source", "records"]) != 0
+
+
+def test_sql_and_rollups_give_the_same_figures(loaded, prefix) -> None:
+    """The same events folded into the Redis rollups and read back: the report a
+    supervisor gets does not depend on where it came from."""
+    from omnidesk.reports.figures import read_raw as read_rollups
+    from omnidesk.reports.figures import summarize
+    from omnidesk.reports.rollup import Rollups
+    from omnidesk.store import Store
+
+    conn, events = loaded
+    ctx = context()
+    store = Store.from_url("redis://127.0.0.1:6379/0", prefix)
+    pipe = store.r.pipeline(transaction=False)
+    for ev in events:
+        pipe.xadd(store.key("events"), ev)
+    pipe.execute()
+    Rollups(store, ctx).catch_up()
+    start, end = date(2026, 3, 6), date(2026, 3, 12)
+    for filters in ({}, {"queue": "backoffice"}, {"agent": "sara", "channel": "email"}):
+        sql = read_raw(conn, ctx, start, end, filters, QueueCalendars(default=_NATIONAL))
+        rolled = read_rollups(store.r, store.prefix, start, end, filters, today=date(2026, 3, 31))
+        assert summarize(sql, start, end, filters) == summarize(rolled, start, end, filters)
