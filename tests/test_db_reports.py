@@ -202,3 +202,37 @@ def test_sql_and_rollups_give_the_same_figures(loaded, prefix) -> None:
         sql = read_raw(conn, ctx, start, end, filters, QueueCalendars(default=_NATIONAL))
         rolled = read_rollups(store.r, store.prefix, start, end, filters, today=date(2026, 3, 31))
         assert summarize(sql, start, end, filters) == summarize(rolled, start, end, filters)
+
+
+def test_auto_takes_the_rollups_for_the_periods_they_cover(loaded, prefix, pg_url) -> None:
+    from omnidesk.configload import load_config
+    from omnidesk.reports.rollup import Rollups
+    from omnidesk.reports.source import figures_for
+    from omnidesk.store import Store
+
+    _, events = loaded
+    config = load_config("queue_config.yaml").data
+    ctx = context()
+    store = Store.from_url("redis://127.0.0.1:6379/0", prefix)
+    later = [
+        e
+        for e in events
+        if e["ts"] >= str(int(datetime(2026, 3, 10, tzinfo=UTC).timestamp() * 1000))
+    ]
+    pipe = store.r.pipeline(transaction=False)
+    for ev in later:  # the rollups began on March 10th
+        pipe.xadd(store.key("events"), ev, id=f"{ev['ts']}-*")
+    pipe.execute()
+    Rollups(store, ctx).catch_up()
+
+    def records():
+        return psycopg.connect(pg_url)
+
+    cases = [(date(2026, 3, 12), "rollups"), (date(2026, 3, 1), "records")]
+    for start, want in cases:
+        result, source = figures_for(store, records, config, ctx, start, date(2026, 3, 20), {})
+        assert source == want, start
+        assert result["period"]["from"] == start.isoformat()
+    _, source = figures_for(store, records, config, ctx, date(2026, 3, 12), date(2026, 3, 20),
+                            {}, "records")  # fmt: skip
+    assert source == "records"
