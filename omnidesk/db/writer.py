@@ -293,22 +293,17 @@ class RecordWriter:
         self, conn: psycopg.AsyncConnection[Any], moments: Iterable[datetime]
     ) -> set[str]:
         """A partition per month, made before the first event of that month arrives (and
-        the month after, so the default partition stays empty). Returns the names made or
-        found in this transaction, for the caller to remember once it commits."""
-        made: set[str] = set()
-        for moment in moments:
-            for month in (_month_start(moment), _month_start(_next_month(moment))):
-                name = f"events_y{month.year}m{month.month:02d}"
-                if name in self._months or name in made:
-                    continue
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-                await conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events"
-                    f" FOR VALUES FROM ('{month.isoformat()}')"
-                    f" TO ('{_next_month(month).isoformat()}')"
-                )
-                made.add(name)
-        return made
+        the month after, so the default partition stays empty), by the schema's
+        ensure_event_partitions. Returns the months made or found in this transaction, for
+        the caller to remember once it commits."""
+        months = {_month_start(m) for m in moments}
+        wanted = {m.strftime("%Y-%m") for m in months | {_next_month(m) for m in months}}
+        todo = sorted(wanted - self._months)
+        if todo:
+            first = datetime.strptime(todo[0], "%Y-%m").replace(tzinfo=UTC)
+            last = datetime.strptime(todo[-1], "%Y-%m").replace(tzinfo=UTC)
+            await conn.execute("SELECT ensure_event_partitions(%s, %s)", (first, last))
+        return set(todo)
 
     async def _write_customers(self, cur: psycopg.AsyncCursor[Any], snap: Snapshot) -> None:
         rows = [
