@@ -305,3 +305,19 @@ def test_a_record_that_cannot_be_written_is_set_aside_and_the_rest_goes_on(
     assert all("not a date" in json.loads(v)["error"] for v in failed.values())
     assert store.r.hget(store.key("stats"), "records_failed") == "2"
     assert writer.backlog() == 0
+
+
+def test_the_trim_waits_for_every_consumer_group(runtime: Runtime, pg_url: str) -> None:
+    """A group an operator or a tool attached to the stream loses nothing to the trim."""
+    store = runtime.store
+    stream = store.key("events")
+    store.r.xgroup_create(stream, "audit-tool", id="0", mkstream=True)
+    runtime.process([web("طلب", email="g@example.sa")])
+    writer = RecordWriter(store, pg_url)
+    drain(writer)
+    assert store.r.xlen(stream) == 2  # written, but the tool has read nothing yet
+    store.r.xreadgroup("audit-tool", "t", {stream: ">"}, count=1)  # takes one, pending
+    assert writer.trim() == 0
+    (first,) = store.r.xrange(stream, count=1)
+    store.r.xack(stream, "audit-tool", first[0])
+    assert writer.trim() == 1 and store.r.xlen(stream) == 1

@@ -224,26 +224,28 @@ class RecordWriter:
 
     @guarded
     def trim(self) -> int:
-        """Drop the entries every consumer has taken: below this group's oldest pending or
-        next undelivered entry, and below each cursor in `trim_cursors` (and forget the dead
-        consumers first). Returns how many entries."""
+        """Drop the entries every consumer has taken: below each consumer group's oldest
+        pending or next undelivered entry (this writer's, and any other an operator or a
+        tool has attached to the stream), and below each cursor in `trim_cursors` (and
+        forget the dead consumers first). Returns how many entries."""
         r = self.store.r
-        groups = {g["name"]: g for g in r.xinfo_groups(self.stream)}
-        if GROUP not in groups:
+        groups = r.xinfo_groups(self.stream)
+        if not any(g["name"] == GROUP for g in groups):
             return 0
         self.prune()
-        group = groups[GROUP]
-        keep = group["last-delivered-id"]
-        if int(group["pending"]):
-            oldest = r.xpending(self.stream, GROUP)["min"]
-            keep = min(keep, oldest, key=stream_pos)
-        else:
-            keep = _next_id(keep)
+        keeps = []
+        for group in groups:
+            if int(group["pending"]):
+                oldest = r.xpending(self.stream, group["name"])["min"]
+                keeps.append(min(group["last-delivered-id"], oldest, key=stream_pos))
+            else:
+                keeps.append(_next_id(group["last-delivered-id"]))
         for cursor_key in self.trim_cursors:
             cursor = r.get(cursor_key)
             if not cursor:
                 return 0  # that consumer has taken nothing yet
-            keep = min(keep, _next_id(cursor), key=stream_pos)
+            keeps.append(_next_id(cursor))
+        keep = min(keeps, key=stream_pos)
         if stream_pos(keep) <= 1:
             return 0
         return int(r.xtrim(self.stream, minid=keep, approximate=False))
