@@ -70,9 +70,12 @@ def same(conn: psycopg.Connection[Any], start: date, end: date, filters: dict[st
 
 def compare_all(conn: psycopg.Connection[Any], draws: int = 6) -> int:
     seen = 0
+    backlogs = []
     for start, end in PERIODS:
         got = same(conn, start, end, {})
         seen += bool(got.all)
+        backlogs.append(got.backlog_end)
+    assert any(backlogs) and got.lists["breached"] and got.lists["comment"]
     rnd = random.Random(11)
     for _ in range(draws):
         start, end = rnd.choice(PERIODS)
@@ -81,7 +84,11 @@ def compare_all(conn: psycopg.Connection[Any], draws: int = 6) -> int:
     return seen
 
 
-def test_partly_and_wholly_folded_equal_the_event_query(loaded) -> None:
+@pytest.mark.parametrize("early", [31, 0])
+def test_partly_and_wholly_folded_equal_the_event_query(loaded, monkeypatch, early) -> None:
+    """early: how many unfolded days before a range have their backlog moves read from
+    the events (0: the backlog comes from the tickets table, as the event query does)."""
+    monkeypatch.setattr(report_days, "MAX_EARLY_RUN_DAYS", early)
     conn = loaded
     assert fold(conn, max_days=4, rounds=2) == 8  # Mar 1-8 folded, the rest is not
     compare_all(conn)

@@ -55,6 +55,9 @@ from .reports import BODY_SQL, LIST_METRICS, QueueCalendars, list_entry, local_b
 log = logging.getLogger("omnidesk.reports")
 
 LOCK_KEY = 0x0D_DB_0005  # one fold at a time across daemons
+# unfolded days before a report's range whose backlog moves are read from the events; more
+# (only while the first backfill runs), and the backlog comes from the tickets table
+MAX_EARLY_RUN_DAYS = 31
 DIM_COLUMNS = {"queue": "dq", "channel": "dch", "segment": "dseg", "region": "dreg",
                "agent": "dag"}  # fmt: skip
 LIST_SQL = "(" + ", ".join(f"'{m}'" for m in sorted(LIST_METRICS)) + ")"
@@ -374,41 +377,49 @@ def read_raw(
     months = {r[0] for r in conn.execute(
         "SELECT month FROM report_months_done WHERE config = %s", (fp,))}  # fmt: skip
     undone = [d for d in _days(first_day, end) if d not in done] if first_day <= end else []
+    # the backlog at the end is the sum of every move up to it: stored for the folded days,
+    # from the event query for the others; unless too many days before the range are not
+    # folded yet (the first backfill), then from the event query's own backlog at the end
+    # of the last unfolded day (it reads the tickets open then from the tickets table)
+    early = [d for d in undone if d < start]
+    moves = len(early) <= MAX_EARLY_RUN_DAYS
     stored = _Stored(conn, wanted)
     raw = Raw()
     listed: list[tuple[date, int, str, dict[str, Any]]] = []
-    base: int | None = None  # backlog at the end of the last unfolded day
+    run_moves, base = 0, 0  # the unfolded days' backlog moves; backlog at the last one's end
     for a, b in _runs(d for d in undone if d >= start):
-        part = reports.read_raw(conn, ctx, a, b, wanted, calendars)
+        part = reports.read_raw(conn, ctx, a, b, wanted, calendars, backlog_before=not moves)
         raw.all.update(part.all)
         for dim, counter in part.by.items():
             raw.by[dim].update(counter)
         for kind, entries in part.lists.items():
             listed += [(date.fromisoformat(e["day"]), i, kind, e) for i, e in enumerate(entries)]
+        run_moves += part.all["backlog"]
         base = part.backlog_end
     days, use_months = _cover(start, end, done, months)
     stored.counters(raw, days, use_months)
     stored.day_series(raw, [d for d in _days(start, end) if d in done])
-    for i, (day, metric, item) in enumerate(stored.lists([d for d in _days(start, end)
-                                                          if d in done])):  # fmt: skip
+    in_range = [d for d in _days(start, end) if d in done]
+    for i, (day, metric, item) in enumerate(stored.lists(in_range)):
         _, kind, entry = list_entry(metric, item)
         listed.append((day, i, kind, entry))
     for _, _, kind, entry in sorted(listed, key=lambda x: (x[0], x[1])):
         if len(raw.lists[kind]) < LIST_CAP:
             raw.lists[kind].append(entry)
-    # the backlog at the end: the last unfolded day's (from the event query), plus the
-    # stored moves of the folded days after it, or every stored move when all are folded
-    last = max(undone, default=None)
-    if last is None:
-        after = first_day
-        base = 0
-    else:
-        after = last + timedelta(days=1)
-        if last < start:
-            base = reports.read_raw(conn, ctx, last, last, wanted, calendars).backlog_end
-    assert base is not None
-    raw.backlog_end = base + (stored.backlog(*_cover(after, end, done, months))
-                              if after <= end else 0)  # fmt: skip
+    if moves:
+        for a, b in _runs(early):
+            part = reports.read_raw(conn, ctx, a, b, wanted, calendars, backlog_before=False)
+            run_moves += part.all["backlog"]
+        stored_moves = stored.backlog(*_cover(first_day, end, done, months))
+        raw.backlog_end = run_moves + stored_moves
+        return raw
+    last = max(undone)
+    if last < start:
+        base = reports.read_raw(conn, ctx, last, last, wanted, calendars).backlog_end
+    after = last + timedelta(days=1)
+    raw.backlog_end = base + (
+        stored.backlog(*_cover(after, end, done, months)) if after <= end else 0
+    )
     return raw
 
 

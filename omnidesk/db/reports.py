@@ -443,13 +443,17 @@ def read_raw(
     end: date,
     filters: Mapping[str, str | None],
     calendars: QueueCalendars | None = None,
+    *,
+    backlog_before: bool = True,
 ) -> Raw:
-    """The report's counters for [start, end] (local dates, inclusive) under `filters`."""
+    """The report's counters for [start, end] (local dates, inclusive) under `filters`.
+    Without `backlog_before` the backlog at the end is left incomplete (the period's own
+    moves are still in `all["backlog"]`): for callers that know the backlog before."""
     wanted = {k: v for k, v in filters.items() if v is not None}
     bad = sorted(set(wanted) - set(FILTER_KEYS))
     if bad:
         raise ValueError(f"unknown filter {bad}")
-    params = query_params(conn, ctx, start, end, wanted, calendars)
+    params = query_params(conn, ctx, start, end, wanted, calendars, backlog_before=backlog_before)
     conn.execute("SET LOCAL work_mem = '256MB'")
     raw = Raw()
     backlog_total = 0
