@@ -184,3 +184,25 @@ def test_the_job_backfills_in_the_background(loaded, pg_url: str) -> None:
     assert loaded.execute("SELECT max(day) FROM report_days_done").fetchone()[0] == date(
         2026, 4, 14
     )
+
+
+def test_a_fold_that_raced_a_late_insert_is_caught_by_the_recount(loaded) -> None:
+    conn = loaded
+    fold(conn)
+    e = late_event(date(2026, 3, 12))
+    conn.execute("SET session_replication_role = replica")  # the trigger did not see it
+    conn.execute(
+        "INSERT INTO events (ts, stream_id, type, ticket_id, queue, channel, actor, data) "
+        "VALUES (%s, %s, 'ticket_opened', %s, 'backoffice', 'email', 'intake', '{}')",
+        (datetime.fromtimestamp(int(e["ts"]) / 1000, UTC), f"{e['ts']}-0", e["ticket"]),
+    )
+    conn.execute("SET session_replication_role = DEFAULT")
+    conn.execute("UPDATE report_days_done SET computed_at = now() - interval '2 minutes'")
+    conn.commit()
+    assert report_days.fold_step(conn, context(), CALS) == 7  # Mar 12 on, folded again
+    row = conn.execute("SELECT count(*) FILTER (WHERE recounted), count(*) "
+                       "FROM report_days_done").fetchone()  # fmt: skip
+    conn.commit()
+    assert row[1] == 11 + 7 and row[0] == 11  # Mar 1-11 recounted and kept
+    fold(conn)
+    same(conn, date(2026, 3, 1), date(2026, 3, 31), {})

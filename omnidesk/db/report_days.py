@@ -26,8 +26,8 @@ A day is folded once the records hold events past its end plus a margin (the wri
 the stream in order, so nothing older is still on its way). An event written later than
 that (a delayed or replayed stream entry) makes the trigger of schema 0005 drop the done
 marks of its day and every later one, which are then folded again; a fold that ran while
-such an insert was still uncommitted is caught by recounting the day's events in the next
-rounds. The stored counters also depend on the config (time zone, queue regions, SLA
+such an insert was still uncommitted is caught by recounting the day's events once, a
+minute later. The stored counters also depend on the config (time zone, queue regions, SLA
 targets, calendars): its fingerprint is kept with each day, and days folded under another
 are neither read nor kept (they are folded again).
 """
@@ -256,11 +256,12 @@ def _month_end_ts(conn: psycopg.Connection[Any], last: date) -> datetime:
 
 def _recount_recent(conn: psycopg.Connection[Any], ctx: Context) -> None:
     """A day folded while a late insert was still uncommitted missed it, and the insert's
-    trigger did not yet see the day as done: days folded in the last quarter hour whose
-    event count changed since are dropped (with every later day) and folded again."""
+    trigger did not yet see the day as done. So each folded day's events are counted once
+    more, a minute after its fold (longer than any writer's transaction): a changed count
+    drops it (with every later day) to be folded again."""
     rows = conn.execute(
-        "SELECT day, events_n FROM report_days_done "
-        "WHERE computed_at > now() - interval '15 minutes' ORDER BY day"
+        "SELECT day, events_n FROM report_days_done WHERE NOT recounted "
+        "AND computed_at < now() - interval '1 minute' ORDER BY day"
     ).fetchall()
     for day, n in rows:
         lo, hi = local_bounds(ctx, day, day)
@@ -271,6 +272,7 @@ def _recount_recent(conn: psycopg.Connection[Any], ctx: Context) -> None:
             conn.execute("DELETE FROM report_days_done WHERE day_end > %s", (lo,))
             conn.execute("DELETE FROM report_months_done WHERE month_end > %s", (lo,))
             return
+        conn.execute("UPDATE report_days_done SET recounted = true WHERE day = %s", (day,))
 
 
 # ---------------------------------------------------------------- reading

@@ -44,8 +44,9 @@ CREATE TABLE report_days_done (
     config text NOT NULL,
     computed_at timestamptz NOT NULL DEFAULT now(),
     events_upto timestamptz,  -- the newest event the records held when it was folded
-    events_n bigint NOT NULL  -- the day's events then: a fold that raced a late insert
-                              -- is caught by the next round's recount
+    events_n bigint NOT NULL, -- the day's events then: a fold that raced a late insert
+                              -- is caught by a later round's recount ...
+    recounted boolean NOT NULL DEFAULT false  -- ... done once per fold
 );
 CREATE INDEX report_days_done_end ON report_days_done (day_end);
 CREATE TABLE report_months_done (
