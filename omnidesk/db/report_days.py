@@ -289,7 +289,8 @@ class _Stored:
     def __init__(self, conn: psycopg.Connection[Any], wanted: Mapping[str, str]) -> None:
         self.conn = conn
         self.wanted = dict(wanted)
-        self.where = (" AND g <> 'cube'" if not wanted else " AND g = 'cube'") + _filter_sql(wanted)
+        sets = " AND g IN ('total', " + ", ".join(f"'{d}'" for d in DIMS) + ")"
+        self.where = (sets if not wanted else " AND g = 'cube'") + _filter_sql(wanted)
 
     def _spans(self, days: list[date], months: list[date]) -> dict[str, Any]:
         return {"days": days, "months": months, **self.wanted}

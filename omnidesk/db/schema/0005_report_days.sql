@@ -18,7 +18,7 @@ CREATE TABLE report_days (
     dag text NOT NULL DEFAULT '',
     n bigint NOT NULL
 );
-CREATE INDEX report_days_at ON report_days (span, g, day, metric);
+CREATE INDEX report_days_at ON report_days (span, day, g, metric);
 CREATE INDEX report_days_queue ON report_days (span, dq, day) WHERE g = 'cube';
 
 -- The listed items (breached tickets, default-queue tickets, CSAT comments) of each day,
@@ -34,6 +34,7 @@ CREATE TABLE report_day_lists (
     item text NOT NULL
 );
 CREATE INDEX report_day_lists_at ON report_day_lists (metric, day, item);
+CREATE INDEX report_day_lists_day ON report_day_lists (day);
 
 -- A day whose rows are complete: folded after the records held every event up to its end.
 -- `config` is the fingerprint of what the counters depend on (time zone, queue regions,
