@@ -206,3 +206,31 @@ def test_a_fold_that_raced_a_late_insert_is_caught_by_the_recount(loaded) -> Non
     assert row[1] == 11 + 7 and row[0] == 11  # Mar 1-11 recounted and kept
     fold(conn)
     same(conn, date(2026, 3, 1), date(2026, 3, 31), {})
+
+
+def test_cli_folds_the_days_and_the_report_reads_them(loaded, pg_url, monkeypatch, capsys):
+    from omnidesk.cli import main
+
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", pg_url)
+    assert main(["db", "fold-days", "--config", "queue_config.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "folded 45 days" in out and "the last 2026-04-14" in out
+    assert main(["db", "fold-days", "--config", "queue_config.yaml"]) == 0
+    assert "folded 0 days" in capsys.readouterr().out
+    argv = [
+        "report",
+        "--config",
+        "queue_config.yaml",
+        "--prefix",
+        "test-rdays-x",
+        "--source",
+        "records",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-31",
+        "--format",
+        "json",
+    ]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["opened"] == 400
