@@ -383,6 +383,9 @@ items AS (
         FROM events
        WHERE type = 'ticket_opened' AND ts >= %(lo)s - %(window)s AND ts < %(hi)s
          AND coalesce(data->>'customer', '') <> ''
+         AND data->>'customer' IN (  -- only customers opening in the period: a short
+           SELECT data->>'customer' FROM events  -- period sorts few of the 30 days before
+            WHERE type = 'ticket_opened' AND ts >= %(lo)s AND ts < %(hi)s)
     ) o
    WHERE ts >= %(lo)s AND gap <= %(window)s
 ),
