@@ -318,7 +318,12 @@ class _Stored:
     def day_series(self, raw: Raw, days: list[date]) -> None:
         if not days:
             return
-        where = " AND g = 'total'" if not self.wanted else self.where
+        if not self.wanted:
+            where = " AND g = 'total'"
+        elif len(self.wanted) == 1:  # that dimension's set: far fewer rows than the cube
+            where = f" AND g = '{next(iter(self.wanted))}'" + _filter_sql(self.wanted)
+        else:
+            where = self.where
         sql = (f"SELECT day, metric, sum(n) FROM report_days WHERE span = 'd' "
                f"AND day = ANY(%(days)s) AND metric IN {DAY_METRICS_SQL}{where} "
                f"GROUP BY day, metric")  # fmt: skip
