@@ -1,8 +1,10 @@
 """Benchmark: reports and ticket lists from PostgreSQL at a year's volume.
 
-(a) the report of a 365-day range over N events (default 10,000,000), computed with SQL over
-    the partitioned `events` table (omnidesk.db.reports), unfiltered, with the real config's
-    queues, regions, SLA policies and business calendars;
+(a) the report of a 365-day range over N events (default 10,000,000), unfiltered, with the
+    real config's queues, regions, SLA policies and business calendars: first every finished
+    day is folded into report_days (omnidesk.db.report_days; timed apart as fold_s, from
+    nothing), then the report sums the folded days and runs the event query over the SQL
+    of omnidesk.db.reports for the days not folded (the last days of the range);
 (b) the 50-ticket page of a queue holding M tickets (default 1,000,000): the first page and a
     deep keyset page (90% of the way down), through omnidesk.db.tickets.list_tickets.
 
@@ -18,9 +20,11 @@ straight from the table, and each page must hold 50 tickets of the queue in
     python bench/history.py [--events 10000000] [--tickets 1000000] [--reuse]
             [--server postgresql://postgres@127.0.0.1:5432/postgres]
 
-Ends with one JSON line: {"events", "year_report_s", "list_page_ms"} (list_page_ms: the
-slower of the first and the deep page, median of 20 runs each; year_report_s: the best of
---report-runs, default 1).
+Ends with one JSON line: {"events", "year_report_s", "list_page_ms", "fold_s"}
+(list_page_ms: the slower of the first and the deep page, median of 20 runs each;
+year_report_s: the best of --report-runs, default 1; fold_s: folding every day). With
+--check-raw the year's figures are also computed from the events alone and must be equal
+(minutes at full size).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from psycopg.conninfo import make_conninfo
 
 from omnidesk.configload import load_config
 from omnidesk.db.migrate import upgrade
+from omnidesk.db.report_days import fold_step
 from omnidesk.db.reports import QueueCalendars, figures, local_bounds
 from omnidesk.db.tickets import list_tickets
 from omnidesk.reports.fold import Context
@@ -124,6 +129,7 @@ def prepare(server: str, name: str, reuse: bool, events: int, tickets: int) -> s
                 row = conn.execute("SELECT value FROM bench_meta WHERE key = 'size'").fetchone()
                 if row and row[0] == f"{events}/{tickets}":
                     log(f"reusing {name} ({events} events, {tickets} tickets)")
+                    upgrade(url)  # schema files added since it was seeded
                     return url
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -179,7 +185,28 @@ def expected(conn: psycopg.Connection[Any]) -> dict[str, int]:
     }
 
 
-def time_report(url: str, runs: int) -> tuple[float, dict[str, Any]]:
+def time_fold(url: str, max_days: int) -> tuple[float, int]:
+    """Fold every finished day from nothing, as a daemon's first rounds would."""
+    loaded = load_config(CONFIG)
+    ctx = Context.from_config(loaded.data)
+    calendars = QueueCalendars.from_config(loaded.data)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE report_days, report_day_lists, report_days_done, "
+                     "report_months_done")  # fmt: skip
+        started = time.perf_counter()
+        days = 0
+        while n := fold_step(conn, ctx, calendars, max_days=max_days):
+            days += n
+            if days % 28 < n:
+                log(f"fold: {days} days ({time.perf_counter() - started:.0f} s)")
+        seconds = time.perf_counter() - started
+        conn.execute("ANALYZE report_days")
+        conn.execute("ANALYZE report_day_lists")
+    log(f"fold: {days} days in {seconds:.1f} s")
+    return seconds, days
+
+
+def time_report(url: str, runs: int, stored: bool = True) -> tuple[float, dict[str, Any]]:
     loaded = load_config(CONFIG)
     ctx = Context.from_config(loaded.data)
     calendars = QueueCalendars.from_config(loaded.data)
@@ -188,9 +215,10 @@ def time_report(url: str, runs: int) -> tuple[float, dict[str, Any]]:
     for _ in range(runs):
         with psycopg.connect(url) as conn:
             started = time.perf_counter()
-            result = figures(conn, ctx, START, END, {}, calendars)
+            result = figures(conn, ctx, START, END, {}, calendars, stored=stored)
             times.append(time.perf_counter() - started)
-    log(f"year report: {', '.join(f'{r:.2f} s' for r in times)}")
+    log(f"year report ({'stored days' if stored else 'events only'}): "
+        f"{', '.join(f'{r:.2f} s' for r in times)}")  # fmt: skip
     return min(times), result
 
 
@@ -229,12 +257,20 @@ def main() -> int:
     ap.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--db", default=DB)
     ap.add_argument("--report-runs", type=int, default=1, help="the best of this many")
+    ap.add_argument("--fold-days", type=int, default=7, help="days folded per transaction")
+    ap.add_argument("--check-raw", action="store_true",
+                    help="also compute the year from the events alone: same figures")  # fmt: skip
     args = ap.parse_args()
     url = prepare(args.server, args.db, args.reuse, args.events, args.tickets)
     with psycopg.connect(url) as conn:
         want = expected(conn)
         total = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    fold_s, days = time_fold(url, args.fold_days)
+    assert days >= 355, f"only {days} days folded"  # all but the range's last few
     seconds, result = time_report(url, args.report_runs)
+    if args.check_raw:
+        _, raw = time_report(url, 1, stored=False)
+        assert raw == result, "the stored days and the events disagree"
     t = result["totals"]
     got = {
         "opened": t["opened"],
@@ -249,6 +285,7 @@ def main() -> int:
     page_ms = time_pages(url, args.tickets)
     print(json.dumps({
         "events": total, "year_report_s": round(seconds, 3), "list_page_ms": round(page_ms, 2),
+        "fold_s": round(fold_s, 1),
     }))  # fmt: skip
     return 0
 

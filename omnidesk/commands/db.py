@@ -1,9 +1,11 @@
-"""`omnidesk db upgrade|status|import-archive`: create or upgrade the PostgreSQL schema, say
-where it is, or load the old monthly archive files into it."""
+"""`omnidesk db upgrade|status|import-archive|fold-days`: create or upgrade the PostgreSQL
+schema, say where it is, load the old monthly archive files into it, or fold every finished
+day into report_days now (what the daemon's background job does)."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from omnidesk.configload import load_config
 
@@ -23,7 +25,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     imp.add_argument("--state-dir", help="default: service.state_dir (its archive/ folder)")
     imp.set_defaults(func=import_archive)
-    for q in (up, st, imp):
+    fold = verbs.add_parser(
+        "fold-days", help="fold every finished day into report_days now (reports read them)"
+    )
+    fold.set_defaults(func=fold_days)
+    for q in (up, st, imp, fold):
         q.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
 
 
@@ -68,4 +74,24 @@ def import_archive(args: argparse.Namespace) -> int:
     with connect(info) as conn:
         counts = load(conn, archive)
     print(f"{describe(info)}: imported from {archive.root}: {counts.line()}")
+    return 0
+
+
+def fold_days(args: argparse.Namespace) -> int:
+    from omnidesk.db.connect import connect, conninfo, describe
+    from omnidesk.db.report_days import fold_step
+    from omnidesk.db.reports import QueueCalendars
+    from omnidesk.reports.fold import Context
+
+    config = load_config(args.config).data
+    ctx, calendars = Context.from_config(config), QueueCalendars.from_config(config)
+    info = conninfo(config.service)
+    days = 0
+    with connect(info, autocommit=True) as conn:
+        now = datetime.now(UTC)
+        while n := fold_step(conn, ctx, calendars, now=now):
+            days += n
+        row = conn.execute("SELECT count(*), max(day) FROM report_days_done").fetchone()
+    done, last = row if row else (0, None)
+    print(f"{describe(info)}: folded {days} days; {done} folded in all, the last {last}")
     return 0

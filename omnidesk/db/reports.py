@@ -259,14 +259,14 @@ FIELDS = """
     WHEN 'csat' THEN data->>'comment' WHEN 'ticket_opened' THEN data->>'region' END AS d2,
   CASE WHEN type = 'ticket_opened' THEN data->>'created' END AS d3"""
 
-REPORT_SQL = f"""
+BODY_SQL = f"""
 WITH
 pre AS (  -- tickets whose history before the period the period's figures depend on
   SELECT DISTINCT ticket_id FROM events
    WHERE ts >= %(lo)s AND ts < %(hi)s AND ticket_id IS NOT NULL AND %(lo)s > %(first_ts)s
   UNION
   SELECT id FROM tickets
-   WHERE created_at < %(lo)s
+   WHERE %(backlog_before)s AND created_at < %(lo)s
      AND (status IN {OPEN_SQL} OR updated_at >= %(lo)s)
 ),
 ev AS (
@@ -383,6 +383,9 @@ items AS (
         FROM events
        WHERE type = 'ticket_opened' AND ts >= %(lo)s - %(window)s AND ts < %(hi)s
          AND coalesce(data->>'customer', '') <> ''
+         AND data->>'customer' IN (  -- only customers opening in the period: a short
+           SELECT data->>'customer' FROM events  -- period sorts few of the 30 days before
+            WHERE type = 'ticket_opened' AND ts >= %(lo)s AND ts < %(hi)s)
     ) o
    WHERE ts >= %(lo)s AND gap <= %(window)s
 ),
@@ -398,7 +401,12 @@ kept AS (  -- a listed item carries its stream position, day and dims in its tex
      AND (%(f_segment)s::text IS NULL OR dseg = %(f_segment)s)
      AND (%(f_region)s::text IS NULL OR dreg = %(f_region)s)
      AND (%(f_agent)s::text IS NULL OR dag = %(f_agent)s)
-),
+)
+"""
+
+REPORT_SQL = (
+    BODY_SQL
+    + f""",
 sums AS (
   SELECT grouping(day, dq, dch, dseg, dreg, dag, item) AS g, metric, day, dq, dch, dseg,
          dreg, dag, item, sum(n)::bigint AS n
@@ -410,6 +418,7 @@ SELECT metric, day, dq, dch, dseg, dreg, dag, n, item, g FROM (
   SELECT sums.*, row_number() OVER (PARTITION BY metric, g ORDER BY item) AS r FROM sums
 ) x WHERE item IS NULL OR r <= {LIST_CAP}
 """
+)
 
 # grouping() bits for (day, dq, dch, dseg, dreg, dag, item): which set a `sums` row is of
 _SET_OF_MASK = {
@@ -437,32 +446,17 @@ def read_raw(
     end: date,
     filters: Mapping[str, str | None],
     calendars: QueueCalendars | None = None,
+    *,
+    backlog_before: bool = True,
 ) -> Raw:
-    """The report's counters for [start, end] (local dates, inclusive) under `filters`."""
+    """The report's counters for [start, end] (local dates, inclusive) under `filters`.
+    Without `backlog_before` the backlog at the end is left incomplete (the period's own
+    moves are still in `all["backlog"]`): for callers that know the backlog before."""
     wanted = {k: v for k, v in filters.items() if v is not None}
     bad = sorted(set(wanted) - set(FILTER_KEYS))
     if bad:
         raise ValueError(f"unknown filter {bad}")
-    lo, hi = local_bounds(ctx, start, end)
-    row = conn.execute("SELECT min(ts) FROM events").fetchone()
-    first_ts = row[0] if row and row[0] is not None else hi
-    params: dict[str, Any] = {
-        "lo": lo,
-        "hi": hi,
-        "first_ts": first_ts,
-        "tz": str(ctx.tz),
-        "window": timedelta(milliseconds=REPEAT_WINDOW_MS),
-        "regions": json.dumps(dict(ctx.queue_regions)),
-        "targets": json.dumps({p: sorted(t) for p, t in ctx.policy_targets.items()}),
-        "business": calendars is not None,
-        **{f"f_{k}": wanted.get(k) for k in DIMS},
-    }
-    if calendars is not None:
-        first_day = min(first_ts.astimezone(ctx.tz).date(), start) - timedelta(days=40)
-        params.update(_day_rows(calendars, ctx, first_day, end + timedelta(days=1)))
-    else:
-        params.update({k: [] for k in _SLOT_COLUMNS})
-        params.update(queue_cal="{}", default_cal=0, ndays=0, first_day=start)
+    params = query_params(conn, ctx, start, end, wanted, calendars, backlog_before=backlog_before)
     conn.execute("SET LOCAL work_mem = '256MB'")
     raw = Raw()
     backlog_total = 0
@@ -472,9 +466,7 @@ def read_raw(
         dim = _SET_OF_MASK[g]
         if metric in LIST_METRICS:
             if item is not None:
-                order, on, dims, body = item.split("\t", 3)
-                entry = {"dims": json.loads(dims), **json.loads(body), "day": on}
-                listed.append((order, LIST_METRICS[metric], entry))
+                listed.append(list_entry(metric, item))
             continue
         if dim == "item":
             continue
@@ -495,6 +487,50 @@ def read_raw(
     return raw
 
 
+def list_entry(metric: str, item: str) -> tuple[str, str, dict[str, Any]]:
+    """(stream order key, list kind, entry) of one listed item as the query makes it."""
+    order, on, dims, body = item.split("\t", 3)
+    entry = {"dims": json.loads(dims), **json.loads(body), "day": on}
+    return order, LIST_METRICS[metric], entry
+
+
+def query_params(
+    conn: psycopg.Connection[Any],
+    ctx: Context,
+    start: date,
+    end: date,
+    wanted: Mapping[str, str],
+    calendars: QueueCalendars | None,
+    *,
+    backlog_before: bool = True,
+) -> dict[str, Any]:
+    """The parameters of BODY_SQL for [start, end]. Without `backlog_before` the tickets
+    that only stand open across the period are not read (their `backlog_before` rows are
+    then incomplete): what folding single days needs, as each day keeps its own moves."""
+    lo, hi = local_bounds(ctx, start, end)
+    row = conn.execute("SELECT min(ts) FROM events").fetchone()
+    first_ts = row[0] if row and row[0] is not None else hi
+    params: dict[str, Any] = {
+        "backlog_before": backlog_before,
+        "lo": lo,
+        "hi": hi,
+        "first_ts": first_ts,
+        "tz": str(ctx.tz),
+        "window": timedelta(milliseconds=REPEAT_WINDOW_MS),
+        "regions": json.dumps(dict(ctx.queue_regions)),
+        "targets": json.dumps({p: sorted(t) for p, t in ctx.policy_targets.items()}),
+        "business": calendars is not None,
+        **{f"f_{k}": wanted.get(k) for k in DIMS},
+    }
+    if calendars is not None:
+        first_day = min(first_ts.astimezone(ctx.tz).date(), start) - timedelta(days=40)
+        params.update(_day_rows(calendars, ctx, first_day, end + timedelta(days=1)))
+    else:
+        params.update({k: [] for k in _SLOT_COLUMNS})
+        params.update(queue_cal="{}", default_cal=0, ndays=0, first_day=start)
+    return params
+
+
 def known_values(conn: psycopg.Connection[Any], dim: str, value: str) -> bool:
     """Has any ticket ever been in this queue (or channel)? Cheap, from the tickets' indexes."""
     column = {"queue": "queue", "channel": "channel"}[dim]
@@ -512,8 +548,11 @@ def figures(
     calendars: QueueCalendars | None = None,
     *,
     known_queues: set[str] | None = None,
+    stored: bool = True,
 ) -> dict[str, Any]:
     """The report's figures, as `omnidesk.reports.api.figures` gives them from the rollups.
+    With `stored` the days omnidesk.db.report_days has folded are read from `report_days`
+    (the same figures, much faster over long ranges); without, all from the events.
     A `queue` filter naming a queue neither configured (`known_queues`) nor ever seen in
     the records is refused instead of answered with zeros."""
     wanted = {k: v for k, v in (filters or {}).items() if v is not None}
@@ -525,5 +564,10 @@ def figures(
     queue = wanted.get("queue")
     if queue and queue not in (known_queues or set()) and not known_values(conn, "queue", queue):
         raise UnknownFilterValue(f"--queue {queue!r}: no such queue in the config or records")
-    raw = read_raw(conn, ctx, start, end, wanted, calendars)
+    if stored:  # the folded days' counters, the event query over the rest
+        from omnidesk.db.report_days import read_raw as read_stored
+
+        raw = read_stored(conn, ctx, start, end, wanted, calendars)
+    else:
+        raw = read_raw(conn, ctx, start, end, wanted, calendars)
     return summarize(raw, start, end, wanted)

@@ -1,7 +1,8 @@
-"""Wires reports into the daemon: the rollup consumer, the report scheduler and the archive
-pass (omnidesk.archive_job) as background jobs, the dashboard as routes. `install(daemon)` is
-a daemon plugin (omnidesk.service); a SIGHUP reload reaches them through
-`daemon.reload_hooks` (the archive pass reads `daemon.loaded` each round)."""
+"""Wires reports into the daemon: the rollup consumer, the report scheduler, the archive
+pass (omnidesk.archive_job) and, with the records, the fold of finished days into
+PostgreSQL's report_days (omnidesk.db.report_days) as background jobs, the dashboard as
+routes. `install(daemon)` is a daemon plugin (omnidesk.service); a SIGHUP reload reaches
+them through `daemon.reload_hooks` (the archive pass reads `daemon.loaded` each round)."""
 
 from __future__ import annotations
 
@@ -28,14 +29,26 @@ def install(daemon: Any) -> None:
         store, lambda: daemon.loaded.data, records=lambda: getattr(daemon, "records", None)
     )
     daemon.background.append(job.run)
+    days = None
+    if getattr(daemon, "records", None) is not None:
+        from omnidesk.db.report_days import ReportDays
+        from omnidesk.db.reports import QueueCalendars
+
+        days = ReportDays(daemon.records.connection, ctx, QueueCalendars.from_config(config))
+        daemon.background.append(days.run)
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
     daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
     daemon.route_hooks.append(route_hook(daemon.dashboard))
 
     def reload(loaded: Any) -> None:
         new_ctx = Context.from_config(loaded.data)  # raises before anything is swapped
+        from omnidesk.db.reports import QueueCalendars
+
+        new_cals = QueueCalendars.from_config(loaded.data)
         daemon.report_scheduler.reload(loaded.data)
         rollups.ctx = new_ctx
+        if days is not None:  # days folded under the old config are folded again
+            days.ctx, days.calendars = new_ctx, new_cals
         daemon.dashboard.config, daemon.dashboard.ctx = loaded.data, new_ctx
 
     daemon.reload_hooks.append(reload)
