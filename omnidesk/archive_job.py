@@ -1,5 +1,6 @@
-"""The daemon's archive pass on a schedule: closed tickets past `service.archive_after_days`
-move out of the hot store, ticket-archive months and raw payloads past
+"""The daemon's housekeeping pass on a schedule: done tickets that PostgreSQL holds leave
+Redis (omnidesk.db.evict: resolved ones after `service.reopen_window_days`, closed ones at
+once), old gzip ticket-archive months (from before PostgreSQL) and raw payloads past
 `service.archive_retention_days` are deleted, and quarantined items past
 `service.quarantine.max_age_days` are purged (a quiet quarantine has no put to purge them).
 
@@ -19,11 +20,14 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from omnidesk.archive import Archive
 from omnidesk.archiving import TicketArchive
 from omnidesk.config import QueueConfigFile
+from omnidesk.db.connect import conninfo
+from omnidesk.db.evict import eviction_for
 from omnidesk.quarantine import Quarantine
 from omnidesk.store import Store
 
@@ -38,10 +42,12 @@ class ArchiveJob:
         config: Callable[[], QueueConfigFile],  # read each round, so a SIGHUP reload applies
         *,
         clock: Callable[[], float] = time.time,
+        info: str | None = None,  # PostgreSQL; default: service.database_url
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        self.info = info
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def key(self, slot: int) -> str:
@@ -57,9 +63,11 @@ class ArchiveJob:
         if not self.store.r.set(key, f"running {self.owner}", nx=True, ex=ttl):
             return None
         try:
-            tickets = TicketArchive(service.state_dir)
-            moved = tickets.run(self.store, service.archive_after_days)
-            months = tickets.prune(service.archive_retention_days)
+            info = self.info or conninfo(service)
+            evicted = eviction_for(self.store, info, service).run(
+                datetime.fromtimestamp(self.clock(), UTC)
+            )
+            months = TicketArchive(service.state_dir).prune(service.archive_retention_days)
             payloads = Archive(service.state_dir).prune(service.archive_retention_days)
             quarantined = Quarantine(self.store, service.quarantine).purge()
         except Exception:
@@ -68,7 +76,10 @@ class ArchiveJob:
         summary = {
             "slot": slot,
             "by": self.owner,
-            "tickets": len(moved),
+            "tickets": len(evicted.evicted),
+            "customers": len(evicted.customers),
+            "waiting": len(evicted.skipped),
+            "writer": evicted.state,
             "months_pruned": len(months),
             "payloads_pruned": payloads,
             "quarantine_purged": quarantined,
@@ -77,11 +88,10 @@ class ArchiveJob:
         pipe.set(key, json.dumps(summary), ex=ttl)
         pipe.hincrby(self.store.key("archive", "runs"), str(slot), 1)
         pipe.execute()
-        if moved or months or payloads or quarantined:
+        if months or payloads or quarantined:
             log.info(
-                "archived %d tickets; pruned %d archive months, %d raw payloads and %d "
-                "quarantined items",
-                len(moved), len(months), payloads, quarantined,
+                "pruned %d archive months, %d raw payloads and %d quarantined items",
+                len(months), payloads, quarantined,
             )  # fmt: skip
         return summary
 
@@ -93,8 +103,8 @@ class ArchiveJob:
                 await asyncio.to_thread(self.run_once)
                 interval = self.config().service.archive_interval_s
                 delay = interval - (self.clock() % interval) + 0.01  # just past the boundary
-            except Exception as exc:  # Redis or disk trouble: the next round retries
-                log.warning("archive pass failed: %s", exc)
+            except Exception as exc:  # Redis, PostgreSQL or disk trouble: the next round retries
+                log.warning("eviction/archive pass failed: %s", exc)
                 delay = min(RETRY_AFTER_FAILURE_S, self.config().service.archive_interval_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -8,7 +8,8 @@ deployments or test runs share one Redis. With prefix ``P``:
                                      sla_n (where omnidesk.sweeper counts it)
     P:ticket:<id>:msgs        list   message ids in arrival order
     P:ticket:<id>:posts       list   per-POST dedupe keys of forms known by content (intake)
-    P:msg:<mid>               hash   one message (in, out or note)
+    P:msg:<mid>               hash   one message (in, out or note); `mkeys`: the P:thread keys
+                                     it added, `edits`: its edits' dedupe keys (eviction)
     P:tickets                 zset   every ticket id by creation time (ms)
     P:status:<status>         zset   ticket ids with that status, by creation time
     P:queue:<q>:all           zset   ticket ids routed to queue q, by creation time
@@ -21,15 +22,20 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:identity                hash   identity key ``<kind>:<value>`` -> customer id
     P:thread                  hash   thread/message key (``email:<msgid>``, ``ticket:OD-..``,
                                      ``telegram:chat:1``) -> ticket id
-    P:seen                    hash   dedupe key ``channel:account:external_id`` -> message id
-                                     (``-`` for an auto-reply that opened nothing); a ticket's
-                                     entries go when it is archived (lua/forget.lua)
+    P:seen                    hash   dedupe key ``channel:account:external_id`` -> message id;
+                                     a ticket's entries go when it is evicted (lua/evict.lua)
+    P:seen:auto:<dedupe key>  string ``-``: an auto-reply that opened nothing, for
+                                     `service.dedupe_window_days` (a TTL)
     P:seq:ticket:<year>       string INCR counter behind ``OD-<year>-<NNNNNN>`` ids
     P:seq:customer            string INCR counter behind ``C-<NNNNNNNN>`` ids
     P:stats                   hash   counters: opened, duplicates, auto_ignored, in:<channel>,
                                      quarantined, skipped:<reason>, delivery:<status>
     P:events                  stream append-only: type, ticket, queue, channel, actor, ts(ms), ...
     P:quarantine[:<id>]       see omnidesk.quarantine
+
+Redis holds hot state only: a done ticket, with everything above that names it or its
+messages, leaves once PostgreSQL holds it (omnidesk.db.evict), and customers with no ticket
+left go with it. What is left grows with open work, not with history.
 
 Urgency score: ``(3 - priority rank) * 1e13 + due_ms``, so urgent tickets sort first and,
 within a priority, the earliest SLA due time first (creation time until the SLA engine
@@ -175,8 +181,7 @@ class Store:
         self.prefix = prefix
         self._binary: redis.Redis | None = None
         self._scripts = {
-            name: client.register_script(lua(name))
-            for name in ("intake", "set_status", "move", "forget")
+            name: client.register_script(lua(name)) for name in ("intake", "set_status", "move")
         }
 
     def binary(self) -> redis.Redis:
@@ -285,14 +290,25 @@ class Store:
         else:
             index = self.key("tickets")
         if queue is not None and status is not None:
-            ids = [
-                tid
-                for tid in self.r.zrevrange(index, 0, -1)
-                if self.r.zscore(self.key("status", str(status)), tid) is not None
-            ][:limit]
+            ids = self._in_both(index, self.key("status", str(status)), limit)
         else:
             ids = self.r.zrevrange(index, 0, max(0, limit - 1)) if limit else []
         return self.get_tickets(ids)
+
+    def _in_both(self, index: str, status_index: str, limit: int, page: int = 500) -> list[str]:
+        """The newest `limit` ids of `index` that are also in `status_index`: a page of ids
+        at a time, each page checked with one ZMSCORE (one round trip per page, not per
+        ticket; both sets hold hot tickets only, bounded by open work)."""
+        out: list[str] = []
+        start = 0
+        while len(out) < limit:
+            ids = self.r.zrevrange(index, start, start + page - 1)
+            if not ids:
+                break
+            scores = self.r.zmscore(status_index, ids)
+            out += [tid for tid, score in zip(ids, scores, strict=True) if score is not None]
+            start += page
+        return out[:limit]
 
     @guarded
     def waiting(self, queue: str, limit: int = 50) -> list[str]:

@@ -1,4 +1,4 @@
-"""Wires reports into the daemon: the rollup consumer, the report scheduler and the archive
+"""Wires reports into the daemon: the rollup consumer, the report scheduler and the eviction
 pass (omnidesk.archive_job) as background jobs, the dashboard as routes. `install(daemon)` is
 a daemon plugin (omnidesk.service); a SIGHUP reload reaches them through
 `daemon.reload_hooks` (the archive pass reads `daemon.loaded` each round)."""
@@ -22,7 +22,9 @@ def install(daemon: Any) -> None:
     daemon.event_cursors.append(rollups.cursor_key)  # the stream is not trimmed past it
     daemon.report_scheduler = ReportScheduler(store, config)
     daemon.background.append(daemon.report_scheduler.run)
-    daemon.background.append(ArchiveJob(store, lambda: daemon.loaded.data).run)
+    records = getattr(daemon, "records", None)
+    info = records.info if records is not None else None
+    daemon.background.append(ArchiveJob(store, lambda: daemon.loaded.data, info=info).run)
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
     daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
     daemon.route_hooks.append(route_hook(daemon.dashboard))

@@ -1,0 +1,151 @@
+"""Eviction: done tickets leave Redis once PostgreSQL holds them, so Redis is bounded by open
+work, not by history.
+
+A resolved ticket leaves after its reopen window (`service.reopen_window_days`; until then a
+reply reopens it, which only Redis's intake script can decide), a closed one at once (or
+after `service.evict_closed_after_s`). Candidates come from PostgreSQL's partial index
+``tickets_hot_done`` (hot, resolved or closed), oldest change first, never from a scan of
+Redis. Each batch is one Lua script (omnidesk/lua/evict.lua) that checks, atomically with
+the deletion, that the records writer has written every event naming the ticket: no entry
+from the writer group's low water mark on names it. A ticket that fails the check (or was
+reopened) stays for a later pass. Then the rows are marked ``hot = false``; a crash
+between the two leaves a row marked hot whose Redis keys are gone, which the next pass
+finds ("gone") and marks.
+
+Customers of the evicted tickets are then offered to `evict_customers`, which removes those
+with no ticket left in Redis (loaded back on their next message).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from omnidesk.db.connect import connect
+from omnidesk.db.evict_customers import evict_customers
+from omnidesk.db.writer import GROUP
+from omnidesk.store import Store, guarded, lua
+
+log = logging.getLogger("omnidesk.evict")
+
+CANDIDATES = (
+    "SELECT id, updated_at FROM tickets WHERE hot AND status IN ('resolved', 'closed')"
+    " AND updated_at < %(closed_before)s"
+    " AND (status = 'closed' OR (updated_at < %(resolved_before)s"
+    "      AND coalesce(resolved_at, updated_at) < %(resolved_before)s))"
+    " AND (updated_at, id) > (%(after_t)s, %(after_id)s)"
+    " ORDER BY updated_at, id LIMIT %(limit)s"
+)
+
+
+@dataclass
+class EvictionResult:
+    """What one pass did."""
+
+    evicted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # not yet written, or reopened
+    gone: list[str] = field(default_factory=list)  # already out of Redis: marked cold
+    customers: list[str] = field(default_factory=list)  # customers that left Redis too
+    state: str = "ok"  # or "nogroup" / "behind": the writer has not caught up
+
+
+class Eviction:
+    def __init__(
+        self,
+        store: Store,
+        info: str,
+        *,
+        reopen_window: timedelta,
+        closed_after: timedelta = timedelta(0),
+        batch: int = 500,
+        max_tail: int = 20_000,
+    ) -> None:
+        self.store = store
+        self.info = info
+        self.reopen_window = reopen_window
+        self.closed_after = closed_after
+        self.batch = batch
+        self.max_tail = max_tail  # more unwritten entries than this: wait for the writer
+        cached = getattr(store, "_evict_script", None)
+        if cached is None:
+            cached = store.r.register_script(lua("evict"))
+            store._evict_script = cached  # type: ignore[attr-defined]
+        self._script = cached
+
+    def candidates(
+        self, conn: Any, now: datetime, after: tuple[datetime, str] | None = None
+    ) -> list[tuple[str, datetime]]:
+        """Done tickets still hot whose window has passed, per PostgreSQL (its index)."""
+        after_t, after_id = after or (datetime(1970, 1, 1, tzinfo=UTC), "")
+        rows = conn.execute(
+            CANDIDATES,
+            {
+                "closed_before": now - self.closed_after,
+                "resolved_before": now - self.reopen_window,
+                "after_t": after_t,
+                "after_id": after_id,
+                "limit": self.batch,
+            },
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    @guarded
+    def evict(self, ticket_ids: list[str], now: datetime) -> tuple[str, list[list[str]]]:
+        """One batch through evict.lua: (state, [evicted, skipped, gone, customers])."""
+        reply = self._script(
+            keys=[],
+            args=[
+                self.store.prefix,
+                GROUP,
+                int(now.timestamp() * 1000),
+                int(self.reopen_window.total_seconds() * 1000),
+                self.max_tail,
+                *ticket_ids,
+            ],
+        )
+        return reply[0], [list(x) for x in reply[1:]]
+
+    def run(self, now: datetime | None = None) -> EvictionResult:
+        """One pass over every candidate, a batch at a time."""
+        now = now or datetime.now(UTC)
+        out = EvictionResult()
+        after: tuple[datetime, str] | None = None
+        with connect(self.info, autocommit=True) as conn:
+            while True:
+                rows = self.candidates(conn, now, after)
+                if not rows:
+                    break
+                after = rows[-1][1], rows[-1][0]
+                state, (evicted, skipped, gone, customers) = self.evict([r[0] for r in rows], now)
+                if state != "ok":
+                    out.state = state
+                    log.info("eviction waits: the records writer is %s", state)
+                    break
+                cold = evicted + gone
+                if cold:
+                    conn.execute("UPDATE tickets SET hot = false WHERE id = ANY(%s)", (cold,))
+                out.evicted += evicted
+                out.skipped += skipped
+                out.gone += gone
+                if customers:
+                    out.customers += evict_customers(self.store, self.info, customers)
+                if len(rows) < self.batch:
+                    break
+        if out.evicted:
+            log.info(
+                "evicted %d done tickets and %d customers from redis; %d wait for the writer",
+                len(out.evicted), len(out.customers), len(out.skipped),
+            )  # fmt: skip
+        return out
+
+
+def eviction_for(store: Store, info: str, service: Any) -> Eviction:
+    """The pass as `service:` configures it."""
+    return Eviction(
+        store,
+        info,
+        reopen_window=timedelta(days=service.reopen_window_days),
+        closed_after=timedelta(seconds=service.evict_closed_after_s),
+    )
