@@ -98,6 +98,13 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+# A ticket's or message's hash holds text (preview, subject, body) longer than Redis's
+# default `hash-max-listpack-value` (64 bytes): with it, every such hash becomes a hashtable,
+# two to three times the memory of a listpack. The embedded redis-server and the benchmark
+# run with this value; `Store.listpack_advice` says so when a server has less.
+LISTPACK_VALUE = 1024
+
+
 # Replies that say "not now": at maxmemory (OOM), loading its data, a replica cut off, a
 # script cache emptied by a restart.
 TRANSIENT_REPLIES = frozenset(
@@ -147,10 +154,12 @@ def guarded(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 def encode_fields(obj: msgspec.Struct, skip: frozenset[str] = frozenset()) -> list[str]:
-    """A struct as flat HSET arguments: strings as-is, lists/dicts as JSON, None omitted."""
+    """A struct as flat HSET arguments for a new hash: strings as-is, lists/dicts as JSON;
+    None and empty lists/dicts are omitted (they decode to the defaults, and every field
+    less is memory per hot ticket or message)."""
     out: list[str] = []
     for name, value in msgspec.structs.asdict(obj).items():
-        if name in skip or value is None:
+        if name in skip or value is None or (isinstance(value, list | dict) and not value):
             continue
         if name in JSON_FIELDS or isinstance(value, list | dict):
             text = msgspec.json.encode(value).decode()
@@ -210,6 +219,22 @@ class Store:
 
     def script(self, name: str) -> Any:
         return self._scripts[name]
+
+    def listpack_advice(self) -> str | None:
+        """A line for the log when the server keeps small hashes with text values as
+        hashtables (`hash-max-listpack-value` below LISTPACK_VALUE); None when it does not,
+        or when CONFIG GET is not allowed (a managed Redis)."""
+        try:
+            reply = self.r.config_get("hash-max-listpack-value")
+            value = int(next(iter(reply.values())))
+        except (redis.RedisError, StopIteration, ValueError):
+            return None
+        if value >= LISTPACK_VALUE:
+            return None
+        return (
+            f"redis hash-max-listpack-value is {value}: tickets and messages take about twice"
+            f" the memory; set it to {LISTPACK_VALUE} in redis.conf"
+        )
 
     @guarded
     def ping(self) -> bool:

@@ -97,6 +97,12 @@ for i = 6, #ARGV do
     -- its SLA record, overdue entry and per-queue count (reads the ticket hash: first)
     local bucket, field = sla_slot(tid)
     redis.call("HDEL", p .. "sla:b:" .. bucket, field)
+    if redis.call("EXISTS", p .. "sla:b:" .. bucket) == 0 then  -- an emptied bucket's wakeup
+      local score = redis.call("ZSCORE", p .. "sla:due", bucket)  -- (unless a sweeper holds it)
+      if score and tonumber(score) == math.floor(tonumber(score)) then
+        redis.call("ZREM", p .. "sla:due", bucket)
+      end
+    end
     sla_overdue(p, tid, "")
     sla_count(p, tid, "")
     -- the indexes
