@@ -315,7 +315,9 @@ def main() -> int:
     )
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     args = ap.parse_args()
-    total = max(2 * ROUND, args.tickets // ROUND * ROUND)
+    # a writer drain and an eviction pass every `step` tickets (1,000; less in a quick run)
+    step = min(ROUND, max(BATCH, args.tickets // 10 // BATCH * BATCH))
+    total = max(2 * step, args.tickets // step * step)
     half = total // 2
     open_target = args.open if args.open is not None else max(100, total // 20)
     workdir = tempfile.mkdtemp(prefix="bench-memory-")
@@ -339,7 +341,7 @@ def main() -> int:
         traffic = Traffic(runtime, open_target)
         marks: dict[str, Any] = {}
         while traffic.opened < total:
-            for _ in range(ROUND // BATCH):
+            for _ in range(step // BATCH):
                 traffic.new_batch()
                 traffic.follow_ups(BATCH // 5)
                 traffic.resolve_oldest()
