@@ -210,3 +210,22 @@ def test_archive_cli_runs_the_eviction_and_search_moved(
     assert store.get_ticket(tid.ticket_id) is None  # type: ignore[arg-type]
     assert main(["archive", "search", "--config", str(config), "--text", "shop"]) == 2
     assert "omnidesk search" in capsys.readouterr().err
+
+
+def test_a_merged_pair_leaves_no_thread_key_behind(runtime: Runtime, pg_url: str) -> None:
+    from omnidesk.agents.assign import scripts
+
+    store = runtime.store
+    first = runtime.process([email("a1@example.com", "First question")]).results[0].ticket_id
+    second = runtime.process([email("b1@example.com", "Second question")]).results[0].ticket_id
+    assert first and second and first != second
+    now = datetime.now(UTC)
+    args = [store.prefix, first, second, "sara", int(now.timestamp() * 1000), now.isoformat()]
+    assert scripts(store)["merge"](keys=[], args=args)[0] != "error"
+    assert store.r.hget(store.key("thread"), f"ticket:{first}") == second
+    mids = store.get_ticket(second).message_ids  # type: ignore[union-attr]
+    store.set_status(second, "closed")
+    drain(store, pg_url)
+    evicted = Eviction(store, pg_url, reopen_window=WINDOW).run().evicted
+    assert sorted(evicted) == sorted([first, second])
+    assert mentions(store, [first, second, *mids, "a1@example.com", "b1@example.com"]) == []
