@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from omnidesk.configload import parse_config
 from omnidesk.db.evict import Eviction
 from omnidesk.db.migrate import upgrade
+from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from omnidesk.model import Channel, Outbound, RawPayload, utcnow
 from omnidesk.runtime import Runtime
@@ -333,7 +334,7 @@ def main() -> int:
         runtime.archive = None  # raw payloads go to disk: neither Redis nor PostgreSQL
         window = timedelta(seconds=args.window)
         runtime.intake.reopen_window = window
-        eviction = Eviction(store, info, reopen_window=window)
+        eviction = Eviction(store, Records(info), reopen_window=window)
         writer = RecordWriter(store, info)
         r = redis.Redis.from_url(redis_url)
         r.memory_purge()

@@ -26,7 +26,6 @@ from typing import Any
 from omnidesk.archive import Archive
 from omnidesk.archiving import TicketArchive
 from omnidesk.config import QueueConfigFile
-from omnidesk.db.connect import conninfo
 from omnidesk.db.evict import eviction_for
 from omnidesk.quarantine import Quarantine
 from omnidesk.store import Store
@@ -42,13 +41,21 @@ class ArchiveJob:
         config: Callable[[], QueueConfigFile],  # read each round, so a SIGHUP reload applies
         *,
         clock: Callable[[], float] = time.time,
-        info: str | None = None,  # PostgreSQL; default: service.database_url
+        records: Any = None,  # omnidesk.db.records.Records; default: service.database_url's
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
-        self.info = info
+        self._records = records
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def records(self, service: Any) -> Any:
+        """PostgreSQL: the daemon's pool, else one of this job's own."""
+        if self._records is None:
+            from omnidesk.db.records import Records
+
+            self._records = Records.for_service(service)
+        return self._records
 
     def key(self, slot: int) -> str:
         return self.store.key("archive", "run", str(slot))
@@ -63,8 +70,7 @@ class ArchiveJob:
         if not self.store.r.set(key, f"running {self.owner}", nx=True, ex=ttl):
             return None
         try:
-            info = self.info or conninfo(service)
-            evicted = eviction_for(self.store, info, service).run(
+            evicted = eviction_for(self.store, self.records(service), service).run(
                 datetime.fromtimestamp(self.clock(), UTC)
             )
             months = TicketArchive(service.state_dir).prune(service.archive_retention_days)

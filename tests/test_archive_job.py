@@ -17,6 +17,7 @@ import pytest
 from omnidesk.archive import Archive
 from omnidesk.archive_job import ArchiveJob
 from omnidesk.db.connect import RecordsUnavailable
+from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from omnidesk.quarantine import Quarantine
 from omnidesk.service import Daemon, DaemonOptions
@@ -102,13 +103,16 @@ def test_a_failed_pass_releases_its_slot_for_the_next_try(
     asyncio.run(RecordWriter(store, pg_url).drain())
     config = lambda: runtime.config.data  # noqa: E731
     down = ArchiveJob(
-        store, config, clock=lambda: 1_000_000.0, info="postgresql://postgres@127.0.0.1:1/x"
+        store,
+        config,
+        clock=lambda: 1_000_000.0,
+        records=Records("postgresql://postgres@127.0.0.1:1/x"),
     )
     with pytest.raises(RecordsUnavailable):
         down.run_once()
     assert store.r.get(down.key(int(1_000_000.0 // 3600))) is None  # free for a retry
     assert store.get_ticket(result.ticket_id) is not None  # nothing lost
-    job = ArchiveJob(store, config, clock=lambda: time.time(), info=pg_url)
+    job = ArchiveJob(store, config, clock=lambda: time.time(), records=Records(pg_url))
     summary = job.run_once()
     assert summary is not None and summary["tickets"] == 1
     assert job.run_once() is None  # the same slot: already done
@@ -125,7 +129,9 @@ def test_the_pass_purges_quarantined_items_past_their_age(
     new = quarantine.put(web("junk two", email="q2@example.sa"), "bad_json", "not JSON")
     max_age_s = runtime.config.data.service.quarantine.max_age_days * 86400
     store.r.zadd(store.key("quarantine"), {old: time.time() - max_age_s - 60})
-    job = ArchiveJob(store, lambda: runtime.config.data, clock=lambda: 2_000_000.0, info=pg_url)
+    job = ArchiveJob(
+        store, lambda: runtime.config.data, clock=lambda: 2_000_000.0, records=Records(pg_url)
+    )
     summary = job.run_once()
     assert summary is not None and summary["quarantine_purged"] == 1
     assert quarantine.get(old) is None

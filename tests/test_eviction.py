@@ -14,6 +14,7 @@ import psycopg
 
 from omnidesk.cli import main
 from omnidesk.db.evict import Eviction
+from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from omnidesk.model import Direction, Outbound
 from omnidesk.runtime import Runtime
@@ -89,7 +90,7 @@ def test_a_resolved_ticket_leaves_redis_whole_after_its_window(
     # the thread keys the messages added, which forget.lua used to leave behind
     assert store.r.hget(store.key("thread"), "email:<m2@example.com>") == tid
     drain(store, pg_url)
-    eviction = Eviction(store, pg_url, reopen_window=WINDOW)
+    eviction = Eviction(store, Records(pg_url), reopen_window=WINDOW)
 
     assert eviction.run().evicted == []  # within its reopen window: a reply reopens it
     result = eviction.run(later())
@@ -124,7 +125,7 @@ def test_a_ticket_whose_last_change_is_not_written_stays(runtime: Runtime, pg_ur
         author="sara",
         direction=Direction.NOTE,
     )
-    eviction = Eviction(store, pg_url, reopen_window=WINDOW)
+    eviction = Eviction(store, Records(pg_url), reopen_window=WINDOW)
     result = eviction.run(later())
     assert result.evicted == [] and result.skipped == [tid]
     assert store.get_ticket(tid) is not None
@@ -145,7 +146,7 @@ def test_a_ticket_reopened_since_postgresql_saw_it_stays(runtime: Runtime, pg_ur
     store.set_status(tid, "resolved")
     drain(store, pg_url)
     store.r.hset(store.key("ticket", tid), "status", "open")  # as if reopened, no event
-    assert Eviction(store, pg_url, reopen_window=WINDOW).run(later()).skipped == [tid]
+    assert Eviction(store, Records(pg_url), reopen_window=WINDOW).run(later()).skipped == [tid]
     assert store.get_ticket(tid) is not None
 
 
@@ -160,7 +161,7 @@ def test_telegram_edits_and_chat_keys_leave_with_the_ticket(runtime: Runtime, pg
     mids = store.get_ticket(tid).message_ids  # type: ignore[union-attr]
     store.set_status(tid, "closed")
     drain(store, pg_url)
-    assert Eviction(store, pg_url, reopen_window=WINDOW).run().evicted == [tid]
+    assert Eviction(store, Records(pg_url), reopen_window=WINDOW).run().evicted == [tid]
     assert mentions(store, [tid, *mids, "telegram:bot:10", "telegram:bot:11"]) == []
     new = runtime.process([telegram(4, 555, 12, "سؤال جديد")]).results[0]
     assert new.outcome == "opened" and new.ticket_id != tid
@@ -176,7 +177,7 @@ def test_the_sla_record_and_counts_leave_with_the_ticket(runtime: Runtime, pg_ur
     assert clocks.counts()["by_queue"][ticket.queue]["running"] == 1
     store.set_status(ticket.id, "closed")  # no SLA hook here: its clocks still run
     drain(store, pg_url)
-    assert Eviction(store, pg_url, reopen_window=WINDOW).run().evicted == [ticket.id]
+    assert Eviction(store, Records(pg_url), reopen_window=WINDOW).run().evicted == [ticket.id]
     assert clocks.state(ticket.id) is None
     assert clocks.counts()["by_queue"][ticket.queue]["running"] == 0
 
@@ -226,6 +227,6 @@ def test_a_merged_pair_leaves_no_thread_key_behind(runtime: Runtime, pg_url: str
     mids = store.get_ticket(second).message_ids  # type: ignore[union-attr]
     store.set_status(second, "closed")
     drain(store, pg_url)
-    evicted = Eviction(store, pg_url, reopen_window=WINDOW).run().evicted
+    evicted = Eviction(store, Records(pg_url), reopen_window=WINDOW).run().evicted
     assert sorted(evicted) == sorted([first, second])
     assert mentions(store, [first, second, *mids, "a1@example.com", "b1@example.com"]) == []

@@ -32,20 +32,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnidesk.db.connect import connect, conninfo
     from omnidesk.db.evict import eviction_for
+    from omnidesk.db.records import Records
     from omnidesk.store import Store
 
     service = load_config(args.config).data.service
     store = Store.from_url(service.redis_url, service.key_prefix)
-    info = conninfo(service)
-    eviction = eviction_for(store, info, service)
-    if args.dry_run:
-        with connect(info, autocommit=True) as conn:
-            ids = [tid for tid, _ in eviction.candidates(conn, datetime.now(UTC))]
-        print(f"{len(ids)} done tickets are due to leave Redis: " + " ".join(ids[:50]))
-        return 0
-    result = eviction.run()
+    records = Records.for_service(service)
+    eviction = eviction_for(store, records, service)
+    try:
+        if args.dry_run:
+            with records.connection() as conn:
+                ids = [tid for tid, _ in eviction.candidates(conn, datetime.now(UTC))]
+            print(f"{len(ids)} done tickets are due to leave Redis: " + " ".join(ids[:50]))
+            return 0
+        result = eviction.run()
+    finally:
+        records.close()
     line = (
         f"evicted {len(result.evicted)} tickets and {len(result.customers)} customers from"
         f" redis; {len(result.skipped)} wait for the records writer"

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from omnidesk.db.connect import connect
 from omnidesk.db.evict_customers import evict_customers
 from omnidesk.db.writer import GROUP
 from omnidesk.store import Store, guarded, lua
@@ -55,7 +54,7 @@ class Eviction:
     def __init__(
         self,
         store: Store,
-        info: str,
+        records: Any,  # omnidesk.db.records.Records: PostgreSQL
         *,
         reopen_window: timedelta,
         closed_after: timedelta = timedelta(0),
@@ -63,7 +62,7 @@ class Eviction:
         max_tail: int = 20_000,
     ) -> None:
         self.store = store
-        self.info = info
+        self.records = records
         self.reopen_window = reopen_window
         self.closed_after = closed_after
         self.batch = batch
@@ -112,27 +111,28 @@ class Eviction:
         now = now or datetime.now(UTC)
         out = EvictionResult()
         after: tuple[datetime, str] | None = None
-        with connect(self.info, autocommit=True) as conn:
-            while True:
+        while True:
+            with self.records.connection() as conn:
                 rows = self.candidates(conn, now, after)
-                if not rows:
-                    break
-                after = rows[-1][1], rows[-1][0]
-                state, (evicted, skipped, gone, customers) = self.evict([r[0] for r in rows], now)
-                if state != "ok":
-                    out.state = state
-                    log.info("eviction waits: the records writer is %s", state)
-                    break
-                cold = evicted + gone
-                if cold:
+            if not rows:
+                break
+            after = rows[-1][1], rows[-1][0]
+            state, (evicted, skipped, gone, customers) = self.evict([r[0] for r in rows], now)
+            if state != "ok":
+                out.state = state
+                log.info("eviction waits: the records writer is %s", state)
+                break
+            cold = evicted + gone
+            if cold:
+                with self.records.connection() as conn:
                     conn.execute("UPDATE tickets SET hot = false WHERE id = ANY(%s)", (cold,))
-                out.evicted += evicted
-                out.skipped += skipped
-                out.gone += gone
-                if customers:
-                    out.customers += evict_customers(self.store, self.info, customers)
-                if len(rows) < self.batch:
-                    break
+            out.evicted += evicted
+            out.skipped += skipped
+            out.gone += gone
+            if customers:
+                out.customers += evict_customers(self.store, self.records, customers)
+            if len(rows) < self.batch:
+                break
         if out.evicted:
             log.info(
                 "evicted %d done tickets and %d customers from redis; %d wait for the writer",
@@ -141,11 +141,11 @@ class Eviction:
         return out
 
 
-def eviction_for(store: Store, info: str, service: Any) -> Eviction:
+def eviction_for(store: Store, records: Any, service: Any) -> Eviction:
     """The pass as `service:` configures it."""
     return Eviction(
         store,
-        info,
+        records,
         reopen_window=timedelta(days=service.reopen_window_days),
         closed_after=timedelta(seconds=service.evict_closed_after_s),
     )

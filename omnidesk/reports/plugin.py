@@ -22,9 +22,8 @@ def install(daemon: Any) -> None:
     daemon.event_cursors.append(rollups.cursor_key)  # the stream is not trimmed past it
     daemon.report_scheduler = ReportScheduler(store, config)
     daemon.background.append(daemon.report_scheduler.run)
-    records = getattr(daemon, "records", None)
-    info = records.info if records is not None else None
-    daemon.background.append(ArchiveJob(store, lambda: daemon.loaded.data, info=info).run)
+    job = ArchiveJob(store, lambda: daemon.loaded.data, records=getattr(daemon, "records", None))
+    daemon.background.append(job.run)
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
     daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
     daemon.route_hooks.append(route_hook(daemon.dashboard))
