@@ -2,7 +2,10 @@
 Redis (omnidesk.db.evict: resolved ones after `service.reopen_window_days`, closed ones at
 once), old gzip ticket-archive months (from before PostgreSQL) and raw payloads past
 `service.archive_retention_days` are deleted, and quarantined items past
-`service.quarantine.max_age_days` are purged (a quiet quarantine has no put to purge them).
+`service.quarantine.max_age_days` are purged (a quiet quarantine has no put to purge them),
+and, when `service.retention.personal_data_years` is set, closed tickets past it lose their
+personal data in PostgreSQL, Redis and the archives (omnidesk.db.retention.apply_retention).
+PostgreSQL being away skips that step for the slot (logged); the rest of the pass runs.
 
 Time is cut into slots of `service.archive_interval_s`; the daemon that wins
 ``SET NX <prefix>:archive:run:<slot>`` runs that slot's pass, so with several daemons each
@@ -41,21 +44,25 @@ class ArchiveJob:
         config: Callable[[], QueueConfigFile],  # read each round, so a SIGHUP reload applies
         *,
         clock: Callable[[], float] = time.time,
-        records: Any = None,  # omnidesk.db.records.Records; default: service.database_url's
+        records: Callable[[], Any] | None = None,  # the daemon's Records (PostgreSQL), if any
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
-        self._records = records
+        self.records = records
+        self._own: Any = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
-    def records(self, service: Any) -> Any:
-        """PostgreSQL: the daemon's pool, else one of this job's own."""
-        if self._records is None:
+    def pool(self, service: Any) -> Any:
+        """PostgreSQL for the eviction: the daemon's pool, else one of this job's own."""
+        records = self.records() if self.records is not None else None
+        if records is not None:
+            return records
+        if self._own is None:
             from omnidesk.db.records import Records
 
-            self._records = Records.for_service(service)
-        return self._records
+            self._own = Records.for_service(service)
+        return self._own
 
     def key(self, slot: int) -> str:
         return self.store.key("archive", "run", str(slot))
@@ -70,12 +77,14 @@ class ArchiveJob:
         if not self.store.r.set(key, f"running {self.owner}", nx=True, ex=ttl):
             return None
         try:
-            evicted = eviction_for(self.store, self.records(service), service).run(
-                datetime.fromtimestamp(self.clock(), UTC)
-            )
             months = TicketArchive(service.state_dir).prune(service.archive_retention_days)
             payloads = Archive(service.state_dir).prune(service.archive_retention_days)
             quarantined = Quarantine(self.store, service.quarantine).purge()
+            retention = self.retention(service)
+            # last: PostgreSQL away fails the pass here, and the slot is tried again
+            evicted = eviction_for(self.store, self.pool(service), service).run(
+                datetime.fromtimestamp(self.clock(), UTC)
+            )
         except Exception:
             self.store.r.delete(key)  # let a later round retry this slot
             raise
@@ -89,6 +98,7 @@ class ArchiveJob:
             "months_pruned": len(months),
             "payloads_pruned": payloads,
             "quarantine_purged": quarantined,
+            "retention": retention,
         }
         pipe = self.store.r.pipeline(transaction=False)
         pipe.set(key, json.dumps(summary), ex=ttl)
@@ -100,6 +110,25 @@ class ArchiveJob:
                 len(months), payloads, quarantined,
             )  # fmt: skip
         return summary
+
+    def retention(self, service: Any) -> dict[str, Any] | str | None:
+        """The retention policy's erasure for this slot: what it did, why it was skipped, or
+        None when no policy is set."""
+        years = service.retention.personal_data_years
+        records = self.records() if self.records is not None else None
+        if years is None:
+            return None
+        if records is None:
+            return "skipped: no database"
+        from omnidesk.db.connect import RecordsUnavailable
+        from omnidesk.db.retention import apply_retention
+
+        try:
+            with records.connection() as conn:
+                return apply_retention(conn, years, store=self.store, state_dir=service.state_dir)
+        except RecordsUnavailable as exc:  # the next slot tries again
+            log.warning("retention skipped: %s", exc)
+            return f"skipped: {exc}"
 
     async def run(self, stop: asyncio.Event) -> None:
         """Background job: one pass per slot, until stopped."""

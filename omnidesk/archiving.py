@@ -10,13 +10,15 @@ months past the retention.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 class TicketArchive:
@@ -44,3 +46,24 @@ class TicketArchive:
                 path.unlink()
                 removed.append(path)
         return removed
+
+
+@contextmanager
+def locked_month(path: Path) -> Iterator[BinaryIO]:
+    """The month file open for appending under its exclusive lock. An erasure rewrites a
+    month by renaming a new file over it while holding the lock: a writer that waited for
+    the lock on the old file opens the path again rather than append to a file now gone."""
+    while True:
+        fh = open(path, "ab")  # noqa: SIM115 - closed below or by the caller's with
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()
+    with fh:
+        yield fh

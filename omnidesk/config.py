@@ -419,6 +419,15 @@ class QuarantineLimits(Strict):
     excerpt_bytes: int = Field(default=4096, ge=0)
 
 
+class RetentionConfig(Strict):
+    """How long personal data is kept (the PDPL asks for a limit). `personal_data_years`:
+    resolved and closed tickets whose last change is older lose their personal data (text,
+    names, identities, raw payloads) at the daemon's archive pass or `omnidesk customer
+    retention`; their statistics stay. None: kept forever."""
+
+    personal_data_years: int | None = Field(default=None, ge=1, le=100)
+
+
 class ServiceConfig(Strict):
     """Where the daemon keeps its state. Secrets never live here: only env var names."""
 
@@ -448,6 +457,7 @@ class ServiceConfig(Strict):
     dedupe_window_days: float = Field(default=30.0, gt=0)
     parse: ParseBudget = Field(default_factory=ParseBudget)
     quarantine: QuarantineLimits = Field(default_factory=QuarantineLimits)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     # A worker silent this long is dead and its batches go back to the queue; workers check
     # every maintenance interval, so a dead worker's batches are back within the sum.
     broker_heartbeat_s: float = Field(default=15.0, ge=1, le=600)

@@ -228,6 +228,7 @@ class Intake:
             author=inbound.author.name,
             external_id=inbound.external_id,
             account=inbound.account,
+            content_id=True if inbound.content_id else None,
             attachments=inbound.attachments,
             raw_ref=inbound.raw_ref,
         )

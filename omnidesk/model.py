@@ -272,6 +272,9 @@ class Message(msgspec.Struct, kw_only=True):
     author: str = ""  # customer name, or the agent id for out/note
     external_id: str | None = None
     account: str = ""  # the channel account it came in on (dedupe: channel:account:external_id)
+    # external_id is only a hash of the content (a web form with no submission id): the
+    # same content may come again later as a new message
+    content_id: bool | None = None
     attachments: list[Attachment] = msgspec.field(default_factory=list)
     delivery: str | None = None  # queued, sent, failed: <reason>, refused: <reason>
     raw_ref: str | None = None

@@ -2,10 +2,13 @@
 and the tests share one way of turning raw payloads into tickets and nothing is hard-wired.
 
 `Runtime.process(batch)` is the body of the dramatiq `ingest` actor: archive each raw
-payload, normalize it, route it and intake it. A payload that cannot be normalized or
-routed goes to the quarantine whole, with its reason. Store trouble raises StoreUnavailable
-(a TransientError) so the caller retries the whole batch; intake is idempotent, so the
-retry is harmless.
+payload, normalize it, find who sent it and whether it is on record already
+(omnidesk.known: one Redis round trip for the batch, PostgreSQL only for what Redis has
+let go), route it with the customer's tags, segment and region, and intake it. A payload
+that cannot be normalized or routed goes to the quarantine whole, with its reason. Store
+trouble raises StoreUnavailable (a TransientError) so the caller retries the whole batch;
+intake is idempotent, so the retry is harmless. PostgreSQL trouble is never the batch's:
+the lookup falls back to what Redis knows.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from omnidesk.config import ParseBudget
 from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult
+from omnidesk.known import Known, KnownLookup
 from omnidesk.model import Decision, Inbound, RawPayload, Skipped
 from omnidesk.quarantine import Quarantine
 from omnidesk.store import Store
@@ -33,7 +37,8 @@ log = logging.getLogger("omnidesk.ingest")
 
 # (channel, payload, *, account, received_at)
 NormalizeFn = Callable[..., Sequence[Inbound | Skipped]]
-RouteFn = Callable[[Inbound], Decision]
+# (inbound) or (inbound, customer=...) when the sender is a known customer
+RouteFn = Callable[..., Decision]
 
 
 def default_normalize() -> NormalizeFn:
@@ -72,12 +77,17 @@ class Runtime:
     config: LoadedConfig | None = None
     hooks: IntakeHooks = field(default_factory=IntakeHooks)
     clocks: Any = None  # the SLA engine (omnidesk.sweeper.SlaClocks), when built by for_service
+    # PostgreSQL (omnidesk.db.records.Records): customers and messages Redis let go. None:
+    # Redis alone (offline routing, tests), as when PostgreSQL is down.
+    records: Any = None
     intake: Intake = field(init=False)
     quarantine: Quarantine = field(init=False)
+    known: KnownLookup = field(init=False)
 
     def __post_init__(self) -> None:
         self.intake = Intake(self.store, hooks=self.hooks)
         self._windows()
+        self.known = KnownLookup(self.store, self.records)
         limits = self.config.data.service.quarantine if self.config else None
         self.quarantine = Quarantine(self.store, limits, archive=self.archive)
 
@@ -105,17 +115,27 @@ class Runtime:
 
     @classmethod
     def for_service(
-        cls, config: LoadedConfig, *, store: Store | None = None, notify: Any = None
+        cls,
+        config: LoadedConfig,
+        *,
+        store: Store | None = None,
+        notify: Any = None,
+        records: Any = None,
     ) -> Runtime:
         """What every process that takes messages in runs (daemon, worker, quarantine
         retry): the real runtime with the SLA clocks' intake hooks, so no ticket misses
-        its clocks whichever process opened it."""
+        its clocks whichever process opened it, and PostgreSQL (`records`, else one from
+        `service.database_url`) behind Redis for customers and messages Redis let go."""
+        from omnidesk.db.records import Records
         from omnidesk.sweeper import SlaClocks
 
         service = config.data.service
         store = store or Store.from_url(service.redis_url, service.key_prefix)
         clocks = SlaClocks(store, config.data, notify=notify)
-        return cls.from_config(config, store=store, hooks=clocks.intake_hooks(), clocks=clocks)
+        records = records if records is not None else Records.for_service(service)
+        return cls.from_config(
+            config, store=store, hooks=clocks.intake_hooks(), clocks=clocks, records=records
+        )
 
     def reload(self, config: LoadedConfig, route: RouteFn | None = None) -> None:
         """Swap in a new config (SIGHUP): the router is compiled first, so a bad one raises
@@ -135,6 +155,14 @@ class Runtime:
         self, raw: RawPayload, *, archive: bool = True
     ) -> list[tuple[Inbound, Decision]] | None:
         """Archive, normalize and route one payload; None when it went to the quarantine."""
+        inbounds = self.read(raw, archive=archive)
+        if inbounds is None:
+            return None
+        return self.route_all(raw, inbounds, self.known.look(inbounds))
+
+    def read(self, raw: RawPayload, *, archive: bool = True) -> list[Inbound] | None:
+        """Archive and normalize one payload: its customer messages, survey answers and
+        skipped items taken out; None when it went to the quarantine."""
         raw_ref = self.archive.put(raw.payload) if self.archive and archive else raw.sha256
         try:
             budget = self.config.data.service.parse if self.config else ParseBudget()
@@ -153,16 +181,34 @@ class Runtime:
         except Exception as exc:  # a normalizer bug: keep the payload, do not crash
             self._quarantine(raw, "normalizer_error", f"{type(exc).__name__}: {exc}")
             return None
+        inbounds: list[Inbound] = []
+        for result in results:
+            if isinstance(result, Skipped):
+                self.store.incr(f"skipped:{result.reason}")
+                continue
+            if result.meta and consume_csat(self.store, result):
+                continue  # a survey answer (button press): recorded, opens no ticket
+            result.raw_ref = raw_ref
+            inbounds.append(result)
+        return inbounds
+
+    def route_all(
+        self, raw: RawPayload, inbounds: list[Inbound], known: Known
+    ) -> list[tuple[Inbound, Decision]] | None:
+        """Route one payload's messages, each with its customer when one is known. A
+        message PostgreSQL already records is not routed: `process` reports it as the
+        duplicate it is. None when the payload went to the quarantine."""
         ready: list[tuple[Inbound, Decision]] = []
         try:
-            for result in results:
-                if isinstance(result, Skipped):
-                    self.store.incr(f"skipped:{result.reason}")
+            for inbound in inbounds:
+                if known.duplicate(inbound) is not None:
                     continue
-                if result.meta and consume_csat(self.store, result):
-                    continue  # a survey answer (button press): recorded, opens no ticket
-                result.raw_ref = raw_ref
-                ready.append((result, self.route(result)))
+                customer = known.customer_for(inbound)
+                if customer is None:
+                    decision = self.route(inbound)
+                else:
+                    decision = self.route(inbound, customer=customer)
+                ready.append((inbound, decision))
         except TransientError:
             raise
         except Exception as exc:  # a routing bug or config gap: keep it for a retry
@@ -177,21 +223,40 @@ class Runtime:
     def process(self, batch: list[RawPayload]) -> BatchReport:
         """Turn a batch of raw payloads into tickets (the `ingest` actor's body)."""
         report = BatchReport()
-        items: list[tuple[Inbound, Decision]] = []
         # Every payload is archived before anything is taken in (TransientError: the batch is
         # retried, nothing acked). Written inline: the worker's other threads fill the disk
         # waits, and a thread pool here only added GIL hand-offs (measured: more CPU per ticket).
         if self.archive:
             for raw in batch:
                 self.archive.put(raw.payload)
+        read: list[tuple[RawPayload, list[Inbound]]] = []
         for raw in batch:
-            ready = self.prepare(raw, archive=False)
-            if ready is None:
+            inbounds = self.read(raw, archive=False)
+            if inbounds is None:
                 report.quarantined.append(raw.source or raw.sha256)
             else:
-                items.extend(ready)
-        report.results = self.intake.many(items)
+                read.append((raw, inbounds))
+        # who sent them and what is on record already: once for the whole batch
+        known = self.known.look([i for _, inbounds in read for i in inbounds])
+        items: list[tuple[Inbound, Decision]] = []
+        ordered: list[Inbound] = []  # payload order, PostgreSQL's duplicates included
+        for raw, inbounds in read:
+            ready = self.route_all(raw, inbounds, known)
+            if ready is None:
+                report.quarantined.append(raw.source or raw.sha256)
+                continue
+            items.extend(ready)
+            ordered.extend(inbounds)
+        report.results = self._merge(ordered, known, self.intake.many(items))
         return report
+
+    @staticmethod
+    def _merge(
+        ordered: list[Inbound], known: Known, taken: list[IntakeResult]
+    ) -> list[IntakeResult]:
+        """Intake's results with PostgreSQL's duplicates put back in their places."""
+        rest = iter(taken)
+        return [known.duplicate(inbound) or next(rest) for inbound in ordered]
 
     def retry_quarantined(self, item_id: str) -> list[IntakeResult]:
         """Re-run normalize, route and intake for one quarantined payload with the current
@@ -200,10 +265,13 @@ class Runtime:
         item = self.quarantine.get(item_id)
         if item is None:
             raise KeyError(item_id)
-        ready = self.prepare(item.raw())  # a failure updates the item's reason in place
+        raw = item.raw()
+        inbounds = self.read(raw)  # a failure updates the item's reason in place
+        known = self.known.look(inbounds or [])
+        ready = self.route_all(raw, inbounds, known) if inbounds is not None else None
         if ready is None:
             again = self.quarantine.get(item_id)
             raise PayloadError(again.error if again else "still failing", reason="retry_failed")
-        results = self.intake.many(ready)
+        results = self._merge(inbounds or [], known, self.intake.many(ready))
         self.quarantine.remove(item_id)
         return results

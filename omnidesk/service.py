@@ -62,6 +62,7 @@ class DaemonOptions:
     drain_timeout: float = 30.0
     redis_url: str | None = None  # overrides service.redis_url (tests, --embedded-redis)
     key_prefix: str | None = None
+    database_url: str | None = None  # overrides service.database_url (the demo's own)
 
 
 class Daemon:
@@ -108,7 +109,11 @@ class Daemon:
         from omnidesk.store import Store
 
         service = self.loaded.data.service
-        self.records = Records.for_service(service)
+        self.records = (
+            Records(self.options.database_url)
+            if self.options.database_url
+            else Records.for_service(service)
+        )
         redis_url = self.options.redis_url or service.redis_url
         prefix = self.options.key_prefix or service.key_prefix
         if self.options.embedded_redis and not await _redis_answers(redis_url):
@@ -119,7 +124,9 @@ class Daemon:
         await self._wait_for_redis(store, redis_url)
         if advice := await asyncio.to_thread(store.listpack_advice):
             log.warning("%s", advice)
-        self.runtime = Runtime.for_service(self.loaded, store=store, notify=self._notify)
+        self.runtime = Runtime.for_service(
+            self.loaded, store=store, notify=self._notify, records=self.records
+        )
         self.writer = RecordWriter(store, self.records.info, trim_cursors=self.event_cursors)
         self.background.append(self.writer.run)
         self.clocks = self.runtime.clocks

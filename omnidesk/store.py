@@ -15,7 +15,11 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:queue:<q>:all           zset   ticket ids routed to queue q, by creation time
     P:queue:<q>:waiting       zset   unassigned open tickets of q, by urgency score (lowest first)
     P:queues                  set    every queue name a ticket was ever routed to
-    P:customer:<cid>          hash   name, segment, region, created_at
+    P:customer:<cid>          hash   name, segment, region, created_at; tags (JSON list, the
+                                     CRM's); seen_ms (a message last found it: omnidesk.known).
+                                     A customer with no ticket here leaves once PostgreSQL has
+                                     it (omnidesk.customer_evict) and is loaded back on its
+                                     next message
     P:customer:<cid>:ids      set    identity keys (``email:a@b``, ``phone:+966...``)
     P:customer:<cid>:tickets  zset   the customer's ticket ids by creation time
     P:customers               zset   customer ids by creation time
@@ -29,7 +33,8 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:seq:ticket:<year>       string INCR counter behind ``OD-<year>-<NNNNNN>`` ids
     P:seq:customer            string INCR counter behind ``C-<NNNNNNNN>`` ids
     P:stats                   hash   counters: opened, duplicates, auto_ignored, in:<channel>,
-                                     quarantined, skipped:<reason>, delivery:<status>
+                                     quarantined, skipped:<reason>, delivery:<status>,
+                                     records_lookup_skipped, customers_evicted
     P:events                  stream append-only: type, ticket, queue, channel, actor, ts(ms), ...
     P:quarantine[:<id>]       see omnidesk.quarantine
 

@@ -40,7 +40,11 @@ class Outbox:
 
 
 def make(
-    prefix: str, tmp: Path, extra_agents: list[dict[str, Any]] = (), send: Any = None
+    prefix: str,
+    tmp: Path,
+    extra_agents: list[dict[str, Any]] = (),
+    send: Any = None,
+    records: Any = None,
 ) -> tuple[Runtime, AgentService, Outbox]:
     loaded = agents_config(prefix, tmp / "state", extra_agents)
     runtime = Runtime.from_config(loaded)
@@ -50,5 +54,6 @@ def make(
         config=lambda: loaded.data,
         send_reply=send or outbox,
         public_url="http://csat.test",
+        records=records,
     )
     return runtime, service, outbox

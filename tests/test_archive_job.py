@@ -106,13 +106,13 @@ def test_a_failed_pass_releases_its_slot_for_the_next_try(
         store,
         config,
         clock=lambda: 1_000_000.0,
-        records=Records("postgresql://postgres@127.0.0.1:1/x"),
+        records=lambda: Records("postgresql://postgres@127.0.0.1:1/x"),
     )
     with pytest.raises(RecordsUnavailable):
         down.run_once()
     assert store.r.get(down.key(int(1_000_000.0 // 3600))) is None  # free for a retry
     assert store.get_ticket(result.ticket_id) is not None  # nothing lost
-    job = ArchiveJob(store, config, clock=lambda: time.time(), records=Records(pg_url))
+    job = ArchiveJob(store, config, clock=lambda: time.time(), records=lambda: Records(pg_url))
     summary = job.run_once()
     assert summary is not None and summary["tickets"] == 1
     assert job.run_once() is None  # the same slot: already done
@@ -130,7 +130,10 @@ def test_the_pass_purges_quarantined_items_past_their_age(
     max_age_s = runtime.config.data.service.quarantine.max_age_days * 86400
     store.r.zadd(store.key("quarantine"), {old: time.time() - max_age_s - 60})
     job = ArchiveJob(
-        store, lambda: runtime.config.data, clock=lambda: 2_000_000.0, records=Records(pg_url)
+        store,
+        lambda: runtime.config.data,
+        clock=lambda: 2_000_000.0,
+        records=lambda: Records(pg_url),
     )
     summary = job.run_once()
     assert summary is not None and summary["quarantine_purged"] == 1

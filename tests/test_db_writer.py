@@ -204,3 +204,21 @@ def test_notes_are_recorded(runtime: Runtime, pg_url: str, direction: Direction)
     assert rows(pg_url, "SELECT direction, author FROM messages WHERE id = 'M-note-1'") == [
         ("note", "agent1")
     ]
+
+
+def test_a_form_known_by_its_content_is_recorded_each_time_it_opens_a_ticket(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """A web form without a submission id is known by its content hash: the same content
+    after a close is a new message, and PostgreSQL must keep both."""
+    store = runtime.store
+    form = web("نفس الشكوى مرة أخرى", email="same@example.sa")
+    first = runtime.process([form]).results[0]
+    store.set_status(first.ticket_id, Status.CLOSED)
+    again = web("نفس الشكوى مرة أخرى", email="same@example.sa")
+    second = runtime.process([again]).results[0]
+    assert second.outcome == "opened" and second.ticket_id != first.ticket_id
+    drain(RecordWriter(store, pg_url))
+    held = rows(pg_url, "SELECT ticket_id, external_id FROM messages ORDER BY created_at")
+    assert [t for t, _ in held] == [first.ticket_id, second.ticket_id]
+    assert held[0][1] != held[1][1] and held[0][1].split("@")[0] == held[1][1].split("@")[0]

@@ -90,7 +90,7 @@ def test_a_resolved_ticket_leaves_redis_whole_after_its_window(
     # the thread keys the messages added, which forget.lua used to leave behind
     assert store.r.hget(store.key("thread"), "email:<m2@example.com>") == tid
     drain(store, pg_url)
-    eviction = Eviction(store, Records(pg_url), reopen_window=WINDOW)
+    eviction = Eviction(store, Records(pg_url), reopen_window=WINDOW, customer_grace=timedelta(0))
 
     assert eviction.run().evicted == []  # within its reopen window: a reply reopens it
     result = eviction.run(later())

@@ -312,6 +312,9 @@ def test_a_redelivered_form_post_stays_a_duplicate_after_its_ticket_is_resolved(
     the same content after the resolve is the customer again, and reopens it."""
     store = runtime.store
     post = web("البوابة لا تقبل الدفع", email="retry@example.sa")
+    # received a moment ago: a receive time still in the future when normalized is taken
+    # as "now", and would differ on the redelivery
+    post = replace(post, received_at=post.received_at - timedelta(seconds=1))
     double_click = replace(post, received_at=post.received_at + timedelta(milliseconds=5))
     first = runtime.process([post, double_click]).results
     assert [r.outcome for r in first] == ["opened", "duplicate"]

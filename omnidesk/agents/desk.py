@@ -35,7 +35,7 @@ from omnidesk.model import (
     to_builtins,
     utcnow,
 )
-from omnidesk.store import Store, guarded, ms
+from omnidesk.store import TICKET_ID, Store, guarded, ms
 from omnidesk.templates import render
 
 log = logging.getLogger("omnidesk.agents")
@@ -70,19 +70,41 @@ class Desk:
     send_reply: SendReply
     sla: Any = None  # omnidesk.sweeper.SlaClocks when the SLA engine runs
     on_resolved: Callable[[Ticket, AgentConfig], None] | None = None  # CSAT survey
+    records: Any = None  # omnidesk.db.records.Records: tickets and history past Redis
 
     # -------------------------------------------------------- reading
 
     def ticket(self, agent: AgentConfig, ticket_id: str) -> Ticket:
-        """The ticket, if the agent may see it: NotFound / Forbidden otherwise."""
+        """The live ticket, if the agent may see it: NotFound / Forbidden otherwise; one
+        that has left Redis is only in the records, where it can be viewed, not changed."""
         ticket = self.store.get_ticket(ticket_id)
         if ticket is None:
-            raise NotFound(f"no ticket {ticket_id}")
+            cold = self._recorded(ticket_id)
+            if cold is None:
+                raise NotFound(f"no ticket {ticket_id}")
+            self.roster().check(agent, cold["ticket"].queue)
+            raise BadRequest(
+                f"{ticket_id} is {cold['ticket'].status.value} and has left the live desk: "
+                "it can be viewed, not changed (a new message from the customer opens a "
+                "new ticket)"
+            )
         self.roster().check(agent, ticket.queue)
         return ticket
 
+    def _recorded(self, ticket_id: str) -> dict[str, Any] | None:
+        if self.records is None or not TICKET_ID.fullmatch(ticket_id):
+            return None
+        from omnidesk.db.ticketview import load_ticket
+
+        with self.records.connection() as conn:
+            return load_ticket(conn, ticket_id)
+
     def view(self, agent: AgentConfig, ticket_id: str) -> dict[str, Any]:
         """Thread, customer and their other tickets, SLA state, history, CSAT."""
+        if self.store.get_ticket(ticket_id) is None:
+            cold = self._recorded(ticket_id)
+            if cold is not None:
+                return self._recorded_view(agent, cold)
         ticket = self.ticket(agent, ticket_id)
         messages = sorted(self.store.ticket_messages(ticket.id), key=lambda m: m.created_at)
         customer = self.store.get_customer(ticket.customer_id)
@@ -94,6 +116,20 @@ class Desk:
             "customer": to_builtins(customer) if customer else None,
             "other_tickets": [self._other_ticket(agent, t) for t in others],
             "sla": self._sla(ticket.id, extra),
+            "history": self.history(ticket.id),
+        }
+
+    def _recorded_view(self, agent: AgentConfig, cold: dict[str, Any]) -> dict[str, Any]:
+        """The same view of a ticket only PostgreSQL holds now (no live SLA clocks)."""
+        ticket: Ticket = cold["ticket"]
+        self.roster().check(agent, ticket.queue)
+        customer = cold["customer"]
+        return {
+            "ticket": {**to_builtins(ticket), **cold["extra"], "live": False},
+            "messages": [to_builtins(m) for m in cold["messages"]],
+            "customer": to_builtins(customer) if customer else None,
+            "other_tickets": [],
+            "sla": None,
             "history": self.history(ticket.id),
         }
 
@@ -127,10 +163,30 @@ class Desk:
                 log.warning("SLA summary of %s: %s", ticket_id, exc)
         return {"due_at": extra.get("due_at")} if extra.get("due_at") else None
 
-    @guarded
     def history(self, ticket_id: str, limit: int = 200) -> list[dict[str, str]]:
-        """The ticket's events, oldest first. Stream ids are ms timestamps, so only events
-        since the ticket was created are read (at most HISTORY_SCAN of them)."""
+        """The ticket's events, oldest first: what PostgreSQL has recorded, and the stream's
+        entries not yet written there (the stream is trimmed behind the records writer)."""
+        live = self._stream_history(ticket_id, limit)
+        if self.records is None:
+            return live
+        from omnidesk.db.connect import RecordsUnavailable
+        from omnidesk.db.ticketview import ticket_events
+
+        try:
+            with self.records.connection() as conn:
+                recorded = ticket_events(conn, ticket_id, limit)
+        except RecordsUnavailable as exc:  # the live tail still shows
+            log.warning("history of %s from the records: %s", ticket_id, exc)
+            return live
+        seen = {e["id"] for e in recorded}
+        merged = recorded + [e for e in live if e["id"] not in seen]
+        merged.sort(key=lambda e: tuple(int(x) for x in e["id"].split("-")))
+        return merged[-limit:]
+
+    @guarded
+    def _stream_history(self, ticket_id: str, limit: int) -> list[dict[str, str]]:
+        """The ticket's events still in the stream. Stream ids are ms timestamps, so only
+        events since the ticket was created are read (at most HISTORY_SCAN of them)."""
         created = self.store.r.hget(self.store.key("ticket", ticket_id), "created_ms")
         now_ms = ms(utcnow())  # a sender's clock ahead of ours must not hide the history
         since = max(0, min(int(created or 0), now_ms) - 60_000)

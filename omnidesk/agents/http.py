@@ -1,7 +1,8 @@
 """The agents' HTTP API under /v1/ (JSON, bearer tokens), documented in openapi.yaml.
 
 Errors are JSON `{"error": "..."}`: 400 bad request, 401 missing/invalid token, 403 not
-the agent's queue, 404 unknown ticket or route, 413 body too large, 503 store unavailable,
+the agent's queue, 404 unknown ticket, customer or route, 413 body too large, 503 store or
+PostgreSQL unavailable,
 and 500 (logged, no traceback to the client) for a bug. Store calls are synchronous
 (redis-py) and run in a thread so the event loop keeps serving. Every string in a response
 goes through `display_safe`: customer text carries no escape sequence or bidi override.
@@ -22,6 +23,8 @@ from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
 from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
+from omnidesk.db.connect import RecordsUnavailable
+from omnidesk.db.customers import RecordRefused, UnknownCustomer
 from omnidesk.errors import AuthError, StoreUnavailable
 from omnidesk.model import to_builtins
 from omnidesk.text import display_safe_tree
@@ -61,13 +64,13 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error(401, str(exc), **{"WWW-Authenticate": 'Bearer realm="omnidesk"'})
     except Forbidden as exc:
         return error(403, str(exc))
-    except (NotFound, NoSuchAgent) as exc:
+    except (NotFound, NoSuchAgent, UnknownCustomer) as exc:
         return error(404, str(exc))
     except BodyTooLarge as exc:
         return error(413, str(exc))
-    except (BadRequest, ValueError) as exc:
+    except (BadRequest, RecordRefused, ValueError) as exc:
         return error(400, str(exc))
-    except StoreUnavailable:
+    except (StoreUnavailable, RecordsUnavailable):
         return error(503, "temporarily unavailable, try again", **{"Retry-After": "5"})
     except Exception:  # a bug: logged here, one JSON line to the client, no traceback
         log.exception("%s %s failed", request.method, request.path)
@@ -333,8 +336,9 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_post("/v1/tickets/{ticket}/merge", merge)
         r.add_post("/v1/tickets/{ticket}/tags", tags)
         r.add_post("/v1/tickets/{ticket}/priority", priority)
-        from omnidesk.agents import console, csat_page
+        from omnidesk.agents import console, crm_http, csat_page
 
+        crm_http.add_routes(r)
         csat_page.add_routes(app)
         console.add_routes(app)
 

@@ -40,7 +40,10 @@ class AgentService:
     def __post_init__(self) -> None:
         service = self.config().service
         self.assigner = Assigner(self.store, self.roster, service.presence_ttl_s)
-        self.desk = Desk(self.store, self.roster, self.assigner, self.send_reply, self.sla)
+        self.desk = Desk(
+            self.store, self.roster, self.assigner, self.send_reply, self.sla,
+            records=self.records,
+        )  # fmt: skip
         self.tokens = Tokens(self.store)
         self.surveys = Surveys(
             store=self.store,

@@ -55,6 +55,7 @@ async def _demo(args: argparse.Namespace, samples: list[Path]) -> int:
         options = DaemonOptions(
             config=args.config, workers=2, http=False, embedded_redis=True, key_prefix=DEMO_PREFIX
         )
+        options.database_url = await asyncio.to_thread(_fresh_demo_database, args.config)
         daemon = Daemon(options)
         daemon.loaded.data.connectors.clear()
         daemon.loaded.data.reports.clear()  # a demo e-mails nobody
@@ -68,6 +69,7 @@ async def _demo(args: argparse.Namespace, samples: list[Path]) -> int:
         try:
             await _wait_until_processed(daemon, drop, len(samples), args.timeout)
             print(_report(daemon, len(samples)))
+            print(await _recorded(daemon, options.database_url, args.timeout))
         finally:
             await daemon.stop()
             await daemon.shutdown()
@@ -140,6 +142,52 @@ def _report(daemon: Daemon, total: int) -> str:
         lines += ["", "quarantine (omnidesk quarantine list --config ... to manage):"]
         lines += [f"  {i.id} {i.source}: {i.reason}: {i.error[:80]}" for i in quarantined]
     return "\n".join(lines)
+
+
+def _fresh_demo_database(config: str | None) -> str | None:
+    """The demo's own database beside the configured one (``<name>_demo``), emptied first so
+    its ticket numbers do not meet an earlier run's; None when PostgreSQL does not answer
+    (the demo then runs on Redis alone and says how to point it at one)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from omnidesk.configload import load_config
+    from omnidesk.db.connect import RecordsUnavailable, connect, conninfo
+
+    info = conninfo(load_config(config).data.service)
+    name = f"{conninfo_to_dict(info).get('dbname') or 'omnidesk'}_demo"
+    try:
+        with connect(make_conninfo(info, dbname="postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except RecordsUnavailable:
+        return None
+    return make_conninfo(info, dbname=name)
+
+
+async def _recorded(daemon: Daemon, database: str | None, timeout: float) -> str:
+    """Wait until the records writer has caught up, then count what PostgreSQL holds."""
+    from omnidesk.db.connect import describe
+
+    if database is None:
+        return (
+            "\nPostgreSQL did not answer, so nothing was recorded: set service.database_url "
+            "(or $OMNIDESK_DATABASE_URL) to a server you can reach, e.g. "
+            "postgresql://postgres@127.0.0.1:5432/omnidesk"
+        )
+    deadline = time.monotonic() + timeout
+    writer = daemon.writer
+    while time.monotonic() < deadline:
+        if writer.state.up and await asyncio.to_thread(writer.backlog) == 0:
+            break
+        await asyncio.sleep(0.2)
+    with daemon.records.connection() as conn:
+        tickets, messages, customers, events = conn.execute(
+            "SELECT (SELECT count(*) FROM tickets), (SELECT count(*) FROM messages),"
+            " (SELECT count(*) FROM customers), (SELECT count(*) FROM events)"
+        ).fetchone()
+    return (
+        f"\nrecorded in PostgreSQL ({describe(database)}): {tickets} tickets, {messages} "
+        f"messages, {customers} customers, {events} events"
+    )
 
 
 def _due_times(store: Any, ticket_ids: list[str]) -> dict[str, str]:

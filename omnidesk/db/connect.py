@@ -27,7 +27,15 @@ def conninfo(service: ServiceConfig) -> str:
     """The libpq connection string: `database_url` (or $OMNIDESK_DATABASE_URL), with the
     password from the variable `database_password_env` names, never from the file."""
     url = os.environ.get(URL_ENV) or service.database_url
-    params: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    # a server that stops answering without closing is noticed in ~20 s, not hours
+    params: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 2,
+        "tcp_user_timeout": 20_000,
+    }
     if service.database_password_env:
         params["password"] = os.environ.get(service.database_password_env, "")
     return make_conninfo(url, **params)

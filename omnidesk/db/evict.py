@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from omnidesk.db.evict_customers import evict_customers
+from omnidesk.customer_evict import EVICT_GRACE, evict_customers
 from omnidesk.db.writer import GROUP
 from omnidesk.store import Store, guarded, lua
 
@@ -60,6 +60,8 @@ class Eviction:
         closed_after: timedelta = timedelta(0),
         batch: int = 500,
         max_tail: int = 20_000,
+        customer_grace: timedelta = EVICT_GRACE,
+        customers: bool = True,  # False: leave customers be (tests of evict_customers alone)
     ) -> None:
         self.store = store
         self.records = records
@@ -67,6 +69,8 @@ class Eviction:
         self.closed_after = closed_after
         self.batch = batch
         self.max_tail = max_tail  # more unwritten entries than this: wait for the writer
+        self.customer_grace = customer_grace  # see omnidesk.customer_evict
+        self.customers = customers
         cached = getattr(store, "_evict_script", None)
         if cached is None:
             cached = store.r.register_script(lua("evict"))
@@ -129,8 +133,10 @@ class Eviction:
             out.evicted += evicted
             out.skipped += skipped
             out.gone += gone
-            if customers:
-                out.customers += evict_customers(self.store, self.records, customers)
+            if customers and self.customers:
+                out.customers += evict_customers(
+                    self.store, self.records, customers, grace=self.customer_grace
+                )
             if len(rows) < self.batch:
                 break
         if out.evicted:

@@ -38,7 +38,8 @@ from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient,
 from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
 from omnidesk.errors import OmnideskError, StoreUnavailable
-from omnidesk.store import Store, guarded
+from omnidesk.intake import post_key
+from omnidesk.store import Store, guarded, ms
 
 log = logging.getLogger("omnidesk.records")
 
@@ -389,6 +390,10 @@ class RecordWriter:
                 continue
             account = m.get("account") or accounts[m["ticket_id"]]
             external = m.get("external_id") or None
+            if external and m.get("content_id") == "1":
+                # a hash of the content: each POST is its own message (post_key), and a
+                # redelivery of one POST carries the same receive time
+                external = post_key(external, ms(datetime.fromisoformat(m["created_at"])))
             rows.append(
                 [
                     mid,

@@ -22,7 +22,9 @@ def install(daemon: Any) -> None:
     daemon.event_cursors.append(rollups.cursor_key)  # the stream is not trimmed past it
     daemon.report_scheduler = ReportScheduler(store, config)
     daemon.background.append(daemon.report_scheduler.run)
-    job = ArchiveJob(store, lambda: daemon.loaded.data, records=getattr(daemon, "records", None))
+    job = ArchiveJob(
+        store, lambda: daemon.loaded.data, records=lambda: getattr(daemon, "records", None)
+    )
     daemon.background.append(job.run)
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
     daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
