@@ -13,7 +13,9 @@ service's own code, as the daemon does:
 - agents' replies (`add_outbound_message`, then `set_delivery`) and resolutions (`set_status`
   resolved, one in ten closed) of the oldest open tickets, so that `--open` stay open;
 - the records writer (`RecordWriter.drain`) and the eviction pass (`Eviction.run`, reopen
-  window `--window` seconds) every 1,000 tickets.
+  window `--window` seconds, and the same for the customers' grace, 10 minutes in the
+  daemon) every 1,000 tickets; intake looks senders up in PostgreSQL (omnidesk.known) as the
+  daemon's runtime does.
 
 At half the tickets and at the end, it waits out the reopen window, drains and evicts, and
 reads INFO used_memory. Figures:
@@ -330,11 +332,12 @@ def main() -> int:
             CONFIG.format(redis_url=redis_url, state=workdir), Path(workdir) / "bench.yaml"
         )
         store = Store.from_url(redis_url, PREFIX)
-        runtime = Runtime.for_service(loaded, store=store)
+        records = Records(info)
+        runtime = Runtime.for_service(loaded, store=store, records=records)
         runtime.archive = None  # raw payloads go to disk: neither Redis nor PostgreSQL
         window = timedelta(seconds=args.window)
         runtime.intake.reopen_window = window
-        eviction = Eviction(store, Records(info), reopen_window=window)
+        eviction = Eviction(store, records, reopen_window=window, customer_grace=window)
         writer = RecordWriter(store, info)
         r = redis.Redis.from_url(redis_url)
         r.memory_purge()

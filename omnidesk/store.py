@@ -30,6 +30,8 @@ deployments or test runs share one Redis. With prefix ``P``:
                                      a ticket's entries go when it is evicted (lua/evict.lua)
     P:seen:auto:<dedupe key>  string ``-``: an auto-reply that opened nothing, for
                                      `service.dedupe_window_days` (a TTL)
+    P:evict:customers         set    owners of evicted tickets not yet gone themselves: each
+                                     eviction pass offers them to evict_customers (db/evict.py)
     P:seq:ticket:<year>       string INCR counter behind ``OD-<year>-<NNNNNN>`` ids
     P:seq:customer            string INCR counter behind ``C-<NNNNNNNN>`` ids
     P:stats                   hash   counters: opened, duplicates, auto_ignored, in:<channel>,

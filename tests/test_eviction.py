@@ -230,3 +230,23 @@ def test_a_merged_pair_leaves_no_thread_key_behind(runtime: Runtime, pg_url: str
     evicted = Eviction(store, Records(pg_url), reopen_window=WINDOW).run().evicted
     assert sorted(evicted) == sorted([first, second])
     assert mentions(store, [first, second, *mids, "a1@example.com", "b1@example.com"]) == []
+
+
+def test_a_customer_kept_by_its_grace_leaves_on_a_later_pass(runtime: Runtime, pg_url: str) -> None:
+    """Its tickets are gone by then, so only the candidates set brings it back to mind."""
+    store = runtime.store
+    result = runtime.process([web("سؤال", email="g@example.sa")]).results[0]
+    cid = result.customer_id
+    store.set_status(result.ticket_id, "closed")  # type: ignore[arg-type]
+    # the pre-intake step found this customer a moment ago (omnidesk.known stamps seen_ms)
+    store.r.hset(store.key("customer", cid), "seen_ms", int(datetime.now(UTC).timestamp() * 1000))  # type: ignore[arg-type]
+    drain(store, pg_url)
+    records = Records(pg_url)
+    first = Eviction(store, records, reopen_window=WINDOW, customer_grace=timedelta(hours=1)).run()
+    assert first.evicted == [result.ticket_id] and first.customers == []
+    assert store.get_customer(cid) is not None  # type: ignore[arg-type]
+    assert store.r.smembers(store.key("evict", "customers")) == {cid}
+    later = Eviction(store, records, reopen_window=WINDOW, customer_grace=timedelta(0)).run()
+    assert later.evicted == [] and later.customers == [cid]
+    assert store.get_customer(cid) is None  # type: ignore[arg-type]
+    assert store.r.exists(store.key("evict", "customers")) == 0

@@ -12,8 +12,10 @@ reopened) stays for a later pass. Then the rows are marked ``hot = false``; a cr
 between the two leaves a row marked hot whose Redis keys are gone, which the next pass
 finds ("gone") and marks.
 
-Customers of the evicted tickets are then offered to `evict_customers`, which removes those
-with no ticket left in Redis (loaded back on their next message).
+Customers of the evicted tickets become candidates (``P:evict:customers``, added by the
+same script) and each pass offers every candidate to `omnidesk.customer_evict`, which
+removes those with no ticket left in Redis that PostgreSQL holds (loaded back on their next
+message); one kept by its grace is offered again next pass, so none stays for good.
 """
 
 from __future__ import annotations
@@ -71,11 +73,12 @@ class Eviction:
         self.max_tail = max_tail  # more unwritten entries than this: wait for the writer
         self.customer_grace = customer_grace  # see omnidesk.customer_evict
         self.customers = customers
-        cached = getattr(store, "_evict_script", None)
+        cached = getattr(store, "_evict_scripts", None)
         if cached is None:
-            cached = store.r.register_script(lua("evict"))
-            store._evict_script = cached  # type: ignore[attr-defined]
-        self._script = cached
+            cached = {n: store.r.register_script(lua(n)) for n in ("evict", "evict_candidates")}
+            store._evict_scripts = cached  # type: ignore[attr-defined]
+        self._script = cached["evict"]
+        self._prune = cached["evict_candidates"]
 
     def candidates(
         self, conn: Any, now: datetime, after: tuple[datetime, str] | None = None
@@ -121,7 +124,7 @@ class Eviction:
             if not rows:
                 break
             after = rows[-1][1], rows[-1][0]
-            state, (evicted, skipped, gone, customers) = self.evict([r[0] for r in rows], now)
+            state, (evicted, skipped, gone, _owners) = self.evict([r[0] for r in rows], now)
             if state != "ok":
                 out.state = state
                 log.info("eviction waits: the records writer is %s", state)
@@ -133,18 +136,34 @@ class Eviction:
             out.evicted += evicted
             out.skipped += skipped
             out.gone += gone
-            if customers and self.customers:
-                out.customers += evict_customers(
-                    self.store, self.records, customers, grace=self.customer_grace
-                )
             if len(rows) < self.batch:
                 break
+        if self.customers and out.state == "ok":
+            out.customers = self.evict_customers()
         if out.evicted:
             log.info(
                 "evicted %d done tickets and %d customers from redis; %d wait for the writer",
                 len(out.evicted), len(out.customers), len(out.skipped),
             )  # fmt: skip
         return out
+
+    def evict_customers(self, chunk: int = 1000) -> list[str]:
+        """Offer every candidate customer (P:evict:customers: owners of evicted tickets, and
+        those a grace or an unwritten identity kept last time) to `evict_customers`, then
+        drop the candidates that need no more tries. Bounded by customers without a ticket
+        in Redis that could not leave yet."""
+        key = self.store.key("evict", "customers")
+        removed: list[str] = []
+        cursor = 0
+        while True:
+            cursor, members = self.store.r.sscan(key, cursor, count=chunk)
+            if members:
+                removed += evict_customers(
+                    self.store, self.records, members, grace=self.customer_grace
+                )
+                self._prune(keys=[], args=[self.store.prefix, *members])
+            if cursor == 0:
+                return removed
 
 
 def eviction_for(store: Store, records: Any, service: Any) -> Eviction:

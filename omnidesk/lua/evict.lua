@@ -116,6 +116,8 @@ for i = 6, #ARGV do
     if t[5] then
       redis.call("ZREM", p .. "customer:" .. t[5] .. ":tickets", tid)
       customers[#customers + 1] = t[5]
+      -- a candidate for evict_customers until it leaves or has a ticket again
+      redis.call("SADD", p .. "evict:customers", t[5])
     end
     redis.call("DEL", tkey, tkey .. ":msgs", tkey .. ":posts")
     evicted[#evicted + 1] = tid
