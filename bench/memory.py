@@ -37,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -318,6 +319,8 @@ def main() -> int:
     )
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     args = ap.parse_args()
+    # a kill runs the clean-up below (the redis-server child, the database)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # a writer drain and an eviction pass every `step` tickets (1,000; less in a quick run)
     step = min(ROUND, max(BATCH, args.tickets // 10 // BATCH * BATCH))
     total = max(2 * step, args.tickets // step * step)
