@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections import defaultdict
 from datetime import timedelta
 from email.message import EmailMessage
@@ -178,6 +179,12 @@ def email(message_id: str, text: str, sender: str, in_reply_to: str | None = Non
     )
 
 
+def phone_of(sender: str) -> str:
+    """A customer's one phone number: the same sender gives the same number each time (a new
+    number per form would pile identities on repeat customers, which people do not do)."""
+    return f"+9665{zlib.crc32(sender.encode()) % 10**8:08d}"
+
+
 def web(text: str, sender: str, phone: str) -> RawPayload:
     form = {"message": text, "email": sender, "phone": phone, "name": "مراجع"}
     return RawPayload(
@@ -219,7 +226,7 @@ class Traffic:
                 payloads.append(email(mid, text, sender))
                 mids.append(mid)
             else:
-                payloads.append(web(text, sender, f"+9665{self.n % 10**8:08d}"))
+                payloads.append(web(text, sender, phone_of(sender)))
                 mids.append(None)
         results = self.runtime.process(payloads).results
         for result, mid in zip(results, mids, strict=True):
