@@ -6,6 +6,7 @@ ticket whose latest change is not written yet, or that may still reopen, stays."
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -250,3 +251,20 @@ def test_a_customer_kept_by_its_grace_leaves_on_a_later_pass(runtime: Runtime, p
     assert later.evicted == [] and later.customers == [cid]
     assert store.get_customer(cid) is None  # type: ignore[arg-type]
     assert store.r.exists(store.key("evict", "customers")) == 0
+
+
+def test_a_ticket_with_an_entry_set_aside_by_the_writer_stays(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """An entry the writer could not write is acknowledged but kept in P:records:failed for
+    an operator: PostgreSQL does not hold that change, so the ticket stays in Redis."""
+    store = runtime.store
+    tid = runtime.process([web("شكوى", email="f@example.sa")]).results[0].ticket_id
+    store.set_status(tid, "closed")  # type: ignore[arg-type]
+    drain(store, pg_url)
+    failed = {"fields": {"type": "noted", "ticket": tid}, "error": "bad row", "at": "now"}
+    store.r.hset(store.key("records", "failed"), "1-1", json.dumps(failed))
+    eviction = Eviction(store, Records(pg_url), reopen_window=WINDOW)
+    assert eviction.run().skipped == [tid]
+    store.r.delete(store.key("records", "failed"))  # an operator dealt with it
+    assert eviction.run().evicted == [tid]

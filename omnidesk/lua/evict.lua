@@ -47,6 +47,14 @@ for _, entry in ipairs(tail) do
     if f[i] == "ticket" then unwritten[f[i + 1]] = true end
   end
 end
+-- entries the writer set aside (acknowledged, but not written: P:records:failed, kept for
+-- an operator) keep their tickets in Redis too
+for _, record in ipairs(redis.call("HVALS", p .. "records:failed")) do
+  local ok, r = pcall(cjson.decode, record)
+  if ok and type(r) == "table" and type(r.fields) == "table" and r.fields.ticket then
+    unwritten[r.fields.ticket] = true
+  end
+end
 
 local function drop_if(hash, field, value)
   if field and field ~= "" and redis.call("HGET", hash, field) == value then
