@@ -334,6 +334,7 @@ class Daemon:
                 "ok": state.up,
                 "backlog": state.backlog,
                 "written": state.written,
+                "set_aside": state.failed,  # entries that could not be written (see logs)
                 "error": state.error,
             }
             if state.up is False:

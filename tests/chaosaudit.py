@@ -23,6 +23,7 @@ import redis
 MARKER = re.compile(r"CHX[0-9a-f]{6}-[dwi]-\d{5}")
 MARKER_BYTES = re.compile(MARKER.pattern.encode())
 STORED_EVENTS = frozenset({"ticket_opened", "message_added"})
+WATCH_GROUP = "chaos-watch"
 STALE_HEARTBEAT_MS = 5_000  # a worker silent this long is taken for dead in the diagnosis
 
 
@@ -64,16 +65,28 @@ class StoreWatcher(threading.Thread):
         with self._lock:
             return dict(self.first_seen)
 
+    def attach(self) -> None:
+        """Join the stream as a consumer group of its own before anything is added: the
+        daemon trims the stream behind every group, so no entry goes before it is read
+        here, however far this thread lags on a loaded machine."""
+        client = client_for(self.redis_url)
+        try:
+            client.xgroup_create(f"{self.prefix}:events", WATCH_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
     def run(self) -> None:
         client = client_for(self.redis_url)
-        last = "0-0"
         key = f"{self.prefix}:events"
         while not self._halt.is_set():
             try:
-                reply = client.xread({key: last}, count=1000, block=self.every_ms)
+                reply = client.xreadgroup(
+                    WATCH_GROUP, "watcher", {key: ">"}, count=1000, block=self.every_ms
+                )
                 for _, entries in reply:
                     self._note(client, entries)
-                    last = entries[-1][0]
+                    client.xack(key, WATCH_GROUP, *[eid for eid, _ in entries])
             except redis.RedisError:
                 self._halt.wait(0.2)
 

@@ -308,8 +308,9 @@ class Cluster:
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/v1/intake/web"
 
-    def start(self) -> None:
+    def start(self, after_redis: Callable[[], None] = lambda: None) -> None:
         self._start_redis()
+        after_redis()  # e.g. a watcher's consumer group, in place before any event
         self._start_daemon()
         for proc in self.workers:
             proc.start()
@@ -465,7 +466,7 @@ def run_chaos(plan: ChaosPlan, dovecot: Dovecot, workdir: Path, say: Say = print
     watcher = StoreWatcher(cluster.redis_url, cluster.prefix)
     feeders: list[Feeder] = []
     try:
-        cluster.start()
+        cluster.start(after_redis=watcher.attach)
         watcher.start()
         subs = plan_submissions(run_id, plan.steady, plan.rate, plan.fault_times(), plan.burst)
         started = time.monotonic() + 0.5

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
@@ -16,6 +17,7 @@ from ruamel.yaml import YAML
 
 from omnidesk.agents.http import add_routes
 from omnidesk.configload import parse_config
+from omnidesk.db.records import Records
 from omnidesk.errors import ConfigError
 from omnidesk.templates import TemplateError, render
 from tests.agentkit import AGENTS_CONFIG, make
@@ -165,8 +167,9 @@ def _openapi_operations() -> list[tuple[str, str, dict[str, Any]]]:
     return ops
 
 
-async def test_openapi_matches_the_live_routes(api: dict[str, Any]) -> None:
+async def test_openapi_matches_the_live_routes(api: dict[str, Any], pg_url: str) -> None:
     client, runtime, service = api["client"], api["runtime"], api["service"]
+    service.records = Records(pg_url)  # GET /v1/search reads PostgreSQL
     live = {
         (route.resource.canonical, route.method)
         for route in client.server.app.router.routes()
@@ -195,6 +198,9 @@ async def test_openapi_matches_the_live_routes(api: dict[str, Any]) -> None:
             await client.post(f"/v1/tickets/{ticket}/resolve", headers=h)
             token = service.store.r.hget(service.store.key("ticket", ticket), "csat_token")
         url = path.replace("{ticket}", ticket).replace("{token}", token)
+        examples = {p["name"]: p["example"] for p in op.get("parameters", []) if "example" in p}
+        if examples:
+            url += "?" + urlencode(examples)
         codes = {int(c) for c in op["responses"]}
         kwargs: dict[str, Any] = {}
         content = op.get("requestBody", {}).get("content", {})
@@ -210,6 +216,7 @@ async def test_openapi_matches_the_live_routes(api: dict[str, Any]) -> None:
         if secured:
             r = await client.request(method, url, **kwargs)
             assert r.status == 401 and 401 in codes, f"{method} {path} without a token"
+    service.records.close()
 
 
 async def test_csat_by_email_link_recorded_once_with_comment(api: dict[str, Any]) -> None:

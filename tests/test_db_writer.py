@@ -5,11 +5,13 @@ the stream stays bounded while the writer keeps up."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import psycopg
 import pytest
 
+from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.writer import GROUP, RecordWriter
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
@@ -222,3 +224,100 @@ def test_a_form_known_by_its_content_is_recorded_each_time_it_opens_a_ticket(
     held = rows(pg_url, "SELECT ticket_id, external_id FROM messages ORDER BY created_at")
     assert [t for t, _ in held] == [first.ticket_id, second.ticket_id]
     assert held[0][1] != held[1][1] and held[0][1].split("@")[0] == held[1][1].split("@")[0]
+
+
+def test_a_month_made_in_a_failed_batch_is_made_again(runtime: Runtime, pg_url: str) -> None:
+    """A partition created in a transaction that then failed (here as a server shutting
+    down would make it, so the writer waits and retries the batch) was rolled back with it: the
+    writer must not remember it as made, or the month's events land in events_default (and
+    the partition can never be created afterwards: the default one holds rows of its range)."""
+    store = runtime.store
+    runtime.process([web("طلب تجديد", email="month@example.sa")])
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a real failure inside the batch
+        conn.execute(
+            "CREATE FUNCTION od_refuse() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'refused for the test' USING ERRCODE = '57P01'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER od_refuse BEFORE INSERT ON messages"
+            " FOR EACH ROW EXECUTE FUNCTION od_refuse()"
+        )
+    writer = RecordWriter(store, pg_url)
+    with pytest.raises(RecordsUnavailable, match="refused for the test"):
+        drain(writer)
+    assert rows(pg_url, "SELECT count(*) FROM events") == [(0,)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER od_refuse ON messages")
+    assert drain(writer) == 2
+    assert rows(pg_url, "SELECT count(*) FROM events") == [(2,)]
+    assert rows(pg_url, "SELECT count(*) FROM events_default") == [(0,)]
+
+
+def test_a_dead_consumer_is_forgotten_once_it_holds_nothing(runtime: Runtime, pg_url: str):
+    """Each daemon start joins the group under a name of its own; a dead one's name is
+    dropped once its entries were claimed and written, never while it still holds some."""
+    store = runtime.store
+    runtime.process([web(f"رسالة {i}", email=f"g{i}@example.sa") for i in range(3)])
+    stream = store.key("events")
+    dead = RecordWriter(store, pg_url, consumer="dead")
+    dead.ensure_group()
+    assert len(dead.read()) == 6  # delivered to "dead", which dies before writing
+    alive = RecordWriter(store, pg_url, consumer="alive", claim_idle_ms=0)
+    assert alive.prune() == 0  # "dead" still holds six entries
+    assert [c["name"] for c in store.r.xinfo_consumers(stream, GROUP)] == ["dead"]
+    assert drain(alive) == 6  # claimed, written; the trim round then forgets "dead"
+    assert [c["name"] for c in store.r.xinfo_consumers(stream, GROUP)] == ["alive"]
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(3,)]
+
+
+def test_a_record_that_cannot_be_written_is_set_aside_and_the_rest_goes_on(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """A batch that fails for a reason other than PostgreSQL being away (here a ticket whose
+    created_at is not a date) is written one entry at a time: the bad entries are kept in
+    Redis with their error and acknowledged, everything else is written, and the writer
+    stays up instead of retrying the same batch forever."""
+    store = runtime.store
+    batch = [web(f"طلب {i}", email=f"bad{i}@example.sa") for i in range(3)]
+    results = runtime.process(batch).results
+    bad = results[1].ticket_id
+    assert bad is not None
+    store.r.hset(store.key("ticket", bad), "created_at", "not a date")
+    writer = RecordWriter(store, pg_url)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(writer.run(stop, idle_s=0.05))
+        for _ in range(100):
+            if writer.state.written >= 6:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    assert writer.state.up is True and writer.state.failed == 2
+    written = {t for (t,) in rows(pg_url, "SELECT id FROM tickets")}
+    assert written == {results[0].ticket_id, results[2].ticket_id}
+    failed = store.r.hgetall(store.key("records", "failed"))
+    kinds = sorted(json.loads(v)["fields"]["type"] for v in failed.values())
+    assert kinds == ["routed", "ticket_opened"]
+    assert all("not a date" in json.loads(v)["error"] for v in failed.values())
+    assert store.r.hget(store.key("stats"), "records_failed") == "2"
+    assert writer.backlog() == 0
+
+
+def test_the_trim_waits_for_every_consumer_group(runtime: Runtime, pg_url: str) -> None:
+    """A group an operator or a tool attached to the stream loses nothing to the trim."""
+    store = runtime.store
+    stream = store.key("events")
+    store.r.xgroup_create(stream, "audit-tool", id="0", mkstream=True)
+    runtime.process([web("طلب", email="g@example.sa")])
+    writer = RecordWriter(store, pg_url)
+    drain(writer)
+    assert store.r.xlen(stream) == 2  # written, but the tool has read nothing yet
+    store.r.xreadgroup("audit-tool", "t", {stream: ">"}, count=1)  # takes one, pending
+    assert writer.trim() == 0
+    (first,) = store.r.xrange(stream, count=1)
+    store.r.xack(stream, "audit-tool", first[0])
+    assert writer.trim() == 1 and store.r.xlen(stream) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -24,6 +25,7 @@ from aiohttp.test_utils import TestServer
 
 from omnidesk.agents.http import MAX_JSON, add_routes
 from omnidesk.cli import TerminalSafeWriter
+from omnidesk.db.writer import RecordWriter
 from omnidesk.reports.dashboard import Dashboard, route_hook
 from omnidesk.text import display_safe
 from omnidesk.webguard import install as install_security_headers
@@ -287,26 +289,31 @@ def write_config(prefix: str, tmp: Path) -> Path:
     return path
 
 
-def cli(config: Path, *args: str) -> str:
+def cli(config: Path, *args: str, database: str | None = None) -> str:
+    env = {**os.environ, "OMNIDESK_DATABASE_URL": database} if database else None
     done = subprocess.run(
         [sys.executable, "-m", "omnidesk", *args, "--config", str(config)],
         cwd=ROOT,
         capture_output=True,
         timeout=60,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.decode("utf-8")
 
 
 @pytest.mark.slow  # a few CLI subprocesses
-def test_cli_prints_no_escape_or_override_from_customer_text(prefix: str, tmp_path: Path) -> None:
+def test_cli_prints_no_escape_or_override_from_customer_text(
+    prefix: str, tmp_path: Path, pg_url: str
+) -> None:
     runtime, _, _ = make(prefix, tmp_path)
     subject = TERMINAL_ATTACK + SPOOFED_NAME
     body = f"{ARABIC}\n{TERMINAL_ATTACK}\x9b31m red\tcell"
     ticket = open_ticket(runtime, body, "tty@example.sa", subject=subject)
     config = write_config(prefix, tmp_path)
+    asyncio.run(RecordWriter(runtime.store, pg_url).drain())  # lists come from PostgreSQL
     outputs = {
-        "tickets": cli(config, "tickets"),
+        "tickets": cli(config, "tickets", database=pg_url),
         "show": cli(config, "show", ticket),
         "agent show": cli(config, "agent", "show", ticket, "--as", "amal"),
     }
@@ -317,7 +324,7 @@ def test_cli_prints_no_escape_or_override_from_customer_text(prefix: str, tmp_pa
     assert "invoice\\u202efdp.exe" in outputs["tickets"]  # the spoof is visible as such
     assert ARABIC in outputs["show"] and "red\tcell" in outputs["show"]
     # the JSON form is the same data, escaped: nothing lost
-    (line,) = cli(config, "tickets", "--json").splitlines()
+    (line,) = cli(config, "tickets", "--json", database=pg_url).splitlines()
     assert json.loads(line)["subject"] == subject
     assert "\u202e" not in line
     shown = json.loads(cli(config, "show", ticket, "--json"))

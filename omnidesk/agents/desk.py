@@ -20,6 +20,7 @@ import msgspec
 from omnidesk.agents.assign import Assigner, scripts
 from omnidesk.agents.roster import Forbidden, Roster
 from omnidesk.config import AgentConfig
+from omnidesk.db.tickets import Page
 from omnidesk.errors import PermanentError
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
@@ -70,7 +71,8 @@ class Desk:
     send_reply: SendReply
     sla: Any = None  # omnidesk.sweeper.SlaClocks when the SLA engine runs
     on_resolved: Callable[[Ticket, AgentConfig], None] | None = None  # CSAT survey
-    records: Any = None  # omnidesk.db.records.Records: tickets and history past Redis
+    # omnidesk.db.records.Records: lists, and tickets and history past Redis, when set
+    records: Any = None
 
     # -------------------------------------------------------- reading
 
@@ -205,15 +207,43 @@ class Desk:
         status: str | None = None,
         limit: int = 50,
     ) -> list[Ticket]:
+        return self.page(agent, queue=queue, status=status, limit=limit).tickets
+
+    def page(self, agent: AgentConfig, queue: str | None = None, **filters: Any) -> Page:
+        """A page of the tickets the agent may see, newest first: from PostgreSQL (any
+        filter, keyset pages: omnidesk.db.tickets) when the records hold tickets, else from
+        Redis (queue and status only, one page)."""
         queues = self.roster().queues_of(agent)
         if queue is not None:
             self.roster().check(agent, queue)
             queues = [queue]
+        if self.records is not None:
+            page = self._page_from_records(queues, filters)
+            if page is not None:
+                return page
+        limit = int(filters.pop("limit", 50))
+        status = filters.pop("status", None)
+        extra = sorted(k for k, v in filters.items() if v is not None)
+        if extra:
+            raise BadRequest(f"{', '.join(extra)}: these filters need the records (PostgreSQL)")
         out: list[Ticket] = []
         for q in queues:
             out += self.store.list_tickets(queue=q, status=status, limit=limit)
         out.sort(key=lambda t: t.created_at, reverse=True)
-        return out[:limit]
+        return Page(out[:limit], None)
+
+    def _page_from_records(self, queues: list[str], filters: dict[str, Any]) -> Page | None:
+        from omnidesk.db.connect import RecordsUnavailable
+        from omnidesk.db.tickets import list_tickets, records_have_tickets
+
+        try:
+            with self.records.connection() as conn:
+                if not records_have_tickets(conn):
+                    return None
+                return list_tickets(conn, queue=queues, **filters)
+        except RecordsUnavailable as exc:
+            log.warning("ticket list from Redis: %s", exc)
+            return None
 
     def mine(self, agent: AgentConfig) -> list[Ticket]:
         return self.store.get_tickets(self.assigner.held(agent.id))

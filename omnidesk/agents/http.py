@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -195,16 +196,63 @@ async def claim(request: web.Request) -> web.Response:
 
 
 async def list_tickets(request: web.Request) -> web.Response:
+    """GET /v1/tickets?queue=&status=&customer=&channel=&tag=&since=&until=&before=&limit=
+    Newest first; `next` is the cursor for `before` (null on the last page)."""
+    from omnidesk.db.tickets import decode_cursor, encode_cursor
+
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    q = request.query
+    try:
+        limit = min(500, max(1, int(q.get("limit", "50"))))
+    except ValueError:
+        raise BadRequest("limit: must be a number") from None
+    filters: dict[str, Any] = {k: q.get(k) for k in ("status", "customer", "channel", "tag")}
+    filters["since"], filters["until"] = _moment(q, "since"), _moment(q, "until")
+    filters["before"] = decode_cursor(q["before"]) if q.get("before") else None
+    page = await _run(service.desk.page, agent, q.get("queue"), limit=limit, **filters)
+    return ok({
+        "tickets": [_brief(t) for t in page.tickets],
+        "next": encode_cursor(page.next) if page.next else None,
+    })  # fmt: skip
+
+
+def _moment(query: Any, name: str) -> datetime | None:
+    """An ISO date or date-time query parameter (UTC when it names no zone)."""
+    text = query.get(name)
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{name}: not an ISO date or date-time") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+async def search(request: web.Request) -> web.Response:
+    """Tickets (open or closed, in PostgreSQL) matching `q`, in the agent's queues only."""
+    from omnidesk.db.search import BadQuery, check_query
+    from omnidesk.db.search import search as find
+
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
     try:
-        limit = min(500, max(1, int(request.query.get("limit", "50"))))
+        query = check_query(request.query.get("q", ""))
+        limit = min(100, max(1, int(request.query.get("limit", "20"))))
+    except BadQuery as exc:
+        raise BadRequest(str(exc)) from None
     except ValueError:
         raise BadRequest("limit: must be a number") from None
-    tickets = await _run(
-        service.desk.list, agent, request.query.get("queue"), request.query.get("status"), limit
-    )
-    return ok({"tickets": [_brief(t) for t in tickets]})
+    if service.records is None:
+        raise StoreUnavailable("no PostgreSQL configured for search")
+    queues = service.roster().queues_of(agent)
+
+    def run() -> list[Any]:
+        with service.records.connection() as conn:
+            return find(conn, query, queues=queues, limit=limit)
+
+    hits = await _run(run)
+    return ok({"query": query, "hits": [h.to_dict() for h in hits]})
 
 
 async def view(request: web.Request) -> web.Response:
@@ -326,6 +374,7 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_get("/v1/queues", queues)
         r.add_post("/v1/claims", claim)
         r.add_get("/v1/templates", templates)
+        r.add_get("/v1/search", search)
         r.add_get("/v1/tickets", list_tickets)
         r.add_get("/v1/tickets/{ticket}", view)
         r.add_post("/v1/tickets/{ticket}/reply", reply)

@@ -1,5 +1,6 @@
-"""`omnidesk report --from --to [filters] [--format table|csv|json|html]`: figures from the
-rollups for a period (see docs/reports.md)."""
+"""`omnidesk report --from --to [filters] [--format table|csv|json|html]`: figures for a
+period, from PostgreSQL's events when the records hold them, else from the rollups
+(omnidesk.reports.source; see docs/reports.md)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
+from omnidesk.reports.source import SOURCES
 
 FORMATS = ("table", "csv", "json", "html")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("report", help="performance figures for a period, from the rollups")
+    p = sub.add_parser("report", help="performance figures for a period (records or rollups)")
     p.add_argument("--from", dest="start", help="first local date YYYY-MM-DD (default: 29 "
                    "days before --to)")  # fmt: skip
     p.add_argument("--to", dest="end", help="last local date YYYY-MM-DD (default: today)")
@@ -27,6 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
     p.add_argument("--prefix", help="Redis key prefix (od-demo for the demo's data)")
     p.add_argument("--redis-url")
+    p.add_argument("--source", choices=SOURCES, default="auto",
+                   help="records: SQL over PostgreSQL's events (any period); rollups: the "
+                   "Redis counters; auto (default): the records when they hold events")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -38,9 +43,10 @@ def parse_day(text: str, flag: str) -> date:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnidesk.reports.api import figures
+    from omnidesk.db.connect import connect, conninfo
     from omnidesk.reports.fold import Context
     from omnidesk.reports.render import render
+    from omnidesk.reports.source import figures_for
     from omnidesk.store import Store
 
     loaded = load_config(args.config)
@@ -50,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
     start = parse_day(args.start, "--from") if args.start else end - timedelta(days=29)
     filters = {d: getattr(args, d) for d in ("queue", "region", "channel", "segment", "agent")}
     store = Store.from_url(args.redis_url or service.redis_url, args.prefix or service.key_prefix)
+    info = conninfo(service)
     try:
-        result = figures(store, ctx, start, end, filters)
+        result, _ = figures_for(store, lambda: connect(info), loaded.data, ctx, start, end,
+                                filters, args.source)  # fmt: skip
     except ValueError as exc:
         raise PermanentError(str(exc)) from None
     titles = {name: q.title for name, q in loaded.data.queues.items() if q.title}

@@ -1,9 +1,12 @@
-"""`omnidesk tickets [--queue Q]` and `omnidesk show TICKET`: a quick look from the shell."""
+"""`omnidesk tickets [--queue Q] [filters] [--before CURSOR]` (PostgreSQL when it holds
+tickets, else Redis) and `omnidesk show TICKET`: a quick look from the shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from omnidesk.configload import load_config
@@ -17,6 +20,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     list_p.add_argument("--config")
     list_p.add_argument("--queue")
     list_p.add_argument("--status")
+    list_p.add_argument("--customer", help="a customer id (C-...)")
+    list_p.add_argument("--channel")
+    list_p.add_argument("--tag")
+    list_p.add_argument("--since", help="created on or after (ISO date or date-time, UTC)")
+    list_p.add_argument("--until", help="created before (ISO date or date-time, UTC)")
+    list_p.add_argument("--before", help="the cursor printed under the previous page")
     list_p.add_argument("--limit", type=int, default=50)
     list_p.add_argument("--json", action="store_true")
     list_p.set_defaults(func=list_tickets)
@@ -35,12 +44,55 @@ def open_store(config: str | None) -> Any:
     return Store.from_url(service.redis_url, service.key_prefix)
 
 
-def list_tickets(args: argparse.Namespace) -> int:
+def moment(text: str | None, flag: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise PermanentError(f"{flag} {text!r}: not an ISO date or date-time") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def page_of_tickets(args: argparse.Namespace) -> tuple[list[Any], str | None]:
+    """From PostgreSQL when it holds tickets (every filter, keyset pages), else from Redis
+    (queue and status only)."""
+    from omnidesk.db.connect import RecordsUnavailable, connect, conninfo
+    from omnidesk.db.tickets import (
+        decode_cursor,
+        encode_cursor,
+        list_tickets,
+        records_have_tickets,
+    )
+
+    service = load_config(args.config).data.service
+    filters: dict[str, Any] = {
+        "status": args.status, "customer": args.customer, "channel": args.channel,
+        "tag": args.tag, "since": moment(args.since, "--since"),
+        "until": moment(args.until, "--until"),
+        "before": decode_cursor(args.before) if args.before else None,
+    }  # fmt: skip
+    try:
+        with connect(conninfo(service)) as conn:
+            if records_have_tickets(conn):
+                page = list_tickets(conn, queue=args.queue, limit=args.limit, **filters)
+                return page.tickets, encode_cursor(page.next) if page.next else None
+    except RecordsUnavailable:
+        pass
+    extra = [k for k, v in filters.items() if v is not None and k != "status"]
+    if extra:
+        raise PermanentError(f"--{', --'.join(extra)}: these need the records (PostgreSQL)")
     store = open_store(args.config)
-    tickets = store.list_tickets(queue=args.queue, status=args.status, limit=args.limit)
+    return store.list_tickets(queue=args.queue, status=args.status, limit=args.limit), None
+
+
+def list_tickets(args: argparse.Namespace) -> int:
+    tickets, cursor = page_of_tickets(args)
     if args.json:
         for ticket in tickets:
-            print(json.dumps(to_builtins(ticket), ensure_ascii=False))
+            print(json.dumps(to_builtins(ticket), ensure_ascii=False, default=str))
+        if cursor:
+            print(f"next page: --before {cursor}", file=sys.stderr)
         return 0
     print(
         format_table(
@@ -58,6 +110,8 @@ def list_tickets(args: argparse.Namespace) -> int:
             ],
         )
     )
+    if cursor:
+        print(f"next page: --before {cursor}")
     return 0
 
 

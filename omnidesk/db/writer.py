@@ -13,7 +13,8 @@ does it acknowledge the entries. So:
 - PostgreSQL down: nothing is acknowledged, intake goes on in Redis, the backlog is shown
   in /healthz and /metrics, and the stream is not trimmed past what was written;
 - the stream is trimmed up to the oldest entry some consumer still needs (this group's
-  oldest pending or next entry, and the cursors in `trim_cursors`, such as the rollups').
+  oldest pending or next entry, and the cursors in `trim_cursors`, such as the rollups');
+  the group forgets dead daemons' consumers once they hold nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.intake import post_key
-from omnidesk.store import Store, guarded, ms
+from omnidesk.store import Store, guarded, lua, ms
 
 log = logging.getLogger("omnidesk.records")
 
@@ -106,6 +107,7 @@ class WriterState:
     backlog: int = 0  # stream entries not yet written (undelivered + pending)
     written: int = 0  # entries written by this process
     duplicates: int = 0  # messages PostgreSQL already held under another id
+    failed: int = 0  # entries set aside by this process (they could not be written)
     error: str = ""
 
 
@@ -132,6 +134,7 @@ class RecordWriter:
         self._months: set[str] = set()
         self._own_pending = True  # read this consumer's unacknowledged entries first
         self._upgraded = False
+        self._prune = store.r.register_script(lua("records_prune"))
 
     # ------------------------------------------------------------ Redis side
 
@@ -221,27 +224,47 @@ class RecordWriter:
 
     @guarded
     def trim(self) -> int:
-        """Drop the entries every consumer has taken: below this group's oldest pending or
-        next undelivered entry, and below each cursor in `trim_cursors`. Returns how many."""
+        """Drop the entries every consumer has taken: below each consumer group's oldest
+        pending or next undelivered entry (this writer's, and any other an operator or a
+        tool has attached to the stream), and below each cursor in `trim_cursors` (and
+        forget the dead consumers first). Returns how many entries."""
         r = self.store.r
-        groups = {g["name"]: g for g in r.xinfo_groups(self.stream)}
-        if GROUP not in groups:
+        groups = r.xinfo_groups(self.stream)
+        if not any(g["name"] == GROUP for g in groups):
             return 0
-        group = groups[GROUP]
-        keep = group["last-delivered-id"]
-        if int(group["pending"]):
-            oldest = r.xpending(self.stream, GROUP)["min"]
-            keep = min(keep, oldest, key=stream_pos)
-        else:
-            keep = _next_id(keep)
+        self.prune()
+        keeps = []
+        for group in groups:
+            if int(group["pending"]):
+                oldest = r.xpending(self.stream, group["name"])["min"]
+                keeps.append(min(group["last-delivered-id"], oldest, key=stream_pos))
+            else:
+                keeps.append(_next_id(group["last-delivered-id"]))
         for cursor_key in self.trim_cursors:
             cursor = r.get(cursor_key)
             if not cursor:
                 return 0  # that consumer has taken nothing yet
-            keep = min(keep, _next_id(cursor), key=stream_pos)
+            keeps.append(_next_id(cursor))
+        keep = min(keeps, key=stream_pos)
         if stream_pos(keep) <= 1:
             return 0
         return int(r.xtrim(self.stream, minid=keep, approximate=False))
+
+    @guarded
+    def prune(self) -> int:
+        """Forget the group's consumers that hold nothing and were idle longer than
+        `claim_idle_ms`: each daemon start adds one (its name has its pid), so without this
+        the group would keep one per restart forever. A live one that is forgotten comes
+        back with its next read. Returns how many were forgotten."""
+        gone = 0
+        for consumer in self.store.r.xinfo_consumers(self.stream, GROUP):
+            name = consumer["name"]
+            if name == self.consumer or int(consumer["pending"]):
+                continue
+            if int(consumer["idle"]) <= self.claim_idle_ms:
+                continue
+            gone += int(self._prune(keys=[self.stream], args=[GROUP, name]))
+        return gone
 
     # ------------------------------------------------------------ PostgreSQL side
 
@@ -257,30 +280,32 @@ class RecordWriter:
             if f.get("ticket"):
                 last_pos[f["ticket"]] = stream_pos(eid)
         async with conn.transaction():
-            await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
+            made = await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
             async with conn.cursor() as cur:
                 await self._write_customers(cur, snap)
                 await self._write_tickets(cur, snap, last_pos)
                 await self._write_messages(cur, snap, last_pos)
                 await self._write_events(cur, entries)
+        # Remembered only once committed: a partition made in a transaction that failed was
+        # rolled back with it, and the month's events would go to events_default (where
+        # they would then keep the partition from ever being made).
+        self._months |= made
 
     async def _ensure_partitions(
         self, conn: psycopg.AsyncConnection[Any], moments: Iterable[datetime]
-    ) -> None:
+    ) -> set[str]:
         """A partition per month, made before the first event of that month arrives (and
-        the month after, so the default partition stays empty)."""
-        for moment in moments:
-            for month in (_month_start(moment), _month_start(_next_month(moment))):
-                name = f"events_y{month.year}m{month.month:02d}"
-                if name in self._months:
-                    continue
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-                await conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events"
-                    f" FOR VALUES FROM ('{month.isoformat()}')"
-                    f" TO ('{_next_month(month).isoformat()}')"
-                )
-                self._months.add(name)
+        the month after, so the default partition stays empty), by the schema's
+        ensure_event_partitions. Returns the months made or found in this transaction, for
+        the caller to remember once it commits."""
+        months = {_month_start(m) for m in moments}
+        wanted = {m.strftime("%Y-%m") for m in months | {_next_month(m) for m in months}}
+        todo = sorted(wanted - self._months)
+        if todo:
+            first = datetime.strptime(todo[0], "%Y-%m").replace(tzinfo=UTC)
+            last = datetime.strptime(todo[-1], "%Y-%m").replace(tzinfo=UTC)
+            await conn.execute("SELECT ensure_event_partitions(%s, %s)", (first, last))
+        return set(todo)
 
     async def _write_customers(self, cur: psycopg.AsyncCursor[Any], snap: Snapshot) -> None:
         rows = [
@@ -492,20 +517,62 @@ class RecordWriter:
     # ------------------------------------------------------------ running
 
     async def write_once(self, conn: psycopg.AsyncConnection[Any]) -> int:
-        """Read, snapshot, write, acknowledge one batch; returns how many entries."""
+        """Read, snapshot, write, acknowledge one batch; returns how many entries.
+
+        A batch that fails for a reason other than PostgreSQL being away is written again
+        one entry at a time, and an entry that still fails is set aside in Redis
+        (`P:records:failed`, with its error) and acknowledged: one bad record must not stop
+        every record behind it, and nothing is dropped."""
         entries = await asyncio.to_thread(self.read)
         if not entries:
             return 0
-        snap = await asyncio.to_thread(self.snapshot, entries)
         try:
-            with records_errors(self.info):
-                await self.write(conn, entries, snap)
-        except BaseException:
-            self._own_pending = True  # they stay pending to this consumer: read them again
-            raise
+            await self._write_entries(conn, entries)
+        except Exception as exc:
+            if _is_outage(exc):
+                self._own_pending = True  # they stay pending to this consumer: read again
+                raise
+            log.warning("records: a batch of %d failed (%s); one by one", len(entries), exc)
+            for entry in entries:
+                try:
+                    await self._write_entries(conn, [entry])
+                except Exception as one:
+                    if _is_outage(one):
+                        self._own_pending = True
+                        raise
+                    log.exception("records: entry %s cannot be written; set aside", entry[0])
+                    await asyncio.to_thread(self.set_aside, entry, one)
         await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
         self.state.written += len(entries)
         return len(entries)
+
+    async def _write_entries(
+        self, conn: psycopg.AsyncConnection[Any], entries: Sequence[tuple[str, dict[str, str]]]
+    ) -> None:
+        snap = await asyncio.to_thread(self.snapshot, entries)
+        with records_errors(self.info):
+            await self.write(conn, entries, snap)
+
+    @guarded
+    def set_aside(self, entry: tuple[str, dict[str, str]], exc: BaseException) -> None:
+        """Keep an entry that cannot be written, with why, for an operator (never trimmed:
+        the stream entry itself goes once acknowledged)."""
+        eid, fields = entry
+        record = {"fields": fields, "error": _first_line(exc), "at": datetime.now(UTC).isoformat()}
+        pipe = self.store.r.pipeline(transaction=True)
+        pipe.hset(self.store.key("records", "failed"), eid, json.dumps(record, ensure_ascii=False))
+        pipe.hincrby(self.store.key("stats"), "records_failed", 1)
+        pipe.execute()
+        self.state.failed += 1
+
+    async def probe(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """One round trip, so an idle writer notices PostgreSQL going away: a connection
+        the server closed looks open until it is used, and /healthz would say ok for as long
+        as nothing happens. In a transaction of its own: an implicit one left open would turn
+        the next batch's into a savepoint that never commits."""
+        with records_errors(self.info):
+            async with conn.transaction():
+                await conn.execute("SELECT 1")
 
     async def drain(self, *, trim: bool = True) -> int:
         """Write everything pending now (the CLI, tests, a daemon's last round)."""
@@ -528,8 +595,9 @@ class RecordWriter:
         self.ensure_group()
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, trim_s: float = 5.0) -> None:
-        """The daemon's loop: write while there is anything, trim every `trim_s`, wait out
-        PostgreSQL or Redis being away (one log line per outage)."""
+        """The daemon's loop: write while there is anything, trim every `trim_s` (and, when
+        idle, probe PostgreSQL then), wait out PostgreSQL or Redis being away (one log line
+        per outage)."""
         conn: psycopg.AsyncConnection[Any] | None = None
         delay, last_trim, down = 0.5, 0.0, False
         while not stop.is_set():
@@ -539,7 +607,11 @@ class RecordWriter:
                     await asyncio.to_thread(self._prepare)
                     conn = await connect_async(self.info)
                 written = await self.write_once(conn)
+                if written or self.state.backlog:  # /healthz: not a figure 5 s old
+                    self.state.backlog = await asyncio.to_thread(self.backlog)
                 if time.monotonic() - last_trim >= trim_s:
+                    if not written:  # nothing to write: ask PostgreSQL anyway (/healthz)
+                        await self.probe(conn)
                     await asyncio.to_thread(self.trim)
                     self.state.backlog = await asyncio.to_thread(self.backlog)
                     last_trim = time.monotonic()
@@ -550,13 +622,20 @@ class RecordWriter:
                 await _sleep(stop, delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            except (RecordsUnavailable, psycopg.Error) as exc:
-                if isinstance(exc, psycopg.Error) and not is_transient(exc):
+            except Exception as exc:
+                # PostgreSQL away: wait. Anything else (a record that cannot be written, a
+                # bug): the batch stays pending and is tried again, with a traceback; the
+                # loop must not end, or /healthz would show its last state while the
+                # backlog grows unseen.
+                away = isinstance(exc, RecordsUnavailable) or (
+                    isinstance(exc, psycopg.Error) and is_transient(exc)
+                )
+                if not away:
                     log.exception("records: a batch failed; it stays pending")
                 elif not down:
                     log.error("records writer waiting: %s", exc)
                 down = True
-                self.state.up, self.state.error = False, str(exc).splitlines()[0]
+                self.state.up, self.state.error = False, _first_line(exc)
                 with contextlib.suppress(OmnideskError):
                     self.state.backlog = await asyncio.to_thread(self.backlog)
                 if conn is not None:
@@ -570,6 +649,18 @@ class RecordWriter:
                 await _sleep(stop, idle_s)
         if conn is not None:
             await conn.close()
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """PostgreSQL or Redis away: wait and write the same batch again."""
+    return isinstance(exc, RecordsUnavailable | StoreUnavailable) or (
+        isinstance(exc, psycopg.Error) and is_transient(exc)
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -20,7 +20,9 @@ def install(daemon: Any) -> None:
     rollups = Rollups(store, ctx)
     daemon.background.append(rollups.run)
     daemon.event_cursors.append(rollups.cursor_key)  # the stream is not trimmed past it
-    daemon.report_scheduler = ReportScheduler(store, config)
+    daemon.report_scheduler = ReportScheduler(
+        store, config, records=getattr(daemon, "records", None)
+    )
     daemon.background.append(daemon.report_scheduler.run)
     job = ArchiveJob(
         store, lambda: daemon.loaded.data, records=lambda: getattr(daemon, "records", None)

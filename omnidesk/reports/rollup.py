@@ -18,6 +18,8 @@ With the store prefix ``P`` (all under ``P:ru:``):
     P:ru:byfilter                 string "1" when the by: hashes cover the whole history
                                          (set by the first batch ever folded; rollups begun
                                          before them fall back to the cubes)
+    P:ru:since                    string ms of the first event ever folded: the rollups
+                                         answer periods from that day on (set with byfilter)
     P:ru:now:all / now:<dim> / now:cube:<queue>   the same three shapes for the backlog
                                          as it stands now (metric ``backlog`` only)
     P:ru:qs                       hash   queue -> contributions (the queues the cube has)
@@ -66,7 +68,10 @@ APPLY_LUA = """
 local a = cjson.decode(ARGV[1])
 local cur = redis.call("GET", a.last_key) or ""
 if cur ~= a.expect then return 0 end
-if cur == "" then redis.call("SET", a.byfilter_key, "1") end
+if cur == "" then
+  redis.call("SET", a.byfilter_key, "1")
+  redis.call("SET", a.since_key, a.since)
+end
 for _, op in ipairs(a.incr) do redis.call("HINCRBY", op[1], op[2], op[3]) end
 for _, op in ipairs(a.hset) do
   local flat = {}
@@ -186,6 +191,8 @@ class Rollups:
         args = {
             "last_key": self.key("last"),
             "byfilter_key": self.key("byfilter"),
+            "since_key": self.key("since"),
+            "since": events[0][0].split("-")[0],
             "expect": expect,
             "new": events[-1][0],
             "incr": [[self.key(k), f, n] for (k, f), n in aggregate(contributions).items() if n],

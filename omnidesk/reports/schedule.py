@@ -119,8 +119,10 @@ class ReportScheduler:
         *,
         clock: Callable[[], datetime] | None = None,
         titles: dict[str, str] | None = None,
+        records: Any = None,
     ) -> None:
         self.store = store
+        self.records = records  # PostgreSQL (omnidesk.db.records.Records), when configured
         self.clock = clock or (lambda: datetime.now(self.ctx.tz))
         self._fixed_titles = titles
         self.reload(config)
@@ -171,11 +173,14 @@ class ReportScheduler:
     async def _send_one(
         self, report: ScheduledReport, smtp: SmtpConfig, label: str, start: date, end: date
     ) -> None:
-        from omnidesk.reports.api import figures
         from omnidesk.reports.render import as_table, render
+        from omnidesk.reports.source import figures_for
 
         filters = {k: str(v) for k, v in report.filters.model_dump().items() if v is not None}
-        result = await asyncio.to_thread(figures, self.store, self.ctx, start, end, filters)
+        records = self.records.connection if self.records is not None else None
+        result, _ = await asyncio.to_thread(
+            figures_for, self.store, records, self.config, self.ctx, start, end, filters
+        )
         attachment = await asyncio.to_thread(
             render, result, report.format, lang=report.lang, titles=self.titles
         )
@@ -193,4 +198,6 @@ class ReportScheduler:
 
 
 def scheduler_for(daemon: Any) -> ReportScheduler:
-    return ReportScheduler(daemon.runtime.store, daemon.loaded.data)
+    return ReportScheduler(
+        daemon.runtime.store, daemon.loaded.data, records=getattr(daemon, "records", None)
+    )
