@@ -1,5 +1,6 @@
-"""The daemon's archive pass on a schedule: closed tickets past `service.archive_after_days`
-move out of the hot store, ticket-archive months and raw payloads past
+"""The daemon's housekeeping pass on a schedule: done tickets that PostgreSQL holds leave
+Redis (omnidesk.db.evict: resolved ones after `service.reopen_window_days`, closed ones at
+once), old gzip ticket-archive months (from before PostgreSQL) and raw payloads past
 `service.archive_retention_days` are deleted, and quarantined items past
 `service.quarantine.max_age_days` are purged (a quiet quarantine has no put to purge them),
 and, when `service.retention.personal_data_years` is set, closed tickets past it lose their
@@ -22,11 +23,13 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from omnidesk.archive import Archive
 from omnidesk.archiving import TicketArchive
 from omnidesk.config import QueueConfigFile
+from omnidesk.db.evict import eviction_for
 from omnidesk.quarantine import Quarantine
 from omnidesk.store import Store
 
@@ -47,7 +50,19 @@ class ArchiveJob:
         self.config = config
         self.clock = clock
         self.records = records
+        self._own: Any = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def pool(self, service: Any) -> Any:
+        """PostgreSQL for the eviction: the daemon's pool, else one of this job's own."""
+        records = self.records() if self.records is not None else None
+        if records is not None:
+            return records
+        if self._own is None:
+            from omnidesk.db.records import Records
+
+            self._own = Records.for_service(service)
+        return self._own
 
     def key(self, slot: int) -> str:
         return self.store.key("archive", "run", str(slot))
@@ -62,19 +77,24 @@ class ArchiveJob:
         if not self.store.r.set(key, f"running {self.owner}", nx=True, ex=ttl):
             return None
         try:
-            tickets = TicketArchive(service.state_dir)
-            moved = tickets.run(self.store, service.archive_after_days)
-            months = tickets.prune(service.archive_retention_days)
+            months = TicketArchive(service.state_dir).prune(service.archive_retention_days)
             payloads = Archive(service.state_dir).prune(service.archive_retention_days)
             quarantined = Quarantine(self.store, service.quarantine).purge()
             retention = self.retention(service)
+            # last: PostgreSQL away fails the pass here, and the slot is tried again
+            evicted = eviction_for(self.store, self.pool(service), service).run(
+                datetime.fromtimestamp(self.clock(), UTC)
+            )
         except Exception:
             self.store.r.delete(key)  # let a later round retry this slot
             raise
         summary = {
             "slot": slot,
             "by": self.owner,
-            "tickets": len(moved),
+            "tickets": len(evicted.evicted),
+            "customers": len(evicted.customers),
+            "waiting": len(evicted.skipped),
+            "writer": evicted.state,
             "months_pruned": len(months),
             "payloads_pruned": payloads,
             "quarantine_purged": quarantined,
@@ -84,11 +104,10 @@ class ArchiveJob:
         pipe.set(key, json.dumps(summary), ex=ttl)
         pipe.hincrby(self.store.key("archive", "runs"), str(slot), 1)
         pipe.execute()
-        if moved or months or payloads or quarantined:
+        if months or payloads or quarantined:
             log.info(
-                "archived %d tickets; pruned %d archive months, %d raw payloads and %d "
-                "quarantined items",
-                len(moved), len(months), payloads, quarantined,
+                "pruned %d archive months, %d raw payloads and %d quarantined items",
+                len(months), payloads, quarantined,
             )  # fmt: skip
         return summary
 
@@ -106,9 +125,7 @@ class ArchiveJob:
 
         try:
             with records.connection() as conn:
-                return apply_retention(
-                    conn, years, store=self.store, state_dir=service.state_dir
-                )
+                return apply_retention(conn, years, store=self.store, state_dir=service.state_dir)
         except RecordsUnavailable as exc:  # the next slot tries again
             log.warning("retention skipped: %s", exc)
             return f"skipped: {exc}"
@@ -121,8 +138,8 @@ class ArchiveJob:
                 await asyncio.to_thread(self.run_once)
                 interval = self.config().service.archive_interval_s
                 delay = interval - (self.clock() % interval) + 0.01  # just past the boundary
-            except Exception as exc:  # Redis or disk trouble: the next round retries
-                log.warning("archive pass failed: %s", exc)
+            except Exception as exc:  # Redis, PostgreSQL or disk trouble: the next round retries
+                log.warning("eviction/archive pass failed: %s", exc)
                 delay = min(RETRY_AFTER_FAILURE_S, self.config().service.archive_interval_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

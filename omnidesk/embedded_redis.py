@@ -46,6 +46,10 @@ class EmbeddedRedis:
                 "",
                 "--logfile",
                 str(self.dir / "redis.log"),
+                # tickets' and messages' hashes stay compact listpacks with text values
+                # (see omnidesk.store.LISTPACK_VALUE)
+                "--hash-max-listpack-value",
+                "1024",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -58,7 +58,8 @@ from omnidesk.text import preview
 
 log = logging.getLogger("omnidesk.intake")
 
-REOPEN_WINDOW = timedelta(days=7)
+REOPEN_WINDOW = timedelta(days=7)  # default of service.reopen_window_days
+DEDUPE_WINDOW = timedelta(days=30)  # default of service.dedupe_window_days
 AUTO_FLAGS = (Flag.AUTO_REPLY, Flag.BOUNCE)
 
 Hook = Callable[[Ticket], None]
@@ -100,6 +101,9 @@ class IntakeResult:
 class Intake:
     store: Store
     reopen_window: timedelta = REOPEN_WINDOW
+    # how long an auto-reply that opened nothing is remembered (Redis); after that
+    # PostgreSQL's unique (channel, account, external_id) is the backstop
+    dedupe_window: timedelta = DEDUPE_WINDOW
     hooks: IntakeHooks = field(default_factory=IntakeHooks)
 
     def __call__(self, inbound: Inbound, decision: Decision) -> IntakeResult:
@@ -275,6 +279,7 @@ class Intake:
             "now_iso": now.isoformat(),
             "year": str(now.year),  # ticket ids count per year of intake
             "reopen_ms": str(int(self.reopen_window.total_seconds() * 1000)),
+            "dedupe_window_s": str(max(1, int(self.dedupe_window.total_seconds()))),
             "mid": mid,
             "message": encode_fields(message, skip=frozenset({"id", "ticket_id"})),
             "ticket": encode_fields(ticket, skip=frozenset({"id", "customer_id", "message_ids"})),

@@ -17,6 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -85,6 +86,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.intake = Intake(self.store, hooks=self.hooks)
+        self._windows()
         self.known = KnownLookup(self.store, self.records)
         limits = self.config.data.service.quarantine if self.config else None
         self.quarantine = Quarantine(self.store, limits, archive=self.archive)
@@ -140,6 +142,14 @@ class Runtime:
         and the old stays."""
         new_route = route or default_route(config)
         self.config, self.route = config, new_route
+        self._windows()
+
+    def _windows(self) -> None:
+        """Intake's reopen and dedupe windows from `service` (when there is a config)."""
+        if self.config is not None:
+            service = self.config.data.service
+            self.intake.reopen_window = timedelta(days=service.reopen_window_days)
+            self.intake.dedupe_window = timedelta(days=service.dedupe_window_days)
 
     def prepare(
         self, raw: RawPayload, *, archive: bool = True

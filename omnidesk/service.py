@@ -122,6 +122,8 @@ class Daemon:
             log.info("started an embedded redis-server at %s", redis_url)
         store = Store.from_url(redis_url, prefix)
         await self._wait_for_redis(store, redis_url)
+        if advice := await asyncio.to_thread(store.listpack_advice):
+            log.warning("%s", advice)
         self.runtime = Runtime.for_service(
             self.loaded, store=store, notify=self._notify, records=self.records
         )

@@ -8,7 +8,8 @@ deployments or test runs share one Redis. With prefix ``P``:
                                      sla_n (where omnidesk.sweeper counts it)
     P:ticket:<id>:msgs        list   message ids in arrival order
     P:ticket:<id>:posts       list   per-POST dedupe keys of forms known by content (intake)
-    P:msg:<mid>               hash   one message (in, out or note)
+    P:msg:<mid>               hash   one message (in, out or note); `mkeys`: the P:thread keys
+                                     it added, `edits`: its edits' dedupe keys (eviction)
     P:tickets                 zset   every ticket id by creation time (ms)
     P:status:<status>         zset   ticket ids with that status, by creation time
     P:queue:<q>:all           zset   ticket ids routed to queue q, by creation time
@@ -25,9 +26,12 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:identity                hash   identity key ``<kind>:<value>`` -> customer id
     P:thread                  hash   thread/message key (``email:<msgid>``, ``ticket:OD-..``,
                                      ``telegram:chat:1``) -> ticket id
-    P:seen                    hash   dedupe key ``channel:account:external_id`` -> message id
-                                     (``-`` for an auto-reply that opened nothing); a ticket's
-                                     entries go when it is archived (lua/forget.lua)
+    P:seen                    hash   dedupe key ``channel:account:external_id`` -> message id;
+                                     a ticket's entries go when it is evicted (lua/evict.lua)
+    P:seen:auto:<dedupe key>  string ``-``: an auto-reply that opened nothing, for
+                                     `service.dedupe_window_days` (a TTL)
+    P:evict:customers         set    owners of evicted tickets not yet gone themselves: each
+                                     eviction pass offers them to evict_customers (db/evict.py)
     P:seq:ticket:<year>       string INCR counter behind ``OD-<year>-<NNNNNN>`` ids
     P:seq:customer            string INCR counter behind ``C-<NNNNNNNN>`` ids
     P:stats                   hash   counters: opened, duplicates, auto_ignored, in:<channel>,
@@ -35,6 +39,10 @@ deployments or test runs share one Redis. With prefix ``P``:
                                      records_lookup_skipped, customers_evicted
     P:events                  stream append-only: type, ticket, queue, channel, actor, ts(ms), ...
     P:quarantine[:<id>]       see omnidesk.quarantine
+
+Redis holds hot state only: a done ticket, with everything above that names it or its
+messages, leaves once PostgreSQL holds it (omnidesk.db.evict), and customers with no ticket
+left go with it. What is left grows with open work, not with history.
 
 Urgency score: ``(3 - priority rank) * 1e13 + due_ms``, so urgent tickets sort first and,
 within a priority, the earliest SLA due time first (creation time until the SLA engine
@@ -97,6 +105,13 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+# A ticket's or message's hash holds text (preview, subject, body) longer than Redis's
+# default `hash-max-listpack-value` (64 bytes): with it, every such hash becomes a hashtable,
+# two to three times the memory of a listpack. The embedded redis-server and the benchmark
+# run with this value; `Store.listpack_advice` says so when a server has less.
+LISTPACK_VALUE = 1024
+
+
 # Replies that say "not now": at maxmemory (OOM), loading its data, a replica cut off, a
 # script cache emptied by a restart.
 TRANSIENT_REPLIES = frozenset(
@@ -146,10 +161,12 @@ def guarded(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 def encode_fields(obj: msgspec.Struct, skip: frozenset[str] = frozenset()) -> list[str]:
-    """A struct as flat HSET arguments: strings as-is, lists/dicts as JSON, None omitted."""
+    """A struct as flat HSET arguments for a new hash: strings as-is, lists/dicts as JSON;
+    None and empty lists/dicts are omitted (they decode to the defaults, and every field
+    less is memory per hot ticket or message)."""
     out: list[str] = []
     for name, value in msgspec.structs.asdict(obj).items():
-        if name in skip or value is None:
+        if name in skip or value is None or (isinstance(value, list | dict) and not value):
             continue
         if name in JSON_FIELDS or isinstance(value, list | dict):
             text = msgspec.json.encode(value).decode()
@@ -180,8 +197,7 @@ class Store:
         self.prefix = prefix
         self._binary: redis.Redis | None = None
         self._scripts = {
-            name: client.register_script(lua(name))
-            for name in ("intake", "set_status", "move", "forget")
+            name: client.register_script(lua(name)) for name in ("intake", "set_status", "move")
         }
 
     def binary(self) -> redis.Redis:
@@ -210,6 +226,22 @@ class Store:
 
     def script(self, name: str) -> Any:
         return self._scripts[name]
+
+    def listpack_advice(self) -> str | None:
+        """A line for the log when the server keeps small hashes with text values as
+        hashtables (`hash-max-listpack-value` below LISTPACK_VALUE); None when it does not,
+        or when CONFIG GET is not allowed (a managed Redis)."""
+        try:
+            reply = self.r.config_get("hash-max-listpack-value")
+            value = int(next(iter(reply.values())))
+        except (redis.RedisError, StopIteration, ValueError):
+            return None
+        if value >= LISTPACK_VALUE:
+            return None
+        return (
+            f"redis hash-max-listpack-value is {value}: tickets and messages take about twice"
+            f" the memory; set it to {LISTPACK_VALUE} in redis.conf"
+        )
 
     @guarded
     def ping(self) -> bool:
@@ -290,14 +322,25 @@ class Store:
         else:
             index = self.key("tickets")
         if queue is not None and status is not None:
-            ids = [
-                tid
-                for tid in self.r.zrevrange(index, 0, -1)
-                if self.r.zscore(self.key("status", str(status)), tid) is not None
-            ][:limit]
+            ids = self._in_both(index, self.key("status", str(status)), limit)
         else:
             ids = self.r.zrevrange(index, 0, max(0, limit - 1)) if limit else []
         return self.get_tickets(ids)
+
+    def _in_both(self, index: str, status_index: str, limit: int, page: int = 500) -> list[str]:
+        """The newest `limit` ids of `index` that are also in `status_index`: a page of ids
+        at a time, each page checked with one ZMSCORE (one round trip per page, not per
+        ticket; both sets hold hot tickets only, bounded by open work)."""
+        out: list[str] = []
+        start = 0
+        while len(out) < limit:
+            ids = self.r.zrevrange(index, start, start + page - 1)
+            if not ids:
+                break
+            scores = self.r.zmscore(status_index, ids)
+            out += [tid for tid, score in zip(ids, scores, strict=True) if score is not None]
+            start += page
+        return out[:limit]
 
     @guarded
     def waiting(self, queue: str, limit: int = 50) -> list[str]:

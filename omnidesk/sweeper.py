@@ -161,26 +161,6 @@ def split_record(raw: bytes) -> tuple[bytes, bytes]:
     return version, rest.partition(b"|")[2]
 
 
-def archived(store: Store, ticket_ids: list[str]) -> dict[str, SlaState | None]:
-    """The SLA states of tickets about to be archived (an unreadable one is logged, and the
-    ticket archived without it)."""
-    pipe = store.binary().pipeline(transaction=False)
-    for tid in ticket_ids:
-        bucket, field = slot(tid)
-        pipe.hget(store.key("sla", "b", bucket), field)
-    with redis_errors():
-        replies = pipe.execute()
-    out: dict[str, SlaState | None] = {}
-    for tid, raw in zip(ticket_ids, replies, strict=True):
-        out[tid] = None
-        if raw:
-            try:
-                out[tid] = sla.unpack_state(split_record(raw)[1], tid)
-            except sla.SlaError as exc:
-                log.warning("archive: SLA state of %s: %s", tid, exc)
-    return out
-
-
 def wake_score(state: SlaState, now: datetime) -> tuple[str, str]:
     """The ticket's wakeup in ms ("" = none): its next unfired step, or its earliest running
     deadline if sooner and still ahead (so it turns overdue); and that deadline in ms if it

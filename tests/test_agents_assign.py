@@ -175,3 +175,24 @@ def test_waiting_ticket_goes_to_an_agent_who_comes_online_and_presence_expires(
     assert service.assigner.push_for("rr0") == [(ids[0], "rr0")]
     events = [f for _, f in service.store.events() if f["type"] == "assigned"]
     assert events[-1]["agent"] == "rr0" and events[-1]["how"] == "round_robin"
+
+
+def test_the_dashboard_lists_agents_from_the_presence_set_not_a_scan(
+    prefix: str, tmp_path: Path
+) -> None:
+    from omnidesk.reports.dashboard import Dashboard
+
+    runtime, service, _ = make(prefix, tmp_path, RR_AGENTS[:2])
+    store = service.store
+    service.assigner.presence_ttl_s = 1
+    online(service, "rr0")
+    service.assigner.set_presence("rr1", "away")
+    store.r.set(store.key("presence", "ghost"), "online")  # a key alone is not a listing
+    dashboard = Dashboard(store, runtime.config.data)
+    listed = [(a["agent"], a["presence"]) for a in dashboard._agents()["list"]]
+    assert listed == [("rr0", "online"), ("rr1", "away")]
+    service.assigner.set_presence("rr1", "offline")
+    assert store.r.zrange(store.key("present"), 0, -1) == ["rr0"]
+    time.sleep(1.3)  # no heartbeat: rr0's presence expired, and its entry goes
+    assert dashboard._agents()["list"] == []
+    assert store.r.zcard(store.key("present")) == 0

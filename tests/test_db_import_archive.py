@@ -1,16 +1,43 @@
-"""`omnidesk db import-archive`: tickets archived out of a real Redis store (TicketArchive,
-as the daemon does it) land in PostgreSQL with their messages (searchable), customer and
-identities; a second run, and a ticket the writer already stored, change nothing."""
+"""`omnidesk db import-archive`: tickets archived out of a real Redis store (month files as
+the gzip archive wrote them before eviction replaced it) land in PostgreSQL with their
+messages (searchable), customer and identities; a second run, and a ticket the writer
+already stored, change nothing."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 
 from omnidesk.archiving import TicketArchive
 from omnidesk.cli import main
+from omnidesk.model import to_builtins
+from omnidesk.store import Store
 from tests.storekit import web
+
+
+def old_archive(store: Store, state: Path, ids: list[str], now: datetime) -> list[str]:
+    """Month files as the gzip ticket archive wrote them (one JSON record per ticket)."""
+    root = state / "archive"
+    root.mkdir(parents=True, exist_ok=True)
+    for tid in ids:
+        ticket = store.get_ticket(tid)
+        assert ticket is not None
+        customer = store.get_customer(ticket.customer_id)
+        record = {
+            "ticket": to_builtins(ticket),
+            "messages": to_builtins(store.ticket_messages(tid)),
+            "customer": to_builtins(customer) if customer else None,
+            "sla": None,
+            "archived_at": now.isoformat(),
+        }
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with open(root / f"{ticket.created_at:%Y-%m}.jsonl.gz", "ab") as fh:
+            fh.write(gzip.compress(line.encode()))
+    return ids
 
 
 def test_import_archive_loads_everything_once(runtime, tmp_path, pg_url, monkeypatch, capsys):
@@ -23,8 +50,9 @@ def test_import_archive_loads_everything_once(runtime, tmp_path, pg_url, monkeyp
         store.set_status(t.id, "closed", actor="sara")
     state = tmp_path / "state"
     later = datetime.now(UTC) + timedelta(days=100)
-    moved = TicketArchive(state).run(store, older_than_days=90, now=later)
+    moved = old_archive(store, state, [t.id for t in tickets[:2]], later)
     assert sorted(moved) == [tickets[0].id, tickets[1].id]
+    assert [r["ticket"]["id"] for r in TicketArchive(state).records()] == moved
 
     with psycopg.connect(pg_url) as conn:  # the writer already stored one of them
         conn.execute(

@@ -20,10 +20,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from omnidesk.archiving import TicketArchive
 from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.customer_evict import evict_customers
 from omnidesk.db.connect import RecordsUnavailable
+from omnidesk.db.evict import Eviction
 from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from omnidesk.model import RawPayload, Status
@@ -91,11 +91,13 @@ def write(rt: Runtime, records: Records) -> None:
 
 
 def archive(rt: Runtime, tmp_path: Path, ticket_id: str) -> None:
-    """The ticket leaves Redis the way the archive pass takes it out today (its dedupe and
-    thread keys go with it)."""
+    """The ticket leaves Redis the way the eviction pass takes it out (its dedupe and thread
+    keys go with it): closed, written to PostgreSQL, evicted."""
     rt.store.set_status(ticket_id, Status.CLOSED, actor="agent:1")
-    later = datetime.now(UTC) + timedelta(seconds=1)
-    moved = TicketArchive(tmp_path / "archive").run(rt.store, older_than_days=0, now=later)
+    asyncio.run(RecordWriter(rt.store, rt.records.info).drain())
+    # customers are left be: these tests evict them with evict_customers itself
+    eviction = Eviction(rt.store, rt.records, reopen_window=timedelta(days=7), customers=False)
+    moved = eviction.run().evicted
     assert ticket_id in moved and rt.store.get_ticket(ticket_id) is None
 
 
@@ -119,10 +121,10 @@ def test_a_customer_tag_in_postgresql_routes_the_returning_customer_with_its_own
     assert ticket is not None
     cid = ticket.customer_id
     write(rt, records)
+    assert evict_customers(store, records, [cid], grace=timedelta(0)) == []  # ticket still here
+    archive(rt, tmp_path, first)  # (the writer writes her Redis snapshot once more)
     with records.connection() as conn:  # the CRM tags her in PostgreSQL only
         conn.execute("UPDATE customers SET tags = '{vip}', name = 'Sara' WHERE id = %s", (cid,))
-    assert evict_customers(store, records, [cid], grace=timedelta(0)) == []  # ticket still here
-    archive(rt, tmp_path, first)
     assert evict_customers(store, records, [cid], grace=timedelta(0)) == [cid]
     assert store.get_customer(cid) is None
     assert store.r.hget(store.key("identity"), "email:sara@example.com") is None
@@ -263,9 +265,9 @@ def test_eviction_keeps_what_postgresql_does_not_fully_hold_or_a_message_just_fo
     # "partial" got a phone in Redis that PostgreSQL has not had yet
     store.r.hset(store.key("identity"), "phone:+966511111111", ids["partial"])
     store.r.sadd(store.key("customer", ids["partial"], "ids"), "phone:+966511111111")
-    with records.connection() as conn:
-        for name in ("full", "partial", "recent"):
-            seed_customer(conn, ids[name], [f"email:{name}@example.com"])
+    with records.connection() as conn:  # the writer recorded them all: forget one
+        conn.execute("DELETE FROM identities WHERE customer_id = %s", (ids["unrecorded"],))
+        conn.execute("DELETE FROM customers WHERE id = %s", (ids["unrecorded"],))
     # a message from "recent" is being taken in: the pre-intake step has just found it
     rt.known.look([_email_inbound("recent@example.com")])
     evicted = evict_customers(store, records, [*ids.values(), "C-99999999"])

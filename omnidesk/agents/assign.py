@@ -6,6 +6,8 @@ Keys, beside the store's (prefix P):
                                 its size against `capacity` is the agent's load
     P:presence:<id>       string online | away, expiring `presence_ttl_s` after the last
                                 heartbeat; missing means offline
+    P:present             zset  agent ids with a presence key, by when it expires (ms):
+                                the dashboard's list of agents, read without a SCAN
     P:rr:<queue>          string round-robin cursor of a push queue
 
 Each claim and each push round is one Lua script (claim.lua, push.lua), so fifty agents
@@ -62,21 +64,27 @@ class Assigner:
         if status not in PRESENCE:
             raise ValueError(f"presence must be one of {', '.join(PRESENCE)}")
         key = self.store.key("presence", agent_id)
+        pipe = self.store.r.pipeline(transaction=True)
         if status == "offline":
-            self.store.r.delete(key)
+            pipe.delete(key)
+            pipe.zrem(self.store.key("present"), agent_id)
         else:
-            self.store.r.set(key, status, ex=self.presence_ttl_s)
+            pipe.set(key, status, ex=self.presence_ttl_s)
+            pipe.zadd(self.store.key("present"), {agent_id: self._expires_ms()})
+        pipe.execute()
         self.store.add_event("presence", actor=agent_id, status=status)
+
+    def _expires_ms(self) -> int:
+        return int((time.time() + self.presence_ttl_s) * 1000)
 
     @guarded
     def heartbeat(self, agent_id: str) -> str:
         """Keep the current presence alive; returns it (offline when it already expired)."""
         key = self.store.key("presence", agent_id)
-        return (
-            "offline"
-            if not self.store.r.expire(key, self.presence_ttl_s)
-            else self.presence(agent_id)
-        )
+        if not self.store.r.expire(key, self.presence_ttl_s):
+            return "offline"
+        self.store.r.zadd(self.store.key("present"), {agent_id: self._expires_ms()})
+        return self.presence(agent_id)
 
     @guarded
     def presence(self, agent_id: str) -> str:

@@ -33,13 +33,28 @@ local function note_post(tid, mid)
   end
 end
 
-local function add_message(tid)
-  redis.call("HSET", p .. "msg:" .. a.mid, "id", a.mid, "ticket_id", tid, unpack(a.message))
+-- The message's thread keys (its own, and for a follow-up the thread keys it came with,
+-- which the ticket's thread_keys field does not list) are recorded on the message hash as
+-- `mkeys`, so eviction (evict.lua) removes every P:thread entry it added.
+local function add_message(tid, follow_up)
+  local mkey = p .. "msg:" .. a.mid
+  redis.call("HSET", mkey, "id", a.mid, "ticket_id", tid, unpack(a.message))
+  local mkeys = {}
+  for _, k in ipairs(a.message_keys) do
+    redis.call("HSET", p .. "thread", k, tid)
+    mkeys[#mkeys + 1] = k
+  end
+  if follow_up then
+    for _, k in ipairs(a.thread_keys) do
+      redis.call("HSET", p .. "thread", k, tid)
+      mkeys[#mkeys + 1] = k
+    end
+  end
+  if #mkeys > 0 then redis.call("HSET", mkey, "mkeys", table.concat(mkeys, "\n")) end
   redis.call("RPUSH", p .. "ticket:" .. tid .. ":msgs", a.mid)
   redis.call("HSET", p .. "seen", a.dedupe, a.mid)
   note_post(tid, a.mid)
   redis.call("HSET", p .. "ticket:" .. tid, "updated_at", a.now_iso)
-  for _, k in ipairs(a.message_keys) do redis.call("HSET", p .. "thread", k, tid) end
   redis.call("HINCRBY", p .. "stats", "in:" .. a.channel, 1)
 end
 
@@ -48,7 +63,9 @@ end
 -- content hash and receive time: a redelivery); after that the same content is a new
 -- message, which step 3 (thread key, reopen window) or step 5 (a new ticket) takes (see
 -- intake.py).
+local auto_key = p .. "seen:auto:" .. a.dedupe  -- an auto-reply that opened nothing (step 4)
 local prior = redis.call("HGET", p .. "seen", a.dedupe)
+if not prior and redis.call("EXISTS", auto_key) == 1 then prior = "-" end
 if prior then
   local tid = ""
   if prior ~= "-" then tid = redis.call("HGET", p .. "msg:" .. prior, "ticket_id") or "" end
@@ -78,6 +95,8 @@ if a.edit_of ~= "" then
   if tid then  -- not when its ticket was archived since: the edit then comes in as new
     redis.call("HSET", mkey, "text", a.edit_text, "edited_at", a.now_iso)
     redis.call("HSET", p .. "seen", a.dedupe, orig)
+    local edits = redis.call("HGET", mkey, "edits")  -- for eviction: the edits' dedupe keys
+    redis.call("HSET", mkey, "edits", edits and (edits .. "\n" .. a.dedupe) or a.dedupe)
     redis.call("HSET", p .. "ticket:" .. tid, "updated_at", a.now_iso)
     local queue = redis.call("HGET", p .. "ticket:" .. tid, "queue") or ""
     event("message_edited", tid, queue, {"message", orig})
@@ -102,8 +121,7 @@ end
 if tid then
   local tkey = p .. "ticket:" .. tid
   local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "score")
-  add_message(tid)
-  for _, k in ipairs(a.thread_keys) do redis.call("HSET", p .. "thread", k, tid) end
+  add_message(tid, true)
   local extra = {"message", a.mid}
   if a.auto == "1" then extra = {"message", a.mid, "auto", "1"} end
   event("message_added", tid, t[2], extra)
@@ -121,9 +139,10 @@ if tid then
   return {"appended", tid, a.mid, "", reopened}
 end
 
--- 4. an auto-reply or bounce with no ticket to attach to opens nothing
+-- 4. an auto-reply or bounce with no ticket to attach to opens nothing; its dedupe entry
+-- lasts the dedupe window (a key of its own, with a TTL: nothing grows per auto-reply)
 if a.auto == "1" then
-  redis.call("HSET", p .. "seen", a.dedupe, "-")
+  redis.call("SET", auto_key, "-", "EX", a.dedupe_window_s)
   redis.call("HINCRBY", p .. "stats", "auto_ignored", 1)
   event("auto_reply_ignored", "", "", {"external_id", a.dedupe})
   return {"auto_ignored", "", "", "", "0"}
@@ -162,7 +181,7 @@ redis.call("SADD", p .. "queues", a.queue)
 redis.call("ZADD", p .. "customer:" .. cid .. ":tickets", created, tid)
 redis.call("HSET", p .. "thread", "ticket:" .. tid, tid)
 for _, k in ipairs(a.thread_keys) do redis.call("HSET", p .. "thread", k, tid) end
-add_message(tid)
+add_message(tid, false)
 redis.call("HINCRBY", p .. "stats", "opened", 1)
 event("ticket_opened", tid, a.queue, {"customer", cid, "message", a.mid, "created", created,
                                        "segment", a.segment or "", "region", a.region or ""})

@@ -18,5 +18,8 @@ for i, ik in ipairs(a.ids) do
     customers[cid] = {c[2] or "", c[3] or "", c[4] or ""}
   end
 end
-for i, k in ipairs(a.seen) do seen[i] = redis.call("HEXISTS", p .. "seen", k) end
+for i, k in ipairs(a.seen) do  -- P:seen, or an auto-reply's key of its own (intake.lua)
+  seen[i] = redis.call("HEXISTS", p .. "seen", k)
+  if seen[i] == 0 then seen[i] = redis.call("EXISTS", p .. "seen:auto:" .. k) end
+end
 return cjson.encode({ids = ids, customers = customers, seen = seen})

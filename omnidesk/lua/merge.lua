@@ -23,8 +23,15 @@ for _, mid in ipairs(mids) do
   end
 end
 redis.call("DEL", skey .. ":msgs")
-for _, k in ipairs(cjson.decode(s[6] or "[]")) do redis.call("HSET", p .. "thread", k, dst) end
+-- the source's thread keys now point to dst, and dst lists them, so evicting dst removes them
+local owned = cjson.decode(redis.call("HGET", dkey, "thread_keys") or "[]")
+for _, k in ipairs(cjson.decode(s[6] or "[]")) do
+  redis.call("HSET", p .. "thread", k, dst)
+  owned[#owned + 1] = k
+end
 redis.call("HSET", p .. "thread", "ticket:" .. src, dst)
+owned[#owned + 1] = "ticket:" .. src
+redis.call("HSET", dkey, "thread_keys", cjson.encode(owned))
 if s[5] and s[5] ~= "" then
   redis.call("ZREM", p .. "agent:" .. s[5] .. ":open", src)
   redis.call("HDEL", skey, "assignee")

@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import logging
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
@@ -101,11 +102,17 @@ class Dashboard:
         }
 
     def _agents(self) -> dict[str, Any]:
-        """Presence and load, from the agents part's keys (P:presence:<id>, P:agent:<id>:open)."""
+        """Presence and load, from the agents part's keys: the agents with a presence are
+        the members of P:present (kept by omnidesk.agents.assign), so no keyspace SCAN; an
+        expired member is dropped here (its presence key is gone with its TTL)."""
         r, key = self.store.r, self.store.key
-        names = [k.rsplit(":", 1)[1] for k in r.scan_iter(match=key("presence", "*"), count=500)]
+        now_ms = int(time.time() * 1000)
+        pipe = r.pipeline(transaction=False)
+        pipe.zremrangebyscore(key("present"), "-inf", now_ms)
+        pipe.zrange(key("present"), 0, -1)
+        names = sorted(pipe.execute()[1])
         if not names:
-            return {"source": "no presence keys in the store (agents part not running)", "list": []}
+            return {"source": "no agent has a presence (agents part not running)", "list": []}
         pipe = r.pipeline(transaction=False)
         for name in names:
             pipe.get(key("presence", name))
@@ -114,8 +121,9 @@ class Dashboard:
         agents = [
             {"agent": n, "presence": p, "load": load}
             for n, p, load in zip(names, replies[::2], replies[1::2], strict=True)
+            if p is not None
         ]
-        return {"source": "presence", "list": sorted(agents, key=lambda a: a["agent"])}
+        return {"source": "presence", "list": agents}
 
     def _at_risk(self, limit: int = 20) -> dict[str, Any]:
         if self._sla is not None:

@@ -1,8 +1,9 @@
-"""Wires reports into the daemon: the rollup consumer, the report scheduler, the archive
-pass (omnidesk.archive_job) and, with the records, the fold of finished days into
-PostgreSQL's report_days (omnidesk.db.report_days) as background jobs, the dashboard as
-routes. `install(daemon)` is a daemon plugin (omnidesk.service); a SIGHUP reload reaches
-them through `daemon.reload_hooks` (the archive pass reads `daemon.loaded` each round)."""
+"""Wires reports into the daemon: the rollup consumer, the report scheduler, the
+housekeeping pass (omnidesk.archive_job: retention, then eviction) and, with the records,
+the fold of finished days into PostgreSQL's report_days (omnidesk.db.report_days) as
+background jobs, the dashboard as routes. `install(daemon)` is a daemon plugin
+(omnidesk.service); a SIGHUP reload reaches them through `daemon.reload_hooks` (the
+housekeeping pass reads `daemon.loaded` each round)."""
 
 from __future__ import annotations
 
