@@ -444,9 +444,6 @@ class ServiceConfig(Strict):
     archive_retention_days: int = 365
     public_url: str | None = None  # how customers reach /csat/... links; default http_host:port
     presence_ttl_s: int = Field(default=90, ge=5)  # heartbeat expiry of online/away
-    # Unused since eviction replaced the gzip ticket archive (accepted so older configs load):
-    # done tickets now leave Redis once PostgreSQL holds them (see omnidesk.db.evict).
-    archive_after_days: int = Field(default=90, ge=1)
     archive_interval_s: float = Field(default=3600.0, gt=0)  # how often the eviction pass runs
     # A resolved ticket takes a customer's reply (and reopens) this long; after it, and once
     # PostgreSQL holds it, it leaves Redis. A closed one leaves after evict_closed_after_s.
