@@ -76,6 +76,14 @@ async def test_an_agent_sees_a_customer_only_through_its_queues(api: dict[str, A
     assert r.status == 404
     r = await client.get(f"/v1/customers/{both}")
     assert r.status == 401
+    # a supervisor is scoped too: boss supervises general and complaints, not cr
+    cr_only, _ = person(api, "cr@example.sa", "السجل التجاري: تجديد")
+    r = await client.get(f"/v1/customers/{cr_only}", headers=auth(api, "boss"))
+    assert r.status == 404
+    r = await client.get(f"/v1/customers/{cr_only}/export", headers=auth(api, "boss"))
+    assert r.status == 404
+    r = await client.get(f"/v1/customers/{cr_only}", headers=auth(api, "kamal"))
+    assert r.status == 200
 
     # export and erase: supervisors only
     r = await client.get(f"/v1/customers/{both}/export", headers=auth(api, "amal"))

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,7 +19,7 @@ from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.writer import GROUP, RecordWriter
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
-from tests.storekit import email, telegram, web
+from tests.storekit import email, telegram, web, write_config
 
 
 def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -321,3 +325,81 @@ def test_the_trim_waits_for_every_consumer_group(runtime: Runtime, pg_url: str) 
     (first,) = store.r.xrange(stream, count=1)
     store.r.xack(stream, "audit-tool", first[0])
     assert writer.trim() == 1 and store.r.xlen(stream) == 1
+
+
+def test_a_snapshot_never_puts_old_customer_tags_back(runtime: Runtime, pg_url: str) -> None:
+    """The CRM writes tags to PostgreSQL (the truth) and to Redis's copy; a writer snapshot
+    read before that must not restore the old ones (they route live traffic)."""
+    store = runtime.store
+    result = runtime.process([web("طلب", email="tag@example.sa")]).results[0]
+    drain(RecordWriter(store, pg_url))
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE customers SET tags = '{vip}' WHERE id = %s", (result.customer_id,))
+    store.set_status(result.ticket_id, Status.OPEN)  # a later event re-reads the customer
+    drain(RecordWriter(store, pg_url))
+    assert rows(pg_url, "SELECT tags FROM customers WHERE id = %s", result.customer_id) == [
+        (["vip"],)
+    ]
+
+
+def test_a_statement_refused_for_its_content_is_set_aside_not_waited_on(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """psycopg calls 'program limit exceeded' (a text too long for a tsvector) an
+    OperationalError; it is not an outage, and waiting would hold every record behind it."""
+    store = runtime.store
+    runtime.process([web("عادي", email="ok@example.sa"), web("ضخم جدا", email="big@example.sa")])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION od_limit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.body = 'ضخم جدا' THEN RAISE EXCEPTION 'too long' USING ERRCODE = '54000';"
+            " END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER od_limit BEFORE INSERT ON messages"
+            " FOR EACH ROW EXECUTE FUNCTION od_limit()"
+        )
+    writer = RecordWriter(store, pg_url)
+    assert drain(writer) == 4
+    assert rows(pg_url, "SELECT body FROM messages") == [("عادي",)]
+    # the entry naming the refused message is kept in Redis; the rest was written
+    assert writer.state.failed == 1 and writer.backlog() == 0
+    (kept,) = store.r.hvals(store.key("records", "failed"))
+    assert json.loads(kept)["fields"]["type"] == "ticket_opened" and "too long" in kept
+
+
+def test_set_aside_entries_are_listed_retried_and_dropped(runtime: Runtime, pg_url: str) -> None:
+    store = runtime.store
+    bad = runtime.process([web("طلب", email="retry@example.sa")]).results[0].ticket_id
+    good = store.r.hget(store.key("ticket", bad), "created_at")
+    store.r.hset(store.key("ticket", bad), "created_at", "not a date")
+    writer = RecordWriter(store, pg_url)
+    drain(writer)
+    failed = writer.failed_entries()
+    assert len(failed) == 2 and writer.backlog() == 0 and writer.state.failed == 2
+    store.r.hset(store.key("ticket", bad), "created_at", good)  # the cause fixed
+    first, second = failed
+    assert writer.retry_failed([first, "0-1"]) == [first]
+    assert writer.drop_failed([second]) == 1
+    drain(writer)
+    assert writer.failed_entries() == {} and writer.backlog() == 0 and writer.state.failed == 0
+    assert rows(pg_url, "SELECT id FROM tickets") == [(bad,)]
+
+
+def test_the_failed_command_lists_set_aside_entries(
+    runtime: Runtime, pg_url: str, prefix: str, tmp_path: Path
+) -> None:
+    store = runtime.store
+    bad = runtime.process([web("طلب", email="cli@example.sa")]).results[0].ticket_id
+    store.r.hset(store.key("ticket", bad), "created_at", "not a date")
+    drain(RecordWriter(store, pg_url))
+    config = write_config(prefix, tmp_path / "state", tmp_path / "config.yaml")
+    env = {**os.environ, "OMNIDESK_DATABASE_URL": pg_url}
+    cmd = [sys.executable, "-m", "omnidesk", "db", "failed", "--config", str(config)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and all(bad in line and "isoformat" in line for line in lines)
+    first = lines[0].split()[0]
+    out = subprocess.run([*cmd, "--drop", first], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "dropped 1 of 1"

@@ -3,8 +3,9 @@
 
 Scope: an agent sees a customer only if one of the customer's tickets is in one of its
 queues, and then only those tickets; any other customer is 404, as an unknown one is, so the
-API does not tell who exists. A supervisor sees every customer, and alone may export or
-erase one (403 otherwise). A merge needs both customers in scope; undoing one, its target.
+API does not tell who exists. A supervisor is scoped the same way (its queues and those that
+name it as supervisor), and alone may export or erase a customer it can see (403
+otherwise). A merge needs both customers in scope; undoing one, its target.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from omnidesk.db import customers
 from omnidesk.db.connect import RecordsUnavailable
 
 
-def scope(service: AgentService, agent: AgentConfig) -> list[str] | None:
-    """The queues whose tickets the agent may see; None: all (a supervisor)."""
-    return None if agent.role == "supervisor" else service.roster().queues_of(agent)
+def scope(service: AgentService, agent: AgentConfig) -> list[str]:
+    """The queues whose tickets the agent may see: a supervisor's own and those that name
+    it as supervisor, as everywhere else (only the operator's CLI sees every queue)."""
+    return service.roster().queues_of(agent)
 
 
 def supervisor_only(agent: AgentConfig, what: str) -> None:
@@ -45,6 +47,7 @@ def _show(service: AgentService, agent: AgentConfig, ident: str) -> dict[str, An
 def _export(service: AgentService, agent: AgentConfig, ident: str) -> dict[str, Any]:
     supervisor_only(agent, "export")
     with _records(service).connection() as conn:
+        customers.show(conn, ident, scope(service, agent))  # 404 outside its queues
         return customers.export(conn, ident, agent.id)
 
 
@@ -52,6 +55,7 @@ def _erase(service: AgentService, agent: AgentConfig, ident: str) -> dict[str, A
     supervisor_only(agent, "erase")
     state_dir = service.config().service.state_dir
     with _records(service).connection() as conn:
+        customers.show(conn, ident, scope(service, agent))  # 404 outside its queues
         return customers.erase(conn, ident, agent.id, service.store, state_dir)
 
 

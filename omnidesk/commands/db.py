@@ -29,7 +29,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "fold-days", help="fold every finished day into report_days now (reports read them)"
     )
     fold.set_defaults(func=fold_days)
-    for q in (up, st, imp, fold):
+    failed = verbs.add_parser(
+        "failed", help="events the records writer could not write: list, retry or drop them"
+    )
+    failed.add_argument("--retry", nargs="+", metavar="ID", help="put them back in the stream")
+    failed.add_argument("--drop", nargs="+", metavar="ID", help="forget them")
+    failed.set_defaults(func=failed_entries)
+    for q in (up, st, imp, fold, failed):
         q.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
 
 
@@ -94,4 +100,28 @@ def fold_days(args: argparse.Namespace) -> int:
         row = conn.execute("SELECT count(*), max(day) FROM report_days_done").fetchone()
     done, last = row if row else (0, None)
     print(f"{describe(info)}: folded {days} days; {done} folded in all, the last {last}")
+    return 0
+
+
+def failed_entries(args: argparse.Namespace) -> int:
+    """The set-aside entries with their errors; --retry after fixing the cause."""
+    from omnidesk.db.writer import RecordWriter
+    from omnidesk.store import Store
+
+    service = load_config(args.config).data.service
+    writer = RecordWriter(Store.from_url(service.redis_url, service.key_prefix), _info(args))
+    if args.retry:
+        done = writer.retry_failed(args.retry)
+        print(f"back in the stream: {len(done)} of {len(args.retry)}")
+        return 0 if len(done) == len(args.retry) else 1
+    if args.drop:
+        print(f"dropped {writer.drop_failed(args.drop)} of {len(args.drop)}")
+        return 0
+    entries = writer.failed_entries()
+    for eid, item in entries.items():
+        fields = item["fields"]
+        print(f"{eid}  {item['at'][:19]}  {fields.get('type', '')}  {fields.get('ticket', '')}"
+              f"  {item['error']}")  # fmt: skip
+    if not entries:
+        print("no events set aside")
     return 0

@@ -49,11 +49,14 @@ def describe(info: str) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Connection loss, a server starting or shutting down, too many clients: wait it out."""
-    if isinstance(exc, psycopg.OperationalError):
-        return True
+    """Connection loss, a server starting or shutting down, too many clients or no disk, a
+    deadlock or serialization failure: wait it out and try the same again. A statement the
+    server refuses for its content (too long for a tsvector, cancelled by a timeout) is not
+    an outage, though psycopg calls some of those OperationalError too."""
     sqlstate = getattr(exc, "sqlstate", None) or ""
-    return sqlstate.startswith(("08", "53", "57P"))  # connection, resources, shutdown
+    if sqlstate:  # connection, resources, shutdown, transaction rollback
+        return sqlstate.startswith(("08", "53", "57P", "40"))
+    return isinstance(exc, psycopg.OperationalError)  # no server answer: the connection
 
 
 @contextmanager

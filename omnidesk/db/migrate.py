@@ -87,7 +87,8 @@ def upgrade(info: str) -> list[str]:
 
 
 def pending(info: str) -> list[str]:
-    """Schema files the database has not had yet (the daemon refuses to start on these)."""
+    """Schema files the database has not had yet (`omnidesk db status`; the daemon's writer
+    applies them itself)."""
     with connect(info) as conn:
         have = current_version(conn)
     return [name for version, name, _ in migrations() if version > have]

@@ -107,7 +107,7 @@ class WriterState:
     backlog: int = 0  # stream entries not yet written (undelivered + pending)
     written: int = 0  # entries written by this process
     duplicates: int = 0  # messages PostgreSQL already held under another id
-    failed: int = 0  # entries set aside by this process (they could not be written)
+    failed: int = 0  # entries set aside in records:failed (they could not be written)
     error: str = ""
 
 
@@ -213,6 +213,8 @@ class RecordWriter:
     def backlog(self) -> int:
         """Entries not yet written: not yet delivered to the group, plus delivered and
         pending (Redis 7's XINFO GROUPS `lag`; counted by XRANGE when it is unknown)."""
+        # set aside and not yet retried or dropped, by any daemon (omnidesk db failed)
+        self.state.failed = int(self.store.r.hlen(self.store.key("records", "failed")))
         for group in self.store.r.xinfo_groups(self.stream):
             if group["name"] == GROUP:
                 lag = group.get("lag")
@@ -320,11 +322,13 @@ class RecordWriter:
             for cid, c in snap.customers.items()
         ]
         if rows:
+            # tags only on insert: the CRM writes them to PostgreSQL (the truth) and to the
+            # Redis copy, and a snapshot read before that must not put the old ones back
             await cur.executemany(
                 "INSERT INTO customers (id, name, segment, region, tags, created_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
                 " name = EXCLUDED.name, segment = EXCLUDED.segment,"
-                " region = EXCLUDED.region, tags = EXCLUDED.tags, updated_at = now()"
+                " region = EXCLUDED.region, updated_at = now()"
                 " WHERE customers.erased_at IS NULL",
                 rows,
             )
@@ -565,6 +569,36 @@ class RecordWriter:
         pipe.execute()
         self.state.failed += 1
 
+    @guarded
+    def failed_entries(self) -> dict[str, dict[str, Any]]:
+        """The entries set aside: stream id -> {"fields", "error", "at"}."""
+        raw = self.store.r.hgetall(self.store.key("records", "failed"))
+        return {eid: json.loads(text) for eid, text in sorted(raw.items(), key=_by_pos)}
+
+    @guarded
+    def retry_failed(self, entry_ids: Sequence[str]) -> list[str]:
+        """Put set-aside entries back in the stream (as new entries, so the writer takes them
+        again once the cause is fixed); returns the ids found and re-added."""
+        key = self.store.key("records", "failed")
+        done = []
+        for eid in entry_ids:
+            text = self.store.r.hget(key, eid)
+            if text is None:
+                continue
+            pipe = self.store.r.pipeline(transaction=True)
+            pipe.xadd(self.stream, json.loads(text)["fields"])
+            pipe.hdel(key, eid)
+            pipe.execute()
+            done.append(eid)
+        return done
+
+    @guarded
+    def drop_failed(self, entry_ids: Sequence[str]) -> int:
+        """Forget set-aside entries (an operator decided they are not needed)."""
+        if not entry_ids:
+            return 0
+        return int(self.store.r.hdel(self.store.key("records", "failed"), *entry_ids))
+
     async def probe(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """One round trip, so an idle writer notices PostgreSQL going away: a connection
         the server closed looks open until it is used, and /healthz would say ok for as long
@@ -649,6 +683,10 @@ class RecordWriter:
                 await _sleep(stop, idle_s)
         if conn is not None:
             await conn.close()
+
+
+def _by_pos(item: tuple[str, str]) -> int:
+    return stream_pos(item[0])
 
 
 def _is_outage(exc: BaseException) -> bool:
