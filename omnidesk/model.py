@@ -72,6 +72,7 @@ class Flag(StrEnum):
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     MAILING_LIST = "mailing_list"
+    BULK = "bulk"  # Precedence: bulk/junk/list: sent to many (a list, a group), not by a machine
     EDITED = "edited"
     FORWARDED = "forwarded"
     REPLY = "reply"

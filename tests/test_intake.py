@@ -356,3 +356,27 @@ def test_a_form_with_its_own_submission_id_stays_one_submission(runtime: Runtime
     runtime.store.set_status(opened.ticket_id or "", Status.CLOSED)
     (again,) = runtime.process([raw]).results
     assert (again.outcome, again.ticket_id) == ("duplicate", opened.ticket_id)
+
+
+def test_a_customer_mail_relayed_by_a_group_opens_a_ticket(runtime: Runtime) -> None:
+    """A group or list that relays a customer's own mail adds `Precedence: bulk`: alone it
+    says "sent to many", not "sent by a machine", so the mail opens a ticket (flagged bulk
+    for rules) instead of being dropped as an auto-reply. An explicit auto-reply header
+    still opens nothing."""
+    relayed = email(
+        "group-1@example.com",
+        "أرجو متابعة شكواي ضد المحل",
+        sender="huda@example.sa",
+        headers={"Precedence": "bulk"},
+    )
+    result = runtime.process([relayed]).results[0]
+    assert result.outcome == "opened"
+    ticket = runtime.store.get_ticket(result.ticket_id)
+    assert ticket is not None and ticket.status == Status.NEW
+    machine = email(
+        "ooo-1@example.com",
+        "I am away",
+        sender="away@example.sa",
+        headers={"Precedence": "bulk", "Auto-Submitted": "auto-replied"},
+    )
+    assert runtime.process([machine]).results[0].outcome == "auto_ignored"

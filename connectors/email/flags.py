@@ -8,7 +8,11 @@ from collections.abc import Mapping
 from connectors.email.charsets import decode_header
 
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-response-suppress")
-_BULK_PRECEDENCE = frozenset({"bulk", "junk", "auto_reply", "auto-reply"})
+# Precedence says "sent to many" (bulk, junk, list): a list or a group forwarding a
+# customer's own mail adds it, so alone it never makes a mail machine-sent. Only the
+# non-standard auto_reply value claims that.
+_AUTO_PRECEDENCE = frozenset({"auto_reply", "auto-reply"})
+_BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _AUTO_SUBJECT = re.compile(
     r"^\s*(?:automatic reply|auto(?:matic)?[ -]?reply|autoreply|out of (?:the )?office"
     r"|رد تلقائي|الرد التلقائي|خارج المكتب)\s*:",
@@ -35,7 +39,7 @@ def auto_reply_evidence(heads: Mapping[str, str], subject: str) -> str:
         if heads.get(name) is not None:
             return name
     precedence = decode_header(heads.get("precedence")).lower()
-    if precedence in _BULK_PRECEDENCE:
+    if precedence in _AUTO_PRECEDENCE:
         return f"precedence: {precedence}"
     return_path = heads.get("return-path")
     if return_path is not None and return_path.strip() in ("<>", ""):
@@ -43,6 +47,11 @@ def auto_reply_evidence(heads: Mapping[str, str], subject: str) -> str:
     if _AUTO_SUBJECT.match(subject):
         return "subject"
     return ""
+
+
+def is_bulk(heads: Mapping[str, str]) -> bool:
+    """Precedence: bulk, junk or list: a fact for rules (flag ``bulk``), never a drop."""
+    return decode_header(heads.get("precedence")).strip().lower() in _BULK_PRECEDENCE
 
 
 def is_forward_subject(subject: str) -> bool:

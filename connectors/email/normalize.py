@@ -19,7 +19,12 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from connectors.email.charsets import decode_bytes, decode_header, unescape_surrogates
-from connectors.email.flags import auto_reply_evidence, is_bounce_sender, is_forward_subject
+from connectors.email.flags import (
+    auto_reply_evidence,
+    is_bounce_sender,
+    is_bulk,
+    is_forward_subject,
+)
 from connectors.email.htmltext import html_to_text
 from connectors.email.parts import Body, collect
 from connectors.email.split import split_body
@@ -367,6 +372,8 @@ def _flag(inbound: Inbound, heads: dict[str, str], body: Body) -> None:
     if evidence:
         flags.append(Flag.AUTO_REPLY)
         inbound.hints["auto_reply"] = evidence
+    if is_bulk(heads):
+        flags.append(Flag.BULK)
     list_id = heads.get("list-id")
     if list_id:
         flags.append(Flag.MAILING_LIST)
