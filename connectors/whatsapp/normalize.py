@@ -8,6 +8,7 @@ messages: Inbound), and statuses (receipts for what we sent: Skipped with reason
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from connectors.base_normalize import (
@@ -211,8 +212,11 @@ def _content(message: dict, msg_type: str, at: str, inbound: Inbound) -> bool:
         interactive = obj(message, "interactive", at)
         kind = string(interactive, "type", tat)
         reply = obj(interactive, kind, tat)  # button_reply, list_reply, nfm_reply
-        inbound.text = opt_string(reply, "title", f"{tat}.{kind}")
-        inbound.meta["reply_id"] = opt_string(reply, "id", f"{tat}.{kind}")
+        if kind == "nfm_reply":  # a completed flow: the customer's answers are the message
+            inbound.text = _flow_answers(reply, f"{tat}.{kind}", inbound)
+        else:
+            inbound.text = opt_string(reply, "title", f"{tat}.{kind}")
+            inbound.meta["reply_id"] = opt_string(reply, "id", f"{tat}.{kind}")
         inbound.meta["interactive_type"] = kind
     elif msg_type == "button":  # a quick-reply button of a template we sent
         button = obj(message, "button", at)
@@ -221,6 +225,27 @@ def _content(message: dict, msg_type: str, at: str, inbound: Inbound) -> bool:
     else:
         return False
     return True
+
+
+def _flow_answers(reply: dict, at: str, inbound: Inbound) -> str:
+    """A flow completion's text: its body line, then one `field: answer` line per answer in
+    `response_json` (a JSON string; the flow_token is ours, not the customer's)."""
+    lines = [opt_string(reply, "body", at)]
+    inbound.meta["flow_name"] = opt_string(reply, "name", at)
+    raw = opt_string(reply, "response_json", at)
+    try:
+        answers = json.loads(raw) if raw else {}
+    except ValueError:
+        answers = None
+    if not isinstance(answers, dict):
+        inbound.defects.append(f"{at}.response_json: not a JSON object")
+        answers = {}
+    for name, value in answers.items():
+        if name == "flow_token":
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"{name}: {shown}")
+    return "\n".join(line for line in lines if line)
 
 
 def _shared_contact(contact: dict, at: str) -> Attachment:
