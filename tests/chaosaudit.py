@@ -79,15 +79,21 @@ class StoreWatcher(threading.Thread):
     def run(self) -> None:
         client = client_for(self.redis_url)
         key = f"{self.prefix}:events"
+        own_pending = False  # after an error: entries delivered here but not yet noted
         while not self._halt.is_set():
             try:
+                start = "0" if own_pending else ">"
                 reply = client.xreadgroup(
-                    WATCH_GROUP, "watcher", {key: ">"}, count=1000, block=self.every_ms
+                    WATCH_GROUP, "watcher", {key: start}, count=1000, block=self.every_ms
                 )
-                for _, entries in reply:
+                entries = [(eid, f) for _, batch in reply for eid, f in batch if f]
+                if own_pending and not entries:
+                    own_pending = False
+                if entries:
                     self._note(client, entries)
                     client.xack(key, WATCH_GROUP, *[eid for eid, _ in entries])
             except redis.RedisError:
+                own_pending = True  # a Redis restart mid-read: read what was delivered again
                 self._halt.wait(0.2)
 
     def _note(self, client: redis.Redis, entries: list[tuple[str, dict[str, str]]]) -> None:
