@@ -159,7 +159,15 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
             "thread_keys": ["telegram:chat:5123456789", "telegram:msg:5123456789:150"],
         }
     ],
-    "telegram/not_an_update.json": err("not_message_update", "telegram:", "900021", "foo"),
+    # an update kind the normalizer does not know is skipped and counted, not quarantined
+    "telegram/not_an_update.json": [skip("unknown_update:foo")],
+    "telegram/unknown_update_kind.json": [skip("unknown_update:guest_story_reply")],
+    "telegram/unknown_update_odd_key.json": [skip("unknown_update")],
+    "telegram/update_id_only.json": [skip("empty_update")],
+    "telegram/message_reaction.json": [skip("message_reaction")],
+    # ... but a message missing what it must have is still refused, naming the path
+    "telegram/message_without_chat.json": err("missing_field", "telegram:", "message.chat"),
+    "telegram/no_update_id.json": err("missing_field", "telegram:", "update_id"),
     "telegram/truncated_json.json": err("not_json", "telegram:", "not JSON"),
     # ---- X
     "twitter/single_mention.json": [
