@@ -242,6 +242,29 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
         {"received_at": "2024-05-01T09:19:49.500000+00:00", "text": "hello", "name": ""}
     ],
     "twitter/bad_data_type.json": err("bad_field", "x:", "data"),
+    # an item with no author is skipped alone; the page's other items stay
+    "twitter/page_item_without_author.json": [
+        {"external_id": "tweet:1785600000000000021", "ids": NOURA},
+        skip("no_author_id"),
+        {
+            "external_id": "tweet:1785600000000000023",
+            "text": "where is my refund?",
+            "ids": ["twitter:1500000000000000003", "twitter_handle:linar"],
+        },
+    ],
+    "twitter/single_mention_without_author.json": [skip("no_author_id")],
+    "twitter/dm_event_without_sender.json": [
+        skip("no_sender_id"),
+        {"external_id": "dm:1785700000000000042", "ids": NOURA[:1]},
+    ],
+    # an author_id that is there but not an id is malformed: refused, with its path
+    "twitter/author_id_wrong_type.json": err("bad_field", "x:", "data[0].author_id"),
+    # "RT @user:" is a retweet even without referenced_tweets; a comment that quotes one is not
+    "twitter/manual_retweet_in_page.json": [
+        skip("retweet"),
+        {"text": "RT @saudipost: is this true? my parcel is late", "flags": []},
+        {"text": "ART @MCI_SA: exhibition permit question"},
+    ],
     # ---- WhatsApp
     "whatsapp/text.json": [
         {
