@@ -126,15 +126,9 @@ def _status(status: dict, at: str, phone_number_id: str) -> Skipped:
         "recipient_id": id_string(status, "recipient_id", at),
         "phone_number_id": phone_number_id,
     }
-    errors = opt_arr(status, "errors", at)
+    errors = _errors(status, at)
     if errors:
-        receipt["errors"] = [
-            {
-                "code": item_obj(err, f"{at}.errors", i).get("code"),
-                "title": opt_string(err, "title", f"{at}.errors[{i}]"),
-            }
-            for i, err in enumerate(errors)
-        ]
+        receipt["errors"] = errors
     return Skipped(reason="delivery_status", receipt=receipt)
 
 
@@ -175,24 +169,15 @@ def _message(
     if not phone:
         inbound.defects.append(f"wa_id {wa_id!r} is not a valid phone number")
     errors = _errors(message, at)
-    order_lines: list[str] = []
     try:
-        if msg_type == "edit":
-            readable = _edit(message, at, inbound)
-        else:
-            _context(message, at, inbound)
-            if msg_type == "order":
-                order_lines = _order(obj(message, "order", at), f"{at}.order", inbound)
-                readable = True
-            else:
-                readable = _content(message, msg_type, at, inbound)
+        order_lines = _read(message, msg_type, at, inbound)
     except PayloadError:
         if not errors:
             raise
-        readable = False  # WhatsApp said it could not give us this message: nothing to read
+        order_lines = None  # WhatsApp said it could not give us this message: nothing to read
     if errors and not (inbound.text or inbound.attachments or order_lines):
-        readable = False
-    if not readable:
+        order_lines = None
+    if order_lines is None:
         return Skipped(
             reason=f"unsupported:{msg_type}", receipt={"errors": errors} if errors else None
         )
@@ -202,6 +187,17 @@ def _message(
     if order_lines:
         inbound.text = "\n".join([inbound.text, *order_lines] if inbound.text else order_lines)
     return inbound
+
+
+def _read(message: dict, msg_type: str, at: str, inbound: Inbound) -> list[str] | None:
+    """Fill text, attachments and meta from the content; None when there is nothing we can
+    read, else the lines an order adds after the customer's note (none for other types)."""
+    if msg_type == "edit":
+        return [] if _edit(message, at, inbound) else None
+    _context(message, at, inbound)
+    if msg_type == "order":
+        return _order(obj(message, "order", at), f"{at}.order", inbound)
+    return [] if _content(message, msg_type, at, inbound) else None
 
 
 def _errors(item: dict, at: str) -> list[dict[str, Any]]:
