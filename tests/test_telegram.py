@@ -467,9 +467,9 @@ async def store_cursor(daemon: Any, name: str) -> Any:
 
 # ---------------------------------------------------------------- update kinds we do not know
 
-# kinds the normalizer reads as a message (or a button press): not "unknown"
+# kinds the normalizer reads as a message (or a button press), and the id: not "unknown"
 _READ_KINDS = {"message", "edited_message", "business_message", "edited_business_message",
-               "callback_query"}  # fmt: skip
+               "callback_query", "update_id"}  # fmt: skip
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
