@@ -104,6 +104,8 @@ def _check(msg: Inbound, expect: dict) -> None:
             assert msg.segment_hint.value == want
         elif key == "hints":
             assert want.items() <= msg.hints.items(), msg.hints
+        elif key == "meta":
+            assert want.items() <= msg.meta.items(), msg.meta
         else:
             raise AssertionError(f"unknown expectation key {key}")
 

@@ -19,12 +19,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from connectors.email.charsets import decode_bytes, decode_header, unescape_surrogates
-from connectors.email.flags import (
-    auto_reply_evidence,
-    is_bounce_sender,
-    is_bulk,
-    is_forward_subject,
-)
+from connectors.email.flags import is_bulk, is_forward_subject, machine_mail
 from connectors.email.htmltext import html_to_text
 from connectors.email.parts import Body, collect
 from connectors.email.split import split_body
@@ -121,6 +116,8 @@ _ADDRESS = re.compile(r"^[^@\s<>()\",;:]+@[^@\s<>()\",;:]+\.[^@\s<>()\",;:]+$")
 _NAME_ADDR = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>,;()]*?))\s*<\s*([^<>\s]+)\s*>\s*$')
 _BARE_ADDR = re.compile(r"^\s*()<?([^<>\s\",;()]+@[^<>\s\",;()]+)>?\s*$")
 _ANY_ADDRESS = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+\.[^\s<>()\",;:@]+")
+_QUOTED_PAIR = re.compile(r"\\(.)")
+_WORDS = re.compile(r"\w")
 _CR_NUMBER = re.compile(r"(?<![0-9])[47][0-9]{9}(?![0-9])")
 _ARABIC_DIGIT = re.compile(r"[\u0660-\u0669\u06f0-\u06f9]")
 _DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
@@ -179,8 +176,9 @@ def normalize(
         )
     if not raw.strip():
         raise PayloadError("message is empty", reason="empty")
+    defects: list[str] = []
     try:
-        msg = email.message_from_bytes(raw, policy=_POLICY)
+        msg = email.message_from_bytes(_repair_header_block(raw, defects), policy=_POLICY)
     except (RecursionError, MemoryError) as exc:
         reason = f"message cannot be parsed: {type(exc).__name__}"
         raise PayloadError(reason, reason="unparseable") from None
@@ -190,13 +188,13 @@ def normalize(
     if _KNOWN_HEADERS.isdisjoint(heads):
         raise PayloadError("no RFC 822 headers found", reason="not_email")
 
-    defects: list[str] = []
     body = collect(msg, defects)
     subject = decode_header(heads.get("subject"))
     if len(subject) > _MAX_SUBJECT_CHARS:
         subject = subject[:_MAX_SUBJECT_CHARS]
         defects.append("SubjectTruncated")
-    author = _author(heads.get("from"), defects)
+    from_meta: dict[str, str] = {}
+    author = _author(heads.get("from"), defects, from_meta)
     full_text, html_text = _body_text(body, defects)
     if len(full_text) > limits.max_text_chars:
         full_text = full_text[: limits.max_text_chars]
@@ -233,8 +231,54 @@ def normalize(
     if to:
         inbound.meta["to"] = ",".join(to[:10])
     parser_defects = [type(d).__name__ for part in body.parts for d in part.defects]
+    inbound.meta.update(from_meta)
     inbound.defects = list(dict.fromkeys(parser_defects + defects))
     return inbound
+
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+# A header block line that is neither `Name: value`, nor a folded continuation, nor an mbox
+# `From ` envelope line: obsolete `Name : value` (RFC 5322 section 4.5) or a stray line.
+_ODD_HEADER_LINE = re.compile(rb"^(?![!-9;-~]+:|[ \t\r]|From [^:\r\n]*$).", re.MULTILINE)
+_OBS_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:")
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
+_MAX_STRAY_LINES = 5  # more lines without a colon is a body that starts with no blank line
+
+
+def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
+    """The bytes to parse: obsolete `Name : value` lines joined up, and stray lines inside
+    the header block dropped (the stdlib ends the headers at either, losing From/Subject).
+    A stray line counts as inside the block only when a header line the normalizer reads
+    follows it before the blank line; otherwise the body starts there, as the stdlib says.
+    The raw message is archived untouched."""
+    blank = _BLANK_LINE.search(raw)
+    end = blank.start() + 1 if blank else len(raw)
+    if not _ODD_HEADER_LINE.search(raw, 0, end):
+        return raw  # the common case: one regex scan, no copy
+    lines = raw[:end].split(b"\n")
+    kept: list[bytes] = []
+    for i, line in enumerate(lines):
+        fixed = _OBS_NAME.sub(rb"\1:", line)
+        if fixed != line:
+            defects.append("ObsoleteHeaderSyntax")
+        if _HEADER_LINE.match(fixed) or line[:1] in (b" ", b"\t") or not line.strip(b"\r"):
+            kept.append(fixed)
+            continue
+        if i == 0 and line.startswith(b"From "):  # an mbox envelope line
+            kept.append(line)
+            continue
+        ahead = lines[i + 1 : i + 1 + _MAX_STRAY_LINES]
+        if any(_known_header(x) for x in ahead):
+            defects.append("StrayHeaderLine")
+            continue
+        kept.extend(lines[i:])  # the body starts here, without a blank line
+        break
+    return b"\n".join(kept) + raw[end:]
+
+
+def _known_header(line: bytes) -> bool:
+    found = _HEADER_LINE.match(line)
+    return bool(found) and line[: found.end() - 1].strip().decode().lower() in _KNOWN_HEADERS
 
 
 def _body_text(body: Body, defects: list[str]) -> tuple[str, str]:
@@ -283,32 +327,62 @@ def _charset(part: Message) -> str | None:
     return found.group(1).lower() if found else None
 
 
-def _author(value: str | None, defects: list[str]) -> Author:
+def _author(value: str | None, defects: list[str], meta: dict[str, str]) -> Author:
+    """The first address of From: is the author. The usual shapes take a regex; the rest the
+    stdlib parser; a From: neither reads (`Name addr@x`, addresses without a comma) still
+    gives its addresses, the others kept in meta `from_others`."""
     if not value:
         defects.append("FromMissing")
         return Author()
     value = unescape_surrogates(str(value))
+    author = _author_fast(value) or _author_parsed(value, meta)
+    if author is not None:
+        return author
+    found = [a for a in map(_normal_address, _ANY_ADDRESS.findall(value)) if a]
+    if found:
+        defects.append("FromMalformed")
+        if len(found) > 1:
+            meta["from_others"] = ",".join(dict.fromkeys(found[1:10]))
+        name = _ANY_ADDRESS.sub(" ", value).replace("<>", " ").strip(" \t,;<>")
+        name = _unquote(decode_header(name)) if _WORDS.search(name) else ""
+        return Author(name=name[:200], identities=[Identity(IdentityKind.EMAIL, found[0])])
+    defects.append("FromUnreadable")
+    return Author(name=decode_header(value)[:200])
+
+
+def _author_fast(value: str) -> Author | None:
+    """`Name <addr>`, `"Name" <addr>` or a bare address, without the stdlib's slow address
+    tokenizer; it must agree with `_author_parsed` (a property test holds it to that)."""
     simple = _NAME_ADDR.match(value) or _BARE_ADDR.match(value)
-    if simple:  # the common shapes, without the stdlib's slow address tokenizer
-        groups = simple.groups()
-        name = groups[0] if len(groups) == 3 and groups[0] is not None else groups[-2] or ""
-        address = _normal_address(groups[-1])
-        if address:
-            name = _unquote(decode_header(name.replace('\\"', '"')))
-            return Author(name=name, identities=[Identity(IdentityKind.EMAIL, address)])
+    if not simple:
+        return None
+    groups = simple.groups()
+    address = _normal_address(groups[-1])
+    if not address:
+        return None
+    if len(groups) == 3 and groups[0] is not None:  # a quoted name: undo its quoted-pairs
+        name = _QUOTED_PAIR.sub(r"\1", groups[0])
+    else:
+        name = groups[-2] or ""
+    return Author(
+        name=_unquote(decode_header(name)), identities=[Identity(IdentityKind.EMAIL, address)]
+    )
+
+
+def _author_parsed(value: str, meta: dict[str, str] | None = None) -> Author | None:
     try:
         pairs = getaddresses([value])
     except (ValueError, IndexError, TypeError):  # the stdlib address parser has had such bugs
         pairs = []
-    for name, addr in pairs:
-        address = _normal_address(addr)
-        if address:
-            return Author(
-                name=_unquote(decode_header(name)),
-                identities=[Identity(IdentityKind.EMAIL, address)],
-            )
-    defects.append("FromUnreadable")
-    return Author(name=decode_header(value)[:200])
+    found = [(name, a) for name, a in ((n, _normal_address(a)) for n, a in pairs) if a]
+    if not found:
+        return None
+    if len(found) > 1 and meta is not None:
+        meta["from_others"] = ",".join(dict.fromkeys(a for _, a in found[1:10]))
+    name, address = found[0]
+    return Author(
+        name=_unquote(decode_header(name)), identities=[Identity(IdentityKind.EMAIL, address)]
+    )
 
 
 def _unquote(name: str) -> str:
@@ -368,19 +442,16 @@ def _date(value: str | None, defects: list[str]) -> datetime | None:
 
 def _flag(inbound: Inbound, heads: dict[str, str], body: Body) -> None:
     flags: list[Flag] = []
-    evidence = auto_reply_evidence(heads, inbound.subject)
-    if evidence:
-        flags.append(Flag.AUTO_REPLY)
-        inbound.hints["auto_reply"] = evidence
+    sender = inbound.author.identity(IdentityKind.EMAIL) or ""
+    for flag, evidence in machine_mail(heads, inbound.subject, sender, body.report):
+        flags.append(flag)
+        inbound.hints[flag.value] = evidence
     if is_bulk(heads):
         flags.append(Flag.BULK)
     list_id = heads.get("list-id")
     if list_id:
         flags.append(Flag.MAILING_LIST)
         inbound.hints["list_id"] = decode_header(list_id)[:200]
-    sender = inbound.author.identity(IdentityKind.EMAIL) or ""
-    if body.bounce is not None or is_bounce_sender(sender, inbound.subject):
-        flags.append(Flag.BOUNCE)
     if heads.get("in-reply-to"):
         flags.append(Flag.REPLY)
     if is_forward_subject(inbound.subject):
