@@ -341,13 +341,19 @@ def _author(value: str | None, defects: list[str], meta: dict[str, str]) -> Auth
     found = [a for a in map(_normal_address, _ANY_ADDRESS.findall(value)) if a]
     if found:
         defects.append("FromMalformed")
-        if len(found) > 1:
-            meta["from_others"] = ",".join(dict.fromkeys(found[1:10]))
+        _note_others(found, meta)
         name = _ANY_ADDRESS.sub(" ", value).replace("<>", " ").strip(" \t,;<>")
         name = _unquote(decode_header(name)) if _WORDS.search(name) else ""
         return Author(name=name[:200], identities=[Identity(IdentityKind.EMAIL, found[0])])
     defects.append("FromUnreadable")
     return Author(name=decode_header(value)[:200])
+
+
+def _note_others(found: list[str], meta: dict[str, str]) -> None:
+    """Addresses of From: after the author's, for agents to see (RFC 5322 allows several)."""
+    others = [a for a in dict.fromkeys(found[1:11]) if a != found[0]]
+    if others:
+        meta["from_others"] = ",".join(others)
 
 
 def _author_fast(value: str) -> Author | None:
@@ -377,8 +383,8 @@ def _author_parsed(value: str, meta: dict[str, str] | None = None) -> Author | N
     found = [(name, a) for name, a in ((n, _normal_address(a)) for n, a in pairs) if a]
     if not found:
         return None
-    if len(found) > 1 and meta is not None:
-        meta["from_others"] = ",".join(dict.fromkeys(a for _, a in found[1:10]))
+    if meta is not None:
+        _note_others([a for _, a in found], meta)
     name, address = found[0]
     return Author(
         name=_unquote(decode_header(name)), identities=[Identity(IdentityKind.EMAIL, address)]
