@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.errors import HeaderDefect
+from email.errors import HeaderDefect, MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
@@ -177,11 +177,11 @@ def normalize(
     if not raw.strip():
         raise PayloadError("message is empty", reason="empty")
     defects: list[str] = []
-    try:
-        msg = email.message_from_bytes(_repair_header_block(raw, defects), policy=_POLICY)
-    except (RecursionError, MemoryError) as exc:
-        reason = f"message cannot be parsed: {type(exc).__name__}"
-        raise PayloadError(reason, reason="unparseable") from None
+    msg = _parse(raw)
+    if _headers_cut_short(msg):  # rare: parse again, without the lines that cut them short
+        repaired = _repair_header_block(raw, defects)
+        if repaired != raw:
+            msg = _parse(repaired)
     heads: dict[str, str] = {}  # first value of each header; one pass beats many msg.get()
     for name, value in msg.raw_items():
         heads.setdefault(name.lower(), str(value))
@@ -236,10 +236,25 @@ def normalize(
     return inbound
 
 
+def _parse(raw: bytes) -> Message:
+    try:
+        return email.message_from_bytes(raw, policy=_POLICY)
+    except (RecursionError, MemoryError) as exc:
+        reason = f"message cannot be parsed: {type(exc).__name__}"
+        raise PayloadError(reason, reason="unparseable") from None
+
+
+def _headers_cut_short(msg: Message) -> bool:
+    """The stdlib ended the headers at a line that is not `Name: value` (it records a
+    defect), or took an obsolete `From  : x` for an mbox envelope line."""
+    if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
+        return True
+    unixfrom = msg.get_unixfrom()
+    return bool(unixfrom) and bool(_OBS_FROM.match(unixfrom))
+
+
 _BLANK_LINE = re.compile(rb"\n\r?\n")
-# A header block line that is neither `Name: value`, nor a folded continuation, nor an mbox
-# `From ` envelope line: obsolete `Name : value` (RFC 5322 section 4.5) or a stray line.
-_ODD_HEADER_LINE = re.compile(rb"^(?![!-9;-~]+:|[ \t\r]|From [^:\r\n]*$).", re.MULTILINE)
+_OBS_FROM = re.compile(r"From[ \t]+:")
 _OBS_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:")
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
 _MAX_STRAY_LINES = 5  # more lines without a colon is a body that starts with no blank line
@@ -253,8 +268,6 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
     The raw message is archived untouched."""
     blank = _BLANK_LINE.search(raw)
     end = blank.start() + 1 if blank else len(raw)
-    if not _ODD_HEADER_LINE.search(raw, 0, end):
-        return raw  # the common case: one regex scan, no copy
     lines = raw[:end].split(b"\n")
     kept: list[bytes] = []
     for i, line in enumerate(lines):
