@@ -251,3 +251,33 @@ def test_addresses_without_commas_are_all_kept(addrs: list[str], gap: str) -> No
     assert inbound.author.identity(IdentityKind.EMAIL) == addrs[0].lower()
     others = [a.lower() for a in addrs[1:] if a.lower() != addrs[0].lower()]
     assert inbound.meta.get("from_others", "") == ",".join(dict.fromkeys(others))
+
+
+param_values = st.one_of(
+    st.sampled_from(["utf-8", "UTF-8", "windows-1256", "ISO-8859-6", "us-ascii", "x.txt"]),
+    st.text("abcdefgXYZ0123456789-_.; =", min_size=1, max_size=20),
+)
+param_names = st.sampled_from(["charset", "name", "format", "xcharset", "delsp", "CHARSET"])
+
+
+@PROPS
+@given(
+    st.sampled_from(["text/plain", "text/html", "TEXT/PLAIN"]),
+    st.lists(st.tuples(param_names, param_values, st.booleans()), max_size=4),
+    st.sampled_from([";", "; ", " ;\t"]),
+)
+def test_charset_fast_path_agrees_with_the_stdlib(
+    ctype: str, params: list[tuple[str, str, bool]], sep: str
+) -> None:
+    """The regex that reads a part's charset agrees with `get_content_charset()`."""
+    import email
+    from email.policy import compat32
+
+    from connectors.email.normalize import _charset
+
+    header = ctype + "".join(
+        f'{sep}{name}="{value}"' if quoted or not value.strip(" ;=") else f"{sep}{name}={value}"
+        for name, value, quoted in params
+    )
+    part = email.message_from_string(f"Content-Type: {header}\n\nx", policy=compat32)
+    assert _charset(part) == part.get_content_charset()

@@ -328,16 +328,23 @@ def _decode_part(part: Message, defects: list[str], sniff_meta: bool = False) ->
     return text.replace("\x00", "")
 
 
-_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+_CHARSET_PARAM = re.compile(r"""(?:^|;)\s*charset\s*=\s*(?:"([^"]*)"|([^;"]*))""", re.IGNORECASE)
 
 
 def _charset(part: Message) -> str | None:
-    """The declared charset; a regex on the raw header unless RFC 2231 encoding is in play."""
+    """The declared charset, as `get_content_charset()` reads it: a regex on the raw header
+    unless RFC 2231 encoding or other quoted parameters are in play (a property test holds
+    the two to agreeing)."""
     ctype = part.get("content-type") or ""
-    if "*" in ctype:
+    if "*" in ctype or "\\" in ctype:
         return part.get_content_charset()
     found = _CHARSET_PARAM.search(ctype)
-    return found.group(1).lower() if found else None
+    if ctype.count('"') > (2 if found and found.group(1) is not None else 0):
+        return part.get_content_charset()  # a quoted value may hide a `; charset=` of its own
+    if not found:
+        return None
+    value = found.group(1) if found.group(1) is not None else found.group(2).strip()
+    return value.lower() if value.isascii() else None
 
 
 def _author(value: str | None, defects: list[str], meta: dict[str, str]) -> Author:
