@@ -247,7 +247,7 @@ def _parse(raw: bytes) -> Message:
 def _headers_cut_short(msg: Message) -> bool:
     """The stdlib ended the headers at a line that is not `Name: value` (it records a
     defect), or took an obsolete `From  : x` for an mbox envelope line."""
-    if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
+    if msg.defects and any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
         return True
     unixfrom = msg.get_unixfrom()
     return bool(unixfrom) and bool(_OBS_FROM.match(unixfrom))
