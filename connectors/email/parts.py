@@ -130,7 +130,7 @@ def filename(part: Message) -> str:
     if isinstance(value, tuple):  # RFC 2231: (charset, language, percent-decoded text)
         charset, _, text = value
         raw = text.encode("raw-unicode-escape", "replace")
-        name = decode_bytes(raw, charset or None)[0]
+        name = decode_bytes(raw, charset or None, header=True)[0]
     else:
         name = decode_header(unescape_surrogates(value).strip('"'))
     name = _UNSAFE_NAME.sub("", name).replace("\\", "/").rsplit("/", 1)[-1].strip()
