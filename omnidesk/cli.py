@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from omnidesk.errors import ConfigError, OmnideskError
+from omnidesk.logs import mask_root_handlers
 from omnidesk.text import display_safe, one_line_safe
 
 
@@ -100,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    mask_root_handlers()  # the secrets are registered when a command loads its config
     try:
         with terminal_safe_stdout():
             return int(args.func(args) or 0)
