@@ -349,6 +349,12 @@ class Daemon:
             if state.up is False:
                 report["status"] = "degraded"
                 report["degraded"] = [*report.get("degraded", []), "postgresql_down"]
+        scheduler = getattr(self, "report_scheduler", None)  # set by the reports plugin
+        if scheduler is not None and (mail := scheduler.health()) is not None:
+            report["reports"] = mail  # intake goes on; only the report mail waits
+            if mail["mail"] == "down":
+                report["status"] = "degraded"
+                report["degraded"] = [*report.get("degraded", []), "report_mail_down"]
         return report
 
     async def render_metrics(self) -> bytes:
