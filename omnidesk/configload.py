@@ -28,6 +28,9 @@ from omnidesk.errors import ConfigError
 from omnidesk.templates import template_problem
 
 DEFAULT_CONFIG = "queue_config.yaml"
+# Overrides service.key_prefix for one process, as $OMNIDESK_DATABASE_URL does the database:
+# how a command looks at the demo's data (`omnidesk demo` prints the commands).
+KEY_PREFIX_ENV = "OMNIDESK_KEY_PREFIX"
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
 
 Loc = tuple[str | int, ...]
@@ -66,7 +69,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
         raise ConfigError([f"{cfg_path}:0: (file): larger than {MAX_CONFIG_BYTES} bytes"])
     loaded = parse_config(raw, cfg_path)
     mask_secrets_of(loaded.data)
+    if prefix := os.environ.get(KEY_PREFIX_ENV):
+        loaded.data = _with_key_prefix(loaded.data, prefix)
     return loaded
+
+
+def _with_key_prefix(cfg: QueueConfigFile, prefix: str) -> QueueConfigFile:
+    service = cfg.service.model_copy(update={"key_prefix": prefix})
+    return cfg.model_copy(update={"service": service})
 
 
 # Secrets the config does not name with an `*_env` key, read by fixed names.
