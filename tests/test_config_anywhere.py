@@ -110,3 +110,10 @@ def test_run_of_a_copied_config_starts_and_logs_the_skipped_tests(
     ]
     assert len(skipped) == 11, text[-3000:]
     assert "examples/inbox/01-cr-renewal.eml" in skipped[0]
+    # its reports' SMTP relay (smtp.moc.example.sa) is not there: /healthz says so
+    assert wait_for(lambda: "report_mail_down" in health(port)[1].get("degraded", []), 90), (
+        log.read_text()[-3000:]
+    )
+    status, report = health(port)
+    assert status == 200 and report["status"] == "degraded"
+    assert "smtp.moc.example.sa" in report["reports"]["error"]  # type: ignore[index]
