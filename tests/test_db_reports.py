@@ -236,3 +236,17 @@ def test_auto_takes_the_rollups_for_the_periods_they_cover(loaded, prefix, pg_ur
     _, source = figures_for(store, records, config, ctx, date(2026, 3, 12), date(2026, 3, 20),
                             {}, "records")  # fmt: skip
     assert source == "records"
+
+
+def test_unknown_region_or_agent_is_refused_and_known_ones_answer(loaded) -> None:
+    """Values from the events (a ticket's own region, an agent outside the config) are
+    known; anything else is an error naming it, not a page of zeros."""
+    conn, _ = loaded
+    ctx = context()
+    span = (date(2026, 3, 1), date(2026, 3, 31))
+    for dim, value in (("region", "atlantis"), ("agent", "ghost")):
+        with pytest.raises(UnknownFilterValue, match=value):
+            figures(conn, ctx, *span, {dim: value})
+    assert figures(conn, ctx, *span, {"region": "makkah"})["totals"]["opened"] > 0
+    assert figures(conn, ctx, *span, {"agent": "sara"})["totals"]["replies"] > 0
+    assert figures(conn, ctx, *span, {"agent": "khalid"}, known={"agent": {"khalid"}})
