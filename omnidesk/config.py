@@ -516,6 +516,16 @@ class ScheduledReport(Strict):
         return self
 
 
+class BrandingConfig(Strict):
+    """Whose report it is: the ministry's name in both languages, its logo and colour, on
+    the printable report (HTML and PDF)."""
+
+    name_ar: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+    logo: str | None = None  # a .png, .svg or .jpg file; relative paths from the config's folder
+    colour: Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")] = "#006c35"
+
+
 # ---------------------------------------------------------------- the whole file
 
 
@@ -536,6 +546,7 @@ class QueueConfigFile(Strict):
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     agents: list[AgentConfig] = Field(default_factory=list)
     reports: list[ScheduledReport] = Field(default_factory=list)
+    branding: BrandingConfig | None = None
 
 
 Condition.model_rebuild()
