@@ -40,6 +40,12 @@ def install(daemon: Any) -> None:
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
     daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
     daemon.route_hooks.append(route_hook(daemon.dashboard))
+    from omnidesk.reports.http import route_hook as report_routes
+
+    records = getattr(daemon, "records", None)
+    daemon.route_hooks.append(
+        report_routes(daemon.dashboard, records.connection if records is not None else None)
+    )
 
     def reload(loaded: Any) -> None:
         new_ctx = Context.from_config(loaded.data)  # raises before anything is swapped
