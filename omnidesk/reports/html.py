@@ -137,7 +137,8 @@ def charts(figures: dict[str, Any], tr: Translator, titles: dict[str, str]) -> d
     ax.bar(range(len(days)), list(figures["volume"]["opened_by_day"].values()), color="#3b7dd8")
     step = max(1, len(days) // 8)
     ax.set_xticks(range(0, len(days), step),
-                  [tr.date(date.fromisoformat(d), "d MMM") for d in days[::step]])  # fmt: skip
+                  [tr.date(date.fromisoformat(d), "d MMM") for d in days[::step]],
+                  rotation=30, ha="right")  # fmt: skip
     ax.set_xlabel(tr._("day"))
     ax.set_ylabel(tr._("tickets"))
     _count_axis(ax, tr)
