@@ -194,6 +194,15 @@ class AgentConfig(Strict):
     role: Literal["agent", "supervisor"] = "agent"
     email: str | None = None  # where SLA notifications for this agent go
 
+    @model_validator(mode="after")
+    def _not_a_system_actor(self) -> AgentConfig:
+        from omnidesk.reports.fold import SYSTEM_ACTORS
+
+        if self.id in SYSTEM_ACTORS:  # the reports would credit this person to nobody
+            raise ValueError(f"agent id {self.id!r} is the name of one of the daemon's own "
+                             "actors (csat, sla, system, ...): choose another")  # fmt: skip
+        return self
+
 
 # ---------------------------------------------------------------- rules
 

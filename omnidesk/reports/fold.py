@@ -34,8 +34,7 @@ DAY_METRICS = frozenset({"opened", "resolved", "backlog"})  # the only per-day s
 STATUS_EVENTS = {"resolved": "resolved", "closed": "closed", "reopened": "open"}
 # Actors that are the daemon's own parts, never a person: the CSAT survey is sent as a
 # `replied` by "csat", SLA escalations are moves by "sla", and so on. They are nobody's
-# reply, first response or transfer (an agent id equal to one of these is refused nowhere
-# yet, so don't name agents so).
+# reply, first response or transfer (the config refuses agents named like them).
 SYSTEM_ACTORS = frozenset({
     "", "system", "csat", "sla", "omnidesk", "deliver", "intake", "assignment", "merge",
     "customer", "operator", "retention", "router",
