@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise PermanentError(str(exc)) from None
     titles = {name: q.title for name, q in loaded.data.queues.items() if q.title}
-    branding = loaded.data.branding
-    if branding is not None and branding.logo:  # relative to the config file, like its other paths
-        branding = branding.model_copy(update={"logo": str(loaded.base_dir / branding.logo)})
+    from omnidesk.reports.html import branding_from
+
+    branding = branding_from(loaded.data, loaded.base_dir)
     options = {"lang": args.lang, "titles": titles, "digits": args.digits, "branding": branding}
     if args.format == "pdf":
         from omnidesk.reports.html import as_html

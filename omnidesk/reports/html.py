@@ -188,6 +188,15 @@ def charts(figures: dict[str, Any], tr: Translator, titles: dict[str, str]) -> d
     return out
 
 
+def branding_from(config: Any, base_dir: Path | None) -> Any:
+    """The config's branding with its logo path made absolute from the config file's folder
+    (`base_dir`), as every other path in the config is; None without branding."""
+    branding = getattr(config, "branding", None)
+    if branding is None or not branding.logo or base_dir is None:
+        return branding
+    return branding.model_copy(update={"logo": str(Path(base_dir) / branding.logo)})
+
+
 def _logo(path: str | None) -> str:
     """The configured logo inlined as a data: URI, so the page and its PDF stand alone."""
     if not path:

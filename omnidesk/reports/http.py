@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -45,9 +46,12 @@ def _choice(query: Any, name: str, allowed: Any, default: str) -> str:
     return value
 
 
-def route_hook(dashboard: Any, records: Callable[[], Any] | None = None) -> Callable[..., None]:
+def route_hook(
+    dashboard: Any, records: Callable[[], Any] | None = None, base_dir: Path | None = None
+) -> Callable[..., None]:
     """`dashboard` gives the store, the current config and context, and the token check
-    (all swapped on reload); `records` opens a PostgreSQL connection, None without one."""
+    (all swapped on reload); `records` opens a PostgreSQL connection, None without one;
+    `base_dir` is the config file's folder (a relative branding logo's base)."""
     from omnidesk.model import Channel, Segment
     from omnidesk.reports.dashboard import _authorized
     from omnidesk.reports.source import figures_for
@@ -66,8 +70,10 @@ def route_hook(dashboard: Any, records: Callable[[], Any] | None = None) -> Call
                 raise BadQuery(f"{name}={filters[name]!r}: use one of {allowed}")
         result, _ = figures_for(dashboard.store, records, config, ctx, start, end, filters)
         titles = {name: q.title for name, q in config.queues.items() if q.title}
+        from omnidesk.reports.html import branding_from
+
         options = {"lang": lang, "titles": titles, "digits": digits,
-                   "branding": config.branding}  # fmt: skip
+                   "branding": branding_from(config, base_dir)}  # fmt: skip
         name = f"report-{start}-{end}.{fmt}"
         if fmt == "pdf":
             from omnidesk.reports.html import as_html

@@ -23,7 +23,7 @@ def install(daemon: Any) -> None:
     daemon.background.append(rollups.run)
     daemon.event_cursors.append(rollups.cursor_key)  # the stream is not trimmed past it
     daemon.report_scheduler = ReportScheduler(
-        store, config, records=getattr(daemon, "records", None)
+        store, config, records=getattr(daemon, "records", None), base_dir=daemon.loaded.base_dir
     )
     daemon.background.append(daemon.report_scheduler.run)
     job = ArchiveJob(
@@ -43,8 +43,9 @@ def install(daemon: Any) -> None:
     from omnidesk.reports.http import route_hook as report_routes
 
     records = getattr(daemon, "records", None)
+    connection = records.connection if records is not None else None
     daemon.route_hooks.append(
-        report_routes(daemon.dashboard, records.connection if records is not None else None)
+        report_routes(daemon.dashboard, connection, base_dir=daemon.loaded.base_dir)
     )
 
     def reload(loaded: Any) -> None:
