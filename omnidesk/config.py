@@ -194,6 +194,15 @@ class AgentConfig(Strict):
     role: Literal["agent", "supervisor"] = "agent"
     email: str | None = None  # where SLA notifications for this agent go
 
+    @model_validator(mode="after")
+    def _not_a_system_actor(self) -> AgentConfig:
+        from omnidesk.reports.fold import SYSTEM_ACTORS
+
+        if self.id in SYSTEM_ACTORS:  # the reports would credit this person to nobody
+            raise ValueError(f"agent id {self.id!r} is the name of one of the daemon's own "
+                             "actors (csat, sla, system, ...): choose another")  # fmt: skip
+        return self
+
 
 # ---------------------------------------------------------------- rules
 
@@ -525,6 +534,16 @@ class ScheduledReport(Strict):
         return self
 
 
+class BrandingConfig(Strict):
+    """Whose report it is: the ministry's name in both languages, its logo and colour, on
+    the printable report (HTML and PDF)."""
+
+    name_ar: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+    logo: str | None = None  # a .png, .svg or .jpg file; relative paths from the config's folder
+    colour: Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")] = "#006c35"
+
+
 # ---------------------------------------------------------------- the whole file
 
 
@@ -545,6 +564,7 @@ class QueueConfigFile(Strict):
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     agents: list[AgentConfig] = Field(default_factory=list)
     reports: list[ScheduledReport] = Field(default_factory=list)
+    branding: BrandingConfig | None = None
 
 
 Condition.model_rebuild()
