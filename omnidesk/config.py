@@ -428,6 +428,13 @@ class RetentionConfig(Strict):
     personal_data_years: int | None = Field(default=None, ge=1, le=100)
 
 
+class AttachmentsConfig(Strict):
+    """Serving attachments to agents (GET /v1/tickets/{id}/attachments/{aid}): bigger ones
+    are refused with 413 rather than read into memory and sent."""
+
+    max_serve_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+
+
 class ServiceConfig(Strict):
     """Where the daemon keeps its state. Secrets never live here: only env var names."""
 
@@ -455,6 +462,7 @@ class ServiceConfig(Strict):
     parse: ParseBudget = Field(default_factory=ParseBudget)
     quarantine: QuarantineLimits = Field(default_factory=QuarantineLimits)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
     # A worker silent this long is dead and its batches go back to the queue; workers check
     # every maintenance interval, so a dead worker's batches are back within the sum.
     broker_heartbeat_s: float = Field(default=15.0, ge=1, le=600)

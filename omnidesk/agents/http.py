@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from omnidesk.agents.attachments import AttachmentTooLarge
 from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
@@ -35,6 +36,8 @@ log = logging.getLogger("omnidesk.agents.http")
 SERVICE_KEY = web.AppKey("agents", AgentService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON = 256 * 1024
+SESSION_COOKIE = "omnidesk_session"
+SESSION_TTL_S = 12 * 3600  # a working day; the console asks for a new one at each login
 
 
 def _dumps(obj: Any) -> str:
@@ -67,7 +70,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error(403, str(exc))
     except (NotFound, NoSuchAgent, UnknownCustomer) as exc:
         return error(404, str(exc))
-    except BodyTooLarge as exc:
+    except (BodyTooLarge, AttachmentTooLarge) as exc:
         return error(413, str(exc))
     except (BadRequest, RecordRefused, ValueError) as exc:
         return error(400, str(exc))
@@ -84,9 +87,14 @@ def bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def current_agent(request: web.Request) -> AgentConfig:
+async def current_agent(request: web.Request, *, cookie: bool = False) -> AgentConfig:
+    """The agent of the bearer token; with `cookie`, on a read-only GET that a browser makes
+    without headers (EventSource, <img>), the session cookie stands in for it."""
     service = request.app[SERVICE_KEY]
-    return await asyncio.to_thread(service.authenticate, bearer(request))
+    token = bearer(request)
+    if token is None and cookie and SESSION_COOKIE in request.cookies:
+        return await asyncio.to_thread(service.authenticate_cookie, request.cookies[SESSION_COOKIE])
+    return await asyncio.to_thread(service.authenticate, token)
 
 
 async def read_limited(request: web.Request, limit: int = MAX_JSON) -> bytes:
@@ -261,6 +269,51 @@ async def view(request: web.Request) -> web.Response:
     return ok(await _run(service.desk.view, agent, request.match_info["ticket"]))
 
 
+async def list_attachments(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request, cookie=True)
+    ticket_id = request.match_info["ticket"]
+    return ok({"attachments": await _run(service.attachments, agent, ticket_id)})
+
+
+async def get_attachment(request: web.Request) -> web.Response:
+    """The bytes, inline only for the safe types (omnidesk.agents.attachments); `?download=1`
+    always as a file to save."""
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request, cookie=True)
+    served = await _run(
+        service.attachment,
+        agent,
+        request.match_info["ticket"],
+        request.match_info["attachment"],
+        download=request.query.get("download") in ("1", "true", "yes"),
+    )
+    return web.Response(body=served.data, headers=served.headers)
+
+
+async def create_session(request: web.Request) -> web.Response:
+    """POST /v1/session (bearer): sets the HttpOnly, SameSite=Strict session cookie that
+    the GET-only stream and attachment routes accept, since EventSource and <img> send no
+    Authorization header. The cookie is a random value standing for the token, not it."""
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    value = await _run(service.tokens.create_cookie, bearer(request), SESSION_TTL_S)
+    response = ok({"agent": agent.id, "expires_in": SESSION_TTL_S}, status=201)
+    response.set_cookie(
+        SESSION_COOKIE, value, max_age=SESSION_TTL_S, path="/v1/", httponly=True,
+        samesite="Strict", secure=request.secure,
+    )  # fmt: skip
+    return response
+
+
+async def drop_session(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    await _run(service.tokens.drop_cookie, request.cookies.get(SESSION_COOKIE))
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/v1/")
+    return response
+
+
 async def reply(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
@@ -377,6 +430,10 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_get("/v1/search", search)
         r.add_get("/v1/tickets", list_tickets)
         r.add_get("/v1/tickets/{ticket}", view)
+        r.add_get("/v1/tickets/{ticket}/attachments", list_attachments)
+        r.add_get("/v1/tickets/{ticket}/attachments/{attachment}", get_attachment)
+        r.add_post("/v1/session", create_session)
+        r.add_delete("/v1/session", drop_session)
         r.add_post("/v1/tickets/{ticket}/reply", reply)
         r.add_post("/v1/tickets/{ticket}/notes", note)
         r.add_post("/v1/tickets/{ticket}/transfer", transfer)

@@ -31,6 +31,7 @@ def build_service(daemon: Any) -> AgentService:
         send_reply=daemon.pipeline.send_reply,
         sla=getattr(daemon, "clocks", None),
         records=getattr(daemon, "records", None),
+        archive=daemon.runtime.archive,
     )
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omnidesk.agents.assign import Assigner
+from omnidesk.agents.attachments import AttachmentFiles, Served, listing, parse_id
 from omnidesk.agents.csat import Surveys
-from omnidesk.agents.desk import Desk, SendReply
+from omnidesk.agents.desk import Desk, NotFound, SendReply
 from omnidesk.agents.roster import NoSuchAgent, Roster
 from omnidesk.agents.tokens import Tokens
+from omnidesk.archive import Archive
 from omnidesk.config import AgentConfig, QueueConfigFile
 from omnidesk.errors import AuthError
 from omnidesk.model import Ticket
@@ -32,6 +34,7 @@ class AgentService:
     sla: Any = None
     public_url: str | None = None
     records: Any = None  # omnidesk.db.records.Records: PostgreSQL, for history and search
+    archive: Archive | None = None  # raw payloads, where e-mail attachments are read from
     assigner: Assigner = field(init=False)
     desk: Desk = field(init=False)
     tokens: Tokens = field(init=False)
@@ -64,6 +67,31 @@ class AgentService:
         """The agent a bearer token belongs to; AuthError (401) otherwise, also when the
         agent has since left the config."""
         agent_id = self.tokens.agent_for(token)
+        try:
+            return self.agent(agent_id)
+        except NoSuchAgent:
+            raise AuthError("the token's agent is no longer configured") from None
+
+    def attachments(self, agent: AgentConfig, ticket_id: str) -> list[dict[str, Any]]:
+        """Every attachment of the ticket's thread, oldest message first."""
+        return listing(ticket_id, self.desk.messages(agent, ticket_id))
+
+    def attachment(
+        self, agent: AgentConfig, ticket_id: str, attachment: str, *, download: bool = False
+    ) -> Served:
+        """One attachment's bytes with the headers to serve them with (access as for the
+        ticket; NotFound, AttachmentUnavailable, AttachmentTooLarge)."""
+        message_id, index = parse_id(attachment)
+        messages = self.desk.messages(agent, ticket_id)
+        message = next((m for m in messages if m.id == message_id), None)
+        if message is None:
+            raise NotFound(f"no attachment {attachment} on {ticket_id}")
+        limit = self.config().service.attachments.max_serve_bytes
+        return AttachmentFiles(self.archive).fetch(message, index, limit, download=download)
+
+    def authenticate_cookie(self, value: str | None) -> AgentConfig:
+        """As `authenticate`, for the session cookie of `Tokens.create_cookie`."""
+        agent_id = self.tokens.agent_for_cookie(value)
         try:
             return self.agent(agent_id)
         except NoSuchAgent:
