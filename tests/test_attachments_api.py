@@ -242,7 +242,8 @@ def test_names_and_types() -> None:
     assert safe_filename("a\u202egnp.exe") == "agnp.exe"  # no bidi override
     assert safe_filename("", "application/pdf") == "attachment.pdf"
     assert safe_filename("...") == "attachment"
-    assert content_disposition("تقرير.pdf", False).startswith('attachment; filename="attachment.pdf"')
+    arabic = content_disposition("تقرير.pdf", False)
+    assert arabic.startswith('attachment; filename="attachment.pdf"; filename*=UTF-8\'\'%D8')
     assert serve_as("image/png", b"<html>") is None  # bytes unlike the declared type
     assert serve_as("image/svg+xml", b"<svg/>") is None
     assert serve_as("image/webp", b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
@@ -257,3 +258,31 @@ def test_the_extractor_picks_the_part_by_its_sha256() -> None:
     assert extract(raw, hashlib.sha256(JPEG).hexdigest(), index=0).data == JPEG
     assert extract(raw, hashlib.sha256(JPEG).hexdigest(), index=4).data == JPEG  # by hash
     assert extract(raw, "0" * 64) is None
+
+
+def test_cli_lists_and_saves_an_attachment(prefix: str, tmp_path: Path) -> None:
+    from tests.storekit import REDIS_URL
+    from tests.test_agents_cli import AGENTS_CONFIG, run
+
+    runtime, _, _ = make(prefix, tmp_path)
+    tid = runtime.process([complaint_mail("cli@example.sa")]).results[0].ticket_id
+    config = tmp_path / "queue_config.yaml"
+    service = (
+        f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n"
+        f"  state_dir: {tmp_path / 'state'}\n"
+    )
+    config.write_text(service + AGENTS_CONFIG.read_text("utf-8"), "utf-8")
+    done = run(config, "show", tid)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "[attachment " in line]
+    assert len(lines) == 6 and any(ARABIC_NAME in line for line in lines)
+    jpeg_id = next(line for line in lines if "receipt.jpg" in line).split()[1].rstrip("]")
+    out = tmp_path / "saved.jpg"
+    done = run(config, "show", tid, "--save-attachment", jpeg_id, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == JPEG
+    done = run(config, "show", tid, "--save-attachment", "M-1-000000000000.0", "--out", str(out))
+    assert done.returncode == 2 and "no attachment" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = run(config, "agent", "show", tid, "--as", "amal")
+    assert done.returncode == 0 and "receipt.jpg" in done.stdout
