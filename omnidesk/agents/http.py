@@ -11,6 +11,7 @@ goes through `display_safe`: customer text carries no escape sequence or bidi ov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from omnidesk.agents import events
 from omnidesk.agents.attachments import AttachmentTooLarge
 from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
@@ -34,6 +36,7 @@ from omnidesk.text import display_safe_tree
 log = logging.getLogger("omnidesk.agents.http")
 
 SERVICE_KEY = web.AppKey("agents", AgentService)
+HUB_KEY = web.AppKey("events_hub", events.EventHub)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON = 256 * 1024
 SESSION_COOKIE = "omnidesk_session"
@@ -314,6 +317,79 @@ async def drop_session(request: web.Request) -> web.Response:
     return response
 
 
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    """GET /v1/events/stream: Server-Sent Events of the agent's queues (omnidesk.agents.events).
+    Bearer token or the session cookie (EventSource sends no header); Last-Event-ID (or
+    ?last_event_id=) resumes after that stream id."""
+    service = request.app[SERVICE_KEY]
+    hub = request.app[HUB_KEY]
+    agent = await current_agent(request, cookie=True)
+    last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
+    if last and not events.valid_id(last.strip()):
+        raise BadRequest("Last-Event-ID: not an event id")
+    last = last.strip()
+    sub = hub.subscribe()
+    try:
+        position = await hub.started()
+        replayed = await _run(events.replay, service.store, service.records, last) if last else []
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",  # a proxy in front must not hold events back
+            }
+        )
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await _stream(request, response, sub, agent, last or position, replayed)
+        return response
+    finally:
+        hub.unsubscribe(sub)
+
+
+async def _stream(
+    request: web.Request,
+    response: web.StreamResponse,
+    sub: events.Subscriber,
+    agent: AgentConfig,
+    sent: str,
+    replayed: list[events.Entry] | None,
+) -> None:
+    service = request.app[SERVICE_KEY]
+    await response.write(f"retry: {events.RETRY_MS}\n: {agent.id}\n\n".encode())
+    queues = set(service.roster().queues_of(agent))
+    if replayed is None:  # the gap cannot be filled: the console reloads what it shows
+        await response.write(b"event: resync\ndata: {}\n\n")
+        replayed = []
+    for entry_id, fields in replayed:
+        sent = entry_id
+        if events.visible(fields, queues):
+            await response.write(events.frame(entry_id, fields))
+    while True:
+        try:
+            entry = await asyncio.wait_for(sub.queue.get(), timeout=events.HEARTBEAT_S)
+        except TimeoutError:
+            try:  # a revoked token or removed agent ends the stream
+                agent = await current_agent(request, cookie=True)
+            except AuthError:
+                await response.write(b"event: logout\ndata: {}\n\n")
+                return
+            except (StoreUnavailable, RecordsUnavailable):
+                pass
+            queues = set(service.roster().queues_of(agent))
+            await response.write(b": ping\n\n")
+            continue
+        if entry is None or (sub.overflowed and sub.queue.empty()):
+            return  # cut off (too slow, or the server stops): the browser resumes
+        entry_id, fields = entry
+        if events.stream_pos(entry_id) <= events.stream_pos(sent):
+            continue  # already sent by the replay
+        sent = entry_id
+        queues = set(service.roster().queues_of(agent))  # a SIGHUP may change them
+        if events.visible(fields, queues):
+            await response.write(events.frame(entry_id, fields))
+
+
 async def reply(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
@@ -419,6 +495,12 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
 
     def hook(app: web.Application) -> None:
         app[SERVICE_KEY] = service
+        hub = app[HUB_KEY] = events.EventHub(service.store)
+
+        async def close_hub(_: web.Application) -> None:
+            await hub.close()
+
+        app.on_shutdown.append(close_hub)
         app.middlewares.append(errors_as_json)
         r = app.router
         r.add_get("/v1/me", me)
@@ -433,6 +515,7 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_get("/v1/tickets/{ticket}/attachments", list_attachments)
         r.add_get("/v1/tickets/{ticket}/attachments/{attachment}", get_attachment)
         r.add_post("/v1/session", create_session)
+        r.add_get("/v1/events/stream", events_stream)
         r.add_delete("/v1/session", drop_session)
         r.add_post("/v1/tickets/{ticket}/reply", reply)
         r.add_post("/v1/tickets/{ticket}/notes", note)
