@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from connectors.telegram.connector import TelegramConnector
 from omnidesk.agents.attachments import content_disposition, safe_filename, serve_as
 from omnidesk.agents.http import add_routes
 from omnidesk.db.evict import Eviction
@@ -26,7 +27,9 @@ from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from omnidesk.model import Channel, RawPayload
 from tests.agentkit import make
+from tests.botapi import GOOD_TOKEN, BotApi, botapi  # noqa: F401 (the fixture)
 from tests.storekit import telegram
+from tests.test_telegram import TOKEN_ENV, make_config
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(3000)
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n" + os.urandom(2000) + b"\n%%EOF\n"
@@ -210,9 +213,43 @@ async def test_chat_attachments_listed_as_not_available(api: dict[str, Any]) -> 
     (item,) = (await (await client.get(f"/v1/tickets/{tid}/attachments", headers=h)).json())[
         "attachments"
     ]
-    assert item["available"] is False and "telegram" in item["reason"]
+    assert item["available"] is False and "Telegram bot 'bot'" in item["reason"]
     r = await client.get(item["url"], headers=h)
     assert r.status == 404 and "not available" in (await r.json())["error"]
+
+
+async def test_a_telegram_photo_is_fetched_by_its_file_id(
+    api: dict[str, Any], botapi: BotApi, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    client, runtime, service = api["client"], api["runtime"], api["service"]
+    monkeypatch.setenv(TOKEN_ENV, GOOD_TOKEN)
+    botapi.files["AgAC-photo"] = JPEG
+    config = make_config(botapi, base_file_url=botapi.base_file_url)
+    connector = TelegramConnector(config)
+    await connector.initialize()
+    service.downloaders = lambda: {("telegram", "bot"): connector.download}
+    photo = [{"file_id": "AgAC-photo", "file_unique_id": "u1", "width": 90, "height": 90,
+              "file_size": len(JPEG)}]  # fmt: skip
+    gone = [{"file_id": "AgAC-expired", "file_unique_id": "u2", "width": 9, "height": 9}]
+    tid = runtime.process([telegram(2, 556, 8, "", photo=photo, caption="الإيصال")]).results[
+        0
+    ].ticket_id
+    runtime.process([telegram(3, 556, 9, "", photo=gone)])
+    h = auth(api["tokens"]["amal"])
+    items = (await (await client.get(f"/v1/tickets/{tid}/attachments", headers=h)).json())[
+        "attachments"
+    ]
+    assert [i["available"] for i in items] == [True, True]
+    r = await client.get(items[0]["url"], headers=h)
+    assert r.status == 200 and await r.read() == JPEG
+    assert r.headers["Content-Type"] == "image/jpeg"
+    assert r.headers["Content-Disposition"].startswith('inline; filename="attachment.jpg"')
+    assert ("getFile", {"file_id": "AgAC-photo"}) in botapi.calls
+    r = await client.get(items[1]["url"], headers=h)  # the Bot API no longer has it
+    assert r.status == 404 and "invalid file_id" in (await r.json())["error"].lower()
+    assert GOOD_TOKEN not in (await r.text())
+    assert (await client.get(items[0]["url"], headers=auth(api["tokens"]["omar"]))).status == 403
+    await connector.shutdown()
 
 
 async def test_session_cookie_stands_in_for_the_token_on_gets(api: dict[str, Any]) -> None:

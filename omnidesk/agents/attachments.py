@@ -4,9 +4,10 @@ a customer's file can never run as a page of ours.
 An attachment's id is ``<message id>.<n>``, n its place in the message's attachment list
 (stable: the list is stored with the message, in Redis and in PostgreSQL). The bytes of an
 e-mail attachment are taken from the archived raw message (connectors/email/extract.py),
-picked by the sha256 normalize recorded. Telegram, WhatsApp and X keep only the channel's
-file id and the web form only a description: those are listed with `available: false` and
-the reason.
+picked by the sha256 normalize recorded. A Telegram file is fetched from the Bot API by
+its file id through the running connector (getFile). WhatsApp and X media ids are kept but
+not fetched yet, and the web form sends only a description: those are listed with
+`available: false` and the reason.
 
 Serving: only a short list of types a browser shows without running anything is served
 inline (images but SVG, PDF, plain text), and only when the bytes start like that type;
@@ -17,13 +18,14 @@ sandboxing Content-Security-Policy, and an RFC 6266 file name, ASCII plus UTF-8.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from omnidesk.agents.desk import NotFound
 from omnidesk.archive import Archive
-from omnidesk.errors import PermanentError
+from omnidesk.errors import TooLarge, TransientError
 from omnidesk.model import Attachment, Channel, Message
 from omnidesk.text import display_safe
 
@@ -49,12 +51,20 @@ _FALLBACK_EXT = {
 }  # fmt: skip
 
 
+# (file id, max bytes) -> the file: a connector's `download` (connectors/telegram)
+Downloader = Callable[[str, int], Awaitable[bytes]]
+
+
 class AttachmentUnavailable(NotFound):
     """The attachment is listed but its bytes cannot be had here (the reason says why)."""
 
 
-class AttachmentTooLarge(PermanentError):
+class AttachmentTooLarge(TooLarge):
     """Over `service.attachments.max_serve_bytes`: answered 413."""
+
+
+class ChannelUnavailable(TransientError):
+    """The channel did not give the file this time: answered 503, try again."""
 
 
 def attachment_id(message_id: str, index: int) -> str:
@@ -68,8 +78,12 @@ def parse_id(value: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def unavailable_reason(message: Message, attachment: Attachment) -> str | None:
-    """Why the bytes cannot be served, or None when they can (if the archive still has them)."""
+def unavailable_reason(
+    message: Message, attachment: Attachment, can_download: bool = False
+) -> str | None:
+    """Why the bytes cannot be served, or None when they can (if the archive still has them,
+    or the channel still gives the file). `can_download`: a connector of the message's
+    channel and account runs here and can fetch a file by its id."""
     if attachment.kind in ("location", "contact"):
         return f"a shared {attachment.kind}, not a file"
     if message.channel == Channel.EMAIL:
@@ -78,18 +92,26 @@ def unavailable_reason(message: Message, attachment: Attachment) -> str | None:
         return None
     if message.channel == Channel.WEB:
         return "the web form sends only a description of the file, not the file"
+    if not attachment.ref:
+        return "the channel gave no file id"
+    if can_download:
+        return None
+    if message.channel == Channel.TELEGRAM:
+        return f"the Telegram bot {message.account!r} is not running in this daemon"
     return (
-        f"kept on {message.channel.value}'s servers (file id recorded); downloading from the "
-        "channel is not built yet"
+        f"kept on {message.channel.value}'s servers (media id recorded); downloading from "
+        f"{message.channel.value} is not built yet"
     )
 
 
-def describe(ticket_id: str, message: Message) -> list[dict[str, Any]]:
+def describe(
+    ticket_id: str, message: Message, can_download: bool = False
+) -> list[dict[str, Any]]:
     """The message's attachments as the API lists them, each with its download URL."""
     out = []
     for i, att in enumerate(message.attachments):
         aid = attachment_id(message.id, i)
-        reason = unavailable_reason(message, att)
+        reason = unavailable_reason(message, att, can_download)
         item: dict[str, Any] = {
             "id": aid,
             "message_id": message.id,
@@ -107,9 +129,11 @@ def describe(ticket_id: str, message: Message) -> list[dict[str, Any]]:
     return out
 
 
-def listing(ticket_id: str, messages: list[Message]) -> list[dict[str, Any]]:
+def listing(
+    ticket_id: str, messages: list[Message], can_download: Callable[[Message], bool]
+) -> list[dict[str, Any]]:
     ordered = sorted(messages, key=lambda m: m.created_at)
-    return [item for m in ordered for item in describe(ticket_id, m)]
+    return [item for m in ordered for item in describe(ticket_id, m, can_download(m))]
 
 
 @dataclass(frozen=True)
@@ -186,25 +210,32 @@ class AttachmentFiles:
             raise AttachmentUnavailable(
                 "attachment not available: it is not in the archived message"
             )
-        _check_size(len(found.data), max_bytes)
-        inline_type = None if download else serve_as(att.content_type, found.data)
-        name = safe_filename(att.filename, inline_type or "")
-        if inline_type is None:
-            ctype = "application/octet-stream"
-        elif inline_type == "text/plain":
-            ctype = f"text/plain; charset={found.charset or 'utf-8'}"
-        else:
-            ctype = inline_type
-        headers = {
-            "Content-Type": ctype,
-            "Content-Disposition": content_disposition(name, inline_type is not None),
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": INLINE_POLICY if inline_type else DOWNLOAD_POLICY,
-            "X-Frame-Options": "SAMEORIGIN" if inline_type else "DENY",
-            "Cache-Control": "private, no-store",
-            "Cross-Origin-Resource-Policy": "same-origin",
-        }
-        return Served(found.data, ctype, inline_type is not None, name, headers)
+        return served(att, found.data, found.charset, max_bytes, download=download)
+
+
+def served(
+    att: Attachment, data: bytes, charset: str | None, max_bytes: int, *, download: bool = False
+) -> Served:
+    """The bytes with the type, name and headers they may be served with."""
+    _check_size(len(data), max_bytes)
+    inline_type = None if download else serve_as(att.content_type, data)
+    name = safe_filename(att.filename, inline_type or "")
+    if inline_type is None:
+        ctype = "application/octet-stream"
+    elif inline_type == "text/plain":
+        ctype = f"text/plain; charset={charset or 'utf-8'}"
+    else:
+        ctype = inline_type
+    headers = {
+        "Content-Type": ctype,
+        "Content-Disposition": content_disposition(name, inline_type is not None),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": INLINE_POLICY if inline_type else DOWNLOAD_POLICY,
+        "X-Frame-Options": "SAMEORIGIN" if inline_type else "DENY",
+        "Cache-Control": "private, no-store",
+        "Cross-Origin-Resource-Policy": "same-origin",
+    }
+    return Served(data, ctype, inline_type is not None, name, headers)
 
 
 def _check_size(size: int, max_bytes: int) -> None:

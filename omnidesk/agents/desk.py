@@ -73,6 +73,8 @@ class Desk:
     on_resolved: Callable[[Ticket, AgentConfig], None] | None = None  # CSAT survey
     # omnidesk.db.records.Records: lists, and tickets and history past Redis, when set
     records: Any = None
+    # a message whose chat attachments a running connector can fetch (AgentService sets it)
+    can_download: Callable[[Message], bool] = lambda message: False
 
     # -------------------------------------------------------- reading
 
@@ -114,7 +116,7 @@ class Desk:
         extra = self._ticket_extra(ticket.id)
         return {
             "ticket": {**to_builtins(ticket), **extra},
-            "messages": [_message_view(ticket.id, m) for m in messages],
+            "messages": [self._message_view(ticket.id, m) for m in messages],
             "customer": to_builtins(customer) if customer else None,
             "other_tickets": [self._other_ticket(agent, t) for t in others],
             "sla": self._sla(ticket.id, extra),
@@ -134,6 +136,14 @@ class Desk:
         self.roster().check(agent, ticket.queue)
         return self.store.ticket_messages(ticket.id)
 
+    def _message_view(self, ticket_id: str, message: Message) -> dict[str, Any]:
+        """A message as the view shows it: attachments with id, download URL, availability."""
+        from omnidesk.agents.attachments import describe
+
+        out = to_builtins(message)
+        out["attachments"] = describe(ticket_id, message, self.can_download(message))
+        return out
+
     def _recorded_view(self, agent: AgentConfig, cold: dict[str, Any]) -> dict[str, Any]:
         """The same view of a ticket only PostgreSQL holds now (no live SLA clocks)."""
         ticket: Ticket = cold["ticket"]
@@ -141,7 +151,7 @@ class Desk:
         customer = cold["customer"]
         return {
             "ticket": {**to_builtins(ticket), **cold["extra"], "live": False},
-            "messages": [_message_view(ticket.id, m) for m in cold["messages"]],
+            "messages": [self._message_view(ticket.id, m) for m in cold["messages"]],
             "customer": to_builtins(customer) if customer else None,
             "other_tickets": [],
             "sla": None,
@@ -482,15 +492,6 @@ class Desk:
             fn(*args)
         except Exception:
             log.exception("SLA hook %s failed for %s", name, args[0].id)
-
-
-def _message_view(ticket_id: str, message: Message) -> dict[str, Any]:
-    """A message as the view shows it: its attachments with id, download URL, availability."""
-    from omnidesk.agents.attachments import describe
-
-    out = to_builtins(message)
-    out["attachments"] = describe(ticket_id, message)
-    return out
 
 
 def _clean_text(text: str) -> str:

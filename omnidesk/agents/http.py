@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from omnidesk.agents import events
-from omnidesk.agents.attachments import AttachmentTooLarge
+from omnidesk.agents.attachments import ChannelUnavailable
 from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
@@ -29,7 +29,7 @@ from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
-from omnidesk.errors import AuthError, StoreUnavailable
+from omnidesk.errors import AuthError, StoreUnavailable, TooLarge
 from omnidesk.model import to_builtins
 from omnidesk.text import display_safe_tree
 
@@ -73,12 +73,14 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error(403, str(exc))
     except (NotFound, NoSuchAgent, UnknownCustomer) as exc:
         return error(404, str(exc))
-    except (BodyTooLarge, AttachmentTooLarge) as exc:
+    except (BodyTooLarge, TooLarge) as exc:
         return error(413, str(exc))
     except (BadRequest, RecordRefused, ValueError) as exc:
         return error(400, str(exc))
     except (StoreUnavailable, RecordsUnavailable):
         return error(503, "temporarily unavailable, try again", **{"Retry-After": "5"})
+    except ChannelUnavailable as exc:
+        return error(503, f"{exc}; try again", **{"Retry-After": "5"})
     except Exception:  # a bug: logged here, one JSON line to the client, no traceback
         log.exception("%s %s failed", request.method, request.path)
         return error(500, "internal error")
@@ -284,8 +286,7 @@ async def get_attachment(request: web.Request) -> web.Response:
     always as a file to save."""
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request, cookie=True)
-    served = await _run(
-        service.attachment,
+    served = await service.attachment(
         agent,
         request.match_info["ticket"],
         request.match_info["attachment"],
