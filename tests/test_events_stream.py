@@ -203,3 +203,33 @@ async def test_one_reader_for_many_subscribers(live: dict[str, Any]) -> None:
         _, opened = await stream.until(lambda f: f[1] == "ticket_opened")
         assert opened[2]["ticket"] == tid
         stream.response.close()
+
+
+async def test_delivery_failure_and_sla_steps_show_heartbeats_and_revocation(
+    live: dict[str, Any],
+) -> None:
+    session, runtime, tokens, service, server = (
+        live["session"], live["runtime"], live["tokens"], live["service"], live["server"]
+    )  # fmt: skip
+    server.app[HUB_KEY].heartbeat_s = 0.3
+    h = auth(tokens["amal"])
+    tid = runtime.process([web_form("سؤال", email="g@example.sa")]).results[0].ticket_id
+    stream = await subscribe(session, h)
+    r = await session.post(f"/v1/tickets/{tid}/reply", json={"text": "أهلا"}, headers=h)
+    mid = (await r.json())["message"]["id"]
+    runtime.store.set_delivery(mid, "failed: 403 the customer blocked the bot")
+    _, failed = await stream.until(lambda f: f[1] == "delivery")
+    assert failed[2]["delivery"] == "failed: 403 the customer blocked the bot"
+    assert failed[2]["message"] == mid
+    # the SLA engine's steps are stream events like any other (omnidesk/lua/sla_commit.lua)
+    runtime.store.add_event("sla_warned", tid, queue="general", actor="sla", at="0.75")
+    _, warned = await stream.until(lambda f: f[1] == "sla_warned")
+    assert warned[2]["ticket"] == tid and warned[2]["at"] == "0.75"
+
+    # nothing happens: comments keep the connection alive
+    async with asyncio.timeout(2):
+        while (await stream.response.content.readline()) != b": ping\n":
+            pass
+    service.tokens.revoke("amal")  # the next check ends the stream
+    await stream.until(lambda f: f[1] == "logout")
+    assert await stream.response.content.read() == b""  # closed by the server

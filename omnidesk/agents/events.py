@@ -83,9 +83,12 @@ class Subscriber:
 class EventHub:
     """The process's one reader of the events stream, started by the first subscriber."""
 
-    def __init__(self, store: Store, *, block_ms: int = 1000) -> None:
+    def __init__(
+        self, store: Store, *, block_ms: int = 1000, heartbeat_s: float = HEARTBEAT_S
+    ) -> None:
         self.store = store
         self.block_ms = block_ms
+        self.heartbeat_s = heartbeat_s  # each stream's keep-alive comment and token check
         self.subscribers: set[Subscriber] = set()
         self.position: str | None = None  # the last stream id read
         self._task: asyncio.Task[None] | None = None

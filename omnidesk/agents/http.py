@@ -356,7 +356,7 @@ async def _stream(
     sent: str,
     replayed: list[events.Entry] | None,
 ) -> None:
-    service = request.app[SERVICE_KEY]
+    service, hub = request.app[SERVICE_KEY], request.app[HUB_KEY]
     await response.write(f"retry: {events.RETRY_MS}\n: {agent.id}\n\n".encode())
     queues = set(service.roster().queues_of(agent))
     if replayed is None:  # the gap cannot be filled: the console reloads what it shows
@@ -368,7 +368,7 @@ async def _stream(
             await response.write(events.frame(entry_id, fields))
     while True:
         try:
-            entry = await asyncio.wait_for(sub.queue.get(), timeout=events.HEARTBEAT_S)
+            entry = await asyncio.wait_for(sub.queue.get(), timeout=hub.heartbeat_s)
         except TimeoutError:
             try:  # a revoked token or removed agent ends the stream
                 agent = await current_agent(request, cookie=True)
