@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.telegram.connector import TelegramConnector
+from connectors.whatsapp.connector import WhatsAppConnector
 from omnidesk.agents.attachments import content_disposition, safe_filename, serve_as
 from omnidesk.agents.http import add_routes
 from omnidesk.db.evict import Eviction
@@ -30,6 +31,8 @@ from tests.agentkit import make
 from tests.botapi import GOOD_TOKEN, BotApi, botapi  # noqa: F401 (the fixture)
 from tests.storekit import telegram
 from tests.test_telegram import TOKEN_ENV, make_config
+from tests.test_whatsapp import FakeGraph, graph, wa_message, wa_raw  # noqa: F401
+from tests.test_whatsapp import config as wa_config
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(3000)
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n" + os.urandom(2000) + b"\n%%EOF\n"
@@ -213,7 +216,7 @@ async def test_chat_attachments_listed_as_not_available(api: dict[str, Any]) -> 
     (item,) = (await (await client.get(f"/v1/tickets/{tid}/attachments", headers=h)).json())[
         "attachments"
     ]
-    assert item["available"] is False and "Telegram bot 'bot'" in item["reason"]
+    assert item["available"] is False and "telegram connector 'bot'" in item["reason"]
     r = await client.get(item["url"], headers=h)
     assert r.status == 404 and "not available" in (await r.json())["error"]
 
@@ -323,3 +326,38 @@ def test_cli_lists_and_saves_an_attachment(prefix: str, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     done = run(config, "agent", "show", tid, "--as", "amal")
     assert done.returncode == 0 and "receipt.jpg" in done.stdout
+
+
+async def test_a_whatsapp_image_is_fetched_by_its_media_id(
+    api: dict[str, Any], graph: FakeGraph, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    client, runtime, service = api["client"], api["runtime"], api["service"]
+    for name, value in (("TEST_WA_VERIFY", "v"), ("TEST_WA_SECRET", "s"),
+                        ("TEST_WA_TOKEN", "graph-token")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    graph.media["1001"] = JPEG
+    graph.media["1002"] = b"\xff\xd8\xff other bytes than announced"
+    connector = WhatsAppConnector(wa_config(graph.base, name="wa"))
+    service.downloaders = lambda: {("whatsapp", "wa"): connector.download}
+    sha = hashlib.sha256(JPEG).hexdigest()
+    image = {"id": "1001", "mime_type": "image/jpeg", "sha256": sha, "caption": "الإيصال"}
+    forged = {"id": "1002", "mime_type": "image/jpeg", "sha256": sha}
+    missing = {"id": "1003", "mime_type": "image/jpeg"}
+    tid = runtime.process([wa_raw(wa_message("wamid.A1", "image", image))]).results[0].ticket_id
+    runtime.process([wa_raw(wa_message("wamid.A2", "image", forged, 1714550500))])
+    runtime.process([wa_raw(wa_message("wamid.A3", "image", missing, 1714550600))])
+    h = auth(api["tokens"]["amal"])
+    items = (await (await client.get(f"/v1/tickets/{tid}/attachments", headers=h)).json())[
+        "attachments"
+    ]
+    assert len(items) == 3 and all(i["available"] for i in items)
+    r = await client.get(items[0]["url"], headers=h)
+    assert r.status == 200 and await r.read() == JPEG
+    assert r.headers["Content-Type"] == "image/jpeg"
+    r = await client.get(items[1]["url"], headers=h)  # not the bytes WhatsApp announced
+    assert r.status == 404 and "other bytes" in (await r.json())["error"]
+    r = await client.get(items[2]["url"], headers=h)
+    assert r.status == 404 and "Unsupported get request" in (await r.json())["error"]
+    assert graph.auth and all(a == "Bearer graph-token" for a in graph.auth)
+    assert "graph-token" not in await r.text()
+    await connector.shutdown()

@@ -4,8 +4,9 @@ a customer's file can never run as a page of ours.
 An attachment's id is ``<message id>.<n>``, n its place in the message's attachment list
 (stable: the list is stored with the message, in Redis and in PostgreSQL). The bytes of an
 e-mail attachment are taken from the archived raw message (connectors/email/extract.py),
-picked by the sha256 normalize recorded. A Telegram file is fetched from the Bot API by
-its file id through the running connector (getFile). WhatsApp and X media ids are kept but
+picked by the sha256 normalize recorded. A Telegram or WhatsApp file is fetched from the
+channel by its file/media id through the running connector (Bot API getFile; Graph's media
+record and URL, checked against the sha256 WhatsApp announced). X media keys are kept but
 not fetched yet, and the web form sends only a description: those are listed with
 `available: false` and the reason.
 
@@ -96,8 +97,8 @@ def unavailable_reason(
         return "the channel gave no file id"
     if can_download:
         return None
-    if message.channel == Channel.TELEGRAM:
-        return f"the Telegram bot {message.account!r} is not running in this daemon"
+    if message.channel in (Channel.TELEGRAM, Channel.WHATSAPP):
+        return f"the {message.channel.value} connector {message.account!r} is not running here"
     return (
         f"kept on {message.channel.value}'s servers (media id recorded); downloading from "
         f"{message.channel.value} is not built yet"

@@ -39,7 +39,7 @@ def build_service(daemon: Any) -> AgentService:
 def downloaders(daemon: Any) -> dict[tuple[str, str], Any]:
     """The running connectors that fetch a customer's file by its id, by (channel, account)."""
     return {
-        (c.kind, c.account): c.download
+        (c.kind, getattr(c, "account", c.name)): c.download
         for c in getattr(daemon, "connectors", [])
         if callable(getattr(c, "download", None))
     }

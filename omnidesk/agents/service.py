@@ -7,6 +7,7 @@ pipeline's `send_reply`. The HTTP API, the console, the CLI and the tests all us
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,6 +141,10 @@ class AgentService:
             raise ChannelUnavailable(f"{message.channel.value} did not answer: {exc}") from None
         except PermanentError as exc:
             raise AttachmentUnavailable(f"attachment not available: {exc}") from None
+        if att.sha256 and hashlib.sha256(data).hexdigest() != att.sha256:
+            raise AttachmentUnavailable(  # WhatsApp says the hash with the message
+                "attachment not available: the channel sent other bytes than the message named"
+            )
         return served(att, data, None, limit, download=download)
 
     def authenticate_cookie(self, value: str | None) -> AgentConfig:
