@@ -118,6 +118,15 @@ async def test_a_colleagues_transfer_shows_within_2s_and_other_queues_never(
     seen, opened = await stream.until(lambda f: f[1] == "ticket_opened")
     assert opened[2]["queue"] == "general"
 
+    # a colleague claims the next ticket of the queue: amal sees who took it
+    await session.put("/v1/me/presence", json={"status": "online"}, headers=auth(tokens["sara"]))
+    r = await session.post("/v1/claims", json={"queue": "general"}, headers=auth(tokens["sara"]))
+    assert r.status == 201
+    claimed_id = (await r.json())["ticket"]["id"]
+    seen_claim, claimed = await stream.until(lambda f: f[1] == "assigned")
+    assert claimed[2]["ticket"] == claimed_id and claimed[2]["agent"] == "sara"
+    seen += seen_claim
+
     started = time.monotonic()
     r = await session.post(
         f"/v1/tickets/{general}/transfer",

@@ -140,6 +140,10 @@ class EventHub:
                 log.warning("events stream: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
+            except Exception:  # a bug: logged; the reader must outlive it for every console
+                log.exception("events stream reader")
+                await asyncio.sleep(1.0)
+                continue
             for entry in entries:
                 self.position = entry[0]
                 self._fan_out(entry)
