@@ -435,6 +435,14 @@ class AttachmentsConfig(Strict):
     max_serve_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
 
 
+class ReceiptsConfig(Strict):
+    """The acknowledgements a rule's `auto_reply` sends (omnidesk.receipts). A sender past
+    `max_per_sender_per_hour` receipts in the last hour gets no more: a mail loop with
+    another robot, or a flood, stops there (0: no receipts at all)."""
+
+    max_per_sender_per_hour: int = Field(default=3, ge=0, le=1000)
+
+
 class ServiceConfig(Strict):
     """Where the daemon keeps its state. Secrets never live here: only env var names."""
 
@@ -463,6 +471,7 @@ class ServiceConfig(Strict):
     quarantine: QuarantineLimits = Field(default_factory=QuarantineLimits)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
+    receipts: ReceiptsConfig = Field(default_factory=ReceiptsConfig)
     # A worker silent this long is dead and its batches go back to the queue; workers check
     # every maintenance interval, so a dead worker's batches are back within the sum.
     broker_heartbeat_s: float = Field(default=15.0, ge=1, le=600)

@@ -42,7 +42,6 @@ import msgspec
 
 from omnidesk.errors import PartialFailure, TransientError
 from omnidesk.model import (
-    MACHINE_FLAGS,
     Decision,
     Direction,
     Inbound,
@@ -60,7 +59,6 @@ log = logging.getLogger("omnidesk.intake")
 
 REOPEN_WINDOW = timedelta(days=7)  # default of service.reopen_window_days
 DEDUPE_WINDOW = timedelta(days=30)  # default of service.dedupe_window_days
-AUTO_FLAGS = MACHINE_FLAGS  # auto-replies, bounces, ARF and MDN reports
 
 Hook = Callable[[Ticket], None]
 BatchHook = Callable[[list[Ticket]], None]

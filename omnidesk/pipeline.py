@@ -196,6 +196,8 @@ class Pipeline:
     def __init__(self, runtime: Runtime, broker: dramatiq.Broker) -> None:
         self.runtime = runtime
         self.broker = broker
+        if runtime.send_reply is None:  # the ingest actor's receipts go out through deliver
+            runtime.send_reply = self.send_reply
         hide_message_bodies()  # dramatiq would log whole batches on a failure
         dramatiq.set_broker(broker)
         self.ingest = dramatiq.actor(
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--maintenance-chance", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    loaded = load_config(args.config)
+    loaded = load_config(args.config)  # registers its secrets and masks them on the handler
     service = loaded.data.service
     broker = make_broker(
         service.broker_url or service.redis_url,

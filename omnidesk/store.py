@@ -34,9 +34,14 @@ deployments or test runs share one Redis. With prefix ``P``:
                                      eviction pass offers them to evict_customers (db/evict.py)
     P:seq:ticket:<year>       string INCR counter behind ``OD-<year>-<NNNNNN>`` ids
     P:seq:customer            string INCR counter behind ``C-<NNNNNNNN>`` ids
+    P:receipts:sender:<cid>   zset   ticket ids the customer got a receipt for, by ms, for the
+                                     last hour only (expires with it): omnidesk.receipts; the
+                                     ticket's `receipt` field says it was decided (claimed,
+                                     limited)
     P:stats                   hash   counters: opened, duplicates, auto_ignored, in:<channel>,
                                      quarantined, skipped:<reason>, delivery:<status>,
-                                     records_lookup_skipped, customers_evicted
+                                     records_lookup_skipped, customers_evicted,
+                                     receipts_limited, receipts_failed
     P:events                  stream append-only: type, ticket, queue, channel, actor, ts(ms), ...
     P:quarantine[:<id>]       see omnidesk.quarantine
 
@@ -463,15 +468,39 @@ class Store:
         return [decode_fields(f, Message) for f in pipe.execute() if f]
 
     @guarded
+    def messages_of(self, ticket_ids: list[str]) -> dict[str, list[Message]]:
+        """`ticket_messages` for many tickets in two round trips (a batch's receipts)."""
+        pipe = self.r.pipeline(transaction=False)
+        for tid in ticket_ids:
+            pipe.lrange(self.key("ticket", tid, "msgs"), 0, -1)
+        mids = pipe.execute()
+        pipe = self.r.pipeline(transaction=False)
+        for ids in mids:
+            for mid in ids:
+                pipe.hgetall(self.key("msg", mid))
+        replies = iter(pipe.execute())
+        return {
+            tid: [decode_fields(f, Message) for f in [next(replies) for _ in ids] if f]
+            for tid, ids in zip(ticket_ids, mids, strict=True)
+        }
+
+    @guarded
     def get_message(self, message_id: str) -> Message | None:
         fields = self.r.hgetall(self.key("msg", message_id))
         return decode_fields(fields, Message) if fields else None
 
     @guarded
     def add_outbound_message(
-        self, outbound: Outbound, author: str, direction: Direction = Direction.OUT
+        self,
+        outbound: Outbound,
+        author: str,
+        direction: Direction = Direction.OUT,
+        *,
+        event: str | None = None,
     ) -> Message:
-        """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``."""
+        """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``,
+        or `event` for a message the system sends by itself (omnidesk.outbound.send_automatic:
+        reports and the first-response facts count only ``replied`` as an agent's reply)."""
         now = utcnow()
         t = self.r.hmget(self.key("ticket", outbound.ticket_id), "queue", "channel")
         if t[0] is None:
@@ -487,7 +516,7 @@ class Store:
             author=author,
             delivery="queued" if direction == Direction.OUT else None,
         )
-        kind = "replied" if direction == Direction.OUT else "noted"
+        kind = event or ("replied" if direction == Direction.OUT else "noted")
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.key("msg", msg.id), mapping=dict(_pairs(encode_fields(msg))))
         pipe.rpush(self.key("ticket", outbound.ticket_id, "msgs"), msg.id)
@@ -514,19 +543,28 @@ class Store:
 
     @guarded
     def get_customer(self, customer_id: str) -> Customer | None:
+        return self.get_customers([customer_id]).get(customer_id)
+
+    @guarded
+    def get_customers(self, customer_ids: list[str]) -> dict[str, Customer]:
+        """Customers with their identities, in one round trip; unknown ids are left out."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self.key("customer", customer_id))
-        pipe.smembers(self.key("customer", customer_id, "ids"))
-        fields, ids = pipe.execute()
-        if not fields:
-            return None
-        customer = decode_fields(fields, Customer)
-        identities = []
-        for key in sorted(ids):
-            kind, _, value = key.partition(":")
-            identities.append(Identity(kind=IdentityKind(kind), value=value))
-        customer.identities = identities
-        return customer
+        for cid in customer_ids:
+            pipe.hgetall(self.key("customer", cid))
+            pipe.smembers(self.key("customer", cid, "ids"))
+        replies = pipe.execute()
+        out: dict[str, Customer] = {}
+        for cid, fields, ids in zip(customer_ids, replies[::2], replies[1::2], strict=True):
+            if not fields:
+                continue
+            customer = decode_fields(fields, Customer)
+            identities = []
+            for key in sorted(ids):
+                kind, _, value = key.partition(":")
+                identities.append(Identity(kind=IdentityKind(kind), value=value))
+            customer.identities = identities
+            out[cid] = customer
+        return out
 
     @guarded
     def find_customer(self, identity: Identity) -> str | None:

@@ -1,0 +1,189 @@
+"""Receipts: the acknowledgement a rule's `then.auto_reply` names, sent to the customer once
+per new ticket, on the channel and account it came in on, in the ticket's language, with
+the ticket number and the promised first-response time (`{first_response_due}`).
+
+Decided after intake of a batch (Runtime.process, in the worker that has the pipeline), for
+the tickets the batch opened. No receipt goes
+- to machine mail: auto-replies, bounces, DSN, ARF and MDN reports (Inbound.is_machine_mail;
+  such mail opens no ticket in the first place);
+- on the web form: its HTTP answer carries the ticket number, and no connector sends on `web`;
+- to a follow-up, an edit or a duplicate: only the message that opened the ticket counts;
+- to a sender (customer) that had `service.receipts.max_per_sender_per_hour` receipts in
+  the last hour: a loop with another robot, or a flood, ends there.
+
+Each ticket's receipt is claimed once in Redis (lua/receipt_claim.lua: a `receipt` field on
+the ticket and the sender's entry in a one-hour ZSET, in one script), so a batch run again
+sends nothing twice. A redelivered batch's duplicates are looked at too: the process that
+opened the ticket may have died before its receipt. What goes out is an automatic message
+(omnidesk.outbound.send_automatic, event ``acknowledged``): agents see it on the ticket and
+it does not stop the first-response clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from omnidesk.config import QueueConfigFile
+from omnidesk.intake import IntakeResult
+from omnidesk.intake import is_transient as intake_is_transient
+from omnidesk.model import Channel, Decision, Inbound, Ticket, utcnow
+from omnidesk.outbound import Known, SendReply, send_automatic
+from omnidesk.sla import SlaState
+from omnidesk.store import Store, guarded, lua, ms
+from omnidesk.templates import due_text, render, reply_language, template_text
+
+log = logging.getLogger("omnidesk.receipts")
+
+EVENT = "acknowledged"
+WINDOW_MS = 3600 * 1000  # max_per_sender_per_hour counts this far back
+
+
+@dataclass
+class Receipts:
+    store: Store
+    config: QueueConfigFile
+    send_reply: SendReply
+    clocks: Any = None  # omnidesk.sweeper.SlaClocks: the first-response due time, when set
+
+    def after_intake(
+        self, items: list[tuple[Inbound, Decision]], results: list[IntakeResult]
+    ) -> list[str]:
+        """Send the receipts a batch's new tickets are owed; returns their ticket ids. A
+        transient error (Redis, the broker) is raised for the batch to run again; any other
+        stays with its ticket (logged, counted as ``receipts_failed``)."""
+        limit = self.config.service.receipts.max_per_sender_per_hour
+        wanted = [
+            (decision.auto_reply, result)
+            for (inbound, decision), result in zip(items, results, strict=True)
+            if decision.auto_reply and limit > 0 and _new_ticket(inbound, result)
+        ]
+        if not wanted:
+            return []
+        tickets = {t.id: t for t in self.store.get_tickets([r.ticket_id for _, r in wanted])}
+        owed = [(name, tickets[r.ticket_id], r) for name, r in wanted if r.ticket_id in tickets]
+        claims = self._claim([(t, r) for _, t, r in owed], limit)
+        claimed: list[tuple[str, Ticket]] = []
+        for (name, ticket, _), claim in zip(owed, claims, strict=True):
+            if claim == "claimed":
+                claimed.append((name, ticket))
+            elif claim != "done":
+                log.info("no receipt for %s: %s", ticket.id, claim)
+        sent: list[str] = []
+        try:
+            self._send_claimed(claimed, sent)
+        except Exception as exc:
+            if not intake_is_transient(exc):
+                raise
+            for _, ticket in claimed:  # the batch runs again: its next run sends them
+                if ticket.id not in sent:
+                    self._release(ticket)
+            raise
+        return sent
+
+    def _send_claimed(self, claimed: list[tuple[str, Ticket]], sent: list[str]) -> None:
+        """Read what every receipt needs in a few round trips, then send each one; the
+        ticket ids sent go to `sent` as they go."""
+        ids = [ticket.id for _, ticket in claimed]
+        customers = self.store.get_customers(list({t.customer_id for _, t in claimed}))
+        messages = self.store.messages_of(ids)
+        states = self.clocks.states(ids) if self.clocks is not None and ids else {}
+        for name, ticket in claimed:
+            known = Known(customers.get(ticket.customer_id), messages.get(ticket.id, []))
+            due = first_response_due(states.get(ticket.id))
+            try:
+                self.send(ticket, name, known=known, due=due)
+            except Exception as exc:
+                if intake_is_transient(exc):
+                    raise
+                log.error("receipt for %s failed: %s: %s", ticket.id, type(exc).__name__, exc)
+                self.store.incr("receipts_failed")
+                continue
+            sent.append(ticket.id)
+
+    def send(
+        self,
+        ticket: Ticket,
+        template: str,
+        *,
+        known: Known | None = None,
+        due: datetime | None = None,
+    ) -> None:
+        """Render `template` for the ticket (its customer and messages in `known`, read
+        here when not given; `due`, its first-response time) and send it as an automatic
+        message."""
+        if template not in self.config.templates:  # `omnidesk check` catches this first
+            raise KeyError(f"no template {template!r}")
+        if known is None:
+            known = Known(
+                self.store.get_customer(ticket.customer_id),
+                self.store.ticket_messages(ticket.id),
+            )
+        language = reply_language(ticket.language)
+        customer = known.customer
+        values = {
+            "customer_name": (customer.name if customer else "") or "",
+            "ticket_id": ticket.id,
+            "queue": ticket.queue,
+            "first_response_due": due_text(due, language) if due else "",
+        }
+        text = render(template_text(self.config.templates[template], language), values)
+        meta = {
+            "template_values": json.dumps(values, ensure_ascii=False),
+            # the customer's message opened the window a channel may reply in (WhatsApp 24 h)
+            "last_customer_at": ticket.meta.get("timestamp") or ticket.created_at.isoformat(),
+        }
+        send_automatic(self.store, self.send_reply, ticket, text, event=EVENT, known=known, **meta)
+
+    @guarded
+    def _claim(self, owed: list[tuple[Ticket, IntakeResult]], limit: int) -> list[str]:
+        """One script per ticket, pipelined: the batch's claims in one round trip."""
+        script = self.store.r.register_script(lua("receipt_claim"))
+        pipe = self.store.r.pipeline(transaction=False)
+        now = str(ms(utcnow()))
+        for ticket, result in owed:
+            args = {
+                "prefix": self.store.prefix,
+                "ticket": ticket.id,
+                "first": result.message_id,
+                "sender": ticket.customer_id or ticket.id,
+                "limit": str(limit),
+                "window_ms": str(WINDOW_MS),
+                "now_ms": now,
+            }
+            script(keys=[], args=[json.dumps(args)], client=pipe)
+        return [reply[0] for reply in pipe.execute()]
+
+    def _release(self, ticket: Ticket) -> None:
+        """Give a claim back when its receipt could not be queued, so the batch's next run
+        sends it (best effort: Redis may be the one away)."""
+        try:
+            pipe = self.store.r.pipeline(transaction=True)
+            pipe.hdel(self.store.key("ticket", ticket.id), "receipt")
+            sender = ticket.customer_id or ticket.id
+            pipe.zrem(self.store.key("receipts", "sender", sender), ticket.id)
+            pipe.execute()
+        except Exception as exc:
+            log.warning("receipt claim of %s kept: %s", ticket.id, exc)
+
+
+def first_response_due(state: SlaState | None) -> datetime | None:
+    """When the ticket's SLA policy promises a first response, while that clock runs."""
+    clock = state.clocks.get("first_response") if state is not None else None
+    if clock is None or clock.state == "stopped":
+        return None
+    return clock.due_at
+
+
+def _new_ticket(inbound: Inbound, result: IntakeResult) -> bool:
+    """The message may have opened its ticket: opened now, or a redelivery of what did
+    (the claim script checks it is the ticket's first message). Never machine mail, and
+    never the web form, whose answer is its receipt."""
+    if result.outcome not in ("opened", "duplicate") or not result.ticket_id:
+        return False
+    if not result.message_id:
+        return False
+    return not inbound.is_machine_mail and inbound.channel != Channel.WEB
