@@ -206,6 +206,21 @@ async def test_an_evicted_ticket_still_serves(api: dict[str, Any]) -> None:
     assert (await client.get(listed["receipt.jpg"]["url"], headers=o)).status == 403
 
 
+async def test_a_pruned_raw_message_lists_its_attachments_as_gone(api: dict[str, Any]) -> None:
+    client, runtime = api["client"], api["runtime"]
+    raw = complaint_mail("pruned@example.sa")
+    tid = runtime.process([raw]).results[0].ticket_id
+    runtime.archive.path(raw.sha256).unlink()  # as archive retention or an erasure does
+    h = auth(api["tokens"]["amal"])
+    items = (await (await client.get(f"/v1/tickets/{tid}/attachments", headers=h)).json())[
+        "attachments"
+    ]
+    assert len(items) == 6 and not any(i["available"] for i in items)
+    assert "no longer kept" in items[0]["reason"]
+    r = await client.get(items[0]["url"], headers=h)
+    assert r.status == 404 and "no longer kept" in (await r.json())["error"]
+
+
 async def test_chat_attachments_listed_as_not_available(api: dict[str, Any]) -> None:
     client, runtime = api["client"], api["runtime"]
     photo = [{"file_id": "AgAC-photo", "file_unique_id": "u1", "width": 90, "height": 90,

@@ -80,22 +80,24 @@ def parse_id(value: str) -> tuple[str, int]:
 
 
 def unavailable_reason(
-    message: Message, attachment: Attachment, can_download: bool = False
+    message: Message, attachment: Attachment, reachable: bool = False
 ) -> str | None:
-    """Why the bytes cannot be served, or None when they can (if the archive still has them,
-    or the channel still gives the file). `can_download`: a connector of the message's
-    channel and account runs here and can fetch a file by its id."""
+    """Why the bytes cannot be served, or None when they can. `reachable`: where they come
+    from is there (the archived raw e-mail; a running connector of the message's channel
+    and account, which fetches a file by its id)."""
     if attachment.kind in ("location", "contact"):
         return f"a shared {attachment.kind}, not a file"
     if message.channel == Channel.EMAIL:
         if not message.raw_ref or not attachment.sha256:
             return "the original message was not archived"
+        if not reachable:
+            return "the original message is no longer kept (archive retention or erasure)"
         return None
     if message.channel == Channel.WEB:
         return "the web form sends only a description of the file, not the file"
     if not attachment.ref:
         return "the channel gave no file id"
-    if can_download:
+    if reachable:
         return None
     if message.channel in (Channel.TELEGRAM, Channel.WHATSAPP):
         return f"the {message.channel.value} connector {message.account!r} is not running here"
@@ -105,14 +107,12 @@ def unavailable_reason(
     )
 
 
-def describe(
-    ticket_id: str, message: Message, can_download: bool = False
-) -> list[dict[str, Any]]:
+def describe(ticket_id: str, message: Message, reachable: bool = False) -> list[dict[str, Any]]:
     """The message's attachments as the API lists them, each with its download URL."""
     out = []
     for i, att in enumerate(message.attachments):
         aid = attachment_id(message.id, i)
-        reason = unavailable_reason(message, att, can_download)
+        reason = unavailable_reason(message, att, reachable)
         item: dict[str, Any] = {
             "id": aid,
             "message_id": message.id,
@@ -131,10 +131,10 @@ def describe(
 
 
 def listing(
-    ticket_id: str, messages: list[Message], can_download: Callable[[Message], bool]
+    ticket_id: str, messages: list[Message], reachable: Callable[[Message], bool]
 ) -> list[dict[str, Any]]:
     ordered = sorted(messages, key=lambda m: m.created_at)
-    return [item for m in ordered for item in describe(ticket_id, m, can_download(m))]
+    return [item for m in ordered if m.attachments for item in describe(ticket_id, m, reachable(m))]
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,16 @@ def content_disposition(name: str, inline: bool) -> str:
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+def archived(archive: Archive | None, message: Message) -> bool:
+    """The raw payload of the message is still in the archive (one stat)."""
+    if archive is None or not message.raw_ref:
+        return False
+    try:
+        return archive.path(message.raw_ref).is_file()
+    except ValueError:  # not a sha256
+        return False
+
+
 @dataclass
 class AttachmentFiles:
     """Reads attachment bytes from the raw archive; `max_bytes` is read per call so that a
@@ -197,7 +207,7 @@ class AttachmentFiles:
         if not 0 <= index < len(message.attachments):
             raise NotFound(f"no attachment {attachment_id(message.id, index)}")
         att = message.attachments[index]
-        reason = unavailable_reason(message, att)
+        reason = unavailable_reason(message, att, reachable=True)
         if reason is not None:
             raise AttachmentUnavailable(f"attachment not available: {reason}")
         _check_size(att.size, max_bytes)

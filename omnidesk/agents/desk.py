@@ -62,8 +62,8 @@ class Desk:
     on_resolved: Callable[[Ticket, AgentConfig], None] | None = None  # CSAT survey
     # omnidesk.db.records.Records: lists, and tickets and history past Redis, when set
     records: Any = None
-    # a message whose chat attachments a running connector can fetch (AgentService sets it)
-    can_download: Callable[[Message], bool] = lambda message: False
+    # a message whose attachment bytes can be had here (AgentService.reachable sets it)
+    reachable: Callable[[Message], bool] = lambda message: False
 
     # -------------------------------------------------------- reading
 
@@ -130,7 +130,7 @@ class Desk:
         from omnidesk.agents.attachments import describe
 
         out = to_builtins(message)
-        out["attachments"] = describe(ticket_id, message, self.can_download(message))
+        out["attachments"] = describe(ticket_id, message, self.reachable(message))
         return out
 
     def _recorded_view(self, agent: AgentConfig, cold: dict[str, Any]) -> dict[str, Any]:

@@ -329,9 +329,9 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     if last and not events.valid_id(last.strip()):
         raise BadRequest("Last-Event-ID: not an event id")
     last = last.strip()
-    sub = hub.subscribe()
+    sub = hub.subscribe()  # before the replay: what comes meanwhile waits in its queue
     try:
-        position = await hub.started()
+        await hub.started()
         replayed = await _run(events.replay, service.store, service.records, last) if last else []
         response = web.StreamResponse(
             headers={
@@ -342,7 +342,9 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
         )
         await response.prepare(request)
         with contextlib.suppress(ConnectionError):
-            await _stream(request, response, sub, agent, last or position, replayed)
+            # every entry in the queue is newer than the subscription: only a replayed
+            # one can come twice
+            await _stream(request, response, sub, agent, last or "0-0", replayed)
         return response
     finally:
         hub.unsubscribe(sub)

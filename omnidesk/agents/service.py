@@ -21,6 +21,7 @@ from omnidesk.agents.attachments import (
     ChannelUnavailable,
     Downloader,
     Served,
+    archived,
     listing,
     parse_id,
     served,
@@ -72,7 +73,7 @@ class AgentService:
             public_url=self._public_url,
         )
         self.desk.on_resolved = self._survey
-        self.desk.can_download = self.can_download
+        self.desk.reachable = self.reachable
 
     def roster(self) -> Roster:
         return Roster(self.config())
@@ -91,9 +92,15 @@ class AgentService:
 
     def attachments(self, agent: AgentConfig, ticket_id: str) -> list[dict[str, Any]]:
         """Every attachment of the ticket's thread, oldest message first."""
-        return listing(ticket_id, self.desk.messages(agent, ticket_id), self.can_download)
+        return listing(ticket_id, self.desk.messages(agent, ticket_id), self.reachable)
 
-    def can_download(self, message: Message) -> bool:
+    def reachable(self, message: Message) -> bool:
+        """Where the message's attachment bytes come from is there: its archived raw e-mail,
+        or a running connector of its channel and account."""
+        if not message.attachments:
+            return False
+        if message.channel == Channel.EMAIL:
+            return archived(self.archive, message)
         return (message.channel.value, message.account) in self.downloaders()
 
     def find_attachment(
@@ -125,7 +132,7 @@ class AgentService:
                 files.fetch, message, index, limit, download=download
             )
         att = message.attachments[index]
-        reason = unavailable_reason(message, att, can_download=True)
+        reason = unavailable_reason(message, att, reachable=True)
         if reason is not None:
             raise AttachmentUnavailable(f"attachment not available: {reason}")
         if att.size > limit:

@@ -166,7 +166,13 @@ def next_page(args: argparse.Namespace, cursor: str) -> str:
 
 
 def show(args: argparse.Namespace) -> int:
-    from omnidesk.agents.attachments import describe
+    from omnidesk.agents.attachments import archived, describe
+    from omnidesk.archive import Archive
+
+    archive = Archive(load_config(args.config).data.service.state_dir)
+
+    def attachments(m: Any) -> list[dict[str, Any]]:  # e-mail's from the archive only here
+        return describe(ticket.id, m, m.channel.value == "email" and archived(archive, m))
 
     store = open_store(args.config)
     ticket = store.get_ticket(args.ticket)
@@ -186,7 +192,7 @@ def show(args: argparse.Namespace) -> int:
                 {
                     "ticket": to_builtins(ticket),
                     "messages": [
-                        {**to_builtins(m), "attachments": describe(ticket.id, m)}
+                        {**to_builtins(m), "attachments": attachments(m)}
                         for m in messages
                     ],
                 },
@@ -209,7 +215,7 @@ def show(args: argparse.Namespace) -> int:
             + (f" [{msg.delivery}]" if msg.delivery else "")
         )
         print(msg.text)
-        for item in describe(ticket.id, msg):
+        for item in attachments(msg):
             print(attachment_line(item))
     return 0
 
