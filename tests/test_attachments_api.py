@@ -5,6 +5,7 @@ and the same after the ticket has left Redis for PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -315,11 +316,15 @@ def test_the_extractor_picks_the_part_by_its_sha256() -> None:
     assert extract(raw, "0" * 64) is None
 
 
-def test_cli_lists_and_saves_an_attachment(prefix: str, tmp_path: Path) -> None:
+def test_cli_lists_and_saves_an_attachment(
+    prefix: str, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.storekit import REDIS_URL
     from tests.test_agents_cli import AGENTS_CONFIG, run
 
-    runtime, _, _ = make(prefix, tmp_path)
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", pg_url)  # what the CLI reads the records from
+    records = Records(pg_url)
+    runtime, service_, _ = make(prefix, tmp_path, records=records)
     tid = runtime.process([complaint_mail("cli@example.sa")]).results[0].ticket_id
     config = tmp_path / "queue_config.yaml"
     service = (
@@ -341,6 +346,17 @@ def test_cli_lists_and_saves_an_attachment(prefix: str, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     done = run(config, "agent", "show", tid, "--as", "amal")
     assert done.returncode == 0 and "receipt.jpg" in done.stdout
+
+    # once the ticket has left Redis, the same from PostgreSQL and the archive
+    service_.desk.resolve(service_.agent("amal"), tid)
+    asyncio.run(RecordWriter(runtime.store, pg_url).drain())
+    later = datetime.now(UTC) + timedelta(days=8)
+    assert Eviction(runtime.store, records, reopen_window=timedelta(days=7)).run(later).evicted
+    out.unlink()
+    done = run(config, "show", tid, "--save-attachment", jpeg_id, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == JPEG
+    records.close()
 
 
 async def test_a_whatsapp_image_is_fetched_by_its_media_id(
