@@ -437,6 +437,13 @@ class RetentionConfig(Strict):
     personal_data_years: int | None = Field(default=None, ge=1, le=100)
 
 
+class AttachmentsConfig(Strict):
+    """Serving attachments to agents (GET /v1/tickets/{id}/attachments/{aid}): bigger ones
+    are refused with 413 rather than read into memory and sent."""
+
+    max_serve_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+
+
 class ReceiptsConfig(Strict):
     """The acknowledgements a rule's `auto_reply` sends (omnidesk.receipts). A sender past
     `max_per_sender_per_hour` receipts in the last hour gets no more: a mail loop with
@@ -472,6 +479,7 @@ class ServiceConfig(Strict):
     parse: ParseBudget = Field(default_factory=ParseBudget)
     quarantine: QuarantineLimits = Field(default_factory=QuarantineLimits)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
     receipts: ReceiptsConfig = Field(default_factory=ReceiptsConfig)
     # A worker silent this long is dead and its batches go back to the queue; workers check
     # every maintenance interval, so a dead worker's batches are back within the sum.
