@@ -20,6 +20,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
+        "frame-src 'self'",  # the console's PDF previews (attachments are served sandboxed)
         "connect-src 'self'",
         "form-action 'self'",
         "frame-ancestors 'none'",

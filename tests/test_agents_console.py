@@ -114,7 +114,7 @@ def test_console_sign_in_take_reply_resolve_and_customer_html_is_text(
     store = daemon.store()
     assert wait_for(lambda: store.ticket_count() == 1), daemon.logs()
 
-    # the console re-renders lists while it polls: an element read mid-render is not yet
+    # the console re-renders lists on live events: an element read mid-render is not yet
     wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(f"http://127.0.0.1:{daemon.port}/console")
     browser.find_element(By.ID, "token").send_keys(token)
@@ -142,9 +142,9 @@ def test_console_sign_in_take_reply_resolve_and_customer_html_is_text(
     assert browser.execute_script(direction, english) == "ltr"  # '<script>... I need help'
     daemon.drop_web("english", "Hello, I have a question about my account")
     browser.find_element(By.ID, "resolve").click()
-    wait.until(lambda d: "resolved" in d.find_element(By.ID, "t-meta").text)
+    wait.until(lambda d: "محلولة" in d.find_element(By.ID, "t-meta").text)  # "resolved"
 
-    # the new ticket shows up in "recent" without a reload, marked new
+    # the new ticket shows up in "recent" without a reload (its live event), marked new
     wait.until(
         lambda d: any(
             "question about my account" in li.text and li.get_attribute("class") == "new"

@@ -177,6 +177,30 @@ class Desk:
                 log.warning("SLA summary of %s: %s", ticket_id, exc)
         return {"due_at": extra.get("due_at")} if extra.get("due_at") else None
 
+    def sla_brief(self, ticket_id: str) -> dict[str, Any] | None:
+        """The clock a list shows for the ticket: the running one with the least business
+        time left, else a paused one, else None (no clocks, or all stopped)."""
+        clocks = self._sla(ticket_id, {})
+        if not isinstance(clocks, list):
+            return None
+        order = {"running": 0, "paused": 1}
+        live = [c for c in clocks if c.get("state") in order]
+        if not live:
+            return None
+        live.sort(key=lambda c: (order[c["state"]], c.get("remaining_seconds", 0)))
+        return live[0]
+
+    def sla_explain(self, ticket_id: str) -> list[str]:
+        """Why each clock's due time is what it is (policy, calendar, pauses), as the CLI's
+        `omnidesk sla explain` prints it; empty without live clocks."""
+        if self.sla is None or not hasattr(self.sla, "explain"):
+            return []
+        try:
+            return list(self.sla.explain(ticket_id))
+        except Exception as exc:  # the view still works without the explanation
+            log.warning("SLA explanation of %s: %s", ticket_id, exc)
+            return []
+
     def history(self, ticket_id: str, limit: int = 200) -> list[dict[str, str]]:
         """The ticket's events, oldest first: what PostgreSQL has recorded, and the stream's
         entries not yet written there (the stream is trimmed behind the records writer)."""

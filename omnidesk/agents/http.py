@@ -189,7 +189,7 @@ async def queues(request: web.Request) -> web.Response:
     agent = await current_agent(request)
     summary = await _run(service.queue_summary, agent)
     mine = await _run(service.desk.mine, agent)
-    return ok({"queues": summary, "mine": [_brief(t) for t in mine]})
+    return ok({"queues": summary, "mine": await _run(_briefs_with_sla, service, mine)})
 
 
 async def claim(request: web.Request) -> web.Response:
@@ -225,7 +225,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     filters["before"] = decode_cursor(q["before"]) if q.get("before") else None
     page = await _run(service.desk.page, agent, q.get("queue"), limit=limit, **filters)
     return ok({
-        "tickets": [_brief(t) for t in page.tickets],
+        "tickets": await _run(_briefs_with_sla, service, page.tickets),
         "next": encode_cursor(page.next) if page.next else None,
     })  # fmt: skip
 
@@ -271,7 +271,46 @@ async def search(request: web.Request) -> web.Response:
 async def view(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    return ok(await _run(service.desk.view, agent, request.match_info["ticket"]))
+    shown = await _run(service.desk.view, agent, request.match_info["ticket"])
+    shown["routing"] = routing_trace(service, shown)
+    shown["sla_why"] = await _run(service.desk.sla_explain, shown["ticket"]["id"])
+    return ok(shown)
+
+
+def routing_trace(service: AgentService, shown: dict[str, Any]) -> dict[str, Any]:
+    """Why the ticket is in its queue: the rule that routed it (its conditions from the
+    config in force now), and the routing, transfer and escalation events of its history."""
+    rule_id = shown["ticket"].get("rule")
+    config = service.config()
+    rule = next((r for r in config.rules if r.id == rule_id), None)
+    moves = ("routed", "transferred", "escalated", "merged", "assigned")
+    return {
+        "rule": rule_id,
+        "description": rule.description if rule else "",
+        "when": rule.when.model_dump(exclude_defaults=True, mode="json")
+        if rule and rule.when
+        else None,
+        "then": rule.then.model_dump(exclude_defaults=True, mode="json") if rule else None,
+        "default": rule_id is None or rule is None,
+        "default_queue": config.default.queue,
+        "events": [e for e in shown.get("history", []) if e.get("type") in moves],
+    }
+
+
+async def template_preview(request: web.Request) -> web.Response:
+    """GET /v1/tickets/{ticket}/templates/{name}?language= : the canned reply with its
+    placeholders filled for this ticket, as `reply` with `template` would send it."""
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    language = request.query.get("language") or None
+    if language not in (None, "ar", "en"):
+        raise BadRequest("language: ar or en")
+
+    def render() -> str:
+        ticket = service.desk.ticket(agent, request.match_info["ticket"])
+        return service.desk.render_template(request.match_info["name"], ticket, agent, language)
+
+    return ok({"template": request.match_info["name"], "text": await _run(render)})
 
 
 async def list_attachments(request: web.Request) -> web.Response:
@@ -476,6 +515,11 @@ async def templates(request: web.Request) -> web.Response:
     return ok({"templates": service.config().templates})
 
 
+def _briefs_with_sla(service: AgentService, tickets: list[Any]) -> list[dict[str, Any]]:
+    """Ticket briefs, each with `sla`: its most urgent clock (the console's countdown)."""
+    return [{**_brief(t), "sla": service.desk.sla_brief(t.id)} for t in tickets]
+
+
 def _brief(ticket: Any) -> dict[str, Any]:
     return {
         "id": ticket.id,
@@ -515,6 +559,7 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_get("/v1/search", search)
         r.add_get("/v1/tickets", list_tickets)
         r.add_get("/v1/tickets/{ticket}", view)
+        r.add_get("/v1/tickets/{ticket}/templates/{name}", template_preview)
         r.add_get("/v1/tickets/{ticket}/attachments", list_attachments)
         r.add_get("/v1/tickets/{ticket}/attachments/{attachment}", get_attachment)
         r.add_post("/v1/session", create_session)
