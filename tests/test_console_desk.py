@@ -210,18 +210,28 @@ def test_screenshots_in_arabic_and_english(
     amal = cli(daemon.config, "agents", "token", "amal")
     drop_mail(daemon, "huda", "أم خالد", "فاتورة الكهرباء لشهر مارس",
               "السلام عليكم، أرفقت صورة الإيصال. Invoice #4471 was charged twice.")  # fmt: skip
+    store = daemon.store()
+    assert wait_for(lambda: store.ticket_count() == 1), daemon.logs()
     daemon.drop_web("ahmed", "أرغب في تعديل السجل التجاري رقم 1010101010")
     daemon.drop_web("english", "Hello, I have a question about my account")
-    store = daemon.store()
     assert wait_for(lambda: store.ticket_count() == 3), daemon.logs()
-    first = next(t for t in store.list_tickets() if "الكهرباء" in t.subject)
+    claimed = api(daemon, "POST", "/v1/claims", amal, {})["ticket"]["id"]
+    first = store.get_ticket(claimed)
+    assert first is not None and "الكهرباء" in first.subject  # the oldest waiting
+    api(daemon, "POST", f"/v1/tickets/{first.id}/reply", amal,
+        {"text": "وعليكم السلام، نراجع الفاتورة رقم 4471 ونعود إليك خلال يوم عمل."})
+    api(daemon, "POST", f"/v1/tickets/{first.id}/notes", amal,
+        {"text": "تم التحقق من الإيصال مع فريق الفوترة"})
+    api(daemon, "POST", f"/v1/tickets/{first.id}/tags", amal, {"add": ["فوترة"]})
+    mine = f"#mine li[data-ticket='{first.id}']"
     out = SHOTS if os.environ.get("OMNIDESK_SCREENSHOTS") else tmp_path
     out.mkdir(parents=True, exist_ok=True)
     for lang in ("ar", "en"):
         wait = sign_in(browser, daemon, amal, lang=lang)
-        if not browser.find_elements(By.CSS_SELECTOR, "#thread .msg"):
-            browser.execute_script("arguments[0].click()", browser.find_element(
-                By.CSS_SELECTOR, f"#recent li[data-ticket='{first.id}']"))  # fmt: skip
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, mine))
+        browser.find_element(By.CSS_SELECTOR, mine).click()
+        wait.until(lambda d: "huda@example.sa" in d.find_element(By.ID, "customer").text)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#thread .msg")) == 3)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread img.thumb"))
         wait.until(lambda d: d.execute_script(
             "return document.querySelector('#thread img.thumb').naturalWidth > 0"))  # fmt: skip

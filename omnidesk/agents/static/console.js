@@ -49,7 +49,8 @@ const LABELS = {
   resolution: N_("resolution"), running: N_("running"), paused: N_("paused"),
   stopped: N_("stopped"), met: N_("met"), breached: N_("breached"),
   routed: N_("routed"), transferred: N_("transferred"), escalated: N_("escalated"),
-  assigned: N_("assigned"), merged: N_("merged"),
+  assigned: N_("assigned"), merged: N_("merged"), consumer: N_("consumer"),
+  business: N_("business"), unknown: N_("unknown"),
 };
 const label = (key) => (key ? _(LABELS[key] || key) : "");
 const STATUSES = ["new", "open", "pending_customer", "resolved", "closed"];
@@ -307,7 +308,19 @@ function showBanner(text) {
 
 // ---------------------------------------------------------------- lists
 
+// One reload at a time, and one more after it when asked meanwhile: two overlapping ones
+// could otherwise finish out of order and leave the older list on the screen.
+let refreshing = null;
+let refreshAgain = false;
 async function refresh() {
+  if (refreshing) { refreshAgain = true; return refreshing; }
+  refreshing = (async () => {
+    do { refreshAgain = false; await refreshOnce(); } while (refreshAgain);
+  })();
+  try { await refreshing; } finally { refreshing = null; }
+}
+
+async function refreshOnce() {
   if (!token || !me) return;
   try {
     const data = await api("GET", "/v1/queues");
@@ -411,8 +424,11 @@ async function search(event) {
 
 // ---------------------------------------------------------------- the ticket
 
+let opening = 0;  // the latest view asked for: an older answer arriving late is dropped
 async function openTicket(id, live) {
+  const asked = ++opening;
   const v = await api("GET", "/v1/tickets/" + encodeURIComponent(id));
+  if (asked !== opening) return;
   const switched = !current || current.ticket.id !== v.ticket.id;
   current = v;
   if (switched) {
@@ -523,7 +539,7 @@ function attachmentBox(a) {
     frame.className = "pdf";
     fig.append(frame);
   }
-  const open = el("a", _("open"));
+  const open = el("a", _("open file"));
   open.href = a.url;
   open.target = "_blank";
   open.rel = "noopener";
@@ -631,7 +647,7 @@ function renderCustomer() {
   box.append(name);
   const facts = el("dl");
   const fact = (k, value) => { if (value) { const dd = el("dd"); dd.append(bdi(value)); facts.append(el("dt", k), dd); } };
-  fact(_("Segment"), c.segment);
+  fact(_("Segment"), label(c.segment));
   fact(_("Region"), c.region);
   fact(_("Tags"), (c.tags || []).join("، "));
   box.append(facts);
@@ -668,7 +684,7 @@ function renderCustomer() {
   box.append(el("h3", _("All tickets")), past);
 }
 N_("Segment"); N_("Region"); N_("Tags"); N_("Identities"); N_("Satisfaction (CSAT)");
-N_("All tickets"); N_("archived"); N_("no survey answers"); N_("open"); N_("download");
+N_("All tickets"); N_("archived"); N_("no survey answers"); N_("open file"); N_("download");
 N_("phone"); N_("handle"); N_("cr_number");
 
 // ---------------------------------------------------------------- actions
