@@ -298,19 +298,22 @@ def routing_trace(service: AgentService, shown: dict[str, Any]) -> dict[str, Any
 
 
 async def template_preview(request: web.Request) -> web.Response:
-    """GET /v1/tickets/{ticket}/templates/{name}?language= : the canned reply with its
-    placeholders filled for this ticket, as `reply` with `template` would send it."""
+    """GET /v1/tickets/{ticket}/template-preview?template=&language= : the canned reply with
+    its placeholders filled for this ticket, as `reply` with `template` would send it."""
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
+    name = request.query.get("template", "")
     language = request.query.get("language") or None
+    if not name:
+        raise BadRequest("template: required")
     if language not in (None, "ar", "en"):
         raise BadRequest("language: ar or en")
 
     def render() -> str:
         ticket = service.desk.ticket(agent, request.match_info["ticket"])
-        return service.desk.render_template(request.match_info["name"], ticket, agent, language)
+        return service.desk.render_template(name, ticket, agent, language)
 
-    return ok({"template": request.match_info["name"], "text": await _run(render)})
+    return ok({"template": name, "text": await _run(render)})
 
 
 async def list_attachments(request: web.Request) -> web.Response:
@@ -559,7 +562,7 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_get("/v1/search", search)
         r.add_get("/v1/tickets", list_tickets)
         r.add_get("/v1/tickets/{ticket}", view)
-        r.add_get("/v1/tickets/{ticket}/templates/{name}", template_preview)
+        r.add_get("/v1/tickets/{ticket}/template-preview", template_preview)
         r.add_get("/v1/tickets/{ticket}/attachments", list_attachments)
         r.add_get("/v1/tickets/{ticket}/attachments/{attachment}", get_attachment)
         r.add_post("/v1/session", create_session)

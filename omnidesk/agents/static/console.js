@@ -728,7 +728,7 @@ async function insertCanned() {
   const name = $("canned").value;
   if (!name || !current) return;
   await act(async () => {
-    const r = await api("GET", ticketPath("templates/" + encodeURIComponent(name)));
+    const r = await api("GET", ticketPath("template-preview?template=" + encodeURIComponent(name)));
     $("canned-preview").textContent = r.text;
     $("canned-preview").hidden = false;
     const box = $("reply-text");

@@ -1,0 +1,128 @@
+"""What the console adds to the /v1 API, on a real aiohttp server over the real Redis: a
+canned reply previewed with its placeholders filled, each listed ticket's SLA countdown
+(paused by pending), the routing trace of a ticket, and the page's words from the gettext
+catalogues (every word the static page names is translated in Arabic and English)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from omnidesk.agents.http import add_routes
+from omnidesk.agents.service import AgentService
+from omnidesk.i18n import catalog
+from omnidesk.runtime import Runtime
+from tests.agentkit import agents_config
+from tests.test_agents_api import api, auth, open_ticket  # noqa: F401 (fixture)
+
+STATIC = Path(__file__).resolve().parent.parent / "omnidesk" / "agents" / "static"
+
+
+async def test_a_canned_reply_is_previewed_filled_for_the_ticket(api: dict[str, Any]) -> None:  # noqa: F811
+    client, runtime = api["client"], api["runtime"]
+    ticket = open_ticket(runtime, "أحتاج مساعدة في حسابي", email="huda@example.sa", name="هدى")
+    h = auth(api["tokens"]["amal"])
+    url = f"/v1/tickets/{ticket}/template-preview"
+    r = await client.get(url, params={"template": "thanks", "language": "ar"}, headers=h)
+    assert r.status == 200, await r.text()
+    text = (await r.json())["text"]
+    assert text == f"شكرًا هدى، رقم طلبك {ticket}."
+    r = await client.get(url, params={"template": "thanks", "language": "en"}, headers=h)
+    assert (await r.json())["text"] == f"Thank you هدى, your request is {ticket}."
+    r = await client.get(url, params={"template": "nope"}, headers=h)
+    assert r.status == 404 and "nope" in (await r.json())["error"]
+    r = await client.get(url, params={"template": "thanks", "language": "fr"}, headers=h)
+    assert r.status == 400
+    r = await client.get(url, headers=h)
+    assert r.status == 400 and "template" in (await r.json())["error"]
+    omar = auth(api["tokens"]["omar"])  # not in the ticket's queue
+    r = await client.get(url, params={"template": "thanks"}, headers=omar)
+    assert r.status == 403
+    assert api["outbox"].sent == []  # a preview sends nothing
+
+
+@pytest.fixture
+async def clocked(prefix: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """The API with the SLA clocks wired in, as the daemon does (agents.plugin)."""
+    loaded = agents_config(prefix, tmp_path / "state")
+    runtime = Runtime.for_service(loaded)
+    service = AgentService(store=runtime.store, config=lambda: loaded.data,
+                           send_reply=lambda outbound: None, sla=runtime.clocks)  # fmt: skip
+    app = web.Application()
+    add_routes(service)(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    yield {"client": client, "runtime": runtime, "service": service,
+           "token": service.tokens.create("amal")}  # fmt: skip
+    await client.close()
+
+
+async def test_listed_tickets_carry_their_sla_countdown_paused_by_pending(
+    clocked: dict[str, Any],
+) -> None:
+    client, runtime, service = clocked["client"], clocked["runtime"], clocked["service"]
+    ticket = open_ticket(runtime, "سؤال عن الرسوم")
+    h = auth(clocked["token"])
+    service.assigner.set_presence("amal", "online")
+    r = await client.post("/v1/claims", json={}, headers=h)
+    assert r.status == 201
+    mine = (await (await client.get("/v1/queues", headers=h)).json())["mine"]
+    (brief,) = [t for t in mine if t["id"] == ticket]
+    assert brief["sla"]["state"] == "running" and brief["sla"]["target"] == "first_response"
+    assert 0 < brief["sla"]["remaining_seconds"] <= 4 * 3600  # standard: 4 h business
+    listed = (await (await client.get("/v1/tickets", headers=h)).json())["tickets"]
+    assert next(t for t in listed if t["id"] == ticket)["sla"]["state"] == "running"
+
+    assert (await client.post(f"/v1/tickets/{ticket}/pending", headers=h)).status == 200
+    mine = (await (await client.get("/v1/queues", headers=h)).json())["mine"]
+    paused = next(t for t in mine if t["id"] == ticket)["sla"]
+    assert paused["state"] == "paused" and paused["paused_reason"], paused
+    view = await (await client.get(f"/v1/tickets/{ticket}", headers=h)).json()
+    assert view["sla"] and all(c["state"] in ("paused", "stopped") for c in view["sla"])
+    assert any("standard" in line for line in view["sla_why"]), view["sla_why"]
+
+
+async def test_the_routing_trace_names_the_rule_and_the_moves(api: dict[str, Any]) -> None:  # noqa: F811
+    client, runtime = api["client"], api["runtime"]
+    complaint = open_ticket(runtime, "لدي شكوى على متجر")
+    plain = open_ticket(runtime, "سؤال عام", email="other@example.sa")
+    omar, amal = auth(api["tokens"]["omar"]), auth(api["tokens"]["amal"])
+    view = await (await client.get(f"/v1/tickets/{complaint}", headers=omar)).json()
+    trace = view["routing"]
+    assert trace["rule"] == "complaints" and trace["default"] is False
+    assert "شكوى" in str(trace["when"]) and trace["then"]["queue"] == "complaints"
+    assert [e["type"] for e in trace["events"]][:1] == ["routed"]
+
+    r = await client.post(f"/v1/tickets/{plain}/transfer", headers=amal,
+                          json={"queue": "quiet", "reason": "الاختصاص"})  # fmt: skip
+    assert r.status == 200
+    sara = auth(api["tokens"]["sara"])  # quiet is hers
+    trace = (await (await client.get(f"/v1/tickets/{plain}", headers=sara)).json())["routing"]
+    assert trace["default"] is True and trace["default_queue"] == "general"
+    moved = [e for e in trace["events"] if e["type"] == "transferred"]
+    assert moved and moved[0]["reason"] == "الاختصاص" and moved[0]["actor"] == "amal"
+
+
+async def test_the_page_gets_its_words_from_the_catalogues(api: dict[str, Any]) -> None:  # noqa: F811
+    client = api["client"]
+    r = await client.get("/console/messages/ar.json")
+    assert r.status == 200
+    words = await r.json()
+    assert words["Take next (t)"] == "استلام التالية (t)"
+    assert words["{h} h {m} min"] == "{h} س {m} د"
+    assert (await client.get("/console/messages/fr.json")).status == 404
+    html = (STATIC / "console.html").read_text("utf-8")
+    named = set(re.findall(r'data-tp?="([^"]+)"', html))
+    assert len(named) > 40
+    for lang in ("ar", "en"):
+        missing = sorted(named - set(catalog(lang)))
+        assert not missing, f"{lang}: {missing}"
+    page = await (await client.get("/console")).text()
+    # no inline script: the page loads its one static script file (the CSP allows no other)
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/console.js" defer>']
