@@ -1,7 +1,8 @@
 """An agent's working day in the console, in headless Chromium (Selenium) against `omnidesk
 run` in a subprocess with real Redis and PostgreSQL: take the next ticket, see its image,
 insert a canned reply and send it, add a note, set pending (the SLA clock pauses, checked
-through the API), resolve; a colleague's transfer shows within 2 s without a reload;
+through the API), resolve; a delivery failure and a colleague's transfer show within 2 s
+without a reload, and the live stream comes back by itself after the daemon restarts;
 `<script>` in a subject, body, customer name or file name stays text; axe-core finds no
 serious or critical violation. With OMNIDESK_SCREENSHOTS=1 the four screenshots of
 docs/screenshots/ are written (Arabic and English, 1280x720 and 390 px wide)."""
@@ -22,7 +23,7 @@ import pytest
 
 from tests.services import wait_for
 from tests.test_agents_console import browser, cli, daemon  # noqa: F401 (fixtures)
-from tests.test_console_live import IMAGE, call
+from tests.test_console_live import IMAGE, PDF, call
 from tests.test_daemon import ROOT, DaemonProc
 
 pytestmark = pytest.mark.slow
@@ -47,6 +48,7 @@ def drop_mail(proc: DaemonProc, tag: str, name: str, subject: str, body: str,
     msg["Message-ID"] = f"<{tag}-{time.time_ns()}@example.sa>"
     msg.set_content(body)
     msg.add_attachment(IMAGE, maintype="image", subtype="png", filename=filename)
+    msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="invoice.pdf")
     tmp = proc.drop / "new" / f".{tag}.tmp"
     tmp.write_bytes(msg.as_bytes())
     tmp.rename(proc.drop / "new" / f"{tag}.eml")
@@ -185,6 +187,22 @@ def test_a_colleagues_transfer_shows_within_two_seconds(
     browser.find_element(By.ID, "next").click()
     wait.until(lambda d: ticket.id in d.find_element(By.ID, "t-title").text)
     browser.execute_script("window.__same_page = true")
+    reply = api(daemon, "POST", f"/v1/tickets/{ticket.id}/reply", amal, {"text": "نراجع طلبك"})
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .msg.out"))
+
+    # the channel refuses the reply: what the deliver actor records shows within 2 s
+    failed = time.monotonic()
+    store.set_delivery(reply["message"]["id"], "failed: 550 mailbox unavailable")
+
+    def failure_shown() -> bool:
+        status = browser.find_elements(By.CSS_SELECTOR, "#thread .msg.out .delivery.d-failed")
+        return bool(status) and "550 mailbox unavailable" in status[0].text
+
+    assert wait_for(failure_shown, timeout=2.0, every=0.05), browser.find_element(
+        By.ID, "thread").text  # fmt: skip
+    assert time.monotonic() - failed < 2.0
+    alert = browser.find_element(By.CSS_SELECTOR, "#live-feed li.alert[data-type='delivery']")
+    assert "failed" in alert.text and ticket.id in alert.text
     sent = time.monotonic()
     status, _, _ = call(daemon, "POST", f"/v1/tickets/{ticket.id}/transfer", sara,
                         {"queue": "quiet", "reason": "الاختصاص"})  # fmt: skip
@@ -199,6 +217,24 @@ def test_a_colleagues_transfer_shows_within_two_seconds(
     assert browser.execute_script("return window.__same_page") is True  # no reload
     feed = browser.find_element(By.CSS_SELECTOR, "#live-feed li[data-type='transferred']")
     assert ticket.id in feed.text and "sara" in feed.text
+    violations = serious_violations(browser)  # the English, left-to-right page too
+    assert violations == [], violations
+    assert daemon.stop() == 0
+
+
+def test_the_console_reconnects_by_itself_after_a_restart(
+    daemon: DaemonProc, browser: Any  # noqa: F811
+) -> None:
+    amal = cli(daemon.config, "agents", "token", "amal")
+    wait = sign_in(browser, daemon, amal, lang="en")
+    browser.execute_script("window.__same_page = true")
+    assert daemon.stop() == 0
+    wait.until(lambda d: "down" in d.find_element(By.ID, "live-state").get_attribute("class"))
+    daemon.start()  # same port, same Redis: the session cookie is still good
+    wait.until(lambda d: "up" in d.find_element(By.ID, "live-state").get_attribute("class"))
+    daemon.drop_web("late", "A question after the restart")
+    wait.until(lambda d: "after the restart" in d.find_element(By.ID, "recent").text)
+    assert browser.execute_script("return window.__same_page") is True  # no reload
     assert daemon.stop() == 0
 
 

@@ -272,7 +272,7 @@ let refreshTimer = null;
 function onEvent(ev) {
   const text = EVENT_TEXT[ev.type];
   if (text) {
-    const status = ev.type === "delivery" ? delivery(ev.status || ev.delivery || "") :
+    const status = ev.type === "delivery" ? delivery(ev.delivery || "") :
       label(ev.status || ev.to || "");
     const li = el("li", fill(_(text), { ticket: ev.ticket, queue: ev.queue || "",
       actor: ev.actor || "", from: ev.from || "", status }));
@@ -280,7 +280,7 @@ function onEvent(ev) {
     li.dataset.type = ev.type;
     li.dataset.ticket = ev.ticket;
     if (ev.type === "sla_breached" || ev.type === "sla_warned" ||
-        (ev.type === "delivery" && /^(failed|refused)/.test(ev.status || ""))) {
+        (ev.type === "delivery" && /^(failed|refused)/.test(ev.delivery || ""))) {
       li.className = "alert";
     }
     li.prepend(when(new Date().toISOString()), " ");
