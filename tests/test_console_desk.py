@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -39,9 +40,9 @@ XSS = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 
 
 
 def drop_mail(proc: DaemonProc, tag: str, name: str, subject: str, body: str,
-              filename: str = "إيصال.png") -> None:  # fmt: skip
+              filename: str = "إيصال.png", sender: str = "") -> None:  # fmt: skip
     msg = EmailMessage()
-    msg["From"] = Address(display_name=name, addr_spec=f"{tag}@example.sa")
+    msg["From"] = Address(display_name=name, addr_spec=sender or f"{tag}@example.sa")
     msg["To"] = "care@mc.gov.sa"
     msg["Subject"] = subject
     msg["Date"] = format_datetime(datetime.now(UTC))
@@ -83,6 +84,14 @@ def serious_violations(driver: Any) -> list[dict[str, Any]]:
         """
     )
     return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+def click(driver: Any, selector: str) -> None:
+    """Click what `selector` finds once it is there: the lists re-render on live events, so
+    an element found in one call may be replaced before the next."""
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+        "const n = document.querySelector(arguments[0]); if (n) n.click(); return !!n;",
+        selector))  # fmt: skip
 
 
 def press(driver: Any, key: str) -> None:
@@ -157,8 +166,21 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     assert ticket.id in browser.find_element(By.CSS_SELECTOR, "#customer .past").text
     assert "<script>" in browser.find_element(By.CSS_SELECTOR, "#customer .cname").text
 
+    # Riyadh time in the Gregorian calendar, the Hijri (Umm al-Qura) date on hover
+    stamp = browser.find_element(By.CSS_SELECTOR, "#thread .msg.in time")
+    assert "هـ" in stamp.get_attribute("title") and "Z" not in stamp.text
+
     violations = serious_violations(browser)
     assert violations == [], violations
+    assert browser.execute_script("return window.__pwned") is None
+
+    # search, scoped by the API to amal's queues: "/" then the words
+    browser.find_element(By.ID, "t-title").click()
+    press(browser, "/")
+    browser.switch_to.active_element.send_keys("فاتورة", Keys.ENTER)
+    hit = f"#hits li[data-ticket='{ticket.id}']"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, hit))
+    assert "<script>" in browser.find_element(By.CSS_SELECTOR, hit).text
     assert browser.execute_script("return window.__pwned") is None
 
     browser.find_element(By.ID, "t-title").click()
@@ -189,6 +211,11 @@ def test_a_colleagues_transfer_shows_within_two_seconds(
     browser.execute_script("window.__same_page = true")
     reply = api(daemon, "POST", f"/v1/tickets/{ticket.id}/reply", amal, {"text": "نراجع طلبك"})
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .msg.out"))
+    # the message's time in Riyadh (UTC+3), never UTC
+    (first,) = store.ticket_messages(ticket.id)[:1]
+    riyadh = first.created_at.astimezone(ZoneInfo("Asia/Riyadh")).strftime("%H:%M")
+    shown = browser.find_element(By.CSS_SELECTOR, "#thread .msg.in time").text
+    assert riyadh in shown, (riyadh, shown)
 
     # the channel refuses the reply: what the deliver actor records shows within 2 s
     failed = time.monotonic()
@@ -219,6 +246,62 @@ def test_a_colleagues_transfer_shows_within_two_seconds(
     assert ticket.id in feed.text and "sara" in feed.text
     violations = serious_violations(browser)  # the English, left-to-right page too
     assert violations == [], violations
+    assert daemon.stop() == 0
+
+
+def test_priority_tags_transfer_reopen_and_merge_from_the_console(
+    daemon: DaemonProc, browser: Any  # noqa: F811
+) -> None:
+    amal = cli(daemon.config, "agents", "token", "amal")
+    drop_mail(daemon, "huda", "أم خالد", "فاتورة الكهرباء", "الفاتورة مكررة")
+    store = daemon.store()
+    assert wait_for(lambda: store.ticket_count() == 1), daemon.logs()
+    drop_mail(daemon, "huda2", "أم خالد", "طلب آخر", "وأيضًا سؤال عن الاشتراك",
+              sender="huda@example.sa")  # fmt: skip
+    assert wait_for(lambda: store.ticket_count() == 2), daemon.logs()
+    one, two = store.list_tickets()
+    assert one.customer_id == two.customer_id
+    wait = sign_in(browser, daemon, amal, lang="en")
+    press(browser, "t")  # either may come first: outside working hours both are due alike
+    wait.until(lambda d: {one.id, two.id} & set(d.find_element(By.ID, "t-title").text.split()))
+    title = browser.find_element(By.ID, "t-title").text
+    older, newer = (one, two) if one.id in title.split() else (two, one)
+
+    Select(browser.find_element(By.ID, "priority")).select_by_value("urgent")
+    browser.find_element(By.ID, "priority-set").click()
+    assert wait_for(lambda: store.get_ticket(older.id).priority.value == "urgent", timeout=5)
+    browser.find_element(By.ID, "tag-add").send_keys("فوترة")
+    browser.find_element(By.ID, "tag-add-button").click()
+    assert wait_for(lambda: store.get_ticket(older.id).tags == ["فوترة"], timeout=5)
+    wait.until(lambda d: "فوترة" in d.find_element(By.ID, "tags").text)
+    click(browser, "#tags .tag-chip")  # remove it
+    assert wait_for(lambda: store.get_ticket(older.id).tags == [], timeout=5)
+
+    browser.find_element(By.ID, "resolve").click()
+    assert wait_for(lambda: store.get_ticket(older.id).status.value == "resolved", timeout=5)
+    wait.until(lambda d: d.find_element(By.ID, "reopen").is_enabled())
+    browser.find_element(By.ID, "reopen").click()
+    assert wait_for(lambda: store.get_ticket(older.id).status.value == "open", timeout=5)
+
+    # merge into the customer's other ticket
+    choice = f"#merge-into option[value='{newer.id}']"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, choice))
+    Select(browser.find_element(By.ID, "merge-into")).select_by_value(newer.id)
+    browser.find_element(By.ID, "merge").click()
+    assert wait_for(
+        lambda: store.r.hget(store.key("ticket", older.id), "merged_into") == newer.id, timeout=5
+    )
+
+    # transfer with a reason, from the newer ticket
+    click(browser, f"#recent li[data-ticket='{newer.id}']")
+    wait.until(lambda d: newer.id in d.find_element(By.ID, "t-title").text)
+    Select(browser.find_element(By.ID, "transfer-queue")).select_by_value("quiet")
+    browser.find_element(By.ID, "transfer").click()  # no reason: refused, said so
+    wait.until(lambda d: "reason" in d.find_element(By.ID, "action-status").text)
+    assert store.get_ticket(newer.id).queue == "general"
+    browser.find_element(By.ID, "transfer-reason").send_keys("من اختصاص فريق آخر")
+    browser.find_element(By.ID, "transfer").click()
+    assert wait_for(lambda: store.get_ticket(newer.id).queue == "quiet", timeout=5)
     assert daemon.stop() == 0
 
 
@@ -264,8 +347,7 @@ def test_screenshots_in_arabic_and_english(
     out.mkdir(parents=True, exist_ok=True)
     for lang in ("ar", "en"):
         wait = sign_in(browser, daemon, amal, lang=lang)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, mine))
-        browser.find_element(By.CSS_SELECTOR, mine).click()
+        click(browser, mine)
         wait.until(lambda d: "huda@example.sa" in d.find_element(By.ID, "customer").text)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#thread .msg")) == 3)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread img.thumb"))
@@ -279,6 +361,9 @@ def test_screenshots_in_arabic_and_english(
             # nothing wider than the screen: no sideways scrolling on a phone
             assert browser.execute_script(
                 "return document.documentElement.scrollWidth") <= width  # fmt: skip
+            if form == "phone":
+                violations = serious_violations(browser)
+                assert violations == [], violations
             shot = out / f"console-{lang}-{form}.png"
             browser.save_screenshot(str(shot))
             assert shot.stat().st_size > 20_000

@@ -297,8 +297,23 @@ function onEvent(ev) {
     }
     openTicket(current.ticket.id, true).catch(() => {});
   }
+  if (ev.type === "ticket_opened") awaited.set(ev.ticket, Date.now());
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(refresh, 150);  // one reload for a burst of events
+}
+
+// The ticket list is read from PostgreSQL, which the records writer fills a moment after
+// the event: a new ticket not listed yet is looked for again, for up to 15 s.
+const awaited = new Map();  // ticket id -> when its ticket_opened came
+function lookAgainForNew() {
+  const listed = new Set(lists.recent.map((t) => t.id));
+  for (const [id, at] of awaited) {
+    if (listed.has(id) || Date.now() - at > 15000) awaited.delete(id);
+  }
+  if (awaited.size) {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refresh, 400);
+  }
 }
 
 function showBanner(text) {
@@ -342,6 +357,7 @@ async function refreshOnce() {
     }
     lists.recent = (await api("GET", "/v1/tickets?" + params)).tickets;
     renderLists();
+    if (!params.has("status") && !params.has("tag") && !params.has("channel")) lookAgainForNew();
   } catch (e) { $("next-status").textContent = e.message; }
 }
 
@@ -368,8 +384,9 @@ function ticketItem(t) {
   const top = el("div", "", "line");
   top.append(el("span", t.id, "tid"), " ", bdi(t.subject || t.preview || ""));
   const meta = el("div", "", "meta");
-  meta.append(el("span", label(t.channel)), " · ", el("span", label(t.status)), " · ",
-    el("span", label(t.priority), "prio-" + t.priority), " · ", bdi(t.queue), " ");
+  meta.append(el("span", label(t.channel)), " · ", el("span", label(t.status)), " · ");
+  if (t.priority) meta.append(el("span", label(t.priority), "prio-" + t.priority), " · ");
+  meta.append(bdi(t.queue), " ");
   for (const tag of t.tags || []) meta.append(el("bdi", tag, "tag"), " ");
   if (t.sla !== undefined) meta.append(slaBadge(t.sla));
   li.append(top, meta);
@@ -412,8 +429,8 @@ async function search(event) {
     const r = await api("GET", "/v1/search?q=" + encodeURIComponent(q));
     if (!r.hits.length) list.append(el("li", _("no match"), "meta empty"));
     for (const h of r.hits) {
-      const li = ticketItem({ id: h.ticket_id, subject: h.subject, channel: h.channel,
-        status: h.status, priority: "", queue: h.queue, tags: [] });
+      const li = ticketItem({ id: h.ticket, subject: h.subject, channel: h.channel,
+        status: h.status, queue: h.queue, tags: [] });
       const snip = el("div", h.snippet, "snippet");
       snip.dir = "auto";
       li.append(snip);
@@ -464,9 +481,21 @@ function renderTicket() {
     meta.append(chip);
   }
   N_("Assignee");
+  // a message already shown and unchanged keeps its node: no flicker, and its image is not
+  // fetched again on every live event
   const thread = $("thread");
-  for (const old of thread.querySelectorAll(".msg")) old.remove();
-  for (const m of v.messages) thread.append(messageBox(m));
+  const shown = new Map([...thread.querySelectorAll(".msg")].map((n) => [n.dataset.key, n]));
+  const keep = new Set();
+  let before = null;
+  for (const m of [...v.messages].reverse()) {
+    const key = [m.id, m.delivery || "", m.text.length, lang].join("|");
+    const node = shown.get(key) || messageBox(m);
+    node.dataset.key = key;
+    keep.add(node);
+    if (node.nextSibling !== before || node.parentNode !== thread) thread.insertBefore(node, before);
+    before = node;
+  }
+  for (const n of shown.values()) if (!keep.has(n)) n.remove();
   $("priority").value = t.priority;
   const tags = $("tags");
   tags.replaceChildren();
