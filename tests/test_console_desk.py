@@ -276,6 +276,37 @@ def test_a_colleagues_transfer_shows_within_two_seconds(
     assert daemon.stop() == 0
 
 
+def test_a_colleagues_claim_shows_on_the_open_ticket(
+    daemon: DaemonProc, browser: Any  # noqa: F811
+) -> None:
+    amal = cli(daemon.config, "agents", "token", "amal")
+    sara = cli(daemon.config, "agents", "token", "sara")
+    daemon.drop_web("khalid", "سؤال عن تجديد الترخيص")
+    store = daemon.store()
+    assert wait_for(lambda: store.ticket_count() == 1), daemon.logs()
+    (ticket,) = store.list_tickets()
+    wait = sign_in(browser, daemon, amal, lang="en")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#recent li[data-ticket='{ticket.id}']"))
+    press(browser, "j")  # the first ticket of the lists, by the keyboard
+    assert browser.switch_to.active_element.get_attribute("data-ticket") == ticket.id
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait.until(lambda d: ticket.id in d.find_element(By.ID, "t-title").text)
+    assert store.get_ticket(ticket.id).assignee is None  # looked at, not taken
+
+    api(daemon, "PUT", "/v1/me/presence", sara, {"status": "online"})
+    claimed = time.monotonic()
+    assert api(daemon, "POST", "/v1/claims", sara, {})["ticket"]["id"] == ticket.id
+
+    def shown() -> bool:
+        banner = browser.find_element(By.ID, "banner")
+        return banner.is_displayed() and "sara" in banner.text
+
+    assert wait_for(shown, timeout=2.0, every=0.05), browser.find_element(By.ID, "app").text
+    assert time.monotonic() - claimed < 2.0
+    wait.until(lambda d: "sara" in d.find_element(By.ID, "t-meta").text)  # the assignee
+    assert daemon.stop() == 0
+
+
 def test_priority_tags_transfer_reopen_and_merge_from_the_console(
     daemon: DaemonProc, browser: Any  # noqa: F811
 ) -> None:
