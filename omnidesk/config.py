@@ -170,6 +170,9 @@ class SlaPolicyConfig(Strict):
 class QueueConfig(Strict):
     kind: Literal["branch", "backoffice", "escalation", "contact_centre"]
     title: str = ""
+    # What a customer reads as the team handling their request ("track my request"); the
+    # title and the name are for staff and may say more than a customer should read.
+    public_title: dict[Literal["ar", "en"], str] | None = None
     region: str | None = None
     service: str | None = None
     calendar: str = "national"
