@@ -431,6 +431,30 @@ class RetentionConfig(Strict):
     personal_data_years: int | None = Field(default=None, ge=1, le=100)
 
 
+class WebFormConfig(Strict):
+    """The public web form and "track my request" (POST /v1/intake/web, /v1/status): who
+    may post from a browser, and the abuse limits per IP and per identity."""
+
+    # Origins (scheme://host[:port]) whose pages may call these endpoints from a browser
+    # (CORS); any other origin gets no CORS headers, so its browser refuses the answer.
+    allowed_origins: list[Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]] = Field(
+        default_factory=list
+    )
+    # A field real visitors never see (hidden by the page): filled, the post gets an
+    # accepted-looking answer, opens nothing and is counted.
+    honeypot_field: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "website"
+    rate_window_s: int = Field(default=600, ge=1)  # the window the counts below are per
+    posts_per_ip: int = Field(default=30, ge=1)
+    posts_per_identity: int = Field(default=5, ge=1)  # per e-mail or phone
+    status_lookups_per_ip: int = Field(default=30, ge=1)
+    max_attachments: int = Field(default=5, ge=0, le=20)  # files in a multipart post
+    # Posts taken in within the request at once; past it a post waits up to sync_wait_s,
+    # then is queued and answered 202 with a reference that later names the ticket.
+    sync_concurrency: int = Field(default=4, ge=1, le=64)
+    sync_wait_s: float = Field(default=2.0, ge=0)
+    reference_ttl_s: int = Field(default=86_400, ge=60)  # how long a 202 reference resolves
+
+
 class ServiceConfig(Strict):
     """Where the daemon keeps its state. Secrets never live here: only env var names."""
 
@@ -467,6 +491,7 @@ class ServiceConfig(Strict):
     smtp: SmtpConfig | None = None
     # Limits at the HTTP door: web-form body size, slow clients, and when intake says 503.
     web_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # POST /v1/intake/web
+    web_form: WebFormConfig = Field(default_factory=WebFormConfig)
     http_keepalive_timeout_s: float = Field(default=5.0, gt=0)  # idle, and to finish headers
     http_body_timeout_s: float = Field(default=15.0, gt=0)  # to finish sending a body
     intake_max_backlog: int = Field(default=2000, ge=0)  # ingest messages; 0: no bound

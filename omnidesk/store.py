@@ -64,7 +64,7 @@ from typing import Any, ParamSpec, TypeVar
 import msgspec
 import redis
 
-from omnidesk.errors import StoreUnavailable
+from omnidesk.errors import StoreFull, StoreUnavailable
 from omnidesk.model import (
     Customer,
     Direction,
@@ -142,12 +142,14 @@ _TRANSIENT_REPLY_CLASSES = (
 @contextmanager
 def redis_errors() -> Iterator[None]:
     """Redis connection trouble, or a Redis out of memory, becomes StoreUnavailable, a
-    TransientError (retry later)."""
+    TransientError (retry later); out of memory is StoreFull, so intake can say which."""
     try:
         yield
     except redis.RedisError as exc:
         if not is_transient(exc):
             raise
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
+            raise StoreFull(f"redis full: {exc}") from None
         raise StoreUnavailable(f"redis unavailable: {exc}") from None
 
 

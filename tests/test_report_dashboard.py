@@ -64,7 +64,7 @@ def open_ticket(base: str, text: str) -> None:
     req = urllib.request.Request(base + "/v1/intake/web", data=body, method="POST",
                                  headers={"Content-Type": "application/json"})  # fmt: skip
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 202
+        assert r.status == 201
 
 
 def test_dashboard_data_needs_a_supervisor_token(daemon):
