@@ -66,7 +66,7 @@ class StatusApi:
         return await self._answer(request, fields)
 
     async def get(self, request: web.Request) -> web.Response:
-        fields = {"ticket": request.match_info["ticket_id"], **request.query}
+        fields = {"ticket": request.match_info["ticket"], **request.query}
         return await self._answer(request, fields)
 
     async def _answer(self, request: web.Request, fields: dict[str, Any]) -> web.Response:
@@ -109,7 +109,7 @@ def add_routes(app: web.Application) -> None:
     app.on_response_prepare.append(cors((STATUS_PATH,)))
     app.router.add_post(STATUS_PATH, api.post)
     app.router.add_route("OPTIONS", STATUS_PATH, preflight)
-    app.router.add_get(f"{STATUS_PATH}/{{ticket_id}}", api.get)
-    app.router.add_route("OPTIONS", f"{STATUS_PATH}/{{ticket_id}}", preflight)
+    app.router.add_get(f"{STATUS_PATH}/{{ticket}}", api.get)
+    app.router.add_route("OPTIONS", f"{STATUS_PATH}/{{ticket}}", preflight)
     app.router.add_get("/status", page)
     add_asset_routes(app, "omnidesk", ["status.js", "status.css"])

@@ -121,3 +121,19 @@ async def test_the_status_page_is_arabic_first_and_loads_its_script(site: Site) 
     assert status == 200 and "/v1/status" in script
     status, headers, _ = await site.call("GET", "/static/status.css")
     assert status == 200 and headers["Content-Type"].startswith("text/css")
+
+
+async def test_the_public_routes_in_the_openapi_file_are_served(site: Site) -> None:
+    from tests.test_agents_api import PUBLIC_PATHS, _openapi_operations
+
+    live = {
+        (route.resource.canonical, route.method)
+        for route in site.daemon._runner.app.router.routes()  # type: ignore[union-attr]
+        if route.resource is not None
+    }
+    public = [(p, m) for p, m, _ in _openapi_operations() if p.startswith(PUBLIC_PATHS)]
+    assert len(public) == 5
+    for path, method in public:
+        assert (path, method) in live, f"{method} {path} documented but not served"
+    served = {(p, m) for p, m in live if p.startswith(PUBLIC_PATHS) and m in ("GET", "POST")}
+    assert served == set(public)
