@@ -455,6 +455,14 @@ class WebFormConfig(Strict):
     reference_ttl_s: int = Field(default=86_400, ge=60)  # how long a 202 reference resolves
 
 
+class ReceiptsConfig(Strict):
+    """The acknowledgements a rule's `auto_reply` sends (omnidesk.receipts). A sender past
+    `max_per_sender_per_hour` receipts in the last hour gets no more: a mail loop with
+    another robot, or a flood, stops there (0: no receipts at all)."""
+
+    max_per_sender_per_hour: int = Field(default=3, ge=0, le=1000)
+
+
 class ServiceConfig(Strict):
     """Where the daemon keeps its state. Secrets never live here: only env var names."""
 
@@ -482,6 +490,7 @@ class ServiceConfig(Strict):
     parse: ParseBudget = Field(default_factory=ParseBudget)
     quarantine: QuarantineLimits = Field(default_factory=QuarantineLimits)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    receipts: ReceiptsConfig = Field(default_factory=ReceiptsConfig)
     # A worker silent this long is dead and its batches go back to the queue; workers check
     # every maintenance interval, so a dead worker's batches are back within the sum.
     broker_heartbeat_s: float = Field(default=15.0, ge=1, le=600)

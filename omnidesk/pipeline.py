@@ -196,6 +196,8 @@ class Pipeline:
     def __init__(self, runtime: Runtime, broker: dramatiq.Broker) -> None:
         self.runtime = runtime
         self.broker = broker
+        if runtime.send_reply is None:  # the ingest actor's receipts go out through deliver
+            runtime.send_reply = self.send_reply
         hide_message_bodies()  # dramatiq would log whole batches on a failure
         dramatiq.set_broker(broker)
         self.ingest = dramatiq.actor(

@@ -29,8 +29,9 @@ from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult
 from omnidesk.known import Known, KnownLookup
-from omnidesk.model import Decision, Inbound, RawPayload, Skipped
+from omnidesk.model import Decision, Inbound, Outbound, RawPayload, Skipped
 from omnidesk.quarantine import Quarantine
+from omnidesk.receipts import Receipts
 from omnidesk.store import Store
 
 log = logging.getLogger("omnidesk.ingest")
@@ -80,6 +81,9 @@ class Runtime:
     # PostgreSQL (omnidesk.db.records.Records): customers and messages Redis let go. None:
     # Redis alone (offline routing, tests), as when PostgreSQL is down.
     records: Any = None
+    # Queues an outbound message for `deliver` (the pipeline's send_reply; Pipeline sets it):
+    # with it, new tickets get the receipts their rules name (omnidesk.receipts).
+    send_reply: Callable[[Outbound], None] | None = None
     intake: Intake = field(init=False)
     quarantine: Quarantine = field(init=False)
     known: KnownLookup = field(init=False)
@@ -247,8 +251,17 @@ class Runtime:
                 continue
             items.extend(ready)
             ordered.extend(inbounds)
-        report.results = self._merge(ordered, known, self.intake.many(items))
+        taken = self.intake.many(items)
+        self._receipts(items, taken)
+        report.results = self._merge(ordered, known, taken)
         return report
+
+    def _receipts(self, items: list[tuple[Inbound, Decision]], taken: list[IntakeResult]) -> None:
+        """The receipts the batch's new tickets are owed, where this process can send."""
+        if self.send_reply is None or self.config is None:
+            return
+        receipts = Receipts(self.store, self.config.data, self.send_reply, self.clocks)
+        receipts.after_intake(items, taken)
 
     @staticmethod
     def _merge(
@@ -272,6 +285,8 @@ class Runtime:
         if ready is None:
             again = self.quarantine.get(item_id)
             raise PayloadError(again.error if again else "still failing", reason="retry_failed")
-        results = self._merge(inbounds or [], known, self.intake.many(ready))
+        taken = self.intake.many(ready)
+        self._receipts(ready, taken)
+        results = self._merge(inbounds or [], known, taken)
         self.quarantine.remove(item_id)
         return results

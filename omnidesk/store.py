@@ -471,9 +471,16 @@ class Store:
 
     @guarded
     def add_outbound_message(
-        self, outbound: Outbound, author: str, direction: Direction = Direction.OUT
+        self,
+        outbound: Outbound,
+        author: str,
+        direction: Direction = Direction.OUT,
+        *,
+        event: str | None = None,
     ) -> Message:
-        """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``."""
+        """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``,
+        or `event` for a message the system sends by itself (omnidesk.outbound.send_automatic:
+        reports and the first-response facts count only ``replied`` as an agent's reply)."""
         now = utcnow()
         t = self.r.hmget(self.key("ticket", outbound.ticket_id), "queue", "channel")
         if t[0] is None:
@@ -489,7 +496,7 @@ class Store:
             author=author,
             delivery="queued" if direction == Direction.OUT else None,
         )
-        kind = "replied" if direction == Direction.OUT else "noted"
+        kind = event or ("replied" if direction == Direction.OUT else "noted")
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.key("msg", msg.id), mapping=dict(_pairs(encode_fields(msg))))
         pipe.rpush(self.key("ticket", outbound.ticket_id, "msgs"), msg.id)

@@ -3,13 +3,35 @@
 `str.format` would let a template reach attributes (`{ticket.__class__}`) or items, so
 templates are parsed here and only bare known names are substituted; `{{` and `}}` are
 literal braces. Nothing in a template is ever evaluated.
+
+`{first_response_due}` is the ticket's promised first-response time in Riyadh time
+(`due_text`). A ticket whose SLA policy promises none has no value for it, and a line that
+names it is then left out whole: "we will answer by ..." with nothing after it reads wrong.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from string import Formatter
+from zoneinfo import ZoneInfo
 
-PLACEHOLDERS = frozenset({"customer_name", "ticket_id", "agent_name", "queue"})
+PLACEHOLDERS = frozenset(
+    {"customer_name", "ticket_id", "agent_name", "queue", "first_response_due"}
+)
+# Placeholders whose line is left out when they have no value.
+LINE_PLACEHOLDERS = frozenset({"first_response_due"})
+RIYADH = ZoneInfo("Asia/Riyadh")  # customers read times in the kingdom's time
+_AR_DAYS = ("الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد")
+_AR_MONTHS = (
+    "يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو",
+    "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر",
+)  # fmt: skip
+_EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EN_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
 
 
 class TemplateError(ValueError):
@@ -43,8 +65,43 @@ def template_problem(text: str) -> str | None:
     return None
 
 
-def render(text: str, values: dict[str, str]) -> str:
-    """Fill the placeholders; a missing value becomes an empty string."""
+def render(text: str, values: Mapping[str, str]) -> str:
+    """Fill the placeholders; a missing value becomes an empty string, and a line naming a
+    LINE_PLACEHOLDERS name that has no value is left out."""
+    if any(not values.get(name) for name in LINE_PLACEHOLDERS):
+        lines = text.splitlines(keepends=True)
+        kept = "".join(line for line in lines if not _empty_line_placeholder(line, values))
+        text = kept if text.endswith("\n") else kept.rstrip("\n")
     return "".join(
         literal + (str(values.get(name, "")) if name else "") for literal, name in _parse(text)
     )
+
+
+def _empty_line_placeholder(line: str, values: Mapping[str, str]) -> bool:
+    try:
+        names = {name for _, name in _parse(line) if name}
+    except TemplateError:
+        return False  # a placeholder split over lines: the whole text's parse says why
+    return any(name in LINE_PLACEHOLDERS and not values.get(name) for name in names)
+
+
+def template_text(template: Mapping[str, str], language: str) -> str:
+    """The template's text in `language` (ar, en), else in the one language it has."""
+    return template.get(language) or next(iter(template.values()), "")
+
+
+def reply_language(ticket_language: str) -> str:
+    """The language a reply goes out in: English for an English ticket, else Arabic (mixed
+    and unknown included: the ministry's first language)."""
+    return "en" if ticket_language == "en" else "ar"
+
+
+def due_text(moment: datetime, language: str) -> str:
+    """A due time as a customer reads it, in Riyadh time, naming the zone: "الأحد 6 ديسمبر
+    2026، 10:00 بتوقيت الرياض" or "Sunday 6 December 2026, 10:00 Riyadh time"."""
+    local = moment.astimezone(RIYADH)
+    if language == "ar":
+        day, month = _AR_DAYS[local.weekday()], _AR_MONTHS[local.month - 1]
+        return f"{day} {local.day} {month} {local.year}، {local:%H:%M} بتوقيت الرياض"
+    day, month = _EN_DAYS[local.weekday()], _EN_MONTHS[local.month - 1]
+    return f"{day} {local.day} {month} {local.year}, {local:%H:%M} Riyadh time"

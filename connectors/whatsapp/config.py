@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.secrets import env_name, require_env
+from omnidesk.templates import PLACEHOLDERS
 
 
 class Template(BaseModel):
@@ -17,6 +18,18 @@ class Template(BaseModel):
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9_]+$")
     language: str = Field("ar", min_length=2)  # the template's language code: ar, en, en_US
+    # What fills the body's {{1}}, {{2}}, ... in order: placeholder names (ticket_id,
+    # customer_name, first_response_due, ...), as the approved template expects them.
+    parameters: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("parameters")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in PLACEHOLDERS]
+        if unknown:
+            known = ", ".join(sorted(PLACEHOLDERS))
+            raise ValueError(f"unknown parameter {unknown[0]!r} (known: {known})")
+        return value
 
 
 class Secrets(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from typing import Any, ClassVar
 
@@ -152,7 +153,8 @@ class WhatsAppConnector(Connector):
                     f"outside the {window:g}-hour window: free-text replies need an approved "
                     "template (none is configured for this number)"
                 )
-            answer = await self._graph.post(path, template_message(to, template))
+            values = {"ticket_id": reply.ticket_id, **_template_values(reply)}
+            answer = await self._graph.post(path, template_message(to, template, values))
             return Receipt(
                 outbound_id=reply.id,
                 status="sent",
@@ -179,6 +181,21 @@ class WhatsAppConnector(Connector):
         if not wa_id or not wa_id.isdigit():
             raise PermanentError(f"WhatsApp reply {reply.id}: no recipient (meta.wa_id)")
         return wa_id
+
+
+def _template_values(reply: Outbound) -> dict[str, str]:
+    """The placeholder values the sender gave (`meta.template_values`, a JSON object: a
+    receipt gives all it rendered); anything else there is ignored."""
+    raw = reply.meta.get("template_values")
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        raise PermanentError("meta.template_values: not a JSON object") from None
+    if not isinstance(values, dict):
+        raise PermanentError("meta.template_values: not a JSON object")
+    return {str(k): v for k, v in values.items() if isinstance(v, str)}
 
 
 def _is_wamid(value: str | None) -> bool:

@@ -13,6 +13,7 @@ from omnidesk.errors import PermanentError
 TEXT_LIMIT = 4096
 MAX_BUTTONS = 3  # reply buttons; more choices (up to 10) go in a list
 MAX_ROWS = 10
+PARAMETER_LIMIT = 1024  # a template parameter is one line of at most this many characters
 
 
 def inside_window(last_customer_at: str | None, hours: float, now: datetime) -> bool:
@@ -71,11 +72,27 @@ def interactive_message(to: str, text: str, buttons: str) -> dict[str, Any]:
     return _base(to) | {"type": "interactive", "interactive": interactive}
 
 
-def template_message(to: str, template: Template) -> dict[str, Any]:
-    return _base(to) | {
-        "type": "template",
-        "template": {"name": template.name, "language": {"code": template.language}},
-    }
+def template_message(
+    to: str, template: Template, values: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The approved template, its body's parameters filled from `values` in the order the
+    config names them; WhatsApp refuses a template whose parameters are missing or empty,
+    so a value this message does not have is refused here, naming it."""
+    body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if template.parameters:
+        values = values or {}
+        missing = [name for name in template.parameters if not values.get(name, "").strip()]
+        if missing:
+            raise PermanentError(
+                f"template {template.name!r}: no value for parameter {missing[0]!r} in this "
+                "message"
+            )
+        parameters = [
+            {"type": "text", "text": " ".join(values[name].split())[:PARAMETER_LIMIT]}
+            for name in template.parameters
+        ]
+        body["components"] = [{"type": "body", "parameters": parameters}]
+    return _base(to) | {"type": "template", "template": body}
 
 
 def _base(to: str) -> dict[str, Any]:

@@ -24,10 +24,7 @@ from omnidesk.db.tickets import Page
 from omnidesk.errors import PermanentError
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
-    Channel,
     Direction,
-    IdentityKind,
-    Language,
     Message,
     Outbound,
     Priority,
@@ -36,23 +33,15 @@ from omnidesk.model import (
     to_builtins,
     utcnow,
 )
+from omnidesk.outbound import outbound_for
 from omnidesk.store import TICKET_ID, Store, guarded, ms
-from omnidesk.templates import render
+from omnidesk.templates import render, reply_language, template_text
 
 log = logging.getLogger("omnidesk.agents")
 
 SendReply = Callable[[Outbound], None]
 HISTORY_SCAN = 20_000  # events looked back through for one ticket's history
 MAX_TEXT = 20_000
-
-# The identity a reply is addressed to, per channel.
-REPLY_IDENTITY = {
-    Channel.EMAIL: IdentityKind.EMAIL,
-    Channel.TELEGRAM: IdentityKind.TELEGRAM,
-    Channel.WHATSAPP: IdentityKind.WHATSAPP,
-    Channel.TWITTER: IdentityKind.TWITTER,
-    Channel.WEB: IdentityKind.EMAIL,
-}
 
 
 class NotFound(PermanentError):
@@ -286,40 +275,8 @@ class Desk:
 
     def outbound_for(self, ticket: Ticket, text: str, **meta: str) -> Outbound:
         """An Outbound on the ticket's channel and account, threaded under the last message
-        the customer sent (email In-Reply-To/References, the Telegram chat, ...)."""
-        customer = self.store.get_customer(ticket.customer_id)
-        kind = REPLY_IDENTITY.get(ticket.channel)
-        to = [i for i in (customer.identities if customer else []) if i.kind == kind]
-        inbound = [
-            m
-            for m in sorted(self.store.ticket_messages(ticket.id), key=lambda m: m.created_at)
-            if m.direction == Direction.IN and m.channel == ticket.channel and m.external_id
-        ]
-        in_reply_to = inbound[-1].external_id if inbound else None
-        references: list[str] = []
-        if ticket.channel == Channel.EMAIL:
-            # what the first message referred to, then every customer message of the thread
-            refs = [k.removeprefix("email:") for k in ticket.thread_keys if k.startswith("email:")]
-            own = [m.external_id for m in inbound if (m.external_id or "").startswith("<")]
-            references = list(dict.fromkeys([*refs[::-1], *own]))
-        subject = ticket.subject or ""
-        if ticket.channel == Channel.EMAIL:
-            if ticket.id not in subject:  # the reference intake threads on: [#OD-...]
-                subject = f"{subject} [#{ticket.id}]".strip()
-            if not subject.lower().startswith("re:"):
-                subject = f"Re: {subject}"
-        return Outbound(
-            id=new_message_id(),
-            ticket_id=ticket.id,
-            channel=ticket.channel,
-            account=ticket.account,
-            text=text,
-            subject=subject,
-            to=to,
-            in_reply_to=in_reply_to,
-            references=references,
-            meta={**ticket.meta, **meta},
-        )
+        the customer sent (omnidesk.outbound.outbound_for)."""
+        return outbound_for(self.store, ticket, text, **meta)
 
     def render_template(
         self, name: str, ticket: Ticket, agent: AgentConfig, language: str | None = None
@@ -327,8 +284,8 @@ class Desk:
         templates = self.roster().config.templates
         if name not in templates:
             raise NotFound(f"no template {name!r}")
-        lang = language or ("en" if ticket.language == Language.EN else "ar")
-        body = templates[name].get(lang) or next(iter(templates[name].values()), "")  # type: ignore[call-overload]
+        lang = language or reply_language(ticket.language)
+        body = template_text(templates[name], lang)
         customer = self.store.get_customer(ticket.customer_id)
         values = {
             "customer_name": (customer.name if customer else "") or "",

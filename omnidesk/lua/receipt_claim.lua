@@ -1,0 +1,28 @@
+-- May this new ticket have its receipt? Decided once per ticket, atomically, so a batch
+-- run again (a redelivery, two workers) sends none twice (omnidesk/receipts.py).
+-- ARGV[1] is a JSON object: prefix, ticket, first (the message that opened it, as intake
+-- returned it), sender (the customer id), limit, window_ms, now_ms.
+-- Returns {"claimed"} or {why not: "done", "gone", "not_new", "closed", "limited"}.
+local a = cjson.decode(ARGV[1])
+local p = a.prefix .. ":"
+local tkey = p .. "ticket:" .. a.ticket
+local t = redis.call("HMGET", tkey, "status", "receipt")
+if not t[1] then return {"gone"} end
+if t[2] then return {"done"} end  -- decided before: claimed, or refused for good
+-- a duplicate of a follow-up, or of an edit, is not the message that opened the ticket
+if redis.call("LINDEX", tkey .. ":msgs", 0) ~= a.first then return {"not_new"} end
+if t[1] ~= "new" and t[1] ~= "open" then return {"closed"} end
+local now, window = tonumber(a.now_ms), tonumber(a.window_ms)
+-- receipts this sender had in the last window: one entry per ticket, the key expires with
+-- the window, so a quiet sender costs nothing
+local rkey = p .. "receipts:sender:" .. a.sender
+redis.call("ZREMRANGEBYSCORE", rkey, "-inf", now - window)
+if redis.call("ZCARD", rkey) >= tonumber(a.limit) then
+  redis.call("HSET", tkey, "receipt", "limited")
+  redis.call("HINCRBY", p .. "stats", "receipts_limited", 1)
+  return {"limited"}
+end
+redis.call("ZADD", rkey, now, a.ticket)
+redis.call("PEXPIRE", rkey, window)
+redis.call("HSET", tkey, "receipt", "claimed")
+return {"claimed"}

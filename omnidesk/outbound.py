@@ -1,0 +1,109 @@
+"""What goes out on a ticket: the Outbound that answers it on its own channel and account,
+and messages the system sends by itself (receipts; later status replies).
+
+An automatic message is a message on the ticket like an agent's reply: agents see it in the
+thread, `deliver` sends it with retries and records its delivery status. It differs in two
+ways: its author is the system (`SYSTEM_AUTHOR`) and its event is its own kind (for
+example ``acknowledged``), never ``replied``, so it stops no SLA clock, sets no first
+response in the records and counts as no agent's reply in the reports.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from omnidesk.errors import TransientError
+from omnidesk.intake import new_message_id
+from omnidesk.model import (
+    Channel,
+    Direction,
+    IdentityKind,
+    Message,
+    Outbound,
+    Ticket,
+)
+from omnidesk.store import Store
+
+log = logging.getLogger("omnidesk.outbound")
+
+SendReply = Callable[[Outbound], None]
+SYSTEM_AUTHOR = "omnidesk"  # the author of what the system sends by itself
+
+# The identity a reply is addressed to, per channel.
+REPLY_IDENTITY = {
+    Channel.EMAIL: IdentityKind.EMAIL,
+    Channel.TELEGRAM: IdentityKind.TELEGRAM,
+    Channel.WHATSAPP: IdentityKind.WHATSAPP,
+    Channel.TWITTER: IdentityKind.TWITTER,
+    Channel.WEB: IdentityKind.EMAIL,
+}
+
+
+def outbound_for(store: Store, ticket: Ticket, text: str, **meta: str) -> Outbound:
+    """An Outbound on the ticket's channel and account, threaded under the last message
+    the customer sent (email In-Reply-To/References, the Telegram chat, ...)."""
+    customer = store.get_customer(ticket.customer_id)
+    kind = REPLY_IDENTITY.get(ticket.channel)
+    to = [i for i in (customer.identities if customer else []) if i.kind == kind]
+    inbound = [
+        m
+        for m in sorted(store.ticket_messages(ticket.id), key=lambda m: m.created_at)
+        if m.direction == Direction.IN and m.channel == ticket.channel and m.external_id
+    ]
+    in_reply_to = inbound[-1].external_id if inbound else None
+    references: list[str] = []
+    if ticket.channel == Channel.EMAIL:
+        # what the first message referred to, then every customer message of the thread
+        refs = [k.removeprefix("email:") for k in ticket.thread_keys if k.startswith("email:")]
+        own = [m.external_id for m in inbound if (m.external_id or "").startswith("<")]
+        references = list(dict.fromkeys([*refs[::-1], *own]))
+    subject = ticket.subject or ""
+    if ticket.channel == Channel.EMAIL:
+        if ticket.id not in subject:  # the reference intake threads on: [#OD-...]
+            subject = f"{subject} [#{ticket.id}]".strip()
+        if not subject.lower().startswith("re:"):
+            subject = f"Re: {subject}"
+    return Outbound(
+        id=new_message_id(),
+        ticket_id=ticket.id,
+        channel=ticket.channel,
+        account=ticket.account,
+        text=text,
+        subject=subject,
+        to=to,
+        in_reply_to=in_reply_to,
+        references=references,
+        meta={**ticket.meta, **meta},
+    )
+
+
+def send_automatic(
+    store: Store,
+    send_reply: SendReply,
+    ticket: Ticket,
+    text: str,
+    *,
+    event: str,
+    **meta: str,
+) -> Message:
+    """Record `text` on `ticket` as a message from the system and queue it for `deliver`.
+
+    The one way to send something nobody typed: `event` names what it is (``acknowledged``
+    for a receipt, e.g. ``status_replied`` for a status answer) and is the event the message
+    is recorded with, so nothing mistakes it for an agent's reply. The message is marked
+    automatic for the channel (e-mail: ``Auto-Submitted: auto-replied``, RFC 3834, so other
+    robots do not answer it). `meta` goes to the connector (e.g. ``template_values``).
+    Returns the recorded message (delivery "queued"). If the broker refuses it, the message
+    says so (delivery "failed: ...") and the error is raised for the caller to retry."""
+    outbound = outbound_for(store, ticket, text, auto="1", **meta)
+    message = store.add_outbound_message(outbound, SYSTEM_AUTHOR, Direction.OUT, event=event)
+    try:
+        send_reply(outbound)
+    except TransientError as exc:
+        try:  # best effort: the broker and the store are often away together
+            store.set_delivery(outbound.id, f"failed: not queued: {exc}", actor=SYSTEM_AUTHOR)
+        except TransientError:
+            log.warning("message %s was recorded but could not be queued", outbound.id)
+        raise
+    return message

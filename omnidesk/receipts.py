@@ -1,0 +1,156 @@
+"""Receipts: the acknowledgement a rule's `then.auto_reply` names, sent to the customer once
+per new ticket, on the channel and account it came in on, in the ticket's language, with
+the ticket number and the promised first-response time (`{first_response_due}`).
+
+Decided after intake of a batch (Runtime.process, in the worker that has the pipeline), for
+the tickets the batch opened. No receipt goes
+- to machine mail: a message flagged as an auto-reply or bounce (intake.AUTO_FLAGS; such
+  mail opens no ticket in the first place);
+- to a follow-up, an edit or a duplicate: only the message that opened the ticket counts;
+- to a sender (customer) that had `service.receipts.max_per_sender_per_hour` receipts in
+  the last hour: a loop with another robot, or a flood, ends there.
+
+Each ticket's receipt is claimed once in Redis (lua/receipt_claim.lua: a `receipt` field on
+the ticket and the sender's entry in a one-hour ZSET, in one script), so a batch run again
+sends nothing twice. A redelivered batch's duplicates are looked at too: the process that
+opened the ticket may have died before its receipt. What goes out is an automatic message
+(omnidesk.outbound.send_automatic, event ``acknowledged``): agents see it on the ticket and
+it does not stop the first-response clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from omnidesk.config import QueueConfigFile
+from omnidesk.intake import AUTO_FLAGS, IntakeResult
+from omnidesk.intake import is_transient as intake_is_transient
+from omnidesk.model import Decision, Inbound, Ticket, utcnow
+from omnidesk.outbound import SendReply, send_automatic
+from omnidesk.store import Store, guarded, lua, ms
+from omnidesk.templates import due_text, render, reply_language, template_text
+
+log = logging.getLogger("omnidesk.receipts")
+
+EVENT = "acknowledged"
+WINDOW_MS = 3600 * 1000  # max_per_sender_per_hour counts this far back
+
+
+@dataclass
+class Receipts:
+    store: Store
+    config: QueueConfigFile
+    send_reply: SendReply
+    clocks: Any = None  # omnidesk.sweeper.SlaClocks: the first-response due time, when set
+
+    def after_intake(
+        self, items: list[tuple[Inbound, Decision]], results: list[IntakeResult]
+    ) -> list[str]:
+        """Send the receipts a batch's new tickets are owed; returns their ticket ids. A
+        transient error (Redis, the broker) is raised for the batch to run again; any other
+        stays with its ticket (logged, counted as ``receipts_failed``)."""
+        limit = self.config.service.receipts.max_per_sender_per_hour
+        wanted = [
+            (decision.auto_reply, result)
+            for (inbound, decision), result in zip(items, results, strict=True)
+            if decision.auto_reply and limit > 0 and _new_ticket(inbound, result)
+        ]
+        if not wanted:
+            return []
+        tickets = {t.id: t for t in self.store.get_tickets([r.ticket_id for _, r in wanted])}
+        owed = [(name, tickets[r.ticket_id], r) for name, r in wanted if r.ticket_id in tickets]
+        claims = self._claim([(t, r) for _, t, r in owed], limit)
+        sent: list[str] = []
+        for (name, ticket, _), claim in zip(owed, claims, strict=True):
+            if claim != "claimed":
+                if claim != "done":
+                    log.info("no receipt for %s: %s", ticket.id, claim)
+                continue
+            try:
+                self.send(ticket, name)
+            except Exception as exc:
+                if intake_is_transient(exc):
+                    self._release(ticket)
+                    raise
+                log.error("receipt for %s failed: %s: %s", ticket.id, type(exc).__name__, exc)
+                self.store.incr("receipts_failed")
+                continue
+            sent.append(ticket.id)
+        return sent
+
+    def send(self, ticket: Ticket, template: str) -> None:
+        """Render `template` for the ticket and send it as an automatic message."""
+        if template not in self.config.templates:  # `omnidesk check` catches this first
+            raise KeyError(f"no template {template!r}")
+        language = reply_language(ticket.language)
+        customer = self.store.get_customer(ticket.customer_id)
+        due = self.first_response_due(ticket.id)
+        values = {
+            "customer_name": (customer.name if customer else "") or "",
+            "ticket_id": ticket.id,
+            "queue": ticket.queue,
+            "first_response_due": due_text(due, language) if due else "",
+        }
+        text = render(template_text(self.config.templates[template], language), values)
+        meta = {
+            "template_values": json.dumps(values, ensure_ascii=False),
+            # the customer's message opened the window a channel may reply in (WhatsApp 24 h)
+            "last_customer_at": ticket.meta.get("timestamp") or ticket.created_at.isoformat(),
+        }
+        send_automatic(self.store, self.send_reply, ticket, text, event=EVENT, **meta)
+
+    def first_response_due(self, ticket_id: str) -> datetime | None:
+        """When the ticket's SLA policy promises a first response, while that clock runs."""
+        if self.clocks is None:
+            return None
+        state = self.clocks.state(ticket_id)
+        clock = state.clocks.get("first_response") if state is not None else None
+        if clock is None or clock.state == "stopped":
+            return None
+        return clock.due_at  # type: ignore[no-any-return]
+
+    @guarded
+    def _claim(self, owed: list[tuple[Ticket, IntakeResult]], limit: int) -> list[str]:
+        """One script per ticket, pipelined: the batch's claims in one round trip."""
+        script = self.store.r.register_script(lua("receipt_claim"))
+        pipe = self.store.r.pipeline(transaction=False)
+        now = str(ms(utcnow()))
+        for ticket, result in owed:
+            args = {
+                "prefix": self.store.prefix,
+                "ticket": ticket.id,
+                "first": result.message_id,
+                "sender": ticket.customer_id or ticket.id,
+                "limit": str(limit),
+                "window_ms": str(WINDOW_MS),
+                "now_ms": now,
+            }
+            script(keys=[], args=[json.dumps(args)], client=pipe)
+        return [reply[0] for reply in pipe.execute()]
+
+    def _release(self, ticket: Ticket) -> None:
+        """Give a claim back when its receipt could not be queued, so the batch's next run
+        sends it (best effort: Redis may be the one away)."""
+        try:
+            pipe = self.store.r.pipeline(transaction=True)
+            pipe.hdel(self.store.key("ticket", ticket.id), "receipt")
+            sender = ticket.customer_id or ticket.id
+            pipe.zrem(self.store.key("receipts", "sender", sender), ticket.id)
+            pipe.execute()
+        except Exception as exc:
+            log.warning("receipt claim of %s kept: %s", ticket.id, exc)
+
+
+def _new_ticket(inbound: Inbound, result: IntakeResult) -> bool:
+    """The message may have opened its ticket: opened now, or a redelivery of what did
+    (the claim script checks it is the ticket's first message). Never machine mail."""
+    if result.outcome not in ("opened", "duplicate") or not result.ticket_id:
+        return False
+    if not result.message_id:
+        return False
+    return not any(inbound.has_flag(flag) for flag in AUTO_FLAGS)
+

@@ -1,0 +1,328 @@
+"""Receipts on the real services: mail through the real Dovecot and the IMAP connector,
+intake by the ingest actor's body (or the actor itself), the receipt through the real
+`deliver` actor (dramatiq on Redis) and the connector's SMTP sender to aiosmtpd; WhatsApp
+through the connector to the local Graph stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.email.config import EmailAccount
+from connectors.whatsapp.connector import WhatsAppConnector
+from connectors.whatsapp.messages import template_message
+from omnidesk.configload import LoadedConfig, load_config
+from omnidesk.errors import PermanentError
+from omnidesk.model import Channel, Direction, Message, RawPayload
+from omnidesk.pipeline import Pipeline, make_broker, unregister_sender
+from omnidesk.reports.fold import Context, apply
+from omnidesk.runtime import Runtime
+from omnidesk.service import register_connector_sender
+from omnidesk.templates import due_text, render, template_problem
+from tests.services import SmtpSink, eventually
+from tests.storekit import REDIS_URL, email
+from tests.test_whatsapp import FakeGraph, graph, wa_env  # noqa: F401  (fixtures used here)
+from tests.test_whatsapp import config as wa_config
+
+CONFIG = Path(__file__).parent / "fixtures" / "config" / "receipts.yaml"
+LIMIT = 3  # service.receipts.max_per_sender_per_hour in that config
+
+
+def receipts_config(prefix: str, state_dir: Path) -> LoadedConfig:
+    loaded = load_config(CONFIG)
+    service = loaded.data.service.model_copy(
+        update={"key_prefix": prefix, "state_dir": str(state_dir), "redis_url": REDIS_URL}
+    )
+    return replace(loaded, data=loaded.data.model_copy(update={"service": service}))
+
+
+@pytest.fixture
+def rig(prefix: str, tmp_path: Path) -> Iterator[tuple[Runtime, Pipeline]]:
+    """The worker's runtime (SLA clocks on) and its pipeline, with two worker threads."""
+    runtime = Runtime.for_service(receipts_config(prefix, tmp_path / "state"))
+    broker = make_broker(REDIS_URL, prefix)
+    pipeline = Pipeline(runtime, broker)
+    worker = pipeline.start_worker(threads=2)
+    try:
+        yield runtime, pipeline
+    finally:
+        worker.stop(timeout=5_000)
+        broker.close()
+
+
+def customer_mail(sender: str, subject: str, body: str = "السلام عليكم", **headers: str) -> bytes:
+    lines = [
+        f"From: Customer <{sender}>",
+        "To: care@mc.gov.sa",
+        f"Subject: {subject}",
+        f"Message-ID: <{uuid.uuid4().hex}@customer.test>",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+        *(f"{name}: {value}" for name, value in headers.items()),
+        "",
+        body,
+        "",
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def with_smtp(account: EmailAccount, smtp: SmtpSink) -> EmailAccount:
+    fields = account.model_dump(exclude_none=True) | {
+        "smtp": {
+            "host": smtp.host,
+            "port": smtp.port,
+            "security": "none",
+            "from_address": "care@mc.gov.sa",
+        }
+    }
+    return EmailAccount.model_validate(fields)
+
+
+def out_messages(runtime: Runtime, ticket_id: str) -> list[Message]:
+    return [
+        m for m in runtime.store.ticket_messages(ticket_id) if m.direction == Direction.OUT
+    ]
+
+
+def event_types(runtime: Runtime, ticket_id: str) -> list[str]:
+    return [f["type"] for _, f in runtime.store.events() if f.get("ticket") == ticket_id]
+
+
+class ProcessSink:
+    """The connector's sink is the ingest actor's body (`Runtime.process`), run off the loop
+    as the worker runs it: when a batch returns, its receipts are decided and recorded."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.outcomes: Counter[str] = Counter()
+        self.tickets: list[str] = []
+
+    async def __call__(self, batch: list[RawPayload]) -> None:
+        report = await asyncio.to_thread(self.runtime.process, batch)
+        self.outcomes.update(report.outcomes)
+        self.tickets += [r.ticket_id for r in report.results if r.outcome == "opened"]
+
+
+# ---------------------------------------------------------------- e-mail, end to end
+
+
+@pytest.mark.imap
+async def test_a_new_mail_gets_one_receipt_with_its_number_and_due_time(
+    dovecot, account_factory, run, rig, smtp_server: SmtpSink
+) -> None:
+    """Dovecot -> IMAP connector -> the ingest actor (the broker) -> receipt -> deliver ->
+    SMTP. The receipt is a message on the ticket by the system, and the first-response
+    clock still runs after it."""
+    runtime, pipeline = rig
+    user = dovecot.new_user()
+    dovecot.append(user, customer_mail("sara@customer.test", "تجديد السجل"))
+    connector = await run(with_smtp(account_factory(user), smtp_server), pipeline)
+    assert register_connector_sender(connector, asyncio.get_running_loop())
+    try:
+        assert await eventually(lambda: smtp_server.envelopes, 20), "no receipt reached SMTP"
+        (ticket,) = runtime.store.list_tickets()
+        (receipt,) = out_messages(runtime, ticket.id)
+        assert await eventually(
+            lambda: runtime.store.get_message(receipt.id).delivery == "sent", 10
+        )
+        (got,) = smtp_server.messages  # exactly one, once its delivery is recorded
+        assert smtp_server.envelopes[0].rcpt_tos == ["sara@customer.test"]
+        assert got["Subject"] == f"Re: تجديد السجل [#{ticket.id}]"
+        assert got["Auto-Submitted"] == "auto-replied"  # RFC 3834: robots do not answer it
+        body = got.get_body(("plain",)).get_content()
+        assert ticket.id in body and "شكرًا" in body  # the ticket's language: Arabic
+        state = runtime.clocks.state(ticket.id)
+        first = state.clocks["first_response"]
+        assert due_text(first.due_at, "ar") in body
+        assert "بتوقيت الرياض" in body
+        # on the ticket, by the system; the clock runs on; no agent reply is recorded
+        assert receipt.author == "omnidesk"
+        assert receipt.text.splitlines() == body.strip().splitlines()
+        assert first.state == "running" and first.stopped_at is None
+        types = event_types(runtime, ticket.id)
+        assert "acknowledged" in types and "replied" not in types
+    finally:
+        unregister_sender(Channel.EMAIL, connector.name)
+
+
+@pytest.mark.imap
+async def test_follow_up_out_of_office_and_a_flood_get_no_receipt(
+    dovecot, account_factory, run, rig, smtp_server: SmtpSink
+) -> None:
+    runtime, _ = rig
+    user = dovecot.new_user()
+    sink = ProcessSink(runtime)
+    connector = await run(with_smtp(account_factory(user), smtp_server), sink)
+    assert register_connector_sender(connector, asyncio.get_running_loop())
+    try:
+        dovecot.append(user, customer_mail("ali@customer.test", "CR renewal", "Hello"))
+        assert await eventually(lambda: sink.outcomes["opened"] == 1, 10)
+        (first,) = sink.tickets
+        assert len(out_messages(runtime, first)) == 1
+
+        # a follow-up on the open ticket: appended, no second receipt
+        follow = customer_mail("ali@customer.test", f"Re: CR renewal [#{first}]", "Any news?")
+        dovecot.append(user, follow)
+        assert await eventually(lambda: sink.outcomes["appended"] == 1, 10)
+        assert len(out_messages(runtime, first)) == 1
+        assert event_types(runtime, first).count("acknowledged") == 1
+
+        # an out-of-office reply: machine mail, no ticket and no receipt
+        ooo = customer_mail(
+            "away@customer.test",
+            "Automatic reply: CR renewal",
+            "I am out of the office until Sunday.",
+            **{"Auto-Submitted": "auto-replied"},
+        )
+        dovecot.append(user, ooo)
+        assert await eventually(lambda: sum(sink.outcomes.values()) == 3, 10)
+        assert sink.outcomes["opened"] == 1  # the auto-reply opened nothing
+
+        # twenty new mails from one sender within a minute: at most LIMIT receipts
+        for i in range(20):
+            dovecot.append(user, customer_mail("flood@customer.test", f"Question {i}", "Hi"))
+        assert await eventually(lambda: sink.outcomes["opened"] == 21, 30)
+        flood = [t for t in sink.tickets if t != first]
+        acknowledged = [t for t in flood if out_messages(runtime, t)]
+        assert len(acknowledged) == LIMIT
+        assert runtime.store.counts()["stats"]["receipts_limited"] == 20 - LIMIT
+
+        # what reached SMTP: the first receipt and LIMIT to the flooding sender, no more
+        receipts = [m for t in sink.tickets for m in out_messages(runtime, t)]
+        assert len(receipts) == 1 + LIMIT
+        assert await eventually(
+            lambda: all(runtime.store.get_message(m.id).delivery == "sent" for m in receipts),
+            20,
+        )
+        rcpts = Counter(r for e in smtp_server.envelopes for r in e.rcpt_tos)
+        assert rcpts == Counter({"ali@customer.test": 1, "flood@customer.test": LIMIT})
+    finally:
+        unregister_sender(Channel.EMAIL, connector.name)
+
+
+def test_a_redelivered_batch_sends_no_second_receipt(rig, prefix: str) -> None:
+    """The batch runs again (a worker died before its ack): intake calls it a duplicate,
+    and the receipt already claimed for the ticket is not sent again."""
+    runtime, _ = rig
+    batch = [email("once@customer.test", "My CR number is wrong", sender="once@example.sa")]
+    (opened,) = runtime.process(batch).results
+    (again,) = runtime.process(batch).results
+    assert (opened.outcome, again.outcome) == ("opened", "duplicate")
+    assert len(out_messages(runtime, opened.ticket_id)) == 1
+
+
+# ---------------------------------------------------------------- WhatsApp outside 24 h
+
+
+def whatsapp_webhook(wa_id: str, sent_at: float, text: str) -> bytes:
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "WABA",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "966110000000",
+                                "phone_number_id": "106540352242922",
+                            },
+                            "contacts": [{"profile": {"name": "فهد"}, "wa_id": wa_id}],
+                            "messages": [
+                                {
+                                    "from": wa_id,
+                                    "id": f"wamid.{uuid.uuid4().hex}",
+                                    "timestamp": str(int(sent_at)),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+async def test_whatsapp_outside_the_window_gets_the_template_with_its_parameters(
+    rig, graph: FakeGraph  # noqa: F811
+) -> None:
+    runtime, _ = rig
+    template = {"name": "ticket_received", "language": "ar", "parameters": ["ticket_id"]}
+    wa = WhatsAppConnector(wa_config(graph.base, template=template))
+    await wa.initialize()
+    assert register_connector_sender(wa, asyncio.get_running_loop())
+    try:
+        raw = RawPayload(
+            channel=Channel.WHATSAPP,
+            account=wa.name,
+            payload=whatsapp_webhook("966501234567", time.time() - 30 * 3600, "عندي شكوى"),
+            received_at=datetime.now(UTC),
+        )
+        (opened,) = (await asyncio.to_thread(runtime.process, [raw])).results
+        assert opened.outcome == "opened"
+        assert await eventually(lambda: graph.sent, 20), "nothing reached the Graph API"
+        (sent,) = graph.sent
+        assert sent["type"] == "template" and sent["to"] == "966501234567"
+        assert sent["template"] == {
+            "name": "ticket_received",
+            "language": {"code": "ar"},
+            "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": opened.ticket_id}]}
+            ],
+        }
+        (receipt,) = out_messages(runtime, opened.ticket_id)
+        assert await eventually(
+            lambda: runtime.store.get_message(receipt.id).delivery == "sent", 10
+        )
+    finally:
+        unregister_sender(Channel.WHATSAPP, wa.name)
+        await wa.shutdown()
+
+
+def test_a_template_parameter_with_no_value_is_refused_naming_it() -> None:
+    cfg = wa_config(template={"name": "t", "parameters": ["ticket_id", "first_response_due"]})
+    assert cfg.template is not None
+    with pytest.raises(PermanentError, match="first_response_due"):
+        template_message("966501234567", cfg.template, {"ticket_id": "OD-2026-000001"})
+    with pytest.raises(ValueError, match="unknown parameter 'ticket'"):
+        wa_config(template={"name": "t", "parameters": ["ticket"]})
+
+
+# ---------------------------------------------------------------- the template and events
+
+
+def test_first_response_due_renders_in_riyadh_time_and_its_line_goes_without_one() -> None:
+    assert template_problem("by {first_response_due}") is None  # `omnidesk check` takes it
+    due = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)  # 10:00 in Riyadh, a Sunday
+    assert due_text(due, "en") == "Sunday 6 December 2026, 10:00 Riyadh time"
+    assert due_text(due, "ar") == "الأحد 6 ديسمبر 2026، 10:00 بتوقيت الرياض"
+    text = "Ref {ticket_id}.\nWe answer by {first_response_due}.\nThank you."
+    values = {"ticket_id": "OD-1", "first_response_due": due_text(due, "en")}
+    assert render(text, values).splitlines()[1] == (
+        "We answer by Sunday 6 December 2026, 10:00 Riyadh time."
+    )
+    assert render(text, {"ticket_id": "OD-1"}) == "Ref OD-1.\nThank you."
+
+
+def test_reports_do_not_count_a_receipt_as_a_reply() -> None:
+    ctx = Context()
+    opened = {"type": "ticket_opened", "ticket": "OD-1", "queue": "general", "ts": "1000"}
+    state, _, _, _ = apply(opened, None, None, ctx)
+    ack = {"type": "acknowledged", "ticket": "OD-1", "queue": "general", "ts": "2000"}
+    state, _, out, _ = apply(ack, state, None, ctx)
+    assert out == [] and state is not None and not state.responded
