@@ -22,7 +22,7 @@ from connectors.whatsapp.connector import WhatsAppConnector
 from connectors.whatsapp.messages import template_message
 from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.errors import PermanentError
-from omnidesk.model import Channel, Direction, Message, RawPayload
+from omnidesk.model import Channel, Direction, Message, Outbound, RawPayload
 from omnidesk.pipeline import Pipeline, make_broker, unregister_sender
 from omnidesk.reports.fold import Context, apply
 from omnidesk.runtime import Runtime
@@ -89,9 +89,7 @@ def with_smtp(account: EmailAccount, smtp: SmtpSink) -> EmailAccount:
 
 
 def out_messages(runtime: Runtime, ticket_id: str) -> list[Message]:
-    return [
-        m for m in runtime.store.ticket_messages(ticket_id) if m.direction == Direction.OUT
-    ]
+    return [m for m in runtime.store.ticket_messages(ticket_id) if m.direction == Direction.OUT]
 
 
 def event_types(runtime: Runtime, ticket_id: str) -> list[str]:
@@ -259,7 +257,8 @@ def whatsapp_webhook(wa_id: str, sent_at: float, text: str) -> bytes:
 
 
 async def test_whatsapp_outside_the_window_gets_the_template_with_its_parameters(
-    rig, graph: FakeGraph  # noqa: F811
+    rig,
+    graph: FakeGraph,  # noqa: F811
 ) -> None:
     runtime, _ = rig
     template = {"name": "ticket_received", "language": "ar", "parameters": ["ticket_id"]}
@@ -326,3 +325,73 @@ def test_reports_do_not_count_a_receipt_as_a_reply() -> None:
     ack = {"type": "acknowledged", "ticket": "OD-1", "queue": "general", "ts": "2000"}
     state, _, out, _ = apply(ack, state, None, ctx)
     assert out == [] and state is not None and not state.responded
+
+
+def test_the_receipt_is_recorded_in_postgresql_and_sets_no_first_response(
+    prefix: str, tmp_path: Path, pg_url: str
+) -> None:
+    """The records writer keeps the receipt as a message by the system; the ticket's
+    first_response_at stays empty, and the event is `acknowledged`."""
+    import psycopg
+
+    from omnidesk.db.writer import RecordWriter
+
+    runtime = Runtime.for_service(receipts_config(prefix, tmp_path / "state"))
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append  # the broker hand-off, as the pipeline sets it
+    (opened,) = runtime.process(
+        [email("pg@customer.test", "Hello", sender="pg@example.sa")]
+    ).results
+    (outbound,) = queued
+    assert outbound.ticket_id == opened.ticket_id and outbound.meta["auto"] == "1"
+    asyncio.run(RecordWriter(runtime.store, pg_url).drain())
+    with psycopg.connect(pg_url) as conn:
+        (row,) = conn.execute(
+            "SELECT direction, author, delivery, body FROM messages"
+            " WHERE ticket_id = %s AND direction = 'out'",
+            (opened.ticket_id,),
+        ).fetchall()
+        first = conn.execute(
+            "SELECT first_response_at FROM tickets WHERE id = %s", (opened.ticket_id,)
+        ).fetchone()
+        types = [
+            t
+            for (t,) in conn.execute(
+                "SELECT type FROM events WHERE ticket_id = %s ORDER BY stream_id",
+                (opened.ticket_id,),
+            )
+        ]
+    assert row[:3] == ("out", "omnidesk", "queued") and opened.ticket_id in row[3]
+    assert first == (None,)
+    assert "acknowledged" in types and "replied" not in types
+
+
+def test_an_archived_receipt_is_no_first_response_on_import(
+    runtime: Runtime, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`omnidesk db import-archive` takes the first response from the archived messages:
+    a message the system sent (send_automatic) is not one, the agent's reply is."""
+    import psycopg
+
+    from omnidesk.cli import main
+    from omnidesk.outbound import outbound_for, send_automatic
+    from tests.test_db_import_archive import old_archive
+
+    store = runtime.store
+    (opened,) = runtime.process([email("arc@customer.test", "Hello", sender="a@ex.sa")]).results
+    ticket = store.get_ticket(opened.ticket_id)
+    assert ticket is not None
+    queued: list[Outbound] = []
+    auto = send_automatic(store, queued.append, ticket, "Received", event="acknowledged")
+    assert auto.author == "omnidesk" and queued[0].id == auto.id
+    reply = store.add_outbound_message(outbound_for(store, ticket, "Answer"), "sara")
+    store.set_status(ticket.id, "closed", actor="sara")
+    state = tmp_path / "state"
+    old_archive(store, state, [ticket.id], datetime.now(UTC))
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", pg_url)
+    argv = ["db", "import-archive", "--config", str(runtime.config.path), "--state-dir",
+            str(state)]  # fmt: skip
+    assert main(argv) == 0
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT first_response_at FROM tickets WHERE id = %s", (ticket.id,))
+        assert row.fetchone()[0] == reply.created_at

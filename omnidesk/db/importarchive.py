@@ -21,6 +21,7 @@ import psycopg
 
 from omnidesk.archiving import TicketArchive
 from omnidesk.db.searchtext import search_document
+from omnidesk.outbound import SYSTEM_AUTHOR
 
 BATCH = 500
 
@@ -94,7 +95,12 @@ def latest(records: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 def _ticket_row(rec: dict[str, Any]) -> dict[str, Any]:
     t = rec["ticket"]
     messages = rec.get("messages") or []
-    replies = sorted(m["created_at"] for m in messages if m.get("direction") == "out")
+    # an automatic message (a receipt) is no response: only a person's reply is
+    replies = sorted(
+        m["created_at"]
+        for m in messages
+        if m.get("direction") == "out" and m.get("author") != SYSTEM_AUTHOR
+    )
     done = t.get("status") in ("resolved", "closed")
     extra = {k: t[k] for k in ("thread_keys", "message_ids", "meta") if t.get(k)}
     if rec.get("sla"):
