@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from omnidesk.errors import TransientError
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
     Channel,
+    Customer,
     Direction,
     IdentityKind,
     Message,
@@ -40,15 +42,33 @@ REPLY_IDENTITY = {
 }
 
 
-def outbound_for(store: Store, ticket: Ticket, text: str, **meta: str) -> Outbound:
+@dataclass(frozen=True)
+class Known:
+    """What a reply is addressed and threaded from: the ticket's customer and messages."""
+
+    customer: Customer | None
+    messages: list[Message]
+
+
+def outbound_for(
+    store: Store,
+    ticket: Ticket,
+    text: str,
+    *,
+    known: Known | None = None,
+    **meta: str,
+) -> Outbound:
     """An Outbound on the ticket's channel and account, threaded under the last message
-    the customer sent (email In-Reply-To/References, the Telegram chat, ...)."""
-    customer = store.get_customer(ticket.customer_id)
+    the customer sent (email In-Reply-To/References, the Telegram chat, ...). `known`: the
+    ticket's customer and messages when the caller read them already (a batch)."""
+    if known is None:
+        known = Known(store.get_customer(ticket.customer_id), store.ticket_messages(ticket.id))
+    customer = known.customer
     kind = REPLY_IDENTITY.get(ticket.channel)
     to = [i for i in (customer.identities if customer else []) if i.kind == kind]
     inbound = [
         m
-        for m in sorted(store.ticket_messages(ticket.id), key=lambda m: m.created_at)
+        for m in sorted(known.messages, key=lambda m: m.created_at)
         if m.direction == Direction.IN and m.channel == ticket.channel and m.external_id
     ]
     in_reply_to = inbound[-1].external_id if inbound else None
@@ -85,6 +105,7 @@ def send_automatic(
     text: str,
     *,
     event: str,
+    known: Known | None = None,
     **meta: str,
 ) -> Message:
     """Record `text` on `ticket` as a message from the system and queue it for `deliver`.
@@ -96,7 +117,7 @@ def send_automatic(
     robots do not answer it). `meta` goes to the connector (e.g. ``template_values``).
     Returns the recorded message (delivery "queued"). If the broker refuses it, the message
     says so (delivery "failed: ...") and the error is raised for the caller to retry."""
-    outbound = outbound_for(store, ticket, text, auto="1", **meta)
+    outbound = outbound_for(store, ticket, text, known=known, auto="1", **meta)
     message = store.add_outbound_message(outbound, SYSTEM_AUTHOR, Direction.OUT, event=event)
     try:
         send_reply(outbound)

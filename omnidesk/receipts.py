@@ -30,7 +30,8 @@ from omnidesk.config import QueueConfigFile
 from omnidesk.intake import AUTO_FLAGS, IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Decision, Inbound, Ticket, utcnow
-from omnidesk.outbound import SendReply, send_automatic
+from omnidesk.outbound import Known, SendReply, send_automatic
+from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded, lua, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
 
@@ -64,31 +65,64 @@ class Receipts:
         tickets = {t.id: t for t in self.store.get_tickets([r.ticket_id for _, r in wanted])}
         owed = [(name, tickets[r.ticket_id], r) for name, r in wanted if r.ticket_id in tickets]
         claims = self._claim([(t, r) for _, t, r in owed], limit)
-        sent: list[str] = []
+        claimed: list[tuple[str, Ticket]] = []
         for (name, ticket, _), claim in zip(owed, claims, strict=True):
-            if claim != "claimed":
-                if claim != "done":
-                    log.info("no receipt for %s: %s", ticket.id, claim)
-                continue
+            if claim == "claimed":
+                claimed.append((name, ticket))
+            elif claim != "done":
+                log.info("no receipt for %s: %s", ticket.id, claim)
+        sent: list[str] = []
+        try:
+            self._send_claimed(claimed, sent)
+        except Exception as exc:
+            if not intake_is_transient(exc):
+                raise
+            for _, ticket in claimed:  # the batch runs again: its next run sends them
+                if ticket.id not in sent:
+                    self._release(ticket)
+            raise
+        return sent
+
+    def _send_claimed(self, claimed: list[tuple[str, Ticket]], sent: list[str]) -> None:
+        """Read what every receipt needs in a few round trips, then send each one; the
+        ticket ids sent go to `sent` as they go."""
+        ids = [ticket.id for _, ticket in claimed]
+        customers = self.store.get_customers(list({t.customer_id for _, t in claimed}))
+        messages = self.store.messages_of(ids)
+        states = self.clocks.states(ids) if self.clocks is not None and ids else {}
+        for name, ticket in claimed:
+            known = Known(customers.get(ticket.customer_id), messages.get(ticket.id, []))
+            due = first_response_due(states.get(ticket.id))
             try:
-                self.send(ticket, name)
+                self.send(ticket, name, known=known, due=due)
             except Exception as exc:
                 if intake_is_transient(exc):
-                    self._release(ticket)
                     raise
                 log.error("receipt for %s failed: %s: %s", ticket.id, type(exc).__name__, exc)
                 self.store.incr("receipts_failed")
                 continue
             sent.append(ticket.id)
-        return sent
 
-    def send(self, ticket: Ticket, template: str) -> None:
-        """Render `template` for the ticket and send it as an automatic message."""
+    def send(
+        self,
+        ticket: Ticket,
+        template: str,
+        *,
+        known: Known | None = None,
+        due: datetime | None = None,
+    ) -> None:
+        """Render `template` for the ticket (its customer and messages in `known`, read
+        here when not given; `due`, its first-response time) and send it as an automatic
+        message."""
         if template not in self.config.templates:  # `omnidesk check` catches this first
             raise KeyError(f"no template {template!r}")
+        if known is None:
+            known = Known(
+                self.store.get_customer(ticket.customer_id),
+                self.store.ticket_messages(ticket.id),
+            )
         language = reply_language(ticket.language)
-        customer = self.store.get_customer(ticket.customer_id)
-        due = self.first_response_due(ticket.id)
+        customer = known.customer
         values = {
             "customer_name": (customer.name if customer else "") or "",
             "ticket_id": ticket.id,
@@ -101,17 +135,7 @@ class Receipts:
             # the customer's message opened the window a channel may reply in (WhatsApp 24 h)
             "last_customer_at": ticket.meta.get("timestamp") or ticket.created_at.isoformat(),
         }
-        send_automatic(self.store, self.send_reply, ticket, text, event=EVENT, **meta)
-
-    def first_response_due(self, ticket_id: str) -> datetime | None:
-        """When the ticket's SLA policy promises a first response, while that clock runs."""
-        if self.clocks is None:
-            return None
-        state = self.clocks.state(ticket_id)
-        clock = state.clocks.get("first_response") if state is not None else None
-        if clock is None or clock.state == "stopped":
-            return None
-        return clock.due_at  # type: ignore[no-any-return]
+        send_automatic(self.store, self.send_reply, ticket, text, event=EVENT, known=known, **meta)
 
     @guarded
     def _claim(self, owed: list[tuple[Ticket, IntakeResult]], limit: int) -> list[str]:
@@ -145,6 +169,14 @@ class Receipts:
             log.warning("receipt claim of %s kept: %s", ticket.id, exc)
 
 
+def first_response_due(state: SlaState | None) -> datetime | None:
+    """When the ticket's SLA policy promises a first response, while that clock runs."""
+    clock = state.clocks.get("first_response") if state is not None else None
+    if clock is None or clock.state == "stopped":
+        return None
+    return clock.due_at
+
+
 def _new_ticket(inbound: Inbound, result: IntakeResult) -> bool:
     """The message may have opened its ticket: opened now, or a redelivery of what did
     (the claim script checks it is the ticket's first message). Never machine mail."""
@@ -153,4 +185,3 @@ def _new_ticket(inbound: Inbound, result: IntakeResult) -> bool:
     if not result.message_id:
         return False
     return not any(inbound.has_flag(flag) for flag in AUTO_FLAGS)
-

@@ -465,6 +465,23 @@ class Store:
         return [decode_fields(f, Message) for f in pipe.execute() if f]
 
     @guarded
+    def messages_of(self, ticket_ids: list[str]) -> dict[str, list[Message]]:
+        """`ticket_messages` for many tickets in two round trips (a batch's receipts)."""
+        pipe = self.r.pipeline(transaction=False)
+        for tid in ticket_ids:
+            pipe.lrange(self.key("ticket", tid, "msgs"), 0, -1)
+        mids = pipe.execute()
+        pipe = self.r.pipeline(transaction=False)
+        for ids in mids:
+            for mid in ids:
+                pipe.hgetall(self.key("msg", mid))
+        replies = iter(pipe.execute())
+        return {
+            tid: [decode_fields(f, Message) for f in [next(replies) for _ in ids] if f]
+            for tid, ids in zip(ticket_ids, mids, strict=True)
+        }
+
+    @guarded
     def get_message(self, message_id: str) -> Message | None:
         fields = self.r.hgetall(self.key("msg", message_id))
         return decode_fields(fields, Message) if fields else None
@@ -523,19 +540,28 @@ class Store:
 
     @guarded
     def get_customer(self, customer_id: str) -> Customer | None:
+        return self.get_customers([customer_id]).get(customer_id)
+
+    @guarded
+    def get_customers(self, customer_ids: list[str]) -> dict[str, Customer]:
+        """Customers with their identities, in one round trip; unknown ids are left out."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self.key("customer", customer_id))
-        pipe.smembers(self.key("customer", customer_id, "ids"))
-        fields, ids = pipe.execute()
-        if not fields:
-            return None
-        customer = decode_fields(fields, Customer)
-        identities = []
-        for key in sorted(ids):
-            kind, _, value = key.partition(":")
-            identities.append(Identity(kind=IdentityKind(kind), value=value))
-        customer.identities = identities
-        return customer
+        for cid in customer_ids:
+            pipe.hgetall(self.key("customer", cid))
+            pipe.smembers(self.key("customer", cid, "ids"))
+        replies = pipe.execute()
+        out: dict[str, Customer] = {}
+        for cid, fields, ids in zip(customer_ids, replies[::2], replies[1::2], strict=True):
+            if not fields:
+                continue
+            customer = decode_fields(fields, Customer)
+            identities = []
+            for key in sorted(ids):
+                kind, _, value = key.partition(":")
+                identities.append(Identity(kind=IdentityKind(kind), value=value))
+            customer.identities = identities
+            out[cid] = customer
+        return out
 
     @guarded
     def find_customer(self, identity: Identity) -> str | None:

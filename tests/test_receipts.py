@@ -21,7 +21,7 @@ from connectors.email.config import EmailAccount
 from connectors.whatsapp.connector import WhatsAppConnector
 from connectors.whatsapp.messages import template_message
 from omnidesk.configload import LoadedConfig, load_config
-from omnidesk.errors import PermanentError
+from omnidesk.errors import PermanentError, StoreUnavailable
 from omnidesk.model import Channel, Direction, Message, Outbound, RawPayload
 from omnidesk.pipeline import Pipeline, make_broker, unregister_sender
 from omnidesk.reports.fold import Context, apply
@@ -208,15 +208,68 @@ async def test_follow_up_out_of_office_and_a_flood_get_no_receipt(
         unregister_sender(Channel.EMAIL, connector.name)
 
 
-def test_a_redelivered_batch_sends_no_second_receipt(rig, prefix: str) -> None:
+def test_a_redelivered_batch_sends_no_second_receipt(rig) -> None:
     """The batch runs again (a worker died before its ack): intake calls it a duplicate,
     and the receipt already claimed for the ticket is not sent again."""
     runtime, _ = rig
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
     batch = [email("once@customer.test", "My CR number is wrong", sender="once@example.sa")]
     (opened,) = runtime.process(batch).results
     (again,) = runtime.process(batch).results
     assert (opened.outcome, again.outcome) == ("opened", "duplicate")
-    assert len(out_messages(runtime, opened.ticket_id)) == 1
+    assert len(out_messages(runtime, opened.ticket_id)) == 1 and len(queued) == 1
+
+
+def test_a_ticket_whose_process_died_before_its_receipt_gets_it_on_redelivery(
+    prefix: str, tmp_path: Path
+) -> None:
+    """Intake stored the ticket, then the worker died (here: a process that cannot send);
+    the redelivered batch is a duplicate of the opening message and the receipt goes. A
+    redelivered follow-up is a duplicate too, and gets none."""
+    runtime = Runtime.for_service(receipts_config(prefix, tmp_path / "state"))
+    first = [email("died@customer.test", "Hello", sender="died@example.sa")]
+    (opened,) = runtime.process(first).results
+    follow = [
+        email(
+            "died2@customer.test",
+            "Any news?",
+            sender="died@example.sa",
+            subject=f"Re: Commercial registration [#{opened.ticket_id}]",
+            in_reply_to="died@customer.test",
+        )
+    ]
+    assert runtime.process(follow).results[0].outcome == "appended"
+    assert out_messages(runtime, opened.ticket_id) == []
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
+    assert runtime.process(follow).results[0].outcome == "duplicate"
+    assert queued == []
+    assert runtime.process(first).results[0].outcome == "duplicate"
+    assert [o.ticket_id for o in queued] == [opened.ticket_id]
+
+
+def test_a_receipt_the_broker_refused_goes_when_the_batch_runs_again(rig) -> None:
+    """The broker is away when the receipt is queued: the message says so, the claim is
+    given back and the batch fails; its next run queues the receipt."""
+    runtime, _ = rig
+    batch = [email("broker@customer.test", "Hello", sender="broker@example.sa")]
+
+    def refuse(outbound: Outbound) -> None:
+        raise StoreUnavailable("broker unavailable: connection refused")
+
+    runtime.send_reply = refuse
+    with pytest.raises(StoreUnavailable):
+        runtime.process(batch)
+    (ticket,) = runtime.store.list_tickets()
+    (refused,) = out_messages(runtime, ticket.id)
+    assert refused.delivery == "failed: not queued: broker unavailable: connection refused"
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
+    assert runtime.process(batch).results[0].outcome == "duplicate"
+    assert [o.ticket_id for o in queued] == [ticket.id]
+    assert runtime.process(batch).results[0].outcome == "duplicate"
+    assert len(queued) == 1
 
 
 # ---------------------------------------------------------------- WhatsApp outside 24 h
