@@ -448,3 +448,37 @@ def test_an_archived_receipt_is_no_first_response_on_import(
     with psycopg.connect(pg_url) as conn:
         row = conn.execute("SELECT first_response_at FROM tickets WHERE id = %s", (ticket.id,))
         assert row.fetchone()[0] == reply.created_at
+
+
+def test_agents_see_the_receipt_and_only_their_reply_stops_the_first_response_clock(
+    prefix: str, tmp_path: Path
+) -> None:
+    """The console's ticket view shows the receipt as the system's message and its
+    `acknowledged` event; the first-response clock runs on until an agent replies."""
+    from omnidesk.agents.service import AgentService
+    from omnidesk.receipts import Receipts
+    from tests.agentkit import agents_config
+
+    loaded = agents_config(prefix, tmp_path / "state")
+    runtime = Runtime.for_service(loaded)
+    queued: list[Outbound] = []
+    service = AgentService(
+        store=runtime.store, config=lambda: loaded.data, send_reply=queued.append,
+        sla=runtime.clocks,
+    )  # fmt: skip
+    (opened,) = runtime.process([email("view@c.test", "Hello", subject="Question")]).results
+    ticket = runtime.store.get_ticket(opened.ticket_id)
+    assert ticket is not None
+    Receipts(runtime.store, loaded.data, queued.append, runtime.clocks).send(ticket, "thanks")
+    amal = service.agent("amal")
+    view = service.desk.view(amal, ticket.id)
+    (receipt,) = [m for m in view["messages"] if m["direction"] == "out"]
+    assert receipt["author"] == "omnidesk" and ticket.id in receipt["text"]
+    assert "acknowledged" in [e["type"] for e in view["history"]]
+    (first,) = [c for c in view["sla"] if c["target"] == "first_response"]
+    assert first["state"] == "running" and not first["met"]
+
+    service.desk.reply(amal, ticket.id, "We are on it")
+    (first,) = [c for c in service.desk.view(amal, ticket.id)["sla"]
+                if c["target"] == "first_response"]  # fmt: skip
+    assert first["state"] == "stopped" and first["met"]
