@@ -31,6 +31,7 @@ log = logging.getLogger("omnidesk.outbound")
 
 SendReply = Callable[[Outbound], None]
 SYSTEM_AUTHOR = "omnidesk"  # the author of what the system sends by itself
+PERSON_EVENTS = frozenset({"replied", "noted"})  # an agent's reply (stops clocks) or note
 
 # The identity a reply is addressed to, per channel.
 REPLY_IDENTITY = {
@@ -114,9 +115,12 @@ def send_automatic(
     for a receipt, e.g. ``status_replied`` for a status answer) and is the event the message
     is recorded with, so nothing mistakes it for an agent's reply. The message is marked
     automatic for the channel (e-mail: ``Auto-Submitted: auto-replied``, RFC 3834, so other
-    robots do not answer it). `meta` goes to the connector (e.g. ``template_values``).
+    robots do not answer it). `meta` goes to the connector (e.g. ``template_values``);
+    `known`, the ticket's customer and messages when the caller has them (a batch).
     Returns the recorded message (delivery "queued"). If the broker refuses it, the message
     says so (delivery "failed: ...") and the error is raised for the caller to retry."""
+    if event in PERSON_EVENTS:
+        raise ValueError(f"{event!r} is what a person does: name the automatic message's kind")
     outbound = outbound_for(store, ticket, text, known=known, auto="1", **meta)
     message = store.add_outbound_message(outbound, SYSTEM_AUTHOR, Direction.OUT, event=event)
     try:
