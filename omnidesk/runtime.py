@@ -27,7 +27,7 @@ from omnidesk.budget import normalize_within
 from omnidesk.config import ParseBudget
 from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
-from omnidesk.intake import Intake, IntakeHooks, IntakeResult
+from omnidesk.intake import Intake, IntakeHooks, IntakeResult, is_transient
 from omnidesk.known import Known, KnownLookup
 from omnidesk.model import Decision, Inbound, Outbound, RawPayload, Skipped
 from omnidesk.quarantine import Quarantine
@@ -261,7 +261,14 @@ class Runtime:
         if self.send_reply is None or self.config is None:
             return
         receipts = Receipts(self.store, self.config.data, self.send_reply, self.clocks)
-        receipts.after_intake(items, taken)
+        try:
+            receipts.after_intake(items, taken)
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the batch runs again; its receipts are claimed once (receipts.py)
+            # the batch is in: a receipt's bug must not make it fail for ever
+            log.exception("receipts of a batch failed: %s", exc)
+            self.store.incr("receipts_failed")
 
     @staticmethod
     def _merge(

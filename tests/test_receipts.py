@@ -482,3 +482,18 @@ def test_agents_see_the_receipt_and_only_their_reply_stops_the_first_response_cl
     (first,) = [c for c in service.desk.view(amal, ticket.id)["sla"]
                 if c["target"] == "first_response"]  # fmt: skip
     assert first["state"] == "stopped" and first["met"]
+
+
+def test_a_receipt_that_fails_for_good_leaves_the_batch_in(rig) -> None:
+    """A receipt that cannot go (here the hand-off fails for a reason no retry fixes) is
+    logged and counted; the batch's tickets are in and the batch does not fail."""
+    runtime, _ = rig
+
+    def broken(outbound: Outbound) -> None:
+        raise PermanentError("cannot encode this outbound")
+
+    runtime.send_reply = broken
+    batch = [email("bad@customer.test", "Hello", sender="bad@example.sa")]
+    (opened,) = runtime.process(batch).results
+    assert opened.outcome == "opened"
+    assert runtime.store.counts()["stats"]["receipts_failed"] == 1
