@@ -34,9 +34,14 @@ deployments or test runs share one Redis. With prefix ``P``:
                                      eviction pass offers them to evict_customers (db/evict.py)
     P:seq:ticket:<year>       string INCR counter behind ``OD-<year>-<NNNNNN>`` ids
     P:seq:customer            string INCR counter behind ``C-<NNNNNNNN>`` ids
+    P:receipts:sender:<cid>   zset   ticket ids the customer got a receipt for, by ms, for the
+                                     last hour only (expires with it): omnidesk.receipts; the
+                                     ticket's `receipt` field says it was decided (claimed,
+                                     limited)
     P:stats                   hash   counters: opened, duplicates, auto_ignored, in:<channel>,
                                      quarantined, skipped:<reason>, delivery:<status>,
-                                     records_lookup_skipped, customers_evicted
+                                     records_lookup_skipped, customers_evicted,
+                                     receipts_limited, receipts_failed
     P:events                  stream append-only: type, ticket, queue, channel, actor, ts(ms), ...
     P:quarantine[:<id>]       see omnidesk.quarantine
 
