@@ -447,6 +447,8 @@ class WebFormConfig(Strict):
     posts_per_ip: int = Field(default=30, ge=1)
     posts_per_identity: int = Field(default=5, ge=1)  # per e-mail or phone
     status_lookups_per_ip: int = Field(default=30, ge=1)
+    # status answers to one sender in a chat or by e-mail (omnidesk.status_replies)
+    status_replies_per_sender: int = Field(default=10, ge=1)
     max_attachments: int = Field(default=5, ge=0, le=20)  # files in a multipart post
     # Posts taken in within the request at once; past it a post waits up to sync_wait_s,
     # then is queued and answered 202 with a reference that later names the ticket.

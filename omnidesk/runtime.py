@@ -192,9 +192,31 @@ class Runtime:
                 continue
             if result.meta and consume_csat(self.store, result):
                 continue  # a survey answer (button press): recorded, opens no ticket
+            if self._status_request(result):
+                continue  # "OD-2026-000123" alone: answered with its status, opens nothing
             result.raw_ref = raw_ref
             inbounds.append(result)
         return inbounds
+
+    def _status_request(self, inbound: Inbound) -> bool:
+        """True when `inbound` only asks for a ticket's status (omnidesk.status_replies),
+        where this process can answer (it has the pipeline's send_reply)."""
+        if self.send_reply is None or self.config is None:
+            return False
+        from omnidesk.status_replies import StatusReplies
+
+        replies = StatusReplies(
+            self.store, self.config.data, self.send_reply, self.records, self.intake.dedupe_window
+        )
+        try:
+            return replies.consume(inbound)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # a bug here must not lose the message: it goes on as an ordinary one
+            log.exception("status request of %s failed: %s", inbound.dedupe_key, exc)
+            self.store.incr("status_requests:failed")
+            return False
 
     def route_all(
         self, raw: RawPayload, inbounds: list[Inbound], known: Known

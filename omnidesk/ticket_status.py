@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from omnidesk.config import QueueConfig
-from omnidesk.model import Customer, Status, Ticket
+from omnidesk.model import Identity, IdentityKind, Status, Ticket
 from omnidesk.store import TICKET_ID, Store
 
 log = logging.getLogger("omnidesk.ticket_status")
@@ -44,7 +44,7 @@ STATUS_TEXT: dict[str, dict[str, str]] = {
     "closed": {"ar": "مغلق", "en": "Closed"},
 }
 
-_DIGITS = str.maketrans({chr(0x0660 + i): str(i) for i in range(10)}) | str.maketrans(
+DIGITS = str.maketrans({chr(0x0660 + i): str(i) for i in range(10)}) | str.maketrans(
     {chr(0x06F0 + i): str(i) for i in range(10)}
 )
 # A ticket number as a customer types it: any case, Arabic-Indic digits, a leading '#',
@@ -84,7 +84,7 @@ def _iso(value: datetime | None) -> str | None:
 def ticket_number(text: str) -> str | None:
     """The ticket id when `text` is a ticket number on its own ("OD-2026-000123",
     "#od-٢٠٢٦-١٢٣"), canonical (``OD-2026-000123``); None for anything else."""
-    plain = (text or "").translate(_DIGITS).strip().upper()
+    plain = (text or "").translate(DIGITS).strip().upper()
     found = _TICKET_NUMBER.fullmatch(plain)
     if found is None:
         return None
@@ -108,12 +108,11 @@ def contact_keys(contact: str) -> set[str]:
     return {f"phone:{phone}", f"whatsapp:{phone.lstrip('+')}", f"whatsapp:{phone}"}
 
 
-def _identity_keys(customer: Customer | None) -> set[str]:
-    """A customer's identity keys, normalized as `contact_keys` makes them."""
-    if customer is None:
-        return set()
+def identity_keys(identities: Iterable[Identity]) -> set[str]:
+    """Identity keys normalized as `contact_keys` makes them (a phone also under its
+    WhatsApp spellings), so a customer's and a sender's can be compared."""
     out: set[str] = set()
-    for ident in customer.identities:
+    for ident in identities:
         kind, value = ident.kind.value, ident.value
         if kind == "email":
             out.add(f"email:{value.lower()}")
@@ -177,7 +176,8 @@ class TicketStatus:
         ticket = self.store.get_ticket(tid)
         if ticket is None:
             return None
-        owners = _identity_keys(self.store.get_customer(ticket.customer_id))
+        customer = self.store.get_customer(ticket.customer_id)
+        owners = identity_keys(customer.identities) if customer else set()
         if not owners and self.records is not None:  # its customer left Redis: ask the records
             owners = self._recorded_owners(ticket.customer_id)
         return ticket, owners, self._dues(tid, ticket.status)
@@ -245,14 +245,12 @@ class TicketStatus:
             """,
             (customer_id,),
         ).fetchall()
-        from omnidesk.model import Identity, IdentityKind
-
         known = [
             Identity(kind=IdentityKind(kind), value=value)
             for kind, value in rows
             if kind in IdentityKind._value2member_map_
         ]
-        return _identity_keys(Customer(id=customer_id, identities=known))
+        return identity_keys(known)
 
 
 # ---------------------------------------------------------------- the chat message

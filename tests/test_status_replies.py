@@ -1,0 +1,181 @@
+"""Track my request in a chat or by e-mail (issue 14). Telegram end to end: the real
+connector polls the Bot API stand-in (tests/botapi.py), the ingest actor answers a message
+that is only a ticket number with the ticket's status, and `deliver` sends it back to the
+same chat; no ticket is opened. Another sender, an unknown ticket, a redelivery and a sender
+past the limit get nothing. By e-mail, a subject that is only the ticket tag and status/حالة
+is answered to its sender; anything else is mail as before."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from connectors.state import CursorStore
+from connectors.telegram.connector import TelegramConnector
+from omnidesk.db.records import Records
+from omnidesk.model import Channel, Direction, Outbound
+from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
+from omnidesk.runtime import Runtime
+from omnidesk.status_replies import EVENT
+from tests.botapi import GOOD_TOKEN, BotApi, botapi, update  # noqa: F401
+from tests.storekit import REDIS_URL, config_for, email, telegram, web
+from tests.test_telegram import TOKEN_ENV, make_config
+
+ARABIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def make_runtime(prefix: str, tmp_path: Path, pg_url: str, per_sender: int = 10) -> Runtime:
+    loaded = config_for(prefix, tmp_path / "state")
+    service = loaded.data.service
+    web_form = service.web_form.model_copy(update={"status_replies_per_sender": per_sender})
+    data = loaded.data.model_copy(
+        update={"service": service.model_copy(update={"web_form": web_form})}
+    )
+    return Runtime.for_service(replace(loaded, data=data), records=Records(pg_url))
+
+
+def stats(runtime: Runtime) -> dict[str, Any]:
+    return runtime.store.counts()["stats"]
+
+
+async def test_a_ticket_number_on_telegram_gets_the_status_back_and_opens_nothing(
+    botapi: BotApi,  # noqa: F811
+    prefix: str,
+    tmp_path: Path,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, GOOD_TOKEN)
+    runtime = make_runtime(prefix, tmp_path, pg_url, per_sender=2)
+    store = runtime.store
+    broker = make_broker(REDIS_URL, prefix)
+    pipeline = Pipeline(runtime, broker)
+    worker = pipeline.start_worker(threads=1)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    cursors = CursorStore(client, f"odtest:{uuid.uuid4().hex[:12]}")
+    try:
+        async with TelegramConnector(make_config(botapi), cursors) as conn:
+            loop = asyncio.get_running_loop()
+            register_sender(Channel.TELEGRAM, conn.account, conn.send, loop=loop)
+
+            async def poll_until(predicate: Any) -> bool:
+                deadline = loop.time() + 20
+                while loop.time() < deadline:
+                    await conn.run_once(pipeline.handover)
+                    if predicate():
+                        return True
+                    await asyncio.sleep(0.05)
+                return bool(predicate())
+
+            botapi.push(update(1, "أريد تجديد السجل التجاري", chat_id=5150, message_id=11))
+            assert await poll_until(lambda: store.ticket_count() == 1)
+            (ticket,) = store.list_tickets()
+
+            # the number alone, in Arabic-Indic digits and lower case
+            asked = ticket.id.lower().translate(ARABIC_DIGITS)
+            botapi.push(update(2, asked, chat_id=5150, message_id=12))
+            assert await poll_until(lambda: len(botapi.sent) == 1)
+            sent = botapi.sent[0]
+            assert sent["chat_id"] == "5150"
+            assert ticket.id in sent["text"] and "تم الاستلام" in sent["text"]
+            assert "بتوقيت الرياض" in sent["text"] and "Received" in sent["text"]
+            assert sent["text"].index("تم الاستلام") < sent["text"].index("Received")
+            assert store.ticket_count() == 1  # no ticket for the question
+            answers = [m for m in store.ticket_messages(ticket.id) if m.direction == Direction.OUT]
+            assert [(m.author, m.channel) for m in answers] == [("omnidesk", Channel.TELEGRAM)]
+            assert await poll_until(lambda: store.get_message(answers[0].id).delivery == "sent")
+            kinds = [f["type"] for _, f in store.events() if f.get("ticket") == ticket.id]
+            assert EVENT in kinds and "replied" not in kinds  # no agent's reply: no clock stops
+
+            # someone else asks for it, and someone asks for a ticket that does not exist
+            botapi.push(update(3, ticket.id, chat_id=6160, message_id=13))
+            botapi.push(update(4, "OD-2020-000999", chat_id=5150, message_id=14))
+            assert await poll_until(lambda: stats(runtime).get("status_requests:unanswered") == 2)
+            # a third answer to the same sender within the window is over the limit
+            botapi.push(update(5, ticket.id, chat_id=5150, message_id=15))
+            assert await poll_until(lambda: stats(runtime).get("status_requests:rate_limited") == 1)
+            assert len(botapi.sent) == 1 and store.ticket_count() == 1
+    finally:
+        unregister_sender(Channel.TELEGRAM, "bot")
+        await asyncio.to_thread(worker.stop, 5_000)
+        broker.close()
+        await client.delete(cursors.key("bot"))
+        await client.aclose()
+
+
+@pytest.fixture
+def answered(prefix: str, tmp_path: Path, pg_url: str) -> Iterator[tuple[Runtime, list]]:
+    """A worker's runtime whose hand-off to `deliver` is recorded (what would be sent)."""
+    runtime = make_runtime(prefix, tmp_path, pg_url)
+    sent: list[Outbound] = []
+    runtime.send_reply = sent.append
+    yield runtime, sent
+    runtime.records.close()
+
+
+def test_a_redelivered_question_is_answered_once(answered: tuple[Runtime, list]) -> None:
+    runtime, sent = answered
+    (opened,) = runtime.process([telegram(1, 4242, 7, "سؤال عن الخدمات")]).results
+    question = telegram(2, 4242, 8, f"#{opened.ticket_id}")
+    assert runtime.process([question]).results == []
+    assert runtime.process([question]).results == []  # the batch ran again
+    assert len(sent) == 1 and sent[0].meta["chat_id"] == "4242"
+    assert sent[0].in_reply_to == "4242:8"  # under the question
+    assert stats(runtime)["status_requests:repeated"] == 1
+
+
+def test_an_email_whose_subject_asks_for_the_status_is_answered_to_its_sender(
+    answered: tuple[Runtime, list],
+) -> None:
+    runtime, sent = answered
+    first = runtime.process([email("m1@example.sa", "السجل التجاري", sender="Huda@Example.sa")])
+    tid = first.results[0].ticket_id
+    assert tid is not None
+    # e-mail status of a web-form ticket of the same customer works as well
+    form = runtime.process([web("طلب عبر الموقع", email="huda@example.sa")]).results[0].ticket_id
+    for n, (subject, ticket) in enumerate(
+        [(f"[#{tid}] حالة", tid), (f"Status [#{form}]", form)], start=2
+    ):
+        taken = runtime.process([email(f"m{n}@example.sa", "", sender="huda@example.sa",
+                                       subject=subject)])  # fmt: skip
+        assert taken.results == [] and taken.quarantined == []
+        out = sent[-1]
+        assert out.ticket_id == ticket and out.channel == Channel.EMAIL
+        assert [i.key for i in out.to] == ["email:huda@example.sa"]
+        assert out.subject == f"Re: {subject}" and out.in_reply_to == f"<m{n}@example.sa>"
+        assert out.meta["auto"] == "1"  # Auto-Submitted: no robot answers it
+    assert sent[0].text.index("الطلب") < sent[0].text.index("Request")  # حالة: Arabic first
+    assert sent[1].text.index("Request") < sent[1].text.index("الطلب")  # status: English
+    assert runtime.store.ticket_count() == 2
+
+    # not a status request: a reply, more words, another sender's mail, an auto-reply
+    before = len(sent)
+    follow = runtime.process(
+        [
+            email(
+                "m9@example.sa", "any news?", sender="huda@example.sa", subject=f"Re: [#{tid}] حالة"
+            )
+        ]
+    ).results[0]
+    assert follow.outcome == "appended" and follow.ticket_id == tid
+    longer = runtime.process(
+        [email("m10@example.sa", "x", sender="huda@example.sa", subject=f"[#{tid}] status please")]
+    ).results[0]
+    assert longer.ticket_id == tid and longer.outcome == "appended"
+    stranger = runtime.process(
+        [email("m11@example.sa", "", sender="other@example.sa", subject=f"[#{tid}] status")]
+    )
+    assert stranger.results == []  # a question, but not theirs: no answer, no ticket
+    robot = runtime.process(
+        [email("m12@example.sa", "away", sender="huda@example.sa", subject=f"[#{tid}] status",
+               headers={"Auto-Submitted": "auto-replied"})]
+    )  # fmt: skip
+    assert robot.results == [] or robot.results[0].outcome != "opened"
+    assert len(sent) == before and runtime.store.ticket_count() == 2
