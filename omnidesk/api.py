@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from omnidesk.model import Channel, RawPayload
+from omnidesk.model import RawPayload
 from omnidesk.webguard import install as install_security_headers
 
 log = logging.getLogger("omnidesk.api")
@@ -34,7 +34,6 @@ class DaemonView(Protocol):
     async def render_metrics(self) -> bytes: ...
     async def admit(self) -> None: ...
     async def handover(self, items: list[RawPayload]) -> None: ...
-    def validate_payload(self, channel: Channel, payload: bytes) -> None: ...
 
 
 DAEMON_KEY = web.AppKey("daemon", DaemonView)

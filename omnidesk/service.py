@@ -294,10 +294,6 @@ class Daemon:
         self.gate.saw_failure(reason)
         return self.gate.refuse(reason)
 
-    def validate_payload(self, channel: Channel, payload: bytes) -> None:
-        """Raise PayloadError when a payload cannot be normalized (for HTTP intake answers)."""
-        self.runtime.normalize(channel, payload, account="check")
-
     def reload(self) -> None:
         """SIGHUP: load and compile the new config; on any error keep the old one."""
         try:
