@@ -450,10 +450,11 @@ class WebFormConfig(Strict):
     # status answers to one sender in a chat or by e-mail (omnidesk.status_replies)
     status_replies_per_sender: int = Field(default=10, ge=1)
     max_attachments: int = Field(default=5, ge=0, le=20)  # files in a multipart post
-    # Posts taken in within the request at once; past it a post waits up to sync_wait_s,
-    # then is queued and answered 202 with a reference that later names the ticket.
-    sync_concurrency: int = Field(default=4, ge=1, le=64)
-    sync_wait_s: float = Field(default=2.0, ge=0)
+    # Batches of posts taken in within their requests at once (each post waits with those
+    # that came at the same moment); a post that no batch took within sync_wait_s is queued
+    # for the workers and answered 202 with a reference that later names the ticket.
+    sync_concurrency: int = Field(default=2, ge=1, le=16)
+    sync_wait_s: float = Field(default=2.0, ge=0)  # 0: every post queued (202)
     reference_ttl_s: int = Field(default=86_400, ge=60)  # how long a 202 reference resolves
 
 

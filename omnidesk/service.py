@@ -272,13 +272,13 @@ class Daemon:
         if self.gate is not None:
             self.gate.sent(-(-len(items) // HANDOVER_BATCH))
 
-    async def intake_now(self, item: RawPayload) -> Any:
-        """Take one payload in within the caller's request (the web form answers with the
+    async def intake_now(self, items: list[RawPayload]) -> Any:
+        """Take payloads in within the callers' requests (the web form answers with the
         ticket number): `Runtime.process` in a thread, past the same overload gate as the
         hand-over. Returns its BatchReport."""
         await self.admit()
         try:
-            return await asyncio.to_thread(self.runtime.process, [item])
+            return await asyncio.to_thread(self.runtime.process, items)
         except StoreUnavailable as exc:
             raise self.store_refused(exc) from None
 

@@ -1,11 +1,12 @@
 """The public web form: `POST /v1/intake/web` answers with the ticket number.
 
 The submission is taken in within the request (archive, normalize, route, intake: the same
-`Runtime.process` the `ingest` actor runs, in a thread), so the visitor sees 201 and the
-ticket id, or 200 and the existing id for a submission already taken. While `sync_concurrency`
-posts are being taken in, a post waits up to `sync_wait_s` and is then queued for the
-workers and answered 202 with a reference that `GET /v1/intake/web/{reference}` later turns
-into the ticket id. The overload gate still answers 503 + Retry-After first.
+`Runtime.process` the `ingest` actor runs, in a thread, with the posts that arrived at the
+same moment: omnidesk.webintake), so the visitor sees 201 and the ticket id, or 200 and the
+existing id for a submission already taken. A post that no batch took within `sync_wait_s`
+is queued for the workers and answered 202 with a reference that
+`GET /v1/intake/web/{reference}` later turns into the ticket id. The overload gate still
+answers 503 + Retry-After first.
 
 The form takes JSON, form-encoded and multipart bodies (files are archived and listed as
 attachments). A browser on an origin in `service.web_form.allowed_origins` may call it
@@ -47,9 +48,11 @@ from omnidesk.errors import (
     TransientError,
     retry_after_header,
 )
+from omnidesk.intake import IntakeResult
 from omnidesk.model import Channel, Inbound, RawPayload
 from omnidesk.ratelimit import RateLimiter
 from omnidesk.webform_text import Lang, answer, field_errors, pick_lang, summary
+from omnidesk.webintake import WITHDRAWN, IntakeBatcher
 
 log = logging.getLogger("omnidesk.webform")
 
@@ -67,7 +70,7 @@ class PublicDaemon(Protocol):
 
     async def admit(self, *, count: bool = True) -> None: ...
     async def handover(self, items: list[RawPayload]) -> None: ...
-    async def intake_now(self, item: RawPayload) -> Any: ...
+    async def intake_now(self, items: list[RawPayload]) -> Any: ...
     def store_refused(self, exc: StoreUnavailable) -> OmnideskError: ...
 
 
@@ -166,12 +169,11 @@ class WebForm:
     def __init__(self, daemon: PublicDaemon) -> None:
         self.daemon = daemon
         self.limits = RateLimiter(daemon.runtime.store)
-        self._slots: asyncio.Semaphore | None = None
+        runners = daemon.loaded.data.service.web_form.sync_concurrency
+        self.batcher = IntakeBatcher(daemon.intake_now, runners=runners)
 
-    def slots(self, config: WebFormConfig) -> asyncio.Semaphore:
-        if self._slots is None:  # made on the server's loop, at the first post
-            self._slots = asyncio.Semaphore(config.sync_concurrency)
-        return self._slots
+    async def close(self, app: web.Application) -> None:
+        await self.batcher.close()
 
     async def limit(self, scope: str, subject: str, limit: int, window_s: int, lang: Lang) -> None:
         retry = await asyncio.to_thread(self.limits.hit, scope, subject, limit, window_s)
@@ -227,7 +229,7 @@ class WebForm:
             account=ACCOUNT,
             payload=payload,
             received_at=datetime.now(UTC),
-            source=f"http:{ip}",
+            source=f"http:{ip}:{secrets.token_hex(6)}",  # unique: the batch's results by it
         )
         return await self._take_in(item, inbound, config, lang)
 
@@ -275,19 +277,12 @@ class WebForm:
     async def _take_in(
         self, item: RawPayload, inbound: Inbound, config: WebFormConfig, lang: Lang
     ) -> web.Response:
-        slots = self.slots(config)
-        try:
-            await asyncio.wait_for(slots.acquire(), timeout=config.sync_wait_s)
-        except TimeoutError:
+        result = await self.batcher.take(item, config.sync_wait_s)
+        if result is WITHDRAWN:
             return await self._queue(item, inbound, config, lang)
-        try:
-            report = await self.daemon.intake_now(item)
-        finally:
-            slots.release()
-        if not report.results or report.results[0].ticket_id is None:
-            log.error("web intake: a validated form opened nothing (%s)", report.quarantined)
+        if not isinstance(result, IntakeResult) or result.ticket_id is None:
+            log.error("web intake: a validated form opened nothing (%s)", item.source)
             return refusal("failed", 500, lang)
-        result = report.results[0]
         body = {"ticket": result.ticket_id, "outcome": result.outcome}
         location = {"Location": f"/status?ticket={result.ticket_id}"}
         return json_answer(body, 201 if result.created else 200, **location)
@@ -360,6 +355,7 @@ def add_routes(app: web.Application) -> None:
     """The web form's routes (the daemon adds them to its app; see omnidesk.api)."""
     form = WebForm(app[DAEMON_KEY])  # type: ignore[arg-type]
     app.on_response_prepare.append(cors((INTAKE_PATH,)))
+    app.on_cleanup.append(form.close)
     app.router.add_post(INTAKE_PATH, form.post)
     app.router.add_route("OPTIONS", INTAKE_PATH, preflight)
     app.router.add_get(f"{INTAKE_PATH}/{{reference}}", form.reference)
