@@ -8,9 +8,11 @@ is answered to its sender; anything else is mail as before."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import redis.asyncio as aioredis
 from connectors.state import CursorStore
 from connectors.telegram.connector import TelegramConnector
 from omnidesk.db.records import Records
-from omnidesk.model import Channel, Direction, Outbound
+from omnidesk.model import Channel, Direction, Outbound, RawPayload
 from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
 from omnidesk.runtime import Runtime
 from omnidesk.status_replies import EVENT
@@ -179,3 +181,30 @@ def test_an_email_whose_subject_asks_for_the_status_is_answered_to_its_sender(
     )  # fmt: skip
     assert robot.results == [] or robot.results[0].outcome != "opened"
     assert len(sent) == before and runtime.store.ticket_count() == 2
+
+
+def test_a_ticket_number_on_whatsapp_from_the_phone_on_a_web_ticket_is_answered_there(
+    answered: tuple[Runtime, list],
+) -> None:
+    from tests.test_receipts import whatsapp_webhook
+
+    runtime, sent = answered
+    tid = runtime.process([web("شكوى", phone="055 123 4567")]).results[0].ticket_id
+    assert tid is not None
+
+    def ask(wa_id: str) -> RawPayload:
+        return RawPayload(
+            channel=Channel.WHATSAPP,
+            account="mci_wa",
+            payload=whatsapp_webhook(wa_id, time.time(), f"  {tid}  "),
+            received_at=datetime.now(UTC),
+        )
+
+    assert runtime.process([ask("966551234567")]).results == []
+    (out,) = sent
+    assert out.channel == Channel.WHATSAPP and out.ticket_id == tid
+    assert out.meta["wa_id"] == "966551234567" and out.meta["last_customer_at"]
+    assert [i.key for i in out.to] == ["whatsapp:966551234567"]
+    assert tid in out.text and "تم الاستلام" in out.text
+    assert runtime.process([ask("966559999999")]).results == []  # another number: silence
+    assert len(sent) == 1 and runtime.store.ticket_count() == 1
