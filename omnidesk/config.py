@@ -453,7 +453,7 @@ class WebFormConfig(Strict):
     # Batches of posts taken in within their requests at once (each post waits with those
     # that came at the same moment); a post that no batch took within sync_wait_s is queued
     # for the workers and answered 202 with a reference that later names the ticket.
-    sync_concurrency: int = Field(default=2, ge=1, le=16)
+    sync_concurrency: int = Field(default=1, ge=1, le=16)
     sync_wait_s: float = Field(default=2.0, ge=0)  # 0: every post queued (202)
     reference_ttl_s: int = Field(default=86_400, ge=60)  # how long a 202 reference resolves
 

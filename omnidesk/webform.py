@@ -164,7 +164,7 @@ class Refused(Exception):
 
 
 class WebForm:
-    """The handlers, with the state they share: the rate limiter, the intake slots."""
+    """The handlers, with the state they share: the rate limiter and the intake batcher."""
 
     def __init__(self, daemon: PublicDaemon) -> None:
         self.daemon = daemon

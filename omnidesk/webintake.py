@@ -39,7 +39,7 @@ class _Entry:
 @dataclass
 class IntakeBatcher:
     intake: IntakeFn
-    runners: int = 2
+    runners: int = 1
     max_batch: int = MAX_BATCH
     _queue: asyncio.Queue[_Entry] = field(default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
