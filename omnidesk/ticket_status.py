@@ -211,18 +211,19 @@ class TicketStatus:
         """A ticket only the records hold: resolved or closed, so no clock is running."""
         if self.records is None:
             return None
-        from omnidesk.db.ticketview import TICKET_COLUMNS, _convert
-
         with self.records.connection() as conn:
             row = conn.execute(
-                f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = %s", (tid,)
+                "SELECT id, customer_id, channel, account, queue, status, created_at, updated_at"
+                " FROM tickets WHERE id = %s",
+                (tid,),
             ).fetchone()
             if row is None:
                 return None
-            names = [c.strip() for c in TICKET_COLUMNS.split(",")]
-            fields = dict(zip(names, row, strict=True))
-            fields.pop("data", None)
-            ticket = _convert(fields, Ticket)
+            names = ("id", "customer_id", "channel", "account", "queue", "status")
+            fields: dict[str, Any] = dict(zip(names, row[:6], strict=True))
+            ticket = msgspec.convert(
+                {**fields, "created_at": row[6], "updated_at": row[7]}, Ticket, strict=False
+            )
             owners = self._owners_in(conn, ticket.customer_id)
         return ticket, owners, {}
 
