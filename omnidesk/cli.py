@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
 from omnidesk.errors import ConfigError, OmnideskError
+from omnidesk.logs import mask_root_handlers
 from omnidesk.text import display_safe, one_line_safe
 
 
@@ -100,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    mask_root_handlers()  # the secrets are registered when a command loads its config
     try:
         with terminal_safe_stdout():
             return int(args.func(args) or 0)
@@ -128,6 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+
+
+def pasteable(*words: str, env: dict[str, str] | None = None) -> str:
+    """A command line to print as a hint, quoted for a POSIX shell, to be pasted and run as
+    it is: ``[NAME=value ...] omnidesk WORDS``. No placeholders: the caller gives real
+    values (see `config_words`)."""
+    assignments = [f"{name}={shlex.quote(value)}" for name, value in (env or {}).items()]
+    return " ".join([*assignments, "omnidesk", *(shlex.quote(w) for w in words)])
+
+
+def config_words(config: str | os.PathLike[str] | None) -> list[str]:
+    """``--config ABSOLUTE-PATH`` of the config a command used, for its hints: the hint then
+    runs from any folder, with the same config."""
+    from omnidesk.configload import config_path
+
+    return ["--config", str(config_path(config).resolve())]
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,6 +28,9 @@ from omnidesk.errors import ConfigError
 from omnidesk.templates import template_problem
 
 DEFAULT_CONFIG = "queue_config.yaml"
+# Overrides service.key_prefix for one process, as $OMNIDESK_DATABASE_URL does the database:
+# how a command looks at the demo's data (`omnidesk demo` prints the commands).
+KEY_PREFIX_ENV = "OMNIDESK_KEY_PREFIX"
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
 
 Loc = tuple[str | int, ...]
@@ -64,7 +67,62 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
         raise ConfigError([f"{cfg_path}:0: (file): cannot read: {exc.strerror}"]) from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError([f"{cfg_path}:0: (file): larger than {MAX_CONFIG_BYTES} bytes"])
-    return parse_config(raw, cfg_path)
+    loaded = parse_config(raw, cfg_path)
+    mask_secrets_of(loaded.data)
+    if prefix := os.environ.get(KEY_PREFIX_ENV):
+        loaded.data = _with_key_prefix(loaded.data, prefix)
+    return loaded
+
+
+def _with_key_prefix(cfg: QueueConfigFile, prefix: str) -> QueueConfigFile:
+    service = cfg.service.model_copy(update={"key_prefix": prefix})
+    return cfg.model_copy(update={"service": service})
+
+
+# Secrets the config does not name with an `*_env` key, read by fixed names.
+FIXED_SECRET_ENVS = ("OMNIDESK_DASHBOARD_TOKEN",)
+
+
+def secret_env_names(cfg: QueueConfigFile) -> list[str]:
+    """Every environment variable the config names through an `*_env` key, anywhere (the
+    connectors' passwords and tokens, service.database_password_env, the SMTP password):
+    by the project's rule, those are the keys that name secrets."""
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if str(key).endswith("_env") and isinstance(value, str):
+                    names.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(cfg.model_dump())
+    return [*names, *FIXED_SECRET_ENVS]
+
+
+def mask_secrets_of(cfg: QueueConfigFile) -> None:
+    """From now on no log line of this process shows a secret this config names: called at
+    every load (daemon, worker, each CLI command, each SIGHUP reload)."""
+    from omnidesk import logs
+    from omnidesk.db.connect import URL_ENV
+
+    logs.register_secret_env(*secret_env_names(cfg))
+    for url in (os.environ.get(URL_ENV), cfg.service.database_url):  # a password in a URL
+        logs.register_secret(_url_password(url))
+    logs.mask_root_handlers()
+
+
+def _url_password(url: str | None) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return conninfo_to_dict(url).get("password") if url else None
+    except Exception:  # not a valid URL: connecting will say so
+        return None
 
 
 def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
@@ -328,8 +386,13 @@ def _cross_check(
                 )
             )
         if test.file is not None and not (at.path.parent / test.file).is_file():
-            problems.append(at.problem(("tests", i, "file"), f"no such file {test.file!r}"))
+            # a config copied away from its samples still runs; `check` says what it skipped
+            warnings.append(at.problem(("tests", i, "file"), missing_test_file(test.file)))
     return problems, warnings
+
+
+def missing_test_file(file: str) -> str:
+    return f"no such file {file!r} beside the config: this rule test is skipped"
 
 
 def _check_connectors(entries: list[dict[str, Any]], at: _Locator) -> list[str]:

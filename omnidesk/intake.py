@@ -44,7 +44,6 @@ from omnidesk.errors import PartialFailure, TransientError
 from omnidesk.model import (
     Decision,
     Direction,
-    Flag,
     Inbound,
     Message,
     Priority,
@@ -60,7 +59,6 @@ log = logging.getLogger("omnidesk.intake")
 
 REOPEN_WINDOW = timedelta(days=7)  # default of service.reopen_window_days
 DEDUPE_WINDOW = timedelta(days=30)  # default of service.dedupe_window_days
-AUTO_FLAGS = (Flag.AUTO_REPLY, Flag.BOUNCE)
 
 Hook = Callable[[Ticket], None]
 BatchHook = Callable[[list[Ticket]], None]
@@ -274,7 +272,7 @@ class Intake:
             "edit_text": inbound.text,
             "thread_keys": list(inbound.thread_keys),
             "message_keys": list(inbound.message_keys),
-            "auto": "1" if any(inbound.has_flag(f) for f in AUTO_FLAGS) else "0",
+            "auto": "1" if inbound.is_machine_mail else "0",
             "now_ms": str(ms(now)),
             "now_iso": now.isoformat(),
             "year": str(now.year),  # ticket ids count per year of intake

@@ -29,10 +29,51 @@ def register_secret_env(*names: str) -> None:
             _SECRETS.add(value)
 
 
+def register_secret(value: str | None) -> None:
+    """Mask one secret value that is not a whole variable (a password inside a URL)."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every registered secret as `***` (longest first: one may hold another)."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
 def redact(text: str) -> str:
-    for secret in _SECRETS:
-        text = text.replace(secret, "***")
-    return mask_pii(text)
+    return mask_pii(mask_secrets(text))
+
+
+class SecretMask(logging.Filter):
+    """On a handler: the record's message and traceback with the secrets masked, before any
+    formatter sees them, so third-party lines (httpx prints the Bot API URL, token and all)
+    are masked as well as ours. The record is rewritten in place: every handler after this
+    one sees the masked text too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _SECRETS:
+            return True
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_secrets(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_secrets(record.stack_info)
+        return True
+
+
+def mask_root_handlers() -> None:
+    """Put `SecretMask` on every handler of the root logger (once each)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, SecretMask) for f in handler.filters):
+            handler.addFilter(SecretMask())
 
 
 def hide_message_bodies() -> None:
@@ -88,8 +129,9 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 line[key] = value
-        if record.exc_info:
-            line["exc"] = redact(self.formatException(record.exc_info))
+        if record.exc_info or record.exc_text:
+            exc_text = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+            line["exc"] = redact(exc_text)
         return json.dumps(line, ensure_ascii=False)
 
 
@@ -97,6 +139,7 @@ def setup_json_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
+    handler.addFilter(SecretMask())
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("aiohttp.access", "dramatiq"):

@@ -71,11 +71,17 @@ class Flag(StrEnum):
 
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
+    FEEDBACK_REPORT = "feedback_report"  # an abuse/feedback report (ARF, RFC 5965)
+    READ_RECEIPT = "read_receipt"  # a disposition notification (MDN, RFC 8098)
     MAILING_LIST = "mailing_list"
     BULK = "bulk"  # Precedence: bulk/junk/list: sent to many (a list, a group), not by a machine
     EDITED = "edited"
     FORWARDED = "forwarded"
     REPLY = "reply"
+
+
+# Sent by a machine, not a person: opens no ticket, starts no clock, gets no receipt.
+MACHINE_FLAGS = frozenset({Flag.AUTO_REPLY, Flag.BOUNCE, Flag.FEEDBACK_REPORT, Flag.READ_RECEIPT})
 
 
 class IdentityKind(StrEnum):
@@ -170,6 +176,10 @@ class Inbound(msgspec.Struct, kw_only=True):
 
     def has_flag(self, flag: Flag) -> bool:
         return flag in self.flags
+
+    @property
+    def is_machine_mail(self) -> bool:
+        return not MACHINE_FLAGS.isdisjoint(self.flags)
 
     @property
     def dedupe_key(self) -> str:

@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--maintenance-chance", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    loaded = load_config(args.config)
+    loaded = load_config(args.config)  # registers its secrets and masks them on the handler
     service = loaded.data.service
     broker = make_broker(
         service.broker_url or service.redis_url,

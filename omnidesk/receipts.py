@@ -4,8 +4,9 @@ the ticket number and the promised first-response time (`{first_response_due}`).
 
 Decided after intake of a batch (Runtime.process, in the worker that has the pipeline), for
 the tickets the batch opened. No receipt goes
-- to machine mail: a message flagged as an auto-reply or bounce (intake.AUTO_FLAGS; such
-  mail opens no ticket in the first place);
+- to machine mail: auto-replies, bounces, DSN, ARF and MDN reports (Inbound.is_machine_mail;
+  such mail opens no ticket in the first place);
+- on the web form: its HTTP answer carries the ticket number, and no connector sends on `web`;
 - to a follow-up, an edit or a duplicate: only the message that opened the ticket counts;
 - to a sender (customer) that had `service.receipts.max_per_sender_per_hour` receipts in
   the last hour: a loop with another robot, or a flood, ends there.
@@ -27,9 +28,9 @@ from datetime import datetime
 from typing import Any
 
 from omnidesk.config import QueueConfigFile
-from omnidesk.intake import AUTO_FLAGS, IntakeResult
+from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
-from omnidesk.model import Decision, Inbound, Ticket, utcnow
+from omnidesk.model import Channel, Decision, Inbound, Ticket, utcnow
 from omnidesk.outbound import Known, SendReply, send_automatic
 from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded, lua, ms
@@ -179,9 +180,10 @@ def first_response_due(state: SlaState | None) -> datetime | None:
 
 def _new_ticket(inbound: Inbound, result: IntakeResult) -> bool:
     """The message may have opened its ticket: opened now, or a redelivery of what did
-    (the claim script checks it is the ticket's first message). Never machine mail."""
+    (the claim script checks it is the ticket's first message). Never machine mail, and
+    never the web form, whose answer is its receipt."""
     if result.outcome not in ("opened", "duplicate") or not result.ticket_id:
         return False
     if not result.message_id:
         return False
-    return not any(inbound.has_flag(flag) for flag in AUTO_FLAGS)
+    return not inbound.is_machine_mail and inbound.channel != Channel.WEB

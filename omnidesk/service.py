@@ -65,10 +65,18 @@ class DaemonOptions:
     database_url: str | None = None  # overrides service.database_url (the demo's own)
 
 
+def _log_warnings(loaded: LoadedConfig) -> None:
+    """What `omnidesk check` would warn about (a rule test skipped for want of its sample
+    file, a rule that can never match) goes to the log: the daemon starts all the same."""
+    for warning in loaded.warnings:
+        log.warning("config: %s", warning)
+
+
 class Daemon:
     def __init__(self, options: DaemonOptions) -> None:
         self.options = options
         self.loaded: LoadedConfig = load_config(options.config)
+        _log_warnings(self.loaded)
         self.metrics = Metrics()
         self.connectors: list[Connector] = []
         self.route_hooks: list[RouteHook] = []
@@ -308,6 +316,7 @@ class Daemon:
             log.error("reload refused: %s", exc)
             return
         self.loaded = new
+        _log_warnings(new)
         for hook in list(self.reload_hooks):
             try:
                 hook(new)
@@ -353,6 +362,12 @@ class Daemon:
             if state.up is False:
                 report["status"] = "degraded"
                 report["degraded"] = [*report.get("degraded", []), "postgresql_down"]
+        scheduler = getattr(self, "report_scheduler", None)  # set by the reports plugin
+        if scheduler is not None and (mail := scheduler.health()) is not None:
+            report["reports"] = mail  # intake goes on; only the report mail waits
+            if mail["mail"] == "down":
+                report["status"] = "degraded"
+                report["degraded"] = [*report.get("degraded", []), "report_mail_down"]
         return report
 
     async def render_metrics(self) -> bytes:

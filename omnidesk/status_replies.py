@@ -5,8 +5,8 @@ A status request is
 - on Telegram or WhatsApp: a ticket number on its own ("OD-2026-000123", "#od-٢٠٢٦-١٢٣");
 - by e-mail: a subject that is only the ticket tag and the word status or حالة
   ("[#OD-2026-000123] status", "حالة [#OD-2026-000123]"); the body is not read.
-Machine mail (auto-replies, bounces) and edits are never requests: an out-of-office answer
-to a status reply must not start a loop.
+Machine mail (auto-replies, bounces, DSN/ARF/MDN reports) and edits are never requests: an
+out-of-office answer to a status reply must not start a loop.
 
 The answer (omnidesk.ticket_status.render_both: Arabic first unless the sender's client
 says English) goes only to a sender whose identity is the ticket's customer's; for any
@@ -32,7 +32,6 @@ import msgspec
 
 from omnidesk.config import QueueConfigFile
 from omnidesk.errors import TransientError
-from omnidesk.intake import AUTO_FLAGS
 from omnidesk.model import Channel, Customer, Direction, Flag, Inbound, Message
 from omnidesk.outbound import Known, SendReply, send_automatic
 from omnidesk.ratelimit import RateLimiter
@@ -63,7 +62,7 @@ def requested_ticket(inbound: Inbound) -> tuple[str, Lang | None] | None:
     only asks for a ticket's status; None for anything else."""
     if inbound.edit_of or inbound.has_flag(Flag.EDITED) or inbound.attachments:
         return None
-    if any(inbound.has_flag(f) for f in AUTO_FLAGS):
+    if inbound.is_machine_mail:
         return None
     if inbound.channel in CHATS:
         found = ticket_number(inbound.text)

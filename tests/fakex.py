@@ -113,7 +113,8 @@ class FakeX:
         if chunk:
             body["data"] = chunk
             ids = {item.get("author_id") or item.get("sender_id") for item in chunk}
-            body["includes"] = {"users": [USERS[i] for i in sorted(ids) if i in USERS]}
+            # an item may name no author (withheld or deleted): it brings no user
+            body["includes"] = {"users": [USERS[i] for i in sorted(ids - {None}) if i in USERS]}
         return web.json_response(body, headers=self.headers())
 
     async def _mentions(self, request: web.Request) -> web.Response:

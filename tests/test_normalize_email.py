@@ -104,6 +104,8 @@ def _check(msg: Inbound, expect: dict) -> None:
             assert msg.segment_hint.value == want
         elif key == "hints":
             assert want.items() <= msg.hints.items(), msg.hints
+        elif key == "meta":
+            assert want.items() <= msg.meta.items(), msg.meta
         else:
             raise AssertionError(f"unknown expectation key {key}")
 
@@ -214,3 +216,34 @@ def test_mixed_rfc2231_sections_are_a_defect_not_a_crash(where: str, raw: bytes)
     assert [a.content_type for a in inbound.attachments] == (
         ["application/pdf"] if where == "a filename" else []
     )
+
+
+def test_obsolete_from_is_not_taken_for_an_mbox_envelope_line() -> None:
+    """`From  : x` on the first line looks like mbox's `From sender date` to the stdlib."""
+    inbound = normalize(b"From  : Huda <huda@example.sa>\nSubject: hi\n\nbody\n")
+    assert inbound.author.identity(IdentityKind.EMAIL) == "huda@example.sa"
+    assert inbound.author.name == "Huda" and inbound.subject == "hi"
+    assert "ObsoleteHeaderSyntax" in inbound.defects
+    mbox = normalize(b"From huda@example.sa Sun Jan  4 10:00:00 2026\nFrom: huda@example.sa\n\nx")
+    assert mbox.author.identity(IdentityKind.EMAIL) == "huda@example.sa"
+    assert "ObsoleteHeaderSyntax" not in mbox.defects
+
+
+def test_a_utf16_reading_is_never_guessed_for_header_bytes() -> None:
+    """charset-normalizer reads these bytes as UTF-16 (CJK); a header never gets that."""
+    from charset_normalizer import from_bytes
+
+    from connectors.email.charsets import detect
+
+    data = b"\xb0\xcd\xc8\xffa\xe4"
+    assert from_bytes(data).best().encoding.startswith("utf_16")  # the trap is real
+    text, codec = detect(data, header=True)
+    assert codec == "cp1252" and text == data.decode("cp1252")
+    subject = normalize(b"From: a@b.example\nSubject: " + data + b"\n\nx\n").subject
+    assert not any("\u3000" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in subject)
+
+
+def test_raw_iso_2022_jp_in_a_header_decodes() -> None:
+    subject = "登録の更新".encode("iso-2022-jp")
+    inbound = normalize(b"From: a@b.example\nSubject: " + subject + b"\n\nx\n")
+    assert inbound.subject == "登録の更新"

@@ -159,7 +159,15 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
             "thread_keys": ["telegram:chat:5123456789", "telegram:msg:5123456789:150"],
         }
     ],
-    "telegram/not_an_update.json": err("not_message_update", "telegram:", "900021", "foo"),
+    # an update kind the normalizer does not know is skipped and counted, not quarantined
+    "telegram/not_an_update.json": [skip("unknown_update:foo")],
+    "telegram/unknown_update_kind.json": [skip("unknown_update:guest_story_reply")],
+    "telegram/unknown_update_odd_key.json": [skip("unknown_update")],
+    "telegram/update_id_only.json": [skip("empty_update")],
+    "telegram/message_reaction.json": [skip("message_reaction")],
+    # ... but a message missing what it must have is still refused, naming the path
+    "telegram/message_without_chat.json": err("missing_field", "telegram:", "message.chat"),
+    "telegram/no_update_id.json": err("missing_field", "telegram:", "update_id"),
     "telegram/truncated_json.json": err("not_json", "telegram:", "not JSON"),
     # ---- X
     "twitter/single_mention.json": [
@@ -234,6 +242,29 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
         {"received_at": "2024-05-01T09:19:49.500000+00:00", "text": "hello", "name": ""}
     ],
     "twitter/bad_data_type.json": err("bad_field", "x:", "data"),
+    # an item with no author is skipped alone; the page's other items stay
+    "twitter/page_item_without_author.json": [
+        {"external_id": "tweet:1785600000000000021", "ids": NOURA},
+        skip("no_author_id"),
+        {
+            "external_id": "tweet:1785600000000000023",
+            "text": "where is my refund?",
+            "ids": ["twitter:1500000000000000003", "twitter_handle:linar"],
+        },
+    ],
+    "twitter/single_mention_without_author.json": [skip("no_author_id")],
+    "twitter/dm_event_without_sender.json": [
+        skip("no_sender_id"),
+        {"external_id": "dm:1785700000000000042", "ids": NOURA[:1]},
+    ],
+    # an author_id that is there but not an id is malformed: refused, with its path
+    "twitter/author_id_wrong_type.json": err("bad_field", "x:", "data[0].author_id"),
+    # "RT @user:" is a retweet even without referenced_tweets; a comment that quotes one is not
+    "twitter/manual_retweet_in_page.json": [
+        skip("retweet"),
+        {"text": "RT @saudipost: is this true? my parcel is late", "flags": []},
+        {"text": "ART @MCI_SA: exhibition permit question"},
+    ],
     # ---- WhatsApp
     "whatsapp/text.json": [
         {
@@ -332,6 +363,75 @@ CASES: dict[str, list[dict[str, Any]] | dict[str, Any]] = {
     "whatsapp/forwarded_text.json": [{"flags": ["forwarded"], "thread_keys": [WA_THREAD]}],
     "whatsapp/unsupported_type.json": [skip("unsupported:unsupported")],
     "whatsapp/template_status_field.json": [skip("field:message_template_status_update")],
+    # a call-permission answer, call events and opt-outs are no customer message: skipped
+    "whatsapp/call_permission_reply.json": [skip("call_permission_reply")],
+    "whatsapp/calls_field.json": [skip("field:calls")],
+    "whatsapp/calls_without_field.json": [skip("calls")],
+    "whatsapp/user_preferences.json": [skip("field:user_preferences")],
+    "whatsapp/user_preferences_in_messages_field.json": [skip("user_preferences")],
+    # an interactive kind we cannot read would be an empty ticket
+    "whatsapp/interactive_unknown_kind.json": [skip("unsupported:interactive")],
+    # an order: the customer's note, then one line per item and the total
+    "whatsapp/order.json": [
+        {
+            "external_id": "wamid.ORD1",
+            "text": "أرجو التوصيل إلى الرياض\n"
+            "طلب / Order (1385574212355436)\n"
+            "2 × SKU-ABAYA-52 @ 250 SAR\n"
+            "1 × 7001234567 @ 99.50 SAR\n"
+            "المجموع / Total: 599.50 SAR",
+            "language": "ar",
+            "segment": "unknown",  # a product id is not a CR number
+            "hints": {},
+            "thread_keys": [WA_THREAD],
+            "meta": {"type": "order", "catalog_id": "1385574212355436", "order_items": "2"},
+        }
+    ],
+    "whatsapp/order_without_text.json": [
+        {
+            "text": "طلب / Order (1385574212355436)\n"
+            "3 × SKU-1 @ 1.25 USD\n"
+            "1 × SKU-2 @ 10 SAR\n"
+            "المجموع / Total: 3.75 USD\n"
+            "المجموع / Total: 10 SAR",
+            "language": "unknown",
+        }
+    ],
+    "whatsapp/order_bad_quantity.json": err(
+        "bad_field", "whatsapp:", "order.product_items[0].quantity", "positive whole number"
+    ),
+    # an edit joins the original's ticket (its message key) and says what it edits
+    "whatsapp/edit_text.json": [
+        {
+            "external_id": "wamid.EDIT1",
+            "edit_of": "wamid.C1",
+            "text": "السلام عليكم، متى يصدر الترخيص التجاري؟",
+            "flags": ["edited"],
+            "thread_keys": [WA_THREAD, "whatsapp:msg:wamid.C1"],
+            "message_keys": ["whatsapp:msg:wamid.EDIT1"],
+            "meta": {"type": "edit", "edit_of": "wamid.C1", "edited_type": "text"},
+        }
+    ],
+    "whatsapp/edit_caption.json": [
+        {
+            "edit_of": "wamid.C4",
+            "text": "صورة الفاتورة الصحيحة",
+            "flags": ["edited", "reply"],
+            "thread_keys": [WA_THREAD, "whatsapp:msg:wamid.OUT9", "whatsapp:msg:wamid.C4"],
+            "attachments": [],
+            "meta": {"edited_type": "image"},
+        }
+    ],
+    "whatsapp/edit_of_location.json": [skip("unsupported:edit")],
+    # WhatsApp's errors array: skipped with them when nothing can be read, never refused
+    "whatsapp/interactive_with_errors.json": [
+        skip("unsupported:interactive", errors=[{"code": 131051, "title": "Message type unknown"}]),
+        {"external_id": "wamid.IE2", "text": "وهذه رسالتي"},
+    ],
+    "whatsapp/unsupported_with_errors_and_text.json": [
+        skip("unsupported:unsupported", errors=[{"code": 131051, "title": "Message type unknown"}]),
+        {"external_id": "wamid.UE2", "text": "ما زلت أنتظر الرد"},
+    ],
     "whatsapp/missing_metadata.json": err(
         "missing_field", "whatsapp:", "entry[0].changes[0].value.metadata"
     ),

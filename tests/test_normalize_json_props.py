@@ -45,7 +45,9 @@ KEYS = sorted(
         "object", "entry", "changes", "field", "value", "metadata", "phone_number_id",
         "contacts", "profile", "name", "wa_id", "messages", "statuses", "timestamp",
         "body", "image", "interactive", "button_reply", "context", "forwarded", "status",
-        "recipient_id", "errors", "phones",
+        "recipient_id", "errors", "phones", "order", "product_items", "product_retailer_id",
+        "quantity", "item_price", "currency", "catalog_id", "edit", "original_message_id",
+        "call_permission_reply", "calls", "user_preferences",
         # web
         "email", "phone", "subject", "service", "region", "segment", "submission_id",
         "submitted_at", "filename", "content_type", "size", "sha256",

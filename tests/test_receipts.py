@@ -221,6 +221,21 @@ def test_a_redelivered_batch_sends_no_second_receipt(rig) -> None:
     assert len(out_messages(runtime, opened.ticket_id)) == 1 and len(queued) == 1
 
 
+def test_the_web_form_gets_no_receipt_through_deliver(rig) -> None:
+    """The config acknowledges web tickets too, but the form's HTTP answer carries the ticket
+    number and no connector sends on `web`: a receipt there would only fail in deliver."""
+    runtime, _ = rig
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
+    form = (Path(__file__).parent.parent / "examples" / "web" / "complaint.json").read_bytes()
+    payload = RawPayload(
+        channel=Channel.WEB, account="web", payload=form, received_at=datetime.now(UTC)
+    )
+    (opened,) = runtime.process([payload]).results
+    assert opened.outcome == "opened"
+    assert out_messages(runtime, opened.ticket_id) == [] and queued == []
+
+
 def test_a_ticket_whose_process_died_before_its_receipt_gets_it_on_redelivery(
     prefix: str, tmp_path: Path
 ) -> None:

@@ -15,15 +15,18 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.catalog import validate_entry
 from connectors.state import CursorStore
 from connectors.telegram.config import TelegramConfig
 from connectors.telegram.connector import TelegramConnector
+from connectors.telegram.normalize import normalize
 from connectors.telegram.webhook import SECRET_HEADER, webhook_routes
 from omnidesk.api import build_app
-from omnidesk.errors import AuthError, ConfigError, PermanentError, TransientError
-from omnidesk.model import Channel, Outbound, RawPayload
+from omnidesk.errors import AuthError, ConfigError, PayloadError, PermanentError, TransientError
+from omnidesk.model import Channel, Outbound, RawPayload, Skipped
 from tests.botapi import GOOD_TOKEN, BotApi, botapi, update  # noqa: F401
 from tests.storekit import REDIS_URL
 
@@ -460,3 +463,77 @@ async def test_daemon_wires_polling_webhook_and_replies(
 async def store_cursor(daemon: Any, name: str) -> Any:
     connector = next(c for c in daemon.connectors if c.name == name)
     return await connector.cursors.get(name)
+
+
+# ---------------------------------------------------------------- update kinds we do not know
+
+# kinds the normalizer reads as a message (or a button press), and the id: not "unknown"
+_READ_KINDS = {"message", "edited_message", "business_message", "edited_business_message",
+               "callback_query", "update_id"}  # fmt: skip
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.from_regex(r"[a-z][a-z_]{0,30}", fullmatch=True).filter(lambda k: k not in _READ_KINDS),
+    value=_JSON,
+    update_id=st.integers(min_value=0, max_value=2**40),
+)
+def test_any_update_kind_we_do_not_read_is_skipped_never_refused(
+    kind: str, value: Any, update_id: int
+) -> None:
+    """The Bot API adds kinds often: whatever the kind and its body, it is skipped with a
+    reason naming it (a known kind by its name), so nothing piles up in the quarantine."""
+    result = normalize({"update_id": update_id, kind: value})
+    assert isinstance(result, Skipped)
+    assert result.reason in (kind, f"unknown_update:{kind}")
+
+
+@settings(max_examples=100, deadline=None)
+@given(field=st.sampled_from(["message_id", "chat", "from", "date"]), kind=st.sampled_from(
+    ["message", "edited_message", "business_message"]))  # fmt: skip
+def test_a_message_missing_a_required_field_is_still_refused(field: str, kind: str) -> None:
+    message = dict(update(5, "مرحبا")["message"])
+    del message[field]
+    try:
+        result = normalize({"update_id": 5, kind: message})
+    except PayloadError as exc:
+        assert exc.reason == "missing_field" and f"{kind}.{field}" in str(exc)
+    else:  # an anonymous admin posts without `from`: a skip, said so
+        assert field == "from" and isinstance(result, Skipped) and result.reason == "no_sender"
+
+
+async def test_unknown_update_kind_is_counted_as_skipped_not_quarantined(
+    botapi: BotApi,  # noqa: F811
+    cursors: CursorStore,
+    token: str,
+    runtime: Any,
+    prefix: str,
+) -> None:
+    """Through the real connector and pipeline: the new kind is skipped with its reason,
+    the message after it still becomes a ticket, and the quarantine stays empty."""
+    from omnidesk.pipeline import Pipeline, make_broker
+
+    broker = make_broker(REDIS_URL, prefix)
+    pipeline = Pipeline(runtime, broker)
+    worker = pipeline.start_worker(threads=1)
+    store = runtime.store
+    try:
+        async with TelegramConnector(make_config(botapi), cursors) as conn:
+            botapi.push({"update_id": 91, "guest_story_reply": {"story_id": 7, "date": 1}})
+            botapi.push(update(92, "أريد تجديد السجل التجاري", chat_id=5151, message_id=322))
+            await conn.run_once(pipeline.handover)
+            assert await eventually(lambda: store.ticket_count() == 1, timeout=15)
+            assert await eventually(
+                lambda: store.counts()["stats"].get("skipped:unknown_update:guest_story_reply")
+                == 1,
+                timeout=15,
+            )
+    finally:
+        await asyncio.to_thread(worker.stop, 5_000)
+        broker.close()
+    assert store.counts()["quarantine"] == 0

@@ -7,6 +7,8 @@ import json
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.catalog import validate_entry
 from connectors.registry import normalize
@@ -15,7 +17,7 @@ from connectors.twitter.config import TwitterConfig
 from connectors.twitter.connector import TwitterConnector
 from connectors.twitter.thread import split_thread, weighted_length
 from omnidesk.errors import AuthError, ConfigError, TransientError
-from omnidesk.model import Channel, Inbound, Outbound, RawPayload
+from omnidesk.model import Channel, Inbound, Outbound, RawPayload, Skipped
 from tests.fakex import OUR_ID, FakeX, fake_x_server  # noqa: F401
 from tests.services import eventually
 
@@ -335,3 +337,71 @@ async def test_end_to_end_mention_becomes_a_ticket(
     messages = runtime.store.ticket_messages(ticket.id)
     assert "renew my commercial registration" in messages[0].text
     assert messages[0].external_id == f"tweet:{tweet}"
+
+
+async def test_a_page_with_an_authorless_item_and_a_manual_retweet_keeps_the_rest(
+    fake_x: FakeX,
+    cursors: CursorStore,
+    runtime,
+) -> None:
+    """Through the connector and intake: the item with no author_id and the `RT @user:`
+    are skipped and counted; the page's two customer mentions become tickets; nothing is
+    quarantined."""
+    first = fake_x.mention("How do I renew my commercial registration?")
+    fake_x.mention("posted by an account since suspended")
+    del fake_x.mentions[-1]["author_id"]
+    fake_x.mention("ignored")
+    fake_x.mentions[-1]["text"] = "RT @saudipost: shipments are delayed this week"
+    last = fake_x.mention("متى يصدر الترخيص؟", author="1500000000000000002")
+
+    async def sink(items: list[RawPayload]) -> None:
+        await asyncio.to_thread(runtime.process, items)
+
+    async with await connector(fake_x, cursors) as x:
+        await x.run_once(sink)
+    store = runtime.store
+    external = sorted(
+        m.external_id for t in store.list_tickets() for m in store.ticket_messages(t.id)
+    )
+    assert external == [f"tweet:{first}", f"tweet:{last}"]
+    counts = store.counts()
+    assert counts["quarantine"] == 0
+    assert counts["stats"].get("skipped:no_author_id") == 1
+    assert counts["stats"].get("skipped:retweet") == 1
+
+
+_HANDLES = st.from_regex(r"[A-Za-z0-9_]{1,15}", fullmatch=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(authored=st.lists(st.booleans(), min_size=1, max_size=8))
+def test_only_the_items_without_author_are_skipped(authored: list[bool]) -> None:
+    """Whichever items of a page lack author_id, each of those is skipped alone and every
+    other item is a message, in the page's order."""
+    page = {
+        "data": [
+            {"id": str(1785600000000000100 + i), "text": f"@MCI_SA question {i}",
+             "created_at": "2024-05-01T11:00:00.000Z"}
+            | ({"author_id": str(1500000000000000100 + i)} if has else {})
+            for i, has in enumerate(authored)
+        ]
+    }  # fmt: skip
+    results = normalize(Channel.TWITTER, page, account="x")
+    assert len(results) == len(authored)
+    for i, (has, result) in enumerate(zip(authored, results, strict=True)):
+        if has:
+            assert isinstance(result, Inbound) and result.text == f"question {i}"
+        else:
+            assert isinstance(result, Skipped) and result.reason == "no_author_id"
+
+
+@settings(max_examples=100, deadline=None)
+@given(handle=_HANDLES, words=st.text(max_size=40), lead=st.sampled_from(["", " ", "\n"]))
+def test_text_starting_rt_at_user_colon_is_a_retweet(handle: str, words: str, lead: str) -> None:
+    tweet = {"id": "1785600000000000200", "text": f"{lead}RT @{handle}:{words}",
+             "author_id": "1500000000000000001"}  # fmt: skip
+    assert normalize(Channel.TWITTER, {"data": tweet}, account="x") == [Skipped(reason="retweet")]
+    # the same words as a comment (not at the start) are the customer's own: a message
+    tweet["text"] = f"@MCI_SA see RT @{handle}: {words}"
+    [result] = normalize(Channel.TWITTER, {"data": tweet}, account="x")
+    assert isinstance(result, Inbound)

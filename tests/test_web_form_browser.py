@@ -90,7 +90,9 @@ def ministry(tmp_path: Path) -> Iterator[int]:
 
 
 @pytest.fixture
-def daemon(prefix: str, tmp_path: Path, ministry: int) -> Iterator[DaemonProc]:
+def daemon(
+    prefix: str, tmp_path: Path, ministry: int, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DaemonProc]:
     drop = tmp_path / "drop"
     (drop / "new").mkdir(parents=True)
     port = free_port()
@@ -109,6 +111,9 @@ def daemon(prefix: str, tmp_path: Path, ministry: int) -> Iterator[DaemonProc]:
         log=tmp_path / "daemon.log",
         redis_url="redis://127.0.0.1:6379/0",
     )
+    # records of its own: ticket ids repeat across prefixes, and the console test lists the
+    # run's shared database (tests/pgkit.py), where these tickets would look like its own
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", pg_url)
     proc.start()
     yield proc
     if proc.proc is not None:

@@ -6,22 +6,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.catalog import validate_entry
 from connectors.whatsapp.config import WhatsAppConfig
 from connectors.whatsapp.connector import WhatsAppConnector
+from connectors.whatsapp.normalize import normalize
 from omnidesk.errors import AuthError, ConfigError, PermanentError, TransientError
-from omnidesk.model import Channel, Identity, IdentityKind, Outbound, RawPayload
+from omnidesk.model import Channel, Identity, IdentityKind, Inbound, Outbound, RawPayload, Skipped
 from tests.services import eventually
 
 pytestmark = pytest.mark.timeout(30)
@@ -381,3 +387,161 @@ async def test_end_to_end_signed_webhook_becomes_a_ticket(runtime) -> None:
     assert ticket.channel == Channel.WHATSAPP
     messages = runtime.store.ticket_messages(ticket.id)
     assert len(messages) == 1 and "متى يصدر الترخيص" in messages[0].text
+
+
+# ---------------------------------------------------------------- edits, orders, calls, errors
+
+
+def wa_body(*messages: dict[str, Any]) -> dict[str, Any]:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "966920000000", "phone_number_id": PHONE_ID},
+        "contacts": [{"profile": {"name": "فهد"}, "wa_id": WA_ID}],
+        "messages": list(messages),
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+def wa_message(wamid: str, kind: str, content: dict[str, Any], at: int = 1714550400) -> dict:
+    return {"from": WA_ID, "id": wamid, "timestamp": str(at), "type": kind, kind: content}
+
+
+def wa_raw(*messages: dict[str, Any]) -> RawPayload:
+    return RawPayload(
+        channel=Channel.WHATSAPP,
+        account="wa",
+        payload=json.dumps(wa_body(*messages), ensure_ascii=False).encode(),
+        received_at=datetime.now(UTC),
+        source="test:whatsapp",
+    )
+
+
+def edit(wamid: str, original: str, text: str) -> dict[str, Any]:
+    inner = {"type": "text", "text": {"body": text}}
+    return wa_message(
+        wamid, "edit", {"original_message_id": original, "message": inner}, 1714550460
+    )
+
+
+def test_an_edit_updates_the_original_message_in_its_ticket(runtime) -> None:
+    first = runtime.process([wa_raw(wa_message("wamid.E1", "text", {"body": "متى يصدر الترخيص"}))])
+    assert first.outcomes["opened"] == 1
+    second = runtime.process(
+        [wa_raw(edit("wamid.E1-edit", "wamid.E1", "متى يصدر الترخيص التجاري؟"))]
+    )
+    assert second.outcomes["edited"] == 1
+    [ticket] = runtime.store.list_tickets()
+    [message] = runtime.store.ticket_messages(ticket.id)
+    assert message.external_id == "wamid.E1" and message.text == "متى يصدر الترخيص التجاري؟"
+    again = runtime.process(
+        [wa_raw(edit("wamid.E1-edit", "wamid.E1", "متى يصدر الترخيص التجاري؟"))]
+    )
+    assert again.outcomes["duplicate"] == 1  # the same edit delivered twice changes nothing
+
+
+def test_an_edit_of_a_message_not_held_joins_the_customers_ticket(runtime) -> None:
+    """The original came before Omnidesk held it (or was let go): the edit is not lost and
+    not a new ticket, it is added to the customer's open one with its new text."""
+    runtime.process([wa_raw(wa_message("wamid.E2", "text", {"body": "السلام عليكم"}))])
+    report = runtime.process([wa_raw(edit("wamid.E3-edit", "wamid.E3", "رقم الطلب 55123"))])
+    assert report.outcomes["appended"] == 1
+    [ticket] = runtime.store.list_tickets()
+    texts = [m.text for m in runtime.store.ticket_messages(ticket.id)]
+    assert texts == ["السلام عليكم", "رقم الطلب 55123"]
+
+
+def test_call_permission_and_errored_messages_open_nothing_and_quarantine_nothing(
+    runtime,
+) -> None:
+    call = wa_message(
+        "wamid.CP",
+        "interactive",
+        {"type": "call_permission_reply",
+         "call_permission_reply": {"response": "accept", "response_source": "user_action"}},
+    )  # fmt: skip
+    errored = {"from": WA_ID, "id": "wamid.ER", "timestamp": "1714550400", "type": "interactive",
+               "errors": [{"code": 131051, "title": "Message type unknown"}]}  # fmt: skip
+    order = wa_message(
+        "wamid.OR",
+        "order",
+        {"catalog_id": "77", "product_items": [
+            {"product_retailer_id": "SKU-9", "quantity": 2, "item_price": 12.5, "currency": "SAR"}
+        ]},
+    )  # fmt: skip
+    report = runtime.process([wa_raw(call, errored, order)])
+    assert report.quarantined == []
+    stats = runtime.store.counts()["stats"]
+    assert stats.get("skipped:call_permission_reply") == 1
+    assert stats.get("skipped:unsupported:interactive") == 1
+    [ticket] = runtime.store.list_tickets()
+    [message] = runtime.store.ticket_messages(ticket.id)
+    assert message.external_id == "wamid.OR"
+    assert message.text.splitlines() == [
+        "طلب / Order (77)", "2 × SKU-9 @ 12.5 SAR", "المجموع / Total: 25.0 SAR"
+    ]  # fmt: skip
+
+
+_PRICES = st.decimals(min_value=0, max_value=100_000, places=2, allow_nan=False)
+_ITEMS = st.lists(
+    st.tuples(
+        st.from_regex(r"[A-Z0-9][A-Z0-9\-]{0,15}", fullmatch=True),
+        st.integers(min_value=1, max_value=500),
+        _PRICES,
+        st.sampled_from(["SAR", "USD", "AED"]),
+        st.booleans(),  # sent as strings, as the docs show them, or as JSON numbers
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(items=_ITEMS, note=st.sampled_from(["", "أرجو التوصيل", "Please deliver by Sunday"]))
+def test_an_order_lists_every_item_and_the_totals(items: list, note: str) -> None:
+    product_items = [
+        {"product_retailer_id": sku, "quantity": str(qty) if as_text else qty,
+         "item_price": str(price) if as_text else float(price), "currency": cur}
+        for sku, qty, price, cur, as_text in items
+    ]  # fmt: skip
+    content: dict[str, Any] = {"catalog_id": "C1", "product_items": product_items}
+    if note:
+        content["text"] = note
+    [inbound] = normalize(wa_body(wa_message("wamid.P", "order", content)))
+    assert isinstance(inbound, Inbound)
+    lines = inbound.text.splitlines()
+    if note:
+        assert lines.pop(0) == note
+    assert lines.pop(0) == "طلب / Order (C1)"
+    totals: dict[str, Decimal] = {}
+    for (sku, qty, price, cur, _), line in zip(items, lines, strict=False):
+        count, rest = line.split(" × ", 1)
+        shown_sku, priced = rest.split(" @ ", 1)
+        shown_price, shown_cur = priced.rsplit(" ", 1)
+        assert (int(count), shown_sku, shown_cur) == (qty, sku, cur)
+        assert Decimal(shown_price) == price
+        totals[cur] = totals.get(cur, Decimal(0)) + qty * price
+    total_lines = lines[len(items) :]
+    assert len(total_lines) == len(totals)
+    for line in total_lines:
+        label, amount = line.split(": ", 1)
+        shown_total, cur = amount.rsplit(" ", 1)
+        assert label == "المجموع / Total" and Decimal(shown_total) == totals[cur]
+    assert "cr_number" not in inbound.hints  # product ids are not the customer's words
+
+
+@settings(max_examples=100, deadline=None)
+@given(code=st.integers(min_value=1, max_value=10**6), kind=st.sampled_from(
+    ["interactive", "unsupported", "button", "image", "order"]))  # fmt: skip
+def test_a_message_whatsapp_marks_with_errors_is_skipped_not_refused(code: int, kind: str) -> None:
+    """Whatever its type, a message that carries `errors` and nothing readable is skipped
+    with the errors kept on the result; the next message of the body is still read."""
+    errored = {"from": WA_ID, "id": "wamid.X", "timestamp": "1714550400", "type": kind,
+               "errors": [{"code": code, "title": "Message type unknown"}]}  # fmt: skip
+    ok = wa_message("wamid.Y", "text", {"body": "مرحبا"})
+    skipped, inbound = normalize(wa_body(errored, ok))
+    assert isinstance(skipped, Skipped) and skipped.reason == f"unsupported:{kind}"
+    assert skipped.receipt == {"errors": [{"code": code, "title": "Message type unknown"}]}
+    assert isinstance(inbound, Inbound) and inbound.text == "مرحبا"

@@ -1,4 +1,8 @@
-"""Header facts the router acts on: auto-replies, bounces, forwards. Reported, not decided."""
+"""Header facts the router acts on: machine mail, bulk, forwards. Reported, not decided.
+
+`machine_mail` is the one place that decides whether a person wrote a mail; the signals
+it reads are listed in docs/channels/email.md ("Machine mail").
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import re
 from collections.abc import Mapping
 
 from connectors.email.charsets import decode_header
+from omnidesk.model import Flag
 
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-response-suppress")
 # Precedence says "sent to many" (bulk, junk, list): a list or a group forwarding a
@@ -30,8 +35,33 @@ _BOUNCE_SUBJECT = re.compile(
 )
 
 
-def auto_reply_evidence(heads: Mapping[str, str], subject: str) -> str:
-    """Why this looks machine-sent (e.g. ``auto-submitted: auto-replied``), or ''."""
+_REPORT_FLAGS = {
+    "delivery-status": Flag.BOUNCE,
+    "feedback-report": Flag.FEEDBACK_REPORT,
+    "disposition-notification": Flag.READ_RECEIPT,
+}
+
+
+def machine_mail(
+    heads: Mapping[str, str], subject: str, sender: str, report: str | None
+) -> list[tuple[Flag, str]]:
+    """Each sign that a machine sent this mail, as (flag, evidence): the report type of a
+    multipart/report (DSN, ARF, MDN), a mailer daemon's bounce, and the auto-reply headers
+    (Auto-Submitted, RFC 3834; X-Autoreply and kin; a null Return-Path). Empty for a
+    person's mail. `Precedence: bulk/list/junk` is not a sign: see `is_bulk`."""
+    found: list[tuple[Flag, str]] = []
+    if report in _REPORT_FLAGS:
+        found.append((_REPORT_FLAGS[report], f"report: {report}"))
+    elif sender.startswith(_BOUNCE_SENDERS) and _BOUNCE_SUBJECT.search(subject):
+        found.append((Flag.BOUNCE, f"sender: {sender[:60]}"))  # a bounce without a DSN part
+    evidence = _auto_reply_evidence(heads, subject)
+    if evidence:
+        found.append((Flag.AUTO_REPLY, evidence))
+    return found
+
+
+def _auto_reply_evidence(heads: Mapping[str, str], subject: str) -> str:
+    """Why this looks like an auto-reply (e.g. ``auto-submitted: auto-replied``), or ''."""
     value = decode_header(heads.get("auto-submitted")).lower()
     if value and not value.startswith("no"):
         return f"auto-submitted: {value[:60]}"
@@ -56,8 +86,3 @@ def is_bulk(heads: Mapping[str, str]) -> bool:
 
 def is_forward_subject(subject: str) -> bool:
     return bool(_FORWARD_SUBJECT.match(subject))
-
-
-def is_bounce_sender(sender: str, subject: str) -> bool:
-    """A non-DSN bounce: a mailer daemon announcing a failed delivery."""
-    return sender.startswith(_BOUNCE_SENDERS) and bool(_BOUNCE_SUBJECT.search(subject))

@@ -12,19 +12,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.errors import HeaderDefect
+from email.errors import HeaderDefect, MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from connectors.email.charsets import decode_bytes, decode_header, unescape_surrogates
-from connectors.email.flags import (
-    auto_reply_evidence,
-    is_bounce_sender,
-    is_bulk,
-    is_forward_subject,
-)
+from connectors.email.flags import is_bulk, is_forward_subject, machine_mail
 from connectors.email.htmltext import html_to_text
 from connectors.email.parts import Body, collect
 from connectors.email.split import split_body
@@ -121,6 +116,8 @@ _ADDRESS = re.compile(r"^[^@\s<>()\",;:]+@[^@\s<>()\",;:]+\.[^@\s<>()\",;:]+$")
 _NAME_ADDR = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>,;()]*?))\s*<\s*([^<>\s]+)\s*>\s*$')
 _BARE_ADDR = re.compile(r"^\s*()<?([^<>\s\",;()]+@[^<>\s\",;()]+)>?\s*$")
 _ANY_ADDRESS = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+\.[^\s<>()\",;:@]+")
+_QUOTED_PAIR = re.compile(r"\\(.)")
+_WORDS = re.compile(r"\w")
 _CR_NUMBER = re.compile(r"(?<![0-9])[47][0-9]{9}(?![0-9])")
 _ARABIC_DIGIT = re.compile(r"[\u0660-\u0669\u06f0-\u06f9]")
 _DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
@@ -179,24 +176,25 @@ def normalize(
         )
     if not raw.strip():
         raise PayloadError("message is empty", reason="empty")
-    try:
-        msg = email.message_from_bytes(raw, policy=_POLICY)
-    except (RecursionError, MemoryError) as exc:
-        reason = f"message cannot be parsed: {type(exc).__name__}"
-        raise PayloadError(reason, reason="unparseable") from None
+    defects: list[str] = []
+    msg = _parse(raw)
+    if _headers_cut_short(msg):  # rare: parse again, without the lines that cut them short
+        repaired = _repair_header_block(raw, defects)
+        if repaired != raw:
+            msg = _parse(repaired)
     heads: dict[str, str] = {}  # first value of each header; one pass beats many msg.get()
     for name, value in msg.raw_items():
         heads.setdefault(name.lower(), str(value))
     if _KNOWN_HEADERS.isdisjoint(heads):
         raise PayloadError("no RFC 822 headers found", reason="not_email")
 
-    defects: list[str] = []
     body = collect(msg, defects)
     subject = decode_header(heads.get("subject"))
     if len(subject) > _MAX_SUBJECT_CHARS:
         subject = subject[:_MAX_SUBJECT_CHARS]
         defects.append("SubjectTruncated")
-    author = _author(heads.get("from"), defects)
+    from_meta: dict[str, str] = {}
+    author = _author(heads.get("from"), defects, from_meta)
     full_text, html_text = _body_text(body, defects)
     if len(full_text) > limits.max_text_chars:
         full_text = full_text[: limits.max_text_chars]
@@ -233,8 +231,67 @@ def normalize(
     if to:
         inbound.meta["to"] = ",".join(to[:10])
     parser_defects = [type(d).__name__ for part in body.parts for d in part.defects]
+    inbound.meta.update(from_meta)
     inbound.defects = list(dict.fromkeys(parser_defects + defects))
     return inbound
+
+
+def _parse(raw: bytes) -> Message:
+    try:
+        return email.message_from_bytes(raw, policy=_POLICY)
+    except (RecursionError, MemoryError) as exc:
+        reason = f"message cannot be parsed: {type(exc).__name__}"
+        raise PayloadError(reason, reason="unparseable") from None
+
+
+def _headers_cut_short(msg: Message) -> bool:
+    """The stdlib ended the headers at a line that is not `Name: value` (it records a
+    defect), or took an obsolete `From  : x` for an mbox envelope line."""
+    if msg.defects and any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
+        return True
+    unixfrom = msg.get_unixfrom()
+    return bool(unixfrom) and bool(_OBS_FROM.match(unixfrom))
+
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_OBS_FROM = re.compile(r"From[ \t]+:")
+_OBS_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:")
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
+_MAX_STRAY_LINES = 5  # more lines without a colon is a body that starts with no blank line
+
+
+def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
+    """The bytes to parse: obsolete `Name : value` lines joined up, and stray lines inside
+    the header block dropped (the stdlib ends the headers at either, losing From/Subject).
+    A stray line counts as inside the block only when a header line the normalizer reads
+    follows it before the blank line; otherwise the body starts there, as the stdlib says.
+    The raw message is archived untouched."""
+    blank = _BLANK_LINE.search(raw)
+    end = blank.start() + 1 if blank else len(raw)
+    lines = raw[:end].split(b"\n")
+    kept: list[bytes] = []
+    for i, line in enumerate(lines):
+        fixed = _OBS_NAME.sub(rb"\1:", line)
+        if fixed != line:
+            defects.append("ObsoleteHeaderSyntax")
+        if _HEADER_LINE.match(fixed) or line[:1] in (b" ", b"\t") or not line.strip(b"\r"):
+            kept.append(fixed)
+            continue
+        if i == 0 and line.startswith(b"From "):  # an mbox envelope line
+            kept.append(line)
+            continue
+        ahead = lines[i + 1 : i + 1 + _MAX_STRAY_LINES]
+        if any(_known_header(x) for x in ahead):
+            defects.append("StrayHeaderLine")
+            continue
+        kept.extend(lines[i:])  # the body starts here, without a blank line
+        break
+    return b"\n".join(kept) + raw[end:]
+
+
+def _known_header(line: bytes) -> bool:
+    found = _HEADER_LINE.match(line)
+    return bool(found) and line[: found.end() - 1].strip().decode().lower() in _KNOWN_HEADERS
 
 
 def _body_text(body: Body, defects: list[str]) -> tuple[str, str]:
@@ -271,44 +328,87 @@ def _decode_part(part: Message, defects: list[str], sniff_meta: bool = False) ->
     return text.replace("\x00", "")
 
 
-_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+_CHARSET_PARAM = re.compile(r"""(?:^|;)\s*charset\s*=\s*(?:"([^"]*)"|([^;"]*))""", re.IGNORECASE)
 
 
 def _charset(part: Message) -> str | None:
-    """The declared charset; a regex on the raw header unless RFC 2231 encoding is in play."""
+    """The declared charset, as `get_content_charset()` reads it: a regex on the raw header
+    unless RFC 2231 encoding or other quoted parameters are in play (a property test holds
+    the two to agreeing)."""
     ctype = part.get("content-type") or ""
-    if "*" in ctype:
+    if "*" in ctype or "\\" in ctype:
         return part.get_content_charset()
     found = _CHARSET_PARAM.search(ctype)
-    return found.group(1).lower() if found else None
+    if ctype.count('"') > (2 if found and found.group(1) is not None else 0):
+        return part.get_content_charset()  # a quoted value may hide a `; charset=` of its own
+    if not found:
+        return None
+    value = found.group(1) if found.group(1) is not None else found.group(2).strip()
+    return value.lower() if value.isascii() else None
 
 
-def _author(value: str | None, defects: list[str]) -> Author:
+def _author(value: str | None, defects: list[str], meta: dict[str, str]) -> Author:
+    """The first address of From: is the author. The usual shapes take a regex; the rest the
+    stdlib parser; a From: neither reads (`Name addr@x`, addresses without a comma) still
+    gives its addresses, the others kept in meta `from_others`."""
     if not value:
         defects.append("FromMissing")
         return Author()
     value = unescape_surrogates(str(value))
+    author = _author_fast(value) or _author_parsed(value, meta)
+    if author is not None:
+        return author
+    found = [a for a in map(_normal_address, _ANY_ADDRESS.findall(value)) if a]
+    if found:
+        defects.append("FromMalformed")
+        _note_others(found, meta)
+        name = _ANY_ADDRESS.sub(" ", value).replace("<>", " ").strip(" \t,;<>")
+        name = _unquote(decode_header(name)) if _WORDS.search(name) else ""
+        return Author(name=name[:200], identities=[Identity(IdentityKind.EMAIL, found[0])])
+    defects.append("FromUnreadable")
+    return Author(name=decode_header(value)[:200])
+
+
+def _note_others(found: list[str], meta: dict[str, str]) -> None:
+    """Addresses of From: after the author's, for agents to see (RFC 5322 allows several)."""
+    others = [a for a in dict.fromkeys(found[1:11]) if a != found[0]]
+    if others:
+        meta["from_others"] = ",".join(others)
+
+
+def _author_fast(value: str) -> Author | None:
+    """`Name <addr>`, `"Name" <addr>` or a bare address, without the stdlib's slow address
+    tokenizer; it must agree with `_author_parsed` (a property test holds it to that)."""
     simple = _NAME_ADDR.match(value) or _BARE_ADDR.match(value)
-    if simple:  # the common shapes, without the stdlib's slow address tokenizer
-        groups = simple.groups()
-        name = groups[0] if len(groups) == 3 and groups[0] is not None else groups[-2] or ""
-        address = _normal_address(groups[-1])
-        if address:
-            name = _unquote(decode_header(name.replace('\\"', '"')))
-            return Author(name=name, identities=[Identity(IdentityKind.EMAIL, address)])
+    if not simple:
+        return None
+    groups = simple.groups()
+    address = _normal_address(groups[-1])
+    if not address:
+        return None
+    if len(groups) == 3 and groups[0] is not None:  # a quoted name: undo its quoted-pairs
+        name = _QUOTED_PAIR.sub(r"\1", groups[0])
+    else:
+        name = groups[-2] or ""
+    return Author(
+        name=_unquote(decode_header(name)), identities=[Identity(IdentityKind.EMAIL, address)]
+    )
+
+
+def _author_parsed(value: str, meta: dict[str, str] | None = None) -> Author | None:
     try:
         pairs = getaddresses([value])
     except (ValueError, IndexError, TypeError):  # the stdlib address parser has had such bugs
         pairs = []
-    for name, addr in pairs:
-        address = _normal_address(addr)
-        if address:
-            return Author(
-                name=_unquote(decode_header(name)),
-                identities=[Identity(IdentityKind.EMAIL, address)],
-            )
-    defects.append("FromUnreadable")
-    return Author(name=decode_header(value)[:200])
+    found = [(name, a) for name, a in ((n, _normal_address(a)) for n, a in pairs) if a]
+    if not found:
+        return None
+    if meta is not None:
+        _note_others([a for _, a in found], meta)
+    name, address = found[0]
+    return Author(
+        name=_unquote(decode_header(name)), identities=[Identity(IdentityKind.EMAIL, address)]
+    )
 
 
 def _unquote(name: str) -> str:
@@ -368,19 +468,16 @@ def _date(value: str | None, defects: list[str]) -> datetime | None:
 
 def _flag(inbound: Inbound, heads: dict[str, str], body: Body) -> None:
     flags: list[Flag] = []
-    evidence = auto_reply_evidence(heads, inbound.subject)
-    if evidence:
-        flags.append(Flag.AUTO_REPLY)
-        inbound.hints["auto_reply"] = evidence
+    sender = inbound.author.identity(IdentityKind.EMAIL) or ""
+    for flag, evidence in machine_mail(heads, inbound.subject, sender, body.report):
+        flags.append(flag)
+        inbound.hints[flag.value] = evidence
     if is_bulk(heads):
         flags.append(Flag.BULK)
     list_id = heads.get("list-id")
     if list_id:
         flags.append(Flag.MAILING_LIST)
         inbound.hints["list_id"] = decode_header(list_id)[:200]
-    sender = inbound.author.identity(IdentityKind.EMAIL) or ""
-    if body.bounce is not None or is_bounce_sender(sender, inbound.subject):
-        flags.append(Flag.BOUNCE)
     if heads.get("in-reply-to"):
         flags.append(Flag.REPLY)
     if is_forward_subject(inbound.subject):

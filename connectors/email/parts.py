@@ -17,6 +17,13 @@ from omnidesk.model import Attachment, Bounce
 _MAX_DEPTH = 40
 _MAX_PARTS = 500
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
+_REPORT_PARTS = {  # RFC 3464 / 6533 DSN, RFC 5965 ARF, RFC 8098 / 6533 MDN
+    "message/delivery-status": "delivery-status",
+    "message/global-delivery-status": "delivery-status",
+    "message/feedback-report": "feedback-report",
+    "message/disposition-notification": "disposition-notification",
+    "message/global-disposition-notification": "disposition-notification",
+}
 
 
 @dataclass
@@ -25,6 +32,9 @@ class Body:
     html: list[Message] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     bounce: Bounce | None = None
+    # the machine-readable part of a report: delivery-status (DSN), feedback-report (ARF),
+    # disposition-notification (MDN); None for a person's mail
+    report: str | None = None
     parts: list[Message] = field(default_factory=list)  # every part seen, for its defects
 
 
@@ -46,9 +56,15 @@ def collect(msg: Message, defects: list[str]) -> Body:
             ctype = "application/octet-stream"
         elif ctype.startswith("multipart/") and not part.is_multipart():
             ctype = "text/plain"  # no boundary to split on: show the body as it came
-        if ctype == "message/delivery-status":
-            body.bounce = _bounce(part) or body.bounce
-            continue
+        if ctype in _REPORT_PARTS:
+            body.report = body.report or _REPORT_PARTS[ctype]
+            if ctype == "message/delivery-status":
+                body.bounce = _bounce(part) or body.bounce
+            continue  # machine fields, not text to show
+        if ctype == "multipart/report":  # RFC 6522: the report-type names the report
+            kind = str(part.get_param("report-type") or "").strip().lower()
+            if kind in _REPORT_PARTS.values():
+                body.report = body.report or kind
         if part.is_multipart():
             if ctype == "message/rfc822" and part is not msg:
                 body.attachments.append(_attachment(part, ctype))
@@ -114,7 +130,7 @@ def filename(part: Message) -> str:
     if isinstance(value, tuple):  # RFC 2231: (charset, language, percent-decoded text)
         charset, _, text = value
         raw = text.encode("raw-unicode-escape", "replace")
-        name = decode_bytes(raw, charset or None)[0]
+        name = decode_bytes(raw, charset or None, header=True)[0]
     else:
         name = decode_header(unescape_surrogates(value).strip('"'))
     name = _UNSAFE_NAME.sub("", name).replace("\\", "/").rsplit("/", 1)[-1].strip()

@@ -3,6 +3,8 @@ after it has been handed over, so a crash or a Redis outage loses nothing.
 
 Files go in `<path>/new/` (or straight in `<path>/`); the name tells the channel:
 `.eml` is email, `.<channel>.json` is that channel (`x.telegram.json`, `y.web.json`).
+`new/`, `cur/` and `tmp/` are made at start-up, and `new/` again whenever it is gone, so a
+writer always finds it and a `new/` removed and made again is read without a restart.
 
 Writers follow the maildir convention: write in `<path>/tmp/` (or under a name starting
 with `.` or ending in `.tmp`) and rename into `new/` when done. A file written in place is
@@ -109,15 +111,15 @@ class MaildirConnector(Connector):
         super().__init__(config.name, lease=lease)
         self.config = config
         self.root = Path(config.path)
-        self.incoming = self.root / "new" if (self.root / "new").is_dir() else self.root
+        self.incoming = self.root / "new"
         self.done = self.root / "cur"
         self.rejected = self.root / "rejected"
-        self._looks: dict[str, Look] = {}
+        self._looks: dict[str, Look] = {}  # by path: new/x and x are two files
         # One listing feeds every batch until it is drained, so a backlog of n files costs
         # one scan per pass, not one per batch.
         self._backlog: deque[Waiting] = deque()
         self._rejections: deque[str] = deque()  # reasons, counted on the event loop
-        # unreadable files that could not be moved aside: name -> (stamp, failures)
+        # unreadable files that could not be moved aside: path -> (stamp, failures)
         self._unreadable: dict[str, tuple[tuple[int, int], int]] = {}
 
     async def initialize(self) -> None:
@@ -125,7 +127,8 @@ class MaildirConnector(Connector):
             from omnidesk.errors import PermanentError
 
             raise PermanentError(f"connector {self.name}: path: no such folder {self.root}")
-        self.done.mkdir(exist_ok=True)
+        for sub in (self.incoming, self.done, self.root / "tmp"):  # the maildir convention
+            sub.mkdir(exist_ok=True)
 
     # ------------------------------------------------------------ finding complete files
 
@@ -137,10 +140,10 @@ class MaildirConnector(Connector):
         looks: dict[str, Look] = {}
         ready: list[Waiting] = []
         for path, st in self._listing():
-            before = self._looks.get(path.name)
+            before = self._looks.get(str(path))
             unchanged = before is not None and before.stamp == (st.st_size, st.st_mtime_ns)
             look = before if unchanged and before else Look(st.st_size, st.st_mtime_ns, mono)
-            looks[path.name] = look
+            looks[str(path)] = look
             if unchanged and self._settled(look, st.st_mtime, now, mono):
                 waiting = Waiting(path, st.st_size, st.st_mtime_ns)
                 if not self._given_up(waiting):
@@ -151,21 +154,30 @@ class MaildirConnector(Connector):
         return ready
 
     def _listing(self) -> Iterator[tuple[Path, os.stat_result]]:
-        """The files in the incoming folder with their stat, one directory read."""
-        with os.scandir(self.incoming) as entries:
-            for entry in entries:
-                if entry.name.startswith(".") or entry.name.endswith(".tmp"):
-                    continue
-                try:
-                    if entry.is_file():
-                        yield Path(entry.path), entry.stat()
-                except FileNotFoundError:  # taken or renamed meanwhile
-                    continue
+        """The files in `new/` and in the folder itself with their stat, one read of each.
+        A `new/` that is gone is made again: writers rename into it."""
+        for folder in (self.incoming, self.root):
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.name.startswith(".") or entry.name.endswith(".tmp"):
+                            continue
+                        try:
+                            if entry.is_file():
+                                yield Path(entry.path), entry.stat()
+                        except FileNotFoundError:  # taken or renamed meanwhile
+                            continue
+            except FileNotFoundError:
+                if folder is not self.incoming:
+                    raise
+                log.warning("connector %s: %s is gone; made again", self.name, folder)
+                with contextlib.suppress(FileNotFoundError):  # the whole folder is gone
+                    folder.mkdir(exist_ok=True)
 
     def _given_up(self, waiting: Waiting) -> bool:
         """An unreadable file that could not be moved aside `UNREADABLE_TRIES` times, and
         has not changed since: it stays where it is, unread, until someone fixes it."""
-        stamp, failures = self._unreadable.get(waiting.path.name, (None, 0))
+        stamp, failures = self._unreadable.get(str(waiting.path), (None, 0))
         return stamp == waiting.stamp and failures >= UNREADABLE_TRIES
 
     def _settled(self, look: Look, mtime: float, now: float, mono: float) -> bool:
@@ -231,9 +243,9 @@ class MaildirConnector(Connector):
                 return None
             self._unreadable_file(waiting, exc)
             return None
-        self._unreadable.pop(path.name, None)
+        self._unreadable.pop(str(path), None)
         if (st.st_size, st.st_mtime_ns) != waiting.stamp or len(data) != st.st_size:
-            self._looks.pop(path.name, None)  # written to again: it has to settle anew
+            self._looks.pop(str(path), None)  # written to again: it has to settle anew
             log.info("connector %s: %s changed while read; left for later", self.name, path.name)
             return None
         channel = channel_of(path)
@@ -251,15 +263,15 @@ class MaildirConnector(Connector):
     def _unreadable_file(self, waiting: Waiting, exc: OSError) -> None:
         """Count an unreadable file and move it aside; if it cannot be moved, note the
         failure (after `UNREADABLE_TRIES` of them, scans skip it until it changes)."""
-        name = waiting.path.name
+        name, key = waiting.path.name, str(waiting.path)
         self._rejections.append("unreadable")
         log.warning("connector %s: %s unreadable: %s; skipped", self.name, name, exc)
         if self._reject(waiting, "unreadable", error=f"{type(exc).__name__}: {exc}"):
-            self._unreadable.pop(name, None)
+            self._unreadable.pop(key, None)
             return
-        stamp, failures = self._unreadable.get(name, (waiting.stamp, 0))
+        stamp, failures = self._unreadable.get(key, (waiting.stamp, 0))
         failures = failures + 1 if stamp == waiting.stamp else 1
-        self._unreadable[name] = (waiting.stamp, failures)
+        self._unreadable[key] = (waiting.stamp, failures)
         if failures >= UNREADABLE_TRIES:
             log.error(
                 "connector %s: %s unreadable %d times and cannot be moved to %s; left in "

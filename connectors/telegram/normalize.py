@@ -7,6 +7,7 @@ ticket. Thread keys are the chat and, for a reply, the replied-to message.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from connectors.base_normalize import (
@@ -23,7 +24,6 @@ from connectors.base_normalize import (
     opt_int,
     opt_obj,
     opt_string,
-    printable,
     string,
     unix_time,
     with_prefix,
@@ -68,6 +68,8 @@ _SKIPPED_KINDS = (
     "business_connection",
     "deleted_business_messages",
 )
+# What a Bot API update kind looks like; another key is not echoed into a counter name.
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 # Message fields that make it a service message (joins, pins, titles...) or a non-text game.
 _SERVICE_FIELDS = frozenset(
     (
@@ -132,10 +134,16 @@ def normalize(
     for kind in _SKIPPED_KINDS:
         if kind in update:
             return Skipped(reason=kind)
-    others = sorted(printable(k) for k in update if k != "update_id")
-    raise PayloadError(
-        f"update {update_id} is not a message update (fields: {', '.join(others[:5]) or 'none'})",
-        reason="not_message_update",
+    # The Bot API adds update kinds often (every field but update_id is optional): one we
+    # do not know yet is well-formed and carries no message we can read, so it is skipped
+    # and counted, not quarantined. The reason (a counter name) says the kind only when the
+    # key looks like one.
+    others = sorted(k for k in update if k != "update_id")
+    if not others:
+        return Skipped(reason="empty_update")
+    kind = others[0]
+    return Skipped(
+        reason=f"unknown_update:{kind}" if _KIND_NAME.fullmatch(kind) else "unknown_update"
     )
 
 

@@ -3,7 +3,8 @@
 Accepts a single object (`{"data": {...}, "includes": {...}}`) or a response page
 (`{"data": [...], "includes": {...}, "meta": {...}}`), of tweets (mentions) or of DM events
 (`dm_events` or `data` items with `event_type`). One result per item, in order:
-an Inbound for a message, a Skipped for a retweet or a non-message DM event.
+an Inbound for a message, a Skipped for a retweet (also one written as `RT @user:`), a
+non-message DM event, or an item that names no author: one such item never refuses the page.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from omnidesk.model import (
 # The @handles X prefixes to a reply (everyone in the conversation, us included).
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@([A-Za-z0-9_]{1,15})\b)+\s*")
 _HANDLE = re.compile(r"@([A-Za-z0-9_]{1,15})")
+# A retweet written by hand or by an old client ("RT @user: ..."): X sends no
+# referenced_tweets for it, and it is someone else's words, not a customer's message.
+_MANUAL_RETWEET = re.compile(r"\s*RT @[A-Za-z0-9_]{1,15}:")
 _TWITTER_EPOCH_MS = 1288834974657
 _MEDIA_TYPES = {"photo": "image/jpeg", "video": "video/mp4", "animated_gif": "video/mp4"}
 
@@ -161,6 +165,10 @@ def _tweet(
             return Skipped(reason="retweet")
         if ref_type == "replied_to":
             replied_to = id_string(ref, "id", f"{at}.referenced_tweets[{i}]")
+    if _MANUAL_RETWEET.match(text):
+        return Skipped(reason="retweet")
+    if item.get("author_id") is None:  # a withheld or deleted author: the rest of the page stays
+        return Skipped(reason="no_author_id")
     author_id = id_string(item, "author_id", at)
     conversation_id = (
         id_string(item, "conversation_id", at) if "conversation_id" in item else tweet_id
@@ -213,6 +221,8 @@ def _dm(
     if event_type != "MessageCreate":
         return Skipped(reason=f"dm_event:{event_type}")  # ParticipantsJoin, ParticipantsLeave
     conversation = id_string(item, "dm_conversation_id", at)
+    if item.get("sender_id") is None:  # as for a tweet: skip the one event, keep the page
+        return Skipped(reason="no_sender_id")
     sender_id = id_string(item, "sender_id", at)
     author, handle = _author(users, sender_id)
     text = _expand_urls(opt_string(item, "text", at), opt_obj(item, "entities", at), at)

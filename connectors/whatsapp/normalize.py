@@ -2,25 +2,31 @@
 
 A body holds entries, each with changes; a `messages` change holds messages (customer
 messages: Inbound), and statuses (receipts for what we sent: Skipped with reason
-`delivery_status` and the receipt). Reactions and system notices are Skipped with a reason.
+`delivery_status` and the receipt). Reactions, system notices, call-permission answers, call
+events and opt-outs are Skipped with a reason, as is a message WhatsApp marks with `errors`
+when nothing of it can be read. An order's items become its text; an edit (`type: edit`)
+carries `edit_of` and the original's message key as a thread key, so it joins its ticket.
 `meta["timestamp"]` is the customer's message time: the 24-hour reply window starts there.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.base_normalize import (
     MAX_JSON_BYTES,
     apply_text_hints,
     arr,
+    bad,
     boolean,
     e164,
     hex_sha256,
     id_string,
     item_obj,
     load_json,
+    missing,
     number,
     obj,
     opt_arr,
@@ -50,6 +56,14 @@ _MEDIA = {
     "sticker": "image/webp",
 }
 _SKIPPED_TYPES = {"reaction": "reaction", "system": "system", "request_welcome": "request_welcome"}
+# A customer's answer to a business's request to call them. Omnidesk sends no such request
+# (messages.py: text, buttons, lists, templates) and cannot call: the answer belongs to the
+# system that asked, and when WhatsApp answers by itself there are no customer words at all.
+_SKIPPED_INTERACTIVE = frozenset({"call_permission_reply"})
+# Interactive answers that carry the customer's choice or words.
+_INTERACTIVE_REPLIES = frozenset({"button_reply", "list_reply", "nfm_reply"})
+# Arrays of a webhook value that are not messages, when they come under the messages field.
+_NOT_MESSAGES = ("calls", "user_preferences")
 
 
 @with_prefix("whatsapp")
@@ -98,6 +112,8 @@ def _value(value: dict, at: str, account: str) -> list[Inbound | Skipped]:
         out.append(_status(status, f"{at}.statuses[{i}]", phone_number_id))
     if not out and value.get("errors"):
         out.append(Skipped(reason="webhook_error", receipt={"errors": value["errors"]}))
+    if not out:  # call events and marketing opt-outs: facts about the number, no message
+        out.extend(Skipped(reason=key) for key in _NOT_MESSAGES if value.get(key))
     return out
 
 
@@ -110,15 +126,9 @@ def _status(status: dict, at: str, phone_number_id: str) -> Skipped:
         "recipient_id": id_string(status, "recipient_id", at),
         "phone_number_id": phone_number_id,
     }
-    errors = opt_arr(status, "errors", at)
+    errors = _errors(status, at)
     if errors:
-        receipt["errors"] = [
-            {
-                "code": item_obj(err, f"{at}.errors", i).get("code"),
-                "title": opt_string(err, "title", f"{at}.errors[{i}]"),
-            }
-            for i, err in enumerate(errors)
-        ]
+        receipt["errors"] = errors
     return Skipped(reason="delivery_status", receipt=receipt)
 
 
@@ -130,6 +140,8 @@ def _message(
     msg_type = string(message, "type", at)
     if msg_type in _SKIPPED_TYPES:
         return Skipped(reason=_SKIPPED_TYPES[msg_type])
+    if msg_type == "interactive" and _interactive_kind(message, at) in _SKIPPED_INTERACTIVE:
+        return Skipped(reason=_interactive_kind(message, at))
     raw_time = message.get("timestamp")
     if raw_time is None:
         raise PayloadError(f"{at}.timestamp: missing field", reason="missing_field")
@@ -156,11 +168,81 @@ def _message(
     )
     if not phone:
         inbound.defects.append(f"wa_id {wa_id!r} is not a valid phone number")
-    _context(message, at, inbound)
-    if not _content(message, msg_type, at, inbound):
-        return Skipped(reason=f"unsupported:{msg_type}")
-    apply_text_hints(inbound)
+    errors = _errors(message, at)
+    try:
+        order_lines = _read(message, msg_type, at, inbound)
+    except PayloadError:
+        if not errors:
+            raise
+        order_lines = None  # WhatsApp said it could not give us this message: nothing to read
+    if errors and not (inbound.text or inbound.attachments or order_lines):
+        order_lines = None
+    if order_lines is None:
+        return Skipped(
+            reason=f"unsupported:{msg_type}", receipt={"errors": errors} if errors else None
+        )
+    for err in errors:  # readable despite them: kept, and the agent sees what WhatsApp said
+        inbound.defects.append(f"whatsapp error {err['code']}: {err['title']}")
+    apply_text_hints(inbound)  # an order's: from the customer's note, not from product ids
+    if order_lines:
+        inbound.text = "\n".join([inbound.text, *order_lines] if inbound.text else order_lines)
     return inbound
+
+
+def _read(message: dict, msg_type: str, at: str, inbound: Inbound) -> list[str] | None:
+    """Fill text, attachments and meta from the content; None when there is nothing we can
+    read, else the lines an order adds after the customer's note (none for other types)."""
+    if msg_type == "edit":
+        return [] if _edit(message, at, inbound) else None
+    _context(message, at, inbound)
+    if msg_type == "order":
+        return _order(obj(message, "order", at), f"{at}.order", inbound)
+    return [] if _content(message, msg_type, at, inbound) else None
+
+
+def _errors(item: dict, at: str) -> list[dict[str, Any]]:
+    """The `errors` array WhatsApp puts on a message or status it could not process."""
+    return [
+        {
+            "code": item_obj(err, f"{at}.errors", i).get("code"),
+            "title": opt_string(err, "title", f"{at}.errors[{i}]"),
+        }
+        for i, err in enumerate(opt_arr(item, "errors", at))
+    ]
+
+
+def _interactive_kind(message: dict, at: str) -> str:
+    interactive = opt_obj(message, "interactive", at) or {}
+    return opt_string(interactive, "type", f"{at}.interactive")
+
+
+def _edit(message: dict, at: str, inbound: Inbound) -> bool:
+    """A customer's edit of an earlier message: the new text, joined to the original's
+    ticket (its message key is a thread key); intake updates the original in place."""
+    edit = obj(message, "edit", at)
+    eat = f"{at}.edit"
+    original = id_string(edit, "original_message_id", eat)
+    inner = obj(edit, "message", eat)
+    iat = f"{eat}.message"
+    # the edited message's type; when it is not said, the content key there tells
+    inner_type = opt_string(inner, "type", iat) or next(
+        (k for k in ("text", *_MEDIA) if isinstance(inner.get(k), dict)), ""
+    )
+    _context(inner, iat, inbound)
+    if inner_type == "text":
+        inbound.text = string(obj(inner, "text", iat), "body", f"{iat}.text")
+    elif inner_type in _MEDIA:  # a new caption; the media is the original's, not sent again
+        inbound.text = opt_string(obj(inner, inner_type, iat), "caption", f"{iat}.{inner_type}")
+    else:
+        return False
+    if inbound.external_id == original:  # the edit must not pass for the original's duplicate
+        inbound.external_id = f"{original}:edit:{inbound.meta['timestamp']}"
+    inbound.edit_of = original
+    inbound.thread_keys.append(f"whatsapp:msg:{original}")
+    inbound.flags.append(Flag.EDITED)
+    inbound.meta["edit_of"] = original
+    inbound.meta["edited_type"] = inner_type
+    return True
 
 
 def _context(message: dict, at: str, inbound: Inbound) -> None:
@@ -211,7 +293,9 @@ def _content(message: dict, msg_type: str, at: str, inbound: Inbound) -> bool:
     elif msg_type == "interactive":
         interactive = obj(message, "interactive", at)
         kind = string(interactive, "type", tat)
-        reply = obj(interactive, kind, tat)  # button_reply, list_reply, nfm_reply
+        if kind not in _INTERACTIVE_REPLIES:  # a kind we cannot read would be an empty ticket
+            return False
+        reply = obj(interactive, kind, tat)
         if kind == "nfm_reply":  # a completed flow: the customer's answers are the message
             inbound.text = _flow_answers(reply, f"{tat}.{kind}", inbound)
         else:
@@ -225,6 +309,49 @@ def _content(message: dict, msg_type: str, at: str, inbound: Inbound) -> bool:
     else:
         return False
     return True
+
+
+def _order(order: dict, at: str, inbound: Inbound) -> list[str]:
+    """A cart sent from our catalog: the customer's note becomes the text; returned, the
+    lines that follow it: one per item (`2 × SKU @ 25.00 SAR`) and the total per currency,
+    labelled in Arabic and English."""
+    inbound.text = opt_string(order, "text", at)
+    catalog = opt_string(order, "catalog_id", at)
+    inbound.meta["catalog_id"] = catalog
+    items = arr(order, "product_items", at)
+    lines = [f"طلب / Order ({catalog})" if catalog else "طلب / Order"]
+    totals: dict[str, Decimal] = {}
+    for i, raw in enumerate(items):
+        iat = f"{at}.product_items[{i}]"
+        item = item_obj(raw, f"{at}.product_items", i)
+        product = string(item, "product_retailer_id", iat)
+        quantity = _decimal(item, "quantity", iat)
+        price = _decimal(item, "item_price", iat)
+        currency = opt_string(item, "currency", iat).upper()
+        if quantity != quantity.to_integral_value() or quantity <= 0:
+            raise bad(iat, "quantity", "a positive whole number", item["quantity"])
+        lines.append(f"{quantity:f} × {product} @ {price:f} {currency}".rstrip())
+        totals[currency] = totals.get(currency, Decimal(0)) + quantity * price
+    for currency, total in totals.items():
+        lines.append(f"المجموع / Total: {total:f} {currency}".rstrip())
+    inbound.meta["order_items"] = str(len(items))
+    return lines
+
+
+def _decimal(item: dict, key: str, at: str) -> Decimal:
+    """A quantity or price, which WhatsApp sends as a number or a string of one."""
+    value = item.get(key)
+    if value is None:
+        raise missing(at, key)
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or len(str(value)) > 24:
+        raise bad(at, key, "a number", value)
+    try:
+        number_ = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise bad(at, key, "a number", value) from None
+    if not number_.is_finite() or number_ < 0:
+        raise bad(at, key, "a number", value)
+    return number_
 
 
 def _flow_answers(reply: dict, at: str, inbound: Inbound) -> str:

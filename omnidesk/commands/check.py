@@ -6,6 +6,7 @@ Exit 0 when all is well; otherwise exit 1 naming each problem as FILE:LINE: key:
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from omnidesk.configload import load_config
@@ -20,6 +21,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "config", nargs="?", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    parser.add_argument(
+        "--allow-missing-files",
+        action="store_true",
+        help="rule tests whose sample file is not beside the config are skipped, not failed",
+    )
     parser.set_defaults(func=run)
 
 
@@ -34,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     routing = Routing.from_config(loaded)
     results = run_rule_tests(routing)
-    failed = [r for r in results if not r.passed]
+    failed = [r for r in results if r.failures]
+    skipped = [r for r in results if r.skipped]
     for result in failed:
         for key, message in result.failures:
             loc = (
@@ -48,6 +55,15 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{loaded.path}: {len(data.queues)} queues, {len(data.rules)} rules, "
             f"{len(data.sla_policies)} SLA policies, {len(data.calendars)} calendars; "
-            f"rule tests: {len(results) - len(failed)} passed, {len(failed)} failed"
+            f"rule tests: {len(results) - len(failed) - len(skipped)} passed, "
+            f"{len(failed)} failed, {len(skipped)} skipped"
         )
+    if skipped and not args.allow_missing_files:
+        print(
+            f"{loaded.path}: {len(skipped)} rule tests skipped: their sample files are not "
+            "beside the config (copy them there, or accept with: omnidesk check "
+            f"--allow-missing-files {shlex.quote(str(loaded.path))})",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if failed else 0

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from omnidesk.cli import config_words, pasteable
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
 from omnidesk.text import one_line_safe
@@ -174,7 +175,8 @@ def merge(args: argparse.Namespace) -> int:
     print(
         f"merge {done['merge']}: {done['source']} -> {done['target']} "
         f"({done['identities']} identities, {len(done['tickets'])} tickets); "
-        f"undo with: omnidesk customer unmerge {done['merge']}"
+        "undo with: "
+        + pasteable("customer", "unmerge", str(done["merge"]), *config_words(args.config))
     )
     return 0
 

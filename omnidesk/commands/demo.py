@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from omnidesk.cli import config_words, pasteable
 from omnidesk.commands.tickets import format_table
+from omnidesk.configload import KEY_PREFIX_ENV
+from omnidesk.db.connect import URL_ENV
 from omnidesk.errors import PermanentError, TransientError
 from omnidesk.service import Daemon, DaemonOptions
 
@@ -70,6 +75,7 @@ async def _demo(args: argparse.Namespace, samples: list[Path]) -> int:
             await _wait_until_processed(daemon, drop, len(samples), args.timeout)
             print(_report(daemon, len(samples)))
             print(await _recorded(daemon, options.database_url, args.timeout))
+            print(_where_to_look(args.config, options.database_url, daemon))
         finally:
             await daemon.stop()
             await daemon.shutdown()
@@ -139,17 +145,50 @@ def _report(daemon: Daemon, total: int) -> str:
     ]
     quarantined = daemon.runtime.quarantine.list()
     if quarantined:
-        lines += ["", "quarantine (omnidesk quarantine list --config ... to manage):"]
+        lines += ["", "quarantine (the commands at the end list it again, to retry or purge):"]
         lines += [f"  {i.id} {i.source}: {i.reason}: {i.error[:80]}" for i in quarantined]
     return "\n".join(lines)
+
+
+def _where_to_look(config: str | None, database: str | None, daemon: Daemon) -> str:
+    """The demo's data is kept apart from the operator's own (Redis keys under its own
+    prefix, its own database), so plain `omnidesk tickets` shows none of it: say so, and
+    print the commands that do, ready to paste."""
+    env = {KEY_PREFIX_ENV: DEMO_PREFIX}
+    if database is not None:
+        env[URL_ENV] = _printable_url(database)
+    config_opts = config_words(config)
+    lines = [
+        "",
+        f"The demo's data is kept apart from your own (Redis keys under the prefix "
+        f"{DEMO_PREFIX}"
+        + (f", the database {conninfo_to_dict(database).get('dbname')}" if database else "")
+        + "): `omnidesk tickets` alone does not show it. To look at it:",
+        "  " + pasteable("tickets", *config_opts, env=env),
+        "  " + pasteable("quarantine", *config_opts, "list", env=env),
+    ]
+    if daemon._embedded is not None:
+        lines.append(
+            "(No Redis answered, so the demo ran on a private one that stopped with it: the "
+            "quarantine list is gone"
+            + ("; the tickets are in PostgreSQL.)" if database else ", and the tickets too.)")
+        )
+    return "\n".join(lines)
+
+
+def _printable_url(database: str) -> str:
+    """The demo database's connection string without the password (the command reads it
+    from the environment as every command does) and without the options `conninfo` adds."""
+    added = {"password", "connect_timeout", "keepalives", "keepalives_idle",
+             "keepalives_interval", "keepalives_count", "tcp_user_timeout"}  # fmt: skip
+    params = {k: v for k, v in conninfo_to_dict(database).items() if k not in added}
+    return make_conninfo(**params)
 
 
 def _fresh_demo_database(config: str | None) -> str | None:
     """The demo's own database beside the configured one (``<name>_demo``), emptied first so
     its ticket numbers do not meet an earlier run's; None when PostgreSQL does not answer
     (the demo then runs on Redis alone and says how to point it at one)."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
     from omnidesk.configload import load_config
     from omnidesk.db.connect import RecordsUnavailable, connect, conninfo
 

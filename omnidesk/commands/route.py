@@ -18,7 +18,7 @@ from typing import Any
 from omnidesk.cli import one_line
 from omnidesk.configload import load_config
 from omnidesk.errors import OmnideskError, PayloadError
-from omnidesk.model import Channel, Decision, Flag, Inbound, Skipped, to_builtins
+from omnidesk.model import Channel, Decision, Inbound, Skipped, to_builtins
 from omnidesk.routing import Routing
 from omnidesk.text import preview
 from router import explain
@@ -114,7 +114,7 @@ def ticket_view(inbound: Inbound) -> dict[str, Any]:
         "thread_keys": inbound.thread_keys,
         "attachments": len(inbound.attachments),
         "flags": [f.value for f in inbound.flags],
-        "opens_ticket": not (inbound.has_flag(Flag.AUTO_REPLY) or inbound.has_flag(Flag.BOUNCE)),
+        "opens_ticket": not inbound.is_machine_mail,
         "segment_hint": inbound.segment_hint.value,
         "region_hint": inbound.region_hint,
         "service_hint": inbound.service_hint,

@@ -92,7 +92,7 @@ def list_tickets(args: argparse.Namespace) -> int:
         for ticket in tickets:
             print(json.dumps(to_builtins(ticket), ensure_ascii=False, default=str))
         if cursor:
-            print(f"next page: --before {cursor}", file=sys.stderr)
+            print(f"next page: {next_page(args, cursor)}", file=sys.stderr)
         return 0
     print(
         format_table(
@@ -111,8 +111,20 @@ def list_tickets(args: argparse.Namespace) -> int:
         )
     )
     if cursor:
-        print(f"next page: --before {cursor}")
+        print(f"next page: {next_page(args, cursor)}")
     return 0
+
+
+def next_page(args: argparse.Namespace, cursor: str) -> str:
+    """The same `omnidesk tickets` command with `--before CURSOR`, ready to paste."""
+    from omnidesk.cli import config_words, pasteable
+
+    words = ["tickets", *config_words(args.config)]
+    for name in ("queue", "status", "customer", "channel", "tag", "since", "until"):
+        if (value := getattr(args, name)) is not None:
+            words += [f"--{name}", str(value)]
+    words += ["--limit", str(args.limit), *(["--json"] if args.json else [])]
+    return pasteable(*words, "--before", cursor)
 
 
 def show(args: argparse.Namespace) -> int:

@@ -6,6 +6,10 @@ days before the send day, or the previous month. Several daemons may run this jo
 that wins ``SET NX <prefix>:report:<name>:<period>`` sends it; a failed send deletes the key
 so the next round (of any daemon) tries again. A daemon that was down at the send moment
 sends the latest period it missed when it comes back.
+
+A send the SMTP server refuses or never answers marks the report mail down (`/healthz`:
+degraded, `report_mail_down`) and the next try waits, 30 s doubling to an hour; the first
+send that goes through marks it up again.
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import time as monotonic_time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from omnidesk.config import WEEKDAYS, QueueConfigFile, ScheduledReport, SmtpConfig
-from omnidesk.errors import PermanentError, TransientError
+from omnidesk.errors import TransientError
 from omnidesk.reports.fold import Context
 from omnidesk.store import Store
 
@@ -88,6 +94,49 @@ def build_message(
     return msg
 
 
+class MailUnsent(TransientError):
+    """The SMTP server could not be reached, or refused the mail or the login."""
+
+
+@dataclass
+class MailHealth:
+    """Whether report mail goes out, for /healthz; while down, when the next try is."""
+
+    first_wait: float = 30.0  # the run loop's own round: the first retry is not delayed more
+    max_wait: float = 3600.0
+    failures: int = 0  # sends failed in a row
+    error: str | None = None
+    retry_at: float = 0.0  # time.monotonic() of the next try
+
+    @property
+    def down(self) -> bool:
+        return self.failures > 0
+
+    def failed(self, error: str, now: float) -> float:
+        """Note a failed send; the seconds to wait before the next one."""
+        self.failures += 1
+        self.error = error
+        wait = min(self.max_wait, self.first_wait * 2 ** min(self.failures - 1, 20))
+        self.retry_at = now + wait
+        return wait
+
+    def sent(self) -> None:
+        self.failures, self.error, self.retry_at = 0, None, 0.0
+
+    def waiting(self, now: float) -> bool:
+        return self.down and now < self.retry_at
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        if not self.down:
+            return {"mail": "ok"}
+        return {
+            "mail": "down",
+            "error": self.error,
+            "failures": self.failures,
+            "next_try_in_s": round(max(0.0, self.retry_at - now), 1),
+        }
+
+
 async def send(smtp: SmtpConfig, msg: EmailMessage) -> None:
     import aiosmtplib
 
@@ -104,9 +153,9 @@ async def send(smtp: SmtpConfig, msg: EmailMessage) -> None:
             timeout=smtp.timeout,
         )
     except aiosmtplib.SMTPAuthenticationError as exc:
-        raise PermanentError(f"smtp {smtp.host}: authentication refused ({exc.code})") from None
+        raise MailUnsent(f"smtp {smtp.host}: authentication refused ({exc.code})") from None
     except (aiosmtplib.SMTPException, OSError) as exc:
-        raise TransientError(f"smtp {smtp.host}:{smtp.port}: {exc}") from None
+        raise MailUnsent(f"smtp {smtp.host}:{smtp.port}: {exc}") from None
 
 
 class ReportScheduler:
@@ -120,20 +169,31 @@ class ReportScheduler:
         clock: Callable[[], datetime] | None = None,
         titles: dict[str, str] | None = None,
         records: Any = None,
+        monotonic: Callable[[], float] = monotonic_time.monotonic,
     ) -> None:
         self.store = store
         self.records = records  # PostgreSQL (omnidesk.db.records.Records), when configured
         self.clock = clock or (lambda: datetime.now(self.ctx.tz))
+        self.monotonic = monotonic  # the mail backoff's clock
+        self.mail = MailHealth()
         self._fixed_titles = titles
         self.reload(config)
 
     def reload(self, config: QueueConfigFile) -> None:
-        """Take a new config (SIGHUP): its reports, SMTP server, calendar and queue titles."""
+        """Take a new config (SIGHUP): its reports, SMTP server, calendar and queue titles.
+        Another SMTP server is tried at once."""
+        old: QueueConfigFile | None = getattr(self, "config", None)
+        if old is not None and config.service.smtp != old.service.smtp:
+            self.mail = MailHealth()
         self.ctx = Context.from_config(config)
         self.titles = self._fixed_titles or {
             n: q.title for n, q in config.queues.items() if q.title
         }
         self.config = config
+
+    def health(self) -> dict[str, Any] | None:
+        """The /healthz block, when there are reports to send."""
+        return self.mail.as_dict(self.monotonic()) if self.config.reports else None
 
     def key(self, report: ScheduledReport, label: str) -> str:
         return self.store.key("report", report.name, label)
@@ -145,6 +205,8 @@ class ReportScheduler:
             return []
         if smtp is None:
             log.error("scheduled reports configured but service.smtp is not: nothing sent")
+            return []
+        if self.mail.waiting(self.monotonic()):
             return []
         sent = []
         for report in self.config.reports:
@@ -159,10 +221,19 @@ class ReportScheduler:
                 continue
             try:
                 await self._send_one(report, smtp, label, start, end)
+            except MailUnsent as exc:
+                await asyncio.to_thread(self.store.r.delete, key)  # let a later round retry
+                wait = self.mail.failed(str(exc), self.monotonic())
+                log.error("report %s for %s not sent: %s; report mail down, next try in %.0f s",
+                          report.name, label, exc, wait)  # fmt: skip
+                break  # the other reports would only knock at the same door
             except Exception as exc:
                 await asyncio.to_thread(self.store.r.delete, key)  # let a later round retry
                 log.error("report %s for %s not sent: %s", report.name, label, exc)
                 continue
+            if self.mail.down:
+                log.info("report mail up again after %d failed sends", self.mail.failures)
+            self.mail.sent()
             await asyncio.to_thread(self.store.r.set, key, f"sent {datetime.now():%FT%T}",
                                     ex=SENT_TTL_S)  # fmt: skip
             log.info("report %s for %s sent to %d recipients", report.name, label,
