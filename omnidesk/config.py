@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from omnidesk.model import Channel, Flag, Language, Priority, Segment, Status
+from omnidesk.model import SYSTEM_ACTORS, Channel, Flag, Language, Priority, Segment, Status
 from omnidesk.text import PatternError, compile_pattern
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|bd)\s*$")
@@ -196,8 +196,6 @@ class AgentConfig(Strict):
 
     @model_validator(mode="after")
     def _not_a_system_actor(self) -> AgentConfig:
-        from omnidesk.reports.fold import SYSTEM_ACTORS
-
         if self.id in SYSTEM_ACTORS:  # the reports would credit this person to nobody
             raise ValueError(f"agent id {self.id!r} is the name of one of the daemon's own "
                              "actors (csat, sla, system, ...): choose another")  # fmt: skip
