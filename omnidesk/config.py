@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from omnidesk.model import Channel, Flag, Language, Priority, Segment, Status
+from omnidesk.model import SYSTEM_ACTORS, Channel, Flag, Language, Priority, Segment, Status
 from omnidesk.text import PatternError, compile_pattern
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|bd)\s*$")
@@ -196,6 +196,13 @@ class AgentConfig(Strict):
     capacity: int = Field(default=5, ge=1, le=1000)
     role: Literal["agent", "supervisor"] = "agent"
     email: str | None = None  # where SLA notifications for this agent go
+
+    @model_validator(mode="after")
+    def _not_a_system_actor(self) -> AgentConfig:
+        if self.id in SYSTEM_ACTORS:  # the reports would credit this person to nobody
+            raise ValueError(f"agent id {self.id!r} is the name of one of the daemon's own "
+                             "actors (csat, sla, system, ...): choose another")  # fmt: skip
+        return self
 
 
 # ---------------------------------------------------------------- rules
@@ -458,6 +465,13 @@ class WebFormConfig(Strict):
     reference_ttl_s: int = Field(default=86_400, ge=60)  # how long a 202 reference resolves
 
 
+class AttachmentsConfig(Strict):
+    """Serving attachments to agents (GET /v1/tickets/{id}/attachments/{aid}): bigger ones
+    are refused with 413 rather than read into memory and sent."""
+
+    max_serve_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+
+
 class ReceiptsConfig(Strict):
     """The acknowledgements a rule's `auto_reply` sends (omnidesk.receipts). A sender past
     `max_per_sender_per_hour` receipts in the last hour gets no more: a mail loop with
@@ -493,6 +507,7 @@ class ServiceConfig(Strict):
     parse: ParseBudget = Field(default_factory=ParseBudget)
     quarantine: QuarantineLimits = Field(default_factory=QuarantineLimits)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
     receipts: ReceiptsConfig = Field(default_factory=ReceiptsConfig)
     # A worker silent this long is dead and its batches go back to the queue; workers check
     # every maintenance interval, so a dead worker's batches are back within the sum.
@@ -556,6 +571,16 @@ class ScheduledReport(Strict):
         return self
 
 
+class BrandingConfig(Strict):
+    """Whose report it is: the ministry's name in both languages, its logo and colour, on
+    the printable report (HTML and PDF)."""
+
+    name_ar: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+    logo: str | None = None  # a .png, .svg or .jpg file; relative paths from the config's folder
+    colour: Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")] = "#006c35"
+
+
 # ---------------------------------------------------------------- the whole file
 
 
@@ -576,6 +601,7 @@ class QueueConfigFile(Strict):
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     agents: list[AgentConfig] = Field(default_factory=list)
     reports: list[ScheduledReport] = Field(default_factory=list)
+    branding: BrandingConfig | None = None
 
 
 Condition.model_rebuild()

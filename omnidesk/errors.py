@@ -45,6 +45,10 @@ class ConfigError(OmnideskError):
         self.problems = problems
 
 
+class TooLarge(PermanentError):
+    """Over a configured size limit (an HTTP answer says 413)."""
+
+
 class PayloadError(PermanentError):
     """A raw payload that cannot be normalized; the message says what is wrong in one line."""
 

@@ -83,6 +83,14 @@ class Flag(StrEnum):
 # Sent by a machine, not a person: opens no ticket, starts no clock, gets no receipt.
 MACHINE_FLAGS = frozenset({Flag.AUTO_REPLY, Flag.BOUNCE, Flag.FEEDBACK_REPORT, Flag.READ_RECEIPT})
 
+# Actors that are the daemon's own parts, never a person: the CSAT survey is sent as a
+# `replied` by "csat", SLA escalations are moves by "sla", and so on. They are nobody's
+# reply, first response or transfer (the config refuses agents named like them).
+SYSTEM_ACTORS = frozenset({
+    "", "system", "csat", "sla", "omnidesk", "deliver", "intake", "assignment", "merge",
+    "customer", "operator", "retention", "router",
+})  # fmt: skip
+
 
 class IdentityKind(StrEnum):
     EMAIL = "email"

@@ -55,5 +55,6 @@ def make(
         send_reply=send or outbox,
         public_url="http://csat.test",
         records=records,
+        archive=runtime.archive,
     )
     return runtime, service, outbox

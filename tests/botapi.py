@@ -1,5 +1,6 @@
-"""A local stand-in for the Telegram Bot API (getMe, getUpdates, sendMessage), speaking its
-wire format, so tests drive the real python-telegram-bot through `base_url`."""
+"""A local stand-in for the Telegram Bot API (getMe, getUpdates, sendMessage, getFile and the
+file URL), speaking its wire format, so tests drive the real python-telegram-bot through
+`base_url` and `base_file_url`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ class BotApi:
         self._next_message_id = 1000
         self._arrived = asyncio.Event()
         self.url = ""
+        self.files: dict[str, bytes] = {}  # file_id -> content, for getFile and /file/
+
+    @property
+    def base_file_url(self) -> str:
+        return f"{self.url}/file/bot"
 
     @property
     def base_url(self) -> str:
@@ -52,7 +58,25 @@ class BotApi:
             return _ok(await self._get_updates(params))
         if method == "sendMessage":
             return self._send_message(params)
+        if method == "getFile":
+            data = self.files.get(params.get("file_id", ""))
+            if data is None:
+                return _error(400, "Bad Request: invalid file_id")
+            path = f"photos/file_{sorted(self.files).index(params['file_id'])}.jpg"
+            return _ok({"file_id": params["file_id"], "file_unique_id": "u" + path[-6:-4],
+                        "file_size": len(data), "file_path": path})  # fmt: skip
         return _error(404, "Not Found: method not found")
+
+    async def file(self, request: web.Request) -> web.Response:
+        """GET /file/bot<token>/<file_path>: the bytes getFile pointed at."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        self.calls.append(("file", {"path": request.match_info["path"]}))
+        path = request.match_info["path"]
+        for i, file_id in enumerate(sorted(self.files)):
+            if path == f"photos/file_{i}.jpg":
+                return web.Response(body=self.files[file_id], content_type="image/jpeg")
+        return web.Response(status=404)
 
     async def _get_updates(self, params: dict[str, str]) -> list[dict[str, Any]]:
         offset = int(params.get("offset", 0) or 0)
@@ -117,6 +141,7 @@ async def botapi() -> AsyncIterator[BotApi]:
     api = BotApi()
     app = web.Application()
     app.router.add_route("*", "/bot{token}/{method}", api.handle)
+    app.router.add_get("/file/bot{token}/{path:.+}", api.file)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -65,8 +65,9 @@ def history(
         for _ in range(rnd.randrange(0, 9)):
             t += rnd.randrange(60_000, 2 * 86400 * 1000)
             what = rnd.choice(
-                ("assign", "reply", "status", "status", "transfer", "warn", "breach", "csat")
-            )
+                ("assign", "reply", "status", "status", "transfer", "warn", "breach", "csat",
+                 "survey")
+            )  # fmt: skip
             if what == "assign":
                 ev("assigned", t, agent=rnd.choice(AGENTS), actor="assignment")
             elif what == "reply":
@@ -80,12 +81,16 @@ def history(
                 old, queue = queue, rnd.choice(QUEUES)
                 if queue != old:
                     kind = rnd.choice(("transferred", "escalated"))
-                    ev(kind, t, **{"from": old, "reason": "test"})
+                    # an agent's transfer, or the SLA engine's escalation (a system actor)
+                    who = rnd.choice(AGENTS) if kind == "transferred" else "sla"
+                    ev(kind, t, **{"from": old, "reason": "test"}, actor=who)
             elif what in ("warn", "breach"):
                 target = rnd.choice(("first_response", "resolution", "next_response"))
                 kind = "sla_warned" if what == "warn" else "sla_breached"
                 ev(kind, t, target=target, step="0.8" if what == "warn" else "1",
                    late_s=f"{rnd.random():.3f}", actor="sla")  # fmt: skip
+            elif what == "survey":  # the CSAT survey goes out as a reply by "csat"
+                ev("replied", t, actor="csat", message="M-2")
             else:
                 comment = rnd.choice(("", "شكراً جزيلاً", "slow | but fine"))
                 ev("csat", t, score=str(rnd.randrange(0, 7)), comment=comment, actor="customer")

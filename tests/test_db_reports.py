@@ -236,3 +236,71 @@ def test_auto_takes_the_rollups_for_the_periods_they_cover(loaded, prefix, pg_ur
     _, source = figures_for(store, records, config, ctx, date(2026, 3, 12), date(2026, 3, 20),
                             {}, "records")  # fmt: skip
     assert source == "records"
+
+
+def test_unknown_region_or_agent_is_refused_and_known_ones_answer(loaded) -> None:
+    """Values from the events (a ticket's own region, an agent outside the config) are
+    known; anything else is an error naming it, not a page of zeros."""
+    conn, _ = loaded
+    ctx = context()
+    span = (date(2026, 3, 1), date(2026, 3, 31))
+    for dim, value in (("region", "atlantis"), ("agent", "ghost")):
+        with pytest.raises(UnknownFilterValue, match=value):
+            figures(conn, ctx, *span, {dim: value})
+    assert figures(conn, ctx, *span, {"region": "makkah"})["totals"]["opened"] > 0
+    assert figures(conn, ctx, *span, {"agent": "sara"})["totals"]["replies"] > 0
+    assert figures(conn, ctx, *span, {"agent": "khalid"}, known={"agent": {"khalid"}})
+
+
+@pytest.mark.parametrize(("lang", "digits"), [("ar", "arab"), ("en", "latn")])
+def test_the_printed_report_agrees_with_a_recomputation_in_both_languages(
+    loaded, pg_url, monkeypatch, tmp_path, lang, digits
+) -> None:
+    """`omnidesk report --source records --format html` read back cell by cell: each
+    slice's counts, shares and CSAT on the Arabic and English pages are the independent
+    recomputation's (recompute over the same events), written in that language's digits."""
+    import re
+
+    from omnidesk.cli import main
+    from omnidesk.configload import load_config
+    from omnidesk.i18n import translator
+    from omnidesk.reports.figures import summarize
+    from omnidesk.reports.fold import Context
+    from omnidesk.reports.html import DIM_NAMES, share, value_name
+    from omnidesk.reports.render import slices
+
+    _, events = loaded
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", pg_url)
+    out = tmp_path / "report.html"
+    argv = ["report", "--config", "queue_config.yaml", "--source", "records",
+            "--from", "2026-03-01", "--to", "2026-03-31", "--format", "html",
+            "--lang", lang, "--digits", digits, "-o", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    page = out.read_text("utf-8")
+
+    config = load_config("queue_config.yaml").data
+    ctx = Context.from_config(config)
+    start, end = date(2026, 3, 1), date(2026, 3, 31)
+    want = summarize(recompute(events, start, end, {}, ctx), start, end, {})
+    tr = translator(lang, digits)
+    titles = {n: q.title for n, q in config.queues.items() if q.title}
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", page):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        if len(cells) == 12:
+            name = re.sub(r"<[^>]+>", "", cells[1])
+            rows[cells[0], name] = cells[2:]
+    checked = 0
+    for dim, value, r in slices(want):
+        name = value_name(tr, dim, value, titles) if dim != "total" else ""
+        got = rows[tr._(DIM_NAMES[dim]), name]
+        assert got[0] == tr.number(r["opened"]) and got[1] == tr.number(r["resolved"])
+        assert got[5] == share(tr, r["fr_compliance"]), (dim, value)
+        assert got[6] == share(tr, r["res_compliance"]), (dim, value)
+        assert got[7] == tr.number(r["breached"]) and got[9] == tr.number(r["transfers"])
+        csat = tr._("no data") if r["csat_avg"] is None else tr.number(r["csat_avg"])
+        assert got[8] == csat
+        checked += 1
+    assert checked == len(rows) > 10
+    if digits == "arab":
+        assert not re.search(r"[0-9]", "".join(c for cells in rows.values() for c in cells))

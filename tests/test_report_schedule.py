@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from omnidesk.config import ScheduledReport
+from omnidesk.config import BrandingConfig, ScheduledReport
 from omnidesk.configload import load_config
 from omnidesk.reports.schedule import ReportScheduler, last_send, period_of
 from omnidesk.store import Store
@@ -160,3 +160,38 @@ def test_check_names_duplicate_reports_and_unknown_queues(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:8: reports[1].name: duplicate report 'a'" in err
     assert f"{path}:8: reports[1].filters.queue: queue 'nope' does not exist" in err
+
+
+async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
+    """The e-mailed page is the printable one: Arabic, right-to-left, the ministry's name
+    and its logo (a path relative to the config file's folder)."""
+    inbox, port = smtp
+    prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
+    store = Store.from_url(REDIS_URL, prefix)
+    (tmp_path / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>', "utf-8")
+    try:
+        pipe = store.r.pipeline(transaction=False)
+        for ev in history(5, 30, days=5):
+            pipe.xadd(store.key("events"), ev)
+        pipe.execute()
+        loaded = load_config(CONFIG)
+        smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
+        service = loaded.data.service.model_validate(
+            {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
+        )
+        branding = BrandingConfig(name_ar="وزارة التجارة", name_en="Ministry of Commerce",
+                                  logo="logo.svg")  # fmt: skip
+        cfg = loaded.data.model_copy(update={
+            "service": service, "branding": branding,
+            "reports": [report(name="daily-ar", recipients=["boss@moc.example.sa"], lang="ar")],
+        })  # fmt: skip
+        now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
+        sched = ReportScheduler(store, cfg, clock=lambda: now, base_dir=tmp_path)
+        assert len(await sched.tick()) == 1
+        attachment = next(inbox.messages[0].iter_attachments())
+        assert attachment.get_content_charset() == "utf-8"  # else clients read US-ASCII
+        page = attachment.get_content()
+        assert 'dir="rtl"' in page and "وزارة التجارة" in page and "تقرير الأداء" in page
+        assert "data:image/svg+xml;base64," in page
+    finally:
+        store.delete_all()

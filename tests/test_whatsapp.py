@@ -54,11 +54,35 @@ class FakeGraph:
     auth: list[str] = field(default_factory=list)
     answer: tuple[int, dict[str, Any], dict[str, str]] | None = None  # forced error answer
     base: str = ""
+    media: dict[str, bytes] = field(default_factory=dict)  # media id -> the customer's file
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{version}/{phone}/messages", self._messages)
+        app.router.add_get("/{version}/{media_id}", self._media_record)
+        app.router.add_get("/media-download/{media_id}", self._media_bytes)
         return app
+
+    async def _media_record(self, request: web.Request) -> web.Response:
+        """GET /<media id>: the record naming a short-lived download URL (Graph's shape)."""
+        self.auth.append(request.headers.get("Authorization", ""))
+        media_id = request.match_info["media_id"]
+        data = self.media.get(media_id)
+        if data is None:
+            error = {"message": "Unsupported get request.", "type": "GraphMethodException",
+                     "code": 100}  # fmt: skip
+            return web.json_response({"error": error}, status=400)
+        return web.json_response({
+            "messaging_product": "whatsapp", "id": media_id, "file_size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "mime_type": "image/jpeg",
+            "url": f"{self.base}/media-download/{media_id}",
+        })  # fmt: skip
+
+    async def _media_bytes(self, request: web.Request) -> web.Response:
+        """The URL of the record: bytes only with the access token, as Meta's is."""
+        if request.headers.get("Authorization") != "Bearer graph-token":
+            return web.json_response({"error": {"message": "no token", "code": 190}}, status=401)
+        return web.Response(body=self.media[request.match_info["media_id"]])
 
     async def _messages(self, request: web.Request) -> web.Response:
         self.auth.append(request.headers.get("Authorization", ""))

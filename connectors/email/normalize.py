@@ -177,11 +177,7 @@ def normalize(
     if not raw.strip():
         raise PayloadError("message is empty", reason="empty")
     defects: list[str] = []
-    msg = _parse(raw)
-    if _headers_cut_short(msg):  # rare: parse again, without the lines that cut them short
-        repaired = _repair_header_block(raw, defects)
-        if repaired != raw:
-            msg = _parse(repaired)
+    msg = parse(raw, defects)
     heads: dict[str, str] = {}  # first value of each header; one pass beats many msg.get()
     for name, value in msg.raw_items():
         heads.setdefault(name.lower(), str(value))
@@ -234,6 +230,17 @@ def normalize(
     inbound.meta.update(from_meta)
     inbound.defects = list(dict.fromkeys(parser_defects + defects))
     return inbound
+
+
+def parse(raw: bytes, defects: list[str]) -> Message:
+    """The parsed message, its header block repaired when a stray line cut it short; the
+    one parse that normalize and attachment extraction (connectors/email/extract.py) share."""
+    msg = _parse(raw)
+    if _headers_cut_short(msg):  # rare: parse again, without the lines that cut them short
+        repaired = _repair_header_block(raw, defects)
+        if repaired != raw:
+            msg = _parse(repaired)
+    return msg
 
 
 def _parse(raw: bytes) -> Message:

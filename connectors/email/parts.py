@@ -31,6 +31,7 @@ class Body:
     plain: list[Message] = field(default_factory=list)
     html: list[Message] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    attachment_parts: list[Message] = field(default_factory=list)  # in step with attachments
     bounce: Bounce | None = None
     # the machine-readable part of a report: delivery-status (DSN), feedback-report (ARF),
     # disposition-notification (MDN); None for a person's mail
@@ -68,6 +69,7 @@ def collect(msg: Message, defects: list[str]) -> Body:
         if part.is_multipart():
             if ctype == "message/rfc822" and part is not msg:
                 body.attachments.append(_attachment(part, ctype))
+                body.attachment_parts.append(part)
                 continue
             if depth >= _MAX_DEPTH:
                 defects.append("NestingTooDeep")
@@ -82,6 +84,7 @@ def collect(msg: Message, defects: list[str]) -> Body:
             (body.plain if ctype == "text/plain" else body.html).append(part)
             continue
         body.attachments.append(_attachment(part, ctype))
+        body.attachment_parts.append(part)
     return body
 
 
@@ -93,7 +96,7 @@ def _has_filename(part: Message) -> bool:
 
 
 def _attachment(part: Message, ctype: str) -> Attachment:
-    data = _content(part)
+    data = content(part)
     disposition = (part.get_content_disposition() or "").lower()
     cid_image = ctype.startswith("image/") and part.get("content-id") is not None
     inline = disposition == "inline" or (cid_image and disposition != "attachment")
@@ -106,7 +109,7 @@ def _attachment(part: Message, ctype: str) -> Attachment:
     )
 
 
-def _content(part: Message) -> bytes:
+def content(part: Message) -> bytes:
     if part.is_multipart():  # message/rfc822: the embedded message as it would be saved
         try:
             return part.get_payload(0).as_bytes()

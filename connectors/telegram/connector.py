@@ -29,7 +29,7 @@ from connectors.telegram.bot import RawBot, boundary, convert, make_bot, retry_a
 from connectors.telegram.config import TelegramConfig
 from connectors.telegram.split import split_text
 from connectors.telegram.webhook import webhook_routes
-from omnidesk.errors import PermanentError, TransientError
+from omnidesk.errors import PermanentError, TooLarge, TransientError
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt, utcnow
 
 log = logging.getLogger("omnidesk.connectors.telegram")
@@ -96,6 +96,19 @@ class TelegramConnector(Connector):
         if self._bot is None:
             raise PermanentError(f"telegram {self.name}: not initialized")
         return self._bot
+
+    async def download(self, file_id: str, max_bytes: int) -> bytes:
+        """A file a customer sent (its file id from the update), through getFile and the
+        file URL: an agent opens it. TooLarge past `max_bytes` (the Bot API serves up to
+        20 MB), checked on the size getFile reports before anything is downloaded."""
+        async with boundary(self.config, self._token):
+            file = await self.bot.get_file(file_id)
+            if file.file_size and file.file_size > max_bytes:
+                raise TooLarge(f"the file is {file.file_size} bytes, over {max_bytes}")
+            data = bytes(await file.download_as_bytearray())
+        if len(data) > max_bytes:
+            raise TooLarge(f"the file is {len(data)} bytes, over {max_bytes}")
+        return data
 
     async def check(self) -> None:
         """getMe once; a rejected token is an AuthError naming token_env."""

@@ -73,6 +73,13 @@ class WhatsAppConnector(Connector):
         if self._graph is not None:
             await self._graph.close()
 
+    async def download(self, media_id: str, max_bytes: int) -> bytes:
+        """A customer's file by its media id (the webhook gives only the id): an agent
+        opens it."""
+        await self.initialize()
+        assert self._graph is not None
+        return await self._graph.media(media_id, max_bytes)
+
     async def run_once(self, sink: Sink) -> float | None:
         return IDLE  # webhook-driven
 

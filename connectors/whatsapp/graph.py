@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
-from omnidesk.errors import AuthError, PermanentError, TransientError
+from omnidesk.errors import AuthError, PermanentError, TooLarge, TransientError
 
 # Graph error codes that mean "later": throttling and temporary unavailability.
 _TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 80007, 130429, 131000, 131016, 131048, 131056}
@@ -44,6 +45,36 @@ class GraphClient:
 
     async def get(self, path: str) -> dict[str, Any]:
         return await self._call("GET", path, None)
+
+    async def media(self, media_id: str, max_bytes: int) -> bytes:
+        """A file a customer sent: its record (GET /<media id>) names a short-lived URL,
+        fetched with the same token. TooLarge past `max_bytes`, checked on the size the
+        record gives and again while reading."""
+        record = await self.get(quote(media_id, safe=""))
+        url, size = record.get("url"), record.get("file_size")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise PermanentError(f"WhatsApp Graph: media {media_id[:40]!r} has no URL")
+        if isinstance(size, int) and size > max_bytes:
+            raise TooLarge(f"the file is {size} bytes, over {max_bytes}")
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            async with self.session().get(url, headers=headers) as resp:
+                if resp.status != 200:
+                    raw = await resp.read()
+                    try:
+                        data = json.loads(raw) if raw else {}
+                    except ValueError:
+                        data = {}
+                    raise graph_error(resp.status, data, resp.headers.get("Retry-After"))
+                chunks, got = [], 0
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    got += len(chunk)
+                    if got > max_bytes:
+                        raise TooLarge(f"the file is over {max_bytes} bytes")
+                    chunks.append(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(f"WhatsApp Graph: {type(exc).__name__}: {exc}") from None
+        return b"".join(chunks)
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         url = f"{self.base}/{path.lstrip('/')}"

@@ -62,6 +62,8 @@ class Desk:
     on_resolved: Callable[[Ticket, AgentConfig], None] | None = None  # CSAT survey
     # omnidesk.db.records.Records: lists, and tickets and history past Redis, when set
     records: Any = None
+    # a message whose attachment bytes can be had here (AgentService.reachable sets it)
+    reachable: Callable[[Message], bool] = lambda message: False
 
     # -------------------------------------------------------- reading
 
@@ -103,12 +105,33 @@ class Desk:
         extra = self._ticket_extra(ticket.id)
         return {
             "ticket": {**to_builtins(ticket), **extra},
-            "messages": [to_builtins(m) for m in messages],
+            "messages": [self._message_view(ticket.id, m) for m in messages],
             "customer": to_builtins(customer) if customer else None,
             "other_tickets": [self._other_ticket(agent, t) for t in others],
             "sla": self._sla(ticket.id, extra),
             "history": self.history(ticket.id),
         }
+
+    def messages(self, agent: AgentConfig, ticket_id: str) -> list[Message]:
+        """The thread of a ticket the agent may view, live (Redis) or only in the records:
+        NotFound / Forbidden exactly as for `view`."""
+        ticket = self.store.get_ticket(ticket_id)
+        if ticket is None:
+            cold = self._recorded(ticket_id)
+            if cold is None:
+                raise NotFound(f"no ticket {ticket_id}")
+            self.roster().check(agent, cold["ticket"].queue)
+            return list(cold["messages"])
+        self.roster().check(agent, ticket.queue)
+        return self.store.ticket_messages(ticket.id)
+
+    def _message_view(self, ticket_id: str, message: Message) -> dict[str, Any]:
+        """A message as the view shows it: attachments with id, download URL, availability."""
+        from omnidesk.agents.attachments import describe
+
+        out = to_builtins(message)
+        out["attachments"] = describe(ticket_id, message, self.reachable(message))
+        return out
 
     def _recorded_view(self, agent: AgentConfig, cold: dict[str, Any]) -> dict[str, Any]:
         """The same view of a ticket only PostgreSQL holds now (no live SLA clocks)."""
@@ -117,7 +140,7 @@ class Desk:
         customer = cold["customer"]
         return {
             "ticket": {**to_builtins(ticket), **cold["extra"], "live": False},
-            "messages": [to_builtins(m) for m in cold["messages"]],
+            "messages": [self._message_view(ticket.id, m) for m in cold["messages"]],
             "customer": to_builtins(customer) if customer else None,
             "other_tickets": [],
             "sla": None,

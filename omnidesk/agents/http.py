@@ -11,6 +11,7 @@ goes through `display_safe`: customer text carries no escape sequence or bidi ov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from omnidesk.agents import events
+from omnidesk.agents.attachments import ChannelUnavailable
 from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
@@ -26,15 +29,18 @@ from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
-from omnidesk.errors import AuthError, StoreUnavailable
+from omnidesk.errors import AuthError, StoreUnavailable, TooLarge
 from omnidesk.model import to_builtins
 from omnidesk.text import display_safe_tree
 
 log = logging.getLogger("omnidesk.agents.http")
 
 SERVICE_KEY = web.AppKey("agents", AgentService)
+HUB_KEY = web.AppKey("events_hub", events.EventHub)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON = 256 * 1024
+SESSION_COOKIE = "omnidesk_session"
+SESSION_TTL_S = 12 * 3600  # a working day; the console asks for a new one at each login
 
 
 def _dumps(obj: Any) -> str:
@@ -67,12 +73,14 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error(403, str(exc))
     except (NotFound, NoSuchAgent, UnknownCustomer) as exc:
         return error(404, str(exc))
-    except BodyTooLarge as exc:
+    except (BodyTooLarge, TooLarge) as exc:
         return error(413, str(exc))
     except (BadRequest, RecordRefused, ValueError) as exc:
         return error(400, str(exc))
     except (StoreUnavailable, RecordsUnavailable):
         return error(503, "temporarily unavailable, try again", **{"Retry-After": "5"})
+    except ChannelUnavailable as exc:
+        return error(503, f"{exc}; try again", **{"Retry-After": "5"})
     except Exception:  # a bug: logged here, one JSON line to the client, no traceback
         log.exception("%s %s failed", request.method, request.path)
         return error(500, "internal error")
@@ -84,9 +92,14 @@ def bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def current_agent(request: web.Request) -> AgentConfig:
+async def current_agent(request: web.Request, *, cookie: bool = False) -> AgentConfig:
+    """The agent of the bearer token; with `cookie`, on a read-only GET that a browser makes
+    without headers (EventSource, <img>), the session cookie stands in for it."""
     service = request.app[SERVICE_KEY]
-    return await asyncio.to_thread(service.authenticate, bearer(request))
+    token = bearer(request)
+    if token is None and cookie and SESSION_COOKIE in request.cookies:
+        return await asyncio.to_thread(service.authenticate_cookie, request.cookies[SESSION_COOKIE])
+    return await asyncio.to_thread(service.authenticate, token)
 
 
 async def read_limited(request: web.Request, limit: int = MAX_JSON) -> bytes:
@@ -261,6 +274,125 @@ async def view(request: web.Request) -> web.Response:
     return ok(await _run(service.desk.view, agent, request.match_info["ticket"]))
 
 
+async def list_attachments(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request, cookie=True)
+    ticket_id = request.match_info["ticket"]
+    return ok({"attachments": await _run(service.attachments, agent, ticket_id)})
+
+
+async def get_attachment(request: web.Request) -> web.Response:
+    """The bytes, inline only for the safe types (omnidesk.agents.attachments); `?download=1`
+    always as a file to save."""
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request, cookie=True)
+    served = await service.attachment(
+        agent,
+        request.match_info["ticket"],
+        request.match_info["attachment"],
+        download=request.query.get("download") in ("1", "true", "yes"),
+    )
+    return web.Response(body=served.data, headers=served.headers)
+
+
+async def create_session(request: web.Request) -> web.Response:
+    """POST /v1/session (bearer): sets the HttpOnly, SameSite=Strict session cookie that
+    the GET-only stream and attachment routes accept, since EventSource and <img> send no
+    Authorization header. The cookie is a random value standing for the token, not it."""
+    service = request.app[SERVICE_KEY]
+    agent = await current_agent(request)
+    value = await _run(service.tokens.create_cookie, bearer(request), SESSION_TTL_S)
+    response = ok({"agent": agent.id, "expires_in": SESSION_TTL_S}, status=201)
+    response.set_cookie(
+        SESSION_COOKIE, value, max_age=SESSION_TTL_S, path="/v1/", httponly=True,
+        samesite="Strict", secure=request.secure,
+    )  # fmt: skip
+    return response
+
+
+async def drop_session(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    await _run(service.tokens.drop_cookie, request.cookies.get(SESSION_COOKIE))
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/v1/")
+    return response
+
+
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    """GET /v1/events/stream: Server-Sent Events of the agent's queues (omnidesk.agents.events).
+    Bearer token or the session cookie (EventSource sends no header); Last-Event-ID (or
+    ?last_event_id=) resumes after that stream id."""
+    service = request.app[SERVICE_KEY]
+    hub = request.app[HUB_KEY]
+    agent = await current_agent(request, cookie=True)
+    last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
+    if last and not events.valid_id(last.strip()):
+        raise BadRequest("Last-Event-ID: not an event id")
+    last = last.strip()
+    sub = hub.subscribe()  # before the replay: what comes meanwhile waits in its queue
+    try:
+        await hub.started()
+        replayed = await _run(events.replay, service.store, service.records, last) if last else []
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",  # a proxy in front must not hold events back
+            }
+        )
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            # every entry in the queue is newer than the subscription: only a replayed
+            # one can come twice
+            await _stream(request, response, sub, agent, last or "0-0", replayed)
+        return response
+    finally:
+        hub.unsubscribe(sub)
+
+
+async def _stream(
+    request: web.Request,
+    response: web.StreamResponse,
+    sub: events.Subscriber,
+    agent: AgentConfig,
+    sent: str,
+    replayed: list[events.Entry] | None,
+) -> None:
+    service, hub = request.app[SERVICE_KEY], request.app[HUB_KEY]
+    await response.write(f"retry: {events.RETRY_MS}\n: {agent.id}\n\n".encode())
+    queues = set(service.roster().queues_of(agent))
+    if replayed is None:  # the gap cannot be filled: the console reloads what it shows
+        await response.write(b"event: resync\ndata: {}\n\n")
+        replayed = []
+    for entry_id, fields in replayed:
+        sent = entry_id
+        if events.visible(fields, queues):
+            await response.write(events.frame(entry_id, fields))
+    while True:
+        try:
+            entry = await asyncio.wait_for(sub.queue.get(), timeout=hub.heartbeat_s)
+        except TimeoutError:
+            try:  # a revoked token or removed agent ends the stream
+                agent = await current_agent(request, cookie=True)
+            except AuthError:
+                await response.write(b"event: logout\ndata: {}\n\n")
+                return
+            except (StoreUnavailable, RecordsUnavailable):
+                pass
+            queues = set(service.roster().queues_of(agent))
+            await response.write(b": ping\n\n")
+            continue
+        if entry is None or (sub.overflowed and sub.queue.empty()):
+            return  # cut off (too slow, or the server stops): the browser resumes
+        entry_id, fields = entry
+        if events.stream_pos(entry_id) <= events.stream_pos(sent):
+            continue  # already sent by the replay
+        sent = entry_id
+        queues = set(service.roster().queues_of(agent))  # a SIGHUP may change them
+        if events.visible(fields, queues):
+            await response.write(events.frame(entry_id, fields))
+
+
 async def reply(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
@@ -366,6 +498,12 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
 
     def hook(app: web.Application) -> None:
         app[SERVICE_KEY] = service
+        hub = app[HUB_KEY] = events.EventHub(service.store)
+
+        async def close_hub(_: web.Application) -> None:
+            await hub.close()
+
+        app.on_shutdown.append(close_hub)
         app.middlewares.append(errors_as_json)
         r = app.router
         r.add_get("/v1/me", me)
@@ -377,6 +515,11 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_get("/v1/search", search)
         r.add_get("/v1/tickets", list_tickets)
         r.add_get("/v1/tickets/{ticket}", view)
+        r.add_get("/v1/tickets/{ticket}/attachments", list_attachments)
+        r.add_get("/v1/tickets/{ticket}/attachments/{attachment}", get_attachment)
+        r.add_post("/v1/session", create_session)
+        r.add_get("/v1/events/stream", events_stream)
+        r.add_delete("/v1/session", drop_session)
         r.add_post("/v1/tickets/{ticket}/reply", reply)
         r.add_post("/v1/tickets/{ticket}/notes", note)
         r.add_post("/v1/tickets/{ticket}/transfer", transfer)

@@ -31,7 +31,18 @@ def build_service(daemon: Any) -> AgentService:
         send_reply=daemon.pipeline.send_reply,
         sla=getattr(daemon, "clocks", None),
         records=getattr(daemon, "records", None),
+        archive=daemon.runtime.archive,
+        downloaders=lambda: downloaders(daemon),
     )
+
+
+def downloaders(daemon: Any) -> dict[tuple[str, str], Any]:
+    """The running connectors that fetch a customer's file by its id, by (channel, account)."""
+    return {
+        (c.kind, getattr(c, "account", c.name)): c.download
+        for c in getattr(daemon, "connectors", [])
+        if callable(getattr(c, "download", None))
+    }
 
 
 def attach(daemon: Any) -> AgentService:

@@ -6,19 +6,35 @@ pipeline's `send_reply`. The HTTP API, the console, the CLI and the tests all us
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from omnidesk.agents.assign import Assigner
+from omnidesk.agents.attachments import (
+    AttachmentFiles,
+    AttachmentTooLarge,
+    AttachmentUnavailable,
+    ChannelUnavailable,
+    Downloader,
+    Served,
+    archived,
+    listing,
+    parse_id,
+    served,
+    unavailable_reason,
+)
 from omnidesk.agents.csat import Surveys
-from omnidesk.agents.desk import Desk, SendReply
+from omnidesk.agents.desk import Desk, NotFound, SendReply
 from omnidesk.agents.roster import NoSuchAgent, Roster
 from omnidesk.agents.tokens import Tokens
+from omnidesk.archive import Archive
 from omnidesk.config import AgentConfig, QueueConfigFile
-from omnidesk.errors import AuthError
-from omnidesk.model import Ticket
+from omnidesk.errors import AuthError, PermanentError, TooLarge, TransientError
+from omnidesk.model import Channel, Message, Ticket
 from omnidesk.store import Store
 
 RISK_SCAN = 500  # waiting tickets per priority band looked at for SLA risk
@@ -32,6 +48,10 @@ class AgentService:
     sla: Any = None
     public_url: str | None = None
     records: Any = None  # omnidesk.db.records.Records: PostgreSQL, for history and search
+    archive: Archive | None = None  # raw payloads, where e-mail attachments are read from
+    # (channel, account) -> a running connector's `download(file_id, max_bytes)`; read at
+    # each request, since the daemon builds its connectors after the plugins' hooks run
+    downloaders: Callable[[], dict[tuple[str, str], Downloader]] = dict
     assigner: Assigner = field(init=False)
     desk: Desk = field(init=False)
     tokens: Tokens = field(init=False)
@@ -53,6 +73,7 @@ class AgentService:
             public_url=self._public_url,
         )
         self.desk.on_resolved = self._survey
+        self.desk.reachable = self.reachable
 
     def roster(self) -> Roster:
         return Roster(self.config())
@@ -64,6 +85,78 @@ class AgentService:
         """The agent a bearer token belongs to; AuthError (401) otherwise, also when the
         agent has since left the config."""
         agent_id = self.tokens.agent_for(token)
+        try:
+            return self.agent(agent_id)
+        except NoSuchAgent:
+            raise AuthError("the token's agent is no longer configured") from None
+
+    def attachments(self, agent: AgentConfig, ticket_id: str) -> list[dict[str, Any]]:
+        """Every attachment of the ticket's thread, oldest message first."""
+        return listing(ticket_id, self.desk.messages(agent, ticket_id), self.reachable)
+
+    def reachable(self, message: Message) -> bool:
+        """Where the message's attachment bytes come from is there: its archived raw e-mail,
+        or a running connector of its channel and account."""
+        if not message.attachments:
+            return False
+        if message.channel == Channel.EMAIL:
+            return archived(self.archive, message)
+        return (message.channel.value, message.account) in self.downloaders()
+
+    def find_attachment(
+        self, agent: AgentConfig, ticket_id: str, attachment: str
+    ) -> tuple[Message, int]:
+        """The message and index an attachment id names, on a ticket the agent may view
+        (NotFound / Forbidden as for the ticket)."""
+        message_id, index = parse_id(attachment)
+        messages = self.desk.messages(agent, ticket_id)
+        message = next((m for m in messages if m.id == message_id), None)
+        if message is None or not 0 <= index < len(message.attachments):
+            raise NotFound(f"no attachment {attachment} on {ticket_id}")
+        return message, index
+
+    async def attachment(
+        self, agent: AgentConfig, ticket_id: str, attachment: str, *, download: bool = False
+    ) -> Served:
+        """One attachment's bytes with the headers to serve them with: from the archived
+        e-mail, or from the channel by file id (NotFound, AttachmentUnavailable,
+        AttachmentTooLarge, ChannelUnavailable)."""
+        message, index = await asyncio.to_thread(
+            self.find_attachment, agent, ticket_id, attachment
+        )
+        limit = self.config().service.attachments.max_serve_bytes
+        fetch = self.downloaders().get((message.channel.value, message.account))
+        if message.channel == Channel.EMAIL or fetch is None:
+            files = AttachmentFiles(self.archive)
+            return await asyncio.to_thread(
+                files.fetch, message, index, limit, download=download
+            )
+        att = message.attachments[index]
+        reason = unavailable_reason(message, att, reachable=True)
+        if reason is not None:
+            raise AttachmentUnavailable(f"attachment not available: {reason}")
+        if att.size > limit:
+            raise AttachmentTooLarge(
+                f"the attachment is {att.size} bytes, over the {limit} bytes this server "
+                "sends (service.attachments.max_serve_bytes)"
+            )
+        try:
+            data = await fetch(att.ref, limit)
+        except TooLarge as exc:
+            raise AttachmentTooLarge(f"{exc} (service.attachments.max_serve_bytes)") from None
+        except TransientError as exc:
+            raise ChannelUnavailable(f"{message.channel.value} did not answer: {exc}") from None
+        except PermanentError as exc:
+            raise AttachmentUnavailable(f"attachment not available: {exc}") from None
+        if att.sha256 and hashlib.sha256(data).hexdigest() != att.sha256:
+            raise AttachmentUnavailable(  # WhatsApp says the hash with the message
+                "attachment not available: the channel sent other bytes than the message named"
+            )
+        return served(att, data, None, limit, download=download)
+
+    def authenticate_cookie(self, value: str | None) -> AgentConfig:
+        """As `authenticate`, for the session cookie of `Tokens.create_cookie`."""
+        agent_id = self.tokens.agent_for_cookie(value)
         try:
             return self.agent(agent_id)
         except NoSuchAgent:

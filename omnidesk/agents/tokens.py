@@ -3,6 +3,8 @@
     P:auth:tokens          hash  sha256 hex -> agent id
     P:auth:agent:<id>      set   the agent's token hashes (so `revoke` removes them all)
 
+    P:auth:cookie:<sha256> string  the sha256 of the token a browser cookie stands for (a TTL)
+
 A token is 32 random bytes (urlsafe base64) prefixed ``odt_``; a leak of Redis does not
 give anyone a usable token, and a revoked one fails at once (no cache).
 """
@@ -16,6 +18,7 @@ from omnidesk.errors import AuthError
 from omnidesk.store import Store, guarded
 
 PREFIX = "odt_"
+COOKIE_PREFIX = "odc_"
 
 
 def digest(token: str) -> str:
@@ -59,4 +62,34 @@ class Tokens:
         agent = self.store.r.hget(self.store.key("auth", "tokens"), digest(token))
         if agent is None:
             raise AuthError("invalid or revoked token")
+        return str(agent)
+
+    @guarded
+    def create_cookie(self, token: str | None, ttl_s: int) -> str:
+        """A random cookie value standing for a valid `token` for `ttl_s`: what EventSource
+        and <img> send, since they cannot send an Authorization header. The token itself
+        never goes into a cookie, and revoking it ends its cookies at once."""
+        self.agent_for(token)
+        value = COOKIE_PREFIX + secrets.token_urlsafe(32)
+        key = self.store.key("auth", "cookie", digest(value))
+        self.store.r.set(key, digest(token or ""), ex=max(1, ttl_s))
+        return value
+
+    @guarded
+    def drop_cookie(self, value: str | None) -> None:
+        if value:
+            self.store.r.delete(self.store.key("auth", "cookie", digest(value)))
+
+    @guarded
+    def agent_for_cookie(self, value: str | None) -> str:
+        """The agent a cookie from `create_cookie` stands for; AuthError when missing, expired,
+        or its token was revoked."""
+        if not value:
+            raise AuthError("missing bearer token or session cookie")
+        token_hash = self.store.r.get(self.store.key("auth", "cookie", digest(value)))
+        if token_hash is None:
+            raise AuthError("invalid or expired session cookie")
+        agent = self.store.r.hget(self.store.key("auth", "tokens"), token_hash)
+        if agent is None:
+            raise AuthError("the session cookie's token was revoked")
         return str(agent)

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from omnidesk.agents.service import AgentService
+from omnidesk.commands.tickets import attachment_line
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
 from omnidesk.model import Outbound, to_builtins
@@ -106,6 +107,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     for m in view["messages"]:
         delivery = f" [{m['delivery']}]" if m.get("delivery") else ""
         print(f"\n--- {m['direction']} {m['created_at']} {m['author']}{delivery}\n{m['text']}")
+        for item in m["attachments"]:
+            print(attachment_line(item))
     return 0
 
 

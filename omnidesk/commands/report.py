@@ -1,6 +1,7 @@
-"""`omnidesk report --from --to [filters] [--format table|csv|json|html]`: figures for a
+"""`omnidesk report --from --to [filters] [--format table|csv|json|html|pdf]`: figures for a
 period, from PostgreSQL's events when the records hold them, else from the rollups
-(omnidesk.reports.source; see docs/reports.md)."""
+(omnidesk.reports.source; see docs/reports.md). The HTML page and the PDF are in the
+language of `--lang` (omnidesk.i18n), with the config's `branding`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
+from omnidesk.i18n import DIGITS, LANGS
+from omnidesk.model import Channel, Segment
 from omnidesk.reports.source import SOURCES
 
-FORMATS = ("table", "csv", "json", "html")
+FORMATS = ("table", "csv", "json", "html", "pdf")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,11 +24,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--from", dest="start", help="first local date YYYY-MM-DD (default: 29 "
                    "days before --to)")  # fmt: skip
     p.add_argument("--to", dest="end", help="last local date YYYY-MM-DD (default: today)")
-    for dim in ("queue", "region", "channel", "segment", "agent"):
+    for dim in ("queue", "region", "agent"):
         p.add_argument(f"--{dim}")
+    p.add_argument("--channel", choices=[c.value for c in Channel])
+    p.add_argument("--segment", choices=[s.value for s in Segment])
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--lang", choices=("en", "ar"), default="en", help="HTML page language")
-    p.add_argument("--output", "-o", help="write to this file instead of stdout")
+    p.add_argument("--lang", choices=LANGS, default="en", help="language of the HTML and PDF")
+    p.add_argument("--digits", choices=DIGITS, default="latn",
+                   help="arab: Arabic-Indic digits (with --lang ar)")  # fmt: skip
+    p.add_argument("--output", "--out", "-o", dest="output",
+                   help="write to this file instead of stdout (required for pdf)")  # fmt: skip
     p.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
     p.add_argument("--prefix", help="Redis key prefix (od-demo for the demo's data)")
     p.add_argument("--redis-url")
@@ -49,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from omnidesk.reports.source import figures_for
     from omnidesk.store import Store
 
+    if args.format == "pdf" and not args.output:
+        raise PermanentError("--format pdf writes a file: give --out FILE")
     loaded = load_config(args.config)
     service = loaded.data.service
     ctx = Context.from_config(loaded.data)
@@ -63,7 +73,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise PermanentError(str(exc)) from None
     titles = {name: q.title for name, q in loaded.data.queues.items() if q.title}
-    text = render(result, args.format, lang=args.lang, titles=titles)
+    from omnidesk.reports.html import branding_from
+
+    branding = branding_from(loaded.data, loaded.base_dir)
+    options = {"lang": args.lang, "titles": titles, "digits": args.digits, "branding": branding}
+    if args.format == "pdf":
+        from omnidesk.reports.html import as_html
+        from omnidesk.reports.pdf import html_to_pdf
+
+        Path(args.output).write_bytes(html_to_pdf(as_html(result, **options)))
+        return 0
+    text = render(result, args.format, **options)
     if not text.endswith("\n"):  # CSV rows already end in CRLF: no bare LF line after them
         text += "\n"
     if args.output:

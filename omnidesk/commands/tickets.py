@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show_p.add_argument("ticket")
     show_p.add_argument("--config")
     show_p.add_argument("--json", action="store_true")
+    show_p.add_argument(
+        "--save-attachment", metavar="ID", help="write this attachment's bytes to --out"
+    )
+    show_p.add_argument("--out", metavar="FILE", help="where --save-attachment writes")
     show_p.set_defaults(func=show)
 
 
@@ -115,6 +119,40 @@ def list_tickets(args: argparse.Namespace) -> int:
     return 0
 
 
+def recorded_ticket(config: str | None, ticket_id: str) -> tuple[Any, list[Any]] | None:
+    """(Ticket, messages) of a ticket only PostgreSQL holds now; None when it has none."""
+    from omnidesk.db.connect import RecordsUnavailable, connect, conninfo
+    from omnidesk.db.ticketview import load_ticket
+
+    try:
+        with connect(conninfo(load_config(config).data.service)) as conn:
+            cold = load_ticket(conn, ticket_id)
+    except RecordsUnavailable:
+        return None
+    return (cold["ticket"], cold["messages"]) if cold else None
+
+
+def save_attachment(args: argparse.Namespace, messages: list[Any]) -> int:
+    """Write one attachment's bytes (as the API would serve them) to --out."""
+    from pathlib import Path
+
+    from omnidesk.agents.attachments import AttachmentFiles, parse_id
+    from omnidesk.archive import Archive
+
+    if not args.out:
+        raise PermanentError("--save-attachment needs --out FILE")
+    message_id, index = parse_id(args.save_attachment)
+    message = next((m for m in messages if m.id == message_id), None)
+    if message is None:
+        raise PermanentError(f"no attachment {args.save_attachment} on {args.ticket}")
+    service = load_config(args.config).data.service
+    files = AttachmentFiles(Archive(service.state_dir))
+    served = files.fetch(message, index, service.attachments.max_serve_bytes, download=True)
+    Path(args.out).write_bytes(served.data)
+    print(f"{len(served.data)} bytes written to {args.out} ({one_line_safe(served.filename)})")
+    return 0
+
+
 def next_page(args: argparse.Namespace, cursor: str) -> str:
     """The same `omnidesk tickets` command with `--before CURSOR`, ready to paste."""
     from omnidesk.cli import config_words, pasteable
@@ -128,15 +166,36 @@ def next_page(args: argparse.Namespace, cursor: str) -> str:
 
 
 def show(args: argparse.Namespace) -> int:
+    from omnidesk.agents.attachments import archived, describe
+    from omnidesk.archive import Archive
+
+    archive = Archive(load_config(args.config).data.service.state_dir)
+
+    def attachments(m: Any) -> list[dict[str, Any]]:  # e-mail's from the archive only here
+        return describe(ticket.id, m, m.channel.value == "email" and archived(archive, m))
+
     store = open_store(args.config)
     ticket = store.get_ticket(args.ticket)
-    if ticket is None:
-        raise PermanentError(f"no ticket {args.ticket}")
-    messages = store.ticket_messages(ticket.id)
+    if ticket is not None:
+        messages = store.ticket_messages(ticket.id)
+    else:
+        found = recorded_ticket(args.config, args.ticket)
+        if found is None:
+            raise PermanentError(f"no ticket {args.ticket}")
+        ticket, messages = found
+    messages = sorted(messages, key=lambda m: m.created_at)
+    if args.save_attachment:
+        return save_attachment(args, messages)
     if args.json:
         print(
             json.dumps(
-                {"ticket": to_builtins(ticket), "messages": to_builtins(messages)},
+                {
+                    "ticket": to_builtins(ticket),
+                    "messages": [
+                        {**to_builtins(m), "attachments": attachments(m)}
+                        for m in messages
+                    ],
+                },
                 ensure_ascii=False,
             )
         )
@@ -156,7 +215,18 @@ def show(args: argparse.Namespace) -> int:
             + (f" [{msg.delivery}]" if msg.delivery else "")
         )
         print(msg.text)
+        for item in attachments(msg):
+            print(attachment_line(item))
     return 0
+
+
+def attachment_line(item: dict[str, Any]) -> str:
+    """One attachment for the terminal: id, name, type, size, or why it cannot be had."""
+    state = "" if item["available"] else f"  (not available: {item['reason']})"
+    return one_line_safe(
+        f"  [attachment {item['id']}] {item['filename'] or '-'}  {item['content_type']}"
+        f"  {item['size']} bytes{state}"
+    )
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:

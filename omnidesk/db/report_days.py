@@ -47,7 +47,7 @@ from typing import Any
 import psycopg
 
 from omnidesk.reports.figures import FILTER_KEYS, LIST_CAP, Raw
-from omnidesk.reports.fold import DAY_METRICS, DIMS, TOTAL_ONLY, Context
+from omnidesk.reports.fold import DAY_METRICS, DIMS, FOLD_VERSION, TOTAL_ONLY, Context
 
 from . import reports
 from .reports import BODY_SQL, LIST_METRICS, QueueCalendars, list_entry, local_bounds
@@ -119,7 +119,7 @@ def fingerprint(ctx: Context, calendars: QueueCalendars | None) -> str:
     text = json.dumps({
         "tz": str(ctx.tz), "regions": sorted(ctx.queue_regions.items()),
         "targets": sorted((p, sorted(t)) for p, t in ctx.policy_targets.items()),
-        "calendars": cals,
+        "calendars": cals, "fold": FOLD_VERSION,
     }, sort_keys=True, default=str)  # fmt: skip
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -40,6 +40,7 @@ from typing import Any
 import psycopg
 
 from omnidesk.errors import PermanentError
+from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.reports.figures import (
     FILTER_KEYS,
     LIST_CAP,
@@ -180,6 +181,15 @@ def _durations(name: str, agent: str) -> str:
     )  # fmt: skip
 
 
+# The actor as the agent credited, "" for the daemon's own parts (fold.person).
+PERSON = "(CASE WHEN coalesce(actor, '') = ANY(%(system_actors)s::text[]) THEN '' ELSE actor END)"
+# A `replied` sent by the daemon itself (the CSAT survey) is no reply: renamed, it counts
+# nothing, as fold.apply skips it.
+TYPE_SQL = ("CASE WHEN {t} = 'replied' AND coalesce({a}, '') <> ''"
+            " AND {a} = ANY(%(system_actors)s::text[])"
+            " THEN 'replied_by_system' ELSE {t} END")  # fmt: skip
+
+
 def _region(queue: str) -> str:
     return f"coalesce(nullif(%(regions)s::jsonb ->> {queue}, ''), nullif(t_region, ''), '')"
 
@@ -214,11 +224,11 @@ CASE type
   WHEN 'transferred' THEN ARRAY[
     CASE WHEN moved_from <> '' AND moved_from <> q_now
          THEN {_item("'transfers_out'", queue="moved_from", agent="coalesce(prev_agent, '')")} END,
-    {_item("'transfers'")}]
+    {_item("'transfers'", agent=PERSON)}]
   WHEN 'escalated' THEN ARRAY[
     CASE WHEN moved_from <> '' AND moved_from <> q_now
          THEN {_item("'transfers_out'", queue="moved_from", agent="coalesce(prev_agent, '')")} END,
-    {_item("'transfers'")}, {_item("'escalated'")}]
+    {_item("'transfers'", agent=PERSON)}, {_item("'escalated'")}]
   WHEN 'replied' THEN ARRAY[{_item("'replies'", agent="coalesce(actor, '')")}]
     || CASE WHEN n_reply = 1 THEN ARRAY[
          {_durations("frt", "coalesce(actor, '')")},
@@ -270,10 +280,12 @@ pre AS (  -- tickets whose history before the period the period's figures depend
      AND (status IN {OPEN_SQL} OR updated_at >= %(lo)s)
 ),
 ev AS (
-  SELECT ts, stream_id, type, ticket_id, queue, channel, actor, {FIELDS} FROM events
+  SELECT ts, stream_id, {TYPE_SQL.format(t="type", a="actor")} AS type, ticket_id, queue,
+         channel, actor, {FIELDS} FROM events
    WHERE ts >= %(lo)s AND ts < %(hi)s AND ticket_id IS NOT NULL AND ticket_id <> ''
   UNION ALL
-  SELECT e.ts, e.stream_id, e.type, e.ticket_id, e.queue, e.channel, e.actor, {FIELDS}
+  SELECT e.ts, e.stream_id, {TYPE_SQL.format(t="e.type", a="e.actor")} AS type, e.ticket_id,
+         e.queue, e.channel, e.actor, {FIELDS}
     FROM pre JOIN events e ON e.ticket_id = pre.ticket_id AND e.ts < %(lo)s
 ),
 b AS (
@@ -284,7 +296,7 @@ b AS (
     CASE type WHEN 'ticket_opened' THEN 'new' WHEN 'status_changed' THEN nullif(d1, '')
       WHEN 'resolved' THEN 'resolved' WHEN 'closed' THEN 'closed' WHEN 'reopened' THEN 'open'
     END AS set_status,
-    CASE WHEN type = 'assigned' THEN coalesce(nullif(d1, ''), actor, '')
+    CASE WHEN type = 'assigned' THEN coalesce(nullif(d1, ''), {PERSON}, '')
          WHEN type IN ('transferred', 'escalated') THEN '' END AS set_agent,
     CASE WHEN type = 'routed' THEN coalesce(d2, '') END AS set_policy,
     CASE WHEN type IN ('sla_warned', 'sla_breached')
@@ -520,6 +532,7 @@ def query_params(
         "regions": json.dumps(dict(ctx.queue_regions)),
         "targets": json.dumps({p: sorted(t) for p, t in ctx.policy_targets.items()}),
         "business": calendars is not None,
+        "system_actors": sorted(SYSTEM_ACTORS),
         **{f"f_{k}": wanted.get(k) for k in DIMS},
     }
     if calendars is not None:
@@ -532,10 +545,22 @@ def query_params(
 
 
 def known_values(conn: psycopg.Connection[Any], dim: str, value: str) -> bool:
-    """Has any ticket ever been in this queue (or channel)? Cheap, from the tickets' indexes."""
-    column = {"queue": "queue", "channel": "channel"}[dim]
-    sql = f"SELECT EXISTS (SELECT 1 FROM tickets WHERE {column} = %s)"
-    row = conn.execute(sql, (value,)).fetchone()
+    """Has any ticket ever been in this queue (or channel), or any event named this region
+    or agent? The queue is cheap (the tickets' indexes); a region or agent reads the events
+    until a hit, which only a filter outside the config's values asks for."""
+    if dim in ("queue", "channel"):
+        sql = f"SELECT EXISTS (SELECT 1 FROM tickets WHERE {dim} = %s)"
+        args: tuple[str, ...] = (value,)
+    elif dim == "region":
+        sql = ("SELECT EXISTS (SELECT 1 FROM events WHERE type = 'ticket_opened'"
+               " AND data->>'region' = %s)")  # fmt: skip
+        args = (value,)
+    else:
+        sql = ("SELECT EXISTS (SELECT 1 FROM events WHERE (type = 'assigned' AND"
+               " data->>'agent' = %s) OR (type IN ('replied', 'transferred', 'escalated',"
+               " 'assigned') AND actor = %s))")  # fmt: skip
+        args = (value, value)
+    row = conn.execute(sql, args).fetchone()
     return bool(row and row[0])
 
 
@@ -548,13 +573,15 @@ def figures(
     calendars: QueueCalendars | None = None,
     *,
     known_queues: set[str] | None = None,
+    known: Mapping[str, set[str]] | None = None,
     stored: bool = True,
 ) -> dict[str, Any]:
     """The report's figures, as `omnidesk.reports.api.figures` gives them from the rollups.
     With `stored` the days omnidesk.db.report_days has folded are read from `report_days`
     (the same figures, much faster over long ranges); without, all from the events.
     A `queue` filter naming a queue neither configured (`known_queues`) nor ever seen in
-    the records is refused instead of answered with zeros."""
+    the records is refused instead of answered with zeros; so is a `region` or `agent` filter
+    naming a value outside `known` (the config's) that no ticket ever had."""
     wanted = {k: v for k, v in (filters or {}).items() if v is not None}
     bad = sorted(set(wanted) - set(FILTER_KEYS))
     if bad:
@@ -564,6 +591,15 @@ def figures(
     queue = wanted.get("queue")
     if queue and queue not in (known_queues or set()) and not known_values(conn, "queue", queue):
         raise UnknownFilterValue(f"--queue {queue!r}: no such queue in the config or records")
+    for dim in ("region", "agent"):
+        value = wanted.get(dim)
+        ok = set((known or {}).get(dim, set()))
+        if dim == "region":
+            ok |= set(ctx.queue_regions.values())
+        if value and value not in ok and not known_values(
+            conn, dim, value
+        ):
+            raise UnknownFilterValue(f"--{dim} {value!r}: no such {dim} in the config or records")
     if stored:  # the folded days' counters, the event query over the rest
         from omnidesk.db.report_days import read_raw as read_stored
 

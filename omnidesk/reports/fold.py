@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from omnidesk.model import SYSTEM_ACTORS
+
 DIMS = ("queue", "channel", "segment", "region", "agent")
 OPEN = frozenset({"new", "open", "pending_customer"})
 DONE = frozenset({"resolved", "closed"})
@@ -32,6 +34,13 @@ LIST_KINDS = ("breached", "default", "comment")
 TOTAL_ONLY = ("opened_h:", "rule:")  # metrics broken down by day only, not per dimension
 DAY_METRICS = frozenset({"opened", "resolved", "backlog"})  # the only per-day series shown
 STATUS_EVENTS = {"resolved": "resolved", "closed": "closed", "reopened": "open"}
+# Bumped when what the fold counts changes, so stored folded days (db.report_days) refold.
+FOLD_VERSION = 2
+
+
+def person(actor: str | None) -> str:
+    """The actor if it is a person (an agent or supervisor), else ""."""
+    return "" if (actor or "") in SYSTEM_ACTORS else str(actor)
 
 Dims = tuple[str, str, str, str, str]
 
@@ -248,7 +257,7 @@ def apply(
             add("default_queue")
             entries.append(Entry(day, "default", dims_of(state, ctx), {"ticket": tid}))
     elif kind == "assigned":
-        state.agent = event.get("agent", "") or event.get("actor", "")
+        state.agent = event.get("agent", "") or person(event.get("actor"))
         add("assigned")
     elif kind in ("transferred", "escalated"):
         source = event.get("from", "")
@@ -256,11 +265,11 @@ def apply(
             moved_from = replace(state, queue=source)
             out.append(Contribution(day, "transfers_out", dims_of(moved_from, ctx), 1))
         state.agent = ""  # a move unassigns (move.lua)
-        add("transfers")
+        add("transfers", agent=person(event.get("actor")))  # to the agent who made it
         if kind == "escalated":
             add("escalated")
-    elif kind == "replied":
-        agent = event.get("actor", "")
+    elif kind == "replied" and event.get("actor", "") not in SYSTEM_ACTORS - {""}:
+        agent = event.get("actor", "")  # the CSAT survey and other system sends are no reply
         add("replies", agent=agent)
         if not state.responded:
             state.responded = True

@@ -1,112 +1,86 @@
-"""The report as one self-contained, printable HTML page with charts.
+"""The report as one self-contained, printable HTML page with charts (and, through
+omnidesk.reports.pdf, the PDF the director submits).
 
-Charts are matplotlib figures saved as inline SVG with ``svg.fonttype = none``: their text
-stays text, so the browser shapes Arabic labels and the page prints sharp. The page carries
-`lang`/`dir` (``--lang ar`` gives a right-to-left page); every name that may be Arabic sits
-in a ``<bdi>`` so mixed Arabic/English lines keep their order.
+Every word, header, axis, number and date comes from omnidesk.i18n (the gettext catalogues
+and Babel's ar_SA / en formats), so ``--lang ar`` gives a wholly Arabic right-to-left page
+and ``--digits arab`` Arabic-Indic digits. Charts are matplotlib figures saved as inline SVG
+with ``svg.fonttype = none``: their text stays text, so the browser shapes Arabic labels
+and the page prints sharp. Every name from outside (queue ids, regions, agents, rules,
+comments) sits in its own ``<bdi>``, and label/value pairs are table cells rather than
+"label: value" runs, so mixed Arabic/Latin lines keep their order (no ``2 :queue-id``).
+A figure with nothing to measure reads "no data", never 0 %.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import io
+from datetime import date
+from pathlib import Path
 from typing import Any
 
-from omnidesk.reports.render import duration, share, slices
+from omnidesk.errors import PermanentError
+from omnidesk.i18n import N_, Translator, translator
+from omnidesk.reports.render import slices
 from omnidesk.text import display_safe
 
-LABELS = {
-    "en": {
-        "title": "Performance report", "period": "Period", "filters": "Filters",
-        "volume": "Tickets opened per day", "sla": "SLA compliance per branch/region",
-        "frt": "First response time (business hours)", "csat": "CSAT answers by score",
-        "slices": "Figures by slice", "breached": "Breached tickets",
-        "defaults": "Tickets that fell to the default queue", "comments": "CSAT comments",
-        "none": "none", "rules": "Top routing rules", "backlog": "Backlog",
-    },
-    "ar": {
-        "title": "تقرير الأداء", "period": "الفترة", "filters": "عوامل التصفية",
-        "volume": "التذاكر المفتوحة يومياً", "sla": "الالتزام باتفاقية مستوى الخدمة لكل فرع/منطقة",
-        "frt": "زمن الرد الأول (ساعات العمل)", "csat": "تقييمات رضا العملاء",
-        "slices": "الأرقام حسب التصنيف", "breached": "التذاكر المتجاوزة",
-        "defaults": "تذاكر وصلت إلى الطابور الافتراضي", "comments": "تعليقات العملاء",
-        "none": "لا يوجد", "rules": "أكثر قواعد التوجيه استخداماً", "backlog": "المتراكم",
-    },
+# Values the report names that a person reads in their language (the rest, queue ids,
+# regions, agents and rule names, are shown as they are, queue titles where configured).
+DIM_NAMES = {
+    "total": N_("All tickets"), "queue": N_("Queue"), "channel": N_("Channel"),
+    "segment": N_("Segment"), "region": N_("Region"), "agent": N_("Agent"),
+}  # fmt: skip
+VALUE_NAMES = {
+    "channel": {"email": N_("e-mail"), "telegram": N_("Telegram"), "twitter": N_("X (Twitter)"),
+                "whatsapp": N_("WhatsApp"), "web": N_("web form")},
+    "segment": {"consumer": N_("consumer"), "business": N_("business"),
+                "unknown": N_("unknown")},
+}  # fmt: skip
+TARGET_NAMES = {
+    "first_response": N_("first response"), "next_response": N_("next response"),
+    "resolution": N_("resolution"), "unknown": N_("unknown"),
 }  # fmt: skip
 
 CSS = """
+:root { --brand: %(colour)s; }
 body { font-family: "Noto Sans", "Noto Naskh Arabic", "DejaVu Sans", sans-serif; margin: 2em;
        color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.5em; }
+header.brand { display: flex; align-items: center; gap: 1em; border-bottom: 3px solid var(--brand);
+       padding-bottom: .5em; }
+header.brand img { height: 3.5em; }
+header.brand .org { font-size: 1.1em; font-weight: bold; color: var(--brand); }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.5em; color: var(--brand); }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
 th, td { border: 1px solid #bbb; padding: .2em .5em; text-align: start; }
+th { background: #f1f3f5; }
 td.n { text-align: end; font-variant-numeric: tabular-nums; }
+td.none { color: #777; font-style: italic; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; }
-figure { margin: 0; width: 30em; } figure svg { width: 100%; height: auto; }
+figure { margin: 0; width: 30em; } figure svg { width: 100%%; height: auto; }
+@page { size: A4; margin: 14mm 12mm; }
 @media print {
-  body { margin: 0; font-size: 10pt; }
+  body { margin: 0; font-size: 9.5pt; }
   .charts { display: block; }
-  figure, table { break-inside: avoid; page-break-inside: avoid; }
+  figure, table, tr { break-inside: avoid; page-break-inside: avoid; }
   a { color: inherit; text-decoration: none; }
 }
 """
+LISTED = 100  # rows shown of each list (breached tickets, default queue, comments)
+COLOUR = "#006c35"  # the default brand colour (a ministry's green) when none is configured
 
 
-def _svg(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+def duration(tr: Translator, seconds: int | None) -> str:
+    """A bucket bound as CLDR's short unit ("5 min", "٥ د"); None (no tickets) is "no data"."""
+    if seconds is None:
+        return tr._("no data")
+    from babel.dates import format_timedelta
 
-    for ax in fig.axes:  # counts never go below 0, and an empty chart still has an axis
-        _, high = ax.get_ylim()
-        ax.set_ylim(0, max(high, 1))
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
+    return tr.digits_of(format_timedelta(seconds, threshold=1, format="short", locale=tr.locale))
 
 
-def charts(figures: dict[str, Any], lang: str) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})
-    out = {}
-    days = list(figures["volume"]["opened_by_day"])
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    ax.bar(range(len(days)), list(figures["volume"]["opened_by_day"].values()), color="#3b7dd8")
-    step = max(1, len(days) // 8)
-    ax.set_xticks(range(0, len(days), step), [d[5:] for d in days[::step]])
-    ax.set_ylabel("tickets")
-    out["volume"] = _svg(fig)
-
-    regions = figures["by"]["region"]
-    names = [r or "-" for r in regions]
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    for i, target in enumerate(("first_response", "resolution")):
-        values = [100 * (b["sla"][target]["compliance"] or 0) for b in regions.values()]
-        ax.bar([x + i * 0.4 for x in range(len(names))], values, width=0.4, label=target)
-    ax.set_xticks([x + 0.2 for x in range(len(names))], names, rotation=30, ha="right")
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("% met")
-    ax.legend(fontsize=7)
-    out["sla"] = _svg(fig)
-
-    hist = figures["totals"]["first_response"]["business"]["histogram"]
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    labels = ["≤" + duration(int(b)) if b != "inf" else ">30d" for b in hist]
-    ax.bar(range(len(hist)), list(hist.values()), color="#5aa469")
-    ax.set_xticks(range(len(hist)), labels, rotation=60, fontsize=7)
-    ax.set_ylabel("tickets")
-    out["frt"] = _svg(fig)
-
-    dist = figures["totals"]["csat"]["distribution"]
-    fig, ax = plt.subplots(figsize=(4, 2.6))
-    ax.bar(list(dist), list(dist.values()), color="#e0a030")
-    ax.set_xlabel("score")
-    out["csat"] = _svg(fig)
-    return out
+def share(tr: Translator, x: float | None) -> str:
+    return tr._("no data") if x is None else tr.percent(x)
 
 
 def _bdi(text: Any) -> str:
@@ -115,61 +89,263 @@ def _bdi(text: Any) -> str:
     return f'<bdi dir="auto">{html.escape(display_safe(str(text)))}</bdi>'
 
 
-def as_html(figures: dict[str, Any], lang: str = "en", titles: dict[str, str] | None = None) -> str:
-    """The page; `titles` maps queue ids to their (often Arabic) titles."""
-    lab = LABELS.get(lang, LABELS["en"])
-    direction = "rtl" if lang == "ar" else "ltr"
+def value_name(tr: Translator, dim: str, value: str, titles: dict[str, str]) -> str:
+    if dim == "queue":
+        return titles.get(value, value)
+    known = VALUE_NAMES.get(dim, {}).get(value)
+    if known:
+        return tr._(known)
+    return value or "—"
+
+
+def _svg(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _count_axis(ax: Any, tr: Translator, *, percent: bool = False) -> None:
+    """Counts never go below 0, an empty chart still has an axis, and its numbers are
+    localized (Arabic-Indic digits when asked)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    if percent:
+        ax.set_ylim(0, 100)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: tr.percent(v / 100, 0)))
+    else:
+        _, high = ax.get_ylim()
+        ax.set_ylim(0, max(high, 1))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: tr.number(int(v))))
+
+
+def charts(figures: dict[str, Any], tr: Translator, titles: dict[str, str]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9,
+                         "font.family": ["DejaVu Sans"]})  # fmt: skip
+    out = {}
+    days = list(figures["volume"]["opened_by_day"])
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.bar(range(len(days)), list(figures["volume"]["opened_by_day"].values()), color="#3b7dd8")
+    step = max(1, len(days) // 8)
+    ax.set_xticks(range(0, len(days), step),
+                  [tr.date(date.fromisoformat(d), "d MMM") for d in days[::step]],
+                  rotation=30, ha="right")  # fmt: skip
+    ax.set_xlabel(tr._("day"))
+    ax.set_ylabel(tr._("tickets"))
+    _count_axis(ax, tr)
+    out["volume"] = _svg(fig)
+
+    regions = figures["by"]["region"]
+    names = [value_name(tr, "region", r, titles) for r in regions]
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    for i, target in enumerate(("first_response", "resolution")):
+        xs = [x + i * 0.4 for x in range(len(names))]
+        shares = [b["sla"][target]["compliance"] for b in regions.values()]
+        ax.bar(xs, [0 if s is None else 100 * s for s in shares], width=0.4,
+               label=tr._(TARGET_NAMES[target]))  # fmt: skip
+        for x, s in zip(xs, shares, strict=True):  # nothing to measure: say so, not 0 %
+            if s is None:
+                ax.text(x, 2, tr._("no data"), rotation=90, ha="center", va="bottom",
+                        fontsize=7, color="#777")  # fmt: skip
+    ax.set_xticks([x + 0.2 for x in range(len(names))], names, rotation=30, ha="right")
+    ax.set_xlabel(tr._("region"))
+    ax.set_ylabel(tr._("% of tickets within the target"))
+    _count_axis(ax, tr, percent=True)
+    if names:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, tr._("no data"), transform=ax.transAxes, ha="center", color="#777")
+    out["sla"] = _svg(fig)
+
+    hist = figures["totals"]["first_response"]["business"]["histogram"]
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    labels = ["≤ " + duration(tr, int(b)) if b != "inf" else "> " + duration(tr, 2592000)
+              for b in hist]  # fmt: skip
+    ax.bar(range(len(hist)), list(hist.values()), color="#5aa469")
+    ax.set_xticks(range(len(hist)), labels, rotation=60, fontsize=7)
+    ax.set_xlabel(tr._("first response time (business hours)"))
+    ax.set_ylabel(tr._("tickets"))
+    _count_axis(ax, tr)
+    out["frt"] = _svg(fig)
+
+    dist = figures["totals"]["csat"]["distribution"]
+    fig, ax = plt.subplots(figsize=(4, 2.6))
+    ax.bar(range(len(dist)), list(dist.values()), color="#e0a030")
+    ax.set_xticks(range(len(dist)), [tr.number(int(s)) for s in dist])
+    ax.set_xlabel(tr._("score"))
+    ax.set_ylabel(tr._("answers"))
+    _count_axis(ax, tr)
+    out["csat"] = _svg(fig)
+    return out
+
+
+def branding_from(config: Any, base_dir: Path | None) -> Any:
+    """The config's branding with its logo path made absolute from the config file's folder
+    (`base_dir`), as every other path in the config is; None without branding."""
+    branding = getattr(config, "branding", None)
+    if branding is None or not branding.logo or base_dir is None:
+        return branding
+    return branding.model_copy(update={"logo": str(Path(base_dir) / branding.logo)})
+
+
+def _logo(path: str | None) -> str:
+    """The configured logo inlined as a data: URI, so the page and its PDF stand alone."""
+    if not path:
+        return ""
+    kinds = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg",
+             ".jpeg": "image/jpeg"}  # fmt: skip
+    p = Path(path)
+    kind = kinds.get(p.suffix.lower())
+    if kind is None:
+        raise PermanentError(f"branding logo {path!r}: use a .png, .svg or .jpg file")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise PermanentError(f"branding logo {path!r}: {exc.strerror}") from None
+    return f'<img alt="" src="data:{kind};base64,{base64.b64encode(data).decode()}">'
+
+
+def _h(tag: str, text: str) -> str:
+    """One element holding escaped text (labels are translated outside f-strings, where
+    `pybabel extract` finds them)."""
+    return f"<{tag}>{html.escape(text)}</{tag}>"
+
+
+def _cell(text: str, tr: Translator, numeric: bool = True) -> str:
+    cls = "none" if text == tr._("no data") else "n" if numeric else ""
+    return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{text}</td>"
+
+
+def as_html(
+    figures: dict[str, Any],
+    lang: str = "en",
+    titles: dict[str, str] | None = None,
+    *,
+    digits: str = "latn",
+    branding: Any = None,
+) -> str:
+    """The page; `titles` maps queue ids to their (often Arabic) titles; `branding` is the
+    config's `branding` (the ministry's name, logo and colour) or None."""
+    tr = translator(lang, digits)
     titles = titles or {}
     p = figures["period"]
-    filt = ", ".join(f"{k}={v}" for k, v in figures["filters"].items()) or lab["none"]
-    svg = charts(figures, lang)
+    period = " – ".join(f"<bdi>{html.escape(tr.date(date.fromisoformat(p[k]), 'long'))}</bdi>"
+                        for k in ("from", "to"))  # fmt: skip
+    filt = "<br>".join(
+        f"{html.escape(tr._(DIM_NAMES[k]))} = {_bdi(value_name(tr, k, v, titles))}"
+        for k, v in figures["filters"].items()
+    ) if figures["filters"] else html.escape(tr._("none"))  # fmt: skip
+    colour = getattr(branding, "colour", None) or COLOUR
+    org = ""
+    if branding is not None:
+        name = branding.name_ar if lang == "ar" else branding.name_en
+        org = (f'<header class="brand">{_logo(branding.logo)}'
+               f'<div class="org">{html.escape(name)}</div></header>')  # fmt: skip
+    svg = charts(figures, tr, titles)
+    title = tr._("Performance report")
     parts = [
         "<!DOCTYPE html>",
-        f'<html lang="{lang}" dir="{direction}"><head><meta charset="utf-8">',
-        f"<title>{html.escape(lab['title'])} {p['from']} – {p['to']}</title>",
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>{html.escape(lab['title'])}</h1>",
-        f'<p>{lab["period"]}: <bdi dir="ltr">{p["from"]} – {p["to"]}</bdi>. '
-        f"{lab['filters']}: {_bdi(filt)}. {lab['backlog']}: "
-        f"{figures['backlog']['start']} → {figures['backlog']['end']}</p>",
-        '<div class="charts">',
+        f'<html lang="{lang}" dir="{tr.direction}"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)} {html.escape(p['from'])} – {html.escape(p['to'])}</title>",
+        f"<style>{CSS % {'colour': html.escape(colour)}}</style></head><body>",
+        org,
+        f"<h1>{html.escape(title)}</h1>",
+        "<table class=summary><tbody>",
+        "<tr>" + _h("th", tr._("Period")) + f"<td>{period}</td></tr>",
+        "<tr>" + _h("th", tr._("Filters")) + f"<td>{filt}</td></tr>",
     ]
-    for key in ("volume", "sla", "frt", "csat"):
-        parts.append(f'<figure lang="en" dir="ltr"><figcaption lang="{lang}" dir="{direction}">'
-                     f"{html.escape(lab[key])}</figcaption>{svg[key]}</figure>")  # fmt: skip
-    parts.append("</div>")
-    parts.append(f"<h2>{html.escape(lab['slices'])}</h2><table><thead><tr>")
-    head = ["slice", "value", "opened", "resolved", "FRT p50 (biz)", "FRT p90 (biz)",
-            "RES p50 (biz)", "FR SLA", "RES SLA", "breached", "CSAT"]  # fmt: skip
-    parts.append("".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>")
-    for dim, value, r in slices(figures):
-        name = titles.get(value, value) if dim == "queue" else value
-        cells = [dim, _bdi(name or "-")]
-        nums = [r["opened"], r["resolved"], duration(r["frt_p50_b"]), duration(r["frt_p90_b"]),
-                duration(r["res_p50_b"]), share(r["fr_compliance"]),
-                share(r["res_compliance"]), r["breached"],
-                "-" if r["csat_avg"] is None else r["csat_avg"]]  # fmt: skip
-        parts.append(
-            "<tr>" + "".join(f"<td>{c}</td>" for c in cells)
-            + "".join(f'<td class="n">{html.escape(str(n))}</td>' for n in nums) + "</tr>"
-        )  # fmt: skip
+    t, backlog, routing = figures["totals"], figures["backlog"], figures["routing"]
+    for label, n in (
+        (tr._("Tickets opened"), t["opened"]),
+        (tr._("Tickets resolved"), t["resolved"]),
+        (tr._("Tickets reopened"), t["reopened"]),
+        (tr._("Transfers"), t["transfers"]),
+        (tr._("Backlog at the start"), backlog["start"]),
+        (tr._("Backlog at the end"), backlog["end"]),
+        (tr._("Tickets that fell to the default queue"), routing["default_queue"]),
+    ):
+        parts.append(f"<tr><th>{html.escape(label)}</th>{_cell(tr.number(n), tr)}</tr>")
     parts.append("</tbody></table>")
-    rules = figures["routing"]["top_rules"][:10]
+
+    parts.append('<div class="charts">')
+    for key, caption in (
+        ("volume", tr._("Tickets opened per day")),
+        ("sla", tr._("SLA compliance per branch/region")),
+        ("frt", tr._("First response time (business hours)")),
+        ("csat", tr._("CSAT answers by score")),
+    ):
+        parts.append(f'<figure dir="ltr"><figcaption dir="{tr.direction}">'
+                     f"{html.escape(caption)}</figcaption>{svg[key]}</figure>")  # fmt: skip
+    parts.append("</div>")
+
+    head = [tr._("Slice"), tr._("Value"), tr._("Opened"), tr._("Resolved"),
+            tr._("First response p50 (business)"), tr._("First response p90 (business)"),
+            tr._("Resolution p50 (business)"), tr._("First response SLA"),
+            tr._("Resolution SLA"), tr._("Breached"), tr._("CSAT average"),
+            tr._("Transfers")]  # fmt: skip
+    parts.append(_h("h2", tr._("Figures by slice")) + "<table><thead><tr>")
+    parts.append("".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>")
+    for dim, value, r in slices(figures):
+        name = value_name(tr, dim, value, titles) if dim != "total" else ""
+        cells = [html.escape(tr._(DIM_NAMES[dim])), _bdi(name) if name else ""]
+        nums = [tr.number(r["opened"]), tr.number(r["resolved"]), duration(tr, r["frt_p50_b"]),
+                duration(tr, r["frt_p90_b"]), duration(tr, r["res_p50_b"]),
+                share(tr, r["fr_compliance"]), share(tr, r["res_compliance"]),
+                tr.number(r["breached"]),
+                tr._("no data") if r["csat_avg"] is None else tr.number(r["csat_avg"]),
+                tr.number(r["transfers"])]  # fmt: skip
+        parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
+                     + "".join(_cell(n, tr) for n in nums) + "</tr>")  # fmt: skip
+    parts.append("</tbody></table>")
+
+    rules = routing["top_rules"][:10]
+    parts.append(_h("h2", tr._("Top routing rules")))
     if rules:
-        parts.append(f"<h2>{html.escape(lab['rules'])}</h2><ul>")
-        parts += [f"<li>{_bdi(name)}: {n}</li>" for name, n in rules]
-        parts.append("</ul>")
-    for key, items, fields in (
-        ("breached", figures["breached_tickets"], ("ticket", "target", "day")),
-        ("defaults", [{"ticket": t} for t in figures["routing"]["default_queue_tickets"]],
-         ("ticket",)),
-        ("comments", figures["csat_comments"], ("ticket", "score", "comment")),
-    ):  # fmt: skip
-        if items:
-            parts.append(f"<h2>{html.escape(lab[key])}</h2><table><tbody>")
-            for item in items[:100]:
-                parts.append("<tr>" + "".join(f"<td>{_bdi(item.get(f, ''))}</td>" for f in fields)
-                             + "</tr>")  # fmt: skip
-            parts.append("</tbody></table>")
+        parts.append("<table><thead><tr>" + _h("th", tr._("Rule")) + _h("th", tr._("Tickets"))
+                     + "</tr></thead><tbody>")  # fmt: skip
+        parts += [f"<tr><td>{_bdi(name)}</td>{_cell(tr.number(n), tr)}</tr>" for name, n in rules]
+        parts.append("</tbody></table>")
+    else:
+        parts.append(_h("p", tr._("no data")))
+
+    def day_cell(item: dict[str, Any]) -> str:
+        return html.escape(tr.date(date.fromisoformat(item["day"]))) if item.get("day") else ""
+
+    lists = (
+        (tr._("Breached tickets"), figures["breached_tickets"],
+         (tr._("Ticket"), tr._("Target"), tr._("Day")),
+         lambda i: [_bdi(i.get("ticket", "")),
+                    html.escape(tr._(TARGET_NAMES.get(i.get("target", ""), "unknown"))),
+                    day_cell(i)]),
+        (tr._("Tickets that fell to the default queue"),
+         [{"ticket": t} for t in routing["default_queue_tickets"]], (tr._("Ticket"),),
+         lambda i: [_bdi(i["ticket"])]),
+        (tr._("CSAT comments"), figures["csat_comments"],
+         (tr._("Ticket"), tr._("Score"), tr._("Comment")),
+         lambda i: [_bdi(i.get("ticket", "")), html.escape(tr.number(int(i.get("score") or 0))),
+                    _bdi(i.get("comment", ""))]),
+    )  # fmt: skip
+    for caption, items, header, cells_of in lists:
+        if not items:
+            continue
+        parts.append(f"<h2>{html.escape(caption)}</h2><table><thead><tr>"
+                     + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                     + "</tr></thead><tbody>")  # fmt: skip
+        for item in items[:LISTED]:
+            parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells_of(item)) + "</tr>")
+        parts.append("</tbody></table>")
+        if len(items) > LISTED:
+            more = tr.ngettext("Only the first {n} entry is listed.",
+                               "Only the first {n} entries are listed.", LISTED)  # fmt: skip
+            parts.append(_h("p", more))
     parts.append("</body></html>")
-    return "\n".join(parts)
+    return "\n".join(x for x in parts if x)

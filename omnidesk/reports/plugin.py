@@ -23,7 +23,7 @@ def install(daemon: Any) -> None:
     daemon.background.append(rollups.run)
     daemon.event_cursors.append(rollups.cursor_key)  # the stream is not trimmed past it
     daemon.report_scheduler = ReportScheduler(
-        store, config, records=getattr(daemon, "records", None)
+        store, config, records=getattr(daemon, "records", None), base_dir=daemon.loaded.base_dir
     )
     daemon.background.append(daemon.report_scheduler.run)
     job = ArchiveJob(
@@ -40,6 +40,13 @@ def install(daemon: Any) -> None:
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
     daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
     daemon.route_hooks.append(route_hook(daemon.dashboard))
+    from omnidesk.reports.http import route_hook as report_routes
+
+    records = getattr(daemon, "records", None)
+    connection = records.connection if records is not None else None
+    daemon.route_hooks.append(
+        report_routes(daemon.dashboard, connection, base_dir=daemon.loaded.base_dir)
+    )
 
     def reload(loaded: Any) -> None:
         new_ctx = Context.from_config(loaded.data)  # raises before anything is swapped

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.reports.figures import LIST_CAP, Raw, days_between, matches
 from omnidesk.reports.fold import (
     DONE,
@@ -119,18 +120,22 @@ def recompute(
                 count(day, t, "default_queue")
                 listed(day, t, "default", {"ticket": tid})
         elif kind == "assigned":
-            t["agent"] = ev.get("agent", "") or ev.get("actor", "")
+            actor = ev.get("actor", "")
+            t["agent"] = ev.get("agent", "") or ("" if actor in SYSTEM_ACTORS else actor)
             count(day, t, "assigned")
         elif kind in ("transferred", "escalated"):
             source = ev.get("from", "")
             if source and source != t["queue"]:
                 count(day, {**t, "queue": source}, "transfers_out")
             t["agent"] = ""
-            count(day, t, "transfers")
+            actor = ev.get("actor", "")
+            count(day, t, "transfers", agent="" if actor in SYSTEM_ACTORS else actor)
             if kind == "escalated":
                 count(day, t, "escalated")
         elif kind == "replied":
             agent = ev.get("actor", "")
+            if agent and agent in SYSTEM_ACTORS:
+                continue  # the CSAT survey, not an agent's reply
             count(day, t, "replies", agent=agent)
             if not t["responded"]:
                 t["responded"] = True

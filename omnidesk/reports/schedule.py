@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -90,6 +91,8 @@ def build_message(
         maintype=maintype,
         subtype=subtype,
         filename=f"omnidesk-{report.name}-{label.replace('..', '_')}.{ext}",
+        # text/* without a charset is US-ASCII to a mail client: Arabic came out garbled
+        params={"charset": "utf-8"} if maintype == "text" else {},
     )
     return msg
 
@@ -170,8 +173,10 @@ class ReportScheduler:
         titles: dict[str, str] | None = None,
         records: Any = None,
         monotonic: Callable[[], float] = monotonic_time.monotonic,
+        base_dir: Path | None = None,
     ) -> None:
         self.store = store
+        self.base_dir = base_dir  # the config file's folder: a relative branding logo's base
         self.records = records  # PostgreSQL (omnidesk.db.records.Records), when configured
         self.clock = clock or (lambda: datetime.now(self.ctx.tz))
         self.monotonic = monotonic  # the mail backoff's clock
@@ -252,8 +257,11 @@ class ReportScheduler:
         result, _ = await asyncio.to_thread(
             figures_for, self.store, records, self.config, self.ctx, start, end, filters
         )
+        from omnidesk.reports.html import branding_from
+
+        branding = branding_from(self.config, self.base_dir)
         attachment = await asyncio.to_thread(
-            render, result, report.format, lang=report.lang, titles=self.titles
+            render, result, report.format, lang=report.lang, titles=self.titles, branding=branding
         )
         msg = build_message(report, smtp, label, as_table(result), attachment)
         await send(smtp, msg)
@@ -270,5 +278,8 @@ class ReportScheduler:
 
 def scheduler_for(daemon: Any) -> ReportScheduler:
     return ReportScheduler(
-        daemon.runtime.store, daemon.loaded.data, records=getattr(daemon, "records", None)
+        daemon.runtime.store,
+        daemon.loaded.data,
+        records=getattr(daemon, "records", None),
+        base_dir=daemon.loaded.base_dir,
     )

@@ -20,13 +20,51 @@ from typing import Any
 
 from omnidesk.errors import PermanentError
 from omnidesk.reports.fold import Context
+from omnidesk.store import guarded
 
 log = logging.getLogger("omnidesk.reports")
 SOURCES = ("auto", "records", "rollups")
 
 
+CHECKED_DIMS = ("queue", "region", "agent")  # channel and segment are closed lists (the CLI's)
+
+
 class UnknownQueue(PermanentError):
-    """`--queue` names a queue neither the config nor the figures have ever seen."""
+    """A filter (`--queue`, `--region`, `--agent`) names a value neither the config nor the
+    figures have ever seen: an error naming it, never a report of zeros."""
+
+
+def config_values(config: Any, dim: str) -> set[str]:
+    """The queues, regions or agents the config names (agents by id and e-mail)."""
+    if dim == "queue":
+        return set(config.queues)
+    if dim == "region":
+        return {q.region for q in config.queues.values() if q.region}
+    if dim == "agent":
+        return {a.id for a in config.agents} | {a.email for a in config.agents if a.email}
+    return set()
+
+
+def _rollups_know(store: Any, dim: str, value: str) -> bool:
+    """Have the rollups ever counted anything for this value? The queue list, else the
+    value's month hashes (every contribution lands in one) since the rollups began."""
+    from datetime import UTC, datetime, timedelta
+
+    if dim == "queue":
+        return bool(store.r.hexists(store.key("ru", "qs"), value))
+    since = store.r.get(store.key("ru", "since"))
+    now = datetime.now(UTC)
+    # ru:since is when folding began; the events may be older (a replayed stream): at least
+    # the three years before now are looked at too
+    first = now - timedelta(days=3 * 366)
+    if since:
+        first = min(first, datetime.fromtimestamp(int(since) / 1000, UTC))
+    months, at = [], first.replace(day=1)
+    while at <= now + timedelta(days=31):
+        months.append(f"{at:%Y-%m}")
+        at = (at + timedelta(days=32)).replace(day=1)
+    keys = [store.key("ru", "m", m, "by", dim, value) for m in months]
+    return bool(store.r.exists(*keys))
 
 
 def records_ready(conn: Any) -> bool:
@@ -96,19 +134,25 @@ def _from_records(
 ) -> dict[str, Any]:
     from omnidesk.db.reports import QueueCalendars, UnknownFilterValue, figures
 
+    known = {dim: config_values(config, dim) for dim in CHECKED_DIMS}
     try:
         return figures(conn, ctx, start, end, filters, QueueCalendars.from_config(config),
-                       known_queues=set(config.queues))  # fmt: skip
+                       known_queues=known["queue"], known=known)  # fmt: skip
     except UnknownFilterValue as exc:
         raise UnknownQueue(str(exc)) from None
 
 
+@guarded
 def _from_rollups(
     store: Any, config: Any, ctx: Context, start: date, end: date, filters: dict[str, Any]
 ) -> dict[str, Any]:
     from omnidesk.reports.api import figures
+    from omnidesk.reports.rollup import Rollups
 
-    queue = filters.get("queue")
-    if queue and queue not in config.queues and not store.r.hexists(store.key("ru", "qs"), queue):
-        raise UnknownQueue(f"--queue {queue!r}: no such queue in the config or the rollups")
-    return figures(store, ctx, start, end, filters)
+    Rollups(store, ctx).catch_up()  # values first seen in events not folded yet are known
+    for dim in CHECKED_DIMS:
+        value = filters.get(dim)
+        known = value in config_values(config, dim)
+        if value and not known and not _rollups_know(store, dim, value):
+            raise UnknownQueue(f"--{dim} {value!r}: no such {dim} in the config or the rollups")
+    return figures(store, ctx, start, end, filters, catch_up=False)

@@ -1,0 +1,257 @@
+"""Attachments an agent can open: the list for a ticket and the bytes of one, served so that
+a customer's file can never run as a page of ours.
+
+An attachment's id is ``<message id>.<n>``, n its place in the message's attachment list
+(stable: the list is stored with the message, in Redis and in PostgreSQL). The bytes of an
+e-mail attachment are taken from the archived raw message (connectors/email/extract.py),
+picked by the sha256 normalize recorded. A Telegram or WhatsApp file is fetched from the
+channel by its file/media id through the running connector (Bot API getFile; Graph's media
+record and URL, checked against the sha256 WhatsApp announced). X media keys are kept but
+not fetched yet, and the web form sends only a description: those are listed with
+`available: false` and the reason.
+
+Serving: only a short list of types a browser shows without running anything is served
+inline (images but SVG, PDF, plain text), and only when the bytes start like that type;
+anything else is `application/octet-stream` to save. Every answer carries nosniff and a
+sandboxing Content-Security-Policy, and an RFC 6266 file name, ASCII plus UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from omnidesk.agents.desk import NotFound
+from omnidesk.archive import Archive
+from omnidesk.errors import TooLarge, TransientError
+from omnidesk.model import Attachment, Channel, Message
+from omnidesk.text import display_safe
+
+# type -> the bytes such a file starts with (None: any); SVG is an image that runs scripts
+INLINE_TYPES: dict[str, tuple[bytes, ...] | None] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+    "application/pdf": (b"%PDF-",),
+    "text/plain": None,
+}
+# a preview may be framed by the console (same origin), nothing in it runs or loads
+INLINE_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; frame-ancestors 'self'"
+DOWNLOAD_POLICY = "sandbox; default-src 'none'; frame-ancestors 'none'"
+_ID = re.compile(r"(M-[0-9a-f]{1,16}-[0-9a-f]{12}|[A-Za-z0-9_-]{1,80})\.(\d{1,4})")
+# characters no file system or header should get: controls, quotes, separators, markup
+_NAME_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*;%`$]')
+_ASCII_KEEP = re.compile(r"[^A-Za-z0-9._()\- ]")
+_FALLBACK_EXT = {
+    "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
+    "application/pdf": ".pdf", "text/plain": ".txt",
+}  # fmt: skip
+
+
+# (file id, max bytes) -> the file: a connector's `download` (connectors/telegram)
+Downloader = Callable[[str, int], Awaitable[bytes]]
+
+
+class AttachmentUnavailable(NotFound):
+    """The attachment is listed but its bytes cannot be had here (the reason says why)."""
+
+
+class AttachmentTooLarge(TooLarge):
+    """Over `service.attachments.max_serve_bytes`: answered 413."""
+
+
+class ChannelUnavailable(TransientError):
+    """The channel did not give the file this time: answered 503, try again."""
+
+
+def attachment_id(message_id: str, index: int) -> str:
+    return f"{message_id}.{index}"
+
+
+def parse_id(value: str) -> tuple[str, int]:
+    match = _ID.fullmatch(value)
+    if match is None:
+        raise NotFound(f"no attachment {value[:100]!r}")
+    return match.group(1), int(match.group(2))
+
+
+def unavailable_reason(
+    message: Message, attachment: Attachment, reachable: bool = False
+) -> str | None:
+    """Why the bytes cannot be served, or None when they can. `reachable`: where they come
+    from is there (the archived raw e-mail; a running connector of the message's channel
+    and account, which fetches a file by its id)."""
+    if attachment.kind in ("location", "contact"):
+        return f"a shared {attachment.kind}, not a file"
+    if message.channel == Channel.EMAIL:
+        if not message.raw_ref or not attachment.sha256:
+            return "the original message was not archived"
+        if not reachable:
+            return "the original message is no longer kept (archive retention or erasure)"
+        return None
+    if message.channel == Channel.WEB:
+        return "the web form sends only a description of the file, not the file"
+    if not attachment.ref:
+        return "the channel gave no file id"
+    if reachable:
+        return None
+    if message.channel in (Channel.TELEGRAM, Channel.WHATSAPP):
+        return f"the {message.channel.value} connector {message.account!r} is not running here"
+    return (
+        f"kept on {message.channel.value}'s servers (media id recorded); downloading from "
+        f"{message.channel.value} is not built yet"
+    )
+
+
+def describe(ticket_id: str, message: Message, reachable: bool = False) -> list[dict[str, Any]]:
+    """The message's attachments as the API lists them, each with its download URL."""
+    out = []
+    for i, att in enumerate(message.attachments):
+        aid = attachment_id(message.id, i)
+        reason = unavailable_reason(message, att, reachable)
+        item: dict[str, Any] = {
+            "id": aid,
+            "message_id": message.id,
+            "filename": att.filename,
+            "content_type": att.content_type,
+            "size": att.size,
+            "inline": att.inline,
+            "kind": att.kind,
+            "available": reason is None,
+            "url": f"/v1/tickets/{ticket_id}/attachments/{aid}",
+        }
+        if reason is not None:
+            item["reason"] = reason
+        out.append(item)
+    return out
+
+
+def listing(
+    ticket_id: str, messages: list[Message], reachable: Callable[[Message], bool]
+) -> list[dict[str, Any]]:
+    ordered = sorted(messages, key=lambda m: m.created_at)
+    return [item for m in ordered if m.attachments for item in describe(ticket_id, m, reachable(m))]
+
+
+@dataclass(frozen=True)
+class Served:
+    data: bytes
+    content_type: str  # as sent, charset included
+    inline: bool
+    filename: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def serve_as(declared: str, data: bytes) -> str | None:
+    """The inline type to serve `data` as, or None (download as octet-stream): the declared
+    type must be on the list and, for binary types, the bytes must start like one."""
+    ctype = declared.split(";", 1)[0].strip().lower()
+    if ctype not in INLINE_TYPES:
+        return None
+    magic = INLINE_TYPES[ctype]
+    if magic is not None and not data.startswith(magic):
+        return None
+    if ctype == "image/webp" and data[8:12] != b"WEBP":
+        return None
+    return ctype
+
+
+def safe_filename(name: str, content_type: str = "") -> str:
+    """The name without controls, bidi overrides, paths, quotes or markup characters, no
+    leading dots, at most 150 characters; a plain one when nothing is left."""
+    cleaned = _NAME_UNSAFE.sub("_", display_safe(name)).strip(" .")
+    cleaned = " ".join(cleaned.split())[:150].strip(" .")
+    return cleaned or "attachment" + _FALLBACK_EXT.get(content_type, "")
+
+
+def content_disposition(name: str, inline: bool) -> str:
+    """RFC 6266: an ASCII `filename` for old clients, `filename*` (RFC 8187, UTF-8) with the
+    real name, Arabic included."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    ascii_stem = _ASCII_KEEP.sub("_", stem).strip(" .")
+    ascii_ext = _ASCII_KEEP.sub("", ext)[:10]
+    ascii_name = ascii_stem if ascii_stem.strip("_ ") else "attachment"
+    ascii_name += f".{ascii_ext}" if ascii_ext else ""
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def archived(archive: Archive | None, message: Message) -> bool:
+    """The raw payload of the message is still in the archive (one stat)."""
+    if archive is None or not message.raw_ref:
+        return False
+    try:
+        return archive.path(message.raw_ref).is_file()
+    except ValueError:  # not a sha256
+        return False
+
+
+@dataclass
+class AttachmentFiles:
+    """Reads attachment bytes from the raw archive; `max_bytes` is read per call so that a
+    reloaded config applies."""
+
+    archive: Archive | None
+
+    def fetch(
+        self, message: Message, index: int, max_bytes: int, *, download: bool = False
+    ) -> Served:
+        from connectors.email.extract import extract
+
+        if not 0 <= index < len(message.attachments):
+            raise NotFound(f"no attachment {attachment_id(message.id, index)}")
+        att = message.attachments[index]
+        reason = unavailable_reason(message, att, reachable=True)
+        if reason is not None:
+            raise AttachmentUnavailable(f"attachment not available: {reason}")
+        _check_size(att.size, max_bytes)
+        raw = self.archive.get(message.raw_ref or "") if self.archive is not None else None
+        if raw is None:
+            raise AttachmentUnavailable(
+                "attachment not available: the original message is no longer kept"
+            )
+        found = extract(raw, att.sha256, index)
+        if found is None:
+            raise AttachmentUnavailable(
+                "attachment not available: it is not in the archived message"
+            )
+        return served(att, found.data, found.charset, max_bytes, download=download)
+
+
+def served(
+    att: Attachment, data: bytes, charset: str | None, max_bytes: int, *, download: bool = False
+) -> Served:
+    """The bytes with the type, name and headers they may be served with."""
+    _check_size(len(data), max_bytes)
+    inline_type = None if download else serve_as(att.content_type, data)
+    name = safe_filename(att.filename, inline_type or "")
+    if inline_type is None:
+        ctype = "application/octet-stream"
+    elif inline_type == "text/plain":
+        ctype = f"text/plain; charset={charset or 'utf-8'}"
+    else:
+        ctype = inline_type
+    headers = {
+        "Content-Type": ctype,
+        "Content-Disposition": content_disposition(name, inline_type is not None),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": INLINE_POLICY if inline_type else DOWNLOAD_POLICY,
+        "X-Frame-Options": "SAMEORIGIN" if inline_type else "DENY",
+        "Cache-Control": "private, no-store",
+        "Cross-Origin-Resource-Policy": "same-origin",
+    }
+    return Served(data, ctype, inline_type is not None, name, headers)
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise AttachmentTooLarge(
+            f"the attachment is {size} bytes, over the {max_bytes} bytes this server sends "
+            "(service.attachments.max_serve_bytes)"
+        )

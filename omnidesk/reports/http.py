@@ -1,0 +1,110 @@
+"""`GET /v1/reports`: the `omnidesk report` figures over HTTP for a supervisor, in any of
+its formats (json, csv, html, pdf), with the same checks: a bad date, an unknown filter
+value (queue, region, agent) or format is a 400 naming it, never a report of zeros.
+
+Query: from, to (local dates, default the 30 days to today), queue, region, channel,
+segment, agent, format (json), lang (en|ar), digits (latn|arab). Login: the dashboard's
+supervisor bearer token (`Dashboard.token_check`, which the agents part sets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from omnidesk.errors import PermanentError, TransientError
+from omnidesk.i18n import DIGITS, LANGS
+
+FORMATS = {"json": "application/json", "csv": "text/csv", "html": "text/html",
+           "pdf": "application/pdf"}  # fmt: skip
+FILTERS = ("queue", "region", "channel", "segment", "agent")
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def _day(query: Any, name: str, default: date) -> date:
+    text = query.get(name)
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadQuery(f"{name}={text!r}: not a date (use YYYY-MM-DD)") from None
+
+
+def _choice(query: Any, name: str, allowed: Any, default: str) -> str:
+    value = query.get(name, default)
+    if value not in allowed:
+        raise BadQuery(f"{name}={value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
+def route_hook(
+    dashboard: Any, records: Callable[[], Any] | None = None, base_dir: Path | None = None
+) -> Callable[..., None]:
+    """`dashboard` gives the store, the current config and context, and the token check
+    (all swapped on reload); `records` opens a PostgreSQL connection, None without one;
+    `base_dir` is the config file's folder (a relative branding logo's base)."""
+    from omnidesk.model import Channel, Segment
+    from omnidesk.reports.dashboard import _authorized
+    from omnidesk.reports.source import figures_for
+
+    def build(query: Any) -> tuple[bytes, str, str]:
+        config, ctx = dashboard.config, dashboard.ctx
+        fmt = _choice(query, "format", FORMATS, "json")
+        lang = _choice(query, "lang", LANGS, "en")
+        digits = _choice(query, "digits", DIGITS, "latn")
+        end = _day(query, "to", datetime.now(ctx.tz).date())
+        start = _day(query, "from", end - timedelta(days=29))
+        filters = {k: query.get(k) or None for k in FILTERS}
+        for name, closed in (("channel", Channel), ("segment", Segment)):
+            if filters[name] is not None and filters[name] not in {c.value for c in closed}:
+                allowed = ", ".join(c.value for c in closed)
+                raise BadQuery(f"{name}={filters[name]!r}: use one of {allowed}")
+        result, _ = figures_for(dashboard.store, records, config, ctx, start, end, filters)
+        titles = {name: q.title for name, q in config.queues.items() if q.title}
+        from omnidesk.reports.html import branding_from
+
+        options = {"lang": lang, "titles": titles, "digits": digits,
+                   "branding": branding_from(config, base_dir)}  # fmt: skip
+        name = f"report-{start}-{end}.{fmt}"
+        if fmt == "pdf":
+            from omnidesk.reports.html import as_html
+            from omnidesk.reports.pdf import html_to_pdf
+
+            return html_to_pdf(as_html(result, **options)), FORMATS[fmt], name
+        from omnidesk.reports.render import render
+
+        return render(result, fmt, **options).encode(), FORMATS[fmt], name
+
+    async def report(request: web.Request) -> web.Response:
+        if not _authorized(request, dashboard.token_check):
+            return web.json_response(
+                {"error": "a supervisor's bearer token is required"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        from omnidesk.reports.pdf import NoChromium
+
+        try:
+            body, kind, name = await asyncio.to_thread(build, request.rel_url.query)
+        except (NoChromium, TransientError) as exc:  # this server cannot, now or at all
+            return web.json_response({"error": str(exc)}, status=503)
+        except (ValueError, PermanentError) as exc:  # bad input, unknown filter values
+            return web.json_response({"error": str(exc)}, status=400)
+        headers = {"Cache-Control": "no-store",
+                   "Content-Disposition": f'attachment; filename="{name}"'}  # fmt: skip
+        charset = None if kind == FORMATS["pdf"] else "utf-8"
+        return web.Response(body=body, content_type=kind, charset=charset, headers=headers)
+
+    def hook(app: web.Application) -> None:
+        app.router.add_get("/v1/reports", report)
+
+    return hook

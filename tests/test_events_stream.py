@@ -1,0 +1,244 @@
+"""GET /v1/events/stream over a real HTTP server and client on the real Redis: a second
+agent's transfer made through the API reaches the first agent's stream within 2 s, an event
+in a queue that is not the agent's never does, Last-Event-ID resumes without loss (from the
+stream, and from PostgreSQL once the records writer has trimmed it), and the session cookie
+stands in for the token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from omnidesk.agents.http import HUB_KEY, add_routes
+from omnidesk.db.records import Records
+from omnidesk.db.writer import RecordWriter
+from tests.agentkit import make
+from tests.storekit import web as web_form
+
+
+class Stream:
+    """An SSE client: frames as (id, event, data) read off a live response."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+
+    async def next(self, timeout: float = 2.0) -> tuple[str, str, dict[str, Any]]:
+        fields: dict[str, str] = {}
+        data: list[str] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await self.response.content.readline()).decode()
+                if not line:
+                    raise EOFError("the stream ended")
+                line = line.rstrip("\n")
+                if line == "":
+                    if data:
+                        return fields.get("id", ""), fields.get("event", ""), json.loads(
+                            "\n".join(data)
+                        )
+                    fields = {}
+                    continue
+                if line.startswith(":"):
+                    continue
+                name, _, value = line.partition(": ")
+                if name == "data":
+                    data.append(value)
+                else:
+                    fields[name] = value
+
+    async def until(
+        self, pred: Any, timeout: float = 2.0
+    ) -> tuple[list[tuple[str, str, dict[str, Any]]], tuple[str, str, dict[str, Any]]]:
+        """Frames read until one matches `pred` (that one last), within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            got = await self.next(max(0.01, deadline - time.monotonic()))
+            seen.append(got)
+            if pred(got):
+                return seen, got
+
+
+@pytest.fixture
+async def live(prefix: str, tmp_path: Path, pg_url: str) -> AsyncIterator[dict[str, Any]]:
+    records = Records(pg_url)
+    runtime, service, _ = make(prefix, tmp_path, records=records)
+    app = web.Application()
+    add_routes(service)(app)
+    server = TestServer(app)
+    await server.start_server()
+    # unsafe: keep cookies of an IP host (127.0.0.1), as a browser does
+    jar = aiohttp.CookieJar(unsafe=True)
+    session = aiohttp.ClientSession(base_url=str(server.make_url("/")), cookie_jar=jar)
+    tokens = {a: service.tokens.create(a) for a in ("amal", "omar", "sara")}
+    yield {"server": server, "session": session, "service": service, "runtime": runtime,
+           "tokens": tokens, "records": records, "pg_url": pg_url}  # fmt: skip
+    await session.close()
+    await server.close()
+    records.close()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def subscribe(
+    session: aiohttp.ClientSession, headers: dict[str, str], **kw: Any
+) -> Stream:
+    r = await session.get("/v1/events/stream", headers=headers, **kw)
+    assert r.status == 200, await r.text()
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    return Stream(r)
+
+
+async def test_a_colleagues_transfer_shows_within_2s_and_other_queues_never(
+    live: dict[str, Any],
+) -> None:
+    session, runtime, tokens = live["session"], live["runtime"], live["tokens"]
+    general = runtime.process([web_form("سؤال عام", email="a@example.sa")]).results[0].ticket_id
+    complaint = runtime.process([web_form("complaint about a shop", email="b@example.sa")])
+    complaint_id = complaint.results[0].ticket_id
+    stream = await subscribe(session, auth(tokens["amal"]))
+
+    # omar (complaints) acts on his ticket: nothing of it may reach amal (general only)
+    r = await session.post(f"/v1/tickets/{complaint_id}/notes", json={"text": "سري"},
+                           headers=auth(tokens["omar"]))  # fmt: skip
+    assert r.status == 201
+    # a new customer message in amal's queue: the inbound shows
+    runtime.process([web_form("سؤال آخر", email="c@example.sa")])
+    seen, opened = await stream.until(lambda f: f[1] == "ticket_opened")
+    assert opened[2]["queue"] == "general"
+
+    # a colleague claims the next ticket of the queue: amal sees who took it
+    await session.put("/v1/me/presence", json={"status": "online"}, headers=auth(tokens["sara"]))
+    r = await session.post("/v1/claims", json={"queue": "general"}, headers=auth(tokens["sara"]))
+    assert r.status == 201
+    claimed_id = (await r.json())["ticket"]["id"]
+    seen_claim, claimed = await stream.until(lambda f: f[1] == "assigned")
+    assert claimed[2]["ticket"] == claimed_id and claimed[2]["agent"] == "sara"
+    seen += seen_claim
+
+    started = time.monotonic()
+    r = await session.post(
+        f"/v1/tickets/{general}/transfer",
+        json={"queue": "quiet", "reason": "ليست من اختصاصنا"},
+        headers=auth(tokens["sara"]),
+    )
+    assert r.status == 200
+    more, moved = await stream.until(lambda f: f[1] == "transferred", timeout=2.0)
+    assert time.monotonic() - started < 2.0
+    assert moved[2]["ticket"] == general and moved[2]["from"] == "general"
+    assert moved[2]["actor"] == "sara" and moved[2]["reason"] == "ليست من اختصاصنا"
+    assert moved[0] == moved[2]["id"] and "-" in moved[0]  # the SSE id is the stream id
+    for _, _, data in seen + more:
+        assert data["ticket"] != complaint_id and data["queue"] != "complaints", data
+    stream.response.close()
+
+
+async def test_last_event_id_resumes_without_loss(live: dict[str, Any]) -> None:
+    session, runtime, tokens, service = (
+        live["session"], live["runtime"], live["tokens"], live["service"]
+    )  # fmt: skip
+    h = auth(tokens["amal"])
+    tid = runtime.process([web_form("استفسار", email="d@example.sa")]).results[0].ticket_id
+    stream = await subscribe(session, h)
+    await session.post(f"/v1/tickets/{tid}/notes", json={"text": "one"}, headers=h)
+    _, first = await stream.until(lambda f: f[1] == "noted")
+    stream.response.close()  # the browser goes away ...
+
+    missed = []
+    for text in ("two", "three"):
+        r = await session.post(f"/v1/tickets/{tid}/notes", json={"text": text}, headers=h)
+        missed.append((await r.json())["message"]["id"])
+    await session.post(f"/v1/tickets/{tid}/pending", headers=h)
+
+    # ... and comes back with the last id it saw: what it missed, in order, nothing lost
+    stream = await subscribe(session, {**h, "Last-Event-ID": first[0]})
+    seen, _ = await stream.until(lambda f: f[1] == "status_changed")
+    assert [d["message"] for _, e, d in seen if e == "noted"] == missed
+    ids = [i for i, _, _ in seen]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    assert first[0] not in ids
+    stream.response.close()
+
+    # the records writer trims the stream once PostgreSQL holds it: the replay reads there
+    await RecordWriter(runtime.store, live["pg_url"]).drain()
+    assert runtime.store.r.xlen(runtime.store.key("events")) == 0
+    await session.post(f"/v1/tickets/{tid}/notes", json={"text": "four"}, headers=h)
+    stream = await subscribe(session, {**h, "Last-Event-ID": first[0]})
+    seen, _ = await stream.until(lambda f: f[1] == "noted" and f[0] not in ids)
+    assert [d["message"] for _, e, d in seen if e == "noted"][:2] == missed
+    assert [i for i, _, _ in seen][: len(ids)] == ids
+    stream.response.close()
+    assert service.records is live["records"]
+
+
+async def test_cookie_auth_a_bad_token_and_a_bad_last_event_id(live: dict[str, Any]) -> None:
+    session, runtime, tokens = live["session"], live["runtime"], live["tokens"]
+    r = await session.get("/v1/events/stream", headers=auth("odt_nope"))
+    assert r.status == 401
+    r = await session.get("/v1/events/stream")
+    assert r.status == 401
+    bad_id = {**auth(tokens["amal"]), "Last-Event-ID": "1-x; DROP TABLE events"}
+    r = await session.get("/v1/events/stream", headers=bad_id)
+    assert r.status == 400
+    r = await session.post("/v1/session", headers=auth(tokens["amal"]))
+    assert r.status == 201  # the cookie jar keeps it, as a browser does for EventSource
+    stream = await subscribe(session, {})
+    tid = runtime.process([web_form("سؤال", email="e@example.sa")]).results[0].ticket_id
+    _, opened = await stream.until(lambda f: f[1] == "ticket_opened")
+    assert opened[2]["ticket"] == tid
+    stream.response.close()
+
+
+async def test_one_reader_for_many_subscribers(live: dict[str, Any]) -> None:
+    session, runtime, tokens, server = (
+        live["session"], live["runtime"], live["tokens"], live["server"]
+    )  # fmt: skip
+    streams = [await subscribe(session, auth(tokens["amal"])) for _ in range(5)]
+    hub = server.app[HUB_KEY]
+    assert len(hub.subscribers) == 5
+    tid = runtime.process([web_form("سؤال جماعي", email="f@example.sa")]).results[0].ticket_id
+    for stream in streams:
+        _, opened = await stream.until(lambda f: f[1] == "ticket_opened")
+        assert opened[2]["ticket"] == tid
+        stream.response.close()
+
+
+async def test_delivery_failure_and_sla_steps_show_heartbeats_and_revocation(
+    live: dict[str, Any],
+) -> None:
+    session, runtime, tokens, service, server = (
+        live["session"], live["runtime"], live["tokens"], live["service"], live["server"]
+    )  # fmt: skip
+    server.app[HUB_KEY].heartbeat_s = 0.3
+    h = auth(tokens["amal"])
+    tid = runtime.process([web_form("سؤال", email="g@example.sa")]).results[0].ticket_id
+    stream = await subscribe(session, h)
+    r = await session.post(f"/v1/tickets/{tid}/reply", json={"text": "أهلا"}, headers=h)
+    mid = (await r.json())["message"]["id"]
+    runtime.store.set_delivery(mid, "failed: 403 the customer blocked the bot")
+    _, failed = await stream.until(lambda f: f[1] == "delivery")
+    assert failed[2]["delivery"] == "failed: 403 the customer blocked the bot"
+    assert failed[2]["message"] == mid
+    # the SLA engine's steps are stream events like any other (omnidesk/lua/sla_commit.lua)
+    runtime.store.add_event("sla_warned", tid, queue="general", actor="sla", at="0.75")
+    _, warned = await stream.until(lambda f: f[1] == "sla_warned")
+    assert warned[2]["ticket"] == tid and warned[2]["at"] == "0.75"
+
+    # nothing happens: comments keep the connection alive
+    async with asyncio.timeout(2):
+        while (await stream.response.content.readline()) != b": ping\n":
+            pass
+    service.tokens.revoke("amal")  # the next check ends the stream
+    await stream.until(lambda f: f[1] == "logout")
+    assert await stream.response.content.read() == b""  # closed by the server

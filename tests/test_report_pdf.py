@@ -1,0 +1,102 @@
+"""`omnidesk report --format pdf`: Chromium prints the branded page, in Arabic and English,
+through the real CLI; without Chromium it is one line and exit 2."""
+
+from __future__ import annotations
+
+import shutil
+import unicodedata
+import uuid
+from pathlib import Path
+
+import pytest
+
+from omnidesk.cli import main
+from omnidesk.store import Store
+from tests.reportkit import history
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+NAME_AR = "وزارة التجارة"
+NAME_EN = "Ministry of Commerce"
+LOGO = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
+        '<circle cx="20" cy="20" r="18" fill="#006c35"/></svg>')  # fmt: skip
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="chromium is not installed (apt-get install chromium)",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_records(monkeypatch):
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/od_absent")
+
+
+@pytest.fixture(scope="module")
+def prefix():
+    name = f"test-reppdf-{uuid.uuid4().hex[:10]}"
+    store = Store.from_url(REDIS_URL, name)
+    pipe = store.r.pipeline(transaction=False)
+    for ev in history(5, 30):
+        pipe.xadd(store.key("events"), ev)
+    pipe.execute()
+    yield name
+    store.delete_all()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The shipped config plus a `branding` section with a logo beside it."""
+    (tmp_path / "logo.svg").write_text(LOGO, "utf-8")
+    text = Path("queue_config.yaml").read_text("utf-8")
+    text += (f"\nbranding:\n  name_ar: {NAME_AR}\n  name_en: {NAME_EN}\n"
+             "  logo: logo.svg\n  colour: '#00594f'\n")  # fmt: skip
+    path = tmp_path / "queue_config.yaml"
+    path.write_text(text, "utf-8")
+    (tmp_path / "examples").symlink_to(Path("examples").resolve())  # its rule tests' files
+    return path
+
+
+def pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() for page in PdfReader(path).pages)
+    return unicodedata.normalize("NFKC", text)  # Arabic comes out in presentation forms
+
+
+def run(prefix: str, config: Path, *extra: str) -> int:
+    return main(["report", "--config", str(config), "--prefix", prefix,
+                 "--redis-url", REDIS_URL, "--from", "2026-02-27", "--to", "2026-03-20",
+                 "--format", "pdf", *extra])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_arabic_and_english_pdfs_carry_the_branding_and_the_figures(prefix, config, tmp_path):
+    ar, en = tmp_path / "ar.pdf", tmp_path / "en.pdf"
+    assert run(prefix, config, "--lang", "ar", "--digits", "arab", "--out", str(ar)) == 0
+    assert run(prefix, config, "--lang", "en", "--out", str(en)) == 0
+    for path in (ar, en):
+        assert path.read_bytes().startswith(b"%PDF-")
+    ar_text, en_text = pdf_text(ar), pdf_text(en)
+    assert NAME_AR in ar_text and "تقرير الأداء" in ar_text and "لا توجد بيانات" in ar_text
+    assert "٣٠" in ar_text  # the 30 tickets, in Arabic-Indic digits
+    assert NAME_EN in en_text and "Performance report" in en_text and "30" in en_text
+    assert NAME_AR not in en_text
+
+
+def test_pdf_needs_an_output_file(prefix, config, capsys):
+    assert run(prefix, config) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_without_chromium_it_is_one_clear_line(prefix, config, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMNIDESK_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    assert run(prefix, config, "--out", str(tmp_path / "x.pdf")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Chromium" in err
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_a_missing_logo_is_named(prefix, config, tmp_path, capsys):
+    (tmp_path / "logo.svg").unlink()
+    assert run(prefix, config, "--out", str(tmp_path / "x.pdf")) == 2
+    assert "logo.svg" in capsys.readouterr().err
