@@ -404,13 +404,13 @@ async def test_resolving_twice_sends_one_survey(api: dict[str, Any]) -> None:
 async def test_the_dashboard_takes_a_supervisors_token_only(
     api: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from omnidesk.agents.plugin import supervisor_check
+    from omnidesk.agents.supervise import supervisor_authorize
     from omnidesk.reports.dashboard import Dashboard, route_hook
 
     monkeypatch.delenv("OMNIDESK_DASHBOARD_TOKEN", raising=False)
     runtime, service = api["runtime"], api["service"]
     dashboard = Dashboard(runtime.store, runtime.config.data)
-    dashboard.token_check = supervisor_check(service)
+    dashboard.authorize = supervisor_authorize(service, fallback=dashboard.authorize)
     app = web.Application()
     route_hook(dashboard)(app)
     client = TestClient(TestServer(app))
@@ -420,7 +420,8 @@ async def test_the_dashboard_takes_a_supervisors_token_only(
         agent = await client.get("/v1/dashboard.json", headers=auth(api["tokens"]["amal"]))
         nobody = await client.get("/v1/dashboard.json")
         assert boss.status == 200 and "queues" in json.dumps(await boss.json())
-        assert agent.status == 401
+        assert agent.status == 403  # a valid token, but not a supervisor's: said so
+        assert (await agent.json())["error"] == "not_supervisor"
         assert nobody.status == 401
         service.tokens.revoke("boss")
         again = await client.get("/v1/dashboard.json", headers=auth(api["tokens"]["boss"]))
