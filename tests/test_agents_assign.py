@@ -192,18 +192,19 @@ def test_the_dashboard_lists_every_agent_of_the_queues_offline_ones_too(
     online(service, "rr0")
     service.assigner.set_presence("rr1", "away")
     store.r.set(store.key("presence", "ghost"), "online")  # not configured: not listed
-    store.r.zadd(store.key("agent", "rr1", "open"), {"OD-X": 1})  # rr1 holds a ticket
+    (tid,) = open_tickets(runtime, ["طلب تعديل السجل التجاري"])
+    store.r.zadd(store.key("agent", "rr1", "open"), {tid: 1})  # rr1 holds it
     dashboard = Dashboard(store, runtime.config.data)
     tr = translator("en")
 
     def listed() -> list[tuple[str, str, list[str]]]:
         rows = dashboard._agents(["cr"], tr)["list"]
-        return [(a["agent"], a["presence"], a["held"]) for a in rows]
+        return [(a["agent"], a["presence"], [h["ticket"] for h in a["held"]]) for a in rows]
 
-    assert listed() == [("rr0", "online", []), ("rr1", "away", ["OD-X"])]
+    assert listed() == [("rr0", "online", []), ("rr1", "away", [tid])]
     assert dashboard._agents(["cr"], tr)["note"] is None
     time.sleep(1.3)  # no heartbeat: both presences expired; rr1 is offline, still holding
-    assert listed() == [("rr1", "offline", ["OD-X"]), ("rr0", "offline", [])]
+    assert listed() == [("rr1", "offline", [tid]), ("rr0", "offline", [])]
     assert dashboard._agents(["cr"], tr)["note"] == "No agent is online right now."
     assert dashboard._agents([], tr) == {
         "note": "No agent is configured for these queues.", "list": []

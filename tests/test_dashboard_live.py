@@ -29,6 +29,7 @@ from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
+VIEWPORT = {"width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False}
 REDIS = "redis://127.0.0.1:6379/0"
 AXE = ROOT / "tests" / "vendor" / "axe.min.js"
 SCRIPT = "<script>window.__pwned = 1</script>"
@@ -149,7 +150,7 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     amal = cli(daemon.config, "agents", "token", "amal")
     store = daemon.store()
 
-    browser.set_window_size(1280, 720)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", VIEWPORT)  # 1280x720
     browser.get(f"http://127.0.0.1:{daemon.port}/dashboard#token={boss}&lang=ar")
     assert wait_for(lambda: browser.find_element(By.ID, "board").is_displayed(), 15)
     # nobody is online: said as a fact about the people, not as the agents part being down
@@ -218,8 +219,8 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     # serious or critical accessibility faults: none, in both languages
     assert axe_violations(browser) == []
     shots = os.environ.get("OMNIDESK_SCREENSHOTS")
+    out = ROOT / "docs" / "screenshots"
     if shots:
-        out = ROOT / "docs" / "screenshots"
         out.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(out / "dashboard-ar.png"))
     browser.find_element(By.CSS_SELECTOR, ".langs button[data-lang=en]").click()
@@ -227,4 +228,30 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     assert wait_for(lambda: "min left" in browser.find_element(By.CSS_SELECTOR, row).text, 10)
     assert axe_violations(browser) == []
     if shots:
-        browser.save_screenshot(str(ROOT / "docs" / "screenshots" / "dashboard-en.png"))
+        browser.save_screenshot(str(out / "dashboard-en.png"))
+
+    # a held ticket, from the agents list, to another queue: a transfer needs its reason
+    held_button = "#agents tbody tr[data-agent='huda'] button.ticket"
+    assert wait_for(lambda: click(browser, held_button), 5)
+    assert wait_for(lambda: browser.find_element(By.ID, "reassign").is_displayed(), 5)
+    Select(browser.find_element(By.ID, "to-queue")).select_by_value("general")
+    browser.find_element(By.ID, "reassign-send").click()
+    assert wait_for(lambda: "Give a reason" in text_of(browser, "reassign-msg"), 5)
+    browser.find_element(By.ID, "reason").send_keys("not a complaint")
+    browser.find_element(By.ID, "reassign-send").click()
+    assert wait_for(lambda: not browser.find_element(By.ID, "reassign").is_displayed(), 5), (
+        text_of(browser, "reassign-msg")
+    )
+    status, view = call(daemon, "GET", f"/v1/tickets/{ticket.id}", boss)
+    assert status == 200 and view["ticket"]["queue"] == "general", view
+
+    # the daemon restarts: the page says it lost the stream, and comes back by itself
+    assert daemon.stop() == 0
+    assert wait_for(lambda: "reconnecting" in text_of(browser, "live"), 10)
+    daemon.start()
+    drop(daemon, "g2", "سؤال آخر")
+    assert wait_for(lambda: store.ticket_count() == 3, 20), daemon.logs()
+    waiting = store.r.zcard(store.key("queue", "general", "waiting"))
+    assert waiting == 3  # g1, g2 and the complaint transferred here
+    assert wait_for(lambda: browser.find_element(By.CSS_SELECTOR, depth).text == "3", 20)
+    assert "Live" in text_of(browser, "live")

@@ -43,6 +43,7 @@ TICK_S = 10.0  # a fresh snapshot at least this often: time left runs on without
 SETTLE_S = 0.2  # a burst of events (a bulk import) makes one snapshot, not hundreds
 RISK_SCAN = 500  # running clocks looked at for the at-risk list
 RISK_SHOWN = 50
+HELD_SHOWN = 20  # tickets listed per agent (its load counts them all)
 QUIET_TYPES = frozenset({"token_created", "token_revoked"})  # change nothing shown
 
 
@@ -136,8 +137,10 @@ class Dashboard:
                     "title": titles.get(q) or q,
                     "waiting": depths[q],
                     "waiting_text": tr.number(depths[q]),
-                    "breached": at_risk.get(q, {}).get("breached", 0),
-                    "at_risk": at_risk.get(q, {}).get("risk", 0),
+                    "breached": (breached := at_risk.get(q, {}).get("breached", 0)),
+                    "breached_text": tr.number(breached),
+                    "at_risk": (risky := at_risk.get(q, {}).get("risk", 0)),
+                    "at_risk_text": tr.number(risky),
                 }
                 for q in queues
             ],
@@ -204,6 +207,8 @@ class Dashboard:
             pipe.get(key("presence", a.id))
             pipe.zrange(key("agent", a.id, "open"), 0, -1)
         replies = pipe.execute()
+        shown = {tid for held in replies[1::2] for tid in held[:HELD_SHOWN]}
+        tickets = {t.id: t for t in self.store.get_tickets(sorted(shown))}
         rows = []
         for a, presence, held in zip(agents, replies[::2], replies[1::2], strict=True):
             state = presence if presence in ("online", "away") else "offline"
@@ -217,7 +222,11 @@ class Dashboard:
                     "load": len(held),
                     "capacity": a.capacity,
                     "load_text": dashtext.load(tr, len(held), a.capacity),
-                    "held": held[:20],
+                    "held": [
+                        {"ticket": tid, "queue": t.queue, "subject": (t.subject or t.preview)[:120]}
+                        for tid in held[:HELD_SHOWN]
+                        if (t := tickets.get(tid)) is not None
+                    ],
                     "queues": [q for q in a.queues if q in scope],
                 }
             )

@@ -85,8 +85,8 @@
       li.querySelector("rect.fill").setAttribute("width", String(100 * q.waiting / max));
       li.querySelector(".n").textContent = q.waiting_text;
       const flags = li.querySelector(".flags"); flags.replaceChildren();
-      if (q.breached) flags.append(el("span", "⛔ " + q.breached, "tag breached"));
-      if (q.at_risk) flags.append(el("span", "⚠ " + q.at_risk, "tag risk"));
+      if (q.breached) flags.append(el("span", `⛔ ${q.breached_text} ${texts.levels.breached}`, "tag breached"));
+      if (q.at_risk) flags.append(el("span", `⚠ ${q.at_risk_text} ${texts.levels.risk}`, "tag risk"));
       li.setAttribute("aria-label", `${q.title}: ${q.waiting_text} ${L("waiting")}`);
     });
     [...list.children].forEach((li) => { if (!keep.has(li.dataset.queue)) li.remove(); });
@@ -145,8 +145,18 @@
       presence.append(dot, el("span", a.presence_text));
       const load = el("td", null, "load");
       load.append(el("span", a.load_text), bar(a.capacity ? a.load / a.capacity : 0, a.load >= a.capacity ? "full" : ""));
-      const held = el("td", a.held.join(" · "), "mono held");
-      tr.append(name, presence, load, held);
+      const cell = el("td");
+      const held = el("div", null, "mono held");
+      cell.append(held);
+      a.held.forEach((h) => {
+        if (!d.viewer.can_reassign) { held.append(el("span", h.ticket)); return; }
+        const b = el("button", h.ticket, "ticket");
+        b.type = "button";
+        b.setAttribute("aria-label", `${L("action")} ${h.ticket}`);
+        b.addEventListener("click", () => openReassign({ ...h, assignee: a.agent }));
+        held.append(b);
+      });
+      tr.append(name, presence, load, cell);
       body.append(tr);
     });
   }
