@@ -53,12 +53,10 @@ def attach(daemon: Any) -> AgentService:
     daemon.reload_hooks.append(lambda loaded: reload(service, loaded.data))
     dashboard = getattr(daemon, "dashboard", None)
     if dashboard is not None:  # the supervisors' dashboard: same login as the console
-        from omnidesk.agents.supervise import add_routes as supervise_routes
         from omnidesk.agents.supervise import supervisor_authorize
 
         # $OMNIDESK_DASHBOARD_TOKEN, when set, still opens it for the operator
         dashboard.authorize = supervisor_authorize(service, fallback=dashboard.authorize)
-        daemon.route_hooks.append(supervise_routes)
     return service
 
 

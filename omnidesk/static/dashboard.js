@@ -103,6 +103,7 @@
   function renderRisk(d) {
     const body = $("risk").tBodies[0]; body.replaceChildren();
     $("no-risk").hidden = d.tickets.length > 0;
+    $("operator-note").hidden = d.viewer.can_reassign;
     $("risk").hidden = d.tickets.length === 0;
     d.tickets.forEach((t) => {
       const tr = el("tr", null, "level-" + t.level);
