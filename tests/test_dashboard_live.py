@@ -142,6 +142,7 @@ def test_refusals_say_why_in_both_languages(daemon: DaemonProc, browser: Any) ->
     assert wait_for(lambda: "without the supervisor role" in text_of(browser, "login-error"), 10)
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("dir") == "ltr"
     assert not browser.find_element(By.ID, "board").is_displayed()
+    assert axe_violations(browser) == []  # the sign-in form with its message, too
 
 
 def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any) -> None:  # noqa: F811
@@ -190,11 +191,15 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     # a new ticket in the pull queue: its depth moves on the page within 2 s
     depth = "#queues li[data-queue='general'] .n"
     assert browser.find_element(By.CSS_SELECTOR, depth).text == "٠"
+    browser.execute_script("document.querySelector(arguments[0]).focus()", f"{row} button.reassign")
     drop(daemon, "g1", "سؤال عن الخدمة")
     assert wait_for(lambda: store.ticket_count() == 2, 20), daemon.logs()
     seen = time.monotonic()
     assert wait_for(lambda: browser.find_element(By.CSS_SELECTOR, depth).text == "١", 2.0)
     assert time.monotonic() - seen < 2.0
+    # the redraw kept a keyboard user's place
+    focused = browser.execute_script("return document.activeElement.dataset.focusKey")
+    assert focused == f"risk:{ticket.id}"
 
     # the supervisor hands omar's complaint to huda from the page
     assert wait_for(lambda: click(browser, f"{row} button.reassign"), 5)

@@ -124,6 +124,7 @@
         const b = el("button", L("action"), "reassign");
         b.type = "button";
         b.setAttribute("aria-label", `${L("action")} ${t.ticket}`);
+        b.dataset.focusKey = "risk:" + t.ticket;
         b.addEventListener("click", () => openReassign(t));
         action.append(b);
       }
@@ -154,6 +155,7 @@
         const b = el("button", h.ticket, "ticket");
         b.type = "button";
         b.setAttribute("aria-label", `${L("action")} ${h.ticket}`);
+        b.dataset.focusKey = "held:" + h.ticket;
         b.addEventListener("click", () => openReassign({ ...h, assignee: a.agent }));
         held.append(b);
       });
@@ -179,6 +181,17 @@
   }
 
   function render(d) {
+    // a keyboard user's focus survives the redraw: the same button gets it back
+    const focused = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.focusKey : null;
+    draw(d);
+    if (focused) {
+      const again = document.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  function draw(d) {
     snap = d;
     if (!texts || document.documentElement.lang !== d.lang) applyTexts(d);
     $("login").hidden = true;
