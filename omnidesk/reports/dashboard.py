@@ -43,6 +43,7 @@ TICK_S = 10.0  # a fresh snapshot at least this often: time left runs on without
 SETTLE_S = 0.2  # a burst of events (a bulk import) makes one snapshot, not hundreds
 RISK_SCAN = 500  # running clocks looked at for the at-risk list
 RISK_SHOWN = 50
+SHARE_S = 0.3  # one reading serves every page of the same queues and language this long
 HELD_SHOWN = 20  # tickets listed per agent (its load counts them all)
 QUIET_TYPES = frozenset({"token_created", "token_revoked"})  # change nothing shown
 
@@ -91,6 +92,7 @@ class Dashboard:
         self.ctx = ctx or Context.from_config(config)
         self._sla: Any = sla  # the daemon's SlaClocks when it has them
         self._hub: Any = None  # an events reader of our own, only when no agents part
+        self._shared: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
         if sla is not None:
             return
         try:  # the SLA engine knows each clock's business time left
@@ -114,9 +116,25 @@ class Dashboard:
 
     # ------------------------------------------------------------ the snapshot
 
-    def snapshot(self, viewer: Viewer, tr: Translator) -> dict[str, Any]:
-        """Everything the page shows, in the translator's language, for the viewer's queues."""
+    def snapshot(
+        self, viewer: Viewer, tr: Translator, fresh_after: float | None = None
+    ) -> dict[str, Any]:
+        """Everything the page shows, in the translator's language, for the viewer's queues.
+        Pages of the same queues and language share a reading begun after `fresh_after`
+        (time.monotonic(); the moment a stream saw its event; default SHARE_S ago): an event
+        with twenty pages open reads Redis once per scope, and none gets a reading older
+        than the event it was woken by."""
         queues = self.scope(viewer)
+        key = (tuple(queues), tr.lang, tr.digits)
+        since = time.monotonic() - SHARE_S if fresh_after is None else fresh_after
+        begun, body = self._shared.get(key, (0.0, None))
+        if body is None or begun < since:
+            begun = time.monotonic()
+            body = self._read(queues, tr)
+            self._shared[key] = (begun, body)
+        return {**body, "viewer": {"name": viewer.name, "can_reassign": viewer.can_reassign}}
+
+    def _read(self, queues: list[str], tr: Translator) -> dict[str, Any]:
         now = datetime.now(self.ctx.tz)
         risks = self._at_risk(set(queues), tr)
         depths = self._depths(queues)
@@ -129,7 +147,6 @@ class Dashboard:
             "dir": tr.direction,
             "at": now.isoformat(timespec="seconds"),
             "at_text": tr.datetime(now, "medium"),
-            "viewer": {"name": viewer.name, "can_reassign": viewer.can_reassign},
             **dashtext.texts(tr),
             "queues": [
                 {
@@ -407,15 +424,16 @@ def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
     ) -> None:  # fmt: skip
         token = _token(request)
         checked = time.monotonic()
+        woken: float | None = None  # when this stream saw the event that asks for a reading
         while True:
             try:
-                body = await asyncio.to_thread(dashboard.snapshot, viewer, tr)
+                body = await asyncio.to_thread(dashboard.snapshot, viewer, tr, woken)
                 text = _dumps(body)
                 await response.write(f"event: snapshot\ndata: {text}\n\n".encode())
             except OmnideskError as exc:  # Redis away: say so; the next round tries again
                 log.warning("dashboard snapshot: %s", exc)
                 await response.write(b"event: unavailable\ndata: {}\n\n")
-            changed = False
+            changed, woken = False, None
             deadline = asyncio.get_running_loop().time() + TICK_S
             while not changed:
                 left = deadline - asyncio.get_running_loop().time()
@@ -429,6 +447,7 @@ def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
                     return  # cut off (too slow, or the server stops): the page reconnects
                 changed = concerns(entry[1], dashboard.scope(viewer))
             if changed:  # let the rest of a burst arrive, then one snapshot for all of it
+                woken = time.monotonic()
                 await asyncio.sleep(SETTLE_S)
                 while not sub.queue.empty():
                     if sub.queue.get_nowait() is None:
