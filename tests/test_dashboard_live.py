@@ -211,7 +211,7 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     )
     status, view = call(daemon, "GET", f"/v1/tickets/{ticket.id}", boss)
     assert status == 200 and view["ticket"]["assignee"] == "huda", view
-    assert wait_for(lambda: "huda" in browser.find_element(By.CSS_SELECTOR, row).text, 5)
+    assert wait_for(lambda: "Huda" in browser.find_element(By.CSS_SELECTOR, row).text, 5)
     assert wait_for(lambda: ticket.id not in omar_row(), 5)
 
     # the assign API: only a supervisor, and only to an agent of the ticket's queue

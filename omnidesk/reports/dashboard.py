@@ -190,6 +190,7 @@ class Dashboard:
         rows = list(seen.values())[:RISK_SHOWN]
         tickets = {t.id: t for t in self.store.get_tickets([a.ticket for a in rows])}
         customers = self.store.get_customers(list({t.customer_id for t in tickets.values()}))
+        names = {a.id: a.name or a.id for a in self.config.agents}
         out = []
         for a in rows:
             t = tickets.get(a.ticket)
@@ -204,6 +205,7 @@ class Dashboard:
                     "subject": (t.subject or t.preview)[:120] or tr._(dashtext.LABELS["unnamed"]),
                     "customer": (customer.name if customer else "") or t.customer_id,
                     "assignee": t.assignee or "",
+                    "assignee_name": names.get(t.assignee or "", t.assignee or ""),
                     "clock": tr._(dashtext.CLOCKS.get(a.target, a.target)),
                     "left_s": int(a.remaining_seconds),
                     "left_text": dashtext.time_left(tr, a.remaining_seconds),

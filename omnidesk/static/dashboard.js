@@ -93,8 +93,9 @@
     trend.push(d.waiting_total);
     if (trend.length > 60) trend.shift();
     const top = Math.max(1, ...trend);
-    const step = trend.length > 1 ? 300 / (trend.length - 1) : 300;
-    $("trend-line").setAttribute("points", trend.map((v, i) => `${(i * step).toFixed(1)},${(58 - 56 * v / top).toFixed(1)}`).join(" "));
+    const points = trend.length > 1 ? trend : [trend[0], trend[0]];  // one reading: a level line
+    const step = 300 / (points.length - 1);
+    $("trend-line").setAttribute("points", points.map((v, i) => `${(i * step).toFixed(1)},${(58 - 56 * v / top).toFixed(1)}`).join(" "));
     $("trend-cap").textContent = `${L("trend")}: ${d.waiting_total_text}`;
   }
 
@@ -128,7 +129,7 @@
         b.addEventListener("click", () => openReassign(t));
         action.append(b);
       }
-      tr.append(state, ticket, subject, left, el("td", t.assignee || "—"), action);
+      tr.append(state, ticket, subject, left, el("td", t.assignee_name || "—"), action);
       body.append(tr);
     });
   }
@@ -352,7 +353,6 @@
     lang = b.dataset.lang;
     localStorage.setItem("odlang", lang);
     texts = null;
-    trend.length = 0;
     connect();
   }));
   $("reassign-form").addEventListener("submit", sendReassign);
