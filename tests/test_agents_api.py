@@ -26,9 +26,10 @@ from tests.storekit import web as web_form
 
 # paths served from PostgreSQL, whose live calls are made where a database is set up
 RECORD_PATHS = ("/v1/customers", "/v1/merges")
-OWN_TESTS = {  # tests/test_attachments_api.py, tests/test_events_stream.py
+OWN_TESTS = {  # tests/test_attachments_api.py, tests/test_events_stream.py, below
     "/v1/tickets/{ticket}/attachments/{attachment}",
     "/v1/events/stream",
+    "/v1/tickets/{ticket}/assign",  # a supervisor's: test_a_supervisor_hands_a_ticket...
 }
 OPENAPI = Path(__file__).resolve().parent.parent / "omnidesk" / "agents" / "openapi.yaml"
 
@@ -409,13 +410,13 @@ async def test_resolving_twice_sends_one_survey(api: dict[str, Any]) -> None:
 async def test_the_dashboard_takes_a_supervisors_token_only(
     api: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from omnidesk.agents.plugin import supervisor_check
+    from omnidesk.agents.supervise import supervisor_authorize
     from omnidesk.reports.dashboard import Dashboard, route_hook
 
     monkeypatch.delenv("OMNIDESK_DASHBOARD_TOKEN", raising=False)
     runtime, service = api["runtime"], api["service"]
     dashboard = Dashboard(runtime.store, runtime.config.data)
-    dashboard.token_check = supervisor_check(service)
+    dashboard.authorize = supervisor_authorize(service, fallback=dashboard.authorize)
     app = web.Application()
     route_hook(dashboard)(app)
     client = TestClient(TestServer(app))
@@ -425,10 +426,59 @@ async def test_the_dashboard_takes_a_supervisors_token_only(
         agent = await client.get("/v1/dashboard.json", headers=auth(api["tokens"]["amal"]))
         nobody = await client.get("/v1/dashboard.json")
         assert boss.status == 200 and "queues" in json.dumps(await boss.json())
-        assert agent.status == 401
+        assert agent.status == 403  # a valid token, but not a supervisor's: said so
+        assert (await agent.json())["error"] == "not_supervisor"
         assert nobody.status == 401
         service.tokens.revoke("boss")
         again = await client.get("/v1/dashboard.json", headers=auth(api["tokens"]["boss"]))
         assert again.status == 401
     finally:
         await client.close()
+
+
+async def test_a_supervisor_hands_a_ticket_to_an_agent_of_its_queue(api: dict[str, Any]) -> None:
+    client, runtime, service = api["client"], api["runtime"], api["service"]
+    store = service.store
+    boss, amal = auth(api["tokens"]["boss"]), auth(api["tokens"]["amal"])
+    tid = open_ticket(runtime, "a question for the general queue")
+    assert store.r.zscore(store.key("queue", "general", "waiting"), tid) is not None
+
+    r = await client.post(f"/v1/tickets/{tid}/assign", json={"agent": "amal"}, headers=boss)
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    assert body["ticket"]["assignee"] == "amal" and body["previous"] is None
+    assert body["ticket"]["status"] == "open"
+    assert store.r.zscore(store.key("queue", "general", "waiting"), tid) is None
+    assert store.r.zrange(store.key("agent", "amal", "open"), 0, -1) == [tid]
+
+    r = await client.post(f"/v1/tickets/{tid}/assign", json={"agent": "sara"}, headers=boss)
+    assert r.status == 200 and (await r.json())["previous"] == "amal"
+    assert store.r.zcard(store.key("agent", "amal", "open")) == 0
+    assert store.r.zrange(store.key("agent", "sara", "open"), 0, -1) == [tid]
+    assigned = [f for _, f in store.events() if f["type"] == "assigned"][-1]
+    assert (assigned["agent"], assigned["actor"], assigned["how"], assigned["previous"]) == (
+        "sara", "boss", "supervisor", "amal"
+    )
+
+    cases = [
+        (amal, {"agent": "sara"}, 403, "only a supervisor"),
+        (boss, {"agent": "omar"}, 400, "does not work queue 'general'"),
+        (boss, {"agent": "nobody"}, 400, "no agent 'nobody'"),
+        (boss, {"agent": "sara"}, 400, "already sara's"),
+        (boss, {}, 400, "agent: required"),
+    ]
+    for headers, payload, status, message in cases:
+        r = await client.post(f"/v1/tickets/{tid}/assign", json=payload, headers=headers)
+        assert r.status == status and message in (await r.json())["error"], payload
+    r = await client.post("/v1/tickets/OD-NOPE/assign", json={"agent": "amal"}, headers=boss)
+    assert r.status == 404
+    # omar (capacity 3) holds three complaints: a fourth is refused, not forced on him
+    complaints = [open_ticket(runtime, f"شكوى رقم {i}") for i in range(4)]
+    omar = service.agent("omar")
+    assert [service.assigner.hand_to(t, omar, "boss").outcome for t in complaints[:3]] == [
+        "assigned"
+    ] * 3
+    r = await client.post(f"/v1/tickets/{complaints[3]}/assign", json={"agent": "omar"},
+                          headers=boss)  # fmt: skip
+    assert r.status == 409 and "at capacity" in (await r.json())["error"]
+    assert store.r.zcard(store.key("agent", "omar", "open")) == 3

@@ -533,5 +533,8 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         crm_http.add_routes(r)
         csat_page.add_routes(app)
         console.add_routes(app)
+        from omnidesk.agents import supervise
+
+        supervise.add_routes(app)
 
     return hook
