@@ -6,8 +6,6 @@ Keys, beside the store's (prefix P):
                                 its size against `capacity` is the agent's load
     P:presence:<id>       string online | away, expiring `presence_ttl_s` after the last
                                 heartbeat; missing means offline
-    P:present             zset  agent ids with a presence key, by when it expires (ms)
-                                (the dashboard now lists the configured agents instead)
     P:rr:<queue>          string round-robin cursor of a push queue
 
 Each claim and each push round is one Lua script (claim.lua, push.lua), so fifty agents
@@ -70,18 +68,11 @@ class Assigner:
         if status not in PRESENCE:
             raise ValueError(f"presence must be one of {', '.join(PRESENCE)}")
         key = self.store.key("presence", agent_id)
-        pipe = self.store.r.pipeline(transaction=True)
         if status == "offline":
-            pipe.delete(key)
-            pipe.zrem(self.store.key("present"), agent_id)
+            self.store.r.delete(key)
         else:
-            pipe.set(key, status, ex=self.presence_ttl_s)
-            pipe.zadd(self.store.key("present"), {agent_id: self._expires_ms()})
-        pipe.execute()
+            self.store.r.set(key, status, ex=self.presence_ttl_s)
         self.store.add_event("presence", actor=agent_id, status=status)
-
-    def _expires_ms(self) -> int:
-        return int((time.time() + self.presence_ttl_s) * 1000)
 
     @guarded
     def heartbeat(self, agent_id: str) -> str:
@@ -89,7 +80,6 @@ class Assigner:
         key = self.store.key("presence", agent_id)
         if not self.store.r.expire(key, self.presence_ttl_s):
             return "offline"
-        self.store.r.zadd(self.store.key("present"), {agent_id: self._expires_ms()})
         return self.presence(agent_id)
 
     @guarded
