@@ -122,8 +122,9 @@ def _plausible_utf16(data: bytes) -> bool:
 def detect(data: bytes, *, header: bool = False) -> tuple[str, str]:
     """Decode bytes of unknown charset; returns (text, codec used). Order: UTF-8, Arabic
     when it reads clearly as Arabic words, Latin when it reads clearly as accented Latin
-    words (or fairly, and better than as Arabic), then charset-normalizer (never UTF-16/32 for a header, nor without a BOM or
-    zero bytes for a body: on 8-bit text it reads CJK garbage), then windows-1252."""
+    words (or fairly, and better than as Arabic), then charset-normalizer (never UTF-16/32
+    for a header, nor without a BOM or zero bytes for a body: on 8-bit text it reads CJK
+    garbage), then windows-1252."""
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
