@@ -30,7 +30,7 @@ from typing import Any
 from omnidesk.config import QueueConfigFile
 from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
-from omnidesk.model import Channel, Decision, Inbound, Ticket, utcnow
+from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
 from omnidesk.outbound import Known, SendReply, send_automatic
 from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded, lua, ms
@@ -178,12 +178,18 @@ def first_response_due(state: SlaState | None) -> datetime | None:
     return clock.due_at
 
 
+_NO_AUTO_RESPONSE = frozenset({Flag.BULK, Flag.MAILING_LIST})  # the ticket opens, quietly
+
+
 def _new_ticket(inbound: Inbound, result: IntakeResult) -> bool:
     """The message may have opened its ticket: opened now, or a redelivery of what did
-    (the claim script checks it is the ticket's first message). Never machine mail, and
-    never the web form, whose answer is its receipt."""
+    (the claim script checks it is the ticket's first message). Never machine mail, nor
+    bulk or list mail (RFC 3834 section 2: a receipt could go to the whole list), and never
+    the web form, whose answer is its receipt."""
     if result.outcome not in ("opened", "duplicate") or not result.ticket_id:
         return False
     if not result.message_id:
+        return False
+    if not _NO_AUTO_RESPONSE.isdisjoint(inbound.flags):
         return False
     return not inbound.is_machine_mail and inbound.channel != Channel.WEB

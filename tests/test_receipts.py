@@ -236,6 +236,36 @@ def test_the_web_form_gets_no_receipt_through_deliver(rig) -> None:
     assert out_messages(runtime, opened.ticket_id) == [] and queued == []
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Precedence": "bulk"},  # no List-Id: a group or bulk sender
+        {"List-Id": "Traders <traders.lists.example.org>"},  # a list that rewrote From
+    ],
+)
+def test_bulk_and_list_mail_opens_a_ticket_without_a_receipt(rig, headers: dict) -> None:
+    """RFC 3834 section 2: no automatic answer to mail sent to many; a receipt to a list
+    that rewrote From would reach every member. The ticket still opens."""
+    runtime, _ = rig
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
+    raw = customer_mail("traders@lists.example.org", "Fees question", "How much?", **headers)
+    payload = RawPayload(
+        channel=Channel.EMAIL, account="care", payload=raw, received_at=datetime.now(UTC)
+    )
+    (opened,) = runtime.process([payload]).results
+    assert opened.outcome == "opened" and opened.ticket_id
+    assert queued == [] and out_messages(runtime, opened.ticket_id) == []
+    assert "acknowledged" not in event_types(runtime, opened.ticket_id)
+    # the same sender without those headers gets one: it is the headers that decide
+    plain = customer_mail("traders@lists.example.org", "Another question", "And this?")
+    payload = RawPayload(
+        channel=Channel.EMAIL, account="care", payload=plain, received_at=datetime.now(UTC)
+    )
+    (second,) = runtime.process([payload]).results
+    assert [o.ticket_id for o in queued] == [second.ticket_id]
+
+
 def test_a_ticket_whose_process_died_before_its_receipt_gets_it_on_redelivery(
     prefix: str, tmp_path: Path
 ) -> None:
