@@ -297,23 +297,25 @@ def test_a_ticket_whose_process_died_before_its_receipt_gets_it_on_redelivery(
 def test_a_ticket_opened_long_ago_gets_no_late_receipt_when_its_mail_is_read_again(
     prefix: str, tmp_path: Path
 ) -> None:
-    """A ticket from before receipts were decided has no `receipt` field; its mail read again
-    (an IMAP UIDVALIDITY reset, a quarantine retry) is a duplicate of its opening message,
-    but the ticket is hours old: no receipt. The same within the hour still gets one."""
+    """A ticket from before this rule has no `receipt` field (nor `opened_ms`); its mail read
+    again (an IMAP UIDVALIDITY reset, a quarantine retry) is a duplicate of its opening
+    message, but the ticket is old: no receipt. Nor for one intake opened two hours ago;
+    one opened within the hour still gets its receipt."""
     runtime = Runtime.for_service(receipts_config(prefix, tmp_path / "state"))
-    old = [email("old@customer.test", "Hello", sender="old@example.sa")]
-    recent = [email("recent@customer.test", "Hello", sender="recent@example.sa")]
-    (opened_old,) = runtime.process(old).results
-    (opened_recent,) = runtime.process(recent).results
+    batches = [
+        [email(f"{name}@customer.test", "Hello", sender=f"{name}@example.sa")]
+        for name in ("legacy", "old", "recent")
+    ]
+    legacy, old, recent = (runtime.process(b).results[0].ticket_id for b in batches)
+    runtime.store.r.hdel(runtime.store.key("ticket", legacy), "opened_ms")  # before deploy
     two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
-    ticket_key = runtime.store.key("ticket", opened_old.ticket_id)
-    runtime.store.r.hset(ticket_key, "created_ms", two_hours_ago)  # opened before the deploy
+    runtime.store.r.hset(runtime.store.key("ticket", old), "opened_ms", two_hours_ago)
     queued: list[Outbound] = []
     runtime.send_reply = queued.append
-    assert runtime.process(old).results[0].outcome == "duplicate"
-    assert queued == [] and out_messages(runtime, opened_old.ticket_id) == []
-    assert runtime.process(recent).results[0].outcome == "duplicate"
-    assert [o.ticket_id for o in queued] == [opened_recent.ticket_id]
+    for batch in batches:
+        assert runtime.process(batch).results[0].outcome == "duplicate"
+    assert [o.ticket_id for o in queued] == [recent]
+    assert out_messages(runtime, legacy) == [] and out_messages(runtime, old) == []
 
 
 def test_a_receipt_the_broker_refused_goes_when_the_batch_runs_again(rig) -> None:

@@ -10,9 +10,10 @@ local t = redis.call("HMGET", tkey, "status", "receipt")
 if not t[1] then return {"gone"} end
 if t[2] then return {"done"} end  -- decided before: claimed, or refused for good
 -- no field is not "never decided" for a ticket opened long ago (before receipts, or mail
--- re-read after an IMAP UIDVALIDITY reset): only a recent ticket may still be owed one
-local created = tonumber(redis.call("HGET", tkey, "created_ms"))
-if not created or tonumber(a.now_ms) - created > tonumber(a.max_age_ms) then
+-- re-read after an IMAP UIDVALIDITY reset): only a ticket intake opened recently may
+-- still be owed one (opened_ms, not created_ms: a message may reach intake a day late)
+local opened = tonumber(redis.call("HGET", tkey, "opened_ms"))
+if not opened or tonumber(a.now_ms) - opened > tonumber(a.max_age_ms) then
   return {"stale"}
 end
 -- a duplicate of a follow-up, or of an edit, is not the message that opened the ticket
