@@ -17,6 +17,7 @@ import os
 import pkgutil
 import shlex
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -131,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     with secret_safe_stderr():
-        return _run(args)
+        try:
+            return _run(args)
+        except Exception:  # raised only with --debug: its traceback, masked like the rest
+            traceback.print_exc()
+            return EXIT_FAILED
 
 
 def _run(args: argparse.Namespace) -> int:

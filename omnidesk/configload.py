@@ -120,9 +120,9 @@ def mask_secrets_of(cfg: QueueConfigFile) -> None:
     logs.mask_root_handlers()
 
 
-# scheme://user:PASSWORD@ : the password up to the first or the last "@" (one may be raw)
-_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:([^@\s]*)@")
-_URL_PASSWORD_GREEDY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:(\S*)@")
+# scheme://user:PASSWORD@ : the password up to the last "@" before the path (a password
+# written without percent-encoding may hold an "@")
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:([^/?#\s]*)@")
 
 
 def url_passwords(url: str | None) -> set[str]:
@@ -139,9 +139,8 @@ def url_passwords(url: str | None) -> set[str]:
         password = None
     if password:
         found.add(str(password))
-    for pattern in (_URL_PASSWORD, _URL_PASSWORD_GREEDY):
-        if match := pattern.search(url):
-            found |= {match.group(1), unquote(match.group(1))}
+    if match := _URL_PASSWORD.search(url):
+        found |= {match.group(1), unquote(match.group(1))}
     return {p for p in found if p}
 
 

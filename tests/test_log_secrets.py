@@ -116,7 +116,7 @@ def logging_record(message: str):  # type: ignore[no-untyped-def]
     return logging.LogRecord("httpx", logging.INFO, __file__, 1, "%s", (message,), None)
 
 
-def _cli_stderr(tmp_path: Path, url: str, **env: str) -> str:
+def _cli_stderr(tmp_path: Path, url: str, *flags: str, code: int = 2, **env: str) -> str:
     """`omnidesk show` as a real process with this database URL: its whole stderr."""
     import os
     import subprocess
@@ -125,14 +125,14 @@ def _cli_stderr(tmp_path: Path, url: str, **env: str) -> str:
     root = Path(__file__).resolve().parent.parent
     config = root / "tests" / "fixtures" / "config" / "store.yaml"
     proc = subprocess.run(
-        [sys.executable, "-m", "omnidesk", "show", "OD-2026-000001", "--config", str(config)],
+        [sys.executable, "-m", "omnidesk", *flags, "show", "OD-1", "--config", str(config)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(root), "OMNIDESK_DATABASE_URL": url, **env},
         timeout=60,
     )
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == code, proc.stderr
     return proc.stderr
 
 
@@ -170,3 +170,9 @@ def test_a_secret_too_short_to_mask_is_named_in_one_warning(tmp_path: Path) -> N
     warnings = [line for line in stderr.splitlines() if "shorter than 4" in line]
     assert len(warnings) == 1 and "OMNIDESK_DASHBOARD_TOKEN" in warnings[0], stderr
     assert "x9q" not in stderr
+
+
+def test_the_debug_traceback_is_masked_too(tmp_path: Path) -> None:
+    stderr = _cli_stderr(tmp_path, "postgresql://u:s3cretpw@[::1/db", "--debug", code=1)
+    assert "Traceback" in stderr and "ProgrammingError" in stderr
+    assert "s3cretpw" not in stderr and "postgresql://u:***@[::1/db" in stderr
