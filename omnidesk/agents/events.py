@@ -9,6 +9,8 @@ that reconnects sends it back as Last-Event-ID and gets what it missed, from the
 or from PostgreSQL's `events` for entries the records writer has already trimmed; where
 neither can prove nothing is missing, it gets a `resync` event (reload the view).
 A subscriber too slow to keep up is cut off and resumes the same way.
+Each stream checks its token every `heartbeat_s` by the clock, however busy (a revoked
+token gets `logout`), and reads the agent's queues from the config as it is now.
 """
 
 from __future__ import annotations

@@ -171,8 +171,9 @@ local n = redis.call("INCR", p .. "seq:ticket:" .. a.year)
 tid = string.format("OD-%s-%06d", a.year, n)
 local tkey = p .. "ticket:" .. tid
 local created = a.created_ms
+-- created_ms is the customer's message time; opened_ms when intake opened the ticket
 redis.call("HSET", tkey, "id", tid, "customer_id", cid, "created_ms", created,
-           "score", a.score, unpack(a.ticket))
+           "opened_ms", a.now_ms, "score", a.score, unpack(a.ticket))
 redis.call("ZADD", p .. "tickets", created, tid)
 redis.call("ZADD", p .. "status:new", created, tid)
 redis.call("ZADD", p .. "queue:" .. a.queue .. ":all", created, tid)
