@@ -242,3 +242,21 @@ async def test_delivery_failure_and_sla_steps_show_heartbeats_and_revocation(
     service.tokens.revoke("amal")  # the next check ends the stream
     await stream.until(lambda f: f[1] == "logout")
     assert await stream.response.content.read() == b""  # closed by the server
+
+
+async def test_messages_the_system_sends_show_live(live: dict[str, Any]) -> None:
+    """A receipt (`acknowledged`) and a status answer (`status_replied`) are messages on the
+    ticket: the console shows them as they are sent, not at the next reload."""
+    from omnidesk.outbound import send_automatic
+    from omnidesk.receipts import EVENT as RECEIPT
+    from omnidesk.status_replies import EVENT as STATUS_REPLY
+
+    session, runtime, tokens = live["session"], live["runtime"], live["tokens"]
+    tid = runtime.process([web_form("سؤال", email="h@example.sa")]).results[0].ticket_id
+    ticket = runtime.store.get_ticket(tid)
+    stream = await subscribe(session, auth(tokens["amal"]))
+    for event in (RECEIPT, STATUS_REPLY):
+        message = send_automatic(runtime.store, lambda out: None, ticket, "تم", event=event)
+        _, shown = await stream.until(lambda f, e=event: f[1] == e)
+        assert shown[2]["ticket"] == tid and shown[2]["message"] == message.id
+    stream.response.close()
