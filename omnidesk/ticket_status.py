@@ -134,6 +134,12 @@ def queue_title(queues: Mapping[str, QueueConfig], queue: str) -> dict[str, str]
     return {lang: title.get(lang) or NEUTRAL_TITLE[lang] for lang in ("ar", "en")}
 
 
+def queue_name(queues: Mapping[str, QueueConfig], queue: str, lang: str) -> str:
+    """`queue_title` in one language (English for "en", else Arabic): the `{queue}` of a
+    message a customer reads (a receipt, an agent's template)."""
+    return queue_title(queues, queue)["en" if lang == "en" else "ar"]
+
+
 @dataclass
 class TicketStatus:
     """Looks a ticket up for its customer. `records` is omnidesk.db.records.Records (or

@@ -36,6 +36,7 @@ from omnidesk.model import (
 from omnidesk.outbound import outbound_for
 from omnidesk.store import TICKET_ID, Store, guarded, ms
 from omnidesk.templates import render, reply_language, template_text
+from omnidesk.ticket_status import queue_name
 
 log = logging.getLogger("omnidesk.agents")
 
@@ -314,7 +315,8 @@ class Desk:
             "customer_name": (customer.name if customer else "") or "",
             "ticket_id": ticket.id,
             "agent_name": agent.name or agent.id,
-            "queue": ticket.queue,
+            # the customer reads it: the queue's public_title, never its id
+            "queue": queue_name(self.roster().config.queues, ticket.queue, lang),
         }
         return render(body, values)
 
