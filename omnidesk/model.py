@@ -321,6 +321,10 @@ class Ticket(msgspec.Struct, kw_only=True):
     thread_keys: list[str] = msgspec.field(default_factory=list)
     message_ids: list[str] = msgspec.field(default_factory=list)
     meta: dict[str, str] = msgspec.field(default_factory=dict)
+    # the identity keys (``email:a@b``, ``phone:+966...``) the ticket came in with: its
+    # status is told and its replies go to these only, never to every identity its
+    # customer has (a customer record can gather identities nobody verified)
+    contacts: list[str] = msgspec.field(default_factory=list)
 
 
 def utcnow() -> datetime:

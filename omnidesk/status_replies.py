@@ -133,6 +133,7 @@ class StatusReplies:
             account=inbound.account,
             subject=inbound.subject,
             thread_keys=list(inbound.thread_keys),
+            contacts=[i.key for i in inbound.author.identities],
             meta={**inbound.meta, "last_customer_at": inbound.received_at.isoformat()},
         )
         request = Message(
