@@ -21,6 +21,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from omnidesk.agents.csat import consume_inbound as consume_csat
 from omnidesk.archive import Archive
 from omnidesk.budget import normalize_within
@@ -29,7 +31,7 @@ from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult, is_transient
 from omnidesk.known import Known, KnownLookup
-from omnidesk.model import Decision, Inbound, Outbound, RawPayload, Skipped
+from omnidesk.model import UPLOADED, Decision, Inbound, Outbound, RawPayload, Skipped
 from omnidesk.quarantine import Quarantine
 from omnidesk.receipts import Receipts
 from omnidesk.store import Store
@@ -195,6 +197,8 @@ class Runtime:
             if self._status_request(result):
                 continue  # "OD-2026-000123" alone: answered with its status, opens nothing
             result.raw_ref = raw_ref
+            if raw.uploads:
+                mark_uploaded(result, raw.uploads)
             inbounds.append(result)
         return inbounds
 
@@ -319,3 +323,14 @@ class Runtime:
         results = self._merge(inbounds or [], known, taken)
         self.quarantine.remove(item_id)
         return results
+
+
+def mark_uploaded(inbound: Inbound, uploads: Sequence[str]) -> None:
+    """Mark the attachments whose bytes came with the post itself (`RawPayload.uploads`, set
+    by the web form's handler) as UPLOADED: only those are served to agents. A sha256 the
+    form merely lists may be anyone's file in the archive."""
+    carried = set(uploads)
+    inbound.attachments = [
+        msgspec.structs.replace(att, kind=UPLOADED) if att.sha256 in carried else att
+        for att in inbound.attachments
+    ]

@@ -9,11 +9,12 @@ is queued for the workers and answered 202 with a reference that
 answers 503 + Retry-After first.
 
 The form takes JSON, form-encoded and multipart bodies (files are archived and listed as
-attachments). A browser on an origin in `service.web_form.allowed_origins` may call it
-(CORS, with preflight); other origins get no CORS headers. Bad fields come back per field
-in Arabic and English. Abuse limits: the body size, a honeypot field, and posts per IP and
-per e-mail/phone (omnidesk.ratelimit; an IPv6 client by its /64); what they refuse is
-counted, never stored.
+attachments; the post's RawPayload names them in `uploads`, so agents are served those
+files and never one a form only lists by sha256). A browser on an origin in
+`service.web_form.allowed_origins` may call it (CORS, with preflight); other origins get
+no CORS headers. Bad fields come back per field in Arabic and English. Abuse limits: the
+body size, a honeypot field, and posts per IP and per e-mail/phone (omnidesk.ratelimit; an
+IPv6 client by its /64); what they refuse is counted, never stored.
 
     P:webref:<reference>  string  the dedupe key of a queued post ("-": a honeypot's, which
                                   never resolves); expires after reference_ttl_s
@@ -238,6 +239,7 @@ class WebForm:
             payload=payload,
             received_at=datetime.now(UTC),
             source=f"http:{ip}:{secrets.token_hex(6)}",  # unique: the batch's results by it
+            uploads=[upload.sha256 for upload in submission.files] if archive else [],
         )
         return await self._take_in(item, inbound, config, lang)
 
