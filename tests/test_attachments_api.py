@@ -405,7 +405,7 @@ async def test_a_web_forms_uploaded_file_is_served_and_a_listed_one_never(
     from tests.test_web_form import open_site
 
     site = await open_site(tmp_path, prefix, pg_url)  # the real form, same Redis and state
-    runtime, service, _ = make(prefix, tmp_path)
+    _, service, _ = make(prefix, tmp_path)
     app = web.Application()
     add_routes(service)(app)
     client = TestClient(TestServer(app))
