@@ -204,7 +204,9 @@ class Runtime:
 
     def _status_request(self, inbound: Inbound) -> bool:
         """True when `inbound` only asks for a ticket's status (omnidesk.status_replies),
-        where this process can answer (it has the pipeline's send_reply)."""
+        where this process can answer (it has the pipeline's send_reply). A request on the
+        sender's own open ticket is answered and still taken in there (False), threaded by
+        the ticket's own key, so an agent who asked for the number sees it."""
         if self.send_reply is None or self.config is None:
             return False
         from omnidesk.status_replies import StatusReplies
@@ -213,7 +215,7 @@ class Runtime:
             self.store, self.config.data, self.send_reply, self.records, self.intake.dedupe_window
         )
         try:
-            return replies.consume(inbound)
+            handled = replies.consume(inbound)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -221,6 +223,12 @@ class Runtime:
             log.exception("status request of %s failed: %s", inbound.dedupe_key, exc)
             self.store.incr("status_requests:failed")
             return False
+        if handled is None:
+            return False
+        if handled.keep_on is not None:
+            inbound.thread_keys = [f"ticket:{handled.keep_on}", *inbound.thread_keys]
+            return False
+        return True
 
     def route_all(
         self, raw: RawPayload, inbounds: list[Inbound], known: Known
