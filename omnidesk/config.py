@@ -453,7 +453,10 @@ class WebFormConfig(Strict):
     rate_window_s: int = Field(default=600, ge=1)  # the window the counts below are per
     posts_per_ip: int = Field(default=30, ge=1)
     posts_per_identity: int = Field(default=5, ge=1)  # per e-mail or phone
-    status_lookups_per_ip: int = Field(default=30, ge=1)
+    status_lookups_per_ip: int = Field(default=30, ge=1)  # per IPv4 address or IPv6 /64
+    # failed lookups (wrong contact, or no such ticket) of one ticket number, from anyone;
+    # past it every lookup of that number gets 429 until the window ends
+    status_failures_per_ticket: int = Field(default=10, ge=1)
     # status answers to one sender in a chat or by e-mail (omnidesk.status_replies)
     status_replies_per_sender: int = Field(default=10, ge=1)
     max_attachments: int = Field(default=5, ge=0, le=20)  # files in a multipart post

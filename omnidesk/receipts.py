@@ -37,6 +37,7 @@ from omnidesk.outbound import Known, SendReply, send_automatic
 from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded, lua, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
+from omnidesk.ticket_status import queue_name
 
 log = logging.getLogger("omnidesk.receipts")
 
@@ -132,7 +133,8 @@ class Receipts:
         values = {
             "customer_name": (customer.name if customer else "") or "",
             "ticket_id": ticket.id,
-            "queue": ticket.queue,
+            # what the customer may read of the queue (its public_title), never its id
+            "queue": queue_name(self.config.queues, ticket.queue, language),
             "first_response_due": due_text(due, language) if due else "",
         }
         text = render(template_text(self.config.templates[template], language), values)

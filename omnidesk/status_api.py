@@ -5,8 +5,11 @@ its script is a static file, as the CSP in omnidesk.webguard requires).
 
 Only the ticket's own e-mail or phone gets an answer (omnidesk.ticket_status); a wrong
 contact and an unknown ticket get the same 404, after the same minimum time, so neither the
-answer nor its timing proves a ticket exists. Lookups are limited per IP (omnidesk.ratelimit).
-Nothing logged here holds the contact.
+answer nor its timing proves a ticket exists. Lookups are limited per IP (an IPv6 client by
+its /64: omnidesk.ratelimit), and failed lookups per ticket number, from anyone: past
+`status_failures_per_ticket` in a window, every lookup of that number gets 429, found or not,
+so guessing one ticket's contact from many addresses stops there and the 429 proves nothing
+(an unknown number is counted the same). Nothing logged here holds the contact.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from aiohttp import web
 
 from omnidesk.api import DAEMON_KEY, read_at_most
 from omnidesk.errors import PayloadError, TransientError
-from omnidesk.ticket_status import TicketStatus
+from omnidesk.ratelimit import client_key
+from omnidesk.ticket_status import TicketStatus, ticket_number
 from omnidesk.webform import (
     Refused,
     WebForm,
@@ -77,14 +81,25 @@ class StatusApi:
         )
         ticket, contact = fields.get("ticket"), fields.get("contact")
         config = web_form(request)
+        limits = self.form.limits
         try:
             await self.form.limit(
-                "status:ip", request.remote or "-", config.status_lookups_per_ip,
+                "status:ip", client_key(request.remote), config.status_lookups_per_ip,
                 config.rate_window_s, lang,
             )  # fmt: skip
             found = None
             if isinstance(ticket, str) and isinstance(contact, str):
+                number = ticket_subject(ticket)
+                await self.form.spent(
+                    "status:ticket", number, config.status_failures_per_ticket,
+                    config.rate_window_s, lang,
+                )  # fmt: skip
                 found = await asyncio.to_thread(self.lookup().for_contact, ticket, contact)
+                if found is None:
+                    await asyncio.to_thread(
+                        limits.hit, "status:ticket", number, config.status_failures_per_ticket,
+                        config.rate_window_s,
+                    )  # fmt: skip
         except Refused as exc:
             return exc.response
         except TransientError as exc:
@@ -93,6 +108,12 @@ class StatusApi:
         if found is None:
             return refusal("not_found", 404, lang)
         return json_answer(found.to_json(), 200)
+
+
+def ticket_subject(ticket: str) -> str:
+    """What failed lookups are counted under: the ticket number as `for_contact` reads it
+    (so "od-2026-7" and "OD-2026-000007" are one), else the text as typed (bounded)."""
+    return ticket_number(ticket) or ticket.strip().upper()[:64]
 
 
 async def page(request: web.Request) -> web.Response:

@@ -4,9 +4,16 @@ is answered with it on the conversation it came on, and opens no ticket.
 A status request is
 - on Telegram or WhatsApp: a ticket number on its own ("OD-2026-000123", "#od-٢٠٢٦-١٢٣");
 - by e-mail: a subject that is only the ticket tag and the word status or حالة
-  ("[#OD-2026-000123] status", "حالة [#OD-2026-000123]"); the body is not read.
+  ("[#OD-2026-000123] status", "حالة [#OD-2026-000123]"), and a body that, quotes and
+  signature stripped (connectors/email/split.py), is empty or only says status/حالة: a
+  mail with anything more to say is a message, whatever its subject.
 Machine mail (auto-replies, bounces, DSN/ARF/MDN reports) and edits are never requests: an
 out-of-office answer to a status reply must not start a loop.
+
+A number alone in a chat may also be an answer: an agent asked "what is your reference?".
+So when the ticket is the sender's own and open, the message is answered AND taken in on
+that ticket (`Handled.keep_on`: intake threads it there by its ``ticket:<id>`` key), so the
+agent sees it; otherwise it opens nothing.
 
 The answer (omnidesk.ticket_status.render_both: Arabic first unless the sender's client
 says English) goes only to a sender whose identity is the ticket's customer's; for any
@@ -57,6 +64,26 @@ _SUBJECT = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class Handled:
+    """A status request, answered or not. `keep_on`: the sender's own open ticket the
+    message is also taken in on (a chat), None when it opens and joins nothing."""
+
+    keep_on: str | None = None
+
+
+_TICKET_REF = re.compile(rf"{_TAG}|#?\s*OD\s*-\s*\d{{4}}\s*-\s*\d{{1,12}}", re.IGNORECASE)
+_PUNCT = re.compile(r"[\s.,:;!?؟،\-]+")
+
+
+def only_asks_status(body: str) -> bool:
+    """An e-mail's new text (quotes and signature already split off by the normalizer) is
+    empty, or only the ticket number and a status word: nothing a person must read."""
+    text = _TICKET_REF.sub(" ", (body or "").translate(DIGITS))
+    words = [w for w in _PUNCT.split(text.lower()) if w]
+    return all(w in _WORDS for w in words)
+
+
 def requested_ticket(inbound: Inbound) -> tuple[str, Lang | None] | None:
     """(ticket id, the language the request was written in, if it says) when the inbound
     only asks for a ticket's status; None for anything else."""
@@ -74,7 +101,7 @@ def requested_ticket(inbound: Inbound) -> tuple[str, Lang | None] | None:
         word = (match.group("w1") or match.group("w2") or "").lower()
         lang = _WORDS.get(word)
         tag = match.group(1) or match.group(4)
-        if lang is None or tag is None:
+        if lang is None or tag is None or not only_asks_status(inbound.text):
             return None
         found = ticket_number(tag)
         return (found, lang) if found else None  # type: ignore[return-value]
@@ -96,16 +123,23 @@ class StatusReplies:
     records: Any = None
     dedupe_window: timedelta = timedelta(days=30)
 
-    def consume(self, inbound: Inbound) -> bool:
-        """True when `inbound` was a status request (answered or not): it opens no ticket."""
+    def consume(self, inbound: Inbound) -> Handled | None:
+        """Handled when `inbound` was a status request (answered or not), None when it is
+        an ordinary message. Handled.keep_on names the ticket it still goes to."""
         asked = requested_ticket(inbound)
         if asked is None:
-            return False
+            return None
         ticket_id, lang = asked
+        sender = identity_keys(inbound.author.identities)
+        lookup = TicketStatus(self.store, self.config.queues, self.records)
+        status = lookup.for_identities(ticket_id, sender)
+        ticket = self.store.get_ticket(ticket_id) if status is not None else None
+        handled = Handled()
+        if ticket is not None and ticket.status.is_open and inbound.channel in CHATS:
+            handled = Handled(keep_on=ticket.id)  # the sender's own open ticket: keep it
         if not self._claim(inbound):
             self._count("repeated")  # a redelivered payload: answered the first time
-            return True
-        sender = identity_keys(inbound.author.identities)
+            return handled
         limits = self.config.service.web_form
         limited = RateLimiter(self.store).hit(
             "status:sender",
@@ -115,15 +149,12 @@ class StatusReplies:
         )
         if limited is not None:
             self._count("rate_limited")
-            return True
-        lookup = TicketStatus(self.store, self.config.queues, self.records)
-        status = lookup.for_identities(ticket_id, sender)
-        ticket = self.store.get_ticket(ticket_id) if status is not None else None
+            return handled
         if status is None or ticket is None:
             # not theirs, no such ticket, or only in the records (nothing in Redis to record
             # the answer on): the same silence for all
             self._count("unanswered")
-            return True
+            return handled
         text = render_both(status, reply_language(inbound, lang))
         # the answer goes where the question came from: the ticket as seen from that
         # conversation (its channel, account, chat and thread), under the request itself
@@ -133,6 +164,7 @@ class StatusReplies:
             account=inbound.account,
             subject=inbound.subject,
             thread_keys=list(inbound.thread_keys),
+            contacts=[i.key for i in inbound.author.identities],
             meta={**inbound.meta, "last_customer_at": inbound.received_at.isoformat()},
         )
         request = Message(
@@ -154,7 +186,7 @@ class StatusReplies:
             raise
         self._count("answered")
         log.info("status of %s answered on %s", ticket.id, inbound.channel.value)
-        return True
+        return handled
 
     @guarded
     def _claim(self, inbound: Inbound) -> bool:

@@ -1,10 +1,13 @@
 """Track my request: a ticket's public status, for the customer it belongs to only.
 
 `TicketStatus.for_contact(ticket_id, contact)` answers with a `PublicStatus` when the e-mail
-or phone given is one of the ticket's customer's identities, and None otherwise: for no such
+or phone given is one the ticket came in with (`Ticket.contacts`: the sender's identities,
+for the web form the e-mail and phone typed into it), and None otherwise: for no such
 ticket, a wrong contact, or a contact that is not an e-mail or phone alike, so a caller has
-one answer to give and proves nothing. `for_identities` is the same check for a sender whose
-identity a channel already vouched for (a Telegram user id, a WhatsApp number).
+one answer to give and proves nothing. Other identities of the ticket's customer do not
+count: a customer record can gather identities nobody verified. `for_identities` is the same
+check for a sender whose identity a channel already vouched for (a Telegram user id, a
+WhatsApp number).
 
 A ticket is read from Redis while it is hot and from PostgreSQL once it has left (evicted).
 Nothing here names an internal queue: the queue's `public_title` (ar/en) from config, or a
@@ -124,6 +127,22 @@ def identity_keys(identities: Iterable[Identity]) -> set[str]:
     return out
 
 
+def contact_identities(contacts: Iterable[str]) -> list[Identity]:
+    """A ticket's contacts (identity keys, `Ticket.contacts`) as identities; a key of an
+    unknown kind is left out."""
+    out = []
+    for key in contacts:
+        kind, sep, value = str(key).partition(":")
+        if sep and value and kind in IdentityKind._value2member_map_:
+            out.append(Identity(kind=IdentityKind(kind), value=value))
+    return out
+
+
+def contact_identity_keys(contacts: Iterable[str]) -> set[str]:
+    """A ticket's contacts normalized as `identity_keys` makes them."""
+    return identity_keys(contact_identities(contacts))
+
+
 def queue_title(queues: Mapping[str, QueueConfig], queue: str) -> dict[str, str]:
     """The queue's `public_title`, completed from the neutral one where a language is
     missing; the neutral title for a queue with none (or no longer configured)."""
@@ -132,6 +151,12 @@ def queue_title(queues: Mapping[str, QueueConfig], queue: str) -> dict[str, str]
     if not title:
         return dict(NEUTRAL_TITLE)
     return {lang: title.get(lang) or NEUTRAL_TITLE[lang] for lang in ("ar", "en")}
+
+
+def queue_name(queues: Mapping[str, QueueConfig], queue: str, lang: str) -> str:
+    """`queue_title` in one language (English for "en", else Arabic): the `{queue}` of a
+    message a customer reads (a receipt, an agent's template)."""
+    return queue_title(queues, queue)["en" if lang == "en" else "ar"]
 
 
 @dataclass
@@ -147,9 +172,9 @@ class TicketStatus:
         return self.for_identities(ticket_id, contact_keys(contact))
 
     def for_identities(self, ticket_id: str, keys: Iterable[str]) -> PublicStatus | None:
-        """The status when one of `keys` (``kind:value``) is an identity of the ticket's
-        customer (or of the customer it was merged into); None otherwise. The ticket is
-        still looked up when `keys` is empty, so a bad contact costs what a wrong one does."""
+        """The status when one of `keys` (``kind:value``) is one of the ticket's own
+        contacts; None otherwise. The ticket is still looked up when `keys` is empty, so a
+        bad contact costs what a wrong one does."""
         wanted = set(keys)
         tid = ticket_number(ticket_id) or (ticket_id or "").strip()
         if not TICKET_ID.fullmatch(tid):
@@ -176,11 +201,7 @@ class TicketStatus:
         ticket = self.store.get_ticket(tid)
         if ticket is None:
             return None
-        customer = self.store.get_customer(ticket.customer_id)
-        owners = identity_keys(customer.identities) if customer else set()
-        if not owners and self.records is not None:  # its customer left Redis: ask the records
-            owners = self._recorded_owners(ticket.customer_id)
-        return ticket, owners, self._dues(tid, ticket.status)
+        return ticket, contact_identity_keys(ticket.contacts), self._dues(tid, ticket.status)
 
     def _dues(self, tid: str, status: Status) -> dict[str, datetime]:
         """The running SLA clocks' due times (a paused or stopped clock promises nothing)."""
@@ -213,45 +234,21 @@ class TicketStatus:
             return None
         with self.records.connection() as conn:
             row = conn.execute(
-                "SELECT id, customer_id, channel, account, queue, status, created_at, updated_at"
-                " FROM tickets WHERE id = %s",
+                "SELECT id, customer_id, channel, account, queue, status, created_at, updated_at,"
+                " data->'contacts' FROM tickets WHERE id = %s",
                 (tid,),
             ).fetchone()
-            if row is None:
-                return None
-            names = ("id", "customer_id", "channel", "account", "queue", "status")
-            fields: dict[str, Any] = dict(zip(names, row[:6], strict=True))
-            ticket = msgspec.convert(
-                {**fields, "created_at": row[6], "updated_at": row[7]}, Ticket, strict=False
-            )
-            owners = self._owners_in(conn, ticket.customer_id)
-        return ticket, owners, {}
-
-    def _recorded_owners(self, customer_id: str) -> set[str]:
-        with self.records.connection() as conn:
-            return self._owners_in(conn, customer_id)
-
-    @staticmethod
-    def _owners_in(conn: Any, customer_id: str) -> set[str]:
-        """The identities of the customer and of the customers it was merged into (a merge
-        moves identities to the survivor)."""
-        rows = conn.execute(
-            """
-            WITH RECURSIVE chain(id, depth) AS (
-                SELECT %s::text, 0
-                UNION SELECT c.merged_into, chain.depth + 1 FROM customers c
-                      JOIN chain ON c.id = chain.id
-                      WHERE c.merged_into IS NOT NULL AND chain.depth < 20
-            ) SELECT kind, value FROM identities WHERE customer_id IN (SELECT id FROM chain)
-            """,
-            (customer_id,),
-        ).fetchall()
-        known = [
-            Identity(kind=IdentityKind(kind), value=value)
-            for kind, value in rows
-            if kind in IdentityKind._value2member_map_
-        ]
-        return identity_keys(known)
+        if row is None:
+            return None
+        names = ("id", "customer_id", "channel", "account", "queue", "status")
+        fields: dict[str, Any] = dict(zip(names, row[:6], strict=True))
+        contacts = row[8] if isinstance(row[8], list) else []
+        ticket = msgspec.convert(
+            {**fields, "created_at": row[6], "updated_at": row[7], "contacts": contacts},
+            Ticket,
+            strict=False,
+        )
+        return ticket, contact_identity_keys(ticket.contacts), {}
 
 
 # ---------------------------------------------------------------- the chat message

@@ -9,10 +9,12 @@ is queued for the workers and answered 202 with a reference that
 answers 503 + Retry-After first.
 
 The form takes JSON, form-encoded and multipart bodies (files are archived and listed as
-attachments). A browser on an origin in `service.web_form.allowed_origins` may call it
-(CORS, with preflight); other origins get no CORS headers. Bad fields come back per field
-in Arabic and English. Abuse limits: the body size, a honeypot field, and posts per IP and
-per e-mail/phone (omnidesk.ratelimit); what they refuse is counted, never stored.
+attachments; the post's RawPayload names them in `uploads`, so agents are served those
+files and never one a form only lists by sha256). A browser on an origin in
+`service.web_form.allowed_origins` may call it (CORS, with preflight); other origins get
+no CORS headers. Bad fields come back per field in Arabic and English. Abuse limits: the
+body size, a honeypot field, and posts per IP and per e-mail/phone (omnidesk.ratelimit; an
+IPv6 client by its /64); what they refuse is counted, never stored.
 
     P:webref:<reference>  string  the dedupe key of a queued post ("-": a honeypot's, which
                                   never resolves); expires after reference_ttl_s
@@ -50,7 +52,7 @@ from omnidesk.errors import (
 )
 from omnidesk.intake import IntakeResult
 from omnidesk.model import Channel, Inbound, RawPayload
-from omnidesk.ratelimit import RateLimiter
+from omnidesk.ratelimit import RateLimiter, client_key
 from omnidesk.webform_text import Lang, answer, field_errors, pick_lang, summary
 from omnidesk.webintake import WITHDRAWN, IntakeBatcher
 
@@ -180,6 +182,13 @@ class WebForm:
         if retry is not None:
             raise Refused(refusal("rate_limited", 429, lang, **{"Retry-After": str(retry)}), scope)
 
+    async def spent(self, scope: str, subject: str, limit: int, window_s: int, lang: Lang) -> None:
+        """Refused (429) when `limit` hits were counted this window, counting nothing: for
+        limits on failures, which the caller counts with `limits.hit` once a try failed."""
+        retry = await asyncio.to_thread(self.limits.spent, scope, subject, limit, window_s)
+        if retry is not None:
+            raise Refused(refusal("rate_limited", 429, lang, **{"Retry-After": str(retry)}), scope)
+
     async def post(self, request: web.Request) -> web.Response:
         rejected: Counter = request.app[WEB_REJECTED_KEY]
         lang = pick_lang(request.headers.get("Accept-Language"))
@@ -199,7 +208,7 @@ class WebForm:
         if (request.content_length or 0) > limit:
             raise Refused(_too_large(lang), "too_large")
         await self.daemon.admit()
-        ip = request.remote or "-"
+        ip = client_key(request.remote)
         await self.limit("web:ip", ip, config.posts_per_ip, config.rate_window_s, lang)
         body = await read_at_most(request, limit)
         if body is None:
@@ -230,6 +239,7 @@ class WebForm:
             payload=payload,
             received_at=datetime.now(UTC),
             source=f"http:{ip}:{secrets.token_hex(6)}",  # unique: the batch's results by it
+            uploads=[upload.sha256 for upload in submission.files] if archive else [],
         )
         return await self._take_in(item, inbound, config, lang)
 
@@ -317,7 +327,7 @@ class WebForm:
         token = request.match_info["reference"]
         try:
             await self.limit(
-                "ref:ip", request.remote or "-", config.status_lookups_per_ip,
+                "ref:ip", client_key(request.remote), config.status_lookups_per_ip,
                 config.rate_window_s, lang,
             )  # fmt: skip
             ticket = await asyncio.to_thread(self._resolve, token)

@@ -482,3 +482,34 @@ async def test_a_supervisor_hands_a_ticket_to_an_agent_of_its_queue(api: dict[st
                           headers=boss)  # fmt: skip
     assert r.status == 409 and "at capacity" in (await r.json())["error"]
     assert store.r.zcard(store.key("agent", "omar", "open")) == 3
+
+
+def test_a_templates_queue_is_the_public_title(prefix: str, tmp_path: Path) -> None:
+    """`{queue}` in an agent's template reaches the customer: the queue's public_title in
+    the reply's language, never the internal queue id."""
+    from dataclasses import replace
+
+    from omnidesk.agents.service import AgentService
+    from omnidesk.runtime import Runtime
+    from tests.agentkit import Outbox, agents_config
+
+    loaded = agents_config(prefix, tmp_path / "state")
+    queues = dict(loaded.data.queues)
+    queues["general"] = queues["general"].model_copy(
+        update={"public_title": {"ar": "خدمة المراجعين", "en": "Visitor services"}}
+    )
+    where = {"ar": "طلبك لدى {queue}", "en": "Your request is with {queue}"}
+    data = loaded.data.model_copy(
+        update={"queues": queues, "templates": {**loaded.data.templates, "where": where}}
+    )
+    runtime = Runtime.from_config(replace(loaded, data=data))
+    service = AgentService(store=runtime.store, config=lambda: data, send_reply=Outbox(),
+                           public_url="http://csat.test")  # fmt: skip
+    tid = open_ticket(runtime, "سؤال عن السجل")
+    ticket = runtime.store.get_ticket(tid)
+    amal = next(a for a in data.agents if a.id == "amal")
+    assert ticket.queue == "general"
+    assert service.desk.render_template("where", ticket, amal, "ar") == "طلبك لدى خدمة المراجعين"
+    assert service.desk.render_template("where", ticket, amal, "en") == (
+        "Your request is with Visitor services"
+    )

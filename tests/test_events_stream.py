@@ -321,3 +321,21 @@ async def test_a_queue_removed_by_a_reload_stops_showing_its_events(
     shown = [f for f in seen if f[2].get("queue") == "general"]
     assert len(shown) <= 1, shown
     stream.response.close()
+
+
+async def test_messages_the_system_sends_show_live(live: dict[str, Any]) -> None:
+    """A receipt (`acknowledged`) and a status answer (`status_replied`) are messages on the
+    ticket: the console shows them as they are sent, not at the next reload."""
+    from omnidesk.outbound import send_automatic
+    from omnidesk.receipts import EVENT as RECEIPT
+    from omnidesk.status_replies import EVENT as STATUS_REPLY
+
+    session, runtime, tokens = live["session"], live["runtime"], live["tokens"]
+    tid = runtime.process([web_form("سؤال", email="h@example.sa")]).results[0].ticket_id
+    ticket = runtime.store.get_ticket(tid)
+    stream = await subscribe(session, auth(tokens["amal"]))
+    for event in (RECEIPT, STATUS_REPLY):
+        message = send_automatic(runtime.store, lambda out: None, ticket, "تم", event=event)
+        _, shown = await stream.until(lambda f, e=event: f[1] == e)
+        assert shown[2]["ticket"] == tid and shown[2]["message"] == message.id
+    stream.response.close()

@@ -566,3 +566,38 @@ def test_a_receipt_that_fails_for_good_leaves_the_batch_in(rig) -> None:
     (opened,) = runtime.process(batch).results
     assert opened.outcome == "opened"
     assert runtime.store.counts()["stats"]["receipts_failed"] == 1
+
+
+def test_the_receipts_queue_is_its_public_title_never_its_id(prefix: str, tmp_path: Path) -> None:
+    """`{queue}` is what a customer may read: the queue's public_title in the receipt's
+    language, or the neutral title; the internal queue id never goes out."""
+    from omnidesk.ticket_status import NEUTRAL_TITLE
+
+    loaded = receipts_config(prefix, tmp_path / "state")
+    data = loaded.data
+    general = data.queues["general"].model_copy(
+        update={"public_title": {"ar": "خدمة المراجعين", "en": "Visitor services"}}
+    )
+    ack = {"ar": "طلبك {ticket_id} لدى {queue}", "en": "Request {ticket_id} is with {queue}"}
+    data = data.model_copy(
+        update={"queues": {**data.queues, "general": general}, "templates": {"ack": ack}}
+    )
+    runtime = Runtime.for_service(replace(loaded, data=data))
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
+    runtime.process([email("q1@customer.test", "السجل التجاري لا يظهر", sender="q1@example.sa")])
+    runtime.process([email("q2@customer.test", "Hello, my registration number is wrong",
+                           sender="q2@example.sa", subject="My request")])  # fmt: skip
+    texts = sorted(o.text for o in queued)
+    assert len(texts) == 2 and all("general" not in t for t in texts), texts
+    assert any(t.endswith("لدى خدمة المراجعين") for t in texts), texts
+    assert any(t.endswith("is with Visitor services") for t in texts), texts
+
+    # a queue with no public_title: the neutral title
+    bare = data.model_copy(update={"queues": {**data.queues, "general": data.queues["noise"]}})
+    runtime = Runtime.for_service(replace(loaded, data=bare))
+    queued.clear()
+    runtime.send_reply = queued.append
+    runtime.process([email("q3@customer.test", "سؤال", sender="q3@example.sa")])
+    (out,) = queued
+    assert out.text.endswith(NEUTRAL_TITLE["ar"]) and "general" not in out.text

@@ -29,6 +29,14 @@ async def site(prefix: str, tmp_path: Path, pg_url: str) -> AsyncIterator[Site]:
     await running.daemon.__aexit__(None, None, None)
 
 
+@pytest.fixture
+async def guarded_site(prefix: str, tmp_path: Path, pg_url: str) -> AsyncIterator[Site]:
+    limits = "status_lookups_per_ip: 100\nstatus_failures_per_ticket: 3"
+    running = await open_site(tmp_path, prefix, pg_url, limits)
+    yield running
+    await running.daemon.__aexit__(None, None, None)
+
+
 async def lookup(site: Site, ticket: str, contact: str, **headers: str) -> tuple[int, dict, float]:
     started = time.monotonic()
     status, _, body = await site.call(
@@ -137,3 +145,49 @@ async def test_the_public_routes_in_the_openapi_file_are_served(site: Site) -> N
         assert (path, method) in live, f"{method} {path} documented but not served"
     served = {(p, m) for p, m in live if p.startswith(PUBLIC_PATHS) and m in ("GET", "POST")}
     assert served == set(public)
+
+
+async def test_failed_lookups_are_limited_per_ticket_alike_for_unknown_ones(
+    guarded_site: Site,
+) -> None:
+    """Guessing one ticket's contact from many addresses: after 3 failures every lookup of
+    that number gets 429 for the window, the owner's too; an unknown number goes through
+    the very same answers, so neither the 404s nor the 429 prove a ticket exists."""
+    site = guarded_site
+    _, _, mine = await site.post({"message": "تجديد السجل", "email": CONTACT})
+    _, _, other = await site.post({"message": "سؤال آخر", "email": "other.owner@example.sa"})
+    tid, unknown = mine["ticket"], "OD-2020-000777"
+    seen: dict[str, list[int]] = {tid: [], unknown: []}
+    for number in (tid, unknown):
+        for guess in ("a@example.sa", "b@example.sa", "0500000001", "c@example.sa"):
+            status, body, _ = await lookup(site, number.lower(), guess)
+            seen[number].append(status)
+        status, body, _ = await lookup(site, number, CONTACT)
+        seen[number].append(status)
+        assert body["code"] == "rate_limited"
+    assert seen[tid] == seen[unknown] == [404, 404, 404, 429, 429]
+    # another ticket is not held up by them
+    status, body, _ = await lookup(site, other["ticket"], "other.owner@example.sa")
+    assert status == 200 and body["ticket"] == other["ticket"]
+
+
+def test_ipv6_clients_are_counted_by_their_64(prefix: str) -> None:
+    """One subscriber gets a whole IPv6 /64: its addresses share one limit; IPv4 (and an
+    IPv4-mapped IPv6 address) is counted per address."""
+    from omnidesk.ratelimit import RateLimiter, client_key
+    from omnidesk.store import Store
+    from tests.storekit import REDIS_URL
+
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff:1:2:3")
+    assert client_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("fe80::1%eth0") == "fe80::/64"
+    assert client_key("192.0.2.7") == "192.0.2.7" != client_key("192.0.2.8")
+    assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert client_key(None) == "-" and client_key("unix-socket") == "unix-socket"
+    limiter = RateLimiter(Store.from_url(REDIS_URL, prefix))
+    answers = [
+        limiter.hit("test:ip", client_key(f"2001:db8:1:2::{n:x}"), 3, 60) for n in range(1, 6)
+    ]
+    assert answers[:3] == [None] * 3 and all(a is not None for a in answers[3:])
+    assert limiter.hit("test:ip", client_key("2001:db8:1:3::1"), 3, 60) is None

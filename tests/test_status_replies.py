@@ -126,8 +126,10 @@ def test_a_redelivered_question_is_answered_once(answered: tuple[Runtime, list])
     runtime, sent = answered
     (opened,) = runtime.process([telegram(1, 4242, 7, "سؤال عن الخدمات")]).results
     question = telegram(2, 4242, 8, f"#{opened.ticket_id}")
-    assert runtime.process([question]).results == []
-    assert runtime.process([question]).results == []  # the batch ran again
+    (kept,) = runtime.process([question]).results  # their own open ticket: kept there too
+    (again,) = runtime.process([question]).results  # the batch ran again
+    assert (kept.outcome, kept.ticket_id) == ("appended", opened.ticket_id)
+    assert (again.outcome, again.ticket_id) == ("duplicate", opened.ticket_id)
     assert len(sent) == 1 and sent[0].meta["chat_id"] == "4242"
     assert sent[0].in_reply_to == "4242:8"  # under the question
     assert stats(runtime)["status_requests:repeated"] == 1
@@ -200,7 +202,8 @@ def test_a_ticket_number_on_whatsapp_from_the_phone_on_a_web_ticket_is_answered_
             received_at=datetime.now(UTC),
         )
 
-    assert runtime.process([ask("966551234567")]).results == []
+    (kept,) = runtime.process([ask("966551234567")]).results
+    assert (kept.outcome, kept.ticket_id) == ("appended", tid)  # the agent sees it too
     (out,) = sent
     assert out.channel == Channel.WHATSAPP and out.ticket_id == tid
     assert out.meta["wa_id"] == "966551234567" and out.meta["last_customer_at"]
@@ -208,3 +211,54 @@ def test_a_ticket_number_on_whatsapp_from_the_phone_on_a_web_ticket_is_answered_
     assert tid in out.text and "تم الاستلام" in out.text
     assert runtime.process([ask("966559999999")]).results == []  # another number: silence
     assert len(sent) == 1 and runtime.store.ticket_count() == 1
+
+
+def test_a_number_answering_an_agent_in_chat_reaches_the_ticket(
+    answered: tuple[Runtime, list],
+) -> None:
+    """The agent asks "what is your reference?" and the customer answers with the number
+    alone: the agent's ticket gets the message (and is open again); the sender also gets
+    the status. A number for a closed or someone else's ticket still opens nothing."""
+    from omnidesk.model import Status
+
+    runtime, sent = answered
+    store = runtime.store
+    (first,) = runtime.process([telegram(1, 7070, 7, "لدي طلب سابق لم يُحل")]).results
+    (older,) = runtime.process([telegram(2, 8080, 7, "طلب قديم")]).results
+    tid = first.ticket_id or ""
+    store.set_status(tid, "pending_customer", actor="amal")  # waiting for their answer
+    (kept,) = runtime.process([telegram(3, 7070, 8, tid)]).results
+    assert (kept.outcome, kept.ticket_id) == ("appended", tid)
+    texts = [m.text for m in store.ticket_messages(tid) if m.direction == Direction.IN]
+    assert texts[-1] == tid
+    assert store.get_ticket(tid).status == Status.OPEN  # type: ignore[union-attr]
+    assert len(sent) == 1 and sent[0].ticket_id == tid
+    # someone else's ticket: silence, nothing kept; a closed one of their own: the same
+    assert runtime.process([telegram(4, 7070, 9, older.ticket_id or "")]).results == []
+    store.set_status(tid, "closed", actor="amal")
+    assert runtime.process([telegram(5, 7070, 10, tid)]).results == []
+    assert store.ticket_count() == 2
+
+
+def test_a_mail_with_a_status_subject_and_something_to_say_is_a_message(
+    answered: tuple[Runtime, list],
+) -> None:
+    runtime, sent = answered
+    first = runtime.process([email("s1@example.sa", "السجل التجاري", sender="nora@example.sa")])
+    tid = first.results[0].ticket_id
+    assert tid is not None
+    complaint = "ما زالت المشكلة قائمة، وقد دفعت الرسوم مرتين. أرجو الإفادة."
+    (kept,) = runtime.process(
+        [email("s2@example.sa", complaint, sender="nora@example.sa", subject=f"[#{tid}] status")]
+    ).results
+    assert (kept.outcome, kept.ticket_id) == ("appended", tid)
+    assert runtime.store.get_message(kept.message_id or "").text == complaint  # type: ignore[union-attr]
+    assert sent == []
+    # the word alone, or nothing but the quoted history and a signature: a question
+    quoted = f"حالة\n\nOn Sun, 6 Dec 2026 at 10:00, Omnidesk <care@mc.gov.sa> wrote:\n> {tid}\n"
+    for n, body in enumerate(["Status", quoted, f"{tid} حالة\n--\nNora\n0551234567"], start=3):
+        taken = runtime.process(
+            [email(f"s{n}@example.sa", body, sender="nora@example.sa", subject=f"حالة [#{tid}]")]
+        )
+        assert taken.results == [], body
+    assert len(sent) == 3 and all(o.ticket_id == tid for o in sent)

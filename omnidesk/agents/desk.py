@@ -37,7 +37,7 @@ from omnidesk.model import (
 from omnidesk.outbound import Known, outbound_for
 from omnidesk.store import TICKET_ID, Store, guarded, ms
 from omnidesk.templates import render, reply_language, template_text
-from omnidesk.ticket_status import queue_title
+from omnidesk.ticket_status import queue_name
 
 log = logging.getLogger("omnidesk.agents")
 
@@ -315,12 +315,12 @@ class Desk:
         outside its 24-hour window): the values its approved template is filled from, and
         when the customer last wrote, where that window starts."""
         customer = known.customer
-        title = queue_title(self.roster().config.queues, ticket.queue)
+        queues = self.roster().config.queues
         values = {
             "customer_name": (customer.name if customer else "") or "",
             "agent_name": agent.name or agent.id,
             "ticket_id": ticket.id,
-            "queue": title[reply_language(ticket.language)],  # never the internal name
+            "queue": queue_name(queues, ticket.queue, reply_language(ticket.language)),
         }
         meta = {"template_values": json.dumps(values, ensure_ascii=False)}
         wrote = [
@@ -345,7 +345,8 @@ class Desk:
             "customer_name": (customer.name if customer else "") or "",
             "ticket_id": ticket.id,
             "agent_name": agent.name or agent.id,
-            "queue": ticket.queue,
+            # the customer reads it: the queue's public_title, never its id
+            "queue": queue_name(self.roster().config.queues, ticket.queue, lang),
         }
         return render(body, values)
 

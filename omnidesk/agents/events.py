@@ -31,10 +31,13 @@ log = logging.getLogger("omnidesk.agents.events")
 
 Entry = tuple[str, dict[str, str]]
 
-# what the console shows live; others (presence, tokens, routing internals) are not sent
+# what the console shows live; others (presence, tokens, routing internals) are not sent.
+# `acknowledged` and `status_replied` are the messages the system sends by itself (a receipt,
+# a status answer: omnidesk.outbound.send_automatic): a message on the ticket like a reply.
 LIVE_TYPES = frozenset(
     {
         "ticket_opened", "message_added", "message_edited", "replied", "noted", "delivery",
+        "acknowledged", "status_replied",
         "assigned", "transferred", "escalated", "status_changed", "merged",
         "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed",
     }

@@ -354,6 +354,8 @@ class RecordWriter:
             data = {
                 "thread_keys": _json_list(t.get("thread_keys")),
                 "meta": meta,
+                # what the ticket came in with: track-my-request answers these only
+                "contacts": _json_list(t.get("contacts")),
                 **{k: t[k] for k in ("merged_into", "last_assignee") if t.get(k)},
             }
             rows.append(
