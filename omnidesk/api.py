@@ -1,12 +1,12 @@
-"""The daemon's HTTP face (aiohttp): /healthz, /metrics and the web-form intake.
+"""The daemon's HTTP face (aiohttp): /healthz and /metrics, and the limits every route has.
 
-Other routes (agents' API, WhatsApp and Telegram webhooks, the console) are added
-by their modules through `add_routes(app)` hooks, so this file stays small.
+Other routes (the web form and "track my request": omnidesk.webform, omnidesk.status_api;
+agents' API, WhatsApp and Telegram webhooks, the console) are added by their modules through
+`add_routes(app)` hooks, so this file stays small.
 
 The web form is the one unauthenticated way in, so its door is narrow: the body has a small
-limit of its own (413 before it is buffered), a body must arrive within a deadline, a
-submission that fails its checks is answered 400 and counted (not stored), and while intake
-is overloaded it answers 503 with Retry-After before reading the body at all.
+limit of its own (`web_max_body`: 413 before it is buffered), a body must arrive within a
+deadline, and what it refuses is counted (`omnidesk_web_rejected_total`), never stored.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from omnidesk.errors import OmnideskError, PayloadError, TransientError, retry_after_header
-from omnidesk.model import Channel, RawPayload
+from omnidesk.model import RawPayload
 from omnidesk.webguard import install as install_security_headers
 
 log = logging.getLogger("omnidesk.api")
@@ -36,7 +34,6 @@ class DaemonView(Protocol):
     async def render_metrics(self) -> bytes: ...
     async def admit(self) -> None: ...
     async def handover(self, items: list[RawPayload]) -> None: ...
-    def validate_payload(self, channel: Channel, payload: bytes) -> None: ...
 
 
 DAEMON_KEY = web.AppKey("daemon", DaemonView)
@@ -68,7 +65,6 @@ def build_app(
     )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_post("/v1/intake/web", intake_web)
     for hook in hooks or []:
         hook(app)
     return app
@@ -112,43 +108,6 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def intake_web(request: web.Request) -> web.Response:
-    """A web-form submission: 202 once handed over, 400 naming the bad fields (nothing is
-    stored: the submitter was told), 413 over the size limit, 503 + Retry-After under
-    overload or a Redis outage."""
-    daemon = request.app[DAEMON_KEY]
-    rejected = request.app[WEB_REJECTED_KEY]
-    limit = request.app[WEB_MAX_BODY_KEY]
-    if (request.content_length or 0) > limit:
-        return _too_large(rejected, limit)
-    try:
-        await daemon.admit()
-        body = await read_at_most(request, limit)
-    except TransientError as exc:
-        return _unavailable(exc)
-    if body is None:
-        return _too_large(rejected, limit)
-    try:
-        await asyncio.to_thread(daemon.validate_payload, Channel.WEB, body)
-    except PayloadError as exc:
-        rejected.labels(reason=exc.reason).inc()
-        log.warning("web intake: rejected submission (%s, %d bytes)", exc.reason, len(body))
-        return web.json_response({"error": str(exc)}, status=400, dumps=_dumps)
-    item = RawPayload(
-        channel=Channel.WEB,
-        account="web",
-        payload=body,
-        received_at=datetime.now(UTC),
-        source=f"http:{request.remote}",
-    )
-    try:
-        await daemon.handover([item])
-    except OmnideskError as exc:
-        log.error("web intake: hand-over failed: %s", exc)
-        return _unavailable(exc)
-    return web.json_response({"accepted": item.sha256}, status=202)
-
-
 async def read_at_most(request: web.Request, limit: int) -> bytes | None:
     """The whole body, however many TCP reads it takes to arrive, or None as soon as it
     passes `limit` bytes, announced or actual (the rest is never buffered)."""
@@ -162,22 +121,6 @@ async def read_at_most(request: web.Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _too_large(rejected: Counter, limit: int) -> web.Response:
-    rejected.labels(reason="too_large").inc()
-    log.warning("web intake: body over the %d-byte limit refused", limit)
-    response = web.json_response({"error": f"the body is over the {limit}-byte limit"}, status=413)
-    response.force_close()  # the unread rest is not worth keeping the connection for
-    return response
-
-
-def _unavailable(exc: OmnideskError) -> web.Response:
-    return web.json_response(
-        {"error": "temporarily unavailable, try again"},
-        status=503,
-        headers=retry_after_header(exc),
-    )
 
 
 def _dumps(obj: Any) -> str:

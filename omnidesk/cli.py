@@ -4,6 +4,8 @@ Every error is one line on stderr: exit 2 for bad input or a failed service,
 exit 1 where a command's contract says so (a failing `check`). No traceback
 unless --debug. Whatever a command prints passes `display_safe`: customer text
 cannot send escape sequences or bidi overrides to the operator's terminal.
+Whatever it writes to stderr passes `mask_secrets`: an error quoting a database URL
+shows no password.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import os
 import pkgutil
 import shlex
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
 from omnidesk.errors import ConfigError, OmnideskError
-from omnidesk.logs import mask_root_handlers
+from omnidesk.logs import mask_root_handlers, mask_secrets
 from omnidesk.text import display_safe, one_line_safe
 
 
@@ -95,9 +98,48 @@ def terminal_safe_stdout() -> Iterator[None]:
         sys.stdout = original
 
 
+class SecretMaskingWriter:
+    """sys.stderr for a command: every write passes `mask_secrets`, so an error line that
+    quotes an exception (a database URL with its password) is masked like a log line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(mask_secrets(text))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, buffer, encoding, ...
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def secret_safe_stderr() -> Iterator[None]:
+    """sys.stderr is a SecretMaskingWriter for the length of a command and its error line."""
+    original = sys.stderr
+    sys.stderr = SecretMaskingWriter(original)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with secret_safe_stderr():
+        try:
+            return _run(args)
+        except Exception:  # raised only with --debug: its traceback, masked like the rest
+            traceback.print_exc()
+            return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,

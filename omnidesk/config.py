@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from omnidesk.model import Channel, Flag, Language, Priority, Segment, Status
+from omnidesk.model import SYSTEM_ACTORS, Channel, Flag, Language, Priority, Segment, Status
 from omnidesk.text import PatternError, compile_pattern
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|bd)\s*$")
@@ -170,6 +170,9 @@ class SlaPolicyConfig(Strict):
 class QueueConfig(Strict):
     kind: Literal["branch", "backoffice", "escalation", "contact_centre"]
     title: str = ""
+    # What a customer reads as the team handling their request ("track my request"); the
+    # title and the name are for staff and may say more than a customer should read.
+    public_title: dict[Literal["ar", "en"], str] | None = None
     region: str | None = None
     service: str | None = None
     calendar: str = "national"
@@ -196,8 +199,6 @@ class AgentConfig(Strict):
 
     @model_validator(mode="after")
     def _not_a_system_actor(self) -> AgentConfig:
-        from omnidesk.reports.fold import SYSTEM_ACTORS
-
         if self.id in SYSTEM_ACTORS:  # the reports would credit this person to nobody
             raise ValueError(f"agent id {self.id!r} is the name of one of the daemon's own "
                              "actors (csat, sla, system, ...): choose another")  # fmt: skip
@@ -437,6 +438,36 @@ class RetentionConfig(Strict):
     personal_data_years: int | None = Field(default=None, ge=1, le=100)
 
 
+class WebFormConfig(Strict):
+    """The public web form and "track my request" (POST /v1/intake/web, /v1/status): who
+    may post from a browser, and the abuse limits per IP and per identity."""
+
+    # Origins (scheme://host[:port]) whose pages may call these endpoints from a browser
+    # (CORS); any other origin gets no CORS headers, so its browser refuses the answer.
+    allowed_origins: list[Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]] = Field(
+        default_factory=list
+    )
+    # A field real visitors never see (hidden by the page): filled, the post gets an
+    # accepted-looking answer, opens nothing and is counted.
+    honeypot_field: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "website"
+    rate_window_s: int = Field(default=600, ge=1)  # the window the counts below are per
+    posts_per_ip: int = Field(default=30, ge=1)
+    posts_per_identity: int = Field(default=5, ge=1)  # per e-mail or phone
+    status_lookups_per_ip: int = Field(default=30, ge=1)  # per IPv4 address or IPv6 /64
+    # failed lookups (wrong contact, or no such ticket) of one ticket number, from anyone;
+    # past it every lookup of that number gets 429 until the window ends
+    status_failures_per_ticket: int = Field(default=10, ge=1)
+    # status answers to one sender in a chat or by e-mail (omnidesk.status_replies)
+    status_replies_per_sender: int = Field(default=10, ge=1)
+    max_attachments: int = Field(default=5, ge=0, le=20)  # files in a multipart post
+    # Batches of posts taken in within their requests at once (each post waits with those
+    # that came at the same moment); a post that no batch took within sync_wait_s is queued
+    # for the workers and answered 202 with a reference that later names the ticket.
+    sync_concurrency: int = Field(default=1, ge=1, le=16)
+    sync_wait_s: float = Field(default=2.0, ge=0)  # 0: every post queued (202)
+    reference_ttl_s: int = Field(default=86_400, ge=60)  # how long a 202 reference resolves
+
+
 class AttachmentsConfig(Strict):
     """Serving attachments to agents (GET /v1/tickets/{id}/attachments/{aid}): bigger ones
     are refused with 413 rather than read into memory and sent."""
@@ -490,6 +521,7 @@ class ServiceConfig(Strict):
     smtp: SmtpConfig | None = None
     # Limits at the HTTP door: web-form body size, slow clients, and when intake says 503.
     web_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # POST /v1/intake/web
+    web_form: WebFormConfig = Field(default_factory=WebFormConfig)
     http_keepalive_timeout_s: float = Field(default=5.0, gt=0)  # idle, and to finish headers
     http_body_timeout_s: float = Field(default=15.0, gt=0)  # to finish sending a body
     intake_max_backlog: int = Field(default=2000, ge=0)  # ingest messages; 0: no bound

@@ -5,10 +5,12 @@ cross-references, and name every problem as ``FILE:LINE: key: message``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -111,18 +113,35 @@ def mask_secrets_of(cfg: QueueConfigFile) -> None:
     from omnidesk.db.connect import URL_ENV
 
     logs.register_secret_env(*secret_env_names(cfg))
-    for url in (os.environ.get(URL_ENV), cfg.service.database_url):  # a password in a URL
-        logs.register_secret(_url_password(url))
+    urls = ((URL_ENV, os.environ.get(URL_ENV)), ("service.database_url", cfg.service.database_url))
+    for source, url in urls:  # a password in a URL
+        for password in url_passwords(url):
+            logs.register_secret(password, source)
     logs.mask_root_handlers()
 
 
-def _url_password(url: str | None) -> str | None:
+# scheme://user:PASSWORD@ : the password up to the last "@" before the path (a password
+# written without percent-encoding may hold an "@")
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:([^/?#\s]*)@")
+
+
+def url_passwords(url: str | None) -> set[str]:
+    """Every form the password of a database URL can be printed in: decoded (``p@ss``) and
+    as written (``p%40ss``), also from a URL psycopg cannot parse, whose error quotes it."""
+    if not url:
+        return set()
     from psycopg.conninfo import conninfo_to_dict
 
+    found: set[str] = set()
     try:
-        return conninfo_to_dict(url).get("password") if url else None
-    except Exception:  # not a valid URL: connecting will say so
-        return None
+        password = conninfo_to_dict(url).get("password")
+    except Exception:  # not a valid URL: connecting will say so, quoting it
+        password = None
+    if password:
+        found.add(str(password))
+    if match := _URL_PASSWORD.search(url):
+        found |= {match.group(1), unquote(match.group(1))}
+    return {p for p in found if p}
 
 
 def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:

@@ -42,6 +42,7 @@ import msgspec
 
 from omnidesk.errors import PartialFailure, TransientError
 from omnidesk.model import (
+    Channel,
     Decision,
     Direction,
     Inbound,
@@ -250,6 +251,7 @@ class Intake:
             region=decision.region or inbound.region_hint,
             rule=decision.rule,
             thread_keys=list(inbound.thread_keys),
+            contacts=[i.key for i in inbound.author.identities],
             # the commercial registration number, when the form or text gave one: search
             meta=dict(inbound.meta) | _cr_number(inbound),
         )
@@ -291,10 +293,32 @@ class Intake:
             "segment": str(decision.segment or inbound.segment_hint),
             "region": region or "",
             "identities": [i.key for i in inbound.author.identities],
+            "lookup": lookup_keys(inbound),
+            "vouched": "1" if vouched(inbound) else "0",
             "customer": [x for kv in customer.items() for x in kv],
             "customer_name": inbound.author.name,
         }
         return msgspec.json.encode(args), ticket
+
+
+# Channels whose sender anyone can claim to be: a web form takes any e-mail and phone typed
+# into it. Their identities find a customer but are never linked onto one that exists.
+UNVOUCHED_CHANNELS = frozenset({Channel.WEB})
+
+
+def vouched(inbound: Inbound) -> bool:
+    """The channel vouches for the sender's identities (a mailbox, a Telegram user id, a
+    WhatsApp number the message came from), so they may be linked onto one customer."""
+    return inbound.channel not in UNVOUCHED_CHANNELS
+
+
+def lookup_keys(inbound: Inbound) -> list[str]:
+    """The identity keys intake.lua finds the message's customer by, in order: every one
+    for a vouched sender; for a web form only the first (the e-mail when given, else the
+    phone), so a stranger typing someone's phone beside their own e-mail is not taken for
+    them (omnidesk.known routes by the same customer)."""
+    keys = [i.key for i in inbound.author.identities]
+    return keys if vouched(inbound) else keys[:1]
 
 
 def _cr_number(inbound: Inbound) -> dict[str, str]:

@@ -37,7 +37,7 @@ import psycopg
 
 from omnidesk.db.connect import RecordsUnavailable, connect
 from omnidesk.db.lookup import CustomerRecord, batch_lookup
-from omnidesk.intake import IntakeResult
+from omnidesk.intake import IntakeResult, lookup_keys
 from omnidesk.model import Customer, Inbound, Segment
 from omnidesk.store import Store, guarded, lua, ms
 
@@ -61,10 +61,10 @@ class Known:
     recorded: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def customer_for(self, inbound: Inbound) -> Customer | None:
-        """The customer intake.lua will link the message to: its first identity that names
-        one, in the inbound's order, as the script looks them up."""
-        for identity in inbound.author.identities:
-            found = self.customers.get(identity.key)
+        """The customer intake.lua will link the message to: its first lookup identity that
+        names one (omnidesk.intake.lookup_keys), in order, as the script looks them up."""
+        for key in lookup_keys(inbound):
+            found = self.customers.get(key)
             if found is not None:
                 return found
         return None

@@ -21,18 +21,31 @@ _SECRETS: set[str] = set()
 _EXTRA_KEYS = ("ticket", "connector", "queue", "channel", "event", "reason", "count")
 
 
+_MIN_SECRET = 4  # a shorter value would mask ordinary words (and cannot be told from them)
+_warned_short: set[str] = set()
+
+
 def register_secret_env(*names: str) -> None:
     """Mask the values of these environment variables in every log line."""
     for name in names:
-        value = os.environ.get(name)
-        if value and len(value) >= 4:
-            _SECRETS.add(value)
+        register_secret(os.environ.get(name), name)
 
 
-def register_secret(value: str | None) -> None:
-    """Mask one secret value that is not a whole variable (a password inside a URL)."""
-    if value and len(value) >= 4:
+def register_secret(value: str | None, source: str = "") -> None:
+    """Mask one secret value; `source` names where it came from (a variable) for the one
+    warning a value too short to mask gets: the value itself is never written."""
+    if not value:
+        return
+    if len(value) >= _MIN_SECRET:
         _SECRETS.add(value)
+    elif source not in _warned_short:
+        _warned_short.add(source)
+        logging.getLogger("omnidesk.logs").warning(
+            "the secret in %s is shorter than %d characters: it cannot be masked in logs;"
+            " use a longer one",
+            source or "a setting",
+            _MIN_SECRET,
+        )
 
 
 def mask_secrets(text: str) -> str:

@@ -83,6 +83,14 @@ class Flag(StrEnum):
 # Sent by a machine, not a person: opens no ticket, starts no clock, gets no receipt.
 MACHINE_FLAGS = frozenset({Flag.AUTO_REPLY, Flag.BOUNCE, Flag.FEEDBACK_REPORT, Flag.READ_RECEIPT})
 
+# Actors that are the daemon's own parts, never a person: the CSAT survey is sent as a
+# `replied` by "csat", SLA escalations are moves by "sla", and so on. They are nobody's
+# reply, first response or transfer (the config refuses agents named like them).
+SYSTEM_ACTORS = frozenset({
+    "", "system", "csat", "sla", "omnidesk", "deliver", "intake", "assignment", "merge",
+    "customer", "operator", "retention", "router",
+})  # fmt: skip
+
 
 class IdentityKind(StrEnum):
     EMAIL = "email"
@@ -124,6 +132,11 @@ class Attachment(msgspec.Struct, kw_only=True):
     inline: bool = False
     kind: str = ""  # channel media kind: photo, voice, sticker, location, ...
     ref: str = ""  # channel file id / media id, to fetch it later if needed
+
+
+# Attachment.kind of a file the web form's own post carried (archived by its sha256): set
+# by the runtime from RawPayload.uploads, never from what a form lists.
+UPLOADED = "upload"
 
 
 class Bounce(msgspec.Struct, kw_only=True):
@@ -194,6 +207,9 @@ class RawPayload(msgspec.Struct, kw_only=True):
     payload: bytes
     received_at: datetime
     source: str = ""  # where it came from, for logs and the quarantine: "imap:INBOX:42", a path
+    # sha256 of the files the server itself received with this payload and archived (a
+    # multipart web form's): only those of its attachments are served to agents
+    uploads: list[str] = msgspec.field(default_factory=list)
 
     @property
     def sha256(self) -> str:
@@ -313,6 +329,10 @@ class Ticket(msgspec.Struct, kw_only=True):
     thread_keys: list[str] = msgspec.field(default_factory=list)
     message_ids: list[str] = msgspec.field(default_factory=list)
     meta: dict[str, str] = msgspec.field(default_factory=dict)
+    # the identity keys (``email:a@b``, ``phone:+966...``) the ticket came in with: its
+    # status is told and its replies go to these only, never to every identity its
+    # customer has (a customer record can gather identities nobody verified)
+    contacts: list[str] = msgspec.field(default_factory=list)
 
 
 def utcnow() -> datetime:

@@ -20,12 +20,14 @@ from omnidesk.model import (
     Channel,
     Customer,
     Direction,
+    Identity,
     IdentityKind,
     Message,
     Outbound,
     Ticket,
 )
 from omnidesk.store import Store
+from omnidesk.ticket_status import contact_identities
 
 log = logging.getLogger("omnidesk.outbound")
 
@@ -51,6 +53,17 @@ class Known:
     messages: list[Message]
 
 
+def recipients(ticket: Ticket, customer: Customer | None) -> list[Identity]:
+    """Whom a reply on `ticket` goes to: the identity of the channel's kind the ticket came
+    in with (`Ticket.contacts`), never every such identity its customer has: a customer
+    record can gather identities nobody verified (a web form's). A ticket recorded before
+    contacts were kept falls back to its customer's identities of that kind."""
+    kind = REPLY_IDENTITY.get(ticket.channel)
+    if ticket.contacts:
+        return [i for i in contact_identities(ticket.contacts) if i.kind == kind]
+    return [i for i in (customer.identities if customer else []) if i.kind == kind]
+
+
 def outbound_for(
     store: Store,
     ticket: Ticket,
@@ -64,9 +77,7 @@ def outbound_for(
     ticket's customer and messages when the caller read them already (a batch)."""
     if known is None:
         known = Known(store.get_customer(ticket.customer_id), store.ticket_messages(ticket.id))
-    customer = known.customer
-    kind = REPLY_IDENTITY.get(ticket.channel)
-    to = [i for i in (customer.identities if customer else []) if i.kind == kind]
+    to = recipients(ticket, known.customer)
     inbound = [
         m
         for m in sorted(known.messages, key=lambda m: m.created_at)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -183,20 +184,38 @@ class Quarantine:
         return bool(self._drop(args=[self.store.prefix, qid]))
 
     @guarded
-    def purge(self, older_than_s: float | None = None, *, limit: int | None = None) -> int:
-        """Drop items quarantined more than `older_than_s` ago (default: the age limit), at
-        most `limit` of them (default: all); returns how many went."""
+    def purge(
+        self,
+        older_than_s: float | None = None,
+        *,
+        limit: int | None = None,
+        reasons: Collection[str] | None = None,
+    ) -> int:
+        """Drop items quarantined more than `older_than_s` ago (default: the age limit), only
+        those whose reason is one of `reasons` when given, at most `limit` of them (default:
+        all); returns how many went. Their rejections stay counted in the stats."""
         if older_than_s is None:
             older_than_s = self.limits.max_age_days * 86400
         cutoff = time.time() - older_than_s
-        purged = 0
+        wanted = set(reasons) if reasons else None
+        purged = skipped = 0
         while limit is None or purged < limit:
             batch = 500 if limit is None else min(500, limit - purged)
-            ids = self.store.r.zrangebyscore(self._key(), "-inf", cutoff, start=0, num=batch)
+            ids = self.store.r.zrangebyscore(
+                self._key(), "-inf", cutoff, start=skipped, num=batch
+            )
             if not ids:
                 break
-            self._drop(args=[self.store.prefix, *ids])
-            purged += len(ids)
+            if wanted is not None:
+                pipe = self.store.r.pipeline(transaction=False)
+                for qid in ids:
+                    pipe.hget(self._key(qid), "reason")
+                chosen = [q for q, r in zip(ids, pipe.execute(), strict=True) if r in wanted]
+                skipped += len(ids) - len(chosen)  # kept: the next page starts past them
+                ids = chosen
+            if ids:
+                self._drop(args=[self.store.prefix, *ids])
+                purged += len(ids)
         if purged:
             self.store.incr("quarantine_purged", purged)
         return purged

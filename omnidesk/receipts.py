@@ -8,6 +8,8 @@ the tickets the batch opened. No receipt goes
   such mail opens no ticket in the first place);
 - on the web form: its HTTP answer carries the ticket number, and no connector sends on `web`;
 - to a follow-up, an edit or a duplicate: only the message that opened the ticket counts;
+- to bulk or list mail (flags ``bulk``, ``mailing_list``; RFC 3834 section 2);
+- for a ticket opened more than an hour ago (MAX_AGE_MS): mail read again long after;
 - to a sender (customer) that had `service.receipts.max_per_sender_per_hour` receipts in
   the last hour: a loop with another robot, or a flood, ends there.
 
@@ -30,16 +32,20 @@ from typing import Any
 from omnidesk.config import QueueConfigFile
 from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
-from omnidesk.model import Channel, Decision, Inbound, Ticket, utcnow
+from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
 from omnidesk.outbound import Known, SendReply, send_automatic
 from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded, lua, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
+from omnidesk.ticket_status import queue_name
 
 log = logging.getLogger("omnidesk.receipts")
 
 EVENT = "acknowledged"
 WINDOW_MS = 3600 * 1000  # max_per_sender_per_hour counts this far back
+# A ticket opened longer ago than this gets no receipt however it is read again (a redelivery
+# comes within minutes; an IMAP re-read or a quarantine retry may come days later).
+MAX_AGE_MS = 3600 * 1000
 
 
 @dataclass
@@ -127,7 +133,8 @@ class Receipts:
         values = {
             "customer_name": (customer.name if customer else "") or "",
             "ticket_id": ticket.id,
-            "queue": ticket.queue,
+            # what the customer may read of the queue (its public_title), never its id
+            "queue": queue_name(self.config.queues, ticket.queue, language),
             "first_response_due": due_text(due, language) if due else "",
         }
         text = render(template_text(self.config.templates[template], language), values)
@@ -153,6 +160,7 @@ class Receipts:
                 "limit": str(limit),
                 "window_ms": str(WINDOW_MS),
                 "now_ms": now,
+                "max_age_ms": str(MAX_AGE_MS),
             }
             script(keys=[], args=[json.dumps(args)], client=pipe)
         return [reply[0] for reply in pipe.execute()]
@@ -178,12 +186,18 @@ def first_response_due(state: SlaState | None) -> datetime | None:
     return clock.due_at
 
 
+_NO_AUTO_RESPONSE = frozenset({Flag.BULK, Flag.MAILING_LIST})  # the ticket opens, quietly
+
+
 def _new_ticket(inbound: Inbound, result: IntakeResult) -> bool:
     """The message may have opened its ticket: opened now, or a redelivery of what did
-    (the claim script checks it is the ticket's first message). Never machine mail, and
-    never the web form, whose answer is its receipt."""
+    (the claim script checks it is the ticket's first message). Never machine mail, nor
+    bulk or list mail (RFC 3834 section 2: a receipt could go to the whole list), and never
+    the web form, whose answer is its receipt."""
     if result.outcome not in ("opened", "duplicate") or not result.ticket_id:
         return False
     if not result.message_id:
+        return False
+    if not _NO_AUTO_RESPONSE.isdisjoint(inbound.flags):
         return False
     return not inbound.is_machine_mail and inbound.channel != Channel.WEB

@@ -21,6 +21,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from omnidesk.agents.csat import consume_inbound as consume_csat
 from omnidesk.archive import Archive
 from omnidesk.budget import normalize_within
@@ -29,7 +31,7 @@ from omnidesk.configload import LoadedConfig
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult, is_transient
 from omnidesk.known import Known, KnownLookup
-from omnidesk.model import Decision, Inbound, Outbound, RawPayload, Skipped
+from omnidesk.model import UPLOADED, Decision, Inbound, Outbound, RawPayload, Skipped
 from omnidesk.quarantine import Quarantine
 from omnidesk.receipts import Receipts
 from omnidesk.store import Store
@@ -192,9 +194,41 @@ class Runtime:
                 continue
             if result.meta and consume_csat(self.store, result):
                 continue  # a survey answer (button press): recorded, opens no ticket
+            if self._status_request(result):
+                continue  # "OD-2026-000123" alone: answered with its status, opens nothing
             result.raw_ref = raw_ref
+            if raw.uploads:
+                mark_uploaded(result, raw.uploads)
             inbounds.append(result)
         return inbounds
+
+    def _status_request(self, inbound: Inbound) -> bool:
+        """True when `inbound` only asks for a ticket's status (omnidesk.status_replies),
+        where this process can answer (it has the pipeline's send_reply). A request on the
+        sender's own open ticket is answered and still taken in there (False), threaded by
+        the ticket's own key, so an agent who asked for the number sees it."""
+        if self.send_reply is None or self.config is None:
+            return False
+        from omnidesk.status_replies import StatusReplies
+
+        replies = StatusReplies(
+            self.store, self.config.data, self.send_reply, self.records, self.intake.dedupe_window
+        )
+        try:
+            handled = replies.consume(inbound)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # a bug here must not lose the message: it goes on as an ordinary one
+            log.exception("status request of %s failed: %s", inbound.dedupe_key, exc)
+            self.store.incr("status_requests:failed")
+            return False
+        if handled is None:
+            return False
+        if handled.keep_on is not None:
+            inbound.thread_keys = [f"ticket:{handled.keep_on}", *inbound.thread_keys]
+            return False
+        return True
 
     def route_all(
         self, raw: RawPayload, inbounds: list[Inbound], known: Known
@@ -297,3 +331,14 @@ class Runtime:
         results = self._merge(inbounds or [], known, taken)
         self.quarantine.remove(item_id)
         return results
+
+
+def mark_uploaded(inbound: Inbound, uploads: Sequence[str]) -> None:
+    """Mark the attachments whose bytes came with the post itself (`RawPayload.uploads`, set
+    by the web form's handler) as UPLOADED: only those are served to agents. A sha256 the
+    form merely lists may be anyone's file in the archive."""
+    carried = set(uploads)
+    inbound.attachments = [
+        msgspec.structs.replace(att, kind=UPLOADED) if att.sha256 in carried else att
+        for att in inbound.attachments
+    ]

@@ -280,14 +280,27 @@ class Daemon:
         if self.gate is not None:
             self.gate.sent(-(-len(items) // HANDOVER_BATCH))
 
+    async def intake_now(self, items: list[RawPayload]) -> Any:
+        """Take payloads in within the callers' requests (the web form answers with the
+        ticket number): `Runtime.process` in a thread, past the same overload gate as the
+        hand-over. Returns its BatchReport."""
+        await self.admit()
+        try:
+            return await asyncio.to_thread(self.runtime.process, items)
+        except StoreUnavailable as exc:
+            raise self.store_refused(exc) from None
+
+    def store_refused(self, exc: StoreUnavailable) -> OmnideskError:
+        """Redis failing under a request: the gate's refusal (Retry-After), counted as
+        redis_oom or redis_down, so /healthz and /metrics say why."""
+        if self.gate is None:
+            return exc
+        return self._refused(REDIS_OOM if isinstance(exc, StoreFull) else REDIS_DOWN)
+
     def _refused(self, reason: str) -> OmnideskError:
         assert self.gate is not None
         self.gate.saw_failure(reason)
         return self.gate.refuse(reason)
-
-    def validate_payload(self, channel: Channel, payload: bytes) -> None:
-        """Raise PayloadError when a payload cannot be normalized (for HTTP intake answers)."""
-        self.runtime.normalize(channel, payload, account="check")
 
     def reload(self) -> None:
         """SIGHUP: load and compile the new config; on any error keep the old one."""
@@ -399,11 +412,13 @@ class Daemon:
                 continue
 
     async def _start_http(self) -> None:
+        from omnidesk import status_api, webform
+
         service = self.loaded.data.service
         app = build_app(
             self,
             max_body=self.loaded.data.limits.max_raw_bytes + 64 * 1024,
-            hooks=self.route_hooks,
+            hooks=[webform.add_routes, status_api.add_routes, *self.route_hooks],
             web_max_body=service.web_max_body_bytes,
             body_timeout=service.http_body_timeout_s,
             registry=self.metrics.registry,

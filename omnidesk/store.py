@@ -4,7 +4,8 @@ Every key lives under one prefix (`service.key_prefix`, default ``od``) so sever
 deployments or test runs share one Redis. With prefix ``P``:
 
     P:ticket:<id>             hash   one ticket; scalar fields as strings, lists/dicts as JSON,
-                                     plus created_ms, score (queue urgency), resolved_ms,
+                                     plus created_ms (the customer's message time),
+                                     opened_ms (intake's), score (queue urgency), resolved_ms,
                                      sla_n (where omnidesk.sweeper counts it)
     P:ticket:<id>:msgs        list   message ids in arrival order
     P:ticket:<id>:posts       list   per-POST dedupe keys of forms known by content (intake)
@@ -69,7 +70,7 @@ from typing import Any, ParamSpec, TypeVar
 import msgspec
 import redis
 
-from omnidesk.errors import StoreUnavailable
+from omnidesk.errors import StoreFull, StoreUnavailable
 from omnidesk.model import (
     Customer,
     Direction,
@@ -86,7 +87,9 @@ from omnidesk.model import (
 # What a ticket id can be (``OD-<year>-<NNNNNN>``, or an imported one): no ``:``, so an id
 # from a URL or the command line never names another key (``<id>:msgs`` is a list).
 TICKET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-JSON_FIELDS = frozenset({"tags", "thread_keys", "meta", "attachments", "identities"})
+JSON_FIELDS = frozenset(
+    {"tags", "thread_keys", "meta", "attachments", "identities", "contacts"}
+)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -147,12 +150,14 @@ _TRANSIENT_REPLY_CLASSES = (
 @contextmanager
 def redis_errors() -> Iterator[None]:
     """Redis connection trouble, or a Redis out of memory, becomes StoreUnavailable, a
-    TransientError (retry later)."""
+    TransientError (retry later); out of memory is StoreFull, so intake can say which."""
     try:
         yield
     except redis.RedisError as exc:
         if not is_transient(exc):
             raise
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
+            raise StoreFull(f"redis full: {exc}") from None
         raise StoreUnavailable(f"redis unavailable: {exc}") from None
 
 

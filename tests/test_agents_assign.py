@@ -177,9 +177,13 @@ def test_waiting_ticket_goes_to_an_agent_who_comes_online_and_presence_expires(
     assert events[-1]["agent"] == "rr0" and events[-1]["how"] == "round_robin"
 
 
-def test_the_dashboard_lists_agents_from_the_presence_set_not_a_scan(
+def test_the_dashboard_lists_every_agent_of_the_queues_offline_ones_too(
     prefix: str, tmp_path: Path
 ) -> None:
+    """Configured agents of the supervisor's queues, read by key (no SCAN): online, away, or
+    offline once their presence expired, still with the tickets they hold; a presence key of
+    no configured agent lists nobody."""
+    from omnidesk.i18n import translator
     from omnidesk.reports.dashboard import Dashboard
 
     runtime, service, _ = make(prefix, tmp_path, RR_AGENTS[:2])
@@ -187,12 +191,21 @@ def test_the_dashboard_lists_agents_from_the_presence_set_not_a_scan(
     service.assigner.presence_ttl_s = 1
     online(service, "rr0")
     service.assigner.set_presence("rr1", "away")
-    store.r.set(store.key("presence", "ghost"), "online")  # a key alone is not a listing
+    store.r.set(store.key("presence", "ghost"), "online")  # not configured: not listed
+    (tid,) = open_tickets(runtime, ["طلب تعديل السجل التجاري"])
+    store.r.zadd(store.key("agent", "rr1", "open"), {tid: 1})  # rr1 holds it
     dashboard = Dashboard(store, runtime.config.data)
-    listed = [(a["agent"], a["presence"]) for a in dashboard._agents()["list"]]
-    assert listed == [("rr0", "online"), ("rr1", "away")]
-    service.assigner.set_presence("rr1", "offline")
-    assert store.r.zrange(store.key("present"), 0, -1) == ["rr0"]
-    time.sleep(1.3)  # no heartbeat: rr0's presence expired, and its entry goes
-    assert dashboard._agents()["list"] == []
-    assert store.r.zcard(store.key("present")) == 0
+    tr = translator("en")
+
+    def listed() -> list[tuple[str, str, list[str]]]:
+        rows = dashboard._agents(["cr"], tr)["list"]
+        return [(a["agent"], a["presence"], [h["ticket"] for h in a["held"]]) for a in rows]
+
+    assert listed() == [("rr0", "online", []), ("rr1", "away", [tid])]
+    assert dashboard._agents(["cr"], tr)["note"] is None
+    time.sleep(1.3)  # no heartbeat: both presences expired; rr1 is offline, still holding
+    assert listed() == [("rr1", "offline", [tid]), ("rr0", "offline", [])]
+    assert dashboard._agents(["cr"], tr)["note"] == "No agent is online right now."
+    assert dashboard._agents([], tr) == {
+        "note": "No agent is configured for these queues.", "list": []
+    }

@@ -110,7 +110,7 @@ def test_console_sign_in_take_reply_resolve_and_customer_html_is_text(
     status, _ = daemon.post(
         "/v1/intake/web", json.dumps({"message": SCRIPT_TEXT, "email": "x@example.sa"}).encode()
     )
-    assert status == 202
+    assert status == 201
     store = daemon.store()
     assert wait_for(lambda: store.ticket_count() == 1), daemon.logs()
 

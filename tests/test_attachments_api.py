@@ -392,3 +392,51 @@ async def test_a_whatsapp_image_is_fetched_by_its_media_id(
     assert graph.auth and all(a == "Bearer graph-token" for a in graph.auth)
     assert "graph-token" not in await r.text()
     await connector.shutdown()
+
+
+async def test_a_web_forms_uploaded_file_is_served_and_a_listed_one_never(
+    prefix: str, tmp_path: Path, pg_url: str
+) -> None:
+    """A PDF uploaded with a multipart post is served to the agent byte for byte; a JSON
+    post that lists an attachment with that file's sha256 (anyone can copy a digest) gets
+    nothing served: only what its own post carried is marked at intake."""
+    import aiohttp
+
+    from tests.test_web_form import open_site
+
+    site = await open_site(tmp_path, prefix, pg_url)  # the real form, same Redis and state
+    _, service, _ = make(prefix, tmp_path)
+    app = web.Application()
+    add_routes(service)(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        form = aiohttp.FormData()
+        form.add_field("message", "سؤال عن الفاتورة المرفقة")
+        form.add_field("email", "uploader@example.sa")
+        form.add_field("invoice", PDF, filename="invoice.pdf", content_type="application/pdf")
+        status, _, posted = await site.post(form)
+        assert status == 201, posted
+        digest = hashlib.sha256(PDF).hexdigest()
+        claim = {"message": "أرسلت الفاتورة", "email": "thief@example.sa",
+                 "attachments": [{"filename": "invoice.pdf", "content_type": "application/pdf",
+                                  "size": len(PDF), "sha256": digest}]}  # fmt: skip
+        status, _, claimed = await site.post(claim)
+        assert status == 201, claimed
+        h = auth(service.tokens.create("amal"))
+        r = await client.get(f"/v1/tickets/{posted['ticket']}/attachments", headers=h)
+        assert r.status == 200, await r.text()
+        (item,) = (await r.json())["attachments"]
+        assert item["available"] is True and item["filename"] == "invoice.pdf"
+        r = await client.get(item["url"], headers=h)
+        assert r.status == 200 and await r.read() == PDF
+        assert r.headers["Content-Type"] == "application/pdf"
+
+        r = await client.get(f"/v1/tickets/{claimed['ticket']}/attachments", headers=h)
+        (item,) = (await r.json())["attachments"]
+        assert item["available"] is False and "only listed" in item["reason"]
+        r = await client.get(item["url"], headers=h)
+        assert r.status == 404 and await r.read() != PDF
+    finally:
+        await client.close()
+        await site.daemon.__aexit__(None, None, None)

@@ -87,6 +87,26 @@ def test_intake_and_desk_reach_postgresql(runtime: Runtime, pg_url: str) -> None
     assert found == [(opened[2].ticket_id,)]
 
 
+def test_the_csat_survey_is_no_first_response_in_the_records(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """The survey goes out as a `replied` by "csat" (a system actor): the ticket's
+    first_response_at waits for a person's reply, as the reports' figures do."""
+    store = runtime.store
+    (opened,) = runtime.process([email("s1@example.com", "Where is my refund?")]).results
+    tid = opened.ticket_id
+    survey = Outbound(id="M-survey-1", ticket_id=tid, channel="email", account="care", text="1-5?")
+    store.add_outbound_message(survey, author="csat")
+    writer = RecordWriter(store, pg_url)
+    drain(writer)
+    first = "SELECT first_response_at IS NOT NULL FROM tickets WHERE id = %s"
+    assert rows(pg_url, first, tid) == [(False,)]
+    reply = Outbound(id="M-reply-2", ticket_id=tid, channel="email", account="care", text="Done")
+    store.add_outbound_message(reply, author="agent1")
+    drain(writer)
+    assert rows(pg_url, first, tid) == [(True,)]
+
+
 def test_writing_twice_changes_nothing(runtime: Runtime, pg_url: str) -> None:
     store = runtime.store
     runtime.process([web(f"طلب رقم {i}", email=f"c{i}@example.sa") for i in range(20)])

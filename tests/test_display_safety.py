@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestServer
 from omnidesk.agents.http import MAX_JSON, add_routes
 from omnidesk.cli import TerminalSafeWriter
 from omnidesk.db.writer import RecordWriter
-from omnidesk.reports.dashboard import Dashboard, route_hook
+from omnidesk.reports.dashboard import Dashboard, Viewer, env_authorize, route_hook
 from omnidesk.text import display_safe
 from omnidesk.webguard import install as install_security_headers
 from tests.agentkit import AGENTS_CONFIG, make
@@ -101,7 +101,9 @@ async def api(prefix: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     install_security_headers(app)
     add_routes(service)(app)
     dashboard = Dashboard(service.store, service.config())
-    dashboard.token_check = lambda token: token == "supervisor"
+    dashboard.authorize = lambda token: (
+        Viewer("operator", None) if token == "supervisor" else env_authorize("")
+    )
     route_hook(dashboard)(app)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -271,10 +273,16 @@ async def test_api_and_dashboard_show_customer_text_without_overrides(
     assert message["text"] == f"{ARABIC}\nattached: invoicefdp.exe done"
     status, _, answer = await raw_http(port, "GET", "/v1/tickets", api["tokens"]["amal"])
     assert "invoicefdp.exe" in {t["subject"] for t in json.loads(answer)["tickets"]}
+    service = api["service"]
+    assert service.assigner.hand_to(ticket, service.agent("amal"), "boss").outcome == "assigned"
     status, _, answer = await raw_http(port, "GET", "/v1/dashboard.json", "supervisor")
     assert status == 200
-    latest = {t["id"]: t["subject"] for t in json.loads(answer)["latest"]}
-    assert latest[ticket] == "invoicefdp.exe"
+    held = {
+        h["ticket"]: h["subject"]
+        for a in json.loads(answer)["agents"]["list"]
+        for h in a["held"]
+    }
+    assert held[ticket] == "invoicefdp.exe"
     for controls in (BIDI_CONTROLS, {"\x1b", "\x07"}):
         assert not controls & set(answer.decode("utf-8"))
 

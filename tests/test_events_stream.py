@@ -7,6 +7,7 @@ stands in for the token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -242,3 +243,99 @@ async def test_delivery_failure_and_sla_steps_show_heartbeats_and_revocation(
     service.tokens.revoke("amal")  # the next check ends the stream
     await stream.until(lambda f: f[1] == "logout")
     assert await stream.response.content.read() == b""  # closed by the server
+
+
+async def _feed(runtime: Any, tid: str, queue: str, every_s: float, fed: list[int]) -> None:
+    """An event in `queue` every `every_s` seconds, until cancelled: a busy stream. `fed`
+    counts them."""
+    while True:
+        n = len(fed) + 1
+        await asyncio.to_thread(
+            runtime.store.add_event, "sla_warned", tid, queue=queue, actor="sla", at=f"feed{n}"
+        )
+        fed.append(n)
+        await asyncio.sleep(every_s)
+
+
+async def test_a_revoked_token_ends_a_busy_stream_within_a_second(live: dict[str, Any]) -> None:
+    """Events every 0.25 s, heartbeat 0.5 s: the stream never idles a whole heartbeat, and
+    the token is still checked by the clock, so a revocation ends it within about 1 s."""
+    session, runtime, tokens, service, server = (
+        live["session"], live["runtime"], live["tokens"], live["service"], live["server"]
+    )  # fmt: skip
+    server.app[HUB_KEY].heartbeat_s = 0.5
+    tid = runtime.process([web_form("سؤال", email="h@example.sa")]).results[0].ticket_id
+    stream = await subscribe(session, auth(tokens["amal"]))
+    feeder = asyncio.create_task(_feed(runtime, tid, "general", 0.25, []))
+    try:
+        for _ in range(3):  # events are flowing
+            await stream.until(lambda f: f[1] == "sla_warned")
+        await asyncio.to_thread(service.tokens.revoke, "amal")
+        started = time.monotonic()
+        seen, _ = await stream.until(lambda f: f[1] == "logout", timeout=2.0)
+        assert time.monotonic() - started < 1.2
+        assert any(f[1] == "sla_warned" for f in seen)  # busy until the logout
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+    assert await stream.response.content.read() == b""  # closed by the server
+
+
+async def test_a_queue_removed_by_a_reload_stops_showing_its_events(
+    live: dict[str, Any],
+) -> None:
+    """The stream reads the agent from the config as it is now: once a reload moves amal
+    from general to quiet, general's events stop and quiet's show, on the open stream."""
+    session, runtime, tokens, service, server = (
+        live["session"], live["runtime"], live["tokens"], live["service"], live["server"]
+    )  # fmt: skip
+    server.app[HUB_KEY].heartbeat_s = 0.5
+    tid = runtime.process([web_form("سؤال", email="i@example.sa")]).results[0].ticket_id
+    stream = await subscribe(session, auth(tokens["amal"]))
+    fed: list[int] = []
+    feeder = asyncio.create_task(_feed(runtime, tid, "general", 0.25, fed))
+    try:
+        await stream.until(lambda f: f[1] == "sla_warned" and f[2]["queue"] == "general")
+        data = service.config()
+        agents = [
+            a.model_copy(update={"queues": ["quiet"]}) if a.id == "amal" else a
+            for a in data.agents
+        ]
+        reloaded = data.model_copy(update={"agents": agents})
+        service.config = lambda: reloaded  # what a SIGHUP does to the daemon's config
+        after = len(fed)
+        deadline = time.monotonic() + 3
+        while len(fed) < after + 3:  # general events keep coming after the reload
+            assert time.monotonic() < deadline, "the feeder stopped"
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(
+            runtime.store.add_event, "sla_warned", tid, queue="quiet", actor="sla", at="quiet"
+        )
+        seen, _ = await stream.until(lambda f: f[2].get("at") == "quiet", timeout=2.0)
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+    # at most the general events already on their way before the reload; then none
+    shown = [f for f in seen if f[2].get("queue") == "general"]
+    assert len(shown) <= 1, shown
+    stream.response.close()
+
+
+async def test_messages_the_system_sends_show_live(live: dict[str, Any]) -> None:
+    """A receipt (`acknowledged`) and a status answer (`status_replied`) are messages on the
+    ticket: the console shows them as they are sent, not at the next reload."""
+    from omnidesk.outbound import send_automatic
+    from omnidesk.receipts import EVENT as RECEIPT
+    from omnidesk.status_replies import EVENT as STATUS_REPLY
+
+    session, runtime, tokens = live["session"], live["runtime"], live["tokens"]
+    tid = runtime.process([web_form("سؤال", email="h@example.sa")]).results[0].ticket_id
+    ticket = runtime.store.get_ticket(tid)
+    stream = await subscribe(session, auth(tokens["amal"]))
+    for event in (RECEIPT, STATUS_REPLY):
+        message = send_automatic(runtime.store, lambda out: None, ticket, "تم", event=event)
+        _, shown = await stream.until(lambda f, e=event: f[1] == e)
+        assert shown[2]["ticket"] == tid and shown[2]["message"] == message.id
+    stream.response.close()

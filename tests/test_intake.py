@@ -162,16 +162,26 @@ def test_identities_link_one_customer_across_channels(runtime: Runtime) -> None:
     # a form giving both: the first identity's customer wins; the phone keeps its own
     c = runtime.process([web("third", email="noor@example.sa", phone="0551112222")]).results[0]
     assert c.customer_id == a.customer_id
-    # a new phone with a known e-mail is linked to that customer
+    # a new phone typed beside a known e-mail is not linked to that customer: anyone can
+    # type anyone's e-mail into a form (the ticket keeps both as its contacts)
     d = runtime.process([web("fourth", email="noor@example.sa", phone="0509998888")]).results[0]
     assert d.customer_id == a.customer_id
     customer = store.get_customer(a.customer_id)  # type: ignore[arg-type]
     assert customer is not None
-    assert sorted(i.key for i in customer.identities) == [
+    assert sorted(i.key for i in customer.identities) == ["email:noor@example.sa"]
+    assert store.get_ticket(d.ticket_id or "").contacts == [  # type: ignore[union-attr]
         "email:noor@example.sa",
         "phone:+966509998888",
     ]
+    assert store.r.hget(store.key("identity"), "phone:+966509998888") is None
     assert len(store.customer_tickets(a.customer_id)) == 3  # type: ignore[arg-type]
+    # a form with a new e-mail and a known phone: a customer of its own, the phone not moved
+    e = runtime.process([web("fifth", email="other@example.sa", phone="0551112222")]).results[0]
+    assert e.customer_id not in (a.customer_id, b.customer_id)
+    assert store.r.hget(store.key("identity"), "phone:+966551112222") == b.customer_id
+    # a phone alone finds the phone's customer
+    f = runtime.process([web("sixth", phone="0551112222")]).results[0]
+    assert f.customer_id == b.customer_id
 
 
 def test_outbound_message_and_delivery_status(runtime: Runtime) -> None:

@@ -56,3 +56,18 @@ def test_a_read_receipt_for_a_reply_attaches_without_reopening(runtime: Runtime)
     ticket = store.get_ticket(opened.ticket_id)
     assert ticket is not None and ticket.status == Status.RESOLVED
     assert store.ticket_count() == 1
+
+
+def test_outlook_mail_and_a_forwarded_bounce_open_tickets_a_real_dsn_does_not(
+    runtime: Runtime,
+) -> None:
+    """People's mail is not machine mail because Outlook adds X-Auto-Response-Suppress or
+    because they attach a bounce; a DSN that is itself the message still opens nothing."""
+    store = runtime.store
+    mails = [_raw("outlook_person_suppress"), _raw("forwarded_bounce_attached")]
+    results = runtime.process(mails).results
+    assert [r.outcome for r in results] == ["opened", "opened"]
+    assert all(r.ticket_id for r in results)
+    dsns = [_raw("dsn_bounce_failed"), _raw("dsn_second_part_only")]
+    assert [r.outcome for r in runtime.process(dsns).results] == ["auto_ignored"] * 2
+    assert store.ticket_count() == 2

@@ -114,3 +114,65 @@ def logging_record(message: str):  # type: ignore[no-untyped-def]
     import logging
 
     return logging.LogRecord("httpx", logging.INFO, __file__, 1, "%s", (message,), None)
+
+
+def _cli_stderr(tmp_path: Path, url: str, *flags: str, code: int = 2, **env: str) -> str:
+    """`omnidesk show` as a real process with this database URL: its whole stderr."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    config = root / "tests" / "fixtures" / "config" / "store.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "omnidesk", *flags, "show", "OD-1", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root), "OMNIDESK_DATABASE_URL": url, **env},
+        timeout=60,
+    )
+    assert proc.returncode == code, proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:s3cretpw@[::1/db", ["s3cretpw"]),  # psycopg cannot parse it
+        ("postgresql://u:p%40ss-w0rd@[::1/db", ["p%40ss-w0rd", "p@ss-w0rd"]),  # encoded
+    ],
+)
+def test_a_database_url_the_cli_cannot_parse_shows_no_password_on_stderr(
+    tmp_path: Path, url: str, shown: list[str]
+) -> None:
+    """The logged traceback and the one-line error both quote the URL: both are masked."""
+    stderr = _cli_stderr(tmp_path, url)
+    assert "unexpected ProgrammingError" in stderr and "[::1/db" in stderr  # the error is there
+    for password in shown:
+        assert password not in stderr, stderr
+    assert "postgresql://u:***@[::1/db" in stderr
+
+
+def test_a_url_password_is_masked_decoded_and_percent_encoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", "postgresql://u:p%40ss-4716@127.0.0.1/db")
+    load_config(Path(__file__).parent / "fixtures" / "config" / "store.yaml")
+    assert logs.mask_secrets("p@ss-4716 p%40ss-4716") == "*** ***"
+
+
+def test_a_secret_too_short_to_mask_is_named_in_one_warning(tmp_path: Path) -> None:
+    """A 3-character password cannot be masked: stderr says which variable, never the value."""
+    stderr = _cli_stderr(
+        tmp_path, "postgresql://u:s3cretpw@[::1/db", OMNIDESK_DASHBOARD_TOKEN="x9q"
+    )
+    warnings = [line for line in stderr.splitlines() if "shorter than 4" in line]
+    assert len(warnings) == 1 and "OMNIDESK_DASHBOARD_TOKEN" in warnings[0], stderr
+    assert "x9q" not in stderr
+
+
+def test_the_debug_traceback_is_masked_too(tmp_path: Path) -> None:
+    stderr = _cli_stderr(tmp_path, "postgresql://u:s3cretpw@[::1/db", "--debug", code=1)
+    assert "Traceback" in stderr and "ProgrammingError" in stderr
+    assert "s3cretpw" not in stderr and "postgresql://u:***@[::1/db" in stderr

@@ -154,6 +154,43 @@ def test_latin_text_is_never_read_as_arabic(text: str, charset: str | None) -> N
     assert defect != "CharsetMismatch"
 
 
+def _with_lone_letters(pairs: list[tuple[str, str]], last: str) -> str:
+    """Latin words with one-letter accented words between them ("Merci à vous")."""
+    return " ".join(w for word, lone in pairs for w in (word, lone) if w) + " " + last
+
+
+lone_letters = st.sampled_from(["à", "À", "ó", "é", "É", "ù", "ý", "Ó", ""])
+french_texts = st.builds(
+    _with_lone_letters,
+    st.lists(st.tuples(latin_words, lone_letters), min_size=1, max_size=8),
+    latin_words,
+)
+
+
+@PROPS
+@given(
+    french_texts,
+    st.booleans(),
+    st.sampled_from(["windows-1252", None]),
+)
+def test_latin_with_one_letter_words_is_never_read_as_arabic(
+    text: str, upper: bool, charset: str | None
+) -> None:
+    """ "Merci à vous", "Réponse à votre demande", "ÉTÉ À PARIS": one-letter accented words
+    and capitals decode as themselves, never as Arabic (ﻓ, ŕ) nor as half-width katakana."""
+    if upper:
+        text = text.upper()
+    decoded, defect = decode_bytes(text.encode("cp1252"), charset)
+    assert decoded == text
+    assert defect != "CharsetMismatch"
+
+
+def test_french_with_one_letter_words_unlabelled() -> None:
+    for text in ("Merci à vous", "Réponse à votre demande", "ÉTÉ À PARIS"):
+        for charset in ("latin-1", "cp1252"):
+            assert detect(text.encode(charset)) == (text, "cp1252")
+
+
 @PROPS
 @given(arabic_texts, st.sampled_from(["iso-8859-1", "windows-1252", None]))
 def test_windows_1256_arabic_is_still_repaired(text: str, charset: str | None) -> None:

@@ -119,3 +119,41 @@ def test_purge_from_the_command_line(
     assert out[:2] == ["purged 1 items", "purged 0 items"]
     assert json.loads(out[2])["rejected"] == {"not_json": 3}
     assert item_id(junk(1)) in {i.id for i in quarantine.list()}
+
+
+def test_purge_by_age_and_reason(
+    store: Store, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(prefix, tmp_path / "state", tmp_path / "config.yaml"))
+    quarantine = Quarantine(store)
+    old_json, old_form, old_other, new_json = (
+        quarantine.put(junk(n), reason, "bad")
+        for n, reason in enumerate(["not_json", "invalid_form", "too_large", "not_json"])
+    )
+    for qid in (old_json, old_form, old_other):
+        age(store, qid, days=8)
+    purge = ["quarantine", "--config", config, "purge", "--older-than", "7d"]
+    assert cli([*purge, "--reason", "not_json", "--reason", "invalid_form"]) == 0
+    left = {i.id for i in quarantine.list()}
+    assert left == {old_other, new_json}  # the recent not_json and the other reason stay
+    assert cli([*purge, "--reason", "not_json"]) == 0  # the recent one is not 7 days old
+    assert {i.id for i in quarantine.list()} == {old_other, new_json}
+    assert cli(["quarantine", "--config", config, "purge", "--older-than", "0s"]) == 0
+    assert quarantine.size() == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["purged 2 items", "purged 0 items", "purged 2 items"]
+    assert quarantine.usage()["rejected"] == {"not_json": 2, "invalid_form": 1, "too_large": 1}
+
+
+def test_purge_refuses_bad_filters_in_one_line_and_drops_nothing(
+    store: Store, prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(prefix, tmp_path / "state", tmp_path / "config.yaml"))
+    quarantine = Quarantine(store)
+    qid = quarantine.put(junk(1), "not_json", "bad")
+    age(store, qid, days=30)
+    for bad in (["--older-than", "a week"], ["--older-than", "0s", "--reason", "Not JSON!"]):
+        assert cli(["quarantine", "--config", config, "purge", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("omnidesk quarantine: --")
+    assert quarantine.size() == 1

@@ -236,6 +236,36 @@ def test_the_web_form_gets_no_receipt_through_deliver(rig) -> None:
     assert out_messages(runtime, opened.ticket_id) == [] and queued == []
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Precedence": "bulk"},  # no List-Id: a group or bulk sender
+        {"List-Id": "Traders <traders.lists.example.org>"},  # a list that rewrote From
+    ],
+)
+def test_bulk_and_list_mail_opens_a_ticket_without_a_receipt(rig, headers: dict) -> None:
+    """RFC 3834 section 2: no automatic answer to mail sent to many; a receipt to a list
+    that rewrote From would reach every member. The ticket still opens."""
+    runtime, _ = rig
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
+    raw = customer_mail("traders@lists.example.org", "Fees question", "How much?", **headers)
+    payload = RawPayload(
+        channel=Channel.EMAIL, account="care", payload=raw, received_at=datetime.now(UTC)
+    )
+    (opened,) = runtime.process([payload]).results
+    assert opened.outcome == "opened" and opened.ticket_id
+    assert queued == [] and out_messages(runtime, opened.ticket_id) == []
+    assert "acknowledged" not in event_types(runtime, opened.ticket_id)
+    # the same sender without those headers gets one: it is the headers that decide
+    plain = customer_mail("traders@lists.example.org", "Another question", "And this?")
+    payload = RawPayload(
+        channel=Channel.EMAIL, account="care", payload=plain, received_at=datetime.now(UTC)
+    )
+    (second,) = runtime.process([payload]).results
+    assert [o.ticket_id for o in queued] == [second.ticket_id]
+
+
 def test_a_ticket_whose_process_died_before_its_receipt_gets_it_on_redelivery(
     prefix: str, tmp_path: Path
 ) -> None:
@@ -262,6 +292,30 @@ def test_a_ticket_whose_process_died_before_its_receipt_gets_it_on_redelivery(
     assert queued == []
     assert runtime.process(first).results[0].outcome == "duplicate"
     assert [o.ticket_id for o in queued] == [opened.ticket_id]
+
+
+def test_a_ticket_opened_long_ago_gets_no_late_receipt_when_its_mail_is_read_again(
+    prefix: str, tmp_path: Path
+) -> None:
+    """A ticket from before this rule has no `receipt` field (nor `opened_ms`); its mail read
+    again (an IMAP UIDVALIDITY reset, a quarantine retry) is a duplicate of its opening
+    message, but the ticket is old: no receipt. Nor for one intake opened two hours ago;
+    one opened within the hour still gets its receipt."""
+    runtime = Runtime.for_service(receipts_config(prefix, tmp_path / "state"))
+    batches = [
+        [email(f"{name}@customer.test", "Hello", sender=f"{name}@example.sa")]
+        for name in ("legacy", "old", "recent")
+    ]
+    legacy, old, recent = (runtime.process(b).results[0].ticket_id for b in batches)
+    runtime.store.r.hdel(runtime.store.key("ticket", legacy), "opened_ms")  # before deploy
+    two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
+    runtime.store.r.hset(runtime.store.key("ticket", old), "opened_ms", two_hours_ago)
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
+    for batch in batches:
+        assert runtime.process(batch).results[0].outcome == "duplicate"
+    assert [o.ticket_id for o in queued] == [recent]
+    assert out_messages(runtime, legacy) == [] and out_messages(runtime, old) == []
 
 
 def test_a_receipt_the_broker_refused_goes_when_the_batch_runs_again(rig) -> None:
@@ -512,3 +566,38 @@ def test_a_receipt_that_fails_for_good_leaves_the_batch_in(rig) -> None:
     (opened,) = runtime.process(batch).results
     assert opened.outcome == "opened"
     assert runtime.store.counts()["stats"]["receipts_failed"] == 1
+
+
+def test_the_receipts_queue_is_its_public_title_never_its_id(prefix: str, tmp_path: Path) -> None:
+    """`{queue}` is what a customer may read: the queue's public_title in the receipt's
+    language, or the neutral title; the internal queue id never goes out."""
+    from omnidesk.ticket_status import NEUTRAL_TITLE
+
+    loaded = receipts_config(prefix, tmp_path / "state")
+    data = loaded.data
+    general = data.queues["general"].model_copy(
+        update={"public_title": {"ar": "خدمة المراجعين", "en": "Visitor services"}}
+    )
+    ack = {"ar": "طلبك {ticket_id} لدى {queue}", "en": "Request {ticket_id} is with {queue}"}
+    data = data.model_copy(
+        update={"queues": {**data.queues, "general": general}, "templates": {"ack": ack}}
+    )
+    runtime = Runtime.for_service(replace(loaded, data=data))
+    queued: list[Outbound] = []
+    runtime.send_reply = queued.append
+    runtime.process([email("q1@customer.test", "السجل التجاري لا يظهر", sender="q1@example.sa")])
+    runtime.process([email("q2@customer.test", "Hello, my registration number is wrong",
+                           sender="q2@example.sa", subject="My request")])  # fmt: skip
+    texts = sorted(o.text for o in queued)
+    assert len(texts) == 2 and all("general" not in t for t in texts), texts
+    assert any(t.endswith("لدى خدمة المراجعين") for t in texts), texts
+    assert any(t.endswith("is with Visitor services") for t in texts), texts
+
+    # a queue with no public_title: the neutral title
+    bare = data.model_copy(update={"queues": {**data.queues, "general": data.queues["noise"]}})
+    runtime = Runtime.for_service(replace(loaded, data=bare))
+    queued.clear()
+    runtime.send_reply = queued.append
+    runtime.process([email("q3@customer.test", "سؤال", sender="q3@example.sa")])
+    (out,) = queued
+    assert out.text.endswith(NEUTRAL_TITLE["ar"]) and "general" not in out.text

@@ -1,8 +1,9 @@
 """PostgreSQL away, as an operator sees it: the real daemon on the real Redis, writing into a
 PostgreSQL of the test's own (tests/private_pg.py) that is stopped for a while. Intake goes
-on (the web form answers 202), /healthz says `records.ok: false`, status degraded with
-`postgresql_down` and a backlog that grows; once PostgreSQL is back the backlog drains to 0,
-in /healthz and in /metrics, and every submission is a message in PostgreSQL."""
+on (the web form answers 201 with the ticket number), /healthz says `records.ok: false`,
+status degraded with `postgresql_down` and a backlog that grows; once PostgreSQL is back the
+backlog drains to 0, in /healthz and in /metrics, and every submission is a message in
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def metric(rig: RecordsRig, name: str) -> float | None:
 
 @pytest.mark.timeout(180)
 def test_postgresql_stopped_intake_goes_on_and_the_backlog_drains_after(rig: RecordsRig):
-    assert post_forms(rig, 0, 3) == [202] * 3
+    assert post_forms(rig, 0, 3) == [201] * 3
     assert wait_until(lambda: rig.pg_count() == 3, 30), rig.daemon.tail()
     assert wait_until(lambda: records(rig)["ok"] is True, 10), records(rig)
 
@@ -69,10 +70,10 @@ def test_postgresql_stopped_intake_goes_on_and_the_backlog_drains_after(rig: Rec
     assert "postgresql unavailable" in health["records"]["error"], json.dumps(health)
 
     # intake goes on in Redis; the backlog grows, shown in /healthz
-    assert post_forms(rig, 3, 10) == [202] * 10
+    assert post_forms(rig, 3, 10) == [201] * 10
     assert wait_until(lambda: records(rig)["backlog"] >= 20, 20), records(rig)
     first = records(rig)["backlog"]
-    assert post_forms(rig, 13, 10) == [202] * 10
+    assert post_forms(rig, 13, 10) == [201] * 10
     assert wait_until(lambda: records(rig)["backlog"] >= first + 20, 20), records(rig)
     assert records(rig)["ok"] is False
     assert metric(rig, 'omnidesk_dependency_up{dependency="postgresql"}') == 0.0

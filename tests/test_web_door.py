@@ -13,12 +13,14 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 import redis
 
+from omnidesk.model import Channel, RawPayload
 from omnidesk.service import Daemon, DaemonOptions
 from tests.services import eventually
 from tests.storekit import CONFIG, REDIS_URL
@@ -54,6 +56,16 @@ class Door:
             session.request(method, self.base + path, **kwargs) as response,  # type: ignore[arg-type]
         ):
             return response, await response.read()
+
+    async def queue(self, count: int) -> None:
+        """Hand `count` forms to the ingest queue as a connector does (the web form itself
+        takes its posts in at once), one message each."""
+        for i in range(count):
+            body = json.dumps({**FORM, "message": f"complaint {i}"}).encode()
+            raw = RawPayload(
+                channel=Channel.WEB, account="web", payload=body, received_at=datetime.now(UTC)
+            )
+            await self.daemon.handover([raw])
 
     def backlog(self) -> int:
         broker = self.daemon.pipeline.broker
@@ -207,9 +219,7 @@ async def test_slow_clients_are_dropped_within_seconds(door: Door) -> None:
 
 
 async def test_a_backlog_over_its_bound_answers_503_and_degrades_healthz(door: Door) -> None:
-    for i in range(3):  # no workers: these stay in the ingest queue
-        response = await door.post({**FORM, "message": f"complaint {i}"})
-        assert response.status == 202
+    await door.queue(3)  # no workers: these stay in the ingest queue
     await asyncio.sleep(0.6)  # past the gate's cache
     refused = await door.post({**FORM, "message": "one too many"})
     assert refused.status == 503 and refused.headers["Retry-After"] == "1"
@@ -222,8 +232,7 @@ async def test_a_backlog_over_its_bound_answers_503_and_degrades_healthz(door: D
 
 
 async def test_connectors_hold_back_under_backlog_and_lose_nothing(door: Door) -> None:
-    for i in range(3):
-        assert (await door.post({**FORM, "message": f"complaint {i}"})).status == 202
+    await door.queue(3)
     await asyncio.sleep(0.6)
     new = door.drop / "new"
     for i in range(4):
@@ -246,7 +255,7 @@ async def test_redis_out_of_memory_answers_503_not_500(
 ) -> None:
     door = await open_door(tmp_path, redis_url=private_redis.url, prefix=prefix)
     try:
-        assert (await door.post(FORM)).status == 202
+        assert (await door.post(FORM)).status == 201
         client = private_redis.client()
         for i in range(2048):  # 2 MiB of ballast, then a limit below it: writes now fail
             client.set(f"ballast:{i}", "x" * 1024)
@@ -268,7 +277,7 @@ async def test_a_full_redis_met_at_hand_over_answers_503(
 ) -> None:
     door = await open_door(tmp_path, redis_url=private_redis.url, prefix=prefix)
     try:
-        assert (await door.post(FORM)).status == 202  # the gate has probed: all well
+        assert (await door.post(FORM)).status == 201  # the gate has probed: all well
         client = private_redis.client()
         client.config_set("maxmemory-policy", "noeviction")
         client.config_set("maxmemory", 1)  # every write now fails, before the gate looks again
@@ -293,9 +302,9 @@ async def test_a_redis_that_refuses_info_does_not_close_intake(
     url = f"unix://intake:secret@{private_redis.socket}"
     door = await open_door(tmp_path, redis_url=url, prefix=prefix)
     try:
-        assert (await door.post(FORM)).status == 202
+        assert (await door.post(FORM)).status == 201
         await asyncio.sleep(0.6)  # past the gate's cache: a second probe
-        assert (await door.post({**FORM, "message": "again"})).status == 202
+        assert (await door.post({**FORM, "message": "again"})).status == 201
         status, health = await door.health()
         assert status == 200 and health["degraded"] == [] and health["ingest_backlog"] is not None
     finally:
@@ -309,7 +318,7 @@ async def test_a_redis_that_may_evict_is_reported_once_and_in_healthz(
     private_redis.client().config_set("maxmemory-policy", "allkeys-lru")
     door = await open_door(tmp_path, redis_url=private_redis.url, prefix=prefix)
     try:
-        assert (await door.post(FORM)).status == 202  # degraded, not refused
+        assert (await door.post(FORM)).status == 201  # degraded, not refused
         await asyncio.sleep(0.6)
         status, health = await door.health()
         assert status == 200 and health["status"] == "degraded"
@@ -325,7 +334,7 @@ async def test_redis_down_answers_503_and_healthz_says_why(
 ) -> None:
     door = await open_door(tmp_path, redis_url=private_redis.url, prefix=prefix)
     try:
-        assert (await door.post(FORM)).status == 202
+        assert (await door.post(FORM)).status == 201
         private_redis.kill()
         await asyncio.sleep(0.6)
         refused = await door.post({**FORM, "message": "while redis is down"})

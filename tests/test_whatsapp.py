@@ -323,6 +323,51 @@ async def test_outside_window_sends_the_template_and_says_so(graph: FakeGraph) -
     assert "service_followup" in receipt.detail
 
 
+async def test_an_agents_reply_outside_the_window_fills_the_template_from_the_desk(
+    prefix: str, tmp_path: Path, graph: FakeGraph
+) -> None:
+    """The desk's reply carries the template's values (the customer's and the agent's names,
+    the ticket, the queue's public title) and when the customer last wrote: 30 hours ago,
+    so the template goes, filled, instead of free text WhatsApp would refuse."""
+    from tests.agentkit import make
+
+    runtime, service, outbox = make(prefix, tmp_path)
+    at = int(time.time()) - 30 * 3600
+    raw = wa_raw(wa_message("wamid.OLD1", "text", {"body": "متى يصدر الترخيص"}, at))
+    (opened,) = runtime.process([raw]).results
+    assert opened.outcome == "opened"
+    service.desk.reply(service.agent("amal"), opened.ticket_id, "تم إصدار الترخيص")
+    (reply,) = outbox.sent
+    template = {
+        "name": "service_followup",
+        "parameters": ["customer_name", "agent_name", "ticket_id", "queue"],
+    }
+    async with WhatsAppConnector(config(graph.base, template=template)) as wa:
+        receipt = await wa.send(reply)
+    (sent,) = graph.sent
+    assert sent["type"] == "template" and "outside the 24-hour window" in receipt.detail
+    texts = [p["text"] for p in sent["template"]["components"][0]["parameters"]]
+    assert texts == ["فهد", "Amal", opened.ticket_id, "خدمة العملاء"]  # no public_title: neutral
+
+
+async def test_a_parameter_with_no_value_takes_its_fallback(graph: FakeGraph) -> None:
+    """A customer with no profile name, a ticket with no SLA time: the configured fallback
+    goes instead, and the send does not fail."""
+    template = {
+        "name": "ticket_received",
+        "parameters": [
+            {"name": "customer_name", "fallback": "عميلنا العزيز"},
+            "ticket_id",
+            {"name": "first_response_due", "fallback": "قريبًا"},
+        ],
+    }
+    values = json.dumps({"customer_name": " ", "first_response_due": ""})
+    async with WhatsAppConnector(config(graph.base, template=template)) as wa:
+        await wa.send(outbound(last_customer_at=hours_ago(30), template_values=values))
+    texts = [p["text"] for p in graph.sent[0]["template"]["components"][0]["parameters"]]
+    assert texts == ["عميلنا العزيز", "OD-1", "قريبًا"]
+
+
 async def test_outside_window_without_template_is_refused_with_the_reason(
     graph: FakeGraph,
 ) -> None:

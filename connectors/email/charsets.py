@@ -29,11 +29,19 @@ _LATIN_IN_WORD = re.compile(
     "\u017d\u017e\u0178]+|[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0152\u0153"
     "\u0160\u0161\u017d\u017e\u0178]+(?=[A-Za-z])"
 )
+_ACCENTED = re.compile(
+    "[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0152\u0153\u0160\u0161\u017d\u017e\u0178]"
+)
+_HAS_ASCII_LETTER = re.compile("[A-Za-z]")
+_ASCII_PUNCTUATION = "\"'()[]{}<>,.;:!?-"
 # Non-letters a Western text carries: NBSP, ¡ ¿ « » ° £ € quotes, dashes, ellipsis, ...
 _LATIN_PUNCTUATION = re.compile(
     "[\u00a0-\u00bf\u00d7\u00f7\u2013\u2014\u2018-\u201e\u2026\u20ac]"
 )
 _CLEARLY = 0.8  # the share of non-ASCII characters a reading must explain to be taken
+# Unlabelled text whose cp1252 reading explains this much as Latin is read so, unless the
+# Arabic reading explains more: charset-normalizer reads "Merci à vous" as cp1006 Urdu.
+_FAIRLY = 0.5
 
 # Declared charsets that decode any byte without error, so a wrong label never fails loudly.
 _PERMISSIVE = {"latin-1", "iso8859-1", "cp1252", "ascii", "iso8859-15", "cp1256", "iso8859-6"}
@@ -77,7 +85,23 @@ def latin_score(text: str) -> float:
     if not non_ascii:
         return 0.0
     in_words = sum(m.end() - m.start() for m in _LATIN_IN_WORD.finditer(text))
-    return (in_words + len(_LATIN_PUNCTUATION.findall(text))) / non_ascii
+    latin = in_words + _lone_latin_letters(text) + len(_LATIN_PUNCTUATION.findall(text))
+    return latin / non_ascii
+
+
+def _lone_latin_letters(text: str) -> int:
+    """One-letter accented words ("à", "À", "ó") standing beside a word with ASCII letters:
+    French and Spanish have them; Arabic read as Latin-1 has no ASCII-lettered neighbours."""
+    words = text.split()
+    count = 0
+    for i, word in enumerate(words):
+        core = word.strip(_ASCII_PUNCTUATION)
+        if len(core) != 1 or not _ACCENTED.match(core):
+            continue
+        neighbours = words[max(i - 1, 0) : i] + words[i + 1 : i + 2]
+        if any(_HAS_ASCII_LETTER.search(n) for n in neighbours):
+            count += 1
+    return count
 
 
 def _western(data: bytes) -> tuple[str, str]:
@@ -98,8 +122,9 @@ def _plausible_utf16(data: bytes) -> bool:
 def detect(data: bytes, *, header: bool = False) -> tuple[str, str]:
     """Decode bytes of unknown charset; returns (text, codec used). Order: UTF-8, Arabic
     when it reads clearly as Arabic words, Latin when it reads clearly as accented Latin
-    words, then charset-normalizer (never UTF-16/32 for a header, nor without a BOM or
-    zero bytes for a body: on 8-bit text it reads CJK garbage), then windows-1252."""
+    words (or fairly, and better than as Arabic), then charset-normalizer (never UTF-16/32
+    for a header, nor without a BOM or zero bytes for a body: on 8-bit text it reads CJK
+    garbage), then windows-1252."""
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -116,7 +141,8 @@ def detect(data: bytes, *, header: bool = False) -> tuple[str, str]:
     if best is not None and best[0] >= _CLEARLY:
         return best[1], best[2]
     western, codec = _western(data)
-    if latin_score(western) >= _CLEARLY:
+    latin = latin_score(western)
+    if latin >= _CLEARLY or (latin >= _FAIRLY and (best is None or best[0] < latin)):
         return western, codec
     try:
         match = from_bytes(data[:65536]).best()

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from connectors.email.charsets import decode_header
 from omnidesk.model import Flag
 
-_AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-response-suppress")
+# Not X-Auto-Response-Suppress: Outlook/Exchange put it on mail people write too.
+_AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder")
 # Precedence says "sent to many" (bulk, junk, list): a list or a group forwarding a
 # customer's own mail adds it, so alone it never makes a mail machine-sent. Only the
 # non-standard auto_reply value claims that.

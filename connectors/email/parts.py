@@ -1,5 +1,7 @@
 """Walk a parsed message once: body parts to decode, attachments to describe, a DSN to read.
 
+A report (DSN, ARF, MDN) is read only when the message itself is a multipart/report.
+
 Attachments are hashed and measured, never executed or unpacked; a forwarded message
 (message/rfc822) is one attachment, not walked into.
 """
@@ -42,7 +44,7 @@ class Body:
 def collect(msg: Message, defects: list[str]) -> Body:
     """Sort the parts of `msg` into body candidates and attachments. Parser defects are
     read from `body.parts` after decoding, which adds some (bad base64 padding)."""
-    body = Body()
+    body = Body(report=report_kind(msg))
     stack: list[tuple[Message, int]] = [(msg, 0)]
     seen = 0
     while stack:
@@ -58,14 +60,14 @@ def collect(msg: Message, defects: list[str]) -> Body:
         elif ctype.startswith("multipart/") and not part.is_multipart():
             ctype = "text/plain"  # no boundary to split on: show the body as it came
         if ctype in _REPORT_PARTS:
-            body.report = body.report or _REPORT_PARTS[ctype]
-            if ctype == "message/delivery-status":
-                body.bounce = _bounce(part) or body.bounce
-            continue  # machine fields, not text to show
-        if ctype == "multipart/report":  # RFC 6522: the report-type names the report
-            kind = str(part.get_param("report-type") or "").strip().lower()
-            if kind in _REPORT_PARTS.values():
-                body.report = body.report or kind
+            if depth == 1 and body.report is not None:  # the report's own machine fields
+                if ctype == "message/delivery-status":
+                    body.bounce = _bounce(part) or body.bounce
+                continue
+            # a report forwarded inside a person's mail: something they attached
+            body.attachments.append(_attachment(part, ctype))
+            body.attachment_parts.append(part)
+            continue
         if part.is_multipart():
             if ctype == "message/rfc822" and part is not msg:
                 body.attachments.append(_attachment(part, ctype))
@@ -86,6 +88,20 @@ def collect(msg: Message, defects: list[str]) -> Body:
         body.attachments.append(_attachment(part, ctype))
         body.attachment_parts.append(part)
     return body
+
+
+def report_kind(msg: Message) -> str | None:
+    """The report this message itself is (RFC 6522), or None. Only the top-level
+    Content-Type counts: a bounce a customer forwards as an attachment is their mail."""
+    if msg.get_content_type() != "multipart/report" or not msg.is_multipart():
+        return None
+    kind = str(msg.get_param("report-type") or "").strip().lower()
+    if kind in _REPORT_PARTS.values():
+        return kind
+    children = msg.get_payload()  # else the second part names it
+    if isinstance(children, list) and len(children) > 1 and isinstance(children[1], Message):
+        return _REPORT_PARTS.get(children[1].get_content_type())
+    return None
 
 
 def _has_filename(part: Message) -> bool:

@@ -4,6 +4,8 @@ A `submitted_at` in the form is the browser's clock, so it is kept only as `sent
 
 Every bad field is named in one error line, e.g.
 `web form: email: not a valid address; message: required`. Unknown fields are rejected.
+The error (`FormInvalid`) also carries each problem as (field, code, params), so the HTTP
+answer can say it per field in the submitter's language (omnidesk/webform_text.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -66,6 +68,26 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+class Problem(NamedTuple):
+    """One bad field: `code` names what is wrong (unknown_field, not_string, too_long,
+    invalid_email, invalid_phone, required, contact_required, invalid_segment,
+    invalid_time, invalid_id, invalid_attachments); `limit` is a length or count."""
+
+    field: str
+    code: str
+    text: str  # the English line part, as the one-line error has always said it
+    limit: int = 0
+
+
+class FormInvalid(PayloadError):
+    """A submission with bad fields; `problems` says which and why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        line = "; ".join(f"{p.field}: {p.text}" for p in problems)
+        super().__init__(f"web form: {line}", reason="invalid_form")
+        self.problems = problems
+
+
 def normalize(
     payload: bytes | str | dict,
     *,
@@ -79,37 +101,42 @@ def normalize(
         form = load_json(payload, max_bytes=max_bytes)
     except PayloadError as exc:
         raise PayloadError(f"web form: {exc}", reason=exc.reason) from None
-    problems: list[str] = []
+    problems: list[Problem] = []
     unknown = sorted(k for k in form if k not in _FIELDS)
-    problems.extend(f"{printable(k)}: unknown field" for k in unknown[:5])
+    problems.extend(Problem(printable(k), "unknown_field", "unknown field") for k in unknown[:5])
     values: dict[str, str] = {}
     for field, limit in _STRINGS.items():
         value = form.get(field)
         if value is None:
             continue
         if not isinstance(value, str):
-            problems.append(f"{field}: must be a string")
+            problems.append(Problem(field, "not_string", "must be a string"))
         elif len(value) > limit:
-            problems.append(f"{field}: longer than {limit} characters")
+            problems.append(
+                Problem(field, "too_long", f"longer than {limit} characters", limit)
+            )
         elif value.strip():
             values[field] = value.strip()
     email = values.get("email", "").lower()
     if email and not _EMAIL.fullmatch(email):
-        problems.append("email: not a valid address")
+        problems.append(Problem("email", "invalid_email", "not a valid address"))
     phone = ""
     if "phone" in values:
         phone = e164(values["phone"], "SA") or ""
         if not phone:
-            problems.append("phone: not a valid phone number")
-    if "message" not in values and not any(p.startswith("message:") for p in problems):
-        problems.append("message: required")
-    if not email and not phone and not any(p.startswith(("email:", "phone:")) for p in problems):
-        problems.append("email: email or phone required")
+            problems.append(Problem("phone", "invalid_phone", "not a valid phone number"))
+    named = {p.field for p in problems}
+    if "message" not in values and "message" not in named:
+        problems.append(Problem("message", "required", "required"))
+    if not email and not phone and not named & {"email", "phone"}:
+        problems.append(Problem("email", "contact_required", "email or phone required"))
     segment = Segment.UNKNOWN
     if "segment" in values:
         segment = _SEGMENTS.get(values["segment"].lower(), Segment.UNKNOWN)
         if segment == Segment.UNKNOWN:
-            problems.append("segment: must be consumer or business")
+            problems.append(
+                Problem("segment", "invalid_segment", "must be consumer or business")
+            )
     sent_at = None
     if "submitted_at" in values:
         try:
@@ -118,13 +145,15 @@ def normalize(
                 sent_at = sent_at.replace(tzinfo=UTC)
             sent_at = sent_at.astimezone(UTC)
         except (ValueError, OverflowError):
-            problems.append("submitted_at: not an ISO 8601 time")
+            problems.append(Problem("submitted_at", "invalid_time", "not an ISO 8601 time"))
     given_id = values.get("submission_id") or values.get("external_id")
     if given_id and not _ID.fullmatch(given_id):
-        problems.append("submission_id: only letters, digits and . _ : - allowed")
+        problems.append(
+            Problem("submission_id", "invalid_id", "only letters, digits and . _ : - allowed")
+        )
     attachments = _attachments(form.get("attachments"), problems)
     if problems:
-        raise PayloadError(f"web form: {'; '.join(problems)}", reason="invalid_form")
+        raise FormInvalid(problems)
 
     identities = []
     if email:
@@ -166,40 +195,48 @@ def _content_id(form: dict[str, Any]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _attachments(raw: Any, problems: list[str]) -> list[Attachment]:
+def _attachments(raw: Any, problems: list[Problem]) -> list[Attachment]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        problems.append("attachments: must be a list")
+        problems.append(Problem("attachments", "invalid_attachments", "must be a list"))
         return []
     if len(raw) > _MAX_ATTACHMENTS:
-        problems.append(f"attachments: more than {_MAX_ATTACHMENTS}")
+        problems.append(
+            Problem(
+                "attachments", "too_many", f"more than {_MAX_ATTACHMENTS}", _MAX_ATTACHMENTS
+            )
+        )
         return []
     found = []
     for i, item in enumerate(raw):
         at = f"attachments[{i}]"
+
+        def bad(part: str, text: str, at: str = at) -> None:
+            problems.append(Problem(f"{at}{part}", "invalid_attachments", text))
+
         if not isinstance(item, dict):
-            problems.append(f"{at}: must be an object")
+            bad("", "must be an object")
             continue
         for key in sorted(k for k in item if k not in _ATTACHMENT_FIELDS)[:3]:
-            problems.append(f"{at}.{printable(key)}: unknown field")
+            bad(f".{printable(key)}", "unknown field")
         filename = item.get("filename")
         if not isinstance(filename, str) or not filename.strip() or len(filename) > 255:
-            problems.append(f"{at}.filename: required, at most 255 characters")
+            bad(".filename", "required, at most 255 characters")
         content_type = item.get("content_type", "application/octet-stream")
         if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type.lower()):
-            problems.append(f"{at}.content_type: not a media type")
+            bad(".content_type", "not a media type")
         size = item.get("size", 0)
         if (
             isinstance(size, bool)
             or not isinstance(size, int)
             or not (0 <= size <= _MAX_ATTACHMENT_BYTES)
         ):
-            problems.append(f"{at}.size: must be an integer from 0 to {_MAX_ATTACHMENT_BYTES}")
+            bad(".size", f"must be an integer from 0 to {_MAX_ATTACHMENT_BYTES}")
         sha256 = item.get("sha256", "")
         if not isinstance(sha256, str) or (sha256 and not _SHA256.fullmatch(sha256.lower())):
-            problems.append(f"{at}.sha256: must be 64 hex digits")
-        if not any(p.startswith(at) for p in problems):
+            bad(".sha256", "must be 64 hex digits")
+        if not any(p.field.startswith(at) for p in problems):
             found.append(
                 Attachment(
                     filename=filename.strip(),

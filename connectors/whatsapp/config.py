@@ -11,6 +11,24 @@ from connectors.secrets import env_name, require_env
 from omnidesk.templates import PLACEHOLDERS
 
 
+class TemplateParameter(BaseModel):
+    """One body parameter: the placeholder that fills it, and what to send when this
+    message has no value for it (WhatsApp refuses an empty parameter)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    fallback: str = ""  # e.g. "عميلنا العزيز" for customer_name
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in PLACEHOLDERS:
+            known = ", ".join(sorted(PLACEHOLDERS))
+            raise ValueError(f"unknown parameter {value!r} (known: {known})")
+        return value
+
+
 class Template(BaseModel):
     """An approved message template, sent instead of free text outside the 24-hour window."""
 
@@ -19,16 +37,15 @@ class Template(BaseModel):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9_]+$")
     language: str = Field("ar", min_length=2)  # the template's language code: ar, en, en_US
     # What fills the body's {{1}}, {{2}}, ... in order: placeholder names (ticket_id,
-    # customer_name, first_response_due, ...), as the approved template expects them.
-    parameters: list[str] = Field(default_factory=list, max_length=20)
+    # customer_name, first_response_due, ...), as the approved template expects them; an
+    # entry may be {name, fallback} instead of a bare name.
+    parameters: list[TemplateParameter] = Field(default_factory=list, max_length=20)
 
-    @field_validator("parameters")
+    @field_validator("parameters", mode="before")
     @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in PLACEHOLDERS]
-        if unknown:
-            known = ", ".join(sorted(PLACEHOLDERS))
-            raise ValueError(f"unknown parameter {unknown[0]!r} (known: {known})")
+    def _bare_names(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
 
 

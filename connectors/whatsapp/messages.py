@@ -76,20 +76,24 @@ def template_message(
     to: str, template: Template, values: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The approved template, its body's parameters filled from `values` in the order the
-    config names them; WhatsApp refuses a template whose parameters are missing or empty,
-    so a value this message does not have is refused here, naming it."""
+    config names them, a parameter's `fallback` where this message has no value; WhatsApp
+    refuses a template whose parameters are missing or empty, so a value with neither is
+    refused here, naming it."""
     body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
     if template.parameters:
         values = values or {}
-        missing = [name for name in template.parameters if not values.get(name, "").strip()]
+        filled = [
+            (p.name, values.get(p.name, "").strip() or p.fallback.strip())
+            for p in template.parameters
+        ]
+        missing = [name for name, text in filled if not text]
         if missing:
             raise PermanentError(
                 f"template {template.name!r}: no value for parameter {missing[0]!r} in this "
-                "message"
+                "message (give it a fallback in the template's parameters)"
             )
         parameters = [
-            {"type": "text", "text": " ".join(values[name].split())[:PARAMETER_LIMIT]}
-            for name in template.parameters
+            {"type": "text", "text": " ".join(text.split())[:PARAMETER_LIMIT]} for _, text in filled
         ]
         body["components"] = [{"type": "body", "parameters": parameters}]
     return _base(to) | {"type": "template", "template": body}

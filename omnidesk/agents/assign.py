@@ -6,8 +6,6 @@ Keys, beside the store's (prefix P):
                                 its size against `capacity` is the agent's load
     P:presence:<id>       string online | away, expiring `presence_ttl_s` after the last
                                 heartbeat; missing means offline
-    P:present             zset  agent ids with a presence key, by when it expires (ms):
-                                the dashboard's list of agents, read without a SCAN
     P:rr:<queue>          string round-robin cursor of a push queue
 
 Each claim and each push round is one Lua script (claim.lua, push.lua), so fifty agents
@@ -31,7 +29,7 @@ log = logging.getLogger("omnidesk.agents")
 
 Presence = Literal["online", "away", "offline"]
 PRESENCE = ("online", "away", "offline")
-SCRIPTS = ("claim", "push", "release", "set_priority", "merge", "csat")
+SCRIPTS = ("claim", "push", "release", "set_priority", "merge", "csat", "reassign")
 PUSH_SCAN = 200  # waiting tickets looked at per push round
 
 
@@ -51,6 +49,12 @@ class Claim:
     queue: str | None = None
 
 
+@dataclass(frozen=True)
+class Handed:
+    outcome: Literal["assigned", "full", "same", "closed", "missing"]
+    previous: str = ""  # the agent who held it before ("" none)
+
+
 @dataclass
 class Assigner:
     store: Store
@@ -64,18 +68,11 @@ class Assigner:
         if status not in PRESENCE:
             raise ValueError(f"presence must be one of {', '.join(PRESENCE)}")
         key = self.store.key("presence", agent_id)
-        pipe = self.store.r.pipeline(transaction=True)
         if status == "offline":
-            pipe.delete(key)
-            pipe.zrem(self.store.key("present"), agent_id)
+            self.store.r.delete(key)
         else:
-            pipe.set(key, status, ex=self.presence_ttl_s)
-            pipe.zadd(self.store.key("present"), {agent_id: self._expires_ms()})
-        pipe.execute()
+            self.store.r.set(key, status, ex=self.presence_ttl_s)
         self.store.add_event("presence", actor=agent_id, status=status)
-
-    def _expires_ms(self) -> int:
-        return int((time.time() + self.presence_ttl_s) * 1000)
 
     @guarded
     def heartbeat(self, agent_id: str) -> str:
@@ -83,7 +80,6 @@ class Assigner:
         key = self.store.key("presence", agent_id)
         if not self.store.r.expire(key, self.presence_ttl_s):
             return "offline"
-        self.store.r.zadd(self.store.key("present"), {agent_id: self._expires_ms()})
         return self.presence(agent_id)
 
     @guarded
@@ -113,6 +109,17 @@ class Assigner:
         if reply[0] == "claimed":
             return Claim("claimed", reply[1], reply[2])
         return Claim(reply[0])
+
+    @guarded
+    def hand_to(self, ticket_id: str, agent: AgentConfig, actor: str) -> Handed:
+        """A supervisor gives the ticket to `agent` (off whoever held it); the agent's
+        capacity holds as for a claim."""
+        args = [self.store.prefix, ticket_id, agent.id, agent.capacity, _ms(),
+                utcnow().isoformat(), actor]  # fmt: skip
+        reply = scripts(self.store)["reassign"](keys=[], args=args)
+        if reply is None or reply is False:
+            return Handed("missing")
+        return Handed(reply[0], reply[1] if len(reply) > 1 else "")
 
     # -------------------------------------------------------- push
 

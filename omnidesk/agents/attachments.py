@@ -6,9 +6,12 @@ An attachment's id is ``<message id>.<n>``, n its place in the message's attachm
 e-mail attachment are taken from the archived raw message (connectors/email/extract.py),
 picked by the sha256 normalize recorded. A Telegram or WhatsApp file is fetched from the
 channel by its file/media id through the running connector (Bot API getFile; Graph's media
-record and URL, checked against the sha256 WhatsApp announced). X media keys are kept but
-not fetched yet, and the web form sends only a description: those are listed with
-`available: false` and the reason.
+record and URL, checked against the sha256 WhatsApp announced). A file uploaded with a
+multipart web form is read from the archive by its sha256, but only when that post itself
+carried it (kind UPLOADED, set at intake from RawPayload.uploads): a sha256 a form merely
+lists could be anyone's archived file. X media keys are kept but not fetched yet, and a
+file a form only lists is not ours to serve: those are listed with `available: false` and
+the reason.
 
 Serving: only a short list of types a browser shows without running anything is served
 inline (images but SVG, PDF, plain text), and only when the bytes start like that type;
@@ -18,6 +21,7 @@ sandboxing Content-Security-Policy, and an RFC 6266 file name, ASCII plus UTF-8.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,7 +31,7 @@ from urllib.parse import quote
 from omnidesk.agents.desk import NotFound
 from omnidesk.archive import Archive
 from omnidesk.errors import TooLarge, TransientError
-from omnidesk.model import Attachment, Channel, Message
+from omnidesk.model import UPLOADED, Attachment, Channel, Message
 from omnidesk.text import display_safe
 
 # type -> the bytes such a file starts with (None: any); SVG is an image that runs scripts
@@ -94,7 +98,11 @@ def unavailable_reason(
             return "the original message is no longer kept (archive retention or erasure)"
         return None
     if message.channel == Channel.WEB:
-        return "the web form sends only a description of the file, not the file"
+        if attachment.kind != UPLOADED or not attachment.sha256:
+            return "the web form only listed this file; it did not send it"
+        if not reachable:
+            return "the uploaded file is no longer kept (archive retention or erasure)"
+        return None
     if not attachment.ref:
         return "the channel gave no file id"
     if reachable:
@@ -211,6 +219,8 @@ class AttachmentFiles:
         if reason is not None:
             raise AttachmentUnavailable(f"attachment not available: {reason}")
         _check_size(att.size, max_bytes)
+        if message.channel == Channel.WEB:
+            return self._uploaded(att, max_bytes, download)
         raw = self.archive.get(message.raw_ref or "") if self.archive is not None else None
         if raw is None:
             raise AttachmentUnavailable(
@@ -222,6 +232,30 @@ class AttachmentFiles:
                 "attachment not available: it is not in the archived message"
             )
         return served(att, found.data, found.charset, max_bytes, download=download)
+
+
+    def _uploaded(self, att: Attachment, max_bytes: int, download: bool) -> Served:
+        """A web form's uploaded file, from the archive by its sha256 (checked again)."""
+        data = self.archive.get(att.sha256) if self.archive is not None else None
+        if data is None or hashlib.sha256(data).hexdigest() != att.sha256:
+            raise AttachmentUnavailable(
+                "attachment not available: the uploaded file is no longer kept"
+            )
+        return served(att, data, None, max_bytes, download=download)
+
+
+def uploaded_kept(archive: Archive | None, message: Message) -> bool:
+    """A file this web-form message's post carried is still in the archive (one stat)."""
+    if archive is None:
+        return False
+    for att in message.attachments:
+        if att.kind == UPLOADED and att.sha256:
+            try:
+                if archive.path(att.sha256).is_file():
+                    return True
+            except ValueError:  # not a sha256
+                continue
+    return False
 
 
 def served(

@@ -10,6 +10,7 @@ The SLA engine plugs in through `sla` (an object with `on_agent_reply(ticket)`,
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ from omnidesk.model import (
     to_builtins,
     utcnow,
 )
-from omnidesk.outbound import outbound_for
+from omnidesk.outbound import Known, outbound_for
 from omnidesk.store import TICKET_ID, Store, guarded, ms
 from omnidesk.templates import render, reply_language, template_text
+from omnidesk.ticket_status import queue_name
 
 log = logging.getLogger("omnidesk.agents")
 
@@ -300,7 +302,12 @@ class Desk:
         if template:
             text = self.render_template(template, ticket, agent, language)
         text = _clean_text(text)
-        outbound = self.outbound_for(ticket, text)
+        known = Known(
+            self.store.get_customer(ticket.customer_id), self.store.ticket_messages(ticket.id)
+        )
+        outbound = self.outbound_for(
+            ticket, text, known=known, **self._reply_meta(ticket, agent, known)
+        )
         message = self.store.add_outbound_message(outbound, agent.id)
         if ticket.status == Status.NEW:
             self.store.set_status(ticket.id, Status.OPEN, agent.id)
@@ -320,10 +327,34 @@ class Desk:
         )
         return self.store.add_outbound_message(outbound, agent.id, Direction.NOTE)
 
-    def outbound_for(self, ticket: Ticket, text: str, **meta: str) -> Outbound:
+    def outbound_for(
+        self, ticket: Ticket, text: str, *, known: Known | None = None, **meta: str
+    ) -> Outbound:
         """An Outbound on the ticket's channel and account, threaded under the last message
         the customer sent (omnidesk.outbound.outbound_for)."""
-        return outbound_for(self.store, ticket, text, **meta)
+        return outbound_for(self.store, ticket, text, known=known, **meta)
+
+    def _reply_meta(self, ticket: Ticket, agent: AgentConfig, known: Known) -> dict[str, str]:
+        """What a channel needs beyond the text when free text is not allowed (WhatsApp
+        outside its 24-hour window): the values its approved template is filled from, and
+        when the customer last wrote, where that window starts."""
+        customer = known.customer
+        queues = self.roster().config.queues
+        values = {
+            "customer_name": (customer.name if customer else "") or "",
+            "agent_name": agent.name or agent.id,
+            "ticket_id": ticket.id,
+            "queue": queue_name(queues, ticket.queue, reply_language(ticket.language)),
+        }
+        meta = {"template_values": json.dumps(values, ensure_ascii=False)}
+        wrote = [
+            m.created_at
+            for m in known.messages
+            if m.direction == Direction.IN and m.channel == ticket.channel
+        ]
+        if wrote:
+            meta["last_customer_at"] = max(wrote).isoformat()
+        return meta
 
     def render_template(
         self, name: str, ticket: Ticket, agent: AgentConfig, language: str | None = None
@@ -338,7 +369,8 @@ class Desk:
             "customer_name": (customer.name if customer else "") or "",
             "ticket_id": ticket.id,
             "agent_name": agent.name or agent.id,
-            "queue": ticket.queue,
+            # the customer reads it: the queue's public_title, never its id
+            "queue": queue_name(self.roster().config.queues, ticket.queue, lang),
         }
         return render(body, values)
 

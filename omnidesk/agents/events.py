@@ -9,6 +9,8 @@ that reconnects sends it back as Last-Event-ID and gets what it missed, from the
 or from PostgreSQL's `events` for entries the records writer has already trimmed; where
 neither can prove nothing is missing, it gets a `resync` event (reload the view).
 A subscriber too slow to keep up is cut off and resumes the same way.
+Each stream checks its token every `heartbeat_s` by the clock, however busy (a revoked
+token gets `logout`), and reads the agent's queues from the config as it is now.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ log = logging.getLogger("omnidesk.agents.events")
 
 Entry = tuple[str, dict[str, str]]
 
-# what the console shows live; others (presence, tokens, routing internals) are not sent
+# what the console shows live; others (presence, tokens, routing internals) are not sent.
+# `acknowledged` and `status_replied` are the messages the system sends by itself (a receipt,
+# a status answer: omnidesk.outbound.send_automatic): a message on the ticket like a reply.
 LIVE_TYPES = frozenset(
     {
         "ticket_opened", "message_added", "message_edited", "replied", "noted", "delivery",
+        "acknowledged", "status_replied",
         "assigned", "transferred", "escalated", "status_changed", "merged",
         "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed",
     }

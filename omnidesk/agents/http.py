@@ -402,7 +402,7 @@ async def _stream(
 ) -> None:
     service, hub = request.app[SERVICE_KEY], request.app[HUB_KEY]
     await response.write(f"retry: {events.RETRY_MS}\n: {agent.id}\n\n".encode())
-    queues = set(service.roster().queues_of(agent))
+    queues = _queues_now(service, agent)
     if replayed is None:  # the gap cannot be filled: the console reloads what it shows
         await response.write(b"event: resync\ndata: {}\n\n")
         replayed = []
@@ -410,18 +410,24 @@ async def _stream(
         sent = entry_id
         if events.visible(fields, queues):
             await response.write(events.frame(entry_id, fields))
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
     while True:
-        try:
-            entry = await asyncio.wait_for(sub.queue.get(), timeout=hub.heartbeat_s)
-        except TimeoutError:
-            try:  # a revoked token or removed agent ends the stream
+        # the token is checked every heartbeat_s by the clock, busy or idle: a stream whose
+        # events keep coming must still end when the token is revoked
+        if loop.time() - checked >= hub.heartbeat_s:
+            checked = loop.time()
+            try:
                 agent = await current_agent(request, cookie=True)
             except AuthError:
                 await response.write(b"event: logout\ndata: {}\n\n")
                 return
             except (StoreUnavailable, RecordsUnavailable):
                 pass
-            queues = set(service.roster().queues_of(agent))
+        try:
+            timeout = checked + hub.heartbeat_s - loop.time()
+            entry = await asyncio.wait_for(sub.queue.get(), timeout=max(timeout, 0.001))
+        except TimeoutError:
             await response.write(b": ping\n\n")
             continue
         if entry is None or (sub.overflowed and sub.queue.empty()):
@@ -430,9 +436,19 @@ async def _stream(
         if events.stream_pos(entry_id) <= events.stream_pos(sent):
             continue  # already sent by the replay
         sent = entry_id
-        queues = set(service.roster().queues_of(agent))  # a SIGHUP may change them
-        if events.visible(fields, queues):
+        if events.visible(fields, _queues_now(service, agent)):
             await response.write(events.frame(entry_id, fields))
+
+
+def _queues_now(service: AgentService, agent: AgentConfig) -> set[str]:
+    """The agent's queues in the config as it is now (a SIGHUP may have changed them): the
+    agent is looked up again by id, never read from the object the stream started with."""
+    roster = service.roster()
+    try:
+        current = roster.get(agent.id)
+    except NoSuchAgent:  # gone from the config: nothing shows; the next check logs out
+        return set()
+    return set(roster.queues_of(current))
 
 
 async def reply(request: web.Request) -> web.Response:
@@ -581,5 +597,8 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         crm_http.add_routes(r)
         csat_page.add_routes(app)
         console.add_routes(app)
+        from omnidesk.agents import supervise
+
+        supervise.add_routes(app)
 
     return hook

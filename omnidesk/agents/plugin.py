@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from omnidesk.agents.http import add_routes
@@ -54,9 +53,10 @@ def attach(daemon: Any) -> AgentService:
     daemon.reload_hooks.append(lambda loaded: reload(service, loaded.data))
     dashboard = getattr(daemon, "dashboard", None)
     if dashboard is not None:  # the supervisors' dashboard: same login as the console
-        operator_check = dashboard.token_check  # $OMNIDESK_DASHBOARD_TOKEN, when set
-        supervisors = supervisor_check(service)
-        dashboard.token_check = lambda token: supervisors(token) or operator_check(token)
+        from omnidesk.agents.supervise import supervisor_authorize
+
+        # $OMNIDESK_DASHBOARD_TOKEN, when set, still opens it for the operator
+        dashboard.authorize = supervisor_authorize(service, fallback=dashboard.authorize)
     return service
 
 
@@ -64,18 +64,6 @@ def reload(service: AgentService, config: Any) -> None:
     """A SIGHUP config: roster, queues and templates are read live through `service.config`
     (the push loop sees added agents within a second); what was copied at start is updated."""
     service.assigner.presence_ttl_s = config.service.presence_ttl_s
-
-
-def supervisor_check(service: AgentService) -> Callable[[str], bool]:
-    """True for the bearer token of a configured supervisor."""
-
-    def check(token: str) -> bool:
-        try:
-            return service.authenticate(token).role == "supervisor"
-        except OmnideskError:
-            return False
-
-    return check
 
 
 def chain_push_after_intake(hooks: IntakeHooks, service: AgentService) -> None:

@@ -26,6 +26,7 @@ from omnidesk.agents.attachments import (
     parse_id,
     served,
     unavailable_reason,
+    uploaded_kept,
 )
 from omnidesk.agents.csat import Surveys
 from omnidesk.agents.desk import Desk, NotFound, SendReply
@@ -101,6 +102,8 @@ class AgentService:
             return False
         if message.channel == Channel.EMAIL:
             return archived(self.archive, message)
+        if message.channel == Channel.WEB:
+            return uploaded_kept(self.archive, message)
         return (message.channel.value, message.account) in self.downloaders()
 
     def find_attachment(

@@ -27,8 +27,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     retry_p = qsub.add_parser("retry", help="run an item again with the current code and config")
     retry_p.add_argument("id", nargs="+")
     purge_p = qsub.add_parser("purge", help="drop items older than the age limit or --older-than")
+    purge_p.add_argument("--older-than", help="e.g. 90s, 30m, 12h, 7d (default: max_age_days)")
     purge_p.add_argument(
-        "--older-than", type=age_seconds, help="e.g. 90s, 30m, 12h, 7d (default: max_age_days)"
+        "--reason",
+        action="append",
+        default=[],
+        help="only items quarantined for this reason (not_json, invalid_form, ...); repeatable",
     )
     qsub.add_parser("stats", help="items, bytes kept in Redis, rejections by reason (JSON)")
     parser.set_defaults(func=run)
@@ -37,17 +41,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
 
+_REASON = re.compile(r"^[a-z0-9_:.-]{1,64}$")
+
+
 def age_seconds(text: str) -> float:
     """Seconds in "90s", "30m", "12h", "7d" (calendar days: ages are wall-clock time)."""
     match = _AGE.match(text)
     if not match:
-        raise argparse.ArgumentTypeError(f"not an age: {text!r} (use e.g. 12h or 7d)")
+        raise PermanentError(f"--older-than: not an age: {text!r} (use e.g. 12h or 7d)")
     return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def purge_filters(args: argparse.Namespace) -> tuple[float | None, list[str]]:
+    """--older-than and --reason checked before anything is dropped: a bad one is one line
+    on stderr and exit 2 (omnidesk.cli), with nothing purged."""
+    older = age_seconds(args.older_than) if args.older_than is not None else None
+    for reason in args.reason:
+        if not _REASON.match(reason):
+            raise PermanentError(
+                f"--reason: not a reason: {reason!r} (a word such as not_json or invalid_form;"
+                " `omnidesk quarantine stats` lists them)"
+            )
+    return older, args.reason
 
 
 def run(args: argparse.Namespace) -> int:
     from omnidesk.runtime import Runtime
 
+    filters = purge_filters(args) if args.action == "purge" else None
     runtime = Runtime.for_service(load_config(args.config))
     quarantine = runtime.quarantine
     if args.action == "list":
@@ -76,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     if args.action == "purge":
-        print(f"purged {quarantine.purge(args.older_than)} items")
+        assert filters is not None
+        older, reasons = filters
+        print(f"purged {quarantine.purge(older, reasons=reasons or None)} items")
         return 0
     if args.action == "stats":
         print(json.dumps(quarantine.usage(), sort_keys=True))

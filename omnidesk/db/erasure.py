@@ -178,7 +178,7 @@ def _hot_tickets(store: Store, ticket_ids: list[str]) -> int:
             changed += 1
             tkey = key("ticket", tid)
             write.hset(tkey, mapping={f: "" for f in TICKET_FIELDS_BLANKED})
-            write.hset(tkey, mapping={"meta": "{}", "thread_keys": "[]"})
+            write.hset(tkey, mapping={"meta": "{}", "thread_keys": "[]", "contacts": "[]"})
             write.hdel(tkey, *TICKET_FIELDS_DROPPED)
             for tk in _json_list(thread_keys):
                 if isinstance(tk, str) and r.hget(key("thread"), tk) == tid:
@@ -240,7 +240,7 @@ def scrub_ticket_archive(state_dir: str | Path, ticket_ids: list[str]) -> int:
 
 def _scrub_record(rec: dict[str, Any]) -> dict[str, Any]:
     ticket = rec.get("ticket") or {}
-    ticket.update({"subject": "", "preview": "", "meta": {}, "thread_keys": []})
+    ticket.update({"subject": "", "preview": "", "meta": {}, "thread_keys": [], "contacts": []})
     ticket.pop("csat_comment", None)
     for m in rec.get("messages") or []:
         m.update({"text": "", "subject": "", "raw_ref": None})

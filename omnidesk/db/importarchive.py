@@ -102,7 +102,7 @@ def _ticket_row(rec: dict[str, Any]) -> dict[str, Any]:
         if m.get("direction") == "out" and m.get("author") != SYSTEM_AUTHOR
     )
     done = t.get("status") in ("resolved", "closed")
-    extra = {k: t[k] for k in ("thread_keys", "message_ids", "meta") if t.get(k)}
+    extra = {k: t[k] for k in ("thread_keys", "message_ids", "meta", "contacts") if t.get(k)}
     if rec.get("sla"):
         extra["sla"] = rec["sla"]
     extra["archived_at"] = rec.get("archived_at")

@@ -40,6 +40,7 @@ from typing import Any
 import psycopg
 
 from omnidesk.errors import PermanentError
+from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.reports.figures import (
     FILTER_KEYS,
     LIST_CAP,
@@ -54,7 +55,6 @@ from omnidesk.reports.fold import (
     DONE,
     OPEN,
     REPEAT_WINDOW_MS,
-    SYSTEM_ACTORS,
     TOTAL_ONLY,
     Context,
 )

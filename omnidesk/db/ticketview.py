@@ -39,6 +39,7 @@ def load_ticket(conn: psycopg.Connection[Any], ticket_id: str) -> dict[str, Any]
         extra = {k: row.pop(k) for k in ("resolved_at", "closed_at", "first_response_at", "due_at")}
         row["thread_keys"] = data.get("thread_keys", [])
         row["meta"] = data.get("meta", {})
+        row["contacts"] = data.get("contacts", [])
         messages = cur.execute(
             "SELECT id, ticket_id, direction, channel, account, created_at, sent_at, author,"
             " subject, body AS text, external_id, attachments, delivery, raw_ref"

@@ -40,6 +40,7 @@ from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.intake import post_key
+from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.store import Store, guarded, lua, ms
 
 log = logging.getLogger("omnidesk.records")
@@ -353,6 +354,8 @@ class RecordWriter:
             data = {
                 "thread_keys": _json_list(t.get("thread_keys")),
                 "meta": meta,
+                # what the ticket came in with: track-my-request answers these only
+                "contacts": _json_list(t.get("contacts")),
                 **{k: t[k] for k in ("merged_into", "last_assignee") if t.get(k)},
             }
             rows.append(
@@ -500,8 +503,13 @@ class RecordWriter:
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             rows,
         )
-        # facts a ticket row keeps from its events: the first reply, the close
-        firsts = [(ts, tid) for ts, _, kind, tid, *_ in rows if kind == "replied" and tid]
+        # facts a ticket row keeps from its events: the first reply (a person's: the CSAT
+        # survey is a `replied` by "csat"), the close
+        firsts = [
+            (ts, tid)
+            for ts, _, kind, tid, _, _, actor, _ in rows
+            if kind == "replied" and tid and (actor or "") not in SYSTEM_ACTORS
+        ]
         if firsts:
             await cur.executemany(
                 "UPDATE tickets SET first_response_at = %s"

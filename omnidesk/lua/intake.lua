@@ -148,12 +148,16 @@ if a.auto == "1" then
   return {"auto_ignored", "", "", "", "0"}
 end
 
--- 5. a new ticket; find the customer by any identity, link the others to it
+-- 5. a new ticket; find the customer by its lookup identities (intake.lookup_keys), link
+-- the others to it. A sender the channel does not vouch for (a.vouched "0": the web form,
+-- where anyone types any e-mail or phone) links nothing onto a customer that exists: else
+-- a stranger's e-mail typed beside a victim's phone would get the victim's status and mail.
 local cid = false
-for _, ik in ipairs(a.identities) do
+for _, ik in ipairs(a.lookup) do
   cid = redis.call("HGET", p .. "identity", ik)
   if cid then break end
 end
+local link = (not cid) or a.vouched == "1"
 if not cid then
   cid = string.format("C-%08d", redis.call("INCR", p .. "seq:customer"))
   redis.call("HSET", p .. "customer:" .. cid, "id", cid, unpack(a.customer))
@@ -161,7 +165,7 @@ if not cid then
 elseif a.customer_name ~= "" then
   redis.call("HSETNX", p .. "customer:" .. cid, "name", a.customer_name)
 end
-for _, ik in ipairs(a.identities) do
+for _, ik in ipairs(link and a.identities or {}) do
   if redis.call("HSETNX", p .. "identity", ik, cid) == 1 then
     redis.call("SADD", p .. "customer:" .. cid .. ":ids", ik)
   end
@@ -171,8 +175,9 @@ local n = redis.call("INCR", p .. "seq:ticket:" .. a.year)
 tid = string.format("OD-%s-%06d", a.year, n)
 local tkey = p .. "ticket:" .. tid
 local created = a.created_ms
+-- created_ms is the customer's message time; opened_ms when intake opened the ticket
 redis.call("HSET", tkey, "id", tid, "customer_id", cid, "created_ms", created,
-           "score", a.score, unpack(a.ticket))
+           "opened_ms", a.now_ms, "score", a.score, unpack(a.ticket))
 redis.call("ZADD", p .. "tickets", created, tid)
 redis.call("ZADD", p .. "status:new", created, tid)
 redis.call("ZADD", p .. "queue:" .. a.queue .. ":all", created, tid)

@@ -1,14 +1,21 @@
 -- May this new ticket have its receipt? Decided once per ticket, atomically, so a batch
 -- run again (a redelivery, two workers) sends none twice (omnidesk/receipts.py).
 -- ARGV[1] is a JSON object: prefix, ticket, first (the message that opened it, as intake
--- returned it), sender (the customer id), limit, window_ms, now_ms.
--- Returns {"claimed"} or {why not: "done", "gone", "not_new", "closed", "limited"}.
+-- returned it), sender (the customer id), limit, window_ms, now_ms, max_age_ms.
+-- Returns {"claimed"} or {why not: "done", "gone", "stale", "not_new", "closed", "limited"}.
 local a = cjson.decode(ARGV[1])
 local p = a.prefix .. ":"
 local tkey = p .. "ticket:" .. a.ticket
 local t = redis.call("HMGET", tkey, "status", "receipt")
 if not t[1] then return {"gone"} end
 if t[2] then return {"done"} end  -- decided before: claimed, or refused for good
+-- no field is not "never decided" for a ticket opened long ago (before receipts, or mail
+-- re-read after an IMAP UIDVALIDITY reset): only a ticket intake opened recently may
+-- still be owed one (opened_ms, not created_ms: a message may reach intake a day late)
+local opened = tonumber(redis.call("HGET", tkey, "opened_ms"))
+if not opened or tonumber(a.now_ms) - opened > tonumber(a.max_age_ms) then
+  return {"stale"}
+end
 -- a duplicate of a follow-up, or of an edit, is not the message that opened the ticket
 if redis.call("LINDEX", tkey .. ":msgs", 0) ~= a.first then return {"not_new"} end
 if t[1] ~= "new" and t[1] ~= "open" then return {"closed"} end

@@ -1,189 +1,481 @@
-"""The live supervisor dashboard: `/dashboard` (a page, with dashboard.js and dashboard.css)
-and `/v1/dashboard.json` (its data, polled every few seconds, so it updates without a
-reload; its strings display-safe, omnidesk.text).
+"""The live supervisor dashboard: `/dashboard` (a page, with dashboard.js and dashboard.css),
+`/v1/dashboard.json?lang=ar|en` (one snapshot) and `/v1/dashboard/stream?lang=` (the same
+snapshot pushed as Server-Sent Events whenever the events stream says something in the
+supervisor's queues changed, and every few seconds as business time runs).
 
-Login: a bearer token of a supervisor. The agents part owns tokens; until it is wired in,
-`Dashboard.token_check` holds the check: the agents part sets it to its supervisors'
-tokens; without agents, the token in $OMNIDESK_DASHBOARD_TOKEN (none set: all refused).
+Login: a bearer token. `Dashboard.authorize` turns it into a `Viewer` (who, which queues)
+or refuses it saying why (`BadToken`: 401, `NotSupervisor`: 403). The agents part installs
+its supervisors (scope `Roster.queues_of`); without it, the operator's token in
+$OMNIDESK_DASHBOARD_TOKEN sees every queue (none set: all refused).
+
+The stream is read with fetch(), not EventSource: EventSource sends no Authorization
+header, and the operator's token has no agents' session cookie; the page reconnects itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import json
 import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
+from omnidesk.errors import OmnideskError, PermanentError, StoreUnavailable
+from omnidesk.i18n import LANGS, Translator
+from omnidesk.reports import dashtext
 from omnidesk.reports.figures import read_raw, summarize
 from omnidesk.reports.fold import Context
 from omnidesk.text import display_safe_tree
 from omnidesk.webguard import add_asset_routes
 
 log = logging.getLogger("omnidesk.reports.dashboard")
-TokenCheck = Callable[[str], bool]
+
+TICK_S = 10.0  # a fresh snapshot at least this often: time left runs on without events
+SETTLE_S = 0.2  # a burst of events (a bulk import) makes one snapshot, not hundreds
+RISK_SCAN = 500  # running clocks looked at for the at-risk list
+RISK_SHOWN = 50
+SHARE_S = 0.3  # one reading serves every page of the same queues and language this long
+HELD_SHOWN = 20  # tickets listed per agent (its load counts them all)
+QUIET_TYPES = frozenset({"token_created", "token_revoked"})  # change nothing shown
 
 
-def env_token_check(token: str) -> bool:
+class NotAuthorized(PermanentError):
+    code = "bad_token"
+    status = 401
+
+
+class BadToken(NotAuthorized):
+    """No token, or one nobody issued (or revoked)."""
+
+
+class NotSupervisor(NotAuthorized):
+    """A valid agent's token, without the supervisor role."""
+
+    code = "not_supervisor"
+    status = 403
+
+
+@dataclass(frozen=True)
+class Viewer:
+    name: str
+    queues: tuple[str, ...] | None  # None: every queue (the operator's token)
+    can_reassign: bool = False  # an agent's own token: the desk API acts as that agent
+
+
+Authorize = Callable[[str], Viewer]
+
+
+def env_authorize(token: str) -> Viewer:
     expected = os.environ.get("OMNIDESK_DASHBOARD_TOKEN", "")
-    return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
+    if expected and token and hmac.compare_digest(token.encode(), expected.encode()):
+        return Viewer("operator", None)
+    raise BadToken("invalid token")
 
 
 class Dashboard:
     def __init__(
         self, store: Any, config: Any, ctx: Context | None = None, sla: Any = None
     ) -> None:
-        # Who may see it: the agents part swaps in its supervisors' tokens when it runs.
-        self.token_check: TokenCheck = env_token_check
+        # Who may see it: the agents part swaps in its supervisors when it runs.
+        self.authorize: Authorize = env_authorize
         self.store = store
         self.config = config
         self.ctx = ctx or Context.from_config(config)
         self._sla: Any = sla  # the daemon's SlaClocks when it has them
+        self._hub: Any = None  # an events reader of our own, only when no agents part
+        self._shared: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
         if sla is not None:
             return
-        try:  # the SLA engine, when present, knows each clock's business time left
+        try:  # the SLA engine knows each clock's business time left
             from omnidesk.sweeper import SlaClocks
 
             self._sla = SlaClocks(store, config)
-        except Exception as exc:  # not landed or not configured: fall back to due times
-            log.info("dashboard: SLA engine unavailable (%s); ordering by due time", exc)
+        except Exception as exc:  # not configured: the at-risk list stays empty
+            log.info("dashboard: SLA engine unavailable (%s)", exc)
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything the page shows, read from the store and today's rollups."""
-        r, key = self.store.r, self.store.key
-        today = datetime.now(self.ctx.tz).date()
-        queues = sorted(set(self.config.queues) | set(self.store.queues()))
-        pipe = r.pipeline(transaction=False)
-        for q in queues:
-            pipe.zcard(key("queue", q, "waiting"))
-        for status in ("new", "open", "pending_customer"):
-            pipe.zcard(key("status", status))
-        counts = pipe.execute()
-        depths = dict(zip(queues, counts[: len(queues)], strict=True))
-        raw = read_raw(r, self.store.prefix, today, today, {}, today=today)
-        figures = summarize(raw, today, today, {})
-        by_queue = figures["by"]["queue"]
+    def token_check(self, token: str) -> bool:
+        """For the report routes, which need only a yes or no."""
+        try:
+            self.authorize(token)
+        except NotAuthorized:
+            return False
+        return True
+
+    def scope(self, viewer: Viewer) -> list[str]:
+        queues = list(self.config.queues)
+        return queues if viewer.queues is None else [q for q in queues if q in viewer.queues]
+
+    # ------------------------------------------------------------ the snapshot
+
+    def snapshot(
+        self, viewer: Viewer, tr: Translator, fresh_after: float | None = None
+    ) -> dict[str, Any]:
+        """Everything the page shows, in the translator's language, for the viewer's queues.
+        Pages of the same queues and language share a reading begun after `fresh_after`
+        (time.monotonic(); the moment a stream saw its event; default SHARE_S ago): an event
+        with twenty pages open reads Redis once per scope, and none gets a reading older
+        than the event it was woken by."""
+        queues = self.scope(viewer)
+        key = (tuple(queues), tr.lang, tr.digits)
+        since = time.monotonic() - SHARE_S if fresh_after is None else fresh_after
+        begun, body = self._shared.get(key, (0.0, None))
+        if body is None or begun < since:
+            begun = time.monotonic()
+            body = self._read(queues, tr)
+            self._shared[key] = (begun, body)
+        return {**body, "viewer": {"name": viewer.name, "can_reassign": viewer.can_reassign}}
+
+    def _read(self, queues: list[str], tr: Translator) -> dict[str, Any]:
+        now = datetime.now(self.ctx.tz)
+        risks = self._at_risk(set(queues), tr)
+        depths = self._depths(queues)
         titles = {n: q.title for n, q in self.config.queues.items()}
-        return {
-            "at": datetime.now(self.ctx.tz).isoformat(timespec="seconds"),
-            "open_tickets": sum(counts[len(queues) :]),
+        at_risk: dict[str, dict[str, int]] = {}
+        for row in risks:
+            at_risk.setdefault(row["queue"], {"breached": 0, "risk": 0})[row["level"]] += 1
+        body = {
+            "lang": tr.lang,
+            "dir": tr.direction,
+            "at": now.isoformat(timespec="seconds"),
+            "at_text": tr.datetime(now, "medium"),
+            **dashtext.texts(tr),
             "queues": [
                 {
                     "queue": q,
-                    "title": titles.get(q, ""),
+                    "title": titles.get(q) or q,
                     "waiting": depths[q],
-                    "opened_today": by_queue.get(q, {}).get("opened", 0),
+                    "waiting_text": tr.number(depths[q]),
+                    "breached": (breached := at_risk.get(q, {}).get("breached", 0)),
+                    "breached_text": tr.number(breached),
+                    "at_risk": (risky := at_risk.get(q, {}).get("risk", 0)),
+                    "at_risk_text": tr.number(risky),
                 }
                 for q in queues
             ],
-            "agents": self._agents(),
-            "at_risk": self._at_risk(),
-            "compliance_today": {
-                (region or "-"): block["sla"] for region, block in figures["by"]["region"].items()
+            "waiting_total": sum(depths.values()),
+            "waiting_total_text": tr.number(sum(depths.values())),
+            "tickets": risks,
+            "agents": self._agents(queues, tr),
+            **self._today(queues, tr, now),
+            "targets": {
+                "queues": [{"id": q, "title": titles.get(q) or q} for q in self.config.queues],
             },
-            "today": {k: figures["totals"][k] for k in ("opened", "resolved", "reopened")},
-            "latest": [
+        }
+        return display_safe_tree(body)
+
+    def _depths(self, queues: list[str]) -> dict[str, int]:
+        pipe = self.store.r.pipeline(transaction=False)
+        for q in queues:
+            pipe.zcard(self.store.key("queue", q, "waiting"))
+        return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
+
+    def _at_risk(self, queues: set[str], tr: Translator) -> list[dict[str, Any]]:
+        """Breached and at-risk clocks of the viewer's queues, the most urgent clock of each
+        ticket, least business time left first."""
+        if self._sla is None:
+            return []
+        seen: dict[str, Any] = {}
+        for a in self._sla.at_risk(limit=RISK_SCAN):
+            if a.queue in queues and a.ticket not in seen and a.remaining_seconds < dashtext.RISK_S:
+                seen[a.ticket] = a
+        rows = list(seen.values())[:RISK_SHOWN]
+        tickets = {t.id: t for t in self.store.get_tickets([a.ticket for a in rows])}
+        customers = self.store.get_customers(list({t.customer_id for t in tickets.values()}))
+        names = {a.id: a.name or a.id for a in self.config.agents}
+        out = []
+        for a in rows:
+            t = tickets.get(a.ticket)
+            if t is None:
+                continue
+            customer = customers.get(t.customer_id)
+            level = dashtext.level(a.remaining_seconds)
+            out.append(
                 {
-                    "id": t.id,
-                    "queue": t.queue,
-                    "status": t.status.value,
-                    "channel": t.channel.value,
-                    "subject": (t.subject or t.preview)[:80],
-                    "created": t.created_at.isoformat(),
+                    "ticket": a.ticket,
+                    "queue": a.queue,
+                    "subject": (t.subject or t.preview)[:120] or tr._(dashtext.LABELS["unnamed"]),
+                    "customer": (customer.name if customer else "") or t.customer_id,
+                    "assignee": t.assignee or "",
+                    "assignee_name": names.get(t.assignee or "", t.assignee or ""),
+                    "clock": tr._(dashtext.CLOCKS.get(a.target, a.target)),
+                    "left_s": int(a.remaining_seconds),
+                    "left_text": dashtext.time_left(tr, a.remaining_seconds),
+                    "due_text": tr.datetime(a.due_at, "short"),
+                    "level": level,
                 }
-                for t in self.store.list_tickets(limit=15)
-            ],
-        }
+            )
+        return out
 
-    def _agents(self) -> dict[str, Any]:
-        """Presence and load, from the agents part's keys: the agents with a presence are
-        the members of P:present (kept by omnidesk.agents.assign), so no keyspace SCAN; an
-        expired member is dropped here (its presence key is gone with its TTL)."""
+    def _agents(self, queues: list[str], tr: Translator) -> dict[str, Any]:
+        """Every configured agent of these queues, offline ones included (with what they
+        still hold); presence from P:presence:<id>, load from P:agent:<id>:open."""
+        scope = set(queues)
+        agents = [a for a in self.config.agents if scope & set(a.queues)]
         r, key = self.store.r, self.store.key
-        now_ms = int(time.time() * 1000)
         pipe = r.pipeline(transaction=False)
-        pipe.zremrangebyscore(key("present"), "-inf", now_ms)
-        pipe.zrange(key("present"), 0, -1)
-        names = sorted(pipe.execute()[1])
-        if not names:
-            return {"source": "no agent has a presence (agents part not running)", "list": []}
-        pipe = r.pipeline(transaction=False)
-        for name in names:
-            pipe.get(key("presence", name))
-            pipe.zcard(key("agent", name, "open"))
+        for a in agents:
+            pipe.get(key("presence", a.id))
+            pipe.zrange(key("agent", a.id, "open"), 0, -1)
         replies = pipe.execute()
-        agents = [
-            {"agent": n, "presence": p, "load": load}
-            for n, p, load in zip(names, replies[::2], replies[1::2], strict=True)
-            if p is not None
-        ]
-        return {"source": "presence", "list": agents}
-
-    def _at_risk(self, limit: int = 20) -> dict[str, Any]:
-        if self._sla is not None:
-            try:
-                items = self._sla.at_risk(limit=limit)
-                return {
-                    "source": "sla engine (business time left)",
-                    "list": [
-                        {
-                            "ticket": a.ticket,
-                            "queue": a.queue,
-                            "target": a.target,
-                            "due": a.due_at.isoformat(),
-                            "left_s": int(a.remaining_seconds),
-                        }
-                        for a in items
+        shown = {tid for held in replies[1::2] for tid in held[:HELD_SHOWN]}
+        tickets = {t.id: t for t in self.store.get_tickets(sorted(shown))}
+        rows = []
+        for a, presence, held in zip(agents, replies[::2], replies[1::2], strict=True):
+            state = presence if presence in ("online", "away") else "offline"
+            rows.append(
+                {
+                    "agent": a.id,
+                    "name": a.name or a.id,
+                    "role": a.role,
+                    "presence": state,
+                    "presence_text": tr._(dashtext.PRESENCE[state]),
+                    "load": len(held),
+                    "capacity": a.capacity,
+                    "load_text": dashtext.load(tr, len(held), a.capacity),
+                    "held": [
+                        {"ticket": tid, "queue": t.queue, "subject": (t.subject or t.preview)[:120]}
+                        for tid in held[:HELD_SHOWN]
+                        if (t := tickets.get(tid)) is not None
                     ],
+                    "queues": [q for q in a.queues if q in scope],
                 }
-            except Exception as exc:
-                log.warning("dashboard: at_risk failed: %s", exc)
-        # without the SLA engine: the most urgent waiting tickets by their due time
-        r, key = self.store.r, self.store.key
-        ids = []
-        for q in self.store.queues():
-            ids += r.zrange(key("queue", q, "waiting"), 0, limit - 1)
-        tickets = self.store.get_tickets(ids)
-        tickets.sort(key=lambda t: t.meta.get("due_at") or t.created_at.isoformat())
+            )
+        order = {"online": 0, "away": 1, "offline": 2}
+        rows.sort(key=lambda x: (order[x["presence"]], -x["load"], x["agent"]))
+        online = sum(1 for x in rows if x["presence"] == "online")
+        return {"note": dashtext.agents_note(tr, len(rows), online), "list": rows}
+
+    def _today(self, queues: list[str], tr: Translator, now: datetime) -> dict[str, Any]:
+        """Today's SLA compliance per branch (queue) and region, and CSAT, from the rollups
+        of each queue (so a supervisor's regions count only their own queues' tickets)."""
+        today = now.date()
+        r, prefix = self.store.r, self.store.prefix
+        titles = {n: q.title for n, q in self.config.queues.items()}
+        branches, regions = [], {}
+        csat_n, csat_sum = 0, 0.0
+        opened = resolved = 0
+        for q in queues:
+            figures = summarize(read_raw(r, prefix, today, today, {"queue": q}, today=today),
+                                today, today, {"queue": q})  # fmt: skip
+            totals = figures["totals"]
+            opened, resolved = opened + totals["opened"], resolved + totals["resolved"]
+            branches.append(self._compliance(titles.get(q) or q, totals["sla"], tr))
+            for region, block in figures["by"]["region"].items():
+                acc = regions.setdefault(region or "", {})
+                for target in ("first_response", "resolution"):
+                    counts = acc.setdefault(target, [0, 0])
+                    s = block["sla"][target]
+                    counts[0] += s["met"] + s["warned"]
+                    counts[1] += s["met"] + s["warned"] + s["breached"]
+            n = totals["csat"]["responses"]
+            if n:
+                csat_n += n
+                csat_sum += totals["csat"]["average"] * n
+        region_rows = []
+        for region, acc in sorted(regions.items()):
+            sla = {
+                t: {"compliance": (acc[t][0] / acc[t][1]) if acc.get(t, [0, 0])[1] else None}
+                for t in ("first_response", "resolution")
+            }
+            region_rows.append(self._compliance(region or tr._("unknown"), sla, tr))
+        average = round(csat_sum / csat_n, 2) if csat_n else None
         return {
-            "source": "due time in ticket meta (SLA engine unavailable)",
-            "list": [
-                {"ticket": t.id, "queue": t.queue, "due": t.meta.get("due_at", "")}
-                for t in tickets[:limit]
-            ],
+            "today": {
+                "opened": opened,
+                "opened_text": tr.number(opened),
+                "resolved": resolved,
+                "resolved_text": tr.number(resolved),
+            },
+            "compliance": {"branches": branches, "regions": region_rows},
+            "csat": {
+                "responses": csat_n,
+                "responses_text": tr.number(csat_n),
+                "average": average,
+                "average_text": tr._("no data") if average is None else tr.number(average),
+            },
         }
 
+    @staticmethod
+    def _compliance(name: str, sla: dict[str, Any], tr: Translator) -> dict[str, Any]:
+        frt = sla["first_response"]["compliance"]
+        res = sla["resolution"]["compliance"]
+        return {
+            "name": name,
+            "first_response": frt,
+            "first_response_text": dashtext.share(tr, frt),
+            "resolution": res,
+            "resolution_text": dashtext.share(tr, res),
+        }
 
-def _authorized(request: web.Request, check: TokenCheck) -> bool:
+    # ------------------------------------------------------------ push
+
+    def hub(self, app: web.Application) -> Any:
+        """The process's one events reader: the agents part's, or else one of our own."""
+        from omnidesk.agents.events import EventHub
+        from omnidesk.agents.http import HUB_KEY
+
+        if HUB_KEY in app:
+            return app[HUB_KEY]
+        if self._hub is None:
+            self._hub = EventHub(self.store)
+        return self._hub
+
+
+def concerns(fields: dict[str, str], queues: list[str]) -> bool:
+    """An event that may change what this viewer sees: one on its queues (a transfer also
+    from them), or one of no queue (presence)."""
+    if fields.get("type") in QUIET_TYPES:
+        return False
+    queue = fields.get("queue")
+    return not queue or queue in queues or fields.get("from") in queues
+
+
+def _token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
+def _authorized(request: web.Request, check: Callable[[str], bool]) -> bool:
+    token = _token(request)
     return bool(token) and check(token)
 
 
+def _lang(request: web.Request) -> str:
+    lang = request.query.get("lang", "ar")
+    return lang if lang in LANGS else "ar"
+
+
+def refusal(exc: NotAuthorized, tr: Translator, token: str) -> web.Response:
+    code = exc.code if token else "no_token"
+    body = {"error": code, "message": tr._(dashtext.ERRORS[code]), "lang": tr.lang,
+            "dir": tr.direction, **dashtext.texts(tr)}  # fmt: skip
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    return web.json_response(body, status=exc.status, headers=headers, dumps=_dumps)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
 def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
+    async def viewer_of(request: web.Request, tr: Translator) -> Viewer | web.Response:
+        token = _token(request)
+        try:
+            if not token:
+                raise BadToken("missing token")
+            return await asyncio.to_thread(dashboard.authorize, token)
+        except NotAuthorized as exc:
+            return refusal(exc, tr, token)
+
+    def unavailable(tr: Translator) -> web.Response:
+        body = {"error": "unavailable", "message": tr._(dashtext.ERRORS["unavailable"])}
+        return web.json_response(body, status=503, headers={"Retry-After": "5"}, dumps=_dumps)
+
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=_page(), content_type="text/html", charset="utf-8")
 
     async def data(request: web.Request) -> web.Response:
-        if not _authorized(request, dashboard.token_check):
-            return web.json_response(
-                {"error": "a supervisor's bearer token is required"},
-                status=401,
-                headers={"WWW-Authenticate": "Bearer"},
+        tr = dashtext.lang_translator(_lang(request))
+        viewer = await viewer_of(request, tr)
+        if isinstance(viewer, web.Response):
+            return viewer
+        try:
+            body = await asyncio.to_thread(dashboard.snapshot, viewer, tr)
+        except StoreUnavailable:
+            return unavailable(tr)
+        return web.json_response(body, headers={"Cache-Control": "no-store"}, dumps=_dumps)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        tr = dashtext.lang_translator(_lang(request))
+        viewer = await viewer_of(request, tr)
+        if isinstance(viewer, web.Response):
+            return viewer
+        hub = dashboard.hub(request.app)
+        sub = hub.subscribe()  # before the first snapshot: nothing after it is missed
+        try:
+            try:
+                await hub.started()
+            except StoreUnavailable:
+                return unavailable(tr)
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/event-stream; charset=utf-8",
+                    "Cache-Control": "no-store",
+                    "X-Accel-Buffering": "no",
+                }
             )
-        body = display_safe_tree(await asyncio.to_thread(dashboard.snapshot))
-        return web.json_response(body, headers={"Cache-Control": "no-store"})
+            await response.prepare(request)
+            with contextlib.suppress(ConnectionError):
+                await _push(request, response, sub, viewer, tr)
+            return response
+        finally:
+            hub.unsubscribe(sub)
+
+    async def _push(
+        request: web.Request, response: web.StreamResponse, sub: Any, viewer: Viewer,
+        tr: Translator,
+    ) -> None:  # fmt: skip
+        token = _token(request)
+        checked = time.monotonic()
+        woken: float | None = None  # when this stream saw the event that asks for a reading
+        while True:
+            try:
+                body = await asyncio.to_thread(dashboard.snapshot, viewer, tr, woken)
+                text = _dumps(body)
+                await response.write(f"event: snapshot\ndata: {text}\n\n".encode())
+            except OmnideskError as exc:  # Redis away: say so; the next round tries again
+                log.warning("dashboard snapshot: %s", exc)
+                await response.write(b"event: unavailable\ndata: {}\n\n")
+            changed, woken = False, None
+            deadline = asyncio.get_running_loop().time() + TICK_S
+            while not changed:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                try:
+                    entry = await asyncio.wait_for(sub.queue.get(), timeout=left)
+                except TimeoutError:
+                    break
+                if entry is None or sub.overflowed:
+                    return  # cut off (too slow, or the server stops): the page reconnects
+                changed = concerns(entry[1], dashboard.scope(viewer))
+            if changed:  # let the rest of a burst arrive, then one snapshot for all of it
+                woken = time.monotonic()
+                await asyncio.sleep(SETTLE_S)
+                while not sub.queue.empty():
+                    if sub.queue.get_nowait() is None:
+                        return
+            if time.monotonic() - checked >= TICK_S:  # a revoked token ends the stream
+                checked = time.monotonic()
+                try:
+                    viewer = await asyncio.to_thread(dashboard.authorize, token)
+                except NotAuthorized as exc:
+                    message = {"error": exc.code, "message": tr._(dashtext.ERRORS[exc.code])}
+                    await response.write(f"event: refused\ndata: {_dumps(message)}\n\n".encode())
+                    return
+                except OmnideskError:
+                    pass
 
     def hook(app: web.Application) -> None:
         app.router.add_get("/dashboard", page)
         app.router.add_get("/v1/dashboard.json", data)
+        app.router.add_get("/v1/dashboard/stream", stream)
         add_asset_routes(app, "omnidesk", ["dashboard.js", "dashboard.css"])
+
+        async def close_hub(_: web.Application) -> None:
+            if dashboard._hub is not None:
+                await dashboard._hub.close()
+
+        app.on_shutdown.append(close_hub)
 
     return hook
 

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from omnidesk.model import SYSTEM_ACTORS
+
 DIMS = ("queue", "channel", "segment", "region", "agent")
 OPEN = frozenset({"new", "open", "pending_customer"})
 DONE = frozenset({"resolved", "closed"})
@@ -32,13 +34,6 @@ LIST_KINDS = ("breached", "default", "comment")
 TOTAL_ONLY = ("opened_h:", "rule:")  # metrics broken down by day only, not per dimension
 DAY_METRICS = frozenset({"opened", "resolved", "backlog"})  # the only per-day series shown
 STATUS_EVENTS = {"resolved": "resolved", "closed": "closed", "reopened": "open"}
-# Actors that are the daemon's own parts, never a person: the CSAT survey is sent as a
-# `replied` by "csat", SLA escalations are moves by "sla", and so on. They are nobody's
-# reply, first response or transfer (the config refuses agents named like them).
-SYSTEM_ACTORS = frozenset({
-    "", "system", "csat", "sla", "omnidesk", "deliver", "intake", "assignment", "merge",
-    "customer", "operator", "retention", "router",
-})  # fmt: skip
 # Bumped when what the fold counts changes, so stored folded days (db.report_days) refold.
 FOLD_VERSION = 2
 

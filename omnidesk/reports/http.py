@@ -4,7 +4,7 @@ value (queue, region, agent) or format is a 400 naming it, never a report of zer
 
 Query: from, to (local dates, default the 30 days to today), queue, region, channel,
 segment, agent, format (json), lang (en|ar), digits (latn|arab). Login: the dashboard's
-supervisor bearer token (`Dashboard.token_check`, which the agents part sets).
+supervisor bearer token (`Dashboard.token_check`, over the login the agents part sets).
 """
 
 from __future__ import annotations

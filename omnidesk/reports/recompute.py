@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.reports.figures import LIST_CAP, Raw, days_between, matches
 from omnidesk.reports.fold import (
     DONE,
     OPEN,
     REPEAT_WINDOW_MS,
     STATUS_EVENTS,
-    SYSTEM_ACTORS,
     Context,
     bucket_of,
     clean,

@@ -1,0 +1,71 @@
+"""What a supervisor does beyond an agent's desk: open the dashboard (its login, scoped to
+`Roster.queues_of`) and hand a ticket of its queues to a named agent,
+POST /v1/tickets/{ticket}/assign {"agent": id}. Moving a ticket to another queue is the
+desk's transfer, POST /v1/tickets/{ticket}/transfer, which a supervisor calls as any agent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import web
+
+from omnidesk.agents.desk import BadRequest
+from omnidesk.agents.http import SERVICE_KEY, _brief, body, current_agent, error, field, ok
+from omnidesk.agents.roster import Forbidden, NoSuchAgent
+from omnidesk.agents.service import AgentService
+from omnidesk.errors import AuthError
+from omnidesk.reports.dashboard import NotSupervisor, Viewer
+
+
+def supervisor_authorize(
+    service: AgentService, fallback: Callable[[str], Viewer]
+) -> Callable[[str], Viewer]:
+    """The dashboard's login: an agent's token with the supervisor role sees its queues; an
+    agent's without it is refused as such (403); any other token goes to `fallback` (the
+    operator's). StoreUnavailable passes through: "try again", not "wrong token"."""
+
+    def authorize(token: str) -> Viewer:
+        try:
+            agent = service.authenticate(token)
+        except AuthError:
+            return fallback(token)
+        if agent.role != "supervisor":
+            raise NotSupervisor(f"agent {agent.id!r} is not a supervisor")
+        queues = tuple(service.roster().queues_of(agent))
+        return Viewer(agent.id, queues, can_reassign=True)
+
+    return authorize
+
+
+async def assign(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    supervisor = await current_agent(request)
+    if supervisor.role != "supervisor":
+        raise Forbidden("only a supervisor may assign a ticket to someone else")
+    target_id = field(await body(request), "agent")
+    ticket = await asyncio.to_thread(service.desk.ticket, supervisor, request.match_info["ticket"])
+    try:
+        target = service.agent(target_id)
+    except NoSuchAgent:
+        raise BadRequest(f"no agent {target_id!r}") from None
+    if not service.roster().may_access(target, ticket.queue):
+        raise BadRequest(
+            f"agent {target.id!r} does not work queue {ticket.queue!r}: transfer the ticket"
+            " to one of their queues first"
+        )
+    handed = await asyncio.to_thread(service.assigner.hand_to, ticket.id, target, supervisor.id)
+    if handed.outcome == "full":
+        return error(409, f"{target.id} is at capacity ({target.capacity} open tickets)")
+    if handed.outcome == "closed":
+        return error(409, f"{ticket.id} is closed: reopen it first")
+    if handed.outcome == "same":
+        raise BadRequest(f"{ticket.id} is already {target.id}'s")
+    if handed.previous:  # the slot it freed goes to the next waiting ticket
+        await asyncio.to_thread(service.assigner.push_for, handed.previous)
+    moved = await asyncio.to_thread(service.desk.ticket, supervisor, ticket.id)
+    return ok({"ticket": _brief(moved), "previous": handed.previous or None})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/tickets/{ticket}/assign", assign)

@@ -1,0 +1,31 @@
+-- A supervisor hands a ticket to a named agent: off its holder (if any) or its queue's
+-- waiting set, onto the agent's open set, atomically (a claim racing it cannot take it too).
+-- ARGV: prefix, ticket_id, agent, capacity, now_ms, now_iso, actor.
+-- Returns {"assigned", previous holder or ""} | {"full"} | {"same"} | {"closed"} | false.
+local p = ARGV[1] .. ":"
+local tid, agent, cap, now, now_iso, actor = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
+  ARGV[6], ARGV[7]
+local tkey = p .. "ticket:" .. tid
+local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "channel")
+if not t[2] then return false end
+if t[1] ~= "new" and t[1] ~= "open" and t[1] ~= "pending_customer" then return {"closed"} end
+local previous = t[4] or ""
+if previous == agent then return {"same"} end
+local load_key = p .. "agent:" .. agent .. ":open"
+if redis.call("ZCARD", load_key) >= cap then return {"full"} end
+if previous ~= "" then
+  redis.call("ZREM", p .. "agent:" .. previous .. ":open", tid)
+  redis.call("HSET", tkey, "last_assignee", previous)
+end
+redis.call("ZREM", p .. "queue:" .. t[2] .. ":waiting", tid)
+redis.call("HSET", tkey, "assignee", agent, "assigned_ms", now, "updated_at", now_iso)
+redis.call("ZADD", load_key, now, tid)
+if t[1] == "new" then
+  redis.call("ZREM", p .. "status:new", tid)
+  redis.call("ZADD", p .. "status:open", t[3], tid)
+  redis.call("HSET", tkey, "status", "open")
+end
+redis.call("XADD", p .. "events", "*", "type", "assigned", "ticket", tid, "queue", t[2],
+           "channel", t[5] or "", "actor", actor, "ts", now, "agent", agent, "how", "supervisor",
+           "previous", previous)
+return {"assigned", previous}
