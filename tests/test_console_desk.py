@@ -319,6 +319,8 @@ def test_priority_tags_transfer_reopen_and_merge_from_the_console(
     assert wait_for(lambda: store.ticket_count() == 2), daemon.logs()
     one, two = store.list_tickets()
     assert one.customer_id == two.customer_id
+    # the lists are read from PostgreSQL: both written there before the page first loads
+    assert wait_for(lambda: len(api(daemon, "GET", "/v1/tickets", amal)["tickets"]) == 2)
     wait = sign_in(browser, daemon, amal, lang="en")
     press(browser, "t")  # either may come first: outside working hours both are due alike
     wait.until(lambda d: {one.id, two.id} & set(d.find_element(By.ID, "t-title").text.split()))
