@@ -828,9 +828,16 @@ async function takeNext() {
   } catch (e) { $("next-status").textContent = e.message; }
 }
 
+let focusBeforeHelp = null;
 function help(show) {
+  if (show === !$("help").hidden) return;
   $("help").hidden = !show;
-  if (show) $("help-close").focus();
+  if (show) {
+    focusBeforeHelp = document.activeElement;
+    $("help-close").focus();
+  } else if (focusBeforeHelp) {
+    focusBeforeHelp.focus();  // back where the agent was
+  }
 }
 
 function onKey(e) {
