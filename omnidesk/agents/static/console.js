@@ -303,17 +303,41 @@ function onEvent(ev) {
 }
 
 // The ticket list is read from PostgreSQL, which the records writer fills a moment after
-// the event: a new ticket not listed yet is looked for again, for up to 15 s.
+// the event: a ticket announced by ticket_opened and not listed yet is read on its own
+// (from Redis) and shown, until the list has it (or for a minute).
 const awaited = new Map();  // ticket id -> when its ticket_opened came
-function lookAgainForNew() {
+
+function urgentClock(clocks) {
+  // as the server's brief: the running clock with the least time left, else a paused one
+  const live = (Array.isArray(clocks) ? clocks : []).filter((c) => c.state === "running" || c.state === "paused");
+  live.sort((a, b) => (a.state === b.state ? a.remaining_seconds - b.remaining_seconds : a.state === "running" ? -1 : 1));
+  return live[0] || null;
+}
+
+function matchesFilters(t) {
+  const want = { queue: $("f-queue").value, status: $("f-status").value, channel: $("f-channel").value };
+  const tag = $("f-tag").value.trim();
+  return Object.entries(want).every(([k, v]) => !v || t[k] === v) && (!tag || (t.tags || []).includes(tag));
+}
+
+async function addAnnounced() {
   const listed = new Set(lists.recent.map((t) => t.id));
+  const missing = [];
   for (const [id, at] of awaited) {
-    if (listed.has(id) || Date.now() - at > 15000) awaited.delete(id);
+    if (listed.has(id) || Date.now() - at > 60000) awaited.delete(id);
+    else missing.push(id);
   }
-  if (awaited.size) {
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(refresh, 400);
+  for (const id of missing) {
+    try {
+      const v = await api("GET", "/v1/tickets/" + encodeURIComponent(id));
+      const t = v.ticket;
+      if (!matchesFilters(t) || lists.recent.some((x) => x.id === t.id)) continue;
+      lists.recent.unshift({ id: t.id, queue: t.queue, status: t.status, priority: t.priority,
+        channel: t.channel, subject: t.subject, preview: t.preview, tags: t.tags || [],
+        created_at: t.created_at, sla: urgentClock(v.sla) });
+    } catch (e) { awaited.delete(id); }
   }
+  if (missing.length) renderLists();
 }
 
 function showBanner(text) {
@@ -357,7 +381,7 @@ async function refreshOnce() {
     }
     lists.recent = (await api("GET", "/v1/tickets?" + params)).tickets;
     renderLists();
-    if (!params.has("status") && !params.has("tag") && !params.has("channel")) lookAgainForNew();
+    await addAnnounced();
   } catch (e) { $("next-status").textContent = e.message; }
 }
 
