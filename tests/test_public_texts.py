@@ -61,3 +61,22 @@ def test_survey_text_buttons_and_page_in_arabic_and_english() -> None:
     assert "تقييمك للطلب &lt;OD-1&gt; مسجل لدينا مسبقًا" in html
     assert "your rating for &lt;OD-1&gt; was already recorded" in html and "<OD-1>" not in html
     assert "الرابط غير صالح أو منتهي." in csat_page.both(csat_page.NOT_VALID)
+
+
+def test_the_status_page_carries_its_texts_from_the_catalogues_without_inline_script() -> None:
+    import json
+    import re
+    from html import unescape
+
+    from omnidesk.status_api import PAGE_TEXT, page_html
+
+    html = page_html()
+    assert "<title>متابعة الطلب - Track my request</title>" in html
+    assert '<h1 id="title">متابعة الطلب</h1>' in html
+    found = re.search(r'<main id="page" data-text="([^"]*)">', html)
+    assert found is not None
+    texts = json.loads(unescape(found.group(1)))
+    assert set(texts) == {"ar", "en"} and set(texts["en"]) == set(PAGE_TEXT) | {"toggle"}
+    assert texts["ar"]["when"] == "{time} (بتوقيت الرياض)" and texts["en"]["toggle"] == "العربية"
+    assert texts["ar"]["toggle"] == "English" and texts["en"]["submit"] == "Show status"
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/status.js">']
