@@ -95,6 +95,12 @@ def ngettext(lang: str, singular: str, plural: str, n: int) -> str:
     return forms[min(int(_plural(lang)(n)), len(forms) - 1)]
 
 
+def in_every_language(msgid: str, **values: object) -> dict[str, str]:
+    """{"ar": ..., "en": ...}: one message in every language with `values` filled in, for an
+    answer that carries both (a page switches language without asking again)."""
+    return {lang: gettext(lang, msgid).format(**values) for lang in LANGS}
+
+
 @dataclass(frozen=True)
 class Translator:
     """One language and digit system: the messages, numbers and dates of one page."""

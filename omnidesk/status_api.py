@@ -15,15 +15,20 @@ so guessing one ticket's contact from many addresses stops there and the 429 pro
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import time
+from html import escape
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from babel import Locale
 
 from omnidesk.api import DAEMON_KEY, read_at_most
 from omnidesk.errors import PayloadError, TransientError
+from omnidesk.i18n import LANGS, N_, translator
 from omnidesk.ratelimit import client_key
 from omnidesk.ticket_status import TicketStatus, ticket_number
 from omnidesk.webform import (
@@ -116,11 +121,52 @@ def ticket_subject(ticket: str) -> str:
     return ticket_number(ticket) or ticket.strip().upper()[:64]
 
 
+# The /status page's texts: element id (or status.js's key) -> msgid. status.js gets both
+# languages on <main data-text>, so the toggle needs no request and no inline script.
+PAGE_TEXT: dict[str, str] = {
+    "title": N_("Track my request"),
+    "intro": N_("Enter the request number and the e-mail or phone number you sent it from."),
+    "ticket-label": N_("Request number"),
+    "contact-label": N_("E-mail or phone number"),
+    "submit": N_("Show status"),
+    "status-label": N_("Status"),
+    "queue-label": N_("Handled by"),
+    "updated-label": N_("Last update"),
+    "first-label": N_("First response due by"),
+    "resolution-label": N_("Resolution due by"),
+    "request": N_("Request"),
+    "busy": N_("Looking it up…"),
+    "failed": N_("Could not connect; please try again later."),
+    "when": N_("{time} (Riyadh time)"),
+}
+
+
+def page_text(lang: str) -> dict[str, str]:
+    """The page's texts in `lang`; the toggle names the other language in its own words."""
+    tr = translator(lang)
+    other = "en" if lang == "ar" else "ar"
+    return {key: tr._(msgid) for key, msgid in PAGE_TEXT.items()} | {
+        "toggle": Locale.parse(other).get_display_name(other) or other
+    }
+
+
+@functools.cache
+def page_html() -> str:
+    """status.html filled in Arabic (the page's first language), with both languages'
+    texts for status.js; everything escaped."""
+    template = resources.files("omnidesk").joinpath("static/status.html").read_text("utf-8")
+    texts = {lang: page_text(lang) for lang in LANGS}
+    ar = {key.replace("-", "_"): escape(text) for key, text in texts["ar"].items()}
+    title = escape(f"{texts['ar']['title']} - {texts['en']['title']}")
+    both = escape(json.dumps(texts, ensure_ascii=False))
+    return template.format(**ar, page_title=title, texts=both)
+
+
 async def page(request: web.Request) -> web.Response:
-    text = resources.files("omnidesk").joinpath("static/status.html").read_text("utf-8")
     return web.Response(
-        text=text, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"}
-    )
+        text=page_html(), content_type="text/html", charset="utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:

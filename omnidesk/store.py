@@ -525,7 +525,8 @@ class Store:
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.key("msg", msg.id), mapping=dict(_pairs(encode_fields(msg))))
         pipe.rpush(self.key("ticket", outbound.ticket_id, "msgs"), msg.id)
-        pipe.hset(self.key("ticket", outbound.ticket_id), "updated_at", now.isoformat())
+        if event is None:  # what the system sends by itself is no update on the request
+            pipe.hset(self.key("ticket", outbound.ticket_id), "updated_at", now.isoformat())
         self._event(pipe, kind, outbound.ticket_id, t[0], t[1], author, {"message": msg.id})
         pipe.execute()
         return msg

@@ -14,24 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from string import Formatter
-from zoneinfo import ZoneInfo
+
+from omnidesk.i18n import translator
 
 PLACEHOLDERS = frozenset(
     {"customer_name", "ticket_id", "agent_name", "queue", "first_response_due"}
 )
 # Placeholders whose line is left out when they have no value.
 LINE_PLACEHOLDERS = frozenset({"first_response_due"})
-RIYADH = ZoneInfo("Asia/Riyadh")  # customers read times in the kingdom's time
-_AR_DAYS = ("الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد")
-_AR_MONTHS = (
-    "يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو",
-    "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر",
-)  # fmt: skip
-_EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_EN_MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
+# A due date as customers read it (in Riyadh: omnidesk.i18n's default zone), with the weekday.
+DUE_DATE_PATTERN = "EEEE d MMMM y"
+DUE_TIME_PATTERN = "HH:mm"
 
 
 class TemplateError(ValueError):
@@ -99,9 +92,7 @@ def reply_language(ticket_language: str) -> str:
 def due_text(moment: datetime, language: str) -> str:
     """A due time as a customer reads it, in Riyadh time, naming the zone: "الأحد 6 ديسمبر
     2026، 10:00 بتوقيت الرياض" or "Sunday 6 December 2026, 10:00 Riyadh time"."""
-    local = moment.astimezone(RIYADH)
-    if language == "ar":
-        day, month = _AR_DAYS[local.weekday()], _AR_MONTHS[local.month - 1]
-        return f"{day} {local.day} {month} {local.year}، {local:%H:%M} بتوقيت الرياض"
-    day, month = _EN_DAYS[local.weekday()], _EN_MONTHS[local.month - 1]
-    return f"{day} {local.day} {month} {local.year}, {local:%H:%M} Riyadh time"
+    tr = translator("ar" if language == "ar" else "en")
+    return tr._("{date}, {time} Riyadh time").format(
+        date=tr.datetime(moment, DUE_DATE_PATTERN), time=tr.datetime(moment, DUE_TIME_PATTERN)
+    )

@@ -22,30 +22,33 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import msgspec
 
 from omnidesk.config import QueueConfig
+from omnidesk.i18n import N_, in_every_language, translator
 from omnidesk.model import Identity, IdentityKind, Status, Ticket
 from omnidesk.store import TICKET_ID, Store
 
 log = logging.getLogger("omnidesk.ticket_status")
 
 Lang = Literal["ar", "en"]
-RIYADH = ZoneInfo("Asia/Riyadh")
 
 # The title shown for a queue with no `public_title`: its own title or name may say more
 # than a customer should read (an investigation team, a fraud desk).
-NEUTRAL_TITLE: dict[str, str] = {"ar": "خدمة العملاء", "en": "Customer service"}
+NEUTRAL_TITLE: dict[str, str] = in_every_language(N_("Customer service"))
 
-STATUS_TEXT: dict[str, dict[str, str]] = {
-    "new": {"ar": "تم الاستلام", "en": "Received"},
-    "open": {"ar": "قيد المعالجة", "en": "In progress"},
-    "pending_customer": {"ar": "بانتظار ردك", "en": "Waiting for your reply"},
-    "resolved": {"ar": "تم الحل", "en": "Resolved"},
-    "closed": {"ar": "مغلق", "en": "Closed"},
+# status -> msgid of what a customer reads (the English catalogue too has its text)
+STATUS_TEXT: dict[str, str] = {
+    "new": N_("Received"),
+    "open": N_("In progress"),
+    "pending_customer": N_("Waiting for your reply"),
+    # not "Resolved": the reports' column of that name is "المحلولة" in Arabic, not "تم الحل"
+    "resolved": N_("Resolved (a request's status)"),
+    "closed": N_("Closed"),
 }
+# How the chat reply writes a time (in Riyadh): the same in both languages, Latin digits.
+TIME_PATTERN = "yyyy-MM-dd HH:mm"
 
 DIGITS = str.maketrans({chr(0x0660 + i): str(i) for i in range(10)}) | str.maketrans(
     {chr(0x06F0 + i): str(i) for i in range(10)}
@@ -143,6 +146,12 @@ def contact_identity_keys(contacts: Iterable[str]) -> set[str]:
     return identity_keys(contact_identities(contacts))
 
 
+def status_text(status: str) -> dict[str, str]:
+    """What a customer reads for a ticket status, in both languages (an unknown one is shown
+    as in progress)."""
+    return in_every_language(STATUS_TEXT.get(status, STATUS_TEXT["open"]))
+
+
 def queue_title(queues: Mapping[str, QueueConfig], queue: str) -> dict[str, str]:
     """The queue's `public_title`, completed from the neutral one where a language is
     missing; the neutral title for a queue with none (or no longer configured)."""
@@ -188,7 +197,7 @@ class TicketStatus:
         return PublicStatus(
             ticket_id=ticket.id,
             status=ticket.status.value,
-            status_text=dict(STATUS_TEXT.get(ticket.status.value, STATUS_TEXT["open"])),
+            status_text=status_text(ticket.status.value),
             queue_title=queue_title(self.queues, ticket.queue),
             updated_at=ticket.updated_at,
             first_response_due=dues.get("first_response"),
@@ -254,32 +263,26 @@ class TicketStatus:
 # ---------------------------------------------------------------- the chat message
 
 
-def _local(moment: datetime) -> str:
-    return moment.astimezone(RIYADH).strftime("%Y-%m-%d %H:%M")
-
-
 def render_text(status: PublicStatus, lang: Lang = "ar") -> str:
     """The status as a short message in `lang`, times in Riyadh time."""
-    if lang == "en":
-        lines = [
-            f"Request {status.ticket_id}: {status.status_text['en']}",
-            f"Handled by: {status.queue_title['en']}",
-            f"Last update: {_local(status.updated_at)} (Riyadh time)",
-        ]
-        if status.first_response_due:
-            lines.append(f"First response due by: {_local(status.first_response_due)}")
-        if status.resolution_due:
-            lines.append(f"Resolution due by: {_local(status.resolution_due)}")
-        return "\n".join(lines)
+    tr = translator(lang)
+
+    def when(moment: datetime) -> str:
+        return tr.datetime(moment, TIME_PATTERN)
+
     lines = [
-        f"الطلب {status.ticket_id}: {status.status_text['ar']}",
-        f"الجهة المختصة: {status.queue_title['ar']}",
-        f"آخر تحديث: {_local(status.updated_at)} (بتوقيت الرياض)",
+        tr._("Request {ticket}: {status}").format(
+            ticket=status.ticket_id, status=status.status_text[lang]
+        ),
+        tr._("Handled by: {queue}").format(queue=status.queue_title[lang]),
+        tr._("Last update: {time} (Riyadh time)").format(time=when(status.updated_at)),
     ]
     if status.first_response_due:
-        lines.append(f"موعد الرد الأول: {_local(status.first_response_due)}")
+        due = when(status.first_response_due)
+        lines.append(tr._("First response due by: {time}").format(time=due))
     if status.resolution_due:
-        lines.append(f"موعد الحل المتوقع: {_local(status.resolution_due)}")
+        due = when(status.resolution_due)
+        lines.append(tr._("Resolution due by: {time}").format(time=due))
     return "\n".join(lines)
 
 

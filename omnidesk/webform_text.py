@@ -1,6 +1,8 @@
 """What the public endpoints (web form, track my request) say to a person, in Arabic and
 English: per-field errors and the few whole-request answers. Arabic comes first: it is the
-language of most submitters, and the default when nothing says otherwise."""
+language of most submitters, and the default when nothing says otherwise. The texts are
+English msgids translated by the gettext catalogues (omnidesk.i18n); answers carry both
+languages, so a page can switch without asking again."""
 
 from __future__ import annotations
 
@@ -8,64 +10,47 @@ from collections.abc import Iterable
 from typing import Literal
 
 from connectors.web.normalize import Problem
+from omnidesk.i18n import N_, in_every_language, translator
 
 Lang = Literal["ar", "en"]
 
-FIELD_NAMES: dict[str, dict[str, str]] = {
-    "name": {"ar": "الاسم", "en": "name"},
-    "email": {"ar": "البريد الإلكتروني", "en": "e-mail"},
-    "phone": {"ar": "رقم الجوال", "en": "phone"},
-    "subject": {"ar": "الموضوع", "en": "subject"},
-    "message": {"ar": "نص الرسالة", "en": "message"},
-    "segment": {"ar": "الفئة", "en": "segment"},
-    "attachments": {"ar": "المرفقات", "en": "attachments"},
+FIELD_NAMES: dict[str, str] = {
+    "name": N_("name"),
+    "email": N_("e-mail"),
+    "phone": N_("phone"),
+    "subject": N_("subject"),
+    "message": N_("message"),
+    "segment": N_("segment"),
+    "attachments": N_("attachments"),
 }
 
-# code -> (Arabic, English); {limit} is filled in
-PROBLEMS: dict[str, tuple[str, str]] = {
-    "required": ("هذا الحقل مطلوب.", "This field is required."),
-    "contact_required": (
-        "يرجى إدخال البريد الإلكتروني أو رقم الجوال لنتمكن من الرد عليك.",
-        "Please give an e-mail address or a phone number so we can reply.",
-    ),
-    "invalid_email": ("البريد الإلكتروني غير صحيح.", "This is not a valid e-mail address."),
-    "invalid_phone": ("رقم الجوال غير صحيح.", "This is not a valid phone number."),
-    "too_long": ("النص أطول من {limit} حرفًا.", "This is longer than {limit} characters."),
-    "not_string": ("يجب أن تكون القيمة نصًا.", "This must be text."),
-    "unknown_field": ("حقل غير معروف.", "Unknown field."),
-    "invalid_segment": ("يجب أن تكون الفئة فردًا أو منشأة.", "Must be consumer or business."),
-    "invalid_time": ("صيغة الوقت غير صحيحة.", "Not a valid time."),
-    "invalid_id": ("رقم الإرسال غير صالح.", "Not a valid submission id."),
-    "invalid_attachments": ("المرفقات غير صالحة.", "The attachments are not valid."),
-    "too_many": ("عدد المرفقات أكثر من {limit}.", "More than {limit} attachments."),
-    "too_large_file": (
-        "حجم المرفقات أكبر من المسموح.",
-        "The attachments are larger than allowed.",
-    ),
+# code -> msgid; {limit} is filled in
+PROBLEMS: dict[str, str] = {
+    "required": N_("This field is required."),
+    "contact_required": N_("Please give an e-mail address or a phone number so we can reply."),
+    "invalid_email": N_("This is not a valid e-mail address."),
+    "invalid_phone": N_("This is not a valid phone number."),
+    "too_long": N_("This is longer than {limit} characters."),
+    "not_string": N_("This must be text."),
+    "unknown_field": N_("Unknown field."),
+    "invalid_segment": N_("Must be consumer or business."),
+    "invalid_time": N_("Not a valid time."),
+    "invalid_id": N_("Not a valid submission id."),
+    "invalid_attachments": N_("The attachments are not valid."),
+    "too_many": N_("More than {limit} attachments."),
+    "too_large_file": N_("The attachments are larger than allowed."),
 }
 
-ANSWERS: dict[str, tuple[str, str]] = {
-    "not_json": ("تعذرت قراءة النموذج.", "The form could not be read."),
-    "not_form": ("تعذرت قراءة النموذج.", "The form could not be read."),
-    "unsupported_media_type": ("صيغة الإرسال غير مدعومة.", "This kind of body is not taken."),
-    "too_large": ("حجم الطلب أكبر من المسموح.", "The request is larger than allowed."),
-    "rate_limited": (
-        "طلبات كثيرة في وقت قصير، يرجى المحاولة لاحقًا.",
-        "Too many requests in a short time; please try again later.",
-    ),
-    "unavailable": (
-        "الخدمة مشغولة حاليًا، يرجى المحاولة بعد قليل.",
-        "The service is busy; please try again shortly.",
-    ),
-    "invalid_form": ("يرجى تصحيح الحقول المشار إليها.", "Please correct the fields shown."),
-    "not_found": (
-        "لا يوجد طلب بهذا الرقم وبيانات التواصل هذه.",
-        "No request matches this number and contact.",
-    ),
-    "failed": (
-        "تعذر تسجيل الطلب، وقد حُفظ للمراجعة.",
-        "The request could not be registered; it was kept for review.",
-    ),
+ANSWERS: dict[str, str] = {
+    "not_json": N_("The form could not be read."),
+    "not_form": N_("The form could not be read."),
+    "unsupported_media_type": N_("This kind of body is not taken."),
+    "too_large": N_("The request is larger than allowed."),
+    "rate_limited": N_("Too many requests in a short time; please try again later."),
+    "unavailable": N_("The service is busy; please try again shortly."),
+    "invalid_form": N_("Please correct the fields shown."),
+    "not_found": N_("No request matches this number and contact."),
+    "failed": N_("The request could not be registered; it was kept for review."),
 }
 
 
@@ -96,8 +81,7 @@ def pick_lang(accept_language: str | None, asked: str | None = None) -> Lang:
 
 
 def answer(code: str) -> dict[str, str]:
-    ar, en = ANSWERS[code]
-    return {"ar": ar, "en": en}
+    return in_every_language(ANSWERS[code])
 
 
 def _field_label(field: str) -> str:
@@ -112,18 +96,17 @@ def field_errors(problems: Iterable[Problem]) -> dict[str, dict[str, str]]:
         field = _field_label(problem.field)
         if field in out:
             continue
-        ar, en = PROBLEMS.get(problem.code, PROBLEMS["invalid_attachments"])
-        out[field] = {
-            "ar": ar.format(limit=problem.limit),
-            "en": en.format(limit=problem.limit),
-        }
+        msgid = PROBLEMS.get(problem.code, PROBLEMS["invalid_attachments"])
+        out[field] = in_every_language(msgid, limit=problem.limit)
     return out
 
 
 def summary(errors: dict[str, dict[str, str]], lang: Lang) -> str:
     """One line in `lang` naming every bad field: for a page that shows a single message."""
+    tr = translator(lang)
     parts = []
     for field, text in errors.items():
-        label = FIELD_NAMES.get(field, {}).get(lang, field)
-        parts.append(f"{label}: {text[lang]}")
-    return ("؛ " if lang == "ar" else "; ").join(parts)
+        label = tr._(FIELD_NAMES[field]) if field in FIELD_NAMES else field
+        parts.append(tr._("{field}: {problem}").format(field=label, problem=text[lang]))
+    # TRANSLATORS: what separates one field's error from the next on a single line
+    return tr._("; ").join(parts)

@@ -23,6 +23,7 @@ from connectors.whatsapp.messages import template_message
 from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.errors import PermanentError, StoreUnavailable
 from omnidesk.model import Channel, Direction, Message, Outbound, RawPayload
+from omnidesk.outbound import send_automatic
 from omnidesk.pipeline import Pipeline, make_broker, unregister_sender
 from omnidesk.reports.fold import Context, apply
 from omnidesk.runtime import Runtime
@@ -264,6 +265,24 @@ def test_bulk_and_list_mail_opens_a_ticket_without_a_receipt(rig, headers: dict)
     )
     (second,) = runtime.process([payload]).results
     assert [o.ticket_id for o in queued] == [second.ticket_id]
+
+
+def test_an_automatic_message_is_no_update_on_the_request(rig) -> None:
+    """Track my request shows when the ticket last changed: a receipt or a status answer
+    the system sent is not that, an agent's reply is."""
+    runtime, _ = rig
+    runtime.send_reply = lambda outbound: None
+    (opened,) = runtime.process([email("upd@customer.test", "Refund please")]).results
+    ticket = runtime.store.get_ticket(opened.ticket_id)
+    assert ticket is not None and len(out_messages(runtime, ticket.id)) == 1  # the receipt
+    before = ticket.updated_at
+    send_automatic(runtime.store, lambda outbound: None, ticket, "status", event="status_replied")
+    after = runtime.store.get_ticket(ticket.id)
+    assert after is not None and after.updated_at == before
+    reply = Outbound(id="M-upd-1", ticket_id=ticket.id, channel="email", account="care", text="ok")
+    runtime.store.add_outbound_message(reply, "agent1")
+    replied = runtime.store.get_ticket(ticket.id)
+    assert replied is not None and replied.updated_at > before
 
 
 def test_a_ticket_whose_process_died_before_its_receipt_gets_it_on_redelivery(

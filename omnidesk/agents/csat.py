@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from omnidesk.agents.assign import scripts
+from omnidesk.i18n import N_, translator
 from omnidesk.model import Channel, Direction, Inbound, Language, Outbound, Ticket, utcnow
 from omnidesk.store import Store, guarded
 
@@ -40,12 +41,17 @@ MAX_COMMENT = 2000
 
 Outcome = Literal["recorded", "already", "unknown"]
 
-SURVEY_TEXT = {
-    "ar": "نأمل أن نكون قد خدمناك بشكل جيد. كيف تقيّم خدمتنا في الطلب {ticket}؟ (1 ضعيف - 5 ممتاز)",
-    "en": "We hope we served you well. How would you rate our service on {ticket}? "
-    "(1 poor - 5 excellent)",
-}
-LABELS = {"ar": ["١", "٢", "٣", "٤", "٥"], "en": ["1", "2", "3", "4", "5"]}
+SURVEY_TEXT = N_(
+    "We hope we served you well. How would you rate our service on {ticket}? "
+    "(1 poor - 5 excellent)"
+)
+SCORES = range(1, 6)
+
+
+def score_labels(lang: str) -> list[str]:
+    """The 1-5 button labels: Arabic-Indic digits (١-٥) for an Arabic reader."""
+    tr = translator(lang, digits="arab")
+    return [tr.number(n) for n in SCORES]
 
 
 def parse_answer(data: str | None) -> tuple[str, int] | None:
@@ -146,10 +152,11 @@ class Surveys:
         pipe.hset(self.store.key("ticket", ticket.id), "csat_token", token)
         pipe.execute()
         lang = "en" if ticket.language == Language.EN else "ar"
-        text = SURVEY_TEXT[lang].format(ticket=ticket.id)
+        text = translator(lang)._(SURVEY_TEXT).format(ticket=ticket.id)
         meta: dict[str, str] = {"csat": "1"}
         if ticket.channel in BUTTON_CHANNELS:
-            buttons = [[label, f"csat:{token}:{n}"] for n, label in enumerate(LABELS[lang], 1)]
+            labels = zip(SCORES, score_labels(lang), strict=True)
+            buttons = [[label, f"csat:{token}:{n}"] for n, label in labels]
             meta["buttons"] = json.dumps(buttons, ensure_ascii=False)
         else:
             base = self.public_url().rstrip("/")

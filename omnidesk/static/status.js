@@ -1,41 +1,10 @@
 // "Track my request": asks POST /v1/status (the contact goes in the body, never the URL)
 // and shows the answer. Arabic first; the toggle switches the page to English and back.
+// Its texts come from the server (omnidesk/status_api.py renders them from the catalogues).
 "use strict";
 (function () {
-  var TEXT = {
-    ar: {
-      title: "متابعة الطلب",
-      intro: "أدخل رقم الطلب والبريد الإلكتروني أو رقم الجوال الذي أرسلت منه الطلب.",
-      "ticket-label": "رقم الطلب",
-      "contact-label": "البريد الإلكتروني أو رقم الجوال",
-      submit: "عرض الحالة",
-      "status-label": "الحالة",
-      "queue-label": "الجهة المختصة",
-      "updated-label": "آخر تحديث",
-      "first-label": "موعد الرد الأول",
-      "resolution-label": "موعد الحل المتوقع",
-      toggle: "English",
-      request: "الطلب",
-      busy: "جارٍ البحث…",
-      failed: "تعذر الاتصال، يرجى المحاولة لاحقًا."
-    },
-    en: {
-      title: "Track my request",
-      intro: "Enter the request number and the e-mail or phone number you sent it from.",
-      "ticket-label": "Request number",
-      "contact-label": "E-mail or phone number",
-      submit: "Show status",
-      "status-label": "Status",
-      "queue-label": "Handled by",
-      "updated-label": "Last update",
-      "first-label": "First response due by",
-      "resolution-label": "Resolution due by",
-      toggle: "العربية",
-      request: "Request",
-      busy: "Looking it up…",
-      failed: "Could not connect; please try again later."
-    }
-  };
+  // Both languages' texts, from the gettext catalogues: the server puts them on <main>.
+  var TEXT = JSON.parse(document.getElementById("page").dataset.text);
   var lang = "ar";
   var last = null;
   var $ = function (id) { return document.getElementById(id); };
@@ -43,10 +12,11 @@
   function when(iso) {
     if (!iso) { return ""; }
     var locale = lang === "ar" ? "ar-SA-u-nu-latn-ca-gregory" : "en-GB";
-    return new Date(iso).toLocaleString(locale, {
+    var text = new Date(iso).toLocaleString(locale, {
       timeZone: "Asia/Riyadh", year: "numeric", month: "short", day: "numeric",
       hour: "2-digit", minute: "2-digit"
-    }) + (lang === "ar" ? " (بتوقيت الرياض)" : " (Riyadh time)");
+    });
+    return TEXT[lang].when.replace("{time}", text);
   }
 
   function show(data) {
