@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.agentkit import AGENTS_CONFIG
-from tests.services import free_port, wait_for
-from tests.test_daemon import ROOT, DaemonProc
+from tests.services import wait_for
+from tests.test_daemon import ROOT, DaemonProc, started_daemon
 
 pytestmark = pytest.mark.slow
 
@@ -41,31 +41,8 @@ SCRIPT_TEXT = "<script>window.__pwned = 1</script><b>مرحبا</b> I need help"
 
 @pytest.fixture
 def daemon(prefix: str, tmp_path: Path) -> Iterator[DaemonProc]:
-    drop = tmp_path / "drop"
-    (drop / "new").mkdir(parents=True)
-    port = free_port()
-    config = tmp_path / "queue_config.yaml"
-    service = (
-        f"service:\n  redis_url: redis://127.0.0.1:6379/0\n  key_prefix: {prefix}\n"
-        f"  state_dir: {tmp_path / 'state'}\n  http_port: {port}\n"
-    )
-    connectors = (
-        f"connectors:\n  - {{name: drop, kind: maildir, path: {drop}, poll_interval: 0.1}}\n"
-    )
-    config.write_text(service + AGENTS_CONFIG.read_text("utf-8") + connectors, "utf-8")
-    proc = DaemonProc(
-        config=config,
-        drop=drop,
-        port=port,
-        prefix=prefix,
-        log=tmp_path / "daemon.log",
-        redis_url="redis://127.0.0.1:6379/0",
-    )
-    proc.start()
-    yield proc
-    if proc.proc is not None:
-        proc.proc.kill()
-        proc.proc.wait()
+    with started_daemon(tmp_path, prefix, AGENTS_CONFIG.read_text("utf-8")) as proc:
+        yield proc
 
 
 @pytest.fixture

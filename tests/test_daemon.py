@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,30 @@ class DaemonProc:
         return self.log.read_text("utf-8", "replace")[-3000:]
 
 
+def daemon_yaml(
+    body: str,
+    *,
+    prefix: str,
+    state: Path,
+    port: int,
+    drop: Path | None,
+    redis_url: str = REDIS_URL,
+    service_extra: str = "",
+) -> str:
+    """A daemon's config: its own `service:` (prefix, state, port; `service_extra` lines
+    after), `body` (queues, rules, agents...), and a drop folder connector when `drop`."""
+    service = (
+        f"service:\n  redis_url: {redis_url}\n  key_prefix: {prefix}\n"
+        f"  state_dir: {state}\n  http_port: {port}\n{service_extra}"
+    )
+    connectors = (
+        f"connectors:\n  - {{name: drop, kind: maildir, path: {drop}, poll_interval: 0.1}}\n"
+        if drop is not None
+        else ""
+    )
+    return service + body + connectors
+
+
 def write_daemon_config(
     path: Path,
     *,
@@ -120,14 +145,31 @@ def write_daemon_config(
     text = CONFIG.read_text("utf-8")
     if extra_rules:
         text = text.replace("rules:\n", "rules:\n" + extra_rules, 1)
-    service = (
-        f"service:\n  redis_url: {redis_url}\n  key_prefix: {prefix}\n"
-        f"  state_dir: {state}\n  http_port: {port}\n"
-    )
-    connectors = (
-        f"connectors:\n  - {{name: drop, kind: maildir, path: {drop}, poll_interval: 0.1}}\n"
-    )
-    path.write_text(service + text + connectors, "utf-8")
+    yaml = daemon_yaml(text, prefix=prefix, state=state, port=port, drop=drop, redis_url=redis_url)
+    path.write_text(yaml, "utf-8")
+
+
+@contextmanager
+def started_daemon(
+    tmp_path: Path, prefix: str, body: str, *, service_extra: str = "", drop_folder: bool = True
+) -> Iterator[DaemonProc]:
+    """`omnidesk run` on `body` (see daemon_yaml) in tmp_path, up and answering; killed after."""
+    drop = tmp_path / "drop"
+    (drop / "new").mkdir(parents=True)
+    port = free_port()
+    config = tmp_path / "queue_config.yaml"
+    yaml = daemon_yaml(body, prefix=prefix, state=tmp_path / "state", port=port,
+                       drop=drop if drop_folder else None, service_extra=service_extra)  # fmt: skip
+    config.write_text(yaml, "utf-8")
+    proc = DaemonProc(config=config, drop=drop, port=port, prefix=prefix,
+                      log=tmp_path / "daemon.log", redis_url=REDIS_URL)  # fmt: skip
+    proc.start()
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None:
+            proc.proc.kill()
+            proc.proc.wait()
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from tests.agentkit import AGENTS_CONFIG
-from tests.services import free_port, wait_for
+from tests.services import wait_for
 from tests.test_agents_console import browser, cli  # noqa: F401 (fixtures)
-from tests.test_daemon import ROOT, DaemonProc
+from tests.test_daemon import ROOT, DaemonProc, started_daemon
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,6 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False}
-REDIS = "redis://127.0.0.1:6379/0"
 AXE = ROOT / "tests" / "vendor" / "axe.min.js"
 SCRIPT = "<script>window.__pwned = 1</script>"
 # complaints get a 20-minute first response: every new one is at risk at once
@@ -40,30 +39,14 @@ HUDA = "  - {id: huda, name: Huda, queues: [complaints], languages: [ar], capaci
 
 @pytest.fixture
 def daemon(prefix: str, pg_url: str, tmp_path: Path) -> Iterator[DaemonProc]:
-    drop = tmp_path / "drop"
-    (drop / "new").mkdir(parents=True)
-    port = free_port()
-    config = tmp_path / "queue_config.yaml"
-    service = (
-        f"service:\n  redis_url: redis://127.0.0.1:6379/0\n  key_prefix: {prefix}\n"
-        f"  state_dir: {tmp_path / 'state'}\n  http_port: {port}\n  database_url: {pg_url}\n"
-    )
     agents = AGENTS_CONFIG.read_text("utf-8")
     agents = agents.replace("sla_policies:\n", POLICIES, 1).replace(
         "complaints: {kind: backoffice, sla_policy: standard",
         "complaints: {kind: backoffice, sla_policy: tight",
     )
-    connectors = (
-        f"connectors:\n  - {{name: drop, kind: maildir, path: {drop}, poll_interval: 0.1}}\n"
-    )
-    config.write_text(service + agents + HUDA + connectors, "utf-8")
-    proc = DaemonProc(config=config, drop=drop, port=port, prefix=prefix,
-                      log=tmp_path / "daemon.log", redis_url=REDIS)  # fmt: skip
-    proc.start()
-    yield proc
-    if proc.proc is not None:
-        proc.proc.kill()
-        proc.proc.wait()
+    extra = f"  database_url: {pg_url}\n"
+    with started_daemon(tmp_path, prefix, agents + HUDA, service_extra=extra) as proc:
+        yield proc
 
 
 def call(proc: DaemonProc, method: str, path: str, token: str | None, body: Any = None) -> Any:

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.agentkit import AGENTS_CONFIG
-from tests.services import free_port, wait_for
+from tests.services import wait_for
 from tests.test_agents_console import browser  # noqa: F401  (the Chromium fixture)
-from tests.test_daemon import DaemonProc
+from tests.test_daemon import DaemonProc, started_daemon
 
 pytestmark = pytest.mark.slow
 
@@ -93,32 +93,13 @@ def ministry(tmp_path: Path) -> Iterator[int]:
 def daemon(
     prefix: str, tmp_path: Path, ministry: int, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[DaemonProc]:
-    drop = tmp_path / "drop"
-    (drop / "new").mkdir(parents=True)
-    port = free_port()
-    config = tmp_path / "queue_config.yaml"
-    service = (
-        f"service:\n  redis_url: redis://127.0.0.1:6379/0\n  key_prefix: {prefix}\n"
-        f"  state_dir: {tmp_path / 'state'}\n  http_port: {port}\n"
-        f"  web_form: {{allowed_origins: ['http://127.0.0.1:{ministry}']}}\n"
-    )
-    config.write_text(service + AGENTS_CONFIG.read_text("utf-8"), "utf-8")
-    proc = DaemonProc(
-        config=config,
-        drop=drop,
-        port=port,
-        prefix=prefix,
-        log=tmp_path / "daemon.log",
-        redis_url="redis://127.0.0.1:6379/0",
-    )
     # records of its own: ticket ids repeat across prefixes, and the console test lists the
     # run's shared database (tests/pgkit.py), where these tickets would look like its own
     monkeypatch.setenv("OMNIDESK_DATABASE_URL", pg_url)
-    proc.start()
-    yield proc
-    if proc.proc is not None:
-        proc.proc.kill()
-        proc.proc.wait()
+    extra = f"  web_form: {{allowed_origins: ['http://127.0.0.1:{ministry}']}}\n"
+    body = AGENTS_CONFIG.read_text("utf-8")
+    with started_daemon(tmp_path, prefix, body, service_extra=extra, drop_folder=False) as proc:
+        yield proc
 
 
 def text_of(driver: webdriver.Chrome, element_id: str) -> str:
