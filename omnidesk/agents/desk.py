@@ -34,14 +34,13 @@ from omnidesk.model import (
     to_builtins,
     utcnow,
 )
-from omnidesk.outbound import Known, outbound_for
+from omnidesk.outbound import Known, SendReply, outbound_for
 from omnidesk.store import TICKET_ID, Store, guarded, ms
 from omnidesk.templates import render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
 
 log = logging.getLogger("omnidesk.agents")
 
-SendReply = Callable[[Outbound], None]
 HISTORY_SCAN = 20_000  # events looked back through for one ticket's history
 MAX_TEXT = 20_000
 
@@ -69,21 +68,32 @@ class Desk:
 
     # -------------------------------------------------------- reading
 
+    def _visible(
+        self, agent: AgentConfig, ticket_id: str
+    ) -> tuple[Ticket | None, dict[str, Any] | None]:
+        """(the live ticket, None) or (None, its record) when only PostgreSQL has it, once
+        the agent may see it: NotFound / Forbidden otherwise, alike for both."""
+        ticket = self.store.get_ticket(ticket_id)
+        if ticket is not None:
+            self.roster().check(agent, ticket.queue)
+            return ticket, None
+        cold = self._recorded(ticket_id)
+        if cold is None:
+            raise NotFound(f"no ticket {ticket_id}")
+        self.roster().check(agent, cold["ticket"].queue)
+        return None, cold
+
     def ticket(self, agent: AgentConfig, ticket_id: str) -> Ticket:
         """The live ticket, if the agent may see it: NotFound / Forbidden otherwise; one
         that has left Redis is only in the records, where it can be viewed, not changed."""
-        ticket = self.store.get_ticket(ticket_id)
+        ticket, cold = self._visible(agent, ticket_id)
         if ticket is None:
-            cold = self._recorded(ticket_id)
-            if cold is None:
-                raise NotFound(f"no ticket {ticket_id}")
-            self.roster().check(agent, cold["ticket"].queue)
+            assert cold is not None
             raise BadRequest(
                 f"{ticket_id} is {cold['ticket'].status.value} and has left the live desk: "
                 "it can be viewed, not changed (a new message from the customer opens a "
                 "new ticket)"
             )
-        self.roster().check(agent, ticket.queue)
         return ticket
 
     def _recorded(self, ticket_id: str) -> dict[str, Any] | None:
@@ -96,11 +106,10 @@ class Desk:
 
     def view(self, agent: AgentConfig, ticket_id: str) -> dict[str, Any]:
         """Thread, customer and their other tickets, SLA state, history, CSAT."""
-        if self.store.get_ticket(ticket_id) is None:
-            cold = self._recorded(ticket_id)
-            if cold is not None:
-                return self._recorded_view(agent, cold)
-        ticket = self.ticket(agent, ticket_id)
+        ticket, cold = self._visible(agent, ticket_id)
+        if ticket is None:
+            assert cold is not None
+            return self._recorded_view(agent, cold)
         messages = sorted(self.store.ticket_messages(ticket.id), key=lambda m: m.created_at)
         customer = self.store.get_customer(ticket.customer_id)
         others = [t for t in self.store.customer_tickets(ticket.customer_id) if t.id != ticket.id]
@@ -117,14 +126,10 @@ class Desk:
     def messages(self, agent: AgentConfig, ticket_id: str) -> list[Message]:
         """The thread of a ticket the agent may view, live (Redis) or only in the records:
         NotFound / Forbidden exactly as for `view`."""
-        ticket = self.store.get_ticket(ticket_id)
+        ticket, cold = self._visible(agent, ticket_id)
         if ticket is None:
-            cold = self._recorded(ticket_id)
-            if cold is None:
-                raise NotFound(f"no ticket {ticket_id}")
-            self.roster().check(agent, cold["ticket"].queue)
+            assert cold is not None
             return list(cold["messages"])
-        self.roster().check(agent, ticket.queue)
         return self.store.ticket_messages(ticket.id)
 
     def _message_view(self, ticket_id: str, message: Message) -> dict[str, Any]:
@@ -136,9 +141,9 @@ class Desk:
         return out
 
     def _recorded_view(self, agent: AgentConfig, cold: dict[str, Any]) -> dict[str, Any]:
-        """The same view of a ticket only PostgreSQL holds now (no live SLA clocks)."""
+        """The same view of a ticket only PostgreSQL holds now (no live SLA clocks); the
+        agent's right to see it was checked (_visible)."""
         ticket: Ticket = cold["ticket"]
-        self.roster().check(agent, ticket.queue)
         customer = cold["customer"]
         return {
             "ticket": {**to_builtins(ticket), **cold["extra"], "live": False},
