@@ -42,6 +42,16 @@ def test_every_message_in_the_code_is_translated(lang: str) -> None:
     assert not missing, f"{lang} catalogue lacks: {missing}"
 
 
+def test_the_template_holds_what_the_code_marks() -> None:
+    """omnidesk.pot is what `pybabel update` fills the catalogues from: when it lags the
+    code, a new message is never offered to a translator. Extract it again (docs/reports.md)."""
+    from babel.messages.pofile import read_po
+
+    with (LOCALE_DIR / "omnidesk.pot").open("rb") as f:
+        template = {m.id if isinstance(m.id, str) else tuple(m.id) for m in read_po(f) if m.id}
+    assert extracted() == template
+
+
 def test_a_missing_key_is_caught(tmp_path, monkeypatch) -> None:
     """The check above can fail: a catalogue without one message does not hold it."""
     import omnidesk.i18n as i18n
