@@ -400,10 +400,14 @@ class Store:
         }
 
     @guarded
-    def set_status(self, ticket_id: str, status: Status | str, actor: str = "system") -> str | None:
-        """Set the status; returns the previous one (None: no such ticket)."""
+    def set_status(
+        self, ticket_id: str, status: Status | str, actor: str = "system", reason: str = ""
+    ) -> str | None:
+        """Set the status (with why, in the same event); returns the previous one (None: no
+        such ticket)."""
         now = utcnow()
         args = [self.prefix, ticket_id, str(Status(status)), actor, ms(now), now.isoformat()]
+        args.append(reason)
         old = self.script("set_status")(keys=[], args=args)
         return old or None
 

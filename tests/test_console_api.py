@@ -126,3 +126,28 @@ async def test_the_page_gets_its_words_from_the_catalogues(api: dict[str, Any]) 
     page = await (await client.get("/console")).text()
     # no inline script: the page loads its one static script file (the CSP allows no other)
     assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/console.js" defer>']
+
+
+async def test_pending_records_its_reason_with_the_change_in_one_request(
+    clocked: dict[str, Any],
+) -> None:
+    client, runtime, service = clocked["client"], clocked["runtime"], clocked["service"]
+    ticket = open_ticket(runtime, "أريد تعديل بياناتي")
+    h = auth(clocked["token"])
+    service.assigner.set_presence("amal", "online")
+    assert (await client.post("/v1/claims", json={}, headers=h)).status == 201
+    r = await client.post(f"/v1/tickets/{ticket}/pending", headers=h,
+                          json={"reason": " بانتظار صورة الهوية "})  # fmt: skip
+    assert r.status == 200, await r.text()
+    assert (await r.json())["ticket"]["status"] == "pending_customer"
+    changed = [f for _, f in runtime.store.r.xrange(runtime.store.key("events"))
+               if f.get("type") == "status_changed" and f.get("ticket") == ticket]  # fmt: skip
+    assert changed[-1]["to"] == "pending_customer"
+    assert changed[-1]["reason"] == "بانتظار صورة الهوية"
+    mine = (await (await client.get("/v1/queues", headers=h)).json())["mine"]
+    sla = next(t for t in mine if t["id"] == ticket)["sla"]
+    assert sla["state"] == "paused" and sla["paused_reason"] == "بانتظار صورة الهوية"
+    view = await (await client.get(f"/v1/tickets/{ticket}", headers=h)).json()
+    assert [m for m in view["messages"] if m["direction"] == "note"] == []  # no separate note
+    r = await client.post(f"/v1/tickets/{ticket}/pending", headers=h, json={"reason": 7})
+    assert r.status == 400 and "reason" in (await r.json())["error"]

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from omnidesk.outbound import send_automatic
 from tests.services import wait_for
 from tests.test_agents_console import browser, cli, daemon  # noqa: F401 (fixtures)
 from tests.test_console_live import IMAGE, call
@@ -179,14 +180,24 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     messages = store.ticket_messages(ticket.id)
     assert [m.direction.value for m in messages] == ["in", "out", "note"]
 
-    # pending with a reason: the SLA's clocks pause
+    # pending with a reason, in one request: the SLA's clocks pause, named by the reason
     browser.find_element(By.ID, "pending-reason").send_keys("بانتظار صورة الهوية")
     browser.find_element(By.ID, "pending").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sla tr[data-state='paused']"))
     view = api(daemon, "GET", f"/v1/tickets/{ticket.id}", amal)
     assert view["ticket"]["status"] == "pending_customer"
-    assert any(c["state"] == "paused" for c in view["sla"]), view["sla"]
-    assert "بانتظار صورة الهوية" in view["messages"][-1]["text"]
+    paused = [c for c in view["sla"] if c["state"] == "paused"]
+    assert paused and all(c["paused_reason"] == "بانتظار صورة الهوية" for c in paused)
+    assert "بانتظار صورة الهوية" in browser.find_element(By.ID, "sla").text
+    assert [m.direction.value for m in store.ticket_messages(ticket.id)] == ["in", "out", "note"]
+
+    # what the system sends by itself (a status answer, a receipt) shows in the open ticket at once
+    for kind, text in (("status_replied", "حالة طلبك: بانتظار ردك"), ("acknowledged", "وصلنا")):
+        current = store.get_ticket(ticket.id)
+        assert current is not None
+        send_automatic(store, lambda outbound: None, current, text, event=kind)
+        WebDriverWait(browser, 2).until(lambda d, text=text: text in "".join(
+            n.text for n in d.find_elements(By.CSS_SELECTOR, "#thread .msg.out")))  # fmt: skip
 
     # the customer's record from PostgreSQL: identities and every ticket
     wait.until(lambda d: "huda@example.sa" in d.find_element(By.ID, "customer").text)

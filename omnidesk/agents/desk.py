@@ -397,8 +397,10 @@ class Desk:
             self.assigner.push_for(held_by)
         return self._reload(ticket.id)
 
-    def pending(self, agent: AgentConfig, ticket_id: str) -> Ticket:
-        return self._status(agent, ticket_id, Status.PENDING_CUSTOMER)
+    def pending(self, agent: AgentConfig, ticket_id: str, reason: str = "") -> Ticket:
+        """Wait for the customer; the reason goes with the change (event and SLA pause)."""
+        why = _clean_text(reason) if reason and reason.strip() else ""
+        return self._status(agent, ticket_id, Status.PENDING_CUSTOMER, why)
 
     def resolve(self, agent: AgentConfig, ticket_id: str) -> Ticket:
         before = self.ticket(agent, ticket_id)
@@ -423,14 +425,19 @@ class Desk:
         self.assigner.push(ticket.queue)
         return self._reload(ticket.id)
 
-    def _status(self, agent: AgentConfig, ticket_id: str, status: Status) -> Ticket:
+    def _status(
+        self, agent: AgentConfig, ticket_id: str, status: Status, reason: str = ""
+    ) -> Ticket:
         ticket = self.ticket(agent, ticket_id)
         if ticket.status == Status.CLOSED and status != Status.OPEN:
             raise BadRequest(f"{ticket.id} is closed")
         if ticket.status == status:
             return ticket
-        self.store.set_status(ticket.id, status, agent.id)
-        self._sla_call("on_status", ticket, status)
+        self.store.set_status(ticket.id, status, agent.id, reason)
+        if reason:
+            self._sla_call("on_status", ticket, status, None, reason)
+        else:
+            self._sla_call("on_status", ticket, status)
         return self._reload(ticket.id)
 
     # -------------------------------------------------------- merge, tags, priority

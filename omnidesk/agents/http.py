@@ -495,7 +495,10 @@ def _status_action(name: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         service = request.app[SERVICE_KEY]
         agent = await current_agent(request)
-        ticket = await _run(getattr(service.desk, name), agent, request.match_info["ticket"])
+        args: list[Any] = [agent, request.match_info["ticket"]]
+        if name == "pending":  # why the ticket waits, recorded with the change itself
+            args.append(field(await body(request), "reason", required=False) or "")
+        ticket = await _run(getattr(service.desk, name), *args)
         return ok({"ticket": _brief(ticket)})
 
     handler.__name__ = name

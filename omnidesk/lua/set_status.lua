@@ -1,6 +1,7 @@
 -- Change a ticket's status; keep the status index, the waiting set (open, unassigned tickets
 -- only) and the event in step.
--- ARGV: prefix, ticket_id, new_status, actor, now_ms, now_iso. Returns the old status or false.
+-- ARGV: prefix, ticket_id, new_status, actor, now_ms, now_iso[, reason]. Returns the old status or
+-- false. A reason (why a ticket waits) goes into the event with the change, in one step.
 local p = ARGV[1] .. ":"
 local tid, new, actor, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local tkey = p .. "ticket:" .. tid
@@ -18,6 +19,11 @@ elseif (new == "open" or new == "new") and ((not t[4]) or t[4] == "") then
   redis.call("ZADD", waiting, t[5], tid)
   redis.call("HDEL", tkey, "resolved_ms")
 end
-redis.call("XADD", p .. "events", "*", "type", "status_changed", "ticket", tid, "queue", t[2],
-           "channel", t[6], "actor", actor, "ts", now, "from", t[1], "to", new)
+local ev = {"type", "status_changed", "ticket", tid, "queue", t[2], "channel", t[6],
+            "actor", actor, "ts", now, "from", t[1], "to", new}
+if ARGV[7] and ARGV[7] ~= "" then
+  ev[#ev + 1] = "reason"
+  ev[#ev + 1] = ARGV[7]
+end
+redis.call("XADD", p .. "events", "*", unpack(ev))
 return t[1]

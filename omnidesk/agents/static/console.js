@@ -47,7 +47,7 @@ const LABELS = {
   read: N_("read"), failed: N_("failed"), refused: N_("refused"),
   first_response: N_("first response"), next_response: N_("next response"),
   resolution: N_("resolution"), running: N_("running"), paused: N_("paused"),
-  stopped: N_("stopped"), met: N_("met"), breached: N_("breached"),
+  stopped: N_("stopped"), met: N_("met"), breached: N_("breached"), cancelled: N_("cancelled"),
   routed: N_("routed"), transferred: N_("transferred"), escalated: N_("escalated"),
   assigned: N_("assigned"), merged: N_("merged"), consumer: N_("consumer"),
   business: N_("business"), unknown: N_("unknown"),
@@ -236,7 +236,7 @@ function connect() {
     }
   };
   for (const kind of ["ticket_opened", "message_added", "message_edited", "replied", "noted",
-    "delivery", "assigned", "transferred", "escalated", "status_changed", "merged",
+    "delivery", "acknowledged", "status_replied", "assigned", "transferred", "escalated", "status_changed", "merged",
     "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed"]) {
     events.addEventListener(kind, (e) => onEvent(JSON.parse(e.data)));
   }
@@ -637,7 +637,7 @@ function renderSla(v) {
     const head = el("th", label(c.target));
     head.scope = "row";
     const state = el("td", label(c.outcome || c.state) +
-      (c.paused_reason ? " (" + c.paused_reason + ")" : ""));
+      (c.paused_reason ? " (" + label(c.paused_reason) + ")" : ""));  // a status, or the agent's words
     const due = el("td");
     if (c.due_at) due.append(when(c.due_at));
     const left = el("td");
@@ -814,8 +814,7 @@ function bind() {
   $("pending").addEventListener("click", () => act(async () => {
     const reason = $("pending-reason").value.trim();
     if (!reason) throw new Error(_("Say why the ticket waits."));
-    await api("POST", ticketPath("notes"), { text: fill(_("Pending: {reason}"), { reason }) });
-    await api("POST", ticketPath("pending"));
+    await api("POST", ticketPath("pending"), { reason });  // one request: status and reason
     $("pending-reason").value = "";
   }, N_("Pending: the SLA clock is paused.")));
   $("transfer").addEventListener("click", () => act(async () => {
