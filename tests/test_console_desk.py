@@ -315,6 +315,14 @@ def test_a_colleagues_claim_shows_on_the_open_ticket(
     assert wait_for(shown, timeout=2.0, every=0.05), browser.find_element(By.ID, "app").text
     assert time.monotonic() - claimed < 2.0
     wait.until(lambda d: "sara" in d.find_element(By.ID, "t-meta").text)  # the assignee
+
+    # a supervisor hands it on: the page says who handed it to whom, not that boss took it
+    boss = cli(daemon.config, "agents", "token", "boss")
+    assert api(daemon, "POST", f"/v1/tickets/{ticket.id}/assign", boss, {"agent": "amal"})
+    wait.until(lambda d: "boss handed this ticket to amal" in d.find_element(By.ID, "banner").text)
+    assert "has taken" not in browser.find_element(By.ID, "banner").text
+    feed = browser.find_element(By.CSS_SELECTOR, "#live-feed li[data-type='assigned']").text
+    assert "taken by amal" in feed, feed
     assert daemon.stop() == 0
 
 

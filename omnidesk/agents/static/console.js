@@ -274,8 +274,9 @@ function onEvent(ev) {
   if (text) {
     const status = ev.type === "delivery" ? delivery(ev.delivery || "") :
       label(ev.status || ev.to || "");
+    const actor = (ev.type === "assigned" ? ev.agent || ev.actor : ev.actor) || "";
     const li = el("li", fill(_(text), { ticket: ev.ticket, queue: ev.queue || "",
-      actor: ev.actor || "", from: ev.from || "", status }));
+      actor, from: ev.from || "", status }));
     li.dir = "auto";
     li.dataset.type = ev.type;
     li.dataset.ticket = ev.ticket;
@@ -292,8 +293,14 @@ function onEvent(ev) {
     if (!mine && (ev.type === "transferred" || ev.type === "escalated")) {
       showBanner(fill(_("{actor} transferred this ticket to {queue}"),
         { actor: ev.actor || "", queue: ev.queue || "" }));
-    } else if (!mine && ev.type === "assigned" && ev.actor) {
-      showBanner(fill(_("{actor} has taken this ticket"), { actor: ev.actor }));
+    } else if (ev.type === "assigned" && (ev.agent || ev.actor)) {
+      // the holder is ev.agent; ev.actor is who acted (a supervisor, or the assignment itself)
+      const holder = ev.agent || ev.actor;
+      if (ev.how === "supervisor" && ev.actor && ev.actor !== holder) {
+        showBanner(fill(_("{actor} handed this ticket to {agent}"), { actor: ev.actor, agent: holder }));
+      } else if (holder !== me.id) {
+        showBanner(fill(_("{actor} has taken this ticket"), { actor: holder }));
+      }
     }
     openTicket(current.ticket.id, true).catch(() => {});
   }
