@@ -33,6 +33,16 @@ class PermanentError(OmnideskError):
     """Retrying the same thing will fail the same way."""
 
 
+class CodedError(PermanentError):
+    """A refusal a person reads: `code` (stable) and `params` let a page word it in its own
+    language, the message being the English fallback."""
+
+    def __init__(self, message: str, code: str = "", **params: str | int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
+
+
 class AuthError(PermanentError):
     """Bad credentials or a revoked token: ask the operator, do not retry in a loop."""
 

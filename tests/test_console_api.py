@@ -151,3 +151,32 @@ async def test_pending_records_its_reason_with_the_change_in_one_request(
     assert [m for m in view["messages"] if m["direction"] == "note"] == []  # no separate note
     r = await client.post(f"/v1/tickets/{ticket}/pending", headers=h, json={"reason": 7})
     assert r.status == 400 and "reason" in (await r.json())["error"]
+
+
+async def test_the_desks_common_refusals_carry_a_stable_code(api: dict[str, Any]) -> None:  # noqa: F811
+    client, runtime = api["client"], api["runtime"]
+    ticket = open_ticket(runtime, "سؤال عام")
+    amal, omar = auth(api["tokens"]["amal"]), auth(api["tokens"]["omar"])
+    r = await client.post(f"/v1/tickets/{ticket}/transfer", headers=amal,
+                          json={"queue": "quiet", "reason": " "})  # fmt: skip
+    assert r.status == 400 and (await r.json())["code"] == "needs_reason"
+    r = await client.post(f"/v1/tickets/{ticket}/transfer", headers=amal,
+                          json={"queue": "general", "reason": "x"})  # fmt: skip
+    got = await r.json()
+    assert got["code"] == "already_in_queue"
+    assert got["params"] == {"ticket": ticket, "queue": "general"}
+    r = await client.get(f"/v1/tickets/{ticket}", headers=omar)
+    got = await r.json()
+    assert r.status == 403 and got["code"] == "not_your_queue"
+    assert got["params"] == {"queue": "general"} and "error" in got
+    missing = "OD-2020-999999"
+    r = await client.get(f"/v1/tickets/{missing}", headers=amal)
+    got = await r.json()
+    assert r.status == 404 and got["code"] == "not_found" and got["params"]["ticket"] == missing
+    r = await client.post("/v1/tickets/x/pending", headers=amal, data="[]")
+    assert r.status == 400 and "code" not in await r.json()  # no code: the message is shown
+    words = catalog("ar")
+    console = (STATIC / "console.js").read_text("utf-8")
+    for code in ("needs_reason", "at_capacity", "not_your_queue", "left_live_desk", "not_found"):
+        (msgid,) = re.findall(rf'\b{code}: N_\("([^"]+)"\)', console)
+        assert words[msgid] != msgid, code  # worded in Arabic

@@ -191,6 +191,12 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     assert "بانتظار صورة الهوية" in browser.find_element(By.ID, "sla").text
     assert [m.direction.value for m in store.ticket_messages(ticket.id)] == ["in", "out", "note"]
 
+    # the API's refusal comes worded by the catalogue (its code), not in the server's English
+    Select(browser.find_element(By.ID, "transfer-queue")).select_by_value("quiet")
+    browser.find_element(By.ID, "transfer").click()  # no reason
+    wait.until(lambda d: "يحتاج التحويل إلى سبب" in d.find_element(By.ID, "action-status").text)
+    assert "reason" not in browser.find_element(By.ID, "action-status").text
+
     # what the system sends by itself (a status answer, a receipt) shows in the open ticket at once
     for kind, text in (("status_replied", "حالة طلبك: بانتظار ردك"), ("acknowledged", "وصلنا")):
         current = store.get_ticket(ticket.id)

@@ -22,7 +22,7 @@ from omnidesk.agents.assign import Assigner, scripts
 from omnidesk.agents.roster import Forbidden, Roster
 from omnidesk.config import AgentConfig
 from omnidesk.db.tickets import Page
-from omnidesk.errors import PermanentError
+from omnidesk.errors import CodedError
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
     Direction,
@@ -45,11 +45,11 @@ HISTORY_SCAN = 20_000  # events looked back through for one ticket's history
 MAX_TEXT = 20_000
 
 
-class NotFound(PermanentError):
+class NotFound(CodedError):
     """No such ticket (or template)."""
 
 
-class BadRequest(PermanentError):
+class BadRequest(CodedError):
     """The action cannot be done as asked: the message says why."""
 
 
@@ -79,7 +79,7 @@ class Desk:
             return ticket, None
         cold = self._recorded(ticket_id)
         if cold is None:
-            raise NotFound(f"no ticket {ticket_id}")
+            raise NotFound(f"no ticket {ticket_id}", "not_found", ticket=ticket_id)
         self.roster().check(agent, cold["ticket"].queue)
         return None, cold
 
@@ -92,7 +92,9 @@ class Desk:
             raise BadRequest(
                 f"{ticket_id} is {cold['ticket'].status.value} and has left the live desk: "
                 "it can be viewed, not changed (a new message from the customer opens a "
-                "new ticket)"
+                "new ticket)",
+                "left_live_desk",
+                ticket=ticket_id,
             )
         return ticket
 
@@ -386,9 +388,14 @@ class Desk:
         if queue not in self.roster().config.queues:
             raise BadRequest(f"no queue {queue!r}")
         if queue == ticket.queue:
-            raise BadRequest(f"{ticket.id} is already in {queue}")
+            raise BadRequest(
+                f"{ticket.id} is already in {queue}",
+                "already_in_queue",
+                ticket=ticket.id,
+                queue=queue,
+            )
         if not reason.strip():
-            raise BadRequest("a transfer needs a reason")
+            raise BadRequest("a transfer needs a reason", "needs_reason")
         held_by = self.assigner.release(ticket.id)
         self.store.move(ticket.id, queue, agent.id, event="transferred", reason=reason.strip())
         self._sla_call("on_transfer", ticket, queue)
@@ -505,7 +512,7 @@ class Desk:
     def _reload(self, ticket_id: str) -> Ticket:
         ticket = self.store.get_ticket(ticket_id)
         if ticket is None:
-            raise NotFound(f"no ticket {ticket_id}")
+            raise NotFound(f"no ticket {ticket_id}", "not_found", ticket=ticket_id)
         return ticket
 
     def _sla_call(self, name: str, *args: Any) -> None:

@@ -47,8 +47,19 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
-def error(status: int, message: str, **headers: str) -> web.Response:
-    body = {"error": display_safe_tree(message)}
+def error(
+    status: int,
+    message: str,
+    code: str = "",
+    params: dict[str, Any] | None = None,
+    **headers: str,
+) -> web.Response:
+    """The JSON error: the English message and, for the refusals a page words itself, a
+    stable `code` with its `params`."""
+    body: dict[str, Any] = {"error": display_safe_tree(message)}
+    if code:
+        body["code"] = code
+        body["params"] = display_safe_tree(params or {})
     return web.json_response(body, status=status, headers=headers, dumps=_dumps)
 
 
@@ -70,12 +81,16 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except AuthError as exc:
         return error(401, str(exc), **{"WWW-Authenticate": 'Bearer realm="omnidesk"'})
     except Forbidden as exc:
-        return error(403, str(exc))
-    except (NotFound, NoSuchAgent, UnknownCustomer) as exc:
+        return error(403, str(exc), exc.code, exc.params)
+    except NotFound as exc:
+        return error(404, str(exc), exc.code, exc.params)
+    except (NoSuchAgent, UnknownCustomer) as exc:
         return error(404, str(exc))
     except (BodyTooLarge, TooLarge) as exc:
         return error(413, str(exc))
-    except (BadRequest, RecordRefused, ValueError) as exc:
+    except BadRequest as exc:
+        return error(400, str(exc), exc.code, exc.params)
+    except (RecordRefused, ValueError) as exc:
         return error(400, str(exc))
     except (StoreUnavailable, RecordsUnavailable):
         return error(503, "temporarily unavailable, try again", **{"Retry-After": "5"})
@@ -204,7 +219,12 @@ async def claim(request: web.Request) -> web.Response:
         ticket = await _run(service.desk.ticket, agent, result.ticket_id)
         return ok({"ticket": _brief(ticket)}, status=201)
     if result.outcome == "full":
-        return error(409, f"at capacity ({agent.capacity} open tickets)")
+        return error(
+            409,
+            f"at capacity ({agent.capacity} open tickets)",
+            "at_capacity",
+            {"capacity": agent.capacity},
+        )
     return web.Response(status=204)
 
 

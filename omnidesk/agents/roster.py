@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from omnidesk.config import AgentConfig, QueueConfigFile
-from omnidesk.errors import PermanentError
+from omnidesk.errors import CodedError, PermanentError
 
 
 class NoSuchAgent(PermanentError):
     """An agent id that is not in the config's `agents`."""
 
 
-class Forbidden(PermanentError):
+class Forbidden(CodedError):
     """The agent may not see or act on this ticket or queue."""
 
 
@@ -40,7 +40,11 @@ class Roster:
 
     def check(self, agent: AgentConfig, queue: str) -> None:
         if not self.may_access(agent, queue):
-            raise Forbidden(f"agent {agent.id!r} has no access to queue {queue!r}")
+            raise Forbidden(
+                f"agent {agent.id!r} has no access to queue {queue!r}",
+                "not_your_queue",
+                queue=queue,
+            )
 
     def members(self, queue: str) -> list[AgentConfig]:
         """Agents (role agent) who work `queue`: the candidates for push assignment."""

@@ -171,6 +171,18 @@ function fillChoices() {
 
 // ---------------------------------------------------------------- API
 
+// the API's refusals by their stable code, worded here (its English message is the fallback)
+const ERRORS = {
+  needs_reason: N_("A transfer needs a reason."),
+  at_capacity: N_("You are at capacity ({capacity} open tickets)."),
+  not_your_queue: N_("Queue {queue} is not one of yours."),
+  left_live_desk: N_("{ticket} has left the live desk: it can be viewed, not changed."),
+  not_found: N_("There is no ticket {ticket}."),
+  already_in_queue: N_("{ticket} is already in {queue}."),
+};
+const apiError = (data, status) => (data.code && ERRORS[data.code] ?
+  fill(_(ERRORS[data.code]), data.params || {}) : data.error || ("HTTP " + status));
+
 async function api(method, path, body) {
   const opts = { method, headers: { Authorization: "Bearer " + token } };
   if (body !== undefined) {
@@ -181,7 +193,7 @@ async function api(method, path, body) {
   if (r.status === 401) { logout(); throw new Error(_("Signed out: sign in again.")); }
   if (r.status === 204) return null;
   const data = await r.json();
-  if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
+  if (!r.ok) throw new Error(apiError(data, r.status));
   return data;
 }
 
