@@ -39,8 +39,12 @@ def test_history_and_a_ticket_that_left_redis(prefix: str, tmp_path: Path, pg_ur
     assert texts[:2] == ["استفسار عام", "أهلا، كيف نخدمك؟"] and "csat" in texts[2]  # the survey
     assert view["customer"]["identities"] == [{"kind": "email", "value": "h@example.sa"}]
     assert [e["type"] for e in view["history"]] == kinds
-    with pytest.raises(BadRequest, match="left the live desk"):
+    with pytest.raises(BadRequest, match="left the live desk") as refused:
         service.desk.reply(amal, tid, "again")
+    assert refused.value.code == "left_live_desk" and refused.value.params == {"ticket": tid}
+    # a canned reply is still previewed for it (read-only), from the record
+    preview = service.desk.preview_template(amal, tid, "thanks", "en")
+    assert tid in preview and "{" not in preview
     with pytest.raises(Forbidden):
         service.desk.view(service.agent("omar"), tid)  # not his queue, live or not
     with pytest.raises(NotFound):

@@ -363,17 +363,37 @@ class Desk:
             meta["last_customer_at"] = max(wrote).isoformat()
         return meta
 
+    def preview_template(
+        self, agent: AgentConfig, ticket_id: str, name: str, language: str | None = None
+    ) -> str:
+        """The canned reply filled for the ticket, read-only: a ticket that has left Redis
+        is previewed from its record (its customer too) as well as a live one."""
+        ticket, cold = self._visible(agent, ticket_id)
+        if ticket is not None:
+            return self.render_template(name, ticket, agent, language)
+        assert cold is not None
+        customer = cold["customer"]
+        name_of = (getattr(customer, "name", None) or "") if customer else ""
+        return self.render_template(name, cold["ticket"], agent, language, name_of)
+
     def render_template(
-        self, name: str, ticket: Ticket, agent: AgentConfig, language: str | None = None
+        self,
+        name: str,
+        ticket: Ticket,
+        agent: AgentConfig,
+        language: str | None = None,
+        customer_name: str | None = None,
     ) -> str:
         templates = self.roster().config.templates
         if name not in templates:
             raise NotFound(f"no template {name!r}")
         lang = language or reply_language(ticket.language)
         body = template_text(templates[name], lang)
-        customer = self.store.get_customer(ticket.customer_id)
+        if customer_name is None:
+            customer = self.store.get_customer(ticket.customer_id)
+            customer_name = (customer.name if customer else "") or ""
         values = {
-            "customer_name": (customer.name if customer else "") or "",
+            "customer_name": customer_name,
             "ticket_id": ticket.id,
             "agent_name": agent.name or agent.id,
             # the customer reads it: the queue's public_title, never its id

@@ -329,11 +329,9 @@ async def template_preview(request: web.Request) -> web.Response:
     if language not in (None, "ar", "en"):
         raise BadRequest("language: ar or en")
 
-    def render() -> str:
-        ticket = service.desk.ticket(agent, request.match_info["ticket"])
-        return service.desk.render_template(name, ticket, agent, language)
-
-    return ok({"template": name, "text": await _run(render)})
+    preview = service.desk.preview_template
+    text = await _run(preview, agent, request.match_info["ticket"], name, language)
+    return ok({"template": name, "text": text})
 
 
 async def list_attachments(request: web.Request) -> web.Response:
