@@ -233,6 +233,8 @@ async def test_chat_attachments_listed_as_not_available(api: dict[str, Any]) -> 
         "attachments"
     ]
     assert item["available"] is False and "telegram connector 'bot'" in item["reason"]
+    assert item["reason_code"] == "connector_not_running"  # for the console to word it
+    assert item["reason_params"] == {"channel": "telegram", "account": "bot"}
     r = await client.get(item["url"], headers=h)
     assert r.status == 404 and "not available" in (await r.json())["error"]
 

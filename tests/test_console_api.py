@@ -180,3 +180,14 @@ async def test_the_desks_common_refusals_carry_a_stable_code(api: dict[str, Any]
     for code in ("needs_reason", "at_capacity", "not_your_queue", "left_live_desk", "not_found"):
         (msgid,) = re.findall(rf'\b{code}: N_\("([^"]+)"\)', console)
         assert words[msgid] != msgid, code  # worded in Arabic
+
+
+def test_every_unavailable_attachment_reason_is_worded_in_arabic() -> None:
+    source = (STATIC.parent / "attachments.py").read_text("utf-8")
+    codes = set(re.findall(r'Unavailable\(\s*"(\w+)"', source))
+    assert len(codes) >= 8
+    console = (STATIC / "console.js").read_text("utf-8")
+    words = catalog("ar")
+    for code in codes:
+        (msgid,) = re.findall(rf'\b{code}: N_\("([^"]+)"\)', console)
+        assert words[msgid] != msgid, code

@@ -25,7 +25,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from omnidesk.agents.desk import NotFound
@@ -83,36 +83,71 @@ def parse_id(value: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def unavailable_reason(
+class Unavailable(NamedTuple):
+    """Why an attachment's bytes cannot be had: a stable `code` with its `params`, which a
+    page words in its own language, and the English `text`."""
+
+    code: str
+    text: str
+    params: dict[str, str]
+
+
+def unavailable(
     message: Message, attachment: Attachment, reachable: bool = False
-) -> str | None:
+) -> Unavailable | None:
     """Why the bytes cannot be served, or None when they can. `reachable`: where they come
     from is there (the archived raw e-mail; a running connector of the message's channel
     and account, which fetches a file by its id)."""
     if attachment.kind in ("location", "contact"):
-        return f"a shared {attachment.kind}, not a file"
+        kind = attachment.kind
+        return Unavailable("not_a_file", f"a shared {kind}, not a file", {"kind": kind})
     if message.channel == Channel.EMAIL:
         if not message.raw_ref or not attachment.sha256:
-            return "the original message was not archived"
+            return Unavailable("not_archived", "the original message was not archived", {})
         if not reachable:
-            return "the original message is no longer kept (archive retention or erasure)"
+            return Unavailable(
+                "archive_gone",
+                "the original message is no longer kept (archive retention or erasure)",
+                {},
+            )
         return None
     if message.channel == Channel.WEB:
         if attachment.kind != UPLOADED or not attachment.sha256:
-            return "the web form only listed this file; it did not send it"
+            return Unavailable(
+                "form_listed_only", "the web form only listed this file; it did not send it", {}
+            )
         if not reachable:
-            return "the uploaded file is no longer kept (archive retention or erasure)"
+            return Unavailable(
+                "upload_gone",
+                "the uploaded file is no longer kept (archive retention or erasure)",
+                {},
+            )
         return None
     if not attachment.ref:
-        return "the channel gave no file id"
+        return Unavailable("no_file_id", "the channel gave no file id", {})
     if reachable:
         return None
+    channel = message.channel.value
     if message.channel in (Channel.TELEGRAM, Channel.WHATSAPP):
-        return f"the {message.channel.value} connector {message.account!r} is not running here"
-    return (
-        f"kept on {message.channel.value}'s servers (media id recorded); downloading from "
-        f"{message.channel.value} is not built yet"
+        return Unavailable(
+            "connector_not_running",
+            f"the {channel} connector {message.account!r} is not running here",
+            {"channel": channel, "account": message.account or ""},
+        )
+    return Unavailable(
+        "not_downloadable",
+        f"kept on {channel}'s servers (media id recorded); downloading from "
+        f"{channel} is not built yet",
+        {"channel": channel},
     )
+
+
+def unavailable_reason(
+    message: Message, attachment: Attachment, reachable: bool = False
+) -> str | None:
+    """`unavailable`'s English text, or None when the bytes can be served."""
+    why = unavailable(message, attachment, reachable)
+    return why.text if why is not None else None
 
 
 def describe(ticket_id: str, message: Message, reachable: bool = False) -> list[dict[str, Any]]:
@@ -120,7 +155,7 @@ def describe(ticket_id: str, message: Message, reachable: bool = False) -> list[
     out = []
     for i, att in enumerate(message.attachments):
         aid = attachment_id(message.id, i)
-        reason = unavailable_reason(message, att, reachable)
+        why = unavailable(message, att, reachable)
         item: dict[str, Any] = {
             "id": aid,
             "message_id": message.id,
@@ -129,11 +164,13 @@ def describe(ticket_id: str, message: Message, reachable: bool = False) -> list[
             "size": att.size,
             "inline": att.inline,
             "kind": att.kind,
-            "available": reason is None,
+            "available": why is None,
             "url": f"/v1/tickets/{ticket_id}/attachments/{aid}",
         }
-        if reason is not None:
-            item["reason"] = reason
+        if why is not None:
+            item["reason"] = why.text
+            item["reason_code"] = why.code
+            item["reason_params"] = why.params
         out.append(item)
     return out
 

@@ -585,6 +585,18 @@ function messageBox(m) {
   return box;
 }
 
+// why an attachment cannot be had, by the server's stable code (attachments.unavailable)
+const UNAVAILABLE = {
+  not_a_file: N_("a shared location or contact, not a file"),
+  not_archived: N_("the original message was not archived"),
+  archive_gone: N_("the original message is no longer kept (archive retention or erasure)"),
+  form_listed_only: N_("the web form only listed this file; it did not send it"),
+  upload_gone: N_("the uploaded file is no longer kept (archive retention or erasure)"),
+  no_file_id: N_("the channel gave no file id"),
+  connector_not_running: N_("the {channel} connector {account} is not running here"),
+  not_downloadable: N_("kept on {channel}'s servers; downloading from there is not built yet"),
+};
+
 function attachmentBox(a) {
   const fig = el("figure", "", "file");
   const caption = el("figcaption");
@@ -592,7 +604,11 @@ function attachmentBox(a) {
     el("span", a.size ? "(" + num(Math.ceil(a.size / 1024)) + " KB)" : "", "meta"));
   N_("attachment");
   if (!a.available) {
-    fig.append(caption, el("div", a.reason || _("not available"), "meta"));
+    const why = UNAVAILABLE[a.reason_code];
+    const params = { ...(a.reason_params || {}) };
+    if (params.channel) params.channel = label(params.channel);
+    fig.append(caption, el("div", why ? fill(_(why), params) :
+      a.reason || _("not available"), "meta"));
     N_("not available");
     return fig;
   }
