@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from msgspec.structs import replace
@@ -546,6 +546,38 @@ def summarize(state: SlaState, ctx: SlaContext, now: datetime) -> list[ClockSumm
             )
         )
     return out
+
+
+def explain_data(state: SlaState) -> dict[str, Any]:
+    """What `explain` says, as data a page words in its own language: the policy, the
+    calendar, and each clock's target, banked time, state and pauses."""
+    return {
+        "policy": state.policy,
+        "calendar": state.calendar,
+        "clocks": [
+            {
+                "target": c.target,
+                "policy": c.policy,
+                "calendar": c.calendar,
+                "target_seconds": c.target_seconds,
+                "banked_seconds": c.elapsed,
+                "state": c.state,
+                "outcome": c.outcome,
+                "due_at": c.due_at.isoformat() if c.due_at else None,
+                "paused_reason": c.pause_reason,
+                "pauses": [
+                    {
+                        "reason": p.reason,
+                        "seconds": p.seconds,
+                        "business_seconds": p.business_seconds,
+                    }
+                    for p in c.pauses
+                ],
+            }
+            for target in TARGETS
+            if (c := state.clocks.get(target)) is not None
+        ],
+    }
 
 
 def explain_clock(clock: Clock, ctx: SlaContext) -> list[str]:

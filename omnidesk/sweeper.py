@@ -773,6 +773,12 @@ class SlaClocks:
                 lines += sla.explain_clock(state.clocks[target], self.ctx)
         return lines
 
+    def explain_data(self, ticket_id: str) -> dict[str, Any] | None:
+        """`explain` as structured data (sla.explain_data), for a page to word; None
+        without clocks."""
+        state = self.state(ticket_id)
+        return sla.explain_data(state) if state is not None else None
+
     @guarded
     def at_risk(
         self, queue: str | None = None, limit: int = 50, now: datetime | None = None

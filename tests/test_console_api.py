@@ -86,6 +86,11 @@ async def test_listed_tickets_carry_their_sla_countdown_paused_by_pending(
     view = await (await client.get(f"/v1/tickets/{ticket}", headers=h)).json()
     assert view["sla"] and all(c["state"] in ("paused", "stopped") for c in view["sla"])
     assert any("standard" in line for line in view["sla_why"]), view["sla_why"]
+    explained = view["sla_explained"]  # the same, as data the console words itself
+    assert explained["policy"] == "standard" and explained["calendar"]
+    first = next(c for c in explained["clocks"] if c["target"] == "first_response")
+    assert first["state"] == "paused" and first["paused_reason"] == "pending_customer"
+    assert first["target_seconds"] == 4 * 3600 and first["banked_seconds"] >= 0
 
 
 async def test_the_routing_trace_names_the_rule_and_the_moves(api: dict[str, Any]) -> None:  # noqa: F811

@@ -190,6 +190,10 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     assert paused and all(c["paused_reason"] == "بانتظار صورة الهوية" for c in paused)
     assert "بانتظار صورة الهوية" in browser.find_element(By.ID, "sla").text
     assert [m.direction.value for m in store.ticket_messages(ticket.id)] == ["in", "out", "note"]
+    # why the due times are what they are: worded in Arabic from the server's data
+    why = browser.execute_script("return document.getElementById('sla-why').textContent")
+    assert "السياسة standard" in why and "بانتظار صورة الهوية" in why, why
+    assert not {"policy", "banked", "target", "paused", "calendar"} & set(why.split()), why
 
     # the API's refusal comes worded by the catalogue (its code), not in the server's English
     Select(browser.find_element(By.ID, "transfer-queue")).select_by_value("quiet")

@@ -210,6 +210,17 @@ class Desk:
             log.warning("SLA explanation of %s: %s", ticket_id, exc)
             return []
 
+    def sla_explained(self, ticket_id: str) -> dict[str, Any] | None:
+        """`sla_explain` as data (policy, calendar, each clock's state, banked time, pauses)
+        for the console to word in the agent's language; None without live clocks."""
+        if self.sla is None or not hasattr(self.sla, "explain_data"):
+            return None
+        try:
+            return self.sla.explain_data(ticket_id)
+        except Exception as exc:  # the view still works without the explanation
+            log.warning("SLA explanation of %s: %s", ticket_id, exc)
+            return None
+
     def history(self, ticket_id: str, limit: int = 200) -> list[dict[str, str]]:
         """The ticket's events, oldest first: what PostgreSQL has recorded, and the stream's
         entries not yet written there (the stream is trimmed behind the records writer)."""

@@ -294,6 +294,7 @@ async def view(request: web.Request) -> web.Response:
     shown = await _run(service.desk.view, agent, request.match_info["ticket"])
     shown["routing"] = routing_trace(service, shown)
     shown["sla_why"] = await _run(service.desk.sla_explain, shown["ticket"]["id"])
+    shown["sla_explained"] = await _run(service.desk.sla_explained, shown["ticket"]["id"])
     return ok(shown)
 
 

@@ -681,12 +681,28 @@ function renderSla(v) {
     table.append(tr);
   }
   box.append(table);
-  if (v.sla_why && v.sla_why.length) {
+  const x = v.sla_explained;  // the server's explanation as data, worded here
+  if (x && Array.isArray(x.clocks) && x.clocks.length) {
     const why = el("details");
+    why.id = "sla-why";
     why.append(el("summary", _("Why these due times (policy, calendar, pauses)")));
-    const pre = el("pre", v.sla_why.join("\n"));
-    pre.dir = "ltr";
-    why.append(pre);
+    const list = el("ul");
+    list.append(el("li", fill(_("Policy {policy}, calendar {calendar}"),
+      { policy: x.policy, calendar: x.calendar })));
+    for (const c of x.clocks) {
+      const item = el("li", fill(_("{target}: target {time}, {banked} used, {state}"), {
+        target: label(c.target), time: duration(c.target_seconds),
+        banked: duration(c.banked_seconds), state: label(c.outcome || c.state) +
+          (c.state === "paused" && c.paused_reason ? " (" + label(c.paused_reason) + ")" : "") }));
+      const pauses = el("ul");
+      for (const p of c.pauses || []) {
+        pauses.append(el("li", fill(_("paused ({reason}): {wall} in all, {business} of working time"),
+          { reason: label(p.reason), wall: duration(p.seconds), business: duration(p.business_seconds) })));
+      }
+      if (pauses.children.length) item.append(pauses);
+      list.append(item);
+    }
+    why.append(list);
     box.append(why);
   }
 }
