@@ -890,7 +890,7 @@ function bind() {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); send(); }
   });
 }
-N_("Say why the ticket waits."); N_("Pending: {reason}");
+N_("Say why the ticket waits.");
 
 async function takeNext() {
   $("next-status").textContent = "";
