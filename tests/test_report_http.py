@@ -65,3 +65,55 @@ async def test_without_a_supervisor_token_it_is_refused(client):
     assert resp.status == 401
     resp = await client.get("/v1/reports", params=PERIOD, headers={"Authorization": "Bearer x"})
     assert resp.status == 401
+
+
+@pytest.fixture
+async def scoped_client(monkeypatch):
+    """The operator's token, plus supervisors of one queue and of two (the agents part's
+    `authorize`, stood in for by a token table)."""
+    from omnidesk.reports.dashboard import BadToken, Viewer, env_authorize
+
+    monkeypatch.setenv("OMNIDESK_DASHBOARD_TOKEN", TOKEN)
+    store = Store.from_url(REDIS_URL, f"test-rephttp-{uuid.uuid4().hex[:10]}")
+    pipe = store.r.pipeline(transaction=False)
+    for ev in history(3, 40):
+        pipe.xadd(store.key("events"), ev)
+    pipe.execute()
+    dashboard = Dashboard(store, load_config("queue_config.yaml").data)
+    viewers = {"riyadh-sup": ("branch-riyadh",), "two-sup": ("branch-riyadh", "general")}
+
+    def authorize(token: str) -> Viewer:
+        if token in viewers:
+            return Viewer(token, viewers[token])
+        if token.startswith("sup-"):
+            return env_authorize(token)
+        raise BadToken("invalid token")
+
+    dashboard.authorize = authorize
+    app = web.Application()
+    route_hook(dashboard)(app)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+    store.delete_all()
+
+
+async def test_a_supervisor_sees_only_its_own_queues(scoped_client):
+    c = scoped_client
+    riyadh = {"Authorization": "Bearer riyadh-sup"}
+    resp = await c.get("/v1/reports", params={**PERIOD, "queue": "branch-jeddah"}, headers=riyadh)
+    assert resp.status == 403 and "branch-jeddah" in (await resp.json())["error"]
+    for param, value in (("region", "jeddah"), ("agent", "omar")):
+        resp = await c.get("/v1/reports", params={**PERIOD, param: value}, headers=riyadh)
+        assert resp.status == 403, (param, value)
+    # no queue filter: the one queue in scope, not every queue
+    mine = await (await c.get("/v1/reports", params=PERIOD, headers=riyadh)).json()
+    operator = {**PERIOD, "queue": "branch-riyadh"}
+    expected = await (await c.get("/v1/reports", params=operator, headers=AUTH)).json()
+    everything = await (await c.get("/v1/reports", params=PERIOD, headers=AUTH)).json()
+    assert mine["totals"]["opened"] == expected["totals"]["opened"]
+    assert mine["totals"]["opened"] < everything["totals"]["opened"] == 40
+    resp = await c.get("/v1/reports", params={**PERIOD, "agent": "khalid"}, headers=riyadh)
+    assert resp.status == 200
+    # several queues and no filter: refused naming them, never every queue's figures
+    resp = await c.get("/v1/reports", params=PERIOD, headers={"Authorization": "Bearer two-sup"})
+    assert resp.status == 403 and "general" in (await resp.json())["error"]

@@ -102,14 +102,6 @@ class Dashboard:
         except Exception as exc:  # not configured: the at-risk list stays empty
             log.info("dashboard: SLA engine unavailable (%s)", exc)
 
-    def token_check(self, token: str) -> bool:
-        """For the report routes, which need only a yes or no."""
-        try:
-            self.authorize(token)
-        except NotAuthorized:
-            return False
-        return True
-
     def scope(self, viewer: Viewer) -> list[str]:
         queues = list(self.config.queues)
         return queues if viewer.queues is None else [q for q in queues if q in viewer.queues]
@@ -342,11 +334,6 @@ def concerns(fields: dict[str, str], queues: list[str]) -> bool:
 def _token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
-
-
-def _authorized(request: web.Request, check: Callable[[str], bool]) -> bool:
-    token = _token(request)
-    return bool(token) and check(token)
 
 
 def _lang(request: web.Request) -> str:
