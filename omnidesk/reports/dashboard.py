@@ -44,7 +44,7 @@ SETTLE_S = 0.2  # a burst of events (a bulk import) makes one snapshot, not hund
 RISK_SCAN = 500  # running clocks looked at for the at-risk list
 RISK_SHOWN = 50
 SHARE_S = 0.3  # one reading serves every page of the same queues and language this long
-HELD_SHOWN = 20  # tickets listed per agent (its load counts them all)
+HELD_SHOWN = 20  # tickets of the viewer's queues listed per agent (its load counts them all)
 QUIET_TYPES = frozenset({"token_created", "token_revoked"})  # change nothing shown
 
 
@@ -158,6 +158,8 @@ class Dashboard:
             "tickets": risks,
             "agents": self._agents(queues, tr),
             **self._today(queues, tr, now),
+            # the desk lets any agent transfer to any configured queue (Desk.transfer), so
+            # every queue is a target; queue titles are config, no ticket's content
             "targets": {
                 "queues": [{"id": q, "title": titles.get(q) or q} for q in self.config.queues],
             },
@@ -218,11 +220,14 @@ class Dashboard:
             pipe.get(key("presence", a.id))
             pipe.zrange(key("agent", a.id, "open"), 0, -1)
         replies = pipe.execute()
-        shown = {tid for held in replies[1::2] for tid in held[:HELD_SHOWN]}
-        tickets = {t.id: t for t in self.store.get_tickets(sorted(shown))}
+        # every held ticket is read (capacity bounds them): only those of the viewer's
+        # queues are listed, so another queue's subject never reaches this supervisor
+        every = {tid for held in replies[1::2] for tid in held}
+        tickets = {t.id: t for t in self.store.get_tickets(sorted(every))}
         rows = []
         for a, presence, held in zip(agents, replies[::2], replies[1::2], strict=True):
             state = presence if presence in ("online", "away") else "offline"
+            mine = [t for tid in held if (t := tickets.get(tid)) is not None and t.queue in scope]
             rows.append(
                 {
                     "agent": a.id,
@@ -234,10 +239,11 @@ class Dashboard:
                     "capacity": a.capacity,
                     "load_text": dashtext.load(tr, len(held), a.capacity),
                     "held": [
-                        {"ticket": tid, "queue": t.queue, "subject": (t.subject or t.preview)[:120]}
-                        for tid in held[:HELD_SHOWN]
-                        if (t := tickets.get(tid)) is not None
+                        {"ticket": t.id, "queue": t.queue,
+                         "subject": (t.subject or t.preview)[:120]}  # fmt: skip
+                        for t in mine[:HELD_SHOWN]
                     ],
+                    "held_elsewhere": len(held) - len(mine),  # in `load`, not listed
                     "queues": [q for q in a.queues if q in scope],
                 }
             )
