@@ -239,8 +239,11 @@ class Dashboard:
                     "capacity": a.capacity,
                     "load_text": dashtext.load(tr, len(held), a.capacity),
                     "held": [
-                        {"ticket": t.id, "queue": t.queue,
-                         "subject": (t.subject or t.preview)[:120]}  # fmt: skip
+                        {
+                            "ticket": t.id,
+                            "queue": t.queue,
+                            "subject": (t.subject or t.preview)[:120],
+                        }
                         for t in mine[:HELD_SHOWN]
                     ],
                     "held_elsewhere": len(held) - len(mine),  # in `load`, not listed
