@@ -133,8 +133,11 @@ def route_hook(
             body, kind, name = await asyncio.to_thread(build, request.rel_url.query, viewer)
         except OutOfScope as exc:
             return web.json_response({"error": str(exc)}, status=403)
-        except (NoChromium, TransientError) as exc:  # this server cannot, now or at all
+        except NoChromium as exc:  # this server cannot print at all
             return web.json_response({"error": str(exc)}, status=503)
+        except TransientError as exc:  # busy printing, a hung print killed, Redis away
+            return web.json_response({"error": str(exc)}, status=503,
+                                     headers={"Retry-After": "30"})  # fmt: skip
         except (ValueError, PermanentError) as exc:  # bad input, unknown filter values
             return web.json_response({"error": str(exc)}, status=400)
         headers = {"Cache-Control": "no-store",
