@@ -63,3 +63,4 @@ def test_held_tickets_of_other_queues_are_not_listed(prefix: str, tmp_path: Path
     assert [h["ticket"] for h in row["held"]] == [general]
     assert row["load"] == 2 and row["held_elsewhere"] == 1
     assert "secret quiet matter" not in str(snap)
+

@@ -41,7 +41,7 @@ log = logging.getLogger("omnidesk.reports.dashboard")
 
 TICK_S = 10.0  # a fresh snapshot at least this often: time left runs on without events
 SETTLE_S = 0.2  # a burst of events (a bulk import) makes one snapshot, not hundreds
-RISK_SCAN = 500  # running clocks looked at for the at-risk list
+RISK_SCAN = 500  # running clocks of the viewer's queues looked at for the at-risk list
 RISK_SHOWN = 50
 SHARE_S = 0.3  # one reading serves every page of the same queues and language this long
 HELD_SHOWN = 20  # tickets of the viewer's queues listed per agent (its load counts them all)
@@ -178,7 +178,9 @@ class Dashboard:
         if self._sla is None:
             return []
         seen: dict[str, Any] = {}
-        for a in self._sla.at_risk(limit=RISK_SCAN):
+        every = set(self.config.queues) <= queues  # the operator's scope: no filter to apply
+        # filtered inside the scan, so other queues' clocks never crowd out this viewer's
+        for a in self._sla.at_risk(None if every else queues, limit=RISK_SCAN):
             if a.queue in queues and a.ticket not in seen and a.remaining_seconds < dashtext.RISK_S:
                 seen[a.ticket] = a
         rows = list(seen.values())[:RISK_SHOWN]
