@@ -563,8 +563,9 @@ class ScheduledReport(Strict):
     day: int = Field(default=1, ge=1, le=28)  # monthly: the day of the month it is sent
     recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
     filters: ReportFilters = Field(default_factory=ReportFilters)
-    format: Literal["html", "csv", "json", "table"] = "html"
+    format: Literal["html", "pdf", "csv", "json", "table"] = "html"
     lang: Literal["en", "ar"] = "en"
+    digits: Literal["latn", "arab"] = "latn"  # the html and pdf page's numerals
     timezone: str | None = None  # default: the national calendar's
 
     @model_validator(mode="after")

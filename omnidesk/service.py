@@ -368,6 +368,9 @@ class Daemon:
             if mail["mail"] == "down":
                 report["status"] = "degraded"
                 report["degraded"] = [*report.get("degraded", []), "report_mail_down"]
+            if mail.get("pdf") == "down":  # PDF reports cannot be printed: not sent
+                report["status"] = "degraded"
+                report["degraded"] = [*report.get("degraded", []), "report_pdf_down"]
         return report
 
     async def render_metrics(self) -> bytes:

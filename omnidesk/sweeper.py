@@ -781,9 +781,13 @@ class SlaClocks:
 
     @guarded
     def at_risk(
-        self, queue: str | None = None, limit: int = 50, now: datetime | None = None
+        self,
+        queue: str | Iterable[str] | None = None,
+        limit: int = 50,
+        now: datetime | None = None,
     ) -> list[AtRisk]:
-        """Running clocks, least business time left first.
+        """Running clocks, least business time left first; `queue` one queue or several
+        (a supervisor's scope), filtered before `limit` counts.
 
         Candidates: the overdue index (most overdue first, paged until `limit` of `queue`'s
         are found), then the due buckets in order of their earliest wakeup, which comes no
@@ -794,6 +798,8 @@ class SlaClocks:
         at = now or self.clock()
         out: list[AtRisk] = []
         seen: set[str] = set()
+        if queue is not None:
+            queue = frozenset([queue] if isinstance(queue, str) else queue)
         for start in range(0, RISK_OVERDUE, 500):
             overdue: list[str] = self.store.r.zrange(self.key("overdue"), start, start + 499)
             pipe = self.rb.pipeline(transaction=False)
@@ -823,9 +829,13 @@ class SlaClocks:
         return out[:limit]
 
     def _risks(
-        self, records: list[tuple[str, bytes]], queue: str | None, at: datetime, seen: set[str]
+        self,
+        records: list[tuple[str, bytes]],
+        queues: frozenset[str] | None,
+        at: datetime,
+        seen: set[str],
     ) -> list[AtRisk]:
-        """The running clocks among these records (of `queue`, if given), skipping `seen`."""
+        """The running clocks among these records (of `queues`, if given), skipping `seen`."""
         records = [(tid, raw) for tid, raw in records if tid not in seen]
         seen.update(tid for tid, _ in records)
         pipe = self.store.r.pipeline(transaction=False)
@@ -833,7 +843,7 @@ class SlaClocks:
             pipe.hget(self.store.key("ticket", tid), "queue")
         out: list[AtRisk] = []
         for (tid, raw), tqueue in zip(records, pipe.execute(), strict=True):
-            if queue is not None and tqueue != queue:
+            if queues is not None and tqueue not in queues:
                 continue
             try:
                 state, _ = self._decode(tid, raw)

@@ -475,9 +475,19 @@ async def test_a_supervisor_hands_a_ticket_to_an_agent_of_its_queue(api: dict[st
     # omar (capacity 3) holds three complaints: a fourth is refused, not forced on him
     complaints = [open_ticket(runtime, f"شكوى رقم {i}") for i in range(4)]
     omar = service.agent("omar")
-    assert [service.assigner.hand_to(t, omar, "boss").outcome for t in complaints[:3]] == [
-        "assigned"
-    ] * 3
+    handed = [service.assigner.hand_to(t, omar, "boss", store.get_ticket(t).queue).outcome
+              for t in complaints[:3]]  # fmt: skip
+    assert handed == ["assigned"] * 3
+    # a colleague's transfer between the access check and the hand-over: refused, not
+    # handed to an agent without access to the ticket's new queue
+    tid2 = open_ticket(runtime, "another question for the general queue")
+    read = store.get_ticket(tid2)
+    assert read.queue == "general"
+    store.move(tid2, "complaints", "sara", event="transferred", reason="belongs there")
+    assert service.assigner.hand_to(tid2, service.agent("amal"), "boss", read.queue).outcome == (
+        "moved"
+    )
+    assert store.get_ticket(tid2).assignee in (None, "")
     r = await client.post(f"/v1/tickets/{complaints[3]}/assign", json={"agent": "omar"},
                           headers=boss)  # fmt: skip
     assert r.status == 409 and "at capacity" in (await r.json())["error"]

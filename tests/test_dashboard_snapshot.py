@@ -41,3 +41,26 @@ def test_scope_and_freshness(prefix: str, tmp_path: Path) -> None:
             dashboard.snapshot(boss, tr, fresh_after=0.0)["queues"]}["complaints"] == 1  # fmt: skip
     again = dashboard.snapshot(boss, tr, fresh_after=time.monotonic())
     assert {q["queue"]: q["waiting"] for q in again["queues"]}["complaints"] == 2
+
+
+def test_held_tickets_of_other_queues_are_not_listed(prefix: str, tmp_path: Path) -> None:
+    """sara works general and quiet; boss supervises general and complaints: sara's quiet
+    ticket counts in her load but its subject never reaches boss's dashboard."""
+    runtime, service, _ = make(prefix, tmp_path)
+    dashboard = Dashboard(service.store, service.config(), sla=runtime.clocks)
+    boss = supervisor_authorize(service, fallback=env_authorize)(service.tokens.create("boss"))
+    store, sara = service.store, service.agent("sara")
+    tids = [r.ticket_id for r in runtime.process(
+        [web("secret quiet matter", email="q@example.sa"),
+         web("a general question", email="g@example.sa")]).results]  # fmt: skip
+    quiet, general = tids
+    store.move(quiet, "quiet", "sara", event="transferred", reason="quiet queue")
+    for tid in tids:
+        queue = store.get_ticket(tid).queue
+        assert service.assigner.hand_to(tid, sara, "boss", queue).outcome == "assigned"
+    snap = dashboard.snapshot(boss, dashtext.lang_translator("en"))
+    (row,) = [a for a in snap["agents"]["list"] if a["agent"] == "sara"]
+    assert [h["ticket"] for h in row["held"]] == [general]
+    assert row["load"] == 2 and row["held_elsewhere"] == 1
+    assert "secret quiet matter" not in str(snap)
+

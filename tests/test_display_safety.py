@@ -274,7 +274,8 @@ async def test_api_and_dashboard_show_customer_text_without_overrides(
     status, _, answer = await raw_http(port, "GET", "/v1/tickets", api["tokens"]["amal"])
     assert "invoicefdp.exe" in {t["subject"] for t in json.loads(answer)["tickets"]}
     service = api["service"]
-    assert service.assigner.hand_to(ticket, service.agent("amal"), "boss").outcome == "assigned"
+    handed = service.assigner.hand_to(ticket, service.agent("amal"), "boss", stored.queue)
+    assert handed.outcome == "assigned"
     status, _, answer = await raw_http(port, "GET", "/v1/dashboard.json", "supervisor")
     assert status == 200
     held = {

@@ -72,6 +72,16 @@ def test_table_names_the_period(capsys, prefix):
     assert "opened 40" in text
 
 
+def test_an_arabic_table_is_arabic_and_csv_keeps_its_keys(capsys, prefix):
+    text = report(capsys, prefix, "--format", "table", "--lang", "ar", "--digits", "arab")
+    assert text.startswith("تقرير 2026-02-27 .. 2026-03-20")
+    assert "مفتوحة ٤٠" in text and "الإجمالي" in text and "رضا العملاء" in text
+    assert "opened" not in text and "total" not in text
+    rows = list(csv.DictReader(io.StringIO(report(capsys, prefix, "--format", "csv",
+                                                  "--lang", "ar"))))  # fmt: skip
+    assert rows[0]["slice"] == "total" and rows[0]["opened"] == "40"
+
+
 class _Tags(HTMLParser):
     def __init__(self) -> None:
         super().__init__()

@@ -65,3 +65,103 @@ async def test_without_a_supervisor_token_it_is_refused(client):
     assert resp.status == 401
     resp = await client.get("/v1/reports", params=PERIOD, headers={"Authorization": "Bearer x"})
     assert resp.status == 401
+
+
+@pytest.fixture
+async def scoped_client(monkeypatch):
+    """The operator's token, plus supervisors of one queue and of two (the agents part's
+    `authorize`, stood in for by a token table)."""
+    from omnidesk.reports.dashboard import BadToken, Viewer, env_authorize
+
+    monkeypatch.setenv("OMNIDESK_DASHBOARD_TOKEN", TOKEN)
+    store = Store.from_url(REDIS_URL, f"test-rephttp-{uuid.uuid4().hex[:10]}")
+    pipe = store.r.pipeline(transaction=False)
+    for ev in history(3, 40):
+        pipe.xadd(store.key("events"), ev)
+    pipe.execute()
+    dashboard = Dashboard(store, load_config("queue_config.yaml").data)
+    viewers = {"riyadh-sup": ("branch-riyadh",), "two-sup": ("branch-riyadh", "general")}
+
+    def authorize(token: str) -> Viewer:
+        if token in viewers:
+            return Viewer(token, viewers[token])
+        if token.startswith("sup-"):
+            return env_authorize(token)
+        raise BadToken("invalid token")
+
+    dashboard.authorize = authorize
+    app = web.Application()
+    route_hook(dashboard)(app)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+    store.delete_all()
+
+
+async def test_a_supervisor_sees_only_its_own_queues(scoped_client):
+    c = scoped_client
+    riyadh = {"Authorization": "Bearer riyadh-sup"}
+    resp = await c.get("/v1/reports", params={**PERIOD, "queue": "branch-jeddah"}, headers=riyadh)
+    assert resp.status == 403 and "branch-jeddah" in (await resp.json())["error"]
+    for param, value in (("region", "jeddah"), ("agent", "omar")):
+        resp = await c.get("/v1/reports", params={**PERIOD, param: value}, headers=riyadh)
+        assert resp.status == 403, (param, value)
+    # no queue filter: the one queue in scope, not every queue
+    mine = await (await c.get("/v1/reports", params=PERIOD, headers=riyadh)).json()
+    operator = {**PERIOD, "queue": "branch-riyadh"}
+    expected = await (await c.get("/v1/reports", params=operator, headers=AUTH)).json()
+    everything = await (await c.get("/v1/reports", params=PERIOD, headers=AUTH)).json()
+    assert mine["totals"]["opened"] == expected["totals"]["opened"]
+    assert mine["totals"]["opened"] < everything["totals"]["opened"] == 40
+    resp = await c.get("/v1/reports", params={**PERIOD, "agent": "khalid"}, headers=riyadh)
+    assert resp.status == 200
+    # several queues and no filter: refused naming them, never every queue's figures
+    resp = await c.get("/v1/reports", params=PERIOD, headers={"Authorization": "Bearer two-sup"})
+    assert resp.status == 403 and "general" in (await resp.json())["error"]
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or one already dead (a zombie waiting for its reaper)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+async def test_a_hung_chromium_is_killed_whole_and_answered_503(client, tmp_path, monkeypatch):
+    import time
+
+    import omnidesk.reports.pdf as pdf
+    from tests.services import wait_for
+
+    pids = tmp_path / "pids"
+    fake = tmp_path / "chromium"
+    fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $$ $! > {pids}\nwait\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("OMNIDESK_CHROMIUM", str(fake))
+    monkeypatch.setattr(pdf, "TIMEOUT_S", 2)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    began = time.monotonic()
+    resp = await client.get("/v1/reports", params={**PERIOD, "format": "pdf"}, headers=AUTH)
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    assert "within 2 s" in (await resp.json())["error"]
+    assert time.monotonic() - began < 2 + pdf.WAIT_S
+    shell, child = (int(p) for p in pids.read_text().split())
+    assert wait_for(lambda: _gone(shell) and _gone(child), timeout=5)
+    assert not list(tmp_path.glob("omnidesk-pdf-*"))
+
+
+async def test_prints_beyond_the_slots_wait_then_get_a_503(client, monkeypatch):
+    import omnidesk.reports.pdf as pdf
+
+    monkeypatch.setattr(pdf, "WAIT_S", 0.2)
+    taken = [pdf._slots.acquire(timeout=1) for _ in range(pdf.PRINTS)]  # two prints running
+    try:
+        resp = await client.get("/v1/reports", params={**PERIOD, "format": "pdf"}, headers=AUTH)
+        assert resp.status == 503 and resp.headers["Retry-After"]
+        assert "printing" in (await resp.json())["error"]
+    finally:
+        for ok in taken:
+            if ok:
+                pdf._slots.release()
+    assert all(taken)

@@ -142,3 +142,37 @@ async def test_healthz_says_degraded_while_report_mail_is_down_and_ok_once_it_is
     health = await daemon.health()
     assert "report_mail_down" not in health.get("degraded", [])
     assert health["reports"] == {"mail": "ok"}
+
+
+@pytest.fixture
+async def pdf_daemon(prefix: str, tmp_path: Path, late_smtp: LateSmtp, monkeypatch):
+    monkeypatch.setenv("OMNIDESK_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    config = tmp_path / "queue_config.yaml"
+    config.write_text(
+        f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n"
+        f"  state_dir: {tmp_path / 'state'}\n"
+        f"  smtp: {{host: 127.0.0.1, port: {late_smtp.sink.port}, from_address: od@moc.sa,"
+        " timeout: 5}\n"
+        + AGENTS_CONFIG.read_text("utf-8")
+        + "reports:\n  - {name: daily-pdf, schedule: daily, at: '00:00',"
+        " recipients: [ops@moc.example.sa], format: pdf, lang: ar, digits: arab}\n",
+        "utf-8",
+    )
+    d = Daemon(DaemonOptions(config=str(config), workers=0, http=False, drain_timeout=5))
+    async with d:
+        yield d
+
+
+async def test_healthz_says_a_pdf_report_cannot_be_printed(
+    pdf_daemon: Daemon, late_smtp: LateSmtp
+) -> None:
+    late_smtp.up()  # mail would go: only the printing is missing
+    scheduler = pdf_daemon.report_scheduler
+    assert await scheduler.tick() == []
+    assert await eventually(lambda: scheduler.pdf_error is not None, 10)
+    health = await pdf_daemon.health()
+    assert health["ok"] is True and health["status"] == "degraded"
+    assert "report_pdf_down" in health["degraded"]
+    assert "report_mail_down" not in health["degraded"]
+    assert "no-such-chromium" in health["reports"]["pdf_error"]
+    assert late_smtp.sink.messages == []

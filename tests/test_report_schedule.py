@@ -195,3 +195,56 @@ async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
         assert "data:image/svg+xml;base64," in page
     finally:
         store.delete_all()
+
+
+def _pdf_setup(port: int, prefix: str):  # type: ignore[no-untyped-def]
+    store = Store.from_url(REDIS_URL, prefix)
+    pipe = store.r.pipeline(transaction=False)
+    for ev in history(5, 30, days=5):
+        pipe.xadd(store.key("events"), ev)
+    pipe.execute()
+    loaded = load_config(CONFIG)
+    smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
+    service = loaded.data.service.model_validate(
+        {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
+    )
+    pdf = report(name="daily-pdf", format="pdf", lang="ar", digits="arab")
+    cfg = loaded.data.model_copy(update={"service": service, "reports": [pdf]})
+    now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
+    return store, ReportScheduler(store, cfg, clock=lambda: now)
+
+
+async def test_a_scheduled_pdf_report_is_printed_and_attached(smtp):
+    inbox, port = smtp
+    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}")
+    try:
+        assert len(await sched.tick()) == 1
+        attachment = next(inbox.messages[0].iter_attachments())
+        assert attachment.get_content_type() == "application/pdf"
+        assert attachment.get_filename() == "omnidesk-daily-pdf-2026-03-07.pdf"
+        assert attachment.get_content().startswith(b"%PDF")
+        assert sched.health() == {"mail": "ok", "pdf": "ok"}
+    finally:
+        store.delete_all()
+
+
+async def test_without_chromium_a_pdf_report_is_not_sent_and_health_says_why(
+    smtp, tmp_path, monkeypatch
+):
+    inbox, port = smtp
+    monkeypatch.setenv("OMNIDESK_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}")
+    try:
+        assert await sched.tick() == []
+        assert inbox.messages == []
+        assert store.r.exists(store.key("report", "daily-pdf", "2026-03-07")) == 0  # retried
+        health = sched.health()
+        assert health["pdf"] == "down" and "no-such-chromium" in health["pdf_error"]
+    finally:
+        store.delete_all()
+
+
+def test_digits_and_pdf_are_checked():
+    assert report(format="pdf", digits="arab").digits == "arab"
+    with pytest.raises(ValueError, match="digits"):
+        report(digits="roman")

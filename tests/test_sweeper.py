@@ -560,3 +560,25 @@ def test_stale_buckets_ahead_do_not_delay_due_ones(store, config, now) -> None:
     assert clocks.open_many([late], opened + timedelta(minutes=5)) == 1
     fired = clocks.sweep(riyadh(2026, 1, 11, 12))
     assert {(f.ticket, f.at) for f in fired} == {(late.id, 0.5), (late.id, 0.8), (late.id, 1.0)}
+
+
+def test_the_dashboards_at_risk_list_is_scoped_before_it_is_cut(
+    store, config, now, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """More urgent clocks in a queue the supervisor does not see than the scan looks at
+    must not push its own queue's ticket off the list."""
+    from omnidesk.reports import dashboard as dashboard_module
+    from omnidesk.reports import dashtext
+    from omnidesk.reports.dashboard import Dashboard, Viewer
+
+    clocks = clocks_for(store, config, now)
+    others = [open_ticket(store, clocks, n) for n in range(3)]  # riyadh: the most urgent
+    now.set(riyadh(2026, 1, 8, 15, 30))
+    mine = open_ticket(store, clocks, 9, queue="backoffice")
+    assert {r.ticket for r in clocks.at_risk(queue={"backoffice"}, limit=1)} == {mine}
+    monkeypatch.setattr(dashboard_module, "RISK_SCAN", 2)
+    dashboard = Dashboard(store, config, sla=clocks)
+    now.set(riyadh(2026, 1, 11, 15, 45))  # riyadh long overdue; backoffice under an hour left
+    snap = dashboard.snapshot(Viewer("sup", ("backoffice",)), dashtext.lang_translator("en"))
+    assert [t["ticket"] for t in snap["tickets"]] == [mine]
+    assert not set(others) & {t["ticket"] for t in snap["tickets"]}

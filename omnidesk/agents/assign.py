@@ -51,7 +51,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Handed:
-    outcome: Literal["assigned", "full", "same", "closed", "missing"]
+    outcome: Literal["assigned", "full", "same", "closed", "moved", "missing"]
     previous: str = ""  # the agent who held it before ("" none)
 
 
@@ -111,11 +111,12 @@ class Assigner:
         return Claim(reply[0])
 
     @guarded
-    def hand_to(self, ticket_id: str, agent: AgentConfig, actor: str) -> Handed:
+    def hand_to(self, ticket_id: str, agent: AgentConfig, actor: str, queue: str) -> Handed:
         """A supervisor gives the ticket to `agent` (off whoever held it); the agent's
-        capacity holds as for a claim."""
+        capacity holds as for a claim. `queue` is the one the agent's access was checked
+        against: a transfer in between answers "moved" instead of handing it over."""
         args = [self.store.prefix, ticket_id, agent.id, agent.capacity, _ms(),
-                utcnow().isoformat(), actor]  # fmt: skip
+                utcnow().isoformat(), actor, queue]  # fmt: skip
         reply = scripts(self.store)["reassign"](keys=[], args=args)
         if reply is None or reply is False:
             return Handed("missing")

@@ -54,7 +54,11 @@ async def assign(request: web.Request) -> web.Response:
             f"agent {target.id!r} does not work queue {ticket.queue!r}: transfer the ticket"
             " to one of their queues first"
         )
-    handed = await asyncio.to_thread(service.assigner.hand_to, ticket.id, target, supervisor.id)
+    handed = await asyncio.to_thread(
+        service.assigner.hand_to, ticket.id, target, supervisor.id, ticket.queue
+    )
+    if handed.outcome == "moved":  # transferred since it was read: access checked for nothing
+        return error(409, f"{ticket.id} was moved to another queue meanwhile: look again")
     if handed.outcome == "full":
         return error(409, f"{target.id} is at capacity ({target.capacity} open tickets)")
     if handed.outcome == "closed":

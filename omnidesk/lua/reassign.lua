@@ -1,13 +1,17 @@
 -- A supervisor hands a ticket to a named agent: off its holder (if any) or its queue's
 -- waiting set, onto the agent's open set, atomically (a claim racing it cannot take it too).
--- ARGV: prefix, ticket_id, agent, capacity, now_ms, now_iso, actor.
--- Returns {"assigned", previous holder or ""} | {"full"} | {"same"} | {"closed"} | false.
+-- ARGV: prefix, ticket_id, agent, capacity, now_ms, now_iso, actor, queue (the queue the
+-- caller checked the agent's access against: a transfer since then answers {"moved"}).
+-- Returns {"assigned", previous holder or ""} | {"full"} | {"same"} | {"closed"} | {"moved"}
+-- | false.
 local p = ARGV[1] .. ":"
 local tid, agent, cap, now, now_iso, actor = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
   ARGV[6], ARGV[7]
+local expected = ARGV[8]
 local tkey = p .. "ticket:" .. tid
 local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "channel")
 if not t[2] then return false end
+if t[2] ~= expected then return {"moved"} end
 if t[1] ~= "new" and t[1] ~= "open" and t[1] ~= "pending_customer" then return {"closed"} end
 local previous = t[4] or ""
 if previous == agent then return {"same"} end

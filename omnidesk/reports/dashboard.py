@@ -41,10 +41,10 @@ log = logging.getLogger("omnidesk.reports.dashboard")
 
 TICK_S = 10.0  # a fresh snapshot at least this often: time left runs on without events
 SETTLE_S = 0.2  # a burst of events (a bulk import) makes one snapshot, not hundreds
-RISK_SCAN = 500  # running clocks looked at for the at-risk list
+RISK_SCAN = 500  # running clocks of the viewer's queues looked at for the at-risk list
 RISK_SHOWN = 50
 SHARE_S = 0.3  # one reading serves every page of the same queues and language this long
-HELD_SHOWN = 20  # tickets listed per agent (its load counts them all)
+HELD_SHOWN = 20  # tickets of the viewer's queues listed per agent (its load counts them all)
 QUIET_TYPES = frozenset({"token_created", "token_revoked"})  # change nothing shown
 
 
@@ -102,14 +102,6 @@ class Dashboard:
         except Exception as exc:  # not configured: the at-risk list stays empty
             log.info("dashboard: SLA engine unavailable (%s)", exc)
 
-    def token_check(self, token: str) -> bool:
-        """For the report routes, which need only a yes or no."""
-        try:
-            self.authorize(token)
-        except NotAuthorized:
-            return False
-        return True
-
     def scope(self, viewer: Viewer) -> list[str]:
         queues = list(self.config.queues)
         return queues if viewer.queues is None else [q for q in queues if q in viewer.queues]
@@ -166,6 +158,8 @@ class Dashboard:
             "tickets": risks,
             "agents": self._agents(queues, tr),
             **self._today(queues, tr, now),
+            # the desk lets any agent transfer to any configured queue (Desk.transfer), so
+            # every queue is a target; queue titles are config, no ticket's content
             "targets": {
                 "queues": [{"id": q, "title": titles.get(q) or q} for q in self.config.queues],
             },
@@ -184,7 +178,9 @@ class Dashboard:
         if self._sla is None:
             return []
         seen: dict[str, Any] = {}
-        for a in self._sla.at_risk(limit=RISK_SCAN):
+        every = set(self.config.queues) <= queues  # the operator's scope: no filter to apply
+        # filtered inside the scan, so other queues' clocks never crowd out this viewer's
+        for a in self._sla.at_risk(None if every else queues, limit=RISK_SCAN):
             if a.queue in queues and a.ticket not in seen and a.remaining_seconds < dashtext.RISK_S:
                 seen[a.ticket] = a
         rows = list(seen.values())[:RISK_SHOWN]
@@ -226,11 +222,14 @@ class Dashboard:
             pipe.get(key("presence", a.id))
             pipe.zrange(key("agent", a.id, "open"), 0, -1)
         replies = pipe.execute()
-        shown = {tid for held in replies[1::2] for tid in held[:HELD_SHOWN]}
-        tickets = {t.id: t for t in self.store.get_tickets(sorted(shown))}
+        # every held ticket is read (capacity bounds them): only those of the viewer's
+        # queues are listed, so another queue's subject never reaches this supervisor
+        every = {tid for held in replies[1::2] for tid in held}
+        tickets = {t.id: t for t in self.store.get_tickets(sorted(every))}
         rows = []
         for a, presence, held in zip(agents, replies[::2], replies[1::2], strict=True):
             state = presence if presence in ("online", "away") else "offline"
+            mine = [t for tid in held if (t := tickets.get(tid)) is not None and t.queue in scope]
             rows.append(
                 {
                     "agent": a.id,
@@ -242,10 +241,14 @@ class Dashboard:
                     "capacity": a.capacity,
                     "load_text": dashtext.load(tr, len(held), a.capacity),
                     "held": [
-                        {"ticket": tid, "queue": t.queue, "subject": (t.subject or t.preview)[:120]}
-                        for tid in held[:HELD_SHOWN]
-                        if (t := tickets.get(tid)) is not None
+                        {
+                            "ticket": t.id,
+                            "queue": t.queue,
+                            "subject": (t.subject or t.preview)[:120],
+                        }
+                        for t in mine[:HELD_SHOWN]
                     ],
+                    "held_elsewhere": len(held) - len(mine),  # in `load`, not listed
                     "queues": [q for q in a.queues if q in scope],
                 }
             )
@@ -342,11 +345,6 @@ def concerns(fields: dict[str, str], queues: list[str]) -> bool:
 def _token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
-
-
-def _authorized(request: web.Request, check: Callable[[str], bool]) -> bool:
-    token = _token(request)
-    return bool(token) and check(token)
 
 
 def _lang(request: web.Request) -> str:

@@ -4,7 +4,11 @@ value (queue, region, agent) or format is a 400 naming it, never a report of zer
 
 Query: from, to (local dates, default the 30 days to today), queue, region, channel,
 segment, agent, format (json), lang (en|ar), digits (latn|arab). Login: the dashboard's
-supervisor bearer token (`Dashboard.token_check`, over the login the agents part sets).
+supervisor bearer token, turned into a `Viewer` by `Dashboard.authorize` (the login the
+agents part sets). A supervisor sees only its own queues: a queue, region or agent filter
+outside them is a 403; without a queue filter a supervisor of one queue gets that queue, one
+of several must name one (the figures have one queue filter, not a list). The operator's
+$OMNIDESK_DASHBOARD_TOKEN sees every queue.
 """
 
 from __future__ import annotations
@@ -27,6 +31,34 @@ FILTERS = ("queue", "region", "channel", "segment", "agent")
 
 class BadQuery(ValueError):
     pass
+
+
+class OutOfScope(PermissionError):
+    """A filter naming a queue, region or agent outside the supervisor's queues."""
+
+
+def scoped(filters: dict[str, str | None], config: Any, queues: tuple[str, ...] | None) -> None:
+    """Check `filters` against a viewer's queues (None: every queue) and pin the queue
+    filter to the scope, so no figure from another queue (CSAT comments are customers'
+    words) reaches a supervisor."""
+    if queues is None:
+        return
+    mine = sorted(q for q in config.queues if q in queues)
+    queue = filters.get("queue")
+    if queue is not None and queue not in mine:
+        raise OutOfScope(f"queue={queue!r}: not one of your queues ({', '.join(mine)})")
+    region = filters.get("region")
+    regions = {config.queues[q].region for q in mine if config.queues[q].region}
+    if region is not None and region not in regions:
+        raise OutOfScope(f"region={region!r}: none of your queues is in it")
+    agent = filters.get("agent")
+    agents = {v for a in config.agents if set(a.queues) & set(mine) for v in (a.id, a.email) if v}
+    if agent is not None and agent not in agents:
+        raise OutOfScope(f"agent={agent!r}: not an agent of your queues")
+    if queue is None:
+        if len(mine) != 1:
+            raise OutOfScope(f"name one of your queues: queue= one of {', '.join(mine)}")
+        filters["queue"] = mine[0]
 
 
 def _day(query: Any, name: str, default: date) -> date:
@@ -53,10 +85,10 @@ def route_hook(
     (all swapped on reload); `records` opens a PostgreSQL connection, None without one;
     `base_dir` is the config file's folder (a relative branding logo's base)."""
     from omnidesk.model import Channel, Segment
-    from omnidesk.reports.dashboard import _authorized
+    from omnidesk.reports.dashboard import NotAuthorized, _token
     from omnidesk.reports.source import figures_for
 
-    def build(query: Any) -> tuple[bytes, str, str]:
+    def build(query: Any, viewer: Any) -> tuple[bytes, str, str]:
         config, ctx = dashboard.config, dashboard.ctx
         fmt = _choice(query, "format", FORMATS, "json")
         lang = _choice(query, "lang", LANGS, "en")
@@ -68,6 +100,7 @@ def route_hook(
             if filters[name] is not None and filters[name] not in {c.value for c in closed}:
                 allowed = ", ".join(c.value for c in closed)
                 raise BadQuery(f"{name}={filters[name]!r}: use one of {allowed}")
+        scoped(filters, config, viewer.queues)
         result, _ = figures_for(dashboard.store, records, config, ctx, start, end, filters)
         titles = {name: q.title for name, q in config.queues.items() if q.title}
         from omnidesk.reports.html import branding_from
@@ -85,18 +118,26 @@ def route_hook(
         return render(result, fmt, **options).encode(), FORMATS[fmt], name
 
     async def report(request: web.Request) -> web.Response:
-        if not _authorized(request, dashboard.token_check):
-            return web.json_response(
-                {"error": "a supervisor's bearer token is required"},
-                status=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        token = _token(request)
+        try:
+            if not token:
+                raise NotAuthorized("missing token")
+            viewer = await asyncio.to_thread(dashboard.authorize, token)
+        except NotAuthorized as exc:
+            refused = {"error": "a supervisor's bearer token is required", "code": exc.code}
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+            return web.json_response(refused, status=exc.status, headers=headers)
         from omnidesk.reports.pdf import NoChromium
 
         try:
-            body, kind, name = await asyncio.to_thread(build, request.rel_url.query)
-        except (NoChromium, TransientError) as exc:  # this server cannot, now or at all
+            body, kind, name = await asyncio.to_thread(build, request.rel_url.query, viewer)
+        except OutOfScope as exc:
+            return web.json_response({"error": str(exc)}, status=403)
+        except NoChromium as exc:  # this server cannot print at all
             return web.json_response({"error": str(exc)}, status=503)
+        except TransientError as exc:  # busy printing, a hung print killed, Redis away
+            return web.json_response({"error": str(exc)}, status=503,
+                                     headers={"Retry-After": "30"})  # fmt: skip
         except (ValueError, PermanentError) as exc:  # bad input, unknown filter values
             return web.json_response({"error": str(exc)}, status=400)
         headers = {"Cache-Control": "no-store",

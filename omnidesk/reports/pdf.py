@@ -4,24 +4,43 @@ Chromium rather than a PDF library because it shapes Arabic and lays out right-t
 exactly as the browser the page was checked in does, and the page's own print CSS (A4,
 no breaks inside tables) applies. Which binary: $OMNIDESK_CHROMIUM, else chromium,
 chromium-browser, google-chrome on PATH; none is a one-line error (exit 2).
+
+At most PRINTS prints run at once (each a whole browser); another waits up to WAIT_S, then
+is refused as `PrinterBusy` (503, try again). Chromium runs in its own process group, killed
+whole when it overruns TIMEOUT_S (`PrintTimeout`, also a 503): a hung print holds no thread,
+process or temp folder after that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
-from omnidesk.errors import PermanentError
+from omnidesk.errors import PermanentError, TransientError
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 TIMEOUT_S = 120
+PRINTS = 2  # browsers printing at once, whatever asks (the API, scheduled reports)
+WAIT_S = 10.0  # how long a print waits for a free slot before it is refused
+_slots = threading.BoundedSemaphore(PRINTS)
 
 
 class NoChromium(PermanentError):
     pass
+
+
+class PrinterBusy(TransientError):
+    """Every print slot stayed taken for WAIT_S: try again shortly."""
+
+
+class PrintTimeout(TransientError):
+    """Chromium printed nothing within TIMEOUT_S; its process group was killed."""
 
 
 def chromium_binary() -> str:
@@ -43,6 +62,15 @@ def chromium_binary() -> str:
 def html_to_pdf(page: str) -> bytes:
     """Print one self-contained HTML page (no network: everything is inline) to PDF."""
     binary = chromium_binary()
+    if not _slots.acquire(timeout=WAIT_S):
+        raise PrinterBusy(f"{PRINTS} PDF reports are printing: try again in a moment")
+    try:
+        return _print(binary, page)
+    finally:
+        _slots.release()
+
+
+def _print(binary: str, page: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="omnidesk-pdf-") as tmp:
         src, out = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
         src.write_text(page, "utf-8")
@@ -52,11 +80,25 @@ def html_to_pdf(page: str) -> bytes:
                 f"--print-to-pdf={out}", src.as_uri()]  # fmt: skip
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             argv.insert(1, "--no-sandbox")  # Chromium refuses to start as root otherwise
+        # its own session: the renderer and GPU children die with it on a timeout
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)  # fmt: skip
         try:
-            done = subprocess.run(argv, capture_output=True, timeout=TIMEOUT_S, check=False)
+            _, err = proc.communicate(timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise PermanentError(f"Chromium printed no PDF within {TIMEOUT_S} s") from None
+            _kill_group(proc)
+            raise PrintTimeout(f"Chromium printed no PDF within {TIMEOUT_S} s") from None
+        finally:
+            _kill_group(proc)  # helpers a finished Chromium left behind
         if not out.exists() or out.stat().st_size == 0:
-            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
-            raise PermanentError(f"Chromium printed no PDF (exit {done.returncode}): {tail[0]}")
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
+            raise PermanentError(f"Chromium printed no PDF (exit {proc.returncode}): {tail[0]}")
         return out.read_bytes()
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()  # reaped: no zombie
+    if proc.stderr is not None:
+        proc.stderr.close()

@@ -1,4 +1,7 @@
-"""The report as text: a table for the terminal, CSV (one row per slice) and JSON."""
+"""The report as text: a table for the terminal, CSV (one row per slice) and JSON.
+
+The table is for a person: with lang=ar its labels and numerals are Arabic. CSV and JSON are
+for machines: their column keys (COLUMNS, the figures' keys) stay the same in every language."""
 
 from __future__ import annotations
 
@@ -7,7 +10,15 @@ import io
 import json
 from typing import Any
 
+from omnidesk.i18n import N_, translator
 from omnidesk.reports.fold import DIMS
+
+# the table's labels, marked for omnidesk.pot (the CSV keeps its machine keys)
+SLICE_NAMES = {"total": N_("total"), "queue": N_("queue"), "channel": N_("channel"),
+               "segment": N_("segment"), "region": N_("region"), "agent": N_("agent")}  # fmt: skip
+TABLE_HEAD = (N_("slice"), N_("value"), N_("opened"), N_("resolved"),
+              N_("FRT p50/p90 (biz)"), N_("RES p50/p90 (biz)"), N_("FR SLA"), N_("RES SLA"),
+              N_("breached"), N_("CSAT"))  # fmt: skip
 
 COLUMNS = (
     "opened", "resolved", "reopen_rate", "transfers", "frt_p50_b", "frt_p90_b", "frt_p50_w",
@@ -73,39 +84,44 @@ def share(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def as_table(figures: dict[str, Any]) -> str:
+def as_table(figures: dict[str, Any], lang: str = "en", digits: str = "latn") -> str:
     from omnidesk.commands.tickets import format_table
 
+    tr = translator(lang, digits)
     p, t = figures["period"], figures["totals"]
-    filt = ", ".join(f"{k}={v}" for k, v in figures["filters"].items()) or "none"
+    filt = ", ".join(f"{k}={v}" for k, v in figures["filters"].items()) or tr._("none")
+    summary = tr._("opened {opened}, resolved {resolved}, reopened {reopened}, transfers "
+                   "{transfers}, backlog {start} -> {end}, fell to the default queue {default}")
     lines = [
-        f"Report {p['from']} .. {p['to']}   filters: {filt}",
-        f"opened {t['opened']}, resolved {t['resolved']}, reopened {t['reopened']}, "
-        f"transfers {t['transfers']}, backlog {figures['backlog']['start']} -> "
-        f"{figures['backlog']['end']}, fell to the default queue "
-        f"{figures['routing']['default_queue']}",
+        tr._("Report {start} .. {end}   filters: {filters}").format(
+            start=p["from"], end=p["to"], filters=filt),
+        tr.digits_of(summary.format(
+            opened=t["opened"], resolved=t["resolved"], reopened=t["reopened"],
+            transfers=t["transfers"], start=figures["backlog"]["start"],
+            end=figures["backlog"]["end"], default=figures["routing"]["default_queue"])),
         "",
-    ]
-    head = ["slice", "value", "opened", "resolved", "FRT p50/p90 (biz)", "RES p50/p90 (biz)",
-            "FR SLA", "RES SLA", "breached", "CSAT"]  # fmt: skip
+    ]  # fmt: skip
+    head = [tr._(label) for label in TABLE_HEAD]
     rows = []
     for dim, value, r in slices(figures):
-        rows.append([
-            dim, value or "-", str(r["opened"]), str(r["resolved"]),
+        rows.append([tr._(SLICE_NAMES[dim]), value or "-"] + [tr.digits_of(cell) for cell in (
+            str(r["opened"]), str(r["resolved"]),
             f"{duration(r['frt_p50_b'])}/{duration(r['frt_p90_b'])}",
             f"{duration(r['res_p50_b'])}/{duration(r['res_p90_b'])}",
             share(r["fr_compliance"]), share(r["res_compliance"]), str(r["breached"]),
             "-" if r["csat_avg"] is None else f"{r['csat_avg']} ({r['csat_n']})",
-        ])  # fmt: skip
+        )])  # fmt: skip
     lines.append(format_table(head, rows))
     rules = figures["routing"]["top_rules"][:10]
     if rules:
-        lines += ["", "top rules: " + ", ".join(f"{name} {n}" for name, n in rules)]
+        top = ", ".join(f"{name} {tr.digits_of(str(n))}" for name, n in rules)
+        lines += ["", tr._("top rules: {rules}").format(rules=top)]
     return "\n".join(lines)
 
 
 def render(figures: dict[str, Any], fmt: str, **html_options: Any) -> str:
-    """`html_options` (lang, titles) apply to the HTML page only."""
+    """`html_options` (lang, titles, digits, branding) apply to the HTML page; lang and
+    digits to the table too."""
     if fmt == "json":
         return as_json(figures)
     if fmt == "csv":
@@ -114,4 +130,4 @@ def render(figures: dict[str, Any], fmt: str, **html_options: Any) -> str:
         from omnidesk.reports.html import as_html
 
         return as_html(figures, **html_options)
-    return as_table(figures)
+    return as_table(figures, html_options.get("lang", "en"), html_options.get("digits", "latn"))

@@ -10,6 +10,10 @@ sends the latest period it missed when it comes back.
 A send the SMTP server refuses or never answers marks the report mail down (`/healthz`:
 degraded, `report_mail_down`) and the next try waits, 30 s doubling to an hour; the first
 send that goes through marks it up again.
+
+A `format: pdf` report is printed by the same Chromium path as `omnidesk report --format pdf`
+(omnidesk.reports.pdf); when it cannot print (no Chromium, a print timed out) that report is
+not sent, retried next round, and `/healthz` says so (degraded, `report_pdf_down`).
 """
 
 from __future__ import annotations
@@ -76,13 +80,18 @@ def period_of(report: ScheduledReport, sent: datetime) -> tuple[str, date, date]
 
 
 def build_message(
-    report: ScheduledReport, smtp: SmtpConfig, label: str, body: str, attachment: str
+    report: ScheduledReport, smtp: SmtpConfig, label: str, body: str, attachment: str | bytes
 ) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = smtp.from_address
     msg["To"] = ", ".join(report.recipients)
     msg["Subject"] = f"Omnidesk report {report.name}: {label}"
     msg.set_content(body)
+    filename = f"omnidesk-{report.name}-{label.replace('..', '_')}"
+    if isinstance(attachment, bytes):  # the printed PDF
+        msg.add_attachment(attachment, maintype="application", subtype="pdf",
+                           filename=f"{filename}.pdf")  # fmt: skip
+        return msg
     ext = {"html": "html", "csv": "csv", "json": "json", "table": "txt"}[report.format]
     subtype = {"html": "html", "csv": "csv", "json": "json", "table": "plain"}[report.format]
     maintype = "application" if ext == "json" else "text"
@@ -90,7 +99,7 @@ def build_message(
         attachment.encode("utf-8"),
         maintype=maintype,
         subtype=subtype,
-        filename=f"omnidesk-{report.name}-{label.replace('..', '_')}.{ext}",
+        filename=f"{filename}.{ext}",
         # text/* without a charset is US-ASCII to a mail client: Arabic came out garbled
         params={"charset": "utf-8"} if maintype == "text" else {},
     )
@@ -99,6 +108,10 @@ def build_message(
 
 class MailUnsent(TransientError):
     """The SMTP server could not be reached, or refused the mail or the login."""
+
+
+class Unprintable(TransientError):
+    """A PDF report could not be printed (no Chromium, a print that timed out)."""
 
 
 @dataclass
@@ -181,6 +194,7 @@ class ReportScheduler:
         self.clock = clock or (lambda: datetime.now(self.ctx.tz))
         self.monotonic = monotonic  # the mail backoff's clock
         self.mail = MailHealth()
+        self.pdf_error: str | None = None  # the last PDF report's print failure, until one prints
         self._fixed_titles = titles
         self.reload(config)
 
@@ -198,7 +212,14 @@ class ReportScheduler:
 
     def health(self) -> dict[str, Any] | None:
         """The /healthz block, when there are reports to send."""
-        return self.mail.as_dict(self.monotonic()) if self.config.reports else None
+        if not self.config.reports:
+            return None
+        block = self.mail.as_dict(self.monotonic())
+        if any(r.format == "pdf" for r in self.config.reports):
+            block["pdf"] = "down" if self.pdf_error else "ok"
+            if self.pdf_error:
+                block["pdf_error"] = self.pdf_error
+        return block
 
     def key(self, report: ScheduledReport, label: str) -> str:
         return self.store.key("report", report.name, label)
@@ -259,12 +280,28 @@ class ReportScheduler:
         )
         from omnidesk.reports.html import branding_from
 
-        branding = branding_from(self.config, self.base_dir)
-        attachment = await asyncio.to_thread(
-            render, result, report.format, lang=report.lang, titles=self.titles, branding=branding
-        )
+        options = {"lang": report.lang, "titles": self.titles, "digits": report.digits,
+                   "branding": branding_from(self.config, self.base_dir)}  # fmt: skip
+        attachment: str | bytes
+        if report.format == "pdf":
+            page = await asyncio.to_thread(render, result, "html", **options)
+            attachment = await self._print(page)
+        else:
+            attachment = await asyncio.to_thread(render, result, report.format, **options)
         msg = build_message(report, smtp, label, as_table(result), attachment)
         await send(smtp, msg)
+
+    async def _print(self, page: str) -> bytes:
+        from omnidesk.errors import OmnideskError
+        from omnidesk.reports.pdf import html_to_pdf
+
+        try:
+            pdf = await asyncio.to_thread(html_to_pdf, page)
+        except OmnideskError as exc:  # NoChromium, PrintTimeout, PrinterBusy, a failed print
+            self.pdf_error = str(exc)
+            raise Unprintable(f"PDF not printed: {exc}") from None
+        self.pdf_error = None
+        return pdf
 
     async def run(self, stop: asyncio.Event, interval: float = 30.0) -> None:
         while not stop.is_set():
