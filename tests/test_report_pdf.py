@@ -3,7 +3,9 @@ through the real CLI; without Chromium it is one line and exit 2."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import unicodedata
 import uuid
 from pathlib import Path
@@ -81,6 +83,11 @@ def test_arabic_and_english_pdfs_carry_the_branding_and_the_figures(prefix, conf
     assert "٣٠" in ar_text  # the 30 tickets, in Arabic-Indic digits
     assert NAME_EN in en_text and "Performance report" in en_text and "30" in en_text
     assert NAME_AR not in en_text
+    if os.environ.get("OMNIDESK_SCREENSHOTS") == "1":  # the README's picture of the PDF
+        assert shutil.which("pdftoppm"), "apt-get install poppler-utils to render the PDF"
+        shot = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "report-ar"
+        subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile",
+                        str(ar), str(shot)], check=True)  # fmt: skip
 
 
 def test_pdf_needs_an_output_file(prefix, config, capsys):
