@@ -61,7 +61,9 @@ figure { margin: 0; width: 30em; } figure svg { width: 100%%; height: auto; }
 @page { size: A4; margin: 14mm 12mm; }
 @media print {
   body { margin: 0; font-size: 9.5pt; }
-  .charts { display: block; }
+  .charts { gap: 4mm; }
+  figure { width: calc(50%% - 2mm); }  /* two charts a row: the screen's 30em leaves half
+                                         an A4 page empty beside each */
   figure, table, tr { break-inside: avoid; page-break-inside: avoid; }
   a { color: inherit; text-decoration: none; }
 }
