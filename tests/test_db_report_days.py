@@ -58,7 +58,7 @@ def fold(conn: psycopg.Connection[Any], max_days: int = 7, rounds: int = 1000) -
     return total
 
 
-def same(conn: psycopg.Connection[Any], start: date, end: date, filters: dict[str, str]) -> Any:
+def same(conn: psycopg.Connection[Any], start: date, end: date, filters: dict[str, Any]) -> Any:
     ctx = context()
     got = report_days.read_raw(conn, ctx, start, end, filters, CALS)
     conn.commit()
@@ -75,6 +75,10 @@ def compare_all(conn: psycopg.Connection[Any], draws: int = 6) -> int:
         got = same(conn, start, end, {})
         seen += bool(got.all)
         backlogs.append(got.backlog_end)
+        two = same(conn, start, end, {"queue": frozenset(QUEUES[:2])})  # a supervisor's
+        assert {q for _, q in two.by["queue"]} <= set(QUEUES[:2])
+        assert bool(two.all["opened"]) == bool(got.all["opened"])
+    same(conn, *PERIODS[3], {"queue": frozenset(QUEUES[1:]), "agent": AGENTS[0]})  # the cube
     assert any(backlogs) and got.lists["breached"] and got.lists["comment"]
     rnd = random.Random(11)
     for _ in range(draws):

@@ -114,6 +114,13 @@ def test_sql_equals_recomputation_filtered(loaded) -> None:
         assert got.normalized() == want.normalized(), filters
         seen += bool(got.all)
     assert seen >= 4  # most draws match something
+    two = frozenset(QUEUES[:2])  # a supervisor's queues: `dq = ANY(...)`
+    for start, end in PERIODS[:2]:
+        for filters in ({"queue": two}, {"queue": two, "channel": CHANNELS[0]}):
+            got = read_raw(conn, ctx, start, end, filters, QueueCalendars(default=_NATIONAL))
+            want = recompute(events, start, end, filters, ctx)
+            assert got.normalized() == want.normalized(), filters
+            assert got.all["opened"] > 0 and {q for _, q in got.by["queue"]} <= two
 
 
 def test_backlog_of_a_ticket_opened_before_the_period_and_untouched_in_it(pg_url: str) -> None:
@@ -198,7 +205,8 @@ def test_sql_and_rollups_give_the_same_figures(loaded, prefix) -> None:
     pipe.execute()
     Rollups(store, ctx).catch_up()
     start, end = date(2026, 3, 6), date(2026, 3, 12)
-    for filters in ({}, {"queue": "backoffice"}, {"agent": "sara", "channel": "email"}):
+    for filters in ({}, {"queue": "backoffice"}, {"agent": "sara", "channel": "email"},
+                    {"queue": frozenset({"backoffice", "branch-riyadh"})}):  # fmt: skip
         sql = read_raw(conn, ctx, start, end, filters, QueueCalendars(default=_NATIONAL))
         rolled = read_rollups(store.r, store.prefix, start, end, filters, today=date(2026, 3, 31))
         assert summarize(sql, start, end, filters) == summarize(rolled, start, end, filters)

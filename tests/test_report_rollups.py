@@ -20,11 +20,13 @@ from tests.reportkit import AGENTS, CHANNELS, QUEUES, REGIONS, SEGMENTS, context
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FIRST = date(2026, 2, 27)
 LAST = date(2026, 5, 10)
+# a queue, or a set of queues (a supervisor's): the figures of exactly those queues
+queue_st = st.one_of(st.sampled_from(QUEUES), st.frozensets(st.sampled_from(QUEUES), min_size=1))
 
 filters_st = st.fixed_dictionaries(
     {},
     optional={
-        "queue": st.sampled_from(QUEUES),
+        "queue": queue_st,
         "channel": st.sampled_from(CHANNELS),
         "segment": st.sampled_from(SEGMENTS),
         "region": st.sampled_from([*REGIONS.values(), "makkah", ""]),
@@ -80,7 +82,8 @@ def test_a_whole_month_reads_the_month_hashes_and_agrees(store):
     Rollups(store, ctx, batch=64).catch_up()
     start, end = date(2026, 3, 1), date(2026, 3, 31)
     assert store.r.exists(store.key("ru", "m", "2026-03", "queue"))
-    for filters in ({}, {"queue": QUEUES[0]}, {"channel": CHANNELS[1], "agent": ""}):
+    for filters in ({}, {"queue": QUEUES[0]}, {"channel": CHANNELS[1], "agent": ""},
+                    {"queue": frozenset(QUEUES[:2]), "channel": CHANNELS[0]}):  # fmt: skip
         got = read_raw(store.r, store.prefix, start, end, filters, today=LAST)
         want = recompute(events, start, end, filters, ctx)
         assert got.normalized() == want.normalized(), filters
@@ -100,6 +103,35 @@ def test_whole_history_figures_add_up(store):
     open_now = figures["backlog"]["end"]
     per_queue = read_raw(store.r, store.prefix, FIRST, LAST, {"queue": QUEUES[0]}, today=LAST)
     assert 0 <= per_queue.backlog_end <= open_now
+
+
+@pytest.mark.parametrize("narrow", [True, False])
+def test_a_set_of_two_queues_is_the_sum_of_the_two(store, narrow):
+    """A supervisor's queues: exactly the two queues' figures added up, nothing of the third,
+    from the by:queue hashes and from the cubes alike."""
+    events = history(11, 90, days=40)
+    load(store, events)
+    ctx = context()
+    Rollups(store, ctx, batch=64).catch_up()
+    if not narrow:
+        store.r.delete(store.key("ru", "byfilter"))
+    start, end = date(2026, 3, 3), date(2026, 4, 5)
+    two = {"queue": frozenset(QUEUES[:2])}
+    got = read_raw(store.r, store.prefix, start, end, two, today=LAST)
+    assert got.normalized() == recompute(events, start, end, two, ctx).normalized()
+    each = [read_raw(store.r, store.prefix, start, end, {"queue": q}, today=LAST) for q in QUEUES]
+    assert got.all["opened"] == each[0].all["opened"] + each[1].all["opened"] > 0
+    both = each[0].all.copy()
+    both.update(each[1].all)  # update, not +: backlog moves may be negative
+    assert {m: n for m, n in got.all.items() if n} == {m: n for m, n in both.items() if n}
+    assert got.backlog_end == each[0].backlog_end + each[1].backlog_end
+    assert each[2].all["opened"] > 0 and QUEUES[2] not in {q for _, q in got.by["queue"]}
+    for kind, entries in got.lists.items():
+        assert {e["dims"][0] for e in entries} <= set(QUEUES[:2]), kind
+    figures = summarize(got, start, end, two)
+    assert figures["filters"] == {"queue": sorted(QUEUES[:2])}
+    one = read_raw(store.r, store.prefix, start, end, {"queue": frozenset({QUEUES[2]})}, today=LAST)
+    assert one.normalized() == each[2].normalized()  # a set of one is that queue
 
 
 def test_two_consumers_fold_each_event_once(store):
@@ -147,7 +179,7 @@ def test_periods_use_months_then_weeks_then_days():
 
 
 one_filter_st = st.one_of(
-    st.fixed_dictionaries({"queue": st.sampled_from(QUEUES)}),
+    st.fixed_dictionaries({"queue": queue_st}),
     st.fixed_dictionaries({"channel": st.sampled_from(CHANNELS)}),
     st.fixed_dictionaries({"segment": st.sampled_from([*SEGMENTS, "unknown"])}),
     st.fixed_dictionaries({"region": st.sampled_from([*REGIONS.values(), "makkah", ""])}),

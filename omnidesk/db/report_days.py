@@ -39,14 +39,14 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
 
-from omnidesk.reports.figures import FILTER_KEYS, LIST_CAP, Raw
+from omnidesk.reports.figures import LIST_CAP, FilterValue, Raw, clean_filters, filter_values
 from omnidesk.reports.fold import DAY_METRICS, DIMS, FOLD_VERSION, TOTAL_ONLY, Context
 
 from . import reports
@@ -278,17 +278,21 @@ def _recount_recent(conn: psycopg.Connection[Any], ctx: Context) -> None:
 # ---------------------------------------------------------------- reading
 
 
-def _filter_sql(wanted: Mapping[str, str]) -> str:
-    return "".join(f" AND {DIM_COLUMNS[k]} = %({k})s" for k in sorted(wanted))
+def _filter_sql(wanted: Mapping[str, FilterValue]) -> str:
+    """The filters' clause: the queue one takes a set of queues (a supervisor's)."""
+    return "".join(f" AND {DIM_COLUMNS[k]} = ANY(%({k})s::text[])" if k == "queue"
+                   else f" AND {DIM_COLUMNS[k]} = %({k})s" for k in sorted(wanted))  # fmt: skip
 
 
 class _Stored:
     """Sums over the stored rows of some days and whole months, under a report's filters:
     the one-dimension sets without filters, the cube with them."""
 
-    def __init__(self, conn: psycopg.Connection[Any], wanted: Mapping[str, str]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], wanted: Mapping[str, FilterValue]) -> None:
         self.conn = conn
-        self.wanted = dict(wanted)
+        self.wanted: dict[str, Any] = {
+            k: filter_values(v) if k == "queue" else v for k, v in wanted.items()
+        }
         sets = " AND g IN ('total', " + ", ".join(f"'{d}'" for d in DIMS) + ")"
         self.where = (sets if not wanted else " AND g = 'cube'") + _filter_sql(wanted)
 
@@ -365,16 +369,13 @@ def read_raw(
     ctx: Context,
     start: date,
     end: date,
-    filters: Mapping[str, str | None],
+    filters: Mapping[str, str | Collection[str] | None],
     calendars: QueueCalendars | None = None,
 ) -> Raw:
-    """The report's counters for [start, end] under `filters`: the folded days' stored
-    counters plus the event query over the days not folded. Equal to `reports.read_raw`
-    over the whole range (tests/test_db_report_days.py)."""
-    wanted = {k: v for k, v in filters.items() if v is not None}
-    bad = sorted(set(wanted) - set(FILTER_KEYS))
-    if bad:
-        raise ValueError(f"unknown filter {bad}")
+    """The report's counters for [start, end] under `filters` (the queue filter may be a
+    set of queues): the folded days' stored counters plus the event query over the days
+    not folded. Equal to `reports.read_raw` over the whole range (tests/test_db_report_days.py)."""
+    wanted = clean_filters(filters)
     span = _event_span(conn)
     if span is None or not _has_schema(conn):
         return reports.read_raw(conn, ctx, start, end, wanted, calendars)

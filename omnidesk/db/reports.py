@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -42,9 +42,11 @@ import psycopg
 from omnidesk.errors import PermanentError
 from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.reports.figures import (
-    FILTER_KEYS,
     LIST_CAP,
+    FilterValue,
     Raw,
+    clean_filters,
+    filter_values,
     summarize,
 )
 from omnidesk.reports.fold import (
@@ -408,7 +410,7 @@ kept AS (  -- a listed item carries its stream position, day and dims in its tex
            || lpad(split_part(ord_id, '-', 2), 20, '0') || E'\\t' || day::text || E'\\t'
            || json_build_array(dq, dch, dseg, dreg, dag)::text || E'\\t' || item END AS item
     FROM items
-   WHERE (%(f_queue)s::text IS NULL OR dq = %(f_queue)s)
+   WHERE (%(f_queue)s::text[] IS NULL OR dq = ANY(%(f_queue)s::text[]))
      AND (%(f_channel)s::text IS NULL OR dch = %(f_channel)s)
      AND (%(f_segment)s::text IS NULL OR dseg = %(f_segment)s)
      AND (%(f_region)s::text IS NULL OR dreg = %(f_region)s)
@@ -456,18 +458,16 @@ def read_raw(
     ctx: Context,
     start: date,
     end: date,
-    filters: Mapping[str, str | None],
+    filters: Mapping[str, str | Collection[str] | None],
     calendars: QueueCalendars | None = None,
     *,
     backlog_before: bool = True,
 ) -> Raw:
-    """The report's counters for [start, end] (local dates, inclusive) under `filters`.
+    """The report's counters for [start, end] (local dates, inclusive) under `filters`
+    (the queue filter may be a set of queues).
     Without `backlog_before` the backlog at the end is left incomplete (the period's own
     moves are still in `all["backlog"]`): for callers that know the backlog before."""
-    wanted = {k: v for k, v in filters.items() if v is not None}
-    bad = sorted(set(wanted) - set(FILTER_KEYS))
-    if bad:
-        raise ValueError(f"unknown filter {bad}")
+    wanted = clean_filters(filters)
     params = query_params(conn, ctx, start, end, wanted, calendars, backlog_before=backlog_before)
     conn.execute("SET LOCAL work_mem = '256MB'")
     raw = Raw()
@@ -511,7 +511,7 @@ def query_params(
     ctx: Context,
     start: date,
     end: date,
-    wanted: Mapping[str, str],
+    wanted: Mapping[str, FilterValue],
     calendars: QueueCalendars | None,
     *,
     backlog_before: bool = True,
@@ -534,6 +534,7 @@ def query_params(
         "business": calendars is not None,
         "system_actors": sorted(SYSTEM_ACTORS),
         **{f"f_{k}": wanted.get(k) for k in DIMS},
+        "f_queue": filter_values(wanted["queue"]) if "queue" in wanted else None,
     }
     if calendars is not None:
         first_day = min(first_ts.astimezone(ctx.tz).date(), start) - timedelta(days=40)
@@ -569,7 +570,7 @@ def figures(
     ctx: Context,
     start: date,
     end: date,
-    filters: Mapping[str, str | None] | None = None,
+    filters: Mapping[str, str | Collection[str] | None] | None = None,
     calendars: QueueCalendars | None = None,
     *,
     known_queues: set[str] | None = None,
@@ -582,15 +583,14 @@ def figures(
     A `queue` filter naming a queue neither configured (`known_queues`) nor ever seen in
     the records is refused instead of answered with zeros; so is a `region` or `agent` filter
     naming a value outside `known` (the config's) that no ticket ever had."""
-    wanted = {k: v for k, v in (filters or {}).items() if v is not None}
-    bad = sorted(set(wanted) - set(FILTER_KEYS))
-    if bad:
-        raise ValueError(f"unknown filter {bad}; use {', '.join(FILTER_KEYS)}")
+    wanted = clean_filters(filters or {})
     if end < start:
         raise ValueError(f"--to {end} is before --from {start}")
-    queue = wanted.get("queue")
-    if queue and queue not in (known_queues or set()) and not known_values(conn, "queue", queue):
-        raise UnknownFilterValue(f"--queue {queue!r}: no such queue in the config or records")
+    for queue in filter_values(wanted["queue"]) if "queue" in wanted else []:
+        if queue and queue not in (known_queues or set()) and not known_values(
+            conn, "queue", queue
+        ):
+            raise UnknownFilterValue(f"--queue {queue!r}: no such queue in the config or records")
     for dim in ("region", "agent"):
         value = wanted.get(dim)
         ok = set((known or {}).get(dim, set()))

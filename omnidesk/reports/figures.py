@@ -9,12 +9,15 @@ Without filters the small hashes answer: daily totals, and one hash per dimensio
 month (per day at the period's ragged ends). With filters the per-queue cube of each day is
 read and filtered, so a queue filter reads that queue's cubes only. A single filter reads
 the narrower by:<dim>:<value> hashes instead, which hold exactly the figures it needs.
+The queue filter may name a set of queues (a supervisor's): their figures added up, as
+every contribution counts in exactly one queue.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -33,6 +36,34 @@ BREAKDOWNS = (*DIMS, "day")
 LIST_CAP = 500  # listed tickets/comments kept per kind (the first ones of the period)
 OUTCOMES = ("met", "warned", "breached")
 FILTER_KEYS = DIMS
+FilterValue = str | frozenset[str]  # only `queue` takes a set (a supervisor's queues)
+
+
+def clean_filters(filters: Mapping[str, str | Collection[str] | None]) -> dict[str, FilterValue]:
+    """The filters in use (None dropped), checked: a queue set of one is that queue (the
+    CLI's --queue, same figures and key paths), an empty one is refused rather than read
+    as no filter (which would be every queue)."""
+    out: dict[str, FilterValue] = {}
+    for dim, value in filters.items():
+        if value is None:
+            continue
+        if dim not in FILTER_KEYS:
+            raise ValueError(f"unknown filter {dim!r}; use {', '.join(FILTER_KEYS)}")
+        if isinstance(value, str):
+            out[dim] = value
+            continue
+        if dim != "queue":
+            raise ValueError(f"{dim}: one value only (a set is for queue)")
+        values = frozenset(value)
+        if not values:
+            raise ValueError("queue: an empty set of queues")
+        out[dim] = next(iter(values)) if len(values) == 1 else values
+    return out
+
+
+def filter_values(value: FilterValue) -> list[str]:
+    """A filter's values, sorted: [value], or the queue set's members."""
+    return [value] if isinstance(value, str) else sorted(value)
 
 
 @dataclass
@@ -71,8 +102,13 @@ class Raw:
         }
 
 
-def matches(dims: tuple[str, ...] | list[str], filters: dict[str, str]) -> bool:
-    return all(dims[DIMS.index(k)] == v for k, v in filters.items())
+def matches(dims: tuple[str, ...] | list[str], filters: Mapping[str, FilterValue]) -> bool:
+    """Do these dims pass every filter (equal to its value, or in its queue set)?"""
+    for k, v in filters.items():
+        d = dims[DIMS.index(k)]
+        if d != v if isinstance(v, str) else d not in v:
+            return False
+    return True
 
 
 def days_between(start: date, end: date) -> list[date]:
@@ -100,13 +136,15 @@ def _periods(start: date, end: date) -> list[str]:
 
 
 def read_raw(
-    r: Any, prefix: str, start: date, end: date, filters: dict[str, str], today: date
+    r: Any,
+    prefix: str,
+    start: date,
+    end: date,
+    filters: Mapping[str, str | Collection[str] | None],
+    today: date,
 ) -> Raw:
     """The counters for [start, end] (local dates, inclusive) under `filters`."""
-    filters = {k: v for k, v in filters.items() if v is not None}
-    unknown = set(filters) - set(FILTER_KEYS)
-    if unknown:
-        raise ValueError(f"unknown filter {sorted(unknown)}")
+    filters = clean_filters(filters)
 
     def k(*parts: str) -> str:
         return ":".join((prefix, "ru", *parts))
@@ -146,11 +184,12 @@ def read_raw(
         return raw
 
     if len(filters) == 1 and r.exists(k("byfilter")):
-        ((dim, value),) = filters.items()
-        _read_one_filter(r, k, start, end, days, after, dim, value, raw)
+        ((dim, wanted),) = filters.items()
+        for value in filter_values(wanted):  # a queue set: each queue's figures added up
+            _read_one_filter(r, k, start, end, days, after, dim, value, raw)
         return raw
 
-    queues = [filters["queue"]] if "queue" in filters else sorted(r.hkeys(k("qs")))
+    queues = filter_values(filters["queue"]) if "queue" in filters else sorted(r.hkeys(k("qs")))
     rest = {d: v for d, v in filters.items() if d != "queue"}
     periods = _periods(start, end)
     pipe = r.pipeline(transaction=False)
@@ -198,7 +237,8 @@ def _read_one_filter(
     raw: Raw,
 ) -> None:
     """One filter (dim = value): that value's by: hashes of whole months, weeks and the
-    remaining days, then the per-day series and backlog from the dimension's day hashes."""
+    remaining days, then the per-day series and backlog from the dimension's day hashes.
+    Added to `raw`, so several values of one dimension sum up."""
     periods = _periods(start, end)
     pipe = r.pipeline(transaction=False)
     for per in periods:
@@ -226,13 +266,14 @@ def _read_one_filter(
             if n is not None:
                 raw.by["day"][metric, day] += int(n)
     now, *later = replies[len(days) :]
-    raw.backlog_end = int(now or 0) - sum(int(x or 0) for x in later)
+    raw.backlog_end += int(now or 0) - sum(int(x or 0) for x in later)
 
 
-def _read_lists(r: Any, k: Any, days: list[str], filters: dict[str, str], raw: Raw) -> None:
+def _read_lists(
+    r: Any, k: Any, days: list[str], filters: Mapping[str, FilterValue], raw: Raw
+) -> None:
     """The first LIST_CAP matching entries of each list, in stream order, a week at a time;
     an entry's dims come before its JSON so non-matching ones are never parsed."""
-    wanted = [filters.get(dim) for dim in DIMS]
     for i in range(0, len(days), 7):
         kinds = [kind for kind in LIST_KINDS if len(raw.lists[kind]) < LIST_CAP]
         if not kinds:
@@ -251,7 +292,7 @@ def _read_lists(r: Any, k: Any, days: list[str], filters: dict[str, str], raw: R
                         break
                     dims, _, body = item.partition("\t")
                     values = dims.split("|")
-                    if all(w is None or w == v for w, v in zip(wanted, values, strict=True)):
+                    if matches(values, filters):
                         bucket.append({"dims": values, **json.loads(body), "day": day})
 
 
@@ -326,7 +367,9 @@ def _block(c: Counter[str] | dict[str, int]) -> dict[str, Any]:
     }
 
 
-def summarize(raw: Raw, start: date, end: date, filters: dict[str, str]) -> dict[str, Any]:
+def summarize(
+    raw: Raw, start: date, end: date, filters: Mapping[str, FilterValue]
+) -> dict[str, Any]:
     days = [f"{d:%Y-%m-%d}" for d in days_between(start, end)]
     per_day = {d: Counter() for d in days}
     for (metric, day), n in raw.by["day"].items():
@@ -350,7 +393,7 @@ def summarize(raw: Raw, start: date, end: date, filters: dict[str, str]) -> dict
     )
     return {
         "period": {"from": start.isoformat(), "to": end.isoformat()},
-        "filters": dict(sorted(filters.items())),
+        "filters": {k: v if isinstance(v, str) else sorted(v) for k, v in sorted(filters.items())},
         "totals": _block(raw.all),
         "volume": {
             "opened_by_day": {d: per_day[d].get("opened", 0) for d in days},

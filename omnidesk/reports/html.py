@@ -242,8 +242,10 @@ def as_html(
     p = figures["period"]
     period = " – ".join(f"<bdi>{html.escape(tr.date(date.fromisoformat(p[k]), 'long'))}</bdi>"
                         for k in ("from", "to"))  # fmt: skip
+    comma = "، " if lang == "ar" else ", "  # a queue filter may be a set (a supervisor's)
     filt = "<br>".join(
-        f"{html.escape(tr._(DIM_NAMES[k]))} = {_bdi(value_name(tr, k, v, titles))}"
+        f"{html.escape(tr._(DIM_NAMES[k]))} = "
+        + comma.join(_bdi(value_name(tr, k, x, titles)) for x in ([v] if isinstance(v, str) else v))
         for k, v in figures["filters"].items()
     ) if figures["filters"] else html.escape(tr._("none"))  # fmt: skip
     colour = getattr(branding, "colour", None) or COLOUR

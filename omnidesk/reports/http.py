@@ -6,8 +6,8 @@ Query: from, to (local dates, default the 30 days to today), queue, region, chan
 segment, agent, format (json), lang (en|ar), digits (latn|arab). Login: the dashboard's
 supervisor bearer token, turned into a `Viewer` by `Dashboard.authorize` (the login the
 agents part sets). A supervisor sees only its own queues: a queue, region or agent filter
-outside them is a 403; without a queue filter a supervisor of one queue gets that queue, one
-of several must name one (the figures have one queue filter, not a list). The operator's
+outside them is a 403; without a queue filter a supervisor gets the combined figures of
+exactly its own queues (the figures' queue filter takes a set). The operator's
 $OMNIDESK_DASHBOARD_TOKEN sees every queue.
 """
 
@@ -37,10 +37,12 @@ class OutOfScope(PermissionError):
     """A filter naming a queue, region or agent outside the supervisor's queues."""
 
 
-def scoped(filters: dict[str, str | None], config: Any, queues: tuple[str, ...] | None) -> None:
+def scoped(
+    filters: dict[str, str | frozenset[str] | None], config: Any, queues: tuple[str, ...] | None
+) -> None:
     """Check `filters` against a viewer's queues (None: every queue) and pin the queue
-    filter to the scope, so no figure from another queue (CSAT comments are customers'
-    words) reaches a supervisor."""
+    filter to the scope (the set of its queues when none is named), so no figure from
+    another queue (CSAT comments are customers' words) reaches a supervisor."""
     if queues is None:
         return
     mine = sorted(q for q in config.queues if q in queues)
@@ -56,9 +58,9 @@ def scoped(filters: dict[str, str | None], config: Any, queues: tuple[str, ...] 
     if agent is not None and agent not in agents:
         raise OutOfScope(f"agent={agent!r}: not an agent of your queues")
     if queue is None:
-        if len(mine) != 1:
-            raise OutOfScope(f"name one of your queues: queue= one of {', '.join(mine)}")
-        filters["queue"] = mine[0]
+        if not mine:  # an empty set would read as no filter at all: every queue
+            raise OutOfScope("none of your queues is in the config")
+        filters["queue"] = mine[0] if len(mine) == 1 else frozenset(mine)
 
 
 def _day(query: Any, name: str, default: date) -> date:
@@ -95,7 +97,7 @@ def route_hook(
         digits = _choice(query, "digits", DIGITS, "latn")
         end = _day(query, "to", datetime.now(ctx.tz).date())
         start = _day(query, "from", end - timedelta(days=29))
-        filters = {k: query.get(k) or None for k in FILTERS}
+        filters: dict[str, str | frozenset[str] | None] = {k: query.get(k) or None for k in FILTERS}
         for name, closed in (("channel", Channel), ("segment", Segment)):
             if filters[name] is not None and filters[name] not in {c.value for c in closed}:
                 allowed = ", ".join(c.value for c in closed)

@@ -89,7 +89,8 @@ def as_table(figures: dict[str, Any], lang: str = "en", digits: str = "latn") ->
 
     tr = translator(lang, digits)
     p, t = figures["period"], figures["totals"]
-    filt = ", ".join(f"{k}={v}" for k, v in figures["filters"].items()) or tr._("none")
+    filt = ", ".join(f"{k}={v if isinstance(v, str) else '+'.join(v)}"
+                     for k, v in figures["filters"].items()) or tr._("none")  # fmt: skip
     summary = tr._("opened {opened}, resolved {resolved}, reopened {reopened}, transfers "
                    "{transfers}, backlog {start} -> {end}, fell to the default queue {default}")
     lines = [

@@ -13,7 +13,7 @@ the system of record is down. The rollups stay for the live dashboard either way
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
@@ -100,12 +100,13 @@ def figures_for(
     ctx: Context,
     start: date,
     end: date,
-    filters: dict[str, str | None],
+    filters: Mapping[str, str | Collection[str] | None],
     source: str = "auto",
 ) -> tuple[dict[str, Any], str]:
     """(figures, "records" | "rollups"). `records` opens a connection to PostgreSQL
     (`Records.connection` in the daemon, a direct connection in the CLI), None when there
-    is no database."""
+    is no database. The queue filter may be a set of queues (a supervisor's): their
+    figures together."""
     from omnidesk.db.connect import RecordsUnavailable
 
     if source not in SOURCES:
@@ -130,7 +131,7 @@ def figures_for(
 
 
 def _from_records(
-    conn: Any, config: Any, ctx: Context, start: date, end: date, filters: dict[str, Any]
+    conn: Any, config: Any, ctx: Context, start: date, end: date, filters: Mapping[str, Any]
 ) -> dict[str, Any]:
     from omnidesk.db.reports import QueueCalendars, UnknownFilterValue, figures
 
@@ -144,15 +145,17 @@ def _from_records(
 
 @guarded
 def _from_rollups(
-    store: Any, config: Any, ctx: Context, start: date, end: date, filters: dict[str, Any]
+    store: Any, config: Any, ctx: Context, start: date, end: date, filters: Mapping[str, Any]
 ) -> dict[str, Any]:
     from omnidesk.reports.api import figures
+    from omnidesk.reports.figures import clean_filters, filter_values
     from omnidesk.reports.rollup import Rollups
 
+    wanted = clean_filters(filters)
     Rollups(store, ctx).catch_up()  # values first seen in events not folded yet are known
     for dim in CHECKED_DIMS:
-        value = filters.get(dim)
-        known = value in config_values(config, dim)
-        if value and not known and not _rollups_know(store, dim, value):
-            raise UnknownQueue(f"--{dim} {value!r}: no such {dim} in the config or the rollups")
-    return figures(store, ctx, start, end, filters, catch_up=False)
+        for value in filter_values(wanted[dim]) if dim in wanted else []:
+            known = value in config_values(config, dim)
+            if value and not known and not _rollups_know(store, dim, value):
+                raise UnknownQueue(f"--{dim} {value!r}: no such {dim} in the config or the rollups")
+    return figures(store, ctx, start, end, wanted, catch_up=False)
