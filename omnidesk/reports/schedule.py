@@ -293,10 +293,10 @@ class ReportScheduler:
 
     async def _print(self, page: str) -> bytes:
         from omnidesk.errors import OmnideskError
-        from omnidesk.reports.pdf import html_to_pdf
+        from omnidesk.reports.pdf import print_pdf
 
         try:
-            pdf = await asyncio.to_thread(html_to_pdf, page)
+            pdf = await print_pdf(page)
         except OmnideskError as exc:  # NoChromium, PrintTimeout, PrinterBusy, a failed print
             self.pdf_error = str(exc)
             raise Unprintable(f"PDF not printed: {exc}") from None
