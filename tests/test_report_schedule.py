@@ -197,6 +197,32 @@ async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
         store.delete_all()
 
 
+async def test_an_arabic_report_mail_body_is_in_arabic(smtp):
+    inbox, port = smtp
+    prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
+    store = Store.from_url(REDIS_URL, prefix)
+    try:
+        pipe = store.r.pipeline(transaction=False)
+        for ev in history(5, 30, days=5):
+            pipe.xadd(store.key("events"), ev)
+        pipe.execute()
+        loaded = load_config(CONFIG)
+        smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
+        service = loaded.data.service.model_validate(
+            {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
+        )
+        ar = report(name="daily-ar", format="csv", lang="ar", digits="arab")
+        cfg = loaded.data.model_copy(update={"service": service, "reports": [ar]})
+        now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
+        sched = ReportScheduler(store, cfg, clock=lambda: now)
+        assert len(await sched.tick()) == 1
+        body = inbox.messages[0].get_body(preferencelist=("plain",)).get_content()
+        assert "تقرير" in body and "المرشحات" in body and "Report " not in body
+        assert any("٠" <= ch <= "٩" for ch in body)  # digits: arab
+    finally:
+        store.delete_all()
+
+
 def _pdf_setup(port: int, prefix: str, monotonic=None):  # type: ignore[no-untyped-def]
     store = Store.from_url(REDIS_URL, prefix)
     pipe = store.r.pipeline(transaction=False)

@@ -306,7 +306,8 @@ class ReportScheduler:
             attachment = await self._print(page)
         else:
             attachment = await asyncio.to_thread(render, result, report.format, **options)
-        msg = build_message(report, smtp, label, as_table(result), attachment)
+        body = as_table(result, lang=report.lang, digits=report.digits)  # the reader's language
+        msg = build_message(report, smtp, label, body, attachment)
         await send(smtp, msg)
 
     async def _print(self, page: str) -> bytes:
