@@ -4,7 +4,9 @@ a bad date or format is a 400 naming it; no token, a 401."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 
 import pytest
@@ -174,13 +176,53 @@ async def test_prints_beyond_the_slots_wait_then_get_a_503(client, monkeypatch):
     import omnidesk.reports.pdf as pdf
 
     monkeypatch.setattr(pdf, "WAIT_S", 0.2)
-    taken = [pdf._slots.acquire(timeout=1) for _ in range(pdf.PRINTS)]  # two prints running
+    slots = pdf.print_slots()
+    for _ in range(pdf.PRINTS):  # two prints running
+        await asyncio.wait_for(slots.acquire(), timeout=1)
     try:
         resp = await client.get("/v1/reports", params={**PERIOD, "format": "pdf"}, headers=AUTH)
         assert resp.status == 503 and resp.headers["Retry-After"]
         assert "printing" in (await resp.json())["error"]
     finally:
-        for ok in taken:
-            if ok:
-                pdf._slots.release()
-    assert all(taken)
+        for _ in range(pdf.PRINTS):
+            slots.release()
+
+
+async def test_waiting_prints_leave_the_shared_threads_free(client, tmp_path, monkeypatch):
+    """Eight prints at once with a Chromium that prints only when told: two print, six wait
+    for a slot, and meanwhile the loop's default executor (6 threads on the daemon's 2 cores:
+    the desk API, logins and the scheduler use it) still runs work at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    started, go = tmp_path / "started", tmp_path / "go"
+    fake = tmp_path / "chromium"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case "$a" in --print-to-pdf=*) out="${a#--print-to-pdf=}";; esac; done\n'
+        f"echo $$ >> {started}\n"
+        f"while [ ! -e {go} ]; do sleep 0.05; done\n"
+        'printf "%%PDF-1.4 stand-in" > "$out"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("OMNIDESK_CHROMIUM", str(fake))
+    loop = asyncio.get_running_loop()
+    shared = ThreadPoolExecutor(max_workers=6)  # the default executor's size on 2 cores
+    loop.set_default_executor(shared)
+    params = {**PERIOD, "format": "pdf"}
+    prints = [asyncio.ensure_future(client.get("/v1/reports", params=params, headers=AUTH))
+              for _ in range(8)]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20  # polled on the loop: its threads may be all taken
+        while not (started.exists() and len(started.read_text().split()) == 2):
+            assert time.monotonic() < deadline, "two stand-in prints never started"
+            await asyncio.sleep(0.05)
+        began = time.monotonic()
+        await asyncio.wait_for(asyncio.to_thread(lambda: None), timeout=3)
+        assert time.monotonic() - began < 0.5
+        assert len(started.read_text().split()) == 2  # no more browsers than slots
+    finally:
+        go.touch()
+        answers = await asyncio.gather(*prints)
+    assert [r.status for r in answers] == [200] * 8
+    assert all(body.startswith(b"%PDF") for body in [await r.read() for r in answers])
+    assert len(started.read_text().split()) == 8

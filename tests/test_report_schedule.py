@@ -197,7 +197,33 @@ async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
         store.delete_all()
 
 
-def _pdf_setup(port: int, prefix: str):  # type: ignore[no-untyped-def]
+async def test_an_arabic_report_mail_body_is_in_arabic(smtp):
+    inbox, port = smtp
+    prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
+    store = Store.from_url(REDIS_URL, prefix)
+    try:
+        pipe = store.r.pipeline(transaction=False)
+        for ev in history(5, 30, days=5):
+            pipe.xadd(store.key("events"), ev)
+        pipe.execute()
+        loaded = load_config(CONFIG)
+        smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
+        service = loaded.data.service.model_validate(
+            {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
+        )
+        ar = report(name="daily-ar", format="csv", lang="ar", digits="arab")
+        cfg = loaded.data.model_copy(update={"service": service, "reports": [ar]})
+        now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
+        sched = ReportScheduler(store, cfg, clock=lambda: now)
+        assert len(await sched.tick()) == 1
+        body = inbox.messages[0].get_body(preferencelist=("plain",)).get_content()
+        assert "تقرير" in body and "المرشحات" in body and "Report " not in body
+        assert any("٠" <= ch <= "٩" for ch in body)  # digits: arab
+    finally:
+        store.delete_all()
+
+
+def _pdf_setup(port: int, prefix: str, monotonic=None):  # type: ignore[no-untyped-def]
     store = Store.from_url(REDIS_URL, prefix)
     pipe = store.r.pipeline(transaction=False)
     for ev in history(5, 30, days=5):
@@ -211,7 +237,8 @@ def _pdf_setup(port: int, prefix: str):  # type: ignore[no-untyped-def]
     pdf = report(name="daily-pdf", format="pdf", lang="ar", digits="arab")
     cfg = loaded.data.model_copy(update={"service": service, "reports": [pdf]})
     now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
-    return store, ReportScheduler(store, cfg, clock=lambda: now)
+    timing = {"monotonic": monotonic} if monotonic is not None else {}
+    return store, ReportScheduler(store, cfg, clock=lambda: now, **timing)
 
 
 async def test_a_scheduled_pdf_report_is_printed_and_attached(smtp):
@@ -240,6 +267,71 @@ async def test_without_chromium_a_pdf_report_is_not_sent_and_health_says_why(
         assert store.r.exists(store.key("report", "daily-pdf", "2026-03-07")) == 0  # retried
         health = sched.health()
         assert health["pdf"] == "down" and "no-such-chromium" in health["pdf_error"]
+    finally:
+        store.delete_all()
+
+
+async def test_a_failing_print_is_retried_after_a_growing_wait_not_every_round(
+    smtp, tmp_path, monkeypatch
+):
+    inbox, port = smtp
+    launches = tmp_path / "launches"
+    fake = tmp_path / "chromium"
+    fake.write_text(f"#!/bin/sh\necho x >> {launches}\necho 'cannot print' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("OMNIDESK_CHROMIUM", str(fake))
+    now = [1000.0]
+    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}", lambda: now[0])
+
+    def launched() -> int:
+        return len(launches.read_text().split()) if launches.exists() else 0
+
+    try:
+        assert await sched.tick() == [] and launched() == 1
+        health = sched.health()
+        assert health["pdf"] == "down" and "cannot print" in health["pdf_error"]
+        now[0] += 29  # the next rounds within the first 30 s wait
+        assert await sched.tick() == [] and launched() == 1
+        now[0] += 2
+        assert await sched.tick() == [] and launched() == 2
+        now[0] += 59  # then 60 s
+        assert await sched.tick() == [] and launched() == 2
+        now[0] += 2
+        assert await sched.tick() == [] and launched() == 3
+        sched.reload(sched.config)  # a reload tries at once
+        assert await sched.tick() == [] and launched() == 4
+        assert inbox.messages == []
+        fake.write_text(  # Chromium repaired: it prints
+            "#!/bin/sh\n"
+            'for a in "$@"; do case "$a" in --print-to-pdf=*) out="${a#--print-to-pdf=}";; esac; '
+            f'done\necho x >> {launches}\nprintf "%%PDF-1.4 stand-in" > "$out"\n'
+        )
+        now[0] += 31
+        assert len(await sched.tick()) == 1 and launched() == 5
+        assert sched.health() == {"mail": "ok", "pdf": "ok"}
+    finally:
+        store.delete_all()
+
+
+async def test_print_slots_busy_with_the_api_are_no_pdf_failure(smtp, monkeypatch):
+    import omnidesk.reports.pdf as pdf
+
+    inbox, port = smtp
+    monkeypatch.setattr(pdf, "WAIT_S", 0.2)
+    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}", lambda: 1000.0)
+    slots = pdf.print_slots()
+    for _ in range(pdf.PRINTS):  # the API prints two reports
+        await asyncio.wait_for(slots.acquire(), timeout=1)
+    try:
+        assert await sched.tick() == []
+        assert sched.health() == {"mail": "ok", "pdf": "ok"}
+        assert store.r.exists(store.key("report", "daily-pdf", "2026-03-07")) == 0
+    finally:
+        for _ in range(pdf.PRINTS):
+            slots.release()
+    try:
+        assert len(await sched.tick()) == 1  # the next round, same moment: no backoff
+        assert len(inbox.messages) == 1
     finally:
         store.delete_all()
 

@@ -90,7 +90,9 @@ def route_hook(
     from omnidesk.reports.dashboard import NotAuthorized, _token
     from omnidesk.reports.source import figures_for
 
-    def build(query: Any, viewer: Any) -> tuple[bytes, str, str]:
+    def build(query: Any, viewer: Any) -> tuple[bytes | str, str, str]:
+        """(body, content type, file name); for a PDF the body is the HTML page to print,
+        printed afterwards by `print_pdf` outside this (the default executor's) thread."""
         config, ctx = dashboard.config, dashboard.ctx
         fmt = _choice(query, "format", FORMATS, "json")
         lang = _choice(query, "lang", LANGS, "en")
@@ -112,9 +114,8 @@ def route_hook(
         name = f"report-{start}-{end}.{fmt}"
         if fmt == "pdf":
             from omnidesk.reports.html import as_html
-            from omnidesk.reports.pdf import html_to_pdf
 
-            return html_to_pdf(as_html(result, **options)), FORMATS[fmt], name
+            return as_html(result, **options), FORMATS[fmt], name
         from omnidesk.reports.render import render
 
         return render(result, fmt, **options).encode(), FORMATS[fmt], name
@@ -129,10 +130,12 @@ def route_hook(
             refused = {"error": "a supervisor's bearer token is required", "code": exc.code}
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
             return web.json_response(refused, status=exc.status, headers=headers)
-        from omnidesk.reports.pdf import NoChromium
+        from omnidesk.reports.pdf import NoChromium, print_pdf
 
         try:
             body, kind, name = await asyncio.to_thread(build, request.rel_url.query, viewer)
+            if isinstance(body, str):  # the page to print
+                body = await print_pdf(body)
         except OutOfScope as exc:
             return web.json_response({"error": str(exc)}, status=403)
         except NoChromium as exc:  # this server cannot print at all

@@ -5,21 +5,26 @@ exactly as the browser the page was checked in does, and the page's own print CS
 no breaks inside tables) applies. Which binary: $OMNIDESK_CHROMIUM, else chromium,
 chromium-browser, google-chrome on PATH; none is a one-line error (exit 2).
 
-At most PRINTS prints run at once (each a whole browser); another waits up to WAIT_S, then
-is refused as `PrinterBusy` (503, try again). Chromium runs in its own process group, killed
-whole when it overruns TIMEOUT_S (`PrintTimeout`, also a 503): a hung print holds no thread,
-process or temp folder after that.
+In the daemon (`print_pdf`) at most PRINTS prints run at once (each a whole browser); another
+waits up to WAIT_S on the event loop, holding no thread, then is refused as `PrinterBusy` (503,
+try again). Prints run in their own PRINTS threads, never the loop's default executor that the
+desk API, logins and the scheduler share: slow prints cannot stall those. The CLI prints one
+page synchronously (`html_to_pdf`). Chromium runs in its own process group, killed whole when
+it overruns TIMEOUT_S (`PrintTimeout`, also a 503): a hung print holds no thread, process or
+temp folder after that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from omnidesk.errors import PermanentError, TransientError
@@ -28,7 +33,11 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-st
 TIMEOUT_S = 120
 PRINTS = 2  # browsers printing at once, whatever asks (the API, scheduled reports)
 WAIT_S = 10.0  # how long a print waits for a free slot before it is refused
-_slots = threading.BoundedSemaphore(PRINTS)
+_printers = ThreadPoolExecutor(max_workers=PRINTS, thread_name_prefix="omnidesk-pdf")
+# an asyncio.Semaphore belongs to one loop (tests run several); the daemon has one
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class NoChromium(PermanentError):
@@ -60,14 +69,42 @@ def chromium_binary() -> str:
 
 
 def html_to_pdf(page: str) -> bytes:
-    """Print one self-contained HTML page (no network: everything is inline) to PDF."""
+    """Print one self-contained HTML page (no network: everything is inline) to PDF, in
+    this thread: the CLI's one print. The daemon uses `print_pdf`."""
+    return _print(chromium_binary(), page)
+
+
+def print_slots() -> asyncio.Semaphore:
+    """This loop's print slots (PRINTS of them)."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(PRINTS)
+    return slots
+
+
+async def print_pdf(page: str) -> bytes:
+    """`html_to_pdf` for the daemon: waits for a slot on the loop, prints in the print threads."""
     binary = chromium_binary()
-    if not _slots.acquire(timeout=WAIT_S):
-        raise PrinterBusy(f"{PRINTS} PDF reports are printing: try again in a moment")
+    slots = print_slots()
     try:
-        return _print(binary, page)
-    finally:
-        _slots.release()
+        await asyncio.wait_for(slots.acquire(), timeout=WAIT_S)
+    except TimeoutError:
+        raise PrinterBusy(f"{PRINTS} PDF reports are printing: try again in a moment") from None
+    try:
+        job = asyncio.get_running_loop().run_in_executor(_printers, _print, binary, page)
+    except BaseException:
+        slots.release()
+        raise
+    # the slot is freed when Chromium is done, not when a cancelled caller stops waiting
+    job.add_done_callback(lambda done: _free(slots, done))
+    return await asyncio.shield(job)
+
+
+def _free(slots: asyncio.Semaphore, done: asyncio.Future[bytes]) -> None:
+    slots.release()
+    if not done.cancelled():
+        done.exception()  # retrieved: a caller that was cancelled logs no "never retrieved"
 
 
 def _print(binary: str, page: str) -> bytes:

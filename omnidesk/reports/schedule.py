@@ -13,7 +13,9 @@ send that goes through marks it up again.
 
 A `format: pdf` report is printed by the same Chromium path as `omnidesk report --format pdf`
 (omnidesk.reports.pdf); when it cannot print (no Chromium, a print timed out) that report is
-not sent, retried next round, and `/healthz` says so (degraded, `report_pdf_down`).
+not sent, retried after a wait (30 s doubling to an hour, like the mail), and `/healthz` says
+so (degraded, `report_pdf_down`). Print slots all taken by the API is no failure: the next
+round retries.
 """
 
 from __future__ import annotations
@@ -115,8 +117,9 @@ class Unprintable(TransientError):
 
 
 @dataclass
-class MailHealth:
-    """Whether report mail goes out, for /healthz; while down, when the next try is."""
+class Backoff:
+    """Something failing in a row (the report mail, printing PDFs) and when the next try is:
+    30 s doubling to an hour, so a broken server or Chromium is not hit every round."""
 
     first_wait: float = 30.0  # the run loop's own round: the first retry is not delayed more
     max_wait: float = 3600.0
@@ -141,6 +144,11 @@ class MailHealth:
 
     def waiting(self, now: float) -> bool:
         return self.down and now < self.retry_at
+
+
+@dataclass
+class MailHealth(Backoff):
+    """Whether report mail goes out, for /healthz; while down, when the next try is."""
 
     def as_dict(self, now: float) -> dict[str, Any]:
         if not self.down:
@@ -192,9 +200,8 @@ class ReportScheduler:
         self.base_dir = base_dir  # the config file's folder: a relative branding logo's base
         self.records = records  # PostgreSQL (omnidesk.db.records.Records), when configured
         self.clock = clock or (lambda: datetime.now(self.ctx.tz))
-        self.monotonic = monotonic  # the mail backoff's clock
+        self.monotonic = monotonic  # the mail and print backoffs' clock
         self.mail = MailHealth()
-        self.pdf_error: str | None = None  # the last PDF report's print failure, until one prints
         self._fixed_titles = titles
         self.reload(config)
 
@@ -204,6 +211,7 @@ class ReportScheduler:
         old: QueueConfigFile | None = getattr(self, "config", None)
         if old is not None and config.service.smtp != old.service.smtp:
             self.mail = MailHealth()
+        self.printing = Backoff()  # perhaps Chromium was installed meanwhile: try at once
         self.ctx = Context.from_config(config)
         self.titles = self._fixed_titles or {
             n: q.title for n, q in config.queues.items() if q.title
@@ -216,10 +224,18 @@ class ReportScheduler:
             return None
         block = self.mail.as_dict(self.monotonic())
         if any(r.format == "pdf" for r in self.config.reports):
-            block["pdf"] = "down" if self.pdf_error else "ok"
-            if self.pdf_error:
-                block["pdf_error"] = self.pdf_error
+            block["pdf"] = "down" if self.printing.down else "ok"
+            if self.printing.down:
+                block["pdf_error"] = self.printing.error
+                block["pdf_next_try_in_s"] = round(
+                    max(0.0, self.printing.retry_at - self.monotonic()), 1
+                )
         return block
+
+    @property
+    def pdf_error(self) -> str | None:
+        """The last PDF print failure, until one prints."""
+        return self.printing.error
 
     def key(self, report: ScheduledReport, label: str) -> str:
         return self.store.key("report", report.name, label)
@@ -236,6 +252,8 @@ class ReportScheduler:
             return []
         sent = []
         for report in self.config.reports:
+            if report.format == "pdf" and self.printing.waiting(self.monotonic()):
+                continue  # printing failed lately: its backoff, not every round
             tz = ZoneInfo(report.timezone) if report.timezone else self.ctx.tz
             moment = last_send(report, self.clock().astimezone(tz))
             label, start, end = period_of(report, moment)
@@ -288,19 +306,22 @@ class ReportScheduler:
             attachment = await self._print(page)
         else:
             attachment = await asyncio.to_thread(render, result, report.format, **options)
-        msg = build_message(report, smtp, label, as_table(result), attachment)
+        body = as_table(result, lang=report.lang, digits=report.digits)  # the reader's language
+        msg = build_message(report, smtp, label, body, attachment)
         await send(smtp, msg)
 
     async def _print(self, page: str) -> bytes:
         from omnidesk.errors import OmnideskError
-        from omnidesk.reports.pdf import html_to_pdf
+        from omnidesk.reports.pdf import PrinterBusy, print_pdf
 
         try:
-            pdf = await asyncio.to_thread(html_to_pdf, page)
-        except OmnideskError as exc:  # NoChromium, PrintTimeout, PrinterBusy, a failed print
-            self.pdf_error = str(exc)
-            raise Unprintable(f"PDF not printed: {exc}") from None
-        self.pdf_error = None
+            pdf = await print_pdf(page)
+        except PrinterBusy:  # the API is printing: nothing is broken, the next round retries
+            raise
+        except OmnideskError as exc:  # NoChromium, PrintTimeout, a failed print
+            wait = self.printing.failed(str(exc), self.monotonic())
+            raise Unprintable(f"PDF not printed: {exc}; next print in {wait:.0f} s") from None
+        self.printing.sent()
         return pdf
 
     async def run(self, stop: asyncio.Event, interval: float = 30.0) -> None:
