@@ -263,9 +263,24 @@ async def test_the_desks_common_refusals_carry_a_stable_code(api: dict[str, Any]
     assert r.status == 404 and got["code"] == "not_found" and got["params"]["ticket"] == missing
     r = await client.post("/v1/tickets/x/pending", headers=amal, data="[]")
     assert r.status == 400 and "code" not in await r.json()  # no code: the message is shown
+    refusals = [
+        ("transfer", {"queue": "nowhere", "reason": "x"}, "no_queue", {"queue": "nowhere"}),
+        ("notes", {"text": "  "}, "empty_text", {}),
+        ("notes", {"text": "x" * 20_001}, "text_too_long", {"limit": "20000"}),
+    ]
+    for action, payload, code, params in refusals:
+        r = await client.post(f"/v1/tickets/{ticket}/{action}", headers=amal, json=payload)
+        got = await r.json()
+        assert (r.status, got.get("code"), got.get("params")) == (400, code, params), got
+    runtime.store.set_status(ticket, "closed", "amal")
+    r = await client.post(f"/v1/tickets/{ticket}/pending", headers=amal, json={})
+    got = await r.json()
+    assert got["code"] == "ticket_closed" and got["params"] == {"ticket": ticket}
     words = catalog("ar")
     console = (STATIC / "console.js").read_text("utf-8")
-    for code in ("needs_reason", "at_capacity", "not_your_queue", "left_live_desk", "not_found"):
+    for code in ("needs_reason", "at_capacity", "not_your_queue", "left_live_desk", "not_found",
+                 "ticket_closed", "no_queue", "empty_text", "text_too_long", "reason_too_long",
+                 "attachment_unavailable"):  # fmt: skip
         (msgid,) = re.findall(rf'\b{code}: N_\("([^"]+)"\)', console)
         assert words[msgid] != msgid, code  # worded in Arabic
 

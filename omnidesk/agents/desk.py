@@ -422,7 +422,7 @@ class Desk:
     def transfer(self, agent: AgentConfig, ticket_id: str, queue: str, reason: str) -> Ticket:
         ticket = self.ticket(agent, ticket_id)
         if queue not in self.roster().config.queues:
-            raise BadRequest(f"no queue {queue!r}")
+            raise BadRequest(f"no queue {queue!r}", "no_queue", queue=queue)
         if queue == ticket.queue:
             raise BadRequest(
                 f"{ticket.id} is already in {queue}",
@@ -488,7 +488,7 @@ class Desk:
     ) -> Ticket:
         ticket = self.ticket(agent, ticket_id)
         if ticket.status == Status.CLOSED and status != Status.OPEN:
-            raise BadRequest(f"{ticket.id} is closed")
+            raise BadRequest(f"{ticket.id} is closed", "ticket_closed", ticket=ticket.id)
         if ticket.status == status:
             return ticket
         self.store.set_status(ticket.id, status, agent.id, reason)

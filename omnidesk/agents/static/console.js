@@ -179,6 +179,12 @@ const ERRORS = {
   left_live_desk: N_("{ticket} has left the live desk: it can be viewed, not changed."),
   not_found: N_("There is no ticket {ticket}."),
   already_in_queue: N_("{ticket} is already in {queue}."),
+  ticket_closed: N_("{ticket} is closed: reopen it first."),
+  no_queue: N_("There is no queue {queue}."),
+  empty_text: N_("The text is empty."),
+  text_too_long: N_("The text is longer than {limit} characters."),
+  reason_too_long: N_("The reason is longer than {limit} characters."),
+  attachment_unavailable: N_("This attachment is not available here."),
 };
 const apiError = (data, status) => (data.code && ERRORS[data.code] ?
   fill(_(ERRORS[data.code]), data.params || {}) : data.error || ("HTTP " + status));
