@@ -423,13 +423,12 @@ def customer_wrote(state: SlaState, ctx: SlaContext, now: datetime) -> SlaState:
     return replace(state, clocks={**state.clocks, "next_response": fresh}, history=history)
 
 
-def status_changed(
-    state: SlaState, ctx: SlaContext, now: datetime, status: Status, reason: str = ""
-) -> SlaState:
-    """Pause on the policy's pause_on statuses (the pause named by the agent's reason, else by
-    the status), stop on resolve/close, resume otherwise."""
+def status_changed(state: SlaState, ctx: SlaContext, now: datetime, status: Status) -> SlaState:
+    """Pause on the policy's pause_on statuses (the pause named by the status only: the
+    agent's free-text reason stays in the event, which erasure reaches), stop on
+    resolve/close, resume otherwise."""
     if status in ctx.policy(state.policy).pause_on:
-        return _each(state, ctx, lambda c, cal: pause(c, cal, now, reason or str(status)))
+        return _each(state, ctx, lambda c, cal: pause(c, cal, now, str(status)))
     if status in (Status.RESOLVED, Status.CLOSED):
         return _each(state, ctx, lambda c, cal: stop(c, cal, now))
     return resume_all(state, ctx, now)

@@ -454,10 +454,9 @@ class SlaClocks:
         ticket: Ticket,
         status: Status | str,
         now: datetime | None = None,
-        reason: str = "",
     ) -> SlaState | None:
-        """Pause on the policy's pause statuses (named by `reason` when given), stop on
-        resolve/close, reopen or resume."""
+        """Pause on the policy's pause statuses (named by the status), stop on resolve/close,
+        reopen or resume."""
         at, status = now or self.clock(), Status(status)
 
         def change(state: SlaState | None) -> SlaState | None:
@@ -466,7 +465,7 @@ class SlaClocks:
             resolution = state.clocks.get("resolution")
             if status in (Status.NEW, Status.OPEN) and resolution and resolution.state == "stopped":
                 return sla.reopen_ticket(state, self.ctx, at)
-            return sla.status_changed(state, self.ctx, at, status, reason)
+            return sla.status_changed(state, self.ctx, at, status)
 
         return self._update(ticket.id, at, change)
 

@@ -494,6 +494,37 @@ async def test_a_supervisor_hands_a_ticket_to_an_agent_of_its_queue(api: dict[st
     assert store.r.zcard(store.key("agent", "omar", "open")) == 3
 
 
+async def test_a_supervisors_refusals_carry_codes_the_dashboard_words(
+    api: dict[str, Any],
+) -> None:
+    from omnidesk.reports import dashtext
+
+    client, runtime, service = api["client"], api["runtime"], api["service"]
+    store, boss = service.store, auth(api["tokens"]["boss"])
+    tid = open_ticket(runtime, "a question for the general queue")
+    assert (await client.post(f"/v1/tickets/{tid}/assign", json={"agent": "sara"},
+                              headers=boss)).status == 200  # fmt: skip
+    complaints = [open_ticket(runtime, f"شكوى رقم {i}") for i in range(4)]
+    for t in complaints[:3]:
+        assert service.assigner.hand_to(t, service.agent("omar"), "boss", "complaints").outcome
+    closed = open_ticket(runtime, "another question")
+    store.set_status(closed, "closed", "boss")
+    cases = [
+        (tid, "omar", 400, "not_their_queue", {"agent": "omar", "queue": "general"}),
+        (tid, "nobody", 400, "no_agent", {"agent": "nobody"}),
+        (tid, "sara", 400, "already_assigned", {"ticket": tid, "agent": "sara"}),
+        (complaints[3], "omar", 409, "agent_full", {"agent": "omar", "capacity": 3}),
+        (closed, "amal", 409, "ticket_closed", {"ticket": closed}),
+    ]
+    ar = dashtext.texts(dashtext.lang_translator("ar"))["refusals"]
+    for ticket, agent, status, code, params in cases:
+        r = await client.post(f"/v1/tickets/{ticket}/assign", json={"agent": agent}, headers=boss)
+        got = await r.json()
+        assert (r.status, got.get("code"), got.get("params")) == (status, code, params), got
+        assert ar[code] != dashtext.REFUSALS[code], code  # worded in Arabic for the page
+    assert "moved_meanwhile" in ar and "{ticket}" in ar["moved_meanwhile"]
+
+
 def test_a_templates_queue_is_the_public_title(prefix: str, tmp_path: Path) -> None:
     """`{queue}` in an agent's template reaches the customer: the queue's public_title in
     the reply's language, never the internal queue id."""

@@ -219,7 +219,9 @@ async def test_a_pruned_raw_message_lists_its_attachments_as_gone(api: dict[str,
     assert len(items) == 6 and not any(i["available"] for i in items)
     assert "no longer kept" in items[0]["reason"]
     r = await client.get(items[0]["url"], headers=h)
-    assert r.status == 404 and "no longer kept" in (await r.json())["error"]
+    got = await r.json()
+    assert r.status == 404 and "no longer kept" in got["error"]
+    assert got["code"] == "attachment_unavailable"  # the console words it
 
 
 async def test_chat_attachments_listed_as_not_available(api: dict[str, Any]) -> None:

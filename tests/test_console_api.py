@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from omnidesk.agents.http import add_routes
 from omnidesk.agents.service import AgentService
+from omnidesk.db.erasure import erase_tickets
 from omnidesk.i18n import catalog
 from omnidesk.runtime import Runtime
 from tests.agentkit import agents_config
@@ -151,11 +153,92 @@ async def test_pending_records_its_reason_with_the_change_in_one_request(
     assert changed[-1]["reason"] == "بانتظار صورة الهوية"
     mine = (await (await client.get("/v1/queues", headers=h)).json())["mine"]
     sla = next(t for t in mine if t["id"] == ticket)["sla"]
-    assert sla["state"] == "paused" and sla["paused_reason"] == "بانتظار صورة الهوية"
+    assert sla["state"] == "paused" and sla["paused_reason"] == "pending_customer"
     view = await (await client.get(f"/v1/tickets/{ticket}", headers=h)).json()
+    assert view["pending_reason"] == "بانتظار صورة الهوية"  # from the event, for the SLA panel
     assert [m for m in view["messages"] if m["direction"] == "note"] == []  # no separate note
     r = await client.post(f"/v1/tickets/{ticket}/pending", headers=h, json={"reason": 7})
     assert r.status == 400 and "reason" in (await r.json())["error"]
+
+
+def _redis_dump(store: Any) -> bytes:
+    """Every value under the store's prefix but the events stream (erasure leaves the stream
+    to its trimming), as bytes to search."""
+    r, out = store.binary(), []
+    for key in r.scan_iter(match=store.prefix.encode() + b":*"):
+        if key == store.key("events").encode():
+            continue
+        kind = r.type(key)
+        if kind == b"hash":
+            out += [k + b"=" + v for k, v in r.hgetall(key).items()]
+        elif kind == b"string":
+            out.append(r.get(key) or b"")
+        elif kind == b"list":
+            out += r.lrange(key, 0, -1)
+        elif kind == b"set":
+            out += list(r.smembers(key))
+        elif kind == b"zset":
+            out += r.zrange(key, 0, -1)
+    return b"\n".join(out)
+
+
+async def test_a_pending_reason_stays_out_of_the_sla_state_and_erasure_leaves_no_trace(
+    clocked: dict[str, Any], pg_url: str
+) -> None:
+    client, runtime, service = clocked["client"], clocked["runtime"], clocked["service"]
+    ticket = open_ticket(runtime, "أريد تعديل بياناتي")
+    h = auth(clocked["token"])
+    service.assigner.set_presence("amal", "online")
+    assert (await client.post("/v1/claims", json={}, headers=h)).status == 201
+    secret = "هوية رقم 1098765432 لسارة"
+    r = await client.post(f"/v1/tickets/{ticket}/pending", headers=h, json={"reason": secret})
+    assert r.status == 200, await r.text()
+    state = runtime.clocks.state(ticket)
+    assert state is not None and repr(state).count("pending_customer") >= 2
+    assert "1098765432" not in repr(state)  # the SLA state names the status only
+    view = await (await client.get(f"/v1/tickets/{ticket}", headers=h)).json()
+    assert view["pending_reason"] == secret
+    assert "1098765432" not in repr(view["sla_explained"]) + repr(view["sla_why"])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        erase_tickets(conn, [ticket], runtime.store)
+    dump = _redis_dump(runtime.store)
+    record = runtime.clocks.rb.hget(*runtime.clocks.slot_key(ticket))
+    assert record and record in dump  # the scan reaches the SLA state's record
+    assert b"1098765432" not in dump
+    assert "1098765432" not in repr(runtime.clocks.state(ticket))
+
+
+async def test_a_second_pending_records_its_new_reason_and_the_clocks_stay_paused(
+    clocked: dict[str, Any],
+) -> None:
+    client, runtime, service = clocked["client"], clocked["runtime"], clocked["service"]
+    ticket = open_ticket(runtime, "أريد تعديل بياناتي")
+    h = auth(clocked["token"])
+    service.assigner.set_presence("amal", "online")
+    assert (await client.post("/v1/claims", json={}, headers=h)).status == 201
+    path = f"/v1/tickets/{ticket}/pending"
+    assert (await client.post(path, headers=h, json={"reason": "بانتظار الهوية"})).status == 200
+    r = await client.post(path, headers=h, json={"reason": "بانتظار السجل التجاري"})
+    assert r.status == 200, await r.text()
+    changed = [f for _, f in runtime.store.r.xrange(runtime.store.key("events"))
+               if f.get("type") == "status_changed" and f.get("ticket") == ticket]  # fmt: skip
+    assert [(f["from"], f["to"], f.get("reason")) for f in changed[-2:]] == [
+        ("open", "pending_customer", "بانتظار الهوية"),
+        ("pending_customer", "pending_customer", "بانتظار السجل التجاري"),
+    ]
+    view = await (await client.get(path.removesuffix("/pending"), headers=h)).json()
+    assert view["ticket"]["status"] == "pending_customer"
+    assert view["pending_reason"] == "بانتظار السجل التجاري"
+    assert all(c["state"] in ("paused", "stopped") for c in view["sla"])
+    # pending again without a reason changes nothing and records nothing
+    assert (await client.post(path, headers=h, json={})).status == 200
+    after = [f for _, f in runtime.store.r.xrange(runtime.store.key("events"))
+             if f.get("type") == "status_changed" and f.get("ticket") == ticket]  # fmt: skip
+    assert len(after) == len(changed)
+    r = await client.post(path, headers=h, json={"reason": "x" * 501})
+    got = await r.json()
+    assert r.status == 400 and got["code"] == "reason_too_long", got
+    assert got["params"] == {"limit": "500"}
 
 
 async def test_the_desks_common_refusals_carry_a_stable_code(api: dict[str, Any]) -> None:  # noqa: F811
@@ -180,9 +263,24 @@ async def test_the_desks_common_refusals_carry_a_stable_code(api: dict[str, Any]
     assert r.status == 404 and got["code"] == "not_found" and got["params"]["ticket"] == missing
     r = await client.post("/v1/tickets/x/pending", headers=amal, data="[]")
     assert r.status == 400 and "code" not in await r.json()  # no code: the message is shown
+    refusals = [
+        ("transfer", {"queue": "nowhere", "reason": "x"}, "no_queue", {"queue": "nowhere"}),
+        ("notes", {"text": "  "}, "empty_text", {}),
+        ("notes", {"text": "x" * 20_001}, "text_too_long", {"limit": "20000"}),
+    ]
+    for action, payload, code, params in refusals:
+        r = await client.post(f"/v1/tickets/{ticket}/{action}", headers=amal, json=payload)
+        got = await r.json()
+        assert (r.status, got.get("code"), got.get("params")) == (400, code, params), got
+    runtime.store.set_status(ticket, "closed", "amal")
+    r = await client.post(f"/v1/tickets/{ticket}/pending", headers=amal, json={})
+    got = await r.json()
+    assert got["code"] == "ticket_closed" and got["params"] == {"ticket": ticket}
     words = catalog("ar")
     console = (STATIC / "console.js").read_text("utf-8")
-    for code in ("needs_reason", "at_capacity", "not_your_queue", "left_live_desk", "not_found"):
+    for code in ("needs_reason", "at_capacity", "not_your_queue", "left_live_desk", "not_found",
+                 "ticket_closed", "no_queue", "empty_text", "text_too_long", "reason_too_long",
+                 "attachment_unavailable"):  # fmt: skip
         (msgid,) = re.findall(rf'\b{code}: N_\("([^"]+)"\)', console)
         assert words[msgid] != msgid, code  # worded in Arabic
 

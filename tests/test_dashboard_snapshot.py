@@ -62,5 +62,9 @@ def test_held_tickets_of_other_queues_are_not_listed(prefix: str, tmp_path: Path
     (row,) = [a for a in snap["agents"]["list"] if a["agent"] == "sara"]
     assert [h["ticket"] for h in row["held"]] == [general]
     assert row["load"] == 2 and row["held_elsewhere"] == 1
+    assert row["held_elsewhere_text"] == "+1 in other queues"  # shown by the held list
+    ar = dashboard.snapshot(boss, dashtext.lang_translator("ar"), fresh_after=time.monotonic())
+    (row,) = [a for a in ar["agents"]["list"] if a["agent"] == "sara"]
+    assert row["held_elsewhere_text"] == "+١ في طوابير أخرى"
     assert "secret quiet matter" not in str(snap)
 

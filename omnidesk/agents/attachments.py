@@ -63,6 +63,9 @@ Downloader = Callable[[str, int], Awaitable[bytes]]
 class AttachmentUnavailable(NotFound):
     """The attachment is listed but its bytes cannot be had here (the reason says why)."""
 
+    def __init__(self, message: str, code: str = "attachment_unavailable", **params: str) -> None:
+        super().__init__(message, code, **params)  # one code the console words, for every cause
+
 
 class AttachmentTooLarge(TooLarge):
     """Over `service.attachments.max_serve_bytes`: answered 413."""

@@ -43,6 +43,7 @@ log = logging.getLogger("omnidesk.agents")
 
 HISTORY_SCAN = 20_000  # events looked back through for one ticket's history
 MAX_TEXT = 20_000
+MAX_REASON = 500  # why a ticket waits: one line the console shows by the SLA clocks
 
 
 class NotFound(CodedError):
@@ -116,13 +117,17 @@ class Desk:
         customer = self.store.get_customer(ticket.customer_id)
         others = [t for t in self.store.customer_tickets(ticket.customer_id) if t.id != ticket.id]
         extra = self._ticket_extra(ticket.id)
+        history = self.history(ticket.id)
+        waiting = ticket.status == Status.PENDING_CUSTOMER
         return {
             "ticket": {**to_builtins(ticket), **extra},
             "messages": [self._message_view(ticket.id, m) for m in messages],
             "customer": to_builtins(customer) if customer else None,
             "other_tickets": [self._other_ticket(agent, t) for t in others],
             "sla": self._sla(ticket.id, extra),
-            "history": self.history(ticket.id),
+            "history": history,
+            # why it waits, from its events (erasure blanks them): the SLA pause is only named
+            "pending_reason": pending_reason(history) if waiting else "",
         }
 
     def messages(self, agent: AgentConfig, ticket_id: str) -> list[Message]:
@@ -417,7 +422,7 @@ class Desk:
     def transfer(self, agent: AgentConfig, ticket_id: str, queue: str, reason: str) -> Ticket:
         ticket = self.ticket(agent, ticket_id)
         if queue not in self.roster().config.queues:
-            raise BadRequest(f"no queue {queue!r}")
+            raise BadRequest(f"no queue {queue!r}", "no_queue", queue=queue)
         if queue == ticket.queue:
             raise BadRequest(
                 f"{ticket.id} is already in {queue}",
@@ -436,8 +441,23 @@ class Desk:
         return self._reload(ticket.id)
 
     def pending(self, agent: AgentConfig, ticket_id: str, reason: str = "") -> Ticket:
-        """Wait for the customer; the reason goes with the change (event and SLA pause)."""
-        why = _clean_text(reason) if reason and reason.strip() else ""
+        """Wait for the customer. The agent's reason (it may quote the customer) goes only
+        into the status_changed event, which erasure blanks; the SLA pause is named by the
+        status. A reason given to a ticket already pending is recorded the same way (from and
+        to both pending_customer): the clocks stay paused."""
+        why = _clean_reason(reason)
+        ticket = self.ticket(agent, ticket_id)
+        if ticket.status == Status.PENDING_CUSTOMER and why:
+            self.store.add_event(
+                "status_changed",
+                ticket.id,
+                queue=ticket.queue,
+                channel=ticket.channel.value,
+                actor=agent.id,
+                reason=why,
+                **{"from": Status.PENDING_CUSTOMER.value, "to": Status.PENDING_CUSTOMER.value},
+            )
+            return ticket
         return self._status(agent, ticket_id, Status.PENDING_CUSTOMER, why)
 
     def resolve(self, agent: AgentConfig, ticket_id: str) -> Ticket:
@@ -468,14 +488,11 @@ class Desk:
     ) -> Ticket:
         ticket = self.ticket(agent, ticket_id)
         if ticket.status == Status.CLOSED and status != Status.OPEN:
-            raise BadRequest(f"{ticket.id} is closed")
+            raise BadRequest(f"{ticket.id} is closed", "ticket_closed", ticket=ticket.id)
         if ticket.status == status:
             return ticket
         self.store.set_status(ticket.id, status, agent.id, reason)
-        if reason:
-            self._sla_call("on_status", ticket, status, None, reason)
-        else:
-            self._sla_call("on_status", ticket, status)
+        self._sla_call("on_status", ticket, status)
         return self._reload(ticket.id)
 
     # -------------------------------------------------------- merge, tags, priority
@@ -559,10 +576,34 @@ class Desk:
 
 def _clean_text(text: str) -> str:
     if not isinstance(text, str) or not text.strip():
-        raise BadRequest("the text is empty")
+        raise BadRequest("the text is empty", "empty_text")
     if len(text) > MAX_TEXT:
-        raise BadRequest(f"the text is longer than {MAX_TEXT} characters")
+        raise BadRequest(
+            f"the text is longer than {MAX_TEXT} characters", "text_too_long", limit=str(MAX_TEXT)
+        )
     return text.strip()
+
+
+def _clean_reason(reason: str) -> str:
+    """Why a ticket waits, stripped ("" for none): a short line, not a second message."""
+    if not reason or not isinstance(reason, str) or not reason.strip():
+        return ""
+    if len(reason.strip()) > MAX_REASON:
+        raise BadRequest(
+            f"the reason is longer than {MAX_REASON} characters",
+            "reason_too_long",
+            limit=str(MAX_REASON),
+        )
+    return reason.strip()
+
+
+def pending_reason(history: list[dict[str, str]]) -> str:
+    """The reason of the latest change to pending_customer in a ticket's events ("" for none):
+    what the console shows by the paused clocks (the SLA state itself holds no free text)."""
+    for event in reversed(history):
+        if event.get("type") == "status_changed" and event.get("to") == "pending_customer":
+            return event.get("reason") or ""
+    return ""
 
 
 __all__ = ["BadRequest", "Desk", "Forbidden", "NotFound"]

@@ -48,23 +48,34 @@ async def assign(request: web.Request) -> web.Response:
     try:
         target = service.agent(target_id)
     except NoSuchAgent:
-        raise BadRequest(f"no agent {target_id!r}") from None
+        raise BadRequest(f"no agent {target_id!r}", "no_agent", agent=target_id) from None
     if not service.roster().may_access(target, ticket.queue):
         raise BadRequest(
             f"agent {target.id!r} does not work queue {ticket.queue!r}: transfer the ticket"
-            " to one of their queues first"
+            " to one of their queues first",
+            "not_their_queue",
+            agent=target.id,
+            queue=ticket.queue,
         )
     handed = await asyncio.to_thread(
         service.assigner.hand_to, ticket.id, target, supervisor.id, ticket.queue
     )
     if handed.outcome == "moved":  # transferred since it was read: access checked for nothing
-        return error(409, f"{ticket.id} was moved to another queue meanwhile: look again")
+        return error(409, f"{ticket.id} was moved to another queue meanwhile: look again",
+                     "moved_meanwhile", {"ticket": ticket.id})  # fmt: skip
     if handed.outcome == "full":
-        return error(409, f"{target.id} is at capacity ({target.capacity} open tickets)")
+        return error(409, f"{target.id} is at capacity ({target.capacity} open tickets)",
+                     "agent_full", {"agent": target.id, "capacity": target.capacity})  # fmt: skip
     if handed.outcome == "closed":
-        return error(409, f"{ticket.id} is closed: reopen it first")
+        return error(409, f"{ticket.id} is closed: reopen it first", "ticket_closed",
+                     {"ticket": ticket.id})  # fmt: skip
     if handed.outcome == "same":
-        raise BadRequest(f"{ticket.id} is already {target.id}'s")
+        raise BadRequest(
+            f"{ticket.id} is already {target.id}'s",
+            "already_assigned",
+            ticket=ticket.id,
+            agent=target.id,
+        )
     if handed.previous:  # the slot it freed goes to the next waiting ticket
         await asyncio.to_thread(service.assigner.push_for, handed.previous)
     moved = await asyncio.to_thread(service.desk.ticket, supervisor, ticket.id)

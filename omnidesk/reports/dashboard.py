@@ -249,6 +249,7 @@ class Dashboard:
                         for t in mine[:HELD_SHOWN]
                     ],
                     "held_elsewhere": len(held) - len(mine),  # in `load`, not listed
+                    "held_elsewhere_text": dashtext.held_elsewhere(tr, len(held) - len(mine)),
                     "queues": [q for q in a.queues if q in scope],
                 }
             )

@@ -74,6 +74,19 @@ ERRORS = {
     ),
     "unavailable": N_("The dashboard's data cannot be read right now; it will retry."),
 }
+# the reassign API's refusals by their stable code (omnidesk.agents.supervise), worded here;
+# dashboard.js fills the {params} the API sends
+REFUSALS = {
+    "moved_meanwhile": N_("{ticket} was moved to another queue meanwhile: look again."),
+    "agent_full": N_("{agent} is at capacity ({capacity} open tickets)."),
+    "ticket_closed": N_("{ticket} is closed: reopen it first."),
+    "already_assigned": N_("{ticket} is already {agent}'s."),
+    "no_agent": N_("There is no agent {agent}."),
+    "not_their_queue": N_("{agent} does not work queue {queue}: transfer the ticket first."),
+    "no_queue": N_("There is no queue {queue}."),
+    "needs_reason": N_("Give a reason for the transfer."),
+    "already_in_queue": N_("{ticket} is already in {queue}."),
+}
 LEVELS: dict[str, str] = {
     "breached": N_("Breached"),
     "risk": N_("At risk"),
@@ -126,6 +139,11 @@ def load(tr: Translator, held: int, capacity: int) -> str:
     return tr._("{held} of {capacity}").format(held=tr.number(held), capacity=tr.number(capacity))
 
 
+def held_elsewhere(tr: Translator, count: int) -> str:
+    """The agent's tickets outside the viewer's queues (counted in the load, not listed)."""
+    return tr._("+{n} in other queues").format(n=tr.number(count)) if count > 0 else ""
+
+
 def agents_note(tr: Translator, configured: int, online: int) -> str | None:
     """Why the agents list looks as it does: nobody online is a fact about the people, not a
     sign that the agents part is down."""
@@ -141,6 +159,7 @@ def texts(tr: Translator) -> dict[str, dict[str, str]]:
     return {
         "labels": {k: tr._(v) for k, v in LABELS.items()},
         "errors": {k: tr._(v) for k, v in ERRORS.items()},
+        "refusals": {k: tr._(v) for k, v in REFUSALS.items()},
         "levels": {k: tr._(v) for k, v in LEVELS.items()},
         "presence": {k: tr._(v) for k, v in PRESENCE.items()},
     }

@@ -22,7 +22,8 @@
   const L = (key) => (texts && texts.labels[key]) || "";
 
   function applyTexts(body) {
-    texts = { labels: body.labels, errors: body.errors, levels: body.levels, presence: body.presence };
+    texts = { labels: body.labels, errors: body.errors, levels: body.levels, presence: body.presence,
+      refusals: body.refusals || {} };
     document.documentElement.lang = body.lang;
     document.documentElement.dir = body.dir;
     document.title = L("title");
@@ -160,6 +161,8 @@
         b.addEventListener("click", () => openReassign({ ...h, assignee: a.agent }));
         held.append(b);
       });
+      // counted in the load, held in queues this viewer does not see: not listed, only counted
+      if (a.held_elsewhere_text) held.append(el("span", a.held_elsewhere_text, "elsewhere"));
       tr.append(name, presence, load, cell);
       body.append(tr);
     });
@@ -307,6 +310,14 @@
     $("reassign").showModal();
   }
 
+  // the API's refusal worded from the page's catalogue texts by its code (English: fallback)
+  function refusal(data) {
+    const words = data.code && texts && texts.refusals[data.code];
+    if (!words) return data.error || "";
+    const params = data.params || {};
+    return words.replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m));
+  }
+
   async function sendReassign(ev) {
     ev.preventDefault();
     const agent = $("to-agent").value, queue = $("to-queue").value, reason = $("reason").value.trim();
@@ -325,7 +336,7 @@
     } catch (e) { msg.textContent = `${L("failed")} ${e}`; return; }
     if (!res.ok) {
       let detail = "";
-      try { detail = (await res.json()).error || ""; } catch (e) { detail = String(res.status); }
+      try { detail = refusal(await res.json()); } catch (e) { detail = String(res.status); }
       msg.textContent = `${L("failed")} ${detail}`;
       return;
     }

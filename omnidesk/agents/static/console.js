@@ -179,6 +179,12 @@ const ERRORS = {
   left_live_desk: N_("{ticket} has left the live desk: it can be viewed, not changed."),
   not_found: N_("There is no ticket {ticket}."),
   already_in_queue: N_("{ticket} is already in {queue}."),
+  ticket_closed: N_("{ticket} is closed: reopen it first."),
+  no_queue: N_("There is no queue {queue}."),
+  empty_text: N_("The text is empty."),
+  text_too_long: N_("The text is longer than {limit} characters."),
+  reason_too_long: N_("The reason is longer than {limit} characters."),
+  attachment_unavailable: N_("This attachment is not available here."),
 };
 const apiError = (data, status) => (data.code && ERRORS[data.code] ?
   fill(_(ERRORS[data.code]), data.params || {}) : data.error || ("HTTP " + status));
@@ -657,6 +663,14 @@ function renderLimits() {
   $("limits").textContent = out.join(" ");
 }
 
+// why a clock is paused: the status it waits in, and the agent's words from the ticket's
+// latest pending event (the SLA state names the status only: erasure blanks the events)
+function pauseWords(c, v) {
+  if (c.state !== "paused" || !c.paused_reason) return "";
+  const words = c.paused_reason === "pending_customer" && v.pending_reason ? ": " + v.pending_reason : "";
+  return " (" + label(c.paused_reason) + words + ")";
+}
+
 function renderSla(v) {
   const box = $("sla");
   box.replaceChildren();
@@ -671,8 +685,7 @@ function renderSla(v) {
     tr.dataset.state = c.state;
     const head = el("th", label(c.target));
     head.scope = "row";
-    const state = el("td", label(c.outcome || c.state) +
-      (c.paused_reason ? " (" + label(c.paused_reason) + ")" : ""));  // a status, or the agent's words
+    const state = el("td", label(c.outcome || c.state) + pauseWords(c, v));
     const due = el("td");
     if (c.due_at) due.append(when(c.due_at));
     const left = el("td");
@@ -692,8 +705,7 @@ function renderSla(v) {
     for (const c of x.clocks) {
       const item = el("li", fill(_("{target}: target {time}, {banked} used, {state}"), {
         target: label(c.target), time: duration(c.target_seconds),
-        banked: duration(c.banked_seconds), state: label(c.outcome || c.state) +
-          (c.state === "paused" && c.paused_reason ? " (" + label(c.paused_reason) + ")" : "") }));
+        banked: duration(c.banked_seconds), state: label(c.outcome || c.state) + pauseWords(c, v) }));
       const pauses = el("ul");
       for (const p of c.pauses || []) {
         pauses.append(el("li", fill(_("paused ({reason}): {wall} in all, {business} of working time"),
