@@ -6,9 +6,10 @@ goes through makes it OK again (real Redis, a real daemon in this process)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -98,8 +99,12 @@ async def test_the_backoff_doubles_to_an_hour_and_a_sent_report_ends_it(
         store.delete_all()
 
 
-@pytest.fixture
-async def daemon(prefix: str, tmp_path: Path, late_smtp: LateSmtp):
+@contextlib.asynccontextmanager
+async def report_daemon(
+    tmp_path: Path, prefix: str, late_smtp: LateSmtp, name: str, options: str
+) -> AsyncIterator[Daemon]:
+    """A daemon (no HTTP, no workers) with one daily report `name` (its `options`) sent
+    through `late_smtp`."""
     config = tmp_path / "queue_config.yaml"
     config.write_text(
         f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n"
@@ -107,12 +112,18 @@ async def daemon(prefix: str, tmp_path: Path, late_smtp: LateSmtp):
         f"  smtp: {{host: 127.0.0.1, port: {late_smtp.sink.port}, from_address: od@moc.sa,"
         " timeout: 5}\n"
         + AGENTS_CONFIG.read_text("utf-8")
-        + "reports:\n  - {name: daily-ops, schedule: daily, at: '00:00',"
-        " recipients: [ops@moc.example.sa], format: csv}\n",
+        + f"reports:\n  - {{name: {name}, schedule: daily, at: '00:00',"
+        f" recipients: [ops@moc.example.sa], {options}}}\n",
         "utf-8",
     )
     d = Daemon(DaemonOptions(config=str(config), workers=0, http=False, drain_timeout=5))
     async with d:
+        yield d
+
+
+@pytest.fixture
+async def daemon(prefix: str, tmp_path: Path, late_smtp: LateSmtp):
+    async with report_daemon(tmp_path, prefix, late_smtp, "daily-ops", "format: csv") as d:
         yield d
 
 
@@ -147,19 +158,8 @@ async def test_healthz_says_degraded_while_report_mail_is_down_and_ok_once_it_is
 @pytest.fixture
 async def pdf_daemon(prefix: str, tmp_path: Path, late_smtp: LateSmtp, monkeypatch):
     monkeypatch.setenv("OMNIDESK_CHROMIUM", str(tmp_path / "no-such-chromium"))
-    config = tmp_path / "queue_config.yaml"
-    config.write_text(
-        f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n"
-        f"  state_dir: {tmp_path / 'state'}\n"
-        f"  smtp: {{host: 127.0.0.1, port: {late_smtp.sink.port}, from_address: od@moc.sa,"
-        " timeout: 5}\n"
-        + AGENTS_CONFIG.read_text("utf-8")
-        + "reports:\n  - {name: daily-pdf, schedule: daily, at: '00:00',"
-        " recipients: [ops@moc.example.sa], format: pdf, lang: ar, digits: arab}\n",
-        "utf-8",
-    )
-    d = Daemon(DaemonOptions(config=str(config), workers=0, http=False, drain_timeout=5))
-    async with d:
+    report = "format: pdf, lang: ar, digits: arab"
+    async with report_daemon(tmp_path, prefix, late_smtp, "daily-pdf", report) as d:
         yield d
 
 

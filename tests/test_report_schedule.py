@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from omnidesk.config import BrandingConfig, ScheduledReport
+from omnidesk.config import BrandingConfig, QueueConfigFile, ScheduledReport
 from omnidesk.configload import load_config
 from omnidesk.reports.schedule import ReportScheduler, last_send, period_of
 from omnidesk.store import Store
@@ -82,26 +82,38 @@ def smtp():
     controller.stop()
 
 
+def seeded_store(prefix: str) -> Store:
+    """A store under `prefix` holding five days of generated events (delete_all after)."""
+    store = Store.from_url(REDIS_URL, prefix)
+    pipe = store.r.pipeline(transaction=False)
+    for ev in history(5, 30, days=5):
+        pipe.xadd(store.key("events"), ev)
+    pipe.execute()
+    return store
+
+
+def smtp_config(port: int) -> QueueConfigFile:
+    """The test config, sending through the aiosmtpd on `port`."""
+    loaded = load_config(CONFIG)
+    smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
+    service = loaded.data.service.model_validate(
+        {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
+    )
+    return loaded.data.model_copy(update={"service": service})
+
+
 async def test_two_schedulers_send_each_period_once(smtp, tmp_path):
     inbox, port = smtp
     prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
-    store = Store.from_url(REDIS_URL, prefix)
+    store = seeded_store(prefix)
     try:
-        pipe = store.r.pipeline(transaction=False)
-        for ev in history(5, 30, days=5):
-            pipe.xadd(store.key("events"), ev)
-        pipe.execute()
-        loaded = load_config(CONFIG)
-        smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
-        service = loaded.data.service.model_validate(
-            {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
-        )
+        data = smtp_config(port)
         reports = [
             report(name="daily-all", recipients=["boss@moc.example.sa"]),
             report(name="weekly-web", schedule="weekly", weekday="sun", format="csv",
                    filters={"channel": "web"}),
         ]  # fmt: skip
-        cfg = loaded.data.model_copy(update={"service": service, "reports": reports})
+        cfg = data.model_copy(update={"reports": reports})
         now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)  # a Sunday, after 07:00
         a = ReportScheduler(Store.from_url(REDIS_URL, prefix), cfg, clock=lambda: now)
         b = ReportScheduler(Store.from_url(REDIS_URL, prefix), cfg, clock=lambda: now)
@@ -167,22 +179,14 @@ async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
     and its logo (a path relative to the config file's folder)."""
     inbox, port = smtp
     prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
-    store = Store.from_url(REDIS_URL, prefix)
+    store = seeded_store(prefix)
     (tmp_path / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>', "utf-8")
     try:
-        pipe = store.r.pipeline(transaction=False)
-        for ev in history(5, 30, days=5):
-            pipe.xadd(store.key("events"), ev)
-        pipe.execute()
-        loaded = load_config(CONFIG)
-        smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
-        service = loaded.data.service.model_validate(
-            {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
-        )
+        data = smtp_config(port)
         branding = BrandingConfig(name_ar="وزارة التجارة", name_en="Ministry of Commerce",
                                   logo="logo.svg")  # fmt: skip
-        cfg = loaded.data.model_copy(update={
-            "service": service, "branding": branding,
+        cfg = data.model_copy(update={
+            "branding": branding,
             "reports": [report(name="daily-ar", recipients=["boss@moc.example.sa"], lang="ar")],
         })  # fmt: skip
         now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
@@ -200,19 +204,11 @@ async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
 async def test_an_arabic_report_mail_body_is_in_arabic(smtp):
     inbox, port = smtp
     prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
-    store = Store.from_url(REDIS_URL, prefix)
+    store = seeded_store(prefix)
     try:
-        pipe = store.r.pipeline(transaction=False)
-        for ev in history(5, 30, days=5):
-            pipe.xadd(store.key("events"), ev)
-        pipe.execute()
-        loaded = load_config(CONFIG)
-        smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
-        service = loaded.data.service.model_validate(
-            {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
-        )
+        data = smtp_config(port)
         ar = report(name="daily-ar", format="csv", lang="ar", digits="arab")
-        cfg = loaded.data.model_copy(update={"service": service, "reports": [ar]})
+        cfg = data.model_copy(update={"reports": [ar]})
         now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
         sched = ReportScheduler(store, cfg, clock=lambda: now)
         assert len(await sched.tick()) == 1
@@ -224,18 +220,10 @@ async def test_an_arabic_report_mail_body_is_in_arabic(smtp):
 
 
 def _pdf_setup(port: int, prefix: str, monotonic=None):  # type: ignore[no-untyped-def]
-    store = Store.from_url(REDIS_URL, prefix)
-    pipe = store.r.pipeline(transaction=False)
-    for ev in history(5, 30, days=5):
-        pipe.xadd(store.key("events"), ev)
-    pipe.execute()
-    loaded = load_config(CONFIG)
-    smtp_cfg = {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}
-    service = loaded.data.service.model_validate(
-        {**loaded.data.service.model_dump(), "smtp": smtp_cfg}
-    )
+    store = seeded_store(prefix)
+    data = smtp_config(port)
     pdf = report(name="daily-pdf", format="pdf", lang="ar", digits="arab")
-    cfg = loaded.data.model_copy(update={"service": service, "reports": [pdf]})
+    cfg = data.model_copy(update={"reports": [pdf]})
     now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
     timing = {"monotonic": monotonic} if monotonic is not None else {}
     return store, ReportScheduler(store, cfg, clock=lambda: now, **timing)
