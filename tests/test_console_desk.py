@@ -449,9 +449,10 @@ def test_screenshots_in_arabic_and_english(
                 "width": width, "height": height, "deviceScaleFactor": 1,
                 "mobile": form == "phone"})  # fmt: skip
             assert browser.execute_script("return window.innerWidth") == width
-            # nothing wider than the screen: no sideways scrolling on a phone
-            assert browser.execute_script(
-                "const e = document.documentElement; return e.scrollWidth <= e.clientWidth")
+            # nothing wider than the screen: no sideways scrolling on a phone (once the new
+            # viewport's layout has settled: it is not done when the override returns)
+            wait.until(lambda d: d.execute_script(
+                "const e = document.documentElement; return e.scrollWidth <= e.clientWidth"))
             if form == "phone":
                 violations = serious_violations(browser)
                 assert violations == [], violations
