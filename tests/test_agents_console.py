@@ -40,7 +40,12 @@ SCRIPT_TEXT = "<script>window.__pwned = 1</script><b>مرحبا</b> I need help"
 
 
 @pytest.fixture
-def daemon(prefix: str, tmp_path: Path) -> Iterator[DaemonProc]:
+def daemon(
+    prefix: str, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DaemonProc]:
+    # records of its own: the console lists tickets from PostgreSQL, and the run's shared
+    # database holds every other test's tickets too (ticket ids repeat across prefixes)
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", pg_url)
     with started_daemon(tmp_path, prefix, AGENTS_CONFIG.read_text("utf-8")) as proc:
         yield proc
 

@@ -424,7 +424,9 @@ def test_screenshots_in_arabic_and_english(
     assert wait_for(lambda: store.ticket_count() == 1), daemon.logs()
     daemon.drop_web("ahmed", "أرغب في تعديل السجل التجاري رقم 1010101010")
     daemon.drop_web("english", "Hello, I have a question about my account")
-    assert wait_for(lambda: store.ticket_count() == 3), daemon.logs()
+    # what other customers send: one unbroken string as long as a line can be
+    daemon.drop_web("long", "x" * 40 + "https://example.sa/" + "a" * 300, subject="y" * 300)
+    assert wait_for(lambda: store.ticket_count() == 4), daemon.logs()
     claimed = api(daemon, "POST", "/v1/claims", amal, {})["ticket"]["id"]
     first = store.get_ticket(claimed)
     assert first is not None and "الكهرباء" in first.subject  # the oldest waiting
