@@ -122,6 +122,17 @@ def click(driver: Any, selector: str) -> None:
         selector))  # fmt: skip
 
 
+def choose(driver: Any, select_id: str, value: str) -> None:
+    """Pick `value` in a select, again if a live re-render replaced its options meanwhile
+    (the render keeps the chosen value, but an option found before it is stale)."""
+
+    def chosen(d: Any) -> bool:
+        Select(d.find_element(By.ID, select_id)).select_by_value(value)
+        return bool(d.find_element(By.ID, select_id).get_attribute("value") == value)
+
+    WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(chosen)
+
+
 def press(driver: Any, key: str) -> None:
     driver.find_element(By.TAG_NAME, "body").send_keys(key)
 
@@ -154,7 +165,7 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     assert '<img src=x onerror="window.__pwned = 2">' in caption  # up to its last "/"
 
     # a canned reply, previewed with its placeholders filled, then sent
-    Select(browser.find_element(By.ID, "canned")).select_by_value("thanks")
+    choose(browser, "canned", "thanks")
     browser.find_element(By.ID, "canned-insert").click()
     wait.until(lambda d: ticket.id in d.find_element(By.ID, "canned-preview").text)
     preview = browser.find_element(By.ID, "canned-preview").text
@@ -198,7 +209,7 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     assert not {"policy", "banked", "target", "paused", "calendar"} & set(why.split()), why
 
     # the API's refusal comes worded by the catalogue (its code), not in the server's English
-    Select(browser.find_element(By.ID, "transfer-queue")).select_by_value("quiet")
+    choose(browser, "transfer-queue", "quiet")
     browser.find_element(By.ID, "transfer").click()  # no reason
     wait.until(lambda d: "يحتاج التحويل إلى سبب" in d.find_element(By.ID, "action-status").text)
     assert "reason" not in browser.find_element(By.ID, "action-status").text
@@ -358,7 +369,7 @@ def test_priority_tags_transfer_reopen_and_merge_from_the_console(
     title = browser.find_element(By.ID, "t-title").text
     older, newer = (one, two) if one.id in title.split() else (two, one)
 
-    Select(browser.find_element(By.ID, "priority")).select_by_value("urgent")
+    choose(browser, "priority", "urgent")
     browser.find_element(By.ID, "priority-set").click()
     assert wait_for(lambda: store.get_ticket(older.id).priority.value == "urgent", timeout=5)
     browser.find_element(By.ID, "tag-add").send_keys("فوترة")
@@ -377,7 +388,7 @@ def test_priority_tags_transfer_reopen_and_merge_from_the_console(
     # merge into the customer's other ticket
     choice = f"#merge-into option[value='{newer.id}']"
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, choice))
-    Select(browser.find_element(By.ID, "merge-into")).select_by_value(newer.id)
+    choose(browser, "merge-into", newer.id)
     browser.find_element(By.ID, "merge").click()
     assert wait_for(
         lambda: store.r.hget(store.key("ticket", older.id), "merged_into") == newer.id, timeout=5
@@ -386,7 +397,7 @@ def test_priority_tags_transfer_reopen_and_merge_from_the_console(
     # transfer with a reason, from the newer ticket
     click(browser, f"#recent li[data-ticket='{newer.id}']")
     wait.until(lambda d: newer.id in d.find_element(By.ID, "t-title").text)
-    Select(browser.find_element(By.ID, "transfer-queue")).select_by_value("quiet")
+    choose(browser, "transfer-queue", "quiet")
     browser.find_element(By.ID, "transfer").click()  # no reason: refused, said so
     wait.until(lambda d: "reason" in d.find_element(By.ID, "action-status").text)
     assert store.get_ticket(newer.id).queue == "general"
