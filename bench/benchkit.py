@@ -1,0 +1,140 @@
+"""What the benchmarks that drive the real daemon share: the reference config with a
+`service:` block of their own, free ports, a private database, starting `omnidesk run` and
+`omnidesk worker` processes, their CPU time, and percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("OMNIDESK_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+# The server a private database is made on (CREATE DATABASE, dropped at the end).
+PG_ADMIN_URL = os.environ.get("OMNIDESK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+OMNIDESK = [sys.executable, "-m", "omnidesk"]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def reference_body(source: Path) -> str:
+    """The config's queues, rules and the rest, without its `service:`, its rule `tests:`
+    (their file paths are relative to the original's folder), scheduled `reports:` and
+    `connectors:`: a bench writes its own."""
+    lines, skipping = [], False
+    for line in source.read_text("utf-8").splitlines():
+        if line.startswith(("service:", "tests:", "reports:", "connectors:")):
+            skipping = True
+            continue
+        if skipping and (line.startswith((" ", "\t", "#")) or not line.strip()):
+            continue
+        skipping = False
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+class PrivateDatabase:
+    """A database of the bench's own on the loopback server, dropped by `drop()`."""
+
+    def __init__(self, admin_url: str = PG_ADMIN_URL) -> None:
+        import psycopg
+
+        self.admin_url = admin_url
+        self.name = f"od_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        self.url = admin_url.rsplit("/", 1)[0] + "/" + self.name
+
+    def count(self, table: str) -> int:
+        import psycopg
+
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            return int(row[0]) if row else 0
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """An omnidesk command as its own process (and process group), its stderr to `log`."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [*OMNIDESK, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+        start_new_session=True,
+    )
+
+
+def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
+    """SIGTERM each, then wait; what does not stop in time is killed with its group."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes so far (from /proc/<pid>/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+async def wait_until_up(base: str, procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Until `base`/healthz answers 200; fails at once if a process exited."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            for proc in procs:
+                assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}"
+            try:
+                async with session.get(f"{base}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{base} did not come up in {timeout:.0f} s")
