@@ -20,7 +20,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -53,6 +53,9 @@ INGEST_TIME_LIMIT_MS = 10 * 60_000
 INGEST_WAIT_S = INGEST_TIME_LIMIT_MS * 0.8 / 1000  # waited in place before a durable retry
 WAIT_MIN_PAUSE_S = 0.2
 WAIT_MAX_PAUSE_S = 5.0
+# What an `omnidesk worker` process takes; `deliver` stays with the daemons, which hold the
+# connectors that send.
+WORKER_QUEUES = ("ingest", "sla")
 DELIVER_MAX_ATTEMPTS = 8
 DELIVER_MIN_BACKOFF_MS = 1_000
 DELIVER_MAX_BACKOFF_MS = 15 * 60_000
@@ -338,22 +341,31 @@ class Pipeline:
 
     # -------------------------------------------------------- workers
 
-    def start_worker(self, threads: int = 4, worker_timeout_ms: int = 100) -> dramatiq.Worker:
-        """In-process worker threads; call `.stop(timeout=ms)` to drain and stop them."""
+    def start_worker(
+        self,
+        threads: int = 4,
+        worker_timeout_ms: int = 100,
+        queues: Collection[str] | None = None,
+    ) -> dramatiq.Worker:
+        """Worker threads on `queues` (our names: ``ingest``, ``deliver``, ``sla``; None:
+        all); call `.stop(timeout=ms)` to drain and stop them."""
+        names = None if queues is None else {queue_name(self.broker, q) for q in queues}
         worker = dramatiq.Worker(
-            self.broker, worker_threads=threads, worker_timeout=worker_timeout_ms
+            self.broker, queues=names, worker_threads=threads, worker_timeout=worker_timeout_ms
         )
         worker.start()
         return worker
 
 
 def run_worker(pipeline: Pipeline, threads: int = 4, stop: threading.Event | None = None) -> None:
-    """Run workers until `stop` is set or SIGTERM/SIGINT arrives (`omnidesk worker`)."""
+    """Run workers until `stop` is set or SIGTERM/SIGINT arrives (`omnidesk worker`). They
+    take intake and the SLA ladder, never `deliver`: the senders are the connectors, which
+    live in the daemons (a reply taken here could only fail and wait for its retry)."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    worker = pipeline.start_worker(threads)
+    worker = pipeline.start_worker(threads, queues=WORKER_QUEUES)
     try:
         stop.wait()
     finally:

@@ -180,6 +180,8 @@ class Daemon:
     async def start(self) -> None:
         if self.options.workers > 0:
             self._worker = self.pipeline.start_worker(self.options.workers)
+        else:  # intake runs in `omnidesk worker`s; replies need this daemon's connectors
+            self._worker = self.pipeline.start_worker(1, queues=["deliver"])
         for connector in self.connectors:
             self._tasks.append(
                 asyncio.create_task(
@@ -463,15 +465,22 @@ def register_connector_sender(
     `loop` (the daemon's, where the connector lives). False when it cannot reply."""
     from omnidesk.pipeline import register_sender
 
+    channels = reply_channels(connector)
+    for channel in channels:
+        register_sender(channel, connector.name, connector.send, loop=loop)
+    return bool(channels)
+
+
+def reply_channels(connector: Connector) -> tuple[Channel, ...]:
+    """The channels a connector replies on: its own (IMAP accounts reply by email), or what
+    it declares (a drop folder with an outbox: every channel its files come in on); none
+    when it cannot send."""
+    declared: tuple[Channel, ...] | None = getattr(connector, "reply_channels", None)
+    if declared is not None:
+        return declared
     if type(connector).send is Connector.send:
-        return False
-    register_sender(Channel(_channel_of(connector)), connector.name, connector.send, loop=loop)
-    return True
-
-
-def _channel_of(connector: Connector) -> str:
-    """The channel a connector replies on: IMAP accounts reply by email."""
-    return {"imap": "email", "maildir": "web"}.get(connector.kind, connector.kind)
+        return ()
+    return (Channel({"imap": "email"}.get(connector.kind, connector.kind)),)
 
 
 def _ping(store: Any) -> bool:

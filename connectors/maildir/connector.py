@@ -34,10 +34,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Connector, Sink
-from omnidesk.model import Channel, RawPayload
+from omnidesk.errors import TransientError
+from omnidesk.model import Channel, Outbound, RawPayload, Receipt
 
 log = logging.getLogger("omnidesk.connectors.maildir")
 
@@ -66,6 +68,9 @@ class MaildirConfig(BaseModel):
     max_batch_bytes: int = Field(default=8 * MiB, ge=1)
     # A file is taken once its size and mtime held still this long (and across two looks).
     settle_seconds: float = Field(default=1.0, ge=0)
+    # Replies and receipts to the tickets this folder's files opened are written as JSON to
+    # <path>/outbox/ for whatever feeds the folder to send; off, nothing here can send them.
+    outbox: bool = False
 
 
 def channel_of(path: Path) -> Channel | None:
@@ -129,6 +134,35 @@ class MaildirConnector(Connector):
             raise PermanentError(f"connector {self.name}: path: no such folder {self.root}")
         for sub in (self.incoming, self.done, self.root / "tmp"):  # the maildir convention
             sub.mkdir(exist_ok=True)
+        if self.config.outbox:
+            self.outbox.mkdir(exist_ok=True)
+
+    # ------------------------------------------------------------ replies
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def reply_channels(self) -> tuple[Channel, ...]:
+        """With an outbox, this folder answers on every channel its files come in on."""
+        return tuple(Channel) if self.config.outbox else ()
+
+    async def send(self, reply: Outbound) -> Receipt:
+        """The reply as `<outbox>/<message id>.json` (the Outbound as JSON: channel, to,
+        subject, text, threading), written in tmp/ and renamed in, so a reader never sees
+        half a file; a disk error is transient (deliver tries again)."""
+        data = msgspec.json.encode(reply)
+        try:
+            await asyncio.to_thread(self._write_outbox, reply.id, data)
+        except OSError as exc:
+            raise TransientError(f"connector {self.name}: outbox: {exc}") from exc
+        return Receipt(outbound_id=reply.id, status="sent", detail="outbox")
+
+    def _write_outbox(self, message_id: str, data: bytes) -> None:
+        tmp = self.root / "tmp" / f".outbox-{message_id}"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.outbox / f"{message_id}.json")
 
     # ------------------------------------------------------------ finding complete files
 
