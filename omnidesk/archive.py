@@ -17,12 +17,13 @@ from pathlib import Path
 
 from omnidesk.errors import TransientError
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
 
 class Archive:
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.root = Path(state_dir) / "raw"
         self._root = str(self.root)
-        self._dirs: set[str] = set()  # fan-out directories known to exist
         self._seq = itertools.count()
 
     def path(self, sha256: str) -> Path:
@@ -33,47 +34,32 @@ class Archive:
     def put(self, payload: bytes) -> str:
         """Store the payload; returns its sha256. A disk error is transient (retry later).
 
-        On the ingest hot path, so plain os calls: no Path objects, no mkstemp."""
+        On the ingest hot path, so plain os calls, and no look for the fan-out folder: it
+        is made only when the write finds it missing (once per folder, ever)."""
         digest = hashlib.sha256(payload).hexdigest()
         folder = f"{self._root}/{digest[:2]}/{digest[2:4]}"
         target = f"{folder}/{digest}"
         # unique per process and thread; O_EXCL refuses a stale leftover
         tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(self._seq)}"
         try:
-            # a folder we just made holds nothing yet: no need to look for the target in it
-            # (a racing writer of the same content is harmless: same bytes, atomic rename)
-            made = folder not in self._dirs and self._make_folder(folder)
-            if not made and os.path.exists(target):
+            if os.path.exists(target):  # the same content, stored before
                 return digest
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                fd = os.open(tmp, _CREATE, 0o644)
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+                fd = os.open(tmp, _CREATE, 0o644)
             try:
                 _write_all(fd, payload)
             finally:
                 os.close(fd)
+            # a racing writer of the same content is harmless: same bytes, atomic rename
             os.replace(tmp, target)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise TransientError(f"archive: cannot write {target}: {exc}") from None
         return digest
-
-    def _make_folder(self, folder: str) -> bool:
-        """Make sure `folder` exists; True when this call created it. One mkdir when the
-        parent exists (os.makedirs would stat the parent first)."""
-        try:
-            os.mkdir(folder)
-            made = True
-        except FileExistsError:
-            made = False
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(folder), exist_ok=True)
-            try:
-                os.mkdir(folder)
-                made = True
-            except FileExistsError:
-                made = False
-        self._dirs.add(folder)
-        return made
 
     def get(self, sha256: str) -> bytes | None:
         try:

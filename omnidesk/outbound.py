@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omnidesk.errors import TransientError
 from omnidesk.intake import new_message_id
@@ -110,6 +110,17 @@ def outbound_for(
     )
 
 
+@dataclass(frozen=True)
+class Automatic:
+    """One message the system sends by itself: its ticket, its text, what the caller knows
+    of the ticket already (a batch reads that once), and meta for the connector."""
+
+    ticket: Ticket
+    text: str
+    known: Known | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
 def send_automatic(
     store: Store,
     send_reply: SendReply,
@@ -130,16 +141,40 @@ def send_automatic(
     `known`, the ticket's customer and messages when the caller has them (a batch).
     Returns the recorded message (delivery "queued"). If the broker refuses it, the message
     says so (delivery "failed: ...") and the error is raised for the caller to retry."""
+    return send_automatic_many(
+        store, send_reply, [Automatic(ticket, text, known, meta)], event=event
+    )[0]
+
+
+def send_automatic_many(
+    store: Store,
+    send_reply: SendReply,
+    items: list[Automatic],
+    *,
+    event: str,
+    queued: list[str] | None = None,
+) -> list[Message]:
+    """`send_automatic` for a batch (the receipts of one ingest batch): every message
+    recorded in one MULTI, then each queued for `deliver`; the ticket ids queued go to
+    `queued` as they go. If the broker refuses one, it and those after it say so (delivery
+    "failed: not queued: ...") and the error is raised for the caller to retry them."""
     if event in PERSON_EVENTS:
         raise ValueError(f"{event!r} is what a person does: name the automatic message's kind")
-    outbound = outbound_for(store, ticket, text, known=known, auto="1", **meta)
-    message = store.add_outbound_message(outbound, SYSTEM_AUTHOR, Direction.OUT, event=event)
-    try:
-        send_reply(outbound)
-    except TransientError as exc:
-        try:  # best effort: the broker and the store are often away together
-            store.set_delivery(outbound.id, f"failed: not queued: {exc}", actor=SYSTEM_AUTHOR)
-        except TransientError:
-            log.warning("message %s was recorded but could not be queued", outbound.id)
-        raise
-    return message
+    outbounds = [
+        outbound_for(store, item.ticket, item.text, known=item.known, auto="1", **item.meta)
+        for item in items
+    ]
+    messages = store.add_outbound_messages(outbounds, SYSTEM_AUTHOR, Direction.OUT, event=event)
+    for n, outbound in enumerate(outbounds):
+        try:
+            send_reply(outbound)
+        except TransientError as exc:
+            try:  # best effort: the broker and the store are often away together
+                for left in outbounds[n:]:
+                    store.set_delivery(left.id, f"failed: not queued: {exc}", actor=SYSTEM_AUTHOR)
+            except TransientError:
+                log.warning("message %s was recorded but could not be queued", outbound.id)
+            raise
+        if queued is not None:
+            queued.append(outbound.ticket_id)
+    return messages

@@ -17,7 +17,7 @@ Each ticket's receipt is claimed once in Redis (lua/receipt_claim.lua: a `receip
 the ticket and the sender's entry in a one-hour ZSET, in one script), so a batch run again
 sends nothing twice. A redelivered batch's duplicates are looked at too: the process that
 opened the ticket may have died before its receipt. What goes out is an automatic message
-(omnidesk.outbound.send_automatic, event ``acknowledged``): agents see it on the ticket and
+(omnidesk.outbound.send_automatic_many, event ``acknowledged``): agents see it on the ticket and
 it does not stop the first-response clock.
 """
 
@@ -33,7 +33,7 @@ from omnidesk.config import QueueConfigFile
 from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
-from omnidesk.outbound import Known, SendReply, send_automatic
+from omnidesk.outbound import Automatic, Known, SendReply, send_automatic_many
 from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded, lua, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
@@ -91,24 +91,33 @@ class Receipts:
         return sent
 
     def _send_claimed(self, claimed: list[tuple[str, Ticket]], sent: list[str]) -> None:
-        """Read what every receipt needs in a few round trips, then send each one; the
-        ticket ids sent go to `sent` as they go."""
+        """Read what every receipt needs in a few round trips, render each, then record
+        them all at once and queue each; the ticket ids queued go to `sent` as they go."""
         ids = [ticket.id for _, ticket in claimed]
         customers = self.store.get_customers(list({t.customer_id for _, t in claimed}))
         messages = self.store.messages_of(ids)
         states = self.clocks.states(ids) if self.clocks is not None and ids else {}
+        ready: list[Automatic] = []
         for name, ticket in claimed:
             known = Known(customers.get(ticket.customer_id), messages.get(ticket.id, []))
             due = first_response_due(states.get(ticket.id))
             try:
-                self.send(ticket, name, known=known, due=due)
-            except Exception as exc:
-                if intake_is_transient(exc):
-                    raise
-                log.error("receipt for %s failed: %s: %s", ticket.id, type(exc).__name__, exc)
-                self.store.incr("receipts_failed")
-                continue
-            sent.append(ticket.id)
+                ready.append(self.receipt(ticket, name, known, due))
+            except Exception as exc:  # this ticket's trouble (a template): not the batch's
+                self._failed(ticket.id, exc)
+        if not ready:
+            return
+        try:
+            send_automatic_many(self.store, self.send_reply, ready, event=EVENT, queued=sent)
+        except Exception as exc:
+            if intake_is_transient(exc):
+                raise
+            for item in ready:  # a ticket erased meanwhile: nothing was written
+                self._failed(item.ticket.id, exc)
+
+    def _failed(self, ticket_id: str, exc: Exception) -> None:
+        log.error("receipt for %s failed: %s: %s", ticket_id, type(exc).__name__, exc)
+        self.store.incr("receipts_failed")
 
     def send(
         self,
@@ -121,13 +130,21 @@ class Receipts:
         """Render `template` for the ticket (its customer and messages in `known`, read
         here when not given; `due`, its first-response time) and send it as an automatic
         message."""
-        if template not in self.config.templates:  # `omnidesk check` catches this first
-            raise KeyError(f"no template {template!r}")
         if known is None:
             known = Known(
                 self.store.get_customer(ticket.customer_id),
                 self.store.ticket_messages(ticket.id),
             )
+        send_automatic_many(
+            self.store, self.send_reply, [self.receipt(ticket, template, known, due)], event=EVENT
+        )
+
+    def receipt(
+        self, ticket: Ticket, template: str, known: Known, due: datetime | None
+    ) -> Automatic:
+        """The receipt `template` says for this ticket, in its language."""
+        if template not in self.config.templates:  # `omnidesk check` catches this first
+            raise KeyError(f"no template {template!r}")
         language = reply_language(ticket.language)
         customer = known.customer
         values = {
@@ -143,7 +160,7 @@ class Receipts:
             # the customer's message opened the window a channel may reply in (WhatsApp 24 h)
             "last_customer_at": ticket.meta.get("timestamp") or ticket.created_at.isoformat(),
         }
-        send_automatic(self.store, self.send_reply, ticket, text, event=EVENT, known=known, **meta)
+        return Automatic(ticket, text, known, meta)
 
     @guarded
     def _claim(self, owed: list[tuple[Ticket, IntakeResult]], limit: int) -> list[str]:

@@ -510,30 +510,51 @@ class Store:
         """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``,
         or `event` for a message the system sends by itself (omnidesk.outbound.send_automatic:
         reports and the first-response facts count only ``replied`` as an agent's reply)."""
+        return self.add_outbound_messages([outbound], author, direction, event=event)[0]
+
+    @guarded
+    def add_outbound_messages(
+        self,
+        outbounds: list[Outbound],
+        author: str,
+        direction: Direction = Direction.OUT,
+        *,
+        event: str | None = None,
+    ) -> list[Message]:
+        """`add_outbound_message` for many, in two round trips whatever their number (a
+        batch's receipts): their tickets' queue and channel, then one MULTI. A ticket that
+        is gone is a KeyError, and nothing is written."""
         now = utcnow()
-        t = self.r.hmget(self.key("ticket", outbound.ticket_id), "queue", "channel")
-        if t[0] is None:
-            raise KeyError(f"no ticket {outbound.ticket_id}")
-        msg = Message(
-            id=outbound.id,
-            ticket_id=outbound.ticket_id,
-            direction=direction,
-            channel=outbound.channel,
-            created_at=now,
-            text=outbound.text,
-            subject=outbound.subject,
-            author=author,
-            delivery="queued" if direction == Direction.OUT else None,
-        )
+        pipe = self.r.pipeline(transaction=False)
+        for outbound in outbounds:
+            pipe.hmget(self.key("ticket", outbound.ticket_id), "queue", "channel")
+        tickets = pipe.execute()
+        for outbound, t in zip(outbounds, tickets, strict=True):
+            if t[0] is None:
+                raise KeyError(f"no ticket {outbound.ticket_id}")
         kind = event or ("replied" if direction == Direction.OUT else "noted")
+        messages = []
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.key("msg", msg.id), mapping=dict(_pairs(encode_fields(msg))))
-        pipe.rpush(self.key("ticket", outbound.ticket_id, "msgs"), msg.id)
-        if event is None:  # what the system sends by itself is no update on the request
-            pipe.hset(self.key("ticket", outbound.ticket_id), "updated_at", now.isoformat())
-        self._event(pipe, kind, outbound.ticket_id, t[0], t[1], author, {"message": msg.id})
+        for outbound, t in zip(outbounds, tickets, strict=True):
+            msg = Message(
+                id=outbound.id,
+                ticket_id=outbound.ticket_id,
+                direction=direction,
+                channel=outbound.channel,
+                created_at=now,
+                text=outbound.text,
+                subject=outbound.subject,
+                author=author,
+                delivery="queued" if direction == Direction.OUT else None,
+            )
+            messages.append(msg)
+            pipe.hset(self.key("msg", msg.id), mapping=dict(_pairs(encode_fields(msg))))
+            pipe.rpush(self.key("ticket", outbound.ticket_id, "msgs"), msg.id)
+            if event is None:  # what the system sends by itself is no update on the request
+                pipe.hset(self.key("ticket", outbound.ticket_id), "updated_at", now.isoformat())
+            self._event(pipe, kind, outbound.ticket_id, t[0], t[1], author, {"message": msg.id})
         pipe.execute()
-        return msg
+        return messages
 
     @guarded
     def set_delivery(self, message_id: str, status: str, actor: str = "deliver") -> None:
