@@ -577,8 +577,9 @@ def figures(
     known: Mapping[str, set[str]] | None = None,
     stored: bool = True,
 ) -> dict[str, Any]:
-    """The report's figures (omnidesk.reports.figures.summarize of the period's `Raw`). With `stored` the days omnidesk.db.report_days has folded are read from `report_days`
-    (the same figures, much faster over long ranges); without, all from the events.
+    """The report's figures (`summarize` of the period's `Raw`). With `stored` the days
+    omnidesk.db.report_days has folded are read from `report_days` (the same figures, much
+    faster over long ranges); without, all from the events.
     A `queue` filter naming a queue neither configured (`known_queues`) nor ever seen in
     the records is refused instead of answered with zeros; so is a `region` or `agent` filter
     naming a value outside `known` (the config's) that no ticket ever had."""

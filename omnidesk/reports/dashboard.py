@@ -133,7 +133,8 @@ class Dashboard:
         Pages of the same queues and language share a reading begun after `fresh_after`
         (time.monotonic(); the moment a stream saw its event; default SHARE_S ago): an event
         with twenty pages open reads Redis once per scope, and none gets a reading older
-        than the event it was woken by."""
+        than the event it was woken by. Today's figures (PostgreSQL) are kept longer:
+        `_today_figures`."""
         queues = self.scope(viewer)
         key = (tuple(queues), tr.lang, tr.digits)
         since = time.monotonic() - SHARE_S if fresh_after is None else fresh_after
