@@ -196,7 +196,7 @@ def test_unknown_region_or_agent_is_refused_and_known_ones_answer(loaded) -> Non
 def test_the_printed_report_agrees_with_a_recomputation_in_both_languages(
     loaded, pg_url, monkeypatch, tmp_path, lang, digits
 ) -> None:
-    """`omnidesk report --source records --format html` read back cell by cell: each
+    """`omnidesk report --format html` read back cell by cell: each
     slice's counts, shares and CSAT on the Arabic and English pages are the independent
     recomputation's (recompute over the same events), written in that language's digits."""
     import re
