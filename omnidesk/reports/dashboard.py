@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
@@ -284,17 +284,16 @@ class Dashboard:
         with self._today_lock:
             self._today_cache.clear()
 
-    def _today_figures(self, queues: tuple[str, ...]) -> dict[str, Any] | None:
+    def _today_figures(self, queues: tuple[str, ...], today: date) -> dict[str, Any] | None:
         """Today's figures of these queues together, from PostgreSQL (one query per scope),
         kept TODAY_TTL_S so any number of open pages cost one query per scope per interval;
         None while PostgreSQL cannot answer (logged once per outage). Runs in a worker
         thread (every snapshot does), never on the event loop."""
-        from omnidesk.reports.source import ReportsUnavailable, figures_for
+        from omnidesk.reports.source import figures_for
 
         with self._today_lock:
             lock = self._scope_locks.setdefault(queues, threading.Lock())
         with lock:  # a second page of the scope waits for the first one's query, not twice
-            today = datetime.now(self.ctx.tz).date()
             read_at, day, figures = self._today_cache.get(queues, (0.0, None, None))
             if day == today and time.monotonic() - read_at < TODAY_TTL_S:
                 return figures
@@ -304,7 +303,7 @@ class Dashboard:
                 if self._records_down:
                     log.info("dashboard: today's figures are back (PostgreSQL answers)")
                 self._records_down = False
-            except (ReportsUnavailable, PermanentError) as exc:
+            except Exception as exc:  # PostgreSQL away (or failing): this block only, not the page
                 if not self._records_down:
                     log.warning("dashboard: today's figures unavailable: %s", exc)
                 self._records_down, figures = True, None
@@ -315,7 +314,7 @@ class Dashboard:
         """Today's SLA compliance per branch (queue) and region, opened, resolved and CSAT,
         of the viewer's queues only (so a supervisor's regions count only their own queues'
         tickets), from PostgreSQL; PostgreSQL away: the block says so, the rest stands."""
-        figures = self._today_figures(tuple(queues)) if queues else _NOTHING_TODAY
+        figures = self._today_figures(tuple(queues), now.date()) if queues else _NOTHING_TODAY
         if figures is None:
             note = tr._(dashtext.TODAY_UNAVAILABLE)
             return {
