@@ -100,6 +100,16 @@ SELECT to_timestamp(ms / 1000.0), ms || '-' || (i * 8 + k), type,
   FROM ev
 """
 
+# Each story's ticket row, as the records writer keeps it (its last snapshot): what a
+# report of a period that starts after a ticket opened finds still-open tickets by.
+STORY_TICKETS_SQL = """
+INSERT INTO tickets (id, customer_id, channel, queue, status, created_at, updated_at)
+SELECT ticket_id, min(data->>'customer'), min(channel), min(queue),
+       CASE WHEN bool_or(type = 'status_changed') THEN 'resolved' ELSE 'new' END,
+       min(ts), max(ts)
+  FROM events WHERE ticket_id LIKE 'OD-B-%%' GROUP BY ticket_id
+"""
+
 TICKETS_SQL = """
 INSERT INTO tickets (id, customer_id, channel, queue, status, created_at, updated_at,
                      subject, hot)
@@ -120,25 +130,30 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def prepare(server: str, name: str, reuse: bool, events: int, tickets: int) -> str:
+def prepare(
+    server: str, name: str, reuse: bool, events: int, tickets: int, story_tickets: bool = False
+) -> str:
+    """The seeded database's URL; `story_tickets` also stores each story's ticket row (what
+    a report of a period starting after the history's first day needs; bench/report.py)."""
     url = make_conninfo(server, dbname=name)
+    size = f"{events}/{tickets}" + ("/stories" if story_tickets else "")
     with psycopg.connect(server, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists and reuse:
             with psycopg.connect(url) as conn:
                 row = conn.execute("SELECT value FROM bench_meta WHERE key = 'size'").fetchone()
-                if row and row[0] == f"{events}/{tickets}":
+                if row and row[0] == size:
                     log(f"reusing {name} ({events} events, {tickets} tickets)")
                     upgrade(url)  # schema files added since it was seeded
                     return url
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     upgrade(url)
-    seed(url, events, tickets)
+    seed(url, events, tickets, story_tickets)
     return url
 
 
-def seed(url: str, events: int, tickets: int) -> None:
+def seed(url: str, events: int, tickets: int, story_tickets: bool = False) -> None:
     ctx = Context()
     lo_at, hi_at = local_bounds(ctx, START, END)
     t0 = int(lo_at.timestamp() * 1000) + 3600_000
@@ -165,10 +180,14 @@ def seed(url: str, events: int, tickets: int) -> None:
             conn.execute(TICKETS_SQL, {"channels": list(CHANNELS), "big": BIG_QUEUE,
                                        "t0": t0_s, "lo": lo, "hi": hi})  # fmt: skip
         log(f"tickets: {tickets} ({time.perf_counter() - started:.0f} s)")
+        if story_tickets:
+            conn.execute(STORY_TICKETS_SQL)
+            log(f"story tickets: {n} ({time.perf_counter() - started:.0f} s)")
         conn.execute("VACUUM ANALYZE events")
         conn.execute("VACUUM ANALYZE tickets")
         conn.execute("CREATE TABLE bench_meta (key text PRIMARY KEY, value text)")
-        conn.execute("INSERT INTO bench_meta VALUES ('size', %s)", (f"{events}/{tickets}",))
+        size = f"{events}/{tickets}" + ("/stories" if story_tickets else "")
+        conn.execute("INSERT INTO bench_meta VALUES ('size', %s)", (size,))
         log(f"seeded and analyzed in {time.perf_counter() - started:.0f} s")
 
 

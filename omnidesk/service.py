@@ -96,9 +96,6 @@ class Daemon:
         self.agents: Any = None  # omnidesk.agents.service.AgentService, set by its plugin
         self.records: Any = None  # omnidesk.db.records.Records: PostgreSQL, set by initialize
         self.writer: Any = None  # omnidesk.db.writer.RecordWriter: the events stream -> PG
-        # Keys of the events stream's other consumers' cursors (the rollups'): the writer
-        # never trims the stream past them.
-        self.event_cursors: list[str] = []
         self.http_port: int | None = None
         self.started_at = time.time()
 
@@ -135,7 +132,7 @@ class Daemon:
         self.runtime = Runtime.for_service(
             self.loaded, store=store, notify=self._notify, records=self.records
         )
-        self.writer = RecordWriter(store, self.records.info, trim_cursors=self.event_cursors)
+        self.writer = RecordWriter(store, self.records.info)
         self.background.append(self.writer.run)
         self.clocks = self.runtime.clocks
         self.background.append(self.clocks.run_sweeper)

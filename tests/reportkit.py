@@ -1,11 +1,19 @@
-"""Helpers for report tests: a fold context with a real business calendar, and generated
-event histories shaped like the stream (intake, agents, the SLA engine)."""
+"""Helpers for report tests: a fold context with a real business calendar, generated
+event histories shaped like the stream (intake, agents, the SLA engine), and those events
+stored in PostgreSQL as the records writer stores them."""
 
 from __future__ import annotations
 
+import json
 import random
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import psycopg
 
 from omnidesk.calendar import calendar_from
 from omnidesk.reports.fold import Context
@@ -99,3 +107,73 @@ def history(
             seq += 1
     timed.sort(key=lambda x: (x[0], x[1]))
     return [fields for _, _, fields in timed]
+
+
+COLUMNS = {"type", "ticket", "queue", "channel", "actor", "ts"}
+
+
+def seed_records(conn: psycopg.Connection[Any], events: list[dict[str, str]]) -> None:
+    """The events as the outbox writer stores them, and each ticket's last snapshot."""
+    ms = [int(e["ts"]) for e in events]
+    conn.execute(
+        "SELECT ensure_event_partitions(%s, %s)",
+        (datetime.fromtimestamp(min(ms) / 1000, UTC), datetime.fromtimestamp(max(ms) / 1000, UTC)),
+    )
+    rows, seq, last = [], 0, -1
+    tickets: dict[str, dict[str, Any]] = {}
+    for e in events:
+        ts = int(e["ts"])
+        seq = seq + 1 if ts == last else 0
+        last = ts
+        data = {k: v for k, v in e.items() if k not in COLUMNS}
+        at = datetime.fromtimestamp(ts / 1000, UTC)
+        rows.append((at, f"{ts}-{seq}", e["type"], e["ticket"], e["queue"], e.get("channel"),
+                     e.get("actor"), json.dumps(data)))  # fmt: skip
+        t = tickets.setdefault(e["ticket"], {"created": at, "status": "new",
+                                             "customer": e.get("customer", "")})  # fmt: skip
+        t.update(queue=e["queue"], channel=e.get("channel", ""), updated=at)
+        if e["type"] == "status_changed" and e.get("to"):
+            t["status"] = e["to"]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO events (ts, stream_id, type, ticket_id, queue, channel, actor, data) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+        cur.executemany(
+            "INSERT INTO tickets (id, customer_id, channel, queue, status, created_at, "
+            "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    tid,
+                    t["customer"],
+                    t["channel"],
+                    t["queue"],
+                    t["status"],
+                    t["created"],
+                    t["updated"],
+                )
+                for tid, t in tickets.items()
+            ],
+        )
+    conn.commit()
+
+
+@contextmanager
+def seeded_database(template: str, events: list[dict[str, str]]) -> Iterator[str]:
+    """A database of its own (a copy of the schema-complete template) holding `events` as
+    the records writer stores them; dropped afterwards. For module-scoped fixtures, where
+    the function-scoped `pg_url` cannot serve."""
+    from tests.pgkit import _admin, database_url
+
+    name = f"od_rep_{uuid.uuid4().hex[:12]}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    url = database_url(name)
+    try:
+        with psycopg.connect(url) as conn:
+            seed_records(conn, events)
+        yield url
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,13 +76,13 @@ def test_a_stray_escape_before_text_drops_only_the_escape() -> None:
     assert display_safe("a\x1bPq$x\x1b\\b\x1b]0;title\x07c") == "abc"
 
 
-def test_a_csv_report_keeps_its_crlf_line_endings_through_a_pipe() -> None:
-    prefix = f"test-csvpipe-{uuid.uuid4().hex[:10]}"  # no events: a header and a total row
-    config = ROOT / "queue_config.yaml"
-    argv = ["report", "--format", "csv", "--config", str(config), "--prefix", prefix,
-            "--redis-url", REDIS_URL, "--from", "2026-02-27", "--to", "2026-03-20"]  # fmt: skip
+def test_a_csv_report_keeps_its_crlf_line_endings_through_a_pipe(pg_url: str) -> None:
+    config = ROOT / "queue_config.yaml"  # records with no events: a header and a total row
+    argv = ["report", "--format", "csv", "--config", str(config),
+            "--from", "2026-02-27", "--to", "2026-03-20"]  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "omnidesk", *argv], cwd=ROOT, capture_output=True, timeout=60
+        [sys.executable, "-m", "omnidesk", *argv], cwd=ROOT, capture_output=True, timeout=60,
+        env={**os.environ, "OMNIDESK_DATABASE_URL": pg_url},
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split(b"\r\n")
@@ -340,11 +339,19 @@ def test_cli_prints_no_escape_or_override_from_customer_text(
     assert shown["ticket"]["subject"] == subject and shown["messages"][0]["text"] == body
 
 
-def test_html_report_shows_a_csat_comment_without_overrides(prefix: str, tmp_path: Path) -> None:
+def test_html_report_shows_a_csat_comment_without_overrides(
+    prefix: str, tmp_path: Path, pg_url: str
+) -> None:
+    """The comment reaches the report the way every comment does: the events stream, the
+    records writer, PostgreSQL, the report's SQL."""
+    import asyncio
+
     from omnidesk.agents import csat
-    from omnidesk.reports.api import figures
+    from omnidesk.db.records import Records
+    from omnidesk.db.writer import RecordWriter
     from omnidesk.reports.fold import Context
     from omnidesk.reports.html import as_html
+    from omnidesk.reports.source import figures_for
 
     runtime, service, _ = make(prefix, tmp_path)
     ticket = open_ticket(runtime, "a general question", "csat@example.sa")
@@ -353,9 +360,17 @@ def test_html_report_shows_a_csat_comment_without_overrides(prefix: str, tmp_pat
     token = store.r.hget(store.key("ticket", ticket), "csat_token")
     comment = f"see {SPOOFED_NAME} {TERMINAL_ATTACK}شكراً"
     assert csat.record(store, token, 4, comment, "web")[0] == "recorded"
-    ctx = Context.from_config(service.config())
+    asyncio.run(RecordWriter(store, pg_url).drain())
+    config = service.config()
+    ctx = Context.from_config(config)
     today = datetime.now(ctx.tz).date()
-    page = as_html(figures(store, ctx, today, today))
+    records = Records(pg_url)
+    try:
+        result = figures_for(records.connection, config, ctx, today, today, {})
+    finally:
+        records.close()
+    assert result["csat_comments"]
+    page = as_html(result)
     assert "see invoicefdp.exe شكراً" in page
     assert not {*BIDI_CONTROLS, "\x1b", "\x07"} & set(page)
 

@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,8 @@ from omnidesk.errors import PermanentError, StoreUnavailable
 from omnidesk.model import Channel, Direction, Message, Outbound, RawPayload
 from omnidesk.outbound import send_automatic
 from omnidesk.pipeline import Pipeline, make_broker, unregister_sender
-from omnidesk.reports.fold import Context, apply
+from omnidesk.reports.fold import Context
+from omnidesk.reports.recompute import recompute
 from omnidesk.runtime import Runtime
 from omnidesk.service import register_connector_sender
 from omnidesk.templates import due_text, render, template_problem
@@ -460,12 +461,18 @@ def test_first_response_due_renders_in_riyadh_time_and_its_line_goes_without_one
 
 
 def test_reports_do_not_count_a_receipt_as_a_reply() -> None:
+    """The recomputation (the check the SQL is held to): the receipt counts nothing, and the
+    agent's later reply is the first response, timed from the opening."""
     ctx = Context()
+    day = date(1970, 1, 1)
     opened = {"type": "ticket_opened", "ticket": "OD-1", "queue": "general", "ts": "1000"}
-    state, _, _, _ = apply(opened, None, None, ctx)
     ack = {"type": "acknowledged", "ticket": "OD-1", "queue": "general", "ts": "2000"}
-    state, _, out, _ = apply(ack, state, None, ctx)
-    assert out == [] and state is not None and not state.responded
+    reply = {"type": "replied", "ticket": "OD-1", "queue": "general", "ts": "61000",
+             "actor": "sara"}  # fmt: skip
+    receipt_only = recompute([opened, ack], day, day, {}, ctx)
+    assert receipt_only.all["replies"] == 0 and receipt_only.all["frt_n"] == 0
+    answered = recompute([opened, ack, reply], day, day, {}, ctx)
+    assert answered.all["replies"] == 1 and answered.all["frt_w"] == 60
 
 
 def test_the_receipt_is_recorded_in_postgresql_and_sets_no_first_response(

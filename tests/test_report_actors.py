@@ -1,23 +1,20 @@
 """Who the report credits: the CSAT survey (sent as a `replied` by "csat") is nobody's reply
-or first response, and a transfer counts for the agent who made it, in the rollups (the
-fold) and the independent recomputation alike (the SQL over PostgreSQL is held to both by
-tests/test_db_reports.py, whose histories carry the same events)."""
+or first response, and a transfer counts for the agent who made it, in the SQL over
+PostgreSQL (what every report reads) and the independent recomputation alike."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 
+import psycopg
 import pytest
 
-from omnidesk.reports.figures import read_raw, summarize
+from omnidesk.db.reports import QueueCalendars, read_raw
+from omnidesk.reports.figures import summarize
 from omnidesk.reports.fold import SYSTEM_ACTORS, person
 from omnidesk.reports.recompute import recompute
-from omnidesk.reports.rollup import Rollups
-from omnidesk.store import Store
-from tests.reportkit import BASE_MS, context
+from tests.reportkit import _NATIONAL, BASE_MS, context, seed_records
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 DAY = date(2026, 3, 1)
 
 
@@ -48,27 +45,19 @@ def story() -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def store():
-    s = Store.from_url(REDIS_URL, f"test-repact-{uuid.uuid4().hex[:10]}")
-    yield s
-    s.delete_all()
-
-
-def both(store: Store) -> list[dict]:
+def both(pg_url: str) -> list[dict]:
+    """The story's figures from the SQL over PostgreSQL, then from the recomputation."""
     events = story()
-    pipe = store.r.pipeline(transaction=False)
-    for e in events:
-        pipe.xadd(store.key("events"), e)
-    pipe.execute()
     ctx = context()
-    Rollups(store, ctx).catch_up()
-    rolled = read_raw(store.r, store.prefix, DAY, DAY, {}, today=DAY)
+    with psycopg.connect(pg_url) as conn:
+        seed_records(conn, events)
+        stored = read_raw(conn, ctx, DAY, DAY, {}, QueueCalendars(default=_NATIONAL))
     again = recompute(events, DAY, DAY, {}, ctx)
-    return [summarize(raw, DAY, DAY, {}) for raw in (rolled, again)]
+    return [summarize(raw, DAY, DAY, {}) for raw in (stored, again)]
 
 
-def test_the_csat_survey_is_no_agent_and_no_reply(store) -> None:
-    for figures in both(store):
+def test_the_csat_survey_is_no_agent_and_no_reply(both) -> None:
+    for figures in both:
         agents = figures["by"]["agent"]
         assert "csat" not in agents
         assert figures["totals"]["replies"] == 1  # Sara's only
@@ -77,8 +66,8 @@ def test_the_csat_survey_is_no_agent_and_no_reply(store) -> None:
         assert agents["sara"]["first_response"]["n"] == 1
 
 
-def test_a_transfer_is_credited_to_the_agent_who_made_it(store) -> None:
-    for figures in both(store):
+def test_a_transfer_is_credited_to_the_agent_who_made_it(both) -> None:
+    for figures in both:
         agents = figures["by"]["agent"]
         assert figures["totals"]["transfers"] == 2
         assert agents["omar"]["transfers"] == 1

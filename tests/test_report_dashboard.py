@@ -1,7 +1,9 @@
 """The supervisor dashboard on a real daemon process with the operator's token
 ($OMNIDESK_DASHBOARD_TOKEN, no agents' login): refused without it, and, in headless
-Chromium, a ticket opened through the web intake moves its queue's depth without a reload.
-The supervisors' side is tests/test_dashboard_live.py."""
+Chromium, a ticket opened through the web intake moves its queue's depth without a reload
+and, once the records writer has stored it, today's opened count (from PostgreSQL).
+The supervisors' side is tests/test_dashboard_live.py; the today block's figures and its
+PostgreSQL-away state are tests/test_dashboard_today.py."""
 
 from __future__ import annotations
 
@@ -27,12 +29,21 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "sup-" + uuid.uuid4().hex
 
 
+OLD_ROLLUPS = ("ru:last", "ru:d:2026-03-01:all", "ru:tk:OD-2026-000001")
+
+
 @pytest.fixture
-def daemon(tmp_path):
+def daemon(tmp_path, pg_url):
     prefix = f"test-dash-{uuid.uuid4().hex[:10]}"
     config = write_config(prefix, tmp_path / "state", tmp_path / "config.yaml")
+    store = Store.from_url(REDIS_URL, prefix)
+    for key in OLD_ROLLUPS:  # what an older version's report rollups left behind
+        store.r.hset(f"{prefix}:{key}", "opened", "1")
+    store.r.set(f"{prefix}:rux", "not a rollup")
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMNIDESK_DASHBOARD_TOKEN": TOKEN}
+    # records of its own: the run's shared database holds other tests' tickets of today
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMNIDESK_DASHBOARD_TOKEN": TOKEN,
+           "OMNIDESK_DATABASE_URL": pg_url}  # fmt: skip
     log = tmp_path / "daemon.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "omnidesk", "run", "--config", str(config), "--workers", "1",
@@ -77,6 +88,15 @@ def test_dashboard_data_needs_a_supervisor_token(daemon):
     assert status == 200
     assert {q["queue"] for q in data["queues"]} >= {"general", "cr", "complaints"}
     assert data["lang"] == "ar" and data["labels"]["title"] == "لوحة المشرف"
+    assert data["today"]["available"] is True and data["today"]["opened"] == 0
+
+
+def test_the_daemon_removes_older_versions_rollup_keys(daemon):
+    """Reports keep nothing in Redis now: the old rollups go at start-up, nothing else."""
+    _, prefix = daemon
+    store = Store.from_url(REDIS_URL, prefix)
+    assert wait_for(lambda: not store.r.exists(*(f"{prefix}:{k}" for k in OLD_ROLLUPS)), 15)
+    assert store.r.get(f"{prefix}:rux") == "not a rollup"
 
 
 @pytest.mark.slow
@@ -105,11 +125,12 @@ def test_dashboard_in_chromium_shows_a_ticket_just_opened(daemon):
         # pushed: the queue's depth moves without a reload
         assert wait_for(lambda: driver.find_element("css selector", depth).text == "1", 15)
         assert driver.find_element("tag name", "html").get_attribute("lang") == "en"
-        # the rollup consumer runs in the daemon: today's opened count reaches the page too
+        # the writer stores the events in PostgreSQL: today's opened count reaches the page
+        # too, within the today block's cache interval (15 s) and the writer's latency
         assert wait_for(
-            lambda: get_json(base + "/v1/dashboard.json", TOKEN)[1]["today"]["opened"] == 1, 15
+            lambda: get_json(base + "/v1/dashboard.json", TOKEN)[1]["today"]["opened"] == 1, 40
         )
-        assert wait_for(lambda: driver.find_element("id", "opened-today").text == "1", 15)
+        assert wait_for(lambda: driver.find_element("id", "opened-today").text == "1", 40)
     finally:
         driver.quit()
 

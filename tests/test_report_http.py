@@ -1,6 +1,6 @@
-"""`GET /v1/reports` on the real routes (aiohttp's test server, Redis rollups): a
+"""`GET /v1/reports` on the real routes (aiohttp's test server, figures from PostgreSQL): a
 supervisor gets the figures in any format and language; an unknown queue, region or agent,
-a bad date or format is a 400 naming it; no token, a 401."""
+a bad date or format is a 400 naming it; no token, a 401; PostgreSQL away, a 503 saying so."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from omnidesk.configload import load_config
+from omnidesk.db.records import Records
 from omnidesk.reports.dashboard import Dashboard
 from omnidesk.reports.http import route_hook
 from omnidesk.store import Store
-from tests.reportkit import history
+from tests.reportkit import history, seeded_database
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TOKEN = "sup-" + uuid.uuid4().hex
@@ -25,16 +26,21 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PERIOD = {"from": "2026-02-27", "to": "2026-03-20"}
 
 
+@pytest.fixture(scope="module")
+def database(pg_template):
+    """40 generated tickets' events in PostgreSQL, where the reports are computed."""
+    with seeded_database(pg_template, history(3, 40)) as url:
+        records = Records(url)
+        yield records
+        records.close()
+
+
 @pytest.fixture
-async def client(monkeypatch):
+async def client(monkeypatch, database):
     monkeypatch.setenv("OMNIDESK_DASHBOARD_TOKEN", TOKEN)
     store = Store.from_url(REDIS_URL, f"test-rephttp-{uuid.uuid4().hex[:10]}")
-    pipe = store.r.pipeline(transaction=False)
-    for ev in history(3, 40):
-        pipe.xadd(store.key("events"), ev)
-    pipe.execute()
     app = web.Application()
-    route_hook(Dashboard(store, load_config("queue_config.yaml").data))(app)
+    route_hook(Dashboard(store, load_config("queue_config.yaml").data), database.connection)(app)
     async with TestClient(TestServer(app)) as c:
         yield c
     store.delete_all()
@@ -62,6 +68,25 @@ async def test_bad_input_is_a_400_naming_it(client, param, value):
     assert repr(value) in (await resp.json())["error"]
 
 
+async def test_postgresql_away_is_a_503_saying_so(monkeypatch):
+    """No figures are made up from anywhere else: a clear error and a time to retry."""
+    monkeypatch.setenv("OMNIDESK_DASHBOARD_TOKEN", TOKEN)
+    store = Store.from_url(REDIS_URL, f"test-rephttp-{uuid.uuid4().hex[:10]}")
+    away = Records("postgresql://postgres@127.0.0.1:1/od_absent?connect_timeout=2")
+    app = web.Application()
+    route_hook(Dashboard(store, load_config("queue_config.yaml").data), away.connection)(app)
+    try:
+        async with TestClient(TestServer(app)) as c:
+            resp = await c.get("/v1/reports", params=PERIOD, headers=AUTH)
+            body = await resp.json()
+    finally:
+        away.close()
+        store.delete_all()
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    assert body["code"] == "records_unavailable"
+    assert "postgresql unavailable at 127.0.0.1:1/od_absent" in body["error"]
+
+
 async def test_without_a_supervisor_token_it_is_refused(client):
     resp = await client.get("/v1/reports", params=PERIOD)
     assert resp.status == 401
@@ -70,17 +95,13 @@ async def test_without_a_supervisor_token_it_is_refused(client):
 
 
 @pytest.fixture
-async def scoped_client(monkeypatch):
+async def scoped_client(monkeypatch, database):
     """The operator's token, plus supervisors of one queue and of two (the agents part's
     `authorize`, stood in for by a token table)."""
     from omnidesk.reports.dashboard import BadToken, Viewer, env_authorize
 
     monkeypatch.setenv("OMNIDESK_DASHBOARD_TOKEN", TOKEN)
     store = Store.from_url(REDIS_URL, f"test-rephttp-{uuid.uuid4().hex[:10]}")
-    pipe = store.r.pipeline(transaction=False)
-    for ev in history(3, 40):
-        pipe.xadd(store.key("events"), ev)
-    pipe.execute()
     dashboard = Dashboard(store, load_config("queue_config.yaml").data)
     viewers = {"riyadh-sup": ("branch-riyadh",), "two-sup": ("branch-riyadh", "branch-jeddah")}
 
@@ -93,7 +114,7 @@ async def scoped_client(monkeypatch):
 
     dashboard.authorize = authorize
     app = web.Application()
-    route_hook(dashboard)(app)
+    route_hook(dashboard, database.connection)(app)
     async with TestClient(TestServer(app)) as c:
         yield c
     store.delete_all()

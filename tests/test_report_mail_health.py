@@ -17,6 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from omnidesk.configload import load_config
+from omnidesk.db.records import Records
 from omnidesk.reports.schedule import ReportScheduler
 from omnidesk.service import Daemon, DaemonOptions
 from omnidesk.store import Store
@@ -60,10 +61,11 @@ class Clock:
 
 
 async def test_the_backoff_doubles_to_an_hour_and_a_sent_report_ends_it(
-    late_smtp: LateSmtp,
+    late_smtp: LateSmtp, run_database: str
 ) -> None:
     prefix = f"test-mailup-{uuid.uuid4().hex[:10]}"
     store = Store.from_url(REDIS_URL, prefix)
+    records = Records(run_database)  # the figures come from PostgreSQL, the mail fails
     try:
         loaded = load_config(CONFIG)
         smtp = {"host": "127.0.0.1", "port": late_smtp.sink.port, "from_address": "od@moc.sa",
@@ -74,7 +76,7 @@ async def test_the_backoff_doubles_to_an_hour_and_a_sent_report_ends_it(
         cfg = loaded.data.model_copy(update={"service": service, "reports": [report()]})
         clock = Clock()
         now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
-        sched = ReportScheduler(store, cfg, clock=lambda: now, monotonic=clock)
+        sched = ReportScheduler(store, cfg, clock=lambda: now, monotonic=clock, records=records)
         assert sched.health() == {"mail": "ok"}
         waits = []
         for _ in range(9):
@@ -96,6 +98,7 @@ async def test_the_backoff_doubles_to_an_hour_and_a_sent_report_ends_it(
         assert sched.health() == {"mail": "ok"}
         assert len(late_smtp.sink.messages) == 1
     finally:
+        records.close()
         store.delete_all()
 
 

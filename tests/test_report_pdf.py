@@ -7,16 +7,13 @@ import os
 import shutil
 import subprocess
 import unicodedata
-import uuid
 from pathlib import Path
 
 import pytest
 
 from omnidesk.cli import main
-from omnidesk.store import Store
-from tests.reportkit import history
+from tests.reportkit import history, seeded_database
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 NAME_AR = "وزارة التجارة"
 NAME_EN = "Ministry of Commerce"
 LOGO = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
@@ -28,21 +25,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def no_records(monkeypatch):
-    monkeypatch.setenv("OMNIDESK_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/od_absent")
-
-
 @pytest.fixture(scope="module")
-def prefix():
-    name = f"test-reppdf-{uuid.uuid4().hex[:10]}"
-    store = Store.from_url(REDIS_URL, name)
-    pipe = store.r.pipeline(transaction=False)
-    for ev in history(5, 30):
-        pipe.xadd(store.key("events"), ev)
-    pipe.execute()
-    yield name
-    store.delete_all()
+def database(pg_template):
+    """30 generated tickets' events in PostgreSQL, where every report is computed."""
+    with seeded_database(pg_template, history(5, 30)) as url:
+        yield url
+
+
+@pytest.fixture
+def records(database, monkeypatch):
+    monkeypatch.setenv("OMNIDESK_DATABASE_URL", database)
+    return database
 
 
 @pytest.fixture
@@ -65,17 +58,16 @@ def pdf_text(path: Path) -> str:
     return unicodedata.normalize("NFKC", text)  # Arabic comes out in presentation forms
 
 
-def run(prefix: str, config: Path, *extra: str) -> int:
-    return main(["report", "--config", str(config), "--prefix", prefix,
-                 "--redis-url", REDIS_URL, "--from", "2026-02-27", "--to", "2026-03-20",
+def run(records: str, config: Path, *extra: str) -> int:
+    return main(["report", "--config", str(config), "--from", "2026-02-27", "--to", "2026-03-20",
                  "--format", "pdf", *extra])  # fmt: skip
 
 
 @pytest.mark.slow
-def test_arabic_and_english_pdfs_carry_the_branding_and_the_figures(prefix, config, tmp_path):
+def test_arabic_and_english_pdfs_carry_the_branding_and_the_figures(records, config, tmp_path):
     ar, en = tmp_path / "ar.pdf", tmp_path / "en.pdf"
-    assert run(prefix, config, "--lang", "ar", "--digits", "arab", "--out", str(ar)) == 0
-    assert run(prefix, config, "--lang", "en", "--out", str(en)) == 0
+    assert run(records, config, "--lang", "ar", "--digits", "arab", "--out", str(ar)) == 0
+    assert run(records, config, "--lang", "en", "--out", str(en)) == 0
     for path in (ar, en):
         assert path.read_bytes().startswith(b"%PDF-")
     ar_text, en_text = pdf_text(ar), pdf_text(en)
@@ -90,20 +82,20 @@ def test_arabic_and_english_pdfs_carry_the_branding_and_the_figures(prefix, conf
                         str(ar), str(shot)], check=True)  # fmt: skip
 
 
-def test_pdf_needs_an_output_file(prefix, config, capsys):
-    assert run(prefix, config) == 2
+def test_pdf_needs_an_output_file(records, config, capsys):
+    assert run(records, config) == 2
     assert "--out" in capsys.readouterr().err
 
 
-def test_without_chromium_it_is_one_clear_line(prefix, config, tmp_path, monkeypatch, capsys):
+def test_without_chromium_it_is_one_clear_line(records, config, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OMNIDESK_CHROMIUM", str(tmp_path / "no-such-chromium"))
-    assert run(prefix, config, "--out", str(tmp_path / "x.pdf")) == 2
+    assert run(records, config, "--out", str(tmp_path / "x.pdf")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Chromium" in err
     assert not (tmp_path / "x.pdf").exists()
 
 
-def test_a_missing_logo_is_named(prefix, config, tmp_path, capsys):
+def test_a_missing_logo_is_named(records, config, tmp_path, capsys):
     (tmp_path / "logo.svg").unlink()
-    assert run(prefix, config, "--out", str(tmp_path / "x.pdf")) == 2
+    assert run(records, config, "--out", str(tmp_path / "x.pdf")) == 2
     assert "logo.svg" in capsys.readouterr().err

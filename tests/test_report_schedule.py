@@ -16,9 +16,10 @@ from aiosmtpd.controller import Controller
 
 from omnidesk.config import BrandingConfig, QueueConfigFile, ScheduledReport
 from omnidesk.configload import load_config
+from omnidesk.db.records import Records
 from omnidesk.reports.schedule import ReportScheduler, last_send, period_of
 from omnidesk.store import Store
-from tests.reportkit import history
+from tests.reportkit import history, seeded_database
 from tests.storekit import CONFIG, REDIS_URL
 
 RIYADH = ZoneInfo("Asia/Riyadh")
@@ -82,14 +83,18 @@ def smtp():
     controller.stop()
 
 
+@pytest.fixture(scope="module")
+def database(pg_template):
+    """Five days of generated events in PostgreSQL, where the reports are computed."""
+    with seeded_database(pg_template, history(5, 30, days=5)) as url:
+        records = Records(url)
+        yield records
+        records.close()
+
+
 def seeded_store(prefix: str) -> Store:
-    """A store under `prefix` holding five days of generated events (delete_all after)."""
-    store = Store.from_url(REDIS_URL, prefix)
-    pipe = store.r.pipeline(transaction=False)
-    for ev in history(5, 30, days=5):
-        pipe.xadd(store.key("events"), ev)
-    pipe.execute()
-    return store
+    """The store under `prefix` the schedulers keep their sent marks in (delete_all after)."""
+    return Store.from_url(REDIS_URL, prefix)
 
 
 def smtp_config(port: int) -> QueueConfigFile:
@@ -102,7 +107,7 @@ def smtp_config(port: int) -> QueueConfigFile:
     return loaded.data.model_copy(update={"service": service})
 
 
-async def test_two_schedulers_send_each_period_once(smtp, tmp_path):
+async def test_two_schedulers_send_each_period_once(smtp, tmp_path, database):
     inbox, port = smtp
     prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
     store = seeded_store(prefix)
@@ -115,8 +120,8 @@ async def test_two_schedulers_send_each_period_once(smtp, tmp_path):
         ]  # fmt: skip
         cfg = data.model_copy(update={"reports": reports})
         now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)  # a Sunday, after 07:00
-        a = ReportScheduler(Store.from_url(REDIS_URL, prefix), cfg, clock=lambda: now)
-        b = ReportScheduler(Store.from_url(REDIS_URL, prefix), cfg, clock=lambda: now)
+        a, b = (ReportScheduler(Store.from_url(REDIS_URL, prefix), cfg, records=database,
+                                clock=lambda: now) for _ in range(2))  # fmt: skip
         first = await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
         assert sum(len(x) for x in first) == 2
         assert len(inbox.messages) == 2
@@ -137,7 +142,7 @@ async def test_two_schedulers_send_each_period_once(smtp, tmp_path):
         store.delete_all()
 
 
-async def test_an_unreachable_server_leaves_the_period_to_retry(tmp_path):
+async def test_an_unreachable_server_leaves_the_period_to_retry(tmp_path, database):
     prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
     store = Store.from_url(REDIS_URL, prefix)
     try:
@@ -148,10 +153,29 @@ async def test_an_unreachable_server_leaves_the_period_to_retry(tmp_path):
         )  # fmt: skip
         cfg = loaded.data.model_copy(update={"service": service, "reports": [report()]})
         now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
-        sched = ReportScheduler(store, cfg, clock=lambda: now)
+        sched = ReportScheduler(store, cfg, records=database, clock=lambda: now)
         assert await sched.tick() == []
         assert store.r.exists(store.key("report", "r", "2026-03-07")) == 0
     finally:
+        store.delete_all()
+
+
+async def test_postgresql_away_sends_nothing_and_leaves_the_period_to_retry(smtp, caplog):
+    """No figures are made up: the report waits for PostgreSQL, and the log says why."""
+    inbox, port = smtp
+    prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
+    store = seeded_store(prefix)
+    away = Records("postgresql://postgres@127.0.0.1:1/od_absent?connect_timeout=2")
+    try:
+        cfg = smtp_config(port).model_copy(update={"reports": [report()]})
+        now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
+        sched = ReportScheduler(store, cfg, records=away, clock=lambda: now)
+        assert await sched.tick() == []
+        assert inbox.messages == []
+        assert store.r.exists(store.key("report", "r", "2026-03-07")) == 0  # a later round
+        assert "postgresql unavailable at 127.0.0.1:1/od_absent" in caplog.text
+    finally:
+        away.close()
         store.delete_all()
 
 
@@ -174,7 +198,7 @@ def test_check_names_duplicate_reports_and_unknown_queues(tmp_path, capsys):
     assert f"{path}:8: reports[1].filters.queue: queue 'nope' does not exist" in err
 
 
-async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
+async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path, database):
     """The e-mailed page is the printable one: Arabic, right-to-left, the ministry's name
     and its logo (a path relative to the config file's folder)."""
     inbox, port = smtp
@@ -190,7 +214,8 @@ async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
             "reports": [report(name="daily-ar", recipients=["boss@moc.example.sa"], lang="ar")],
         })  # fmt: skip
         now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
-        sched = ReportScheduler(store, cfg, clock=lambda: now, base_dir=tmp_path)
+        sched = ReportScheduler(store, cfg, records=database, clock=lambda: now,
+                                base_dir=tmp_path)  # fmt: skip
         assert len(await sched.tick()) == 1
         attachment = next(inbox.messages[0].iter_attachments())
         assert attachment.get_content_charset() == "utf-8"  # else clients read US-ASCII
@@ -201,7 +226,7 @@ async def test_a_scheduled_arabic_report_carries_the_branding(smtp, tmp_path):
         store.delete_all()
 
 
-async def test_an_arabic_report_mail_body_is_in_arabic(smtp):
+async def test_an_arabic_report_mail_body_is_in_arabic(smtp, database):
     inbox, port = smtp
     prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
     store = seeded_store(prefix)
@@ -210,7 +235,7 @@ async def test_an_arabic_report_mail_body_is_in_arabic(smtp):
         ar = report(name="daily-ar", format="csv", lang="ar", digits="arab")
         cfg = data.model_copy(update={"reports": [ar]})
         now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
-        sched = ReportScheduler(store, cfg, clock=lambda: now)
+        sched = ReportScheduler(store, cfg, records=database, clock=lambda: now)
         assert len(await sched.tick()) == 1
         body = inbox.messages[0].get_body(preferencelist=("plain",)).get_content()
         assert "تقرير" in body and "المرشحات" in body and "Report " not in body
@@ -219,19 +244,21 @@ async def test_an_arabic_report_mail_body_is_in_arabic(smtp):
         store.delete_all()
 
 
-def _pdf_setup(port: int, prefix: str, monotonic=None):  # type: ignore[no-untyped-def]
+def _pdf_setup(  # type: ignore[no-untyped-def]
+    port: int, prefix: str, database: Records, monotonic=None
+):
     store = seeded_store(prefix)
     data = smtp_config(port)
     pdf = report(name="daily-pdf", format="pdf", lang="ar", digits="arab")
     cfg = data.model_copy(update={"reports": [pdf]})
     now = datetime(2026, 3, 8, 9, 0, tzinfo=RIYADH)
     timing = {"monotonic": monotonic} if monotonic is not None else {}
-    return store, ReportScheduler(store, cfg, clock=lambda: now, **timing)
+    return store, ReportScheduler(store, cfg, records=database, clock=lambda: now, **timing)
 
 
-async def test_a_scheduled_pdf_report_is_printed_and_attached(smtp):
+async def test_a_scheduled_pdf_report_is_printed_and_attached(smtp, database):
     inbox, port = smtp
-    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}")
+    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}", database)
     try:
         assert len(await sched.tick()) == 1
         attachment = next(inbox.messages[0].iter_attachments())
@@ -244,11 +271,11 @@ async def test_a_scheduled_pdf_report_is_printed_and_attached(smtp):
 
 
 async def test_without_chromium_a_pdf_report_is_not_sent_and_health_says_why(
-    smtp, tmp_path, monkeypatch
+    smtp, tmp_path, monkeypatch, database
 ):
     inbox, port = smtp
     monkeypatch.setenv("OMNIDESK_CHROMIUM", str(tmp_path / "no-such-chromium"))
-    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}")
+    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}", database)
     try:
         assert await sched.tick() == []
         assert inbox.messages == []
@@ -260,7 +287,7 @@ async def test_without_chromium_a_pdf_report_is_not_sent_and_health_says_why(
 
 
 async def test_a_failing_print_is_retried_after_a_growing_wait_not_every_round(
-    smtp, tmp_path, monkeypatch
+    smtp, tmp_path, monkeypatch, database
 ):
     inbox, port = smtp
     launches = tmp_path / "launches"
@@ -269,7 +296,8 @@ async def test_a_failing_print_is_retried_after_a_growing_wait_not_every_round(
     fake.chmod(0o755)
     monkeypatch.setenv("OMNIDESK_CHROMIUM", str(fake))
     now = [1000.0]
-    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}", lambda: now[0])
+    prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
+    store, sched = _pdf_setup(port, prefix, database, lambda: now[0])
 
     def launched() -> int:
         return len(launches.read_text().split()) if launches.exists() else 0
@@ -301,12 +329,13 @@ async def test_a_failing_print_is_retried_after_a_growing_wait_not_every_round(
         store.delete_all()
 
 
-async def test_print_slots_busy_with_the_api_are_no_pdf_failure(smtp, monkeypatch):
+async def test_print_slots_busy_with_the_api_are_no_pdf_failure(smtp, database, monkeypatch):
     import omnidesk.reports.pdf as pdf
 
     inbox, port = smtp
     monkeypatch.setattr(pdf, "WAIT_S", 0.2)
-    store, sched = _pdf_setup(port, f"test-sched-{uuid.uuid4().hex[:10]}", lambda: 1000.0)
+    prefix = f"test-sched-{uuid.uuid4().hex[:10]}"
+    store, sched = _pdf_setup(port, prefix, database, lambda: 1000.0)
     slots = pdf.print_slots()
     for _ in range(pdf.PRINTS):  # the API prints two reports
         await asyncio.wait_for(slots.acquire(), timeout=1)

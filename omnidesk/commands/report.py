@@ -1,26 +1,28 @@
 """`omnidesk report --from --to [filters] [--format table|csv|json|html|pdf]`: figures for a
-period, from PostgreSQL's events when the records hold them, else from the rollups
-(omnidesk.reports.source; see docs/reports.md). The HTML page and the PDF are in the
+period, computed in PostgreSQL (omnidesk.reports.source; see docs/reports.md); PostgreSQL
+away is one line and exit 2. The HTML page and the PDF are in the
 language of `--lang` (omnidesk.i18n), with the config's `branding`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
 from omnidesk.i18n import DIGITS, LANGS
 from omnidesk.model import Channel, Segment
-from omnidesk.reports.source import SOURCES
 
 FORMATS = ("table", "csv", "json", "html", "pdf")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("report", help="performance figures for a period (records or rollups)")
+    p = sub.add_parser("report", help="performance figures for a period (from PostgreSQL)")
     p.add_argument("--from", dest="start", help="first local date YYYY-MM-DD (default: 29 "
                    "days before --to)")  # fmt: skip
     p.add_argument("--to", dest="end", help="last local date YYYY-MM-DD (default: today)")
@@ -36,11 +38,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--output", "--out", "-o", dest="output",
                    help="write to this file instead of stdout (required for pdf)")  # fmt: skip
     p.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
-    p.add_argument("--prefix", help="Redis key prefix (od-demo for the demo's data)")
-    p.add_argument("--redis-url")
-    p.add_argument("--source", choices=SOURCES, default="auto",
-                   help="records: SQL over PostgreSQL's events (any period); rollups: the "
-                   "Redis counters; auto (default): the records when they hold events")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -52,11 +49,10 @@ def parse_day(text: str, flag: str) -> date:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnidesk.db.connect import connect, conninfo
+    from omnidesk.db.connect import connect, conninfo, records_errors
     from omnidesk.reports.fold import Context
     from omnidesk.reports.render import render
     from omnidesk.reports.source import figures_for
-    from omnidesk.store import Store
 
     if args.format == "pdf" and not args.output:
         raise PermanentError("--format pdf writes a file: give --out FILE")
@@ -66,11 +62,15 @@ def run(args: argparse.Namespace) -> int:
     end = parse_day(args.end, "--to") if args.end else datetime.now(ctx.tz).date()
     start = parse_day(args.start, "--from") if args.start else end - timedelta(days=29)
     filters = {d: getattr(args, d) for d in ("queue", "region", "channel", "segment", "agent")}
-    store = Store.from_url(args.redis_url or service.redis_url, args.prefix or service.key_prefix)
     info = conninfo(service)
+
+    @contextmanager
+    def records() -> Iterator[Any]:  # a query's lost connection is an outage too
+        with records_errors(info), connect(info) as conn:
+            yield conn
+
     try:
-        result, _ = figures_for(store, lambda: connect(info), loaded.data, ctx, start, end,
-                                filters, args.source)  # fmt: skip
+        result = figures_for(records, loaded.data, ctx, start, end, filters)
     except ValueError as exc:
         raise PermanentError(str(exc)) from None
     titles = {name: q.title for name, q in loaded.data.queues.items() if q.title}

@@ -22,8 +22,9 @@ from then on. Erasing twice changes nothing more; `erased_at` keeps the first ti
 ticket is erased, schema 0003's triggers keep the records writer from bringing its text back
 (a snapshot read before the erasure, an event still in the stream).
 
-Not reached: entries still in the Redis events stream (trimmed once the writer and rollups
-have read them) and the rollups' listed CSAT comments.
+Not reached: entries still in the Redis events stream (trimmed once the writer has written
+them). Reports keep nothing in Redis (older versions' rollups, which listed CSAT comments,
+are deleted at daemon start-up: omnidesk.reports.legacy).
 """
 
 from __future__ import annotations

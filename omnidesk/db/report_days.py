@@ -1,4 +1,4 @@
-"""Daily report counters in PostgreSQL: the rollup cube, folded by SQL, one day at a time.
+"""Daily report counters in PostgreSQL: a cube of counters, folded by SQL, one day at a time.
 
 Refolding a year of events for every report takes minutes at ten million events (the
 per-ticket window functions of omnidesk/db/reports.py run on one core). So each finished

@@ -1,18 +1,18 @@
 """Report figures for any period, computed with SQL over the events in PostgreSQL.
 
-The rollups (omnidesk.reports.rollup) fold each event into Redis counters as it arrives;
-this module answers the same question from the system of record instead, so a supervisor
-can ask for a year, or any range, after the events have left Redis. It builds the same
-`Raw` counters as `figures.read_raw` and `recompute.recompute`, and `summarize` turns them
-into the figures every renderer takes, so `omnidesk report` prints both alike.
+This is where every report's counters are made (reports keep none in Redis), so a
+supervisor can ask for a year, or any range, long after the events have left Redis. It
+builds the same `Raw` counters as `recompute.recompute` (the plain-Python check on it),
+and `summarize` turns them into the figures every renderer takes.
 
-How one query follows the fold (omnidesk/reports/fold.py) without a loop per ticket:
+How one query counts each event's effect (the fold; its terms in omnidesk/reports/fold.py)
+without a loop per ticket:
 - the events of the period, plus the earlier history of the tickets they touch (and of the
   tickets that may still stand open at the period's end), in stream order per ticket;
 - a ticket's state before each event with window functions over that order: the status,
   agent and SLA policy last set (the "last value set before this row" is the max of
   `row number || value`), how many replies, ratings, warnings and breaches came so far;
-- each event's contributions (metric, amount, queue, agent), as `fold.apply` makes them,
+- each event's contributions (metric, amount, queue, agent), as `recompute` counts them,
   unnested and summed with GROUPING SETS into the totals, the per-dimension breakdowns and
   the per-day series the report shows;
 - business time from the queue's calendar: the calendar's own index of open intervals with
@@ -20,11 +20,11 @@ How one query follows the fold (omnidesk/reports/fold.py) without a loop per tic
   in as one row per local day and joined by hash;
 - repeat contacts from the openings of the period and the 30 days before it, per customer.
 
-Known differences from the fold, all about histories the fold itself cannot see either:
-events of a ticket before its `ticket_opened` are ignored (as `recompute` does), a replayed
-`ticket_opened` neither changes nor counts anything, and a ticket opened before the period
-whose history is needed is found through the period's own events or, for the backlog at the
-period's end, through the tickets table (open now, or changed after the period).
+Histories it cannot fully see: events of a ticket before its `ticket_opened` are ignored
+(as `recompute` does), a replayed `ticket_opened` neither changes nor counts anything, and
+a ticket opened before the period whose history is needed is found through the period's
+own events or, for the backlog at the period's end, through the tickets table (open now,
+or changed after the period).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _day_rows(cals: QueueCalendars, ctx: Context, lo: date, hi: date) -> dict[st
             if last - first > MAX_SLOTS_PER_DAY:
                 raise PermanentError(
                     f"calendar {cal.name!r}: more than {MAX_SLOTS_PER_DAY} working slots on "
-                    f"{day}; use --source rollups"
+                    f"{day}: reports count business time in at most that many"
                 )
             slots = [first - 1 if first > 0 else None, *range(first, last)]
             slots += [None] * (MAX_SLOTS_PER_DAY + 1 - len(slots))
@@ -186,7 +186,7 @@ def _durations(name: str, agent: str) -> str:
 # The actor as the agent credited, "" for the daemon's own parts (fold.person).
 PERSON = "(CASE WHEN coalesce(actor, '') = ANY(%(system_actors)s::text[]) THEN '' ELSE actor END)"
 # A `replied` sent by the daemon itself (the CSAT survey) is no reply: renamed, it counts
-# nothing, as fold.apply skips it.
+# nothing, as recompute skips it.
 TYPE_SQL = ("CASE WHEN {t} = 'replied' AND coalesce({a}, '') <> ''"
             " AND {a} = ANY(%(system_actors)s::text[])"
             " THEN 'replied_by_system' ELSE {t} END")  # fmt: skip
@@ -577,9 +577,9 @@ def figures(
     known: Mapping[str, set[str]] | None = None,
     stored: bool = True,
 ) -> dict[str, Any]:
-    """The report's figures, as `omnidesk.reports.api.figures` gives them from the rollups.
-    With `stored` the days omnidesk.db.report_days has folded are read from `report_days`
-    (the same figures, much faster over long ranges); without, all from the events.
+    """The report's figures (`summarize` of the period's `Raw`). With `stored` the days
+    omnidesk.db.report_days has folded are read from `report_days` (the same figures, much
+    faster over long ranges); without, all from the events.
     A `queue` filter naming a queue neither configured (`known_queues`) nor ever seen in
     the records is refused instead of answered with zeros; so is a `region` or `agent` filter
     naming a value outside `known` (the config's) that no ticket ever had."""

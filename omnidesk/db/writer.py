@@ -12,8 +12,8 @@ does it acknowledge the entries. So:
   the row's `synced_pos` never overwrites it);
 - PostgreSQL down: nothing is acknowledged, intake goes on in Redis, the backlog is shown
   in /healthz and /metrics, and the stream is not trimmed past what was written;
-- the stream is trimmed up to the oldest entry some consumer still needs (this group's
-  oldest pending or next entry, and the cursors in `trim_cursors`, such as the rollups');
+- the stream is trimmed up to the oldest entry some consumer group still needs (this
+  group's oldest pending or next entry, and any other group's);
   the group forgets dead daemons' consumers once they hold nothing.
 """
 
@@ -121,7 +121,6 @@ class RecordWriter:
         consumer: str | None = None,
         batch: int = 500,
         claim_idle_ms: int = 30_000,
-        trim_cursors: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.info = info
@@ -129,8 +128,6 @@ class RecordWriter:
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch = batch
         self.claim_idle_ms = claim_idle_ms
-        # keys of other consumers' cursors (last entry id they have taken): never trimmed past
-        self.trim_cursors = list(trim_cursors)
         self.state = WriterState()
         self._months: set[str] = set()
         self._own_pending = True  # read this consumer's unacknowledged entries first
@@ -229,8 +226,8 @@ class RecordWriter:
     def trim(self) -> int:
         """Drop the entries every consumer has taken: below each consumer group's oldest
         pending or next undelivered entry (this writer's, and any other an operator or a
-        tool has attached to the stream), and below each cursor in `trim_cursors` (and
-        forget the dead consumers first). Returns how many entries."""
+        tool has attached to the stream); the dead consumers are forgotten first. Returns
+        how many entries."""
         r = self.store.r
         groups = r.xinfo_groups(self.stream)
         if not any(g["name"] == GROUP for g in groups):
@@ -243,11 +240,6 @@ class RecordWriter:
                 keeps.append(min(group["last-delivered-id"], oldest, key=stream_pos))
             else:
                 keeps.append(_next_id(group["last-delivered-id"]))
-        for cursor_key in self.trim_cursors:
-            cursor = r.get(cursor_key)
-            if not cursor:
-                return 0  # that consumer has taken nothing yet
-            keeps.append(_next_id(cursor))
         keep = min(keeps, key=stream_pos)
         if stream_pos(keep) <= 1:
             return 0

@@ -1,8 +1,10 @@
-"""Supervisor reports: rollups kept from the events stream, figures read from them, the
-`omnidesk report` outputs (table, CSV, JSON, HTML), scheduled e-mails and the dashboard.
+"""Supervisor reports: figures computed in PostgreSQL, the `omnidesk report` outputs (table,
+CSV, JSON, HTML, PDF), scheduled e-mails and the dashboard.
 
-Layout: `fold` (pure: how one event changes the figures), `rollup` (the Redis hashes and the
-consumer that keeps them), `recompute` (pure: the same figures straight from raw events, the
-check on the rollups), `figures` (read the rollups for a period and filters), `render` and
-`html` (outputs), `schedule` (scheduled reports), `dashboard` (the live page).
+Layout: `fold` (the definitions: dimensions, buckets, time zone, regions, calendars and
+policy targets), `figures` (the `Raw` counters and their summary), `source` (the figures
+of a period, from PostgreSQL: omnidesk.db.reports and omnidesk.db.report_days),
+`recompute` (pure: the same figures straight from raw events, the check on the SQL),
+`render` and `html` (outputs), `schedule` (scheduled reports), `dashboard` (the live page),
+`legacy` (removes older versions' Redis rollups).
 """

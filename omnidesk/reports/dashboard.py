@@ -20,10 +20,12 @@ import hmac
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
@@ -32,7 +34,6 @@ from aiohttp import web
 from omnidesk.errors import OmnideskError, PermanentError, StoreUnavailable
 from omnidesk.i18n import LANGS, Translator
 from omnidesk.reports import dashtext
-from omnidesk.reports.figures import read_raw, summarize
 from omnidesk.reports.fold import Context
 from omnidesk.text import display_safe_tree
 from omnidesk.webguard import add_asset_routes
@@ -46,6 +47,11 @@ RISK_SHOWN = 50
 SHARE_S = 0.3  # one reading serves every page of the same queues and language this long
 HELD_SHOWN = 20  # tickets of the viewer's queues listed per agent (its load counts them all)
 QUIET_TYPES = frozenset({"token_created", "token_revoked"})  # change nothing shown
+TODAY_TTL_S = 15.0  # today's figures (PostgreSQL) are read at most this often per scope
+_NOTHING_TODAY: dict[str, Any] = {  # a scope without queues: nothing to ask PostgreSQL
+    "totals": {"opened": 0, "resolved": 0, "csat": {"responses": 0, "average": None}},
+    "by": {"queue": {}, "region": {}},
+}
 
 
 class NotAuthorized(PermanentError):
@@ -83,7 +89,12 @@ def env_authorize(token: str) -> Viewer:
 
 class Dashboard:
     def __init__(
-        self, store: Any, config: Any, ctx: Context | None = None, sla: Any = None
+        self,
+        store: Any,
+        config: Any,
+        ctx: Context | None = None,
+        sla: Any = None,
+        records: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         # Who may see it: the agents part swaps in its supervisors when it runs.
         self.authorize: Authorize = env_authorize
@@ -93,6 +104,13 @@ class Dashboard:
         self._sla: Any = sla  # the daemon's SlaClocks when it has them
         self._hub: Any = None  # an events reader of our own, only when no agents part
         self._shared: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
+        # today's figures come from PostgreSQL (`records` opens a connection; None: none)
+        self._records = records
+        self._calendars: Any = None  # QueueCalendars, built from the config when None
+        self._today_cache: dict[tuple[str, ...], tuple[float, Any, dict[str, Any] | None]] = {}
+        self._today_lock = threading.Lock()
+        self._scope_locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._records_down = False
         if sla is not None:
             return
         try:  # the SLA engine knows each clock's business time left
@@ -115,7 +133,8 @@ class Dashboard:
         Pages of the same queues and language share a reading begun after `fresh_after`
         (time.monotonic(); the moment a stream saw its event; default SHARE_S ago): an event
         with twenty pages open reads Redis once per scope, and none gets a reading older
-        than the event it was woken by."""
+        than the event it was woken by. Today's figures (PostgreSQL) are kept longer:
+        `_today_figures`."""
         queues = self.scope(viewer)
         key = (tuple(queues), tr.lang, tr.digits)
         since = time.monotonic() - SHARE_S if fresh_after is None else fresh_after
@@ -258,48 +277,77 @@ class Dashboard:
         online = sum(1 for x in rows if x["presence"] == "online")
         return {"note": dashtext.agents_note(tr, len(rows), online), "list": rows}
 
+    def reload(self, config: Any, ctx: Context, calendars: Any = None) -> None:
+        """A SIGHUP's new config: the next readings use it (today's cache starts afresh)."""
+        self.config, self.ctx = config, ctx
+        self._calendars = calendars
+        with self._today_lock:
+            self._today_cache.clear()
+
+    def _today_figures(self, queues: tuple[str, ...], today: date) -> dict[str, Any] | None:
+        """Today's figures of these queues together, from PostgreSQL (one query per scope),
+        kept TODAY_TTL_S so any number of open pages cost one query per scope per interval;
+        None while PostgreSQL cannot answer (logged once per outage). Runs in a worker
+        thread (every snapshot does), never on the event loop."""
+        from omnidesk.reports.source import figures_for
+
+        with self._today_lock:
+            lock = self._scope_locks.setdefault(queues, threading.Lock())
+        with lock:  # a second page of the scope waits for the first one's query, not twice
+            read_at, day, figures = self._today_cache.get(queues, (0.0, None, None))
+            if day == today and time.monotonic() - read_at < TODAY_TTL_S:
+                return figures
+            try:
+                figures = figures_for(self._records, self.config, self.ctx, today, today,
+                                      {"queue": frozenset(queues)}, self._calendars)  # fmt: skip
+                if self._records_down:
+                    log.info("dashboard: today's figures are back (PostgreSQL answers)")
+                self._records_down = False
+            except Exception as exc:  # PostgreSQL away (or failing): this block only, not the page
+                if not self._records_down:
+                    log.warning("dashboard: today's figures unavailable: %s", exc)
+                self._records_down, figures = True, None
+            self._today_cache[queues] = (time.monotonic(), today, figures)
+            return figures
+
     def _today(self, queues: list[str], tr: Translator, now: datetime) -> dict[str, Any]:
-        """Today's SLA compliance per branch (queue) and region, and CSAT, from the rollups
-        of each queue (so a supervisor's regions count only their own queues' tickets)."""
-        today = now.date()
-        r, prefix = self.store.r, self.store.prefix
+        """Today's SLA compliance per branch (queue) and region, opened, resolved and CSAT,
+        of the viewer's queues only (so a supervisor's regions count only their own queues'
+        tickets), from PostgreSQL; PostgreSQL away: the block says so, the rest stands."""
+        figures = self._today_figures(tuple(queues), now.date()) if queues else _NOTHING_TODAY
+        if figures is None:
+            note = tr._(dashtext.TODAY_UNAVAILABLE)
+            return {
+                "today": {"available": False, "note": note, "opened": None, "opened_text": "—",
+                          "resolved": None, "resolved_text": "—"},
+                "compliance": {"branches": [], "regions": []},
+                "csat": {"responses": None, "responses_text": "—", "average": None,
+                         "average_text": "—"},
+            }  # fmt: skip
         titles = {n: q.title for n, q in self.config.queues.items()}
-        branches, regions = [], {}
-        csat_n, csat_sum = 0, 0.0
-        opened = resolved = 0
-        for q in queues:
-            figures = summarize(read_raw(r, prefix, today, today, {"queue": q}, today=today),
-                                today, today, {"queue": q})  # fmt: skip
-            totals = figures["totals"]
-            opened, resolved = opened + totals["opened"], resolved + totals["resolved"]
-            branches.append(self._compliance(titles.get(q) or q, totals["sla"], tr))
-            for region, block in figures["by"]["region"].items():
-                acc = regions.setdefault(region or "", {})
-                for target in ("first_response", "resolution"):
-                    counts = acc.setdefault(target, [0, 0])
-                    s = block["sla"][target]
-                    counts[0] += s["met"] + s["warned"]
-                    counts[1] += s["met"] + s["warned"] + s["breached"]
-            n = totals["csat"]["responses"]
-            if n:
-                csat_n += n
-                csat_sum += totals["csat"]["average"] * n
-        region_rows = []
-        for region, acc in sorted(regions.items()):
-            sla = {
-                t: {"compliance": (acc[t][0] / acc[t][1]) if acc.get(t, [0, 0])[1] else None}
-                for t in ("first_response", "resolution")
-            }
-            region_rows.append(self._compliance(region or tr._("unknown"), sla, tr))
-        average = round(csat_sum / csat_n, 2) if csat_n else None
+        totals, by = figures["totals"], figures["by"]
+        empty_sla = {t: {"compliance": None} for t in ("first_response", "resolution")}
+        branches = [
+            self._compliance(titles.get(q) or q, by["queue"][q]["sla"] if q in by["queue"]
+                             else empty_sla, tr)
+            for q in queues
+        ]  # fmt: skip
+        regions = [
+            self._compliance(region or tr._("unknown"), block["sla"], tr)
+            for region, block in sorted(by["region"].items())
+        ]
+        opened, resolved = totals["opened"], totals["resolved"]
+        csat_n, average = totals["csat"]["responses"], totals["csat"]["average"]
         return {
             "today": {
+                "available": True,
+                "note": "",
                 "opened": opened,
                 "opened_text": tr.number(opened),
                 "resolved": resolved,
                 "resolved_text": tr.number(resolved),
             },
-            "compliance": {"branches": branches, "regions": region_rows},
+            "compliance": {"branches": branches, "regions": regions},
             "csat": {
                 "responses": csat_n,
                 "responses_text": tr.number(csat_n),

@@ -74,6 +74,11 @@ ERRORS = {
     ),
     "unavailable": N_("The dashboard's data cannot be read right now; it will retry."),
 }
+# the today block (figures, compliance, CSAT) while PostgreSQL cannot be reached
+TODAY_UNAVAILABLE = N_(
+    "Today's figures are unavailable right now: the records database (PostgreSQL) cannot "
+    "be reached. The rest of the dashboard is live."
+)
 # the reassign API's refusals by their stable code (omnidesk.agents.supervise), worded here;
 # dashboard.js fills the {params} the API sends
 REFUSALS = {

@@ -1,16 +1,11 @@
-"""Figures for a period and filters, read from the rollups only (never the event history).
+"""The report's counters and figures, whoever computes them.
 
-`read_raw` gathers the counters (`Raw`: totals, per-dimension and per-day breakdowns, listed
-tickets, backlog at the period's end); `summarize` turns them into the report's figures.
-`recompute.recompute` builds the same `Raw` straight from events, which is how the rollups
-are checked.
-
-Without filters the small hashes answer: daily totals, and one hash per dimension per whole
-month (per day at the period's ragged ends). With filters the per-queue cube of each day is
-read and filtered, so a queue filter reads that queue's cubes only. A single filter reads
-the narrower by:<dim>:<value> hashes instead, which hold exactly the figures it needs.
-The queue filter may name a set of queues (a supervisor's): their figures added up, as
-every contribution counts in exactly one queue.
+`Raw` holds the counters of one period and filter (totals, per-dimension and per-day
+breakdowns, listed tickets, backlog at the period's end): PostgreSQL builds it
+(omnidesk.db.reports, omnidesk.db.report_days) and `recompute.recompute` builds the same
+straight from events, which is how the SQL is checked. `summarize` turns a `Raw` into the
+report's figures every renderer takes. The queue filter may name a set of queues (a
+supervisor's): their figures added up, as every contribution counts in exactly one queue.
 """
 
 from __future__ import annotations
@@ -68,7 +63,7 @@ def filter_values(value: FilterValue) -> list[str]:
 
 @dataclass
 class Raw:
-    """Counters for one period and filter; what rollups and recomputation must agree on."""
+    """Counters for one period and filter; what the SQL and the recomputation must agree on."""
 
     all: Counter[str] = field(default_factory=Counter)
     by: dict[str, Counter[tuple[str, str]]] = field(
@@ -113,187 +108,6 @@ def matches(dims: tuple[str, ...] | list[str], filters: Mapping[str, FilterValue
 
 def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
-
-
-def _periods(start: date, end: date) -> list[str]:
-    """The fewest hashes covering [start, end]: whole months (m:YYYY-MM), then whole
-    Monday-Sunday weeks inside one month (w:<monday>), then single days (d:YYYY-MM-DD)."""
-    out: list[str] = []
-    day = start
-    while day <= end:
-        month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        week_end = day + timedelta(days=6)
-        if day.day == 1 and month_end <= end:
-            out.append(f"m:{day:%Y-%m}")
-            day = month_end + timedelta(days=1)
-        elif day.weekday() == 0 and week_end <= end and week_end.month == day.month:
-            out.append(f"w:{day.isoformat()}")
-            day = week_end + timedelta(days=1)
-        else:
-            out.append(f"d:{day:%Y-%m-%d}")
-            day += timedelta(days=1)
-    return out
-
-
-def read_raw(
-    r: Any,
-    prefix: str,
-    start: date,
-    end: date,
-    filters: Mapping[str, str | Collection[str] | None],
-    today: date,
-) -> Raw:
-    """The counters for [start, end] (local dates, inclusive) under `filters`."""
-    filters = clean_filters(filters)
-
-    def k(*parts: str) -> str:
-        return ":".join((prefix, "ru", *parts))
-
-    raw = Raw()
-    days = [f"{d:%Y-%m-%d}" for d in days_between(start, end)]
-    after = [f"{d:%Y-%m-%d}" for d in days_between(end + timedelta(days=1), today)]
-    _read_lists(r, k, days, filters, raw)
-
-    if not filters:
-        pipe = r.pipeline(transaction=False)
-        for day in days:
-            pipe.hgetall(k("d", day, "all"))
-        for day, counts in zip(days, pipe.execute(), strict=True):
-            for metric, n in counts.items():
-                raw.all[metric] += int(n)
-                if metric in DAY_METRICS:
-                    raw.by["day"][metric, day] += int(n)
-        pipe = r.pipeline(transaction=False)
-        periods = _periods(start, end)
-        for per in periods:
-            for dim in DIMS:
-                pipe.hgetall(k(*per.split(":", 1), dim))
-        replies = iter(pipe.execute())
-        for _ in periods:
-            for dim in DIMS:
-                counter = raw.by[dim]
-                for f, n in next(replies).items():
-                    metric, _, value = f.rpartition("|")
-                    counter[metric, value] += int(n)
-        pipe = r.pipeline(transaction=False)
-        pipe.hget(k("now", "all"), "backlog")
-        for day in after:
-            pipe.hget(k("d", day, "all"), "backlog")
-        now, *later = pipe.execute()
-        raw.backlog_end = int(now or 0) - sum(int(x or 0) for x in later)
-        return raw
-
-    if len(filters) == 1 and r.exists(k("byfilter")):
-        ((dim, wanted),) = filters.items()
-        for value in filter_values(wanted):  # a queue set: each queue's figures added up
-            _read_one_filter(r, k, start, end, days, after, dim, value, raw)
-        return raw
-
-    queues = filter_values(filters["queue"]) if "queue" in filters else sorted(r.hkeys(k("qs")))
-    rest = {d: v for d, v in filters.items() if d != "queue"}
-    periods = _periods(start, end)
-    pipe = r.pipeline(transaction=False)
-    for per in periods:
-        for q in queues:
-            pipe.hgetall(k(*per.split(":", 1), "cube", q))
-    for day in days:
-        for q in queues:
-            pipe.hgetall(k("d", day, "cubeday", q))
-    replies = iter(pipe.execute())
-    for day_or_none in [None] * len(periods) + list(days):
-        for q in queues:
-            for f, n in next(replies).items():
-                metric, ch, seg, reg, agent = f.split("|")
-                dims = (q, ch, seg, reg, agent)
-                if not rest or matches(dims, rest):
-                    if day_or_none is None:
-                        raw.add(None, metric, dims, int(n))
-                    else:
-                        raw.by["day"][metric, day_or_none] += int(n)
-    pipe = r.pipeline(transaction=False)
-    for q in queues:
-        pipe.hgetall(k("now", "cube", q))
-        for day in after:
-            pipe.hgetall(k("d", day, "cubeday", q))
-    replies = iter(pipe.execute())
-    for q in queues:
-        for sign in (1, *(-1 for _ in after)):
-            for f, n in next(replies).items():
-                metric, ch, seg, reg, agent = f.split("|")
-                if metric == "backlog" and matches((q, ch, seg, reg, agent), rest):
-                    raw.backlog_end += sign * int(n)
-    return raw
-
-
-def _read_one_filter(
-    r: Any,
-    k: Any,
-    start: date,
-    end: date,
-    days: list[str],
-    after: list[str],
-    dim: str,
-    value: str,
-    raw: Raw,
-) -> None:
-    """One filter (dim = value): that value's by: hashes of whole months, weeks and the
-    remaining days, then the per-day series and backlog from the dimension's day hashes.
-    Added to `raw`, so several values of one dimension sum up."""
-    periods = _periods(start, end)
-    pipe = r.pipeline(transaction=False)
-    for per in periods:
-        pipe.hgetall(k(*per.split(":", 1), "by", dim, value))
-    own = raw.by[dim]
-    for counts in pipe.execute():
-        for f, n in counts.items():
-            metric, *other = f.split("|")
-            if other:
-                raw.by[other[0]][metric, other[1]] += int(n)
-            else:
-                raw.all[metric] += int(n)
-                if not metric.startswith(TOTAL_ONLY):
-                    own[metric, value] += int(n)
-    series = [f"{m}|{value}" for m in sorted(DAY_METRICS)]
-    pipe = r.pipeline(transaction=False)
-    for day in days:
-        pipe.hmget(k("d", day, dim), series)
-    pipe.hget(k("now", dim), f"backlog|{value}")
-    for day in after:
-        pipe.hget(k("d", day, dim), f"backlog|{value}")
-    replies = pipe.execute()
-    for day, counts in zip(days, replies, strict=False):
-        for metric, n in zip(sorted(DAY_METRICS), counts, strict=True):
-            if n is not None:
-                raw.by["day"][metric, day] += int(n)
-    now, *later = replies[len(days) :]
-    raw.backlog_end += int(now or 0) - sum(int(x or 0) for x in later)
-
-
-def _read_lists(
-    r: Any, k: Any, days: list[str], filters: Mapping[str, FilterValue], raw: Raw
-) -> None:
-    """The first LIST_CAP matching entries of each list, in stream order, a week at a time;
-    an entry's dims come before its JSON so non-matching ones are never parsed."""
-    for i in range(0, len(days), 7):
-        kinds = [kind for kind in LIST_KINDS if len(raw.lists[kind]) < LIST_CAP]
-        if not kinds:
-            return
-        week = days[i : i + 7]
-        pipe = r.pipeline(transaction=False)
-        for day in week:
-            for kind in kinds:
-                pipe.lrange(k("list", day, kind), 0, -1)
-        replies = iter(pipe.execute())
-        for day in week:
-            for kind in kinds:
-                bucket = raw.lists[kind]
-                for item in next(replies):
-                    if len(bucket) >= LIST_CAP:
-                        break
-                    dims, _, body = item.partition("\t")
-                    values = dims.split("|")
-                    if matches(values, filters):
-                        bucket.append({"dims": values, **json.loads(body), "day": day})
 
 
 # ---------------------------------------------------------------- summary

@@ -88,7 +88,7 @@ def route_hook(
     `base_dir` is the config file's folder (a relative branding logo's base)."""
     from omnidesk.model import Channel, Segment
     from omnidesk.reports.dashboard import NotAuthorized, _token
-    from omnidesk.reports.source import figures_for
+    from omnidesk.reports.source import ReportsUnavailable, figures_for
 
     def build(query: Any, viewer: Any) -> tuple[bytes | str, str, str]:
         """(body, content type, file name); for a PDF the body is the HTML page to print,
@@ -105,7 +105,7 @@ def route_hook(
                 allowed = ", ".join(c.value for c in closed)
                 raise BadQuery(f"{name}={filters[name]!r}: use one of {allowed}")
         scoped(filters, config, viewer.queues)
-        result, _ = figures_for(dashboard.store, records, config, ctx, start, end, filters)
+        result = figures_for(records, config, ctx, start, end, filters)
         titles = {name: q.title for name, q in config.queues.items() if q.title}
         from omnidesk.reports.html import branding_from
 
@@ -138,9 +138,12 @@ def route_hook(
                 body = await print_pdf(body)
         except OutOfScope as exc:
             return web.json_response({"error": str(exc)}, status=403)
+        except ReportsUnavailable as exc:  # PostgreSQL away: no figures, say so plainly
+            return web.json_response({"error": str(exc), "code": "records_unavailable"},
+                                     status=503, headers={"Retry-After": "30"})  # fmt: skip
         except NoChromium as exc:  # this server cannot print at all
             return web.json_response({"error": str(exc)}, status=503)
-        except TransientError as exc:  # busy printing, a hung print killed, Redis away
+        except TransientError as exc:  # busy printing, a hung print killed, PostgreSQL away
             return web.json_response({"error": str(exc)}, status=503,
                                      headers={"Retry-After": "30"})  # fmt: skip
         except (ValueError, PermanentError) as exc:  # bad input, unknown filter values

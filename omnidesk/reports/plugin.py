@@ -1,7 +1,8 @@
-"""Wires reports into the daemon: the rollup consumer, the report scheduler, the
-housekeeping pass (omnidesk.archive_job: retention, then eviction) and, with the records,
-the fold of finished days into PostgreSQL's report_days (omnidesk.db.report_days) as
-background jobs, the dashboard as routes. `install(daemon)` is a daemon plugin
+"""Wires reports into the daemon: the report scheduler, the housekeeping pass
+(omnidesk.archive_job: retention, then eviction) and, with the records, the fold of
+finished days into PostgreSQL's report_days (omnidesk.db.report_days) as background jobs,
+the removal of older versions' Redis rollups (omnidesk.reports.legacy)
+once at start-up, the dashboard as routes. `install(daemon)` is a daemon plugin
 (omnidesk.service); a SIGHUP reload reaches them through `daemon.reload_hooks` (the
 housekeeping pass reads `daemon.loaded` each round)."""
 
@@ -14,14 +15,12 @@ def install(daemon: Any) -> None:
     from omnidesk.archive_job import ArchiveJob
     from omnidesk.reports.dashboard import Dashboard, route_hook
     from omnidesk.reports.fold import Context
-    from omnidesk.reports.rollup import Rollups
+    from omnidesk.reports.legacy import RollupCleanup
     from omnidesk.reports.schedule import ReportScheduler
 
     store, config = daemon.runtime.store, daemon.loaded.data
     ctx = Context.from_config(config)
-    rollups = Rollups(store, ctx)
-    daemon.background.append(rollups.run)
-    daemon.event_cursors.append(rollups.cursor_key)  # the stream is not trimmed past it
+    daemon.background.append(RollupCleanup(store).run)
     daemon.report_scheduler = ReportScheduler(
         store, config, records=getattr(daemon, "records", None), base_dir=daemon.loaded.base_dir
     )
@@ -38,12 +37,12 @@ def install(daemon: Any) -> None:
         days = ReportDays(daemon.records.connection, ctx, QueueCalendars.from_config(config))
         daemon.background.append(days.run)
     clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
-    daemon.dashboard = Dashboard(store, config, ctx, sla=clocks)
+    records = getattr(daemon, "records", None)
+    connection = records.connection if records is not None else None
+    daemon.dashboard = Dashboard(store, config, ctx, sla=clocks, records=connection)
     daemon.route_hooks.append(route_hook(daemon.dashboard))
     from omnidesk.reports.http import route_hook as report_routes
 
-    records = getattr(daemon, "records", None)
-    connection = records.connection if records is not None else None
     daemon.route_hooks.append(
         report_routes(daemon.dashboard, connection, base_dir=daemon.loaded.base_dir)
     )
@@ -54,9 +53,8 @@ def install(daemon: Any) -> None:
 
         new_cals = QueueCalendars.from_config(loaded.data)
         daemon.report_scheduler.reload(loaded.data)
-        rollups.ctx = new_ctx
         if days is not None:  # days folded under the old config are folded again
             days.ctx, days.calendars = new_ctx, new_cals
-        daemon.dashboard.config, daemon.dashboard.ctx = loaded.data, new_ctx
+        daemon.dashboard.reload(loaded.data, new_ctx, new_cals)
 
     daemon.reload_hooks.append(reload)

@@ -1,7 +1,8 @@
-"""The report's counters recomputed straight from raw events: the check on the rollups.
+"""The report's counters recomputed straight from raw events: the check on the SQL
+(omnidesk.db.reports and the days folded by omnidesk.db.report_days).
 
-Written apart from `fold` on purpose (one pass over the history, one plain dict per ticket,
-filters applied as each figure is counted), so a mistake in the rollup path shows up as a
+Written apart from the SQL on purpose (one pass over the history, one plain dict per
+ticket, filters applied as each figure is counted), so a mistake in the SQL shows up as a
 difference instead of being repeated. Shares only the definitions: time zone, regions,
 calendars and policy targets (`Context`), histogram buckets, the `Raw` shape.
 """

@@ -293,8 +293,8 @@ class ReportScheduler:
 
         filters = {k: str(v) for k, v in report.filters.model_dump().items() if v is not None}
         records = self.records.connection if self.records is not None else None
-        result, _ = await asyncio.to_thread(
-            figures_for, self.store, records, self.config, self.ctx, start, end, filters
+        result = await asyncio.to_thread(
+            figures_for, records, self.config, self.ctx, start, end, filters
         )
         from omnidesk.reports.html import branding_from
 

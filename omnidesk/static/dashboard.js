@@ -206,6 +206,10 @@
     renderAgents(d);
     renderCompliance("branches", d.compliance.branches);
     renderCompliance("regions", d.compliance.regions);
+    document.querySelectorAll(".today-note").forEach((p) => {
+      p.textContent = d.today.note;  // PostgreSQL away: today's figures are not known
+      p.hidden = d.today.available;
+    });
     $("opened-today").textContent = d.today.opened_text;
     $("resolved-today").textContent = d.today.resolved_text;
     $("csat-avg").textContent = d.csat.average_text;
