@@ -288,7 +288,7 @@ def wait_for(check: Callable[[], bool], timeout: float, rig: Rig, what: str) -> 
         if check():
             return
         time.sleep(0.1)
-    raise Failed(f"no {what} after {timeout:.0f} s")
+    raise Failed(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # ---------------------------------------------------------------- the payloads
@@ -468,9 +468,13 @@ def run(rig: Rig, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
             and rig.store.ticket_count() >= args.n
         )
 
+    def remaining(at_least: float) -> float:
+        """What is left of the run's time limit (at least `at_least`, to see the counts)."""
+        return max(at_least, started + limit - time.monotonic())
+
     seconds = pg_seconds = None
     try:
-        wait_for(redis_done, max(10.0, started + limit - time.monotonic()), rig, "every ticket")
+        wait_for(redis_done, remaining(10.0), rig, "every ticket in Redis")
         seconds = time.monotonic() - started
         print(f"{rig.store.ticket_count()} tickets in Redis after {seconds:.1f} s", flush=True)
 
@@ -480,7 +484,7 @@ def run(rig: Rig, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
                 and rig.pg("SELECT count(*) FROM messages")[0][0] >= args.n
             )
 
-        wait_for(pg_done, max(60.0, started + limit - time.monotonic()), rig, "PostgreSQL")
+        wait_for(pg_done, remaining(60.0), rig, "every record in PostgreSQL")
         pg_seconds = time.monotonic() - started
     except Failed as exc:
         failures.append(str(exc))
