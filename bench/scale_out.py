@@ -48,6 +48,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -102,13 +103,17 @@ class Proc:
     def exited(self) -> int | None:
         return None if self.popen is None else self.popen.poll()
 
-    def stop(self) -> None:
-        """SIGTERM (the daemon drains), then SIGKILL if it does not end in time."""
-        if self.popen is None or self.popen.poll() is not None:
+    def terminate(self) -> None:
+        """SIGTERM: a daemon or worker finishes what it holds (within its drain timeout)."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.terminate()
+
+    def reap(self, deadline: float) -> None:
+        """Wait for the end until `deadline` (monotonic), then SIGKILL."""
+        if self.popen is None:
             return
-        self.popen.terminate()
         try:
-            self.popen.wait(timeout=STOP_TIMEOUT_S)
+            self.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(timeout=STOP_TIMEOUT_S)
@@ -223,11 +228,13 @@ class Rig:
         ]
 
     def close(self) -> None:
-        for proc in self.processes:  # each gets its own try: one stuck must not keep the rest
-            try:
-                proc.stop()
-            except Exception as exc:
-                print(f"could not stop {proc.name}: {exc}", file=sys.stderr)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for stop in (Proc.terminate, partial(Proc.reap, deadline=deadline)):  # all at once
+            for proc in self.processes:  # each its own try: one stuck must not keep the rest
+                try:
+                    stop(proc)
+                except Exception as exc:
+                    print(f"could not stop {proc.name}: {exc}", file=sys.stderr)
         try:
             self.store.delete_all()
         except Exception as exc:
@@ -414,10 +421,11 @@ def marker_counts(subjects: list[str], pattern: re.Pattern[str]) -> tuple[Counte
 
 def audit(name: str, subjects: list[str], markers: list[str], pattern: re.Pattern[str]) -> dict:
     counts, strays = marker_counts(subjects, pattern)
+    expected = set(markers)
     return {
         f"{name}duplicates": sum(c - 1 for c in counts.values() if c > 1),
         f"{name}missing": sum(1 for m in markers if counts[m] == 0),
-        f"{name}strays": strays + sum(1 for m in counts if m not in set(markers)),
+        f"{name}strays": strays + sum(1 for m in counts if m not in expected),
     }
 
 
@@ -489,6 +497,7 @@ def run(rig: Rig, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     except Failed as exc:
         failures.append(str(exc))
 
+    counting = time.monotonic()
     subjects = [t.subject for t in rig.store.list_tickets(limit=10**7)]
     pg_subjects = [s for (s,) in rig.pg("SELECT subject FROM tickets")]
     figures: dict[str, Any] = {
@@ -510,6 +519,7 @@ def run(rig: Rig, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         "clients": args.clients,
         "worker_threads": args.worker_threads,
     }
+    print(f"counted and audited in {time.monotonic() - counting:.1f} s", flush=True)
     failures += check(figures)
     return figures, failures
 
@@ -574,7 +584,9 @@ def main(argv: list[str] | None = None) -> int:
             for proc in rig.processes:
                 print(f"--- {proc.name} log tail\n{proc.tail(1500)}", file=sys.stderr)
     finally:
+        closing = time.monotonic()
         rig.close()
+        print(f"processes, keys and database gone in {time.monotonic() - closing:.1f} s")
     figures["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     figures["ok"] = not failures
     figures["failed"] = failures
