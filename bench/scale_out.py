@@ -48,7 +48,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -108,15 +107,18 @@ class Proc:
         if self.popen is not None and self.popen.poll() is None:
             self.popen.terminate()
 
-    def reap(self, deadline: float) -> None:
-        """Wait for the end until `deadline` (monotonic), then SIGKILL."""
+    def reap(self, deadline: float) -> bool:
+        """Wait for the end until `deadline` (monotonic), then SIGKILL; whether it had
+        to be killed."""
         if self.popen is None:
-            return
+            return False
         try:
             self.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            return False
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(timeout=STOP_TIMEOUT_S)
+            return True
 
     def tail(self, chars: int = 2000) -> str:
         return self.log.read_text("utf-8", "replace")[-chars:] if self.log.exists() else ""
@@ -227,18 +229,29 @@ class Rig:
             if p.exited() is not None
         ]
 
-    def close(self) -> None:
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for stop in (Proc.terminate, partial(Proc.reap, deadline=deadline)):  # all at once
-            for proc in self.processes:  # each its own try: one stuck must not keep the rest
-                try:
-                    stop(proc)
-                except Exception as exc:
-                    print(f"could not stop {proc.name}: {exc}", file=sys.stderr)
+    def close(self) -> str:
+        """Stop the processes (SIGTERM to all, then one deadline), delete the keys, drop
+        the database, remove the folders; how long each took."""
+        began = time.monotonic()
+        deadline = began + STOP_TIMEOUT_S
+        killed = []
+        for proc in self.processes:  # each its own try: one stuck must not keep the rest
+            try:
+                proc.terminate()
+            except Exception as exc:
+                print(f"could not stop {proc.name}: {exc}", file=sys.stderr)
+        for proc in self.processes:
+            try:
+                if proc.reap(deadline):
+                    killed.append(proc.name)
+            except Exception as exc:
+                print(f"could not stop {proc.name}: {exc}", file=sys.stderr)
+        stopped = time.monotonic()
         try:
             self.store.delete_all()
         except Exception as exc:
             print(f"could not delete the keys under {self.prefix}: {exc}", file=sys.stderr)
+        deleted = time.monotonic()
         if self.created_database:
             try:
                 with psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5) as admin:
@@ -246,6 +259,12 @@ class Rig:
             except psycopg.Error as exc:
                 print(f"could not drop {self.database}: {exc}", file=sys.stderr)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        return (
+            f"processes stopped in {stopped - began:.1f} s (SIGKILLed after "
+            f"{STOP_TIMEOUT_S:.0f} s: {killed or 'none'}), keys deleted in "
+            f"{deleted - stopped:.1f} s, database and folders gone in "
+            f"{time.monotonic() - deleted:.1f} s"
+        )
 
     # ------------------------------------------------------------ what the run left
 
@@ -584,9 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             for proc in rig.processes:
                 print(f"--- {proc.name} log tail\n{proc.tail(1500)}", file=sys.stderr)
     finally:
-        closing = time.monotonic()
-        rig.close()
-        print(f"processes, keys and database gone in {time.monotonic() - closing:.1f} s")
+        print(rig.close(), flush=True)
     figures["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     figures["ok"] = not failures
     figures["failed"] = failures
