@@ -187,7 +187,7 @@ def write_config(path: Path, *, prefix: str, port: int, drop: Path, database_url
     # for a file to settle; the folder is looked at every 50 ms.
     connectors = (
         f"connectors:\n  - {{name: drop, kind: maildir, path: {drop}, poll_interval: 0.05,"
-        " settle_seconds: 0}\n"
+        " settle_seconds: 0, outbox: true}\n"
     )
     path.write_text(service + reference_body(ROOT / "queue_config.yaml") + connectors, "utf-8")
     return path
