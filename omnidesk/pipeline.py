@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import dramatiq
 import msgspec
@@ -41,6 +41,9 @@ from omnidesk.logs import hide_message_bodies
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt
 from omnidesk.redisbroker import RedisUnavailable, broker_down, redis_broker
 from omnidesk.runtime import Runtime
+
+if TYPE_CHECKING:
+    from omnidesk.db.writer import WriterThread
 
 log = logging.getLogger("omnidesk.pipeline")
 
@@ -393,8 +396,26 @@ def main(argv: list[str] | None = None) -> int:
         maintenance_chance=args.maintenance_chance,
         maintenance_interval_ms=int(service.broker_maintenance_s * 1000),
     )
-    run_worker(Pipeline(Runtime.for_service(loaded), broker), args.threads)
+    runtime = Runtime.for_service(loaded)
+    writer = _records_writer(runtime)
+    try:
+        run_worker(Pipeline(runtime, broker), args.threads)
+    finally:
+        if writer is not None:
+            writer.stop()
     return 0
+
+
+def _records_writer(runtime: Runtime) -> WriterThread | None:
+    """This process's share of writing the events stream into PostgreSQL (one more consumer
+    of the `records` group), when the runtime has records."""
+    from omnidesk.db.writer import RecordWriter, WriterThread
+
+    if runtime.records is None:
+        return None
+    thread = WriterThread(RecordWriter(runtime.store, runtime.records.info))
+    thread.start()
+    return thread
 
 
 if __name__ == "__main__":

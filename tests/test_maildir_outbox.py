@@ -1,6 +1,7 @@
 """Replies to what came through a drop folder: with `outbox: true` they are written to its
 outbox/ as JSON, and they are sent by the daemon even when intake runs only in `omnidesk
-worker` processes (which hold no connector, so never take `deliver`)."""
+worker` processes (which hold no connector, so never take `deliver`, but do take a share of
+writing the records)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from email.message import EmailMessage
 from pathlib import Path
 
+from omnidesk.db.writer import GROUP
 from omnidesk.model import Direction
 from tests.services import free_port, wait_for
 from tests.storekit import REDIS_URL
@@ -74,6 +76,12 @@ def test_a_receipt_goes_to_the_outbox_when_only_worker_processes_take_intake(
             return out[0].delivery if out else None
 
         assert wait_for(lambda: delivery() == "sent", timeout=10), delivery()
+        # the worker process writes PostgreSQL too: one more consumer of the records group
+        def consumers() -> list[str]:
+            found = store.r.xinfo_consumers(store.key("events"), GROUP)
+            return [str(c["name"]) for c in found]
+
+        assert wait_for(lambda: any(f":{worker.pid}:" in c for c in consumers()), 10), consumers()
         # the worker process never took the reply: it has no sender and would have failed it
         assert "deliver" not in worker_log.read_text("utf-8", "replace")
         assert daemon.stop() == 0

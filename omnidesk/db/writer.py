@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -312,7 +313,7 @@ class RecordWriter:
                 _json_list(c.get("tags")),
                 _ts(c.get("created_at")) or datetime.now(UTC),
             )
-            for cid, c in snap.customers.items()
+            for cid, c in sorted(snap.customers.items())  # one lock order for every writer
         ]
         if rows:
             # tags only on insert: the CRM writes them to PostgreSQL (the truth) and to the
@@ -325,11 +326,11 @@ class RecordWriter:
                 " WHERE customers.erased_at IS NULL",
                 rows,
             )
-        ids = [
+        ids = sorted(
             (kind, value, cid)
             for cid, keys in snap.identities.items()
-            for kind, _, value in (k.partition(":") for k in sorted(keys))
-        ]
+            for kind, _, value in (k.partition(":") for k in keys)
+        )
         if ids:  # an identity PostgreSQL gives to someone else keeps its owner (merges)
             await cur.executemany(
                 "INSERT INTO identities (kind, value, customer_id) VALUES (%s, %s, %s)"
@@ -341,7 +342,7 @@ class RecordWriter:
         self, cur: psycopg.AsyncCursor[Any], snap: Snapshot, last_pos: dict[str, int]
     ) -> None:
         rows = []
-        for tid, t in snap.tickets.items():
+        for tid, t in sorted(snap.tickets.items()):  # one lock order for every writer
             meta = _json_dict(t.get("meta"))
             data = {
                 "thread_keys": _json_list(t.get("thread_keys")),
@@ -409,7 +410,7 @@ class RecordWriter:
             await cur.execute("SELECT id, account FROM tickets WHERE id = ANY(%s)", (unknown,))
             accounts.update(dict(await cur.fetchall()))
         rows = []
-        for mid, m in candidates.items():
+        for mid, m in sorted(candidates.items()):
             if m["ticket_id"] not in accounts:
                 continue
             account = m.get("account") or accounts[m["ticket_id"]]
@@ -718,3 +719,34 @@ def _month_start(moment: datetime) -> datetime:
 def _next_month(moment: datetime) -> datetime:
     start = _month_start(moment)
     return start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)
+
+
+class WriterThread:
+    """A records writer on a thread and event loop of its own, for `omnidesk worker`
+    processes: each joins the consumer group as one more consumer, so writing PostgreSQL
+    scales with the workers instead of resting on the daemons alone."""
+
+    def __init__(self, writer: RecordWriter) -> None:
+        self.writer = writer
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="records-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._ready.set()
+        await self.writer.run(self._stop)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in hand (it is acknowledged only once written) and end."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
