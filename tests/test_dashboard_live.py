@@ -87,7 +87,15 @@ def click(driver: Any, css: str) -> bool:
 
 
 def text_of(driver: Any, element_id: str) -> str:
-    return driver.find_element(By.ID, element_id).text
+    return shown(driver, f"#{element_id}", classes=False)
+
+
+def shown(driver: Any, css: str, *, classes: bool = True) -> str:
+    """The first match's rendered text (and its classes), read in one script: the board
+    redraws on every push, so an element found in one call may be gone by the next."""
+    return str(driver.execute_script(
+        "const n = document.querySelector(arguments[0]); if (!n) return '';"
+        "return n.innerText + (arguments[1] ? ' ' + n.className : '');", css, classes))  # fmt: skip
 
 
 def sign_in(driver: Any, token: str) -> None:
@@ -158,30 +166,29 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     row = f"#risk tbody tr[data-ticket='{ticket.id}']"
     assert wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, row), 2.0), daemon.logs()
     assert time.monotonic() - seen < 2.0  # pushed, no reload, no 3 s poll
-    cells = browser.find_element(By.CSS_SELECTOR, row).text
+    cells = shown(browser, row)
     assert SCRIPT in cells  # markup in a subject and a customer name is text
     assert browser.execute_script("return window.__pwned") is None
     assert "معرّضة للتجاوز" in cells and "متبقٍ" in cells and " د" in cells  # "متبقٍ ١٩ د"
-    assert "level-risk" in browser.find_element(By.CSS_SELECTOR, row).get_attribute("class")
+    assert "level-risk" in shown(browser, row)
     assert wait_for(lambda: store.r.zcard(store.key("agent", "omar", "open")) == 1, 10)
     assert call(daemon, "PUT", "/v1/me/presence", omar, {"status": "offline"})[0] == 200
     held = "#agents tbody tr[data-agent='omar']"
 
     def omar_row() -> str:
-        rows = browser.find_elements(By.CSS_SELECTOR, held)
-        return rows[0].text + " " + (rows[0].get_attribute("class") or "") if rows else ""
+        return shown(browser, held)
 
     assert wait_for(lambda: "holding" in omar_row() and ticket.id in omar_row(), 5), omar_row()
     assert "غير متصل" in omar_row()
 
     # a new ticket in the pull queue: its depth moves on the page within 2 s
     depth = "#queues li[data-queue='general'] .n"
-    assert browser.find_element(By.CSS_SELECTOR, depth).text == "٠"
+    assert shown(browser, depth, classes=False) == "٠"
     browser.execute_script("document.querySelector(arguments[0]).focus()", f"{row} button.reassign")
     drop(daemon, "g1", "سؤال عن الخدمة")
     assert wait_for(lambda: store.ticket_count() == 2, 20), daemon.logs()
     seen = time.monotonic()
-    assert wait_for(lambda: browser.find_element(By.CSS_SELECTOR, depth).text == "١", 2.0)
+    assert wait_for(lambda: shown(browser, depth, classes=False) == "١", 2.0)
     assert time.monotonic() - seen < 2.0
     # the redraw kept a keyboard user's place
     focused = browser.execute_script("return document.activeElement.dataset.focusKey")
@@ -203,7 +210,7 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     assert wait_for(lambda: not browser.find_element(By.ID, "reassign").is_displayed(), 5)
     status, view = call(daemon, "GET", f"/v1/tickets/{ticket.id}", boss)
     assert status == 200 and view["ticket"]["assignee"] == "huda", view
-    assert wait_for(lambda: "Huda" in browser.find_element(By.CSS_SELECTOR, row).text, 5)
+    assert wait_for(lambda: "Huda" in shown(browser, row, classes=False), 5)
     assert wait_for(lambda: ticket.id not in omar_row(), 5)
 
     # the assign API: only a supervisor, and only to an agent of the ticket's queue
@@ -238,7 +245,7 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
         browser.save_screenshot(str(out / "dashboard-ar.png"))
     browser.find_element(By.CSS_SELECTOR, ".langs button[data-lang=en]").click()
     assert wait_for(lambda: text_of(browser, "title") == "Supervisor dashboard", 10)
-    assert wait_for(lambda: "min left" in browser.find_element(By.CSS_SELECTOR, row).text, 10)
+    assert wait_for(lambda: "min left" in shown(browser, row, classes=False), 10)
     assert axe_violations(browser) == []
     if shots:
         browser.save_screenshot(str(out / "dashboard-en.png"))
@@ -266,5 +273,5 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     assert wait_for(lambda: store.ticket_count() == 4, 20), daemon.logs()
     waiting = store.r.zcard(store.key("queue", "general", "waiting"))
     assert waiting == 3  # g1, g2 and the complaint transferred here
-    assert wait_for(lambda: browser.find_element(By.CSS_SELECTOR, depth).text == "3", 20)
+    assert wait_for(lambda: shown(browser, depth, classes=False) == "3", 20)
     assert "Live" in text_of(browser, "live")
