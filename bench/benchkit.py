@@ -84,9 +84,10 @@ class PrivateDatabase:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """An omnidesk command as its own process (and process group), its stderr to `log`."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """An omnidesk command as its own process (and process group), its stderr to `log`;
+    `env` on top of this process's environment."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.Popen(
         [*OMNIDESK, *args],
         cwd=ROOT,

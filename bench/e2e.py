@@ -211,18 +211,22 @@ class Rig:
                                    drop=self.drop, database_url=self.db.url)  # fmt: skip
         self.log = self.tmp / "omnidesk.log"
         self.store = Store.from_url(REDIS_URL, self.prefix)
+        # what the environment would otherwise override in the config (a test run sets them)
+        self.env = {"OMNIDESK_DATABASE_URL": self.db.url, "OMNIDESK_KEY_PREFIX": self.prefix}
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
         upgrade = subprocess.run(
             [sys.executable, "-m", "omnidesk", "db", "upgrade", "--config", str(self.config)],
-            cwd=ROOT, capture_output=True, text=True,
+            cwd=ROOT, capture_output=True, text=True, env={**os.environ, **self.env},
         )  # fmt: skip
         assert upgrade.returncode == 0, upgrade.stderr
         cfg = str(self.config)
         self.procs = [spawn(["run", "--config", cfg, "--workers", "0", "--drain-timeout", "10"],
-                            self.log)]  # fmt: skip
-        self.procs += [spawn(["worker", "--config", cfg], self.log) for _ in range(self.workers)]
+                            self.log, self.env)]  # fmt: skip
+        self.procs += [
+            spawn(["worker", "--config", cfg], self.log, self.env) for _ in range(self.workers)
+        ]
         asyncio.run(wait_until_up(self.base, self.procs, 60))
         time.sleep(1.0)  # the workers import and join the broker, as before real traffic
 
@@ -367,7 +371,7 @@ def check_routes(rig: Rig, items: list[Item], rows: dict[str, list[Any]]) -> Non
         done = subprocess.run(
             [sys.executable, "-m", "omnidesk", "route", "--config", str(rig.config),
              "--channel", channel, "--account", "drop", "--json", *files],
-            cwd=ROOT, capture_output=True, text=True,
+            cwd=ROOT, capture_output=True, text=True, env={**os.environ, **rig.env},
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         lines = [json.loads(line) for line in done.stdout.splitlines() if line]
