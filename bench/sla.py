@@ -576,8 +576,17 @@ def main() -> int:
     )
     ap.add_argument("--rounds", type=int, default=3, help="sweeper round, poller round, ...")
     ap.add_argument("--dramatiq", action="store_true", help="add the dramatiq figure")
+    ap.add_argument("--max-p99", type=float, default=1.0, help="lateness target (s)")
+    ap.add_argument("--max-bytes", type=float, default=200.0, help="bytes per clock target")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few seconds (tests): timing targets are printed, not enforced",
+    )
     ap.add_argument("--threads", type=int, default=8, help="dramatiq worker threads")
     args = ap.parse_args()
+    if args.quick:
+        args.clocks, args.due, args.window, args.rounds = 20_000, 1000, 0.5, 1
     args.due = args.due if args.due is not None else min(100_000, max(1, args.clocks // 10))
     cfg = parse_config(CONFIG, Path("bench.yaml")).data
     proc, port, workdir = start_redis()
@@ -619,18 +628,22 @@ def main() -> int:
     loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average now {loadavg} (other work on the "
           "host slows every figure above)")  # fmt: skip
+    timing = "" if not args.quick else " (--quick: not enforced)"
     checks = [
         ("every due step fired exactly once, with its ladder actions, on both sides",
-         not any(x.problems for x in (*sweeps, *polls))),
-        (f"sweeper {steps_per_s:,.0f} steps/s >= poller {poller_per_s:,.0f}",
-         steps_per_s >= poller_per_s),
-        (f"lateness p99 {p99:.3f} s < 1 s", p99 < 1.0),
-        (f"{bytes_per_clock:.1f} bytes per clock < 200", bytes_per_clock < 200),
+         not any(x.problems for x in (*sweeps, *polls)), True),
+        (f"sweeper {steps_per_s:,.0f} steps/s >= poller {poller_per_s:,.0f}{timing}",
+         steps_per_s >= poller_per_s, not args.quick),
+        (f"lateness p99 {p99:.3f} s < {args.max_p99:g} s{timing}", p99 < args.max_p99,
+         not args.quick),
+        (f"{bytes_per_clock:.1f} bytes per clock < {args.max_bytes:g}",
+         bytes_per_clock < args.max_bytes, True),
     ]  # fmt: skip
     for problem in (p for x in (*sweeps, *polls) for p in x.problems):
         print(f"  {problem}")
-    for text, ok in checks:
+    for text, ok, _ in checks:
         print(f"check: {text}: {'ok' if ok else 'MISSED'}")
+    passed = all(ok for _, ok, enforced in checks if enforced)
     print(json.dumps({
         "steps_per_s": round(steps_per_s, 1),
         "zset_poller_steps_per_s": round(poller_per_s, 1),
@@ -640,9 +653,9 @@ def main() -> int:
         "lateness_p99_s": round(p99, 4),
         "bytes_per_clock": round(bytes_per_clock, 1),
         "fired_exactly_once": checks[0][1],
-        "checks_passed": all(ok for _, ok in checks),
+        "checks_passed": passed,
     }))  # fmt: skip
-    return 0 if all(ok for _, ok in checks) else 1
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
