@@ -22,6 +22,21 @@ local due = p .. "sla:due"
 local RANK = {low = 0, normal = 1, high = 2, urgent = 3}
 local NAME = {[0] = "low", [1] = "normal", [2] = "high", [3] = "urgent"}
 
+-- Queue waiting-set entries this script adds, per queue (member -> score), written with one
+-- ZADD per queue at the end of the script; a ZREM of a member drops its pending entry
+-- first (`waiting_rem`), so the end state is what the calls in order would have left.
+local waiting = {}
+
+local function waiting_add(queue, score, tid)
+  waiting[queue] = waiting[queue] or {}
+  waiting[queue][tid] = score
+end
+
+local function waiting_rem(queue, tid)
+  if waiting[queue] then waiting[queue][tid] = nil end
+  redis.call("ZREM", p .. "queue:" .. queue .. ":waiting", tid)
+end
+
 local function waiting_ok(status, assignee)
   return (status == "new" or status == "open") and (not assignee or assignee == "")
 end
@@ -53,7 +68,7 @@ local function apply(tid, actions, t)
       set.priority, set.score = NAME[rank], string.format("%.0f", score)
       t[2], t[3] = set.priority, set.score
       if waiting_ok(status, assignee) then
-        redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
+        waiting_add(queue, score, tid)
       end
     elseif a.tag then
       local tags = {}
@@ -70,21 +85,21 @@ local function apply(tid, actions, t)
         redis.call("HDEL", tkey, "assignee")
         assignee, t[5] = nil, false
         if waiting_ok(status, assignee) then
-          redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
+          waiting_add(queue, score, tid)
         end
       end
     elseif a.move_to and a.move_to ~= queue then
       -- the same bookkeeping as move.lua, kept here so the step stays atomic
       local q = a.move_to
       redis.call("ZREM", p .. "queue:" .. queue .. ":all", tid)
-      redis.call("ZREM", p .. "queue:" .. queue .. ":waiting", tid)
+      waiting_rem(queue, tid)
       redis.call("ZADD", p .. "queue:" .. q .. ":all", t[8] or now_ms, tid)
       redis.call("SADD", p .. "queues", q)
       set.queue, set.updated_at = q, now_iso
       redis.call("HDEL", tkey, "assignee")
       assignee, t[1], t[5] = nil, q, false
       if status == "new" or status == "open" then
-        redis.call("ZADD", p .. "queue:" .. q .. ":waiting", score, tid)
+        waiting_add(q, score, tid)
       end
       redis.call("XADD", p .. "events", "*", "type", "escalated", "ticket", tid, "queue", q,
                  "channel", channel, "actor", "sla", "ts", now_ms, "from", queue,
@@ -204,6 +219,14 @@ while i <= #ARGV do
       redis.call("ZADD", due, bucket_score, bucket)
     end
   end
+end
+for queue, members in pairs(waiting) do
+  local flat = {}
+  for tid, score in pairs(members) do
+    flat[#flat + 1] = score
+    flat[#flat + 1] = tid
+  end
+  chunked("ZADD", p .. "queue:" .. queue .. ":waiting", flat, 2000)
 end
 for kind, n in pairs(kinds) do redis.call("HINCRBY", p .. "stats", kind, n) end
 if released > 0 then redis.call("HINCRBY", p .. "stats", "sla_held", -released) end
