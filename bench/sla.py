@@ -53,8 +53,8 @@ exactly once on each side (the fired records, the events stream and P:stats all 
 no other ticket fired, and one more sweep after each phase fires nothing), with the right
 ladder actions (priority high, tags sla_watch then sla_risk); the sweeper's steps/s
 (median over rounds) at least the poller's; lateness p99 under 1 s; under 200 bytes per
-clock. `--quick` (a few seconds, for the suite) prints
-the two timing targets without enforcing them. The last line is one JSON object.
+clock. `--quick` (a few seconds, for the suite) prints the two timing targets without
+enforcing them. The last line is one JSON object.
 """
 
 from __future__ import annotations
