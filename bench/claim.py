@@ -1,44 +1,68 @@
-"""Benchmark: 50 concurrent agents claiming and resolving 20,000 tickets on the real Redis.
+"""Benchmark: agents claiming and resolving tickets through the agents API of a real daemon.
 
-Tickets are opened through the real intake (Lua) in four queues with mixed priorities.
-Each agent (capacity 5) is a thread that claims the most urgent ticket of its two queues
-(claim.lua), spends THINK_S on it, and resolves it (status + release in one round trip),
-until the queues are empty. Without think time 50 closed-loop agents measure only their own
-queueing on a 2-core machine (Little's law: 50 in flight at 2,000/s is 25 ms each). Agents are
-spread over worker processes (default 4) so the GIL of one process does not become the
-latency being measured. Every claim's latency is timed around the script call. A double
-claim is a ticket handed out twice; counted from the claims every agent saw.
+    .venv/bin/python bench/claim.py [--tickets 5000] [--agents 50] [--rounds 3]
+        [--think-ms 15] [--procs 2] [--quick]
 
-Baseline in the same run: a bare ZPOPMIN on one ZSET with the same concurrency, the
-cheapest atomic hand-out Redis has (no capacity, no urgency across queues, no events).
+It starts `omnidesk run` from a generated config (four backoffice queues, `--agents` agents
+of two queues each, capacity 5), gives every agent a bearer token (`Tokens.create`, what
+`omnidesk agents token NAME` runs), and each agent does what the console does: POST
+/v1/claims (201 with the ticket, 204 when nothing waits), then POST
+/v1/tickets/{id}/resolve, until its queues are empty. Agents are coroutines on aiohttp,
+spread over `--procs` client processes. Tickets are opened through the real intake (Lua)
+in the four queues with mixed priorities, before each side of each round.
 
-    /work/venv/bin/python bench/claim.py [--tickets 20000] [--agents 50] [--procs 4]
-        [--think-ms 15] [--clients threads|async]
+Two sides, interleaved in rounds on freshly seeded equal loads (capacity, agents, capacity,
+agents, ...) so machine noise hits both alike:
+  capacity: closed loop, no think time: the API's claim+resolve capacity
+    (`capacity_claims_per_s`); latency there is mostly queueing (every agent in flight).
+  agents: the agent model, `--think-ms` between claim and resolve; it cannot exceed
+    agents / think time (printed), so compare it with that bound, not read it as capacity.
+claims_per_s is claims+resolves per second from the start signal until the last agent saw
+204; p50/p99 time each claim request (HTTP round trip) of the agent model. Figures are
+medians over rounds (rates) or pooled (latencies).
 
-The last line is one JSON object: {"claims_per_s", "p50_ms", "p99_ms", "double_claims"}.
+Checked, exit status 1 on a miss: no ticket handed out twice (`double_claims`, from the
+claims every agent saw), every seeded ticket claimed and resolved exactly once (the 200s
+of resolve, the status_changed -> resolved events in the stream, which a consumer group of
+the bench's keeps from being trimmed, and the ticket's status),
+and no answer but 201/204 to a claim and 200 to a resolve.
+
+Redis: OMNIDESK_BENCH_REDIS (default redis://127.0.0.1:6379/0) under a key prefix of its
+own, deleted afterwards (no other key is touched); `--own-redis` starts a redis-server on
+a free port instead. The last line is one JSON object: {"claims_per_s", "p50_ms", "p99_ms",
+"double_claims", "capacity_claims_per_s", ...}.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing as mp
+import os
+import shutil
+import socket
+import statistics
+import subprocess
 import sys
-import threading
+import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import aiohttp
+import redis
 
-from omnidesk.agents.assign import Assigner, scripts
-from omnidesk.agents.roster import Roster
-from omnidesk.config import AgentConfig, QueueConfig, QueueConfigFile
-from omnidesk.intake import Intake
-from omnidesk.model import (
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from omnidesk.agents.tokens import Tokens  # noqa: E402
+from omnidesk.intake import Intake  # noqa: E402
+from omnidesk.model import (  # noqa: E402
     Author,
     Channel,
     Decision,
@@ -48,329 +72,355 @@ from omnidesk.model import (
     Language,
     Priority,
 )
-from omnidesk.store import Store
+from omnidesk.store import Store  # noqa: E402
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-# A thread back from a Redis reply waits for the GIL up to this long (default 5 ms, which
-# would be the latency measured); agents in a real deployment are separate clients.
-SWITCH_INTERVAL_S = 0.0002
-THINK_S = 0.015  # between claim and resolve (--think-ms); 0 makes it a closed-loop stress test
 QUEUES = ["q0", "q1", "q2", "q3"]
 PRIORITIES = [Priority.LOW, Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Priority.URGENT]
+CAPACITY = 5
 
 
-def config(agents: int) -> QueueConfigFile:
-    return QueueConfigFile.model_validate(
-        {
-            "queues": {q: QueueConfig(kind="backoffice") for q in QUEUES},
-            "default": {"queue": "q0"},
-            "agents": [
-                AgentConfig(id=f"a{i:02d}", queues=[QUEUES[i % 4], QUEUES[(i + 1) % 4]], capacity=5)
-                for i in range(agents)
-            ],
-        }
-    )
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def seed(store: Store, tickets: int, tag: str = "b") -> None:
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server of our own on a free port (`--own-redis`)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(workdir), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    client.close()
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def agent_ids(agents: int) -> list[str]:
+    return [f"a{i:02d}" for i in range(agents)]
+
+
+def config_yaml(*, redis_url: str, prefix: str, state: Path, port: int, agents: int) -> str:
+    """The daemon's config: four backoffice queues without CSAT (a resolve sends no survey)
+    and agents of two neighbouring queues each."""
+    lines = [
+        "service:",
+        f"  redis_url: {redis_url}",
+        f"  key_prefix: {prefix}",
+        f"  state_dir: {state}",
+        f"  http_port: {port}",
+        "queues:",
+        *(f"  {q}: {{kind: backoffice, csat: false}}" for q in QUEUES),
+        "default: {queue: q0}",
+        "agents:",
+    ]
+    for i, agent in enumerate(agent_ids(agents)):
+        queues = f"[{QUEUES[i % 4]}, {QUEUES[(i + 1) % 4]}]"
+        lines.append(f"  - {{id: {agent}, queues: {queues}, capacity: {CAPACITY}}}")
+    return "\n".join(lines) + "\n"
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "omnidesk", "run", "--config", str(config), "--workers", "1",
+         "--drain-timeout", "10"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )  # fmt: skip
+
+
+async def wait_until_up(base: str, daemon: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                raise RuntimeError("the daemon exited")
+            try:
+                async with session.get(f"{base}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the daemon did not come up")
+
+
+def seed(store: Store, tickets: int, tag: str) -> list[str]:
+    """Open `tickets` tickets through the real intake, round-robin over the queues with
+    mixed priorities; returns their ids."""
     intake = Intake(store)
     now = datetime.now(UTC)
+    ids: list[str] = []
     batch: list[tuple[Inbound, Decision]] = []
     for i in range(tickets):
         inbound = Inbound(
             channel=Channel.WEB,
             account="bench",
-            external_id=f"{tag}{i}",
+            external_id=f"{tag}-{i}",
             received_at=now,
             author=Author(name=f"C{i}", identities=[Identity(IdentityKind.EMAIL, f"c{i}@x.sa")]),
             text=f"question {i}",
             language=Language.EN,
         )
-        decision = Decision(queue=QUEUES[i % 4], priority=PRIORITIES[i % len(PRIORITIES)])
-        batch.append((inbound, decision))
-        if len(batch) == 1000:
-            intake.many(batch)
+        batch.append((inbound, Decision(queue=QUEUES[i % 4], priority=PRIORITIES[i % 5])))
+        if len(batch) == 1000 or i == tickets - 1:
+            ids += [result.ticket_id for result in intake.many(batch)]
             batch = []
-    if batch:
-        intake.many(batch)
+    return ids
 
 
-def resolve(store: Store, ticket_id: str, agent_id: str) -> None:
-    """Status resolved and the slot released, in one round trip (both scripts pipelined)."""
-    now = datetime.now(UTC)
-    pipe = store.r.pipeline(transaction=False)
-    args = [store.prefix, ticket_id, "resolved", agent_id, int(now.timestamp() * 1000)]
-    store.script("set_status")(keys=[], args=[*args, now.isoformat()], client=pipe)
-    scripts(store)["release"](keys=[], args=[store.prefix, ticket_id, "0"], client=pipe)
-    pipe.execute()
+# ---------------------------------------------------------------- the agents (clients)
 
 
-def agent_loop(
-    store: Store, assigner: Assigner, agent: AgentConfig, out: dict[str, Any], start: Any
-) -> None:
-    latencies: list[float] = []
-    claimed: list[str] = []
-    start.wait()
+@dataclass
+class AgentTally:
+    """What one agent saw."""
+
+    claim_ms: list[float] = field(default_factory=list)
+    claimed: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+async def agent_loop(
+    session: aiohttp.ClientSession, base: str, token: str, think_s: float
+) -> AgentTally:
+    """Claim, think, resolve, until a claim answers 204 (nothing waiting)."""
+    tally = AgentTally()
+    auth = {"Authorization": f"Bearer {token}"}
     while True:
-        t0 = time.perf_counter()
-        claim = assigner.claim(agent)
-        latencies.append(time.perf_counter() - t0)
-        if claim.outcome != "claimed":
-            break
-        claimed.append(claim.ticket_id)
-        time.sleep(THINK_S)  # the agent reads the ticket and answers
-        resolve(store, claim.ticket_id, agent.id)
-    latencies.pop()  # the final "empty" answer is not a claim
-    out[agent.id] = (latencies, claimed)
+        started = time.perf_counter()
+        async with session.post(f"{base}/v1/claims", json={}, headers=auth) as response:
+            status = response.status
+            data = await response.json() if status == 201 else None
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if status == 204:
+            return tally
+        if status != 201 or data is None:
+            tally.errors[f"claim {status}"] += 1
+            return tally  # a refusal would repeat; the checks count the tickets left
+        tally.claim_ms.append(elapsed_ms)
+        ticket = data["ticket"]["id"]
+        tally.claimed.append(ticket)
+        if think_s:
+            await asyncio.sleep(think_s)  # the agent reads the ticket and answers
+        async with session.post(f"{base}/v1/tickets/{ticket}/resolve", headers=auth) as response:
+            await response.read()
+            if response.status == 200:
+                tally.resolved.append(ticket)
+            else:
+                tally.errors[f"resolve {response.status}"] += 1
 
 
-async def async_agents(prefix: str, agents: list[AgentConfig], start: Any) -> dict[str, Any]:
-    """The same claim.lua and resolve, from coroutines on redis.asyncio (no GIL handoffs)."""
-    import asyncio
-
-    import redis.asyncio as aredis
-
-    from omnidesk.store import lua
-
-    client = aredis.Redis.from_url(REDIS_URL, decode_responses=True, max_connections=80)
-    claim_lua = client.register_script(lua("claim"))
-    status_lua = client.register_script(lua("set_status"))
-    release_lua = client.register_script(lua("release"))
-    out: dict[str, Any] = {}
-
-    async def one(agent: AgentConfig) -> None:
-        latencies: list[float] = []
-        claimed: list[str] = []
-        while True:
-            now = datetime.now(UTC)
-            now_ms = int(now.timestamp() * 1000)
-            args = [prefix, agent.id, agent.capacity, now_ms, now.isoformat(), *agent.queues]
-            t0 = time.perf_counter()
-            reply = await claim_lua(keys=[], args=args)
-            latencies.append(time.perf_counter() - t0)
-            if reply[0] != "claimed":
-                break
-            claimed.append(reply[1])
-            await asyncio.sleep(THINK_S)
-            pipe = client.pipeline(transaction=False)
-            await status_lua(
-                keys=[],
-                args=[prefix, reply[1], "resolved", agent.id, now_ms, now.isoformat()],
-                client=pipe,
-            )
-            await release_lua(keys=[], args=[prefix, reply[1], "0"], client=pipe)
-            await pipe.execute()
-        latencies.pop()
-        out[agent.id] = (latencies, claimed)
-
-    await client.ping()
-    await asyncio.to_thread(start.wait)
-    await asyncio.gather(*(one(a) for a in agents))
-    await client.aclose()
-    return out
+async def agents_main(base: str, tokens: list[str], think_s: float, start: Any) -> AgentTally:
+    connector = aiohttp.TCPConnector(limit=len(tokens) + 4, keepalive_timeout=2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.get(f"{base}/healthz") as response:  # connections warm
+            await response.read()
+        await asyncio.to_thread(start.wait)
+        tallies = await asyncio.gather(*(agent_loop(session, base, t, think_s) for t in tokens))
+    total = AgentTally()
+    for tally in tallies:
+        total.claim_ms += tally.claim_ms
+        total.claimed += tally.claimed
+        total.resolved += tally.resolved
+        total.errors.update(tally.errors)
+    return total
 
 
-def async_entry(prefix: str, ids: list[str], agents: int, start: Any, results: Any) -> None:
-    import asyncio
-
-    roster = Roster(config(agents))
-    results.put(asyncio.run(async_agents(prefix, [roster.get(a) for a in ids], start)))
+def client_process(base: str, tokens: list[str], think_s: float, start: Any, out: Any) -> None:
+    tally = asyncio.run(agents_main(base, tokens, think_s, start))
+    out.put((tally.claim_ms, tally.claimed, tally.resolved, dict(tally.errors)))
 
 
-def worker(prefix: str, agent_ids: list[str], agents: int, start: Any, results: Any) -> None:
-    store = Store.from_url(REDIS_URL, prefix, max_connections=len(agent_ids) + 4)
-    cfg = config(agents)
-    assigner = Assigner(store, lambda: Roster(cfg))
-    out: dict[str, Any] = {}
-    threads = [
-        threading.Thread(target=agent_loop, args=(store, assigner, Roster(cfg).get(a), out, start))
-        for a in agent_ids
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    results.put(out)
+@dataclass
+class Side:
+    """One side of one round: rate, latencies and what the checks found."""
+
+    rate: float
+    claim_ms: list[float]
+    double_claims: int
+    problems: list[str]
 
 
-def baseline_worker(prefix: str, n_threads: int, start: Any, results: Any) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, max_connections=n_threads + 4)
-    key = f"{prefix}:baseline"
-    got: list[float] = []
-    lock = threading.Lock()
-
-    def loop() -> None:
-        mine = []
-        start.wait()
-        while True:
-            t0 = time.perf_counter()
-            popped = client.zpopmin(key)
-            mine.append(time.perf_counter() - t0)
-            if not popped:
-                break
-        mine.pop()
-        with lock:
-            got.extend(mine)
-
-    threads = [threading.Thread(target=loop) for _ in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    results.put(got)
-
-
-def run_procs(target: Any, args_per_proc: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
+def run_side(
+    base: str, store: Store, tokens: list[str], think_s: float, procs: int, tickets: int, tag: str
+) -> Side:
+    """Seed `tickets`, let the agents (in `procs` processes) empty the queues, check."""
+    ids = seed(store, tickets, tag)
+    events = store.key("events")
+    last = store.r.xrevrange(events, count=1)
+    since = last[0][0] if last else "0-0"
     ctx = mp.get_context("fork")
-    start = ctx.Barrier(len(args_per_proc) + 1)
-    results = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*args, start, results)) for args in args_per_proc]
-    for p in procs:
-        p.start()
-    # each process's threads also wait on `start`: release once everything is connected
-    time.sleep(1.0)
+    groups = [tokens[i::procs] for i in range(procs) if tokens[i::procs]]
+    start = ctx.Barrier(len(groups) + 1)
+    out = ctx.Queue()
+    workers = [
+        ctx.Process(target=client_process, args=(base, group, think_s, start, out))
+        for group in groups
+    ]
+    for worker in workers:
+        worker.start()
+    start.wait(timeout=60)
     t0 = time.perf_counter()
-    start.wait()
-    outs = [results.get(timeout=600) for _ in procs]
+    results = [out.get(timeout=900) for _ in workers]
     elapsed = time.perf_counter() - t0
-    for p in procs:
-        p.join()
-    return outs, elapsed
-
-
-class ProcBarrier:
-    """A per-process stand-in: the threads of one process start when the process does."""
-
-    def __init__(self, outer: Any) -> None:
-        self.outer = outer
-        self.event = threading.Event()
-        threading.Thread(target=self._wait, daemon=True).start()
-
-    def _wait(self) -> None:
-        self.outer.wait()
-        self.event.set()
-
-    def wait(self) -> None:
-        self.event.wait()
-
-
-def worker_entry(prefix: str, ids: list[str], agents: int, start: Any, results: Any) -> None:
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    worker(prefix, ids, agents, ProcBarrier(start), results)
-
-
-def baseline_entry(prefix: str, n: int, start: Any, results: Any) -> None:
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    baseline_worker(prefix, n, ProcBarrier(start), results)
-
-
-def solo_latencies(store: Store, tickets: int, agents: int) -> list[float]:
-    """The floor: one agent claiming alone, so the figure is Redis and the client only."""
-    tickets = min(tickets, 999)  # below the capacity limit of one agent
-    seed(store, tickets, tag="solo")
-    cfg = config(agents)
-    agent = AgentConfig(id="solo", queues=QUEUES, capacity=1000)
-    assigner = Assigner(store, lambda: Roster(cfg))
-    out = []
-    while True:
-        t0 = time.perf_counter()
-        claim = assigner.claim(agent, QUEUES)
-        out.append(time.perf_counter() - t0)
-        if claim.outcome != "claimed":
-            return out[:-1]
+    for worker in workers:
+        worker.join(timeout=30)
+    claim_ms = [x for r in results for x in r[0]]
+    claimed = Counter(t for r in results for t in r[1])
+    resolved = Counter(t for r in results for t in r[2])
+    errors: Counter[str] = Counter()
+    for r in results:
+        errors.update(r[3])
+    double = sum(c - 1 for c in claimed.values() if c > 1)
+    expected = set(ids)
+    problems = []
+    if double:
+        problems.append(f"{double} double claims")
+    if errors:
+        problems.append(f"answers other than 201/204/200: {dict(errors)}")
+    if set(claimed) != expected:
+        problems.append(f"{len(expected - set(claimed))} tickets never claimed, "
+                        f"{len(set(claimed) - expected)} claimed from elsewhere")  # fmt: skip
+    if set(resolved) != expected or any(c > 1 for c in resolved.values()):
+        problems.append(f"{len(expected - set(resolved))} tickets not resolved, "
+                        f"{sum(1 for c in resolved.values() if c > 1)} resolved twice")  # fmt: skip
+    changes: Counter[str] = Counter()
+    cursor = since
+    while page := store.r.xrange(events, min=f"({cursor}", count=10_000):
+        for _, f in page:
+            if f.get("type") == "status_changed" and f.get("to") == "resolved":
+                changes[f["ticket"]] += 1
+        cursor = page[-1][0]
+    if set(changes) != expected or any(c != 1 for c in changes.values()):
+        problems.append(f"events: {len(expected - set(changes))} tickets without a resolve "
+                        f"event, {sum(1 for c in changes.values() if c > 1)} with two")  # fmt: skip
+    pipe = store.r.pipeline(transaction=False)
+    for tid in ids:
+        pipe.hget(store.key("ticket", tid), "status")
+    not_resolved = sum(1 for status in pipe.execute() if status != "resolved")
+    if not_resolved:
+        problems.append(f"{not_resolved} tickets not in status resolved")
+    return Side(sum(claimed.values()) / elapsed, claim_ms, double, problems)
 
 
 def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main() -> int:
-    global THINK_S
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tickets", type=int, default=20_000)
+def describe(name: str, side: Side) -> str:
+    return (f"{name}: {side.rate:,.0f} claims+resolves/s; claim p50 "
+            f"{pct(side.claim_ms, 0.5):.1f} ms, p99 {pct(side.claim_ms, 0.99):.1f} ms; "
+            f"{', '.join(side.problems) or 'checks ok'}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=5000, help="per side and round")
     parser.add_argument("--agents", type=int, default=50)
-    parser.add_argument("--procs", type=int, default=4)
-    parser.add_argument("--think-ms", type=float, default=15.0)
-    parser.add_argument(
-        "--clients",
-        choices=["async", "threads"],
-        default="threads",
-        help="agents as threads through Assigner (default) or coroutines on redis.asyncio",
-    )
-    args = parser.parse_args()
-    THINK_S = args.think_ms / 1000  # read by the forked agent processes
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--think-ms", type=float, default=15.0, help="the agent model's")
+    parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument("--own-redis", action="store_true", help="a redis-server of its own")
+    parser.add_argument("--quick", action="store_true", help="a few seconds (tests)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.tickets, args.agents, args.rounds = min(args.tickets, 120), min(args.agents, 8), 1
+    think_s = args.think_ms / 1000
+    tmp = Path(tempfile.mkdtemp(prefix="omnidesk-bench-claim-"))
+    own_redis = None
+    redis_url = os.environ.get("OMNIDESK_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+    if args.own_redis:
+        own_redis, redis_url = start_redis(tmp)
     prefix = f"bench-claim-{uuid.uuid4().hex[:8]}"
-    store = Store.from_url(REDIS_URL, prefix)
+    port = free_port()
+    config = tmp / "config.yaml"
+    config.write_text(
+        config_yaml(redis_url=redis_url, prefix=prefix, state=tmp / "state", port=port,
+                    agents=args.agents),
+        "utf-8",
+    )  # fmt: skip
+    log = tmp / "daemon.log"
+    store = Store.from_url(redis_url, prefix)
+    daemon = start_daemon(config, log)
+    base = f"http://127.0.0.1:{port}"
+    capacity: list[Side] = []
+    model: list[Side] = []
     try:
-        t0 = time.perf_counter()
-        seed(store, args.tickets)
-        print(f"seeded {args.tickets} tickets via intake in {time.perf_counter() - t0:.1f}s")
-
-        ids = [f"a{i:02d}" for i in range(args.agents)]
-        groups = [ids[i :: args.procs] for i in range(args.procs)]
-        entry = async_entry if args.clients == "async" else worker_entry
-        outs, elapsed = run_procs(entry, [(prefix, g, args.agents) for g in groups if g])
-        latencies: list[float] = []
-        claimed: list[str] = []
-        per_agent: dict[str, int] = {}
-        for out in outs:
-            for agent_id, (lat, got) in out.items():
-                latencies += lat
-                claimed += got
-                per_agent[agent_id] = len(got)
-        counts = Counter(claimed)
-        double = sum(c - 1 for c in counts.values() if c > 1)
-        missing = args.tickets - len(counts)
-        rate = len(claimed) / elapsed
-        p50, p99 = pct(latencies, 0.50), pct(latencies, 0.99)
-        print(
-            f"claim.lua: {len(claimed)} claims+resolves by {args.agents} agents in "
-            f"{elapsed:.2f}s: {rate:,.0f} claims/s; latency p50 {p50:.2f} ms, "
-            f"p99 {p99:.2f} ms, max {max(latencies) * 1000:.1f} ms"
-        )
-        print(
-            f"double claims {double}, unclaimed {missing}, per agent min/max "
-            f"{min(per_agent.values())}/{max(per_agent.values())}"
-        )
-
-        solo = solo_latencies(store, args.tickets, args.agents)
-        print(
-            f"one agent alone (no contention), {len(solo)} claims: p50 {pct(solo, 0.5):.2f} ms, "
-            f"p99 {pct(solo, 0.99):.2f} ms"
-        )
-
-        pipe = store.r.pipeline(transaction=False)
-        for i in range(args.tickets):
-            pipe.zadd(f"{prefix}:baseline", {f"t{i}": i})
-        pipe.execute()
-        per = [
-            args.agents // args.procs + (1 if i < args.agents % args.procs else 0)
-            for i in range(args.procs)
-        ]
-        bouts, belapsed = run_procs(baseline_entry, [(prefix, n) for n in per if n])
-        blat = [x for out in bouts for x in out]
-        brate = len(blat) / belapsed
-        print(
-            f"baseline ZPOPMIN (pop only, no resolve): {len(blat)} pops in {belapsed:.2f}s: "
-            f"{brate:,.0f}/s; p50 {pct(blat, 0.5):.2f} ms, p99 {pct(blat, 0.99):.2f} ms"
-        )
-        print(f"ratio claims/s to baseline pops/s: {rate / brate:.2f}")
-        print(
-            json.dumps(
-                {
-                    "claims_per_s": round(rate, 1),
-                    "p50_ms": round(p50, 3),
-                    "p99_ms": round(p99, 3),
-                    "double_claims": double,
-                }
-            )
-        )
-        return 0 if double == 0 and missing == 0 else 1
+        asyncio.run(wait_until_up(base, daemon, 60))
+        tokens = [Tokens(store).create(agent) for agent in agent_ids(args.agents)]
+        # the daemon trims the events stream behind its consumers; a group of ours that
+        # never reads keeps every event from here on for the checks
+        store.r.xgroup_create(store.key("events"), "bench-claim-audit", id="$", mkstream=True)
+        print(f"daemon up on {base} (Redis {redis_url}, prefix {prefix}); {args.agents} agents, "
+              f"{args.tickets:,} tickets per side and round", flush=True)  # fmt: skip
+        for k in range(args.rounds):
+            print(f"round {k + 1} of {args.rounds} (load average {os.getloadavg()[0]:.1f}):")
+            side = run_side(base, store, tokens, 0.0, args.procs, args.tickets, f"c{k}")
+            print("  " + describe("capacity (closed loop, no think time)", side), flush=True)
+            capacity.append(side)
+            side = run_side(base, store, tokens, think_s, args.procs, args.tickets, f"m{k}")
+            print("  " + describe(f"agents ({args.think_ms:g} ms think time)", side), flush=True)
+            model.append(side)
+    except Exception:
+        print(log.read_text("utf-8", "replace")[-3000:], file=sys.stderr)
+        raise
     finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
         store.delete_all()
+        store.r.close()
+        if own_redis is not None:
+            own_redis.terminate()
+            own_redis.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rate = statistics.median(s.rate for s in model)
+    capacity_rate = statistics.median(s.rate for s in capacity)
+    model_ms = [x for s in model for x in s.claim_ms]
+    capacity_ms = [x for s in capacity for x in s.claim_ms]
+    double = sum(s.double_claims for s in (*capacity, *model))
+    problems = [p for s in (*capacity, *model) for p in s.problems]
+    bound = args.agents / think_s if think_s else float("inf")
+    print(f"capacity {capacity_rate:,.0f}/s (rounds: "
+          f"{', '.join(f'{s.rate:,.0f}' for s in capacity)}); agent model {rate:,.0f}/s "
+          f"(rounds: {', '.join(f'{s.rate:,.0f}' for s in model)}), which think time alone "
+          f"caps at {bound:,.0f}/s")  # fmt: skip
+    loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, load average now {loadavg} (the daemon, the "
+          "clients and Redis share them with any other work)")  # fmt: skip
+    print(f"check: 0 double claims, every ticket claimed and resolved exactly once: "
+          f"{'ok' if not problems else 'MISSED: ' + '; '.join(problems)}")  # fmt: skip
+    print(json.dumps({
+        "claims_per_s": round(rate, 1),
+        "p50_ms": round(pct(model_ms, 0.5), 3),
+        "p99_ms": round(pct(model_ms, 0.99), 3),
+        "double_claims": double,
+        "capacity_claims_per_s": round(capacity_rate, 1),
+        "capacity_p50_ms": round(pct(capacity_ms, 0.5), 3),
+        "capacity_p99_ms": round(pct(capacity_ms, 0.99), 3),
+        "think_ms": args.think_ms,
+        "think_bound_claims_per_s": round(bound, 1) if think_s else None,
+        "agents": args.agents,
+        "tickets_per_side": args.tickets,
+        "rounds": args.rounds,
+        "checks_passed": not problems,
+    }))  # fmt: skip
+    return 0 if not problems else 1
 
 
 if __name__ == "__main__":

@@ -258,8 +258,10 @@ def test_ladder_fires_each_step_once_with_actions_events_and_counters(store, con
 def test_two_sweepers_racing_fire_each_step_exactly_once(store, config, now) -> None:
     sink = Sink()
     first = clocks_for(store, config, now, sink)
-    ids = [open_ticket(store, first, n) for n in range(250)]  # three buckets of clocks
-    assert len({SlaClocks.bucket(t) for t in ids}) == 3
+    # ten buckets of clocks: enough claims that one sweeper cannot take them all before
+    # the other starts (with three, a fast first sweeper sometimes did)
+    ids = [open_ticket(store, first, n) for n in range(999)]
+    assert len({SlaClocks.bucket(t) for t in ids}) == 10
     other_store = Store.from_url("redis://127.0.0.1:6379/0", store.prefix)
     second = SlaClocks(other_store, config, clock=now, notify=sink.notify, count=sink.count)
     first.batch = second.batch = 3  # many small claims (a bucket each) interleave

@@ -22,15 +22,37 @@ local due = p .. "sla:due"
 local RANK = {low = 0, normal = 1, high = 2, urgent = 3}
 local NAME = {[0] = "low", [1] = "normal", [2] = "high", [3] = "urgent"}
 
+-- Queue waiting-set entries this script adds, per queue (member -> score), written with one
+-- ZADD per queue at the end of the script; a ZREM of a member drops its pending entry
+-- first (`waiting_rem`), so the end state is what the calls in order would have left.
+local waiting = {}
+
+local function waiting_add(queue, score, tid)
+  waiting[queue] = waiting[queue] or {}
+  waiting[queue][tid] = score
+end
+
+local function waiting_rem(queue, tid)
+  if waiting[queue] then waiting[queue][tid] = nil end
+  redis.call("ZREM", p .. "queue:" .. queue .. ":waiting", tid)
+end
+
 local function waiting_ok(status, assignee)
   return (status == "new" or status == "open") and (not assignee or assignee == "")
 end
 
--- one fired step's actions on the ticket hash; returns the ticket's queue afterwards
-local function apply(tid, actions)
+-- The ticket hash's fields the steps and the counts read: read once per ticket (`ticket`),
+-- and kept current by `apply` as it writes, so a ticket's second step in the same batch
+-- sees what its first wrote.
+local function ticket(tid)
+  return redis.call("HMGET", p .. "ticket:" .. tid, "queue", "priority", "score", "status",
+                    "assignee", "channel", "tags", "created_ms", "sla_n")
+end
+
+-- one fired step's actions on the ticket hash (`t`, as `ticket` read it); returns the
+-- ticket's queue afterwards
+local function apply(tid, actions, t)
   local tkey = p .. "ticket:" .. tid
-  local t = redis.call("HMGET", tkey, "queue", "priority", "score", "status", "assignee",
-                       "channel", "tags", "created_ms")
   local queue, channel = t[1] or "", t[6] or ""
   if not t[1] or #actions == 0 then return queue, channel end
   local score = tonumber(t[3] or "0")
@@ -44,8 +66,9 @@ local function apply(tid, actions)
       else rank = RANK[a.set_priority] or rank end
       score = (3 - rank) * 1e13 + due_ms
       set.priority, set.score = NAME[rank], string.format("%.0f", score)
+      t[2], t[3] = set.priority, set.score
       if waiting_ok(status, assignee) then
-        redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
+        waiting_add(queue, score, tid)
       end
     elseif a.tag then
       local tags = {}
@@ -60,23 +83,23 @@ local function apply(tid, actions)
     elseif a.reassign then
       if assignee and assignee ~= "" then
         redis.call("HDEL", tkey, "assignee")
-        assignee = nil
+        assignee, t[5] = nil, false
         if waiting_ok(status, assignee) then
-          redis.call("ZADD", p .. "queue:" .. queue .. ":waiting", score, tid)
+          waiting_add(queue, score, tid)
         end
       end
     elseif a.move_to and a.move_to ~= queue then
       -- the same bookkeeping as move.lua, kept here so the step stays atomic
       local q = a.move_to
       redis.call("ZREM", p .. "queue:" .. queue .. ":all", tid)
-      redis.call("ZREM", p .. "queue:" .. queue .. ":waiting", tid)
+      waiting_rem(queue, tid)
       redis.call("ZADD", p .. "queue:" .. q .. ":all", t[8] or now_ms, tid)
       redis.call("SADD", p .. "queues", q)
       set.queue, set.updated_at = q, now_iso
       redis.call("HDEL", tkey, "assignee")
-      assignee = nil
+      assignee, t[1], t[5] = nil, q, false
       if status == "new" or status == "open" then
-        redis.call("ZADD", p .. "queue:" .. q .. ":waiting", score, tid)
+        waiting_add(q, score, tid)
       end
       redis.call("XADD", p .. "events", "*", "type", "escalated", "ticket", tid, "queue", q,
                  "channel", channel, "actor", "sla", "ts", now_ms, "from", queue,
@@ -101,6 +124,30 @@ for _, s in ipairs(templates) do  -- each template's constant event fields, flat
     s.flat[#s.flat + 1] = tostring(val)
   end
 end
+-- `cmd key a b c ...` in calls of at most `per` arguments (Lua's unpack has a stack limit)
+local function chunked(cmd, key, list, per)
+  for c = 1, #list, per do
+    redis.call(cmd, key, unpack(list, c, math.min(#list, c + per - 1)))
+  end
+end
+
+-- sla_count (sla_lib.lua) on a ticket read by `ticket`: the same bookkeeping, no re-read
+local function count(tid, standing, t)
+  local queue, old = t[1], t[9]
+  if not queue then return end
+  local new = false
+  if standing ~= "" then new = queue .. "|" .. standing end
+  if new == old then return end
+  if old then redis.call("HINCRBY", p .. "sla:n", old, -1) end
+  if new then
+    redis.call("HINCRBY", p .. "sla:n", new, 1)
+    redis.call("HSET", p .. "ticket:" .. tid, "sla_n", new)
+  else
+    redis.call("HDEL", p .. "ticket:" .. tid, "sla_n")
+  end
+  t[9] = new
+end
+
 local kinds = {}
 local out, released = {}, 0
 local i = 6
@@ -110,11 +157,24 @@ while i <= #ARGV do
   local bkey = p .. "sla:b:" .. bucket
   local held = tonumber(redis.call("ZSCORE", due, bucket) or "0") == lease
   local moved = false
+  local fields, records = {}, {}
+  if held then  -- the bucket's records these tickets had when claimed, in one read
+    for j = i, i + 6 * (k - 1), 6 do
+      local _, field = sla_slot(ARGV[j])
+      fields[#fields + 1] = field
+    end
+    for c = 1, #fields, 1000 do
+      local got = redis.call("HMGET", bkey, unpack(fields, c, math.min(#fields, c + 999)))
+      for x = 1, #got do records[c + x - 1] = got[x] end
+    end
+  end
+  local writes, overdue_add, overdue_rem = {}, {}, {}
+  local n = 0
   for j = i, i + 6 * (k - 1), 6 do
+    n = n + 1
     local tid, expected = ARGV[j], tonumber(ARGV[j + 1])
     local body, overdue, steps, standing = ARGV[j + 2], ARGV[j + 3], ARGV[j + 4], ARGV[j + 5]
-    local _, field = sla_slot(tid)
-    local rec = held and redis.call("HGET", bkey, field)
+    local rec = held and records[n]
     local v = rec and tonumber(string.match(rec, "^(%d+)|")) or 0
     if not held then
       out[#out + 1] = -2
@@ -122,23 +182,33 @@ while i <= #ARGV do
       out[#out + 1] = -1
       moved = true
     else
-      redis.call("HSET", bkey, field, (v + 1) .. "|" .. body)
+      writes[#writes + 1] = fields[n]
+      writes[#writes + 1] = (v + 1) .. "|" .. body
       out[#out + 1] = 1
+      local t = ticket(tid)
       for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
         local s = templates[tonumber(tpl)]
-        local queue, channel = apply(tid, s.actions)
-        local fields = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
-                        "actor", "sla", "ts", now_ms, "due", due_iso, "late_s", late_s,
-                        "late", late, unpack(s.flat)}
-        redis.call("XADD", p .. "events", "*", unpack(fields))
+        local queue, channel = apply(tid, s.actions, t)
+        local event = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
+                       "actor", "sla", "ts", now_ms, "due", due_iso, "late_s", late_s,
+                       "late", late, unpack(s.flat)}
+        redis.call("XADD", p .. "events", "*", unpack(event))
         kinds[s.kind] = (kinds[s.kind] or 0) + 1
         out[#out + 1] = queue
       end
-      sla_overdue(p, tid, overdue)
-      sla_count(p, tid, standing)
+      if overdue ~= "" then  -- sla_overdue (sla_lib.lua), for the whole bucket at once below
+        overdue_add[#overdue_add + 1] = overdue
+        overdue_add[#overdue_add + 1] = tid
+      else
+        overdue_rem[#overdue_rem + 1] = tid
+      end
+      count(tid, standing, t)
     end
   end
   i = i + 6 * k
+  chunked("HSET", bkey, writes, 2000)
+  chunked("ZADD", p .. "sla:overdue", overdue_add, 2000)
+  chunked("ZREM", p .. "sla:overdue", overdue_rem, 1000)
   if held then
     released = released + 1
     if redis.call("SREM", p .. "sla:dirty", bucket) == 1 or moved then
@@ -149,6 +219,14 @@ while i <= #ARGV do
       redis.call("ZADD", due, bucket_score, bucket)
     end
   end
+end
+for queue, members in pairs(waiting) do
+  local flat = {}
+  for tid, score in pairs(members) do
+    flat[#flat + 1] = score
+    flat[#flat + 1] = tid
+  end
+  chunked("ZADD", p .. "queue:" .. queue .. ":waiting", flat, 2000)
 end
 for kind, n in pairs(kinds) do redis.call("HINCRBY", p .. "stats", kind, n) end
 if released > 0 then redis.call("HINCRBY", p .. "stats", "sla_held", -released) end
