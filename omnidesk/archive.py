@@ -1,6 +1,9 @@
 """Content-addressed archive of every raw payload, so a ticket can always show its original.
 
-A payload lives at ``<state_dir>/raw/ab/cd/<sha256>`` (ab, cd: the first hex digits).
+A payload lives at ``<state_dir>/raw/ab/<sha256>`` (ab: its first two hex digits), so a
+new archive makes 256 folders in all, not one for nearly every payload of its first tens of
+thousands (the folder creation was a third of a worker's time on a new install). Payloads an
+older version stored at ``raw/ab/cd/<sha256>`` are still found there.
 Writes are atomic (temp file + rename), and writing the same content twice is a no-op.
 `Inbound.raw_ref` is the sha256.
 """
@@ -27,9 +30,16 @@ class Archive:
         self._seq = itertools.count()
 
     def path(self, sha256: str) -> Path:
+        """Where the payload is (or goes): ``raw/ab/<sha256>``, or the older layout's
+        ``raw/ab/cd/<sha256>`` when it is there."""
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError(f"not a sha256: {sha256[:80]!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        current = self.root / sha256[:2] / sha256
+        if not current.exists():
+            legacy = self.root / sha256[:2] / sha256[2:4] / sha256
+            if legacy.exists():
+                return legacy
+        return current
 
     def put(self, payload: bytes) -> str:
         """Store the payload; returns its sha256. A disk error is transient (retry later).
@@ -37,7 +47,7 @@ class Archive:
         On the ingest hot path, so plain os calls, and no look for the fan-out folder: it
         is made only when the write finds it missing (once per folder, ever)."""
         digest = hashlib.sha256(payload).hexdigest()
-        folder = f"{self._root}/{digest[:2]}/{digest[2:4]}"
+        folder = f"{self._root}/{digest[:2]}"
         target = f"{folder}/{digest}"
         # unique per process and thread; O_EXCL refuses a stale leftover
         tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(self._seq)}"
@@ -73,7 +83,7 @@ class Archive:
         removed = 0
         if not self.root.exists():
             return 0
-        for path in self.root.glob("*/*/*"):
+        for path in [*self.root.glob("*/*"), *self.root.glob("*/*/*")]:  # and the old layout
             try:
                 if path.is_file() and path.stat().st_mtime < cutoff:
                     path.unlink()

@@ -102,7 +102,14 @@ def test_archive_is_content_addressed_atomic_and_pruned(tmp_path: Path) -> None:
     digest = archive.put(b"raw payload")
     assert archive.put(b"raw payload") == digest
     path = archive.path(digest)
-    assert path.parent.parent.name == digest[:2] and path.parent.name == digest[2:4]
+    assert path.parent.name == digest[:2] and path.parent.parent == tmp_path / "raw"
+    # what an older version stored at raw/ab/cd/<sha256> is found there
+    legacy = tmp_path / "raw" / "ab" / "cd"
+    legacy.mkdir(parents=True)
+    old_digest = "abcd" + "0" * 60
+    (legacy / old_digest).write_bytes(b"stored by an older version")
+    assert archive.get(old_digest) == b"stored by an older version"
+    assert archive.path(old_digest) == legacy / old_digest
     assert archive.get(digest) == b"raw payload"
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
     other = archive.put(b"newer")
