@@ -32,14 +32,15 @@ class Archive:
     def path(self, sha256: str) -> Path:
         """Where the payload is (or goes): ``raw/ab/<sha256>``, or the older layout's
         ``raw/ab/cd/<sha256>`` when it is there."""
+        current, legacy = self.paths(sha256)
+        return legacy if not current.exists() and legacy.exists() else current
+
+    def paths(self, sha256: str) -> tuple[Path, Path]:
+        """Both places a payload may be: this layout's and the older one's (erasure removes
+        both)."""
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError(f"not a sha256: {sha256[:80]!r}")
-        current = self.root / sha256[:2] / sha256
-        if not current.exists():
-            legacy = self.root / sha256[:2] / sha256[2:4] / sha256
-            if legacy.exists():
-                return legacy
-        return current
+        return self.root / sha256[:2] / sha256, self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, payload: bytes) -> str:
         """Store the payload; returns its sha256. A disk error is transient (retry later).
@@ -52,7 +53,8 @@ class Archive:
         # unique per process and thread; O_EXCL refuses a stale leftover
         tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(self._seq)}"
         try:
-            if os.path.exists(target):  # the same content, stored before
+            legacy = f"{folder}/{digest[2:4]}/{digest}"  # where an older version put it
+            if os.path.exists(target) or os.path.exists(legacy):  # the same content, stored
                 return digest
             try:
                 fd = os.open(tmp, _CREATE, 0o644)

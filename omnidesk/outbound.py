@@ -141,9 +141,12 @@ def send_automatic(
     `known`, the ticket's customer and messages when the caller has them (a batch).
     Returns the recorded message (delivery "queued"). If the broker refuses it, the message
     says so (delivery "failed: ...") and the error is raised for the caller to retry."""
-    return send_automatic_many(
+    (message,) = send_automatic_many(
         store, send_reply, [Automatic(ticket, text, known, meta)], event=event
-    )[0]
+    )
+    if message is None:
+        raise KeyError(f"no ticket {ticket.id}")
+    return message
 
 
 def send_automatic_many(
@@ -153,11 +156,12 @@ def send_automatic_many(
     *,
     event: str,
     queued: list[str] | None = None,
-) -> list[Message]:
+) -> list[Message | None]:
     """`send_automatic` for a batch (the receipts of one ingest batch): every message
     recorded in one MULTI, then each queued for `deliver`; the ticket ids queued go to
-    `queued` as they go. If the broker refuses one, it and those after it say so (delivery
-    "failed: not queued: ...") and the error is raised for the caller to retry them."""
+    `queued` as they go. One whose ticket is gone is neither recorded nor sent (None in its
+    place). If queueing one fails, it and those after it say so (delivery "failed: not
+    queued: ...") and the error is raised for the caller to retry them."""
     if event in PERSON_EVENTS:
         raise ValueError(f"{event!r} is what a person does: name the automatic message's kind")
     outbounds = [
@@ -165,12 +169,13 @@ def send_automatic_many(
         for item in items
     ]
     messages = store.add_outbound_messages(outbounds, SYSTEM_AUTHOR, Direction.OUT, event=event)
-    for n, outbound in enumerate(outbounds):
+    recorded = [o for o, m in zip(outbounds, messages, strict=True) if m is not None]
+    for n, outbound in enumerate(recorded):
         try:
             send_reply(outbound)
-        except TransientError as exc:
+        except Exception as exc:
             try:  # best effort: the broker and the store are often away together
-                for left in outbounds[n:]:
+                for left in recorded[n:]:
                     store.set_delivery(left.id, f"failed: not queued: {exc}", actor=SYSTEM_AUTHOR)
             except TransientError:
                 log.warning("message %s was recorded but could not be queued", outbound.id)

@@ -112,8 +112,9 @@ class Receipts:
         except Exception as exc:
             if intake_is_transient(exc):
                 raise
-            for item in ready:  # a ticket erased meanwhile: nothing was written
-                self._failed(item.ticket.id, exc)
+            for item in ready:  # those not queued are marked failed on their tickets
+                if item.ticket.id not in sent:
+                    self._failed(item.ticket.id, exc)
 
     def _failed(self, ticket_id: str, exc: Exception) -> None:
         log.error("receipt for %s failed: %s: %s", ticket_id, type(exc).__name__, exc)

@@ -56,6 +56,7 @@ def _builtin_plugins() -> list[DaemonPlugin]:
 class DaemonOptions:
     config: str | None = None
     workers: int = 2  # in-process worker threads; 0 for none
+    deliver_threads: int = 4  # with workers 0: the threads on `deliver` (the senders are here)
     http: bool = True
     http_port: int | None = None  # default: service.http_port
     embedded_redis: bool = False
@@ -178,7 +179,9 @@ class Daemon:
         if self.options.workers > 0:
             self._worker = self.pipeline.start_worker(self.options.workers)
         else:  # intake runs in `omnidesk worker`s; replies need this daemon's connectors
-            self._worker = self.pipeline.start_worker(1, queues=["deliver"])
+            self._worker = self.pipeline.start_worker(
+                self.options.deliver_threads, queues=["deliver"]
+            )
         for connector in self.connectors:
             self._tasks.append(
                 asyncio.create_task(

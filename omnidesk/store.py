@@ -510,7 +510,10 @@ class Store:
         """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``,
         or `event` for a message the system sends by itself (omnidesk.outbound.send_automatic:
         reports and the first-response facts count only ``replied`` as an agent's reply)."""
-        return self.add_outbound_messages([outbound], author, direction, event=event)[0]
+        (message,) = self.add_outbound_messages([outbound], author, direction, event=event)
+        if message is None:
+            raise KeyError(f"no ticket {outbound.ticket_id}")
+        return message
 
     @guarded
     def add_outbound_messages(
@@ -520,22 +523,22 @@ class Store:
         direction: Direction = Direction.OUT,
         *,
         event: str | None = None,
-    ) -> list[Message]:
+    ) -> list[Message | None]:
         """`add_outbound_message` for many, in two round trips whatever their number (a
-        batch's receipts): their tickets' queue and channel, then one MULTI. A ticket that
-        is gone is a KeyError, and nothing is written."""
+        batch's receipts): their tickets' queue and channel, then one MULTI. One on a ticket
+        that is gone (erased, merged away meanwhile) is not written: None in its place."""
         now = utcnow()
         pipe = self.r.pipeline(transaction=False)
         for outbound in outbounds:
             pipe.hmget(self.key("ticket", outbound.ticket_id), "queue", "channel")
         tickets = pipe.execute()
-        for outbound, t in zip(outbounds, tickets, strict=True):
-            if t[0] is None:
-                raise KeyError(f"no ticket {outbound.ticket_id}")
         kind = event or ("replied" if direction == Direction.OUT else "noted")
-        messages = []
+        messages: list[Message | None] = []
         pipe = self.r.pipeline(transaction=True)
         for outbound, t in zip(outbounds, tickets, strict=True):
+            if t[0] is None:
+                messages.append(None)
+                continue
             msg = Message(
                 id=outbound.id,
                 ticket_id=outbound.ticket_id,
@@ -553,7 +556,8 @@ class Store:
             if event is None:  # what the system sends by itself is no update on the request
                 pipe.hset(self.key("ticket", outbound.ticket_id), "updated_at", now.isoformat())
             self._event(pipe, kind, outbound.ticket_id, t[0], t[1], author, {"message": msg.id})
-        pipe.execute()
+        if any(m is not None for m in messages):
+            pipe.execute()
         return messages
 
     @guarded

@@ -5,6 +5,7 @@ with SIGKILL in the middle of a batch."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -110,6 +111,14 @@ def test_archive_is_content_addressed_atomic_and_pruned(tmp_path: Path) -> None:
     (legacy / old_digest).write_bytes(b"stored by an older version")
     assert archive.get(old_digest) == b"stored by an older version"
     assert archive.path(old_digest) == legacy / old_digest
+    assert archive.put(b"stored by an older version") != old_digest  # (not its real sha)
+    real = hashlib.sha256(b"kept in the old layout").hexdigest()
+    (tmp_path / "raw" / real[:2] / real[2:4]).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "raw" / real[:2] / real[2:4] / real).write_bytes(b"kept in the old layout")
+    assert archive.put(b"kept in the old layout") == real  # stored once: not copied anew
+    assert not (tmp_path / "raw" / real[:2] / real).exists()
+    assert set(archive.paths(real)) == {archive.root / real[:2] / real,
+                                        archive.root / real[:2] / real[2:4] / real}  # fmt: skip
     assert archive.get(digest) == b"raw payload"
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
     other = archive.put(b"newer")

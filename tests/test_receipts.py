@@ -23,7 +23,7 @@ from connectors.whatsapp.messages import template_message
 from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.errors import PermanentError, StoreUnavailable
 from omnidesk.model import Channel, Direction, Message, Outbound, RawPayload
-from omnidesk.outbound import send_automatic
+from omnidesk.outbound import Automatic, send_automatic, send_automatic_many
 from omnidesk.pipeline import Pipeline, make_broker, unregister_sender
 from omnidesk.reports.fold import Context
 from omnidesk.reports.recompute import recompute
@@ -577,6 +577,43 @@ def test_agents_see_the_receipt_and_only_their_reply_stops_the_first_response_cl
     (first,) = [c for c in service.desk.view(amal, ticket.id)["sla"]
                 if c["target"] == "first_response"]  # fmt: skip
     assert first["state"] == "stopped" and first["met"]
+
+
+def test_a_batch_of_automatic_messages_skips_a_gone_ticket_and_marks_only_what_was_not_queued(
+    rig,
+) -> None:
+    """send_automatic_many records a batch in one MULTI: a ticket erased meanwhile is left
+    out (the others still go), and when the broker fails half way only the messages not
+    queued say so."""
+    runtime, _ = rig
+    runtime.send_reply = None  # no receipts at intake: this test sends them itself
+    batch = [email(f"m{i}@customer.test", "Hello", sender=f"m{i}@example.sa") for i in range(3)]
+    runtime.process(batch)
+    first, gone, third = runtime.store.list_tickets()
+    runtime.store.r.delete(runtime.store.key("ticket", gone.id))
+    queued: list[Outbound] = []
+    items = [Automatic(t, f"received {t.id}") for t in (first, gone, third)]
+    sent = send_automatic_many(runtime.store, queued.append, items, event="acknowledged")
+    assert [m is None for m in sent] == [False, True, False]
+    assert [o.ticket_id for o in queued] == [first.id, third.id]
+    assert out_messages(runtime, gone.id) == []
+
+    calls: list[str] = []
+
+    def fails_second(outbound: Outbound) -> None:
+        calls.append(outbound.ticket_id)
+        if len(calls) == 2:
+            raise StoreUnavailable("broker unavailable: connection refused")
+
+    done: list[str] = []
+    with pytest.raises(StoreUnavailable):
+        again = [Automatic(first, "again"), Automatic(third, "again")]
+        send_automatic_many(runtime.store, fails_second, again, event="acknowledged", queued=done)
+    assert done == [first.id]
+    assert [m.delivery for m in out_messages(runtime, first.id)] == ["queued", "queued"]
+    assert [m.delivery for m in out_messages(runtime, third.id)] == [
+        "queued", "failed: not queued: broker unavailable: connection refused"
+    ]
 
 
 def test_a_receipt_that_fails_for_good_leaves_the_batch_in(rig) -> None:

@@ -13,6 +13,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run_p = sub.add_parser("run", help="run the daemon: connectors, workers, SLA sweeper, HTTP")
     run_p.add_argument("--config", help="default: $OMNIDESK_CONFIG or ./queue_config.yaml")
     run_p.add_argument("--workers", type=int, default=2, help="in-process worker threads (0: none)")
+    run_p.add_argument(
+        "--deliver-threads",
+        type=int,
+        default=4,
+        help="with --workers 0: threads sending replies (omnidesk worker processes never do)",
+    )
     run_p.add_argument("--port", type=int, default=None, help="HTTP port (default from config)")
     run_p.add_argument("--no-http", action="store_true")
     run_p.add_argument(
@@ -23,7 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run_p.add_argument("--drain-timeout", type=float, default=30.0)
     run_p.set_defaults(func=run)
 
-    worker_p = sub.add_parser("worker", help="dramatiq workers alone, for scale-out")
+    worker_p = sub.add_parser(
+        "worker", help="intake and SLA workers (and a records writer) alone, for scale-out"
+    )
     worker_p.add_argument("--config")
     worker_p.add_argument("--threads", type=int, default=4)
     worker_p.set_defaults(func=worker)
@@ -34,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     options = DaemonOptions(
         config=args.config,
         workers=args.workers,
+        deliver_threads=max(1, args.deliver_threads),
         http=not args.no_http,
         http_port=args.port,
         embedded_redis=args.embedded_redis,

@@ -146,10 +146,15 @@ def _delete_files(state_dir: str | Path, digests: set[str]) -> int:
     removed = 0
     for digest in digests:
         try:
-            os.unlink(archive.path(digest))
-            removed += 1
-        except (FileNotFoundError, ValueError):  # gone already, or not a digest we wrote
+            places = archive.paths(digest)
+        except ValueError:  # not a digest we wrote
             continue
+        for path in places:  # this layout's and an older version's
+            try:
+                os.unlink(path)
+                removed += 1
+            except FileNotFoundError:  # gone already
+                continue
     return removed
 
 

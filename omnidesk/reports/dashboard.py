@@ -303,8 +303,10 @@ class Dashboard:
                 if self._records_down:
                     log.info("dashboard: today's figures are back (PostgreSQL answers)")
                 self._records_down = False
-            except Exception as exc:  # PostgreSQL away (or failing): this block only, not the page
-                if not self._records_down:
+            except Exception as exc:  # this block only, never the page
+                if not _outage(exc):  # not PostgreSQL away: a fault to fix, with its trace
+                    log.exception("dashboard: today's figures failed")
+                elif not self._records_down:
                     log.warning("dashboard: today's figures unavailable: %s", exc)
                 self._records_down, figures = True, None
             self._today_cache[queues] = (time.monotonic(), today, figures)
@@ -529,3 +531,15 @@ def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
 
 def _page() -> str:
     return resources.files("omnidesk").joinpath("static/dashboard.html").read_text("utf-8")
+
+
+def _outage(exc: BaseException) -> bool:
+    """PostgreSQL away or failing for now (not a report that cannot be made)."""
+    import psycopg
+
+    from omnidesk.db.connect import RecordsUnavailable, is_transient
+    from omnidesk.reports.source import ReportsUnavailable
+
+    return isinstance(exc, RecordsUnavailable | ReportsUnavailable) or (
+        isinstance(exc, psycopg.Error) and is_transient(exc)
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 
 from omnidesk.store import Store, guarded
 
@@ -19,7 +20,9 @@ PAUSE_S = 0.01  # between batches: intake's commands go first
 
 
 def rollup_pattern(store: Store) -> str:
-    return f"{store.prefix}:ru:*"
+    """SCAN MATCH for the old keys; the prefix's own glob characters are escaped."""
+    prefix = re.sub(r"([\\*?\[\]])", r"\\\1", store.prefix)
+    return f"{prefix}:ru:*"
 
 
 @guarded
