@@ -139,3 +139,27 @@ async def wait_until_up(base: str, procs: list[subprocess.Popen[bytes]], timeout
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError(f"{base} did not come up in {timeout:.0f} s")
+
+
+def private_redis(workdir: str | Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server of the bench's own on a free loopback port (nothing persisted), up and
+    answering; stop it with `stop([proc])`."""
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(workdir), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+    finally:
+        client.close()
+    return proc, port

@@ -41,7 +41,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,11 +54,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.benchkit import free_port, percentile, private_redis, wait_until_up  # noqa: E402
 from omnidesk.agents.tokens import Tokens  # noqa: E402
 from omnidesk.intake import Intake  # noqa: E402
 from omnidesk.model import (  # noqa: E402
@@ -79,28 +78,9 @@ PRIORITIES = [Priority.LOW, Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Pri
 CAPACITY = 5
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A redis-server of our own on a free port (`--own-redis`)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--bind", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    client.close()
+    proc, port = private_redis(workdir)
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
@@ -137,22 +117,6 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=log.open("ab"),
     )  # fmt: skip
-
-
-async def wait_until_up(base: str, daemon: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if daemon.poll() is not None:
-                raise RuntimeError("the daemon exited")
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the daemon did not come up")
 
 
 def seed(store: Store, tickets: int, tag: str) -> list[str]:
@@ -315,17 +279,10 @@ def run_side(
     return Side(sum(claimed.values()) / elapsed, claim_ms, double, problems)
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def describe(name: str, side: Side) -> str:
-    return (f"{name}: {side.rate:,.0f} claims+resolves/s; claim p50 "
-            f"{pct(side.claim_ms, 0.5):.1f} ms, p99 {pct(side.claim_ms, 0.99):.1f} ms; "
-            f"{', '.join(side.problems) or 'checks ok'}")  # fmt: skip
+    p50, p99 = percentile(side.claim_ms, 0.5), percentile(side.claim_ms, 0.99)
+    return (f"{name}: {side.rate:,.0f} claims+resolves/s; claim p50 {p50:.1f} ms, "
+            f"p99 {p99:.1f} ms; {', '.join(side.problems) or 'checks ok'}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     capacity: list[Side] = []
     model: list[Side] = []
     try:
-        asyncio.run(wait_until_up(base, daemon, 60))
+        asyncio.run(wait_until_up(base, [daemon], 60))
         tokens = [Tokens(store).create(agent) for agent in agent_ids(args.agents)]
         # the daemon trims the events stream behind its consumers; a group of ours that
         # never reads keeps every event from here on for the checks
@@ -407,12 +364,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{'ok' if not problems else 'MISSED: ' + '; '.join(problems)}")  # fmt: skip
     print(json.dumps({
         "claims_per_s": round(rate, 1),
-        "p50_ms": round(pct(model_ms, 0.5), 3),
-        "p99_ms": round(pct(model_ms, 0.99), 3),
+        "p50_ms": round(percentile(model_ms, 0.5), 3),
+        "p99_ms": round(percentile(model_ms, 0.99), 3),
         "double_claims": double,
         "capacity_claims_per_s": round(capacity_rate, 1),
-        "capacity_p50_ms": round(pct(capacity_ms, 0.5), 3),
-        "capacity_p99_ms": round(pct(capacity_ms, 0.99), 3),
+        "capacity_p50_ms": round(percentile(capacity_ms, 0.5), 3),
+        "capacity_p99_ms": round(percentile(capacity_ms, 0.99), 3),
         "think_ms": args.think_ms,
         "think_bound_claims_per_s": round(bound, 1) if think_s else None,
         "agents": args.agents,

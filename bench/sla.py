@@ -65,7 +65,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -84,6 +83,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.benchkit import private_redis
 from omnidesk.configload import parse_config
 from omnidesk.model import Channel, Ticket
 from omnidesk.store import Store
@@ -109,26 +109,9 @@ V0 = datetime(2026, 1, 11, 10, tzinfo=RIYADH)
 GROUPS = 1000  # due tickets are opened in this many groups spread over the window
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_redis() -> tuple[subprocess.Popen[bytes], int, str]:
-    port, workdir = free_port(), tempfile.mkdtemp(prefix="bench-sla-")
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", workdir, "--bind", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
+    workdir = tempfile.mkdtemp(prefix="bench-sla-")
+    proc, port = private_redis(workdir)
     return proc, port, workdir
 
 

@@ -42,6 +42,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.benchkit import free_port, percentile, wait_until_up  # noqa: E402
 from omnidesk.store import Store  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
@@ -66,14 +67,6 @@ class Tally:
     errors_5xx: int = 0  # any other 5xx
     unanswered: list[str] = field(default_factory=list)  # connection dropped: outcome unknown
     other: dict[int, int] = field(default_factory=dict)  # any other status
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config_file(source: Path, out: Path, *, prefix: str, port: int, max_backlog: int) -> Path:
@@ -107,21 +100,6 @@ def start_daemon(config: Path, workers: int, log: Path) -> subprocess.Popen[byte
         stdout=subprocess.DEVNULL,
         stderr=log.open("ab"),
     )
-
-
-async def wait_until_up(base: str, daemon: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            assert daemon.poll() is None, "the daemon exited"
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the daemon did not come up")
 
 
 def form(run: str, client: int, n: int) -> tuple[str, bytes]:
@@ -250,13 +228,6 @@ def check_tickets(store: Store, run: str, accepted: list[str], unanswered: list[
     assert store.counts()["quarantine"] == 0, "forms went to the quarantine"
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50, help="concurrent web-form clients")
@@ -283,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     store = Store.from_url(REDIS_URL, prefix)
     base = f"http://127.0.0.1:{port}"
     try:
-        asyncio.run(wait_until_up(base, daemon, 60))
+        asyncio.run(wait_until_up(base, [daemon], 60))
         print(f"daemon up on {base}; {args.clients} clients for {args.seconds:.0f}s", flush=True)
         figures = asyncio.run(drive(args, base, prefix, store))
     except AssertionError:
