@@ -42,7 +42,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchkit import free_port, percentile, wait_until_up  # noqa: E402
+from bench.benchkit import free_port, percentile, reference_body, wait_until_up  # noqa: E402
 from omnidesk.store import Store  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
@@ -70,24 +70,15 @@ class Tally:
 
 
 def config_file(source: Path, out: Path, *, prefix: str, port: int, max_backlog: int) -> Path:
-    """The reference config with a `service:` block of our own; its rule `tests:` (whose
-    file paths are relative to the original's folder) and scheduled `reports:` are dropped."""
-    lines, skipping = [], False
-    for line in source.read_text("utf-8").splitlines():
-        if line.startswith(("service:", "tests:", "reports:")):
-            skipping = True
-            continue
-        if skipping and (line.startswith((" ", "\t", "#")) or not line.strip()):
-            continue
-        skipping = False
-        lines.append(line)
+    """The reference config with a `service:` block of our own (bench.benchkit.reference_body
+    drops its own `service:`, rule `tests:` and scheduled `reports:`)."""
     service = (
         f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n"
         f"  state_dir: {out.parent / 'state'}\n  http_port: {port}\n"
         f"  intake_max_backlog: {max_backlog}\n"
         "  web_form: {posts_per_ip: 1000000000}\n"  # every client posts from 127.0.0.1
     )
-    out.write_text(service + "\n".join(lines) + "\n", "utf-8")
+    out.write_text(service + reference_body(source), "utf-8")
     return out
 
 
