@@ -131,21 +131,10 @@ local function chunked(cmd, key, list, per)
   end
 end
 
--- sla_count (sla_lib.lua) on a ticket read by `ticket`: the same bookkeeping, no re-read
+-- sla_count (sla_lib.lua) on a ticket read by `ticket`: no re-read
 local function count(tid, standing, t)
-  local queue, old = t[1], t[9]
-  if not queue then return end
-  local new = false
-  if standing ~= "" then new = queue .. "|" .. standing end
-  if new == old then return end
-  if old then redis.call("HINCRBY", p .. "sla:n", old, -1) end
-  if new then
-    redis.call("HINCRBY", p .. "sla:n", new, 1)
-    redis.call("HSET", p .. "ticket:" .. tid, "sla_n", new)
-  else
-    redis.call("HDEL", p .. "ticket:" .. tid, "sla_n")
-  end
-  t[9] = new
+  if not t[1] then return end
+  t[9] = sla_count_known(p, tid, t[1], t[9], standing)
 end
 
 local kinds = {}

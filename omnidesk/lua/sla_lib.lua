@@ -37,6 +37,24 @@ local function sla_overdue(p, tid, overdue)
   end
 end
 
+-- The count's bookkeeping once the ticket's queue and its current `sla_n` (`old`, false for
+-- none) are known; returns the new `sla_n` (false for none). The sweeper's commit calls it on
+-- fields it read already.
+local function sla_count_known(p, tid, queue, old, standing)
+  local new = false
+  if standing ~= "" then new = queue .. "|" .. standing end
+  if new == old then return old end
+  local tkey = p .. "ticket:" .. tid
+  if old then redis.call("HINCRBY", p .. "sla:n", old, -1) end
+  if new then
+    redis.call("HINCRBY", p .. "sla:n", new, 1)
+    redis.call("HSET", tkey, "sla_n", new)
+  else
+    redis.call("HDEL", tkey, "sla_n")
+  end
+  return new
+end
+
 -- Per-queue counts of tickets by SLA standing (running, paused, warned, breached):
 -- p.."sla:n" "<queue>|<standing>" -> n, for /metrics. The ticket hash's sla_n field says
 -- where the ticket is counted now. standing nil keeps it (the ticket moved to `queue`); ""
@@ -51,14 +69,5 @@ local function sla_count(p, tid, standing, queue)
     if not old then return end
     standing = string.match(old, "|(%a*)$")
   end
-  local new = false
-  if standing ~= "" then new = queue .. "|" .. standing end
-  if new == old then return end
-  if old then redis.call("HINCRBY", p .. "sla:n", old, -1) end
-  if new then
-    redis.call("HINCRBY", p .. "sla:n", new, 1)
-    redis.call("HSET", tkey, "sla_n", new)
-  else
-    redis.call("HDEL", tkey, "sla_n")
-  end
+  sla_count_known(p, tid, queue, old, standing)
 end
