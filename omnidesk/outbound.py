@@ -32,6 +32,9 @@ from omnidesk.ticket_status import contact_identities
 log = logging.getLogger("omnidesk.outbound")
 
 SendReply = Callable[[Outbound], None]
+# Queues several at once (the pipeline's send_replies: one broker message for a batch's
+# receipts, delivered together).
+SendReplies = Callable[[list[Outbound]], None]
 SYSTEM_AUTHOR = "omnidesk"  # the author of what the system sends by itself
 PERSON_EVENTS = frozenset({"replied", "noted"})  # an agent's reply (stops clocks) or note
 
@@ -123,7 +126,7 @@ class Automatic:
 
 def send_automatic(
     store: Store,
-    send_reply: SendReply,
+    send_replies: SendReplies,
     ticket: Ticket,
     text: str,
     *,
@@ -142,7 +145,7 @@ def send_automatic(
     Returns the recorded message (delivery "queued"). If the broker refuses it, the message
     says so (delivery "failed: ...") and the error is raised for the caller to retry."""
     (message,) = send_automatic_many(
-        store, send_reply, [Automatic(ticket, text, known, meta)], event=event
+        store, send_replies, [Automatic(ticket, text, known, meta)], event=event
     )
     if message is None:
         raise KeyError(f"no ticket {ticket.id}")
@@ -151,17 +154,17 @@ def send_automatic(
 
 def send_automatic_many(
     store: Store,
-    send_reply: SendReply,
+    send_replies: SendReplies,
     items: list[Automatic],
     *,
     event: str,
     queued: list[str] | None = None,
 ) -> list[Message | None]:
     """`send_automatic` for a batch (the receipts of one ingest batch): every message
-    recorded in one MULTI, then each queued for `deliver`; the ticket ids queued go to
-    `queued` as they go. One whose ticket is gone is neither recorded nor sent (None in its
-    place). If queueing one fails, it and those after it say so (delivery "failed: not
-    queued: ...") and the error is raised for the caller to retry them."""
+    recorded in one MULTI, then all queued for `deliver` at once; their ticket ids go to
+    `queued` once queued. One whose ticket is gone is neither recorded nor sent (None in its
+    place). If queueing fails, every message says so (delivery "failed: not queued: ...")
+    and the error is raised for the caller to retry them."""
     if event in PERSON_EVENTS:
         raise ValueError(f"{event!r} is what a person does: name the automatic message's kind")
     outbounds = [
@@ -170,16 +173,17 @@ def send_automatic_many(
     ]
     messages = store.add_outbound_messages(outbounds, SYSTEM_AUTHOR, Direction.OUT, event=event)
     recorded = [o for o, m in zip(outbounds, messages, strict=True) if m is not None]
-    for n, outbound in enumerate(recorded):
-        try:
-            send_reply(outbound)
-        except Exception as exc:
-            try:  # best effort: the broker and the store are often away together
-                for left in recorded[n:]:
-                    store.set_delivery(left.id, f"failed: not queued: {exc}", actor=SYSTEM_AUTHOR)
-            except TransientError:
-                log.warning("message %s was recorded but could not be queued", outbound.id)
-            raise
-        if queued is not None:
-            queued.append(outbound.ticket_id)
+    if not recorded:
+        return messages
+    try:
+        send_replies(recorded)
+    except Exception as exc:
+        try:  # best effort: the broker and the store are often away together
+            failed = f"failed: not queued: {exc}"
+            store.set_deliveries([(o.id, failed) for o in recorded], actor=SYSTEM_AUTHOR)
+        except TransientError:
+            log.warning("%d messages were recorded but could not be queued", len(recorded))
+        raise
+    if queued is not None:
+        queued.extend(o.ticket_id for o in recorded)
     return messages

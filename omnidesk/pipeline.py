@@ -66,6 +66,7 @@ DELIVER_MAX_BACKOFF_MS = 15 * 60_000
 _batch_codec = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(list[RawPayload])
 _outbound_decoder = msgspec.json.Decoder(Outbound)
+_outbounds_decoder = msgspec.json.Decoder(list[Outbound])
 _BROKER_ERRORS = (redis.RedisError, OSError, dramatiq.errors.BrokerConnectionError)
 
 
@@ -159,12 +160,42 @@ def _find_sender(outbound: Outbound) -> _Sender | None:
     return _senders.get((channel, outbound.account)) or _senders.get((channel, "*"))
 
 
-def _run_send(sender: _Sender, outbound: Outbound, timeout: float = 120.0) -> Receipt:
-    coro = sender.send(outbound)
-    loop = sender.loop
-    if loop is not None and loop.is_running():
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+def _send_in_turn(outbounds: list[Outbound], timeout: float = 120.0) -> list[Receipt | Exception]:
+    """Send each outbound through its sender, one after another, on the sender's event
+    loop (the daemon's: one hop for the lot) or, without one, on a loop of our own.
+    Returns each one's receipt or error, in order."""
+    outcomes: list[Receipt | Exception | None] = [None] * len(outbounds)
+    by_loop: dict[asyncio.AbstractEventLoop | None, list[tuple[int, _Sender]]] = {}
+    for n, outbound in enumerate(outbounds):
+        sender = _find_sender(outbound)
+        if sender is None:
+            outcomes[n] = TransientError(f"no sender for {outbound.channel}:{outbound.account}")
+            continue
+        loop = sender.loop if sender.loop is not None and sender.loop.is_running() else None
+        by_loop.setdefault(loop, []).append((n, sender))
+
+    async def in_turn(jobs: list[tuple[int, _Sender]]) -> None:
+        for n, sender in jobs:
+            try:
+                outcomes[n] = await asyncio.wait_for(sender.send(outbounds[n]), timeout)
+            except Exception as exc:
+                outcomes[n] = exc
+
+    for loop, jobs in by_loop.items():
+        if loop is None:
+            asyncio.run(in_turn(jobs))
+        else:
+            asyncio.run_coroutine_threadsafe(in_turn(jobs), loop).result()
+    return [o if o is not None else TransientError("not sent") for o in outcomes]
+
+
+def delivery_status(outcome: Receipt | PermanentError) -> str:
+    """What `set_delivery` records for a send's outcome."""
+    if isinstance(outcome, PermanentError):
+        return f"failed: {outcome}"
+    if outcome.status == "sent":
+        return "sent"
+    return f"{outcome.status}: {outcome.detail}".rstrip(": ")
 
 
 def backoff_ms(attempt: int, retry_after: float | None = None) -> int:
@@ -202,8 +233,8 @@ class Pipeline:
     def __init__(self, runtime: Runtime, broker: dramatiq.Broker) -> None:
         self.runtime = runtime
         self.broker = broker
-        if runtime.send_reply is None:  # the ingest actor's receipts go out through deliver
-            runtime.send_reply = self.send_reply
+        if runtime.send_replies is None:  # the ingest actor's receipts go out through deliver
+            runtime.send_replies = self.send_replies
         hide_message_bodies()  # dramatiq would log whole batches on a failure
         dramatiq.set_broker(broker)
         self.ingest = dramatiq.actor(
@@ -222,6 +253,14 @@ class Pipeline:
             actor_name="deliver",
             queue_name=queue_name(broker, "deliver"),
             max_retries=DELIVER_MAX_ATTEMPTS + 2,  # our own count below decides first
+        )
+        # a batch's receipts: one broker message, sent in turn, statuses in one MULTI; what
+        # must be tried again goes on as single `deliver` messages, with their retry count
+        self.deliver_many = dramatiq.actor(
+            self._deliver_many,
+            broker=broker,
+            actor_name="deliver_many",
+            queue_name=queue_name(broker, "deliver"),
         )
         self.escalate = dramatiq.actor(
             self._escalate,
@@ -285,6 +324,17 @@ class Pipeline:
         except _BROKER_ERRORS as exc:
             raise _unavailable(exc) from None
 
+    def send_replies(self, outbounds: list[Outbound]) -> None:
+        """Queue recorded outbound messages in one broker message (`deliver_many`): a
+        batch's receipts cost one round trip here and one message for the daemon."""
+        if len(outbounds) == 1:
+            self.send_reply(outbounds[0])
+        elif outbounds:
+            try:
+                self.deliver_many.send(_batch_codec.encode(outbounds).decode())
+            except _BROKER_ERRORS as exc:
+                raise _unavailable(exc) from None
+
     # -------------------------------------------------------- actors
 
     def _ingest(self, batch_json: str) -> None:
@@ -304,25 +354,40 @@ class Pipeline:
         store = self.runtime.store
         message = CurrentMessage.get_current_message()
         attempt = message.options.get("retries", 0) if message else 0
-        sender = _find_sender(outbound)
-        try:
-            if sender is None:
-                raise TransientError(f"no sender for {outbound.channel}:{outbound.account}")
-            receipt = _run_send(sender, outbound)
-        except TransientError as exc:
+        (outcome,) = _send_in_turn([outbound])
+        if isinstance(outcome, TransientError):
             if attempt + 1 >= DELIVER_MAX_ATTEMPTS:
-                store.set_delivery(outbound.id, f"failed: {exc} (after {attempt + 1} attempts)")
+                store.set_delivery(outbound.id, f"failed: {outcome} (after {attempt + 1} attempts)")
                 return
-            delay = backoff_ms(attempt, exc.retry_after)
-            log.warning("deliver %s: %s; retry in %d ms", outbound.id, exc, delay)
-            raise dramatiq.Retry(str(exc), delay=delay) from None
-        except PermanentError as exc:
-            store.set_delivery(outbound.id, f"failed: {exc}")
-            return
-        if receipt.status == "sent":
-            store.set_delivery(outbound.id, "sent")
-        else:
-            store.set_delivery(outbound.id, f"{receipt.status}: {receipt.detail}".rstrip(": "))
+            delay = backoff_ms(attempt, outcome.retry_after)
+            log.warning("deliver %s: %s; retry in %d ms", outbound.id, outcome, delay)
+            raise dramatiq.Retry(str(outcome), delay=delay) from None
+        if isinstance(outcome, Exception) and not isinstance(outcome, PermanentError):
+            raise outcome  # not ours to judge: dramatiq's retries
+        store.set_delivery(outbound.id, delivery_status(outcome))
+
+    def _deliver_many(self, outbounds_json: str) -> None:
+        """Each message once, in turn; the statuses in one MULTI. One that failed for now
+        goes on alone as a `deliver` message that counts this as its first attempt."""
+        outbounds = _outbounds_decoder.decode(outbounds_json)
+        statuses: list[tuple[str, str]] = []
+        for outbound, outcome in zip(outbounds, _send_in_turn(outbounds), strict=True):
+            if isinstance(outcome, Receipt | PermanentError):
+                statuses.append((outbound.id, delivery_status(outcome)))
+                continue
+            retry_after = outcome.retry_after if isinstance(outcome, TransientError) else None
+            delay = backoff_ms(0, retry_after)
+            log.warning("deliver %s: %s; retry in %d ms", outbound.id, outcome, delay)
+            try:
+                self.deliver.send_with_options(
+                    args=(_batch_codec.encode(outbound).decode(),), delay=delay, retries=1
+                )
+            except _BROKER_ERRORS as exc:  # the batch runs again (its sent ones too)
+                raise _unavailable(exc) from None
+        if statuses:
+            until_applied(
+                lambda: self.runtime.store.set_deliveries(statuses), INGEST_WAIT_S, "deliver"
+            )
 
     def _escalate(self, ticket_id: str, queue: str, reason: str = "", actor: str = "sla") -> None:
         """Move a ticket to another queue with an ``escalated`` event."""

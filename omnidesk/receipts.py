@@ -33,7 +33,7 @@ from omnidesk.config import QueueConfigFile
 from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
-from omnidesk.outbound import Automatic, Known, SendReply, send_automatic_many
+from omnidesk.outbound import Automatic, Known, SendReplies, send_automatic_many
 from omnidesk.sla import SlaState
 from omnidesk.store import Store, guarded, lua, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
@@ -52,7 +52,7 @@ MAX_AGE_MS = 3600 * 1000
 class Receipts:
     store: Store
     config: QueueConfigFile
-    send_reply: SendReply
+    send_replies: SendReplies
     clocks: Any = None  # omnidesk.sweeper.SlaClocks: the first-response due time, when set
 
     def after_intake(
@@ -108,7 +108,7 @@ class Receipts:
         if not ready:
             return
         try:
-            send_automatic_many(self.store, self.send_reply, ready, event=EVENT, queued=sent)
+            send_automatic_many(self.store, self.send_replies, ready, event=EVENT, queued=sent)
         except Exception as exc:
             if intake_is_transient(exc):
                 raise
@@ -137,7 +137,7 @@ class Receipts:
                 self.store.ticket_messages(ticket.id),
             )
         send_automatic_many(
-            self.store, self.send_reply, [self.receipt(ticket, template, known, due)], event=EVENT
+            self.store, self.send_replies, [self.receipt(ticket, template, known, due)], event=EVENT
         )
 
     def receipt(

@@ -83,9 +83,10 @@ class Runtime:
     # PostgreSQL (omnidesk.db.records.Records): customers and messages Redis let go. None:
     # Redis alone (offline routing, tests), as when PostgreSQL is down.
     records: Any = None
-    # Queues an outbound message for `deliver` (the pipeline's send_reply; Pipeline sets it):
-    # with it, new tickets get the receipts their rules name (omnidesk.receipts).
-    send_reply: Callable[[Outbound], None] | None = None
+    # Queues outbound messages for `deliver` (the pipeline's send_replies; Pipeline sets it):
+    # with it, new tickets get the receipts their rules name (omnidesk.receipts) and status
+    # requests their answers (omnidesk.status_replies).
+    send_replies: Callable[[list[Outbound]], None] | None = None
     intake: Intake = field(init=False)
     quarantine: Quarantine = field(init=False)
     known: KnownLookup = field(init=False)
@@ -204,15 +205,15 @@ class Runtime:
 
     def _status_request(self, inbound: Inbound) -> bool:
         """True when `inbound` only asks for a ticket's status (omnidesk.status_replies),
-        where this process can answer (it has the pipeline's send_reply). A request on the
+        where this process can answer (it has the pipeline's send_replies). A request on the
         sender's own open ticket is answered and still taken in there (False), threaded by
         the ticket's own key, so an agent who asked for the number sees it."""
-        if self.send_reply is None or self.config is None:
+        if self.send_replies is None or self.config is None:
             return False
         from omnidesk.status_replies import StatusReplies
 
         replies = StatusReplies(
-            self.store, self.config.data, self.send_reply, self.records, self.intake.dedupe_window
+            self.store, self.config.data, self.send_replies, self.records, self.intake.dedupe_window
         )
         try:
             handled = replies.consume(inbound)
@@ -292,9 +293,9 @@ class Runtime:
 
     def _receipts(self, items: list[tuple[Inbound, Decision]], taken: list[IntakeResult]) -> None:
         """The receipts the batch's new tickets are owed, where this process can send."""
-        if self.send_reply is None or self.config is None:
+        if self.send_replies is None or self.config is None:
             return
-        receipts = Receipts(self.store, self.config.data, self.send_reply, self.clocks)
+        receipts = Receipts(self.store, self.config.data, self.send_replies, self.clocks)
         try:
             receipts.after_intake(items, taken)
         except Exception as exc:

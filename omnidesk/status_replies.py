@@ -40,7 +40,7 @@ import msgspec
 from omnidesk.config import QueueConfigFile
 from omnidesk.errors import TransientError
 from omnidesk.model import Channel, Customer, Direction, Flag, Inbound, Message
-from omnidesk.outbound import Known, SendReply, send_automatic
+from omnidesk.outbound import Known, SendReplies, send_automatic
 from omnidesk.ratelimit import RateLimiter
 from omnidesk.store import Store, guarded
 from omnidesk.ticket_status import (
@@ -119,7 +119,7 @@ def reply_language(inbound: Inbound, asked: Lang | None) -> Lang:
 class StatusReplies:
     store: Store
     config: QueueConfigFile
-    send_reply: SendReply
+    send_replies: SendReplies
     records: Any = None
     dedupe_window: timedelta = timedelta(days=30)
 
@@ -180,7 +180,9 @@ class StatusReplies:
             [request],
         )
         try:
-            send_automatic(self.store, self.send_reply, asked_from, text, event=EVENT, known=known)
+            send_automatic(
+                self.store, self.send_replies, asked_from, text, event=EVENT, known=known
+            )
         except TransientError:
             self._release(inbound)  # the batch runs again and answers then
             raise

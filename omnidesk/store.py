@@ -560,19 +560,34 @@ class Store:
             pipe.execute()
         return messages
 
-    @guarded
     def set_delivery(self, message_id: str, status: str, actor: str = "deliver") -> None:
         """Record what the channel said: sent, failed: <reason>, refused: <reason>."""
-        fields = self.r.hmget(self.key("msg", message_id), "ticket_id", "channel")
-        if fields[0] is None:
+        if self.set_deliveries([(message_id, status)], actor):
             raise KeyError(f"no message {message_id}")
-        queue = self.r.hget(self.key("ticket", fields[0]), "queue") or ""
+
+    @guarded
+    def set_deliveries(self, statuses: list[tuple[str, str]], actor: str = "deliver") -> list[str]:
+        """`set_delivery` for many messages (a batch of receipts) in three round trips, the
+        writes in one MULTI. Returns the ids of the messages not found (nothing is recorded
+        for those)."""
+        pipe = self.r.pipeline(transaction=False)
+        for message_id, _ in statuses:
+            pipe.hmget(self.key("msg", message_id), "ticket_id", "channel")
+        found = pipe.execute()
+        known = [(m, s, f) for (m, s), f in zip(statuses, found, strict=True) if f[0] is not None]
+        pipe = self.r.pipeline(transaction=False)
+        for _, _, (ticket_id, _) in known:
+            pipe.hget(self.key("ticket", ticket_id), "queue")
+        queues = pipe.execute() if known else []
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.key("msg", message_id), "delivery", status)
-        pipe.hincrby(self.key("stats"), f"delivery:{status.split(':', 1)[0]}", 1)
-        extra = {"message": message_id, "delivery": status}
-        self._event(pipe, "delivery", fields[0], queue, fields[1], actor, extra)
-        pipe.execute()
+        for (message_id, status, (ticket_id, channel)), queue in zip(known, queues, strict=True):
+            pipe.hset(self.key("msg", message_id), "delivery", status)
+            pipe.hincrby(self.key("stats"), f"delivery:{status.split(':', 1)[0]}", 1)
+            extra = {"message": message_id, "delivery": status}
+            self._event(pipe, "delivery", ticket_id, queue or "", channel, actor, extra)
+        if known:
+            pipe.execute()
+        return [m for (m, _), f in zip(statuses, found, strict=True) if f[0] is None]
 
     # ------------------------------------------------------------ customers
 

@@ -218,7 +218,7 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     for kind, text in (("status_replied", "حالة طلبك: بانتظار ردك"), ("acknowledged", "وصلنا")):
         current = store.get_ticket(ticket.id)
         assert current is not None
-        send_automatic(store, lambda outbound: None, current, text, event=kind)
+        send_automatic(store, lambda outbounds: None, current, text, event=kind)
         WebDriverWait(browser, 2).until(lambda d, text=text: text in "".join(
             n.text for n in d.find_elements(By.CSS_SELECTOR, "#thread .msg.out")))  # fmt: skip
 

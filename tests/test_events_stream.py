@@ -335,7 +335,7 @@ async def test_messages_the_system_sends_show_live(live: dict[str, Any]) -> None
     ticket = runtime.store.get_ticket(tid)
     stream = await subscribe(session, auth(tokens["amal"]))
     for event in (RECEIPT, STATUS_REPLY):
-        message = send_automatic(runtime.store, lambda out: None, ticket, "تم", event=event)
+        message = send_automatic(runtime.store, lambda outs: None, ticket, "تم", event=event)
         _, shown = await stream.until(lambda f, e=event: f[1] == e)
         assert shown[2]["ticket"] == tid and shown[2]["message"] == message.id
     stream.response.close()

@@ -174,6 +174,45 @@ def test_deliver_retries_transient_errors_then_records_the_outcome(
     assert {e["delivery"] for e in deliveries} == {"sent", "failed: recipient unknown"}
 
 
+def test_a_batch_of_replies_goes_in_one_message_and_a_failed_one_is_retried_alone(
+    pipeline: Pipeline, worker: dramatiq.Worker
+) -> None:
+    """send_replies hands a batch over as one `deliver_many` message: each is sent once,
+    in order, and the statuses recorded; one that failed for now goes on alone through
+    `deliver`, which counts the batch as its first attempt."""
+    store = pipeline.runtime.store
+    tid = pipeline.runtime.process([web("hello", email="a@b.sa")]).results[0].ticket_id
+    assert tid is not None
+    calls: list[str] = []
+
+    async def send(out: Outbound) -> Receipt:
+        calls.append(out.id)
+        if out.id == "later" and calls.count("later") == 1:
+            raise TransientError("rate limited", retry_after=0.05)
+        if out.id == "bad":
+            raise PermanentError("recipient unknown")
+        return Receipt(outbound_id=out.id, status="sent", external_id="x1")
+
+    ids = ["b1", "later", "bad", "b2"]
+    outs = [
+        Outbound(id=i, ticket_id=tid, channel=Channel.WEB, account="site", text="رد") for i in ids
+    ]
+    for out in outs:
+        store.add_outbound_message(out, author="omnidesk")
+    register_sender(Channel.WEB, "site", send)
+    try:
+        pipeline.send_replies(outs)
+        assert wait_for(lambda: store.get_message("later").delivery == "sent")  # type: ignore[union-attr]
+        assert wait_for(lambda: store.get_message("b2").delivery == "sent")  # type: ignore[union-attr]
+    finally:
+        unregister_sender(Channel.WEB, "site")
+    assert calls[:4] == ids and calls[4:] == ["later"]
+    delivery = {i: store.get_message(i).delivery for i in ids}  # type: ignore[union-attr]
+    assert delivery == {
+        "b1": "sent", "later": "sent", "bad": "failed: recipient unknown", "b2": "sent"
+    }
+
+
 def test_escalate_moves_the_ticket_with_an_event(
     pipeline: Pipeline, worker: dramatiq.Worker
 ) -> None:

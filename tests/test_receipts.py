@@ -215,7 +215,7 @@ def test_a_redelivered_batch_sends_no_second_receipt(rig) -> None:
     and the receipt already claimed for the ticket is not sent again."""
     runtime, _ = rig
     queued: list[Outbound] = []
-    runtime.send_reply = queued.append
+    runtime.send_replies = queued.extend
     batch = [email("once@customer.test", "My CR number is wrong", sender="once@example.sa")]
     (opened,) = runtime.process(batch).results
     (again,) = runtime.process(batch).results
@@ -228,7 +228,7 @@ def test_the_web_form_gets_no_receipt_through_deliver(rig) -> None:
     number and no connector sends on `web`: a receipt there would only fail in deliver."""
     runtime, _ = rig
     queued: list[Outbound] = []
-    runtime.send_reply = queued.append
+    runtime.send_replies = queued.extend
     form = (Path(__file__).parent.parent / "examples" / "web" / "complaint.json").read_bytes()
     payload = RawPayload(
         channel=Channel.WEB, account="web", payload=form, received_at=datetime.now(UTC)
@@ -250,7 +250,7 @@ def test_bulk_and_list_mail_opens_a_ticket_without_a_receipt(rig, headers: dict)
     that rewrote From would reach every member. The ticket still opens."""
     runtime, _ = rig
     queued: list[Outbound] = []
-    runtime.send_reply = queued.append
+    runtime.send_replies = queued.extend
     raw = customer_mail("traders@lists.example.org", "Fees question", "How much?", **headers)
     payload = RawPayload(
         channel=Channel.EMAIL, account="care", payload=raw, received_at=datetime.now(UTC)
@@ -272,12 +272,12 @@ def test_an_automatic_message_is_no_update_on_the_request(rig) -> None:
     """Track my request shows when the ticket last changed: a receipt or a status answer
     the system sent is not that, an agent's reply is."""
     runtime, _ = rig
-    runtime.send_reply = lambda outbound: None
+    runtime.send_replies = lambda outbounds: None
     (opened,) = runtime.process([email("upd@customer.test", "Refund please")]).results
     ticket = runtime.store.get_ticket(opened.ticket_id)
     assert ticket is not None and len(out_messages(runtime, ticket.id)) == 1  # the receipt
     before = ticket.updated_at
-    send_automatic(runtime.store, lambda outbound: None, ticket, "status", event="status_replied")
+    send_automatic(runtime.store, lambda outbounds: None, ticket, "status", event="status_replied")
     after = runtime.store.get_ticket(ticket.id)
     assert after is not None and after.updated_at == before
     reply = Outbound(id="M-upd-1", ticket_id=ticket.id, channel="email", account="care", text="ok")
@@ -307,7 +307,7 @@ def test_a_ticket_whose_process_died_before_its_receipt_gets_it_on_redelivery(
     assert runtime.process(follow).results[0].outcome == "appended"
     assert out_messages(runtime, opened.ticket_id) == []
     queued: list[Outbound] = []
-    runtime.send_reply = queued.append
+    runtime.send_replies = queued.extend
     assert runtime.process(follow).results[0].outcome == "duplicate"
     assert queued == []
     assert runtime.process(first).results[0].outcome == "duplicate"
@@ -331,7 +331,7 @@ def test_a_ticket_opened_long_ago_gets_no_late_receipt_when_its_mail_is_read_aga
     two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
     runtime.store.r.hset(runtime.store.key("ticket", old), "opened_ms", two_hours_ago)
     queued: list[Outbound] = []
-    runtime.send_reply = queued.append
+    runtime.send_replies = queued.extend
     for batch in batches:
         assert runtime.process(batch).results[0].outcome == "duplicate"
     assert [o.ticket_id for o in queued] == [recent]
@@ -344,17 +344,17 @@ def test_a_receipt_the_broker_refused_goes_when_the_batch_runs_again(rig) -> Non
     runtime, _ = rig
     batch = [email("broker@customer.test", "Hello", sender="broker@example.sa")]
 
-    def refuse(outbound: Outbound) -> None:
+    def refuse(outbounds: list[Outbound]) -> None:
         raise StoreUnavailable("broker unavailable: connection refused")
 
-    runtime.send_reply = refuse
+    runtime.send_replies = refuse
     with pytest.raises(StoreUnavailable):
         runtime.process(batch)
     (ticket,) = runtime.store.list_tickets()
     (refused,) = out_messages(runtime, ticket.id)
     assert refused.delivery == "failed: not queued: broker unavailable: connection refused"
     queued: list[Outbound] = []
-    runtime.send_reply = queued.append
+    runtime.send_replies = queued.extend
     assert runtime.process(batch).results[0].outcome == "duplicate"
     assert [o.ticket_id for o in queued] == [ticket.id]
     assert runtime.process(batch).results[0].outcome == "duplicate"
@@ -486,7 +486,7 @@ def test_the_receipt_is_recorded_in_postgresql_and_sets_no_first_response(
 
     runtime = Runtime.for_service(receipts_config(prefix, tmp_path / "state"))
     queued: list[Outbound] = []
-    runtime.send_reply = queued.append  # the broker hand-off, as the pipeline sets it
+    runtime.send_replies = queued.extend  # the broker hand-off, as the pipeline sets it
     (opened,) = runtime.process(
         [email("pg@customer.test", "Hello", sender="pg@example.sa")]
     ).results
@@ -530,7 +530,7 @@ def test_an_archived_receipt_is_no_first_response_on_import(
     ticket = store.get_ticket(opened.ticket_id)
     assert ticket is not None
     queued: list[Outbound] = []
-    auto = send_automatic(store, queued.append, ticket, "Received", event="acknowledged")
+    auto = send_automatic(store, queued.extend, ticket, "Received", event="acknowledged")
     assert auto.author == "omnidesk" and queued[0].id == auto.id
     reply = store.add_outbound_message(outbound_for(store, ticket, "Answer"), "sara")
     store.set_status(ticket.id, "closed", actor="sara")
@@ -564,7 +564,7 @@ def test_agents_see_the_receipt_and_only_their_reply_stops_the_first_response_cl
     (opened,) = runtime.process([email("view@c.test", "Hello", subject="Question")]).results
     ticket = runtime.store.get_ticket(opened.ticket_id)
     assert ticket is not None
-    Receipts(runtime.store, loaded.data, queued.append, runtime.clocks).send(ticket, "thanks")
+    Receipts(runtime.store, loaded.data, queued.extend, runtime.clocks).send(ticket, "thanks")
     amal = service.agent("amal")
     view = service.desk.view(amal, ticket.id)
     (receipt,) = [m for m in view["messages"] if m["direction"] == "out"]
@@ -579,41 +579,37 @@ def test_agents_see_the_receipt_and_only_their_reply_stops_the_first_response_cl
     assert first["state"] == "stopped" and first["met"]
 
 
-def test_a_batch_of_automatic_messages_skips_a_gone_ticket_and_marks_only_what_was_not_queued(
+def test_a_batch_of_automatic_messages_skips_a_gone_ticket_and_marks_all_when_not_queued(
     rig,
 ) -> None:
-    """send_automatic_many records a batch in one MULTI: a ticket erased meanwhile is left
-    out (the others still go), and when the broker fails half way only the messages not
-    queued say so."""
+    """send_automatic_many records a batch in one MULTI and queues it in one hand-off: a
+    ticket erased meanwhile is left out (the others still go), and when the broker refuses
+    the hand-off every message of it says so."""
     runtime, _ = rig
-    runtime.send_reply = None  # no receipts at intake: this test sends them itself
+    runtime.send_replies = None  # no receipts at intake: this test sends them itself
     batch = [email(f"m{i}@customer.test", "Hello", sender=f"m{i}@example.sa") for i in range(3)]
     runtime.process(batch)
     first, gone, third = runtime.store.list_tickets()
     runtime.store.r.delete(runtime.store.key("ticket", gone.id))
-    queued: list[Outbound] = []
+    handoffs: list[list[Outbound]] = []
     items = [Automatic(t, f"received {t.id}") for t in (first, gone, third)]
-    sent = send_automatic_many(runtime.store, queued.append, items, event="acknowledged")
+    sent = send_automatic_many(runtime.store, handoffs.append, items, event="acknowledged")
     assert [m is None for m in sent] == [False, True, False]
-    assert [o.ticket_id for o in queued] == [first.id, third.id]
+    assert [[o.ticket_id for o in h] for h in handoffs] == [[first.id, third.id]]
     assert out_messages(runtime, gone.id) == []
 
-    calls: list[str] = []
-
-    def fails_second(outbound: Outbound) -> None:
-        calls.append(outbound.ticket_id)
-        if len(calls) == 2:
-            raise StoreUnavailable("broker unavailable: connection refused")
+    def refuse(outbounds: list[Outbound]) -> None:
+        raise StoreUnavailable("broker unavailable: connection refused")
 
     done: list[str] = []
     with pytest.raises(StoreUnavailable):
         again = [Automatic(first, "again"), Automatic(third, "again")]
-        send_automatic_many(runtime.store, fails_second, again, event="acknowledged", queued=done)
-    assert done == [first.id]
-    assert [m.delivery for m in out_messages(runtime, first.id)] == ["queued", "queued"]
-    assert [m.delivery for m in out_messages(runtime, third.id)] == [
-        "queued", "failed: not queued: broker unavailable: connection refused"
-    ]
+        send_automatic_many(runtime.store, refuse, again, event="acknowledged", queued=done)
+    assert done == []
+    for ticket in (first, third):
+        assert [m.delivery for m in out_messages(runtime, ticket.id)] == [
+            "queued", "failed: not queued: broker unavailable: connection refused"
+        ]
 
 
 def test_a_receipt_that_fails_for_good_leaves_the_batch_in(rig) -> None:
@@ -621,10 +617,10 @@ def test_a_receipt_that_fails_for_good_leaves_the_batch_in(rig) -> None:
     logged and counted; the batch's tickets are in and the batch does not fail."""
     runtime, _ = rig
 
-    def broken(outbound: Outbound) -> None:
+    def broken(outbounds: list[Outbound]) -> None:
         raise PermanentError("cannot encode this outbound")
 
-    runtime.send_reply = broken
+    runtime.send_replies = broken
     batch = [email("bad@customer.test", "Hello", sender="bad@example.sa")]
     (opened,) = runtime.process(batch).results
     assert opened.outcome == "opened"
@@ -647,7 +643,7 @@ def test_the_receipts_queue_is_its_public_title_never_its_id(prefix: str, tmp_pa
     )
     runtime = Runtime.for_service(replace(loaded, data=data))
     queued: list[Outbound] = []
-    runtime.send_reply = queued.append
+    runtime.send_replies = queued.extend
     runtime.process([email("q1@customer.test", "السجل التجاري لا يظهر", sender="q1@example.sa")])
     runtime.process([email("q2@customer.test", "Hello, my registration number is wrong",
                            sender="q2@example.sa", subject="My request")])  # fmt: skip
@@ -660,7 +656,7 @@ def test_the_receipts_queue_is_its_public_title_never_its_id(prefix: str, tmp_pa
     bare = data.model_copy(update={"queues": {**data.queues, "general": data.queues["noise"]}})
     runtime = Runtime.for_service(replace(loaded, data=bare))
     queued.clear()
-    runtime.send_reply = queued.append
+    runtime.send_replies = queued.extend
     runtime.process([email("q3@customer.test", "سؤال", sender="q3@example.sa")])
     (out,) = queued
     assert out.text.endswith(NEUTRAL_TITLE["ar"]) and "general" not in out.text

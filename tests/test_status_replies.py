@@ -117,7 +117,7 @@ def answered(prefix: str, tmp_path: Path, pg_url: str) -> Iterator[tuple[Runtime
     """A worker's runtime whose hand-off to `deliver` is recorded (what would be sent)."""
     runtime = make_runtime(prefix, tmp_path, pg_url)
     sent: list[Outbound] = []
-    runtime.send_reply = sent.append
+    runtime.send_replies = sent.extend
     yield runtime, sent
     runtime.records.close()
 
