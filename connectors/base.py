@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from omnidesk.backoff import Backoff
 from omnidesk.errors import AuthError, OmnideskError, TransientError
 from omnidesk.model import Outbound, RawPayload, Receipt, utcnow
 
@@ -121,26 +121,6 @@ class Connector(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
         await self.shutdown()
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter, in the shape of dramatiq's compute_backoff."""
-
-    base: float = 1.0
-    factor: float = 2.0
-    cap: float = 300.0
-    attempts: int = 0
-
-    def next(self, retry_after: float | None = None) -> float:
-        self.attempts += 1
-        if retry_after is not None:
-            return min(self.cap, retry_after)
-        ceiling = min(self.cap, self.base * self.factor ** (self.attempts - 1))
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempts = 0
 
 
 class LeaseLost(TransientError):

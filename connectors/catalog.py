@@ -1,18 +1,25 @@
 """Which connector class serves each `kind` in the config's `connectors:` list.
 
-Each class names its pydantic config model as `config_model`; entries are validated
-against it at load time, so a typo in a connector block is a FILE:LINE error too.
+An entry is validated at load time as `ConnectorConfig`, a pydantic union of every
+kind's config model told apart by `kind`, so a typo in a connector block is a FILE:LINE
+error too. The config models are light (pydantic only); the connector classes, which
+need their channel's client library, are imported only when one is built or checked.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import Field, TypeAdapter
 
 from connectors.base import Connector
+from connectors.email.config import EmailAccount
+from connectors.maildir.connector import MaildirConfig
+from connectors.telegram.config import TelegramConfig
+from connectors.twitter.config import TwitterConfig
+from connectors.whatsapp.config import WhatsAppConfig
 
 KINDS: dict[str, str] = {
     "maildir": "connectors.maildir.connector:MaildirConnector",
@@ -35,13 +42,17 @@ def connector_class(kind: str) -> type[Connector]:
     return cls
 
 
-def validate_entry(entry: dict[str, Any]) -> BaseModel:
-    """The typed config of one `connectors:` entry; raises ValueError or ValidationError."""
-    kind = entry.get("kind")
-    if not isinstance(kind, str):
-        raise ValueError("'kind' is required")
-    model: type[BaseModel] = connector_class(kind).config_model  # type: ignore[attr-defined]
-    return model.model_validate(entry)
+ConnectorConfig = Annotated[
+    MaildirConfig | EmailAccount | TelegramConfig | TwitterConfig | WhatsAppConfig,
+    Field(discriminator="kind"),
+]
+_connector_config: TypeAdapter[ConnectorConfig] = TypeAdapter(ConnectorConfig)
+
+
+def validate_entry(entry: Any) -> ConnectorConfig:
+    """The typed config of one `connectors:` entry, the model chosen by its `kind`;
+    raises ValidationError (the kind missing or unknown, or the entry wrong for it)."""
+    return _connector_config.validate_python(entry)
 
 
 LeaseFactory = Callable[[str, float], Any]  # (connector name, ttl seconds) -> Lease
@@ -53,8 +64,8 @@ def build(
     """A connector from its config entry, with the daemon's cursor store and a lease on
     its account (so with several daemons each account has one poller at a time)."""
     config = validate_entry(entry)
-    cls = connector_class(entry["kind"])
+    cls = connector_class(config.kind)
     lease = None
     if lease_for is not None and cls.uses_lease:
-        lease = lease_for(entry["name"], float(getattr(config, "lease_ttl", 30.0)))
+        lease = lease_for(config.name, float(getattr(config, "lease_ttl", 30.0)))
     return cls(config, cursors=cursors, lease=lease)  # type: ignore[call-arg]

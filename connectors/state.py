@@ -2,8 +2,8 @@
 
 A cursor is one JSON value per connector (the IMAP UID per folder, the Telegram
 offset, the X since_id). A lease makes one `omnidesk run` instance at a time the
-poller of an account: SET NX PX to take it, a Lua script that checks the holder's
-token to renew or release it, so a holder that died is replaced once its lease expires,
+poller of an account: a redis-py `Lock` (SET NX PX to take it, its token-checked scripts
+to renew and release it), so a holder that died is replaced once its lease expires,
 or at once by a daemon on the same host that sees the holder's process is gone.
 """
 
@@ -14,35 +14,16 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.lock import Lock
 
 from omnidesk.errors import StoreUnavailable
 
 _T = TypeVar("_T")
-
-# Renew/release only when the key still holds our token: never touch another holder's lease.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-# Take over a lease only while it still names the holder we found dead.
-_TAKE_OVER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return false
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 async def _redis_call(what: str, call: Callable[[], Awaitable[_T]]) -> _T:
@@ -114,7 +95,9 @@ class Lease:
 
     The holder renews it well within `ttl` seconds; if it dies, the key expires and
     another instance's `acquire` succeeds, so failover takes at most `ttl` plus the
-    standby's retry interval.
+    standby's retry interval. The lock itself is redis-py's `Lock`, whose scripts touch
+    the key only while it holds our token; this class adds the takeover from a dead
+    holder on this host and maps lost ownership onto False.
     """
 
     def __init__(
@@ -131,52 +114,45 @@ class Lease:
         self.key = f"{prefix}:lease:{name}"
         self.ttl = ttl
         self.token = token or default_token()
-        self._renew = client.register_script(_RENEW)
-        self._take_over = client.register_script(_TAKE_OVER)
-        self._release = client.register_script(_RELEASE)
-
-    @property
-    def ttl_ms(self) -> int:
-        return max(1, int(self.ttl * 1000))
+        # One lock per Lease, shared by the tasks of one loop: the token is not per thread.
+        self.lock = Lock(client, self.key, timeout=ttl, blocking=False, thread_local=False)
 
     async def acquire(self) -> bool:
         """Take the lease if it is free, or extend it if we already hold it, or take it
         over from a holder on this host whose process is gone (a crash and restart)."""
-        taken = await _redis_call(
-            "taking a lease",
-            lambda: self.client.set(self.key, self.token, nx=True, px=self.ttl_ms),
-        )
-        if taken or await self.renew():
+        if await self._take() or await self.renew():
             return True
         holder = await self.holder()
         if holder is None or not holder_is_dead_here(holder):
             return False
-        taken = await _redis_call(
-            "taking over a lease",
-            lambda: self._take_over(keys=[self.key], args=[holder, self.token, self.ttl_ms]),
+        # Drop the dead holder's lock, only while it still names that holder (if it expired
+        # or moved on meanwhile, whoever holds it now keeps it) ...
+        with suppress(redis.exceptions.LockNotOwnedError):
+            await _redis_call("taking over a lease", lambda: self.lock.do_release(holder.encode()))
+        return await self._take()  # ... then race for it like any other instance
+
+    async def _take(self) -> bool:
+        return bool(
+            await _redis_call("taking a lease", lambda: self.lock.acquire(token=self.token))
         )
-        return bool(taken)
 
     async def renew(self) -> bool:
-        """Extend our lease; False when it expired or someone else holds it now."""
-        done = await _redis_call(
-            "renewing a lease",
-            lambda: self._renew(keys=[self.key], args=[self.token, self.ttl_ms]),
-        )
-        return bool(done)
+        """Extend our lease to a full ttl; False when it expired or someone else holds it."""
+        try:
+            return await _redis_call("renewing a lease", self.lock.reacquire)
+        except redis.exceptions.LockError:  # never taken here, released, or no longer ours
+            return False
 
     async def release(self) -> bool:
         """Give the lease up at once (graceful stop), only if it is still ours."""
-        done = await _redis_call(
-            "releasing a lease", lambda: self._release(keys=[self.key], args=[self.token])
-        )
-        return bool(done)
+        try:
+            await _redis_call("releasing a lease", self.lock.release)
+        except redis.exceptions.LockError:
+            return False
+        return True
 
     async def held(self) -> bool:
-        holder = await _redis_call("reading a lease", lambda: self.client.get(self.key))
-        if isinstance(holder, bytes):
-            holder = holder.decode()
-        return holder == self.token
+        return await self.holder() == self.token
 
     async def holder(self) -> str | None:
         value = await _redis_call("reading a lease", lambda: self.client.get(self.key))

@@ -265,11 +265,20 @@ class _Locator:
     def problem(self, loc: Loc, message: str) -> str:
         return f"{self.path}:{self.line(loc)}: {dotted(loc)}: {message}"
 
-    def from_validation(self, exc: ValidationError, prefix: Loc = ()) -> list[str]:
+    def from_validation(
+        self, exc: ValidationError, prefix: Loc = (), *, tagged: bool = False
+    ) -> list[str]:
+        """One problem line per error. `tagged`: `exc` is from a union discriminated by a
+        field, whose errors name the chosen member first (dropped) or the field itself."""
         seen: set[str] = set()
         problems = []
         for err in exc.errors(include_url=False):
-            loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+            loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+            if tagged and err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc += (err["ctx"]["discriminator"].strip("'"),)
+            elif tagged and loc:
+                loc = loc[1:]
+            loc = prefix + loc
             message = _message(err)
             text = self.problem(loc, message)
             if text not in seen:
@@ -285,8 +294,10 @@ def _is_union_tag(part: str | int) -> bool:
 def _message(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key"
-    if err["type"] == "missing":
+    if err["type"] in ("missing", "union_tag_not_found"):
         return "required"
+    if err["type"] == "union_tag_invalid":
+        return f"unknown {err['ctx']['tag']!r} (known: {err['ctx']['expected_tags']})"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
 
@@ -414,24 +425,26 @@ def missing_test_file(file: str) -> str:
     return f"no such file {file!r} beside the config: this rule test is skipped"
 
 
-def _check_connectors(entries: list[dict[str, Any]], at: _Locator) -> list[str]:
-    """Each `connectors:` entry against its kind's own model; names must be unique."""
-    from connectors.catalog import validate_entry
+def _check_connectors(entries: list[Any], at: _Locator) -> list[str]:
+    """Each `connectors:` entry as its kind's own model (connectors.catalog's union on
+    `kind`), its connector available; names must be unique."""
+    from connectors.catalog import connector_class, validate_entry
 
     problems, seen = [], set()
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            problems.append(at.problem(("connectors", i), "must be a mapping"))
-            continue
+        where: Loc = ("connectors", i)
         try:
-            validate_entry(entry)
+            config = validate_entry(entry)
         except ValidationError as exc:
-            problems.extend(at.from_validation(exc, prefix=("connectors", i)))
-        except ValueError as exc:
-            problems.append(at.problem(("connectors", i, "kind"), str(exc)))
-        name = entry.get("name")
-        if name in seen:
-            problems.append(at.problem(("connectors", i, "name"), f"duplicate connector {name!r}"))
+            problems.extend(at.from_validation(exc, prefix=where, tagged=True))
+        else:
+            try:
+                connector_class(config.kind)  # its client library is installed
+            except ValueError as exc:
+                problems.append(at.problem((*where, "kind"), str(exc)))
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if name is not None and name in seen:
+            problems.append(at.problem((*where, "name"), f"duplicate connector {name!r}"))
         seen.add(name)
     return problems
 

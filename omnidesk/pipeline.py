@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import random
 import signal
 import threading
 import time
@@ -29,6 +28,7 @@ import msgspec
 import redis
 from dramatiq.middleware import CurrentMessage
 
+from omnidesk.backoff import jittered_delay
 from omnidesk.config import Limits
 from omnidesk.errors import (
     ConfigError,
@@ -199,11 +199,10 @@ def delivery_status(outcome: Receipt | PermanentError) -> str:
 
 
 def backoff_ms(attempt: int, retry_after: float | None = None) -> int:
-    """Exponential backoff with full jitter; the server's Retry-After wins when given."""
+    """The delivery retry delay (omnidesk.backoff); the server's Retry-After wins when given."""
     if retry_after is not None:
         return int(retry_after * 1000)
-    ceiling = min(DELIVER_MAX_BACKOFF_MS, DELIVER_MIN_BACKOFF_MS * 2**attempt)
-    return int(random.uniform(ceiling / 2, ceiling))
+    return int(jittered_delay(attempt, DELIVER_MIN_BACKOFF_MS, DELIVER_MAX_BACKOFF_MS))
 
 
 def until_applied(apply: Callable[[], _T], budget_s: float, what: str) -> _T:
@@ -215,8 +214,7 @@ def until_applied(apply: Callable[[], _T], budget_s: float, what: str) -> _T:
         try:
             return apply()
         except TransientError as exc:
-            ceiling = min(WAIT_MAX_PAUSE_S, WAIT_MIN_PAUSE_S * 2**attempt)
-            pause = random.uniform(ceiling / 2, ceiling)
+            pause = jittered_delay(attempt, WAIT_MIN_PAUSE_S, WAIT_MAX_PAUSE_S)
             if time.monotonic() + pause > deadline:
                 raise
             log.warning("%s: %s; trying again in %.1fs", what, exc, pause)

@@ -29,7 +29,7 @@ from omnidesk.api import RouteHook, build_app
 from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.embedded_redis import EmbeddedRedis
 from omnidesk.errors import ConfigError, OmnideskError, StoreFull, StoreUnavailable
-from omnidesk.metrics import Metrics
+from omnidesk.metrics import Metrics, Scrape
 from omnidesk.model import Channel, RawPayload
 from omnidesk.overload import REDIS_DOWN, REDIS_OOM, IntakeGate
 
@@ -376,21 +376,23 @@ class Daemon:
         return report
 
     async def render_metrics(self) -> bytes:
+        """Read every figure for this scrape; what could not be read is left out."""
         store = self.runtime.store
+        scrape = Scrape()
         try:
             counts = await asyncio.to_thread(store.counts)
-            self.metrics.update_store(counts)
-            self.metrics.update_sla(await asyncio.to_thread(self.clocks.counts))
-            self.metrics.up.labels(dependency="redis").set(1)
+            scrape.update_store(counts)
+            scrape.update_sla(await asyncio.to_thread(self.clocks.counts))
+            scrape.update_dependency("redis", True)
         except OmnideskError:
-            self.metrics.up.labels(dependency="redis").set(0)
-        self.metrics.update_connectors(c.status for c in self.connectors)
+            scrape.update_dependency("redis", False)
+        scrape.update_connectors(c.status for c in self.connectors)
         if self.writer is not None:
             state = self.writer.state
-            self.metrics.update_records(state.up, state.backlog, state.written)
+            scrape.update_records(state.up, state.backlog, state.written)
         if self.gate is not None:  # broker figures and omnidesk_intake_backlog (cached probe)
-            self.metrics.update_broker((await self.gate.pressure()).queues)
-        return self.metrics.render()
+            scrape.update_broker((await self.gate.pressure()).queues)
+        return self.metrics.render(scrape)
 
     # ------------------------------------------------------------ internals
 

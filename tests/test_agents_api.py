@@ -554,3 +554,31 @@ def test_a_templates_queue_is_the_public_title(prefix: str, tmp_path: Path) -> N
     assert service.desk.render_template("where", ticket, amal, "en") == (
         "Your request is with Visitor services"
     )
+
+
+def test_tags_written_meanwhile_are_kept(
+    prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """desk.tag reads and writes the tags under WATCH (Redis.transaction): a write between
+    its read and its write makes it read again instead of overwriting that write."""
+    import redis.client
+
+    runtime, service, _ = make(prefix, tmp_path)
+    tid = open_ticket(runtime, "سؤال عن السجل")
+    queue = runtime.store.get_ticket(tid).queue
+    agent = next(a for a in service.config().agents if queue in service.roster().queues_of(a))
+    key = runtime.store.key("ticket", tid)
+    read = redis.client.Pipeline.hget
+    writes: list[str] = []
+
+    def read_then_someone_writes(pipe: Any, *args: Any) -> Any:
+        value = read(pipe, *args)
+        if not writes:  # once: another agent tags the ticket right after our read
+            writes.append("other")
+            runtime.store.r.hset(key, "tags", '["other"]')
+        return value
+
+    monkeypatch.setattr(redis.client.Pipeline, "hget", read_then_someone_writes)
+    ticket = service.desk.tag(agent, tid, ["vip"], [])
+    assert writes == ["other"]
+    assert sorted(ticket.tags) == ["other", "vip"]

@@ -15,7 +15,7 @@ import pytest
 import redis
 from dramatiq.errors import ConnectionClosed
 
-from omnidesk.metrics import Metrics
+from omnidesk.metrics import Metrics, Scrape
 from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.redisbroker import queue_figures, redis_broker
 from omnidesk.runtime import Runtime
@@ -96,9 +96,9 @@ def test_queue_figures_count_each_state_and_reach_metrics(runtime: Runtime, pref
         }
         assert ingest["oldest_age_s"] >= 0
         consumer.close()
-        metrics = Metrics()
-        metrics.update_broker(figures)
-        text = metrics.render().decode()
+        scrape = Scrape()
+        scrape.update_broker(figures)
+        text = Metrics().render(scrape).decode()
         assert 'omnidesk_broker_messages{queue="ingest",state="dead"} 1.0' in text
         assert 'omnidesk_broker_oldest_age_seconds{queue="ingest"}' in text
     finally:

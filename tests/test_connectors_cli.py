@@ -56,3 +56,25 @@ def test_an_unknown_connector_kind_is_a_config_error(tmp_path: Path) -> None:
         load_config(config)
     assert "connectors[0]" in info.value.problems[0]
     assert "carrier_pigeon" in info.value.problems[0]
+
+
+def test_connector_entries_are_checked_as_their_kind_with_file_and_line(tmp_path: Path) -> None:
+    """The union on `kind` picks the model; each problem names the entry's own line."""
+    config = write_config(
+        tmp_path,
+        "  - {name: drop, kind: maildir, path: /x}\n"
+        "  - {name: mail, kind: imap, host: h, username: u, folder: INBOX}\n"
+        "  - {name: nokind, path: /y}\n"
+        "  - {name: drop, kind: maildir, path: /z}\n",
+    )
+    from omnidesk.configload import load_config
+    from omnidesk.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    first = len(config.read_text("utf-8").splitlines()) - 3  # the line of connectors[0]
+    problems = "\n".join(info.value.problems)
+    assert f"{config}:{first + 1}: connectors[1].folder: unknown key" in problems
+    assert f"{config}:{first + 2}: connectors[2].kind: required" in problems
+    assert f"{config}:{first + 3}: connectors[3].name: duplicate connector 'drop'" in problems
+    assert "connectors[1].imap" not in problems  # the union's member is not a key

@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from omnidesk.agents.http import SERVICE_KEY, _run, body, current_agent, field, ok
+from omnidesk.agents.bodies import MergeBody, TagsBody
+from omnidesk.agents.http import SERVICE_KEY, _run, current_agent, ok, parsed
 from omnidesk.agents.roster import Forbidden
 from omnidesk.agents.service import AgentService
 from omnidesk.config import AgentConfig
@@ -113,7 +114,7 @@ async def erase_customer(request: web.Request) -> web.Response:
 async def merge_customer(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    into = field(await body(request), "into")
+    into = (await parsed(request, MergeBody)).into
     done = await _run(_merge, service, agent, request.match_info["customer"], into)
     return ok(done, status=201)
 
@@ -127,10 +128,8 @@ async def undo_merge(request: web.Request) -> web.Response:
 async def customer_tags(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    data = await body(request)
-    add = field(data, "add", list, required=False) or []
-    remove = field(data, "remove", list, required=False) or []
-    done = await _run(_tags, service, agent, request.match_info["customer"], add, remove)
+    data = await parsed(request, TagsBody)
+    done = await _run(_tags, service, agent, request.match_info["customer"], data.add, data.remove)
     return ok(done)
 
 

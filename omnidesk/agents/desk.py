@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import redis.client
 
 from omnidesk.agents.assign import Assigner, scripts
 from omnidesk.agents.roster import Forbidden, Roster
@@ -519,19 +520,16 @@ class Desk:
             if not isinstance(name, str) or not name.strip() or len(name) > 64:
                 raise BadRequest(f"bad tag {name!r}")
         key = self.store.key("ticket", ticket.id)
-        with self.store.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    tags = msgspec.json.decode(pipe.hget(key, "tags") or "[]")
-                    new = [t for t in dict.fromkeys([*tags, *add]) if t not in set(remove)]
-                    pipe.multi()
-                    pipe.hset(key, "tags", msgspec.json.encode(new).decode())
-                    pipe.execute()
-                    break
-                except Exception as exc:
-                    if type(exc).__name__ != "WatchError":
-                        raise
+
+        def retag(pipe: redis.client.Pipeline) -> None:
+            """Read the tags under WATCH and write the new list; redis-py runs it again if
+            the ticket changed in between."""
+            tags = msgspec.json.decode(pipe.hget(key, "tags") or "[]")
+            new = [t for t in dict.fromkeys([*tags, *add]) if t not in set(remove)]
+            pipe.multi()
+            pipe.hset(key, "tags", msgspec.json.encode(new).decode())
+
+        self.store.r.transaction(retag, key)
         self.store.add_event(
             "tagged",
             ticket.id,

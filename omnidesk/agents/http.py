@@ -16,12 +16,25 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from omnidesk.agents import events
 from omnidesk.agents.attachments import ChannelUnavailable
+from omnidesk.agents.bodies import (
+    Body,
+    ClaimBody,
+    MergeBody,
+    PendingBody,
+    PresenceBody,
+    PriorityBody,
+    ReplyBody,
+    TagsBody,
+    TextBody,
+    TransferBody,
+    parse_body,
+)
 from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
@@ -41,6 +54,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON = 256 * 1024
 SESSION_COOKIE = "omnidesk_session"
 SESSION_TTL_S = 12 * 3600  # a working day; the console asks for a new one at each login
+_B = TypeVar("_B", bound=Body)
 
 
 def _dumps(obj: Any) -> str:
@@ -141,15 +155,9 @@ async def body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def field(data: dict[str, Any], name: str, kind: type = str, required: bool = True) -> Any:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise BadRequest(f"{name}: required")
-        return None
-    if not isinstance(value, kind):
-        raise BadRequest(f"{name}: must be a {kind.__name__}")
-    return value
+async def parsed(request: web.Request, model: type[_B]) -> _B:
+    """The request's JSON body as `model` (omnidesk.agents.bodies); BadRequest otherwise."""
+    return parse_body(await body(request), model)
 
 
 def ok(obj: Any, status: int = 200) -> web.Response:
@@ -186,7 +194,7 @@ async def me(request: web.Request) -> web.Response:
 async def set_presence(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    status = field(await body(request), "status")
+    status = (await parsed(request, PresenceBody)).status
     await _run(service.assigner.set_presence, agent.id, status)
     if status == "online":
         await _run(service.assigner.push_for, agent.id)
@@ -210,8 +218,7 @@ async def queues(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    data = await body(request)
-    queue = field(data, "queue", required=False)
+    queue = (await parsed(request, ClaimBody)).queue
     if queue is not None:
         service.roster().check(agent, queue)
     result = await _run(service.assigner.claim, agent, [queue] if queue else None)
@@ -473,17 +480,16 @@ def _queues_now(service: AgentService, agent: AgentConfig) -> set[str]:
 async def reply(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    data = await body(request)
-    template = field(data, "template", required=False)
-    text = field(data, "text", required=template is None) or ""
-    language = field(data, "language", required=False)
+    data = await parsed(request, ReplyBody)
+    if data.text is None and data.template is None:
+        raise BadRequest("text: required")
     message = await _run(
         service.desk.reply,
         agent,
         request.match_info["ticket"],
-        text,
-        template=template,
-        language=language,
+        data.text or "",
+        template=data.template,
+        language=data.language,
     )
     return ok({"message": message}, status=201)
 
@@ -491,7 +497,7 @@ async def reply(request: web.Request) -> web.Response:
 async def note(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    text = field(await body(request), "text")
+    text = (await parsed(request, TextBody)).text
     message = await _run(service.desk.note, agent, request.match_info["ticket"], text)
     return ok({"message": message}, status=201)
 
@@ -499,13 +505,9 @@ async def note(request: web.Request) -> web.Response:
 async def transfer(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    data = await body(request)
+    data = await parsed(request, TransferBody)
     ticket = await _run(
-        service.desk.transfer,
-        agent,
-        request.match_info["ticket"],
-        field(data, "queue"),
-        field(data, "reason"),
+        service.desk.transfer, agent, request.match_info["ticket"], data.queue, data.reason
     )
     return ok({"ticket": _brief(ticket)})
 
@@ -516,7 +518,7 @@ def _status_action(name: str) -> Handler:
         agent = await current_agent(request)
         args: list[Any] = [agent, request.match_info["ticket"]]
         if name == "pending":  # why the ticket waits, recorded with the change itself
-            args.append(field(await body(request), "reason", required=False) or "")
+            args.append((await parsed(request, PendingBody)).reason or "")
         ticket = await _run(getattr(service.desk, name), *args)
         return ok({"ticket": _brief(ticket)})
 
@@ -527,7 +529,7 @@ def _status_action(name: str) -> Handler:
 async def merge(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    into = field(await body(request), "into")
+    into = (await parsed(request, MergeBody)).into
     ticket = await _run(service.desk.merge, agent, request.match_info["ticket"], into)
     return ok({"ticket": _brief(ticket)})
 
@@ -535,17 +537,17 @@ async def merge(request: web.Request) -> web.Response:
 async def tags(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    data = await body(request)
-    add = field(data, "add", list, required=False) or []
-    remove = field(data, "remove", list, required=False) or []
-    ticket = await _run(service.desk.tag, agent, request.match_info["ticket"], add, remove)
+    data = await parsed(request, TagsBody)
+    ticket = await _run(
+        service.desk.tag, agent, request.match_info["ticket"], data.add, data.remove
+    )
     return ok({"ticket": _brief(ticket)})
 
 
 async def priority(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
-    value = field(await body(request), "priority")
+    value = (await parsed(request, PriorityBody)).priority
     ticket = await _run(service.desk.set_priority, agent, request.match_info["ticket"], value)
     return ok({"ticket": _brief(ticket)})
 

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from omnidesk.agents.bodies import AssignBody
 from omnidesk.agents.desk import BadRequest
-from omnidesk.agents.http import SERVICE_KEY, _brief, body, current_agent, error, field, ok
+from omnidesk.agents.http import SERVICE_KEY, _brief, current_agent, error, ok, parsed
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
 from omnidesk.errors import AuthError
@@ -43,7 +44,7 @@ async def assign(request: web.Request) -> web.Response:
     supervisor = await current_agent(request)
     if supervisor.role != "supervisor":
         raise Forbidden("only a supervisor may assign a ticket to someone else")
-    target_id = field(await body(request), "agent")
+    target_id = (await parsed(request, AssignBody)).agent
     ticket = await asyncio.to_thread(service.desk.ticket, supervisor, request.match_info["ticket"])
     try:
         target = service.agent(target_id)
