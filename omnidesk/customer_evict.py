@@ -47,8 +47,8 @@ def evict_customers(
         return []
     read = store.r.pipeline(transaction=False)
     for cid in ids:
-        read.exists(store.key("customer", cid))
-        read.smembers(store.key("customer", cid, "ids"))
+        read.exists(store.keys.customer(cid))
+        read.smembers(store.keys.customer_ids(cid))
     replies = read.execute()
     held = {
         cid: sorted(identities)

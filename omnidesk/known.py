@@ -203,7 +203,7 @@ class KnownLookup:
             writes += 1
         duplicates = sum(1 for i in inbounds if known.duplicate(i) is not None)
         if duplicates:
-            pipe.hincrby(self.store.key("stats"), "duplicates", duplicates)
+            pipe.hincrby(self.store.keys.stats(), "duplicates", duplicates)
             writes += 1
         if not answered and self.gate.configured:
             cold_set = set(cold)
@@ -213,7 +213,7 @@ class KnownLookup:
                 if (not i.content_id and i.dedupe_key in unseen)
                 or any(x.key in cold_set for x in i.author.identities)
             )
-            pipe.hincrby(self.store.key("stats"), "records_lookup_skipped", skipped)
+            pipe.hincrby(self.store.keys.stats(), "records_lookup_skipped", skipped)
             writes += 1
         if writes:
             pipe.execute()

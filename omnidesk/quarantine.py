@@ -93,7 +93,7 @@ class Quarantine:
         self._drop = self.rb.register_script(lua("quarantine_drop"))
 
     def _key(self, qid: str = "") -> str:
-        return self.store.key("quarantine", qid) if qid else self.store.key("quarantine")
+        return self.store.keys.quarantine_item(qid) if qid else self.store.keys.quarantine()
 
     @guarded
     def put(self, raw: RawPayload, reason: str, error: str) -> str:
@@ -122,12 +122,12 @@ class Quarantine:
             args += [name, value]
         pipe = self.rb.pipeline(transaction=True)
         self._put(args=args, client=pipe)
-        stats = self.store.key("stats")
+        stats = self.store.keys.stats()
         pipe.hincrby(stats, "quarantined", 1)
         pipe.hincrby(stats, f"rejected:{reason}", 1)
         pipe.hincrby(stats, f"rejected_bytes:{reason}", size)
         pipe.xadd(
-            self.store.key("events"),
+            self.store.keys.events(),
             {
                 "type": "quarantined",
                 "ticket": "",
@@ -225,8 +225,8 @@ class Quarantine:
         """Items, payload bytes held in Redis, and rejections (and their bytes) by reason."""
         pipe = self.store.r.pipeline(transaction=False)
         pipe.zcard(self._key())
-        pipe.get(self.store.key("quarantine", "bytes"))
-        pipe.hgetall(self.store.key("stats"))
+        pipe.get(self.store.keys.quarantine_bytes())
+        pipe.hgetall(self.store.keys.stats())
         items, kept, stats = pipe.execute()
         rejected = {k[9:]: int(v) for k, v in stats.items() if k.startswith("rejected:")}
         sizes = {k[15:]: int(v) for k, v in stats.items() if k.startswith("rejected_bytes:")}

@@ -188,9 +188,9 @@ class Receipts:
         sends it (best effort: Redis may be the one away)."""
         try:
             pipe = self.store.r.pipeline(transaction=True)
-            pipe.hdel(self.store.key("ticket", ticket.id), "receipt")
+            pipe.hdel(self.store.keys.ticket(ticket.id), "receipt")
             sender = ticket.customer_id or ticket.id
-            pipe.zrem(self.store.key("receipts", "sender", sender), ticket.id)
+            pipe.zrem(self.store.keys.receipts_sender(sender), ticket.id)
             pipe.execute()
         except Exception as exc:
             log.warning("receipt claim of %s kept: %s", ticket.id, exc)

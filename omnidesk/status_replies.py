@@ -190,13 +190,13 @@ class StatusReplies:
 
     @guarded
     def _claim(self, inbound: Inbound) -> bool:
-        key = self.store.key("status_req", inbound.dedupe_key)
+        key = self.store.keys.status_req(inbound.dedupe_key)
         ttl = max(1, int(self.dedupe_window.total_seconds()))
         return bool(self.store.r.set(key, "1", nx=True, ex=ttl))
 
     @guarded
     def _release(self, inbound: Inbound) -> None:
-        self.store.r.delete(self.store.key("status_req", inbound.dedupe_key))
+        self.store.r.delete(self.store.keys.status_req(inbound.dedupe_key))
 
     def _count(self, outcome: str) -> None:
         self.store.incr(f"status_requests:{outcome}")

@@ -67,7 +67,7 @@ class Assigner:
     def set_presence(self, agent_id: str, status: str) -> None:
         if status not in PRESENCE:
             raise ValueError(f"presence must be one of {', '.join(PRESENCE)}")
-        key = self.store.key("presence", agent_id)
+        key = self.store.keys.presence(agent_id)
         if status == "offline":
             self.store.r.delete(key)
         else:
@@ -77,22 +77,22 @@ class Assigner:
     @guarded
     def heartbeat(self, agent_id: str) -> str:
         """Keep the current presence alive; returns it (offline when it already expired)."""
-        key = self.store.key("presence", agent_id)
+        key = self.store.keys.presence(agent_id)
         if not self.store.r.expire(key, self.presence_ttl_s):
             return "offline"
         return self.presence(agent_id)
 
     @guarded
     def presence(self, agent_id: str) -> str:
-        return self.store.r.get(self.store.key("presence", agent_id)) or "offline"
+        return self.store.r.get(self.store.keys.presence(agent_id)) or "offline"
 
     @guarded
     def load(self, agent_id: str) -> int:
-        return int(self.store.r.zcard(self.store.key("agent", agent_id, "open")))
+        return int(self.store.r.zcard(self.store.keys.agent_open(agent_id)))
 
     @guarded
     def held(self, agent_id: str) -> list[str]:
-        return self.store.r.zrange(self.store.key("agent", agent_id, "open"), 0, -1)
+        return self.store.r.zrange(self.store.keys.agent_open(agent_id), 0, -1)
 
     # -------------------------------------------------------- pull
 

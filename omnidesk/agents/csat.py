@@ -107,11 +107,11 @@ def consume_inbound(store: Store, inbound: Inbound) -> bool:
 @guarded
 def lookup(store: Store, token: str) -> dict[str, str] | None:
     """The survey behind a token: ticket, and the answer when there is one."""
-    ticket = store.r.hget(store.key("csat", token), "ticket")
+    ticket = store.r.hget(store.keys.csat(token), "ticket")
     if ticket is None:
         return None
     names = ["csat_score", "csat_comment", "language", "subject"]
-    values = store.r.hmget(store.key("ticket", ticket), names)
+    values = store.r.hmget(store.keys.ticket(ticket), names)
     return {"ticket": ticket, **{k: v for k, v in zip(names, values, strict=True) if v}}
 
 
@@ -133,7 +133,7 @@ class Surveys:
         for ident in customer.identities if customer else []:
             if ident.kind.value == "email" and NO_REPLY.search(ident.value.split("@")[0]):
                 return "no-reply address"
-        if self.store.r.hexists(self.store.key("ticket", ticket.id), "csat_score"):
+        if self.store.r.hexists(self.store.keys.ticket(ticket.id), "csat_score"):
             return "already answered"
         return None
 
@@ -145,11 +145,11 @@ class Surveys:
             log.info("no CSAT survey for %s: %s", ticket.id, why_not)
             return None
         token = secrets.token_urlsafe(16)
-        key = self.store.key("csat", token)
+        key = self.store.keys.csat(token)
         pipe = self.store.r.pipeline(transaction=True)
         pipe.hset(key, mapping={"ticket": ticket.id, "created_ms": int(time.time() * 1000)})
         pipe.expire(key, TOKEN_TTL_S)
-        pipe.hset(self.store.key("ticket", ticket.id), "csat_token", token)
+        pipe.hset(self.store.keys.ticket(ticket.id), "csat_token", token)
         pipe.execute()
         lang = "en" if ticket.language == Language.EN else "ar"
         text = translator(lang)._(SURVEY_TEXT).format(ticket=ticket.id)

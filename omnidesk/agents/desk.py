@@ -180,7 +180,7 @@ class Desk:
     def _ticket_extra(self, ticket_id: str) -> dict[str, str]:
         """Hash fields the Ticket struct does not carry (due_at, csat_*, merged_into, ...)."""
         names = ["due_at", "csat_score", "csat_comment", "csat_at", "merged_into", "last_assignee"]
-        values = self.store.r.hmget(self.store.key("ticket", ticket_id), names)
+        values = self.store.r.hmget(self.store.keys.ticket(ticket_id), names)
         return {k: v for k, v in zip(names, values, strict=True) if v is not None}
 
     def _sla(self, ticket_id: str, extra: dict[str, str]) -> Any:
@@ -250,11 +250,11 @@ class Desk:
     def _stream_history(self, ticket_id: str, limit: int) -> list[dict[str, str]]:
         """The ticket's events still in the stream. Stream ids are ms timestamps, so only
         events since the ticket was created are read (at most HISTORY_SCAN of them)."""
-        created = self.store.r.hget(self.store.key("ticket", ticket_id), "created_ms")
+        created = self.store.r.hget(self.store.keys.ticket(ticket_id), "created_ms")
         now_ms = ms(utcnow())  # a sender's clock ahead of ours must not hide the history
         since = max(0, min(int(created or 0), now_ms) - 60_000)
         entries = self.store.r.xrevrange(
-            self.store.key("events"), max="+", min=str(since), count=HISTORY_SCAN
+            self.store.keys.events(), max="+", min=str(since), count=HISTORY_SCAN
         )
         mine = [
             {"id": eid, **fields} for eid, fields in entries if fields.get("ticket") == ticket_id
@@ -518,7 +518,7 @@ class Desk:
         for name in (*add, *remove):
             if not isinstance(name, str) or not name.strip() or len(name) > 64:
                 raise BadRequest(f"bad tag {name!r}")
-        key = self.store.key("ticket", ticket.id)
+        key = self.store.keys.ticket(ticket.id)
         with self.store.r.pipeline(transaction=True) as pipe:
             while True:
                 try:

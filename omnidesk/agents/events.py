@@ -154,7 +154,7 @@ class EventHub:
                 self._fan_out(entry)
 
     def _tail(self) -> str:
-        last = self.store.r.xrevrange(self.store.key("events"), count=1)
+        last = self.store.r.xrevrange(self.store.keys.events(), count=1)
         return last[0][0] if last else "0-0"
 
     def _fan_out(self, entry: Entry) -> None:
@@ -170,7 +170,7 @@ def replay(store: Store, records: Any, since: str) -> list[Entry] | None:
     """The entries after `since`, oldest first: from the stream, and from PostgreSQL for the
     part already trimmed from it. None when that cannot be done completely (no records,
     too many): the client must reload instead."""
-    key = store.key("events")
+    key = store.keys.events()
     if stream_pos(since)[0] < (datetime.now(UTC) - MAX_REPLAY_AGE).timestamp() * 1000:
         return None
     head = store.r.xrange(key, count=1)

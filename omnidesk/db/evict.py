@@ -152,7 +152,7 @@ class Eviction:
         those a grace or an unwritten identity kept last time) to `evict_customers`, then
         drop the candidates that need no more tries. Bounded by customers without a ticket
         in Redis that could not leave yet."""
-        key = self.store.key("evict", "customers")
+        key = self.store.keys.evict_customers()
         removed: list[str] = []
         cursor = 0
         while True:

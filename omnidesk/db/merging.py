@@ -229,6 +229,6 @@ def _load_customer(conn: psycopg.Connection[Any], store: Store, cid: str) -> Non
         fields["region"] = region
     pipe = store.r.pipeline(transaction=True)
     for field, value in fields.items():
-        pipe.hsetnx(store.key("customer", cid), field, value)
-    pipe.zadd(store.key("customers"), {cid: int(created.timestamp() * 1000)}, nx=True)
+        pipe.hsetnx(store.keys.customer(cid), field, value)
+    pipe.zadd(store.keys.customers(), {cid: int(created.timestamp() * 1000)}, nx=True)
     pipe.execute()
