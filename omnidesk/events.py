@@ -50,6 +50,11 @@ class EventType(StrEnum):
     TOKEN_CREATED = "token_created"  # agents/tokens.py
     TOKEN_REVOKED = "token_revoked"  # agents/tokens.py
     QUARANTINED = "quarantined"  # quarantine.py
+    # read only: written beside status_changed by earlier versions, still in archives and
+    # accepted by the reports as status changes (reports.fold.STATUS_EVENTS)
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    REOPENED = "reopened"
 
 
 # The types that put a message (in, out or a note) on a ticket's thread.
@@ -219,11 +224,24 @@ class Quarantined(Event, tag=EventType.QUARANTINED.value):
     reason: str = ""
 
 
+class Resolved(Event, tag=EventType.RESOLVED.value):
+    pass
+
+
+class Closed(Event, tag=EventType.CLOSED.value):
+    pass
+
+
+class Reopened(Event, tag=EventType.REOPENED.value):
+    pass
+
+
 AnyEvent = (
     TicketOpened | Routed | MessageAdded | MessageEdited | AutoReplyIgnored | StatusChanged
     | Assigned | Transferred | Escalated | Merged | PriorityChanged | Tagged | Replied | Noted
     | Acknowledged | StatusReplied | Delivery | Csat | CsatSent | CsatRefused | CustomerChanged
     | SlaWarned | SlaBreached | Notified | Presence | TokenCreated | TokenRevoked | Quarantined
+    | Resolved | Closed | Reopened
 )  # fmt: skip
 STRUCTS: dict[EventType, type[Event]] = {
     EventType(cls.__struct_config__.tag): cls for cls in AnyEvent.__args__  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from omnidesk.errors import TransientError
+from omnidesk.events import EventType
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
     Channel,
@@ -127,7 +128,7 @@ def send_automatic(
     ticket: Ticket,
     text: str,
     *,
-    event: str,
+    event: EventType,
     known: Known | None = None,
     **meta: str,
 ) -> Message:
@@ -154,7 +155,7 @@ def send_automatic_many(
     send_reply: SendReply,
     items: list[Automatic],
     *,
-    event: str,
+    event: EventType,
     queued: list[str] | None = None,
 ) -> list[Message | None]:
     """`send_automatic` for a batch (the receipts of one ingest batch): every message

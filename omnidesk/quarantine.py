@@ -29,6 +29,7 @@ import msgspec
 from omnidesk.archive import Archive
 from omnidesk.config import QuarantineLimits
 from omnidesk.errors import PayloadError
+from omnidesk.events import EventType
 from omnidesk.model import Channel, RawPayload, utcnow
 from omnidesk.store import Store, guarded, lua
 
@@ -129,7 +130,7 @@ class Quarantine:
         pipe.xadd(
             self.store.keys.events(),
             {
-                "type": "quarantined",
+                "type": EventType.QUARANTINED.value,
                 "ticket": "",
                 "queue": "",
                 "channel": Channel(raw.channel).value,

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from omnidesk.config import QueueConfigFile
+from omnidesk.events import EventType
 from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
@@ -41,7 +42,7 @@ from omnidesk.ticket_status import queue_name
 
 log = logging.getLogger("omnidesk.receipts")
 
-EVENT = "acknowledged"
+EVENT = EventType.ACKNOWLEDGED
 WINDOW_MS = 3600 * 1000  # max_per_sender_per_hour counts this far back
 # A ticket opened longer ago than this gets no receipt however it is read again (a redelivery
 # comes within minutes; an IMAP re-read or a quarantine retry may come days later).

@@ -39,6 +39,7 @@ import msgspec
 
 from omnidesk.config import QueueConfigFile
 from omnidesk.errors import TransientError
+from omnidesk.events import EventType
 from omnidesk.model import Channel, Customer, Direction, Flag, Inbound, Message
 from omnidesk.outbound import Known, SendReply, send_automatic
 from omnidesk.ratelimit import RateLimiter
@@ -54,7 +55,7 @@ from omnidesk.ticket_status import (
 
 log = logging.getLogger("omnidesk.status_replies")
 
-EVENT = "status_replied"
+EVENT = EventType.STATUS_REPLIED
 CHATS = (Channel.TELEGRAM, Channel.WHATSAPP)
 _WORDS = {"status": "en", "حالة": "ar", "الحالة": "ar"}
 _TAG = r"\[\s*#\s*(OD-\d{4}-\d{1,12})\s*\]"

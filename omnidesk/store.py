@@ -73,6 +73,7 @@ import msgspec
 import redis
 
 from omnidesk.errors import StoreFull, StoreUnavailable
+from omnidesk.events import EventType
 from omnidesk.keys import Keys
 from omnidesk.model import (
     Customer,
@@ -424,7 +425,7 @@ class Store:
         queue: str,
         actor: str = "system",
         *,
-        event: str = "transferred",
+        event: EventType = EventType.TRANSFERRED,
         reason: str = "",
     ) -> str | None:
         """Move to another queue (unassigning); returns the previous queue (None: no ticket)."""
@@ -442,7 +443,7 @@ class Store:
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.keys.ticket(ticket_id), mapping={"assignee": agent})
         pipe.zrem(self.keys.queue_waiting(t[0]), ticket_id)
-        self._event(pipe, "assigned", ticket_id, t[0], t[1], actor, {"agent": agent})
+        self._event(pipe, EventType.ASSIGNED, ticket_id, t[0], t[1], actor, {"agent": agent})
         pipe.execute()
         return True
 
@@ -511,7 +512,7 @@ class Store:
         author: str,
         direction: Direction = Direction.OUT,
         *,
-        event: str | None = None,
+        event: EventType | None = None,
     ) -> Message:
         """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``,
         or `event` for a message the system sends by itself (omnidesk.outbound.send_automatic:
@@ -528,7 +529,7 @@ class Store:
         author: str,
         direction: Direction = Direction.OUT,
         *,
-        event: str | None = None,
+        event: EventType | None = None,
     ) -> list[Message | None]:
         """`add_outbound_message` for many, in two round trips whatever their number (a
         batch's receipts): their tickets' queue and channel, then one MULTI. One on a ticket
@@ -538,7 +539,7 @@ class Store:
         for outbound in outbounds:
             pipe.hmget(self.keys.ticket(outbound.ticket_id), "queue", "channel")
         tickets = pipe.execute()
-        kind = event or ("replied" if direction == Direction.OUT else "noted")
+        kind = event or (EventType.REPLIED if direction == Direction.OUT else EventType.NOTED)
         messages: list[Message | None] = []
         pipe = self.r.pipeline(transaction=True)
         for outbound, t in zip(outbounds, tickets, strict=True):
@@ -577,7 +578,7 @@ class Store:
         pipe.hset(self.keys.msg(message_id), "delivery", status)
         pipe.hincrby(self.keys.stats(), f"delivery:{status.split(':', 1)[0]}", 1)
         extra = {"message": message_id, "delivery": status}
-        self._event(pipe, "delivery", fields[0], queue, fields[1], actor, extra)
+        self._event(pipe, EventType.DELIVERY, fields[0], queue, fields[1], actor, extra)
         pipe.execute()
 
     # ------------------------------------------------------------ customers
@@ -621,7 +622,7 @@ class Store:
     @guarded
     def add_event(
         self,
-        kind: str,
+        kind: EventType,
         ticket_id: str = "",
         *,
         queue: str = "",
@@ -629,7 +630,8 @@ class Store:
         actor: str = "system",
         **extra: str,
     ) -> str:
-        """Append one event (sla_warned, sla_breached, csat, notify, ...); returns its id."""
+        """Append one event (sla_warned, sla_breached, csat, notify, ...); returns its id. An
+        unknown type raises ValueError: every type is an omnidesk.events.EventType."""
         pipe = self.r.pipeline(transaction=False)
         self._event(pipe, kind, ticket_id, queue, channel, actor, extra)
         return pipe.execute()[0]
@@ -637,7 +639,7 @@ class Store:
     def _event(
         self,
         pipe: Any,
-        kind: str,
+        kind: EventType,
         ticket_id: str,
         queue: str,
         channel: str,
@@ -645,7 +647,7 @@ class Store:
         extra: dict[str, Any],
     ) -> None:
         fields = {
-            "type": kind,
+            "type": EventType(kind).value,
             "ticket": ticket_id,
             "queue": queue or "",
             "channel": channel or "",

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from omnidesk.agents.roster import Roster
 from omnidesk.config import AgentConfig
+from omnidesk.events import EventType
 from omnidesk.model import utcnow
 from omnidesk.store import Store, guarded, lua
 
@@ -72,7 +73,7 @@ class Assigner:
             self.store.r.delete(key)
         else:
             self.store.r.set(key, status, ex=self.presence_ttl_s)
-        self.store.add_event("presence", actor=agent_id, status=status)
+        self.store.add_event(EventType.PRESENCE, actor=agent_id, status=status)
 
     @guarded
     def heartbeat(self, agent_id: str) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from omnidesk.agents.assign import scripts
+from omnidesk.events import EventType
 from omnidesk.i18n import N_, translator
 from omnidesk.model import Channel, Direction, Inbound, Language, Outbound, Ticket, utcnow
 from omnidesk.store import Store, guarded
@@ -89,7 +90,7 @@ def record(
     ]
     outcome, ticket = scripts(store)["csat"](keys=[], args=args)
     if outcome == "already":
-        store.add_event("csat_refused", ticket, actor="customer", via=via, reason="already")
+        store.add_event(EventType.CSAT_REFUSED, ticket, actor="customer", via=via, reason="already")
     return outcome, ticket
 
 
@@ -166,6 +167,10 @@ class Surveys:
         self.store.add_outbound_message(outbound, "csat", Direction.OUT)
         self.send_reply(outbound)
         self.store.add_event(
-            "csat_sent", ticket.id, queue=ticket.queue, channel=ticket.channel.value, actor="csat"
+            EventType.CSAT_SENT,
+            ticket.id,
+            queue=ticket.queue,
+            channel=ticket.channel.value,
+            actor="csat",
         )
         return outbound

@@ -23,6 +23,7 @@ from omnidesk.agents.roster import Forbidden, Roster
 from omnidesk.config import AgentConfig
 from omnidesk.db.tickets import Page
 from omnidesk.errors import CodedError
+from omnidesk.events import EventType
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
     Direction,
@@ -433,7 +434,9 @@ class Desk:
         if not reason.strip():
             raise BadRequest("a transfer needs a reason", "needs_reason")
         held_by = self.assigner.release(ticket.id)
-        self.store.move(ticket.id, queue, agent.id, event="transferred", reason=reason.strip())
+        self.store.move(
+            ticket.id, queue, agent.id, event=EventType.TRANSFERRED, reason=reason.strip()
+        )
         self._sla_call("on_transfer", ticket, queue)
         self.assigner.push(queue)
         if held_by:
@@ -449,7 +452,7 @@ class Desk:
         ticket = self.ticket(agent, ticket_id)
         if ticket.status == Status.PENDING_CUSTOMER and why:
             self.store.add_event(
-                "status_changed",
+                EventType.STATUS_CHANGED,
                 ticket.id,
                 queue=ticket.queue,
                 channel=ticket.channel.value,
@@ -533,7 +536,7 @@ class Desk:
                     if type(exc).__name__ != "WatchError":
                         raise
         self.store.add_event(
-            "tagged",
+            EventType.TAGGED,
             ticket.id,
             queue=ticket.queue,
             channel=ticket.channel.value,

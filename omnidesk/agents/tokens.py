@@ -15,6 +15,7 @@ import hashlib
 import secrets
 
 from omnidesk.errors import AuthError
+from omnidesk.events import EventType
 from omnidesk.store import Store, guarded
 
 PREFIX = "odt_"
@@ -38,7 +39,7 @@ class Tokens:
         pipe.hset(self.store.keys.auth_tokens(), h, agent_id)
         pipe.sadd(self.store.keys.auth_agent(agent_id), h)
         pipe.execute()
-        self.store.add_event("token_created", actor="operator", agent=agent_id)
+        self.store.add_event(EventType.TOKEN_CREATED, actor="operator", agent=agent_id)
         return token
 
     @guarded
@@ -51,7 +52,9 @@ class Tokens:
             pipe.hdel(self.store.keys.auth_tokens(), *hashes)
         pipe.delete(key)
         pipe.execute()
-        self.store.add_event("token_revoked", actor="operator", agent=agent_id, count=len(hashes))
+        self.store.add_event(
+            EventType.TOKEN_REVOKED, actor="operator", agent=agent_id, count=len(hashes)
+        )
         return len(hashes)
 
     @guarded
