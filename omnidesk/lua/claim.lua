@@ -1,6 +1,7 @@
 -- Pull: give an agent the most urgent waiting ticket of its queues, atomically.
 -- ARGV: prefix, agent, capacity, now_ms, now_iso, queue...
 -- Returns {"claimed", ticket_id, queue} | {"full"} | {"empty"}.
+--@include ticket_lib
 local p = ARGV[1] .. ":"
 local agent, cap, now, now_iso = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local load_key = p .. "agent:" .. agent .. ":open"
@@ -16,13 +17,6 @@ if not best then return {"empty"} end
 local tkey = p .. "ticket:" .. best
 redis.call("ZREM", p .. "queue:" .. best_q .. ":waiting", best)
 local t = redis.call("HMGET", tkey, "status", "created_ms", "channel")
-redis.call("HSET", tkey, "assignee", agent, "assigned_ms", now, "updated_at", now_iso)
-redis.call("ZADD", load_key, now, best)
-if t[1] == "new" then
-  redis.call("ZREM", p .. "status:new", best)
-  redis.call("ZADD", p .. "status:open", t[2], best)
-  redis.call("HSET", tkey, "status", "open")
-end
-redis.call("XADD", p .. "events", "*", "type", "assigned", "ticket", best, "queue", best_q,
-           "channel", t[3] or "", "actor", agent, "ts", now, "agent", agent, "how", "pull")
+hand_to(p, best, agent, now, now_iso, t[1], t[2])
+write_event(p, "assigned", best, best_q, t[3], agent, now, {"agent", agent, "how", "pull"})
 return {"claimed", best, best_q}

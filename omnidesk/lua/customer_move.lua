@@ -3,6 +3,7 @@
 -- ARGV: prefix, from, to, all ("1": also whatever Redis holds of `from` beyond the lists),
 --       n_identities, identity keys..., ticket ids...
 -- Only what `from` still owns moves. Returns {identity keys moved, ticket ids moved}.
+--@include ticket_lib
 local p = ARGV[1] .. ":"
 local from, to, all, n = ARGV[2], ARGV[3], ARGV[4] == "1", tonumber(ARGV[5])
 local fids, tids = p .. "customer:" .. from .. ":ids", p .. "customer:" .. from .. ":tickets"
@@ -45,10 +46,8 @@ for _, t in ipairs(tickets) do
     local q = redis.call("HMGET", p .. "ticket:" .. t, "queue", "channel")
     if q[1] then
       local now = redis.call("TIME")
-      redis.call("XADD", p .. "events", "*", "type", "customer_changed", "ticket", t,
-                 "queue", q[1], "channel", q[2] or "", "actor", "merge",
-                 "ts", tostring(now[1] * 1000 + math.floor(now[2] / 1000)),
-                 "from", from, "to", to)
+      write_event(p, "customer_changed", t, q[1], q[2], "merge",
+                  tostring(now[1] * 1000 + math.floor(now[2] / 1000)), {"from", from, "to", to})
     end
   end
 end

@@ -1,6 +1,7 @@
 -- Move a ticket to another queue (transfer or escalation), keeping the indexes in step.
 -- ARGV: prefix, ticket_id, queue, actor, now_ms, event_type, reason, now_iso.
 --@include sla_lib
+--@include ticket_lib
 local p = ARGV[1] .. ":"
 local tid, q, actor, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local tkey = p .. "ticket:" .. tid
@@ -16,6 +17,5 @@ sla_count(p, tid, nil, q)  -- its SLA standing is now counted in the new queue
 if t[4] == "new" or t[4] == "open" then
   redis.call("ZADD", p .. "queue:" .. q .. ":waiting", t[3], tid)
 end
-redis.call("XADD", p .. "events", "*", "type", ARGV[6], "ticket", tid, "queue", q,
-           "channel", t[6], "actor", actor, "ts", now, "from", t[1], "reason", ARGV[7])
+write_event(p, ARGV[6], tid, q, t[6], actor, now, {"from", t[1], "reason", ARGV[7]})
 return t[1]

@@ -3,6 +3,7 @@
 -- the agent's (mixed/unknown tickets match anyone).
 -- ARGV: prefix, queue, policy, now_ms, now_iso, scan_limit, then (agent, capacity, langs)*
 -- in configured order. Returns a flat list ticket_id, agent, ticket_id, agent, ...
+--@include ticket_lib
 local p = ARGV[1] .. ":"
 local queue, policy, now, now_iso = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local limit = tonumber(ARGV[6])
@@ -38,16 +39,9 @@ for _, tid in ipairs(redis.call("ZRANGE", waiting, 0, limit - 1)) do
   end
   if chosen then
     redis.call("ZREM", waiting, tid)
-    redis.call("HSET", tkey, "assignee", chosen.id, "assigned_ms", now, "updated_at", now_iso)
-    redis.call("ZADD", p .. "agent:" .. chosen.id .. ":open", now, tid)
-    if t[1] == "new" then
-      redis.call("ZREM", p .. "status:new", tid)
-      redis.call("ZADD", p .. "status:open", t[2], tid)
-      redis.call("HSET", tkey, "status", "open")
-    end
-    redis.call("XADD", p .. "events", "*", "type", "assigned", "ticket", tid, "queue", queue,
-               "channel", t[3] or "", "actor", "assignment", "ts", now, "agent", chosen.id,
-               "how", policy)
+    hand_to(p, tid, chosen.id, now, now_iso, t[1], t[2])
+    write_event(p, "assigned", tid, queue, t[3], "assignment", now,
+                {"agent", chosen.id, "how", policy})
     chosen.load = chosen.load + 1
     if chosen.load >= chosen.cap then
       chosen.ok = false

@@ -4,6 +4,7 @@
 -- caller checked the agent's access against: a transfer since then answers {"moved"}).
 -- Returns {"assigned", previous holder or ""} | {"full"} | {"same"} | {"closed"} | {"moved"}
 -- | false.
+--@include ticket_lib
 local p = ARGV[1] .. ":"
 local tid, agent, cap, now, now_iso, actor = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
   ARGV[6], ARGV[7]
@@ -22,14 +23,7 @@ if previous ~= "" then
   redis.call("HSET", tkey, "last_assignee", previous)
 end
 redis.call("ZREM", p .. "queue:" .. t[2] .. ":waiting", tid)
-redis.call("HSET", tkey, "assignee", agent, "assigned_ms", now, "updated_at", now_iso)
-redis.call("ZADD", load_key, now, tid)
-if t[1] == "new" then
-  redis.call("ZREM", p .. "status:new", tid)
-  redis.call("ZADD", p .. "status:open", t[3], tid)
-  redis.call("HSET", tkey, "status", "open")
-end
-redis.call("XADD", p .. "events", "*", "type", "assigned", "ticket", tid, "queue", t[2],
-           "channel", t[5] or "", "actor", actor, "ts", now, "agent", agent, "how", "supervisor",
-           "previous", previous)
+hand_to(p, tid, agent, now, now_iso, t[1], t[3])
+write_event(p, "assigned", tid, t[2], t[5], actor, now,
+            {"agent", agent, "how", "supervisor", "previous", previous})
 return {"assigned", previous}
