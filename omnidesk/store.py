@@ -108,6 +108,15 @@ def lua(name: str) -> str:
 _INCLUDE = re.compile(r"^--@include (\w+)$", re.M)
 
 
+def run_script(script: Any, prefix: str, **named: Any) -> Any:
+    """Run a ticket script the way they all take their input: the key prefix as KEYS[1] (the
+    script builds its names from it as omnidesk.keys does) and the arguments by name, as one
+    JSON object in ARGV[1]. Scalars go as strings, as redis-py sent positional ones, so a
+    script reads the same values; lists stay lists."""
+    args = {k: v if isinstance(v, list | dict) else str(v) for k, v in named.items()}
+    return script(keys=[prefix], args=[msgspec.json.encode(args)])
+
+
 def urgency_score(priority: Priority, due_ms: int) -> int:
     """One ZSET score: priority first (urgent lowest), then SLA due time."""
     return (3 - priority.rank) * 10**13 + int(due_ms)
@@ -413,9 +422,10 @@ class Store:
         """Set the status (with why, in the same event); returns the previous one (None: no
         such ticket)."""
         now = utcnow()
-        args = [self.prefix, ticket_id, str(Status(status)), actor, ms(now), now.isoformat()]
-        args.append(reason)
-        old = self.script("set_status")(keys=[], args=args)
+        old = run_script(
+            self.script("set_status"), self.prefix, ticket=ticket_id, status=Status(status).value,
+            actor=actor, now_ms=ms(now), now_iso=now.isoformat(), reason=reason,
+        )  # fmt: skip
         return old or None
 
     @guarded
@@ -430,8 +440,10 @@ class Store:
     ) -> str | None:
         """Move to another queue (unassigning); returns the previous queue (None: no ticket)."""
         now = utcnow()
-        args = [self.prefix, ticket_id, queue, actor, ms(now), event, reason, now.isoformat()]
-        old = self.script("move")(keys=[], args=args)
+        old = run_script(
+            self.script("move"), self.prefix, ticket=ticket_id, queue=queue, actor=actor,
+            now_ms=ms(now), event=EventType(event).value, reason=reason, now_iso=now.isoformat(),
+        )  # fmt: skip
         return old or None
 
     @guarded

@@ -39,7 +39,7 @@ SLA_KIND = re.compile(r'"kind":\s*"([a-z_]+)"(?:\s+if\b[^"]*else\s+"([a-z_]+)")?
 # a type passed in as a variable: where the value comes from (checked by the Python scan)
 DYNAMIC_KINDS = {
     "intake.lua": {"kind"},  # intake's event(): its literal calls are scanned
-    "move.lua": {"ARGV[6]"},  # Store.move(event: EventType)
+    "move.lua": {"a.event"},  # Store.move(event: EventType)
     "sla_commit.lua": {"s.kind"},  # omnidesk.sweeper's templates ("kind": ...)
 }
 

@@ -24,7 +24,7 @@ from omnidesk.agents.roster import Roster
 from omnidesk.config import AgentConfig
 from omnidesk.events import EventType
 from omnidesk.model import utcnow
-from omnidesk.store import Store, guarded, lua
+from omnidesk.store import Store, guarded, lua, run_script
 
 log = logging.getLogger("omnidesk.agents")
 
@@ -105,8 +105,10 @@ class Assigner:
         if not wanted:
             return Claim("empty")
         now = utcnow()
-        args = [self.store.prefix, agent.id, agent.capacity, _ms(), now.isoformat(), *wanted]
-        reply = scripts(self.store)["claim"](keys=[], args=args)
+        reply = run_script(
+            scripts(self.store)["claim"], self.store.prefix, agent=agent.id,
+            capacity=agent.capacity, now_ms=_ms(), now_iso=now.isoformat(), queues=wanted,
+        )  # fmt: skip
         if reply[0] == "claimed":
             return Claim("claimed", reply[1], reply[2])
         return Claim(reply[0])
@@ -116,9 +118,11 @@ class Assigner:
         """A supervisor gives the ticket to `agent` (off whoever held it); the agent's
         capacity holds as for a claim. `queue` is the one the agent's access was checked
         against: a transfer in between answers "moved" instead of handing it over."""
-        args = [self.store.prefix, ticket_id, agent.id, agent.capacity, _ms(),
-                utcnow().isoformat(), actor, queue]  # fmt: skip
-        reply = scripts(self.store)["reassign"](keys=[], args=args)
+        reply = run_script(
+            scripts(self.store)["reassign"], self.store.prefix, ticket=ticket_id, agent=agent.id,
+            capacity=agent.capacity, now_ms=_ms(), now_iso=utcnow().isoformat(), actor=actor,
+            queue=queue,
+        )  # fmt: skip
         if reply is None or reply is False:
             return Handed("missing")
         return Handed(reply[0], reply[1] if len(reply) > 1 else "")
@@ -135,17 +139,11 @@ class Assigner:
         members = roster.members(queue)
         if not members:
             return []
-        args: list[Any] = [
-            self.store.prefix,
-            queue,
-            qc.assignment,
-            _ms(),
-            utcnow().isoformat(),
-            PUSH_SCAN,
-        ]
-        for a in members:
-            args += [a.id, a.capacity, ",".join(a.languages)]
-        flat = scripts(self.store)["push"](keys=[], args=args)
+        flat = run_script(
+            scripts(self.store)["push"], self.store.prefix, queue=queue, policy=qc.assignment,
+            now_ms=_ms(), now_iso=utcnow().isoformat(), scan_limit=PUSH_SCAN,
+            agents=[[a.id, str(a.capacity), ",".join(a.languages)] for a in members],
+        )  # fmt: skip
         pairs = list(zip(flat[::2], flat[1::2], strict=True))
         if pairs:
             log.info("pushed %d tickets in %s", len(pairs), queue)
@@ -177,9 +175,10 @@ class Assigner:
     @guarded
     def release(self, ticket_id: str, *, requeue: bool = False) -> str | None:
         """Take the ticket off its agent; returns that agent ('' none, None no ticket)."""
-        reply = scripts(self.store)["release"](
-            keys=[], args=[self.store.prefix, ticket_id, "1" if requeue else "0"]
-        )
+        reply = run_script(
+            scripts(self.store)["release"], self.store.prefix, ticket=ticket_id,
+            requeue="1" if requeue else "0",
+        )  # fmt: skip
         if reply is None or reply is False:
             return None
         return str(reply)

@@ -29,7 +29,7 @@ from omnidesk.agents.assign import scripts
 from omnidesk.events import EventType
 from omnidesk.i18n import N_, translator
 from omnidesk.model import Channel, Direction, Inbound, Language, Outbound, Ticket, utcnow
-from omnidesk.store import Store, guarded
+from omnidesk.store import Store, guarded, run_script
 
 log = logging.getLogger("omnidesk.csat")
 
@@ -79,16 +79,11 @@ def record(
     if not 1 <= int(score) <= 5:
         raise ValueError("score must be 1 to 5")
     now = utcnow()
-    args = [
-        store.prefix,
-        token,
-        int(score),
-        (comment or "").strip()[:MAX_COMMENT],
-        int(time.time() * 1000),
-        now.isoformat(),
-        via,
-    ]
-    outcome, ticket = scripts(store)["csat"](keys=[], args=args)
+    outcome, ticket = run_script(
+        scripts(store)["csat"], store.prefix, token=token, score=int(score),
+        comment=(comment or "").strip()[:MAX_COMMENT], now_ms=int(time.time() * 1000),
+        now_iso=now.isoformat(), via=via,
+    )  # fmt: skip
     if outcome == "already":
         store.add_event(EventType.CSAT_REFUSED, ticket, actor="customer", via=via, reason="already")
     return outcome, ticket

@@ -36,7 +36,7 @@ from omnidesk.model import (
     utcnow,
 )
 from omnidesk.outbound import Known, SendReply, outbound_for
-from omnidesk.store import TICKET_ID, Store, guarded, ms
+from omnidesk.store import TICKET_ID, Store, guarded, ms, run_script
 from omnidesk.templates import render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
 
@@ -506,8 +506,10 @@ class Desk:
         src = self.ticket(agent, ticket_id)
         self.ticket(agent, into)
         now = utcnow()
-        args = [self.store.prefix, src.id, into, agent.id, ms(now), now.isoformat()]
-        reply = scripts(self.store)["merge"](keys=[], args=args)
+        reply = run_script(
+            scripts(self.store)["merge"], self.store.prefix, src=src.id, dst=into,
+            actor=agent.id, now_ms=ms(now), now_iso=now.isoformat(),
+        )  # fmt: skip
         if reply[0] == "error":
             raise BadRequest(reply[1])
         if src.assignee:
@@ -554,8 +556,10 @@ class Desk:
         except ValueError:
             raise BadRequest(f"priority must be one of {', '.join(Priority)}") from None
         now = utcnow()
-        args = [self.store.prefix, ticket.id, new.value, new.rank, agent.id, ms(now)]
-        scripts(self.store)["set_priority"](keys=[], args=args)
+        run_script(
+            scripts(self.store)["set_priority"], self.store.prefix, ticket=ticket.id,
+            priority=new.value, rank=new.rank, actor=agent.id, now_ms=ms(now),
+        )  # fmt: skip
         return self._reload(ticket.id)
 
     # -------------------------------------------------------- helpers

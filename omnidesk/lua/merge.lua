@@ -1,9 +1,10 @@
 -- Merge ticket src into dst (same customer): messages and thread keys move to dst, src closes.
--- ARGV: prefix, src, dst, actor, now_ms, now_iso.
+-- KEYS[1]: the key prefix. ARGV[1]: JSON {src, dst, actor, now_ms, now_iso}.
 -- Returns {"merged", n_messages} | {"error", reason}.
 --@include ticket_lib
-local p = ARGV[1] .. ":"
-local src, dst, actor, now, now_iso = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local p = KEYS[1] .. ":"
+local a = cjson.decode(ARGV[1])
+local src, dst, actor, now, now_iso = a.src, a.dst, a.actor, a.now_ms, a.now_iso
 if src == dst then return {"error", "a ticket cannot be merged into itself"} end
 local skey, dkey = p .. "ticket:" .. src, p .. "ticket:" .. dst
 local s = redis.call("HMGET", skey, "customer_id", "status", "queue", "created_ms", "assignee",

@@ -1,16 +1,18 @@
 -- Push: hand waiting tickets of one queue to available agents (round_robin / least_loaded).
 -- Available: presence "online", open tickets below capacity, and the ticket's language among
 -- the agent's (mixed/unknown tickets match anyone).
--- ARGV: prefix, queue, policy, now_ms, now_iso, scan_limit, then (agent, capacity, langs)*
--- in configured order. Returns a flat list ticket_id, agent, ticket_id, agent, ...
+-- KEYS[1]: the key prefix. ARGV[1]: JSON {queue, policy, now_ms, now_iso, scan_limit, agents:
+-- [[agent, capacity, langs], ...] in configured order}. Returns a flat list ticket_id, agent,
+-- ticket_id, agent, ...
 --@include ticket_lib
-local p = ARGV[1] .. ":"
-local queue, policy, now, now_iso = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local limit = tonumber(ARGV[6])
+local p = KEYS[1] .. ":"
+local args = cjson.decode(ARGV[1])
+local queue, policy, now, now_iso = args.queue, args.policy, args.now_ms, args.now_iso
+local limit = tonumber(args.scan_limit)
 local agents = {}
 local available = 0
-for i = 7, #ARGV, 3 do
-  local a = {id = ARGV[i], cap = tonumber(ARGV[i + 1]), langs = "," .. ARGV[i + 2] .. ","}
+for _, m in ipairs(args.agents) do
+  local a = {id = m[1], cap = tonumber(m[2]), langs = "," .. m[3] .. ","}
   a.load = redis.call("ZCARD", p .. "agent:" .. a.id .. ":open")
   a.ok = redis.call("GET", p .. "presence:" .. a.id) == "online" and a.load < a.cap
   if a.ok then available = available + 1 end

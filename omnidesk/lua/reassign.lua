@@ -1,14 +1,16 @@
 -- A supervisor hands a ticket to a named agent: off its holder (if any) or its queue's
 -- waiting set, onto the agent's open set, atomically (a claim racing it cannot take it too).
--- ARGV: prefix, ticket_id, agent, capacity, now_ms, now_iso, actor, queue (the queue the
--- caller checked the agent's access against: a transfer since then answers {"moved"}).
+-- KEYS[1]: the key prefix. ARGV[1]: JSON {ticket, agent, capacity, now_ms, now_iso, actor,
+-- queue (the queue the caller checked the agent's access against: a transfer since then
+-- answers {"moved"})}.
 -- Returns {"assigned", previous holder or ""} | {"full"} | {"same"} | {"closed"} | {"moved"}
 -- | false.
 --@include ticket_lib
-local p = ARGV[1] .. ":"
-local tid, agent, cap, now, now_iso, actor = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
-  ARGV[6], ARGV[7]
-local expected = ARGV[8]
+local p = KEYS[1] .. ":"
+local a = cjson.decode(ARGV[1])
+local tid, agent, cap, now, now_iso, actor = a.ticket, a.agent, tonumber(a.capacity), a.now_ms,
+  a.now_iso, a.actor
+local expected = a.queue
 local tkey = p .. "ticket:" .. tid
 local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "channel")
 if not t[2] then return false end
