@@ -117,12 +117,12 @@ class Quarantine:
             "archived": "1" if self._archived(sha256) else "0",
         }
         offered = raw.payload if size <= self.limits.item_max_bytes else b""
-        args: list[Any] = [self.store.prefix, qid, now.timestamp(), self.limits.max_bytes]
+        args: list[Any] = [qid, now.timestamp(), self.limits.max_bytes]
         args += [offered, raw.payload[: self.limits.excerpt_bytes]]
         for name, value in fields.items():
             args += [name, value]
         pipe = self.rb.pipeline(transaction=True)
-        self._put(args=args, client=pipe)
+        self._put(keys=[self.store.prefix], args=args, client=pipe)
         stats = self.store.keys.stats()
         pipe.hincrby(stats, "quarantined", 1)
         pipe.hincrby(stats, f"rejected:{reason}", 1)
@@ -182,7 +182,7 @@ class Quarantine:
 
     @guarded
     def remove(self, qid: str) -> bool:
-        return bool(self._drop(args=[self.store.prefix, qid]))
+        return bool(self._drop(keys=[self.store.prefix], args=[qid]))
 
     @guarded
     def purge(
@@ -215,7 +215,7 @@ class Quarantine:
                 skipped += len(ids) - len(chosen)  # kept: the next page starts past them
                 ids = chosen
             if ids:
-                self._drop(args=[self.store.prefix, *ids])
+                self._drop(keys=[self.store.prefix], args=ids)
                 purged += len(ids)
         if purged:
             self.store.incr("quarantine_purged", purged)

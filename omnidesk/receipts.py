@@ -172,7 +172,6 @@ class Receipts:
         now = str(ms(utcnow()))
         for ticket, result in owed:
             args = {
-                "prefix": self.store.prefix,
                 "ticket": ticket.id,
                 "first": result.message_id,
                 "sender": ticket.customer_id or ticket.id,
@@ -181,7 +180,7 @@ class Receipts:
                 "now_ms": now,
                 "max_age_ms": str(MAX_AGE_MS),
             }
-            script(keys=[], args=[json.dumps(args)], client=pipe)
+            script(keys=[self.store.prefix], args=[json.dumps(args)], client=pipe)
         return [reply[0] for reply in pipe.execute()]
 
     def _release(self, ticket: Ticket) -> None:

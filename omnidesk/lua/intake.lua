@@ -1,9 +1,10 @@
 -- Intake of one Inbound, atomically: dedupe, edit, thread, or open a ticket.
--- ARGV[1] is a JSON object prepared by omnidesk/intake.py (see `_prepare` there).
+-- KEYS[1] is the key prefix; ARGV[1] a JSON object prepared by omnidesk/intake.py (see
+-- `_prepare` there).
 -- Returns {outcome, ticket_id, message_id, customer_id, reopened}.
 --@include ticket_lib
 local a = cjson.decode(ARGV[1])
-local p = a.prefix .. ":"
+local p = KEYS[1] .. ":"
 local now = tonumber(a.now_ms)
 local OPEN = {new = true, open = true, pending_customer = true}
 
