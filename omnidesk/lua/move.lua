@@ -3,10 +3,8 @@
 -- escalated), reason, now_iso}.
 --@include sla_lib
 --@include ticket_lib
-local p = KEYS[1] .. ":"
-local a = cjson.decode(ARGV[1])
+local p, a, tkey = ticket_args()
 local tid, q, actor, now = a.ticket, a.queue, a.actor, a.now_ms
-local tkey = p .. "ticket:" .. tid
 local t = redis.call("HMGET", tkey, "queue", "created_ms", "score", "status", "assignee", "channel")
 if not t[1] then return false end
 redis.call("ZREM", p .. "queue:" .. t[1] .. ":all", tid)

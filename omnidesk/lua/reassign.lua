@@ -6,12 +6,10 @@
 -- Returns {"assigned", previous holder or ""} | {"full"} | {"same"} | {"closed"} | {"moved"}
 -- | false.
 --@include ticket_lib
-local p = KEYS[1] .. ":"
-local a = cjson.decode(ARGV[1])
+local p, a, tkey = ticket_args()
 local tid, agent, cap, now, now_iso, actor = a.ticket, a.agent, tonumber(a.capacity), a.now_ms,
   a.now_iso, a.actor
 local expected = a.queue
-local tkey = p .. "ticket:" .. tid
 local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "channel")
 if not t[2] then return false end
 if t[2] ~= expected then return {"moved"} end

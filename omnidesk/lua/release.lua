@@ -1,10 +1,9 @@
 -- Take a ticket off its agent (resolve, transfer, merge, hand back): the agent's slot frees.
 -- KEYS[1]: the key prefix. ARGV[1]: JSON {ticket, requeue ("1": back into its queue's waiting
 -- set if open)}. Returns the agent it had, or "" (none), or false (no such ticket).
-local p = KEYS[1] .. ":"
-local a = cjson.decode(ARGV[1])
+--@include ticket_lib
+local p, a, tkey = ticket_args()
 local tid = a.ticket
-local tkey = p .. "ticket:" .. tid
 local t = redis.call("HMGET", tkey, "assignee", "queue", "status", "score")
 if not t[2] then return false end
 local agent = t[1] or ""

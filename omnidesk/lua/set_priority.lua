@@ -3,10 +3,8 @@
 -- now_ms}.
 -- Returns the old priority or false.
 --@include ticket_lib
-local p = KEYS[1] .. ":"
-local a = cjson.decode(ARGV[1])
+local p, a, tkey = ticket_args()
 local tid = a.ticket
-local tkey = p .. "ticket:" .. tid
 local t = redis.call("HMGET", tkey, "priority", "score", "queue", "channel")
 if not t[1] then return false end
 local score = urgency_score(tonumber(a.rank), urgency_due(tonumber(t[2])))

@@ -4,10 +4,8 @@
 -- Returns the old status or false. A reason (why a ticket waits) goes into the event with the
 -- change, in one step.
 --@include ticket_lib
-local p = KEYS[1] .. ":"
-local a = cjson.decode(ARGV[1])
+local p, a, tkey = ticket_args()
 local tid, new, actor, now = a.ticket, a.status, a.actor, a.now_ms
-local tkey = p .. "ticket:" .. tid
 local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "score", "channel")
 if not t[1] then return false end
 if t[1] == new then return t[1] end

@@ -1,6 +1,14 @@
 -- Helpers shared by the ticket scripts (`--@include ticket_lib`, see omnidesk.store.lua): the
 -- event write, the status move and the urgency score, written once for every script.
 
+-- A ticket script's opening: the key prefix from KEYS[1], the named arguments (a JSON object
+-- in ARGV[1]), and the hash key of the ticket they name.
+local function ticket_args()
+  local p = KEYS[1] .. ":"
+  local a = cjson.decode(ARGV[1])
+  return p, a, p .. "ticket:" .. a.ticket
+end
+
 -- Append one event to P:events. `kind` is an omnidesk.events.EventType value (the test
 -- tests/test_events.py reads every call of this function for it); `extra` is the type's own
 -- fields as a flat {name, value, ...} list (omnidesk.events names them).
