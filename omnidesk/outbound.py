@@ -34,7 +34,8 @@ log = logging.getLogger("omnidesk.outbound")
 
 SendReply = Callable[[Outbound], None]
 SYSTEM_AUTHOR = "omnidesk"  # the author of what the system sends by itself
-PERSON_EVENTS = frozenset({"replied", "noted"})  # an agent's reply (stops clocks) or note
+# an agent's reply (stops clocks) or note
+PERSON_EVENTS = frozenset({EventType.REPLIED, EventType.NOTED})
 
 # The identity a reply is addressed to, per channel.
 REPLY_IDENTITY = {

@@ -608,7 +608,7 @@ def pending_reason(history: list[dict[str, str]]) -> str:
     """The reason of the latest change to pending_customer in a ticket's events ("" for none):
     what the console shows by the paused clocks (the SLA state itself holds no free text)."""
     for event in reversed(history):
-        if event.get("type") == "status_changed" and event.get("to") == "pending_customer":
+        if event.get("type") == EventType.STATUS_CHANGED and event.get("to") == "pending_customer":
             return event.get("reason") or ""
     return ""
 

@@ -40,6 +40,7 @@ from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient,
 from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
 from omnidesk.errors import OmnideskError, StoreUnavailable
+from omnidesk.events import EventType
 from omnidesk.intake import post_key
 from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.store import Store, guarded, lua, ms
@@ -173,7 +174,7 @@ class RecordWriter:
         """Two or three pipelined round trips, whatever the batch size."""
         r, keys = self.store.r, self.store.keys
         tids = list(dict.fromkeys(f["ticket"] for _, f in entries if f.get("ticket")))
-        merged_into = [f["ticket"] for _, f in entries if f.get("type") == "merged"]
+        merged_into = [f["ticket"] for _, f in entries if f.get("type") == EventType.MERGED]
         pipe = r.pipeline(transaction=False)
         for tid in tids:
             pipe.hgetall(keys.ticket(tid))
@@ -501,7 +502,7 @@ class RecordWriter:
         firsts = [
             (ts, tid)
             for ts, _, kind, tid, _, _, actor, _ in rows
-            if kind == "replied" and tid and (actor or "") not in SYSTEM_ACTORS
+            if kind == EventType.REPLIED and tid and (actor or "") not in SYSTEM_ACTORS
         ]
         if firsts:
             await cur.executemany(
