@@ -65,7 +65,7 @@ class ArchiveJob:
         return self._own
 
     def key(self, slot: int) -> str:
-        return self.store.key("archive", "run", str(slot))
+        return self.store.keys.archive_run(slot)
 
     def run_once(self) -> dict[str, Any] | None:
         """This slot's pass, if no daemon has claimed it; returns what it did, else None."""
@@ -102,7 +102,7 @@ class ArchiveJob:
         }
         pipe = self.store.r.pipeline(transaction=False)
         pipe.set(key, json.dumps(summary), ex=ttl)
-        pipe.hincrby(self.store.key("archive", "runs"), str(slot), 1)
+        pipe.hincrby(self.store.keys.archive_runs(), str(slot), 1)
         pipe.execute()
         if months or payloads or quarantined:
             log.info(

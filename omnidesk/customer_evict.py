@@ -47,8 +47,8 @@ def evict_customers(
         return []
     read = store.r.pipeline(transaction=False)
     for cid in ids:
-        read.exists(store.key("customer", cid))
-        read.smembers(store.key("customer", cid, "ids"))
+        read.exists(store.keys.customer(cid))
+        read.smembers(store.keys.customer_ids(cid))
     replies = read.execute()
     held = {
         cid: sorted(identities)
@@ -72,7 +72,7 @@ def evict_customers(
     grace_ms = int(grace.total_seconds() * 1000)
     pipe = store.r.pipeline(transaction=False)
     for cid, keys in verified:
-        script(keys=[], args=[store.prefix, cid, now_ms, grace_ms, *keys], client=pipe)
+        script(keys=[store.prefix], args=[cid, now_ms, grace_ms, *keys], client=pipe)
     evicted = [cid for (cid, _), done in zip(verified, pipe.execute(), strict=True) if done]
     if evicted:
         store.incr("customers_evicted", len(evicted))

@@ -119,7 +119,7 @@ class Intake:
         drafts: list[Ticket] = []
         for inbound, decision in items:
             args, draft = self._prepare(inbound, decision, now)
-            script(keys=[], args=[args], client=pipe)
+            script(keys=[self.store.prefix], args=[args], client=pipe)
             drafts.append(draft)
         replies = pipe.execute()
         results = [
@@ -265,7 +265,6 @@ class Intake:
             customer["region"] = region
         edit_of = f"{inbound.channel.value}:{inbound.account}:{inbound.edit_of}"
         args = {
-            "prefix": self.store.prefix,
             "channel": inbound.channel.value,
             "dedupe": inbound.dedupe_key,
             "content_id": "1" if inbound.content_id else "0",

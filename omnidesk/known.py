@@ -156,7 +156,7 @@ class KnownLookup:
             return known
         now = ms_now()
         args = json.dumps({"ids": identities, "seen": dedupe}, ensure_ascii=False)
-        reply = json.loads(self._read(keys=[], args=[self.store.prefix, now, args]))
+        reply = json.loads(self._read(keys=[self.store.prefix], args=[now, args]))
         found = list(reply.get("ids") or [])
         hot = reply.get("customers") or {}
         seen = list(reply.get("seen") or [])
@@ -199,11 +199,11 @@ class KnownLookup:
             by_customer.setdefault(rec.id, []).append(ik)
         for hits in by_customer.values():
             rec = records[hits[0]]
-            self._load(keys=[], args=_load_args(self.store.prefix, rec, hits, now), client=pipe)
+            self._load(keys=[self.store.prefix], args=_load_args(rec, hits, now), client=pipe)
             writes += 1
         duplicates = sum(1 for i in inbounds if known.duplicate(i) is not None)
         if duplicates:
-            pipe.hincrby(self.store.key("stats"), "duplicates", duplicates)
+            pipe.hincrby(self.store.keys.stats(), "duplicates", duplicates)
             writes += 1
         if not answered and self.gate.configured:
             cold_set = set(cold)
@@ -213,7 +213,7 @@ class KnownLookup:
                 if (not i.content_id and i.dedupe_key in unseen)
                 or any(x.key in cold_set for x in i.author.identities)
             )
-            pipe.hincrby(self.store.key("stats"), "records_lookup_skipped", skipped)
+            pipe.hincrby(self.store.keys.stats(), "records_lookup_skipped", skipped)
             writes += 1
         if writes:
             pipe.execute()
@@ -242,7 +242,7 @@ def _customer(cid: str, segment: str, region: str, tags: Any) -> Customer:
     )
 
 
-def _load_args(prefix: str, rec: CustomerRecord, hits: list[str], now: int) -> list[Any]:
+def _load_args(rec: CustomerRecord, hits: list[str], now: int) -> list[Any]:
     """customer_load.lua's ARGV: the hash as intake writes it (tags as JSON, as the CRM
     writes them), and every identity to link: the customer's own, and the ones that found
     it through a merge."""
@@ -255,4 +255,4 @@ def _load_args(prefix: str, rec: CustomerRecord, hits: list[str], now: int) -> l
     fields += ["tags", json.dumps(list(rec.tags), ensure_ascii=False)]
     created_ms = ms(created) if created is not None else now
     identities = list(dict.fromkeys([*rec.identities, *hits]))
-    return [prefix, rec.id, created_ms, now, json.dumps(fields, ensure_ascii=False), *identities]
+    return [rec.id, created_ms, now, json.dumps(fields, ensure_ascii=False), *identities]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from omnidesk.errors import TransientError
+from omnidesk.events import EventType
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
     Channel,
@@ -36,7 +37,8 @@ SendReply = Callable[[Outbound], None]
 # receipts, delivered together).
 SendReplies = Callable[[list[Outbound]], None]
 SYSTEM_AUTHOR = "omnidesk"  # the author of what the system sends by itself
-PERSON_EVENTS = frozenset({"replied", "noted"})  # an agent's reply (stops clocks) or note
+# an agent's reply (stops clocks) or note
+PERSON_EVENTS = frozenset({EventType.REPLIED, EventType.NOTED})
 
 # The identity a reply is addressed to, per channel.
 REPLY_IDENTITY = {
@@ -130,7 +132,7 @@ def send_automatic(
     ticket: Ticket,
     text: str,
     *,
-    event: str,
+    event: EventType,
     known: Known | None = None,
     **meta: str,
 ) -> Message:
@@ -157,7 +159,7 @@ def send_automatic_many(
     send_replies: SendReplies,
     items: list[Automatic],
     *,
-    event: str,
+    event: EventType,
     queued: list[str] | None = None,
 ) -> list[Message | None]:
     """`send_automatic` for a batch (the receipts of one ingest batch): every message

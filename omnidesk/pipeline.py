@@ -37,6 +37,7 @@ from omnidesk.errors import (
     StoreUnavailable,
     TransientError,
 )
+from omnidesk.events import EventType
 from omnidesk.logs import hide_message_bodies
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt
 from omnidesk.redisbroker import RedisUnavailable, broker_down, redis_broker
@@ -389,14 +390,16 @@ class Pipeline:
 
     def _escalate(self, ticket_id: str, queue: str, reason: str = "", actor: str = "sla") -> None:
         """Move a ticket to another queue with an ``escalated`` event."""
-        self.runtime.store.move(ticket_id, queue, actor, event="escalated", reason=reason)
+        self.runtime.store.move(ticket_id, queue, actor, event=EventType.ESCALATED, reason=reason)
 
     def _notify(self, ticket_id: str, target: str, text: str, via: str = "log") -> None:
         """Record a ``notified`` event, log it, and hand it to the registered notifiers."""
         store = self.runtime.store
         ticket = store.get_ticket(ticket_id)
         queue = ticket.queue if ticket else ""
-        store.add_event("notified", ticket_id, queue=queue, actor="sla", target=target, via=via)
+        store.add_event(
+            EventType.NOTIFIED, ticket_id, queue=queue, actor="sla", target=target, via=via
+        )
         log.info("notify %s about %s via %s: %s", target, ticket_id, via, text)
         event = {"ticket": ticket_id, "queue": queue, "target": target, "via": via, "text": text}
         for fn in list(_notifiers):

@@ -29,6 +29,7 @@ import msgspec
 from omnidesk.archive import Archive
 from omnidesk.config import QuarantineLimits
 from omnidesk.errors import PayloadError
+from omnidesk.events import EventType
 from omnidesk.model import Channel, RawPayload, utcnow
 from omnidesk.store import Store, guarded, lua
 
@@ -93,7 +94,7 @@ class Quarantine:
         self._drop = self.rb.register_script(lua("quarantine_drop"))
 
     def _key(self, qid: str = "") -> str:
-        return self.store.key("quarantine", qid) if qid else self.store.key("quarantine")
+        return self.store.keys.quarantine_item(qid) if qid else self.store.keys.quarantine()
 
     @guarded
     def put(self, raw: RawPayload, reason: str, error: str) -> str:
@@ -116,20 +117,20 @@ class Quarantine:
             "archived": "1" if self._archived(sha256) else "0",
         }
         offered = raw.payload if size <= self.limits.item_max_bytes else b""
-        args: list[Any] = [self.store.prefix, qid, now.timestamp(), self.limits.max_bytes]
+        args: list[Any] = [qid, now.timestamp(), self.limits.max_bytes]
         args += [offered, raw.payload[: self.limits.excerpt_bytes]]
         for name, value in fields.items():
             args += [name, value]
         pipe = self.rb.pipeline(transaction=True)
-        self._put(args=args, client=pipe)
-        stats = self.store.key("stats")
+        self._put(keys=[self.store.prefix], args=args, client=pipe)
+        stats = self.store.keys.stats()
         pipe.hincrby(stats, "quarantined", 1)
         pipe.hincrby(stats, f"rejected:{reason}", 1)
         pipe.hincrby(stats, f"rejected_bytes:{reason}", size)
         pipe.xadd(
-            self.store.key("events"),
+            self.store.keys.events(),
             {
-                "type": "quarantined",
+                "type": EventType.QUARANTINED.value,
                 "ticket": "",
                 "queue": "",
                 "channel": Channel(raw.channel).value,
@@ -181,7 +182,7 @@ class Quarantine:
 
     @guarded
     def remove(self, qid: str) -> bool:
-        return bool(self._drop(args=[self.store.prefix, qid]))
+        return bool(self._drop(keys=[self.store.prefix], args=[qid]))
 
     @guarded
     def purge(
@@ -214,7 +215,7 @@ class Quarantine:
                 skipped += len(ids) - len(chosen)  # kept: the next page starts past them
                 ids = chosen
             if ids:
-                self._drop(args=[self.store.prefix, *ids])
+                self._drop(keys=[self.store.prefix], args=ids)
                 purged += len(ids)
         if purged:
             self.store.incr("quarantine_purged", purged)
@@ -225,8 +226,8 @@ class Quarantine:
         """Items, payload bytes held in Redis, and rejections (and their bytes) by reason."""
         pipe = self.store.r.pipeline(transaction=False)
         pipe.zcard(self._key())
-        pipe.get(self.store.key("quarantine", "bytes"))
-        pipe.hgetall(self.store.key("stats"))
+        pipe.get(self.store.keys.quarantine_bytes())
+        pipe.hgetall(self.store.keys.stats())
         items, kept, stats = pipe.execute()
         rejected = {k[9:]: int(v) for k, v in stats.items() if k.startswith("rejected:")}
         sizes = {k[15:]: int(v) for k, v in stats.items() if k.startswith("rejected_bytes:")}

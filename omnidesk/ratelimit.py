@@ -44,7 +44,7 @@ class RateLimiter:
         now = time.time()
         start = int(now // window_s) * window_s
         digest = hashlib.sha256(subject.encode("utf-8", "replace")).hexdigest()[:24]
-        return self.store.key("rl", scope, str(start), digest), start, now
+        return self.store.keys.ratelimit(scope, start, digest), start, now
 
     @guarded
     def hit(self, scope: str, subject: str, limit: int, window_s: int) -> int | None:

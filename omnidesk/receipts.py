@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from omnidesk.config import QueueConfigFile
+from omnidesk.events import EventType
 from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
@@ -41,7 +42,7 @@ from omnidesk.ticket_status import queue_name
 
 log = logging.getLogger("omnidesk.receipts")
 
-EVENT = "acknowledged"
+EVENT = EventType.ACKNOWLEDGED
 WINDOW_MS = 3600 * 1000  # max_per_sender_per_hour counts this far back
 # A ticket opened longer ago than this gets no receipt however it is read again (a redelivery
 # comes within minutes; an IMAP re-read or a quarantine retry may come days later).
@@ -171,7 +172,6 @@ class Receipts:
         now = str(ms(utcnow()))
         for ticket, result in owed:
             args = {
-                "prefix": self.store.prefix,
                 "ticket": ticket.id,
                 "first": result.message_id,
                 "sender": ticket.customer_id or ticket.id,
@@ -180,7 +180,7 @@ class Receipts:
                 "now_ms": now,
                 "max_age_ms": str(MAX_AGE_MS),
             }
-            script(keys=[], args=[json.dumps(args)], client=pipe)
+            script(keys=[self.store.prefix], args=[json.dumps(args)], client=pipe)
         return [reply[0] for reply in pipe.execute()]
 
     def _release(self, ticket: Ticket) -> None:
@@ -188,9 +188,9 @@ class Receipts:
         sends it (best effort: Redis may be the one away)."""
         try:
             pipe = self.store.r.pipeline(transaction=True)
-            pipe.hdel(self.store.key("ticket", ticket.id), "receipt")
+            pipe.hdel(self.store.keys.ticket(ticket.id), "receipt")
             sender = ticket.customer_id or ticket.id
-            pipe.zrem(self.store.key("receipts", "sender", sender), ticket.id)
+            pipe.zrem(self.store.keys.receipts_sender(sender), ticket.id)
             pipe.execute()
         except Exception as exc:
             log.warning("receipt claim of %s kept: %s", ticket.id, exc)

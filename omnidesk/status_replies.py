@@ -39,6 +39,7 @@ import msgspec
 
 from omnidesk.config import QueueConfigFile
 from omnidesk.errors import TransientError
+from omnidesk.events import EventType
 from omnidesk.model import Channel, Customer, Direction, Flag, Inbound, Message
 from omnidesk.outbound import Known, SendReplies, send_automatic
 from omnidesk.ratelimit import RateLimiter
@@ -54,7 +55,7 @@ from omnidesk.ticket_status import (
 
 log = logging.getLogger("omnidesk.status_replies")
 
-EVENT = "status_replied"
+EVENT = EventType.STATUS_REPLIED
 CHATS = (Channel.TELEGRAM, Channel.WHATSAPP)
 _WORDS = {"status": "en", "حالة": "ar", "الحالة": "ar"}
 _TAG = r"\[\s*#\s*(OD-\d{4}-\d{1,12})\s*\]"
@@ -192,13 +193,13 @@ class StatusReplies:
 
     @guarded
     def _claim(self, inbound: Inbound) -> bool:
-        key = self.store.key("status_req", inbound.dedupe_key)
+        key = self.store.keys.status_req(inbound.dedupe_key)
         ttl = max(1, int(self.dedupe_window.total_seconds()))
         return bool(self.store.r.set(key, "1", nx=True, ex=ttl))
 
     @guarded
     def _release(self, inbound: Inbound) -> None:
-        self.store.r.delete(self.store.key("status_req", inbound.dedupe_key))
+        self.store.r.delete(self.store.keys.status_req(inbound.dedupe_key))
 
     def _count(self, outcome: str) -> None:
         self.store.incr(f"status_requests:{outcome}")

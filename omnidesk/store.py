@@ -46,6 +46,8 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:events                  stream append-only: type, ticket, queue, channel, actor, ts(ms), ...
     P:quarantine[:<id>]       see omnidesk.quarantine
 
+Every key family, with its owner and lifetime, is listed in omnidesk.keys and built there.
+
 Redis holds hot state only: a done ticket, with everything above that names it or its
 messages, leaves once PostgreSQL holds it (omnidesk.db.evict), and customers with no ticket
 left go with it. What is left grows with open work, not with history.
@@ -71,6 +73,8 @@ import msgspec
 import redis
 
 from omnidesk.errors import StoreFull, StoreUnavailable
+from omnidesk.events import EventType
+from omnidesk.keys import Keys
 from omnidesk.model import (
     Customer,
     Direction,
@@ -102,6 +106,15 @@ def lua(name: str) -> str:
 
 
 _INCLUDE = re.compile(r"^--@include (\w+)$", re.M)
+
+
+def run_script(script: Any, prefix: str, **named: Any) -> Any:
+    """Run a ticket script the way they all take their input: the key prefix as KEYS[1] (the
+    script builds its names from it as omnidesk.keys does) and the arguments by name, as one
+    JSON object in ARGV[1]. Scalars go as strings, as redis-py sent positional ones, so a
+    script reads the same values; lists stay lists."""
+    args = {k: v if isinstance(v, list | dict) else str(v) for k, v in named.items()}
+    return script(keys=[prefix], args=[msgspec.json.encode(args)])
 
 
 def urgency_score(priority: Priority, due_ms: int) -> int:
@@ -205,6 +218,7 @@ class Store:
     def __init__(self, client: redis.Redis, prefix: str = "od") -> None:
         self.r = client
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self._binary: redis.Redis | None = None
         self._scripts = {
             name: client.register_script(lua(name)) for name in ("intake", "set_status", "move")
@@ -232,6 +246,8 @@ class Store:
         return cls(client, prefix)
 
     def key(self, *parts: str) -> str:
+        """A name joined under the prefix: kept for omnidesk.sweeper / sla / sla_repair only,
+        until they build theirs with `keys` (omnidesk.keys) like every other module."""
         return ":".join((self.prefix, *parts))
 
     def script(self, name: str) -> Any:
@@ -264,8 +280,8 @@ class Store:
         if not TICKET_ID.fullmatch(ticket_id):
             return None
         pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self.key("ticket", ticket_id))
-        pipe.lrange(self.key("ticket", ticket_id, "msgs"), 0, -1)
+        pipe.hgetall(self.keys.ticket(ticket_id))
+        pipe.lrange(self.keys.ticket_msgs(ticket_id), 0, -1)
         fields, mids = pipe.execute()
         if not fields:
             return None
@@ -277,8 +293,8 @@ class Store:
     def get_tickets(self, ticket_ids: list[str]) -> list[Ticket]:
         pipe = self.r.pipeline(transaction=False)
         for tid in ticket_ids:
-            pipe.hgetall(self.key("ticket", tid))
-            pipe.lrange(self.key("ticket", tid, "msgs"), 0, -1)
+            pipe.hgetall(self.keys.ticket(tid))
+            pipe.lrange(self.keys.ticket_msgs(tid), 0, -1)
         replies = pipe.execute()
         out = []
         for fields, mids in zip(replies[::2], replies[1::2], strict=True):
@@ -310,7 +326,7 @@ class Store:
         read for intake's batch hooks; lists such as tags and message ids are left empty."""
         pipe = self.r.pipeline(transaction=False)
         for tid in ticket_ids:
-            pipe.hmget(self.key("ticket", tid), self.HEAD_FIELDS)
+            pipe.hmget(self.keys.ticket(tid), self.HEAD_FIELDS)
         out = []
         for values in pipe.execute():
             if values[0] is not None:
@@ -326,13 +342,13 @@ class Store:
     ) -> list[Ticket]:
         """Newest first, filtered by queue and/or status."""
         if queue is not None:
-            index = self.key("queue", queue, "all")
+            index = self.keys.queue_all(queue)
         elif status is not None:
-            index = self.key("status", str(status))
+            index = self.keys.status(str(status))
         else:
-            index = self.key("tickets")
+            index = self.keys.tickets()
         if queue is not None and status is not None:
-            ids = self._in_both(index, self.key("status", str(status)), limit)
+            ids = self._in_both(index, self.keys.status(str(status)), limit)
         else:
             ids = self.r.zrevrange(index, 0, max(0, limit - 1)) if limit else []
         return self.get_tickets(ids)
@@ -355,11 +371,11 @@ class Store:
     @guarded
     def waiting(self, queue: str, limit: int = 50) -> list[str]:
         """Unassigned open ticket ids of `queue`, most urgent first."""
-        return self.r.zrange(self.key("queue", queue, "waiting"), 0, max(0, limit - 1))
+        return self.r.zrange(self.keys.queue_waiting(queue), 0, max(0, limit - 1))
 
     @guarded
     def queues(self) -> list[str]:
-        return sorted(self.r.smembers(self.key("queues")))
+        return sorted(self.r.smembers(self.keys.queues()))
 
     @guarded
     def queue_depths(self, queues: list[str] | None = None) -> dict[str, int]:
@@ -367,26 +383,26 @@ class Store:
         names = queues if queues is not None else self.queues()
         pipe = self.r.pipeline(transaction=False)
         for q in names:
-            pipe.zcard(self.key("queue", q, "waiting"))
+            pipe.zcard(self.keys.queue_waiting(q))
         return dict(zip(names, pipe.execute(), strict=True))
 
     @guarded
     def ticket_count(self) -> int:
-        return int(self.r.zcard(self.key("tickets")))
+        return int(self.r.zcard(self.keys.tickets()))
 
     @guarded
     def counts(self) -> dict[str, Any]:
         """Figures for /metrics: counters, tickets by status, by queue, waiting per queue."""
         names = self.queues()
         pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self.key("stats"))
+        pipe.hgetall(self.keys.stats())
         for s in Status:
-            pipe.zcard(self.key("status", s.value))
+            pipe.zcard(self.keys.status(s.value))
         for q in names:
-            pipe.zcard(self.key("queue", q, "all"))
+            pipe.zcard(self.keys.queue_all(q))
         for q in names:
-            pipe.zcard(self.key("queue", q, "waiting"))
-        pipe.zcard(self.key("quarantine"))
+            pipe.zcard(self.keys.queue_waiting(q))
+        pipe.zcard(self.keys.quarantine())
         replies = pipe.execute()
         stats = {k: int(v) for k, v in replies[0].items()}
         by_status = dict(zip([s.value for s in Status], replies[1 : 1 + len(Status)], strict=True))
@@ -406,9 +422,10 @@ class Store:
         """Set the status (with why, in the same event); returns the previous one (None: no
         such ticket)."""
         now = utcnow()
-        args = [self.prefix, ticket_id, str(Status(status)), actor, ms(now), now.isoformat()]
-        args.append(reason)
-        old = self.script("set_status")(keys=[], args=args)
+        old = run_script(
+            self.script("set_status"), self.prefix, ticket=ticket_id, status=Status(status).value,
+            actor=actor, now_ms=ms(now), now_iso=now.isoformat(), reason=reason,
+        )  # fmt: skip
         return old or None
 
     @guarded
@@ -418,25 +435,27 @@ class Store:
         queue: str,
         actor: str = "system",
         *,
-        event: str = "transferred",
+        event: EventType = EventType.TRANSFERRED,
         reason: str = "",
     ) -> str | None:
         """Move to another queue (unassigning); returns the previous queue (None: no ticket)."""
         now = utcnow()
-        args = [self.prefix, ticket_id, queue, actor, ms(now), event, reason, now.isoformat()]
-        old = self.script("move")(keys=[], args=args)
+        old = run_script(
+            self.script("move"), self.prefix, ticket=ticket_id, queue=queue, actor=actor,
+            now_ms=ms(now), event=EventType(event).value, reason=reason, now_iso=now.isoformat(),
+        )  # fmt: skip
         return old or None
 
     @guarded
     def assign(self, ticket_id: str, agent: str, actor: str = "system") -> bool:
         """Give the ticket to an agent: it leaves its queue's waiting set."""
-        t = self.r.hmget(self.key("ticket", ticket_id), "queue", "channel")
+        t = self.r.hmget(self.keys.ticket(ticket_id), "queue", "channel")
         if t[0] is None:
             return False
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.key("ticket", ticket_id), mapping={"assignee": agent})
-        pipe.zrem(self.key("queue", t[0], "waiting"), ticket_id)
-        self._event(pipe, "assigned", ticket_id, t[0], t[1], actor, {"agent": agent})
+        pipe.hset(self.keys.ticket(ticket_id), mapping={"assignee": agent})
+        pipe.zrem(self.keys.queue_waiting(t[0]), ticket_id)
+        self._event(pipe, EventType.ASSIGNED, ticket_id, t[0], t[1], actor, {"agent": agent})
         pipe.execute()
         return True
 
@@ -452,28 +471,28 @@ class Store:
             return
         read = self.r.pipeline(transaction=False)
         for ticket_id, _ in dues:
-            read.hmget(self.key("ticket", ticket_id), "queue", "priority", "status", "assignee")
+            read.hmget(self.keys.ticket(ticket_id), "queue", "priority", "status", "assignee")
         pipe = self.r.pipeline(transaction=True)
         for (ticket_id, due_at), t in zip(dues, read.execute(), strict=True):
             if t[0] is None:
                 continue
             score = urgency_score(Priority(t[1]), ms(due_at))
             pipe.hset(
-                self.key("ticket", ticket_id),
+                self.keys.ticket(ticket_id),
                 mapping={"score": score, "due_at": due_at.isoformat()},
             )
             if t[2] in ("new", "open") and not t[3]:
-                pipe.zadd(self.key("queue", t[0], "waiting"), {ticket_id: score})
+                pipe.zadd(self.keys.queue_waiting(t[0]), {ticket_id: score})
         pipe.execute()
 
     # ------------------------------------------------------------ messages
 
     @guarded
     def ticket_messages(self, ticket_id: str) -> list[Message]:
-        mids = self.r.lrange(self.key("ticket", ticket_id, "msgs"), 0, -1)
+        mids = self.r.lrange(self.keys.ticket_msgs(ticket_id), 0, -1)
         pipe = self.r.pipeline(transaction=False)
         for mid in mids:
-            pipe.hgetall(self.key("msg", mid))
+            pipe.hgetall(self.keys.msg(mid))
         return [decode_fields(f, Message) for f in pipe.execute() if f]
 
     @guarded
@@ -481,12 +500,12 @@ class Store:
         """`ticket_messages` for many tickets in two round trips (a batch's receipts)."""
         pipe = self.r.pipeline(transaction=False)
         for tid in ticket_ids:
-            pipe.lrange(self.key("ticket", tid, "msgs"), 0, -1)
+            pipe.lrange(self.keys.ticket_msgs(tid), 0, -1)
         mids = pipe.execute()
         pipe = self.r.pipeline(transaction=False)
         for ids in mids:
             for mid in ids:
-                pipe.hgetall(self.key("msg", mid))
+                pipe.hgetall(self.keys.msg(mid))
         replies = iter(pipe.execute())
         return {
             tid: [decode_fields(f, Message) for f in [next(replies) for _ in ids] if f]
@@ -495,7 +514,7 @@ class Store:
 
     @guarded
     def get_message(self, message_id: str) -> Message | None:
-        fields = self.r.hgetall(self.key("msg", message_id))
+        fields = self.r.hgetall(self.keys.msg(message_id))
         return decode_fields(fields, Message) if fields else None
 
     @guarded
@@ -505,7 +524,7 @@ class Store:
         author: str,
         direction: Direction = Direction.OUT,
         *,
-        event: str | None = None,
+        event: EventType | None = None,
     ) -> Message:
         """Record an agent's reply (delivery "queued") or note; event ``replied``/``noted``,
         or `event` for a message the system sends by itself (omnidesk.outbound.send_automatic:
@@ -522,7 +541,7 @@ class Store:
         author: str,
         direction: Direction = Direction.OUT,
         *,
-        event: str | None = None,
+        event: EventType | None = None,
     ) -> list[Message | None]:
         """`add_outbound_message` for many, in two round trips whatever their number (a
         batch's receipts): their tickets' queue and channel, then one MULTI. One on a ticket
@@ -530,9 +549,9 @@ class Store:
         now = utcnow()
         pipe = self.r.pipeline(transaction=False)
         for outbound in outbounds:
-            pipe.hmget(self.key("ticket", outbound.ticket_id), "queue", "channel")
+            pipe.hmget(self.keys.ticket(outbound.ticket_id), "queue", "channel")
         tickets = pipe.execute()
-        kind = event or ("replied" if direction == Direction.OUT else "noted")
+        kind = event or (EventType.REPLIED if direction == Direction.OUT else EventType.NOTED)
         messages: list[Message | None] = []
         pipe = self.r.pipeline(transaction=True)
         for outbound, t in zip(outbounds, tickets, strict=True):
@@ -551,10 +570,10 @@ class Store:
                 delivery="queued" if direction == Direction.OUT else None,
             )
             messages.append(msg)
-            pipe.hset(self.key("msg", msg.id), mapping=dict(_pairs(encode_fields(msg))))
-            pipe.rpush(self.key("ticket", outbound.ticket_id, "msgs"), msg.id)
+            pipe.hset(self.keys.msg(msg.id), mapping=dict(_pairs(encode_fields(msg))))
+            pipe.rpush(self.keys.ticket_msgs(outbound.ticket_id), msg.id)
             if event is None:  # what the system sends by itself is no update on the request
-                pipe.hset(self.key("ticket", outbound.ticket_id), "updated_at", now.isoformat())
+                pipe.hset(self.keys.ticket(outbound.ticket_id), "updated_at", now.isoformat())
             self._event(pipe, kind, outbound.ticket_id, t[0], t[1], author, {"message": msg.id})
         if any(m is not None for m in messages):
             pipe.execute()
@@ -572,19 +591,19 @@ class Store:
         for those)."""
         pipe = self.r.pipeline(transaction=False)
         for message_id, _ in statuses:
-            pipe.hmget(self.key("msg", message_id), "ticket_id", "channel")
+            pipe.hmget(self.keys.msg(message_id), "ticket_id", "channel")
         found = pipe.execute()
         known = [(m, s, f) for (m, s), f in zip(statuses, found, strict=True) if f[0] is not None]
         pipe = self.r.pipeline(transaction=False)
         for _, _, (ticket_id, _) in known:
-            pipe.hget(self.key("ticket", ticket_id), "queue")
+            pipe.hget(self.keys.ticket(ticket_id), "queue")
         queues = pipe.execute() if known else []
         pipe = self.r.pipeline(transaction=True)
         for (message_id, status, (ticket_id, channel)), queue in zip(known, queues, strict=True):
-            pipe.hset(self.key("msg", message_id), "delivery", status)
-            pipe.hincrby(self.key("stats"), f"delivery:{status.split(':', 1)[0]}", 1)
+            pipe.hset(self.keys.msg(message_id), "delivery", status)
+            pipe.hincrby(self.keys.stats(), f"delivery:{status.split(':', 1)[0]}", 1)
             extra = {"message": message_id, "delivery": status}
-            self._event(pipe, "delivery", ticket_id, queue or "", channel, actor, extra)
+            self._event(pipe, EventType.DELIVERY, ticket_id, queue or "", channel, actor, extra)
         if known:
             pipe.execute()
         return [m for (m, _), f in zip(statuses, found, strict=True) if f[0] is None]
@@ -600,8 +619,8 @@ class Store:
         """Customers with their identities, in one round trip; unknown ids are left out."""
         pipe = self.r.pipeline(transaction=False)
         for cid in customer_ids:
-            pipe.hgetall(self.key("customer", cid))
-            pipe.smembers(self.key("customer", cid, "ids"))
+            pipe.hgetall(self.keys.customer(cid))
+            pipe.smembers(self.keys.customer_ids(cid))
         replies = pipe.execute()
         out: dict[str, Customer] = {}
         for cid, fields, ids in zip(customer_ids, replies[::2], replies[1::2], strict=True):
@@ -618,11 +637,11 @@ class Store:
 
     @guarded
     def find_customer(self, identity: Identity) -> str | None:
-        return self.r.hget(self.key("identity"), identity.key)
+        return self.r.hget(self.keys.identity(), identity.key)
 
     @guarded
     def customer_tickets(self, customer_id: str, limit: int = 50) -> list[Ticket]:
-        ids = self.r.zrevrange(self.key("customer", customer_id, "tickets"), 0, max(0, limit - 1))
+        ids = self.r.zrevrange(self.keys.customer_tickets(customer_id), 0, max(0, limit - 1))
         return self.get_tickets(ids)
 
     # ------------------------------------------------------------ events and counters
@@ -630,7 +649,7 @@ class Store:
     @guarded
     def add_event(
         self,
-        kind: str,
+        kind: EventType,
         ticket_id: str = "",
         *,
         queue: str = "",
@@ -638,7 +657,8 @@ class Store:
         actor: str = "system",
         **extra: str,
     ) -> str:
-        """Append one event (sla_warned, sla_breached, csat, notify, ...); returns its id."""
+        """Append one event (sla_warned, sla_breached, csat, notify, ...); returns its id. An
+        unknown type raises ValueError: every type is an omnidesk.events.EventType."""
         pipe = self.r.pipeline(transaction=False)
         self._event(pipe, kind, ticket_id, queue, channel, actor, extra)
         return pipe.execute()[0]
@@ -646,7 +666,7 @@ class Store:
     def _event(
         self,
         pipe: Any,
-        kind: str,
+        kind: EventType,
         ticket_id: str,
         queue: str,
         channel: str,
@@ -654,7 +674,7 @@ class Store:
         extra: dict[str, Any],
     ) -> None:
         fields = {
-            "type": kind,
+            "type": EventType(kind).value,
             "ticket": ticket_id,
             "queue": queue or "",
             "channel": channel or "",
@@ -662,7 +682,7 @@ class Store:
             "ts": int(time.time() * 1000),
         }
         fields.update({k: str(v) for k, v in extra.items()})
-        pipe.xadd(self.key("events"), fields)
+        pipe.xadd(self.keys.events(), fields)
 
     @guarded
     def events(
@@ -670,13 +690,13 @@ class Store:
     ) -> list[tuple[str, dict[str, str]]]:
         """Events after stream id `since` (exclusive), oldest first; pass the last id back."""
         if block_ms is not None:
-            reply = self.r.xread({self.key("events"): since}, count=count, block=block_ms)
+            reply = self.r.xread({self.keys.events(): since}, count=count, block=block_ms)
             return [(eid, fields) for _, entries in reply for eid, fields in entries]
-        return self.r.xrange(self.key("events"), min=f"({since}", count=count)
+        return self.r.xrange(self.keys.events(), min=f"({since}", count=count)
 
     @guarded
     def incr(self, counter: str, amount: int = 1) -> None:
-        self.r.hincrby(self.key("stats"), counter, amount)
+        self.r.hincrby(self.keys.stats(), counter, amount)
 
     # ------------------------------------------------------------ housekeeping
 
@@ -685,7 +705,7 @@ class Store:
         """Delete every key under the prefix (tests and `omnidesk reset`); returns the count."""
         deleted = 0
         batch: list[str] = []
-        for key in self.r.scan_iter(match=f"{self.prefix}:*", count=1000):
+        for key in self.r.scan_iter(match=self.keys.all_pattern(), count=1000):
             batch.append(key)
             if len(batch) >= 500:
                 deleted += self.r.unlink(*batch)

@@ -221,7 +221,7 @@ class TicketStatus:
 
         bucket, field = slot(tid)
         try:
-            raw = self.store.binary().hget(self.store.key("sla", "b", bucket), field)
+            raw = self.store.binary().hget(self.store.keys.sla_bucket(bucket), field)
             if not raw:
                 return {}
             _, packed = split_record(raw)

@@ -312,7 +312,7 @@ class WebForm:
         reference = secrets.token_urlsafe(18)
         store = self.daemon.runtime.store
         await asyncio.to_thread(
-            store.r.set, store.key("webref", reference), dedupe_key, ex=config.reference_ttl_s
+            store.r.set, store.keys.webref(reference), dedupe_key, ex=config.reference_ttl_s
         )
         return json_answer(
             {"reference": reference, "outcome": "queued", "poll": f"{INTAKE_PATH}/{reference}"},
@@ -346,13 +346,13 @@ class WebForm:
         if not _REFERENCE.fullmatch(token):
             return None
         store = self.daemon.runtime.store
-        key = store.r.get(store.key("webref", token))
+        key = store.r.get(store.keys.webref(token))
         if key is None:
             return None
-        mid = store.r.hget(store.key("seen"), key) if key != "-" else None
+        mid = store.r.hget(store.keys.seen(), key) if key != "-" else None
         if not mid or mid == "-":
             return ""
-        return store.r.hget(store.key("msg", mid), "ticket_id") or ""
+        return store.r.hget(store.keys.msg(mid), "ticket_id") or ""
 
 
 def _too_large(lang: Lang) -> web.Response:

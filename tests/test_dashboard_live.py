@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from omnidesk.agents.assign import scripts
-from omnidesk.store import ms
+from omnidesk.store import ms, run_script
 from tests.agentkit import AGENTS_CONFIG
 from tests.services import wait_for
 from tests.test_agents_console import browser, cli  # noqa: F401 (fixtures)
@@ -228,8 +228,11 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     (quiet,) = [t for t in store.list_tickets() if t.id not in before]
     store.move(quiet.id, "quiet", "boss", event="transferred", reason="quiet matter")
     now = datetime.now(UTC)
-    args = [store.prefix, quiet.id, "sara", 3, ms(now), now.isoformat(), "boss", "quiet"]
-    assert scripts(store)["reassign"](keys=[], args=args)[0] == "assigned"
+    handed = run_script(
+        scripts(store)["reassign"], store.prefix, ticket=quiet.id, agent="sara", capacity=3,
+        now_ms=ms(now), now_iso=now.isoformat(), actor="boss", queue="quiet",
+    )  # fmt: skip
+    assert handed[0] == "assigned"
     sara_row = "#agents tbody tr[data-agent='sara']"
     sara_text = lambda: browser.find_element(By.CSS_SELECTOR, sara_row).text  # noqa: E731
     assert wait_for(lambda: "+١ في طوابير أخرى" in sara_text(), 5), sara_text()

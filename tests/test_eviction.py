@@ -19,7 +19,7 @@ from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from omnidesk.model import Direction, Outbound
 from omnidesk.runtime import Runtime
-from omnidesk.store import Store
+from omnidesk.store import Store, run_script
 from omnidesk.sweeper import SlaClocks
 from tests.storekit import email, telegram, web, write_config
 
@@ -222,8 +222,11 @@ def test_a_merged_pair_leaves_no_thread_key_behind(runtime: Runtime, pg_url: str
     second = runtime.process([email("b1@example.com", "Second question")]).results[0].ticket_id
     assert first and second and first != second
     now = datetime.now(UTC)
-    args = [store.prefix, first, second, "sara", int(now.timestamp() * 1000), now.isoformat()]
-    assert scripts(store)["merge"](keys=[], args=args)[0] != "error"
+    merged = run_script(
+        scripts(store)["merge"], store.prefix, src=first, dst=second, actor="sara",
+        now_ms=int(now.timestamp() * 1000), now_iso=now.isoformat(),
+    )  # fmt: skip
+    assert merged[0] != "error"
     assert store.r.hget(store.key("thread"), f"ticket:{first}") == second
     mids = store.get_ticket(second).message_ids  # type: ignore[union-attr]
     store.set_status(second, "closed")

@@ -22,8 +22,9 @@ from typing import Any, Literal
 
 from omnidesk.agents.roster import Roster
 from omnidesk.config import AgentConfig
+from omnidesk.events import EventType
 from omnidesk.model import utcnow
-from omnidesk.store import Store, guarded, lua
+from omnidesk.store import Store, guarded, lua, run_script
 
 log = logging.getLogger("omnidesk.agents")
 
@@ -67,32 +68,32 @@ class Assigner:
     def set_presence(self, agent_id: str, status: str) -> None:
         if status not in PRESENCE:
             raise ValueError(f"presence must be one of {', '.join(PRESENCE)}")
-        key = self.store.key("presence", agent_id)
+        key = self.store.keys.presence(agent_id)
         if status == "offline":
             self.store.r.delete(key)
         else:
             self.store.r.set(key, status, ex=self.presence_ttl_s)
-        self.store.add_event("presence", actor=agent_id, status=status)
+        self.store.add_event(EventType.PRESENCE, actor=agent_id, status=status)
 
     @guarded
     def heartbeat(self, agent_id: str) -> str:
         """Keep the current presence alive; returns it (offline when it already expired)."""
-        key = self.store.key("presence", agent_id)
+        key = self.store.keys.presence(agent_id)
         if not self.store.r.expire(key, self.presence_ttl_s):
             return "offline"
         return self.presence(agent_id)
 
     @guarded
     def presence(self, agent_id: str) -> str:
-        return self.store.r.get(self.store.key("presence", agent_id)) or "offline"
+        return self.store.r.get(self.store.keys.presence(agent_id)) or "offline"
 
     @guarded
     def load(self, agent_id: str) -> int:
-        return int(self.store.r.zcard(self.store.key("agent", agent_id, "open")))
+        return int(self.store.r.zcard(self.store.keys.agent_open(agent_id)))
 
     @guarded
     def held(self, agent_id: str) -> list[str]:
-        return self.store.r.zrange(self.store.key("agent", agent_id, "open"), 0, -1)
+        return self.store.r.zrange(self.store.keys.agent_open(agent_id), 0, -1)
 
     # -------------------------------------------------------- pull
 
@@ -104,8 +105,10 @@ class Assigner:
         if not wanted:
             return Claim("empty")
         now = utcnow()
-        args = [self.store.prefix, agent.id, agent.capacity, _ms(), now.isoformat(), *wanted]
-        reply = scripts(self.store)["claim"](keys=[], args=args)
+        reply = run_script(
+            scripts(self.store)["claim"], self.store.prefix, agent=agent.id,
+            capacity=agent.capacity, now_ms=_ms(), now_iso=now.isoformat(), queues=wanted,
+        )  # fmt: skip
         if reply[0] == "claimed":
             return Claim("claimed", reply[1], reply[2])
         return Claim(reply[0])
@@ -115,9 +118,11 @@ class Assigner:
         """A supervisor gives the ticket to `agent` (off whoever held it); the agent's
         capacity holds as for a claim. `queue` is the one the agent's access was checked
         against: a transfer in between answers "moved" instead of handing it over."""
-        args = [self.store.prefix, ticket_id, agent.id, agent.capacity, _ms(),
-                utcnow().isoformat(), actor, queue]  # fmt: skip
-        reply = scripts(self.store)["reassign"](keys=[], args=args)
+        reply = run_script(
+            scripts(self.store)["reassign"], self.store.prefix, ticket=ticket_id, agent=agent.id,
+            capacity=agent.capacity, now_ms=_ms(), now_iso=utcnow().isoformat(), actor=actor,
+            queue=queue,
+        )  # fmt: skip
         if reply is None or reply is False:
             return Handed("missing")
         return Handed(reply[0], reply[1] if len(reply) > 1 else "")
@@ -134,17 +139,11 @@ class Assigner:
         members = roster.members(queue)
         if not members:
             return []
-        args: list[Any] = [
-            self.store.prefix,
-            queue,
-            qc.assignment,
-            _ms(),
-            utcnow().isoformat(),
-            PUSH_SCAN,
-        ]
-        for a in members:
-            args += [a.id, a.capacity, ",".join(a.languages)]
-        flat = scripts(self.store)["push"](keys=[], args=args)
+        flat = run_script(
+            scripts(self.store)["push"], self.store.prefix, queue=queue, policy=qc.assignment,
+            now_ms=_ms(), now_iso=utcnow().isoformat(), scan_limit=PUSH_SCAN,
+            agents=[[a.id, str(a.capacity), ",".join(a.languages)] for a in members],
+        )  # fmt: skip
         pairs = list(zip(flat[::2], flat[1::2], strict=True))
         if pairs:
             log.info("pushed %d tickets in %s", len(pairs), queue)
@@ -176,9 +175,10 @@ class Assigner:
     @guarded
     def release(self, ticket_id: str, *, requeue: bool = False) -> str | None:
         """Take the ticket off its agent; returns that agent ('' none, None no ticket)."""
-        reply = scripts(self.store)["release"](
-            keys=[], args=[self.store.prefix, ticket_id, "1" if requeue else "0"]
-        )
+        reply = run_script(
+            scripts(self.store)["release"], self.store.prefix, ticket=ticket_id,
+            requeue="1" if requeue else "0",
+        )  # fmt: skip
         if reply is None or reply is False:
             return None
         return str(reply)

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from omnidesk.agents.assign import scripts
+from omnidesk.events import EventType
 from omnidesk.i18n import N_, translator
 from omnidesk.model import Channel, Direction, Inbound, Language, Outbound, Ticket, utcnow
-from omnidesk.store import Store, guarded
+from omnidesk.store import Store, guarded, run_script
 
 log = logging.getLogger("omnidesk.csat")
 
@@ -78,18 +79,13 @@ def record(
     if not 1 <= int(score) <= 5:
         raise ValueError("score must be 1 to 5")
     now = utcnow()
-    args = [
-        store.prefix,
-        token,
-        int(score),
-        (comment or "").strip()[:MAX_COMMENT],
-        int(time.time() * 1000),
-        now.isoformat(),
-        via,
-    ]
-    outcome, ticket = scripts(store)["csat"](keys=[], args=args)
+    outcome, ticket = run_script(
+        scripts(store)["csat"], store.prefix, token=token, score=int(score),
+        comment=(comment or "").strip()[:MAX_COMMENT], now_ms=int(time.time() * 1000),
+        now_iso=now.isoformat(), via=via,
+    )  # fmt: skip
     if outcome == "already":
-        store.add_event("csat_refused", ticket, actor="customer", via=via, reason="already")
+        store.add_event(EventType.CSAT_REFUSED, ticket, actor="customer", via=via, reason="already")
     return outcome, ticket
 
 
@@ -107,11 +103,11 @@ def consume_inbound(store: Store, inbound: Inbound) -> bool:
 @guarded
 def lookup(store: Store, token: str) -> dict[str, str] | None:
     """The survey behind a token: ticket, and the answer when there is one."""
-    ticket = store.r.hget(store.key("csat", token), "ticket")
+    ticket = store.r.hget(store.keys.csat(token), "ticket")
     if ticket is None:
         return None
     names = ["csat_score", "csat_comment", "language", "subject"]
-    values = store.r.hmget(store.key("ticket", ticket), names)
+    values = store.r.hmget(store.keys.ticket(ticket), names)
     return {"ticket": ticket, **{k: v for k, v in zip(names, values, strict=True) if v}}
 
 
@@ -133,7 +129,7 @@ class Surveys:
         for ident in customer.identities if customer else []:
             if ident.kind.value == "email" and NO_REPLY.search(ident.value.split("@")[0]):
                 return "no-reply address"
-        if self.store.r.hexists(self.store.key("ticket", ticket.id), "csat_score"):
+        if self.store.r.hexists(self.store.keys.ticket(ticket.id), "csat_score"):
             return "already answered"
         return None
 
@@ -145,11 +141,11 @@ class Surveys:
             log.info("no CSAT survey for %s: %s", ticket.id, why_not)
             return None
         token = secrets.token_urlsafe(16)
-        key = self.store.key("csat", token)
+        key = self.store.keys.csat(token)
         pipe = self.store.r.pipeline(transaction=True)
         pipe.hset(key, mapping={"ticket": ticket.id, "created_ms": int(time.time() * 1000)})
         pipe.expire(key, TOKEN_TTL_S)
-        pipe.hset(self.store.key("ticket", ticket.id), "csat_token", token)
+        pipe.hset(self.store.keys.ticket(ticket.id), "csat_token", token)
         pipe.execute()
         lang = "en" if ticket.language == Language.EN else "ar"
         text = translator(lang)._(SURVEY_TEXT).format(ticket=ticket.id)
@@ -166,6 +162,10 @@ class Surveys:
         self.store.add_outbound_message(outbound, "csat", Direction.OUT)
         self.send_reply(outbound)
         self.store.add_event(
-            "csat_sent", ticket.id, queue=ticket.queue, channel=ticket.channel.value, actor="csat"
+            EventType.CSAT_SENT,
+            ticket.id,
+            queue=ticket.queue,
+            channel=ticket.channel.value,
+            actor="csat",
         )
         return outbound

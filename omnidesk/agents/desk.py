@@ -24,6 +24,7 @@ from omnidesk.agents.roster import Forbidden, Roster
 from omnidesk.config import AgentConfig
 from omnidesk.db.tickets import Page
 from omnidesk.errors import CodedError
+from omnidesk.events import EventType
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
     Direction,
@@ -36,7 +37,7 @@ from omnidesk.model import (
     utcnow,
 )
 from omnidesk.outbound import Known, SendReply, outbound_for
-from omnidesk.store import TICKET_ID, Store, guarded, ms
+from omnidesk.store import TICKET_ID, Store, guarded, ms, run_script
 from omnidesk.templates import render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
 
@@ -181,7 +182,7 @@ class Desk:
     def _ticket_extra(self, ticket_id: str) -> dict[str, str]:
         """Hash fields the Ticket struct does not carry (due_at, csat_*, merged_into, ...)."""
         names = ["due_at", "csat_score", "csat_comment", "csat_at", "merged_into", "last_assignee"]
-        values = self.store.r.hmget(self.store.key("ticket", ticket_id), names)
+        values = self.store.r.hmget(self.store.keys.ticket(ticket_id), names)
         return {k: v for k, v in zip(names, values, strict=True) if v is not None}
 
     def _sla(self, ticket_id: str, extra: dict[str, str]) -> Any:
@@ -251,11 +252,11 @@ class Desk:
     def _stream_history(self, ticket_id: str, limit: int) -> list[dict[str, str]]:
         """The ticket's events still in the stream. Stream ids are ms timestamps, so only
         events since the ticket was created are read (at most HISTORY_SCAN of them)."""
-        created = self.store.r.hget(self.store.key("ticket", ticket_id), "created_ms")
+        created = self.store.r.hget(self.store.keys.ticket(ticket_id), "created_ms")
         now_ms = ms(utcnow())  # a sender's clock ahead of ours must not hide the history
         since = max(0, min(int(created or 0), now_ms) - 60_000)
         entries = self.store.r.xrevrange(
-            self.store.key("events"), max="+", min=str(since), count=HISTORY_SCAN
+            self.store.keys.events(), max="+", min=str(since), count=HISTORY_SCAN
         )
         mine = [
             {"id": eid, **fields} for eid, fields in entries if fields.get("ticket") == ticket_id
@@ -434,7 +435,9 @@ class Desk:
         if not reason.strip():
             raise BadRequest("a transfer needs a reason", "needs_reason")
         held_by = self.assigner.release(ticket.id)
-        self.store.move(ticket.id, queue, agent.id, event="transferred", reason=reason.strip())
+        self.store.move(
+            ticket.id, queue, agent.id, event=EventType.TRANSFERRED, reason=reason.strip()
+        )
         self._sla_call("on_transfer", ticket, queue)
         self.assigner.push(queue)
         if held_by:
@@ -450,7 +453,7 @@ class Desk:
         ticket = self.ticket(agent, ticket_id)
         if ticket.status == Status.PENDING_CUSTOMER and why:
             self.store.add_event(
-                "status_changed",
+                EventType.STATUS_CHANGED,
                 ticket.id,
                 queue=ticket.queue,
                 channel=ticket.channel.value,
@@ -504,8 +507,10 @@ class Desk:
         src = self.ticket(agent, ticket_id)
         self.ticket(agent, into)
         now = utcnow()
-        args = [self.store.prefix, src.id, into, agent.id, ms(now), now.isoformat()]
-        reply = scripts(self.store)["merge"](keys=[], args=args)
+        reply = run_script(
+            scripts(self.store)["merge"], self.store.prefix, src=src.id, dst=into,
+            actor=agent.id, now_ms=ms(now), now_iso=now.isoformat(),
+        )  # fmt: skip
         if reply[0] == "error":
             raise BadRequest(reply[1])
         if src.assignee:
@@ -519,7 +524,7 @@ class Desk:
         for name in (*add, *remove):
             if not isinstance(name, str) or not name.strip() or len(name) > 64:
                 raise BadRequest(f"bad tag {name!r}")
-        key = self.store.key("ticket", ticket.id)
+        key = self.store.keys.ticket(ticket.id)
 
         def retag(pipe: redis.client.Pipeline) -> None:
             """Read the tags under WATCH and write the new list; redis-py runs it again if
@@ -531,7 +536,7 @@ class Desk:
 
         self.store.r.transaction(retag, key)
         self.store.add_event(
-            "tagged",
+            EventType.TAGGED,
             ticket.id,
             queue=ticket.queue,
             channel=ticket.channel.value,
@@ -549,8 +554,10 @@ class Desk:
         except ValueError:
             raise BadRequest(f"priority must be one of {', '.join(Priority)}") from None
         now = utcnow()
-        args = [self.store.prefix, ticket.id, new.value, new.rank, agent.id, ms(now)]
-        scripts(self.store)["set_priority"](keys=[], args=args)
+        run_script(
+            scripts(self.store)["set_priority"], self.store.prefix, ticket=ticket.id,
+            priority=new.value, rank=new.rank, actor=agent.id, now_ms=ms(now),
+        )  # fmt: skip
         return self._reload(ticket.id)
 
     # -------------------------------------------------------- helpers
@@ -599,7 +606,7 @@ def pending_reason(history: list[dict[str, str]]) -> str:
     """The reason of the latest change to pending_customer in a ticket's events ("" for none):
     what the console shows by the paused clocks (the SLA state itself holds no free text)."""
     for event in reversed(history):
-        if event.get("type") == "status_changed" and event.get("to") == "pending_customer":
+        if event.get("type") == EventType.STATUS_CHANGED and event.get("to") == "pending_customer":
             return event.get("reason") or ""
     return ""
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from omnidesk.errors import OmnideskError, StoreUnavailable
+from omnidesk.events import EventType
 from omnidesk.store import Store
 from omnidesk.text import display_safe_tree
 
@@ -36,10 +37,11 @@ Entry = tuple[str, dict[str, str]]
 # a status answer: omnidesk.outbound.send_automatic): a message on the ticket like a reply.
 LIVE_TYPES = frozenset(
     {
-        "ticket_opened", "message_added", "message_edited", "replied", "noted", "delivery",
-        "acknowledged", "status_replied",
-        "assigned", "transferred", "escalated", "status_changed", "merged",
-        "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed",
+        EventType.TICKET_OPENED, EventType.MESSAGE_ADDED, EventType.MESSAGE_EDITED,
+        EventType.REPLIED, EventType.NOTED, EventType.DELIVERY, EventType.ACKNOWLEDGED,
+        EventType.STATUS_REPLIED, EventType.ASSIGNED, EventType.TRANSFERRED, EventType.ESCALATED,
+        EventType.STATUS_CHANGED, EventType.MERGED, EventType.PRIORITY_CHANGED, EventType.TAGGED,
+        EventType.SLA_WARNED, EventType.SLA_BREACHED, EventType.CSAT, EventType.CUSTOMER_CHANGED,
     }
 )  # fmt: skip
 HEARTBEAT_S = 15.0
@@ -65,7 +67,8 @@ def visible(fields: dict[str, str], queues: set[str]) -> bool:
     if fields.get("type") not in LIVE_TYPES or not fields.get("ticket"):
         return False
     return fields.get("queue") in queues or (
-        fields.get("type") in ("transferred", "escalated") and fields.get("from") in queues
+        fields.get("type") in (EventType.TRANSFERRED, EventType.ESCALATED)
+        and fields.get("from") in queues
     )
 
 
@@ -154,7 +157,7 @@ class EventHub:
                 self._fan_out(entry)
 
     def _tail(self) -> str:
-        last = self.store.r.xrevrange(self.store.key("events"), count=1)
+        last = self.store.r.xrevrange(self.store.keys.events(), count=1)
         return last[0][0] if last else "0-0"
 
     def _fan_out(self, entry: Entry) -> None:
@@ -170,7 +173,7 @@ def replay(store: Store, records: Any, since: str) -> list[Entry] | None:
     """The entries after `since`, oldest first: from the stream, and from PostgreSQL for the
     part already trimmed from it. None when that cannot be done completely (no records,
     too many): the client must reload instead."""
-    key = store.key("events")
+    key = store.keys.events()
     if stream_pos(since)[0] < (datetime.now(UTC) - MAX_REPLAY_AGE).timestamp() * 1000:
         return None
     head = store.r.xrange(key, count=1)

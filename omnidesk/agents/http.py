@@ -43,6 +43,7 @@ from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
 from omnidesk.errors import AuthError, StoreUnavailable, TooLarge
+from omnidesk.events import EventType
 from omnidesk.model import to_builtins
 from omnidesk.text import display_safe_tree
 
@@ -311,7 +312,8 @@ def routing_trace(service: AgentService, shown: dict[str, Any]) -> dict[str, Any
     rule_id = shown["ticket"].get("rule")
     config = service.config()
     rule = next((r for r in config.rules if r.id == rule_id), None)
-    moves = ("routed", "transferred", "escalated", "merged", "assigned")
+    moves = (EventType.ROUTED, EventType.TRANSFERRED, EventType.ESCALATED, EventType.MERGED,
+             EventType.ASSIGNED)  # fmt: skip
     return {
         "rule": rule_id,
         "description": rule.description if rule else "",

@@ -174,7 +174,7 @@ class AgentService:
         queues = self.roster().queues_of(agent)
         pipe = self.store.r.pipeline(transaction=False)
         for q in queues:
-            key = self.store.key("queue", q, "waiting")
+            key = self.store.keys.queue_waiting(q)
             pipe.zcard(key)
             for b in range(4):
                 lo, hi = b * band, b * band + now_ms + risk_s * 1000
@@ -188,7 +188,7 @@ class AgentService:
         ]
         pipe = self.store.r.pipeline(transaction=False)
         for _, tid, _ in candidates:
-            pipe.hexists(self.store.key("ticket", tid), "due_at")
+            pipe.hexists(self.store.keys.ticket(tid), "due_at")
         has_due = pipe.execute() if candidates else []
         breached = [0] * len(queues)
         at_risk = [0] * len(queues)

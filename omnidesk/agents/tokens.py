@@ -15,6 +15,7 @@ import hashlib
 import secrets
 
 from omnidesk.errors import AuthError
+from omnidesk.events import EventType
 from omnidesk.store import Store, guarded
 
 PREFIX = "odt_"
@@ -35,23 +36,25 @@ class Tokens:
         token = PREFIX + secrets.token_urlsafe(32)
         h = digest(token)
         pipe = self.store.r.pipeline(transaction=True)
-        pipe.hset(self.store.key("auth", "tokens"), h, agent_id)
-        pipe.sadd(self.store.key("auth", "agent", agent_id), h)
+        pipe.hset(self.store.keys.auth_tokens(), h, agent_id)
+        pipe.sadd(self.store.keys.auth_agent(agent_id), h)
         pipe.execute()
-        self.store.add_event("token_created", actor="operator", agent=agent_id)
+        self.store.add_event(EventType.TOKEN_CREATED, actor="operator", agent=agent_id)
         return token
 
     @guarded
     def revoke(self, agent_id: str) -> int:
         """Revoke every token of the agent; returns how many there were."""
-        key = self.store.key("auth", "agent", agent_id)
+        key = self.store.keys.auth_agent(agent_id)
         hashes = list(self.store.r.smembers(key))
         pipe = self.store.r.pipeline(transaction=True)
         if hashes:
-            pipe.hdel(self.store.key("auth", "tokens"), *hashes)
+            pipe.hdel(self.store.keys.auth_tokens(), *hashes)
         pipe.delete(key)
         pipe.execute()
-        self.store.add_event("token_revoked", actor="operator", agent=agent_id, count=len(hashes))
+        self.store.add_event(
+            EventType.TOKEN_REVOKED, actor="operator", agent=agent_id, count=len(hashes)
+        )
         return len(hashes)
 
     @guarded
@@ -59,7 +62,7 @@ class Tokens:
         """The agent id a bearer token belongs to; AuthError when missing or unknown."""
         if not token:
             raise AuthError("missing bearer token")
-        agent = self.store.r.hget(self.store.key("auth", "tokens"), digest(token))
+        agent = self.store.r.hget(self.store.keys.auth_tokens(), digest(token))
         if agent is None:
             raise AuthError("invalid or revoked token")
         return str(agent)
@@ -71,14 +74,14 @@ class Tokens:
         never goes into a cookie, and revoking it ends its cookies at once."""
         self.agent_for(token)
         value = COOKIE_PREFIX + secrets.token_urlsafe(32)
-        key = self.store.key("auth", "cookie", digest(value))
+        key = self.store.keys.auth_cookie(digest(value))
         self.store.r.set(key, digest(token or ""), ex=max(1, ttl_s))
         return value
 
     @guarded
     def drop_cookie(self, value: str | None) -> None:
         if value:
-            self.store.r.delete(self.store.key("auth", "cookie", digest(value)))
+            self.store.r.delete(self.store.keys.auth_cookie(digest(value)))
 
     @guarded
     def agent_for_cookie(self, value: str | None) -> str:
@@ -86,10 +89,10 @@ class Tokens:
         or its token was revoked."""
         if not value:
             raise AuthError("missing bearer token or session cookie")
-        token_hash = self.store.r.get(self.store.key("auth", "cookie", digest(value)))
+        token_hash = self.store.r.get(self.store.keys.auth_cookie(digest(value)))
         if token_hash is None:
             raise AuthError("invalid or expired session cookie")
-        agent = self.store.r.hget(self.store.key("auth", "tokens"), token_hash)
+        agent = self.store.r.hget(self.store.keys.auth_tokens(), token_hash)
         if agent is None:
             raise AuthError("the session cookie's token was revoked")
         return str(agent)

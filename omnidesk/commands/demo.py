@@ -233,7 +233,7 @@ def _due_times(store: Any, ticket_ids: list[str]) -> dict[str, str]:
     """The next SLA due time the SLA engine set on each ticket, in Riyadh time."""
     pipe = store.r.pipeline(transaction=False)
     for tid in ticket_ids:
-        pipe.hget(store.key("ticket", tid), "due_at")
+        pipe.hget(store.keys.ticket(tid), "due_at")
     riyadh = ZoneInfo("Asia/Riyadh")
     return {
         tid: datetime.fromisoformat(due).astimezone(riyadh).strftime("%a %d %b %H:%M")

@@ -312,7 +312,7 @@ def set_tags(
 @guarded
 def hot_tags(store: Store, customer_id: str, tags: list[str]) -> bool:
     """Write the tags into the customer's Redis hash if it is there; True if it was."""
-    key = store.key("customer", customer_id)
+    key = store.keys.customer(customer_id)
     if not store.r.exists(key):
         return False
     store.r.hset(key, "tags", json.dumps(tags, ensure_ascii=False))

@@ -162,38 +162,38 @@ def _delete_files(state_dir: str | Path, digests: set[str]) -> int:
 def _hot_tickets(store: Store, ticket_ids: list[str]) -> int:
     """Blank the personal fields of the tickets and messages Redis still holds; returns how
     many hashes changed."""
-    r, key = store.r, store.key
+    r, keys = store.r, store.keys
     changed = 0
     for start in range(0, len(ticket_ids), BATCH):
         chunk = ticket_ids[start : start + BATCH]
         read = r.pipeline(transaction=False)
         for tid in chunk:
-            read.hmget(key("ticket", tid), "id", "thread_keys")
-            read.lrange(key("ticket", tid, "msgs"), 0, -1)
+            read.hmget(keys.ticket(tid), "id", "thread_keys")
+            read.lrange(keys.ticket_msgs(tid), 0, -1)
         replies = read.execute()
         heads = list(zip(chunk, replies[::2], replies[1::2], strict=True))
         mids = [m for _, _, ms in heads for m in ms]
         read = r.pipeline(transaction=False)
         for mid in mids:
-            read.hmget(key("msg", mid), "direction", "attachments")
+            read.hmget(keys.msg(mid), "direction", "attachments")
         msg_fields = read.execute() if mids else []
         write = r.pipeline(transaction=True)
         for tid, (exists, thread_keys), _ in heads:
             if exists is None:
                 continue
             changed += 1
-            tkey = key("ticket", tid)
+            tkey = keys.ticket(tid)
             write.hset(tkey, mapping={f: "" for f in TICKET_FIELDS_BLANKED})
             write.hset(tkey, mapping={"meta": "{}", "thread_keys": "[]", "contacts": "[]"})
             write.hdel(tkey, *TICKET_FIELDS_DROPPED)
             for tk in _json_list(thread_keys):
-                if isinstance(tk, str) and r.hget(key("thread"), tk) == tid:
-                    write.hdel(key("thread"), tk)
+                if isinstance(tk, str) and r.hget(keys.thread(), tk) == tid:
+                    write.hdel(keys.thread(), tk)
         for mid, (direction, attachments) in zip(mids, msg_fields, strict=True):
             if direction is None:
                 continue
             changed += 1
-            mkey = key("msg", mid)
+            mkey = keys.msg(mid)
             fields = {
                 "text": "",
                 "subject": "",
@@ -294,23 +294,23 @@ def erase_people(
 
 @guarded
 def _hot_people(store: Store, customer_ids: list[str]) -> int:
-    r, key = store.r, store.key
+    r, keys = store.r, store.keys
     read = r.pipeline(transaction=False)
     for cid in customer_ids:
-        read.smembers(key("customer", cid, "ids"))
-        read.exists(key("customer", cid))
+        read.smembers(keys.customer_ids(cid))
+        read.exists(keys.customer(cid))
     replies = read.execute()
     write = r.pipeline(transaction=True)
     changed = 0
     for cid, ids, exists in zip(customer_ids, replies[::2], replies[1::2], strict=True):
-        owners = r.hmget(key("identity"), sorted(ids)) if ids else []
+        owners = r.hmget(keys.identity(), sorted(ids)) if ids else []
         for ik, owner in zip(sorted(ids), owners, strict=True):
             if owner == cid:
-                write.hdel(key("identity"), ik)
+                write.hdel(keys.identity(), ik)
                 changed += 1
-        write.delete(key("customer", cid, "ids"))
+        write.delete(keys.customer_ids(cid))
         if exists:
-            write.hset(key("customer", cid), "name", "")
+            write.hset(keys.customer(cid), "name", "")
             changed += 1
     write.execute()
     return changed
@@ -337,7 +337,7 @@ def erase_customer(
     if store is not None:  # hot tickets PostgreSQL has not received yet
         pipe = store.r.pipeline(transaction=False)
         for c in group:
-            pipe.zrange(store.key("customer", c, "tickets"), 0, -1)
+            pipe.zrange(store.keys.customer_tickets(c), 0, -1)
         for hot in pipe.execute():
             tickets += [t for t in hot if t not in tickets]
     done = erase_tickets(conn, tickets, store, state_dir)

@@ -101,9 +101,8 @@ class Eviction:
     def evict(self, ticket_ids: list[str], now: datetime) -> tuple[str, list[list[str]]]:
         """One batch through evict.lua: (state, [evicted, skipped, gone, customers])."""
         reply = self._script(
-            keys=[],
+            keys=[self.store.prefix],
             args=[
-                self.store.prefix,
                 GROUP,
                 int(now.timestamp() * 1000),
                 int(self.reopen_window.total_seconds() * 1000),
@@ -152,7 +151,7 @@ class Eviction:
         those a grace or an unwritten identity kept last time) to `evict_customers`, then
         drop the candidates that need no more tries. Bounded by customers without a ticket
         in Redis that could not leave yet."""
-        key = self.store.key("evict", "customers")
+        key = self.store.keys.evict_customers()
         removed: list[str] = []
         cursor = 0
         while True:
@@ -161,7 +160,7 @@ class Eviction:
                 removed += evict_customers(
                     self.store, self.records, members, grace=self.customer_grace
                 )
-                self._prune(keys=[], args=[self.store.prefix, *members])
+                self._prune(keys=[self.store.prefix], args=members)
             if cursor == 0:
                 return removed
 

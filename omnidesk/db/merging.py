@@ -202,8 +202,8 @@ def _hot_move(
     identity keys and ticket ids moved. When something moved, what Redis lacks of `to` is
     filled in from PostgreSQL, so intake finds a whole customer hash."""
     script = store.r.register_script(lua("customer_move"))
-    args = [store.prefix, frm, to, "1" if everything else "0", len(identities)]
-    moved_ids, moved_tickets = script(keys=[], args=[*args, *identities, *tickets])
+    args = [frm, to, "1" if everything else "0", len(identities)]
+    moved_ids, moved_tickets = script(keys=[store.prefix], args=[*args, *identities, *tickets])
     if moved_ids or moved_tickets:
         _load_customer(conn, store, to)
     return list(moved_ids), list(moved_tickets)
@@ -229,6 +229,6 @@ def _load_customer(conn: psycopg.Connection[Any], store: Store, cid: str) -> Non
         fields["region"] = region
     pipe = store.r.pipeline(transaction=True)
     for field, value in fields.items():
-        pipe.hsetnx(store.key("customer", cid), field, value)
-    pipe.zadd(store.key("customers"), {cid: int(created.timestamp() * 1000)}, nx=True)
+        pipe.hsetnx(store.keys.customer(cid), field, value)
+    pipe.zadd(store.keys.customers(), {cid: int(created.timestamp() * 1000)}, nx=True)
     pipe.execute()

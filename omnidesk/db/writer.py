@@ -40,6 +40,7 @@ from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient,
 from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
 from omnidesk.errors import OmnideskError, StoreUnavailable
+from omnidesk.events import EventType
 from omnidesk.intake import post_key
 from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.store import Store, guarded, lua, ms
@@ -125,7 +126,7 @@ class RecordWriter:
     ) -> None:
         self.store = store
         self.info = info
-        self.stream = store.key("events")
+        self.stream = store.keys.events()
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch = batch
         self.claim_idle_ms = claim_idle_ms
@@ -171,14 +172,14 @@ class RecordWriter:
     @guarded
     def snapshot(self, entries: Sequence[tuple[str, dict[str, str]]]) -> Snapshot:
         """Two or three pipelined round trips, whatever the batch size."""
-        r, key = self.store.r, self.store.key
+        r, keys = self.store.r, self.store.keys
         tids = list(dict.fromkeys(f["ticket"] for _, f in entries if f.get("ticket")))
-        merged_into = [f["ticket"] for _, f in entries if f.get("type") == "merged"]
+        merged_into = [f["ticket"] for _, f in entries if f.get("type") == EventType.MERGED]
         pipe = r.pipeline(transaction=False)
         for tid in tids:
-            pipe.hgetall(key("ticket", tid))
+            pipe.hgetall(keys.ticket(tid))
         for tid in merged_into:  # a merge moves every message of the source here
-            pipe.lrange(key("ticket", tid, "msgs"), 0, -1)
+            pipe.lrange(keys.ticket_msgs(tid), 0, -1)
         replies = pipe.execute()
         snap = Snapshot(tickets={t: h for t, h in zip(tids, replies, strict=False) if h})
         mids = [f["message"] for _, f in entries if f.get("message")]
@@ -190,10 +191,10 @@ class RecordWriter:
         cid_list = sorted(cids)
         pipe = r.pipeline(transaction=False)
         for mid in mids:
-            pipe.hgetall(key("msg", mid))
+            pipe.hgetall(keys.msg(mid))
         for cid in cid_list:
-            pipe.hgetall(key("customer", cid))
-            pipe.smembers(key("customer", cid, "ids"))
+            pipe.hgetall(keys.customer(cid))
+            pipe.smembers(keys.customer_ids(cid))
         replies = pipe.execute()
         snap.messages = {m: h for m, h in zip(mids, replies, strict=False) if h}
         rest = replies[len(mids) :]
@@ -213,7 +214,7 @@ class RecordWriter:
         """Entries not yet written: not yet delivered to the group, plus delivered and
         pending (Redis 7's XINFO GROUPS `lag`; counted by XRANGE when it is unknown)."""
         # set aside and not yet retried or dropped, by any daemon (omnidesk db failed)
-        self.state.failed = int(self.store.r.hlen(self.store.key("records", "failed")))
+        self.state.failed = int(self.store.r.hlen(self.store.keys.records_failed()))
         for group in self.store.r.xinfo_groups(self.stream):
             if group["name"] == GROUP:
                 lag = group.get("lag")
@@ -501,7 +502,7 @@ class RecordWriter:
         firsts = [
             (ts, tid)
             for ts, _, kind, tid, _, _, actor, _ in rows
-            if kind == "replied" and tid and (actor or "") not in SYSTEM_ACTORS
+            if kind == EventType.REPLIED and tid and (actor or "") not in SYSTEM_ACTORS
         ]
         if firsts:
             await cur.executemany(
@@ -565,22 +566,22 @@ class RecordWriter:
         eid, fields = entry
         record = {"fields": fields, "error": _first_line(exc), "at": datetime.now(UTC).isoformat()}
         pipe = self.store.r.pipeline(transaction=True)
-        pipe.hset(self.store.key("records", "failed"), eid, json.dumps(record, ensure_ascii=False))
-        pipe.hincrby(self.store.key("stats"), "records_failed", 1)
+        pipe.hset(self.store.keys.records_failed(), eid, json.dumps(record, ensure_ascii=False))
+        pipe.hincrby(self.store.keys.stats(), "records_failed", 1)
         pipe.execute()
         self.state.failed += 1
 
     @guarded
     def failed_entries(self) -> dict[str, dict[str, Any]]:
         """The entries set aside: stream id -> {"fields", "error", "at"}."""
-        raw = self.store.r.hgetall(self.store.key("records", "failed"))
+        raw = self.store.r.hgetall(self.store.keys.records_failed())
         return {eid: json.loads(text) for eid, text in sorted(raw.items(), key=_by_pos)}
 
     @guarded
     def retry_failed(self, entry_ids: Sequence[str]) -> list[str]:
         """Put set-aside entries back in the stream (as new entries, so the writer takes them
         again once the cause is fixed); returns the ids found and re-added."""
-        key = self.store.key("records", "failed")
+        key = self.store.keys.records_failed()
         done = []
         for eid in entry_ids:
             text = self.store.r.hget(key, eid)
@@ -598,7 +599,7 @@ class RecordWriter:
         """Forget set-aside entries (an operator decided they are not needed)."""
         if not entry_ids:
             return 0
-        return int(self.store.r.hdel(self.store.key("records", "failed"), *entry_ids))
+        return int(self.store.r.hdel(self.store.keys.records_failed(), *entry_ids))
 
     async def probe(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """One round trip, so an idle writer notices PostgreSQL going away: a connection

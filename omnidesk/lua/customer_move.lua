@@ -1,14 +1,15 @@
 -- Move a customer's identities and tickets to another customer in one step, so intake (which
 -- finds a customer through P:identity) sees the merge whole or not at all.
--- ARGV: prefix, from, to, all ("1": also whatever Redis holds of `from` beyond the lists),
---       n_identities, identity keys..., ticket ids...
+-- KEYS[1]: the key prefix. ARGV: from, to, all ("1": also whatever Redis holds of `from`
+-- beyond the lists), n_identities, identity keys..., ticket ids...
 -- Only what `from` still owns moves. Returns {identity keys moved, ticket ids moved}.
-local p = ARGV[1] .. ":"
-local from, to, all, n = ARGV[2], ARGV[3], ARGV[4] == "1", tonumber(ARGV[5])
+--@include ticket_lib
+local p = KEYS[1] .. ":"
+local from, to, all, n = ARGV[1], ARGV[2], ARGV[3] == "1", tonumber(ARGV[4])
 local fids, tids = p .. "customer:" .. from .. ":ids", p .. "customer:" .. from .. ":tickets"
 local idents, tickets, seen = {}, {}, {}
-for i = 6, 5 + n do idents[#idents + 1] = ARGV[i]; seen[ARGV[i]] = true end
-for i = 6 + n, #ARGV do tickets[#tickets + 1] = ARGV[i]; seen[ARGV[i]] = true end
+for i = 5, 4 + n do idents[#idents + 1] = ARGV[i]; seen[ARGV[i]] = true end
+for i = 5 + n, #ARGV do tickets[#tickets + 1] = ARGV[i]; seen[ARGV[i]] = true end
 if all then
   for _, k in ipairs(redis.call("SMEMBERS", fids)) do
     if not seen[k] then idents[#idents + 1] = k end
@@ -45,10 +46,8 @@ for _, t in ipairs(tickets) do
     local q = redis.call("HMGET", p .. "ticket:" .. t, "queue", "channel")
     if q[1] then
       local now = redis.call("TIME")
-      redis.call("XADD", p .. "events", "*", "type", "customer_changed", "ticket", t,
-                 "queue", q[1], "channel", q[2] or "", "actor", "merge",
-                 "ts", tostring(now[1] * 1000 + math.floor(now[2] / 1000)),
-                 "from", from, "to", to)
+      write_event(p, "customer_changed", t, q[1], q[2], "merge",
+                  tostring(now[1] * 1000 + math.floor(now[2] / 1000)), {"from", from, "to", to})
     end
   end
 end

@@ -12,15 +12,15 @@
 -- A closed ticket goes at once (the caller's candidates may ask for a grace), a resolved one
 -- once intake would no longer reopen it (resolved_ms older than the reopen window; without
 -- resolved_ms intake never reopens it).
--- ARGV: prefix, group, now_ms, reopen_ms, max_tail, ticket ids...
+-- KEYS[1]: the key prefix. ARGV: group, now_ms, reopen_ms, max_tail, ticket ids...
 -- Returns {state, evicted ids, skipped ids, gone ids, customer ids of the evicted}; state is
 -- "ok", "nogroup" (no writer has run: nothing is known written) or "behind" (more than
 -- max_tail entries to write: try again once the writer caught up).
 --@include sla_lib
-local p = ARGV[1] .. ":"
-local group = ARGV[2]
-local now, reopen = tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_tail = tonumber(ARGV[5])
+local p = KEYS[1] .. ":"
+local group = ARGV[1]
+local now, reopen = tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_tail = tonumber(ARGV[4])
 local stream = p .. "events"
 local STATUSES = {"new", "open", "pending_customer", "resolved", "closed"}
 
@@ -69,7 +69,7 @@ local function split(text)
 end
 
 local evicted, skipped, gone, customers = {}, {}, {}, {}
-for i = 6, #ARGV do
+for i = 5, #ARGV do
   local tid = ARGV[i]
   local tkey = p .. "ticket:" .. tid
   local t = redis.call("HMGET", tkey, "status", "resolved_ms", "channel", "queue",

@@ -1,22 +1,15 @@
 -- Intake of one Inbound, atomically: dedupe, edit, thread, or open a ticket.
--- ARGV[1] is a JSON object prepared by omnidesk/intake.py (see `_prepare` there).
+-- KEYS[1] is the key prefix; ARGV[1] a JSON object prepared by omnidesk/intake.py (see
+-- `_prepare` there).
 -- Returns {outcome, ticket_id, message_id, customer_id, reopened}.
+--@include ticket_lib
 local a = cjson.decode(ARGV[1])
-local p = a.prefix .. ":"
+local p = KEYS[1] .. ":"
 local now = tonumber(a.now_ms)
 local OPEN = {new = true, open = true, pending_customer = true}
 
 local function event(kind, tid, queue, extra)
-  local f = {"type", kind, "ticket", tid, "queue", queue, "channel", a.channel,
-             "actor", "intake", "ts", a.now_ms}
-  for i = 1, #extra do f[#f + 1] = extra[i] end
-  redis.call("XADD", p .. "events", "*", unpack(f))
-end
-
-local function move_status(tid, created, old, new)
-  redis.call("ZREM", p .. "status:" .. old, tid)
-  redis.call("ZADD", p .. "status:" .. new, created, tid)
-  redis.call("HSET", p .. "ticket:" .. tid, "status", new)
+  write_event(p, kind, tid, queue, a.channel, "intake", a.now_ms, extra)
 end
 
 -- a form known by its content: this POST's own key (see step 1), forgotten with the ticket.
@@ -128,7 +121,7 @@ if tid then
   if a.auto == "1" then return {"auto_attached", tid, a.mid, "", "0"} end
   local reopened = "0"
   if t[1] == "resolved" or t[1] == "pending_customer" then
-    move_status(tid, t[3], t[1], "open")
+    move_status(p, tid, t[3], t[1], "open")
     redis.call("HDEL", tkey, "resolved_ms")
     if (not t[4]) or t[4] == "" then
       redis.call("ZADD", p .. "queue:" .. t[2] .. ":waiting", t[5], tid)

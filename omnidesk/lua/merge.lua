@@ -1,8 +1,10 @@
 -- Merge ticket src into dst (same customer): messages and thread keys move to dst, src closes.
--- ARGV: prefix, src, dst, actor, now_ms, now_iso.
+-- KEYS[1]: the key prefix. ARGV[1]: JSON {src, dst, actor, now_ms, now_iso}.
 -- Returns {"merged", n_messages} | {"error", reason}.
-local p = ARGV[1] .. ":"
-local src, dst, actor, now, now_iso = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+--@include ticket_lib
+local p = KEYS[1] .. ":"
+local a = cjson.decode(ARGV[1])
+local src, dst, actor, now, now_iso = a.src, a.dst, a.actor, a.now_ms, a.now_iso
 if src == dst then return {"error", "a ticket cannot be merged into itself"} end
 local skey, dkey = p .. "ticket:" .. src, p .. "ticket:" .. dst
 local s = redis.call("HMGET", skey, "customer_id", "status", "queue", "created_ms", "assignee",
@@ -38,12 +40,9 @@ if s[5] and s[5] ~= "" then
   redis.call("HSET", skey, "last_assignee", s[5])
 end
 redis.call("ZREM", p .. "queue:" .. s[3] .. ":waiting", src)
-redis.call("ZREM", p .. "status:" .. s[2], src)
-redis.call("ZADD", p .. "status:closed", s[4], src)
-redis.call("HSET", skey, "status", "closed", "merged_into", dst, "updated_at", now_iso)
+move_status(p, src, s[4], s[2], "closed")
+redis.call("HSET", skey, "merged_into", dst, "updated_at", now_iso)
 redis.call("HSET", dkey, "updated_at", now_iso)
-redis.call("XADD", p .. "events", "*", "type", "merged", "ticket", src, "queue", s[3],
-           "channel", s[7], "actor", actor, "ts", now, "into", dst)
-redis.call("XADD", p .. "events", "*", "type", "merged", "ticket", dst, "queue", d[3],
-           "channel", d[4], "actor", actor, "ts", now, "from", src, "messages", #mids)
+write_event(p, "merged", src, s[3], s[7], actor, now, {"into", dst})
+write_event(p, "merged", dst, d[3], d[4], actor, now, {"from", src, "messages", #mids})
 return {"merged", #mids}

@@ -1,15 +1,18 @@
 -- Push: hand waiting tickets of one queue to available agents (round_robin / least_loaded).
 -- Available: presence "online", open tickets below capacity, and the ticket's language among
 -- the agent's (mixed/unknown tickets match anyone).
--- ARGV: prefix, queue, policy, now_ms, now_iso, scan_limit, then (agent, capacity, langs)*
--- in configured order. Returns a flat list ticket_id, agent, ticket_id, agent, ...
-local p = ARGV[1] .. ":"
-local queue, policy, now, now_iso = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local limit = tonumber(ARGV[6])
+-- KEYS[1]: the key prefix. ARGV[1]: JSON {queue, policy, now_ms, now_iso, scan_limit, agents:
+-- [[agent, capacity, langs], ...] in configured order}. Returns a flat list ticket_id, agent,
+-- ticket_id, agent, ...
+--@include ticket_lib
+local p = KEYS[1] .. ":"
+local args = cjson.decode(ARGV[1])
+local queue, policy, now, now_iso = args.queue, args.policy, args.now_ms, args.now_iso
+local limit = tonumber(args.scan_limit)
 local agents = {}
 local available = 0
-for i = 7, #ARGV, 3 do
-  local a = {id = ARGV[i], cap = tonumber(ARGV[i + 1]), langs = "," .. ARGV[i + 2] .. ","}
+for _, m in ipairs(args.agents) do
+  local a = {id = m[1], cap = tonumber(m[2]), langs = "," .. m[3] .. ","}
   a.load = redis.call("ZCARD", p .. "agent:" .. a.id .. ":open")
   a.ok = redis.call("GET", p .. "presence:" .. a.id) == "online" and a.load < a.cap
   if a.ok then available = available + 1 end
@@ -38,16 +41,9 @@ for _, tid in ipairs(redis.call("ZRANGE", waiting, 0, limit - 1)) do
   end
   if chosen then
     redis.call("ZREM", waiting, tid)
-    redis.call("HSET", tkey, "assignee", chosen.id, "assigned_ms", now, "updated_at", now_iso)
-    redis.call("ZADD", p .. "agent:" .. chosen.id .. ":open", now, tid)
-    if t[1] == "new" then
-      redis.call("ZREM", p .. "status:new", tid)
-      redis.call("ZADD", p .. "status:open", t[2], tid)
-      redis.call("HSET", tkey, "status", "open")
-    end
-    redis.call("XADD", p .. "events", "*", "type", "assigned", "ticket", tid, "queue", queue,
-               "channel", t[3] or "", "actor", "assignment", "ts", now, "agent", chosen.id,
-               "how", policy)
+    hand_to(p, tid, chosen.id, now, now_iso, t[1], t[2])
+    write_event(p, "assigned", tid, queue, t[3], "assignment", now,
+                {"agent", chosen.id, "how", policy})
     chosen.load = chosen.load + 1
     if chosen.load >= chosen.cap then
       chosen.ok = false

@@ -1,8 +1,8 @@
 -- Items out of the quarantine (retried or purged): hash, index entry and their kept bytes.
--- ARGV: prefix, ids... Returns how many items were there.
-local p = ARGV[1] .. ":"
+-- KEYS[1]: the key prefix. ARGV: ids... Returns how many items were there.
+local p = KEYS[1] .. ":"
 local removed = 0
-for i = 2, #ARGV do
+for i = 1, #ARGV do
   local key = p .. "quarantine:" .. ARGV[i]
   local kept = redis.call("HGET", key, "kept")
   if redis.call("DEL", key) == 1 then

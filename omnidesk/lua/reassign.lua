@@ -1,14 +1,15 @@
 -- A supervisor hands a ticket to a named agent: off its holder (if any) or its queue's
 -- waiting set, onto the agent's open set, atomically (a claim racing it cannot take it too).
--- ARGV: prefix, ticket_id, agent, capacity, now_ms, now_iso, actor, queue (the queue the
--- caller checked the agent's access against: a transfer since then answers {"moved"}).
+-- KEYS[1]: the key prefix. ARGV[1]: JSON {ticket, agent, capacity, now_ms, now_iso, actor,
+-- queue (the queue the caller checked the agent's access against: a transfer since then
+-- answers {"moved"})}.
 -- Returns {"assigned", previous holder or ""} | {"full"} | {"same"} | {"closed"} | {"moved"}
 -- | false.
-local p = ARGV[1] .. ":"
-local tid, agent, cap, now, now_iso, actor = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
-  ARGV[6], ARGV[7]
-local expected = ARGV[8]
-local tkey = p .. "ticket:" .. tid
+--@include ticket_lib
+local p, a, tkey = ticket_args()
+local tid, agent, cap, now, now_iso, actor = a.ticket, a.agent, tonumber(a.capacity), a.now_ms,
+  a.now_iso, a.actor
+local expected = a.queue
 local t = redis.call("HMGET", tkey, "status", "queue", "created_ms", "assignee", "channel")
 if not t[2] then return false end
 if t[2] ~= expected then return {"moved"} end
@@ -22,14 +23,7 @@ if previous ~= "" then
   redis.call("HSET", tkey, "last_assignee", previous)
 end
 redis.call("ZREM", p .. "queue:" .. t[2] .. ":waiting", tid)
-redis.call("HSET", tkey, "assignee", agent, "assigned_ms", now, "updated_at", now_iso)
-redis.call("ZADD", load_key, now, tid)
-if t[1] == "new" then
-  redis.call("ZREM", p .. "status:new", tid)
-  redis.call("ZADD", p .. "status:open", t[3], tid)
-  redis.call("HSET", tkey, "status", "open")
-end
-redis.call("XADD", p .. "events", "*", "type", "assigned", "ticket", tid, "queue", t[2],
-           "channel", t[5] or "", "actor", actor, "ts", now, "agent", agent, "how", "supervisor",
-           "previous", previous)
+hand_to(p, tid, agent, now, now_iso, t[1], t[3])
+write_event(p, "assigned", tid, t[2], t[5], actor, now,
+            {"agent", agent, "how", "supervisor", "previous", previous})
 return {"assigned", previous}

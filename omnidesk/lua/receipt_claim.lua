@@ -1,10 +1,10 @@
 -- May this new ticket have its receipt? Decided once per ticket, atomically, so a batch
 -- run again (a redelivery, two workers) sends none twice (omnidesk/receipts.py).
--- ARGV[1] is a JSON object: prefix, ticket, first (the message that opened it, as intake
--- returned it), sender (the customer id), limit, window_ms, now_ms, max_age_ms.
+-- KEYS[1] is the key prefix; ARGV[1] a JSON object: ticket, first (the message that opened
+-- it, as intake returned it), sender (the customer id), limit, window_ms, now_ms, max_age_ms.
 -- Returns {"claimed"} or {why not: "done", "gone", "stale", "not_new", "closed", "limited"}.
 local a = cjson.decode(ARGV[1])
-local p = a.prefix .. ":"
+local p = KEYS[1] .. ":"
 local tkey = p .. "ticket:" .. a.ticket
 local t = redis.call("HMGET", tkey, "status", "receipt")
 if not t[1] then return {"gone"} end

@@ -1,9 +1,9 @@
 -- Take a ticket off its agent (resolve, transfer, merge, hand back): the agent's slot frees.
--- ARGV: prefix, ticket_id, requeue ("1": back into its queue's waiting set if open).
--- Returns the agent it had, or "" (none), or false (no such ticket).
-local p = ARGV[1] .. ":"
-local tid = ARGV[2]
-local tkey = p .. "ticket:" .. tid
+-- KEYS[1]: the key prefix. ARGV[1]: JSON {ticket, requeue ("1": back into its queue's waiting
+-- set if open)}. Returns the agent it had, or "" (none), or false (no such ticket).
+--@include ticket_lib
+local p, a, tkey = ticket_args()
+local tid = a.ticket
 local t = redis.call("HMGET", tkey, "assignee", "queue", "status", "score")
 if not t[2] then return false end
 local agent = t[1] or ""
@@ -12,7 +12,7 @@ if agent ~= "" then
   redis.call("HDEL", tkey, "assignee")
   redis.call("HSET", tkey, "last_assignee", agent)
 end
-if ARGV[3] == "1" and (t[3] == "new" or t[3] == "open") then
+if a.requeue == "1" and (t[3] == "new" or t[3] == "open") then
   redis.call("ZADD", p .. "queue:" .. t[2] .. ":waiting", t[4], tid)
 end
 return agent

@@ -1,16 +1,15 @@
--- Change a ticket's priority and re-sort it in its waiting set (score = band + due ms).
--- ARGV: prefix, ticket_id, priority, rank (0 low .. 3 urgent), actor, now_ms.
+-- Change a ticket's priority and re-sort it in its waiting set (ticket_lib's urgency_score).
+-- KEYS[1]: the key prefix. ARGV[1]: JSON {ticket, priority, rank (0 low .. 3 urgent), actor,
+-- now_ms}.
 -- Returns the old priority or false.
-local p = ARGV[1] .. ":"
-local tid = ARGV[2]
-local tkey = p .. "ticket:" .. tid
+--@include ticket_lib
+local p, a, tkey = ticket_args()
+local tid = a.ticket
 local t = redis.call("HMGET", tkey, "priority", "score", "queue", "channel")
 if not t[1] then return false end
-local band = 10000000000000
-local due = tonumber(t[2]) % band
-local score = (3 - tonumber(ARGV[4])) * band + due
-redis.call("HSET", tkey, "priority", ARGV[3], "score", string.format("%d", score))
+local score = urgency_score(tonumber(a.rank), urgency_due(tonumber(t[2])))
+redis.call("HSET", tkey, "priority", a.priority, "score", string.format("%d", score))
 redis.call("ZADD", p .. "queue:" .. t[3] .. ":waiting", "XX", score, tid)
-redis.call("XADD", p .. "events", "*", "type", "priority_changed", "ticket", tid, "queue", t[3],
-           "channel", t[4], "actor", ARGV[5], "ts", ARGV[6], "from", t[1], "to", ARGV[3])
+write_event(p, "priority_changed", tid, t[3], t[4], a.actor, a.now_ms,
+            {"from", t[1], "to", a.priority})
 return t[1]

@@ -16,6 +16,7 @@
 -- Returns per ticket: 1 followed by the ticket's queue after each fired step; -1 when the state
 -- moved since it was read (the bucket is re-read by the next claim); -2 when the lease was lost.
 --@include sla_lib
+--@include ticket_lib
 local p = ARGV[1] .. ":"
 local lease, now_ms, now_iso = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local due = p .. "sla:due"
@@ -56,7 +57,7 @@ local function apply(tid, actions, t)
   local queue, channel = t[1] or "", t[6] or ""
   if not t[1] or #actions == 0 then return queue, channel end
   local score = tonumber(t[3] or "0")
-  local due_ms = score % 1e13
+  local due_ms = urgency_due(score)
   local rank = RANK[t[2] or "normal"] or 1
   local status, assignee = t[4], t[5]
   local set = {}  -- ticket fields to write, in one HSET at the end
@@ -64,7 +65,7 @@ local function apply(tid, actions, t)
     if a.raise_priority or a.set_priority then
       if a.raise_priority then rank = math.min(3, rank + a.raise_priority)
       else rank = RANK[a.set_priority] or rank end
-      score = (3 - rank) * 1e13 + due_ms
+      score = urgency_score(rank, due_ms)
       set.priority, set.score = NAME[rank], string.format("%.0f", score)
       t[2], t[3] = set.priority, set.score
       if waiting_ok(status, assignee) then
@@ -101,9 +102,8 @@ local function apply(tid, actions, t)
       if status == "new" or status == "open" then
         waiting_add(q, score, tid)
       end
-      redis.call("XADD", p .. "events", "*", "type", "escalated", "ticket", tid, "queue", q,
-                 "channel", channel, "actor", "sla", "ts", now_ms, "from", queue,
-                 "reason", "SLA ladder")
+      write_event(p, "escalated", tid, q, channel, "sla", now_ms,
+                  {"from", queue, "reason", "SLA ladder"})
       queue = q  -- its SLA count follows at the end of the ticket (sla_count)
     end
   end
@@ -178,10 +178,8 @@ while i <= #ARGV do
       for tpl, due_iso, late_s, late in string.gmatch(steps, "(%d+) (%S+) (%S+) (%d)") do
         local s = templates[tonumber(tpl)]
         local queue, channel = apply(tid, s.actions, t)
-        local event = {"type", s.kind, "ticket", tid, "queue", queue, "channel", channel,
-                       "actor", "sla", "ts", now_ms, "due", due_iso, "late_s", late_s,
-                       "late", late, unpack(s.flat)}
-        redis.call("XADD", p .. "events", "*", unpack(event))
+        write_event(p, s.kind, tid, queue, channel, "sla", now_ms,
+                    {"due", due_iso, "late_s", late_s, "late", late, unpack(s.flat)})
         kinds[s.kind] = (kinds[s.kind] or 0) + 1
         out[#out + 1] = queue
       end

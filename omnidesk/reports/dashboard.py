@@ -188,7 +188,7 @@ class Dashboard:
     def _depths(self, queues: list[str]) -> dict[str, int]:
         pipe = self.store.r.pipeline(transaction=False)
         for q in queues:
-            pipe.zcard(self.store.key("queue", q, "waiting"))
+            pipe.zcard(self.store.keys.queue_waiting(q))
         return dict(zip(queues, (int(n) for n in pipe.execute()), strict=True))
 
     def _at_risk(self, queues: set[str], tr: Translator) -> list[dict[str, Any]]:
@@ -235,11 +235,11 @@ class Dashboard:
         still hold); presence from P:presence:<id>, load from P:agent:<id>:open."""
         scope = set(queues)
         agents = [a for a in self.config.agents if scope & set(a.queues)]
-        r, key = self.store.r, self.store.key
+        r, keys = self.store.r, self.store.keys
         pipe = r.pipeline(transaction=False)
         for a in agents:
-            pipe.get(key("presence", a.id))
-            pipe.zrange(key("agent", a.id, "open"), 0, -1)
+            pipe.get(keys.presence(a.id))
+            pipe.zrange(keys.agent_open(a.id), 0, -1)
         replies = pipe.execute()
         # every held ticket is read (capacity bounds them): only those of the viewer's
         # queues are listed, so another queue's subject never reaches this supervisor

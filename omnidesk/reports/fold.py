@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from omnidesk.events import EventType
 from omnidesk.model import SYSTEM_ACTORS
 
 DIMS = ("queue", "channel", "segment", "region", "agent")
@@ -33,7 +34,9 @@ REPEAT_WINDOW_MS = 30 * 86400 * 1000  # a ticket within 30 days of the customer'
 LIST_KINDS = ("breached", "default", "comment")
 TOTAL_ONLY = ("opened_h:", "rule:")  # metrics broken down by day only, not per dimension
 DAY_METRICS = frozenset({"opened", "resolved", "backlog"})  # the only per-day series shown
-STATUS_EVENTS = {"resolved": "resolved", "closed": "closed", "reopened": "open"}
+STATUS_EVENTS = {
+    EventType.RESOLVED: "resolved", EventType.CLOSED: "closed", EventType.REOPENED: "open"
+}
 # Bumped when what the fold counts changes, so stored folded days (db.report_days) refold.
 FOLD_VERSION = 2
 

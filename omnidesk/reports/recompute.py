@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from omnidesk.events import EventType
 from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.reports.figures import LIST_CAP, Raw, days_between, matches
 from omnidesk.reports.fold import (
@@ -83,7 +84,7 @@ def recompute(
                 snapshots[current] = snapshot()
             current = day
         t = tickets.get(tid)
-        if kind == "ticket_opened":
+        if kind == EventType.TICKET_OPENED:
             if t is not None:
                 continue
             t = tickets[tid] = {
@@ -113,27 +114,27 @@ def recompute(
             continue  # histories given here always open their tickets first
         if ev.get("queue"):
             t["queue"] = ev["queue"]
-        if kind == "routed":
+        if kind == EventType.ROUTED:
             t["policy"] = ev.get("sla_policy", "")
             if ev.get("rule"):
                 count(day, t, f"rule:{clean(ev['rule'])}")
             else:
                 count(day, t, "default_queue")
                 listed(day, t, "default", {"ticket": tid})
-        elif kind == "assigned":
+        elif kind == EventType.ASSIGNED:
             actor = ev.get("actor", "")
             t["agent"] = ev.get("agent", "") or ("" if actor in SYSTEM_ACTORS else actor)
             count(day, t, "assigned")
-        elif kind in ("transferred", "escalated"):
+        elif kind in (EventType.TRANSFERRED, EventType.ESCALATED):
             source = ev.get("from", "")
             if source and source != t["queue"]:
                 count(day, {**t, "queue": source}, "transfers_out")
             t["agent"] = ""
             actor = ev.get("actor", "")
             count(day, t, "transfers", agent="" if actor in SYSTEM_ACTORS else actor)
-            if kind == "escalated":
+            if kind == EventType.ESCALATED:
                 count(day, t, "escalated")
-        elif kind == "replied":
+        elif kind == EventType.REPLIED:
             agent = ev.get("actor", "")
             if agent and agent in SYSTEM_ACTORS:
                 continue  # the CSAT survey, not an agent's reply
@@ -143,8 +144,8 @@ def recompute(
                 durations(day, t, ts, "frt", agent)
                 if ctx.has_target(t["policy"], "first_response"):
                     count(day, t, f"sla:first_response:{outcome(t, 'first_response')}", agent=agent)
-        elif kind == "status_changed" or kind in STATUS_EVENTS:
-            new = ev.get("to", "") if kind == "status_changed" else STATUS_EVENTS[kind]
+        elif kind == EventType.STATUS_CHANGED or kind in STATUS_EVENTS:
+            new = ev.get("to", "") if kind == EventType.STATUS_CHANGED else STATUS_EVENTS[kind]
             if not new:
                 continue
             if t["status"] in OPEN and new in DONE:
@@ -157,17 +158,17 @@ def recompute(
             elif t["status"] in DONE and new in OPEN:
                 count(day, t, "reopened")
             t["status"] = new
-        elif kind == "sla_warned":
+        elif kind == EventType.SLA_WARNED:
             target = ev.get("target", "") or "unknown"
             t["w"].add(target)
             count(day, t, f"sla_warn_ev:{clean(target)}")
-        elif kind == "sla_breached":
+        elif kind == EventType.SLA_BREACHED:
             target = ev.get("target", "") or "unknown"
             t["b"].add(target)
             count(day, t, f"sla_breach_ev:{clean(target)}")
             data = {"ticket": tid, "target": target, "late_s": ev.get("late_s", "")}
             listed(day, t, "breached", data)
-        elif kind == "csat":
+        elif kind == EventType.CSAT:
             try:
                 score = int(float(ev.get("score") or 0))
             except ValueError:

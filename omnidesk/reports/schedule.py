@@ -238,7 +238,7 @@ class ReportScheduler:
         return self.printing.error
 
     def key(self, report: ScheduledReport, label: str) -> str:
-        return self.store.key("report", report.name, label)
+        return self.store.keys.report(report.name, label)
 
     async def tick(self) -> list[str]:
         """Send what is due now; returns the keys of the reports this call sent."""
