@@ -621,9 +621,10 @@ class Store:
         queue: str = "",
         channel: str = "",
         actor: str = "system",
-        **extra: str,
+        **extra: str | int,
     ) -> str:
-        """Append one event (sla_warned, sla_breached, csat, notify, ...); returns its id."""
+        """Append one event (sla_warned, sla_breached, csat, notify, ...); returns its id.
+        The stream keeps text: an `extra` count is written as its decimal string."""
         pipe = self.r.pipeline(transaction=False)
         self._event(pipe, kind, ticket_id, queue, channel, actor, extra)
         return pipe.execute()[0]

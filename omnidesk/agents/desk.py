@@ -10,6 +10,7 @@ The SLA engine plugs in through `sla` (an object with `on_agent_reply(ticket)`,
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 from collections.abc import Callable
@@ -267,7 +268,7 @@ class Desk:
         queue: str | None = None,
         status: str | None = None,
         limit: int = 50,
-    ) -> list[Ticket]:
+    ) -> builtins.list[Ticket]:
         return self.page(agent, queue=queue, status=status, limit=limit).tickets
 
     def page(self, agent: AgentConfig, queue: str | None = None, **filters: Any) -> Page:
@@ -293,7 +294,9 @@ class Desk:
         out.sort(key=lambda t: t.created_at, reverse=True)
         return Page(out[:limit], None)
 
-    def _page_from_records(self, queues: list[str], filters: dict[str, Any]) -> Page | None:
+    def _page_from_records(
+        self, queues: builtins.list[str], filters: dict[str, Any]
+    ) -> Page | None:
         from omnidesk.db.connect import RecordsUnavailable
         from omnidesk.db.tickets import list_tickets, records_have_tickets
 
@@ -306,7 +309,7 @@ class Desk:
             log.warning("ticket list from Redis: %s", exc)
             return None
 
-    def mine(self, agent: AgentConfig) -> list[Ticket]:
+    def mine(self, agent: AgentConfig) -> builtins.list[Ticket]:
         return self.store.get_tickets(self.assigner.held(agent.id))
 
     # -------------------------------------------------------- replies and notes
@@ -513,7 +516,13 @@ class Desk:
         return self._reload(into)
 
     @guarded
-    def tag(self, agent: AgentConfig, ticket_id: str, add: list[str], remove: list[str]) -> Ticket:
+    def tag(
+        self,
+        agent: AgentConfig,
+        ticket_id: str,
+        add: builtins.list[str],
+        remove: builtins.list[str],
+    ) -> Ticket:
         ticket = self.ticket(agent, ticket_id)
         for name in (*add, *remove):
             if not isinstance(name, str) or not name.strip() or len(name) > 64:
