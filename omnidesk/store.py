@@ -83,6 +83,7 @@ from omnidesk.model import (
     Ticket,
     utcnow,
 )
+from omnidesk.replies import entries, read_entries, text, text_fields, text_or_none, texts
 
 # What a ticket id can be (``OD-<year>-<NNNNNN>``, or an imported one): no ``:``, so an id
 # from a URL or the command line never names another key (``<id>:msgs`` is a list).
@@ -243,7 +244,7 @@ class Store:
         or when CONFIG GET is not allowed (a managed Redis)."""
         try:
             reply = self.r.config_get("hash-max-listpack-value")
-            value = int(next(iter(reply.values())))
+            value = int(text(next(iter(reply.values()))))
         except (redis.RedisError, StopIteration, ValueError):
             return None
         if value >= LISTPACK_VALUE:
@@ -334,7 +335,7 @@ class Store:
         if queue is not None and status is not None:
             ids = self._in_both(index, self.key("status", str(status)), limit)
         else:
-            ids = self.r.zrevrange(index, 0, max(0, limit - 1)) if limit else []
+            ids = texts(self.r.zrevrange(index, 0, max(0, limit - 1))) if limit else []
         return self.get_tickets(ids)
 
     def _in_both(self, index: str, status_index: str, limit: int, page: int = 500) -> list[str]:
@@ -344,7 +345,7 @@ class Store:
         out: list[str] = []
         start = 0
         while len(out) < limit:
-            ids = self.r.zrevrange(index, start, start + page - 1)
+            ids = texts(self.r.zrevrange(index, start, start + page - 1))
             if not ids:
                 break
             scores = self.r.zmscore(status_index, ids)
@@ -355,11 +356,11 @@ class Store:
     @guarded
     def waiting(self, queue: str, limit: int = 50) -> list[str]:
         """Unassigned open ticket ids of `queue`, most urgent first."""
-        return self.r.zrange(self.key("queue", queue, "waiting"), 0, max(0, limit - 1))
+        return texts(self.r.zrange(self.key("queue", queue, "waiting"), 0, max(0, limit - 1)))
 
     @guarded
     def queues(self) -> list[str]:
-        return sorted(self.r.smembers(self.key("queues")))
+        return sorted(texts(self.r.smembers(self.key("queues"))))
 
     @guarded
     def queue_depths(self, queues: list[str] | None = None) -> dict[str, int]:
@@ -430,13 +431,15 @@ class Store:
     @guarded
     def assign(self, ticket_id: str, agent: str, actor: str = "system") -> bool:
         """Give the ticket to an agent: it leaves its queue's waiting set."""
-        t = self.r.hmget(self.key("ticket", ticket_id), "queue", "channel")
-        if t[0] is None:
+        queue, channel = self.r.hmget(self.key("ticket", ticket_id), "queue", "channel")
+        if queue is None:
             return False
+        queue = text(queue)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.key("ticket", ticket_id), mapping={"assignee": agent})
-        pipe.zrem(self.key("queue", t[0], "waiting"), ticket_id)
-        self._event(pipe, "assigned", ticket_id, t[0], t[1], actor, {"agent": agent})
+        pipe.zrem(self.key("queue", queue, "waiting"), ticket_id)
+        channel = text_or_none(channel) or ""
+        self._event(pipe, "assigned", ticket_id, queue, channel, actor, {"agent": agent})
         pipe.execute()
         return True
 
@@ -470,7 +473,7 @@ class Store:
 
     @guarded
     def ticket_messages(self, ticket_id: str) -> list[Message]:
-        mids = self.r.lrange(self.key("ticket", ticket_id, "msgs"), 0, -1)
+        mids = texts(self.r.lrange(self.key("ticket", ticket_id, "msgs"), 0, -1))
         pipe = self.r.pipeline(transaction=False)
         for mid in mids:
             pipe.hgetall(self.key("msg", mid))
@@ -496,7 +499,7 @@ class Store:
     @guarded
     def get_message(self, message_id: str) -> Message | None:
         fields = self.r.hgetall(self.key("msg", message_id))
-        return decode_fields(fields, Message) if fields else None
+        return decode_fields(text_fields(fields), Message) if fields else None
 
     @guarded
     def add_outbound_message(
@@ -563,15 +566,16 @@ class Store:
     @guarded
     def set_delivery(self, message_id: str, status: str, actor: str = "deliver") -> None:
         """Record what the channel said: sent, failed: <reason>, refused: <reason>."""
-        fields = self.r.hmget(self.key("msg", message_id), "ticket_id", "channel")
-        if fields[0] is None:
+        ticket_id, channel = self.r.hmget(self.key("msg", message_id), "ticket_id", "channel")
+        if ticket_id is None:
             raise KeyError(f"no message {message_id}")
-        queue = self.r.hget(self.key("ticket", fields[0]), "queue") or ""
+        ticket_id, channel = text(ticket_id), text_or_none(channel) or ""
+        queue = text_or_none(self.r.hget(self.key("ticket", ticket_id), "queue")) or ""
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.key("msg", message_id), "delivery", status)
         pipe.hincrby(self.key("stats"), f"delivery:{status.split(':', 1)[0]}", 1)
         extra = {"message": message_id, "delivery": status}
-        self._event(pipe, "delivery", fields[0], queue, fields[1], actor, extra)
+        self._event(pipe, "delivery", ticket_id, queue, channel, actor, extra)
         pipe.execute()
 
     # ------------------------------------------------------------ customers
@@ -603,12 +607,12 @@ class Store:
 
     @guarded
     def find_customer(self, identity: Identity) -> str | None:
-        return self.r.hget(self.key("identity"), identity.key)
+        return text_or_none(self.r.hget(self.key("identity"), identity.key))
 
     @guarded
     def customer_tickets(self, customer_id: str, limit: int = 50) -> list[Ticket]:
         ids = self.r.zrevrange(self.key("customer", customer_id, "tickets"), 0, max(0, limit - 1))
-        return self.get_tickets(ids)
+        return self.get_tickets(texts(ids))
 
     # ------------------------------------------------------------ events and counters
 
@@ -657,8 +661,8 @@ class Store:
         """Events after stream id `since` (exclusive), oldest first; pass the last id back."""
         if block_ms is not None:
             reply = self.r.xread({self.key("events"): since}, count=count, block=block_ms)
-            return [(eid, fields) for _, entries in reply for eid, fields in entries]
-        return self.r.xrange(self.key("events"), min=f"({since}", count=count)
+            return read_entries(reply)
+        return entries(self.r.xrange(self.key("events"), min=f"({since}", count=count))
 
     @guarded
     def incr(self, counter: str, amount: int = 1) -> None:

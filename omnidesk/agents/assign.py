@@ -23,6 +23,7 @@ from typing import Any, Literal
 from omnidesk.agents.roster import Roster
 from omnidesk.config import AgentConfig
 from omnidesk.model import utcnow
+from omnidesk.replies import text_or_none, texts
 from omnidesk.store import Store, guarded, lua
 
 log = logging.getLogger("omnidesk.agents")
@@ -84,7 +85,7 @@ class Assigner:
 
     @guarded
     def presence(self, agent_id: str) -> str:
-        return self.store.r.get(self.store.key("presence", agent_id)) or "offline"
+        return text_or_none(self.store.r.get(self.store.key("presence", agent_id))) or "offline"
 
     @guarded
     def load(self, agent_id: str) -> int:
@@ -92,7 +93,7 @@ class Assigner:
 
     @guarded
     def held(self, agent_id: str) -> list[str]:
-        return self.store.r.zrange(self.store.key("agent", agent_id, "open"), 0, -1)
+        return texts(self.store.r.zrange(self.store.key("agent", agent_id, "open"), 0, -1))
 
     # -------------------------------------------------------- pull
 

@@ -36,6 +36,7 @@ from omnidesk.model import (
     utcnow,
 )
 from omnidesk.outbound import Known, SendReply, outbound_for
+from omnidesk.replies import entries, text, text_or_none
 from omnidesk.store import TICKET_ID, Store, guarded, ms
 from omnidesk.templates import render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
@@ -182,7 +183,7 @@ class Desk:
         """Hash fields the Ticket struct does not carry (due_at, csat_*, merged_into, ...)."""
         names = ["due_at", "csat_score", "csat_comment", "csat_at", "merged_into", "last_assignee"]
         values = self.store.r.hmget(self.store.key("ticket", ticket_id), names)
-        return {k: v for k, v in zip(names, values, strict=True) if v is not None}
+        return {k: text(v) for k, v in zip(names, values, strict=True) if v is not None}
 
     def _sla(self, ticket_id: str, extra: dict[str, str]) -> Any:
         if self.sla is not None and hasattr(self.sla, "summary"):
@@ -251,14 +252,16 @@ class Desk:
     def _stream_history(self, ticket_id: str, limit: int) -> list[dict[str, str]]:
         """The ticket's events still in the stream. Stream ids are ms timestamps, so only
         events since the ticket was created are read (at most HISTORY_SCAN of them)."""
-        created = self.store.r.hget(self.store.key("ticket", ticket_id), "created_ms")
+        created = text_or_none(self.store.r.hget(self.store.key("ticket", ticket_id), "created_ms"))
         now_ms = ms(utcnow())  # a sender's clock ahead of ours must not hide the history
         since = max(0, min(int(created or 0), now_ms) - 60_000)
-        entries = self.store.r.xrevrange(
+        newest_first = self.store.r.xrevrange(
             self.store.key("events"), max="+", min=str(since), count=HISTORY_SCAN
         )
         mine = [
-            {"id": eid, **fields} for eid, fields in entries if fields.get("ticket") == ticket_id
+            {"id": eid, **fields}
+            for eid, fields in entries(newest_first)
+            if fields.get("ticket") == ticket_id
         ]
         return mine[:limit][::-1]
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from omnidesk.errors import OmnideskError, StoreUnavailable
+from omnidesk.replies import entries
 from omnidesk.store import Store
 from omnidesk.text import display_safe_tree
 
@@ -154,7 +155,7 @@ class EventHub:
                 self._fan_out(entry)
 
     def _tail(self) -> str:
-        last = self.store.r.xrevrange(self.store.key("events"), count=1)
+        last = entries(self.store.r.xrevrange(self.store.key("events"), count=1))
         return last[0][0] if last else "0-0"
 
     def _fan_out(self, entry: Entry) -> None:
@@ -173,7 +174,7 @@ def replay(store: Store, records: Any, since: str) -> list[Entry] | None:
     key = store.key("events")
     if stream_pos(since)[0] < (datetime.now(UTC) - MAX_REPLAY_AGE).timestamp() * 1000:
         return None
-    head = store.r.xrange(key, count=1)
+    head = entries(store.r.xrange(key, count=1))
     first = head[0][0] if head else None
     out: list[Entry] = []
     if first is None or stream_pos(first) > stream_pos(since):
@@ -182,7 +183,7 @@ def replay(store: Store, records: Any, since: str) -> list[Entry] | None:
         if older is None:
             return None
         out += older
-    out += store.r.xrange(key, min=f"({since}", count=MAX_REPLAY + 1)
+    out += entries(store.r.xrange(key, min=f"({since}", count=MAX_REPLAY + 1))
     return out if len(out) <= MAX_REPLAY else None
 
 

@@ -105,36 +105,36 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(quarantine.usage(), sort_keys=True))
         return 0
     if args.action == "show":
-        item = quarantine.get(args.id)
-        if item is None:
+        shown = quarantine.get(args.id)
+        if shown is None:
             raise PermanentError(f"no quarantined payload {args.id}")
         if args.raw:
             # over the caps and not in the archive: the head is all there is
-            kept = item.payload if item.whole else item.excerpt
+            kept = shown.payload if shown.whole else shown.excerpt
             if sys.stdout.isatty():  # as text, its escapes shown (omnidesk.cli's writer)
                 print(kept.decode("utf-8", "replace"))
             else:  # to a file or a pipe: the bytes as kept
                 sys.stdout.buffer.write(kept)
-            if not item.whole:
+            if not shown.whole:
                 print(f"\n{args.id}: only the first {len(kept)} bytes", file=sys.stderr)
                 return 1
             return 0
         print(
             json.dumps(
                 {
-                    "id": item.id,
-                    "channel": item.channel,
-                    "account": item.account,
-                    "reason": item.reason,
-                    "error": item.error,
-                    "source": item.source,
-                    "received_at": item.received_at.isoformat(),
-                    "quarantined_at": item.quarantined_at.isoformat(),
-                    "attempts": item.attempts,
-                    "sha256": item.sha256,
-                    "bytes": item.size,
-                    "bytes_in_redis": item.size if item.kept < 0 else item.kept,
-                    "archived": item.archived,
+                    "id": shown.id,
+                    "channel": shown.channel,
+                    "account": shown.account,
+                    "reason": shown.reason,
+                    "error": shown.error,
+                    "source": shown.source,
+                    "received_at": shown.received_at.isoformat(),
+                    "quarantined_at": shown.quarantined_at.isoformat(),
+                    "attempts": shown.attempts,
+                    "sha256": shown.sha256,
+                    "bytes": shown.size,
+                    "bytes_in_redis": shown.size if shown.kept < 0 else shown.kept,
+                    "archived": shown.archived,
                 },
                 ensure_ascii=False,
             )
