@@ -27,6 +27,7 @@ from typing import Any
 
 from omnidesk.customer_evict import EVICT_GRACE, evict_customers
 from omnidesk.db.writer import GROUP
+from omnidesk.replies import texts
 from omnidesk.store import Store, guarded, lua
 
 log = logging.getLogger("omnidesk.evict")
@@ -159,7 +160,7 @@ class Eviction:
             cursor, members = self.store.r.sscan(key, cursor, count=chunk)
             if members:
                 removed += evict_customers(
-                    self.store, self.records, members, grace=self.customer_grace
+                    self.store, self.records, texts(members), grace=self.customer_grace
                 )
                 self._prune(keys=[], args=[self.store.prefix, *members])
             if cursor == 0:

@@ -42,6 +42,7 @@ from omnidesk.db.searchtext import search_document
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.intake import post_key
 from omnidesk.model import SYSTEM_ACTORS
+from omnidesk.replies import entries, read_entries, text_fields
 from omnidesk.store import Store, guarded, lua, ms
 
 log = logging.getLogger("omnidesk.records")
@@ -152,21 +153,21 @@ class RecordWriter:
         r = self.store.r
         if self._own_pending:
             reply = r.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=self.batch)
-            entries = [(eid, f) for _, es in reply for eid, f in es if f]
-            if entries:
-                return entries
+            own = [(eid, f) for eid, f in read_entries(reply) if f]  # trimmed ones have none
+            if own:
+                return own
             self._own_pending = False
         claimed = r.xautoclaim(
             self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.batch
         )
-        entries = [(eid, f) for eid, f in claimed[1] if f]
+        left = [(eid, f) for eid, f in entries(claimed[1]) if f]
         gone = claimed[2] if len(claimed) > 2 else []  # trimmed while pending (Redis 7)
         if gone:
             r.xack(self.stream, GROUP, *gone)
-        if entries:
-            return entries
+        if left:
+            return left
         reply = r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch)
-        return [(eid, f) for _, es in reply for eid, f in es]
+        return read_entries(reply)
 
     @guarded
     def snapshot(self, entries: Sequence[tuple[str, dict[str, str]]]) -> Snapshot:
@@ -219,7 +220,7 @@ class RecordWriter:
                 lag = group.get("lag")
                 if lag is None:
                     last = group["last-delivered-id"]
-                    lag = len(self.store.r.xrange(self.stream, min=f"({last}", count=100_000))
+                    lag = len(self.store.r.xrange(self.stream, min=f"({last}", count=100_000) or [])
                 return int(lag) + int(group["pending"])
         return int(self.store.r.xlen(self.stream))
 
@@ -573,7 +574,7 @@ class RecordWriter:
     @guarded
     def failed_entries(self) -> dict[str, dict[str, Any]]:
         """The entries set aside: stream id -> {"fields", "error", "at"}."""
-        raw = self.store.r.hgetall(self.store.key("records", "failed"))
+        raw = text_fields(self.store.r.hgetall(self.store.key("records", "failed")))
         return {eid: json.loads(text) for eid, text in sorted(raw.items(), key=_by_pos)}
 
     @guarded
