@@ -236,7 +236,7 @@ def _attachments(raw: Any, problems: list[Problem]) -> list[Attachment]:
         sha256 = item.get("sha256", "")
         if not isinstance(sha256, str) or (sha256 and not _SHA256.fullmatch(sha256.lower())):
             bad(".sha256", "must be 64 hex digits")
-        if not any(p.field.startswith(at) for p in problems):
+        if isinstance(filename, str) and not any(p.field.startswith(at) for p in problems):
             found.append(
                 Attachment(
                     filename=filename.strip(),
