@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from connectors.base import Connector
+
+
+class ConnectorClass(Protocol):
+    """What the catalog uses of a connector class: its config model, whether it polls
+    under a lease, and its constructor from a validated config."""
+
+    config_model: type[BaseModel]
+    uses_lease: bool
+
+    def __call__(self, config: Any, *, cursors: Any, lease: Any) -> Connector: ...
+
 
 KINDS: dict[str, str] = {
     "maildir": "connectors.maildir.connector:MaildirConnector",
@@ -23,7 +34,7 @@ KINDS: dict[str, str] = {
 }
 
 
-def connector_class(kind: str) -> type[Connector]:
+def connector_class(kind: str) -> ConnectorClass:
     if kind not in KINDS:
         raise ValueError(f"unknown connector kind {kind!r} (known: {', '.join(sorted(KINDS))})")
     module_name, _, attr = KINDS[kind].partition(":")
@@ -31,7 +42,7 @@ def connector_class(kind: str) -> type[Connector]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"connector kind {kind!r} is not available: {exc}") from None
-    cls: type[Connector] = getattr(module, attr)
+    cls: ConnectorClass = getattr(module, attr)
     return cls
 
 
@@ -40,7 +51,7 @@ def validate_entry(entry: dict[str, Any]) -> BaseModel:
     kind = entry.get("kind")
     if not isinstance(kind, str):
         raise ValueError("'kind' is required")
-    model: type[BaseModel] = connector_class(kind).config_model  # type: ignore[attr-defined]
+    model = connector_class(kind).config_model
     return model.model_validate(entry)
 
 
@@ -57,4 +68,4 @@ def build(
     lease = None
     if lease_for is not None and cls.uses_lease:
         lease = lease_for(entry["name"], float(getattr(config, "lease_ttl", 30.0)))
-    return cls(config, cursors=cursors, lease=lease)  # type: ignore[call-arg]
+    return cls(config, cursors=cursors, lease=lease)

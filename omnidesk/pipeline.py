@@ -20,9 +20,9 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dramatiq
 import msgspec
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnidesk.pipeline")
 
 _T = TypeVar("_T")
-SendFn = Callable[[Outbound], Awaitable[Receipt]]
+SendFn = Callable[[Outbound], Coroutine[Any, Any, Receipt]]
 NotifyFn = Callable[[dict[str, str]], None]
 
 INGEST_MAX_RETRIES = 1000  # store outages are waited out, not given up on
@@ -206,8 +206,8 @@ class Pipeline:
             runtime.send_reply = self.send_reply
         hide_message_bodies()  # dramatiq would log whole batches on a failure
         dramatiq.set_broker(broker)
+        # dramatiq types actor(fn, **options) only in its decorator form: options first
         self.ingest = dramatiq.actor(
-            self._ingest,
             broker=broker,
             actor_name="ingest",
             queue_name=queue_name(broker, "ingest"),
@@ -215,23 +215,19 @@ class Pipeline:
             min_backoff=500,
             max_backoff=60_000,
             time_limit=INGEST_TIME_LIMIT_MS,
-        )
+        )(self._ingest)
         self.deliver = dramatiq.actor(
-            self._deliver,
             broker=broker,
             actor_name="deliver",
             queue_name=queue_name(broker, "deliver"),
             max_retries=DELIVER_MAX_ATTEMPTS + 2,  # our own count below decides first
-        )
+        )(self._deliver)
         self.escalate = dramatiq.actor(
-            self._escalate,
-            broker=broker,
-            actor_name="escalate",
-            queue_name=queue_name(broker, "sla"),
-        )
+            broker=broker, actor_name="escalate", queue_name=queue_name(broker, "sla")
+        )(self._escalate)
         self.notify = dramatiq.actor(
-            self._notify, broker=broker, actor_name="notify", queue_name=queue_name(broker, "sla")
-        )
+            broker=broker, actor_name="notify", queue_name=queue_name(broker, "sla")
+        )(self._notify)
 
     # -------------------------------------------------------- hand-over (the connectors' Sink)
 

@@ -61,6 +61,16 @@ def data(reply: object) -> bytes:
     raise TypeError(f"expected a binary Redis reply (bytes), got {type(reply).__name__}")
 
 
+def scored_data(reply: Iterable[object]) -> list[tuple[bytes, float]]:
+    """The binary client's members with their scores (ZRANGE ... WITHSCORES)."""
+    out = []
+    for pair in reply:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(f"expected a (member, score) pair, got {type(pair).__name__}")
+        out.append((data(pair[0]), float(pair[1])))
+    return out
+
+
 def data_or_none(reply: object) -> bytes | None:
     """The binary client's reply to a read that may find nothing."""
     return None if reply is None else data(reply)

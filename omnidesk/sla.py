@@ -637,8 +637,10 @@ _US = timedelta(microseconds=1)
 _packer = msgspec.msgpack.Encoder()
 _unpacker = msgspec.msgpack.Decoder()
 _REQUIRED = object()  # a position never dropped
-_STATE_DEFAULTS = (_REQUIRED, _REQUIRED, _REQUIRED, 0, [], [])
-_CLOCK_DEFAULTS = (_REQUIRED, _REQUIRED, _REQUIRED, 0, 0, 0, 0) + (None,) * 4 + ([], None, None, [])
+_STATE_DEFAULTS: tuple[object, ...] = (_REQUIRED, _REQUIRED, _REQUIRED, 0, [], [])
+_CLOCK_DEFAULTS: tuple[object, ...] = (
+    (_REQUIRED, _REQUIRED, _REQUIRED, 0, 0, 0, 0) + (None,) * 4 + ([], None, None, [])
+)
 _STEP_DEFAULTS = (_REQUIRED, _REQUIRED, None, None, None)
 
 

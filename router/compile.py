@@ -11,7 +11,7 @@ the channels they can match. So a message only tries rules whose tokens it carri
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 from omnidesk.config import Condition, KeywordCondition, QueueConfigFile, RegexCondition
 from omnidesk.model import Channel
@@ -35,7 +35,7 @@ from router.nodes import (
 from router.regexes import RegexBank
 
 
-def _mask(fields: list[str]) -> int:
+def _mask(fields: Sequence[str]) -> int:
     mask = 0
     for name in fields:
         mask |= FIELD_BITS[name]

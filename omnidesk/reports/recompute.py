@@ -45,7 +45,9 @@ def recompute(
         who = t["agent"] if agent is None else agent
         return tuple(clean(x) for x in (t["queue"], t["channel"], t["segment"], region, who))
 
-    def count(day: str, t: dict[str, Any], metric: str, n: int = 1, agent: str | None = None):
+    def count(
+        day: str, t: dict[str, Any], metric: str, n: int = 1, agent: str | None = None
+    ) -> None:
         d = dims(t, agent)
         if lo <= day <= hi and matches(d, filters):
             raw.add(day, metric, d, n)
