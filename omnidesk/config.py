@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -344,6 +344,8 @@ class DefaultRoute(Strict):
 class TestInbound(Strict):
     """A message described inline for a rule test; fields mirror a web form plus extras."""
 
+    __test__: ClassVar[bool] = False  # pytest: a config model, not a test class
+
     channel: Channel = Channel.WEB
     account: str = "default"
     sender: str = Field(default="", alias="from")
@@ -385,8 +387,6 @@ class RuleTest(Strict):
             raise ValueError("'file' needs 'channel'")
         return self
 
-
-TestInbound.__test__ = False  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- service settings

@@ -98,6 +98,7 @@ def make_broker(
         # confirm_delivery: a hand-over returns only once RabbitMQ has the message, as the
         # connectors' cursor contract needs. Queue names carry the namespace instead of keys.
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
+        # queue_name() reads this; RabbitmqBroker (pika, an optional import) has no such field
         broker.omnidesk_queue_prefix = f"{namespace}."  # type: ignore[attr-defined]
     else:
         raise ConfigError([f"service.broker_url: unsupported scheme in {url.split('://')[0]!r}"])

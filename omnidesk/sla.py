@@ -753,6 +753,7 @@ def _unpack_clock(target: SlaTarget, f: list, state: SlaState, base: int) -> Clo
         policy=f[12] if f[12] is not None else state.policy,
         calendar=f[13] if f[13] is not None else state.calendar,
         target_seconds=float(f[0]),
+        # a clock's and a pause's start are never empty; _abs is typed for the optional ones
         started_at=_abs(f[3], base),  # type: ignore[arg-type]
         resumed_at=None if f[4] == "" else _abs(f[4], base),
         elapsed=float(f[5]),

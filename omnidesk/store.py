@@ -69,6 +69,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import msgspec
 import redis
+from redis.commands.core import Script
+from redis.typing import EncodableT
 
 from omnidesk.errors import StoreFull, StoreUnavailable
 from omnidesk.model import (
@@ -235,8 +237,13 @@ class Store:
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    def script(self, name: str) -> Any:
-        return self._scripts[name]
+    def script(self, name: str) -> Script:
+        """omnidesk/lua/<name>.lua on this store's client, registered on first use (a
+        race registers it twice, harmlessly)."""
+        found = self._scripts.get(name)
+        if found is None:
+            found = self._scripts[name] = self.r.register_script(lua(name))
+        return found
 
     def listpack_advice(self) -> str | None:
         """A line for the log when the server keeps small hashes with text values as
@@ -407,7 +414,9 @@ class Store:
         """Set the status (with why, in the same event); returns the previous one (None: no
         such ticket)."""
         now = utcnow()
-        args = [self.prefix, ticket_id, str(Status(status)), actor, ms(now), now.isoformat()]
+        args: list[EncodableT] = [
+            self.prefix, ticket_id, str(Status(status)), actor, ms(now), now.isoformat()
+        ]
         args.append(reason)
         old = self.script("set_status")(keys=[], args=args)
         return old or None
@@ -424,7 +433,9 @@ class Store:
     ) -> str | None:
         """Move to another queue (unassigning); returns the previous queue (None: no ticket)."""
         now = utcnow()
-        args = [self.prefix, ticket_id, queue, actor, ms(now), event, reason, now.isoformat()]
+        args: list[EncodableT] = [
+            self.prefix, ticket_id, queue, actor, ms(now), event, reason, now.isoformat()
+        ]
         old = self.script("move")(keys=[], args=args)
         return old or None
 

@@ -24,7 +24,7 @@ from omnidesk.agents.roster import Roster
 from omnidesk.config import AgentConfig
 from omnidesk.model import utcnow
 from omnidesk.replies import text_or_none, texts
-from omnidesk.store import Store, guarded, lua
+from omnidesk.store import Store, guarded
 
 log = logging.getLogger("omnidesk.agents")
 
@@ -35,12 +35,8 @@ PUSH_SCAN = 200  # waiting tickets looked at per push round
 
 
 def scripts(store: Store) -> dict[str, Any]:
-    """This package's Lua scripts, registered once per store."""
-    cached = getattr(store, "_agent_scripts", None)
-    if cached is None:
-        cached = {name: store.r.register_script(lua(name)) for name in SCRIPTS}
-        store._agent_scripts = cached  # type: ignore[attr-defined]
-    return cached
+    """This package's Lua scripts, registered once per store (`Store.script`)."""
+    return {name: store.script(name) for name in SCRIPTS}
 
 
 @dataclass(frozen=True)
