@@ -630,6 +630,21 @@ class RecordWriter:
             self._upgraded = True
         self.ensure_group()
 
+    async def _failed(self, exc: Exception, *, already_down: bool) -> None:
+        """Called in the except clause of a failed round. PostgreSQL away: one log line per
+        outage. Anything else (a record that cannot be written, a bug): a traceback, and the
+        batch stays pending to be tried again."""
+        away = isinstance(exc, RecordsUnavailable) or (
+            isinstance(exc, psycopg.Error) and is_transient(exc)
+        )
+        if not away:
+            log.exception("records: a batch failed; it stays pending")
+        elif not already_down:
+            log.error("records writer waiting: %s", exc)
+        self.state.up, self.state.error = False, _first_line(exc)
+        with contextlib.suppress(OmnideskError):
+            self.state.backlog = await asyncio.to_thread(self.backlog)
+
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, trim_s: float = 5.0) -> None:
         """The daemon's loop: write while there is anything, trim every `trim_s` (and, when
         idle, probe PostgreSQL then), wait out PostgreSQL or Redis being away (one log line
@@ -659,24 +674,11 @@ class RecordWriter:
                 delay = min(delay * 2, 5.0)
                 continue
             except Exception as exc:
-                # PostgreSQL away: wait. Anything else (a record that cannot be written, a
-                # bug): the batch stays pending and is tried again, with a traceback; the
-                # loop must not end, or /healthz would show its last state while the
-                # backlog grows unseen.
-                away = isinstance(exc, RecordsUnavailable) or (
-                    isinstance(exc, psycopg.Error) and is_transient(exc)
-                )
-                if not away:
-                    log.exception("records: a batch failed; it stays pending")
-                elif not down:
-                    log.error("records writer waiting: %s", exc)
+                # the loop must not end, or /healthz would show its last state while the
+                # backlog grows unseen
+                await self._failed(exc, already_down=down)
                 down = True
-                self.state.up, self.state.error = False, _first_line(exc)
-                with contextlib.suppress(OmnideskError):
-                    self.state.backlog = await asyncio.to_thread(self.backlog)
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
+                await _close_quietly(conn)
                 conn = None
                 await _sleep(stop, delay)
                 delay = min(delay * 2, 5.0)
@@ -684,6 +686,12 @@ class RecordWriter:
             if written < self.batch:
                 await _sleep(stop, idle_s)
         if conn is not None:
+            await conn.close()
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection[Any] | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
             await conn.close()
 
 
