@@ -684,7 +684,7 @@ def _trim(items: list[object], defaults: tuple[object, ...]) -> list[object]:
     return items
 
 
-def _pad(items: list, defaults: tuple[object, ...]) -> list:
+def _pad(items: list[Any], defaults: tuple[object, ...]) -> list[Any]:
     if len(items) < len(defaults):
         items = items + [None if d is _REQUIRED else d for d in defaults[len(items) :]]
     return items
@@ -734,7 +734,7 @@ def _pack_clock(c: Clock, state: SlaState, base: int) -> list[object]:
     )
 
 
-def _unpack_clock(target: SlaTarget, f: list, state: SlaState, base: int) -> Clock:
+def _unpack_clock(target: SlaTarget, f: list[Any], state: SlaState, base: int) -> Clock:
     f = _pad(f, _CLOCK_DEFAULTS)
     steps = []
     for s in f[2] or []:
@@ -845,7 +845,7 @@ def fire_packed(
         n = len(f)
         policy, base = f[1], (f[3] if n > 3 else 0) or 0
         clocks = (f[4] if n > 4 else None) or ()
-        due: list[tuple[int, float, int, list, list]] = []
+        due: list[tuple[int, float, int, list[Any], list[Any]]] = []
         wake: int | None = None
         deadline: int | None = None
         running = paused = warned = breached = False  # as `standing`, after firing
