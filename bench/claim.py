@@ -260,13 +260,7 @@ def run_side(
     if set(resolved) != expected or any(c > 1 for c in resolved.values()):
         problems.append(f"{len(expected - set(resolved))} tickets not resolved, "
                         f"{sum(1 for c in resolved.values() if c > 1)} resolved twice")  # fmt: skip
-    changes: Counter[str] = Counter()
-    cursor = since
-    while page := store.r.xrange(events, min=f"({cursor}", count=10_000):
-        for _, f in page:
-            if f.get("type") == "status_changed" and f.get("to") == "resolved":
-                changes[f["ticket"]] += 1
-        cursor = page[-1][0]
+    changes = resolve_events(store, since)
     if set(changes) != expected or any(c != 1 for c in changes.values()):
         problems.append(f"events: {len(expected - set(changes))} tickets without a resolve "
                         f"event, {sum(1 for c in changes.values() if c > 1)} with two")  # fmt: skip
@@ -277,6 +271,19 @@ def run_side(
     if not_resolved:
         problems.append(f"{not_resolved} tickets not in status resolved")
     return Side(sum(claimed.values()) / elapsed, claim_ms, double, problems)
+
+
+def resolve_events(store: Store, since: str) -> Counter[str]:
+    """How many status_changed-to-resolved events each ticket has after stream id `since`."""
+    events = store.key("events")
+    changes: Counter[str] = Counter()
+    cursor = since
+    while page := store.r.xrange(events, min=f"({cursor}", count=10_000):
+        for _, f in page:
+            if f.get("type") == "status_changed" and f.get("to") == "resolved":
+                changes[f["ticket"]] += 1
+        cursor = page[-1][0]
+    return changes
 
 
 def describe(name: str, side: Side) -> str:

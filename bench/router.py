@@ -128,44 +128,54 @@ def vocabulary(rng: random.Random) -> tuple[list[str], list[str]]:
 
 
 def make_rule(i: int, rng: random.Random, keywords: list[str]) -> dict[str, Any]:
-    when: dict[str, Any] = {}
-    roll = rng.random()
-    if roll < 0.10:  # no keywords: field conditions only (always tried on their channels)
-        kind = rng.choice(["account", "sender", "tag", "flag", "regex"])
-        if kind == "account":
-            when["account"] = rng.choice(ACCOUNTS)
-        elif kind == "sender":
-            when["sender"] = {"domain": [f"firm{rng.randint(0, 500)}.com.sa"]}
-        elif kind == "tag":
-            when["customer_tag"] = [f"tag{rng.randint(0, 50)}"]
-        elif kind == "flag":
-            when["flag"] = [rng.choice([Flag.BOUNCE, Flag.AUTO_REPLY])]
-        else:
-            when["regex"] = rng.choice(REGEXES)
-            when["channel"] = [rng.choice(list(Channel))]
-    else:
-        kw: dict[str, Any] = {"any": rng.sample(keywords, rng.randint(1, 3))}
-        if rng.random() < 0.15:
-            kw["all"] = rng.sample(keywords, 1)
-        if rng.random() < 0.2:
-            kw["in"] = ["subject"]
-        if rng.random() < 0.1:
-            kw["match"] = "substring"
-        when["keywords"] = kw
-        if rng.random() < 0.4:
-            when["channel"] = rng.sample(list(Channel), rng.randint(1, 3))
-        if rng.random() < 0.2:
-            when["language"] = [rng.choice([Language.AR, Language.EN, Language.MIXED])]
-        if rng.random() < 0.2:
-            when["segment"] = [rng.choice([Segment.CONSUMER, Segment.BUSINESS])]
-        if rng.random() < 0.1:
-            when["has_attachment"] = rng.random() < 0.5
-        if rng.random() < 0.1:
-            when["not"] = {"region": rng.sample(REGIONS, 2)}
-        if rng.random() < 0.05:
-            when["regex"] = rng.choice(REGEXES)
-        if rng.random() < 0.05:
-            when = {"any": [when, {"keywords": rng.sample(keywords, 1)}]}
+    """One random rule; the draws from `rng` come in a fixed order, so a seed gives the
+    same rules."""
+    # no keywords in one rule of ten: field conditions only (always tried on their channels)
+    when = field_when(rng) if rng.random() < 0.10 else keyword_when(rng, keywords)
+    return {"id": f"r{i:04d}", "when": when, "then": random_then(rng)}
+
+
+def field_when(rng: random.Random) -> dict[str, Any]:
+    kind = rng.choice(["account", "sender", "tag", "flag", "regex"])
+    if kind == "account":
+        return {"account": rng.choice(ACCOUNTS)}
+    if kind == "sender":
+        return {"sender": {"domain": [f"firm{rng.randint(0, 500)}.com.sa"]}}
+    if kind == "tag":
+        return {"customer_tag": [f"tag{rng.randint(0, 50)}"]}
+    if kind == "flag":
+        return {"flag": [rng.choice([Flag.BOUNCE, Flag.AUTO_REPLY])]}
+    regex = rng.choice(REGEXES)
+    return {"regex": regex, "channel": [rng.choice(list(Channel))]}
+
+
+def keyword_when(rng: random.Random, keywords: list[str]) -> dict[str, Any]:
+    kw: dict[str, Any] = {"any": rng.sample(keywords, rng.randint(1, 3))}
+    if rng.random() < 0.15:
+        kw["all"] = rng.sample(keywords, 1)
+    if rng.random() < 0.2:
+        kw["in"] = ["subject"]
+    if rng.random() < 0.1:
+        kw["match"] = "substring"
+    when: dict[str, Any] = {"keywords": kw}
+    if rng.random() < 0.4:
+        when["channel"] = rng.sample(list(Channel), rng.randint(1, 3))
+    if rng.random() < 0.2:
+        when["language"] = [rng.choice([Language.AR, Language.EN, Language.MIXED])]
+    if rng.random() < 0.2:
+        when["segment"] = [rng.choice([Segment.CONSUMER, Segment.BUSINESS])]
+    if rng.random() < 0.1:
+        when["has_attachment"] = rng.random() < 0.5
+    if rng.random() < 0.1:
+        when["not"] = {"region": rng.sample(REGIONS, 2)}
+    if rng.random() < 0.05:
+        when["regex"] = rng.choice(REGEXES)
+    if rng.random() < 0.05:
+        when = {"any": [when, {"keywords": rng.sample(keywords, 1)}]}
+    return when
+
+
+def random_then(rng: random.Random) -> dict[str, Any]:
     then: dict[str, Any] = {"queue": rng.choice(QUEUES)}
     if rng.random() < 0.3:
         then["priority"] = rng.choice(["low", "high", "urgent"])
@@ -173,7 +183,7 @@ def make_rule(i: int, rng: random.Random, keywords: list[str]) -> dict[str, Any]
         then["tags"] = [f"t{rng.randint(0, 30)}"]
     if rng.random() < 0.1:  # a tagging rule that lets evaluation go on
         then = {"tags": [f"c{rng.randint(0, 30)}"], "continue": True}
-    return {"id": f"r{i:04d}", "when": when, "then": then}
+    return then
 
 
 def make_config(n_rules: int, rng: random.Random, keywords: list[str]) -> QueueConfigFile:

@@ -414,23 +414,9 @@ class ZsetPoller:
             step, times = int(step_text), [int(t) for t in times_text.split(",")]
             rung, event = self.ladder[step], self.events[step]
             queue, priority, score, status, assignee, channel, tags = fields
-            rank, score_n = RANK.get(priority or "normal", 1), int(score or 0)
-            tag_list = json.loads(tags or "[]")
-            changed: dict[str, str] = {}
-            for action in rung.actions:
-                if action.raise_priority or action.set_priority:
-                    rank = (min(3, rank + action.raise_priority) if action.raise_priority
-                            else RANK[str(action.set_priority)])  # fmt: skip
-                    score_n = (3 - rank) * 10**13 + score_n % 10**13
-                    changed["priority"], changed["score"] = RANK_NAME[rank], str(score_n)
-                    if status in ("new", "open") and not assignee:
-                        waiting.setdefault(queue, {})[tid] = score_n
-                elif action.tag:
-                    if action.tag not in tag_list:
-                        tag_list.append(action.tag)
-                        changed["tags"] = json.dumps(tag_list, separators=(",", ":"))
-                else:
-                    raise NotImplementedError(f"the poller does not apply {action}")
+            changed, rescored = apply_rung(rung.actions, priority, score, tags)
+            if rescored is not None and status in ("new", "open") and not assignee:
+                waiting.setdefault(queue, {})[tid] = rescored
             if changed:
                 tx.hset(self.store.key("ticket", tid), mapping=changed)
             due_ms = times[step]
@@ -457,6 +443,31 @@ class ZsetPoller:
         tx.hincrby(self.store.key("stats"), "sla_warned", len(tids))
         tx.execute()
         return len(tids)
+
+
+def apply_rung(
+    actions: list[Any], priority: str | None, score: str | None, tags: str | None
+) -> tuple[dict[str, str], int | None]:
+    """The ticket fields a rung's actions change, and the new urgency score when they
+    changed the priority (None otherwise)."""
+    rank, score_n = RANK.get(priority or "normal", 1), int(score or 0)
+    tag_list = json.loads(tags or "[]")
+    changed: dict[str, str] = {}
+    rescored = None
+    for action in actions:
+        if action.raise_priority or action.set_priority:
+            rank = (min(3, rank + action.raise_priority) if action.raise_priority
+                    else RANK[str(action.set_priority)])  # fmt: skip
+            score_n = (3 - rank) * 10**13 + score_n % 10**13
+            changed["priority"], changed["score"] = RANK_NAME[rank], str(score_n)
+            rescored = score_n
+        elif action.tag:
+            if action.tag not in tag_list:
+                tag_list.append(action.tag)
+                changed["tags"] = json.dumps(tag_list, separators=(",", ":"))
+        else:
+            raise NotImplementedError(f"the poller does not apply {action}")
+    return changed, rescored
 
 
 def poller_round(r: redis.Redis, url: str, cfg: Any, args: argparse.Namespace) -> Round:

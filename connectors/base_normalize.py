@@ -126,35 +126,35 @@ def _field(d: dict, key: str, at: str, kind: Any, expected: str, default: Any = 
 
 
 def obj(d: dict, key: str, at: str) -> dict:
-    return _field(d, key, at, dict, "an object")  # type: ignore[no-any-return]
+    return _field(d, key, at, dict, "an object")
 
 
 def opt_obj(d: dict, key: str, at: str) -> dict | None:
-    return _field(d, key, at, dict, "an object", None)  # type: ignore[no-any-return]
+    return _field(d, key, at, dict, "an object", None)
 
 
 def arr(d: dict, key: str, at: str) -> list:
-    return _field(d, key, at, list, "an array")  # type: ignore[no-any-return]
+    return _field(d, key, at, list, "an array")
 
 
 def opt_arr(d: dict, key: str, at: str) -> list:
-    return _field(d, key, at, list, "an array", [])  # type: ignore[no-any-return]
+    return _field(d, key, at, list, "an array", [])
 
 
 def string(d: dict, key: str, at: str) -> str:
-    return _field(d, key, at, str, "a string")  # type: ignore[no-any-return]
+    return _field(d, key, at, str, "a string")
 
 
 def opt_string(d: dict, key: str, at: str) -> str:
-    return _field(d, key, at, str, "a string", "")  # type: ignore[no-any-return]
+    return _field(d, key, at, str, "a string", "")
 
 
 def integer(d: dict, key: str, at: str) -> int:
-    return _field(d, key, at, int, "an integer")  # type: ignore[no-any-return]
+    return _field(d, key, at, int, "an integer")
 
 
 def opt_int(d: dict, key: str, at: str, default: int = 0) -> int:
-    return _field(d, key, at, int, "an integer", default)  # type: ignore[no-any-return]
+    return _field(d, key, at, int, "an integer", default)
 
 
 def item_obj(value: Any, at: str, index: int) -> dict:

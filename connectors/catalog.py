@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from pydantic import Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from connectors.base import Connector
 from connectors.email.config import EmailAccount
@@ -20,6 +20,17 @@ from connectors.maildir.connector import MaildirConfig
 from connectors.telegram.config import TelegramConfig
 from connectors.twitter.config import TwitterConfig
 from connectors.whatsapp.config import WhatsAppConfig
+
+
+class ConnectorClass(Protocol):
+    """What the catalog uses of a connector class: its config model, whether it polls
+    under a lease, and its constructor from a validated config."""
+
+    config_model: type[BaseModel]
+    uses_lease: bool
+
+    def __call__(self, config: Any, *, cursors: Any, lease: Any) -> Connector: ...
+
 
 KINDS: dict[str, str] = {
     "maildir": "connectors.maildir.connector:MaildirConnector",
@@ -30,7 +41,7 @@ KINDS: dict[str, str] = {
 }
 
 
-def connector_class(kind: str) -> type[Connector]:
+def connector_class(kind: str) -> ConnectorClass:
     if kind not in KINDS:
         raise ValueError(f"unknown connector kind {kind!r} (known: {', '.join(sorted(KINDS))})")
     module_name, _, attr = KINDS[kind].partition(":")
@@ -38,7 +49,7 @@ def connector_class(kind: str) -> type[Connector]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"connector kind {kind!r} is not available: {exc}") from None
-    cls: type[Connector] = getattr(module, attr)
+    cls: ConnectorClass = getattr(module, attr)
     return cls
 
 
@@ -68,4 +79,4 @@ def build(
     lease = None
     if lease_for is not None and cls.uses_lease:
         lease = lease_for(config.name, float(getattr(config, "lease_ttl", 30.0)))
-    return cls(config, cursors=cursors, lease=lease)  # type: ignore[call-arg]
+    return cls(config, cursors=cursors, lease=lease)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter
 
 from omnidesk.model import RawPayload
@@ -70,7 +71,7 @@ def build_app(
     return app
 
 
-def body_deadline(seconds: float) -> Callable[[web.Request, Handler], Awaitable[Any]]:
+def body_deadline(seconds: float) -> Middleware:
     """A client must finish sending its body within `seconds` of its headers, or the
     connection is closed: a slow sender cannot hold a connection (and a handler) open."""
 

@@ -90,7 +90,7 @@ class TerminalSafeWriter:
 def terminal_safe_stdout() -> Iterator[None]:
     """sys.stdout is a TerminalSafeWriter for the length of a command."""
     original = sys.stdout
-    sys.stdout = TerminalSafeWriter(original)  # type: ignore[assignment]
+    sys.stdout = TerminalSafeWriter(original)
     try:
         yield
     finally:
@@ -121,7 +121,7 @@ class SecretMaskingWriter:
 def secret_safe_stderr() -> Iterator[None]:
     """sys.stderr is a SecretMaskingWriter for the length of a command and its error line."""
     original = sys.stderr
-    sys.stderr = SecretMaskingWriter(original)  # type: ignore[assignment]
+    sys.stderr = SecretMaskingWriter(original)
     try:
         yield
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -110,6 +110,7 @@ class CalendarConfig(Strict):
 # ---------------------------------------------------------------- SLA policies
 
 SlaTarget = Literal["first_response", "next_response", "resolution"]
+SLA_TARGETS: tuple[SlaTarget, ...] = ("first_response", "next_response", "resolution")
 
 
 class Action(Strict):
@@ -143,7 +144,7 @@ class Action(Strict):
 class LadderStep(Strict):
     at: float = Field(gt=0, le=2.0, description="fraction of the target: 0.5, 0.8, 1.0 (breach)")
     targets: list[SlaTarget] = Field(
-        default_factory=lambda: ["first_response", "next_response", "resolution"]
+        default_factory=lambda: list(SLA_TARGETS)
     )
     actions: list[Action] = Field(min_length=1)
 
@@ -186,13 +187,16 @@ class QueueConfig(Strict):
 # ---------------------------------------------------------------- agents
 
 
+_BOTH_LANGUAGES: tuple[Literal["ar", "en"], ...] = ("ar", "en")
+
+
 class AgentConfig(Strict):
     """One person working queues; `capacity` is how many open tickets they hold at once."""
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)]
     name: str = ""
     queues: list[str] = Field(min_length=1)
-    languages: list[Literal["ar", "en"]] = Field(default_factory=lambda: ["ar", "en"])
+    languages: list[Literal["ar", "en"]] = Field(default_factory=lambda: list(_BOTH_LANGUAGES))
     capacity: int = Field(default=5, ge=1, le=1000)
     role: Literal["agent", "supervisor"] = "agent"
     email: str | None = None  # where SLA notifications for this agent go
@@ -208,6 +212,7 @@ class AgentConfig(Strict):
 # ---------------------------------------------------------------- rules
 
 TextField = Literal["subject", "text", "any"]
+_ANY_TEXT: tuple[TextField, ...] = ("any",)
 
 
 class KeywordCondition(Strict):
@@ -215,7 +220,7 @@ class KeywordCondition(Strict):
 
     any: list[str] = Field(default_factory=list)
     all: list[str] = Field(default_factory=list)
-    in_: list[TextField] = Field(default_factory=lambda: ["any"], alias="in")
+    in_: list[TextField] = Field(default_factory=lambda: list(_ANY_TEXT), alias="in")
     match: Literal["word", "substring"] = "word"
 
     @model_validator(mode="after")
@@ -232,7 +237,7 @@ class RegexCondition(Strict):
     """An RE2 pattern (linear time, cannot hang the router), matched on the raw text."""
 
     pattern: str
-    in_: list[TextField] = Field(default_factory=lambda: ["any"], alias="in")
+    in_: list[TextField] = Field(default_factory=lambda: list(_ANY_TEXT), alias="in")
     ignore_case: bool = True
 
     @field_validator("pattern")
@@ -339,6 +344,8 @@ class DefaultRoute(Strict):
 class TestInbound(Strict):
     """A message described inline for a rule test; fields mirror a web form plus extras."""
 
+    __test__: ClassVar[bool] = False  # pytest: a config model, not a test class
+
     channel: Channel = Channel.WEB
     account: str = "default"
     sender: str = Field(default="", alias="from")
@@ -380,8 +387,6 @@ class RuleTest(Strict):
             raise ValueError("'file' needs 'channel'")
         return self
 
-
-TestInbound.__test__ = False  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- service settings

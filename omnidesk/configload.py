@@ -316,109 +316,141 @@ def _cross_check(
     cfg: QueueConfigFile, at: _Locator, names: dict[str, set[str]]
 ) -> tuple[list[str], list[str]]:
     """References between sections; names of invalid items count as existing."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    queues = set(cfg.queues) | names.get("queues", set())
-    policies = set(cfg.sla_policies) | names.get("sla_policies", set())
-    templates = set(cfg.templates)
-    calendars = set(cfg.calendars) | names.get("calendars", set()) | {"national"}
+    check = _CrossCheck(cfg, at, names)
+    check.calendars_and_policies()
+    check.queues_and_reports()
+    rule_ids = check.rules()
+    check.agents_and_templates()
+    check.tests(rule_ids)
+    return check.problems, check.warnings
 
-    def need(kind: str, name: str | None, known: set[str], loc: Loc) -> None:
+
+class _CrossCheck:
+    """What `_cross_check` finds, section by section, in the config's order."""
+
+    def __init__(self, cfg: QueueConfigFile, at: _Locator, names: dict[str, set[str]]) -> None:
+        self.cfg, self.at = cfg, at
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+        self.queues = set(cfg.queues) | names.get("queues", set())
+        self.policies = set(cfg.sla_policies) | names.get("sla_policies", set())
+        self.templates = set(cfg.templates)
+        self.calendars = set(cfg.calendars) | names.get("calendars", set()) | {"national"}
+
+    def need(self, kind: str, name: str | None, known: set[str], loc: Loc) -> None:
         if name is not None and name not in known:
-            problems.append(at.problem(loc, f"{kind} {name!r} does not exist"))
+            self.problems.append(self.at.problem(loc, f"{kind} {name!r} does not exist"))
 
-    for name, cal in cfg.calendars.items():
-        need("calendar", cal.inherits, calendars, ("calendars", name, "inherits"))
-    problems.extend(_calendar_cycles(cfg.calendars, at))
-    for name, pol in cfg.sla_policies.items():
-        need("calendar", pol.calendar, calendars, ("sla_policies", name, "calendar"))
-        for i, step in enumerate(pol.ladder):
-            for j, action in enumerate(step.actions):
-                need(
-                    "queue",
-                    action.move_to,
-                    queues,
-                    ("sla_policies", name, "ladder", i, "actions", j, "move_to"),
-                )
-    for name, queue in cfg.queues.items():
-        need("calendar", queue.calendar, calendars, ("queues", name, "calendar"))
-        need("SLA policy", queue.sla_policy, policies, ("queues", name, "sla_policy"))
-        need("queue", queue.escalates_to, queues, ("queues", name, "escalates_to"))
-    need("queue", cfg.default.queue, queues, ("default", "queue"))
-    report_names: set[str] = set()
-    for i, report in enumerate(cfg.reports):
-        if report.name in report_names:
-            problems.append(at.problem(("reports", i, "name"), f"duplicate report {report.name!r}"))
-        report_names.add(report.name)
-        need("queue", report.filters.queue, queues, ("reports", i, "filters", "queue"))
-    if cfg.reports and cfg.service.smtp is None:
-        warnings.append(at.problem(("reports",), "scheduled reports need service.smtp to be sent"))
-    need("SLA policy", cfg.default.sla_policy, policies, ("default", "sla_policy"))
-    if (
-        cfg.default.sla_policy is None
-        and cfg.queues.get(cfg.default.queue)
-        and cfg.queues[cfg.default.queue].sla_policy is None
-    ):
-        warnings.append(at.problem(("default",), "no SLA policy for the default queue"))
+    def calendars_and_policies(self) -> None:
+        cfg, need = self.cfg, self.need
+        for name, cal in cfg.calendars.items():
+            need("calendar", cal.inherits, self.calendars, ("calendars", name, "inherits"))
+        self.problems.extend(_calendar_cycles(cfg.calendars, self.at))
+        for name, pol in cfg.sla_policies.items():
+            need("calendar", pol.calendar, self.calendars, ("sla_policies", name, "calendar"))
+            for i, step in enumerate(pol.ladder):
+                for j, action in enumerate(step.actions):
+                    need(
+                        "queue",
+                        action.move_to,
+                        self.queues,
+                        ("sla_policies", name, "ladder", i, "actions", j, "move_to"),
+                    )
 
-    seen_ids: dict[str, int] = {}
-    catch_all: str | None = None
-    for i, rule in enumerate(cfg.rules):
-        base: Loc = ("rules", i)
-        if rule.id in seen_ids:
-            problems.append(
-                at.problem(
-                    (*base, "id"),
-                    f"duplicate rule id {rule.id!r} (also rules[{seen_ids[rule.id]}])",
+    def queues_and_reports(self) -> None:
+        cfg, at, need, queues, policies = self.cfg, self.at, self.need, self.queues, self.policies
+        for name, queue in cfg.queues.items():
+            need("calendar", queue.calendar, self.calendars, ("queues", name, "calendar"))
+            need("SLA policy", queue.sla_policy, policies, ("queues", name, "sla_policy"))
+            need("queue", queue.escalates_to, queues, ("queues", name, "escalates_to"))
+        need("queue", cfg.default.queue, queues, ("default", "queue"))
+        report_names: set[str] = set()
+        for i, report in enumerate(cfg.reports):
+            if report.name in report_names:
+                self.problems.append(
+                    at.problem(("reports", i, "name"), f"duplicate report {report.name!r}")
                 )
+            report_names.add(report.name)
+            need("queue", report.filters.queue, queues, ("reports", i, "filters", "queue"))
+        if cfg.reports and cfg.service.smtp is None:
+            self.warnings.append(
+                at.problem(("reports",), "scheduled reports need service.smtp to be sent")
             )
-        seen_ids.setdefault(rule.id, i)
-        need("queue", rule.then.queue, queues, (*base, "then", "queue"))
-        need("SLA policy", rule.then.sla_policy, policies, (*base, "then", "sla_policy"))
-        need("template", rule.then.auto_reply, templates, (*base, "then", "auto_reply"))
-        if not rule.enabled:
-            continue
-        if catch_all is not None:
-            warnings.append(
-                at.problem(
-                    base,
-                    f"rule {rule.id!r} can never match: "
-                    f"the catch-all rule {catch_all!r} comes first",
-                )
-            )
-        elif rule.when is None and not rule.then.continue_ and rule.then.queue:
-            catch_all = rule.id
+        need("SLA policy", cfg.default.sla_policy, policies, ("default", "sla_policy"))
+        if (
+            cfg.default.sla_policy is None
+            and cfg.queues.get(cfg.default.queue)
+            and cfg.queues[cfg.default.queue].sla_policy is None
+        ):
+            self.warnings.append(at.problem(("default",), "no SLA policy for the default queue"))
 
-    seen_agents: dict[str, int] = {}
-    for i, agent in enumerate(cfg.agents):
-        if agent.id in seen_agents:
-            problems.append(
-                at.problem(
-                    ("agents", i, "id"),
-                    f"duplicate agent id {agent.id!r} (also agents[{seen_agents[agent.id]}])",
+    def rules(self) -> dict[str, int]:
+        """Duplicate ids, references, rules after a catch-all; returns id -> first index."""
+        at, need = self.at, self.need
+        seen_ids: dict[str, int] = {}
+        catch_all: str | None = None
+        for i, rule in enumerate(self.cfg.rules):
+            base: Loc = ("rules", i)
+            if rule.id in seen_ids:
+                self.problems.append(
+                    at.problem(
+                        (*base, "id"),
+                        f"duplicate rule id {rule.id!r} (also rules[{seen_ids[rule.id]}])",
+                    )
                 )
-            )
-        seen_agents.setdefault(agent.id, i)
-        for j, queue_name in enumerate(agent.queues):
-            need("queue", queue_name, queues, ("agents", i, "queues", j))
-    for name, template in cfg.templates.items():
-        for lang, text in template.items():
-            problem = template_problem(text)
-            if problem:
-                problems.append(at.problem(("templates", name, lang), problem))
+            seen_ids.setdefault(rule.id, i)
+            need("queue", rule.then.queue, self.queues, (*base, "then", "queue"))
+            need("SLA policy", rule.then.sla_policy, self.policies, (*base, "then", "sla_policy"))
+            need("template", rule.then.auto_reply, self.templates, (*base, "then", "auto_reply"))
+            if not rule.enabled:
+                continue
+            if catch_all is not None:
+                self.warnings.append(
+                    at.problem(
+                        base,
+                        f"rule {rule.id!r} can never match: "
+                        f"the catch-all rule {catch_all!r} comes first",
+                    )
+                )
+            elif rule.when is None and not rule.then.continue_ and rule.then.queue:
+                catch_all = rule.id
+        return seen_ids
 
-    for i, test in enumerate(cfg.tests):
-        need("queue", test.expect.queue, queues, ("tests", i, "expect", "queue"))
-        if test.expect.rule is not None and test.expect.rule not in seen_ids:
-            problems.append(
-                at.problem(
-                    ("tests", i, "expect", "rule"), f"rule {test.expect.rule!r} does not exist"
+    def agents_and_templates(self) -> None:
+        at = self.at
+        seen_agents: dict[str, int] = {}
+        for i, agent in enumerate(self.cfg.agents):
+            if agent.id in seen_agents:
+                self.problems.append(
+                    at.problem(
+                        ("agents", i, "id"),
+                        f"duplicate agent id {agent.id!r} (also agents[{seen_agents[agent.id]}])",
+                    )
                 )
-            )
-        if test.file is not None and not (at.path.parent / test.file).is_file():
-            # a config copied away from its samples still runs; `check` says what it skipped
-            warnings.append(at.problem(("tests", i, "file"), missing_test_file(test.file)))
-    return problems, warnings
+            seen_agents.setdefault(agent.id, i)
+            for j, queue_name in enumerate(agent.queues):
+                self.need("queue", queue_name, self.queues, ("agents", i, "queues", j))
+        for name, template in self.cfg.templates.items():
+            for lang, text in template.items():
+                problem = template_problem(text)
+                if problem:
+                    self.problems.append(at.problem(("templates", name, lang), problem))
+
+    def tests(self, rule_ids: dict[str, int]) -> None:
+        at = self.at
+        for i, test in enumerate(self.cfg.tests):
+            self.need("queue", test.expect.queue, self.queues, ("tests", i, "expect", "queue"))
+            if test.expect.rule is not None and test.expect.rule not in rule_ids:
+                self.problems.append(
+                    at.problem(
+                        ("tests", i, "expect", "rule"), f"rule {test.expect.rule!r} does not exist"
+                    )
+                )
+            if test.file is not None and not (at.path.parent / test.file).is_file():
+                # a config copied away from its samples still runs; `check` says what it skipped
+                self.warnings.append(
+                    at.problem(("tests", i, "file"), missing_test_file(test.file))
+                )
 
 
 def missing_test_file(file: str) -> str:

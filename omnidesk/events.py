@@ -244,7 +244,7 @@ AnyEvent = (
     | Resolved | Closed | Reopened
 )  # fmt: skip
 STRUCTS: dict[EventType, type[Event]] = {
-    EventType(cls.__struct_config__.tag): cls for cls in AnyEvent.__args__  # type: ignore[attr-defined]
+    EventType(cls.__struct_config__.tag): cls for cls in AnyEvent.__args__
 }
 
 

@@ -66,10 +66,10 @@ def catalog(lang: str) -> dict[str | tuple[str, str], str | tuple[str, ...]]:
         if not msg.id or msg.fuzzy:
             continue
         if isinstance(msg.id, tuple):
-            forms = tuple(msg.string)
+            forms = tuple(msg.string or ())
             if all(forms):
                 out[(msg.id[0], msg.id[1])] = forms
-        elif msg.string:
+        elif isinstance(msg.id, str) and isinstance(msg.string, str) and msg.string:
             out[msg.id] = msg.string
     return out
 

@@ -61,7 +61,8 @@ log = logging.getLogger("omnidesk.intake")
 REOPEN_WINDOW = timedelta(days=7)  # default of service.reopen_window_days
 DEDUPE_WINDOW = timedelta(days=30)  # default of service.dedupe_window_days
 
-Hook = Callable[[Ticket], None]
+# What a hook returns is not used: the SLA engine's hooks return the state they wrote.
+Hook = Callable[[Ticket], object]
 BatchHook = Callable[[list[Ticket]], None]
 
 

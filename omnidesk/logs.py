@@ -142,9 +142,10 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 line[key] = value
-        if record.exc_info or record.exc_text:
-            exc_text = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-            line["exc"] = redact(exc_text)
+        if record.exc_text:
+            line["exc"] = redact(record.exc_text)
+        elif record.exc_info:
+            line["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)
 
 

@@ -93,7 +93,7 @@ def outbound_for(
     if ticket.channel == Channel.EMAIL:
         # what the first message referred to, then every customer message of the thread
         refs = [k.removeprefix("email:") for k in ticket.thread_keys if k.startswith("email:")]
-        own = [m.external_id for m in inbound if (m.external_id or "").startswith("<")]
+        own = [m.external_id for m in inbound if m.external_id and m.external_id.startswith("<")]
         references = list(dict.fromkeys([*refs[::-1], *own]))
     subject = ticket.subject or ""
     if ticket.channel == Channel.EMAIL:

@@ -201,7 +201,9 @@ class IntakeGate:
         error comes back in its place."""
         assert self.client is not None and self._figures is not None
         pipe = self.client.pipeline(transaction=False)
-        pipe.scripts.add(self._figures)  # loaded first if a restart emptied the script cache
+        # loaded first if a restart emptied the script cache; redis-py types an asyncio
+        # pipeline's scripts as the sync Script, though it holds (and loads) an AsyncScript
+        pipe.scripts.add(self._figures)  # type: ignore[arg-type]
         for queue in queues:
             pipe.evalsha(self._figures.sha, 0, *figures_args(self.broker.namespace, queue))
         pipe.info("memory")

@@ -19,9 +19,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dramatiq
 import msgspec
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnidesk.pipeline")
 
 _T = TypeVar("_T")
-SendFn = Callable[[Outbound], Awaitable[Receipt]]
+SendFn = Callable[[Outbound], Coroutine[Any, Any, Receipt]]
 NotifyFn = Callable[[dict[str, str]], None]
 
 INGEST_MAX_RETRIES = 1000  # store outages are waited out, not given up on
@@ -100,6 +100,7 @@ def make_broker(
         # confirm_delivery: a hand-over returns only once RabbitMQ has the message, as the
         # connectors' cursor contract needs. Queue names carry the namespace instead of keys.
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
+        # queue_name() reads this; RabbitmqBroker (pika, an optional import) has no such field
         broker.omnidesk_queue_prefix = f"{namespace}."  # type: ignore[attr-defined]
     else:
         raise ConfigError([f"service.broker_url: unsupported scheme in {url.split('://')[0]!r}"])
@@ -236,8 +237,8 @@ class Pipeline:
             runtime.send_replies = self.send_replies
         hide_message_bodies()  # dramatiq would log whole batches on a failure
         dramatiq.set_broker(broker)
+        # dramatiq types actor(fn, **options) only in its decorator form: options first
         self.ingest = dramatiq.actor(
-            self._ingest,
             broker=broker,
             actor_name="ingest",
             queue_name=queue_name(broker, "ingest"),
@@ -245,31 +246,24 @@ class Pipeline:
             min_backoff=500,
             max_backoff=60_000,
             time_limit=INGEST_TIME_LIMIT_MS,
-        )
+        )(self._ingest)
         self.deliver = dramatiq.actor(
-            self._deliver,
             broker=broker,
             actor_name="deliver",
             queue_name=queue_name(broker, "deliver"),
             max_retries=DELIVER_MAX_ATTEMPTS + 2,  # our own count below decides first
-        )
+        )(self._deliver)
         # a batch's receipts: one broker message, sent in turn, statuses in one MULTI; what
         # must be tried again goes on as single `deliver` messages, with their retry count
         self.deliver_many = dramatiq.actor(
-            self._deliver_many,
-            broker=broker,
-            actor_name="deliver_many",
-            queue_name=queue_name(broker, "deliver"),
-        )
+            broker=broker, actor_name="deliver_many", queue_name=queue_name(broker, "deliver")
+        )(self._deliver_many)
         self.escalate = dramatiq.actor(
-            self._escalate,
-            broker=broker,
-            actor_name="escalate",
-            queue_name=queue_name(broker, "sla"),
-        )
+            broker=broker, actor_name="escalate", queue_name=queue_name(broker, "sla")
+        )(self._escalate)
         self.notify = dramatiq.actor(
-            self._notify, broker=broker, actor_name="notify", queue_name=queue_name(broker, "sla")
-        )
+            broker=broker, actor_name="notify", queue_name=queue_name(broker, "sla")
+        )(self._notify)
 
     # -------------------------------------------------------- hand-over (the connectors' Sink)
 

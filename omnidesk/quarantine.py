@@ -31,6 +31,8 @@ from omnidesk.config import QuarantineLimits
 from omnidesk.errors import PayloadError
 from omnidesk.events import EventType
 from omnidesk.model import Channel, RawPayload, utcnow
+from omnidesk.replies import data as data_of
+from omnidesk.replies import texts
 from omnidesk.store import Store, guarded, lua
 
 _AUTO_PURGE_BATCH = 100  # items a put may purge, so a put's cost stays bounded
@@ -153,7 +155,10 @@ class Quarantine:
         if not fields:
             return None
         raw_fields = (b"payload", b"excerpt")
-        data = {k.decode(): v if k in raw_fields else v.decode() for k, v in fields.items()}
+        data = {
+            k.decode(): v if k in raw_fields else v.decode()
+            for k, v in ((data_of(k), data_of(v)) for k, v in fields.items())
+        }
         item = msgspec.convert(data, QuarantineItem, strict=False)
         if not item.whole and self.archive is not None:
             item.payload = self.archive.get(item.sha256) or b""
@@ -162,7 +167,7 @@ class Quarantine:
     @guarded
     def list(self, limit: int = 100) -> list[QuarantineItem]:
         """Newest first, without the payload bytes."""
-        ids = self.store.r.zrevrange(self._key(), 0, max(0, limit - 1))
+        ids = texts(self.store.r.zrevrange(self._key(), 0, max(0, limit - 1)))
         pipe = self.store.r.pipeline(transaction=False)
         fields = ("id", "channel", "account", "source", "reason", "error", "received_at")
         more = ("quarantined_at", "sha256", "size", "attempts", "kept", "archived")
@@ -202,8 +207,8 @@ class Quarantine:
         purged = skipped = 0
         while limit is None or purged < limit:
             batch = 500 if limit is None else min(500, limit - purged)
-            ids = self.store.r.zrangebyscore(
-                self._key(), "-inf", cutoff, start=skipped, num=batch
+            ids = texts(
+                self.store.r.zrangebyscore(self._key(), "-inf", cutoff, start=skipped, num=batch)
             )
             if not ids:
                 break

@@ -70,7 +70,8 @@ class Receipts:
         ]
         if not wanted:
             return []
-        tickets = {t.id: t for t in self.store.get_tickets([r.ticket_id for _, r in wanted])}
+        ids = [r.ticket_id for _, r in wanted if r.ticket_id]  # _new_ticket saw each has one
+        tickets = {t.id: t for t in self.store.get_tickets(ids)}
         owed = [(name, tickets[r.ticket_id], r) for name, r in wanted if r.ticket_id in tickets]
         claims = self._claim([(t, r) for _, t, r in owed], limit)
         claimed: list[tuple[str, Ticket]] = []

@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +42,7 @@ from dramatiq.common import current_millis, dq_name, xq_name
 from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 from dramatiq.middleware import Middleware, Retries, TimeLimit
 from dramatiq.worker import _ConsumerThread  # private: which thread a failure restarts
+from redis.commands.core import Script
 
 from omnidesk.store import is_transient, lua
 
@@ -318,10 +320,14 @@ def parse_figures(reply: list[Any]) -> dict[str, float]:
 FIGURES_TIMEOUT_S = 2.0  # /healthz answers quickly when Redis hangs (the broker waits 10 s)
 
 
-def _figures_script(broker: RedisBroker) -> Any:
+# Each broker's figures script, made once; it goes with its broker.
+_FIGURES: weakref.WeakKeyDictionary[RedisBroker, Script] = weakref.WeakKeyDictionary()
+
+
+def _figures_script(broker: RedisBroker) -> Script:
     """The figures script on a client of the broker's server with short timeouts, made once
-    per broker and kept on it."""
-    script = getattr(broker, "_omnidesk_figures", None)
+    per broker."""
+    script = _FIGURES.get(broker)
     if script is None:
         pool = broker.client.connection_pool
         kwargs = {
@@ -333,5 +339,5 @@ def _figures_script(broker: RedisBroker) -> Any:
             connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
         )
         script = client.register_script(lua("broker_figures"))
-        broker._omnidesk_figures = script  # type: ignore[attr-defined]
+        _FIGURES[broker] = script
     return script

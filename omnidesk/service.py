@@ -336,7 +336,7 @@ class Daemon:
         statuses = [c.status.as_dict() for c in self.connectors]
         ok = redis_ok and not any(s["state"] == "auth_error" for s in statuses)
         pressure = await self.gate.pressure() if self.gate is not None else None
-        report = {
+        report: dict[str, Any] = {  # the /healthz JSON
             "ok": ok,
             "redis": redis_ok,
             "broker": redis_ok

@@ -637,8 +637,10 @@ _US = timedelta(microseconds=1)
 _packer = msgspec.msgpack.Encoder()
 _unpacker = msgspec.msgpack.Decoder()
 _REQUIRED = object()  # a position never dropped
-_STATE_DEFAULTS = (_REQUIRED, _REQUIRED, _REQUIRED, 0, [], [])
-_CLOCK_DEFAULTS = (_REQUIRED, _REQUIRED, _REQUIRED, 0, 0, 0, 0) + (None,) * 4 + ([], None, None, [])
+_STATE_DEFAULTS: tuple[object, ...] = (_REQUIRED, _REQUIRED, _REQUIRED, 0, [], [])
+_CLOCK_DEFAULTS: tuple[object, ...] = (
+    (_REQUIRED, _REQUIRED, _REQUIRED, 0, 0, 0, 0) + (None,) * 4 + ([], None, None, [])
+)
 _STEP_DEFAULTS = (_REQUIRED, _REQUIRED, None, None, None)
 
 
@@ -682,7 +684,7 @@ def _trim(items: list[object], defaults: tuple[object, ...]) -> list[object]:
     return items
 
 
-def _pad(items: list, defaults: tuple[object, ...]) -> list:  # type: ignore[type-arg]
+def _pad(items: list[Any], defaults: tuple[object, ...]) -> list[Any]:
     if len(items) < len(defaults):
         items = items + [None if d is _REQUIRED else d for d in defaults[len(items) :]]
     return items
@@ -732,7 +734,7 @@ def _pack_clock(c: Clock, state: SlaState, base: int) -> list[object]:
     )
 
 
-def _unpack_clock(target: SlaTarget, f: list, state: SlaState, base: int) -> Clock:  # type: ignore[type-arg]
+def _unpack_clock(target: SlaTarget, f: list[Any], state: SlaState, base: int) -> Clock:
     f = _pad(f, _CLOCK_DEFAULTS)
     steps = []
     for s in f[2] or []:
@@ -751,6 +753,7 @@ def _unpack_clock(target: SlaTarget, f: list, state: SlaState, base: int) -> Clo
         policy=f[12] if f[12] is not None else state.policy,
         calendar=f[13] if f[13] is not None else state.calendar,
         target_seconds=float(f[0]),
+        # a clock's and a pause's start are never empty; _abs is typed for the optional ones
         started_at=_abs(f[3], base),  # type: ignore[arg-type]
         resumed_at=None if f[4] == "" else _abs(f[4], base),
         elapsed=float(f[5]),
@@ -842,7 +845,7 @@ def fire_packed(
         n = len(f)
         policy, base = f[1], (f[3] if n > 3 else 0) or 0
         clocks = (f[4] if n > 4 else None) or ()
-        due: list[tuple[int, float, int, list, list]] = []  # type: ignore[type-arg]
+        due: list[tuple[int, float, int, list[Any], list[Any]]] = []
         wake: int | None = None
         deadline: int | None = None
         running = paused = warned = breached = False  # as `standing`, after firing

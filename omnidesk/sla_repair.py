@@ -42,6 +42,7 @@ from omnidesk import sla
 from omnidesk.errors import OmnideskError, PartialFailure
 from omnidesk.intake import is_transient
 from omnidesk.model import Direction, Status, Ticket
+from omnidesk.replies import texts
 from omnidesk.sla import SlaState
 from omnidesk.store import guarded
 from omnidesk.sweeper import SlaClocks
@@ -116,7 +117,7 @@ def _pages(clocks: SlaClocks, status: Status) -> Iterator[list[str]]:
 
 @guarded
 def _page(clocks: SlaClocks, status: Status, start: int) -> list[str]:
-    return list(
+    return texts(
         clocks.store.r.zrange(clocks.store.key("status", status.value), start, start + PAGE - 1)
     )
 

@@ -172,6 +172,7 @@ async def page(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     from omnidesk.webguard import add_asset_routes
 
+    # DaemonView is what api needs; the object stored is the Daemon, a PublicDaemon too
     api = StatusApi(WebForm(app[DAEMON_KEY]))  # type: ignore[arg-type]
     app.on_response_prepare.append(cors((STATUS_PATH,)))
     app.router.add_post(STATUS_PATH, api.post)

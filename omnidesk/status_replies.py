@@ -57,7 +57,7 @@ log = logging.getLogger("omnidesk.status_replies")
 
 EVENT = EventType.STATUS_REPLIED
 CHATS = (Channel.TELEGRAM, Channel.WHATSAPP)
-_WORDS = {"status": "en", "حالة": "ar", "الحالة": "ar"}
+_WORDS: dict[str, Lang] = {"status": "en", "حالة": "ar", "الحالة": "ar"}
 _TAG = r"\[\s*#\s*(OD-\d{4}-\d{1,12})\s*\]"
 _SUBJECT = re.compile(
     rf"^\s*(?:{_TAG}\s*[:\-]?\s*(?P<w1>\S+)|(?P<w2>\S+)\s*[:\-]?\s*{_TAG})\s*[.!?؟]?\s*$",
@@ -105,7 +105,7 @@ def requested_ticket(inbound: Inbound) -> tuple[str, Lang | None] | None:
         if lang is None or tag is None or not only_asks_status(inbound.text):
             return None
         found = ticket_number(tag)
-        return (found, lang) if found else None  # type: ignore[return-value]
+        return (found, lang) if found else None
     return None
 
 

@@ -71,6 +71,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import msgspec
 import redis
+from redis.commands.core import Script
 
 from omnidesk.errors import StoreFull, StoreUnavailable
 from omnidesk.events import EventType
@@ -87,6 +88,7 @@ from omnidesk.model import (
     Ticket,
     utcnow,
 )
+from omnidesk.replies import entries, read_entries, text, text_fields, text_or_none, texts
 
 # What a ticket id can be (``OD-<year>-<NNNNNN>``, or an imported one): no ``:``, so an id
 # from a URL or the command line never names another key (``<id>:msgs`` is a list).
@@ -250,8 +252,13 @@ class Store:
         until they build theirs with `keys` (omnidesk.keys) like every other module."""
         return ":".join((self.prefix, *parts))
 
-    def script(self, name: str) -> Any:
-        return self._scripts[name]
+    def script(self, name: str) -> Script:
+        """omnidesk/lua/<name>.lua on this store's client, registered on first use (a
+        race registers it twice, harmlessly)."""
+        found = self._scripts.get(name)
+        if found is None:
+            found = self._scripts[name] = self.r.register_script(lua(name))
+        return found
 
     def listpack_advice(self) -> str | None:
         """A line for the log when the server keeps small hashes with text values as
@@ -259,7 +266,7 @@ class Store:
         or when CONFIG GET is not allowed (a managed Redis)."""
         try:
             reply = self.r.config_get("hash-max-listpack-value")
-            value = int(next(iter(reply.values())))
+            value = int(text(next(iter(reply.values()))))
         except (redis.RedisError, StopIteration, ValueError):
             return None
         if value >= LISTPACK_VALUE:
@@ -350,7 +357,7 @@ class Store:
         if queue is not None and status is not None:
             ids = self._in_both(index, self.keys.status(str(status)), limit)
         else:
-            ids = self.r.zrevrange(index, 0, max(0, limit - 1)) if limit else []
+            ids = texts(self.r.zrevrange(index, 0, max(0, limit - 1))) if limit else []
         return self.get_tickets(ids)
 
     def _in_both(self, index: str, status_index: str, limit: int, page: int = 500) -> list[str]:
@@ -360,7 +367,7 @@ class Store:
         out: list[str] = []
         start = 0
         while len(out) < limit:
-            ids = self.r.zrevrange(index, start, start + page - 1)
+            ids = texts(self.r.zrevrange(index, start, start + page - 1))
             if not ids:
                 break
             scores = self.r.zmscore(status_index, ids)
@@ -371,11 +378,11 @@ class Store:
     @guarded
     def waiting(self, queue: str, limit: int = 50) -> list[str]:
         """Unassigned open ticket ids of `queue`, most urgent first."""
-        return self.r.zrange(self.keys.queue_waiting(queue), 0, max(0, limit - 1))
+        return texts(self.r.zrange(self.keys.queue_waiting(queue), 0, max(0, limit - 1)))
 
     @guarded
     def queues(self) -> list[str]:
-        return sorted(self.r.smembers(self.keys.queues()))
+        return sorted(texts(self.r.smembers(self.keys.queues())))
 
     @guarded
     def queue_depths(self, queues: list[str] | None = None) -> dict[str, int]:
@@ -449,13 +456,15 @@ class Store:
     @guarded
     def assign(self, ticket_id: str, agent: str, actor: str = "system") -> bool:
         """Give the ticket to an agent: it leaves its queue's waiting set."""
-        t = self.r.hmget(self.keys.ticket(ticket_id), "queue", "channel")
-        if t[0] is None:
+        queue, channel = self.r.hmget(self.keys.ticket(ticket_id), "queue", "channel")
+        if queue is None:
             return False
+        queue = text(queue)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.keys.ticket(ticket_id), mapping={"assignee": agent})
-        pipe.zrem(self.keys.queue_waiting(t[0]), ticket_id)
-        self._event(pipe, EventType.ASSIGNED, ticket_id, t[0], t[1], actor, {"agent": agent})
+        pipe.zrem(self.keys.queue_waiting(queue), ticket_id)
+        channel = text_or_none(channel) or ""
+        self._event(pipe, EventType.ASSIGNED, ticket_id, queue, channel, actor, {"agent": agent})
         pipe.execute()
         return True
 
@@ -489,7 +498,7 @@ class Store:
 
     @guarded
     def ticket_messages(self, ticket_id: str) -> list[Message]:
-        mids = self.r.lrange(self.keys.ticket_msgs(ticket_id), 0, -1)
+        mids = texts(self.r.lrange(self.keys.ticket_msgs(ticket_id), 0, -1))
         pipe = self.r.pipeline(transaction=False)
         for mid in mids:
             pipe.hgetall(self.keys.msg(mid))
@@ -515,7 +524,7 @@ class Store:
     @guarded
     def get_message(self, message_id: str) -> Message | None:
         fields = self.r.hgetall(self.keys.msg(message_id))
-        return decode_fields(fields, Message) if fields else None
+        return decode_fields(text_fields(fields), Message) if fields else None
 
     @guarded
     def add_outbound_message(
@@ -592,21 +601,21 @@ class Store:
         pipe = self.r.pipeline(transaction=False)
         for message_id, _ in statuses:
             pipe.hmget(self.keys.msg(message_id), "ticket_id", "channel")
-        found = pipe.execute()
-        known = [(m, s, f) for (m, s), f in zip(statuses, found, strict=True) if f[0] is not None]
+        found = [(text_or_none(t), text_or_none(c) or "") for t, c in pipe.execute()]
+        known = [(m, s, t, c) for (m, s), (t, c) in zip(statuses, found, strict=True) if t]
         pipe = self.r.pipeline(transaction=False)
-        for _, _, (ticket_id, _) in known:
+        for _, _, ticket_id, _ in known:
             pipe.hget(self.keys.ticket(ticket_id), "queue")
-        queues = pipe.execute() if known else []
+        queues = [text_or_none(q) or "" for q in pipe.execute()] if known else []
         pipe = self.r.pipeline(transaction=True)
-        for (message_id, status, (ticket_id, channel)), queue in zip(known, queues, strict=True):
+        for (message_id, status, ticket_id, channel), queue in zip(known, queues, strict=True):
             pipe.hset(self.keys.msg(message_id), "delivery", status)
             pipe.hincrby(self.keys.stats(), f"delivery:{status.split(':', 1)[0]}", 1)
             extra = {"message": message_id, "delivery": status}
-            self._event(pipe, EventType.DELIVERY, ticket_id, queue or "", channel, actor, extra)
+            self._event(pipe, EventType.DELIVERY, ticket_id, queue, channel, actor, extra)
         if known:
             pipe.execute()
-        return [m for (m, _), f in zip(statuses, found, strict=True) if f[0] is None]
+        return [m for (m, _), (t, _) in zip(statuses, found, strict=True) if not t]
 
     # ------------------------------------------------------------ customers
 
@@ -637,12 +646,12 @@ class Store:
 
     @guarded
     def find_customer(self, identity: Identity) -> str | None:
-        return self.r.hget(self.keys.identity(), identity.key)
+        return text_or_none(self.r.hget(self.keys.identity(), identity.key))
 
     @guarded
     def customer_tickets(self, customer_id: str, limit: int = 50) -> list[Ticket]:
         ids = self.r.zrevrange(self.keys.customer_tickets(customer_id), 0, max(0, limit - 1))
-        return self.get_tickets(ids)
+        return self.get_tickets(texts(ids))
 
     # ------------------------------------------------------------ events and counters
 
@@ -655,10 +664,11 @@ class Store:
         queue: str = "",
         channel: str = "",
         actor: str = "system",
-        **extra: str,
+        **extra: str | int,
     ) -> str:
         """Append one event (sla_warned, sla_breached, csat, notify, ...); returns its id. An
-        unknown type raises ValueError: every type is an omnidesk.events.EventType."""
+        unknown type raises ValueError: every type is an omnidesk.events.EventType. The stream
+        keeps text: an `extra` count is written as its decimal string."""
         pipe = self.r.pipeline(transaction=False)
         self._event(pipe, kind, ticket_id, queue, channel, actor, extra)
         return pipe.execute()[0]
@@ -691,8 +701,8 @@ class Store:
         """Events after stream id `since` (exclusive), oldest first; pass the last id back."""
         if block_ms is not None:
             reply = self.r.xread({self.keys.events(): since}, count=count, block=block_ms)
-            return [(eid, fields) for _, entries in reply for eid, fields in entries]
-        return self.r.xrange(self.keys.events(), min=f"({since}", count=count)
+            return read_entries(reply)
+        return entries(self.r.xrange(self.keys.events(), min=f"({since}", count=count))
 
     @guarded
     def incr(self, counter: str, amount: int = 1) -> None:

@@ -59,12 +59,14 @@ from typing import Any
 
 import msgspec
 import redis
+from redis.typing import EncodableT
 
 from omnidesk import sla
 from omnidesk.config import Action, QueueConfigFile
 from omnidesk.errors import OmnideskError, PartialFailure
 from omnidesk.intake import IntakeHooks
 from omnidesk.model import Status, Ticket, utcnow
+from omnidesk.replies import data, data_or_none, scored_data, texts
 from omnidesk.sla import ClockSummary, SlaContext, SlaState
 from omnidesk.store import Store, guarded, lua, ms, redis_errors
 
@@ -271,7 +273,7 @@ class SlaClocks:
 
     @guarded
     def load(self, ticket_id: str) -> tuple[SlaState | None, int]:
-        return self._decode(ticket_id, self.rb.hget(*self.slot_key(ticket_id)))
+        return self._decode(ticket_id, data_or_none(self.rb.hget(*self.slot_key(ticket_id))))
 
     def state(self, ticket_id: str) -> SlaState | None:
         return self.load(ticket_id)[0]
@@ -292,7 +294,7 @@ class SlaClocks:
     @guarded
     def _write(self, ticket_id: str, version: int, state: SlaState, now: datetime) -> int:
         wake, overdue = wake_score(state, now)
-        args = [
+        args: list[EncodableT] = [
             self.store.prefix,
             ticket_id,
             version,
@@ -502,7 +504,7 @@ class SlaClocks:
         unique to this claim."""
         now_ms = sla.epoch_us(now) // 1000
         token = f"{now_ms + self.lease_ms}.5"
-        args = [self.store.prefix, now_ms, token, limit]
+        args: list[EncodableT] = [self.store.prefix, now_ms, token, limit]
         reply = self._scripts["sla_claim"](keys=[], args=args)
         claimed: Claimed = []
         for i in range(0, len(reply), 3):
@@ -585,7 +587,9 @@ class SlaClocks:
         """Fire what is due in one bucket this sweeper holds under `token`."""
         flat = self.rb.hgetall(self.key("b", bucket))
         planned = self._plan_batch(
-            [(bucket, None, [(bucket + f.decode(), raw) for f, raw in flat.items()])], token, now
+            [(bucket, None, [(bucket + data(f).decode(), data(raw)) for f, raw in flat.items()])],
+            token,
+            now,
         )
         return self._settle(planned, self._commit(planned.args))[0]
 
@@ -800,7 +804,7 @@ class SlaClocks:
         if queue is not None:
             queue = frozenset([queue] if isinstance(queue, str) else queue)
         for start in range(0, RISK_OVERDUE, 500):
-            overdue: list[str] = self.store.r.zrange(self.key("overdue"), start, start + 499)
+            overdue = texts(self.store.r.zrange(self.key("overdue"), start, start + 499))
             pipe = self.rb.pipeline(transaction=False)
             for tid in overdue:
                 pipe.hget(*self.slot_key(tid))
@@ -809,8 +813,10 @@ class SlaClocks:
             if len(overdue) < 500 or len(out) >= limit:
                 break
         for start in range(0, RISK_BUCKETS, 20):
-            page = self.rb.zrangebyscore(
-                self.key("due"), 0, "+inf", start=start, num=20, withscores=True
+            page = scored_data(
+                self.rb.zrangebyscore(
+                    self.key("due"), 0, "+inf", start=start, num=20, withscores=True
+                )
             )
             if not page:
                 break
@@ -822,7 +828,7 @@ class SlaClocks:
             for bucket, _ in page:
                 pipe.hgetall(self.key("b", bucket.decode()))
             for (bucket, _), flat in zip(page, pipe.execute(), strict=True):
-                records = [((bucket + f).decode(), v) for f, v in flat.items()]
+                records = [((bucket + data(f)).decode(), data(v)) for f, v in flat.items()]
                 out += self._risks(records, queue, at, seen)
         out.sort(key=lambda x: (x.remaining_seconds, x.due_at))
         return out[:limit]

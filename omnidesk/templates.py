@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from string import Formatter
+from typing import TypeVar
 
 from omnidesk.i18n import translator
 
@@ -25,6 +26,7 @@ LINE_PLACEHOLDERS = frozenset({"first_response_due"})
 # A due date as customers read it (in Riyadh: omnidesk.i18n's default zone), with the weekday.
 DUE_DATE_PATTERN = "EEEE d MMMM y"
 DUE_TIME_PATTERN = "HH:mm"
+_Lang = TypeVar("_Lang", bound=str)  # a template's language key
 
 
 class TemplateError(ValueError):
@@ -78,9 +80,11 @@ def _empty_line_placeholder(line: str, values: Mapping[str, str]) -> bool:
     return any(name in LINE_PLACEHOLDERS and not values.get(name) for name in names)
 
 
-def template_text(template: Mapping[str, str], language: str) -> str:
-    """The template's text in `language` (ar, en), else in the one language it has."""
-    return template.get(language) or next(iter(template.values()), "")
+def template_text(template: Mapping[_Lang, str], language: str) -> str:
+    """The template's text in `language` (ar, en), else in the one language it has. Keyed
+    by the config's ``Literal["ar", "en"]`` or by plain strings alike."""
+    found = next((text for lang, text in template.items() if lang == language), None)
+    return found or next(iter(template.values()), "")
 
 
 def reply_language(ticket_language: str) -> str:

@@ -28,6 +28,7 @@ import msgspec
 from omnidesk.config import QueueConfig
 from omnidesk.i18n import N_, in_every_language, translator
 from omnidesk.model import Identity, IdentityKind, Status, Ticket
+from omnidesk.replies import data
 from omnidesk.store import TICKET_ID, Store
 
 log = logging.getLogger("omnidesk.ticket_status")
@@ -224,7 +225,7 @@ class TicketStatus:
             raw = self.store.binary().hget(self.store.keys.sla_bucket(bucket), field)
             if not raw:
                 return {}
-            _, packed = split_record(raw)
+            _, packed = split_record(data(raw))
             state = sla.unpack_state(packed, tid)
         except Exception as exc:  # the status still answers without the clocks
             log.warning("status of %s: SLA state unreadable: %s", tid, exc)

@@ -78,6 +78,8 @@ class PublicDaemon(Protocol):
 
 def web_form(request: web.Request) -> WebFormConfig:
     """The current `service.web_form` (a SIGHUP may have changed it)."""
+    # DAEMON_KEY is typed as api's narrow DaemonView; the daemon behind it is the whole
+    # omnidesk.service.Daemon, which has `loaded` (PublicDaemon's fields)
     return request.app[DAEMON_KEY].loaded.data.service.web_form  # type: ignore[attr-defined]
 
 
@@ -363,6 +365,7 @@ def _too_large(lang: Lang) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """The web form's routes (the daemon adds them to its app; see omnidesk.api)."""
+    # DaemonView is what api needs; the object stored is the Daemon, a PublicDaemon too
     form = WebForm(app[DAEMON_KEY])  # type: ignore[arg-type]
     app.on_response_prepare.append(cors((INTAKE_PATH,)))
     app.on_cleanup.append(form.close)

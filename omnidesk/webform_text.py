@@ -13,6 +13,7 @@ from connectors.web.normalize import Problem
 from omnidesk.i18n import N_, in_every_language, translator
 
 Lang = Literal["ar", "en"]
+_LANGS: dict[str, Lang] = {"ar": "ar", "en": "en"}  # a two-letter code -> a Lang
 
 FIELD_NAMES: dict[str, str] = {
     "name": N_("name"),
@@ -58,14 +59,14 @@ def pick_lang(accept_language: str | None, asked: str | None = None) -> Lang:
     """`asked` (a `lang` field or parameter) when it is ar or en, else the first of ar/en in
     Accept-Language by its q-values, else Arabic."""
     if asked:
-        short = asked.strip().lower()[:2]
-        if short in ("ar", "en"):
-            return short  # type: ignore[return-value]
+        lang = _LANGS.get(asked.strip().lower()[:2])
+        if lang is not None:
+            return lang
     best: tuple[float, int, Lang] | None = None
     for i, item in enumerate((accept_language or "").split(",")[:20]):
         tag, _, params = item.strip().partition(";")
-        short = tag.strip().lower()[:2]
-        if short not in ("ar", "en"):
+        lang = _LANGS.get(tag.strip().lower()[:2])
+        if lang is None:
             continue
         q = 1.0
         for param in params.split(";"):
@@ -76,7 +77,7 @@ def pick_lang(accept_language: str | None, asked: str | None = None) -> Lang:
                 except ValueError:
                     q = 0.0
         if q > 0 and (best is None or (q, -i) > (best[0], -best[1])):
-            best = (q, i, short)  # type: ignore[assignment]
+            best = (q, i, lang)
     return best[2] if best else "ar"
 
 

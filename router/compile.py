@@ -11,7 +11,7 @@ the channels they can match. So a message only tries rules whose tokens it carri
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 from omnidesk.config import Condition, KeywordCondition, QueueConfigFile, RegexCondition
 from omnidesk.model import Channel
@@ -35,7 +35,7 @@ from router.nodes import (
 from router.regexes import RegexBank
 
 
-def _mask(fields: list[str]) -> int:
+def _mask(fields: Sequence[str]) -> int:
     mask = 0
     for name in fields:
         mask |= FIELD_BITS[name]
@@ -63,29 +63,7 @@ class _Compiler:
 
     def node(self, cond: Condition) -> Node:
         """One `when` node: its keys must all hold, cheapest tested first."""
-        parts: list[Node] = []
-        for key in ("channel", "account", "segment", "language"):
-            values = getattr(cond, key)
-            if values is not None:
-                parts.append(FieldIn(key, key, frozenset(values), values, key == "account"))
-        for key in ("has_attachment", "outside_business_hours"):
-            value = getattr(cond, key)
-            if value is not None:
-                parts.append(BoolIs(key, value))
-        if cond.flag is not None:
-            parts.append(SetOverlap("flag", "flags", frozenset(cond.flag), cond.flag))
-        if cond.customer_tag is not None:
-            tags = frozenset(_norm(t) for t in cond.customer_tag)
-            parts.append(SetOverlap("customer_tag", "customer_tags", tags, cond.customer_tag))
-        for key in ("region", "service"):
-            values = getattr(cond, key)
-            if values is not None:
-                folded = frozenset(_norm(v) for v in values)
-                parts.append(FieldIn(key, key, folded, values, key == "service"))
-        if cond.sender is not None:
-            addresses = frozenset(a.strip().casefold() for a in cond.sender.address)
-            domains = tuple(d.strip().casefold().lstrip("@") for d in cond.sender.domain)
-            parts.append(Sender(addresses, domains))
+        parts = _field_nodes(cond)
         if cond.keywords is not None:
             parts.append(self.keyword_node(cond.keywords))
         if cond.regex is not None:
@@ -97,6 +75,34 @@ class _Compiler:
         if cond.all is not None:
             parts.append(All([self.node(c) for c in cond.all]))
         return parts[0] if len(parts) == 1 else All(parts)
+
+
+def _field_nodes(cond: Condition) -> list[Node]:
+    """The nodes of a condition's keys that test the message's fields (no text search)."""
+    parts: list[Node] = []
+    for key in ("channel", "account", "segment", "language"):
+        values = getattr(cond, key)
+        if values is not None:
+            parts.append(FieldIn(key, key, frozenset(values), values, key == "account"))
+    for key in ("has_attachment", "outside_business_hours"):
+        value = getattr(cond, key)
+        if value is not None:
+            parts.append(BoolIs(key, value))
+    if cond.flag is not None:
+        parts.append(SetOverlap("flag", "flags", frozenset(cond.flag), cond.flag))
+    if cond.customer_tag is not None:
+        tags = frozenset(_norm(t) for t in cond.customer_tag)
+        parts.append(SetOverlap("customer_tag", "customer_tags", tags, cond.customer_tag))
+    for key in ("region", "service"):
+        values = getattr(cond, key)
+        if values is not None:
+            folded = frozenset(_norm(v) for v in values)
+            parts.append(FieldIn(key, key, folded, values, key == "service"))
+    if cond.sender is not None:
+        addresses = frozenset(a.strip().casefold() for a in cond.sender.address)
+        domains = tuple(d.strip().casefold().lstrip("@") for d in cond.sender.domain)
+        parts.append(Sender(addresses, domains))
+    return parts
 
 
 def compile_router(cfg: QueueConfigFile) -> Router:

@@ -12,7 +12,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from omnidesk.config import Condition, KeywordCondition, QueueConfigFile, RegexCondition
+from omnidesk.config import (
+    Condition,
+    KeywordCondition,
+    QueueConfigFile,
+    RegexCondition,
+    SenderCondition,
+)
 from omnidesk.model import Decision, TraceStep
 from omnidesk.text import compile_pattern, fold
 from router.decide import assemble
@@ -69,51 +75,22 @@ class NaiveRouter:
 
     def holds(self, cond: Condition, facts: Facts) -> bool:
         """Whether one `when` node holds: every key it sets must hold."""
+        return (
+            self._nested_hold(cond, facts)
+            and _fields_hold(cond, facts)
+            and (cond.sender is None or _sender_holds(cond.sender, facts))
+            and (cond.keywords is None or self._keywords(cond.keywords, facts))
+            and (cond.regex is None or self._regex(cond.regex, facts))
+            and _folded_fields_hold(cond, facts)
+        )
+
+    def _nested_hold(self, cond: Condition, facts: Facts) -> bool:
+        """The `all`, `any` and `not` keys."""
         if cond.all is not None and not all(self.holds(c, facts) for c in cond.all):
             return False
         if cond.any is not None and not any(self.holds(c, facts) for c in cond.any):
             return False
-        if cond.not_ is not None and self.holds(cond.not_, facts):
-            return False
-        if cond.channel is not None and facts.channel not in cond.channel:
-            return False
-        if cond.account is not None and facts.account not in cond.account:
-            return False
-        if cond.segment is not None and facts.segment not in cond.segment:
-            return False
-        if cond.language is not None and facts.language not in cond.language:
-            return False
-        if cond.sender is not None:
-            address_ok = any(a.strip().casefold() in facts.senders for a in cond.sender.address)
-            domain = facts.sender_domain
-            domain_ok = bool(domain) and any(
-                domain == d or domain.endswith("." + d)
-                for d in (x.strip().casefold().lstrip("@") for x in cond.sender.domain)
-            )
-            if not (address_ok or domain_ok):
-                return False
-        if cond.keywords is not None and not self._keywords(cond.keywords, facts):
-            return False
-        if cond.regex is not None and not self._regex(cond.regex, facts):
-            return False
-        if cond.has_attachment is not None and facts.has_attachment != cond.has_attachment:
-            return False
-        if (
-            cond.outside_business_hours is not None
-            and facts.outside_business_hours != cond.outside_business_hours
-        ):
-            return False
-        if cond.customer_tag is not None and not any(
-            fold(t).strip() in facts.customer_tags for t in cond.customer_tag
-        ):
-            return False
-        if cond.region is not None and facts.region not in [fold(r).strip() for r in cond.region]:
-            return False
-        if cond.service is not None and facts.service not in [
-            fold(s).strip() for s in cond.service
-        ]:
-            return False
-        return not (cond.flag is not None and not any(f in facts.flags for f in cond.flag))
+        return not (cond.not_ is not None and self.holds(cond.not_, facts))
 
     def route(self, facts: Facts) -> Decision:
         steps: list[TraceStep] = []
@@ -128,3 +105,44 @@ class NaiveRouter:
                 if not rule.then.continue_:
                     break
         return assemble(matched, self.cfg.default, self.cfg.queues, steps)
+
+
+def _fields_hold(cond: Condition, facts: Facts) -> bool:
+    """The keys compared with a field as it is."""
+    if cond.channel is not None and facts.channel not in cond.channel:
+        return False
+    if cond.account is not None and facts.account not in cond.account:
+        return False
+    if cond.segment is not None and facts.segment not in cond.segment:
+        return False
+    if cond.language is not None and facts.language not in cond.language:
+        return False
+    if cond.has_attachment is not None and facts.has_attachment != cond.has_attachment:
+        return False
+    if (
+        cond.outside_business_hours is not None
+        and facts.outside_business_hours != cond.outside_business_hours
+    ):
+        return False
+    return not (cond.flag is not None and not any(f in facts.flags for f in cond.flag))
+
+
+def _sender_holds(sender: SenderCondition, facts: Facts) -> bool:
+    address_ok = any(a.strip().casefold() in facts.senders for a in sender.address)
+    domain = facts.sender_domain
+    domain_ok = bool(domain) and any(
+        domain == d or domain.endswith("." + d)
+        for d in (x.strip().casefold().lstrip("@") for x in sender.domain)
+    )
+    return address_ok or domain_ok
+
+
+def _folded_fields_hold(cond: Condition, facts: Facts) -> bool:
+    """The keys compared case- and space-folded: customer tags, region, service."""
+    if cond.customer_tag is not None and not any(
+        fold(t).strip() in facts.customer_tags for t in cond.customer_tag
+    ):
+        return False
+    if cond.region is not None and facts.region not in [fold(r).strip() for r in cond.region]:
+        return False
+    return cond.service is None or facts.service in [fold(s).strip() for s in cond.service]

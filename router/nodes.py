@@ -10,11 +10,13 @@ field value such as ("account", "cr-mailbox"); see `Router.tokens`) and `need_ch
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from router.facts import Facts
 from router.keywords import FIELD_NAMES, SUBJECT, TEXT, Hits
 from router.regexes import RegexBank
+
+_T = TypeVar("_T", bound=Hashable)
 
 Token = Hashable  # a keyword id (int) or a (field, value) tuple
 TokenNeed = frozenset[Token] | None
@@ -307,10 +309,14 @@ class AnyOf(Node):
             said.append(why)
         return False, "any: none held (" + " | ".join(said) + ")"
 
-    def _union(self, needs: list[Any]) -> Any:
-        if not needs or any(n is None for n in needs):
-            return None
-        return frozenset().union(*needs)
+    def _union(self, needs: list[frozenset[_T] | None]) -> frozenset[_T] | None:
+        """What any child needs, together; None (read everything) when one needs that."""
+        out: set[_T] = set()
+        for need in needs:
+            if need is None:
+                return None
+            out |= need
+        return frozenset(out) if needs else None
 
     def need_tokens(self) -> TokenNeed:
         return self._union([c.need_tokens() for c in self.children])

@@ -43,7 +43,8 @@ class RegexBank:
         encoded = text.encode("utf-8")
         found: list[int] = []
         for first, bank in self._sets:
-            hits = bank.Match(encoded)
+            hits = bank.Match(encoded)  # the ids within this set of the regexes found, or None
             if hits:
-                found.extend(first + i for i in hits)
+                # google-re2-stubs types Set.Match as bool | None; it returns a list of ids
+                found.extend(first + i for i in hits)  # type: ignore[attr-defined]
         return frozenset(found)

@@ -39,6 +39,7 @@ def extract(raw: bytes, sha256: str, index: int | None = None) -> Extracted | No
         if hashlib.sha256(data).hexdigest() != sha256:  # cannot differ; checked, not assumed
             continue
         charset = part.get_param("charset") if part.get_content_maintype() == "text" else None
-        ok = isinstance(charset, str) and _TOKEN.fullmatch(charset)
-        return Extracted(data=data, charset=charset.lower() if ok else None)
+        if not isinstance(charset, str) or not _TOKEN.fullmatch(charset):
+            charset = None  # absent, RFC 2231-encoded (a tuple) or not a charset name
+        return Extracted(data=data, charset=charset.lower() if charset else None)
     return None

@@ -121,7 +121,9 @@ def tags(html: str) -> Iterator[tuple[str, str, int, int]]:
                 return
             pos = end
             continue
-        close = _ATTRS.match(html, opened.end()).end()
+        attrs = _ATTRS.match(html, opened.end())
+        assert attrs is not None  # every part of _ATTRS is optional: it matches "" at least
+        close = attrs.end()
         if close >= size:  # a tag cut off by the end of the document is dropped
             yield SKIPPED, "", pos, size
             return

@@ -132,6 +132,8 @@ class ImapConnector(Connector):
                     self.name, folder, state.get("uidvalidity"), validity,
                 )  # fmt: skip
             state = folders_state[folder] = {"uidvalidity": validity, "uid": 0}
+        cursors = self.cursors
+        assert cursors is not None  # _fetch_folders refused to start without one
         done = 0
         while done < limit and not self.stopping:
             uids = await asyncio.to_thread(session.uids_after, state["uid"])
@@ -141,7 +143,7 @@ class ImapConnector(Connector):
             for batch in (todo[i : i + size] for i in range(0, len(todo), size)):
                 await self._hand_over(session, sink, folder, batch)
                 state["uid"] = max(batch)
-                await self.cursors.set(self.name, cursor)  # type: ignore[union-attr]
+                await cursors.set(self.name, cursor)
                 await self._after(session, batch)
                 done += len(batch)
                 if self.stopping:

@@ -43,6 +43,8 @@ class _Plain(imaplib2.IMAP4):
     command. On a TLS socket every OpenSSL call holds `_tls_io`, and no call waits for the
     network inside OpenSSL: the socket is non-blocking, and the wait happens outside the lock."""
 
+    sock: socket.socket  # set by imaplib2's open(), from our open_socket()
+
     def __init__(self, *args: Any, connect_timeout: float, tls: ssl.SSLContext, **kw: Any):
         self._connect_timeout = connect_timeout
         self._tls = tls
@@ -151,15 +153,16 @@ class ImapSession:
     def connect(self) -> None:
         a = self.account
         tls = tls_context(a.tls_verify, a.ca_file)
-        options = {
-            "connect_timeout": a.timeouts.connect,
-            "tls": tls,
-            "timeout": a.timeouts.command,
-            "identifier": f"imap-{a.name}",
-        }
         with imap_errors(a, "connecting"):
             cls = _Tls if a.security == "tls" else _Plain
-            self.conn = cls(a.host, a.port, **options)
+            self.conn = cls(
+                a.host,
+                a.port,
+                connect_timeout=a.timeouts.connect,
+                tls=tls,
+                timeout=a.timeouts.command,
+                identifier=f"imap-{a.name}",
+            )
             if a.security == "starttls":
                 try:
                     self.conn.starttls()

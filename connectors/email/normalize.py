@@ -59,7 +59,7 @@ class _LenientMessage(Message):
     parser (a multipart boundary). Such a parameter counts as absent and the part records a
     defect; the raw message is archived as it came."""
 
-    def get_params(  # type: ignore[override]
+    def get_params(
         self, failobj: Any = None, header: str = "content-type", unquote: bool = True
     ) -> Any:
         try:
@@ -68,7 +68,7 @@ class _LenientMessage(Message):
             self._bad_parameters(header)
             return failobj
 
-    def get_param(  # type: ignore[override]
+    def get_param(
         self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True
     ) -> Any:
         try:
@@ -257,7 +257,7 @@ def _headers_cut_short(msg: Message) -> bool:
     if msg.defects and any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
         return True
     unixfrom = msg.get_unixfrom()
-    return bool(unixfrom) and bool(_OBS_FROM.match(unixfrom))
+    return bool(unixfrom and _OBS_FROM.match(unixfrom))
 
 
 _BLANK_LINE = re.compile(rb"\n\r?\n")
@@ -298,7 +298,9 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
 
 def _known_header(line: bytes) -> bool:
     found = _HEADER_LINE.match(line)
-    return bool(found) and line[: found.end() - 1].strip().decode().lower() in _KNOWN_HEADERS
+    if found is None:
+        return False
+    return line[: found.end() - 1].strip().decode().lower() in _KNOWN_HEADERS
 
 
 def _body_text(body: Body, defects: list[str]) -> tuple[str, str]:

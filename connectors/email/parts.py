@@ -128,7 +128,8 @@ def _attachment(part: Message, ctype: str) -> Attachment:
 def content(part: Message) -> bytes:
     if part.is_multipart():  # message/rfc822: the embedded message as it would be saved
         try:
-            return part.get_payload(0).as_bytes()
+            embedded = part.get_payload(0)
+            return embedded.as_bytes() if isinstance(embedded, Message) else b""
         except (TypeError, ValueError, LookupError, UnicodeError, IndexError, AttributeError):
             return b""
     data = part.get_payload(decode=True)

@@ -8,9 +8,11 @@ intake can match when the customer replies to the reply.
 from __future__ import annotations
 
 import email.policy
+import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TypedDict
 
 import aiosmtplib
 
@@ -61,6 +63,20 @@ def build_reply(outbound: Outbound, from_address: str) -> EmailMessage:
     return msg
 
 
+
+class _SmtpOptions(TypedDict, total=False):
+    """The keywords aiosmtplib's `send` and `SMTP` take from an account's config."""
+
+    hostname: str
+    port: int
+    timeout: float
+    use_tls: bool
+    start_tls: bool
+    tls_context: ssl.SSLContext
+    username: str
+    password: str
+    oauth_token_generator: Callable[[], Awaitable[str]]
+
 class SmtpSender:
     """Sends an account's replies; errors become Transient (4xx, network), Permanent (5xx)
     or Auth errors here, so the `deliver` actor knows whether to retry."""
@@ -80,10 +96,10 @@ class SmtpSender:
             where = f"{self.account.name}.oauth2_token_env"
             self._token = require_env(self.account.oauth2_token_env, where)
 
-    def _options(self) -> dict[str, object]:
+    def _options(self) -> _SmtpOptions:
         c = self.config
         context = tls_context(c.tls_verify, c.ca_file)
-        options: dict[str, object] = {
+        options: _SmtpOptions = {
             "hostname": c.host,
             "port": c.port,
             "timeout": c.timeout,
@@ -92,14 +108,14 @@ class SmtpSender:
             "tls_context": context,
         }
         if c.username and self._password is not None:
-            options.update(username=c.username, password=self._password)
+            options["username"], options["password"] = c.username, self._password
         elif c.username and self._token is not None:
             token = self._token
 
             async def xoauth2() -> str:
                 return token
 
-            options.update(username=c.username, oauth_token_generator=xoauth2)
+            options["username"], options["oauth_token_generator"] = c.username, xoauth2
         return options
 
     async def send(self, outbound: Outbound) -> Receipt:
@@ -112,7 +128,7 @@ class SmtpSender:
         options = self._options()
         username, password = options.pop("username", None), options.pop("password", None)
         options.pop("oauth_token_generator", None)
-        client = aiosmtplib.SMTP(**options)  # type: ignore[arg-type]
+        client = aiosmtplib.SMTP(**options)
 
         async def run() -> None:
             async with client:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from connectors.secrets import env_name, require_env
 
 Stream = Literal["mentions", "dm_events"]
+_MENTIONS: tuple[Stream, ...] = ("mentions",)
 _OAUTH1 = ("consumer_key_env", "consumer_secret_env", "access_token_env", "access_token_secret_env")
 
 
@@ -46,7 +47,7 @@ class TwitterConfig(BaseModel):
     consumer_secret_env: str | None = None
     access_token_env: str | None = None
     access_token_secret_env: str | None = None
-    read: list[Stream] = Field(default_factory=lambda: ["mentions"], min_length=1)
+    read: list[Stream] = Field(default_factory=lambda: list(_MENTIONS), min_length=1)
     api_base: str = "https://api.twitter.com"  # tests point it at a local server
     poll_interval: float = Field(60.0, gt=0)
     max_results: int = Field(100, ge=5, le=100)

@@ -14,6 +14,7 @@ import email.utils
 import hashlib
 import urllib.parse
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
 
 from connectors.base_normalize import MAX_JSON_BYTES, load_json
@@ -103,11 +104,14 @@ def _multipart(content_type: str, body: bytes) -> Submission:
     if not isinstance(parts, list) or len(parts) > MAX_FIELDS:
         raise PayloadError("web form: not a readable multipart body", reason="not_form")
     for part in parts:
+        if not isinstance(part, Message):
+            raise PayloadError("web form: not a readable multipart body", reason="not_form")
         name = _text(part.get_param("name", header="content-disposition"))
         if not name:
             continue
         filename = part.get_param("filename", header="content-disposition")
-        data = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)  # None for a nested multipart
+        data = payload if isinstance(payload, bytes) else b""
         if filename is not None:
             if not _text(filename) and not data:
                 continue  # a file input left empty: browsers still send the part

@@ -88,6 +88,47 @@ class FormInvalid(PayloadError):
         self.problems = problems
 
 
+def _strings(form: dict[str, Any], problems: list[Problem]) -> dict[str, str]:
+    """The form's text fields, stripped; a problem for each one not a string or too long."""
+    values: dict[str, str] = {}
+    for field, limit in _STRINGS.items():
+        value = form.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            problems.append(Problem(field, "not_string", "must be a string"))
+        elif len(value) > limit:
+            problems.append(
+                Problem(field, "too_long", f"longer than {limit} characters", limit)
+            )
+        elif value.strip():
+            values[field] = value.strip()
+    return values
+
+
+def _segment(values: dict[str, str], problems: list[Problem]) -> Segment:
+    if "segment" not in values:
+        return Segment.UNKNOWN
+    segment = _SEGMENTS.get(values["segment"].lower(), Segment.UNKNOWN)
+    if segment == Segment.UNKNOWN:
+        problems.append(Problem("segment", "invalid_segment", "must be consumer or business"))
+    return segment
+
+
+def _sent_at(values: dict[str, str], problems: list[Problem]) -> datetime | None:
+    """`submitted_at` in UTC (a time without a zone is taken as UTC)."""
+    if "submitted_at" not in values:
+        return None
+    try:
+        sent_at = datetime.fromisoformat(values["submitted_at"])
+        if sent_at.tzinfo is None:
+            sent_at = sent_at.replace(tzinfo=UTC)
+        return sent_at.astimezone(UTC)
+    except (ValueError, OverflowError):
+        problems.append(Problem("submitted_at", "invalid_time", "not an ISO 8601 time"))
+        return None
+
+
 def normalize(
     payload: bytes | str | dict,
     *,
@@ -104,19 +145,7 @@ def normalize(
     problems: list[Problem] = []
     unknown = sorted(k for k in form if k not in _FIELDS)
     problems.extend(Problem(printable(k), "unknown_field", "unknown field") for k in unknown[:5])
-    values: dict[str, str] = {}
-    for field, limit in _STRINGS.items():
-        value = form.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            problems.append(Problem(field, "not_string", "must be a string"))
-        elif len(value) > limit:
-            problems.append(
-                Problem(field, "too_long", f"longer than {limit} characters", limit)
-            )
-        elif value.strip():
-            values[field] = value.strip()
+    values = _strings(form, problems)
     email = values.get("email", "").lower()
     if email and not _EMAIL.fullmatch(email):
         problems.append(Problem("email", "invalid_email", "not a valid address"))
@@ -130,22 +159,8 @@ def normalize(
         problems.append(Problem("message", "required", "required"))
     if not email and not phone and not named & {"email", "phone"}:
         problems.append(Problem("email", "contact_required", "email or phone required"))
-    segment = Segment.UNKNOWN
-    if "segment" in values:
-        segment = _SEGMENTS.get(values["segment"].lower(), Segment.UNKNOWN)
-        if segment == Segment.UNKNOWN:
-            problems.append(
-                Problem("segment", "invalid_segment", "must be consumer or business")
-            )
-    sent_at = None
-    if "submitted_at" in values:
-        try:
-            sent_at = datetime.fromisoformat(values["submitted_at"])
-            if sent_at.tzinfo is None:
-                sent_at = sent_at.replace(tzinfo=UTC)
-            sent_at = sent_at.astimezone(UTC)
-        except (ValueError, OverflowError):
-            problems.append(Problem("submitted_at", "invalid_time", "not an ISO 8601 time"))
+    segment = _segment(values, problems)
+    sent_at = _sent_at(values, problems)
     given_id = values.get("submission_id") or values.get("external_id")
     if given_id and not _ID.fullmatch(given_id):
         problems.append(
@@ -236,7 +251,7 @@ def _attachments(raw: Any, problems: list[Problem]) -> list[Attachment]:
         sha256 = item.get("sha256", "")
         if not isinstance(sha256, str) or (sha256 and not _SHA256.fullmatch(sha256.lower())):
             bad(".sha256", "must be 64 hex digits")
-        if not any(p.field.startswith(at) for p in problems):
+        if isinstance(filename, str) and not any(p.field.startswith(at) for p in problems):
             found.append(
                 Attachment(
                     filename=filename.strip(),

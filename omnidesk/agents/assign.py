@@ -24,7 +24,8 @@ from omnidesk.agents.roster import Roster
 from omnidesk.config import AgentConfig
 from omnidesk.events import EventType
 from omnidesk.model import utcnow
-from omnidesk.store import Store, guarded, lua, run_script
+from omnidesk.replies import text_or_none, texts
+from omnidesk.store import Store, guarded, run_script
 
 log = logging.getLogger("omnidesk.agents")
 
@@ -35,12 +36,8 @@ PUSH_SCAN = 200  # waiting tickets looked at per push round
 
 
 def scripts(store: Store) -> dict[str, Any]:
-    """This package's Lua scripts, registered once per store."""
-    cached = getattr(store, "_agent_scripts", None)
-    if cached is None:
-        cached = {name: store.r.register_script(lua(name)) for name in SCRIPTS}
-        store._agent_scripts = cached  # type: ignore[attr-defined]
-    return cached
+    """This package's Lua scripts, registered once per store (`Store.script`)."""
+    return {name: store.script(name) for name in SCRIPTS}
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ class Assigner:
 
     @guarded
     def presence(self, agent_id: str) -> str:
-        return self.store.r.get(self.store.keys.presence(agent_id)) or "offline"
+        return text_or_none(self.store.r.get(self.store.keys.presence(agent_id))) or "offline"
 
     @guarded
     def load(self, agent_id: str) -> int:
@@ -93,7 +90,7 @@ class Assigner:
 
     @guarded
     def held(self, agent_id: str) -> list[str]:
-        return self.store.r.zrange(self.store.keys.agent_open(agent_id), 0, -1)
+        return texts(self.store.r.zrange(self.store.keys.agent_open(agent_id), 0, -1))
 
     # -------------------------------------------------------- pull
 

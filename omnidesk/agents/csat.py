@@ -29,6 +29,7 @@ from omnidesk.agents.assign import scripts
 from omnidesk.events import EventType
 from omnidesk.i18n import N_, translator
 from omnidesk.model import Channel, Direction, Inbound, Language, Outbound, Ticket, utcnow
+from omnidesk.replies import text, text_or_none
 from omnidesk.store import Store, guarded, run_script
 
 log = logging.getLogger("omnidesk.csat")
@@ -103,12 +104,12 @@ def consume_inbound(store: Store, inbound: Inbound) -> bool:
 @guarded
 def lookup(store: Store, token: str) -> dict[str, str] | None:
     """The survey behind a token: ticket, and the answer when there is one."""
-    ticket = store.r.hget(store.keys.csat(token), "ticket")
+    ticket = text_or_none(store.r.hget(store.keys.csat(token), "ticket"))
     if ticket is None:
         return None
     names = ["csat_score", "csat_comment", "language", "subject"]
     values = store.r.hmget(store.keys.ticket(ticket), names)
-    return {"ticket": ticket, **{k: v for k, v in zip(names, values, strict=True) if v}}
+    return {"ticket": ticket, **{k: text(v) for k, v in zip(names, values, strict=True) if v}}
 
 
 @dataclass

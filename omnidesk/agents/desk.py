@@ -10,6 +10,7 @@ The SLA engine plugs in through `sla` (an object with `on_agent_reply(ticket)`,
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from omnidesk.model import (
     utcnow,
 )
 from omnidesk.outbound import Known, SendReply, outbound_for
+from omnidesk.replies import entries, text, text_or_none
 from omnidesk.store import TICKET_ID, Store, guarded, ms, run_script
 from omnidesk.templates import render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
@@ -183,7 +185,7 @@ class Desk:
         """Hash fields the Ticket struct does not carry (due_at, csat_*, merged_into, ...)."""
         names = ["due_at", "csat_score", "csat_comment", "csat_at", "merged_into", "last_assignee"]
         values = self.store.r.hmget(self.store.keys.ticket(ticket_id), names)
-        return {k: v for k, v in zip(names, values, strict=True) if v is not None}
+        return {k: text(v) for k, v in zip(names, values, strict=True) if v is not None}
 
     def _sla(self, ticket_id: str, extra: dict[str, str]) -> Any:
         if self.sla is not None and hasattr(self.sla, "summary"):
@@ -252,14 +254,16 @@ class Desk:
     def _stream_history(self, ticket_id: str, limit: int) -> list[dict[str, str]]:
         """The ticket's events still in the stream. Stream ids are ms timestamps, so only
         events since the ticket was created are read (at most HISTORY_SCAN of them)."""
-        created = self.store.r.hget(self.store.keys.ticket(ticket_id), "created_ms")
+        created = text_or_none(self.store.r.hget(self.store.keys.ticket(ticket_id), "created_ms"))
         now_ms = ms(utcnow())  # a sender's clock ahead of ours must not hide the history
         since = max(0, min(int(created or 0), now_ms) - 60_000)
-        entries = self.store.r.xrevrange(
+        newest_first = self.store.r.xrevrange(
             self.store.keys.events(), max="+", min=str(since), count=HISTORY_SCAN
         )
         mine = [
-            {"id": eid, **fields} for eid, fields in entries if fields.get("ticket") == ticket_id
+            {"id": eid, **fields}
+            for eid, fields in entries(newest_first)
+            if fields.get("ticket") == ticket_id
         ]
         return mine[:limit][::-1]
 
@@ -269,7 +273,7 @@ class Desk:
         queue: str | None = None,
         status: str | None = None,
         limit: int = 50,
-    ) -> list[Ticket]:
+    ) -> builtins.list[Ticket]:
         return self.page(agent, queue=queue, status=status, limit=limit).tickets
 
     def page(self, agent: AgentConfig, queue: str | None = None, **filters: Any) -> Page:
@@ -295,7 +299,9 @@ class Desk:
         out.sort(key=lambda t: t.created_at, reverse=True)
         return Page(out[:limit], None)
 
-    def _page_from_records(self, queues: list[str], filters: dict[str, Any]) -> Page | None:
+    def _page_from_records(
+        self, queues: builtins.list[str], filters: dict[str, Any]
+    ) -> Page | None:
         from omnidesk.db.connect import RecordsUnavailable
         from omnidesk.db.tickets import list_tickets, records_have_tickets
 
@@ -308,7 +314,7 @@ class Desk:
             log.warning("ticket list from Redis: %s", exc)
             return None
 
-    def mine(self, agent: AgentConfig) -> list[Ticket]:
+    def mine(self, agent: AgentConfig) -> builtins.list[Ticket]:
         return self.store.get_tickets(self.assigner.held(agent.id))
 
     # -------------------------------------------------------- replies and notes
@@ -519,7 +525,13 @@ class Desk:
         return self._reload(into)
 
     @guarded
-    def tag(self, agent: AgentConfig, ticket_id: str, add: list[str], remove: list[str]) -> Ticket:
+    def tag(
+        self,
+        agent: AgentConfig,
+        ticket_id: str,
+        add: builtins.list[str],
+        remove: builtins.list[str],
+    ) -> Ticket:
         ticket = self.ticket(agent, ticket_id)
         for name in (*add, *remove):
             if not isinstance(name, str) or not name.strip() or len(name) > 64:

@@ -25,6 +25,7 @@ from typing import Any
 
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.events import EventType
+from omnidesk.replies import entries
 from omnidesk.store import Store
 from omnidesk.text import display_safe_tree
 
@@ -157,7 +158,7 @@ class EventHub:
                 self._fan_out(entry)
 
     def _tail(self) -> str:
-        last = self.store.r.xrevrange(self.store.keys.events(), count=1)
+        last = entries(self.store.r.xrevrange(self.store.keys.events(), count=1))
         return last[0][0] if last else "0-0"
 
     def _fan_out(self, entry: Entry) -> None:
@@ -176,7 +177,7 @@ def replay(store: Store, records: Any, since: str) -> list[Entry] | None:
     key = store.keys.events()
     if stream_pos(since)[0] < (datetime.now(UTC) - MAX_REPLAY_AGE).timestamp() * 1000:
         return None
-    head = store.r.xrange(key, count=1)
+    head = entries(store.r.xrange(key, count=1))
     first = head[0][0] if head else None
     out: list[Entry] = []
     if first is None or stream_pos(first) > stream_pos(since):
@@ -185,7 +186,7 @@ def replay(store: Store, records: Any, since: str) -> list[Entry] | None:
         if older is None:
             return None
         out += older
-    out += store.r.xrange(key, min=f"({since}", count=MAX_REPLAY + 1)
+    out += entries(store.r.xrange(key, min=f"({since}", count=MAX_REPLAY + 1))
     return out if len(out) <= MAX_REPLAY else None
 
 

@@ -42,7 +42,7 @@ from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
-from omnidesk.errors import AuthError, StoreUnavailable, TooLarge
+from omnidesk.errors import AuthError, CodedError, StoreUnavailable, TooLarge
 from omnidesk.events import EventType
 from omnidesk.model import to_builtins
 from omnidesk.text import display_safe_tree
@@ -67,7 +67,8 @@ def error(
     message: str,
     code: str = "",
     params: dict[str, Any] | None = None,
-    **headers: str,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     """The JSON error: the English message and, for the refusals a page words itself, a
     stable `code` with its `params`."""
@@ -82,6 +83,17 @@ class BodyTooLarge(BadRequest):
     """A request body over MAX_JSON: answered 413."""
 
 
+_RETRY_LATER = {"Retry-After": "5"}
+# The refusals answered with their own status, tried in this order (BodyTooLarge before
+# the BadRequest it is); a CodedError's code and params go with it.
+_REFUSALS: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
+    ((Forbidden,), 403),
+    ((NotFound, NoSuchAgent, UnknownCustomer), 404),
+    ((BodyTooLarge, TooLarge), 413),
+    ((BadRequest, RecordRefused, ValueError), 400),
+)
+
+
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/v1/") or request.path.startswith("/v1/intake/"):
@@ -92,28 +104,29 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        return error(exc.status, exc.reason, **headers)
-    except AuthError as exc:
-        return error(401, str(exc), **{"WWW-Authenticate": 'Bearer realm="omnidesk"'})
-    except Forbidden as exc:
-        return error(403, str(exc), exc.code, exc.params)
-    except NotFound as exc:
-        return error(404, str(exc), exc.code, exc.params)
-    except (NoSuchAgent, UnknownCustomer) as exc:
-        return error(404, str(exc))
-    except (BodyTooLarge, TooLarge) as exc:
-        return error(413, str(exc))
-    except BadRequest as exc:
-        return error(400, str(exc), exc.code, exc.params)
-    except (RecordRefused, ValueError) as exc:
-        return error(400, str(exc))
-    except (StoreUnavailable, RecordsUnavailable):
-        return error(503, "temporarily unavailable, try again", **{"Retry-After": "5"})
-    except ChannelUnavailable as exc:
-        return error(503, f"{exc}; try again", **{"Retry-After": "5"})
-    except Exception:  # a bug: logged here, one JSON line to the client, no traceback
-        log.exception("%s %s failed", request.method, request.path)
-        return error(500, "internal error")
+        return error(exc.status, exc.reason, headers=headers)
+    except Exception as exc:
+        answer = _refusal(exc)
+        if answer is None:  # a bug: logged here, one JSON line to the client, no traceback
+            log.exception("%s %s failed", request.method, request.path)
+            return error(500, "internal error")
+        return answer
+
+
+def _refusal(exc: Exception) -> web.Response | None:
+    """The answer to an error the API words for the client; None for a bug."""
+    if isinstance(exc, AuthError):
+        return error(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="omnidesk"'})
+    for kinds, status in _REFUSALS:
+        if isinstance(exc, kinds):
+            if isinstance(exc, CodedError):
+                return error(status, str(exc), exc.code, exc.params)
+            return error(status, str(exc))
+    if isinstance(exc, StoreUnavailable | RecordsUnavailable):
+        return error(503, "temporarily unavailable, try again", headers=_RETRY_LATER)
+    if isinstance(exc, ChannelUnavailable):
+        return error(503, f"{exc}; try again", headers=_RETRY_LATER)
+    return None
 
 
 def bearer(request: web.Request) -> str | None:

@@ -182,7 +182,7 @@ def _printable_url(database: str) -> str:
     added = {"password", "connect_timeout", "keepalives", "keepalives_idle",
              "keepalives_interval", "keepalives_count", "tcp_user_timeout"}  # fmt: skip
     params = {k: v for k, v in conninfo_to_dict(database).items() if k not in added}
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def _fresh_demo_database(config: str | None) -> str | None:

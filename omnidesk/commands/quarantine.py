@@ -7,10 +7,15 @@ import argparse
 import json
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from omnidesk.commands.tickets import format_table
 from omnidesk.configload import load_config
 from omnidesk.errors import OmnideskError, PermanentError
+
+if TYPE_CHECKING:
+    from omnidesk.quarantine import QuarantineItem
+    from omnidesk.runtime import Runtime
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,29 +77,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = Runtime.for_service(load_config(args.config))
     quarantine = runtime.quarantine
     if args.action == "list":
-        items = quarantine.list()
-        if args.json:
-            for item in items:
-                print(
-                    json.dumps(
-                        {
-                            "id": item.id,
-                            "channel": item.channel,
-                            "reason": item.reason,
-                            "error": item.error,
-                            "source": item.source,
-                            "at": item.quarantined_at.isoformat(),
-                        },
-                        ensure_ascii=False,
-                    )
-                )
-        else:
-            print(
-                format_table(
-                    ["id", "channel", "reason", "source", "error"],
-                    [[i.id, i.channel, i.reason, i.source, i.error[:70]] for i in items],
-                )
-            )
+        _print_list(quarantine.list(), as_json=args.json)
         return 0
     if args.action == "purge":
         assert filters is not None
@@ -105,43 +88,73 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(quarantine.usage(), sort_keys=True))
         return 0
     if args.action == "show":
-        item = quarantine.get(args.id)
-        if item is None:
+        shown = quarantine.get(args.id)
+        if shown is None:
             raise PermanentError(f"no quarantined payload {args.id}")
         if args.raw:
-            # over the caps and not in the archive: the head is all there is
-            kept = item.payload if item.whole else item.excerpt
-            if sys.stdout.isatty():  # as text, its escapes shown (omnidesk.cli's writer)
-                print(kept.decode("utf-8", "replace"))
-            else:  # to a file or a pipe: the bytes as kept
-                sys.stdout.buffer.write(kept)
-            if not item.whole:
-                print(f"\n{args.id}: only the first {len(kept)} bytes", file=sys.stderr)
-                return 1
-            return 0
+            return _write_raw(args.id, shown)
+        print(json.dumps(_details(shown), ensure_ascii=False))
+        return 0
+    return _retry(runtime, args.id)
+
+
+def _print_list(items: list[QuarantineItem], *, as_json: bool) -> None:
+    """One JSON line per item, or a table."""
+    if not as_json:
         print(
-            json.dumps(
-                {
-                    "id": item.id,
-                    "channel": item.channel,
-                    "account": item.account,
-                    "reason": item.reason,
-                    "error": item.error,
-                    "source": item.source,
-                    "received_at": item.received_at.isoformat(),
-                    "quarantined_at": item.quarantined_at.isoformat(),
-                    "attempts": item.attempts,
-                    "sha256": item.sha256,
-                    "bytes": item.size,
-                    "bytes_in_redis": item.size if item.kept < 0 else item.kept,
-                    "archived": item.archived,
-                },
-                ensure_ascii=False,
+            format_table(
+                ["id", "channel", "reason", "source", "error"],
+                [[i.id, i.channel, i.reason, i.source, i.error[:70]] for i in items],
             )
         )
-        return 0
+        return
+    for item in items:
+        line = {
+            "id": item.id,
+            "channel": item.channel,
+            "reason": item.reason,
+            "error": item.error,
+            "source": item.source,
+            "at": item.quarantined_at.isoformat(),
+        }
+        print(json.dumps(line, ensure_ascii=False))
+
+
+def _write_raw(qid: str, shown: QuarantineItem) -> int:
+    """The payload as kept; 1 when only its head is (over the caps and not in the archive)."""
+    kept = shown.payload if shown.whole else shown.excerpt
+    if sys.stdout.isatty():  # as text, its escapes shown (omnidesk.cli's writer)
+        print(kept.decode("utf-8", "replace"))
+    else:  # to a file or a pipe: the bytes as kept
+        sys.stdout.buffer.write(kept)
+    if not shown.whole:
+        print(f"\n{qid}: only the first {len(kept)} bytes", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _details(shown: QuarantineItem) -> dict[str, object]:
+    return {
+        "id": shown.id,
+        "channel": shown.channel,
+        "account": shown.account,
+        "reason": shown.reason,
+        "error": shown.error,
+        "source": shown.source,
+        "received_at": shown.received_at.isoformat(),
+        "quarantined_at": shown.quarantined_at.isoformat(),
+        "attempts": shown.attempts,
+        "sha256": shown.sha256,
+        "bytes": shown.size,
+        "bytes_in_redis": shown.size if shown.kept < 0 else shown.kept,
+        "archived": shown.archived,
+    }
+
+
+def _retry(runtime: Runtime, ids: list[str]) -> int:
+    """Run each payload through intake again; 2 when any is missing or still fails."""
     failed = 0
-    for qid in args.id:
+    for qid in ids:
         try:
             results = runtime.retry_quarantined(qid)
         except KeyError:

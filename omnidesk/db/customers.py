@@ -225,8 +225,10 @@ def export(conn: psycopg.Connection[Any], customer_id: str, actor: str) -> dict[
         "SELECT * FROM tickets WHERE customer_id = ANY(%s) ORDER BY created_at, id", group
     )
     tids = [t["id"] for t in tickets]
+    now = conn.execute("SELECT now()").fetchone()
+    assert now is not None  # SELECT now() always returns its one row
     doc = {
-        "exported_at": _iso(conn.execute("SELECT now()").fetchone()[0]),  # type: ignore[index]
+        "exported_at": _iso(now[0]),
         "customer_id": cid,
         "resolved_from": via,
         "customers": rows("SELECT * FROM customers WHERE id = ANY(%s) ORDER BY id", group),

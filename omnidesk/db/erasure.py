@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from redis.typing import EncodableT, FieldT
 
 from omnidesk.archive import Archive
 from omnidesk.archiving import TicketArchive, locked_month
@@ -194,7 +195,7 @@ def _hot_tickets(store: Store, ticket_ids: list[str]) -> int:
                 continue
             changed += 1
             mkey = keys.msg(mid)
-            fields = {
+            fields: dict[FieldT, EncodableT] = {
                 "text": "",
                 "subject": "",
                 "attachments": json.dumps(

@@ -27,7 +27,8 @@ from typing import Any
 
 from omnidesk.customer_evict import EVICT_GRACE, evict_customers
 from omnidesk.db.writer import GROUP
-from omnidesk.store import Store, guarded, lua
+from omnidesk.replies import texts
+from omnidesk.store import Store, guarded
 
 log = logging.getLogger("omnidesk.evict")
 
@@ -73,12 +74,8 @@ class Eviction:
         self.max_tail = max_tail  # more unwritten entries than this: wait for the writer
         self.customer_grace = customer_grace  # see omnidesk.customer_evict
         self.customers = customers
-        cached = getattr(store, "_evict_scripts", None)
-        if cached is None:
-            cached = {n: store.r.register_script(lua(n)) for n in ("evict", "evict_candidates")}
-            store._evict_scripts = cached  # type: ignore[attr-defined]
-        self._script = cached["evict"]
-        self._prune = cached["evict_candidates"]
+        self._script = store.script("evict")
+        self._prune = store.script("evict_candidates")
 
     def candidates(
         self, conn: Any, now: datetime, after: tuple[datetime, str] | None = None
@@ -158,7 +155,7 @@ class Eviction:
             cursor, members = self.store.r.sscan(key, cursor, count=chunk)
             if members:
                 removed += evict_customers(
-                    self.store, self.records, members, grace=self.customer_grace
+                    self.store, self.records, texts(members), grace=self.customer_grace
                 )
                 self._prune(keys=[self.store.prefix], args=members)
             if cursor == 0:

@@ -40,7 +40,7 @@ def current_version(conn: psycopg.Connection) -> int:
 def create_database(info: str) -> bool:
     """Create the database `info` names when it does not exist (the demo, a new install),
     through the server's maintenance database; False when it was there already."""
-    name = conninfo_to_dict(info).get("dbname")
+    name = str(conninfo_to_dict(info).get("dbname") or "")
     if not name:
         return False
     try:

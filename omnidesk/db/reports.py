@@ -596,7 +596,7 @@ def figures(
         ok = set((known or {}).get(dim, set()))
         if dim == "region":
             ok |= set(ctx.queue_regions.values())
-        if value and value not in ok and not known_values(
+        if isinstance(value, str) and value and value not in ok and not known_values(
             conn, dim, value
         ):
             raise UnknownFilterValue(f"--{dim} {value!r}: no such {dim} in the config or records")

@@ -43,6 +43,7 @@ from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.events import EventType
 from omnidesk.intake import post_key
 from omnidesk.model import SYSTEM_ACTORS
+from omnidesk.replies import entries, read_entries, text_fields
 from omnidesk.store import Store, guarded, lua, ms
 
 log = logging.getLogger("omnidesk.records")
@@ -153,21 +154,21 @@ class RecordWriter:
         r = self.store.r
         if self._own_pending:
             reply = r.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=self.batch)
-            entries = [(eid, f) for _, es in reply for eid, f in es if f]
-            if entries:
-                return entries
+            own = [(eid, f) for eid, f in read_entries(reply) if f]  # trimmed ones have none
+            if own:
+                return own
             self._own_pending = False
         claimed = r.xautoclaim(
             self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.batch
         )
-        entries = [(eid, f) for eid, f in claimed[1] if f]
+        left = [(eid, f) for eid, f in entries(claimed[1]) if f]
         gone = claimed[2] if len(claimed) > 2 else []  # trimmed while pending (Redis 7)
         if gone:
             r.xack(self.stream, GROUP, *gone)
-        if entries:
-            return entries
+        if left:
+            return left
         reply = r.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch)
-        return [(eid, f) for _, es in reply for eid, f in es]
+        return read_entries(reply)
 
     @guarded
     def snapshot(self, entries: Sequence[tuple[str, dict[str, str]]]) -> Snapshot:
@@ -220,7 +221,7 @@ class RecordWriter:
                 lag = group.get("lag")
                 if lag is None:
                     last = group["last-delivered-id"]
-                    lag = len(self.store.r.xrange(self.stream, min=f"({last}", count=100_000))
+                    lag = len(self.store.r.xrange(self.stream, min=f"({last}", count=100_000) or [])
                 return int(lag) + int(group["pending"])
         return int(self.store.r.xlen(self.stream))
 
@@ -574,7 +575,7 @@ class RecordWriter:
     @guarded
     def failed_entries(self) -> dict[str, dict[str, Any]]:
         """The entries set aside: stream id -> {"fields", "error", "at"}."""
-        raw = self.store.r.hgetall(self.store.keys.records_failed())
+        raw = text_fields(self.store.r.hgetall(self.store.keys.records_failed()))
         return {eid: json.loads(text) for eid, text in sorted(raw.items(), key=_by_pos)}
 
     @guarded
@@ -630,6 +631,21 @@ class RecordWriter:
             self._upgraded = True
         self.ensure_group()
 
+    async def _failed(self, exc: Exception, *, already_down: bool) -> None:
+        """Called in the except clause of a failed round. PostgreSQL away: one log line per
+        outage. Anything else (a record that cannot be written, a bug): a traceback, and the
+        batch stays pending to be tried again."""
+        away = isinstance(exc, RecordsUnavailable) or (
+            isinstance(exc, psycopg.Error) and is_transient(exc)
+        )
+        if not away:
+            log.exception("records: a batch failed; it stays pending")
+        elif not already_down:
+            log.error("records writer waiting: %s", exc)
+        self.state.up, self.state.error = False, _first_line(exc)
+        with contextlib.suppress(OmnideskError):
+            self.state.backlog = await asyncio.to_thread(self.backlog)
+
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, trim_s: float = 5.0) -> None:
         """The daemon's loop: write while there is anything, trim every `trim_s` (and, when
         idle, probe PostgreSQL then), wait out PostgreSQL or Redis being away (one log line
@@ -659,24 +675,11 @@ class RecordWriter:
                 delay = min(delay * 2, 5.0)
                 continue
             except Exception as exc:
-                # PostgreSQL away: wait. Anything else (a record that cannot be written, a
-                # bug): the batch stays pending and is tried again, with a traceback; the
-                # loop must not end, or /healthz would show its last state while the
-                # backlog grows unseen.
-                away = isinstance(exc, RecordsUnavailable) or (
-                    isinstance(exc, psycopg.Error) and is_transient(exc)
-                )
-                if not away:
-                    log.exception("records: a batch failed; it stays pending")
-                elif not down:
-                    log.error("records writer waiting: %s", exc)
+                # the loop must not end, or /healthz would show its last state while the
+                # backlog grows unseen
+                await self._failed(exc, already_down=down)
                 down = True
-                self.state.up, self.state.error = False, _first_line(exc)
-                with contextlib.suppress(OmnideskError):
-                    self.state.backlog = await asyncio.to_thread(self.backlog)
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
+                await _close_quietly(conn)
                 conn = None
                 await _sleep(stop, delay)
                 delay = min(delay * 2, 5.0)
@@ -684,6 +687,12 @@ class RecordWriter:
             if written < self.batch:
                 await _sleep(stop, idle_s)
         if conn is not None:
+            await conn.close()
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection[Any] | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
             await conn.close()
 
 

@@ -415,104 +415,153 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
-    async def viewer_of(request: web.Request, tr: Translator) -> Viewer | web.Response:
-        token = _token(request)
+async def _push(
+    dashboard: Dashboard,
+    request: web.Request,
+    response: web.StreamResponse,
+    sub: Any,
+    viewer: Viewer,
+    tr: Translator,
+) -> None:
+    """Write a snapshot, then another when an event concerns the viewer (after a burst has
+    settled) or every TICK_S; re-check the token every TICK_S. Returns when the stream is
+    cut off or the token is refused."""
+    token = _token(request)
+    checked = time.monotonic()
+    woken: float | None = None  # when this stream saw the event that asks for a reading
+    while True:
+        await _write_snapshot(dashboard, response, viewer, tr, woken)
+        changed = await _wait_for_change(sub, dashboard, viewer)
+        if changed is None:
+            return  # cut off (too slow, or the server stops): the page reconnects
+        woken = None
+        if changed:  # let the rest of a burst arrive, then one snapshot for all of it
+            woken = time.monotonic()
+            await asyncio.sleep(SETTLE_S)
+            while not sub.queue.empty():
+                if sub.queue.get_nowait() is None:
+                    return
+        if time.monotonic() - checked >= TICK_S:  # a revoked token ends the stream
+            checked = time.monotonic()
+            recheck = await _reauthorize(dashboard, response, token, viewer, tr)
+            if recheck is None:
+                return
+            viewer = recheck
+
+
+async def _write_snapshot(
+    dashboard: Dashboard,
+    response: web.StreamResponse,
+    viewer: Viewer,
+    tr: Translator,
+    woken: float | None,
+) -> None:
+    try:
+        body = await asyncio.to_thread(dashboard.snapshot, viewer, tr, woken)
+        text = _dumps(body)
+        await response.write(f"event: snapshot\ndata: {text}\n\n".encode())
+    except OmnideskError as exc:  # Redis away: say so; the next round tries again
+        log.warning("dashboard snapshot: %s", exc)
+        await response.write(b"event: unavailable\ndata: {}\n\n")
+
+
+async def _wait_for_change(sub: Any, dashboard: Dashboard, viewer: Viewer) -> bool | None:
+    """Until an event that concerns the viewer arrives (True) or TICK_S has passed (False);
+    None when the stream is cut off."""
+    deadline = asyncio.get_running_loop().time() + TICK_S
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return False
         try:
-            if not token:
-                raise BadToken("missing token")
-            return await asyncio.to_thread(dashboard.authorize, token)
-        except NotAuthorized as exc:
-            return refusal(exc, tr, token)
+            entry = await asyncio.wait_for(sub.queue.get(), timeout=left)
+        except TimeoutError:
+            return False
+        if entry is None or sub.overflowed:
+            return None
+        if concerns(entry[1], dashboard.scope(viewer)):
+            return True
 
-    def unavailable(tr: Translator) -> web.Response:
-        body = {"error": "unavailable", "message": tr._(dashtext.ERRORS["unavailable"])}
-        return web.json_response(body, status=503, headers={"Retry-After": "5"}, dumps=_dumps)
 
+async def _reauthorize(
+    dashboard: Dashboard, response: web.StreamResponse, token: str, viewer: Viewer,
+    tr: Translator,
+) -> Viewer | None:  # fmt: skip
+    """The token's viewer now (the one it had when Redis cannot say); None, after telling
+    the page, when the token is refused."""
+    try:
+        return await asyncio.to_thread(dashboard.authorize, token)
+    except NotAuthorized as exc:
+        message = {"error": exc.code, "message": tr._(dashtext.ERRORS[exc.code])}
+        await response.write(f"event: refused\ndata: {_dumps(message)}\n\n".encode())
+        return None
+    except OmnideskError:
+        return viewer
+
+
+async def _viewer_of(
+    dashboard: Dashboard, request: web.Request, tr: Translator
+) -> Viewer | web.Response:
+    """The request's viewer, or the refusal to answer with."""
+    token = _token(request)
+    try:
+        if not token:
+            raise BadToken("missing token")
+        return await asyncio.to_thread(dashboard.authorize, token)
+    except NotAuthorized as exc:
+        return refusal(exc, tr, token)
+
+
+def _unavailable(tr: Translator) -> web.Response:
+    body = {"error": "unavailable", "message": tr._(dashtext.ERRORS["unavailable"])}
+    return web.json_response(body, status=503, headers={"Retry-After": "5"}, dumps=_dumps)
+
+
+async def _stream(dashboard: Dashboard, request: web.Request) -> web.StreamResponse:
+    """The live dashboard as server-sent events."""
+    tr = dashtext.lang_translator(_lang(request))
+    viewer = await _viewer_of(dashboard, request, tr)
+    if isinstance(viewer, web.Response):
+        return viewer
+    hub = dashboard.hub(request.app)
+    sub = hub.subscribe()  # before the first snapshot: nothing after it is missed
+    try:
+        try:
+            await hub.started()
+        except StoreUnavailable:
+            return _unavailable(tr)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await _push(dashboard, request, response, sub, viewer, tr)
+        return response
+    finally:
+        hub.unsubscribe(sub)
+
+
+def route_hook(dashboard: Dashboard) -> Callable[[web.Application], None]:
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=_page(), content_type="text/html", charset="utf-8")
 
     async def data(request: web.Request) -> web.Response:
         tr = dashtext.lang_translator(_lang(request))
-        viewer = await viewer_of(request, tr)
+        viewer = await _viewer_of(dashboard, request, tr)
         if isinstance(viewer, web.Response):
             return viewer
         try:
             body = await asyncio.to_thread(dashboard.snapshot, viewer, tr)
         except StoreUnavailable:
-            return unavailable(tr)
+            return _unavailable(tr)
         return web.json_response(body, headers={"Cache-Control": "no-store"}, dumps=_dumps)
 
     async def stream(request: web.Request) -> web.StreamResponse:
-        tr = dashtext.lang_translator(_lang(request))
-        viewer = await viewer_of(request, tr)
-        if isinstance(viewer, web.Response):
-            return viewer
-        hub = dashboard.hub(request.app)
-        sub = hub.subscribe()  # before the first snapshot: nothing after it is missed
-        try:
-            try:
-                await hub.started()
-            except StoreUnavailable:
-                return unavailable(tr)
-            response = web.StreamResponse(
-                headers={
-                    "Content-Type": "text/event-stream; charset=utf-8",
-                    "Cache-Control": "no-store",
-                    "X-Accel-Buffering": "no",
-                }
-            )
-            await response.prepare(request)
-            with contextlib.suppress(ConnectionError):
-                await _push(request, response, sub, viewer, tr)
-            return response
-        finally:
-            hub.unsubscribe(sub)
-
-    async def _push(
-        request: web.Request, response: web.StreamResponse, sub: Any, viewer: Viewer,
-        tr: Translator,
-    ) -> None:  # fmt: skip
-        token = _token(request)
-        checked = time.monotonic()
-        woken: float | None = None  # when this stream saw the event that asks for a reading
-        while True:
-            try:
-                body = await asyncio.to_thread(dashboard.snapshot, viewer, tr, woken)
-                text = _dumps(body)
-                await response.write(f"event: snapshot\ndata: {text}\n\n".encode())
-            except OmnideskError as exc:  # Redis away: say so; the next round tries again
-                log.warning("dashboard snapshot: %s", exc)
-                await response.write(b"event: unavailable\ndata: {}\n\n")
-            changed, woken = False, None
-            deadline = asyncio.get_running_loop().time() + TICK_S
-            while not changed:
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                try:
-                    entry = await asyncio.wait_for(sub.queue.get(), timeout=left)
-                except TimeoutError:
-                    break
-                if entry is None or sub.overflowed:
-                    return  # cut off (too slow, or the server stops): the page reconnects
-                changed = concerns(entry[1], dashboard.scope(viewer))
-            if changed:  # let the rest of a burst arrive, then one snapshot for all of it
-                woken = time.monotonic()
-                await asyncio.sleep(SETTLE_S)
-                while not sub.queue.empty():
-                    if sub.queue.get_nowait() is None:
-                        return
-            if time.monotonic() - checked >= TICK_S:  # a revoked token ends the stream
-                checked = time.monotonic()
-                try:
-                    viewer = await asyncio.to_thread(dashboard.authorize, token)
-                except NotAuthorized as exc:
-                    message = {"error": exc.code, "message": tr._(dashtext.ERRORS[exc.code])}
-                    await response.write(f"event: refused\ndata: {_dumps(message)}\n\n".encode())
-                    return
-                except OmnideskError:
-                    pass
+        return await _stream(dashboard, request)
 
     def hook(app: web.Application) -> None:
         app.router.add_get("/dashboard", page)

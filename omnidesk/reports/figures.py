@@ -185,7 +185,7 @@ def summarize(
     raw: Raw, start: date, end: date, filters: Mapping[str, FilterValue]
 ) -> dict[str, Any]:
     days = [f"{d:%Y-%m-%d}" for d in days_between(start, end)]
-    per_day = {d: Counter() for d in days}
+    per_day: dict[str, Counter[str]] = {d: Counter() for d in days}
     for (metric, day), n in raw.by["day"].items():
         if day in per_day:
             per_day[day][metric] += n

@@ -80,13 +80,24 @@ def _choice(query: Any, name: str, allowed: Any, default: str) -> str:
     return value
 
 
+def _query_filters(query: Any) -> dict[str, str | frozenset[str] | None]:
+    """The report's filters from the query string; a channel or segment must be a known one."""
+    from omnidesk.model import Channel, Segment
+
+    filters: dict[str, str | frozenset[str] | None] = {k: query.get(k) or None for k in FILTERS}
+    for name, closed in (("channel", Channel), ("segment", Segment)):
+        if filters[name] is not None and filters[name] not in {c.value for c in closed}:
+            allowed = ", ".join(c.value for c in closed)
+            raise BadQuery(f"{name}={filters[name]!r}: use one of {allowed}")
+    return filters
+
+
 def route_hook(
     dashboard: Any, records: Callable[[], Any] | None = None, base_dir: Path | None = None
 ) -> Callable[..., None]:
     """`dashboard` gives the store, the current config and context, and the token check
     (all swapped on reload); `records` opens a PostgreSQL connection, None without one;
     `base_dir` is the config file's folder (a relative branding logo's base)."""
-    from omnidesk.model import Channel, Segment
     from omnidesk.reports.dashboard import NotAuthorized, _token
     from omnidesk.reports.source import ReportsUnavailable, figures_for
 
@@ -99,11 +110,7 @@ def route_hook(
         digits = _choice(query, "digits", DIGITS, "latn")
         end = _day(query, "to", datetime.now(ctx.tz).date())
         start = _day(query, "from", end - timedelta(days=29))
-        filters: dict[str, str | frozenset[str] | None] = {k: query.get(k) or None for k in FILTERS}
-        for name, closed in (("channel", Channel), ("segment", Segment)):
-            if filters[name] is not None and filters[name] not in {c.value for c in closed}:
-                allowed = ", ".join(c.value for c in closed)
-                raise BadQuery(f"{name}={filters[name]!r}: use one of {allowed}")
+        filters = _query_filters(query)
         scoped(filters, config, viewer.queues)
         result = figures_for(records, config, ctx, start, end, filters)
         titles = {name: q.title for name, q in config.queues.items() if q.title}
