@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,12 +34,16 @@ SCRIPTS = ("claim", "push", "release", "set_priority", "merge", "csat", "reassig
 PUSH_SCAN = 200  # waiting tickets looked at per push round
 
 
+# Per store, kept beside it rather than set on it; gone with the store.
+_registered: weakref.WeakKeyDictionary[Store, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 def scripts(store: Store) -> dict[str, Any]:
     """This package's Lua scripts, registered once per store."""
-    cached = getattr(store, "_agent_scripts", None)
+    cached = _registered.get(store)
     if cached is None:
         cached = {name: store.r.register_script(lua(name)) for name in SCRIPTS}
-        store._agent_scripts = cached  # type: ignore[attr-defined]
+        _registered[store] = cached
     return cached
 
 
