@@ -19,7 +19,7 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:customer:<cid>          hash   name, segment, region, created_at; tags (JSON list, the
                                      CRM's); seen_ms (a message last found it: omnidesk.known).
                                      A customer with no ticket here leaves once PostgreSQL has
-                                     it (omnidesk.customer_evict) and is loaded back on its
+                                     it (omnidesk.db.customer_evict) and is loaded back on its
                                      next message
     P:customer:<cid>:ids      set    identity keys (``email:a@b``, ``phone:+966...``)
     P:customer:<cid>:tickets  zset   the customer's ticket ids by creation time

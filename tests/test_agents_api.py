@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from ruamel.yaml import YAML
 
-from omnidesk.agents.http import add_routes
+from omnidesk.agents.routes import add_routes
 from omnidesk.configload import parse_config
 from omnidesk.db.records import Records
 from omnidesk.errors import ConfigError

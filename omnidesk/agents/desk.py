@@ -19,10 +19,11 @@ from typing import Any
 import msgspec
 
 from omnidesk.agents.assign import Assigner, scripts
+from omnidesk.agents.attachments import describe
+from omnidesk.agents.errors import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, Roster
 from omnidesk.config import AgentConfig
 from omnidesk.db.tickets import Page
-from omnidesk.errors import CodedError
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
     Direction,
@@ -44,14 +45,6 @@ log = logging.getLogger("omnidesk.agents")
 HISTORY_SCAN = 20_000  # events looked back through for one ticket's history
 MAX_TEXT = 20_000
 MAX_REASON = 500  # why a ticket waits: one line the console shows by the SLA clocks
-
-
-class NotFound(CodedError):
-    """No such ticket (or template)."""
-
-
-class BadRequest(CodedError):
-    """The action cannot be done as asked: the message says why."""
 
 
 @dataclass
@@ -141,8 +134,6 @@ class Desk:
 
     def _message_view(self, ticket_id: str, message: Message) -> dict[str, Any]:
         """A message as the view shows it: attachments with id, download URL, availability."""
-        from omnidesk.agents.attachments import describe
-
         out = to_builtins(message)
         out["attachments"] = describe(ticket_id, message, self.reachable(message))
         return out

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from omnidesk.agents import events
+from omnidesk import event_hub as events
 from omnidesk.agents.attachments import ChannelUnavailable
 from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
@@ -30,13 +30,13 @@ from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
 from omnidesk.errors import AuthError, StoreUnavailable, TooLarge
+from omnidesk.event_hub import HUB_KEY
 from omnidesk.model import to_builtins
 from omnidesk.text import display_safe_tree
 
 log = logging.getLogger("omnidesk.agents.http")
 
 SERVICE_KEY = web.AppKey("agents", AgentService)
-HUB_KEY = web.AppKey("events_hub", events.EventHub)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON = 256 * 1024
 SESSION_COOKIE = "omnidesk_session"
@@ -380,7 +380,7 @@ async def drop_session(request: web.Request) -> web.Response:
 
 
 async def events_stream(request: web.Request) -> web.StreamResponse:
-    """GET /v1/events/stream: Server-Sent Events of the agent's queues (omnidesk.agents.events).
+    """GET /v1/events/stream: Server-Sent Events of the agent's queues (omnidesk.event_hub).
     Bearer token or the session cookie (EventSource sends no header); Last-Event-ID (or
     ?last_event_id=) resumes after that stream id."""
     service = request.app[SERVICE_KEY]
@@ -578,8 +578,8 @@ def _brief(ticket: Any) -> dict[str, Any]:
     }
 
 
-def add_routes(service: AgentService) -> Callable[[web.Application], None]:
-    """The route hook for `Daemon.route_hooks` (or any aiohttp app)."""
+def add_api_routes(service: AgentService) -> Callable[[web.Application], None]:
+    """The /v1 desk API's routes; omnidesk.agents.routes.add_routes adds the other pages'."""
 
     def hook(app: web.Application) -> None:
         app[SERVICE_KEY] = service
@@ -614,13 +614,5 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_post("/v1/tickets/{ticket}/merge", merge)
         r.add_post("/v1/tickets/{ticket}/tags", tags)
         r.add_post("/v1/tickets/{ticket}/priority", priority)
-        from omnidesk.agents import console, crm_http, csat_page
-
-        crm_http.add_routes(r)
-        csat_page.add_routes(app)
-        console.add_routes(app)
-        from omnidesk.agents import supervise
-
-        supervise.add_routes(app)
 
     return hook

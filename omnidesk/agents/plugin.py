@@ -14,7 +14,7 @@ import contextlib
 import logging
 from typing import Any, ClassVar
 
-from omnidesk.agents.http import add_routes
+from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
 from omnidesk.agents.supervise import supervisor_viewer
 from omnidesk.configload import LoadedConfig

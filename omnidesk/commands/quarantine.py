@@ -8,9 +8,9 @@ import json
 import re
 import sys
 
-from omnidesk.commands.tickets import format_table
 from omnidesk.configload import load_config
 from omnidesk.errors import OmnideskError, PermanentError
+from omnidesk.tables import format_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

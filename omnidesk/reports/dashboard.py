@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from omnidesk.errors import OmnideskError, StoreUnavailable
+from omnidesk.event_hub import HUB_KEY, EventHub
 from omnidesk.i18n import LANGS, Translator
 from omnidesk.reports import dashtext
 from omnidesk.reports.fold import Context
@@ -349,9 +350,6 @@ class Dashboard:
 
     def hub(self, app: web.Application) -> Any:
         """The process's one events reader: the agents part's, or else one of our own."""
-        from omnidesk.agents.events import EventHub
-        from omnidesk.agents.http import HUB_KEY
-
         if HUB_KEY in app:
             return app[HUB_KEY]
         if self._hub is None:

@@ -3,7 +3,7 @@ buckets, and the `Context` taken from the config (time zone, queue regions, cale
 policy targets). Pure, no I/O.
 
 The counting itself ("the fold": how each event changes the figures) is SQL over the
-events in PostgreSQL (omnidesk.db.reports, omnidesk.db.report_days), checked against the
+events in PostgreSQL (omnidesk.reports.sql, omnidesk.reports.days), checked against the
 plain Python of omnidesk.reports.recompute. Dimensions are (queue, channel, segment,
 region, agent) as they stand when the event happens, so a ticket transferred from A to B
 counts its opening in A and its resolution in B. The event fields relied on are listed in
@@ -34,7 +34,7 @@ LIST_KINDS = ("breached", "default", "comment")
 TOTAL_ONLY = ("opened_h:", "rule:")  # metrics broken down by day only, not per dimension
 DAY_METRICS = frozenset({"opened", "resolved", "backlog"})  # the only per-day series shown
 STATUS_EVENTS = {"resolved": "resolved", "closed": "closed", "reopened": "open"}
-# Bumped when what the fold counts changes, so stored folded days (db.report_days) refold.
+# Bumped when what the fold counts changes, so stored folded days (reports/days.py) refold.
 FOLD_VERSION = 2
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from omnidesk.errors import PermanentError
 from omnidesk.i18n import N_, Translator, translator
-from omnidesk.reports.render import slices
+from omnidesk.reports.slices import slices
 from omnidesk.text import display_safe
 
 # Values the report names that a person reads in their language (the rest, queue ids,

@@ -1,6 +1,6 @@
 """Wires reports into the daemon: the report scheduler, the housekeeping pass
 (omnidesk.archive_job: retention, then eviction) and, with the records, the fold of
-finished days into PostgreSQL's report_days (omnidesk.db.report_days) as background jobs,
+finished days into PostgreSQL's report_days (omnidesk.reports.days) as background jobs,
 the removal of older versions' Redis rollups (omnidesk.reports.legacy)
 once at start-up, the dashboard as routes. `ReportsPlugin` is a daemon plugin
 (omnidesk.plugins, found through the `omnidesk.plugins` entry point); a SIGHUP reload
@@ -13,14 +13,14 @@ from typing import Any, ClassVar
 
 from omnidesk.archive_job import ArchiveJob
 from omnidesk.configload import LoadedConfig
-from omnidesk.db.report_days import ReportDays
-from omnidesk.db.reports import QueueCalendars
 from omnidesk.plugins import Plugin
 from omnidesk.reports.dashboard import Dashboard, route_hook
+from omnidesk.reports.days import ReportDays
 from omnidesk.reports.fold import Context
 from omnidesk.reports.http import route_hook as report_routes
 from omnidesk.reports.legacy import RollupCleanup
 from omnidesk.reports.schedule import ReportScheduler
+from omnidesk.reports.sql import QueueCalendars
 
 
 class ReportsPlugin(Plugin):

@@ -1,5 +1,5 @@
 """Where a report's figures come from: PostgreSQL, the system of record, for any period
-(omnidesk.db.reports: the finished days `report_days` holds, SQL over the events for the
+(omnidesk.reports.sql: the finished days `report_days` holds, SQL over the events for the
 rest). Every reader takes them from here: `omnidesk report`, scheduled reports, GET
 /v1/reports and the dashboard's today block. Redis keeps no report counters: whatever
 grows with history belongs in PostgreSQL.
@@ -62,7 +62,8 @@ def figures_for(
     when there is no database. The queue filter may be a set of queues (a supervisor's):
     their figures together. `calendars` (QueueCalendars) saves rebuilding them per call."""
     from omnidesk.db.connect import RecordsUnavailable
-    from omnidesk.db.reports import QueueCalendars, UnknownFilterValue, figures
+    from omnidesk.reports.days import figures
+    from omnidesk.reports.sql import QueueCalendars, UnknownFilterValue
 
     if records is None:
         raise PermanentError("reports are computed in PostgreSQL: no database is configured"
