@@ -1,4 +1,5 @@
-"""Which connector class serves each `kind` in the config's `connectors:` list.
+"""Which connector class serves each `kind` in the config's `connectors:` list: the
+`omnidesk.connectors` entry points, so another package can add a channel.
 
 Each class names its pydantic config model as `config_model`; entries are validated
 against it at load time, so a typo in a connector block is a FILE:LINE error too.
@@ -6,32 +7,30 @@ against it at load time, so a typo in a connector block is a FILE:LINE error too
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from pydantic import BaseModel
 
 from connectors.base import Connector
 
-KINDS: dict[str, str] = {
-    "maildir": "connectors.maildir.connector:MaildirConnector",
-    "imap": "connectors.email.imap:ImapConnector",
-    "telegram": "connectors.telegram.connector:TelegramConnector",
-    "twitter": "connectors.twitter.connector:TwitterConnector",
-    "whatsapp": "connectors.whatsapp.connector:WhatsAppConnector",
-}
+GROUP = "omnidesk.connectors"  # entry point name: the kind; value: "module:Class"
+
+
+def kinds() -> dict[str, EntryPoint]:
+    """Every installed connector kind: ours (pyproject.toml) and any other package's."""
+    return {point.name: point for point in entry_points(group=GROUP)}
 
 
 def connector_class(kind: str) -> type[Connector]:
-    if kind not in KINDS:
-        raise ValueError(f"unknown connector kind {kind!r} (known: {', '.join(sorted(KINDS))})")
-    module_name, _, attr = KINDS[kind].partition(":")
+    known = kinds()
+    if kind not in known:
+        raise ValueError(f"unknown connector kind {kind!r} (known: {', '.join(sorted(known))})")
     try:
-        module = importlib.import_module(module_name)
+        cls: type[Connector] = known[kind].load()
     except ImportError as exc:
         raise ValueError(f"connector kind {kind!r} is not available: {exc}") from None
-    cls: type[Connector] = getattr(module, attr)
     return cls
 
 
