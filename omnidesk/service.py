@@ -29,12 +29,14 @@ from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.embedded_redis import EmbeddedRedis
 from omnidesk.errors import ConfigError, OmnideskError, StoreFull, StoreUnavailable
 from omnidesk.metrics import Metrics
-from omnidesk.model import Channel, RawPayload
+from omnidesk.model import RawPayload
 from omnidesk.overload import REDIS_DOWN, REDIS_OOM, IntakeGate
 from omnidesk.plugins import Plugin, Plugins, discover
+from omnidesk.senders import register_connector_sender
 
 log = logging.getLogger("omnidesk.daemon")
 HANDOVER_BATCH = 100  # payloads per ingest message (Pipeline.handover's default batch_size)
+
 
 @dataclass
 class DaemonOptions:
@@ -436,31 +438,6 @@ class DaemonSink:
 
     async def admit(self) -> None:
         await self.daemon.admit(count=False)
-
-
-def register_connector_sender(
-    connector: Connector, loop: asyncio.AbstractEventLoop | None = None
-) -> bool:
-    """Make `connector.send` the `deliver` actor's sender for its (channel, account), run on
-    `loop` (the daemon's, where the connector lives). False when it cannot reply."""
-    from omnidesk.pipeline import register_sender
-
-    channels = reply_channels(connector)
-    for channel in channels:
-        register_sender(channel, connector.name, connector.send, loop=loop)
-    return bool(channels)
-
-
-def reply_channels(connector: Connector) -> tuple[Channel, ...]:
-    """The channels a connector replies on: its own (IMAP accounts reply by email), or what
-    it declares (a drop folder with an outbox: every channel its files come in on); none
-    when it cannot send."""
-    declared: tuple[Channel, ...] | None = getattr(connector, "reply_channels", None)
-    if declared is not None:
-        return declared
-    if type(connector).send is Connector.send:
-        return ()
-    return (Channel({"imap": "email"}.get(connector.kind, connector.kind)),)
 
 
 def _ping(store: Any) -> bool:

@@ -54,6 +54,9 @@ Urgency score: ``(3 - priority rank) * 1e13 + due_ms``, so urgent tickets sort f
 within a priority, the earliest SLA due time first (creation time until the SLA engine
 calls `set_due`). Mutations that touch several keys are Lua scripts (omnidesk/lua/).
 Keys are built inside the scripts, so this targets a single Redis, not Redis Cluster.
+
+Kept whole though over 500 lines: one Store class over one key layout, the single door
+to the ticket data in Redis for every part.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ The SLA engine plugs in through `sla` (an object with `on_agent_reply(ticket)`,
 `on_status(ticket, status)`, `on_transfer(ticket, new_queue)` and, for the view,
 `summary(ticket_id)`: omnidesk.sweeper.SlaClocks has that shape). Replies go out through
 `send_reply(outbound)`: the pipeline's `deliver` actor in the daemon.
+
+Kept whole though over 500 lines: the Desk class is the agents' actions on a ticket, each
+short, over the same store and SLA hooks; its refusals are errors.py, assignment assign.py.
 """
 
 from __future__ import annotations

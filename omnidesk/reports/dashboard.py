@@ -11,6 +11,9 @@ $OMNIDESK_DASHBOARD_TOKEN sees every queue (none set: all refused).
 
 The stream is read with fetch(), not EventSource: EventSource sends no Authorization
 header, and the operator's token has no agents' session cookie; the page reconnects itself.
+
+Kept whole though over 500 lines: the snapshot, its routes and its push stream share the
+Dashboard's caches; the login (omnidesk.viewers) and the events reader (event_hub) are out.
 """
 
 from __future__ import annotations

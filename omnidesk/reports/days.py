@@ -30,6 +30,9 @@ such an insert was still uncommitted is caught by recounting the day's events on
 minute later. The stored counters also depend on the config (time zone, queue regions, SLA
 targets, calendars): its fingerprint is kept with each day, and days folded under another
 are neither read nor kept (they are folded again).
+
+Kept whole though over 500 lines: the fold of days, its stored counters and `figures`
+(which reads them) share the fingerprint and the day bookkeeping; the event query is sql.py.
 """
 
 from __future__ import annotations

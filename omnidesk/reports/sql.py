@@ -25,6 +25,9 @@ Histories it cannot fully see: events of a ticket before its `ticket_opened` are
 a ticket opened before the period whose history is needed is found through the period's
 own events or, for the backlog at the period's end, through the tickets table (open now,
 or changed after the period).
+
+Kept whole though over 500 lines: most of it is the one report query (BODY_SQL) and the
+code that reads its rows; apart, the two halves of one contract would drift.
 """
 
 from __future__ import annotations
