@@ -26,7 +26,9 @@ from omnidesk.agents.attachments import describe
 from omnidesk.agents.errors import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, Roster
 from omnidesk.config import AgentConfig
-from omnidesk.db.tickets import Page
+from omnidesk.db.connect import RecordsUnavailable
+from omnidesk.db.tickets import Page, list_tickets, records_have_tickets
+from omnidesk.db.ticketview import load_ticket, ticket_events
 from omnidesk.intake import new_message_id
 from omnidesk.model import (
     Direction,
@@ -98,7 +100,6 @@ class Desk:
     def _recorded(self, ticket_id: str) -> dict[str, Any] | None:
         if self.records is None or not TICKET_ID.fullmatch(ticket_id):
             return None
-        from omnidesk.db.ticketview import load_ticket
 
         with self.records.connection() as conn:
             return load_ticket(conn, ticket_id)
@@ -226,8 +227,6 @@ class Desk:
         live = self._stream_history(ticket_id, limit)
         if self.records is None:
             return live
-        from omnidesk.db.connect import RecordsUnavailable
-        from omnidesk.db.ticketview import ticket_events
 
         try:
             with self.records.connection() as conn:
@@ -288,9 +287,6 @@ class Desk:
         return Page(out[:limit], None)
 
     def _page_from_records(self, queues: list[str], filters: dict[str, Any]) -> Page | None:
-        from omnidesk.db.connect import RecordsUnavailable
-        from omnidesk.db.tickets import list_tickets, records_have_tickets
-
         try:
             with self.records.connection() as conn:
                 if not records_have_tickets(conn):

@@ -32,6 +32,9 @@ from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
+from omnidesk.db.search import BadQuery, check_query
+from omnidesk.db.search import search as find
+from omnidesk.db.tickets import decode_cursor, encode_cursor
 from omnidesk.errors import AuthError, StoreUnavailable, TooLarge
 from omnidesk.event_hub import HUB_KEY
 from omnidesk.model import to_builtins
@@ -234,8 +237,6 @@ async def claim(request: web.Request) -> web.Response:
 async def list_tickets(request: web.Request) -> web.Response:
     """GET /v1/tickets?queue=&status=&customer=&channel=&tag=&since=&until=&before=&limit=
     Newest first; `next` is the cursor for `before` (null on the last page)."""
-    from omnidesk.db.tickets import decode_cursor, encode_cursor
-
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
     q = request.query
@@ -267,9 +268,6 @@ def _moment(query: Any, name: str) -> datetime | None:
 
 async def search(request: web.Request) -> web.Response:
     """Tickets (open or closed, in PostgreSQL) matching `q`, in the agent's queues only."""
-    from omnidesk.db.search import BadQuery, check_query
-    from omnidesk.db.search import search as find
-
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
     try:
