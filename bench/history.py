@@ -2,9 +2,9 @@
 
 (a) the report of a 365-day range over N events (default 10,000,000), unfiltered, with the
     real config's queues, regions, SLA policies and business calendars: first every finished
-    day is folded into report_days (omnidesk.db.report_days; timed apart as fold_s, from
+    day is folded into report_days (omnidesk.reports.days; timed apart as fold_s, from
     nothing), then the report sums the folded days and runs the event query over the SQL
-    of omnidesk.db.reports for the days not folded (the last days of the range);
+    of omnidesk.reports.sql for the days not folded (the last days of the range);
 (b) the 50-ticket page of a queue holding M tickets (default 1,000,000): the first page and a
     deep keyset page (90% of the way down), through omnidesk.db.tickets.list_tickets.
 
@@ -45,10 +45,10 @@ from psycopg.conninfo import make_conninfo
 
 from omnidesk.configload import load_config
 from omnidesk.db.migrate import upgrade
-from omnidesk.db.report_days import fold_step
-from omnidesk.db.reports import QueueCalendars, figures, local_bounds
 from omnidesk.db.tickets import list_tickets
+from omnidesk.reports.days import figures, fold_step
 from omnidesk.reports.fold import Context
+from omnidesk.reports.sql import QueueCalendars, local_bounds
 
 CONFIG = Path(__file__).resolve().parent.parent / "queue_config.yaml"
 DB = "od_bench_history"

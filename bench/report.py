@@ -11,8 +11,8 @@ history's last day are timed in rounds, interleaved (A B, then B A, ...) so the 
 noise hits both alike:
 
 - report: what `omnidesk report`, scheduled reports and GET /v1/reports run
-  (omnidesk.db.reports.figures: the folded days' counters from report_days, the events
-  query of omnidesk/db/reports.py over the days not folded);
+  (omnidesk.reports.days.figures: the folded days' counters from report_days, the events
+  query of omnidesk/reports/sql.py over the days not folded);
 - sql_baseline: the same figures by SQL over the indexed events table alone (the same
   function with stored=False: the window-function query over every event of the period).
 
@@ -45,8 +45,9 @@ import psycopg
 
 from bench.history import CONFIG, END, log, prepare, time_fold
 from omnidesk.configload import load_config
-from omnidesk.db.reports import QueueCalendars, figures, local_bounds
+from omnidesk.reports.days import figures
 from omnidesk.reports.fold import Context
+from omnidesk.reports.sql import QueueCalendars, local_bounds
 
 DB = "od_bench_report"
 

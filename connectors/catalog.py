@@ -1,4 +1,5 @@
-"""Which connector class serves each `kind` in the config's `connectors:` list.
+"""Which connector class serves each `kind` in the config's `connectors:` list: the
+`omnidesk.connectors` entry points, so another package can add a channel.
 
 An entry is validated at load time as `ConnectorConfig`, a pydantic union of every
 kind's config model told apart by `kind`, so a typo in a connector block is a FILE:LINE
@@ -8,8 +9,8 @@ need their channel's client library, are imported only when one is built or chec
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, Field, TypeAdapter
@@ -32,24 +33,22 @@ class ConnectorClass(Protocol):
     def __call__(self, config: Any, *, cursors: Any, lease: Any) -> Connector: ...
 
 
-KINDS: dict[str, str] = {
-    "maildir": "connectors.maildir.connector:MaildirConnector",
-    "imap": "connectors.email.imap:ImapConnector",
-    "telegram": "connectors.telegram.connector:TelegramConnector",
-    "twitter": "connectors.twitter.connector:TwitterConnector",
-    "whatsapp": "connectors.whatsapp.connector:WhatsAppConnector",
-}
+GROUP = "omnidesk.connectors"  # entry point name: the kind; value: "module:Class"
+
+
+def kinds() -> dict[str, EntryPoint]:
+    """Every installed connector kind: ours (pyproject.toml) and any other package's."""
+    return {point.name: point for point in entry_points(group=GROUP)}
 
 
 def connector_class(kind: str) -> ConnectorClass:
-    if kind not in KINDS:
-        raise ValueError(f"unknown connector kind {kind!r} (known: {', '.join(sorted(KINDS))})")
-    module_name, _, attr = KINDS[kind].partition(":")
+    known = kinds()
+    if kind not in known:
+        raise ValueError(f"unknown connector kind {kind!r} (known: {', '.join(sorted(known))})")
     try:
-        module = importlib.import_module(module_name)
+        cls: ConnectorClass = known[kind].load()
     except ImportError as exc:
         raise ValueError(f"connector kind {kind!r} is not available: {exc}") from None
-    cls: ConnectorClass = getattr(module, attr)
     return cls
 
 
@@ -60,10 +59,19 @@ ConnectorConfig = Annotated[
 _connector_config: TypeAdapter[ConnectorConfig] = TypeAdapter(ConnectorConfig)
 
 
-def validate_entry(entry: Any) -> ConnectorConfig:
-    """The typed config of one `connectors:` entry, the model chosen by its `kind`;
-    raises ValidationError (the kind missing or unknown, or the entry wrong for it)."""
-    return _connector_config.validate_python(entry)
+BUILT_IN = frozenset({"maildir", "imap", "telegram", "twitter", "whatsapp"})
+
+
+def validate_entry(entry: Any) -> BaseModel:
+    """The typed config of one `connectors:` entry, the model chosen by its `kind`: ours
+    through the ConnectorConfig union, another package's kind through its class's
+    `config_model`. Raises ValidationError (the kind missing or unknown, or the entry
+    wrong for it)."""
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if isinstance(kind, str) and kind not in BUILT_IN and kind in kinds():
+        return connector_class(kind).config_model.model_validate(entry)
+    config: BaseModel = _connector_config.validate_python(entry)
+    return config
 
 
 LeaseFactory = Callable[[str, float], Any]  # (connector name, ttl seconds) -> Lease
@@ -75,8 +83,8 @@ def build(
     """A connector from its config entry, with the daemon's cursor store and a lease on
     its account (so with several daemons each account has one poller at a time)."""
     config = validate_entry(entry)
-    cls = connector_class(config.kind)
+    cls = connector_class(str(entry["kind"]))
     lease = None
     if lease_for is not None and cls.uses_lease:
-        lease = lease_for(config.name, float(getattr(config, "lease_ttl", 30.0)))
+        lease = lease_for(str(entry["name"]), float(getattr(config, "lease_ttl", 30.0)))
     return cls(config, cursors=cursors, lease=lease)

@@ -15,9 +15,9 @@ A receive time later than now (a skewed clock, a touched file) is taken as now.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from datetime import datetime
+from importlib.metadata import entry_points
 from typing import Any
 
 from omnidesk.errors import PayloadError, PermanentError
@@ -26,27 +26,33 @@ from omnidesk.model import Channel, Inbound, Skipped, utcnow
 Result = Inbound | Skipped
 Normalizer = Callable[..., Any]  # (payload, *, account) -> Result | list[Result]
 
-_registry: dict[Channel, Normalizer | str] = {}
+GROUP = "omnidesk.normalizers"  # entry point name: the channel; value: "module:function"
+_registry: dict[Channel, Normalizer] = {}
 
 
-def register(channel: Channel, fn: Normalizer | str) -> None:
-    """Register a normalizer, or a lazy `"module:function"` imported on first use."""
+def register(channel: Channel, fn: Normalizer) -> None:
+    """Use `fn` for the channel instead of its installed entry point (tests, embedding)."""
     _registry[channel] = fn
 
 
 def normalizer(channel: Channel) -> Normalizer:
-    """The channel's normalizer; PermanentError when it is not registered or cannot load."""
+    """The channel's normalizer (the `omnidesk.normalizers` entry point named after it,
+    loaded on first use); PermanentError when none is installed or it cannot load."""
     fn = _registry.get(channel)
-    if fn is None:
+    if fn is not None:
+        return fn
+    points = entry_points(group=GROUP, name=channel.value)
+    if not points:
         raise PermanentError(f"no normalizer registered for channel {channel!s}")
-    if isinstance(fn, str):
-        module, _, name = fn.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            message = f"{channel!s} normalizer {module}:{name} unavailable: {exc}"
-            raise PermanentError(message) from None
-        _registry[channel] = fn
+    if len(points) > 1:
+        values = ", ".join(sorted(p.value for p in points))
+        raise PermanentError(f"{channel!s}: more than one normalizer installed ({values})")
+    (point,) = points
+    try:
+        fn = point.load()
+    except (ImportError, AttributeError) as exc:
+        raise PermanentError(f"{channel!s} normalizer {point.value} unavailable: {exc}") from None
+    _registry[channel] = fn
     return fn
 
 
@@ -79,10 +85,3 @@ def normalize(
     else:
         result = normalizer(channel)(payload, account=account)
     return result if isinstance(result, list) else [result]
-
-
-register(Channel.TELEGRAM, "connectors.telegram.normalize:normalize")
-register(Channel.TWITTER, "connectors.twitter.normalize:normalize")
-register(Channel.WHATSAPP, "connectors.whatsapp.normalize:normalize")
-register(Channel.WEB, "connectors.web.normalize:normalize")
-register(Channel.EMAIL, "connectors.email.normalize:normalize")  # another branch provides it

@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import pkgutil
-import shlex
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from omnidesk.commands import one_line
 from omnidesk.errors import ConfigError, OmnideskError
 from omnidesk.logs import mask_root_handlers, mask_secrets
-from omnidesk.text import display_safe, one_line_safe
+from omnidesk.text import display_safe
 
 
 # Every module in omnidesk.commands has register(subparsers) and sets `func` on its parser;
@@ -174,26 +173,6 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-
-
-def pasteable(*words: str, env: dict[str, str] | None = None) -> str:
-    """A command line to print as a hint, quoted for a POSIX shell, to be pasted and run as
-    it is: ``[NAME=value ...] omnidesk WORDS``. No placeholders: the caller gives real
-    values (see `config_words`)."""
-    assignments = [f"{name}={shlex.quote(value)}" for name, value in (env or {}).items()]
-    return " ".join([*assignments, "omnidesk", *(shlex.quote(w) for w in words)])
-
-
-def config_words(config: str | os.PathLike[str] | None) -> list[str]:
-    """``--config ABSOLUTE-PATH`` of the config a command used, for its hints: the hint then
-    runs from any folder, with the same config."""
-    from omnidesk.configload import config_path
-
-    return ["--config", str(config_path(config).resolve())]
-
-
-def one_line(exc: BaseException) -> str:
-    return one_line_safe(str(exc)) or type(exc).__name__
 
 
 if __name__ == "__main__":

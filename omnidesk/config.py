@@ -3,6 +3,9 @@
 Pydantic models with unknown keys forbidden; `omnidesk schema` prints their JSON
 Schema. Loading, line numbers and cross-reference checks live in `configload`.
 Rule conditions are data: nothing in a config file is ever evaluated as code.
+
+Kept whole though over 500 lines: it is only the typed shape of queue_config.yaml, one
+model per section, read as one tree by configload and `omnidesk schema`.
 """
 
 from __future__ import annotations

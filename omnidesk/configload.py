@@ -466,12 +466,12 @@ def _check_connectors(entries: list[Any], at: _Locator) -> list[str]:
     for i, entry in enumerate(entries):
         where: Loc = ("connectors", i)
         try:
-            config = validate_entry(entry)
+            validate_entry(entry)
         except ValidationError as exc:
             problems.extend(at.from_validation(exc, prefix=where, tagged=True))
         else:
             try:
-                connector_class(config.kind)  # its client library is installed
+                connector_class(entry["kind"])  # its client library is installed
             except ValueError as exc:
                 problems.append(at.problem((*where, "kind"), str(exc)))
         name = entry.get("name") if isinstance(entry, dict) else None

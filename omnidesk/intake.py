@@ -80,6 +80,9 @@ class IntakeHooks:
     on_opened: Hook = _no_op
     on_customer_message: Hook = _no_op
     on_opened_many: BatchHook | None = None
+    # After the SLA hooks: the daemon's plugins (push assignment). Isolated by its caller
+    # (omnidesk.plugins.Plugins.tickets_opened), so its failure never fails the batch.
+    after_opened: BatchHook | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class Intake:
             hooks.on_opened is _no_op
             and hooks.on_customer_message is _no_op
             and hooks.on_opened_many is None
+            and hooks.after_opened is None
         ):
             return
         # A duplicate is a redelivery: the process that opened the ticket may have died
@@ -182,6 +186,8 @@ class Intake:
         for tid in appended:
             if tid in tickets:
                 self._hook("on_customer_message", hooks.on_customer_message, tickets[tid])
+        if hooks.after_opened is not None and new:
+            hooks.after_opened(new)
 
     def _open_many(self, many: BatchHook, one: Hook, tickets: list[Ticket]) -> None:
         """`on_opened_many`; if it fails for good without saying for which tickets, each

@@ -2,7 +2,7 @@
 record, before the batch is routed and taken in.
 
 Redis holds hot state only (issue 13): a customer with no ticket in Redis leaves it
-(omnidesk.customer_evict), and a message's dedupe key leaves `P:seen` when its ticket
+(omnidesk.db.customer_evict), and a message's dedupe key leaves `P:seen` when its ticket
 does. Without this step a returning customer would get a new customer id from intake.lua,
 a message redelivered after its ticket left Redis would open a second ticket, and routing
 would never see a customer's tags (the rules' `customer_tag` condition).

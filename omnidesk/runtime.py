@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -23,11 +24,11 @@ from typing import Any
 
 import msgspec
 
-from omnidesk.agents.csat import consume_inbound as consume_csat
 from omnidesk.archive import Archive
 from omnidesk.budget import normalize_within
 from omnidesk.config import ParseBudget
 from omnidesk.configload import LoadedConfig
+from omnidesk.csat_answers import consume_inbound as consume_csat
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult, is_transient
 from omnidesk.known import Known, KnownLookup
@@ -87,6 +88,8 @@ class Runtime:
     # with it, new tickets get the receipts their rules name (omnidesk.receipts) and status
     # requests their answers (omnidesk.status_replies).
     send_replies: Callable[[list[Outbound]], None] | None = None
+    # Times each `process` call (the daemon's routing-latency histogram's `time`).
+    batch_timer: Callable[[], AbstractContextManager[Any]] = nullcontext
     intake: Intake = field(init=False)
     quarantine: Quarantine = field(init=False)
     known: KnownLookup = field(init=False)
@@ -261,6 +264,10 @@ class Runtime:
 
     def process(self, batch: list[RawPayload]) -> BatchReport:
         """Turn a batch of raw payloads into tickets (the `ingest` actor's body)."""
+        with self.batch_timer():
+            return self._process(batch)
+
+    def _process(self, batch: list[RawPayload]) -> BatchReport:
         report = BatchReport()
         # Every payload is archived before anything is taken in (TransientError: the batch is
         # retried, nothing acked). Written inline: the worker's other threads fill the disk

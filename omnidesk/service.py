@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import time
@@ -30,26 +29,13 @@ from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.embedded_redis import EmbeddedRedis
 from omnidesk.errors import ConfigError, OmnideskError, StoreFull, StoreUnavailable
 from omnidesk.metrics import Metrics, Scrape
-from omnidesk.model import Channel, RawPayload
+from omnidesk.model import RawPayload
 from omnidesk.overload import REDIS_DOWN, REDIS_OOM, IntakeGate
+from omnidesk.plugins import Plugin, Plugins, discover
+from omnidesk.senders import register_connector_sender
 
 log = logging.getLogger("omnidesk.daemon")
 HANDOVER_BATCH = 100  # payloads per ingest message (Pipeline.handover's default batch_size)
-
-# Extra parts (SLA sweeper, agents' API, webhooks) plug in here without this file knowing them.
-DaemonPlugin = Callable[["Daemon"], None]
-PLUGINS: list[DaemonPlugin] = []
-# Plugins every daemon loads, as "module:function" so this file imports none of them;
-# the agents come last because they wrap the SLA intake hooks.
-BUILTIN_PLUGINS = ("omnidesk.reports.plugin:install", "omnidesk.agents.plugin:attach")
-
-
-def _builtin_plugins() -> list[DaemonPlugin]:
-    plugins = []
-    for spec in BUILTIN_PLUGINS:
-        module, _, name = spec.partition(":")
-        plugins.append(getattr(importlib.import_module(module), name))
-    return plugins
 
 
 @dataclass
@@ -64,6 +50,9 @@ class DaemonOptions:
     redis_url: str | None = None  # overrides service.redis_url (tests, --embedded-redis)
     key_prefix: str | None = None
     database_url: str | None = None  # overrides service.database_url (the demo's own)
+    # The plugins (omnidesk.plugins) this daemon runs; None: every installed one (the
+    # `omnidesk.plugins` entry points: reports and agents, and any other package's).
+    plugins: list[Plugin] | None = None
 
 
 def _log_warnings(loaded: LoadedConfig) -> None:
@@ -82,8 +71,10 @@ class Daemon:
         self.connectors: list[Connector] = []
         self.route_hooks: list[RouteHook] = []
         self.background: list[Callable[[asyncio.Event], Any]] = []  # coroutines run until stop
-        # Plugins' parts that hold config of their own get each accepted SIGHUP config here.
+        # Parts that hold config of their own get each accepted SIGHUP config here (plugins
+        # through their `reload` hook).
         self.reload_hooks: list[Callable[[LoadedConfig], None]] = []
+        self.plugins = Plugins(discover() if options.plugins is None else options.plugins)
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._embedded: EmbeddedRedis | None = None
@@ -154,7 +145,6 @@ class Daemon:
             retry_after=service.intake_retry_after_s,
             registry=self.metrics.registry,
         )
-        self._wrap_ingest_timing()
         self._aioredis = aioredis.Redis.from_url(redis_url, decode_responses=True)
         cursors = CursorStore(self._aioredis, prefix)
 
@@ -172,8 +162,9 @@ class Daemon:
             add_routes = getattr(connector, "add_routes", None)
             if add_routes is not None:
                 self.route_hooks.append(add_routes)
-        for plugin in [*_builtin_plugins(), *PLUGINS]:
-            plugin(self)
+        self.runtime.batch_timer = self.metrics.routing_latency.time
+        self.runtime.intake.hooks.after_opened = self.plugins.tickets_opened
+        self.plugins.attach(self)
 
     async def start(self) -> None:
         if self.options.workers > 0:
@@ -324,6 +315,7 @@ class Daemon:
                 hook(new)
             except Exception:  # that part keeps its old config; the others move on
                 log.exception("reload hook %s failed", getattr(hook, "__qualname__", hook))
+        self.plugins.reload(new)
         log.info("reloaded %s: %d rules", new.path, len(new.data.rules))
 
     def _notify(self, event: dict[str, Any]) -> None:
@@ -396,16 +388,6 @@ class Daemon:
 
     # ------------------------------------------------------------ internals
 
-    def _wrap_ingest_timing(self) -> None:
-        process = self.runtime.process
-        histogram = self.metrics.routing_latency
-
-        def timed(batch: Any) -> Any:
-            with histogram.time():
-                return process(batch)
-
-        self.runtime.process = timed
-
     async def _wait_for_redis(self, store: Any, url: str) -> None:
         """Redis down at start: a clear line, retries with backoff, no crash loop."""
         backoff = Backoff(base=0.5, cap=30.0)
@@ -458,31 +440,6 @@ class DaemonSink:
 
     async def admit(self) -> None:
         await self.daemon.admit(count=False)
-
-
-def register_connector_sender(
-    connector: Connector, loop: asyncio.AbstractEventLoop | None = None
-) -> bool:
-    """Make `connector.send` the `deliver` actor's sender for its (channel, account), run on
-    `loop` (the daemon's, where the connector lives). False when it cannot reply."""
-    from omnidesk.pipeline import register_sender
-
-    channels = reply_channels(connector)
-    for channel in channels:
-        register_sender(channel, connector.name, connector.send, loop=loop)
-    return bool(channels)
-
-
-def reply_channels(connector: Connector) -> tuple[Channel, ...]:
-    """The channels a connector replies on: its own (IMAP accounts reply by email), or what
-    it declares (a drop folder with an outbox: every channel its files come in on); none
-    when it cannot send."""
-    declared: tuple[Channel, ...] | None = getattr(connector, "reply_channels", None)
-    if declared is not None:
-        return declared
-    if type(connector).send is Connector.send:
-        return ()
-    return (Channel({"imap": "email"}.get(connector.kind, connector.kind)),)
 
 
 def _ping(store: Any) -> bool:

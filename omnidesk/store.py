@@ -19,7 +19,7 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:customer:<cid>          hash   name, segment, region, created_at; tags (JSON list, the
                                      CRM's); seen_ms (a message last found it: omnidesk.known).
                                      A customer with no ticket here leaves once PostgreSQL has
-                                     it (omnidesk.customer_evict) and is loaded back on its
+                                     it (omnidesk.db.customer_evict) and is loaded back on its
                                      next message
     P:customer:<cid>:ids      set    identity keys (``email:a@b``, ``phone:+966...``)
     P:customer:<cid>:tickets  zset   the customer's ticket ids by creation time
@@ -56,6 +56,9 @@ Urgency score: ``(3 - priority rank) * 1e13 + due_ms``, so urgent tickets sort f
 within a priority, the earliest SLA due time first (creation time until the SLA engine
 calls `set_due`). Mutations that touch several keys are Lua scripts (omnidesk/lua/).
 Keys are built inside the scripts, so this targets a single Redis, not Redis Cluster.
+
+Kept whole though over 500 lines: one Store class over one key layout, the single door
+to the ticket data in Redis for every part.
 """
 
 from __future__ import annotations

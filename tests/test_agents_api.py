@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from ruamel.yaml import YAML
 
-from omnidesk.agents.http import add_routes
+from omnidesk.agents.routes import add_routes
 from omnidesk.configload import parse_config
 from omnidesk.db.records import Records
 from omnidesk.errors import ConfigError
@@ -410,13 +410,17 @@ async def test_resolving_twice_sends_one_survey(api: dict[str, Any]) -> None:
 async def test_the_dashboard_takes_a_supervisors_token_only(
     api: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from omnidesk.agents.supervise import supervisor_authorize
+    from omnidesk.agents.plugin import AgentsPlugin
+    from omnidesk.plugins import Plugins
     from omnidesk.reports.dashboard import Dashboard, route_hook
 
     monkeypatch.delenv("OMNIDESK_DASHBOARD_TOKEN", raising=False)
     runtime, service = api["runtime"], api["service"]
-    dashboard = Dashboard(runtime.store, runtime.config.data)
-    dashboard.authorize = supervisor_authorize(service, fallback=dashboard.authorize)
+    agents = AgentsPlugin()
+    agents.service = service
+    dashboard = Dashboard(
+        runtime.store, runtime.config.data, authorize=Plugins([agents]).authorize
+    )
     app = web.Application()
     route_hook(dashboard)(app)
     client = TestClient(TestServer(app))

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from omnidesk.agents.plugin import chain_push_after_intake
+from omnidesk.agents.plugin import push_after_intake
 from tests.agentkit import AGENTS_CONFIG, make
 from tests.storekit import REDIS_URL, web
 from tests.test_daemon import ROOT
@@ -75,7 +76,7 @@ def test_a_new_ticket_in_a_push_queue_is_assigned_by_the_intake_hook(
 ) -> None:
     agents = [{"id": "rr", "queues": ["cr"], "capacity": 2, "languages": ["ar"]}]
     runtime, service, _ = make(prefix, tmp_path, agents)
-    chain_push_after_intake(runtime.intake.hooks, service)
+    runtime.intake.hooks.after_opened = partial(push_after_intake, service)
     service.assigner.set_presence("rr", "online")
     report = runtime.process([web("تجديد السجل التجاري", email="a@example.sa")])
     ticket = service.store.get_ticket(report.results[0].ticket_id)

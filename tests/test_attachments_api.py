@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from connectors.telegram.connector import TelegramConnector
 from connectors.whatsapp.connector import WhatsAppConnector
 from omnidesk.agents.attachments import content_disposition, safe_filename, serve_as
-from omnidesk.agents.http import add_routes
+from omnidesk.agents.routes import add_routes
 from omnidesk.db.evict import Eviction
 from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter

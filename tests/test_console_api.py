@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from omnidesk.agents.http import add_routes
+from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
 from omnidesk.db.erasure import erase_tickets
 from omnidesk.i18n import catalog

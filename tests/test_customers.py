@@ -15,7 +15,7 @@ import pytest
 
 from omnidesk.archive import Archive
 from omnidesk.archiving import TicketArchive
-from omnidesk.db import customers
+from omnidesk.db import customers, erasure, merging
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
 from omnidesk.db.erasure import PERSONAL_EVENT_FIELDS
 from omnidesk.db.retention import apply_retention
@@ -126,7 +126,7 @@ def test_a_merged_customer_resolves_to_its_target_and_says_so(
     conn: psycopg.Connection[Any],
 ) -> None:
     seed_huda(conn)
-    customers.merge(conn, "else@example.sa", "C-00000001", "amal")
+    merging.merge(conn, "else@example.sa", "C-00000001", "amal")
     doc = customers.show(conn, "C-00000002")
     assert doc["customer"]["id"] == "C-00000001" and doc["resolved_from"] == "C-00000002"
     assert "merged into C-00000001" in doc["note"]
@@ -227,7 +227,7 @@ def test_erase_removes_personal_data_from_postgres_redis_and_the_raw_archive(
     assert all(archive.get(d) for d in [*hot_raws, raw, pic, other_raw])
     before = counts_by_queue(conn)
 
-    done = customers.erase(conn, "sami@example.sa", "boss", store, state)
+    done = erasure.erase_customer(conn, "sami@example.sa", "boss", store, state)
 
     assert done["customer"] == cid and done["tickets"] == 3 and done["files"] == 4
     # PostgreSQL: nothing that names or quotes Sami; the statistics as they were
@@ -277,7 +277,7 @@ def test_erase_removes_personal_data_from_postgres_redis_and_the_raw_archive(
     assert "Nour" in kept["OD-2025-000010"] and "n@example.sa" in kept["OD-2025-000010"]
     assert done["archived_records"] == 1
     # idempotent: again, nothing more to do, the first time kept
-    again = customers.erase(conn, cid, "boss", store, state)
+    again = erasure.erase_customer(conn, cid, "boss", store, state)
     assert again["identities"] == 0 and again["files"] == 0
     assert (
         conn.execute("SELECT erased_at FROM customers WHERE id = %s", (cid,)).fetchone()[0]
@@ -289,7 +289,7 @@ def test_erase_removes_personal_data_from_postgres_redis_and_the_raw_archive(
     assert [(a, b, c) for a, b, c, _ in audit] == [("boss", "erase", cid)] * 2
     assert audit[0][3]["tickets"] == 3 and "sami" not in json.dumps(audit).lower()
     with pytest.raises(RecordRefused):
-        customers.merge(conn, other.customer_id, cid, "boss", store)
+        merging.merge(conn, other.customer_id, cid, "boss", store)
 
 
 def write_month(months: TicketArchive, month: str, records: list[dict[str, Any]]) -> None:
@@ -368,7 +368,7 @@ def test_merge_moves_everything_live_intake_follows_and_unmerge_restores_exactly
     tids = [a.ticket_id, b.ticket_id, c.ticket_id]
     pg_before, redis_before = pg_state(conn), redis_state(store, [src, tgt], tids)
 
-    done = customers.merge(conn, "+966553334444", "one@example.sa", "amal", store)
+    done = merging.merge(conn, "+966553334444", "one@example.sa", "amal", store)
 
     assert (done["source"], done["target"]) == (src, tgt)
     assert done["tickets"] == [b.ticket_id, c.ticket_id] and done["tags_added"] == ["vip"]
@@ -385,18 +385,18 @@ def test_merge_moves_everything_live_intake_follows_and_unmerge_restores_exactly
     assert later.customer_id == tgt
     store.r.zrem(store.key("customer", tgt, "tickets"), later.ticket_id)  # compare the rest
 
-    undone = customers.unmerge(conn, done["merge"], "boss", store)
+    undone = merging.unmerge(conn, done["merge"], "boss", store)
 
     assert undone["tickets"] == [b.ticket_id, c.ticket_id] and undone["identities"] == 1
     assert pg_state(conn) == pg_before
     assert redis_state(store, [src, tgt], tids) == redis_before
     assert conn.execute("SELECT undone_at FROM customer_merges").fetchone()[0] is not None
     with pytest.raises(RecordRefused):
-        customers.unmerge(conn, done["merge"], "boss", store)
+        merging.unmerge(conn, done["merge"], "boss", store)
     with pytest.raises(UnknownCustomer):
-        customers.unmerge(conn, 999, "boss", store)
+        merging.unmerge(conn, 999, "boss", store)
     with pytest.raises(RecordRefused):
-        customers.merge(conn, src, src, "amal", store)
+        merging.merge(conn, src, src, "amal", store)
     audit = conn.execute(
         "SELECT actor, action, subject, detail FROM audit"
         " WHERE action IN ('merge', 'unmerge') ORDER BY id"
@@ -420,7 +420,7 @@ def test_merge_into_a_customer_redis_no_longer_holds_loads_it(
         tags=["investor"],
         identities=[("email", "cold@example.sa")],
     )
-    customers.merge(conn, hot.customer_id, "C-00009000", "boss", store)
+    merging.merge(conn, hot.customer_id, "C-00009000", "boss", store)
     loaded = store.get_customer("C-00009000")
     assert loaded is not None and loaded.name == "Cold Case"
     assert loaded.segment.value == "business" and loaded.tags == ["investor"]
@@ -547,21 +547,21 @@ def test_merge_records_what_only_redis_holds_yet_and_leaves_cold_customers_cold(
     assert fresh.customer_id == src.customer_id
     customer(conn, "C-00008000", "Target", identities=[("email", "t@example.sa")])
 
-    done = customers.merge(conn, src.customer_id, "C-00008000", "amal", store)
+    done = merging.merge(conn, src.customer_id, "C-00008000", "amal", store)
 
     assert done["tickets"] == [src.ticket_id, fresh.ticket_id] and done["identities"] == 2
     (moved,) = conn.execute("SELECT moved FROM customer_merges").fetchone()
     assert moved["identities"] == ["email:s@example.sa", "phone:+966557776666"]
     assert store.r.hget(store.key("identity"), "phone:+966557776666") == "C-00008000"
     assert store.get_ticket(fresh.ticket_id).customer_id == "C-00008000"
-    customers.unmerge(conn, done["merge"], "amal", store)
+    merging.unmerge(conn, done["merge"], "amal", store)
     assert store.r.hget(store.key("identity"), "phone:+966557776666") == src.customer_id
     assert store.get_ticket(fresh.ticket_id).customer_id == src.customer_id
 
     # two customers Redis does not hold: the merge writes nothing there
     customer(conn, "C-00008001", "Cold A", identities=[("email", "ca@example.sa")])
     customer(conn, "C-00008002", "Cold B", identities=[("email", "cb@example.sa")])
-    customers.merge(conn, "C-00008001", "C-00008002", "amal", store)
+    merging.merge(conn, "C-00008001", "C-00008002", "amal", store)
     assert not store.r.exists(store.key("customer", "C-00008002"))
     assert store.r.hget(store.key("identity"), "email:ca@example.sa") is None
 
@@ -587,7 +587,7 @@ def test_the_records_writer_keeps_tags_merges_and_erasures_as_made(
         x2.ticket_id,
     }
     customers.set_tags(conn, x, ["vip"], [], "amal", store)
-    merged = customers.merge(conn, y.customer_id, x, "amal", store)
+    merged = merging.merge(conn, y.customer_id, x, "amal", store)
     for tid in (x1.ticket_id, y.ticket_id):
         store.set_status(tid, "open", actor="amal")  # new events: the writer writes again
     asyncio.run(writer.drain())
@@ -598,7 +598,7 @@ def test_the_records_writer_keeps_tags_merges_and_erasures_as_made(
 
     # still in the stream when the erasure runs: written after it
     store.add_event("csat", x2.ticket_id, actor="customer", score="5", comment="Xena: great")
-    customers.erase(conn, x, "boss", store, tmp_path / "state")
+    erasure.erase_customer(conn, x, "boss", store, tmp_path / "state")
     conn.execute("UPDATE tickets SET subject = 'Xena again' WHERE id = %s", (x2.ticket_id,))
     store.set_status(x2.ticket_id, "resolved", actor="amal")
     asyncio.run(writer.drain())

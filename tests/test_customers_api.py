@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from ruamel.yaml import YAML
 
-from omnidesk.agents.http import add_routes
-from omnidesk.db import customers
+from omnidesk.agents.routes import add_routes
+from omnidesk.db import merging
 from omnidesk.db.records import Records
 from tests.agentkit import make
 from tests.crmkit import mirror
@@ -174,7 +174,7 @@ async def test_every_documented_customer_operation_answers_as_documented(
         merge = ""
         if "{merge}" in path:
             with api["service"].records.connection() as conn:
-                merge = str(customers.merge(conn, cid, into, "boss", api["service"].store)["merge"])
+                merge = str(merging.merge(conn, cid, into, "boss", api["service"].store)["merge"])
         url = path.replace("{customer}", cid).replace("{merge}", merge)
         kwargs: dict[str, Any] = {}
         content = op.get("requestBody", {}).get("content", {})

@@ -12,8 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from omnidesk.db import report_days, reports
-from omnidesk.db.reports import QueueCalendars
+from omnidesk.reports import days as report_days
+from omnidesk.reports import sql as reports
+from omnidesk.reports.sql import QueueCalendars
 from tests.reportkit import _NATIONAL, AGENTS, CHANNELS, QUEUES, SEGMENTS, context, history
 from tests.test_db_reports import seed
 

@@ -12,9 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from omnidesk.db.reports import QueueCalendars, UnknownFilterValue, figures, read_raw
+from omnidesk.reports.days import figures
 from omnidesk.reports.recompute import recompute
 from omnidesk.reports.render import render
+from omnidesk.reports.sql import QueueCalendars, UnknownFilterValue, read_raw
 from tests.reportkit import (
     _NATIONAL,
     AGENTS,
@@ -149,7 +150,7 @@ def test_every_reader_gets_the_recomputed_figures(loaded, pg_url) -> None:
     the finished days `report_days` holds) gives exactly the independent recomputation's
     figures over the same events, for a supervisor's queue set too."""
     from omnidesk.configload import load_config
-    from omnidesk.db.report_days import fold_step
+    from omnidesk.reports.days import fold_step
     from omnidesk.reports.figures import summarize
     from omnidesk.reports.fold import Context
     from omnidesk.reports.source import figures_for

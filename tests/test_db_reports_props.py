@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnidesk.db.reports import QueueCalendars, read_raw
 from omnidesk.reports.figures import summarize
 from omnidesk.reports.recompute import recompute
+from omnidesk.reports.sql import QueueCalendars, read_raw
 from tests.reportkit import (
     _NATIONAL,
     AGENTS,

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from omnidesk.agents.http import add_routes
+from omnidesk.agents.routes import add_routes
 from omnidesk.db.records import Records
 from omnidesk.db.tickets import BadCursor, decode_cursor, encode_cursor, list_tickets
 from tests.agentkit import make

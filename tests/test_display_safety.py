@@ -22,7 +22,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from omnidesk.agents.http import MAX_JSON, add_routes
+from omnidesk.agents.http import MAX_JSON
+from omnidesk.agents.routes import add_routes
 from omnidesk.cli import TerminalSafeWriter
 from omnidesk.db.writer import RecordWriter
 from omnidesk.reports.dashboard import Dashboard, Viewer, env_authorize, route_hook

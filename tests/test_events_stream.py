@@ -19,7 +19,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from omnidesk.agents.http import HUB_KEY, add_routes
+from omnidesk.agents.http import HUB_KEY
+from omnidesk.agents.routes import add_routes
 from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from tests.agentkit import make

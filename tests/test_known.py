@@ -21,8 +21,8 @@ import psycopg
 import pytest
 
 from omnidesk.configload import LoadedConfig, load_config
-from omnidesk.customer_evict import evict_customers
 from omnidesk.db.connect import RecordsUnavailable
+from omnidesk.db.customer_evict import evict_customers
 from omnidesk.db.evict import Eviction
 from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter

@@ -57,10 +57,11 @@ def test_the_chat_reply_lines_in_each_language() -> None:
 def test_survey_text_buttons_and_page_in_arabic_and_english() -> None:
     assert csat.score_labels("ar") == ["١", "٢", "٣", "٤", "٥"]
     assert csat.score_labels("en") == ["1", "2", "3", "4", "5"]
-    html = csat_page.thanks("<OD-1>", already=True)
+    html = csat_page.page(message=csat_page.thanks("<OD-1>", already=True)).text
     assert "تقييمك للطلب &lt;OD-1&gt; مسجل لدينا مسبقًا" in html
     assert "your rating for &lt;OD-1&gt; was already recorded" in html and "<OD-1>" not in html
-    assert "الرابط غير صالح أو منتهي." in csat_page.both(csat_page.NOT_VALID)
+    not_valid = csat_page.page(404, message=csat_page.both(csat_page.NOT_VALID)).text
+    assert "<p>الرابط غير صالح أو منتهي.</p>" in not_valid
 
 
 def test_the_status_page_carries_its_texts_from_the_catalogues_without_inline_script() -> None:

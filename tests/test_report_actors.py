@@ -9,10 +9,10 @@ from datetime import date
 import psycopg
 import pytest
 
-from omnidesk.db.reports import QueueCalendars, read_raw
 from omnidesk.reports.figures import summarize
 from omnidesk.reports.fold import SYSTEM_ACTORS, person
 from omnidesk.reports.recompute import recompute
+from omnidesk.reports.sql import QueueCalendars, read_raw
 from tests.reportkit import _NATIONAL, BASE_MS, context, seed_records
 
 DAY = date(2026, 3, 1)

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from omnidesk.agents.http import add_routes
+from omnidesk.agents.routes import add_routes
 from omnidesk.db.records import Records
 from tests.agentkit import make
 from tests.searchkit import add_ticket

@@ -3,6 +3,9 @@
 Parsing uses the fast compat32 parser and decodes only the headers and parts the ticket
 needs; the modern `email.policy.default` API is several times slower on real mail
 (see bench/normalize.py). Bad input raises `PayloadError` and nothing else.
+
+Kept whole though over 500 lines: it is the one pure RFC 822 -> Inbound function and its
+helpers, tested on raw files as a unit (the machine-mail signals are already flags.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Agents: who works which queues (roster), claims and push assignment, presence, the
 actions on a ticket (desk), tokens, CSAT, the /v1 API and the console.
 
-`omnidesk.agents.plugin.attach(daemon)` wires it all into the daemon (see PLUGINS there).
+`omnidesk.agents.plugin.AgentsPlugin` wires it all into the daemon (omnidesk.plugins).
 """

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from omnidesk.agents.desk import NotFound
+from omnidesk.agents.errors import NotFound
 from omnidesk.archive import Archive
 from omnidesk.errors import TooLarge, TransientError
 from omnidesk.model import UPLOADED, Attachment, Channel, Message

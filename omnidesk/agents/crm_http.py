@@ -19,7 +19,7 @@ from omnidesk.agents.http import SERVICE_KEY, _run, current_agent, ok, parsed
 from omnidesk.agents.roster import Forbidden
 from omnidesk.agents.service import AgentService
 from omnidesk.config import AgentConfig
-from omnidesk.db import customers
+from omnidesk.db import customers, erasure, merging
 from omnidesk.db.connect import RecordsUnavailable
 
 
@@ -57,7 +57,7 @@ def _erase(service: AgentService, agent: AgentConfig, ident: str) -> dict[str, A
     state_dir = service.config().service.state_dir
     with _records(service).connection() as conn:
         customers.show(conn, ident, scope(service, agent))  # 404 outside its queues
-        return customers.erase(conn, ident, agent.id, service.store, state_dir)
+        return erasure.erase_customer(conn, ident, agent.id, service.store, state_dir)
 
 
 def _merge(service: AgentService, agent: AgentConfig, ident: str, into: str) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def _merge(service: AgentService, agent: AgentConfig, ident: str, into: str) -> 
         if queues is not None:  # both in scope, else 404 as if unknown
             customers.show(conn, ident, queues)
             customers.show(conn, into, queues)
-        return customers.merge(conn, ident, into, agent.id, service.store)
+        return merging.merge(conn, ident, into, agent.id, service.store)
 
 
 def _undo(service: AgentService, agent: AgentConfig, merge_id: str) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def _undo(service: AgentService, agent: AgentConfig, merge_id: str) -> dict[str,
             if row is None:
                 raise customers.UnknownCustomer(f"no merge {merge_id}")
             customers.show(conn, str(row[0]), queues)
-        return customers.unmerge(conn, merge_id, agent.id, service.store)
+        return merging.unmerge(conn, merge_id, agent.id, service.store)
 
 
 def _tags(

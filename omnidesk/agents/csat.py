@@ -5,7 +5,7 @@ Telegram and WhatsApp get buttons (`outbound.meta["buttons"]`: a JSON list of
 daemon serves at ``GET /csat/<token>`` (GET only shows the form, so a link scanner cannot
 answer for the customer; POST records). A button press comes back as an inbound message
 whose callback data is ``csat:<token>:<score>``: `consume_inbound` records it instead of
-opening a ticket (called from Runtime.prepare).
+opening a ticket (omnidesk.csat_answers, called from Runtime.read).
 
     P:csat:<token>   hash  ticket, created_ms (expires after 30 days)
     P:ticket:<id>    csat_token, csat_score, csat_comment, csat_at (HSETNX: first answer wins)
@@ -23,25 +23,29 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from omnidesk.agents.assign import scripts
+from omnidesk.csat_answers import (  # noqa: F401  (re-exported: the page and the tests)
+    ANSWER,
+    MAX_COMMENT,
+    Outcome,
+    consume_inbound,
+    inbound_answer,
+    lookup,
+    parse_answer,
+    record,
+)
 from omnidesk.events import EventType
 from omnidesk.i18n import N_, translator
-from omnidesk.model import Channel, Direction, Inbound, Language, Outbound, Ticket, utcnow
-from omnidesk.replies import text, text_or_none
-from omnidesk.store import Store, guarded, run_script
+from omnidesk.model import Channel, Direction, Language, Outbound, Ticket
+from omnidesk.store import Store, guarded
 
 log = logging.getLogger("omnidesk.csat")
 
 TOKEN_TTL_S = 30 * 24 * 3600
-ANSWER = re.compile(r"^csat:([A-Za-z0-9_-]{8,64}):([1-5])$")
 AUTOMATIC_TAGS = frozenset({"automatic", "auto_reply", "bounce"})
 NO_REPLY = re.compile(r"(^|[._+-])(no-?reply|do-?not-?reply|mailer-daemon|postmaster)", re.I)
 BUTTON_CHANNELS = (Channel.TELEGRAM, Channel.WHATSAPP)
-MAX_COMMENT = 2000
-
-Outcome = Literal["recorded", "already", "unknown"]
 
 SURVEY_TEXT = N_(
     "We hope we served you well. How would you rate our service on {ticket}? "
@@ -54,62 +58,6 @@ def score_labels(lang: str) -> list[str]:
     """The 1-5 button labels: Arabic-Indic digits (١-٥) for an Arabic reader."""
     tr = translator(lang, digits="arab")
     return [tr.number(n) for n in SCORES]
-
-
-def parse_answer(data: str | None) -> tuple[str, int] | None:
-    """(token, score) from ``csat:<token>:<score>`` callback / button data."""
-    found = ANSWER.match(data or "")
-    return (found.group(1), int(found.group(2))) if found else None
-
-
-def inbound_answer(inbound: Inbound) -> tuple[str, int] | None:
-    """A survey answer carried by an inbound: Telegram callback data, WhatsApp reply id or
-    quick-reply button payload."""
-    for key in ("callback_data", "reply_id", "button_payload"):
-        answer = parse_answer(inbound.meta.get(key))
-        if answer:
-            return answer
-    return None
-
-
-@guarded
-def record(
-    store: Store, token: str, score: int, comment: str = "", via: str = "web"
-) -> tuple[Outcome, str]:
-    """Record an answer; ("already", ticket) when the ticket has one (the second is refused)."""
-    if not 1 <= int(score) <= 5:
-        raise ValueError("score must be 1 to 5")
-    now = utcnow()
-    outcome, ticket = run_script(
-        scripts(store)["csat"], store.prefix, token=token, score=int(score),
-        comment=(comment or "").strip()[:MAX_COMMENT], now_ms=int(time.time() * 1000),
-        now_iso=now.isoformat(), via=via,
-    )  # fmt: skip
-    if outcome == "already":
-        store.add_event(EventType.CSAT_REFUSED, ticket, actor="customer", via=via, reason="already")
-    return outcome, ticket
-
-
-def consume_inbound(store: Store, inbound: Inbound) -> bool:
-    """True when the inbound was a survey answer (recorded or politely refused)."""
-    answer = inbound_answer(inbound)
-    if answer is None:
-        return False
-    outcome, ticket = record(store, answer[0], answer[1], via=inbound.channel.value)
-    store.incr(f"csat_answers:{outcome}")
-    log.info("CSAT answer via %s for %s: %s", inbound.channel.value, ticket or "?", outcome)
-    return outcome != "unknown"  # an unknown token is an ordinary message after all
-
-
-@guarded
-def lookup(store: Store, token: str) -> dict[str, str] | None:
-    """The survey behind a token: ticket, and the answer when there is one."""
-    ticket = text_or_none(store.r.hget(store.keys.csat(token), "ticket"))
-    if ticket is None:
-        return None
-    names = ["csat_score", "csat_comment", "language", "subject"]
-    values = store.r.hmget(store.keys.ticket(ticket), names)
-    return {"ticket": ticket, **{k: text(v) for k, v in zip(names, values, strict=True) if v}}
 
 
 @dataclass

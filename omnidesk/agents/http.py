@@ -6,6 +6,9 @@ PostgreSQL unavailable,
 and 500 (logged, no traceback to the client) for a bug. Store calls are synchronous
 (redis-py) and run in a thread so the event loop keeps serving. Every string in a response
 goes through `display_safe`: customer text carries no escape sequence or bidi override.
+
+Kept whole though over 500 lines: the /v1 desk API's handlers, each short, over the helpers
+(body, field, current_agent, errors_as_json) the other pages import; routes.py wires them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from omnidesk.agents import events
+from omnidesk import event_hub as events
 from omnidesk.agents.attachments import ChannelUnavailable
 from omnidesk.agents.bodies import (
     Body,
@@ -42,7 +45,11 @@ from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.customers import RecordRefused, UnknownCustomer
+from omnidesk.db.search import BadQuery, check_query
+from omnidesk.db.search import search as find
+from omnidesk.db.tickets import decode_cursor, encode_cursor
 from omnidesk.errors import AuthError, CodedError, StoreUnavailable, TooLarge
+from omnidesk.event_hub import HUB_KEY
 from omnidesk.events import EventType
 from omnidesk.model import to_builtins
 from omnidesk.text import display_safe_tree
@@ -50,7 +57,6 @@ from omnidesk.text import display_safe_tree
 log = logging.getLogger("omnidesk.agents.http")
 
 SERVICE_KEY = web.AppKey("agents", AgentService)
-HUB_KEY = web.AppKey("events_hub", events.EventHub)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON = 256 * 1024
 SESSION_COOKIE = "omnidesk_session"
@@ -252,8 +258,6 @@ async def claim(request: web.Request) -> web.Response:
 async def list_tickets(request: web.Request) -> web.Response:
     """GET /v1/tickets?queue=&status=&customer=&channel=&tag=&since=&until=&before=&limit=
     Newest first; `next` is the cursor for `before` (null on the last page)."""
-    from omnidesk.db.tickets import decode_cursor, encode_cursor
-
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
     q = request.query
@@ -285,9 +289,6 @@ def _moment(query: Any, name: str) -> datetime | None:
 
 async def search(request: web.Request) -> web.Response:
     """Tickets (open or closed, in PostgreSQL) matching `q`, in the agent's queues only."""
-    from omnidesk.db.search import BadQuery, check_query
-    from omnidesk.db.search import search as find
-
     service = request.app[SERVICE_KEY]
     agent = await current_agent(request)
     try:
@@ -402,7 +403,7 @@ async def drop_session(request: web.Request) -> web.Response:
 
 
 async def events_stream(request: web.Request) -> web.StreamResponse:
-    """GET /v1/events/stream: Server-Sent Events of the agent's queues (omnidesk.agents.events).
+    """GET /v1/events/stream: Server-Sent Events of the agent's queues (omnidesk.event_hub).
     Bearer token or the session cookie (EventSource sends no header); Last-Event-ID (or
     ?last_event_id=) resumes after that stream id."""
     service = request.app[SERVICE_KEY]
@@ -595,8 +596,8 @@ def _brief(ticket: Any) -> dict[str, Any]:
     }
 
 
-def add_routes(service: AgentService) -> Callable[[web.Application], None]:
-    """The route hook for `Daemon.route_hooks` (or any aiohttp app)."""
+def add_api_routes(service: AgentService) -> Callable[[web.Application], None]:
+    """The /v1 desk API's routes; omnidesk.agents.routes.add_routes adds the other pages'."""
 
     def hook(app: web.Application) -> None:
         app[SERVICE_KEY] = service
@@ -631,13 +632,5 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         r.add_post("/v1/tickets/{ticket}/merge", merge)
         r.add_post("/v1/tickets/{ticket}/tags", tags)
         r.add_post("/v1/tickets/{ticket}/priority", priority)
-        from omnidesk.agents import console, crm_http, csat_page
-
-        crm_http.add_routes(r)
-        csat_page.add_routes(app)
-        console.add_routes(app)
-        from omnidesk.agents import supervise
-
-        supervise.add_routes(app)
 
     return hook

@@ -1,8 +1,10 @@
 """Wire the agents into the daemon: the /v1 API, /csat and /console routes, push assignment
-after intake and in a background loop (presence expiry, freed slots, config reloads).
+after intake and in a background loop (presence expiry, freed slots, config reloads), and the
+supervisors' login to the dashboard.
 
-`attach(daemon)` is a DaemonPlugin (omnidesk.service.PLUGINS). The SLA engine, when the
-daemon carries one as `daemon.clocks`, gets the agents' hooks.
+`AgentsPlugin` is a daemon plugin (omnidesk.plugins), found through the `omnidesk.plugins`
+entry point. The SLA engine, when the daemon carries one as `daemon.clocks`, gets the
+agents' hooks.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
-from omnidesk.agents.http import add_routes
+from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
+from omnidesk.agents.supervise import supervisor_viewer
+from omnidesk.configload import LoadedConfig
 from omnidesk.errors import OmnideskError
-from omnidesk.intake import IntakeHooks
 from omnidesk.model import Ticket
+from omnidesk.plugins import Plugin
+from omnidesk.viewers import Viewer
 
 log = logging.getLogger("omnidesk.agents")
 
@@ -44,46 +49,46 @@ def downloaders(daemon: Any) -> dict[tuple[str, str], Any]:
     }
 
 
-def attach(daemon: Any) -> AgentService:
-    service = build_service(daemon)
-    daemon.agents = service
-    daemon.route_hooks.append(add_routes(service))
-    chain_push_after_intake(daemon.runtime.intake.hooks, service)
-    daemon.background.append(lambda stop: push_loop(service, stop))
-    daemon.reload_hooks.append(lambda loaded: reload(service, loaded.data))
-    dashboard = getattr(daemon, "dashboard", None)
-    if dashboard is not None:  # the supervisors' dashboard: same login as the console
-        from omnidesk.agents.supervise import supervisor_authorize
+class AgentsPlugin(Plugin):
+    """The agents' part of the daemon. It runs after the reports plugin (whose dashboard
+    asks `authorize`); new tickets reach it after the SLA clocks started."""
 
-        # $OMNIDESK_DASHBOARD_TOKEN, when set, still opens it for the operator
-        dashboard.authorize = supervisor_authorize(service, fallback=dashboard.authorize)
-    return service
+    name: ClassVar[str] = "agents"
+    order: ClassVar[int] = 200
+
+    def __init__(self) -> None:
+        self.service: AgentService | None = None
+
+    def attach(self, daemon: Any) -> None:
+        service = build_service(daemon)
+        self.service = daemon.agents = service
+        daemon.route_hooks.append(add_routes(service))
+        daemon.background.append(lambda stop: push_loop(service, stop))
+
+    def tickets_opened(self, tickets: list[Ticket]) -> None:
+        """A new ticket in a push queue goes to an agent at once."""
+        if self.service is not None:
+            push_after_intake(self.service, tickets)
+
+    def reload(self, loaded: LoadedConfig) -> None:
+        if self.service is not None:
+            reload(self.service, loaded.data)
+
+    def authorize(self, token: str) -> Viewer | None:
+        """An agent's token: its supervisor's view, or refused as no supervisor."""
+        return supervisor_viewer(self.service, token) if self.service is not None else None
+
+
+def push_after_intake(service: AgentService, tickets: list[Ticket]) -> None:
+    """One push round per queue of the new tickets."""
+    for queue in dict.fromkeys(t.queue for t in tickets):
+        service.assigner.push(queue)
 
 
 def reload(service: AgentService, config: Any) -> None:
     """A SIGHUP config: roster, queues and templates are read live through `service.config`
     (the push loop sees added agents within a second); what was copied at start is updated."""
     service.assigner.presence_ttl_s = config.service.presence_ttl_s
-
-
-def chain_push_after_intake(hooks: IntakeHooks, service: AgentService) -> None:
-    """A new ticket in a push queue goes to an agent at once (after the SLA hook, if any)."""
-    before = hooks.on_opened
-
-    def on_opened(ticket: Ticket) -> None:
-        before(ticket)
-        service.assigner.push(ticket.queue)
-
-    hooks.on_opened = on_opened
-    before_many = hooks.on_opened_many
-    if before_many is not None:
-
-        def on_opened_many(tickets: list[Ticket]) -> None:
-            before_many(tickets)
-            for queue in dict.fromkeys(t.queue for t in tickets):
-                service.assigner.push(queue)
-
-        hooks.on_opened_many = on_opened_many
 
 
 async def push_loop(service: AgentService, stop: asyncio.Event) -> None:

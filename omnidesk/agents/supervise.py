@@ -16,25 +16,31 @@ from omnidesk.agents.http import SERVICE_KEY, _brief, current_agent, error, ok, 
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
 from omnidesk.errors import AuthError
-from omnidesk.reports.dashboard import NotSupervisor, Viewer
+from omnidesk.viewers import NotSupervisor, Viewer
+
+
+def supervisor_viewer(service: AgentService, token: str) -> Viewer | None:
+    """The dashboard's login: an agent's token with the supervisor role sees its queues; an
+    agent's without it is refused as such (403); any other token is not ours (None).
+    StoreUnavailable passes through: "try again", not "wrong token"."""
+    try:
+        agent = service.authenticate(token)
+    except AuthError:
+        return None
+    if agent.role != "supervisor":
+        raise NotSupervisor(f"agent {agent.id!r} is not a supervisor")
+    queues = tuple(service.roster().queues_of(agent))
+    return Viewer(agent.id, queues, can_reassign=True)
 
 
 def supervisor_authorize(
     service: AgentService, fallback: Callable[[str], Viewer]
 ) -> Callable[[str], Viewer]:
-    """The dashboard's login: an agent's token with the supervisor role sees its queues; an
-    agent's without it is refused as such (403); any other token goes to `fallback` (the
-    operator's). StoreUnavailable passes through: "try again", not "wrong token"."""
+    """`supervisor_viewer`, with `fallback` (the operator's token) for any other token."""
 
     def authorize(token: str) -> Viewer:
-        try:
-            agent = service.authenticate(token)
-        except AuthError:
-            return fallback(token)
-        if agent.role != "supervisor":
-            raise NotSupervisor(f"agent {agent.id!r} is not a supervisor")
-        queues = tuple(service.roster().queues_of(agent))
-        return Viewer(agent.id, queues, can_reassign=True)
+        viewer = supervisor_viewer(service, token)
+        return viewer if viewer is not None else fallback(token)
 
     return authorize
 

@@ -43,7 +43,7 @@ def revoke_tokens(args: argparse.Namespace) -> int:
 
 def list_agents(args: argparse.Namespace) -> int:
     service = open_service(args.config, with_pipeline=False)
-    from omnidesk.commands.tickets import format_table
+    from omnidesk.tables import format_table
 
     rows = []
     for a in service.config().agents:

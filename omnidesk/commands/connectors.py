@@ -11,9 +11,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from omnidesk.commands.tickets import format_table
 from omnidesk.configload import load_config
 from omnidesk.errors import AuthError, OmnideskError, PermanentError, TransientError
+from omnidesk.tables import format_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omnidesk.cli import config_words, pasteable
+from omnidesk.commands import config_words, pasteable
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
 from omnidesk.text import one_line_safe
@@ -96,7 +96,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def print_record(doc: dict[str, Any]) -> None:
-    from omnidesk.commands.tickets import format_table
+    from omnidesk.tables import format_table
 
     c = doc["customer"]
     if doc.get("note"):
@@ -153,12 +153,12 @@ def export(args: argparse.Namespace) -> int:
 
 
 def erase(args: argparse.Namespace) -> int:
-    from omnidesk.db import customers
+    from omnidesk.db import erasure
 
     if not args.yes:
         raise PermanentError("erasure cannot be undone: add --yes")
     with _session(args, redis=True) as (conn, store, service):
-        done = customers.erase(conn, args.customer, _actor(args), store, service.state_dir)
+        done = erasure.erase_customer(conn, args.customer, _actor(args), store, service.state_dir)
     print(
         f"erased {done['customer']}: {done['tickets']} tickets, {done['messages']} messages, "
         f"{done['identities']} identities, {done['files']} raw files, "
@@ -168,10 +168,10 @@ def erase(args: argparse.Namespace) -> int:
 
 
 def merge(args: argparse.Namespace) -> int:
-    from omnidesk.db import customers
+    from omnidesk.db import merging
 
     with _session(args, redis=True) as (conn, store, _):
-        done = customers.merge(conn, args.source, args.target, _actor(args), store)
+        done = merging.merge(conn, args.source, args.target, _actor(args), store)
     print(
         f"merge {done['merge']}: {done['source']} -> {done['target']} "
         f"({done['identities']} identities, {len(done['tickets'])} tickets); "
@@ -182,10 +182,10 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def unmerge(args: argparse.Namespace) -> int:
-    from omnidesk.db import customers
+    from omnidesk.db import merging
 
     with _session(args, redis=True) as (conn, store, _):
-        done = customers.unmerge(conn, args.merge_id, _actor(args), store)
+        done = merging.unmerge(conn, args.merge_id, _actor(args), store)
     print(
         f"merge {done['merge']} undone: {done['source']} stands alone again "
         f"({done['identities']} identities, {len(done['tickets'])} tickets back)"

@@ -85,9 +85,9 @@ def import_archive(args: argparse.Namespace) -> int:
 
 def fold_days(args: argparse.Namespace) -> int:
     from omnidesk.db.connect import connect, conninfo, describe
-    from omnidesk.db.report_days import fold_step
-    from omnidesk.db.reports import QueueCalendars
+    from omnidesk.reports.days import fold_step
     from omnidesk.reports.fold import Context
+    from omnidesk.reports.sql import QueueCalendars
 
     config = load_config(args.config).data
     ctx, calendars = Context.from_config(config), QueueCalendars.from_config(config)

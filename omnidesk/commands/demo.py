@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from omnidesk.cli import config_words, pasteable
-from omnidesk.commands.tickets import format_table
+from omnidesk.commands import config_words, pasteable
 from omnidesk.configload import KEY_PREFIX_ENV
 from omnidesk.db.connect import URL_ENV
 from omnidesk.errors import PermanentError, TransientError
 from omnidesk.service import Daemon, DaemonOptions
+from omnidesk.tables import format_table
 
 DEMO_PREFIX = "od-demo"
 

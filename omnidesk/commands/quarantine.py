@@ -9,9 +9,9 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from omnidesk.commands.tickets import format_table
 from omnidesk.configload import load_config
 from omnidesk.errors import OmnideskError, PermanentError
+from omnidesk.tables import format_table
 
 if TYPE_CHECKING:
     from omnidesk.quarantine import QuarantineItem

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omnidesk.cli import one_line
+from omnidesk.commands import one_line
 from omnidesk.configload import load_config
 from omnidesk.errors import OmnideskError, PayloadError
 from omnidesk.model import Channel, Decision, Inbound, Skipped, to_builtins

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from omnidesk.commands.tickets import format_table
 from omnidesk.configload import load_config
+from omnidesk.tables import format_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
 from omnidesk.model import to_builtins
+from omnidesk.tables import format_table
 from omnidesk.text import one_line_safe
 
 
@@ -155,7 +156,7 @@ def save_attachment(args: argparse.Namespace, messages: list[Any]) -> int:
 
 def next_page(args: argparse.Namespace, cursor: str) -> str:
     """The same `omnidesk tickets` command with `--before CURSOR`, ready to paste."""
-    from omnidesk.cli import config_words, pasteable
+    from omnidesk.commands import config_words, pasteable
 
     words = ["tickets", *config_words(args.config)]
     for name in ("queue", "status", "customer", "channel", "tag", "since", "until"):
@@ -227,15 +228,3 @@ def attachment_line(item: dict[str, Any]) -> str:
         f"  [attachment {item['id']}] {item['filename'] or '-'}  {item['content_type']}"
         f"  {item['size']} bytes{state}"
     )
-
-
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """A plain text table; widths count characters, so Arabic columns line up as text.
-    Each cell is one line, its control characters shown as ``\\uXXXX`` (one_line_safe)."""
-    cells = [header, *[[one_line_safe(str(c)) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

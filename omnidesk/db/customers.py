@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -333,41 +332,3 @@ def audit(
         "INSERT INTO audit (actor, action, subject, detail) VALUES (%s, %s, %s, %s)",
         (actor, action, subject, json.dumps(detail, ensure_ascii=False, default=str)),
     )
-
-
-# ---------------------------------------------------------------- the other actions
-
-
-def merge(
-    conn: psycopg.Connection[Any],
-    source: str,
-    target: str,
-    actor: str,
-    store: Store | None = None,
-) -> dict[str, Any]:
-    """Merge `source` into `target` (omnidesk.db.merging.merge)."""
-    from omnidesk.db.merging import merge as run
-
-    return run(conn, source, target, actor, store)
-
-
-def unmerge(
-    conn: psycopg.Connection[Any], merge_id: int | str, actor: str, store: Store | None = None
-) -> dict[str, Any]:
-    """Undo a merge exactly (omnidesk.db.merging.unmerge)."""
-    from omnidesk.db.merging import unmerge as run
-
-    return run(conn, merge_id, actor, store)
-
-
-def erase(
-    conn: psycopg.Connection[Any],
-    customer_id: str,
-    actor: str,
-    store: Store | None = None,
-    state_dir: str | Path | None = None,
-) -> dict[str, Any]:
-    """Remove a person's personal data everywhere (omnidesk.db.erasure.erase_customer)."""
-    from omnidesk.db.erasure import erase_customer
-
-    return erase_customer(conn, customer_id, actor, store, state_dir)

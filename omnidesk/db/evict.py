@@ -13,7 +13,7 @@ between the two leaves a row marked hot whose Redis keys are gone, which the nex
 finds ("gone") and marks.
 
 Customers of the evicted tickets become candidates (``P:evict:customers``, added by the
-same script) and each pass offers every candidate to `omnidesk.customer_evict`, which
+same script) and each pass offers every candidate to `omnidesk.db.customer_evict`, which
 removes those with no ticket left in Redis that PostgreSQL holds (loaded back on their next
 message); one kept by its grace is offered again next pass, so none stays for good.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from omnidesk.customer_evict import EVICT_GRACE, evict_customers
+from omnidesk.db.customer_evict import EVICT_GRACE, evict_customers
 from omnidesk.db.writer import GROUP
 from omnidesk.replies import texts
 from omnidesk.store import Store, guarded
@@ -72,7 +72,7 @@ class Eviction:
         self.closed_after = closed_after
         self.batch = batch
         self.max_tail = max_tail  # more unwritten entries than this: wait for the writer
-        self.customer_grace = customer_grace  # see omnidesk.customer_evict
+        self.customer_grace = customer_grace  # see omnidesk.db.customer_evict
         self.customers = customers
         self._script = store.script("evict")
         self._prune = store.script("evict_candidates")

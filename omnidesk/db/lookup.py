@@ -1,6 +1,6 @@
 """What intake asks the system of record: which customer an identity belongs to, and which
 messages are already recorded. Each question is one indexed query for a whole batch, so
-the pre-intake step (omnidesk.known) and the customer eviction (omnidesk.customer_evict)
+the pre-intake step (omnidesk.known) and the customer eviction (omnidesk.db.customer_evict)
 cost the same whatever the batch holds.
 
 Identity keys are ``<kind>:<value>`` as intake writes them to Redis (`Identity.key`); the

@@ -15,6 +15,9 @@ does it acknowledge the entries. So:
 - the stream is trimmed up to the oldest entry some consumer group still needs (this
   group's oldest pending or next entry, and any other group's);
   the group forgets dead daemons' consumers once they hold nothing.
+
+Kept whole though over 500 lines: the records writer is one consumer-group loop whose steps
+(read, write rows, acknowledge, trim, partitions) share one transaction and its failures.
 """
 
 from __future__ import annotations

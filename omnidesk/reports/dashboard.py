@@ -4,38 +4,48 @@ snapshot pushed as Server-Sent Events whenever the events stream says something 
 supervisor's queues changed, and every few seconds as business time runs).
 
 Login: a bearer token. `Dashboard.authorize` turns it into a `Viewer` (who, which queues)
-or refuses it saying why (`BadToken`: 401, `NotSupervisor`: 403). The agents part installs
-its supervisors (scope `Roster.queues_of`); without it, the operator's token in
+or refuses it saying why (`BadToken`: 401, `NotSupervisor`: 403; omnidesk.viewers). The
+daemon passes its plugins' `authorize` hooks: the agents plugin knows the supervisors (scope
+`Roster.queues_of`); without it, the operator's token in
 $OMNIDESK_DASHBOARD_TOKEN sees every queue (none set: all refused).
 
 The stream is read with fetch(), not EventSource: EventSource sends no Authorization
 header, and the operator's token has no agents' session cookie; the page reconnects itself.
+
+Kept whole though over 500 lines: the snapshot, its routes and its push stream share the
+Dashboard's caches; the login (omnidesk.viewers) and the events reader (event_hub) are out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
-from omnidesk.errors import OmnideskError, PermanentError, StoreUnavailable
+from omnidesk.errors import OmnideskError, StoreUnavailable
+from omnidesk.event_hub import HUB_KEY, EventHub
 from omnidesk.i18n import LANGS, Translator
 from omnidesk.reports import dashtext
 from omnidesk.reports.fold import Context
 from omnidesk.text import display_safe_tree
+from omnidesk.viewers import (  # noqa: F401  (re-exported: the dashboard's login)
+    Authorize,
+    BadToken,
+    NotAuthorized,
+    NotSupervisor,
+    Viewer,
+    env_authorize,
+)
 from omnidesk.webguard import add_asset_routes
 
 log = logging.getLogger("omnidesk.reports.dashboard")
@@ -54,39 +64,6 @@ _NOTHING_TODAY: dict[str, Any] = {  # a scope without queues: nothing to ask Pos
 }
 
 
-class NotAuthorized(PermanentError):
-    code = "bad_token"
-    status = 401
-
-
-class BadToken(NotAuthorized):
-    """No token, or one nobody issued (or revoked)."""
-
-
-class NotSupervisor(NotAuthorized):
-    """A valid agent's token, without the supervisor role."""
-
-    code = "not_supervisor"
-    status = 403
-
-
-@dataclass(frozen=True)
-class Viewer:
-    name: str
-    queues: tuple[str, ...] | None  # None: every queue (the operator's token)
-    can_reassign: bool = False  # an agent's own token: the desk API acts as that agent
-
-
-Authorize = Callable[[str], Viewer]
-
-
-def env_authorize(token: str) -> Viewer:
-    expected = os.environ.get("OMNIDESK_DASHBOARD_TOKEN", "")
-    if expected and token and hmac.compare_digest(token.encode(), expected.encode()):
-        return Viewer("operator", None)
-    raise BadToken("invalid token")
-
-
 class Dashboard:
     def __init__(
         self,
@@ -95,9 +72,11 @@ class Dashboard:
         ctx: Context | None = None,
         sla: Any = None,
         records: Callable[[], AbstractContextManager[Any]] | None = None,
+        authorize: Authorize = env_authorize,
     ) -> None:
-        # Who may see it: the agents part swaps in its supervisors when it runs.
-        self.authorize: Authorize = env_authorize
+        # Who may see it: the daemon passes its plugins' `authorize` hooks (the agents'
+        # supervisors), then the operator's token.
+        self.authorize = authorize
         self.store = store
         self.config = config
         self.ctx = ctx or Context.from_config(config)
@@ -374,9 +353,6 @@ class Dashboard:
 
     def hub(self, app: web.Application) -> Any:
         """The process's one events reader: the agents part's, or else one of our own."""
-        from omnidesk.agents.events import EventHub
-        from omnidesk.agents.http import HUB_KEY
-
         if HUB_KEY in app:
             return app[HUB_KEY]
         if self._hub is None:

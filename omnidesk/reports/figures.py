@@ -2,7 +2,7 @@
 
 `Raw` holds the counters of one period and filter (totals, per-dimension and per-day
 breakdowns, listed tickets, backlog at the period's end): PostgreSQL builds it
-(omnidesk.db.reports, omnidesk.db.report_days) and `recompute.recompute` builds the same
+(omnidesk.reports.sql, omnidesk.reports.days) and `recompute.recompute` builds the same
 straight from events, which is how the SQL is checked. `summarize` turns a `Raw` into the
 report's figures every renderer takes. The queue filter may name a set of queues (a
 supervisor's): their figures added up, as every contribution counts in exactly one queue.

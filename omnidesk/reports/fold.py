@@ -3,7 +3,7 @@ buckets, and the `Context` taken from the config (time zone, queue regions, cale
 policy targets). Pure, no I/O.
 
 The counting itself ("the fold": how each event changes the figures) is SQL over the
-events in PostgreSQL (omnidesk.db.reports, omnidesk.db.report_days), checked against the
+events in PostgreSQL (omnidesk.reports.sql, omnidesk.reports.days), checked against the
 plain Python of omnidesk.reports.recompute. Dimensions are (queue, channel, segment,
 region, agent) as they stand when the event happens, so a ticket transferred from A to B
 counts its opening in A and its resolution in B. The event fields relied on are listed in
@@ -37,7 +37,7 @@ DAY_METRICS = frozenset({"opened", "resolved", "backlog"})  # the only per-day s
 STATUS_EVENTS = {
     EventType.RESOLVED: "resolved", EventType.CLOSED: "closed", EventType.REOPENED: "open"
 }
-# Bumped when what the fold counts changes, so stored folded days (db.report_days) refold.
+# Bumped when what the fold counts changes, so stored folded days (reports/days.py) refold.
 FOLD_VERSION = 2
 
 

@@ -14,15 +14,17 @@ A figure with nothing to measure reads "no data", never 0 %.
 from __future__ import annotations
 
 import base64
-import html
 import io
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
 from omnidesk.errors import PermanentError
 from omnidesk.i18n import N_, Translator, translator
-from omnidesk.reports.render import slices
+from omnidesk.reports.slices import slices
 from omnidesk.text import display_safe
 
 # Values the report names that a person reads in their language (the rest, queue ids,
@@ -42,32 +44,6 @@ TARGET_NAMES = {
     "resolution": N_("resolution"), "unknown": N_("unknown"),
 }  # fmt: skip
 
-CSS = """
-:root { --brand: %(colour)s; }
-body { font-family: "Noto Sans", "Noto Naskh Arabic", "DejaVu Sans", sans-serif; margin: 2em;
-       color: #222; }
-header.brand { display: flex; align-items: center; gap: 1em; border-bottom: 3px solid var(--brand);
-       padding-bottom: .5em; }
-header.brand img { height: 3.5em; }
-header.brand .org { font-size: 1.1em; font-weight: bold; color: var(--brand); }
-h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.5em; color: var(--brand); }
-table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
-th, td { border: 1px solid #bbb; padding: .2em .5em; text-align: start; }
-th { background: #f1f3f5; }
-td.n { text-align: end; font-variant-numeric: tabular-nums; }
-td.none { color: #777; font-style: italic; }
-.charts { display: flex; flex-wrap: wrap; gap: 1em; }
-figure { margin: 0; width: 30em; } figure svg { width: 100%%; height: auto; }
-@page { size: A4; margin: 14mm 12mm; }
-@media print {
-  body { margin: 0; font-size: 9.5pt; }
-  .charts { gap: 4mm; }
-  figure { width: calc(50%% - 2mm); }  /* two charts a row: the screen's 30em leaves half
-                                         an A4 page empty beside each */
-  figure, table, tr { break-inside: avoid; page-break-inside: avoid; }
-  a { color: inherit; text-decoration: none; }
-}
-"""
 LISTED = 100  # rows shown of each list (breached tickets, default queue, comments)
 COLOUR = "#006c35"  # the default brand colour (a ministry's green) when none is configured
 
@@ -83,12 +59,6 @@ def duration(tr: Translator, seconds: int | None) -> str:
 
 def share(tr: Translator, x: float | None) -> str:
     return tr._("no data") if x is None else tr.percent(x)
-
-
-def _bdi(text: Any) -> str:
-    """Text from outside (CSAT comments, names) isolated in its own direction, escaped, and
-    without bidi overrides or control characters (display_safe)."""
-    return f'<bdi dir="auto">{html.escape(display_safe(str(text)))}</bdi>'
 
 
 def value_name(tr: Translator, dim: str, value: str, titles: dict[str, str]) -> str:
@@ -216,15 +186,14 @@ def _logo(path: str | None) -> str:
     return f'<img alt="" src="data:{kind};base64,{base64.b64encode(data).decode()}">'
 
 
-def _h(tag: str, text: str) -> str:
-    """One element holding escaped text (labels are translated outside f-strings, where
-    `pybabel extract` finds them)."""
-    return f"<{tag}>{html.escape(text)}</{tag}>"
-
-
-def _cell(text: str, tr: Translator, numeric: bool = True) -> str:
-    cls = "none" if text == tr._("no data") else "n" if numeric else ""
-    return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{text}</td>"
+PAGES = Environment(
+    loader=PackageLoader("omnidesk.reports", "pages"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=False,
+)
+# Text from outside (CSAT comments, names) loses bidi overrides and control characters.
+PAGES.filters["display_safe"] = lambda text: display_safe(str(text))
 
 
 def as_html(
@@ -235,121 +204,110 @@ def as_html(
     digits: str = "latn",
     branding: Any = None,
 ) -> str:
-    """The page; `titles` maps queue ids to their (often Arabic) titles; `branding` is the
-    config's `branding` (the ministry's name, logo and colour) or None."""
+    """The page (reports/pages/report.html); `titles` maps queue ids to their (often Arabic)
+    titles; `branding` is the config's `branding` (the ministry's name, logo and colour) or
+    None."""
     tr = translator(lang, digits)
     titles = titles or {}
     p = figures["period"]
-    period = " – ".join(f"<bdi>{html.escape(tr.date(date.fromisoformat(p[k]), 'long'))}</bdi>"
-                        for k in ("from", "to"))  # fmt: skip
-    comma = "، " if lang == "ar" else ", "  # a queue filter may be a set (a supervisor's)
-    filt = "<br>".join(
-        f"{html.escape(tr._(DIM_NAMES[k]))} = "
-        + comma.join(_bdi(value_name(tr, k, x, titles)) for x in ([v] if isinstance(v, str) else v))
-        for k, v in figures["filters"].items()
-    ) if figures["filters"] else html.escape(tr._("none"))  # fmt: skip
-    colour = getattr(branding, "colour", None) or COLOUR
+    t, backlog, routing = figures["totals"], figures["backlog"], figures["routing"]
+    svg = charts(figures, tr, titles)
     org = ""
     if branding is not None:
-        name = branding.name_ar if lang == "ar" else branding.name_en
-        org = (f'<header class="brand">{_logo(branding.logo)}'
-               f'<div class="org">{html.escape(name)}</div></header>')  # fmt: skip
-    svg = charts(figures, tr, titles)
-    title = tr._("Performance report")
-    parts = [
-        "<!DOCTYPE html>",
-        f'<html lang="{lang}" dir="{tr.direction}"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)} {html.escape(p['from'])} – {html.escape(p['to'])}</title>",
-        f"<style>{CSS % {'colour': html.escape(colour)}}</style></head><body>",
-        org,
-        f"<h1>{html.escape(title)}</h1>",
-        "<table class=summary><tbody>",
-        "<tr>" + _h("th", tr._("Period")) + f"<td>{period}</td></tr>",
-        "<tr>" + _h("th", tr._("Filters")) + f"<td>{filt}</td></tr>",
-    ]
-    t, backlog, routing = figures["totals"], figures["backlog"], figures["routing"]
-    for label, n in (
-        (tr._("Tickets opened"), t["opened"]),
-        (tr._("Tickets resolved"), t["resolved"]),
-        (tr._("Tickets reopened"), t["reopened"]),
-        (tr._("Transfers"), t["transfers"]),
-        (tr._("Backlog at the start"), backlog["start"]),
-        (tr._("Backlog at the end"), backlog["end"]),
-        (tr._("Tickets that fell to the default queue"), routing["default_queue"]),
-    ):
-        parts.append(f"<tr><th>{html.escape(label)}</th>{_cell(tr.number(n), tr)}</tr>")
-    parts.append("</tbody></table>")
-
-    parts.append('<div class="charts">')
-    for key, caption in (
-        ("volume", tr._("Tickets opened per day")),
-        ("sla", tr._("SLA compliance per branch/region")),
-        ("frt", tr._("First response time (business hours)")),
-        ("csat", tr._("CSAT answers by score")),
-    ):
-        parts.append(f'<figure dir="ltr"><figcaption dir="{tr.direction}">'
-                     f"{html.escape(caption)}</figcaption>{svg[key]}</figure>")  # fmt: skip
-    parts.append("</div>")
-
-    head = [tr._("Slice"), tr._("Value"), tr._("Opened"), tr._("Resolved"),
+        org = branding.name_ar if lang == "ar" else branding.name_en
+    values = {
+        "lang": lang,
+        "direction": tr.direction,
+        "colour": getattr(branding, "colour", None) or COLOUR,
+        "title": tr._("Performance report"),
+        "org": org,
+        "logo": Markup(_logo(branding.logo)) if branding is not None else "",
+        "no_data": tr._("no data"),
+        "comma": "، " if lang == "ar" else ", ",  # a queue filter may be a set (a supervisor's)
+        "words": {
+            "period": tr._("Period"), "filters": tr._("Filters"), "none": tr._("none"),
+            "by_slice": tr._("Figures by slice"), "top_rules": tr._("Top routing rules"),
+            "rule": tr._("Rule"), "tickets": tr._("Tickets"),
+        },
+        "period": {
+            "from": p["from"], "to": p["to"],
+            "days": [tr.date(date.fromisoformat(p[k]), "long") for k in ("from", "to")],
+        },
+        "filters": [
+            (tr._(DIM_NAMES[k]),
+             [value_name(tr, k, x, titles) for x in ([v] if isinstance(v, str) else v)])
+            for k, v in figures["filters"].items()
+        ],
+        "summary": [
+            (tr._("Tickets opened"), tr.number(t["opened"])),
+            (tr._("Tickets resolved"), tr.number(t["resolved"])),
+            (tr._("Tickets reopened"), tr.number(t["reopened"])),
+            (tr._("Transfers"), tr.number(t["transfers"])),
+            (tr._("Backlog at the start"), tr.number(backlog["start"])),
+            (tr._("Backlog at the end"), tr.number(backlog["end"])),
+            (tr._("Tickets that fell to the default queue"), tr.number(routing["default_queue"])),
+        ],
+        "charts": [
+            (tr._("Tickets opened per day"), Markup(svg["volume"])),
+            (tr._("SLA compliance per branch/region"), Markup(svg["sla"])),
+            (tr._("First response time (business hours)"), Markup(svg["frt"])),
+            (tr._("CSAT answers by score"), Markup(svg["csat"])),
+        ],
+        "slice_head": [
+            tr._("Slice"), tr._("Value"), tr._("Opened"), tr._("Resolved"),
             tr._("First response p50 (business)"), tr._("First response p90 (business)"),
             tr._("Resolution p50 (business)"), tr._("First response SLA"),
-            tr._("Resolution SLA"), tr._("Breached"), tr._("CSAT average"),
-            tr._("Transfers")]  # fmt: skip
-    parts.append(_h("h2", tr._("Figures by slice")) + "<table><thead><tr>")
-    parts.append("".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>")
-    for dim, value, r in slices(figures):
-        name = value_name(tr, dim, value, titles) if dim != "total" else ""
-        cells = [html.escape(tr._(DIM_NAMES[dim])), _bdi(name) if name else ""]
-        nums = [tr.number(r["opened"]), tr.number(r["resolved"]), duration(tr, r["frt_p50_b"]),
-                duration(tr, r["frt_p90_b"]), duration(tr, r["res_p50_b"]),
-                share(tr, r["fr_compliance"]), share(tr, r["res_compliance"]),
-                tr.number(r["breached"]),
-                tr._("no data") if r["csat_avg"] is None else tr.number(r["csat_avg"]),
-                tr.number(r["transfers"])]  # fmt: skip
-        parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
-                     + "".join(_cell(n, tr) for n in nums) + "</tr>")  # fmt: skip
-    parts.append("</tbody></table>")
+            tr._("Resolution SLA"), tr._("Breached"), tr._("CSAT average"), tr._("Transfers"),
+        ],
+        "slices": [
+            (tr._(DIM_NAMES[dim]), value_name(tr, dim, value, titles) if dim != "total" else "",
+             slice_numbers(tr, r))
+            for dim, value, r in slices(figures)
+        ],
+        "rules": [(name, tr.number(n)) for name, n in routing["top_rules"][:10]],
+        "lists": lists(figures, tr),
+    }  # fmt: skip
+    return PAGES.get_template("report.html").render(values)
 
-    rules = routing["top_rules"][:10]
-    parts.append(_h("h2", tr._("Top routing rules")))
-    if rules:
-        parts.append("<table><thead><tr>" + _h("th", tr._("Rule")) + _h("th", tr._("Tickets"))
-                     + "</tr></thead><tbody>")  # fmt: skip
-        parts += [f"<tr><td>{_bdi(name)}</td>{_cell(tr.number(n), tr)}</tr>" for name, n in rules]
-        parts.append("</tbody></table>")
-    else:
-        parts.append(_h("p", tr._("no data")))
 
-    def day_cell(item: dict[str, Any]) -> str:
-        return html.escape(tr.date(date.fromisoformat(item["day"]))) if item.get("day") else ""
+def slice_numbers(tr: Translator, r: dict[str, Any]) -> list[str]:
+    return [tr.number(r["opened"]), tr.number(r["resolved"]), duration(tr, r["frt_p50_b"]),
+            duration(tr, r["frt_p90_b"]), duration(tr, r["res_p50_b"]),
+            share(tr, r["fr_compliance"]), share(tr, r["res_compliance"]),
+            tr.number(r["breached"]),
+            tr._("no data") if r["csat_avg"] is None else tr.number(r["csat_avg"]),
+            tr.number(r["transfers"])]  # fmt: skip
 
-    lists = (
+
+def lists(figures: dict[str, Any], tr: Translator) -> list[dict[str, Any]]:
+    """The listed tickets and comments, each cell (text, from outside: put in a <bdi>)."""
+
+    def day(item: dict[str, Any]) -> str:
+        return tr.date(date.fromisoformat(item["day"])) if item.get("day") else ""
+
+    routing = figures["routing"]
+    kinds = (
         (tr._("Breached tickets"), figures["breached_tickets"],
          (tr._("Ticket"), tr._("Target"), tr._("Day")),
-         lambda i: [_bdi(i.get("ticket", "")),
-                    html.escape(tr._(TARGET_NAMES.get(i.get("target", ""), "unknown"))),
-                    day_cell(i)]),
+         lambda i: [(i.get("ticket", ""), True),
+                    (tr._(TARGET_NAMES.get(i.get("target", ""), "unknown")), False),
+                    (day(i), False)]),
         (tr._("Tickets that fell to the default queue"),
          [{"ticket": t} for t in routing["default_queue_tickets"]], (tr._("Ticket"),),
-         lambda i: [_bdi(i["ticket"])]),
+         lambda i: [(i["ticket"], True)]),
         (tr._("CSAT comments"), figures["csat_comments"],
          (tr._("Ticket"), tr._("Score"), tr._("Comment")),
-         lambda i: [_bdi(i.get("ticket", "")), html.escape(tr.number(int(i.get("score") or 0))),
-                    _bdi(i.get("comment", ""))]),
+         lambda i: [(i.get("ticket", ""), True), (tr.number(int(i.get("score") or 0)), False),
+                    (i.get("comment", ""), True)]),
     )  # fmt: skip
-    for caption, items, header, cells_of in lists:
+    out = []
+    for caption, items, header, cells_of in kinds:
         if not items:
             continue
-        parts.append(f"<h2>{html.escape(caption)}</h2><table><thead><tr>"
-                     + "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                     + "</tr></thead><tbody>")  # fmt: skip
-        for item in items[:LISTED]:
-            parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells_of(item)) + "</tr>")
-        parts.append("</tbody></table>")
+        more = ""
         if len(items) > LISTED:
             more = tr.ngettext("Only the first {n} entry is listed.",
                                "Only the first {n} entries are listed.", LISTED)  # fmt: skip
-            parts.append(_h("p", more))
-    parts.append("</body></html>")
-    return "\n".join(x for x in parts if x)
+        rows = [cells_of(item) for item in items[:LISTED]]
+        out.append({"caption": caption, "header": header, "rows": rows, "more": more})
+    return out

@@ -23,6 +23,12 @@ from aiohttp import web
 
 from omnidesk.errors import PermanentError, TransientError
 from omnidesk.i18n import DIGITS, LANGS
+from omnidesk.model import Channel, Segment
+from omnidesk.reports.dashboard import NotAuthorized, _token
+from omnidesk.reports.html import as_html, branding_from
+from omnidesk.reports.pdf import NoChromium, print_pdf
+from omnidesk.reports.render import render
+from omnidesk.reports.source import ReportsUnavailable, figures_for
 
 FORMATS = {"json": "application/json", "csv": "text/csv", "html": "text/html",
            "pdf": "application/pdf"}  # fmt: skip
@@ -82,7 +88,6 @@ def _choice(query: Any, name: str, allowed: Any, default: str) -> str:
 
 def _query_filters(query: Any) -> dict[str, str | frozenset[str] | None]:
     """The report's filters from the query string; a channel or segment must be a known one."""
-    from omnidesk.model import Channel, Segment
 
     filters: dict[str, str | frozenset[str] | None] = {k: query.get(k) or None for k in FILTERS}
     for name, closed in (("channel", Channel), ("segment", Segment)):
@@ -98,8 +103,6 @@ def route_hook(
     """`dashboard` gives the store, the current config and context, and the token check
     (all swapped on reload); `records` opens a PostgreSQL connection, None without one;
     `base_dir` is the config file's folder (a relative branding logo's base)."""
-    from omnidesk.reports.dashboard import NotAuthorized, _token
-    from omnidesk.reports.source import ReportsUnavailable, figures_for
 
     def build(query: Any, viewer: Any) -> tuple[bytes | str, str, str]:
         """(body, content type, file name); for a PDF the body is the HTML page to print,
@@ -114,16 +117,12 @@ def route_hook(
         scoped(filters, config, viewer.queues)
         result = figures_for(records, config, ctx, start, end, filters)
         titles = {name: q.title for name, q in config.queues.items() if q.title}
-        from omnidesk.reports.html import branding_from
 
         options = {"lang": lang, "titles": titles, "digits": digits,
                    "branding": branding_from(config, base_dir)}  # fmt: skip
         name = f"report-{start}-{end}.{fmt}"
         if fmt == "pdf":
-            from omnidesk.reports.html import as_html
-
             return as_html(result, **options), FORMATS[fmt], name
-        from omnidesk.reports.render import render
 
         return render(result, fmt, **options).encode(), FORMATS[fmt], name
 
@@ -137,7 +136,6 @@ def route_hook(
             refused = {"error": "a supervisor's bearer token is required", "code": exc.code}
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
             return web.json_response(refused, status=exc.status, headers=headers)
-        from omnidesk.reports.pdf import NoChromium, print_pdf
 
         try:
             body, kind, name = await asyncio.to_thread(build, request.rel_url.query, viewer)

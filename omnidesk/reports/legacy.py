@@ -1,5 +1,5 @@
 """Removes the Redis rollups older versions kept (`<prefix>:ru:*`): report counters now
-live in PostgreSQL only (omnidesk.db.reports, omnidesk.db.report_days), and those keys grew
+live in PostgreSQL only (omnidesk.reports.sql, omnidesk.reports.days), and those keys grew
 with history. A daemon deletes them once at start-up, in the background, a bounded batch
 at a time so the store never stalls on one huge command."""
 

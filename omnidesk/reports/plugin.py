@@ -1,60 +1,71 @@
 """Wires reports into the daemon: the report scheduler, the housekeeping pass
 (omnidesk.archive_job: retention, then eviction) and, with the records, the fold of
-finished days into PostgreSQL's report_days (omnidesk.db.report_days) as background jobs,
+finished days into PostgreSQL's report_days (omnidesk.reports.days) as background jobs,
 the removal of older versions' Redis rollups (omnidesk.reports.legacy)
-once at start-up, the dashboard as routes. `install(daemon)` is a daemon plugin
-(omnidesk.service); a SIGHUP reload reaches them through `daemon.reload_hooks` (the
-housekeeping pass reads `daemon.loaded` each round)."""
+once at start-up, the dashboard as routes. `ReportsPlugin` is a daemon plugin
+(omnidesk.plugins, found through the `omnidesk.plugins` entry point); a SIGHUP reload
+reaches its parts through its `reload` hook (the housekeeping pass reads `daemon.loaded` each
+round)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+from omnidesk.archive_job import ArchiveJob
+from omnidesk.configload import LoadedConfig
+from omnidesk.plugins import Plugin
+from omnidesk.reports.dashboard import Dashboard, route_hook
+from omnidesk.reports.days import ReportDays
+from omnidesk.reports.fold import Context
+from omnidesk.reports.http import route_hook as report_routes
+from omnidesk.reports.legacy import RollupCleanup
+from omnidesk.reports.schedule import ReportScheduler
+from omnidesk.reports.sql import QueueCalendars
 
 
-def install(daemon: Any) -> None:
-    from omnidesk.archive_job import ArchiveJob
-    from omnidesk.reports.dashboard import Dashboard, route_hook
-    from omnidesk.reports.fold import Context
-    from omnidesk.reports.legacy import RollupCleanup
-    from omnidesk.reports.schedule import ReportScheduler
+class ReportsPlugin(Plugin):
+    """The reports' part of the daemon; it runs before the agents plugin."""
 
-    store, config = daemon.runtime.store, daemon.loaded.data
-    ctx = Context.from_config(config)
-    daemon.background.append(RollupCleanup(store).run)
-    daemon.report_scheduler = ReportScheduler(
-        store, config, records=getattr(daemon, "records", None), base_dir=daemon.loaded.base_dir
-    )
-    daemon.background.append(daemon.report_scheduler.run)
-    job = ArchiveJob(
-        store, lambda: daemon.loaded.data, records=lambda: getattr(daemon, "records", None)
-    )
-    daemon.background.append(job.run)
-    days = None
-    if getattr(daemon, "records", None) is not None:
-        from omnidesk.db.report_days import ReportDays
-        from omnidesk.db.reports import QueueCalendars
+    name: ClassVar[str] = "reports"
+    order: ClassVar[int] = 100
 
-        days = ReportDays(daemon.records.connection, ctx, QueueCalendars.from_config(config))
-        daemon.background.append(days.run)
-    clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
-    records = getattr(daemon, "records", None)
-    connection = records.connection if records is not None else None
-    daemon.dashboard = Dashboard(store, config, ctx, sla=clocks, records=connection)
-    daemon.route_hooks.append(route_hook(daemon.dashboard))
-    from omnidesk.reports.http import route_hook as report_routes
+    def __init__(self) -> None:
+        self.scheduler: ReportScheduler | None = None
+        self.dashboard: Dashboard | None = None
+        self.days: ReportDays | None = None
 
-    daemon.route_hooks.append(
-        report_routes(daemon.dashboard, connection, base_dir=daemon.loaded.base_dir)
-    )
+    def attach(self, daemon: Any) -> None:
+        store, config = daemon.runtime.store, daemon.loaded.data
+        ctx = Context.from_config(config)
+        records = getattr(daemon, "records", None)
+        daemon.background.append(RollupCleanup(store).run)
+        self.scheduler = daemon.report_scheduler = ReportScheduler(
+            store, config, records=records, base_dir=daemon.loaded.base_dir
+        )
+        daemon.background.append(self.scheduler.run)
+        job = ArchiveJob(
+            store, lambda: daemon.loaded.data, records=lambda: getattr(daemon, "records", None)
+        )
+        daemon.background.append(job.run)
+        if records is not None:
+            self.days = ReportDays(records.connection, ctx, QueueCalendars.from_config(config))
+            daemon.background.append(self.days.run)
+        clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
+        connection = records.connection if records is not None else None
+        self.dashboard = daemon.dashboard = Dashboard(
+            store, config, ctx, sla=clocks, records=connection, authorize=daemon.plugins.authorize
+        )
+        daemon.route_hooks.append(route_hook(self.dashboard))
+        daemon.route_hooks.append(
+            report_routes(self.dashboard, connection, base_dir=daemon.loaded.base_dir)
+        )
 
-    def reload(loaded: Any) -> None:
+    def reload(self, loaded: LoadedConfig) -> None:
         new_ctx = Context.from_config(loaded.data)  # raises before anything is swapped
-        from omnidesk.db.reports import QueueCalendars
-
         new_cals = QueueCalendars.from_config(loaded.data)
-        daemon.report_scheduler.reload(loaded.data)
-        if days is not None:  # days folded under the old config are folded again
-            days.ctx, days.calendars = new_ctx, new_cals
-        daemon.dashboard.reload(loaded.data, new_ctx, new_cals)
-
-    daemon.reload_hooks.append(reload)
+        if self.scheduler is not None:
+            self.scheduler.reload(loaded.data)
+        if self.days is not None:  # days folded under the old config are folded again
+            self.days.ctx, self.days.calendars = new_ctx, new_cals
+        if self.dashboard is not None:
+            self.dashboard.reload(loaded.data, new_ctx, new_cals)

@@ -1,5 +1,5 @@
 """The report's counters recomputed straight from raw events: the check on the SQL
-(omnidesk.db.reports and the days folded by omnidesk.db.report_days).
+(omnidesk.reports.sql and the days folded by omnidesk.reports.days).
 
 Written apart from the SQL on purpose (one pass over the history, one plain dict per
 ticket, filters applied as each figure is counted), so a mistake in the SQL shows up as a

@@ -11,7 +11,9 @@ import json
 from typing import Any
 
 from omnidesk.i18n import N_, translator
-from omnidesk.reports.fold import DIMS
+from omnidesk.reports.html import as_html
+from omnidesk.reports.slices import COLUMNS, row, slices  # noqa: F401  (row: re-exported)
+from omnidesk.tables import format_table
 
 # the table's labels, marked for omnidesk.pot (the CSV keeps its machine keys)
 SLICE_NAMES = {"total": N_("total"), "queue": N_("queue"), "channel": N_("channel"),
@@ -19,43 +21,6 @@ SLICE_NAMES = {"total": N_("total"), "queue": N_("queue"), "channel": N_("channe
 TABLE_HEAD = (N_("slice"), N_("value"), N_("opened"), N_("resolved"),
               N_("FRT p50/p90 (biz)"), N_("RES p50/p90 (biz)"), N_("FR SLA"), N_("RES SLA"),
               N_("breached"), N_("CSAT"))  # fmt: skip
-
-COLUMNS = (
-    "opened", "resolved", "reopen_rate", "transfers", "frt_p50_b", "frt_p90_b", "frt_p50_w",
-    "frt_p90_w", "res_p50_b", "res_p90_b", "fr_compliance", "res_compliance", "breached",
-    "csat_avg", "csat_n",
-)  # fmt: skip
-
-
-def row(block: dict[str, Any]) -> dict[str, Any]:
-    """The flat figures of one slice, in COLUMNS order."""
-    fr, res, sla = block["first_response"], block["resolution"], block["sla"]
-    return {
-        "opened": block["opened"],
-        "resolved": block["resolved"],
-        "reopen_rate": block["reopen_rate"],
-        "transfers": block["transfers"],
-        "frt_p50_b": fr["business"]["p50_s"],
-        "frt_p90_b": fr["business"]["p90_s"],
-        "frt_p50_w": fr["wall"]["p50_s"],
-        "frt_p90_w": fr["wall"]["p90_s"],
-        "res_p50_b": res["business"]["p50_s"],
-        "res_p90_b": res["business"]["p90_s"],
-        "fr_compliance": sla["first_response"]["compliance"],
-        "res_compliance": sla["resolution"]["compliance"],
-        "breached": sum(t["breached"] for t in sla.values()),
-        "csat_avg": block["csat"]["average"],
-        "csat_n": block["csat"]["responses"],
-    }
-
-
-def slices(figures: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    out = [("total", "", row(figures["totals"]))]
-    for dim in DIMS:
-        for value, block in figures["by"][dim].items():
-            out.append((dim, value, row(block)))
-    return out
-
 
 def as_json(figures: dict[str, Any]) -> str:
     return json.dumps(figures, ensure_ascii=False, indent=1, default=str)
@@ -85,8 +50,6 @@ def share(x: float | None) -> str:
 
 
 def as_table(figures: dict[str, Any], lang: str = "en", digits: str = "latn") -> str:
-    from omnidesk.commands.tickets import format_table
-
     tr = translator(lang, digits)
     p, t = figures["period"], figures["totals"]
     filt = ", ".join(f"{k}={v if isinstance(v, str) else '+'.join(v)}"
@@ -128,7 +91,5 @@ def render(figures: dict[str, Any], fmt: str, **html_options: Any) -> str:
     if fmt == "csv":
         return as_csv(figures)
     if fmt == "html":
-        from omnidesk.reports.html import as_html
-
         return as_html(figures, **html_options)
     return as_table(figures, html_options.get("lang", "en"), html_options.get("digits", "latn"))

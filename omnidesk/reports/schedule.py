@@ -34,8 +34,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from omnidesk.config import WEEKDAYS, QueueConfigFile, ScheduledReport, SmtpConfig
-from omnidesk.errors import TransientError
+from omnidesk.errors import OmnideskError, TransientError
 from omnidesk.reports.fold import Context
+from omnidesk.reports.html import branding_from
+from omnidesk.reports.pdf import PrinterBusy, print_pdf
+from omnidesk.reports.render import as_table, render
+from omnidesk.reports.source import figures_for
 from omnidesk.store import Store
 
 log = logging.getLogger("omnidesk.reports.schedule")
@@ -288,15 +292,11 @@ class ReportScheduler:
     async def _send_one(
         self, report: ScheduledReport, smtp: SmtpConfig, label: str, start: date, end: date
     ) -> None:
-        from omnidesk.reports.render import as_table, render
-        from omnidesk.reports.source import figures_for
-
         filters = {k: str(v) for k, v in report.filters.model_dump().items() if v is not None}
         records = self.records.connection if self.records is not None else None
         result = await asyncio.to_thread(
             figures_for, records, self.config, self.ctx, start, end, filters
         )
-        from omnidesk.reports.html import branding_from
 
         options = {"lang": report.lang, "titles": self.titles, "digits": report.digits,
                    "branding": branding_from(self.config, self.base_dir)}  # fmt: skip
@@ -311,9 +311,6 @@ class ReportScheduler:
         await send(smtp, msg)
 
     async def _print(self, page: str) -> bytes:
-        from omnidesk.errors import OmnideskError
-        from omnidesk.reports.pdf import PrinterBusy, print_pdf
-
         try:
             pdf = await print_pdf(page)
         except PrinterBusy:  # the API is printing: nothing is broken, the next round retries

@@ -1,5 +1,5 @@
 """Where a report's figures come from: PostgreSQL, the system of record, for any period
-(omnidesk.db.reports: the finished days `report_days` holds, SQL over the events for the
+(omnidesk.reports.sql: the finished days `report_days` holds, SQL over the events for the
 rest). Every reader takes them from here: `omnidesk report`, scheduled reports, GET
 /v1/reports and the dashboard's today block. Redis keeps no report counters: whatever
 grows with history belongs in PostgreSQL.
@@ -14,8 +14,11 @@ from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
+from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.errors import PermanentError, TransientError
+from omnidesk.reports.days import figures
 from omnidesk.reports.fold import Context
+from omnidesk.reports.sql import QueueCalendars, UnknownFilterValue
 
 CHECKED_DIMS = ("queue", "region", "agent")  # channel and segment are closed lists (the CLI's)
 
@@ -61,9 +64,6 @@ def figures_for(
     PostgreSQL (`Records.connection` in the daemon, a direct connection in the CLI), None
     when there is no database. The queue filter may be a set of queues (a supervisor's):
     their figures together. `calendars` (QueueCalendars) saves rebuilding them per call."""
-    from omnidesk.db.connect import RecordsUnavailable
-    from omnidesk.db.reports import QueueCalendars, UnknownFilterValue, figures
-
     if records is None:
         raise PermanentError("reports are computed in PostgreSQL: no database is configured"
                              " (service.database_url)")  # fmt: skip

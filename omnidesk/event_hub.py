@@ -1,6 +1,7 @@
-"""Live events for the console: GET /v1/events/stream, Server-Sent Events of what happens to
-the tickets of the agent's queues (a new message, a transfer, a claim, a delivery status,
-an SLA warning or breach, ...), each within a second or two.
+"""Live events for the console and the dashboard (in the core, so the agents and reports
+plugins share one reader without importing each other): GET /v1/events/stream, Server-Sent
+Events of what happens to the tickets of the agent's queues (a new message, a transfer, a
+claim, a delivery status, an SLA warning or breach, ...), each within a second or two.
 
 One `EventHub` per process reads the Redis events stream with plain XREAD (no consumer
 group: every browser sees everything) and fans each entry out to the subscribers, so a
@@ -22,6 +23,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from aiohttp import web
 
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.events import EventType
@@ -222,3 +225,6 @@ def _recorded_between(records: Any, after: str, before: str | None) -> list[Entr
     out.sort(key=lambda e: stream_pos(e[0]))
     return out
 
+
+# The app key under which the agents plugin keeps its hub, for the dashboard to share.
+HUB_KEY = web.AppKey("events_hub", EventHub)

@@ -25,6 +25,9 @@ Histories it cannot fully see: events of a ticket before its `ticket_opened` are
 a ticket opened before the period whose history is needed is found through the period's
 own events or, for the backlog at the period's end, through the tickets table (open now,
 or changed after the period).
+
+Kept whole though over 500 lines: most of it is the one report query (BODY_SQL) and the
+code that reads its rows; apart, the two halves of one contract would drift.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ from omnidesk.reports.figures import (
     Raw,
     clean_filters,
     filter_values,
-    summarize,
 )
 from omnidesk.reports.fold import (
     BUCKET_LABELS,
@@ -563,47 +565,3 @@ def known_values(conn: psycopg.Connection[Any], dim: str, value: str) -> bool:
         args = (value, value)
     row = conn.execute(sql, args).fetchone()
     return bool(row and row[0])
-
-
-def figures(
-    conn: psycopg.Connection[Any],
-    ctx: Context,
-    start: date,
-    end: date,
-    filters: Mapping[str, str | Collection[str] | None] | None = None,
-    calendars: QueueCalendars | None = None,
-    *,
-    known_queues: set[str] | None = None,
-    known: Mapping[str, set[str]] | None = None,
-    stored: bool = True,
-) -> dict[str, Any]:
-    """The report's figures (`summarize` of the period's `Raw`). With `stored` the days
-    omnidesk.db.report_days has folded are read from `report_days` (the same figures, much
-    faster over long ranges); without, all from the events.
-    A `queue` filter naming a queue neither configured (`known_queues`) nor ever seen in
-    the records is refused instead of answered with zeros; so is a `region` or `agent` filter
-    naming a value outside `known` (the config's) that no ticket ever had."""
-    wanted = clean_filters(filters or {})
-    if end < start:
-        raise ValueError(f"--to {end} is before --from {start}")
-    for queue in filter_values(wanted["queue"]) if "queue" in wanted else []:
-        if queue and queue not in (known_queues or set()) and not known_values(
-            conn, "queue", queue
-        ):
-            raise UnknownFilterValue(f"--queue {queue!r}: no such queue in the config or records")
-    for dim in ("region", "agent"):
-        value = wanted.get(dim)
-        ok = set((known or {}).get(dim, set()))
-        if dim == "region":
-            ok |= set(ctx.queue_regions.values())
-        if isinstance(value, str) and value and value not in ok and not known_values(
-            conn, dim, value
-        ):
-            raise UnknownFilterValue(f"--{dim} {value!r}: no such {dim} in the config or records")
-    if stored:  # the folded days' counters, the event query over the rest
-        from omnidesk.db.report_days import read_raw as read_stored
-
-        raw = read_stored(conn, ctx, start, end, wanted, calendars)
-    else:
-        raw = read_raw(conn, ctx, start, end, wanted, calendars)
-    return summarize(raw, start, end, wanted)

@@ -1,7 +1,7 @@
 """Daily report counters in PostgreSQL: a cube of counters, folded by SQL, one day at a time.
 
 Refolding a year of events for every report takes minutes at ten million events (the
-per-ticket window functions of omnidesk/db/reports.py run on one core). So each finished
+per-ticket window functions of omnidesk/reports/sql.py run on one core). So each finished
 local day is folded once, by that same query restricted to the day, and its counters are
 kept in `report_days` (schema 0005): the full cube (metric x queue x channel x segment x
 region x agent), what filtered reports sum, plus the totals and one-dimension breakdowns
@@ -30,6 +30,9 @@ such an insert was still uncommitted is caught by recounting the day's events on
 minute later. The stored counters also depend on the config (time zone, queue regions, SLA
 targets, calendars): its fingerprint is kept with each day, and days folded under another
 are neither read nor kept (they are folded again).
+
+Kept whole though over 500 lines: the fold of days, its stored counters and `figures`
+(which reads them) share the fingerprint and the day bookkeeping; the event query is sql.py.
 """
 
 from __future__ import annotations
@@ -46,11 +49,24 @@ from typing import Any
 
 import psycopg
 
-from omnidesk.reports.figures import LIST_CAP, FilterValue, Raw, clean_filters, filter_values
+from omnidesk.reports import sql as reports
+from omnidesk.reports.figures import (
+    LIST_CAP,
+    FilterValue,
+    Raw,
+    clean_filters,
+    filter_values,
+    summarize,
+)
 from omnidesk.reports.fold import DAY_METRICS, DIMS, FOLD_VERSION, TOTAL_ONLY, Context
-
-from . import reports
-from .reports import BODY_SQL, LIST_METRICS, QueueCalendars, list_entry, local_bounds
+from omnidesk.reports.sql import (
+    BODY_SQL,
+    LIST_METRICS,
+    QueueCalendars,
+    UnknownFilterValue,
+    list_entry,
+    local_bounds,
+)
 
 log = logging.getLogger("omnidesk.reports")
 
@@ -482,3 +498,45 @@ class ReportDays:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
+
+
+def figures(
+    conn: psycopg.Connection[Any],
+    ctx: Context,
+    start: date,
+    end: date,
+    filters: Mapping[str, str | Collection[str] | None] | None = None,
+    calendars: QueueCalendars | None = None,
+    *,
+    known_queues: set[str] | None = None,
+    known: Mapping[str, set[str]] | None = None,
+    stored: bool = True,
+) -> dict[str, Any]:
+    """The report's figures (`summarize` of the period's `Raw`). With `stored` the days
+    omnidesk.reports.days has folded are read from `report_days` (the same figures, much
+    faster over long ranges); without, all from the events.
+    A `queue` filter naming a queue neither configured (`known_queues`) nor ever seen in
+    the records is refused instead of answered with zeros; so is a `region` or `agent` filter
+    naming a value outside `known` (the config's) that no ticket ever had."""
+    wanted = clean_filters(filters or {})
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    for queue in filter_values(wanted["queue"]) if "queue" in wanted else []:
+        if queue and queue not in (known_queues or set()) and not reports.known_values(
+            conn, "queue", queue
+        ):
+            raise UnknownFilterValue(f"--queue {queue!r}: no such queue in the config or records")
+    for dim in ("region", "agent"):
+        value = wanted.get(dim)
+        ok = set((known or {}).get(dim, set()))
+        if dim == "region":
+            ok |= set(ctx.queue_regions.values())
+        if isinstance(value, str) and value and value not in ok and not reports.known_values(
+            conn, dim, value
+        ):
+            raise UnknownFilterValue(f"--{dim} {value!r}: no such {dim} in the config or records")
+    if stored:  # the folded days' counters, the event query over the rest
+        raw = read_raw(conn, ctx, start, end, wanted, calendars)
+    else:
+        raw = reports.read_raw(conn, ctx, start, end, wanted, calendars)
+    return summarize(raw, start, end, wanted)
