@@ -34,7 +34,7 @@ from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
 from omnidesk.outbound import Automatic, Known, SendReply, send_automatic_many
-from omnidesk.sla import SlaState
+from omnidesk.sla.ticket import SlaState
 from omnidesk.store import Store, guarded, lua, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
@@ -53,7 +53,7 @@ class Receipts:
     store: Store
     config: QueueConfigFile
     send_reply: SendReply
-    clocks: Any = None  # omnidesk.sweeper.SlaClocks: the first-response due time, when set
+    clocks: Any = None  # omnidesk.sla.engine.SlaClocks: the first-response due time, when set
 
     def after_intake(
         self, items: list[tuple[Inbound, Decision]], results: list[IntakeResult]

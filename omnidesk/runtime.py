@@ -133,7 +133,7 @@ class Runtime:
         its clocks whichever process opened it, and PostgreSQL (`records`, else one from
         `service.database_url`) behind Redis for customers and messages Redis let go."""
         from omnidesk.db.records import Records
-        from omnidesk.sweeper import SlaClocks
+        from omnidesk.sla.engine import SlaClocks
 
         service = config.data.service
         store = store or Store.from_url(service.redis_url, service.key_prefix)

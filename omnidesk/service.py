@@ -111,7 +111,7 @@ class Daemon:
         from omnidesk.db.writer import RecordWriter
         from omnidesk.pipeline import Pipeline, make_broker, queue_name
         from omnidesk.runtime import Runtime
-        from omnidesk.sla_repair import run_repair
+        from omnidesk.sla.repair import run_repair
         from omnidesk.store import Store
 
         service = self.loaded.data.service

@@ -20,8 +20,10 @@ from redis.retry import Retry
 from omnidesk.configload import parse_config
 from omnidesk.intake import Intake
 from omnidesk.model import Author, Channel, Decision, Inbound, Priority, Status, Ticket
+from omnidesk.sla.engine import SlaClocks
+from omnidesk.sla.records import wake_score
+from omnidesk.sla.sweeper import RETRY_S
 from omnidesk.store import Store, ms
-from omnidesk.sweeper import RETRY_S, SlaClocks, wake_score
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 CONFIG = """
@@ -357,7 +359,7 @@ def test_at_risk_orders_by_time_left_and_filters_by_queue(store, config, now) ->
 def test_unreadable_state_is_a_typed_error(store, config, now) -> None:
     clocks = clocks_for(store, config, now)
     store.r.hset(*clocks.slot_key("OD-X"), "1||{not msgpack")
-    from omnidesk.sla import SlaError
+    from omnidesk.sla.errors import SlaError
 
     with pytest.raises(SlaError):
         clocks.state("OD-X")
