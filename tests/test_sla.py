@@ -354,4 +354,4 @@ def test_firing_on_the_packed_record_is_fire_step(days: int) -> None:
         assert wake == (None if nxt is None else codec.epoch_us(nxt))
         running = [c.due_at for c in expected.clocks.values() if c.state == "running" and c.due_at]
         assert deadline == (codec.epoch_us(min(running)) if running else None)
-        assert standing == sla_ticket.standing(expected, now)
+        assert standing == sla_ticket.standing(sla_ticket.marks(expected, now))

@@ -7,6 +7,7 @@ building the structs, as `state_due_steps` + `fire_step` would.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 from msgspec.structs import replace
@@ -14,7 +15,7 @@ from msgspec.structs import replace
 from omnidesk.config import SlaTarget
 from omnidesk.sla.clock import TARGETS, Clock, ClockState, Outcome, Pause, Step, _aware
 from omnidesk.sla.errors import SlaError
-from omnidesk.sla.ticket import SlaState
+from omnidesk.sla.ticket import ClockMarks, SlaState, standing
 
 # ---------------------------------------------------------------- persistence
 
@@ -241,6 +242,10 @@ def _us(v: int, base_us: int) -> int:
     return base_us + ((v // 2) * 1000 if v % 2 == 0 else (v - 1) // 2)
 
 
+# a step due to fire: (due, epoch us; fraction; clock position; packed clock; packed step)
+_Due = tuple[int, float, int, list[Any], list[Any]]
+
+
 def fire_packed(
     raw: bytes, now: datetime | int
 ) -> tuple[bytes | None, list[PackedFire], int | None, int | None, str]:
@@ -260,45 +265,59 @@ def fire_packed(
         n = len(f)
         policy, base = f[1], (f[3] if n > 3 else 0) or 0
         clocks = (f[4] if n > 4 else None) or ()
-        due: list[tuple[int, float, int, list, list]] = []  # type: ignore[type-arg]
+        due: list[_Due] = []
         wake: int | None = None
         deadline: int | None = None
-        running = paused = warned = breached = False  # as `standing`, after firing
+        clock_marks: list[ClockMarks] = []  # as `standing` reads them, after firing
         for i, c in enumerate(clocks):
             if c is None:
                 continue
-            cdue, state = c[1], c[6] if len(c) > 6 else 0
-            paused = paused or state == 1
-            if state == 0:
-                running = True
-                if cdue is not None:
-                    d = base + (cdue >> 1 if cdue & 1 else (cdue >> 1) * 1000)
-                    breached = breached or d <= now_us
-                    if deadline is None or d < deadline:
-                        deadline = d
-            for st in c[2]:
-                if len(st) > 3 and st[3] is not None:  # fired already
-                    if state == 0:
-                        warned, breached = True, breached or _unfrac(st[1]) >= 1.0
-                    continue
-                if len(st) < 3 or st[2] is None:
-                    continue  # not armed
-                v = cdue if st[2] is True else st[2]
-                d = base + (v >> 1 if v & 1 else (v >> 1) * 1000)
-                if d <= now_us:
-                    due.append((d, _unfrac(st[1]), i, c, st))
-                    if state == 0:
-                        warned, breached = True, breached or _unfrac(st[1]) >= 1.0
-                elif wake is None or d < wake:
-                    wake = d
+            mark, running_due, step_wake = _scan_clock(i, c, base, now_us, due)
+            clock_marks.append(mark)
+            deadline = _earliest(deadline, running_due)
+            wake = _earliest(wake, step_wake)
     except (msgspec.DecodeError, ValueError, TypeError, IndexError) as exc:
         raise SlaError(f"stored SLA state is unreadable: {exc}") from None
-    standing = (
-        "breached" if breached else "warned" if warned else
-        "running" if running else "paused" if paused else ""
-    )  # fmt: skip
+    rank = standing(clock_marks)
     if not due:
-        return None, [], wake, deadline, standing
+        return None, [], wake, deadline, rank
+    fired = _fire_due(due, policy, base, now_us)
+    return _packer.encode(f), fired, wake, deadline, rank
+
+
+def _earliest(a: int | None, b: int | None) -> int | None:
+    return b if a is None or (b is not None and b < a) else a
+
+
+def _scan_clock(
+    i: int, c: list[Any], base: int, now_us: int, due: list[_Due]
+) -> tuple[ClockMarks, int | None, int | None]:
+    """One packed clock at position `i`: its marks for `standing` once its due steps fire,
+    its deadline while running and its next unfired step after `now_us` (epoch us, or None);
+    its steps due by `now_us` go to `due`."""
+    cdue, state = c[1], c[6] if len(c) > 6 else 0
+    overdue, deadline, wake = False, None, None
+    if state == 0 and cdue is not None:  # running
+        deadline = _us(cdue, base)
+        overdue = deadline <= now_us
+    fired: list[float] = []
+    for st in c[2]:
+        if len(st) > 3 and st[3] is not None:  # fired already
+            fired.append(_unfrac(st[1]))
+            continue
+        if len(st) < 3 or st[2] is None:
+            continue  # not armed
+        d = _us(cdue if st[2] is True else st[2], base)
+        if d <= now_us:
+            due.append((d, _unfrac(st[1]), i, c, st))
+            fired.append(_unfrac(st[1]))
+        elif wake is None or d < wake:
+            wake = d
+    return (_STATES[state], overdue, fired), deadline, wake
+
+
+def _fire_due(due: list[_Due], policy: str, base: int, now_us: int) -> list[PackedFire]:
+    """Mark the due steps fired in their packed clocks, earliest first; what fired."""
     if len(due) > 1:
         due.sort(key=lambda x: (x[0], x[1]))
     fired: list[PackedFire] = []
@@ -309,4 +328,4 @@ def fire_packed(
         st[3:] = [fired_rel, _num(late)]
         clock_policy = c[12] if len(c) > 12 and c[12] is not None else policy
         fired.append(PackedFire(TARGETS[i], st[0], at, clock_policy, d, late))
-    return _packer.encode(f), fired, wake, deadline, standing
+    return fired

@@ -47,7 +47,14 @@ from omnidesk.model import Ticket
 from omnidesk.sla.codec import epoch_us, pack_state, unpack_state
 from omnidesk.sla.errors import SlaConflict, SlaError
 from omnidesk.sla.policy import SlaContext
-from omnidesk.sla.ticket import SlaState, earliest_due, open_state, standing, state_next_wakeup
+from omnidesk.sla.ticket import (
+    SlaState,
+    earliest_due,
+    marks,
+    open_state,
+    standing,
+    state_next_wakeup,
+)
 from omnidesk.store import Store, guarded, ms
 
 Now = Callable[[], datetime]
@@ -161,7 +168,7 @@ class SlaRecords:
             version,
             record_body(pack_state(state), wake),
             wake,
-            standing(state, now),
+            standing(marks(state, now)),
             overdue,
         ]
         return int(self._scripts["sla_write"](keys=[], args=args))
@@ -220,11 +227,11 @@ class SlaRecords:
                 except Exception as exc:  # pure computation: this ticket's, for good
                     failed[ticket.id] = exc
                     continue
-            body, wake, due, standing, overdue = made[key]
+            body, wake, due, rank, overdue = made[key]
             if set_due and due is not None:
-                args += [ticket.id, body, wake, str(ms(due)), due.isoformat(), standing, overdue]
+                args += [ticket.id, body, wake, str(ms(due)), due.isoformat(), rank, overdue]
             else:
-                args += [ticket.id, body, wake, "", "", standing, overdue]
+                args += [ticket.id, body, wake, "", "", rank, overdue]
             queued.append((ticket.id, due))
             if len(queued) >= 500:
                 flush()
@@ -244,7 +251,7 @@ class SlaRecords:
             record_body(pack_state(state), wake),
             wake,
             earliest_due(state),
-            standing(state, at),
+            standing(marks(state, at)),
             overdue,  # a repair can start clocks already past a deadline
         )
 

@@ -2,7 +2,7 @@
 
 Each transition applies `omnidesk.sla.clock`'s one-clock transitions to the clocks it
 concerns, in the ticket's calendar and policy (`SlaContext`). `standing` is what /metrics
-counts a ticket as; the sweeper's packed hot path (`codec.fire_packed`) uses the same one.
+counts a ticket as, the one rule the sweeper's packed hot path (`codec.fire_packed`) uses too.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from omnidesk.model import Status
 from omnidesk.sla.clock import (
     TARGETS,
     Clock,
+    ClockState,
     Step,
     _aware,
     _stamp,
@@ -155,31 +156,43 @@ def fire_step(state: SlaState, target: str, index: int, now: datetime) -> SlaSta
 
 STANDINGS = ("running", "paused", "warned", "breached")
 
+# One clock as `standing` weighs it: its state, whether it is past its due time, and the
+# fractions (`Step.at`) of its fired steps.
+ClockMarks = tuple[ClockState, bool, Iterable[float]]
 
-def standing(state: SlaState | None, now: datetime) -> str:
+
+def standing(clocks: Iterable[ClockMarks]) -> str:
     """What /metrics counts the ticket as, by queue: "breached" (a running clock past its due
     time, or its 100 % step fired), "warned" (a running clock with a step fired), "running",
-    "paused" (no clock running, one paused), or "" (every clock stopped)."""
-    if state is None:
-        return ""
-    now = _aware(now)
+    "paused" (no clock running, one paused), or "" (every clock stopped). It reads each
+    clock's marks (`marks`), so the sweeper's packed hot path (`codec.fire_packed`), which
+    builds no structs, judges by this same rule."""
     running = paused = warned = breached = False
-    for c in state.clocks.values():
-        if c.state == "paused":
+    for state, overdue, fired in clocks:
+        if state == "paused":
             paused = True
-        elif c.state == "running":
+        elif state == "running":
             running = True
-            if c.due_at is not None and c.due_at <= now:
-                breached = True
-            for s in c.steps:
-                if s.fired_at:
-                    warned = True
-                    breached = breached or s.at >= 1.0
+            breached = breached or overdue
+            for at in fired:
+                warned = True
+                breached = breached or at >= 1.0
     if breached:
         return "breached"
     if warned:
         return "warned"
     return "running" if running else ("paused" if paused else "")
+
+
+def marks(state: SlaState | None, now: datetime) -> list[ClockMarks]:
+    """Each clock's marks for `standing` at `now` (none without a state)."""
+    if state is None:
+        return []
+    now = _aware(now)
+    return [
+        (c.state, c.due_at is not None and c.due_at <= now, [s.at for s in c.steps if s.fired_at])
+        for c in state.clocks.values()
+    ]
 
 
 def state_next_wakeup(state: SlaState) -> datetime | None:
