@@ -34,6 +34,7 @@ from omnidesk.known import Known, KnownLookup
 from omnidesk.model import UPLOADED, Decision, Inbound, Outbound, RawPayload, Skipped
 from omnidesk.quarantine import Quarantine
 from omnidesk.receipts import Receipts
+from omnidesk.sla.protocol import SlaEngine
 from omnidesk.store import Store
 
 log = logging.getLogger("omnidesk.ingest")
@@ -79,7 +80,7 @@ class Runtime:
     archive: Archive | None = None
     config: LoadedConfig | None = None
     hooks: IntakeHooks = field(default_factory=IntakeHooks)
-    clocks: Any = None  # the SLA engine (omnidesk.sweeper.SlaClocks), when built by for_service
+    clocks: SlaEngine | None = None  # omnidesk.sla.engine.SlaClocks, when built by for_service
     # PostgreSQL (omnidesk.db.records.Records): customers and messages Redis let go. None:
     # Redis alone (offline routing, tests), as when PostgreSQL is down.
     records: Any = None
