@@ -61,7 +61,7 @@ log = logging.getLogger("omnidesk.intake")
 REOPEN_WINDOW = timedelta(days=7)  # default of service.reopen_window_days
 DEDUPE_WINDOW = timedelta(days=30)  # default of service.dedupe_window_days
 
-Hook = Callable[[Ticket], None]
+Hook = Callable[[Ticket], object]  # what a hook returns is not used
 BatchHook = Callable[[list[Ticket]], None]
 
 

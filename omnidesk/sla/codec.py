@@ -56,9 +56,11 @@ _US = timedelta(microseconds=1)
 _packer = msgspec.msgpack.Encoder()
 _unpacker = msgspec.msgpack.Decoder()
 _REQUIRED = object()  # a position never dropped
-_STATE_DEFAULTS = (_REQUIRED, _REQUIRED, _REQUIRED, 0, [], [])
-_CLOCK_DEFAULTS = (_REQUIRED, _REQUIRED, _REQUIRED, 0, 0, 0, 0) + (None,) * 4 + ([], None, None, [])
-_STEP_DEFAULTS = (_REQUIRED, _REQUIRED, None, None, None)
+_STATE_DEFAULTS: tuple[object, ...] = (_REQUIRED, _REQUIRED, _REQUIRED, 0, [], [])
+_CLOCK_DEFAULTS: tuple[object, ...] = (
+    (_REQUIRED, _REQUIRED, _REQUIRED, 0, 0, 0, 0) + (None,) * 4 + ([], None, None, [])
+)
+_STEP_DEFAULTS: tuple[object, ...] = (_REQUIRED, _REQUIRED, None, None, None)
 
 
 def _num(x: float) -> float | int:
@@ -85,8 +87,11 @@ def _rel(t: datetime | None, base_us: int) -> int | None:
 
 
 def _abs(v: int | None, base_us: int) -> datetime | None:
-    if v is None:
-        return None
+    return None if v is None else _at(v, base_us)
+
+
+def _at(v: int, base_us: int) -> datetime:
+    """An instant `_rel` packed (one never left out: a start, a pause's ends)."""
     d = (v // 2) * 1000 if v % 2 == 0 else (v - 1) // 2
     return _EPOCH + timedelta(microseconds=base_us + d)
 
@@ -101,7 +106,7 @@ def _trim(items: list[object], defaults: tuple[object, ...]) -> list[object]:
     return items
 
 
-def _pad(items: list, defaults: tuple[object, ...]) -> list:  # type: ignore[type-arg]
+def _pad(items: list[Any], defaults: tuple[object, ...]) -> list[Any]:
     if len(items) < len(defaults):
         items = items + [None if d is _REQUIRED else d for d in defaults[len(items) :]]
     return items
@@ -151,7 +156,7 @@ def _pack_clock(c: Clock, state: SlaState, base: int) -> list[object]:
     )
 
 
-def _unpack_clock(target: SlaTarget, f: list, state: SlaState, base: int) -> Clock:  # type: ignore[type-arg]
+def _unpack_clock(target: SlaTarget, f: list[Any], state: SlaState, base: int) -> Clock:
     f = _pad(f, _CLOCK_DEFAULTS)
     steps = []
     for s in f[2] or []:
@@ -170,7 +175,7 @@ def _unpack_clock(target: SlaTarget, f: list, state: SlaState, base: int) -> Clo
         policy=f[12] if f[12] is not None else state.policy,
         calendar=f[13] if f[13] is not None else state.calendar,
         target_seconds=float(f[0]),
-        started_at=_abs(f[3], base),  # type: ignore[arg-type]
+        started_at=_at(f[3], base),
         resumed_at=None if f[4] == "" else _abs(f[4], base),
         elapsed=float(f[5]),
         state=_STATES[f[6]],
@@ -182,8 +187,8 @@ def _unpack_clock(target: SlaTarget, f: list, state: SlaState, base: int) -> Clo
         pauses=[
             Pause(
                 reason=p[0],
-                started_at=_abs(p[1], base),  # type: ignore[arg-type]
-                ended_at=_abs(p[2], base),  # type: ignore[arg-type]
+                started_at=_at(p[1], base),
+                ended_at=_at(p[2], base),
                 seconds=float(p[3]),
                 business_seconds=float(p[4]),
             )

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -177,7 +177,7 @@ class SlaQueries(SlaRecords):
         if queue is not None:
             queue = frozenset([queue] if isinstance(queue, str) else queue)
         for start in range(0, RISK_OVERDUE, 500):
-            overdue: list[str] = self.store.r.zrange(self.key("overdue"), start, start + 499)
+            overdue = cast(list[str], self.store.r.zrange(self.key("overdue"), start, start + 499))
             pipe = self.rb.pipeline(transaction=False)
             for tid in overdue:
                 pipe.hget(*self.slot_key(tid))
@@ -186,8 +186,11 @@ class SlaQueries(SlaRecords):
             if len(overdue) < 500 or len(out) >= limit:
                 break
         for start in range(0, RISK_BUCKETS, 20):
-            page = self.rb.zrangebyscore(
-                self.key("due"), 0, "+inf", start=start, num=20, withscores=True
+            page = cast(
+                list[tuple[bytes, float]],  # a binary client: (bucket, score) pairs
+                self.rb.zrangebyscore(
+                    self.key("due"), 0, "+inf", start=start, num=20, withscores=True
+                ),
             )
             if not page:
                 break

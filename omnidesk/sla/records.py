@@ -36,10 +36,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
-from redis.commands.core import AsyncScript, Script
+from redis.commands.core import Script
+from redis.typing import EncodableT
 
 from omnidesk.config import QueueConfigFile
 from omnidesk.errors import PartialFailure
@@ -117,7 +118,7 @@ class SlaRecords:
     ctx: SlaContext
     clock: Now
     rb: redis.Redis
-    _scripts: dict[str, Script | AsyncScript]
+    _scripts: dict[str, Script]
 
     def key(self, *parts: str) -> str:
         return self.store.key("sla", *parts)
@@ -141,7 +142,8 @@ class SlaRecords:
 
     @guarded
     def load(self, ticket_id: str) -> tuple[SlaState | None, int]:
-        return self._decode(ticket_id, self.rb.hget(*self.slot_key(ticket_id)))
+        raw = cast(bytes | None, self.rb.hget(*self.slot_key(ticket_id)))  # a binary client
+        return self._decode(ticket_id, raw)
 
     def state(self, ticket_id: str) -> SlaState | None:
         return self.load(ticket_id)[0]
@@ -162,7 +164,7 @@ class SlaRecords:
     @guarded
     def _write(self, ticket_id: str, version: int, state: SlaState, now: datetime) -> int:
         wake, overdue = wake_score(state, now)
-        args = [
+        args: list[EncodableT] = [
             self.store.prefix,
             ticket_id,
             version,

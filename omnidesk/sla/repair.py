@@ -37,7 +37,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from omnidesk.errors import OmnideskError, PartialFailure
 from omnidesk.intake import is_transient
@@ -119,9 +119,8 @@ def _pages(clocks: SlaClocks, status: Status) -> Iterator[list[str]]:
 
 @guarded
 def _page(clocks: SlaClocks, status: Status, start: int) -> list[str]:
-    return list(
-        clocks.store.r.zrange(clocks.store.key("status", status.value), start, start + PAGE - 1)
-    )
+    ids = clocks.store.r.zrange(clocks.store.key("status", status.value), start, start + PAGE - 1)
+    return list(cast(list[str], ids))
 
 
 @guarded

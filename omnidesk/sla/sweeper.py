@@ -18,10 +18,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis
+from redis.typing import EncodableT
 
 from omnidesk.config import Action
 from omnidesk.errors import OmnideskError
@@ -114,7 +115,7 @@ class SlaSweeper(SlaRecords):
         unique to this claim."""
         now_ms = epoch_us(now) // 1000
         token = f"{now_ms + self.lease_ms}.5"
-        args = [self.store.prefix, now_ms, token, limit]
+        args: list[EncodableT] = [self.store.prefix, now_ms, token, limit]
         reply = self._scripts["sla_claim"](keys=[], args=args)
         claimed: Claimed = []
         for i in range(0, len(reply), 3):
@@ -144,7 +145,7 @@ class SlaSweeper(SlaRecords):
         sent: _Planned | None = None  # its commit running on `conn`
         pool = self.rb.connection_pool
         with redis_errors():
-            conn = pool.get_connection()
+            conn: Any = pool.get_connection()  # redis-py leaves its connections untyped
         try:
             while ready is not None or sent is not None or more:
                 reply = self._commit_reply(conn, sent) if sent is not None else None
@@ -195,7 +196,7 @@ class SlaSweeper(SlaRecords):
     @guarded
     def _run_bucket(self, bucket: str, token: str, now: datetime) -> list[Fired]:
         """Fire what is due in one bucket this sweeper holds under `token`."""
-        flat = self.rb.hgetall(self.key("b", bucket))
+        flat = cast(dict[bytes, bytes], self.rb.hgetall(self.key("b", bucket)))  # binary
         planned = self._plan_batch(
             [(bucket, None, [(bucket + f.decode(), raw) for f, raw in flat.items()])], token, now
         )
