@@ -74,8 +74,8 @@ from bench.benchkit import (  # noqa: E402
     wait_until_up,
 )
 from omnidesk.configload import load_config  # noqa: E402
+from omnidesk.sla.engine import SlaClocks  # noqa: E402
 from omnidesk.store import Store  # noqa: E402
-from omnidesk.sweeper import SlaClocks  # noqa: E402
 
 SUBJECTS = [
     "تجديد السجل التجاري",

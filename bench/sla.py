@@ -86,8 +86,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.benchkit import private_redis
 from omnidesk.configload import parse_config
 from omnidesk.model import Channel, Ticket
+from omnidesk.sla.engine import SlaClocks
+from omnidesk.sla.sweeper import Fired, describe
 from omnidesk.store import Store
-from omnidesk.sweeper import Fired, SlaClocks, describe
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 CONFIG = """

@@ -27,7 +27,7 @@ batch is not acked and runs again. Any other error is one ticket's for good (an 
 it cannot read, a policy a reload removed, a bug): retrying the batch would only fail again
 and hold up every other ticket in it, so it is logged with the ticket id and counted
 (stats ``hook_failed``, in /metrics), and the ticket is left to the SLA repair sweep
-(omnidesk.sla_repair) and an operator.
+(omnidesk.sla.repair) and an operator.
 """
 
 from __future__ import annotations

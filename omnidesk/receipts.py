@@ -27,7 +27,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from omnidesk.config import QueueConfigFile
 from omnidesk.events import EventType
@@ -35,7 +34,8 @@ from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
 from omnidesk.outbound import Automatic, Known, SendReplies, send_automatic_many
-from omnidesk.sla import SlaState
+from omnidesk.sla.protocol import SlaEngine
+from omnidesk.sla.ticket import SlaState
 from omnidesk.store import Store, guarded, lua, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
@@ -54,7 +54,7 @@ class Receipts:
     store: Store
     config: QueueConfigFile
     send_replies: SendReplies
-    clocks: Any = None  # omnidesk.sweeper.SlaClocks: the first-response due time, when set
+    clocks: SlaEngine | None = None  # the first-response due time, when set
 
     def after_intake(
         self, items: list[tuple[Inbound, Decision]], results: list[IntakeResult]

@@ -35,6 +35,7 @@ from omnidesk.known import Known, KnownLookup
 from omnidesk.model import UPLOADED, Decision, Inbound, Outbound, RawPayload, Skipped
 from omnidesk.quarantine import Quarantine
 from omnidesk.receipts import Receipts
+from omnidesk.sla.protocol import SlaEngine
 from omnidesk.store import Store
 
 log = logging.getLogger("omnidesk.ingest")
@@ -80,7 +81,7 @@ class Runtime:
     archive: Archive | None = None
     config: LoadedConfig | None = None
     hooks: IntakeHooks = field(default_factory=IntakeHooks)
-    clocks: Any = None  # the SLA engine (omnidesk.sweeper.SlaClocks), when built by for_service
+    clocks: SlaEngine | None = None  # omnidesk.sla.engine.SlaClocks, when built by for_service
     # PostgreSQL (omnidesk.db.records.Records): customers and messages Redis let go. None:
     # Redis alone (offline routing, tests), as when PostgreSQL is down.
     records: Any = None
@@ -137,7 +138,7 @@ class Runtime:
         its clocks whichever process opened it, and PostgreSQL (`records`, else one from
         `service.database_url`) behind Redis for customers and messages Redis let go."""
         from omnidesk.db.records import Records
-        from omnidesk.sweeper import SlaClocks
+        from omnidesk.sla.engine import SlaClocks
 
         service = config.data.service
         store = store or Store.from_url(service.redis_url, service.key_prefix)

@@ -16,7 +16,6 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
@@ -33,6 +32,7 @@ from omnidesk.model import RawPayload
 from omnidesk.overload import REDIS_DOWN, REDIS_OOM, IntakeGate
 from omnidesk.plugins import Plugin, Plugins, discover
 from omnidesk.senders import register_connector_sender
+from omnidesk.sla.protocol import SlaEngine
 
 log = logging.getLogger("omnidesk.daemon")
 HANDOVER_BATCH = 100  # payloads per ingest message (Pipeline.handover's default batch_size)
@@ -81,7 +81,7 @@ class Daemon:
         self._worker: Any = None
         self._runner: web.AppRunner | None = None
         self.runtime: Any = None
-        self.clocks: Any = None
+        self.clocks: SlaEngine | None = None
         self._aioredis: Any = None
         self.pipeline: Any = None
         self.gate: IntakeGate | None = None  # overload: 503/backpressure; set by initialize
@@ -102,7 +102,6 @@ class Daemon:
         from omnidesk.db.writer import RecordWriter
         from omnidesk.pipeline import Pipeline, make_broker, queue_name
         from omnidesk.runtime import Runtime
-        from omnidesk.sla_repair import run_repair
         from omnidesk.store import Store
 
         service = self.loaded.data.service
@@ -126,9 +125,10 @@ class Daemon:
         )
         self.writer = RecordWriter(store, self.records.info)
         self.background.append(self.writer.run)
-        self.clocks = self.runtime.clocks
-        self.background.append(self.clocks.run_sweeper)
-        self.background.append(partial(run_repair, self.clocks))  # clocks a hook missed
+        clocks: SlaEngine = self.runtime.clocks  # Runtime.for_service builds one
+        self.clocks = clocks
+        self.background.append(clocks.run_sweeper)
+        self.background.append(clocks.run_repair)  # clocks a hook missed
         broker_url = service.broker_url or redis_url
         broker = make_broker(
             broker_url,
@@ -300,7 +300,8 @@ class Daemon:
         try:
             new = load_config(self.options.config)
             self.runtime.reload(new)
-            self.clocks.reload(new.data)
+            if self.clocks is not None:
+                self.clocks.reload(new.data)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused: %s", problem)
@@ -374,7 +375,8 @@ class Daemon:
         try:
             counts = await asyncio.to_thread(store.counts)
             scrape.update_store(counts)
-            scrape.update_sla(await asyncio.to_thread(self.clocks.counts))
+            if self.clocks is not None:
+                scrape.update_sla(await asyncio.to_thread(self.clocks.counts))
             scrape.update_dependency("redis", True)
         except OmnideskError:
             scrape.update_dependency("redis", False)

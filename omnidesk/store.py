@@ -6,7 +6,7 @@ deployments or test runs share one Redis. With prefix ``P``:
     P:ticket:<id>             hash   one ticket; scalar fields as strings, lists/dicts as JSON,
                                      plus created_ms (the customer's message time),
                                      opened_ms (intake's), score (queue urgency), resolved_ms,
-                                     sla_n (where omnidesk.sweeper counts it)
+                                     sla_n (where omnidesk.sla.records counts it)
     P:ticket:<id>:msgs        list   message ids in arrival order
     P:ticket:<id>:posts       list   per-POST dedupe keys of forms known by content (intake)
     P:msg:<mid>               hash   one message (in, out or note); `mkeys`: the P:thread keys

@@ -217,8 +217,8 @@ class TicketStatus:
         """The running SLA clocks' due times (a paused or stopped clock promises nothing)."""
         if not status.is_open:
             return {}
-        from omnidesk import sla
-        from omnidesk.sweeper import slot, split_record
+        from omnidesk.sla.codec import unpack_state
+        from omnidesk.sla.records import slot, split_record
 
         bucket, field = slot(tid)
         try:
@@ -226,7 +226,7 @@ class TicketStatus:
             if not raw:
                 return {}
             _, packed = split_record(data(raw))
-            state = sla.unpack_state(packed, tid)
+            state = unpack_state(packed, tid)
         except Exception as exc:  # the status still answers without the clocks
             log.warning("status of %s: SLA state unreadable: %s", tid, exc)
             return {}

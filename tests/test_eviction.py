@@ -19,8 +19,8 @@ from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from omnidesk.model import Direction, Outbound
 from omnidesk.runtime import Runtime
+from omnidesk.sla.engine import SlaClocks
 from omnidesk.store import Store, run_script
-from omnidesk.sweeper import SlaClocks
 from tests.storekit import email, telegram, web, write_config
 
 WINDOW = timedelta(seconds=2)

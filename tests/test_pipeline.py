@@ -276,7 +276,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     assert sorted(t.preview for t in tickets) == sorted(f"complaint {i}" for i in range(n))
     assert all(len(t.message_ids) == 1 for t in tickets)
     # a worker process starts the SLA clocks too: every ticket has them, whoever opened it
-    from omnidesk.sweeper import SlaClocks
+    from omnidesk.sla.engine import SlaClocks
 
     clocks = SlaClocks(store, runtime.config.data)  # type: ignore[union-attr]
     assert all(clocks.summary(t.id) for t in tickets)

@@ -16,8 +16,8 @@ from omnidesk.configload import load_config
 from omnidesk.errors import StoreUnavailable
 from omnidesk.pipeline import Pipeline, make_broker
 from omnidesk.runtime import Runtime
+from omnidesk.sla.engine import SlaClocks
 from omnidesk.store import Store
-from omnidesk.sweeper import SlaClocks
 from tests.private_redis import PrivateRedis
 from tests.storekit import web
 from tests.workerkit import start_worker, stop, ticket_count, wait, write_config

@@ -11,8 +11,8 @@ import pytest
 
 from omnidesk import cli
 from omnidesk.configload import load_config
+from omnidesk.sla.engine import SlaClocks
 from omnidesk.store import Store
-from omnidesk.sweeper import SlaClocks
 from tests.test_sweeper import CONFIG, FakeNow, open_ticket, riyadh
 
 

@@ -14,8 +14,8 @@ from omnidesk.errors import StoreUnavailable
 from omnidesk.intake import IntakeHooks
 from omnidesk.model import Ticket, utcnow
 from omnidesk.runtime import Runtime
-from omnidesk.sla_repair import GRACE, repair, run_repair
-from omnidesk.sweeper import SlaClocks
+from omnidesk.sla.engine import SlaClocks
+from omnidesk.sla.repair import GRACE, repair, run_repair
 from tests.storekit import telegram, web
 
 

@@ -20,8 +20,10 @@ from redis.retry import Retry
 from omnidesk.configload import parse_config
 from omnidesk.intake import Intake
 from omnidesk.model import Author, Channel, Decision, Inbound, Priority, Status, Ticket
+from omnidesk.sla.engine import SlaClocks
+from omnidesk.sla.records import wake_score
+from omnidesk.sla.sweeper import RETRY_S
 from omnidesk.store import Store, ms
-from omnidesk.sweeper import RETRY_S, SlaClocks, wake_score
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 CONFIG = """
@@ -255,15 +257,37 @@ def test_ladder_fires_each_step_once_with_actions_events_and_counters(store, con
     assert fresh in {r.ticket for r in risk[2:]}
 
 
+class MeetingSweeper(SlaClocks):
+    """A sweeper that, once it holds its first claim of due tickets, waits until the other
+    holds one too. Without it, whichever thread reached Redis first (the first sweeper's
+    connections are warm from opening the tickets; the second opens its own) could claim
+    every due bucket before the other's first claim arrived, and only one took part."""
+
+    def __init__(self, *args, met: threading.Barrier, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.met = met
+        self.holding = False  # has held a claim of due tickets
+
+    def _claim(self, now: datetime, limit: int):  # type: ignore[no-untyped-def]
+        token, got = super()._claim(now, limit)
+        if not self.holding and any(records for _, _, records in got):
+            self.holding = True
+            self.met.wait(timeout=30)  # both now hold a lease on due tickets of their own
+        return token, got
+
+
 def test_two_sweepers_racing_fire_each_step_exactly_once(store, config, now) -> None:
     sink = Sink()
-    first = clocks_for(store, config, now, sink)
-    # ten buckets of clocks: enough claims that one sweeper cannot take them all before
-    # the other starts (with three, a fast first sweeper sometimes did)
+    met = threading.Barrier(2)
+    first = MeetingSweeper(store, config, clock=now, notify=sink.notify, count=sink.count, met=met)
+    # ten buckets of clocks, all due together: after both sweepers hold one, eight are left
+    # for them to race for
     ids = [open_ticket(store, first, n) for n in range(999)]
     assert len({SlaClocks.bucket(t) for t in ids}) == 10
     other_store = Store.from_url("redis://127.0.0.1:6379/0", store.prefix)
-    second = SlaClocks(other_store, config, clock=now, notify=sink.notify, count=sink.count)
+    second = MeetingSweeper(
+        other_store, config, clock=now, notify=sink.notify, count=sink.count, met=met
+    )
     first.batch = second.batch = 3  # many small claims (a bucket each) interleave
     results: list[list] = [[], []]
     barrier = threading.Barrier(2)
@@ -278,6 +302,7 @@ def test_two_sweepers_racing_fire_each_step_exactly_once(store, config, now) -> 
         t.start()
     for t in threads:
         t.join(30)
+    assert first.holding and second.holding and not met.broken  # they met holding claims
     fired = results[0] + results[1]
     keys = Counter((f.ticket, f.target, f.index) for f in fired)
     assert max(keys.values()) == 1
@@ -357,7 +382,7 @@ def test_at_risk_orders_by_time_left_and_filters_by_queue(store, config, now) ->
 def test_unreadable_state_is_a_typed_error(store, config, now) -> None:
     clocks = clocks_for(store, config, now)
     store.r.hset(*clocks.slot_key("OD-X"), "1||{not msgpack")
-    from omnidesk.sla import SlaError
+    from omnidesk.sla.errors import SlaError
 
     with pytest.raises(SlaError):
         clocks.state("OD-X")

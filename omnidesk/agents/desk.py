@@ -2,9 +2,9 @@
 merge, tag, change priority. Every action checks the agent's access first (Forbidden) and
 writes an event with the agent as actor.
 
-The SLA engine plugs in through `sla` (an object with `on_agent_reply(ticket)`,
-`on_status(ticket, status)`, `on_transfer(ticket, new_queue)` and, for the view,
-`summary(ticket_id)`: omnidesk.sweeper.SlaClocks has that shape). Replies go out through
+The SLA engine plugs in through `sla` (an `omnidesk.sla.protocol.SlaEngine`: its
+`on_agent_reply`, `on_status` and `on_transfer` hooks and, for the view, `summary`,
+`explain` and `explain_data`). Replies go out through
 `send_reply(outbound)`: the pipeline's `deliver` actor in the daemon.
 
 Kept whole though over 500 lines: the Desk class is the agents' actions on a ticket, each
@@ -45,6 +45,7 @@ from omnidesk.model import (
 )
 from omnidesk.outbound import Known, SendReply, outbound_for
 from omnidesk.replies import entries, text, text_or_none
+from omnidesk.sla.protocol import SlaEngine
 from omnidesk.store import TICKET_ID, Store, guarded, ms, run_script
 from omnidesk.templates import render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
@@ -62,7 +63,7 @@ class Desk:
     roster: Callable[[], Roster]
     assigner: Assigner
     send_reply: SendReply
-    sla: Any = None  # omnidesk.sweeper.SlaClocks when the SLA engine runs
+    sla: SlaEngine | None = None  # omnidesk.sla.engine.SlaClocks when the SLA engine runs
     on_resolved: Callable[[Ticket, AgentConfig], None] | None = None  # CSAT survey
     # omnidesk.db.records.Records: lists, and tickets and history past Redis, when set
     records: Any = None
@@ -183,7 +184,7 @@ class Desk:
         return {k: text(v) for k, v in zip(names, values, strict=True) if v is not None}
 
     def _sla(self, ticket_id: str, extra: dict[str, str]) -> Any:
-        if self.sla is not None and hasattr(self.sla, "summary"):
+        if self.sla is not None:
             try:
                 return to_builtins(self.sla.summary(ticket_id))
             except Exception as exc:  # the view still works without the clocks
@@ -206,7 +207,7 @@ class Desk:
     def sla_explain(self, ticket_id: str) -> list[str]:
         """Why each clock's due time is what it is (policy, calendar, pauses), as the CLI's
         `omnidesk sla explain` prints it; empty without live clocks."""
-        if self.sla is None or not hasattr(self.sla, "explain"):
+        if self.sla is None:
             return []
         try:
             return list(self.sla.explain(ticket_id))
@@ -217,7 +218,7 @@ class Desk:
     def sla_explained(self, ticket_id: str) -> dict[str, Any] | None:
         """`sla_explain` as data (policy, calendar, each clock's state, banked time, pauses)
         for the console to word in the agent's language; None without live clocks."""
-        if self.sla is None or not hasattr(self.sla, "explain_data"):
+        if self.sla is None:
             return None
         try:
             return self.sla.explain_data(ticket_id)
@@ -333,7 +334,7 @@ class Desk:
         if ticket.status == Status.NEW:
             self.store.set_status(ticket.id, Status.OPEN, agent.id)
         self.send_reply(outbound)
-        self._sla_call("on_agent_reply", ticket)
+        self._sla_call("on_agent_reply", ticket, lambda sla: sla.on_agent_reply(ticket))
         return message
 
     def note(self, agent: AgentConfig, ticket_id: str, text: str) -> Message:
@@ -434,7 +435,7 @@ class Desk:
         self.store.move(
             ticket.id, queue, agent.id, event=EventType.TRANSFERRED, reason=reason.strip()
         )
-        self._sla_call("on_transfer", ticket, queue)
+        self._sla_call("on_transfer", ticket, lambda sla: sla.on_transfer(ticket, queue))
         self.assigner.push(queue)
         if held_by:
             self.assigner.push_for(held_by)
@@ -492,7 +493,7 @@ class Desk:
         if ticket.status == status:
             return ticket
         self.store.set_status(ticket.id, status, agent.id, reason)
-        self._sla_call("on_status", ticket, status)
+        self._sla_call("on_status", ticket, lambda sla: sla.on_status(ticket, status))
         return self._reload(ticket.id)
 
     # -------------------------------------------------------- merge, tags, priority
@@ -511,7 +512,7 @@ class Desk:
             raise BadRequest(reply[1])
         if src.assignee:
             self.assigner.push_for(src.assignee)
-        self._sla_call("on_status", src, Status.CLOSED)
+        self._sla_call("on_status", src, lambda sla: sla.on_status(src, Status.CLOSED))
         return self._reload(into)
 
     @guarded
@@ -570,15 +571,15 @@ class Desk:
             raise NotFound(f"no ticket {ticket_id}", "not_found", ticket=ticket_id)
         return ticket
 
-    def _sla_call(self, name: str, *args: Any) -> None:
-        """The SLA engine's hook, when one is plugged in; its failure never undoes the action."""
-        fn = getattr(self.sla, name, None) if self.sla is not None else None
-        if fn is None:
+    def _sla_call(self, name: str, ticket: Ticket, hook: Callable[[SlaEngine], object]) -> None:
+        """The SLA engine's hook `name`, when one is plugged in; its failure never undoes the
+        action."""
+        if self.sla is None:
             return
         try:
-            fn(*args)
+            hook(self.sla)
         except Exception:
-            log.exception("SLA hook %s failed for %s", name, args[0].id)
+            log.exception("SLA hook %s failed for %s", name, ticket.id)
 
 
 def _clean_text(text: str) -> str:

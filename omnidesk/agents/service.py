@@ -36,6 +36,7 @@ from omnidesk.archive import Archive
 from omnidesk.config import AgentConfig, QueueConfigFile
 from omnidesk.errors import AuthError, PermanentError, TooLarge, TransientError
 from omnidesk.model import Channel, Message, Ticket
+from omnidesk.sla.protocol import SlaEngine
 from omnidesk.store import Store
 
 RISK_SCAN = 500  # waiting tickets per priority band looked at for SLA risk
@@ -46,7 +47,7 @@ class AgentService:
     store: Store
     config: Callable[[], QueueConfigFile]
     send_reply: SendReply
-    sla: Any = None
+    sla: SlaEngine | None = None
     public_url: str | None = None
     records: Any = None  # omnidesk.db.records.Records: PostgreSQL, for history and search
     archive: Archive | None = None  # raw payloads, where e-mail attachments are read from

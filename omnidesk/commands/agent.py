@@ -32,7 +32,7 @@ def open_service(config: str | None, *, with_pipeline: bool = True) -> AgentServ
 
         broker = make_broker(service.broker_url or service.redis_url, service.key_prefix)
         send = Pipeline(Runtime.from_config(loaded, store=store), broker).send_reply
-    from omnidesk.sweeper import SlaClocks
+    from omnidesk.sla.engine import SlaClocks
 
     # The CLI's actions move the SLA clocks exactly as the console's do.
     sla = SlaClocks(store, loaded.data)

@@ -15,8 +15,8 @@ from datetime import UTC
 from omnidesk.calendar import format_seconds
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
+from omnidesk.sla.engine import SlaClocks
 from omnidesk.store import Store
-from omnidesk.sweeper import SlaClocks
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -93,7 +93,7 @@ class Dashboard:
         if sla is not None:
             return
         try:  # the SLA engine knows each clock's business time left
-            from omnidesk.sweeper import SlaClocks
+            from omnidesk.sla.engine import SlaClocks
 
             self._sla = SlaClocks(store, config)
         except Exception as exc:  # not configured: the at-risk list stays empty

@@ -37,15 +37,18 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from omnidesk import sla
 from omnidesk.errors import OmnideskError, PartialFailure
 from omnidesk.intake import is_transient
 from omnidesk.model import Direction, Status, Ticket
 from omnidesk.replies import texts
-from omnidesk.sla import SlaState
+from omnidesk.sla.errors import SlaError
+from omnidesk.sla.ticket import SlaState
 from omnidesk.store import guarded
-from omnidesk.sweeper import SlaClocks
+
+if TYPE_CHECKING:  # engine.py runs this module's loop: the class is only a type here
+    from omnidesk.sla.engine import SlaClocks
 
 log = logging.getLogger("omnidesk.sla_repair")
 
@@ -118,7 +121,7 @@ def _pages(clocks: SlaClocks, status: Status) -> Iterator[list[str]]:
 @guarded
 def _page(clocks: SlaClocks, status: Status, start: int) -> list[str]:
     return texts(
-        clocks.store.r.zrange(clocks.store.key("status", status.value), start, start + PAGE - 1)
+        clocks.store.r.zrange(clocks.store.keys.status(status.value), start, start + PAGE - 1)
     )
 
 
@@ -248,7 +251,7 @@ def _suspect(clocks: SlaClocks, state: SlaState) -> bool:
         return True  # open (the pass reads only open tickets) with resolution stopped
     try:
         times_next = clocks.ctx.policy(state.policy).next_response is not None
-    except (KeyError, sla.SlaError):  # a policy a reload removed: nothing to restart
+    except (KeyError, SlaError):  # a policy a reload removed: nothing to restart
         return False
     responses = [state.clocks[name] for name in RESPONSE_CLOCKS if name in state.clocks]
     return times_next and bool(responses) and all(c.state == "stopped" for c in responses)
