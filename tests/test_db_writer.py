@@ -17,6 +17,7 @@ from omnidesk.db.writer import GROUP, RecordWriter
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
 from tests.clikit import omnidesk
+from tests.services import eventually
 from tests.storekit import email, telegram, web, write_config
 
 
@@ -160,7 +161,7 @@ def test_postgresql_away_loses_nothing(runtime: Runtime, pg_url: str) -> None:
     async def one_round() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(down.run(stop, idle_s=0.05))
-        await asyncio.sleep(1.0)
+        assert await eventually(lambda: down.state.up is False, 10)  # a round has failed
         stop.set()
         await task
 
