@@ -69,6 +69,8 @@ def run_database(request: pytest.FixtureRequest) -> Iterator[str]:
     if not any(item.get_closest_marker("integration") for item in request.session.items):
         yield ""
         return
+    # asked for here, not as a parameter, so pg_template is in no test's closure
+    # (tests/stages.py marks the tests that reach it as integration)
     pg_template: str = request.getfixturevalue("pg_template")
     name = f"od_run_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with _admin() as conn:

@@ -16,12 +16,11 @@ import pytest
 SERVICE_FIXTURES = frozenset(
     {
         *("redis_prefix", "prefix", "runtime", "pipeline", "worker"),  # Redis
+        "store",  # a Store on Redis, where a module defines one (tests/test_sweeper.py)
         "dovecot",  # IMAP
         *("pg_template", "pg_url", "pg_empty_url"),  # PostgreSQL
     }
 )
-# run_database is autouse (every test's closure has it): it says nothing about the test
-IGNORED_FIXTURES = frozenset({"run_database"})
 
 SERVICE_MODULES = frozenset(
     {
@@ -45,12 +44,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def uses_a_service(item: pytest.Item) -> bool:
-    """Whether `item`'s fixture closure, run_database aside, reaches a service fixture."""
+    """Whether `item`'s fixture closure reaches a service fixture. The autouse run_database
+    (tests/pgkit.py) takes PostgreSQL only when the run has integration tests, so it does
+    not count."""
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return False
     seen: set[str] = set()
-    todo = [name for name in info.initialnames if name not in IGNORED_FIXTURES]
+    todo = list(info.initialnames)
     while todo:
         name = todo.pop()
         if name in seen:
@@ -59,7 +60,7 @@ def uses_a_service(item: pytest.Item) -> bool:
         if name in SERVICE_FIXTURES:
             return True
         for fixturedef in info.name2fixturedefs.get(name, ()):
-            todo.extend(a for a in fixturedef.argnames if a not in IGNORED_FIXTURES)
+            todo.extend(fixturedef.argnames)
     return False
 
 
