@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from omnidesk.config import QueueConfigFile
 from omnidesk.model import Channel, Flag, Language, Segment
 from router import Facts, compile_router
-from router.naive import NaiveRouter
+from tests.naive_router import NaiveRouter
 
 ARABIC_TERMS = [
     "سجل تجاري",

@@ -47,6 +47,15 @@ class AuthError(PermanentError):
     """Bad credentials or a revoked token: ask the operator, do not retry in a loop."""
 
 
+class MissingExtra(PermanentError):
+    """An optional part used without its extra installed (``omnidesk[charts]``, ...): the
+    one-line message names the extra to install, as the CLI prints it (exit 2)."""
+
+    def __init__(self, what: str, extra: str) -> None:
+        super().__init__(f"{what} needs the [{extra}] extra: pip install 'omnidesk[{extra}]'")
+        self.extra = extra
+
+
 class ConfigError(OmnideskError):
     """The configuration is invalid; `problems` are `FILE:LINE: key: message` lines."""
 

@@ -32,6 +32,7 @@ from omnidesk.backoff import jittered_delay
 from omnidesk.config import Limits
 from omnidesk.errors import (
     ConfigError,
+    MissingExtra,
     PermanentError,
     StoreFull,
     StoreUnavailable,
@@ -93,10 +94,9 @@ def make_broker(
     elif url.startswith(("amqp://", "amqps://")):
         try:
             from dramatiq.brokers.rabbitmq import RabbitmqBroker
-        except ImportError as exc:
-            raise ConfigError(
-                [f"service.broker_url: amqp needs the pika package ({exc})"]
-            ) from None
+        except ImportError:
+            missing = MissingExtra("service.broker_url: amqp (RabbitMQ)", "rabbitmq")
+            raise ConfigError([str(missing)]) from None
         # confirm_delivery: a hand-over returns only once RabbitMQ has the message, as the
         # connectors' cursor contract needs. Queue names carry the namespace instead of keys.
         broker = RabbitmqBroker(url=url, confirm_delivery=True)

@@ -1,6 +1,7 @@
 """How the actions of matching rules combine into one Decision.
 
-Shared by the compiled router and the naive evaluator, so both mean the same thing.
+Shared by the compiled router and the naive evaluator (tests/naive_router.py), so both
+mean the same thing.
 
 Rules are evaluated in config order; evaluation stops at the first matching rule
 without `continue: true`. Over the rules that matched, in order:

@@ -2,4 +2,4 @@
 
 from tests.services import dovecot, redis_prefix, smtp_server  # noqa: F401
 
-pytest_plugins = ["tests.storekit", "tests.imapkit", "tests.pgkit"]
+pytest_plugins = ["tests.storekit", "tests.imapkit", "tests.pgkit", "tests.stages"]

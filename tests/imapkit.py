@@ -12,6 +12,17 @@ import pytest
 from connectors.email.config import EmailAccount
 from connectors.email.imap import ImapConnector
 from connectors.state import CursorStore
+from tests.services import eventually
+
+
+async def more_polls(connector: ImapConnector, count: int = 2, timeout: float = 5) -> bool:
+    """True once `connector` has finished `count` more polls (its last_fetch moved on each
+    time): "nothing else comes" is then seen over real polls, not over a guessed sleep."""
+    for _ in range(count):
+        before = connector.status.last_fetch
+        if not await eventually(lambda b=before: connector.status.last_fetch != b, timeout):
+            return False
+    return True
 
 
 def mail(subject: str, body: str = "السلام عليكم") -> tuple[bytes, str]:

@@ -61,10 +61,17 @@ def pg_empty_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def run_database(pg_template: str) -> Iterator[str]:
+def run_database(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every daemon and worker a test starts writes its records somewhere: one database for
     the whole run (through $OMNIDESK_DATABASE_URL, which subprocesses inherit). Tests that
-    look at what was written use `pg_url`, a database of their own."""
+    look at what was written use `pg_url`, a database of their own. A run of unit tests
+    only (tests/stages.py) starts no daemon and needs no PostgreSQL: none then."""
+    if not any(item.get_closest_marker("integration") for item in request.session.items):
+        yield ""
+        return
+    # asked for here, not as a parameter, so pg_template is in no test's closure
+    # (tests/stages.py marks the tests that reach it as integration)
+    pg_template: str = request.getfixturevalue("pg_template")
     name = f"od_run_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with _admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')

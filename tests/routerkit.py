@@ -9,7 +9,7 @@ from typing import Any
 from omnidesk.config import QueueConfigFile
 from omnidesk.model import Channel, Decision, Inbound
 from router import Facts, compile_router
-from router.naive import NaiveRouter
+from tests.naive_router import NaiveRouter
 
 QUEUES = ("general", "cr", "tm", "complaints", "riyadh", "jeddah", "vip", "escalation")
 

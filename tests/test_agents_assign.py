@@ -5,12 +5,12 @@ tickets assigned when a slot frees or an agent comes online."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 from omnidesk.model import Status
 from tests.agentkit import make
+from tests.services import wait_for
 from tests.storekit import web
 
 CLAIMERS = [
@@ -165,8 +165,8 @@ def test_waiting_ticket_goes_to_an_agent_who_comes_online_and_presence_expires(
     ids = open_tickets(runtime, ["commercial registration renewal"])
     online(service, "rr0")
     assert service.assigner.presence("rr0") == "online"
-    time.sleep(1.3)  # no heartbeat: offline
-    assert service.assigner.presence("rr0") == "offline"
+    # no heartbeat: offline once the 1 s presence expires
+    assert wait_for(lambda: service.assigner.presence("rr0") == "offline", timeout=5)
     assert service.assigner.heartbeat("rr0") == "offline"
     assert service.assigner.push_all() == []
     service.assigner.set_presence("rr0", "away")
@@ -203,8 +203,9 @@ def test_the_dashboard_lists_every_agent_of_the_queues_offline_ones_too(
 
     assert listed() == [("rr0", "online", []), ("rr1", "away", [tid])]
     assert dashboard._agents(["cr"], tr)["note"] is None
-    time.sleep(1.3)  # no heartbeat: both presences expired; rr1 is offline, still holding
-    assert listed() == [("rr1", "offline", [tid]), ("rr0", "offline", [])]
+    # no heartbeat: both presences expire; rr1 is offline, still holding
+    expired = [("rr1", "offline", [tid]), ("rr0", "offline", [])]
+    assert wait_for(lambda: listed() == expired, timeout=5), listed()
     assert dashboard._agents(["cr"], tr)["note"] == "No agent is online right now."
     assert dashboard._agents([], tr) == {
         "note": "No agent is configured for these queues.", "list": []

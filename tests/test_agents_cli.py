@@ -1,20 +1,17 @@
 """`omnidesk agent ... --as AGENT` and `omnidesk agents token|revoke` as an operator runs
-them (subprocesses on the real Redis), and the daemon plugin's push-after-intake hook."""
+them (in-process through tests/clikit.py, on the real Redis), and the daemon plugin's
+push-after-intake hook."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
-import pytest
-
 from omnidesk.agents.plugin import push_after_intake
 from tests.agentkit import AGENTS_CONFIG, make
+from tests.clikit import Ran, omnidesk
 from tests.storekit import REDIS_URL, web
-from tests.test_daemon import ROOT
 
 
 def write(prefix: str, tmp: Path) -> Path:
@@ -24,17 +21,10 @@ def write(prefix: str, tmp: Path) -> Path:
     return path
 
 
-def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "omnidesk", *args, "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def run(config: Path, *args: str) -> Ran:
+    return omnidesk(*args, "--config", str(config))
 
 
-@pytest.mark.slow  # a dozen CLI subprocesses
 def test_agent_commands_next_show_note_pending_transfer_and_tokens(
     prefix: str, tmp_path: Path
 ) -> None:

@@ -13,10 +13,17 @@ import pytest
 
 from omnidesk.db.connect import RecordsUnavailable, connect
 from omnidesk.db.migrate import migrations, pending, upgrade
+from tests.clikit import Ran, omnidesk
 from tests.pgkit import SERVER, database_url
 
 
-def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, url: str) -> Ran:
+    """`omnidesk ARGS` on the database at `url`, in-process (tests/clikit.py)."""
+    return omnidesk(*args, "--config", "queue_config.yaml", env={"OMNIDESK_DATABASE_URL": url})
+
+
+def _cli_process(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    """The same as a real process: its exit code and stderr at the process boundary."""
     env = {"OMNIDESK_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
     return subprocess.run(
         [sys.executable, "-m", "omnidesk.cli", *args, "--config", "queue_config.yaml"],
@@ -72,7 +79,7 @@ def test_a_database_that_is_down_is_one_clear_line() -> None:
     url = "postgresql://postgres@127.0.0.1:1/omnidesk"  # nothing listens on port 1
     with pytest.raises(RecordsUnavailable, match=r"postgresql unavailable at 127\.0\.0\.1:1"):
         connect(url)
-    out = _cli("db", "upgrade", url=url)
+    out = _cli_process("db", "upgrade", url=url)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "postgresql unavailable" in out.stderr
     assert "Traceback" not in out.stderr

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,8 @@ from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.writer import GROUP, RecordWriter
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
+from tests.clikit import omnidesk
+from tests.services import eventually
 from tests.storekit import email, telegram, web, write_config
 
 
@@ -162,7 +161,7 @@ def test_postgresql_away_loses_nothing(runtime: Runtime, pg_url: str) -> None:
     async def one_round() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(down.run(stop, idle_s=0.05))
-        await asyncio.sleep(1.0)
+        assert await eventually(lambda: down.state.up is False, 10)  # a round has failed
         stop.set()
         await task
 
@@ -414,12 +413,12 @@ def test_the_failed_command_lists_set_aside_entries(
     store.r.hset(store.key("ticket", bad), "created_at", "not a date")
     drain(RecordWriter(store, pg_url))
     config = write_config(prefix, tmp_path / "state", tmp_path / "config.yaml")
-    env = {**os.environ, "OMNIDESK_DATABASE_URL": pg_url}
-    cmd = [sys.executable, "-m", "omnidesk", "db", "failed", "--config", str(config)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    env = {"OMNIDESK_DATABASE_URL": pg_url}
+    cmd = ["db", "failed", "--config", str(config)]
+    out = omnidesk(*cmd, env=env)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 2 and all(bad in line and "isoformat" in line for line in lines)
     first = lines[0].split()[0]
-    out = subprocess.run([*cmd, "--drop", first], capture_output=True, text=True, env=env)
+    out = omnidesk(*cmd, "--drop", first, env=env)
     assert out.stdout.strip() == "dropped 1 of 1"

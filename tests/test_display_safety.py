@@ -30,6 +30,7 @@ from omnidesk.reports.dashboard import Dashboard, Viewer, env_authorize, route_h
 from omnidesk.text import display_safe
 from omnidesk.webguard import install as install_security_headers
 from tests.agentkit import AGENTS_CONFIG, make
+from tests.clikit import omnidesk
 from tests.storekit import REDIS_URL
 from tests.storekit import web as web_form
 from tests.test_daemon import ROOT
@@ -299,19 +300,13 @@ def write_config(prefix: str, tmp: Path) -> Path:
 
 
 def cli(config: Path, *args: str, database: str | None = None) -> str:
-    env = {**os.environ, "OMNIDESK_DATABASE_URL": database} if database else None
-    done = subprocess.run(
-        [sys.executable, "-m", "omnidesk", *args, "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=60,
-        env=env,
-    )
+    """The command's stdout, in-process (tests/clikit.py): as a pipe, not a terminal."""
+    env = {"OMNIDESK_DATABASE_URL": database} if database else None
+    done = omnidesk(*args, "--config", str(config), env=env)
     assert done.returncode == 0, done.stderr
-    return done.stdout.decode("utf-8")
+    return done.stdout
 
 
-@pytest.mark.slow  # a few CLI subprocesses
 def test_cli_prints_no_escape_or_override_from_customer_text(
     prefix: str, tmp_path: Path, pg_url: str
 ) -> None:

@@ -17,7 +17,7 @@ from connectors.email.imapsession import ImapSession
 from connectors.state import CursorStore, Lease
 from omnidesk.errors import AuthError, ConfigError, PermanentError, TransientError
 from omnidesk.model import Channel, RawPayload
-from tests.imapkit import mail
+from tests.imapkit import mail, more_polls
 from tests.services import REDIS_URL, REPO, eventually
 
 pytestmark = pytest.mark.imap
@@ -99,7 +99,7 @@ async def test_restart_resumes_from_the_cursor_without_duplicates(dovecot, accou
     dovecot.append(user, after)
     again = await run(account, second)
     assert await eventually(lambda: second.payloads, 5)
-    await asyncio.sleep(0.5)  # a few more polls: nothing old comes back
+    assert await more_polls(again)  # a few more polls: nothing old comes back
     assert second.message_ids == [after_id]
     assert again.status.handed_over == 1
 

@@ -13,7 +13,7 @@ import pytest
 
 from omnidesk.model import RawPayload
 from omnidesk.runtime import Runtime
-from tests.imapkit import mail
+from tests.imapkit import mail, more_polls
 from tests.services import eventually
 from tests.storekit import config_for
 
@@ -104,9 +104,9 @@ async def test_a_restart_resumes_from_the_cursor_without_duplicate_tickets(
     await run.stop(connector)
     dovecot.append(user, mail("while stopped")[0])
     second = RuntimeSink(runtime)
-    await run(account, second)
+    again = await run(account, second)
     assert await eventually(lambda: second.outcomes["opened"] == 1, 5)
-    await asyncio.sleep(0.5)  # a few more polls: nothing old comes back
+    assert await more_polls(again)  # a few more polls: nothing old comes back
     assert [p.source for p in second.handed] == ["imap:INBOX:2"]
     assert second.outcomes == Counter({"opened": 1})
     assert subjects(runtime) == ["before the restart", "while stopped"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from html.parser import HTMLParser
 
 import pytest
@@ -135,3 +136,15 @@ def test_values_known_from_the_data_or_the_config_are_accepted(capsys, records):
                         ("--region", "riyadh"), ("--queue", "branch-jeddah")):  # fmt: skip
         figures = json.loads(report(capsys, records, "--format", "json", flag, value))
         assert figures["filters"] == {flag.lstrip("-"): value}
+
+
+def test_html_without_the_charts_extra_is_one_line_naming_it_and_exit_2(
+    capsys, records, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    argv = ["report", "--config", CONFIG, "--from", "2026-02-27", "--to", "2026-03-20",
+            "--format", "html"]  # fmt: skip
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "pip install 'omnidesk[charts]'" in err, err

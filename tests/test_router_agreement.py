@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from omnidesk.model import Channel, Flag, Language, Segment
 from router import Facts, compile_router
-from router.naive import NaiveRouter
+from tests.naive_router import NaiveRouter
 from tests.routerkit import QUEUES, make_config, same
 
 WORDS = [

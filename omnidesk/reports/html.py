@@ -22,7 +22,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from omnidesk.errors import PermanentError
+from omnidesk.errors import MissingExtra, PermanentError
 from omnidesk.i18n import N_, Translator, translator
 from omnidesk.reports.slices import slices
 from omnidesk.text import display_safe
@@ -96,7 +96,10 @@ def _count_axis(ax: Any, tr: Translator, *, percent: bool = False) -> None:
 
 
 def charts(figures: dict[str, Any], tr: Translator, titles: dict[str, str]) -> dict[str, str]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingExtra("the HTML and PDF report's charts", "charts") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -2,7 +2,8 @@
 one by one on the config objects themselves. No index, no automaton.
 
 It is the reference the compiled Router is checked against (tests, bench/router.py):
-same Facts, same semantics (`router.decide`), none of the machinery. Keyword and regex
+same Facts, same semantics (`router.decide`), none of the machinery. A test oracle, so it
+lives in tests/ and is not shipped in the product. Keyword and regex
 patterns are compiled once up front so the comparison measures evaluation, not
 compilation.
 """
