@@ -82,12 +82,12 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily("archive:run:<slot>", "string", "omnidesk.archive_job", "a lease (TTL)"),
     KeyFamily("archive:runs", "hash", "omnidesk.archive_job", "permanent (counters)"),
     KeyFamily("report:<name>:<label>", "string", "omnidesk.reports.schedule", "a run (TTL)"),
-    # --- SLA clocks (omnidesk.sweeper, omnidesk.sla, lua/sla_*.lua)
-    KeyFamily("sla:b:<bucket>", "hash", "omnidesk.sweeper", EVICTED),
-    KeyFamily("sla:due", "zset", "omnidesk.sweeper", "permanent; buckets leave when empty"),
-    KeyFamily("sla:dirty", "set", "omnidesk.sweeper", "while a bucket is leased"),
-    KeyFamily("sla:overdue", "zset", "omnidesk.sweeper", "while a ticket is past a deadline"),
-    KeyFamily("sla:n", "hash", "omnidesk.sweeper", "permanent (counts)"),
+    # --- SLA clocks (omnidesk.sla, lua/sla_*.lua)
+    KeyFamily("sla:b:<bucket>", "hash", "omnidesk.sla.records", EVICTED),
+    KeyFamily("sla:due", "zset", "omnidesk.sla.records", "permanent; buckets leave when empty"),
+    KeyFamily("sla:dirty", "set", "omnidesk.sla.records", "while a bucket is leased"),
+    KeyFamily("sla:overdue", "zset", "omnidesk.sla.records", "while a ticket is past a deadline"),
+    KeyFamily("sla:n", "hash", "omnidesk.sla.records", "permanent (counts)"),
 )  # fmt: skip
 
 
@@ -222,7 +222,7 @@ class Keys:
     def report(self, name: str, label: str) -> str:
         return self._k("report", name, label)
 
-    # SLA clocks (for omnidesk.sweeper / omnidesk.sla)
+    # SLA clocks (omnidesk.sla)
     def sla_bucket(self, bucket: str) -> str:
         return self._k("sla", "b", bucket)
 

@@ -251,8 +251,8 @@ class Store:
         return cls(client, prefix)
 
     def key(self, *parts: str) -> str:
-        """A name joined under the prefix: kept for omnidesk.sweeper / sla / sla_repair only,
-        until they build theirs with `keys` (omnidesk.keys) like every other module."""
+        """A raw name joined under the prefix, for tests and tools that look at Redis as it
+        is; the product builds every name with `keys` (omnidesk.keys, tests/test_keys.py)."""
         return ":".join((self.prefix, *parts))
 
     def script(self, name: str) -> Script:

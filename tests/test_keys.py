@@ -59,9 +59,8 @@ def test_every_family_says_its_type_owner_and_lifetime() -> None:
     assert len({f.pattern for f in FAMILIES}) == len(FAMILIES)
 
 
-# The SLA scripts' callers (omnidesk.sweeper, omnidesk.sla) still pass the prefix as ARGV[1];
-# they move to KEYS[1] with the SLA package. Shrink this set, never grow it.
-PREFIX_IN_ARGV = {"sla_claim.lua", "sla_commit.lua", "sla_open_many.lua", "sla_write.lua"}
+# Scripts that still take the prefix in ARGV: none. Never grow this set.
+PREFIX_IN_ARGV: set[str] = set()
 
 
 def test_scripts_take_the_prefix_in_keys() -> None:

@@ -6,13 +6,13 @@
 -- makes it the fencing token the commit checks. A sweeper that dies mid-batch leaves its
 -- buckets to be claimed again when the lease runs out.
 -- P:stats sla_held counts the buckets under a lease.
--- ARGV: prefix, now_ms, lease (expiry ms + 0.5), limit.
+-- KEYS[1]: the key prefix. ARGV: now_ms, lease (expiry ms + 0.5), limit.
 -- Returns {bucket, rest, {field, record, field, record, ...}, bucket, ...}: rest is the
 -- earliest wakeup (ms) of the bucket's tickets not returned, -1 for none.
-local p = ARGV[1] .. ":"
+local p = KEYS[1] .. ":"
 local due = p .. "sla:due"
-local now, limit = tonumber(ARGV[2]), tonumber(ARGV[4])
-local got = redis.call("ZRANGEBYSCORE", due, 0, ARGV[2], "WITHSCORES", "LIMIT", 0, limit)
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[3])
+local got = redis.call("ZRANGEBYSCORE", due, 0, ARGV[1], "WITHSCORES", "LIMIT", 0, limit)
 local out, lease, fresh, n = {}, {}, 0, 0
 for i = 1, #got, 2 do
   if n >= limit then break end
@@ -34,7 +34,7 @@ for i = 1, #got, 2 do
   out[#out + 1] = bucket
   out[#out + 1] = rest
   out[#out + 1] = records
-  lease[#lease + 1] = ARGV[3]
+  lease[#lease + 1] = ARGV[2]
   lease[#lease + 1] = bucket
   redis.call("SREM", p .. "sla:dirty", bucket)  -- read afresh just now
 end

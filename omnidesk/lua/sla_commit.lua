@@ -7,8 +7,9 @@
 -- A step is marked fired in the same script that applies it, so it fires once even with
 -- several sweepers and across restarts. A bucket written by someone else since it was claimed
 -- (dirty, or a ticket's version moved) is re-scored to now, so the next claim re-reads it.
--- ARGV: prefix, lease, now_ms, now_iso, templates (JSON list of {kind, event: {...},
---   actions: [...]}, one per ladder step and target in the batch), then per bucket:
+-- KEYS[1]: the key prefix. ARGV: lease, now_ms, now_iso, templates (JSON list of {kind,
+--   event: {...}, actions: [...]}, one per ladder step and target in the batch), then per
+--   bucket:
 --   bucket, score (its earliest wakeup after this batch, "" = none), k, and k times 6:
 --   ticket_id, expected_v, body ("<wake>|<packed state>"), overdue (a passed deadline in ms,
 --   "" = none), steps ("<template> <due_iso> <late_s> <late>" joined by ";", "" = none
@@ -17,8 +18,8 @@
 -- moved since it was read (the bucket is re-read by the next claim); -2 when the lease was lost.
 --@include sla_lib
 --@include ticket_lib
-local p = ARGV[1] .. ":"
-local lease, now_ms, now_iso = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local p = KEYS[1] .. ":"
+local lease, now_ms, now_iso = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local due = p .. "sla:due"
 local RANK = {low = 0, normal = 1, high = 2, urgent = 3}
 local NAME = {[0] = "low", [1] = "normal", [2] = "high", [3] = "urgent"}
@@ -116,7 +117,7 @@ local function apply(tid, actions, t)
   return queue, channel
 end
 
-local templates = cjson.decode(ARGV[5])
+local templates = cjson.decode(ARGV[4])
 for _, s in ipairs(templates) do  -- each template's constant event fields, flat
   s.flat = {}
   for k, val in pairs(s.event) do
@@ -139,7 +140,7 @@ end
 
 local kinds = {}
 local out, released = {}, 0
-local i = 6
+local i = 5
 while i <= #ARGV do
   local bucket, bucket_score, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3

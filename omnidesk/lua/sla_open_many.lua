@@ -4,15 +4,16 @@
 -- got there first).
 -- With a due time, an opened ticket's queue order follows it, as store.set_due does:
 -- score = (3 - priority rank) * 1e13 + due_ms, kept on the ticket with due_at.
--- ARGV: prefix, then for each ticket 7: ticket_id, body ("<wake>|<packed state>"), wake in
--- ms ("" = nothing to wake up for), due_ms ("" = leave the queue order alone), due_at (ISO),
--- standing, overdue (a passed deadline in ms, for a repair that starts clocks in the past).
+-- KEYS[1]: the key prefix. ARGV: for each ticket 7: ticket_id, body ("<wake>|<packed
+-- state>"), wake in ms ("" = nothing to wake up for), due_ms ("" = leave the queue order
+-- alone), due_at (ISO), standing, overdue (a passed deadline in ms, for a repair that starts
+-- clocks in the past).
 -- Returns one flag per ticket: 1 written, 0 kept.
 --@include sla_lib
-local p = ARGV[1] .. ":"
+local p = KEYS[1] .. ":"
 local rank = {low = 0, normal = 1, high = 2, urgent = 3}
 local out, wake = {}, {}
-for i = 2, #ARGV, 7 do
+for i = 1, #ARGV, 7 do
   local tid = ARGV[i]
   local bucket, field = sla_slot(tid)
   if redis.call("HSETNX", p .. "sla:b:" .. bucket, field, "1|" .. ARGV[i + 1]) == 1 then

@@ -177,7 +177,8 @@ class SlaQueries(SlaRecords):
         if queue is not None:
             queue = frozenset([queue] if isinstance(queue, str) else queue)
         for start in range(0, RISK_OVERDUE, 500):
-            overdue = cast(list[str], self.store.r.zrange(self.key("overdue"), start, start + 499))
+            page_ids = self.store.r.zrange(self.store.keys.sla_overdue(), start, start + 499)
+            overdue = cast(list[str], page_ids)
             pipe = self.rb.pipeline(transaction=False)
             for tid in overdue:
                 pipe.hget(*self.slot_key(tid))
@@ -189,7 +190,7 @@ class SlaQueries(SlaRecords):
             page = cast(
                 list[tuple[bytes, float]],  # a binary client: (bucket, score) pairs
                 self.rb.zrangebyscore(
-                    self.key("due"), 0, "+inf", start=start, num=20, withscores=True
+                    self.store.keys.sla_due(), 0, "+inf", start=start, num=20, withscores=True
                 ),
             )
             if not page:
@@ -200,7 +201,7 @@ class SlaQueries(SlaRecords):
                     break
             pipe = self.rb.pipeline(transaction=False)
             for bucket, _ in page:
-                pipe.hgetall(self.key("b", bucket.decode()))
+                pipe.hgetall(self.store.keys.sla_bucket(bucket.decode()))
             for (bucket, _), flat in zip(page, pipe.execute(), strict=True):
                 records = [((bucket + f).decode(), v) for f, v in flat.items()]
                 out += self._risks(records, queue, at, seen)
@@ -219,7 +220,7 @@ class SlaQueries(SlaRecords):
         seen.update(tid for tid, _ in records)
         pipe = self.store.r.pipeline(transaction=False)
         for tid, _ in records:
-            pipe.hget(self.store.key("ticket", tid), "queue")
+            pipe.hget(self.store.keys.ticket(tid), "queue")
         out: list[AtRisk] = []
         for (tid, raw), tqueue in zip(records, pipe.execute(), strict=True):
             if queues is not None and tqueue not in queues:
@@ -243,9 +244,9 @@ class SlaQueries(SlaRecords):
         breached), steps fired so far (warned, breached), buckets with a wakeup scheduled and
         buckets held by a sweeper."""
         pipe = self.store.r.pipeline(transaction=False)
-        pipe.zcard(self.key("due"))
-        pipe.hgetall(self.key("n"))
-        pipe.hmget(self.store.key("stats"), "sla_warned", "sla_breached", "sla_held")
+        pipe.zcard(self.store.keys.sla_due())
+        pipe.hgetall(self.store.keys.sla_counts())
+        pipe.hmget(self.store.keys.stats(), "sla_warned", "sla_breached", "sla_held")
         scheduled, counted, (warned, breached, held) = pipe.execute()
         by_queue: dict[str, dict[str, int]] = {}
         for name, value in counted.items():

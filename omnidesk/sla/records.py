@@ -120,9 +120,6 @@ class SlaRecords:
     rb: redis.Redis
     _scripts: dict[str, Script]
 
-    def key(self, *parts: str) -> str:
-        return self.store.key("sla", *parts)
-
     @staticmethod
     def bucket(ticket_id: str) -> str:
         return slot(ticket_id)[0]
@@ -130,7 +127,7 @@ class SlaRecords:
     def slot_key(self, ticket_id: str) -> tuple[str, str]:
         """The small hash holding this ticket's record, and its field there."""
         bucket, field = slot(ticket_id)
-        return self.key("b", bucket), field
+        return self.store.keys.sla_bucket(bucket), field
 
     def _decode(self, ticket_id: str, raw: bytes | None) -> tuple[SlaState | None, int]:
         if not raw:
@@ -165,7 +162,6 @@ class SlaRecords:
     def _write(self, ticket_id: str, version: int, state: SlaState, now: datetime) -> int:
         wake, overdue = wake_score(state, now)
         args: list[EncodableT] = [
-            self.store.prefix,
             ticket_id,
             version,
             record_body(pack_state(state), wake),
@@ -173,7 +169,7 @@ class SlaRecords:
             standing(marks(state, now)),
             overdue,
         ]
-        return int(self._scripts["sla_write"](keys=[], args=args))
+        return int(self._scripts["sla_write"](keys=[self.store.prefix], args=args))
 
     def _update(
         self, ticket_id: str, at: datetime, change: Callable[[SlaState | None], SlaState | None]
@@ -208,13 +204,13 @@ class SlaRecords:
         made: dict[tuple[str, str, datetime], tuple[bytes, str, datetime | None, str, str]] = {}
         opened: list[tuple[str, datetime | None]] = []
         queued: list[tuple[str, datetime | None]] = []
-        args: list[Any] = [self.store.prefix]
+        args: list[Any] = []
 
         def flush() -> None:
-            flags = open_script(keys=[], args=args, client=self.rb)
+            flags = open_script(keys=[self.store.prefix], args=args, client=self.rb)
             opened.extend(item for item, flag in zip(queued, flags, strict=True) if int(flag))
             queued.clear()
-            del args[1:]
+            del args[:]
 
         failed: dict[str, Exception] = {}
         for ticket in tickets:

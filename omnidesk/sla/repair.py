@@ -131,7 +131,7 @@ def _repair_page(clocks: SlaClocks, ids: list[str], at: datetime) -> int:
     store = clocks.store
     read = clocks.rb.pipeline(transaction=False)
     for tid in ids:
-        read.hget(store.key("ticket", tid), "updated_at")
+        read.hget(store.keys.ticket(tid), "updated_at")
         read.hget(*clocks.slot_key(tid))
     replies = read.execute()
     no_clocks: list[str] = []
@@ -205,12 +205,12 @@ def _last_customer_message(clocks: SlaClocks, ticket_ids: list[str]) -> dict[str
     r = clocks.store.r
     read = r.pipeline(transaction=False)
     for tid in ticket_ids:
-        read.lrange(clocks.store.key("ticket", tid, "msgs"), -LAST_MESSAGES, -1)
+        read.lrange(clocks.store.keys.ticket_msgs(tid), -LAST_MESSAGES, -1)
     tails = read.execute()
     read = r.pipeline(transaction=False)
     for mids in tails:
         for mid in mids:
-            read.hmget(clocks.store.key("msg", mid), "direction", "created_at")
+            read.hmget(clocks.store.keys.msg(mid), "direction", "created_at")
     fields = iter(read.execute())
     out: dict[str, datetime] = {}
     for tid, mids in zip(ticket_ids, tails, strict=True):

@@ -29,7 +29,7 @@ from omnidesk.errors import OmnideskError
 from omnidesk.sla.codec import PackedFire, epoch_us, fire_packed
 from omnidesk.sla.errors import SlaError
 from omnidesk.sla.records import MAX_RETRIES, SlaRecords, record_body, score_us
-from omnidesk.store import guarded, lua, redis_errors
+from omnidesk.store import guarded, redis_errors
 
 log = logging.getLogger("omnidesk.sweeper")
 
@@ -115,8 +115,8 @@ class SlaSweeper(SlaRecords):
         unique to this claim."""
         now_ms = epoch_us(now) // 1000
         token = f"{now_ms + self.lease_ms}.5"
-        args: list[EncodableT] = [self.store.prefix, now_ms, token, limit]
-        reply = self._scripts["sla_claim"](keys=[], args=args)
+        args: list[EncodableT] = [now_ms, token, limit]
+        reply = self._scripts["sla_claim"](keys=[self.store.prefix], args=args)
         claimed: Claimed = []
         for i in range(0, len(reply), 3):
             bucket, rest, flat = reply[i].decode(), int(reply[i + 1]), reply[i + 2]
@@ -161,7 +161,9 @@ class SlaSweeper(SlaRecords):
                 done, sent = sent, None
                 if ready is not None:
                     with redis_errors():
-                        conn.send_command("EVALSHA", self._commit_sha(), 0, *ready.args)
+                        conn.send_command(
+                            "EVALSHA", self._commit_sha(), 1, self.store.prefix, *ready.args
+                        )
                     sent = ready
                 # while Redis runs that commit: settle the previous one, compute the next
                 if done is not None and reply is not None:
@@ -180,7 +182,7 @@ class SlaSweeper(SlaRecords):
     def _commit_sha(self) -> str:
         if not self._commit_loaded:
             with redis_errors():
-                self.rb.script_load(lua("sla_commit"))
+                self.rb.script_load(self._scripts["sla_commit"].script)
             self._commit_loaded = True
         return str(self._scripts["sla_commit"].sha)
 
@@ -196,7 +198,8 @@ class SlaSweeper(SlaRecords):
     @guarded
     def _run_bucket(self, bucket: str, token: str, now: datetime) -> list[Fired]:
         """Fire what is due in one bucket this sweeper holds under `token`."""
-        flat = cast(dict[bytes, bytes], self.rb.hgetall(self.key("b", bucket)))  # binary
+        key = self.store.keys.sla_bucket(bucket)
+        flat = cast(dict[bytes, bytes], self.rb.hgetall(key))  # the binary client
         planned = self._plan_batch(
             [(bucket, None, [(bucket + f.decode(), raw) for f, raw in flat.items()])], token, now
         )
@@ -207,7 +210,7 @@ class SlaSweeper(SlaRecords):
         bucket, its earliest wakeup afterwards and the tickets that changed."""
         now_us = epoch_us(now)
         iso = now.astimezone(UTC).isoformat()
-        planned = _Planned(token, now, [self.store.prefix, token, now_us // 1000, iso, ""])
+        planned = _Planned(token, now, [token, now_us // 1000, iso, ""])
         for bucket, rest, records in batch:
             head = len(planned.args)
             planned.args += [bucket, "", 0]
@@ -227,14 +230,14 @@ class SlaSweeper(SlaRecords):
                     planned.args[head + 2] += 1
                     planned.tickets.append((tid, steps))
             planned.args[head + 1] = "" if earliest is None else str(earliest)
-        planned.args[4] = msgspec.json.encode(planned.templates)
+        planned.args[3] = msgspec.json.encode(planned.templates)
         return planned
 
     @guarded
     def _commit(self, args: list[Any]) -> list[Any]:
-        if len(args) <= 5:
+        if len(args) <= 4:  # lease, now_ms, now_iso, templates: no bucket
             return []
-        return list(self._scripts["sla_commit"](keys=[], args=args))
+        return list(self._scripts["sla_commit"](keys=[self.store.prefix], args=args))
 
     def _settle(self, planned: _Planned, reply: list[Any]) -> tuple[list[Fired], int]:
         """What a commit fired (metrics and notifications go out now), and how many tickets
