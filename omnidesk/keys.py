@@ -2,11 +2,12 @@
 
 Every key lives under one prefix (`service.key_prefix`, default ``od``), so several
 deployments or test runs share one Redis. `Keys(prefix)` builds the names; `FAMILIES` says
-what each one is. Python builds names here only (omnidesk.sweeper, sla and sla_repair still
-join theirs with `Store.key` until they move over). A Lua script gets the prefix as ``KEYS[1]``
-and joins the same names from it (Redis scripts cannot import this module), so the scripts
-and this file are the two places that spell a name: tests/test_keys.py checks that every
-family a script builds is listed here. Keys are joined inside the scripts, so this targets a
+what each one is. Python builds names here only (`Store.key` joins raw names for tests
+and tools that look at Redis as it is; tests/test_keys.py checks that no product module
+calls it). A Lua script gets the prefix as ``KEYS[1]`` and joins the same names from it
+(Redis scripts cannot import this module), so the scripts and this file are the two places
+that spell a name: tests/test_keys.py checks that every family a script builds is listed
+here. Keys are joined inside the scripts, so this targets a
 single Redis, not Redis Cluster.
 
 Redis holds hot state only: a done ticket, with every key that names it or its messages,

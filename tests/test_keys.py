@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import re
 from importlib import resources
+from pathlib import Path
 
 from omnidesk.keys import FAMILIES, Keys
 
@@ -71,3 +72,19 @@ def test_scripts_take_the_prefix_in_keys() -> None:
         if re.search(r"local p = ARGV\[1\] \.\. \":\"|a\.prefix", text):
             in_argv.add(f.name)
     assert in_argv <= PREFIX_IN_ARGV
+
+
+STORE_KEY_CALL = re.compile(r"\bstore\.key\(")
+
+
+def test_no_product_module_joins_key_names_itself() -> None:
+    """Product code builds names with Store.keys; Store.key (raw joins) is for tests."""
+    root = Path(__file__).resolve().parent.parent
+    callers = [
+        str(path.relative_to(root))
+        for package in ("omnidesk", "connectors", "router")
+        for path in (root / package).rglob("*.py")
+        if STORE_KEY_CALL.search(path.read_text("utf-8"))
+    ]
+    assert callers == []
+    assert STORE_KEY_CALL.search('q = clocks.store.key("ticket", tid)')

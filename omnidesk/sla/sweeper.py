@@ -26,6 +26,7 @@ from redis.typing import EncodableT
 
 from omnidesk.config import Action
 from omnidesk.errors import OmnideskError
+from omnidesk.events import EventType
 from omnidesk.sla.codec import PackedFire, epoch_us, fire_packed
 from omnidesk.sla.errors import SlaError
 from omnidesk.sla.records import MAX_RETRIES, SlaRecords, record_body, score_us
@@ -282,7 +283,7 @@ class SlaSweeper(SlaRecords):
             _, described, dumped = self._ladder_step(policy, index)
             planned.templates.append(
                 {
-                    "kind": "sla_breached" if at >= 1.0 else "sla_warned",
+                    "kind": EventType.SLA_BREACHED if at >= 1.0 else EventType.SLA_WARNED,
                     "event": {
                         "target": step.target,
                         "at": f"{at:g}",
