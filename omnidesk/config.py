@@ -146,9 +146,7 @@ class Action(Strict):
 
 class LadderStep(Strict):
     at: float = Field(gt=0, le=2.0, description="fraction of the target: 0.5, 0.8, 1.0 (breach)")
-    targets: list[SlaTarget] = Field(
-        default_factory=lambda: list(SLA_TARGETS)
-    )
+    targets: list[SlaTarget] = Field(default_factory=lambda: list(SLA_TARGETS))
     actions: list[Action] = Field(min_length=1)
 
 
@@ -389,7 +387,6 @@ class RuleTest(Strict):
         if self.file is not None and self.channel is None:
             raise ValueError("'file' needs 'channel'")
         return self
-
 
 
 # ---------------------------------------------------------------- service settings

@@ -448,9 +448,7 @@ class _CrossCheck:
                 )
             if test.file is not None and not (at.path.parent / test.file).is_file():
                 # a config copied away from its samples still runs; `check` says what it skipped
-                self.warnings.append(
-                    at.problem(("tests", i, "file"), missing_test_file(test.file))
-                )
+                self.warnings.append(at.problem(("tests", i, "file"), missing_test_file(test.file)))
 
 
 def missing_test_file(file: str) -> str:

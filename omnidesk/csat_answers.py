@@ -28,6 +28,7 @@ MAX_COMMENT = 2000
 
 Outcome = Literal["recorded", "already", "unknown"]
 
+
 def parse_answer(data: str | None) -> tuple[str, int] | None:
     """(token, score) from ``csat:<token>:<score>`` callback / button data."""
     found = ANSWER.match(data or "")

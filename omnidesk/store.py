@@ -96,9 +96,7 @@ from omnidesk.replies import entries, read_entries, text, text_fields, text_or_n
 # What a ticket id can be (``OD-<year>-<NNNNNN>``, or an imported one): no ``:``, so an id
 # from a URL or the command line never names another key (``<id>:msgs`` is a list).
 TICKET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-JSON_FIELDS = frozenset(
-    {"tags", "thread_keys", "meta", "attachments", "identities", "contacts"}
-)
+JSON_FIELDS = frozenset({"tags", "thread_keys", "meta", "attachments", "identities", "contacts"})
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 

@@ -114,5 +114,3 @@ def http_answers(url: str) -> bool:
         return True
     except OSError:
         return False
-
-

@@ -418,9 +418,7 @@ async def test_the_dashboard_takes_a_supervisors_token_only(
     runtime, service = api["runtime"], api["service"]
     agents = AgentsPlugin()
     agents.service = service
-    dashboard = Dashboard(
-        runtime.store, runtime.config.data, authorize=Plugins([agents]).authorize
-    )
+    dashboard = Dashboard(runtime.store, runtime.config.data, authorize=Plugins([agents]).authorize)
     app = web.Application()
     route_hook(dashboard)(app)
     client = TestClient(TestServer(app))
@@ -461,7 +459,10 @@ async def test_a_supervisor_hands_a_ticket_to_an_agent_of_its_queue(api: dict[st
     assert store.r.zrange(store.key("agent", "sara", "open"), 0, -1) == [tid]
     assigned = [f for _, f in store.events() if f["type"] == "assigned"][-1]
     assert (assigned["agent"], assigned["actor"], assigned["how"], assigned["previous"]) == (
-        "sara", "boss", "supervisor", "amal"
+        "sara",
+        "boss",
+        "supervisor",
+        "amal",
     )
 
     cases = [

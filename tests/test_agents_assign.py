@@ -208,5 +208,6 @@ def test_the_dashboard_lists_every_agent_of_the_queues_offline_ones_too(
     assert wait_for(lambda: listed() == expired, timeout=5), listed()
     assert dashboard._agents(["cr"], tr)["note"] == "No agent is online right now."
     assert dashboard._agents([], tr) == {
-        "note": "No agent is configured for these queues.", "list": []
+        "note": "No agent is configured for these queues.",
+        "list": [],
     }

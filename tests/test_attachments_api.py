@@ -126,9 +126,10 @@ async def test_email_attachments_listed_served_and_scoped(api: dict[str, Any]) -
         assert r.headers["Content-Security-Policy"].startswith("sandbox")
 
     r = await client.get(listed[ARABIC_NAME]["url"], headers=h)
-    assert r.status == 200 and hashlib.sha256(await r.read()).digest() == hashlib.sha256(
-        ARABIC
-    ).digest()
+    assert (
+        r.status == 200
+        and hashlib.sha256(await r.read()).digest() == hashlib.sha256(ARABIC).digest()
+    )
     disposition = r.headers["Content-Disposition"]
     assert f"filename*=UTF-8''{quote(ARABIC_NAME, safe='')}" in disposition
     assert disposition.isascii()  # the ASCII fallback stands in for the Arabic letters
@@ -242,7 +243,9 @@ async def test_chat_attachments_listed_as_not_available(api: dict[str, Any]) -> 
 
 
 async def test_a_telegram_photo_is_fetched_by_its_file_id(
-    api: dict[str, Any], botapi: BotApi, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    api: dict[str, Any],
+    botapi: BotApi,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client, runtime, service = api["client"], api["runtime"], api["service"]
     monkeypatch.setenv(TOKEN_ENV, GOOD_TOKEN)
@@ -254,9 +257,11 @@ async def test_a_telegram_photo_is_fetched_by_its_file_id(
     photo = [{"file_id": "AgAC-photo", "file_unique_id": "u1", "width": 90, "height": 90,
               "file_size": len(JPEG)}]  # fmt: skip
     gone = [{"file_id": "AgAC-expired", "file_unique_id": "u2", "width": 9, "height": 9}]
-    tid = runtime.process([telegram(2, 556, 8, "", photo=photo, caption="الإيصال")]).results[
-        0
-    ].ticket_id
+    tid = (
+        runtime.process([telegram(2, 556, 8, "", photo=photo, caption="الإيصال")])
+        .results[0]
+        .ticket_id
+    )
     runtime.process([telegram(3, 556, 9, "", photo=gone)])
     h = auth(api["tokens"]["amal"])
     items = (await (await client.get(f"/v1/tickets/{tid}/attachments", headers=h)).json())[
@@ -303,7 +308,7 @@ def test_names_and_types() -> None:
     assert safe_filename("", "application/pdf") == "attachment.pdf"
     assert safe_filename("...") == "attachment"
     arabic = content_disposition("تقرير.pdf", False)
-    assert arabic.startswith('attachment; filename="attachment.pdf"; filename*=UTF-8\'\'%D8')
+    assert arabic.startswith("attachment; filename=\"attachment.pdf\"; filename*=UTF-8''%D8")
     assert serve_as("image/png", b"<html>") is None  # bytes unlike the declared type
     assert serve_as("image/svg+xml", b"<svg/>") is None
     assert serve_as("image/webp", b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
@@ -364,7 +369,9 @@ def test_cli_lists_and_saves_an_attachment(
 
 
 async def test_a_whatsapp_image_is_fetched_by_its_media_id(
-    api: dict[str, Any], graph: FakeGraph, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    api: dict[str, Any],
+    graph: FakeGraph,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client, runtime, service = api["client"], api["runtime"], api["service"]
     for name, value in (("TEST_WA_VERIFY", "v"), ("TEST_WA_SECRET", "s"),

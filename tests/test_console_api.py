@@ -26,7 +26,7 @@ from tests.test_agents_api import api, auth, open_ticket  # noqa: F401 (fixture)
 STATIC = Path(__file__).resolve().parent.parent / "omnidesk" / "agents" / "static"
 
 
-async def test_a_canned_reply_is_previewed_filled_for_the_ticket(api: dict[str, Any]) -> None:  # noqa: F811
+async def test_a_canned_reply_is_previewed_filled_for_the_ticket(api: dict[str, Any]) -> None:
     client, runtime = api["client"], api["runtime"]
     ticket = open_ticket(runtime, "أحتاج مساعدة في حسابي", email="huda@example.sa", name="هدى")
     h = auth(api["tokens"]["amal"])
@@ -95,7 +95,7 @@ async def test_listed_tickets_carry_their_sla_countdown_paused_by_pending(
     assert first["target_seconds"] == 4 * 3600 and first["banked_seconds"] >= 0
 
 
-async def test_the_routing_trace_names_the_rule_and_the_moves(api: dict[str, Any]) -> None:  # noqa: F811
+async def test_the_routing_trace_names_the_rule_and_the_moves(api: dict[str, Any]) -> None:
     client, runtime = api["client"], api["runtime"]
     complaint = open_ticket(runtime, "لدي شكوى على متجر")
     plain = open_ticket(runtime, "سؤال عام", email="other@example.sa")
@@ -116,7 +116,7 @@ async def test_the_routing_trace_names_the_rule_and_the_moves(api: dict[str, Any
     assert moved and moved[0]["reason"] == "الاختصاص" and moved[0]["actor"] == "amal"
 
 
-async def test_the_page_gets_its_words_from_the_catalogues(api: dict[str, Any]) -> None:  # noqa: F811
+async def test_the_page_gets_its_words_from_the_catalogues(api: dict[str, Any]) -> None:
     client = api["client"]
     r = await client.get("/console/messages/ar.json")
     assert r.status == 200
@@ -241,7 +241,7 @@ async def test_a_second_pending_records_its_new_reason_and_the_clocks_stay_pause
     assert got["params"] == {"limit": "500"}
 
 
-async def test_the_desks_common_refusals_carry_a_stable_code(api: dict[str, Any]) -> None:  # noqa: F811
+async def test_the_desks_common_refusals_carry_a_stable_code(api: dict[str, Any]) -> None:
     client, runtime = api["client"], api["runtime"]
     ticket = open_ticket(runtime, "سؤال عام")
     amal, omar = auth(api["tokens"]["amal"]), auth(api["tokens"]["omar"])

@@ -37,7 +37,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 AXE = ROOT / "tests" / "vendor" / "axe.min.js"
 SHOTS = ROOT / "docs" / "screenshots"
-XSS = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
 def pdf_document(text: str) -> bytes:
@@ -137,7 +137,7 @@ def press(driver: Any, key: str) -> None:
     driver.find_element(By.TAG_NAME, "body").send_keys(key)
 
 
-def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:  # noqa: F811
+def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     amal = cli(daemon.config, "agents", "token", "amal")
     drop_mail(daemon, "huda", f"{XSS} أم خالد", f"فاتورة {XSS}", f"مرفق الإيصال {XSS} thanks",
               filename=f"{XSS}.png")  # fmt: skip
@@ -257,7 +257,8 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
 
 
 def test_a_colleagues_transfer_shows_within_two_seconds(
-    daemon: DaemonProc, browser: Any  # noqa: F811
+    daemon: DaemonProc,
+    browser: Any,
 ) -> None:
     amal = cli(daemon.config, "agents", "token", "amal")
     sara = cli(daemon.config, "agents", "token", "sara")
@@ -311,7 +312,8 @@ def test_a_colleagues_transfer_shows_within_two_seconds(
 
 
 def test_a_colleagues_claim_shows_on_the_open_ticket(
-    daemon: DaemonProc, browser: Any  # noqa: F811
+    daemon: DaemonProc,
+    browser: Any,
 ) -> None:
     amal = cli(daemon.config, "agents", "token", "amal")
     sara = cli(daemon.config, "agents", "token", "sara")
@@ -350,7 +352,8 @@ def test_a_colleagues_claim_shows_on_the_open_ticket(
 
 
 def test_priority_tags_transfer_reopen_and_merge_from_the_console(
-    daemon: DaemonProc, browser: Any  # noqa: F811
+    daemon: DaemonProc,
+    browser: Any,
 ) -> None:
     amal = cli(daemon.config, "agents", "token", "amal")
     drop_mail(daemon, "huda", "أم خالد", "فاتورة الكهرباء", "الفاتورة مكررة")
@@ -408,7 +411,8 @@ def test_priority_tags_transfer_reopen_and_merge_from_the_console(
 
 
 def test_the_console_reconnects_by_itself_after_a_restart(
-    daemon: DaemonProc, browser: Any  # noqa: F811
+    daemon: DaemonProc,
+    browser: Any,
 ) -> None:
     amal = cli(daemon.config, "agents", "token", "amal")
     wait = sign_in(browser, daemon, amal, lang="en")
@@ -424,7 +428,9 @@ def test_the_console_reconnects_by_itself_after_a_restart(
 
 
 def test_screenshots_in_arabic_and_english(
-    daemon: DaemonProc, browser: Any, tmp_path: Path  # noqa: F811
+    daemon: DaemonProc,
+    browser: Any,
+    tmp_path: Path,
 ) -> None:
     """Always taken (and checked not blank); written to docs/screenshots/ only with
     OMNIDESK_SCREENSHOTS=1, so that a test run leaves the work tree alone."""
@@ -441,10 +447,20 @@ def test_screenshots_in_arabic_and_english(
     claimed = api(daemon, "POST", "/v1/claims", amal, {})["ticket"]["id"]
     first = store.get_ticket(claimed)
     assert first is not None and "الكهرباء" in first.subject  # the oldest waiting
-    api(daemon, "POST", f"/v1/tickets/{first.id}/reply", amal,
-        {"text": "وعليكم السلام، نراجع الفاتورة رقم 4471 ونعود إليك خلال يوم عمل."})
-    api(daemon, "POST", f"/v1/tickets/{first.id}/notes", amal,
-        {"text": "تم التحقق من الإيصال مع فريق الفوترة"})
+    api(
+        daemon,
+        "POST",
+        f"/v1/tickets/{first.id}/reply",
+        amal,
+        {"text": "وعليكم السلام، نراجع الفاتورة رقم 4471 ونعود إليك خلال يوم عمل."},
+    )
+    api(
+        daemon,
+        "POST",
+        f"/v1/tickets/{first.id}/notes",
+        amal,
+        {"text": "تم التحقق من الإيصال مع فريق الفوترة"},
+    )
     api(daemon, "POST", f"/v1/tickets/{first.id}/tags", amal, {"add": ["فوترة"]})
     mine = f"#mine li[data-ticket='{first.id}']"
     out = SHOTS if os.environ.get("OMNIDESK_SCREENSHOTS") else tmp_path
@@ -464,8 +480,11 @@ def test_screenshots_in_arabic_and_english(
             assert browser.execute_script("return window.innerWidth") == width
             # nothing wider than the screen: no sideways scrolling on a phone (once the new
             # viewport's layout has settled: it is not done when the override returns)
-            wait.until(lambda d: d.execute_script(
-                "const e = document.documentElement; return e.scrollWidth <= e.clientWidth"))
+            wait.until(
+                lambda d: d.execute_script(
+                    "const e = document.documentElement; return e.scrollWidth <= e.clientWidth"
+                )
+            )
             if form == "phone":
                 violations = serious_violations(browser)
                 assert violations == [], violations

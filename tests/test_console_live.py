@@ -70,7 +70,7 @@ def call(proc: DaemonProc, method: str, path: str, token: str, body: Any = None)
         return r.status, dict(r.headers), r.read()
 
 
-def test_console_feeds_in_a_real_browser(daemon: DaemonProc, browser: Any) -> None:  # noqa: F811
+def test_console_feeds_in_a_real_browser(daemon: DaemonProc, browser: Any) -> None:
     amal = cli(daemon.config, "agents", "token", "amal")
     sara = cli(daemon.config, "agents", "token", "sara")
     omar = cli(daemon.config, "agents", "token", "omar")

@@ -117,7 +117,7 @@ def axe_violations(driver: Any) -> list[dict[str, Any]]:
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
-def test_refusals_say_why_in_both_languages(daemon: DaemonProc, browser: Any) -> None:  # noqa: F811
+def test_refusals_say_why_in_both_languages(daemon: DaemonProc, browser: Any) -> None:
     amal = cli(daemon.config, "agents", "token", "amal")
     assert call(daemon, "GET", "/v1/dashboard.json", None)[1]["error"] == "no_token"
     status, body = call(daemon, "GET", "/v1/dashboard.json?lang=ar", "odt_wrong")
@@ -139,7 +139,7 @@ def test_refusals_say_why_in_both_languages(daemon: DaemonProc, browser: Any) ->
     assert axe_violations(browser) == []  # the sign-in form with its message, too
 
 
-def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any) -> None:  # noqa: F811
+def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any) -> None:
     boss = cli(daemon.config, "agents", "token", "boss")
     omar = cli(daemon.config, "agents", "token", "omar")
     amal = cli(daemon.config, "agents", "token", "amal")
@@ -202,8 +202,8 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     status, _ = call(daemon, "POST", f"/v1/tickets/{ticket.id}/assign", boss, {"agent": "huda"})
     assert status == 200
     browser.find_element(By.ID, "reassign-send").click()
-    assert wait_for(lambda: "لدى huda أصلًا" in text_of(browser, "reassign-msg"), 5), (
-        text_of(browser, "reassign-msg")
+    assert wait_for(lambda: "لدى huda أصلًا" in text_of(browser, "reassign-msg"), 5), text_of(
+        browser, "reassign-msg"
     )
     assert "already" not in text_of(browser, "reassign-msg")
     browser.find_element(By.ID, "reassign-cancel").click()
@@ -262,8 +262,8 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     assert wait_for(lambda: "Give a reason" in text_of(browser, "reassign-msg"), 5)
     browser.find_element(By.ID, "reason").send_keys("not a complaint")
     browser.find_element(By.ID, "reassign-send").click()
-    assert wait_for(lambda: not browser.find_element(By.ID, "reassign").is_displayed(), 5), (
-        text_of(browser, "reassign-msg")
+    assert wait_for(lambda: not browser.find_element(By.ID, "reassign").is_displayed(), 5), text_of(
+        browser, "reassign-msg"
     )
     status, view = call(daemon, "GET", f"/v1/tickets/{ticket.id}", boss)
     assert status == 200 and view["ticket"]["queue"] == "general", view

@@ -67,4 +67,3 @@ def test_held_tickets_of_other_queues_are_not_listed(prefix: str, tmp_path: Path
     (row,) = [a for a in ar["agents"]["list"] if a["agent"] == "sara"]
     assert row["held_elsewhere_text"] == "+١ في طوابير أخرى"
     assert "secret quiet matter" not in str(snap)
-

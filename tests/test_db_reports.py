@@ -29,6 +29,7 @@ from tests.reportkit import seed_records as seed
 
 pytestmark = pytest.mark.usefixtures("pg_url")
 
+
 @pytest.fixture
 def loaded(pg_url: str) -> tuple[psycopg.Connection[Any], list[dict[str, str]]]:
     events = history(seed=13, tickets=400, days=20, customers=30)

@@ -86,9 +86,7 @@ def test_intake_and_desk_reach_postgresql(runtime: Runtime, pg_url: str) -> None
     assert found == [(opened[2].ticket_id,)]
 
 
-def test_the_csat_survey_is_no_first_response_in_the_records(
-    runtime: Runtime, pg_url: str
-) -> None:
+def test_the_csat_survey_is_no_first_response_in_the_records(runtime: Runtime, pg_url: str) -> None:
     """The survey goes out as a `replied` by "csat" (a system actor): the ticket's
     first_response_at waits for a person's reply, as the reports' figures do."""
     store = runtime.store

@@ -83,7 +83,10 @@ def test_a_csv_report_keeps_its_crlf_line_endings_through_a_pipe(pg_url: str) ->
     argv = ["report", "--format", "csv", "--config", str(config),
             "--from", "2026-02-27", "--to", "2026-03-20"]  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "omnidesk", *argv], cwd=ROOT, capture_output=True, timeout=60,
+        [sys.executable, "-m", "omnidesk", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
         env={**os.environ, "OMNIDESK_DATABASE_URL": pg_url},
     )
     assert done.returncode == 0, done.stderr
@@ -280,9 +283,7 @@ async def test_api_and_dashboard_show_customer_text_without_overrides(
     status, _, answer = await raw_http(port, "GET", "/v1/dashboard.json", "supervisor")
     assert status == 200
     held = {
-        h["ticket"]: h["subject"]
-        for a in json.loads(answer)["agents"]["list"]
-        for h in a["held"]
+        h["ticket"]: h["subject"] for a in json.loads(answer)["agents"]["list"] for h in a["held"]
     }
     assert held[ticket] == "invoicefdp.exe"
     for controls in (BIDI_CONTROLS, {"\x1b", "\x07"}):

@@ -96,9 +96,12 @@ def test_only_ticket_lib_appends_to_the_stream_and_dynamic_types_are_accounted_f
 
 def test_every_event_type_written_in_python_is_known() -> None:
     found = python_types()
-    unknown = {f"{path}: {t}" for path, kinds in found.items() for t in kinds if t not in {
-        e.value for e in EventType
-    }}
+    unknown = {
+        f"{path}: {t}"
+        for path, kinds in found.items()
+        for t in kinds
+        if t not in {e.value for e in EventType}
+    }
     assert not unknown
 
 
@@ -129,7 +132,9 @@ def test_events_written_by_the_scripts_decode_into_their_structs(runtime: Runtim
     assert events.TicketOpened in kinds and events.Routed in kinds
     changed = next(e for e in got if isinstance(e, events.StatusChanged))
     assert (changed.to, changed.reason, changed.ticket) == (
-        "pending_customer", "waiting for the CR number", tid
+        "pending_customer",
+        "waiting for the CR number",
+        tid,
     )
     moved = next(e for e in got if isinstance(e, events.Transferred))
     assert moved.reason == "wrong queue" and moved.actor == "sup1" and moved.ts > 0

@@ -44,8 +44,10 @@ class Stream:
                 line = line.rstrip("\n")
                 if line == "":
                     if data:
-                        return fields.get("id", ""), fields.get("event", ""), json.loads(
-                            "\n".join(data)
+                        return (
+                            fields.get("id", ""),
+                            fields.get("event", ""),
+                            json.loads("\n".join(data)),
                         )
                     fields = {}
                     continue
@@ -93,9 +95,7 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def subscribe(
-    session: aiohttp.ClientSession, headers: dict[str, str], **kw: Any
-) -> Stream:
+async def subscribe(session: aiohttp.ClientSession, headers: dict[str, str], **kw: Any) -> Stream:
     r = await session.get("/v1/events/stream", headers=headers, **kw)
     assert r.status == 200, await r.text()
     assert r.headers["Content-Type"].startswith("text/event-stream")
@@ -300,8 +300,7 @@ async def test_a_queue_removed_by_a_reload_stops_showing_its_events(
         await stream.until(lambda f: f[1] == "sla_warned" and f[2]["queue"] == "general")
         data = service.config()
         agents = [
-            a.model_copy(update={"queues": ["quiet"]}) if a.id == "amal" else a
-            for a in data.agents
+            a.model_copy(update={"queues": ["quiet"]}) if a.id == "amal" else a for a in data.agents
         ]
         reloaded = data.model_copy(update={"agents": agents})
         service.config = lambda: reloaded  # what a SIGHUP does to the daemon's config

@@ -22,9 +22,7 @@ def extracted() -> set[str | tuple[str, str]]:
     with (ROOT / "babel.cfg").open() as f:
         method_map, options_map = parse_mapping_cfg(f)
     out: set[str | tuple[str, str]] = set()
-    for _file, _line, msg, _comments, _ctx in extract_from_dir(
-        str(ROOT), method_map, options_map
-    ):
+    for _file, _line, msg, _comments, _ctx in extract_from_dir(str(ROOT), method_map, options_map):
         out.add(tuple(msg) if isinstance(msg, tuple | list) else msg)
     return out
 
@@ -78,8 +76,11 @@ def test_no_marked_message_hides_in_an_f_string() -> None:
         tokens = tokenize.generate_tokens(io.StringIO(path.read_text("utf-8")).readline)
         for tok in tokens:
             text = tok.string
-            if tok.type == tokenize.STRING and text[:2].lower() in ('f"', "f'", 'rf', 'fr') \
-                    and ("._(\"" in text or "._('" in text or "ngettext(\"" in text):
+            if (
+                tok.type == tokenize.STRING
+                and text[:2].lower() in ('f"', "f'", "rf", "fr")
+                and ('._("' in text or "._('" in text or 'ngettext("' in text)
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}:{tok.start[0]}")
     assert not offenders
 

@@ -26,8 +26,10 @@ def test_every_built_name_is_a_listed_family() -> None:
     for name, method in inspect.getmembers(keys, inspect.ismethod):
         if name.startswith("_") or name == "all_pattern":
             continue
-        args = ["x1" if p.annotation != "int" else 7 for p in
-                inspect.signature(method).parameters.values()]
+        args = [
+            "x1" if p.annotation != "int" else 7
+            for p in inspect.signature(method).parameters.values()
+        ]
         full = method(*args)
         assert full.startswith("P:"), name
         below = full.removeprefix("P:")

@@ -31,7 +31,11 @@ async def _until(check, timeout: float, what: str, log: Path) -> None:
 
 
 async def test_a_connectors_password_and_token_never_appear_in_the_daemons_logs(
-    dovecot, botapi, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    dovecot,
+    botapi,
+    prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     user = dovecot.new_user()
     password = user.split("@")[0]  # wrong (Dovecot's is "secret"), and inside the user name

@@ -46,9 +46,15 @@ def test_a_receipt_goes_to_the_outbox_when_only_worker_processes_take_intake(
     assert "poll_interval: 0.1}" in text
     config = tmp_path / "queue_config.yaml"
     config.write_text(text.replace("poll_interval: 0.1}", "poll_interval: 0.1, outbox: true}"))
-    daemon = DaemonProc(config=config, drop=drop, port=port, prefix=prefix,
-                        log=tmp_path / "daemon.log", redis_url=REDIS_URL,
-                        args=["--workers", "0"])  # fmt: skip  (the daemon takes no intake)
+    daemon = DaemonProc(
+        config=config,
+        drop=drop,
+        port=port,
+        prefix=prefix,
+        log=tmp_path / "daemon.log",
+        redis_url=REDIS_URL,
+        args=["--workers", "0"],
+    )  # fmt: skip  (the daemon takes no intake)
     daemon.start()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     worker_log = tmp_path / "worker.log"
@@ -76,6 +82,7 @@ def test_a_receipt_goes_to_the_outbox_when_only_worker_processes_take_intake(
             return out[0].delivery if out else None
 
         assert wait_for(lambda: delivery() == "sent", timeout=10), delivery()
+
         # the worker process writes PostgreSQL too: one more consumer of the records group
         def consumers() -> list[str]:
             found = store.r.xinfo_consumers(store.key("events"), GROUP)

@@ -209,7 +209,10 @@ def test_a_batch_of_replies_goes_in_one_message_and_a_failed_one_is_retried_alon
     assert calls[:4] == ids and calls[4:] == ["later"]
     delivery = {i: store.get_message(i).delivery for i in ids}  # type: ignore[union-attr]
     assert delivery == {
-        "b1": "sent", "later": "sent", "bad": "failed: recipient unknown", "b2": "sent"
+        "b1": "sent",
+        "later": "sent",
+        "bad": "failed: recipient unknown",
+        "b2": "sent",
     }
 
 

@@ -400,7 +400,7 @@ def whatsapp_webhook(wa_id: str, sent_at: float, text: str) -> bytes:
 
 async def test_whatsapp_outside_the_window_gets_the_template_with_its_parameters(
     rig,
-    graph: FakeGraph,  # noqa: F811
+    graph: FakeGraph,
 ) -> None:
     runtime, _ = rig
     template = {"name": "ticket_received", "language": "ar", "parameters": ["ticket_id"]}
@@ -608,7 +608,8 @@ def test_a_batch_of_automatic_messages_skips_a_gone_ticket_and_marks_all_when_no
     assert done == []
     for ticket in (first, third):
         assert [m.delivery for m in out_messages(runtime, ticket.id)] == [
-            "queued", "failed: not queued: broker unavailable: connection refused"
+            "queued",
+            "failed: not queued: broker unavailable: connection refused",
         ]
 
 

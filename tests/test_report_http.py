@@ -158,7 +158,7 @@ async def test_a_supervisor_sees_only_its_own_queues(scoped_client):
     resp = await c.get("/v1/reports", params=arabic, headers=two)
     page = await resp.text()
     assert resp.status == 200 and "backoffice" not in page
-    assert "فرع جدة - Jeddah branch</bdi>، <bdi dir=\"auto\">فرع الرياض - Riyadh branch" in page
+    assert 'فرع جدة - Jeddah branch</bdi>، <bdi dir="auto">فرع الرياض - Riyadh branch' in page
 
 
 def _gone(pid: int) -> bool:

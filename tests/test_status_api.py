@@ -110,9 +110,7 @@ async def test_the_owner_sees_the_status_and_no_one_else_learns_anything(
 
 
 async def test_lookups_are_limited_per_ip(site: Site) -> None:
-    answers = await asyncio.gather(
-        *(lookup(site, f"OD-2020-{n:06d}", CONTACT) for n in range(14))
-    )
+    answers = await asyncio.gather(*(lookup(site, f"OD-2020-{n:06d}", CONTACT) for n in range(14)))
     codes = sorted(a[0] for a in answers)
     assert codes == [404] * 12 + [429] * 2
     limited = next(a[1] for a in answers if a[0] == 429)
@@ -122,7 +120,7 @@ async def test_lookups_are_limited_per_ip(site: Site) -> None:
 async def test_the_status_page_is_arabic_first_and_loads_its_script(site: Site) -> None:
     status, headers, page = await site.call("GET", "/status")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert '<html lang="ar" dir="rtl">' in page and "<script src=\"/static/status.js\">" in page
+    assert '<html lang="ar" dir="rtl">' in page and '<script src="/static/status.js">' in page
     assert "<script>" not in page and " style=" not in page  # nothing the CSP would refuse
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     status, headers, script = await site.call("GET", "/static/status.js")

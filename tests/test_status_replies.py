@@ -48,7 +48,7 @@ def stats(runtime: Runtime) -> dict[str, Any]:
 
 
 async def test_a_ticket_number_on_telegram_gets_the_status_back_and_opens_nothing(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     prefix: str,
     tmp_path: Path,
     pg_url: str,

@@ -71,7 +71,7 @@ async def cursors() -> AsyncIterator[CursorStore]:
 
 @pytest.fixture
 async def connector(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     cursors: CursorStore,
     token: str,
 ) -> AsyncIterator[TelegramConnector]:
@@ -133,7 +133,7 @@ def test_config_is_in_the_catalog_and_rejects_unknown_keys() -> None:
 
 
 async def test_missing_token_variable_is_a_startup_error_naming_it(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
@@ -145,7 +145,7 @@ async def test_missing_token_variable_is_a_startup_error_naming_it(
 
 
 async def test_offset_advances_only_after_the_sink_accepted_the_batch(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     connector: TelegramConnector,
     cursors: CursorStore,
 ) -> None:
@@ -169,7 +169,7 @@ async def test_offset_advances_only_after_the_sink_accepted_the_batch(
 
 
 async def test_restart_resumes_from_the_cursor_without_redelivery(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     cursors: CursorStore,
     token: str,
 ) -> None:
@@ -186,7 +186,7 @@ async def test_restart_resumes_from_the_cursor_without_redelivery(
 
 
 async def test_the_reconnect_loop_delivers_everything_despite_a_failed_handover(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     connector: TelegramConnector,
 ) -> None:
     botapi.push(*(update(i, f"m{i}") for i in range(20, 25)))
@@ -205,7 +205,7 @@ async def test_the_reconnect_loop_delivers_everything_despite_a_failed_handover(
 
 
 async def test_bad_token_is_an_auth_error_and_not_retried_in_a_tight_loop(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     cursors: CursorStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -234,7 +234,7 @@ async def test_check_reads_the_bot_with_getme(connector: TelegramConnector) -> N
 
 
 async def test_send_replies_to_the_customer_message(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     connector: TelegramConnector,
 ) -> None:
     receipt = await connector.send(outbound("شكراً لتواصلك"))
@@ -246,7 +246,7 @@ async def test_send_replies_to_the_customer_message(
 
 
 async def test_retry_after_is_honoured_on_send_message(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     connector: TelegramConnector,
 ) -> None:
     botapi.flood_once = 1
@@ -258,7 +258,7 @@ async def test_retry_after_is_honoured_on_send_message(
 
 
 async def test_a_long_retry_after_goes_back_to_deliver_with_its_delay(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     cursors: CursorStore,
     token: str,
 ) -> None:
@@ -271,7 +271,7 @@ async def test_a_long_retry_after_goes_back_to_deliver_with_its_delay(
 
 
 async def test_long_text_is_split_with_reply_on_the_first_and_buttons_on_the_last(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     connector: TelegramConnector,
 ) -> None:
     paragraph = "نشكر تواصلكم مع وزارة التجارة بخصوص السجل التجاري. " * 30
@@ -291,7 +291,7 @@ async def test_long_text_is_split_with_reply_on_the_first_and_buttons_on_the_las
 
 
 async def test_bad_buttons_and_missing_chat_are_clear_permanent_errors(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     connector: TelegramConnector,
 ) -> None:
     with pytest.raises(PermanentError, match="buttons"):
@@ -323,7 +323,7 @@ class Daemonish:
 
 
 async def test_webhook_checks_the_secret_token_header(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     token: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -352,7 +352,7 @@ async def test_webhook_checks_the_secret_token_header(
 
 
 async def test_update_becomes_a_ticket_and_the_reply_reaches_the_bot_api(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     cursors: CursorStore,
     token: str,
     runtime: Any,
@@ -400,7 +400,7 @@ async def test_update_becomes_a_ticket_and_the_reply_reaches_the_bot_api(
 
 
 async def test_daemon_wires_polling_webhook_and_replies(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     token: str,
     prefix: str,
     tmp_path: Any,
@@ -508,7 +508,7 @@ def test_a_message_missing_a_required_field_is_still_refused(field: str, kind: s
 
 
 async def test_unknown_update_kind_is_counted_as_skipped_not_quarantined(
-    botapi: BotApi,  # noqa: F811
+    botapi: BotApi,
     cursors: CursorStore,
     token: str,
     runtime: Any,
@@ -529,8 +529,9 @@ async def test_unknown_update_kind_is_counted_as_skipped_not_quarantined(
             await conn.run_once(pipeline.handover)
             assert await eventually(lambda: store.ticket_count() == 1, timeout=15)
             assert await eventually(
-                lambda: store.counts()["stats"].get("skipped:unknown_update:guest_story_reply")
-                == 1,
+                lambda: (
+                    store.counts()["stats"].get("skipped:unknown_update:guest_story_reply") == 1
+                ),
                 timeout=15,
             )
     finally:

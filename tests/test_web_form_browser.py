@@ -108,7 +108,7 @@ def text_of(driver: webdriver.Chrome, element_id: str) -> str:
 
 def test_a_page_on_another_origin_posts_the_form_and_shows_the_ticket_number(
     daemon: DaemonProc,
-    browser: webdriver.Chrome,  # noqa: F811
+    browser: webdriver.Chrome,
     ministry: int,
     tmp_path: Path,
 ) -> None:
@@ -144,7 +144,7 @@ def test_a_page_on_another_origin_posts_the_form_and_shows_the_ticket_number(
 
 def test_a_page_on_an_origin_not_listed_is_refused_by_the_browser(
     daemon: DaemonProc,
-    browser: webdriver.Chrome,  # noqa: F811
+    browser: webdriver.Chrome,
     ministry: int,
 ) -> None:
     wait = WebDriverWait(browser, 20)
@@ -161,7 +161,7 @@ def test_a_page_on_an_origin_not_listed_is_refused_by_the_browser(
 
 def test_the_status_page_finds_the_ticket_for_its_contact_only(
     daemon: DaemonProc,
-    browser: webdriver.Chrome,  # noqa: F811
+    browser: webdriver.Chrome,
 ) -> None:
     import json
 

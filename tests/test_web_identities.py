@@ -88,9 +88,7 @@ def test_a_strangers_email_beside_a_victims_phone_gets_nothing_of_the_victims(
         records.close()
 
 
-def test_a_reply_goes_to_the_identity_the_ticket_came_in_on(
-    prefix: str, tmp_path: Path
-) -> None:
+def test_a_reply_goes_to_the_identity_the_ticket_came_in_on(prefix: str, tmp_path: Path) -> None:
     """A customer with two e-mail addresses (linked by a merge, say): the reply to the
     ticket one of them opened goes to that one only."""
     runtime = Runtime.for_service(config_for(prefix, tmp_path / "state"))

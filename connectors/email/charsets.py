@@ -35,9 +35,7 @@ _ACCENTED = re.compile(
 _HAS_ASCII_LETTER = re.compile("[A-Za-z]")
 _ASCII_PUNCTUATION = "\"'()[]{}<>,.;:!?-"
 # Non-letters a Western text carries: NBSP, ¡ ¿ « » ° £ € quotes, dashes, ellipsis, ...
-_LATIN_PUNCTUATION = re.compile(
-    "[\u00a0-\u00bf\u00d7\u00f7\u2013\u2014\u2018-\u201e\u2026\u20ac]"
-)
+_LATIN_PUNCTUATION = re.compile("[\u00a0-\u00bf\u00d7\u00f7\u2013\u2014\u2018-\u201e\u2026\u20ac]")
 _CLEARLY = 0.8  # the share of non-ASCII characters a reading must explain to be taken
 # Unlabelled text whose cp1252 reading explains this much as Latin is read so, unless the
 # Arabic reading explains more: charset-normalizer reads "Merci à vous" as cp1006 Urdu.

@@ -63,7 +63,6 @@ def build_reply(outbound: Outbound, from_address: str) -> EmailMessage:
     return msg
 
 
-
 class _SmtpOptions(TypedDict, total=False):
     """The keywords aiosmtplib's `send` and `SMTP` take from an account's config."""
 
@@ -76,6 +75,7 @@ class _SmtpOptions(TypedDict, total=False):
     username: str
     password: str
     oauth_token_generator: Callable[[], Awaitable[str]]
+
 
 class SmtpSender:
     """Sends an account's replies; errors become Transient (4xx, network), Permanent (5xx)

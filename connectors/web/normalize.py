@@ -98,9 +98,7 @@ def _strings(form: dict[str, Any], problems: list[Problem]) -> dict[str, str]:
         if not isinstance(value, str):
             problems.append(Problem(field, "not_string", "must be a string"))
         elif len(value) > limit:
-            problems.append(
-                Problem(field, "too_long", f"longer than {limit} characters", limit)
-            )
+            problems.append(Problem(field, "too_long", f"longer than {limit} characters", limit))
         elif value.strip():
             values[field] = value.strip()
     return values
@@ -218,9 +216,7 @@ def _attachments(raw: Any, problems: list[Problem]) -> list[Attachment]:
         return []
     if len(raw) > _MAX_ATTACHMENTS:
         problems.append(
-            Problem(
-                "attachments", "too_many", f"more than {_MAX_ATTACHMENTS}", _MAX_ATTACHMENTS
-            )
+            Problem("attachments", "too_many", f"more than {_MAX_ATTACHMENTS}", _MAX_ATTACHMENTS)
         )
         return []
     found = []

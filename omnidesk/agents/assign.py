@@ -35,8 +35,6 @@ SCRIPTS = ("claim", "push", "release", "set_priority", "merge", "csat", "reassig
 PUSH_SCAN = 200  # waiting tickets looked at per push round
 
 
-
-
 def scripts(store: Store) -> dict[str, Any]:
     """This package's Lua scripts, registered once per store (`Store.script`)."""
     return {name: store.script(name) for name in SCRIPTS}

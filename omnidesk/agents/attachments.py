@@ -273,7 +273,6 @@ class AttachmentFiles:
             )
         return served(att, found.data, found.charset, max_bytes, download=download)
 
-
     def _uploaded(self, att: Attachment, max_bytes: int, download: bool) -> Served:
         """A web form's uploaded file, from the archive by its sha256 (checked again)."""
         data = self.archive.get(att.sha256) if self.archive is not None else None

@@ -48,8 +48,7 @@ NO_REPLY = re.compile(r"(^|[._+-])(no-?reply|do-?not-?reply|mailer-daemon|postma
 BUTTON_CHANNELS = (Channel.TELEGRAM, Channel.WHATSAPP)
 
 SURVEY_TEXT = N_(
-    "We hope we served you well. How would you rate our service on {ticket}? "
-    "(1 poor - 5 excellent)"
+    "We hope we served you well. How would you rate our service on {ticket}? (1 poor - 5 excellent)"
 )
 SCORES = range(1, 6)
 

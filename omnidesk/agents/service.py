@@ -125,16 +125,12 @@ class AgentService:
         """One attachment's bytes with the headers to serve them with: from the archived
         e-mail, or from the channel by file id (NotFound, AttachmentUnavailable,
         AttachmentTooLarge, ChannelUnavailable)."""
-        message, index = await asyncio.to_thread(
-            self.find_attachment, agent, ticket_id, attachment
-        )
+        message, index = await asyncio.to_thread(self.find_attachment, agent, ticket_id, attachment)
         limit = self.config().service.attachments.max_serve_bytes
         fetch = self.downloaders().get((message.channel.value, message.account))
         if message.channel == Channel.EMAIL or fetch is None:
             files = AttachmentFiles(self.archive)
-            return await asyncio.to_thread(
-                files.fetch, message, index, limit, download=download
-            )
+            return await asyncio.to_thread(files.fetch, message, index, limit, download=download)
         att = message.attachments[index]
         reason = unavailable_reason(message, att, reachable=True)
         if reason is not None:

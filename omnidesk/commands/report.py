@@ -31,8 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--channel", choices=[c.value for c in Channel])
     p.add_argument("--segment", choices=[s.value for s in Segment])
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--lang", choices=LANGS, default="en",
-                   help="language of the HTML, PDF and table (CSV and JSON keep their keys)")
+    p.add_argument(
+        "--lang",
+        choices=LANGS,
+        default="en",
+        help="language of the HTML, PDF and table (CSV and JSON keep their keys)",
+    )
     p.add_argument("--digits", choices=DIGITS, default="latn",
                    help="arab: Arabic-Indic digits (with --lang ar)")  # fmt: skip
     p.add_argument("--output", "--out", "-o", dest="output",

@@ -193,8 +193,7 @@ def show(args: argparse.Namespace) -> int:
                 {
                     "ticket": to_builtins(ticket),
                     "messages": [
-                        {**to_builtins(m), "attachments": attachments(m)}
-                        for m in messages
+                        {**to_builtins(m), "attachments": attachments(m)} for m in messages
                     ],
                 },
                 ensure_ascii=False,

@@ -67,9 +67,8 @@ def load_ticket(conn: psycopg.Connection[Any], ticket_id: str) -> dict[str, Any]
         "ticket": _convert(row, Ticket),
         "messages": [_convert(m, Message) for m in messages],
         "customer": found,
-        "extra": {
-            k: v.isoformat() for k, v in extra.items() if v is not None
-        } | {k: data[k] for k in ("merged_into", "last_assignee") if data.get(k)},
+        "extra": {k: v.isoformat() for k, v in extra.items() if v is not None}
+        | {k: data[k] for k in ("merged_into", "last_assignee") if data.get(k)},
     }
 
 

@@ -522,8 +522,10 @@ def figures(
     if end < start:
         raise ValueError(f"--to {end} is before --from {start}")
     for queue in filter_values(wanted["queue"]) if "queue" in wanted else []:
-        if queue and queue not in (known_queues or set()) and not reports.known_values(
-            conn, "queue", queue
+        if (
+            queue
+            and queue not in (known_queues or set())
+            and not reports.known_values(conn, "queue", queue)
         ):
             raise UnknownFilterValue(f"--queue {queue!r}: no such queue in the config or records")
     for dim in ("region", "agent"):
@@ -531,8 +533,11 @@ def figures(
         ok = set((known or {}).get(dim, set()))
         if dim == "region":
             ok |= set(ctx.queue_regions.values())
-        if isinstance(value, str) and value and value not in ok and not reports.known_values(
-            conn, dim, value
+        if (
+            isinstance(value, str)
+            and value
+            and value not in ok
+            and not reports.known_values(conn, dim, value)
         ):
             raise UnknownFilterValue(f"--{dim} {value!r}: no such {dim} in the config or records")
     if stored:  # the folded days' counters, the event query over the rest

@@ -35,7 +35,9 @@ LIST_KINDS = ("breached", "default", "comment")
 TOTAL_ONLY = ("opened_h:", "rule:")  # metrics broken down by day only, not per dimension
 DAY_METRICS = frozenset({"opened", "resolved", "backlog"})  # the only per-day series shown
 STATUS_EVENTS = {
-    EventType.RESOLVED: "resolved", EventType.CLOSED: "closed", EventType.REOPENED: "open"
+    EventType.RESOLVED: "resolved",
+    EventType.CLOSED: "closed",
+    EventType.REOPENED: "open",
 }
 # Bumped when what the fold counts changes, so stored folded days (reports/days.py) refold.
 FOLD_VERSION = 2
@@ -44,7 +46,6 @@ FOLD_VERSION = 2
 def person(actor: str | None) -> str:
     """The actor if it is a person (an agent or supervisor), else ""."""
     return "" if (actor or "") in SYSTEM_ACTORS else str(actor)
-
 
 
 def bucket_of(seconds: float) -> str:

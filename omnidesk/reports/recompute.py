@@ -88,9 +88,7 @@ class _Recount:
         ):
             self.raw.lists[kind].append({"dims": list(d), **data, "day": day})
 
-    def durations(
-        self, day: str, t: dict[str, Any], ts: int, name: str, agent: str | None
-    ) -> None:
+    def durations(self, day: str, t: dict[str, Any], ts: int, name: str, agent: str | None) -> None:
         wall = max(0, (ts - t["opened"]) // 1000)
         biz = self.ctx.business_seconds(t["queue"], t["opened"], ts)
         for metric, n in ((f"{name}_n", 1), (f"{name}_w", wall), (f"{name}_b", biz)):

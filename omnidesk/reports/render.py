@@ -22,6 +22,7 @@ TABLE_HEAD = (N_("slice"), N_("value"), N_("opened"), N_("resolved"),
               N_("FRT p50/p90 (biz)"), N_("RES p50/p90 (biz)"), N_("FR SLA"), N_("RES SLA"),
               N_("breached"), N_("CSAT"))  # fmt: skip
 
+
 def as_json(figures: dict[str, Any]) -> str:
     return json.dumps(figures, ensure_ascii=False, indent=1, default=str)
 
@@ -54,8 +55,10 @@ def as_table(figures: dict[str, Any], lang: str = "en", digits: str = "latn") ->
     p, t = figures["period"], figures["totals"]
     filt = ", ".join(f"{k}={v if isinstance(v, str) else '+'.join(v)}"
                      for k, v in figures["filters"].items()) or tr._("none")  # fmt: skip
-    summary = tr._("opened {opened}, resolved {resolved}, reopened {reopened}, transfers "
-                   "{transfers}, backlog {start} -> {end}, fell to the default queue {default}")
+    summary = tr._(
+        "opened {opened}, resolved {resolved}, reopened {reopened}, transfers "
+        "{transfers}, backlog {start} -> {end}, fell to the default queue {default}"
+    )
     lines = [
         tr._("Report {start} .. {end}   filters: {filters}").format(
             start=p["from"], end=p["to"], filters=filt),
