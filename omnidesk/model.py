@@ -339,6 +339,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_moment(text: str) -> datetime:
+    """An ISO date or date-time, in UTC when it names no zone; ValueError when it is none."""
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 _T = TypeVar("_T")
 _encoder = msgspec.json.Encoder()
 

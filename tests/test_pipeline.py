@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,6 +143,21 @@ def test_redis_down_at_handover_raises_store_unavailable(runtime: Runtime) -> No
         down.process([web("hello", email="a@b.sa")])
 
 
+def sender(calls: list[str], *, flaky: str) -> Callable[[Outbound], Awaitable[Receipt]]:
+    """A channel's sender that records each try: `flaky` fails for now on its first try,
+    "bad" fails for good, the rest are sent."""
+
+    async def send(out: Outbound) -> Receipt:
+        calls.append(out.id)
+        if out.id == flaky and calls.count(flaky) == 1:
+            raise TransientError("rate limited", retry_after=0.05)
+        if out.id == "bad":
+            raise PermanentError("recipient unknown")
+        return Receipt(outbound_id=out.id, status="sent", external_id="x1")
+
+    return send
+
+
 def test_deliver_retries_transient_errors_then_records_the_outcome(
     pipeline: Pipeline, worker: dramatiq.Worker
 ) -> None:
@@ -149,16 +165,7 @@ def test_deliver_retries_transient_errors_then_records_the_outcome(
     tid = pipeline.runtime.process([web("hello", email="a@b.sa")]).results[0].ticket_id
     assert tid is not None
     calls: list[str] = []
-
-    async def send(out: Outbound) -> Receipt:
-        calls.append(out.id)
-        if out.id == "ok" and calls.count("ok") == 1:  # only its first attempt fails
-            raise TransientError("rate limited", retry_after=0.05)
-        if out.id == "bad":
-            raise PermanentError("recipient unknown")
-        return Receipt(outbound_id=out.id, status="sent", external_id="x1")
-
-    register_sender(Channel.WEB, "site", send)
+    register_sender(Channel.WEB, "site", sender(calls, flaky="ok"))
     try:
         for out_id in ("ok", "bad"):
             out = Outbound(id=out_id, ticket_id=tid, channel=Channel.WEB, account="site", text="رد")
@@ -185,21 +192,13 @@ def test_a_batch_of_replies_goes_in_one_message_and_a_failed_one_is_retried_alon
     assert tid is not None
     calls: list[str] = []
 
-    async def send(out: Outbound) -> Receipt:
-        calls.append(out.id)
-        if out.id == "later" and calls.count("later") == 1:
-            raise TransientError("rate limited", retry_after=0.05)
-        if out.id == "bad":
-            raise PermanentError("recipient unknown")
-        return Receipt(outbound_id=out.id, status="sent", external_id="x1")
-
     ids = ["b1", "later", "bad", "b2"]
     outs = [
         Outbound(id=i, ticket_id=tid, channel=Channel.WEB, account="site", text="رد") for i in ids
     ]
     for out in outs:
         store.add_outbound_message(out, author="omnidesk")
-    register_sender(Channel.WEB, "site", send)
+    register_sender(Channel.WEB, "site", sender(calls, flaky="later"))
     try:
         pipeline.send_replies(outs)
         assert wait_for(lambda: store.get_message("later").delivery == "sent")  # type: ignore[union-attr]

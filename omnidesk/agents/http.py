@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -51,7 +51,7 @@ from omnidesk.db.tickets import decode_cursor, encode_cursor
 from omnidesk.errors import AuthError, CodedError, StoreUnavailable, TooLarge
 from omnidesk.event_hub import HUB_KEY
 from omnidesk.events import EventType
-from omnidesk.model import to_builtins
+from omnidesk.model import to_builtins, utc_moment
 from omnidesk.text import display_safe_tree
 
 log = logging.getLogger("omnidesk.agents.http")
@@ -281,10 +281,9 @@ def _moment(query: Any, name: str) -> datetime | None:
     if not text:
         return None
     try:
-        at = datetime.fromisoformat(text)
+        return utc_moment(text)
     except ValueError:
         raise BadRequest(f"{name}: not an ISO date or date-time") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def search(request: web.Request) -> web.Response:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from omnidesk.configload import load_config
 from omnidesk.errors import PermanentError
-from omnidesk.model import to_builtins
+from omnidesk.model import to_builtins, utc_moment
 from omnidesk.tables import format_table
 from omnidesk.text import one_line_safe
 
@@ -53,10 +53,9 @@ def moment(text: str | None, flag: str) -> datetime | None:
     if not text:
         return None
     try:
-        at = datetime.fromisoformat(text)
+        return utc_moment(text)
     except ValueError:
         raise PermanentError(f"{flag} {text!r}: not an ISO date or date-time") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def page_of_tickets(args: argparse.Namespace) -> tuple[list[Any], str | None]:
