@@ -62,14 +62,20 @@ _connector_config: TypeAdapter[ConnectorConfig] = TypeAdapter(ConnectorConfig)
 BUILT_IN = frozenset({"maildir", "imap", "telegram", "twitter", "whatsapp"})
 
 
+def another_package_kind(entry: Any) -> bool:
+    """True when the entry names a kind another installed package provides: its config is
+    its class's `config_model`, not a member of our union."""
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    return isinstance(kind, str) and kind not in BUILT_IN and kind in kinds()
+
+
 def validate_entry(entry: Any) -> BaseModel:
     """The typed config of one `connectors:` entry, the model chosen by its `kind`: ours
     through the ConnectorConfig union, another package's kind through its class's
     `config_model`. Raises ValidationError (the kind missing or unknown, or the entry
-    wrong for it)."""
-    kind = entry.get("kind") if isinstance(entry, dict) else None
-    if isinstance(kind, str) and kind not in BUILT_IN and kind in kinds():
-        return connector_class(kind).config_model.model_validate(entry)
+    wrong for it), or ValueError when another package's kind cannot be loaded."""
+    if another_package_kind(entry):
+        return connector_class(entry["kind"]).config_model.model_validate(entry)
     config: BaseModel = _connector_config.validate_python(entry)
     return config
 

@@ -461,15 +461,18 @@ def missing_test_file(file: str) -> str:
 def _check_connectors(entries: list[Any], at: _Locator) -> list[str]:
     """Each `connectors:` entry as its kind's own model (connectors.catalog's union on
     `kind`), its connector available; names must be unique."""
-    from connectors.catalog import connector_class, validate_entry
+    from connectors.catalog import another_package_kind, connector_class, validate_entry
 
     problems, seen = [], set()
     for i, entry in enumerate(entries):
         where: Loc = ("connectors", i)
         try:
             validate_entry(entry)
-        except ValidationError as exc:
-            problems.extend(at.from_validation(exc, prefix=where, tagged=True))
+        except ValidationError as exc:  # our union's errors start with the tag: dropped
+            tagged = not another_package_kind(entry)
+            problems.extend(at.from_validation(exc, prefix=where, tagged=tagged))
+        except ValueError as exc:  # another package's kind that cannot be loaded
+            problems.append(at.problem((*where, "kind"), str(exc)))
         else:
             try:
                 connector_class(entry["kind"])  # its client library is installed

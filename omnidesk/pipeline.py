@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import functools
 import logging
 import signal
 import threading
@@ -62,6 +64,9 @@ WAIT_MAX_PAUSE_S = 5.0
 # connectors that send.
 WORKER_QUEUES = ("ingest", "sla")
 DELIVER_MAX_ATTEMPTS = 8
+# A batch's receipts (at most an ingest batch's, 100) at their 120 s send timeout each, and
+# the status write's wait for the store: never cut short by dramatiq's 10-minute default.
+DELIVER_MANY_TIME_LIMIT_MS = 6 * 3600 * 1000
 DELIVER_MIN_BACKOFF_MS = 1_000
 DELIVER_MAX_BACKOFF_MS = 15 * 60_000
 
@@ -180,14 +185,20 @@ def _send_in_turn(outbounds: list[Outbound], timeout: float = 120.0) -> list[Rec
         for n, sender in jobs:
             try:
                 outcomes[n] = await asyncio.wait_for(sender.send(outbounds[n]), timeout)
+            except TimeoutError:
+                outcomes[n] = TransientError(f"no answer from the channel in {timeout:.0f} s")
             except Exception as exc:
                 outcomes[n] = exc
 
     for loop, jobs in by_loop.items():
         if loop is None:
             asyncio.run(in_turn(jobs))
-        else:
-            asyncio.run_coroutine_threadsafe(in_turn(jobs), loop).result()
+            continue
+        future = asyncio.run_coroutine_threadsafe(in_turn(jobs), loop)
+        try:  # each send has its own timeout; this one is for a loop that stopped meanwhile
+            future.result(timeout * len(jobs) + 30)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
     return [o if o is not None else TransientError("not sent") for o in outcomes]
 
 
@@ -256,7 +267,11 @@ class Pipeline:
         # a batch's receipts: one broker message, sent in turn, statuses in one MULTI; what
         # must be tried again goes on as single `deliver` messages, with their retry count
         self.deliver_many = dramatiq.actor(
-            broker=broker, actor_name="deliver_many", queue_name=queue_name(broker, "deliver")
+            broker=broker,
+            actor_name="deliver_many",
+            queue_name=queue_name(broker, "deliver"),
+            max_retries=0,  # never sends twice: see _deliver_many
+            time_limit=DELIVER_MANY_TIME_LIMIT_MS,
         )(self._deliver_many)
         self.escalate = dramatiq.actor(
             broker=broker, actor_name="escalate", queue_name=queue_name(broker, "sla")
@@ -344,24 +359,37 @@ class Pipeline:
 
     def _deliver(self, outbound_json: str) -> None:
         outbound = _outbound_decoder.decode(outbound_json)
-        store = self.runtime.store
         message = CurrentMessage.get_current_message()
         attempt = message.options.get("retries", 0) if message else 0
         (outcome,) = _send_in_turn([outbound])
-        if isinstance(outcome, TransientError):
+        if isinstance(outcome, Exception) and not isinstance(outcome, PermanentError):
+            # for now (TransientError), or a fault nobody foresaw: tried again, then recorded
+            if not isinstance(outcome, TransientError):
+                log.error("deliver %s: %s: %s", outbound.id, type(outcome).__name__, outcome)
             if attempt + 1 >= DELIVER_MAX_ATTEMPTS:
-                store.set_delivery(outbound.id, f"failed: {outcome} (after {attempt + 1} attempts)")
+                status = f"failed: {outcome} (after {attempt + 1} attempts)"
+                self._record([(outbound.id, status)])
                 return
-            delay = backoff_ms(attempt, outcome.retry_after)
+            retry_after = outcome.retry_after if isinstance(outcome, TransientError) else None
+            delay = backoff_ms(attempt, retry_after)
             log.warning("deliver %s: %s; retry in %d ms", outbound.id, outcome, delay)
             raise dramatiq.Retry(str(outcome), delay=delay) from None
-        if isinstance(outcome, Exception) and not isinstance(outcome, PermanentError):
-            raise outcome  # not ours to judge: dramatiq's retries
-        store.set_delivery(outbound.id, delivery_status(outcome))
+        self._record([(outbound.id, delivery_status(outcome))])
+
+    def _record(self, statuses: list[tuple[str, str]]) -> None:
+        """The delivery statuses, waiting out a store outage: what was sent is never sent
+        again for want of its status. A message gone meanwhile (erased) is logged."""
+        gone = until_applied(
+            lambda: self.runtime.store.set_deliveries(statuses), INGEST_WAIT_S, "deliver"
+        )
+        for message_id in gone:
+            log.warning("deliver: message %s is gone; its delivery was not recorded", message_id)
 
     def _deliver_many(self, outbounds_json: str) -> None:
         """Each message once, in turn; the statuses in one MULTI. One that failed for now
-        goes on alone as a `deliver` message that counts this as its first attempt."""
+        goes on alone as a `deliver` message that counts this as its first attempt. Never
+        run twice (max_retries 0): once anything is sent, every message ends with a status
+        or its own `deliver` message, so a retry of the batch could only send again."""
         outbounds = _outbounds_decoder.decode(outbounds_json)
         statuses: list[tuple[str, str]] = []
         for outbound, outcome in zip(outbounds, _send_in_turn(outbounds), strict=True):
@@ -371,16 +399,24 @@ class Pipeline:
             retry_after = outcome.retry_after if isinstance(outcome, TransientError) else None
             delay = backoff_ms(0, retry_after)
             log.warning("deliver %s: %s; retry in %d ms", outbound.id, outcome, delay)
+            encoded = _batch_codec.encode(outbound).decode()
             try:
-                self.deliver.send_with_options(
-                    args=(_batch_codec.encode(outbound).decode(),), delay=delay, retries=1
+                until_applied(
+                    functools.partial(self._send_retry, encoded, delay),
+                    INGEST_WAIT_S,
+                    "deliver retry",
                 )
-            except _BROKER_ERRORS as exc:  # the batch runs again (its sent ones too)
-                raise _unavailable(exc) from None
+            except TransientError as exc:
+                statuses.append((outbound.id, f"failed: not queued: {exc}"))
         if statuses:
-            until_applied(
-                lambda: self.runtime.store.set_deliveries(statuses), INGEST_WAIT_S, "deliver"
-            )
+            self._record(statuses)
+
+    def _send_retry(self, outbound_json: str, delay_ms: int) -> None:
+        """One message of a batch on its own, its first attempt counted (`retries`)."""
+        try:
+            self.deliver.send_with_options(args=(outbound_json,), delay=delay_ms, retries=1)
+        except _BROKER_ERRORS as exc:
+            raise _unavailable(exc) from None
 
     def _escalate(self, ticket_id: str, queue: str, reason: str = "", actor: str = "sla") -> None:
         """Move a ticket to another queue with an ``escalated`` event."""

@@ -335,6 +335,18 @@ def test_a_restart_fires_overdue_steps_late_and_says_how_late(store, config, now
     assert restarted.sweep() == []
 
 
+def test_a_redis_that_lost_its_scripts_gets_the_commit_again(store, config, now) -> None:
+    """The pipelined commit (EVALSHA) after a SCRIPT FLUSH, as after a Redis restart: the
+    sweep loads the script again and fires, instead of failing until the process restarts."""
+    clocks = clocks_for(store, config, now)
+    open_ticket(store, clocks, 1)
+    first = clocks.sweep(riyadh(2026, 1, 11, 9))
+    assert [(f.target, f.at) for f in first] == [("first_response", 0.5)]
+    store.r.script_flush()
+    rest = clocks.sweep(riyadh(2026, 1, 12, 10))
+    assert [(f.target, f.at) for f in rest] == [("first_response", 0.8), ("first_response", 1.0)]
+
+
 def test_a_crashed_sweepers_lease_runs_out_and_another_fires(store, config, now) -> None:
     clocks = clocks_for(store, config, now)
     tid = open_ticket(store, clocks, 1)

@@ -189,12 +189,12 @@ class SlaSweeper(SlaRecords):
 
     def _commit_reply(self, conn: Any, planned: _Planned) -> list[Any]:
         """Read a commit sent on `conn`; a Redis that lost its script cache runs it again."""
-        try:
-            with redis_errors():
+        with redis_errors():  # NOSCRIPT is caught first: to redis_errors it is an outage
+            try:
                 return list(conn.read_response())
-        except redis.exceptions.NoScriptError:
-            self._commit_loaded = False
-            return self._commit(planned.args)
+            except redis.exceptions.NoScriptError:
+                self._commit_loaded = False
+        return self._commit(planned.args)
 
     @guarded
     def _run_bucket(self, bucket: str, token: str, now: datetime) -> list[Fired]:
