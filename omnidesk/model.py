@@ -19,6 +19,7 @@ class Channel(StrEnum):
     TWITTER = "twitter"
     WHATSAPP = "whatsapp"
     WEB = "web"
+    PHONE = "phone"  # a call from the communication centre's PBX (omnidesk/agents/cti.py)
 
 
 class Priority(StrEnum):

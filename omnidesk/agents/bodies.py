@@ -63,6 +63,26 @@ class PriorityBody(Body):
     priority: str
 
 
+class CallEventBody(Body):
+    """One PBX call event (omnidesk/agents/cti.py): new, answered, hangup, missed, voicemail."""
+
+    event_id: str
+    type: str
+    call_id: str
+    at: str
+    caller: str | None = None
+    agent: str | None = None
+    extension: str | None = None
+    duration_s: int | None = None
+    recording: str | None = None
+
+
+class CallDispositionBody(Body):
+    action: str  # ticket, attach, log
+    ticket: str | None = None
+    note: str | None = None
+
+
 # (method, path as openapi.yaml writes it) -> the model of its request body
 REQUEST_BODIES: dict[tuple[str, str], type[Body]] = {
     ("put", "/v1/me/presence"): PresenceBody,
@@ -77,6 +97,8 @@ REQUEST_BODIES: dict[tuple[str, str], type[Body]] = {
     ("post", "/v1/tickets/{ticket}/priority"): PriorityBody,
     ("post", "/v1/customers/{customer}/merge"): MergeBody,
     ("post", "/v1/customers/{customer}/tags"): TagsBody,
+    ("post", "/v1/cti/events"): CallEventBody,
+    ("post", "/v1/cti/calls/{call}/disposition"): CallDispositionBody,
 }
 
 _B = TypeVar("_B", bound=Body)
