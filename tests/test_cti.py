@@ -25,13 +25,18 @@ from aiohttp.test_utils import TestServer
 from omnidesk.agents.cti_sign import signature
 from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
+from omnidesk.agents.supervise import supervisor_authorize
 from omnidesk.calendar import build_calendars
 from omnidesk.config import AgentConfig, CalendarConfig, CtiConfig, QueueConfig, SlaPolicyConfig
 from omnidesk.db.records import Records
+from omnidesk.db.writer import RecordWriter
 from omnidesk.event_hub import visible
 from omnidesk.model import Channel, RawPayload
 from omnidesk.reports.calls import branches_of, call_figures
+from omnidesk.reports.calls import route_hook as call_report_routes
+from omnidesk.reports.dashboard import Dashboard
 from omnidesk.runtime import Runtime
+from omnidesk.viewers import env_authorize
 from tests.agentkit import Outbox, agents_config
 from tests.test_agents_api import whatsapp_body
 from tests.test_events_stream import subscribe
@@ -49,6 +54,8 @@ def configured(prefix: str, tmp: Path) -> Any:
         a.model_copy(update={"extension": {"amal": "2001", "omar": "2002"}.get(a.id)})
         for a in data.agents
     ]
+    boss = next(a for a in agents if a.id == "boss")
+    agents[agents.index(boss)] = boss.model_copy(update={"queues": ["general", "callbacks"]})
     update = {
         "agents": [AgentConfig(**a.model_dump()) for a in agents],
         "calendars": {"centre": CalendarConfig(
@@ -78,12 +85,15 @@ async def centre(
                            records=records, archive=runtime.archive)  # fmt: skip
     app = web.Application()
     add_routes(service, runtime)(app)
+    dashboard = Dashboard(runtime.store, loaded.data,
+                          authorize=supervisor_authorize(service, env_authorize))  # fmt: skip
+    call_report_routes(dashboard, records.connection)(app)
     server = TestServer(app)
     await server.start_server()
     session = aiohttp.ClientSession(base_url=str(server.make_url("/")))
-    tokens = {a: service.tokens.create(a) for a in ("amal", "omar")}
+    tokens = {a: service.tokens.create(a) for a in ("amal", "omar", "boss")}
     yield {"session": session, "service": service, "runtime": runtime, "records": records,
-           "tokens": tokens}  # fmt: skip
+           "tokens": tokens, "pg_url": pg_url}  # fmt: skip
     await session.close()
     await server.close()
     records.close()
@@ -200,7 +210,25 @@ async def test_a_day_of_calls(centre: dict[str, Any]) -> None:
     assert riyadh["answer_rate"] == 0.4
     assert riyadh["average_handle_s"] == (300 + 180) / 2
     assert branches_of(service.config(), ("callbacks",)) == {"callbacks", "riyadh"}
+    day = {"from": DAY.date().isoformat(), "to": DAY.date().isoformat()}
+    boss = {"Authorization": f"Bearer {c['tokens']['boss']}"}
+    r = await c["session"].get("/v1/reports/calls", params=day, headers=boss)
+    assert r.status == 200 and (await r.json())["branches"] == figures["branches"]
+    r = await c["session"].get("/v1/reports/calls", params=day, headers=amal)
+    assert r.status == 403  # an agent is no supervisor
+    r = await c["session"].get("/v1/reports/calls", params={"from": "soon"}, headers=boss)
+    assert r.status == 400 and "from" in (await r.json())["error"]
     assert not visible({"type": "call_answered", "agent": "amal"}, {"general"}, "omar")
+
+    # the records writer takes the whole day in: tickets, messages, the screen-pop event
+    await RecordWriter(runtime.store, c["pg_url"]).drain()
+    with c["records"].connection() as conn:
+        phone = conn.execute("SELECT count(*) FROM tickets WHERE channel = 'phone'").fetchone()
+        popped = conn.execute(
+            "SELECT data->>'call' FROM events WHERE type = 'call_answered'"
+        ).fetchall()
+    assert phone == (3,) and popped == [("riyadh-pbx:c1",), ("riyadh-pbx:c2",)]
+    assert runtime.store.r.hlen(runtime.store.keys.records_failed()) == 0
 
 
 async def test_a_forged_or_stale_signature_gets_401_and_nothing_is_kept(
