@@ -400,9 +400,10 @@ class _CrossCheck:
             if agent.extension is None:
                 continue
             if agent.extension in held:
+                other = held[agent.extension]
                 self.problems.append(self.at.problem(
                     ("agents", i, "extension"),
-                    f"extension {agent.extension!r} is also agent {held[agent.extension]!r}'s",
+                    f"extension {agent.extension!r} is also held by agent {other!r}",
                 ))  # fmt: skip
             held.setdefault(agent.extension, agent.id)
 
