@@ -27,7 +27,14 @@ from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
 from omnidesk.agents.supervise import supervisor_authorize
 from omnidesk.calendar import build_calendars
-from omnidesk.config import AgentConfig, CalendarConfig, CtiConfig, QueueConfig, SlaPolicyConfig
+from omnidesk.config import (
+    AgentConfig,
+    CalendarConfig,
+    CtiConfig,
+    QueueConfig,
+    Rule,
+    SlaPolicyConfig,
+)
 from omnidesk.db.records import Records
 from omnidesk.db.writer import RecordWriter
 from omnidesk.event_hub import visible
@@ -66,6 +73,10 @@ def configured(prefix: str, tmp: Path) -> Any:
         "queues": {**data.queues,
                    "callbacks": QueueConfig(kind="contact_centre", calendar="centre",
                                             region="riyadh", sla_policy="standard")},
+        # a call is a channel the rules know: phone calls get a tag and a higher priority
+        "rules": [Rule(id="calls", when={"channel": "phone"},
+                       then={"tags": ["call"], "priority": "high", "continue": True}),
+                  *data.rules],
         "cti": CtiConfig(pbx={"riyadh-pbx": {"secret_env": "OMNIDESK_TEST_PBX_SECRET",
                                               "branch": "riyadh"}},
                          callback_queue="callbacks", callback_sla_policy="callback"),
@@ -161,6 +172,7 @@ async def test_a_day_of_calls(centre: dict[str, Any]) -> None:
     ticket = service.store.get_tickets([opened])[0]
     assert ticket.channel == Channel.PHONE and ticket.customer_id == earlier.customer_id
     assert ticket.queue == "general" and runtime.clocks.summary(opened)
+    assert ticket.tags == ["call"] and ticket.priority == "high" and ticket.rule is None
 
     # 11:00 a second call, attached to the WhatsApp ticket by amal
     for n, kind, minute in ((4, "new", 0), (5, "answered", 1)):
