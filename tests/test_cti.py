@@ -44,7 +44,8 @@ from omnidesk.reports.calls import route_hook as call_report_routes
 from omnidesk.reports.dashboard import Dashboard
 from omnidesk.runtime import Runtime
 from omnidesk.viewers import env_authorize
-from tests.agentkit import Outbox, agents_config
+from tests.agentkit import AGENTS_CONFIG, Outbox, agents_config
+from tests.clikit import omnidesk
 from tests.test_agents_api import whatsapp_body
 from tests.test_events_stream import subscribe
 
@@ -230,6 +231,13 @@ async def test_a_day_of_calls(centre: dict[str, Any]) -> None:
     assert r.status == 403  # an agent is no supervisor
     r = await c["session"].get("/v1/reports/calls", params={"from": "soon"}, headers=boss)
     assert r.status == 400 and "from" in (await r.json())["error"]
+    env = {"OMNIDESK_DATABASE_URL": c["pg_url"]}
+    args = ("calls", "--from", day["from"], "--to", day["to"], "--config", str(AGENTS_CONFIG))
+    ran = omnidesk(*args, "--json", env=env)
+    assert ran.returncode == 0 and json.loads(ran.stdout)["branches"] == figures["branches"]
+    table = omnidesk(*args, env=env).stdout.splitlines()
+    assert table[-2].split() == ["riyadh", "5", "2", "2", "1", "2", "40.0%", "240.0"]
+    assert table[-1].split()[:3] == ["total", "5", "2"]
     assert not visible({"type": "call_answered", "agent": "amal"}, {"general"}, "omar")
 
     # the records writer takes the whole day in: tickets, messages, the screen-pop event
