@@ -174,6 +174,7 @@ async def test_a_day_of_calls(centre: dict[str, Any]) -> None:
     assert ticket.channel == Channel.PHONE and ticket.customer_id == earlier.customer_id
     assert ticket.queue == "general" and runtime.clocks.summary(opened)
     assert ticket.tags == ["call"] and ticket.priority == "high" and ticket.rule is None
+    assert ticket.assignee == "amal"  # opened by her for her call, in her queue: hers
 
     # 11:00 a second call, attached to the WhatsApp ticket by amal
     for n, kind, minute in ((4, "new", 0), (5, "answered", 1)):

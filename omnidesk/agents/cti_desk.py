@@ -179,12 +179,28 @@ class CtiDesk:
             target = self._open_ticket_of(call, ticket)
         if action != "log" and call.disposition in (None, action):
             target = self._take_in(call, action, "ticket", ticket=target, note=note)
+            if action == "ticket":
+                self._hand_to(agent, target)
         disposition = "logged" if action == "log" else action
         with self._records().connection() as conn:
             if not book.dispose(conn, call, disposition, target):
                 raise Conflict(f"the call was already {call.disposition}", "call_disposed")
             call = book.find(conn, call.pbx, call.call_id) or call
         return call.as_json()
+
+    def _hand_to(self, agent: AgentConfig, ticket_id: str) -> None:
+        """The ticket the agent opened for a call is theirs when it landed in one of their
+        queues and they have room (the claim's capacity rule); else it waits in its queue."""
+        found = self.service.store.get_tickets([ticket_id])
+        if (
+            not found
+            or found[0].assignee
+            or found[0].queue not in self.service.roster().queues_of(agent)
+        ):
+            return
+        handed = self.service.assigner.hand_to(ticket_id, agent, agent.id, found[0].queue)
+        if handed.outcome not in ("assigned", "same"):
+            log.info("call ticket %s stays in %s (%s)", ticket_id, found[0].queue, handed.outcome)
 
     def _open_ticket_of(self, call: Call, ticket: str | None) -> str:
         if not ticket:
