@@ -268,3 +268,6 @@ async def test_a_forged_or_stale_signature_gets_401_and_nothing_is_kept(
     r = await post(c, {**event, "type": "ringing"})  # signed but not an event we know
     assert r.status == 400 and "type" in (await r.json())["error"]
     assert count(c["records"], "calls") == 0
+    r = await post(c, ev(2, "answered", "f2", DAY.replace(hour=9), agent="nobody"))
+    assert r.status == 201 and (await r.json())["state"] == "answered"  # kept, nobody popped
+    assert count(c["records"], "calls") == 1

@@ -71,13 +71,15 @@ class CtiDesk:
         return cti
 
     def agent_for(self, agent: str | None, extension: str | None) -> tuple[str | None, str | None]:
-        """(agent id, extension): an agent named by id, or found by its extension."""
+        """(agent id, extension): an agent named by id, or found by its extension. One the
+        config does not know is kept as no agent (the call is recorded, nobody gets a pop),
+        so a PBX ahead of the config loses no call."""
         agents = self.service.config().agents
         if agent:
             found = next((a for a in agents if a.id == agent), None)
-            if found is None:
-                raise BadRequest(f"agent: no agent {agent!r}")
-            return found.id, extension or found.extension
+            if found is not None:
+                return found.id, extension or found.extension
+            log.warning("cti: the PBX names agent %r, whom the config does not know", agent)
         if extension:
             held = next((a for a in agents if a.extension == extension), None)
             return (held.id if held else None), extension
