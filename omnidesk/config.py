@@ -201,6 +201,8 @@ class AgentConfig(Strict):
     capacity: int = Field(default=5, ge=1, le=1000)
     role: Literal["agent", "supervisor"] = "agent"
     email: str | None = None  # where SLA notifications for this agent go
+    # the PBX extension this agent answers calls on: the call's screen-pop goes to them
+    extension: Annotated[str, Field(pattern=r"^[0-9A-Za-z*#+_-]{1,32}$")] | None = None
 
     @model_validator(mode="after")
     def _not_a_system_actor(self) -> AgentConfig:
@@ -546,6 +548,30 @@ class ServiceConfig(Strict):
         return value
 
 
+# ---------------------------------------------------------------- calls (CTI)
+
+
+class PbxConfig(Strict):
+    """One PBX that posts call events; its shared secret is in the named env variable."""
+
+    secret_env: str  # HMAC-SHA256 key; never in this file
+    branch: str = ""  # the branch or centre its calls count for in the call report
+    default_region: str = "SA"  # how a caller number without a country code is read
+
+
+class CtiConfig(Strict):
+    """POST /v1/cti/events (omnidesk/agents/cti.py): PBXes by id, and where a missed call
+    or a voicemail outside business hours goes as a ticket to call back."""
+
+    pbx: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], PbxConfig] = Field(
+        min_length=1
+    )
+    callback_queue: str
+    callback_sla_policy: str | None = None  # default: the callback queue's policy
+    max_skew_s: int = Field(default=300, ge=5, le=3600)  # a signed timestamp older: refused
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+
 # ---------------------------------------------------------------- scheduled reports
 
 
@@ -611,6 +637,7 @@ class QueueConfigFile(Strict):
     agents: list[AgentConfig] = Field(default_factory=list)
     reports: list[ScheduledReport] = Field(default_factory=list)
     branding: BrandingConfig | None = None
+    cti: CtiConfig | None = None  # calls from the communication centre's PBX
 
 
 Condition.model_rebuild()

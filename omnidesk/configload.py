@@ -325,6 +325,7 @@ def _cross_check(
     rule_ids = check.rules()
     check.agents_and_templates()
     check.tests(rule_ids)
+    check.cti()
     return check.problems, check.warnings
 
 
@@ -386,6 +387,25 @@ class _CrossCheck:
             and cfg.queues[cfg.default.queue].sla_policy is None
         ):
             self.warnings.append(at.problem(("default",), "no SLA policy for the default queue"))
+
+    def cti(self) -> None:
+        """The call centre's callback queue and policy, and extensions held by one agent."""
+        cti = self.cfg.cti
+        if cti is not None:
+            self.need("queue", cti.callback_queue, self.queues, ("cti", "callback_queue"))
+            policy = cti.callback_sla_policy
+            self.need("SLA policy", policy, self.policies, ("cti", "callback_sla_policy"))
+        held: dict[str, str] = {}
+        for i, agent in enumerate(self.cfg.agents):
+            if agent.extension is None:
+                continue
+            if agent.extension in held:
+                other = held[agent.extension]
+                self.problems.append(self.at.problem(
+                    ("agents", i, "extension"),
+                    f"extension {agent.extension!r} is also held by agent {other!r}",
+                ))  # fmt: skip
+            held.setdefault(agent.extension, agent.id)
 
     def rules(self) -> dict[str, int]:
         """Duplicate ids, references, rules after a catch-all; returns id -> first index."""

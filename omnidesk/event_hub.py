@@ -65,9 +65,11 @@ def valid_id(value: str) -> bool:
     return ms.isdigit() and len(ms) <= 15 and (not dash or (seq.isdigit() and len(seq) <= 15))
 
 
-def visible(fields: dict[str, str], queues: set[str]) -> bool:
+def visible(fields: dict[str, str], queues: set[str], agent: str = "") -> bool:
     """An entry the agent may see: a live type on a ticket of one of its queues (a transfer
-    also to the queue it left)."""
+    also to the queue it left), or a call it answered (its screen-pop, for it alone)."""
+    if fields.get("type") == EventType.CALL_ANSWERED:
+        return bool(agent) and fields.get("agent") == agent
     if fields.get("type") not in LIVE_TYPES or not fields.get("ticket"):
         return False
     return fields.get("queue") in queues or (

@@ -50,6 +50,7 @@ class EventType(StrEnum):
     TOKEN_CREATED = "token_created"  # agents/tokens.py
     TOKEN_REVOKED = "token_revoked"  # agents/tokens.py
     QUARANTINED = "quarantined"  # quarantine.py
+    CALL_ANSWERED = "call_answered"  # agents/cti.py (the screen-pop of the agent who answered)
     # read only: written beside status_changed by earlier versions, still in archives and
     # accepted by the reports as status changes (reports.fold.STATUS_EVENTS)
     RESOLVED = "resolved"
@@ -224,6 +225,12 @@ class Quarantined(Event, tag=EventType.QUARANTINED.value):
     reason: str = ""
 
 
+class CallAnswered(Event, tag=EventType.CALL_ANSWERED.value):
+    agent: str = ""  # the one agent whose console shows it
+    call: str = ""  # <pbx>:<call id>, for GET /v1/cti/calls/{call}
+    customer: str = ""
+
+
 class Resolved(Event, tag=EventType.RESOLVED.value):
     pass
 
@@ -241,7 +248,7 @@ AnyEvent = (
     | Assigned | Transferred | Escalated | Merged | PriorityChanged | Tagged | Replied | Noted
     | Acknowledged | StatusReplied | Delivery | Csat | CsatSent | CsatRefused | CustomerChanged
     | SlaWarned | SlaBreached | Notified | Presence | TokenCreated | TokenRevoked | Quarantined
-    | Resolved | Closed | Reopened
+    | Resolved | Closed | Reopened | CallAnswered
 )  # fmt: skip
 STRUCTS: dict[EventType, type[Event]] = {
     EventType(cls.__struct_config__.tag): cls for cls in AnyEvent.__args__

@@ -19,6 +19,7 @@ class Channel(StrEnum):
     TWITTER = "twitter"
     WHATSAPP = "whatsapp"
     WEB = "web"
+    PHONE = "phone"  # a call from the communication centre's PBX (omnidesk/agents/cti.py)
 
 
 class Priority(StrEnum):
@@ -88,7 +89,7 @@ MACHINE_FLAGS = frozenset({Flag.AUTO_REPLY, Flag.BOUNCE, Flag.FEEDBACK_REPORT, F
 # reply, first response or transfer (the config refuses agents named like them).
 SYSTEM_ACTORS = frozenset({
     "", "system", "csat", "sla", "omnidesk", "deliver", "intake", "assignment", "merge",
-    "customer", "operator", "retention", "router",
+    "customer", "operator", "retention", "router", "cti",
 })  # fmt: skip
 
 

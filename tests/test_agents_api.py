@@ -25,7 +25,7 @@ from tests.storekit import telegram
 from tests.storekit import web as web_form
 
 # paths served from PostgreSQL, whose live calls are made where a database is set up
-RECORD_PATHS = ("/v1/customers", "/v1/merges")
+RECORD_PATHS = ("/v1/customers", "/v1/merges", "/v1/cti")  # cti: tests/test_cti.py
 OWN_TESTS = {  # tests/test_attachments_api.py, tests/test_events_stream.py, below
     "/v1/tickets/{ticket}/attachments/{attachment}",
     "/v1/events/stream",

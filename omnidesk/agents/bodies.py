@@ -8,9 +8,9 @@ as the API did before; a problem reads `field: message`, answered 400.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from omnidesk.agents.desk import BadRequest
 
@@ -63,6 +63,26 @@ class PriorityBody(Body):
     priority: str
 
 
+class CallEventBody(Body):
+    """One PBX call event (omnidesk/agents/cti.py): new, answered, hangup, missed, voicemail."""
+
+    event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    type: str
+    call_id: Annotated[str, Field(min_length=1, max_length=200)]
+    at: Annotated[str, Field(max_length=64)]
+    caller: Annotated[str, Field(max_length=64)] | None = None
+    agent: Annotated[str, Field(max_length=64)] | None = None
+    extension: Annotated[str, Field(max_length=32)] | None = None
+    duration_s: Annotated[int, Field(ge=0, le=7 * 86400)] | None = None
+    recording: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class CallDispositionBody(Body):
+    action: str  # ticket, attach, log
+    ticket: str | None = None
+    note: Annotated[str, Field(max_length=4000)] | None = None
+
+
 # (method, path as openapi.yaml writes it) -> the model of its request body
 REQUEST_BODIES: dict[tuple[str, str], type[Body]] = {
     ("put", "/v1/me/presence"): PresenceBody,
@@ -77,6 +97,8 @@ REQUEST_BODIES: dict[tuple[str, str], type[Body]] = {
     ("post", "/v1/tickets/{ticket}/priority"): PriorityBody,
     ("post", "/v1/customers/{customer}/merge"): MergeBody,
     ("post", "/v1/customers/{customer}/tags"): TagsBody,
+    ("post", "/v1/cti/events"): CallEventBody,
+    ("post", "/v1/cti/calls/{call}/disposition"): CallDispositionBody,
 }
 
 _B = TypeVar("_B", bound=Body)

@@ -449,7 +449,7 @@ async def _stream(
         replayed = []
     for entry_id, fields in replayed:
         sent = entry_id
-        if events.visible(fields, queues):
+        if events.visible(fields, queues, agent.id):
             await response.write(events.frame(entry_id, fields))
     loop = asyncio.get_running_loop()
     checked = loop.time()
@@ -477,7 +477,7 @@ async def _stream(
         if events.stream_pos(entry_id) <= events.stream_pos(sent):
             continue  # already sent by the replay
         sent = entry_id
-        if events.visible(fields, _queues_now(service, agent)):
+        if events.visible(fields, _queues_now(service, agent), agent.id):
             await response.write(events.frame(entry_id, fields))
 
 

@@ -62,7 +62,7 @@ class AgentsPlugin(Plugin):
     def attach(self, daemon: Any) -> None:
         service = build_service(daemon)
         self.service = daemon.agents = service
-        daemon.route_hooks.append(add_routes(service))
+        daemon.route_hooks.append(add_routes(service, daemon.runtime))
         daemon.background.append(lambda stop: push_loop(service, stop))
 
     def tickets_opened(self, tickets: list[Ticket]) -> None:

@@ -35,7 +35,7 @@ DIM_NAMES = {
 }  # fmt: skip
 VALUE_NAMES = {
     "channel": {"email": N_("e-mail"), "telegram": N_("Telegram"), "twitter": N_("X (Twitter)"),
-                "whatsapp": N_("WhatsApp"), "web": N_("web form")},
+                "whatsapp": N_("WhatsApp"), "web": N_("web form"), "phone": N_("phone")},
     "segment": {"consumer": N_("consumer"), "business": N_("business"),
                 "unknown": N_("unknown")},
 }  # fmt: skip

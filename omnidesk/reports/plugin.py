@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from omnidesk.archive_job import ArchiveJob
 from omnidesk.configload import LoadedConfig
 from omnidesk.plugins import Plugin
+from omnidesk.reports.calls import route_hook as call_report_routes
 from omnidesk.reports.dashboard import Dashboard, route_hook
 from omnidesk.reports.days import ReportDays
 from omnidesk.reports.fold import Context
@@ -59,6 +60,7 @@ class ReportsPlugin(Plugin):
         daemon.route_hooks.append(
             report_routes(self.dashboard, connection, base_dir=daemon.loaded.base_dir)
         )
+        daemon.route_hooks.append(call_report_routes(self.dashboard, connection))
 
     def reload(self, loaded: LoadedConfig) -> None:
         new_ctx = Context.from_config(loaded.data)  # raises before anything is swapped

@@ -42,7 +42,7 @@ const LABELS = {
   new: N_("new"), open: N_("open"), pending_customer: N_("pending"), resolved: N_("resolved"),
   closed: N_("closed"), low: N_("low"), normal: N_("normal"), high: N_("high"),
   urgent: N_("urgent"), email: N_("e-mail"), whatsapp: N_("WhatsApp"), telegram: N_("Telegram"),
-  x: N_("X"), web: N_("web form"), sms: N_("SMS"), in: N_("incoming"), out: N_("outgoing"),
+  x: N_("X"), web: N_("web form"), sms: N_("SMS"), phone: N_("phone"), in: N_("incoming"), out: N_("outgoing"),
   note: N_("internal note"), queued: N_("queued"), sent: N_("sent"), delivered: N_("delivered"),
   read: N_("read"), failed: N_("failed"), refused: N_("refused"),
   first_response: N_("first response"), next_response: N_("next response"),
@@ -55,7 +55,7 @@ const LABELS = {
 const label = (key) => (key ? _(LABELS[key] || key) : "");
 const STATUSES = ["new", "open", "pending_customer", "resolved", "closed"];
 const PRIORITIES = ["low", "normal", "high", "urgent"];
-const CHANNELS = ["email", "whatsapp", "telegram", "x", "web", "sms"];
+const CHANNELS = ["email", "whatsapp", "telegram", "x", "web", "sms", "phone"];
 const PRIORITY_RANK = { urgent: 0, high: 1, normal: 2, low: 3 };
 const SORTS = { sla: N_("SLA time left"), newest: N_("newest first"), priority: N_("priority") };
 const SHORTCUTS = [
@@ -258,6 +258,7 @@ function connect() {
     "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed"]) {
     events.addEventListener(kind, (e) => onEvent(JSON.parse(e.data)));
   }
+  events.addEventListener("call_answered", (e) => onCall(JSON.parse(e.data)));
   events.addEventListener("resync", () => { refresh(); if (current) openTicket(current.ticket.id); });
   events.addEventListener("logout", logout);
 }
@@ -949,3 +950,80 @@ loadLanguage(lang).then(() => {
 setInterval(() => { if (token) api("POST", "/v1/me/heartbeat").catch(() => {}); }, 30000);
 // business-time countdowns move only inside working hours: the server recomputes them
 setInterval(() => { if (token && me) refresh(); }, 60000);
+
+// ---------------------------------------------------------------- calls (screen-pop)
+
+// A call this agent answered (event call_answered, sent to its console alone): the caller's
+// customer, open tickets and last contacts, and what the call becomes (POST .../disposition).
+async function onCall(ev) {
+  let pop;
+  try {
+    pop = await api("GET", "/v1/cti/calls/" + encodeURIComponent(ev.call));
+  } catch (e) { showBanner(e.message); return; }
+  renderCall(pop);
+}
+
+function callAction(key, body, box) {
+  const path = "/v1/cti/calls/" + encodeURIComponent(key) + "/disposition";
+  return async () => {
+    try {
+      const done = (await api("POST", path, body)).call;
+      box.replaceChildren(el("p", done.ticket_id ?
+        fill(_("Call saved on {ticket}."), { ticket: done.ticket_id }) : _("Call logged.")));
+      if (done.ticket_id) openTicket(done.ticket_id).catch(() => {});
+      refresh();
+    } catch (e) { box.append(el("p", e.message, "error")); }
+  };
+}
+
+function renderCall(pop) {
+  let box = $("call-pop");
+  if (!box) {
+    box = el("aside", null, "call-pop");
+    box.id = "call-pop";
+    box.setAttribute("role", "dialog");
+    box.setAttribute("aria-live", "assertive");
+    document.body.append(box);
+  }
+  box.replaceChildren();
+  const call = pop.call;
+  const who = pop.customer ? (pop.customer.name || pop.customer.id) : _("unknown caller");
+  const head = el("h2", _("Incoming call") + ": ");
+  head.append(bdi(who), " ", bdi(call.caller));
+  box.append(head);
+  const actions = el("div", null, "call-actions");
+  const button = (text, body) => {
+    const b = el("button", _(text));
+    b.type = "button";
+    b.addEventListener("click", callAction(call.call, body, box));
+    return b;
+  };
+  if (pop.open_tickets.length) {
+    box.append(el("h3", _("Open tickets")));
+    const ul = el("ul");
+    for (const t of pop.open_tickets) {
+      const li = el("li");
+      li.append(bdi(t.id), " ", label(t.channel), " ", bdi(t.subject), " ",
+        button(N_("Attach the call"), { action: "attach", ticket: t.id }));
+      ul.append(li);
+    }
+    box.append(ul);
+  }
+  if (pop.recent.length) {
+    box.append(el("h3", _("Last contacts")));
+    const ul = el("ul");
+    for (const t of pop.recent) {
+      const li = el("li");
+      li.append(when(t.updated_at), " ", label(t.channel), " ", bdi(t.id), " ", label(t.status));
+      ul.append(li);
+    }
+    box.append(ul);
+  }
+  actions.append(button(N_("Open a ticket"), { action: "ticket" }),
+    button(N_("Log only"), { action: "log" }));
+  const close = el("button", _("Close (Esc)"));
+  close.type = "button";
+  close.addEventListener("click", () => box.remove());
+  actions.append(close);
+  box.append(actions);
+}

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""An example bridge from Asterisk to Omnidesk: reads AMI events from a socket, maps
+Newchannel / BridgeEnter / Hangup / VoiceMail to Omnidesk's call events, signs each with the
+PBX's shared secret (HMAC-SHA256 over "<timestamp>.<body>") and posts it to
+POST /v1/cti/events. Standard library only, so it runs on the PBX host as it is.
+
+    AMI_SECRET=... OMNIDESK_PBX_SECRET=... scripts/asterisk_ami_adapter.py \\
+        --ami 127.0.0.1:5038 --ami-user omnidesk --url http://omnidesk:8080 --pbx riyadh-pbx
+
+What it maps (a call is its Linkedid; the caller's leg is the channel whose Uniqueid is it):
+- Newchannel of the caller's leg: `new`, caller = CallerIDNum;
+- BridgeEnter of another leg of the call (the agent's phone joining): `answered`, the
+  extension read from the channel name (PJSIP/2001-00000012 -> 2001);
+- Hangup of the caller's leg: `hangup` with the talk time when it was answered, else `missed`;
+- VoiceMail, as the dialplan announces it after VoiceMail() with
+  `UserEvent(VoiceMail,Recording: ${VM_MESSAGEFILE})` (AMI: Event: UserEvent,
+  UserEvent: VoiceMail): `voicemail` with the recording's reference.
+Anything else is ignored. An event Omnidesk does not take (503, no connection) is tried again
+with a doubling wait; a refusal (400, 401) is logged and dropped, since resending cannot help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+log = logging.getLogger("asterisk_ami_adapter")
+
+Frame = dict[str, str]
+
+
+def frames(lines: Iterator[str]) -> Iterator[Frame]:
+    """AMI's wire format: `Key: Value` lines, a blank line ends each message."""
+    frame: Frame = {}
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if not line:
+            if frame:
+                yield frame
+            frame = {}
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            frame[key.strip()] = value.strip()
+    if frame:
+        yield frame
+
+
+def extension_of(channel: str) -> str:
+    """The endpoint of a channel name: PJSIP/2001-00000012 -> 2001, SIP/2001-1a -> 2001."""
+    resource = channel.partition("/")[2] or channel
+    return resource.rpartition("-")[0] or resource
+
+
+def _moment(frame: Frame, now: float) -> str:
+    """The event's time (AMI's Timestamp with `timestampevents = yes`), else now, in ISO."""
+    stamp = frame.get("Timestamp", "")
+    try:
+        seconds = float(stamp) if stamp else now
+    except ValueError:
+        seconds = now
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+@dataclass
+class CallMapper:
+    """AMI frames -> Omnidesk call events; remembers each open call's answer time."""
+
+    answered_at: dict[str, float] = field(default_factory=dict)
+    open_calls: set[str] = field(default_factory=set)
+
+    def map(self, frame: Frame, now: float | None = None) -> dict[str, object] | None:
+        """The Omnidesk event one AMI frame stands for, or None when it stands for none."""
+        now = time.time() if now is None else now
+        kind = frame.get("Event", "")
+        if kind == "UserEvent" and frame.get("UserEvent") == "VoiceMail":
+            kind = "VoiceMail"
+        call = frame.get("Linkedid") or frame.get("Uniqueid", "")
+        caller_leg = frame.get("Uniqueid", "") == call
+        if not call:
+            return None
+        at = _moment(frame, now)
+        if kind == "Newchannel" and caller_leg:
+            self.open_calls.add(call)
+            return _event(call, "new", at, caller=frame.get("CallerIDNum", ""))
+        if kind == "BridgeEnter" and not caller_leg and call in self.open_calls:
+            if call in self.answered_at:
+                return None  # a second leg (a transfer): the call was answered already
+            self.answered_at[call] = float(frame.get("Timestamp") or now)
+            return _event(call, "answered", at, extension=extension_of(frame.get("Channel", "")))
+        if kind == "VoiceMail":
+            return _event(call, "voicemail", at, recording=frame.get("Recording", ""))
+        if kind == "Hangup" and caller_leg and call in self.open_calls:
+            self.open_calls.discard(call)
+            answered = self.answered_at.pop(call, None)
+            if answered is None:
+                return _event(call, "missed", at)
+            talk = max(0, round(float(frame.get("Timestamp") or now) - answered))
+            return _event(call, "hangup", at, duration_s=talk)
+        return None
+
+
+def _event(call: str, kind: str, at: str, **extra: object) -> dict[str, object]:
+    return {"event_id": f"{call}:{kind}", "type": kind, "call_id": call, "at": at, **extra}
+
+
+def signed_request(
+    url: str, pbx: str, secret: bytes, event: dict[str, object]
+) -> urllib.request.Request:
+    body = json.dumps(event, separators=(",", ":")).encode()
+    stamp = str(int(time.time()))
+    digest = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Omnidesk-Pbx": pbx,
+        "X-Omnidesk-Timestamp": stamp,
+        "X-Omnidesk-Signature": f"sha256={digest}",
+    }
+    return urllib.request.Request(f"{url.rstrip('/')}/v1/cti/events", body, headers)
+
+
+def post(url: str, pbx: str, secret: bytes, event: dict[str, object], tries: int = 8) -> bool:
+    """Send one event (signed afresh each try); False when Omnidesk refused it for good."""
+    wait = 1.0
+    for _ in range(tries):
+        try:
+            with urllib.request.urlopen(signed_request(url, pbx, secret, event), timeout=10):
+                return True
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                log.error("event %s refused: %s %s", event["event_id"], exc.code, exc.read()[:200])
+                return False
+            log.warning("event %s: %s, trying again in %.0f s", event["event_id"], exc.code, wait)
+        except OSError as exc:
+            log.warning("event %s: %s, trying again in %.0f s", event["event_id"], exc, wait)
+        time.sleep(wait)
+        wait = min(wait * 2, 60.0)
+    log.error("event %s not delivered after %d tries", event["event_id"], tries)
+    return False
+
+
+def ami_lines(host: str, port: int, user: str, secret: str) -> Iterator[str]:
+    """Log in to AMI and yield its lines until the connection ends."""
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.settimeout(None)
+        sock.sendall(f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\n"
+                     "Events: call,user\r\n\r\n".encode())  # fmt: skip
+        with sock.makefile("r", encoding="utf-8", errors="replace", newline="\r\n") as stream:
+            yield from stream
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ami", default="127.0.0.1:5038", help="AMI host:port")
+    p.add_argument("--ami-user", default="omnidesk")
+    p.add_argument("--url", required=True, help="Omnidesk's base URL")
+    p.add_argument("--pbx", required=True, help="this PBX's id in Omnidesk's cti.pbx")
+    args = p.parse_args(argv)
+    ami_secret = os.environ.get("AMI_SECRET", "")
+    pbx_secret = os.environ.get("OMNIDESK_PBX_SECRET", "")
+    if not ami_secret or not pbx_secret:
+        print("set AMI_SECRET and OMNIDESK_PBX_SECRET in the environment", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    host, _, port = args.ami.rpartition(":")
+    mapper = CallMapper()
+    while True:
+        try:
+            for frame in frames(ami_lines(host, int(port), args.ami_user, ami_secret)):
+                event = mapper.map(frame)
+                if event is not None:
+                    post(args.url, args.pbx, pbx_secret.encode(), event)
+        except OSError as exc:
+            log.warning("AMI connection: %s; reconnecting in 5 s", exc)
+        time.sleep(5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
