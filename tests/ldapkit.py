@@ -5,10 +5,11 @@ and groups loaded with slapadd before the start. Changes during a test go throug
 ldapmodify (ldap-utils), as an operator would make them. Stopped at teardown.
 
 The tree (base dc=omnidesk,dc=test; every password is the user's name + "-pw"):
-    ou=people: amal (languages ar,en, capacity 2), omar, noura (a supervisor), dana
+    ou=people: layla (languages ar,en, capacity 2), khalid, noura (a supervisor), dana
                (disabled: employeeType "disabled", which the test config's user_filter
-               excludes, as AD's userAccountControl bit is excluded there), zaid (in no group)
-    ou=groups: desk-general (amal, dana), desk-complaints (omar), supervisors (noura)
+               excludes, as AD's userAccountControl bit is excluded there), zaid (in no
+               group), sara (the id of an agent of tests/fixtures/config/agents.yaml)
+    ou=groups: desk-general (layla, dana), desk-complaints (khalid, sara), supervisors (noura)
 """
 
 from __future__ import annotations
@@ -38,13 +39,18 @@ SERVICE_DN = f"cn=omnidesk,ou=services,{BASE}"
 SERVICE_PW = "service-secret"
 SERVICE_ENV = "OMNIDESK_TEST_LDAP_BIND_PW"
 USERS = {  # uid: (cn, mail, extra attribute lines)
-    "amal": ("Amal Saleh", "amal@moc.example.sa", ["preferredLanguage: ar,en", "roomNumber: 2"]),
-    "omar": ("Omar Ali", "omar@moc.example.sa", ["preferredLanguage: ar"]),
+    "layla": ("Layla Saleh", "layla@moc.example.sa", ["preferredLanguage: ar,en", "roomNumber: 2"]),
+    "khalid": ("Khalid Ali", "khalid@moc.example.sa", ["preferredLanguage: ar"]),
     "noura": ("Noura Fahad", "boss@moc.example.sa", []),
     "dana": ("Dana Kh", "dana@moc.example.sa", ["employeeType: disabled"]),
     "zaid": ("Zaid Nasser", "zaid@moc.example.sa", []),
+    "sara": ("Sara Other", "sara@moc.example.sa", []),
 }
-GROUPS = {"desk-general": ["amal", "dana"], "desk-complaints": ["omar"], "supervisors": ["noura"]}
+GROUPS = {
+    "desk-general": ["layla", "dana"],
+    "desk-complaints": ["khalid", "sara"],
+    "supervisors": ["noura"],
+}
 
 SLAPD_CONF = """\
 include /etc/ldap/schema/core.schema
