@@ -84,14 +84,17 @@ def group_dn(name: str) -> str:
 def tree_ldif() -> str:
     blocks = [
         f"dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\ndc: omnidesk\no: Test",
-        *(f"dn: ou={ou},{BASE}\nobjectClass: organizationalUnit\nou: {ou}"
-          for ou in ("people", "groups", "services")),  # fmt: skip
+        *(
+            f"dn: ou={ou},{BASE}\nobjectClass: organizationalUnit\nou: {ou}"
+            for ou in ("people", "groups", "services")
+        ),
         f"dn: {SERVICE_DN}\nobjectClass: person\ncn: omnidesk\nsn: service\n"
         f"userPassword: {SERVICE_PW}",
     ]
     for uid, (cn, mail, extra) in USERS.items():
-        lines = [f"dn: {user_dn(uid)}", "objectClass: inetOrgPerson", f"uid: {uid}", f"cn: {cn}",
-                 f"sn: {cn.split()[-1]}", f"mail: {mail}", f"userPassword: {uid}-pw", *extra]  # fmt: skip
+        lines = [f"dn: {user_dn(uid)}", "objectClass: inetOrgPerson", f"uid: {uid}"]
+        lines += [f"cn: {cn}", f"sn: {cn.split()[-1]}", f"mail: {mail}", f"userPassword: {uid}-pw"]
+        lines += extra
         blocks.append("\n".join(lines))
     for name, members in GROUPS.items():
         lines = [f"dn: {group_dn(name)}", "objectClass: groupOfNames", f"cn: {name}"]

@@ -38,7 +38,7 @@ class DirectoryRoster:
         """The directory's agents still within their `until`, by id."""
         now = _ms()
         out: list[AgentConfig] = []
-        for agent_id, raw in sorted(self.store.r.hgetall(self.key).items()):
+        for _, raw in sorted(self.store.r.hgetall(self.key).items()):
             try:
                 entry = json.loads(raw)
                 if int(entry["until"]) > now:
@@ -57,10 +57,13 @@ class DirectoryRoster:
         if not agents:
             return
         until = _ms() + int(valid_s * 1000)
-        mapping = {
-            a.id: json.dumps({"agent": a.model_dump(mode="json"), "until": until}) for a in agents
-        }
-        self.store.r.hset(self.key, mapping=mapping)
+        self.store.r.hset(
+            self.key,
+            mapping={
+                a.id: json.dumps({"agent": a.model_dump(mode="json"), "until": until})
+                for a in agents
+            },
+        )
 
     @guarded
     def drop(self, agent_ids: list[str]) -> None:
