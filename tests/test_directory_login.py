@@ -25,7 +25,9 @@ from omnidesk.configload import parse_config
 from omnidesk.errors import ConfigError
 from omnidesk.runtime import Runtime
 from tests.agentkit import AGENTS_CONFIG, Outbox, agents_config
+from tests.clikit import omnidesk
 from tests.ldapkit import SERVICE_DN, SERVICE_PW, Slapd, slapd, user_dn  # noqa: F401
+from tests.storekit import REDIS_URL
 from tests.storekit import web as web_form
 
 
@@ -242,3 +244,21 @@ def test_the_directory_section_is_checked_with_file_and_line(section: str, expec
     problems = [p for p in err.value.problems if expected in p]
     assert problems, err.value.problems
     assert problems[0].startswith("cfg.yaml:") and problems[0].split(":")[1].isdigit()
+
+
+async def test_an_operator_lists_directory_agents_and_revokes_a_session(
+    desk: dict[str, Any], prefix: str, tmp_path: Path
+) -> None:
+    client, service, server = desk["client"], desk["service"], desk["slapd"]
+    config = tmp_path / "queue_config.yaml"
+    head = f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n  state_dir: {tmp_path}\n"
+    config.write_text(head + CONFIG_BASE + server.directory_yaml(), "utf-8")
+    r, session = await login(client, "layla", "layla-pw")
+    assert r.status == 200
+    listed = omnidesk("agents", "list", "--config", str(config))
+    assert listed.returncode == 0 and "layla" in listed.stdout and "amal" in listed.stdout
+    ran = omnidesk("agents", "revoke", "layla", "--config", str(config))
+    assert ran.stdout.strip() == "revoked 0 token(s) and 1 login session(s) of layla"
+    assert (await client.get("/v1/me", headers={"Cookie": session["Cookie"]})).status == 401
+    (revoked,) = events(service, "access_revoked")
+    assert (revoked["actor"], revoked["agent"]) == ("operator", "layla")
