@@ -185,6 +185,7 @@ async def test_a_group_change_and_a_removal_take_effect_at_the_sync(desk: dict[s
 
     # disabled in the directory: gone at the next sync, and at her next request
     service.assigner.set_presence("layla", "online")
+    token = service.tokens.create("layla")  # an operator made her one: it ends with her access
     third = open_ticket(runtime, "a complaint about the service")  # complaints: pushed to her
     server.modify(f"dn: {user_dn('layla')}\nchangetype: modify\nadd: employeeType\n"
                   "employeeType: disabled\n")  # fmt: skip
@@ -193,6 +194,8 @@ async def test_a_group_change_and_a_removal_take_effect_at_the_sync(desk: dict[s
     result = sync(service)
     assert result.revoked == ["layla"]
     assert (await client.get("/v1/me", headers={"Cookie": session["Cookie"]})).status == 401
+    assert (await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})).status == 401
+    assert [e["actor"] for e in events(service, "token_revoked")] == ["directory"]
     assert service.assigner.held("layla") == [] and service.assigner.presence("layla") == "offline"
     assert third in service.store.r.zrange(service.store.keys.queue_waiting("complaints"), 0, -1)
     (revoked,) = events(service, "access_revoked")

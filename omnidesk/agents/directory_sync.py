@@ -2,9 +2,9 @@
 members (directory.py) and makes the directory agents in Redis (directory_roster.py) match.
 
 Who is gone (left the directory, a mapped group, or `user_filter`: disabled) loses access at
-once: their sessions end, their presence goes, every ticket they held goes back to its queue
-(`Assigner.release(requeue=True)`, a `released` event each) and an `access_revoked` event
-records it. Who stays but lost a queue keeps their sessions and hands back that queue's
+once: their sessions and tokens end, their presence goes, every ticket they held goes back
+to its queue (`Assigner.release(requeue=True)`, a `released` event each) and an
+`access_revoked` event records it. Who stays but lost a queue keeps their sessions and hands back that queue's
 tickets. When the directory cannot be reached nothing is dropped; entries stop counting at
 their `until` (directory_roster.py), so a long outage locks directory agents out (fail closed)
 and the first good sync after it releases what they held.
@@ -65,8 +65,11 @@ def sync(service: AgentService, directory: Directory | None = None) -> SyncResul
 
 
 def revoke(service: AgentService, agent_id: str, reason: str) -> int:
-    """End the agent's access now; returns how many tickets went back to their queues."""
+    """End the agent's access now (sessions, and any token an operator made for them, so a
+    return to the group later does not revive it); returns how many tickets went back."""
     sessions = service.sessions.revoke(agent_id)
+    if service.store.r.exists(service.store.keys.auth_agent(agent_id)):
+        service.tokens.revoke(agent_id, actor="directory")
     service.directory.drop([agent_id])
     service.store.r.delete(service.store.keys.presence(agent_id))
     released = release_outside(service, agent_id, set())
