@@ -4,8 +4,8 @@ members (directory.py) and makes the directory agents in Redis (directory_roster
 Who is gone (left the directory, a mapped group, or `user_filter`: disabled) loses access at
 once: their sessions and tokens end, their presence goes, every ticket they held goes back
 to its queue (`Assigner.release(requeue=True)`, a `released` event each) and an
-`access_revoked` event records it. Who stays but lost a queue keeps their sessions and hands back that queue's
-tickets. When the directory cannot be reached nothing is dropped; entries stop counting at
+`access_revoked` event records it. Who stays but lost a queue keeps their sessions and
+hands back that queue's tickets. When the directory cannot be reached nothing is dropped; entries stop counting at
 their `until` (directory_roster.py), so a long outage locks directory agents out (fail closed)
 and the first good sync after it releases what they held.
 """
