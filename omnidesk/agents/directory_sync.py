@@ -5,9 +5,9 @@ Who is gone (left the directory, a mapped group, or `user_filter`: disabled) los
 once: their sessions and tokens end, their presence goes, every ticket they held goes back
 to its queue (`Assigner.release(requeue=True)`, a `released` event each) and an
 `access_revoked` event records it. Who stays but lost a queue keeps their sessions and
-hands back that queue's tickets. When the directory cannot be reached nothing is dropped; entries stop counting at
-their `until` (directory_roster.py), so a long outage locks directory agents out (fail closed)
-and the first good sync after it releases what they held.
+hands back that queue's tickets. When the directory cannot be reached nothing is dropped;
+entries stop counting at their `until` (directory_roster.py), so a long outage locks
+directory agents out (fail closed) and the first good sync after it releases what they held.
 """
 
 from __future__ import annotations
