@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from ruamel.yaml import YAML
 
+from omnidesk.agents.directory import DirectoryUnavailable
 from omnidesk.agents.directory_sync import sync
 from omnidesk.agents.routes import add_routes
 from omnidesk.config import DirectoryConfig
@@ -26,7 +27,14 @@ from omnidesk.errors import ConfigError
 from omnidesk.runtime import Runtime
 from tests.agentkit import AGENTS_CONFIG, Outbox, agents_config
 from tests.clikit import omnidesk
-from tests.ldapkit import SERVICE_DN, SERVICE_PW, Slapd, slapd, user_dn  # noqa: F401
+from tests.ldapkit import (  # noqa: F401
+    SERVICE_DN,
+    SERVICE_PW,
+    Slapd,
+    slapd,
+    stop_slapd,
+    user_dn,
+)
 from tests.storekit import REDIS_URL
 from tests.storekit import web as web_form
 
@@ -265,3 +273,23 @@ async def test_an_operator_lists_directory_agents_and_revokes_a_session(
     assert (await client.get("/v1/me", headers={"Cookie": session["Cookie"]})).status == 401
     (revoked,) = events(service, "access_revoked")
     assert (revoked["actor"], revoked["agent"]) == ("operator", "layla")
+
+
+async def test_an_unreachable_directory_refuses_logins_and_drops_nobody(
+    desk: dict[str, Any],
+) -> None:
+    client, service, server = desk["client"], desk["service"], desk["slapd"]
+    r, session = await login(client, "layla", "layla-pw")
+    assert r.status == 200 and sync(service).kept == ["khalid", "layla", "noura"]
+    stop_slapd(server)
+    r, _ = await login(client, "khalid", "khalid-pw")
+    assert r.status == 503 and r.headers["Retry-After"] == "5"
+    assert events(service, "login_failed") == []  # not the person's failure: no lockout count
+    with pytest.raises(DirectoryUnavailable):
+        sync(service)
+    me = await client.get("/v1/me", headers={"Cookie": session["Cookie"]})
+    assert me.status == 200  # nobody dropped while the directory cannot say
+    # an entry past its `until` (three sync intervals unseen) no longer counts: fail closed
+    service.directory.put([service.agent("layla")], valid_s=-1)
+    me = await client.get("/v1/me", headers={"Cookie": session["Cookie"]})
+    assert me.status == 401
