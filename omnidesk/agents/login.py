@@ -62,8 +62,8 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not isinstance(password, str):
         raise BadRequest("user and password: required strings")
     ip = request.remote or ""
-    count, wait_s = await asyncio.to_thread(service.sessions.failures, name)
-    if count >= config.lockout_attempts:
+    count, wait_s = await asyncio.to_thread(service.sessions.attempt, name, config.lockout_window_s)
+    if count > config.lockout_attempts:
         await asyncio.to_thread(
             service.store.add_event, EventType.LOGIN_LOCKED, actor="login",
             user=_audit_name(name), ip=ip,
@@ -75,10 +75,12 @@ async def login(request: web.Request) -> web.Response:
     try:
         agent = await asyncio.to_thread(_check, service, config, name, password)
     except LoginRefused as exc:
-        await asyncio.to_thread(_failed, service, config, name, exc.reason, ip)
+        locked = count == config.lockout_attempts
+        await asyncio.to_thread(_failed, service, name, exc.reason, ip, locked)
         return error(401, REFUSED, "bad_login")
     except DirectoryUnavailable as exc:
         log.warning("directory login: %s", exc)
+        await asyncio.to_thread(service.sessions.forgive, name)
         return error(503, "the directory is unavailable, try again", headers={"Retry-After": "5"})
     cookie, csrf = await asyncio.to_thread(_open_session, service, config, agent, name, ip)
     response = ok({"agent": agent.id, "name": agent.name, "role": agent.role, "csrf": csrf})
@@ -97,13 +99,12 @@ def _check(service: AgentService, config: DirectoryConfig, name: str, password: 
     return agent
 
 
-def _failed(service: AgentService, config: DirectoryConfig, name: str, why: str, ip: str) -> None:
-    count = service.sessions.failed(name, config.lockout_window_s)
+def _failed(service: AgentService, name: str, why: str, ip: str, locked: bool) -> None:
     user = _audit_name(name)
     service.store.add_event(EventType.LOGIN_FAILED, actor="login", user=user, reason=why, ip=ip)
-    if count == config.lockout_attempts:
+    if locked:  # that was the last attempt the window allows
         service.store.add_event(EventType.LOGIN_LOCKED, actor="login", user=user, ip=ip)
-    log.info("directory login refused (%s), %d in the window", why, count)
+    log.info("directory login refused (%s)", why)
 
 
 def _open_session(

@@ -4,7 +4,8 @@
                                      after `session_ttl_s` without a request, and is refused
                                      past `until` (`session_max_s` after login) whatever the use
     P:auth:sessions:<id>     set     the agent's session digests, so losing access ends them all
-    P:auth:fail:<sha256>     string  failed logins of a name (its sha256) in the lockout window
+    P:auth:fail:<sha256>     string  login attempts of a name (its sha256) in the lockout window,
+                                     cleared by a success
 
 The cookie (`omnidesk_session`, the same one the token cookies of tokens.py use; a session
 value starts ``ods_``) is random; Redis holds its sha256 only. It is HttpOnly, Secure and
@@ -114,23 +115,22 @@ class Sessions:
         return self.store.keys.auth_fail(digest(name.strip().lower()))
 
     @guarded
-    def failures(self, name: str) -> tuple[int, int]:
-        """(failed logins of `name` in its window, seconds until the window ends)."""
-        key = self._fail_key(name)
-        pipe = self.store.r.pipeline(transaction=False)
-        pipe.get(key)
-        pipe.ttl(key)
-        count, ttl = pipe.execute()
-        return int(count or 0), max(int(ttl), 0)
-
-    @guarded
-    def failed(self, name: str, window_s: int) -> int:
-        """Count one failure of `name`; the window starts at its first failure."""
+    def attempt(self, name: str, window_s: int) -> tuple[int, int]:
+        """Count a login attempt of `name` before the directory is asked (so parallel guesses
+        cannot slip past the limit): (attempts in the window, seconds until it ends). The
+        window starts at the first; a success clears it, an unanswered one is `forgiven`."""
         key = self._fail_key(name)
         pipe = self.store.r.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, window_s, nx=True)
-        return int(pipe.execute()[0])
+        pipe.ttl(key)
+        count, _, ttl = pipe.execute()
+        return int(count), max(int(ttl), 0)
+
+    @guarded
+    def forgive(self, name: str) -> None:
+        """Take back an attempt the directory never answered: not the person's failure."""
+        self.store.r.decr(self._fail_key(name))
 
     @guarded
     def succeeded(self, name: str) -> None:
