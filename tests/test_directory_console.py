@@ -2,7 +2,8 @@
 slapd (tests/ldapkit.py): a wrong password is refused in the page's language, the right one
 signs in with an HttpOnly, Secure, SameSite=Strict cookie that the page's script cannot
 read, and the agent takes a ticket, replies and resolves it (every action carrying the CSRF
-token); the audit trail has the failure and the login."""
+token); the audit trail (the events, copied into PostgreSQL) has the failure, the login and
+the logout."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -42,6 +44,7 @@ def daemon(
 
 def test_console_directory_login_takes_replies_and_resolves(
     daemon: DaemonProc,
+    pg_url: str,
     browser: webdriver.Chrome,
 ) -> None:
     status, _ = daemon.post(
@@ -86,12 +89,20 @@ def test_console_directory_login_takes_replies_and_resolves(
     (ticket,) = store.list_tickets()
     assert ticket.status.value == "resolved"
     assert [m.author for m in store.ticket_messages(ticket.id)][1] == "layla"
-    kinds = [f["type"] for _, f in store.r.xrange(store.keys.events())]
-    assert kinds.count("login_failed") == 1 and kinds.count("login") == 1
 
     browser.find_element(By.ID, "logout").click()
     wait.until(ec.visibility_of_element_located((By.ID, "login")))
-    assert wait_for(lambda: "logout" in [f["type"] for _, f in store.r.xrange(store.keys.events())])
+
+    def audited() -> list[tuple[str, str]]:  # the records writer copies them to PostgreSQL
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute(
+                "SELECT type, data->>'reason' FROM events WHERE type LIKE 'log%'"
+                " ORDER BY ts, stream_id"
+            ).fetchall()
+        return [(str(t), str(r)) for t, r in rows]
+
+    assert wait_for(lambda: len(audited()) == 3), audited()
+    assert audited() == [("login_failed", "wrong_password"), ("login", "None"), ("logout", "None")]
     log = daemon.log.read_text("utf-8", "replace")  # the daemon's sync ran at start
     assert "directory sync: 3 agents, 0 revoked" in log, daemon.logs()
     assert "layla-pw" not in log and "service-secret" not in log
