@@ -155,7 +155,7 @@ async def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_name(
 
 
 async def test_a_disabled_user_and_one_in_no_group_cannot_log_in(desk: dict[str, Any]) -> None:
-    client, service = desk["client"], desk["service"]
+    client, service, server = desk["client"], desk["service"], desk["slapd"]
     # dana: employeeType disabled; zaid: in no mapped group; sara: a config agent's id
     for user in ("dana", "zaid", "sara"):
         r, _ = await login(client, user, f"{user}-pw")
@@ -167,6 +167,10 @@ async def test_a_disabled_user_and_one_in_no_group_cannot_log_in(desk: dict[str,
     assert result.kept == ["khalid", "layla", "noura"]  # dana is in desk-general, but disabled
     assert service.agent("noura").role == "supervisor"
     assert service.agent("sara").name == "Sara"  # still the config's
+    # removed from the directory (the group still names the DN: no referential integrity)
+    server.modify(f"dn: {user_dn('khalid')}\nchangetype: delete\n")
+    assert sync(service).revoked == ["khalid"]
+    assert [e["agent"] for e in events(service, "access_revoked")] == ["khalid"]
 
 
 async def test_a_group_change_and_a_removal_take_effect_at_the_sync(desk: dict[str, Any]) -> None:
