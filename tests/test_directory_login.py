@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from ruamel.yaml import YAML
 
-from omnidesk.agents.directory import DirectoryUnavailable
+from omnidesk.agents.directory import DirectoryUnavailable, DirectoryUser, agent_of, dn_key
 from omnidesk.agents.directory_sync import sync
 from omnidesk.agents.routes import add_routes
 from omnidesk.config import DirectoryConfig
@@ -297,3 +297,20 @@ async def test_an_unreachable_directory_refuses_logins_and_drops_nobody(
     service.directory.put([service.agent("layla")], valid_s=-1)
     me = await client.get("/v1/me", headers={"Cookie": session["Cookie"]})
     assert me.status == 401
+
+
+def test_an_entry_becomes_an_agent_with_the_configs_defaults_where_attributes_lack() -> None:
+    config = DirectoryConfig(
+        url="ldaps://dc.example", bind_dn="cn=svc", bind_password_env="PW", user_base="ou=p",
+        groups=[{"dn": "cn=a", "queues": ["general"]}, {"dn": "cn=b", "role": "supervisor",
+                "queues": ["cr", "general"]}], languages_attribute="lang",
+        capacity_attribute="cap", capacity=7, languages=["ar"],
+    )  # fmt: skip
+    attrs = {"uid": ["Hana"], "cn": ["Hana"], "lang": ["fr"], "cap": ["lots"]}
+    agent = agent_of(DirectoryUser("uid=hana,ou=p", attrs, tuple(config.groups)), config)
+    assert agent is not None
+    assert (agent.id, agent.role, agent.queues) == ("hana", "supervisor", ["general", "cr"])
+    assert (agent.languages, agent.capacity, agent.email) == (["ar"], 7, None)
+    odd = {"uid": ["not an id!"], "cn": ["x"]}
+    assert agent_of(DirectoryUser("uid=x,ou=p", odd, tuple(config.groups)), config) is None
+    assert dn_key("UID=Hana, OU=People ,DC=x") == "uid=hana,ou=people,dc=x"

@@ -105,8 +105,9 @@ class Directory:
     # ------------------------------------------------------------ sync
 
     def members(self) -> dict[str, DirectoryUser]:
-        """Everyone in a mapped group who passes `user_filter` under `user_base`, by DN
-        (lower case): the agents the directory gives now."""
+        """Everyone in a mapped group who passes `user_filter` under `user_base`, by
+        `dn_key`: the agents the directory gives now. Direct members only (no nested
+        groups); ldap3 follows AD's ranged `member` values by itself."""
         found: dict[str, list[DirectoryGroup]] = {}
         with self._service() as conn:
             for group in self.config.groups:
@@ -115,11 +116,11 @@ class Directory:
                 )
                 for _, attrs in rows:
                     for dn in attrs.get(self.config.member_attribute.lower(), []):
-                        found.setdefault(dn.lower(), []).append(group)
-            base = self.config.user_base.lower()
+                        found.setdefault(dn_key(dn), []).append(group)
+            base = dn_key(self.config.user_base)
             users: dict[str, DirectoryUser] = {}
             for dn, groups in found.items():
-                if not dn.endswith(base):
+                if not dn.endswith("," + base):
                     continue
                 rows = self._search(conn, dn, self.config.user_filter, ldap3.BASE)
                 if rows:
@@ -207,6 +208,12 @@ class _Bound:
 
     def __exit__(self, *exc: object) -> None:
         self.conn.unbind()
+
+
+def dn_key(dn: str) -> str:
+    """A DN to compare: lower case, no spaces around the commas ("OU=People, DC=x" as
+    "ou=people,dc=x"), as AD and OpenLDAP may spell the same one differently."""
+    return ",".join(part.strip() for part in dn.lower().split(","))
 
 
 def _strings(attributes: dict[str, Any]) -> dict[str, list[str]]:
