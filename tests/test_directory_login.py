@@ -314,3 +314,22 @@ def test_an_entry_becomes_an_agent_with_the_configs_defaults_where_attributes_la
     odd = {"uid": ["not an id!"], "cn": ["x"]}
     assert agent_of(DirectoryUser("uid=x,ou=p", odd, tuple(config.groups)), config) is None
     assert dn_key("UID=Hana, OU=People ,DC=x") == "uid=hana,ou=people,dc=x"
+
+
+async def test_a_directory_supervisor_hands_a_ticket_to_a_directory_agent(
+    desk: dict[str, Any],
+) -> None:
+    client, service, runtime = desk["client"], desk["service"], desk["runtime"]
+    assert sync(service).kept == ["khalid", "layla", "noura"]  # synced, never logged in
+    r, session = await login(client, "noura", "noura-pw")
+    me = await (await client.get("/v1/me", headers={"Cookie": session["Cookie"]})).json()
+    # general from her group; complaints names her mail (boss@...) among its supervisors
+    assert (me["role"], me["queues"]) == ("supervisor", ["general", "complaints"])
+    ticket = open_ticket(runtime, "a question for the general desk")
+    url = f"/v1/tickets/{ticket}/assign"
+    r = await client.post(url, json={"agent": "layla"}, headers=session)
+    assert r.status == 200, await r.text()
+    assert service.assigner.held("layla") == [ticket]
+    r = await client.post(url, json={"agent": "khalid"}, headers=session)
+    assert r.status == 400  # khalid works complaints, not the ticket's general
+    assert (await r.json())["code"] == "not_their_queue"
