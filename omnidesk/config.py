@@ -638,6 +638,55 @@ class QueueConfigFile(Strict):
     reports: list[ScheduledReport] = Field(default_factory=list)
     branding: BrandingConfig | None = None
     cti: CtiConfig | None = None  # calls from the communication centre's PBX
+    directory: DirectoryConfig | None = None  # agents who log in with LDAP credentials
+
+
+# ---------------------------------------------------------------- directory login
+
+
+class DirectoryGroup(Strict):
+    """A directory group whose members are agents: their role and the queues they work."""
+
+    dn: str = Field(min_length=3)
+    role: Literal["agent", "supervisor"] = "agent"
+    queues: list[str] = Field(default_factory=list)
+
+
+class DirectoryConfig(Strict):
+    """Console login against Active Directory or OpenLDAP (omnidesk.agents.directory): the
+    service account finds the user, the user's own bind checks the password."""
+
+    url: Annotated[str, Field(pattern=r"^ldaps?://[^/\s]+/?$")]
+    start_tls: bool = False  # required for ldap://: no password crosses the wire in clear
+    ca_file: str | None = None  # the CA that signed the server's certificate; default: system
+    bind_dn: str = Field(min_length=3)
+    bind_password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    user_base: str = Field(min_length=3)
+    user_filter: str = "(objectClass=person)"  # AD: add (!(userAccountControl:...:=2))
+    login_attribute: str = "uid"  # AD: sAMAccountName; its value is the agent id
+    name_attribute: str = "cn"
+    mail_attribute: str = "mail"
+    member_attribute: str = "member"  # of the group entries: member or uniqueMember
+    groups: list[DirectoryGroup] = Field(min_length=1)
+    languages_attribute: str | None = None  # values ar / en; else `languages`
+    capacity_attribute: str | None = None  # an integer; else `capacity`
+    languages: list[Literal["ar", "en"]] = Field(default_factory=lambda: list(_BOTH_LANGUAGES))
+    capacity: int = Field(default=5, ge=1, le=1000)
+    sync_interval_s: float = Field(default=300.0, ge=5)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    session_ttl_s: int = Field(default=3600, ge=60)  # idle: renewed by each request
+    session_max_s: int = Field(default=12 * 3600, ge=60)  # from login, whatever the use
+    lockout_attempts: int = Field(default=5, ge=1, le=100)
+    lockout_window_s: int = Field(default=900, ge=10)
+
+    @model_validator(mode="after")
+    def _never_in_clear(self) -> DirectoryConfig:
+        if self.url.startswith("ldap://") and not self.start_tls:
+            raise ValueError("an ldap:// url needs start_tls: true (or use ldaps://)")
+        if self.url.startswith("ldaps://") and self.start_tls:
+            raise ValueError("start_tls is for ldap:// urls; ldaps:// is TLS already")
+        return self
 
 
 Condition.model_rebuild()
+QueueConfigFile.model_rebuild()

@@ -326,6 +326,7 @@ def _cross_check(
     check.agents_and_templates()
     check.tests(rule_ids)
     check.cti()
+    check.directory()
     return check.problems, check.warnings
 
 
@@ -458,6 +459,11 @@ class _CrossCheck:
                 problem = template_problem(text)
                 if problem:
                     self.problems.append(at.problem(("templates", name, lang), problem))
+
+    def directory(self) -> None:
+        for i, group in enumerate(self.cfg.directory.groups if self.cfg.directory else []):
+            for j, name in enumerate(group.queues):
+                self.need("queue", name, self.queues, ("directory", "groups", i, "queues", j))
 
     def tests(self, rule_ids: dict[str, int]) -> None:
         at = self.at

@@ -51,6 +51,12 @@ class EventType(StrEnum):
     TOKEN_REVOKED = "token_revoked"  # agents/tokens.py
     QUARANTINED = "quarantined"  # quarantine.py
     CALL_ANSWERED = "call_answered"  # agents/cti.py (the screen-pop of the agent who answered)
+    LOGIN = "login"  # agents/login.py (a directory login)
+    LOGIN_FAILED = "login_failed"  # agents/login.py
+    LOGIN_LOCKED = "login_locked"  # agents/login.py (refused: too many failures)
+    LOGOUT = "logout"  # agents/login.py
+    ACCESS_REVOKED = "access_revoked"  # agents/directory_sync.py (left the directory or a group)
+    RELEASED = "released"  # agents/directory_sync.py (a ticket back to its queue)
     # read only: written beside status_changed by earlier versions, still in archives and
     # accepted by the reports as status changes (reports.fold.STATUS_EVENTS)
     RESOLVED = "resolved"
@@ -231,6 +237,39 @@ class CallAnswered(Event, tag=EventType.CALL_ANSWERED.value):
     customer: str = ""
 
 
+class Login(Event, tag=EventType.LOGIN.value):
+    agent: str = ""
+    source: str = ""  # directory
+    ip: str = ""
+
+
+class LoginFailed(Event, tag=EventType.LOGIN_FAILED.value):
+    user: str = ""  # the name as typed (display-safe, at most 64 characters)
+    reason: str = ""
+    ip: str = ""
+
+
+class LoginLocked(Event, tag=EventType.LOGIN_LOCKED.value):
+    user: str = ""
+    ip: str = ""
+
+
+class Logout(Event, tag=EventType.LOGOUT.value):
+    agent: str = ""
+
+
+class AccessRevoked(Event, tag=EventType.ACCESS_REVOKED.value):
+    agent: str = ""
+    reason: str = ""
+    sessions: int = 0
+    released: int = 0
+
+
+class Released(Event, tag=EventType.RELEASED.value):
+    agent: str = ""
+    reason: str = ""
+
+
 class Resolved(Event, tag=EventType.RESOLVED.value):
     pass
 
@@ -248,7 +287,8 @@ AnyEvent = (
     | Assigned | Transferred | Escalated | Merged | PriorityChanged | Tagged | Replied | Noted
     | Acknowledged | StatusReplied | Delivery | Csat | CsatSent | CsatRefused | CustomerChanged
     | SlaWarned | SlaBreached | Notified | Presence | TokenCreated | TokenRevoked | Quarantined
-    | Resolved | Closed | Reopened | CallAnswered
+    | Resolved | Closed | Reopened | CallAnswered | Login | LoginFailed | LoginLocked | Logout
+    | AccessRevoked | Released
 )  # fmt: skip
 STRUCTS: dict[EventType, type[Event]] = {
     EventType(cls.__struct_config__.tag): cls for cls in AnyEvent.__args__

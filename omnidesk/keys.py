@@ -89,6 +89,15 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily("sla:dirty", "set", "omnidesk.sla.records", "while a bucket is leased"),
     KeyFamily("sla:overdue", "zset", "omnidesk.sla.records", "while a ticket is past a deadline"),
     KeyFamily("sla:n", "hash", "omnidesk.sla.records", "permanent (counts)"),
+    # --- directory login (omnidesk.agents.directory_roster, omnidesk.agents.sessions)
+    KeyFamily("directory:agents", "hash", "omnidesk.agents.directory_roster",
+              "an entry until the sync drops it; honoured until its `until` (3 syncs)"),
+    KeyFamily("auth:session:<sha256>", "hash", "omnidesk.agents.sessions",
+              "directory.session_ttl_s idle (TTL), at most session_max_s"),
+    KeyFamily("auth:sessions:<id>", "set", "omnidesk.agents.sessions",
+              "directory.session_max_s (TTL); cleared when the agent loses access"),
+    KeyFamily("auth:fail:<sha256>", "string", "omnidesk.agents.sessions",
+              "directory.lockout_window_s (TTL) from the first failure"),
 )  # fmt: skip
 
 
@@ -238,3 +247,16 @@ class Keys:
 
     def sla_counts(self) -> str:
         return self._k("sla", "n")
+
+    # directory login (omnidesk.agents.directory_roster, omnidesk.agents.sessions)
+    def directory_agents(self) -> str:
+        return self._k("directory", "agents")
+
+    def auth_session(self, digest: str) -> str:
+        return self._k("auth", "session", digest)
+
+    def auth_sessions(self, agent_id: str) -> str:
+        return self._k("auth", "sessions", agent_id)
+
+    def auth_fail(self, digest: str) -> str:
+        return self._k("auth", "fail", digest)

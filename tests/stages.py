@@ -18,6 +18,7 @@ SERVICE_FIXTURES = frozenset(
         *("redis_prefix", "prefix", "runtime", "pipeline", "worker"),  # Redis
         "store",  # a Store on Redis, where a module defines one (tests/test_sweeper.py)
         "dovecot",  # IMAP
+        "slapd",  # OpenLDAP (tests/ldapkit.py)
         *("pg_template", "pg_url", "pg_empty_url"),  # PostgreSQL
     }
 )

@@ -83,6 +83,11 @@ class CallDispositionBody(Body):
     note: Annotated[str, Field(max_length=4000)] | None = None
 
 
+class LoginBody(Body):
+    user: Annotated[str, Field(max_length=256)]
+    password: Annotated[str, Field(max_length=1024)]
+
+
 # (method, path as openapi.yaml writes it) -> the model of its request body
 REQUEST_BODIES: dict[tuple[str, str], type[Body]] = {
     ("put", "/v1/me/presence"): PresenceBody,
@@ -99,6 +104,7 @@ REQUEST_BODIES: dict[tuple[str, str], type[Body]] = {
     ("post", "/v1/customers/{customer}/tags"): TagsBody,
     ("post", "/v1/cti/events"): CallEventBody,
     ("post", "/v1/cti/calls/{call}/disposition"): CallDispositionBody,
+    ("post", "/v1/login"): LoginBody,
 }
 
 _B = TypeVar("_B", bound=Body)

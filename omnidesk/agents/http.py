@@ -41,6 +41,7 @@ from omnidesk.agents.bodies import (
 from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
+from omnidesk.agents.sessions import CSRF_HEADER, is_session
 from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
@@ -143,9 +144,13 @@ def bearer(request: web.Request) -> str | None:
 
 async def current_agent(request: web.Request, *, cookie: bool = False) -> AgentConfig:
     """The agent of the bearer token; with `cookie`, on a read-only GET that a browser makes
-    without headers (EventSource, <img>), the session cookie stands in for it."""
+    without headers (EventSource, <img>), the session cookie stands in for it. A directory
+    login's session cookie works everywhere, with its CSRF token on state changes."""
     service = request.app[SERVICE_KEY]
     token = bearer(request)
+    if token is None and is_session(request.cookies.get(SESSION_COOKIE)):  # directory login
+        value, csrf = request.cookies[SESSION_COOKIE], request.headers.get(CSRF_HEADER)
+        return await asyncio.to_thread(service.authenticate_session, value, request.method, csrf)
     if token is None and cookie and SESSION_COOKIE in request.cookies:
         return await asyncio.to_thread(service.authenticate_cookie, request.cookies[SESSION_COOKIE])
     return await asyncio.to_thread(service.authenticate, token)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from typing import Any, ClassVar
 
+from omnidesk.agents.directory_sync import sync_loop
 from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
 from omnidesk.agents.supervise import supervisor_viewer
@@ -64,6 +65,7 @@ class AgentsPlugin(Plugin):
         self.service = daemon.agents = service
         daemon.route_hooks.append(add_routes(service, daemon.runtime))
         daemon.background.append(lambda stop: push_loop(service, stop))
+        daemon.background.append(lambda stop: sync_loop(service, stop))  # directory login
 
     def tickets_opened(self, tickets: list[Ticket]) -> None:
         """A new ticket in a push queue goes to an agent at once."""

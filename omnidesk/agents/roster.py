@@ -1,5 +1,6 @@
 """The agents of a config and what each may see: its queues, plus, for a supervisor, every
-queue that names it (by id or e-mail) among its supervisors."""
+queue that names it (by id or e-mail) among its supervisors. `directory` adds the agents a
+directory login gives (omnidesk.agents.directory_roster); the config's come first."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ class Forbidden(CodedError):
 @dataclass(frozen=True)
 class Roster:
     config: QueueConfigFile
+    directory: tuple[AgentConfig, ...] = ()
+
+    @property
+    def agents(self) -> list[AgentConfig]:
+        return [*self.config.agents, *self.directory]
 
     def get(self, agent_id: str) -> AgentConfig:
-        for agent in self.config.agents:
+        for agent in self.agents:
             if agent.id == agent_id:
                 return agent
         raise NoSuchAgent(f"no agent {agent_id!r} in the config")
@@ -48,7 +54,7 @@ class Roster:
 
     def members(self, queue: str) -> list[AgentConfig]:
         """Agents (role agent) who work `queue`: the candidates for push assignment."""
-        return [a for a in self.config.agents if a.role == "agent" and queue in a.queues]
+        return [a for a in self.agents if a.role == "agent" and queue in a.queues]
 
     def push_queues(self) -> list[str]:
         return [n for n, q in self.config.queues.items() if q.assignment != "pull"]

@@ -30,7 +30,9 @@ from omnidesk.agents.attachments import (
 )
 from omnidesk.agents.csat import Surveys
 from omnidesk.agents.desk import Desk, NotFound, SendReply
+from omnidesk.agents.directory_roster import DirectoryRoster
 from omnidesk.agents.roster import NoSuchAgent, Roster
+from omnidesk.agents.sessions import Sessions
 from omnidesk.agents.tokens import Tokens
 from omnidesk.archive import Archive
 from omnidesk.config import AgentConfig, QueueConfigFile
@@ -58,6 +60,8 @@ class AgentService:
     desk: Desk = field(init=False)
     tokens: Tokens = field(init=False)
     surveys: Surveys = field(init=False)
+    sessions: Sessions = field(init=False)  # directory logins (agents/login.py)
+    directory: DirectoryRoster = field(init=False)
 
     def __post_init__(self) -> None:
         service = self.config().service
@@ -67,6 +71,8 @@ class AgentService:
             records=self.records,
         )  # fmt: skip
         self.tokens = Tokens(self.store)
+        self.sessions = Sessions(self.store)
+        self.directory = DirectoryRoster(self.store)
         self.surveys = Surveys(
             store=self.store,
             queue_wants_csat=self._queue_wants_csat,
@@ -78,7 +84,11 @@ class AgentService:
         self.desk.reachable = self.reachable
 
     def roster(self) -> Roster:
-        return Roster(self.config())
+        """The config's agents, and the directory's when directory login is configured."""
+        config = self.config()
+        if config.directory is None:
+            return Roster(config)
+        return Roster(config, self.directory.agents())
 
     def agent(self, agent_id: str) -> AgentConfig:
         return self.roster().get(agent_id)
@@ -161,6 +171,20 @@ class AgentService:
             return self.agent(agent_id)
         except NoSuchAgent:
             raise AuthError("the token's agent is no longer configured") from None
+
+    def authenticate_session(
+        self, cookie: str | None, method: str, csrf: str | None
+    ) -> AgentConfig:
+        """As `authenticate`, for a directory login's session cookie (agents/sessions.py):
+        a state-changing `method` needs the session's `csrf` token."""
+        directory = self.config().directory
+        if directory is None:
+            raise AuthError("directory login is not configured")
+        agent_id = self.sessions.agent_for(cookie, method, csrf, directory.session_ttl_s)
+        try:
+            return self.agent(agent_id)
+        except NoSuchAgent:
+            raise AuthError("the session's agent no longer has access") from None
 
     def queue_summary(self, agent: AgentConfig, risk_s: int = 3600) -> list[dict[str, Any]]:
         """The agent's queues: waiting count, and how many waiting tickets with an SLA due

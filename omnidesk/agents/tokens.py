@@ -43,7 +43,7 @@ class Tokens:
         return token
 
     @guarded
-    def revoke(self, agent_id: str) -> int:
+    def revoke(self, agent_id: str, actor: str = "operator") -> int:
         """Revoke every token of the agent; returns how many there were."""
         key = self.store.keys.auth_agent(agent_id)
         hashes = list(self.store.r.smembers(key))
@@ -53,7 +53,7 @@ class Tokens:
         pipe.delete(key)
         pipe.execute()
         self.store.add_event(
-            EventType.TOKEN_REVOKED, actor="operator", agent=agent_id, count=len(hashes)
+            EventType.TOKEN_REVOKED, actor=actor, agent=agent_id, count=len(hashes)
         )
         return len(hashes)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from omnidesk.commands.agent import open_service
+from omnidesk.events import EventType
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,7 +19,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     token.add_argument("agent")
     token.set_defaults(func=create_token)
-    revoke = acts.add_parser("revoke", help="revoke every token of AGENT", parents=[common])
+    revoke = acts.add_parser(
+        "revoke", help="revoke every token and login session of AGENT", parents=[common]
+    )
     revoke.add_argument("agent")
     revoke.set_defaults(func=revoke_tokens)
     listing = acts.add_parser(
@@ -37,7 +40,12 @@ def create_token(args: argparse.Namespace) -> int:
 def revoke_tokens(args: argparse.Namespace) -> int:
     service = open_service(args.config, with_pipeline=False)
     count = service.tokens.revoke(args.agent)
-    print(f"revoked {count} token(s) of {args.agent}")
+    sessions = service.sessions.revoke(args.agent)  # a directory login's, too
+    if sessions:
+        service.store.add_event(EventType.ACCESS_REVOKED, actor="operator", agent=args.agent,
+                                reason="omnidesk agents revoke", sessions=sessions)  # fmt: skip
+    more = f" and {sessions} login session(s)" if sessions else ""
+    print(f"revoked {count} token(s){more} of {args.agent}")
     return 0
 
 
@@ -46,7 +54,7 @@ def list_agents(args: argparse.Namespace) -> int:
     from omnidesk.tables import format_table
 
     rows = []
-    for a in service.config().agents:
+    for a in service.roster().agents:  # the config's, then the directory's
         rows.append(
             [
                 a.id,

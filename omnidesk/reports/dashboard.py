@@ -56,7 +56,9 @@ RISK_SCAN = 500  # running clocks of the viewer's queues looked at for the at-ri
 RISK_SHOWN = 50
 SHARE_S = 0.3  # one reading serves every page of the same queues and language this long
 HELD_SHOWN = 20  # tickets of the viewer's queues listed per agent (its load counts them all)
-QUIET_TYPES = frozenset({"token_created", "token_revoked"})  # change nothing shown
+QUIET_TYPES = frozenset(  # change nothing shown (a burst of failed logins makes no snapshot)
+    {"token_created", "token_revoked", "login", "login_failed", "login_locked", "logout"}
+)
 TODAY_TTL_S = 15.0  # today's figures (PostgreSQL) are read at most this often per scope
 _NOTHING_TODAY: dict[str, Any] = {  # a scope without queues: nothing to ask PostgreSQL
     "totals": {"opened": 0, "resolved": 0, "csat": {"responses": 0, "average": None}},

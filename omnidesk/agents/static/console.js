@@ -8,6 +8,7 @@ const RIYADH = "Asia/Riyadh";
 let lang = localStorage.getItem("omnidesk-lang") || "ar";
 let messages = {};
 let token = sessionStorage.getItem("omnidesk-token") || "";
+let csrf = "";            // a directory login's CSRF token: in memory only (agents/login.py)
 let me = null;
 let current = null;       // the open ticket's view
 let customerDoc = null;
@@ -26,6 +27,7 @@ function fill(text, values) {
 
 // words of the static page (data-t / data-tp attributes), marked here for the extractor
 N_("Skip to the ticket"); N_("Omnidesk agent console"); N_("Access token"); N_("Sign in");
+N_("User name"); N_("Password"); N_("Or, for an agent of the configuration:");
 N_("Search tickets"); N_("Search tickets (/)"); N_("Presence"); N_("online"); N_("away");
 N_("offline"); N_("Shortcuts (?)"); N_("Sign out"); N_("My queues"); N_("Queue");
 N_("Waiting"); N_("At risk"); N_("Breached"); N_("Take next (t)"); N_("Search results");
@@ -173,6 +175,9 @@ function fillChoices() {
 
 // the API's refusals by their stable code, worded here (its English message is the fallback)
 const ERRORS = {
+  bad_login: N_("Wrong user name or password."),
+  login_locked: N_("Too many failed sign-ins: try again in {seconds} seconds."),
+  csrf_refused: N_("The request was refused: reload the page and sign in again."),
   needs_reason: N_("A transfer needs a reason."),
   at_capacity: N_("You are at capacity ({capacity} open tickets)."),
   not_your_queue: N_("Queue {queue} is not one of yours."),
@@ -190,7 +195,8 @@ const apiError = (data, status) => (data.code && ERRORS[data.code] ?
   fill(_(ERRORS[data.code]), data.params || {}) : data.error || ("HTTP " + status));
 
 async function api(method, path, body) {
-  const opts = { method, headers: { Authorization: "Bearer " + token } };
+  // a directory login: the HttpOnly cookie goes by itself, the CSRF token in a header
+  const opts = { method, headers: csrf ? { "X-CSRF-Token": csrf } : { Authorization: "Bearer " + token } };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -206,8 +212,9 @@ async function api(method, path, body) {
 function logout() {
   sessionStorage.removeItem("omnidesk-token");
   if (events) { events.close(); events = null; }
-  fetch("/v1/session", { method: "DELETE" }).catch(() => {});
-  token = ""; me = null; current = null;
+  if (csrf) fetch("/v1/login", { method: "DELETE", headers: { "X-CSRF-Token": csrf } }).catch(() => {});
+  else fetch("/v1/session", { method: "DELETE" }).catch(() => {});
+  token = ""; csrf = ""; me = null; current = null;
   seenAt.clear();
   $("app").hidden = true;
   $("login").hidden = false;
@@ -215,6 +222,7 @@ function logout() {
 
 async function login(event) {
   event.preventDefault();
+  if ($("user").value.trim()) return directoryLogin();
   token = $("token").value.trim();
   try {
     const who = await api("GET", "/v1/me");
@@ -223,6 +231,24 @@ async function login(event) {
   } catch (e) {
     $("login-error").textContent = e.message;
   }
+}
+
+async function directoryLogin() {
+  const r = await fetch("/v1/login", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user: $("user").value.trim(), password: $("password").value }) });
+  const data = await r.json();
+  $("password").value = "";
+  if (!r.ok) { $("login-error").textContent = apiError(data, r.status); return; }
+  csrf = data.csrf;
+  try { await start(await api("GET", "/v1/me")); } catch (e) { $("login-error").textContent = e.message; }
+}
+
+async function resume() {
+  // directory login on: show its fields; a live session (a reloaded page) goes on
+  const state = await (await fetch("/v1/login")).json();
+  $("directory-fields").hidden = !state.directory;
+  $("token").required = !state.directory;
+  if (state.agent && state.csrf) { csrf = state.csrf; start(await api("GET", "/v1/me")).catch(logout); }
 }
 
 async function start(who) {
@@ -234,7 +260,7 @@ async function start(who) {
   fillChoices();
   await api("PUT", "/v1/me/presence", { status: "online" });
   $("presence").value = "online";
-  await api("POST", "/v1/session");  // the cookie EventSource and <img> send
+  if (!csrf) await api("POST", "/v1/session");  // the cookie EventSource and <img> send
   connect();
   await refresh();
 }
@@ -255,7 +281,7 @@ function connect() {
   };
   for (const kind of ["ticket_opened", "message_added", "message_edited", "replied", "noted",
     "delivery", "acknowledged", "status_replied", "assigned", "transferred", "escalated", "status_changed", "merged",
-    "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed"]) {
+    "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed", "released"]) {
     events.addEventListener(kind, (e) => onEvent(JSON.parse(e.data)));
   }
   events.addEventListener("call_answered", (e) => onCall(JSON.parse(e.data)));
@@ -386,7 +412,7 @@ async function refresh() {
 }
 
 async function refreshOnce() {
-  if (!token || !me) return;
+  if (!(token || csrf) || !me) return;
   try {
     const data = await api("GET", "/v1/queues");
     const body = $("queues").querySelector("tbody");
@@ -946,10 +972,10 @@ function onKey(e) {
 bind();
 loadLanguage(lang).then(() => {
   if (token) api("GET", "/v1/me").then(start).catch(logout);
+  else resume().catch(() => {});
 });
-setInterval(() => { if (token) api("POST", "/v1/me/heartbeat").catch(() => {}); }, 30000);
+setInterval(() => { if (token || csrf) api("POST", "/v1/me/heartbeat").catch(() => {}); }, 30000);
 // business-time countdowns move only inside working hours: the server recomputes them
-setInterval(() => { if (token && me) refresh(); }, 60000);
 
 // ---------------------------------------------------------------- calls (screen-pop)
 
@@ -1027,3 +1053,4 @@ function renderCall(pop) {
   actions.append(close);
   box.append(actions);
 }
+setInterval(() => { if ((token || csrf) && me) refresh(); }, 60000);
