@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from omnidesk.agents import console, crm_http, csat_page, supervise
+from omnidesk.agents import console, crm_http, csat_page, guides_http, supervise
 from omnidesk.agents.http import add_api_routes
 from omnidesk.agents.service import AgentService
 
@@ -23,5 +23,6 @@ def add_routes(service: AgentService) -> Callable[[web.Application], None]:
         csat_page.add_routes(app)
         console.add_routes(app)
         supervise.add_routes(app)
+        guides_http.add_routes(app)
 
     return hook

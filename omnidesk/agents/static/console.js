@@ -255,7 +255,8 @@ function connect() {
   };
   for (const kind of ["ticket_opened", "message_added", "message_edited", "replied", "noted",
     "delivery", "acknowledged", "status_replied", "assigned", "transferred", "escalated", "status_changed", "merged",
-    "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed"]) {
+    "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed",
+    "guide_answered"]) {
     events.addEventListener(kind, (e) => onEvent(JSON.parse(e.data)));
   }
   events.addEventListener("resync", () => { refresh(); if (current) openTicket(current.ticket.id); });
