@@ -40,6 +40,11 @@ async def test_the_page_searches_with_folding_and_plurals(public: TestClient) ->
     r = await public.get("/guides", params={"q": "الضمانات"})
     page = await r.text()
     assert page.index("/guides/warranty-ar") < page.index("</ul>")  # the first section's first
+    r = await public.get("/guides", params={"audience": "businesses"})
+    page = await r.text()
+    assert "/guides/franchise-ar" in page and "/guides/refund-ar" not in page
+    r = await public.get("/guides", params={"q": "الضمانات", "audience": "businesses"})
+    assert "/guides/warranty-ar" not in await r.text()  # a consumers' guide
     r = await public.get("/guides", params={"q": "zzzz"})
     assert "لا يوجد دليل يطابق بحثك." in await r.text()
 

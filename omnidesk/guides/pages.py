@@ -48,6 +48,7 @@ SUGGEST_PATH = "/guides/suggest"
 MAX_QUERY = 500  # characters of the customer's text looked at
 SUGGEST_LIMIT = 3
 LIST_LIMIT = 50  # guides a search on /guides shows
+PUBLIC_AUDIENCES = ("consumers", "businesses")
 
 
 def both(msgid: str) -> dict[str, str]:
@@ -66,10 +67,16 @@ async def index(request: web.Request) -> web.Response:
     """Every public guide, Arabic ones first; with ?q=, those matching it, best first."""
     lib = library(request)
     query = request.query.get("q", "")[:MAX_QUERY].strip()
+    audience = request.query.get("audience")  # consumers or businesses; else every public one
+    audience = audience if audience in PUBLIC_AUDIENCES else None
     if query:
-        shown = [h.guide for h in lib.search(query, limit=LIST_LIMIT, public_only=True)]
+        found = lib.index.search(query, limit=LIST_LIMIT, public_only=True, audience=audience)
+        shown = [h.guide for h in found]
     else:
-        shown = sorted((g for g in lib.guides if g.public), key=lambda g: g.meta.title)
+        shown = sorted(
+            (g for g in lib.guides if g.public and audience in (None, *g.meta.audience)),
+            key=lambda g: g.meta.title,
+        )
     sections = [
         {"lang": "ar", "dir": "rtl", "heading": AR._(N_("Guides in Arabic")),
          "guides": [g for g in shown if g.meta.lang == "ar"]},
