@@ -16,6 +16,7 @@ scores by its best form: the folded word in full, the stem at 0.7 of it, the ske
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ TITLE_WEIGHT = 3
 TAG_WEIGHT = 2
 MAX_QUERY_WORDS = 60  # a ticket's text asks with its first 60 distinct words
 MAX_QUERY_CHARS = 4000
+_ARABIC_WORD = re.compile(r"[\u0621-\u064A\u0671-\u06D3\u06FA-\u06FF]")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,18 @@ class Hit:
 def _terms(text: str) -> list[str]:
     """Every form of every word of a text: what a guide is indexed under."""
     return [f for w in words(fold(text)) for f in forms(w)]
+
+
+def weighted_forms(word: str) -> list[tuple[float, str]]:
+    """A query word's forms with their weights: the word itself, its stem, its skeleton.
+    `forms` drops a form equal to an earlier one, so two Arabic forms are the word and its
+    stem (a part of the word: letters cut from its ends; when the skeleton is the stem) or
+    the word and its skeleton (when the stem is the word). English has the word and stem."""
+    found = forms(word)
+    if len(found) == 3 or _ARABIC_WORD.match(word) is None:
+        return list(zip(FORM_WEIGHTS, found, strict=False))
+    full, stem, skeleton = FORM_WEIGHTS
+    return [(full if f == word else stem if f in word else skeleton, f) for f in found]
 
 
 def query_words(text: str, limit: int = MAX_QUERY_WORDS) -> list[str]:
@@ -94,7 +108,7 @@ class GuideIndex:
         scores: dict[int, float] = {}
         for word in query_words(text):
             best: dict[int, float] = {}
-            for weight, form in zip(FORM_WEIGHTS, forms(word), strict=False):
+            for weight, form in weighted_forms(word):
                 for i in self._postings.get(form, ()):
                     value = weight * self._bm25(i, form)
                     if value > best.get(i, 0.0):
