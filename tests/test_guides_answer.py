@@ -7,8 +7,10 @@ vague message, a redelivered batch and a web form get no answer."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,14 @@ from connectors.state import CursorStore
 from connectors.telegram.connector import TelegramConnector
 from omnidesk.db.records import Records
 from omnidesk.guides.answers import CLAIM_FIELD, EVENT
-from omnidesk.model import Channel, Direction, Outbound, Status
+from omnidesk.model import Channel, Direction, Outbound, RawPayload, Status
 from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
 from omnidesk.runtime import Runtime
 from tests.botapi import GOOD_TOKEN, BotApi, botapi, update  # noqa: F401
 from tests.guidekit import PUBLIC_URL, answering_config
 from tests.storekit import REDIS_URL, telegram
 from tests.storekit import web as web_form
+from tests.test_receipts import whatsapp_webhook
 from tests.test_telegram import TOKEN_ENV, make_config
 
 
@@ -122,3 +125,17 @@ def test_vague_messages_and_the_web_form_get_no_answer(
 
 def store_has(runtime: Runtime, tickets: int) -> bool:
     return runtime.store.ticket_count() == tickets
+
+
+def test_a_whatsapp_question_is_answered_too(answered: tuple[Runtime, list[Outbound]]) -> None:
+    runtime, sent = answered
+    raw = RawPayload(
+        channel=Channel.WHATSAPP,
+        account="wa",
+        payload=whatsapp_webhook("966501234567", time.time(), "Do I need a licence to run a sale?"),
+        received_at=datetime.now(UTC),
+    )
+    (opened,) = runtime.process([raw]).results
+    assert opened.outcome == "opened" and len(sent) == 1
+    assert sent[0].channel == Channel.WHATSAPP and sent[0].ticket_id == opened.ticket_id
+    assert sent[0].text.startswith("Automatic answer: Sales and discount licences")

@@ -132,5 +132,6 @@ async def test_agents_search_guides_and_get_suggestions_for_a_ticket(
 
 
 def test_the_reference_guides_folder_is_what_the_reference_config_names() -> None:
-    section = reference().data.guides
-    assert section is not None and (Path(reference().base_dir) / section.folder) == GUIDES
+    loaded = reference()
+    section = loaded.data.guides
+    assert section is not None and (loaded.base_dir / section.folder).resolve() == GUIDES
