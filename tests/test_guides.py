@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from omnidesk.configload import load_config, parse_config
+from omnidesk.errors import ConfigError
 from omnidesk.guides.index import GuideIndex
 from omnidesk.guides.library import build, library_for
 from omnidesk.guides.loader import load_file, load_folder
@@ -112,6 +113,18 @@ def test_config_names_a_broken_guide_and_runs_without_a_folder(tmp_path: Path) -
     )
     assert nowhere.warnings == []
     assert build(nowhere).guides == []
+
+
+def test_a_rule_answering_with_a_guide_needs_the_guides_section(tmp_path: Path) -> None:
+    text = MINIMAL.read_text().replace(
+        "then: {queue: riyadh}", "then: {queue: riyadh, answer_with_guide: true}"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, tmp_path / "c.yaml")
+    (problem,) = info.value.problems
+    line = next(i for i, x in enumerate(text.splitlines(), 1) if "answer_with_guide" in x)
+    where = f"{tmp_path / 'c.yaml'}:{line}: rules[0].then.answer_with_guide"
+    assert problem == f"{where}: needs a `guides:` section"
 
 
 def test_a_config_has_one_library_until_it_is_loaded_again(tmp_path: Path) -> None:
