@@ -140,6 +140,11 @@ def add_routes(app: web.Application) -> None:
     """The public guide routes; the library is the one of the daemon's config in force."""
     daemon = cast(ConfiguredDaemon, app[DAEMON_KEY])  # the Daemon, whose view api types
     app[GUIDES_KEY] = lambda: library_for(daemon.loaded)
+    # read the guides now and at each accepted SIGHUP, not in the first request after it
+    library_for(daemon.loaded)
+    reload_hooks = getattr(daemon, "reload_hooks", None)
+    if isinstance(reload_hooks, list):
+        reload_hooks.append(library_for)
     app.on_response_prepare.append(cors((SUGGEST_PATH,)))
     app.router.add_get("/guides", index)
     app.router.add_get(SUGGEST_PATH, suggest)
