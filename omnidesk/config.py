@@ -324,6 +324,9 @@ class RuleAction(Strict):
     segment: Segment | None = None
     region: str | None = None
     auto_reply: str | None = None  # a template name
+    # On a new Telegram or WhatsApp ticket, answer with the best-matching awareness guide
+    # (omnidesk.guides.answers), labelled automatic; the ticket stays open for a human.
+    answer_with_guide: bool = False
     continue_: bool = Field(default=False, alias="continue")
 
 
@@ -616,6 +619,19 @@ class BrandingConfig(Strict):
     colour: Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")] = "#006c35"
 
 
+class GuidesConfig(Strict):
+    """The awareness guides (omnidesk.guides): Markdown files with YAML front matter in
+    `folder` (relative paths from the config's folder), read again on every SIGHUP."""
+
+    folder: str = Field(min_length=1)
+    # How customers reach /guides/<slug> in links the console and automatic answers give;
+    # default: service.public_url, else http_host:http_port
+    public_url: str | None = None
+    suggestions: int = Field(default=3, ge=1, le=10)  # guides suggested for a ticket
+    # the least score a guide needs to answer a chat by itself (then.answer_with_guide)
+    answer_min_score: float = Field(default=2.0, ge=0)
+
+
 # ---------------------------------------------------------------- the whole file
 
 
@@ -639,6 +655,7 @@ class QueueConfigFile(Strict):
     branding: BrandingConfig | None = None
     cti: CtiConfig | None = None  # calls from the communication centre's PBX
     directory: DirectoryConfig | None = None  # agents who log in with LDAP credentials
+    guides: GuidesConfig | None = None
 
 
 # ---------------------------------------------------------------- directory login

@@ -198,6 +198,7 @@ def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
     cross_problems, warnings = _cross_check(data, locator, names)
     problems.extend(cross_problems)
     problems.extend(_broken_rule_references(broken_rules, data, locator, names))
+    problems.extend(_guide_problems(data, path, locator))
     if problems:
         raise ConfigError(sorted(problems, key=_line_of))
     return LoadedConfig(
@@ -551,6 +552,24 @@ def _calendar_cycles(calendars: dict[str, CalendarConfig], at: _Locator) -> list
             seen.append(current)
             current = calendars[current].inherits
     return problems
+
+
+def _guide_problems(cfg: QueueConfigFile, path: Path, at: _Locator) -> list[str]:
+    """The guides folder's files, each checked as the config is (omnidesk.guides.loader):
+    a broken guide stops a start or a reload as a broken rule does. A missing folder is no
+    problem here (a config copied without its guides still runs): the daemon logs it. A
+    rule that answers with a guide needs a `guides:` section."""
+    if cfg.guides is None:
+        return [
+            at.problem(("rules", i, "then", "answer_with_guide"), "needs a `guides:` section")
+            for i, rule in enumerate(cfg.rules)
+            if rule.then.answer_with_guide
+        ]
+    from omnidesk.guides.loader import load_folder
+
+    folder = Path(cfg.guides.folder)
+    folder = folder if folder.is_absolute() else path.parent / folder
+    return load_folder(folder)[1] if folder.is_dir() else []
 
 
 def _with_default_calendar(cfg: QueueConfigFile) -> QueueConfigFile:

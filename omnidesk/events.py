@@ -38,6 +38,7 @@ class EventType(StrEnum):
     NOTED = "noted"  # Store.add_outbound_messages
     ACKNOWLEDGED = "acknowledged"  # receipts.py (a receipt sent by the system)
     STATUS_REPLIED = "status_replied"  # status_replies.py (a status answer)
+    GUIDE_ANSWERED = "guide_answered"  # guides/answers.py (a guide sent as an automatic answer)
     DELIVERY = "delivery"  # Store.set_delivery
     CSAT = "csat"  # csat.lua
     CSAT_SENT = "csat_sent"  # agents/csat.py
@@ -66,8 +67,9 @@ class EventType(StrEnum):
 
 # The types that put a message (in, out or a note) on a ticket's thread.
 MESSAGE_TYPES = frozenset(
-    {EventType.REPLIED, EventType.NOTED, EventType.ACKNOWLEDGED, EventType.STATUS_REPLIED}
-)
+    {EventType.REPLIED, EventType.NOTED, EventType.ACKNOWLEDGED, EventType.STATUS_REPLIED,
+     EventType.GUIDE_ANSWERED}
+)  # fmt: skip
 
 
 class Event(msgspec.Struct, kw_only=True, tag_field="type", forbid_unknown_fields=False):
@@ -159,6 +161,10 @@ class Acknowledged(Event, tag=EventType.ACKNOWLEDGED.value):
 
 
 class StatusReplied(Event, tag=EventType.STATUS_REPLIED.value):
+    message: str = ""
+
+
+class GuideAnswered(Event, tag=EventType.GUIDE_ANSWERED.value):
     message: str = ""
 
 
@@ -288,7 +294,7 @@ AnyEvent = (
     | Acknowledged | StatusReplied | Delivery | Csat | CsatSent | CsatRefused | CustomerChanged
     | SlaWarned | SlaBreached | Notified | Presence | TokenCreated | TokenRevoked | Quarantined
     | Resolved | Closed | Reopened | CallAnswered | Login | LoginFailed | LoginLocked | Logout
-    | AccessRevoked | Released
+    | AccessRevoked | Released | GuideAnswered
 )  # fmt: skip
 STRUCTS: dict[EventType, type[Event]] = {
     EventType(cls.__struct_config__.tag): cls for cls in AnyEvent.__args__

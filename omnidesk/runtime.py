@@ -312,6 +312,23 @@ class Runtime:
             # the batch is in: a receipt's bug must not make it fail for ever
             log.exception("receipts of a batch failed: %s", exc)
             self.store.incr("receipts_failed")
+        self._guide_answers(items, taken)
+
+    def _guide_answers(
+        self, items: list[tuple[Inbound, Decision]], taken: list[IntakeResult]
+    ) -> None:
+        """The automatic answers with a guide that rules ask for (omnidesk.guides.answers).
+        Never the batch's failure: running it again would not answer (its tickets are then
+        duplicates), and each ticket stays open for an agent."""
+        if self.send_replies is None or self.config is None:
+            return
+        from omnidesk.guides.answers import GuideAnswers
+
+        try:
+            GuideAnswers(self.store, self.config, self.send_replies).after_intake(items, taken)
+        except Exception as exc:
+            log.exception("guide answers of a batch failed: %s", exc)
+            self.store.incr("guide_answers_failed")
 
     @staticmethod
     def _merge(

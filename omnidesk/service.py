@@ -404,12 +404,18 @@ class Daemon:
 
     async def _start_http(self) -> None:
         from omnidesk import status_api, webform
+        from omnidesk.guides import pages as guide_pages
 
         service = self.loaded.data.service
         app = build_app(
             self,
             max_body=self.loaded.data.limits.max_raw_bytes + 64 * 1024,
-            hooks=[webform.add_routes, status_api.add_routes, *self.route_hooks],
+            hooks=[
+                webform.add_routes,
+                status_api.add_routes,
+                guide_pages.add_routes,
+                *self.route_hooks,
+            ],
             web_max_body=service.web_max_body_bytes,
             body_timeout=service.http_body_timeout_s,
             registry=self.metrics.registry,

@@ -29,7 +29,7 @@ def test_check_passes_on_the_reference_config(capsys: pytest.CaptureFixture[str]
     code, out, err = run(["check", str(CONFIG)], capsys)
     assert code == 0, err
     assert "rule tests: 75 passed, 0 failed" in out
-    assert "20 queues, 49 rules" in out
+    assert "20 queues, 50 rules" in out
 
 
 def test_check_names_every_problem_of_a_broken_copy(

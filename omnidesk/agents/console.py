@@ -49,4 +49,4 @@ async def console_messages(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/console", console)
     app.router.add_get("/console/messages/{lang}.json", console_messages)
-    add_asset_routes(app, "omnidesk.agents", ["console.js", "console.css"])
+    add_asset_routes(app, "omnidesk.agents", ["console.js", "console.css", "console-guides.js"])

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from omnidesk.agents import console, crm_http, csat_page, cti, login, supervise
+from omnidesk.agents import console, crm_http, csat_page, cti, guides_http, login, supervise
 from omnidesk.agents.cti_desk import CtiDesk
 from omnidesk.agents.http import add_api_routes
 from omnidesk.agents.service import AgentService
@@ -29,5 +29,6 @@ def add_routes(service: AgentService, runtime: Any = None) -> Callable[[web.Appl
         supervise.add_routes(app)
         cti.add_routes(app, CtiDesk(service, runtime))
         login.add_routes(app)
+        guides_http.add_routes(app)
 
     return hook

@@ -281,7 +281,8 @@ function connect() {
   };
   for (const kind of ["ticket_opened", "message_added", "message_edited", "replied", "noted",
     "delivery", "acknowledged", "status_replied", "assigned", "transferred", "escalated", "status_changed", "merged",
-    "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed", "released"]) {
+    "priority_changed", "tagged", "sla_warned", "sla_breached", "csat", "customer_changed", "released",
+    "guide_answered"]) {
     events.addEventListener(kind, (e) => onEvent(JSON.parse(e.data)));
   }
   events.addEventListener("call_answered", (e) => onCall(JSON.parse(e.data)));

@@ -1,0 +1,141 @@
+"""A rule's `then.answer_with_guide` end to end on Telegram: the real connector polls the
+Bot API stand-in (tests/botapi.py), the ingest actor opens the ticket and answers it with
+the best guide, labelled as an automatic answer in the customer's language, and `deliver`
+sends it to the same chat. The ticket stays open; the customer's reply comes into it. A
+vague message, a redelivered batch and a web form get no answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from connectors.state import CursorStore
+from connectors.telegram.connector import TelegramConnector
+from omnidesk.db.records import Records
+from omnidesk.guides.answers import CLAIM_FIELD, EVENT
+from omnidesk.model import Channel, Direction, Outbound, RawPayload, Status
+from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
+from omnidesk.runtime import Runtime
+from tests.botapi import GOOD_TOKEN, BotApi, botapi, update  # noqa: F401
+from tests.guidekit import PUBLIC_URL, answering_config
+from tests.storekit import REDIS_URL, telegram
+from tests.storekit import web as web_form
+from tests.test_receipts import whatsapp_webhook
+from tests.test_telegram import TOKEN_ENV, make_config
+
+
+async def test_a_telegram_question_is_answered_with_a_guide_and_stays_open(
+    botapi: BotApi, prefix: str, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, GOOD_TOKEN)
+    records = Records(pg_url)
+    runtime = Runtime.for_service(answering_config(prefix, tmp_path / "state"), records=records)
+    store = runtime.store
+    broker = make_broker(REDIS_URL, prefix)
+    pipeline = Pipeline(runtime, broker)
+    worker = pipeline.start_worker(threads=1)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    cursors = CursorStore(client, f"odtest:{uuid.uuid4().hex[:12]}")
+    try:
+        async with TelegramConnector(make_config(botapi), cursors) as conn:
+            loop = asyncio.get_running_loop()
+            register_sender(Channel.TELEGRAM, conn.account, conn.send, loop=loop)
+
+            async def poll_until(predicate: Any) -> bool:
+                deadline = loop.time() + 20
+                while loop.time() < deadline:
+                    await conn.run_once(pipeline.handover)
+                    if predicate():
+                        return True
+                    await asyncio.sleep(0.05)
+                return bool(predicate())
+
+            question = "اشتريت جهاز وتعطل وهو في الضمان والمحل رافض يصلحه، وش حقي؟"
+            botapi.push(update(1, question, chat_id=5150, message_id=11))
+            assert await poll_until(lambda: len(botapi.sent) == 1)
+            (ticket,) = store.list_tickets()
+            sent = botapi.sent[0]
+            assert sent["chat_id"] == "5150"
+            text = sent["text"]
+            assert text.startswith("إجابة تلقائية: ضمان المنتجات والأجهزة")
+            assert f"{PUBLIC_URL}/guides/warranty-ar" in text
+            assert "وسيتابع معك أحد موظفينا" in text  # a person follows up on a reply
+            out = [m for m in store.ticket_messages(ticket.id) if m.direction == Direction.OUT]
+            assert [(m.author, m.channel) for m in out] == [("omnidesk", Channel.TELEGRAM)]
+            assert await poll_until(lambda: store.get_message(out[0].id).delivery == "sent")
+            kinds = [f["type"] for _, f in store.events() if f.get("ticket") == ticket.id]
+            assert EVENT in kinds and "replied" not in kinds  # no agent's reply: clocks run
+            assert store.get_ticket(ticket.id).status not in (Status.RESOLVED, Status.CLOSED)
+
+            # the customer replies: the same ticket, still open, for a human; no second answer
+            botapi.push(update(2, "ما نفع، المحل ما زال رافض", chat_id=5150, message_id=12))
+            assert await poll_until(lambda: len(store.ticket_messages(ticket.id)) == 3)
+            assert store.ticket_count() == 1 and len(botapi.sent) == 1
+            assert store.get_ticket(ticket.id).status not in (Status.RESOLVED, Status.CLOSED)
+    finally:
+        unregister_sender(Channel.TELEGRAM, "bot")
+        await asyncio.to_thread(worker.stop, 5_000)
+        broker.close()
+        await client.delete(cursors.key("bot"))
+        await client.aclose()
+        records.close()
+
+
+@pytest.fixture
+def answered(prefix: str, tmp_path: Path) -> Iterator[tuple[Runtime, list[Outbound]]]:
+    """A worker's runtime (Redis alone) whose hand-off to `deliver` is recorded."""
+    runtime = Runtime.from_config(answering_config(prefix, tmp_path / "state"))
+    sent: list[Outbound] = []
+    runtime.send_replies = sent.extend
+    yield runtime, sent
+
+
+def test_an_english_question_gets_the_english_guide_once(
+    answered: tuple[Runtime, list[Outbound]],
+) -> None:
+    runtime, sent = answered
+    batch = [telegram(1, 4242, 7, "How do I reserve a trade name for my new shop?")]
+    (opened,) = runtime.process(batch).results
+    (again,) = runtime.process(batch).results  # the batch ran again
+    assert again.outcome == "duplicate"
+    assert len(sent) == 1 and sent[0].meta["chat_id"] == "4242"
+    assert sent[0].text.startswith("Automatic answer: Reserving a trade name")
+    assert "/guides/trade-name-en" in sent[0].text and "reply here" in sent[0].text
+    key = runtime.store.keys.ticket(opened.ticket_id)
+    assert runtime.store.r.hget(key, CLAIM_FIELD) == "trade-name-en"
+    assert runtime.store.counts()["stats"]["guide_answers"] == 1
+
+
+def test_vague_messages_and_the_web_form_get_no_answer(
+    answered: tuple[Runtime, list[Outbound]],
+) -> None:
+    runtime, sent = answered
+    runtime.process([telegram(1, 5353, 7, "السلام عليكم")])
+    runtime.process([web_form("المحل رافض يصلح الجهاز وهو في الضمان", email="w@example.sa")])
+    assert store_has(runtime, 2) and sent == []
+
+
+def store_has(runtime: Runtime, tickets: int) -> bool:
+    return runtime.store.ticket_count() == tickets
+
+
+def test_a_whatsapp_question_is_answered_too(answered: tuple[Runtime, list[Outbound]]) -> None:
+    runtime, sent = answered
+    raw = RawPayload(
+        channel=Channel.WHATSAPP,
+        account="wa",
+        payload=whatsapp_webhook("966501234567", time.time(), "Do I need a licence to run a sale?"),
+        received_at=datetime.now(UTC),
+    )
+    (opened,) = runtime.process([raw]).results
+    assert opened.outcome == "opened" and len(sent) == 1
+    assert sent[0].channel == Channel.WHATSAPP and sent[0].ticket_id == opened.ticket_id
+    assert sent[0].text.startswith("Automatic answer: Sales and discount licences")
