@@ -131,8 +131,11 @@ async def test_the_page_gets_its_words_from_the_catalogues(api: dict[str, Any]) 
         missing = sorted(named - set(catalog(lang)))
         assert not missing, f"{lang}: {missing}"
     page = await (await client.get("/console")).text()
-    # no inline script: the page loads its one static script file (the CSP allows no other)
-    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/console.js" defer>']
+    # no inline script: the page loads only static script files (the CSP allows no other)
+    assert re.findall(r"<script[^>]*>", page) == [
+        '<script src="/static/console.js" defer>',
+        '<script src="/static/console-guides.js" defer>',
+    ]
 
 
 async def test_pending_records_its_reason_with_the_change_in_one_request(
