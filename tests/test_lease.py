@@ -99,11 +99,13 @@ async def test_two_instances_one_polls_and_the_other_takes_over(redis_prefix):
     await asyncio.sleep(0.8)  # longer than the ttl: renewals keep the first one the holder
     assert first.polls > 5
     assert second.polls == 0 and second.status.state == "standby"
-    # The holder dies without releasing: its task vanishes, its lease just expires.
+    # The holder dies without releasing: its lease just expires. A cancel releases it
+    # gracefully, so the key first goes to a token nobody holds: that release finds nothing
+    # of its own, and the standby cannot take the lease before it expires (setting the key
+    # after the cancel raced the standby's own acquire).
+    await client.set(first.lease.key, "crashed", px=600)
     t1.cancel()
     await asyncio.gather(t1, return_exceptions=True)
-    # A graceful cancel released it; a crashed holder leaves its last renewal to expire:
-    await client.set(first.lease.key, "one", px=600)
     assert await eventually(lambda: second.polls > 0, 1.2)  # within ttl + ttl/4
     assert second.status.state == "running"
     await second.stop()
