@@ -35,7 +35,8 @@ def as_csv(figures: dict[str, Any]) -> str:
     # the call rows ("calls", branch) fill their own columns, at the end: one table for machines
     writer.writerow(["slice", "value", *COLUMNS, *CSV_COLUMNS])
     for dim, value, r in slices(figures):
-        writer.writerow([dim, value, *("" if r[c] is None else r[c] for c in COLUMNS)])
+        cells = ("" if r[c] is None else r[c] for c in COLUMNS)
+        writer.writerow([dim, value, *cells, *([""] * len(CSV_COLUMNS))])
     for branch, numbers in csv_rows(figures.get("calls")):
         writer.writerow(["calls", branch, *([""] * len(COLUMNS)),
                          *("" if n is None else n for n in numbers)])  # fmt: skip
