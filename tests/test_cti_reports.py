@@ -166,3 +166,15 @@ async def test_the_reference_config_refuses_a_pbx_without_its_secret(
     monkeypatch.setenv("OMNIDESK_TEST_PBX_SECRET", "pbx-secret-for-tests-only")
     r = await post(centre, ev(2, "new", "s2", DAY, caller="+966500000001"))
     assert r.status == 201  # the daemon ran on: the same PBX is taken once its secret is set
+
+
+def test_a_pbx_branch_no_queue_or_region_names_is_a_warning(tmp_path: Path) -> None:
+    """The reference config's branches are queues; a typo would hide its calls from every
+    filtered report, so `omnidesk check` says so."""
+    assert load_config(ROOT / "queue_config.yaml").warnings == []
+    text = (ROOT / "queue_config.yaml").read_text("utf-8")
+    broken = tmp_path / "queue_config.yaml"
+    broken.write_text(text.replace("branch: cc-consumers", "branch: cc-consumer", 1), "utf-8")
+    warnings = load_config(broken).warnings  # the rule tests' sample files are not copied
+    (warning,) = [w for w in warnings if "cti.pbx" in w]
+    assert "cc937-pbx" in warning and "'cc-consumer' is neither a queue nor a region" in warning
