@@ -1,7 +1,7 @@
 """The calls in the main report and the dashboard: a day of calls posted by the PBX shows
 up in the report's Calls section (HTML in Arabic and English, the table, CSV, and GET
 /v1/reports, under a supervisor's scope and the report's filters), an empty day reads "no
-calls" and never 0 %, and the dashboard's today block counts today's calls; a PBX whose
+calls" and never 0 %, the scheduled mail carries them, and the dashboard's today block counts today's calls; a PBX whose
 secret is not in the environment is refused with 401 and one log line."""
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from omnidesk.reports.fold import Context
 from omnidesk.reports.html import as_html
 from omnidesk.reports.http import route_hook as report_routes
 from omnidesk.reports.render import as_csv, as_table
+from omnidesk.reports.schedule import ReportScheduler
 from omnidesk.reports.source import figures_for
 from omnidesk.viewers import env_authorize
 from tests.test_cti import DAY, RIYADH, centre, ev, post  # noqa: F401  (centre: the fixture)
+from tests.test_report_schedule import report, smtp  # noqa: F401  (smtp: the fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,3 +180,26 @@ def test_a_pbx_branch_no_queue_or_region_names_is_a_warning(tmp_path: Path) -> N
     warnings = load_config(broken).warnings  # the rule tests' sample files are not copied
     (warning,) = [w for w in warnings if "cti.pbx" in w]
     assert "cc937-pbx" in warning and "'cc-consumer' is neither a queue nor a region" in warning
+
+
+async def test_a_scheduled_report_mails_the_days_calls(
+    centre: dict[str, Any],
+    smtp: tuple[Any, int],
+) -> None:
+    c = centre
+    await a_day(c, DAY)
+    inbox, port = smtp
+    config = c["service"].config()
+    service = config.service.model_validate(
+        {**config.service.model_dump(),
+         "smtp": {"host": "127.0.0.1", "port": port, "from_address": "od@moc.sa"}})  # fmt: skip
+    daily = report(name="daily-ar", lang="ar", recipients=["boss@moc.example.sa"])
+    cfg = config.model_copy(update={"service": service, "reports": [daily]})
+    morning = DAY.replace(hour=9) + timedelta(days=1)  # the daily report covers DAY
+    sched = ReportScheduler(c["runtime"].store, cfg, records=c["records"], clock=lambda: morning)
+    assert len(await sched.tick()) == 1
+    (mail,) = inbox.messages
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "المكالمات" in body and "3 د 30 ث" in body and "66.7" in body
+    page = next(mail.iter_attachments()).get_content()
+    assert '<h2 id="calls">المكالمات</h2>' in page and "كل المكالمات" in page
