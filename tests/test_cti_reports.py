@@ -1,8 +1,9 @@
 """The calls in the main report and the dashboard: a day of calls posted by the PBX shows
 up in the report's Calls section (HTML in Arabic and English, the table, CSV, and GET
 /v1/reports, under a supervisor's scope and the report's filters), an empty day reads "no
-calls" and never 0 %, the scheduled mail carries them, and the dashboard's today block counts today's calls; a PBX whose
-secret is not in the environment is refused with 401 and one log line."""
+calls" and never 0 %, the scheduled mail carries them, and the dashboard's today block
+counts today's calls; a PBX whose secret is not in the environment is refused with 401
+and one log line."""
 
 from __future__ import annotations
 
