@@ -397,6 +397,7 @@ class _CrossCheck:
             self.need("queue", cti.callback_queue, self.queues, ("cti", "callback_queue"))
             policy = cti.callback_sla_policy
             self.need("SLA policy", policy, self.policies, ("cti", "callback_sla_policy"))
+            self.pbx_branches()
         held: dict[str, str] = {}
         for i, agent in enumerate(self.cfg.agents):
             if agent.extension is None:
@@ -408,6 +409,19 @@ class _CrossCheck:
                     f"extension {agent.extension!r} is also held by agent {other!r}",
                 ))  # fmt: skip
             held.setdefault(agent.extension, agent.id)
+
+    def pbx_branches(self) -> None:
+        """A PBX's branch is where the reports count its calls: a queue or a region, else
+        only the operator's unfiltered reports ever show them."""
+        cti = self.cfg.cti
+        regions = {q.region for q in self.cfg.queues.values() if q.region}
+        for pbx_id, pbx in cti.pbx.items() if cti is not None else ():
+            if pbx.branch and pbx.branch not in self.queues | regions:
+                self.warnings.append(self.at.problem(
+                    ("cti", "pbx", pbx_id, "branch"),
+                    f"branch {pbx.branch!r} is neither a queue nor a region: its calls show "
+                    "only in reports without a queue or region filter",
+                ))  # fmt: skip
 
     def rules(self) -> dict[str, int]:
         """Duplicate ids, references, rules after a catch-all; returns id -> first index."""

@@ -28,8 +28,8 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 def test_check_passes_on_the_reference_config(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["check", str(CONFIG)], capsys)
     assert code == 0, err
-    assert "rule tests: 75 passed, 0 failed" in out
-    assert "20 queues, 50 rules" in out
+    assert "rule tests: 77 passed, 0 failed" in out
+    assert "21 queues, 52 rules" in out
 
 
 def test_check_names_every_problem_of_a_broken_copy(
@@ -69,7 +69,7 @@ def test_a_failing_rule_test_is_named_with_its_line(
     assert code == 1
     (failure,) = err.strip().splitlines()
     assert ".expect.queue: test " in failure and "expected general, got trademarks" in failure
-    assert "74 passed, 1 failed" in out
+    assert "76 passed, 1 failed" in out
 
 
 def test_route_a_web_form_prints_the_decision_with_its_trace(

@@ -222,6 +222,7 @@ async def test_a_day_of_calls(centre: dict[str, Any]) -> None:
     assert (riyadh["branch"], riyadh["calls"], riyadh["answered"]) == ("riyadh", 5, 2)
     assert (riyadh["missed"], riyadh["voicemail"], riyadh["callbacks"]) == (2, 1, 2)
     assert riyadh["answer_rate"] == 0.4
+    assert riyadh["awaiting_callback"] == 3  # c3, c4, c5: none got through since
     assert riyadh["average_handle_s"] == (300 + 180) / 2
     assert branches_of(service.config(), ("callbacks",)) == {"callbacks", "riyadh"}
     day = {"from": DAY.date().isoformat(), "to": DAY.date().isoformat()}
@@ -237,7 +238,7 @@ async def test_a_day_of_calls(centre: dict[str, Any]) -> None:
     ran = omnidesk(*args, "--json", env=env)
     assert ran.returncode == 0 and json.loads(ran.stdout)["branches"] == figures["branches"]
     table = omnidesk(*args, env=env).stdout.splitlines()
-    assert table[-2].split() == ["riyadh", "5", "2", "2", "1", "2", "40.0%", "240.0"]
+    assert table[-2].split() == ["riyadh", "5", "2", "2", "1", "2", "3", "40.0%", "240.0"]
     assert table[-1].split()[:3] == ["total", "5", "2"]
     assert not visible({"type": "call_answered", "agent": "amal"}, {"general"}, "omar")
 

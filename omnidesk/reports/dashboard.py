@@ -294,7 +294,8 @@ class Dashboard:
             return figures
 
     def _today(self, queues: list[str], tr: Translator, now: datetime) -> dict[str, Any]:
-        """Today's SLA compliance per branch (queue) and region, opened, resolved and CSAT,
+        """Today's SLA compliance per branch (queue) and region, opened, resolved, CSAT and
+        calls (answer rate, missed awaiting callback: the calls of the scope's branches),
         of the viewer's queues only (so a supervisor's regions count only their own queues'
         tickets), from PostgreSQL; PostgreSQL away: the block says so, the rest stands."""
         figures = self._today_figures(tuple(queues), now.date()) if queues else _NOTHING_TODAY
@@ -302,7 +303,8 @@ class Dashboard:
             note = tr._(dashtext.TODAY_UNAVAILABLE)
             return {
                 "today": {"available": False, "note": note, "opened": None, "opened_text": "—",
-                          "resolved": None, "resolved_text": "—"},
+                          "resolved": None, "resolved_text": "—",
+                          **dashtext.calls_today(tr, None)},
                 "compliance": {"branches": [], "regions": []},
                 "csat": {"responses": None, "responses_text": "—", "average": None,
                          "average_text": "—"},
@@ -329,6 +331,7 @@ class Dashboard:
                 "opened_text": tr.number(opened),
                 "resolved": resolved,
                 "resolved_text": tr.number(resolved),
+                **dashtext.calls_today(tr, figures.get("calls")),
             },
             "compliance": {"branches": branches, "regions": regions},
             "csat": {

@@ -7,7 +7,7 @@ places the text it is given, so no translation lives in JavaScript.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from omnidesk.i18n import N_, Translator, translator
 
@@ -64,6 +64,9 @@ LABELS = {
     "operator_only": N_("Reassigning needs a supervisor's own token."),
     "updated": N_("Updated"),
     "unnamed": N_("(no subject)"),
+    "calls_today": N_("Calls today"),
+    "answer_rate": N_("Answer rate"),
+    "awaiting_callback": N_("Missed, awaiting callback"),
 }
 ERRORS = {
     "no_token": N_("Enter your supervisor token to open the dashboard."),
@@ -157,6 +160,27 @@ def agents_note(tr: Translator, configured: int, online: int) -> str | None:
     if online == 0:
         return tr._("No agent is online right now.")
     return None
+
+
+def calls_today(tr: Translator, calls: dict[str, Any] | None) -> dict[str, Any]:
+    """Today's calls, answer rate and missed calls awaiting a callback (the call report's
+    total, omnidesk.reports.calls); no calls yet reads "no calls", never a 0 % rate;
+    `phone` False: the config has no `cti`, the page hides the figures."""
+    total = (calls or {}).get("total")
+    if total is None:
+        return {"phone": False, "calls": None, "calls_text": "—", "answer_rate": None,
+                "answer_rate_text": "—", "awaiting_callback": None,
+                "awaiting_callback_text": "—"}  # fmt: skip
+    rate = total["answer_rate"]
+    return {
+        "phone": True,
+        "calls": total["calls"],
+        "calls_text": tr.number(total["calls"]) if total["calls"] else tr._("no calls"),
+        "answer_rate": rate,
+        "answer_rate_text": share(tr, rate),
+        "awaiting_callback": total["awaiting_callback"],
+        "awaiting_callback_text": tr.number(total["awaiting_callback"]),
+    }
 
 
 def texts(tr: Translator) -> dict[str, dict[str, str]]:

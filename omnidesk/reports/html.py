@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from omnidesk.errors import MissingExtra, PermanentError
 from omnidesk.i18n import N_, Translator, translator
+from omnidesk.reports.callsection import section as call_section
 from omnidesk.reports.slices import slices
 from omnidesk.text import display_safe
 
@@ -269,6 +270,7 @@ def as_html(
         ],
         "rules": [(name, tr.number(n)) for name, n in routing["top_rules"][:10]],
         "lists": lists(figures, tr),
+        "calls": call_section(tr, figures.get("calls"), titles),
     }  # fmt: skip
     return PAGES.get_template("report.html").render(values)
 

@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 from omnidesk.i18n import N_, translator
+from omnidesk.reports.callsection import CSV_COLUMNS, csv_rows
+from omnidesk.reports.callsection import section as call_section
 from omnidesk.reports.html import as_html
 from omnidesk.reports.slices import COLUMNS, row, slices  # noqa: F401  (row: re-exported)
 from omnidesk.tables import format_table
@@ -30,9 +32,14 @@ def as_json(figures: dict[str, Any]) -> str:
 def as_csv(figures: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["slice", "value", *COLUMNS])
+    # the call rows ("calls", branch) fill their own columns, at the end: one table for machines
+    writer.writerow(["slice", "value", *COLUMNS, *CSV_COLUMNS])
     for dim, value, r in slices(figures):
-        writer.writerow([dim, value, *("" if r[c] is None else r[c] for c in COLUMNS)])
+        cells = ("" if r[c] is None else r[c] for c in COLUMNS)
+        writer.writerow([dim, value, *cells, *([""] * len(CSV_COLUMNS))])
+    for branch, numbers in csv_rows(figures.get("calls")):
+        writer.writerow(["calls", branch, *([""] * len(COLUMNS)),
+                         *("" if n is None else n for n in numbers)])  # fmt: skip
     return buf.getvalue()
 
 
@@ -79,6 +86,15 @@ def as_table(figures: dict[str, Any], lang: str = "en", digits: str = "latn") ->
             "-" if r["csat_avg"] is None else f"{r['csat_avg']} ({r['csat_n']})",
         )])  # fmt: skip
     lines.append(format_table(head, rows))
+    calls = call_section(tr, figures.get("calls"), {})
+    if calls is not None:
+        lines += ["", calls["title"]]
+        if calls["rows"]:
+            lines.append(
+                format_table(calls["head"], [[name, *cells] for name, cells in calls["rows"]])
+            )
+        else:
+            lines.append(calls["note"])
     rules = figures["routing"]["top_rules"][:10]
     if rules:
         top = ", ".join(f"{name} {tr.digits_of(str(n))}" for name, n in rules)

@@ -16,6 +16,7 @@ from typing import Any
 
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.errors import PermanentError, TransientError
+from omnidesk.reports.callsection import calls_for
 from omnidesk.reports.days import figures
 from omnidesk.reports.fold import Context
 from omnidesk.reports.sql import QueueCalendars, UnknownFilterValue
@@ -63,7 +64,9 @@ def figures_for(
     """The figures for [start, end] under `filters`. `records` opens a connection to
     PostgreSQL (`Records.connection` in the daemon, a direct connection in the CLI), None
     when there is no database. The queue filter may be a set of queues (a supervisor's):
-    their figures together. `calendars` (QueueCalendars) saves rebuilding them per call."""
+    their figures together. `calendars` (QueueCalendars) saves rebuilding them per call.
+    `calls` holds the call book's figures under the same filters (reports.callsection),
+    None when the config has no phone (`cti`)."""
     if records is None:
         raise PermanentError("reports are computed in PostgreSQL: no database is configured"
                              " (service.database_url)")  # fmt: skip
@@ -73,9 +76,11 @@ def figures_for(
             if not schema_ready(conn):
                 raise PermanentError("the records lack the report schema (0004):"
                                      " run omnidesk db upgrade")  # fmt: skip
-            return figures(conn, ctx, start, end, filters,
-                           calendars or QueueCalendars.from_config(config),
-                           known_queues=known["queue"], known=known)  # fmt: skip
+            result = figures(conn, ctx, start, end, filters,
+                             calendars or QueueCalendars.from_config(config),
+                             known_queues=known["queue"], known=known)  # fmt: skip
+            result["calls"] = calls_for(conn, config, ctx.tz, start, end, filters)
+            return result
     except UnknownFilterValue as exc:
         raise UnknownQueue(str(exc)) from None
     except RecordsUnavailable as exc:

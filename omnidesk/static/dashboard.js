@@ -212,6 +212,10 @@
     });
     $("opened-today").textContent = d.today.opened_text;
     $("resolved-today").textContent = d.today.resolved_text;
+    $("calls-today").hidden = !d.today.phone;  // no cti section: no phone figures
+    $("calls-n").textContent = d.today.calls_text;
+    $("calls-answer-rate").textContent = d.today.answer_rate_text;
+    $("calls-awaiting").textContent = d.today.awaiting_callback_text;
     $("csat-avg").textContent = d.csat.average_text;
     $("csat-avg2").textContent = d.csat.average_text;
     $("csat-n").textContent = d.csat.responses_text;
