@@ -31,6 +31,7 @@ from omnidesk.metrics import Metrics, Scrape
 from omnidesk.model import RawPayload
 from omnidesk.overload import REDIS_DOWN, REDIS_OOM, IntakeGate
 from omnidesk.plugins import Plugin, Plugins, discover
+from omnidesk.runtime import default_route
 from omnidesk.senders import register_connector_sender
 from omnidesk.sla.protocol import SlaEngine
 
@@ -71,9 +72,11 @@ class Daemon:
         self.connectors: list[Connector] = []
         self.route_hooks: list[RouteHook] = []
         self.background: list[Callable[[asyncio.Event], Any]] = []  # coroutines run until stop
-        # Parts that hold config of their own get each accepted SIGHUP config here (plugins
-        # through their `reload` hook).
+        # Parts that read what a new config names (the guides) get it here, in the reload's
+        # thread, before it is in force; plugins get the accepted config through `reload`.
         self.reload_hooks: list[Callable[[LoadedConfig], None]] = []
+        self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
         self.plugins = Plugins(discover() if options.plugins is None else options.plugins)
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
@@ -245,7 +248,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_in_background)
         await self._stop.wait()
         log.info("stopping: draining for at most %.0fs", self.options.drain_timeout)
         return 0
@@ -296,26 +299,61 @@ class Daemon:
         return self.gate.refuse(reason)
 
     def reload(self) -> None:
-        """SIGHUP: load and compile the new config; on any error keep the old one."""
+        """Load and compile the new config and put it in force; on any error keep the old
+        one. SIGHUP does the same with the reading in a thread (`_reload_in_background`)."""
+        prepared = self._prepare_reload()
+        if prepared is not None:
+            self._put_in_force(*prepared)
+
+    def _reload_in_background(self) -> None:
+        """The SIGHUP handler: the config, its rules and the guides it names are read and
+        compiled in a thread (a large config or a few hundred guides take a second the
+        event loop cannot spare), then put in force on the loop. A SIGHUP during a reload
+        runs one more after it, so the last edit always wins."""
+        if self._reloading is not None and not self._reloading.done():
+            self._reload_again = True
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self._reload_off_loop())
+
+    async def _reload_off_loop(self) -> None:
+        again = True
+        while again:
+            self._reload_again = False
+            prepared = await asyncio.to_thread(self._prepare_reload)
+            if prepared is not None:
+                self._put_in_force(*prepared)
+            again = self._reload_again
+
+    def _prepare_reload(self) -> tuple[LoadedConfig, Any] | None:
+        """The new config, checked, with its compiled router; None (logged) when refused.
+        The reload hooks read what it names here too."""
         try:
             new = load_config(self.options.config)
-            self.runtime.reload(new)
-            if self.clocks is not None:
-                self.clocks.reload(new.data)
+            route = default_route(new)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused: %s", problem)
-            return
+            return None
         except OmnideskError as exc:
             log.error("reload refused: %s", exc)
-            return
-        self.loaded = new
-        _log_warnings(new)
+            return None
         for hook in list(self.reload_hooks):
             try:
                 hook(new)
             except Exception:  # that part keeps its old config; the others move on
                 log.exception("reload hook %s failed", getattr(hook, "__qualname__", hook))
+        return new, route
+
+    def _put_in_force(self, new: LoadedConfig, route: Any) -> None:
+        try:
+            self.runtime.reload(new, route)
+            if self.clocks is not None:
+                self.clocks.reload(new.data)
+        except OmnideskError as exc:
+            log.error("reload refused: %s", exc)
+            return
+        self.loaded = new
+        _log_warnings(new)
         self.plugins.reload(new)
         log.info("reloaded %s: %d rules", new.path, len(new.data.rules))
 

@@ -5,6 +5,7 @@ running in this process on the real Redis with a real aiosmtpd."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,27 @@ async def test_a_failing_reload_hook_leaves_the_others_applied(
     daemon.reload()
     assert seen == ["daily-ops"]
     assert [r.name for r in daemon.report_scheduler.config.reports] == ["daily-ops"]
+
+
+async def test_sighup_reads_off_the_loop_and_the_last_edit_wins(
+    daemon: Daemon, prefix: str, tmp_path: Path, smtp_server: SmtpSink
+) -> None:
+    """The SIGHUP handler reads the config in a thread; a SIGHUP while one is under way runs
+    one more reload after it, so the second edit is the one in force."""
+    readers: list[bool] = []
+
+    def on_which_thread(loaded: object) -> None:
+        readers.append(threading.current_thread() is threading.main_thread())
+
+    daemon.reload_hooks.append(on_which_thread)
+    config = Path(daemon.options.config)
+    write_config(config, prefix, tmp_path / "state", smtp_server, NEW_PARTS)
+    daemon._reload_in_background()
+    write_config(
+        config, prefix, tmp_path / "state", smtp_server, NEW_PARTS.replace("Nada", "Nawal")
+    )
+    daemon._reload_in_background()  # while the first is under way
+    assert daemon._reloading is not None
+    await asyncio.wait_for(daemon._reloading, 20)
+    assert daemon.agents.agent("newbie").name == "Nawal"
+    assert readers and not any(readers)  # every hook ran off the event loop
