@@ -237,9 +237,9 @@ async def test_waiting_prints_leave_the_shared_threads_free(client, tmp_path, mo
         while not (started.exists() and len(started.read_text().split()) == 2):
             assert time.monotonic() < deadline, "two stand-in prints never started"
             await asyncio.sleep(0.05)
-        began = time.monotonic()
-        await asyncio.wait_for(asyncio.to_thread(lambda: None), timeout=3)
-        assert time.monotonic() - began < 0.5
+        # were the waiting prints holding the shared threads, this would run only after
+        # `go` (touched below): it could never finish in time, however slow the machine
+        await asyncio.wait_for(asyncio.to_thread(lambda: None), timeout=15)
         assert len(started.read_text().split()) == 2  # no more browsers than slots
     finally:
         go.touch()
