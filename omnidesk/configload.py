@@ -31,6 +31,7 @@ from omnidesk.config import (
 )
 from omnidesk.errors import ConfigError
 from omnidesk.templates import template_problem
+from omnidesk.yamltree import plain_tree
 
 DEFAULT_CONFIG = "queue_config.yaml"
 # Overrides service.key_prefix for one process, as $OMNIDESK_DATABASE_URL does the database:
@@ -152,7 +153,7 @@ def parse_config(raw: bytes | str, path: Path) -> LoadedConfig:
     if not isinstance(tree, dict):
         raise ConfigError([f"{path}:1: (file): the top level must be a mapping"])
     locator = _Locator(path, tree)
-    plain = _plain(tree)
+    plain = plain_tree(tree)
     # Validate section items one by one, so one bad queue does not hide a bad rule.
     problems: list[str] = []
     names: dict[str, set[str]] = {}
@@ -236,15 +237,6 @@ def _parse_yaml(raw: bytes | str, path: Path) -> Any:
         raise ConfigError([f"{path}:{line}: (yaml): {problem}"]) from None
     except Exception as exc:  # ruamel raises a few unmarked errors on odd input
         raise ConfigError([f"{path}:0: (yaml): {' '.join(str(exc).split())[:200]}"]) from None
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's commented containers as plain dicts and lists for validation."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
 
 
 class _Locator:

@@ -9,10 +9,13 @@ all refused).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from aiohttp import web
 
 from omnidesk.errors import PermanentError
 
@@ -49,3 +52,25 @@ def env_authorize(token: str) -> Viewer:
     if expected and token and hmac.compare_digest(token.encode(), expected.encode()):
         return Viewer("operator", None)
     raise BadToken("invalid token")
+
+
+def bearer_token(request: web.Request) -> str:
+    """The request's `Authorization: Bearer` token; "" without one."""
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
+async def supervisor_or_refusal(
+    request: web.Request, authorize: Callable[[str], Viewer]
+) -> Viewer | web.Response:
+    """The viewer of the request's token (checked off the event loop), or the JSON refusal
+    of the supervisors' report endpoints: 401 with WWW-Authenticate, or 403."""
+    token = bearer_token(request)
+    try:
+        if not token:
+            raise BadToken("missing token")
+        return await asyncio.to_thread(authorize, token)
+    except NotAuthorized as exc:
+        refused = {"error": "a supervisor's bearer token is required", "code": exc.code}
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return web.json_response(refused, status=exc.status, headers=headers)

@@ -18,6 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
 
+from omnidesk.yamltree import plain_tree
+
 MAX_GUIDE_BYTES = 256 * 1024
 MAX_GUIDES = 2000
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
@@ -106,7 +108,7 @@ def load_file(path: Path) -> tuple[Guide | None, list[str]]:
     if problem:
         return None, [problem]
     try:
-        meta = GuideMeta.model_validate(_plain(front))
+        meta = GuideMeta.model_validate(plain_tree(front))
     except ValidationError as exc:
         return None, [_problem(path, front, err) for err in exc.errors(include_url=False)]
     body = "\n".join(lines[end + 1 :]).strip()
@@ -130,14 +132,6 @@ def _front_matter(text: str, path: Path) -> tuple[Any, str | None]:
     if not isinstance(front, dict):
         return None, f"{path}:2: (front matter): must be a mapping"
     return front, None
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
 
 
 def _line(front: Any, key: str) -> int:

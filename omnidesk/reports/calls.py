@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from omnidesk.errors import OmnideskError
-from omnidesk.viewers import NotAuthorized  # not via the dashboard: its report reads this
+from omnidesk.viewers import supervisor_or_refusal  # not via the dashboard: it reads this
 
 COLUMNS = ("branch", "calls", "answered", "missed", "voicemail", "callbacks",
            "awaiting_callback", "handle_s")  # fmt: skip
@@ -82,11 +82,6 @@ def branches_of(config: Any, queues: tuple[str, ...] | None) -> set[str] | None:
     return set(mine) | {config.queues[q].region for q in mine if config.queues[q].region}
 
 
-def _token(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else ""
-
-
 def route_hook(dashboard: Any, records: Callable[[], Any] | None) -> Callable[..., None]:
     """GET /v1/reports/calls?from=&to= (local dates; default the 30 days to today)."""
 
@@ -104,14 +99,9 @@ def route_hook(dashboard: Any, records: Callable[[], Any] | None) -> Callable[..
             return call_figures(conn, start, end, tz, branches_of(dashboard.config, viewer.queues))
 
     async def report(request: web.Request) -> web.Response:
-        token = _token(request)
-        try:
-            if not token:
-                raise NotAuthorized("missing token")
-            viewer = await asyncio.to_thread(dashboard.authorize, token)
-        except NotAuthorized as exc:
-            refused = {"error": "a supervisor's bearer token is required", "code": exc.code}
-            return web.json_response(refused, status=exc.status)
+        viewer = await supervisor_or_refusal(request, dashboard.authorize)
+        if isinstance(viewer, web.Response):
+            return viewer
         try:
             body = await asyncio.to_thread(build, request.rel_url.query, viewer)
         except ValueError as exc:

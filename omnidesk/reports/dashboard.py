@@ -44,6 +44,7 @@ from omnidesk.viewers import (  # noqa: F401  (re-exported: the dashboard's logi
     NotAuthorized,
     NotSupervisor,
     Viewer,
+    bearer_token,
     env_authorize,
 )
 from omnidesk.webguard import add_asset_routes
@@ -374,11 +375,6 @@ def concerns(fields: dict[str, str], queues: list[str]) -> bool:
     return not queue or queue in queues or fields.get("from") in queues
 
 
-def _token(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else ""
-
-
 def _lang(request: web.Request) -> str:
     lang = request.query.get("lang", "ar")
     return lang if lang in LANGS else "ar"
@@ -407,7 +403,7 @@ async def _push(
     """Write a snapshot, then another when an event concerns the viewer (after a burst has
     settled) or every TICK_S; re-check the token every TICK_S. Returns when the stream is
     cut off or the token is refused."""
-    token = _token(request)
+    token = bearer_token(request)
     checked = time.monotonic()
     woken: float | None = None  # when this stream saw the event that asks for a reading
     while True:
@@ -484,7 +480,7 @@ async def _viewer_of(
     dashboard: Dashboard, request: web.Request, tr: Translator
 ) -> Viewer | web.Response:
     """The request's viewer, or the refusal to answer with."""
-    token = _token(request)
+    token = bearer_token(request)
     try:
         if not token:
             raise BadToken("missing token")

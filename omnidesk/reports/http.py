@@ -24,11 +24,11 @@ from aiohttp import web
 from omnidesk.errors import PermanentError, TransientError
 from omnidesk.i18n import DIGITS, LANGS
 from omnidesk.model import Channel, Segment
-from omnidesk.reports.dashboard import NotAuthorized, _token
 from omnidesk.reports.html import as_html, branding_from
 from omnidesk.reports.pdf import NoChromium, print_pdf
 from omnidesk.reports.render import render
 from omnidesk.reports.source import ReportsUnavailable, figures_for
+from omnidesk.viewers import supervisor_or_refusal
 
 FORMATS = {"json": "application/json", "csv": "text/csv", "html": "text/html",
            "pdf": "application/pdf"}  # fmt: skip
@@ -127,15 +127,9 @@ def route_hook(
         return render(result, fmt, **options).encode(), FORMATS[fmt], name
 
     async def report(request: web.Request) -> web.Response:
-        token = _token(request)
-        try:
-            if not token:
-                raise NotAuthorized("missing token")
-            viewer = await asyncio.to_thread(dashboard.authorize, token)
-        except NotAuthorized as exc:
-            refused = {"error": "a supervisor's bearer token is required", "code": exc.code}
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-            return web.json_response(refused, status=exc.status, headers=headers)
+        viewer = await supervisor_or_refusal(request, dashboard.authorize)
+        if isinstance(viewer, web.Response):
+            return viewer
 
         try:
             body, kind, name = await asyncio.to_thread(build, request.rel_url.query, viewer)
