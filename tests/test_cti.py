@@ -135,7 +135,7 @@ def count(records: Records, table: str) -> int:
 async def test_a_day_of_calls(centre: dict[str, Any]) -> None:
     c, service, runtime = centre, centre["service"], centre["runtime"]
     amal = {"Authorization": f"Bearer {c['tokens']['amal']}"}
-    question = {"id": "wamid.1", "type": "text", "text": {"body": "سؤال عن السجل التجاري"}}
+    question = {"id": "wamid.1", "type": "text", "text": {"body": "سؤال عن موعد التجديد"}}
     raw = RawPayload(channel=Channel.WHATSAPP, account="wa", received_at=datetime.now(UTC),
                      payload=whatsapp_body(question))  # fmt: skip
     (earlier,) = runtime.process([raw]).results
