@@ -114,7 +114,7 @@ class CtiDesk:
                 call = book.find(conn, ev.pbx, ev.call_id)
         if call is None:  # the event was recorded, its call row is gone: an operator's doing
             raise NotFound(f"call {ev.pbx}:{ev.call_id} is not in the records")
-        if not duplicate and ev.type == "answered" and call.agent:
+        if ev.type == "answered" and call.agent:  # a resend too: its first pop may be lost
             self._pop(call)
         if call.state in book.UNANSWERED and call.disposition is None:
             call = self._maybe_callback(call)
@@ -123,11 +123,21 @@ class CtiDesk:
 
     def _pop(self, call: Call) -> None:
         """The screen-pop: an event on the stream for the answering agent's console only
-        (omnidesk.event_hub.visible); the console fetches the call's details by its id."""
-        self.service.store.add_event(
-            EventType.CALL_ANSWERED, "", channel=Channel.PHONE.value, actor="cti",
-            agent=call.agent or "", call=call.key, customer=call.customer_id or "",
-        )  # fmt: skip
+        (omnidesk.event_hub.visible); the console fetches the call's details by its id.
+        Sent once per call: claimed in the call book first (a resend finds it claimed),
+        given back when Redis fails, so the PBX's resend after the 503 sends it."""
+        with self._records().connection() as conn:
+            if not book.claim_pop(conn, call):
+                return
+        try:
+            self.service.store.add_event(
+                EventType.CALL_ANSWERED, "", channel=Channel.PHONE.value, actor="cti",
+                agent=call.agent or "", call=call.key, customer=call.customer_id or "",
+            )  # fmt: skip
+        except Exception:
+            with self._records().connection() as conn:
+                book.release_pop(conn, call)
+            raise
 
     def _maybe_callback(self, call: Call) -> Call:
         when = call.ended_at or call.started_at
