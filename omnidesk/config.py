@@ -695,6 +695,7 @@ class DirectoryConfig(Strict):
     session_max_s: int = Field(default=12 * 3600, ge=60)  # from login, whatever the use
     lockout_attempts: int = Field(default=5, ge=1, le=100)
     lockout_window_s: int = Field(default=900, ge=10)
+    extension_attribute: str | None = None  # the PBX extension (telephoneNumber, ipPhone)
 
     @model_validator(mode="after")
     def _never_in_clear(self) -> DirectoryConfig:

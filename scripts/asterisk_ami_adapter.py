@@ -15,8 +15,10 @@ What it maps (a call is its Linkedid; the caller's leg is the channel whose Uniq
 - VoiceMail, as the dialplan announces it after VoiceMail() with
   `UserEvent(VoiceMail,Recording: ${VM_MESSAGEFILE})` (AMI: Event: UserEvent,
   UserEvent: VoiceMail): `voicemail` with the recording's reference.
-Anything else is ignored. An event Omnidesk does not take (503, no connection) is tried again
-with a doubling wait; a refusal (400, 401) is logged and dropped, since resending cannot help.
+Anything else is ignored. An event Omnidesk does not take (503 while PostgreSQL is away, any
+5xx, no connection) is tried again, without limit, with a doubling wait capped at a minute,
+so an outage loses no event (AMI's socket holds what comes meanwhile); so is a 401, which a
+fixed clock or secret cures. Any other 4xx is logged and dropped: resending cannot help.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import socket
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -64,14 +67,19 @@ def extension_of(channel: str) -> str:
     return resource.rpartition("-")[0] or resource
 
 
-def _moment(frame: Frame, now: float) -> str:
-    """The event's time (AMI's Timestamp with `timestampevents = yes`), else now, in ISO."""
-    stamp = frame.get("Timestamp", "")
+def _seconds(frame: Frame, now: float) -> float:
+    """The event's Unix time (AMI's Timestamp with `timestampevents = yes`), else now: a
+    Timestamp that is no number of this era is taken as now, never the adapter's end."""
     try:
-        seconds = float(stamp) if stamp else now
+        seconds = float(frame.get("Timestamp") or now)
     except ValueError:
-        seconds = now
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
+        return now
+    return seconds if math.isfinite(seconds) and 0 <= seconds < 1e10 else now
+
+
+def _moment(frame: Frame, now: float) -> str:
+    """The event's time in ISO."""
+    return datetime.fromtimestamp(_seconds(frame, now), UTC).isoformat()
 
 
 @dataclass
@@ -98,7 +106,7 @@ class CallMapper:
         if kind == "BridgeEnter" and not caller_leg and call in self.open_calls:
             if call in self.answered_at:
                 return None  # a second leg (a transfer): the call was answered already
-            self.answered_at[call] = float(frame.get("Timestamp") or now)
+            self.answered_at[call] = _seconds(frame, now)
             return _event(call, "answered", at, extension=extension_of(frame.get("Channel", "")))
         if kind == "VoiceMail":
             return _event(call, "voicemail", at, recording=frame.get("Recording", ""))
@@ -107,7 +115,7 @@ class CallMapper:
             answered = self.answered_at.pop(call, None)
             if answered is None:
                 return _event(call, "missed", at)
-            talk = max(0, round(float(frame.get("Timestamp") or now) - answered))
+            talk = max(0, round(_seconds(frame, now) - answered))
             return _event(call, "hangup", at, duration_s=talk)
         return None
 
@@ -131,24 +139,41 @@ def signed_request(
     return urllib.request.Request(f"{url.rstrip('/')}/v1/cti/events", body, headers)
 
 
-def post(url: str, pbx: str, secret: bytes, event: dict[str, object], tries: int = 8) -> bool:
-    """Send one event (signed afresh each try); False when Omnidesk refused it for good."""
+MAX_WAIT_S = 60.0
+
+
+def worth_resending(status: int | None) -> bool:
+    """Whether an answer (None: no connection) may turn out otherwise later: a 5xx (503 while
+    PostgreSQL is away) or no answer may; so may a 401 (a clock or secret being fixed); any
+    other 4xx never will."""
+    return status is None or status >= 500 or status == 401
+
+
+def post(
+    url: str,
+    pbx: str,
+    secret: bytes,
+    event: dict[str, object],
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Send one event (signed afresh each try) until Omnidesk takes it: True, or False when
+    it refused it for good."""
     wait = 1.0
-    for _ in range(tries):
+    while True:
         try:
             with urllib.request.urlopen(signed_request(url, pbx, secret, event), timeout=10):
                 return True
         except urllib.error.HTTPError as exc:
-            if exc.code < 500:
-                log.error("event %s refused: %s %s", event["event_id"], exc.code, exc.read()[:200])
-                return False
-            log.warning("event %s: %s, trying again in %.0f s", event["event_id"], exc.code, wait)
+            status: int | None = exc.code
+            detail = f"{exc.code} {exc.read()[:200]!r}"
         except OSError as exc:
-            log.warning("event %s: %s, trying again in %.0f s", event["event_id"], exc, wait)
-        time.sleep(wait)
-        wait = min(wait * 2, 60.0)
-    log.error("event %s not delivered after %d tries", event["event_id"], tries)
-    return False
+            status, detail = None, str(exc)
+        if not worth_resending(status):
+            log.error("event %s refused, dropped: %s", event["event_id"], detail)
+            return False
+        log.warning("event %s: %s, trying again in %.0f s", event["event_id"], detail, wait)
+        sleep(wait)
+        wait = min(wait * 2, MAX_WAIT_S)
 
 
 def ami_lines(host: str, port: int, user: str, secret: str) -> Iterator[str]:

@@ -1,12 +1,17 @@
 """scripts/asterisk_ami_adapter.py: AMI frames of an answered call, a missed one and a
-voicemail map to Omnidesk's call events, and what it signs passes the server's own check."""
+voicemail map to Omnidesk's call events, and what it signs passes the server's own check; a
+bad Timestamp is taken as now, and an event is resent through an outage until it is taken
+(a local http.server answering 503s), while a refusal no resend can cure is dropped."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -148,3 +153,75 @@ def test_what_it_signs_the_server_accepts(monkeypatch: pytest.MonkeyPatch) -> No
     verify(config, *args, body, time.time())
     with pytest.raises(AuthError, match="Signature"):
         verify(config, *args, body.replace(b"new", b"old"), time.time())
+
+
+def test_a_timestamp_that_is_no_number_is_taken_as_now() -> None:
+    mapper, now = ami.CallMapper(), 1764950400.0
+    legs = {"Uniqueid": "1.1", "Linkedid": "1.1"}
+    assert mapper.map({"Event": "Newchannel", **legs, "Timestamp": "soon"}, now)
+    for stamp in ("soon", "nan", "inf", "1e300"):
+        mapper.answered_at.clear()
+        frame = {"Event": "BridgeEnter", "Channel": "PJSIP/2001-1", "Uniqueid": "1.2",
+                 "Linkedid": "1.1", "Timestamp": stamp}  # fmt: skip
+        answered = mapper.map(frame, now)
+        assert answered is not None and answered["at"] == "2025-12-05T16:00:00+00:00"
+    hangup = mapper.map({"Event": "Hangup", **legs, "Timestamp": "later"}, now + 30)
+    assert hangup is not None and hangup["duration_s"] == 30  # both taken as their "now"
+
+
+class Omnidesk(BaseHTTPRequestHandler):
+    """Answers each POST with the next status of the server's `statuses`."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        assert isinstance(self.server, Scripted)
+        status = self.server.statuses.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Scripted(ThreadingHTTPServer):
+    def __init__(self, statuses: list[int]) -> None:
+        super().__init__(("127.0.0.1", 0), Omnidesk)
+        self.statuses = statuses
+
+
+@pytest.fixture
+def omnidesk_at() -> Iterator[Callable[[list[int]], str]]:
+    servers: list[Scripted] = []
+
+    def start(statuses: list[int]) -> str:
+        server = Scripted(statuses)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_event_is_resent_through_an_outage_and_a_refusal_is_dropped(
+    omnidesk_at: Callable[[list[int]], str],
+) -> None:
+    event = {"event_id": "1.1:new", "type": "new", "call_id": "1.1", "at": "2026-12-05T10:00"}
+    waits: list[float] = []
+    statuses = [503, 503, 401, 502, 201]  # PostgreSQL away, a clock being fixed, a proxy
+    assert ami.post(omnidesk_at(statuses), "riyadh", b"s", event, sleep=waits.append)
+    assert statuses == [] and waits == [1, 2, 4, 8]
+    statuses = [400, 201]  # a refusal no resend can cure: dropped at once
+    assert not ami.post(omnidesk_at(statuses), "riyadh", b"s", event, sleep=waits.append)
+    assert statuses == [201] and len(waits) == 4
+    assert [ami.worth_resending(s) for s in (None, 500, 503, 401, 400, 404, 413)] == [
+        True, True, True, True, False, False, False,
+    ]  # fmt: skip
+    many: list[float] = []
+    statuses = [503] * 9 + [201]  # longer than the old eight tries; the wait stops at a minute
+    assert ami.post(omnidesk_at(statuses), "riyadh", b"s", event, sleep=many.append)
+    assert many == [1, 2, 4, 8, 16, 32, 60, 60, 60]

@@ -135,7 +135,7 @@ def count(records: Records, table: str) -> int:
 async def test_a_day_of_calls(centre: dict[str, Any]) -> None:
     c, service, runtime = centre, centre["service"], centre["runtime"]
     amal = {"Authorization": f"Bearer {c['tokens']['amal']}"}
-    question = {"id": "wamid.1", "type": "text", "text": {"body": "سؤال عن السجل التجاري"}}
+    question = {"id": "wamid.1", "type": "text", "text": {"body": "سؤال عن موعد التجديد"}}
     raw = RawPayload(channel=Channel.WHATSAPP, account="wa", received_at=datetime.now(UTC),
                      payload=whatsapp_body(question))  # fmt: skip
     (earlier,) = runtime.process([raw]).results
@@ -265,6 +265,10 @@ async def test_a_forged_or_stale_signature_gets_401_and_nothing_is_kept(
     body = json.dumps(event).encode()
     headers = signed(body) | {"X-Omnidesk-Pbx": "elsewhere"}
     assert (await c["session"].post("/v1/cti/events", data=body, headers=headers)).status == 401
+    for stamp in ("\u00b2", "1e9", " 1", "9" * 13):  # not ASCII digits: refused, never a 500
+        headers = signed(body) | {"X-Omnidesk-Timestamp": stamp}
+        r = await c["session"].post("/v1/cti/events", data=body, headers=headers)
+        assert r.status == 401 and "Timestamp" in (await r.json())["error"], stamp
     assert count(c["records"], "calls") == count(c["records"], "call_events") == 0
     r = await post(c, {**event, "type": "ringing"})  # signed but not an event we know
     assert r.status == 400 and "type" in (await r.json())["error"]

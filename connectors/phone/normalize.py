@@ -1,4 +1,4 @@
-"""A call as a ticket's message: the JSON that omnidesk/agents/cti_tickets.py writes for a
+"""A call as a ticket's message: the JSON that omnidesk/agents/cti_desk.py writes for a
 call an agent opens a ticket for, attaches to a ticket, or that comes back as a callback.
 
 The PBX's events never come here raw: the CTI endpoint has already checked their signature,

@@ -45,11 +45,11 @@ async def post_event(request: web.Request) -> web.Response:
         raise BadRequest("the body is not JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
-    event = read_event(desk, pbx, parse_body(data, CallEventBody))
-    try:
-        result = await _run(desk.event, event)
+    body = parse_body(data, CallEventBody)
+    try:  # reading the event finds its agent in the roster: a Redis read, so in the thread
+        result = await _run(lambda: desk.event(read_event(desk, pbx, body)))
     except TransientError as exc:
-        log.warning("cti: event %s of %s not taken: %s", event.event_id, pbx, exc)
+        log.warning("cti: event %s of %s not taken: %s", body.event_id, pbx, exc)
         return error(503, f"{exc}; send it again", headers=_RETRY_LATER)
     return ok(result, status=200 if result["duplicate"] else 201)
 

@@ -159,6 +159,24 @@ def dispose(
     return row is not None
 
 
+def claim_pop(conn: psycopg.Connection[Any], call: Call) -> bool:
+    """Take the call's screen-pop to send: True once, until `release_pop` gives it back."""
+    row = conn.execute(
+        "UPDATE calls SET popped_at = now() WHERE pbx = %s AND call_id = %s"
+        " AND popped_at IS NULL RETURNING 1",
+        (call.pbx, call.call_id),
+    ).fetchone()
+    return row is not None
+
+
+def release_pop(conn: psycopg.Connection[Any], call: Call) -> None:
+    """The pop was not written: the next resend of the event sends it."""
+    conn.execute(
+        "UPDATE calls SET popped_at = NULL WHERE pbx = %s AND call_id = %s",
+        (call.pbx, call.call_id),
+    )
+
+
 def customer_by_identities(conn: psycopg.Connection[Any], keys: list[str]) -> str | None:
     """The (final, unmerged) customer one of the identity keys belongs to in the records."""
     for key in keys:

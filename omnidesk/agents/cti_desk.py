@@ -71,18 +71,23 @@ class CtiDesk:
         return cti
 
     def agent_for(self, agent: str | None, extension: str | None) -> tuple[str | None, str | None]:
-        """(agent id, extension): an agent named by id, or found by its extension. One the
-        config does not know is kept as no agent (the call is recorded, nobody gets a pop),
-        so a PBX ahead of the config loses no call."""
-        agents = self.service.config().agents
+        """(agent id, extension): an agent named by id, or found by its extension, among the
+        config's and the directory's agents (a Redis read: never on the event loop). One
+        nobody knows is kept as no agent (the call is recorded, nobody gets a pop), so a PBX
+        ahead of the config loses no call."""
+        agents = self.service.roster().agents
         if agent:
             found = next((a for a in agents if a.id == agent), None)
             if found is not None:
                 return found.id, extension or found.extension
-            log.warning("cti: the PBX names agent %r, whom the config does not know", agent)
+            log.warning("cti: the PBX names agent %r, whom nobody knows here", agent)
         if extension:
-            held = next((a for a in agents if a.extension == extension), None)
-            return (held.id if held else None), extension
+            held = [a.id for a in agents if a.extension == extension]
+            if len(held) > 1:  # `omnidesk check` refuses it among config agents; the
+                # directory's can still clash: the config's agent comes first
+                log.warning("cti: extension %r is held by %s; %s gets the call", extension,
+                            ", ".join(held), held[0])  # fmt: skip
+            return (held[0] if held else None), extension
         return None, None
 
     def outside_hours(self, at: datetime) -> bool:
@@ -109,7 +114,7 @@ class CtiDesk:
                 call = book.find(conn, ev.pbx, ev.call_id)
         if call is None:  # the event was recorded, its call row is gone: an operator's doing
             raise NotFound(f"call {ev.pbx}:{ev.call_id} is not in the records")
-        if not duplicate and ev.type == "answered" and call.agent:
+        if ev.type == "answered" and call.agent:  # a resend too: its first pop may be lost
             self._pop(call)
         if call.state in book.UNANSWERED and call.disposition is None:
             call = self._maybe_callback(call)
@@ -118,11 +123,21 @@ class CtiDesk:
 
     def _pop(self, call: Call) -> None:
         """The screen-pop: an event on the stream for the answering agent's console only
-        (omnidesk.event_hub.visible); the console fetches the call's details by its id."""
-        self.service.store.add_event(
-            EventType.CALL_ANSWERED, "", channel=Channel.PHONE.value, actor="cti",
-            agent=call.agent or "", call=call.key, customer=call.customer_id or "",
-        )  # fmt: skip
+        (omnidesk.event_hub.visible); the console fetches the call's details by its id.
+        Sent once per call: claimed in the call book first (a resend finds it claimed),
+        given back when Redis fails, so the PBX's resend after the 503 sends it."""
+        with self._records().connection() as conn:
+            if not book.claim_pop(conn, call):
+                return
+        try:
+            self.service.store.add_event(
+                EventType.CALL_ANSWERED, "", channel=Channel.PHONE.value, actor="cti",
+                agent=call.agent or "", call=call.key, customer=call.customer_id or "",
+            )  # fmt: skip
+        except Exception:
+            with self._records().connection() as conn:
+                book.release_pop(conn, call)
+            raise
 
     def _maybe_callback(self, call: Call) -> Call:
         when = call.ended_at or call.started_at
@@ -137,13 +152,31 @@ class CtiDesk:
     # ---------------------------------------------------------------- the agent's side
 
     def call_for(self, agent: AgentConfig, key: str) -> Call:
+        """The call if it is the agent's to see: one they answered, or, for a supervisor,
+        one in their queues' scope (call_in_scope)."""
         pbx, _, call_id = key.partition(":")
         with self._records().connection() as conn:
             call = book.find(conn, pbx, call_id) if call_id else None
         # another agent's call is as unknown as none: its caller is not theirs to see
-        if call is None or (call.agent != agent.id and agent.role != "supervisor"):
+        if call is None or (
+            call.agent != agent.id
+            and (agent.role != "supervisor" or not self.call_in_scope(agent, call))
+        ):
             raise NotFound(f"no call {key!r} answered by you")
         return call
+
+    def call_in_scope(self, supervisor: AgentConfig, call: Call) -> bool:
+        """Whether the call is in the supervisor's queues' scope: its branch is one of their
+        queues or those queues' regions (as the call report counts it), or the agent who
+        answered works one of their queues."""
+        roster = self.service.roster()
+        cfg = roster.config
+        queues = set(roster.queues_of(supervisor))
+        regions = {cfg.queues[q].region for q in queues if cfg.queues[q].region}
+        if call.branch and call.branch in queues | regions:
+            return True
+        answered = next((a for a in roster.agents if a.id == call.agent), None)
+        return answered is not None and bool(queues & set(answered.queues))
 
     def screen_pop(self, agent: AgentConfig, key: str) -> dict[str, Any]:
         """The call, its customer, their open tickets and last contacts."""
@@ -158,7 +191,10 @@ class CtiDesk:
         with self._records().connection() as conn:
             for row in book.recent_tickets(conn, call.customer_id, 20):
                 tickets.setdefault(row[0], _row_json(row))
-        ordered = sorted(tickets.values(), key=lambda t: t["updated_at"], reverse=True)
+        # only tickets of queues the agent may see, as everywhere else in the console
+        queues = set(self.service.roster().queues_of(agent))
+        shown = [t for t in tickets.values() if t["queue"] in queues]
+        ordered = sorted(shown, key=lambda t: t["updated_at"], reverse=True)
         if customer is not None:
             out["customer"] = {"id": customer.id, "name": customer.name,
                                "segment": customer.segment.value, "region": customer.region,
@@ -178,7 +214,7 @@ class CtiDesk:
         call = self.call_for(agent, key)
         target = None
         if action == "attach":
-            target = self._open_ticket_of(call, ticket)
+            target = self._open_ticket_of(agent, call, ticket)
         if action != "log" and call.disposition in (None, action):
             target = self._take_in(call, action, "ticket", ticket=target, note=note)
             if action == "ticket":
@@ -204,10 +240,12 @@ class CtiDesk:
         if handed.outcome not in ("assigned", "same"):
             log.info("call ticket %s stays in %s (%s)", ticket_id, found[0].queue, handed.outcome)
 
-    def _open_ticket_of(self, call: Call, ticket: str | None) -> str:
+    def _open_ticket_of(self, agent: AgentConfig, call: Call, ticket: str | None) -> str:
         if not ticket:
             raise BadRequest("ticket: required to attach a call")
         found = self.service.store.get_tickets([ticket])
+        if found and not self.service.roster().may_access(agent, found[0].queue):
+            raise NotFound(f"no ticket {ticket}", "not_found", ticket=ticket)  # not yours: none
         if not found or found[0].customer_id != call.customer_id or not found[0].status.is_open:
             raise BadRequest(f"ticket: {ticket!r} is not an open ticket of the caller")
         return ticket

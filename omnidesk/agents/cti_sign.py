@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 
 from omnidesk.config import CtiConfig
 from omnidesk.errors import AuthError
@@ -19,6 +20,8 @@ from omnidesk.errors import AuthError
 PBX_HEADER = "X-Omnidesk-Pbx"
 TIMESTAMP_HEADER = "X-Omnidesk-Timestamp"
 SIGNATURE_HEADER = "X-Omnidesk-Signature"  # "sha256=<hex>" (or the bare hex)
+# ASCII digits only: str.isdigit() takes '²', which int() then refuses (a 500, not a 401)
+_STAMP = re.compile(r"[0-9]{1,12}")
 
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -36,7 +39,7 @@ def verify(
     secret = os.environ.get(known.secret_env, "")
     if not secret:
         raise AuthError(f"PBX {pbx!r} has no secret set (${known.secret_env})")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > config.max_skew_s:
+    if not _STAMP.fullmatch(timestamp) or abs(now - int(timestamp)) > config.max_skew_s:
         raise AuthError(f"{TIMESTAMP_HEADER}: missing or more than {config.max_skew_s} s off")
     given = signed.strip().removeprefix("sha256=")
     expected = signature(secret.encode(), timestamp, body)

@@ -186,6 +186,7 @@ class Directory:
         cfg = self.config
         names = [cfg.login_attribute, cfg.name_attribute, cfg.mail_attribute]
         names += [a for a in (cfg.languages_attribute, cfg.capacity_attribute) if a]
+        names += [cfg.extension_attribute] if cfg.extension_attribute else []
         return names
 
 
@@ -243,6 +244,10 @@ def agent_of(user: DirectoryUser, config: DirectoryConfig) -> AgentConfig | None
         if v.strip().lower() in ("ar", "en")
     ]
     capacity = first(config.capacity_attribute)
+    extension = first(config.extension_attribute)  # one the PBX cannot name is left out
+    if len(extension) > 32 or not all(c.isascii() and (c.isalnum() or c in "*#+_-")
+                                      for c in extension):  # fmt: skip
+        extension = ""
     try:
         return AgentConfig(
             id=first(config.login_attribute).lower(),
@@ -252,6 +257,7 @@ def agent_of(user: DirectoryUser, config: DirectoryConfig) -> AgentConfig | None
             capacity=min(max(int(capacity), 1), 1000) if capacity.isdigit() else config.capacity,
             role=role,
             email=first(config.mail_attribute) or None,
+            extension=extension or None,
         )
     except ValidationError:
         return None
