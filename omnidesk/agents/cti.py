@@ -9,7 +9,6 @@ fault, 503 while PostgreSQL (the call book) is away, so the PBX keeps the event 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -18,8 +17,15 @@ from aiohttp import web
 from omnidesk.agents.bodies import CallDispositionBody, CallEventBody, parse_body
 from omnidesk.agents.cti_desk import CtiDesk, read_event
 from omnidesk.agents.cti_sign import PBX_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from omnidesk.agents.errors import BadRequest
-from omnidesk.agents.http import _run, current_agent, error, ok, parsed, read_limited
+from omnidesk.agents.http import (
+    _run,
+    current_agent,
+    error,
+    json_object,
+    ok,
+    parsed,
+    read_limited,
+)
 from omnidesk.errors import AuthError, TransientError
 
 log = logging.getLogger("omnidesk.agents.cti")
@@ -39,13 +45,7 @@ async def post_event(request: web.Request) -> web.Response:
     except AuthError as exc:
         log.warning("cti: refused an event from %s (pbx %r): %s", request.remote, pbx[:64], exc)
         return error(401, str(exc), headers={"WWW-Authenticate": 'HMAC realm="omnidesk-cti"'})
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
-    body = parse_body(data, CallEventBody)
+    body = parse_body(json_object(raw), CallEventBody)
     try:  # reading the event finds its agent in the roster: a Redis read, so in the thread
         result = await _run(lambda: desk.event(read_event(desk, pbx, body)))
     except TransientError as exc:

@@ -176,8 +176,11 @@ async def body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     raw = await read_limited(request)
-    if not raw.strip():
-        return {}
+    return json_object(raw) if raw.strip() else {}
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """`raw` as a JSON object; BadRequest saying what it is not."""
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
