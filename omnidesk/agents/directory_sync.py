@@ -90,7 +90,8 @@ def release_outside(service: AgentService, agent_id: str, queues: set[str]) -> i
         queue = text_or_none(service.store.r.hget(key, "queue")) or ""
         if queue in queues:
             continue
-        if service.assigner.release(ticket_id, requeue=True) == agent_id:
+        # only if still theirs: another daemon's sync may have handed it on since held()
+        if service.assigner.release(ticket_id, requeue=True, holder=agent_id) == agent_id:
             released += 1
             service.store.add_event(
                 EventType.RELEASED, ticket_id, queue=queue, actor="directory", agent=agent_id,
