@@ -4,11 +4,21 @@ release, a Redis failure during a sync pass, and the unknown name's dummy bind."
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any
 
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 from omnidesk.agents.directory import dn_key
-from omnidesk.agents.directory_sync import sync
+from omnidesk.agents.directory_sync import sync, sync_loop
 from tests.ldapkit import BASE, group_dn, slapd  # noqa: F401
+from tests.services import free_port
+from tests.storekit import web as web_form
 from tests.test_directory_login import desk, login  # noqa: F401
 
 SMITH_DN = f"cn=Smith\\, John,ou=people,{BASE}"
@@ -47,3 +57,37 @@ async def test_a_user_whose_dn_has_an_escaped_comma_logs_in_and_the_sync_keeps_t
     assert sync(service).revoked == []
     me = await client.get("/v1/me", headers={"Cookie": session["Cookie"]})
     assert me.status == 200 and (await me.json())["name"] == "Smith, John"
+
+
+async def test_a_sync_pass_that_meets_a_redis_outage_leaves_the_loop_running(
+    desk: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis goes (a client on a closed port) after the pass read what layla holds, so the
+    ticket's own read meets it: one log line, and the loop waits for the next pass."""
+    service, runtime = desk["service"], desk["runtime"]
+    assert "layla" in sync(service).kept
+    (result,) = runtime.process([web_form("a question", email="c@example.sa")]).results
+    assert service.assigner.claim(service.agent("layla")).ticket_id == result.ticket_id
+    working, read = service.store.r, service.assigner.held
+    down = redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0), decode_responses=True)
+
+    def held_then_outage(agent_id: str) -> list[str]:
+        seen = read(agent_id)
+        if seen:
+            service.store.r = down
+        return seen
+
+    monkeypatch.setattr(service.assigner, "held", held_then_outage)
+    stop = asyncio.Event()
+    caplog.set_level(logging.WARNING, "omnidesk.agents.directory")
+    loop = asyncio.create_task(sync_loop(service, stop))
+    deadline = time.monotonic() + 20
+    while not loop.done() and "directory sync failed" not in caplog.text:
+        assert time.monotonic() < deadline, "the sync pass never ended"
+        await asyncio.sleep(0.05)
+    assert not loop.done(), loop.exception()
+    assert "directory sync failed: redis unavailable" in caplog.text
+    service.store.r = working
+    stop.set()
+    await asyncio.wait_for(loop, timeout=10)
+    assert service.assigner.held("layla") == [result.ticket_id]  # nothing dropped
