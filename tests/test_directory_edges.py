@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 import redis
+from pydantic import ValidationError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from omnidesk.agents.directory import dn_key
+from omnidesk.agents.directory import DirectoryUser, agent_of, dn_key
 from omnidesk.agents.directory_sync import sync, sync_loop
+from omnidesk.config import AgentConfig, DirectoryConfig
 from tests.ldapkit import BASE, group_dn, slapd  # noqa: F401
 from tests.services import free_port
 from tests.storekit import web as web_form
@@ -33,6 +35,22 @@ def add_smith(server: Any) -> None:
     server.modify(
         f"dn: {group_dn('desk-general')}\nchangetype: modify\nadd: member\nmember: {SMITH_DN}\n"
     )
+
+
+@pytest.mark.parametrize("reserved", ["login", "directory"])
+def test_the_login_and_directory_actor_names_cannot_be_agent_ids(reserved: str) -> None:
+    """Events name them as actors (a login, a sync's release): an agent by that id would be
+    credited with them, or lose their own work to "nobody" in the reports."""
+    with pytest.raises(ValidationError, match="own actors"):
+        AgentConfig(id=reserved, name="X", queues=["general"])
+    config = DirectoryConfig(
+        url="ldaps://dc.example", bind_dn="cn=svc", bind_password_env="PW", user_base="ou=p",
+        groups=[{"dn": "cn=a", "queues": ["general"]}],
+    )  # fmt: skip
+    user = DirectoryUser(
+        f"uid={reserved},ou=p", {"uid": [reserved], "cn": ["X"]}, tuple(config.groups)
+    )
+    assert agent_of(user, config) is None
 
 
 def test_dn_key_reads_escapes_and_keeps_an_escaped_comma_in_its_value() -> None:
