@@ -339,3 +339,21 @@ async def test_messages_the_system_sends_show_live(live: dict[str, Any]) -> None
         _, shown = await stream.until(lambda f, e=event: f[1] == e)
         assert shown[2]["ticket"] == tid and shown[2]["message"] == message.id
     stream.response.close()
+
+
+async def test_a_ticket_released_by_the_directory_sync_shows_live(live: dict[str, Any]) -> None:
+    """The console drops a `released` ticket from its agent's list: the stream must send it."""
+    from omnidesk.agents.directory_sync import release_outside
+
+    session, runtime, service, tokens = (
+        live[k] for k in ("session", "runtime", "service", "tokens")
+    )
+    tid = (
+        runtime.process([web_form("a general question", email="r@example.sa")]).results[0].ticket_id
+    )
+    assert service.assigner.claim(service.agent("amal")).ticket_id == tid
+    stream = await subscribe(session, auth(tokens["sara"]))  # sara works general too
+    assert await asyncio.to_thread(release_outside, service, "amal", set()) == 1
+    _, shown = await stream.until(lambda f: f[1] == "released")
+    assert (shown[2]["ticket"], shown[2]["agent"], shown[2]["queue"]) == (tid, "amal", "general")
+    stream.response.close()
