@@ -15,13 +15,13 @@ from pydantic import ValidationError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from omnidesk.agents.directory import DirectoryUser, agent_of, dn_key
+from omnidesk.agents.directory import Directory, DirectoryUser, LoginRefused, agent_of, dn_key
 from omnidesk.agents.directory_sync import sync, sync_loop
 from omnidesk.config import AgentConfig, DirectoryConfig
 from tests.ldapkit import BASE, group_dn, slapd  # noqa: F401
 from tests.services import free_port
 from tests.storekit import web as web_form
-from tests.test_directory_login import desk, login  # noqa: F401
+from tests.test_directory_login import desk, directory_config, login  # noqa: F401
 
 SMITH_DN = f"cn=Smith\\, John,ou=people,{BASE}"
 
@@ -109,3 +109,29 @@ async def test_a_sync_pass_that_meets_a_redis_outage_leaves_the_loop_running(
     stop.set()
     await asyncio.wait_for(loop, timeout=10)
     assert service.assigner.held("layla") == [result.ticket_id]  # nothing dropped
+
+
+def test_an_unknown_name_costs_a_bind_as_a_known_one_does(
+    slapd: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No timing here (timed tests are banned): the unknown name's path must make the same
+    bind, on a DN no entry has, that a known name's makes, and that bind must fail."""
+    directory = Directory(directory_config(slapd))
+    binds: list[tuple[str, bool]] = []
+    real = Directory._binds
+
+    def counted(self: Directory, dn: str, password: str) -> bool:
+        bound = real(self, dn, password)
+        binds.append((dn, bound))
+        return bound
+
+    monkeypatch.setattr(Directory, "_binds", counted)
+    with pytest.raises(LoginRefused) as refused:
+        directory.authenticate("nobody", "nobody-pw")
+    assert refused.value.reason == "unknown_or_disabled"
+    assert binds == [(directory.no_such_dn(), False)]
+    with pytest.raises(LoginRefused) as refused:
+        directory.authenticate("layla", "not-her-password")
+    assert refused.value.reason == "wrong_password"
+    assert len(binds) == 2 and binds[1][1] is False

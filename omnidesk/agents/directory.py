@@ -75,15 +75,24 @@ class Directory:
                 self._user_filter(name),
                 ldap3.SUBTREE,
             )
-            if len(entries) != 1:
-                raise LoginRefused("unknown_or_disabled" if not entries else "ambiguous")
-            dn, attributes = entries[0]
+            found = entries[0] if len(entries) == 1 else None
+            # no such name (or two): the same group searches and bind, on a DN nobody has,
+            # so how long the answer takes does not tell which names exist
+            dn, attributes = found or (self.no_such_dn(), {})
             groups = self._groups_of(conn, dn)
-        if not self._binds(dn, password):
+        binds = self._binds(dn, password)
+        if found is None:
+            raise LoginRefused("unknown_or_disabled" if not entries else "ambiguous")
+        if not binds:
             raise LoginRefused("wrong_password")
         if not groups:
             raise LoginRefused("no_group")
         return DirectoryUser(dn, attributes, groups)
+
+    def no_such_dn(self) -> str:
+        """The DN an unknown name's login binds as: under `user_base`, held by no entry, so
+        the bind fails as a wrong password would, taking as long."""
+        return f"cn=omnidesk-no-such-user,{self.config.user_base}"
 
     def _user_filter(self, name: str) -> str:
         attr = self.config.login_attribute
