@@ -46,7 +46,7 @@ LIVE_TYPES = frozenset(
         EventType.STATUS_REPLIED, EventType.ASSIGNED, EventType.TRANSFERRED, EventType.ESCALATED,
         EventType.STATUS_CHANGED, EventType.MERGED, EventType.PRIORITY_CHANGED, EventType.TAGGED,
         EventType.SLA_WARNED, EventType.SLA_BREACHED, EventType.CSAT, EventType.CUSTOMER_CHANGED,
-        EventType.GUIDE_ANSWERED,
+        EventType.GUIDE_ANSWERED, EventType.RELEASED,
     }
 )  # fmt: skip
 HEARTBEAT_S = 15.0

@@ -89,7 +89,7 @@ MACHINE_FLAGS = frozenset({Flag.AUTO_REPLY, Flag.BOUNCE, Flag.FEEDBACK_REPORT, F
 # reply, first response or transfer (the config refuses agents named like them).
 SYSTEM_ACTORS = frozenset({
     "", "system", "csat", "sla", "omnidesk", "deliver", "intake", "assignment", "merge",
-    "customer", "operator", "retention", "router", "cti",
+    "customer", "operator", "retention", "router", "cti", "login", "directory",
 })  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -338,4 +339,64 @@ async def test_messages_the_system_sends_show_live(live: dict[str, Any]) -> None
         message = send_automatic(runtime.store, lambda outs: None, ticket, "تم", event=event)
         _, shown = await stream.until(lambda f, e=event: f[1] == e)
         assert shown[2]["ticket"] == tid and shown[2]["message"] == message.id
+    stream.response.close()
+
+
+async def test_a_ticket_released_by_the_directory_sync_shows_live(live: dict[str, Any]) -> None:
+    """The console drops a `released` ticket from its agent's list: the stream must send it."""
+    from omnidesk.agents.directory_sync import release_outside
+
+    session, runtime, service, tokens = (
+        live[k] for k in ("session", "runtime", "service", "tokens")
+    )
+    tid = (
+        runtime.process([web_form("a general question", email="r@example.sa")]).results[0].ticket_id
+    )
+    assert service.assigner.claim(service.agent("amal")).ticket_id == tid
+    stream = await subscribe(session, auth(tokens["sara"]))  # sara works general too
+    assert await asyncio.to_thread(release_outside, service, "amal", set()) == 1
+    _, shown = await stream.until(lambda f: f[1] == "released")
+    assert (shown[2]["ticket"], shown[2]["agent"], shown[2]["queue"]) == (tid, "amal", "general")
+    stream.response.close()
+
+
+async def test_the_stream_outlives_a_redis_failure_of_the_directory_roster(
+    live: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With directory login the roster reads Redis; the stream re-reads the agent's queues off
+    the loop, and when that read fails it keeps the queues it had (one log line) instead of
+    ending."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from omnidesk.agents import stream_queues
+    from omnidesk.agents.directory_roster import DirectoryRoster
+    from omnidesk.config import DirectoryConfig
+    from omnidesk.store import Store
+    from tests.services import free_port
+
+    session, runtime, service, tokens = (
+        live[k] for k in ("session", "runtime", "service", "tokens")
+    )
+    directory = DirectoryConfig(
+        url="ldaps://dc.example", bind_dn="cn=svc", bind_password_env="PW", user_base="ou=p",
+        groups=[{"dn": "cn=a", "queues": ["general"]}],
+    )  # fmt: skip
+    data = service.config().model_copy(update={"directory": directory})
+    monkeypatch.setattr(service, "config", lambda: data)
+    monkeypatch.setattr(stream_queues, "REFRESH_S", 0.0)  # re-read at every event
+    stream = await subscribe(session, auth(tokens["amal"]))
+    working = service.directory
+    down = redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0), decode_responses=True)
+    service.directory = DirectoryRoster(Store(down, service.store.prefix))
+    caplog.set_level(logging.WARNING, "omnidesk.agents.http")
+    first = runtime.process([web_form("during the outage", email="o@example.sa")]).results[0]
+    _, shown = await stream.until(lambda f: f[1] == "ticket_opened")
+    assert shown[2]["ticket"] == first.ticket_id
+    assert "queues not re-read, kept (StoreUnavailable)" in caplog.text
+    service.directory = working
+    second = runtime.process([web_form("after the outage", email="o@example.sa")]).results[0]
+    _, shown = await stream.until(lambda f: f[1] == "ticket_opened")
+    assert shown[2]["ticket"] == second.ticket_id
     stream.response.close()

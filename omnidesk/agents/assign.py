@@ -170,11 +170,16 @@ class Assigner:
     # -------------------------------------------------------- release
 
     @guarded
-    def release(self, ticket_id: str, *, requeue: bool = False) -> str | None:
-        """Take the ticket off its agent; returns that agent ('' none, None no ticket)."""
+    def release(
+        self, ticket_id: str, *, requeue: bool = False, holder: str | None = None
+    ) -> str | None:
+        """Take the ticket off its agent; returns that agent ('' none, None no ticket). With
+        `holder`, only if that agent holds it now (checked in the script, atomically); if
+        another does, nothing changes and that other is returned."""
+        named = {} if holder is None else {"holder": holder}
         reply = run_script(
             scripts(self.store)["release"], self.store.prefix, ticket=ticket_id,
-            requeue="1" if requeue else "0",
+            requeue="1" if requeue else "0", **named,
         )  # fmt: skip
         if reply is None or reply is False:
             return None

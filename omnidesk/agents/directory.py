@@ -12,13 +12,15 @@ their members. ldap3 is synchronous: callers run this in a thread.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPInvalidDnError
 from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import parse_dn
 from pydantic import ValidationError
 
 from omnidesk.config import AgentConfig, DirectoryConfig, DirectoryGroup
@@ -73,15 +75,24 @@ class Directory:
                 self._user_filter(name),
                 ldap3.SUBTREE,
             )
-            if len(entries) != 1:
-                raise LoginRefused("unknown_or_disabled" if not entries else "ambiguous")
-            dn, attributes = entries[0]
+            found = entries[0] if len(entries) == 1 else None
+            # no such name (or two): the same group searches and bind, on a DN nobody has,
+            # so how long the answer takes does not tell which names exist
+            dn, attributes = found or (self.no_such_dn(), {})
             groups = self._groups_of(conn, dn)
-        if not self._binds(dn, password):
+        binds = self._binds(dn, password)
+        if found is None:
+            raise LoginRefused("unknown_or_disabled" if not entries else "ambiguous")
+        if not binds:
             raise LoginRefused("wrong_password")
         if not groups:
             raise LoginRefused("no_group")
         return DirectoryUser(dn, attributes, groups)
+
+    def no_such_dn(self) -> str:
+        """The DN an unknown name's login binds as: under `user_base`, held by no entry, so
+        the bind fails as a wrong password would, taking as long."""
+        return f"cn=omnidesk-no-such-user,{self.config.user_base}"
 
     def _user_filter(self, name: str) -> str:
         attr = self.config.login_attribute
@@ -108,7 +119,7 @@ class Directory:
         """Everyone in a mapped group who passes `user_filter` under `user_base`, by
         `dn_key`: the agents the directory gives now. Direct members only (no nested
         groups); ldap3 follows AD's ranged `member` values by itself."""
-        found: dict[str, list[DirectoryGroup]] = {}
+        found: dict[str, tuple[str, list[DirectoryGroup]]] = {}
         with self._service() as conn:
             for group in self.config.groups:
                 rows = self._search(
@@ -116,15 +127,16 @@ class Directory:
                 )
                 for _, attrs in rows:
                     for dn in attrs.get(self.config.member_attribute.lower(), []):
-                        found.setdefault(dn_key(dn), []).append(group)
+                        found.setdefault(dn_key(dn), (dn, []))[1].append(group)
             base = dn_key(self.config.user_base)
             users: dict[str, DirectoryUser] = {}
-            for dn, groups in found.items():
-                if not dn.endswith("," + base):
+            for key, (dn, groups) in found.items():
+                if not key.endswith("," + base):
                     continue
+                # the DN as the server gave it: its escapes intact, so the base search finds it
                 rows = self._search(conn, dn, self.config.user_filter, ldap3.BASE)
                 if rows:
-                    users[dn] = DirectoryUser(rows[0][0], rows[0][1], tuple(groups))
+                    users[key] = DirectoryUser(rows[0][0], rows[0][1], tuple(groups))
         return users
 
     # ------------------------------------------------------------ connections
@@ -212,9 +224,40 @@ class _Bound:
 
 
 def dn_key(dn: str) -> str:
-    """A DN to compare: lower case, no spaces around the commas ("OU=People, DC=x" as
-    "ou=people,dc=x"), as AD and OpenLDAP may spell the same one differently."""
-    return ",".join(part.strip() for part in dn.lower().split(","))
+    """A DN to compare: each RDN's type and value in lower case, escapes read ("\\2C" and
+    "\\," alike) and written one way, no spaces around the separators ("OU=People, DC=x" as
+    "ou=people,dc=x"), as AD and OpenLDAP may spell the same one differently. An escaped
+    comma stays inside its value ("CN=Smith\\, John,..."): a DN is never split on it."""
+    try:
+        parts = parse_dn(dn, escape=False, strip=True)
+    except LDAPInvalidDnError:
+        return dn.strip().lower()
+    out = []
+    for attr_type, value, separator in parts:
+        text = _canonical_value(_unescape(value).lower())
+        out.append(f"{attr_type.strip().lower()}={text}{separator}")
+    return "".join(out)
+
+
+_HEX_PAIR = re.compile(r"\\([0-9a-fA-F]{2})|\\(.)", re.DOTALL)
+
+
+def _unescape(value: str) -> str:
+    """An RDN value as the text it stands for: "\\," is ",", "\\2C" is "," (hex pairs are
+    UTF-8 bytes)."""
+    raw = bytearray()
+    pos = 0
+    for match in _HEX_PAIR.finditer(value):
+        raw += value[pos : match.start()].encode("utf-8")
+        raw += bytes.fromhex(match[1]) if match[1] else match[2].encode("utf-8")
+        pos = match.end()
+    raw += value[pos:].encode("utf-8")
+    return raw.decode("utf-8", "replace").strip()
+
+
+def _canonical_value(text: str) -> str:
+    """The one spelling of a value in a key: every special character backslash-escaped."""
+    return "".join("\\" + c if c in ',+"\\<>;=#' else c for c in text)
 
 
 def _strings(attributes: dict[str, Any]) -> dict[str, list[str]]:

@@ -24,6 +24,7 @@ from omnidesk.config import AgentConfig
 from omnidesk.errors import OmnideskError
 from omnidesk.events import EventType
 from omnidesk.replies import text_or_none
+from omnidesk.store import redis_errors
 
 log = logging.getLogger("omnidesk.agents.directory")
 
@@ -68,10 +69,13 @@ def revoke(service: AgentService, agent_id: str, reason: str) -> int:
     """End the agent's access now (sessions, and any token an operator made for them, so a
     return to the group later does not revive it); returns how many tickets went back."""
     sessions = service.sessions.revoke(agent_id)
-    if service.store.r.exists(service.store.keys.auth_agent(agent_id)):
+    with redis_errors():  # StoreUnavailable, which the loop logs, not a raw redis error
+        has_token = service.store.r.exists(service.store.keys.auth_agent(agent_id))
+    if has_token:
         service.tokens.revoke(agent_id, actor="directory")
     service.directory.drop([agent_id])
-    service.store.r.delete(service.store.keys.presence(agent_id))
+    with redis_errors():
+        service.store.r.delete(service.store.keys.presence(agent_id))
     released = release_outside(service, agent_id, set())
     service.store.add_event(
         EventType.ACCESS_REVOKED, actor="directory", agent=agent_id, reason=reason,
@@ -86,11 +90,15 @@ def release_outside(service: AgentService, agent_id: str, queues: set[str]) -> i
     """Every ticket the agent holds outside `queues` goes back to its queue's waiting list."""
     released = 0
     for ticket_id in service.assigner.held(agent_id):
-        key = service.store.keys.ticket(ticket_id)
-        queue = text_or_none(service.store.r.hget(key, "queue")) or ""
+        with redis_errors():
+            queue = text_or_none(
+                service.store.r.hget(service.store.keys.ticket(ticket_id), "queue")
+            )
+        queue = queue or ""
         if queue in queues:
             continue
-        if service.assigner.release(ticket_id, requeue=True) == agent_id:
+        # only if still theirs: another daemon's sync may have handed it on since held()
+        if service.assigner.release(ticket_id, requeue=True, holder=agent_id) == agent_id:
             released += 1
             service.store.add_event(
                 EventType.RELEASED, ticket_id, queue=queue, actor="directory", agent=agent_id,
@@ -114,5 +122,7 @@ async def sync_loop(service: AgentService, stop: asyncio.Event) -> None:
                 log.warning("directory sync skipped: %s", exc)
             except OmnideskError as exc:
                 log.warning("directory sync failed: %s", exc)
+            except Exception as exc:  # anything else: this pass is lost, the loop goes on
+                log.error("directory sync failed: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)

@@ -43,6 +43,7 @@ from omnidesk.agents.desk import BadRequest, NotFound
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
 from omnidesk.agents.sessions import CSRF_HEADER, is_session
+from omnidesk.agents.stream_queues import StreamQueues, queues_now
 from omnidesk.api import read_at_most
 from omnidesk.config import AgentConfig
 from omnidesk.db.connect import RecordsUnavailable
@@ -211,6 +212,7 @@ async def me(request: web.Request) -> web.Response:
     agent = await current_agent(request)
     presence = await _run(service.assigner.presence, agent.id)
     load = await _run(service.assigner.load, agent.id)
+    queues = await _run(_queues_of, service, agent)  # the roster reads Redis: off the loop
     return ok(
         {
             "id": agent.id,
@@ -220,7 +222,7 @@ async def me(request: web.Request) -> web.Response:
             "capacity": agent.capacity,
             "load": load,
             "presence": presence,
-            "queues": service.roster().queues_of(agent),
+            "queues": queues,
             "transfer_targets": list(service.config().queues),
         }
     )
@@ -332,10 +334,11 @@ async def search(request: web.Request) -> web.Response:
         raise BadRequest("limit: must be a number") from None
     if service.records is None:
         raise StoreUnavailable("no PostgreSQL configured for search")
-    queues = service.roster().queues_of(agent)
+    records = service.records
 
     def run() -> list[Any]:
-        with service.records.connection() as conn:
+        queues = service.roster().queues_of(agent)  # Redis with directory login: in the thread
+        with records.connection() as conn:
             return find(conn, query, queues=queues, limit=limit)
 
     hits = await _run(run)
@@ -445,6 +448,7 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     if last and not events.valid_id(last.strip()):
         raise BadRequest("Last-Event-ID: not an event id")
     last = last.strip()
+    queues = await _run(queues_now, service, agent.id)  # StoreUnavailable: a 503, not a stream
     sub = hub.subscribe()  # before the replay: what comes meanwhile waits in its queue
     try:
         await hub.started()
@@ -460,7 +464,8 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(ConnectionError):
             # every entry in the queue is newer than the subscription: only a replayed
             # one can come twice
-            await _stream(request, response, sub, agent, last or "0-0", replayed)
+            live = StreamQueues(service, agent.id, queues)
+            await _stream(request, response, sub, agent, live, last or "0-0", replayed)
         return response
     finally:
         hub.unsubscribe(sub)
@@ -471,12 +476,13 @@ async def _stream(
     response: web.StreamResponse,
     sub: events.Subscriber,
     agent: AgentConfig,
+    live: StreamQueues,
     sent: str,
     replayed: list[events.Entry] | None,
 ) -> None:
-    service, hub = request.app[SERVICE_KEY], request.app[HUB_KEY]
+    hub = request.app[HUB_KEY]
     await response.write(f"retry: {events.RETRY_MS}\n: {agent.id}\n\n".encode())
-    queues = _queues_now(service, agent)
+    queues = live.queues
     if replayed is None:  # the gap cannot be filled: the console reloads what it shows
         await response.write(b"event: resync\ndata: {}\n\n")
         replayed = []
@@ -510,19 +516,12 @@ async def _stream(
         if events.stream_pos(entry_id) <= events.stream_pos(sent):
             continue  # already sent by the replay
         sent = entry_id
-        if events.visible(fields, _queues_now(service, agent), agent.id):
+        if events.visible(fields, await live.now(), agent.id):
             await response.write(events.frame(entry_id, fields))
 
 
-def _queues_now(service: AgentService, agent: AgentConfig) -> set[str]:
-    """The agent's queues in the config as it is now (a SIGHUP may have changed them): the
-    agent is looked up again by id, never read from the object the stream started with."""
-    roster = service.roster()
-    try:
-        current = roster.get(agent.id)
-    except NoSuchAgent:  # gone from the config: nothing shows; the next check logs out
-        return set()
-    return set(roster.queues_of(current))
+def _queues_of(service: AgentService, agent: AgentConfig) -> list[str]:
+    return service.roster().queues_of(agent)
 
 
 async def reply(request: web.Request) -> web.Response:

@@ -52,11 +52,13 @@ async def assign(request: web.Request) -> web.Response:
         raise Forbidden("only a supervisor may assign a ticket to someone else")
     target_id = (await parsed(request, AssignBody)).agent
     ticket = await asyncio.to_thread(service.desk.ticket, supervisor, request.match_info["ticket"])
+    # the roster reads Redis (directory agents): in a thread, once, not on the loop
+    roster = await asyncio.to_thread(service.roster)
     try:
-        target = service.agent(target_id)
+        target = roster.get(target_id)
     except NoSuchAgent:
         raise BadRequest(f"no agent {target_id!r}", "no_agent", agent=target_id) from None
-    if not service.roster().may_access(target, ticket.queue):
+    if not roster.may_access(target, ticket.queue):
         raise BadRequest(
             f"agent {target.id!r} does not work queue {ticket.queue!r}: transfer the ticket"
             " to one of their queues first",
