@@ -402,11 +402,16 @@ async def test_arabic_folder_names_in_modified_utf7(dovecot, account_factory, ru
     assert sink.message_ids == [message_id]
     assert sink.payloads[0].source == f"imap:{folder}:1"
     moved_to = " ".join(utf7_imap(word) for word in done.split(" "))
-    conn = dovecot.client(user)
-    _, in_folder = conn.select(wire)
-    _, in_done = conn.select(f'"{moved_to}"')
-    conn.logout()
-    assert in_folder[0] == b"0" and in_done[0] == b"1"
+
+    def counts() -> tuple[bytes, bytes]:
+        conn = dovecot.client(user)
+        _, in_folder = conn.select(wire)
+        _, in_done = conn.select(f'"{moved_to}"')
+        conn.logout()
+        return in_folder[0], in_done[0]
+
+    # the move follows the hand-over: polled, not read at once
+    assert await eventually(lambda: counts() == (b"0", b"1"), 5), counts()
 
 
 async def test_stop_ends_a_long_idle_at_once(dovecot, account_factory, redis_prefix):
