@@ -127,7 +127,9 @@ def route_hook(
         return render(result, fmt, **options).encode(), FORMATS[fmt], name
 
     async def report(request: web.Request) -> web.Response:
-        viewer = await supervisor_or_refusal(request, dashboard.authorize)
+        viewer = await supervisor_or_refusal(
+            request, dashboard.authorize, dashboard.authorize_session
+        )
         if isinstance(viewer, web.Response):
             return viewer
 
