@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
@@ -23,12 +23,18 @@ from omnidesk.agents.plugin import AgentsPlugin
 from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
 from omnidesk.config import AgentConfig, DirectoryConfig, DirectoryGroup
-from omnidesk.plugins import Plugins
+from omnidesk.plugins import Plugin, Plugins
 from omnidesk.reports import dashboard as dashboard_module
 from omnidesk.reports.calls import route_hook as call_report_routes
 from omnidesk.reports.dashboard import Dashboard, route_hook
 from omnidesk.runtime import Runtime
-from omnidesk.viewers import CsrfMissing
+from omnidesk.viewers import (
+    CsrfMissing,
+    NotSupervisor,
+    SessionEnded,
+    SessionNotSupervisor,
+    Viewer,
+)
 from tests.agentkit import Outbox, agents_config
 from tests.storekit import web as web_form
 
@@ -163,3 +169,32 @@ async def test_a_sessions_reassignment_needs_its_csrf_token(desk: dict[str, Any]
         desk["plugins"].authorize_session(dina["Cookie"].split("=", 1)[1], "POST", None)
     viewer = desk["plugins"].authorize_session(dina["Cookie"].split("=", 1)[1], "POST", csrf)
     assert (viewer.name, viewer.can_reassign) == ("dina", True)
+
+
+class Sessions(Plugin):
+    name: ClassVar[str] = "sessions"
+
+    def authorize_session(self, cookie: str, method: str, csrf: str | None) -> Viewer | None:
+        if cookie == "ods_boss":
+            return Viewer("boss", ("cr",), can_reassign=True)
+        if cookie == "ods_agent":
+            raise SessionNotSupervisor("not a supervisor")
+        if cookie == "ods_bug":
+            raise KeyError(cookie)
+        return None
+
+
+def test_authorize_session_asks_the_plugins_and_refuses_what_none_knows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    authorize_session = Plugins([Sessions()]).authorize_session
+    assert authorize_session("ods_boss", "GET", None).name == "boss"
+    with pytest.raises(NotSupervisor):  # a refusal is the answer, not a fault
+        authorize_session("ods_agent", "GET", None)
+    with pytest.raises(SessionEnded):  # a plugin's bug is logged, and the cookie refused
+        authorize_session("ods_bug", "GET", None)
+    assert "plugin sessions: authorize_session failed" in caplog.text
+    with pytest.raises(SessionEnded):  # no plugin (no agents part): no session exists
+        Plugins([]).authorize_session("ods_boss", "GET", None)
+    with pytest.raises(SessionEnded):  # the default hook knows no session
+        Plugins([Plugin()]).authorize_session("ods_boss", "GET", None)
