@@ -4,8 +4,9 @@ them and no part wraps or overwrites another's functions.
 
 Plugins run in `order` (lower first), then by name. Every hook's failure is caught and
 logged with the plugin's name, so one broken part never stops the daemon or the others; a
-plugin whose `attach` failed gets no later hook. `authorize` alone lets the project's own
-errors through: a refusal (NotSupervisor) or an unreachable store is the answer, not a fault.
+plugin whose `attach` failed gets no later hook. `authorize` and `authorize_session` alone
+let the project's own errors through: a refusal (NotSupervisor) or an unreachable store is
+the answer, not a fault.
 
 Built-in and external plugins are found through the `omnidesk.plugins` entry point group.
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from omnidesk.errors import OmnideskError
 from omnidesk.model import Ticket
-from omnidesk.viewers import Viewer, env_authorize
+from omnidesk.viewers import Viewer, env_authorize, no_sessions
 
 if TYPE_CHECKING:
     from omnidesk.configload import LoadedConfig
@@ -46,6 +47,12 @@ class Plugin:
     def authorize(self, token: str) -> Viewer | None:
         """The supervisors' pages: the viewer a bearer token stands for, None when this
         plugin does not know the token; raise a NotAuthorized to refuse it."""
+        return None
+
+    def authorize_session(self, cookie: str, method: str, csrf: str | None) -> Viewer | None:
+        """The supervisors' pages: the viewer a login session cookie stands for (`csrf`: the
+        request's X-CSRF-Token, which a state-changing `method` needs), None when this plugin
+        does not know such cookies; raise a NotAuthorized to refuse it."""
         return None
 
 
@@ -99,6 +106,20 @@ class Plugins:
             if viewer is not None:
                 return viewer
         return env_authorize(token)
+
+    def authorize_session(self, cookie: str, method: str, csrf: str | None) -> Viewer:
+        """The first plugin that knows login sessions decides; none: refused (SessionEnded)."""
+        for plugin in self._plugins:
+            try:
+                viewer = plugin.authorize_session(cookie, method, csrf)
+            except OmnideskError:
+                raise
+            except Exception:
+                log.exception("plugin %s: authorize_session failed", plugin.name)
+                continue
+            if viewer is not None:
+                return viewer
+        return no_sessions(cookie, method, csrf)
 
 
 def discover(group: str = "omnidesk.plugins") -> list[Plugin]:

@@ -1,5 +1,6 @@
-"""Who is looking at the supervisors' pages: a bearer token turned into a `Viewer` (who, which
-queues), or refused saying why (`BadToken`: 401, `NotSupervisor`: 403).
+"""Who is looking at the supervisors' pages: a bearer token, or else a directory login's
+session cookie, turned into a `Viewer` (who, which queues), or refused saying why
+(`BadToken`, `SessionEnded`: 401; `NotSupervisor`, `CsrfMissing`: 403).
 
 It lives in the core so the reports plugin (which shows the pages) and the agents plugin
 (which knows the supervisors) meet here instead of one importing the other. Without the
@@ -23,6 +24,11 @@ from omnidesk.errors import PermanentError
 class NotAuthorized(PermanentError):
     code = "bad_token"
     status = 401
+    wording = ""  # the page's message key when it is not the code's
+
+    @property
+    def message_key(self) -> str:
+        return self.wording or self.code
 
 
 class BadToken(NotAuthorized):
@@ -36,6 +42,29 @@ class NotSupervisor(NotAuthorized):
     status = 403
 
 
+class SessionNotSupervisor(NotSupervisor):
+    """A live directory login's session of an agent without the supervisor role."""
+
+    wording = "session_not_supervisor"
+
+
+class NoCredentials(BadToken):
+    """Neither a bearer token nor a login session cookie: the page asks for one."""
+
+
+class SessionEnded(BadToken):
+    """A login session cookie that is no (longer a) live session: sign in again."""
+
+    code = "session_ended"
+
+
+class CsrfMissing(NotAuthorized):
+    """A state-changing request on a session cookie without the session's CSRF token."""
+
+    code = "csrf_refused"
+    status = 403
+
+
 @dataclass(frozen=True)
 class Viewer:
     name: str
@@ -44,6 +73,13 @@ class Viewer:
 
 
 Authorize = Callable[[str], Viewer]
+# (cookie, HTTP method, X-CSRF-Token header or None) -> the session's viewer
+AuthorizeSession = Callable[[str, str, str | None], Viewer]
+
+# the agents' login session cookie and its CSRF header (omnidesk.agents.sessions); named
+# here so the reports part reads them without importing the agents part
+SESSION_COOKIE = "omnidesk_session"
+CSRF_HEADER = "X-CSRF-Token"
 
 
 def env_authorize(token: str) -> Viewer:
@@ -54,6 +90,30 @@ def env_authorize(token: str) -> Viewer:
     raise BadToken("invalid token")
 
 
+def no_sessions(cookie: str, method: str, csrf: str | None) -> Viewer:
+    """Without the agents part no login session exists: every cookie is refused."""
+    raise SessionEnded("no login session is known here")
+
+
+def viewer_check(
+    request: web.Request, authorize: Authorize, authorize_session: AuthorizeSession
+) -> Callable[[], Viewer]:
+    """The blocking check of the request's credentials, to run in a thread: its bearer token
+    when it has one, else its login session cookie (with its CSRF header), else a refusal."""
+    token = bearer_token(request)
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if token:
+        return lambda: authorize(token)
+    if cookie:
+        method, csrf = request.method, request.headers.get(CSRF_HEADER)
+        return lambda: authorize_session(cookie, method, csrf)
+
+    def missing() -> Viewer:
+        raise NoCredentials("missing token")
+
+    return missing
+
+
 def bearer_token(request: web.Request) -> str:
     """The request's `Authorization: Bearer` token; "" without one."""
     header = request.headers.get("Authorization", "")
@@ -61,15 +121,14 @@ def bearer_token(request: web.Request) -> str:
 
 
 async def supervisor_or_refusal(
-    request: web.Request, authorize: Callable[[str], Viewer]
+    request: web.Request,
+    authorize: Callable[[str], Viewer],
+    authorize_session: AuthorizeSession = no_sessions,
 ) -> Viewer | web.Response:
-    """The viewer of the request's token (checked off the event loop), or the JSON refusal
-    of the supervisors' report endpoints: 401 with WWW-Authenticate, or 403."""
-    token = bearer_token(request)
+    """The viewer of the request's token or login session (checked off the event loop), or
+    the JSON refusal of the supervisors' report endpoints: 401 with WWW-Authenticate, or 403."""
     try:
-        if not token:
-            raise BadToken("missing token")
-        return await asyncio.to_thread(authorize, token)
+        return await asyncio.to_thread(viewer_check(request, authorize, authorize_session))
     except NotAuthorized as exc:
         refused = {"error": "a supervisor's bearer token is required", "code": exc.code}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from omnidesk import event_hub as events
+from omnidesk import viewers
 from omnidesk.agents.assign import Claim
 from omnidesk.agents.attachments import ChannelUnavailable
 from omnidesk.agents.bodies import (
@@ -62,7 +63,7 @@ log = logging.getLogger("omnidesk.agents.http")
 SERVICE_KEY = web.AppKey("agents", AgentService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON = 256 * 1024
-SESSION_COOKIE = "omnidesk_session"
+SESSION_COOKIE = viewers.SESSION_COOKIE  # named in the core: the dashboard reads it too
 SESSION_TTL_S = 12 * 3600  # a working day; the console asks for a new one at each login
 _B = TypeVar("_B", bound=Body)
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from omnidesk.agents.directory_sync import sync_loop
 from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
-from omnidesk.agents.supervise import supervisor_viewer
+from omnidesk.agents.supervise import supervisor_session_viewer, supervisor_viewer
 from omnidesk.configload import LoadedConfig
 from omnidesk.errors import OmnideskError
 from omnidesk.model import Ticket
@@ -79,6 +79,13 @@ class AgentsPlugin(Plugin):
     def authorize(self, token: str) -> Viewer | None:
         """An agent's token: its supervisor's view, or refused as no supervisor."""
         return supervisor_viewer(self.service, token) if self.service is not None else None
+
+    def authorize_session(self, cookie: str, method: str, csrf: str | None) -> Viewer | None:
+        """A directory login's session: its supervisor's view, refused as no supervisor, or
+        refused as ended (the dashboard's re-check ends a stream whose session was revoked)."""
+        if self.service is None:
+            return None
+        return supervisor_session_viewer(self.service, cookie, method, csrf)
 
 
 def push_after_intake(service: AgentService, tickets: list[Ticket]) -> None:

@@ -20,6 +20,7 @@ import hmac
 import secrets
 import time
 
+from omnidesk import viewers
 from omnidesk.agents.roster import Forbidden
 from omnidesk.agents.tokens import digest
 from omnidesk.errors import AuthError
@@ -27,7 +28,7 @@ from omnidesk.replies import text_fields, texts
 from omnidesk.store import Store, guarded
 
 SESSION_PREFIX = "ods_"
-CSRF_HEADER = "X-CSRF-Token"
+CSRF_HEADER = viewers.CSRF_HEADER  # named in the core: the dashboard reads it too
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

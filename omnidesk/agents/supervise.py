@@ -1,7 +1,8 @@
-"""What a supervisor does beyond an agent's desk: open the dashboard (its login, scoped to
-`Roster.queues_of`) and hand a ticket of its queues to a named agent,
-POST /v1/tickets/{ticket}/assign {"agent": id}. Moving a ticket to another queue is the
-desk's transfer, POST /v1/tickets/{ticket}/transfer, which a supervisor calls as any agent."""
+"""What a supervisor does beyond an agent's desk: open the dashboard (its login by token or
+by a directory login's session, scoped to `Roster.queues_of`) and hand a ticket of its
+queues to a named agent, POST /v1/tickets/{ticket}/assign {"agent": id}. Moving a ticket to
+another queue is the desk's transfer, POST /v1/tickets/{ticket}/transfer, which a supervisor
+calls as any agent."""
 
 from __future__ import annotations
 
@@ -15,8 +16,16 @@ from omnidesk.agents.desk import BadRequest
 from omnidesk.agents.http import SERVICE_KEY, _brief, current_agent, error, ok, parsed
 from omnidesk.agents.roster import Forbidden, NoSuchAgent
 from omnidesk.agents.service import AgentService
+from omnidesk.agents.sessions import CsrfRefused, is_session
+from omnidesk.config import AgentConfig
 from omnidesk.errors import AuthError
-from omnidesk.viewers import NotSupervisor, Viewer
+from omnidesk.viewers import (
+    CsrfMissing,
+    NotSupervisor,
+    SessionEnded,
+    SessionNotSupervisor,
+    Viewer,
+)
 
 
 def supervisor_viewer(service: AgentService, token: str) -> Viewer | None:
@@ -27,8 +36,32 @@ def supervisor_viewer(service: AgentService, token: str) -> Viewer | None:
         agent = service.authenticate(token)
     except AuthError:
         return None
+    return _as_supervisor(service, agent, NotSupervisor)
+
+
+def supervisor_session_viewer(
+    service: AgentService, cookie: str, method: str, csrf: str | None
+) -> Viewer | None:
+    """The dashboard's login by a directory login's session cookie: checked as every /v1
+    route checks it (`authenticate_session`: live, its agent still has access, the CSRF
+    token on a state change), then the supervisor role as for a token. A cookie that is no
+    login session (a token login's) is not ours (None)."""
+    if not is_session(cookie):
+        return None
+    try:
+        agent = service.authenticate_session(cookie, method, csrf)
+    except CsrfRefused as exc:
+        raise CsrfMissing(str(exc)) from None
+    except AuthError as exc:
+        raise SessionEnded(str(exc)) from None
+    return _as_supervisor(service, agent, SessionNotSupervisor)
+
+
+def _as_supervisor(
+    service: AgentService, agent: AgentConfig, refused: type[NotSupervisor]
+) -> Viewer:
     if agent.role != "supervisor":
-        raise NotSupervisor(f"agent {agent.id!r} is not a supervisor")
+        raise refused(f"agent {agent.id!r} is not a supervisor")
     queues = tuple(service.roster().queues_of(agent))
     return Viewer(agent.id, queues, can_reassign=True)
 

@@ -3,11 +3,12 @@
 snapshot pushed as Server-Sent Events whenever the events stream says something in the
 supervisor's queues changed, and every few seconds as business time runs).
 
-Login: a bearer token. `Dashboard.authorize` turns it into a `Viewer` (who, which queues)
-or refuses it saying why (`BadToken`: 401, `NotSupervisor`: 403; omnidesk.viewers). The
-daemon passes its plugins' `authorize` hooks: the agents plugin knows the supervisors (scope
+Login: a bearer token, or else a directory login's session cookie. `Dashboard.authorize`
+(`authorize_session`) turns it into a `Viewer` (who, which queues) or refuses it saying why
+(`BadToken`, `SessionEnded`: 401, `NotSupervisor`: 403; omnidesk.viewers). The daemon
+passes its plugins' hooks: the agents plugin knows the supervisors and their sessions (scope
 `Roster.queues_of`); without it, the operator's token in
-$OMNIDESK_DASHBOARD_TOKEN sees every queue (none set: all refused).
+$OMNIDESK_DASHBOARD_TOKEN sees every queue (none set: all refused), and no session exists.
 
 The stream is read with fetch(), not EventSource: EventSource sends no Authorization
 header, and the operator's token has no agents' session cookie; the page reconnects itself.
@@ -40,12 +41,16 @@ from omnidesk.reports.fold import Context
 from omnidesk.text import display_safe_tree
 from omnidesk.viewers import (  # noqa: F401  (re-exported: the dashboard's login)
     Authorize,
+    AuthorizeSession,
     BadToken,
+    NoCredentials,
     NotAuthorized,
     NotSupervisor,
     Viewer,
     bearer_token,
     env_authorize,
+    no_sessions,
+    viewer_check,
 )
 from omnidesk.webguard import add_asset_routes
 
@@ -76,10 +81,13 @@ class Dashboard:
         sla: Any = None,
         records: Callable[[], AbstractContextManager[Any]] | None = None,
         authorize: Authorize = env_authorize,
+        authorize_session: AuthorizeSession = no_sessions,
     ) -> None:
         # Who may see it: the daemon passes its plugins' `authorize` hooks (the agents'
-        # supervisors), then the operator's token.
+        # supervisors), then the operator's token; and their `authorize_session` hooks (a
+        # directory login's session cookie, when the request has no token).
         self.authorize = authorize
+        self.authorize_session = authorize_session
         self.store = store
         self.config = config
         self.ctx = ctx or Context.from_config(config)
@@ -380,9 +388,10 @@ def _lang(request: web.Request) -> str:
     return lang if lang in LANGS else "ar"
 
 
-def refusal(exc: NotAuthorized, tr: Translator, token: str) -> web.Response:
-    code = exc.code if token else "no_token"
-    body = {"error": code, "message": tr._(dashtext.ERRORS[code]), "lang": tr.lang,
+def refusal(exc: NotAuthorized, tr: Translator) -> web.Response:
+    code = "no_token" if isinstance(exc, NoCredentials) else exc.code
+    key = "no_token" if isinstance(exc, NoCredentials) else exc.message_key
+    body = {"error": code, "message": tr._(dashtext.ERRORS[key]), "lang": tr.lang,
             "dir": tr.direction, **dashtext.texts(tr)}  # fmt: skip
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
     return web.json_response(body, status=exc.status, headers=headers, dumps=_dumps)
@@ -401,9 +410,9 @@ async def _push(
     tr: Translator,
 ) -> None:
     """Write a snapshot, then another when an event concerns the viewer (after a burst has
-    settled) or every TICK_S; re-check the token every TICK_S. Returns when the stream is
-    cut off or the token is refused."""
-    token = bearer_token(request)
+    settled) or every TICK_S; re-check the token (or session) every TICK_S. Returns when the
+    stream is cut off or the token is refused."""
+    check = viewer_check(request, dashboard.authorize, dashboard.authorize_session)
     checked = time.monotonic()
     woken: float | None = None  # when this stream saw the event that asks for a reading
     while True:
@@ -418,9 +427,9 @@ async def _push(
             while not sub.queue.empty():
                 if sub.queue.get_nowait() is None:
                     return
-        if time.monotonic() - checked >= TICK_S:  # a revoked token ends the stream
+        if time.monotonic() - checked >= TICK_S:  # a revoked token or session ends the stream
             checked = time.monotonic()
-            recheck = await _reauthorize(dashboard, response, token, viewer, tr)
+            recheck = await _reauthorize(check, response, viewer, tr)
             if recheck is None:
                 return
             viewer = recheck
@@ -461,15 +470,14 @@ async def _wait_for_change(sub: Any, dashboard: Dashboard, viewer: Viewer) -> bo
 
 
 async def _reauthorize(
-    dashboard: Dashboard, response: web.StreamResponse, token: str, viewer: Viewer,
-    tr: Translator,
-) -> Viewer | None:  # fmt: skip
-    """The token's viewer now (the one it had when Redis cannot say); None, after telling
-    the page, when the token is refused."""
+    check: Callable[[], Viewer], response: web.StreamResponse, viewer: Viewer, tr: Translator
+) -> Viewer | None:
+    """The token's (session's) viewer now (the one it had when Redis cannot say); None,
+    after telling the page, when it is refused."""
     try:
-        return await asyncio.to_thread(dashboard.authorize, token)
+        return await asyncio.to_thread(check)
     except NotAuthorized as exc:
-        message = {"error": exc.code, "message": tr._(dashtext.ERRORS[exc.code])}
+        message = {"error": exc.code, "message": tr._(dashtext.ERRORS[exc.message_key])}
         await response.write(f"event: refused\ndata: {_dumps(message)}\n\n".encode())
         return None
     except OmnideskError:
@@ -479,14 +487,12 @@ async def _reauthorize(
 async def _viewer_of(
     dashboard: Dashboard, request: web.Request, tr: Translator
 ) -> Viewer | web.Response:
-    """The request's viewer, or the refusal to answer with."""
-    token = bearer_token(request)
+    """The request's viewer (by its token, else its login session), or the refusal."""
     try:
-        if not token:
-            raise BadToken("missing token")
-        return await asyncio.to_thread(dashboard.authorize, token)
+        check = viewer_check(request, dashboard.authorize, dashboard.authorize_session)
+        return await asyncio.to_thread(check)
     except NotAuthorized as exc:
-        return refusal(exc, tr, token)
+        return refusal(exc, tr)
 
 
 def _unavailable(tr: Translator) -> web.Response:

@@ -67,6 +67,7 @@ LABELS = {
     "calls_today": N_("Calls today"),
     "answer_rate": N_("Answer rate"),
     "awaiting_callback": N_("Missed, awaiting callback"),
+    "directory_sign_in": N_("Sign in with your directory account"),
 }
 ERRORS = {
     "no_token": N_("Enter your supervisor token to open the dashboard."),
@@ -76,6 +77,12 @@ ERRORS = {
         "token, or use the agent console."
     ),
     "unavailable": N_("The dashboard's data cannot be read right now; it will retry."),
+    "session_not_supervisor": N_(
+        "You are signed in as an agent without the supervisor role. Use the agent console, "
+        "or enter a supervisor token."
+    ),
+    "session_ended": N_("Your sign-in has ended. Sign in again, or enter a supervisor token."),
+    "csrf_refused": N_("This request lacked its security token. Reload the page and try again."),
 }
 # the today block (figures, compliance, CSAT) while PostgreSQL cannot be reached
 TODAY_UNAVAILABLE = N_(

@@ -4,11 +4,12 @@ value (queue, region, agent) or format is a 400 naming it, never a report of zer
 
 Query: from, to (local dates, default the 30 days to today), queue, region, channel,
 segment, agent, format (json), lang (en|ar), digits (latn|arab). Login: the dashboard's
-supervisor bearer token, turned into a `Viewer` by `Dashboard.authorize` (the login the
-agents part sets). A supervisor sees only its own queues: a queue, region or agent filter
-outside them is a 403; without a queue filter a supervisor gets the combined figures of
-exactly its own queues (the figures' queue filter takes a set). The operator's
-$OMNIDESK_DASHBOARD_TOKEN sees every queue.
+supervisor bearer token, or else a directory login's session cookie, turned into a `Viewer`
+by `Dashboard.authorize` (`authorize_session`; the login the agents part sets). A
+supervisor sees only its own queues: a queue, region or agent filter outside them is a 403;
+without a queue filter a supervisor gets the combined figures of exactly its own queues
+(the figures' queue filter takes a set). The operator's $OMNIDESK_DASHBOARD_TOKEN sees
+every queue.
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ def route_hook(
         return render(result, fmt, **options).encode(), FORMATS[fmt], name
 
     async def report(request: web.Request) -> web.Response:
-        viewer = await supervisor_or_refusal(request, dashboard.authorize)
+        viewer = await supervisor_or_refusal(
+            request, dashboard.authorize, dashboard.authorize_session
+        )
         if isinstance(viewer, web.Response):
             return viewer
 

@@ -54,8 +54,9 @@ class ReportsPlugin(Plugin):
         clocks = getattr(daemon, "clocks", None)  # the SLA engine, when the daemon runs it
         connection = records.connection if records is not None else None
         self.dashboard = daemon.dashboard = Dashboard(
-            store, config, ctx, sla=clocks, records=connection, authorize=daemon.plugins.authorize
-        )
+            store, config, ctx, sla=clocks, records=connection, authorize=daemon.plugins.authorize,
+            authorize_session=daemon.plugins.authorize_session,
+        )  # fmt: skip
         daemon.route_hooks.append(route_hook(self.dashboard))
         daemon.route_hooks.append(
             report_routes(self.dashboard, connection, base_dir=daemon.loaded.base_dir)

@@ -1,7 +1,8 @@
 "use strict";
 // The supervisor's dashboard: one fetch()-read Server-Sent Events stream of snapshots
 // (/v1/dashboard/stream), reconnected on its own. Every word comes from the server's
-// catalogues; customer text is only ever set as textContent.
+// catalogues; customer text is only ever set as textContent. Login: a token typed in, or
+// else the directory login's session (its HttpOnly cookie; its CSRF token from GET /v1/login).
 (() => {
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
@@ -17,9 +18,25 @@
   let retry = null;          // the reconnect timer
   let backoff = 1000;
   const trend = [];          // waiting totals of the last snapshots, for the sparkline
+  let csrf = null;           // the directory login session's CSRF token, when the page runs on it
+  let directory = false;     // directory login is on: the login form links to the console's
 
   const token = () => sessionStorage.getItem("odtoken") || "";
   const L = (key) => (texts && texts.labels[key]) || "";
+  // the request's credentials: the typed token, else the session (its cookie goes by itself)
+  const auth = () => token() ? { Authorization: "Bearer " + token() } : csrf ? { "X-CSRF-Token": csrf } : {};
+
+  // Whether a live directory login session stands behind this page (GET /v1/login).
+  async function session() {
+    csrf = null;
+    try {
+      const res = await fetch("/v1/login", { credentials: "same-origin", cache: "no-store" });
+      const body = res.ok ? await res.json() : {};
+      directory = Boolean(body.directory);
+      if (body.agent && body.csrf) csrf = body.csrf;
+    } catch (e) { /* no agents part, or the server is away: the token form */ }
+    return csrf !== null;
+  }
 
   function applyTexts(body) {
     texts = { labels: body.labels, errors: body.errors, levels: body.levels, presence: body.presence,
@@ -62,6 +79,7 @@
     $("signout").hidden = true;
     $("login").hidden = false;
     $("login-error").textContent = message || "";
+    $("directory-login").hidden = !directory;
     $("live").textContent = "";
     if (message) $("token").focus();
   }
@@ -246,7 +264,9 @@
     clearTimeout(retry);
     if (abort) abort.abort();
     const mine = abort = new AbortController();
-    if (!token()) {
+    const signedIn = token() !== "" || await session();
+    if (mine !== abort) return;  // a newer connect() took over meanwhile
+    if (!signedIn) {
       const res = await fetch(`/v1/dashboard.json?lang=${lang}`, { cache: "no-store" }).catch(() => null);
       if (res) await refused(res);
       showLogin("");
@@ -255,7 +275,7 @@
     let res;
     try {
       res = await fetch(`/v1/dashboard/stream?lang=${lang}`, {
-        headers: { Authorization: "Bearer " + token() }, cache: "no-store", signal: mine.signal,
+        headers: auth(), credentials: "same-origin", cache: "no-store", signal: mine.signal,
       });
     } catch (e) {
       if (mine === abort) reconnect();
@@ -264,6 +284,7 @@
     if (res.status === 401 || res.status === 403) {
       const body = await refused(res);
       sessionStorage.removeItem("odtoken");
+      csrf = null;
       showLogin(body.message || "");
       return;
     }
@@ -287,6 +308,7 @@
           else if (kind === "unavailable") $("live").textContent = (texts && texts.errors.unavailable) || "";
           else if (kind === "refused") {
             sessionStorage.removeItem("odtoken");
+            csrf = null;
             showLogin(JSON.parse(data.join("\n")).message);
             return;
           }
@@ -337,8 +359,8 @@
     let res;
     try {
       res = await fetch(`/v1/tickets/${encodeURIComponent(current.ticket)}/${path}`, {
-        method: "POST", cache: "no-store",
-        headers: { Authorization: "Bearer " + token(), "Content-Type": "application/json" },
+        method: "POST", cache: "no-store", credentials: "same-origin",
+        headers: { ...auth(), "Content-Type": "application/json" },
         body: JSON.stringify(body),
       });
     } catch (e) { msg.textContent = `${L("failed")} ${e}`; return; }
@@ -361,10 +383,16 @@
     $("login-error").textContent = "";
     connect();
   });
-  $("signout").addEventListener("click", () => {
+  $("signout").addEventListener("click", async () => {
+    const ending = !token() && csrf;  // on the directory session: signing out ends it
     sessionStorage.removeItem("odtoken");
     if (abort) abort.abort();
     abort = null;
+    if (ending) {
+      await fetch("/v1/login", { method: "DELETE", credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf } }).catch(() => null);
+      csrf = null;
+    }
     showLogin("");
     connect();
   });
