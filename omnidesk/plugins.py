@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from omnidesk.config import AgentConfig
 from omnidesk.errors import OmnideskError
 from omnidesk.model import Ticket
 from omnidesk.viewers import Viewer, env_authorize, no_sessions
@@ -54,6 +55,11 @@ class Plugin:
         request's X-CSRF-Token, which a state-changing `method` needs), None when this plugin
         does not know such cookies; raise a NotAuthorized to refuse it."""
         return None
+
+    def more_agents(self) -> list[AgentConfig]:
+        """Agents this plugin knows beyond the config's (a directory's), for the pages that
+        list agents; a blocking call, made off the event loop."""
+        return []
 
 
 class Plugins:
@@ -120,6 +126,16 @@ class Plugins:
             if viewer is not None:
                 return viewer
         return no_sessions(cookie, method, csrf)
+
+    def more_agents(self) -> list[AgentConfig]:
+        """Every plugin's agents beyond the config's; one that fails is logged and left out."""
+        found: list[AgentConfig] = []
+        for plugin in self._plugins:
+            try:
+                found.extend(plugin.more_agents())
+            except Exception:
+                log.exception("plugin %s: more_agents failed", plugin.name)
+        return found
 
 
 def discover(group: str = "omnidesk.plugins") -> list[Plugin]:

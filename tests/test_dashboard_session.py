@@ -67,7 +67,7 @@ async def desk(
     plugins = Plugins([agents])
     dashboard = Dashboard(
         runtime.store, loaded.data, authorize=plugins.authorize,
-        authorize_session=plugins.authorize_session,
+        authorize_session=plugins.authorize_session, more_agents=plugins.more_agents,
     )  # fmt: skip
     app = web.Application()
     add_routes(service)(app)
@@ -93,6 +93,10 @@ async def test_a_directory_supervisors_session_opens_the_dashboard(desk: dict[st
     body = await r.json()
     assert body["viewer"] == {"name": "dina", "can_reassign": True}
     assert [q["queue"] for q in body["queues"]] == ["general", "complaints"]
+    # the directory's agents are listed beside the config's, each once
+    listed = [row["agent"] for row in body["agents"]["list"]]
+    assert {"dina", "layla"} <= set(listed) and len(listed) == len(set(listed))
+    assert any(a.id in listed for a in service.config().agents)
     # the page's sign-in link is worded from the catalogues, in both languages
     assert body["labels"]["directory_sign_in"] == "Sign in with your directory account"
     ar = await (await client.get("/v1/dashboard.json?lang=ar", headers=dina)).json()

@@ -18,6 +18,7 @@ from omnidesk.agents.directory_sync import sync_loop
 from omnidesk.agents.routes import add_routes
 from omnidesk.agents.service import AgentService
 from omnidesk.agents.supervise import supervisor_session_viewer, supervisor_viewer
+from omnidesk.config import AgentConfig
 from omnidesk.configload import LoadedConfig
 from omnidesk.errors import OmnideskError
 from omnidesk.model import Ticket
@@ -86,6 +87,12 @@ class AgentsPlugin(Plugin):
         if self.service is None:
             return None
         return supervisor_session_viewer(self.service, cookie, method, csrf)
+
+    def more_agents(self) -> list[AgentConfig]:
+        """The directory's agents (directory login), for the dashboard's agents list."""
+        if self.service is None or self.service.config().directory is None:
+            return []
+        return list(self.service.directory.agents())
 
 
 def push_after_intake(service: AgentService, tickets: list[Ticket]) -> None:

@@ -82,12 +82,14 @@ class Dashboard:
         records: Callable[[], AbstractContextManager[Any]] | None = None,
         authorize: Authorize = env_authorize,
         authorize_session: AuthorizeSession = no_sessions,
+        more_agents: Callable[[], list[Any]] = list,
     ) -> None:
         # Who may see it: the daemon passes its plugins' `authorize` hooks (the agents'
         # supervisors), then the operator's token; and their `authorize_session` hooks (a
         # directory login's session cookie, when the request has no token).
         self.authorize = authorize
         self.authorize_session = authorize_session
+        self.more_agents = more_agents  # the plugins' agents beyond the config's (directory)
         self.store = store
         self.config = config
         self.ctx = ctx or Context.from_config(config)
@@ -221,10 +223,13 @@ class Dashboard:
         return out
 
     def _agents(self, queues: list[str], tr: Translator) -> dict[str, Any]:
-        """Every configured agent of these queues, offline ones included (with what they
-        still hold); presence from P:presence:<id>, load from P:agent:<id>:open."""
+        """Every agent of these queues, the config's and the plugins' (a directory's),
+        offline ones included (with what they still hold); presence from P:presence:<id>,
+        load from P:agent:<id>:open."""
         scope = set(queues)
-        agents = [a for a in self.config.agents if scope & set(a.queues)]
+        configured = {a.id for a in self.config.agents}
+        known = [*self.config.agents, *(a for a in self.more_agents() if a.id not in configured)]
+        agents = [a for a in known if scope & set(a.queues)]
         r, keys = self.store.r, self.store.keys
         pipe = r.pipeline(transaction=False)
         for a in agents:

@@ -56,6 +56,7 @@ class ReportsPlugin(Plugin):
         self.dashboard = daemon.dashboard = Dashboard(
             store, config, ctx, sla=clocks, records=connection, authorize=daemon.plugins.authorize,
             authorize_session=daemon.plugins.authorize_session,
+            more_agents=daemon.plugins.more_agents,
         )  # fmt: skip
         daemon.route_hooks.append(route_hook(self.dashboard))
         daemon.route_hooks.append(
