@@ -133,6 +133,8 @@ class Plugins:
         for plugin in self._plugins:
             try:
                 found.extend(plugin.more_agents())
+            except OmnideskError:  # Redis away: the page that asked says so itself
+                raise
             except Exception:
                 log.exception("plugin %s: more_agents failed", plugin.name)
         return found

@@ -3,8 +3,9 @@ the SLA sweeper and the HTTP server.
 
 Lifecycle `initialize → start → stop → shutdown`, usable with `async with`.
 SIGTERM/SIGINT drain (stop pulling, finish in-flight work within a bound, exit 0);
-SIGHUP reloads queue_config.yaml, keeping the old config when the new one is invalid; the
-plugins' parts get the new one through `daemon.reload_hooks`.
+SIGHUP reloads queue_config.yaml in a thread, keeping the old config when the new one is
+invalid: `daemon.reload_hooks` read what the new config names (the guides) in that thread,
+before it is in force; the plugins get the accepted one through their `reload` hook.
 """
 
 from __future__ import annotations
@@ -319,9 +320,12 @@ class Daemon:
         again = True
         while again:
             self._reload_again = False
-            prepared = await asyncio.to_thread(self._prepare_reload)
-            if prepared is not None:
-                self._put_in_force(*prepared)
+            try:
+                prepared = await asyncio.to_thread(self._prepare_reload)
+                if prepared is not None:
+                    self._put_in_force(*prepared)
+            except Exception:  # a bug, not a bad config: the old config stays, said at once
+                log.exception("reload failed; the config in force stays")
             again = self._reload_again
 
     def _prepare_reload(self) -> tuple[LoadedConfig, Any] | None:

@@ -16,9 +16,11 @@ What it maps (a call is its Linkedid; the caller's leg is the channel whose Uniq
   `UserEvent(VoiceMail,Recording: ${VM_MESSAGEFILE})` (AMI: Event: UserEvent,
   UserEvent: VoiceMail): `voicemail` with the recording's reference.
 Anything else is ignored. An event Omnidesk does not take (503 while PostgreSQL is away, any
-5xx, no connection) is tried again, without limit, with a doubling wait capped at a minute,
-so an outage loses no event (AMI's socket holds what comes meanwhile); so is a 401, which a
-fixed clock or secret cures. Any other 4xx is logged and dropped: resending cannot help.
+5xx, no connection) is tried again, without limit, with a doubling wait capped at a minute;
+so is a 401, which a fixed clock or secret cures (logged as an error each time). Any other
+4xx is logged and dropped: resending cannot help. AMI is read on a thread of its own into a
+queue in memory, so an outage never stalls the reading (Asterisk ends a manager session it
+cannot write to); what is queued is lost only if the adapter itself stops.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ import json
 import logging
 import math
 import os
+import queue
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -171,7 +175,8 @@ def post(
         if not worth_resending(status):
             log.error("event %s refused, dropped: %s", event["event_id"], detail)
             return False
-        log.warning("event %s: %s, trying again in %.0f s", event["event_id"], detail, wait)
+        level = logging.ERROR if status == 401 else logging.WARNING  # a secret or clock to fix
+        log.log(level, "event %s: %s, trying again in %.0f s", event["event_id"], detail, wait)
         sleep(wait)
         wait = min(wait * 2, MAX_WAIT_S)
 
@@ -200,13 +205,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     host, _, port = args.ami.rpartition(":")
+    events: queue.Queue[dict[str, object]] = queue.Queue()
+    reader = threading.Thread(
+        target=read_ami, args=(host, int(port), args.ami_user, ami_secret, events),
+        name="ami", daemon=True,
+    )  # fmt: skip
+    reader.start()
+    while True:
+        post(args.url, args.pbx, pbx_secret.encode(), events.get())
+
+
+def read_ami(
+    host: str, port: int, user: str, secret: str, events: queue.Queue[dict[str, object]]
+) -> None:
+    """Read AMI for good (reconnecting), its call events mapped into `events`: never held up
+    by Omnidesk being away, which `post` waits out on the main thread."""
     mapper = CallMapper()
     while True:
         try:
-            for frame in frames(ami_lines(host, int(port), args.ami_user, ami_secret)):
+            for frame in frames(ami_lines(host, port, user, secret)):
                 event = mapper.map(frame)
                 if event is not None:
-                    post(args.url, args.pbx, pbx_secret.encode(), event)
+                    events.put(event)
         except OSError as exc:
             log.warning("AMI connection: %s; reconnecting in 5 s", exc)
         time.sleep(5)

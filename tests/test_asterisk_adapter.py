@@ -225,3 +225,29 @@ def test_an_event_is_resent_through_an_outage_and_a_refusal_is_dropped(
     statuses = [503] * 9 + [201]  # longer than the old eight tries; the wait stops at a minute
     assert ami.post(omnidesk_at(statuses), "riyadh", b"s", event, sleep=many.append)
     assert many == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_ami_is_read_on_while_omnidesk_is_away() -> None:
+    """The AMI reader fills its queue from a live AMI socket with nobody posting: an outage
+    on Omnidesk's side never stalls the reading (Asterisk drops a session it cannot write)."""
+    import queue
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)  # the login
+            conn.sendall(AMI_TEXT.encode())
+            time.sleep(5)  # the session stays open, as Asterisk's does
+
+    threading.Thread(target=serve, daemon=True).start()
+    events: queue.Queue[dict[str, object]] = queue.Queue()
+    threading.Thread(
+        target=ami.read_ami, args=("127.0.0.1", port, "omnidesk", "s3cret", events), daemon=True
+    ).start()
+    taken = [events.get(timeout=10) for _ in range(2)]
+    assert [e["type"] for e in taken] == ["new", "answered"]
+    server.close()

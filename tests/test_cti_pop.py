@@ -37,3 +37,21 @@ def test_a_pop_lost_to_redis_is_sent_by_the_resend_once(centre: dict[str, Any]) 
     assert pops(service) == ["riyadh-pbx:p1"]
     desk.event(answered)
     assert pops(service) == ["riyadh-pbx:p1"]  # sent once
+
+
+def test_a_call_answered_again_by_another_agent_pops_for_that_agent(
+    centre: dict[str, Any],
+) -> None:
+    """A transfer the PBX reports as a second `answered` pops for the new agent, once."""
+    service = centre["service"]
+    desk = CtiDesk(service)
+    first = CallEvent(pbx="riyadh-pbx", event_id="x1", call_id="t1", type="answered",
+                      at=DAY.replace(hour=9), agent="amal", extension="2001")  # fmt: skip
+    second = replace(first, event_id="x2", at=DAY.replace(hour=9, minute=5), agent="omar",
+                     extension="2002")  # fmt: skip
+    desk.event(first)
+    desk.event(second)
+    desk.event(second)  # its resend
+    events = service.store.r.xrange(service.store.keys.events())
+    popped = [(f["call"], f["agent"]) for _, f in events if f.get("type") == "call_answered"]
+    assert popped == [("riyadh-pbx:t1", "amal"), ("riyadh-pbx:t1", "omar")]

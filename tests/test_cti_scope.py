@@ -70,8 +70,10 @@ def test_the_directory_gives_the_extension_it_holds_and_drops_one_no_pbx_can_nam
     assert "telephoneNumber" in Directory(DIRECTORY)._attributes()
     given = agent("2005")
     assert given is not None and (given.id, given.extension) == ("dina", "2005")
-    spaced = agent("+966 11 2005")  # not an extension: she is still an agent, without one
-    assert spaced is not None and spaced.id == "dina" and spaced.extension is None
+    written = agent("+966 (11) 2005")  # a number as people write it: its digits dialled
+    assert written is not None and written.extension == "+966112005"
+    unnamed = agent("2005/2006")  # not one a PBX can name: she is still an agent, without one
+    assert unnamed is not None and unnamed.id == "dina" and unnamed.extension is None
 
 
 async def test_the_pop_and_attach_keep_to_the_agents_queues(desk: dict[str, Any]) -> None:

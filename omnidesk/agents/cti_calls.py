@@ -159,21 +159,37 @@ def dispose(
     return row is not None
 
 
-def claim_pop(conn: psycopg.Connection[Any], call: Call) -> bool:
-    """Take the call's screen-pop to send: True once, until `release_pop` gives it back."""
+@dataclass(frozen=True)
+class PopClaim:
+    """A screen-pop taken to send, and whom the call's last pop was for (to give it back)."""
+
+    agent: str
+    before: str | None
+
+
+def claim_pop(conn: psycopg.Connection[Any], call: Call) -> PopClaim | None:
+    """Take the call's screen-pop for its answering agent: once per agent (a resend finds it
+    taken; a transfer to another agent pops again), until `release_pop` gives it back."""
+    if not call.agent:
+        return None
     row = conn.execute(
-        "UPDATE calls SET popped_at = now() WHERE pbx = %s AND call_id = %s"
-        " AND popped_at IS NULL RETURNING 1",
-        (call.pbx, call.call_id),
+        "UPDATE calls c SET popped_at = now(), popped_for = %(agent)s"
+        " FROM (SELECT pbx, call_id, popped_for FROM calls"
+        "       WHERE pbx = %(pbx)s AND call_id = %(call)s FOR UPDATE) old"
+        " WHERE c.pbx = old.pbx AND c.call_id = old.call_id"
+        " AND old.popped_for IS DISTINCT FROM %(agent)s RETURNING old.popped_for",
+        {"agent": call.agent, "pbx": call.pbx, "call": call.call_id},
     ).fetchone()
-    return row is not None
+    return None if row is None else PopClaim(call.agent, row[0])
 
 
-def release_pop(conn: psycopg.Connection[Any], call: Call) -> None:
-    """The pop was not written: the next resend of the event sends it."""
+def release_pop(conn: psycopg.Connection[Any], call: Call, claim: PopClaim) -> None:
+    """The pop was not written: as it was before the claim, so the next resend sends it."""
     conn.execute(
-        "UPDATE calls SET popped_at = NULL WHERE pbx = %s AND call_id = %s",
-        (call.pbx, call.call_id),
+        "UPDATE calls SET popped_for = %(before)s,"
+        " popped_at = CASE WHEN %(before)s::text IS NULL THEN NULL ELSE popped_at END"
+        " WHERE pbx = %(pbx)s AND call_id = %(call)s AND popped_for = %(agent)s",
+        {"before": claim.before, "pbx": call.pbx, "call": call.call_id, "agent": claim.agent},
     )
 
 

@@ -124,11 +124,13 @@ class CtiDesk:
     def _pop(self, call: Call) -> None:
         """The screen-pop: an event on the stream for the answering agent's console only
         (omnidesk.event_hub.visible); the console fetches the call's details by its id.
-        Sent once per call: claimed in the call book first (a resend finds it claimed),
-        given back when Redis fails, so the PBX's resend after the 503 sends it."""
+        Sent once per answering agent: claimed in the call book first (a resend finds it
+        claimed; a transfer to another agent pops for that one), given back when Redis
+        fails, so the PBX's resend after the 503 sends it."""
         with self._records().connection() as conn:
-            if not book.claim_pop(conn, call):
-                return
+            claim = book.claim_pop(conn, call)
+        if claim is None:
+            return
         try:
             self.service.store.add_event(
                 EventType.CALL_ANSWERED, "", channel=Channel.PHONE.value, actor="cti",
@@ -136,7 +138,7 @@ class CtiDesk:
             )  # fmt: skip
         except Exception:
             with self._records().connection() as conn:
-                book.release_pop(conn, call)
+                book.release_pop(conn, call, claim)
             raise
 
     def _maybe_callback(self, call: Call) -> Call:
@@ -244,9 +246,10 @@ class CtiDesk:
         if not ticket:
             raise BadRequest("ticket: required to attach a call")
         found = self.service.store.get_tickets([ticket])
-        if found and not self.service.roster().may_access(agent, found[0].queue):
-            raise NotFound(f"no ticket {ticket}", "not_found", ticket=ticket)  # not yours: none
-        if not found or found[0].customer_id != call.customer_id or not found[0].status.is_open:
+        if not found or not self.service.roster().may_access(agent, found[0].queue):
+            # another queue's ticket answers as one that does not exist: nothing told apart
+            raise NotFound(f"no ticket {ticket}", "not_found", ticket=ticket)
+        if found[0].customer_id != call.customer_id or not found[0].status.is_open:
             raise BadRequest(f"ticket: {ticket!r} is not an open ticket of the caller")
         return ticket
 

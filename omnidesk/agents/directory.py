@@ -11,6 +11,7 @@ their members. ldap3 is synchronous: callers run this in a thread.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import ssl
@@ -25,6 +26,8 @@ from pydantic import ValidationError
 
 from omnidesk.config import AgentConfig, DirectoryConfig, DirectoryGroup
 from omnidesk.errors import AuthError, TransientError
+
+log = logging.getLogger("omnidesk.agents.directory")
 
 MAX_NAME = 256
 MAX_PASSWORD = 1024
@@ -287,10 +290,7 @@ def agent_of(user: DirectoryUser, config: DirectoryConfig) -> AgentConfig | None
         if v.strip().lower() in ("ar", "en")
     ]
     capacity = first(config.capacity_attribute)
-    extension = first(config.extension_attribute)  # one the PBX cannot name is left out
-    if len(extension) > 32 or not all(c.isascii() and (c.isalnum() or c in "*#+_-")
-                                      for c in extension):  # fmt: skip
-        extension = ""
+    extension = extension_of(first(config.extension_attribute))
     try:
         return AgentConfig(
             id=first(config.login_attribute).lower(),
@@ -304,3 +304,16 @@ def agent_of(user: DirectoryUser, config: DirectoryConfig) -> AgentConfig | None
         )
     except ValidationError:
         return None
+
+
+def extension_of(value: str) -> str:
+    """A directory's phone attribute as a PBX extension: spaces, dots and brackets of a
+    written number dropped (`+966 11 123 4567`); one the PBX still cannot name is left out,
+    with a log line."""
+    extension = "".join(c for c in value if c not in " .()")
+    if len(extension) > 32 or not all(
+        c.isascii() and (c.isalnum() or c in "*#+_-") for c in extension
+    ):
+        log.warning("directory: extension %r is not one a PBX can name; left out", value[:40])
+        return ""
+    return extension

@@ -122,7 +122,7 @@ async def sync_loop(service: AgentService, stop: asyncio.Event) -> None:
                 log.warning("directory sync skipped: %s", exc)
             except OmnideskError as exc:
                 log.warning("directory sync failed: %s", exc)
-            except Exception as exc:  # anything else: this pass is lost, the loop goes on
-                log.error("directory sync failed: %s", type(exc).__name__)
+            except Exception:  # a bug: this pass is lost, with its traceback; the loop goes on
+                log.exception("directory sync failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)
