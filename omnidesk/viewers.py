@@ -15,6 +15,7 @@ import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -120,15 +121,13 @@ def bearer_token(request: web.Request) -> str:
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
 
 
-async def supervisor_or_refusal(
-    request: web.Request,
-    authorize: Callable[[str], Viewer],
-    authorize_session: AuthorizeSession = no_sessions,
-) -> Viewer | web.Response:
-    """The viewer of the request's token or login session (checked off the event loop), or
-    the JSON refusal of the supervisors' report endpoints: 401 with WWW-Authenticate, or 403."""
+async def supervisor_or_refusal(request: web.Request, pages: Any) -> Viewer | web.Response:
+    """The viewer of the request's token or login session by `pages`' `authorize` and
+    `authorize_session` (the dashboard's; checked off the event loop), or the JSON refusal
+    of the supervisors' report endpoints: 401 with WWW-Authenticate, or 403."""
+    check = viewer_check(request, pages.authorize, pages.authorize_session)
     try:
-        return await asyncio.to_thread(viewer_check(request, authorize, authorize_session))
+        return await asyncio.to_thread(check)
     except NotAuthorized as exc:
         refused = {"error": "a supervisor's bearer token is required", "code": exc.code}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}

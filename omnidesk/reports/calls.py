@@ -99,9 +99,7 @@ def route_hook(dashboard: Any, records: Callable[[], Any] | None) -> Callable[..
             return call_figures(conn, start, end, tz, branches_of(dashboard.config, viewer.queues))
 
     async def report(request: web.Request) -> web.Response:
-        viewer = await supervisor_or_refusal(
-            request, dashboard.authorize, dashboard.authorize_session
-        )
+        viewer = await supervisor_or_refusal(request, dashboard)
         if isinstance(viewer, web.Response):
             return viewer
         try:

@@ -128,9 +128,7 @@ def route_hook(
         return render(result, fmt, **options).encode(), FORMATS[fmt], name
 
     async def report(request: web.Request) -> web.Response:
-        viewer = await supervisor_or_refusal(
-            request, dashboard.authorize, dashboard.authorize_session
-        )
+        viewer = await supervisor_or_refusal(request, dashboard)
         if isinstance(viewer, web.Response):
             return viewer
 
