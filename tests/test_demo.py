@@ -30,6 +30,8 @@ def test_demo_records_every_ticket_in_postgresql(pg_url: str) -> None:
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=170,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr[-2000:]
+        # the demo's database is there, with its schema, before the daemon's first lookup
+        assert "does not exist" not in out.stderr, out.stderr[-2000:]
         head = re.search(r"(\d+) sample payloads -> (\d+) tickets", out.stdout)
         assert head is not None, out.stdout[:500]
         recorded = re.search(

@@ -187,10 +187,13 @@ def _printable_url(database: str) -> str:
 
 def _fresh_demo_database(config: str | None) -> str | None:
     """The demo's own database beside the configured one (``<name>_demo``), emptied first so
-    its ticket numbers do not meet an earlier run's; None when PostgreSQL does not answer
-    (the demo then runs on Redis alone and says how to point it at one)."""
+    its ticket numbers do not meet an earlier run's, and built again with its schema before
+    the daemon starts (else intake's first lookups meet no database and warn); None when
+    PostgreSQL does not answer (the demo then runs on Redis alone and says how to point it
+    at one)."""
     from omnidesk.configload import load_config
     from omnidesk.db.connect import RecordsUnavailable, connect, conninfo
+    from omnidesk.db.migrate import upgrade
 
     info = conninfo(load_config(config).data.service)
     name = f"{conninfo_to_dict(info).get('dbname') or 'omnidesk'}_demo"
@@ -199,7 +202,9 @@ def _fresh_demo_database(config: str | None) -> str | None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     except RecordsUnavailable:
         return None
-    return make_conninfo(info, dbname=name)
+    url = make_conninfo(info, dbname=name)
+    upgrade(url)
+    return url
 
 
 async def _recorded(daemon: Daemon, database: str | None, timeout: float) -> str:
