@@ -32,6 +32,11 @@ def test_demo_records_every_ticket_in_postgresql(pg_url: str) -> None:
         assert out.returncode == 0, out.stderr[-2000:]
         # the demo's database is there, with its schema, before the daemon's first lookup
         assert "does not exist" not in out.stderr, out.stderr[-2000:]
+        # the customers hear back: receipts with their ticket numbers reach the outbox
+        receipts = re.search(r"receipts with the ticket number: (\d+) sent", out.stdout)
+        assert receipts is not None and int(receipts.group(1)) > 0, out.stdout[-800:]
+        assert re.search(r"\n  .*OD-\d{4}-\d{6}", out.stdout[receipts.end() :])
+        assert "no sender for" not in out.stderr
         head = re.search(r"(\d+) sample payloads -> (\d+) tickets", out.stdout)
         assert head is not None, out.stdout[:500]
         recorded = re.search(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import tempfile
 import time
@@ -25,6 +26,7 @@ from omnidesk.commands import config_words, pasteable
 from omnidesk.configload import KEY_PREFIX_ENV
 from omnidesk.db.connect import URL_ENV
 from omnidesk.errors import PermanentError, TransientError
+from omnidesk.pipeline import queue_name
 from omnidesk.service import Daemon, DaemonOptions
 from omnidesk.tables import format_table
 
@@ -65,8 +67,10 @@ async def _demo(args: argparse.Namespace, samples: list[Path]) -> int:
         daemon.loaded.data.connectors.clear()
         daemon.loaded.data.reports.clear()  # a demo e-mails nobody
         daemon.loaded.data.connectors.append(
-            {"name": "demo-inbox", "kind": "maildir", "path": str(drop), "poll_interval": 0.2}
-        )
+            # outbox: the receipts are written as files, as a feeder of the folder sends them
+            {"name": "demo-inbox", "kind": "maildir", "path": str(drop), "poll_interval": 0.2,
+             "outbox": True}
+        )  # fmt: skip
         await daemon.initialize()
         store = daemon.runtime.store
         await asyncio.to_thread(store.delete_all)  # a demo starts from nothing
@@ -74,6 +78,7 @@ async def _demo(args: argparse.Namespace, samples: list[Path]) -> int:
         try:
             await _wait_until_processed(daemon, drop, len(samples), args.timeout)
             print(_report(daemon, len(samples)))
+            print(await _receipts(daemon, drop))
             print(await _recorded(daemon, options.database_url, args.timeout))
             print(_where_to_look(args.config, options.database_url, daemon))
         finally:
@@ -96,6 +101,24 @@ async def _wait_until_processed(daemon: Daemon, drop: Path, total: int, timeout:
             return
         await asyncio.sleep(0.1)
     raise TransientError(f"demo: not every payload was processed within {timeout:.0f}s")
+
+
+async def _receipts(daemon: Daemon, drop: Path) -> str:
+    """What the customers heard back: the replies sent to the folder's outbox once the
+    `deliver` queue is done, and the first one's line with its ticket number."""
+    broker = daemon.pipeline.broker
+    await asyncio.to_thread(partial(broker.join, queue_name(broker, "deliver"), timeout=30_000))
+    sent = sorted((drop / "outbox").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not sent:
+        return "\nreceipts: none sent"
+    first = json.loads(sent[0].read_text("utf-8"))
+    lines = [ln.strip() for ln in str(first.get("text") or "").splitlines() if ln.strip()]
+    numbered = next((ln for ln in lines if "OD-" in ln), lines[0] if lines else "")
+    to = ", ".join(str(t.get("value")) for t in first.get("to") or [] if isinstance(t, dict))
+    return (
+        f"\nreceipts with the ticket number: {len(sent)} sent to the demo folder's outbox"
+        f" (a real channel sends them to the customer); the first, to {to}:\n  " + numbered[:100]
+    )
 
 
 def _report(daemon: Daemon, total: int) -> str:
