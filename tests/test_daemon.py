@@ -210,10 +210,13 @@ def test_run_ingests_serves_health_and_metrics_and_stops_on_sigterm(daemon: Daem
     assert drop_status["last_fetch"] is not None
     assert health["queues"]["ingest"]["queued"] == 0  # broker figures per queue
 
-    # SLA clocks start right after intake, in the same worker: wait for them too
-    assert wait_for(
-        lambda: b'omnidesk_sla_clocks{queue="cr",state="running"} 5.0' in daemon.get("/metrics")[1]
+    # SLA clocks start right after intake, in the same worker, and the batch's message is
+    # acked only after its receipts and guide answers: wait for both
+    settled = (
+        b'omnidesk_sla_clocks{queue="cr",state="running"} 5.0',
+        b'omnidesk_broker_messages{queue="ingest",state="in_flight"} 0.0',
     )
+    assert wait_for(lambda: all(line in daemon.get("/metrics")[1] for line in settled))
     status, body = daemon.get("/metrics")
     text = body.decode()
     assert status == 200
