@@ -29,6 +29,9 @@ tickets_per_s, floor_per_s, ratio_to_floor, scale_2_over_1, p50_ms_at_200, p99_m
 p99_ms_at_500, cpu_ms_per_ticket (and more).
 
     .venv/bin/python bench/e2e.py [--n 20000] [--rounds 2] [--paced-seconds 60] [--quick]
+
+Kept whole though over 500 lines: a benchmark is read top to bottom as one script, its
+sides, its paced runs and its checks together.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ is idle), tickets_per_s, pg_seconds (until PostgreSQL holds them all). The last 
 JSON object.
 
     .venv/bin/python bench/scale_out.py [--n 20000] [--clients 16] [--worker-threads 2]
+
+Kept whole though over 500 lines: a benchmark is read top to bottom as one script, its
+set-up, its feed and its checks together.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ the other, alternating which goes first. Both must find the expected tickets. On
 ends the run: {"tickets", "search_p50_ms", "search_p99_ms", "ilike_p50_ms", "ratio", ...}.
 
     python bench/search.py [--tickets 1000000] [--reuse] [--searches 200]
+
+Kept whole though over 500 lines: a benchmark is read top to bottom as one script, its
+seeding, its two sides and its checks together.
 """
 
 from __future__ import annotations

@@ -55,6 +55,9 @@ ladder actions (priority high, tags sla_watch then sla_risk); the sweeper's step
 (median over rounds) at least the poller's; lateness p99 under 1 s; under 200 bytes per
 clock. `--quick` (a few seconds, for the suite) prints the two timing targets without
 enforcing them. The last line is one JSON object.
+
+Kept whole though over 500 lines: a benchmark is read top to bottom as one script, its
+two sides and its checks together.
 """
 
 from __future__ import annotations

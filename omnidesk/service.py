@@ -6,6 +6,9 @@ SIGTERM/SIGINT drain (stop pulling, finish in-flight work within a bound, exit 0
 SIGHUP reloads queue_config.yaml in a thread, keeping the old config when the new one is
 invalid: `daemon.reload_hooks` read what the new config names (the guides) in that thread,
 before it is in force; the plugins get the accepted one through their `reload` hook.
+
+Kept whole though over 500 lines: the Daemon is one lifecycle whose steps start, reload
+and stop the same parts in a fixed order; split, each half would reach into the other's.
 """
 
 from __future__ import annotations
