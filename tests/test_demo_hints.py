@@ -14,23 +14,15 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from omnidesk.commands import program_words
 from tests.pgkit import SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_pasted(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """A printed command line as a shell would run it: NAME=value words, then omnidesk."""
-    words = shlex.split(line)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    while "=" in words[0] and not words[0].startswith("-"):
-        name, value = words.pop(0).split("=", 1)
-        env[name] = value
-    assert words[0] == "omnidesk", line
-    return subprocess.run(
-        [sys.executable, "-m", "omnidesk", *words[1:]],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    """A printed command line run by a shell exactly as printed, from another folder."""
+    return subprocess.run(["bash", "-c", line], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.slow
@@ -76,8 +68,29 @@ def test_the_next_page_hint_is_the_same_command_with_the_cursor(tmp_path: Path) 
     args = build_parser().parse_args(argv)
     hint = next_page(args, "eyJ0IjoiMjAyNiJ9")
     words = shlex.split(hint)
-    assert words[0] == "omnidesk"
-    again = build_parser().parse_args(words[1:])
+    program = program_words()
+    assert words[: len(program)] == program
+    again = build_parser().parse_args(words[len(program) :])
     assert again.config == str(config.resolve())
     assert (again.queue, again.limit, again.before) == ("cc-consumers", 5, "eyJ0IjoiMjAyNiJ9")
     assert again.func is args.func
+
+
+def test_a_hint_names_the_program_the_shell_would_find(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`.venv/bin/omnidesk demo` with the virtualenv not activated: the hint carries the
+    program's absolute path, as `omnidesk` alone is not found; on PATH, plain `omnidesk`."""
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    program = bin_dir / "omnidesk"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["venv/bin/omnidesk", "demo"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert program_words() == [str(program)]
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert program_words() == ["omnidesk"]
+    monkeypatch.setattr(sys, "argv", ["/somewhere/omnidesk/cli.py"])
+    assert program_words() == [sys.executable, "-m", "omnidesk"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import sys
 
 from omnidesk.text import one_line_safe
 
@@ -14,7 +16,20 @@ def pasteable(*words: str, env: dict[str, str] | None = None) -> str:
     it is: ``[NAME=value ...] omnidesk WORDS``. No placeholders: the caller gives real
     values (see `config_words`)."""
     assignments = [f"{name}={shlex.quote(value)}" for name, value in (env or {}).items()]
-    return " ".join([*assignments, "omnidesk", *(shlex.quote(w) for w in words)])
+    return " ".join([*assignments, *(shlex.quote(w) for w in [*program_words(), *words])])
+
+
+def program_words() -> list[str]:
+    """How a pasted hint runs this same omnidesk: `omnidesk` when the shell's PATH finds this
+    very program; its absolute path when it does not (a virtualenv not activated, as in the
+    README's `.venv/bin/omnidesk demo`); `python -m omnidesk` when run as a module."""
+    invoked = sys.argv[0] if sys.argv else ""
+    if os.path.basename(invoked) != "omnidesk":
+        return [sys.executable, "-m", "omnidesk"]
+    found = shutil.which("omnidesk")
+    if found and os.path.realpath(found) == os.path.realpath(invoked):
+        return ["omnidesk"]
+    return [os.path.abspath(invoked)]
 
 
 def config_words(config: str | os.PathLike[str] | None) -> list[str]:
