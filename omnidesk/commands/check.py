@@ -6,9 +6,9 @@ Exit 0 when all is well; otherwise exit 1 naming each problem as FILE:LINE: key:
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
+from omnidesk.commands import pasteable
 from omnidesk.configload import load_config
 from omnidesk.errors import ConfigError
 from omnidesk.routing import Routing
@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if skipped and not args.allow_missing_files:
         print(
             f"{loaded.path}: {len(skipped)} rule tests skipped: their sample files are not "
-            "beside the config (copy them there, or accept with: omnidesk check "
-            f"--allow-missing-files {shlex.quote(str(loaded.path))})",
+            "beside the config (copy them there, or accept with: "
+            f"{pasteable('check', '--allow-missing-files', str(loaded.path.resolve()))})",
             file=sys.stderr,
         )
         return 1

@@ -9,6 +9,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
+from omnidesk.commands import config_words, pasteable
 from omnidesk.configload import load_config
 from omnidesk.errors import OmnideskError, PermanentError
 from omnidesk.tables import format_table
@@ -65,7 +66,7 @@ def purge_filters(args: argparse.Namespace) -> tuple[float | None, list[str]]:
         if not _REASON.match(reason):
             raise PermanentError(
                 f"--reason: not a reason: {reason!r} (a word such as not_json or invalid_form;"
-                " `omnidesk quarantine stats` lists them)"
+                f" `{pasteable('quarantine', *config_words(args.config), 'stats')}` lists them)"
             )
     return older, args.reason
 
