@@ -2,7 +2,8 @@
 
 Email: our normalize vs the modern stdlib parse a typical implementation does
 (policy=default + get_body().get_content()) and vs the floor (compat32 parse + decode the
-first text part). JSON channels: Telegram / WhatsApp / web / X normalize, when importable.
+first text part). JSON channels: Telegram / WhatsApp / web / X normalize; one that cannot
+be imported stops the run with exit status 1 naming it, rather than being left out.
 The last line printed is one JSON object with the figures.
 
 Before any side is timed, every message it will be timed on is checked: the subject and
@@ -66,6 +67,13 @@ class Expected:
 
 class WrongResult(Exception):
     """A side extracted the wrong subject or text: its rate would mean nothing."""
+
+
+class MissingSide(WrongResult):
+    """A side's normalizer cannot be imported: the run would silently measure less."""
+
+
+JSON_CHANNELS = ("telegram", "whatsapp", "web", "twitter")
 
 
 def _b64word(text: str, charset: str) -> str:
@@ -394,16 +402,17 @@ def one_message(result: Any) -> tuple[str, str]:
     return results[0].subject, results[0].text
 
 
-def json_rate(seconds: float, rounds: int = 50) -> tuple[float | None, list[str], int, int]:
+def json_rate(seconds: float, rounds: int = 50) -> tuple[float, list[str], int, int]:
     normalizers: dict[str, Callable[[Any], Any]] = {}
-    for channel in ("telegram", "whatsapp", "web", "twitter"):
+    for channel in JSON_CHANNELS:
         try:
             normalizers[channel] = importlib.import_module(f"connectors.{channel}").normalize
-        except (ImportError, AttributeError):
-            continue
+        except (ImportError, AttributeError) as exc:
+            raise MissingSide(
+                f"{channel} normalize: connectors.{channel}.normalize cannot be loaded "
+                f"({type(exc).__name__}: {exc}); a JSON channel is never left out silently"
+            ) from exc
     payloads = [(c, p, e) for c, p, e in json_payloads(rounds) if c in normalizers]
-    if not payloads:
-        return None, [], 0, 0
     for channel in normalizers:
         check_side(
             f"{channel} normalize",
@@ -449,13 +458,10 @@ def main(argv: Iterable[str] | None = None) -> None:
         json_per_s, channels, accepted, total = json_rate(args.seconds, max(1, args.json))
     except WrongResult as exc:
         sys.exit(f"normalize bench: {exc}")
-    if json_per_s is None:
-        print("json channels        skipped (no JSON normalizer importable)")
-    else:
-        print(
-            f"json channels        {json_per_s:10.0f} msg/s   ({', '.join(channels)}; "
-            f"{accepted}/{total} payloads accepted; target >= 20000)"
-        )
+    print(
+        f"json channels        {json_per_s:10.0f} msg/s   ({', '.join(channels)}; "
+        f"{accepted}/{total} payloads accepted; target >= 20000)"
+    )
     print(
         json.dumps(
             {
@@ -464,7 +470,7 @@ def main(argv: Iterable[str] | None = None) -> None:
                 "floor_per_s": round(floor, 1),
                 "ratio_vs_modern": round(vs_modern, 2),
                 "ratio_vs_floor": round(vs_floor, 2),
-                "json_per_s": None if json_per_s is None else round(json_per_s, 1),
+                "json_per_s": round(json_per_s, 1),
             }
         )
     )

@@ -14,7 +14,9 @@ files and never one a form only lists by sha256). A browser on an origin in
 `service.web_form.allowed_origins` may call it (CORS, with preflight); other origins get
 no CORS headers. Bad fields come back per field in Arabic and English. Abuse limits: the
 body size, a honeypot field, and posts per IP and per e-mail/phone (omnidesk.ratelimit; an
-IPv6 client by its /64); what they refuse is counted, never stored.
+IPv6 client by its /64), files per post (`web_form.max_attachments`) and bytes per file
+(`attachments.max_serve_bytes`: no bigger file could be served to agents); what they
+refuse is counted, never stored.
 
     P:webref:<reference>  string  the dedupe key of a queued post ("-": a honeypot's, which
                                   never resolves); expires after reference_ttl_s
@@ -81,6 +83,13 @@ def web_form(request: web.Request) -> WebFormConfig:
     # DAEMON_KEY is typed as api's narrow DaemonView; the daemon behind it is the whole
     # omnidesk.service.Daemon, which has `loaded` (PublicDaemon's fields)
     return request.app[DAEMON_KEY].loaded.data.service.web_form  # type: ignore[attr-defined]
+
+
+def max_file_bytes(request: web.Request) -> int:
+    """The largest file a multipart post may carry: `service.attachments.max_serve_bytes`,
+    what agents can be served (a bigger file would be archived and never shown to them)."""
+    service = request.app[DAEMON_KEY].loaded.data.service  # type: ignore[attr-defined]
+    return int(service.attachments.max_serve_bytes)
 
 
 # ---------------------------------------------------------------- CORS
@@ -225,7 +234,7 @@ class WebForm:
             request.app[WEB_REJECTED_KEY].labels(reason="honeypot").inc()
             return await self._queued_answer("-", config)
         changed = asked is not None or trap is not None
-        payload = self._payload(submission, body, changed, config, lang)
+        payload = self._payload(submission, body, changed, config, max_file_bytes(request), lang)
         inbound = await asyncio.to_thread(self._validate, payload, lang)
         for ident in inbound.author.identities:
             await self.limit(
@@ -256,10 +265,16 @@ class WebForm:
 
     @staticmethod
     def _payload(
-        submission: Submission, body: bytes, changed: bool, config: WebFormConfig, lang: Lang
+        submission: Submission,
+        body: bytes,
+        changed: bool,
+        config: WebFormConfig,
+        max_file: int,
+        lang: Lang,
     ) -> bytes:
         """What is archived and normalized: a JSON body as it came, anything else (or a JSON
-        body less its `lang` or honeypot field) as the JSON form it stands for."""
+        body less its `lang` or honeypot field) as the JSON form it stands for. Too many
+        files, or a file over `max_file` bytes, is refused per field (`attachments`)."""
         if submission.files:
             if len(submission.files) > config.max_attachments:
                 raise Refused(
@@ -269,6 +284,13 @@ class WebForm:
                     ),
                     "too_many_files",
                 )
+            too_large = [
+                Problem(f"attachments[{i}].size", "too_large_file", f"over {max_file}", max_file)
+                for i, upload in enumerate(submission.files)
+                if len(upload.data) > max_file
+            ]
+            if too_large:
+                raise Refused(bad_fields(too_large, lang), "too_large_file")
             listed = submission.fields.get("attachments")
             listed = listed if isinstance(listed, list) else []
             submission.fields["attachments"] = listed + [f.described() for f in submission.files]

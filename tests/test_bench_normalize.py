@@ -134,3 +134,30 @@ def test_a_json_normalizer_returning_the_wrong_text_fails(
     with pytest.raises(SystemExit) as stopped:
         bench.main(SMALL)
     assert "web normalize: message 0: wrong subject" in str(stopped.value.code)
+
+
+@pytest.mark.parametrize("channel", ["telegram", "twitter"])
+def test_a_json_side_that_fails_to_import_stops_the_run(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+    channel: str,
+) -> None:  # fmt: skip
+    """A None entry in sys.modules makes `import connectors.<channel>` raise ImportError, as
+    a broken or absent module would: the run says which side and prints no figures."""
+    monkeypatch.setitem(sys.modules, f"connectors.{channel}", None)
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(SMALL)
+    message = str(stopped.value.code)
+    assert stopped.value.code not in (0, None)
+    assert f"{channel} normalize: connectors.{channel}.normalize cannot be loaded" in message
+    assert "ImportError" in message or "ModuleNotFoundError" in message
+    assert "{" not in capsys.readouterr().out  # no figures were printed
+
+
+def test_a_json_side_without_a_normalize_stops_the_run(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(connectors.web, "normalize")
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(SMALL)
+    assert "web normalize: connectors.web.normalize cannot be loaded" in str(stopped.value.code)
+    assert "AttributeError" in str(stopped.value.code)

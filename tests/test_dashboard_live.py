@@ -1,9 +1,10 @@
 """The supervisor's dashboard in headless Chromium against `omnidesk run` (real Redis and
 PostgreSQL, tickets through the maildir intake): pushed updates without a reload within
-2 s, time left in business time with its risk, offline agents who hold tickets, a
-reassignment from the page checked through the API, refusals in both languages, customer
-markup shown as text, and an axe-core check. With $OMNIDESK_SCREENSHOTS set it writes
-docs/screenshots/dashboard-{ar,en}.png at 1280x720."""
+2 s, time left in business time with its risk, offline agents who hold tickets, the
+waiting trend and queue bars moving as tickets arrive, a ticket given to an agent from the
+page (checked through the API, Redis and the page) and moved to another queue, refusals
+in both languages, customer markup shown as text, and an axe-core check. With
+$OMNIDESK_SCREENSHOTS set it writes docs/screenshots/dashboard-{ar,en}.png at 1280x720."""
 
 from __future__ import annotations
 
@@ -278,3 +279,85 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     assert waiting == 3  # g1, g2 and the complaint transferred here
     assert wait_for(lambda: shown(browser, depth, classes=False) == "3", 20)
     assert "Live" in text_of(browser, "live")
+
+
+def trend_ys(driver: Any) -> list[float]:
+    """The y of each point of the waiting trend's polyline (SVG: smaller is higher)."""
+    points = driver.execute_script(
+        "return document.getElementById('trend-line').getAttribute('points') || ''"
+    )
+    return [float(p.split(",")[1]) for p in str(points).split()]
+
+
+def bar_width(driver: Any, queue: str) -> float:
+    width = driver.execute_script(
+        "const r = document.querySelector(arguments[0]);return r ? r.getAttribute('width') : null;",
+        f"#queues li[data-queue='{queue}'] rect.fill",
+    )
+    return float(width) if width is not None else -1.0
+
+
+def test_the_charts_move_and_a_ticket_goes_to_an_agent_from_the_page(
+    daemon: DaemonProc, browser: Any
+) -> None:
+    """New tickets move the waiting trend and the queue's bar within seconds, without a
+    reload; the supervisor then gives a waiting complaint to an agent from the page, and
+    the ticket's holder changes in the API, in Redis and on the page."""
+    boss = cli(daemon.config, "agents", "token", "boss")
+    store = daemon.store()
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", VIEWPORT)
+    browser.get(f"http://127.0.0.1:{daemon.port}/dashboard#token={boss}&lang=en")
+    assert wait_for(lambda: browser.find_element(By.ID, "board").is_displayed(), 15)
+    assert wait_for(lambda: len(trend_ys(browser)) >= 2, 10)
+    ys = trend_ys(browser)
+    assert len(set(ys)) == 1, ys  # nothing waits yet: a level line
+    assert bar_width(browser, "general") == 0.0
+
+    # two questions arrive in the pull queue: the line rises at its end, the bar grows
+    drop(daemon, "c1", "question about the service")
+    drop(daemon, "c2", "another question about fees")
+    assert wait_for(lambda: store.ticket_count() == 2, 20), daemon.logs()
+    seen = time.monotonic()
+
+    def risen() -> bool:
+        ys = trend_ys(browser)
+        return len(ys) >= 2 and ys[-1] < ys[0] and bar_width(browser, "general") > 0
+
+    assert wait_for(risen, 5), (trend_ys(browser), bar_width(browser, "general"))
+    assert time.monotonic() - seen < 5  # pushed: no reload
+    depth = "#queues li[data-queue='general'] .n"
+    assert wait_for(lambda: shown(browser, depth, classes=False) == "2", 5)
+    ys = trend_ys(browser)
+    assert min(ys) == ys[-1] < ys[0]  # the newest reading is the line's top
+
+    # a complaint waits (nobody is online to take it); the supervisor gives it to Huda
+    before = {t.id for t in store.list_tickets()}
+    drop(daemon, "k1", "complaint: the shop kept my money")
+    assert wait_for(lambda: store.ticket_count() == 3, 20), daemon.logs()
+    (ticket,) = [t for t in store.list_tickets() if t.id not in before]
+    assert ticket.queue == "complaints" and ticket.assignee is None
+    row = f"#risk tbody tr[data-ticket='{ticket.id}']"
+    assert wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, row), 5), daemon.logs()
+    assert "—" in shown(browser, row, classes=False)  # nobody holds it
+    assert wait_for(lambda: click(browser, f"{row} button.reassign"), 5)
+    assert wait_for(lambda: browser.find_element(By.ID, "reassign").is_displayed(), 5)
+    choices = Select(browser.find_element(By.ID, "to-agent"))
+    assert {o.get_attribute("value") for o in choices.options} == {"", "omar", "huda"}
+    choices.select_by_value("huda")
+    browser.find_element(By.ID, "reassign-send").click()
+    assert wait_for(lambda: not browser.find_element(By.ID, "reassign").is_displayed(), 5), text_of(
+        browser, "reassign-msg"
+    )
+    assert text_of(browser, "reassign-msg") == ""  # no refusal
+    assert ticket.id in text_of(browser, "live")  # "moved OD-..."
+
+    status, view = call(daemon, "GET", f"/v1/tickets/{ticket.id}", boss)
+    assert status == 200 and view["ticket"]["assignee"] == "huda", view
+    held = store.get_ticket(ticket.id)
+    assert held is not None and held.assignee == "huda"
+    assert store.r.zscore(store.key("agent", "huda", "open"), ticket.id) is not None
+    # the page shows it: the risk row names Huda, and Huda's row holds the ticket
+    assert wait_for(lambda: "Huda" in shown(browser, row, classes=False), 5)
+    huda = "#agents tbody tr[data-agent='huda']"
+    assert wait_for(lambda: ticket.id in shown(browser, huda, classes=False), 5)
+    assert ticket.id not in shown(browser, "#agents tbody tr[data-agent='omar']", classes=False)

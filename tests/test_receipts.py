@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections import Counter
@@ -151,6 +152,90 @@ async def test_a_new_mail_gets_one_receipt_with_its_number_and_due_time(
         assert first.state == "running" and first.stopped_at is None
         types = event_types(runtime, ticket.id)
         assert "acknowledged" in types and "replied" not in types
+    finally:
+        unregister_sender(Channel.EMAIL, connector.name)
+
+
+@pytest.mark.imap
+async def test_an_english_mail_gets_its_receipt_in_english_with_its_number(
+    dovecot, account_factory, run, rig, smtp_server: SmtpSink
+) -> None:
+    """The same path as the Arabic one above, for a customer who writes in English: the
+    ticket's language is English, so the receipt is the template's `en` text, with the
+    ticket number and the due time as English renders it, and no Arabic in it."""
+    runtime, pipeline = rig
+    user = dovecot.new_user()
+    text = (
+        "Hello, I would like to renew my commercial registration before the end of the "
+        "month. Could you tell me which documents are needed?"
+    )
+    dovecot.append(user, customer_mail("john@customer.test", "CR renewal", text))
+    connector = await run(with_smtp(account_factory(user), smtp_server), pipeline)
+    assert register_connector_sender(connector, asyncio.get_running_loop())
+    try:
+        assert await eventually(lambda: smtp_server.envelopes, 20), "no receipt reached SMTP"
+        (ticket,) = runtime.store.list_tickets()
+        assert ticket.language == "en"
+        (receipt,) = out_messages(runtime, ticket.id)
+        assert await eventually(
+            lambda: runtime.store.get_message(receipt.id).delivery == "sent", 10
+        )
+        (got,) = smtp_server.messages
+        assert smtp_server.envelopes[0].rcpt_tos == ["john@customer.test"]
+        assert got["Subject"] == f"Re: CR renewal [#{ticket.id}]"
+        assert got["Auto-Submitted"] == "auto-replied"
+        body = got.get_body(("plain",)).get_content()
+        first = runtime.clocks.state(ticket.id).clocks["first_response"]
+        assert body.strip().splitlines() == [
+            f"Thank you Customer, your message is registered as {ticket.id}.",
+            f"You can expect our first response by {due_text(first.due_at, 'en')}.",
+        ]
+        assert not any("\u0600" <= ch <= "\u06ff" for ch in body)  # no Arabic at all
+        assert receipt.author == "omnidesk" and first.state == "running"
+    finally:
+        unregister_sender(Channel.EMAIL, connector.name)
+
+
+MACHINE_MAIL = {  # tests/fixtures/email/<name>.eml, one of each kind
+    "dsn_bounce_failed": "a DSN bounce (multipart/report; delivery-status)",
+    "arf_abuse_report": "an ARF feedback report (multipart/report; feedback-report)",
+    "mdn_read_receipt": "an MDN read receipt (multipart/report; disposition-notification)",
+    "ooo_auto_submitted": "an out-of-office reply (Auto-Submitted: auto-replied)",
+}
+
+
+@pytest.mark.imap
+async def test_machine_mail_of_each_kind_gets_no_receipt(
+    dovecot, account_factory, run, rig, smtp_server: SmtpSink
+) -> None:
+    """Bounce, feedback report, read receipt and auto-reply, read from Dovecot in one mailbox
+    with a customer's mail: only the customer gets a receipt through deliver and SMTP."""
+    runtime, _ = rig
+    user = dovecot.new_user()
+    fixtures = Path(__file__).parent / "fixtures" / "email"
+    for name in MACHINE_MAIL:  # two fixtures share a Message-ID: each gets its own here
+        raw = (fixtures / f"{name}.eml").read_bytes()
+        raw = re.sub(
+            rb"(?im)^Message-ID:[^\r\n]*", f"Message-ID: <{name}@fixtures.test>".encode(), raw
+        )
+        dovecot.append(user, raw)
+    dovecot.append(user, customer_mail("mona@customer.test", "Fees question", "How much?"))
+    sink = ProcessSink(runtime)
+    connector = await run(with_smtp(account_factory(user), smtp_server), sink)
+    assert register_connector_sender(connector, asyncio.get_running_loop())
+    try:
+        assert await eventually(lambda: sum(sink.outcomes.values()) == 5, 20), sink.outcomes
+        assert sink.outcomes == Counter({"auto_ignored": len(MACHINE_MAIL), "opened": 1})
+        (ticket,) = runtime.store.list_tickets()
+        (receipt,) = out_messages(runtime, ticket.id)
+        assert await eventually(
+            lambda: runtime.store.get_message(receipt.id).delivery == "sent", 20
+        )
+        await asyncio.sleep(0.5)  # room for any stray receipt still in deliver
+        assert [e.rcpt_tos for e in smtp_server.envelopes] == [["mona@customer.test"]]
+        assert runtime.store.counts()["stats"]["auto_ignored"] == len(MACHINE_MAIL)
+        acknowledged = [f for _, f in runtime.store.events() if f["type"] == "acknowledged"]
+        assert [f.get("ticket") for f in acknowledged] == [ticket.id]
     finally:
         unregister_sender(Channel.EMAIL, connector.name)
 

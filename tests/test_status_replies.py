@@ -262,3 +262,37 @@ def test_a_mail_with_a_status_subject_and_something_to_say_is_a_message(
         )
         assert taken.results == [], body
     assert len(sent) == 3 and all(o.ticket_id == tid for o in sent)
+
+
+def test_the_per_sender_limit_applies_to_email_status_requests(
+    prefix: str, tmp_path: Path, pg_url: str
+) -> None:
+    """service.web_form.status_replies_per_sender counts e-mail answers too: past it within
+    the window, a sender's status mail is counted and opens nothing, with no answer. The
+    sender is the address whatever its case; another customer still gets theirs."""
+    runtime = make_runtime(prefix, tmp_path, pg_url, per_sender=2)
+    sent: list[Outbound] = []
+    runtime.send_replies = sent.extend
+    try:
+        mine = runtime.process([email("r1@example.sa", "السجل التجاري", sender="huda@example.sa")])
+        theirs = runtime.process([email("r2@example.sa", "شكوى", sender="omar@example.sa")])
+        tid, other = mine.results[0].ticket_id, theirs.results[0].ticket_id
+        assert tid is not None and other is not None
+        senders = ["huda@example.sa", "Huda@Example.SA", "huda@example.sa"]
+        for n, sender in enumerate(senders, start=3):
+            asked = email(f"r{n}@example.sa", "", sender=sender, subject=f"[#{tid}] status")
+            taken = runtime.process([asked])
+            assert taken.results == [] and taken.quarantined == []
+        assert [o.ticket_id for o in sent] == [tid, tid]  # the third is over the limit
+        assert all(o.channel == Channel.EMAIL for o in sent)
+        assert stats(runtime)["status_requests:answered"] == 2
+        assert stats(runtime)["status_requests:rate_limited"] == 1
+        # the limit is the sender's: another customer asking about their own ticket is answered
+        runtime.process(
+            [email("r9@example.sa", "", sender="omar@example.sa", subject=f"حالة [#{other}]")]
+        )
+        assert [o.ticket_id for o in sent] == [tid, tid, other]
+        assert [i.key for i in sent[-1].to] == ["email:omar@example.sa"]
+        assert runtime.store.ticket_count() == 2
+    finally:
+        runtime.records.close()

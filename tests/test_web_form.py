@@ -64,12 +64,17 @@ class Site:
         return self.daemon.runtime.store
 
 
-async def open_site(tmp_path: Path, prefix: str, pg_url: str, web_form: str = "") -> Site:
+async def open_site(
+    tmp_path: Path, prefix: str, pg_url: str, web_form: str = "", service: str = ""
+) -> Site:
+    """The daemon on a config whose `service.web_form` has `web_form`'s lines added, and
+    `service` has `service`'s (both YAML, indented as in their section)."""
     state = tmp_path / "state"
     extra = "".join(f"    {line}\n" for line in web_form.strip().splitlines())
+    more = "".join(f"  {line}\n" for line in service.strip().splitlines())
     head = (
         f"service:\n  redis_url: {REDIS_URL}\n  key_prefix: {prefix}\n  state_dir: {state}\n"
-        f"  web_form:\n    allowed_origins: ['{ORIGIN}']\n{extra}"
+        f"{more}  web_form:\n    allowed_origins: ['{ORIGIN}']\n{extra}"
     )
     config = tmp_path / "queue_config.yaml"
     config.write_text(head + CONFIG.read_text("utf-8"), "utf-8")
@@ -147,6 +152,47 @@ async def test_too_many_files_are_refused_per_field(
         status, _, body = await site.post(form, headers={"Accept-Language": "en"})
         assert status == 400 and body["errors"]["attachments"]["en"] == "More than 1 attachments."
         assert site.store.ticket_count() == 0
+    finally:
+        await site.daemon.__aexit__(None, None, None)
+
+
+async def test_a_file_over_the_per_file_limit_is_refused_per_field(
+    prefix: str, tmp_path: Path, pg_url: str
+) -> None:
+    """A multipart file bigger than service.attachments.max_serve_bytes (what agents could be
+    served) is refused with the `attachments` field's error, within the body limit; a file
+    of exactly the limit is taken."""
+    limit = 2048
+    site = await open_site(
+        tmp_path, prefix, pg_url, service=f"attachments: {{max_serve_bytes: {limit}}}"
+    )
+    try:
+        big = b"%PDF-1.4 " + b"x" * limit  # over the limit, far under web_max_body_bytes
+
+        def form_with(data: bytes) -> aiohttp.FormData:
+            form = aiohttp.FormData()
+            form.add_field("message", "complaint about a shop, scans attached")
+            form.add_field("email", "files@example.sa")
+            form.add_field("note", b"small", filename="note.txt", content_type="text/plain")
+            form.add_field("scan", data, filename="scan.pdf", content_type="application/pdf")
+            return form
+
+        before = site.rejected(await site.metrics(), "too_large_file")
+        status, _, body = await site.post(form_with(big), headers={"Accept-Language": "en"})
+        assert status == 400, body
+        assert body["code"] == "invalid_form" and list(body["errors"]) == ["attachments"]
+        assert body["errors"]["attachments"]["en"] == "The attachments are larger than allowed."
+        assert body["errors"]["attachments"]["ar"]  # in both languages, as every field error
+        assert site.store.ticket_count() == 0
+        archive = site.daemon.runtime.archive
+        assert archive.get(hashlib.sha256(big).hexdigest()) is None  # nothing was kept
+        assert site.rejected(await site.metrics(), "too_large_file") == before + 1
+
+        exact = b"y" * limit
+        status, _, body = await site.post(form_with(exact))
+        assert status == 201, body
+        (message,) = site.store.ticket_messages(body["ticket"])
+        assert sorted(a.size for a in message.attachments) == [len(b"small"), limit]
     finally:
         await site.daemon.__aexit__(None, None, None)
 
