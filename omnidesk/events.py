@@ -170,7 +170,7 @@ class GuideAnswered(Event, tag=EventType.GUIDE_ANSWERED.value):
 
 class Delivery(Event, tag=EventType.DELIVERY.value):
     message: str = ""
-    delivery: str = ""  # sent, failed: <reason>, refused: <reason>
+    delivery: str = ""  # retrying: <reason> (attempt k of N), sent, delivered, read, failed: ...
 
 
 class Csat(Event, tag=EventType.CSAT.value):

@@ -52,6 +52,8 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily("events", "stream", "omnidesk.store (omnidesk.events)",
               "trimmed once PostgreSQL holds the entries (omnidesk.db.writer)"),
     KeyFamily("stats", "hash", "omnidesk.store", "permanent (counters)"),
+    KeyFamily("sent:<channel>:<external id>", "string", "omnidesk.store",
+              "store.SENT_ID_TTL_S (TTL): a sent message's channel id, for its statuses"),
     # --- customers (omnidesk.store, omnidesk.known, omnidesk.customer_evict)
     KeyFamily("customer:<cid>", "hash", "omnidesk.store",
               "until it has no ticket here and PostgreSQL has it (omnidesk.customer_evict)"),
@@ -158,6 +160,9 @@ class Keys:
 
     def stats(self) -> str:
         return self._k("stats")
+
+    def sent(self, channel: str, external_id: str) -> str:
+        return self._k("sent", channel, external_id)
 
     # customers
     def customer(self, cid: str) -> str:

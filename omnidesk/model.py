@@ -242,6 +242,9 @@ class Receipt(msgspec.Struct, kw_only=True):
     status: str  # sent, failed, refused
     external_id: str | None = None
     detail: str = ""
+    # every id the channel gave, when the message went out in parts (the first is
+    # external_id): each part's later status (a WhatsApp wamid's) leads back to the message
+    external_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class Skipped(msgspec.Struct, kw_only=True):
@@ -304,7 +307,7 @@ class Message(msgspec.Struct, kw_only=True):
     # same content may come again later as a new message
     content_id: bool | None = None
     attachments: list[Attachment] = msgspec.field(default_factory=list)
-    delivery: str | None = None  # queued, sent, failed: <reason>, refused: <reason>
+    delivery: str | None = None  # queued, retrying: ..., sent, delivered, read, failed: ...
     raw_ref: str | None = None
 
 

@@ -214,6 +214,13 @@ def delivery_status(outcome: Receipt | PermanentError) -> str:
     return f"{outcome.status}: {outcome.detail}".rstrip(": ")
 
 
+def retrying_status(error: Exception, attempt: int) -> str:
+    """What is recorded while a send that failed for now waits for its next attempt:
+    ``retrying: <reason> (attempt k of N)``, k the attempt that failed (the console shows
+    the word and the count in the agent's language, and styles it as a warning)."""
+    return f"retrying: {error} (attempt {attempt} of {DELIVER_MAX_ATTEMPTS})"
+
+
 def backoff_ms(attempt: int, retry_after: float | None = None) -> int:
     """The delivery retry delay (omnidesk.backoff); the server's Retry-After wins when given."""
     if retry_after is not None:
@@ -376,32 +383,66 @@ class Pipeline:
             retry_after = outcome.retry_after if isinstance(outcome, TransientError) else None
             delay = backoff_ms(attempt, retry_after)
             log.warning("deliver %s: %s; retry in %d ms", outbound.id, outcome, delay)
+            self._note_retry(outbound.id, retrying_status(outcome, attempt + 1))
             raise dramatiq.Retry(str(outcome), delay=delay) from None
-        self._record([(outbound.id, delivery_status(outcome))])
+        self._record([(outbound.id, delivery_status(outcome))], [(outbound, outcome)])
 
-    def _record(self, statuses: list[tuple[str, str]]) -> None:
+    def _note_retry(self, message_id: str, status: str) -> None:
+        """A `retrying` status, at once and once: the retry is not held up by a store
+        outage for it (the next attempt's outcome is recorded with the wait)."""
+        try:
+            gone = self.runtime.store.set_deliveries([(message_id, status)])
+        except TransientError as exc:
+            log.warning("deliver %s: its retrying status was not recorded: %s", message_id, exc)
+            return
+        if gone:
+            log.warning("deliver: message %s is gone; its delivery was not recorded", message_id)
+
+    def _record(
+        self,
+        statuses: list[tuple[str, str]],
+        sent: list[tuple[Outbound, Receipt | PermanentError]] | None = None,
+    ) -> None:
         """The delivery statuses, waiting out a store outage: what was sent is never sent
-        again for want of its status. A message gone meanwhile (erased) is logged."""
-        gone = until_applied(
-            lambda: self.runtime.store.set_deliveries(statuses), INGEST_WAIT_S, "deliver"
-        )
+        again for want of its status. A message gone meanwhile (erased) is logged. The
+        channel's ids of what was `sent` are noted first (Store.remember_sent), so the
+        channel's later statuses (delivered, read) find the message."""
+        by_channel: dict[str, list[tuple[str, str]]] = {}
+        for outbound, outcome in sent or []:
+            if isinstance(outcome, Receipt) and outcome.status == "sent":
+                ids = dict.fromkeys([outcome.external_id or "", *outcome.external_ids])
+                by_channel.setdefault(Channel(outbound.channel).value, []).extend(
+                    (external_id, outbound.id) for external_id in ids if external_id
+                )
+
+        def apply() -> list[str]:
+            store = self.runtime.store
+            for channel, pairs in by_channel.items():
+                store.remember_sent(channel, pairs)
+            return store.set_deliveries(statuses)
+
+        gone = until_applied(apply, INGEST_WAIT_S, "deliver")
         for message_id in gone:
             log.warning("deliver: message %s is gone; its delivery was not recorded", message_id)
 
     def _deliver_many(self, outbounds_json: str) -> None:
         """Each message once, in turn; the statuses in one MULTI. One that failed for now
-        goes on alone as a `deliver` message that counts this as its first attempt. Never
-        run twice (max_retries 0): once anything is sent, every message ends with a status
-        or its own `deliver` message, so a retry of the batch could only send again."""
+        goes on alone as a `deliver` message that counts this as its first attempt, and
+        shows `retrying` meanwhile. Never run twice (max_retries 0): once anything is sent,
+        every message ends with a status or its own `deliver` message, so a retry of the
+        batch could only send again."""
         outbounds = _outbounds_decoder.decode(outbounds_json)
         statuses: list[tuple[str, str]] = []
+        sent: list[tuple[Outbound, Receipt | PermanentError]] = []
         for outbound, outcome in zip(outbounds, _send_in_turn(outbounds), strict=True):
             if isinstance(outcome, Receipt | PermanentError):
                 statuses.append((outbound.id, delivery_status(outcome)))
+                sent.append((outbound, outcome))
                 continue
             retry_after = outcome.retry_after if isinstance(outcome, TransientError) else None
             delay = backoff_ms(0, retry_after)
             log.warning("deliver %s: %s; retry in %d ms", outbound.id, outcome, delay)
+            self._note_retry(outbound.id, retrying_status(outcome, 1))  # before it can run
             encoded = _batch_codec.encode(outbound).decode()
             try:
                 until_applied(
@@ -412,7 +453,7 @@ class Pipeline:
             except TransientError as exc:
                 statuses.append((outbound.id, f"failed: not queued: {exc}"))
         if statuses:
-            self._record(statuses)
+            self._record(statuses, sent)
 
     def _send_retry(self, outbound_json: str, delay_ms: int) -> None:
         """One message of a batch on its own, its first attempt counted (`retries`)."""

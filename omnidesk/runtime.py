@@ -32,7 +32,7 @@ from omnidesk.csat_answers import consume_inbound as consume_csat
 from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult, is_transient
 from omnidesk.known import Known, KnownLookup
-from omnidesk.model import UPLOADED, Decision, Inbound, Outbound, RawPayload, Skipped
+from omnidesk.model import UPLOADED, Channel, Decision, Inbound, Outbound, RawPayload, Skipped
 from omnidesk.quarantine import Quarantine
 from omnidesk.receipts import Receipts
 from omnidesk.sla.protocol import SlaEngine
@@ -193,8 +193,12 @@ class Runtime:
             self._quarantine(raw, "normalizer_error", f"{type(exc).__name__}: {exc}")
             return None
         inbounds: list[Inbound] = []
+        receipts: list[dict[str, Any]] = []
         for result in results:
             if isinstance(result, Skipped):
+                if result.reason == "delivery_status" and result.receipt:
+                    receipts.append(result.receipt)  # counted below unless it is one of ours
+                    continue
                 self.store.incr(f"skipped:{result.reason}")
                 continue
             if result.meta and consume_csat(self.store, result):
@@ -205,7 +209,30 @@ class Runtime:
             if raw.uploads:
                 mark_uploaded(result, raw.uploads)
             inbounds.append(result)
+        if receipts:
+            self._delivery_receipts(Channel(raw.channel).value, receipts)
         return inbounds
+
+    def _delivery_receipts(self, channel: str, receipts: list[dict[str, Any]]) -> None:
+        """A channel's statuses for messages we sent (WhatsApp's delivered, read, failed)
+        onto those messages (`channel_delivery`), never moving one back (Store.supersedes).
+        One for a message we do not know (sent by another system, or long ago, or gone from
+        Redis) is counted as `skipped:delivery_status`, as is one saying nothing new (`sent`)."""
+        ours = self.store.sent_messages(
+            channel, [str(r.get("message_id") or "") for r in receipts if r.get("message_id")]
+        )
+        statuses: list[tuple[str, str]] = []
+        for receipt in receipts:
+            message_id = ours.get(str(receipt.get("message_id") or ""))
+            status = channel_delivery(receipt)
+            if message_id is None or status is None:
+                self.store.incr("skipped:delivery_status")
+            else:
+                statuses.append((message_id, status))
+        if statuses:  # a message gone from Redis meanwhile (evicted, erased) takes none
+            gone = self.store.set_deliveries(statuses, actor=channel)
+            if gone:
+                self.store.incr("skipped:delivery_status", len(gone))
 
     def _status_request(self, inbound: Inbound) -> bool:
         """True when `inbound` only asks for a ticket's status (omnidesk.status_replies),
@@ -357,6 +384,24 @@ class Runtime:
         results = self._merge(inbounds or [], known, taken)
         self.quarantine.remove(item_id)
         return results
+
+
+def channel_delivery(receipt: dict[str, Any]) -> str | None:
+    """What a channel's status for a sent message records: ``delivered``, ``read`` or
+    ``failed: <error title> (<code>)`` (WhatsApp's `errors`); None for one that adds nothing
+    (``sent``: the send's own receipt said so) or that we do not know."""
+    word = str(receipt.get("status") or "").strip().lower()
+    if word in ("delivered", "read"):
+        return word
+    if word != "failed":
+        return None
+    reasons = []
+    for error in receipt.get("errors") or []:
+        if not isinstance(error, dict):
+            continue
+        title, code = str(error.get("title") or "").strip(), error.get("code")
+        reasons.append(f"{title} ({code})" if title and code is not None else title or str(code))
+    return f"failed: {'; '.join(r for r in reasons if r) or 'the channel gave no reason'}"
 
 
 def mark_uploaded(inbound: Inbound, uploads: Sequence[str]) -> None:

@@ -97,6 +97,29 @@ from omnidesk.replies import entries, read_entries, text, text_fields, text_or_n
 # from a URL or the command line never names another key (``<id>:msgs`` is a list).
 TICKET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 JSON_FIELDS = frozenset({"tags", "thread_keys", "meta", "attachments", "identities", "contacts"})
+# How long a channel's id for a message we sent leads back to it (`Store.remember_sent`): a
+# WhatsApp status (delivered, read, failed) comes within days of the send.
+SENT_ID_TTL_S = 7 * 86_400
+# A message's delivery status only moves forward along this order (`supersedes`); failed
+# and refused are final. A word not listed (a channel's own) is always recorded.
+DELIVERY_ORDER = {
+    "queued": 0, "retrying": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5, "refused": 5,
+}  # fmt: skip
+
+
+def delivery_word(status: str | None) -> str:
+    """The status word of a delivery (``failed: <reason>`` -> ``failed``)."""
+    return (status or "").split(":", 1)[0].strip()
+
+
+def supersedes(status: str, current: str | None) -> bool:
+    """Whether `status` may replace a message's `current` delivery status: never one that
+    goes back (a `delivered` after a `read`, a `retrying` after `sent`, anything after a
+    final failure but another failure)."""
+    new, old = DELIVERY_ORDER.get(delivery_word(status)), DELIVERY_ORDER.get(delivery_word(current))
+    return new is None or old is None or new >= old
+
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -590,7 +613,7 @@ class Store:
         return messages
 
     def set_delivery(self, message_id: str, status: str, actor: str = "deliver") -> None:
-        """Record what the channel said: sent, failed: <reason>, refused: <reason>."""
+        """Record what the channel said: sent, failed: <reason>, refused: <reason>, ..."""
         if self.set_deliveries([(message_id, status)], actor):
             raise KeyError(f"no message {message_id}")
 
@@ -598,17 +621,43 @@ class Store:
     def set_deliveries(self, statuses: list[tuple[str, str]], actor: str = "deliver") -> list[str]:
         """`set_delivery` for many messages (a batch of receipts) in three round trips, the
         writes in one MULTI. Returns the ids of the messages not found (nothing is recorded
-        for those)."""
-        pipe = self.r.pipeline(transaction=False)
+        for those). A status never moves back (`supersedes`): one that would, such as a
+        channel's `delivered` arriving after its `read`, is left out, and no event is
+        written for it. The messages are WATCHed from before their statuses are read until
+        the MULTI, so two receipts for one message written at once cannot undo each other."""
+        if not statuses:
+            return []
+        keys = sorted({self.keys.msg(m) for m, _ in statuses})
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*keys)
+                    return self._write_deliveries(pipe, statuses, actor)
+                except redis.WatchError:
+                    continue  # another status for one of them came first: read it again
+
+    def _write_deliveries(
+        self, pipe: Any, statuses: list[tuple[str, str]], actor: str
+    ) -> list[str]:
+        reads = self.r.pipeline(transaction=False)  # after the WATCH: a change aborts the MULTI
         for message_id, _ in statuses:
-            pipe.hmget(self.keys.msg(message_id), "ticket_id", "channel")
-        found = [(text_or_none(t), text_or_none(c) or "") for t, c in pipe.execute()]
-        known = [(m, s, t, c) for (m, s), (t, c) in zip(statuses, found, strict=True) if t]
-        pipe = self.r.pipeline(transaction=False)
-        for _, _, ticket_id, _ in known:
-            pipe.hget(self.keys.ticket(ticket_id), "queue")
-        queues = [text_or_none(q) or "" for q in pipe.execute()] if known else []
-        pipe = self.r.pipeline(transaction=True)
+            reads.hmget(self.keys.msg(message_id), "ticket_id", "channel", "delivery")
+        found = [
+            (text_or_none(t), text_or_none(c) or "", text_or_none(d)) for t, c, d in reads.execute()
+        ]
+        current = {m: d for (m, _), (t, _, d) in zip(statuses, found, strict=True) if t}
+        known: list[tuple[str, str, str, str]] = []
+        for (message_id, status), (ticket_id, channel, _) in zip(statuses, found, strict=True):
+            if ticket_id and supersedes(status, current[message_id]):
+                known.append((message_id, status, ticket_id, channel))
+                current[message_id] = status
+        queues: list[str] = []
+        if known:
+            reads = self.r.pipeline(transaction=False)
+            for _, _, ticket_id, _ in known:
+                reads.hget(self.keys.ticket(ticket_id), "queue")
+            queues = [text_or_none(q) or "" for q in reads.execute()]
+        pipe.multi()
         for (message_id, status, ticket_id, channel), queue in zip(known, queues, strict=True):
             pipe.hset(self.keys.msg(message_id), "delivery", status)
             pipe.hincrby(self.keys.stats(), f"delivery:{status.split(':', 1)[0]}", 1)
@@ -616,7 +665,26 @@ class Store:
             self._event(pipe, EventType.DELIVERY, ticket_id, queue, channel, actor, extra)
         if known:
             pipe.execute()
-        return [m for (m, _), (t, _) in zip(statuses, found, strict=True) if not t]
+        return [m for (m, _), (t, _, _) in zip(statuses, found, strict=True) if not t]
+
+    @guarded
+    def remember_sent(self, channel: str, pairs: list[tuple[str, str]]) -> None:
+        """Note which of our messages each channel message id (`Receipt.external_id`, a
+        WhatsApp wamid) is, for SENT_ID_TTL_S: the channel's later statuses name its id."""
+        pipe = self.r.pipeline(transaction=False)
+        for external_id, message_id in pairs:
+            pipe.set(self.keys.sent(channel, external_id), message_id, ex=SENT_ID_TTL_S)
+        if pairs:
+            pipe.execute()
+
+    @guarded
+    def sent_messages(self, channel: str, external_ids: list[str]) -> dict[str, str]:
+        """Our message ids for the channel's ids `remember_sent` noted (the others left out)."""
+        if not external_ids:
+            return {}
+        found = self.r.mget([self.keys.sent(channel, e) for e in external_ids])
+        pairs = zip(external_ids, (text_or_none(m) for m in found), strict=True)
+        return {e: m for e, m in pairs if m}
 
     # ------------------------------------------------------------ customers
 

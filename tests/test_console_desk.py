@@ -311,6 +311,54 @@ def test_a_colleagues_transfer_shows_within_two_seconds(
     assert daemon.stop() == 0
 
 
+def test_a_send_tried_again_shows_as_a_warning_in_arabic_then_its_channel_statuses(
+    daemon: DaemonProc,
+    browser: Any,
+) -> None:
+    """Issue 15: a reply whose send failed for now says so at once, with the reason and
+    the attempt count in the agent's language, styled as a warning, not as a failure; the
+    live feed marks it the same way; then sent and the channel's read replace it."""
+    from omnidesk.outbound import outbound_for
+
+    amal = cli(daemon.config, "agents", "token", "amal")
+    drop_mail(daemon, "retry", "أم خالد", "تجديد السجل", "متى يتجدد السجل؟")
+    store = daemon.store()
+    assert wait_for(lambda: store.ticket_count() == 1), daemon.logs()
+    (ticket,) = store.list_tickets()
+    wait = sign_in(browser, daemon, amal, lang="ar")
+    browser.find_element(By.ID, "next").click()
+    wait.until(lambda d: ticket.id in d.find_element(By.ID, "t-title").text)
+    # recorded as the desk records a reply, without handing it to `deliver`: the statuses
+    # below are the only ones it gets
+    out = outbound_for(store, ticket, "نراجع طلبك")
+    store.add_outbound_message(out, author="amal")
+    store.set_delivery(out.id, "retrying: HTTP 503 from the channel (attempt 1 of 8)")
+
+    def status(kind: str) -> str:  # this message's (the ticket may hold a receipt too)
+        css = f"#thread .msg.out[data-id='{out.id}'] .delivery.d-{kind}"
+        found = browser.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else ""
+
+    wait.until(lambda d: status("retrying"))
+    shown = status("retrying")
+    assert "تُعاد المحاولة" in shown and "HTTP 503 from the channel" in shown, shown
+    assert "المحاولة 1 من 8" in shown and "attempt" not in shown, shown
+    assert not status("failed")
+    color = browser.find_element(By.CSS_SELECTOR, ".delivery.d-retrying").value_of_css_property(
+        "background-color"
+    )
+    assert color not in ("rgba(0, 0, 0, 0)", "transparent"), color  # a warning's highlight
+    warn = browser.find_element(By.CSS_SELECTOR, "#live-feed li.warn[data-type='delivery']")
+    assert ticket.id in warn.text and "تُعاد المحاولة" in warn.text
+    assert not browser.find_elements(By.CSS_SELECTOR, "#live-feed li.alert[data-type='delivery']")
+    store.set_delivery(out.id, "sent")
+    wait.until(lambda d: status("sent") == "أُرسلت")
+    store.set_delivery(out.id, "read")
+    wait.until(lambda d: status("read") == "قُرئت")
+    assert not status("retrying")
+    assert daemon.stop() == 0
+
+
 def test_a_colleagues_claim_shows_on_the_open_ticket(
     daemon: DaemonProc,
     browser: Any,

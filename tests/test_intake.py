@@ -200,6 +200,44 @@ def test_outbound_message_and_delivery_status(runtime: Runtime) -> None:
     assert store.counts()["stats"]["delivery:failed"] == 1
 
 
+def test_a_delivery_status_never_moves_back(runtime: Runtime) -> None:
+    """A channel's statuses may arrive out of order, and a batch's `retrying` may be
+    written after its retry's `sent`: neither takes the message back, and neither is an
+    event; a final failure stays; a status word we do not rank is recorded as it comes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = runtime.store
+    tid = runtime.process([web("hello", email="x@example.com")]).results[0].ticket_id
+    assert tid is not None
+    for n in range(3):
+        out = Outbound(id=f"o{n}", ticket_id=tid, channel="web", account="site", text="رد")
+        store.add_outbound_message(out, author="agent:7")
+
+    def delivery(mid: str) -> str | None:
+        return store.get_message(mid).delivery  # type: ignore[union-attr]
+
+    store.set_deliveries([("o0", "retrying: timed out (attempt 1 of 8)")])
+    store.set_deliveries([("o0", "sent")])
+    store.set_deliveries([("o0", "retrying: timed out (attempt 1 of 8)")])
+    assert delivery("o0") == "sent"
+    store.set_deliveries([("o0", "read"), ("o0", "delivered"), ("o1", "failed: gone")])
+    assert (delivery("o0"), delivery("o1")) == ("read", "failed: gone")
+    store.set_deliveries([("o1", "delivered"), ("o1", "retrying: x (attempt 2 of 8)")])
+    assert delivery("o1") == "failed: gone"
+    store.set_deliveries([("o2", "outbox")])  # a channel's own word
+    assert delivery("o2") == "outbox"
+    mine = [e["delivery"] for _, e in store.events() if e["type"] == "delivery"]
+    assert mine == [
+        "retrying: timed out (attempt 1 of 8)", "sent", "read", "failed: gone", "outbox"
+    ]  # fmt: skip
+    # written at once from many threads, the highest still wins (WATCH, not last-writer)
+    out = Outbound(id="o3", ticket_id=tid, channel="web", account="site", text="رد")
+    store.add_outbound_message(out, author="agent:7")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda s: store.set_deliveries([("o3", s)]), ["read", *["delivered"] * 20]))
+    assert delivery("o3") == "read"
+
+
 def test_list_tickets_filters_and_events_since(runtime: Runtime) -> None:
     store = runtime.store
     results = runtime.process(

@@ -178,7 +178,104 @@ def test_deliver_retries_transient_errors_then_records_the_outcome(
     assert calls.count("ok") == 2 and calls.count("bad") == 1
     assert store.get_message("bad").delivery == "failed: recipient unknown"  # type: ignore[union-attr]
     deliveries = [e for _, e in store.events() if e["type"] == "delivery"]
-    assert {e["delivery"] for e in deliveries} == {"sent", "failed: recipient unknown"}
+    assert [e["delivery"] for e in deliveries if e["message"] == "ok"] == [
+        "retrying: rate limited (attempt 1 of 8)",
+        "sent",
+    ]
+    assert [e["delivery"] for e in deliveries if e["message"] == "bad"] == [
+        "failed: recipient unknown"
+    ]
+
+
+def test_a_send_that_fails_for_now_shows_retrying_with_its_reason_until_it_is_sent(
+    pipeline: Pipeline, worker: dramatiq.Worker
+) -> None:
+    """Issue 15: the message says at once why it is not out yet (and that it is tried
+    again), not only when every attempt is spent; the next attempt's success replaces it."""
+    store = pipeline.runtime.store
+    tid = pipeline.runtime.process([web("hello", email="a@b.sa")]).results[0].ticket_id
+    assert tid is not None
+    seen: list[str | None] = []  # the message's status as each attempt starts
+
+    async def send(out: Outbound) -> Receipt:
+        seen.append(store.get_message(out.id).delivery)  # type: ignore[union-attr]
+        if len(seen) == 1:
+            raise TransientError("HTTP 503 from the channel", retry_after=0.3)
+        return Receipt(outbound_id=out.id, status="sent", external_id="x1")
+
+    register_sender(Channel.WEB, "site", send)
+    try:
+        out = Outbound(id="r1", ticket_id=tid, channel=Channel.WEB, account="site", text="رد")
+        store.add_outbound_message(out, author="agent:1")
+        pipeline.send_reply(out)
+        assert wait_for(lambda: store.get_message("r1").delivery == "sent")  # type: ignore[union-attr]
+    finally:
+        unregister_sender(Channel.WEB, "site")
+    retrying = "retrying: HTTP 503 from the channel (attempt 1 of 8)"
+    assert seen == ["queued", retrying]  # recorded before the second attempt began
+    deliveries = [e for _, e in store.events() if e["type"] == "delivery"]
+    assert [e["delivery"] for e in deliveries] == [retrying, "sent"]
+
+
+def test_a_batch_reply_that_fails_for_now_shows_retrying_before_its_retry(
+    pipeline: Pipeline, worker: dramatiq.Worker
+) -> None:
+    store = pipeline.runtime.store
+    tid = pipeline.runtime.process([web("hello", email="a@b.sa")]).results[0].ticket_id
+    assert tid is not None
+    seen: dict[str, list[str | None]] = {}
+
+    async def send(out: Outbound) -> Receipt:
+        seen.setdefault(out.id, []).append(store.get_message(out.id).delivery)  # type: ignore[union-attr]
+        if out.id == "m2" and len(seen[out.id]) == 1:
+            raise TransientError("timed out", retry_after=0.05)
+        return Receipt(outbound_id=out.id, status="sent")
+
+    outs = [
+        Outbound(id=i, ticket_id=tid, channel=Channel.WEB, account="site", text="رد")
+        for i in ("m1", "m2")
+    ]
+    for out in outs:
+        store.add_outbound_message(out, author="omnidesk")
+    register_sender(Channel.WEB, "site", send)
+    try:
+        pipeline.send_replies(outs)
+        assert wait_for(lambda: store.get_message("m2").delivery == "sent")  # type: ignore[union-attr]
+        assert wait_for(lambda: store.get_message("m1").delivery == "sent")  # type: ignore[union-attr]
+    finally:
+        unregister_sender(Channel.WEB, "site")
+    assert seen == {"m1": ["queued"], "m2": ["queued", "retrying: timed out (attempt 1 of 8)"]}
+
+
+def test_the_last_failed_attempt_says_failed_after_n_attempts(
+    pipeline: Pipeline, worker: dramatiq.Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import omnidesk.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "DELIVER_MAX_ATTEMPTS", 3)  # not 8 backoffs long
+    store = pipeline.runtime.store
+    tid = pipeline.runtime.process([web("hello", email="a@b.sa")]).results[0].ticket_id
+    assert tid is not None
+
+    async def send(out: Outbound) -> Receipt:
+        raise TransientError("connection refused", retry_after=0.05)
+
+    register_sender(Channel.WEB, "site", send)
+    try:
+        out = Outbound(id="f1", ticket_id=tid, channel=Channel.WEB, account="site", text="رد")
+        store.add_outbound_message(out, author="agent:1")
+        pipeline.send_reply(out)
+        assert wait_for(
+            lambda: store.get_message("f1").delivery.startswith("failed")  # type: ignore[union-attr]
+        )
+    finally:
+        unregister_sender(Channel.WEB, "site")
+    deliveries = [e["delivery"] for _, e in store.events() if e["type"] == "delivery"]
+    assert deliveries == [
+        "retrying: connection refused (attempt 1 of 3)",
+        "retrying: connection refused (attempt 2 of 3)",
+        "failed: connection refused (after 3 attempts)",
+    ]
 
 
 def test_a_batch_of_replies_goes_in_one_message_and_a_failed_one_is_retried_alone(

@@ -614,3 +614,101 @@ def test_a_message_whatsapp_marks_with_errors_is_skipped_not_refused(code: int, 
     assert isinstance(skipped, Skipped) and skipped.reason == f"unsupported:{kind}"
     assert skipped.receipt == {"errors": [{"code": code, "title": "Message type unknown"}]}
     assert isinstance(inbound, Inbound) and inbound.text == "مرحبا"
+
+
+# ---------------------------------------------------------------- statuses of what we sent
+
+
+def wa_statuses(*statuses: dict[str, Any]) -> bytes:
+    """A status webhook as the Cloud API sends it (its `statuses` for messages we sent)."""
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "966920000000", "phone_number_id": PHONE_ID},
+        "statuses": list(statuses),
+    }
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}],
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def wa_status(wamid: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(int(time.time())),
+        "recipient_id": WA_ID,
+        **extra,
+    }
+
+
+async def test_status_webhooks_move_a_reply_to_delivered_and_read_and_record_a_failure(
+    runtime, pipeline, worker, graph: FakeGraph, pg_url: str
+) -> None:
+    """Issue 15: a reply sent through the Graph stand-in by the real `deliver` actor, then
+    WhatsApp's signed status webhooks for its wamid: delivered, then read, on the message
+    and in PostgreSQL; a `delivered` arriving after the `read` does not take it back; a
+    `failed` status records WhatsApp's error; a status for a wamid not ours stays skipped."""
+    from omnidesk.db.writer import RecordWriter
+    from omnidesk.outbound import outbound_for
+    from omnidesk.pipeline import unregister_sender
+    from omnidesk.senders import register_connector_sender
+    from tests.test_db_writer import rows
+
+    store = runtime.store
+
+    async def sink(items: list[RawPayload]) -> None:
+        await asyncio.to_thread(runtime.process, items)
+
+    async def post(body: bytes) -> None:  # taken in before the answer (the sink above)
+        assert (await hook.post(body, sign(body))).status == 200
+
+    def delivery(message_id: str) -> str | None:
+        message = store.get_message(message_id)
+        return message.delivery if message else None
+
+    async with webhook_for(sink, graph.base) as hook:
+        now = int(time.time())  # inside the 24-hour window: free text goes
+        await post(
+            json.dumps(wa_body(wa_message("wamid.IN1", "text", {"body": "متى"}, now))).encode()
+        )
+        (ticket,) = store.list_tickets()
+        assert register_connector_sender(hook.connector, asyncio.get_running_loop())
+        try:
+            replies = []
+            for n, text in enumerate(["تم إصدار الترخيص", "هل من خدمة أخرى؟"], 1):
+                out = outbound_for(store, ticket, text)
+                replies.append(await asyncio.to_thread(store.add_outbound_message, out, "amal"))
+                pipeline.send_reply(out)  # one at a time: the n-th send gets wamid.OUT<n>
+                assert await eventually(lambda mid=out.id: delivery(mid) == "sent"), graph.sent
+                assert graph.sent[n - 1]["text"]["body"] == text
+        finally:
+            unregister_sender(Channel.WHATSAPP, hook.connector.name)
+        first, second = (r.id for r in replies)
+        await post(wa_statuses(wa_status("wamid.OUT1", "sent")))
+        assert delivery(first) == "sent"
+        await post(wa_statuses(wa_status("wamid.OUT1", "delivered")))
+        assert delivery(first) == "delivered"
+        await post(wa_statuses(wa_status("wamid.OUT1", "read")))
+        assert delivery(first) == "read"
+        await post(wa_statuses(wa_status("wamid.OUT1", "delivered")))  # late: out of order
+        assert delivery(first) == "read"
+        error = {"code": 131026, "title": "Message undeliverable"}
+        await post(wa_statuses(wa_status("wamid.OUT2", "failed", errors=[error])))
+        assert delivery(second) == "failed: Message undeliverable (131026)"
+        await post(wa_statuses(wa_status("wamid.SOMEONE-ELSES", "read")))
+    stats = store.counts()["stats"]
+    assert stats.get("skipped:delivery_status") == 2  # the `sent` and the stranger's
+    mine = [
+        e["delivery"]
+        for _, e in store.events()
+        if e["type"] == "delivery" and e["message"] == first
+    ]
+    assert mine == ["sent", "delivered", "read"]
+    await RecordWriter(store, pg_url).drain()
+    sql = "SELECT id, delivery FROM messages WHERE direction = 'out'"
+    got = await asyncio.to_thread(rows, pg_url, sql)
+    assert sorted(got) == sorted(
+        [(first, "read"), (second, "failed: Message undeliverable (131026)")]
+    )

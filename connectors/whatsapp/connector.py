@@ -176,7 +176,13 @@ class WhatsAppConnector(Connector):
             bodies = text_messages(to, reply.text, context if _is_wamid(context) else None)
         ids = [_message_id(await self._graph.post(path, body)) for body in bodies]
         detail = f"{len(ids)} messages" if len(ids) > 1 else ""
-        return Receipt(outbound_id=reply.id, status="sent", external_id=ids[0], detail=detail)
+        return Receipt(
+            outbound_id=reply.id,
+            status="sent",
+            external_id=ids[0],
+            external_ids=[i for i in ids if i] if len(ids) > 1 else [],
+            detail=detail,
+        )
 
     def _recipient(self, reply: Outbound) -> str:
         wa_id = reply.meta.get("wa_id")

@@ -46,7 +46,7 @@ const LABELS = {
   urgent: N_("urgent"), email: N_("e-mail"), whatsapp: N_("WhatsApp"), telegram: N_("Telegram"),
   x: N_("X"), web: N_("web form"), sms: N_("SMS"), phone: N_("phone"), in: N_("incoming"), out: N_("outgoing"),
   note: N_("internal note"), queued: N_("queued"), sent: N_("sent"), delivered: N_("delivered"),
-  read: N_("read"), failed: N_("failed"), refused: N_("refused"),
+  read: N_("read"), failed: N_("failed"), refused: N_("refused"), retrying: N_("retrying"),
   first_response: N_("first response"), next_response: N_("next response"),
   resolution: N_("resolution"), running: N_("running"), paused: N_("paused"),
   stopped: N_("stopped"), met: N_("met"), breached: N_("breached"), cancelled: N_("cancelled"),
@@ -329,6 +329,8 @@ function onEvent(ev) {
     if (ev.type === "sla_breached" || ev.type === "sla_warned" ||
         (ev.type === "delivery" && /^(failed|refused)/.test(ev.delivery || ""))) {
       li.className = "alert";
+    } else if (ev.type === "delivery" && /^retrying/.test(ev.delivery || "")) {
+      li.className = "warn";  // a send failed for now and is tried again: not a failure yet
     }
     li.prepend(when(new Date().toISOString()), " ");
     $("live-feed").prepend(li);
@@ -538,10 +540,22 @@ async function openTicket(id, live) {
 }
 
 function delivery(text) {
-  // "failed: <reason>" -> the status word translated, the reason as it came
+  // "failed: <reason>" -> the status word translated, the reason as it came; the count the
+  // pipeline adds ("(attempt 2 of 8)" while retrying, "(after 8 attempts)") in the agent's words
   if (!text) return "";
   const [word, ...rest] = text.split(":");
-  return label(word.trim()) + (rest.length ? ": " + rest.join(":").trim() : "");
+  let reason = rest.join(":").trim();
+  let count = "";
+  const attempt = reason.match(/\s*\(attempt (\d+) of (\d+)\)$/);
+  const after = reason.match(/\s*\(after (\d+) attempts\)$/);
+  if (attempt) {
+    reason = reason.slice(0, attempt.index);
+    count = fill(_("attempt {n} of {max}"), { n: attempt[1], max: attempt[2] });
+  } else if (after) {
+    reason = reason.slice(0, after.index);
+    count = fill(_("after {n} attempts"), { n: after[1] });
+  }
+  return label(word.trim()) + (reason ? ": " + reason : "") + (count ? " (" + count + ")" : "");
 }
 
 function renderTicket() {
