@@ -54,6 +54,8 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily("stats", "hash", "omnidesk.store", "permanent (counters)"),
     KeyFamily("sent:<channel>:<external id>", "string", "omnidesk.store",
               "store.SENT_ID_TTL_S (TTL): a sent message's channel id, for its statuses"),
+    KeyFamily("early:<channel>:<external id>", "list", "omnidesk.store",
+              "store.EARLY_STATUS_TTL_S (TTL): statuses that came before their send was noted"),
     # --- customers (omnidesk.store, omnidesk.known, omnidesk.customer_evict)
     KeyFamily("customer:<cid>", "hash", "omnidesk.store",
               "until it has no ticket here and PostgreSQL has it (omnidesk.customer_evict)"),
@@ -163,6 +165,9 @@ class Keys:
 
     def sent(self, channel: str, external_id: str) -> str:
         return self._k("sent", channel, external_id)
+
+    def early(self, channel: str, external_id: str) -> str:
+        return self._k("early", channel, external_id)
 
     # customers
     def customer(self, cid: str) -> str:

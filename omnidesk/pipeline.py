@@ -67,6 +67,9 @@ WAIT_MAX_PAUSE_S = 5.0
 # connectors that send.
 WORKER_QUEUES = ("ingest", "sla")
 DELIVER_MAX_ATTEMPTS = 8
+# the channels whose statuses for a sent message come back later (WhatsApp's delivered and
+# read): only their sends' ids are noted (Store.remember_sent)
+STATUS_CHANNELS = frozenset({Channel.WHATSAPP})
 # A batch's receipts (at most an ingest batch's, 100) at their 120 s send timeout each, and
 # the status write's wait for the store: never cut short by dramatiq's 10-minute default.
 DELIVER_MANY_TIME_LIMIT_MS = 6 * 3600 * 1000
@@ -406,20 +409,26 @@ class Pipeline:
         """The delivery statuses, waiting out a store outage: what was sent is never sent
         again for want of its status. A message gone meanwhile (erased) is logged. The
         channel's ids of what was `sent` are noted first (Store.remember_sent), so the
-        channel's later statuses (delivered, read) find the message."""
+        channel's later statuses (delivered, read) find the message; one that came before
+        (a fast `delivered` while the rest of a batch was still being sent) is applied
+        after its `sent`."""
         by_channel: dict[str, list[tuple[str, str]]] = {}
         for outbound, outcome in sent or []:
+            if Channel(outbound.channel) not in STATUS_CHANNELS:
+                continue
             if isinstance(outcome, Receipt) and outcome.status == "sent":
                 ids = dict.fromkeys([outcome.external_id or "", *outcome.external_ids])
                 by_channel.setdefault(Channel(outbound.channel).value, []).extend(
                     (external_id, outbound.id) for external_id in ids if external_id
                 )
 
+        early: list[tuple[str, str]] = []  # kept across a retry of apply: taken once
+
         def apply() -> list[str]:
             store = self.runtime.store
             for channel, pairs in by_channel.items():
-                store.remember_sent(channel, pairs)
-            return store.set_deliveries(statuses)
+                early.extend(store.remember_sent(channel, pairs))
+            return store.set_deliveries(statuses + early)
 
         gone = until_applied(apply, INGEST_WAIT_S, "deliver")
         for message_id in gone:

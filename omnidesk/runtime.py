@@ -217,18 +217,22 @@ class Runtime:
         """A channel's statuses for messages we sent (WhatsApp's delivered, read, failed)
         onto those messages (`channel_delivery`), never moving one back (Store.supersedes).
         One for a message we do not know (sent by another system, or long ago, or gone from
-        Redis) is counted as `skipped:delivery_status`, as is one saying nothing new (`sent`)."""
-        ours = self.store.sent_messages(
-            channel, [str(r.get("message_id") or "") for r in receipts if r.get("message_id")]
-        )
+        Redis) is counted as `skipped:delivery_status`, as is one saying nothing new (`sent`);
+        the first kind is held a while (Store.hold_early) in case its send is not noted yet."""
+        said = [(str(r.get("message_id") or ""), channel_delivery(r)) for r in receipts]
+        ours = self.store.sent_messages(channel, [e for e, status in said if e and status])
         statuses: list[tuple[str, str]] = []
-        for receipt in receipts:
-            message_id = ours.get(str(receipt.get("message_id") or ""))
-            status = channel_delivery(receipt)
-            if message_id is None or status is None:
+        early: list[tuple[str, str]] = []
+        for external_id, status in said:
+            message_id = ours.get(external_id)
+            if status is None or message_id is None:
                 self.store.incr("skipped:delivery_status")
-            else:
+            if status is not None and message_id is not None:
                 statuses.append((message_id, status))
+            elif status is not None and external_id:  # not ours, or its send not noted yet
+                early.append((external_id, status))
+        if early:
+            self.store.hold_early(channel, early)
         if statuses:  # a message gone from Redis meanwhile (evicted, erased) takes none
             gone = self.store.set_deliveries(statuses, actor=channel)
             if gone:
@@ -400,7 +404,8 @@ def channel_delivery(receipt: dict[str, Any]) -> str | None:
         if not isinstance(error, dict):
             continue
         title, code = str(error.get("title") or "").strip(), error.get("code")
-        reasons.append(f"{title} ({code})" if title and code is not None else title or str(code))
+        code_text = "" if code is None else str(code)
+        reasons.append(f"{title} ({code_text})" if title and code_text else title or code_text)
     return f"failed: {'; '.join(r for r in reasons if r) or 'the channel gave no reason'}"
 
 

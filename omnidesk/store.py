@@ -100,6 +100,9 @@ JSON_FIELDS = frozenset({"tags", "thread_keys", "meta", "attachments", "identiti
 # How long a channel's id for a message we sent leads back to it (`Store.remember_sent`): a
 # WhatsApp status (delivered, read, failed) comes within days of the send.
 SENT_ID_TTL_S = 7 * 86_400
+# a channel's status for an id not noted yet waits this long for its send to be noted: a
+# batch of replies is sent in turn and noted together, after the last one
+EARLY_STATUS_TTL_S = 15 * 60
 # A message's delivery status only moves forward along this order (`supersedes`); failed
 # and refused are final. A word not listed (a channel's own) is always recorded.
 DELIVERY_ORDER = {
@@ -115,7 +118,10 @@ def delivery_word(status: str | None) -> str:
 def supersedes(status: str, current: str | None) -> bool:
     """Whether `status` may replace a message's `current` delivery status: never one that
     goes back (a `delivered` after a `read`, a `retrying` after `sent`, anything after a
-    final failure but another failure)."""
+    final failure but another failure), nor the same one again (a channel's retried
+    webhook, a batch run again: one event each)."""
+    if status == current:
+        return False
     new, old = DELIVERY_ORDER.get(delivery_word(status)), DELIVERY_ORDER.get(delivery_word(current))
     return new is None or old is None or new >= old
 
@@ -668,13 +674,33 @@ class Store:
         return [m for (m, _), (t, _, _) in zip(statuses, found, strict=True) if not t]
 
     @guarded
-    def remember_sent(self, channel: str, pairs: list[tuple[str, str]]) -> None:
+    def remember_sent(self, channel: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Note which of our messages each channel message id (`Receipt.external_id`, a
-        WhatsApp wamid) is, for SENT_ID_TTL_S: the channel's later statuses name its id."""
+        WhatsApp wamid) is, for SENT_ID_TTL_S: the channel's later statuses name its id.
+        Returns the statuses that came before this (`hold_early`), as (our id, status)."""
+        if not pairs:
+            return []
         pipe = self.r.pipeline(transaction=False)
         for external_id, message_id in pairs:
             pipe.set(self.keys.sent(channel, external_id), message_id, ex=SENT_ID_TTL_S)
-        if pairs:
+            pipe.lrange(self.keys.early(channel, external_id), 0, -1)
+            pipe.delete(self.keys.early(channel, external_id))
+        replies = pipe.execute()
+        return [
+            (message_id, text_or_none(status) or "")
+            for (_, message_id), held in zip(pairs, replies[1::3], strict=True)
+            for status in held
+        ]
+
+    @guarded
+    def hold_early(self, channel: str, statuses: list[tuple[str, str]]) -> None:
+        """A channel's statuses for ids no send has noted yet, kept EARLY_STATUS_TTL_S for
+        `remember_sent`: a fast `delivered` may come before its batch's sends are noted."""
+        pipe = self.r.pipeline(transaction=False)
+        for external_id, status in statuses:
+            pipe.rpush(self.keys.early(channel, external_id), status)
+            pipe.expire(self.keys.early(channel, external_id), EARLY_STATUS_TTL_S)
+        if statuses:
             pipe.execute()
 
     @guarded

@@ -27,7 +27,16 @@ from connectors.whatsapp.config import WhatsAppConfig
 from connectors.whatsapp.connector import WhatsAppConnector
 from connectors.whatsapp.normalize import normalize
 from omnidesk.errors import AuthError, ConfigError, PermanentError, TransientError
-from omnidesk.model import Channel, Identity, IdentityKind, Inbound, Outbound, RawPayload, Skipped
+from omnidesk.model import (
+    Channel,
+    Identity,
+    IdentityKind,
+    Inbound,
+    Outbound,
+    RawPayload,
+    Receipt,
+    Skipped,
+)
 from tests.services import eventually
 
 pytestmark = pytest.mark.timeout(30)
@@ -698,6 +707,8 @@ async def test_status_webhooks_move_a_reply_to_delivered_and_read_and_record_a_f
         await post(wa_statuses(wa_status("wamid.OUT2", "failed", errors=[error])))
         assert delivery(second) == "failed: Message undeliverable (131026)"
         await post(wa_statuses(wa_status("wamid.SOMEONE-ELSES", "read")))
+        await post(wa_statuses(wa_status("wamid.OUT1", "read")))  # retried by Meta: no news
+        assert delivery(first) == "read"
     stats = store.counts()["stats"]
     assert stats.get("skipped:delivery_status") == 2  # the `sent` and the stranger's
     mine = [
@@ -712,3 +723,36 @@ async def test_status_webhooks_move_a_reply_to_delivered_and_read_and_record_a_f
     assert sorted(got) == sorted(
         [(first, "read"), (second, "failed: Message undeliverable (131026)")]
     )
+
+
+def test_a_status_that_comes_before_its_send_is_noted_is_applied_after_it(
+    runtime, pipeline
+) -> None:
+    """A batch of replies is sent in turn and its wamids noted together after the last one,
+    so a fast `delivered` for the first can come before its wamid is known: it is held
+    (Store.hold_early) and applied once the send is noted, after its `sent`."""
+    from omnidesk.outbound import outbound_for
+
+    store = runtime.store
+    runtime.process([wa_raw(wa_message("wamid.IN9", "text", {"body": "سؤال"}, int(time.time())))])
+    (ticket,) = store.list_tickets()
+    out = outbound_for(store, ticket, "تم")
+    reply = store.add_outbound_message(out, "amal")
+
+    early = RawPayload(channel=Channel.WHATSAPP, account="wa", received_at=datetime.now(UTC),
+                       payload=wa_statuses(wa_status("wamid.FAST", "delivered")))  # fmt: skip
+    runtime.process([early])  # before the send is noted: nothing to apply it to yet
+    assert store.get_message(reply.id).delivery == "queued"
+
+    pipeline._record(
+        [(reply.id, "sent")],
+        [(out, Receipt(outbound_id=out.id, status="sent", external_id="wamid.FAST"))],
+    )
+    assert store.get_message(reply.id).delivery == "delivered"
+    mine = [
+        e["delivery"]
+        for _, e in store.events()
+        if e.get("delivery") and e.get("message") == reply.id
+    ]
+    assert mine == ["sent", "delivered"]
+    assert not store.r.exists(store.keys.early("whatsapp", "wamid.FAST"))  # taken once
