@@ -101,6 +101,7 @@
       }
       li.querySelector(".name").textContent = q.title;
       li.querySelector(".name").dir = "auto";
+      li.querySelector(".name").title = q.title;
       li.querySelector("rect.fill").setAttribute("width", String(100 * q.waiting / max));
       li.querySelector(".n").textContent = q.waiting_text;
       const flags = li.querySelector(".flags"); flags.replaceChildren();
