@@ -553,6 +553,9 @@ def test_dashboard_screenshots(showcase: DaemonProc, browser: Any, tmp_path: Pat
     assert risk_rows()[0] == breached  # least time left first
     for ticket in at_risk:
         assert "level-risk" in shown(browser, f"#risk tbody tr[data-ticket='{ticket}']")
+    # the ticket's queue by its title, as the queue bars name it, never its config id
+    assert "حماية المستهلك" in shown(browser, first, classes=False)
+    assert "complaints" not in shown(browser, first, classes=False)
 
     def presences() -> dict[str, str]:
         rows = browser.find_elements(By.CSS_SELECTOR, "#agents tbody tr[data-agent]")

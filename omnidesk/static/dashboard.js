@@ -121,6 +121,12 @@
 
   const ICON = { breached: "⛔", risk: "⚠", ok: "✓" };
 
+  // a queue's title from the config (the targets name every queue), else its id
+  function queueTitle(d, id) {
+    const q = d.targets.queues.find((x) => x.id === id);
+    return q ? q.title : id;
+  }
+
   function renderRisk(d) {
     const body = $("risk").tBodies[0]; body.replaceChildren();
     $("no-risk").hidden = d.tickets.length > 0;
@@ -138,8 +144,9 @@
       subject.append(line, who);
       const left = el("td", null, "left"); left.title = t.due_text;
       left.append(el("span", t.left_text), el("span", t.clock, "who"));
-      const ticket = el("td", null, "mono");
-      ticket.append(el("span", t.ticket), el("span", t.queue, "who"));
+      const ticket = el("td");
+      const queue = el("span", queueTitle(d, t.queue), "who"); queue.dir = "auto";
+      ticket.append(el("span", t.ticket, "mono"), queue);
       const action = el("td");
       if (d.viewer.can_reassign) {
         const b = el("button", L("action"), "reassign");
