@@ -105,7 +105,7 @@
       li.querySelector("rect.fill").setAttribute("width", String(100 * q.waiting / max));
       li.querySelector(".n").textContent = q.waiting_text;
       const flags = li.querySelector(".flags"); flags.replaceChildren();
-      if (q.breached) flags.append(el("span", `⛔ ${q.breached_text} ${texts.levels.breached}`, "tag breached"));
+      if (q.breached) flags.append(el("span", `✖ ${q.breached_text} ${texts.levels.breached}`, "tag breached"));
       if (q.at_risk) flags.append(el("span", `⚠ ${q.at_risk_text} ${texts.levels.risk}`, "tag risk"));
       li.setAttribute("aria-label", `${q.title}: ${q.waiting_text} ${L("waiting")}`);
     });
@@ -119,7 +119,9 @@
     $("trend-cap").textContent = `${L("trend")}: ${d.waiting_total_text}`;
   }
 
-  const ICON = { breached: "⛔", risk: "⚠", ok: "✓" };
+  // symbols the common fonts carry (DejaVu, Arial, Tahoma): an emoji would be a box where
+  // no emoji font is installed
+  const ICON = { breached: "✖", risk: "⚠", ok: "✓" };
 
   // a queue's title from the config (the targets name every queue), else its id
   function queueTitle(d, id) {
