@@ -108,16 +108,25 @@ async def _receipts(daemon: Daemon, drop: Path) -> str:
     `deliver` queue is done, and the first one's line with its ticket number."""
     broker = daemon.pipeline.broker
     await asyncio.to_thread(partial(broker.join, queue_name(broker, "deliver"), timeout=30_000))
-    sent = sorted((drop / "outbox").glob("*.json"), key=lambda p: p.stat().st_mtime)
-    if not sent:
-        return "\nreceipts: none sent"
-    first = json.loads(sent[0].read_text("utf-8"))
+    sent = [
+        json.loads(path.read_text("utf-8"))
+        for path in sorted((drop / "outbox").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    ]
+    # a receipt carries its ticket's number; the rest are other automatic answers (a guide's
+    # excerpt to a chat question), sent in whatever order the deliveries finished
+    receipts = [s for s in sent if s.get("ticket_id") and s["ticket_id"] in str(s.get("text"))]
+    others = len(sent) - len(receipts)
+    also = f"; {others} other automatic answers (guides' excerpts) went too" if others else ""
+    if not receipts:
+        return f"\nreceipts: none sent{also}"
+    first = receipts[0]
     lines = [ln.strip() for ln in str(first.get("text") or "").splitlines() if ln.strip()]
-    numbered = next((ln for ln in lines if "OD-" in ln), lines[0] if lines else "")
+    numbered = next(ln for ln in lines if first["ticket_id"] in ln)
     to = ", ".join(str(t.get("value")) for t in first.get("to") or [] if isinstance(t, dict))
     return (
-        f"\nreceipts with the ticket number: {len(sent)} sent to the demo folder's outbox"
-        f" (a real channel sends them to the customer); the first, to {to}:\n  " + numbered[:100]
+        f"\nreceipts with the ticket number: {len(receipts)} sent to the demo folder's outbox"
+        f" (a real channel sends them to the customer){also}; the first receipt, to {to}:\n  "
+        + numbered[:100]
     )
 
 
