@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from selenium.common.exceptions import StaleElementReferenceException
 
 REPO = Path(__file__).resolve().parent.parent
 # CI runs with a copy of shared/ beside the clone; the committed copy is the fallback.
@@ -290,13 +291,14 @@ async def redis_prefix() -> AsyncIterator[tuple[aioredis.Redis, str]]:
 
 def wait_for(check: Any, timeout: float = 20.0, every: float = 0.05) -> bool:
     """Poll `check` until true or timeout, from synchronous test code; a connection that
-    is refused or not there yet counts as not yet."""
+    is refused or not there yet counts as not yet, and so does a page element that a live
+    redraw replaced between finding it and reading it (as the WebDriverWaits ignore)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if check():
                 return True
-        except OSError:  # urllib's URLError is one
+        except (OSError, StaleElementReferenceException):  # urllib's URLError is an OSError
             pass
         time.sleep(every)
     return False
