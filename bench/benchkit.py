@@ -22,13 +22,9 @@ PG_ADMIN_URL = os.environ.get("OMNIDESK_BENCH_PG", "postgresql://postgres@127.0.
 OMNIDESK = [sys.executable, "-m", "omnidesk"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+sys.path.insert(0, str(ROOT))
+# the tests' free_port: it never hands out one port twice (two daemons, or a daemon and a sink)
+from tests.services import free_port  # noqa: E402
 
 
 def reference_body(source: Path) -> str:

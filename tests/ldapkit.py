@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import wait_for
+from tests.services import free_port, wait_for
 
 SLAPD = shutil.which("slapd") or ("/usr/sbin/slapd" if os.path.exists("/usr/sbin/slapd") else None)
 SLAPADD = shutil.which("slapadd") or (
@@ -100,12 +100,6 @@ def tree_ldif() -> str:
         lines = [f"dn: {group_dn(name)}", "objectClass: groupOfNames", f"cn: {name}"]
         blocks.append("\n".join(lines + [f"member: {user_dn(m)}" for m in members]))
     return "\n\n".join(blocks) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

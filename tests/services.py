@@ -50,10 +50,20 @@ service anvil {
 DOVECOT_USERS = 100  # one fresh mailbox per test
 
 
+_ports_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, never one this process handed out before: once
+    the probe socket is closed the kernel may give the same port to the next probe, and a
+    server given both (Dovecot's imap and imaps) fails with "duplicate listener"."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 # ---------------------------------------------------------------- Dovecot

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 import uuid
 from datetime import datetime
 from email import policy
@@ -20,6 +19,7 @@ from omnidesk.db.records import Records
 from omnidesk.reports.schedule import ReportScheduler, last_send, period_of
 from omnidesk.store import Store
 from tests.reportkit import history, seeded_database
+from tests.services import free_port
 from tests.storekit import CONFIG, REDIS_URL
 
 RIYADH = ZoneInfo("Asia/Riyadh")
@@ -74,9 +74,7 @@ class Inbox:
 @pytest.fixture
 def smtp():
     inbox = Inbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port
