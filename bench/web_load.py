@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon.terminate()
         daemon.wait(timeout=30)
         store.delete_all()
+        shutil.rmtree(tmp, ignore_errors=True)  # its config and log (printed above on a failure)
     figures["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     print(
         f"accepted {figures['accepted_per_s']}/s (p50 {figures['p50_ms']} ms, p99 "
