@@ -77,8 +77,8 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily("status_req:<dedupe key>", "string", "omnidesk.status_replies",
               "the dedupe window (TTL)"),
     KeyFamily("webref:<reference>", "string", "omnidesk.webform", "reference_ttl_s (TTL)"),
-    KeyFamily("rl:<scope>:<window start>:<digest>", "string", "omnidesk.ratelimit",
-              "its window (TTL)"),
+    KeyFamily("rl:<scope>:<digest>", "string", "omnidesk.ratelimit",
+              "its window, from the first hit (TTL)"),
     KeyFamily("quarantine", "zset", "omnidesk.quarantine", "until dropped"),
     KeyFamily("quarantine:<id>", "hash", "omnidesk.quarantine", "until dropped"),
     KeyFamily("quarantine:bytes", "string", "omnidesk.quarantine", "permanent (a total)"),
@@ -217,8 +217,8 @@ class Keys:
     def webref(self, reference: str) -> str:
         return self._k("webref", reference)
 
-    def ratelimit(self, scope: str, window_start: int, digest: str) -> str:
-        return self._k("rl", scope, str(window_start), digest)
+    def ratelimit(self, scope: str, digest: str) -> str:
+        return self._k("rl", scope, digest)
 
     def quarantine(self) -> str:
         return self._k("quarantine")

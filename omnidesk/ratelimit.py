@@ -1,7 +1,8 @@
-"""Fixed-window rate limits in Redis for the public endpoints, per IP and per identity.
+"""Rate limits in Redis for the public endpoints, per IP and per identity: at most `limit`
+hits in a window that starts at a subject's first hit (not at a wall-clock boundary, which
+would reset a count mid-burst).
 
-    P:rl:<scope>:<window start>:<sha256 of the subject, 24 hex>   string  hits; expires with
-                                                                   its window
+    P:rl:<scope>:<sha256 of the subject, 24 hex>   string  hits; expires when its window ends
 
 The subject (an IP, an e-mail, a phone, a ticket id) is hashed so no key names a person,
 and every key expires on its own: nothing to clean up, and a daemon restart forgets nothing.
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import time
+
+from redis import Redis
 
 from omnidesk.store import Store, guarded
 
@@ -36,36 +38,42 @@ def client_key(remote: str | None) -> str:
     return str(address)
 
 
+def count_in_window(r: Redis, key: str, window_s: int) -> tuple[int, int]:
+    """Count one hit on `key`: (hits in its window, seconds until the window ends). The
+    window starts at the first hit (EXPIRE NX) and the key goes with it."""
+    pipe = r.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, window_s, nx=True)
+    pipe.ttl(key)
+    count, _, ttl = pipe.execute()
+    return int(count), max(int(ttl), 0)
+
+
 class RateLimiter:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _key(self, scope: str, subject: str, window_s: int) -> tuple[str, int, float]:
-        now = time.time()
-        start = int(now // window_s) * window_s
+    def _key(self, scope: str, subject: str) -> str:
         digest = hashlib.sha256(subject.encode("utf-8", "replace")).hexdigest()[:24]
-        return self.store.keys.ratelimit(scope, start, digest), start, now
+        return self.store.keys.ratelimit(scope, digest)
 
     @guarded
     def hit(self, scope: str, subject: str, limit: int, window_s: int) -> int | None:
         """Count one hit; None while within `limit` hits this window, else the seconds
         until the window ends (for Retry-After)."""
-        key, start, now = self._key(scope, subject, window_s)
-        pipe = self.store.r.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, window_s + 1)
-        count, _ = pipe.execute()
-        if int(count) <= limit:
-            return None
-        return max(1, int(start + window_s - now) + 1)
+        count, ttl = count_in_window(self.store.r, self._key(scope, subject), window_s)
+        return None if count <= limit else max(1, ttl)
 
     @guarded
     def spent(self, scope: str, subject: str, limit: int, window_s: int) -> int | None:
         """Like `hit` without counting: None while fewer than `limit` hits were counted this
         window, else the seconds until it ends. For limits on failures, counted by `hit`
         only once a try failed."""
-        key, start, now = self._key(scope, subject, window_s)
-        count = self.store.r.get(key)
+        pipe = self.store.r.pipeline(transaction=True)
+        key = self._key(scope, subject)
+        pipe.get(key)
+        pipe.ttl(key)
+        count, ttl = pipe.execute()
         if count is None or int(count) < limit:
             return None
-        return max(1, int(start + window_s - now) + 1)
+        return max(1, int(ttl))

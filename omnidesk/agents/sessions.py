@@ -24,6 +24,7 @@ from omnidesk import viewers
 from omnidesk.agents.roster import Forbidden
 from omnidesk.agents.tokens import digest
 from omnidesk.errors import AuthError
+from omnidesk.ratelimit import count_in_window
 from omnidesk.replies import text_fields, texts
 from omnidesk.store import Store, guarded
 
@@ -120,13 +121,7 @@ class Sessions:
         """Count a login attempt of `name` before the directory is asked (so parallel guesses
         cannot slip past the limit): (attempts in the window, seconds until it ends). The
         window starts at the first; a success clears it, an unanswered one is `forgiven`."""
-        key = self._fail_key(name)
-        pipe = self.store.r.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, window_s, nx=True)
-        pipe.ttl(key)
-        count, _, ttl = pipe.execute()
-        return int(count), max(int(ttl), 0)
+        return count_in_window(self.store.r, self._fail_key(name), window_s)
 
     @guarded
     def forgive(self, name: str) -> None:
