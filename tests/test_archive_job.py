@@ -112,7 +112,8 @@ def test_a_failed_pass_releases_its_slot_for_the_next_try(
         down.run_once()
     assert store.r.get(down.key(int(1_000_000.0 // 3600))) is None  # free for a retry
     assert store.get_ticket(result.ticket_id) is not None  # nothing lost
-    job = ArchiveJob(store, config, clock=lambda: time.time(), records=lambda: Records(pg_url))
+    now = time.time()  # one instant: the second pass must land in the same hourly slot
+    job = ArchiveJob(store, config, clock=lambda: now, records=lambda: Records(pg_url))
     summary = job.run_once()
     assert summary is not None and summary["tickets"] == 1
     assert job.run_once() is None  # the same slot: already done

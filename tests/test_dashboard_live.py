@@ -24,7 +24,7 @@ import pytest
 from omnidesk.agents import csat
 from omnidesk.agents.assign import scripts
 from omnidesk.store import ms, run_script
-from tests.agentkit import AGENTS_CONFIG
+from tests.agentkit import AGENTS_CONFIG, working_country
 from tests.services import wait_for
 from tests.test_agents_console import browser, cli  # noqa: F401 (fixtures)
 from tests.test_daemon import ROOT, DaemonProc, started_daemon
@@ -121,7 +121,13 @@ agents:
 @pytest.fixture
 def showcase(prefix: str, pg_url: str, tmp_path: Path) -> Iterator[DaemonProc]:
     extra = f"  database_url: {pg_url}\n"
-    with started_daemon(tmp_path, prefix, SHOWCASE, service_extra=extra) as proc:
+    # a Saudi holiday would close even the round-the-clock day: no breach to show then
+    config = SHOWCASE.replace(
+        '    slots: ["00:00-24:00"]\n',
+        f'    slots: ["00:00-24:00"]\n    holidays: {{country: {working_country()}}}\n',
+        1,
+    )
+    with started_daemon(tmp_path, prefix, config, service_extra=extra) as proc:
         yield proc
 
 
