@@ -299,6 +299,20 @@ async def redis_prefix() -> AsyncIterator[tuple[aioredis.Redis, str]]:
         await client.aclose()
 
 
+@contextmanager
+def chromium_env() -> Iterator[dict[str, str]]:
+    """chromedriver's environment, with TMPDIR in a folder of its own that is removed
+    after: quitting through the driver kills Chromium before it removes its singleton
+    socket's folder (org.chromium.Chromium.*), which every browser test left in /tmp. Short,
+    under /tmp: a socket's path is at most 107 bytes, and pytest's tmp_path under xdist is
+    longer (Chromium then fails to start)."""
+    folder = tempfile.mkdtemp(prefix="od-chromium-")
+    try:
+        yield {**os.environ, "TMPDIR": folder}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def wait_for(check: Any, timeout: float = 20.0, every: float = 0.05) -> bool:
     """Poll `check` until true or timeout, from synchronous test code; a connection that
     is refused or not there yet counts as not yet, and so does a page element that a live

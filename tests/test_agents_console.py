@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.agentkit import AGENTS_CONFIG
-from tests.services import wait_for
+from tests.services import chromium_env, wait_for
 from tests.test_daemon import ROOT, DaemonProc, started_daemon
 
 pytestmark = pytest.mark.slow
@@ -66,10 +66,11 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         "--window-size=1400,1000",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with chromium_env() as env:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=env), options=options)
+        driver.set_page_load_timeout(30)
+        yield driver
+        driver.quit()
 
 
 def cli(config: Path, *args: str) -> str:

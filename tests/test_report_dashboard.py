@@ -17,12 +17,15 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from omnidesk.store import Store
-from tests.services import free_port, wait_for
+from tests.services import chromium_env, free_port, wait_for
 from tests.storekit import REDIS_URL, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +64,27 @@ def daemon(tmp_path, pg_url):
     except subprocess.TimeoutExpired:
         proc.kill()
     Store.from_url(REDIS_URL, prefix).delete_all()
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Headless Chromium through chromedriver (tests.services.chromium_env: its temporary
+    files), quit after."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium")
+    with chromium_env() as env:
+        driver = webdriver.Chrome(
+            options=options, service=Service(shutil.which("chromedriver"), env=env)
+        )
+        try:
+            yield driver
+        finally:
+            driver.quit()
 
 
 def get_json(url: str, token: str | None) -> tuple[int, dict]:
@@ -105,16 +129,8 @@ def test_dashboard_in_chromium_shows_a_ticket_just_opened(daemon):
         pytest.skip(
             "chromium/chromedriver not installed (apt-get install chromium chromium-driver)"
         )
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
     base, prefix = daemon
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.binary_location = shutil.which("chromium")
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    try:
+    with chromium() as driver:
         driver.get(f"{base}/dashboard#token={TOKEN}&lang=en")
         assert wait_for(lambda: driver.find_element("id", "board").is_displayed(), 15)
         depth = "#queues li[data-queue='complaints'] .n"
@@ -131,8 +147,6 @@ def test_dashboard_in_chromium_shows_a_ticket_just_opened(daemon):
             lambda: get_json(base + "/v1/dashboard.json", TOKEN)[1]["today"]["opened"] == 1, 40
         )
         assert wait_for(lambda: driver.find_element("id", "opened-today").text == "1", 40)
-    finally:
-        driver.quit()
 
 
 PAGES = ["/dashboard", "/console", "/csat/no-such-survey"]
@@ -179,19 +193,9 @@ def test_injected_inline_script_does_not_run_in_chromium(daemon):
     script: the pages' policy allows none but the daemon's own files."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.skip("chromium/chromedriver not installed")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
     base, _ = daemon
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.binary_location = shutil.which("chromium")
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    driver.set_script_timeout(15)
-    try:
+    with chromium() as driver:
+        driver.set_script_timeout(15)
         for page in PAGES:
             driver.get(base + page)
             assert driver.execute_async_script(INJECT) == "blocked", page
-    finally:
-        driver.quit()
