@@ -133,6 +133,13 @@ def choose(driver: Any, select_id: str, value: str) -> None:
     WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(chosen)
 
 
+def text_at(wait: WebDriverWait, selector: str) -> str:
+    """The text of what `selector` finds, found again if a live redraw (a delivery status,
+    a new message) replaced it between finding and reading it: read once found, it was
+    sometimes stale."""
+    return str(wait.until(lambda d: d.find_element(By.CSS_SELECTOR, selector).text))
+
+
 def press(driver: Any, key: str) -> None:
     driver.find_element(By.TAG_NAME, "body").send_keys(key)
 
@@ -173,12 +180,11 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
     assert browser.find_element(By.ID, "reply-text").get_attribute("value") == preview
     browser.find_element(By.ID, "reply").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .msg.out"))
-    out = browser.find_element(By.CSS_SELECTOR, "#thread .msg.out")
-    assert ticket.id in out.text
+    assert ticket.id in text_at(wait, "#thread .msg.out")
     # an English reply in an Arabic page: its own direction, left-to-right
-    assert browser.execute_script(
+    assert wait.until(lambda d: d.execute_script(
         "return getComputedStyle(arguments[0]).direction",
-        out.find_element(By.CSS_SELECTOR, ".text")) == "ltr"  # fmt: skip
+        d.find_element(By.CSS_SELECTOR, "#thread .msg.out .text"))) == "ltr"  # fmt: skip
 
     # a note, by the keyboard: n, type, Ctrl+Enter
     browser.find_element(By.ID, "t-title").click()
@@ -224,12 +230,14 @@ def test_an_agents_day_in_the_console(daemon: DaemonProc, browser: Any) -> None:
 
     # the customer's record from PostgreSQL: identities and every ticket
     wait.until(lambda d: "huda@example.sa" in d.find_element(By.ID, "customer").text)
-    assert ticket.id in browser.find_element(By.CSS_SELECTOR, "#customer .past").text
-    assert "<script>" in browser.find_element(By.CSS_SELECTOR, "#customer .cname").text
+    assert ticket.id in text_at(wait, "#customer .past")
+    assert "<script>" in text_at(wait, "#customer .cname")
 
     # Riyadh time in the Gregorian calendar, the Hijri (Umm al-Qura) date on hover
-    stamp = browser.find_element(By.CSS_SELECTOR, "#thread .msg.in time")
-    assert "هـ" in stamp.get_attribute("title") and "Z" not in stamp.text
+    title, shown = wait.until(lambda d: (
+        (stamp := d.find_element(By.CSS_SELECTOR, "#thread .msg.in time")).get_attribute("title"),
+        stamp.text))  # fmt: skip
+    assert "هـ" in title and "Z" not in shown
 
     violations = serious_violations(browser)
     assert violations == [], violations
@@ -276,7 +284,7 @@ def test_a_colleagues_transfer_shows_within_two_seconds(
     # the message's time in Riyadh (UTC+3), never UTC
     (first,) = store.ticket_messages(ticket.id)[:1]
     riyadh = first.created_at.astimezone(ZoneInfo("Asia/Riyadh")).strftime("%H:%M")
-    shown = browser.find_element(By.CSS_SELECTOR, "#thread .msg.in time").text
+    shown = text_at(wait, "#thread .msg.in time")
     assert riyadh in shown, (riyadh, shown)
 
     # the channel refuses the reply: what the deliver actor records shows within 2 s
@@ -344,9 +352,8 @@ def test_a_send_tried_again_shows_as_a_warning_in_arabic_then_its_channel_status
     assert "تُعاد المحاولة" in shown and "HTTP 503 from the channel" in shown, shown
     assert "المحاولة 1 من 8" in shown and "attempt" not in shown, shown
     assert not status("failed")
-    color = browser.find_element(By.CSS_SELECTOR, ".delivery.d-retrying").value_of_css_property(
-        "background-color"
-    )
+    color = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".delivery.d-retrying")
+                       .value_of_css_property("background-color"))  # fmt: skip
     assert color not in ("rgba(0, 0, 0, 0)", "transparent"), color  # a warning's highlight
     warn = browser.find_element(By.CSS_SELECTOR, "#live-feed li.warn[data-type='delivery']")
     assert ticket.id in warn.text and "تُعاد المحاولة" in warn.text
