@@ -120,6 +120,30 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def service_pids(command: str) -> list[int]:
+    """This machine's processes named `command` (``redis-server``, ``postgres`` with its
+    backends): what the daemon and its workers cost Redis and PostgreSQL is counted apart
+    from their own CPU time."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = Path(entry.path, "comm").read_text().strip()
+        except OSError:  # gone meanwhile
+            continue
+        if name == command:
+            pids.append(int(entry.name))
+    return pids
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """Busy and all CPU time of every core so far, in clock ticks (/proc/stat's first line:
+    user, nice, system, idle, iowait, irq, softirq, steal)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
 async def wait_until_up(base: str, procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
     """Until `base`/healthz answers 200; fails at once if a process exited."""
     deadline = time.monotonic() + timeout

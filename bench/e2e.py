@@ -21,7 +21,10 @@ renamed into new/, the maildir convention); the web forms are posted to the daem
     to when intake opened its ticket (`opened_ms`); for a web form, its request's answer
     (which carries the ticket number).
   * cpu_ms_per_ticket: the daemon's and the workers' CPU time in the burst over N (Redis
-    and PostgreSQL not counted).
+    and PostgreSQL not counted: their processes' time is redis_cpu_ms_per_ticket and
+    postgres_cpu_ms_per_ticket: the server processes alive when the burst starts).
+    machine_busy: the share of all cores busy during the burst (1.0: the machine was the
+    limit, not a wait in the chain).
 
 The burst sides (floor, 1 worker, 2 workers) run in rounds, interleaved, so machine noise
 hits each alike; figures are the best round of each. The last line is one JSON object:
@@ -70,8 +73,10 @@ from bench.benchkit import (  # noqa: E402
     cpu_seconds,
     free_port,
     loadavg,
+    machine_jiffies,
     percentile,
     reference_body,
+    service_pids,
     spawn,
     stop,
     wait_until_up,
@@ -100,6 +105,7 @@ SUFFIX = {"email": ".eml", "telegram": ".telegram.json", "whatsapp": ".whatsapp.
           "twitter": ".twitter.json"}  # fmt: skip
 WEB_CONCURRENCY = 32
 SAMPLE_PER_CHANNEL = 12
+SERVICES = {"redis": "redis-server", "postgres": "postgres"}  # CPU counted apart: name -> comm
 
 
 @dataclass(frozen=True)
@@ -311,7 +317,10 @@ def burst(workers: int, items: list[Item]) -> dict[str, Any]:
         staged = rig.stage(items)
         forms = [item.body for item in items if item.name is None]
         daemon_pid, worker_pids = rig.pids()[0], rig.pids()[1:]
+        services = {name: service_pids(command) for name, command in SERVICES.items()}
         daemon_before, workers_before = cpu_seconds([daemon_pid]), cpu_seconds(worker_pids)
+        services_before = {name: cpu_seconds(pids) for name, pids in services.items()}
+        busy_before, all_before = machine_jiffies()
         load_before = loadavg()
         started = time.perf_counter()
         for path in staged:
@@ -323,6 +332,13 @@ def burst(workers: int, items: list[Item]) -> dict[str, Any]:
                            rig, step=0.1)  # fmt: skip
         daemon_cpu = cpu_seconds([daemon_pid]) - daemon_before
         workers_cpu = cpu_seconds(worker_pids) - workers_before
+        services_ms = {
+            f"{name}_cpu_ms_per_ticket": round(
+                (cpu_seconds(pids) - services_before[name]) * 1000 / n, 3
+            )
+            for name, pids in services.items()
+        }
+        busy_after, all_after = machine_jiffies()
         seconds = in_pg - started
         check_burst(rig, items)
         return {
@@ -333,6 +349,8 @@ def burst(workers: int, items: list[Item]) -> dict[str, Any]:
             "cpu_ms_per_ticket": round((daemon_cpu + workers_cpu) * 1000 / n, 3),
             "daemon_cpu_ms_per_ticket": round(daemon_cpu * 1000 / n, 3),
             "workers_cpu_ms_per_ticket": round(workers_cpu * 1000 / n, 3),
+            **services_ms,
+            "machine_busy": round((busy_after - busy_before) / max(1, all_after - all_before), 3),
             "loadavg": [load_before, loadavg()],
         }
     finally:
@@ -533,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
             else None
         ),
         "cpu_ms_per_ticket": headline["cpu_ms_per_ticket"],
+        "redis_cpu_ms_per_ticket": headline["redis_cpu_ms_per_ticket"],
+        "postgres_cpu_ms_per_ticket": headline["postgres_cpu_ms_per_ticket"],
+        "machine_busy": headline["machine_busy"],
         "workers": top,
         "payloads": args.n,
         "by_workers": {str(w): r["tickets_per_s"] for w, r in best.items()},

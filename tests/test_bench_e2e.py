@@ -31,4 +31,6 @@ def test_e2e_quick_runs_and_checks_what_it_times() -> None:
     assert set(figures["by_workers"]) == {"1", "2"}
     assert all(rate > 0 for rate in figures["by_workers"].values())
     assert figures["floor_per_s"] > 0 and figures["cpu_ms_per_ticket"] > 0
+    assert figures["redis_cpu_ms_per_ticket"] > 0 and figures["postgres_cpu_ms_per_ticket"] > 0
+    assert 0 < figures["machine_busy"] <= 1
     assert 0 < figures["p50_ms_at_200"] <= figures["p99_ms_at_200"]
