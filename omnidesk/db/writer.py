@@ -42,6 +42,7 @@ import redis
 from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient, records_errors
 from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
+from omnidesk.db.staging import Stage, create_stages, stage_rows
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.events import EventType
 from omnidesk.intake import post_key
@@ -55,6 +56,32 @@ GROUP = "records"
 POS_SCALE = 1_000_000  # stream position as one bigint: ms * POS_SCALE + seq
 # Event fields that are columns of their own; the rest go to events.data.
 EVENT_COLUMNS = ("type", "ticket", "queue", "channel", "actor")
+
+# Each batch's rows, COPYed in before one INSERT ... SELECT per table (omnidesk.db.staging).
+CUSTOMER_STAGE = Stage(
+    "od_stage_customers", "customers", ("id", "name", "segment", "region", "tags", "created_at")
+)
+IDENTITY_STAGE = Stage("od_stage_identities", "identities", ("kind", "value", "customer_id"))
+TICKET_COLUMNS = (
+    "id", "customer_id", "channel", "account", "queue", "status", "priority", "sla_policy",
+    "rule", "assignee", "subject", "preview", "language", "segment", "region", "tags",
+    "cr_number", "created_at", "updated_at", "resolved_at", "due_at", "data", "synced_pos",
+)  # fmt: skip
+TICKET_STAGE = Stage("od_stage_tickets", "tickets", TICKET_COLUMNS)
+MESSAGE_COLUMNS = (
+    "id", "ticket_id", "direction", "channel", "account", "external_id", "created_at",
+    "sent_at", "author", "subject", "body", "delivery", "raw_ref", "attachments",
+)  # fmt: skip
+# the search document as text: PostgreSQL makes the tsvector from it in the INSERT
+MESSAGE_STAGE = Stage(
+    "od_stage_messages", "messages", MESSAGE_COLUMNS, ("search_text text", "synced_pos bigint")
+)
+EVENT_STAGE = Stage(
+    "od_stage_events",
+    "events",
+    ("ts", "stream_id", "type", "ticket_id", "queue", "channel", "actor", "data"),
+)
+STAGES = (CUSTOMER_STAGE, IDENTITY_STAGE, TICKET_STAGE, MESSAGE_STAGE, EVENT_STAGE)
 
 
 def stream_pos(entry_id: str) -> int:
@@ -323,13 +350,13 @@ class RecordWriter:
         if rows:
             # tags only on insert: the CRM writes them to PostgreSQL (the truth) and to the
             # Redis copy, and a snapshot read before that must not put the old ones back
-            await cur.executemany(
+            await stage_rows(cur, CUSTOMER_STAGE, rows)
+            await cur.execute(
                 "INSERT INTO customers (id, name, segment, region, tags, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " SELECT * FROM od_stage_customers ORDER BY id ON CONFLICT (id) DO UPDATE SET"
                 " name = EXCLUDED.name, segment = EXCLUDED.segment,"
                 " region = EXCLUDED.region, updated_at = now()"
-                " WHERE customers.erased_at IS NULL",
-                rows,
+                " WHERE customers.erased_at IS NULL"
             )
         ids = sorted(
             (kind, value, cid)
@@ -337,10 +364,11 @@ class RecordWriter:
             for kind, _, value in (k.partition(":") for k in keys)
         )
         if ids:  # an identity PostgreSQL gives to someone else keeps its owner (merges)
-            await cur.executemany(
-                "INSERT INTO identities (kind, value, customer_id) VALUES (%s, %s, %s)"
-                " ON CONFLICT (kind, value) DO NOTHING",
-                ids,
+            await stage_rows(cur, IDENTITY_STAGE, ids)
+            await cur.execute(
+                "INSERT INTO identities (kind, value, customer_id)"
+                " SELECT * FROM od_stage_identities ORDER BY kind, value, customer_id"
+                " ON CONFLICT (kind, value) DO NOTHING"
             )
 
     async def _write_tickets(
@@ -384,12 +412,10 @@ class RecordWriter:
                 )
             )
         if rows:
-            await cur.executemany(
-                "INSERT INTO tickets (id, customer_id, channel, account, queue, status,"
-                " priority, sla_policy, rule, assignee, subject, preview, language, segment,"
-                " region, tags, cr_number, created_at, updated_at, resolved_at, due_at, data,"
-                " synced_pos) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            await stage_rows(cur, TICKET_STAGE, rows)
+            await cur.execute(
+                f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)})"
+                " SELECT * FROM od_stage_tickets ORDER BY id ON CONFLICT (id) DO UPDATE SET"
                 " customer_id = EXCLUDED.customer_id, queue = EXCLUDED.queue,"
                 " status = EXCLUDED.status, priority = EXCLUDED.priority,"
                 " sla_policy = EXCLUDED.sla_policy, rule = EXCLUDED.rule,"
@@ -399,8 +425,7 @@ class RecordWriter:
                 " cr_number = EXCLUDED.cr_number, updated_at = EXCLUDED.updated_at,"
                 " resolved_at = EXCLUDED.resolved_at, due_at = EXCLUDED.due_at,"
                 " data = EXCLUDED.data, synced_pos = EXCLUDED.synced_pos, hot = true"
-                " WHERE tickets.synced_pos < EXCLUDED.synced_pos",
-                rows,
+                " WHERE tickets.synced_pos < EXCLUDED.synced_pos"
             )
 
     async def _write_messages(
@@ -465,17 +490,17 @@ class RecordWriter:
                 kept.append(r)
             rows = kept
         if rows:
-            await cur.executemany(
-                "INSERT INTO messages (id, ticket_id, direction, channel, account, external_id,"
-                " created_at, sent_at, author, subject, body, delivery, raw_ref, attachments,"
-                " search, synced_pos) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                " %s, %s, to_tsvector('simple', %s), %s) ON CONFLICT (id) DO UPDATE SET"
+            await stage_rows(cur, MESSAGE_STAGE, rows)
+            columns = ", ".join(MESSAGE_COLUMNS)
+            await cur.execute(
+                f"INSERT INTO messages ({columns}, search, synced_pos)"
+                f" SELECT {columns}, to_tsvector('simple', search_text), synced_pos"
+                " FROM od_stage_messages ORDER BY id ON CONFLICT (id) DO UPDATE SET"
                 " ticket_id = EXCLUDED.ticket_id, subject = EXCLUDED.subject,"
                 " body = EXCLUDED.body, delivery = EXCLUDED.delivery,"
                 " attachments = EXCLUDED.attachments, search = EXCLUDED.search,"
                 " synced_pos = EXCLUDED.synced_pos"
-                " WHERE messages.synced_pos <= EXCLUDED.synced_pos",
-                rows,
+                " WHERE messages.synced_pos <= EXCLUDED.synced_pos"
             )
 
     async def _write_events(
@@ -496,10 +521,10 @@ class RecordWriter:
                     json.dumps(data, ensure_ascii=False),
                 )
             )
-        await cur.executemany(
+        await stage_rows(cur, EVENT_STAGE, rows)
+        await cur.execute(
             "INSERT INTO events (ts, stream_id, type, ticket_id, queue, channel, actor, data)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            rows,
+            " SELECT * FROM od_stage_events ON CONFLICT DO NOTHING"
         )
         # facts a ticket row keeps from its events: the first reply (a person's: the CSAT
         # survey is a `replied` by "csat"), the close
@@ -617,7 +642,7 @@ class RecordWriter:
     async def drain(self, *, trim: bool = True) -> int:
         """Write everything pending now (the CLI, tests, a daemon's last round)."""
         await asyncio.to_thread(self._prepare)
-        conn = await connect_async(self.info)
+        conn = await self._connect()
         total = 0
         try:
             while n := await self.write_once(conn):
@@ -627,6 +652,17 @@ class RecordWriter:
         if trim:
             await asyncio.to_thread(self.trim)
         return total
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        """A connection with the batch's stage tables made (they live with the session)."""
+        conn = await connect_async(self.info)
+        try:
+            with records_errors(self.info):
+                await create_stages(conn, STAGES)
+        except BaseException:
+            await _close_quietly(conn)
+            raise
+        return conn
 
     def _prepare(self) -> None:
         if not self._upgraded:
@@ -660,7 +696,7 @@ class RecordWriter:
             try:
                 if conn is None or conn.closed:
                     await asyncio.to_thread(self._prepare)
-                    conn = await connect_async(self.info)
+                    conn = await self._connect()
                 written = await self.write_once(conn)
                 if written or self.state.backlog:  # /healthz: not a figure 5 s old
                     self.state.backlog = await asyncio.to_thread(self.backlog)

@@ -1,0 +1,54 @@
+"""Bulk upserts for the records writer: a batch's rows are COPYed into a temporary table of
+the connection's, then written with one INSERT ... SELECT ... ON CONFLICT per table.
+
+Why not executemany: every row would be a statement of its own, parsed, planned and run one
+by one, and the events table's statement trigger (report_days_dirty) would fire once per
+event instead of once per batch. One COPY and one statement per table cut PostgreSQL's CPU
+per ticket and the writer's own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A temporary table with `columns` of `source` (typed as they are there), emptied at
+    every commit. `computed` adds columns of its own, as `name type`."""
+
+    name: str
+    source: str
+    columns: tuple[str, ...]
+    computed: tuple[str, ...] = ()
+
+    def create_sql(self) -> str:
+        extra = "".join(f", NULL::{c.split()[1]} AS {c.split()[0]}" for c in self.computed)
+        return (
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.name} ON COMMIT DELETE ROWS AS"
+            f" SELECT {', '.join(self.columns)}{extra} FROM {self.source} WITH NO DATA"
+        )
+
+    def copy_sql(self) -> str:
+        names = [*self.columns, *(c.split()[0] for c in self.computed)]
+        return f"COPY {self.name} ({', '.join(names)}) FROM STDIN"
+
+
+async def create_stages(conn: psycopg.AsyncConnection[Any], stages: Sequence[Stage]) -> None:
+    """Once per connection, in a transaction of its own, so that no batch's rollback takes
+    the tables with it (they live as long as the session)."""
+    async with conn.transaction():
+        for stage in stages:
+            await conn.execute(stage.create_sql())
+
+
+async def stage_rows(
+    cur: psycopg.AsyncCursor[Any], stage: Stage, rows: Sequence[Sequence[Any]]
+) -> None:
+    """The rows into the stage table, in one COPY; the caller's statement reads them."""
+    async with cur.copy(stage.copy_sql()) as copy:
+        for row in rows:
+            await copy.write_row(row)
