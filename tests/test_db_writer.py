@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from omnidesk.db.connect import RecordsUnavailable
+from omnidesk.db.migrate import upgrade
 from omnidesk.db.writer import GROUP, RecordWriter
 from omnidesk.model import Direction, Outbound, Status
 from omnidesk.runtime import Runtime
@@ -118,6 +119,36 @@ def test_writing_twice_changes_nothing(runtime: Runtime, pg_url: str) -> None:
     assert rows(pg_url, "SELECT count(*), sum(synced_pos) FROM tickets") == before
     assert rows(pg_url, "SELECT count(*) FROM events") == [(len(entries),)]
     assert rows(pg_url, "SELECT count(*) FROM messages") == [(20,)]
+
+
+def test_a_batch_is_one_statement_per_table(runtime: Runtime, pg_url: str) -> None:
+    """Rows go in by COPY and one INSERT ... SELECT per table (omnidesk.db.staging), so the
+    events' statement trigger runs once per batch, not once per event."""
+    store = runtime.store
+    runtime.process([web(f"طلب رقم {i}", email=f"s{i}@example.sa") for i in range(20)])
+    upgrade(pg_url)  # the schema, before the counting triggers go on its tables
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE statements (tbl text PRIMARY KEY, n int NOT NULL)")
+        conn.execute(
+            "CREATE FUNCTION count_statement() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN INSERT INTO statements VALUES (TG_TABLE_NAME, 1) ON CONFLICT (tbl)"
+            " DO UPDATE SET n = statements.n + 1; RETURN NULL; END $$"
+        )
+        for table in ("events", "tickets", "messages", "customers"):
+            conn.execute(
+                f"CREATE TRIGGER count_{table} AFTER INSERT ON {table}"
+                " FOR EACH STATEMENT EXECUTE FUNCTION count_statement()"
+            )
+    entries = store.r.xlen(store.key("events"))
+    assert drain(RecordWriter(store, pg_url)) == entries >= 40
+    assert rows(pg_url, "SELECT count(*) FROM events") == [(entries,)]
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(20,)]
+    assert dict(rows(pg_url, "SELECT tbl, n FROM statements")) == {
+        "events": 1,
+        "tickets": 1,
+        "messages": 1,
+        "customers": 1,
+    }
 
 
 def test_an_older_snapshot_never_overwrites_a_newer_one(runtime: Runtime, pg_url: str) -> None:
