@@ -18,7 +18,8 @@ import psycopg
 @dataclass(frozen=True)
 class Stage:
     """A temporary table with `columns` of `source` (typed as they are there), emptied at
-    every commit. `computed` adds columns of its own, as `name type`."""
+    every commit and kept for the session's next batch. `computed` adds columns of its own,
+    as `name type`."""
 
     name: str
     source: str
@@ -37,12 +38,11 @@ class Stage:
         return f"COPY {self.name} ({', '.join(names)}) FROM STDIN"
 
 
-async def create_stages(conn: psycopg.AsyncConnection[Any], stages: Sequence[Stage]) -> None:
-    """Once per connection, in a transaction of its own, so that no batch's rollback takes
-    the tables with it (they live as long as the session)."""
-    async with conn.transaction():
-        for stage in stages:
-            await conn.execute(stage.create_sql())
+async def ensure_stages(cur: psycopg.AsyncCursor[Any], stages: Sequence[Stage]) -> None:
+    """Make the stage tables the connection lacks, in the batch's own transaction and one
+    round trip (no parameters: one simple query of several statements). Each batch asks, so
+    a reconnect, a rolled-back first batch or a pooled server connection finds them too."""
+    await cur.execute("; ".join(stage.create_sql() for stage in stages))
 
 
 async def stage_rows(

@@ -42,7 +42,7 @@ import redis
 from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient, records_errors
 from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
-from omnidesk.db.staging import Stage, create_stages, stage_rows
+from omnidesk.db.staging import Stage, ensure_stages, stage_rows
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.events import EventType
 from omnidesk.intake import post_key
@@ -310,6 +310,7 @@ class RecordWriter:
         async with conn.transaction():
             made = await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
             async with conn.cursor() as cur:
+                await ensure_stages(cur, STAGES)
                 await self._write_customers(cur, snap)
                 await self._write_tickets(cur, snap, last_pos)
                 await self._write_messages(cur, snap, last_pos)
@@ -642,7 +643,7 @@ class RecordWriter:
     async def drain(self, *, trim: bool = True) -> int:
         """Write everything pending now (the CLI, tests, a daemon's last round)."""
         await asyncio.to_thread(self._prepare)
-        conn = await self._connect()
+        conn = await connect_async(self.info)
         total = 0
         try:
             while n := await self.write_once(conn):
@@ -652,17 +653,6 @@ class RecordWriter:
         if trim:
             await asyncio.to_thread(self.trim)
         return total
-
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        """A connection with the batch's stage tables made (they live with the session)."""
-        conn = await connect_async(self.info)
-        try:
-            with records_errors(self.info):
-                await create_stages(conn, STAGES)
-        except BaseException:
-            await _close_quietly(conn)
-            raise
-        return conn
 
     def _prepare(self) -> None:
         if not self._upgraded:
@@ -696,7 +686,7 @@ class RecordWriter:
             try:
                 if conn is None or conn.closed:
                     await asyncio.to_thread(self._prepare)
-                    conn = await self._connect()
+                    conn = await connect_async(self.info)
                 written = await self.write_once(conn)
                 if written or self.state.backlog:  # /healthz: not a figure 5 s old
                     self.state.backlog = await asyncio.to_thread(self.backlog)
