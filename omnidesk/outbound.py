@@ -115,6 +115,22 @@ def outbound_for(
     )
 
 
+@dataclass
+class BatchTickets:
+    """The tickets one ingest batch's automatic messages need (receipts, then guide
+    answers), each read from Redis once for all of them."""
+
+    store: Store
+    read: dict[str, Ticket | None] = field(default_factory=dict)  # None: gone
+
+    def get(self, ticket_ids: list[str]) -> dict[str, Ticket]:
+        missing = [tid for tid in dict.fromkeys(ticket_ids) if tid not in self.read]
+        if missing:
+            found = {t.id: t for t in self.store.get_tickets(missing)}
+            self.read.update((tid, found.get(tid)) for tid in missing)
+        return {tid: t for tid in ticket_ids if (t := self.read.get(tid)) is not None}
+
+
 @dataclass(frozen=True)
 class Automatic:
     """One message the system sends by itself: its ticket, its text, what the caller knows

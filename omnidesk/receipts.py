@@ -33,7 +33,7 @@ from omnidesk.events import EventType
 from omnidesk.intake import IntakeResult
 from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
-from omnidesk.outbound import Automatic, Known, SendReplies, send_automatic_many
+from omnidesk.outbound import Automatic, BatchTickets, Known, SendReplies, send_automatic_many
 from omnidesk.sla.protocol import SlaEngine
 from omnidesk.sla.ticket import SlaState
 from omnidesk.store import Store, guarded, lua, ms
@@ -57,11 +57,15 @@ class Receipts:
     clocks: SlaEngine | None = None  # the first-response due time, when set
 
     def after_intake(
-        self, items: list[tuple[Inbound, Decision]], results: list[IntakeResult]
+        self,
+        items: list[tuple[Inbound, Decision]],
+        results: list[IntakeResult],
+        reads: BatchTickets | None = None,
     ) -> list[str]:
         """Send the receipts a batch's new tickets are owed; returns their ticket ids. A
         transient error (Redis, the broker) is raised for the batch to run again; any other
-        stays with its ticket (logged, counted as ``receipts_failed``)."""
+        stays with its ticket (logged, counted as ``receipts_failed``). `reads`: the
+        batch's tickets, shared with the guide answers that follow."""
         limit = self.config.service.receipts.max_per_sender_per_hour
         wanted = [
             (decision.auto_reply, result)
@@ -71,7 +75,7 @@ class Receipts:
         if not wanted:
             return []
         ids = [r.ticket_id for _, r in wanted if r.ticket_id]  # _new_ticket saw each has one
-        tickets = {t.id: t for t in self.store.get_tickets(ids)}
+        tickets = (reads or BatchTickets(self.store)).get(ids)
         owed = [(name, tickets[r.ticket_id], r) for name, r in wanted if r.ticket_id in tickets]
         claims = self._claim([(t, r) for _, t, r in owed], limit)
         claimed: list[tuple[str, Ticket]] = []
@@ -97,7 +101,7 @@ class Receipts:
         them all at once and queue each; the ticket ids queued go to `sent` as they go."""
         ids = [ticket.id for _, ticket in claimed]
         customers = self.store.get_customers(list({t.customer_id for _, t in claimed}))
-        messages = self.store.messages_of(ids)
+        messages = self.store.messages_of({t.id: t.message_ids for _, t in claimed})
         states = self.clocks.states(ids) if self.clocks is not None and ids else {}
         ready: list[Automatic] = []
         for name, ticket in claimed:

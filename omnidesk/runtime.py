@@ -33,6 +33,7 @@ from omnidesk.errors import PayloadError, PermanentError, TransientError
 from omnidesk.intake import Intake, IntakeHooks, IntakeResult, is_transient
 from omnidesk.known import Known, KnownLookup
 from omnidesk.model import UPLOADED, Channel, Decision, Inbound, Outbound, RawPayload, Skipped
+from omnidesk.outbound import BatchTickets
 from omnidesk.quarantine import Quarantine
 from omnidesk.receipts import Receipts
 from omnidesk.sla.protocol import SlaEngine
@@ -335,18 +336,22 @@ class Runtime:
         if self.send_replies is None or self.config is None:
             return
         receipts = Receipts(self.store, self.config.data, self.send_replies, self.clocks)
+        reads = BatchTickets(self.store)
         try:
-            receipts.after_intake(items, taken)
+            receipts.after_intake(items, taken, reads)
         except Exception as exc:
             if is_transient(exc):
                 raise  # the batch runs again; its receipts are claimed once (receipts.py)
             # the batch is in: a receipt's bug must not make it fail for ever
             log.exception("receipts of a batch failed: %s", exc)
             self.store.incr("receipts_failed")
-        self._guide_answers(items, taken)
+        self._guide_answers(items, taken, reads)
 
     def _guide_answers(
-        self, items: list[tuple[Inbound, Decision]], taken: list[IntakeResult]
+        self,
+        items: list[tuple[Inbound, Decision]],
+        taken: list[IntakeResult],
+        reads: BatchTickets,
     ) -> None:
         """The automatic answers with a guide that rules ask for (omnidesk.guides.answers).
         Never the batch's failure: running it again would not answer (its tickets are then
@@ -356,7 +361,9 @@ class Runtime:
         from omnidesk.guides.answers import GuideAnswers
 
         try:
-            GuideAnswers(self.store, self.config, self.send_replies).after_intake(items, taken)
+            GuideAnswers(self.store, self.config, self.send_replies).after_intake(
+                items, taken, reads
+            )
         except Exception as exc:
             log.exception("guide answers of a batch failed: %s", exc)
             self.store.incr("guide_answers_failed")

@@ -66,7 +66,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
@@ -535,20 +535,17 @@ class Store:
         return [decode_fields(f, Message) for f in pipe.execute() if f]
 
     @guarded
-    def messages_of(self, ticket_ids: list[str]) -> dict[str, list[Message]]:
-        """`ticket_messages` for many tickets in two round trips (a batch's receipts)."""
+    def messages_of(self, message_ids: Mapping[str, list[str]]) -> dict[str, list[Message]]:
+        """Tickets' messages by the ids their ticket lists (`Ticket.message_ids`, read with
+        the ticket), in one round trip (a batch's receipts); a message gone is left out."""
         pipe = self.r.pipeline(transaction=False)
-        for tid in ticket_ids:
-            pipe.lrange(self.keys.ticket_msgs(tid), 0, -1)
-        mids = pipe.execute()
-        pipe = self.r.pipeline(transaction=False)
-        for ids in mids:
+        for ids in message_ids.values():
             for mid in ids:
                 pipe.hgetall(self.keys.msg(mid))
         replies = iter(pipe.execute())
         return {
             tid: [decode_fields(f, Message) for f in [next(replies) for _ in ids] if f]
-            for tid, ids in zip(ticket_ids, mids, strict=True)
+            for tid, ids in message_ids.items()
         }
 
     @guarded

@@ -57,6 +57,8 @@ DIGITS = str.maketrans({chr(0x0660 + i): str(i) for i in range(10)}) | str.maket
 # A ticket number as a customer types it: any case, Arabic-Indic digits, a leading '#',
 # spaces or an Arabic tatweel around the dashes are forgiven.
 _DASH = r"\s*[-\u2010-\u2015\u0640]\s*"
+# Longer than this, a text is more than a ticket number, however spaced ("# OD - 2026 - 1").
+TICKET_NUMBER_MAX = 64
 _TICKET_NUMBER = re.compile(rf"#?\s*OD{_DASH}(\d{{4}}){_DASH}(\d{{1,12}})")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
 
@@ -91,7 +93,10 @@ def _iso(value: datetime | None) -> str | None:
 def ticket_number(text: str) -> str | None:
     """The ticket id when `text` is a ticket number on its own ("OD-2026-000123",
     "#od-٢٠٢٦-١٢٣"), canonical (``OD-2026-000123``); None for anything else."""
-    plain = (text or "").translate(DIGITS).strip().upper()
+    plain = (text or "").strip()
+    if len(plain) > TICKET_NUMBER_MAX:  # every chat message is asked: most are long
+        return None
+    plain = plain.translate(DIGITS).upper()
     found = _TICKET_NUMBER.fullmatch(plain)
     if found is None:
         return None

@@ -31,6 +31,10 @@ def test_ticket_numbers_as_customers_type_them() -> None:
     assert ticket_number("OD-2026-000123 please") is None
     assert ticket_number("my ticket OD-2026-000123") is None
     assert ticket_number("") is None
+    spaced = "#  OD  -  2026  -  000000000123"  # generous spacing is still a number alone
+    assert ticket_number(spaced) == "OD-2026-000123"
+    assert ticket_number(spaced + " " * 80) == "OD-2026-000123"  # stripped first
+    assert ticket_number("OD-2026-" + " " * 60 + "1") is None  # no number is this long
 
 
 def test_contacts_normalize_like_intake() -> None:

@@ -28,7 +28,7 @@ from omnidesk.guides.render import excerpt
 from omnidesk.i18n import N_, translator
 from omnidesk.intake import IntakeResult
 from omnidesk.model import Channel, Decision, Inbound, Ticket
-from omnidesk.outbound import Automatic, SendReplies, send_automatic_many
+from omnidesk.outbound import Automatic, BatchTickets, SendReplies, send_automatic_many
 from omnidesk.store import Store
 from omnidesk.templates import reply_language
 
@@ -73,9 +73,13 @@ class GuideAnswers:
     send_replies: SendReplies
 
     def after_intake(
-        self, items: Sequence[tuple[Inbound, Decision]], results: Sequence[IntakeResult]
+        self,
+        items: Sequence[tuple[Inbound, Decision]],
+        results: Sequence[IntakeResult],
+        reads: BatchTickets | None = None,
     ) -> list[str]:
-        """Answer the batch's new chat tickets a rule asked a guide for; returns their ids."""
+        """Answer the batch's new chat tickets a rule asked a guide for; returns their ids.
+        `reads`: the batch's tickets, when the receipts read them already."""
         rules = answering_rules(self.loaded)
         if not rules:
             return []
@@ -89,7 +93,9 @@ class GuideAnswers:
         if not wanted:
             return []
         library = library_for(self.loaded)
-        tickets = {t.id: t for t in self.store.get_tickets([tid for _, tid in wanted])}
+        if not library.guides:  # nothing could answer: no guide text is searched
+            return []
+        tickets = (reads or BatchTickets(self.store)).get([tid for _, tid in wanted])
         ready: list[Automatic] = []
         for inbound, tid in wanted:
             ticket = tickets.get(tid)
