@@ -1,4 +1,5 @@
-"""Real test services and their fixtures: Dovecot (IMAP), aiosmtpd (SMTP), Redis keys.
+"""Real test services and their fixtures: Dovecot (IMAP), aiosmtpd (SMTP), Redis keys,
+and a day in Riyadh that stays one day for a test that reads "today" twice.
 
 Kept here, beside nothing else, so that `tests/conftest.py` only re-exports them and
 other branches' fixtures merge without conflicts. Every fixture cleans up at teardown.
@@ -18,10 +19,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
@@ -336,3 +339,25 @@ async def eventually(predicate, timeout: float = 5.0, interval: float = 0.05) ->
             return True
         await asyncio.sleep(interval)
     return bool(predicate())
+
+
+# ---------------------------------------------------------------- today, in Riyadh
+
+RIYADH = ZoneInfo("Asia/Riyadh")  # the day reports and dashboards count in
+DAY_MARGIN_S = 180.0  # longer than any test that opens today's tickets, then counts them
+
+
+def wait_for_one_day(now: datetime, margin_s: float = DAY_MARGIN_S) -> float:
+    """Seconds to wait before a test that makes today's events and then reads today's
+    figures: 0, or until just past midnight in Riyadh when that is under `margin_s` away
+    (the product reads the real clock, so a run across midnight would count two days)."""
+    local = now.astimezone(RIYADH)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=RIYADH) + timedelta(days=1)
+    left = (midnight - local).total_seconds()
+    return left + 1.0 if left < margin_s else 0.0
+
+
+@pytest.fixture
+def same_riyadh_day() -> None:
+    """The test runs within one day in Riyadh (it waits out a midnight that is near)."""
+    time.sleep(wait_for_one_day(datetime.now(RIYADH)))

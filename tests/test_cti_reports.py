@@ -125,6 +125,7 @@ async def test_get_reports_carries_the_calls_of_the_supervisors_scope(
     await server.close()
 
 
+@pytest.mark.usefixtures("same_riyadh_day")  # reads today after making it
 async def test_the_dashboards_today_block_counts_todays_calls(
     centre: dict[str, Any],
 ) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,18 @@ from omnidesk.reports import dashboard as dashboard_module
 from omnidesk.reports import dashtext
 from omnidesk.reports.dashboard import Dashboard, Viewer, env_authorize
 from tests.agentkit import make
+from tests.services import RIYADH, wait_for_one_day
 from tests.storekit import web
 
 ABSENT = "postgresql://postgres@127.0.0.1:1/od_absent?connect_timeout=2"
+
+
+def test_a_test_that_reads_today_twice_waits_out_a_near_midnight() -> None:
+    assert wait_for_one_day(datetime(2026, 12, 6, 12, 0, tzinfo=RIYADH)) == 0.0
+    assert wait_for_one_day(datetime(2026, 12, 6, 23, 58, 30, tzinfo=RIYADH)) == 91.0
+    # 23:59 in Riyadh is 20:59 UTC: the day is Riyadh's, whatever zone the clock gives
+    assert wait_for_one_day(datetime(2026, 12, 6, 20, 59, tzinfo=UTC)) == 61.0
+    assert wait_for_one_day(datetime(2026, 12, 6, 20, 59, tzinfo=UTC), margin_s=30) == 0.0
 
 
 class Counted:
@@ -48,6 +58,7 @@ def records(pg_url: str) -> Iterator[Records]:
     records.close()
 
 
+@pytest.mark.usefixtures("same_riyadh_day")  # reads today after making it
 def test_today_counts_the_viewers_queues_from_postgresql(
     prefix: str, tmp_path: Path, pg_url: str, records: Records
 ) -> None:

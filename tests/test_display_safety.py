@@ -336,6 +336,7 @@ def test_cli_prints_no_escape_or_override_from_customer_text(
     assert shown["ticket"]["subject"] == subject and shown["messages"][0]["text"] == body
 
 
+@pytest.mark.usefixtures("same_riyadh_day")  # reads today after making it
 def test_html_report_shows_a_csat_comment_without_overrides(
     prefix: str, tmp_path: Path, pg_url: str
 ) -> None:

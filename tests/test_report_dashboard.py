@@ -123,6 +123,7 @@ def test_the_daemon_removes_older_versions_rollup_keys(daemon):
     assert store.r.get(f"{prefix}:rux") == "not a rollup"
 
 
+@pytest.mark.usefixtures("same_riyadh_day")  # reads today after making it
 @pytest.mark.slow
 def test_dashboard_in_chromium_shows_a_ticket_just_opened(daemon):
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
