@@ -97,8 +97,8 @@ def reply_language(ticket_language: str) -> str:
 def due_text(moment: datetime, language: str) -> str:
     """A due time as a customer reads it, in Riyadh time, naming the zone: "الأحد 6 ديسمبر
     2026، 10:00 بتوقيت الرياض" or "Sunday 6 December 2026, 10:00 Riyadh time"."""
-    # Every receipt asks for one, and Babel's formatting was a twentieth of a worker's CPU;
-    # the text changes by the minute only (HH:mm), so it is made once per minute and language.
+    # Every receipt asks for one, and Babel takes about 28 us to format it; the text changes
+    # by the minute only (HH:mm), so it is made once per minute and language.
     return _due_text(moment.replace(second=0, microsecond=0), "ar" if language == "ar" else "en")
 
 
