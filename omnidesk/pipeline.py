@@ -33,6 +33,7 @@ import msgspec
 import redis
 from dramatiq.middleware import CurrentMessage
 
+from omnidesk import gctune
 from omnidesk.backoff import jittered_delay
 from omnidesk.config import Limits
 from omnidesk.errors import (
@@ -547,8 +548,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     runtime = Runtime.for_service(loaded)
     writer = _records_writer(runtime)
+    pipeline = Pipeline(runtime, broker)
+    gctune.settle()  # start-up is done: what it made lives as long as the process
     try:
-        run_worker(Pipeline(runtime, broker), args.threads)
+        run_worker(pipeline, args.threads)
     finally:
         if writer is not None:
             writer.stop()

@@ -27,6 +27,7 @@ from aiohttp import web
 from dramatiq.brokers.redis import RedisBroker
 
 from connectors.base import Backoff, Connector
+from omnidesk import gctune
 from omnidesk.api import RouteHook, build_app
 from omnidesk.configload import LoadedConfig, load_config
 from omnidesk.embedded_redis import EmbeddedRedis
@@ -362,6 +363,7 @@ class Daemon:
         self.loaded = new
         _log_warnings(new)
         self.plugins.reload(new)
+        gctune.refreeze()  # the old config, frozen at start-up, may now be collected
         log.info("reloaded %s: %d rules", new.path, len(new.data.rules))
 
     def _notify(self, event: dict[str, Any]) -> None:

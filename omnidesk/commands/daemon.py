@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from omnidesk import gctune
 from omnidesk.logs import setup_json_logging
 from omnidesk.service import Daemon, DaemonOptions
 
@@ -56,6 +57,7 @@ async def _run(options: DaemonOptions) -> int:
     try:
         await daemon.initialize()
         await daemon.start()
+        gctune.settle()  # start-up is done: what it made lives as long as the process
         return await daemon.run_until_signalled()
     finally:
         await daemon.stop()
