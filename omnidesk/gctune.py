@@ -4,19 +4,21 @@ were a fifth of its CPU per ticket, for two reasons this module takes away:
 
 - What start-up made (modules, the config, compiled rules, locale data) lives as long as the
   process, yet every full collection walked all of it: `gc.freeze()` sets it aside.
-- An ingest batch makes thousands of short-lived containers, and the first generation was
-  collected every 700 of them: its threshold goes to 10,000. Reference counting still frees
-  nearly everything at once; only reference cycles wait for a collection.
+- An ingest batch holds thousands of containers at once, and a young collection ran every
+  700 net new ones: the threshold goes to 10,000. Reference counting still frees nearly
+  everything at once; only reference cycles wait for a collection.
 
 A config reload (SIGHUP) makes a new config and drops the old one, which was frozen: the
-daemon calls `refreeze` after it, so the old config's cycles are collected, not kept.
+daemon calls `refreeze` after it (one full collection on the event loop, once per reload),
+so the old config is collected once nothing holds it any more (the guide libraries' cache
+keeps the last few), instead of staying frozen for the life of the process.
 """
 
 from __future__ import annotations
 
 import gc
 
-YOUNG_THRESHOLD = 10_000  # allocations between first-generation collections (Python: 700)
+YOUNG_THRESHOLD = 10_000  # net new containers between young collections (Python: 700)
 
 _settled = False
 

@@ -121,14 +121,16 @@ class BatchTickets:
     answers), each read from Redis once for all of them."""
 
     store: Store
-    read: dict[str, Ticket | None] = field(default_factory=dict)  # None: gone
+    by_id: dict[str, Ticket | None] = field(default_factory=dict)  # None: not in Redis
 
     def get(self, ticket_ids: list[str]) -> dict[str, Ticket]:
-        missing = [tid for tid in dict.fromkeys(ticket_ids) if tid not in self.read]
+        """The tickets by id, each read once (one round trip for those not read yet); one
+        gone from Redis is left out, and not asked for again."""
+        missing = [tid for tid in dict.fromkeys(ticket_ids) if tid not in self.by_id]
         if missing:
             found = {t.id: t for t in self.store.get_tickets(missing)}
-            self.read.update((tid, found.get(tid)) for tid in missing)
-        return {tid: t for tid in ticket_ids if (t := self.read.get(tid)) is not None}
+            self.by_id.update((tid, found.get(tid)) for tid in missing)
+        return {tid: t for tid in ticket_ids if (t := self.by_id.get(tid)) is not None}
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,11 @@ class Receipts:
         self,
         items: list[tuple[Inbound, Decision]],
         results: list[IntakeResult],
-        reads: BatchTickets | None = None,
+        batch_tickets: BatchTickets | None = None,
     ) -> list[str]:
         """Send the receipts a batch's new tickets are owed; returns their ticket ids. A
         transient error (Redis, the broker) is raised for the batch to run again; any other
-        stays with its ticket (logged, counted as ``receipts_failed``). `reads`: the
+        stays with its ticket (logged, counted as ``receipts_failed``). `batch_tickets`: the
         batch's tickets, shared with the guide answers that follow."""
         limit = self.config.service.receipts.max_per_sender_per_hour
         wanted = [
@@ -75,7 +75,9 @@ class Receipts:
         if not wanted:
             return []
         ids = [r.ticket_id for _, r in wanted if r.ticket_id]  # _new_ticket saw each has one
-        tickets = (reads or BatchTickets(self.store)).get(ids)
+        if batch_tickets is None:
+            batch_tickets = BatchTickets(self.store)
+        tickets = batch_tickets.get(ids)
         owed = [(name, tickets[r.ticket_id], r) for name, r in wanted if r.ticket_id in tickets]
         claims = self._claim([(t, r) for _, t, r in owed], limit)
         claimed: list[tuple[str, Ticket]] = []

@@ -336,22 +336,22 @@ class Runtime:
         if self.send_replies is None or self.config is None:
             return
         receipts = Receipts(self.store, self.config.data, self.send_replies, self.clocks)
-        reads = BatchTickets(self.store)
+        batch_tickets = BatchTickets(self.store)
         try:
-            receipts.after_intake(items, taken, reads)
+            receipts.after_intake(items, taken, batch_tickets)
         except Exception as exc:
             if is_transient(exc):
                 raise  # the batch runs again; its receipts are claimed once (receipts.py)
             # the batch is in: a receipt's bug must not make it fail for ever
             log.exception("receipts of a batch failed: %s", exc)
             self.store.incr("receipts_failed")
-        self._guide_answers(items, taken, reads)
+        self._guide_answers(items, taken, batch_tickets)
 
     def _guide_answers(
         self,
         items: list[tuple[Inbound, Decision]],
         taken: list[IntakeResult],
-        reads: BatchTickets,
+        batch_tickets: BatchTickets,
     ) -> None:
         """The automatic answers with a guide that rules ask for (omnidesk.guides.answers).
         Never the batch's failure: running it again would not answer (its tickets are then
@@ -362,7 +362,7 @@ class Runtime:
 
         try:
             GuideAnswers(self.store, self.config, self.send_replies).after_intake(
-                items, taken, reads
+                items, taken, batch_tickets
             )
         except Exception as exc:
             log.exception("guide answers of a batch failed: %s", exc)

@@ -94,7 +94,7 @@ def ticket_number(text: str) -> str | None:
     """The ticket id when `text` is a ticket number on its own ("OD-2026-000123",
     "#od-٢٠٢٦-١٢٣"), canonical (``OD-2026-000123``); None for anything else."""
     plain = (text or "").strip()
-    if len(plain) > TICKET_NUMBER_MAX:  # every chat message is asked: most are long
+    if len(plain) > TICKET_NUMBER_MAX:  # asked of every chat message: a long one ends here
         return None
     plain = plain.translate(DIGITS).upper()
     found = _TICKET_NUMBER.fullmatch(plain)

@@ -39,8 +39,19 @@ def with_guides(loaded: LoadedConfig, folder: Path = GUIDES, **options: object) 
     return replace(loaded, data=loaded.data.model_copy(update={"guides": section}))
 
 
-def answering_config(prefix: str, state_dir: Path, min_score: float = 6.0) -> LoadedConfig:
-    text = STORE_CONFIG.read_text("utf-8").replace("rules:\n", ANSWER_RULE, 1)
+# The same rule owing a receipt too (template `ack`): a chat ticket gets both.
+RECEIPT_TEMPLATE = """templates:
+  ack: {ar: "سُجلت رسالتك برقم {ticket_id}.", en: "Your message is {ticket_id}."}
+"""
+
+
+def answering_config(
+    prefix: str, state_dir: Path, min_score: float = 6.0, *, receipt: bool = False
+) -> LoadedConfig:
+    rule = ANSWER_RULE.replace("continue: true", "auto_reply: ack, continue: true")
+    text = STORE_CONFIG.read_text("utf-8").replace("rules:\n", rule if receipt else ANSWER_RULE, 1)
+    if receipt:
+        text += RECEIPT_TEMPLATE
     text += (
         f"guides: {{folder: {GUIDES}, public_url: {PUBLIC_URL}, answer_min_score: {min_score}}}\n"
     )

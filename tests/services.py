@@ -16,14 +16,14 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -361,3 +361,15 @@ def wait_for_one_day(now: datetime, margin_s: float = DAY_MARGIN_S) -> float:
 def same_riyadh_day() -> None:
     """The test runs within one day in Riyadh (it waits out a midnight that is near)."""
     time.sleep(wait_for_one_day(datetime.now(RIYADH)))
+
+
+SUITE_TIMEOUT_S = 180  # pyproject.toml [tool.pytest.ini_options] timeout
+_Test = TypeVar("_Test", bound=Callable[..., Any])
+
+
+def within_one_riyadh_day(test: _Test) -> _Test:
+    """Marks a test that makes today's events, then reads today's figures: it waits out a
+    near midnight first (`same_riyadh_day`), and its timeout, which counts fixtures, has
+    room for that wait."""
+    test = pytest.mark.usefixtures("same_riyadh_day")(test)
+    return pytest.mark.timeout(SUITE_TIMEOUT_S + DAY_MARGIN_S)(test)

@@ -30,6 +30,7 @@ from omnidesk.reports.render import as_csv, as_table
 from omnidesk.reports.schedule import ReportScheduler
 from omnidesk.reports.source import figures_for
 from omnidesk.viewers import env_authorize
+from tests.services import within_one_riyadh_day
 from tests.test_cti import DAY, RIYADH, centre, ev, post  # noqa: F401  (centre: the fixture)
 from tests.test_report_schedule import report, smtp  # noqa: F401  (smtp: the fixture)
 
@@ -125,7 +126,7 @@ async def test_get_reports_carries_the_calls_of_the_supervisors_scope(
     await server.close()
 
 
-@pytest.mark.usefixtures("same_riyadh_day")  # reads today after making it
+@within_one_riyadh_day
 async def test_the_dashboards_today_block_counts_todays_calls(
     centre: dict[str, Any],
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,7 +24,13 @@ from omnidesk.reports import dashboard as dashboard_module
 from omnidesk.reports import dashtext
 from omnidesk.reports.dashboard import Dashboard, Viewer, env_authorize
 from tests.agentkit import make
-from tests.services import RIYADH, wait_for_one_day
+from tests.services import (
+    DAY_MARGIN_S,
+    RIYADH,
+    SUITE_TIMEOUT_S,
+    wait_for_one_day,
+    within_one_riyadh_day,
+)
 from tests.storekit import web
 
 ABSENT = "postgresql://postgres@127.0.0.1:1/od_absent?connect_timeout=2"
@@ -35,6 +42,15 @@ def test_a_test_that_reads_today_twice_waits_out_a_near_midnight() -> None:
     # 23:59 in Riyadh is 20:59 UTC: the day is Riyadh's, whatever zone the clock gives
     assert wait_for_one_day(datetime(2026, 12, 6, 20, 59, tzinfo=UTC)) == 61.0
     assert wait_for_one_day(datetime(2026, 12, 6, 20, 59, tzinfo=UTC), margin_s=30) == 0.0
+
+    # the wait counts in the test's timeout (pytest-timeout times fixtures too): room for it
+    def a_test() -> None: ...
+
+    marks = {m.name: m for m in within_one_riyadh_day(a_test).pytestmark}  # type: ignore[attr-defined]
+    assert marks["usefixtures"].args == ("same_riyadh_day",)
+    assert marks["timeout"].args == (SUITE_TIMEOUT_S + DAY_MARGIN_S,)
+    with (Path(__file__).parent.parent / "pyproject.toml").open("rb") as f:
+        assert tomllib.load(f)["tool"]["pytest"]["ini_options"]["timeout"] == SUITE_TIMEOUT_S
 
 
 class Counted:
@@ -58,7 +74,7 @@ def records(pg_url: str) -> Iterator[Records]:
     records.close()
 
 
-@pytest.mark.usefixtures("same_riyadh_day")  # reads today after making it
+@within_one_riyadh_day
 def test_today_counts_the_viewers_queues_from_postgresql(
     prefix: str, tmp_path: Path, pg_url: str, records: Records
 ) -> None:

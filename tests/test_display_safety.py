@@ -31,6 +31,7 @@ from omnidesk.text import display_safe
 from omnidesk.webguard import install as install_security_headers
 from tests.agentkit import AGENTS_CONFIG, make
 from tests.clikit import omnidesk
+from tests.services import within_one_riyadh_day
 from tests.storekit import REDIS_URL
 from tests.storekit import web as web_form
 from tests.test_daemon import ROOT
@@ -336,7 +337,7 @@ def test_cli_prints_no_escape_or_override_from_customer_text(
     assert shown["ticket"]["subject"] == subject and shown["messages"][0]["text"] == body
 
 
-@pytest.mark.usefixtures("same_riyadh_day")  # reads today after making it
+@within_one_riyadh_day
 def test_html_report_shows_a_csat_comment_without_overrides(
     prefix: str, tmp_path: Path, pg_url: str
 ) -> None:

@@ -21,7 +21,7 @@ from connectors.state import CursorStore
 from connectors.telegram.connector import TelegramConnector
 from omnidesk.db.records import Records
 from omnidesk.guides.answers import CLAIM_FIELD, EVENT
-from omnidesk.model import Channel, Direction, Outbound, RawPayload, Status
+from omnidesk.model import Channel, Direction, Outbound, RawPayload, Status, Ticket
 from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
 from omnidesk.runtime import Runtime
 from omnidesk.senders import register_connector_sender
@@ -172,6 +172,32 @@ def test_an_english_question_gets_the_english_guide_once(
     key = runtime.store.keys.ticket(opened.ticket_id)
     assert runtime.store.r.hget(key, CLAIM_FIELD) == "trade-name-en"
     assert runtime.store.counts()["stats"]["guide_answers"] == 1
+
+
+def test_a_chat_owed_a_receipt_and_a_guide_gets_both_from_one_read_of_its_ticket(
+    prefix: str, tmp_path: Path
+) -> None:
+    """Receipts and guide answers share the batch's read of its tickets (BatchTickets)."""
+    runtime = Runtime.from_config(answering_config(prefix, tmp_path / "state", receipt=True))
+    sent: list[Outbound] = []
+    runtime.send_replies = sent.extend
+    reads: list[list[str]] = []
+    get_tickets = runtime.store.get_tickets
+
+    def counted(ticket_ids: list[str]) -> list[Ticket]:
+        reads.append(list(ticket_ids))
+        return get_tickets(ticket_ids)
+
+    runtime.store.get_tickets = counted  # type: ignore[method-assign]
+    (opened,) = runtime.process([telegram(1, 6161, 7, QUESTION)]).results
+    assert opened.outcome == "opened"
+    receipt, guide = sorted(sent, key=lambda o: "إجابة تلقائية" in o.text)
+    assert receipt.text == f"سُجلت رسالتك برقم {opened.ticket_id}."
+    assert guide.text.startswith("إجابة تلقائية: ضمان المنتجات والأجهزة")
+    assert {o.ticket_id for o in sent} == {opened.ticket_id}
+    assert [r for r in reads if opened.ticket_id in r] == [[opened.ticket_id]]
+    kinds = [f["type"] for _, f in runtime.store.events() if f.get("ticket") == opened.ticket_id]
+    assert kinds.count("acknowledged") == 1 and kinds.count(EVENT) == 1
 
 
 def test_vague_messages_and_the_web_form_get_no_answer(

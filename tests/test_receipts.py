@@ -537,7 +537,7 @@ def test_first_response_due_renders_in_riyadh_time_and_its_line_goes_without_one
     due = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)  # 10:00 in Riyadh, a Sunday
     assert due_text(due, "en") == "Sunday 6 December 2026, 10:00 Riyadh time"
     assert due_text(due, "ar") == "الأحد 6 ديسمبر 2026، 10:00 بتوقيت الرياض"
-    # made once per minute (receipts ask per ticket): seconds never show, minutes always do
+    # kept per minute (receipts ask per ticket): seconds never show, a new minute always does
     assert due_text(due + timedelta(seconds=59, microseconds=1), "en") == due_text(due, "en")
     later = due_text(due + timedelta(minutes=1), "en")
     assert later == "Sunday 6 December 2026, 10:01 Riyadh time"

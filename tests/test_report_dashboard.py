@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from omnidesk.store import Store
-from tests.services import chromium_env, free_port, wait_for
+from tests.services import chromium_env, free_port, wait_for, within_one_riyadh_day
 from tests.storekit import REDIS_URL, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_the_daemon_removes_older_versions_rollup_keys(daemon):
     assert store.r.get(f"{prefix}:rux") == "not a rollup"
 
 
-@pytest.mark.usefixtures("same_riyadh_day")  # reads today after making it
+@within_one_riyadh_day
 @pytest.mark.slow
 def test_dashboard_in_chromium_shows_a_ticket_just_opened(daemon):
     if not (shutil.which("chromium") and shutil.which("chromedriver")):

@@ -76,10 +76,10 @@ class GuideAnswers:
         self,
         items: Sequence[tuple[Inbound, Decision]],
         results: Sequence[IntakeResult],
-        reads: BatchTickets | None = None,
+        batch_tickets: BatchTickets | None = None,
     ) -> list[str]:
         """Answer the batch's new chat tickets a rule asked a guide for; returns their ids.
-        `reads`: the batch's tickets, when the receipts read them already."""
+        `batch_tickets`: the batch's tickets, when the receipts read them already."""
         rules = answering_rules(self.loaded)
         if not rules:
             return []
@@ -95,7 +95,9 @@ class GuideAnswers:
         library = library_for(self.loaded)
         if not library.guides:  # nothing could answer: no guide text is searched
             return []
-        tickets = (reads or BatchTickets(self.store)).get([tid for _, tid in wanted])
+        if batch_tickets is None:
+            batch_tickets = BatchTickets(self.store)
+        tickets = batch_tickets.get([tid for _, tid in wanted])
         ready: list[Automatic] = []
         for inbound, tid in wanted:
             ticket = tickets.get(tid)
