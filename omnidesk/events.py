@@ -71,6 +71,14 @@ MESSAGE_TYPES = frozenset(
      EventType.GUIDE_ANSWERED}
 )  # fmt: skip
 
+# The types that change one message and nothing of its ticket or customer in PostgreSQL: what
+# the system sends by itself (no `updated_at`) and a channel's delivery status. The records
+# writer rewrites only the message for these.
+MESSAGE_ONLY_TYPES = frozenset(
+    {EventType.ACKNOWLEDGED, EventType.STATUS_REPLIED, EventType.GUIDE_ANSWERED,
+     EventType.DELIVERY}
+)  # fmt: skip
+
 
 class Event(msgspec.Struct, kw_only=True, tag_field="type", forbid_unknown_fields=False):
     """What every event carries: the ticket (or ""), its queue and channel when written, who

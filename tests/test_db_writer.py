@@ -15,7 +15,9 @@ import pytest
 from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.migrate import upgrade
 from omnidesk.db.writer import GROUP, RecordWriter
+from omnidesk.events import EventType
 from omnidesk.model import Direction, Outbound, Status
+from omnidesk.outbound import SYSTEM_AUTHOR
 from omnidesk.runtime import Runtime
 from tests.clikit import omnidesk
 from tests.services import eventually
@@ -166,6 +168,61 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(runtime: Runtime, pg_url
     store.r.xgroup_setid(store.key("events"), GROUP, "0")
     drain(RecordWriter(store, pg_url), trim=False)
     assert rows(pg_url, "SELECT synced_pos FROM tickets WHERE id = %s", tid) == [(pos,)]
+
+
+def send_receipt(runtime: Runtime, tid: str, message_id: str) -> None:
+    """What a receipt leaves in the stream: `acknowledged`, then its `delivery`."""
+    text = f"Received: {tid}"
+    receipt = Outbound(id=message_id, ticket_id=tid, channel="email", account="care", text=text)
+    runtime.store.add_outbound_messages([receipt], SYSTEM_AUTHOR, event=EventType.ACKNOWLEDGED)
+    runtime.store.set_delivery(message_id, "sent")
+
+
+def test_a_receipt_rewrites_its_message_alone(runtime: Runtime, pg_url: str) -> None:
+    """A receipt and its delivery change nothing of the ticket or the customer: their rows
+    are not written again (each batch a ticket is in would rewrite them, three in a burst)."""
+    (opened,) = runtime.process([email("r1@example.com", "Where is my licence?")]).results
+    tid = opened.ticket_id
+    assert tid is not None
+    writer = RecordWriter(runtime.store, pg_url)
+    drain(writer, trim=False)
+    versions = (
+        "SELECT t.xmin::text, c.xmin::text FROM tickets t JOIN customers c"
+        " ON c.id = t.customer_id WHERE t.id = %s"
+    )
+    before = rows(pg_url, versions, tid)
+    send_receipt(runtime, tid, "M-receipt-1")
+    assert drain(writer, trim=False) == 2
+    assert rows(pg_url, versions, tid) == before
+    assert rows(pg_url, "SELECT ticket_id, delivery FROM messages WHERE id = 'M-receipt-1'") == [
+        (tid, "sent")
+    ]
+    assert rows(pg_url, "SELECT count(*) FROM events WHERE ticket_id = %s", tid)[0][0] >= 4
+
+
+def test_a_receipt_for_a_ticket_not_yet_recorded_writes_the_ticket_too(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """Another consumer may still be writing the batch that opened the ticket when this one
+    takes its receipt: the ticket and its customer are written whole, so the message lands."""
+    (opened,) = runtime.process([telegram(5, 55, 1, "عندي استفسار عن رخصة")]).results
+    tid = opened.ticket_id
+    assert tid is not None
+    upgrade(pg_url)
+    writer = RecordWriter(runtime.store, pg_url)
+    writer.ensure_group()
+    stream = runtime.store.key("events")
+    # the opening entries went to someone else
+    runtime.store.r.xgroup_setid(stream, GROUP, runtime.store.r.xrevrange(stream, count=1)[0][0])
+    send_receipt(runtime, tid, "M-receipt-2")
+    assert drain(writer, trim=False) == 2
+    head = runtime.store.get_ticket(tid)
+    assert head is not None
+    recorded = "SELECT t.queue, c.id FROM tickets t JOIN customers c ON c.id = t.customer_id"
+    assert rows(pg_url, recorded + " WHERE t.id = %s", tid) == [(head.queue, head.customer_id)]
+    assert rows(pg_url, "SELECT ticket_id, delivery FROM messages WHERE id = 'M-receipt-2'") == [
+        (tid, "sent")
+    ]
 
 
 def test_a_dead_consumers_entries_are_claimed(runtime: Runtime, pg_url: str) -> None:

@@ -44,7 +44,7 @@ from omnidesk.db.migrate import upgrade
 from omnidesk.db.searchtext import search_document
 from omnidesk.db.staging import Stage, ensure_stages, stage_rows
 from omnidesk.errors import OmnideskError, StoreUnavailable
-from omnidesk.events import EventType
+from omnidesk.events import MESSAGE_ONLY_TYPES, EventType
 from omnidesk.intake import post_key
 from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.replies import entries, read_entries, text_fields
@@ -131,6 +131,17 @@ class Snapshot:
     messages: dict[str, dict[str, str]] = field(default_factory=dict)
     customers: dict[str, dict[str, str]] = field(default_factory=dict)
     identities: dict[str, set[str]] = field(default_factory=dict)  # customer -> kind:value
+    # tickets PostgreSQL holds already that the batch names by message-only events alone:
+    # their rows stay as they are; id -> account, for their messages' rows
+    recorded: dict[str, str] = field(default_factory=dict)
+
+
+def message_only_tickets(entries: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
+    """The tickets a batch names by message-only events alone (a receipt, its delivery):
+    nothing of their rows or customers changed."""
+    named = [(f["ticket"], f.get("type")) for _, f in entries if f.get("ticket")]
+    changed = {tid for tid, kind in named if kind not in MESSAGE_ONLY_TYPES}
+    return sorted({tid for tid, _ in named} - changed)
 
 
 @dataclass
@@ -201,10 +212,15 @@ class RecordWriter:
         return read_entries(reply)
 
     @guarded
-    def snapshot(self, entries: Sequence[tuple[str, dict[str, str]]]) -> Snapshot:
-        """Two or three pipelined round trips, whatever the batch size."""
+    def snapshot(
+        self, entries: Sequence[tuple[str, dict[str, str]]], recorded: dict[str, str] | None = None
+    ) -> Snapshot:
+        """Two or three pipelined round trips, whatever the batch size. The tickets in
+        `recorded` (id -> account) are not read, nor their customers: only their messages."""
         r, keys = self.store.r, self.store.keys
-        tids = list(dict.fromkeys(f["ticket"] for _, f in entries if f.get("ticket")))
+        recorded = recorded or {}
+        named = (f["ticket"] for _, f in entries if f.get("ticket"))
+        tids = [tid for tid in dict.fromkeys(named) if tid not in recorded]
         merged_into = [f["ticket"] for _, f in entries if f.get("type") == EventType.MERGED]
         pipe = r.pipeline(transaction=False)
         for tid in tids:
@@ -212,7 +228,9 @@ class RecordWriter:
         for tid in merged_into:  # a merge moves every message of the source here
             pipe.lrange(keys.ticket_msgs(tid), 0, -1)
         replies = pipe.execute()
-        snap = Snapshot(tickets={t: h for t, h in zip(tids, replies, strict=False) if h})
+        snap = Snapshot(
+            tickets={t: h for t, h in zip(tids, replies, strict=False) if h}, recorded=recorded
+        )
         mids = [f["message"] for _, f in entries if f.get("message")]
         for moved in replies[len(tids) :]:
             mids += moved
@@ -433,10 +451,11 @@ class RecordWriter:
         self, cur: psycopg.AsyncCursor[Any], snap: Snapshot, last_pos: dict[str, int]
     ) -> None:
         accounts = {tid: t.get("account", "") for tid, t in snap.tickets.items()}
+        accounts.update(snap.recorded)
         candidates = {mid: m for mid, m in snap.messages.items() if m.get("ticket_id")}
         # A message whose ticket is neither in this batch nor already recorded cannot be
         # written yet (it is, with its ticket's next event).
-        unknown = sorted({m["ticket_id"] for m in candidates.values()} - set(snap.tickets))
+        unknown = sorted({m["ticket_id"] for m in candidates.values()} - set(accounts))
         if unknown:
             await cur.execute("SELECT id, account FROM tickets WHERE id = ANY(%s)", (unknown,))
             accounts.update(dict(await cur.fetchall()))
@@ -585,9 +604,24 @@ class RecordWriter:
     async def _write_entries(
         self, conn: psycopg.AsyncConnection[Any], entries: Sequence[tuple[str, dict[str, str]]]
     ) -> None:
-        snap = await asyncio.to_thread(self.snapshot, entries)
+        with records_errors(self.info):
+            recorded = await self._recorded(conn, message_only_tickets(entries))
+        snap = await asyncio.to_thread(self.snapshot, entries, recorded)
         with records_errors(self.info):
             await self.write(conn, entries, snap)
+
+    async def _recorded(
+        self, conn: psycopg.AsyncConnection[Any], ticket_ids: list[str]
+    ) -> dict[str, str]:
+        """Those of `ticket_ids` PostgreSQL holds, with their accounts. One it does not hold
+        yet (another consumer is still writing the batch that opened it) is written whole."""
+        if not ticket_ids:
+            return {}
+        async with conn.transaction():  # not left open: `write` would nest in it
+            cur = await conn.execute(
+                "SELECT id, account FROM tickets WHERE id = ANY(%s)", (ticket_ids,)
+            )
+            return {tid: account for tid, account in await cur.fetchall()}
 
     @guarded
     def set_aside(self, entry: tuple[str, dict[str, str]], exc: BaseException) -> None:
