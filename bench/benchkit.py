@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import FrameType
 
 import aiohttp
 
@@ -92,6 +93,20 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subp
         stderr=log.open("ab"),
         start_new_session=True,
     )
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    print(f"stopped by signal {signum}: cleaning up", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
+
+
+def clean_up_on_signals() -> None:
+    """SIGTERM and SIGHUP (a CI timeout, a closed terminal, an operator's kill) end a run
+    through its `finally` blocks, as Ctrl-C does: the daemons and workers it started (each
+    in a session of its own, so the signal never reaches them) are stopped, and its keys,
+    database and folders go."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
 
 
 def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:

@@ -58,7 +58,13 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchkit import free_port, percentile, private_redis, wait_until_up  # noqa: E402
+from bench.benchkit import (  # noqa: E402
+    clean_up_on_signals,
+    free_port,
+    percentile,
+    private_redis,
+    wait_until_up,
+)
 from omnidesk.agents.tokens import Tokens  # noqa: E402
 from omnidesk.intake import Intake  # noqa: E402
 from omnidesk.model import (  # noqa: E402
@@ -302,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--own-redis", action="store_true", help="a redis-server of its own")
     parser.add_argument("--quick", action="store_true", help="a few seconds (tests)")
     args = parser.parse_args(argv)
+    clean_up_on_signals()
     if args.quick:
         args.tickets, args.agents, args.rounds = min(args.tickets, 120), min(args.agents, 8), 1
     think_s = args.think_ms / 1000

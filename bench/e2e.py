@@ -70,6 +70,7 @@ sys.path.insert(0, str(ROOT))
 from bench.benchkit import (  # noqa: E402
     REDIS_URL,
     PrivateDatabase,
+    clean_up_on_signals,
     cpu_seconds,
     free_port,
     loadavg,
@@ -513,6 +514,7 @@ async def paced_run(rig: Rig, items: list[Item], rate: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    clean_up_on_signals()
     try:
         return measure(argv)
     finally:

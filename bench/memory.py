@@ -37,7 +37,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from psycopg.conninfo import make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.benchkit import clean_up_on_signals
 from omnidesk.configload import parse_config
 from omnidesk.db.evict import Eviction
 from omnidesk.db.migrate import upgrade
@@ -326,8 +326,7 @@ def main() -> int:
     )
     ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     args = ap.parse_args()
-    # a kill runs the clean-up below (the redis-server child, the database)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    clean_up_on_signals()  # the redis-server child and the database go too
     # a writer drain and an eviction pass every `step` tickets (1,000; less in a quick run)
     step = min(ROUND, max(BATCH, args.tickets // 10 // BATCH * BATCH))
     total = max(2 * step, args.tickets // step * step)

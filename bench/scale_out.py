@@ -40,7 +40,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import aiohttp
@@ -62,6 +60,7 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.benchkit import clean_up_on_signals  # noqa: E402
 from bench.web_load import MESSAGES, config_file, free_port  # noqa: E402
 from omnidesk.db.migrate import upgrade  # noqa: E402
 from omnidesk.db.writer import GROUP  # noqa: E402
@@ -568,13 +567,6 @@ def check(figures: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- main
 
 
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM/SIGHUP end the run through its `finally`: the processes, keys and database
-    go with it."""
-    print(f"stopped by signal {signum}: cleaning up", file=sys.stderr, flush=True)
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20_000, help="payloads, half files, half posts")
@@ -585,8 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 2:
         parser.error("--n: at least 2 (one file, one post)")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit_on_signal)
+    clean_up_on_signals()
 
     print(f"load average before: {os.getloadavg()}", flush=True)
     rig = Rig(args)

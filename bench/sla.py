@@ -86,7 +86,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.benchkit import private_redis
+from bench.benchkit import clean_up_on_signals, private_redis
 from omnidesk.configload import parse_config
 from omnidesk.model import Channel, Ticket
 from omnidesk.sla.engine import SlaClocks
@@ -589,6 +589,7 @@ def main() -> int:
     )
     ap.add_argument("--threads", type=int, default=8, help="dramatiq worker threads")
     args = ap.parse_args()
+    clean_up_on_signals()
     if args.quick:
         args.clocks, args.due, args.window, args.rounds = 20_000, 1000, 0.5, 1
     args.due = args.due if args.due is not None else min(100_000, max(1, args.clocks // 10))

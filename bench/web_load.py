@@ -43,7 +43,13 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchkit import free_port, percentile, reference_body, wait_until_up  # noqa: E402
+from bench.benchkit import (  # noqa: E402
+    clean_up_on_signals,
+    free_port,
+    percentile,
+    reference_body,
+    wait_until_up,
+)
 from omnidesk.store import Store  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
@@ -230,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="default: the reference queue_config.yaml")
     parser.add_argument("--quick", action="store_true", help="a few seconds, few clients (tests)")
     args = parser.parse_args(argv)
+    clean_up_on_signals()
     if args.quick:  # small, and with a low bound so the 503 path runs too
         args.clients, args.seconds, args.drain = min(args.clients, 4), min(args.seconds, 2.0), 60.0
         args.max_backlog = min(args.max_backlog, 200)

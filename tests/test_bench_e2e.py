@@ -6,10 +6,16 @@ on a miss; it must end with the issue's JSON keys."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,3 +40,65 @@ def test_e2e_quick_runs_and_checks_what_it_times() -> None:
     assert figures["redis_cpu_ms_per_ticket"] > 0 and figures["postgres_cpu_ms_per_ticket"] > 0
     assert 0 < figures["machine_busy"] <= 1
     assert 0 < figures["p50_ms_at_200"] <= figures["p99_ms_at_200"]
+
+
+def processes_under(folder: Path) -> dict[int, list[str]]:
+    """The running processes whose command line names a path under `folder`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile
+        if any(str(folder) in arg for arg in args):
+            found[int(entry.name)] = args
+    return found
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_a_terminated_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    """SIGTERM mid-burst (a CI timeout, an operator's kill) stops the daemon and workers the
+    run started in sessions of their own, drops its database and removes its folders."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    bench = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "e2e.py"), "--quick"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len(started := processes_under(tmp_path)) < 2:  # the daemon and a worker
+            assert bench.poll() is None and time.monotonic() < deadline, started
+            time.sleep(0.2)
+        args = next(iter(started.values()))
+        config = Path(args[args.index("--config") + 1]).read_text("utf-8")
+        database = re.search(r"database_url: (\S+)/(\w+)", config)
+        port = re.search(r"http_port: (\d+)", config)
+        assert database is not None and port is not None, config
+        # once the daemon answers, the bench holds every process it started
+        while not answers(int(port[1])):
+            assert bench.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        bench.send_signal(signal.SIGTERM)
+        _, stderr = bench.communicate(timeout=90)
+        left_running = processes_under(tmp_path)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+        for pid in processes_under(tmp_path):  # what a failed clean-up left: not for others
+            os.kill(pid, signal.SIGKILL)
+    assert bench.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "stopped by signal 15: cleaning up" in stderr
+    assert left_running == {}
+    assert list(tmp_path.iterdir()) == []
+    with psycopg.connect(f"{database[1]}/postgres") as conn:  # the server it was made on
+        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database[2],))
+        assert left.fetchall() == []
