@@ -44,6 +44,7 @@ from dramatiq.middleware import Middleware, Retries, TimeLimit
 from dramatiq.worker import _ConsumerThread  # private: which thread a failure restarts
 from redis.commands.core import Script
 
+from omnidesk.redispack import PACKER
 from omnidesk.store import is_transient, lua
 
 log = logging.getLogger("omnidesk.broker")
@@ -262,7 +263,10 @@ def redis_broker(
     client has its own timeout (redis-py's default differs by version): a Redis that hangs is an
     outage like any other, not a worker stalled until it answers."""
     client = redis.Redis.from_url(
-        url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
+        url,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=socket_timeout_s,
+        command_packer=PACKER,
     )
     options: dict[str, Any] = {
         "client": client,

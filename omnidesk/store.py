@@ -91,6 +91,7 @@ from omnidesk.model import (
     Ticket,
     utcnow,
 )
+from omnidesk.redispack import PACKER
 from omnidesk.replies import entries, read_entries, text, text_fields, text_or_none, texts
 
 # What a ticket id can be (``OD-<year>-<NNNNNN>``, or an imported one): no ``:``, so an id
@@ -274,6 +275,7 @@ class Store:
         kwargs.setdefault("socket_timeout", 10)
         kwargs.setdefault("socket_connect_timeout", 5)
         kwargs.setdefault("health_check_interval", 30)
+        kwargs.setdefault("command_packer", PACKER)
         client = redis.Redis.from_url(url, decode_responses=True, **kwargs)
         return cls(client, prefix)
 
