@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,23 @@ def test_a_receipt_rewrites_its_message_alone(runtime: Runtime, pg_url: str) -> 
         (tid, "sent")
     ]
     assert rows(pg_url, "SELECT count(*) FROM events WHERE ticket_id = %s", tid)[0][0] >= 4
+
+
+def test_a_due_time_set_after_the_tickets_event_reaches_postgresql(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """The SLA hooks set a ticket's due time after its event (an agent's reply moves it):
+    the receipt's batch, though message-only, carries the new one to the row."""
+    (opened,) = runtime.process([email("r3@example.com", "My permit renewal")]).results
+    tid = opened.ticket_id
+    assert tid is not None
+    writer = RecordWriter(runtime.store, pg_url)
+    drain(writer, trim=False)
+    due = datetime(2027, 1, 5, 9, 30, tzinfo=UTC)
+    runtime.store.set_due_many([(tid, due)])
+    send_receipt(runtime, tid, "M-receipt-3")
+    assert drain(writer, trim=False) == 2
+    assert rows(pg_url, "SELECT due_at FROM tickets WHERE id = %s", tid) == [(due,)]
 
 
 def test_a_receipt_for_a_ticket_not_yet_recorded_writes_the_ticket_too(

@@ -3,8 +3,9 @@
 Every change to a ticket is an event in ``P:events``, added by the same Lua script or MULTI
 that made the change, so the stream is the outbox. This writer reads it through a consumer
 group (``records``), takes a snapshot from Redis of every ticket, message and customer the
-events name, and writes snapshot and events into PostgreSQL in one transaction; only then
-does it acknowledge the entries. So:
+events name (of a recorded ticket named only by message-only events, its messages), and
+writes snapshot and events into PostgreSQL in one transaction; only then does it
+acknowledge the entries. So:
 
 - exactly once across daemons: each entry goes to one consumer; an entry whose consumer
   died unacknowledged is claimed by another after `claim_idle_ms`; writing an entry twice
@@ -34,7 +35,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import redis
@@ -136,6 +137,13 @@ class Snapshot:
     recorded: dict[str, str] = field(default_factory=dict)
 
 
+class RecordedTicket(NamedTuple):
+    """What the writer checks of a ticket row PostgreSQL holds before leaving it as it is."""
+
+    account: str
+    due_at: datetime | None
+
+
 def message_only_tickets(entries: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
     """The tickets a batch names by message-only events alone (a receipt, its delivery):
     nothing of their rows or customers changed."""
@@ -213,27 +221,42 @@ class RecordWriter:
 
     @guarded
     def snapshot(
-        self, entries: Sequence[tuple[str, dict[str, str]]], recorded: dict[str, str] | None = None
+        self,
+        entries: Sequence[tuple[str, dict[str, str]]],
+        held: dict[str, RecordedTicket] | None = None,
     ) -> Snapshot:
-        """Two or three pipelined round trips, whatever the batch size. The tickets in
-        `recorded` (id -> account) are not read, nor their customers: only their messages."""
+        """Two to four pipelined round trips, whatever the batch size. The tickets in `held`
+        (rows PostgreSQL holds, named by message-only events alone) are not read, nor their
+        customers, only their due times: the SLA hooks set one after its ticket's event, so
+        a ticket whose due time moved since its row was written is read and written whole."""
         r, keys = self.store.r, self.store.keys
-        recorded = recorded or {}
+        held = held or {}
         named = (f["ticket"] for _, f in entries if f.get("ticket"))
-        tids = [tid for tid in dict.fromkeys(named) if tid not in recorded]
+        tids = [tid for tid in dict.fromkeys(named) if tid not in held]
         merged_into = [f["ticket"] for _, f in entries if f.get("type") == EventType.MERGED]
         pipe = r.pipeline(transaction=False)
         for tid in tids:
             pipe.hgetall(keys.ticket(tid))
         for tid in merged_into:  # a merge moves every message of the source here
             pipe.lrange(keys.ticket_msgs(tid), 0, -1)
+        for tid in held:
+            pipe.hget(keys.ticket(tid), "due_at")
         replies = pipe.execute()
+        tickets, merged = replies[: len(tids)], replies[len(tids) : len(tids) + len(merged_into)]
+        dues = zip(held, replies[len(tids) + len(merged_into) :], strict=True)
+        moved = [tid for tid, due in dues if due is not None and _ts(due) != held[tid].due_at]
+        if moved:
+            pipe = r.pipeline(transaction=False)
+            for tid in moved:
+                pipe.hgetall(keys.ticket(tid))
+            tids, tickets = tids + moved, tickets + pipe.execute()
         snap = Snapshot(
-            tickets={t: h for t, h in zip(tids, replies, strict=False) if h}, recorded=recorded
+            tickets={t: h for t, h in zip(tids, tickets, strict=True) if h},
+            recorded={tid: row.account for tid, row in held.items() if tid not in moved},
         )
         mids = [f["message"] for _, f in entries if f.get("message")]
-        for moved in replies[len(tids) :]:
-            mids += moved
+        for ids in merged:
+            mids += ids
         cids = {t["customer_id"] for t in snap.tickets.values() if t.get("customer_id")}
         cids |= {f["customer"] for _, f in entries if f.get("customer")}
         mids = list(dict.fromkeys(mids))
@@ -605,23 +628,23 @@ class RecordWriter:
         self, conn: psycopg.AsyncConnection[Any], entries: Sequence[tuple[str, dict[str, str]]]
     ) -> None:
         with records_errors(self.info):
-            recorded = await self._recorded(conn, message_only_tickets(entries))
-        snap = await asyncio.to_thread(self.snapshot, entries, recorded)
+            held = await self._recorded(conn, message_only_tickets(entries))
+        snap = await asyncio.to_thread(self.snapshot, entries, held)
         with records_errors(self.info):
             await self.write(conn, entries, snap)
 
     async def _recorded(
         self, conn: psycopg.AsyncConnection[Any], ticket_ids: list[str]
-    ) -> dict[str, str]:
-        """Those of `ticket_ids` PostgreSQL holds, with their accounts. One it does not hold
-        yet (another consumer is still writing the batch that opened it) is written whole."""
+    ) -> dict[str, RecordedTicket]:
+        """Those of `ticket_ids` PostgreSQL holds. One it does not hold yet (another consumer
+        is still writing the batch that opened it) is written whole."""
         if not ticket_ids:
             return {}
         async with conn.transaction():  # not left open: `write` would nest in it
             cur = await conn.execute(
-                "SELECT id, account FROM tickets WHERE id = ANY(%s)", (ticket_ids,)
+                "SELECT id, account, due_at FROM tickets WHERE id = ANY(%s)", (ticket_ids,)
             )
-            return {tid: account for tid, account in await cur.fetchall()}
+            return {tid: RecordedTicket(account, due) for tid, account, due in await cur.fetchall()}
 
     @guarded
     def set_aside(self, entry: tuple[str, dict[str, str]], exc: BaseException) -> None:
