@@ -95,7 +95,13 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subp
     )
 
 
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    # the clean-up is not cut short by the next signal (a runner's cancel sends several)
+    for sig in ENDING_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     print(f"stopped by signal {signum}: cleaning up", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)
 
@@ -107,6 +113,7 @@ def clean_up_on_signals() -> None:
     database and folders go."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
+    # Ctrl-C stays KeyboardInterrupt, which runs the same `finally` blocks
 
 
 def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:

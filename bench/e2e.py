@@ -239,11 +239,11 @@ class Rig:
         )  # fmt: skip
         assert upgrade.returncode == 0, upgrade.stderr
         cfg = str(self.config)
-        self.procs = [spawn(["run", "--config", cfg, "--workers", "0", "--drain-timeout", "10"],
-                            self.log, self.env)]  # fmt: skip
-        self.procs += [
-            spawn(["worker", "--config", cfg], self.log, self.env) for _ in range(self.workers)
-        ]
+        # each one held as soon as it runs: a signal between two spawns stops it too
+        self.procs.append(spawn(["run", "--config", cfg, "--workers", "0", "--drain-timeout",
+                                 "10"], self.log, self.env))  # fmt: skip
+        for _ in range(self.workers):
+            self.procs.append(spawn(["worker", "--config", cfg], self.log, self.env))
         asyncio.run(wait_until_up(self.base, self.procs, 60))
         time.sleep(1.0)  # the workers import and join the broker, as before real traffic
 

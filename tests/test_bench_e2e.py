@@ -5,6 +5,7 @@ on a miss; it must end with the issue's JSON keys."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -68,37 +70,59 @@ def answers(port: int) -> bool:
 def test_a_terminated_run_leaves_nothing_behind(tmp_path: Path) -> None:
     """SIGTERM mid-burst (a CI timeout, an operator's kill) stops the daemon and workers the
     run started in sessions of their own, drops its database and removes its folders."""
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    bench = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "e2e.py"), "--quick"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while len(started := processes_under(tmp_path)) < 2:  # the daemon and a worker
-            assert bench.poll() is None and time.monotonic() < deadline, started
-            time.sleep(0.2)
-        args = next(iter(started.values()))
-        config = Path(args[args.index("--config") + 1]).read_text("utf-8")
-        database = re.search(r"database_url: (\S+)/(\w+)", config)
-        port = re.search(r"http_port: (\d+)", config)
-        assert database is not None and port is not None, config
-        # once the daemon answers, the bench holds every process it started
-        while not answers(int(port[1])):
-            assert bench.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
-        bench.send_signal(signal.SIGTERM)
-        _, stderr = bench.communicate(timeout=90)
-        left_running = processes_under(tmp_path)
-    finally:
-        if bench.poll() is None:
-            bench.kill()
-        for pid in processes_under(tmp_path):  # what a failed clean-up left: not for others
-            os.kill(pid, signal.SIGKILL)
-    assert bench.returncode == 128 + signal.SIGTERM, stderr[-2000:]
-    assert "stopped by signal 15: cleaning up" in stderr
+    run_tmp = tmp_path / "tmp"  # the bench's temporary folders go here
+    run_tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(run_tmp)}
+    database = None
+    with (tmp_path / "stderr").open("w+") as stderr:
+        bench = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "e2e.py"), "--quick"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while len(started := processes_under(run_tmp)) < 2:  # the daemon and a worker
+                assert bench.poll() is None and time.monotonic() < deadline, started
+                time.sleep(0.2)
+            args = next(iter(started.values()))
+            config = Path(args[args.index("--config") + 1]).read_text("utf-8")
+            database = re.search(r"database_url: (\S+)/(\w+)", config)
+            port = re.search(r"http_port: (\d+)", config)
+            assert database is not None and port is not None, config
+            # once the daemon answers, the bench holds every process it started
+            while not answers(int(port[1])):
+                assert bench.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+            bench.send_signal(signal.SIGTERM)
+            bench.wait(timeout=90)
+            left_running = processes_under(run_tmp)
+            with psycopg.connect(f"{database[1]}/postgres") as conn:  # the server it was on
+                query = "SELECT datname FROM pg_database WHERE datname = %s"
+                left_database = conn.execute(query, (database[2],)).fetchall()
+        finally:
+            clean_up_after(bench, run_tmp, database)
+        stderr.seek(0)
+        said = stderr.read()
+    assert bench.returncode == 128 + signal.SIGTERM, said[-2000:]
+    assert "stopped by signal 15: cleaning up" in said
     assert left_running == {}
-    assert list(tmp_path.iterdir()) == []
-    with psycopg.connect(f"{database[1]}/postgres") as conn:  # the server it was made on
-        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database[2],))
-        assert left.fetchall() == []
+    assert list(run_tmp.iterdir()) == []
+    assert left_database == []
+
+
+def clean_up_after(bench: subprocess.Popen[bytes], run_tmp: Path, database: Any) -> None:
+    """What a failed run left (this test's own, not another's): the bench, its daemon and
+    workers, its database."""
+    if bench.poll() is None:
+        bench.send_signal(signal.SIGTERM)
+        try:
+            bench.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            bench.kill()
+            bench.wait()
+    for pid in processes_under(run_tmp):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if database is not None:
+        with psycopg.connect(f"{database[1]}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database[2]}" WITH (FORCE)')
