@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,7 +384,25 @@ def check_burst(rig: Rig, items: list[Item]) -> None:
     with_policy = [t for t, (policy, _, _) in rows.items() if policy]
     missing = [t for t in with_policy if t not in clocks]
     assert not missing, f"{len(missing)} tickets with a policy have no SLA clocks: {missing[:5]}"
+    check_due_times(rig, ids)
     check_routes(rig, items, rows)
+
+
+def check_due_times(rig: Rig, ids: list[str]) -> None:
+    """Every ticket's row in PostgreSQL comes to carry the due time its SLA clocks set in
+    Redis (the hooks set it after the ticket's event; the writer's later batches carry it)."""
+    pipe = rig.store.r.pipeline(transaction=False)
+    for tid in ids:
+        pipe.hget(rig.store.keys.ticket(tid), "due_at")
+    dues = zip(ids, pipe.execute(), strict=True)
+    in_redis = {tid: datetime.fromisoformat(due) for tid, due in dues if due}
+
+    def differing() -> list[str]:
+        with psycopg.connect(rig.db.url) as conn:
+            rows = dict(conn.execute("SELECT id, due_at FROM tickets").fetchall())
+        return [tid for tid, due in in_redis.items() if rows.get(tid) != due]
+
+    wait_until(lambda: not differing(), 60, "due times in PostgreSQL", rig)
 
 
 def check_routes(rig: Rig, items: list[Item], rows: dict[str, list[Any]]) -> None:
