@@ -107,13 +107,12 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def clean_up_on_signals() -> None:
-    """SIGTERM and SIGHUP (a CI timeout, a closed terminal, an operator's kill) end a run
+    """SIGTERM, SIGHUP and SIGINT (a CI timeout, a closed terminal, a kill, Ctrl-C) end a run
     through its `finally` blocks, as Ctrl-C does: the daemons and workers it started (each
     in a session of its own, so the signal never reaches them) are stopped, and its keys,
     database and folders go."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in ENDING_SIGNALS:  # Ctrl-C too: a runner's cancel sends SIGINT, then SIGTERM
         signal.signal(sig, _exit_on_signal)
-    # Ctrl-C stays KeyboardInterrupt, which runs the same `finally` blocks
 
 
 def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:

@@ -389,20 +389,23 @@ def check_burst(rig: Rig, items: list[Item]) -> None:
 
 
 def check_due_times(rig: Rig, ids: list[str]) -> None:
-    """Every ticket's row in PostgreSQL comes to carry the due time its SLA clocks set in
-    Redis (the hooks set it after the ticket's event; the writer's later batches carry it)."""
-    pipe = rig.store.r.pipeline(transaction=False)
-    for tid in ids:
-        pipe.hget(rig.store.keys.ticket(tid), "due_at")
-    dues = zip(ids, pipe.execute(), strict=True)
-    in_redis = {tid: datetime.fromisoformat(due) for tid, due in dues if due}
+    """Every ticket that got a receipt comes to carry in PostgreSQL the due time its SLA
+    clocks set in Redis: the hooks set it after the ticket's event, with no event of their
+    own, and the receipt's batches carry it. (A web form's ticket gets no receipt, its answer
+    carries the number, and nothing after its opening carries the due time: not checked.)"""
 
     def differing() -> list[str]:
+        pipe = rig.store.r.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hmget(rig.store.keys.ticket(tid), "due_at", "receipt")
+        fields = zip(ids, pipe.execute(), strict=True)
+        receipted = [(tid, due) for tid, (due, receipt) in fields if due and receipt == "claimed"]
+        in_redis = {tid: datetime.fromisoformat(due) for tid, due in receipted}
         with psycopg.connect(rig.db.url) as conn:
             rows = dict(conn.execute("SELECT id, due_at FROM tickets").fetchall())
         return [tid for tid, due in in_redis.items() if rows.get(tid) != due]
 
-    wait_until(lambda: not differing(), 60, "due times in PostgreSQL", rig)
+    wait_until(lambda: not differing(), 60, "due times in PostgreSQL", rig, step=0.5)
 
 
 def check_routes(rig: Rig, items: list[Item], rows: dict[str, list[Any]]) -> None:

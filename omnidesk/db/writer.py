@@ -135,8 +135,6 @@ class Snapshot:
     # tickets PostgreSQL holds already that the batch names by message-only events alone:
     # their rows stay as they are; id -> account, for their messages' rows
     recorded: dict[str, str] = field(default_factory=dict)
-    # of those, the ones whose due time moved since their row was written: id -> due time
-    due_moved: dict[str, datetime] = field(default_factory=dict)
 
 
 class RecordedTicket(NamedTuple):
@@ -227,10 +225,10 @@ class RecordWriter:
         entries: Sequence[tuple[str, dict[str, str]]],
         held: dict[str, RecordedTicket] | None = None,
     ) -> Snapshot:
-        """Two or three pipelined round trips, whatever the batch size. The tickets in
-        `held` (rows PostgreSQL holds, named by message-only events alone) are not read, nor
-        their customers, only their due times: the SLA hooks set one after its ticket's
-        event, with no event of their own, so a due time that moved is written."""
+        """Two to four pipelined round trips, whatever the batch size. The tickets in `held`
+        (rows PostgreSQL holds, named by message-only events alone) are not read, nor their
+        customers, only their due times: the SLA hooks set one after its ticket's event, so
+        a ticket whose due time moved since its row was written is read and written whole."""
         r, keys = self.store.r, self.store.keys
         held = held or {}
         named = (f["ticket"] for _, f in entries if f.get("ticket"))
@@ -245,11 +243,16 @@ class RecordWriter:
             pipe.hget(keys.ticket(tid), "due_at")
         replies = pipe.execute()
         tickets, merged = replies[: len(tids)], replies[len(tids) : len(tids) + len(merged_into)]
-        dues = zip(held, map(_ts, replies[len(tids) + len(merged_into) :]), strict=True)
+        dues = zip(held, replies[len(tids) + len(merged_into) :], strict=True)
+        moved = [tid for tid, due in dues if due is not None and _ts(due) != held[tid].due_at]
+        if moved:
+            pipe = r.pipeline(transaction=False)
+            for tid in moved:
+                pipe.hgetall(keys.ticket(tid))
+            tids, tickets = tids + moved, tickets + pipe.execute()
         snap = Snapshot(
             tickets={t: h for t, h in zip(tids, tickets, strict=True) if h},
-            recorded={tid: row.account for tid, row in held.items()},
-            due_moved={tid: due for tid, due in dues if due and due != held[tid].due_at},
+            recorded={tid: row.account for tid, row in held.items() if tid not in moved},
         )
         mids = [f["message"] for _, f in entries if f.get("message")]
         for ids in merged:
@@ -351,7 +354,6 @@ class RecordWriter:
                 await ensure_stages(cur, STAGES)
                 await self._write_customers(cur, snap)
                 await self._write_tickets(cur, snap, last_pos)
-                await self._write_due_times(cur, snap)
                 await self._write_messages(cur, snap, last_pos)
                 await self._write_events(cur, entries)
         # Remembered only once committed: a partition made in a transaction that failed was
@@ -467,21 +469,6 @@ class RecordWriter:
                 " data = EXCLUDED.data, synced_pos = EXCLUDED.synced_pos, hot = true"
                 " WHERE tickets.synced_pos < EXCLUDED.synced_pos"
             )
-
-    async def _write_due_times(self, cur: psycopg.AsyncCursor[Any], snap: Snapshot) -> None:
-        """The due times that moved on rows otherwise left as they are, locked in id order
-        as the ticket rows are."""
-        if not snap.due_moved:
-            return
-        ids = sorted(snap.due_moved)
-        await cur.execute(
-            "WITH moved AS (SELECT * FROM unnest(%s::text[], %s::timestamptz[]) AS m(id, due_at)),"
-            " locked AS (SELECT t.id FROM tickets t JOIN moved USING (id) ORDER BY t.id"
-            " FOR UPDATE OF t)"
-            " UPDATE tickets SET due_at = moved.due_at FROM moved JOIN locked USING (id)"
-            " WHERE tickets.id = moved.id AND tickets.due_at IS DISTINCT FROM moved.due_at",
-            (ids, [snap.due_moved[tid] for tid in ids]),
-        )
 
     async def _write_messages(
         self, cur: psycopg.AsyncCursor[Any], snap: Snapshot, last_pos: dict[str, int]
