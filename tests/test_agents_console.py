@@ -85,6 +85,21 @@ def cli(config: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+# One script reads an element whole: the thread re-renders on live events (the reply's own
+# delivery among them), so an element found by one WebDriver call may be gone by the next.
+READ_SHOWN = """
+const el = document.querySelector(arguments[0]);
+return el && {text: el.innerText, dir: el.getAttribute("dir"),
+              direction: getComputedStyle(el).direction};
+"""
+
+
+def shown(browser: webdriver.Chrome, selector: str) -> dict[str, str] | None:
+    """The text, `dir` and computed direction of the first element `selector` finds, or None."""
+    found = browser.execute_script(READ_SHOWN, selector)
+    return found or None
+
+
 def test_console_sign_in_take_reply_resolve_and_customer_html_is_text(
     daemon: DaemonProc, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
@@ -107,22 +122,19 @@ def test_console_sign_in_take_reply_resolve_and_customer_html_is_text(
 
     browser.find_element(By.ID, "next").click()
     wait.until(ec.visibility_of_element_located((By.ID, "ticket")))
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .msg.in .text"))
-    text = browser.find_element(By.CSS_SELECTOR, "#thread .msg.in .text")
-    assert "<script>window.__pwned = 1</script>" in text.text  # shown, not run
-    assert text.get_attribute("dir") == "auto"
+    incoming = wait.until(lambda d: shown(d, "#thread .msg.in .text"))
+    assert "<script>window.__pwned = 1</script>" in incoming["text"]  # shown, not run
+    assert incoming["dir"] == "auto"
     assert browser.execute_script("return window.__pwned") is None
     assert browser.find_elements(By.CSS_SELECTOR, "#thread script, #thread b") == []
 
     browser.find_element(By.ID, "reply-text").send_keys("شكرًا لتواصلك. We are on it.")
     browser.find_element(By.ID, "reply").click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .msg.out"))
-    out = browser.find_element(By.CSS_SELECTOR, "#thread .msg.out .text")
-    assert out.text == "شكرًا لتواصلك. We are on it."
-    direction = "return getComputedStyle(arguments[0]).direction"
-    assert browser.execute_script(direction, out) == "rtl"  # Arabic first: right-to-left
-    english = browser.find_element(By.CSS_SELECTOR, "#thread .msg.in .text")
-    assert browser.execute_script(direction, english) == "ltr"  # '<script>... I need help'
+    out = wait.until(lambda d: shown(d, "#thread .msg.out .text"))
+    assert out["text"] == "شكرًا لتواصلك. We are on it."
+    assert out["direction"] == "rtl"  # Arabic first: right-to-left
+    english = shown(browser, "#thread .msg.in .text")
+    assert english is not None and english["direction"] == "ltr"  # '<script>... I need help'
     daemon.drop_web("english", "Hello, I have a question about my account")
     browser.find_element(By.ID, "resolve").click()
     wait.until(lambda d: "محلولة" in d.find_element(By.ID, "t-meta").text)  # "resolved"
