@@ -44,6 +44,7 @@ class EventType(StrEnum):
     CSAT_SENT = "csat_sent"  # agents/csat.py
     CSAT_REFUSED = "csat_refused"  # agents/csat.py
     CUSTOMER_CHANGED = "customer_changed"  # customer_move.lua
+    DUE_CHANGED = "due_changed"  # sla_open_many.lua, Store.set_due_many (the SLA hooks)
     SLA_WARNED = "sla_warned"  # sla_commit.lua
     SLA_BREACHED = "sla_breached"  # sla_commit.lua
     NOTIFIED = "notified"  # pipeline.py (an SLA ladder notification)
@@ -201,6 +202,14 @@ class CustomerChanged(Event, tag=EventType.CUSTOMER_CHANGED.value):
     to: str = ""
 
 
+class DueChanged(Event, tag=EventType.DUE_CHANGED.value):
+    """A ticket's next SLA due time moved (a reply, a follow-up, a pause ended, a transfer):
+    the queue order and the ticket's row follow it. A new ticket's first one comes with it
+    from intake, so opening a ticket writes none."""
+
+    due_at: str = ""  # ISO time
+
+
 class SlaStep(Event, kw_only=True):
     """A ladder step fired on one target (sla_commit.lua)."""
 
@@ -302,7 +311,7 @@ AnyEvent = (
     | Acknowledged | StatusReplied | Delivery | Csat | CsatSent | CsatRefused | CustomerChanged
     | SlaWarned | SlaBreached | Notified | Presence | TokenCreated | TokenRevoked | Quarantined
     | Resolved | Closed | Reopened | CallAnswered | Login | LoginFailed | LoginLocked | Logout
-    | AccessRevoked | Released | GuideAnswered
+    | AccessRevoked | Released | GuideAnswered | DueChanged
 )  # fmt: skip
 STRUCTS: dict[EventType, type[Event]] = {
     EventType(cls.__struct_config__.tag): cls for cls in AnyEvent.__args__

@@ -37,6 +37,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 
@@ -64,6 +65,8 @@ DEDUPE_WINDOW = timedelta(days=30)  # default of service.dedupe_window_days
 # What a hook returns is not used: the SLA engine's hooks return the state they wrote.
 Hook = Callable[[Ticket], object]
 BatchHook = Callable[[list[Ticket]], None]
+# Before the script: the first SLA due time of each ticket the batch may open (None: no clocks)
+DueHook = Callable[[list[Ticket]], list[datetime | None]]
 
 
 def _no_op(ticket: Ticket) -> None:
@@ -80,6 +83,9 @@ class IntakeHooks:
     on_opened: Hook = _no_op
     on_customer_message: Hook = _no_op
     on_opened_many: BatchHook | None = None
+    # Before the script: a new ticket is stored with its first due time (its queue order, and
+    # its PostgreSQL row from its first event on), the one its clocks then start with.
+    first_dues: DueHook | None = None
     # After the SLA hooks: the daemon's plugins (push assignment). Isolated by its caller
     # (omnidesk.plugins.Plugins.tickets_opened), so its failure never fails the batch.
     after_opened: BatchHook | None = None
@@ -120,11 +126,13 @@ class Intake:
         script = self.store.script("intake")
         pipe = self.store.r.pipeline(transaction=False)
         now = utcnow()
-        drafts: list[Ticket] = []
-        for inbound, decision in items:
-            args, draft = self._prepare(inbound, decision, now)
-            script(keys=[self.store.prefix], args=[args], client=pipe)
-            drafts.append(draft)
+        prepared = [self._prepare(inbound, decision, now) for inbound, decision in items]
+        drafts = [draft for _, draft in prepared]
+        for (args, draft), due in zip(prepared, self._first_dues(drafts), strict=True):
+            if due is not None:
+                args["due_at"] = due.isoformat()
+                args["score"] = str(urgency_score(draft.priority, ms(due)))
+            script(keys=[self.store.prefix], args=[msgspec.json.encode(args)], client=pipe)
         replies = pipe.execute()
         results = [
             IntakeResult(
@@ -138,6 +146,17 @@ class Intake:
         ]
         self._run_hooks(drafts, results)
         return results
+
+    def _first_dues(self, drafts: list[Ticket]) -> list[datetime | None]:
+        """The `first_dues` hook's answer; when it fails, none: the clocks' own hook then
+        sets each due time after the script (`on_opened_many`), which reports the error."""
+        if self.hooks.first_dues is None:
+            return [None] * len(drafts)
+        try:
+            return self.hooks.first_dues(drafts)
+        except Exception as exc:
+            log.warning("SLA hook first_dues failed (%s): due times follow the clocks", exc)
+            return [None] * len(drafts)
 
     def _run_hooks(self, drafts: list[Ticket], results: list[IntakeResult]) -> None:
         """`drafts[i]` is the ticket item i would open: what the script stored for an opened
@@ -217,8 +236,12 @@ class Intake:
         log.error("SLA hook %s failed for %s: %s: %s", name, ticket_id, type(exc).__name__, exc)
         self.store.incr("hook_failed")
 
-    def _prepare(self, inbound: Inbound, decision: Decision, now: datetime) -> tuple[bytes, Ticket]:
-        """The script's JSON argument, and the ticket it opens if it opens one (no id yet)."""
+    def _prepare(
+        self, inbound: Inbound, decision: Decision, now: datetime
+    ) -> tuple[dict[str, Any], Ticket]:
+        """The script's argument (its JSON object), and the ticket it opens if it opens one
+        (no id yet). The score orders the queue by the message time until `many` sets the
+        first due time."""
         received = inbound.received_at
         created_ms = ms(received)
         mid = new_message_id()
@@ -303,8 +326,9 @@ class Intake:
             "vouched": "1" if vouched(inbound) else "0",
             "customer": [x for kv in customer.items() for x in kv],
             "customer_name": inbound.author.name,
+            "due_at": "",
         }
-        return msgspec.json.encode(args), ticket
+        return args, ticket
 
 
 # Channels whose sender anyone can claim to be: a web form takes any e-mail and phone typed

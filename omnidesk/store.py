@@ -507,24 +507,30 @@ class Store:
 
     @guarded
     def set_due_many(self, dues: list[tuple[str, datetime]]) -> None:
-        """`set_due` for many tickets in two round trips (intake's batches)."""
+        """`set_due` for many tickets in two round trips. A due time that moved comes with a
+        `due_changed` event: the records writer follows the stream, and this write comes
+        after the event of the change that moved it (a reply, a follow-up, a transfer)."""
         if not dues:
             return
         read = self.r.pipeline(transaction=False)
         for ticket_id, _ in dues:
-            read.hmget(self.keys.ticket(ticket_id), "queue", "priority", "status", "assignee")
+            read.hmget(
+                self.keys.ticket(ticket_id),
+                "queue", "priority", "status", "assignee", "due_at", "channel",
+            )  # fmt: skip
         pipe = self.r.pipeline(transaction=True)
         for (ticket_id, due_at), t in zip(dues, read.execute(), strict=True):
-            if t[0] is None:
+            due_text = due_at.isoformat()
+            if t[0] is None or t[4] == due_text:
                 continue
             score = urgency_score(Priority(t[1]), ms(due_at))
-            pipe.hset(
-                self.keys.ticket(ticket_id),
-                mapping={"score": score, "due_at": due_at.isoformat()},
-            )
+            pipe.hset(self.keys.ticket(ticket_id), mapping={"score": score, "due_at": due_text})
             if t[2] in ("new", "open") and not t[3]:
                 pipe.zadd(self.keys.queue_waiting(t[0]), {ticket_id: score})
-        pipe.execute()
+            extra = {"due_at": due_text}
+            self._event(pipe, EventType.DUE_CHANGED, ticket_id, t[0], t[5], "sla", extra)
+        if len(pipe):
+            pipe.execute()
 
     # ------------------------------------------------------------ messages
 

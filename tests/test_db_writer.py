@@ -17,9 +17,12 @@ from omnidesk.db.connect import RecordsUnavailable
 from omnidesk.db.migrate import upgrade
 from omnidesk.db.writer import GROUP, RecordWriter
 from omnidesk.events import EventType
-from omnidesk.model import Direction, Outbound, Status
+from omnidesk.model import Direction, Outbound, Status, Ticket
 from omnidesk.outbound import SYSTEM_AUTHOR
 from omnidesk.runtime import Runtime
+from omnidesk.sla.engine import SlaClocks
+from omnidesk.sla.ticket import earliest_due
+from omnidesk.store import ms, urgency_score
 from tests.clikit import omnidesk
 from tests.services import eventually
 from tests.storekit import email, telegram, web, write_config
@@ -201,11 +204,49 @@ def test_a_receipt_rewrites_its_message_alone(runtime: Runtime, pg_url: str) -> 
     assert rows(pg_url, "SELECT count(*) FROM events WHERE ticket_id = %s", tid)[0][0] >= 4
 
 
-def test_a_due_time_set_after_the_tickets_event_reaches_postgresql(
+def test_a_new_tickets_first_due_time_is_in_its_row_from_its_first_batch(
     runtime: Runtime, pg_url: str
 ) -> None:
-    """The SLA hooks set a ticket's due time after its event (an agent's reply moves it):
-    the receipt's batch, though message-only, carries the new one to the row."""
+    """Intake stores a ticket with the first due time its clocks start with, so the batch of
+    its opening writes it, for a web form too (no receipt, no later event): no due_changed
+    follows, and the queue order is the due time's."""
+    assert runtime.config is not None
+    clocks = SlaClocks(runtime.store, runtime.config.data)
+    hooks = runtime.intake.hooks = clocks.intake_hooks()  # as Runtime.for_service sets them
+    start_clocks = hooks.on_opened_many
+    assert start_clocks is not None
+    before_clocks: list[str | None] = []
+
+    def opened_many(tickets: list[Ticket]) -> None:
+        """What the ticket hash held when the script was done: a writer may read it then."""
+        before_clocks.extend(runtime.store.r.hget(runtime.store.key("ticket", t.id), "due_at")
+                             for t in tickets)  # fmt: skip
+        start_clocks(tickets)
+
+    hooks.on_opened_many = opened_many
+    (opened,) = runtime.process([web("أرغب في تجديد الرخصة", email="d1@example.sa")]).results
+    tid = opened.ticket_id
+    assert tid is not None
+    state = clocks.state(tid)
+    assert state is not None
+    due = earliest_due(state)
+    assert due is not None
+    assert before_clocks == [due.isoformat()]
+    ticket_key = runtime.store.key("ticket", tid)
+    assert runtime.store.r.hget(ticket_key, "due_at") == due.isoformat()
+    head = runtime.store.get_ticket(tid)
+    assert head is not None
+    assert runtime.store.r.hget(ticket_key, "score") == str(urgency_score(head.priority, ms(due)))
+    types = [f["type"] for _, f in runtime.store.r.xrange(runtime.store.key("events"))]
+    assert EventType.DUE_CHANGED not in types, types
+    drain(RecordWriter(runtime.store, pg_url), trim=False)
+    assert rows(pg_url, "SELECT due_at FROM tickets WHERE id = %s", tid) == [(due,)]
+
+
+def test_a_due_time_that_moves_reaches_postgresql(runtime: Runtime, pg_url: str) -> None:
+    """The SLA hooks move a due time after the event of the change that moved it (an agent's
+    reply, a follow-up): their own due_changed event carries it to the row, even beside a
+    receipt's message-only events. Setting the same due time again writes nothing."""
     (opened,) = runtime.process([email("r3@example.com", "My permit renewal")]).results
     tid = opened.ticket_id
     assert tid is not None
@@ -214,8 +255,12 @@ def test_a_due_time_set_after_the_tickets_event_reaches_postgresql(
     due = datetime(2027, 1, 5, 9, 30, tzinfo=UTC)
     runtime.store.set_due_many([(tid, due)])
     send_receipt(runtime, tid, "M-receipt-3")
-    assert drain(writer, trim=False) == 2
+    assert drain(writer, trim=False) == 3
     assert rows(pg_url, "SELECT due_at FROM tickets WHERE id = %s", tid) == [(due,)]
+    moved = "SELECT data->>'due_at' FROM events WHERE ticket_id = %s AND type = 'due_changed'"
+    assert rows(pg_url, moved, tid) == [(due.isoformat(),)]
+    runtime.store.set_due_many([(tid, due)])
+    assert drain(writer, trim=False) == 0
 
 
 def test_a_receipt_for_a_ticket_not_yet_recorded_writes_the_ticket_too(

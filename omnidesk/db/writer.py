@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import psycopg
 import redis
@@ -137,13 +137,6 @@ class Snapshot:
     recorded: dict[str, str] = field(default_factory=dict)
 
 
-class RecordedTicket(NamedTuple):
-    """What the writer checks of a ticket row PostgreSQL holds before leaving it as it is."""
-
-    account: str
-    due_at: datetime | None
-
-
 def message_only_tickets(entries: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
     """The tickets a batch names by message-only events alone (a receipt, its delivery):
     nothing of their rows or customers changed."""
@@ -223,12 +216,12 @@ class RecordWriter:
     def snapshot(
         self,
         entries: Sequence[tuple[str, dict[str, str]]],
-        held: dict[str, RecordedTicket] | None = None,
+        held: dict[str, str] | None = None,
     ) -> Snapshot:
-        """Two to four pipelined round trips, whatever the batch size. The tickets in `held`
-        (rows PostgreSQL holds, named by message-only events alone) are not read, nor their
-        customers, only their due times: the SLA hooks set one after its ticket's event, so
-        a ticket whose due time moved since its row was written is read and written whole."""
+        """Two pipelined round trips, whatever the batch size. The tickets in `held` (rows
+        PostgreSQL holds, named by message-only events alone; id -> account) are not read,
+        nor their customers: every other change to a ticket, its due time included
+        (`due_changed`), comes with an event of its own."""
         r, keys = self.store.r, self.store.keys
         held = held or {}
         named = (f["ticket"] for _, f in entries if f.get("ticket"))
@@ -239,20 +232,10 @@ class RecordWriter:
             pipe.hgetall(keys.ticket(tid))
         for tid in merged_into:  # a merge moves every message of the source here
             pipe.lrange(keys.ticket_msgs(tid), 0, -1)
-        for tid in held:
-            pipe.hget(keys.ticket(tid), "due_at")
         replies = pipe.execute()
-        tickets, merged = replies[: len(tids)], replies[len(tids) : len(tids) + len(merged_into)]
-        dues = zip(held, replies[len(tids) + len(merged_into) :], strict=True)
-        moved = [tid for tid, due in dues if due is not None and _ts(due) != held[tid].due_at]
-        if moved:
-            pipe = r.pipeline(transaction=False)
-            for tid in moved:
-                pipe.hgetall(keys.ticket(tid))
-            tids, tickets = tids + moved, tickets + pipe.execute()
+        tickets, merged = replies[: len(tids)], replies[len(tids) :]
         snap = Snapshot(
-            tickets={t: h for t, h in zip(tids, tickets, strict=True) if h},
-            recorded={tid: row.account for tid, row in held.items() if tid not in moved},
+            tickets={t: h for t, h in zip(tids, tickets, strict=True) if h}, recorded=dict(held)
         )
         mids = [f["message"] for _, f in entries if f.get("message")]
         for ids in merged:
@@ -635,16 +618,16 @@ class RecordWriter:
 
     async def _recorded(
         self, conn: psycopg.AsyncConnection[Any], ticket_ids: list[str]
-    ) -> dict[str, RecordedTicket]:
-        """Those of `ticket_ids` PostgreSQL holds. One it does not hold yet (another consumer
-        is still writing the batch that opened it) is written whole."""
+    ) -> dict[str, str]:
+        """Those of `ticket_ids` PostgreSQL holds, with their accounts. One it does not hold
+        yet (another consumer is still writing the batch that opened it) is written whole."""
         if not ticket_ids:
             return {}
         async with conn.transaction():  # not left open: `write` would nest in it
             cur = await conn.execute(
-                "SELECT id, account, due_at FROM tickets WHERE id = ANY(%s)", (ticket_ids,)
+                "SELECT id, account FROM tickets WHERE id = ANY(%s)", (ticket_ids,)
             )
-            return {tid: RecordedTicket(account, due) for tid, account, due in await cur.fetchall()}
+            return {tid: account for tid, account in await cur.fetchall()}
 
     @guarded
     def set_aside(self, entry: tuple[str, dict[str, str]], exc: BaseException) -> None:

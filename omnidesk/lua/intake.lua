@@ -171,6 +171,8 @@ local created = a.created_ms
 -- created_ms is the customer's message time; opened_ms when intake opened the ticket
 redis.call("HSET", tkey, "id", tid, "customer_id", cid, "created_ms", created,
            "opened_ms", a.now_ms, "score", a.score, unpack(a.ticket))
+-- its first SLA due time (intake.py, the first_dues hook): the score above already follows it
+if a.due_at ~= "" then redis.call("HSET", tkey, "due_at", a.due_at) end
 redis.call("ZADD", p .. "tickets", created, tid)
 redis.call("ZADD", p .. "status:new", created, tid)
 redis.call("ZADD", p .. "queue:" .. a.queue .. ":all", created, tid)

@@ -25,10 +25,6 @@ from omnidesk.sla.ticket import (
 class SlaHooks(SlaRecords):
     """Transitions for intake and agents, on the stored records."""
 
-    def on_opened_many(self, tickets: list[Ticket]) -> None:
-        """Intake's batch hook: a whole batch's new tickets get their clocks in one go."""
-        self.open_many(tickets, set_due=True)
-
     def on_opened(self, ticket: Ticket, now: datetime | None = None) -> SlaState | None:
         """A new ticket: start its clocks (a second call for the same ticket changes nothing)."""
         policy = self._policy_for(ticket)
@@ -109,4 +105,5 @@ class SlaHooks(SlaRecords):
             on_opened=self.on_opened,
             on_customer_message=self.on_customer_message,
             on_opened_many=self.on_opened_many,
+            first_dues=self.first_dues,
         )

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 import redis
@@ -61,7 +61,6 @@ from omnidesk.store import Store, guarded, ms
 Now = Callable[[], datetime]
 
 MAX_RETRIES = 50  # compare-and-set retries before giving up on one ticket
-REPAIR_AFTER = timedelta(seconds=60)  # see `SlaClocks.started_at`
 
 _SLOT = re.compile(r"(.*)([0-9][0-9])\Z", re.S)  # sla_lib.lua: ^(.-)(%d%d)$
 _DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -207,7 +206,7 @@ class SlaRecords:
         args: list[Any] = []
 
         def flush() -> None:
-            flags = open_script(keys=[self.store.prefix], args=args, client=self.rb)
+            flags = open_script(keys=[self.store.prefix], args=[ms(at), *args], client=self.rb)
             opened.extend(item for item, flag in zip(queued, flags, strict=True) if int(flag))
             queued.clear()
             del args[:]
@@ -255,11 +254,33 @@ class SlaRecords:
 
     @staticmethod
     def started_at(ticket: Ticket, now: datetime) -> datetime:
-        """When a new ticket's clocks start: now, as intake stores it; but a ticket stored
-        more than `REPAIR_AFTER` ago is a redelivery repairing clocks that a crash left out,
-        and its clocks start when intake stored it (its `updated_at`), as they would have."""
+        """When a new ticket's clocks start: when intake stored it (its `updated_at`, the
+        time intake also took its first due time from, `first_dues`). A redelivery repairing
+        clocks that a crash left out so starts them as they would have. A time after `now`
+        (a clock that is behind, a test's) gives now."""
         stored = ticket.updated_at
-        return stored if stored.tzinfo is not None and stored < now - REPAIR_AFTER else now
+        return stored if stored.tzinfo is not None and stored <= now else now
+
+    def first_dues(self, drafts: list[Ticket]) -> list[datetime | None]:
+        """Intake's hook before its script: the first due time of each ticket it may open,
+        the one `open_many` then starts its clocks with (the same policy, calendar and
+        start). Computed once per policy and calendar: a batch's drafts share one start."""
+        at = self.clock()
+        dues: dict[tuple[str, str, datetime], datetime | None] = {}
+        out: list[datetime | None] = []
+        for draft in drafts:
+            policy = self._policy_for(draft)
+            if policy is None:
+                out.append(None)
+                continue
+            key = (policy, self._queue_calendar(draft.queue), self.started_at(draft, at))
+            if key not in dues:
+                try:
+                    dues[key] = earliest_due(open_state(self.ctx, draft.id, *key))
+                except Exception:  # pure computation: `open_many` reports it, by ticket id
+                    dues[key] = None
+            out.append(dues[key])
+        return out
 
     def on_opened_many(self, tickets: list[Ticket]) -> None:
         """Intake's batch hook: a whole batch's new tickets get their clocks in one go."""
