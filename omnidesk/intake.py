@@ -100,6 +100,10 @@ class IntakeResult:
     message_id: str | None
     customer_id: str | None = None
     reopened: bool = False
+    # An opened ticket and its first message as the script stored them, for what follows in
+    # the same batch (SLA hooks, receipts) instead of reading them back from Redis.
+    ticket: Ticket | None = field(default=None, compare=False, repr=False)
+    message: Message | None = field(default=None, compare=False, repr=False)
 
     @property
     def created(self) -> bool:
@@ -127,24 +131,18 @@ class Intake:
         pipe = self.store.r.pipeline(transaction=False)
         now = utcnow()
         prepared = [self._prepare(inbound, decision, now) for inbound, decision in items]
-        drafts = [draft for _, draft in prepared]
-        for (args, draft), due in zip(prepared, self._first_dues(drafts), strict=True):
+        drafts = [draft for _, draft, _ in prepared]
+        for (args, draft, _), due in zip(prepared, self._first_dues(drafts), strict=True):
             if due is not None:
                 args["due_at"] = due.isoformat()
                 args["score"] = str(urgency_score(draft.priority, ms(due)))
             script(keys=[self.store.prefix], args=[msgspec.json.encode(args)], client=pipe)
         replies = pipe.execute()
         results = [
-            IntakeResult(
-                outcome=r[0],
-                ticket_id=r[1] or None,
-                message_id=r[2] if r[2] not in ("", "-") else None,
-                customer_id=r[3] or None,
-                reopened=r[4] == "1",
-            )
-            for r in replies
+            _result(reply, draft, message)
+            for reply, (_, draft, message) in zip(replies, prepared, strict=True)
         ]
-        self._run_hooks(drafts, results)
+        self._run_hooks(results)
         return results
 
     def _first_dues(self, drafts: list[Ticket]) -> list[datetime | None]:
@@ -158,9 +156,9 @@ class Intake:
             log.warning("SLA hook first_dues failed (%s): due times follow the clocks", exc)
             return [None] * len(drafts)
 
-    def _run_hooks(self, drafts: list[Ticket], results: list[IntakeResult]) -> None:
-        """`drafts[i]` is the ticket item i would open: what the script stored for an opened
-        one, so only redeliveries (duplicates) and follow-ups are read back from the store."""
+    def _run_hooks(self, results: list[IntakeResult]) -> None:
+        """An opened ticket is the result's own (what the script stored), so only
+        redeliveries (duplicates) and follow-ups are read back from the store."""
         hooks = self.hooks
         if (
             hooks.on_opened is _no_op
@@ -181,13 +179,7 @@ class Intake:
         ]
         if not opened and not appended:
             return
-        heads = {
-            r.ticket_id: msgspec.structs.replace(
-                draft, id=r.ticket_id, customer_id=r.customer_id or ""
-            )
-            for draft, r in zip(drafts, results, strict=True)
-            if r.outcome == "opened" and r.ticket_id is not None
-        }
+        heads = {r.ticket.id: r.ticket for r in results if r.ticket is not None}
         redelivered = [tid for tid in dict.fromkeys(opened) if tid not in heads]
         if redelivered:
             heads.update((t.id, t) for t in self.store.ticket_heads(redelivered))
@@ -238,10 +230,10 @@ class Intake:
 
     def _prepare(
         self, inbound: Inbound, decision: Decision, now: datetime
-    ) -> tuple[dict[str, Any], Ticket]:
-        """The script's argument (its JSON object), and the ticket it opens if it opens one
-        (no id yet). The score orders the queue by the message time until `many` sets the
-        first due time."""
+    ) -> tuple[dict[str, Any], Ticket, Message]:
+        """The script's argument (its JSON object), the ticket it opens if it opens one and
+        the message it stores (neither has its ticket id yet). The score orders the queue by
+        the message time until `many` sets the first due time."""
         received = inbound.received_at
         created_ms = ms(received)
         mid = new_message_id()
@@ -328,7 +320,27 @@ class Intake:
             "customer_name": inbound.author.name,
             "due_at": "",
         }
-        return args, ticket
+        return args, ticket, message
+
+
+def _result(reply: list[str], draft: Ticket, message: Message) -> IntakeResult:
+    """The script's reply as a result; an opened ticket's with the ticket and message it
+    stored (the drafts, with the ids the script gave them)."""
+    outcome, tid, mid = reply[0], reply[1] or None, reply[2] if reply[2] not in ("", "-") else None
+    opened = outcome == "opened" and tid is not None and mid is not None
+    return IntakeResult(
+        outcome=outcome,
+        ticket_id=tid,
+        message_id=mid,
+        customer_id=reply[3] or None,
+        reopened=reply[4] == "1",
+        ticket=(
+            msgspec.structs.replace(draft, id=tid, customer_id=reply[3], message_ids=[mid])
+            if opened
+            else None
+        ),
+        message=msgspec.structs.replace(message, ticket_id=tid) if opened else None,
+    )
 
 
 # Channels whose sender anyone can claim to be: a web form takes any e-mail and phone typed

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from omnidesk.errors import TransientError
 from omnidesk.events import EventType
-from omnidesk.intake import new_message_id
+from omnidesk.intake import IntakeResult, new_message_id
 from omnidesk.model import (
     Channel,
     Customer,
@@ -118,10 +118,22 @@ def outbound_for(
 @dataclass
 class BatchTickets:
     """The tickets one ingest batch's automatic messages need (receipts, then guide
-    answers), each read from Redis once for all of them."""
+    answers), and their messages: each read from Redis once for all of them, and those the
+    batch opened not at all (intake's results carry them as the script stored them)."""
 
     store: Store
     by_id: dict[str, Ticket | None] = field(default_factory=dict)  # None: not in Redis
+    messages: dict[str, list[Message]] = field(default_factory=dict)  # by ticket id
+
+    @classmethod
+    def of_intake(cls, store: Store, results: list[IntakeResult]) -> BatchTickets:
+        """Seeded with the tickets the batch opened and their first messages."""
+        batch = cls(store)
+        for r in results:
+            if r.ticket is not None and r.message is not None:
+                batch.by_id[r.ticket.id] = r.ticket
+                batch.messages[r.ticket.id] = [r.message]
+        return batch
 
     def get(self, ticket_ids: list[str]) -> dict[str, Ticket]:
         """The tickets by id, each read once (one round trip for those not read yet); one
@@ -131,6 +143,13 @@ class BatchTickets:
             found = {t.id: t for t in self.store.get_tickets(missing)}
             self.by_id.update((tid, found.get(tid)) for tid in missing)
         return {tid: t for tid in ticket_ids if (t := self.by_id.get(tid)) is not None}
+
+    def messages_of(self, tickets: list[Ticket]) -> dict[str, list[Message]]:
+        """The tickets' messages (by `Ticket.message_ids`), each ticket's read once."""
+        missing = {t.id: t.message_ids for t in tickets if t.id not in self.messages}
+        if missing:
+            self.messages.update(self.store.messages_of(missing))
+        return {t.id: self.messages.get(t.id, []) for t in tickets}
 
 
 @dataclass(frozen=True)

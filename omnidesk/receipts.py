@@ -76,7 +76,7 @@ class Receipts:
             return []
         ids = [r.ticket_id for _, r in wanted if r.ticket_id]  # _new_ticket saw each has one
         if batch_tickets is None:
-            batch_tickets = BatchTickets(self.store)
+            batch_tickets = BatchTickets.of_intake(self.store, results)
         tickets = batch_tickets.get(ids)
         owed = [(name, tickets[r.ticket_id], r) for name, r in wanted if r.ticket_id in tickets]
         claims = self._claim([(t, r) for _, t, r in owed], limit)
@@ -88,7 +88,7 @@ class Receipts:
                 log.info("no receipt for %s: %s", ticket.id, claim)
         sent: list[str] = []
         try:
-            self._send_claimed(claimed, sent)
+            self._send_claimed(claimed, sent, batch_tickets)
         except Exception as exc:
             if not intake_is_transient(exc):
                 raise
@@ -98,12 +98,14 @@ class Receipts:
             raise
         return sent
 
-    def _send_claimed(self, claimed: list[tuple[str, Ticket]], sent: list[str]) -> None:
+    def _send_claimed(
+        self, claimed: list[tuple[str, Ticket]], sent: list[str], batch_tickets: BatchTickets
+    ) -> None:
         """Read what every receipt needs in a few round trips, render each, then record
         them all at once and queue each; the ticket ids queued go to `sent` as they go."""
         ids = [ticket.id for _, ticket in claimed]
         customers = self.store.get_customers(list({t.customer_id for _, t in claimed}))
-        messages = self.store.messages_of({t.id: t.message_ids for _, t in claimed})
+        messages = batch_tickets.messages_of([t for _, t in claimed])
         states = self.clocks.states(ids) if self.clocks is not None and ids else {}
         ready: list[Automatic] = []
         for name, ticket in claimed:

@@ -336,7 +336,7 @@ class Runtime:
         if self.send_replies is None or self.config is None:
             return
         receipts = Receipts(self.store, self.config.data, self.send_replies, self.clocks)
-        batch_tickets = BatchTickets(self.store)
+        batch_tickets = BatchTickets.of_intake(self.store, taken)
         try:
             receipts.after_intake(items, taken, batch_tickets)
         except Exception as exc:

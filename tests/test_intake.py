@@ -38,6 +38,29 @@ def test_same_payload_twice_is_one_ticket(runtime: Runtime) -> None:
     assert kinds == ["ticket_opened", "routed"]
 
 
+def test_an_opened_result_carries_the_ticket_and_message_the_store_holds(
+    runtime: Runtime,
+) -> None:
+    """What follows intake in the batch (SLA hooks, receipts) takes an opened ticket and
+    its first message from the result, not from Redis: they must be what Redis holds, for
+    a new customer and for one intake found (whose id the script, not the draft, knows)."""
+    runtime.process([email("k1@example.com", "First question", sender="known@example.com")])
+    batch = [
+        web("أرغب في تجديد السجل التجاري رقم 4030123456", email="new@example.sa", name="علي"),
+        email("k2@example.com", "Another question", sender="known@example.com"),
+        telegram(7, 70, 1, "عندي شكوى"),
+    ]
+    results = runtime.process(batch).results
+    assert [r.outcome for r in results] == ["opened"] * 3
+    for result in results:
+        assert result.ticket is not None and result.message is not None
+        assert result.ticket == runtime.store.get_ticket(result.ticket.id)
+        assert result.message == runtime.store.get_message(result.message.id)
+    follow = runtime.process([email("k3@example.com", "More", in_reply_to="k2@example.com",
+                                    sender="known@example.com")]).results  # fmt: skip
+    assert follow[0].outcome == "appended" and follow[0].ticket is None
+
+
 def test_threads_hammering_one_payload_make_one_ticket(runtime: Runtime) -> None:
     raws = [web(f"شكوى رقم {i}", phone="0501234567") for i in range(5)]
     errors: list[BaseException] = []
