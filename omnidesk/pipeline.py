@@ -57,6 +57,7 @@ log = logging.getLogger("omnidesk.pipeline")
 
 _T = TypeVar("_T")
 SendFn = Callable[[Outbound], Coroutine[Any, Any, Receipt]]
+SendManyFn = Callable[[list[Outbound]], Coroutine[Any, Any, list[Receipt | Exception]]]
 NotifyFn = Callable[[dict[str, str]], None]
 
 INGEST_MAX_RETRIES = 1000  # store outages are waited out, not given up on
@@ -143,6 +144,9 @@ def queue_name(broker: dramatiq.Broker, name: str) -> str:
 class _Sender:
     send: SendFn
     loop: asyncio.AbstractEventLoop | None
+    # a whole batch's messages in one call (a connector that writes files: one thread hop
+    # for the lot, not one per message); each message's receipt or error, in order
+    send_many: SendManyFn | None = None
 
 
 _senders: dict[tuple[str, str], _Sender] = {}
@@ -154,10 +158,12 @@ def register_sender(
     account: str,
     send: SendFn,
     loop: asyncio.AbstractEventLoop | None = None,
+    send_many: SendManyFn | None = None,
 ) -> None:
     """Who sends replies for (channel, account); account ``*`` is the channel's fallback.
-    Give the event loop the sender lives on (the daemon's) and `deliver` runs it there."""
-    _senders[(Channel(channel).value, account)] = _Sender(send, loop)
+    Give the event loop the sender lives on (the daemon's) and `deliver` runs it there;
+    `send_many`, when the sender has one, takes all of a batch's messages at once."""
+    _senders[(Channel(channel).value, account)] = _Sender(send, loop, send_many)
 
 
 def unregister_sender(channel: Channel | str, account: str) -> None:
@@ -176,8 +182,9 @@ def _find_sender(outbound: Outbound) -> _Sender | None:
 
 def _send_in_turn(outbounds: list[Outbound], timeout: float = 120.0) -> list[Receipt | Exception]:
     """Send each outbound through its sender, one after another, on the sender's event
-    loop (the daemon's: one hop for the lot) or, without one, on a loop of our own.
-    Returns each one's receipt or error, in order."""
+    loop (the daemon's: one hop for the lot) or, without one, on a loop of our own; a sender
+    with `send_many` gets all of its outbounds in one call. Returns each one's receipt or
+    error, in order."""
     outcomes: list[Receipt | Exception | None] = [None] * len(outbounds)
     by_loop: dict[asyncio.AbstractEventLoop | None, list[tuple[int, _Sender]]] = {}
     for n, outbound in enumerate(outbounds):
@@ -189,13 +196,16 @@ def _send_in_turn(outbounds: list[Outbound], timeout: float = 120.0) -> list[Rec
         by_loop.setdefault(loop, []).append((n, sender))
 
     async def in_turn(jobs: list[tuple[int, _Sender]]) -> None:
+        at_once: dict[_Sender, list[int]] = {}
         for n, sender in jobs:
-            try:
-                outcomes[n] = await asyncio.wait_for(sender.send(outbounds[n]), timeout)
-            except TimeoutError:
-                outcomes[n] = TransientError(f"no answer from the channel in {timeout:.0f} s")
-            except Exception as exc:
-                outcomes[n] = exc
+            if sender.send_many is not None:
+                at_once.setdefault(sender, []).append(n)
+            else:
+                (outcomes[n],) = await _sent(sender, [outbounds[n]], timeout)
+        for sender, numbers in at_once.items():
+            sent = await _sent(sender, [outbounds[n] for n in numbers], timeout)
+            for n, outcome in zip(numbers, sent, strict=True):
+                outcomes[n] = outcome
 
     for loop, jobs in by_loop.items():
         if loop is None:
@@ -207,6 +217,22 @@ def _send_in_turn(outbounds: list[Outbound], timeout: float = 120.0) -> list[Rec
         except concurrent.futures.TimeoutError:
             future.cancel()
     return [o if o is not None else TransientError("not sent") for o in outcomes]
+
+
+async def _sent(
+    sender: _Sender, outbounds: list[Outbound], timeout: float
+) -> list[Receipt | Exception]:
+    """Each outbound's receipt or error: one through `send`, several through `send_many`,
+    within `timeout` per message."""
+    try:
+        if sender.send_many is not None:
+            return await asyncio.wait_for(sender.send_many(outbounds), timeout * len(outbounds))
+        return [await asyncio.wait_for(sender.send(outbounds[0]), timeout)]
+    except TimeoutError:
+        error: Exception = TransientError(f"no answer from the channel in {timeout:.0f} s")
+    except Exception as exc:
+        error = exc
+    return [error] * len(outbounds)
 
 
 def delivery_status(outcome: Receipt | PermanentError) -> str:

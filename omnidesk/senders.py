@@ -14,11 +14,13 @@ from omnidesk.pipeline import register_sender
 def register_connector_sender(
     connector: Connector, loop: asyncio.AbstractEventLoop | None = None
 ) -> bool:
-    """Make `connector.send` the `deliver` actor's sender for its (channel, account), run on
-    `loop` (the daemon's, where the connector lives). False when it cannot reply."""
+    """Make `connector.send` (and its `send_many`, if it has one) the `deliver` actor's
+    sender for its (channel, account), run on `loop` (the daemon's, where the connector
+    lives). False when it cannot reply."""
     channels = reply_channels(connector)
+    send_many = getattr(connector, "send_many", None)  # a connector that writes a batch at once
     for channel in channels:
-        register_sender(channel, connector.name, connector.send, loop=loop)
+        register_sender(channel, connector.name, connector.send, loop=loop, send_many=send_many)
     return bool(channels)
 
 

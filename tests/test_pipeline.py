@@ -19,11 +19,13 @@ from pathlib import Path
 import dramatiq
 import pytest
 
+from connectors.maildir import MaildirConfig, MaildirConnector
 from omnidesk.archive import Archive
 from omnidesk.errors import PayloadError, PermanentError, StoreUnavailable, TransientError
 from omnidesk.model import Channel, Outbound, RawPayload, Receipt, Status
 from omnidesk.pipeline import Pipeline, make_broker, register_sender, unregister_sender
 from omnidesk.runtime import Runtime
+from omnidesk.senders import register_connector_sender
 from omnidesk.store import Store
 from tests.services import wait_for
 from tests.storekit import REDIS_URL, email, telegram, web, write_config
@@ -310,6 +312,49 @@ def test_a_batch_of_replies_goes_in_one_message_and_a_failed_one_is_retried_alon
         "bad": "failed: recipient unknown",
         "b2": "sent",
     }
+
+
+def test_a_drop_folders_outbox_takes_a_batch_in_one_write_and_keeps_each_ones_error(
+    pipeline: Pipeline, worker: dramatiq.Worker, tmp_path: Path
+) -> None:
+    """A connector with `send_many` (the drop folder's outbox) gets a batch's replies in one
+    call, one thread hop; a file that cannot be written fails alone, for now (retried), and
+    the others are sent."""
+    store = pipeline.runtime.store
+    tid = pipeline.runtime.process([web("hello", email="a@b.sa")]).results[0].ticket_id
+    assert tid is not None
+    (tmp_path / "drop").mkdir()
+    drop = MaildirConnector(MaildirConfig(name="site", path=str(tmp_path / "drop"), outbox=True))
+    asyncio.run(drop.initialize())
+    writes: list[int] = []
+    write_outbox = drop._write_outbox
+
+    def counted(files: list[tuple[str, bytes]]) -> list[OSError | None]:
+        writes.append(len(files))
+        return write_outbox(files)
+
+    drop._write_outbox = counted  # type: ignore[method-assign]
+    (drop.outbox / "o2.json").mkdir()  # o2's file cannot be put there: a disk error of its own
+    ids = ["o1", "o2", "o3"]
+    outs = [
+        Outbound(id=i, ticket_id=tid, channel=Channel.WEB, account="site", text="رد") for i in ids
+    ]
+    for out in outs:
+        store.add_outbound_message(out, author="omnidesk")
+    assert register_connector_sender(drop)
+    try:
+        pipeline.send_replies(outs)
+        assert wait_for(lambda: store.get_message("o3").delivery == "sent")  # type: ignore[union-attr]
+        assert wait_for(lambda: "retrying" in (store.get_message("o2").delivery or ""))  # type: ignore[union-attr]
+    finally:
+        for channel in Channel:
+            unregister_sender(channel, "site")
+    assert writes[0] == 3  # the batch: one write of three files
+    assert store.get_message("o1").delivery == "sent"  # type: ignore[union-attr]
+    assert "outbox" in (store.get_message("o2").delivery or "")  # type: ignore[union-attr]
+    assert sorted(p.name for p in drop.outbox.iterdir()) == ["o1.json", "o2.json", "o3.json"]
+    assert (drop.outbox / "o2.json").is_dir()
+    assert json.loads((drop.outbox / "o3.json").read_text("utf-8"))["text"] == "رد"
 
 
 def test_escalate_moves_the_ticket_with_an_event(

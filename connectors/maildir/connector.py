@@ -152,17 +152,36 @@ class MaildirConnector(Connector):
         """The reply as `<outbox>/<message id>.json` (the Outbound as JSON: channel, to,
         subject, text, threading), written in tmp/ and renamed in, so a reader never sees
         half a file; a disk error is transient (deliver tries again)."""
-        data = msgspec.json.encode(reply)
-        try:
-            await asyncio.to_thread(self._write_outbox, reply.id, data)
-        except OSError as exc:
-            raise TransientError(f"connector {self.name}: outbox: {exc}") from exc
-        return Receipt(outbound_id=reply.id, status="sent", detail="outbox")
+        (outcome,) = await self.send_many([reply])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    def _write_outbox(self, message_id: str, data: bytes) -> None:
-        tmp = self.root / "tmp" / f".outbox-{message_id}"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.outbox / f"{message_id}.json")
+    async def send_many(self, replies: list[Outbound]) -> list[Receipt | Exception]:
+        """`send` for a batch (a batch's receipts): every file in one thread hop, not one
+        hop per message (measured: 77 us of CPU each). Each one's receipt or error."""
+        files = [(reply.id, msgspec.json.encode(reply)) for reply in replies]
+        failures = await asyncio.to_thread(self._write_outbox, files)
+        return [
+            Receipt(outbound_id=reply.id, status="sent", detail="outbox")
+            if error is None
+            else TransientError(f"connector {self.name}: outbox: {error}")
+            for reply, error in zip(replies, failures, strict=True)
+        ]
+
+    def _write_outbox(self, files: list[tuple[str, bytes]]) -> list[OSError | None]:
+        """Write each (message id, data); each one's disk error, or None."""
+        failures: list[OSError | None] = []
+        for message_id, data in files:
+            tmp = self.root / "tmp" / f".outbox-{message_id}"
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, self.outbox / f"{message_id}.json")
+            except OSError as exc:
+                failures.append(exc)
+            else:
+                failures.append(None)
+        return failures
 
     # ------------------------------------------------------------ finding complete files
 
