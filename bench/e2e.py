@@ -408,6 +408,10 @@ def check_due_times(rig: Rig, ids: list[str]) -> None:
         return [tid for tid, due in in_redis.items() if rows.get(tid) != due]
 
     wait_until(lambda: not differing(), 60, "due times in PostgreSQL", rig, step=0.5)
+    # the clocks opened with the due time intake stored: nothing moved (a burst has no reply)
+    with psycopg.connect(rig.db.url) as conn:
+        moved = conn.execute("SELECT count(*) FROM events WHERE type = 'due_changed'").fetchone()
+    assert moved == (0,), f"{moved} due times moved after intake: first_dues and open_many differ"
 
 
 def check_routes(rig: Rig, items: list[Item], rows: dict[str, list[Any]]) -> None:

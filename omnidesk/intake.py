@@ -151,7 +151,10 @@ class Intake:
         if self.hooks.first_dues is None:
             return [None] * len(drafts)
         try:
-            return self.hooks.first_dues(drafts)
+            dues = self.hooks.first_dues(drafts)
+            if len(dues) != len(drafts):
+                raise ValueError(f"{len(dues)} due times for {len(drafts)} tickets")
+            return dues
         except Exception as exc:
             log.warning("SLA hook first_dues failed (%s): due times follow the clocks", exc)
             return [None] * len(drafts)

@@ -11,6 +11,7 @@ response in the records and counts as no agent's reply in the reports.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -127,10 +128,13 @@ class BatchTickets:
 
     @classmethod
     def of_intake(cls, store: Store, results: list[IntakeResult]) -> BatchTickets:
-        """Seeded with the tickets the batch opened and their first messages."""
+        """Seeded with the tickets the batch opened and their first messages, as intake
+        stored them; one that a later item of the batch also names (a follow-up, an edit)
+        is read, since it has changed."""
         batch = cls(store)
+        named = Counter(r.ticket_id for r in results if r.ticket_id)
         for r in results:
-            if r.ticket is not None and r.message is not None:
+            if r.ticket is not None and r.message is not None and named[r.ticket.id] == 1:
                 batch.by_id[r.ticket.id] = r.ticket
                 batch.messages[r.ticket.id] = [r.message]
         return batch

@@ -196,13 +196,13 @@ def _send_in_turn(outbounds: list[Outbound], timeout: float = 120.0) -> list[Rec
         by_loop.setdefault(loop, []).append((n, sender))
 
     async def in_turn(jobs: list[tuple[int, _Sender]]) -> None:
-        at_once: dict[_Sender, list[int]] = {}
+        at_once: dict[int, tuple[_Sender, list[int]]] = {}  # by the registered sender
         for n, sender in jobs:
             if sender.send_many is not None:
-                at_once.setdefault(sender, []).append(n)
+                at_once.setdefault(id(sender), (sender, []))[1].append(n)
             else:
                 (outcomes[n],) = await _sent(sender, [outbounds[n]], timeout)
-        for sender, numbers in at_once.items():
+        for sender, numbers in at_once.values():
             sent = await _sent(sender, [outbounds[n] for n in numbers], timeout)
             for n, outcome in zip(numbers, sent, strict=True):
                 outcomes[n] = outcome
@@ -223,13 +223,18 @@ async def _sent(
     sender: _Sender, outbounds: list[Outbound], timeout: float
 ) -> list[Receipt | Exception]:
     """Each outbound's receipt or error: one through `send`, several through `send_many`,
-    within `timeout` per message."""
+    within `timeout` per message. Whatever goes wrong is each message's error: the batch
+    must end with every message's outcome recorded."""
+    limit = timeout * len(outbounds)
     try:
-        if sender.send_many is not None:
-            return await asyncio.wait_for(sender.send_many(outbounds), timeout * len(outbounds))
-        return [await asyncio.wait_for(sender.send(outbounds[0]), timeout)]
+        if sender.send_many is None:
+            return [await asyncio.wait_for(sender.send(outbounds[0]), limit)]
+        sent = await asyncio.wait_for(sender.send_many(outbounds), limit)
+        if len(sent) == len(outbounds):
+            return sent
+        error: Exception = TransientError(f"the sender answered {len(sent)} of {len(outbounds)}")
     except TimeoutError:
-        error: Exception = TransientError(f"no answer from the channel in {timeout:.0f} s")
+        error = TransientError(f"no answer from the channel in {limit:.0f} s")
     except Exception as exc:
         error = exc
     return [error] * len(outbounds)

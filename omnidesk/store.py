@@ -53,9 +53,10 @@ messages, leaves once PostgreSQL holds it (omnidesk.db.evict), and customers wit
 left go with it. What is left grows with open work, not with history.
 
 Urgency score: ``(3 - priority rank) * 1e13 + due_ms``, so urgent tickets sort first and,
-within a priority, the earliest SLA due time first (creation time until the SLA engine
-calls `set_due`). Mutations that touch several keys are Lua scripts (omnidesk/lua/).
-Keys are built inside the scripts, so this targets a single Redis, not Redis Cluster.
+within a priority, the earliest SLA due time first (intake stores a new ticket with its
+first one; the message time for a ticket without clocks). Mutations that touch several keys
+are Lua scripts (omnidesk/lua/). Keys are built inside the scripts, so this targets a single
+Redis, not Redis Cluster.
 
 Kept whole though over 500 lines: one Store class over one key layout, the single door
 to the ticket data in Redis for every part.
@@ -506,31 +507,17 @@ class Store:
         self.set_due_many([(ticket_id, due_at)])
 
     @guarded
-    def set_due_many(self, dues: list[tuple[str, datetime]]) -> None:
-        """`set_due` for many tickets in two round trips. A due time that moved comes with a
-        `due_changed` event: the records writer follows the stream, and this write comes
-        after the event of the change that moved it (a reply, a follow-up, a transfer)."""
+    def set_due_many(self, dues: list[tuple[str, datetime]]) -> int:
+        """`set_due` for many tickets in one script (lua/set_due.lua). A due time that moved
+        comes with a `due_changed` event: the records writer follows the stream, and this
+        write comes after the event of the change that moved it (a reply, a follow-up, a
+        transfer). Returns how many moved."""
         if not dues:
-            return
-        read = self.r.pipeline(transaction=False)
-        for ticket_id, _ in dues:
-            read.hmget(
-                self.keys.ticket(ticket_id),
-                "queue", "priority", "status", "assignee", "due_at", "channel",
-            )  # fmt: skip
-        pipe = self.r.pipeline(transaction=True)
-        for (ticket_id, due_at), t in zip(dues, read.execute(), strict=True):
-            due_text = due_at.isoformat()
-            if t[0] is None or t[4] == due_text:
-                continue
-            score = urgency_score(Priority(t[1]), ms(due_at))
-            pipe.hset(self.keys.ticket(ticket_id), mapping={"score": score, "due_at": due_text})
-            if t[2] in ("new", "open") and not t[3]:
-                pipe.zadd(self.keys.queue_waiting(t[0]), {ticket_id: score})
-            extra = {"due_at": due_text}
-            self._event(pipe, EventType.DUE_CHANGED, ticket_id, t[0], t[5], "sla", extra)
-        if len(pipe):
-            pipe.execute()
+            return 0
+        args: list[str | int] = [int(time.time() * 1000)]
+        for ticket_id, due_at in dues:
+            args += [ticket_id, ms(due_at), due_at.isoformat()]
+        return int(self.script("set_due")(keys=[self.prefix], args=args))
 
     # ------------------------------------------------------------ messages
 

@@ -259,8 +259,12 @@ def test_a_due_time_that_moves_reaches_postgresql(runtime: Runtime, pg_url: str)
     assert rows(pg_url, "SELECT due_at FROM tickets WHERE id = %s", tid) == [(due,)]
     moved = "SELECT data->>'due_at' FROM events WHERE ticket_id = %s AND type = 'due_changed'"
     assert rows(pg_url, moved, tid) == [(due.isoformat(),)]
-    runtime.store.set_due_many([(tid, due)])
+    assert runtime.store.set_due_many([(tid, due)]) == 0
     assert drain(writer, trim=False) == 0
+    # a ticket gone meanwhile (evicted, erased) is not made again as a hash of a due time
+    gone = "OD-2026-999999"
+    assert runtime.store.set_due_many([(gone, due)]) == 0
+    assert not runtime.store.r.exists(runtime.store.key("ticket", gone))
 
 
 def test_a_receipt_for_a_ticket_not_yet_recorded_writes_the_ticket_too(

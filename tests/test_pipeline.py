@@ -354,6 +354,7 @@ def test_a_drop_folders_outbox_takes_a_batch_in_one_write_and_keeps_each_ones_er
     assert "outbox" in (store.get_message("o2").delivery or "")  # type: ignore[union-attr]
     assert sorted(p.name for p in drop.outbox.iterdir()) == ["o1.json", "o2.json", "o3.json"]
     assert (drop.outbox / "o2.json").is_dir()
+    assert not list((tmp_path / "drop" / "tmp").glob(".outbox-*"))  # o2's half is not left
     assert json.loads((drop.outbox / "o3.json").read_text("utf-8"))["text"] == "رد"
 
 

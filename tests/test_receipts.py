@@ -308,6 +308,28 @@ def test_a_redelivered_batch_sends_no_second_receipt(rig) -> None:
     assert len(out_messages(runtime, opened.ticket_id)) == 1 and len(queued) == 1
 
 
+def test_a_receipt_answers_the_latest_message_when_the_batch_also_added_to_its_ticket(
+    rig,
+) -> None:
+    """A follow-up in the same batch as the message that opened the ticket: the receipt
+    threads under the follow-up, as it would if the ticket were read after the batch (the
+    ticket intake opened is not taken as it was opened once the batch added to it)."""
+    runtime, _ = rig
+    queued: list[Outbound] = []
+    runtime.send_replies = queued.extend
+    sender = "burst@example.sa"
+    batch = [
+        email("first@customer.test", "My CR number is wrong", sender=sender),
+        email("second@customer.test", "and the address", sender=sender,
+              in_reply_to="first@customer.test"),
+    ]  # fmt: skip
+    results = runtime.process(batch).results
+    assert [r.outcome for r in results] == ["opened", "appended"]
+    (receipt,) = queued
+    assert receipt.in_reply_to == "<second@customer.test>", receipt
+    assert receipt.references[-2:] == ["<first@customer.test>", "<second@customer.test>"]
+
+
 def test_the_web_form_gets_no_receipt_through_deliver(rig) -> None:
     """The config acknowledges web tickets too, but the form's HTTP answer carries the ticket
     number and no connector sends on `web`: a receipt there would only fail in deliver."""

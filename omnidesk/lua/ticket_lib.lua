@@ -39,6 +39,24 @@ local function urgency_due(score)
   return score % URGENCY_BAND
 end
 
+-- A ticket's next SLA due time (Store.set_due_many, sla_open_many.lua): its urgency score
+-- and, while it waits for an agent, its place in the queue, with a due_changed event for the
+-- records writer. Nothing when the ticket is gone or already has this due time. 1 if moved.
+local DUE_RANK = {low = 0, normal = 1, high = 2, urgent = 3}
+local function set_due(p, tid, due_ms, due_iso, ts)
+  local tkey = p .. "ticket:" .. tid
+  local t = redis.call("HMGET", tkey, "queue", "priority", "status", "assignee", "due_at",
+                       "channel")
+  if not t[1] or t[5] == due_iso then return 0 end
+  local score = string.format("%.0f", urgency_score(DUE_RANK[t[2]] or 1, tonumber(due_ms)))
+  redis.call("HSET", tkey, "score", score, "due_at", due_iso)
+  if (t[3] == "new" or t[3] == "open") and not t[4] then
+    redis.call("ZADD", p .. "queue:" .. t[1] .. ":waiting", score, tid)
+  end
+  write_event(p, "due_changed", tid, t[1], t[6], "sla", ts, {"due_at", due_iso})
+  return 1
+end
+
 -- Hand a ticket taken off its waiting set to an agent (claim, push, a supervisor's
 -- reassign): assignee, the agent's open set, and a new ticket becomes open.
 local function hand_to(p, tid, agent, now, now_iso, status, created)

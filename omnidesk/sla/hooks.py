@@ -100,7 +100,8 @@ class SlaHooks(SlaRecords):
         return self._update(ticket.id, at, change)
 
     def intake_hooks(self) -> IntakeHooks:
-        """What `Intake` calls after each opened or appended ticket."""
+        """What `Intake` calls: before its script, each new ticket's first due time; after
+        it, for each opened or appended ticket."""
         return IntakeHooks(
             on_opened=self.on_opened,
             on_customer_message=self.on_customer_message,

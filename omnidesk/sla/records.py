@@ -213,14 +213,12 @@ class SlaRecords:
 
         failed: dict[str, Exception] = {}
         for ticket in tickets:
-            policy = self._policy_for(ticket)
-            if policy is None:
+            key = self.opening(ticket, at)
+            if key is None:
                 continue
-            calendar = self._queue_calendar(ticket.queue)
-            key = (policy, calendar, self.started_at(ticket, at))
             if key not in made:
                 try:
-                    made[key] = self._fresh_record(ticket.id, policy, calendar, key[2], at)
+                    made[key] = self._fresh_record(ticket.id, *key, at)
                 except Exception as exc:  # pure computation: this ticket's, for good
                     failed[ticket.id] = exc
                     continue
@@ -252,6 +250,15 @@ class SlaRecords:
             overdue,  # a repair can start clocks already past a deadline
         )
 
+    def opening(self, ticket: Ticket, now: datetime) -> tuple[str, str, datetime] | None:
+        """What a new ticket's clocks open with, its policy, queue calendar and start (None:
+        no policy); `first_dues` and `open_many` both take it from here, so the due time
+        intake stores is the one the clocks start with."""
+        policy = self._policy_for(ticket)
+        if policy is None:
+            return None
+        return policy, self._queue_calendar(ticket.queue), self.started_at(ticket, now)
+
     @staticmethod
     def started_at(ticket: Ticket, now: datetime) -> datetime:
         """When a new ticket's clocks start: when intake stored it (its `updated_at`, the
@@ -269,11 +276,10 @@ class SlaRecords:
         dues: dict[tuple[str, str, datetime], datetime | None] = {}
         out: list[datetime | None] = []
         for draft in drafts:
-            policy = self._policy_for(draft)
-            if policy is None:
+            key = self.opening(draft, at)
+            if key is None:
                 out.append(None)
                 continue
-            key = (policy, self._queue_calendar(draft.queue), self.started_at(draft, at))
             if key not in dues:
                 try:
                     dues[key] = earliest_due(open_state(self.ctx, draft.id, *key))
