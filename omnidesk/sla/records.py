@@ -263,8 +263,9 @@ class SlaRecords:
     def started_at(ticket: Ticket, now: datetime) -> datetime:
         """When a new ticket's clocks start: when intake stored it (its `updated_at`, the
         time intake also took its first due time from, `first_dues`). A redelivery repairing
-        clocks that a crash left out so starts them as they would have. A time after `now`
-        (a clock that is behind, a test's) gives now."""
+        clocks that a crash left out so starts them as they would have, unless a follow-up
+        moved `updated_at` meanwhile: then from that follow-up. A time after `now` (a clock
+        that is behind, a test's) gives now."""
         stored = ticket.updated_at
         return stored if stored.tzinfo is not None and stored <= now else now
 
