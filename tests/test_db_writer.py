@@ -111,6 +111,30 @@ def test_the_csat_survey_is_no_first_response_in_the_records(runtime: Runtime, p
     assert rows(pg_url, first, tid) == [(True,)]
 
 
+def test_what_the_system_sends_is_recorded_but_not_indexed(runtime: Runtime, pg_url: str) -> None:
+    """A receipt's template is on every ticket: indexed, it would match every search. An
+    agent's reply is indexed like the customer's words. Statuses rewrite message rows, so
+    the table leaves room on each page for a HOT update."""
+    store = runtime.store
+    (opened,) = runtime.process([email("ix1@example.com", "Where is my licence?")]).results
+    tid = opened.ticket_id
+    for mid, author, text in (
+        ("M-auto-1", SYSTEM_AUTHOR, "تم استلام طلبك zebracrossing"),
+        ("M-agent-1", "agent1", "نراجع طلبك okapiherd"),
+    ):
+        out = Outbound(id=mid, ticket_id=tid, channel="email", account="care", text=text)
+        store.add_outbound_message(out, author=author)
+    drain(RecordWriter(store, pg_url))
+    bodies = rows(pg_url, "SELECT id, body FROM messages WHERE ticket_id = %s", tid)
+    assert ("M-auto-1", "تم استلام طلبك zebracrossing") in bodies
+    found = "SELECT id FROM messages WHERE search @@ to_tsquery('simple', %s)"
+    assert rows(pg_url, found, "okapiherd") == [("M-agent-1",)]
+    assert rows(pg_url, found, "zebracrossing") == []
+    assert rows(pg_url, found, "licence") == [(opened.message_id,)]
+    options = "SELECT reloptions FROM pg_class WHERE relname = 'messages'"
+    assert rows(pg_url, options) == [(["fillfactor=85"],)]
+
+
 def test_writing_twice_changes_nothing(runtime: Runtime, pg_url: str) -> None:
     store = runtime.store
     runtime.process([web(f"طلب رقم {i}", email=f"c{i}@example.sa") for i in range(20)])

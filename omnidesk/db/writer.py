@@ -137,6 +137,15 @@ class Snapshot:
     recorded: dict[str, str] = field(default_factory=dict)
 
 
+def message_search_text(message: dict[str, str]) -> str:
+    """What the search index holds of a message. Nothing of what the system sends by itself
+    (a receipt, a guide or status answer, the CSAT survey): one template on every ticket
+    would match every search, and its words cost as much to index as the customer's own."""
+    if message.get("author", "") in SYSTEM_ACTORS:
+        return ""
+    return search_document(message.get("subject", ""), message.get("text", ""))
+
+
 def message_only_tickets(entries: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
     """The tickets a batch names by message-only events alone (a receipt, its delivery):
     nothing of their rows or customers changed."""
@@ -491,7 +500,7 @@ class RecordWriter:
                     m.get("delivery") or None,
                     m.get("raw_ref") or None,
                     m.get("attachments") or "[]",
-                    search_document(m.get("subject", ""), m.get("text", "")),
+                    message_search_text(m),
                     last_pos.get(m["ticket_id"], 0),
                 ]
             )
