@@ -216,7 +216,7 @@ class Runtime:
 
     def _delivery_receipts(self, channel: str, receipts: list[dict[str, Any]]) -> None:
         """A channel's statuses for messages we sent (WhatsApp's delivered, read, failed)
-        onto those messages (`channel_delivery`), never moving one back (Store.supersedes).
+        onto those messages (`channel_delivery`), never moving one back (Store.set_deliveries).
         One for a message we do not know (sent by another system, or long ago, or gone from
         Redis) is counted as `skipped:delivery_status`, as is one saying nothing new (`sent`);
         the first kind is held a while (Store.hold_early) in case its send is not noted yet."""

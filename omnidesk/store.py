@@ -105,27 +105,12 @@ SENT_ID_TTL_S = 7 * 86_400
 # a channel's status for an id not noted yet waits this long for its send to be noted: a
 # batch of replies is sent in turn and noted together, after the last one
 EARLY_STATUS_TTL_S = 15 * 60
-# A message's delivery status only moves forward along this order (`supersedes`); failed
+# A message's delivery status only moves forward along this order (set_deliveries.lua); failed
 # and refused are final. A word not listed (a channel's own) is always recorded.
 DELIVERY_ORDER = {
     "queued": 0, "retrying": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5, "refused": 5,
 }  # fmt: skip
-
-
-def delivery_word(status: str | None) -> str:
-    """The status word of a delivery (``failed: <reason>`` -> ``failed``)."""
-    return (status or "").split(":", 1)[0].strip()
-
-
-def supersedes(status: str, current: str | None) -> bool:
-    """Whether `status` may replace a message's `current` delivery status: never one that
-    goes back (a `delivered` after a `read`, a `retrying` after `sent`, anything after a
-    final failure but another failure), nor the same one again (a channel's retried
-    webhook, a batch run again: one event each)."""
-    if status == current:
-        return False
-    new, old = DELIVERY_ORDER.get(delivery_word(status)), DELIVERY_ORDER.get(delivery_word(current))
-    return new is None or old is None or new >= old
+_DELIVERY_ORDER_JSON = msgspec.json.encode(DELIVERY_ORDER).decode()  # for lua/set_deliveries.lua
 
 
 _P = ParamSpec("_P")
@@ -617,53 +602,19 @@ class Store:
 
     @guarded
     def set_deliveries(self, statuses: list[tuple[str, str]], actor: str = "deliver") -> list[str]:
-        """`set_delivery` for many messages (a batch of receipts) in three round trips, the
-        writes in one MULTI. Returns the ids of the messages not found (nothing is recorded
-        for those). A status never moves back (`supersedes`): one that would, such as a
-        channel's `delivered` arriving after its `read`, is left out, and no event is
-        written for it. The messages are WATCHed from before their statuses are read until
-        the MULTI, so two receipts for one message written at once cannot undo each other."""
+        """`set_delivery` for many messages (a batch of receipts) in one script
+        (lua/set_deliveries.lua): each status checked and written with its event together,
+        so two statuses for one message at once cannot undo each other. Returns the ids of
+        the messages not found (nothing is recorded for those). A status never moves back,
+        nor is the same one written twice: one that would, such as a channel's `delivered`
+        arriving after its `read`, is left out, and no event is written for it."""
         if not statuses:
             return []
-        keys = sorted({self.keys.msg(m) for m, _ in statuses})
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(*keys)
-                    return self._write_deliveries(pipe, statuses, actor)
-                except redis.WatchError:
-                    continue  # another status for one of them came first: read it again
-
-    def _write_deliveries(
-        self, pipe: Any, statuses: list[tuple[str, str]], actor: str
-    ) -> list[str]:
-        reads = self.r.pipeline(transaction=False)  # after the WATCH: a change aborts the MULTI
-        for message_id, _ in statuses:
-            reads.hmget(self.keys.msg(message_id), "ticket_id", "channel", "delivery")
-        found = [
-            (text_or_none(t), text_or_none(c) or "", text_or_none(d)) for t, c, d in reads.execute()
-        ]
-        current = {m: d for (m, _), (t, _, d) in zip(statuses, found, strict=True) if t}
-        known: list[tuple[str, str, str, str]] = []
-        for (message_id, status), (ticket_id, channel, _) in zip(statuses, found, strict=True):
-            if ticket_id and supersedes(status, current[message_id]):
-                known.append((message_id, status, ticket_id, channel))
-                current[message_id] = status
-        queues: list[str] = []
-        if known:
-            reads = self.r.pipeline(transaction=False)
-            for _, _, ticket_id, _ in known:
-                reads.hget(self.keys.ticket(ticket_id), "queue")
-            queues = [text_or_none(q) or "" for q in reads.execute()]
-        pipe.multi()
-        for (message_id, status, ticket_id, channel), queue in zip(known, queues, strict=True):
-            pipe.hset(self.keys.msg(message_id), "delivery", status)
-            pipe.hincrby(self.keys.stats(), f"delivery:{status.split(':', 1)[0]}", 1)
-            extra = {"message": message_id, "delivery": status}
-            self._event(pipe, EventType.DELIVERY, ticket_id, queue, channel, actor, extra)
-        if known:
-            pipe.execute()
-        return [m for (m, _), (t, _, _) in zip(statuses, found, strict=True) if not t]
+        args: list[str] = [actor, str(int(time.time() * 1000)), _DELIVERY_ORDER_JSON]
+        for message_id, status in statuses:
+            args += (message_id, status)
+        missing = self.script("set_deliveries")(keys=[self.prefix], args=args)
+        return [str(m) for m in missing]
 
     @guarded
     def remember_sent(self, channel: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

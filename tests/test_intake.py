@@ -253,7 +253,9 @@ def test_a_delivery_status_never_moves_back(runtime: Runtime) -> None:
     assert mine == [
         "retrying: timed out (attempt 1 of 8)", "sent", "read", "failed: gone", "outbox"
     ]  # fmt: skip
-    # written at once from many threads, the highest still wins (WATCH, not last-writer)
+    assert store.set_deliveries([("gone", "sent"), ("o2", "sent")]) == ["gone"]
+    assert delivery("o2") == "sent"
+    # written at once from many threads, the highest still wins (one script, not last-writer)
     out = Outbound(id="o3", ticket_id=tid, channel="web", account="site", text="رد")
     store.add_outbound_message(out, author="agent:7")
     with ThreadPoolExecutor(8) as pool:
