@@ -35,7 +35,6 @@ from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
 from omnidesk.outbound import Automatic, BatchTickets, Known, SendReplies, send_automatic_many
 from omnidesk.sla.protocol import SlaEngine
-from omnidesk.sla.ticket import SlaState
 from omnidesk.store import Store, guarded, lua, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
@@ -106,11 +105,11 @@ class Receipts:
         ids = [ticket.id for _, ticket in claimed]
         customers = self.store.get_customers(list({t.customer_id for _, t in claimed}))
         messages = batch_tickets.messages_of([t for _, t in claimed])
-        states = self.clocks.states(ids) if self.clocks is not None and ids else {}
+        dues = self.clocks.first_response_dues(ids) if self.clocks is not None and ids else {}
         ready: list[Automatic] = []
         for name, ticket in claimed:
             known = Known(customers.get(ticket.customer_id), messages.get(ticket.id, []))
-            due = first_response_due(states.get(ticket.id))
+            due = dues.get(ticket.id)
             try:
                 ready.append(self.receipt(ticket, name, known, due))
             except Exception as exc:  # this ticket's trouble (a template): not the batch's
@@ -203,14 +202,6 @@ class Receipts:
             pipe.execute()
         except Exception as exc:
             log.warning("receipt claim of %s kept: %s", ticket.id, exc)
-
-
-def first_response_due(state: SlaState | None) -> datetime | None:
-    """When the ticket's SLA policy promises a first response, while that clock runs."""
-    clock = state.clocks.get("first_response") if state is not None else None
-    if clock is None or clock.state == "stopped":
-        return None
-    return clock.due_at
 
 
 _NO_AUTO_RESPONSE = frozenset({Flag.BULK, Flag.MAILING_LIST})  # the ticket opens, quietly

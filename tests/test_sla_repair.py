@@ -178,3 +178,28 @@ async def test_the_repair_loop_survives_an_error_that_is_no_omnidesk_error(
     finally:
         stop.set()
         await loop
+
+
+def test_first_response_dues_read_each_shared_record_once_and_leave_out_stopped_clocks(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receipts' due times: tickets opened together share one packed record, decoded
+    once; a ticket whose first response was given, or that has no clocks, has none."""
+    clocks = _clocks(runtime)
+    runtime.intake.hooks = clocks.intake_hooks()
+    opened = runtime.process([web(f"due {i}", email=f"d{i}@example.sa") for i in range(3)])
+    answered, *waiting = (str(r.ticket_id) for r in opened.results)
+    ticket = runtime.store.get_ticket(answered)
+    assert ticket is not None
+    clocks.on_agent_reply(ticket)
+    decoded: list[str] = []
+    real = clocks._decode
+    monkeypatch.setattr(
+        clocks, "_decode", lambda tid, raw: (decoded.append(tid), real(tid, raw))[1]
+    )
+    dues = clocks.first_response_dues([answered, *waiting, "OD-2026-999999"])
+    assert sorted(dues) == sorted(waiting)
+    assert len(decoded) == 2  # the answered ticket's record, and the one the others share
+    for tid in waiting:
+        state = clocks.state(tid)
+        assert state is not None and dues[tid] == state.clocks["first_response"].due_at

@@ -7,6 +7,7 @@ they call, so a test or another engine can stand in with just these.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any, Protocol
 
 from omnidesk.config import QueueConfigFile
@@ -32,7 +33,7 @@ class SlaEngine(Protocol):
 
     def explain_data(self, ticket_id: str) -> dict[str, Any] | None: ...
 
-    def states(self, ticket_ids: list[str]) -> dict[str, SlaState]: ...
+    def first_response_dues(self, ticket_ids: list[str]) -> dict[str, datetime]: ...
 
     # the daemon: its background loops, a SIGHUP config, /metrics
     async def run_sweeper(self, stop: asyncio.Event) -> None: ...

@@ -145,16 +145,27 @@ class SlaRecords:
         return self.load(ticket_id)[0]
 
     @guarded
-    def states(self, ticket_ids: list[str]) -> dict[str, SlaState]:
-        """Many tickets' SLA states in one round trip; tickets without clocks are left out."""
+    def first_response_dues(self, ticket_ids: list[str]) -> dict[str, datetime]:
+        """When each ticket's policy promises a first response, while that clock runs (the
+        receipts' `{first_response_due}`), in one round trip; tickets without such a clock
+        are left out. Tickets opened together under one policy share one packed record
+        (`open_many`), so each distinct record is decoded once."""
         pipe = self.rb.pipeline(transaction=False)
         for tid in ticket_ids:
             pipe.hget(*self.slot_key(tid))
+        dues: dict[bytes, datetime | None] = {}
         out = {}
         for tid, raw in zip(ticket_ids, pipe.execute(), strict=True):
-            state = self._decode(tid, raw)[0]
-            if state is not None:
-                out[tid] = state
+            if not raw:
+                continue
+            if raw not in dues:
+                state = self._decode(tid, raw)[0]
+                clock = state.clocks.get("first_response") if state is not None else None
+                running = clock is not None and clock.state != "stopped"
+                dues[raw] = clock.due_at if running and clock is not None else None
+            due = dues[raw]
+            if due is not None:
+                out[tid] = due
         return out
 
     @guarded
