@@ -35,7 +35,7 @@ from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
 from omnidesk.outbound import Automatic, BatchTickets, Known, SendReplies, send_automatic_many
 from omnidesk.sla.protocol import SlaEngine
-from omnidesk.store import Store, guarded, lua, ms
+from omnidesk.store import Store, guarded, ms
 from omnidesk.templates import due_text, render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
 
@@ -174,22 +174,21 @@ class Receipts:
 
     @guarded
     def _claim(self, owed: list[tuple[Ticket, IntakeResult]], limit: int) -> list[str]:
-        """One script per ticket, pipelined: the batch's claims in one round trip."""
-        script = self.store.r.register_script(lua("receipt_claim"))
-        pipe = self.store.r.pipeline(transaction=False)
-        now = str(ms(utcnow()))
-        for ticket, result in owed:
-            args = {
-                "ticket": ticket.id,
-                "first": result.message_id,
-                "sender": ticket.customer_id or ticket.id,
-                "limit": str(limit),
-                "window_ms": str(WINDOW_MS),
-                "now_ms": now,
-                "max_age_ms": str(MAX_AGE_MS),
-            }
-            script(keys=[self.store.prefix], args=[json.dumps(args)], client=pipe)
-        return [reply[0] for reply in pipe.execute()]
+        """The batch's claims in one script call (lua/receipt_claim.lua), in order."""
+        if not owed:
+            return []
+        args = {
+            "limit": limit,
+            "window_ms": WINDOW_MS,
+            "now_ms": ms(utcnow()),
+            "max_age_ms": MAX_AGE_MS,
+            "tickets": [
+                [ticket.id, result.message_id, ticket.customer_id or ticket.id]
+                for ticket, result in owed
+            ],
+        }
+        script = self.store.script("receipt_claim")
+        return [str(c) for c in script(keys=[self.store.prefix], args=[json.dumps(args)])]
 
     def _release(self, ticket: Ticket) -> None:
         """Give a claim back when its receipt could not be queued, so the batch's next run
