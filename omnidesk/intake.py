@@ -3,7 +3,7 @@
 The whole decision (dedupe, edit, thread, reopen, open a ticket, find or link the customer,
 queue it, write the events) is one Lua script (omnidesk/lua/intake.lua), so running the same
 intake twice, or from two workers at once, gives one ticket. Python only prepares the
-fields; `intake_many` sends a whole batch in one round trip.
+fields; `Intake.many` sends a whole batch in one call of the script, taken in order.
 
 A message seen before is a duplicate, with one exception: a web form sent without its own
 `submission_id` is known only by a hash of its content (`Inbound.content_id`), and the
@@ -124,11 +124,9 @@ class Intake:
 
     @guarded
     def many(self, items: list[tuple[Inbound, Decision]]) -> list[IntakeResult]:
-        """Intake a batch in one pipelined round trip; each item is still atomic on its own."""
+        """Intake a batch in one script call, in order; each item is atomic on its own."""
         if not items:
             return []
-        script = self.store.script("intake")
-        pipe = self.store.r.pipeline(transaction=False)
         now = utcnow()
         prepared = [self._prepare(inbound, decision, now) for inbound, decision in items]
         drafts = [draft for _, draft, _ in prepared]
@@ -136,8 +134,8 @@ class Intake:
             if due is not None:
                 args["due_at"] = due.isoformat()
                 args["score"] = str(urgency_score(draft.priority, ms(due)))
-            script(keys=[self.store.prefix], args=[msgspec.json.encode(args)], client=pipe)
-        replies = pipe.execute()
+        batch = msgspec.json.encode([args for args, _, _ in prepared])
+        replies = self.store.script("intake")(keys=[self.store.prefix], args=[batch])
         results = [
             _result(reply, draft, message)
             for reply, (_, draft, message) in zip(replies, prepared, strict=True)
