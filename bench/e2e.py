@@ -380,9 +380,12 @@ def check_burst(rig: Rig, items: list[Item]) -> None:
         pipe.hmget(store.key("ticket", tid), "sla_policy", "queue", "priority")
     rows = dict(zip(ids, pipe.execute(), strict=True))
     config = load_config(str(rig.config)).data
-    clocks = SlaClocks(store, config).states(ids)
+    clocks = SlaClocks(store, config)
     with_policy = [t for t, (policy, _, _) in rows.items() if policy]
-    missing = [t for t in with_policy if t not in clocks]
+    pipe = clocks.rb.pipeline(transaction=False)
+    for tid in with_policy:
+        pipe.hexists(*clocks.slot_key(tid))
+    missing = [t for t, has in zip(with_policy, pipe.execute(), strict=True) if not has]
     assert not missing, f"{len(missing)} tickets with a policy have no SLA clocks: {missing[:5]}"
     check_due_times(rig, with_policy)
     check_routes(rig, items, rows)
