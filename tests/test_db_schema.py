@@ -42,6 +42,28 @@ def test_upgrade_applies_every_file_once(pg_empty_url: str) -> None:
     assert upgrade(pg_empty_url) == []
 
 
+def test_the_written_tables_keep_room_for_hot_updates_and_no_prefix_indexes(pg_url: str) -> None:
+    """Schema 0008: the rows the records writer rewrites leave room on their pages, and no
+    tickets index is a prefix of another (each ticket written updates every one)."""
+    with psycopg.connect(pg_url) as conn:
+        options = conn.execute(
+            "SELECT relname, reloptions FROM pg_class"
+            " WHERE relname IN ('messages', 'tickets', 'customers') ORDER BY relname"
+        ).fetchall()
+        columns = conn.execute(
+            "SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i"
+            " JOIN pg_class t ON t.oid = i.indrelid AND t.relname = 'tickets'"
+            " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
+            " LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum"
+            " WHERE i.indpred IS NULL AND i.indexprs IS NULL GROUP BY i.indexrelid"
+        ).fetchall()
+    assert options == [(name, ["fillfactor=85"]) for name in ("customers", "messages", "tickets")]
+    keys = [tuple(c) for (c,) in columns]
+    prefixes = [(a, b) for a in keys for b in keys if a != b and b[: len(a)] == a]
+    assert prefixes == []
+    assert ("queue", "status", "created_at", "id") in keys
+
+
 def test_one_message_per_channel_account_external_id(pg_url: str) -> None:
     now = datetime.now(UTC)
     with psycopg.connect(pg_url) as conn:

@@ -314,6 +314,48 @@ def test_a_receipt_for_a_ticket_not_yet_recorded_writes_the_ticket_too(
     assert rows(pg_url, "SELECT ticket_id, delivery FROM messages WHERE id = 'M-receipt-2'") == [
         (tid, "sent")
     ]
+    # written for its message's sake, at position 0: the opening batch's row replaces it
+    position = "SELECT synced_pos FROM tickets WHERE id = %s"
+    assert rows(pg_url, position, tid) == [(0,)]
+    runtime.store.r.xgroup_setid(stream, GROUP, "0")
+    drain(RecordWriter(runtime.store, pg_url), trim=False)
+    assert rows(pg_url, position, tid)[0][0] > 0
+
+
+def test_a_receipts_writer_that_finds_the_ticket_written_meanwhile_leaves_it(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """The receipt's writer found the ticket not yet recorded, and the opening batch's
+    writer committed before it: the ticket and customer rows stay as that one wrote them."""
+    (opened,) = runtime.process([email("race1@example.com", "Any news on my licence?")]).results
+    tid = opened.ticket_id
+    assert tid is not None
+    upgrade(pg_url)
+    writer = RecordWriter(runtime.store, pg_url)
+    writer.ensure_group()
+    opening = writer.read()
+    send_receipt(runtime, tid, "M-receipt-3")
+    receipt = writer.read()
+    assert {f["type"] for _, f in receipt} == {"acknowledged", "delivery"}
+    snap = writer.snapshot(receipt)  # before the opening is recorded: the ticket is in it
+    assert tid in snap.tickets
+
+    async def write(entries: list[tuple[str, dict[str, str]]], snap: Any = None) -> None:
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            if snap is None:
+                await writer._write_entries(conn, entries)
+            else:
+                await writer.write(conn, entries, snap)
+
+    asyncio.run(write(opening))
+    versions = (
+        "SELECT t.xmin::text, c.xmin::text, t.synced_pos FROM tickets t JOIN customers c"
+        " ON c.id = t.customer_id WHERE t.id = %s"
+    )
+    before = rows(pg_url, versions, tid)
+    asyncio.run(write(receipt, snap))
+    assert rows(pg_url, versions, tid) == before
+    assert rows(pg_url, "SELECT delivery FROM messages WHERE id = 'M-receipt-3'") == [("sent",)]
 
 
 def test_a_dead_consumers_entries_are_claimed(runtime: Runtime, pg_url: str) -> None:

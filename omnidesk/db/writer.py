@@ -340,12 +340,17 @@ class RecordWriter:
         for eid, f in entries:
             if f.get("ticket"):
                 last_pos[f["ticket"]] = stream_pos(eid)
+        # A ticket named only by message-only events and not recorded yet is written for its
+        # messages' sake (their rows need it) at position 0: nothing of it changed since the
+        # snapshot of the writer still committing the batch that opened it, so when that
+        # row is there first it stays as it is, and when this one is, that one replaces it.
+        ticket_pos = last_pos | dict.fromkeys(message_only_tickets(entries), 0)
         async with conn.transaction():
             made = await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
             async with conn.cursor() as cur:
                 await ensure_stages(cur, STAGES)
                 await self._write_customers(cur, snap)
-                await self._write_tickets(cur, snap, last_pos)
+                await self._write_tickets(cur, snap, ticket_pos)
                 await self._write_messages(cur, snap, last_pos)
                 await self._write_events(cur, entries)
         # Remembered only once committed: a partition made in a transaction that failed was
@@ -383,14 +388,17 @@ class RecordWriter:
         ]
         if rows:
             # tags only on insert: the CRM writes them to PostgreSQL (the truth) and to the
-            # Redis copy, and a snapshot read before that must not put the old ones back
+            # Redis copy, and a snapshot read before that must not put the old ones back; a
+            # customer whose fields are as recorded is not rewritten (most batches name one)
             await stage_rows(cur, CUSTOMER_STAGE, rows)
             await cur.execute(
                 "INSERT INTO customers (id, name, segment, region, tags, created_at)"
                 " SELECT * FROM od_stage_customers ORDER BY id ON CONFLICT (id) DO UPDATE SET"
                 " name = EXCLUDED.name, segment = EXCLUDED.segment,"
                 " region = EXCLUDED.region, updated_at = now()"
-                " WHERE customers.erased_at IS NULL"
+                " WHERE customers.erased_at IS NULL AND"
+                " (customers.name, customers.segment, customers.region) IS DISTINCT FROM"
+                " (EXCLUDED.name, EXCLUDED.segment, EXCLUDED.region)"
             )
         ids = sorted(
             (kind, value, cid)
