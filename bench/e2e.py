@@ -84,7 +84,9 @@ from bench.benchkit import (  # noqa: E402
     wait_until_up,
 )
 from omnidesk.configload import load_config  # noqa: E402
+from omnidesk.sla.codec import unpack_state  # noqa: E402
 from omnidesk.sla.engine import SlaClocks  # noqa: E402
+from omnidesk.sla.records import split_record  # noqa: E402
 from omnidesk.store import Store  # noqa: E402
 
 SUBJECTS = [
@@ -384,8 +386,12 @@ def check_burst(rig: Rig, items: list[Item]) -> None:
     with_policy = [t for t, (policy, _, _) in rows.items() if policy]
     pipe = clocks.rb.pipeline(transaction=False)
     for tid in with_policy:
-        pipe.hexists(*clocks.slot_key(tid))
-    missing = [t for t, has in zip(with_policy, pipe.execute(), strict=True) if not has]
+        pipe.hget(*clocks.slot_key(tid))
+    records = dict(zip(with_policy, pipe.execute(), strict=True))
+    missing = [t for t, raw in records.items() if not raw]
+    for tid, raw in records.items():  # each one readable (SlaError otherwise)
+        if raw:
+            unpack_state(split_record(raw)[1], tid)
     assert not missing, f"{len(missing)} tickets with a policy have no SLA clocks: {missing[:5]}"
     check_due_times(rig, with_policy)
     check_routes(rig, items, rows)

@@ -53,7 +53,7 @@ from omnidesk.model import (
     Ticket,
     utcnow,
 )
-from omnidesk.store import Store, encode_fields, guarded, ms, urgency_score
+from omnidesk.store import Store, encode_fields, guarded, ms, raise_item_error, urgency_score
 from omnidesk.store import is_transient as store_is_transient
 from omnidesk.text import preview
 
@@ -136,6 +136,7 @@ class Intake:
                 args["score"] = str(urgency_score(draft.priority, ms(due)))
         batch = msgspec.json.encode([args for args, _, _ in prepared])
         replies = self.store.script("intake")(keys=[self.store.prefix], args=[batch])
+        raise_item_error(replies)
         results = [
             _result(reply, draft, message)
             for reply, (_, draft, message) in zip(replies, prepared, strict=True)

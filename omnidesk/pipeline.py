@@ -309,7 +309,7 @@ class Pipeline:
             queue_name=queue_name(broker, "deliver"),
             max_retries=DELIVER_MAX_ATTEMPTS + 2,  # our own count below decides first
         )(self._deliver)
-        # a batch's receipts: one broker message, sent in turn, statuses in one MULTI; what
+        # a batch's receipts: one broker message, sent in turn, statuses in one script; what
         # must be tried again goes on as single `deliver` messages, with their retry count
         self.deliver_many = dramatiq.actor(
             broker=broker,
@@ -467,7 +467,7 @@ class Pipeline:
             log.warning("deliver: message %s is gone; its delivery was not recorded", message_id)
 
     def _deliver_many(self, outbounds_json: str) -> None:
-        """Each message once, in turn; the statuses in one MULTI. One that failed for now
+        """Each message once, in turn; the statuses in one script. One that failed for now
         goes on alone as a `deliver` message that counts this as its first attempt, and
         shows `retrying` meanwhile. Never run twice (max_retries 0): once anything is sent,
         every message ends with a status or its own `deliver` message, so a retry of the

@@ -35,7 +35,7 @@ from omnidesk.intake import is_transient as intake_is_transient
 from omnidesk.model import Channel, Decision, Flag, Inbound, Ticket, utcnow
 from omnidesk.outbound import Automatic, BatchTickets, Known, SendReplies, send_automatic_many
 from omnidesk.sla.protocol import SlaEngine
-from omnidesk.store import Store, guarded, ms
+from omnidesk.store import Store, guarded, ms, raise_item_error
 from omnidesk.templates import due_text, render, reply_language, template_text
 from omnidesk.ticket_status import queue_name
 
@@ -188,7 +188,9 @@ class Receipts:
             ],
         }
         script = self.store.script("receipt_claim")
-        return [str(c) for c in script(keys=[self.store.prefix], args=[json.dumps(args)])]
+        claims = script(keys=[self.store.prefix], args=[json.dumps(args)])
+        raise_item_error(claims)
+        return [str(c) for c in claims]
 
     def _release(self, ticket: Ticket) -> None:
         """Give a claim back when its receipt could not be queued, so the batch's next run

@@ -136,6 +136,14 @@ def run_script(script: Any, prefix: str, **named: Any) -> Any:
     return script(keys=[prefix], args=[msgspec.json.encode(args)])
 
 
+def raise_item_error(replies: list[Any]) -> None:
+    """A batch script's first failed item (``["error", message]``) as the error one call per
+    item raised, its reply code kept (an OOM stays transient); the items after it ran."""
+    for reply in replies:
+        if isinstance(reply, list) and len(reply) == 2 and reply[0] == "error":
+            raise redis.ResponseError(str(reply[1]))
+
+
 def urgency_score(priority: Priority, due_ms: int) -> int:
     """One ZSET score: priority first (urgent lowest), then SLA due time."""
     return (3 - priority.rank) * 10**13 + int(due_ms)

@@ -10,11 +10,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
+import pytest
+import redis
 from msgspec.structs import replace
 
-from omnidesk.model import Direction, Outbound, Status
+from omnidesk.model import Direction, Outbound, Status, utcnow
 from omnidesk.runtime import Runtime
-from omnidesk.store import ms
+from omnidesk.store import ms, raise_item_error
 from tests.storekit import config_for, email, telegram, web
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -453,3 +456,22 @@ def test_a_customer_mail_relayed_by_a_group_opens_a_ticket(runtime: Runtime) -> 
         headers={"Precedence": "bulk", "Auto-Submitted": "auto-replied"},
     )
     assert runtime.process([machine]).results[0].outcome == "auto_ignored"
+
+
+def test_one_item_that_fails_in_the_batch_script_fails_the_batch_not_the_items_after_it(
+    runtime: Runtime,
+) -> None:
+    """The batch is one script call: an item that raises a Lua error comes back as its error,
+    the items after it are still taken in, and the batch fails with that error (it runs again,
+    and intake is idempotent)."""
+    store, intake = runtime.store, runtime.intake
+    items = [p for raw in (web("first", email="f1@x.sa"), web("second", email="f2@x.sa"))
+             for p in runtime.prepare(raw) or []]  # fmt: skip
+    now = utcnow()
+    prepared = [intake._prepare(inbound, decision, now)[0] for inbound, decision in items]
+    prepared[0]["message"] = 7  # unpack() of a number: a Lua error in the first item
+    replies = store.script("intake")(keys=[store.prefix], args=[msgspec.json.encode(prepared)])
+    assert replies[0][0] == "error" and "unpack" in replies[0][1]
+    assert replies[1][0] == "opened" and store.get_ticket(replies[1][1]) is not None
+    with pytest.raises(redis.ResponseError, match="unpack"):
+        raise_item_error(replies)

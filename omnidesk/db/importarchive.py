@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from omnidesk.archiving import TicketArchive
-from omnidesk.db.searchtext import search_document
+from omnidesk.db.searchtext import message_document
 from omnidesk.outbound import SYSTEM_AUTHOR
 
 BATCH = 500
@@ -134,7 +134,7 @@ def _message_rows(rec: dict[str, Any]) -> list[dict[str, Any]]:
             "sent_at": m.get("sent_at"), "author": m.get("author", ""), "subject": subject,
             "body": body, "delivery": m.get("delivery"), "raw_ref": m.get("raw_ref"),
             "attachments": json.dumps(m.get("attachments") or [], ensure_ascii=False),
-            "search": search_document(subject, body),
+            "search": message_document(m["direction"], m.get("author", ""), subject, body),
         })  # fmt: skip
     return out
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.text import fold
 
 # A run of one script: Arabic letters, ASCII letters and digits, or any other letters. The
@@ -116,6 +117,15 @@ def search_document(*parts: str) -> str:
     word in each of its forms, space-separated."""
     folded = fold(" ".join(p for p in parts if p))
     return " ".join(f for w in words(folded) for f in forms(w))
+
+
+def message_document(direction: str, author: str, subject: str, text: str) -> str:
+    """A message's search document; empty for what the system sends by itself (a receipt,
+    a guide or status answer, the CSAT survey): one template on every ticket would match
+    every search. A customer's message is always indexed, whatever its author's name."""
+    if direction == "out" and author in SYSTEM_ACTORS:
+        return ""
+    return search_document(subject, text)
 
 
 def query_words(text: str) -> list[str]:

@@ -42,7 +42,7 @@ import redis
 
 from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient, records_errors
 from omnidesk.db.migrate import upgrade
-from omnidesk.db.searchtext import search_document
+from omnidesk.db.searchtext import message_document
 from omnidesk.db.staging import Stage, ensure_stages, stage_rows
 from omnidesk.errors import OmnideskError, StoreUnavailable
 from omnidesk.events import MESSAGE_ONLY_TYPES, EventType
@@ -83,6 +83,10 @@ EVENT_STAGE = Stage(
     ("ts", "stream_id", "type", "ticket_id", "queue", "channel", "actor", "data"),
 )
 STAGES = (CUSTOMER_STAGE, IDENTITY_STAGE, TICKET_STAGE, MESSAGE_STAGE, EVENT_STAGE)
+
+
+# the position of a ticket row written only so its messages' rows can refer to it
+MESSAGES_ONLY_POS = 1
 
 
 def stream_pos(entry_id: str) -> int:
@@ -135,15 +139,6 @@ class Snapshot:
     # tickets PostgreSQL holds already that the batch names by message-only events alone:
     # their rows stay as they are; id -> account, for their messages' rows
     recorded: dict[str, str] = field(default_factory=dict)
-
-
-def message_search_text(message: dict[str, str]) -> str:
-    """What the search index holds of a message. Nothing of what the system sends by itself
-    (a receipt, a guide or status answer, the CSAT survey): one template on every ticket
-    would match every search, and its words cost as much to index as the customer's own."""
-    if message.get("author", "") in SYSTEM_ACTORS:
-        return ""
-    return search_document(message.get("subject", ""), message.get("text", ""))
 
 
 def message_only_tickets(entries: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
@@ -341,10 +336,11 @@ class RecordWriter:
             if f.get("ticket"):
                 last_pos[f["ticket"]] = stream_pos(eid)
         # A ticket named only by message-only events and not recorded yet is written for its
-        # messages' sake (their rows need it) at position 0: nothing of it changed since the
-        # snapshot of the writer still committing the batch that opened it, so when that
-        # row is there first it stays as it is, and when this one is, that one replaces it.
-        ticket_pos = last_pos | dict.fromkeys(message_only_tickets(entries), 0)
+        # messages' sake (their rows need it) at position 1, below every real one: the row of
+        # the writer still committing the batch that opened it replaces it, or stays when it
+        # is there first. Nothing is lost: every other change to the ticket has its own event,
+        # written at its own position. (0 is an imported ticket's: importarchive.py.)
+        ticket_pos = last_pos | dict.fromkeys(message_only_tickets(entries), MESSAGES_ONLY_POS)
         async with conn.transaction():
             made = await self._ensure_partitions(conn, {entry_time(eid) for eid, _ in entries})
             async with conn.cursor() as cur:
@@ -508,7 +504,12 @@ class RecordWriter:
                     m.get("delivery") or None,
                     m.get("raw_ref") or None,
                     m.get("attachments") or "[]",
-                    message_search_text(m),
+                    message_document(
+                        m.get("direction", "in"),
+                        m.get("author", ""),
+                        m.get("subject", ""),
+                        m.get("text", ""),
+                    ),
                     last_pos.get(m["ticket_id"], 0),
                 ]
             )

@@ -3,7 +3,8 @@
 -- each.
 -- KEYS[1] is the key prefix; ARGV[1] a JSON list of objects prepared by omnidesk/intake.py
 -- (see `_prepare` there).
--- Returns for each item {outcome, ticket_id, message_id, customer_id, reopened}.
+-- Returns for each item {outcome, ticket_id, message_id, customer_id, reopened}, or
+-- {"error", message}.
 --@include ticket_lib
 local p = KEYS[1] .. ":"
 local OPEN = {new = true, open = true, pending_customer = true}
@@ -192,9 +193,12 @@ local function intake_one()
   return {"opened", tid, a.mid, cid, "0"}
 end
 
+-- An item that fails (a Lua error) is {"error", message}, and the items after it are still
+-- taken in: intake.py then fails the batch, which is idempotent when it runs again.
 local out = {}
 for i, item in ipairs(cjson.decode(ARGV[1])) do
   a, now = item, tonumber(item.now_ms)
-  out[i] = intake_one()
+  local ok, reply = pcall(intake_one)
+  out[i] = ok and reply or {"error", type(reply) == "table" and reply.err or tostring(reply)}
 end
 return out

@@ -5,7 +5,7 @@
 -- and tickets, a list of [ticket, first (the message that opened it, as intake returned
 -- it), sender (the customer id)].
 -- Returns for each ticket "claimed" or why not: "done", "gone", "stale", "not_new",
--- "closed", "limited".
+-- "closed", "limited"; or {"error", message}.
 local a = cjson.decode(ARGV[1])
 local p = KEYS[1] .. ":"
 local now, window = tonumber(a.now_ms), tonumber(a.window_ms)
@@ -39,6 +39,10 @@ local function claim(ticket, first, sender)
   return "claimed"
 end
 
+-- a ticket whose claim fails (a Lua error) is {"error", message}; the others are decided
 local out = {}
-for i, t in ipairs(a.tickets) do out[i] = claim(t[1], t[2], t[3]) end
+for i, t in ipairs(a.tickets) do
+  local ok, reply = pcall(claim, t[1], t[2], t[3])
+  out[i] = ok and reply or {"error", type(reply) == "table" and reply.err or tostring(reply)}
+end
 return out
