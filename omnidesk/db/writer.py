@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import psycopg
 import redis
 
@@ -112,7 +113,7 @@ def _json_list(value: str | None) -> list[Any]:
     if not value:
         return []
     try:
-        out = json.loads(value)
+        out = msgspec.json.decode(value)
     except ValueError:
         return []
     return out if isinstance(out, list) else []
@@ -122,7 +123,7 @@ def _json_dict(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
     try:
-        out = json.loads(value)
+        out = msgspec.json.decode(value)
     except ValueError:
         return {}
     return out if isinstance(out, dict) else {}
@@ -445,7 +446,7 @@ class RecordWriter:
                     _ts(t.get("updated_at")) or _ts(t.get("created_at")),
                     _ms_ts(t.get("resolved_ms")),
                     _ts(t.get("due_at")),
-                    json.dumps(data, ensure_ascii=False),
+                    msgspec.json.encode(data).decode(),
                     last_pos.get(tid, 0),
                 )
             )
@@ -562,7 +563,7 @@ class RecordWriter:
                     f.get("queue") or None,
                     f.get("channel") or None,
                     f.get("actor") or None,
-                    json.dumps(data, ensure_ascii=False),
+                    msgspec.json.encode(data).decode(),
                 )
             )
         await stage_rows(cur, EVENT_STAGE, rows)
