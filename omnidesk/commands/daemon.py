@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "worker", help="intake and SLA workers (and a records writer) alone, for scale-out"
     )
     worker_p.add_argument("--config")
-    worker_p.add_argument("--threads", type=int, default=4)
+    # default: omnidesk.pipeline.WORKER_THREADS (imported only when a worker runs)
+    worker_p.add_argument("--threads", type=int, default=None)
     worker_p.set_defaults(func=worker)
 
 
@@ -68,7 +69,7 @@ def worker(args: argparse.Namespace) -> int:
     from omnidesk.pipeline import main as worker_main
 
     setup_json_logging(args.log_level if args.log_level != "WARNING" else "INFO")
-    argv = ["--threads", str(args.threads)]
+    argv = ["--threads", str(args.threads)] if args.threads is not None else []
     if args.config:
         argv += ["--config", args.config]
     return worker_main(argv)
