@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -348,7 +349,7 @@ def test_a_receipts_writer_that_finds_the_ticket_written_meanwhile_leaves_it(
     async def write(entries: list[tuple[str, dict[str, str]]], snap: Any = None) -> None:
         async with await psycopg.AsyncConnection.connect(pg_url) as conn:
             if snap is None:
-                await writer._write_entries(conn, entries)
+                await writer._write_entries(conn, entries, defer=False)
             else:
                 await writer.write(conn, entries, snap)
 
@@ -361,6 +362,75 @@ def test_a_receipts_writer_that_finds_the_ticket_written_meanwhile_leaves_it(
     asyncio.run(write(receipt, snap))
     assert rows(pg_url, versions, tid) == before
     assert rows(pg_url, "SELECT delivery FROM messages WHERE id = 'M-receipt-3'") == [("sent",)]
+
+
+def write_once(writer: RecordWriter, pg_url: str) -> int:
+    async def once() -> int:
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            return await writer.write_once(conn)
+
+    return asyncio.run(once())
+
+
+def test_a_receipt_waits_for_the_consumer_writing_its_ticket(runtime: Runtime, pg_url: str):
+    """The receipt's consumer holds its entries back while another consumer still writes the
+    batch that opened the ticket (writing the ticket and customer too would wait on that
+    transaction's locks), then writes the message alone: the ticket's row stays as the
+    opening batch wrote it."""
+    (opened,) = runtime.process([email("wait1@example.com", "Is my licence ready?")]).results
+    tid = opened.ticket_id
+    assert tid is not None
+    upgrade(pg_url)
+    opener = RecordWriter(runtime.store, pg_url, consumer="opener")
+    opener.ensure_group()
+    opening = opener.read()
+    assert {f["type"] for _, f in opening} == {"ticket_opened", "routed"}
+    send_receipt(runtime, tid, "M-receipt-4")
+    receipts = RecordWriter(runtime.store, pg_url, consumer="receipts", defer_s=60)
+    assert write_once(receipts, pg_url) == 0  # held back: the opening is not recorded yet
+    assert rows(pg_url, "SELECT count(*) FROM tickets") == [(0,)]
+    assert rows(pg_url, "SELECT count(*) FROM messages") == [(0,)]
+    stream = runtime.store.key("events")
+    held = runtime.store.r.xpending_range(stream, GROUP, "-", "+", 10, consumername="receipts")
+    assert len(held) == 2  # still pending to it: a crash here loses nothing
+
+    async def write_opening() -> None:
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            await opener._write_entries(conn, opening, defer=True)
+
+    asyncio.run(write_opening())
+    opener.acknowledge([eid for eid, _ in opening])
+    versions = (
+        "SELECT t.xmin::text, c.xmin::text, t.synced_pos FROM tickets t JOIN customers c"
+        " ON c.id = t.customer_id WHERE t.id = %s"
+    )
+    before = rows(pg_url, versions, tid)
+    assert before[0][2] > 1
+    assert write_once(receipts, pg_url) == 2
+    assert rows(pg_url, versions, tid) == before
+    assert rows(pg_url, "SELECT delivery FROM messages WHERE id = 'M-receipt-4'") == [("sent",)]
+    assert runtime.store.r.xpending(stream, GROUP)["pending"] == 0
+
+
+def test_a_receipt_whose_ticket_never_comes_is_written_whole_in_time(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """Held back no longer than `defer_s`: a ticket whose opening batch is not recorded by
+    then (set aside, say) is written whole with the message, at position 1."""
+    (opened,) = runtime.process([telegram(6, 66, 1, "متى تصدر الرخصة؟")]).results
+    tid = opened.ticket_id
+    assert tid is not None
+    upgrade(pg_url)
+    opener = RecordWriter(runtime.store, pg_url, consumer="opener")
+    opener.ensure_group()
+    assert len(opener.read()) == 2  # and never written
+    send_receipt(runtime, tid, "M-receipt-5")
+    receipts = RecordWriter(runtime.store, pg_url, consumer="receipts", defer_s=0.3)
+    assert write_once(receipts, pg_url) == 0
+    time.sleep(0.35)
+    assert write_once(receipts, pg_url) == 2
+    assert rows(pg_url, "SELECT synced_pos FROM tickets WHERE id = %s", tid) == [(1,)]
+    assert rows(pg_url, "SELECT delivery FROM messages WHERE id = 'M-receipt-5'") == [("sent",)]
 
 
 def test_a_dead_consumers_entries_are_claimed(runtime: Runtime, pg_url: str) -> None:

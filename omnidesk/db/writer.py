@@ -171,6 +171,7 @@ class RecordWriter:
         consumer: str | None = None,
         batch: int = 500,
         claim_idle_ms: int = 30_000,
+        defer_s: float = 1.0,
     ) -> None:
         self.store = store
         self.info = info
@@ -181,6 +182,10 @@ class RecordWriter:
         self.state = WriterState()
         self._months: set[str] = set()
         self._own_pending = True  # read this consumer's unacknowledged entries first
+        # Entries held back a round (`_hold_back`), still pending to this consumer: stream
+        # id -> (the entry, when it was first held back, monotonic seconds).
+        self.defer_s = defer_s
+        self._deferred: dict[str, tuple[tuple[str, dict[str, str]], float]] = {}
         self._upgraded = False
         self._prune = store.r.register_script(lua("records_prune"))
 
@@ -596,44 +601,97 @@ class RecordWriter:
 
     # ------------------------------------------------------------ running
 
-    async def write_once(self, conn: psycopg.AsyncConnection[Any]) -> int:
-        """Read, snapshot, write, acknowledge one batch; returns how many entries.
+    async def write_once(self, conn: psycopg.AsyncConnection[Any], *, defer: bool = True) -> int:
+        """Read, snapshot, write, acknowledge one batch; returns how many entries were written
+        (entries held back for the next round, `_hold_back`, are not counted; `defer=False`
+        holds nothing back).
 
         A batch that fails for a reason other than PostgreSQL being away is written again
         one entry at a time, and an entry that still fails is set aside in Redis
         (`P:records:failed`, with its error) and acknowledged: one bad record must not stop
         every record behind it, and nothing is dropped."""
-        entries = await asyncio.to_thread(self.read)
+        entries = self._with_deferred(await asyncio.to_thread(self.read))
         if not entries:
             return 0
         try:
-            await self._write_entries(conn, entries)
+            entries = await self._write_entries(conn, entries, defer=defer)
         except Exception as exc:
             if _is_outage(exc):
                 self._own_pending = True  # they stay pending to this consumer: read again
                 raise
             log.warning("records: a batch of %d failed (%s); one by one", len(entries), exc)
+            self._deferred.clear()
             for entry in entries:
                 try:
-                    await self._write_entries(conn, [entry])
+                    await self._write_entries(conn, [entry], defer=False)
                 except Exception as one:
                     if _is_outage(one):
                         self._own_pending = True
                         raise
                     log.exception("records: entry %s cannot be written; set aside", entry[0])
                     await asyncio.to_thread(self.set_aside, entry, one)
-        await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
+        if entries:
+            await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
         self.state.written += len(entries)
         return len(entries)
 
+    def _with_deferred(
+        self, entries: list[tuple[str, dict[str, str]]]
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The entries held back last round with those just read, in stream order. After a
+        failed write this consumer's pending entries are read again whole, the held-back ones
+        among them: those are not added twice."""
+        if not self._deferred:
+            return entries
+        fresh = {eid for eid, _ in entries}
+        held = [entry for eid, (entry, _) in self._deferred.items() if eid not in fresh]
+        if not held:
+            return entries
+        return sorted(held + entries, key=lambda entry: stream_pos(entry[0]))
+
+    def _hold_back(
+        self, entries: Sequence[tuple[str, dict[str, str]]], waiting: set[str]
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The entries to write now. Those of the `waiting` tickets (named by message-only
+        events alone, a receipt and its delivery, and not recorded yet) are held back a
+        round, for up to `defer_s`: such a ticket is most often being written at this moment
+        by another consumer, in the batch that opened it, and writing it whole here as well
+        would wait on that transaction's row locks (its customer, its ticket), so that the
+        consumers would take turns. Once it is recorded, its entries are written as messages
+        only. One still not recorded after `defer_s` (the batch that opened it was set
+        aside) is written whole, as before."""
+        now = time.monotonic()
+        kept: list[tuple[str, dict[str, str]]] = []
+        for entry in entries:
+            eid, fields = entry
+            since = self._deferred[eid][1] if eid in self._deferred else now
+            if fields.get("ticket") in waiting and now - since < self.defer_s:
+                self._deferred[eid] = (entry, since)
+            else:
+                self._deferred.pop(eid, None)
+                kept.append(entry)
+        return kept
+
     async def _write_entries(
-        self, conn: psycopg.AsyncConnection[Any], entries: Sequence[tuple[str, dict[str, str]]]
-    ) -> None:
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        entries: Sequence[tuple[str, dict[str, str]]],
+        *,
+        defer: bool,
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Write `entries`, or those of them not held back (`_hold_back`); returns those
+        written."""
+        named_by_messages = message_only_tickets(entries)
         with records_errors(self.info):
-            held = await self._recorded(conn, message_only_tickets(entries))
+            held = await self._recorded(conn, named_by_messages)
+        if defer:
+            entries = self._hold_back(entries, set(named_by_messages) - held.keys())
+            if not entries:
+                return []
         snap = await asyncio.to_thread(self.snapshot, entries, held)
         with records_errors(self.info):
             await self.write(conn, entries, snap)
+        return list(entries)
 
     async def _recorded(
         self, conn: psycopg.AsyncConnection[Any], ticket_ids: list[str]
@@ -705,7 +763,7 @@ class RecordWriter:
         conn = await connect_async(self.info)
         total = 0
         try:
-            while n := await self.write_once(conn):
+            while n := await self.write_once(conn, defer=False):
                 total += n
         finally:
             await conn.close()
@@ -775,7 +833,22 @@ class RecordWriter:
             if written < self.batch:
                 await _sleep(stop, idle_s)
         if conn is not None:
+            await self._write_deferred(conn)
             await conn.close()
+
+    async def _write_deferred(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """On the way out, the entries held back (`_hold_back`) are written now, whole:
+        left pending, they would wait `claim_idle_ms` for another consumer to claim them."""
+        entries = [entry for entry, _ in self._deferred.values()]
+        self._deferred.clear()
+        if not entries:
+            return
+        try:
+            await self._write_entries(conn, entries, defer=False)
+            await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
+            self.state.written += len(entries)
+        except Exception as exc:  # they stay pending: another consumer claims them
+            log.warning("records: %d held-back entries left pending: %s", len(entries), exc)
 
 
 async def _close_quietly(conn: psycopg.AsyncConnection[Any] | None) -> None:
