@@ -433,6 +433,59 @@ def test_a_receipt_whose_ticket_never_comes_is_written_whole_in_time(
     assert rows(pg_url, "SELECT delivery FROM messages WHERE id = 'M-receipt-5'") == [("sent",)]
 
 
+def test_a_delivery_status_waits_for_the_consumer_writing_its_message(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """A receipt's `acknowledged` and its `delivery` in two consumers' batches: the status's
+    consumer holds it back until the message is recorded, instead of inserting the same
+    message row beside the other's open transaction and waiting on its lock."""
+    (opened,) = runtime.process([email("wait2@example.com", "Is my permit ready?")]).results
+    tid = opened.ticket_id
+    assert tid is not None
+    drain(RecordWriter(runtime.store, pg_url), trim=False)
+    send_receipt(runtime, tid, "M-receipt-6")
+    adder = RecordWriter(runtime.store, pg_url, consumer="adder", batch=1)
+    adding = adder.read()
+    assert [f["type"] for _, f in adding] == ["acknowledged"]
+    statuses = RecordWriter(runtime.store, pg_url, consumer="statuses", defer_s=60)
+    assert write_once(statuses, pg_url) == 0  # held back: the message is not recorded yet
+    assert rows(pg_url, "SELECT count(*) FROM messages WHERE id = 'M-receipt-6'") == [(0,)]
+
+    async def write_adding() -> None:
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            await adder._write_entries(conn, adding, defer=True)
+
+    asyncio.run(write_adding())
+    adder.acknowledge([eid for eid, _ in adding])
+    assert write_once(statuses, pg_url) == 1
+    assert rows(pg_url, "SELECT delivery FROM messages WHERE id = 'M-receipt-6'") == [("sent",)]
+
+
+async def test_entries_held_back_are_no_reason_to_idle(runtime: Runtime, pg_url: str) -> None:
+    """A round whose entries were all held back, with more in the stream, is followed at
+    once by the next: the writer idles only once it has read the stream to its end."""
+    (first,) = runtime.process([email("idle1@example.com", "First request")]).results
+    assert first.ticket_id is not None
+    upgrade(pg_url)
+    opener = RecordWriter(runtime.store, pg_url, consumer="opener")
+    opener.ensure_group()
+    assert len(opener.read()) == 2  # the first ticket's opening, never written here
+    send_receipt(runtime, first.ticket_id, "M-receipt-7")  # two entries, held back
+    (second,) = runtime.process([email("idle2@example.com", "Second request")]).results
+    writer = RecordWriter(runtime.store, pg_url, consumer="writer", batch=2, defer_s=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop, idle_s=60))
+    try:
+        recorded = "SELECT count(*) FROM tickets WHERE id = %s"
+        assert await eventually(lambda: rows(pg_url, recorded, second.ticket_id) == [(1,)])
+        assert rows(pg_url, recorded, first.ticket_id) == [(0,)]  # still held back
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    # on the way out, what was held back is written whole
+    assert rows(pg_url, "SELECT synced_pos FROM tickets WHERE id = %s", first.ticket_id) == [(1,)]
+
+
 def test_a_dead_consumers_entries_are_claimed(runtime: Runtime, pg_url: str) -> None:
     store = runtime.store
     runtime.process([web(f"رسالة {i}", email=f"d{i}@example.sa") for i in range(5)])

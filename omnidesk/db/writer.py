@@ -150,6 +150,14 @@ def message_only_tickets(entries: Sequence[tuple[str, dict[str, str]]]) -> list[
     return sorted({tid for tid, _ in named} - changed)
 
 
+def status_only_messages(entries: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
+    """The messages a batch names only by their delivery status (`delivery`): the entry
+    that added the message (a reply, a receipt) is not in this batch."""
+    named = [(f["message"], f.get("type")) for _, f in entries if f.get("message")]
+    added = {mid for mid, kind in named if kind != EventType.DELIVERY}
+    return sorted({mid for mid, _ in named} - added)
+
+
 @dataclass
 class WriterState:
     """What /healthz and /metrics show of the writer."""
@@ -186,6 +194,8 @@ class RecordWriter:
         # id -> (the entry, when it was first held back, monotonic seconds).
         self.defer_s = defer_s
         self._deferred: dict[str, tuple[tuple[str, dict[str, str]], float]] = {}
+        # the last read found fewer entries than a batch: the stream is written up to now
+        self._caught_up = True
         self._upgraded = False
         self._prune = store.r.register_script(lua("records_prune"))
 
@@ -610,7 +620,9 @@ class RecordWriter:
         one entry at a time, and an entry that still fails is set aside in Redis
         (`P:records:failed`, with its error) and acknowledged: one bad record must not stop
         every record behind it, and nothing is dropped."""
-        entries = self._with_deferred(await asyncio.to_thread(self.read))
+        read = await asyncio.to_thread(self.read)
+        self._caught_up = len(read) < self.batch
+        entries = self._with_deferred(read)
         if not entries:
             return 0
         try:
@@ -650,22 +662,29 @@ class RecordWriter:
         return sorted(held + entries, key=lambda entry: stream_pos(entry[0]))
 
     def _hold_back(
-        self, entries: Sequence[tuple[str, dict[str, str]]], waiting: set[str]
+        self,
+        entries: Sequence[tuple[str, dict[str, str]]],
+        tickets: set[str],
+        messages: set[str],
     ) -> list[tuple[str, dict[str, str]]]:
-        """The entries to write now. Those of the `waiting` tickets (named by message-only
-        events alone, a receipt and its delivery, and not recorded yet) are held back a
-        round, for up to `defer_s`: such a ticket is most often being written at this moment
-        by another consumer, in the batch that opened it, and writing it whole here as well
-        would wait on that transaction's row locks (its customer, its ticket), so that the
-        consumers would take turns. Once it is recorded, its entries are written as messages
-        only. One still not recorded after `defer_s` (the batch that opened it was set
-        aside) is written whole, as before."""
+        """The entries to write now. Held back a round, for up to `defer_s`: those of the
+        `tickets` named by message-only events alone (a receipt, its delivery) and not
+        recorded yet, and the delivery statuses of the `messages` not recorded yet. Such a
+        ticket or message is most often being written at this moment by another consumer,
+        in the batch that opened the ticket or added the message, and writing its row here
+        as well would wait on that transaction's row locks (the ticket's customer and
+        ticket, the message), so that the consumers would take turns. Once it is recorded,
+        the entries are written as messages only. One still not recorded after `defer_s`
+        (the batch that made it was set aside) is written whole, as before."""
         now = time.monotonic()
         kept: list[tuple[str, dict[str, str]]] = []
         for entry in entries:
             eid, fields = entry
             since = self._deferred[eid][1] if eid in self._deferred else now
-            if fields.get("ticket") in waiting and now - since < self.defer_s:
+            waits = fields.get("ticket") in tickets or (
+                fields.get("type") == EventType.DELIVERY and fields.get("message") in messages
+            )
+            if waits and now - since < self.defer_s:
                 self._deferred[eid] = (entry, since)
             else:
                 self._deferred.pop(eid, None)
@@ -681,11 +700,14 @@ class RecordWriter:
     ) -> list[tuple[str, dict[str, str]]]:
         """Write `entries`, or those of them not held back (`_hold_back`); returns those
         written."""
-        named_by_messages = message_only_tickets(entries)
+        tickets = message_only_tickets(entries)
+        messages = status_only_messages(entries) if defer else []
         with records_errors(self.info):
-            held = await self._recorded(conn, named_by_messages)
+            held, messages_held = await self._recorded(conn, tickets, messages)
         if defer:
-            entries = self._hold_back(entries, set(named_by_messages) - held.keys())
+            entries = self._hold_back(
+                entries, set(tickets) - held.keys(), set(messages) - messages_held
+            )
             if not entries:
                 return []
         snap = await asyncio.to_thread(self.snapshot, entries, held)
@@ -694,17 +716,21 @@ class RecordWriter:
         return list(entries)
 
     async def _recorded(
-        self, conn: psycopg.AsyncConnection[Any], ticket_ids: list[str]
-    ) -> dict[str, str]:
-        """Those of `ticket_ids` PostgreSQL holds, with their accounts. One it does not hold
-        yet (another consumer is still writing the batch that opened it) is written whole."""
-        if not ticket_ids:
-            return {}
+        self, conn: psycopg.AsyncConnection[Any], ticket_ids: list[str], message_ids: list[str]
+    ) -> tuple[dict[str, str], set[str]]:
+        """Those of `ticket_ids` PostgreSQL holds, with their accounts, and those of
+        `message_ids` it holds; in one round trip."""
+        if not ticket_ids and not message_ids:
+            return {}, set()
         async with conn.transaction():  # not left open: `write` would nest in it
             cur = await conn.execute(
-                "SELECT id, account FROM tickets WHERE id = ANY(%s)", (ticket_ids,)
+                "SELECT 't', id, account FROM tickets WHERE id = ANY(%s)"
+                " UNION ALL SELECT 'm', id, '' FROM messages WHERE id = ANY(%s)",
+                (ticket_ids, message_ids),
             )
-            return {tid: account for tid, account in await cur.fetchall()}
+            rows = await cur.fetchall()
+        tickets = {row_id: account for kind, row_id, account in rows if kind == "t"}
+        return tickets, {row_id for kind, row_id, _ in rows if kind == "m"}
 
     @guarded
     def set_aside(self, entry: tuple[str, dict[str, str]], exc: BaseException) -> None:
@@ -830,7 +856,7 @@ class RecordWriter:
                 await _sleep(stop, delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if written < self.batch:
+            if self._caught_up:  # not `written`: entries held back do not mean idle
                 await _sleep(stop, idle_s)
         if conn is not None:
             await self._write_deferred(conn)
