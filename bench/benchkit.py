@@ -141,6 +141,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def with_children(pids: list[int]) -> list[int]:
+    """These processes and their children (a worker's records writer runs in a child of
+    its own: its CPU is the worker's)."""
+    found = list(pids)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        if parent in pids:
+            found.append(int(entry.name))
+    return found
+
+
 def service_pids(command: str) -> list[int]:
     """This machine's processes named `command` (``redis-server``, ``postgres`` with its
     backends): what the daemon and its workers cost Redis and PostgreSQL is counted apart

@@ -82,6 +82,7 @@ from bench.benchkit import (  # noqa: E402
     spawn,
     stop,
     wait_until_up,
+    with_children,
 )
 from omnidesk.configload import load_config  # noqa: E402
 from omnidesk.sla.codec import unpack_state  # noqa: E402
@@ -249,6 +250,9 @@ class Rig:
             self.procs.append(spawn(["worker", "--config", cfg], self.log, self.env))
         asyncio.run(wait_until_up(self.base, self.procs, 60))
         time.sleep(1.0)  # the workers import and join the broker, as before real traffic
+        workers = self.pids()[1:]  # each has started its records writer, a child process
+        wait_until(lambda: len(with_children(workers)) == 2 * len(workers), 60,
+                   "the workers' records writers", self)  # fmt: skip
 
     def stage(self, items: list[Item]) -> list[Path]:
         """Write the files in tmp/ (not yet handed over); their paths."""
@@ -327,7 +331,7 @@ def burst(workers: int, items: list[Item]) -> dict[str, Any]:
         rig.start()
         staged = rig.stage(items)
         forms = [item.body for item in items if item.name is None]
-        daemon_pid, worker_pids = rig.pids()[0], rig.pids()[1:]
+        daemon_pid, worker_pids = rig.pids()[0], with_children(rig.pids()[1:])
         services = {name: service_pids(command) for name, command in SERVICES.items()}
         daemon_before, workers_before = cpu_seconds([daemon_pid]), cpu_seconds(worker_pids)
         services_before = {name: cpu_seconds(pids) for name, pids in services.items()}

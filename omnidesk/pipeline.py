@@ -51,7 +51,7 @@ from omnidesk.redisbroker import RedisUnavailable, broker_down, redis_broker
 from omnidesk.runtime import Runtime
 
 if TYPE_CHECKING:
-    from omnidesk.db.writer import WriterThread
+    from omnidesk.writer_process import WriterProcess
 
 log = logging.getLogger("omnidesk.pipeline")
 
@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         maintenance_interval_ms=int(service.broker_maintenance_s * 1000),
     )
     runtime = Runtime.for_service(loaded)
-    writer = _records_writer(runtime)
+    writer = _records_writer(runtime, args.config)
     pipeline = Pipeline(runtime, broker)
     gctune.settle()  # start-up is done: what it made lives as long as the process
     try:
@@ -597,16 +597,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _records_writer(runtime: Runtime) -> WriterThread | None:
-    """This process's share of writing the events stream into PostgreSQL (one more consumer
-    of the `records` group), when the runtime has records."""
-    from omnidesk.db.writer import RecordWriter, WriterThread
+def _records_writer(runtime: Runtime, config: str | None) -> WriterProcess | None:
+    """This worker's share of writing the events stream into PostgreSQL (one more consumer
+    of the `records` group), in a process of its own (omnidesk.writer_process), when the
+    runtime has records."""
+    from omnidesk.writer_process import WriterProcess
 
     if runtime.records is None:
         return None
-    thread = WriterThread(RecordWriter(runtime.store, runtime.records.info))
-    thread.start()
-    return thread
+    process = WriterProcess(config)
+    process.start()
+    return process
 
 
 if __name__ == "__main__":

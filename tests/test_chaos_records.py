@@ -37,6 +37,7 @@ from tests.chaosaudit import MARKER, client_for, count_markers, live_brokers
 from tests.chaosprocs import Managed
 from tests.private_pg import server_missing
 from tests.recordskit import RecordsRig, wait_until
+from tests.workerkit import writers_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
@@ -262,8 +263,9 @@ def test_5000_dropped_payloads_reach_postgresql_once_through_kills_and_restarts(
         )
         trimmed = wait_until(lambda: rig.stream_length() <= STREAM_BOUND, 15)
         # the killed processes' consumers are forgotten once their entries were claimed:
-        # the group is the live daemon's writer and the live workers' (each writes too)
-        live = {rig.daemon.pid, *(w.pid for w in rig.workers)}
+        # the group is the live daemon's writer and the live workers' (each writes too, in a
+        # child process of its own)
+        live = {rig.daemon.pid, *(pid for w in rig.workers for pid in writers_of(w.pid))}
         pruned = wait_until(lambda: _consumer_pids(rig) == live, 15)
         health = rig.health()
         faults.note(f"stream {rig.stream_length()} entries; healthz records {health['records']}")

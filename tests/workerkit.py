@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from omnidesk.store import Store
 from tests.storekit import CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
+WRITER_MODULE = "omnidesk.writer_process"  # each worker's records writer, a child process
 
 
 def write_config(url: str, prefix: str, root: Path, extra: str = "") -> Path:
@@ -63,3 +65,19 @@ def wait(check: Callable[[], bool], timeout: float, every: float = 0.01) -> bool
             return True
         time.sleep(every)
     return False
+
+
+def writers_of(parent: int) -> list[int]:
+    """The records-writer processes whose parent is `parent`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(stat[1]) == parent and WRITER_MODULE.encode() in cmdline:
+            found.append(int(entry.name))
+    return found

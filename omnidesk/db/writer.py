@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -916,34 +915,3 @@ def _month_start(moment: datetime) -> datetime:
 def _next_month(moment: datetime) -> datetime:
     start = _month_start(moment)
     return start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)
-
-
-class WriterThread:
-    """A records writer on a thread and event loop of its own, for `omnidesk worker`
-    processes: each joins the consumer group as one more consumer, so writing PostgreSQL
-    scales with the workers instead of resting on the daemons alone."""
-
-    def __init__(self, writer: RecordWriter) -> None:
-        self.writer = writer
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="records-writer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(10)
-
-    def _main(self) -> None:
-        asyncio.run(self._run())
-
-    async def _run(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self._ready.set()
-        await self.writer.run(self._stop)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the batch in hand (it is acknowledged only once written) and end."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
