@@ -129,15 +129,20 @@ def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
             proc.wait()
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state first, then the parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU time of these processes so far (from /proc/<pid>/stat)."""
     total = 0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if (fields := _stat(pid)) is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS
 
 
@@ -146,13 +151,8 @@ def with_children(pids: list[int]) -> list[int]:
     its own: its CPU is the worker's)."""
     found = list(pids)
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-        if parent in pids:
+        fields = _stat(entry.name) if entry.name.isdigit() else None
+        if fields is not None and int(fields[1]) in pids:
             found.append(int(entry.name))
     return found
 

@@ -251,7 +251,7 @@ class Rig:
         asyncio.run(wait_until_up(self.base, self.procs, 60))
         time.sleep(1.0)  # the workers import and join the broker, as before real traffic
         workers = self.pids()[1:]  # each has started its records writer, a child process
-        wait_until(lambda: len(with_children(workers)) == 2 * len(workers), 60,
+        wait_until(lambda: len(with_children(workers)) >= 2 * len(workers), 60,
                    "the workers' records writers", self)  # fmt: skip
 
     def stage(self, items: list[Item]) -> list[Path]:

@@ -586,10 +586,11 @@ def main(argv: list[str] | None = None) -> int:
         maintenance_interval_ms=int(service.broker_maintenance_s * 1000),
     )
     runtime = Runtime.for_service(loaded)
-    writer = _records_writer(runtime, args.config)
-    pipeline = Pipeline(runtime, broker)
-    gctune.settle()  # start-up is done: what it made lives as long as the process
+    writer = None
     try:
+        writer = _records_writer(runtime, args.config)
+        pipeline = Pipeline(runtime, broker)
+        gctune.settle()  # start-up is done: what it made lives as long as the process
         run_worker(pipeline, args.threads)
     finally:
         if writer is not None:

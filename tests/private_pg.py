@@ -36,6 +36,7 @@ from types import TracebackType
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from tests.prockit import alive, children
 from tests.services import free_port
 
 SERVER_USER = "postgres"
@@ -149,12 +150,12 @@ class PrivatePostgres:
         pid = self.pid()
         if pid is None:
             return
-        victims = [pid, *_children(pid)]
+        victims = [pid, *children(pid)]
         for victim in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(v) for v in victims):
+        while time.monotonic() < deadline and any(alive(v) for v in victims):
             time.sleep(0.02)
         # The postmaster was pg_ctl's child, now init's; an init that does not reap leaves it
         # a zombie, which postgres would take for a live server holding the lock files.
@@ -168,7 +169,7 @@ class PrivatePostgres:
             pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def answers(self) -> bool:
         try:
@@ -218,34 +219,3 @@ class PrivatePostgres:
                 f"{' '.join(argv[:1] + argv[-1:])} failed ({done.returncode}): "
                 f"{done.stderr.strip() or done.stdout.strip()}\n{self.log_tail()}"
             )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _children(parent: int) -> list[int]:
-    """Direct children of `parent` (a postmaster's backends and helpers), from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            found.append(int(entry))
-    return found

@@ -301,7 +301,8 @@ def test_a_receipt_for_a_ticket_not_yet_recorded_writes_the_ticket_too(
     runtime: Runtime, pg_url: str
 ) -> None:
     """Another consumer may still be writing the batch that opened the ticket when this one
-    takes its receipt: the ticket and its customer are written whole, so the message lands."""
+    takes its receipt: at a drain (nothing held back) the ticket and its customer are written
+    whole, so the message lands."""
     (opened,) = runtime.process([telegram(5, 55, 1, "عندي استفسار عن رخصة")]).results
     tid = opened.ticket_id
     assert tid is not None
@@ -484,6 +485,46 @@ async def test_entries_held_back_are_no_reason_to_idle(runtime: Runtime, pg_url:
         await asyncio.wait_for(task, 10)
     # on the way out, what was held back is written whole
     assert rows(pg_url, "SELECT synced_pos FROM tickets WHERE id = %s", first.ticket_id) == [(1,)]
+
+
+def held_back_receipt(runtime: Runtime, pg_url: str, email_address: str) -> RecordWriter:
+    """A writer holding back a receipt's two entries: the ticket's opening went to another
+    consumer, which has not written it."""
+    (opened,) = runtime.process([email(email_address, "Where is my licence?")]).results
+    assert opened.ticket_id is not None
+    upgrade(pg_url)
+    opener = RecordWriter(runtime.store, pg_url, consumer="opener")
+    opener.ensure_group()
+    assert len(opener.read()) == 2
+    send_receipt(runtime, opened.ticket_id, f"M-{email_address}")
+    writer = RecordWriter(runtime.store, pg_url, consumer="writer", defer_s=60)
+    assert write_once(writer, pg_url) == 0
+    return writer
+
+
+def test_a_drain_writes_what_was_held_back_and_ends(runtime: Runtime, pg_url: str) -> None:
+    writer = held_back_receipt(runtime, pg_url, "drain1@example.com")
+    assert drain(writer, trim=False) == 2
+    assert drain(writer, trim=False) == 0
+    assert (
+        runtime.store.r.xpending_range(
+            runtime.store.key("events"), GROUP, "-", "+", 10, consumername="writer"
+        )
+        == []
+    )
+
+
+def test_entries_held_back_do_not_stop_a_reread_after_an_outage(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """After an outage a writer reads its own pending entries first; the held-back ones
+    are among them, and must not keep it from reading on."""
+    writer = held_back_receipt(runtime, pg_url, "reread1@example.com")
+    (later,) = runtime.process([email("reread2@example.com", "Another request")]).results
+    writer._own_pending = True  # what an outage leaves
+    assert write_once(writer, pg_url) == 2  # the later ticket's opening
+    assert rows(pg_url, "SELECT count(*) FROM tickets WHERE id = %s", later.ticket_id) == [(1,)]
+    assert len(writer._deferred) == 2  # the receipt still waits for its ticket
 
 
 def test_a_dead_consumers_entries_are_claimed(runtime: Runtime, pg_url: str) -> None:

@@ -1,6 +1,6 @@
 """An `omnidesk worker`'s records writer runs in a child process of its own: it writes the
-events stream into PostgreSQL, stops with its worker, and never outlives it, even when the
-worker is killed with SIGKILL."""
+events stream into PostgreSQL, stops with its worker, never outlives it, even when the
+worker is killed with SIGKILL, and is started again when it dies on its own."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from omnidesk.runtime import Runtime
+from tests.prockit import alive
 from tests.storekit import REDIS_URL, web
 from tests.workerkit import ROOT, stop, wait, write_config, writers_of
 
@@ -22,14 +23,6 @@ def start_worker(config: Path, log: Path, pg_url: str, prefix: str) -> subproces
     args = [sys.executable, "-m", "omnidesk", "worker", "--config", str(config)]
     with log.open("ab") as out:
         return subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=out, env=env)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def tickets_in(pg_url: str) -> int:
@@ -70,7 +63,7 @@ def test_the_workers_writer_does_not_outlive_a_killed_worker(
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-    assert wait(lambda: not alive(writer), timeout=10)  # it stops by itself
+    assert wait(lambda: not alive(writer), timeout=30)  # it stops by itself
     assert f"worker {worker.pid} is gone; stopping" in (tmp_path / "worker.log").read_text()
     # and what it wrote before is still there for the next worker's writer
     runtime.process([web("بعد التوقف", email="after@example.sa")])
@@ -79,3 +72,22 @@ def test_the_workers_writer_does_not_outlive_a_killed_worker(
         assert wait(lambda: tickets_in(pg_url) == 1, timeout=30)
     finally:
         stop(second)
+
+
+def test_a_writer_that_dies_on_its_own_is_started_again(
+    runtime: Runtime, prefix: str, pg_url: str, tmp_path: Path
+) -> None:
+    config = write_config(REDIS_URL, prefix, tmp_path)
+    log = tmp_path / "worker.log"
+    worker = start_worker(config, log, pg_url, prefix)
+    try:
+        assert wait(lambda: len(writers_of(worker.pid)) == 1, timeout=30)
+        (first,) = writers_of(worker.pid)
+        os.kill(first, signal.SIGKILL)
+        assert wait(lambda: writers_of(worker.pid) not in ([], [first]), timeout=30)
+        assert f"records writer {first} exited (-9)" in log.read_text()
+        runtime.process([web("بعد إعادة التشغيل", email="restart@example.sa")])
+        assert wait(lambda: tickets_in(pg_url) == 1, timeout=30)  # the new one writes
+    finally:
+        stop(worker)
+    assert worker.returncode == 0

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from omnidesk.errors import OmnideskError
 from omnidesk.store import Store
+from tests.prockit import children
 from tests.storekit import CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,14 +70,11 @@ def wait(check: Callable[[], bool], timeout: float, every: float = 0.01) -> bool
 def writers_of(parent: int) -> list[int]:
     """The records-writer processes whose parent is `parent`."""
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in children(parent):
         try:
-            stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
             continue
-        if int(stat[1]) == parent and WRITER_MODULE.encode() in cmdline:
-            found.append(int(entry.name))
+        if WRITER_MODULE.encode() in cmdline:
+            found.append(pid)
     return found

@@ -214,8 +214,15 @@ class RecordWriter:
         else those a dead consumer left pending, else new ones."""
         r = self.store.r
         if self._own_pending:
-            reply = r.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=self.batch)
-            own = [(eid, f) for eid, f in read_entries(reply) if f]  # trimmed ones have none
+            # the entries held back (`_hold_back`) are pending to this consumer too, and
+            # are not read again here
+            count = self.batch + len(self._deferred)
+            reply = r.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=count)
+            own = [
+                (eid, f)
+                for eid, f in read_entries(reply)
+                if f and eid not in self._deferred  # trimmed ones have no fields
+            ]
             if own:
                 return own
             self._own_pending = False
@@ -612,26 +619,36 @@ class RecordWriter:
 
     async def write_once(self, conn: psycopg.AsyncConnection[Any], *, defer: bool = True) -> int:
         """Read, snapshot, write, acknowledge one batch; returns how many entries were written
-        (entries held back for the next round, `_hold_back`, are not counted; `defer=False`
-        holds nothing back).
+        (entries held back for a later round, `_hold_back`, are not counted; `defer=False`
+        holds nothing back, and writes those held back before too)."""
+        read = await asyncio.to_thread(self.read)
+        self._caught_up = len(read) < self.batch
+        return await self._write_batch(conn, self._with_deferred(read), defer=defer)
+
+    async def _write_batch(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        entries: list[tuple[str, dict[str, str]]],
+        *,
+        defer: bool,
+    ) -> int:
+        """Write and acknowledge `entries` (but those held back); how many were written.
 
         A batch that fails for a reason other than PostgreSQL being away is written again
         one entry at a time, and an entry that still fails is set aside in Redis
         (`P:records:failed`, with its error) and acknowledged: one bad record must not stop
-        every record behind it, and nothing is dropped."""
-        read = await asyncio.to_thread(self.read)
-        self._caught_up = len(read) < self.batch
-        entries = self._with_deferred(read)
+        every record behind it, and nothing is dropped. Held-back entries are noted only
+        once the rest is written: an outage changes nothing of them."""
         if not entries:
             return 0
+        held: list[tuple[str, dict[str, str]]] = []
         try:
-            entries = await self._write_entries(conn, entries, defer=defer)
+            entries, held = await self._write_entries(conn, entries, defer=defer)
         except Exception as exc:
             if _is_outage(exc):
                 self._own_pending = True  # they stay pending to this consumer: read again
                 raise
             log.warning("records: a batch of %d failed (%s); one by one", len(entries), exc)
-            self._deferred.clear()
             for entry in entries:
                 try:
                     await self._write_entries(conn, [entry], defer=False)
@@ -642,22 +659,24 @@ class RecordWriter:
                     log.exception("records: entry %s cannot be written; set aside", entry[0])
                     await asyncio.to_thread(self.set_aside, entry, one)
         if entries:
-            await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
+            try:
+                await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
+            except StoreUnavailable:
+                self._own_pending = True  # written, not acknowledged: read again, rewritten
+                raise
+        self._note_held(entries, held)
         self.state.written += len(entries)
         return len(entries)
 
     def _with_deferred(
         self, entries: list[tuple[str, dict[str, str]]]
     ) -> list[tuple[str, dict[str, str]]]:
-        """The entries held back last round with those just read, in stream order. After a
-        failed write this consumer's pending entries are read again whole, the held-back ones
-        among them: those are not added twice."""
+        """The entries held back before with those just read, in stream order, each once
+        (one held back past `claim_idle_ms`, an outage long, may come back in a claim)."""
         if not self._deferred:
             return entries
         fresh = {eid for eid, _ in entries}
         held = [entry for eid, (entry, _) in self._deferred.items() if eid not in fresh]
-        if not held:
-            return entries
         return sorted(held + entries, key=lambda entry: stream_pos(entry[0]))
 
     def _hold_back(
@@ -665,30 +684,41 @@ class RecordWriter:
         entries: Sequence[tuple[str, dict[str, str]]],
         tickets: set[str],
         messages: set[str],
-    ) -> list[tuple[str, dict[str, str]]]:
-        """The entries to write now. Held back a round, for up to `defer_s`: those of the
-        `tickets` named by message-only events alone (a receipt, its delivery) and not
-        recorded yet, and the delivery statuses of the `messages` not recorded yet. Such a
-        ticket or message is most often being written at this moment by another consumer,
-        in the batch that opened the ticket or added the message, and writing its row here
-        as well would wait on that transaction's row locks (the ticket's customer and
-        ticket, the message), so that the consumers would take turns. Once it is recorded,
-        the entries are written as messages only. One still not recorded after `defer_s`
-        (the batch that made it was set aside) is written whole, as before."""
+    ) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, dict[str, str]]]]:
+        """The entries to write now, and those to hold back a round, for up to `defer_s`:
+        those of the `tickets` named by message-only events alone (a receipt, its delivery)
+        and not recorded yet, and the delivery statuses of the `messages` not recorded yet.
+        Such a ticket or message is most often being written at this moment by another
+        consumer, in the batch that opened the ticket or added the message, and writing its
+        row here as well would wait on that transaction's row locks (the ticket's customer
+        and ticket, the message), so that the consumers would take turns. Once it is
+        recorded, the entries are written as messages only. One still not recorded after
+        `defer_s` (the batch that made it was set aside) is written whole, as before."""
         now = time.monotonic()
         kept: list[tuple[str, dict[str, str]]] = []
+        held: list[tuple[str, dict[str, str]]] = []
         for entry in entries:
             eid, fields = entry
             since = self._deferred[eid][1] if eid in self._deferred else now
             waits = fields.get("ticket") in tickets or (
                 fields.get("type") == EventType.DELIVERY and fields.get("message") in messages
             )
-            if waits and now - since < self.defer_s:
-                self._deferred[eid] = (entry, since)
-            else:
-                self._deferred.pop(eid, None)
-                kept.append(entry)
-        return kept
+            (held if waits and now - since < self.defer_s else kept).append(entry)
+        return kept, held
+
+    def _note_held(
+        self,
+        written: Sequence[tuple[str, dict[str, str]]],
+        held: Sequence[tuple[str, dict[str, str]]],
+    ) -> None:
+        """After a batch: the entries written are no longer held back; those held back are,
+        from the first round they were (their `defer_s` counts from then)."""
+        for eid, _ in written:
+            self._deferred.pop(eid, None)
+        now = time.monotonic()
+        for entry in held:
+            since = self._deferred[entry[0]][1] if entry[0] in self._deferred else now
+            self._deferred[entry[0]] = (entry, since)
 
     async def _write_entries(
         self,
@@ -696,23 +726,24 @@ class RecordWriter:
         entries: Sequence[tuple[str, dict[str, str]]],
         *,
         defer: bool,
-    ) -> list[tuple[str, dict[str, str]]]:
-        """Write `entries`, or those of them not held back (`_hold_back`); returns those
-        written."""
+    ) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, dict[str, str]]]]:
+        """Write `entries`, but those held back (`_hold_back`); returns those written and
+        those held back."""
         tickets = message_only_tickets(entries)
         messages = status_only_messages(entries) if defer else []
         with records_errors(self.info):
             held, messages_held = await self._recorded(conn, tickets, messages)
+        kept: list[tuple[str, dict[str, str]]] = list(entries)
+        waiting: list[tuple[str, dict[str, str]]] = []
         if defer:
-            entries = self._hold_back(
+            kept, waiting = self._hold_back(
                 entries, set(tickets) - held.keys(), set(messages) - messages_held
             )
-            if not entries:
-                return []
-        snap = await asyncio.to_thread(self.snapshot, entries, held)
-        with records_errors(self.info):
-            await self.write(conn, entries, snap)
-        return list(entries)
+        if kept:
+            snap = await asyncio.to_thread(self.snapshot, kept, held)
+            with records_errors(self.info):
+                await self.write(conn, kept, snap)
+        return kept, waiting
 
     async def _recorded(
         self, conn: psycopg.AsyncConnection[Any], ticket_ids: list[str], message_ids: list[str]
@@ -862,16 +893,13 @@ class RecordWriter:
             await conn.close()
 
     async def _write_deferred(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """On the way out, the entries held back (`_hold_back`) are written now, whole:
-        left pending, they would wait `claim_idle_ms` for another consumer to claim them."""
+        """On the way out, the entries held back (`_hold_back`) are written now, as any
+        entry is (whole if their ticket is still not recorded): left pending, they would
+        wait `claim_idle_ms` for another consumer to claim them, as they do when this
+        fails or the daemon stops without a connection."""
         entries = [entry for entry, _ in self._deferred.values()]
-        self._deferred.clear()
-        if not entries:
-            return
         try:
-            await self._write_entries(conn, entries, defer=False)
-            await asyncio.to_thread(self.acknowledge, [eid for eid, _ in entries])
-            self.state.written += len(entries)
+            await self._write_batch(conn, entries, defer=False)
         except Exception as exc:  # they stay pending: another consumer claims them
             log.warning("records: %d held-back entries left pending: %s", len(entries), exc)
 
