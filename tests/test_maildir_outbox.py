@@ -17,6 +17,7 @@ from omnidesk.model import Direction
 from tests.services import free_port, wait_for
 from tests.storekit import REDIS_URL
 from tests.test_daemon import ROOT, DaemonProc, daemon_yaml
+from tests.workerkit import writers_of
 
 # every customer message is acknowledged (its `service:` lines are the daemon's own here)
 RECEIPTS = ROOT / "tests" / "fixtures" / "config" / "receipts.yaml"
@@ -83,12 +84,17 @@ def test_a_receipt_goes_to_the_outbox_when_only_worker_processes_take_intake(
 
         assert wait_for(lambda: delivery() == "sent", timeout=10), delivery()
 
-        # the worker process writes PostgreSQL too: one more consumer of the records group
+        # the worker process writes PostgreSQL too, in a child process of its own: one more
+        # consumer of the records group
         def consumers() -> list[str]:
             found = store.r.xinfo_consumers(store.key("events"), GROUP)
             return [str(c["name"]) for c in found]
 
-        assert wait_for(lambda: any(f":{worker.pid}:" in c for c in consumers()), 10), consumers()
+        def the_workers_writer_reads() -> bool:
+            writers = writers_of(worker.pid)
+            return any(f":{pid}:" in c for pid in writers for c in consumers())
+
+        assert wait_for(the_workers_writer_reads, 10), (consumers(), writers_of(worker.pid))
         # the worker process never took the reply: it has no sender and would have failed it
         assert "deliver" not in worker_log.read_text("utf-8", "replace")
         assert daemon.stop() == 0
