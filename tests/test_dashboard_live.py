@@ -177,6 +177,16 @@ def shown(driver: Any, css: str, *, classes: bool = True) -> str:
         "return n.innerText + (arguments[1] ? ' ' + n.className : '');", css, classes))  # fmt: skip
 
 
+def attributes(driver: Any, css: str, *names: str) -> list[list[str]]:
+    """Each match's attributes `names`, read in one script, as `shown` reads text: rows
+    found in one call and read in the next may have been redrawn in between (a stale
+    element reference, seen in CI)."""
+    found = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(n => arguments[1].map(a => n.getAttribute(a) || ''));", css, list(names))  # fmt: skip
+    return [[str(value) for value in row] for row in found]
+
+
 def sign_in(driver: Any, token: str) -> None:
     assert wait_for(lambda: driver.find_element(By.ID, "token").is_displayed(), 15)
     driver.find_element(By.ID, "token").send_keys(token)
@@ -231,8 +241,8 @@ def test_supervisor_watches_live_and_reassigns(daemon: DaemonProc, browser: Any)
     assert wait_for(lambda: "لا يوجد موظف متصل" in text_of(browser, "agents-note"), 10)
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "not running" not in page and "يعمل" not in page
-    rows = browser.find_elements(By.CSS_SELECTOR, "#agents tbody tr")
-    assert {r.get_attribute("data-agent") for r in rows} >= {"amal", "omar", "huda", "boss"}
+    rows = attributes(browser, "#agents tbody tr", "data-agent")
+    assert {agent for (agent,) in rows} >= {"amal", "omar", "huda", "boss"}
 
     # omar comes online, gets a complaint pushed, and goes offline holding it
     assert call(daemon, "PUT", "/v1/me/presence", omar, {"status": "online"})[0] == 200
@@ -527,8 +537,7 @@ def test_dashboard_screenshots(showcase: DaemonProc, browser: Any, tmp_path: Pat
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", VIEWPORT)  # 1280x720
     browser.get(f"http://127.0.0.1:{daemon.port}/dashboard#token={tokens['boss']}&lang=ar")
     assert wait_for(lambda: browser.find_element(By.ID, "board").is_displayed(), 15)
-    queues = browser.find_elements(By.CSS_SELECTOR, "#queues li[data-queue]")
-    assert [q.get_attribute("data-queue") for q in queues] == [
+    assert [q for q, in attributes(browser, "#queues li[data-queue]", "data-queue")] == [
         "general", "complaints", "registration", "riyadh"
     ]  # fmt: skip
 
@@ -543,8 +552,7 @@ def test_dashboard_screenshots(showcase: DaemonProc, browser: Any, tmp_path: Pat
     assert wait_for(lambda: depths() == waiting, 10), depths()
 
     def risk_rows() -> list[str]:
-        rows = browser.find_elements(By.CSS_SELECTOR, "#risk tbody tr[data-ticket]")
-        return [str(r.get_attribute("data-ticket")) for r in rows]
+        return [t for (t,) in attributes(browser, "#risk tbody tr[data-ticket]", "data-ticket")]
 
     assert wait_for(lambda: sorted(risk_rows()) == sorted(complaints), 10), risk_rows()
     first = f"#risk tbody tr[data-ticket='{breached}']"
@@ -564,8 +572,8 @@ def test_dashboard_screenshots(showcase: DaemonProc, browser: Any, tmp_path: Pat
     assert "complaints" not in shown(browser, first, classes=False)
 
     def presences() -> dict[str, str]:
-        rows = browser.find_elements(By.CSS_SELECTOR, "#agents tbody tr[data-agent]")
-        return {str(r.get_attribute("data-agent")): str(r.get_attribute("class")) for r in rows}
+        rows = attributes(browser, "#agents tbody tr[data-agent]", "data-agent", "class")
+        return dict(rows)
 
     states = {"amal": "presence-online", "faisal": "presence-online", "huda": "presence-away",
               "omar": "presence-offline holding", "boss": "presence-offline",
