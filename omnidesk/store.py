@@ -69,7 +69,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -359,6 +359,20 @@ class Store:
         "language",
         "assignee",
     )
+
+    @guarded
+    def opened_at(self, ticket_ids: list[str]) -> dict[str, datetime]:
+        """When intake opened each ticket (its hash's `opened_ms`), for those that have it:
+        `updated_at` moves with every follow-up, `created_at` is the customer's own time.
+        One pipelined round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for tid in ticket_ids:
+            pipe.hget(self.keys.ticket(tid), "opened_ms")
+        return {
+            tid: datetime.fromtimestamp(int(opened) / 1000, UTC)
+            for tid, opened in zip(ticket_ids, pipe.execute(), strict=True)
+            if opened
+        }
 
     @guarded
     def ticket_heads(self, ticket_ids: list[str]) -> list[Ticket]:

@@ -6,7 +6,8 @@ missed (no clocks, or a follow-up not timed) and repairs them."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -80,6 +81,43 @@ def test_the_repair_sweep_starts_missing_clocks_and_times_missed_follow_ups(
     state = clocks.state(chat)
     assert state is not None and state.clocks["next_response"].state == "running"
     assert repair(clocks, later + timedelta(seconds=1)) == 0  # nothing left to repair
+
+
+def _opened_then_followed_up(runtime: Runtime, chat_id: int) -> tuple[str, datetime]:
+    """A chat ticket taken in without its hooks, then a follow-up 50 ms later (no hooks
+    either): its id and when intake opened it."""
+    first = runtime.process([telegram(1, chat_id, 1, "hello")])
+    tid = first.results[0].ticket_id
+    assert tid is not None
+    opened = runtime.store.opened_at([tid])[tid]
+    time.sleep(0.05)
+    follow_up = runtime.process([telegram(2, chat_id, 2, "anyone there?")])
+    assert [r.outcome for r in follow_up.results] == ["appended"]
+    ticket = runtime.store.get_ticket(tid)
+    assert ticket is not None and ticket.updated_at >= opened + timedelta(milliseconds=50)
+    return tid, opened
+
+
+def test_missed_clocks_start_when_intake_opened_the_ticket_not_at_a_later_follow_up(
+    runtime: Runtime,
+) -> None:
+    """The follow-up moved `updated_at`; the repair still times the first response from the
+    opening, as the missed hook would have (starting it later would push its due time out)."""
+    clocks = _clocks(runtime)
+    tid, opened = _opened_then_followed_up(runtime, 44)
+    assert repair(clocks, utcnow() + GRACE + timedelta(seconds=5)) == 1
+    state = clocks.state(tid)
+    assert state is not None and state.clocks["first_response"].started_at == opened
+
+
+def test_a_follow_up_hook_finding_no_clocks_starts_them_at_the_opening(runtime: Runtime) -> None:
+    clocks = _clocks(runtime)
+    tid, opened = _opened_then_followed_up(runtime, 45)
+    ticket = runtime.store.get_ticket(tid)
+    assert ticket is not None
+    clocks.on_customer_message(ticket)  # the follow-up's hook, finding no clocks
+    state = clocks.state(tid)
+    assert state is not None and state.clocks["first_response"].started_at == opened
 
 
 def _hook_failures(runtime: Runtime) -> int:

@@ -25,19 +25,20 @@ from omnidesk.sla.ticket import (
 class SlaHooks(SlaRecords):
     """Transitions for intake and agents, on the stored records."""
 
-    def on_opened(self, ticket: Ticket, now: datetime | None = None) -> SlaState | None:
-        """A new ticket: start its clocks (a second call for the same ticket changes nothing)."""
-        policy = self._policy_for(ticket)
-        if policy is None:
-            return None
+    def on_opened(
+        self, ticket: Ticket, now: datetime | None = None, opened: datetime | None = None
+    ) -> SlaState | None:
+        """A new ticket: start its clocks (a second call for the same ticket changes nothing);
+        `opened`, when intake opened it, where `updated_at` may have moved since."""
         at = now or self.clock()
-        calendar = self._queue_calendar(ticket.queue)
-        start = self.started_at(ticket, at)
+        opening = self.opening(ticket, at, opened)
+        if opening is None:
+            return None
 
         def change(state: SlaState | None) -> SlaState | None:
             if state is not None:
                 return state
-            return open_state(self.ctx, ticket.id, policy, calendar, start)
+            return open_state(self.ctx, ticket.id, *opening)
 
         return self._update(ticket.id, at, change)
 
@@ -45,8 +46,8 @@ class SlaHooks(SlaRecords):
         """The customer wrote again: resume paused clocks, time the next response; a ticket
         intake reopened gets its resolution clock back with what was left."""
         at = now or self.clock()
-        if self.state(ticket.id) is None:
-            return self.on_opened(ticket, at)
+        if self.state(ticket.id) is None:  # a hook missed its opening: from intake's time
+            return self.on_opened(ticket, at, self.store.opened_at([ticket.id]).get(ticket.id))
         reopened = Status(ticket.status) in (Status.NEW, Status.OPEN)
 
         def change(state: SlaState | None) -> SlaState | None:

@@ -34,8 +34,8 @@ close in id were opened close in time, so their wakeups cluster.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis
@@ -199,7 +199,12 @@ class SlaRecords:
 
     @guarded
     def open_many(
-        self, tickets: Iterable[Ticket], now: datetime | None = None, *, set_due: bool = False
+        self,
+        tickets: Iterable[Ticket],
+        now: datetime | None = None,
+        *,
+        set_due: bool = False,
+        opened_at: Mapping[str, datetime] | None = None,
     ) -> int:
         """Start the clocks of many new tickets at once: pipelined, one compare-and-set per
         ticket, so tickets that already have clocks keep them. Returns how many were opened.
@@ -208,8 +213,10 @@ class SlaRecords:
         moment under the same policy share one packed state (the record leaves the ticket id
         out), so it is computed once. A ticket whose clocks cannot be computed (a policy a
         reload removed) does not stop the others: they are written, then `PartialFailure`
-        names it."""
+        names it. `opened_at`: when intake opened tickets whose `updated_at` may have moved
+        since (the repair sweep's), their clocks' start (`started_at`)."""
         at = now or self.clock()
+        opened_at = opened_at or {}
         open_script = self._scripts["sla_open_many"]
         made: dict[tuple[str, str, datetime], tuple[bytes, str, datetime | None, str, str]] = {}
         opened: list[tuple[str, datetime | None]] = []
@@ -224,7 +231,7 @@ class SlaRecords:
 
         failed: dict[str, Exception] = {}
         for ticket in tickets:
-            key = self.opening(ticket, at)
+            key = self.opening(ticket, at, opened_at.get(ticket.id))
             if key is None:
                 continue
             if key not in made:
@@ -261,23 +268,29 @@ class SlaRecords:
             overdue,  # a repair can start clocks already past a deadline
         )
 
-    def opening(self, ticket: Ticket, now: datetime) -> tuple[str, str, datetime] | None:
+    def opening(
+        self, ticket: Ticket, now: datetime, opened: datetime | None = None
+    ) -> tuple[str, str, datetime] | None:
         """What a new ticket's clocks open with, its policy, queue calendar and start (None:
-        no policy); `first_dues` and `open_many` both take it from here, so the due time
-        intake stores is the one the clocks start with."""
+        no policy); `first_dues`, `open_many` and `on_opened` all take it from here, so the
+        due time intake stores is the one the clocks start with."""
         policy = self._policy_for(ticket)
         if policy is None:
             return None
-        return policy, self._queue_calendar(ticket.queue), self.started_at(ticket, now)
+        start = self.started_at(ticket, now, opened)
+        return policy, self._queue_calendar(ticket.queue), start
 
     @staticmethod
-    def started_at(ticket: Ticket, now: datetime) -> datetime:
-        """When a new ticket's clocks start: when intake stored it (its `updated_at`, the
-        time intake also took its first due time from, `first_dues`). A redelivery repairing
-        clocks that a crash left out so starts them as they would have, unless a follow-up
-        moved `updated_at` meanwhile: then from that follow-up. A time after `now` (a clock
-        that is behind, a test's) gives now."""
+    def started_at(ticket: Ticket, now: datetime, opened: datetime | None = None) -> datetime:
+        """When a ticket's clocks start: when intake opened it. That is `opened` (the hash's
+        `opened_ms`, `Store.opened_at`) where the caller has read it: clocks that a crash
+        left out start as they would have, though a follow-up has since moved `updated_at`.
+        Else `updated_at`, which for a ticket intake has just opened is that same time (the
+        one `first_dues` takes the first due time from). A time after `now` (a clock that is
+        behind, a test's) gives now."""
         stored = ticket.updated_at
+        if opened is not None and opened < stored - timedelta(milliseconds=1):
+            stored = opened  # moved since: `opened` keeps only the ms, `updated_at` the µs
         return stored if stored.tzinfo is not None and stored <= now else now
 
     def first_dues(self, drafts: list[Ticket]) -> list[datetime | None]:

@@ -7,8 +7,8 @@ duplicates start missing clocks again; a hook that fails for good is counted and
 here. This sweep is the net under both. Every `sla_repair_interval_s` the daemon reads the
 open tickets (statuses new and open) page by page and:
 
-- starts the clocks of a ticket that has none (from the time intake stored it:
-  `SlaClocks.started_at`);
+- starts the clocks of a ticket that has none (from the time intake opened it, its
+  `opened_ms`, though a follow-up came since: `SlaClocks.started_at`);
 - for a ticket whose latest customer message came after its last response clock stopped,
   with no response clock running, or whose resolution clock stopped while it is open
   again, applies the customer-message transition the hook would have applied.
@@ -173,8 +173,10 @@ def _start_clocks(clocks: SlaClocks, tickets: list[Ticket], at: datetime) -> int
     missing = [t for t in tickets if clocks._policy_for(t)]
     if not missing:
         return 0
+    # from when intake opened each, not from `updated_at`: a follow-up since moved that
+    opened_at = clocks.store.opened_at([t.id for t in missing])
     try:
-        return clocks.open_many(missing, at, set_due=True)
+        return clocks.open_many(missing, at, set_due=True, opened_at=opened_at)
     except PartialFailure as exc:
         for tid, error in exc.failed.items():
             _failed(clocks, tid, error)
