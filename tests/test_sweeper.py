@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,6 +24,7 @@ from omnidesk.model import Author, Channel, Decision, Inbound, Priority, Status,
 from omnidesk.sla.engine import SlaClocks
 from omnidesk.sla.records import wake_score
 from omnidesk.sla.sweeper import RETRY_S
+from omnidesk.sla.ticket import SlaState, earliest_due
 from omnidesk.store import Store, ms
 
 RIYADH = ZoneInfo("Asia/Riyadh")
@@ -374,6 +376,36 @@ def test_a_transition_during_a_sweep_is_not_lost(store, config, now) -> None:
     state = clocks.state(tid)
     assert state is not None and state.clocks["first_response"].outcome == "met"
     assert due_score(clocks, tid) == riyadh(2026, 1, 15, 15).timestamp() * 1000  # resolution 80 %
+
+
+def test_the_due_time_is_the_standing_records_when_another_transition_lands_right_after(
+    store, config, now
+) -> None:
+    """Another process's transition lands right after this one's compare-and-set. The
+    ticket's due time is set in the same script as the record, so it is the one of the record
+    that stands; set by a second call after it, this transition's would have come last."""
+    clocks = clocks_for(store, config, now)
+    other = clocks_for(store, config, now)  # a second process on the same ticket
+    tid = open_ticket(store, clocks, 1)
+    ticket = store.get_ticket(tid)
+    assert ticket is not None
+    write = clocks._write
+    raced: list[SlaState | None] = []
+
+    def then_the_other(*args: Any) -> int:
+        version = write(*args)
+        if version >= 0 and not raced:
+            raced.append(other.on_transfer(ticket, "backoffice", riyadh(2026, 1, 8, 15, 40)))
+        return version
+
+    clocks._write = then_the_other  # type: ignore[method-assign]
+    mine = clocks.on_agent_reply(ticket, riyadh(2026, 1, 8, 15, 30))
+    standing_state = clocks.state(tid)
+    assert mine is not None and raced and raced[0] is not None and standing_state is not None
+    assert standing_state.policy == "back_office"  # the transfer came last, over the reply
+    due, mine_due = earliest_due(standing_state), earliest_due(mine)
+    assert due is not None and mine_due is not None and due != mine_due
+    assert store.r.hget(store.key("ticket", tid), "due_at") == due.isoformat()
 
 
 def test_at_risk_orders_by_time_left_and_filters_by_queue(store, config, now) -> None:

@@ -34,6 +34,7 @@ close in id were opened close in time, so their wakeups cluster.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -170,7 +171,10 @@ class SlaRecords:
 
     @guarded
     def _write(self, ticket_id: str, version: int, state: SlaState, now: datetime) -> int:
+        """Compare-and-set the record, and with it the ticket's next due time, in one script
+        (sla_write.lua): the due time follows the order of the records' versions."""
         wake, overdue = wake_score(state, now)
+        due = earliest_due(state)
         args: list[EncodableT] = [
             ticket_id,
             version,
@@ -178,6 +182,9 @@ class SlaRecords:
             wake,
             standing(marks(state, now)),
             overdue,
+            ms(due) if due is not None else "",
+            due.isoformat() if due is not None else "",
+            int(time.time() * 1000),  # the due_changed event's time, as Store.set_due_many's
         ]
         return int(self._scripts["sla_write"](keys=[self.store.prefix], args=args))
 
@@ -191,9 +198,6 @@ class SlaRecords:
             if new is None or new == state:
                 return state
             if self._write(ticket_id, version, new, at) >= 0:
-                due = earliest_due(new)
-                if due is not None:
-                    self.store.set_due(ticket_id, due)
                 return new
         raise SlaConflict(f"SLA state of {ticket_id} kept changing; gave up")
 
