@@ -44,7 +44,7 @@ class EventType(StrEnum):
     CSAT_SENT = "csat_sent"  # agents/csat.py
     CSAT_REFUSED = "csat_refused"  # agents/csat.py
     CUSTOMER_CHANGED = "customer_changed"  # customer_move.lua
-    DUE_CHANGED = "due_changed"  # sla_open_many.lua, Store.set_due_many (the SLA hooks)
+    DUE_CHANGED = "due_changed"  # sla_write.lua (the SLA hooks), sla_open_many.lua, set_due.lua
     SLA_WARNED = "sla_warned"  # sla_commit.lua
     SLA_BREACHED = "sla_breached"  # sla_commit.lua
     NOTIFIED = "notified"  # pipeline.py (an SLA ladder notification)

@@ -153,6 +153,11 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def from_ms(stamp: int) -> datetime:
+    """The instant `ms` gave, in UTC."""
+    return datetime.fromtimestamp(stamp / 1000, UTC)
+
+
 # A ticket's or message's hash holds text (preview, subject, body) longer than Redis's
 # default `hash-max-listpack-value` (64 bytes): with it, every such hash becomes a hashtable,
 # two to three times the memory of a listpack. The embedded redis-server and the benchmark
@@ -362,16 +367,18 @@ class Store:
 
     @guarded
     def opened_at(self, ticket_ids: list[str]) -> dict[str, datetime]:
-        """When intake opened each ticket (its hash's `opened_ms`), for those that have it:
-        `updated_at` moves with every follow-up, `created_at` is the customer's own time.
-        One pipelined round trip."""
+        """When intake opened each ticket (its hash's `opened_ms`), for those it opened under
+        an SLA policy: the hash has the first due time intake stored (`due_at`). `updated_at`
+        moves with every follow-up, `created_at` is the customer's own time; a ticket that
+        had no policy then (one given it later, by a transfer or a reload) is left out, its
+        clocks are not owed from its opening. One pipelined round trip."""
         pipe = self.r.pipeline(transaction=False)
         for tid in ticket_ids:
-            pipe.hget(self.keys.ticket(tid), "opened_ms")
+            pipe.hmget(self.keys.ticket(tid), "opened_ms", "due_at")
         return {
-            tid: datetime.fromtimestamp(int(opened) / 1000, UTC)
-            for tid, opened in zip(ticket_ids, pipe.execute(), strict=True)
-            if opened
+            tid: from_ms(int(opened))
+            for tid, (opened, due) in zip(ticket_ids, pipe.execute(), strict=True)
+            if opened and due
         }
 
     @guarded
@@ -517,15 +524,15 @@ class Store:
 
     @guarded
     def set_due(self, ticket_id: str, due_at: datetime) -> None:
-        """The SLA engine's hook: reorder the ticket in its waiting set by its next due time."""
+        """Reorder the ticket in its waiting set by a due time (tools and tests; the SLA hooks
+        set theirs in their compare-and-set script, sla_write.lua)."""
         self.set_due_many([(ticket_id, due_at)])
 
     @guarded
     def set_due_many(self, dues: list[tuple[str, datetime]]) -> int:
         """`set_due` for many tickets in one script (lua/set_due.lua). A due time that moved
-        comes with a `due_changed` event: the records writer follows the stream, and this
-        write comes after the event of the change that moved it (a reply, a follow-up, a
-        transfer). Returns how many moved."""
+        comes with a `due_changed` event, which the records writer follows. Returns how many
+        moved."""
         if not dues:
             return 0
         args: list[str | int] = [int(time.time() * 1000)]

@@ -45,7 +45,7 @@ PAYLOADS = 5_000  # the issue's number: not to be shrunk
 FEED_S = 36.0  # the mails are dropped evenly over this long
 # When each fault hits, in seconds from the feed's start. A killed daemon's unacknowledged
 # batch is claimed by the next one after the writer's claim_idle_ms (30 s, looked for every
-# 5 s): the daemon goes first, so that wait ends with the feed.
+# 5 s): the daemon goes first, so that wait ends about with the feed (DRAIN_S covers it).
 DAEMON_KILL_AT = 3.0
 PG_STOP_AT = 7.0
 PG_STOP_S = 20.0

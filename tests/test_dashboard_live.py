@@ -537,7 +537,7 @@ def test_dashboard_screenshots(showcase: DaemonProc, browser: Any, tmp_path: Pat
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", VIEWPORT)  # 1280x720
     browser.get(f"http://127.0.0.1:{daemon.port}/dashboard#token={tokens['boss']}&lang=ar")
     assert wait_for(lambda: browser.find_element(By.ID, "board").is_displayed(), 15)
-    assert [q for q, in attributes(browser, "#queues li[data-queue]", "data-queue")] == [
+    assert [q for (q,) in attributes(browser, "#queues li[data-queue]", "data-queue")] == [
         "general", "complaints", "registration", "riyadh"
     ]  # fmt: skip
 

@@ -541,17 +541,19 @@ def test_a_dead_consumers_entries_are_claimed(runtime: Runtime, pg_url: str) -> 
 
 
 def test_dead_consumers_are_looked_for_every_few_seconds_not_at_every_read(
-    runtime: Runtime, pg_url: str
+    runtime: Runtime, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The look (XAUTOCLAIM) checks every pending entry of the group against the stream: at
-    every read it was 11 % of Redis's time in a burst. Now it runs every `claim_idle_ms`/2
-    at most (5 s by default), and still claims an entry once it has been idle that long."""
+    every read it was 11 % of Redis's time in a burst. It now runs every `CLAIM_EVERY_S`
+    (5 s) at most, goes on from where the last look stopped, and still claims every entry
+    idle for `claim_idle_ms`."""
     store = runtime.store
     runtime.process([web(f"رسالة {i}", email=f"k{i}@example.sa") for i in range(5)])
     dead = RecordWriter(store, pg_url, consumer="dead")
     dead.ensure_group()
-    assert len(dead.read()) == 10  # delivered to "dead", which then dies before writing
-    alive = RecordWriter(store, pg_url, consumer="alive", claim_idle_ms=400)
+    taken = dead.read()  # delivered to "dead", which then dies before writing
+    assert len(taken) == 10
+    alive = RecordWriter(store, pg_url, consumer="alive", batch=4)
     looks: list[str] = []
     claim = store.r.xautoclaim
 
@@ -560,12 +562,17 @@ def test_dead_consumers_are_looked_for_every_few_seconds_not_at_every_read(
         return claim(*args, **kwargs)
 
     store.r.xautoclaim = counted  # type: ignore[method-assign]
-    assert alive.read() == []  # not idle long enough yet
-    assert alive.read() == [] and alive.read() == []
-    assert looks == ["0-0"]  # one look, not one per read
-    time.sleep(0.45)
-    assert len(alive.read()) == 10
-    assert len(looks) == 2
+    assert alive.read() == [] and alive.read() == [] and alive.read() == []
+    assert looks == ["0-0"]  # not idle long enough yet; one look, not one per read
+    # a minute on: the entries have been idle that long, and the next look is due
+    store.r.xclaim(store.key("events"), GROUP, "dead", 0, [e for e, _ in taken], idle=60_000)
+    later = time.monotonic() + 60
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    claimed = [alive.read(), alive.read(), alive.read(), alive.read()]
+    assert [len(batch) for batch in claimed] == [4, 4, 2, 0]
+    assert sorted(e for batch in claimed for e, _ in batch) == sorted(e for e, _ in taken)
+    assert looks[1] == "0-0" and len(looks) == 4  # the fourth read looked no more
+    assert looks[2:] == [claimed[1][0][0], claimed[2][0][0]]  # each from where one stopped
 
 
 def test_postgresql_away_loses_nothing(runtime: Runtime, pg_url: str) -> None:

@@ -83,19 +83,25 @@ def test_the_repair_sweep_starts_missing_clocks_and_times_missed_follow_ups(
     assert repair(clocks, later + timedelta(seconds=1)) == 0  # nothing left to repair
 
 
-def _opened_then_followed_up(runtime: Runtime, chat_id: int) -> tuple[str, datetime]:
-    """A chat ticket taken in without its hooks, then a follow-up 50 ms later (no hooks
-    either): its id and when intake opened it."""
+def _opened_then_followed_up(
+    runtime: Runtime, chat_id: int, clocks: SlaClocks | None
+) -> tuple[str, datetime, datetime]:
+    """A chat ticket whose clocks' hook never ran, then a follow-up 50 ms later (no hooks
+    either): its id, and its `updated_at` after each. With `clocks`,
+    intake stored the ticket's first due time (`first_dues` runs before the script, as in
+    the daemon); without, it had no policy to take one from."""
+    runtime.intake.hooks = IntakeHooks(first_dues=clocks.first_dues if clocks else None)
     first = runtime.process([telegram(1, chat_id, 1, "hello")])
     tid = first.results[0].ticket_id
     assert tid is not None
-    opened = runtime.store.opened_at([tid])[tid]
+    opened = runtime.store.get_ticket(tid)
+    assert opened is not None
     time.sleep(0.05)
     follow_up = runtime.process([telegram(2, chat_id, 2, "anyone there?")])
     assert [r.outcome for r in follow_up.results] == ["appended"]
     ticket = runtime.store.get_ticket(tid)
-    assert ticket is not None and ticket.updated_at >= opened + timedelta(milliseconds=50)
-    return tid, opened
+    assert ticket is not None and ticket.updated_at >= opened.updated_at + timedelta(seconds=0.05)
+    return tid, opened.updated_at, ticket.updated_at
 
 
 def test_missed_clocks_start_when_intake_opened_the_ticket_not_at_a_later_follow_up(
@@ -104,7 +110,9 @@ def test_missed_clocks_start_when_intake_opened_the_ticket_not_at_a_later_follow
     """The follow-up moved `updated_at`; the repair still times the first response from the
     opening, as the missed hook would have (starting it later would push its due time out)."""
     clocks = _clocks(runtime)
-    tid, opened = _opened_then_followed_up(runtime, 44)
+    tid, opened_stamp, _ = _opened_then_followed_up(runtime, 44, clocks)
+    opened = runtime.store.opened_at([tid])[tid]
+    assert abs(opened - opened_stamp) < timedelta(milliseconds=1)
     assert repair(clocks, utcnow() + GRACE + timedelta(seconds=5)) == 1
     state = clocks.state(tid)
     assert state is not None and state.clocks["first_response"].started_at == opened
@@ -112,12 +120,25 @@ def test_missed_clocks_start_when_intake_opened_the_ticket_not_at_a_later_follow
 
 def test_a_follow_up_hook_finding_no_clocks_starts_them_at_the_opening(runtime: Runtime) -> None:
     clocks = _clocks(runtime)
-    tid, opened = _opened_then_followed_up(runtime, 45)
+    tid, _, _ = _opened_then_followed_up(runtime, 45, clocks)
+    opened = runtime.store.opened_at([tid])[tid]
     ticket = runtime.store.get_ticket(tid)
     assert ticket is not None
     clocks.on_customer_message(ticket)  # the follow-up's hook, finding no clocks
     state = clocks.state(tid)
     assert state is not None and state.clocks["first_response"].started_at == opened
+
+
+def test_a_ticket_opened_with_no_policy_owes_no_time_from_its_opening(runtime: Runtime) -> None:
+    """No first due time on the hash: intake had no policy for it (one came later, by a
+    transfer or a reload). Its clocks start when they are found missing, from `updated_at`,
+    not at the opening: they would be breached at once for time nobody promised."""
+    clocks = _clocks(runtime)
+    tid, _, followed_up = _opened_then_followed_up(runtime, 46, None)
+    assert runtime.store.opened_at([tid]) == {}
+    assert repair(clocks, utcnow() + GRACE + timedelta(seconds=5)) == 1
+    state = clocks.state(tid)
+    assert state is not None and state.clocks["first_response"].started_at == followed_up
 
 
 def _hook_failures(runtime: Runtime) -> int:

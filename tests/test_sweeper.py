@@ -406,6 +406,9 @@ def test_the_due_time_is_the_standing_records_when_another_transition_lands_righ
     due, mine_due = earliest_due(standing_state), earliest_due(mine)
     assert due is not None and mine_due is not None and due != mine_due
     assert store.r.hget(store.key("ticket", tid), "due_at") == due.isoformat()
+    # what the records writer copies into PostgreSQL: each move once, the standing one last
+    moves = [e["due_at"] for e in events(store, "due_changed")]
+    assert moves == [mine_due.isoformat(), due.isoformat()]
 
 
 def test_at_risk_orders_by_time_left_and_filters_by_queue(store, config, now) -> None:

@@ -8,7 +8,8 @@ writes snapshot and events into PostgreSQL in one transaction; only then does it
 acknowledge the entries. So:
 
 - exactly once across daemons: each entry goes to one consumer; an entry whose consumer
-  died unacknowledged is claimed by another after `claim_idle_ms`; writing an entry twice
+  died unacknowledged is claimed by another after `claim_idle_ms` (looked for every
+  `CLAIM_EVERY_S`); writing an entry twice
   changes nothing (events are keyed by stream id, rows by id, and a snapshot older than
   the row's `synced_pos` never overwrites it);
 - PostgreSQL down: nothing is acknowledged, intake goes on in Redis, the backlog is shown
@@ -39,6 +40,7 @@ from typing import Any
 import msgspec
 import psycopg
 import redis
+from redis.utils import str_if_bytes
 
 from omnidesk.db.connect import RecordsUnavailable, connect_async, is_transient, records_errors
 from omnidesk.db.migrate import upgrade
@@ -49,7 +51,7 @@ from omnidesk.events import MESSAGE_ONLY_TYPES, EventType
 from omnidesk.intake import post_key
 from omnidesk.model import SYSTEM_ACTORS
 from omnidesk.replies import entries, read_entries, text_fields
-from omnidesk.store import Store, guarded, lua, ms
+from omnidesk.store import Store, from_ms, guarded, lua, ms
 
 log = logging.getLogger("omnidesk.records")
 
@@ -96,7 +98,7 @@ def stream_pos(entry_id: str) -> int:
 
 
 def entry_time(entry_id: str) -> datetime:
-    return datetime.fromtimestamp(int(entry_id.partition("-")[0]) / 1000, UTC)
+    return from_ms(int(entry_id.partition("-")[0]))
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -106,7 +108,7 @@ def _ts(value: str | None) -> datetime | None:
 
 
 def _ms_ts(value: str | None) -> datetime | None:
-    return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+    return from_ms(int(value)) if value else None
 
 
 def _json_list(value: str | None) -> list[Any]:
@@ -237,7 +239,7 @@ class RecordWriter:
         if time.monotonic() >= self._next_claim:
             claimed = r.xautoclaim(self.stream, GROUP, self.consumer, self.claim_idle_ms,
                                    self._claim_from, count=self.batch)  # fmt: skip
-            self._claim_from = claimed[0]  # "0-0": the whole pending list was looked at
+            self._claim_from = str_if_bytes(claimed[0])  # "0-0": the whole list was looked at
             if self._claim_from == "0-0":
                 self._next_claim = time.monotonic() + self._claim_every_s
             left = [(eid, f) for eid, f in entries(claimed[1]) if f]

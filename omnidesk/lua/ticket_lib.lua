@@ -39,9 +39,10 @@ local function urgency_due(score)
   return score % URGENCY_BAND
 end
 
--- A ticket's next SLA due time (Store.set_due_many, sla_open_many.lua): its urgency score
--- and, while it waits for an agent, its place in the queue, with a due_changed event for the
--- records writer. Nothing when the ticket is gone or already has this due time. 1 if moved.
+-- A ticket's next SLA due time (sla_write.lua, sla_open_many.lua, Store.set_due_many): its
+-- urgency score and, while it waits for an agent, its place in the queue, with a due_changed
+-- event for the records writer. Nothing when the ticket is gone or already has this due
+-- time. 1 if moved.
 local DUE_RANK = {low = 0, normal = 1, high = 2, urgent = 3}
 local function set_due(p, tid, due_ms, due_iso, ts)
   local tkey = p .. "ticket:" .. tid

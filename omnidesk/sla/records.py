@@ -287,13 +287,15 @@ class SlaRecords:
     @staticmethod
     def started_at(ticket: Ticket, now: datetime, opened: datetime | None = None) -> datetime:
         """When a ticket's clocks start: when intake opened it. That is `opened` (the hash's
-        `opened_ms`, `Store.opened_at`) where the caller has read it: clocks that a crash
-        left out start as they would have, though a follow-up has since moved `updated_at`.
-        Else `updated_at`, which for a ticket intake has just opened is that same time (the
-        one `first_dues` takes the first due time from). A time after `now` (a clock that is
+        `opened_ms`, `Store.opened_at`) where the caller has read it (the repair sweep, a
+        follow-up's hook finding no clocks): clocks a hook missed start as they would have,
+        though a follow-up has since moved `updated_at`. Else `updated_at`, which for a
+        ticket intake has just opened is that same time (the one `first_dues` takes the
+        first due time from); a batch's redelivery, seconds later, takes it too (only a
+        follow-up in between would have moved it). A time after `now` (a clock that is
         behind, a test's) gives now."""
         stored = ticket.updated_at
-        if opened is not None and opened < stored - timedelta(milliseconds=1):
+        if opened is not None and stored.tzinfo and opened < stored - timedelta(milliseconds=1):
             stored = opened  # moved since: `opened` keeps only the ms, `updated_at` the µs
         return stored if stored.tzinfo is not None and stored <= now else now
 

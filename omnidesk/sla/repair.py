@@ -19,7 +19,8 @@ Every write is the same compare-and-set as the hooks', so a sweep racing a hook 
 What a pass costs: per open ticket, two HGETs (its `updated_at` and its SLA record),
 pipelined `PAGE` tickets to a round trip, with a `PAGE_PAUSE_S` pause between pages in the
 daemon; and only for the few tickets that may need a repair (no clocks; no response clock
-running; resolution stopped) their head and their last `LAST_MESSAGES` messages. 100,000
+running; resolution stopped) their head and their last `LAST_MESSAGES` messages (and,
+for those with no clocks, when intake opened them). 100,000
 open tickets are 200 pages of two round trips each, spread by the pauses over 20 s or more.
 Pages are read by offset, so a ticket whose status changes during a pass may be missed by
 it; the next pass takes it.
