@@ -267,6 +267,9 @@ def test_5000_dropped_payloads_reach_postgresql_once_through_kills_and_restarts(
         # child process of its own)
         live = {rig.daemon.pid, *(pid for w in rig.workers for pid in writers_of(w.pid))}
         pruned = wait_until(lambda: _consumer_pids(rig) == live, 15)
+        # /healthz gives the daemon's writer's last look, up to a round behind Redis: the
+        # last claimed entries may have been written by another consumer a moment ago
+        wait_until(lambda: rig.health()["records"]["backlog"] == 0, 10)
         health = rig.health()
         faults.note(f"stream {rig.stream_length()} entries; healthz records {health['records']}")
         story = "\n".join(faults.lines) + f"\n{rig.exited()}"
