@@ -558,16 +558,16 @@ def test_dashboard_screenshots(showcase: DaemonProc, browser: Any, tmp_path: Pat
     first = f"#risk tbody tr[data-ticket='{breached}']"
     out = ROOT / "docs" / "screenshots" if os.environ.get("OMNIDESK_SCREENSHOTS") else tmp_path
     # The README's picture waits until the breach is a minute old ("breached 1 min ago"); a
-    # check run takes it at once, "breached under a minute ago", and saves CI that minute.
+    # check run takes the breached row as soon as it shows, whatever its age, and saves CI
+    # that minute (on a slow machine the row may be past a minute already).
     picture = out != tmp_path
 
     def breached_row() -> bool:
         for agent in ("huda", "amal", "faisal"):  # their presence lives 90 s without one
             assert call(daemon, "POST", "/v1/me/heartbeat", tokens[agent])[0] == 200
         row = shown(browser, first)
-        under_a_minute = "أقل من دقيقة" in row
-        age_shown = not under_a_minute if picture else under_a_minute
-        return "level-breached" in row and "متجاوزة منذ" in row and age_shown
+        aged = "أقل من دقيقة" not in row or not picture
+        return "level-breached" in row and "متجاوزة منذ" in row and aged
 
     assert wait_for(breached_row, 120 if picture else 30, every=2), shown(browser, first)
     assert risk_rows()[0] == breached  # least time left first
