@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,6 +65,9 @@ DEDUPE_WINDOW = timedelta(days=30)  # default of service.dedupe_window_days
 # What a hook returns is not used: the SLA engine's hooks return the state they wrote.
 Hook = Callable[[Ticket], object]
 BatchHook = Callable[[list[Ticket]], None]
+# The batch's new tickets, and when intake opened those a redelivery read back (their
+# `updated_at` may have moved since: a follow-up taken in before the redelivery)
+OpenedHook = Callable[[list[Ticket], Mapping[str, datetime]], None]
 # Before the script: the first SLA due time of each ticket the batch may open (None: no clocks)
 DueHook = Callable[[list[Ticket]], list[datetime | None]]
 
@@ -82,7 +85,7 @@ class IntakeHooks:
 
     on_opened: Hook = _no_op
     on_customer_message: Hook = _no_op
-    on_opened_many: BatchHook | None = None
+    on_opened_many: OpenedHook | None = None
     # Before the script: a new ticket is stored with its first due time (its queue order, and
     # its PostgreSQL row from its first event on), the one its clocks then start with.
     first_dues: DueHook | None = None
@@ -170,7 +173,8 @@ class Intake:
         ):
             return
         # A duplicate is a redelivery: the process that opened the ticket may have died
-        # before its hooks ran, so it goes through on_opened again (which then does nothing).
+        # before its hooks ran, so it goes through on_opened again (which then does nothing,
+        # or starts the clocks from when intake opened the ticket: `opened_at`).
         opened = [
             r.ticket_id
             for r in results
@@ -183,8 +187,10 @@ class Intake:
             return
         heads = {r.ticket.id: r.ticket for r in results if r.ticket is not None}
         redelivered = [tid for tid in dict.fromkeys(opened) if tid not in heads]
+        opened_at: dict[str, datetime] = {}
         if redelivered:
             heads.update((t.id, t) for t in self.store.ticket_heads(redelivered))
+            opened_at = self.store.opened_at(redelivered)
         tickets = {t.id: t for t in self.store.get_tickets(list(dict.fromkeys(appended)))}
         # A transient hook error fails the batch: it is retried (the intake is idempotent,
         # and the redelivery's duplicates run on_opened again). A permanent one is counted
@@ -192,7 +198,7 @@ class Intake:
         # still missed a step.
         new = [heads[tid] for tid in dict.fromkeys(opened) if tid in heads]
         if hooks.on_opened_many is not None:
-            self._open_many(hooks.on_opened_many, hooks.on_opened, new)
+            self._open_many(hooks.on_opened_many, hooks.on_opened, new, opened_at)
         else:
             for ticket in new:
                 self._hook("on_opened", hooks.on_opened, ticket)
@@ -202,11 +208,18 @@ class Intake:
         if hooks.after_opened is not None and new:
             hooks.after_opened(new)
 
-    def _open_many(self, many: BatchHook, one: Hook, tickets: list[Ticket]) -> None:
+    def _open_many(
+        self,
+        many: OpenedHook,
+        one: Hook,
+        tickets: list[Ticket],
+        opened_at: Mapping[str, datetime],
+    ) -> None:
         """`on_opened_many`; if it fails for good without saying for which tickets, each
-        ticket is tried on its own (`on_opened` leaves clocks already started alone)."""
+        ticket is tried on its own (`on_opened` leaves clocks already started alone, and
+        starts a redelivered one from its `updated_at`: a failure on top of a redelivery)."""
         try:
-            many(tickets)
+            many(tickets, opened_at)
         except PartialFailure as exc:
             for tid, error in exc.failed.items():
                 self._hook_failed("on_opened", tid, error)

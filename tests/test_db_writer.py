@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -247,11 +248,11 @@ def test_a_new_tickets_first_due_time_is_in_its_row_from_its_first_batch(
     assert start_clocks is not None
     before_clocks: list[str | None] = []
 
-    def opened_many(tickets: list[Ticket]) -> None:
+    def opened_many(tickets: list[Ticket], opened_at: Mapping[str, datetime]) -> None:
         """What the ticket hash held when the script was done: a writer may read it then."""
         before_clocks.extend(runtime.store.r.hget(runtime.store.key("ticket", t.id), "due_at")
                              for t in tickets)  # fmt: skip
-        start_clocks(tickets)
+        start_clocks(tickets, opened_at)
 
     hooks.on_opened_many = opened_many
     (opened,) = runtime.process([web("أرغب في تجديد الرخصة", email="d1@example.sa")]).results

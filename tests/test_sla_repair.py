@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import pytest
@@ -38,11 +39,11 @@ def test_a_failing_hook_fails_the_batch_and_the_retry_starts_the_clocks(
     assert real is not None
     calls: list[int] = []
 
-    def blip_once(tickets: list[Ticket]) -> None:
+    def blip_once(tickets: list[Ticket], opened_at: Mapping[str, datetime]) -> None:
         calls.append(len(tickets))
         if len(calls) == 1:
             raise StoreUnavailable("redis unavailable: a blip between intake and its hook")
-        real(tickets)
+        real(tickets, opened_at)
 
     hooks.on_opened_many = blip_once
     runtime.intake.hooks = hooks
@@ -127,6 +128,28 @@ def test_a_follow_up_hook_finding_no_clocks_starts_them_at_the_opening(runtime: 
     clocks.on_customer_message(ticket)  # the follow-up's hook, finding no clocks
     state = clocks.state(tid)
     assert state is not None and state.clocks["first_response"].started_at == opened
+
+
+def test_a_redelivered_batch_starts_missed_clocks_when_intake_opened_the_ticket(
+    runtime: Runtime,
+) -> None:
+    """The process died after the script, before the hooks; a follow-up came in (its hooks
+    lost too) and moved `updated_at`; then the batch came back: its duplicate starts the
+    clocks from the opening, and the first due time intake stored stays where it was."""
+    clocks = _clocks(runtime)
+    tid, opened_stamp, followed_stamp = _opened_then_followed_up(runtime, 47, clocks)
+    stored_due = runtime.store.r.hget(runtime.store.key("ticket", tid), "due_at")
+    assert stored_due
+    runtime.intake.hooks = clocks.intake_hooks()
+    again = runtime.process([telegram(1, 47, 1, "hello")])  # the first batch, redelivered
+    assert [(r.outcome, r.ticket_id) for r in again.results] == [("duplicate", tid)]
+    state = clocks.state(tid)
+    assert state is not None
+    started = state.clocks["first_response"].started_at
+    assert abs(started - opened_stamp) < timedelta(milliseconds=1), (started, followed_stamp)
+    due = datetime.fromisoformat(runtime.store.r.hget(runtime.store.key("ticket", tid), "due_at"))
+    # `opened_ms` keeps the ms only: the due time may move by under 1 ms, not by the 50 ms
+    assert abs(due - datetime.fromisoformat(stored_due)) < timedelta(milliseconds=1)
 
 
 def test_a_ticket_opened_with_no_policy_owes_no_time_from_its_opening(runtime: Runtime) -> None:

@@ -288,11 +288,10 @@ class SlaRecords:
     def started_at(ticket: Ticket, now: datetime, opened: datetime | None = None) -> datetime:
         """When a ticket's clocks start: when intake opened it. That is `opened` (the hash's
         `opened_ms`, `Store.opened_at`) where the caller has read it (the repair sweep, a
-        follow-up's hook finding no clocks): clocks a hook missed start as they would have,
-        though a follow-up has since moved `updated_at`. Else `updated_at`, which for a
-        ticket intake has just opened is that same time (the one `first_dues` takes the
-        first due time from); a batch's redelivery, seconds later, takes it too (only a
-        follow-up in between would have moved it). A time after `now` (a clock that is
+        follow-up's hook finding no clocks, a batch's redelivery): clocks a hook missed
+        start as they would have, though a follow-up has since moved `updated_at`. Else
+        `updated_at`, which for a ticket intake has just opened is that same time (the one
+        `first_dues` takes the first due time from). A time after `now` (a clock that is
         behind, a test's) gives now."""
         stored = ticket.updated_at
         if opened is not None and stored.tzinfo and opened < stored - timedelta(milliseconds=1):
@@ -319,9 +318,12 @@ class SlaRecords:
             out.append(dues[key])
         return out
 
-    def on_opened_many(self, tickets: list[Ticket]) -> None:
-        """Intake's batch hook: a whole batch's new tickets get their clocks in one go."""
-        self.open_many(tickets, set_due=True)
+    def on_opened_many(
+        self, tickets: list[Ticket], opened_at: Mapping[str, datetime] | None = None
+    ) -> None:
+        """Intake's batch hook: a whole batch's new tickets get their clocks in one go;
+        those a redelivery read back start when intake opened them (`opened_at`)."""
+        self.open_many(tickets, set_due=True, opened_at=opened_at)
 
     def _queue_calendar(self, queue: str) -> str:
         q = self.config.queues.get(queue)
