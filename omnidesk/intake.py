@@ -173,8 +173,9 @@ class Intake:
         ):
             return
         # A duplicate is a redelivery: the process that opened the ticket may have died
-        # before its hooks ran, so it goes through on_opened again (which then does nothing,
-        # or starts the clocks from when intake opened the ticket: `opened_at`).
+        # before its hooks ran, so it goes through on_opened again (which then does nothing;
+        # or, through on_opened_many, starts the clocks from when intake opened the ticket:
+        # `opened_at`).
         opened = [
             r.ticket_id
             for r in results
@@ -190,7 +191,8 @@ class Intake:
         opened_at: dict[str, datetime] = {}
         if redelivered:
             heads.update((t.id, t) for t in self.store.ticket_heads(redelivered))
-            opened_at = self.store.opened_at(redelivered)
+            if hooks.on_opened_many is not None:
+                opened_at = self.store.opened_at(redelivered)
         tickets = {t.id: t for t in self.store.get_tickets(list(dict.fromkeys(appended)))}
         # A transient hook error fails the batch: it is retried (the intake is idempotent,
         # and the redelivery's duplicates run on_opened again). A permanent one is counted

@@ -218,7 +218,8 @@ class SlaRecords:
         out), so it is computed once. A ticket whose clocks cannot be computed (a policy a
         reload removed) does not stop the others: they are written, then `PartialFailure`
         names it. `opened_at`: when intake opened tickets whose `updated_at` may have moved
-        since (the repair sweep's), their clocks' start (`started_at`)."""
+        since (the repair sweep's, a redelivered batch's), their clocks' start
+        (`started_at`)."""
         at = now or self.clock()
         opened_at = opened_at or {}
         open_script = self._scripts["sla_open_many"]
